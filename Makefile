@@ -1,0 +1,77 @@
+# crmd: a plain Makefile. `make` builds build/crmd; `make run` and `make check`
+# first install any missing Debian packages (see `deps`).
+
+CC      ?= gcc
+PKGS    := libh2o-evloop jansson sqlite3 libcrypto
+DEBS    := build-essential pkg-config libh2o-dev libh2o-evloop-dev libjansson-dev \
+           libsqlite3-dev libssl-dev libcriterion-dev python3-pytest python3-requests \
+           sqlite3 curl
+PYTHON  := /usr/bin/python3
+
+OPT     ?= -O2
+SAN     ?=
+CFLAGS  := -std=c17 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 $(OPT) -g -Wall -Wextra -Werror \
+           -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers $(SAN) \
+           -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LDFLAGS := $(SAN)
+
+BUILD   ?= build
+SRCS    := $(shell find src -name '*.c' | sort)
+OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+LIBOBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
+UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_*.c))
+
+.PHONY: all deps run check unit api clean format
+all: $(BUILD)/crmd
+
+$(BUILD)/crmd: $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# Unit tests link every object but main.o, so a test can call anything.
+$(BUILD)/unit/%: tests/unit/%.c $(LIBOBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBOBJS) $(LDFLAGS) $(LDLIBS) -lcriterion
+
+-include $(OBJS:.o=.d)
+
+# Installs what is missing with apt-get when root; otherwise prints the exact
+# command and stops.
+deps:
+	@missing=""; for p in $(DEBS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    (apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) >&2 || exit 1; \
+	  else \
+	    echo "missing Debian packages; run:  sudo apt-get install -y$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@mkdir -p var
+	@./scripts/run.sh $(BUILD)/crmd
+
+unit: $(UNIT)
+	@set -e; for t in $(UNIT); do echo "== $$t"; $$t; done
+
+api: $(BUILD)/crmd
+	CRMD_BIN=$(abspath $(BUILD)/crmd) $(PYTHON) -m pytest -q tests/api
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory api
+
+format:
+	clang-format -i $(SRCS) $(wildcard src/*/*.h tests/unit/*.c)
+
+clean:
+	rm -rf $(BUILD)
