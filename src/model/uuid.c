@@ -1,0 +1,117 @@
+/*
+ * uuid.c: RFC 9562 version 7 ids and the canonical text form.
+ *
+ * Layout (big-endian, 128 bits):
+ *   48 bits unix_ts_ms | 4 bits version (7) | 12 bits rand_a |
+ *   2 bits variant (10) | 62 bits rand_b
+ *
+ * Monotonicity follows RFC 9562 section 6.2, method 1: rand_a is a counter.
+ * Each thread remembers the last millisecond it used and the counter value.
+ * A new millisecond reseeds the counter randomly in its lower half, so at
+ * least 2048 ids fit in one millisecond before the counter runs out. When it
+ * does run out, or when the clock steps back, the thread keeps using (and if
+ * need be advances) its own last millisecond instead of the clock's, so ids
+ * keep increasing; the embedded time then runs slightly ahead of the clock,
+ * which the RFC allows.
+ */
+#include "model/uuid.h"
+
+#include <assert.h>
+#include <openssl/rand.h>
+
+/* The largest timestamp the 48-bit field holds. */
+#define UUID_MS_MAX ((int64_t)0xFFFFFFFFFFFF)
+#define COUNTER_MAX 0xFFF
+
+/* Per-thread generator state; no locking is needed because no thread ever
+ * sees another's. */
+static _Thread_local struct {
+    bool started;
+    int64_t last_ms;
+    unsigned counter; /* 0..COUNTER_MAX */
+} gen;
+
+static const char HEX[] = "0123456789abcdef";
+
+int uuid_v7(int64_t ms, char out[UUID_BUFSZ])
+{
+    assert(out != NULL);
+
+    /* Fetch all randomness first so that a failure leaves the state as it
+     * was: 8 bytes for rand_b and 2 for a possible counter seed. */
+    unsigned char rnd[10];
+    if (RAND_bytes(rnd, (int)sizeof rnd) != 1) return -1;
+
+    if (ms < 0) ms = 0;
+    if (ms > UUID_MS_MAX) ms = UUID_MS_MAX;
+
+    unsigned seed = ((unsigned)rnd[8] << 8 | rnd[9]) & (COUNTER_MAX >> 1);
+    if (!gen.started || ms > gen.last_ms) {
+        gen.started = true;
+        gen.last_ms = ms;
+        gen.counter = seed;
+    } else if (gen.counter < COUNTER_MAX) {
+        /* Same millisecond, or the clock went back: stay on last_ms. */
+        gen.counter++;
+    } else if (gen.last_ms < UUID_MS_MAX) {
+        /* The counter is spent: borrow the next millisecond. */
+        gen.last_ms++;
+        gen.counter = seed;
+    } else {
+        /* The 48-bit clock is exhausted (the year 10889); ids stay unique
+         * through rand_b but can no longer increase. */
+        gen.counter = seed;
+    }
+
+    unsigned char b[16];
+    uint64_t t = (uint64_t)gen.last_ms;
+    for (int k = 0; k < 6; k++)
+        b[k] = (unsigned char)(t >> (8 * (5 - k)));
+    b[6] = (unsigned char)(0x70 | (gen.counter >> 8));
+    b[7] = (unsigned char)(gen.counter & 0xFF);
+    for (int k = 0; k < 8; k++)
+        b[8 + k] = rnd[k];
+    b[8] = (unsigned char)(0x80 | (b[8] & 0x3F));
+
+    size_t o = 0;
+    for (int k = 0; k < 16; k++) {
+        if (k == 4 || k == 6 || k == 8 || k == 10) out[o++] = '-';
+        out[o++] = HEX[b[k] >> 4];
+        out[o++] = HEX[b[k] & 0xF];
+    }
+    assert(o == UUID_STRLEN);
+    out[o] = '\0';
+    return 0;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+bool uuid_parse(const char *s, size_t len, char out[UUID_BUFSZ])
+{
+    assert(out != NULL);
+    out[0] = '\0';
+    if (s == NULL || len != UUID_STRLEN) return false;
+
+    char tmp[UUID_BUFSZ];
+    for (size_t i = 0; i < UUID_STRLEN; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-') return false;
+            tmp[i] = '-';
+        } else {
+            int v = hex_value(s[i]);
+            if (v < 0) return false;
+            tmp[i] = HEX[v];
+        }
+    }
+    tmp[UUID_STRLEN] = '\0';
+    /* Written only on success, so out never holds half an id. */
+    for (size_t i = 0; i < UUID_BUFSZ; i++)
+        out[i] = tmp[i];
+    return true;
+}
