@@ -1,0 +1,102 @@
+/*
+ * api.h: the API's request handling, shared by its files.
+ *
+ * Data flows one way: route (router.c) -> authenticate (auth.c) -> decode
+ * and validate (model/codec.c) -> store (store/) -> render (model/codec.c),
+ * all on the thread that received the request, which owns an api_thread_t.
+ */
+#ifndef CRMD_API_API_H
+#define CRMD_API_API_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "h2o.h"
+
+#include "api/router.h"
+#include "auth/jwt.h"
+#include "model/codec.h"
+#include "model/jsonw.h"
+#include "store/store.h"
+
+/* The largest request body accepted (413 beyond). */
+#define API_MAX_BODY (1024 * 1024)
+
+/* What every thread shares; read-only while serving. */
+typedef struct api_shared {
+    const char *db_url;
+    const jwt_key_t *key; /* verifies tokens */
+    int log_requests;     /* one line per request on stderr */
+} api_shared_t;
+
+#define AUTH_TOKEN_CACHE 256
+#define AUTH_APP_CACHE 64
+
+typedef struct auth_token_entry {
+    uint64_t hash;
+    char *token; /* malloc'd copy, compared in full on a hit */
+    size_t len;
+    int64_t exp; /* seconds */
+    char app[JWT_CLAIM_MAX];
+} auth_token_entry_t;
+
+typedef struct auth_app_entry {
+    uint64_t hash;
+    int64_t fetched_ms;
+    store_app_t app;
+} auth_app_entry_t;
+
+/* One server thread's state: never touched by another thread. */
+typedef struct api_thread {
+    const api_shared_t *shared;
+    int index;
+    store_t *store;
+    jw_t out; /* the response being written, reused across requests */
+    auth_token_entry_t tokens[AUTH_TOKEN_CACHE];
+    auth_app_entry_t apps[AUTH_APP_CACHE];
+} api_thread_t;
+
+/* One request in flight. */
+typedef struct api_req {
+    h2o_req_t *req;
+    api_thread_t *t;
+    route_match_t route;
+    unsigned method;
+    store_app_t app; /* the authenticated app */
+    int64_t now;     /* ms, taken once when the request starts */
+    char id[UUID_BUFSZ], fid[UUID_BUFSZ];
+} api_req_t;
+
+/* Thread life cycle and the request entry point (http_config_t hooks). */
+void *api_thread_init(int index, void *arg);
+void api_thread_fini(void *state);
+void api_handle(h2o_req_t *req, void *state);
+
+/* Responses. api_send sends t->out as the body with status. */
+void api_send(api_req_t *r, int status);
+void api_send_empty(api_req_t *r, int status);
+void api_error(api_req_t *r, int status, const char *title, const char *detail);
+void api_errors(api_req_t *r, const verrs_t *errs);
+/* Maps a store failure to its response (404 uses the given title). */
+void api_store_error(api_req_t *r, int rc, const char *not_found_title, const char *not_found_detail);
+void api_add_header(api_req_t *r, const h2o_token_t *token, const char *value, size_t len);
+
+/* Reads the JSON body after the Content-Type and size checks; on failure
+ * the error response has been sent and NULL is returned. The caller
+ * json_decref()s the result. */
+json_t *api_read_body(api_req_t *r);
+
+/* Reads page and records from the query string; on failure the 422 has
+ * been sent and false is returned. */
+bool api_read_paging(api_req_t *r, int default_records, int64_t *page, int *records);
+
+/* Authenticates the request (Authorization + AppId / X-Api-Key); on
+ * failure the 401/403/503 has been sent and false is returned. */
+bool auth_request(api_req_t *r);
+void auth_thread_fini(api_thread_t *t);
+
+/* Resource handlers, one per route. */
+void leads_handle(api_req_t *r);
+void follows_handle(api_req_t *r);
+
+#endif

@@ -1,0 +1,210 @@
+/*
+ * server.c: see server.h.
+ *
+ * Request handling is synchronous on the loop thread (SQLite calls are
+ * short and local), so a thread's state needs no locks: the store
+ * connection, caches and buffers of a thread are only touched by it.
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* How long a stopping thread keeps serving open connections at most. */
+#define DRAIN_MS 3000
+
+typedef struct worker {
+    const http_config_t *cfg;
+    int index;
+    int fd;
+    h2o_evloop_t *loop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    void *state;
+    pthread_t thread;
+    int failed;
+} worker_t;
+
+static h2o_globalconf_t globalconf;
+static atomic_int stopping;
+static atomic_int started;
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    /* One handler serves every thread; the connection's context says which
+     * thread (and so which state) this is. */
+    worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, ctx, req->conn->ctx);
+    w->cfg->handle(req, w->state);
+    return 0;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    if (err != NULL)
+        return;
+    worker_t *w = listener->data;
+    /* Accept a handful per wake-up, as h2o's own server does. */
+    for (int i = 0; i < 16; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            return;
+        h2o_accept(&w->accept_ctx, sock);
+    }
+}
+
+static int listen_socket(const http_config_t *cfg)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, cfg->host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(cfg->port);
+        sslen = sizeof *sin;
+    } else if (inet_pton(AF_INET6, cfg->host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(cfg->port);
+        sslen = sizeof *sin6;
+    } else {
+        fprintf(stderr, "crmd: '%s' is not a numeric IP address\n", cfg->host);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        fprintf(stderr, "crmd: cannot listen on %s:%u: %s\n", cfg->host, cfg->port, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int conns_open(h2o_context_t *ctx)
+{
+    return !h2o_linklist_is_empty(&ctx->http1._conns) || !h2o_linklist_is_empty(&ctx->http2._conns);
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    w->state = w->cfg->thread_init(w->index, w->cfg->arg);
+    if (w->state == NULL) {
+        w->failed = 1;
+        atomic_store(&stopping, 1);
+        atomic_fetch_add(&started, 1);
+        return NULL;
+    }
+    w->loop = h2o_evloop_create();
+    h2o_context_init(&w->ctx, w->loop, &globalconf);
+    w->accept_ctx.ctx = &w->ctx;
+    w->accept_ctx.hosts = globalconf.hosts;
+    w->listener = h2o_evloop_socket_create(w->loop, w->fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->listener->data = w;
+    h2o_socket_read_start(w->listener, on_accept);
+    atomic_fetch_add(&started, 1);
+
+    while (!atomic_load(&stopping))
+        h2o_evloop_run(w->loop, 100);
+
+    /* Stop accepting, ask connections to close once idle, and keep the loop
+     * turning so responses already being written reach their clients. */
+    h2o_socket_read_stop(w->listener);
+    h2o_socket_close(w->listener);
+    w->listener = NULL;
+    h2o_context_request_shutdown(&w->ctx);
+    uint64_t deadline = h2o_now(w->loop) + DRAIN_MS;
+    while (conns_open(&w->ctx) && h2o_now(w->loop) < deadline)
+        h2o_evloop_run(w->loop, 10);
+
+    w->cfg->thread_fini(w->state);
+    return NULL;
+}
+
+int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
+{
+    int rc = 1;
+    h2o_config_init(&globalconf);
+    globalconf.max_request_entity_size = cfg->max_body;
+    globalconf.server_name = h2o_iovec_init(H2O_STRLIT("crmd"));
+    h2o_hostconf_t *host = h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+
+    int n = cfg->threads;
+    worker_t **workers = calloc((size_t)n, sizeof *workers);
+    if (workers == NULL)
+        return 1;
+    h2o_handler_t *handler = h2o_create_handler(path, sizeof *handler);
+    handler->on_req = on_req;
+    for (int i = 0; i < n; i++) {
+        workers[i] = calloc(1, sizeof(worker_t));
+        if (workers[i] == NULL)
+            abort();
+        workers[i]->fd = -1;
+    }
+
+    /* Block the stop signals in every thread; the main thread waits for them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    for (int i = 0; i < n; i++) {
+        worker_t *w = workers[i];
+        w->cfg = cfg;
+        w->index = i;
+        w->fd = listen_socket(cfg);
+        if (w->fd < 0)
+            goto out;
+    }
+    for (int i = 0; i < n; i++)
+        pthread_create(&workers[i]->thread, NULL, worker_main, workers[i]);
+    while (atomic_load(&started) < n)
+        usleep(1000);
+    if (!atomic_load(&stopping)) {
+        if (ready != NULL)
+            ready(cfg->arg);
+        int sig;
+        /* Wait for SIGINT/SIGTERM, or for a worker that failed to start. */
+        struct timespec tick = {0, 100 * 1000 * 1000};
+        while (!atomic_load(&stopping)) {
+            sig = sigtimedwait(&sigs, NULL, &tick);
+            if (sig == SIGINT || sig == SIGTERM)
+                atomic_store(&stopping, 1);
+        }
+    }
+    rc = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(workers[i]->thread, NULL);
+        if (workers[i]->failed)
+            rc = 1;
+    }
+out:
+    for (int i = 0; i < n; i++) {
+        if (workers[i]->fd >= 0 && rc != 0 && workers[i]->loop == NULL)
+            close(workers[i]->fd);
+        free(workers[i]);
+    }
+    free(workers);
+    return rc;
+}

@@ -1,0 +1,457 @@
+/*
+ * main.c: the command line.
+ *
+ *   crmd serve   [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]
+ *   crmd app create NAME [--db URL]
+ *   crmd token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]
+ *   crmd migrate [--db URL]
+ *
+ * Every command that opens the database migrates it first, so each works
+ * on a new, empty path. Machine-readable output (exports, tokens) goes to
+ * stdout; everything else to stderr.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "api/api.h"
+#include "auth/jwt.h"
+#include "http/server.h"
+#include "model/timestamp.h"
+#include "model/uuid.h"
+#include "store/store.h"
+
+#define DEFAULT_DB "sqlite:var/crmd.db"
+#define DEFAULT_LISTEN "127.0.0.1:8080"
+#define DEFAULT_TTL_S (30 * 86400)
+#define MAX_TTL_S (3650LL * 86400)
+#define ISSUER "crmd"
+
+static const char usage_text[] =
+    "usage: crmd COMMAND [OPTIONS]\n"
+    "\n"
+    "commands:\n"
+    "  serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
+    "        serve the API (default 127.0.0.1:8080, sqlite:var/crmd.db, one thread per core);\n"
+    "        CRMD_LISTEN, CRMD_DB and CRMD_THREADS set the same\n"
+    "  app create NAME [--db URL]\n"
+    "        create an app (tenant); prints export lines for BLOCKS_API_KEY and BLOCKS_AUTH_TOKEN\n"
+    "  token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]\n"
+    "        print a bearer token for an app; DURATION is a number with s, m, h or d (default 30d)\n"
+    "  migrate [--db URL]\n"
+    "        create or upgrade the database schema\n"
+    "\n"
+    "URL is sqlite:PATH (a bare path is read as SQLite too).\n"
+    "Run 'crmd COMMAND --help' for one command.\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "crmd: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n\n%s", usage_text);
+    return 2;
+}
+
+static const char *env_or(const char *name, const char *fallback)
+{
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' ? v : fallback;
+}
+
+/* Opens and migrates the database; NULL (reason printed) on failure. */
+static store_t *open_db(const char *url)
+{
+    char err[512];
+    store_t *s = store_open(url, err, sizeof err);
+    if (s == NULL) {
+        fprintf(stderr, "crmd: %s\n", err);
+        return NULL;
+    }
+    if (store_migrate(s) != STORE_OK) {
+        fprintf(stderr, "crmd: cannot migrate the database %s\n", url);
+        store_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Loads the token signing key, making and saving one on first use. */
+static jwt_key_t *signing_key(store_t *s)
+{
+    char *pem = NULL;
+    int rc = store_signing_key(s, NULL, &pem);
+    if (rc == STORE_NOT_FOUND) {
+        char *fresh = NULL;
+        if (jwt_key_generate(&fresh) != JWT_OK) {
+            fprintf(stderr, "crmd: cannot generate a signing key\n");
+            return NULL;
+        }
+        rc = store_signing_key(s, fresh, &pem);
+        free(fresh);
+    }
+    if (rc != STORE_OK) {
+        fprintf(stderr, "crmd: cannot read the signing key from the database\n");
+        return NULL;
+    }
+    jwt_key_t *key = jwt_key_load(pem, strlen(pem));
+    free(pem);
+    if (key == NULL)
+        fprintf(stderr, "crmd: the stored signing key is not a valid RSA key\n");
+    return key;
+}
+
+/* Parses "90s", "5m", "12h", "30d" into seconds; -1 if invalid. */
+static int64_t parse_ttl(const char *s)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || n <= 0 || end[0] == '\0' || end[1] != '\0' || s[0] == '-' || s[0] == '+')
+        return -1;
+    long long mult = end[0] == 's' ? 1 : end[0] == 'm' ? 60 : end[0] == 'h' ? 3600 : end[0] == 'd' ? 86400 : 0;
+    if (mult == 0 || n > MAX_TTL_S / mult)
+        return -1;
+    return n * mult;
+}
+
+/* Signs a token for app key; prints nothing. The caller frees *token. */
+static int issue_token(const jwt_key_t *key, const char *app, const char *subject, int64_t ttl, char **token)
+{
+    jwt_claims_t c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.iss, sizeof c.iss, "%s", ISSUER);
+    snprintf(c.sub, sizeof c.sub, "%s", subject);
+    snprintf(c.app, sizeof c.app, "%s", app);
+    char jti[UUID_BUFSZ];
+    if (uuid_v7(ts_now_ms(), jti) != 0)
+        return -1;
+    snprintf(c.jti, sizeof c.jti, "%s", jti);
+    c.iat = ts_now_ms() / 1000;
+    c.exp = c.iat + ttl;
+    return jwt_sign(key, &c, token) == JWT_OK ? 0 : -1;
+}
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    return 0;
+}
+
+/* --- serve ---------------------------------------------------------------- */
+
+static void on_ready(void *arg)
+{
+    const api_shared_t *shared = arg;
+    fprintf(stderr, "crmd: ready (database %s)\n", shared->db_url);
+}
+
+/* Splits HOST:PORT ("[::1]:8080" for IPv6; "localhost" means 127.0.0.1). */
+static int parse_listen(const char *s, char *host, size_t hostsz, uint16_t *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || colon == s)
+        return -1;
+    const char *h = s;
+    size_t hl = (size_t)(colon - s);
+    if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= hostsz)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, hostsz, "127.0.0.1");
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || p < 1 || p > 65535)
+        return -1;
+    *port = (uint16_t)p;
+    return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n";
+    const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
+    const char *db = env_or("CRMD_DB", DEFAULT_DB);
+    const char *threads_s = env_or("CRMD_THREADS", NULL);
+    int quiet = 0;
+    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
+                                         {"db", required_argument, NULL, 'd'},
+                                         {"threads", required_argument, NULL, 't'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l':
+            listen_at = optarg;
+            break;
+        case 'd':
+            db = optarg;
+            break;
+        case 't':
+            threads_s = optarg;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            fputs(help, stdout);
+            return 0;
+        default:
+            fputs(help, stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fputs(help, stderr);
+        return 2;
+    }
+    char host[128];
+    uint16_t port;
+    if (parse_listen(listen_at, host, sizeof host, &port) != 0)
+        return usage_error("--listen wants HOST:PORT, not '%s'", listen_at);
+    long threads = sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads_s != NULL) {
+        char *end;
+        threads = strtol(threads_s, &end, 10);
+        if (*end != '\0' || threads < 1 || threads > 256)
+            return usage_error("--threads wants a number from 1 to 256, not '%s'", threads_s);
+    }
+    if (threads < 1)
+        threads = 1;
+
+    store_t *s = open_db(db);
+    if (s == NULL)
+        return 1;
+    jwt_key_t *key = signing_key(s);
+    store_close(s);
+    if (key == NULL)
+        return 1;
+
+    api_shared_t shared = {.db_url = db, .key = key, .log_requests = !quiet};
+    http_config_t cfg = {.host = host,
+                         .port = port,
+                         .threads = (int)threads,
+                         .max_body = API_MAX_BODY,
+                         .thread_init = api_thread_init,
+                         .thread_fini = api_thread_fini,
+                         .handle = api_handle,
+                         .arg = &shared};
+    fprintf(stderr, "crmd: listening on http://%s:%u with %ld threads\n", host, port, threads);
+    int rc = http_serve(&cfg, on_ready);
+    jwt_key_free(key);
+    fprintf(stderr, "crmd: stopped\n");
+    return rc;
+}
+
+/* --- app, token, migrate ------------------------------------------------------ */
+
+/* Parses the --db option (and --help) shared by the small commands; other
+ * long options are given in extra. Returns -1 to stop with *rc. */
+static int cmd_app(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd app create NAME [--db URL]\n";
+    if (argc < 2 || strcmp(argv[1], "create") != 0) {
+        if (wants_help(argc, argv)) {
+            fputs(help, stdout);
+            return 0;
+        }
+        fputs(help, stderr);
+        return 2;
+    }
+    const char *db = env_or("CRMD_DB", DEFAULT_DB);
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int c;
+    argc--;
+    argv++;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'd') {
+            db = optarg;
+        } else if (c == 'h') {
+            fputs(help, stdout);
+            return 0;
+        } else {
+            fputs(help, stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1 || argv[optind][0] == '\0' || strlen(argv[optind]) > 200) {
+        fputs(help, stderr);
+        return 2;
+    }
+    const char *name = argv[optind];
+
+    store_t *s = open_db(db);
+    if (s == NULL)
+        return 1;
+    jwt_key_t *key = signing_key(s);
+    int rc = 1;
+    if (key != NULL) {
+        unsigned char rnd[16];
+        char app_key[64];
+        if (RAND_bytes(rnd, sizeof rnd) == 1) {
+            int n = snprintf(app_key, sizeof app_key, "pk_live_");
+            for (size_t i = 0; i < sizeof rnd; i++)
+                n += snprintf(app_key + n, sizeof app_key - (size_t)n, "%02x", rnd[i]);
+            store_app_t app;
+            char *token = NULL;
+            if (store_app_create(s, app_key, name, ts_now_ms(), &app) != STORE_OK) {
+                fprintf(stderr, "crmd: cannot create the app\n");
+            } else if (issue_token(key, app_key, "admin", DEFAULT_TTL_S, &token) != 0) {
+                fprintf(stderr, "crmd: cannot sign a token\n");
+            } else {
+                printf("export BLOCKS_API_KEY=%s\nexport BLOCKS_AUTH_TOKEN=%s\n", app_key, token);
+                fprintf(stderr, "crmd: created app '%s'\n", name);
+                rc = 0;
+            }
+            free(token);
+        }
+        jwt_key_free(key);
+    }
+    store_close(s);
+    return rc;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]\n";
+    if (argc < 2 || strcmp(argv[1], "issue") != 0) {
+        if (wants_help(argc, argv)) {
+            fputs(help, stdout);
+            return 0;
+        }
+        fputs(help, stderr);
+        return 2;
+    }
+    const char *db = env_or("CRMD_DB", DEFAULT_DB), *app = NULL, *subject = "cli", *ttl_s = NULL;
+    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
+                                         {"app", required_argument, NULL, 'a'},
+                                         {"subject", required_argument, NULL, 's'},
+                                         {"ttl", required_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    argc--;
+    argv++;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db = optarg;
+            break;
+        case 'a':
+            app = optarg;
+            break;
+        case 's':
+            subject = optarg;
+            break;
+        case 't':
+            ttl_s = optarg;
+            break;
+        case 'h':
+            fputs(help, stdout);
+            return 0;
+        default:
+            fputs(help, stderr);
+            return 2;
+        }
+    }
+    if (optind != argc || app == NULL) {
+        fputs(help, stderr);
+        return 2;
+    }
+    int64_t ttl = DEFAULT_TTL_S;
+    if (ttl_s != NULL && (ttl = parse_ttl(ttl_s)) < 0)
+        return usage_error("--ttl wants a number with s, m, h or d (up to 3650d), not '%s'", ttl_s);
+    if (strlen(subject) >= JWT_CLAIM_MAX)
+        return usage_error("--subject is too long: '%s'", subject);
+
+    store_t *s = open_db(db);
+    if (s == NULL)
+        return 1;
+    int rc = 1;
+    store_app_t found;
+    int frc = store_app_find(s, app, &found);
+    if (frc == STORE_NOT_FOUND) {
+        fprintf(stderr, "crmd: no app with key '%s' in %s\n", app, db);
+    } else if (frc != STORE_OK) {
+        fprintf(stderr, "crmd: cannot read apps from %s\n", db);
+    } else {
+        jwt_key_t *key = signing_key(s);
+        char *token = NULL;
+        if (key != NULL && issue_token(key, app, subject, ttl, &token) == 0) {
+            printf("%s\n", token);
+            rc = 0;
+        }
+        free(token);
+        jwt_key_free(key);
+    }
+    store_close(s);
+    return rc;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd migrate [--db URL]\n";
+    const char *db = env_or("CRMD_DB", DEFAULT_DB);
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'd') {
+            db = optarg;
+        } else if (c == 'h') {
+            fputs(help, stdout);
+            return 0;
+        } else {
+            fputs(help, stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fputs(help, stderr);
+        return 2;
+    }
+    store_t *s = open_db(db);
+    if (s == NULL)
+        return 1;
+    store_close(s);
+    fprintf(stderr, "crmd: %s is up to date\n", db);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    /* Each command parses its own options from argv[1] on. */
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "app") == 0)
+        return cmd_app(argc - 1, argv + 1);
+    if (strcmp(cmd, "token") == 0)
+        return cmd_token(argc - 1, argv + 1);
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate(argc - 1, argv + 1);
+    return usage_error("unknown command '%s'", cmd);
+}

@@ -1,0 +1,511 @@
+/*
+ * codec.c: see codec.h. The rules implemented here are the contract notes'
+ * "Attributes" and "Bodies" sections; each message names the attribute the
+ * way a person would ("Name can't be blank").
+ */
+#include "model/codec.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "model/decimal.h"
+#include "model/text.h"
+#include "model/timestamp.h"
+
+#define NAME_MAX_CHARS 255
+#define SOURCE_MAX_CHARS 64
+#define TITLE_MAX_CHARS 255
+#define DESCRIPTION_MAX_CHARS 10000
+
+static const char *const stage_names[] = {"new", "contacted", "qualified", "proposal", "negotiation"};
+static const char *const lead_status_names[] = {"active", "inactive", "converted", "lost"};
+static const char *const follow_status_names[] = {"pending", "completed", "overdue"};
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+const char *lead_stage_name(int v)
+{
+    return v >= 0 && v < COUNT(stage_names) ? stage_names[v] : "new";
+}
+
+const char *lead_status_name(int v)
+{
+    return v >= 0 && v < COUNT(lead_status_names) ? lead_status_names[v] : "active";
+}
+
+const char *follow_status_name(int v)
+{
+    return v >= 0 && v < COUNT(follow_status_names) ? follow_status_names[v] : "pending";
+}
+
+/* Copies src into dst (size n) and cuts at a UTF-8 character boundary when
+ * it does not fit, so that a truncated message is still valid UTF-8. */
+static void copy_utf8(char *dst, size_t n, const char *src)
+{
+    size_t len = strlen(src);
+    if (len >= n) {
+        len = n - 1;
+        while (len > 0 && ((unsigned char)src[len] & 0xC0) == 0x80)
+            len--;
+    }
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+void verrs_add(verrs_t *errs, const char *code, const char *pointer, const char *parameter, const char *fmt,
+               ...)
+{
+    if (errs->n == VERRS_MAX) {
+        errs->dropped++;
+        return;
+    }
+    verr_t *e = &errs->e[errs->n++];
+    e->code = code;
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    copy_utf8(e->detail, sizeof e->detail, detail);
+    copy_utf8(e->pointer, sizeof e->pointer, pointer ? pointer : "");
+    copy_utf8(e->parameter, sizeof e->parameter, parameter ? parameter : "");
+}
+
+/* Writes the JSON pointer "/wrapper/key" with RFC 6901 escapes into out. */
+static void make_pointer(char *out, size_t n, const char *wrapper, const char *key, size_t keylen)
+{
+    char tmp[256];
+    size_t o = (size_t)snprintf(tmp, sizeof tmp, "/%s/", wrapper);
+    for (size_t i = 0; i < keylen && o + 3 < sizeof tmp; i++) {
+        if (key[i] == '~') {
+            tmp[o++] = '~';
+            tmp[o++] = '0';
+        } else if (key[i] == '/') {
+            tmp[o++] = '~';
+            tmp[o++] = '1';
+        } else if (key[i] != '\0') {
+            tmp[o++] = key[i];
+        }
+    }
+    tmp[o] = '\0';
+    copy_utf8(out, n, tmp);
+}
+
+/* The context of one attribute while decoding. */
+typedef struct attr {
+    const json_t *v;
+    const char *label; /* "Name" */
+    char pointer[96];  /* "/lead/name" */
+    verrs_t *errs;
+} attr_t;
+
+static void attr_error(attr_t *a, const char *fmt, const char *arg)
+{
+    verrs_add(a->errs, "validation_error", a->pointer, NULL, fmt, a->label, arg);
+}
+
+/* Reads a text attribute. nullable false makes null a "can't be blank";
+ * required_nonempty makes an all-white-space string one too. */
+static bool get_text(attr_t *a, bool nullable, bool allow_newlines, size_t max_chars, text_ref_t *out)
+{
+    out->ptr = NULL;
+    out->len = 0;
+    if (json_is_null(a->v)) {
+        if (nullable)
+            return true;
+        attr_error(a, "%s can't be blank%s", "");
+        return false;
+    }
+    if (!json_is_string(a->v)) {
+        attr_error(a, "%s must be a string%s", "");
+        return false;
+    }
+    const char *s;
+    size_t len, chars;
+    int rc = text_clean(json_string_value(a->v), json_string_length(a->v), allow_newlines, &s, &len, &chars);
+    if (rc == TEXT_CONTROL) {
+        attr_error(a, "%s must not contain control characters%s", "");
+        return false;
+    }
+    if (rc != TEXT_OK) {
+        attr_error(a, "%s must be valid UTF-8%s", "");
+        return false;
+    }
+    if (chars == 0 && !nullable) {
+        attr_error(a, "%s can't be blank%s", "");
+        return false;
+    }
+    if (chars > max_chars) {
+        char lim[48];
+        snprintf(lim, sizeof lim, " (maximum is %zu characters)", max_chars);
+        attr_error(a, "%s is too long%s", lim);
+        return false;
+    }
+    out->ptr = s;
+    out->len = len;
+    return true;
+}
+
+/* Reads one of names[] (after trimming); null is refused. */
+static bool get_enum(attr_t *a, const char *const *names, int count, int *out)
+{
+    text_ref_t t;
+    if (!get_text(a, false, false, 64, &t))
+        return false;
+    for (int i = 0; i < count; i++) {
+        if (strlen(names[i]) == t.len && memcmp(names[i], t.ptr, t.len) == 0) {
+            *out = i;
+            return true;
+        }
+    }
+    char allowed[128] = "";
+    for (int i = 0; i < count; i++) {
+        strcat(allowed, i ? ", " : " (one of: ");
+        strcat(allowed, names[i]);
+    }
+    strcat(allowed, ")");
+    attr_error(a, "%s is not included in the list%s", allowed);
+    return false;
+}
+
+/* Reads a UUID or null into out ("" for null). */
+static bool get_uuid(attr_t *a, char out[UUID_BUFSZ])
+{
+    out[0] = '\0';
+    if (json_is_null(a->v))
+        return true;
+    text_ref_t t;
+    if (!get_text(a, true, false, 64, &t))
+        return false;
+    if (!uuid_parse(t.ptr, t.len, out)) {
+        out[0] = '\0';
+        attr_error(a, "%s must be a UUID%s", "");
+        return false;
+    }
+    return true;
+}
+
+static bool get_value(attr_t *a, bool *has, int64_t *cents)
+{
+    *has = false;
+    *cents = 0;
+    if (json_is_null(a->v))
+        return true;
+    int rc;
+    if (json_is_number(a->v))
+        rc = decimal_from_double(json_number_value(a->v), cents);
+    else if (json_is_string(a->v))
+        rc = decimal_parse(json_string_value(a->v), json_string_length(a->v), cents);
+    else
+        rc = DECIMAL_SYNTAX;
+    switch (rc) {
+    case DECIMAL_OK:
+        *has = true;
+        return true;
+    case DECIMAL_NEGATIVE:
+        attr_error(a, "%s must be greater than or equal to 0%s", "");
+        break;
+    case DECIMAL_PRECISION:
+        attr_error(a, "%s must have at most 2 decimal places%s", "");
+        break;
+    case DECIMAL_RANGE:
+        attr_error(a, "%s must be less than 10000000000000%s", "");
+        break;
+    default:
+        attr_error(a, "%s is not a number%s", "");
+    }
+    return false;
+}
+
+static bool get_probability(attr_t *a, int *out)
+{
+    *out = -1;
+    if (json_is_null(a->v))
+        return true;
+    if (!json_is_number(a->v)) {
+        attr_error(a, "%s must be an integer%s", "");
+        return false;
+    }
+    double d = json_number_value(a->v);
+    if (!isfinite(d) || d != floor(d)) {
+        attr_error(a, "%s must be an integer%s", "");
+        return false;
+    }
+    if (d < 0 || d > 100) {
+        attr_error(a, "%s must be between 0 and 100%s", "");
+        return false;
+    }
+    *out = (int)d;
+    return true;
+}
+
+static bool get_timestamp(attr_t *a, bool *has, int64_t *ms)
+{
+    *has = false;
+    *ms = 0;
+    if (json_is_null(a->v))
+        return true;
+    text_ref_t t;
+    if (!get_text(a, true, false, 64, &t))
+        return false;
+    if (ts_parse(t.ptr, t.len, ms) != 0) {
+        attr_error(a, "%s must be an RFC 3339 date-time%s", " (e.g. 2026-03-05T14:00:00Z)");
+        return false;
+    }
+    *has = true;
+    return true;
+}
+
+static bool is_read_only(const char *key)
+{
+    return strcmp(key, "unique_id") == 0 || strcmp(key, "created_at") == 0 || strcmp(key, "updated_at") == 0;
+}
+
+/* Finds the wrapper object root[name]; records the problem if it is not
+ * there or not an object. */
+static const json_t *wrapper(const json_t *root, const char *name, verrs_t *errs)
+{
+    char ptr[32];
+    snprintf(ptr, sizeof ptr, "/%s", name);
+    if (!json_is_object(root)) {
+        verrs_add(errs, "validation_error", "", NULL, "The request body must be a JSON object holding \"%s\"",
+                  name);
+        return NULL;
+    }
+    const json_t *w = json_object_get(root, name);
+    if (w == NULL) {
+        verrs_add(errs, "validation_error", ptr, NULL,
+                  "The request body must hold the attributes in \"%s\": {\"%s\": {...}}", name, name);
+        return NULL;
+    }
+    if (!json_is_object(w)) {
+        verrs_add(errs, "validation_error", ptr, NULL, "\"%s\" must be an object", name);
+        return NULL;
+    }
+    return w;
+}
+
+static void unknown(verrs_t *errs, const char *wrapper_name, const char *key, size_t keylen)
+{
+    char ptr[96];
+    make_pointer(ptr, sizeof ptr, wrapper_name, key, keylen);
+    char shown[64];
+    copy_utf8(shown, sizeof shown, key);
+    verrs_add(errs, "unknown_attribute", ptr, NULL, "Unknown attribute '%s'", shown);
+}
+
+void lead_decode(const json_t *root, bool creating, lead_patch_t *out, verrs_t *errs)
+{
+    memset(out, 0, sizeof *out);
+    out->v.probability = -1;
+    const json_t *w = wrapper(root, "lead", errs);
+    if (w == NULL)
+        return;
+    const char *key;
+    size_t keylen;
+    json_t *v;
+    lead_t *l = &out->v;
+    json_object_keylen_foreach((json_t *)w, key, keylen, v)
+    {
+        attr_t a = {.v = v, .errs = errs};
+        make_pointer(a.pointer, sizeof a.pointer, "lead", key, keylen);
+        if (strlen(key) != keylen) {
+            unknown(errs, "lead", key, keylen);
+        } else if (strcmp(key, "name") == 0) {
+            a.label = "Name";
+            if (get_text(&a, false, false, NAME_MAX_CHARS, &l->name))
+                out->fields |= LEAD_F_NAME;
+        } else if (strcmp(key, "source") == 0) {
+            a.label = "Source";
+            if (get_text(&a, true, false, SOURCE_MAX_CHARS, &l->source))
+                out->fields |= LEAD_F_SOURCE;
+        } else if (strcmp(key, "account_id") == 0) {
+            a.label = "Account";
+            if (get_uuid(&a, l->account_id))
+                out->fields |= LEAD_F_ACCOUNT;
+        } else if (strcmp(key, "contact_id") == 0) {
+            a.label = "Contact";
+            if (get_uuid(&a, l->contact_id))
+                out->fields |= LEAD_F_CONTACT;
+        } else if (strcmp(key, "value") == 0) {
+            a.label = "Value";
+            if (get_value(&a, &l->has_value, &l->value_cents))
+                out->fields |= LEAD_F_VALUE;
+        } else if (strcmp(key, "stage") == 0) {
+            a.label = "Stage";
+            if (get_enum(&a, stage_names, COUNT(stage_names), &l->stage))
+                out->fields |= LEAD_F_STAGE;
+        } else if (strcmp(key, "probability") == 0) {
+            a.label = "Probability";
+            if (get_probability(&a, &l->probability))
+                out->fields |= LEAD_F_PROBABILITY;
+        } else if (strcmp(key, "status") == 0) {
+            a.label = "Status";
+            if (get_enum(&a, lead_status_names, COUNT(lead_status_names), &l->status))
+                out->fields |= LEAD_F_STATUS;
+        } else if (!is_read_only(key)) {
+            unknown(errs, "lead", key, keylen);
+        }
+    }
+    if (creating) {
+        if (json_object_get(w, "name") == NULL)
+            verrs_add(errs, "validation_error", "/lead/name", NULL, "Name can't be blank");
+        if (!(out->fields & LEAD_F_STAGE))
+            l->stage = STAGE_NEW;
+        if (!(out->fields & LEAD_F_STATUS))
+            l->status = LEAD_ACTIVE;
+        out->fields = ~0u;
+    }
+}
+
+void follow_decode(const json_t *root, bool creating, follow_patch_t *out, verrs_t *errs)
+{
+    memset(out, 0, sizeof *out);
+    const json_t *w = wrapper(root, "follow", errs);
+    if (w == NULL)
+        return;
+    const char *key;
+    size_t keylen;
+    json_t *v;
+    follow_t *f = &out->v;
+    json_object_keylen_foreach((json_t *)w, key, keylen, v)
+    {
+        attr_t a = {.v = v, .errs = errs};
+        make_pointer(a.pointer, sizeof a.pointer, "follow", key, keylen);
+        if (strlen(key) != keylen) {
+            unknown(errs, "follow", key, keylen);
+        } else if (strcmp(key, "title") == 0) {
+            a.label = "Title";
+            if (get_text(&a, false, false, TITLE_MAX_CHARS, &f->title))
+                out->fields |= FOLLOW_F_TITLE;
+        } else if (strcmp(key, "description") == 0) {
+            a.label = "Description";
+            if (get_text(&a, true, true, DESCRIPTION_MAX_CHARS, &f->description))
+                out->fields |= FOLLOW_F_DESCRIPTION;
+        } else if (strcmp(key, "due_date") == 0) {
+            a.label = "Due date";
+            if (get_timestamp(&a, &f->has_due, &f->due_at))
+                out->fields |= FOLLOW_F_DUE;
+        } else if (strcmp(key, "status") == 0) {
+            a.label = "Status";
+            if (get_enum(&a, follow_status_names, COUNT(follow_status_names), &f->status)) {
+                if (creating && f->status == FOLLOW_OVERDUE)
+                    attr_error(&a, "%s overdue is derived from the due date and cannot be written%s", "");
+                else
+                    out->fields |= FOLLOW_F_STATUS;
+            }
+        } else if (!is_read_only(key)) {
+            unknown(errs, "follow", key, keylen);
+        }
+    }
+    if (creating) {
+        if (json_object_get(w, "title") == NULL)
+            verrs_add(errs, "validation_error", "/follow/title", NULL, "Title can't be blank");
+        if (!(out->fields & FOLLOW_F_STATUS))
+            f->status = FOLLOW_PENDING;
+        out->fields = ~0u;
+    }
+}
+
+/* --- encoding ------------------------------------------------------------- */
+
+static void put_text(jw_t *w, text_ref_t t)
+{
+    if (t.ptr == NULL)
+        jw_lit(w, "null");
+    else
+        jw_str(w, t.ptr, t.len);
+}
+
+static void put_id(jw_t *w, const char *id)
+{
+    jw_cstr(w, id[0] ? id : NULL);
+}
+
+static void put_time(jw_t *w, int64_t ms)
+{
+    char b[TS_BUFSZ];
+    size_t n = ts_format(ms, b);
+    jw_raw(w, "\"", 1);
+    jw_raw(w, b, n);
+    jw_raw(w, "\"", 1);
+}
+
+static void put_relationship(jw_t *w, const char *id, const char *type)
+{
+    if (id[0] == '\0') {
+        jw_lit(w, "{\"data\":null}");
+        return;
+    }
+    jw_lit(w, "{\"data\":{\"id\":");
+    jw_cstr(w, id);
+    jw_lit(w, ",\"type\":");
+    jw_cstr(w, type);
+    jw_lit(w, "}}");
+}
+
+void lead_encode(jw_t *w, const lead_t *l)
+{
+    jw_lit(w, "{\"id\":");
+    jw_cstr(w, l->id);
+    jw_lit(w, ",\"type\":\"lead\",\"attributes\":{\"unique_id\":");
+    jw_cstr(w, l->id);
+    jw_lit(w, ",\"name\":");
+    put_text(w, l->name);
+    jw_lit(w, ",\"source\":");
+    put_text(w, l->source);
+    jw_lit(w, ",\"account_id\":");
+    put_id(w, l->account_id);
+    jw_lit(w, ",\"contact_id\":");
+    put_id(w, l->contact_id);
+    jw_lit(w, ",\"value\":");
+    if (l->has_value) {
+        char b[DECIMAL_BUFSZ];
+        jw_raw(w, b, decimal_format(l->value_cents, b));
+    } else {
+        jw_lit(w, "null");
+    }
+    jw_lit(w, ",\"stage\":");
+    jw_cstr(w, lead_stage_name(l->stage));
+    jw_lit(w, ",\"probability\":");
+    if (l->probability >= 0)
+        jw_int(w, l->probability);
+    else
+        jw_lit(w, "null");
+    jw_lit(w, ",\"status\":");
+    jw_cstr(w, lead_status_name(l->status));
+    jw_lit(w, ",\"created_at\":");
+    put_time(w, l->created_at);
+    jw_lit(w, ",\"updated_at\":");
+    put_time(w, l->updated_at);
+    jw_lit(w, "},\"relationships\":{\"account\":");
+    put_relationship(w, l->account_id, "account");
+    jw_lit(w, ",\"contact\":");
+    put_relationship(w, l->contact_id, "contact");
+    jw_lit(w, "}}");
+}
+
+void follow_encode(jw_t *w, const follow_t *f, int64_t now)
+{
+    jw_lit(w, "{\"id\":");
+    jw_cstr(w, f->id);
+    jw_lit(w, ",\"type\":\"follow\",\"attributes\":{\"unique_id\":");
+    jw_cstr(w, f->id);
+    jw_lit(w, ",\"title\":");
+    put_text(w, f->title);
+    jw_lit(w, ",\"description\":");
+    put_text(w, f->description);
+    jw_lit(w, ",\"due_date\":");
+    if (f->has_due)
+        put_time(w, f->due_at);
+    else
+        jw_lit(w, "null");
+    jw_lit(w, ",\"status\":");
+    jw_cstr(w, follow_status_name(follow_effective_status(f, now)));
+    jw_lit(w, ",\"created_at\":");
+    put_time(w, f->created_at);
+    jw_lit(w, ",\"updated_at\":");
+    put_time(w, f->updated_at);
+    jw_lit(w, "}}");
+}

@@ -1,0 +1,62 @@
+/*
+ * codec.h: leads and follows to and from JSON, with every validation rule
+ * of the contract (see ../shared/spec/contract-notes.md, "Attributes").
+ *
+ * Decoding reads a jansson tree; the strings of the resulting patch point
+ * into that tree and stay valid while it lives. Encoding writes straight
+ * into a jw_t.
+ */
+#ifndef CRMD_MODEL_CODEC_H
+#define CRMD_MODEL_CODEC_H
+
+#include <jansson.h>
+
+#include "model/jsonw.h"
+#include "model/record.h"
+
+/* One problem found in a request; detail and pointer are NUL-terminated
+ * and truncated to fit (at a UTF-8 boundary). */
+typedef struct verr {
+    const char *code; /* "validation_error" or "unknown_attribute" */
+    char detail[192];
+    char pointer[96];   /* source.pointer, e.g. "/lead/name"; "" if none */
+    char parameter[32]; /* source.parameter, e.g. "records"; "" if none */
+} verr_t;
+
+#define VERRS_MAX 24
+typedef struct verrs {
+    int n;
+    int dropped; /* problems found beyond VERRS_MAX */
+    verr_t e[VERRS_MAX];
+} verrs_t;
+
+/* Records a problem. fmt is printf-style and builds the detail. */
+void verrs_add(verrs_t *errs, const char *code, const char *pointer, const char *parameter, const char *fmt,
+               ...) __attribute__((format(printf, 5, 6)));
+
+/* Decodes the request body root ({"lead": {...}}) into a patch. With
+ * creating true, the name is required and unnamed attributes take their
+ * defaults (stage new, status active); every field bit is then set.
+ * Problems go into errs (all of them, not only the first); the patch is
+ * meaningful only when errs->n is 0 afterwards. */
+void lead_decode(const json_t *root, bool creating, lead_patch_t *out, verrs_t *errs);
+
+/* The same for {"follow": {...}}. A status of "overdue" is decoded as
+ * FOLLOW_OVERDUE with its bit set: the caller decides, knowing the stored
+ * follow, whether that is allowed (it is only on a follow that already
+ * reads overdue, where it means "leave the status as it is"). */
+void follow_decode(const json_t *root, bool creating, follow_patch_t *out, verrs_t *errs);
+
+/* Writes a lead resource object ({"id":...,"type":"lead","attributes":...,
+ * "relationships":...}). */
+void lead_encode(jw_t *w, const lead_t *lead);
+
+/* Writes a follow resource object; now decides whether it reads overdue. */
+void follow_encode(jw_t *w, const follow_t *follow, int64_t now);
+
+/* Names of enum values, for encoding and for the store's logs. */
+const char *lead_stage_name(int stage);
+const char *lead_status_name(int status);
+const char *follow_status_name(int status);
+
+#endif

@@ -1,0 +1,183 @@
+/*
+ * store.h: the one interface between the API and a database.
+ *
+ * A store_t is one connection with its prepared statements. It belongs to
+ * one thread for its whole life: each server thread opens its own. The
+ * store speaks records (model/record.h), never HTTP or JSON.
+ *
+ * Every function returns a store_rc. Functions that produce records hand
+ * them to a callback; the strings of a record passed to a callback are valid
+ * only until the callback returns.
+ *
+ * Every data function takes the app (tenant) id and touches only that app's
+ * rows: another app's record is indistinguishable from a missing one.
+ */
+#ifndef CRMD_STORE_STORE_H
+#define CRMD_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/record.h"
+
+enum store_rc {
+    STORE_OK = 0,
+    STORE_NOT_FOUND,   /* no such record (in this app) */
+    STORE_CONFLICT,    /* a unique key already exists */
+    STORE_UNAVAILABLE, /* the database cannot take the request now (busy,
+                        * disk full, read-only, connection lost): 503 */
+    STORE_ERROR        /* anything else: 500 */
+};
+
+typedef struct store store_t;
+
+typedef struct store_app {
+    int64_t id;
+    char key[96];
+    char name[256];
+    int disabled;
+    int64_t created_at;
+} store_app_t;
+
+typedef void (*store_lead_cb)(void *ctx, const lead_t *lead);
+typedef void (*store_follow_cb)(void *ctx, const follow_t *follow);
+
+/* The backend's table of functions; see the wrappers below for contracts. */
+typedef struct store_ops {
+    void (*close)(store_t *s);
+    int (*migrate)(store_t *s);
+    int (*app_create)(store_t *s, const char *key, const char *name, int64_t now, store_app_t *out);
+    int (*app_find)(store_t *s, const char *key, store_app_t *out);
+    int (*signing_key)(store_t *s, const char *pem_if_none, char **pem);
+    int (*lead_create)(store_t *s, int64_t app, const lead_t *lead);
+    int (*lead_get)(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx);
+    int (*lead_list)(store_t *s, int64_t app, int64_t offset, int limit, int64_t *total, store_lead_cb cb,
+                     void *ctx);
+    int (*lead_update)(store_t *s, int64_t app, const char *id, const lead_patch_t *patch, int64_t now,
+                       store_lead_cb cb, void *ctx);
+    int (*lead_delete)(store_t *s, int64_t app, const char *id);
+    int (*follow_create)(store_t *s, int64_t app, const follow_t *follow);
+    int (*follow_get)(store_t *s, int64_t app, const char *lead_id, const char *id, store_follow_cb cb,
+                      void *ctx);
+    int (*follow_list)(store_t *s, int64_t app, const char *lead_id, int64_t offset, int limit,
+                       int64_t *total, store_follow_cb cb, void *ctx);
+    int (*follow_update)(store_t *s, int64_t app, const char *lead_id, const char *id,
+                         const follow_patch_t *patch, int64_t now, store_follow_cb cb, void *ctx);
+    int (*follow_delete)(store_t *s, int64_t app, const char *lead_id, const char *id);
+} store_ops_t;
+
+struct store {
+    const store_ops_t *ops;
+};
+
+/* Opens a connection for url ("sqlite:PATH"; a bare path is read as
+ * sqlite too). On failure returns NULL and writes a reason into err (errsz
+ * bytes). The schema is not touched: call store_migrate. */
+store_t *store_open(const char *url, char *err, size_t errsz);
+
+/* Closes the connection; s may be NULL. */
+static inline void store_close(store_t *s)
+{
+    if (s != NULL)
+        s->ops->close(s);
+}
+
+/* Creates or upgrades the schema to the newest version, each migration in
+ * its own transaction, in order. Safe to run on an up-to-date database. */
+static inline int store_migrate(store_t *s)
+{
+    return s->ops->migrate(s);
+}
+
+/* Creates an app with the given key; STORE_CONFLICT if the key exists. */
+static inline int store_app_create(store_t *s, const char *key, const char *name, int64_t now,
+                                   store_app_t *out)
+{
+    return s->ops->app_create(s, key, name, now, out);
+}
+
+/* Finds an app by key (disabled apps included; the caller decides). */
+static inline int store_app_find(store_t *s, const char *key, store_app_t *out)
+{
+    return s->ops->app_find(s, key, out);
+}
+
+/* Returns the PEM of the token signing key in *pem (malloc'd: the caller
+ * frees it). When none is stored: STORE_NOT_FOUND if pem_if_none is NULL,
+ * else pem_if_none is stored first. Concurrent first uses agree on one key:
+ * whoever stores first wins, and everyone gets the stored one back. */
+static inline int store_signing_key(store_t *s, const char *pem_if_none, char **pem)
+{
+    return s->ops->signing_key(s, pem_if_none, pem);
+}
+
+/* Inserts a complete lead (id and timestamps set by the caller). */
+static inline int store_lead_create(store_t *s, int64_t app, const lead_t *lead)
+{
+    return s->ops->lead_create(s, app, lead);
+}
+
+static inline int store_lead_get(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx)
+{
+    return s->ops->lead_get(s, app, id, cb, ctx);
+}
+
+/* Passes at most limit leads, newest first (created_at, then id,
+ * descending), skipping offset; *total receives the app's lead count. */
+static inline int store_lead_list(store_t *s, int64_t app, int64_t offset, int limit, int64_t *total,
+                                  store_lead_cb cb, void *ctx)
+{
+    return s->ops->lead_list(s, app, offset, limit, total, cb, ctx);
+}
+
+/* Applies patch in one transaction, sets updated_at with
+ * record_next_updated_at, and passes the whole updated lead to cb. cb may
+ * run before the commit: use what it saw only when STORE_OK is returned. */
+static inline int store_lead_update(store_t *s, int64_t app, const char *id, const lead_patch_t *patch,
+                                    int64_t now, store_lead_cb cb, void *ctx)
+{
+    return s->ops->lead_update(s, app, id, patch, now, cb, ctx);
+}
+
+/* Deletes a lead and its follows. */
+static inline int store_lead_delete(store_t *s, int64_t app, const char *id)
+{
+    return s->ops->lead_delete(s, app, id);
+}
+
+/* Inserts a complete follow; STORE_NOT_FOUND if its lead does not exist. */
+static inline int store_follow_create(store_t *s, int64_t app, const follow_t *follow)
+{
+    return s->ops->follow_create(s, app, follow);
+}
+
+static inline int store_follow_get(store_t *s, int64_t app, const char *lead_id, const char *id,
+                                   store_follow_cb cb, void *ctx)
+{
+    return s->ops->follow_get(s, app, lead_id, id, cb, ctx);
+}
+
+/* Passes a lead's follows by due date (unset last), then created_at, then
+ * id; STORE_NOT_FOUND if the lead does not exist. */
+static inline int store_follow_list(store_t *s, int64_t app, const char *lead_id, int64_t offset, int limit,
+                                    int64_t *total, store_follow_cb cb, void *ctx)
+{
+    return s->ops->follow_list(s, app, lead_id, offset, limit, total, cb, ctx);
+}
+
+static inline int store_follow_update(store_t *s, int64_t app, const char *lead_id, const char *id,
+                                      const follow_patch_t *patch, int64_t now, store_follow_cb cb,
+                                      void *ctx)
+{
+    return s->ops->follow_update(s, app, lead_id, id, patch, now, cb, ctx);
+}
+
+static inline int store_follow_delete(store_t *s, int64_t app, const char *lead_id, const char *id)
+{
+    return s->ops->follow_delete(s, app, lead_id, id);
+}
+
+/* Backends' constructors, used by store_open. */
+store_t *store_sqlite_open(const char *path, char *err, size_t errsz);
+
+#endif
