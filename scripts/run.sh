@@ -1,0 +1,31 @@
+#!/bin/sh
+# make run: starts crmd on the embedded SQLite database var/crmd.db and
+# prints the three exports that make the reference's curl calls work.
+# On a new database it creates an app first; its key is kept (mode 600) in
+# var/credentials.env so later runs print it again with a fresh token.
+set -eu
+bin=${1:-build/crmd}
+db=${CRMD_DB:-sqlite:var/crmd.db}
+listen=${CRMD_LISTEN:-127.0.0.1:8080}
+creds=var/credentials.env
+mkdir -p var
+
+key=""
+if [ -f "$creds" ]; then
+    key=$(sed -n 's/^export BLOCKS_API_KEY=//p' "$creds")
+fi
+if [ -n "$key" ] && token=$("$bin" token issue --app "$key" --db "$db" 2>/dev/null); then
+    :
+else
+    umask 077
+    "$bin" app create "make-run" --db "$db" > "$creds"
+    key=$(sed -n 's/^export BLOCKS_API_KEY=//p' "$creds")
+    token=$(sed -n 's/^export BLOCKS_AUTH_TOKEN=//p' "$creds")
+fi
+
+echo "crmd: paste these lines into your shell, then try the reference's curl calls:"
+echo "export BLOCKS_API_URL=http://$listen"
+echo "export BLOCKS_API_KEY=$key"
+echo "export BLOCKS_AUTH_TOKEN=$token"
+echo
+exec "$bin" serve --listen "$listen" --db "$db"
