@@ -1,0 +1,502 @@
+"""Helpers for the crmd black-box API suite: a tiny HTTP client, response
+assertions, the crmd command line, and JWT forging (stdlib + openssl only)."""
+
+import base64
+import datetime as _dt
+import hashlib
+import hmac
+import json
+import os
+import re
+import select
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+SPEC_DIR = REPO_ROOT.parent / "shared" / "spec"
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+KEY_RE = re.compile(r"^pk_live_[A-Za-z0-9_]+$")
+JWT_RE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+
+LEAD_ATTRS = ("unique_id", "name", "source", "account_id", "contact_id", "value", "stage",
+              "probability", "status", "created_at", "updated_at")
+FOLLOW_ATTRS = ("unique_id", "title", "description", "due_date", "status", "created_at",
+                "updated_at")
+
+ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "payload_too_large",
+               415: "unsupported_media_type", 429: "rate_limited", 500: "internal_error",
+               503: "service_unavailable"}
+
+MIB = 1024 * 1024
+TIMEOUT = 15
+
+
+def crmd_bin():
+    return os.environ.get("CRMD_BIN") or str(REPO_ROOT / "build" / "crmd")
+
+
+def run_crmd(*args, timeout=30, check=False):
+    """Runs the crmd binary; returns the CompletedProcess (text mode)."""
+    p = subprocess.run([crmd_bin(), *map(str, args)], capture_output=True, text=True,
+                       timeout=timeout, stdin=subprocess.DEVNULL)
+    if check:
+        assert p.returncode == 0, (
+            f"crmd {' '.join(map(str, args))} exited {p.returncode}\n"
+            f"stdout: {p.stdout}\nstderr: {p.stderr}")
+    return p
+
+
+def parse_app_create(stdout):
+    lines = stdout.splitlines()
+    assert len(lines) == 2, f"app create must print exactly two lines, got {stdout!r}"
+    m1 = re.fullmatch(r"export BLOCKS_API_KEY=(\S+)", lines[0])
+    m2 = re.fullmatch(r"export BLOCKS_AUTH_TOKEN=(\S+)", lines[1])
+    assert m1 and m2, f"unexpected app create output: {stdout!r}"
+    key, token = m1.group(1), m2.group(1)
+    assert KEY_RE.match(key), key
+    assert JWT_RE.match(token), token
+    return key, token
+
+
+def app_create(db, name=None):
+    name = name or f"t-{uuid.uuid4().hex[:10]}"
+    p = run_crmd("app", "create", name, "--db", f"sqlite:{db}", check=True)
+    return parse_app_create(p.stdout)
+
+
+def token_issue(db, key, ttl=None, subject=None):
+    args = ["token", "issue", "--app", key]
+    if subject is not None:
+        args += ["--subject", subject]
+    if ttl is not None:
+        args += ["--ttl", ttl]
+    args += ["--db", f"sqlite:{db}"]
+    p = run_crmd(*args, check=True)
+    tok = p.stdout.strip()
+    assert len(p.stdout.strip().splitlines()) == 1, f"token issue must print one token: {p.stdout!r}"
+    assert JWT_RE.match(tok), tok
+    return tok
+
+
+# ---------------------------------------------------------------- JSON helpers
+
+class RawNum(str):
+    """A JSON number kept as its exact source text."""
+
+
+def exact_json(text):
+    """Parses JSON keeping numbers as RawNum (their exact text)."""
+    return json.loads(text, parse_float=RawNum, parse_int=RawNum)
+
+
+def media_type(resp):
+    ct = resp.headers.get("Content-Type", "")
+    return ct.split(";")[0].strip().lower()
+
+
+def body_json(resp):
+    assert media_type(resp) == "application/json", (
+        f"{resp.request.method} {resp.request.url}: Content-Type "
+        f"{resp.headers.get('Content-Type')!r}, body {resp.text[:300]!r}")
+    try:
+        return resp.json()
+    except ValueError as e:  # pragma: no cover - message only
+        raise AssertionError(f"body is not JSON: {resp.text[:300]!r}") from e
+
+
+def describe(resp):
+    return (f"{resp.request.method} {resp.request.path_url} -> {resp.status_code} "
+            f"{resp.text[:600]!r}")
+
+
+def assert_status(resp, status):
+    assert resp.status_code == status, f"expected {status}: {describe(resp)}"
+
+
+def assert_error(resp, status, code=None, n=None):
+    """Asserts a JSON error response; returns the list of error objects.
+    code: a code, or a set of allowed codes (every error must have one of them);
+    default: the contract's code for status."""
+    assert resp.status_code == status, f"expected {status}: {describe(resp)}"
+    body = body_json(resp)
+    assert isinstance(body, dict) and isinstance(body.get("errors"), list), describe(resp)
+    errs = body["errors"]
+    assert errs, describe(resp)
+    if code is None:
+        code = ERROR_CODES.get(status)
+    allowed = code if isinstance(code, (set, frozenset, tuple, list)) else {code}
+    for e in errs:
+        assert isinstance(e, dict), describe(resp)
+        assert e.get("status") == str(status), f"error status must be {str(status)!r}: {e}"
+        if code is not None:
+            assert e.get("code") in allowed, f"code {e.get('code')!r} not in {allowed}: {e}"
+        assert isinstance(e.get("title"), str) and e["title"].strip(), f"no title: {e}"
+        assert isinstance(e.get("detail"), str) and e["detail"].strip(), f"no detail: {e}"
+    if n is not None:
+        assert len(errs) == n, f"expected {n} error objects: {describe(resp)}"
+    return errs
+
+
+def assert_validation(resp, pointers, codes=None):
+    """422 with exactly one error per pointer (order free). codes maps pointer to
+    its code (default validation_error)."""
+    errs = assert_error(resp, 422, {"validation_error", "unknown_attribute"})
+    got = []
+    for e in errs:
+        src = e.get("source")
+        assert isinstance(src, dict) and isinstance(src.get("pointer"), str), (
+            f"422 error without source.pointer: {e}")
+        got.append(src["pointer"])
+        want_code = (codes or {}).get(src["pointer"], "validation_error")
+        assert e["code"] == want_code, f"{src['pointer']}: code {e['code']!r}, want {want_code!r}"
+    assert sorted(got) == sorted(pointers), f"pointers {sorted(got)} != {sorted(pointers)}: {describe(resp)}"
+    return errs
+
+
+def assert_param_error(resp, params):
+    errs = assert_error(resp, 422, "validation_error")
+    got = []
+    for e in errs:
+        src = e.get("source")
+        assert isinstance(src, dict) and "parameter" in src, f"no source.parameter: {e}"
+        got.append(src["parameter"])
+    assert sorted(got) == sorted(params), f"parameters {got} != {params}: {describe(resp)}"
+    return errs
+
+
+def check_resource(obj, rtype, attrs):
+    assert isinstance(obj, dict), obj
+    assert obj.get("type") == rtype, obj
+    a = obj.get("attributes")
+    assert isinstance(a, dict), obj
+    missing = [k for k in attrs if k not in a]
+    assert not missing, f"{rtype} lacks attributes {missing}: {a}"
+    assert isinstance(obj.get("id"), str) and UUID_RE.match(obj["id"]), f"bad id: {obj.get('id')!r}"
+    assert obj["id"] == a["unique_id"], obj
+    for k in ("created_at", "updated_at"):
+        assert isinstance(a[k], str) and TS_RE.match(a[k]), f"{k}: {a[k]!r}"
+    return a
+
+
+def check_lead(obj, **expected):
+    a = check_resource(obj, "lead", LEAD_ATTRS)
+    assert a["stage"] in ("new", "contacted", "qualified", "proposal", "negotiation"), a
+    assert a["status"] in ("active", "inactive", "converted", "lost"), a
+    assert a["probability"] is None or (type(a["probability"]) is int), a
+    assert a["value"] is None or isinstance(a["value"], (int, float)) and not isinstance(a["value"], bool), a
+    for k, v in expected.items():
+        assert a[k] == v, f"lead.{k} = {a[k]!r}, expected {v!r}"
+    return a
+
+
+def check_follow(obj, **expected):
+    a = check_resource(obj, "follow", FOLLOW_ATTRS)
+    assert a["status"] in ("pending", "completed", "overdue"), a
+    assert a["due_date"] is None or TS_RE.match(a["due_date"]), a
+    for k, v in expected.items():
+        assert a[k] == v, f"follow.{k} = {a[k]!r}, expected {v!r}"
+    return a
+
+
+def parse_ts(s):
+    return _dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_dt.timezone.utc)
+
+
+def location_path(resp):
+    loc = resp.headers.get("Location")
+    assert loc, f"201 without Location: {describe(resp)}"
+    return urlsplit(loc).path
+
+
+# ---------------------------------------------------------------- HTTP client
+
+class Client:
+    """Requests against one server with one set of credentials. Never follows
+    redirects; a fresh connection per request."""
+
+    def __init__(self, base_url, key=None, token=None):
+        self.base_url = base_url.rstrip("/")
+        self.key = key
+        self.token = token
+
+    @property
+    def headers(self):
+        h = {}
+        if self.token is not None:
+            h["Authorization"] = f"Bearer {self.token}"
+        if self.key is not None:
+            h["AppId"] = self.key
+        return h
+
+    def with_creds(self, key=None, token=None):
+        return Client(self.base_url, key if key is not None else self.key,
+                      token if token is not None else self.token)
+
+    def request(self, method, path, body=None, *, raw=None, headers=None, auth=True,
+                params=None, content_type="application/json"):
+        """body: a JSON-able value, sent as JSON; raw: bytes/str sent verbatim.
+        headers: extra headers (a None value removes one). auth=False: no credentials."""
+        h = dict(self.headers) if auth else {}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+        if raw is not None:
+            data = raw.encode() if isinstance(raw, str) else raw
+        if data is not None and content_type is not None:
+            h["Content-Type"] = content_type
+        if headers:
+            # case-insensitive override
+            for k, v in headers.items():
+                for old in [x for x in h if x.lower() == k.lower()]:
+                    del h[old]
+                h[k] = v
+        h = {k: v for k, v in h.items() if v is not None}
+        r = requests.request(method, self.base_url + path, data=data, headers=h, params=params,
+                             allow_redirects=False, timeout=TIMEOUT)
+        assert not (300 <= r.status_code < 400), f"redirect: {describe(r)}"
+        assert r.status_code < 500, f"server error: {describe(r)}"
+        return r
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def put(self, path, body=None, **kw):
+        return self.request("PUT", path, body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    # conveniences --------------------------------------------------------
+    def create_lead(self, **attrs):
+        attrs.setdefault("name", "Lead " + uuid.uuid4().hex[:6])
+        r = self.post("/leads/", {"lead": attrs})
+        assert_status(r, 201)
+        return body_json(r)["data"]
+
+    def create_follow(self, lead_id, **attrs):
+        attrs.setdefault("title", "Follow " + uuid.uuid4().hex[:6])
+        r = self.post(f"/leads/{lead_id}/follows", {"follow": attrs})
+        assert_status(r, 201)
+        return body_json(r)["data"]
+
+    def get_lead(self, lead_id):
+        r = self.get(f"/leads/{lead_id}")
+        assert_status(r, 200)
+        return body_json(r)["data"]
+
+    def get_follow(self, lead_id, follow_id):
+        r = self.get(f"/leads/{lead_id}/follows/{follow_id}")
+        assert_status(r, 200)
+        return body_json(r)["data"]
+
+    def list_all(self, path="/leads/", records=100):
+        out, page = [], 1
+        while True:
+            r = self.get(path, params={"page": page, "records": records})
+            assert_status(r, 200)
+            data = body_json(r)["data"]
+            if not data:
+                return out
+            out += data
+            page += 1
+            assert page < 1000
+
+
+class App(Client):
+    """An app (tenant): its key, its token, and a client using them."""
+
+    def __iter__(self):
+        return iter((self.key, self.token))
+
+    @property
+    def client(self):
+        return self
+
+
+# ---------------------------------------------------------------- raw HTTP
+
+def raw_http(host, port, head, body=b"", timeout=10, wait_before_body=0.3):
+    """Sends head (bytes, ends with CRLFCRLF) then body; returns (status, headers
+    dict lower-cased, body bytes). If the server answers before the body is sent
+    (e.g. a 413 decided on Content-Length), the early answer is read."""
+    s = socket.create_connection((host, port), timeout=timeout)
+    try:
+        s.sendall(head)
+        early = False
+        if body:
+            r, _, _ = select.select([s], [], [], wait_before_body)
+            if r:
+                early = True
+            else:
+                try:
+                    view = memoryview(body)
+                    while view:
+                        n = s.send(view[:65536])
+                        view = view[n:]
+                        r, _, _ = select.select([s], [], [], 0)
+                        if r:
+                            break
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+        data = b""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            data += chunk
+            if b"\r\n\r\n" in data:
+                hdr, _, rest = data.partition(b"\r\n\r\n")
+                m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", hdr)
+                if m and len(rest) >= int(m.group(1)):
+                    break
+        assert data, "no response at all" + (" (answered early)" if early else "")
+        hdr, _, rest = data.partition(b"\r\n\r\n")
+        lines = hdr.decode("latin1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for ln in lines[1:]:
+            k, _, v = ln.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        return status, headers, rest
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------- JWT
+
+def b64u(b):
+    if isinstance(b, str):
+        b = b.encode()
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def b64u_dec(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def jwt_parts(token):
+    h, p, s = token.split(".")
+    return json.loads(b64u_dec(h)), json.loads(b64u_dec(p)), s
+
+
+def jwt_compact(header, payload, signer):
+    """signer: bytes -> bytes (signature) or None for an empty signature."""
+    signing_input = f"{b64u(json.dumps(header, separators=(',', ':')))}." \
+                    f"{b64u(json.dumps(payload, separators=(',', ':')))}"
+    sig = signer(signing_input.encode()) if signer else b""
+    return f"{signing_input}.{b64u(sig)}"
+
+
+def hs256_signer(secret):
+    if isinstance(secret, str):
+        secret = secret.encode()
+    return lambda data: hmac.new(secret, data, hashlib.sha256).digest()
+
+
+def openssl(*args, input=None):
+    p = subprocess.run(["openssl", *args], input=input, capture_output=True, timeout=60)
+    assert p.returncode == 0, f"openssl {args}: {p.stderr.decode(errors='replace')}"
+    return p.stdout
+
+
+class RsaKey:
+    """An RSA private key in a PEM file, signing with `openssl dgst`."""
+
+    def __init__(self, pem_path):
+        self.path = str(pem_path)
+
+    @classmethod
+    def generate(cls, directory):
+        path = Path(directory) / f"other-{uuid.uuid4().hex[:8]}.pem"
+        openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                "-out", str(path))
+        return cls(path)
+
+    def sign(self, data):
+        return openssl("dgst", "-sha256", "-sign", self.path, input=data)
+
+    def public_pem(self):
+        return openssl("pkey", "-in", self.path, "-pubout")
+
+    def public_der(self):
+        return openssl("pkey", "-in", self.path, "-pubout", "-outform", "DER")
+
+    def kid(self):
+        return hashlib.sha256(self.public_der()).hexdigest()[:16]
+
+    def verify(self, data, sig):
+        with tempfile.TemporaryDirectory() as d:
+            pub = Path(d) / "pub.pem"
+            pub.write_bytes(self.public_pem())
+            sigf = Path(d) / "sig"
+            sigf.write_bytes(sig)
+            p = subprocess.run(["openssl", "dgst", "-sha256", "-verify", str(pub),
+                                "-signature", str(sigf)], input=data, capture_output=True)
+            return p.returncode == 0
+
+
+def find_server_key(db_path, token, workdir):
+    """Looks, schema-agnostically, through every text/blob cell of the test's own
+    SQLite database for an unencrypted PEM private key whose public half verifies
+    token. Returns an RsaKey or None (e.g. keys kept elsewhere or encrypted)."""
+    h, p, s = token.split(".")
+    signing_input = f"{h}.{p}".encode()
+    sig = b64u_dec(s)
+    pems = []
+    try:
+        con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+        try:
+            tables = [r[0] for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")]
+            for t in tables:
+                try:
+                    for row in con.execute(f'SELECT * FROM "{t}"'):
+                        for cell in row:
+                            if isinstance(cell, bytes):
+                                try:
+                                    cell = cell.decode()
+                                except UnicodeDecodeError:
+                                    continue
+                            if isinstance(cell, str) and "PRIVATE KEY-----" in cell:
+                                pems.append(cell)
+                except sqlite3.Error:
+                    continue
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    for i, pem in enumerate(pems):
+        path = Path(workdir) / f"server-key-{i}-{uuid.uuid4().hex[:6]}.pem"
+        path.write_text(pem)
+        k = RsaKey(path)
+        try:
+            if k.verify(signing_input, sig):
+                return k
+        except Exception:
+            continue
+    return None
+
+
+def now_s():
+    return int(time.time())

@@ -1,0 +1,177 @@
+"""Request bodies: JSON syntax and encoding, Content-Type, size limit."""
+
+import json
+
+import pytest
+
+from apiutil import (MIB, assert_error, assert_status, body_json, check_follow, check_lead)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"lead":',
+    b'{"lead":{"name":"x"}',
+    b'{"lead":{"name":"x"}} trailing',
+    b"{'lead':{'name':'x'}}",
+    b'{"lead":{"name":"x",}}',
+    b'{"lead":{"name":"\xff\xfe"}}',
+    b'{"lead":{"name":"\xc0\xaf"}}',            # overlong encoding
+    b'{"lead":{"name":"\xed\xa0\x80"}}',        # surrogate encoded in UTF-8
+    b'{"lead":{"name":"\\ud800"}}',             # lone high surrogate escape
+    b'{"lead":{"name":"x\\udc00y"}}',           # lone low surrogate escape
+    b'{"lead":{"name":"\\ud800\\u0041"}}',      # high surrogate not followed by a low one
+    b"\xef\xbb\xbf\x00",
+    b"   ",
+    b"nul",
+])
+def test_not_json_is_400(mapp, raw):
+    before = body_json(mapp.get("/leads/", params={"records": 1}))["meta"]["totalRecords"]
+    r = mapp.post("/leads/", raw=raw)
+    assert_error(r, 400, "bad_request")
+    assert body_json(mapp.get("/leads/", params={"records": 1}))["meta"]["totalRecords"] == before
+
+
+def test_empty_body_on_post_is_400(mapp):
+    assert_error(mapp.post("/leads/", raw=b""), 400, "bad_request")
+    assert_error(mapp.post("/leads/", raw=b"", content_type=None,
+                           headers={"Content-Length": "0"}), 400, "bad_request")
+
+
+def test_not_json_on_put_and_follows_is_400(app):
+    lead = app.create_lead(name="Same")
+    assert_error(app.put(f"/leads/{lead['id']}", raw=b'{"lead":{"name":'), 400, "bad_request")
+    assert_error(app.put(f"/leads/{lead['id']}", raw=b""), 400, "bad_request")
+    assert_error(app.put(f"/leads/{lead['id']}", raw=b'{"lead":{"name":"\\ud800"}}'), 400,
+                 "bad_request")
+    assert_error(app.post(f"/leads/{lead['id']}/follows", raw=b"{"), 400, "bad_request")
+    assert_error(app.post(f"/leads/{lead['id']}/follows",
+                          raw=b'{"follow":{"title":"\xff"}}'), 400, "bad_request")
+    f = app.create_follow(lead["id"], title="F")
+    assert_error(app.put(f"/leads/{lead['id']}/follows/{f['id']}", raw=b"]"), 400, "bad_request")
+    check_lead(app.get_lead(lead["id"]), name="Same")
+    check_follow(app.get_follow(lead["id"], f["id"]), title="F")
+
+
+BODY = json.dumps({"lead": {"name": "Typed"}})
+
+
+@pytest.mark.parametrize("ctype", [
+    "application/json",
+    "application/json; charset=utf-8",
+    "application/json;charset=UTF-8",
+    "APPLICATION/JSON",
+    "Application/Json; Charset=utf-8",
+    "application/vnd.api+json",
+    "application/vnd.api+json; charset=utf-8",
+])
+def test_json_content_types_accepted(mapp, ctype):
+    r = mapp.post("/leads/", raw=BODY, content_type=ctype)
+    assert_status(r, 201)
+    check_lead(body_json(r)["data"], name="Typed")
+
+
+def test_no_content_type_is_read_as_json(mapp):
+    r = mapp.post("/leads/", raw=BODY, content_type=None)
+    assert "Content-Type" not in r.request.headers
+    assert_status(r, 201)
+    check_lead(body_json(r)["data"], name="Typed")
+
+
+@pytest.mark.parametrize("ctype", [
+    "text/plain",
+    "text/plain; charset=utf-8",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "application/xml",
+    "application/json; charset=latin1",
+    "application/json; charset=iso-8859-1",
+    "application/json; charset=utf-16",
+    "application/jsonx",
+])
+def test_other_content_types_are_415(mapp, ctype):
+    before = body_json(mapp.get("/leads/", params={"records": 1}))["meta"]["totalRecords"]
+    r = mapp.post("/leads/", raw=BODY, content_type=ctype)
+    assert_error(r, 415, "unsupported_media_type")
+    assert body_json(mapp.get("/leads/", params={"records": 1}))["meta"]["totalRecords"] == before
+
+
+def test_415_on_put_and_follows(app):
+    lead = app.create_lead(name="Same")
+    assert_error(app.put(f"/leads/{lead['id']}", raw='{"lead":{"name":"x"}}',
+                         content_type="text/plain"), 415, "unsupported_media_type")
+    assert_error(app.post(f"/leads/{lead['id']}/follows", raw='{"follow":{"title":"x"}}',
+                          content_type="text/plain"), 415, "unsupported_media_type")
+    check_lead(app.get_lead(lead["id"]), name="Same")
+    assert body_json(app.get(f"/leads/{lead['id']}/follows"))["data"] == []
+
+
+def padded_body(total):
+    """A valid create-lead body of exactly `total` bytes, padded with JSON white space."""
+    core_head, core_tail = b'{"lead":{"name":"Padded"}', b"}"
+    pad = total - len(core_head) - len(core_tail)
+    assert pad >= 0
+    body = core_head + b" " * pad + core_tail
+    assert len(body) == total
+    json.loads(body)
+    return body
+
+
+def test_body_just_under_1mib_is_accepted(mapp):
+    r = mapp.post("/leads/", raw=padded_body(MIB - 100))
+    assert_status(r, 201)
+    check_lead(body_json(r)["data"], name="Padded")
+
+
+def test_body_of_exactly_1mib_is_accepted(mapp):
+    r = mapp.post("/leads/", raw=padded_body(MIB))
+    assert_status(r, 201)
+
+
+def _raw_post(server, app, body, path="/leads/"):
+    from apiutil import raw_http
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Authorization: Bearer {app.token}\r\nAppId: {app.key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\n\r\n").encode()
+    return raw_http(server.host, server.port, head, body)
+
+
+@pytest.mark.parametrize("size", [MIB + 1, 3 * MIB])
+def test_body_over_1mib_is_413(server, app, size):
+    status, headers, body = _raw_post(server, app, padded_body(size))
+    assert status == 413, (status, body[:300])
+    assert headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
+    errs = json.loads(body)["errors"]
+    assert errs and errs[0]["status"] == "413" and errs[0]["code"] == "payload_too_large"
+    # nothing was created and the server still serves
+    assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 0
+
+
+def test_follow_body_over_1mib_is_413(server, app):
+    lead = app.create_lead()
+    big = b'{"follow":{"title":"x"}' + b" " * (MIB + 10) + b"}"
+    status, _, body = _raw_post(server, app, big, path=f"/leads/{lead['id']}/follows")
+    assert status == 413, (status, body[:300])
+    assert body_json(app.get(f"/leads/{lead['id']}/follows"))["data"] == []
+
+
+def test_chunked_body_over_1mib_is_413(app):
+    import requests
+    big = padded_body(MIB + 4096)
+    chunks = iter([big[i:i + 65536] for i in range(0, len(big), 65536)])
+    h = dict(app.headers, **{"Content-Type": "application/json"})
+    try:
+        r = requests.post(app.base_url + "/leads/", data=chunks, headers=h, timeout=15)
+    except requests.ConnectionError as e:
+        raise AssertionError(f"connection dropped without a 413 answer: {e}")
+    assert_error(r, 413, "payload_too_large")
+    assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 0
+
+
+def test_chunked_body_under_limit_is_accepted(app):
+    import requests
+    body = padded_body(200_000)
+    chunks = iter([body[i:i + 50_000] for i in range(0, len(body), 50_000)])
+    h = dict(app.headers, **{"Content-Type": "application/json"})
+    r = requests.post(app.base_url + "/leads/", data=chunks, headers=h, timeout=15)
+    assert_status(r, 201)
+    check_lead(body_json(r)["data"], name="Padded")

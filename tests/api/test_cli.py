@@ -1,0 +1,124 @@
+"""The crmd command line: help, usage errors, app create, token issue, migrate,
+serve's lifecycle."""
+
+import subprocess
+
+import pytest
+
+from apiutil import (App, app_create, assert_status, body_json, crmd_bin, jwt_parts,
+                     parse_app_create, run_crmd, token_issue)
+
+
+def test_help_exits_0():
+    p = run_crmd("--help")
+    assert p.returncode == 0, p.stderr
+    text = (p.stdout + p.stderr).lower()
+    for word in ("serve", "app", "token", "migrate"):
+        assert word in text, f"--help does not mention {word!r}: {text[:500]}"
+
+
+@pytest.mark.parametrize("args", [
+    ["--no-such-flag"],
+    ["serve", "--no-such-flag"],
+    ["serve", "--listen", "127.0.0.1:1", "--db", "sqlite:/dev/null", "--bogus", "1"],
+    ["app", "create", "x", "--db", "sqlite:/tmp/x.db", "--nope"],
+    ["token", "issue", "--frob"],
+    ["migrate", "--what"],
+])
+def test_bad_flag_exits_2_with_usage(args):
+    p = run_crmd(*args)
+    assert p.returncode == 2, (args, p.returncode, p.stderr)
+    assert "usage" in p.stderr.lower(), f"no usage on stderr: {p.stderr!r}"
+    assert "BLOCKS_" not in p.stdout
+
+
+def test_unknown_command_fails():
+    p = run_crmd("frobnicate")
+    assert p.returncode != 0
+
+
+def test_app_create_on_a_brand_new_database(tmp_path):
+    db = tmp_path / "fresh" / "new.db"
+    db.parent.mkdir()
+    p = run_crmd("app", "create", "Fresh App", "--db", f"sqlite:{db}")
+    assert p.returncode == 0, p.stderr
+    key, token = parse_app_create(p.stdout)
+    header, claims, _ = jwt_parts(token)
+    assert header.get("alg") == "RS256", header
+    for c in ("iss", "sub", "app", "iat", "exp", "jti"):
+        assert c in claims, f"claim {c} missing: {claims}"
+    assert claims["app"] == key
+    assert isinstance(claims["exp"], int) and isinstance(claims["iat"], int)
+    assert claims["exp"] > claims["iat"]
+    # a second app gets another key and token
+    key2, token2 = app_create(db)
+    assert key2 != key and token2 != token
+    assert jwt_parts(token2)[1]["jti"] != claims["jti"]
+
+
+def test_app_create_output_evals_in_a_shell(tmp_path):
+    db = tmp_path / "eval.db"
+    script = (f'eval "$({crmd_bin()} app create evalme --db sqlite:{db})" && '
+              'printf "%s\\n%s\\n" "$BLOCKS_API_KEY" "$BLOCKS_AUTH_TOKEN"')
+    p = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    key, token = p.stdout.split()
+    assert key.startswith("pk_live_") and token.count(".") == 2
+
+
+@pytest.mark.parametrize("ttl, seconds", [("90s", 90), ("5m", 300), ("12h", 43200),
+                                          ("30d", 2592000)])
+def test_token_issue_ttl(server, app, ttl, seconds):
+    tok = token_issue(server.db, app.key, ttl=ttl, subject="cli-user")
+    header, claims, _ = jwt_parts(tok)
+    assert header.get("alg") == "RS256"
+    assert claims["exp"] - claims["iat"] == seconds, claims
+    assert claims["app"] == app.key
+    assert claims["sub"] == "cli-user"
+    for c in ("iss", "jti"):
+        assert c in claims
+    assert_status(app.with_creds(token=tok).get("/leads/"), 200)
+
+
+def test_token_issue_jti_unique(server, app):
+    a = jwt_parts(token_issue(server.db, app.key))[1]
+    b = jwt_parts(token_issue(server.db, app.key))[1]
+    assert a["jti"] != b["jti"]
+
+
+def test_migrate_twice(tmp_path):
+    db = tmp_path / "m.db"
+    for _ in range(2):
+        p = run_crmd("migrate", "--db", f"sqlite:{db}")
+        assert p.returncode == 0, p.stderr
+    key, token = app_create(db)
+    assert key.startswith("pk_live_")
+    p = run_crmd("migrate", "--db", f"sqlite:{db}")
+    assert p.returncode == 0, p.stderr
+    # the app survives a later migrate
+    tok = token_issue(db, key, ttl="90s")
+    assert jwt_parts(tok)[1]["app"] == key
+
+
+def test_sigterm_exits_0_and_data_persists(make_server):
+    srv = make_server(threads=2)
+    app = srv.new_app()
+    lead = app.create_lead(name="Persisted", value="12345.67")
+    f = app.create_follow(lead["id"], title="Persisted follow")
+    rc = srv.stop()
+    assert rc == 0, f"exit code after SIGTERM: {rc}; stderr:\n{srv.stderr_text()[-2000:]}"
+    srv.start()
+    again = App(srv.base_url, app.key, app.token)
+    got = again.get_lead(lead["id"])
+    assert got["attributes"] == lead["attributes"]
+    assert again.get_follow(lead["id"], f["id"])["attributes"] == f["attributes"]
+    assert body_json(again.get("/leads/"))["meta"]["totalRecords"] == 1
+    assert srv.stop() == 0
+
+
+def test_app_create_while_serving(server):
+    # the app fixture does this for nearly every test; here explicitly, twice in a row
+    a, b = server.new_app(), server.new_app()
+    assert a.key != b.key
+    assert_status(a.get("/leads/"), 200)
+    assert_status(b.get("/leads/"), 200)

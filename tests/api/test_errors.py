@@ -1,0 +1,131 @@
+"""Routing errors (404/405, decided before credentials) and the error body shape."""
+
+import uuid
+
+import pytest
+import requests
+
+from apiutil import assert_error, assert_status, body_json
+
+
+def allow_set(resp):
+    allow = resp.headers.get("Allow")
+    assert allow, f"405 without Allow header: {resp.headers}"
+    return {m.strip().upper() for m in allow.split(",") if m.strip()}
+
+
+def test_healthz_needs_no_credentials(anon):
+    r = anon.get("/healthz")
+    assert_status(r, 200)
+
+
+@pytest.mark.parametrize("path", ["/", "/nope", "/lead", "/leadsx", "/leads-x/",
+                                  "/healthz/x", "/api/leads", "/LEADS"])
+@pytest.mark.parametrize("with_creds", [False, True])
+def test_unknown_path_is_404(server, app, path, with_creds):
+    c = app if with_creds else server.client()
+    for method in ("GET", "POST", "DELETE"):
+        r = c.request(method, path)
+        assert_error(r, 404, "not_found")
+
+
+@pytest.mark.parametrize("with_creds", [False, True])
+def test_too_deep_paths_are_404(server, app, with_creds):
+    c = app if with_creds else server.client()
+    lead_id, follow_id = str(uuid.uuid4()), str(uuid.uuid4())
+    for path in (f"/leads/{lead_id}/follows/{follow_id}/x",
+                 f"/leads/{lead_id}/other",
+                 f"/leads/{lead_id}/follows/{follow_id}/follows",
+                 f"/leads/{lead_id}/x/y"):
+        assert_error(c.get(path), 404, "not_found")
+
+
+@pytest.mark.parametrize("with_creds", [False, True])
+def test_post_healthz_is_405(server, app, with_creds):
+    c = app if with_creds else server.client()
+    r = c.post("/healthz", {"x": 1})
+    assert_error(r, 405, "method_not_allowed")
+    assert "GET" in allow_set(r)
+
+
+@pytest.mark.parametrize("with_creds", [False, True])
+def test_405_with_allow_on_every_route(server, app, with_creds):
+    c = app if with_creds else server.client()
+    lid, fid = str(uuid.uuid4()), str(uuid.uuid4())
+    cases = [
+        ("DELETE", "/leads/", {"GET", "POST"}, {"DELETE", "PUT"}),
+        ("DELETE", "/leads", {"GET", "POST"}, {"DELETE", "PUT"}),
+        ("PUT", "/leads/", {"GET", "POST"}, {"DELETE", "PUT"}),
+        ("PATCH", "/leads/", {"GET", "POST"}, {"DELETE", "PUT"}),
+        ("PATCH", f"/leads/{lid}", {"GET", "PUT", "DELETE"}, {"POST"}),
+        ("PATCH", f"/leads/{lid}/", {"GET", "PUT", "DELETE"}, {"POST"}),
+        ("POST", f"/leads/{lid}", {"GET", "PUT", "DELETE"}, {"POST"}),
+        ("DELETE", f"/leads/{lid}/follows", {"GET", "POST"}, {"DELETE", "PUT"}),
+        ("PUT", f"/leads/{lid}/follows/", {"GET", "POST"}, {"DELETE", "PUT"}),
+        ("PATCH", f"/leads/{lid}/follows/{fid}", {"GET", "PUT", "DELETE"}, {"POST"}),
+        ("POST", f"/leads/{lid}/follows/{fid}/", {"GET", "PUT", "DELETE"}, {"POST"}),
+        ("DELETE", "/healthz", {"GET"}, {"POST"}),
+    ]
+    for method, path, must, must_not in cases:
+        r = c.request(method, path, {"lead": {"name": "x"}} if method in ("POST", "PUT",
+                                                                         "PATCH") else None)
+        assert_error(r, 405, "method_not_allowed")
+        allowed = allow_set(r)
+        assert must <= allowed, (method, path, allowed)
+        assert not (must_not & allowed), (method, path, allowed)
+
+
+def test_405_changes_nothing(app):
+    a = app.create_lead(name="Same")
+    r = app.request("PATCH", f"/leads/{a['id']}", {"lead": {"name": "Changed"}})
+    assert_error(r, 405, "method_not_allowed")
+    assert app.get_lead(a["id"])["attributes"]["name"] == "Same"
+    assert_error(app.delete("/leads/"), 405, "method_not_allowed")
+    assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 1
+
+
+def test_not_a_uuid_id(anon, app):
+    for path in ("/leads/not-a-uuid", "/leads/not-a-uuid/", "/leads/lead-uuid-123/follows",
+                 f"/leads/{uuid.uuid4()}/follows/not-a-uuid"):
+        assert_error(anon.get(path), 401, "unauthorized")
+        assert_error(app.get(path), 404, "not_found")
+    assert_error(app.put("/leads/not-a-uuid", {"lead": {"name": "x"}}), 404, "not_found")
+    assert_error(app.delete("/leads/not-a-uuid"), 404, "not_found")
+    assert_error(app.post("/leads/not-a-uuid/follows", {"follow": {"title": "x"}}), 404,
+                 "not_found")
+
+
+def test_uppercase_uuid_is_not_a_server_error(app):
+    a = app.create_lead(name="Upper")
+    r = app.get(f"/leads/{a['id'].upper()}")
+    # ids are lowercase canonical; an uppercase spelling may be found or be a 404,
+    # but never a 5xx, and a 200 renders the canonical lowercase id
+    assert r.status_code in (200, 404), r.status_code
+    body = body_json(r)
+    if r.status_code == 200:
+        assert body["data"]["id"] == a["id"]
+    else:
+        assert_error(r, 404, "not_found")
+
+
+def test_not_found_error_shape(app):
+    r = app.get(f"/leads/{uuid.uuid4()}")
+    errs = assert_error(r, 404, "not_found", n=1)
+    assert set(errs[0]) >= {"status", "code", "title", "detail"}
+    assert errs[0]["status"] == "404"
+
+
+def test_huge_and_odd_paths_do_not_break_the_server(server, app):
+    for path in ("/leads/" + "a" * 5000, "/leads/%00", "/leads/%2e%2e/healthz",
+                 "/leads/" + str(uuid.uuid4()) + "%2F", "//leads//"):
+        r = requests.get(server.base_url + path, headers=app.headers, timeout=10,
+                         allow_redirects=False)
+        assert r.status_code < 500 and not (300 <= r.status_code < 400), (path, r.status_code)
+    assert_status(app.get("/leads/"), 200)
+
+
+def test_query_string_does_not_change_routing(anon, app):
+    assert_status(anon.get("/healthz?x=1"), 200)
+    assert_error(anon.get("/nope?x=1"), 404, "not_found")
+    assert_status(app.get("/leads?page=1"), 200)
+    assert_status(app.get("/leads/?page=1&records=20"), 200)
