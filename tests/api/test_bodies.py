@@ -30,6 +30,14 @@ def test_not_json_is_400(mapp, raw):
     assert body_json(mapp.get("/leads/", params={"records": 1}))["meta"]["totalRecords"] == before
 
 
+def test_deeply_nested_json_is_rejected_cleanly(mapp):
+    for raw in ("[" * 100000, '{"lead":' * 20000, '{"lead":{"name":' + "[" * 50000):
+        r = mapp.post("/leads/", raw=raw)
+        assert r.status_code in (400, 422), r.status_code
+        assert_error(r, r.status_code, {"bad_request", "validation_error"})
+    assert mapp.get("/leads/").status_code == 200
+
+
 def test_empty_body_on_post_is_400(mapp):
     assert_error(mapp.post("/leads/", raw=b""), 400, "bad_request")
     assert_error(mapp.post("/leads/", raw=b"", content_type=None,

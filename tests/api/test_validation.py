@@ -101,6 +101,12 @@ def test_create_lead_invalid_attribute(mapp, lead, pointer):
     '"name":"ok","value":true',
     '"name":"ok","value":[]',
     '"name":"ok","value":{}',
+    # more than two fractional digits, even where a binary double would hide them
+    '"name":"ok","value":0.10000000000000000000001',
+    '"name":"ok","value":12.3400000000000001',
+    '"name":"ok","value":0.1000000000000000055511151231257827',
+    '"name":"ok","value":9999999999999.999',
+    '"name":"ok","value":1.005',
 ])
 def test_create_lead_invalid_value(mapp, members):
     assert_validation(post_lead_raw(mapp, members), ["/lead/value"])
@@ -206,6 +212,11 @@ def test_all_problems_reported_at_once(app):
 def test_unknown_attribute_create(mapp):
     r = mapp.post("/leads/", {"lead": {"name": "x", "nmae": "y"}})
     assert_validation(r, ["/lead/nmae"], codes={"/lead/nmae": "unknown_attribute"})
+
+
+def test_unknown_attribute_pointer_is_escaped(mapp):
+    r = mapp.post("/leads/", {"lead": {"name": "x", "a/b~c": 1}})
+    assert_validation(r, ["/lead/a~1b~0c"], codes={"/lead/a~1b~0c": "unknown_attribute"})
 
 
 def test_unknown_attribute_update(app):
