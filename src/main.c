@@ -250,8 +250,14 @@ static int cmd_serve(int argc, char **argv)
                          .thread_fini = api_thread_fini,
                          .handle = api_handle,
                          .arg = &shared};
+    if (api_writer_start(&shared) != 0) {
+        jwt_key_free(key);
+        return 1;
+    }
     fprintf(stderr, "crmd: listening on http://%s:%u with %ld threads\n", host, port, threads);
     int rc = http_serve(&cfg, on_ready);
+    /* The workers are done: finish what the writer holds, then close it. */
+    api_writer_stop();
     jwt_key_free(key);
     fprintf(stderr, "crmd: stopped\n");
     return rc;

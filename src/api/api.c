@@ -12,7 +12,9 @@
 
 #include "model/timestamp.h"
 
-void *api_thread_init(int index, void *arg)
+void api_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+
+void *api_thread_init(int index, void *arg, h2o_context_t *ctx)
 {
     const api_shared_t *shared = arg;
     api_thread_t *t = calloc(1, sizeof *t);
@@ -27,6 +29,7 @@ void *api_thread_init(int index, void *arg)
         free(t);
         return NULL;
     }
+    h2o_multithread_register_receiver(ctx->queue, &t->done, api_writes_done);
     return t;
 }
 
@@ -39,7 +42,7 @@ void api_thread_fini(void *state)
     free(t);
 }
 
-static const char *reason(int status)
+const char *api_reason(int status)
 {
     switch (status) {
     case 200:
@@ -89,16 +92,19 @@ void api_send(api_req_t *r, int status)
         status = 503;
     }
     r->req->res.status = status;
-    r->req->res.reason = reason(status);
+    r->req->res.reason = api_reason(status);
     api_add_header(r, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"));
-    /* h2o_send_inline copies the body into the request's pool. */
+    /* h2o_send_inline copies the body into the request's pool. It leaves
+     * the length unset, and h2o 2.2 then drops keep-alive for any status
+     * but 200: always say it. */
+    r->req->res.content_length = w->len;
     h2o_send_inline(r->req, w->buf, w->len);
 }
 
 void api_send_empty(api_req_t *r, int status)
 {
     r->req->res.status = status;
-    r->req->res.reason = reason(status);
+    r->req->res.reason = api_reason(status);
     h2o_send_inline(r->req, "", 0);
 }
 
@@ -257,33 +263,32 @@ bool api_read_paging(api_req_t *r, int default_records, int64_t *page, int *reco
 
 /* Writes the request's log line with one write(2), so lines from several
  * threads never interleave. The token is never logged. */
-static void log_request(api_req_t *r, int64_t start_ns)
+void api_log(h2o_req_t *req, const char *app_key, int64_t now, int64_t start_ns)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t dur_us = ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - start_ns) / 1000;
     char when[TS_BUFSZ];
-    ts_format(r->now, when);
+    ts_format(now, when);
     char path[256];
     size_t n = 0;
-    for (size_t i = 0; i < r->req->path.len && n < sizeof path - 4; i++) {
-        unsigned char c = (unsigned char)r->req->path.base[i];
+    for (size_t i = 0; i < req->path.len && n < sizeof path - 4; i++) {
+        unsigned char c = (unsigned char)req->path.base[i];
         path[n++] = c > 0x20 && c < 0x7f ? (char)c : '?';
     }
-    if (n < r->req->path.len)
+    if (n < req->path.len)
         n += (size_t)snprintf(path + n, sizeof path - n, "...");
     path[n] = '\0';
     char method[16];
-    size_t mn = r->req->method.len < sizeof method - 1 ? r->req->method.len : sizeof method - 1;
+    size_t mn = req->method.len < sizeof method - 1 ? req->method.len : sizeof method - 1;
     for (size_t i = 0; i < mn; i++) {
-        unsigned char c = (unsigned char)r->req->method.base[i];
+        unsigned char c = (unsigned char)req->method.base[i];
         method[i] = c > 0x20 && c < 0x7f ? (char)c : '?';
     }
     method[mn] = '\0';
     char line[512];
     int len = snprintf(line, sizeof line, "%s %s %s %d %" PRId64 ".%03dms app=%s\n", when, method, path,
-                       r->req->res.status, dur_us / 1000, (int)(dur_us % 1000),
-                       r->app.key[0] ? r->app.key : "-");
+                       req->res.status, dur_us / 1000, (int)(dur_us % 1000), app_key[0] ? app_key : "-");
     if (len > 0) {
         size_t l = (size_t)len < sizeof line ? (size_t)len : sizeof line - 1;
         ssize_t wr = write(STDERR_FILENO, line, l);
@@ -302,6 +307,7 @@ void api_handle(h2o_req_t *req, void *state)
     r.req = req;
     r.t = t;
     r.now = ts_now_ms();
+    r.start_ns = start_ns;
     jw_reset(&t->out);
 
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
@@ -322,6 +328,7 @@ void api_handle(h2o_req_t *req, void *state)
         else
             follows_handle(&r);
     }
-    if (t->shared->log_requests)
-        log_request(&r, start_ns);
+    /* A write queued for the writer is logged when it is answered. */
+    if (t->shared->log_requests && !r.deferred)
+        api_log(req, r.app.key, r.now, start_ns);
 }

@@ -51,6 +51,7 @@ typedef struct api_thread {
     const api_shared_t *shared;
     int index;
     store_t *store;
+    h2o_multithread_receiver_t done; /* finished writes come back here */
     jw_t out; /* the response being written, reused across requests */
     auth_token_entry_t tokens[AUTH_TOKEN_CACHE];
     auth_app_entry_t apps[AUTH_APP_CACHE];
@@ -65,10 +66,50 @@ typedef struct api_req {
     store_app_t app; /* the authenticated app */
     int64_t now;     /* ms, taken once when the request starts */
     char id[UUID_BUFSZ], fid[UUID_BUFSZ];
+    int64_t start_ns; /* monotonic, for the log line */
+    bool deferred;    /* handed to the writer: answered (and logged) later */
 } api_req_t;
 
+/*
+ * A write travels from the worker thread that received it to the writer
+ * thread (writer.c), which runs many at once in one transaction and one
+ * sync to disk (group commit), then back to the worker to be answered.
+ * The worker fills it in; run executes on the writer with the writer's
+ * store and sets status and out; the worker then sends out.
+ */
+typedef struct api_write api_write_t;
+typedef void (*api_write_fn)(store_t *s, api_write_t *w);
+struct api_write {
+    h2o_multithread_message_t msg; /* the way back to the worker */
+    api_write_t *next;             /* the writer's queue */
+    api_write_fn run;
+    api_thread_t *t;
+    h2o_req_t *req;        /* NULL once h2o has disposed of the request */
+    api_write_t **req_ref; /* in the request's pool, pointing back here */
+    json_t *root;          /* the body, owned: the patch points into it */
+    int64_t app, now, start_ns;
+    char app_key[96];
+    char id[UUID_BUFSZ], fid[UUID_BUFSZ];
+    union {
+        lead_patch_t lead;
+        follow_patch_t follow;
+    } p;
+    int status;
+    jw_t out;
+    char location[128]; /* sent with a 201 */
+};
+
+/* Makes a write for request r that will run fn; takes ownership of root. */
+api_write_t *api_write_new(api_req_t *r, api_write_fn fn, json_t *root);
+/* Hands w to the writer thread (or, with none running, runs it here) and
+ * marks r deferred. On allocation failure (w NULL) answers 503. */
+void api_write_submit(api_req_t *r, api_write_t *w);
+/* Starts and stops the writer thread (with its own store connection). */
+int api_writer_start(const api_shared_t *shared);
+void api_writer_stop(void);
+
 /* Thread life cycle and the request entry point (http_config_t hooks). */
-void *api_thread_init(int index, void *arg);
+void *api_thread_init(int index, void *arg, h2o_context_t *ctx);
 void api_thread_fini(void *state);
 void api_handle(h2o_req_t *req, void *state);
 
@@ -76,6 +117,15 @@ void api_handle(h2o_req_t *req, void *state);
 void api_send(api_req_t *r, int status);
 void api_send_empty(api_req_t *r, int status);
 void api_error(api_req_t *r, int status, const char *title, const char *detail);
+/* Write an error body into w and return its status, without sending. */
+int api_render_error(jw_t *w, int status, const char *title, const char *detail);
+int api_render_errors(jw_t *w, const verrs_t *errs);
+int api_render_store_error(jw_t *w, int rc, const char *not_found_title, const char *not_found_detail);
+/* Adds the headers an error status calls for (WWW-Authenticate, Retry-After). */
+void api_error_headers(h2o_req_t *req, int status);
+const char *api_reason(int status);
+/* Writes the request's log line. */
+void api_log(h2o_req_t *req, const char *app_key, int64_t now, int64_t start_ns);
 void api_errors(api_req_t *r, const verrs_t *errs);
 /* Maps a store failure to its response (404 uses the given title). */
 void api_store_error(api_req_t *r, int rc, const char *not_found_title, const char *not_found_detail);

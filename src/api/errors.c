@@ -49,23 +49,33 @@ static void open_error(jw_t *w, int status, const char *code, const char *title,
     jw_cstr(w, detail);
 }
 
-void api_error(api_req_t *r, int status, const char *title, const char *detail)
+int api_render_error(jw_t *w, int status, const char *title, const char *detail)
 {
-    jw_t *w = &r->t->out;
     jw_reset(w);
     jw_lit(w, "{\"errors\":[");
     open_error(w, status, code_for(status), title, detail);
     jw_lit(w, "}]}");
+    return status;
+}
+
+void api_error_headers(h2o_req_t *req, int status)
+{
     if (status == 401)
-        api_add_header(r, H2O_TOKEN_WWW_AUTHENTICATE, H2O_STRLIT("Bearer realm=\"crmd\""));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                       H2O_STRLIT("Bearer realm=\"crmd\""));
     if (status == 503)
-        api_add_header(r, H2O_TOKEN_RETRY_AFTER, H2O_STRLIT("1"));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+}
+
+void api_error(api_req_t *r, int status, const char *title, const char *detail)
+{
+    api_render_error(&r->t->out, status, title, detail);
+    api_error_headers(r->req, status);
     api_send(r, status);
 }
 
-void api_errors(api_req_t *r, const verrs_t *errs)
+int api_render_errors(jw_t *w, const verrs_t *errs)
 {
-    jw_t *w = &r->t->out;
     jw_reset(w);
     jw_lit(w, "{\"errors\":[");
     for (int i = 0; i < errs->n; i++) {
@@ -92,20 +102,30 @@ void api_errors(api_req_t *r, const verrs_t *errs)
         jw_lit(w, "}");
     }
     jw_lit(w, "}");
-    api_send(r, 422);
+    return 422;
+}
+
+void api_errors(api_req_t *r, const verrs_t *errs)
+{
+    api_send(r, api_render_errors(&r->t->out, errs));
+}
+
+int api_render_store_error(jw_t *w, int rc, const char *not_found_title, const char *not_found_detail)
+{
+    switch (rc) {
+    case STORE_NOT_FOUND:
+        return api_render_error(w, 404, not_found_title, not_found_detail);
+    case STORE_UNAVAILABLE:
+        return api_render_error(w, 503, "Service Unavailable",
+                                "The database cannot take this request right now; retry shortly.");
+    default:
+        return api_render_error(w, 500, "Internal Server Error", "The server could not complete the request.");
+    }
 }
 
 void api_store_error(api_req_t *r, int rc, const char *not_found_title, const char *not_found_detail)
 {
-    switch (rc) {
-    case STORE_NOT_FOUND:
-        api_error(r, 404, not_found_title, not_found_detail);
-        break;
-    case STORE_UNAVAILABLE:
-        api_error(r, 503, "Service Unavailable",
-                  "The database cannot take this request right now; retry shortly.");
-        break;
-    default:
-        api_error(r, 500, "Internal Server Error", "The server could not complete the request.");
-    }
+    int status = api_render_store_error(&r->t->out, rc, not_found_title, not_found_detail);
+    api_error_headers(r->req, status);
+    api_send(r, status);
 }

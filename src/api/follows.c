@@ -1,5 +1,7 @@
 /*
  * follows.c: /leads/{id}/follows and /leads/{id}/follows/{follow_id}.
+ *
+ * As in leads.c, reads run on the worker and writes on the writer thread.
  */
 #include "api/api.h"
 
@@ -8,7 +10,7 @@
 
 #define FOLLOWS_DEFAULT_RECORDS 100
 
-void leads_write_meta(jw_t *w, int64_t total, int64_t page, int records);
+void api_write_meta(jw_t *w, int64_t total, int64_t page, int records);
 
 static const char LEAD_NOT_FOUND_TITLE[] = "Lead Not Found";
 static const char LEAD_NOT_FOUND_DETAIL[] = "The requested lead could not be found.";
@@ -19,8 +21,7 @@ typedef struct emit_ctx {
     jw_t *w;
     int64_t now;
     int n;
-    follow_t seen; /* for emit_capture: the stored follow (strings not kept) */
-    bool found;
+    int status; /* for emit_status: how the stored follow reads */
 } emit_ctx_t;
 
 static void emit_list_item(void *ctx, const follow_t *f)
@@ -40,12 +41,10 @@ static void emit_one(void *ctx, const follow_t *f)
     jw_lit(c->w, "}");
 }
 
-static void emit_capture(void *ctx, const follow_t *f)
+static void emit_status(void *ctx, const follow_t *f)
 {
     emit_ctx_t *c = ctx;
-    c->seen = *f;
-    c->seen.title.ptr = c->seen.description.ptr = NULL;
-    c->found = true;
+    c->status = follow_effective_status(f, c->now);
 }
 
 static void list(api_req_t *r)
@@ -64,75 +63,103 @@ static void list(api_req_t *r)
         api_store_error(r, rc, LEAD_NOT_FOUND_TITLE, LEAD_NOT_FOUND_DETAIL);
         return;
     }
-    leads_write_meta(w, total, page, records);
+    api_write_meta(w, total, page, records);
     api_send(r, 200);
+}
+
+static void get(api_req_t *r)
+{
+    emit_ctx_t c = {.w = &r->t->out, .now = r->now};
+    int rc = store_follow_get(r->t->store, r->app.id, r->id, r->fid, emit_one, &c);
+    if (rc == STORE_OK)
+        api_send(r, 200);
+    else
+        api_store_error(r, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
+}
+
+static void run_create(store_t *s, api_write_t *w)
+{
+    const follow_t *f = &w->p.follow.v;
+    int rc = store_follow_create(s, w->app, f);
+    if (rc == STORE_OK) {
+        emit_ctx_t c = {.w = &w->out, .now = w->now};
+        emit_one(&c, f);
+        w->status = 201;
+    } else {
+        w->status = api_render_store_error(&w->out, rc, LEAD_NOT_FOUND_TITLE, LEAD_NOT_FOUND_DETAIL);
+    }
+}
+
+static void run_update(store_t *s, api_write_t *w)
+{
+    follow_patch_t *p = &w->p.follow;
+    emit_ctx_t c = {.w = &w->out, .now = w->now};
+    int rc = STORE_OK;
+    if ((p->fields & FOLLOW_F_STATUS) && p->v.status == FOLLOW_OVERDUE) {
+        /* "overdue" is derived. Sending it back is fine only where the
+         * follow already reads overdue, and then it changes nothing. This
+         * runs inside the write's transaction, so the check holds. */
+        rc = store_follow_get(s, w->app, w->id, w->fid, emit_status, &c);
+        if (rc == STORE_OK && c.status != FOLLOW_OVERDUE) {
+            verrs_t errs = {0};
+            verrs_add(&errs, "validation_error", "/follow/status", NULL,
+                      "Status overdue is derived from the due date and cannot be written");
+            w->status = api_render_errors(&w->out, &errs);
+            return;
+        }
+        p->fields &= ~(unsigned)FOLLOW_F_STATUS;
+    }
+    if (rc == STORE_OK)
+        rc = store_follow_update(s, w->app, w->id, w->fid, p, w->now, emit_one, &c);
+    w->status = rc == STORE_OK ? 200 : api_render_store_error(&w->out, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
+}
+
+static void run_delete(store_t *s, api_write_t *w)
+{
+    int rc = store_follow_delete(s, w->app, w->id, w->fid);
+    w->status = rc == STORE_OK ? 204 : api_render_store_error(&w->out, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
+}
+
+/* Decodes the body into a write; NULL when the request has been answered. */
+static api_write_t *decode(api_req_t *r, bool creating, api_write_fn fn)
+{
+    json_t *root = api_read_body(r);
+    if (root == NULL)
+        return NULL;
+    follow_patch_t p;
+    verrs_t errs = {0};
+    follow_decode(root, creating, &p, &errs);
+    if (errs.n > 0) {
+        api_errors(r, &errs);
+        json_decref(root);
+        return NULL;
+    }
+    api_write_t *w = api_write_new(r, fn, root);
+    if (w == NULL) {
+        json_decref(root);
+        api_error(r, 503, "Service Unavailable", "The server is out of memory.");
+        return NULL;
+    }
+    w->p.follow = p;
+    return w;
 }
 
 static void create(api_req_t *r)
 {
-    json_t *root = api_read_body(r);
-    if (root == NULL)
-        return;
-    follow_patch_t p;
-    verrs_t errs = {0};
-    follow_decode(root, true, &p, &errs);
-    if (errs.n > 0) {
-        api_errors(r, &errs);
-        json_decref(root);
-        return;
-    }
-    follow_t *f = &p.v;
-    memcpy(f->lead_id, r->id, sizeof f->lead_id);
-    if (uuid_v7(r->now, f->id) != 0) {
+    char id[UUID_BUFSZ];
+    if (uuid_v7(r->now, id) != 0) {
         api_error(r, 503, "Service Unavailable", "No randomness is available for a new id.");
-        json_decref(root);
         return;
     }
+    api_write_t *w = decode(r, true, run_create);
+    if (w == NULL)
+        return;
+    follow_t *f = &w->p.follow.v;
+    memcpy(f->id, id, sizeof f->id);
+    memcpy(f->lead_id, r->id, sizeof f->lead_id);
     f->created_at = f->updated_at = r->now;
-    int rc = store_follow_create(r->t->store, r->app.id, f);
-    if (rc != STORE_OK) {
-        api_store_error(r, rc, LEAD_NOT_FOUND_TITLE, LEAD_NOT_FOUND_DETAIL);
-    } else {
-        char loc[128];
-        int n = snprintf(loc, sizeof loc, "/leads/%s/follows/%s", r->id, f->id);
-        api_add_header(r, H2O_TOKEN_LOCATION, h2o_strdup(&r->req->pool, loc, (size_t)n).base, (size_t)n);
-        emit_ctx_t c = {.w = &r->t->out, .now = r->now};
-        emit_one(&c, f);
-        api_send(r, 201);
-    }
-    json_decref(root);
-}
-
-static void update(api_req_t *r)
-{
-    json_t *root = api_read_body(r);
-    if (root == NULL)
-        return;
-    follow_patch_t p;
-    verrs_t errs = {0};
-    follow_decode(root, false, &p, &errs);
-    emit_ctx_t c = {.w = &r->t->out, .now = r->now};
-    int rc = STORE_OK;
-    if ((p.fields & FOLLOW_F_STATUS) && p.v.status == FOLLOW_OVERDUE) {
-        /* "overdue" is derived. Sending it back is fine only where the
-         * follow already reads overdue, and then it changes nothing. */
-        rc = store_follow_get(r->t->store, r->app.id, r->id, r->fid, emit_capture, &c);
-        if (rc == STORE_OK && follow_effective_status(&c.seen, r->now) == FOLLOW_OVERDUE)
-            p.fields &= ~(unsigned)FOLLOW_F_STATUS;
-        else if (rc == STORE_OK)
-            verrs_add(&errs, "validation_error", "/follow/status", NULL,
-                      "Status overdue is derived from the due date and cannot be written");
-    }
-    if (rc != STORE_OK)
-        api_store_error(r, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
-    else if (errs.n > 0)
-        api_errors(r, &errs);
-    else if ((rc = store_follow_update(r->t->store, r->app.id, r->id, r->fid, &p, r->now, emit_one, &c)) ==
-             STORE_OK)
-        api_send(r, 200);
-    else
-        api_store_error(r, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
-    json_decref(root);
+    snprintf(w->location, sizeof w->location, "/leads/%s/follows/%s", r->id, f->id);
+    api_write_submit(r, w);
 }
 
 void follows_handle(api_req_t *r)
@@ -152,24 +179,16 @@ void follows_handle(api_req_t *r)
         api_error(r, 404, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
         return;
     }
-    emit_ctx_t c = {.w = &r->t->out, .now = r->now};
-    int rc;
+    api_write_t *w;
     switch (r->method) {
     case METHOD_PUT:
-        update(r);
+        if ((w = decode(r, false, run_update)) != NULL)
+            api_write_submit(r, w);
         break;
     case METHOD_DELETE:
-        rc = store_follow_delete(r->t->store, r->app.id, r->id, r->fid);
-        if (rc == STORE_OK)
-            api_send_empty(r, 204);
-        else
-            api_store_error(r, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
+        api_write_submit(r, api_write_new(r, run_delete, NULL));
         break;
     default:
-        rc = store_follow_get(r->t->store, r->app.id, r->id, r->fid, emit_one, &c);
-        if (rc == STORE_OK)
-            api_send(r, 200);
-        else
-            api_store_error(r, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
+        get(r);
     }
 }

@@ -1,5 +1,9 @@
 /*
  * leads.c: /leads/ and /leads/{id}.
+ *
+ * Reads run here, on the worker thread. Writes are validated here and then
+ * run on the writer thread (writer.c) by the run_* functions, which only
+ * touch the api_write_t they are given.
  */
 #include "api/api.h"
 
@@ -34,8 +38,7 @@ static void emit_one(void *ctx, const lead_t *lead)
     jw_lit(w, "}");
 }
 
-/* Writes meta for a list: totals and the page asked for. */
-void leads_write_meta(jw_t *w, int64_t total, int64_t page, int records)
+void api_write_meta(jw_t *w, int64_t total, int64_t page, int records)
 {
     jw_lit(w, "],\"meta\":{\"totalPages\":");
     jw_int(w, total == 0 ? 0 : (total + records - 1) / records);
@@ -65,61 +68,83 @@ static void list(api_req_t *r)
         api_store_error(r, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
         return;
     }
-    leads_write_meta(w, total, page, records);
+    api_write_meta(w, total, page, records);
     api_send(r, 200);
+}
+
+static void get(api_req_t *r)
+{
+    int rc = store_lead_get(r->t->store, r->app.id, r->id, emit_one, &r->t->out);
+    if (rc == STORE_OK)
+        api_send(r, 200);
+    else
+        api_store_error(r, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
+}
+
+static void run_create(store_t *s, api_write_t *w)
+{
+    const lead_t *l = &w->p.lead.v;
+    int rc = store_lead_create(s, w->app, l);
+    if (rc == STORE_OK) {
+        emit_one(&w->out, l);
+        w->status = 201;
+    } else {
+        w->status = api_render_store_error(&w->out, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
+    }
+}
+
+static void run_update(store_t *s, api_write_t *w)
+{
+    int rc = store_lead_update(s, w->app, w->id, &w->p.lead, w->now, emit_one, &w->out);
+    w->status = rc == STORE_OK ? 200 : api_render_store_error(&w->out, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
+}
+
+static void run_delete(store_t *s, api_write_t *w)
+{
+    int rc = store_lead_delete(s, w->app, w->id);
+    w->status = rc == STORE_OK ? 204 : api_render_store_error(&w->out, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
+}
+
+/* Decodes the body into a write (create or update); NULL when the
+ * request has been answered with an error. */
+static api_write_t *decode(api_req_t *r, bool creating, api_write_fn fn)
+{
+    json_t *root = api_read_body(r);
+    if (root == NULL)
+        return NULL;
+    lead_patch_t p;
+    verrs_t errs = {0};
+    lead_decode(root, creating, &p, &errs);
+    if (errs.n > 0) {
+        api_errors(r, &errs);
+        json_decref(root);
+        return NULL;
+    }
+    api_write_t *w = api_write_new(r, fn, root);
+    if (w == NULL) {
+        json_decref(root);
+        api_error(r, 503, "Service Unavailable", "The server is out of memory.");
+        return NULL;
+    }
+    w->p.lead = p;
+    return w;
 }
 
 static void create(api_req_t *r)
 {
-    json_t *root = api_read_body(r);
-    if (root == NULL)
-        return;
-    lead_patch_t p;
-    verrs_t errs = {0};
-    lead_decode(root, true, &p, &errs);
-    if (errs.n > 0) {
-        api_errors(r, &errs);
-        json_decref(root);
-        return;
-    }
-    lead_t *l = &p.v;
-    if (uuid_v7(r->now, l->id) != 0) {
+    char id[UUID_BUFSZ];
+    if (uuid_v7(r->now, id) != 0) {
         api_error(r, 503, "Service Unavailable", "No randomness is available for a new id.");
-        json_decref(root);
         return;
     }
+    api_write_t *w = decode(r, true, run_create);
+    if (w == NULL)
+        return;
+    lead_t *l = &w->p.lead.v;
+    memcpy(l->id, id, sizeof l->id);
     l->created_at = l->updated_at = r->now;
-    int rc = store_lead_create(r->t->store, r->app.id, l);
-    if (rc != STORE_OK) {
-        api_store_error(r, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
-    } else {
-        char loc[64];
-        int n = snprintf(loc, sizeof loc, "/leads/%s", l->id);
-        api_add_header(r, H2O_TOKEN_LOCATION, h2o_strdup(&r->req->pool, loc, (size_t)n).base, (size_t)n);
-        emit_one(&r->t->out, l);
-        api_send(r, 201);
-    }
-    json_decref(root);
-}
-
-static void update(api_req_t *r)
-{
-    json_t *root = api_read_body(r);
-    if (root == NULL)
-        return;
-    lead_patch_t p;
-    verrs_t errs = {0};
-    lead_decode(root, false, &p, &errs);
-    if (errs.n > 0) {
-        api_errors(r, &errs);
-    } else {
-        int rc = store_lead_update(r->t->store, r->app.id, r->id, &p, r->now, emit_one, &r->t->out);
-        if (rc == STORE_OK)
-            api_send(r, 200);
-        else
-            api_store_error(r, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
-    }
-    json_decref(root);
+    snprintf(w->location, sizeof w->location, "/leads/%s", l->id);
+    api_write_submit(r, w);
 }
 
 void leads_handle(api_req_t *r)
@@ -136,23 +161,16 @@ void leads_handle(api_req_t *r)
         api_error(r, 404, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
         return;
     }
-    int rc;
+    api_write_t *w;
     switch (r->method) {
     case METHOD_PUT:
-        update(r);
+        if ((w = decode(r, false, run_update)) != NULL)
+            api_write_submit(r, w);
         break;
     case METHOD_DELETE:
-        rc = store_lead_delete(r->t->store, r->app.id, r->id);
-        if (rc == STORE_OK)
-            api_send_empty(r, 204);
-        else
-            api_store_error(r, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
+        api_write_submit(r, api_write_new(r, run_delete, NULL));
         break;
     default:
-        rc = store_lead_get(r->t->store, r->app.id, r->id, emit_one, &r->t->out);
-        if (rc == STORE_OK)
-            api_send(r, 200);
-        else
-            api_store_error(r, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
+        get(r);
     }
 }

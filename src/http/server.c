@@ -106,15 +106,15 @@ static int conns_open(h2o_context_t *ctx)
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
-    w->state = w->cfg->thread_init(w->index, w->cfg->arg);
+    w->loop = h2o_evloop_create();
+    h2o_context_init(&w->ctx, w->loop, &globalconf);
+    w->state = w->cfg->thread_init(w->index, w->cfg->arg, &w->ctx);
     if (w->state == NULL) {
         w->failed = 1;
         atomic_store(&stopping, 1);
         atomic_fetch_add(&started, 1);
         return NULL;
     }
-    w->loop = h2o_evloop_create();
-    h2o_context_init(&w->ctx, w->loop, &globalconf);
     w->accept_ctx.ctx = &w->ctx;
     w->accept_ctx.hosts = globalconf.hosts;
     w->listener = h2o_evloop_socket_create(w->loop, w->fd, H2O_SOCKET_FLAG_DONT_READ);

@@ -16,9 +16,10 @@ typedef struct http_config {
     uint16_t port;
     int threads;
     size_t max_body; /* bytes; larger request bodies are refused with 413 */
-    /* Called on each server thread before it serves; returns the thread's
-     * state (NULL on failure, which stops the server). */
-    void *(*thread_init)(int index, void *arg);
+    /* Called on each server thread before it serves, with the thread's h2o
+     * context; returns the thread's state (NULL on failure, which stops the
+     * server). */
+    void *(*thread_init)(int index, void *arg, h2o_context_t *ctx);
     /* Called on each server thread after it stopped serving. */
     void (*thread_fini)(void *state);
     /* Handles one request completely (it must send a response). */

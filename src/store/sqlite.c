@@ -96,6 +96,9 @@ enum stmt_id {
     Q_FOLLOW_COUNT,
     Q_FOLLOW_UPDATE,
     Q_FOLLOW_DELETE,
+    Q_SAVEPOINT,
+    Q_RELEASE,
+    Q_ROLLBACK_TO,
     Q__COUNT
 };
 
@@ -144,12 +147,16 @@ static const char *const stmt_sql[Q__COUNT] = {
                         "updated_at = max(?9, updated_at + 1) "
                         "WHERE app_id = ?1 AND lead_id = ?2 AND id = ?3 RETURNING " FOLLOW_COLS,
     [Q_FOLLOW_DELETE] = "DELETE FROM follows WHERE app_id = ?1 AND lead_id = ?2 AND id = ?3",
+    [Q_SAVEPOINT] = "SAVEPOINT w",
+    [Q_RELEASE] = "RELEASE w",
+    [Q_ROLLBACK_TO] = "ROLLBACK TO w",
 };
 
 typedef struct sqlite_store {
     store_t super;
     sqlite3 *db;
     sqlite3_stmt *stmt[Q__COUNT]; /* prepared on first use */
+    int in_batch;                 /* inside store_batch_begin/end */
 } sqlite_store_t;
 
 /* Maps an SQLite result code to a store_rc: the conditions a client can
@@ -214,9 +221,10 @@ static int exec_stmt(sqlite_store_t *s, enum stmt_id id)
     return rc == SQLITE_DONE ? STORE_OK : map_rc(s, rc);
 }
 
+/* In a batch, a write is a savepoint inside the batch's transaction. */
 static int begin_write(sqlite_store_t *s)
 {
-    return exec_stmt(s, Q_BEGIN_WRITE);
+    return exec_stmt(s, s->in_batch ? Q_SAVEPOINT : Q_BEGIN_WRITE);
 }
 
 static int begin_read(sqlite_store_t *s)
@@ -228,6 +236,13 @@ static int begin_read(sqlite_store_t *s)
  * Returns the final rc (a failed commit is rolled back and reported). */
 static int finish(sqlite_store_t *s, int rc)
 {
+    if (s->in_batch) {
+        /* Undo only this write; the batch's transaction goes on. */
+        if (rc != STORE_OK && exec_stmt(s, Q_ROLLBACK_TO) != STORE_OK)
+            s->in_batch = 2; /* the batch can no longer be trusted */
+        int rrc = exec_stmt(s, Q_RELEASE);
+        return rc != STORE_OK ? rc : rrc;
+    }
     if (rc == STORE_OK) {
         rc = exec_stmt(s, Q_COMMIT);
         if (rc == STORE_OK)
@@ -750,6 +765,25 @@ static int sq_follow_delete(store_t *base, int64_t app, const char *lead_id, con
     return finish(s, rc);
 }
 
+static int sq_batch_begin(store_t *base)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    assert(!s->in_batch);
+    int rc = exec_stmt(s, Q_BEGIN_WRITE);
+    if (rc == STORE_OK)
+        s->in_batch = 1;
+    return rc;
+}
+
+static int sq_batch_end(store_t *base, int commit)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    assert(s->in_batch);
+    int broken = s->in_batch == 2;
+    s->in_batch = 0;
+    return finish(s, commit && !broken ? STORE_OK : STORE_ERROR);
+}
+
 static const store_ops_t sqlite_ops = {
     .close = sq_close,
     .migrate = sq_migrate,
@@ -766,6 +800,8 @@ static const store_ops_t sqlite_ops = {
     .follow_list = sq_follow_list,
     .follow_update = sq_follow_update,
     .follow_delete = sq_follow_delete,
+    .batch_begin = sq_batch_begin,
+    .batch_end = sq_batch_end,
 };
 
 store_t *store_sqlite_open(const char *path, char *err, size_t errsz)

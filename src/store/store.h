@@ -64,6 +64,8 @@ typedef struct store_ops {
     int (*follow_update)(store_t *s, int64_t app, const char *lead_id, const char *id,
                          const follow_patch_t *patch, int64_t now, store_follow_cb cb, void *ctx);
     int (*follow_delete)(store_t *s, int64_t app, const char *lead_id, const char *id);
+    int (*batch_begin)(store_t *s);
+    int (*batch_end)(store_t *s, int commit);
 } store_ops_t;
 
 struct store {
@@ -175,6 +177,21 @@ static inline int store_follow_update(store_t *s, int64_t app, const char *lead_
 static inline int store_follow_delete(store_t *s, int64_t app, const char *lead_id, const char *id)
 {
     return s->ops->follow_delete(s, app, lead_id, id);
+}
+
+/* Group commit. Between store_batch_begin and store_batch_end every write
+ * function runs inside one transaction, each in its own savepoint: a write
+ * that fails is undone alone, and the others stay. store_batch_end(s, 1)
+ * commits them all with one sync to disk; a failed commit (its rc) means
+ * none of them happened. */
+static inline int store_batch_begin(store_t *s)
+{
+    return s->ops->batch_begin(s);
+}
+
+static inline int store_batch_end(store_t *s, int commit)
+{
+    return s->ops->batch_end(s, commit);
 }
 
 /* Backends' constructors, used by store_open. */
