@@ -249,6 +249,7 @@ static int cmd_serve(int argc, char **argv)
                          .thread_init = api_thread_init,
                          .thread_fini = api_thread_fini,
                          .handle = api_handle,
+                         .error_body = api_error_body,
                          .arg = &shared};
     if (api_writer_start(&shared) != 0) {
         jwt_key_free(key);

@@ -296,6 +296,22 @@ void api_log(h2o_req_t *req, const char *app_key, int64_t now, int64_t start_ns)
     }
 }
 
+h2o_iovec_t api_error_body(h2o_req_t *req, void *state)
+{
+    api_thread_t *t = state;
+    int status = req->res.status;
+    const char *detail = status == 413 ? "The request body is larger than 1 MiB."
+                                       : "The request could not be read as HTTP.";
+    const char *title = req->res.reason != NULL ? req->res.reason : "Bad Request";
+    api_render_error(&t->out, status, title, detail);
+    if (t->shared->log_requests) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        api_log(req, "", ts_now_ms(), (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+    }
+    return h2o_strdup(&req->pool, t->out.buf, t->out.len);
+}
+
 void api_handle(h2o_req_t *req, void *state)
 {
     api_thread_t *t = state;

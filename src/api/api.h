@@ -112,6 +112,7 @@ void api_writer_stop(void);
 void *api_thread_init(int index, void *arg, h2o_context_t *ctx);
 void api_thread_fini(void *state);
 void api_handle(h2o_req_t *req, void *state);
+h2o_iovec_t api_error_body(h2o_req_t *req, void *state);
 
 /* Responses. api_send sends t->out as the body with status. */
 void api_send(api_req_t *r, int status);

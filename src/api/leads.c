@@ -114,7 +114,7 @@ static api_write_t *decode(api_req_t *r, bool creating, api_write_fn fn)
         return NULL;
     lead_patch_t p;
     verrs_t errs = {0};
-    lead_decode(root, creating, &p, &errs);
+    lead_decode_body(root, r->req->entity.base, r->req->entity.len, creating, &p, &errs);
     if (errs.n > 0) {
         api_errors(r, &errs);
         json_decref(root);

@@ -50,6 +50,54 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+/* h2o answers some errors itself, before any handler runs (413 for a body
+ * over the limit, 400 for a malformed request), in text/plain. They go
+ * through the host's fallback path, where this filter swaps the body for
+ * the one cfg->error_body gives. */
+typedef struct error_ostream {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+    int sent;
+} error_ostream_t;
+
+static void error_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
+                          h2o_send_state_t state)
+{
+    error_ostream_t *o = (error_ostream_t *)self;
+    (void)bufs;
+    (void)bufcnt;
+    if (!o->sent && o->body.len > 0) {
+        o->sent = 1;
+        h2o_ostream_send_next(&o->super, req, &o->body, 1, state);
+    } else {
+        h2o_ostream_send_next(&o->super, req, NULL, 0, state);
+    }
+}
+
+static void error_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    (void)self;
+    worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, ctx, req->conn->ctx);
+    if (req->res.status >= 400 && w->state != NULL && w->cfg->error_body != NULL) {
+        h2o_iovec_t body = w->cfg->error_body(req, w->state);
+        if (body.base != NULL) {
+            error_ostream_t *o = (error_ostream_t *)h2o_add_ostream(req, sizeof *o, slot);
+            o->super.do_send = error_do_send;
+            o->body = body;
+            o->sent = 0;
+            req->res.content_length = body.len;
+            ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+            if (i >= 0)
+                req->res.headers.entries[i].value = h2o_iovec_init(H2O_STRLIT("application/json"));
+            else
+                h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                               H2O_STRLIT("application/json"));
+            slot = &o->super.next;
+        }
+    }
+    h2o_setup_next_ostream(req, slot);
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     if (err != NULL)
@@ -147,6 +195,8 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
     globalconf.server_name = h2o_iovec_init(H2O_STRLIT("crmd"));
     h2o_hostconf_t *host = h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    h2o_filter_t *filter = h2o_create_filter(&host->fallback_path, sizeof *filter);
+    filter->on_setup_ostream = error_on_setup_ostream;
 
     int n = cfg->threads;
     worker_t **workers = calloc((size_t)n, sizeof *workers);

@@ -24,6 +24,10 @@ typedef struct http_config {
     void (*thread_fini)(void *state);
     /* Handles one request completely (it must send a response). */
     void (*handle)(h2o_req_t *req, void *state);
+    /* Gives the body (in req->pool) that replaces the one of an error that
+     * h2o itself answered (a body over max_body, a malformed request), so
+     * that every error a client sees has the same form. */
+    h2o_iovec_t (*error_body)(h2o_req_t *req, void *state);
     void *arg;
 } http_config_t;
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "model/decimal.h"
+#include "model/jsonlex.h"
 #include "model/text.h"
 #include "model/timestamp.h"
 
@@ -186,14 +187,17 @@ static bool get_uuid(attr_t *a, char out[UUID_BUFSZ])
     return true;
 }
 
-static bool get_value(attr_t *a, bool *has, int64_t *cents)
+/* raw, when not NULL, is the number's own text in the body. */
+static bool get_value(attr_t *a, const char *raw, size_t rawlen, bool *has, int64_t *cents)
 {
     *has = false;
     *cents = 0;
     if (json_is_null(a->v))
         return true;
     int rc;
-    if (json_is_number(a->v))
+    if (json_is_number(a->v) && raw != NULL)
+        rc = decimal_parse(raw, rawlen, cents);
+    else if (json_is_number(a->v))
         rc = decimal_from_double(json_number_value(a->v), cents);
     else if (json_is_string(a->v))
         rc = decimal_parse(json_string_value(a->v), json_string_length(a->v), cents);
@@ -297,6 +301,12 @@ static void unknown(verrs_t *errs, const char *wrapper_name, const char *key, si
 
 void lead_decode(const json_t *root, bool creating, lead_patch_t *out, verrs_t *errs)
 {
+    lead_decode_body(root, NULL, 0, creating, out, errs);
+}
+
+void lead_decode_body(const json_t *root, const char *body, size_t len, bool creating, lead_patch_t *out,
+                      verrs_t *errs)
+{
     memset(out, 0, sizeof *out);
     out->v.probability = -1;
     const json_t *w = wrapper(root, "lead", errs);
@@ -330,7 +340,11 @@ void lead_decode(const json_t *root, bool creating, lead_patch_t *out, verrs_t *
                 out->fields |= LEAD_F_CONTACT;
         } else if (strcmp(key, "value") == 0) {
             a.label = "Value";
-            if (get_value(&a, &l->has_value, &l->value_cents))
+            const char *raw = NULL;
+            size_t rawlen = 0;
+            if (body != NULL && json_is_number(v) && !jsonlex_number_at(body, len, "lead", "value", &raw, &rawlen))
+                raw = NULL;
+            if (get_value(&a, raw, rawlen, &l->has_value, &l->value_cents))
                 out->fields |= LEAD_F_VALUE;
         } else if (strcmp(key, "stage") == 0) {
             a.label = "Stage";

@@ -41,6 +41,12 @@ void verrs_add(verrs_t *errs, const char *code, const char *pointer, const char 
  * meaningful only when errs->n is 0 afterwards. */
 void lead_decode(const json_t *root, bool creating, lead_patch_t *out, verrs_t *errs);
 
+/* The same, given also the body text root was parsed from: a value sent as
+ * a JSON number is then read from its own digits, exactly, rather than from
+ * jansson's double. */
+void lead_decode_body(const json_t *root, const char *body, size_t len, bool creating, lead_patch_t *out,
+                      verrs_t *errs);
+
 /* The same for {"follow": {...}}. A status of "overdue" is decoded as
  * FOLLOW_OVERDUE with its bit set: the caller decides, knowing the stored
  * follow, whether that is allowed (it is only on a follow that already
