@@ -21,6 +21,7 @@
 #include <openssl/rand.h>
 
 #include "api/api.h"
+#include "api/ratelimit.h"
 #include "auth/jwt.h"
 #include "http/server.h"
 #include "model/timestamp.h"
@@ -32,18 +33,24 @@
 #define DEFAULT_TTL_S (30 * 86400)
 #define MAX_TTL_S (3650LL * 86400)
 #define ISSUER "crmd"
+#define DEFAULT_RATE_LIMIT "100:200"
 
 static const char usage_text[] =
     "usage: crmd COMMAND [OPTIONS]\n"
     "\n"
     "commands:\n"
     "  serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
+    "        [--rate-limit RATE[:BURST]|off] [--max-connections N]\n"
     "        serve the API (default 127.0.0.1:8080, sqlite:var/crmd.db, one thread per core);\n"
-    "        CRMD_LISTEN, CRMD_DB and CRMD_THREADS set the same\n"
+    "        CRMD_LISTEN, CRMD_DB, CRMD_THREADS, CRMD_RATE_LIMIT and CRMD_MAX_CONNECTIONS set the same\n"
     "  app create NAME [--db URL]\n"
     "        create an app (tenant); prints export lines for BLOCKS_API_KEY and BLOCKS_AUTH_TOKEN\n"
+    "  app list [--db URL] | app disable KEY [--db URL] | app enable KEY [--db URL]\n"
+    "        list apps; refuse (or again accept) an app's requests, within a second\n"
     "  token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]\n"
     "        print a bearer token for an app; DURATION is a number with s, m, h or d (default 30d)\n"
+    "  token revoke JTI [--db URL]\n"
+    "        refuse the token with that id (its jti claim) from now on, within a second\n"
     "  migrate [--db URL]\n"
     "        create or upgrade the database schema\n"
     "\n"
@@ -134,7 +141,11 @@ static int issue_token(const jwt_key_t *key, const char *app, const char *subjec
     snprintf(c.jti, sizeof c.jti, "%s", jti);
     c.iat = ts_now_ms() / 1000;
     c.exp = c.iat + ttl;
-    return jwt_sign(key, &c, token) == JWT_OK ? 0 : -1;
+    if (jwt_sign(key, &c, token) != JWT_OK)
+        return -1;
+    /* The id is what `crmd token revoke` takes; stdout stays the token. */
+    fprintf(stderr, "crmd: token jti=%s expires in %" PRId64 "s\n", jti, ttl);
+    return 0;
 }
 
 static int wants_help(int argc, char **argv)
@@ -181,15 +192,20 @@ static int parse_listen(const char *s, char *host, size_t hostsz, uint16_t *port
 
 static int cmd_serve(int argc, char **argv)
 {
-    static const char help[] = "usage: crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n";
+    static const char help[] = "usage: crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
+                               "                  [--rate-limit RATE[:BURST]|off] [--max-connections N]\n";
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
     const char *db = env_or("CRMD_DB", DEFAULT_DB);
     const char *threads_s = env_or("CRMD_THREADS", NULL);
+    const char *rate_s = env_or("CRMD_RATE_LIMIT", NULL);
+    const char *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
     int quiet = 0;
     static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
                                          {"db", required_argument, NULL, 'd'},
                                          {"threads", required_argument, NULL, 't'},
                                          {"quiet", no_argument, NULL, 'q'},
+                                         {"rate-limit", required_argument, NULL, 'r'},
+                                         {"max-connections", required_argument, NULL, 'm'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -206,6 +222,12 @@ static int cmd_serve(int argc, char **argv)
             break;
         case 'q':
             quiet = 1;
+            break;
+        case 'r':
+            rate_s = optarg;
+            break;
+        case 'm':
+            maxconn_s = optarg;
             break;
         case 'h':
             fputs(help, stdout);
@@ -232,6 +254,22 @@ static int cmd_serve(int argc, char **argv)
     }
     if (threads < 1)
         threads = 1;
+    /* Rate limiting is off by default on loopback (a local tool or a proxy
+     * in front), on with a generous default anywhere else. */
+    double rate = 0, burst = 0;
+    bool loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0;
+    if (rate_s == NULL && !loopback)
+        rate_s = DEFAULT_RATE_LIMIT;
+    if (rate_s != NULL && strcmp(rate_s, "off") != 0 && !ratelimit_parse(rate_s, &rate, &burst))
+        return usage_error("--rate-limit wants RATE[:BURST] in requests per second, or off, not '%s'", rate_s);
+    ratelimit_configure(rate, burst);
+    long max_conns = http_max_connections_default();
+    if (maxconn_s != NULL) {
+        char *end;
+        max_conns = strtol(maxconn_s, &end, 10);
+        if (*end != '\0' || max_conns < 1 || max_conns > 1000000)
+            return usage_error("--max-connections wants a number from 1 to 1000000, not '%s'", maxconn_s);
+    }
 
     store_t *s = open_db(db);
     if (s == NULL)
@@ -246,6 +284,7 @@ static int cmd_serve(int argc, char **argv)
                          .port = port,
                          .threads = (int)threads,
                          .max_body = API_MAX_BODY,
+                         .max_connections = (int)max_conns,
                          .thread_init = api_thread_init,
                          .thread_fini = api_thread_fini,
                          .handle = api_handle,
@@ -255,7 +294,8 @@ static int cmd_serve(int argc, char **argv)
         jwt_key_free(key);
         return 1;
     }
-    fprintf(stderr, "crmd: listening on http://%s:%u with %ld threads\n", host, port, threads);
+    fprintf(stderr, "crmd: listening on http://%s:%u with %ld threads, at most %ld connections, rate limit %s\n",
+            host, port, threads, max_conns, rate > 0 ? rate_s : "off");
     int rc = http_serve(&cfg, on_ready);
     /* The workers are done: finish what the writer holds, then close it. */
     api_writer_stop();
@@ -266,28 +306,18 @@ static int cmd_serve(int argc, char **argv)
 
 /* --- app, token, migrate ------------------------------------------------------ */
 
-/* Parses the --db option (and --help) shared by the small commands; other
- * long options are given in extra. Returns -1 to stop with *rc. */
-static int cmd_app(int argc, char **argv)
+/* Parses the options of the small commands: [--db URL] [--help] and
+ * exactly npos positional arguments, found from argv[*first] on. Returns
+ * -1 to go on, or the exit status (0 after --help, 2 on a usage error). */
+static int parse_simple(int argc, char **argv, const char *help, int npos, const char **db, int *first)
 {
-    static const char help[] = "usage: crmd app create NAME [--db URL]\n";
-    if (argc < 2 || strcmp(argv[1], "create") != 0) {
-        if (wants_help(argc, argv)) {
-            fputs(help, stdout);
-            return 0;
-        }
-        fputs(help, stderr);
-        return 2;
-    }
-    const char *db = env_or("CRMD_DB", DEFAULT_DB);
     static const struct option opts[] = {
         {"db", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    *db = env_or("CRMD_DB", DEFAULT_DB);
     int c;
-    argc--;
-    argv++;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'd') {
-            db = optarg;
+            *db = optarg;
         } else if (c == 'h') {
             fputs(help, stdout);
             return 0;
@@ -296,12 +326,22 @@ static int cmd_app(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc - 1 || argv[optind][0] == '\0' || strlen(argv[optind]) > 200) {
+    if (argc - optind != npos) {
         fputs(help, stderr);
         return 2;
     }
-    const char *name = argv[optind];
+    for (int i = optind; i < argc; i++) {
+        if (argv[i][0] == '\0' || strlen(argv[i]) > 200) {
+            fputs(help, stderr);
+            return 2;
+        }
+    }
+    *first = optind;
+    return -1;
+}
 
+static int app_create(const char *db, const char *name)
+{
     store_t *s = open_db(db);
     if (s == NULL)
         return 1;
@@ -333,9 +373,91 @@ static int cmd_app(int argc, char **argv)
     return rc;
 }
 
+static void print_app(void *ctx, const store_app_t *app, int64_t leads)
+{
+    (void)ctx;
+    char when[TS_BUFSZ];
+    ts_format(app->created_at, when);
+    printf("%s\t%s\t%s\t%" PRId64 "\t%s\n", app->key, app->disabled ? "disabled" : "enabled", when, leads,
+           app->name);
+}
+
+static int app_admin(const char *db, const char *verb, const char *key)
+{
+    store_t *s = open_db(db);
+    if (s == NULL)
+        return 1;
+    int rc;
+    if (key == NULL) {
+        printf("key\tstate\tcreated_at\tleads\tname\n");
+        rc = store_app_list(s, print_app, NULL);
+    } else {
+        rc = store_app_set_disabled(s, key, strcmp(verb, "disable") == 0);
+        if (rc == STORE_NOT_FOUND)
+            fprintf(stderr, "crmd: no app with key '%s' in %s\n", key, db);
+        else if (rc == STORE_OK)
+            fprintf(stderr, "crmd: app %s %sd; running servers follow within a second\n", key, verb);
+    }
+    if (rc != STORE_OK && rc != STORE_NOT_FOUND)
+        fprintf(stderr, "crmd: cannot %s apps in %s\n", verb, db);
+    store_close(s);
+    return rc == STORE_OK ? 0 : 1;
+}
+
+static int cmd_app(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd app create NAME [--db URL]\n"
+                               "       crmd app list [--db URL]\n"
+                               "       crmd app disable KEY [--db URL]\n"
+                               "       crmd app enable KEY [--db URL]\n";
+    const char *verb = argc >= 2 ? argv[1] : "";
+    int npos = strcmp(verb, "list") == 0 ? 0 : 1;
+    if (strcmp(verb, "create") != 0 && strcmp(verb, "list") != 0 && strcmp(verb, "disable") != 0 &&
+        strcmp(verb, "enable") != 0) {
+        if (wants_help(argc, argv)) {
+            fputs(help, stdout);
+            return 0;
+        }
+        fputs(help, stderr);
+        return 2;
+    }
+    const char *db;
+    int first;
+    int rc = parse_simple(argc - 1, argv + 1, help, npos, &db, &first);
+    if (rc >= 0)
+        return rc;
+    if (strcmp(verb, "create") == 0)
+        return app_create(db, argv[1 + first]);
+    return app_admin(db, verb, npos ? argv[1 + first] : NULL);
+}
+
+static int token_revoke(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd token revoke JTI [--db URL]\n";
+    const char *db;
+    int first;
+    int rc = parse_simple(argc, argv, help, 1, &db, &first);
+    if (rc >= 0)
+        return rc;
+    store_t *s = open_db(db);
+    if (s == NULL)
+        return 1;
+    rc = store_token_revoke(s, argv[first], ts_now_ms());
+    store_close(s);
+    if (rc != STORE_OK) {
+        fprintf(stderr, "crmd: cannot record the revocation in %s\n", db);
+        return 1;
+    }
+    fprintf(stderr, "crmd: token %s revoked; running servers refuse it within a second\n", argv[first]);
+    return 0;
+}
+
 static int cmd_token(int argc, char **argv)
 {
-    static const char help[] = "usage: crmd token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]\n";
+    static const char help[] = "usage: crmd token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]\n"
+                               "       crmd token revoke JTI [--db URL]\n";
+    if (argc >= 2 && strcmp(argv[1], "revoke") == 0)
+        return token_revoke(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "issue") != 0) {
         if (wants_help(argc, argv)) {
             fputs(help, stdout);
@@ -413,25 +535,11 @@ static int cmd_token(int argc, char **argv)
 static int cmd_migrate(int argc, char **argv)
 {
     static const char help[] = "usage: crmd migrate [--db URL]\n";
-    const char *db = env_or("CRMD_DB", DEFAULT_DB);
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'd') {
-            db = optarg;
-        } else if (c == 'h') {
-            fputs(help, stdout);
-            return 0;
-        } else {
-            fputs(help, stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        fputs(help, stderr);
-        return 2;
-    }
+    const char *db;
+    int first;
+    int rc = parse_simple(argc, argv, help, 0, &db, &first);
+    if (rc >= 0)
+        return rc;
     store_t *s = open_db(db);
     if (s == NULL)
         return 1;

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/ratelimit.h"
 #include "model/timestamp.h"
 
 void api_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
@@ -296,6 +297,32 @@ void api_log(h2o_req_t *req, const char *app_key, int64_t now, int64_t start_ns)
     }
 }
 
+/* Adds a header whose name h2o has no token for, with a number value. */
+static void add_number_header(api_req_t *r, const char *name, int value)
+{
+    char *v = h2o_mem_alloc_pool(&r->req->pool, 16);
+    int n = snprintf(v, 16, "%d", value);
+    h2o_add_header_by_str(&r->req->pool, &r->req->res.headers, name, strlen(name), 0, NULL, v, (size_t)n);
+}
+
+/* Applies the app's rate limit: false (429 sent) when it is over it. Every
+ * limited response says where the app stands (RateLimit-* headers). */
+static bool rate_limit(api_req_t *r)
+{
+    if (!ratelimit_enabled())
+        return true;
+    ratelimit_info_t info;
+    bool ok = ratelimit_take(r->app.id, r->now, &info);
+    add_number_header(r, "ratelimit-limit", info.limit);
+    add_number_header(r, "ratelimit-remaining", info.remaining);
+    add_number_header(r, "ratelimit-reset", info.reset_s);
+    if (!ok) {
+        add_number_header(r, "retry-after", info.retry_after);
+        api_error(r, 429, "Too Many Requests", "This app is over its request rate limit; retry later.");
+    }
+    return ok;
+}
+
 h2o_iovec_t api_error_body(h2o_req_t *req, void *state)
 {
     api_thread_t *t = state;
@@ -338,7 +365,7 @@ void api_handle(h2o_req_t *req, void *state)
     } else if (r.route.route == ROUTE_HEALTH) {
         jw_lit(&t->out, "{\"status\":\"ok\"}");
         api_send(&r, 200);
-    } else if (auth_request(&r)) {
+    } else if (auth_request(&r) && rate_limit(&r)) {
         if (r.route.route == ROUTE_LEADS || r.route.route == ROUTE_LEAD)
             leads_handle(&r);
         else

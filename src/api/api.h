@@ -55,6 +55,11 @@ typedef struct api_thread {
     jw_t out; /* the response being written, reused across requests */
     auth_token_entry_t tokens[AUTH_TOKEN_CACHE];
     auth_app_entry_t apps[AUTH_APP_CACHE];
+    /* Revoked token ids, polled from the store at most once a second. */
+    char **revoked;
+    size_t revoked_n, revoked_cap;
+    int64_t revoked_seq;     /* the last revocation seen */
+    int64_t revoked_poll_ms; /* when the store was last asked */
 } api_thread_t;
 
 /* One request in flight. */

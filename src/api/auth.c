@@ -16,6 +16,8 @@
 #include <openssl/crypto.h>
 
 #define APP_CACHE_MS 1000
+/* verify_token's own result beyond the jwt_rc values. */
+#define AUTH_REVOKED 100
 #define TOKEN_CACHE_MAX_LEN 4096
 
 static uint64_t fnv1a(const char *s, size_t n)
@@ -32,6 +34,52 @@ static h2o_iovec_t header(h2o_req_t *req, const char *name)
 {
     ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
     return i < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
+}
+
+/* Revocations reach every thread within this long. */
+#define REVOKED_POLL_MS 1000
+
+static void add_revoked(void *ctx, int64_t seq, const char *jti)
+{
+    api_thread_t *t = ctx;
+    t->revoked_seq = seq;
+    if (t->revoked_n == t->revoked_cap) {
+        size_t cap = t->revoked_cap ? t->revoked_cap * 2 : 16;
+        char **p = realloc(t->revoked, cap * sizeof *p);
+        if (p == NULL)
+            return;
+        t->revoked = p;
+        t->revoked_cap = cap;
+    }
+    char *copy = strdup(jti);
+    if (copy != NULL)
+        t->revoked[t->revoked_n++] = copy;
+}
+
+/* Picks up new revocations; any new one empties the token cache, so a
+ * revoked token is verified (and refused) again. */
+static void poll_revoked(api_thread_t *t, int64_t now)
+{
+    if (now - t->revoked_poll_ms < REVOKED_POLL_MS)
+        return;
+    t->revoked_poll_ms = now;
+    size_t before = t->revoked_n;
+    if (store_revoked_since(t->store, t->revoked_seq, add_revoked, t) == STORE_OK && t->revoked_n != before) {
+        for (int i = 0; i < AUTH_TOKEN_CACHE; i++) {
+            free(t->tokens[i].token);
+            t->tokens[i].token = NULL;
+        }
+    }
+}
+
+static bool is_revoked(const api_thread_t *t, const char *jti)
+{
+    if (jti[0] == '\0')
+        return false;
+    for (size_t i = 0; i < t->revoked_n; i++)
+        if (strcmp(t->revoked[i], jti) == 0)
+            return true;
+    return false;
 }
 
 /* Verifies a token, through the thread's cache. */
@@ -52,6 +100,8 @@ static int verify_token(api_req_t *r, const char *tok, size_t len, char app[JWT_
     int rc = jwt_verify(t->shared->key, tok, len, now_s, &claims);
     if (rc != JWT_OK)
         return rc;
+    if (is_revoked(t, claims.jti))
+        return AUTH_REVOKED;
     memcpy(app, claims.app, JWT_CLAIM_MAX);
     if (len <= TOKEN_CACHE_MAX_LEN) {
         char *copy = malloc(len);
@@ -96,6 +146,8 @@ static int find_app(api_req_t *r, const char *key, size_t len, store_app_t *out)
 static const char *token_problem(int rc)
 {
     switch (rc) {
+    case AUTH_REVOKED:
+        return "The bearer token has been revoked.";
     case JWT_EXPIRED:
         return "The bearer token has expired.";
     case JWT_NO_EXP:
@@ -138,6 +190,7 @@ bool auth_request(api_req_t *r)
     if (key.base == NULL || key.len == 0)
         return fail(r, 401, "Send the app key in an AppId (or X-Api-Key) header.");
 
+    poll_revoked(r->t, r->now);
     char claimed[JWT_CLAIM_MAX];
     int rc = verify_token(r, tok, toklen, claimed);
     if (rc != JWT_OK)
@@ -173,4 +226,7 @@ void auth_thread_fini(api_thread_t *t)
 {
     for (int i = 0; i < AUTH_TOKEN_CACHE; i++)
         free(t->tokens[i].token);
+    for (size_t i = 0; i < t->revoked_n; i++)
+        free(t->revoked[i]);
+    free(t->revoked);
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@ typedef struct worker {
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *listener;
     void *state;
+    int conns, max_conns; /* open connections, and this thread's share of the cap */
     pthread_t thread;
     int failed;
 } worker_t;
@@ -98,6 +100,43 @@ static void error_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
     h2o_setup_next_ostream(req, slot);
 }
 
+static const char busy_response[] =
+    "HTTP/1.1 503 Service Unavailable\r\n"
+    "Content-Type: application/json\r\n"
+    "Retry-After: 1\r\n"
+    "Connection: close\r\n"
+    "Content-Length: 141\r\n"
+    "\r\n"
+    "{\"errors\":[{\"status\":\"503\",\"code\":\"service_unavailable\",\"title\":\"Service Unavailable\","
+    "\"detail\":\"Too many open connections; retry shortly.\"}]}";
+
+static void on_busy_written(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    h2o_socket_close(sock);
+}
+
+static void on_conn_close(void *data)
+{
+    worker_t *w = data;
+    w->conns--;
+}
+
+long http_max_connections_default(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1000;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    /* Leave room for the database files, listeners and the odd pipe. */
+    long room = rl.rlim_cur == RLIM_INFINITY ? 1000000 : (long)rl.rlim_cur - 128;
+    return room < 10000 ? (room > 16 ? room : 16) : 10000;
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     if (err != NULL)
@@ -108,6 +147,16 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL)
             return;
+        if (w->conns >= w->max_conns) {
+            /* Over the cap: say so at once rather than leave the client
+             * hanging in the backlog. */
+            h2o_iovec_t buf = h2o_iovec_init(busy_response, sizeof busy_response - 1);
+            h2o_socket_write(sock, &buf, 1, on_busy_written);
+            continue;
+        }
+        w->conns++;
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = w;
         h2o_accept(&w->accept_ctx, sock);
     }
 }
@@ -223,6 +272,7 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
         worker_t *w = workers[i];
         w->cfg = cfg;
         w->index = i;
+        w->max_conns = cfg->max_connections / n > 0 ? cfg->max_connections / n : 1;
         w->fd = listen_socket(cfg);
         if (w->fd < 0)
             goto out;

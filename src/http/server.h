@@ -16,6 +16,7 @@ typedef struct http_config {
     uint16_t port;
     int threads;
     size_t max_body; /* bytes; larger request bodies are refused with 413 */
+    int max_connections; /* open at once, all threads together; beyond: 503 */
     /* Called on each server thread before it serves, with the thread's h2o
      * context; returns the thread's state (NULL on failure, which stops the
      * server). */
@@ -30,6 +31,10 @@ typedef struct http_config {
     h2o_iovec_t (*error_body)(h2o_req_t *req, void *state);
     void *arg;
 } http_config_t;
+
+/* A default for max_connections that the process's file limit can hold
+ * (it raises its soft limit to the hard one first). */
+long http_max_connections_default(void);
 
 /* Serves until SIGINT or SIGTERM, then stops accepting, lets in-flight
  * responses finish (up to a few seconds) and returns 0; 1 on a start-up

@@ -64,6 +64,11 @@ static const char *const migrations[] = {
     "  FOREIGN KEY (app_id, lead_id) REFERENCES leads (app_id, id) ON DELETE CASCADE"
     ") WITHOUT ROWID;"
     "CREATE INDEX follows_due ON follows (app_id, lead_id, due_at IS NULL, due_at, created_at, id);",
+    /* 2: revoked tokens, polled by every server thread by sequence number. */
+    "CREATE TABLE revoked_tokens ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  jti TEXT NOT NULL UNIQUE,"
+    "  revoked_at INTEGER NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -99,6 +104,10 @@ enum stmt_id {
     Q_SAVEPOINT,
     Q_RELEASE,
     Q_ROLLBACK_TO,
+    Q_APP_LIST,
+    Q_APP_DISABLE,
+    Q_REVOKE,
+    Q_REVOKED_SINCE,
     Q__COUNT
 };
 
@@ -150,6 +159,10 @@ static const char *const stmt_sql[Q__COUNT] = {
     [Q_SAVEPOINT] = "SAVEPOINT w",
     [Q_RELEASE] = "RELEASE w",
     [Q_ROLLBACK_TO] = "ROLLBACK TO w",
+    [Q_APP_LIST] = "SELECT id, key, name, disabled, created_at, lead_count FROM apps ORDER BY id",
+    [Q_APP_DISABLE] = "UPDATE apps SET disabled = ?2 WHERE key = ?1",
+    [Q_REVOKE] = "INSERT OR IGNORE INTO revoked_tokens (jti, revoked_at) VALUES (?1, ?2)",
+    [Q_REVOKED_SINCE] = "SELECT seq, jti FROM revoked_tokens WHERE seq > ?1 ORDER BY seq",
 };
 
 typedef struct sqlite_store {
@@ -784,6 +797,74 @@ static int sq_batch_end(store_t *base, int commit)
     return finish(s, commit && !broken ? STORE_OK : STORE_ERROR);
 }
 
+/* --- administration -------------------------------------------------------- */
+
+static int sq_app_list(store_t *base, store_app_cb cb, void *ctx)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = stmt(s, Q_APP_LIST);
+    if (st == NULL)
+        return STORE_ERROR;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_app_t app;
+        memset(&app, 0, sizeof app);
+        app.id = sqlite3_column_int64(st, 0);
+        snprintf(app.key, sizeof app.key, "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(app.name, sizeof app.name, "%s", (const char *)sqlite3_column_text(st, 2));
+        app.disabled = sqlite3_column_int(st, 3);
+        app.created_at = sqlite3_column_int64(st, 4);
+        cb(ctx, &app, sqlite3_column_int64(st, 5));
+    }
+    done(st);
+    return rc == SQLITE_DONE ? STORE_OK : map_rc(s, rc);
+}
+
+/* Runs one single-statement write with two text/int parameters. */
+static int write_one(sqlite_store_t *s, enum stmt_id id, const char *text, int64_t v, int *changes)
+{
+    sqlite3_stmt *st = stmt(s, id);
+    if (st == NULL)
+        return STORE_ERROR;
+    int rc = begin_write(s);
+    if (rc != STORE_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, v);
+    int src = sqlite3_step(st);
+    done(st);
+    rc = src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
+    if (changes != NULL)
+        *changes = sqlite3_changes(s->db);
+    return finish(s, rc);
+}
+
+static int sq_app_set_disabled(store_t *base, const char *key, int disabled)
+{
+    int changes = 0;
+    int rc = write_one((sqlite_store_t *)base, Q_APP_DISABLE, key, disabled ? 1 : 0, &changes);
+    return rc == STORE_OK && changes == 0 ? STORE_NOT_FOUND : rc;
+}
+
+static int sq_token_revoke(store_t *base, const char *jti, int64_t now)
+{
+    return write_one((sqlite_store_t *)base, Q_REVOKE, jti, now, NULL);
+}
+
+static int sq_revoked_since(store_t *base, int64_t after_seq, store_revoked_cb cb, void *ctx)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = stmt(s, Q_REVOKED_SINCE);
+    if (st == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(st, 1, after_seq);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        cb(ctx, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1));
+    done(st);
+    return rc == SQLITE_DONE ? STORE_OK : map_rc(s, rc);
+}
+
 static const store_ops_t sqlite_ops = {
     .close = sq_close,
     .migrate = sq_migrate,
@@ -802,6 +883,10 @@ static const store_ops_t sqlite_ops = {
     .follow_delete = sq_follow_delete,
     .batch_begin = sq_batch_begin,
     .batch_end = sq_batch_end,
+    .app_list = sq_app_list,
+    .app_set_disabled = sq_app_set_disabled,
+    .token_revoke = sq_token_revoke,
+    .revoked_since = sq_revoked_since,
 };
 
 store_t *store_sqlite_open(const char *path, char *err, size_t errsz)

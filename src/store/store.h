@@ -39,6 +39,8 @@ typedef struct store_app {
     int64_t created_at;
 } store_app_t;
 
+typedef void (*store_app_cb)(void *ctx, const store_app_t *app, int64_t leads);
+typedef void (*store_revoked_cb)(void *ctx, int64_t seq, const char *jti);
 typedef void (*store_lead_cb)(void *ctx, const lead_t *lead);
 typedef void (*store_follow_cb)(void *ctx, const follow_t *follow);
 
@@ -66,6 +68,11 @@ typedef struct store_ops {
     int (*follow_delete)(store_t *s, int64_t app, const char *lead_id, const char *id);
     int (*batch_begin)(store_t *s);
     int (*batch_end)(store_t *s, int commit);
+    /* Administration (the command line); see the wrappers. */
+    int (*app_list)(store_t *s, store_app_cb cb, void *ctx);
+    int (*app_set_disabled)(store_t *s, const char *key, int disabled);
+    int (*token_revoke)(store_t *s, const char *jti, int64_t now);
+    int (*revoked_since)(store_t *s, int64_t after_seq, store_revoked_cb cb, void *ctx);
 } store_ops_t;
 
 struct store {
@@ -192,6 +199,32 @@ static inline int store_batch_begin(store_t *s)
 static inline int store_batch_end(store_t *s, int commit)
 {
     return s->ops->batch_end(s, commit);
+}
+
+/* Passes every app with its lead count, oldest first. */
+static inline int store_app_list(store_t *s, store_app_cb cb, void *ctx)
+{
+    return s->ops->app_list ? s->ops->app_list(s, cb, ctx) : STORE_ERROR;
+}
+
+/* Disables (1) or enables (0) an app; STORE_NOT_FOUND for an unknown key.
+ * Servers notice within a second (their app cache lives that long). */
+static inline int store_app_set_disabled(store_t *s, const char *key, int disabled)
+{
+    return s->ops->app_set_disabled ? s->ops->app_set_disabled(s, key, disabled) : STORE_ERROR;
+}
+
+/* Records a revoked token id (jti); revoking twice is fine. */
+static inline int store_token_revoke(store_t *s, const char *jti, int64_t now)
+{
+    return s->ops->token_revoke ? s->ops->token_revoke(s, jti, now) : STORE_ERROR;
+}
+
+/* Passes the revocations recorded after sequence number after_seq, in
+ * order; servers poll this every second. */
+static inline int store_revoked_since(store_t *s, int64_t after_seq, store_revoked_cb cb, void *ctx)
+{
+    return s->ops->revoked_since ? s->ops->revoked_since(s, after_seq, cb, ctx) : STORE_ERROR;
 }
 
 /* Backends' constructors, used by store_open. */
