@@ -1,0 +1,182 @@
+"""Administration and abuse controls: token revocation, app disable/enable,
+app list, per-app rate limiting and the connection cap."""
+
+import json
+import re
+import socket
+import time
+
+import apiutil
+import pytest
+import requests
+
+PROPAGATION_S = 1.0  # the contract: within one second on every thread
+
+
+def _jti_from_stderr(stderr):
+    m = re.search(r"jti=([0-9a-f-]{36})", stderr)
+    assert m, f"crmd token issue must name the token's jti on stderr: {stderr!r}"
+    return m.group(1)
+
+
+def _fresh_session_statuses(app, n=12, token=None):
+    """n requests, each on a new connection, so both threads get some."""
+    statuses = []
+    for _ in range(n):
+        with requests.Session() as s:
+            r = s.get(app.base_url + "/leads/", timeout=5,
+                      headers={"Authorization": f"Bearer {token or app.token}", "AppId": app.key,
+                               "Connection": "close"})
+            statuses.append(r.status_code)
+    return statuses
+
+
+def test_token_revoke_takes_effect_within_a_second(server, app):
+    p = apiutil.run_crmd("token", "issue", "--app", app.key, "--db", f"sqlite:{server.db}", check=True)
+    token = p.stdout.strip()
+    jti = _jti_from_stderr(p.stderr)
+    assert set(_fresh_session_statuses(app, 6, token)) == {200}
+    apiutil.run_crmd("token", "revoke", jti, "--db", f"sqlite:{server.db}", check=True)
+    time.sleep(PROPAGATION_S + 0.1)
+    statuses = _fresh_session_statuses(app, 12, token)
+    assert set(statuses) == {401}, statuses
+    r = app.with_creds(token=token).get("/leads/")
+    apiutil.assert_error(r, 401, "unauthorized")
+    assert "revoked" in r.json()["errors"][0]["detail"]
+    # Other tokens of the same app are untouched.
+    assert set(_fresh_session_statuses(app, 4)) == {200}
+
+
+def test_token_revoke_twice_and_unknown_jti_are_fine(server):
+    for _ in range(2):
+        apiutil.run_crmd("token", "revoke", "01a22401-6c97-7351-bc15-000000000000", "--db",
+                         f"sqlite:{server.db}", check=True)
+
+
+def test_app_disable_then_enable(server, app, app2):
+    assert app.get("/leads/").status_code == 200
+    apiutil.run_crmd("app", "disable", app.key, "--db", f"sqlite:{server.db}", check=True)
+    time.sleep(PROPAGATION_S + 0.1)
+    assert set(_fresh_session_statuses(app, 12)) == {401}
+    assert app2.get("/leads/").status_code == 200  # other apps are unaffected
+    apiutil.run_crmd("app", "enable", app.key, "--db", f"sqlite:{server.db}", check=True)
+    time.sleep(PROPAGATION_S + 0.1)
+    assert set(_fresh_session_statuses(app, 6)) == {200}
+
+
+def test_app_disable_unknown_key_fails(server):
+    p = apiutil.run_crmd("app", "disable", "pk_live_nope", "--db", f"sqlite:{server.db}")
+    assert p.returncode == 1
+    assert "no app" in p.stderr
+
+
+def test_app_list_shows_apps_with_state_and_lead_count(server, app):
+    app.create_lead(name="one")
+    app.create_lead(name="two")
+    p = apiutil.run_crmd("app", "list", "--db", f"sqlite:{server.db}", check=True)
+    lines = p.stdout.splitlines()
+    assert lines[0].split("\t") == ["key", "state", "created_at", "leads", "name"]
+    row = [ln.split("\t") for ln in lines[1:] if ln.startswith(app.key + "\t")]
+    assert len(row) == 1
+    assert row[0][1] == "enabled" and row[0][3] == "2"
+
+
+@pytest.mark.parametrize("args", [["app"], ["app", "frob"], ["app", "list", "extra"],
+                                  ["token", "revoke"], ["app", "disable"]])
+def test_admin_usage_errors_exit_2(args):
+    p = apiutil.run_crmd(*args)
+    assert p.returncode == 2
+    assert "usage" in p.stderr
+
+
+def _burst(app, n):
+    out = []
+    with requests.Session() as s:
+        for _ in range(n):
+            out.append(s.get(app.base_url + "/leads/", headers=app.headers, timeout=5))
+    return out
+
+
+def test_rate_limit_refuses_with_429_and_spares_other_apps(make_server, monkeypatch):
+    monkeypatch.setenv("CRMD_RATE_LIMIT", "2:5")
+    srv = make_server()
+    noisy, quiet = srv.new_app(), srv.new_app()
+    responses = _burst(noisy, 15)
+    codes = [r.status_code for r in responses]
+    assert codes[:5] == [200] * 5, codes
+    assert 429 in codes, codes
+    limited = next(r for r in responses if r.status_code == 429)
+    apiutil.assert_error(limited, 429, "rate_limited")
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert limited.headers["RateLimit-Limit"] == "5"
+    assert limited.headers["RateLimit-Remaining"] == "0"
+    assert int(limited.headers["RateLimit-Reset"]) >= 1
+    ok = responses[0]
+    assert ok.headers["RateLimit-Limit"] == "5"
+    assert ok.headers["RateLimit-Remaining"] == "4"
+    # Another app still has its whole burst.
+    assert [r.status_code for r in _burst(quiet, 5)] == [200] * 5
+    # A refused request changes nothing and the bucket refills with time.
+    time.sleep(1.1)
+    assert noisy.get("/leads/").status_code == 200
+
+
+def test_rate_limit_is_off_by_default_on_loopback(server, app):
+    responses = _burst(app, 60)
+    assert {r.status_code for r in responses} == {200}
+    assert "RateLimit-Limit" not in responses[-1].headers
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "5:0", "5:x"])
+def test_bad_rate_limit_flag_exits_2(tmp_path, value):
+    p = apiutil.run_crmd("serve", "--listen", "127.0.0.1:1", "--db", f"sqlite:{tmp_path}/x.db",
+                         "--rate-limit", value, timeout=10)
+    assert p.returncode == 2
+    assert "rate-limit" in p.stderr
+
+
+def test_connection_cap_answers_excess_connections_at_once(make_server, monkeypatch):
+    monkeypatch.setenv("CRMD_MAX_CONNECTIONS", "3")
+    srv = make_server(threads=1)
+    # Six idle connections against a cap of three: the excess ones are
+    # answered 503 and closed at once, the others stay open and silent. (The
+    # readiness probe's own connection may still count for a moment, so
+    # between two and three are kept.)
+    socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(6)]
+    refused, kept = [], 0
+    try:
+        for s in socks:
+            s.settimeout(1.0)
+            t0 = time.monotonic()
+            try:
+                data = b""
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                assert time.monotonic() - t0 < 1.0
+                refused.append(data)
+            except socket.timeout:
+                kept += 1
+    finally:
+        for s in socks:
+            s.close()
+    assert 2 <= kept <= 3, (kept, refused)
+    assert len(refused) == 6 - kept
+    for data in refused:
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503"), data[:200]
+        assert b"Retry-After: 1" in head
+        err = json.loads(body)["errors"][0]
+        assert err["status"] == "503" and err["code"] == "service_unavailable"
+    # Once the held connections are gone, service is back.
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            if requests.get(srv.base_url + "/healthz", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, "service must resume when connections close"
+        time.sleep(0.1)
