@@ -222,12 +222,20 @@ static bool get_value(attr_t *a, const char *raw, size_t rawlen, bool *has, int6
     return false;
 }
 
-static bool get_probability(attr_t *a, int *out)
+/* raw, when not NULL, is the number's own text in the body: it decides
+ * integrality exactly (40.000000000000001 is not 40). */
+static bool get_probability(attr_t *a, const char *raw, size_t rawlen, int *out)
 {
     *out = -1;
     if (json_is_null(a->v))
         return true;
     if (!json_is_number(a->v)) {
+        attr_error(a, "%s must be an integer%s", "");
+        return false;
+    }
+    int64_t cents;
+    int rc = raw != NULL ? decimal_parse(raw, rawlen, &cents) : DECIMAL_OK;
+    if (rc == DECIMAL_PRECISION || (rc == DECIMAL_OK && raw != NULL && cents % 100 != 0)) {
         attr_error(a, "%s must be an integer%s", "");
         return false;
     }
@@ -352,7 +360,12 @@ void lead_decode_body(const json_t *root, const char *body, size_t len, bool cre
                 out->fields |= LEAD_F_STAGE;
         } else if (strcmp(key, "probability") == 0) {
             a.label = "Probability";
-            if (get_probability(&a, &l->probability))
+            const char *raw = NULL;
+            size_t rawlen = 0;
+            if (body != NULL && json_is_number(v) &&
+                !jsonlex_number_at(body, len, "lead", "probability", &raw, &rawlen))
+                raw = NULL;
+            if (get_probability(&a, raw, rawlen, &l->probability))
                 out->fields |= LEAD_F_PROBABILITY;
         } else if (strcmp(key, "status") == 0) {
             a.label = "Status";
