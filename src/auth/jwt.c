@@ -6,7 +6,7 @@
  * received, and only then parses and checks the claims, so no attacker
  * controlled payload JSON is parsed before the signature is known good.
  *
- * Decisions the header leaves open:
+ * Decisions jwt.h leaves open:
  * - "typ", when present, must be the string "JWT" exactly; anything else is
  *   JWT_BAD_ALG, as jwt.h documents.
  * - A "crit" header is JWT_MALFORMED, since no extension is understood here
@@ -202,7 +202,7 @@ jwt_key_t *jwt_key_load(const char *pem, size_t len)
     BIO_free(bio);
     return key;
 fail:
-    if (key) free(key);
+    free(key);
     EVP_PKEY_free(pkey);
     BIO_free(bio);
     ERR_clear_error();
@@ -297,12 +297,13 @@ int jwt_sign(const jwt_key_t *key, const jwt_claims_t *claims, char **token)
     if ((rc = append_json_b64(payload, buf, JWT_TOKEN_MAX, &o)) != JWT_OK) goto out;
     rc = JWT_INTERNAL;
 
-    ctx = EVP_MD_CTX_new();
-    if (!ctx || !rs256_init(ctx, key->pkey, true) ||
-        EVP_DigestSign(ctx, NULL, &sig_len, (const unsigned char *)buf, o) != 1)
-        goto out;
+    /* An RSA signature is exactly the modulus size. */
+    sig_len = (size_t)EVP_PKEY_get_size(key->pkey);
     sig = malloc(sig_len);
-    if (!sig || EVP_DigestSign(ctx, sig, &sig_len, (const unsigned char *)buf, o) != 1) goto out;
+    ctx = EVP_MD_CTX_new();
+    if (!sig || !ctx || !rs256_init(ctx, key->pkey, true) ||
+        EVP_DigestSign(ctx, sig, &sig_len, (const unsigned char *)buf, o) != 1)
+        goto out;
     if (o + 1 + b64url_encoded_len(sig_len) > JWT_TOKEN_MAX) goto out;
     buf[o++] = '.';
     o += b64url_encode(sig, sig_len, buf + o);
