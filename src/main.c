@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "api/api.h"
@@ -100,6 +101,7 @@ static jwt_key_t *signing_key(store_t *s)
             return NULL;
         }
         rc = store_signing_key(s, fresh, &pem);
+        OPENSSL_cleanse(fresh, strlen(fresh));
         free(fresh);
     }
     if (rc != STORE_OK) {
@@ -107,6 +109,8 @@ static jwt_key_t *signing_key(store_t *s)
         return NULL;
     }
     jwt_key_t *key = jwt_key_load(pem, strlen(pem));
+    /* The private key is in the database anyway, but not left in freed heap. */
+    OPENSSL_cleanse(pem, strlen(pem));
     free(pem);
     if (key == NULL)
         fprintf(stderr, "crmd: the stored signing key is not a valid RSA key\n");
