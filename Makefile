@@ -2,10 +2,10 @@
 # first install any missing Debian packages (see `deps`).
 
 CC      ?= gcc
-PKGS    := libh2o-evloop jansson sqlite3 libcrypto
+PKGS    := libh2o-evloop jansson sqlite3 libcrypto libpq
 DEBS    := build-essential pkg-config libh2o-dev libh2o-evloop-dev libjansson-dev \
            libsqlite3-dev libssl-dev libcriterion-dev python3-pytest python3-requests \
-           sqlite3 curl
+           sqlite3 curl postgresql libpq-dev
 PYTHON  := /usr/bin/python3
 
 OPT     ?= -O2

@@ -865,6 +865,246 @@ static int sq_revoked_since(store_t *base, int64_t after_seq, store_revoked_cb c
     return rc == SQLITE_DONE ? STORE_OK : map_rc(s, rc);
 }
 
+/* --- bulk copy (crmd copy) ------------------------------------------------ */
+
+/* Prepares sql for one use (bulk copy runs once per process, so these are
+ * not kept); NULL on failure (logged). */
+static sqlite3_stmt *prepare_once(sqlite_store_t *s, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "crmd: sqlite: prepare failed: %s\n", sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    return st;
+}
+
+static int sq_copy_count(store_t *base, store_counts_t *out)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = prepare_once(s, "SELECT (SELECT count(*) FROM apps), (SELECT count(*) FROM leads), "
+                                       "(SELECT count(*) FROM follows), (SELECT count(*) FROM revoked_tokens), "
+                                       "(SELECT COALESCE(sum(lead_count), 0) FROM apps), "
+                                       "(SELECT count(*) FROM signing_keys)");
+    if (st == NULL)
+        return STORE_ERROR;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->apps = sqlite3_column_int64(st, 0);
+        out->leads = sqlite3_column_int64(st, 1);
+        out->follows = sqlite3_column_int64(st, 2);
+        out->revoked = sqlite3_column_int64(st, 3);
+        out->lead_count_sum = sqlite3_column_int64(st, 4);
+        out->signing_key = sqlite3_column_int64(st, 5) > 0;
+        rc = STORE_OK;
+    } else {
+        rc = map_rc(s, rc);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Steps a one-use export query, handing each row to fn; app_id is the
+ * last column, so read_lead and read_follow read the rest unchanged. */
+typedef int (*export_row_fn)(sqlite3_stmt *st, const store_export_t *cb, void *ctx);
+
+static int export_rows(sqlite_store_t *s, const char *sql, export_row_fn fn, const store_export_t *cb, void *ctx)
+{
+    sqlite3_stmt *st = prepare_once(s, sql);
+    if (st == NULL)
+        return STORE_ERROR;
+    int rc = STORE_OK, src;
+    while (rc == STORE_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
+        rc = fn(st, cb, ctx);
+    if (rc == STORE_OK && src != SQLITE_DONE)
+        rc = map_rc(s, src);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int export_app(sqlite3_stmt *st, const store_export_t *cb, void *ctx)
+{
+    store_app_t app;
+    memset(&app, 0, sizeof app);
+    app.id = sqlite3_column_int64(st, 0);
+    snprintf(app.key, sizeof app.key, "%s", (const char *)sqlite3_column_text(st, 1));
+    snprintf(app.name, sizeof app.name, "%s", (const char *)sqlite3_column_text(st, 2));
+    app.disabled = sqlite3_column_int(st, 3);
+    app.created_at = sqlite3_column_int64(st, 4);
+    return cb->app(ctx, &app);
+}
+
+static int export_revoked(sqlite3_stmt *st, const store_export_t *cb, void *ctx)
+{
+    const char *jti = (const char *)sqlite3_column_text(st, 0);
+    return cb->revoked(ctx, jti != NULL ? jti : "", sqlite3_column_int64(st, 1));
+}
+
+static int export_lead(sqlite3_stmt *st, const store_export_t *cb, void *ctx)
+{
+    lead_t l;
+    read_lead(st, &l);
+    return cb->lead(ctx, sqlite3_column_int64(st, 11), &l);
+}
+
+static int export_follow(sqlite3_stmt *st, const store_export_t *cb, void *ctx)
+{
+    follow_t f;
+    read_follow(st, &f);
+    return cb->follow(ctx, sqlite3_column_int64(st, 8), &f);
+}
+
+static int sq_copy_export(store_t *base, const store_export_t *cb, void *ctx, store_counts_t *total)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    /* One read transaction: every query sees the same snapshot. */
+    int rc = begin_read(s);
+    if (rc != STORE_OK)
+        return rc;
+    rc = sq_copy_count(base, total);
+    if (rc == STORE_OK) {
+        char *pem = NULL;
+        rc = sq_signing_key(base, NULL, &pem);
+        if (rc == STORE_OK)
+            rc = cb->signing_key(ctx, pem);
+        else if (rc == STORE_NOT_FOUND)
+            rc = STORE_OK;
+        free(pem);
+    }
+    if (rc == STORE_OK)
+        rc = export_rows(s, "SELECT id, key, name, disabled, created_at FROM apps ORDER BY id", export_app, cb, ctx);
+    if (rc == STORE_OK)
+        rc = export_rows(s, "SELECT jti, revoked_at FROM revoked_tokens ORDER BY seq", export_revoked, cb, ctx);
+    if (rc == STORE_OK)
+        rc = export_rows(s, "SELECT " LEAD_COLS ", app_id FROM leads ORDER BY app_id, created_at, id", export_lead,
+                         cb, ctx);
+    if (rc == STORE_OK)
+        rc = export_rows(s, "SELECT " FOLLOW_COLS ", app_id FROM follows ORDER BY app_id, lead_id, created_at, id",
+                         export_follow, cb, ctx);
+    return finish(s, rc);
+}
+
+static int sq_copy_import_begin(store_t *base, store_counts_t *before)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    int rc = exec_stmt(s, Q_BEGIN_WRITE);
+    if (rc == STORE_OK) {
+        rc = sq_copy_count(base, before);
+        if (rc != STORE_OK)
+            exec_stmt(s, Q_ROLLBACK);
+    }
+    return rc;
+}
+
+/* Runs a one-use write with text ?1 and optional integer ?2..?5 (NULL
+ * entries of ints are not bound); *id gets a returned id if asked. */
+static int import_one(sqlite_store_t *s, const char *sql, const char *text, const int64_t *ints, int nints,
+                      const char *text2, int64_t *id)
+{
+    sqlite3_stmt *st = prepare_once(s, sql);
+    if (st == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+    if (text2 != NULL)
+        sqlite3_bind_text(st, 2, text2, -1, SQLITE_STATIC);
+    for (int i = 0; i < nints; i++)
+        sqlite3_bind_int64(st, text2 != NULL ? 3 + i : 2 + i, ints[i]);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW && id != NULL) {
+        *id = sqlite3_column_int64(st, 0);
+        src = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
+}
+
+static int sq_copy_import_key(store_t *base, const char *pem)
+{
+    return import_one((sqlite_store_t *)base, "INSERT OR REPLACE INTO signing_keys (id, pem) VALUES (1, ?1)", pem,
+                      NULL, 0, NULL, NULL);
+}
+
+static int sq_copy_import_app(store_t *base, const store_app_t *app, int keep_id, int64_t *id)
+{
+    int64_t ints[3] = {app->disabled ? 1 : 0, app->created_at, app->id};
+    return import_one((sqlite_store_t *)base,
+                      keep_id ? "INSERT INTO apps (key, name, disabled, created_at, id) VALUES (?1, ?2, ?3, ?4, ?5) "
+                                "RETURNING id"
+                              : "INSERT INTO apps (key, name, disabled, created_at) VALUES (?1, ?2, ?3, ?4) "
+                                "RETURNING id",
+                      app->key, ints, keep_id ? 3 : 2, app->name, id);
+}
+
+static int sq_copy_import_revoked(store_t *base, const char *jti, int64_t revoked_at, int *added)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    int rc = import_one(s, "INSERT OR IGNORE INTO revoked_tokens (jti, revoked_at) VALUES (?1, ?2)", jti,
+                        &revoked_at, 1, NULL, NULL);
+    *added = rc == STORE_OK && sqlite3_changes(s->db) > 0;
+    return rc;
+}
+
+static int sq_copy_import_lead(store_t *base, int64_t app, const lead_t *l)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = stmt(s, Q_LEAD_INSERT);
+    if (st == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(st, 1, app);
+    sqlite3_bind_text(st, 2, l->id, -1, SQLITE_STATIC);
+    bind_text(st, 3, l->name);
+    bind_text(st, 4, l->source);
+    bind_id(st, 5, l->account_id);
+    bind_id(st, 6, l->contact_id);
+    bind_opt_int(st, 7, l->has_value, l->value_cents);
+    sqlite3_bind_int(st, 8, l->stage);
+    bind_opt_int(st, 9, l->probability >= 0, l->probability);
+    sqlite3_bind_int(st, 10, l->status);
+    sqlite3_bind_int64(st, 11, l->created_at);
+    sqlite3_bind_int64(st, 12, l->updated_at);
+    int src = sqlite3_step(st);
+    done(st);
+    return src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
+}
+
+static int sq_copy_import_follow(store_t *base, int64_t app, const follow_t *f)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = stmt(s, Q_FOLLOW_INSERT);
+    if (st == NULL)
+        return STORE_ERROR;
+    int rc = lead_exists(s, app, f->lead_id);
+    if (rc != STORE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, app);
+    sqlite3_bind_text(st, 2, f->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, f->lead_id, -1, SQLITE_STATIC);
+    bind_text(st, 4, f->title);
+    bind_text(st, 5, f->description);
+    bind_opt_int(st, 6, f->has_due, f->due_at);
+    sqlite3_bind_int(st, 7, f->status);
+    sqlite3_bind_int64(st, 8, f->created_at);
+    sqlite3_bind_int64(st, 9, f->updated_at);
+    int src = sqlite3_step(st);
+    done(st);
+    return src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
+}
+
+static int sq_copy_import_end(store_t *base, int commit)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    int rc = commit ? STORE_OK : STORE_ERROR;
+    if (commit) {
+        int src = sqlite3_exec(s->db, "UPDATE apps SET lead_count = (SELECT count(*) FROM leads "
+                                      "WHERE leads.app_id = apps.id)",
+                               NULL, NULL, NULL);
+        rc = src == SQLITE_OK ? STORE_OK : map_rc(s, src);
+    }
+    rc = finish(s, rc);
+    return commit ? rc : STORE_OK;
+}
+
 static const store_ops_t sqlite_ops = {
     .close = sq_close,
     .migrate = sq_migrate,
@@ -887,6 +1127,15 @@ static const store_ops_t sqlite_ops = {
     .app_set_disabled = sq_app_set_disabled,
     .token_revoke = sq_token_revoke,
     .revoked_since = sq_revoked_since,
+    .copy_count = sq_copy_count,
+    .copy_export = sq_copy_export,
+    .copy_import_begin = sq_copy_import_begin,
+    .copy_import_key = sq_copy_import_key,
+    .copy_import_app = sq_copy_import_app,
+    .copy_import_revoked = sq_copy_import_revoked,
+    .copy_import_lead = sq_copy_import_lead,
+    .copy_import_follow = sq_copy_import_follow,
+    .copy_import_end = sq_copy_import_end,
 };
 
 store_t *store_sqlite_open(const char *path, char *err, size_t errsz)

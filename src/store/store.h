@@ -44,6 +44,27 @@ typedef void (*store_revoked_cb)(void *ctx, int64_t seq, const char *jti);
 typedef void (*store_lead_cb)(void *ctx, const lead_t *lead);
 typedef void (*store_follow_cb)(void *ctx, const follow_t *follow);
 
+/* Bulk copy (crmd copy): what a database holds, counted in one snapshot. */
+typedef struct store_counts {
+    int64_t apps, leads, follows, revoked;
+    int64_t lead_count_sum; /* the sum of the apps' lead counts: equals leads */
+    int signing_key;        /* 1 when a signing key is stored */
+} store_counts_t;
+
+/* Bulk copy: the receivers of store_copy_export, called in this order: the
+ * signing key (if one is stored), every app (by id), every revoked token (by
+ * sequence number), every lead (by app, created_at, id), every follow (by
+ * app, lead, created_at, id). Each returns STORE_OK to go on; any other rc
+ * stops the export, which then returns that rc. Strings are valid only
+ * during the call. */
+typedef struct store_export {
+    int (*signing_key)(void *ctx, const char *pem);
+    int (*app)(void *ctx, const store_app_t *app);
+    int (*revoked)(void *ctx, const char *jti, int64_t revoked_at);
+    int (*lead)(void *ctx, int64_t app, const lead_t *lead);
+    int (*follow)(void *ctx, int64_t app, const follow_t *follow);
+} store_export_t;
+
 /* The backend's table of functions; see the wrappers below for contracts. */
 typedef struct store_ops {
     void (*close)(store_t *s);
@@ -73,15 +94,28 @@ typedef struct store_ops {
     int (*app_set_disabled)(store_t *s, const char *key, int disabled);
     int (*token_revoke)(store_t *s, const char *jti, int64_t now);
     int (*revoked_since)(store_t *s, int64_t after_seq, store_revoked_cb cb, void *ctx);
+    /* Bulk copy (crmd copy, never while serving); see the wrappers. */
+    int (*copy_count)(store_t *s, store_counts_t *out);
+    int (*copy_export)(store_t *s, const store_export_t *cb, void *ctx, store_counts_t *total);
+    int (*copy_import_begin)(store_t *s, store_counts_t *before);
+    int (*copy_import_key)(store_t *s, const char *pem);
+    int (*copy_import_app)(store_t *s, const store_app_t *app, int keep_id, int64_t *id);
+    int (*copy_import_revoked)(store_t *s, const char *jti, int64_t revoked_at, int *added);
+    int (*copy_import_lead)(store_t *s, int64_t app, const lead_t *lead);
+    int (*copy_import_follow)(store_t *s, int64_t app, const follow_t *follow);
+    int (*copy_import_end)(store_t *s, int commit);
 } store_ops_t;
 
 struct store {
     const store_ops_t *ops;
 };
 
-/* Opens a connection for url ("sqlite:PATH"; a bare path is read as
- * sqlite too). On failure returns NULL and writes a reason into err (errsz
- * bytes). The schema is not touched: call store_migrate. */
+/* Opens a connection for url: "sqlite:PATH" (a bare path is read as
+ * SQLite too), or PostgreSQL as a "postgres://" or "postgresql://" URL or
+ * a libpq key=value string (one that starts with a keyword and '=', such
+ * as "host=/run/postgresql dbname=crmd"). On failure returns NULL and
+ * writes a reason into err (errsz bytes), never a password. The schema is
+ * not touched: call store_migrate. */
 store_t *store_open(const char *url, char *err, size_t errsz);
 
 /* Closes the connection; s may be NULL. */
@@ -227,7 +261,82 @@ static inline int store_revoked_since(store_t *s, int64_t after_seq, store_revok
     return s->ops->revoked_since ? s->ops->revoked_since(s, after_seq, cb, ctx) : STORE_ERROR;
 }
 
+/* --- Bulk copy --------------------------------------------------------------
+ * Whole-database export and import, for `crmd copy` between backends. An
+ * import is one transaction on the target: nothing of it is visible until
+ * store_copy_import_end(s, 1) returns STORE_OK, and nothing of it remains
+ * after any failure. Ids and timestamps are kept as given. */
+
+/* Counts what the database holds, in one snapshot (inside an import: with
+ * the import's own rows). */
+static inline int store_copy_count(store_t *s, store_counts_t *out)
+{
+    return s->ops->copy_count ? s->ops->copy_count(s, out) : STORE_ERROR;
+}
+
+/* Passes everything to cb (see store_export_t) from one read snapshot, and
+ * counts that snapshot's rows into *total. */
+static inline int store_copy_export(store_t *s, const store_export_t *cb, void *ctx, store_counts_t *total)
+{
+    return s->ops->copy_export ? s->ops->copy_export(s, cb, ctx, total) : STORE_ERROR;
+}
+
+/* Starts the import transaction, holding the database's write lock where
+ * the backend has one, and counts what the target holds in it. */
+static inline int store_copy_import_begin(store_t *s, store_counts_t *before)
+{
+    return s->ops->copy_import_begin ? s->ops->copy_import_begin(s, before) : STORE_ERROR;
+}
+
+/* Stores pem as the signing key, replacing any other. */
+static inline int store_copy_import_key(store_t *s, const char *pem)
+{
+    return s->ops->copy_import_key ? s->ops->copy_import_key(s, pem) : STORE_ERROR;
+}
+
+/* Inserts an app with its key, name, disabled flag and created_at; with
+ * keep_id its id too, else the target picks one. Its id is put in *id.
+ * STORE_CONFLICT when the key or the id is taken. */
+static inline int store_copy_import_app(store_t *s, const store_app_t *app, int keep_id, int64_t *id)
+{
+    return s->ops->copy_import_app ? s->ops->copy_import_app(s, app, keep_id, id) : STORE_ERROR;
+}
+
+/* Records a revocation; *added is 0 when the jti was already revoked. */
+static inline int store_copy_import_revoked(store_t *s, const char *jti, int64_t revoked_at, int *added)
+{
+    return s->ops->copy_import_revoked ? s->ops->copy_import_revoked(s, jti, revoked_at, added) : STORE_ERROR;
+}
+
+/* Inserts a lead as it is (app lead counts are set by import_end);
+ * STORE_CONFLICT when the app already has a lead with its id. */
+static inline int store_copy_import_lead(store_t *s, int64_t app, const lead_t *lead)
+{
+    return s->ops->copy_import_lead ? s->ops->copy_import_lead(s, app, lead) : STORE_ERROR;
+}
+
+/* Inserts a follow as it is; STORE_NOT_FOUND if its lead is not there. */
+static inline int store_copy_import_follow(store_t *s, int64_t app, const follow_t *follow)
+{
+    return s->ops->copy_import_follow ? s->ops->copy_import_follow(s, app, follow) : STORE_ERROR;
+}
+
+/* Ends the import: with commit, sets every app's lead count from its leads
+ * (and moves id sequences past the imported ids), then commits; without,
+ * rolls everything back. */
+static inline int store_copy_import_end(store_t *s, int commit)
+{
+    return s->ops->copy_import_end ? s->ops->copy_import_end(s, commit) : STORE_ERROR;
+}
+
+/* Writes url into out (outsz bytes, always terminated) with any password
+ * replaced by "***", for messages and logs. */
+void store_url_redact(const char *url, char *out, size_t outsz);
+
 /* Backends' constructors, used by store_open. */
 store_t *store_sqlite_open(const char *path, char *err, size_t errsz);
+/* conninfo is a postgres:// or postgresql:// URL or a libpq key=value
+ * string; the store keeps its own copy. */
+store_t *store_postgres_open(const char *conninfo, char *err, size_t errsz);
 
 #endif
