@@ -27,6 +27,7 @@
 #include "http/server.h"
 #include "model/timestamp.h"
 #include "model/uuid.h"
+#include "store/copy.h"
 #include "store/store.h"
 
 #define DEFAULT_DB "sqlite:var/crmd.db"
@@ -54,8 +55,13 @@ static const char usage_text[] =
     "        refuse the token with that id (its jti claim) from now on, within a second\n"
     "  migrate [--db URL]\n"
     "        create or upgrade the database schema\n"
+    "  copy --from URL --to URL [--append]\n"
+    "        copy every app, key, revocation, lead and follow to another database (ids kept),\n"
+    "        in one transaction; a target holding data is refused unless --append\n"
     "\n"
-    "URL is sqlite:PATH (a bare path is read as SQLite too).\n"
+    "URL is sqlite:PATH (a bare path is read as SQLite too), a PostgreSQL URL\n"
+    "(postgres://USER:PASSWORD@HOST:PORT/DBNAME, postgresql:// too) or a libpq key=value\n"
+    "string such as 'host=/run/postgresql dbname=crmd' (one that starts with KEYWORD=).\n"
     "Run 'crmd COMMAND --help' for one command.\n";
 
 static int usage_error(const char *fmt, const char *arg)
@@ -72,6 +78,15 @@ static const char *env_or(const char *name, const char *fallback)
     return v != NULL && v[0] != '\0' ? v : fallback;
 }
 
+/* The database URL as messages show it: without its password. The
+ * buffer is static: use the result before the next call. */
+static const char *shown(const char *url)
+{
+    static char buf[256];
+    store_url_redact(url, buf, sizeof buf);
+    return buf;
+}
+
 /* Opens and migrates the database; NULL (reason printed) on failure. */
 static store_t *open_db(const char *url)
 {
@@ -82,7 +97,7 @@ static store_t *open_db(const char *url)
         return NULL;
     }
     if (store_migrate(s) != STORE_OK) {
-        fprintf(stderr, "crmd: cannot migrate the database %s\n", url);
+        fprintf(stderr, "crmd: cannot migrate the database %s\n", shown(url));
         store_close(s);
         return NULL;
     }
@@ -165,7 +180,7 @@ static int wants_help(int argc, char **argv)
 static void on_ready(void *arg)
 {
     const api_shared_t *shared = arg;
-    fprintf(stderr, "crmd: ready (database %s)\n", shared->db_url);
+    fprintf(stderr, "crmd: ready (database %s)\n", shown(shared->db_url));
 }
 
 /* Splits HOST:PORT ("[::1]:8080" for IPv6; "localhost" means 127.0.0.1). */
@@ -398,12 +413,12 @@ static int app_admin(const char *db, const char *verb, const char *key)
     } else {
         rc = store_app_set_disabled(s, key, strcmp(verb, "disable") == 0);
         if (rc == STORE_NOT_FOUND)
-            fprintf(stderr, "crmd: no app with key '%s' in %s\n", key, db);
+            fprintf(stderr, "crmd: no app with key '%s' in %s\n", key, shown(db));
         else if (rc == STORE_OK)
             fprintf(stderr, "crmd: app %s %sd; running servers follow within a second\n", key, verb);
     }
     if (rc != STORE_OK && rc != STORE_NOT_FOUND)
-        fprintf(stderr, "crmd: cannot %s apps in %s\n", verb, db);
+        fprintf(stderr, "crmd: cannot %s apps in %s\n", verb, shown(db));
     store_close(s);
     return rc == STORE_OK ? 0 : 1;
 }
@@ -449,7 +464,7 @@ static int token_revoke(int argc, char **argv)
     rc = store_token_revoke(s, argv[first], ts_now_ms());
     store_close(s);
     if (rc != STORE_OK) {
-        fprintf(stderr, "crmd: cannot record the revocation in %s\n", db);
+        fprintf(stderr, "crmd: cannot record the revocation in %s\n", shown(db));
         return 1;
     }
     fprintf(stderr, "crmd: token %s revoked; running servers refuse it within a second\n", argv[first]);
@@ -519,9 +534,9 @@ static int cmd_token(int argc, char **argv)
     store_app_t found;
     int frc = store_app_find(s, app, &found);
     if (frc == STORE_NOT_FOUND) {
-        fprintf(stderr, "crmd: no app with key '%s' in %s\n", app, db);
+        fprintf(stderr, "crmd: no app with key '%s' in %s\n", app, shown(db));
     } else if (frc != STORE_OK) {
-        fprintf(stderr, "crmd: cannot read apps from %s\n", db);
+        fprintf(stderr, "crmd: cannot read apps from %s\n", shown(db));
     } else {
         jwt_key_t *key = signing_key(s);
         char *token = NULL;
@@ -548,8 +563,43 @@ static int cmd_migrate(int argc, char **argv)
     if (s == NULL)
         return 1;
     store_close(s);
-    fprintf(stderr, "crmd: %s is up to date\n", db);
+    fprintf(stderr, "crmd: %s is up to date\n", shown(db));
     return 0;
+}
+
+/* --- copy ---------------------------------------------------------------------- */
+
+static int cmd_copy(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd copy --from URL --to URL [--append]\n";
+    const char *from = NULL, *to = NULL;
+    bool append = false;
+    static const struct option opts[] = {{"from", required_argument, NULL, 'f'},
+                                         {"to", required_argument, NULL, 't'},
+                                         {"append", no_argument, NULL, 'a'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'f') {
+            from = optarg;
+        } else if (c == 't') {
+            to = optarg;
+        } else if (c == 'a') {
+            append = true;
+        } else if (c == 'h') {
+            fputs(help, stdout);
+            return 0;
+        } else {
+            fputs(help, stderr);
+            return 2;
+        }
+    }
+    if (optind != argc || from == NULL || to == NULL) {
+        fputs(help, stderr);
+        return 2;
+    }
+    return store_copy(from, to, append, stdout, stderr) == STORE_OK ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -572,5 +622,7 @@ int main(int argc, char **argv)
         return cmd_token(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)
         return cmd_migrate(argc - 1, argv + 1);
+    if (strcmp(cmd, "copy") == 0)
+        return cmd_copy(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);
 }

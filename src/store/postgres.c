@@ -427,6 +427,14 @@ static void get_uuid(const PGresult *r, int row, int col, char out[UUID_BUFSZ])
     *o = '\0';
 }
 
+/* Wipes a result's values (a private key) before it is freed. */
+static void wipe(PGresult *r)
+{
+    for (int i = 0; r != NULL && i < PQntuples(r); i++)
+        for (int j = 0; j < PQnfields(r); j++)
+            explicit_bzero(PQgetvalue(r, i, j), (size_t)PQgetlength(r, i, j));
+}
+
 static int64_t affected(const PGresult *r)
 {
     return strtoll(PQcmdTuples((PGresult *)r), NULL, 10);
@@ -965,6 +973,7 @@ static int pg_signing_key(store_t *base, const char *pem_if_none, char **pem)
             rc = *pem != NULL ? STORE_OK : STORE_ERROR;
         }
     }
+    wipe(r);
     PQclear(r);
     return rc;
 }
@@ -1372,8 +1381,10 @@ static int pg_copy_export(store_t *base, const store_export_t *cb, void *ctx, st
     if (rc == STORE_OK && PQntuples(r) > 0) {
         char *pem = strndup(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
         rc = pem == NULL ? STORE_ERROR : cb->signing_key(ctx, pem);
+        if (pem != NULL) explicit_bzero(pem, strlen(pem));
         free(pem);
     }
+    wipe(r);
     PQclear(r);
     r = NULL;
     if (rc == STORE_OK) rc = read_stmt(s, Q_APP_LIST, NULL, &r);

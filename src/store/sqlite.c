@@ -970,6 +970,8 @@ static int sq_copy_export(store_t *base, const store_export_t *cb, void *ctx, st
             rc = cb->signing_key(ctx, pem);
         else if (rc == STORE_NOT_FOUND)
             rc = STORE_OK;
+        if (pem != NULL)
+            explicit_bzero(pem, strlen(pem)); /* a private key: not left in freed heap */
         free(pem);
     }
     if (rc == STORE_OK)

@@ -1,14 +1,23 @@
 """Fixtures for the crmd black-box suite.
 
 One server (session scope) on a temp SQLite database serves most tests; each
-test that needs isolation gets a fresh app (tenant) instead of a fresh server."""
+test that needs isolation gets a fresh app (tenant) instead of a fresh server.
 
+CRMD_TEST_BACKEND=postgres runs the same suite on PostgreSQL (make check does
+both; scripts/pg-cluster.sh run provides the cluster and CRMD_TEST_PG_URL).
+Each server then gets a fresh database of its own; tests still name a
+server's database as f"sqlite:{server.db}", and run_crmd maps that name to
+the server's real database URL (server.db_url)."""
+
+import itertools
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,6 +27,63 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import apiutil  # noqa: E402
 from apiutil import App, crmd_bin  # noqa: E402
+
+BACKEND = os.environ.get("CRMD_TEST_BACKEND", "sqlite")
+PG_URL = os.environ.get("CRMD_TEST_PG_URL", "").rstrip("/")
+if BACKEND not in ("sqlite", "postgres"):
+    raise pytest.UsageError(f"CRMD_TEST_BACKEND must be sqlite or postgres, not {BACKEND!r}")
+if BACKEND == "postgres" and not PG_URL:
+    # A PostgreSQL run without PostgreSQL is a failure, never a skip.
+    raise pytest.UsageError("CRMD_TEST_BACKEND=postgres needs CRMD_TEST_PG_URL "
+                            "(run the suite through scripts/pg-cluster.sh run)")
+# PostgreSQL-only tests are not collected at all in a SQLite run.
+collect_ignore = [] if BACKEND == "postgres" else ["test_postgres.py"]
+
+# "sqlite:{server.db}" -> the server's real database URL (PostgreSQL runs).
+DB_ALIASES = {}
+_PG_DBS = itertools.count(1)
+
+
+def psql(url, sql, timeout=30):
+    """Runs SQL with psql against a PostgreSQL URL; returns stdout (unaligned)."""
+    p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+                       capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, f"psql {sql!r}: {p.stderr}"
+    return p.stdout
+
+
+def pg_new_database():
+    """Creates an empty database on the test cluster; returns its URL."""
+    name = f"crmd_{os.getpid()}_{next(_PG_DBS)}"
+    psql(f"{PG_URL}/postgres", f'CREATE DATABASE "{name}"')
+    return f"{PG_URL}/{name}"
+
+
+_run_crmd = apiutil.run_crmd
+_find_server_key = apiutil.find_server_key
+
+
+def _run_crmd_aliased(*args, **kw):
+    return _run_crmd(*[DB_ALIASES.get(str(a), a) for a in args], **kw)
+
+
+def _find_server_key_aliased(db_path, token, workdir):
+    url = DB_ALIASES.get(f"sqlite:{db_path}")
+    if url is None:
+        return _find_server_key(db_path, token, workdir)
+    # The same schema-agnostic search, over a SQLite copy of the key table.
+    copy = Path(workdir) / f"pg-keys-{uuid.uuid4().hex[:6]}.db"
+    con = sqlite3.connect(copy)
+    with con:
+        con.execute("CREATE TABLE k (pem TEXT)")
+        pem = psql(url, "SELECT pem FROM signing_keys")
+        con.execute("INSERT INTO k VALUES (?)", (pem.strip() + "\n",))
+    con.close()
+    return _find_server_key(copy, token, workdir)
+
+
+apiutil.run_crmd = _run_crmd_aliased
+apiutil.find_server_key = _find_server_key_aliased
 
 # never send loopback traffic through a proxy (requests and curl honour these)
 for _k in [k for k in os.environ if k.lower() in ("http_proxy", "https_proxy", "all_proxy")]:
@@ -37,9 +103,16 @@ def free_port():
 class Server:
     """A running `crmd serve`, its database and its log files."""
 
-    def __init__(self, workdir, threads=None):
+    def __init__(self, workdir, threads=None, db_url=None):
         self.workdir = Path(workdir)
         self.db = self.workdir / "crmd.db"
+        # db_url: a database to use (e.g. one shared with another server);
+        # by default a new one of the suite's backend.
+        if db_url is None and BACKEND == "postgres":
+            db_url = pg_new_database()
+        self.db_url = db_url or f"sqlite:{self.db}"
+        if self.db_url != f"sqlite:{self.db}":
+            DB_ALIASES[f"sqlite:{self.db}"] = self.db_url
         self.stderr_path = self.workdir / "server.stderr"
         self.stdout_path = self.workdir / "server.stdout"
         self.threads = threads
@@ -68,8 +141,7 @@ class Server:
         last = ""
         for _attempt in range(3):
             self.port = free_port()
-            args = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--db",
-                    f"sqlite:{self.db}"]
+            args = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--db", self.db_url]
             if self.threads:
                 args += ["--threads", str(self.threads)]
             self._out = open(self.stdout_path, "ab")
@@ -163,8 +235,8 @@ def make_server(tmp_path):
     """Starts extra servers (for lifecycle tests); stops leftovers at the end."""
     started = []
 
-    def make(threads=None):
-        srv = Server(tmp_path / f"srv{len(started)}", threads=threads)
+    def make(threads=None, db_url=None):
+        srv = Server(tmp_path / f"srv{len(started)}", threads=threads, db_url=db_url)
         srv.workdir.mkdir()
         started.append(srv)
         return srv.start()

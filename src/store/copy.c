@@ -1,0 +1,314 @@
+/*
+ * copy.c: `crmd copy` (see copy.h).
+ *
+ * The source is read in one snapshot (store_copy_export) and each record
+ * is written into the target as it arrives, inside the target's import
+ * transaction; nothing is held in memory but the map of app ids (an app's
+ * id is the target's own when --append merges it into an existing app or
+ * the target picks a new one; lead and follow ids never change).
+ */
+#include "store/copy.h"
+
+#include <inttypes.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+
+/* Progress goes to err every this many leads and follows. */
+#define PROGRESS_EVERY 100000
+
+typedef struct app_map {
+    int64_t src, dst;
+} app_map_t;
+
+typedef struct copy {
+    store_t *dst;
+    bool append;
+    FILE *err;
+    app_map_t *apps; /* in source id order: the export passes apps by id */
+    size_t napps, capapps;
+    store_counts_t passed;  /* what the export passed */
+    store_counts_t added;   /* what the target gained */
+    int64_t merged;         /* apps merged into the target's app with the same key */
+    const char *key_action; /* what happened to the signing key */
+    char *dst_key;          /* the target's key when the import began, or NULL */
+} copy_t;
+
+static const char *rc_text(int rc)
+{
+    switch (rc) {
+    case STORE_NOT_FOUND:
+        return "not found";
+    case STORE_CONFLICT:
+        return "already exists";
+    case STORE_UNAVAILABLE:
+        return "database unavailable";
+    default:
+        return "database error";
+    }
+}
+
+static int on_key(void *ctx, const char *pem)
+{
+    copy_t *c = ctx;
+    if (c->dst_key != NULL && strcmp(c->dst_key, pem) == 0) {
+        c->key_action = "the same signing key (already there)";
+        return STORE_OK;
+    }
+    if (c->dst_key != NULL && c->append) {
+        /* The target's tokens must keep working; the source's tokens do
+         * not verify there and must be issued again. */
+        c->key_action =
+            "not the signing key (the target keeps its own: issue new tokens for the copied apps)";
+        return STORE_OK;
+    }
+    /* No key yet, or a key that signs nothing the target holds (it has no
+     * apps): take the source's, so its tokens keep working. */
+    int rc = store_copy_import_key(c->dst, pem);
+    if (rc != STORE_OK) fprintf(c->err, "crmd: copy: cannot store the signing key: %s\n", rc_text(rc));
+    c->key_action = "the signing key";
+    return rc;
+}
+
+static int on_app(void *ctx, const store_app_t *app)
+{
+    copy_t *c = ctx;
+    c->passed.apps++;
+    if (c->napps > 0 && app->id <= c->apps[c->napps - 1].src) {
+        fprintf(c->err, "crmd: copy: the source passed apps out of order\n");
+        return STORE_ERROR;
+    }
+    if (c->napps == c->capapps) {
+        size_t cap = c->capapps ? c->capapps * 2 : 64;
+        app_map_t *m = realloc(c->apps, cap * sizeof *m);
+        if (m == NULL) return STORE_ERROR;
+        c->apps = m;
+        c->capapps = cap;
+    }
+    int64_t id = 0;
+    int rc = STORE_NOT_FOUND;
+    if (c->append) {
+        store_app_t found;
+        rc = store_app_find(c->dst, app->key, &found);
+        if (rc == STORE_OK) {
+            id = found.id;
+            c->merged++;
+        }
+    }
+    if (rc == STORE_NOT_FOUND) {
+        /* An empty target keeps the source's ids; one being appended to
+         * picks its own. */
+        rc = store_copy_import_app(c->dst, app, !c->append, &id);
+        if (rc == STORE_OK) c->added.apps++;
+    }
+    if (rc != STORE_OK) {
+        fprintf(c->err, "crmd: copy: app %s: %s\n", app->key, rc_text(rc));
+        return rc;
+    }
+    c->apps[c->napps++] = (app_map_t){app->id, id};
+    return STORE_OK;
+}
+
+/* The target's id for source app id src; 0 if the export never passed it. */
+static int64_t map_app(const copy_t *c, int64_t src)
+{
+    size_t lo = 0, hi = c->napps;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->apps[mid].src < src)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < c->napps && c->apps[lo].src == src ? c->apps[lo].dst : 0;
+}
+
+static int on_revoked(void *ctx, const char *jti, int64_t revoked_at)
+{
+    copy_t *c = ctx;
+    c->passed.revoked++;
+    int added = 0;
+    int rc = store_copy_import_revoked(c->dst, jti, revoked_at, &added);
+    if (rc != STORE_OK) fprintf(c->err, "crmd: copy: revoked token %s: %s\n", jti, rc_text(rc));
+    c->added.revoked += added;
+    return rc;
+}
+
+static void progress(copy_t *c)
+{
+    int64_t n = c->passed.leads + c->passed.follows;
+    if (n % PROGRESS_EVERY == 0)
+        fprintf(c->err, "crmd: copy: %" PRId64 " leads, %" PRId64 " follows so far\n", c->passed.leads,
+                c->passed.follows);
+}
+
+static int on_lead(void *ctx, int64_t app, const lead_t *lead)
+{
+    copy_t *c = ctx;
+    c->passed.leads++;
+    int64_t id = map_app(c, app);
+    int rc = id != 0 ? store_copy_import_lead(c->dst, id, lead) : STORE_NOT_FOUND;
+    if (rc != STORE_OK) {
+        fprintf(c->err, "crmd: copy: lead %s: %s\n", lead->id,
+                rc == STORE_NOT_FOUND ? "its app is missing" : rc_text(rc));
+        return rc;
+    }
+    c->added.leads++;
+    progress(c);
+    return STORE_OK;
+}
+
+static int on_follow(void *ctx, int64_t app, const follow_t *follow)
+{
+    copy_t *c = ctx;
+    c->passed.follows++;
+    int64_t id = map_app(c, app);
+    int rc = id != 0 ? store_copy_import_follow(c->dst, id, follow) : STORE_NOT_FOUND;
+    if (rc != STORE_OK) {
+        fprintf(c->err, "crmd: copy: follow %s: %s\n", follow->id,
+                rc == STORE_NOT_FOUND ? "its lead is missing" : rc_text(rc));
+        return rc;
+    }
+    c->added.follows++;
+    progress(c);
+    return STORE_OK;
+}
+
+static store_t *open_store(const char *url, const char *what, FILE *err)
+{
+    char msg[512], shown[256];
+    store_url_redact(url, shown, sizeof shown);
+    store_t *s = store_open(url, msg, sizeof msg);
+    if (s == NULL) {
+        fprintf(err, "crmd: copy: %s: %s\n", what, msg);
+        return NULL;
+    }
+    if (store_migrate(s) != STORE_OK) {
+        fprintf(err, "crmd: copy: cannot migrate the %s %s\n", what, shown);
+        store_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void print_counts(FILE *f, const store_counts_t *n)
+{
+    fprintf(f, "%" PRId64 " apps, %" PRId64 " leads, %" PRId64 " follows, %" PRId64 " revoked tokens",
+            n->apps, n->leads, n->follows, n->revoked);
+}
+
+static bool has_data(const store_counts_t *n)
+{
+    return n->apps > 0 || n->leads > 0 || n->follows > 0 || n->revoked > 0;
+}
+
+/* Checks, inside the import, that the source passed what its snapshot
+ * counted and that the target gained exactly that. */
+static bool verify(copy_t *c, const store_counts_t *total, const store_counts_t *before, FILE *err)
+{
+    store_counts_t after;
+    int rc = store_copy_count(c->dst, &after);
+    if (rc != STORE_OK) {
+        fprintf(err, "crmd: copy: cannot count the target: %s\n", rc_text(rc));
+        return false;
+    }
+    bool ok = c->passed.apps == total->apps && c->passed.leads == total->leads &&
+              c->passed.follows == total->follows && c->passed.revoked == total->revoked &&
+              c->added.leads == c->passed.leads && c->added.follows == c->passed.follows &&
+              c->added.apps + c->merged == c->passed.apps && after.apps == before->apps + c->added.apps &&
+              after.leads == before->leads + c->added.leads &&
+              after.follows == before->follows + c->added.follows &&
+              after.revoked == before->revoked + c->added.revoked;
+    if (!ok) {
+        fprintf(err, "crmd: copy: counts do not match: the source holds ");
+        print_counts(err, total);
+        fprintf(err, "; the export passed ");
+        print_counts(err, &c->passed);
+        fprintf(err, "; the target went from ");
+        print_counts(err, before);
+        fprintf(err, " to ");
+        print_counts(err, &after);
+        fprintf(err, "\n");
+    }
+    return ok;
+}
+
+int store_copy(const char *from_url, const char *to_url, bool append, FILE *out, FILE *err)
+{
+    char from_shown[256], to_shown[256];
+    store_url_redact(from_url, from_shown, sizeof from_shown);
+    store_url_redact(to_url, to_shown, sizeof to_shown);
+    if (strcmp(from_url, to_url) == 0) {
+        fprintf(err, "crmd: copy: the source and the target are the same database\n");
+        return STORE_CONFLICT;
+    }
+    store_t *src = open_store(from_url, "source", err);
+    if (src == NULL) return STORE_UNAVAILABLE;
+    store_t *dst = open_store(to_url, "target", err);
+    if (dst == NULL) {
+        store_close(src);
+        return STORE_UNAVAILABLE;
+    }
+    copy_t c = {
+        .dst = dst, .append = append, .err = err, .key_action = "no signing key (the source has none)"};
+    store_counts_t before = {0}, total = {0};
+    int rc = store_copy_import_begin(dst, &before);
+    if (rc != STORE_OK) {
+        fprintf(err, "crmd: copy: cannot start writing to the target: %s\n", rc_text(rc));
+        goto out;
+    }
+    if (has_data(&before) && !append) {
+        fprintf(err, "crmd: copy: the target %s already holds ", to_shown);
+        print_counts(err, &before);
+        fprintf(err, "; nothing was copied (use --append to add to it)\n");
+        store_copy_import_end(dst, 0);
+        rc = STORE_CONFLICT;
+        goto out;
+    }
+    rc = store_signing_key(dst, NULL, &c.dst_key);
+    if (rc == STORE_NOT_FOUND) rc = STORE_OK;
+    static const store_export_t cb = {
+        .signing_key = on_key, .app = on_app, .revoked = on_revoked, .lead = on_lead, .follow = on_follow};
+    if (rc == STORE_OK) rc = store_copy_export(src, &cb, &c, &total);
+    if (rc == STORE_OK && !verify(&c, &total, &before, err)) rc = STORE_ERROR;
+    if (rc == STORE_OK)
+        rc = store_copy_import_end(dst, 1);
+    else
+        store_copy_import_end(dst, 0);
+    if (rc != STORE_OK) {
+        fprintf(err, "crmd: copy failed (%s); the target %s is as it was\n", rc_text(rc), to_shown);
+        goto out;
+    }
+    /* After the commit: the target holds what it should, and every app's
+     * lead count agrees with its leads. */
+    store_counts_t now;
+    rc = store_copy_count(dst, &now);
+    if (rc == STORE_OK && now.lead_count_sum != now.leads) {
+        fprintf(err,
+                "crmd: copy: the target's lead counts (%" PRId64 ") do not add up to its leads (%" PRId64
+                ")\n",
+                now.lead_count_sum, now.leads);
+        rc = STORE_ERROR;
+    }
+    fprintf(out, "copied %" PRId64 " apps", c.added.apps);
+    if (c.merged > 0)
+        fprintf(out, " (and merged %" PRId64 " into the target's apps with the same keys)", c.merged);
+    fprintf(out, ", %" PRId64 " leads, %" PRId64 " follows, %" PRId64 " revoked tokens and %s\n",
+            c.added.leads, c.added.follows, c.added.revoked, c.key_action);
+    fprintf(out, "from %s\nto   %s\n", from_shown, to_shown);
+    if (rc == STORE_OK) {
+        fprintf(out, "verified: the target now holds ");
+        print_counts(out, &now);
+        fprintf(out, "\n");
+    }
+out:
+    free(c.apps);
+    if (c.dst_key != NULL)
+        OPENSSL_cleanse(c.dst_key, strlen(c.dst_key)); /* a private key: not left in freed heap */
+    free(c.dst_key);
+    store_close(dst);
+    store_close(src);
+    return rc;
+}

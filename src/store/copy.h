@@ -1,0 +1,23 @@
+/*
+ * copy.h: `crmd copy`, moving a whole database from one store to another
+ * (SQLite to PostgreSQL, PostgreSQL to SQLite, or between two of a kind)
+ * through the store interface's bulk copy functions.
+ */
+#ifndef CRMD_STORE_COPY_H
+#define CRMD_STORE_COPY_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Copies every app, signing key, revoked token, lead and follow from the
+ * database at from_url to the one at to_url, keeping ids and timestamps,
+ * in one transaction on the target; both are migrated first. Without
+ * append, a target that already holds apps, leads, follows or revocations
+ * is refused (STORE_CONFLICT) and left as it was; with append, apps whose
+ * key the target already has receive the copied leads. Counts are checked
+ * in the transaction before it commits (any mismatch undoes the copy) and
+ * again after. What was moved goes to out, problems to err. Returns a
+ * store_rc. */
+int store_copy(const char *from_url, const char *to_url, bool append, FILE *out, FILE *err);
+
+#endif
