@@ -75,6 +75,9 @@ static const char *const migrations[] = {
 #define LEAD_COLS                                                                                       \
     "id, name, source, account_id, contact_id, value_cents, stage, probability, status, created_at, "  \
     "updated_at"
+#define LEAD_COLS_L                                                                                     \
+    "l.id, l.name, l.source, l.account_id, l.contact_id, l.value_cents, l.stage, l.probability, "      \
+    "l.status, l.created_at, l.updated_at"
 #define FOLLOW_COLS "id, lead_id, title, description, due_at, status, created_at, updated_at"
 
 /* The prepared statements, by purpose. SQL text and slot stay together. */
@@ -91,6 +94,9 @@ enum stmt_id {
     Q_LEAD_INSERT,
     Q_LEAD_GET,
     Q_LEAD_LIST,
+    Q_LEAD_LIST_FROM,
+    Q_LEAD_KEYS_FROM,
+    Q_DATA_VERSION,
     Q_LEAD_COUNT,
     Q_LEAD_UPDATE,
     Q_LEAD_DELETE,
@@ -124,8 +130,22 @@ static const char *const stmt_sql[Q__COUNT] = {
     [Q_LEAD_INSERT] = "INSERT INTO leads (app_id, " LEAD_COLS ") "
                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     [Q_LEAD_GET] = "SELECT " LEAD_COLS " FROM leads WHERE app_id = ?1 AND id = ?2",
-    [Q_LEAD_LIST] = "SELECT " LEAD_COLS " FROM leads WHERE app_id = ?1 "
-                    "ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+    /* The page's keys come from the covering index alone (skipping rows
+     * there costs no table lookups); only the page's rows are then read. */
+    [Q_LEAD_LIST] = "SELECT " LEAD_COLS_L " FROM (SELECT id FROM leads WHERE app_id = ?1 "
+                    "ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3) AS p "
+                    "CROSS JOIN leads AS l ON l.app_id = ?1 AND l.id = p.id "
+                    "ORDER BY l.created_at DESC, l.id DESC",
+    /* The same, starting at an anchor: the row (?4, ?5) and those after it. */
+    [Q_LEAD_LIST_FROM] = "SELECT " LEAD_COLS_L " FROM (SELECT id FROM leads WHERE app_id = ?1 "
+                         "AND (created_at, id) <= (?4, ?5) "
+                         "ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3) AS p "
+                         "CROSS JOIN leads AS l ON l.app_id = ?1 AND l.id = p.id "
+                         "ORDER BY l.created_at DESC, l.id DESC",
+    /* Walks the index from an anchor to record the next anchors. */
+    [Q_LEAD_KEYS_FROM] = "SELECT created_at, id FROM leads WHERE app_id = ?1 AND (created_at, id) <= (?2, ?3) "
+                         "ORDER BY created_at DESC, id DESC LIMIT ?4",
+    [Q_DATA_VERSION] = "PRAGMA data_version",
     [Q_LEAD_COUNT] = "SELECT lead_count FROM apps WHERE id = ?1",
     /* Each attribute is replaced only when its bit is set in ?3, so one
      * statement serves every partial update without a read-modify-write. */
@@ -165,8 +185,33 @@ static const char *const stmt_sql[Q__COUNT] = {
     [Q_REVOKED_SINCE] = "SELECT seq, jti FROM revoked_tokens WHERE seq > ?1 ORDER BY seq",
 };
 
+/*
+ * Deep pages. OFFSET n walks n index entries, so page 5000 would cost 5000
+ * times page 1. Each connection therefore remembers, for the app it listed
+ * last, the key of every ANCHOR_STEP-th lead in list order; a deep page
+ * starts from the nearest anchor and skips fewer than ANCHOR_STEP entries.
+ * Any commit by another connection (PRAGMA data_version) or a lead written
+ * through this one invalidates them.
+ */
+#define ANCHOR_STEP 512
+
+typedef struct anchor {
+    int64_t created_at;
+    char id[UUID_BUFSZ];
+} anchor_t;
+
+typedef struct anchors {
+    int64_t app;          /* whose anchors these are; 0: none */
+    int64_t data_version; /* PRAGMA data_version when they were taken */
+    int64_t local_writes; /* this connection's lead writes then */
+    anchor_t *v;          /* v[k] is the lead at position (k + 1) * ANCHOR_STEP */
+    size_t n, cap;
+} anchors_t;
+
 typedef struct sqlite_store {
     store_t super;
+    anchors_t anchors;
+    int64_t local_writes; /* lead creates and deletes through this connection */
     sqlite3 *db;
     sqlite3_stmt *stmt[Q__COUNT]; /* prepared on first use */
     int in_batch;                 /* inside store_batch_begin/end */
@@ -381,6 +426,7 @@ static void sq_close(store_t *base)
     sqlite_store_t *s = (sqlite_store_t *)base;
     for (int i = 0; i < Q__COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
+    free(s->anchors.v);
     /* The last connection to close checkpoints the WAL into the database. */
     sqlite3_close(s->db);
     free(s);
@@ -547,6 +593,7 @@ static int sq_lead_create(store_t *base, int64_t app, const lead_t *l)
     rc = src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
     if (rc == STORE_OK)
         rc = add_lead_count(s, app, 1);
+    s->local_writes++;
     return finish(s, rc);
 }
 
@@ -564,12 +611,77 @@ static int sq_lead_get(store_t *base, int64_t app, const char *id, store_lead_cb
     return rc == STORE_OK && n == 0 ? STORE_NOT_FOUND : rc;
 }
 
+/* Makes sure s->anchors belong to app and are current (inside a read
+ * transaction), and extends them to cover position offset. Returns the
+ * index of the nearest anchor at or before offset, or -1 for none (start
+ * from the top). Failures only mean no anchor: the list still works. */
+static long nearest_anchor(sqlite_store_t *s, int64_t app, int64_t offset)
+{
+    anchors_t *a = &s->anchors;
+    sqlite3_stmt *dv = stmt(s, Q_DATA_VERSION), *keys = stmt(s, Q_LEAD_KEYS_FROM);
+    if (dv == NULL || keys == NULL || sqlite3_step(dv) != SQLITE_ROW) {
+        if (dv != NULL)
+            done(dv);
+        return -1;
+    }
+    int64_t version = sqlite3_column_int64(dv, 0);
+    done(dv);
+    if (a->app != app || a->data_version != version || a->local_writes != s->local_writes) {
+        a->app = app;
+        a->data_version = version;
+        a->local_writes = s->local_writes;
+        a->n = 0;
+    }
+    size_t want = (size_t)(offset / ANCHOR_STEP); /* anchors needed: positions STEP .. want*STEP */
+    while (a->n < want) {
+        /* Walk ANCHOR_STEP entries on from the last anchor (or the top). */
+        if (a->n == a->cap) {
+            size_t cap = a->cap ? a->cap * 2 : 64;
+            anchor_t *v = realloc(a->v, cap * sizeof *v);
+            if (v == NULL)
+                break;
+            a->v = v;
+            a->cap = cap;
+        }
+        sqlite3_bind_int64(keys, 1, app);
+        if (a->n == 0) {
+            sqlite3_bind_int64(keys, 2, INT64_MAX);
+            sqlite3_bind_text(keys, 3, "~", -1, SQLITE_STATIC); /* above every UUID */
+        } else {
+            sqlite3_bind_int64(keys, 2, a->v[a->n - 1].created_at);
+            sqlite3_bind_text(keys, 3, a->v[a->n - 1].id, -1, SQLITE_STATIC);
+        }
+        /* Either way the next anchor is the walk's (STEP+1)th row: from the
+         * top that is position STEP; from an anchor, which the walk starts
+         * with, it is STEP positions on. */
+        sqlite3_bind_int(keys, 4, ANCHOR_STEP + 1);
+        int rc, seen = 0;
+        int64_t created_at = 0;
+        char id[UUID_BUFSZ] = "";
+        const int target = ANCHOR_STEP + 1;
+        while ((rc = sqlite3_step(keys)) == SQLITE_ROW) {
+            if (++seen == target) {
+                created_at = sqlite3_column_int64(keys, 0);
+                col_id(keys, 1, id);
+            }
+        }
+        done(keys);
+        if (rc != SQLITE_DONE || seen < target || id[0] == '\0')
+            break;
+        a->v[a->n].created_at = created_at;
+        memcpy(a->v[a->n].id, id, UUID_BUFSZ);
+        a->n++;
+    }
+    size_t k = want < a->n ? want : a->n;
+    return (long)k - 1;
+}
+
 static int sq_lead_list(store_t *base, int64_t app, int64_t offset, int limit, int64_t *total,
                         store_lead_cb cb, void *ctx)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
-    sqlite3_stmt *cnt = stmt(s, Q_LEAD_COUNT), *st = stmt(s, Q_LEAD_LIST);
-    if (cnt == NULL || st == NULL)
+    sqlite3_stmt *cnt = stmt(s, Q_LEAD_COUNT);
+    if (cnt == NULL)
         return STORE_ERROR;
     /* One read transaction, so the count and the page agree. */
     int rc = begin_read(s);
@@ -581,9 +693,20 @@ static int sq_lead_list(store_t *base, int64_t app, int64_t offset, int limit, i
     rc = src == SQLITE_ROW || src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
     done(cnt);
     if (rc == STORE_OK && offset < *total) {
+        long k = offset >= ANCHOR_STEP ? nearest_anchor(s, app, offset) : -1;
+        sqlite3_stmt *st = stmt(s, k >= 0 ? Q_LEAD_LIST_FROM : Q_LEAD_LIST);
+        if (st == NULL)
+            return finish(s, STORE_ERROR);
         sqlite3_bind_int64(st, 1, app);
         sqlite3_bind_int(st, 2, limit);
-        sqlite3_bind_int64(st, 3, offset);
+        if (k >= 0) {
+            const anchor_t *an = &s->anchors.v[k];
+            sqlite3_bind_int64(st, 3, offset - (int64_t)(k + 1) * ANCHOR_STEP);
+            sqlite3_bind_int64(st, 4, an->created_at);
+            sqlite3_bind_text(st, 5, an->id, -1, SQLITE_STATIC);
+        } else {
+            sqlite3_bind_int64(st, 3, offset);
+        }
         rc = step_rows(s, st, emit_lead, (void *)cb, ctx, NULL);
         done(st);
     }
@@ -637,6 +760,7 @@ static int sq_lead_delete(store_t *base, int64_t app, const char *id)
     rc = src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
     if (rc == STORE_OK)
         rc = sqlite3_changes(s->db) == 0 ? STORE_NOT_FOUND : add_lead_count(s, app, -1);
+    s->local_writes++;
     return finish(s, rc);
 }
 
