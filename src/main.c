@@ -22,6 +22,7 @@
 #include <openssl/rand.h>
 
 #include "api/api.h"
+#include "api/cache.h"
 #include "api/ratelimit.h"
 #include "auth/jwt.h"
 #include "http/server.h"
@@ -36,15 +37,17 @@
 #define MAX_TTL_S (3650LL * 86400)
 #define ISSUER "crmd"
 #define DEFAULT_RATE_LIMIT "100:200"
+#define DEFAULT_CACHE_MB 16
 
 static const char usage_text[] =
     "usage: crmd COMMAND [OPTIONS]\n"
     "\n"
     "commands:\n"
     "  serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
-    "        [--rate-limit RATE[:BURST]|off] [--max-connections N]\n"
+    "        [--rate-limit RATE[:BURST]|off] [--max-connections N] [--cache-mb N]\n"
     "        serve the API (default 127.0.0.1:8080, sqlite:var/crmd.db, one thread per core);\n"
-    "        CRMD_LISTEN, CRMD_DB, CRMD_THREADS, CRMD_RATE_LIMIT and CRMD_MAX_CONNECTIONS set the same\n"
+    "        CRMD_LISTEN, CRMD_DB, CRMD_THREADS, CRMD_RATE_LIMIT, CRMD_MAX_CONNECTIONS and\n"
+    "        CRMD_CACHE_MB set the same\n"
     "  app create NAME [--db URL]\n"
     "        create an app (tenant); prints export lines for BLOCKS_API_KEY and BLOCKS_AUTH_TOKEN\n"
     "  app list [--db URL] | app disable KEY [--db URL] | app enable KEY [--db URL]\n"
@@ -212,12 +215,14 @@ static int parse_listen(const char *s, char *host, size_t hostsz, uint16_t *port
 static int cmd_serve(int argc, char **argv)
 {
     static const char help[] = "usage: crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
-                               "                  [--rate-limit RATE[:BURST]|off] [--max-connections N]\n";
+                               "                  [--rate-limit RATE[:BURST]|off] [--max-connections N]"
+                               " [--cache-mb N]\n";
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
     const char *db = env_or("CRMD_DB", DEFAULT_DB);
     const char *threads_s = env_or("CRMD_THREADS", NULL);
     const char *rate_s = env_or("CRMD_RATE_LIMIT", NULL);
     const char *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
+    const char *cache_s = env_or("CRMD_CACHE_MB", NULL);
     int quiet = 0;
     static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
                                          {"db", required_argument, NULL, 'd'},
@@ -225,6 +230,7 @@ static int cmd_serve(int argc, char **argv)
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"rate-limit", required_argument, NULL, 'r'},
                                          {"max-connections", required_argument, NULL, 'm'},
+                                         {"cache-mb", required_argument, NULL, 'c'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -247,6 +253,9 @@ static int cmd_serve(int argc, char **argv)
             break;
         case 'm':
             maxconn_s = optarg;
+            break;
+        case 'c':
+            cache_s = optarg;
             break;
         case 'h':
             fputs(help, stdout);
@@ -282,6 +291,18 @@ static int cmd_serve(int argc, char **argv)
     if (rate_s != NULL && strcmp(rate_s, "off") != 0 && !ratelimit_parse(rate_s, &rate, &burst))
         return usage_error("--rate-limit wants RATE[:BURST] in requests per second, or off, not '%s'", rate_s);
     ratelimit_configure(rate, burst);
+    /* The response cache sees only this process's writes: it is for an
+     * embedded SQLite database, never for a shared PostgreSQL one. */
+    long cache_mb = DEFAULT_CACHE_MB;
+    if (cache_s != NULL) {
+        char *end;
+        cache_mb = strtol(cache_s, &end, 10);
+        if (*end != '\0' || cache_mb < 0 || cache_mb > 65536)
+            return usage_error("--cache-mb wants a number of MiB from 0 to 65536, not '%s'", cache_s);
+    }
+    if (strncmp(db, "postgres", 8) == 0 || strchr(db, '=') != NULL)
+        cache_mb = 0;
+    cache_configure((size_t)cache_mb << 20);
     long max_conns = http_max_connections_default();
     if (maxconn_s != NULL) {
         char *end;
@@ -313,8 +334,10 @@ static int cmd_serve(int argc, char **argv)
         jwt_key_free(key);
         return 1;
     }
-    fprintf(stderr, "crmd: listening on http://%s:%u with %ld threads, at most %ld connections, rate limit %s\n",
-            host, port, threads, max_conns, rate > 0 ? rate_s : "off");
+    fprintf(stderr,
+            "crmd: listening on http://%s:%u with %ld threads, at most %ld connections, rate limit %s, "
+            "cache %ld MiB\n",
+            host, port, threads, max_conns, rate > 0 ? rate_s : "off", cache_mb);
     int rc = http_serve(&cfg, on_ready);
     /* The workers are done: finish what the writer holds, then close it. */
     api_writer_stop();

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/cache.h"
 #include "api/ratelimit.h"
 #include "model/timestamp.h"
 
@@ -100,6 +101,40 @@ void api_send(api_req_t *r, int status)
      * but 200: always say it. */
     r->req->res.content_length = w->len;
     h2o_send_inline(r->req, w->buf, w->len);
+}
+
+void api_send_pooled(api_req_t *r, int status, char *body, size_t len)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_req_t *req = r->req;
+    req->res.status = status;
+    req->res.reason = api_reason(status);
+    req->res.content_length = len;
+    api_add_header(r, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"));
+    h2o_start_response(req, &generator);
+    h2o_iovec_t buf = h2o_iovec_init(body, len);
+    if (r->method == METHOD_HEAD)
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+static void *pool_alloc(void *ctx, size_t n)
+{
+    return h2o_mem_alloc_pool(ctx, n);
+}
+
+bool api_cached(api_req_t *r, const struct cache_key *key, uint64_t *gen)
+{
+    if (!cache_enabled())
+        return false;
+    *gen = cache_generation(key);
+    size_t len = 0;
+    char *body = cache_get(key, r->now, pool_alloc, &r->req->pool, &len);
+    if (body == NULL)
+        return false;
+    api_send_pooled(r, 200, body, len);
+    return true;
 }
 
 void api_send_empty(api_req_t *r, int status)

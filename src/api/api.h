@@ -102,6 +102,9 @@ struct api_write {
     int status;
     jw_t out;
     char location[128]; /* sent with a 201 */
+    /* What a successful write makes stale in the response cache. */
+    bool touch_app;
+    char touch_lead[UUID_BUFSZ];
 };
 
 /* Makes a write for request r that will run fn; takes ownership of root. */
@@ -121,6 +124,12 @@ h2o_iovec_t api_error_body(h2o_req_t *req, void *state);
 
 /* Responses. api_send sends t->out as the body with status. */
 void api_send(api_req_t *r, int status);
+/* Sends body (from the request's pool, not copied) with status. */
+void api_send_pooled(api_req_t *r, int status, char *body, size_t len);
+/* Answers a GET from the response cache when it can; else returns false
+ * and *gen holds the generation to store the fresh body with. */
+struct cache_key;
+bool api_cached(api_req_t *r, const struct cache_key *key, uint64_t *gen);
 void api_send_empty(api_req_t *r, int status);
 void api_error(api_req_t *r, int status, const char *title, const char *detail);
 /* Write an error body into w and return its status, without sending. */

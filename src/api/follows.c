@@ -4,6 +4,7 @@
  * As in leads.c, reads run on the worker and writes on the writer thread.
  */
 #include "api/api.h"
+#include "api/cache.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -21,8 +22,17 @@ typedef struct emit_ctx {
     jw_t *w;
     int64_t now;
     int n;
-    int status; /* for emit_status: how the stored follow reads */
+    int status;      /* for emit_status: how the stored follow reads */
+    int64_t expires; /* when the first pending follow rendered turns overdue */
 } emit_ctx_t;
+
+/* A rendered pending follow with a due date reads "overdue" once that date
+ * has passed: a cached body is good only until then. */
+static void note_expiry(emit_ctx_t *c, const follow_t *f)
+{
+    if (f->status == FOLLOW_PENDING && f->has_due && f->due_at >= c->now && f->due_at + 1 < c->expires)
+        c->expires = f->due_at + 1;
+}
 
 static void emit_list_item(void *ctx, const follow_t *f)
 {
@@ -30,6 +40,7 @@ static void emit_list_item(void *ctx, const follow_t *f)
     if (c->n++ > 0)
         jw_lit(c->w, ",");
     follow_encode(c->w, f, c->now);
+    note_expiry(c, f);
 }
 
 static void emit_one(void *ctx, const follow_t *f)
@@ -39,6 +50,7 @@ static void emit_one(void *ctx, const follow_t *f)
     jw_lit(c->w, "{\"data\":");
     follow_encode(c->w, f, c->now);
     jw_lit(c->w, "}");
+    note_expiry(c, f);
 }
 
 static void emit_status(void *ctx, const follow_t *f)
@@ -53,10 +65,15 @@ static void list(api_req_t *r)
     int records;
     if (!api_read_paging(r, FOLLOWS_DEFAULT_RECORDS, &page, &records))
         return;
+    cache_key_t key = {.kind = CACHE_FOLLOWS, .app = r->app.id, .page = page, .records = records};
+    memcpy(key.id, r->id, sizeof r->id);
+    uint64_t gen = 0;
+    if (api_cached(r, &key, &gen))
+        return;
     int64_t offset = page - 1 > INT64_MAX / records ? INT64_MAX : (page - 1) * records;
     jw_t *w = &r->t->out;
     jw_lit(w, "{\"data\":[");
-    emit_ctx_t c = {.w = w, .now = r->now};
+    emit_ctx_t c = {.w = w, .now = r->now, .expires = INT64_MAX};
     int64_t total = 0;
     int rc = store_follow_list(r->t->store, r->app.id, r->id, offset, records, &total, emit_list_item, &c);
     if (rc != STORE_OK) {
@@ -64,13 +81,23 @@ static void list(api_req_t *r)
         return;
     }
     api_write_meta(w, total, page, records);
+    if (!w->oom)
+        cache_put(&key, gen, w->buf, w->len, c.expires);
     api_send(r, 200);
 }
 
 static void get(api_req_t *r)
 {
-    emit_ctx_t c = {.w = &r->t->out, .now = r->now};
+    cache_key_t key = {.kind = CACHE_FOLLOW, .app = r->app.id};
+    memcpy(key.id, r->id, sizeof r->id);
+    memcpy(key.fid, r->fid, sizeof r->fid);
+    uint64_t gen = 0;
+    if (api_cached(r, &key, &gen))
+        return;
+    emit_ctx_t c = {.w = &r->t->out, .now = r->now, .expires = INT64_MAX};
     int rc = store_follow_get(r->t->store, r->app.id, r->id, r->fid, emit_one, &c);
+    if (rc == STORE_OK && !c.w->oom)
+        cache_put(&key, gen, c.w->buf, c.w->len, c.expires);
     if (rc == STORE_OK)
         api_send(r, 200);
     else
@@ -141,6 +168,7 @@ static api_write_t *decode(api_req_t *r, bool creating, api_write_fn fn)
         return NULL;
     }
     w->p.follow = p;
+    memcpy(w->touch_lead, r->id, sizeof w->touch_lead); /* the lead's follows */
     return w;
 }
 
@@ -186,7 +214,9 @@ void follows_handle(api_req_t *r)
             api_write_submit(r, w);
         break;
     case METHOD_DELETE:
-        api_write_submit(r, api_write_new(r, run_delete, NULL));
+        if ((w = api_write_new(r, run_delete, NULL)) != NULL)
+            memcpy(w->touch_lead, r->id, sizeof w->touch_lead);
+        api_write_submit(r, w);
         break;
     default:
         get(r);

@@ -6,6 +6,7 @@
  * touch the api_write_t they are given.
  */
 #include "api/api.h"
+#include "api/cache.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -57,6 +58,10 @@ static void list(api_req_t *r)
     int records;
     if (!api_read_paging(r, LEADS_DEFAULT_RECORDS, &page, &records))
         return;
+    cache_key_t key = {.kind = CACHE_LEADS, .app = r->app.id, .page = page, .records = records};
+    uint64_t gen = 0;
+    if (api_cached(r, &key, &gen))
+        return;
     /* A page so far out that its offset overflows is simply past the end. */
     int64_t offset = page - 1 > INT64_MAX / records ? INT64_MAX : (page - 1) * records;
     jw_t *w = &r->t->out;
@@ -69,12 +74,22 @@ static void list(api_req_t *r)
         return;
     }
     api_write_meta(w, total, page, records);
+    if (!w->oom)
+        cache_put(&key, gen, w->buf, w->len, INT64_MAX);
     api_send(r, 200);
 }
 
 static void get(api_req_t *r)
 {
-    int rc = store_lead_get(r->t->store, r->app.id, r->id, emit_one, &r->t->out);
+    cache_key_t key = {.kind = CACHE_LEAD, .app = r->app.id};
+    memcpy(key.id, r->id, sizeof r->id);
+    uint64_t gen = 0;
+    if (api_cached(r, &key, &gen))
+        return;
+    jw_t *w = &r->t->out;
+    int rc = store_lead_get(r->t->store, r->app.id, r->id, emit_one, w);
+    if (rc == STORE_OK && !w->oom)
+        cache_put(&key, gen, w->buf, w->len, INT64_MAX);
     if (rc == STORE_OK)
         api_send(r, 200);
     else
@@ -127,6 +142,10 @@ static api_write_t *decode(api_req_t *r, bool creating, api_write_fn fn)
         return NULL;
     }
     w->p.lead = p;
+    /* Any lead write changes the app's lists; an update or delete also the
+     * lead's own GET. */
+    w->touch_app = true;
+    memcpy(w->touch_lead, r->id, sizeof w->touch_lead);
     return w;
 }
 
@@ -168,7 +187,11 @@ void leads_handle(api_req_t *r)
             api_write_submit(r, w);
         break;
     case METHOD_DELETE:
-        api_write_submit(r, api_write_new(r, run_delete, NULL));
+        if ((w = api_write_new(r, run_delete, NULL)) != NULL) {
+            w->touch_app = true;
+            memcpy(w->touch_lead, r->id, sizeof w->touch_lead);
+        }
+        api_write_submit(r, w);
         break;
     default:
         get(r);

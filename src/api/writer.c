@@ -11,6 +11,7 @@
  * write and costs what it did before; under load the sync is shared.
  */
 #include "api/api.h"
+#include "api/cache.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -105,6 +106,18 @@ void api_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messa
     }
 }
 
+/* Marks what the acknowledged writes changed as stale in the response
+ * cache: after the commit, before any of them is answered. */
+static void touch(api_write_t *w)
+{
+    if (w->status >= 300)
+        return;
+    if (w->touch_lead[0] != '\0')
+        cache_touch_lead(w->app, w->touch_lead);
+    if (w->touch_app)
+        cache_touch_app(w->app);
+}
+
 /* Runs one batch on the writer's connection. */
 static void run_batch(api_write_t *batch)
 {
@@ -125,6 +138,8 @@ static void run_batch(api_write_t *batch)
                                                        "", "");
         }
     }
+    for (api_write_t *w = batch; w != NULL; w = w->next)
+        touch(w);
     for (api_write_t *w = batch, *next; w != NULL; w = next) {
         next = w->next;
         h2o_multithread_send_message(&w->t->done, &w->msg);
@@ -175,6 +190,7 @@ void api_write_submit(api_req_t *r, api_write_t *w)
         }
         if (rc != STORE_OK && w->status < 300)
             w->status = api_render_store_error(&w->out, rc == STORE_ERROR ? STORE_UNAVAILABLE : rc, "", "");
+        touch(w);
         complete(w);
         return;
     }

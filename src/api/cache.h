@@ -1,0 +1,62 @@
+/*
+ * cache.h: rendered responses of hot reads, shared by the server threads.
+ *
+ * A GET of a lead, a follow, a lead's follows or a page of leads is kept as
+ * the exact body that was sent, so the next identical GET costs a hash
+ * lookup instead of a database transaction and a rendering.
+ *
+ * Correctness rests on tags. Every entry belongs to a tag (a lead, covering
+ * the lead and its follows; or an app, covering its lists), and each tag
+ * has a generation number. The writer bumps the tags of what it wrote
+ * after its commit and before any write is acknowledged; a reader takes
+ * the generation before it reads the database and stores its entry with
+ * it; an entry counts only while its tag still has that generation. So a
+ * response rendered from data older than an acknowledged write is never
+ * served.
+ *
+ * The cache knows about writes made through this process only, so it is
+ * used with an embedded SQLite database (one server process per database),
+ * never with PostgreSQL, where other processes write too.
+ */
+#ifndef CRMD_API_CACHE_H
+#define CRMD_API_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum cache_kind { CACHE_LEAD = 1, CACHE_FOLLOW, CACHE_FOLLOWS, CACHE_LEADS };
+
+typedef struct cache_key {
+    int kind;           /* enum cache_kind */
+    int64_t app;
+    char id[40];        /* the lead ("" for CACHE_LEADS) */
+    char fid[40];       /* the follow (CACHE_FOLLOW), else "" */
+    int64_t page;       /* lists */
+    int records;
+} cache_key_t;
+
+/* Turns the cache on with a budget of max_bytes (0 leaves it off). Call
+ * before serving. */
+void cache_configure(size_t max_bytes);
+bool cache_enabled(void);
+
+/* The generation of key's tag: take it before reading the database. */
+uint64_t cache_generation(const cache_key_t *key);
+
+/* Copies the body cached for key into a buffer from alloc (called under a
+ * lock: it must not block), if there is one that is still valid at time now
+ * (ms). Returns the body or NULL. */
+char *cache_get(const cache_key_t *key, int64_t now, void *(*alloc)(void *ctx, size_t n), void *ctx,
+                size_t *len);
+
+/* Stores body for key, as read at generation gen, valid until expires (ms;
+ * INT64_MAX for no end). Dropped if gen is already out of date. */
+void cache_put(const cache_key_t *key, uint64_t gen, const char *body, size_t len, int64_t expires);
+
+/* The writer's side: bumps the tag of a lead (its GETs, its follows) and
+ * of an app (its lists). Call after the commit, before acknowledging. */
+void cache_touch_lead(int64_t app, const char *lead_id);
+void cache_touch_app(int64_t app);
+
+#endif
