@@ -22,7 +22,7 @@ OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIBOBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps run check unit api clean format
+.PHONY: all deps run check unit api api-sqlite api-postgres clean format
 all: $(BUILD)/crmd
 
 $(BUILD)/crmd: $(OBJS)
@@ -62,8 +62,17 @@ run: deps
 unit: $(UNIT)
 	@set -e; for t in $(UNIT); do echo "== $$t"; $$t; done
 
-api: $(BUILD)/crmd
+# The API suite runs on both backends: SQLite, then PostgreSQL in a throwaway
+# cluster that scripts/pg-cluster.sh makes (as the postgres user when root) and
+# removes; without PostgreSQL that second run fails.
+api: api-sqlite api-postgres
+
+api-sqlite: $(BUILD)/crmd
 	CRMD_BIN=$(abspath $(BUILD)/crmd) $(PYTHON) -m pytest -q tests/api
+
+api-postgres: $(BUILD)/crmd
+	scripts/pg-cluster.sh run env CRMD_TEST_BACKEND=postgres CRMD_BIN=$(abspath $(BUILD)/crmd) \
+	  $(PYTHON) -m pytest -q tests/api
 
 check: deps
 	@$(MAKE) --no-print-directory all

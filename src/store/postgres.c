@@ -654,7 +654,7 @@ static int exec_sql(pg_store_t *s, const char *sql)
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
             /* COMMIT of a transaction that had failed answers ROLLBACK. */
-            bool rolled_back = strcmp(PQcmdStatus(r), "ROLLBACK") == 0 && strcmp(sql, "ROLLBACK") != 0;
+            bool rolled_back = strcmp(sql, "COMMIT") == 0 && strcmp(PQcmdStatus(r), "COMMIT") != 0;
             PQclear(r);
             return rolled_back ? STORE_ERROR : STORE_OK;
         }
@@ -875,12 +875,29 @@ static int schema_version(pg_store_t *s)
     return v;
 }
 
+/* True when the schema is already at SCHEMA_VERSION, found without any
+ * lock (the common case at every start); false when unsure. */
+static bool schema_current(pg_store_t *s)
+{
+    if (!ensure_conn(s, true)) return false;
+    PGresult *r = PQexec(s->conn, "SELECT to_regclass('crmd_schema') IS NOT NULL");
+    bool exists = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!exists) return false;
+    r = PQexec(s->conn, "SELECT version FROM crmd_schema WHERE id = 1");
+    bool current = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                   atoi(PQgetvalue(r, 0, 0)) == SCHEMA_VERSION;
+    PQclear(r);
+    return current;
+}
+
 /* Applies each missing migration in its own transaction. Each first takes
  * a transaction-scoped advisory lock, so N processes starting together on
  * one database wait for each other and apply each step once. */
 static int pg_migrate(store_t *base)
 {
     pg_store_t *s = (pg_store_t *)base;
+    if (schema_current(s)) return STORE_OK;
     for (;;) {
         int rc = tx_begin(s, "BEGIN");
         if (rc != STORE_OK) return rc;

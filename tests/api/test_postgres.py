@@ -1,0 +1,374 @@
+"""PostgreSQL only (collected when CRMD_TEST_BACKEND=postgres, see conftest):
+connection strings, migrations racing, two crmd processes on one database, a
+PostgreSQL outage under load, and `crmd copy` round trips."""
+
+import os
+import re
+import sqlite3
+import subprocess
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from apiutil import App, assert_status, body_json, crmd_bin, parse_app_create, run_crmd
+
+PG_URL = os.environ.get("CRMD_TEST_PG_URL", "").rstrip("/")
+PG_SOCKET = os.environ.get("CRMD_TEST_PG_SOCKET", "")
+PG_DIR = os.environ.get("CRMD_TEST_PG_DIR", "")
+PG_CTL = os.environ.get("CRMD_TEST_PG_CTL", "")
+PASSWORD = urlsplit(PG_URL).password or "no-password-in-url"
+
+
+def psql(url, sql):
+    p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, f"psql {sql!r}: {p.stderr}"
+    return p.stdout.strip()
+
+
+def new_db():
+    """A new empty database: (its name, its URL)."""
+    name = f"crmd_pgt_{uuid.uuid4().hex[:12]}"
+    psql(f"{PG_URL}/postgres", f'CREATE DATABASE "{name}"')
+    return name, f"{PG_URL}/{name}"
+
+
+def get(base_url, app, path, **kw):
+    """A request that may fail (5xx included): returns the response."""
+    return requests.get(base_url + path, headers=app.headers, timeout=10, **kw)
+
+
+def snapshot(app):
+    """Everything an app can read through the API, by path."""
+    out = {}
+    for page in (1, 2):
+        out[f"/leads/?page={page}&records=3"] = body_json(app.get("/leads/", params={
+            "page": page, "records": 3}))
+    for lead in app.list_all("/leads/"):
+        lid = lead["id"]
+        out[f"/leads/{lid}"] = app.get_lead(lid)
+        out[f"/leads/{lid}/follows"] = body_json(app.get(f"/leads/{lid}/follows",
+                                                         params={"records": 100}))
+        for f in out[f"/leads/{lid}/follows"]["data"]:
+            out[f"/leads/{lid}/follows/{f['id']}"] = app.get_follow(lid, f["id"])
+    return out
+
+
+def fill(app, n_leads, tag):
+    """Leads with every attribute set or unset, updated ones, follows of all
+    kinds, and one deleted lead (so counts are more than inserts)."""
+    leads = []
+    for i in range(n_leads):
+        attrs = {"name": f"{tag} lead {i}", "stage": ["new", "contacted", "qualified"][i % 3]}
+        if i % 2 == 0:
+            attrs.update(value=f"{1000 + i}.{i:02d}", probability=10 * i % 100, source="referral",
+                         account_id=str(uuid.uuid4()), contact_id=str(uuid.uuid4()))
+        leads.append(app.create_lead(**attrs))
+    assert_status(app.put(f"/leads/{leads[0]['id']}", {"lead": {"status": "converted",
+                                                                 "value": None}}), 200)
+    for i, lead in enumerate(leads):
+        for j in range(i % 3):
+            f = app.create_follow(lead["id"], title=f"{tag} follow {i}.{j}",
+                                  description="call back" if j else None,
+                                  due_date="2030-01-0%dT10:00:00Z" % (j + 1) if j else None)
+            if j == 2:
+                assert_status(app.put(f"/leads/{lead['id']}/follows/{f['id']}",
+                                      {"follow": {"status": "completed"}}), 200)
+    gone = app.create_lead(name=f"{tag} deleted")
+    assert_status(app.delete(f"/leads/{gone['id']}"), 204)
+    return leads
+
+
+# ----------------------------------------------------------- connection strings
+
+def test_url_and_key_value_forms_and_no_password_in_output(make_server):
+    name, url = new_db()
+    pg_scheme = "postgres://" + url.split("://", 1)[1]
+    keyvalue = f"{PG_SOCKET} dbname={name}"
+    p = run_crmd("migrate", "--db", pg_scheme, check=True)
+    assert PASSWORD not in p.stdout + p.stderr
+    assert "***" in p.stderr, p.stderr
+    run_crmd("migrate", "--db", keyvalue, check=True)
+    key, token = parse_app_create(run_crmd("app", "create", "kv", "--db", keyvalue, check=True).stdout)
+    tok2 = run_crmd("token", "issue", "--app", key, "--db", url, check=True).stdout.strip()
+    srv = make_server(threads=2, db_url=keyvalue)
+    for t in (token, tok2):
+        assert_status(App(srv.base_url, key, t).get("/leads/"), 200)
+    srv_url = make_server(threads=1, db_url=url)
+    assert_status(App(srv_url.base_url, key, token).get("/leads/"), 200)
+    assert PASSWORD not in srv_url.stderr_text()
+
+
+def test_unreachable_database_fails_fast_without_printing_the_password():
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/nowhere"
+    for args in (["migrate"], ["serve", "--listen", "127.0.0.1:1"], ["app", "create", "x"]):
+        t = time.monotonic()
+        p = run_crmd(*args, "--db", url, timeout=20)
+        assert p.returncode == 1, (args, p.returncode, p.stderr)
+        assert time.monotonic() - t < 5
+        assert "connect" in p.stderr.lower(), p.stderr
+        assert PASSWORD not in p.stdout + p.stderr
+
+
+def test_processes_migrating_together_migrate_once_to_sqlites_version(tmp_path):
+    name, url = new_db()
+    procs = [subprocess.Popen([crmd_bin(), "migrate", "--db", url], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    assert psql(url, "SELECT count(*) FROM crmd_schema") == "1"
+    version = int(psql(url, "SELECT version FROM crmd_schema"))
+    run_crmd("migrate", "--db", f"sqlite:{tmp_path / 'v.db'}", check=True)
+    con = sqlite3.connect(tmp_path / "v.db")
+    assert con.execute("PRAGMA user_version").fetchone()[0] == version
+    con.close()
+    tables = psql(url, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables "
+                       "WHERE schemaname = 'public'")
+    for t in ("apps", "follows", "leads", "signing_keys"):
+        assert t in tables.split(","), tables
+
+
+# ------------------------------------------------------------- two processes
+
+def test_two_processes_share_one_database(make_server):
+    _, url = new_db()
+    a = make_server(threads=2, db_url=url)
+    b = make_server(threads=2, db_url=url)
+    app_a = a.new_app()
+    app_b = App(b.base_url, app_a.key, app_a.token)
+
+    lead = app_a.create_lead(name="Shared", value="10.50", probability=20)
+    assert app_b.get_lead(lead["id"]) == lead
+    r = app_b.put(f"/leads/{lead['id']}", {"lead": {"stage": "proposal"}})
+    assert_status(r, 200)
+    assert app_a.get_lead(lead["id"]) == body_json(r)["data"]
+    f = app_b.create_follow(lead["id"], title="From B")
+    assert body_json(app_a.get(f"/leads/{lead['id']}/follows"))["data"] == [f]
+
+    # Parallel updates of one lead through both processes: every one
+    # succeeds, none is lost, updated_at strictly increases.
+    def update(i):
+        client = app_a if i % 2 else app_b
+        r = client.put(f"/leads/{lead['id']}", {"lead": {"probability": i % 101, "name": f"v{i}"}})
+        assert_status(r, 200)
+        return body_json(r)["data"]
+    with ThreadPoolExecutor(max_workers=8) as ex:
+        results = list(ex.map(update, range(80)))
+    stamps = [x["attributes"]["updated_at"] for x in results]
+    assert len(set(stamps)) == len(stamps), "two successful updates share an updated_at"
+    last = max(results, key=lambda x: x["attributes"]["updated_at"])
+    assert app_a.get_lead(lead["id"]) == last == app_b.get_lead(lead["id"])
+
+    # Creates, deletes, updates and follows racing through both: no 5xx
+    # (Client asserts it), and both processes agree on every count.
+    def mixed(i):
+        client = app_a if i % 2 else app_b
+        new = client.create_lead(name=f"M{i}")
+        client.create_follow(lead["id"], title=f"F{i}")
+        assert_status(client.put(f"/leads/{lead['id']}", {"lead": {"value": i}}), 200)
+        if i % 3 == 0:
+            assert_status(client.delete(f"/leads/{new['id']}"), 204)
+            return 0
+        return 1
+    with ThreadPoolExecutor(max_workers=8) as ex:
+        kept = sum(ex.map(mixed, range(60)))
+    for client in (app_a, app_b):
+        assert body_json(client.get("/leads/"))["meta"]["totalRecords"] == kept + 1
+        assert len(client.list_all("/leads/")) == kept + 1
+        assert body_json(client.get(f"/leads/{lead['id']}/follows"))["meta"]["totalRecords"] == 61
+    assert psql(url, "SELECT bool_and(lead_count = (SELECT count(*) FROM leads l WHERE l.app_id = a.id)) "
+                     "FROM apps a") == "t"
+
+    # Follows created through one process while the other deletes their
+    # lead: each is created (and then deleted with it) or finds no lead;
+    # the writes batched with a failed one are not disturbed.
+    victims = [app_a.create_lead(name=f"victim {i}") for i in range(6)]
+
+    def race(i):
+        victim = victims[i % len(victims)]
+        if i % 8 == 7:
+            r = app_b.delete(f"/leads/{victim['id']}")
+            assert r.status_code in (204, 404), r.text
+            return None
+        r = app_a.post(f"/leads/{victim['id']}/follows", {"follow": {"title": f"R{i}"}})
+        assert r.status_code in (201, 404), r.text
+        return r.status_code
+    with ThreadPoolExecutor(max_workers=8) as ex:
+        list(ex.map(race, range(96)))
+    assert psql(url, "SELECT count(*) FROM follows f WHERE NOT EXISTS (SELECT 1 FROM leads l "
+                     "WHERE l.app_id = f.app_id AND l.id = f.lead_id)") == "0"
+    for s in (a, b):
+        # Deadlocks between the two writers are retried (and logged); any
+        # other database complaint is a failure.
+        problems = [ln for ln in s.stderr_text().splitlines()
+                    if ln.startswith("crmd: postgres:") and "deadlock" not in ln]
+        assert not problems, problems
+
+
+# ------------------------------------------------------------------- outage
+
+def pg_ctl(action):
+    assert PG_CTL and PG_DIR, "CRMD_TEST_PG_CTL and CRMD_TEST_PG_DIR come from scripts/pg-cluster.sh"
+    subprocess.run([PG_CTL, action, PG_DIR], check=True, timeout=60)
+
+
+def test_outage_gives_quick_503s_and_service_resumes_by_itself(make_server):
+    srv = make_server(threads=2)
+    app = srv.new_app()
+    lead = app.create_lead(name="Before the outage")
+    log = []  # (start, duration, status, retry-after)
+    stop = threading.Event()
+
+    def load():
+        i = 0
+        while not stop.is_set():
+            t = time.monotonic()
+            try:
+                if i % 2:
+                    r = requests.post(srv.base_url + "/leads/", json={"lead": {"name": f"L{i}"}},
+                                      headers=app.headers, timeout=10)
+                else:
+                    r = get(srv.base_url, app, f"/leads/{lead['id']}")
+                log.append((t, time.monotonic() - t, r.status_code, r.headers.get("Retry-After")))
+            except requests.RequestException as e:
+                log.append((t, time.monotonic() - t, repr(e), None))
+            i += 1
+            time.sleep(0.02)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        pg_ctl("stop")
+        down_at = time.monotonic()
+        time.sleep(1.0)
+        up_at = time.monotonic()
+        pg_ctl("start")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if log and log[-1][2] in (200, 201) and log[-2][2] in (200, 201):
+                break
+            time.sleep(0.05)
+        recovered_at = time.monotonic()
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        worker.join()
+        # If the test failed while PostgreSQL was down, start it for the others
+        # (this fails harmlessly when it is already up).
+        subprocess.run([PG_CTL, "start", PG_DIR], capture_output=True, timeout=60)
+
+    t0 = log[0][0]
+    story = (f"stopped at {down_at - t0:.2f}s, started at {up_at - t0:.2f}s, recovered at "
+             f"{recovered_at - t0:.2f}s; requests (start, duration, status):\n" +
+             "\n".join(f"{x[0] - t0:7.3f} {x[1]:.3f} {x[2]}" for x in log))
+    statuses = [x[2] for x in log]
+    assert set(statuses) <= {200, 201, 503}, f"only 200, 201 and 503 allowed: {set(statuses)}\n{story}"
+    during = [x for x in log if down_at <= x[0] and x[0] + x[1] <= up_at]
+    assert len(during) >= 5, story
+    assert all(x[2] == 503 for x in during), story
+    assert all(x[3] is not None for x in during), "503 without Retry-After"
+    assert max(x[1] for x in during) < 1.0, f"slow 503s\n{story}"
+    assert recovered_at - up_at < 10, f"service did not resume within 10 s\n{story}"
+    after = [x for x in log if x[0] > recovered_at]
+    assert after and all(x[2] in (200, 201) for x in after), story
+    assert srv.proc.poll() is None, "crmd exited"
+    assert app.get_lead(lead["id"]) == lead
+    created = sum(1 for x in log if x[2] == 201)
+    assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == created + 1
+
+
+# --------------------------------------------------------------------- copy
+
+def app_list(db):
+    return run_crmd("app", "list", "--db", db, check=True).stdout
+
+
+def test_copy_round_trip_sqlite_postgres_sqlite(make_server, tmp_path):
+    src_db = f"sqlite:{tmp_path / 'src.db'}"
+    src = make_server(threads=2, db_url=src_db)
+    a1, a2 = src.new_app(), src.new_app()
+    fill(a1, 7, "one")
+    fill(a2, 4, "two")
+    idle = src.new_app()
+    run_crmd("app", "disable", idle.key, "--db", src_db, check=True)
+    p = run_crmd("token", "issue", "--app", a1.key, "--db", src_db, check=True)
+    revoked = p.stdout.strip()
+    jti = re.search(r"jti=([0-9a-f-]{36})", p.stderr).group(1)
+    run_crmd("token", "revoke", jti, "--db", src_db, check=True)
+    before = {a.key: snapshot(a) for a in (a1, a2)}
+    apps_before = app_list(src_db)
+    assert src.stop() == 0
+
+    _, pg = new_db()
+    p = run_crmd("copy", "--from", src_db, "--to", pg, check=True)
+    assert "copied 3 apps, 11 leads, 9 follows, 1 revoked tokens and the signing key" in p.stdout, p.stdout
+    assert "verified: the target now holds 3 apps, 11 leads, 9 follows, 1 revoked tokens" in p.stdout
+    assert PASSWORD not in p.stdout + p.stderr
+
+    dst = make_server(threads=2, db_url=pg)
+    for a in (a1, a2):
+        assert snapshot(App(dst.base_url, a.key, a.token)) == before[a.key]
+    assert app_list(pg) == apps_before
+    assert_status(App(dst.base_url, a1.key, revoked).get("/leads/"), 401)
+    assert_status(App(dst.base_url, idle.key, idle.token).get("/leads/"), 401)
+
+    # A target that holds data is refused and left alone.
+    p = run_crmd("copy", "--from", src_db, "--to", pg)
+    assert p.returncode == 1 and "--append" in p.stderr, p.stderr
+    assert app_list(pg) == apps_before
+
+    # And back to a new SQLite database.
+    back_db = f"sqlite:{tmp_path / 'back.db'}"
+    run_crmd("copy", "--from", pg, "--to", back_db, check=True)
+    back = make_server(threads=1, db_url=back_db)
+    for a in (a1, a2):
+        assert snapshot(App(back.base_url, a.key, a.token)) == before[a.key]
+    assert app_list(back_db) == apps_before
+
+    # --append: another database's app joins; the target keeps its key, so
+    # that app needs a token issued by the target.
+    other_db = f"sqlite:{tmp_path / 'other.db'}"
+    other = make_server(threads=1, db_url=other_db)
+    a3 = other.new_app()
+    fill(a3, 3, "three")
+    want = snapshot(a3)
+    assert other.stop() == 0
+    p = run_crmd("copy", "--from", other_db, "--to", pg, "--append", check=True)
+    assert "copied 1 apps, 3 leads, 3 follows, 0 revoked tokens and not the signing key" in p.stdout, p.stdout
+    assert "now holds 4 apps, 14 leads, 12 follows, 1 revoked tokens" in p.stdout, p.stdout
+    token = run_crmd("token", "issue", "--app", a3.key, "--db", pg, check=True).stdout.strip()
+    assert snapshot(App(dst.base_url, a3.key, token)) == want
+    assert snapshot(App(dst.base_url, a1.key, a1.token)) == before[a1.key]
+
+
+def test_copy_append_of_the_same_data_fails_whole(tmp_path):
+    src_db = f"sqlite:{tmp_path / 'a.db'}"
+    key, _ = parse_app_create(run_crmd("app", "create", "a", "--db", src_db, check=True).stdout)
+    _, pg = new_db()
+    run_crmd("copy", "--from", src_db, "--to", pg, check=True)
+    # Same app key: merged, but nothing else to add, so it succeeds and adds nothing.
+    p = run_crmd("copy", "--from", src_db, "--to", pg, "--append", check=True)
+    assert "copied 0 apps (and merged 1" in p.stdout, p.stdout
+    # A lead that is already there fails the whole copy; nothing changes.
+    _, pg2 = new_db()
+    run_crmd("copy", "--from", pg, "--to", pg2, check=True)
+    psql(pg, "INSERT INTO leads (app_id, id, name, stage, status, created_at, updated_at) "
+             "VALUES (1, gen_random_uuid(), 'x', 0, 0, 1, 1)")
+    p = run_crmd("copy", "--from", pg, "--to", pg2, "--append")
+    assert p.returncode == 0, p.stderr  # the new lead is added, the app merged
+    p = run_crmd("copy", "--from", pg, "--to", pg2, "--append")
+    assert p.returncode == 1 and "already exists" in p.stderr, p.stderr
+    assert psql(pg2, "SELECT count(*) FROM leads") == "1"
+    assert psql(pg2, "SELECT lead_count FROM apps") == "1"
+    assert run_crmd("copy", "--from", pg, "--to", pg).returncode == 1
+    assert key in app_list(pg2)
