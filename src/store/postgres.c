@@ -256,6 +256,7 @@ typedef struct pg_store {
     int64_t retry_at_ms; /* no reconnection attempt before this */
     int backoff_ms;
     bool down_logged; /* the outage has been logged once */
+    bool reset;       /* the server cannot take writes: reconnect when idle */
 } pg_store_t;
 
 static int64_t mono_ms(void)
@@ -552,6 +553,16 @@ static bool conn_ok(const pg_store_t *s)
  * back-off interval has passed. */
 static bool ensure_conn(pg_store_t *s, bool now)
 {
+    if (s->reset && !s->in_tx) {
+        /* A primary that became a standby (failover) keeps the connection
+         * up but refuses writes: a new connection finds the new primary
+         * when the URL names several hosts with
+         * target_session_attrs=read-write. */
+        s->reset = false;
+        if (s->conn != NULL) PQfinish(s->conn);
+        s->conn = NULL;
+        now = true;
+    }
     if (conn_ok(s)) return true;
     if (s->in_tx) return false;
     int64_t t = mono_ms();
@@ -597,6 +608,7 @@ static int map_error(pg_store_t *s, const PGresult *r)
     if (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0) return PG_RETRY;
     if (strcmp(state, "23503") == 0) return STORE_NOT_FOUND;
     if (strncmp(state, "23", 2) == 0) return STORE_CONFLICT;
+    if (strcmp(state, "25006") == 0) s->reset = true;
     if (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 || strncmp(state, "57", 2) == 0 ||
         strncmp(state, "58", 2) == 0 || strcmp(state, "55P03") == 0 || strcmp(state, "25006") == 0) {
         fprintf(stderr, "crmd: postgres: %s (%s)\n", msg, state);

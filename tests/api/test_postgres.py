@@ -287,6 +287,39 @@ def test_outage_gives_quick_503s_and_service_resumes_by_itself(make_server):
     assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == created + 1
 
 
+def test_killed_connections_and_a_read_only_database(make_server):
+    """Sessions killed one by one: reads retry on a new connection at once.
+    A database that turns read-only (like a primary demoted to a standby)
+    answers writes 503 while reads go on; once writable again, writes
+    succeed with no restart, since a refused write drops its connection."""
+    name, url = new_db()
+    srv = make_server(threads=2, db_url=url)
+    app = srv.new_app()
+    lead = app.create_lead(name="kept")
+    kill = (f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+    assert int(psql(f"{PG_URL}/postgres", kill)) >= 3
+    for _ in range(4):
+        assert app.get_lead(lead["id"]) == lead
+    psql(f"{PG_URL}/postgres", f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    psql(f"{PG_URL}/postgres", kill)
+    r = requests.post(srv.base_url + "/leads/", json={"lead": {"name": "refused"}}, headers=app.headers,
+                      timeout=10)
+    assert r.status_code == 503 and r.headers.get("Retry-After"), r.text
+    assert app.get_lead(lead["id"]) == lead
+    psql(f"{PG_URL}/postgres", f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+    statuses = []
+    for i in range(20):
+        r = requests.post(srv.base_url + "/leads/", json={"lead": {"name": f"after {i}"}},
+                          headers=app.headers, timeout=10)
+        statuses.append(r.status_code)
+        if r.status_code == 201:
+            break
+        time.sleep(0.1)
+    assert statuses[-1] == 201 and set(statuses) <= {201, 503}, statuses
+    assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 2
+
+
 # --------------------------------------------------------------------- copy
 
 def app_list(db):
