@@ -1,0 +1,119 @@
+-- bench/common.lua: shared by the wrk scripts of bench/run (loaded with dofile).
+--
+-- Environment (set by bench/run):
+--   BENCH_KEY1, BENCH_TOKEN1   AppId and bearer token of the first app
+--   BENCH_KEY2, BENCH_TOKEN2   the same for the second app
+--   BENCH_IDS                  id list written at seed time: one "APP ID" a
+--                              line, APP being 1 or 2 (a sample spread evenly
+--                              over the whole table when it is large)
+-- Every wrk thread runs this file in its own Lua state, so each has its own
+-- copy of the ids and its own random sequence.
+
+local M = {}
+
+local function env(name)
+  local v = os.getenv(name)
+  if v == nil or v == "" then
+    error("bench: environment variable " .. name .. " is not set")
+  end
+  return v
+end
+
+M.headers = {
+  { ["Authorization"] = "Bearer " .. env("BENCH_TOKEN1"), ["AppId"] = env("BENCH_KEY1") },
+  { ["Authorization"] = "Bearer " .. env("BENCH_TOKEN2"), ["AppId"] = env("BENCH_KEY2") },
+}
+M.json_headers = {}
+for i, h in ipairs(M.headers) do
+  M.json_headers[i] = {
+    ["Authorization"] = h["Authorization"], ["AppId"] = h["AppId"],
+    ["Content-Type"] = "application/json",
+  }
+end
+
+-- Ids are loaded on first use only, so scripts that never need them (list)
+-- do not pay for reading the file in every thread.
+local ids_app, ids_id, ids_n = nil, nil, 0
+local function load_ids()
+  local path = env("BENCH_IDS")
+  local f = assert(io.open(path, "r"))
+  ids_app, ids_id = {}, {}
+  for line in f:lines() do
+    local a, id = line:match("^(%d) (%S+)$")
+    if a then
+      ids_n = ids_n + 1
+      ids_app[ids_n] = tonumber(a)
+      ids_id[ids_n] = id
+    end
+  end
+  f:close()
+  if ids_n == 0 then error("bench: no ids in " .. path) end
+end
+
+-- A random seeded lead: its app (1 or 2) and its id.
+function M.random_lead()
+  if ids_app == nil then load_ids() end
+  local k = math.random(ids_n)
+  return ids_app[k], ids_id[k]
+end
+
+local stages = { "new", "contacted", "qualified", "proposal", "negotiation" }
+local sources = { "website", "referral", "cold_call", "event" }
+local counter = 0
+
+function M.create_body()
+  counter = counter + 1
+  return string.format(
+    '{"lead":{"name":"Bench create %d","source":"%s","account_id":"0000acc0-0000-7000-8000-%012x",' ..
+    '"value":%d.%02d,"stage":"%s","probability":%d}}',
+    counter, sources[math.random(#sources)], math.random(0, 9999), math.random(0, 99999),
+    math.random(0, 99), stages[math.random(#stages)], math.random(0, 100))
+end
+
+function M.update_body()
+  return string.format('{"lead":{"stage":"%s","probability":%d,"value":%d}}',
+    stages[math.random(#stages)], math.random(0, 100), math.random(0, 999999))
+end
+
+function M.get(app, id)
+  return wrk.format("GET", "/leads/" .. id, M.headers[app])
+end
+
+function M.list(app, query)
+  return wrk.format("GET", "/leads/" .. query, M.headers[app])
+end
+
+function M.follows(app, id)
+  return wrk.format("GET", "/leads/" .. id .. "/follows", M.headers[app])
+end
+
+function M.create(app)
+  return wrk.format("POST", "/leads/", M.json_headers[app], M.create_body())
+end
+
+function M.update(app, id)
+  return wrk.format("PUT", "/leads/" .. id .. "/", M.json_headers[app], M.update_body())
+end
+
+-- Seeds each thread's generator differently.
+local seeded = false
+function M.seed_random()
+  if seeded then return end
+  seeded = true
+  local addr = tostring({}):match("0x(%x+)") or "0"
+  math.randomseed(os.time() + (tonumber(addr, 16) or 0) % 1000003)
+  for _ = 1, 10 do math.random() end
+end
+
+-- One machine-readable line for bench/run; latencies in microseconds.
+function M.done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH requests=%d duration_us=%d rps=%.1f p50_us=%d p90_us=%d p99_us=%d max_us=%d " ..
+    "non2xx=%d connect=%d read=%d write=%d timeout=%d bytes=%d\n",
+    summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    e.status, e.connect, e.read, e.write, e.timeout, summary.bytes))
+end
+
+return M
