@@ -15,6 +15,7 @@
 #include "model/timestamp.h"
 
 void api_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+static void on_logflush(h2o_timeout_entry_t *entry);
 
 void *api_thread_init(int index, void *arg, h2o_context_t *ctx)
 {
@@ -32,12 +33,15 @@ void *api_thread_init(int index, void *arg, h2o_context_t *ctx)
         return NULL;
     }
     h2o_multithread_register_receiver(ctx->queue, &t->done, api_writes_done);
+    t->ctx = ctx;
+    t->logflush.cb = on_logflush;
     return t;
 }
 
 void api_thread_fini(void *state)
 {
     api_thread_t *t = state;
+    api_log_flush(t);
     store_close(t->store);
     jw_free(&t->out);
     auth_thread_fini(t);
@@ -144,15 +148,6 @@ void api_send_empty(api_req_t *r, int status)
     h2o_send_inline(r->req, "", 0);
 }
 
-/* Finds a request header by its lowercase name. */
-static h2o_iovec_t header(h2o_req_t *req, const char *name)
-{
-    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
-    if (i < 0)
-        return h2o_iovec_init(NULL, 0);
-    return req->headers.entries[i].value;
-}
-
 static void trim(const char **s, size_t *n)
 {
     while (*n > 0 && (**s == ' ' || **s == '\t')) {
@@ -199,7 +194,8 @@ static bool is_json_type(h2o_iovec_t ct)
 json_t *api_read_body(api_req_t *r)
 {
     h2o_req_t *req = r->req;
-    h2o_iovec_t ct = header(req, "content-type");
+    ssize_t cti = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    h2o_iovec_t ct = cti < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[cti].value;
     if (ct.base != NULL && !is_json_type(ct)) {
         api_error(r, 415, "Unsupported Media Type",
                   "Send the body as application/json (UTF-8), or application/vnd.api+json.");
@@ -297,9 +293,29 @@ bool api_read_paging(api_req_t *r, int default_records, int64_t *page, int *reco
     return true;
 }
 
-/* Writes the request's log line with one write(2), so lines from several
- * threads never interleave. The token is never logged. */
-void api_log(h2o_req_t *req, const char *app_key, int64_t now, int64_t start_ns)
+/* Writes out the thread's gathered log lines (whole lines only, so lines
+ * from several threads never interleave). The token is never logged. */
+void api_log_flush(api_thread_t *t)
+{
+    size_t off = 0;
+    while (off < t->loglen) {
+        ssize_t n = write(STDERR_FILENO, t->logbuf + off, t->loglen - off);
+        if (n <= 0)
+            break; /* a log that cannot be written must not stop serving */
+        off += (size_t)n;
+    }
+    t->loglen = 0;
+    if (h2o_timeout_is_linked(&t->logflush))
+        h2o_timeout_unlink(&t->logflush);
+}
+
+static void on_logflush(h2o_timeout_entry_t *entry)
+{
+    api_thread_t *t = H2O_STRUCT_FROM_MEMBER(api_thread_t, logflush, entry);
+    api_log_flush(t);
+}
+
+void api_log(api_thread_t *t, h2o_req_t *req, const char *app_key, int64_t now, int64_t start_ns)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -322,14 +338,17 @@ void api_log(h2o_req_t *req, const char *app_key, int64_t now, int64_t start_ns)
         method[i] = c > 0x20 && c < 0x7f ? (char)c : '?';
     }
     method[mn] = '\0';
-    char line[512];
-    int len = snprintf(line, sizeof line, "%s %s %s %d %" PRId64 ".%03dms app=%s\n", when, method, path,
-                       req->res.status, dur_us / 1000, (int)(dur_us % 1000), app_key[0] ? app_key : "-");
-    if (len > 0) {
-        size_t l = (size_t)len < sizeof line ? (size_t)len : sizeof line - 1;
-        ssize_t wr = write(STDERR_FILENO, line, l);
-        (void)wr;
-    }
+    if (t->loglen > sizeof t->logbuf - 512)
+        api_log_flush(t);
+    int len = snprintf(t->logbuf + t->loglen, sizeof t->logbuf - t->loglen,
+                       "%s %s %s %d %" PRId64 ".%03dms app=%s\n", when, method, path, req->res.status,
+                       dur_us / 1000, (int)(dur_us % 1000), app_key[0] ? app_key : "-");
+    if (len > 0)
+        t->loglen += (size_t)len < sizeof t->logbuf - t->loglen ? (size_t)len : sizeof t->logbuf - t->loglen - 1;
+    if (t->loglen >= 8192)
+        api_log_flush(t);
+    else if (!h2o_timeout_is_linked(&t->logflush))
+        h2o_timeout_link(t->ctx->loop, &t->ctx->hundred_ms_timeout, &t->logflush);
 }
 
 /* Adds a header whose name h2o has no token for, with a number value. */
@@ -369,7 +388,7 @@ h2o_iovec_t api_error_body(h2o_req_t *req, void *state)
     if (t->shared->log_requests) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        api_log(req, "", ts_now_ms(), (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+        api_log(t, req, "", ts_now_ms(), (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
     }
     return h2o_strdup(&req->pool, t->out.buf, t->out.len);
 }
@@ -408,5 +427,5 @@ void api_handle(h2o_req_t *req, void *state)
     }
     /* A write queued for the writer is logged when it is answered. */
     if (t->shared->log_requests && !r.deferred)
-        api_log(req, r.app.key, r.now, start_ns);
+        api_log(t, req, r.app.key, r.now, start_ns);
 }

@@ -52,6 +52,12 @@ typedef struct api_thread {
     int index;
     store_t *store;
     h2o_multithread_receiver_t done; /* finished writes come back here */
+    h2o_context_t *ctx;
+    /* Request log lines wait here for one write(2): when 8 KiB have
+     * gathered or 100 ms have passed, whichever comes first. */
+    char logbuf[16384];
+    size_t loglen;
+    h2o_timeout_entry_t logflush;
     jw_t out; /* the response being written, reused across requests */
     auth_token_entry_t tokens[AUTH_TOKEN_CACHE];
     auth_app_entry_t apps[AUTH_APP_CACHE];
@@ -140,7 +146,8 @@ int api_render_store_error(jw_t *w, int rc, const char *not_found_title, const c
 void api_error_headers(h2o_req_t *req, int status);
 const char *api_reason(int status);
 /* Writes the request's log line. */
-void api_log(h2o_req_t *req, const char *app_key, int64_t now, int64_t start_ns);
+void api_log(api_thread_t *t, h2o_req_t *req, const char *app_key, int64_t now, int64_t start_ns);
+void api_log_flush(api_thread_t *t);
 void api_errors(api_req_t *r, const verrs_t *errs);
 /* Maps a store failure to its response (404 uses the given title). */
 void api_store_error(api_req_t *r, int rc, const char *not_found_title, const char *not_found_detail);

@@ -88,7 +88,7 @@ static void complete(api_write_t *w)
             h2o_send_inline(req, w->out.buf, w->out.len);
         }
         if (w->t->shared->log_requests)
-            api_log(req, w->app_key, w->now, w->start_ns);
+            api_log(w->t, req, w->app_key, w->now, w->start_ns);
     }
     json_decref(w->root);
     jw_free(&w->out);
