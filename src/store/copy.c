@@ -149,10 +149,15 @@ static int on_lead(void *ctx, int64_t app, const lead_t *lead)
     copy_t *c = ctx;
     c->passed.leads++;
     int64_t id = map_app(c, app);
-    int rc = id != 0 ? store_copy_import_lead(c->dst, id, lead) : STORE_NOT_FOUND;
+    if (id == 0) {
+        fprintf(c->err, "crmd: copy: lead %s: its app is not among the source's apps\n", lead->id);
+        return STORE_NOT_FOUND;
+    }
+    int rc = store_copy_import_lead(c->dst, id, lead);
     if (rc != STORE_OK) {
-        fprintf(c->err, "crmd: copy: lead %s: %s\n", lead->id,
-                rc == STORE_NOT_FOUND ? "its app is missing" : rc_text(rc));
+        /* A backend may report a row's failure a little later (see
+         * store_copy_import_lead): the row is this one or one before. */
+        fprintf(c->err, "crmd: copy: writing leads failed at or before lead %s: %s\n", lead->id, rc_text(rc));
         return rc;
     }
     c->added.leads++;
@@ -165,10 +170,14 @@ static int on_follow(void *ctx, int64_t app, const follow_t *follow)
     copy_t *c = ctx;
     c->passed.follows++;
     int64_t id = map_app(c, app);
-    int rc = id != 0 ? store_copy_import_follow(c->dst, id, follow) : STORE_NOT_FOUND;
+    if (id == 0) {
+        fprintf(c->err, "crmd: copy: follow %s: its app is not among the source's apps\n", follow->id);
+        return STORE_NOT_FOUND;
+    }
+    int rc = store_copy_import_follow(c->dst, id, follow);
     if (rc != STORE_OK) {
-        fprintf(c->err, "crmd: copy: follow %s: %s\n", follow->id,
-                rc == STORE_NOT_FOUND ? "its lead is missing" : rc_text(rc));
+        fprintf(c->err, "crmd: copy: writing follows failed at or before follow %s: %s\n", follow->id,
+                rc == STORE_NOT_FOUND ? "a follow's lead is missing" : rc_text(rc));
         return rc;
     }
     c->added.follows++;

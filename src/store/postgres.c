@@ -46,6 +46,8 @@
 /* A write that keeps losing deadlocks gives up (503) after this many tries. */
 #define WRITE_ATTEMPTS 3
 #define MAX_PARAMS 16
+/* Bulk import sends this many inserts before waiting for their answers. */
+#define PIPE_SYNC 1000
 /* Rows per FETCH when exporting. */
 #define EXPORT_BATCH "1000"
 /* Advisory lock keys: 'crmd' in the high half. */
@@ -266,6 +268,10 @@ typedef struct pg_store {
     int backoff_ms;
     bool down_logged; /* the outage has been logged once */
     bool reset;       /* the server cannot take writes: reconnect when idle */
+    /* Bulk import in libpq's pipeline mode: inserts sent, answers pending. */
+    bool piped;
+    int pipe_queued; /* inserts since the last sync */
+    int pipe_rc;     /* the first failure among them */
 } pg_store_t;
 
 static int64_t mono_ms(void)
@@ -631,24 +637,118 @@ static int map_error(pg_store_t *s, const PGresult *r)
  * connection. Returns the result (the caller PQclear()s it) or NULL with
  * *rc set. Outside a transaction a dead connection is replaced and the
  * statement tried once more: there it can only be a read. */
+/* Prepares statement id on this connection unless it already is, and
+ * writes its name into name; NULL on success, else the failed result. */
+static PGresult *prepare(pg_store_t *s, enum stmt_id id, char name[16])
+{
+    snprintf(name, 16, "q%d", (int)id);
+    if (s->prepared[id]) return NULL;
+    PGresult *r = PQprepare(s->conn, name, stmt_sql[id], 0, NULL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) return r;
+    PQclear(r);
+    s->prepared[id] = true;
+    return NULL;
+}
+
+/*
+ * Bulk import. Inserts one round trip each would take minutes for a large
+ * database, so copy_import_lead and _follow only send theirs (libpq's
+ * pipeline mode) and collect the answers every PIPE_SYNC rows. Every one
+ * must have inserted a row. The import is one transaction, so the first
+ * failure dooms it all: it is kept in pipe_rc, logged with the server's
+ * message (which names the row), and returned by every later call. Any
+ * other statement first collects the answers and leaves pipeline mode.
+ */
+static int pipe_collect(pg_store_t *s)
+{
+    if (PQpipelineSync(s->conn) != 1) {
+        s->pipe_rc = map_error(s, NULL);
+        return s->pipe_rc;
+    }
+    int nulls = 0;
+    for (;;) {
+        PGresult *r = PQgetResult(s->conn);
+        if (r == NULL) {
+            /* NULL ends each insert's answers; two in a row mean nothing
+             * more will come (a lost connection). */
+            if (++nulls > 1 || !conn_ok(s)) {
+                if (s->pipe_rc == STORE_OK) s->pipe_rc = map_error(s, NULL);
+                break;
+            }
+            continue;
+        }
+        nulls = 0;
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        if (s->pipe_rc == STORE_OK && st == PGRES_FATAL_ERROR) {
+            char msg[512];
+            message(PQresultErrorMessage(r), msg, sizeof msg);
+            fprintf(stderr, "crmd: postgres: %s\n", msg);
+            s->pipe_rc = map_error(s, r);
+        } else if (s->pipe_rc == STORE_OK && st == PGRES_COMMAND_OK && affected(r) != 1) {
+            fprintf(stderr, "crmd: postgres: a follow's lead is not in the target\n");
+            s->pipe_rc = STORE_NOT_FOUND;
+        }
+        PQclear(r);
+    }
+    s->pipe_queued = 0;
+    if (s->pipe_rc == PG_RETRY) s->pipe_rc = STORE_UNAVAILABLE;
+    return s->pipe_rc;
+}
+
+/* Collects what is pending and leaves pipeline mode. */
+static int pipe_leave(pg_store_t *s)
+{
+    if (!s->piped) return STORE_OK;
+    int rc = conn_ok(s) ? pipe_collect(s) : STORE_UNAVAILABLE;
+    if (conn_ok(s) && PQexitPipelineMode(s->conn) != 1 && rc == STORE_OK) rc = STORE_ERROR;
+    s->piped = false;
+    return rc;
+}
+
+static int pipe_send(pg_store_t *s, enum stmt_id id, const params_t *p)
+{
+    if (s->pipe_rc != STORE_OK) return s->pipe_rc;
+    if (!conn_ok(s)) return s->pipe_rc = STORE_UNAVAILABLE;
+    char name[16];
+    if (!s->piped) {
+        PGresult *r = prepare(s, id, name);
+        if (r != NULL) {
+            s->pipe_rc = map_error(s, r);
+            PQclear(r);
+            return s->pipe_rc;
+        }
+        if (PQenterPipelineMode(s->conn) != 1) return s->pipe_rc = STORE_ERROR;
+        s->piped = true;
+    } else if (!s->prepared[id]) {
+        /* Statements are prepared outside pipeline mode. */
+        int rc = pipe_leave(s);
+        return rc != STORE_OK ? rc : pipe_send(s, id, p);
+    }
+    snprintf(name, sizeof name, "q%d", (int)id);
+    if (PQsendQueryPrepared(s->conn, name, p->n, p->v, p->len, p->fmt, 1) != 1)
+        return s->pipe_rc = map_error(s, NULL);
+    if (++s->pipe_queued >= PIPE_SYNC) return pipe_collect(s);
+    return STORE_OK;
+}
+
 static PGresult *run(pg_store_t *s, enum stmt_id id, const params_t *p, int *rc)
 {
+    if (s->piped && (*rc = pipe_leave(s)) != STORE_OK) return NULL;
+    if (s->pipe_rc != STORE_OK) {
+        *rc = s->pipe_rc;
+        return NULL;
+    }
     for (int attempt = 0;; attempt++) {
         if (!ensure_conn(s, attempt > 0)) {
             *rc = STORE_UNAVAILABLE;
             return NULL;
         }
         char name[16];
-        snprintf(name, sizeof name, "q%d", (int)id);
-        PGresult *r = NULL;
-        if (!s->prepared[id]) {
-            r = PQprepare(s->conn, name, stmt_sql[id], 0, NULL);
-            if (PQresultStatus(r) == PGRES_COMMAND_OK) {
-                PQclear(r);
-                r = NULL;
-                s->prepared[id] = true;
-            }
-        }
+        PGresult *r = prepare(s, id, name);
         if (s->prepared[id]) {
             r = PQexecPrepared(s->conn, name, p != NULL ? p->n : 0, p != NULL ? p->v : NULL,
                                p != NULL ? p->len : NULL, p != NULL ? p->fmt : NULL, 1);
@@ -669,6 +769,9 @@ static PGresult *run(pg_store_t *s, enum stmt_id id, const params_t *p, int *rc)
  * once more on a new connection when the old one was dead. */
 static int exec_sql(pg_store_t *s, const char *sql)
 {
+    int prc = pipe_leave(s);
+    /* A doomed import can still be rolled back. */
+    if (prc != STORE_OK && strcmp(sql, "ROLLBACK") != 0) return prc;
     for (int attempt = 0;; attempt++) {
         if (!ensure_conn(s, attempt > 0)) return STORE_UNAVAILABLE;
         PGresult *r = PQexec(s->conn, sql);
@@ -1458,6 +1561,7 @@ static int pg_copy_export(store_t *base, const store_export_t *cb, void *ctx, st
 static int pg_copy_import_begin(store_t *base, store_counts_t *before)
 {
     pg_store_t *s = (pg_store_t *)base;
+    s->pipe_rc = STORE_OK;
     int rc = tx_begin(s, "BEGIN");
     /* Like SQLite's write lock: no other writer until the import ends, so
      * the counts before and after are exact. Readers go on. */
@@ -1517,7 +1621,7 @@ static int pg_copy_import_lead(store_t *base, int64_t app, const lead_t *lead)
     pg_store_t *s = (pg_store_t *)base;
     params_t p = {0};
     if (!lead_params(&p, app, lead)) return STORE_ERROR;
-    return write_stmt(s, Q_LEAD_INSERT, &p, 0, 0, NULL);
+    return pipe_send(s, Q_LEAD_INSERT, &p);
 }
 
 static int pg_copy_import_follow(store_t *base, int64_t app, const follow_t *follow)
@@ -1525,11 +1629,7 @@ static int pg_copy_import_follow(store_t *base, int64_t app, const follow_t *fol
     pg_store_t *s = (pg_store_t *)base;
     params_t p = {0};
     if (!follow_params(&p, app, follow)) return STORE_ERROR;
-    PGresult *r;
-    int rc = write_stmt(s, Q_FOLLOW_INSERT, &p, 0, 0, &r);
-    if (rc == STORE_OK && affected(r) == 0) rc = STORE_NOT_FOUND;
-    PQclear(r);
-    return rc;
+    return pipe_send(s, Q_FOLLOW_INSERT, &p);
 }
 
 static int pg_copy_import_end(store_t *base, int commit)
@@ -1549,6 +1649,7 @@ static int pg_copy_import_end(store_t *base, int commit)
         if (rc == STORE_OK) return STORE_OK;
     }
     tx_rollback(s);
+    s->pipe_rc = STORE_OK;
     return commit ? rc : STORE_OK;
 }
 

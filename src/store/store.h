@@ -309,7 +309,10 @@ static inline int store_copy_import_revoked(store_t *s, const char *jti, int64_t
 }
 
 /* Inserts a lead as it is (app lead counts are set by import_end);
- * STORE_CONFLICT when the app already has a lead with its id. */
+ * STORE_CONFLICT when the app already has a lead with its id. A backend
+ * may send leads and follows ahead without waiting for each answer: a
+ * failure can then be returned by a later bulk copy call instead (never
+ * lost: the import fails as a whole). */
 static inline int store_copy_import_lead(store_t *s, int64_t app, const lead_t *lead)
 {
     return s->ops->copy_import_lead ? s->ops->copy_import_lead(s, app, lead) : STORE_ERROR;
