@@ -24,6 +24,7 @@
  * LOCK_TIMEOUT is STORE_UNAVAILABLE, like SQLite's busy timeout.
  */
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,7 +265,8 @@ typedef struct pg_store {
      * two batches lock apps in the same order. */
     count_delta_t *deltas;
     size_t ndeltas, capdeltas;
-    int64_t retry_at_ms; /* no reconnection attempt before this */
+    int64_t retry_at_ms;  /* no reconnection attempt before this... */
+    int64_t failed_at_ms; /* ...unless a connection succeeded after this */
     int backoff_ms;
     bool down_logged; /* the outage has been logged once */
     bool reset;       /* the server cannot take writes: reconnect when idle */
@@ -557,6 +559,11 @@ static bool connect_now(pg_store_t *s, char *err, size_t errsz)
     return true;
 }
 
+/* When any connection of this process last succeeded (monotonic ms): once
+ * one thread gets through after an outage, the others try again at once
+ * instead of waiting out their back-off. */
+static _Atomic int64_t connected_at_ms;
+
 static bool conn_ok(const pg_store_t *s)
 {
     return s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK;
@@ -581,13 +588,14 @@ static bool ensure_conn(pg_store_t *s, bool now)
     if (conn_ok(s)) return true;
     if (s->in_tx) return false;
     int64_t t = mono_ms();
-    if (!now && t < s->retry_at_ms) return false;
+    if (!now && t < s->retry_at_ms && atomic_load(&connected_at_ms) <= s->failed_at_ms) return false;
     if (s->conn != NULL) {
         PQfinish(s->conn);
         s->conn = NULL;
     }
     char err[512];
     if (connect_now(s, err, sizeof err)) {
+        atomic_store(&connected_at_ms, mono_ms());
         if (s->down_logged) fprintf(stderr, "crmd: postgres: reconnected\n");
         s->down_logged = false;
         s->backoff_ms = 0;
@@ -598,6 +606,7 @@ static bool ensure_conn(pg_store_t *s, bool now)
     s->backoff_ms = s->backoff_ms == 0 ? RECONNECT_MIN_MS : s->backoff_ms * 2;
     if (s->backoff_ms > RECONNECT_MAX_MS) s->backoff_ms = RECONNECT_MAX_MS;
     s->retry_at_ms = t + s->backoff_ms;
+    s->failed_at_ms = mono_ms();
     return false;
 }
 
