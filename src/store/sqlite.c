@@ -9,6 +9,7 @@
  * STORE_UNAVAILABLE (503), never a hang.
  */
 #include <assert.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,12 +133,14 @@ static const char *const stmt_sql[Q__COUNT] = {
     [Q_LEAD_GET] = "SELECT " LEAD_COLS " FROM leads WHERE app_id = ?1 AND id = ?2",
     /* The page's keys come from the covering index alone (skipping rows
      * there costs no table lookups); only the page's rows are then read. */
-    [Q_LEAD_LIST] = "SELECT " LEAD_COLS_L " FROM (SELECT id FROM leads WHERE app_id = ?1 "
+    [Q_LEAD_LIST] = "SELECT " LEAD_COLS_L ", (SELECT lead_count FROM apps WHERE id = ?1) "
+                    "FROM (SELECT id FROM leads WHERE app_id = ?1 "
                     "ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3) AS p "
                     "CROSS JOIN leads AS l ON l.app_id = ?1 AND l.id = p.id "
                     "ORDER BY l.created_at DESC, l.id DESC",
     /* The same, starting at an anchor: the row (?4, ?5) and those after it. */
-    [Q_LEAD_LIST_FROM] = "SELECT " LEAD_COLS_L " FROM (SELECT id FROM leads WHERE app_id = ?1 "
+    [Q_LEAD_LIST_FROM] = "SELECT " LEAD_COLS_L ", (SELECT lead_count FROM apps WHERE id = ?1) "
+                         "FROM (SELECT id FROM leads WHERE app_id = ?1 "
                          "AND (created_at, id) <= (?4, ?5) "
                          "ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3) AS p "
                          "CROSS JOIN leads AS l ON l.app_id = ?1 AND l.id = p.id "
@@ -165,7 +168,10 @@ static const char *const stmt_sql[Q__COUNT] = {
     [Q_FOLLOW_INSERT] = "INSERT INTO follows (app_id, " FOLLOW_COLS ") "
                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [Q_FOLLOW_GET] = "SELECT " FOLLOW_COLS " FROM follows WHERE app_id = ?1 AND lead_id = ?2 AND id = ?3",
-    [Q_FOLLOW_LIST] = "SELECT " FOLLOW_COLS " FROM follows WHERE app_id = ?1 AND lead_id = ?2 "
+    /* The last column is the lead's follow count, so that one statement
+     * (one snapshot) gives the page and its total. */
+    [Q_FOLLOW_LIST] = "SELECT " FOLLOW_COLS ", (SELECT count(*) FROM follows WHERE app_id = ?1 AND lead_id = ?2) "
+                      "FROM follows WHERE app_id = ?1 AND lead_id = ?2 "
                       "ORDER BY due_at IS NULL, due_at, created_at, id LIMIT ?3 OFFSET ?4",
     [Q_FOLLOW_COUNT] = "SELECT count(*) FROM follows WHERE app_id = ?1 AND lead_id = ?2",
     [Q_FOLLOW_UPDATE] = "UPDATE follows SET "
@@ -676,41 +682,67 @@ static long nearest_anchor(sqlite_store_t *s, int64_t app, int64_t offset)
     return (long)k - 1;
 }
 
+/* Passes each row of a list statement to cb, and reads the total from
+ * the column after the record's (the same snapshot as the rows). */
+typedef struct list_rows {
+    row_fn fn;
+    void *cb, *ctx;
+    int total_col;
+    int64_t total;
+    int n;
+} list_rows_t;
+
+static int step_list(sqlite_store_t *s, sqlite3_stmt *st, list_rows_t *lr)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (lr->n++ == 0)
+            lr->total = sqlite3_column_int64(st, lr->total_col);
+        lr->fn(st, lr->cb, lr->ctx);
+    }
+    return rc == SQLITE_DONE ? STORE_OK : map_rc(s, rc);
+}
+
 static int sq_lead_list(store_t *base, int64_t app, int64_t offset, int limit, int64_t *total,
                         store_lead_cb cb, void *ctx)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
-    sqlite3_stmt *cnt = stmt(s, Q_LEAD_COUNT);
-    if (cnt == NULL)
-        return STORE_ERROR;
-    /* One read transaction, so the count and the page agree. */
-    int rc = begin_read(s);
+    list_rows_t lr = {.fn = emit_lead, .cb = (void *)cb, .ctx = ctx, .total_col = 11};
+    /* A deep page needs its anchors and its rows from one snapshot; a
+     * shallow one is a single statement, a read transaction of its own. */
+    bool deep = offset >= ANCHOR_STEP;
+    int rc = deep ? begin_read(s) : STORE_OK;
     if (rc != STORE_OK)
         return rc;
-    sqlite3_bind_int64(cnt, 1, app);
-    int src = sqlite3_step(cnt);
-    *total = src == SQLITE_ROW ? sqlite3_column_int64(cnt, 0) : 0;
-    rc = src == SQLITE_ROW || src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
-    done(cnt);
-    if (rc == STORE_OK && offset < *total) {
-        long k = offset >= ANCHOR_STEP ? nearest_anchor(s, app, offset) : -1;
-        sqlite3_stmt *st = stmt(s, k >= 0 ? Q_LEAD_LIST_FROM : Q_LEAD_LIST);
-        if (st == NULL)
-            return finish(s, STORE_ERROR);
-        sqlite3_bind_int64(st, 1, app);
-        sqlite3_bind_int(st, 2, limit);
-        if (k >= 0) {
-            const anchor_t *an = &s->anchors.v[k];
-            sqlite3_bind_int64(st, 3, offset - (int64_t)(k + 1) * ANCHOR_STEP);
-            sqlite3_bind_int64(st, 4, an->created_at);
-            sqlite3_bind_text(st, 5, an->id, -1, SQLITE_STATIC);
-        } else {
-            sqlite3_bind_int64(st, 3, offset);
-        }
-        rc = step_rows(s, st, emit_lead, (void *)cb, ctx, NULL);
-        done(st);
+    long k = deep ? nearest_anchor(s, app, offset) : -1;
+    sqlite3_stmt *st = stmt(s, k >= 0 ? Q_LEAD_LIST_FROM : Q_LEAD_LIST);
+    if (st == NULL)
+        return deep ? finish(s, STORE_ERROR) : STORE_ERROR;
+    sqlite3_bind_int64(st, 1, app);
+    sqlite3_bind_int(st, 2, limit);
+    if (k >= 0) {
+        const anchor_t *an = &s->anchors.v[k];
+        sqlite3_bind_int64(st, 3, offset - (int64_t)(k + 1) * ANCHOR_STEP);
+        sqlite3_bind_int64(st, 4, an->created_at);
+        sqlite3_bind_text(st, 5, an->id, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_int64(st, 3, offset);
     }
-    return finish(s, rc);
+    rc = step_list(s, st, &lr);
+    done(st);
+    if (rc == STORE_OK && lr.n == 0) {
+        /* Past the end (or no leads): the total still counts. */
+        sqlite3_stmt *cnt = stmt(s, Q_LEAD_COUNT);
+        if (cnt == NULL)
+            return deep ? finish(s, STORE_ERROR) : STORE_ERROR;
+        sqlite3_bind_int64(cnt, 1, app);
+        int src = sqlite3_step(cnt);
+        lr.total = src == SQLITE_ROW ? sqlite3_column_int64(cnt, 0) : 0;
+        rc = src == SQLITE_ROW || src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
+        done(cnt);
+    }
+    *total = lr.total;
+    return deep ? finish(s, rc) : rc;
 }
 
 static int sq_lead_update(store_t *base, int64_t app, const char *id, const lead_patch_t *p, int64_t now,
@@ -828,10 +860,27 @@ static int sq_follow_list(store_t *base, int64_t app, const char *lead_id, int64
                           int64_t *total, store_follow_cb cb, void *ctx)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
-    sqlite3_stmt *cnt = stmt(s, Q_FOLLOW_COUNT), *st = stmt(s, Q_FOLLOW_LIST);
-    if (cnt == NULL || st == NULL)
+    sqlite3_stmt *st = stmt(s, Q_FOLLOW_LIST);
+    if (st == NULL)
         return STORE_ERROR;
-    int rc = begin_read(s);
+    /* The usual case, a lead with follows on the page asked for, is one
+     * statement. Only an empty page needs to know whether the lead exists
+     * and how many follows it has: that is a transaction of its own. */
+    list_rows_t lr = {.fn = emit_follow, .cb = (void *)cb, .ctx = ctx, .total_col = 8};
+    sqlite3_bind_int64(st, 1, app);
+    sqlite3_bind_text(st, 2, lead_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, limit);
+    sqlite3_bind_int64(st, 4, offset);
+    int rc = step_list(s, st, &lr);
+    done(st);
+    if (rc != STORE_OK || lr.n > 0) {
+        *total = lr.total;
+        return rc;
+    }
+    sqlite3_stmt *cnt = stmt(s, Q_FOLLOW_COUNT);
+    if (cnt == NULL)
+        return STORE_ERROR;
+    rc = begin_read(s);
     if (rc != STORE_OK)
         return rc;
     rc = lead_exists(s, app, lead_id);
@@ -842,14 +891,6 @@ static int sq_follow_list(store_t *base, int64_t app, const char *lead_id, int64
         *total = src == SQLITE_ROW ? sqlite3_column_int64(cnt, 0) : 0;
         rc = src == SQLITE_ROW ? STORE_OK : map_rc(s, src);
         done(cnt);
-    }
-    if (rc == STORE_OK && offset < *total) {
-        sqlite3_bind_int64(st, 1, app);
-        sqlite3_bind_text(st, 2, lead_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, limit);
-        sqlite3_bind_int64(st, 4, offset);
-        rc = step_rows(s, st, emit_follow, (void *)cb, ctx, NULL);
-        done(st);
     }
     return finish(s, rc);
 }
@@ -1264,8 +1305,18 @@ static const store_ops_t sqlite_ops = {
     .copy_import_end = sq_copy_import_end,
 };
 
+/* SQLite counts every allocation under one global mutex unless told not
+ * to: with a connection per thread that mutex is the threads' only meeting
+ * point, and it showed in profiles. */
+static void global_config(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 store_t *store_sqlite_open(const char *path, char *err, size_t errsz)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, global_config);
     sqlite_store_t *s = calloc(1, sizeof *s);
     if (s == NULL) {
         snprintf(err, errsz, "out of memory");
