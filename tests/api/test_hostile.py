@@ -92,3 +92,11 @@ def test_headers_over_the_limit_are_refused_and_the_server_lives_on(server, app)
     out = _raw(server, many)
     assert out == b"" or out.split(b" ")[1] in (b"400", b"431"), out[:200]
     assert app.get("/leads/").status_code == 200
+
+
+@pytest.mark.parametrize("body", ['{"lead":{"name":"a","name":"b"}}', '{"lead":{"name":"a"},"lead":{"name":"b"}}'])
+def test_duplicate_keys_are_a_400(app, body):
+    r = app.post("/leads/", raw=body.encode(), headers={"Content-Type": "application/json"})
+    apiutil.assert_error(r, 400, "bad_request")
+    assert "duplicate" in r.json()["errors"][0]["detail"]
+    assert app.get("/leads/").json()["meta"]["totalRecords"] == 0
