@@ -6,6 +6,8 @@ PKGS    := libh2o-evloop jansson sqlite3 libcrypto libpq
 DEBS    := build-essential pkg-config libh2o-dev libh2o-evloop-dev libjansson-dev \
            libsqlite3-dev libssl-dev libcriterion-dev python3-pytest python3-requests \
            sqlite3 curl postgresql libpq-dev
+# tests/faults: wrk drives the soak; e2fsprogs makes the small file system of the disk tests.
+DEBS    += wrk e2fsprogs
 PYTHON  := /usr/bin/python3
 
 OPT     ?= -O2
@@ -78,6 +80,20 @@ check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory api
+	@$(MAKE) --no-print-directory faults
+
+# Fault-injection and load tests (tests/faults, see its README; root, as they
+# mount a small file system): kills, full and read-only disk, slow clients,
+# SIGTERM under load, and a 60-second soak. `make soak` runs the soak alone
+# for SOAK_SECONDS (default 600).
+SOAK_SECONDS ?= 600
+.PHONY: faults soak
+faults: $(BUILD)/crmd
+	SOAK_SECONDS=60 CRMD_BIN=$(abspath $(BUILD)/crmd) $(PYTHON) -m pytest -q -rP tests/faults
+
+soak: deps
+	@$(MAKE) --no-print-directory all
+	SOAK_SECONDS=$(SOAK_SECONDS) CRMD_BIN=$(abspath $(BUILD)/crmd) $(PYTHON) -m pytest -q -s tests/faults/test_soak.py
 
 format:
 	clang-format -i $(SRCS) $(wildcard src/*/*.h tests/unit/*.c)
