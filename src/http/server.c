@@ -161,22 +161,51 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     }
 }
 
-static int listen_socket(const http_config_t *cfg)
+/* Fills ss with cfg's address; returns its length, or 0 if it is not a
+ * numeric IPv4 or IPv6 address. */
+static socklen_t listen_address(const http_config_t *cfg, struct sockaddr_storage *ss)
 {
-    struct sockaddr_storage ss;
-    socklen_t sslen;
-    memset(&ss, 0, sizeof ss);
-    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
     if (inet_pton(AF_INET, cfg->host, &sin->sin_addr) == 1) {
         sin->sin_family = AF_INET;
         sin->sin_port = htons(cfg->port);
-        sslen = sizeof *sin;
-    } else if (inet_pton(AF_INET6, cfg->host, &sin6->sin6_addr) == 1) {
+        return sizeof *sin;
+    }
+    if (inet_pton(AF_INET6, cfg->host, &sin6->sin6_addr) == 1) {
         sin6->sin6_family = AF_INET6;
         sin6->sin6_port = htons(cfg->port);
-        sslen = sizeof *sin6;
-    } else {
+        return sizeof *sin6;
+    }
+    return 0;
+}
+
+/* SO_REUSEPORT lets every thread have its own listener, but it would also
+ * let a second crmd share the port and take a share of the connections,
+ * serving them from another database. A plain bind first fails if anyone
+ * listens there already. Returns 0 when the address is free. */
+static int check_address_free(const http_config_t *cfg)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen = listen_address(cfg, &ss);
+    int fd = sslen ? socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
+    if (fd < 0)
+        return -1;
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on); /* TIME_WAIT is fine */
+    int rc = bind(fd, (struct sockaddr *)&ss, sslen);
+    if (rc != 0)
+        fprintf(stderr, "crmd: cannot listen on %s:%u: %s\n", cfg->host, cfg->port, strerror(errno));
+    close(fd);
+    return rc;
+}
+
+static int listen_socket(const http_config_t *cfg)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen = listen_address(cfg, &ss);
+    if (sslen == 0) {
         fprintf(stderr, "crmd: '%s' is not a numeric IP address\n", cfg->host);
         return -1;
     }
@@ -268,6 +297,8 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (check_address_free(cfg) != 0)
+        goto out;
     for (int i = 0; i < n; i++) {
         worker_t *w = workers[i];
         w->cfg = cfg;

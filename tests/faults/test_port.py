@@ -11,10 +11,6 @@ import pytest
 from faultutil import Conn, DefectObserved, app_create, crmd_bin
 
 
-@pytest.mark.xfail(strict=True, raises=DefectObserved, reason=(
-    "DEFECT: crmd binds its listening sockets with SO_REUSEPORT, so a second crmd (same "
-    "user) on the same port starts without an error and the kernel spreads new connections "
-    "over both processes: clients get answers from a server with another database"))
 def test_second_server_on_the_same_port_refuses_to_start(crmd, tmp_path):
     first = crmd("first", threads=2)
     key, token = app_create(first.db)
