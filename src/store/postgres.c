@@ -61,9 +61,9 @@
 /* The schema, one migration per entry, applied in order; entry i brings the
  * database to version i + 1 (kept in crmd_schema). The numbers and tables
  * are those of sqlite.c's migrations. Never edit an entry that has shipped:
- * append a new one. Ids are uuid rather than text: a third of the index
- * size (see docs/scaling.md), and they order by bytes like SQLite's text
- * ids whatever the database's collation. */
+ * append a new one. Ids are uuid rather than text: indexes a third smaller
+ * (see docs/scaling.md), and they order by bytes like SQLite's text ids
+ * whatever the database's collation. */
 static const char *const migrations[] = {
     /* 1: apps, signing keys, leads and follows. */
     "CREATE TABLE apps ("
