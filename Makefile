@@ -80,6 +80,8 @@ check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory api
+	@$(MAKE) --no-print-directory api-asan
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS)
 	@$(MAKE) --no-print-directory faults
 
 # Fault-injection and load tests (tests/faults, see its README; root, as they
@@ -94,6 +96,49 @@ faults: $(BUILD)/crmd
 soak: deps
 	@$(MAKE) --no-print-directory all
 	SOAK_SECONDS=$(SOAK_SECONDS) CRMD_BIN=$(abspath $(BUILD)/crmd) $(PYTHON) -m pytest -q -s tests/faults/test_soak.py
+
+# Hostile input (issue 5). `make fuzz` builds the libFuzzer targets
+# (tests/fuzz, clang -fsanitize=fuzzer,address,undefined, every src/ file
+# but main.c) in build/fuzz and runs each for FUZZ_SECONDS from its seed
+# corpus; `make asan` builds build/asan/crmd with ASan+UBSan, and `make
+# api-asan` runs the API suite against it, failing on any report. `make
+# check` runs both, the fuzzers for FUZZ_CHECK_SECONDS each.
+DEBS         += clang libclang-rt-14-dev llvm
+FUZZ_SECONDS ?= 60
+FUZZ_CHECK_SECONDS ?= 30
+FUZZ_BUILD   := build/fuzz
+FUZZ_CC      := clang
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# clang warns where gcc (the build of record, with -Werror) does not: warn only.
+FUZZ_CFLAGS   = $(filter-out -O% -Werror $(SAN),$(CFLAGS)) -O1 $(FUZZ_SAN)
+# fuzz_request #includes src/http/server.c itself (for its static glue).
+FUZZ_OBJS    := $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out src/main.c src/http/server.c,$(SRCS)))
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
+ASAN_BUILD   := build/asan
+-include $(FUZZ_OBJS:.o=.d) $(FUZZ_TARGETS:=.d)
+
+.PHONY: fuzz fuzz-build asan api-asan
+$(FUZZ_BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_TARGETS): $(FUZZ_BUILD)/%: tests/fuzz/%.c tests/fuzz/common.c $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -MMD -MP -MF $@.d -o $@ $< \
+	  tests/fuzz/common.c $(FUZZ_OBJS) $(LDLIBS)
+
+fuzz-build: $(FUZZ_TARGETS)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@rc=0; for t in $(FUZZ_TARGETS); do tests/fuzz/run.sh $$t $(FUZZ_SECONDS) || rc=1; done; exit $$rc
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" $(ASAN_BUILD)/crmd
+
+api-asan: asan
+	tests/fuzz/api_asan.sh $(ASAN_BUILD)/crmd
 
 format:
 	clang-format -i $(SRCS) $(wildcard src/*/*.h tests/unit/*.c)
