@@ -854,7 +854,7 @@ static int keep_delta(pg_store_t *s)
 static int flush_deltas(pg_store_t *s)
 {
     int rc = STORE_OK;
-    qsort(s->deltas, s->ndeltas, sizeof *s->deltas, delta_cmp);
+    if (s->ndeltas > 1) qsort(s->deltas, s->ndeltas, sizeof *s->deltas, delta_cmp);
     for (size_t i = 0; i < s->ndeltas && rc == STORE_OK; i++) {
         if (s->deltas[i].delta == 0) continue;
         params_t p = {0};
