@@ -62,6 +62,8 @@ create() {
   mkdir -p "$dir"
   chmod 700 "$dir"
   [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
+  as_owner test -w "$dir" ||
+    die "$dir is not reachable by the postgres user (set TMPDIR to a directory it can reach, e.g. /tmp)"
   local pw
   pw=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
   (umask 077 && echo "$pw" >"$dir/pwfile")
