@@ -327,6 +327,7 @@ static int cmd_serve(int argc, char **argv)
                          .max_connections = (int)max_conns,
                          .thread_init = api_thread_init,
                          .thread_fini = api_thread_fini,
+                         .busy = api_thread_busy,
                          .handle = api_handle,
                          .error_body = api_error_body,
                          .arg = &shared};

@@ -38,6 +38,11 @@ void *api_thread_init(int index, void *arg, h2o_context_t *ctx)
     return t;
 }
 
+int api_thread_busy(void *state)
+{
+    return ((api_thread_t *)state)->writes_in_flight > 0;
+}
+
 void api_thread_fini(void *state)
 {
     api_thread_t *t = state;

@@ -52,6 +52,7 @@ typedef struct api_thread {
     int index;
     store_t *store;
     h2o_multithread_receiver_t done; /* finished writes come back here */
+    int writes_in_flight;            /* queued to the writer, not answered yet */
     h2o_context_t *ctx;
     /* Request log lines wait here for one write(2): when 8 KiB have
      * gathered or 100 ms have passed, whichever comes first. */
@@ -97,6 +98,7 @@ struct api_write {
     api_thread_t *t;
     h2o_req_t *req;        /* NULL once h2o has disposed of the request */
     api_write_t **req_ref; /* in the request's pool, pointing back here */
+    bool queued;           /* went through the writer thread */
     json_t *root;          /* the body, owned: the patch points into it */
     int64_t app, now, start_ns;
     char app_key[96];
@@ -125,6 +127,9 @@ void api_writer_stop(void);
 /* Thread life cycle and the request entry point (http_config_t hooks). */
 void *api_thread_init(int index, void *arg, h2o_context_t *ctx);
 void api_thread_fini(void *state);
+/* Nonzero while the thread owes answers the writer is still preparing: a
+ * stopping server must keep its loop (and this state) alive until then. */
+int api_thread_busy(void *state);
 void api_handle(h2o_req_t *req, void *state);
 h2o_iovec_t api_error_body(h2o_req_t *req, void *state);
 

@@ -17,9 +17,15 @@
 #define BUCKETS 4096 /* per shard */
 #define GENERATIONS 65536
 
+/* The LRU list's links, on their own so that a shard can hold its
+ * sentinel without holding a whole entry. */
+typedef struct lru_link {
+    struct lru_link *prev, *next;
+} lru_link_t;
+
 typedef struct entry {
-    struct entry *hnext;       /* hash chain */
-    struct entry *prev, *next; /* LRU list, most recent first */
+    lru_link_t lru; /* first: an lru_link_t * is its entry_t * */
+    struct entry *hnext; /* hash chain */
     uint64_t hash;
     cache_key_t key;
     uint64_t gen;
@@ -32,7 +38,7 @@ typedef struct entry {
 typedef struct shard {
     pthread_mutex_t mu;
     entry_t *buckets[BUCKETS];
-    entry_t lru; /* sentinel */
+    lru_link_t lru; /* sentinel; most recent first */
     size_t bytes;
 } shard_t;
 
@@ -129,16 +135,16 @@ static entry_t **slot_for(shard_t *s, uint64_t h)
 
 static void lru_unlink(entry_t *e)
 {
-    e->prev->next = e->next;
-    e->next->prev = e->prev;
+    e->lru.prev->next = e->lru.next;
+    e->lru.next->prev = e->lru.prev;
 }
 
 static void lru_push_front(shard_t *s, entry_t *e)
 {
-    e->next = s->lru.next;
-    e->prev = &s->lru;
-    s->lru.next->prev = e;
-    s->lru.next = e;
+    e->lru.next = s->lru.next;
+    e->lru.prev = &s->lru;
+    s->lru.next->prev = &e->lru;
+    s->lru.next = &e->lru;
 }
 
 /* Unlinks e from its chain and the LRU list and frees it. */
@@ -208,7 +214,7 @@ void cache_put(const cache_key_t *key, uint64_t gen, const char *body, size_t le
     if (old != NULL)
         drop(s, old);
     while (s->bytes + sizeof *n + len > C.shard_budget && s->lru.prev != &s->lru)
-        drop(s, s->lru.prev);
+        drop(s, (entry_t *)s->lru.prev);
     entry_t **slot = slot_for(s, n->hash);
     n->hnext = *slot;
     *slot = n;

@@ -90,6 +90,8 @@ static void complete(api_write_t *w)
         if (w->t->shared->log_requests)
             api_log(w->t, req, w->app_key, w->now, w->start_ns);
     }
+    if (w->queued)
+        w->t->writes_in_flight--;
     json_decref(w->root);
     jw_free(&w->out);
     free(w);
@@ -194,6 +196,8 @@ void api_write_submit(api_req_t *r, api_write_t *w)
         complete(w);
         return;
     }
+    w->queued = true;
+    w->t->writes_in_flight++;
     pthread_mutex_lock(&W.mu);
     w->next = NULL;
     *W.tail = w;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/time.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -23,6 +24,12 @@
 
 /* How long a stopping thread keeps serving open connections at most. */
 #define DRAIN_MS 3000
+/* How long an answer that was waited for past DRAIN_MS gets to be written. */
+#define DRAIN_GRACE_MS 1000
+/* A client that stops reading its answers (a zero receive window) for this
+ * long loses its connection: h2o 2.2 has no timeout while writing, so the
+ * kernel's TCP_USER_TIMEOUT, which also covers zero-window probes, stands in. */
+#define WRITE_STALL_MS 20000
 
 typedef struct worker {
     const http_config_t *cfg;
@@ -33,7 +40,7 @@ typedef struct worker {
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *listener;
     void *state;
-    int conns, max_conns; /* open connections, and this thread's share of the cap */
+
     pthread_t thread;
     int failed;
 } worker_t;
@@ -41,6 +48,10 @@ typedef struct worker {
 static h2o_globalconf_t globalconf;
 static atomic_int stopping;
 static atomic_int started;
+/* Open connections of all threads together, against cfg->max_connections:
+ * SO_REUSEPORT spreads connections unevenly, so a per-thread share of the
+ * cap would refuse some below it. */
+static atomic_int open_conns;
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
@@ -118,8 +129,8 @@ static void on_busy_written(h2o_socket_t *sock, const char *err)
 
 static void on_conn_close(void *data)
 {
-    worker_t *w = data;
-    w->conns--;
+    (void)data;
+    atomic_fetch_sub(&open_conns, 1);
 }
 
 long http_max_connections_default(void)
@@ -137,28 +148,36 @@ long http_max_connections_default(void)
     return room < 10000 ? (room > 16 ? room : 16) : 10000;
 }
 
-static void on_accept(h2o_socket_t *listener, const char *err)
+/* Accepts up to max connections waiting on w's listener. */
+static void accept_pending(worker_t *w, int max)
 {
-    if (err != NULL)
-        return;
-    worker_t *w = listener->data;
-    /* Accept a handful per wake-up, as h2o's own server does. */
-    for (int i = 0; i < 16; i++) {
+    h2o_socket_t *listener = w->listener;
+    for (int i = 0; i < max; i++) {
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL)
             return;
-        if (w->conns >= w->max_conns) {
+        if (atomic_fetch_add(&open_conns, 1) >= w->cfg->max_connections) {
+            atomic_fetch_sub(&open_conns, 1);
             /* Over the cap: say so at once rather than leave the client
              * hanging in the backlog. */
             h2o_iovec_t buf = h2o_iovec_init(busy_response, sizeof busy_response - 1);
             h2o_socket_write(sock, &buf, 1, on_busy_written);
             continue;
         }
-        w->conns++;
+        int ms = WRITE_STALL_MS;
+        setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = w;
         h2o_accept(&w->accept_ctx, sock);
     }
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    if (err != NULL)
+        return;
+    /* A handful per wake-up, as h2o's own server does. */
+    accept_pending(listener->data, 16);
 }
 
 /* Fills ss with cfg's address; returns its length, or 0 if it is not a
@@ -254,12 +273,23 @@ static void *worker_main(void *arg)
     /* Stop accepting, ask connections to close once idle, and keep the loop
      * turning so responses already being written reach their clients. */
     h2o_socket_read_stop(w->listener);
+    /* Connections the kernel already completed are clients that may have
+     * sent their request: serve them rather than reset them. */
+    accept_pending(w, INT32_MAX);
     h2o_socket_close(w->listener);
     w->listener = NULL;
     h2o_context_request_shutdown(&w->ctx);
     uint64_t deadline = h2o_now(w->loop) + DRAIN_MS;
-    while (conns_open(&w->ctx) && h2o_now(w->loop) < deadline)
+    for (;;) {
+        /* Answers still being prepared elsewhere are waited for however
+         * long they take, and each then gets a moment to be written. */
+        int busy = w->cfg->busy != NULL && w->cfg->busy(w->state);
+        if (busy && deadline < h2o_now(w->loop) + DRAIN_GRACE_MS)
+            deadline = h2o_now(w->loop) + DRAIN_GRACE_MS;
+        if (!busy && (!conns_open(&w->ctx) || h2o_now(w->loop) >= deadline))
+            break;
         h2o_evloop_run(w->loop, 10);
+    }
 
     w->cfg->thread_fini(w->state);
     return NULL;
@@ -303,7 +333,6 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
         worker_t *w = workers[i];
         w->cfg = cfg;
         w->index = i;
-        w->max_conns = cfg->max_connections / n > 0 ? cfg->max_connections / n : 1;
         w->fd = listen_socket(cfg);
         if (w->fd < 0)
             goto out;

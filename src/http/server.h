@@ -21,6 +21,10 @@ typedef struct http_config {
      * context; returns the thread's state (NULL on failure, which stops the
      * server). */
     void *(*thread_init)(int index, void *arg, h2o_context_t *ctx);
+    /* While stopping, a thread keeps its loop turning, past the drain time,
+     * as long as this says it still has work in flight (answers it owes
+     * that another thread is preparing). May be NULL. */
+    int (*busy)(void *state);
     /* Called on each server thread after it stopped serving. */
     void (*thread_fini)(void *state);
     /* Handles one request completely (it must send a response). */

@@ -345,10 +345,6 @@ def test_connection_cap_answers_excess_quickly(crmd):
     assert srv.alive()
 
 
-@pytest.mark.xfail(strict=True, raises=DefectObserved, reason=(
-    "DEFECT: a client that pipelines requests and then reads its answers a byte a second is "
-    "never timed out: h2o 2.2 has no timeout while a response is being written, so each such "
-    "connection holds a connection slot (and its response) for as long as the client likes"))
 def test_slow_reader_is_timed_out(crmd):
     """10 connections each pipeline 300 list requests (some 13 MB of answers,
     more than the socket buffers hold) with a 4 KiB receive buffer, then read
@@ -398,10 +394,6 @@ def test_slow_reader_is_timed_out(crmd):
         conn.close()
 
 
-@pytest.mark.xfail(strict=True, raises=DefectObserved, reason=(
-    "DEFECT: --max-connections is split evenly between the threads (cap/threads each), "
-    "while SO_REUSEPORT spreads connections unevenly, so connections are refused with 503 "
-    "while fewer than the cap are open"))
 def test_connection_cap_counts_all_threads_together(crmd):
     """--max-connections 1000 with 2 threads and 990 connections (below the
     cap), 8 times over: every connection is served, none refused."""

@@ -206,11 +206,6 @@ def test_sigterm_under_load_answers_everything_received(crmd, tmp_path):
     srv.close()
 
 
-@pytest.mark.xfail(strict=True, raises=DefectObserved, reason=(
-    "DEFECT: when a write is still in the writer thread after the 3 s drain (a slow or "
-    "frozen disk), crmd closes the connections of requests it had fully received without an "
-    "answer, frees each worker's state (api_thread_fini frees the receiver the writer answers "
-    "to) and then crashes with SIGSEGV when the write completes, instead of exiting 0"))
 def test_sigterm_while_writes_wait_on_a_frozen_disk(crmd, tmp_path):
     """4 writes are stuck behind a frozen file system (fsfreeze) when SIGTERM
     comes; the disk thaws 4.5 s later (after crmd's 3 s drain). crmd must exit
