@@ -167,10 +167,19 @@ def test_chunked_body_over_1mib_is_413(app):
     big = padded_body(MIB + 4096)
     chunks = iter([big[i:i + 65536] for i in range(0, len(big), 65536)])
     h = dict(app.headers, **{"Content-Type": "application/json"})
-    try:
-        r = requests.post(app.base_url + "/leads/", data=chunks, headers=h, timeout=15)
-    except requests.ConnectionError as e:
-        raise AssertionError(f"connection dropped without a 413 answer: {e}")
+    # h2o 2.2 answers 413 and closes without a lingering close, so a client
+    # still sending may now and then see a reset instead of the answer
+    # (docs/security.md): a 413 must come back within three tries.
+    errors = []
+    for _ in range(3):
+        chunks = iter([big[i:i + 65536] for i in range(0, len(big), 65536)])
+        try:
+            r = requests.post(app.base_url + "/leads/", data=chunks, headers=h, timeout=15)
+            break
+        except requests.ConnectionError as e:
+            errors.append(e)
+    else:
+        raise AssertionError(f"connection dropped without a 413 answer three times: {errors}")
     assert_error(r, 413, "payload_too_large")
     assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 0
 
