@@ -3,11 +3,12 @@
 
 CC      ?= gcc
 PKGS    := libh2o-evloop jansson sqlite3 libcrypto libpq
-DEBS    := build-essential pkg-config libh2o-dev libh2o-evloop-dev libjansson-dev \
-           libsqlite3-dev libssl-dev libcriterion-dev python3-pytest python3-requests \
-           sqlite3 curl postgresql libpq-dev
+# What building and running need (make run), and what the tests add (make check).
+DEBS_RUN  := build-essential pkg-config libh2o-dev libh2o-evloop-dev libjansson-dev \
+             libsqlite3-dev libssl-dev libpq-dev sqlite3 curl
+DEBS_TEST := libcriterion-dev python3-pytest python3-requests postgresql
 # tests/faults: wrk drives the soak; e2fsprogs makes the small file system of the disk tests.
-DEBS    += wrk e2fsprogs
+DEBS_TEST += wrk e2fsprogs
 PYTHON  := /usr/bin/python3
 
 OPT     ?= -O2
@@ -24,7 +25,7 @@ OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIBOBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps run check unit api api-sqlite api-postgres clean format
+.PHONY: all deps deps-run run check unit api api-sqlite api-postgres clean format
 all: $(BUILD)/crmd
 
 $(BUILD)/crmd: $(OBJS)
@@ -42,8 +43,10 @@ $(BUILD)/unit/%: tests/unit/%.c $(LIBOBJS)
 -include $(OBJS:.o=.d)
 
 # Installs what is missing with apt-get when root; otherwise prints the exact
-# command and stops.
-deps:
+# command and stops. deps-run: what make run needs; deps: everything.
+deps: DEBS = $(DEBS_RUN) $(DEBS_TEST)
+deps-run: DEBS = $(DEBS_RUN)
+deps deps-run:
 	@missing=""; for p in $(DEBS); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
 	done; \
@@ -56,7 +59,7 @@ deps:
 	  fi; \
 	fi
 
-run: deps
+run: deps-run
 	@$(MAKE) --no-print-directory all
 	@mkdir -p var
 	@./scripts/run.sh $(BUILD)/crmd
@@ -83,6 +86,7 @@ check: deps
 	@$(MAKE) --no-print-directory api-asan
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS)
 	@$(MAKE) --no-print-directory faults
+	@$(MAKE) --no-print-directory bench-smoke
 
 # Fault-injection and load tests (tests/faults, see its README; root, as they
 # mount a small file system): kills, full and read-only disk, slow clients,
@@ -97,20 +101,31 @@ soak: deps
 	@$(MAKE) --no-print-directory all
 	SOAK_SECONDS=$(SOAK_SECONDS) CRMD_BIN=$(abspath $(BUILD)/crmd) $(PYTHON) -m pytest -q -s tests/faults/test_soak.py
 
+# The benchmark (bench/run, issue 4): its own optimised build in build/bench,
+# wrk and nginx on 127.0.0.1; results appended to bench/results.md.
+# bench-smoke is a quick run that fails on any non-2xx response or crash.
+# BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--full --perf".
+.PHONY: bench bench-smoke
+bench: deps
+	bench/run $(BENCH_ARGS)
+
+bench-smoke: deps
+	bench/run --smoke
+
 # Hostile input (issue 5). `make fuzz` builds the libFuzzer targets
 # (tests/fuzz, clang -fsanitize=fuzzer,address,undefined, every src/ file
 # but main.c) in build/fuzz and runs each for FUZZ_SECONDS from its seed
 # corpus; `make asan` builds build/asan/crmd with ASan+UBSan, and `make
 # api-asan` runs the API suite against it, failing on any report. `make
 # check` runs both, the fuzzers for FUZZ_CHECK_SECONDS each.
-DEBS         += clang libclang-rt-14-dev llvm
+DEBS_TEST    += clang libclang-rt-14-dev llvm
 FUZZ_SECONDS ?= 60
 FUZZ_CHECK_SECONDS ?= 30
 FUZZ_BUILD   := build/fuzz
 FUZZ_CC      := clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-# clang warns where gcc (the build of record, with -Werror) does not: warn only.
-FUZZ_CFLAGS   = $(filter-out -O% -Werror $(SAN),$(CFLAGS)) -O1 $(FUZZ_SAN)
+# The fuzz build is clang with the same warnings as errors as the gcc build.
+FUZZ_CFLAGS   = $(filter-out -O% $(SAN),$(CFLAGS)) -O1 $(FUZZ_SAN)
 # fuzz_request #includes src/http/server.c itself (for its static glue).
 FUZZ_OBJS    := $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out src/main.c src/http/server.c,$(SRCS)))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
