@@ -17,6 +17,10 @@
 #include "model/uuid.h"
 
 #include <assert.h>
+#include <pthread.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 /* The largest timestamp the 48-bit field holds. */
@@ -33,6 +37,45 @@ static _Thread_local struct {
 
 static const char HEX[] = "0123456789abcdef";
 
+/* Random bytes are drawn from OpenSSL a few kilobytes at a time: each
+ * RAND_bytes call costs a getpid() system call (OpenSSL's fork check), one
+ * per id otherwise. A forked child must not reuse its parent's bytes, so
+ * fork empties the pool of the thread that forked (the child's only one). */
+#define POOL_SIZE 4000
+static _Thread_local struct {
+    unsigned char bytes[POOL_SIZE];
+    size_t left; /* unused bytes at the end of bytes[] */
+} pool;
+
+static void pool_forget(void)
+{
+    OPENSSL_cleanse(pool.bytes, sizeof pool.bytes);
+    pool.left = 0;
+}
+
+static void pool_register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, pool_forget);
+}
+
+/* Copies n fresh random bytes into out; -1 if OpenSSL's generator fails. */
+static int pool_take(unsigned char *out, size_t n)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, pool_register_fork_handler);
+    assert(n <= POOL_SIZE);
+    if (pool.left < n) {
+        if (RAND_bytes(pool.bytes, (int)sizeof pool.bytes) != 1)
+            return -1;
+        pool.left = sizeof pool.bytes;
+    }
+    unsigned char *p = pool.bytes + sizeof pool.bytes - pool.left;
+    memcpy(out, p, n);
+    OPENSSL_cleanse(p, n); /* never handed out twice, even by mistake */
+    pool.left -= n;
+    return 0;
+}
+
 int uuid_v7(int64_t ms, char out[UUID_BUFSZ])
 {
     assert(out != NULL);
@@ -40,7 +83,7 @@ int uuid_v7(int64_t ms, char out[UUID_BUFSZ])
     /* Fetch all randomness first so that a failure leaves the state as it
      * was: 8 bytes for rand_b and 2 for a possible counter seed. */
     unsigned char rnd[10];
-    if (RAND_bytes(rnd, (int)sizeof rnd) != 1) return -1;
+    if (pool_take(rnd, sizeof rnd) != 0) return -1;
 
     if (ms < 0) ms = 0;
     if (ms > UUID_MS_MAX) ms = UUID_MS_MAX;

@@ -6,6 +6,8 @@
  * rely on that.
  */
 #include <criterion/criterion.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -213,4 +215,30 @@ Test(uuid_parse, round_trips_generated_ids)
         cr_assert(uuid_parse(u, UUID_STRLEN, out));
         cr_assert_str_eq(out, u);
     }
+}
+
+/* Random bytes come from a per-thread pool; a forked child must not reuse
+ * the parent's, or both would make the same next id. */
+Test(uuid, forked_child_does_not_repeat_parent_ids)
+{
+    char first[UUID_BUFSZ], mine[UUID_BUFSZ], theirs[UUID_BUFSZ];
+    const int64_t ms = 1800000000000;
+    cr_assert_eq(uuid_v7(ms, first), 0);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        char id[UUID_BUFSZ];
+        int ok = uuid_v7(ms, id) == 0 && write(fds[1], id, UUID_BUFSZ) == UUID_BUFSZ;
+        _exit(ok ? 0 : 1);
+    }
+    cr_assert_eq(uuid_v7(ms, mine), 0);
+    cr_assert_eq(read(fds[0], theirs, UUID_BUFSZ), UUID_BUFSZ);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    cr_expect_str_neq(mine, theirs, "parent and child made the same id %s", mine);
+    close(fds[0]);
+    close(fds[1]);
 }
