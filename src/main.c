@@ -300,7 +300,7 @@ static int cmd_serve(int argc, char **argv)
         if (*end != '\0' || cache_mb < 0 || cache_mb > 65536)
             return usage_error("--cache-mb wants a number of MiB from 0 to 65536, not '%s'", cache_s);
     }
-    if (strncmp(db, "postgres", 8) == 0 || strchr(db, '=') != NULL)
+    if (store_url_is_shared(db))
         cache_mb = 0;
     cache_configure((size_t)cache_mb << 20);
     long max_conns = http_max_connections_default();

@@ -36,11 +36,16 @@ static bool is_postgres_url(const char *url)
     return strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
 }
 
+bool store_url_is_shared(const char *url)
+{
+    return strncmp(url, "sqlite:", 7) != 0 &&
+           (is_postgres_url(url) || (strstr(url, "://") == NULL && is_keyvalue(url)));
+}
+
 store_t *store_open(const char *url, char *err, size_t errsz)
 {
     if (strncmp(url, "sqlite:", 7) == 0) return store_sqlite_open(url + 7, err, errsz);
-    if (is_postgres_url(url) || (strstr(url, "://") == NULL && is_keyvalue(url)))
-        return store_postgres_open(url, err, errsz);
+    if (store_url_is_shared(url)) return store_postgres_open(url, err, errsz);
     if (strstr(url, "://") != NULL) {
         char shown[256];
         store_url_redact(url, shown, sizeof shown);

@@ -336,6 +336,10 @@ static inline int store_copy_import_end(store_t *s, int commit)
  * replaced by "***", for messages and logs. */
 void store_url_redact(const char *url, char *out, size_t outsz);
 
+/* True when url names a database that other processes may write to at the
+ * same time (PostgreSQL), false for an embedded SQLite file. */
+bool store_url_is_shared(const char *url);
+
 /* Backends' constructors, used by store_open. */
 store_t *store_sqlite_open(const char *path, char *err, size_t errsz);
 /* conninfo is a postgres:// or postgresql:// URL or a libpq key=value
