@@ -73,11 +73,11 @@ static const char *const migrations[] = {
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
-#define LEAD_COLS                                                                                       \
-    "id, name, source, account_id, contact_id, value_cents, stage, probability, status, created_at, "  \
+#define LEAD_COLS                                                                                            \
+    "id, name, source, account_id, contact_id, value_cents, stage, probability, status, created_at, "        \
     "updated_at"
-#define LEAD_COLS_L                                                                                     \
-    "l.id, l.name, l.source, l.account_id, l.contact_id, l.value_cents, l.stage, l.probability, "      \
+#define LEAD_COLS_L                                                                                          \
+    "l.id, l.name, l.source, l.account_id, l.contact_id, l.value_cents, l.stage, l.probability, "            \
     "l.status, l.created_at, l.updated_at"
 #define FOLLOW_COLS "id, lead_id, title, description, due_at, status, created_at, updated_at"
 
@@ -146,8 +146,9 @@ static const char *const stmt_sql[Q__COUNT] = {
                          "CROSS JOIN leads AS l ON l.app_id = ?1 AND l.id = p.id "
                          "ORDER BY l.created_at DESC, l.id DESC",
     /* Walks the index from an anchor to record the next anchors. */
-    [Q_LEAD_KEYS_FROM] = "SELECT created_at, id FROM leads WHERE app_id = ?1 AND (created_at, id) <= (?2, ?3) "
-                         "ORDER BY created_at DESC, id DESC LIMIT ?4",
+    [Q_LEAD_KEYS_FROM] =
+        "SELECT created_at, id FROM leads WHERE app_id = ?1 AND (created_at, id) <= (?2, ?3) "
+        "ORDER BY created_at DESC, id DESC LIMIT ?4",
     [Q_DATA_VERSION] = "PRAGMA data_version",
     [Q_LEAD_COUNT] = "SELECT lead_count FROM apps WHERE id = ?1",
     /* Each attribute is replaced only when its bit is set in ?3, so one
@@ -170,9 +171,10 @@ static const char *const stmt_sql[Q__COUNT] = {
     [Q_FOLLOW_GET] = "SELECT " FOLLOW_COLS " FROM follows WHERE app_id = ?1 AND lead_id = ?2 AND id = ?3",
     /* The last column is the lead's follow count, so that one statement
      * (one snapshot) gives the page and its total. */
-    [Q_FOLLOW_LIST] = "SELECT " FOLLOW_COLS ", (SELECT count(*) FROM follows WHERE app_id = ?1 AND lead_id = ?2) "
-                      "FROM follows WHERE app_id = ?1 AND lead_id = ?2 "
-                      "ORDER BY due_at IS NULL, due_at, created_at, id LIMIT ?3 OFFSET ?4",
+    [Q_FOLLOW_LIST] =
+        "SELECT " FOLLOW_COLS ", (SELECT count(*) FROM follows WHERE app_id = ?1 AND lead_id = ?2) "
+        "FROM follows WHERE app_id = ?1 AND lead_id = ?2 "
+        "ORDER BY due_at IS NULL, due_at, created_at, id LIMIT ?3 OFFSET ?4",
     [Q_FOLLOW_COUNT] = "SELECT count(*) FROM follows WHERE app_id = ?1 AND lead_id = ?2",
     [Q_FOLLOW_UPDATE] = "UPDATE follows SET "
                         "title = CASE WHEN ?4 & 1 THEN ?5 ELSE title END, "
@@ -278,8 +280,7 @@ static void done(sqlite3_stmt *st)
 static int exec_stmt(sqlite_store_t *s, enum stmt_id id)
 {
     sqlite3_stmt *st = stmt(s, id);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     int rc = sqlite3_step(st);
     done(st);
     return rc == SQLITE_DONE ? STORE_OK : map_rc(s, rc);
@@ -309,11 +310,9 @@ static int finish(sqlite_store_t *s, int rc)
     }
     if (rc == STORE_OK) {
         rc = exec_stmt(s, Q_COMMIT);
-        if (rc == STORE_OK)
-            return STORE_OK;
+        if (rc == STORE_OK) return STORE_OK;
     }
-    if (!sqlite3_get_autocommit(s->db))
-        exec_stmt(s, Q_ROLLBACK);
+    if (!sqlite3_get_autocommit(s->db)) exec_stmt(s, Q_ROLLBACK);
     return rc;
 }
 
@@ -347,8 +346,7 @@ static text_ref_t col_text(sqlite3_stmt *st, int i)
     if (sqlite3_column_type(st, i) != SQLITE_NULL) {
         t.ptr = (const char *)sqlite3_column_text(st, i);
         t.len = (size_t)sqlite3_column_bytes(st, i);
-        if (t.ptr == NULL)
-            t.ptr = "";
+        if (t.ptr == NULL) t.ptr = "";
     }
     return t;
 }
@@ -420,8 +418,7 @@ static int step_rows(sqlite_store_t *s, sqlite3_stmt *st, row_fn fn, void *cb, v
         fn(st, cb, ctx);
         count++;
     }
-    if (n != NULL)
-        *n = count;
+    if (n != NULL) *n = count;
     return rc == SQLITE_DONE ? STORE_OK : map_rc(s, rc);
 }
 
@@ -447,21 +444,18 @@ static int sq_migrate(store_t *base)
         /* Read the version inside the write lock, so that two processes
          * migrating at once apply each step once. */
         int rc = begin_write(s);
-        if (rc != STORE_OK)
-            return rc;
+        if (rc != STORE_OK) return rc;
         sqlite3_stmt *st;
         if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
             return finish(s, map_rc(s, sqlite3_errcode(s->db)));
-        if (sqlite3_step(st) == SQLITE_ROW)
-            version = sqlite3_column_int(st, 0);
+        if (sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int(st, 0);
         sqlite3_finalize(st);
         if (version > SCHEMA_VERSION) {
             fprintf(stderr, "crmd: database schema version %d is newer than this crmd (%d)\n", version,
                     SCHEMA_VERSION);
             return finish(s, STORE_ERROR);
         }
-        if (version == SCHEMA_VERSION)
-            return finish(s, STORE_OK);
+        if (version == SCHEMA_VERSION) return finish(s, STORE_OK);
         char pragma[64];
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", version + 1);
         if (sqlite3_exec(s->db, migrations[version], NULL, NULL, &msg) != SQLITE_OK ||
@@ -471,8 +465,7 @@ static int sq_migrate(store_t *base)
             return finish(s, STORE_ERROR);
         }
         rc = finish(s, STORE_OK);
-        if (rc != STORE_OK)
-            return rc;
+        if (rc != STORE_OK) return rc;
     }
 }
 
@@ -482,11 +475,9 @@ static int sq_app_create(store_t *base, const char *key, const char *name, int64
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_APP_INSERT);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     int rc = begin_write(s);
-    if (rc != STORE_OK)
-        return rc;
+    if (rc != STORE_OK) return rc;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now);
@@ -508,8 +499,7 @@ static int sq_app_find(store_t *base, const char *key, store_app_t *out)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_APP_FIND);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -532,21 +522,17 @@ static int sq_signing_key(store_t *base, const char *pem_if_none, char **pem)
     *pem = NULL;
     if (pem_if_none != NULL) {
         sqlite3_stmt *put = stmt(s, Q_KEY_PUT);
-        if (put == NULL)
-            return STORE_ERROR;
+        if (put == NULL) return STORE_ERROR;
         int rc = begin_write(s);
-        if (rc != STORE_OK)
-            return rc;
+        if (rc != STORE_OK) return rc;
         sqlite3_bind_text(put, 1, pem_if_none, -1, SQLITE_STATIC);
         int src = sqlite3_step(put);
         done(put);
         rc = finish(s, src == SQLITE_DONE ? STORE_OK : map_rc(s, src));
-        if (rc != STORE_OK)
-            return rc;
+        if (rc != STORE_OK) return rc;
     }
     sqlite3_stmt *st = stmt(s, Q_KEY_GET);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         const char *t = (const char *)sqlite3_column_text(st, 0);
@@ -564,8 +550,7 @@ static int sq_signing_key(store_t *base, const char *pem_if_none, char **pem)
 static int add_lead_count(sqlite_store_t *s, int64_t app, int delta)
 {
     sqlite3_stmt *st = stmt(s, Q_APP_COUNT_ADD);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     sqlite3_bind_int64(st, 1, app);
     sqlite3_bind_int(st, 2, delta);
     int rc = sqlite3_step(st);
@@ -573,15 +558,11 @@ static int add_lead_count(sqlite_store_t *s, int64_t app, int delta)
     return rc == SQLITE_DONE ? STORE_OK : map_rc(s, rc);
 }
 
-static int sq_lead_create(store_t *base, int64_t app, const lead_t *l)
+/* Inserts one lead row as it is, inside the caller's transaction. */
+static int insert_lead(sqlite_store_t *s, int64_t app, const lead_t *l)
 {
-    sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_LEAD_INSERT);
-    if (st == NULL)
-        return STORE_ERROR;
-    int rc = begin_write(s);
-    if (rc != STORE_OK)
-        return rc;
+    if (st == NULL) return STORE_ERROR;
     sqlite3_bind_int64(st, 1, app);
     sqlite3_bind_text(st, 2, l->id, -1, SQLITE_STATIC);
     bind_text(st, 3, l->name);
@@ -596,9 +577,16 @@ static int sq_lead_create(store_t *base, int64_t app, const lead_t *l)
     sqlite3_bind_int64(st, 12, l->updated_at);
     int src = sqlite3_step(st);
     done(st);
-    rc = src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
-    if (rc == STORE_OK)
-        rc = add_lead_count(s, app, 1);
+    return src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
+}
+
+static int sq_lead_create(store_t *base, int64_t app, const lead_t *l)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    int rc = begin_write(s);
+    if (rc != STORE_OK) return rc;
+    rc = insert_lead(s, app, l);
+    if (rc == STORE_OK) rc = add_lead_count(s, app, 1);
     s->local_writes++;
     return finish(s, rc);
 }
@@ -607,8 +595,7 @@ static int sq_lead_get(store_t *base, int64_t app, const char *id, store_lead_cb
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_LEAD_GET);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     sqlite3_bind_int64(st, 1, app);
     sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
     int n = 0;
@@ -626,8 +613,7 @@ static long nearest_anchor(sqlite_store_t *s, int64_t app, int64_t offset)
     anchors_t *a = &s->anchors;
     sqlite3_stmt *dv = stmt(s, Q_DATA_VERSION), *keys = stmt(s, Q_LEAD_KEYS_FROM);
     if (dv == NULL || keys == NULL || sqlite3_step(dv) != SQLITE_ROW) {
-        if (dv != NULL)
-            done(dv);
+        if (dv != NULL) done(dv);
         return -1;
     }
     int64_t version = sqlite3_column_int64(dv, 0);
@@ -644,8 +630,7 @@ static long nearest_anchor(sqlite_store_t *s, int64_t app, int64_t offset)
         if (a->n == a->cap) {
             size_t cap = a->cap ? a->cap * 2 : 64;
             anchor_t *v = realloc(a->v, cap * sizeof *v);
-            if (v == NULL)
-                break;
+            if (v == NULL) break;
             a->v = v;
             a->cap = cap;
         }
@@ -672,8 +657,7 @@ static long nearest_anchor(sqlite_store_t *s, int64_t app, int64_t offset)
             }
         }
         done(keys);
-        if (rc != SQLITE_DONE || seen < target || id[0] == '\0')
-            break;
+        if (rc != SQLITE_DONE || seen < target || id[0] == '\0') break;
         a->v[a->n].created_at = created_at;
         memcpy(a->v[a->n].id, id, UUID_BUFSZ);
         a->n++;
@@ -696,8 +680,7 @@ static int step_list(sqlite_store_t *s, sqlite3_stmt *st, list_rows_t *lr)
 {
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (lr->n++ == 0)
-            lr->total = sqlite3_column_int64(st, lr->total_col);
+        if (lr->n++ == 0) lr->total = sqlite3_column_int64(st, lr->total_col);
         lr->fn(st, lr->cb, lr->ctx);
     }
     return rc == SQLITE_DONE ? STORE_OK : map_rc(s, rc);
@@ -712,12 +695,10 @@ static int sq_lead_list(store_t *base, int64_t app, int64_t offset, int limit, i
      * shallow one is a single statement, a read transaction of its own. */
     bool deep = offset >= ANCHOR_STEP;
     int rc = deep ? begin_read(s) : STORE_OK;
-    if (rc != STORE_OK)
-        return rc;
+    if (rc != STORE_OK) return rc;
     long k = deep ? nearest_anchor(s, app, offset) : -1;
     sqlite3_stmt *st = stmt(s, k >= 0 ? Q_LEAD_LIST_FROM : Q_LEAD_LIST);
-    if (st == NULL)
-        return deep ? finish(s, STORE_ERROR) : STORE_ERROR;
+    if (st == NULL) return deep ? finish(s, STORE_ERROR) : STORE_ERROR;
     sqlite3_bind_int64(st, 1, app);
     sqlite3_bind_int(st, 2, limit);
     if (k >= 0) {
@@ -733,8 +714,7 @@ static int sq_lead_list(store_t *base, int64_t app, int64_t offset, int limit, i
     if (rc == STORE_OK && lr.n == 0) {
         /* Past the end (or no leads): the total still counts. */
         sqlite3_stmt *cnt = stmt(s, Q_LEAD_COUNT);
-        if (cnt == NULL)
-            return deep ? finish(s, STORE_ERROR) : STORE_ERROR;
+        if (cnt == NULL) return deep ? finish(s, STORE_ERROR) : STORE_ERROR;
         sqlite3_bind_int64(cnt, 1, app);
         int src = sqlite3_step(cnt);
         lr.total = src == SQLITE_ROW ? sqlite3_column_int64(cnt, 0) : 0;
@@ -750,11 +730,9 @@ static int sq_lead_update(store_t *base, int64_t app, const char *id, const lead
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_LEAD_UPDATE);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     int rc = begin_write(s);
-    if (rc != STORE_OK)
-        return rc;
+    if (rc != STORE_OK) return rc;
     const lead_t *v = &p->v;
     sqlite3_bind_int64(st, 1, app);
     sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
@@ -771,8 +749,7 @@ static int sq_lead_update(store_t *base, int64_t app, const char *id, const lead
     int n = 0;
     rc = step_rows(s, st, emit_lead, (void *)cb, ctx, &n);
     done(st);
-    if (rc == STORE_OK && n == 0)
-        rc = STORE_NOT_FOUND;
+    if (rc == STORE_OK && n == 0) rc = STORE_NOT_FOUND;
     return finish(s, rc);
 }
 
@@ -780,18 +757,15 @@ static int sq_lead_delete(store_t *base, int64_t app, const char *id)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_LEAD_DELETE);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     int rc = begin_write(s);
-    if (rc != STORE_OK)
-        return rc;
+    if (rc != STORE_OK) return rc;
     sqlite3_bind_int64(st, 1, app);
     sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);
     done(st);
     rc = src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
-    if (rc == STORE_OK)
-        rc = sqlite3_changes(s->db) == 0 ? STORE_NOT_FOUND : add_lead_count(s, app, -1);
+    if (rc == STORE_OK) rc = sqlite3_changes(s->db) == 0 ? STORE_NOT_FOUND : add_lead_count(s, app, -1);
     s->local_writes++;
     return finish(s, rc);
 }
@@ -802,51 +776,51 @@ static int sq_lead_delete(store_t *base, int64_t app, const char *id)
 static int lead_exists(sqlite_store_t *s, int64_t app, const char *lead_id)
 {
     sqlite3_stmt *st = stmt(s, Q_LEAD_EXISTS);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     sqlite3_bind_int64(st, 1, app);
     sqlite3_bind_text(st, 2, lead_id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     done(st);
-    if (rc == SQLITE_ROW)
-        return STORE_OK;
+    if (rc == SQLITE_ROW) return STORE_OK;
     return rc == SQLITE_DONE ? STORE_NOT_FOUND : map_rc(s, rc);
+}
+
+/* Inserts one follow row as it is, inside the caller's transaction;
+ * STORE_NOT_FOUND when its lead is not there. */
+static int insert_follow(sqlite_store_t *s, int64_t app, const follow_t *f)
+{
+    sqlite3_stmt *st = stmt(s, Q_FOLLOW_INSERT);
+    if (st == NULL) return STORE_ERROR;
+    int rc = lead_exists(s, app, f->lead_id);
+    if (rc != STORE_OK) return rc;
+    sqlite3_bind_int64(st, 1, app);
+    sqlite3_bind_text(st, 2, f->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, f->lead_id, -1, SQLITE_STATIC);
+    bind_text(st, 4, f->title);
+    bind_text(st, 5, f->description);
+    bind_opt_int(st, 6, f->has_due, f->due_at);
+    sqlite3_bind_int(st, 7, f->status);
+    sqlite3_bind_int64(st, 8, f->created_at);
+    sqlite3_bind_int64(st, 9, f->updated_at);
+    int src = sqlite3_step(st);
+    done(st);
+    return src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
 }
 
 static int sq_follow_create(store_t *base, int64_t app, const follow_t *f)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
-    sqlite3_stmt *st = stmt(s, Q_FOLLOW_INSERT);
-    if (st == NULL)
-        return STORE_ERROR;
     int rc = begin_write(s);
-    if (rc != STORE_OK)
-        return rc;
-    rc = lead_exists(s, app, f->lead_id);
-    if (rc == STORE_OK) {
-        sqlite3_bind_int64(st, 1, app);
-        sqlite3_bind_text(st, 2, f->id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, f->lead_id, -1, SQLITE_STATIC);
-        bind_text(st, 4, f->title);
-        bind_text(st, 5, f->description);
-        bind_opt_int(st, 6, f->has_due, f->due_at);
-        sqlite3_bind_int(st, 7, f->status);
-        sqlite3_bind_int64(st, 8, f->created_at);
-        sqlite3_bind_int64(st, 9, f->updated_at);
-        int src = sqlite3_step(st);
-        done(st);
-        rc = src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
-    }
-    return finish(s, rc);
+    if (rc != STORE_OK) return rc;
+    return finish(s, insert_follow(s, app, f));
 }
 
-static int sq_follow_get(store_t *base, int64_t app, const char *lead_id, const char *id,
-                         store_follow_cb cb, void *ctx)
+static int sq_follow_get(store_t *base, int64_t app, const char *lead_id, const char *id, store_follow_cb cb,
+                         void *ctx)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_FOLLOW_GET);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     sqlite3_bind_int64(st, 1, app);
     sqlite3_bind_text(st, 2, lead_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
@@ -861,8 +835,7 @@ static int sq_follow_list(store_t *base, int64_t app, const char *lead_id, int64
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_FOLLOW_LIST);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     /* The usual case, a lead with follows on the page asked for, is one
      * statement. Only an empty page needs to know whether the lead exists
      * and how many follows it has: that is a transaction of its own. */
@@ -878,11 +851,9 @@ static int sq_follow_list(store_t *base, int64_t app, const char *lead_id, int64
         return rc;
     }
     sqlite3_stmt *cnt = stmt(s, Q_FOLLOW_COUNT);
-    if (cnt == NULL)
-        return STORE_ERROR;
+    if (cnt == NULL) return STORE_ERROR;
     rc = begin_read(s);
-    if (rc != STORE_OK)
-        return rc;
+    if (rc != STORE_OK) return rc;
     rc = lead_exists(s, app, lead_id);
     if (rc == STORE_OK) {
         sqlite3_bind_int64(cnt, 1, app);
@@ -900,11 +871,9 @@ static int sq_follow_update(store_t *base, int64_t app, const char *lead_id, con
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_FOLLOW_UPDATE);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     int rc = begin_write(s);
-    if (rc != STORE_OK)
-        return rc;
+    if (rc != STORE_OK) return rc;
     const follow_t *v = &p->v;
     sqlite3_bind_int64(st, 1, app);
     sqlite3_bind_text(st, 2, lead_id, -1, SQLITE_STATIC);
@@ -918,8 +887,7 @@ static int sq_follow_update(store_t *base, int64_t app, const char *lead_id, con
     int n = 0;
     rc = step_rows(s, st, emit_follow, (void *)cb, ctx, &n);
     done(st);
-    if (rc == STORE_OK && n == 0)
-        rc = STORE_NOT_FOUND;
+    if (rc == STORE_OK && n == 0) rc = STORE_NOT_FOUND;
     return finish(s, rc);
 }
 
@@ -927,19 +895,16 @@ static int sq_follow_delete(store_t *base, int64_t app, const char *lead_id, con
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_FOLLOW_DELETE);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     int rc = begin_write(s);
-    if (rc != STORE_OK)
-        return rc;
+    if (rc != STORE_OK) return rc;
     sqlite3_bind_int64(st, 1, app);
     sqlite3_bind_text(st, 2, lead_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);
     done(st);
     rc = src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
-    if (rc == STORE_OK && sqlite3_changes(s->db) == 0)
-        rc = STORE_NOT_FOUND;
+    if (rc == STORE_OK && sqlite3_changes(s->db) == 0) rc = STORE_NOT_FOUND;
     return finish(s, rc);
 }
 
@@ -948,8 +913,7 @@ static int sq_batch_begin(store_t *base)
     sqlite_store_t *s = (sqlite_store_t *)base;
     assert(!s->in_batch);
     int rc = exec_stmt(s, Q_BEGIN_WRITE);
-    if (rc == STORE_OK)
-        s->in_batch = 1;
+    if (rc == STORE_OK) s->in_batch = 1;
     return rc;
 }
 
@@ -968,8 +932,7 @@ static int sq_app_list(store_t *base, store_app_cb cb, void *ctx)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_APP_LIST);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_app_t app;
@@ -989,18 +952,15 @@ static int sq_app_list(store_t *base, store_app_cb cb, void *ctx)
 static int write_one(sqlite_store_t *s, enum stmt_id id, const char *text, int64_t v, int *changes)
 {
     sqlite3_stmt *st = stmt(s, id);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     int rc = begin_write(s);
-    if (rc != STORE_OK)
-        return rc;
+    if (rc != STORE_OK) return rc;
     sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, v);
     int src = sqlite3_step(st);
     done(st);
     rc = src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
-    if (changes != NULL)
-        *changes = sqlite3_changes(s->db);
+    if (changes != NULL) *changes = sqlite3_changes(s->db);
     return finish(s, rc);
 }
 
@@ -1020,8 +980,7 @@ static int sq_revoked_since(store_t *base, int64_t after_seq, store_revoked_cb c
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_REVOKED_SINCE);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     sqlite3_bind_int64(st, 1, after_seq);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -1048,12 +1007,12 @@ static sqlite3_stmt *prepare_once(sqlite_store_t *s, const char *sql)
 static int sq_copy_count(store_t *base, store_counts_t *out)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
-    sqlite3_stmt *st = prepare_once(s, "SELECT (SELECT count(*) FROM apps), (SELECT count(*) FROM leads), "
-                                       "(SELECT count(*) FROM follows), (SELECT count(*) FROM revoked_tokens), "
-                                       "(SELECT COALESCE(sum(lead_count), 0) FROM apps), "
-                                       "(SELECT count(*) FROM signing_keys)");
-    if (st == NULL)
-        return STORE_ERROR;
+    sqlite3_stmt *st =
+        prepare_once(s, "SELECT (SELECT count(*) FROM apps), (SELECT count(*) FROM leads), "
+                        "(SELECT count(*) FROM follows), (SELECT count(*) FROM revoked_tokens), "
+                        "(SELECT COALESCE(sum(lead_count), 0) FROM apps), "
+                        "(SELECT count(*) FROM signing_keys)");
+    if (st == NULL) return STORE_ERROR;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         out->apps = sqlite3_column_int64(st, 0);
@@ -1074,16 +1033,15 @@ static int sq_copy_count(store_t *base, store_counts_t *out)
  * last column, so read_lead and read_follow read the rest unchanged. */
 typedef int (*export_row_fn)(sqlite3_stmt *st, const store_export_t *cb, void *ctx);
 
-static int export_rows(sqlite_store_t *s, const char *sql, export_row_fn fn, const store_export_t *cb, void *ctx)
+static int export_rows(sqlite_store_t *s, const char *sql, export_row_fn fn, const store_export_t *cb,
+                       void *ctx)
 {
     sqlite3_stmt *st = prepare_once(s, sql);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     int rc = STORE_OK, src;
     while (rc == STORE_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
         rc = fn(st, cb, ctx);
-    if (rc == STORE_OK && src != SQLITE_DONE)
-        rc = map_rc(s, src);
+    if (rc == STORE_OK && src != SQLITE_DONE) rc = map_rc(s, src);
     sqlite3_finalize(st);
     return rc;
 }
@@ -1125,8 +1083,7 @@ static int sq_copy_export(store_t *base, const store_export_t *cb, void *ctx, st
     sqlite_store_t *s = (sqlite_store_t *)base;
     /* One read transaction: every query sees the same snapshot. */
     int rc = begin_read(s);
-    if (rc != STORE_OK)
-        return rc;
+    if (rc != STORE_OK) return rc;
     rc = sq_copy_count(base, total);
     if (rc == STORE_OK) {
         char *pem = NULL;
@@ -1135,20 +1092,22 @@ static int sq_copy_export(store_t *base, const store_export_t *cb, void *ctx, st
             rc = cb->signing_key(ctx, pem);
         else if (rc == STORE_NOT_FOUND)
             rc = STORE_OK;
-        if (pem != NULL)
-            explicit_bzero(pem, strlen(pem)); /* a private key: not left in freed heap */
+        if (pem != NULL) explicit_bzero(pem, strlen(pem)); /* a private key: not left in freed heap */
         free(pem);
     }
     if (rc == STORE_OK)
-        rc = export_rows(s, "SELECT id, key, name, disabled, created_at FROM apps ORDER BY id", export_app, cb, ctx);
-    if (rc == STORE_OK)
-        rc = export_rows(s, "SELECT jti, revoked_at FROM revoked_tokens ORDER BY seq", export_revoked, cb, ctx);
-    if (rc == STORE_OK)
-        rc = export_rows(s, "SELECT " LEAD_COLS ", app_id FROM leads ORDER BY app_id, created_at, id", export_lead,
+        rc = export_rows(s, "SELECT id, key, name, disabled, created_at FROM apps ORDER BY id", export_app,
                          cb, ctx);
     if (rc == STORE_OK)
-        rc = export_rows(s, "SELECT " FOLLOW_COLS ", app_id FROM follows ORDER BY app_id, lead_id, created_at, id",
-                         export_follow, cb, ctx);
+        rc = export_rows(s, "SELECT jti, revoked_at FROM revoked_tokens ORDER BY seq", export_revoked, cb,
+                         ctx);
+    if (rc == STORE_OK)
+        rc = export_rows(s, "SELECT " LEAD_COLS ", app_id FROM leads ORDER BY app_id, created_at, id",
+                         export_lead, cb, ctx);
+    if (rc == STORE_OK)
+        rc = export_rows(
+            s, "SELECT " FOLLOW_COLS ", app_id FROM follows ORDER BY app_id, lead_id, created_at, id",
+            export_follow, cb, ctx);
     return finish(s, rc);
 }
 
@@ -1158,8 +1117,7 @@ static int sq_copy_import_begin(store_t *base, store_counts_t *before)
     int rc = exec_stmt(s, Q_BEGIN_WRITE);
     if (rc == STORE_OK) {
         rc = sq_copy_count(base, before);
-        if (rc != STORE_OK)
-            exec_stmt(s, Q_ROLLBACK);
+        if (rc != STORE_OK) exec_stmt(s, Q_ROLLBACK);
     }
     return rc;
 }
@@ -1170,11 +1128,9 @@ static int import_one(sqlite_store_t *s, const char *sql, const char *text, cons
                       const char *text2, int64_t *id)
 {
     sqlite3_stmt *st = prepare_once(s, sql);
-    if (st == NULL)
-        return STORE_ERROR;
+    if (st == NULL) return STORE_ERROR;
     sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
-    if (text2 != NULL)
-        sqlite3_bind_text(st, 2, text2, -1, SQLITE_STATIC);
+    if (text2 != NULL) sqlite3_bind_text(st, 2, text2, -1, SQLITE_STATIC);
     for (int i = 0; i < nints; i++)
         sqlite3_bind_int64(st, text2 != NULL ? 3 + i : 2 + i, ints[i]);
     int src = sqlite3_step(st);
@@ -1188,19 +1144,20 @@ static int import_one(sqlite_store_t *s, const char *sql, const char *text, cons
 
 static int sq_copy_import_key(store_t *base, const char *pem)
 {
-    return import_one((sqlite_store_t *)base, "INSERT OR REPLACE INTO signing_keys (id, pem) VALUES (1, ?1)", pem,
-                      NULL, 0, NULL, NULL);
+    return import_one((sqlite_store_t *)base, "INSERT OR REPLACE INTO signing_keys (id, pem) VALUES (1, ?1)",
+                      pem, NULL, 0, NULL, NULL);
 }
 
 static int sq_copy_import_app(store_t *base, const store_app_t *app, int keep_id, int64_t *id)
 {
     int64_t ints[3] = {app->disabled ? 1 : 0, app->created_at, app->id};
-    return import_one((sqlite_store_t *)base,
-                      keep_id ? "INSERT INTO apps (key, name, disabled, created_at, id) VALUES (?1, ?2, ?3, ?4, ?5) "
-                                "RETURNING id"
-                              : "INSERT INTO apps (key, name, disabled, created_at) VALUES (?1, ?2, ?3, ?4) "
-                                "RETURNING id",
-                      app->key, ints, keep_id ? 3 : 2, app->name, id);
+    return import_one(
+        (sqlite_store_t *)base,
+        keep_id ? "INSERT INTO apps (key, name, disabled, created_at, id) VALUES (?1, ?2, ?3, ?4, ?5) "
+                  "RETURNING id"
+                : "INSERT INTO apps (key, name, disabled, created_at) VALUES (?1, ?2, ?3, ?4) "
+                  "RETURNING id",
+        app->key, ints, keep_id ? 3 : 2, app->name, id);
 }
 
 static int sq_copy_import_revoked(store_t *base, const char *jti, int64_t revoked_at, int *added)
@@ -1214,48 +1171,12 @@ static int sq_copy_import_revoked(store_t *base, const char *jti, int64_t revoke
 
 static int sq_copy_import_lead(store_t *base, int64_t app, const lead_t *l)
 {
-    sqlite_store_t *s = (sqlite_store_t *)base;
-    sqlite3_stmt *st = stmt(s, Q_LEAD_INSERT);
-    if (st == NULL)
-        return STORE_ERROR;
-    sqlite3_bind_int64(st, 1, app);
-    sqlite3_bind_text(st, 2, l->id, -1, SQLITE_STATIC);
-    bind_text(st, 3, l->name);
-    bind_text(st, 4, l->source);
-    bind_id(st, 5, l->account_id);
-    bind_id(st, 6, l->contact_id);
-    bind_opt_int(st, 7, l->has_value, l->value_cents);
-    sqlite3_bind_int(st, 8, l->stage);
-    bind_opt_int(st, 9, l->probability >= 0, l->probability);
-    sqlite3_bind_int(st, 10, l->status);
-    sqlite3_bind_int64(st, 11, l->created_at);
-    sqlite3_bind_int64(st, 12, l->updated_at);
-    int src = sqlite3_step(st);
-    done(st);
-    return src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
+    return insert_lead((sqlite_store_t *)base, app, l);
 }
 
 static int sq_copy_import_follow(store_t *base, int64_t app, const follow_t *f)
 {
-    sqlite_store_t *s = (sqlite_store_t *)base;
-    sqlite3_stmt *st = stmt(s, Q_FOLLOW_INSERT);
-    if (st == NULL)
-        return STORE_ERROR;
-    int rc = lead_exists(s, app, f->lead_id);
-    if (rc != STORE_OK)
-        return rc;
-    sqlite3_bind_int64(st, 1, app);
-    sqlite3_bind_text(st, 2, f->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, f->lead_id, -1, SQLITE_STATIC);
-    bind_text(st, 4, f->title);
-    bind_text(st, 5, f->description);
-    bind_opt_int(st, 6, f->has_due, f->due_at);
-    sqlite3_bind_int(st, 7, f->status);
-    sqlite3_bind_int64(st, 8, f->created_at);
-    sqlite3_bind_int64(st, 9, f->updated_at);
-    int src = sqlite3_step(st);
-    done(st);
-    return src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
+    return insert_follow((sqlite_store_t *)base, app, f);
 }
 
 static int sq_copy_import_end(store_t *base, int commit)
@@ -1263,8 +1184,9 @@ static int sq_copy_import_end(store_t *base, int commit)
     sqlite_store_t *s = (sqlite_store_t *)base;
     int rc = commit ? STORE_OK : STORE_ERROR;
     if (commit) {
-        int src = sqlite3_exec(s->db, "UPDATE apps SET lead_count = (SELECT count(*) FROM leads "
-                                      "WHERE leads.app_id = apps.id)",
+        int src = sqlite3_exec(s->db,
+                               "UPDATE apps SET lead_count = (SELECT count(*) FROM leads "
+                               "WHERE leads.app_id = apps.id)",
                                NULL, NULL, NULL);
         rc = src == SQLITE_OK ? STORE_OK : map_rc(s, src);
     }
