@@ -286,10 +286,34 @@ static int exec_stmt(sqlite_store_t *s, enum stmt_id id)
     return rc == SQLITE_DONE ? STORE_OK : map_rc(s, rc);
 }
 
+/* Inside a batch: refuses to go on once the batch's transaction is gone.
+ * SQLite may roll a whole transaction back by itself (a full disk, an I/O
+ * error); a write run after that would commit on its own, in autocommit,
+ * while the batch is answered as failed. */
+static int batch_usable(sqlite_store_t *s)
+{
+    if (s->in_batch == 2 || sqlite3_get_autocommit(s->db)) {
+        s->in_batch = 2;
+        return STORE_UNAVAILABLE;
+    }
+    return STORE_OK;
+}
+
 /* In a batch, a write is a savepoint inside the batch's transaction. */
 static int begin_write(sqlite_store_t *s)
 {
-    return exec_stmt(s, s->in_batch ? Q_SAVEPOINT : Q_BEGIN_WRITE);
+    if (s->in_batch) {
+        int rc = batch_usable(s);
+        return rc != STORE_OK ? rc : exec_stmt(s, Q_SAVEPOINT);
+    }
+    return exec_stmt(s, Q_BEGIN_WRITE);
+}
+
+/* A write made of one statement needs no savepoint inside a batch: SQLite
+ * undoes a failed statement by itself. Pair with finish_single. */
+static int begin_single(sqlite_store_t *s)
+{
+    return s->in_batch ? batch_usable(s) : exec_stmt(s, Q_BEGIN_WRITE);
 }
 
 static int begin_read(sqlite_store_t *s)
@@ -306,6 +330,8 @@ static int finish(sqlite_store_t *s, int rc)
         if (rc != STORE_OK && exec_stmt(s, Q_ROLLBACK_TO) != STORE_OK)
             s->in_batch = 2; /* the batch can no longer be trusted */
         int rrc = exec_stmt(s, Q_RELEASE);
+        if (batch_usable(s) != STORE_OK)
+            return STORE_UNAVAILABLE;
         return rc != STORE_OK ? rc : rrc;
     }
     if (rc == STORE_OK) {
@@ -314,6 +340,13 @@ static int finish(sqlite_store_t *s, int rc)
     }
     if (!sqlite3_get_autocommit(s->db)) exec_stmt(s, Q_ROLLBACK);
     return rc;
+}
+
+static int finish_single(sqlite_store_t *s, int rc)
+{
+    if (s->in_batch)
+        return batch_usable(s) != STORE_OK ? STORE_UNAVAILABLE : rc;
+    return finish(s, rc);
 }
 
 static void bind_text(sqlite3_stmt *st, int i, text_ref_t t)
@@ -731,7 +764,7 @@ static int sq_lead_update(store_t *base, int64_t app, const char *id, const lead
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_LEAD_UPDATE);
     if (st == NULL) return STORE_ERROR;
-    int rc = begin_write(s);
+    int rc = begin_single(s);
     if (rc != STORE_OK) return rc;
     const lead_t *v = &p->v;
     sqlite3_bind_int64(st, 1, app);
@@ -750,7 +783,7 @@ static int sq_lead_update(store_t *base, int64_t app, const char *id, const lead
     rc = step_rows(s, st, emit_lead, (void *)cb, ctx, &n);
     done(st);
     if (rc == STORE_OK && n == 0) rc = STORE_NOT_FOUND;
-    return finish(s, rc);
+    return finish_single(s, rc);
 }
 
 static int sq_lead_delete(store_t *base, int64_t app, const char *id)
@@ -810,9 +843,9 @@ static int insert_follow(sqlite_store_t *s, int64_t app, const follow_t *f)
 static int sq_follow_create(store_t *base, int64_t app, const follow_t *f)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
-    int rc = begin_write(s);
+    int rc = begin_single(s);
     if (rc != STORE_OK) return rc;
-    return finish(s, insert_follow(s, app, f));
+    return finish_single(s, insert_follow(s, app, f));
 }
 
 static int sq_follow_get(store_t *base, int64_t app, const char *lead_id, const char *id, store_follow_cb cb,
@@ -872,7 +905,7 @@ static int sq_follow_update(store_t *base, int64_t app, const char *lead_id, con
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_FOLLOW_UPDATE);
     if (st == NULL) return STORE_ERROR;
-    int rc = begin_write(s);
+    int rc = begin_single(s);
     if (rc != STORE_OK) return rc;
     const follow_t *v = &p->v;
     sqlite3_bind_int64(st, 1, app);
@@ -888,7 +921,7 @@ static int sq_follow_update(store_t *base, int64_t app, const char *lead_id, con
     rc = step_rows(s, st, emit_follow, (void *)cb, ctx, &n);
     done(st);
     if (rc == STORE_OK && n == 0) rc = STORE_NOT_FOUND;
-    return finish(s, rc);
+    return finish_single(s, rc);
 }
 
 static int sq_follow_delete(store_t *base, int64_t app, const char *lead_id, const char *id)
@@ -896,7 +929,7 @@ static int sq_follow_delete(store_t *base, int64_t app, const char *lead_id, con
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_FOLLOW_DELETE);
     if (st == NULL) return STORE_ERROR;
-    int rc = begin_write(s);
+    int rc = begin_single(s);
     if (rc != STORE_OK) return rc;
     sqlite3_bind_int64(st, 1, app);
     sqlite3_bind_text(st, 2, lead_id, -1, SQLITE_STATIC);
@@ -905,7 +938,7 @@ static int sq_follow_delete(store_t *base, int64_t app, const char *lead_id, con
     done(st);
     rc = src == SQLITE_DONE ? STORE_OK : map_rc(s, src);
     if (rc == STORE_OK && sqlite3_changes(s->db) == 0) rc = STORE_NOT_FOUND;
-    return finish(s, rc);
+    return finish_single(s, rc);
 }
 
 static int sq_batch_begin(store_t *base)
