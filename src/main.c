@@ -130,8 +130,7 @@ static jwt_key_t *signing_key(store_t *s)
     /* The private key is in the database anyway, but not left in freed heap. */
     OPENSSL_cleanse(pem, strlen(pem));
     free(pem);
-    if (key == NULL)
-        fprintf(stderr, "crmd: the stored signing key is not a valid RSA key\n");
+    if (key == NULL) fprintf(stderr, "crmd: the stored signing key is not a valid RSA key\n");
     return key;
 }
 
@@ -143,9 +142,12 @@ static int64_t parse_ttl(const char *s)
     long long n = strtoll(s, &end, 10);
     if (errno != 0 || end == s || n <= 0 || end[0] == '\0' || end[1] != '\0' || s[0] == '-' || s[0] == '+')
         return -1;
-    long long mult = end[0] == 's' ? 1 : end[0] == 'm' ? 60 : end[0] == 'h' ? 3600 : end[0] == 'd' ? 86400 : 0;
-    if (mult == 0 || n > MAX_TTL_S / mult)
-        return -1;
+    long long mult = end[0] == 's'   ? 1
+                     : end[0] == 'm' ? 60
+                     : end[0] == 'h' ? 3600
+                     : end[0] == 'd' ? 86400
+                                     : 0;
+    if (mult == 0 || n > MAX_TTL_S / mult) return -1;
     return n * mult;
 }
 
@@ -158,13 +160,11 @@ static int issue_token(const jwt_key_t *key, const char *app, const char *subjec
     snprintf(c.sub, sizeof c.sub, "%s", subject);
     snprintf(c.app, sizeof c.app, "%s", app);
     char jti[UUID_BUFSZ];
-    if (uuid_v7(ts_now_ms(), jti) != 0)
-        return -1;
+    if (uuid_v7(ts_now_ms(), jti) != 0) return -1;
     snprintf(c.jti, sizeof c.jti, "%s", jti);
     c.iat = ts_now_ms() / 1000;
     c.exp = c.iat + ttl;
-    if (jwt_sign(key, &c, token) != JWT_OK)
-        return -1;
+    if (jwt_sign(key, &c, token) != JWT_OK) return -1;
     /* The id is what `crmd token revoke` takes; stdout stays the token. */
     fprintf(stderr, "crmd: token jti=%s expires in %" PRId64 "s\n", jti, ttl);
     return 0;
@@ -173,8 +173,7 @@ static int issue_token(const jwt_key_t *key, const char *app, const char *subjec
 static int wants_help(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return 1;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
     return 0;
 }
 
@@ -190,24 +189,20 @@ static void on_ready(void *arg)
 static int parse_listen(const char *s, char *host, size_t hostsz, uint16_t *port)
 {
     const char *colon = strrchr(s, ':');
-    if (colon == NULL || colon == s)
-        return -1;
+    if (colon == NULL || colon == s) return -1;
     const char *h = s;
     size_t hl = (size_t)(colon - s);
     if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
         h++;
         hl -= 2;
     }
-    if (hl == 0 || hl >= hostsz)
-        return -1;
+    if (hl == 0 || hl >= hostsz) return -1;
     memcpy(host, h, hl);
     host[hl] = '\0';
-    if (strcmp(host, "localhost") == 0)
-        snprintf(host, hostsz, "127.0.0.1");
+    if (strcmp(host, "localhost") == 0) snprintf(host, hostsz, "127.0.0.1");
     char *end;
     long p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || p < 1 || p > 65535)
-        return -1;
+    if (*end != '\0' || p < 1 || p > 65535) return -1;
     *port = (uint16_t)p;
     return 0;
 }
@@ -280,16 +275,15 @@ static int cmd_serve(int argc, char **argv)
         if (*end != '\0' || threads < 1 || threads > 256)
             return usage_error("--threads wants a number from 1 to 256, not '%s'", threads_s);
     }
-    if (threads < 1)
-        threads = 1;
+    if (threads < 1) threads = 1;
     /* Rate limiting is off by default on loopback (a local tool or a proxy
      * in front), on with a generous default anywhere else. */
     double rate = 0, burst = 0;
     bool loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0;
-    if (rate_s == NULL && !loopback)
-        rate_s = DEFAULT_RATE_LIMIT;
+    if (rate_s == NULL && !loopback) rate_s = DEFAULT_RATE_LIMIT;
     if (rate_s != NULL && strcmp(rate_s, "off") != 0 && !ratelimit_parse(rate_s, &rate, &burst))
-        return usage_error("--rate-limit wants RATE[:BURST] in requests per second, or off, not '%s'", rate_s);
+        return usage_error("--rate-limit wants RATE[:BURST] in requests per second, or off, not '%s'",
+                           rate_s);
     ratelimit_configure(rate, burst);
     /* The response cache sees only this process's writes: it is for an
      * embedded SQLite database, never for a shared PostgreSQL one. */
@@ -300,8 +294,7 @@ static int cmd_serve(int argc, char **argv)
         if (*end != '\0' || cache_mb < 0 || cache_mb > 65536)
             return usage_error("--cache-mb wants a number of MiB from 0 to 65536, not '%s'", cache_s);
     }
-    if (store_url_is_shared(db))
-        cache_mb = 0;
+    if (store_url_is_shared(db)) cache_mb = 0;
     cache_configure((size_t)cache_mb << 20);
     long max_conns = http_max_connections_default();
     if (maxconn_s != NULL) {
@@ -312,12 +305,10 @@ static int cmd_serve(int argc, char **argv)
     }
 
     store_t *s = open_db(db);
-    if (s == NULL)
-        return 1;
+    if (s == NULL) return 1;
     jwt_key_t *key = signing_key(s);
     store_close(s);
-    if (key == NULL)
-        return 1;
+    if (key == NULL) return 1;
 
     api_shared_t shared = {.db_url = db, .key = key, .log_requests = !quiet};
     http_config_t cfg = {.host = host,
@@ -386,8 +377,7 @@ static int parse_simple(int argc, char **argv, const char *help, int npos, const
 static int app_create(const char *db, const char *name)
 {
     store_t *s = open_db(db);
-    if (s == NULL)
-        return 1;
+    if (s == NULL) return 1;
     jwt_key_t *key = signing_key(s);
     int rc = 1;
     if (key != NULL) {
@@ -428,8 +418,7 @@ static void print_app(void *ctx, const store_app_t *app, int64_t leads)
 static int app_admin(const char *db, const char *verb, const char *key)
 {
     store_t *s = open_db(db);
-    if (s == NULL)
-        return 1;
+    if (s == NULL) return 1;
     int rc;
     if (key == NULL) {
         printf("key\tstate\tcreated_at\tleads\tname\n");
@@ -467,10 +456,8 @@ static int cmd_app(int argc, char **argv)
     const char *db;
     int first;
     int rc = parse_simple(argc - 1, argv + 1, help, npos, &db, &first);
-    if (rc >= 0)
-        return rc;
-    if (strcmp(verb, "create") == 0)
-        return app_create(db, argv[1 + first]);
+    if (rc >= 0) return rc;
+    if (strcmp(verb, "create") == 0) return app_create(db, argv[1 + first]);
     return app_admin(db, verb, npos ? argv[1 + first] : NULL);
 }
 
@@ -480,11 +467,9 @@ static int token_revoke(int argc, char **argv)
     const char *db;
     int first;
     int rc = parse_simple(argc, argv, help, 1, &db, &first);
-    if (rc >= 0)
-        return rc;
+    if (rc >= 0) return rc;
     store_t *s = open_db(db);
-    if (s == NULL)
-        return 1;
+    if (s == NULL) return 1;
     rc = store_token_revoke(s, argv[first], ts_now_ms());
     store_close(s);
     if (rc != STORE_OK) {
@@ -499,8 +484,7 @@ static int cmd_token(int argc, char **argv)
 {
     static const char help[] = "usage: crmd token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]\n"
                                "       crmd token revoke JTI [--db URL]\n";
-    if (argc >= 2 && strcmp(argv[1], "revoke") == 0)
-        return token_revoke(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "revoke") == 0) return token_revoke(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "issue") != 0) {
         if (wants_help(argc, argv)) {
             fputs(help, stdout);
@@ -510,12 +494,10 @@ static int cmd_token(int argc, char **argv)
         return 2;
     }
     const char *db = env_or("CRMD_DB", DEFAULT_DB), *app = NULL, *subject = "cli", *ttl_s = NULL;
-    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
-                                         {"app", required_argument, NULL, 'a'},
-                                         {"subject", required_argument, NULL, 's'},
-                                         {"ttl", required_argument, NULL, 't'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'},      {"app", required_argument, NULL, 'a'},
+        {"subject", required_argument, NULL, 's'}, {"ttl", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     int c;
     argc--;
     argv++;
@@ -548,12 +530,10 @@ static int cmd_token(int argc, char **argv)
     int64_t ttl = DEFAULT_TTL_S;
     if (ttl_s != NULL && (ttl = parse_ttl(ttl_s)) < 0)
         return usage_error("--ttl wants a number with s, m, h or d (up to 3650d), not '%s'", ttl_s);
-    if (strlen(subject) >= JWT_CLAIM_MAX)
-        return usage_error("--subject is too long: '%s'", subject);
+    if (strlen(subject) >= JWT_CLAIM_MAX) return usage_error("--subject is too long: '%s'", subject);
 
     store_t *s = open_db(db);
-    if (s == NULL)
-        return 1;
+    if (s == NULL) return 1;
     int rc = 1;
     store_app_t found;
     int frc = store_app_find(s, app, &found);
@@ -581,11 +561,9 @@ static int cmd_migrate(int argc, char **argv)
     const char *db;
     int first;
     int rc = parse_simple(argc, argv, help, 0, &db, &first);
-    if (rc >= 0)
-        return rc;
+    if (rc >= 0) return rc;
     store_t *s = open_db(db);
-    if (s == NULL)
-        return 1;
+    if (s == NULL) return 1;
     store_close(s);
     fprintf(stderr, "crmd: %s is up to date\n", shown(db));
     return 0;
@@ -638,15 +616,10 @@ int main(int argc, char **argv)
         return 0;
     }
     /* Each command parses its own options from argv[1] on. */
-    if (strcmp(cmd, "serve") == 0)
-        return cmd_serve(argc - 1, argv + 1);
-    if (strcmp(cmd, "app") == 0)
-        return cmd_app(argc - 1, argv + 1);
-    if (strcmp(cmd, "token") == 0)
-        return cmd_token(argc - 1, argv + 1);
-    if (strcmp(cmd, "migrate") == 0)
-        return cmd_migrate(argc - 1, argv + 1);
-    if (strcmp(cmd, "copy") == 0)
-        return cmd_copy(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "app") == 0) return cmd_app(argc - 1, argv + 1);
+    if (strcmp(cmd, "token") == 0) return cmd_token(argc - 1, argv + 1);
+    if (strcmp(cmd, "migrate") == 0) return cmd_migrate(argc - 1, argv + 1);
+    if (strcmp(cmd, "copy") == 0) return cmd_copy(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);
 }

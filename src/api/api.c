@@ -21,8 +21,7 @@ void *api_thread_init(int index, void *arg, h2o_context_t *ctx)
 {
     const api_shared_t *shared = arg;
     api_thread_t *t = calloc(1, sizeof *t);
-    if (t == NULL)
-        return NULL;
+    if (t == NULL) return NULL;
     t->shared = shared;
     t->index = index;
     char err[256];
@@ -135,13 +134,11 @@ static void *pool_alloc(void *ctx, size_t n)
 
 bool api_cached(api_req_t *r, const struct cache_key *key, uint64_t *gen)
 {
-    if (!cache_enabled())
-        return false;
+    if (!cache_enabled()) return false;
     *gen = cache_generation(key);
     size_t len = 0;
     char *body = cache_get(key, r->now, pool_alloc, &r->req->pool, &len);
-    if (body == NULL)
-        return false;
+    if (body == NULL) return false;
     api_send_pooled(r, 200, body, len);
     return true;
 }
@@ -180,8 +177,7 @@ static bool is_json_type(h2o_iovec_t ct)
         semi = memchr(p, ';', (size_t)(end - p));
         tend = semi ? semi : end;
         const char *eq = memchr(p, '=', (size_t)(tend - p));
-        if (eq == NULL)
-            continue;
+        if (eq == NULL) continue;
         const char *k = p, *v = eq + 1;
         size_t kn = (size_t)(eq - p), vn = (size_t)(tend - v);
         trim(&k, &kn);
@@ -241,8 +237,7 @@ json_t *api_read_body(api_req_t *r)
 static h2o_iovec_t query_param(h2o_req_t *req, const char *name)
 {
     h2o_iovec_t found = h2o_iovec_init(NULL, 0);
-    if (req->query_at == SIZE_MAX)
-        return found;
+    if (req->query_at == SIZE_MAX) return found;
     const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
     size_t nlen = strlen(name);
     while (p < end) {
@@ -267,12 +262,10 @@ static bool parse_int(h2o_iovec_t v, int64_t *out)
         neg = true;
         i = 1;
     }
-    if (i == v.len || v.len - i > 18)
-        return false;
+    if (i == v.len || v.len - i > 18) return false;
     int64_t x = 0;
     for (; i < v.len; i++) {
-        if (v.base[i] < '0' || v.base[i] > '9')
-            return false;
+        if (v.base[i] < '0' || v.base[i] > '9') return false;
         x = x * 10 + (v.base[i] - '0');
     }
     *out = neg ? -x : x;
@@ -305,13 +298,11 @@ void api_log_flush(api_thread_t *t)
     size_t off = 0;
     while (off < t->loglen) {
         ssize_t n = write(STDERR_FILENO, t->logbuf + off, t->loglen - off);
-        if (n <= 0)
-            break; /* a log that cannot be written must not stop serving */
+        if (n <= 0) break; /* a log that cannot be written must not stop serving */
         off += (size_t)n;
     }
     t->loglen = 0;
-    if (h2o_timeout_is_linked(&t->logflush))
-        h2o_timeout_unlink(&t->logflush);
+    if (h2o_timeout_is_linked(&t->logflush)) h2o_timeout_unlink(&t->logflush);
 }
 
 static void on_logflush(h2o_timeout_entry_t *entry)
@@ -333,8 +324,7 @@ void api_log(api_thread_t *t, h2o_req_t *req, const char *app_key, int64_t now, 
         unsigned char c = (unsigned char)req->path.base[i];
         path[n++] = c > 0x20 && c < 0x7f ? (char)c : '?';
     }
-    if (n < req->path.len)
-        n += (size_t)snprintf(path + n, sizeof path - n, "...");
+    if (n < req->path.len) n += (size_t)snprintf(path + n, sizeof path - n, "...");
     path[n] = '\0';
     char method[16];
     size_t mn = req->method.len < sizeof method - 1 ? req->method.len : sizeof method - 1;
@@ -343,13 +333,13 @@ void api_log(api_thread_t *t, h2o_req_t *req, const char *app_key, int64_t now, 
         method[i] = c > 0x20 && c < 0x7f ? (char)c : '?';
     }
     method[mn] = '\0';
-    if (t->loglen > sizeof t->logbuf - 512)
-        api_log_flush(t);
+    if (t->loglen > sizeof t->logbuf - 512) api_log_flush(t);
     int len = snprintf(t->logbuf + t->loglen, sizeof t->logbuf - t->loglen,
                        "%s %s %s %d %" PRId64 ".%03dms app=%s\n", when, method, path, req->res.status,
                        dur_us / 1000, (int)(dur_us % 1000), app_key[0] ? app_key : "-");
     if (len > 0)
-        t->loglen += (size_t)len < sizeof t->logbuf - t->loglen ? (size_t)len : sizeof t->logbuf - t->loglen - 1;
+        t->loglen +=
+            (size_t)len < sizeof t->logbuf - t->loglen ? (size_t)len : sizeof t->logbuf - t->loglen - 1;
     if (t->loglen >= 8192)
         api_log_flush(t);
     else if (!h2o_timeout_is_linked(&t->logflush))
@@ -368,8 +358,7 @@ static void add_number_header(api_req_t *r, const char *name, int value)
  * limited response says where the app stands (RateLimit-* headers). */
 static bool rate_limit(api_req_t *r)
 {
-    if (!ratelimit_enabled())
-        return true;
+    if (!ratelimit_enabled()) return true;
     ratelimit_info_t info;
     bool ok = ratelimit_take(r->app.id, r->now, &info);
     add_number_header(r, "ratelimit-limit", info.limit);
@@ -386,8 +375,8 @@ h2o_iovec_t api_error_body(h2o_req_t *req, void *state)
 {
     api_thread_t *t = state;
     int status = req->res.status;
-    const char *detail = status == 413 ? "The request body is larger than 1 MiB."
-                                       : "The request could not be read as HTTP.";
+    const char *detail =
+        status == 413 ? "The request body is larger than 1 MiB." : "The request could not be read as HTTP.";
     const char *title = req->res.reason != NULL ? req->res.reason : "Bad Request";
     api_render_error(&t->out, status, title, detail);
     if (t->shared->log_requests) {
@@ -431,6 +420,5 @@ void api_handle(h2o_req_t *req, void *state)
             follows_handle(&r);
     }
     /* A write queued for the writer is logged when it is answered. */
-    if (t->shared->log_requests && !r.deferred)
-        api_log(t, req, r.app.key, r.now, start_ns);
+    if (t->shared->log_requests && !r.deferred) api_log(t, req, r.app.key, r.now, start_ns);
 }

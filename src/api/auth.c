@@ -46,22 +46,19 @@ static void add_revoked(void *ctx, int64_t seq, const char *jti)
     if (t->revoked_n == t->revoked_cap) {
         size_t cap = t->revoked_cap ? t->revoked_cap * 2 : 16;
         char **p = realloc(t->revoked, cap * sizeof *p);
-        if (p == NULL)
-            return;
+        if (p == NULL) return;
         t->revoked = p;
         t->revoked_cap = cap;
     }
     char *copy = strdup(jti);
-    if (copy != NULL)
-        t->revoked[t->revoked_n++] = copy;
+    if (copy != NULL) t->revoked[t->revoked_n++] = copy;
 }
 
 /* Picks up new revocations; any new one empties the token cache, so a
  * revoked token is verified (and refused) again. */
 static void poll_revoked(api_thread_t *t, int64_t now)
 {
-    if (now - t->revoked_poll_ms < REVOKED_POLL_MS)
-        return;
+    if (now - t->revoked_poll_ms < REVOKED_POLL_MS) return;
     t->revoked_poll_ms = now;
     size_t before = t->revoked_n;
     if (store_revoked_since(t->store, t->revoked_seq, add_revoked, t) == STORE_OK && t->revoked_n != before) {
@@ -74,11 +71,9 @@ static void poll_revoked(api_thread_t *t, int64_t now)
 
 static bool is_revoked(const api_thread_t *t, const char *jti)
 {
-    if (jti[0] == '\0')
-        return false;
+    if (jti[0] == '\0') return false;
     for (size_t i = 0; i < t->revoked_n; i++)
-        if (strcmp(t->revoked[i], jti) == 0)
-            return true;
+        if (strcmp(t->revoked[i], jti) == 0) return true;
     return false;
 }
 
@@ -101,10 +96,8 @@ static int verify_token(api_req_t *r, const char *tok, size_t len, char app[JWT_
     }
     jwt_claims_t claims;
     int rc = jwt_verify(t->shared->key, tok, len, now_s, &claims);
-    if (rc != JWT_OK)
-        return rc;
-    if (is_revoked(t, claims.jti))
-        return AUTH_REVOKED;
+    if (rc != JWT_OK) return rc;
+    if (is_revoked(t, claims.jti)) return AUTH_REVOKED;
     memcpy(app, claims.app, JWT_CLAIM_MAX);
     if (len <= TOKEN_CACHE_MAX_LEN) {
         char *copy = malloc(len);
@@ -125,8 +118,7 @@ static int verify_token(api_req_t *r, const char *tok, size_t len, char app[JWT_
 static int find_app(api_req_t *r, const char *key, size_t len, store_app_t *out)
 {
     api_thread_t *t = r->t;
-    if (len == 0 || len >= sizeof out->key)
-        return STORE_NOT_FOUND;
+    if (len == 0 || len >= sizeof out->key) return STORE_NOT_FOUND;
     uint64_t h = fnv1a(key, len);
     auth_app_entry_t *e = &t->apps[h % AUTH_APP_CACHE];
     if (e->hash == h && e->fetched_ms + APP_CACHE_MS > r->now && strlen(e->app.key) == len &&
@@ -137,8 +129,7 @@ static int find_app(api_req_t *r, const char *key, size_t len, store_app_t *out)
         memcpy(k, key, len);
         k[len] = '\0';
         int rc = store_app_find(t->store, k, out);
-        if (rc != STORE_OK)
-            return rc;
+        if (rc != STORE_OK) return rc;
         e->hash = h;
         e->fetched_ms = r->now;
         e->app = *out;
@@ -179,10 +170,8 @@ bool auth_request(api_req_t *r)
     ssize_t ai = h2o_find_header(&r->req->headers, H2O_TOKEN_AUTHORIZATION, -1);
     h2o_iovec_t authz = ai < 0 ? h2o_iovec_init(NULL, 0) : r->req->headers.entries[ai].value;
     h2o_iovec_t key = header(r->req, "appid");
-    if (key.base == NULL)
-        key = header(r->req, "x-api-key");
-    if (authz.base == NULL)
-        return fail(r, 401, "Send the token in an Authorization: Bearer header.");
+    if (key.base == NULL) key = header(r->req, "x-api-key");
+    if (authz.base == NULL) return fail(r, 401, "Send the token in an Authorization: Bearer header.");
     if (authz.len < 7 || !h2o_lcstris(authz.base, 7, H2O_STRLIT("bearer ")))
         return fail(r, 401, "The Authorization header must be 'Bearer <token>'.");
     const char *tok = authz.base + 7;
@@ -197,8 +186,7 @@ bool auth_request(api_req_t *r)
     poll_revoked(r->t, r->now);
     char claimed[JWT_CLAIM_MAX];
     int rc = verify_token(r, tok, toklen, claimed);
-    if (rc != JWT_OK)
-        return fail(r, 401, token_problem(rc));
+    if (rc != JWT_OK) return fail(r, 401, token_problem(rc));
 
     rc = find_app(r, key.base, key.len, &r->app);
     if (rc == STORE_NOT_FOUND) {
@@ -215,8 +203,7 @@ bool auth_request(api_req_t *r)
         store_app_t other;
         rc = find_app(r, claimed, clen, &other);
         memset(&r->app, 0, sizeof r->app);
-        if (rc == STORE_NOT_FOUND)
-            return fail(r, 401, "The bearer token names an unknown app.");
+        if (rc == STORE_NOT_FOUND) return fail(r, 401, "The bearer token names an unknown app.");
         if (rc != STORE_OK) {
             api_store_error(r, rc, "", "");
             return false;

@@ -24,7 +24,7 @@ typedef struct lru_link {
 } lru_link_t;
 
 typedef struct entry {
-    lru_link_t lru; /* first: an lru_link_t * is its entry_t * */
+    lru_link_t lru;      /* first: an lru_link_t * is its entry_t * */
     struct entry *hnext; /* hash chain */
     uint64_t hash;
     cache_key_t key;
@@ -88,11 +88,9 @@ static bool key_eq(const cache_key_t *a, const cache_key_t *b)
 
 void cache_configure(size_t max_bytes)
 {
-    if (max_bytes == 0 || C.shards != NULL)
-        return;
+    if (max_bytes == 0 || C.shards != NULL) return;
     C.shards = calloc(SHARDS, sizeof *C.shards);
-    if (C.shards == NULL)
-        return;
+    if (C.shards == NULL) return;
     for (int i = 0; i < SHARDS; i++) {
         pthread_mutex_init(&C.shards[i].mu, NULL);
         C.shards[i].lru.next = C.shards[i].lru.prev = &C.shards[i].lru;
@@ -113,14 +111,12 @@ uint64_t cache_generation(const cache_key_t *key)
 
 void cache_touch_lead(int64_t app, const char *lead_id)
 {
-    if (C.enabled)
-        atomic_fetch_add(&C.gens[tag_hash(app, lead_id) % GENERATIONS], 1);
+    if (C.enabled) atomic_fetch_add(&C.gens[tag_hash(app, lead_id) % GENERATIONS], 1);
 }
 
 void cache_touch_app(int64_t app)
 {
-    if (C.enabled)
-        atomic_fetch_add(&C.gens[tag_hash(app, "") % GENERATIONS], 1);
+    if (C.enabled) atomic_fetch_add(&C.gens[tag_hash(app, "") % GENERATIONS], 1);
 }
 
 static shard_t *shard_for(uint64_t h)
@@ -162,16 +158,14 @@ static void drop(shard_t *s, entry_t *e)
 static entry_t *find(shard_t *s, uint64_t h, const cache_key_t *key)
 {
     for (entry_t *e = *slot_for(s, h); e != NULL; e = e->hnext)
-        if (e->hash == h && key_eq(&e->key, key))
-            return e;
+        if (e->hash == h && key_eq(&e->key, key)) return e;
     return NULL;
 }
 
 char *cache_get(const cache_key_t *key, int64_t now, void *(*alloc)(void *ctx, size_t n), void *ctx,
                 size_t *len)
 {
-    if (!C.enabled)
-        return NULL;
+    if (!C.enabled) return NULL;
     uint64_t h = key_hash(key);
     shard_t *s = shard_for(h);
     char *out = NULL;
@@ -193,14 +187,11 @@ char *cache_get(const cache_key_t *key, int64_t now, void *(*alloc)(void *ctx, s
 
 void cache_put(const cache_key_t *key, uint64_t gen, const char *body, size_t len, int64_t expires)
 {
-    if (!C.enabled || len > C.shard_budget / 8)
-        return;
+    if (!C.enabled || len > C.shard_budget / 8) return;
     size_t tag = tag_of(key);
-    if (atomic_load(&C.gens[tag]) != gen)
-        return; /* written meanwhile: this body may be out of date */
+    if (atomic_load(&C.gens[tag]) != gen) return; /* written meanwhile: this body may be out of date */
     entry_t *n = malloc(sizeof *n + len);
-    if (n == NULL)
-        return;
+    if (n == NULL) return;
     n->hash = key_hash(key);
     n->key = *key;
     n->gen = gen;
@@ -211,8 +202,7 @@ void cache_put(const cache_key_t *key, uint64_t gen, const char *body, size_t le
     shard_t *s = shard_for(n->hash);
     pthread_mutex_lock(&s->mu);
     entry_t *old = find(s, n->hash, key);
-    if (old != NULL)
-        drop(s, old);
+    if (old != NULL) drop(s, old);
     while (s->bytes + sizeof *n + len > C.shard_budget && s->lru.prev != &s->lru)
         drop(s, (entry_t *)s->lru.prev);
     entry_t **slot = slot_for(s, n->hash);

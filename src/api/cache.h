@@ -28,11 +28,11 @@
 enum cache_kind { CACHE_LEAD = 1, CACHE_FOLLOW, CACHE_FOLLOWS, CACHE_LEADS };
 
 typedef struct cache_key {
-    int kind;           /* enum cache_kind */
+    int kind; /* enum cache_kind */
     int64_t app;
-    char id[40];        /* the lead ("" for CACHE_LEADS) */
-    char fid[40];       /* the follow (CACHE_FOLLOW), else "" */
-    int64_t page;       /* lists */
+    char id[40];  /* the lead ("" for CACHE_LEADS) */
+    char fid[40]; /* the follow (CACHE_FOLLOW), else "" */
+    int64_t page; /* lists */
     int records;
 } cache_key_t;
 

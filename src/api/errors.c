@@ -81,8 +81,7 @@ int api_render_errors(jw_t *w, const verrs_t *errs)
     for (int i = 0; i < errs->n; i++) {
         const verr_t *e = &errs->e[i];
         bool unknown = strcmp(e->code, "unknown_attribute") == 0;
-        if (i > 0)
-            jw_lit(w, ",");
+        if (i > 0) jw_lit(w, ",");
         open_error(w, 422, e->code, unknown ? "Unknown Attribute" : "Validation Error", e->detail);
         /* A query problem names its parameter, a body problem its pointer
          * ("" is the whole body). */
@@ -119,7 +118,8 @@ int api_render_store_error(jw_t *w, int rc, const char *not_found_title, const c
         return api_render_error(w, 503, "Service Unavailable",
                                 "The database cannot take this request right now; retry shortly.");
     default:
-        return api_render_error(w, 500, "Internal Server Error", "The server could not complete the request.");
+        return api_render_error(w, 500, "Internal Server Error",
+                                "The server could not complete the request.");
     }
 }
 

@@ -37,8 +37,7 @@ static void note_expiry(emit_ctx_t *c, const follow_t *f)
 static void emit_list_item(void *ctx, const follow_t *f)
 {
     emit_ctx_t *c = ctx;
-    if (c->n++ > 0)
-        jw_lit(c->w, ",");
+    if (c->n++ > 0) jw_lit(c->w, ",");
     follow_encode(c->w, f, c->now);
     note_expiry(c, f);
 }
@@ -63,13 +62,11 @@ static void list(api_req_t *r)
 {
     int64_t page;
     int records;
-    if (!api_read_paging(r, FOLLOWS_DEFAULT_RECORDS, &page, &records))
-        return;
+    if (!api_read_paging(r, FOLLOWS_DEFAULT_RECORDS, &page, &records)) return;
     cache_key_t key = {.kind = CACHE_FOLLOWS, .app = r->app.id, .page = page, .records = records};
     memcpy(key.id, r->id, sizeof r->id);
     uint64_t gen = 0;
-    if (api_cached(r, &key, &gen))
-        return;
+    if (api_cached(r, &key, &gen)) return;
     int64_t offset = page - 1 > INT64_MAX / records ? INT64_MAX : (page - 1) * records;
     jw_t *w = &r->t->out;
     jw_lit(w, "{\"data\":[");
@@ -81,8 +78,7 @@ static void list(api_req_t *r)
         return;
     }
     api_write_meta(w, total, page, records);
-    if (!w->oom)
-        cache_put(&key, gen, w->buf, w->len, c.expires);
+    if (!w->oom) cache_put(&key, gen, w->buf, w->len, c.expires);
     api_send(r, 200);
 }
 
@@ -92,12 +88,10 @@ static void get(api_req_t *r)
     memcpy(key.id, r->id, sizeof r->id);
     memcpy(key.fid, r->fid, sizeof r->fid);
     uint64_t gen = 0;
-    if (api_cached(r, &key, &gen))
-        return;
+    if (api_cached(r, &key, &gen)) return;
     emit_ctx_t c = {.w = &r->t->out, .now = r->now, .expires = INT64_MAX};
     int rc = store_follow_get(r->t->store, r->app.id, r->id, r->fid, emit_one, &c);
-    if (rc == STORE_OK && !c.w->oom)
-        cache_put(&key, gen, c.w->buf, c.w->len, c.expires);
+    if (rc == STORE_OK && !c.w->oom) cache_put(&key, gen, c.w->buf, c.w->len, c.expires);
     if (rc == STORE_OK)
         api_send(r, 200);
     else
@@ -136,8 +130,7 @@ static void run_update(store_t *s, api_write_t *w)
         }
         p->fields &= ~(unsigned)FOLLOW_F_STATUS;
     }
-    if (rc == STORE_OK)
-        rc = store_follow_update(s, w->app, w->id, w->fid, p, w->now, emit_one, &c);
+    if (rc == STORE_OK) rc = store_follow_update(s, w->app, w->id, w->fid, p, w->now, emit_one, &c);
     w->status = rc == STORE_OK ? 200 : api_render_store_error(&w->out, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
 }
 
@@ -151,8 +144,7 @@ static void run_delete(store_t *s, api_write_t *w)
 static api_write_t *decode(api_req_t *r, bool creating, api_write_fn fn)
 {
     json_t *root = api_read_body(r);
-    if (root == NULL)
-        return NULL;
+    if (root == NULL) return NULL;
     follow_patch_t p;
     verrs_t errs = {0};
     follow_decode(root, creating, &p, &errs);
@@ -180,8 +172,7 @@ static void create(api_req_t *r)
         return;
     }
     api_write_t *w = decode(r, true, run_create);
-    if (w == NULL)
-        return;
+    if (w == NULL) return;
     follow_t *f = &w->p.follow.v;
     memcpy(f->id, id, sizeof f->id);
     memcpy(f->lead_id, r->id, sizeof f->lead_id);
@@ -210,8 +201,7 @@ void follows_handle(api_req_t *r)
     api_write_t *w;
     switch (r->method) {
     case METHOD_PUT:
-        if ((w = decode(r, false, run_update)) != NULL)
-            api_write_submit(r, w);
+        if ((w = decode(r, false, run_update)) != NULL) api_write_submit(r, w);
         break;
     case METHOD_DELETE:
         if ((w = api_write_new(r, run_delete, NULL)) != NULL)

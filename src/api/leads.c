@@ -24,8 +24,7 @@ typedef struct list_ctx {
 static void emit_list_item(void *ctx, const lead_t *lead)
 {
     list_ctx_t *c = ctx;
-    if (c->n++ > 0)
-        jw_lit(c->w, ",");
+    if (c->n++ > 0) jw_lit(c->w, ",");
     lead_encode(c->w, lead);
 }
 
@@ -56,12 +55,10 @@ static void list(api_req_t *r)
 {
     int64_t page;
     int records;
-    if (!api_read_paging(r, LEADS_DEFAULT_RECORDS, &page, &records))
-        return;
+    if (!api_read_paging(r, LEADS_DEFAULT_RECORDS, &page, &records)) return;
     cache_key_t key = {.kind = CACHE_LEADS, .app = r->app.id, .page = page, .records = records};
     uint64_t gen = 0;
-    if (api_cached(r, &key, &gen))
-        return;
+    if (api_cached(r, &key, &gen)) return;
     /* A page so far out that its offset overflows is simply past the end. */
     int64_t offset = page - 1 > INT64_MAX / records ? INT64_MAX : (page - 1) * records;
     jw_t *w = &r->t->out;
@@ -74,8 +71,7 @@ static void list(api_req_t *r)
         return;
     }
     api_write_meta(w, total, page, records);
-    if (!w->oom)
-        cache_put(&key, gen, w->buf, w->len, INT64_MAX);
+    if (!w->oom) cache_put(&key, gen, w->buf, w->len, INT64_MAX);
     api_send(r, 200);
 }
 
@@ -84,12 +80,10 @@ static void get(api_req_t *r)
     cache_key_t key = {.kind = CACHE_LEAD, .app = r->app.id};
     memcpy(key.id, r->id, sizeof r->id);
     uint64_t gen = 0;
-    if (api_cached(r, &key, &gen))
-        return;
+    if (api_cached(r, &key, &gen)) return;
     jw_t *w = &r->t->out;
     int rc = store_lead_get(r->t->store, r->app.id, r->id, emit_one, w);
-    if (rc == STORE_OK && !w->oom)
-        cache_put(&key, gen, w->buf, w->len, INT64_MAX);
+    if (rc == STORE_OK && !w->oom) cache_put(&key, gen, w->buf, w->len, INT64_MAX);
     if (rc == STORE_OK)
         api_send(r, 200);
     else
@@ -125,8 +119,7 @@ static void run_delete(store_t *s, api_write_t *w)
 static api_write_t *decode(api_req_t *r, bool creating, api_write_fn fn)
 {
     json_t *root = api_read_body(r);
-    if (root == NULL)
-        return NULL;
+    if (root == NULL) return NULL;
     lead_patch_t p;
     verrs_t errs = {0};
     lead_decode_body(root, r->req->entity.base, r->req->entity.len, creating, &p, &errs);
@@ -157,8 +150,7 @@ static void create(api_req_t *r)
         return;
     }
     api_write_t *w = decode(r, true, run_create);
-    if (w == NULL)
-        return;
+    if (w == NULL) return;
     lead_t *l = &w->p.lead.v;
     memcpy(l->id, id, sizeof l->id);
     l->created_at = l->updated_at = r->now;
@@ -183,8 +175,7 @@ void leads_handle(api_req_t *r)
     api_write_t *w;
     switch (r->method) {
     case METHOD_PUT:
-        if ((w = decode(r, false, run_update)) != NULL)
-            api_write_submit(r, w);
+        if ((w = decode(r, false, run_update)) != NULL) api_write_submit(r, w);
         break;
     case METHOD_DELETE:
         if ((w = api_write_new(r, run_delete, NULL)) != NULL) {

@@ -54,17 +54,14 @@ bool ratelimit_parse(const char *s, double *rate, double *burst)
 {
     char *end;
     double r = strtod(s, &end);
-    if (end == s || !isfinite(r) || r <= 0 || r > 1e9)
-        return false;
+    if (end == s || !isfinite(r) || r <= 0 || r > 1e9) return false;
     double b = r * 2;
     if (*end == ':') {
         const char *bs = end + 1;
         b = strtod(bs, &end);
-        if (end == bs || !isfinite(b) || b < 1 || b > 1e9)
-            return false;
+        if (end == bs || !isfinite(b) || b < 1 || b > 1e9) return false;
     }
-    if (*end != '\0')
-        return false;
+    if (*end != '\0') return false;
     *rate = r;
     *burst = b;
     return true;
@@ -76,8 +73,7 @@ bool ratelimit_take(int64_t app, int64_t now, ratelimit_info_t *info)
     info->remaining = (int)RL.burst;
     info->reset_s = 0;
     info->retry_after = 0;
-    if (RL.rate <= 0)
-        return true;
+    if (RL.rate <= 0) return true;
     uint64_t h = (uint64_t)app * 0x9E3779B97F4A7C15ULL;
     size_t home = (size_t)(h >> 52) % SLOTS;
     /* All the probes of one app stay in one stripe's range of slots. */
@@ -90,8 +86,7 @@ bool ratelimit_take(int64_t app, int64_t now, ratelimit_info_t *info)
             b = c;
             break;
         }
-        if (b == NULL && (c->app == 0 || now - c->last_ms > IDLE_MS))
-            b = c;
+        if (b == NULL && (c->app == 0 || now - c->last_ms > IDLE_MS)) b = c;
     }
     if (b == NULL) {
         pthread_mutex_unlock(lock);
@@ -104,21 +99,17 @@ bool ratelimit_take(int64_t app, int64_t now, ratelimit_info_t *info)
     }
     if (now > b->last_ms) {
         b->tokens += (double)(now - b->last_ms) * RL.rate / 1000.0;
-        if (b->tokens > RL.burst)
-            b->tokens = RL.burst;
+        if (b->tokens > RL.burst) b->tokens = RL.burst;
         b->last_ms = now;
     }
     bool ok = b->tokens >= 1.0;
-    if (ok)
-        b->tokens -= 1.0;
+    if (ok) b->tokens -= 1.0;
     double tokens = b->tokens;
     pthread_mutex_unlock(lock);
 
     info->remaining = (int)floor(tokens);
     info->reset_s = (int)ceil((RL.burst - tokens) / RL.rate);
-    if (!ok)
-        info->retry_after = (int)ceil((1.0 - tokens) / RL.rate);
-    if (!ok && info->retry_after < 1)
-        info->retry_after = 1;
+    if (!ok) info->retry_after = (int)ceil((1.0 - tokens) / RL.rate);
+    if (!ok && info->retry_after < 1) info->retry_after = 1;
     return ok;
 }

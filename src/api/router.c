@@ -15,11 +15,9 @@ static int seg_is(const char *s, size_t n, const char *lit)
 int router_match(const char *path, size_t len, route_match_t *m)
 {
     memset(m, 0, sizeof *m);
-    if (len == 0 || path[0] != '/')
-        return ROUTE_NONE;
+    if (len == 0 || path[0] != '/') return ROUTE_NONE;
     /* One trailing slash is ignored, so "/leads/" is "/leads". */
-    if (len > 1 && path[len - 1] == '/')
-        len--;
+    if (len > 1 && path[len - 1] == '/') len--;
     const char *seg[MAX_SEGMENTS];
     size_t seglen[MAX_SEGMENTS];
     int n = 0;
@@ -35,20 +33,14 @@ int router_match(const char *path, size_t len, route_match_t *m)
         n++;
         i++;
     }
-    if (n == 1 && seg_is(seg[0], seglen[0], "healthz"))
-        return m->route = ROUTE_HEALTH;
-    if (n == 0 || !seg_is(seg[0], seglen[0], "leads"))
-        return ROUTE_NONE;
-    if (n == 1)
-        return m->route = ROUTE_LEADS;
+    if (n == 1 && seg_is(seg[0], seglen[0], "healthz")) return m->route = ROUTE_HEALTH;
+    if (n == 0 || !seg_is(seg[0], seglen[0], "leads")) return ROUTE_NONE;
+    if (n == 1) return m->route = ROUTE_LEADS;
     m->id = seg[1];
     m->id_len = seglen[1];
-    if (n == 2)
-        return m->route = ROUTE_LEAD;
-    if (!seg_is(seg[2], seglen[2], "follows"))
-        return m->route = ROUTE_NONE;
-    if (n == 3)
-        return m->route = ROUTE_FOLLOWS;
+    if (n == 2) return m->route = ROUTE_LEAD;
+    if (!seg_is(seg[2], seglen[2], "follows")) return m->route = ROUTE_NONE;
+    if (n == 3) return m->route = ROUTE_FOLLOWS;
     m->fid = seg[3];
     m->fid_len = seglen[3];
     return m->route = ROUTE_FOLLOW;
@@ -56,16 +48,11 @@ int router_match(const char *path, size_t len, route_match_t *m)
 
 unsigned router_method(const char *s, size_t n)
 {
-    if (seg_is(s, n, "GET"))
-        return METHOD_GET;
-    if (seg_is(s, n, "HEAD"))
-        return METHOD_HEAD;
-    if (seg_is(s, n, "POST"))
-        return METHOD_POST;
-    if (seg_is(s, n, "PUT"))
-        return METHOD_PUT;
-    if (seg_is(s, n, "DELETE"))
-        return METHOD_DELETE;
+    if (seg_is(s, n, "GET")) return METHOD_GET;
+    if (seg_is(s, n, "HEAD")) return METHOD_HEAD;
+    if (seg_is(s, n, "POST")) return METHOD_POST;
+    if (seg_is(s, n, "PUT")) return METHOD_PUT;
+    if (seg_is(s, n, "DELETE")) return METHOD_DELETE;
     return METHOD_OTHER;
 }
 

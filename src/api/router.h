@@ -22,8 +22,8 @@ enum route_method {
 };
 
 typedef struct route_match {
-    int route;       /* enum route_id */
-    const char *id;  /* the {id} segment (lead), pointing into the path */
+    int route;      /* enum route_id */
+    const char *id; /* the {id} segment (lead), pointing into the path */
     size_t id_len;
     const char *fid; /* the {follow_id} segment */
     size_t fid_len;

@@ -37,15 +37,13 @@ static struct {
 static void on_req_dispose(void *p)
 {
     api_write_t **ref = p;
-    if (*ref != NULL)
-        (*ref)->req = NULL;
+    if (*ref != NULL) (*ref)->req = NULL;
 }
 
 api_write_t *api_write_new(api_req_t *r, api_write_fn fn, json_t *root)
 {
     api_write_t *w = calloc(1, sizeof *w);
-    if (w == NULL)
-        return NULL;
+    if (w == NULL) return NULL;
     w->run = fn;
     w->t = r->t;
     w->req = r->req;
@@ -87,11 +85,9 @@ static void complete(api_write_t *w)
             req->res.content_length = w->out.len; /* see api_send */
             h2o_send_inline(req, w->out.buf, w->out.len);
         }
-        if (w->t->shared->log_requests)
-            api_log(w->t, req, w->app_key, w->now, w->start_ns);
+        if (w->t->shared->log_requests) api_log(w->t, req, w->app_key, w->now, w->start_ns);
     }
-    if (w->queued)
-        w->t->writes_in_flight--;
+    if (w->queued) w->t->writes_in_flight--;
     json_decref(w->root);
     jw_free(&w->out);
     free(w);
@@ -112,12 +108,9 @@ void api_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messa
  * cache: after the commit, before any of them is answered. */
 static void touch(api_write_t *w)
 {
-    if (w->status >= 300)
-        return;
-    if (w->touch_lead[0] != '\0')
-        cache_touch_lead(w->app, w->touch_lead);
-    if (w->touch_app)
-        cache_touch_app(w->app);
+    if (w->status >= 300) return;
+    if (w->touch_lead[0] != '\0') cache_touch_lead(w->app, w->touch_lead);
+    if (w->touch_app) cache_touch_app(w->app);
 }
 
 /* Runs one batch on the writer's connection. */
@@ -136,8 +129,8 @@ static void run_batch(api_write_t *batch)
             /* Nothing of the batch happened: no write may be acknowledged. */
             for (api_write_t *w = batch; w != NULL; w = w->next)
                 if (w->status < 300)
-                    w->status = api_render_store_error(&w->out, rc == STORE_ERROR ? STORE_UNAVAILABLE : rc,
-                                                       "", "");
+                    w->status =
+                        api_render_store_error(&w->out, rc == STORE_ERROR ? STORE_UNAVAILABLE : rc, "", "");
         }
     }
     for (api_write_t *w = batch; w != NULL; w = w->next)
@@ -155,8 +148,7 @@ static void *writer_main(void *arg)
     for (;;) {
         while (W.head == NULL && !W.stop)
             pthread_cond_wait(&W.cv, &W.mu);
-        if (W.head == NULL)
-            break;
+        if (W.head == NULL) break;
         /* Take up to BATCH_MAX writes off the queue. */
         api_write_t *batch = W.head, *last = W.head;
         int n = 1;
@@ -165,8 +157,7 @@ static void *writer_main(void *arg)
             n++;
         }
         W.head = last->next;
-        if (W.head == NULL)
-            W.tail = &W.head;
+        if (W.head == NULL) W.tail = &W.head;
         last->next = NULL;
         pthread_mutex_unlock(&W.mu);
         run_batch(batch);
@@ -227,8 +218,7 @@ int api_writer_start(const api_shared_t *shared)
 
 void api_writer_stop(void)
 {
-    if (!W.running)
-        return;
+    if (!W.running) return;
     pthread_mutex_lock(&W.mu);
     W.stop = 1;
     pthread_cond_signal(&W.cv);

@@ -12,14 +12,14 @@
 
 enum jwt_rc {
     JWT_OK = 0,
-    JWT_MALFORMED,   /* not three base64url parts, bad JSON, wrong claim types */
-    JWT_BAD_ALG,     /* header alg is not exactly "RS256" (or typ is not JWT) */
-    JWT_BAD_SIG,     /* signature does not verify with the key */
-    JWT_NO_EXP,      /* no numeric exp claim */
-    JWT_EXPIRED,     /* now >= exp */
-    JWT_NOT_YET,     /* nbf present and now < nbf, or iat more than 60 s ahead */
-    JWT_NO_APP,      /* no string app claim */
-    JWT_INTERNAL     /* OpenSSL or allocation failure */
+    JWT_MALFORMED, /* not three base64url parts, bad JSON, wrong claim types */
+    JWT_BAD_ALG,   /* header alg is not exactly "RS256" (or typ is not JWT) */
+    JWT_BAD_SIG,   /* signature does not verify with the key */
+    JWT_NO_EXP,    /* no numeric exp claim */
+    JWT_EXPIRED,   /* now >= exp */
+    JWT_NOT_YET,   /* nbf present and now < nbf, or iat more than 60 s ahead */
+    JWT_NO_APP,    /* no string app claim */
+    JWT_INTERNAL   /* OpenSSL or allocation failure */
 };
 
 #define JWT_CLAIM_MAX 128

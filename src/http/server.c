@@ -136,8 +136,7 @@ static void on_conn_close(void *data)
 long http_max_connections_default(void)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return 1000;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1000;
     if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
@@ -154,8 +153,7 @@ static void accept_pending(worker_t *w, int max)
     h2o_socket_t *listener = w->listener;
     for (int i = 0; i < max; i++) {
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
-            return;
+        if (sock == NULL) return;
         if (atomic_fetch_add(&open_conns, 1) >= w->cfg->max_connections) {
             atomic_fetch_sub(&open_conns, 1);
             /* Over the cap: say so at once rather than leave the client
@@ -174,8 +172,7 @@ static void accept_pending(worker_t *w, int max)
 
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
-    if (err != NULL)
-        return;
+    if (err != NULL) return;
     /* A handful per wake-up, as h2o's own server does. */
     accept_pending(listener->data, 16);
 }
@@ -209,13 +206,11 @@ static int check_address_free(const http_config_t *cfg)
     struct sockaddr_storage ss;
     socklen_t sslen = listen_address(cfg, &ss);
     int fd = sslen ? socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     int on = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on); /* TIME_WAIT is fine */
     int rc = bind(fd, (struct sockaddr *)&ss, sslen);
-    if (rc != 0)
-        fprintf(stderr, "crmd: cannot listen on %s:%u: %s\n", cfg->host, cfg->port, strerror(errno));
+    if (rc != 0) fprintf(stderr, "crmd: cannot listen on %s:%u: %s\n", cfg->host, cfg->port, strerror(errno));
     close(fd);
     return rc;
 }
@@ -229,8 +224,7 @@ static int listen_socket(const http_config_t *cfg)
         return -1;
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     int on = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
@@ -286,8 +280,7 @@ static void *worker_main(void *arg)
         int busy = w->cfg->busy != NULL && w->cfg->busy(w->state);
         if (busy && deadline < h2o_now(w->loop) + DRAIN_GRACE_MS)
             deadline = h2o_now(w->loop) + DRAIN_GRACE_MS;
-        if (!busy && (!conns_open(&w->ctx) || h2o_now(w->loop) >= deadline))
-            break;
+        if (!busy && (!conns_open(&w->ctx) || h2o_now(w->loop) >= deadline)) break;
         h2o_evloop_run(w->loop, 10);
     }
 
@@ -301,21 +294,20 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
     h2o_config_init(&globalconf);
     globalconf.max_request_entity_size = cfg->max_body;
     globalconf.server_name = h2o_iovec_init(H2O_STRLIT("crmd"));
-    h2o_hostconf_t *host = h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_filter_t *filter = h2o_create_filter(&host->fallback_path, sizeof *filter);
     filter->on_setup_ostream = error_on_setup_ostream;
 
     int n = cfg->threads;
     worker_t **workers = calloc((size_t)n, sizeof *workers);
-    if (workers == NULL)
-        return 1;
+    if (workers == NULL) return 1;
     h2o_handler_t *handler = h2o_create_handler(path, sizeof *handler);
     handler->on_req = on_req;
     for (int i = 0; i < n; i++) {
         workers[i] = calloc(1, sizeof(worker_t));
-        if (workers[i] == NULL)
-            abort();
+        if (workers[i] == NULL) abort();
         workers[i]->fd = -1;
     }
 
@@ -327,42 +319,36 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (check_address_free(cfg) != 0)
-        goto out;
+    if (check_address_free(cfg) != 0) goto out;
     for (int i = 0; i < n; i++) {
         worker_t *w = workers[i];
         w->cfg = cfg;
         w->index = i;
         w->fd = listen_socket(cfg);
-        if (w->fd < 0)
-            goto out;
+        if (w->fd < 0) goto out;
     }
     for (int i = 0; i < n; i++)
         pthread_create(&workers[i]->thread, NULL, worker_main, workers[i]);
     while (atomic_load(&started) < n)
         usleep(1000);
     if (!atomic_load(&stopping)) {
-        if (ready != NULL)
-            ready(cfg->arg);
+        if (ready != NULL) ready(cfg->arg);
         int sig;
         /* Wait for SIGINT/SIGTERM, or for a worker that failed to start. */
         struct timespec tick = {0, 100 * 1000 * 1000};
         while (!atomic_load(&stopping)) {
             sig = sigtimedwait(&sigs, NULL, &tick);
-            if (sig == SIGINT || sig == SIGTERM)
-                atomic_store(&stopping, 1);
+            if (sig == SIGINT || sig == SIGTERM) atomic_store(&stopping, 1);
         }
     }
     rc = 0;
     for (int i = 0; i < n; i++) {
         pthread_join(workers[i]->thread, NULL);
-        if (workers[i]->failed)
-            rc = 1;
+        if (workers[i]->failed) rc = 1;
     }
 out:
     for (int i = 0; i < n; i++) {
-        if (workers[i]->fd >= 0 && rc != 0 && workers[i]->loop == NULL)
-            close(workers[i]->fd);
+        if (workers[i]->fd >= 0 && rc != 0 && workers[i]->loop == NULL) close(workers[i]->fd);
         free(workers[i]);
     }
     free(workers);

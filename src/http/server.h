@@ -15,7 +15,7 @@ typedef struct http_config {
     const char *host; /* numeric address to bind, e.g. "127.0.0.1" */
     uint16_t port;
     int threads;
-    size_t max_body; /* bytes; larger request bodies are refused with 413 */
+    size_t max_body;     /* bytes; larger request bodies are refused with 413 */
     int max_connections; /* open at once, all threads together; beyond: 503 */
     /* Called on each server thread before it serves, with the thread's h2o
      * context; returns the thread's state (NULL on failure, which stops the

@@ -113,8 +113,7 @@ static bool get_text(attr_t *a, bool nullable, bool allow_newlines, size_t max_c
     out->ptr = NULL;
     out->len = 0;
     if (json_is_null(a->v)) {
-        if (nullable)
-            return true;
+        if (nullable) return true;
         attr_error(a, "%s can't be blank%s", "");
         return false;
     }
@@ -152,8 +151,7 @@ static bool get_text(attr_t *a, bool nullable, bool allow_newlines, size_t max_c
 static bool get_enum(attr_t *a, const char *const *names, int count, int *out)
 {
     text_ref_t t;
-    if (!get_text(a, false, false, 64, &t))
-        return false;
+    if (!get_text(a, false, false, 64, &t)) return false;
     for (int i = 0; i < count; i++) {
         if (strlen(names[i]) == t.len && memcmp(names[i], t.ptr, t.len) == 0) {
             *out = i;
@@ -174,11 +172,9 @@ static bool get_enum(attr_t *a, const char *const *names, int count, int *out)
 static bool get_uuid(attr_t *a, char out[UUID_BUFSZ])
 {
     out[0] = '\0';
-    if (json_is_null(a->v))
-        return true;
+    if (json_is_null(a->v)) return true;
     text_ref_t t;
-    if (!get_text(a, true, false, 64, &t))
-        return false;
+    if (!get_text(a, true, false, 64, &t)) return false;
     if (!uuid_parse(t.ptr, t.len, out)) {
         out[0] = '\0';
         attr_error(a, "%s must be a UUID%s", "");
@@ -192,8 +188,7 @@ static bool get_value(attr_t *a, const char *raw, size_t rawlen, bool *has, int6
 {
     *has = false;
     *cents = 0;
-    if (json_is_null(a->v))
-        return true;
+    if (json_is_null(a->v)) return true;
     int rc;
     if (json_is_number(a->v) && raw != NULL)
         rc = decimal_parse(raw, rawlen, cents);
@@ -227,8 +222,7 @@ static bool get_value(attr_t *a, const char *raw, size_t rawlen, bool *has, int6
 static bool get_probability(attr_t *a, const char *raw, size_t rawlen, int *out)
 {
     *out = -1;
-    if (json_is_null(a->v))
-        return true;
+    if (json_is_null(a->v)) return true;
     if (!json_is_number(a->v)) {
         attr_error(a, "%s must be an integer%s", "");
         return false;
@@ -256,11 +250,9 @@ static bool get_timestamp(attr_t *a, bool *has, int64_t *ms)
 {
     *has = false;
     *ms = 0;
-    if (json_is_null(a->v))
-        return true;
+    if (json_is_null(a->v)) return true;
     text_ref_t t;
-    if (!get_text(a, true, false, 64, &t))
-        return false;
+    if (!get_text(a, true, false, 64, &t)) return false;
     if (ts_parse(t.ptr, t.len, ms) != 0) {
         attr_error(a, "%s must be an RFC 3339 date-time%s", " (e.g. 2026-03-05T14:00:00Z)");
         return false;
@@ -318,8 +310,7 @@ void lead_decode_body(const json_t *root, const char *body, size_t len, bool cre
     memset(out, 0, sizeof *out);
     out->v.probability = -1;
     const json_t *w = wrapper(root, "lead", errs);
-    if (w == NULL)
-        return;
+    if (w == NULL) return;
     const char *key;
     size_t keylen;
     json_t *v;
@@ -332,32 +323,27 @@ void lead_decode_body(const json_t *root, const char *body, size_t len, bool cre
             unknown(errs, "lead", key, keylen);
         } else if (strcmp(key, "name") == 0) {
             a.label = "Name";
-            if (get_text(&a, false, false, NAME_MAX_CHARS, &l->name))
-                out->fields |= LEAD_F_NAME;
+            if (get_text(&a, false, false, NAME_MAX_CHARS, &l->name)) out->fields |= LEAD_F_NAME;
         } else if (strcmp(key, "source") == 0) {
             a.label = "Source";
-            if (get_text(&a, true, false, SOURCE_MAX_CHARS, &l->source))
-                out->fields |= LEAD_F_SOURCE;
+            if (get_text(&a, true, false, SOURCE_MAX_CHARS, &l->source)) out->fields |= LEAD_F_SOURCE;
         } else if (strcmp(key, "account_id") == 0) {
             a.label = "Account";
-            if (get_uuid(&a, l->account_id))
-                out->fields |= LEAD_F_ACCOUNT;
+            if (get_uuid(&a, l->account_id)) out->fields |= LEAD_F_ACCOUNT;
         } else if (strcmp(key, "contact_id") == 0) {
             a.label = "Contact";
-            if (get_uuid(&a, l->contact_id))
-                out->fields |= LEAD_F_CONTACT;
+            if (get_uuid(&a, l->contact_id)) out->fields |= LEAD_F_CONTACT;
         } else if (strcmp(key, "value") == 0) {
             a.label = "Value";
             const char *raw = NULL;
             size_t rawlen = 0;
-            if (body != NULL && json_is_number(v) && !jsonlex_number_at(body, len, "lead", "value", &raw, &rawlen))
+            if (body != NULL && json_is_number(v) &&
+                !jsonlex_number_at(body, len, "lead", "value", &raw, &rawlen))
                 raw = NULL;
-            if (get_value(&a, raw, rawlen, &l->has_value, &l->value_cents))
-                out->fields |= LEAD_F_VALUE;
+            if (get_value(&a, raw, rawlen, &l->has_value, &l->value_cents)) out->fields |= LEAD_F_VALUE;
         } else if (strcmp(key, "stage") == 0) {
             a.label = "Stage";
-            if (get_enum(&a, stage_names, COUNT(stage_names), &l->stage))
-                out->fields |= LEAD_F_STAGE;
+            if (get_enum(&a, stage_names, COUNT(stage_names), &l->stage)) out->fields |= LEAD_F_STAGE;
         } else if (strcmp(key, "probability") == 0) {
             a.label = "Probability";
             const char *raw = NULL;
@@ -365,8 +351,7 @@ void lead_decode_body(const json_t *root, const char *body, size_t len, bool cre
             if (body != NULL && json_is_number(v) &&
                 !jsonlex_number_at(body, len, "lead", "probability", &raw, &rawlen))
                 raw = NULL;
-            if (get_probability(&a, raw, rawlen, &l->probability))
-                out->fields |= LEAD_F_PROBABILITY;
+            if (get_probability(&a, raw, rawlen, &l->probability)) out->fields |= LEAD_F_PROBABILITY;
         } else if (strcmp(key, "status") == 0) {
             a.label = "Status";
             if (get_enum(&a, lead_status_names, COUNT(lead_status_names), &l->status))
@@ -378,10 +363,8 @@ void lead_decode_body(const json_t *root, const char *body, size_t len, bool cre
     if (creating) {
         if (json_object_get(w, "name") == NULL)
             verrs_add(errs, "validation_error", "/lead/name", NULL, "Name can't be blank");
-        if (!(out->fields & LEAD_F_STAGE))
-            l->stage = STAGE_NEW;
-        if (!(out->fields & LEAD_F_STATUS))
-            l->status = LEAD_ACTIVE;
+        if (!(out->fields & LEAD_F_STAGE)) l->stage = STAGE_NEW;
+        if (!(out->fields & LEAD_F_STATUS)) l->status = LEAD_ACTIVE;
         out->fields = ~0u;
     }
 }
@@ -390,8 +373,7 @@ void follow_decode(const json_t *root, bool creating, follow_patch_t *out, verrs
 {
     memset(out, 0, sizeof *out);
     const json_t *w = wrapper(root, "follow", errs);
-    if (w == NULL)
-        return;
+    if (w == NULL) return;
     const char *key;
     size_t keylen;
     json_t *v;
@@ -404,16 +386,14 @@ void follow_decode(const json_t *root, bool creating, follow_patch_t *out, verrs
             unknown(errs, "follow", key, keylen);
         } else if (strcmp(key, "title") == 0) {
             a.label = "Title";
-            if (get_text(&a, false, false, TITLE_MAX_CHARS, &f->title))
-                out->fields |= FOLLOW_F_TITLE;
+            if (get_text(&a, false, false, TITLE_MAX_CHARS, &f->title)) out->fields |= FOLLOW_F_TITLE;
         } else if (strcmp(key, "description") == 0) {
             a.label = "Description";
             if (get_text(&a, true, true, DESCRIPTION_MAX_CHARS, &f->description))
                 out->fields |= FOLLOW_F_DESCRIPTION;
         } else if (strcmp(key, "due_date") == 0) {
             a.label = "Due date";
-            if (get_timestamp(&a, &f->has_due, &f->due_at))
-                out->fields |= FOLLOW_F_DUE;
+            if (get_timestamp(&a, &f->has_due, &f->due_at)) out->fields |= FOLLOW_F_DUE;
         } else if (strcmp(key, "status") == 0) {
             a.label = "Status";
             if (get_enum(&a, follow_status_names, COUNT(follow_status_names), &f->status)) {
@@ -429,8 +409,7 @@ void follow_decode(const json_t *root, bool creating, follow_patch_t *out, verrs
     if (creating) {
         if (json_object_get(w, "title") == NULL)
             verrs_add(errs, "validation_error", "/follow/title", NULL, "Title can't be blank");
-        if (!(out->fields & FOLLOW_F_STATUS))
-            f->status = FOLLOW_PENDING;
+        if (!(out->fields & FOLLOW_F_STATUS)) f->status = FOLLOW_PENDING;
         out->fields = ~0u;
     }
 }

@@ -24,13 +24,11 @@ static void skip_string(scan_t *s, const char **start, size_t *n)
     s->p++;
     *start = s->p;
     while (s->p < s->end && *s->p != '"') {
-        if (*s->p == '\\' && s->p + 1 < s->end)
-            s->p++;
+        if (*s->p == '\\' && s->p + 1 < s->end) s->p++;
         s->p++;
     }
     *n = (size_t)(s->p - *start);
-    if (s->p < s->end)
-        s->p++;
+    if (s->p < s->end) s->p++;
 }
 
 /* Skips one value of any kind, counting brackets for containers. */
@@ -39,15 +37,14 @@ static void skip_value(scan_t *s)
     const char *str;
     size_t n;
     skip_ws(s);
-    if (s->p >= s->end)
-        return;
+    if (s->p >= s->end) return;
     if (*s->p == '"') {
         skip_string(s, &str, &n);
         return;
     }
     if (*s->p != '{' && *s->p != '[') {
-        while (s->p < s->end && *s->p != ',' && *s->p != '}' && *s->p != ']' && *s->p != ' ' && *s->p != '\t' &&
-               *s->p != '\n' && *s->p != '\r')
+        while (s->p < s->end && *s->p != ',' && *s->p != '}' && *s->p != ']' && *s->p != ' ' &&
+               *s->p != '\t' && *s->p != '\n' && *s->p != '\r')
             s->p++;
         return;
     }
@@ -73,27 +70,22 @@ static bool find_member(scan_t *s, const char *key)
 {
     size_t klen = strlen(key);
     skip_ws(s);
-    if (s->p >= s->end || *s->p != '{')
-        return false;
+    if (s->p >= s->end || *s->p != '{') return false;
     s->p++;
     for (;;) {
         skip_ws(s);
-        if (s->p >= s->end || *s->p != '"')
-            return false;
+        if (s->p >= s->end || *s->p != '"') return false;
         const char *name;
         size_t n;
         skip_string(s, &name, &n);
         skip_ws(s);
-        if (s->p >= s->end || *s->p != ':')
-            return false;
+        if (s->p >= s->end || *s->p != ':') return false;
         s->p++;
         skip_ws(s);
-        if (n == klen && memcmp(name, key, n) == 0)
-            return true;
+        if (n == klen && memcmp(name, key, n) == 0) return true;
         skip_value(s);
         skip_ws(s);
-        if (s->p >= s->end || *s->p != ',')
-            return false;
+        if (s->p >= s->end || *s->p != ',') return false;
         s->p++;
     }
 }
@@ -102,11 +94,9 @@ bool jsonlex_number_at(const char *doc, size_t len, const char *k1, const char *
                        size_t *outlen)
 {
     scan_t s = {doc, doc + len};
-    if (!find_member(&s, k1) || !find_member(&s, k2))
-        return false;
+    if (!find_member(&s, k1) || !find_member(&s, k2)) return false;
     const char *start = s.p;
-    if (s.p >= s.end || !(*s.p == '-' || (*s.p >= '0' && *s.p <= '9')))
-        return false;
+    if (s.p >= s.end || !(*s.p == '-' || (*s.p >= '0' && *s.p <= '9'))) return false;
     skip_value(&s);
     *out = start;
     *outlen = (size_t)(s.p - start);

@@ -11,10 +11,8 @@
 /* Guarantees room for n more bytes; false (and w->oom) if it cannot. */
 static bool reserve(jw_t *w, size_t n)
 {
-    if (w->oom)
-        return false;
-    if (w->len + n <= w->cap)
-        return true;
+    if (w->oom) return false;
+    if (w->len + n <= w->cap) return true;
     size_t cap = w->cap ? w->cap : 4096;
     while (cap < w->len + n)
         cap *= 2;
@@ -43,8 +41,7 @@ void jw_free(jw_t *w)
 
 void jw_raw(jw_t *w, const char *s, size_t n)
 {
-    if (!reserve(w, n))
-        return;
+    if (!reserve(w, n)) return;
     memcpy(w->buf + w->len, s, n);
     w->len += n;
 }
@@ -53,8 +50,7 @@ void jw_str(jw_t *w, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     /* The worst case is six bytes out per byte in (\u00XX), plus quotes. */
-    if (!reserve(w, n * 6 + 2))
-        return;
+    if (!reserve(w, n * 6 + 2)) return;
     char *o = w->buf + w->len;
     *o++ = '"';
     for (size_t i = 0; i < n; i++) {

@@ -33,9 +33,9 @@ typedef struct lead {
     char contact_id[UUID_BUFSZ];
     bool has_value;
     int64_t value_cents;
-    int stage;       /* enum lead_stage */
-    int probability; /* -1 when unset */
-    int status;      /* enum lead_status */
+    int stage;                      /* enum lead_stage */
+    int probability;                /* -1 when unset */
+    int status;                     /* enum lead_status */
     int64_t created_at, updated_at; /* ms since the epoch */
 } lead_t;
 
@@ -94,8 +94,7 @@ static inline int64_t record_next_updated_at(int64_t prev, int64_t now)
  * has passed reads as overdue. */
 static inline int follow_effective_status(const follow_t *f, int64_t now)
 {
-    if (f->status == FOLLOW_PENDING && f->has_due && f->due_at < now)
-        return FOLLOW_OVERDUE;
+    if (f->status == FOLLOW_PENDING && f->has_due && f->due_at < now) return FOLLOW_OVERDUE;
     return f->status;
 }
 

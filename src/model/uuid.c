@@ -65,8 +65,7 @@ static int pool_take(unsigned char *out, size_t n)
     pthread_once(&once, pool_register_fork_handler);
     assert(n <= POOL_SIZE);
     if (pool.left < n) {
-        if (RAND_bytes(pool.bytes, (int)sizeof pool.bytes) != 1)
-            return -1;
+        if (RAND_bytes(pool.bytes, (int)sizeof pool.bytes) != 1) return -1;
         pool.left = sizeof pool.bytes;
     }
     unsigned char *p = pool.bytes + sizeof pool.bytes - pool.left;

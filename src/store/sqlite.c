@@ -330,8 +330,7 @@ static int finish(sqlite_store_t *s, int rc)
         if (rc != STORE_OK && exec_stmt(s, Q_ROLLBACK_TO) != STORE_OK)
             s->in_batch = 2; /* the batch can no longer be trusted */
         int rrc = exec_stmt(s, Q_RELEASE);
-        if (batch_usable(s) != STORE_OK)
-            return STORE_UNAVAILABLE;
+        if (batch_usable(s) != STORE_OK) return STORE_UNAVAILABLE;
         return rc != STORE_OK ? rc : rrc;
     }
     if (rc == STORE_OK) {
@@ -344,8 +343,7 @@ static int finish(sqlite_store_t *s, int rc)
 
 static int finish_single(sqlite_store_t *s, int rc)
 {
-    if (s->in_batch)
-        return batch_usable(s) != STORE_OK ? STORE_UNAVAILABLE : rc;
+    if (s->in_batch) return batch_usable(s) != STORE_OK ? STORE_UNAVAILABLE : rc;
     return finish(s, rc);
 }
 

@@ -121,8 +121,7 @@ store_t *store_open(const char *url, char *err, size_t errsz);
 /* Closes the connection; s may be NULL. */
 static inline void store_close(store_t *s)
 {
-    if (s != NULL)
-        s->ops->close(s);
+    if (s != NULL) s->ops->close(s);
 }
 
 /* Creates or upgrades the schema to the newest version, each migration in
@@ -209,8 +208,7 @@ static inline int store_follow_list(store_t *s, int64_t app, const char *lead_id
 }
 
 static inline int store_follow_update(store_t *s, int64_t app, const char *lead_id, const char *id,
-                                      const follow_patch_t *patch, int64_t now, store_follow_cb cb,
-                                      void *ctx)
+                                      const follow_patch_t *patch, int64_t now, store_follow_cb cb, void *ctx)
 {
     return s->ops->follow_update(s, app, lead_id, id, patch, now, cb, ctx);
 }

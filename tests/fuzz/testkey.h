@@ -8,6 +8,9 @@
 #ifndef CRMD_FUZZ_TESTKEY_H
 #define CRMD_FUZZ_TESTKEY_H
 
+/* The key below is data, one PEM line per line. */
+// clang-format off
+
 static const char fuzz_test_key_pem[] =
     "-----BEGIN PRIVATE KEY-----\n"
     "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCSug5ql7TkgAN/\n"
@@ -39,4 +42,5 @@ static const char fuzz_test_key_pem[] =
     "-----END PRIVATE KEY-----\n"
     ;
 
+// clang-format on
 #endif
