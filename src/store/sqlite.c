@@ -526,6 +526,18 @@ static int sq_app_create(store_t *base, const char *key, const char *name, int64
     return finish(s, rc);
 }
 
+/* Reads an app row whose first five columns are id, key, name, disabled,
+ * created_at (as every app query here selects them). */
+static void read_app(sqlite3_stmt *st, store_app_t *app)
+{
+    memset(app, 0, sizeof *app);
+    app->id = sqlite3_column_int64(st, 0);
+    snprintf(app->key, sizeof app->key, "%s", (const char *)sqlite3_column_text(st, 1));
+    snprintf(app->name, sizeof app->name, "%s", (const char *)sqlite3_column_text(st, 2));
+    app->disabled = sqlite3_column_int(st, 3);
+    app->created_at = sqlite3_column_int64(st, 4);
+}
+
 static int sq_app_find(store_t *base, const char *key, store_app_t *out)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
@@ -534,11 +546,7 @@ static int sq_app_find(store_t *base, const char *key, store_app_t *out)
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        out->id = sqlite3_column_int64(st, 0);
-        snprintf(out->key, sizeof out->key, "%s", (const char *)sqlite3_column_text(st, 1));
-        snprintf(out->name, sizeof out->name, "%s", (const char *)sqlite3_column_text(st, 2));
-        out->disabled = sqlite3_column_int(st, 3);
-        out->created_at = sqlite3_column_int64(st, 4);
+        read_app(st, out);
         rc = STORE_OK;
     } else {
         rc = rc == SQLITE_DONE ? STORE_NOT_FOUND : map_rc(s, rc);
@@ -967,12 +975,7 @@ static int sq_app_list(store_t *base, store_app_cb cb, void *ctx)
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_app_t app;
-        memset(&app, 0, sizeof app);
-        app.id = sqlite3_column_int64(st, 0);
-        snprintf(app.key, sizeof app.key, "%s", (const char *)sqlite3_column_text(st, 1));
-        snprintf(app.name, sizeof app.name, "%s", (const char *)sqlite3_column_text(st, 2));
-        app.disabled = sqlite3_column_int(st, 3);
-        app.created_at = sqlite3_column_int64(st, 4);
+        read_app(st, &app);
         cb(ctx, &app, sqlite3_column_int64(st, 5));
     }
     done(st);
@@ -1080,12 +1083,7 @@ static int export_rows(sqlite_store_t *s, const char *sql, export_row_fn fn, con
 static int export_app(sqlite3_stmt *st, const store_export_t *cb, void *ctx)
 {
     store_app_t app;
-    memset(&app, 0, sizeof app);
-    app.id = sqlite3_column_int64(st, 0);
-    snprintf(app.key, sizeof app.key, "%s", (const char *)sqlite3_column_text(st, 1));
-    snprintf(app.name, sizeof app.name, "%s", (const char *)sqlite3_column_text(st, 2));
-    app.disabled = sqlite3_column_int(st, 3);
-    app.created_at = sqlite3_column_int64(st, 4);
+    read_app(st, &app);
     return cb->app(ctx, &app);
 }
 
