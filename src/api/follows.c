@@ -160,7 +160,6 @@ static api_write_t *decode(api_req_t *r, bool creating, api_write_fn fn)
         return NULL;
     }
     w->p.follow = p;
-    memcpy(w->touch_lead, r->id, sizeof w->touch_lead); /* the lead's follows */
     return w;
 }
 
@@ -204,9 +203,7 @@ void follows_handle(api_req_t *r)
         if ((w = decode(r, false, run_update)) != NULL) api_write_submit(r, w);
         break;
     case METHOD_DELETE:
-        if ((w = api_write_new(r, run_delete, NULL)) != NULL)
-            memcpy(w->touch_lead, r->id, sizeof w->touch_lead);
-        api_write_submit(r, w);
+        api_write_submit(r, api_write_new(r, run_delete, NULL));
         break;
     default:
         get(r);

@@ -135,10 +135,6 @@ static api_write_t *decode(api_req_t *r, bool creating, api_write_fn fn)
         return NULL;
     }
     w->p.lead = p;
-    /* Any lead write changes the app's lists; an update or delete also the
-     * lead's own GET. */
-    w->touch_app = true;
-    memcpy(w->touch_lead, r->id, sizeof w->touch_lead);
     return w;
 }
 
@@ -178,11 +174,7 @@ void leads_handle(api_req_t *r)
         if ((w = decode(r, false, run_update)) != NULL) api_write_submit(r, w);
         break;
     case METHOD_DELETE:
-        if ((w = api_write_new(r, run_delete, NULL)) != NULL) {
-            w->touch_app = true;
-            memcpy(w->touch_lead, r->id, sizeof w->touch_lead);
-        }
-        api_write_submit(r, w);
+        api_write_submit(r, api_write_new(r, run_delete, NULL));
         break;
     default:
         get(r);

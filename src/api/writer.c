@@ -54,6 +54,11 @@ api_write_t *api_write_new(api_req_t *r, api_write_fn fn, json_t *root)
     snprintf(w->app_key, sizeof w->app_key, "%s", r->app.key);
     memcpy(w->id, r->id, sizeof w->id);
     memcpy(w->fid, r->fid, sizeof w->fid);
+    /* What the write makes stale in the response cache follows from its
+     * route: every write touches its lead (its GET, its follows; none yet
+     * for a create), and lead writes also the app's lists. */
+    memcpy(w->touch_lead, r->id, sizeof w->touch_lead);
+    w->touch_app = r->route.route == ROUTE_LEADS || r->route.route == ROUTE_LEAD;
     w->req_ref = h2o_mem_alloc_shared(&r->req->pool, sizeof *w->req_ref, on_req_dispose);
     *w->req_ref = w;
     return w;
