@@ -536,7 +536,7 @@ static int cmd_token(int argc, char **argv)
     if (s == NULL) return 1;
     int rc = 1;
     store_app_t found;
-    int frc = store_app_find(s, app, &found);
+    int frc = store_app_find(s, app, &found, NULL);
     if (frc == STORE_NOT_FOUND) {
         fprintf(stderr, "crmd: no app with key '%s' in %s\n", app, shown(db));
     } else if (frc != STORE_OK) {

@@ -61,7 +61,8 @@ static void poll_revoked(api_thread_t *t, int64_t now)
     if (now - t->revoked_poll_ms < REVOKED_POLL_MS) return;
     t->revoked_poll_ms = now;
     size_t before = t->revoked_n;
-    if (store_revoked_since(t->store, t->revoked_seq, add_revoked, t) == STORE_OK && t->revoked_n != before) {
+    if (store_revoked_since(t->store, t->revoked_seq, add_revoked, t, NULL) == STORE_OK &&
+        t->revoked_n != before) {
         for (int i = 0; i < AUTH_TOKEN_CACHE; i++) {
             free(t->tokens[i].token);
             t->tokens[i].token = NULL;
@@ -128,7 +129,7 @@ static int find_app(api_req_t *r, const char *key, size_t len, store_app_t *out)
         char k[sizeof out->key];
         memcpy(k, key, len);
         k[len] = '\0';
-        int rc = store_app_find(t->store, k, out);
+        int rc = store_app_find(t->store, k, out, NULL);
         if (rc != STORE_OK) return rc;
         e->hash = h;
         e->fetched_ms = r->now;

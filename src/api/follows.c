@@ -72,7 +72,8 @@ static void list(api_req_t *r)
     jw_lit(w, "{\"data\":[");
     emit_ctx_t c = {.w = w, .now = r->now, .expires = INT64_MAX};
     int64_t total = 0;
-    int rc = store_follow_list(r->t->store, r->app.id, r->id, offset, records, &total, emit_list_item, &c);
+    int rc =
+        store_follow_list(r->t->store, r->app.id, r->id, offset, records, &total, emit_list_item, &c, NULL);
     if (rc != STORE_OK) {
         api_store_error(r, rc, LEAD_NOT_FOUND_TITLE, LEAD_NOT_FOUND_DETAIL);
         return;
@@ -90,7 +91,7 @@ static void get(api_req_t *r)
     uint64_t gen = 0;
     if (api_cached(r, &key, &gen)) return;
     emit_ctx_t c = {.w = &r->t->out, .now = r->now, .expires = INT64_MAX};
-    int rc = store_follow_get(r->t->store, r->app.id, r->id, r->fid, emit_one, &c);
+    int rc = store_follow_get(r->t->store, r->app.id, r->id, r->fid, emit_one, &c, NULL);
     if (rc == STORE_OK && !c.w->oom) cache_put(&key, gen, c.w->buf, c.w->len, c.expires);
     if (rc == STORE_OK)
         api_send(r, 200);
@@ -120,7 +121,7 @@ static void run_update(store_t *s, api_write_t *w)
         /* "overdue" is derived. Sending it back is fine only where the
          * follow already reads overdue, and then it changes nothing. This
          * runs inside the write's transaction, so the check holds. */
-        rc = store_follow_get(s, w->app, w->id, w->fid, emit_status, &c);
+        rc = store_follow_get(s, w->app, w->id, w->fid, emit_status, &c, NULL);
         if (rc == STORE_OK && c.status != FOLLOW_OVERDUE) {
             verrs_t errs = {0};
             verrs_add(&errs, "validation_error", "/follow/status", NULL,

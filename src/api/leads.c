@@ -65,7 +65,7 @@ static void list(api_req_t *r)
     jw_lit(w, "{\"data\":[");
     list_ctx_t c = {w, 0};
     int64_t total = 0;
-    int rc = store_lead_list(r->t->store, r->app.id, offset, records, &total, emit_list_item, &c);
+    int rc = store_lead_list(r->t->store, r->app.id, offset, records, &total, emit_list_item, &c, NULL);
     if (rc != STORE_OK) {
         api_store_error(r, rc, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
         return;
@@ -82,7 +82,7 @@ static void get(api_req_t *r)
     uint64_t gen = 0;
     if (api_cached(r, &key, &gen)) return;
     jw_t *w = &r->t->out;
-    int rc = store_lead_get(r->t->store, r->app.id, r->id, emit_one, w);
+    int rc = store_lead_get(r->t->store, r->app.id, r->id, emit_one, w, NULL);
     if (rc == STORE_OK && !w->oom) cache_put(&key, gen, w->buf, w->len, INT64_MAX);
     if (rc == STORE_OK)
         api_send(r, 200);

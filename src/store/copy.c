@@ -91,7 +91,7 @@ static int on_app(void *ctx, const store_app_t *app)
     int rc = STORE_NOT_FOUND;
     if (c->append) {
         store_app_t found;
-        rc = store_app_find(c->dst, app->key, &found);
+        rc = store_app_find(c->dst, app->key, &found, NULL);
         if (rc == STORE_OK) {
             id = found.id;
             c->merged++;

@@ -1087,8 +1087,9 @@ static int pg_app_create(store_t *base, const char *key, const char *name, int64
     return rc;
 }
 
-static int pg_app_find(store_t *base, const char *key, store_app_t *out)
+static int pg_app_find(store_t *base, const char *key, store_app_t *out, const store_async_t *async)
 {
+    (void)async;
     pg_store_t *s = (pg_store_t *)base;
     params_t p = {0};
     p_str(&p, key);
@@ -1183,8 +1184,10 @@ static void emit_follows(const PGresult *r, int c0, store_follow_cb cb, void *ct
     }
 }
 
-static int pg_lead_get(store_t *base, int64_t app, const char *id, store_lead_cb cb, void *ctx)
+static int pg_lead_get(store_t *base, int64_t app, const char *id, store_lead_cb cb, void *ctx,
+                       const store_async_t *async)
 {
+    (void)async;
     pg_store_t *s = (pg_store_t *)base;
     params_t p = {0};
     p_int8(&p, app);
@@ -1202,8 +1205,9 @@ static int pg_lead_get(store_t *base, int64_t app, const char *id, store_lead_cb
 }
 
 static int pg_lead_list(store_t *base, int64_t app, int64_t offset, int limit, int64_t *total,
-                        store_lead_cb cb, void *ctx)
+                        store_lead_cb cb, void *ctx, const store_async_t *async)
 {
+    (void)async;
     pg_store_t *s = (pg_store_t *)base;
     params_t p = {0};
     p_int8(&p, app);
@@ -1302,8 +1306,9 @@ static bool follow_key(params_t *p, int64_t app, const char *lead_id, const char
 }
 
 static int pg_follow_get(store_t *base, int64_t app, const char *lead_id, const char *id, store_follow_cb cb,
-                         void *ctx)
+                         void *ctx, const store_async_t *async)
 {
+    (void)async;
     pg_store_t *s = (pg_store_t *)base;
     params_t p = {0};
     if (!follow_key(&p, app, lead_id, id)) return STORE_NOT_FOUND;
@@ -1320,8 +1325,9 @@ static int pg_follow_get(store_t *base, int64_t app, const char *lead_id, const 
 }
 
 static int pg_follow_list(store_t *base, int64_t app, const char *lead_id, int64_t offset, int limit,
-                          int64_t *total, store_follow_cb cb, void *ctx)
+                          int64_t *total, store_follow_cb cb, void *ctx, const store_async_t *async)
 {
+    (void)async;
     pg_store_t *s = (pg_store_t *)base;
     params_t p = {0};
     p_int8(&p, app);
@@ -1447,8 +1453,10 @@ static int pg_token_revoke(store_t *base, const char *jti, int64_t now)
     return write_stmt(s, Q_REVOKE, &p, 0, 0, NULL);
 }
 
-static int pg_revoked_since(store_t *base, int64_t after_seq, store_revoked_cb cb, void *ctx)
+static int pg_revoked_since(store_t *base, int64_t after_seq, store_revoked_cb cb, void *ctx,
+                            const store_async_t *async)
 {
+    (void)async;
     pg_store_t *s = (pg_store_t *)base;
     params_t p = {0};
     p_int8(&p, after_seq);

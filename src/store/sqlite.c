@@ -538,8 +538,9 @@ static void read_app(sqlite3_stmt *st, store_app_t *app)
     app->created_at = sqlite3_column_int64(st, 4);
 }
 
-static int sq_app_find(store_t *base, const char *key, store_app_t *out)
+static int sq_app_find(store_t *base, const char *key, store_app_t *out, const store_async_t *async)
 {
+    (void)async;
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_APP_FIND);
     if (st == NULL) return STORE_ERROR;
@@ -630,8 +631,10 @@ static int sq_lead_create(store_t *base, int64_t app, const lead_t *l)
     return finish(s, rc);
 }
 
-static int sq_lead_get(store_t *base, int64_t app, const char *id, store_lead_cb cb, void *ctx)
+static int sq_lead_get(store_t *base, int64_t app, const char *id, store_lead_cb cb, void *ctx,
+                       const store_async_t *async)
 {
+    (void)async;
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_LEAD_GET);
     if (st == NULL) return STORE_ERROR;
@@ -726,8 +729,9 @@ static int step_list(sqlite_store_t *s, sqlite3_stmt *st, list_rows_t *lr)
 }
 
 static int sq_lead_list(store_t *base, int64_t app, int64_t offset, int limit, int64_t *total,
-                        store_lead_cb cb, void *ctx)
+                        store_lead_cb cb, void *ctx, const store_async_t *async)
 {
+    (void)async;
     sqlite_store_t *s = (sqlite_store_t *)base;
     list_rows_t lr = {.fn = emit_lead, .cb = (void *)cb, .ctx = ctx, .total_col = 11};
     /* A deep page needs its anchors and its rows from one snapshot; a
@@ -855,8 +859,9 @@ static int sq_follow_create(store_t *base, int64_t app, const follow_t *f)
 }
 
 static int sq_follow_get(store_t *base, int64_t app, const char *lead_id, const char *id, store_follow_cb cb,
-                         void *ctx)
+                         void *ctx, const store_async_t *async)
 {
+    (void)async;
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_FOLLOW_GET);
     if (st == NULL) return STORE_ERROR;
@@ -870,8 +875,9 @@ static int sq_follow_get(store_t *base, int64_t app, const char *lead_id, const 
 }
 
 static int sq_follow_list(store_t *base, int64_t app, const char *lead_id, int64_t offset, int limit,
-                          int64_t *total, store_follow_cb cb, void *ctx)
+                          int64_t *total, store_follow_cb cb, void *ctx, const store_async_t *async)
 {
+    (void)async;
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_FOLLOW_LIST);
     if (st == NULL) return STORE_ERROR;
@@ -1010,8 +1016,10 @@ static int sq_token_revoke(store_t *base, const char *jti, int64_t now)
     return write_one((sqlite_store_t *)base, Q_REVOKE, jti, now, NULL);
 }
 
-static int sq_revoked_since(store_t *base, int64_t after_seq, store_revoked_cb cb, void *ctx)
+static int sq_revoked_since(store_t *base, int64_t after_seq, store_revoked_cb cb, void *ctx,
+                            const store_async_t *async)
 {
+    (void)async;
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = stmt(s, Q_REVOKED_SINCE);
     if (st == NULL) return STORE_ERROR;

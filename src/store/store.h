@@ -20,16 +20,37 @@
 
 #include "model/record.h"
 
-enum store_rc {
+typedef enum store_rc {
     STORE_OK = 0,
     STORE_NOT_FOUND,   /* no such record (in this app) */
     STORE_CONFLICT,    /* a unique key already exists */
     STORE_UNAVAILABLE, /* the database cannot take the request now (busy,
                         * disk full, read-only, connection lost): 503 */
-    STORE_ERROR        /* anything else: 500 */
-};
+    STORE_ERROR,       /* anything else: 500 */
+    STORE_PENDING      /* a read that will complete later (see store_async_t) */
+} store_rc_t;
 
 typedef struct store store_t;
+
+/*
+ * How a read may complete later, on the event loop of the thread that owns
+ * the store, instead of before it returns.
+ *
+ * Every read (the functions below that take a `const store_async_t *async`)
+ * either completes before it returns, and then returns its result, or, when
+ * async is not NULL and the backend can, returns STORE_PENDING and completes
+ * later: it then passes the rows to the read's callbacks and calls
+ * async->done(async->ctx, rc) exactly once, from the owning thread's event
+ * loop, after the function has returned. The store copies the strings it is
+ * given (ids, keys) and the store_async_t itself; the read's callback
+ * context, its out parameters (total, out) and async->ctx must stay valid
+ * until done runs. With async NULL every read completes before returning,
+ * whatever the backend: the writer thread and the command line read so.
+ */
+typedef struct store_async {
+    void (*done)(void *ctx, store_rc_t rc);
+    void *ctx;
+} store_async_t;
 
 typedef struct store_app {
     int64_t id;
@@ -70,20 +91,21 @@ typedef struct store_ops {
     void (*close)(store_t *s);
     int (*migrate)(store_t *s);
     int (*app_create)(store_t *s, const char *key, const char *name, int64_t now, store_app_t *out);
-    int (*app_find)(store_t *s, const char *key, store_app_t *out);
+    int (*app_find)(store_t *s, const char *key, store_app_t *out, const store_async_t *async);
     int (*signing_key)(store_t *s, const char *pem_if_none, char **pem);
     int (*lead_create)(store_t *s, int64_t app, const lead_t *lead);
-    int (*lead_get)(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx);
+    int (*lead_get)(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx,
+                    const store_async_t *async);
     int (*lead_list)(store_t *s, int64_t app, int64_t offset, int limit, int64_t *total, store_lead_cb cb,
-                     void *ctx);
+                     void *ctx, const store_async_t *async);
     int (*lead_update)(store_t *s, int64_t app, const char *id, const lead_patch_t *patch, int64_t now,
                        store_lead_cb cb, void *ctx);
     int (*lead_delete)(store_t *s, int64_t app, const char *id);
     int (*follow_create)(store_t *s, int64_t app, const follow_t *follow);
     int (*follow_get)(store_t *s, int64_t app, const char *lead_id, const char *id, store_follow_cb cb,
-                      void *ctx);
+                      void *ctx, const store_async_t *async);
     int (*follow_list)(store_t *s, int64_t app, const char *lead_id, int64_t offset, int limit,
-                       int64_t *total, store_follow_cb cb, void *ctx);
+                       int64_t *total, store_follow_cb cb, void *ctx, const store_async_t *async);
     int (*follow_update)(store_t *s, int64_t app, const char *lead_id, const char *id,
                          const follow_patch_t *patch, int64_t now, store_follow_cb cb, void *ctx);
     int (*follow_delete)(store_t *s, int64_t app, const char *lead_id, const char *id);
@@ -93,7 +115,8 @@ typedef struct store_ops {
     int (*app_list)(store_t *s, store_app_cb cb, void *ctx);
     int (*app_set_disabled)(store_t *s, const char *key, int disabled);
     int (*token_revoke)(store_t *s, const char *jti, int64_t now);
-    int (*revoked_since)(store_t *s, int64_t after_seq, store_revoked_cb cb, void *ctx);
+    int (*revoked_since)(store_t *s, int64_t after_seq, store_revoked_cb cb, void *ctx,
+                         const store_async_t *async);
     /* Bulk copy (crmd copy, never while serving); see the wrappers. */
     int (*copy_count)(store_t *s, store_counts_t *out);
     int (*copy_export)(store_t *s, const store_export_t *cb, void *ctx, store_counts_t *total);
@@ -139,9 +162,10 @@ static inline int store_app_create(store_t *s, const char *key, const char *name
 }
 
 /* Finds an app by key (disabled apps included; the caller decides). */
-static inline int store_app_find(store_t *s, const char *key, store_app_t *out)
+static inline store_rc_t store_app_find(store_t *s, const char *key, store_app_t *out,
+                                        const store_async_t *async)
 {
-    return s->ops->app_find(s, key, out);
+    return (store_rc_t)s->ops->app_find(s, key, out, async);
 }
 
 /* Returns the PEM of the token signing key in *pem (malloc'd: the caller
@@ -159,17 +183,18 @@ static inline int store_lead_create(store_t *s, int64_t app, const lead_t *lead)
     return s->ops->lead_create(s, app, lead);
 }
 
-static inline int store_lead_get(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx)
+static inline store_rc_t store_lead_get(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx,
+                                        const store_async_t *async)
 {
-    return s->ops->lead_get(s, app, id, cb, ctx);
+    return (store_rc_t)s->ops->lead_get(s, app, id, cb, ctx, async);
 }
 
 /* Passes at most limit leads, newest first (created_at, then id,
  * descending), skipping offset; *total receives the app's lead count. */
-static inline int store_lead_list(store_t *s, int64_t app, int64_t offset, int limit, int64_t *total,
-                                  store_lead_cb cb, void *ctx)
+static inline store_rc_t store_lead_list(store_t *s, int64_t app, int64_t offset, int limit, int64_t *total,
+                                         store_lead_cb cb, void *ctx, const store_async_t *async)
 {
-    return s->ops->lead_list(s, app, offset, limit, total, cb, ctx);
+    return (store_rc_t)s->ops->lead_list(s, app, offset, limit, total, cb, ctx, async);
 }
 
 /* Applies patch in one transaction, sets updated_at with
@@ -193,18 +218,19 @@ static inline int store_follow_create(store_t *s, int64_t app, const follow_t *f
     return s->ops->follow_create(s, app, follow);
 }
 
-static inline int store_follow_get(store_t *s, int64_t app, const char *lead_id, const char *id,
-                                   store_follow_cb cb, void *ctx)
+static inline store_rc_t store_follow_get(store_t *s, int64_t app, const char *lead_id, const char *id,
+                                          store_follow_cb cb, void *ctx, const store_async_t *async)
 {
-    return s->ops->follow_get(s, app, lead_id, id, cb, ctx);
+    return (store_rc_t)s->ops->follow_get(s, app, lead_id, id, cb, ctx, async);
 }
 
 /* Passes a lead's follows by due date (unset last), then created_at, then
  * id; STORE_NOT_FOUND if the lead does not exist. */
-static inline int store_follow_list(store_t *s, int64_t app, const char *lead_id, int64_t offset, int limit,
-                                    int64_t *total, store_follow_cb cb, void *ctx)
+static inline store_rc_t store_follow_list(store_t *s, int64_t app, const char *lead_id, int64_t offset,
+                                           int limit, int64_t *total, store_follow_cb cb, void *ctx,
+                                           const store_async_t *async)
 {
-    return s->ops->follow_list(s, app, lead_id, offset, limit, total, cb, ctx);
+    return (store_rc_t)s->ops->follow_list(s, app, lead_id, offset, limit, total, cb, ctx, async);
 }
 
 static inline int store_follow_update(store_t *s, int64_t app, const char *lead_id, const char *id,
@@ -254,9 +280,11 @@ static inline int store_token_revoke(store_t *s, const char *jti, int64_t now)
 
 /* Passes the revocations recorded after sequence number after_seq, in
  * order; servers poll this every second. */
-static inline int store_revoked_since(store_t *s, int64_t after_seq, store_revoked_cb cb, void *ctx)
+static inline store_rc_t store_revoked_since(store_t *s, int64_t after_seq, store_revoked_cb cb, void *ctx,
+                                             const store_async_t *async)
 {
-    return s->ops->revoked_since ? s->ops->revoked_since(s, after_seq, cb, ctx) : STORE_ERROR;
+    return s->ops->revoked_since ? (store_rc_t)s->ops->revoked_since(s, after_seq, cb, ctx, async)
+                                 : STORE_ERROR;
 }
 
 /* --- Bulk copy --------------------------------------------------------------

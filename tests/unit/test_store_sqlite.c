@@ -194,7 +194,7 @@ static void expect_same_lead(const lead_t *got, const lead_t *want)
 static int get_lead(int64_t app, const char *id, lead_copy_t *out)
 {
     leads_t c = {0};
-    int rc = store_lead_get(st, app, id, on_lead, &c);
+    int rc = store_lead_get(st, app, id, on_lead, &c, NULL);
     cr_assert_leq(c.n, 1);
     if (rc == STORE_OK) {
         cr_assert_eq(c.n, 1, "STORE_OK without a record");
@@ -211,7 +211,7 @@ static int get_lead(int64_t app, const char *id, lead_copy_t *out)
 static int get_follow(int64_t app, const char *lead, const char *id, follow_copy_t *out)
 {
     follows_t c = {0};
-    int rc = store_follow_get(st, app, lead, id, on_follow, &c);
+    int rc = store_follow_get(st, app, lead, id, on_follow, &c, NULL);
     cr_assert_leq(c.n, 1);
     if (rc == STORE_OK) {
         cr_assert_eq(c.n, 1, "STORE_OK without a record");
@@ -228,7 +228,7 @@ static int64_t lead_total(int64_t app)
 {
     leads_t c = {0};
     int64_t total = -1;
-    cr_assert_eq(store_lead_list(st, app, 0, 1, &total, on_lead, &c), STORE_OK);
+    cr_assert_eq(store_lead_list(st, app, 0, 1, &total, on_lead, &c, NULL), STORE_OK);
     return total;
 }
 
@@ -239,13 +239,13 @@ Test(store, migrate_twice_keeps_data)
     cr_expect_eq(store_migrate(st), STORE_OK, "second migrate on an up-to-date database");
     cr_expect_eq(store_migrate(st), STORE_OK, "third");
     store_app_t a;
-    cr_assert_eq(store_app_find(st, "pk_live_one", &a), STORE_OK);
+    cr_assert_eq(store_app_find(st, "pk_live_one", &a, NULL), STORE_OK);
     cr_expect_eq(a.id, app1.id);
 
     /* Another connection to the same file sees the schema and the data. */
     store_t *other = open_store();
     cr_expect_eq(store_migrate(other), STORE_OK);
-    cr_expect_eq(store_app_find(other, "pk_live_two", &a), STORE_OK);
+    cr_expect_eq(store_app_find(other, "pk_live_two", &a, NULL), STORE_OK);
     cr_expect_eq(a.id, app2.id);
     store_close(other);
 }
@@ -256,7 +256,7 @@ Test(store, bare_path_is_sqlite)
     store_t *s = store_open(path_, err, sizeof err);
     cr_assert_not_null(s, "%s", err);
     store_app_t a;
-    cr_expect_eq(store_app_find(s, "pk_live_one", &a), STORE_OK);
+    cr_expect_eq(store_app_find(s, "pk_live_one", &a, NULL), STORE_OK);
     store_close(s);
 }
 
@@ -301,20 +301,20 @@ Test(store, apps)
 
     store_app_t a;
     memset(&a, 0x5a, sizeof a);
-    cr_assert_eq(store_app_find(st, "pk_live_one", &a), STORE_OK);
+    cr_assert_eq(store_app_find(st, "pk_live_one", &a, NULL), STORE_OK);
     cr_expect_eq(a.id, app1.id);
     cr_expect_str_eq(a.key, "pk_live_one");
     cr_expect_str_eq(a.name, "App One");
     cr_expect_eq(a.disabled, 0);
     cr_expect_eq(a.created_at, 1000);
 
-    cr_expect_eq(store_app_find(st, "pk_live_nope", &a), STORE_NOT_FOUND);
-    cr_expect_eq(store_app_find(st, "PK_LIVE_ONE", &a), STORE_NOT_FOUND, "keys are exact");
-    cr_expect_eq(store_app_find(st, "", &a), STORE_NOT_FOUND);
+    cr_expect_eq(store_app_find(st, "pk_live_nope", &a, NULL), STORE_NOT_FOUND);
+    cr_expect_eq(store_app_find(st, "PK_LIVE_ONE", &a, NULL), STORE_NOT_FOUND, "keys are exact");
+    cr_expect_eq(store_app_find(st, "", &a, NULL), STORE_NOT_FOUND);
 
     store_app_t dup;
     cr_expect_eq(store_app_create(st, "pk_live_one", "Another", 2000, &dup), STORE_CONFLICT);
-    cr_assert_eq(store_app_find(st, "pk_live_one", &a), STORE_OK);
+    cr_assert_eq(store_app_find(st, "pk_live_one", &a, NULL), STORE_OK);
     cr_expect_str_eq(a.name, "App One", "the failed create changed nothing");
 
     store_app_t three;
@@ -479,7 +479,7 @@ Test(store, lead_list_order_paging_total)
     static const int order[] = {4, 3, 2, 1, 5};
     leads_t c = {0};
     int64_t total = -1;
-    cr_assert_eq(store_lead_list(st, app1.id, 0, 100, &total, on_lead, &c), STORE_OK);
+    cr_assert_eq(store_lead_list(st, app1.id, 0, 100, &total, on_lead, &c, NULL), STORE_OK);
     cr_expect_eq(total, 5);
     cr_assert_eq(c.n, 5);
     for (int i = 0; i < 5; i++) {
@@ -493,7 +493,7 @@ Test(store, lead_list_order_paging_total)
     for (int page = 0; page < 3; page++) {
         memset(&c, 0, sizeof c);
         total = -1;
-        cr_assert_eq(store_lead_list(st, app1.id, page * 2, 2, &total, on_lead, &c), STORE_OK);
+        cr_assert_eq(store_lead_list(st, app1.id, page * 2, 2, &total, on_lead, &c, NULL), STORE_OK);
         cr_expect_eq(total, 5);
         int want = page < 2 ? 2 : 1;
         cr_assert_eq(c.n, want, "page %d", page);
@@ -504,12 +504,12 @@ Test(store, lead_list_order_paging_total)
     /* Past the end: nothing, and still the total. */
     memset(&c, 0, sizeof c);
     total = -1;
-    cr_assert_eq(store_lead_list(st, app1.id, 5, 2, &total, on_lead, &c), STORE_OK);
+    cr_assert_eq(store_lead_list(st, app1.id, 5, 2, &total, on_lead, &c, NULL), STORE_OK);
     cr_expect_eq(c.n, 0);
     cr_expect_eq(total, 5);
 
     memset(&c, 0, sizeof c);
-    cr_assert_eq(store_lead_list(st, app2.id, 0, 100, &total, on_lead, &c), STORE_OK);
+    cr_assert_eq(store_lead_list(st, app2.id, 0, 100, &total, on_lead, &c, NULL), STORE_OK);
     cr_expect_eq(total, 1);
     cr_assert_eq(c.n, 1);
     cr_expect_str_eq(c.r[0].l.id, ID(9));
@@ -519,7 +519,7 @@ Test(store, lead_list_order_paging_total)
     cr_assert_eq(store_app_create(st, "pk_live_empty", "Empty", 1, &empty), STORE_OK);
     memset(&c, 0, sizeof c);
     total = -1;
-    cr_assert_eq(store_lead_list(st, empty.id, 0, 15, &total, on_lead, &c), STORE_OK);
+    cr_assert_eq(store_lead_list(st, empty.id, 0, 15, &total, on_lead, &c, NULL), STORE_OK);
     cr_expect_eq(total, 0);
     cr_expect_eq(c.n, 0);
 }
@@ -662,7 +662,7 @@ Test(store, lead_delete_removes_it_and_its_follows)
     cr_assert_eq(store_lead_create(st, app1.id, &l), STORE_OK);
     follows_t c = {0};
     int64_t total = -1;
-    cr_assert_eq(store_follow_list(st, app1.id, ID(1), 0, 100, &total, on_follow, &c), STORE_OK);
+    cr_assert_eq(store_follow_list(st, app1.id, ID(1), 0, 100, &total, on_follow, &c, NULL), STORE_OK);
     cr_expect_eq(total, 0);
     cr_expect_eq(c.n, 0);
     cr_expect_eq(get_follow(app1.id, ID(1), ID(10), &fc), STORE_NOT_FOUND);
@@ -691,7 +691,7 @@ Test(store, tenant_isolation)
 
     leads_t lc = {0};
     int64_t total = -1;
-    cr_assert_eq(store_lead_list(st, app2.id, 0, 100, &total, on_lead, &lc), STORE_OK);
+    cr_assert_eq(store_lead_list(st, app2.id, 0, 100, &total, on_lead, &lc, NULL), STORE_OK);
     cr_expect_eq(total, 0);
     cr_expect_eq(lc.n, 0);
 
@@ -701,7 +701,8 @@ Test(store, tenant_isolation)
     follow_copy_t fc;
     cr_expect_eq(get_follow(app2.id, ID(1), ID(10), &fc), STORE_NOT_FOUND);
     follows_t flc = {0};
-    cr_expect_eq(store_follow_list(st, app2.id, ID(1), 0, 100, &total, on_follow, &flc), STORE_NOT_FOUND);
+    cr_expect_eq(store_follow_list(st, app2.id, ID(1), 0, 100, &total, on_follow, &flc, NULL),
+                 STORE_NOT_FOUND);
     cr_expect_eq(flc.n, 0);
     follow_patch_t fp = {0};
     fp.fields = FOLLOW_F_TITLE;
@@ -794,7 +795,7 @@ Test(store, follow_list_order_and_total)
 
     follows_t c = {0};
     int64_t total = -1;
-    cr_assert_eq(store_follow_list(st, app1.id, ID(1), 0, 100, &total, on_follow, &c), STORE_OK);
+    cr_assert_eq(store_follow_list(st, app1.id, ID(1), 0, 100, &total, on_follow, &c, NULL), STORE_OK);
     cr_expect_eq(total, n);
     cr_assert_eq(c.n, n);
     for (int i = 0; i < n; i++) {
@@ -806,25 +807,25 @@ Test(store, follow_list_order_and_total)
 
     memset(&c, 0, sizeof c);
     total = -1;
-    cr_assert_eq(store_follow_list(st, app1.id, ID(1), 3, 3, &total, on_follow, &c), STORE_OK);
+    cr_assert_eq(store_follow_list(st, app1.id, ID(1), 3, 3, &total, on_follow, &c, NULL), STORE_OK);
     cr_expect_eq(total, n);
     cr_assert_eq(c.n, 3);
     for (int i = 0; i < 3; i++)
         cr_expect_str_eq(c.r[i].f.id, ID(order[3 + i]), "page item %d", i);
 
     memset(&c, 0, sizeof c);
-    cr_assert_eq(store_follow_list(st, app1.id, ID(1), n, 3, &total, on_follow, &c), STORE_OK);
+    cr_assert_eq(store_follow_list(st, app1.id, ID(1), n, 3, &total, on_follow, &c, NULL), STORE_OK);
     cr_expect_eq(c.n, 0);
     cr_expect_eq(total, n);
 
     memset(&c, 0, sizeof c);
-    cr_assert_eq(store_follow_list(st, app1.id, ID(2), 0, 100, &total, on_follow, &c), STORE_OK);
+    cr_assert_eq(store_follow_list(st, app1.id, ID(2), 0, 100, &total, on_follow, &c, NULL), STORE_OK);
     cr_expect_eq(total, 1);
     cr_assert_eq(c.n, 1);
     cr_expect_str_eq(c.r[0].f.id, ID(30));
 
     memset(&c, 0, sizeof c);
-    cr_expect_eq(store_follow_list(st, app1.id, ID(3), 0, 100, &total, on_follow, &c), STORE_NOT_FOUND,
+    cr_expect_eq(store_follow_list(st, app1.id, ID(3), 0, 100, &total, on_follow, &c, NULL), STORE_NOT_FOUND,
                  "missing lead");
     cr_expect_eq(c.n, 0);
 }
@@ -899,7 +900,7 @@ Test(store, follow_delete)
 
     follows_t c = {0};
     int64_t total = -1;
-    cr_assert_eq(store_follow_list(st, app1.id, ID(1), 0, 100, &total, on_follow, &c), STORE_OK);
+    cr_assert_eq(store_follow_list(st, app1.id, ID(1), 0, 100, &total, on_follow, &c, NULL), STORE_OK);
     cr_expect_eq(total, 1);
     lead_copy_t lc;
     cr_expect_eq(get_lead(app1.id, ID(1), &lc), STORE_OK, "the lead stays");
