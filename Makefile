@@ -14,7 +14,7 @@ PYTHON  := /usr/bin/python3
 OPT     ?= -O2
 SAN     ?=
 CFLAGS  := -std=c17 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 $(OPT) -g -Wall -Wextra -Werror \
-           -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers $(SAN) \
+           -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers $(SAN) \
            -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 LDFLAGS := $(SAN)

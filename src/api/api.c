@@ -14,7 +14,6 @@
 #include "api/ratelimit.h"
 #include "model/timestamp.h"
 
-void api_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 static void on_logflush(h2o_timeout_entry_t *entry);
 
 void *api_thread_init(int index, void *arg, h2o_context_t *ctx)

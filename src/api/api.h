@@ -123,6 +123,9 @@ void api_write_submit(api_req_t *r, api_write_t *w);
 /* Starts and stops the writer thread (with its own store connection). */
 int api_writer_start(const api_shared_t *shared);
 void api_writer_stop(void);
+/* Answers the finished writes the writer posted to a worker thread (the
+ * receiver of api_thread_t.done; runs on that worker's loop). */
+void api_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 
 /* Thread life cycle and the request entry point (http_config_t hooks). */
 void *api_thread_init(int index, void *arg, h2o_context_t *ctx);
@@ -162,6 +165,10 @@ void api_add_header(api_req_t *r, const h2o_token_t *token, const char *value, s
  * the error response has been sent and NULL is returned. The caller
  * json_decref()s the result. */
 json_t *api_read_body(api_req_t *r);
+
+/* Ends a list document in w: closes its "data" array and writes "meta"
+ * (totalPages, totalRecords, page, records). */
+void api_write_meta(jw_t *w, int64_t total, int64_t page, int records);
 
 /* Reads page and records from the query string; on failure the 422 has
  * been sent and false is returned. */

@@ -11,8 +11,6 @@
 
 #define FOLLOWS_DEFAULT_RECORDS 100
 
-void api_write_meta(jw_t *w, int64_t total, int64_t page, int records);
-
 static const char LEAD_NOT_FOUND_TITLE[] = "Lead Not Found";
 static const char LEAD_NOT_FOUND_DETAIL[] = "The requested lead could not be found.";
 static const char NOT_FOUND_TITLE[] = "Follow Not Found";
