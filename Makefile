@@ -64,8 +64,18 @@ run: deps-run
 	@mkdir -p var
 	@./scripts/run.sh $(BUILD)/crmd
 
+# Runs every unit binary, also after one failed, then says how many passed
+# and failed; fails if any did.
 unit: $(UNIT)
-	@set -e; for t in $(UNIT); do echo "== $$t"; $$t; done
+	@pass=0; fail=0; failed=""; \
+	for t in $(UNIT); do \
+	  echo "== $$t"; \
+	  if $$t; then pass=$$((pass + 1)); echo "-- $${t##*/}: passed"; \
+	  else fail=$$((fail + 1)); failed="$$failed $${t##*/}"; echo "-- $${t##*/}: FAILED"; fi; \
+	done; \
+	[ -z "$$failed" ] || echo "failed:$$failed"; \
+	echo "unit: $$pass passed, $$fail failed"; \
+	[ $$fail -eq 0 ]
 
 # The API suite runs on both backends: SQLite, then PostgreSQL in a throwaway
 # cluster that scripts/pg-cluster.sh makes (as the postgres user when root) and
