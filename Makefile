@@ -137,8 +137,7 @@ FUZZ_CC      := clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # The fuzz build is clang with the same warnings as errors as the gcc build.
 FUZZ_CFLAGS   = $(filter-out -O% $(SAN),$(CFLAGS)) -O1 $(FUZZ_SAN)
-# fuzz_request #includes src/http/server.c itself (for its static glue).
-FUZZ_OBJS    := $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out src/main.c src/http/server.c,$(SRCS)))
+FUZZ_OBJS    := $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS)))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 ASAN_BUILD   := build/asan
 -include $(FUZZ_OBJS:.o=.d) $(FUZZ_TARGETS:=.d)

@@ -5,14 +5,13 @@
  * short and local), so a thread's state needs no locks: the store
  * connection, caches and buffers of a thread are only touched by it.
  */
-#include "http/server.h"
+#include "http/server_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/time.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,20 +30,6 @@
  * kernel's TCP_USER_TIMEOUT, which also covers zero-window probes, stands in. */
 #define WRITE_STALL_MS 20000
 
-typedef struct worker {
-    const http_config_t *cfg;
-    int index;
-    int fd;
-    h2o_evloop_t *loop;
-    h2o_context_t ctx;
-    h2o_accept_ctx_t accept_ctx;
-    h2o_socket_t *listener;
-    void *state;
-
-    pthread_t thread;
-    int failed;
-} worker_t;
-
 static h2o_globalconf_t globalconf;
 static atomic_int stopping;
 static atomic_int started;
@@ -58,7 +43,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     (void)self;
     /* One handler serves every thread; the connection's context says which
      * thread (and so which state) this is. */
-    worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, ctx, req->conn->ctx);
+    http_worker_t *w = H2O_STRUCT_FROM_MEMBER(http_worker_t, ctx, req->conn->ctx);
     w->cfg->handle(req, w->state);
     return 0;
 }
@@ -90,7 +75,7 @@ static void error_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs
 static void error_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
     (void)self;
-    worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, ctx, req->conn->ctx);
+    http_worker_t *w = H2O_STRUCT_FROM_MEMBER(http_worker_t, ctx, req->conn->ctx);
     if (req->res.status >= 400 && w->state != NULL && w->cfg->error_body != NULL) {
         h2o_iovec_t body = w->cfg->error_body(req, w->state);
         if (body.base != NULL) {
@@ -148,7 +133,7 @@ long http_max_connections_default(void)
 }
 
 /* Accepts up to max connections waiting on w's listener. */
-static void accept_pending(worker_t *w, int max)
+static void accept_pending(http_worker_t *w, int max)
 {
     h2o_socket_t *listener = w->listener;
     for (int i = 0; i < max; i++) {
@@ -237,25 +222,44 @@ static int listen_socket(const http_config_t *cfg)
     return fd;
 }
 
-static int conns_open(h2o_context_t *ctx)
+int http_conns_open(h2o_context_t *ctx)
 {
     return !h2o_linklist_is_empty(&ctx->http1._conns) || !h2o_linklist_is_empty(&ctx->http2._conns);
 }
 
+void http_config_setup(h2o_globalconf_t *gc, const http_config_t *cfg)
+{
+    h2o_config_init(gc);
+    gc->max_request_entity_size = cfg->max_body;
+    gc->server_name = h2o_iovec_init(H2O_STRLIT("crmd"));
+    h2o_hostconf_t *host = h2o_config_register_host(gc, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    h2o_filter_t *filter = h2o_create_filter(&host->fallback_path, sizeof *filter);
+    filter->on_setup_ostream = error_on_setup_ostream;
+    h2o_handler_t *handler = h2o_create_handler(path, sizeof *handler);
+    handler->on_req = on_req;
+}
+
+int http_worker_init(http_worker_t *w, h2o_globalconf_t *gc)
+{
+    w->loop = h2o_evloop_create();
+    h2o_context_init(&w->ctx, w->loop, gc);
+    w->state = w->cfg->thread_init(w->index, w->cfg->arg, &w->ctx);
+    if (w->state == NULL) return -1;
+    w->accept_ctx.ctx = &w->ctx;
+    w->accept_ctx.hosts = gc->hosts;
+    return 0;
+}
+
 static void *worker_main(void *arg)
 {
-    worker_t *w = arg;
-    w->loop = h2o_evloop_create();
-    h2o_context_init(&w->ctx, w->loop, &globalconf);
-    w->state = w->cfg->thread_init(w->index, w->cfg->arg, &w->ctx);
-    if (w->state == NULL) {
+    http_worker_t *w = arg;
+    if (http_worker_init(w, &globalconf) != 0) {
         w->failed = 1;
         atomic_store(&stopping, 1);
         atomic_fetch_add(&started, 1);
         return NULL;
     }
-    w->accept_ctx.ctx = &w->ctx;
-    w->accept_ctx.hosts = globalconf.hosts;
     w->listener = h2o_evloop_socket_create(w->loop, w->fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
@@ -280,7 +284,7 @@ static void *worker_main(void *arg)
         int busy = w->cfg->busy != NULL && w->cfg->busy(w->state);
         if (busy && deadline < h2o_now(w->loop) + DRAIN_GRACE_MS)
             deadline = h2o_now(w->loop) + DRAIN_GRACE_MS;
-        if (!busy && (!conns_open(&w->ctx) || h2o_now(w->loop) >= deadline)) break;
+        if (!busy && (!http_conns_open(&w->ctx) || h2o_now(w->loop) >= deadline)) break;
         h2o_evloop_run(w->loop, 10);
     }
 
@@ -291,22 +295,13 @@ static void *worker_main(void *arg)
 int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
 {
     int rc = 1;
-    h2o_config_init(&globalconf);
-    globalconf.max_request_entity_size = cfg->max_body;
-    globalconf.server_name = h2o_iovec_init(H2O_STRLIT("crmd"));
-    h2o_hostconf_t *host =
-        h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
-    h2o_filter_t *filter = h2o_create_filter(&host->fallback_path, sizeof *filter);
-    filter->on_setup_ostream = error_on_setup_ostream;
+    http_config_setup(&globalconf, cfg);
 
     int n = cfg->threads;
-    worker_t **workers = calloc((size_t)n, sizeof *workers);
+    http_worker_t **workers = calloc((size_t)n, sizeof *workers);
     if (workers == NULL) return 1;
-    h2o_handler_t *handler = h2o_create_handler(path, sizeof *handler);
-    handler->on_req = on_req;
     for (int i = 0; i < n; i++) {
-        workers[i] = calloc(1, sizeof(worker_t));
+        workers[i] = calloc(1, sizeof(http_worker_t));
         if (workers[i] == NULL) abort();
         workers[i]->fd = -1;
     }
@@ -321,7 +316,7 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
 
     if (check_address_free(cfg) != 0) goto out;
     for (int i = 0; i < n; i++) {
-        worker_t *w = workers[i];
+        http_worker_t *w = workers[i];
         w->cfg = cfg;
         w->index = i;
         w->fd = listen_socket(cfg);

@@ -5,8 +5,9 @@
  * line, headers, body; several pipelined requests, or garbage). They go
  * through a socketpair into a real h2o context (libh2o-evloop), so h2o
  * parses them exactly as it does in production, then through crmd's own
- * glue (src/http/server.c, included below so that its static on_req and
- * error-body filter are the ones used), api_handle, the router, auth, the
+ * glue (src/http/server.c: the configuration, request handler and
+ * error-body filter http_serve uses, reached through http/server_int.h),
+ * api_handle, the router, auth, the
  * codec and the SQLite store on a temporary database, and back out as
  * bytes. The writer thread is not started, so writes run inline
  * (api_write_submit's no-writer path).
@@ -26,8 +27,6 @@
  * reaches. The seed corpus carries valid tokens
  * for both apps (tests/fuzz/make_seeds.py).
  */
-#include "http/server.c" /* the real on_req and error filter: see above */
-
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -45,10 +44,12 @@
 #include "api/cache.h"
 #include "api/ratelimit.h"
 #include "common.h"
+#include "http/server_int.h"
 #include "model/timestamp.h"
 #include "store/store.h"
 
-static worker_t W0;
+static http_worker_t W0;
+static h2o_globalconf_t globalconf;
 static http_config_t cfg;
 static api_shared_t shared;
 static store_t *fixture; /* a second connection, for the fixtures */
@@ -71,7 +72,8 @@ static h2o_iovec_t req_header(h2o_req_t *req, const char *name)
     return i < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
 }
 
-static int record_req(h2o_handler_t *self, h2o_req_t *req)
+/* The request handler: notes what the request is, then serves it. */
+static void record_req(h2o_req_t *req, void *state)
 {
     if (nseen < SEEN_MAX) {
         seen[nseen].head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
@@ -86,7 +88,7 @@ static int record_req(h2o_handler_t *self, h2o_req_t *req)
         seen[nseen].fixture = fx;
     }
     nseen++;
-    return on_req(self, req); /* server.c's */
+    api_handle(req, state);
 }
 
 /* Tenant isolation: the second app never sees the first app's records. */
@@ -185,7 +187,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     ensure_fixtures();
 
     /* The same configuration http_serve builds (server.c), with the
-     * handler wrapped to note HEAD requests. */
+     * handler wrapped to note HEAD requests, and one worker whose loop
+     * this thread turns. */
     shared = (api_shared_t){.db_url = dburl, .key = fuzz_key(), .log_requests = 1};
     cfg = (http_config_t){.host = "127.0.0.1",
                           .port = 0,
@@ -193,32 +196,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                           .max_body = API_MAX_BODY,
                           .thread_init = api_thread_init,
                           .thread_fini = api_thread_fini,
-                          .handle = api_handle,
+                          .handle = record_req,
                           .error_body = api_error_body,
                           .arg = &shared};
-    h2o_config_init(&globalconf);
-    globalconf.max_request_entity_size = cfg.max_body;
-    globalconf.server_name = h2o_iovec_init(H2O_STRLIT("crmd"));
-    h2o_hostconf_t *host =
-        h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
-    h2o_filter_t *filter = h2o_create_filter(&host->fallback_path, sizeof *filter);
-    filter->on_setup_ostream = error_on_setup_ostream;
-    h2o_handler_t *handler = h2o_create_handler(path, sizeof *handler);
-    handler->on_req = record_req;
-
+    http_config_setup(&globalconf, &cfg);
     W0.cfg = &cfg;
     W0.index = 0;
     W0.fd = -1;
-    W0.loop = h2o_evloop_create();
-    h2o_context_init(&W0.ctx, W0.loop, &globalconf);
-    W0.state = cfg.thread_init(0, cfg.arg, &W0.ctx);
-    if (W0.state == NULL) {
+    if (http_worker_init(&W0, &globalconf) != 0) {
         fprintf(stderr, "fuzz: api_thread_init failed\n");
         abort();
     }
-    W0.accept_ctx.ctx = &W0.ctx;
-    W0.accept_ctx.hosts = globalconf.hosts;
     atexit(cleanup);
     return 0;
 }
@@ -440,7 +428,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         h2o_evloop_run(W0.loop, iter < 1000 ? 0 : 1);
         if (!eof) eof = drain(sv[1]);
-        if (eof && !conns_open(&W0.ctx)) break;
+        if (eof && !http_conns_open(&W0.ctx)) break;
         FUZZ_CHECK(mono_ms() < deadline,
                    "the connection is still open %d ms after the client's end of stream", BUDGET_MS);
     }

@@ -1,0 +1,47 @@
+/*
+ * server_int.h: the h2o glue's internals, shared by server.c and by tests
+ * that drive requests through it in-process (tests/fuzz/fuzz_request.c
+ * feeds a socketpair to one worker on the test's own thread).
+ *
+ * Nothing in src/ but server.c includes this header.
+ */
+#ifndef CRMD_HTTP_SERVER_INT_H
+#define CRMD_HTTP_SERVER_INT_H
+
+#include <pthread.h>
+
+#include "http/server.h"
+
+/* One serving thread: its event loop, its h2o context and listener, and
+ * the state cfg->thread_init made for it. A request finds its worker (and
+ * so its state) from its connection's context, which is the ctx member. */
+typedef struct http_worker {
+    const http_config_t *cfg;
+    int index;
+    int fd; /* the listening socket; -1 for none */
+    h2o_evloop_t *loop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    void *state;
+
+    pthread_t thread;
+    int failed;
+} http_worker_t;
+
+/* Initialises gc as crmd serves: one host whose every path goes to
+ * cfg->handle with the state of the worker serving the connection, a body
+ * limit of cfg->max_body, and a filter that gives the errors h2o answers
+ * itself cfg->error_body. cfg must outlive gc. */
+void http_config_setup(h2o_globalconf_t *gc, const http_config_t *cfg);
+
+/* Makes w's event loop and its h2o context over gc, then its state with
+ * cfg->thread_init (w->cfg and w->index set by the caller), on the thread
+ * that will run the loop. Returns 0, or -1 if thread_init failed. A socket
+ * then given to h2o_accept(&w->accept_ctx, sock) is served by w->loop. */
+int http_worker_init(http_worker_t *w, h2o_globalconf_t *gc);
+
+/* Nonzero while a connection (HTTP/1 or HTTP/2) is open on ctx. */
+int http_conns_open(h2o_context_t *ctx);
+
+#endif
