@@ -1,0 +1,178 @@
+/*
+ * test_ratelimit.c: the per-app token buckets of api/ratelimit.c.
+ *
+ * The limiter reads no clock of its own: every call is given the time in
+ * milliseconds, so these tests drive time by hand. Criterion runs each test
+ * in its own process, so each starts from an unconfigured limiter.
+ */
+#include <criterion/criterion.h>
+
+#include <stdint.h>
+
+#include "api/ratelimit.h"
+
+/* An arbitrary instant, far from zero so that "long ago" is representable. */
+#define T0 1767225600000LL
+
+static ratelimit_info_t info;
+
+static bool take(int64_t app, int64_t now)
+{
+    return ratelimit_take(app, now, &info);
+}
+
+/* Takes n requests of app at now, all of which must be allowed. */
+static void take_ok(int64_t app, int64_t now, int n)
+{
+    for (int i = 0; i < n; i++)
+        cr_assert(take(app, now), "app %lld: request %d of %d refused", (long long)app, i + 1, n);
+}
+
+static void expect_info(int limit, int remaining, int reset_s, int retry_after)
+{
+    cr_expect_eq(info.limit, limit, "limit %d, want %d", info.limit, limit);
+    cr_expect_eq(info.remaining, remaining, "remaining %d, want %d", info.remaining, remaining);
+    cr_expect_eq(info.reset_s, reset_s, "reset %d s, want %d", info.reset_s, reset_s);
+    cr_expect_eq(info.retry_after, retry_after, "retry after %d s, want %d", info.retry_after, retry_after);
+}
+
+Test(ratelimit, a_burst_is_allowed_at_once_and_the_next_request_is_refused)
+{
+    ratelimit_configure(2, 5);
+    cr_assert(ratelimit_enabled());
+    take_ok(1, T0, 5);
+    cr_expect_not(take(1, T0), "a sixth request in the same millisecond was allowed");
+    cr_expect_not(take(1, T0), "a refused request made room for the next one");
+}
+
+Test(ratelimit, figures_count_down_through_the_burst)
+{
+    ratelimit_configure(2, 5);
+    cr_assert(take(1, T0));
+    /* 4 tokens left; the one spent comes back in half a second: 1 s. */
+    expect_info(5, 4, 1, 0);
+    take_ok(1, T0, 3);
+    expect_info(5, 1, 2, 0);
+    cr_assert(take(1, T0));
+    /* Empty: five tokens at two a second are back in 2.5 s, rounded up. */
+    expect_info(5, 0, 3, 0);
+    cr_assert_not(take(1, T0));
+    /* One token takes half a second, said as a whole second. */
+    expect_info(5, 0, 3, 1);
+}
+
+Test(ratelimit, retry_after_is_the_wait_for_one_token_rounded_up)
+{
+    ratelimit_configure(0.5, 2); /* one token every two seconds */
+    take_ok(7, T0, 2);
+    cr_assert_not(take(7, T0));
+    expect_info(2, 0, 4, 2);
+    /* Half a token later: one more second to wait, three to be full. */
+    cr_assert_not(take(7, T0 + 1000));
+    expect_info(2, 0, 3, 1);
+    cr_assert(take(7, T0 + 2000));
+    expect_info(2, 0, 4, 0);
+}
+
+Test(ratelimit, waits_of_a_fraction_of_a_second_are_rounded_up)
+{
+    ratelimit_configure(0.4, 1); /* one token every 2.5 s */
+    cr_assert(take(3, T0));
+    cr_assert_not(take(3, T0));
+    expect_info(1, 0, 3, 3);
+    cr_assert_not(take(3, T0 + 2400));
+    expect_info(1, 0, 1, 1);
+    cr_expect(take(3, T0 + 2500));
+}
+
+Test(ratelimit, tokens_come_back_at_the_rate)
+{
+    ratelimit_configure(10, 10); /* a token every 100 ms */
+    /* Two apps drained at the same instant, looked at 1 ms apart. */
+    take_ok(1, T0, 10);
+    take_ok(2, T0, 10);
+    cr_expect_not(take(1, T0 + 99), "a token came back before 100 ms");
+    cr_expect(take(2, T0 + 100), "no token came back after 100 ms");
+    cr_expect_not(take(2, T0 + 100), "two tokens came back after 100 ms");
+    /* Half a second on: five more. */
+    take_ok(2, T0 + 600, 5);
+    cr_expect_not(take(2, T0 + 600));
+}
+
+Test(ratelimit, a_long_pause_refills_the_bucket_only_up_to_the_burst)
+{
+    ratelimit_configure(10, 3);
+    take_ok(1, T0, 3);
+    cr_assert_not(take(1, T0));
+    int64_t later = T0 + 3600 * 1000;
+    take_ok(1, later, 3);
+    cr_expect_not(take(1, later), "an hour's pause gave more than the burst");
+    expect_info(3, 0, 1, 1);
+}
+
+Test(ratelimit, a_clock_that_steps_back_gives_no_tokens)
+{
+    ratelimit_configure(1, 1);
+    cr_assert(take(1, T0));
+    cr_expect_not(take(1, T0 - 5000));
+    cr_expect_not(take(1, T0 + 999));
+    cr_expect(take(1, T0 + 1000));
+}
+
+Test(ratelimit, apps_have_their_own_buckets)
+{
+    ratelimit_configure(1, 4);
+    take_ok(1, T0, 4);
+    cr_assert_not(take(1, T0));
+    /* Another app is untouched by the first one's use... */
+    take_ok(2, T0, 4);
+    expect_info(4, 0, 4, 0);
+    cr_expect_not(take(2, T0));
+    /* ...and many more apps each get their whole burst. */
+    for (int64_t app = 100; app < 400; app++)
+        take_ok(app, T0, 4);
+    cr_expect_not(take(1, T0), "app 1 regained tokens from other apps' traffic");
+}
+
+Test(ratelimit, off_by_default_and_when_configured_off)
+{
+    cr_expect_not(ratelimit_enabled());
+    take_ok(1, T0, 1000);
+    ratelimit_configure(1, 2);
+    take_ok(1, T0, 2);
+    cr_assert_not(take(1, T0));
+    ratelimit_configure(0, 0);
+    cr_expect_not(ratelimit_enabled());
+    take_ok(1, T0, 1000);
+    cr_expect_eq(info.retry_after, 0);
+}
+
+Test(ratelimit, burst_defaults_to_the_rate_when_below_one)
+{
+    ratelimit_configure(3, 0);
+    take_ok(1, T0, 3);
+    cr_expect_not(take(1, T0));
+    expect_info(3, 0, 1, 1);
+}
+
+Test(ratelimit_parse, rate_and_optional_burst)
+{
+    double rate = -1, burst = -1;
+    cr_assert(ratelimit_parse("10", &rate, &burst));
+    cr_expect_float_eq(rate, 10, 1e-9);
+    cr_expect_float_eq(burst, 20, 1e-9); /* twice the rate */
+    cr_assert(ratelimit_parse("0.5:3", &rate, &burst));
+    cr_expect_float_eq(rate, 0.5, 1e-9);
+    cr_expect_float_eq(burst, 3, 1e-9);
+}
+
+Test(ratelimit_parse, malformed_is_refused_and_leaves_the_outputs)
+{
+    static const char *const bad[] = {"",    "x",      "0",   "-1",  "10:",  "10:0.5", "10:x",
+                                      "10x", "10:5:5", "nan", "inf", "1e10", "5:1e10"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        double rate = 42, burst = 43;
+        cr_expect_not(ratelimit_parse(bad[i], &rate, &burst), "\"%s\" was accepted", bad[i]);
+        cr_expect(rate == 42 && burst == 43, "\"%s\" changed the outputs", bad[i]);
+    }
+}
