@@ -12,6 +12,7 @@
 
 #include "api/cache.h"
 #include "api/ratelimit.h"
+#include "model/jsonlex.h"
 #include "model/timestamp.h"
 
 static void on_logflush(h2o_timeout_entry_t *entry);
@@ -207,8 +208,8 @@ json_t *api_read_body(api_req_t *r)
     }
     json_error_t jerr;
     const char *body = req->entity.base ? req->entity.base : "";
-    json_t *root = json_loadb(body, req->entity.len,
-                              JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
+    json_t *root = jsonlex_loadb(body, req->entity.len,
+                                 JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
     if (root == NULL) {
         /* jansson may quote raw input bytes in its message: keep only
          * printable ASCII so the error body stays valid UTF-8. */

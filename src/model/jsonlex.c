@@ -5,6 +5,9 @@
  */
 #include "model/jsonlex.h"
 
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct scan {
@@ -101,4 +104,94 @@ bool jsonlex_number_at(const char *doc, size_t len, const char *k1, const char *
     *out = start;
     *outlen = (size_t)(s.p - start);
     return true;
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* The length of the JSON number at p[0..end - p): the longest prefix in
+ * the number grammar, as jansson's lexer reads it; 0 if there is none. */
+static size_t number_len(const char *p, const char *end)
+{
+    const char *q = p;
+    if (q < end && *q == '-') q++;
+    if (q >= end || !is_digit(*q)) return 0;
+    if (*q++ != '0')
+        while (q < end && is_digit(*q))
+            q++;
+    if (q + 1 < end && *q == '.' && is_digit(q[1]))
+        for (q++; q < end && is_digit(*q);)
+            q++;
+    if (q < end && (*q == 'e' || *q == 'E')) {
+        const char *e = q + 1;
+        if (e < end && (*e == '+' || *e == '-')) e++;
+        if (e < end && is_digit(*e))
+            for (q = e; q < end && is_digit(*q);)
+                q++;
+    }
+    return (size_t)(q - p);
+}
+
+/* Whether jansson refuses the number num[0..n) as too large; num[n] must
+ * be writable (it is put back). */
+static bool number_overflows(char *num, size_t n, size_t flags)
+{
+    char after = num[n];
+    num[n] = '\0';
+    errno = 0;
+    bool over = isinf(strtod(num, NULL)) && errno == ERANGE;
+    if (!over && !(flags & JSON_DECODE_INT_AS_REAL) && strpbrk(num, ".eE") == NULL) {
+        errno = 0;
+        (void)strtoll(num, NULL, 10);
+        over = errno == ERANGE;
+    }
+    num[n] = after;
+    return over;
+}
+
+/* Overwrites every number of doc[0..len) that jansson refuses as too large
+ * with 1e308 (or -1e308) of the same length, its exponent padded with
+ * zeros. Strings are skipped; doc[len] must be writable. Such a number has
+ * at least five characters ("2e308"), six when negative. */
+static void saturate_numbers(char *doc, size_t len, size_t flags)
+{
+    scan_t s = {doc, doc + len};
+    while (s.p < s.end) {
+        if (*s.p == '"') {
+            const char *str;
+            size_t n;
+            skip_string(&s, &str, &n);
+            continue;
+        }
+        size_t n = number_len(s.p, s.end);
+        char *num = doc + (s.p - doc);
+        s.p += n > 0 ? n : 1;
+        if (n == 0 || !number_overflows(num, n, flags)) continue;
+        const char *head = num[0] == '-' ? "-1e" : "1e";
+        size_t hl = strlen(head);
+        if (n < hl + 3) continue;
+        memcpy(num, head, hl);
+        memset(num + hl, '0', n - hl - 3);
+        memcpy(num + n - 3, "308", 3);
+    }
+}
+
+json_t *jsonlex_loadb(const char *doc, size_t len, size_t flags, json_error_t *err)
+{
+    json_error_t own;
+    if (err == NULL) err = &own;
+    json_t *root = json_loadb(doc, len, flags, err);
+    if (root != NULL || json_error_code(err) != json_error_numeric_overflow) return root;
+    /* Parsed again, the numbers in range: the tree, or what else is wrong
+     * with the document. */
+    char *copy = malloc(len + 1);
+    if (copy == NULL) return NULL;
+    memcpy(copy, doc, len);
+    copy[len] = '\0';
+    saturate_numbers(copy, len, flags);
+    root = json_loadb(copy, len, flags, err);
+    free(copy);
+    return root;
 }

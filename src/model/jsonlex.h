@@ -1,5 +1,6 @@
 /*
- * jsonlex.h: finds the exact text of a number inside a JSON document.
+ * jsonlex.h: finds the exact text of a number inside a JSON document, and
+ * parses documents whose numbers jansson cannot hold.
  *
  * jansson hands numbers over as doubles, which cannot tell 0.1 from
  * 0.10000000000000000001. Money must be exact, so the codec reads the
@@ -8,6 +9,7 @@
 #ifndef CRMD_MODEL_JSONLEX_H
 #define CRMD_MODEL_JSONLEX_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -18,5 +20,16 @@
  * there is no such number. */
 bool jsonlex_number_at(const char *doc, size_t len, const char *k1, const char *k2, const char **out,
                        size_t *outlen);
+
+/* Parses doc[0..len) as json_loadb(doc, len, flags, err) does, except for
+ * numbers too large for jansson (beyond a double's range; without
+ * JSON_DECODE_INT_AS_REAL, integers beyond json_int_t's): they are valid
+ * JSON, which jansson refuses with "real number overflow", so here they
+ * read as the real 1e308 (-1e308 when negative). A caller that needs such
+ * a number's value reads its text from doc with jsonlex_number_at, as the
+ * codec does, and so can answer that the value is out of range rather than
+ * that the body is not JSON. Error positions in *err are those of doc.
+ * Returns the tree, which the caller json_decref()s, or NULL. */
+json_t *jsonlex_loadb(const char *doc, size_t len, size_t flags, json_error_t *err);
 
 #endif

@@ -259,6 +259,8 @@ def parser_seeds():
         "uuid_bad": "6" + "0190a000-0000-7000-8000-00000000000g",
         "jsonlex": "7" + '{"lead":{"name":"n","value":-12.5e-1}}',
         "jsonlex_decoy": "7" + '{"a":"lead","lead":{"v\\"alue":1,"value":[1],"x":{"value":2}}}',
+        "jsonlex_overflow": "7" + '{"lead":{"value":1e999,"p":[-2e308,"1e999",%s]}}' % ("9" * 400),
+        "jsonlex_overflow_bad": "7" + '{"lead":{"value":1e999},"x":1e400.}',
     }
     for name, text in seeds.items():
         write("fuzz_parsers", name, text)

@@ -2,8 +2,8 @@
  * test_codec.c: every attribute rule of lead_decode / follow_decode, and the
  * JSON that lead_encode / follow_encode write.
  *
- * Request bodies go through json_loads with the server's own flags, so the
- * trees are exactly what a handler sees. To keep the JSON readable, the
+ * Request bodies go through jsonlex_loadb with the server's own flags, so
+ * the trees are exactly what a handler sees. To keep the JSON readable, the
  * bodies below are written with single quotes, turned into double quotes
  * before parsing (a real quote inside a string is written \u0022).
  */
@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "model/codec.h"
+#include "model/jsonlex.h"
 #include "model/jsonw.h"
 
 #define SERVER_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL)
@@ -53,7 +54,7 @@ static json_t *parse_body(const char *text)
     for (char *p = s; *p; p++)
         if (*p == '\'') *p = '"';
     json_error_t jerr;
-    json_t *root = json_loads(s, SERVER_FLAGS, &jerr);
+    json_t *root = jsonlex_loadb(s, strlen(s), SERVER_FLAGS, &jerr);
     cr_assert_not_null(root, "test body does not parse: %s: %s", s, jerr.text);
     free(s);
     return root;
@@ -458,17 +459,42 @@ Test(lead_decode, value_rejected)
     cr_expect(strstr(errs.e[0].detail, "not a number") != NULL, "%s", errs.e[0].detail);
 }
 
-/* BUG (src/model/codec.c get_value, via decimal_from_double): a JSON number
- * is read as a double (JSON_DECODE_INT_AS_REAL), so digits past a double's
- * precision are lost before the 2-decimal rule is checked. 12.3400000000000001
- * is silently stored as 12.34 (its string form "12.3400000000000001" is a 422),
- * and 1e-400 underflows to 0 and is stored as 0. The contract allows at most
- * 2 fractional digits and requires money to round-trip exactly. */
+/* A JSON number is read from its own digits in the body, not from jansson's
+ * double, whose precision would lose them: 12.3400000000000001 would pass
+ * as 12.34 and 1e-400 as 0. The contract allows at most 2 fractional digits
+ * and requires money to round-trip exactly. */
 Test(lead_decode, value_excess_digits_in_json_number)
 {
     lead_attr_bad("value", "12.3400000000000001");
     lead_attr_bad("value", "0.10000000000000001");
     lead_attr_bad("value", "1e-400");
+}
+
+/* Numbers beyond a double are valid JSON: jsonlex_loadb lets them through
+ * (as 1e308) and the digits in the body decide, so they are out of range,
+ * not a body that is not JSON. */
+Test(lead_decode, numbers_beyond_a_double_are_out_of_range)
+{
+    char *nines = repeat("9", 400);
+    char *power = fmt("1%s", nines);
+    memset(power + 1, '0', 400);
+    char *negative = fmt("-%s", nines);
+    const char *const huge[] = {nines, power, "1e999", "123.45e308"};
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        lead_attr_bad("value", huge[i]);
+        cr_expect(strstr(errs.e[0].detail, "less than 10000000000000") != NULL, "%.20s: %s", huge[i],
+                  errs.e[0].detail);
+        lead_attr_bad("probability", huge[i]);
+        cr_expect(strstr(errs.e[0].detail, "between 0 and 100") != NULL, "%.20s: %s", huge[i],
+                  errs.e[0].detail);
+    }
+    lead_attr_bad("value", negative);
+    cr_expect(strstr(errs.e[0].detail, "greater than or equal to 0") != NULL, "%s", errs.e[0].detail);
+    lead_attr_bad("probability", "-1e999");
+    cr_expect(strstr(errs.e[0].detail, "between 0 and 100") != NULL, "%s", errs.e[0].detail);
+    free(nines);
+    free(power);
+    free(negative);
 }
 
 Test(lead_decode, value_null_clears)
