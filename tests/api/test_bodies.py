@@ -31,10 +31,9 @@ def test_not_json_is_400(mapp, raw):
 
 
 def test_deeply_nested_json_is_rejected_cleanly(mapp):
+    # Never closed, so not JSON: a 400, whatever the depth does to the parser.
     for raw in ("[" * 100000, '{"lead":' * 20000, '{"lead":{"name":' + "[" * 50000):
-        r = mapp.post("/leads/", raw=raw)
-        assert r.status_code in (400, 422), r.status_code
-        assert_error(r, r.status_code, {"bad_request", "validation_error"})
+        assert_error(mapp.post("/leads/", raw=raw), 400, "bad_request", n=1)
     assert mapp.get("/leads/").status_code == 200
 
 

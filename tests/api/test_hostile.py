@@ -53,9 +53,12 @@ def test_out_of_range_pages_are_422(app, page):
 
 def _raw(server, data, timeout=10):
     s = socket.create_connection((server.host, server.port), timeout=timeout)
+    out = b""
     try:
-        s.sendall(data)
-        out = b""
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before it was all sent: the answer may still be there to read
         while True:
             chunk = s.recv(65536)
             if not chunk:
@@ -86,11 +89,12 @@ def test_request_line_of_100_kib_gets_a_json_answer(server, app):
 def test_headers_over_the_limit_are_refused_and_the_server_lives_on(server, app):
     """h2o 2.2 refuses these itself with a canned 400 (docs/security.md)."""
     big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (500 * 1024) + b"\r\n\r\n"
-    out = _raw(server, big)
-    assert out == b"" or out.split(b" ")[1] in (b"400", b"431"), out[:200]
     many = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(150)) + b"\r\n"
-    out = _raw(server, many)
-    assert out == b"" or out.split(b" ")[1] in (b"400", b"431"), out[:200]
+    for head in (big, many):
+        out = _raw(server, head)
+        status, _, body = out.partition(b"\r\n\r\n")
+        assert status.startswith(b"HTTP/1.1 400 "), out[:200]
+        assert body == b"Bad Request", out[:200]
     assert app.get("/leads/").status_code == 200
 
 
