@@ -1,15 +1,22 @@
 /*
  * main.c: the command line.
  *
- *   crmd serve   [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]
+ *   crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]
+ *              [--rate-limit RATE[:BURST]|off] [--max-connections N] [--cache-mb N]
  *   crmd app create NAME [--db URL]
+ *   crmd app list [--db URL]
+ *   crmd app disable KEY [--db URL]
+ *   crmd app enable KEY [--db URL]
  *   crmd token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]
+ *   crmd token revoke JTI [--db URL]
  *   crmd migrate [--db URL]
+ *   crmd copy --from URL --to URL [--append]
  *
  * Every command that opens the database migrates it first, so each works
  * on a new, empty path. Machine-readable output (exports, tokens) goes to
  * stdout; everything else to stderr.
  */
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -170,11 +177,69 @@ static int issue_token(const jwt_key_t *key, const char *app, const char *subjec
     return 0;
 }
 
-static int wants_help(int argc, char **argv)
+/* Prints a command's help: on stdout when asked for (exit status 0), on
+ * stderr after a usage error (2). Returns that status. */
+static int help_exit(const char *help, bool asked)
+{
+    fputs(help, asked ? stdout : stderr);
+    return asked ? 0 : 2;
+}
+
+/* For a command line that names no known verb: its help, asked for or not. */
+static int verb_help(int argc, char **argv, const char *help)
 {
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
-    return 0;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return help_exit(help, true);
+    return help_exit(help, false);
+}
+
+/* One option of a command: where its value goes. A flag (no argument)
+ * stores "" there. */
+typedef struct cli_opt {
+    const char *name;
+    const char **value;
+    bool flag;
+} cli_opt_t;
+
+#define CLI_OPTS_MAX 8
+/* An option's index is what getopt_long returns for it: below '?' and 'h'. */
+_Static_assert(CLI_OPTS_MAX < '?', "option indexes collide with getopt_long's own returns");
+
+/* Parses argv (argv[0] is the command) against opts, a list ended by a
+ * NULL name, and --help; then wants exactly npos positional arguments,
+ * each non-empty and at most 200 bytes, the first at argv[*first]. Returns
+ * -1 to go on, or the exit status (0 after --help, 2 on a usage error),
+ * the help printed. */
+static int parse_opts(int argc, char **argv, const char *help, const cli_opt_t *opts, int npos, int *first)
+{
+    struct option lopts[CLI_OPTS_MAX + 2];
+    int n = 0;
+    for (; opts[n].name != NULL; n++) {
+        assert(n < CLI_OPTS_MAX);
+        lopts[n] = (struct option){opts[n].name, opts[n].flag ? no_argument : required_argument, NULL, n};
+    }
+    lopts[n] = (struct option){"help", no_argument, NULL, 'h'};
+    lopts[n + 1] = (struct option){NULL, 0, NULL, 0};
+    int c;
+    while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
+        if (c >= n) return help_exit(help, c == 'h');
+        *opts[c].value = opts[c].flag ? "" : optarg;
+    }
+    if (argc - optind != npos) return help_exit(help, false);
+    for (int i = optind; i < argc; i++)
+        if (argv[i][0] == '\0' || strlen(argv[i]) > 200) return help_exit(help, false);
+    *first = optind;
+    return -1;
+}
+
+/* Reads s as a decimal number from min to max; false if it is not one. */
+static bool parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end != '\0' || v < min || v > max) return false;
+    *out = v;
+    return true;
 }
 
 /* --- serve ---------------------------------------------------------------- */
@@ -207,115 +272,82 @@ static int parse_listen(const char *s, char *host, size_t hostsz, uint16_t *port
     return 0;
 }
 
-static int cmd_serve(int argc, char **argv)
+/* What crmd serve runs with, from its options and the environment. */
+typedef struct serve_conf {
+    const char *db, *rate_s;
+    char host[128];
+    uint16_t port;
+    bool quiet;
+    long threads, cache_mb, max_conns;
+    double rate, burst;
+} serve_conf_t;
+
+/* Reads serve's options (over the environment's CRMD_ settings) into c
+ * and sets up the rate limiter and the response cache. Returns -1 to go
+ * on, or the exit status (usage printed). */
+static int serve_configure(int argc, char **argv, serve_conf_t *c)
 {
     static const char help[] = "usage: crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
                                "                  [--rate-limit RATE[:BURST]|off] [--max-connections N]"
                                " [--cache-mb N]\n";
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
-    const char *db = env_or("CRMD_DB", DEFAULT_DB);
     const char *threads_s = env_or("CRMD_THREADS", NULL);
-    const char *rate_s = env_or("CRMD_RATE_LIMIT", NULL);
     const char *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
     const char *cache_s = env_or("CRMD_CACHE_MB", NULL);
-    int quiet = 0;
-    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
-                                         {"db", required_argument, NULL, 'd'},
-                                         {"threads", required_argument, NULL, 't'},
-                                         {"quiet", no_argument, NULL, 'q'},
-                                         {"rate-limit", required_argument, NULL, 'r'},
-                                         {"max-connections", required_argument, NULL, 'm'},
-                                         {"cache-mb", required_argument, NULL, 'c'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'l':
-            listen_at = optarg;
-            break;
-        case 'd':
-            db = optarg;
-            break;
-        case 't':
-            threads_s = optarg;
-            break;
-        case 'q':
-            quiet = 1;
-            break;
-        case 'r':
-            rate_s = optarg;
-            break;
-        case 'm':
-            maxconn_s = optarg;
-            break;
-        case 'c':
-            cache_s = optarg;
-            break;
-        case 'h':
-            fputs(help, stdout);
-            return 0;
-        default:
-            fputs(help, stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fputs(help, stderr);
-        return 2;
-    }
-    char host[128];
-    uint16_t port;
-    if (parse_listen(listen_at, host, sizeof host, &port) != 0)
+    const char *quiet = NULL;
+    c->db = env_or("CRMD_DB", DEFAULT_DB);
+    c->rate_s = env_or("CRMD_RATE_LIMIT", NULL);
+    const cli_opt_t opts[] = {{"listen", &listen_at},     {"db", &c->db},
+                              {"threads", &threads_s},    {"quiet", &quiet, true},
+                              {"rate-limit", &c->rate_s}, {"max-connections", &maxconn_s},
+                              {"cache-mb", &cache_s},     {NULL}};
+    int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
+    if (rc >= 0) return rc;
+    c->quiet = quiet != NULL;
+    if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
         return usage_error("--listen wants HOST:PORT, not '%s'", listen_at);
-    long threads = sysconf(_SC_NPROCESSORS_ONLN);
-    if (threads_s != NULL) {
-        char *end;
-        threads = strtol(threads_s, &end, 10);
-        if (*end != '\0' || threads < 1 || threads > 256)
-            return usage_error("--threads wants a number from 1 to 256, not '%s'", threads_s);
-    }
-    if (threads < 1) threads = 1;
+    c->threads = sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads_s != NULL && !parse_long(threads_s, 1, 256, &c->threads))
+        return usage_error("--threads wants a number from 1 to 256, not '%s'", threads_s);
+    if (c->threads < 1) c->threads = 1;
     /* Rate limiting is off by default on loopback (a local tool or a proxy
      * in front), on with a generous default anywhere else. */
-    double rate = 0, burst = 0;
-    bool loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0;
-    if (rate_s == NULL && !loopback) rate_s = DEFAULT_RATE_LIMIT;
-    if (rate_s != NULL && strcmp(rate_s, "off") != 0 && !ratelimit_parse(rate_s, &rate, &burst))
+    c->rate = c->burst = 0;
+    bool loopback = strncmp(c->host, "127.", 4) == 0 || strcmp(c->host, "::1") == 0;
+    if (c->rate_s == NULL && !loopback) c->rate_s = DEFAULT_RATE_LIMIT;
+    if (c->rate_s != NULL && strcmp(c->rate_s, "off") != 0 &&
+        !ratelimit_parse(c->rate_s, &c->rate, &c->burst))
         return usage_error("--rate-limit wants RATE[:BURST] in requests per second, or off, not '%s'",
-                           rate_s);
-    ratelimit_configure(rate, burst);
+                           c->rate_s);
+    ratelimit_configure(c->rate, c->burst);
     /* The response cache sees only this process's writes: it is for an
      * embedded SQLite database, never for a shared PostgreSQL one. */
-    long cache_mb = DEFAULT_CACHE_MB;
-    if (cache_s != NULL) {
-        char *end;
-        cache_mb = strtol(cache_s, &end, 10);
-        if (*end != '\0' || cache_mb < 0 || cache_mb > 65536)
-            return usage_error("--cache-mb wants a number of MiB from 0 to 65536, not '%s'", cache_s);
-    }
-    if (store_url_is_shared(db)) cache_mb = 0;
-    cache_configure((size_t)cache_mb << 20);
-    long max_conns = http_max_connections_default();
-    if (maxconn_s != NULL) {
-        char *end;
-        max_conns = strtol(maxconn_s, &end, 10);
-        if (*end != '\0' || max_conns < 1 || max_conns > 1000000)
-            return usage_error("--max-connections wants a number from 1 to 1000000, not '%s'", maxconn_s);
-    }
+    c->cache_mb = DEFAULT_CACHE_MB;
+    if (cache_s != NULL && !parse_long(cache_s, 0, 65536, &c->cache_mb))
+        return usage_error("--cache-mb wants a number of MiB from 0 to 65536, not '%s'", cache_s);
+    if (store_url_is_shared(c->db)) c->cache_mb = 0;
+    cache_configure((size_t)c->cache_mb << 20);
+    c->max_conns = http_max_connections_default();
+    if (maxconn_s != NULL && !parse_long(maxconn_s, 1, 1000000, &c->max_conns))
+        return usage_error("--max-connections wants a number from 1 to 1000000, not '%s'", maxconn_s);
+    return -1;
+}
 
-    store_t *s = open_db(db);
+/* Serves with c until SIGINT or SIGTERM; returns the exit status. */
+static int serve_run(const serve_conf_t *c)
+{
+    store_t *s = open_db(c->db);
     if (s == NULL) return 1;
     jwt_key_t *key = signing_key(s);
     store_close(s);
     if (key == NULL) return 1;
 
-    api_shared_t shared = {.db_url = db, .key = key, .log_requests = !quiet};
-    http_config_t cfg = {.host = host,
-                         .port = port,
-                         .threads = (int)threads,
+    api_shared_t shared = {.db_url = c->db, .key = key, .log_requests = !c->quiet};
+    http_config_t cfg = {.host = c->host,
+                         .port = c->port,
+                         .threads = (int)c->threads,
                          .max_body = API_MAX_BODY,
-                         .max_connections = (int)max_conns,
+                         .max_connections = (int)c->max_conns,
                          .thread_init = api_thread_init,
                          .thread_fini = api_thread_fini,
                          .busy = api_thread_busy,
@@ -329,7 +361,7 @@ static int cmd_serve(int argc, char **argv)
     fprintf(stderr,
             "crmd: listening on http://%s:%u with %ld threads, at most %ld connections, rate limit %s, "
             "cache %ld MiB\n",
-            host, port, threads, max_conns, rate > 0 ? rate_s : "off", cache_mb);
+            c->host, c->port, c->threads, c->max_conns, c->rate > 0 ? c->rate_s : "off", c->cache_mb);
     int rc = http_serve(&cfg, on_ready);
     /* The workers are done: finish what the writer holds, then close it. */
     api_writer_stop();
@@ -338,71 +370,69 @@ static int cmd_serve(int argc, char **argv)
     return rc;
 }
 
-/* --- app, token, migrate ------------------------------------------------------ */
-
-/* Parses the options of the small commands: [--db URL] [--help] and
- * exactly npos positional arguments, found from argv[*first] on. Returns
- * -1 to go on, or the exit status (0 after --help, 2 on a usage error). */
-static int parse_simple(int argc, char **argv, const char *help, int npos, const char **db, int *first)
+static int cmd_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    *db = env_or("CRMD_DB", DEFAULT_DB);
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'd') {
-            *db = optarg;
-        } else if (c == 'h') {
-            fputs(help, stdout);
-            return 0;
-        } else {
-            fputs(help, stderr);
-            return 2;
-        }
-    }
-    if (argc - optind != npos) {
-        fputs(help, stderr);
-        return 2;
-    }
-    for (int i = optind; i < argc; i++) {
-        if (argv[i][0] == '\0' || strlen(argv[i]) > 200) {
-            fputs(help, stderr);
-            return 2;
-        }
-    }
-    *first = optind;
-    return -1;
+    serve_conf_t c;
+    int rc = serve_configure(argc, argv, &c);
+    return rc >= 0 ? rc : serve_run(&c);
 }
 
-static int app_create(const char *db, const char *name)
+/* --- app, token, migrate ------------------------------------------------------ */
+
+/* The body of a small command: runs with the database open (s, from the
+ * URL db) and the command's positional arguments; returns the exit status. */
+typedef int (*simple_fn)(store_t *s, const char *db, char **args, const char *verb);
+
+/* Runs a small command: [--db URL] [--help] and exactly npos positional
+ * arguments, then fn with the database opened (and migrated) and closed
+ * after. Returns the exit status (0 after --help, 2 on a usage error, 1 if
+ * the database cannot be opened, else fn's). */
+static int run_simple(int argc, char **argv, const char *help, int npos, simple_fn fn, const char *verb)
 {
+    const char *db = env_or("CRMD_DB", DEFAULT_DB);
+    const cli_opt_t opts[] = {{"db", &db}, {NULL}};
+    int first, rc = parse_opts(argc, argv, help, opts, npos, &first);
+    if (rc >= 0) return rc;
     store_t *s = open_db(db);
     if (s == NULL) return 1;
-    jwt_key_t *key = signing_key(s);
-    int rc = 1;
-    if (key != NULL) {
-        unsigned char rnd[16];
-        char app_key[64];
-        if (RAND_bytes(rnd, sizeof rnd) == 1) {
-            int n = snprintf(app_key, sizeof app_key, "pk_live_");
-            for (size_t i = 0; i < sizeof rnd; i++)
-                n += snprintf(app_key + n, sizeof app_key - (size_t)n, "%02x", rnd[i]);
-            store_app_t app;
-            char *token = NULL;
-            if (store_app_create(s, app_key, name, ts_now_ms(), &app) != STORE_OK) {
-                fprintf(stderr, "crmd: cannot create the app\n");
-            } else if (issue_token(key, app_key, "admin", DEFAULT_TTL_S, &token) != 0) {
-                fprintf(stderr, "crmd: cannot sign a token\n");
-            } else {
-                printf("export BLOCKS_API_KEY=%s\nexport BLOCKS_AUTH_TOKEN=%s\n", app_key, token);
-                fprintf(stderr, "crmd: created app '%s'\n", name);
-                rc = 0;
-            }
-            free(token);
-        }
-        jwt_key_free(key);
-    }
+    rc = fn(s, db, argv + first, verb);
     store_close(s);
+    return rc;
+}
+
+/* Makes a new app key, "pk_live_" and 32 hex digits, into key (64 bytes). */
+static int new_app_key(char key[64])
+{
+    unsigned char rnd[16];
+    if (RAND_bytes(rnd, sizeof rnd) != 1) return -1;
+    int n = snprintf(key, 64, "pk_live_");
+    for (size_t i = 0; i < sizeof rnd; i++)
+        n += snprintf(key + n, 64 - (size_t)n, "%02x", rnd[i]);
+    return 0;
+}
+
+static int app_create(store_t *s, const char *name)
+{
+    jwt_key_t *key = signing_key(s);
+    char app_key[64];
+    if (key == NULL || new_app_key(app_key) != 0) {
+        jwt_key_free(key);
+        return 1;
+    }
+    int rc = 1;
+    store_app_t app;
+    char *token = NULL;
+    if (store_app_create(s, app_key, name, ts_now_ms(), &app) != STORE_OK) {
+        fprintf(stderr, "crmd: cannot create the app\n");
+    } else if (issue_token(key, app_key, "admin", DEFAULT_TTL_S, &token) != 0) {
+        fprintf(stderr, "crmd: cannot sign a token\n");
+    } else {
+        printf("export BLOCKS_API_KEY=%s\nexport BLOCKS_AUTH_TOKEN=%s\n", app_key, token);
+        fprintf(stderr, "crmd: created app '%s'\n", name);
+        rc = 0;
+    }
+    free(token);
+    jwt_key_free(key);
     return rc;
 }
 
@@ -415,10 +445,9 @@ static void print_app(void *ctx, const store_app_t *app, int64_t leads)
            app->name);
 }
 
-static int app_admin(const char *db, const char *verb, const char *key)
+/* Lists the apps (key NULL), or disables or enables one (verb). */
+static int app_admin(store_t *s, const char *db, const char *verb, const char *key)
 {
-    store_t *s = open_db(db);
-    if (s == NULL) return 1;
     int rc;
     if (key == NULL) {
         printf("key\tstate\tcreated_at\tleads\tname\n");
@@ -432,8 +461,14 @@ static int app_admin(const char *db, const char *verb, const char *key)
     }
     if (rc != STORE_OK && rc != STORE_NOT_FOUND)
         fprintf(stderr, "crmd: cannot %s apps in %s\n", verb, shown(db));
-    store_close(s);
     return rc == STORE_OK ? 0 : 1;
+}
+
+/* app create, list, disable and enable (verb), after their options. */
+static int app_run(store_t *s, const char *db, char **args, const char *verb)
+{
+    if (strcmp(verb, "create") == 0) return app_create(s, args[0]);
+    return app_admin(s, db, verb, strcmp(verb, "list") == 0 ? NULL : args[0]);
 }
 
 static int cmd_app(int argc, char **argv)
@@ -443,95 +478,27 @@ static int cmd_app(int argc, char **argv)
                                "       crmd app disable KEY [--db URL]\n"
                                "       crmd app enable KEY [--db URL]\n";
     const char *verb = argc >= 2 ? argv[1] : "";
-    int npos = strcmp(verb, "list") == 0 ? 0 : 1;
     if (strcmp(verb, "create") != 0 && strcmp(verb, "list") != 0 && strcmp(verb, "disable") != 0 &&
-        strcmp(verb, "enable") != 0) {
-        if (wants_help(argc, argv)) {
-            fputs(help, stdout);
-            return 0;
-        }
-        fputs(help, stderr);
-        return 2;
-    }
-    const char *db;
-    int first;
-    int rc = parse_simple(argc - 1, argv + 1, help, npos, &db, &first);
-    if (rc >= 0) return rc;
-    if (strcmp(verb, "create") == 0) return app_create(db, argv[1 + first]);
-    return app_admin(db, verb, npos ? argv[1 + first] : NULL);
+        strcmp(verb, "enable") != 0)
+        return verb_help(argc, argv, help);
+    int npos = strcmp(verb, "list") == 0 ? 0 : 1;
+    return run_simple(argc - 1, argv + 1, help, npos, app_run, verb);
 }
 
-static int token_revoke(int argc, char **argv)
+static int token_revoked(store_t *s, const char *db, char **args, const char *verb)
 {
-    static const char help[] = "usage: crmd token revoke JTI [--db URL]\n";
-    const char *db;
-    int first;
-    int rc = parse_simple(argc, argv, help, 1, &db, &first);
-    if (rc >= 0) return rc;
-    store_t *s = open_db(db);
-    if (s == NULL) return 1;
-    rc = store_token_revoke(s, argv[first], ts_now_ms());
-    store_close(s);
-    if (rc != STORE_OK) {
+    (void)verb;
+    if (store_token_revoke(s, args[0], ts_now_ms()) != STORE_OK) {
         fprintf(stderr, "crmd: cannot record the revocation in %s\n", shown(db));
         return 1;
     }
-    fprintf(stderr, "crmd: token %s revoked; running servers refuse it within a second\n", argv[first]);
+    fprintf(stderr, "crmd: token %s revoked; running servers refuse it within a second\n", args[0]);
     return 0;
 }
 
-static int cmd_token(int argc, char **argv)
+/* Prints a token for the app with key app in the database db. */
+static int token_issue(const char *db, const char *app, const char *subject, int64_t ttl)
 {
-    static const char help[] = "usage: crmd token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]\n"
-                               "       crmd token revoke JTI [--db URL]\n";
-    if (argc >= 2 && strcmp(argv[1], "revoke") == 0) return token_revoke(argc - 1, argv + 1);
-    if (argc < 2 || strcmp(argv[1], "issue") != 0) {
-        if (wants_help(argc, argv)) {
-            fputs(help, stdout);
-            return 0;
-        }
-        fputs(help, stderr);
-        return 2;
-    }
-    const char *db = env_or("CRMD_DB", DEFAULT_DB), *app = NULL, *subject = "cli", *ttl_s = NULL;
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},      {"app", required_argument, NULL, 'a'},
-        {"subject", required_argument, NULL, 's'}, {"ttl", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
-    int c;
-    argc--;
-    argv++;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'a':
-            app = optarg;
-            break;
-        case 's':
-            subject = optarg;
-            break;
-        case 't':
-            ttl_s = optarg;
-            break;
-        case 'h':
-            fputs(help, stdout);
-            return 0;
-        default:
-            fputs(help, stderr);
-            return 2;
-        }
-    }
-    if (optind != argc || app == NULL) {
-        fputs(help, stderr);
-        return 2;
-    }
-    int64_t ttl = DEFAULT_TTL_S;
-    if (ttl_s != NULL && (ttl = parse_ttl(ttl_s)) < 0)
-        return usage_error("--ttl wants a number with s, m, h or d (up to 3650d), not '%s'", ttl_s);
-    if (strlen(subject) >= JWT_CLAIM_MAX) return usage_error("--subject is too long: '%s'", subject);
-
     store_t *s = open_db(db);
     if (s == NULL) return 1;
     int rc = 1;
@@ -555,18 +522,39 @@ static int cmd_token(int argc, char **argv)
     return rc;
 }
 
+static int cmd_token(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]\n"
+                               "       crmd token revoke JTI [--db URL]\n";
+    static const char revoke_help[] = "usage: crmd token revoke JTI [--db URL]\n";
+    if (argc >= 2 && strcmp(argv[1], "revoke") == 0)
+        return run_simple(argc - 1, argv + 1, revoke_help, 1, token_revoked, NULL);
+    if (argc < 2 || strcmp(argv[1], "issue") != 0) return verb_help(argc, argv, help);
+    const char *db = env_or("CRMD_DB", DEFAULT_DB), *app = NULL, *subject = "cli", *ttl_s = NULL;
+    const cli_opt_t opts[] = {{"db", &db}, {"app", &app}, {"subject", &subject}, {"ttl", &ttl_s}, {NULL}};
+    int first, rc = parse_opts(argc - 1, argv + 1, help, opts, 0, &first);
+    if (rc >= 0) return rc;
+    if (app == NULL) return help_exit(help, false);
+    int64_t ttl = DEFAULT_TTL_S;
+    if (ttl_s != NULL && (ttl = parse_ttl(ttl_s)) < 0)
+        return usage_error("--ttl wants a number with s, m, h or d (up to 3650d), not '%s'", ttl_s);
+    if (strlen(subject) >= JWT_CLAIM_MAX) return usage_error("--subject is too long: '%s'", subject);
+    return token_issue(db, app, subject, ttl);
+}
+
+static int migrated(store_t *s, const char *db, char **args, const char *verb)
+{
+    (void)s;
+    (void)args;
+    (void)verb;
+    fprintf(stderr, "crmd: %s is up to date\n", shown(db));
+    return 0;
+}
+
 static int cmd_migrate(int argc, char **argv)
 {
     static const char help[] = "usage: crmd migrate [--db URL]\n";
-    const char *db;
-    int first;
-    int rc = parse_simple(argc, argv, help, 0, &db, &first);
-    if (rc >= 0) return rc;
-    store_t *s = open_db(db);
-    if (s == NULL) return 1;
-    store_close(s);
-    fprintf(stderr, "crmd: %s is up to date\n", shown(db));
-    return 0;
+    return run_simple(argc, argv, help, 0, migrated, NULL);
 }
 
 /* --- copy ---------------------------------------------------------------------- */
@@ -574,34 +562,12 @@ static int cmd_migrate(int argc, char **argv)
 static int cmd_copy(int argc, char **argv)
 {
     static const char help[] = "usage: crmd copy --from URL --to URL [--append]\n";
-    const char *from = NULL, *to = NULL;
-    bool append = false;
-    static const struct option opts[] = {{"from", required_argument, NULL, 'f'},
-                                         {"to", required_argument, NULL, 't'},
-                                         {"append", no_argument, NULL, 'a'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'f') {
-            from = optarg;
-        } else if (c == 't') {
-            to = optarg;
-        } else if (c == 'a') {
-            append = true;
-        } else if (c == 'h') {
-            fputs(help, stdout);
-            return 0;
-        } else {
-            fputs(help, stderr);
-            return 2;
-        }
-    }
-    if (optind != argc || from == NULL || to == NULL) {
-        fputs(help, stderr);
-        return 2;
-    }
-    return store_copy(from, to, append, stdout, stderr) == STORE_OK ? 0 : 1;
+    const char *from = NULL, *to = NULL, *append = NULL;
+    const cli_opt_t opts[] = {{"from", &from}, {"to", &to}, {"append", &append, true}, {NULL}};
+    int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
+    if (rc >= 0) return rc;
+    if (from == NULL || to == NULL) return help_exit(help, false);
+    return store_copy(from, to, append != NULL, stdout, stderr) == STORE_OK ? 0 : 1;
 }
 
 int main(int argc, char **argv)
