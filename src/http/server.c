@@ -1,9 +1,14 @@
 /*
  * server.c: see server.h.
  *
- * Request handling is synchronous on the loop thread (SQLite calls are
- * short and local), so a thread's state needs no locks: the store
- * connection, caches and buffers of a thread are only touched by it.
+ * A request is handled on the loop thread that accepted its connection,
+ * and whatever completes it later (a write the writer thread finished, a
+ * read that completes on the loop) comes back to that same thread, so a
+ * thread's state needs no locks: the store connection, caches and buffers
+ * of a thread are only touched by it. A store call that blocks (a
+ * PostgreSQL round trip, a busy SQLite database) holds up every other
+ * connection of its thread while it lasts; a read that completes later on
+ * the loop (store_async_t, store.h) does not.
  */
 #include "http/server_int.h"
 
