@@ -55,84 +55,94 @@ static int digit_at(const struct digits *d, size_t i)
     return i < d->il ? d->ip[i] - '0' : d->fp[i - d->il] - '0';
 }
 
-int decimal_parse(const char *s, size_t len, int64_t *cents)
+/* A number read in the JSON grammar, not yet interpreted. */
+struct number {
+    bool negative;
+    struct digits d;
+    int64_t exp; /* the exponent, saturated at +-EXP_CLAMP */
+};
+
+/* Reads the exponent part at s[*i..len), if there is one: 'e' or 'E', an
+ * optional sign, then at least one digit. The value saturates at EXP_CLAMP
+ * so any number of digits is safe. Returns false on a malformed one. */
+static bool read_exponent(const char *s, size_t len, size_t *i, int64_t *exp)
 {
-    assert(cents != NULL);
-    if (s == NULL || len == 0 || len >= INPUT_MAX) return DECIMAL_SYNTAX;
-
-    size_t i = 0;
+    *exp = 0;
+    if (*i >= len || (s[*i] != 'e' && s[*i] != 'E')) return true;
+    (*i)++;
     bool negative = false;
-    struct digits d = {0};
+    if (*i < len && (s[*i] == '+' || s[*i] == '-')) {
+        negative = s[*i] == '-';
+        (*i)++;
+    }
+    if (*i >= len || !is_digit(s[*i])) return false;
+    for (; *i < len && is_digit(s[*i]); (*i)++)
+        if (*exp < EXP_CLAMP) *exp = *exp * 10 + (s[*i] - '0');
+    if (*exp > EXP_CLAMP) *exp = EXP_CLAMP;
+    if (negative) *exp = -*exp;
+    return true;
+}
 
+/* Reads all of s[0..len) as a JSON number into *n; false if it is not one. */
+static bool read_number(const char *s, size_t len, struct number *n)
+{
+    size_t i = 0;
+    *n = (struct number){0};
     if (s[i] == '-') {
-        negative = true;
+        n->negative = true;
         i++;
     }
 
     /* Integer part: a lone '0', or a non-zero digit followed by digits. */
-    if (i >= len || !is_digit(s[i])) return DECIMAL_SYNTAX;
-    d.ip = s + i;
+    if (i >= len || !is_digit(s[i])) return false;
+    n->d.ip = s + i;
     if (s[i] == '0') {
         i++;
     } else {
         while (i < len && is_digit(s[i]))
             i++;
     }
-    d.il = (size_t)(s + i - d.ip);
+    n->d.il = (size_t)(s + i - n->d.ip);
 
     /* Fraction: a '.' needs at least one digit after it. */
     if (i < len && s[i] == '.') {
         i++;
-        d.fp = s + i;
+        n->d.fp = s + i;
         while (i < len && is_digit(s[i]))
             i++;
-        d.fl = (size_t)(s + i - d.fp);
-        if (d.fl == 0) return DECIMAL_SYNTAX;
+        n->d.fl = (size_t)(s + i - n->d.fp);
+        if (n->d.fl == 0) return false;
     }
 
-    /* Exponent: 'e' or 'E', an optional sign, then at least one digit. The
-     * value saturates at EXP_CLAMP so any number of digits is safe. */
-    int64_t exp = 0;
-    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        bool exp_negative = false;
-        if (i < len && (s[i] == '+' || s[i] == '-')) {
-            exp_negative = s[i] == '-';
-            i++;
-        }
-        if (i >= len || !is_digit(s[i])) return DECIMAL_SYNTAX;
-        while (i < len && is_digit(s[i])) {
-            if (exp < EXP_CLAMP) exp = exp * 10 + (s[i] - '0');
-            i++;
-        }
-        if (exp > EXP_CLAMP) exp = EXP_CLAMP;
-        if (exp_negative) exp = -exp;
-    }
+    /* Anything left over after the exponent (white space, a second '.',
+     * letters, NUL) is not part of the grammar. */
+    return read_exponent(s, len, &i, &n->exp) && i == len;
+}
 
-    /* Anything left over (white space, a second '.', letters, NUL) is not
-     * part of the grammar. */
-    if (i != len) return DECIMAL_SYNTAX;
-
+/* Interprets a number read by read_number as cents. */
+static int number_cents(const struct number *num, int64_t *cents)
+{
+    const struct digits *d = &num->d;
     /* Locate the significand: the first and last non-zero digits. */
-    size_t total = d.il + d.fl;
+    size_t total = d->il + d->fl;
     size_t first = 0;
-    while (first < total && digit_at(&d, first) == 0)
+    while (first < total && digit_at(d, first) == 0)
         first++;
     if (first == total) {
         /* Zero, however written ("-0", "0.000", "0e999999"), is valid. */
         *cents = 0;
         return DECIMAL_OK;
     }
-    if (negative) return DECIMAL_NEGATIVE;
+    if (num->negative) return DECIMAL_NEGATIVE;
 
     size_t last = total - 1;
-    while (digit_at(&d, last) == 0)
+    while (digit_at(d, last) == 0)
         last--;
 
     /* All three counts are below INPUT_MAX, so with |exp| <= EXP_CLAMP the
      * sum stays within a few multiples of 10^15. */
     int64_t n = (int64_t)(last - first + 1);
-    int64_t e = exp - (int64_t)d.fl + (int64_t)(total - 1 - last);
+    int64_t e = num->exp - (int64_t)d->fl + (int64_t)(total - 1 - last);
 
     if (n - 1 + e >= 13) return DECIMAL_RANGE;
     if (e < -2) return DECIMAL_PRECISION;
@@ -142,12 +152,21 @@ int decimal_parse(const char *s, size_t len, int64_t *cents)
     assert(n + e + 2 <= 15);
     int64_t v = 0;
     for (size_t k = first; k <= last; k++)
-        v = v * 10 + digit_at(&d, k);
+        v = v * 10 + digit_at(d, k);
     for (int64_t k = 0; k < e + 2; k++)
         v *= 10;
     assert(v > 0 && v < DECIMAL_LIMIT_CENTS);
     *cents = v;
     return DECIMAL_OK;
+}
+
+int decimal_parse(const char *s, size_t len, int64_t *cents)
+{
+    assert(cents != NULL);
+    if (s == NULL || len == 0 || len >= INPUT_MAX) return DECIMAL_SYNTAX;
+    struct number n;
+    if (!read_number(s, len, &n)) return DECIMAL_SYNTAX;
+    return number_cents(&n, cents);
 }
 
 int decimal_from_double(double d, int64_t *cents)
