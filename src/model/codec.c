@@ -299,6 +299,90 @@ static void unknown(verrs_t *errs, const char *wrapper_name, const char *key, si
     verrs_add(errs, "unknown_attribute", ptr, NULL, "Unknown attribute '%s'", shown);
 }
 
+/* Decodes one attribute a named key of a wrapper into the decoder's
+ * patch (ctx); returns false when key is not one of its attributes. */
+typedef bool (*attr_fn)(attr_t *a, const char *key, void *ctx);
+
+/* Finds the wrapper object root[name] and runs one on each of its
+ * members, recording the unknown ones. Returns the wrapper, or NULL (the
+ * problem recorded) when there is none. */
+static const json_t *decode_members(const json_t *root, const char *name, verrs_t *errs, attr_fn one,
+                                    void *ctx)
+{
+    const json_t *w = wrapper(root, name, errs);
+    if (w == NULL) return NULL;
+    const char *key;
+    size_t keylen;
+    json_t *v;
+    json_object_keylen_foreach((json_t *)w, key, keylen, v)
+    {
+        attr_t a = {.v = v, .errs = errs};
+        make_pointer(a.pointer, sizeof a.pointer, name, key, keylen);
+        /* A key with a NUL inside names no attribute, whatever its start. */
+        if (strlen(key) != keylen || (!one(&a, key, ctx) && !is_read_only(key)))
+            unknown(errs, name, key, keylen);
+    }
+    return w;
+}
+
+typedef struct lead_ctx {
+    const char *body; /* the body text, or NULL */
+    size_t len;
+    lead_patch_t *out;
+} lead_ctx_t;
+
+/* The text of the number sent as lead.key in the body, or NULL when there
+ * is no body or the value is not a number written there. */
+static const char *raw_number(const lead_ctx_t *c, const json_t *v, const char *key, size_t *rawlen)
+{
+    const char *raw = NULL;
+    *rawlen = 0;
+    if (c->body == NULL || !json_is_number(v) ||
+        !jsonlex_number_at(c->body, c->len, "lead", key, &raw, rawlen))
+        return NULL;
+    return raw;
+}
+
+static bool lead_attr(attr_t *a, const char *key, void *ctx)
+{
+    lead_ctx_t *c = ctx;
+    lead_patch_t *out = c->out;
+    lead_t *l = &out->v;
+    size_t rawlen;
+    const char *raw;
+    if (strcmp(key, "name") == 0) {
+        a->label = "Name";
+        if (get_text(a, false, false, NAME_MAX_CHARS, &l->name)) out->fields |= LEAD_F_NAME;
+    } else if (strcmp(key, "source") == 0) {
+        a->label = "Source";
+        if (get_text(a, true, false, SOURCE_MAX_CHARS, &l->source)) out->fields |= LEAD_F_SOURCE;
+    } else if (strcmp(key, "account_id") == 0) {
+        a->label = "Account";
+        if (get_uuid(a, l->account_id)) out->fields |= LEAD_F_ACCOUNT;
+    } else if (strcmp(key, "contact_id") == 0) {
+        a->label = "Contact";
+        if (get_uuid(a, l->contact_id)) out->fields |= LEAD_F_CONTACT;
+    } else if (strcmp(key, "value") == 0) {
+        a->label = "Value";
+        raw = raw_number(c, a->v, key, &rawlen);
+        if (get_value(a, raw, rawlen, &l->has_value, &l->value_cents)) out->fields |= LEAD_F_VALUE;
+    } else if (strcmp(key, "stage") == 0) {
+        a->label = "Stage";
+        if (get_enum(a, stage_names, COUNT(stage_names), &l->stage)) out->fields |= LEAD_F_STAGE;
+    } else if (strcmp(key, "probability") == 0) {
+        a->label = "Probability";
+        raw = raw_number(c, a->v, key, &rawlen);
+        if (get_probability(a, raw, rawlen, &l->probability)) out->fields |= LEAD_F_PROBABILITY;
+    } else if (strcmp(key, "status") == 0) {
+        a->label = "Status";
+        if (get_enum(a, lead_status_names, COUNT(lead_status_names), &l->status))
+            out->fields |= LEAD_F_STATUS;
+    } else {
+        return false;
+    }
+    return true;
+}
+
 void lead_decode(const json_t *root, bool creating, lead_patch_t *out, verrs_t *errs)
 {
     lead_decode_body(root, NULL, 0, creating, out, errs);
@@ -309,123 +393,79 @@ void lead_decode_body(const json_t *root, const char *body, size_t len, bool cre
 {
     memset(out, 0, sizeof *out);
     out->v.probability = -1;
-    const json_t *w = wrapper(root, "lead", errs);
-    if (w == NULL) return;
-    const char *key;
-    size_t keylen;
-    json_t *v;
-    lead_t *l = &out->v;
-    json_object_keylen_foreach((json_t *)w, key, keylen, v)
-    {
-        attr_t a = {.v = v, .errs = errs};
-        make_pointer(a.pointer, sizeof a.pointer, "lead", key, keylen);
-        if (strlen(key) != keylen) {
-            unknown(errs, "lead", key, keylen);
-        } else if (strcmp(key, "name") == 0) {
-            a.label = "Name";
-            if (get_text(&a, false, false, NAME_MAX_CHARS, &l->name)) out->fields |= LEAD_F_NAME;
-        } else if (strcmp(key, "source") == 0) {
-            a.label = "Source";
-            if (get_text(&a, true, false, SOURCE_MAX_CHARS, &l->source)) out->fields |= LEAD_F_SOURCE;
-        } else if (strcmp(key, "account_id") == 0) {
-            a.label = "Account";
-            if (get_uuid(&a, l->account_id)) out->fields |= LEAD_F_ACCOUNT;
-        } else if (strcmp(key, "contact_id") == 0) {
-            a.label = "Contact";
-            if (get_uuid(&a, l->contact_id)) out->fields |= LEAD_F_CONTACT;
-        } else if (strcmp(key, "value") == 0) {
-            a.label = "Value";
-            const char *raw = NULL;
-            size_t rawlen = 0;
-            if (body != NULL && json_is_number(v) &&
-                !jsonlex_number_at(body, len, "lead", "value", &raw, &rawlen))
-                raw = NULL;
-            if (get_value(&a, raw, rawlen, &l->has_value, &l->value_cents)) out->fields |= LEAD_F_VALUE;
-        } else if (strcmp(key, "stage") == 0) {
-            a.label = "Stage";
-            if (get_enum(&a, stage_names, COUNT(stage_names), &l->stage)) out->fields |= LEAD_F_STAGE;
-        } else if (strcmp(key, "probability") == 0) {
-            a.label = "Probability";
-            const char *raw = NULL;
-            size_t rawlen = 0;
-            if (body != NULL && json_is_number(v) &&
-                !jsonlex_number_at(body, len, "lead", "probability", &raw, &rawlen))
-                raw = NULL;
-            if (get_probability(&a, raw, rawlen, &l->probability)) out->fields |= LEAD_F_PROBABILITY;
-        } else if (strcmp(key, "status") == 0) {
-            a.label = "Status";
-            if (get_enum(&a, lead_status_names, COUNT(lead_status_names), &l->status))
-                out->fields |= LEAD_F_STATUS;
-        } else if (!is_read_only(key)) {
-            unknown(errs, "lead", key, keylen);
+    lead_ctx_t c = {body, len, out};
+    const json_t *w = decode_members(root, "lead", errs, lead_attr, &c);
+    if (w == NULL || !creating) return;
+    if (json_object_get(w, "name") == NULL)
+        verrs_add(errs, "validation_error", "/lead/name", NULL, "Name can't be blank");
+    if (!(out->fields & LEAD_F_STAGE)) out->v.stage = STAGE_NEW;
+    if (!(out->fields & LEAD_F_STATUS)) out->v.status = LEAD_ACTIVE;
+    out->fields = ~0u;
+}
+
+typedef struct follow_ctx {
+    bool creating;
+    follow_patch_t *out;
+} follow_ctx_t;
+
+static bool follow_attr(attr_t *a, const char *key, void *ctx)
+{
+    follow_ctx_t *c = ctx;
+    follow_patch_t *out = c->out;
+    follow_t *f = &out->v;
+    if (strcmp(key, "title") == 0) {
+        a->label = "Title";
+        if (get_text(a, false, false, TITLE_MAX_CHARS, &f->title)) out->fields |= FOLLOW_F_TITLE;
+    } else if (strcmp(key, "description") == 0) {
+        a->label = "Description";
+        if (get_text(a, true, true, DESCRIPTION_MAX_CHARS, &f->description))
+            out->fields |= FOLLOW_F_DESCRIPTION;
+    } else if (strcmp(key, "due_date") == 0) {
+        a->label = "Due date";
+        if (get_timestamp(a, &f->has_due, &f->due_at)) out->fields |= FOLLOW_F_DUE;
+    } else if (strcmp(key, "status") == 0) {
+        a->label = "Status";
+        if (get_enum(a, follow_status_names, COUNT(follow_status_names), &f->status)) {
+            if (c->creating && f->status == FOLLOW_OVERDUE)
+                attr_error(a, "%s overdue is derived from the due date and cannot be written%s", "");
+            else
+                out->fields |= FOLLOW_F_STATUS;
         }
+    } else {
+        return false;
     }
-    if (creating) {
-        if (json_object_get(w, "name") == NULL)
-            verrs_add(errs, "validation_error", "/lead/name", NULL, "Name can't be blank");
-        if (!(out->fields & LEAD_F_STAGE)) l->stage = STAGE_NEW;
-        if (!(out->fields & LEAD_F_STATUS)) l->status = LEAD_ACTIVE;
-        out->fields = ~0u;
-    }
+    return true;
 }
 
 void follow_decode(const json_t *root, bool creating, follow_patch_t *out, verrs_t *errs)
 {
     memset(out, 0, sizeof *out);
-    const json_t *w = wrapper(root, "follow", errs);
-    if (w == NULL) return;
-    const char *key;
-    size_t keylen;
-    json_t *v;
-    follow_t *f = &out->v;
-    json_object_keylen_foreach((json_t *)w, key, keylen, v)
-    {
-        attr_t a = {.v = v, .errs = errs};
-        make_pointer(a.pointer, sizeof a.pointer, "follow", key, keylen);
-        if (strlen(key) != keylen) {
-            unknown(errs, "follow", key, keylen);
-        } else if (strcmp(key, "title") == 0) {
-            a.label = "Title";
-            if (get_text(&a, false, false, TITLE_MAX_CHARS, &f->title)) out->fields |= FOLLOW_F_TITLE;
-        } else if (strcmp(key, "description") == 0) {
-            a.label = "Description";
-            if (get_text(&a, true, true, DESCRIPTION_MAX_CHARS, &f->description))
-                out->fields |= FOLLOW_F_DESCRIPTION;
-        } else if (strcmp(key, "due_date") == 0) {
-            a.label = "Due date";
-            if (get_timestamp(&a, &f->has_due, &f->due_at)) out->fields |= FOLLOW_F_DUE;
-        } else if (strcmp(key, "status") == 0) {
-            a.label = "Status";
-            if (get_enum(&a, follow_status_names, COUNT(follow_status_names), &f->status)) {
-                if (creating && f->status == FOLLOW_OVERDUE)
-                    attr_error(&a, "%s overdue is derived from the due date and cannot be written%s", "");
-                else
-                    out->fields |= FOLLOW_F_STATUS;
-            }
-        } else if (!is_read_only(key)) {
-            unknown(errs, "follow", key, keylen);
-        }
-    }
-    if (creating) {
-        if (json_object_get(w, "title") == NULL)
-            verrs_add(errs, "validation_error", "/follow/title", NULL, "Title can't be blank");
-        if (!(out->fields & FOLLOW_F_STATUS)) f->status = FOLLOW_PENDING;
-        out->fields = ~0u;
-    }
+    follow_ctx_t c = {creating, out};
+    const json_t *w = decode_members(root, "follow", errs, follow_attr, &c);
+    if (w == NULL || !creating) return;
+    if (json_object_get(w, "title") == NULL)
+        verrs_add(errs, "validation_error", "/follow/title", NULL, "Title can't be blank");
+    if (!(out->fields & FOLLOW_F_STATUS)) out->v.status = FOLLOW_PENDING;
+    out->fields = ~0u;
 }
 
 /* --- encoding ------------------------------------------------------------- */
 
-static void put_text(jw_t *w, text_ref_t t)
+/* Writes member (the literal text ,"key":) and a text value, null when
+ * unset. */
+static void put_text_member(jw_t *w, const char *member, text_ref_t t)
 {
+    jw_raw(w, member, strlen(member));
     if (t.ptr == NULL)
         jw_lit(w, "null");
     else
         jw_str(w, t.ptr, t.len);
 }
 
-static void put_id(jw_t *w, const char *id)
+/* The same for an id, null when "". */
+static void put_id_member(jw_t *w, const char *member, const char *id)
 {
+    jw_raw(w, member, strlen(member));
     jw_cstr(w, id[0] ? id : NULL);
 }
 
@@ -451,20 +491,34 @@ static void put_relationship(jw_t *w, const char *id, const char *type)
     jw_lit(w, "}}");
 }
 
-void lead_encode(jw_t *w, const lead_t *l)
+/* Opens a resource object, up to its first attribute:
+ * {"id":ID,"type":TYPE,"attributes":{"unique_id":ID */
+static void put_head(jw_t *w, const char *id, const char *type)
 {
     jw_lit(w, "{\"id\":");
-    jw_cstr(w, l->id);
-    jw_lit(w, ",\"type\":\"lead\",\"attributes\":{\"unique_id\":");
-    jw_cstr(w, l->id);
-    jw_lit(w, ",\"name\":");
-    put_text(w, l->name);
-    jw_lit(w, ",\"source\":");
-    put_text(w, l->source);
-    jw_lit(w, ",\"account_id\":");
-    put_id(w, l->account_id);
-    jw_lit(w, ",\"contact_id\":");
-    put_id(w, l->contact_id);
+    jw_cstr(w, id);
+    jw_lit(w, ",\"type\":");
+    jw_cstr(w, type);
+    jw_lit(w, ",\"attributes\":{\"unique_id\":");
+    jw_cstr(w, id);
+}
+
+/* The two timestamps every resource's attributes end with. */
+static void put_stamps(jw_t *w, int64_t created_at, int64_t updated_at)
+{
+    jw_lit(w, ",\"created_at\":");
+    put_time(w, created_at);
+    jw_lit(w, ",\"updated_at\":");
+    put_time(w, updated_at);
+}
+
+void lead_encode(jw_t *w, const lead_t *l)
+{
+    put_head(w, l->id, "lead");
+    put_text_member(w, ",\"name\":", l->name);
+    put_text_member(w, ",\"source\":", l->source);
+    put_id_member(w, ",\"account_id\":", l->account_id);
+    put_id_member(w, ",\"contact_id\":", l->contact_id);
     jw_lit(w, ",\"value\":");
     if (l->has_value) {
         char b[DECIMAL_BUFSZ];
@@ -481,10 +535,7 @@ void lead_encode(jw_t *w, const lead_t *l)
         jw_lit(w, "null");
     jw_lit(w, ",\"status\":");
     jw_cstr(w, lead_status_name(l->status));
-    jw_lit(w, ",\"created_at\":");
-    put_time(w, l->created_at);
-    jw_lit(w, ",\"updated_at\":");
-    put_time(w, l->updated_at);
+    put_stamps(w, l->created_at, l->updated_at);
     jw_lit(w, "},\"relationships\":{\"account\":");
     put_relationship(w, l->account_id, "account");
     jw_lit(w, ",\"contact\":");
@@ -494,14 +545,9 @@ void lead_encode(jw_t *w, const lead_t *l)
 
 void follow_encode(jw_t *w, const follow_t *f, int64_t now)
 {
-    jw_lit(w, "{\"id\":");
-    jw_cstr(w, f->id);
-    jw_lit(w, ",\"type\":\"follow\",\"attributes\":{\"unique_id\":");
-    jw_cstr(w, f->id);
-    jw_lit(w, ",\"title\":");
-    put_text(w, f->title);
-    jw_lit(w, ",\"description\":");
-    put_text(w, f->description);
+    put_head(w, f->id, "follow");
+    put_text_member(w, ",\"title\":", f->title);
+    put_text_member(w, ",\"description\":", f->description);
     jw_lit(w, ",\"due_date\":");
     if (f->has_due)
         put_time(w, f->due_at);
@@ -509,9 +555,6 @@ void follow_encode(jw_t *w, const follow_t *f, int64_t now)
         jw_lit(w, "null");
     jw_lit(w, ",\"status\":");
     jw_cstr(w, follow_status_name(follow_effective_status(f, now)));
-    jw_lit(w, ",\"created_at\":");
-    put_time(w, f->created_at);
-    jw_lit(w, ",\"updated_at\":");
-    put_time(w, f->updated_at);
+    put_stamps(w, f->created_at, f->updated_at);
     jw_lit(w, "}}");
 }
