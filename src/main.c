@@ -61,6 +61,8 @@ static const char usage_text[] =
     "  copy --from URL --to URL [--append]\n"
     "        copy every app, key, revocation, lead and follow to another database (ids kept),\n"
     "        in one transaction; a target holding data is refused unless --append\n"
+    "  routes\n"
+    "        print the API's routes as a Markdown table (method, path, auth, summary)\n"
     "\n"
     "URL is sqlite:PATH (a bare path is read as SQLite too), a PostgreSQL URL\n"
     "(postgres://USER:PASSWORD@HOST:PORT/DBNAME, postgresql:// too) or a libpq key=value\n"
@@ -604,6 +606,23 @@ static int cmd_copy(int argc, char **argv)
     return store_copy(from, to, append, stdout, stderr) == STORE_OK ? 0 : 1;
 }
 
+/* --- routes -------------------------------------------------------------------- */
+
+static int cmd_routes(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd routes\n";
+    if (wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return 0;
+    }
+    if (argc > 1) {
+        fputs(help, stderr);
+        return 2;
+    }
+    api_routes_print(stdout);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -621,5 +640,6 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "token") == 0) return cmd_token(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0) return cmd_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "copy") == 0) return cmd_copy(argc - 1, argv + 1);
+    if (strcmp(cmd, "routes") == 0) return cmd_routes(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);
 }
