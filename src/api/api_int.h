@@ -35,16 +35,10 @@
 #include "model/jsonw.h"
 #include "store/store.h"
 
-/* Methods as bits. A route entry names one; HEAD is served by the GET
- * entry of the same path. */
-enum api_method {
-    METHOD_GET = 1u << 0,
-    METHOD_HEAD = 1u << 1,
-    METHOD_POST = 1u << 2,
-    METHOD_PUT = 1u << 3,
-    METHOD_DELETE = 1u << 4,
-    METHOD_OTHER = 1u << 5
-};
+/* HTTP methods. A route entry names one; HEAD is served by the GET entry
+ * of the same path. Sets of methods are bit masks of METHOD_BIT(m). */
+enum api_method { METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_PUT, METHOD_DELETE, METHOD_OTHER };
+#define METHOD_BIT(m) (1u << (m))
 
 /* What a successful write makes stale in the response cache. */
 enum api_stale {
@@ -62,8 +56,8 @@ typedef void (*api_handler_fn)(api_req_t *r);
 
 /* One entry of the route table (routes.c): one method on one path. */
 typedef struct api_route {
-    unsigned method;  /* one enum api_method bit, never HEAD */
-    const char *path; /* literal segments and {param}s: "/leads/{id}/follows" */
+    enum api_method method; /* never HEAD */
+    const char *path;       /* literal segments and {param}s: "/leads/{id}/follows" */
     api_handler_fn handler;
     const char *const *query; /* the query parameters it reads, NULL-terminated */
     unsigned stale;           /* enum api_stale bits */
@@ -122,7 +116,7 @@ struct api_req {
     api_req_t **ref; /* in req's pool, pointing back here until the end */
     api_thread_t *t;
     const api_route_t *route;
-    unsigned method;                      /* enum api_method */
+    enum api_method method;
     h2o_iovec_t params[API_ROUTE_PARAMS]; /* the path's {param}s, in order, in req->path */
     int64_t now;                          /* ms, taken once when the request starts */
     int64_t start_ns;                     /* monotonic, for the log line */

@@ -3,7 +3,7 @@
  *
  * As in leads.c, reads run on the worker and writes on the writer thread.
  */
-#include "api/follows.h"
+#include "api/handlers.h"
 #include "api/request.h"
 #include "api/resource.h"
 #include "api/respond.h"

@@ -2,7 +2,7 @@
  * health.c: GET /healthz, for load balancers and probes: no credentials,
  * no database.
  */
-#include "api/health.h"
+#include "api/handlers.h"
 #include "api/request.h"
 
 void health_get(api_req_t *r)

@@ -6,7 +6,7 @@
  * thread (writer.c) by the run_* functions, which only touch the
  * api_write_t they are given.
  */
-#include "api/leads.h"
+#include "api/handlers.h"
 #include "api/request.h"
 #include "api/resource.h"
 #include "api/writer.h"

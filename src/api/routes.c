@@ -1,16 +1,13 @@
 /*
  * routes.c: the route table (see routes.h). Adding a route is one entry
- * here plus its handler (declared in its file's header, which only this
- * file includes).
+ * here plus its handler (handlers.h).
  */
 #include "api/routes.h"
 
 #include <assert.h>
 #include <string.h>
 
-#include "api/follows.h"
-#include "api/health.h"
-#include "api/leads.h"
+#include "api/handlers.h"
 
 static const char *const NO_QUERY[] = {NULL};
 static const char *const PAGING[] = {"page", "records", NULL};
@@ -47,39 +44,26 @@ const api_route_t API_ROUTES[] = {
 };
 const size_t API_NROUTES = sizeof API_ROUTES / sizeof API_ROUTES[0];
 
-/* The methods in the order Allow lists them. */
-static const struct {
-    unsigned bit;
-    const char *name;
-} METHODS[] = {{METHOD_GET, "GET"},
-               {METHOD_HEAD, "HEAD"},
-               {METHOD_POST, "POST"},
-               {METHOD_PUT, "PUT"},
-               {METHOD_DELETE, "DELETE"}};
+/* The methods' names, by enum api_method: the order Allow lists them. */
+static const char *const METHODS[] = {"GET", "HEAD", "POST", "PUT", "DELETE"};
 #define NMETHODS (sizeof METHODS / sizeof METHODS[0])
+_Static_assert(NMETHODS == METHOD_OTHER, "a name for every method but METHOD_OTHER");
 
-unsigned api_method_of(const char *name, size_t len)
+enum api_method api_method_of(const char *name, size_t len)
 {
     for (size_t i = 0; i < NMETHODS; i++)
-        if (strlen(METHODS[i].name) == len && memcmp(METHODS[i].name, name, len) == 0) return METHODS[i].bit;
+        if (strlen(METHODS[i]) == len && memcmp(METHODS[i], name, len) == 0) return (enum api_method)i;
     return METHOD_OTHER;
-}
-
-static const char *method_name(unsigned bit)
-{
-    for (size_t i = 0; i < NMETHODS; i++)
-        if (METHODS[i].bit == bit) return METHODS[i].name;
-    return "?";
 }
 
 size_t api_allow_header(unsigned allowed, char *buf, size_t size)
 {
-    if (allowed & METHOD_GET) allowed |= METHOD_HEAD;
+    if (allowed & METHOD_BIT(METHOD_GET)) allowed |= METHOD_BIT(METHOD_HEAD);
     size_t len = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < NMETHODS; i++) {
-        if (!(allowed & METHODS[i].bit)) continue;
-        int n = snprintf(buf + len, size - len, "%s%s", len ? ", " : "", METHODS[i].name);
+        if (!(allowed & METHOD_BIT(i))) continue;
+        int n = snprintf(buf + len, size - len, "%s%s", len ? ", " : "", METHODS[i]);
         if (n < 0 || (size_t)n >= size - len) break;
         len += (size_t)n;
     }
@@ -124,6 +108,7 @@ static bool pattern_matches(const char *pattern, const segments_t *sg, unsigned 
     const char *p = pattern;
     int i = 0, np = 0;
     *literal = 0;
+    memset(params, 0, sizeof(h2o_iovec_t) * API_ROUTE_PARAMS);
     while (*p == '/') {
         p++;
         size_t n = strcspn(p, "/");
@@ -142,7 +127,7 @@ static bool pattern_matches(const char *pattern, const segments_t *sg, unsigned 
     return i == sg->n;
 }
 
-void api_route_find(const api_route_t *table, size_t n, const char *path, size_t len, unsigned method,
+void api_route_find(const api_route_t *table, size_t n, const char *path, size_t len, enum api_method method,
                     api_route_match_t *m)
 {
     memset(m, 0, sizeof *m);
@@ -162,16 +147,16 @@ void api_route_find(const api_route_t *table, size_t n, const char *path, size_t
     }
     if (best == NULL) return;
     /* Its methods, and the entry for this one. */
-    unsigned want = method == METHOD_HEAD ? METHOD_GET : method;
+    enum api_method want = method == METHOD_HEAD ? METHOD_GET : method;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(table[i].path, best) != 0) continue;
-        m->allowed |= table[i].method;
+        m->allowed |= METHOD_BIT(table[i].method);
         if (table[i].method == want && m->route == NULL) m->route = &table[i];
     }
-    if (m->allowed & METHOD_GET) m->allowed |= METHOD_HEAD;
+    if (m->allowed & METHOD_BIT(METHOD_GET)) m->allowed |= METHOD_BIT(METHOD_HEAD);
 }
 
-void api_route_match(const char *path, size_t len, unsigned method, api_route_match_t *m)
+void api_route_match(const char *path, size_t len, enum api_method method, api_route_match_t *m)
 {
     api_route_find(API_ROUTES, API_NROUTES, path, len, method, m);
 }
@@ -180,7 +165,7 @@ void api_routes_print_table(const api_route_t *table, size_t n, FILE *out)
 {
     fprintf(out, "| method | path | auth | summary |\n|---|---|---|---|\n");
     for (size_t i = 0; i < n; i++)
-        fprintf(out, "| %s | `%s` | %s | %s |\n", method_name(table[i].method), table[i].path,
+        fprintf(out, "| %s | `%s` | %s | %s |\n", METHODS[table[i].method], table[i].path,
                 table[i].auth ? "yes" : "no", table[i].summary);
 }
 

@@ -30,16 +30,16 @@ typedef struct api_route_match {
     h2o_iovec_t params[API_ROUTE_PARAMS]; /* its {param}s in order, pointing into the path */
 } api_route_match_t;
 
-/* The method bit of an HTTP method name (METHOD_OTHER for any other). */
-unsigned api_method_of(const char *name, size_t len);
+/* The method of an HTTP method name (METHOD_OTHER for any other). */
+enum api_method api_method_of(const char *name, size_t len);
 
 /* Matches method on path[0..len) (no query string) against table[0..n). */
-void api_route_find(const api_route_t *table, size_t n, const char *path, size_t len, unsigned method,
+void api_route_find(const api_route_t *table, size_t n, const char *path, size_t len, enum api_method method,
                     api_route_match_t *m);
 /* The same against API_ROUTES. */
-void api_route_match(const char *path, size_t len, unsigned method, api_route_match_t *m);
+void api_route_match(const char *path, size_t len, enum api_method method, api_route_match_t *m);
 
-/* Writes the Allow header value of allowed ("GET, HEAD, PUT, DELETE": in
+/* Writes the Allow header value of the METHOD_BITs allowed ("GET, HEAD, PUT, DELETE": in
  * that order, GET implying HEAD) into buf (size bytes, terminated); returns
  * its length. */
 size_t api_allow_header(unsigned allowed, char *buf, size_t size);
