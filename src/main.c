@@ -11,6 +11,7 @@
  *   crmd token revoke JTI [--db URL]
  *   crmd migrate [--db URL]
  *   crmd copy --from URL --to URL [--append]
+ *   crmd routes
  *
  * Every command that opens the database migrates it first, so each works
  * on a new, empty path. Machine-readable output (exports, tokens) goes to
@@ -68,6 +69,8 @@ static const char usage_text[] =
     "  copy --from URL --to URL [--append]\n"
     "        copy every app, key, revocation, lead and follow to another database (ids kept),\n"
     "        in one transaction; a target holding data is refused unless --append\n"
+    "  routes\n"
+    "        print the API's routes as a Markdown table (method, path, auth, summary)\n"
     "\n"
     "URL is sqlite:PATH (a bare path is read as SQLite too), a PostgreSQL URL\n"
     "(postgres://USER:PASSWORD@HOST:PORT/DBNAME, postgresql:// too) or a libpq key=value\n"
@@ -570,6 +573,18 @@ static int cmd_copy(int argc, char **argv)
     return store_copy(from, to, append != NULL, stdout, stderr) == STORE_OK ? 0 : 1;
 }
 
+/* --- routes -------------------------------------------------------------------- */
+
+static int cmd_routes(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd routes\n";
+    const cli_opt_t opts[] = {{NULL}};
+    int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
+    if (rc >= 0) return rc;
+    api_routes_print(stdout);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -587,5 +602,6 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "token") == 0) return cmd_token(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0) return cmd_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "copy") == 0) return cmd_copy(argc - 1, argv + 1);
+    if (strcmp(cmd, "routes") == 0) return cmd_routes(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);
 }

@@ -6,19 +6,80 @@
  *
  * Verifying RS256 costs tens of microseconds, so each thread keeps the
  * tokens it verified, until they expire. Apps are cached for at most a
- * second, so disabling one takes effect within a second everywhere.
+ * second, so disabling one takes effect within a second everywhere. Both
+ * store reads here (an app by key, the revocations) may complete later.
  */
-#include "api/api.h"
+#include "api/auth.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 
+#include "api/request.h"
+
+#define AUTH_TOKEN_CACHE 256
+#define AUTH_APP_CACHE 64
 #define APP_CACHE_MS 1000
 /* verify_token's own result beyond the jwt_rc values. */
 #define AUTH_REVOKED 100
 #define TOKEN_CACHE_MAX_LEN 4096
+/* Revocations reach every thread within this long (plus one store read). */
+#define REVOKED_POLL_MS 1000
+
+typedef struct auth_token_entry {
+    uint64_t hash;
+    char *token; /* malloc'd copy, compared in full on a hit */
+    size_t len;
+    int64_t exp; /* seconds */
+    char app[JWT_CLAIM_MAX];
+} auth_token_entry_t;
+
+typedef struct auth_app_entry {
+    uint64_t hash;
+    int64_t fetched_ms;
+    store_app_t app;
+} auth_app_entry_t;
+
+struct auth_cache {
+    auth_token_entry_t tokens[AUTH_TOKEN_CACHE];
+    auth_app_entry_t apps[AUTH_APP_CACHE];
+    /* Revoked token ids, polled from the store at most once a second. */
+    char **revoked;
+    size_t revoked_n, revoked_cap;
+    int64_t revoked_seq;     /* the last revocation seen */
+    int64_t revoked_poll_ms; /* when the store was last asked */
+    size_t poll_before;      /* revoked_n when that poll started */
+    bool polling;            /* its answer is still to come */
+};
+
+auth_cache_t *auth_cache_new(void)
+{
+    return calloc(1, sizeof(auth_cache_t));
+}
+
+static void forget_tokens(auth_cache_t *c)
+{
+    for (int i = 0; i < AUTH_TOKEN_CACHE; i++) {
+        free(c->tokens[i].token);
+        c->tokens[i].token = NULL;
+    }
+}
+
+void auth_cache_free(auth_cache_t *c)
+{
+    if (c == NULL) return;
+    forget_tokens(c);
+    for (size_t i = 0; i < c->revoked_n; i++)
+        free(c->revoked[i]);
+    free(c->revoked);
+    free(c);
+}
+
+bool auth_busy(const auth_cache_t *c)
+{
+    return c->polling;
+}
 
 static uint64_t fnv1a(const char *s, size_t n)
 {
@@ -36,58 +97,83 @@ static h2o_iovec_t header(h2o_req_t *req, const char *name)
     return i < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
 }
 
-/* Revocations reach every thread within this long. */
-#define REVOKED_POLL_MS 1000
+/* --- revocations ----------------------------------------------------------------- */
 
 static void add_revoked(void *ctx, int64_t seq, const char *jti)
 {
-    api_thread_t *t = ctx;
-    t->revoked_seq = seq;
-    if (t->revoked_n == t->revoked_cap) {
-        size_t cap = t->revoked_cap ? t->revoked_cap * 2 : 16;
-        char **p = realloc(t->revoked, cap * sizeof *p);
+    auth_cache_t *c = ctx;
+    c->revoked_seq = seq;
+    if (c->revoked_n == c->revoked_cap) {
+        size_t cap = c->revoked_cap ? c->revoked_cap * 2 : 16;
+        char **p = realloc(c->revoked, cap * sizeof *p);
         if (p == NULL) return;
-        t->revoked = p;
-        t->revoked_cap = cap;
+        c->revoked = p;
+        c->revoked_cap = cap;
     }
     char *copy = strdup(jti);
-    if (copy != NULL) t->revoked[t->revoked_n++] = copy;
+    if (copy != NULL) c->revoked[c->revoked_n++] = copy;
 }
 
-/* Picks up new revocations; any new one empties the token cache, so a
- * revoked token is verified (and refused) again. */
-static void poll_revoked(api_thread_t *t, int64_t now)
+/* Any new revocation empties the token cache, so that a revoked token is
+ * verified (and refused) again. */
+static void polled(void *ctx, store_rc_t rc)
 {
-    if (now - t->revoked_poll_ms < REVOKED_POLL_MS) return;
-    t->revoked_poll_ms = now;
-    size_t before = t->revoked_n;
-    if (store_revoked_since(t->store, t->revoked_seq, add_revoked, t, NULL) == STORE_OK &&
-        t->revoked_n != before) {
-        for (int i = 0; i < AUTH_TOKEN_CACHE; i++) {
-            free(t->tokens[i].token);
-            t->tokens[i].token = NULL;
-        }
-    }
+    auth_cache_t *c = ctx;
+    c->polling = false;
+    if (rc == STORE_OK && c->revoked_n != c->poll_before) forget_tokens(c);
 }
 
-static bool is_revoked(const api_thread_t *t, const char *jti)
+/* Asks the store for new revocations, at most once a second. The poll is
+ * the thread's, not the request's: a request does not wait for it. */
+static void poll_revoked(auth_cache_t *c, store_t *s, int64_t now)
+{
+    if (c->polling || now - c->revoked_poll_ms < REVOKED_POLL_MS) return;
+    c->revoked_poll_ms = now;
+    c->poll_before = c->revoked_n;
+    store_async_t async = {.done = polled, .ctx = c};
+    store_rc_t rc = store_revoked_since(s, c->revoked_seq, add_revoked, c, &async);
+    if (rc == STORE_PENDING)
+        c->polling = true;
+    else
+        polled(c, rc);
+}
+
+static bool is_revoked(const auth_cache_t *c, const char *jti)
 {
     if (jti[0] == '\0') return false;
-    for (size_t i = 0; i < t->revoked_n; i++)
-        if (strcmp(t->revoked[i], jti) == 0) return true;
+    for (size_t i = 0; i < c->revoked_n; i++)
+        if (strcmp(c->revoked[i], jti) == 0) return true;
     return false;
 }
 
-/* Verifies a token, through the thread's cache. */
+/* --- tokens ------------------------------------------------------------------------ */
+
+static void remember_token(auth_token_entry_t *e, uint64_t h, const char *tok, size_t len,
+                           const jwt_claims_t *claims)
+{
+    if (len > TOKEN_CACHE_MAX_LEN) return;
+    char *copy = malloc(len);
+    if (copy == NULL) return;
+    memcpy(copy, tok, len);
+    free(e->token);
+    e->token = copy;
+    e->len = len;
+    e->hash = h;
+    e->exp = claims->exp;
+    memcpy(e->app, claims->app, JWT_CLAIM_MAX);
+}
+
+/* Verifies a token, through the thread's cache; the app it names goes
+ * into app. */
 static int verify_token(api_req_t *r, const char *tok, size_t len, char app[JWT_CLAIM_MAX])
 {
-    api_thread_t *t = r->t;
+    auth_cache_t *c = r->t->auth;
     int64_t now_s = r->now / 1000;
     /* The tail of a JWT is its signature: hashing it alone is as good as
      * hashing all of it, and a hit still compares the whole token. */
     size_t tail = len > 64 ? 64 : len;
     uint64_t h = fnv1a(tok + len - tail, tail) ^ len;
-    auth_token_entry_t *e = &t->tokens[h % AUTH_TOKEN_CACHE];
+    auth_token_entry_t *e = &c->tokens[h % AUTH_TOKEN_CACHE];
     if (e->token != NULL && e->hash == h && e->len == len && memcmp(e->token, tok, len) == 0) {
         if (now_s < e->exp) {
             memcpy(app, e->app, JWT_CLAIM_MAX);
@@ -96,46 +182,12 @@ static int verify_token(api_req_t *r, const char *tok, size_t len, char app[JWT_
         return JWT_EXPIRED;
     }
     jwt_claims_t claims;
-    int rc = jwt_verify(t->shared->key, tok, len, now_s, &claims);
+    int rc = jwt_verify(r->t->shared->key, tok, len, now_s, &claims);
     if (rc != JWT_OK) return rc;
-    if (is_revoked(t, claims.jti)) return AUTH_REVOKED;
+    if (is_revoked(c, claims.jti)) return AUTH_REVOKED;
     memcpy(app, claims.app, JWT_CLAIM_MAX);
-    if (len <= TOKEN_CACHE_MAX_LEN) {
-        char *copy = malloc(len);
-        if (copy != NULL) {
-            memcpy(copy, tok, len);
-            free(e->token);
-            e->token = copy;
-            e->len = len;
-            e->hash = h;
-            e->exp = claims.exp;
-            memcpy(e->app, claims.app, JWT_CLAIM_MAX);
-        }
-    }
+    remember_token(e, h, tok, len, &claims);
     return JWT_OK;
-}
-
-/* Finds an enabled app by key, through the thread's cache. */
-static int find_app(api_req_t *r, const char *key, size_t len, store_app_t *out)
-{
-    api_thread_t *t = r->t;
-    if (len == 0 || len >= sizeof out->key) return STORE_NOT_FOUND;
-    uint64_t h = fnv1a(key, len);
-    auth_app_entry_t *e = &t->apps[h % AUTH_APP_CACHE];
-    if (e->hash == h && e->fetched_ms + APP_CACHE_MS > r->now && strlen(e->app.key) == len &&
-        memcmp(e->app.key, key, len) == 0) {
-        *out = e->app;
-    } else {
-        char k[sizeof out->key];
-        memcpy(k, key, len);
-        k[len] = '\0';
-        int rc = store_app_find(t->store, k, out, NULL);
-        if (rc != STORE_OK) return rc;
-        e->hash = h;
-        e->fetched_ms = r->now;
-        e->app = *out;
-    }
-    return out->disabled ? STORE_NOT_FOUND : STORE_OK;
 }
 
 static const char *token_problem(int rc)
@@ -160,65 +212,132 @@ static const char *token_problem(int rc)
     }
 }
 
-static bool fail(api_req_t *r, int status, const char *detail)
+/* --- apps ---------------------------------------------------------------------------- */
+
+static store_rc_t enabled(const store_app_t *app)
 {
-    api_error(r, status, status == 403 ? "Forbidden" : "Unauthorized", detail);
-    return false;
+    return app->disabled ? STORE_NOT_FOUND : STORE_OK;
 }
 
-bool auth_request(api_req_t *r)
+static store_rc_t start_find(api_req_t *r, const store_async_t *async)
 {
-    ssize_t ai = h2o_find_header(&r->req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    h2o_iovec_t authz = ai < 0 ? h2o_iovec_init(NULL, 0) : r->req->headers.entries[ai].value;
-    h2o_iovec_t key = header(r->req, "appid");
-    if (key.base == NULL) key = header(r->req, "x-api-key");
-    if (authz.base == NULL) return fail(r, 401, "Send the token in an Authorization: Bearer header.");
-    if (authz.len < 7 || !h2o_lcstris(authz.base, 7, H2O_STRLIT("bearer ")))
-        return fail(r, 401, "The Authorization header must be 'Bearer <token>'.");
-    const char *tok = authz.base + 7;
-    size_t toklen = authz.len - 7;
-    while (toklen > 0 && *tok == ' ') {
-        tok++;
-        toklen--;
+    return store_app_find(r->t->store, r->auth.key, &r->app, async);
+}
+
+static void found(api_req_t *r, store_rc_t rc)
+{
+    if (rc == STORE_OK) {
+        uint64_t h = fnv1a(r->auth.key, r->auth.key_len);
+        auth_app_entry_t *e = &r->t->auth->apps[h % AUTH_APP_CACHE];
+        e->hash = h;
+        e->fetched_ms = r->now;
+        e->app = r->app;
+        rc = enabled(&r->app);
     }
-    if (key.base == NULL || key.len == 0)
-        return fail(r, 401, "Send the app key in an AppId (or X-Api-Key) header.");
+    r->auth.found(r, rc);
+}
 
-    poll_revoked(r->t, r->now);
-    char claimed[JWT_CLAIM_MAX];
-    int rc = verify_token(r, tok, toklen, claimed);
-    if (rc != JWT_OK) return fail(r, 401, token_problem(rc));
+/* Finds an enabled app by key into r->app, through the thread's cache,
+ * then calls done(r, rc): STORE_NOT_FOUND for an unknown or disabled app. */
+static void find_app(api_req_t *r, const char *key, size_t len, api_read_done_fn done)
+{
+    if (len == 0 || len >= sizeof r->auth.key) {
+        done(r, STORE_NOT_FOUND);
+        return;
+    }
+    memcpy(r->auth.key, key, len);
+    r->auth.key[len] = '\0';
+    r->auth.key_len = len;
+    uint64_t h = fnv1a(key, len);
+    const auth_app_entry_t *e = &r->t->auth->apps[h % AUTH_APP_CACHE];
+    if (e->hash == h && e->fetched_ms + APP_CACHE_MS > r->now && strlen(e->app.key) == len &&
+        memcmp(e->app.key, key, len) == 0) {
+        r->app = e->app;
+        done(r, enabled(&r->app));
+        return;
+    }
+    r->auth.found = done;
+    api_req_read(r, start_find, found);
+}
 
-    rc = find_app(r, key.base, key.len, &r->app);
+/* --- the request ------------------------------------------------------------------------ */
+
+static void fail(api_req_t *r, int status, const char *detail)
+{
+    memset(&r->app, 0, sizeof r->app);
+    api_reply_error(r, status, status == 403 ? "Forbidden" : "Unauthorized", detail);
+}
+
+static void fail_store(api_req_t *r, store_rc_t rc)
+{
+    memset(&r->app, 0, sizeof r->app);
+    api_reply_store_error(r, rc, "", "");
+}
+
+/* The token's app, looked up after it differed from the key's. */
+static void on_claimed_app(api_req_t *r, store_rc_t rc)
+{
+    if (rc == STORE_NOT_FOUND)
+        fail(r, 401, "The bearer token names an unknown app.");
+    else if (rc != STORE_OK)
+        fail_store(r, rc);
+    else
+        fail(r, 403, "The bearer token belongs to another app than the AppId header names.");
+}
+
+/* The key's app: the caller, if the token names the same one. */
+static void on_key_app(api_req_t *r, store_rc_t rc)
+{
     if (rc == STORE_NOT_FOUND) {
-        memset(&r->app, 0, sizeof r->app);
-        return fail(r, 401, "Unknown app key.");
+        fail(r, 401, "Unknown app key.");
+        return;
     }
     if (rc != STORE_OK) {
-        memset(&r->app, 0, sizeof r->app);
-        api_store_error(r, rc, "", "");
-        return false;
+        fail_store(r, rc);
+        return;
     }
-    size_t clen = strlen(claimed);
-    if (clen != key.len || CRYPTO_memcmp(claimed, key.base, clen) != 0) {
-        store_app_t other;
-        rc = find_app(r, claimed, clen, &other);
-        memset(&r->app, 0, sizeof r->app);
-        if (rc == STORE_NOT_FOUND) return fail(r, 401, "The bearer token names an unknown app.");
-        if (rc != STORE_OK) {
-            api_store_error(r, rc, "", "");
-            return false;
-        }
-        return fail(r, 403, "The bearer token belongs to another app than the AppId header names.");
+    size_t clen = strlen(r->auth.claimed);
+    if (clen != r->auth.key_len || CRYPTO_memcmp(r->auth.claimed, r->auth.key, clen) != 0) {
+        find_app(r, r->auth.claimed, clen, on_claimed_app);
+        return;
     }
-    return true;
+    r->auth.then(r);
 }
 
-void auth_thread_fini(api_thread_t *t)
+/* What is wrong with r's credentials headers (NULL: nothing); the token
+ * goes into tok and the app key into key. */
+static const char *read_headers(h2o_req_t *req, h2o_iovec_t *tok, h2o_iovec_t *key)
 {
-    for (int i = 0; i < AUTH_TOKEN_CACHE; i++)
-        free(t->tokens[i].token);
-    for (size_t i = 0; i < t->revoked_n; i++)
-        free(t->revoked[i]);
-    free(t->revoked);
+    ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    h2o_iovec_t authz = ai < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[ai].value;
+    *key = header(req, "appid");
+    if (key->base == NULL) *key = header(req, "x-api-key");
+    if (authz.base == NULL) return "Send the token in an Authorization: Bearer header.";
+    if (authz.len < 7 || !h2o_lcstris(authz.base, 7, H2O_STRLIT("bearer ")))
+        return "The Authorization header must be 'Bearer <token>'.";
+    *tok = h2o_iovec_init(authz.base + 7, authz.len - 7);
+    while (tok->len > 0 && *tok->base == ' ') {
+        tok->base++;
+        tok->len--;
+    }
+    if (key->base == NULL || key->len == 0) return "Send the app key in an AppId (or X-Api-Key) header.";
+    return NULL;
+}
+
+void auth_request(api_req_t *r, api_step_fn then)
+{
+    h2o_iovec_t tok, key;
+    const char *problem = read_headers(r->req, &tok, &key);
+    if (problem != NULL) {
+        fail(r, 401, problem);
+        return;
+    }
+    poll_revoked(r->t->auth, r->t->store, r->now);
+    int rc = verify_token(r, tok.base, tok.len, r->auth.claimed);
+    if (rc != JWT_OK) {
+        fail(r, 401, token_problem(rc));
+        return;
+    }
+    r->auth.then = then;
+    find_app(r, key.base, key.len, on_key_app);
 }

@@ -10,13 +10,16 @@
  * write back to its worker to be answered. Under light load a batch is one
  * write and costs what it did before; under load the sync is shared.
  */
-#include "api/api.h"
-#include "api/cache.h"
+#include "api/writer.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "api/cache.h"
+#include "api/request.h"
+#include "api/respond.h"
 
 /* At most this many writes share one transaction, so that one batch's
  * latency stays bounded. */
@@ -32,73 +35,39 @@ static struct {
     pthread_t thread;
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
-/* h2o disposes of a request's pool when the request ends, which can be
- * before its write comes back (an HTTP/2 stream reset): forget it then. */
-static void on_req_dispose(void *p)
-{
-    api_write_t **ref = p;
-    if (*ref != NULL) (*ref)->req = NULL;
-}
-
 api_write_t *api_write_new(api_req_t *r, api_write_fn fn, json_t *root)
 {
     api_write_t *w = calloc(1, sizeof *w);
     if (w == NULL) return NULL;
     w->run = fn;
     w->t = r->t;
-    w->req = r->req;
+    w->r = r;
     w->root = root;
     w->app = r->app.id;
     w->now = r->now;
-    w->start_ns = r->start_ns;
-    snprintf(w->app_key, sizeof w->app_key, "%s", r->app.key);
     memcpy(w->id, r->id, sizeof w->id);
     memcpy(w->fid, r->fid, sizeof w->fid);
-    /* What the write makes stale in the response cache follows from its
-     * route: every write touches its lead (its GET, its follows; none yet
-     * for a create), and lead writes also the app's lists. */
-    memcpy(w->touch_lead, r->id, sizeof w->touch_lead);
-    w->touch_app = r->route.route == ROUTE_LEADS || r->route.route == ROUTE_LEAD;
-    w->req_ref = h2o_mem_alloc_shared(&r->req->pool, sizeof *w->req_ref, on_req_dispose);
-    *w->req_ref = w;
+    w->stale = r->route->stale;
     return w;
+}
+
+void api_write_answer(api_write_t *w, store_rc_t rc, int ok_status, const char *not_found_title,
+                      const char *not_found_detail)
+{
+    w->status =
+        rc == STORE_OK ? ok_status : api_render_store_error(&w->out, rc, not_found_title, not_found_detail);
 }
 
 /* Answers a finished write on its worker's thread, and frees it. */
 static void complete(api_write_t *w)
 {
-    h2o_req_t *req = w->req;
-    if (req != NULL) {
-        *w->req_ref = NULL;
-        if (w->out.oom)
-            w->status = api_render_error(&w->out, 503, "Service Unavailable", "The server is out of memory.");
-        if (w->status == 204) {
-            req->res.status = 204;
-            req->res.reason = api_reason(204);
-            h2o_send_inline(req, "", 0);
-        } else {
-            if (w->status == 201 && w->location[0] != '\0') {
-                size_t n = strlen(w->location);
-                h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL,
-                               h2o_strdup(&req->pool, w->location, n).base, n);
-            }
-            api_error_headers(req, w->status);
-            req->res.status = w->status;
-            req->res.reason = api_reason(w->status);
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                           H2O_STRLIT("application/json"));
-            req->res.content_length = w->out.len; /* see api_send */
-            h2o_send_inline(req, w->out.buf, w->out.len);
-        }
-        if (w->t->shared->log_requests) api_log(w->t, req, w->app_key, w->now, w->start_ns);
-    }
     if (w->queued) w->t->writes_in_flight--;
+    api_reply_body(w->r, w->status, &w->out, w->location);
     json_decref(w->root);
     jw_free(&w->out);
     free(w);
 }
 
-/* The worker's receiver: writes that came back from the writer. */
 void api_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     (void)receiver;
@@ -109,40 +78,34 @@ void api_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messa
     }
 }
 
-/* Marks what the acknowledged writes changed as stale in the response
- * cache: after the commit, before any of them is answered. */
-static void touch(api_write_t *w)
+/* Marks what an acknowledged write changed as stale in the response cache:
+ * after the commit, before it is answered. A write with no lead in its
+ * path (a create) has no lead entries to make stale. */
+static void touch(const api_write_t *w)
 {
     if (w->status >= 300) return;
-    if (w->touch_lead[0] != '\0') cache_touch_lead(w->app, w->touch_lead);
-    if (w->touch_app) cache_touch_app(w->app);
+    if ((w->stale & API_STALE_LEAD) && w->id[0] != '\0') cache_touch_lead(w->app, w->id);
+    if (w->stale & API_STALE_APP) cache_touch_app(w->app);
 }
 
-/* Runs one batch on the writer's connection. */
-static void run_batch(api_write_t *batch)
+/* Runs the writes of batch in one transaction on s, leaving each with its
+ * answer: a failed begin or commit means none of them happened. */
+static void run_batch(store_t *s, api_write_t *batch)
 {
-    int rc = store_batch_begin(W.store);
+    store_rc_t rc = store_batch_begin(s);
     for (api_write_t *w = batch; w != NULL; w = w->next) {
         if (rc == STORE_OK)
-            w->run(W.store, w);
+            w->run(s, w);
         else
-            w->status = api_render_store_error(&w->out, rc, "", "");
+            api_write_answer(w, rc, 0, "", "");
     }
-    if (rc == STORE_OK) {
-        rc = store_batch_end(W.store, 1);
-        if (rc != STORE_OK) {
-            /* Nothing of the batch happened: no write may be acknowledged. */
-            for (api_write_t *w = batch; w != NULL; w = w->next)
-                if (w->status < 300)
-                    w->status =
-                        api_render_store_error(&w->out, rc == STORE_ERROR ? STORE_UNAVAILABLE : rc, "", "");
-        }
-    }
-    for (api_write_t *w = batch; w != NULL; w = w->next)
+    if (rc == STORE_OK) rc = store_batch_end(s, 1);
+    /* No write of a batch whose commit failed may be acknowledged; what
+     * failed for another reason there is a 503 (retry), not a 500. */
+    if (rc == STORE_ERROR) rc = STORE_UNAVAILABLE;
+    for (api_write_t *w = batch; w != NULL; w = w->next) {
+        if (rc != STORE_OK && w->status < 300) api_write_answer(w, rc, 0, "", "");
         touch(w);
-    for (api_write_t *w = batch, *next; w != NULL; w = next) {
-        next = w->next;
-        h2o_multithread_send_message(&w->t->done, &w->msg);
     }
 }
 
@@ -165,7 +128,11 @@ static void *writer_main(void *arg)
         if (W.head == NULL) W.tail = &W.head;
         last->next = NULL;
         pthread_mutex_unlock(&W.mu);
-        run_batch(batch);
+        run_batch(W.store, batch);
+        for (api_write_t *w = batch, *next; w != NULL; w = next) {
+            next = w->next;
+            h2o_multithread_send_message(&w->t->done, &w->msg);
+        }
         pthread_mutex_lock(&W.mu);
     }
     pthread_mutex_unlock(&W.mu);
@@ -175,20 +142,13 @@ static void *writer_main(void *arg)
 void api_write_submit(api_req_t *r, api_write_t *w)
 {
     if (w == NULL) {
-        api_error(r, 503, "Service Unavailable", "The server is out of memory.");
+        api_reply_error(r, 503, "Service Unavailable", "The server is out of memory.");
         return;
     }
-    r->deferred = true;
     if (!W.running) {
-        /* No writer (the command line, or tests): run it here, alone. */
-        int rc = store_batch_begin(w->t->store);
-        if (rc == STORE_OK) {
-            w->run(w->t->store, w);
-            rc = store_batch_end(w->t->store, 1);
-        }
-        if (rc != STORE_OK && w->status < 300)
-            w->status = api_render_store_error(&w->out, rc == STORE_ERROR ? STORE_UNAVAILABLE : rc, "", "");
-        touch(w);
+        /* No writer (the command line, the fuzz target): run it here, alone. */
+        w->next = NULL;
+        run_batch(w->t->store, w);
         complete(w);
         return;
     }
@@ -202,23 +162,30 @@ void api_write_submit(api_req_t *r, api_write_t *w)
     pthread_mutex_unlock(&W.mu);
 }
 
-int api_writer_start(const api_shared_t *shared)
+int api_writer_start_store(store_t *s)
 {
-    char err[256];
-    W.store = store_open(shared->db_url, err, sizeof err);
-    if (W.store == NULL) {
-        fprintf(stderr, "crmd: writer: %s\n", err);
-        return -1;
-    }
+    W.store = s;
     W.head = NULL;
     W.tail = &W.head;
     W.stop = 0;
     if (pthread_create(&W.thread, NULL, writer_main, NULL) != 0) {
         store_close(W.store);
+        W.store = NULL;
         return -1;
     }
     W.running = 1;
     return 0;
+}
+
+int api_writer_start(const api_shared_t *shared)
+{
+    char err[256];
+    store_t *s = store_open(shared->db_url, err, sizeof err);
+    if (s == NULL) {
+        fprintf(stderr, "crmd: writer: %s\n", err);
+        return -1;
+    }
+    return api_writer_start_store(s);
 }
 
 void api_writer_stop(void)

@@ -1,7 +1,7 @@
 /*
  * fuzz_body.c: request bodies through the codec.
  *
- * The input is a request body. It is parsed exactly as api_read_body does
+ * The input is a request body. It is parsed exactly as api_body_or_reply does
  * (jsonlex_loadb with JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL |
  * JSON_ALLOW_NUL), then decoded four ways (lead and follow, create and
  * update), with lead_decode_body given the body text as leads.c does. The
@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "api/respond.h"
 #include "common.h"
 #include "model/codec.h"
 #include "model/decimal.h"
@@ -217,7 +217,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *body = (const char *)data;
     json_error_t err;
     json_t *root = jsonlex_loadb(body, size, DECODE_FLAGS, &err);
-    if (root == NULL) return 0; /* a 400: api_read_body's business, covered by fuzz_request */
+    if (root == NULL) return 0; /* a 400: api_body_or_reply's business, covered by fuzz_request */
     lead_patch_t exact, viadouble;
     lead(root, body, size, true, NULL);
     bool a = lead(root, body, size, false, &exact);

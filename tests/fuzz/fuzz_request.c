@@ -7,7 +7,7 @@
  * parses them exactly as it does in production, then through crmd's own
  * glue (src/http/server.c: the configuration, request handler and
  * error-body filter http_serve uses, reached through http/server_int.h),
- * api_handle, the router, auth, the
+ * api_handle, the route table, auth, the
  * codec and the SQLite store on a temporary database, and back out as
  * bytes. The writer thread is not started, so writes run inline
  * (api_write_submit's no-writer path).

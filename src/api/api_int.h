@@ -1,0 +1,179 @@
+/*
+ * api_int.h: the API's internal types, shared by its files (and by unit
+ * tests); nothing outside src/api/ includes it.
+ *
+ * The request path runs down these layers; no file calls one above it:
+ *
+ *   dispatch.c   entry point, thread life cycle, rate limit; calls
+ *     routes.c     the route table: path and method -> entry
+ *     auth.c       credentials, before the handler when the entry says so
+ *   leads.c, follows.c, health.c   handlers, reached only through the table
+ *   resource.c   what the resource handlers share (reads, decoding writes)
+ *   writer.c     group commit: writes run on the writer thread
+ *   request.c    the request's life, its input (body, query), its answer
+ *   respond.c, log.c   sending a response; the request log
+ *
+ * Everything here belongs to one server thread, except api_write_t, which
+ * travels to the writer thread and back (see there).
+ */
+#ifndef CRMD_API_API_INT_H
+#define CRMD_API_API_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "h2o.h"
+
+#include "api/api.h"
+#include "api/cache.h"
+#include "api/log.h"
+#include "auth/jwt.h"
+#include "model/codec.h"
+#include "model/jsonw.h"
+#include "store/store.h"
+
+/* HTTP methods. A route entry names one; HEAD is served by the GET entry
+ * of the same path. Sets of methods are bit masks of METHOD_BIT(m). */
+enum api_method { METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_PUT, METHOD_DELETE, METHOD_OTHER };
+#define METHOD_BIT(m) (1u << (m))
+
+/* What a successful write makes stale in the response cache. */
+enum api_stale {
+    API_STALE_LEAD = 1u << 0, /* the lead the path's {id} names: its GET, its follows */
+    API_STALE_APP = 1u << 1   /* the app's lists of leads */
+};
+
+/* Paths have at most this many segments, of which at most API_ROUTE_PARAMS
+ * are {param}s. */
+#define API_ROUTE_SEGMENTS 8
+#define API_ROUTE_PARAMS 4
+
+typedef struct api_req api_req_t;
+typedef void (*api_handler_fn)(api_req_t *r);
+
+/* One entry of the route table (routes.c): one method on one path. */
+typedef struct api_route {
+    enum api_method method; /* never HEAD */
+    const char *path;       /* literal segments and {param}s: "/leads/{id}/follows" */
+    api_handler_fn handler;
+    const char *const *query; /* the query parameters it reads, NULL-terminated */
+    unsigned stale;           /* enum api_stale bits */
+    bool auth;                /* credentials needed (auth.c runs first) */
+    size_t body_max;          /* 0: no body is read; else larger is a 413 */
+    const char *summary;      /* one line, for docs */
+} api_route_t;
+
+typedef struct auth_cache auth_cache_t; /* auth.c's, per thread */
+
+/* One server thread's state: never touched by another thread (the writer
+ * only posts to done). */
+typedef struct api_thread {
+    const api_shared_t *shared;
+    int index;
+    store_t *store;
+    h2o_context_t *ctx;
+    h2o_multithread_receiver_t done; /* finished writes come back here */
+    int writes_in_flight;            /* queued to the writer, not answered yet */
+    int reads_pending;               /* store reads that will complete later */
+    api_log_t log;
+    auth_cache_t *auth;
+    api_req_t *spare; /* an ended request kept, with its buffer, for the next */
+} api_thread_t;
+
+/*
+ * A read from the store in two halves (request.c, api_req_read): start
+ * makes the store call, passing async on; done gets its result, at once or
+ * later from the event loop.
+ */
+typedef store_rc_t (*api_read_start_fn)(api_req_t *r, const store_async_t *async);
+typedef void (*api_read_done_fn)(api_req_t *r, store_rc_t rc);
+typedef void (*api_step_fn)(api_req_t *r);
+
+/* Where store callbacks render records: the body, the time a follow's
+ * status is judged at, items so far, and when the body turns stale by
+ * itself (a pending follow's due date passing; INT64_MAX: never). */
+typedef struct api_render {
+    jw_t *w;
+    int64_t now;
+    int n;
+    int64_t expires;
+} api_render_t;
+
+struct api_read_spec; /* resource.h */
+
+/*
+ * One request, from api_handle until its response is sent (or h2o has
+ * disposed of it). It lives on the heap, not in h2o's request pool, so
+ * that a read or write it waits for can finish after h2o let go of the
+ * request: req is then NULL, and the request ends without an answer.
+ * Only its own thread touches it.
+ */
+struct api_req {
+    h2o_req_t *req;  /* NULL once h2o has disposed of the request */
+    api_req_t **ref; /* in req's pool, pointing back here until the end */
+    api_thread_t *t;
+    const api_route_t *route;
+    enum api_method method;
+    h2o_iovec_t params[API_ROUTE_PARAMS]; /* the path's {param}s, in order, in req->path */
+    int64_t now;                          /* ms, taken once when the request starts */
+    int64_t start_ns;                     /* monotonic, for the log line */
+    store_app_t app;                      /* the authenticated app */
+    char id[UUID_BUFSZ], fid[UUID_BUFSZ]; /* the lead and follow the path names */
+    jw_t out;                             /* the body being rendered: the request's own */
+    /* The store read it waits for (request.c). */
+    api_read_done_fn read_done;
+    bool waiting;
+    /* Authentication in progress (auth.c). */
+    struct {
+        api_step_fn then;                        /* what runs once the caller is known */
+        api_read_done_fn found;                  /* what runs once an app was looked up */
+        char key[sizeof((store_app_t *)0)->key]; /* the app key being looked up */
+        size_t key_len;
+        char claimed[JWT_CLAIM_MAX]; /* the token's app */
+    } auth;
+    /* A read of a resource (resource.c). */
+    struct {
+        const struct api_read_spec *spec;
+        cache_key_t key;
+        uint64_t gen;
+        int64_t page, total;
+        int records;
+        api_render_t render;
+    } rd;
+};
+
+/*
+ * A write travels from the worker thread that received it to the writer
+ * thread (writer.c), which runs many at once in one transaction and one
+ * sync to disk (group commit), then back to the worker to be answered.
+ * The worker fills it in (api_write_new); run executes on the writer with
+ * the writer's store and touches only the api_write_t (never r), setting
+ * status and out; the worker then answers r with them.
+ */
+typedef struct api_write api_write_t;
+typedef void (*api_write_fn)(store_t *s, api_write_t *w);
+typedef union api_patch {
+    lead_patch_t lead;
+    follow_patch_t follow;
+} api_patch_t;
+struct api_write {
+    h2o_multithread_message_t msg; /* the way back to the worker */
+    api_write_t *next;             /* the writer's queue */
+    api_write_fn run;
+    api_thread_t *t; /* the worker */
+    api_req_t *r;    /* the request it answers: the worker's alone */
+    bool queued;     /* went through the writer thread */
+    json_t *root;    /* the body, owned: the patch points into it */
+    int64_t app, now;
+    char id[UUID_BUFSZ], fid[UUID_BUFSZ];
+    api_patch_t p;
+    unsigned stale; /* enum api_stale: what to bump once acknowledged */
+    int status;
+    jw_t out;
+    char location[128]; /* sent with a 201 */
+};
+
+#endif

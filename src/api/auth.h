@@ -1,0 +1,23 @@
+/*
+ * auth.h: who is calling (see auth.c).
+ */
+#ifndef CRMD_API_AUTH_H
+#define CRMD_API_AUTH_H
+
+#include <stdbool.h>
+
+#include "api/api_int.h"
+
+/* A thread's caches of verified tokens, apps and revocations; opaque.
+ * NULL when out of memory. */
+auth_cache_t *auth_cache_new(void);
+void auth_cache_free(auth_cache_t *c);
+/* True while the cache waits for the store (a revocation poll). */
+bool auth_busy(const auth_cache_t *c);
+
+/* Authenticates r (Authorization: Bearer + AppId or X-Api-Key), now or
+ * after store reads: on success r->app is the caller's app and then(r)
+ * runs; on failure r has been answered (401, 403, 503). */
+void auth_request(api_req_t *r, api_step_fn then);
+
+#endif

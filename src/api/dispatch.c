@@ -1,0 +1,166 @@
+/*
+ * dispatch.c: the request entry point and the thread life cycle.
+ *
+ * api_handle finds the request's route entry (routes.c), answers 404 and
+ * 405 itself, before credentials are looked at, then authenticates the
+ * caller when the entry says so (auth.c), applies the app's rate limit,
+ * and hands the request to the entry's handler. Each of these steps may
+ * answer the request, now or after a store read; from then on the request
+ * is not touched here.
+ */
+#include "api/dispatch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/auth.h"
+#include "api/ratelimit.h"
+#include "api/request.h"
+#include "api/respond.h"
+#include "api/routes.h"
+#include "api/writer.h"
+#include "model/timestamp.h"
+
+api_thread_t *api_thread_new(int index, const api_shared_t *shared, h2o_context_t *ctx, store_t *s)
+{
+    api_thread_t *t = calloc(1, sizeof *t);
+    if (t != NULL && (t->auth = auth_cache_new()) == NULL) {
+        free(t);
+        t = NULL;
+    }
+    if (t == NULL) {
+        store_close(s);
+        return NULL;
+    }
+    t->shared = shared;
+    t->index = index;
+    t->store = s;
+    t->ctx = ctx;
+    api_log_init(&t->log, ctx);
+    h2o_multithread_register_receiver(ctx->queue, &t->done, api_writes_done);
+    return t;
+}
+
+void *api_thread_init(int index, void *arg, h2o_context_t *ctx)
+{
+    const api_shared_t *shared = arg;
+    char err[256];
+    store_t *s = store_open(shared->db_url, err, sizeof err);
+    if (s == NULL) {
+        fprintf(stderr, "crmd: thread %d: %s\n", index, err);
+        return NULL;
+    }
+    return api_thread_new(index, shared, ctx, s);
+}
+
+int api_thread_busy(void *state)
+{
+    const api_thread_t *t = state;
+    return t->writes_in_flight > 0 || t->reads_pending > 0 || auth_busy(t->auth);
+}
+
+void api_thread_fini(void *state)
+{
+    api_thread_t *t = state;
+    h2o_multithread_unregister_receiver(t->ctx->queue, &t->done);
+    api_log_flush(&t->log);
+    store_close(t->store);
+    api_req_thread_fini(t);
+    auth_cache_free(t->auth);
+    free(t);
+}
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+h2o_iovec_t api_error_body(h2o_req_t *req, void *state)
+{
+    api_thread_t *t = state;
+    int status = req->res.status;
+    const char *detail =
+        status == 413 ? "The request body is larger than 1 MiB." : "The request could not be read as HTTP.";
+    const char *title = req->res.reason != NULL ? req->res.reason : "Bad Request";
+    jw_t w = {0};
+    api_render_error(&w, status, title, detail);
+    if (t->shared->log_requests) api_log_request(&t->log, req, status, "", ts_now_ms(), monotonic_ns());
+    h2o_iovec_t body = w.oom ? h2o_iovec_init(NULL, 0) : h2o_strdup(&req->pool, w.buf, w.len);
+    jw_free(&w);
+    return body;
+}
+
+/* Adds a header whose name h2o has no token for, with a number value. */
+static void add_number_header(h2o_req_t *req, const char *name, int value)
+{
+    char *v = h2o_mem_alloc_pool(&req->pool, 16);
+    int n = snprintf(v, 16, "%d", value);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, v, (size_t)n);
+}
+
+/* Applies the app's rate limit: false (429 sent) when it is over it. Every
+ * limited response says where the app stands (RateLimit-* headers). */
+static bool rate_limit_or_reply(api_req_t *r)
+{
+    if (!ratelimit_enabled()) return true;
+    ratelimit_info_t info;
+    bool ok = ratelimit_take(r->app.id, r->now, &info);
+    add_number_header(r->req, "ratelimit-limit", info.limit);
+    add_number_header(r->req, "ratelimit-remaining", info.remaining);
+    add_number_header(r->req, "ratelimit-reset", info.reset_s);
+    if (!ok) {
+        add_number_header(r->req, "retry-after", info.retry_after);
+        api_reply_error(r, 429, "Too Many Requests", "This app is over its request rate limit; retry later.");
+    }
+    return ok;
+}
+
+static void authenticated(api_req_t *r)
+{
+    if (rate_limit_or_reply(r)) r->route->handler(r);
+}
+
+/* Out of memory before the request has its state: a fixed answer. */
+static void reply_no_memory(api_thread_t *t, h2o_req_t *req)
+{
+    static const char body[] =
+        "{\"errors\":[{\"status\":\"503\",\"code\":\"service_unavailable\","
+        "\"title\":\"Service Unavailable\",\"detail\":\"The server is out of memory.\"}]}";
+    if (t->shared->log_requests) api_log_request(&t->log, req, 503, "", ts_now_ms(), monotonic_ns());
+    api_respond(req, 503, h2o_iovec_init(body, sizeof body - 1), false, NULL);
+}
+
+void api_handle(h2o_req_t *req, void *state)
+{
+    api_thread_t *t = state;
+    api_req_t *r = api_req_new(t, req);
+    if (r == NULL) {
+        reply_no_memory(t, req);
+        return;
+    }
+    size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    r->method = api_method_of(req->method.base, req->method.len);
+    api_route_match_t m;
+    api_route_match(req->path.base, plen, r->method, &m);
+    if (m.allowed == 0) {
+        api_reply_error(r, 404, "Not Found", "No such route.");
+        return;
+    }
+    if (m.route == NULL) {
+        char *allow = h2o_mem_alloc_pool(&req->pool, 64);
+        size_t n = api_allow_header(m.allowed, allow, 64);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, n);
+        api_reply_error(r, 405, "Method Not Allowed", "This route does not support that method.");
+        return;
+    }
+    r->route = m.route;
+    memcpy(r->params, m.params, sizeof r->params);
+    if (r->route->auth)
+        auth_request(r, authenticated);
+    else
+        r->route->handler(r);
+}

@@ -1,0 +1,29 @@
+/*
+ * handlers.h: the route handlers. Only the route table (routes.c) and the
+ * handlers' own files include this: a handler is reached through its entry,
+ * which has matched the path, and authenticated the caller when it says
+ * so. Each handler answers its request, now or later (request.h).
+ */
+#ifndef CRMD_API_HANDLERS_H
+#define CRMD_API_HANDLERS_H
+
+#include "api/api_int.h"
+
+/* health.c: GET /healthz */
+void health_get(api_req_t *r);
+
+/* leads.c: /leads and /leads/{id} */
+void leads_list(api_req_t *r);
+void leads_create(api_req_t *r);
+void leads_get(api_req_t *r);
+void leads_update(api_req_t *r);
+void leads_delete(api_req_t *r);
+
+/* follows.c: /leads/{id}/follows and /leads/{id}/follows/{follow_id} */
+void follows_list(api_req_t *r);
+void follows_create(api_req_t *r);
+void follows_get(api_req_t *r);
+void follows_update(api_req_t *r);
+void follows_delete(api_req_t *r);
+
+#endif

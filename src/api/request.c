@@ -1,0 +1,321 @@
+/*
+ * request.c: see request.h.
+ */
+#include "api/request.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/respond.h"
+#include "model/jsonlex.h"
+#include "model/timestamp.h"
+
+#define MIB (1024 * 1024)
+
+/* --- life --------------------------------------------------------------------- */
+
+/* h2o disposes of a request's pool when the request ends, which can be
+ * before its read or write completes (an HTTP/2 stream reset): forget it. */
+static void on_req_dispose(void *p)
+{
+    api_req_t **ref = p;
+    if (*ref != NULL) (*ref)->req = NULL;
+}
+
+api_req_t *api_req_new(api_thread_t *t, h2o_req_t *req)
+{
+    /* The last request's state, and its grown buffer, are reused. */
+    api_req_t *r = t->spare;
+    jw_t out = {0};
+    if (r != NULL) {
+        t->spare = NULL;
+        out = r->out;
+        jw_reset(&out);
+    } else if ((r = malloc(sizeof *r)) == NULL) {
+        return NULL;
+    }
+    memset(r, 0, sizeof *r);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    r->start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    r->now = ts_now_ms();
+    r->out = out;
+    r->t = t;
+    r->req = req;
+    r->ref = h2o_mem_alloc_shared(&req->pool, sizeof *r->ref, on_req_dispose);
+    *r->ref = r;
+    return r;
+}
+
+static void req_end(api_req_t *r)
+{
+    assert(!r->waiting && r->read_done == NULL);
+    if (r->req != NULL) *r->ref = NULL; /* the pool outlives r */
+    api_thread_t *t = r->t;
+    if (t->spare == NULL) {
+        t->spare = r;
+        return;
+    }
+    jw_free(&r->out);
+    free(r);
+}
+
+void api_req_thread_fini(api_thread_t *t)
+{
+    if (t->spare == NULL) return;
+    jw_free(&t->spare->out);
+    free(t->spare);
+    t->spare = NULL;
+}
+
+static void on_read_done(void *ctx, store_rc_t rc)
+{
+    api_req_t *r = ctx;
+    if (r->waiting) {
+        r->waiting = false;
+        r->t->reads_pending--;
+    }
+    api_read_done_fn done = r->read_done;
+    r->read_done = NULL;
+    if (r->req == NULL) {
+        req_end(r); /* nobody is left to answer */
+        return;
+    }
+    done(r, rc);
+}
+
+void api_req_read(api_req_t *r, api_read_start_fn start, api_read_done_fn done)
+{
+    assert(r->read_done == NULL && !r->waiting);
+    r->read_done = done;
+    /* The store keeps its own copy of async. */
+    store_async_t async = {.done = on_read_done, .ctx = r};
+    store_rc_t rc = start(r, &async);
+    if (rc == STORE_PENDING) {
+        r->waiting = true;
+        r->t->reads_pending++;
+        return;
+    }
+    on_read_done(r, rc);
+}
+
+/* --- answers ------------------------------------------------------------------- */
+
+static void reply(api_req_t *r, int status, h2o_iovec_t body, bool pooled, const char *location)
+{
+    h2o_req_t *req = r->req;
+    if (req != NULL) {
+        /* Logged first: h2o may dispose of req while sending. */
+        if (r->t->shared->log_requests)
+            api_log_request(&r->t->log, req, status, r->app.key, r->now, r->start_ns);
+        api_respond(req, status, body, pooled, location);
+    }
+    req_end(r);
+}
+
+void api_reply_body(api_req_t *r, int status, jw_t *body, const char *location)
+{
+    /* A body that could not be written whole is not sent half. */
+    if (body->oom)
+        status = api_render_error(body, 503, "Service Unavailable", "The server is out of memory.");
+    reply(r, status, h2o_iovec_init(body->buf, body->len), false, location);
+}
+
+void api_reply(api_req_t *r, int status)
+{
+    api_reply_body(r, status, &r->out, NULL);
+}
+
+void api_reply_pooled(api_req_t *r, int status, char *body, size_t len)
+{
+    reply(r, status, h2o_iovec_init(body, len), true, NULL);
+}
+
+void api_reply_error(api_req_t *r, int status, const char *title, const char *detail)
+{
+    api_reply(r, api_render_error(&r->out, status, title, detail));
+}
+
+void api_reply_errors(api_req_t *r, const verrs_t *errs)
+{
+    api_reply(r, api_render_errors(&r->out, errs));
+}
+
+void api_reply_store_error(api_req_t *r, store_rc_t rc, const char *not_found_title,
+                           const char *not_found_detail)
+{
+    api_reply(r, api_render_store_error(&r->out, rc, not_found_title, not_found_detail));
+}
+
+/* --- the body ------------------------------------------------------------------ */
+
+static void trim(const char **s, size_t *n)
+{
+    while (*n > 0 && (**s == ' ' || **s == '\t')) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n > 0 && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t'))
+        (*n)--;
+}
+
+/* True when a Content-Type names JSON in UTF-8: application/json or
+ * application/vnd.api+json, any case, with no charset or charset=utf-8. */
+static bool is_json_type(h2o_iovec_t ct)
+{
+    const char *p = ct.base, *end = ct.base + ct.len;
+    const char *semi = memchr(p, ';', ct.len);
+    const char *tend = semi ? semi : end;
+    size_t n = (size_t)(tend - p);
+    trim(&p, &n);
+    if (!(h2o_lcstris(p, n, H2O_STRLIT("application/json")) ||
+          h2o_lcstris(p, n, H2O_STRLIT("application/vnd.api+json"))))
+        return false;
+    while (semi != NULL) {
+        p = semi + 1;
+        semi = memchr(p, ';', (size_t)(end - p));
+        tend = semi ? semi : end;
+        const char *eq = memchr(p, '=', (size_t)(tend - p));
+        if (eq == NULL) continue;
+        const char *k = p, *v = eq + 1;
+        size_t kn = (size_t)(eq - p), vn = (size_t)(tend - v);
+        trim(&k, &kn);
+        trim(&v, &vn);
+        if (vn >= 2 && v[0] == '"' && v[vn - 1] == '"') {
+            v++;
+            vn -= 2;
+        }
+        if (h2o_lcstris(k, kn, H2O_STRLIT("charset")) && !h2o_lcstris(v, vn, H2O_STRLIT("utf-8")))
+            return false;
+    }
+    return true;
+}
+
+/* Answers the 400 of a body jansson could not parse. */
+static void reply_bad_json(api_req_t *r, const json_error_t *jerr)
+{
+    /* jansson may quote raw input bytes in its message: keep only
+     * printable ASCII so the error body stays valid UTF-8. */
+    char text[sizeof jerr->text];
+    size_t i;
+    for (i = 0; jerr->text[i] != '\0' && i < sizeof text - 1; i++) {
+        unsigned char c = (unsigned char)jerr->text[i];
+        text[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    text[i] = '\0';
+    char detail[256];
+    if (r->req->entity.len == 0)
+        snprintf(detail, sizeof detail, "The request body is empty; it must be a JSON object.");
+    else
+        snprintf(detail, sizeof detail, "The request body is not valid JSON: %s (line %d, column %d).", text,
+                 jerr->line, jerr->column);
+    api_reply_error(r, 400, "Bad Request", detail);
+}
+
+json_t *api_body_or_reply(api_req_t *r)
+{
+    h2o_req_t *req = r->req;
+    size_t max = r->route->body_max;
+    assert(max > 0); /* the route reads a body */
+    ssize_t cti = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    h2o_iovec_t ct = cti < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[cti].value;
+    if (ct.base != NULL && !is_json_type(ct)) {
+        api_reply_error(r, 415, "Unsupported Media Type",
+                        "Send the body as application/json (UTF-8), or application/vnd.api+json.");
+        return NULL;
+    }
+    if (req->entity.len > max) {
+        char detail[96];
+        if (max % MIB == 0)
+            snprintf(detail, sizeof detail, "The request body is larger than %zu MiB.", max / MIB);
+        else
+            snprintf(detail, sizeof detail, "The request body is larger than %zu bytes.", max);
+        api_reply_error(r, 413, "Payload Too Large", detail);
+        return NULL;
+    }
+    json_error_t jerr;
+    const char *body = req->entity.base ? req->entity.base : "";
+    json_t *root = jsonlex_loadb(body, req->entity.len,
+                                 JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
+    if (root == NULL) reply_bad_json(r, &jerr);
+    return root;
+}
+
+/* --- the path and the query string -------------------------------------------- */
+
+static bool declared(const api_route_t *route, const char *name)
+{
+    for (const char *const *q = route->query; q != NULL && *q != NULL; q++)
+        if (strcmp(*q, name) == 0) return true;
+    return false;
+}
+
+h2o_iovec_t api_query(const api_req_t *r, const char *name)
+{
+    assert(declared(r->route, name)); /* the route table lists what is read */
+    h2o_req_t *req = r->req;
+    h2o_iovec_t found = h2o_iovec_init(NULL, 0);
+    if (req->query_at == SIZE_MAX) return found;
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    size_t nlen = strlen(name);
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pend = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pend - p));
+        const char *kend = eq ? eq : pend;
+        if ((size_t)(kend - p) == nlen && memcmp(p, name, nlen) == 0)
+            found = eq ? h2o_iovec_init(eq + 1, (size_t)(pend - eq - 1)) : h2o_iovec_init("", 0);
+        p = pend + 1;
+    }
+    return found;
+}
+
+/* Parses a decimal integer of at most 18 digits (optionally negative).
+ * Returns false when the text is not one. */
+static bool parse_int(h2o_iovec_t v, int64_t *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    if (v.len > 0 && v.base[0] == '-') {
+        neg = true;
+        i = 1;
+    }
+    if (i == v.len || v.len - i > 18) return false;
+    int64_t x = 0;
+    for (; i < v.len; i++) {
+        if (v.base[i] < '0' || v.base[i] > '9') return false;
+        x = x * 10 + (v.base[i] - '0');
+    }
+    *out = neg ? -x : x;
+    return true;
+}
+
+bool api_paging_or_reply(api_req_t *r, int default_records, int64_t *page, int *records)
+{
+    verrs_t errs = {0};
+    int64_t p = 1, n = default_records;
+    h2o_iovec_t v = api_query(r, "page");
+    if (v.base != NULL && (!parse_int(v, &p) || p < 1))
+        verrs_add(&errs, "validation_error", NULL, "page", "page must be an integer of at least 1");
+    v = api_query(r, "records");
+    if (v.base != NULL && (!parse_int(v, &n) || n < 1 || n > 100))
+        verrs_add(&errs, "validation_error", NULL, "records", "records must be an integer from 1 to 100");
+    if (errs.n > 0) {
+        api_reply_errors(r, &errs);
+        return false;
+    }
+    *page = p;
+    *records = (int)n;
+    return true;
+}
+
+bool api_uuid_or_reply(api_req_t *r, int param, char out[UUID_BUFSZ], const char *title, const char *detail)
+{
+    assert(param >= 0 && param < API_ROUTE_PARAMS);
+    if (uuid_parse(r->params[param].base, r->params[param].len, out)) return true;
+    api_reply_error(r, 404, title, detail);
+    return false;
+}

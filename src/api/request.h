@@ -1,0 +1,67 @@
+/*
+ * request.h: one request's life (api_req_t, api_int.h), its input and its
+ * answer.
+ *
+ * A request starts in api_handle (api_req_new) and ends when it is
+ * answered: every api_reply* function sends the response (through
+ * api_respond), writes the log line, and ends the request, so the caller
+ * must not touch r afterwards. A request that h2o disposed of meanwhile
+ * (r->req NULL) ends there without an answer. Functions named
+ * ..._or_reply answer the request themselves when they fail (and return
+ * false or NULL): the caller then only returns.
+ */
+#ifndef CRMD_API_REQUEST_H
+#define CRMD_API_REQUEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "api/api_int.h"
+
+/* Starts a request of thread t: takes the time, and notes in req's pool
+ * when h2o disposes of req. NULL when out of memory. */
+api_req_t *api_req_new(api_thread_t *t, h2o_req_t *req);
+/* Frees what t keeps for its next request; call before t ends. */
+void api_req_thread_fini(api_thread_t *t);
+
+/* Runs a store read for r in two halves: start(r, async) makes the store
+ * call; done(r, rc) gets its result, either at once or, if the store
+ * returned STORE_PENDING, later from the thread's event loop (meanwhile r
+ * counts in t->reads_pending). If h2o disposed of the request in between,
+ * done is not called and r ends. One read at a time per request; done
+ * may start the next. Anything start hands the store (the callbacks'
+ * context, out parameters) must live in r. */
+void api_req_read(api_req_t *r, api_read_start_fn start, api_read_done_fn done);
+
+/* Answers r with status and r->out as the body (a 503 if r->out ran out
+ * of memory). */
+void api_reply(api_req_t *r, int status);
+/* The same with another body (a write's), and a Location for a 201. */
+void api_reply_body(api_req_t *r, int status, jw_t *body, const char *location);
+/* The same with a body already in the request's pool (a cached one). */
+void api_reply_pooled(api_req_t *r, int status, char *body, size_t len);
+/* Answers with an error document (respond.h renders them). */
+void api_reply_error(api_req_t *r, int status, const char *title, const char *detail);
+void api_reply_errors(api_req_t *r, const verrs_t *errs);
+void api_reply_store_error(api_req_t *r, store_rc_t rc, const char *not_found_title,
+                           const char *not_found_detail);
+
+/* The JSON body, after the Content-Type (415), size (413, beyond the
+ * route's body_max) and syntax (400) checks. The caller json_decref()s it. */
+json_t *api_body_or_reply(api_req_t *r);
+
+/* The raw value of query parameter name (the last one given), or base NULL.
+ * The route must list name among its query parameters. */
+h2o_iovec_t api_query(const api_req_t *r, const char *name);
+
+/* page (from 1) and records (1..100, default_records when not given) from
+ * the query string; 422 when either is not one. */
+bool api_paging_or_reply(api_req_t *r, int default_records, int64_t *page, int *records);
+
+/* The path's param'th {param} as a canonical UUID into out; a 404 with
+ * title and detail when it is not one (such an id names nothing). */
+bool api_uuid_or_reply(api_req_t *r, int param, char out[UUID_BUFSZ], const char *title, const char *detail);
+
+#endif

@@ -1,0 +1,119 @@
+/*
+ * resource.c: see resource.h.
+ */
+#include "api/resource.h"
+
+#include <string.h>
+
+#include "api/cache.h"
+#include "api/request.h"
+#include "api/writer.h"
+
+const char API_LEAD_NOT_FOUND_TITLE[] = "Lead Not Found";
+const char API_LEAD_NOT_FOUND_DETAIL[] = "The requested lead could not be found.";
+const char API_FOLLOW_NOT_FOUND_TITLE[] = "Follow Not Found";
+const char API_FOLLOW_NOT_FOUND_DETAIL[] = "The requested follow could not be found.";
+
+static void *pool_alloc(void *ctx, size_t n)
+{
+    return h2o_mem_alloc_pool(ctx, n);
+}
+
+/* Answers r from the response cache when it can; else returns false with
+ * r->rd.gen set to the generation to store the fresh body with. */
+static bool cached(api_req_t *r)
+{
+    if (!cache_enabled()) return false;
+    r->rd.gen = cache_generation(&r->rd.key);
+    size_t len = 0;
+    char *body = cache_get(&r->rd.key, r->now, pool_alloc, &r->req->pool, &len);
+    if (body == NULL) return false;
+    api_reply_pooled(r, 200, body, len);
+    return true;
+}
+
+static void write_meta(jw_t *w, int64_t total, int64_t page, int records)
+{
+    jw_lit(w, "],\"meta\":{\"totalPages\":");
+    jw_int(w, total == 0 ? 0 : (total + records - 1) / records);
+    jw_lit(w, ",\"totalRecords\":");
+    jw_int(w, total);
+    jw_lit(w, ",\"page\":");
+    jw_int(w, page);
+    jw_lit(w, ",\"records\":");
+    jw_int(w, records);
+    jw_lit(w, "}}");
+}
+
+static void read_done(api_req_t *r, store_rc_t rc)
+{
+    const api_read_spec_t *spec = r->rd.spec;
+    if (rc != STORE_OK) {
+        api_reply_store_error(r, rc, spec->not_found_title, spec->not_found_detail);
+        return;
+    }
+    if (spec->list) write_meta(&r->out, r->rd.total, r->rd.page, r->rd.records);
+    if (!r->out.oom) cache_put(&r->rd.key, r->rd.gen, r->out.buf, r->out.len, r->rd.render.expires);
+    api_reply(r, 200);
+}
+
+void api_resource_read(api_req_t *r, const api_read_spec_t *spec)
+{
+    if (cached(r)) return;
+    r->rd.spec = spec;
+    r->rd.render = (api_render_t){.w = &r->out, .now = r->now, .expires = INT64_MAX};
+    if (spec->list) jw_lit(&r->out, "{\"data\":[");
+    api_req_read(r, spec->start, read_done);
+}
+
+bool api_resource_paging_or_reply(api_req_t *r, int default_records)
+{
+    return api_paging_or_reply(r, default_records, &r->rd.page, &r->rd.records);
+}
+
+int64_t api_resource_offset(const api_req_t *r)
+{
+    int64_t page = r->rd.page, records = r->rd.records;
+    return page - 1 > INT64_MAX / records ? INT64_MAX : (page - 1) * records;
+}
+
+bool api_lead_id_or_reply(api_req_t *r)
+{
+    return api_uuid_or_reply(r, 0, r->id, API_LEAD_NOT_FOUND_TITLE, API_LEAD_NOT_FOUND_DETAIL);
+}
+
+bool api_follow_id_or_reply(api_req_t *r)
+{
+    return api_uuid_or_reply(r, 1, r->fid, API_FOLLOW_NOT_FOUND_TITLE, API_FOLLOW_NOT_FOUND_DETAIL);
+}
+
+api_write_t *api_decode_or_reply(api_req_t *r, bool creating, api_decode_fn decode, api_write_fn fn)
+{
+    json_t *root = api_body_or_reply(r);
+    if (root == NULL) return NULL;
+    api_patch_t p;
+    verrs_t errs = {0};
+    decode(root, r->req->entity, creating, &p, &errs);
+    if (errs.n > 0) {
+        json_decref(root);
+        api_reply_errors(r, &errs);
+        return NULL;
+    }
+    api_write_t *w = api_write_new(r, fn, root);
+    if (w == NULL) {
+        json_decref(root);
+        api_reply_error(r, 503, "Service Unavailable", "The server is out of memory.");
+        return NULL;
+    }
+    w->p = p;
+    return w;
+}
+
+api_write_t *api_create_or_reply(api_req_t *r, api_decode_fn decode, api_write_fn fn, char id[UUID_BUFSZ])
+{
+    if (uuid_v7(r->now, id) != 0) {
+        api_reply_error(r, 503, "Service Unavailable", "No randomness is available for a new id.");
+        return NULL;
+    }
+    return api_decode_or_reply(r, true, decode, fn);
+}

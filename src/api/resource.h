@@ -1,0 +1,57 @@
+/*
+ * resource.h: what the resource handlers (leads.c, follows.c) share: a
+ * read answered from the response cache or from the store, and a write
+ * decoded from the body.
+ */
+#ifndef CRMD_API_RESOURCE_H
+#define CRMD_API_RESOURCE_H
+
+#include <stdbool.h>
+
+#include "api/api_int.h"
+
+/* The 404s of the two resources. */
+extern const char API_LEAD_NOT_FOUND_TITLE[], API_LEAD_NOT_FOUND_DETAIL[];
+extern const char API_FOLLOW_NOT_FOUND_TITLE[], API_FOLLOW_NOT_FOUND_DETAIL[];
+
+/* How to read one resource, or one page of a list. start makes the store
+ * call, with r->rd.render as its callbacks' context (its items rendered
+ * into r->out). A list's body is {"data":[items],"meta":{paging}}; an
+ * item's start renders {"data":item} itself. */
+typedef struct api_read_spec {
+    api_read_start_fn start;
+    bool list;
+    const char *not_found_title, *not_found_detail;
+} api_read_spec_t;
+
+/* Answers r with what spec reads, for the response cache key r->rd.key
+ * (and, for a list, r->rd.page and r->rd.records): from the cache when it
+ * holds it, else from the store, then keeping it in the cache. */
+void api_resource_read(api_req_t *r, const api_read_spec_t *spec);
+
+/* A list's paging for r (default_records per page unless the query says),
+ * into r->rd; false when the 422 has been sent. */
+bool api_resource_paging_or_reply(api_req_t *r, int default_records);
+/* The offset of r's page; a page so far out that it overflows is simply
+ * past the end. */
+int64_t api_resource_offset(const api_req_t *r);
+
+/* The path's lead ({id}) into r->id, and its follow ({follow_id}) into
+ * r->fid; a 404 when it is not a UUID. */
+bool api_lead_id_or_reply(api_req_t *r);
+bool api_follow_id_or_reply(api_req_t *r);
+
+/* Decodes body root into a patch; problems go into errs. body is the text
+ * root was parsed from. */
+typedef void (*api_decode_fn)(const json_t *root, h2o_iovec_t body, bool creating, api_patch_t *p,
+                              verrs_t *errs);
+
+/* Reads and decodes the body into a new write that will run fn; NULL when
+ * r has been answered (400, 413, 415, 422, 503). */
+api_write_t *api_decode_or_reply(api_req_t *r, bool creating, api_decode_fn decode, api_write_fn fn);
+
+/* The same for a create: first a new id into id (a 503 when no randomness
+ * is available), then the body. */
+api_write_t *api_create_or_reply(api_req_t *r, api_decode_fn decode, api_write_fn fn, char id[UUID_BUFSZ]);
+
+#endif

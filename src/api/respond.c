@@ -1,0 +1,142 @@
+/*
+ * respond.c: see respond.h. Error documents have the contract's form:
+ * {"errors":[{"status":"404","code":"not_found","title":...,"detail":...}]}
+ */
+#include "api/respond.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Every status the API answers with: its reason phrase, and the code its
+ * error documents carry. The last row stands for any other status. */
+static const struct status_row {
+    int status;
+    const char *reason, *code;
+} STATUSES[] = {
+    {200, "OK", NULL},
+    {201, "Created", NULL},
+    {204, "No Content", NULL},
+    {400, "Bad Request", "bad_request"},
+    {401, "Unauthorized", "unauthorized"},
+    {403, "Forbidden", "forbidden"},
+    {404, "Not Found", "not_found"},
+    {405, "Method Not Allowed", "method_not_allowed"},
+    {413, "Payload Too Large", "payload_too_large"},
+    {415, "Unsupported Media Type", "unsupported_media_type"},
+    {422, "Unprocessable Entity", "validation_error"},
+    {429, "Too Many Requests", "rate_limited"},
+    {503, "Service Unavailable", "service_unavailable"},
+    {500, "Internal Server Error", "internal_error"},
+};
+#define NSTATUSES (sizeof STATUSES / sizeof STATUSES[0])
+
+static const struct status_row *status_row(int status)
+{
+    for (size_t i = 0; i < NSTATUSES - 1; i++)
+        if (STATUSES[i].status == status) return &STATUSES[i];
+    return &STATUSES[NSTATUSES - 1];
+}
+
+const char *api_reason(int status)
+{
+    return status_row(status)->reason;
+}
+
+static void add_header(h2o_req_t *req, const h2o_token_t *token, const char *value, size_t len)
+{
+    h2o_add_header(&req->pool, &req->res.headers, token, NULL, value, len);
+}
+
+void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, const char *location)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    req->res.status = status;
+    req->res.reason = api_reason(status);
+    if (status == 201 && location != NULL) {
+        size_t n = strlen(location);
+        add_header(req, H2O_TOKEN_LOCATION, h2o_strdup(&req->pool, location, n).base, n);
+    }
+    if (status == 401) add_header(req, H2O_TOKEN_WWW_AUTHENTICATE, H2O_STRLIT("Bearer realm=\"crmd\""));
+    if (status == 503) add_header(req, H2O_TOKEN_RETRY_AFTER, H2O_STRLIT("1"));
+    if (status == 204) {
+        body = h2o_iovec_init(NULL, 0);
+    } else {
+        add_header(req, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"));
+        /* h2o 2.2 drops keep-alive after any status but 200 whose length
+         * it does not know: always say it. */
+        req->res.content_length = body.len;
+        if (!pooled) body = h2o_strdup(&req->pool, body.base, body.len);
+    }
+    h2o_start_response(req, &generator);
+    if (body.len == 0 || h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+}
+
+static void open_error(jw_t *w, int status, const char *code, const char *title, const char *detail)
+{
+    char st[8];
+    snprintf(st, sizeof st, "%d", status);
+    jw_lit(w, "{\"status\":");
+    jw_cstr(w, st);
+    jw_lit(w, ",\"code\":");
+    jw_cstr(w, code);
+    jw_lit(w, ",\"title\":");
+    jw_cstr(w, title);
+    jw_lit(w, ",\"detail\":");
+    jw_cstr(w, detail);
+}
+
+int api_render_error(jw_t *w, int status, const char *title, const char *detail)
+{
+    jw_reset(w);
+    jw_lit(w, "{\"errors\":[");
+    open_error(w, status, status_row(status)->code, title, detail);
+    jw_lit(w, "}]}");
+    return status;
+}
+
+int api_render_errors(jw_t *w, const verrs_t *errs)
+{
+    jw_reset(w);
+    jw_lit(w, "{\"errors\":[");
+    for (int i = 0; i < errs->n; i++) {
+        const verr_t *e = &errs->e[i];
+        bool unknown = strcmp(e->code, "unknown_attribute") == 0;
+        if (i > 0) jw_lit(w, ",");
+        open_error(w, 422, e->code, unknown ? "Unknown Attribute" : "Validation Error", e->detail);
+        /* A query problem names its parameter, a body problem its pointer
+         * ("" is the whole body). */
+        if (e->parameter[0] != '\0') {
+            jw_lit(w, ",\"source\":{\"parameter\":");
+            jw_cstr(w, e->parameter);
+        } else {
+            jw_lit(w, ",\"source\":{\"pointer\":");
+            jw_cstr(w, e->pointer);
+        }
+        jw_lit(w, "}}");
+    }
+    jw_lit(w, "]");
+    if (errs->dropped > 0) {
+        jw_lit(w, ",\"meta\":{\"omittedErrors\":");
+        jw_int(w, errs->dropped);
+        jw_lit(w, "}");
+    }
+    jw_lit(w, "}");
+    return 422;
+}
+
+int api_render_store_error(jw_t *w, store_rc_t rc, const char *not_found_title, const char *not_found_detail)
+{
+    switch (rc) {
+    case STORE_NOT_FOUND:
+        return api_render_error(w, 404, not_found_title, not_found_detail);
+    case STORE_UNAVAILABLE:
+        return api_render_error(w, 503, "Service Unavailable",
+                                "The database cannot take this request right now; retry shortly.");
+    default:
+        return api_render_error(w, 500, "Internal Server Error",
+                                "The server could not complete the request.");
+    }
+}

@@ -1,0 +1,41 @@
+/*
+ * respond.h: the bottom of the request path: sending a response, and the
+ * contract's JSON error bodies.
+ *
+ * api_respond is the one function that hands a response to h2o, for the
+ * worker threads and for writes answered after the writer's commit alike,
+ * so every response gets the same headers for the same status. This layer
+ * knows h2o and JSON, never a route, a handler or the store's connection.
+ */
+#ifndef CRMD_API_RESPOND_H
+#define CRMD_API_RESPOND_H
+
+#include <stdbool.h>
+
+#include "h2o.h"
+
+#include "model/codec.h"
+#include "model/jsonw.h"
+#include "store/store.h"
+
+/* Sends req's response: status, its reason phrase, the headers the status
+ * calls for (201: Location, when location is not NULL; 401:
+ * WWW-Authenticate; 503: Retry-After), and unless the status is 204 the
+ * body as application/json with its Content-Length. The body is copied
+ * into req's pool unless pooled says it is there already. A HEAD request
+ * gets the headers only. req may be disposed of before this returns: the
+ * caller must not touch it afterwards. */
+void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, const char *location);
+
+/* The reason phrase of a status ("Internal Server Error" for any status
+ * the API does not use). */
+const char *api_reason(int status);
+
+/* Write an error document into w (emptied first) and return its status:
+ * one error; the 422 of a list of validation problems; and the response
+ * to a store failure (404 with the given title and detail, 503, 500). */
+int api_render_error(jw_t *w, int status, const char *title, const char *detail);
+int api_render_errors(jw_t *w, const verrs_t *errs);
+int api_render_store_error(jw_t *w, store_rc_t rc, const char *not_found_title, const char *not_found_detail);
+
+#endif

@@ -1,0 +1,175 @@
+/*
+ * routes.c: the route table (see routes.h). Adding a route is one entry
+ * here plus its handler (handlers.h).
+ */
+#include "api/routes.h"
+
+#include <assert.h>
+#include <string.h>
+
+#include "api/handlers.h"
+
+static const char *const NO_QUERY[] = {NULL};
+static const char *const PAGING[] = {"page", "records", NULL};
+
+/* One entry per method and path: the method, the path pattern, the
+ * handler, then the query parameters it reads, what its writes make stale
+ * in the response cache, whether credentials are needed, its body limit
+ * (none: no body is read) and a summary for the docs. */
+const api_route_t API_ROUTES[] = {
+    {METHOD_GET, "/healthz", health_get, .query = NO_QUERY,
+     .summary = "Liveness: 200 {\"status\":\"ok\"}, no credentials, no database"},
+
+    {METHOD_GET, "/leads", leads_list, .query = PAGING, .auth = true,
+     .summary = "A page of the app's leads, newest first"},
+    {METHOD_POST, "/leads", leads_create, .query = NO_QUERY, .stale = API_STALE_APP, .auth = true,
+     .body_max = API_MAX_BODY, .summary = "Create a lead"},
+    {METHOD_GET, "/leads/{id}", leads_get, .query = NO_QUERY, .auth = true, .summary = "One lead"},
+    {METHOD_PUT, "/leads/{id}", leads_update, .query = NO_QUERY, .stale = API_STALE_LEAD | API_STALE_APP,
+     .auth = true, .body_max = API_MAX_BODY, .summary = "Change some of a lead's attributes"},
+    {METHOD_DELETE, "/leads/{id}", leads_delete, .query = NO_QUERY, .stale = API_STALE_LEAD | API_STALE_APP,
+     .auth = true, .summary = "Delete a lead and its follows"},
+
+    {METHOD_GET, "/leads/{id}/follows", follows_list, .query = PAGING, .auth = true,
+     .summary = "A page of a lead's follows, by due date"},
+    {METHOD_POST, "/leads/{id}/follows", follows_create, .query = NO_QUERY, .stale = API_STALE_LEAD,
+     .auth = true, .body_max = API_MAX_BODY, .summary = "Create a follow of a lead"},
+    {METHOD_GET, "/leads/{id}/follows/{follow_id}", follows_get, .query = NO_QUERY, .auth = true,
+     .summary = "One follow"},
+    {METHOD_PUT, "/leads/{id}/follows/{follow_id}", follows_update, .query = NO_QUERY,
+     .stale = API_STALE_LEAD, .auth = true, .body_max = API_MAX_BODY,
+     .summary = "Change some of a follow's attributes"},
+    {METHOD_DELETE, "/leads/{id}/follows/{follow_id}", follows_delete, .query = NO_QUERY,
+     .stale = API_STALE_LEAD, .auth = true, .summary = "Delete a follow"},
+};
+const size_t API_NROUTES = sizeof API_ROUTES / sizeof API_ROUTES[0];
+
+/* The methods' names, by enum api_method: the order Allow lists them. */
+static const char *const METHODS[] = {"GET", "HEAD", "POST", "PUT", "DELETE"};
+#define NMETHODS (sizeof METHODS / sizeof METHODS[0])
+_Static_assert(NMETHODS == METHOD_OTHER, "a name for every method but METHOD_OTHER");
+
+enum api_method api_method_of(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NMETHODS; i++)
+        if (strlen(METHODS[i]) == len && memcmp(METHODS[i], name, len) == 0) return (enum api_method)i;
+    return METHOD_OTHER;
+}
+
+size_t api_allow_header(unsigned allowed, char *buf, size_t size)
+{
+    if (allowed & METHOD_BIT(METHOD_GET)) allowed |= METHOD_BIT(METHOD_HEAD);
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < NMETHODS; i++) {
+        if (!(allowed & METHOD_BIT(i))) continue;
+        int n = snprintf(buf + len, size - len, "%s%s", len ? ", " : "", METHODS[i]);
+        if (n < 0 || (size_t)n >= size - len) break;
+        len += (size_t)n;
+    }
+    return len;
+}
+
+/* A path cut into its segments. */
+typedef struct segments {
+    const char *s[API_ROUTE_SEGMENTS];
+    size_t len[API_ROUTE_SEGMENTS];
+    int n;
+} segments_t;
+
+/* Cuts path[0..len) at '/'; false (no route) when it does not start with
+ * '/', has an empty segment or too many. */
+static bool split(const char *path, size_t len, segments_t *sg)
+{
+    sg->n = 0;
+    if (len == 0 || path[0] != '/') return false;
+    /* One trailing slash is ignored, so "/leads/" is "/leads". */
+    if (len > 1 && path[len - 1] == '/') len--;
+    size_t i = 1;
+    while (i <= len) {
+        size_t start = i;
+        while (i < len && path[i] != '/')
+            i++;
+        if (i == start || sg->n == API_ROUTE_SEGMENTS) return false;
+        sg->s[sg->n] = path + start;
+        sg->len[sg->n] = i - start;
+        sg->n++;
+        i++;
+    }
+    return true;
+}
+
+/* Whether pattern matches sg. *literal gets one bit per literal segment,
+ * the first segment's highest, so that of two patterns matching one path
+ * the greater value is the one with a literal first where they differ. */
+static bool pattern_matches(const char *pattern, const segments_t *sg, unsigned *literal,
+                            h2o_iovec_t params[API_ROUTE_PARAMS])
+{
+    const char *p = pattern;
+    int i = 0, np = 0;
+    *literal = 0;
+    memset(params, 0, sizeof(h2o_iovec_t) * API_ROUTE_PARAMS);
+    while (*p == '/') {
+        p++;
+        size_t n = strcspn(p, "/");
+        if (i == sg->n) return false;
+        if (n >= 2 && p[0] == '{' && p[n - 1] == '}') {
+            assert(np < API_ROUTE_PARAMS);
+            params[np++] = h2o_iovec_init(sg->s[i], sg->len[i]);
+        } else if (n == sg->len[i] && memcmp(p, sg->s[i], n) == 0) {
+            *literal |= 1u << (API_ROUTE_SEGMENTS - 1 - i);
+        } else {
+            return false;
+        }
+        i++;
+        p += n;
+    }
+    return i == sg->n;
+}
+
+void api_route_find(const api_route_t *table, size_t n, const char *path, size_t len, enum api_method method,
+                    api_route_match_t *m)
+{
+    memset(m, 0, sizeof *m);
+    segments_t sg;
+    if (!split(path, len, &sg)) return;
+    /* The most literal pattern that matches; the first of equals. */
+    const char *best = NULL;
+    unsigned best_literal = 0, literal;
+    h2o_iovec_t params[API_ROUTE_PARAMS];
+    for (size_t i = 0; i < n; i++) {
+        if (best != NULL && strcmp(table[i].path, best) == 0) continue;
+        if (!pattern_matches(table[i].path, &sg, &literal, params)) continue;
+        if (best != NULL && literal <= best_literal) continue;
+        best = table[i].path;
+        best_literal = literal;
+        memcpy(m->params, params, sizeof params);
+    }
+    if (best == NULL) return;
+    /* Its methods, and the entry for this one. */
+    enum api_method want = method == METHOD_HEAD ? METHOD_GET : method;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(table[i].path, best) != 0) continue;
+        m->allowed |= METHOD_BIT(table[i].method);
+        if (table[i].method == want && m->route == NULL) m->route = &table[i];
+    }
+    if (m->allowed & METHOD_BIT(METHOD_GET)) m->allowed |= METHOD_BIT(METHOD_HEAD);
+}
+
+void api_route_match(const char *path, size_t len, enum api_method method, api_route_match_t *m)
+{
+    api_route_find(API_ROUTES, API_NROUTES, path, len, method, m);
+}
+
+void api_routes_print_table(const api_route_t *table, size_t n, FILE *out)
+{
+    fprintf(out, "| method | path | auth | summary |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "| %s | `%s` | %s | %s |\n", METHODS[table[i].method], table[i].path,
+                table[i].auth ? "yes" : "no", table[i].summary);
+}
+
+void api_routes_print(FILE *out)
+{
+    api_routes_print_table(API_ROUTES, API_NROUTES, out);
+}

@@ -1,0 +1,42 @@
+/*
+ * writer.h: group commit (see writer.c for why).
+ *
+ * Handlers never write to the store themselves: they make an api_write_t
+ * (api_int.h) whose run function does the store calls, and submit it. The
+ * writer thread runs everything queued in one transaction, commits once,
+ * bumps the response cache's tags for what was acknowledged, and posts
+ * each write back to its worker's t->done receiver, where
+ * api_writes_done answers its request.
+ */
+#ifndef CRMD_API_WRITER_H
+#define CRMD_API_WRITER_H
+
+#include <stdbool.h>
+
+#include "api/api_int.h"
+
+/* Makes a write for request r that will run fn; takes ownership of root
+ * (NULL for none). It copies what run needs from r (app, ids, time) and
+ * what the route makes stale. NULL when out of memory. */
+api_write_t *api_write_new(api_req_t *r, api_write_fn fn, json_t *root);
+
+/* Hands w to the writer thread (or, with none running, runs it here) to
+ * answer its request after the commit; from here on the write owns r. On
+ * allocation failure (w NULL) answers r with a 503. */
+void api_write_submit(api_req_t *r, api_write_t *w);
+
+/* Sets w's answer from the store's rc: ok_status with what run rendered
+ * into w->out on STORE_OK, else the error (404 with the given title and
+ * detail). */
+void api_write_answer(api_write_t *w, store_rc_t rc, int ok_status, const char *not_found_title,
+                      const char *not_found_detail);
+
+/* The worker's receiver callback for t->done: answers the writes that came
+ * back and frees them. */
+void api_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+
+/* Starts the writer thread on store s, which it then owns (closed by
+ * api_writer_stop). -1 if the thread cannot start (s is then closed). */
+int api_writer_start_store(store_t *s);
+
+#endif

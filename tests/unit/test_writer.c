@@ -1,0 +1,354 @@
+/*
+ * test_writer.c: group commit (src/api/writer.c) against a fake store.
+ *
+ * The fake's batch_begin, batch_end, lead_create and lead_update count
+ * their calls, note which batch each write ran in, and fail on demand; its
+ * first batch_begin can be held, so that the test queues writes while the
+ * writer is busy and knows they reach it together. Writes come back to a
+ * worker-side receiver on the test's own event loop, as they would to a
+ * server thread. Their requests stand on a bare h2o pool that is cleared
+ * (h2o's disposal) right after submitting, so answering them sends nothing
+ * and the test reads each answer from the write itself.
+ */
+#include <criterion/criterion.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/cache.h"
+#include "api/request.h"
+#include "api/respond.h"
+#include "api/writer.h"
+
+#define APP 7
+#define LEAD_A "0190f3a2-7c1e-7b3a-9d4e-00000000000a"
+#define LEAD_B "0190f3a2-7c1e-7b3a-9d4e-00000000000b"
+#define MISSING "0190f3a2-7c1e-7b3a-9d4e-0000000000ff"
+#define MAX_WRITES 16
+
+/* --- the fake store ---------------------------------------------------------- */
+
+static struct {
+    store_t base;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int begins, ends, closes;
+    bool hold_first, released; /* the first batch_begin waits for release */
+    store_rc_t begin_rc, end_rc;
+    int runs;                 /* lead writes run, in order */
+    int batch_of[MAX_WRITES]; /* the batch each of them ran in */
+} F = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void fake_close(store_t *s)
+{
+    (void)s;
+    F.closes++;
+}
+
+static int fake_batch_begin(store_t *s)
+{
+    (void)s;
+    pthread_mutex_lock(&F.mu);
+    F.begins++;
+    pthread_cond_broadcast(&F.cv);
+    while (F.hold_first && F.begins == 1 && !F.released)
+        pthread_cond_wait(&F.cv, &F.mu);
+    pthread_mutex_unlock(&F.mu);
+    return F.begin_rc;
+}
+
+static int fake_batch_end(store_t *s, int commit)
+{
+    (void)s;
+    cr_expect_eq(commit, 1);
+    F.ends++;
+    return F.end_rc;
+}
+
+static void note_run(void)
+{
+    cr_assert_lt(F.runs, MAX_WRITES);
+    F.batch_of[F.runs++] = F.begins;
+}
+
+static int fake_lead_create(store_t *s, int64_t app, const lead_t *lead)
+{
+    cr_expect(s == &F.base && app == APP && lead != NULL);
+    note_run();
+    return STORE_OK;
+}
+
+static int fake_lead_update(store_t *s, int64_t app, const char *id, const lead_patch_t *patch, int64_t now,
+                            store_lead_cb cb, void *ctx)
+{
+    cr_expect(s == &F.base && app == APP && patch != NULL && now >= 0 && cb == NULL && ctx == NULL);
+    note_run();
+    return strcmp(id, MISSING) == 0 ? STORE_NOT_FOUND : STORE_OK;
+}
+
+/* Only what the writer calls: any other call is a NULL function, a crash. */
+static const store_ops_t FAKE_OPS = {.close = fake_close,
+                                     .batch_begin = fake_batch_begin,
+                                     .batch_end = fake_batch_end,
+                                     .lead_create = fake_lead_create,
+                                     .lead_update = fake_lead_update};
+
+/* --- writes, and the worker they come back to ------------------------------------ */
+
+static void run_create(store_t *s, api_write_t *w)
+{
+    store_rc_t rc = store_lead_create(s, w->app, &w->p.lead.v);
+    if (rc == STORE_OK) jw_lit(&w->out, "{\"created\":true}");
+    api_write_answer(w, rc, 201, "Lead Not Found", "No such lead.");
+}
+
+static void run_update(store_t *s, api_write_t *w)
+{
+    store_rc_t rc = store_lead_update(s, w->app, w->id, &w->p.lead, w->now, NULL, NULL);
+    if (rc == STORE_OK) jw_lit(&w->out, "{\"updated\":true}");
+    api_write_answer(w, rc, 200, "Lead Not Found", "No such lead.");
+}
+
+static const api_route_t CREATE = {METHOD_POST, "/leads", NULL, .stale = API_STALE_APP};
+static const api_route_t UPDATE = {METHOD_PUT, "/leads/{id}", NULL, .stale = API_STALE_LEAD | API_STALE_APP};
+
+static api_shared_t shared;
+static api_thread_t T;
+static h2o_evloop_t *loop;
+static h2o_multithread_queue_t *queue;
+static h2o_req_t reqs[MAX_WRITES];
+static api_req_t *req_of[MAX_WRITES]; /* each write's request (all live until answered) */
+static int submitted, answered;
+static struct {
+    int status;
+    char body[256];
+} answers[MAX_WRITES];
+
+/* The worker's receiver: notes each answer, then lets the writer answer
+ * and free it as a server thread would. */
+static void on_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    for (h2o_linklist_t *l = messages->next; l != messages; l = l->next) {
+        api_write_t *w = H2O_STRUCT_FROM_MEMBER(api_write_t, msg.link, l);
+        int i = 0;
+        while (i < submitted && req_of[i] != w->r)
+            i++;
+        cr_assert_lt(i, submitted, "an answer for a write never submitted");
+        answers[i].status = w->status;
+        snprintf(answers[i].body, sizeof answers[i].body, "%.*s", (int)w->out.len, w->out.buf);
+        answered++;
+    }
+    api_writes_done(receiver, messages);
+}
+
+static void setup(void)
+{
+    memset(&F.base, 0, sizeof F.base);
+    F.base.ops = &FAKE_OPS;
+    F.begin_rc = F.end_rc = STORE_OK;
+    cache_configure(1 << 20);
+    loop = h2o_evloop_create();
+    queue = h2o_multithread_create_queue(loop);
+    T.shared = &shared;
+    h2o_multithread_register_receiver(queue, &T.done, on_done);
+}
+
+static void teardown(void)
+{
+    api_writer_stop();
+    h2o_multithread_unregister_receiver(queue, &T.done);
+    api_req_thread_fini(&T);
+}
+
+TestSuite(writer, .init = setup, .fini = teardown);
+
+/* Submits a write of route for lead id (NULL for none), and disposes of
+ * its request right after (or, with early, right before) submitting.
+ * Returns its index in answers[]. */
+static int submit_at(const api_route_t *route, const char *id, api_write_fn fn, bool early)
+{
+    int i = submitted++;
+    cr_assert_lt(i, MAX_WRITES);
+    h2o_mem_init_pool(&reqs[i].pool);
+    api_req_t *r = api_req_new(&T, &reqs[i]);
+    cr_assert_not_null(r);
+    r->route = route;
+    r->app.id = APP;
+    req_of[i] = r;
+    if (id != NULL) snprintf(r->id, sizeof r->id, "%s", id);
+    api_write_t *w = api_write_new(r, fn, NULL);
+    cr_assert_not_null(w);
+    cr_expect_eq(w->stale, route->stale);
+    if (early) h2o_mem_clear_pool(&reqs[i].pool);
+    api_write_submit(r, w);
+    if (!early) h2o_mem_clear_pool(&reqs[i].pool);
+    return i;
+}
+
+static int submit(const api_route_t *route, const char *id, api_write_fn fn)
+{
+    return submit_at(route, id, fn, false);
+}
+
+static void wait_answers(int n)
+{
+    time_t deadline = time(NULL) + 5;
+    while (answered < n && time(NULL) < deadline)
+        h2o_evloop_run(loop, 10);
+    cr_assert_eq(answered, n, "%d of %d writes answered", answered, n);
+    cr_expect_eq(T.writes_in_flight, 0);
+}
+
+/* Holds the writer in its first batch, until release(). */
+static void hold_first_batch(void)
+{
+    F.hold_first = true;
+    submit(&CREATE, NULL, run_create);
+    pthread_mutex_lock(&F.mu);
+    while (F.begins == 0)
+        pthread_cond_wait(&F.cv, &F.mu);
+    pthread_mutex_unlock(&F.mu);
+}
+
+static void release(void)
+{
+    pthread_mutex_lock(&F.mu);
+    F.released = true;
+    pthread_cond_broadcast(&F.cv);
+    pthread_mutex_unlock(&F.mu);
+}
+
+static uint64_t lead_gen(const char *id)
+{
+    cache_key_t k = {.kind = CACHE_LEAD, .app = APP};
+    snprintf(k.id, sizeof k.id, "%s", id);
+    return cache_generation(&k);
+}
+
+static uint64_t lists_gen(void)
+{
+    return cache_generation(&(cache_key_t){.kind = CACHE_LEADS, .app = APP});
+}
+
+/* --- tests ----------------------------------------------------------------------- */
+
+Test(writer, writes_queued_together_share_one_batch)
+{
+    cr_assert_eq(api_writer_start_store(&F.base), 0);
+    hold_first_batch();
+    for (int i = 0; i < 3; i++)
+        submit(&CREATE, NULL, run_create);
+    cr_expect_eq(T.writes_in_flight, 4);
+    release();
+    wait_answers(4);
+    cr_expect_eq(F.begins, 2, "one batch for the held write, one for the three queued meanwhile");
+    cr_expect_eq(F.ends, 2);
+    cr_expect_eq(F.runs, 4);
+    cr_expect_eq(F.batch_of[0], 1);
+    for (int i = 1; i < 4; i++) {
+        cr_expect_eq(F.batch_of[i], 2, "write %d ran in batch %d", i, F.batch_of[i]);
+        cr_expect_eq(answers[i].status, 201);
+        cr_expect_str_eq(answers[i].body, "{\"created\":true}");
+    }
+}
+
+Test(writer, a_failed_write_is_answered_alone)
+{
+    cr_assert_eq(api_writer_start_store(&F.base), 0);
+    hold_first_batch();
+    uint64_t a = lead_gen(LEAD_A), missing = lead_gen(MISSING), lists = lists_gen();
+    int ok = submit(&UPDATE, LEAD_A, run_update);
+    int bad = submit(&UPDATE, MISSING, run_update);
+    int created = submit(&CREATE, NULL, run_create);
+    release();
+    wait_answers(4);
+    cr_expect_eq(F.begins, 2);
+    cr_expect_eq(F.batch_of[ok], 2);
+    cr_expect_eq(F.batch_of[bad], 2);
+    cr_expect_eq(F.batch_of[created], 2);
+    cr_expect_eq(answers[ok].status, 200);
+    cr_expect_str_eq(answers[ok].body, "{\"updated\":true}");
+    cr_expect_eq(answers[bad].status, 404);
+    cr_expect(strstr(answers[bad].body, "\"code\":\"not_found\"") &&
+                  strstr(answers[bad].body, "No such lead."),
+              "%s", answers[bad].body);
+    cr_expect_eq(answers[created].status, 201);
+    /* Only what was acknowledged is stale: lead A and the app's lists. */
+    cr_expect_neq(lead_gen(LEAD_A), a);
+    cr_expect_eq(lead_gen(MISSING), missing, "a failed write made its lead stale");
+    cr_expect_neq(lists_gen(), lists);
+}
+
+Test(writer, a_failed_commit_acknowledges_nothing)
+{
+    static const char *const ids[] = {LEAD_A, LEAD_B, MISSING};
+    uint64_t gens[3], lists = lists_gen();
+    F.end_rc = STORE_ERROR;
+    cr_assert_eq(api_writer_start_store(&F.base), 0);
+    hold_first_batch();
+    for (int i = 0; i < 3; i++) {
+        gens[i] = lead_gen(ids[i]);
+        submit(&UPDATE, ids[i], run_update);
+    }
+    release();
+    wait_answers(4);
+    cr_expect_eq(F.ends, 2);
+    /* Every write that had succeeded is a 503 (retry); the one that
+     * failed by itself (its lead is missing) keeps its own answer. */
+    for (int i = 0; i < 4; i++) {
+        int want = i == 3 ? 404 : 503;
+        cr_expect_eq(answers[i].status, want, "write %d: %d", i, answers[i].status);
+        if (want == 503)
+            cr_expect(strstr(answers[i].body, "\"code\":\"service_unavailable\""), "%s", answers[i].body);
+    }
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(lead_gen(ids[i]), gens[i], "a write that was not acknowledged made %s stale", ids[i]);
+    cr_expect_eq(lists_gen(), lists);
+}
+
+Test(writer, a_failed_begin_runs_nothing)
+{
+    F.begin_rc = STORE_UNAVAILABLE;
+    cr_assert_eq(api_writer_start_store(&F.base), 0);
+    uint64_t a = lead_gen(LEAD_A);
+    int w = submit(&UPDATE, LEAD_A, run_update);
+    wait_answers(1);
+    cr_expect_eq(F.runs, 0);
+    cr_expect_eq(F.ends, 0, "no transaction to end");
+    cr_expect_eq(answers[w].status, 503);
+    cr_expect_eq(lead_gen(LEAD_A), a);
+}
+
+Test(writer, stopping_finishes_what_is_queued_then_closes_the_store)
+{
+    cr_assert_eq(api_writer_start_store(&F.base), 0);
+    hold_first_batch();
+    for (int i = 0; i < 5; i++)
+        submit(&UPDATE, LEAD_A, run_update);
+    release();
+    api_writer_stop(); /* returns once the queue is empty and the thread has ended */
+    cr_expect_eq(F.runs, 6);
+    cr_expect_eq(F.ends, F.begins);
+    cr_expect_eq(F.closes, 1);
+    wait_answers(6);
+    for (int i = 1; i < 6; i++)
+        cr_expect_eq(answers[i].status, 200);
+    api_writer_stop(); /* a second stop is harmless */
+    cr_expect_eq(F.closes, 1);
+}
+
+Test(writer, without_a_writer_thread_a_write_runs_in_place)
+{
+    T.store = &F.base;
+    /* The request is gone before it is answered: answering it sends nothing. */
+    submit_at(&CREATE, NULL, run_create, true);
+    /* Answered before submit returned: nothing went through the queue. */
+    cr_expect_eq(answered, 0, "the receiver saw a write that never left the thread");
+    cr_expect_eq(F.begins, 1);
+    cr_expect_eq(F.ends, 1);
+    cr_expect_eq(F.runs, 1);
+    cr_expect_eq(T.writes_in_flight, 0);
+    cr_expect_not_null(T.spare, "the request ended");
+}
