@@ -138,6 +138,15 @@ static void poll_revoked(auth_cache_t *c, store_t *s, int64_t now)
         polled(c, rc);
 }
 
+store_rc_t auth_cache_load(auth_cache_t *c, store_t *s, int64_t now)
+{
+    c->revoked_poll_ms = now;
+    c->poll_before = c->revoked_n;
+    store_rc_t rc = store_revoked_since(s, c->revoked_seq, add_revoked, c, NULL);
+    polled(c, rc);
+    return rc;
+}
+
 static bool is_revoked(const auth_cache_t *c, const char *jti)
 {
     if (jti[0] == '\0') return false;

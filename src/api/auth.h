@@ -12,6 +12,10 @@
  * NULL when out of memory. */
 auth_cache_t *auth_cache_new(void);
 void auth_cache_free(auth_cache_t *c);
+/* Loads every revocation recorded so far, waiting for the store: a thread
+ * calls it before it serves, so that no token is trusted before the
+ * revocations are known. Returns the store's rc. */
+store_rc_t auth_cache_load(auth_cache_t *c, store_t *s, int64_t now);
 /* True while the cache waits for the store (a revocation poll). */
 bool auth_busy(const auth_cache_t *c);
 
