@@ -7,6 +7,8 @@ PKGS    := libh2o-evloop jansson sqlite3 libcrypto libpq
 DEBS_RUN  := build-essential pkg-config libh2o-dev libh2o-evloop-dev libjansson-dev \
              libsqlite3-dev libssl-dev libpq-dev sqlite3 curl
 DEBS_TEST := libcriterion-dev python3-pytest python3-requests postgresql
+# tests/api validates every response against openapi/openapi.json.
+DEBS_TEST += python3-jsonschema
 # tests/faults: wrk drives the soak; e2fsprogs makes the small file system of the disk tests.
 DEBS_TEST += wrk e2fsprogs
 PYTHON  := /usr/bin/python3
