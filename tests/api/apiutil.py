@@ -599,6 +599,9 @@ class OpenApi:
                                            {"x-crmd-decimal-places": _decimal_places})
         self.format_checker = Draft202012Validator.FORMAT_CHECKER
         self._validators = {}
+        # Where each schema object stands in the document, to name it in failures.
+        self._pointers = {}
+        _walk(self.doc, lambda node, where: self._pointers.setdefault(id(node), where))
         self.templates = []
         for template, item in self.doc["paths"].items():
             segs = self._segments(template)
@@ -653,8 +656,10 @@ class OpenApi:
                 why += " [" + " | ".join(
                     f"{'/'.join(str(p) for p in c.relative_schema_path)}: {c.message[:120]}"
                     for c in leaf.context[:4]) + "]"
-            out.append(f"at {leaf.json_path}: {why} "
-                       f"(schema path {'/'.join(str(p) for p in leaf.absolute_schema_path)})")
+            where = self._pointers.get(id(leaf.schema))
+            where = f"{where}/{leaf.validator}" if where else \
+                "/".join(str(p) for p in leaf.absolute_schema_path)
+            out.append(f"at {leaf.json_path}: {why} (schema {where})")
         if len(errors) > 5:
             out.append(f"... and {len(errors) - 5} more")
         return out
