@@ -563,8 +563,8 @@ def _enforce_pending(doc):
         if req is True:
             node["required"] = True
         elif isinstance(req, list):
-            node["required"] = list(node.get("required", [])) + [r for r in req
-                                                                  if r not in node.get("required", [])]
+            have = list(node.get("required", []))
+            node["required"] = have + [r for r in req if r not in have]
     _walk(doc, visit)
 
 
@@ -671,7 +671,8 @@ class OpenApi:
         template, item = self.match(path)
         unmatched = self.doc.get("x-crmd-unmatched", {}).get("responses", {})
         if template is None:
-            return f"{method.upper()} {urlsplit(path).path} (no route)", {"404": unmatched["404"]}, None
+            label = f"{method.upper()} {urlsplit(path).path} (no route)"
+            return label, {"404": unmatched["404"]}, None
         op = item.get(method)
         if op is None and method == "head":
             op = item.get("get")
@@ -709,7 +710,8 @@ class OpenApi:
                 if h.get("required"):
                     problems.append(f"required header {name} is missing")
                 continue
-            problems += [f"header {name}: {p}" for p in self._header_errors(h.get("schema", {}), value)]
+            problems += [f"header {name}: {p}"
+                         for p in self._header_errors(h.get("schema", {}), value)]
         if allowed is not None:
             got = {m.strip().upper() for m in (hget("Allow") or "").split(",") if m.strip()}
             if not (allowed <= got <= allowed | {"OPTIONS"}):
@@ -724,7 +726,8 @@ class OpenApi:
         ctype = (hget("Content-Type") or "").split(";")[0].strip().lower()
         media = {k.lower(): v for k, v in content.items()}.get(ctype)
         if media is None:
-            problems.append(f"Content-Type {hget('Content-Type')!r} is not one of {sorted(content)}")
+            problems.append(f"Content-Type {hget('Content-Type')!r} is not one of "
+                            f"{sorted(content)}")
             return label, problems
         if no_body:
             return label, problems

@@ -178,8 +178,8 @@ def test_reference_curl_commands_verbatim(server, app, reference_env, tmp_path):
         head = tmp_path / f"resp{n}.head"
         cmd = substitute(code, ids)
         assert "uuid-" not in cmd, f"unreplaced placeholder in {cmd}"
-        cmd = re.sub(r"\bcurl\b", f"curl -s -o '{out}' -D '{head}' -w '%{{http_code}} %{{url_effective}}'",
-                     cmd, count=1)
+        flags = f"-s -o '{out}' -D '{head}' -w '%{{http_code}} %{{url_effective}}'"
+        cmd = re.sub(r"\bcurl\b", f"curl {flags}", cmd, count=1)
         p = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True,
                            timeout=30)
         where = f"[{heading}] {cmd}"
