@@ -7,6 +7,8 @@ PKGS    := libh2o-evloop jansson sqlite3 libcrypto libpq
 DEBS_RUN  := build-essential pkg-config libh2o-dev libh2o-evloop-dev libjansson-dev \
              libsqlite3-dev libssl-dev libpq-dev sqlite3 curl
 DEBS_TEST := libcriterion-dev python3-pytest python3-requests postgresql
+# tests/api validates every response against openapi/openapi.json.
+DEBS_TEST += python3-jsonschema
 # tests/faults: wrk drives the soak; e2fsprogs makes the small file system of the disk tests.
 DEBS_TEST += wrk e2fsprogs
 PYTHON  := /usr/bin/python3
@@ -92,12 +94,29 @@ api-postgres: $(BUILD)/crmd
 check: deps
 	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory openapi-lint
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory api
 	@$(MAKE) --no-print-directory api-asan
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS)
 	@$(MAKE) --no-print-directory faults
 	@$(MAKE) --no-print-directory bench-smoke
+
+# The OpenAPI document (openapi/, see its README): `make openapi-lint` runs
+# @redocly/cli's recommended rules over it. The linter is installed with npm
+# from tools/package-lock.json into tools/node_modules; it needs Node.js >=
+# 20.19 with npm on PATH (Debian 12's own nodejs 18 is too old).
+REDOCLY := tools/node_modules/.bin/redocly
+.PHONY: openapi-lint
+$(REDOCLY): tools/package.json tools/package-lock.json
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a == 20 && b >= 19) ? 0 : 1)' \
+	  2>/dev/null || { \
+	  echo "openapi-lint needs Node.js >= 20.19 and npm on PATH (found: $$(node --version 2>/dev/null || echo none))" >&2; exit 1; }
+	npm ci --prefix tools --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+openapi-lint: $(REDOCLY)
+	REDOCLY_TELEMETRY=off $(REDOCLY) lint --config openapi/redocly.yaml openapi/openapi.json
 
 # Fault-injection and load tests (tests/faults, see its README; root, as they
 # mount a small file system): kills, full and read-only disk, slow clients,
