@@ -303,7 +303,7 @@ typedef struct params {
     const char *v[MAX_PARAMS];
     int len[MAX_PARAMS];
     int fmt[MAX_PARAMS];
-    unsigned char buf[MAX_PARAMS][16];
+    unsigned char buf[MAX_PARAMS][UUID_BYTES]; /* the widest binary value */
 } params_t;
 
 static int slot(params_t *p)
@@ -365,14 +365,6 @@ static void p_str(params_t *p, const char *s)
     p_text(p, (text_ref_t){s, strlen(s)});
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* A UUID as its 16 bytes; "" is NULL. Returns false for text that is not
  * a canonical UUID (which names no record). */
 static bool p_uuid(params_t *p, const char *id)
@@ -381,23 +373,12 @@ static bool p_uuid(params_t *p, const char *id)
         p_null(p);
         return true;
     }
-    if (strlen(id) != UUID_STRLEN) return false;
-    unsigned char b[16];
-    int n = 0;
-    for (int i = 0; i < UUID_STRLEN; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (id[i] != '-') return false;
-            continue;
-        }
-        int hi = hexval(id[i]), lo = hexval(id[i + 1]);
-        if (hi < 0 || lo < 0) return false;
-        b[n++] = (unsigned char)(hi << 4 | lo);
-        i++;
-    }
+    unsigned char b[UUID_BYTES];
+    if (!uuid_to_bytes(id, strlen(id), b)) return false;
     int i = slot(p);
-    memcpy(p->buf[i], b, 16);
+    memcpy(p->buf[i], b, UUID_BYTES);
     p->v[i] = (const char *)p->buf[i];
-    p->len[i] = 16;
+    p->len[i] = UUID_BYTES;
     return true;
 }
 
@@ -434,17 +415,9 @@ static text_ref_t get_text(const PGresult *r, int row, int col)
 /* A binary UUID column as canonical lowercase text; "" when NULL. */
 static void get_uuid(const PGresult *r, int row, int col, char out[UUID_BUFSZ])
 {
-    static const char hex[] = "0123456789abcdef";
     out[0] = '\0';
-    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 16) return;
-    const unsigned char *b = (const unsigned char *)PQgetvalue(r, row, col);
-    char *o = out;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) *o++ = '-';
-        *o++ = hex[b[i] >> 4];
-        *o++ = hex[b[i] & 15];
-    }
-    *o = '\0';
+    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != UUID_BYTES) return;
+    uuid_from_bytes((const unsigned char *)PQgetvalue(r, row, col), out);
 }
 
 /* Wipes a result's values (a private key) before it is freed. */
