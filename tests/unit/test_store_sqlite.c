@@ -364,7 +364,7 @@ static void *race(void *arg)
     racer_t *r = arg;
     store_t *s = store_open(url_, r->err, sizeof r->err);
     pthread_barrier_wait(r->go);
-    r->rc = s ? store_signing_key(s, r->pem_in, &r->pem_out) : -1;
+    r->rc = s ? (int)store_signing_key(s, r->pem_in, &r->pem_out) : -1;
     store_close(s);
     return NULL;
 }
