@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,6 +75,37 @@ Test(sqlite, wal_full_sync_foreign_keys_and_a_busy_timeout)
     expect_pragma(s, "synchronous", "2"); /* FULL: a commit is on disk before it returns */
     expect_pragma(s, "foreign_keys", "1");
     expect_pragma(s, "busy_timeout", "5000");
+    store_close(s);
+}
+
+static void expect_mode(const char *suffix, mode_t want)
+{
+    char p[160];
+    snprintf(p, sizeof p, "%s%s", path_, suffix);
+    struct stat sb;
+    cr_assert_eq(stat(p, &sb), 0, "%s", p);
+    cr_expect_eq(sb.st_mode & 0777, want, "%s: mode %o", p, (unsigned)(sb.st_mode & 0777));
+}
+
+Test(sqlite, a_new_database_and_its_wal_are_private)
+{
+    umask(022);
+    store_t *s = open_migrated(url_);
+    create_app(s, "pk_live_one"); /* a write: the -wal and -shm files exist while s is open */
+    expect_mode("", 0600);
+    expect_mode("-wal", 0600);
+    expect_mode("-shm", 0600);
+    store_close(s);
+}
+
+Test(sqlite, an_existing_file_keeps_its_mode)
+{
+    FILE *f = fopen(path_, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    cr_assert_eq(chmod(path_, 0640), 0);
+    store_t *s = open_migrated(url_);
+    expect_mode("", 0640);
     store_close(s);
 }
 

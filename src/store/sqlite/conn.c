@@ -4,14 +4,17 @@
  * result codes as store_rc_t, and closing.
  *
  * Everything else in store/sqlite/ goes through these to reach SQLite, so
- * the settings that make the store durable and its failures answerable
- * (WAL, FULL sync, the busy timeout, which codes mean 503) are decided
- * here once.
+ * the settings that make the store durable, private and its failures
+ * answerable (WAL, FULL sync, a 0600 file, the busy timeout, which codes
+ * mean 503) are decided here once.
  */
 #include <assert.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "store/sqlite/sqlite_int.h"
 
@@ -117,6 +120,18 @@ static sqlite_store_t *give_up(sqlite_store_t *s, char *err, size_t errsz, const
     return NULL;
 }
 
+/* Creates the database file, when there is none, readable by its owner
+ * only: it holds the token signing key. SQLite would make it 0644 less
+ * the umask; its -wal and -shm files take the database file's mode. An
+ * existing file is left as its owner set it. Failures are left for
+ * sqlite3_open_v2 to report. */
+static void create_private(const char *path)
+{
+    if (path[0] == '\0' || strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0) return;
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+}
+
 sqlite_store_t *sq_connect(const char *path, char *err, size_t errsz)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -127,6 +142,7 @@ sqlite_store_t *sq_connect(const char *path, char *err, size_t errsz)
         return NULL;
     }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    create_private(path);
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK)
         return give_up(s, err, errsz, "cannot open", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
     sqlite3_extended_result_codes(s->db, 1);
