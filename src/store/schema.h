@@ -21,6 +21,8 @@
 /* The number of migrations, hence the newest schema version. Each backend
  * checks that its list of migrations has exactly this many entries. */
 #define SCHEMA_VERSION 2
+/* Room for the statement that records a version number. */
+#define SCHEMA_VERSION_SQL_MAX 96
 
 /* A macro's value as a string literal, for numbers inside SQL text. */
 #define SCHEMA_STR_(x) #x

@@ -50,10 +50,11 @@ typedef enum store_rc {
 
 typedef struct store store_t;
 
-/* Where the store's messages go: one call per message, with a whole line
- * (no trailing newline, at most STORE_LOG_LINE_MAX - 1 bytes, texts like
- * "crmd: postgres: reconnected"). It may be called from any thread that
- * uses a store, at the same time as from others, so it must be
+/* Where the store's messages go: one call per message, with the whole
+ * message (no trailing newline, at most STORE_LOG_LINE_MAX - 1 bytes,
+ * texts like "crmd: postgres: reconnected"; a database's own message may
+ * carry its DETAIL on a second line). It may be called from any thread
+ * that uses a store, at the same time as from others, so it must be
  * thread-safe. */
 #define STORE_LOG_LINE_MAX 1024
 typedef void (*store_log_fn)(void *ctx, const char *line);

@@ -47,7 +47,7 @@ static store_rc_t apply(void *ctx, int step, char *why, size_t whysz)
 {
     (void)why, (void)whysz; /* the server's reason is logged by pg_map_error */
     pg_store_t *s = ctx;
-    char set[96];
+    char set[SCHEMA_VERSION_SQL_MAX];
     snprintf(set, sizeof set, pg_schema_set_fmt, step + 1);
     store_rc_t rc = pg_exec_sql(s, pg_migrations[step]);
     return rc == STORE_OK ? pg_exec_sql(s, set) : rc;

@@ -25,7 +25,7 @@ static store_rc_t begin(void *ctx, int *version)
 static store_rc_t apply(void *ctx, int step, char *why, size_t whysz)
 {
     sqlite_store_t *s = ctx;
-    char pragma[64];
+    char pragma[SCHEMA_VERSION_SQL_MAX];
     snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", step + 1);
     char *msg = NULL;
     if (sqlite3_exec(s->db, sq_migrations[step], NULL, NULL, &msg) == SQLITE_OK &&
