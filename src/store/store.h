@@ -61,9 +61,9 @@ typedef void (*store_log_fn)(void *ctx, const char *line);
 
 /* Sends the store's messages to fn (with ctx); fn NULL restores the
  * default, which writes each line and a newline to stderr with one
- * write(2), so lines from several threads never interleave. Set it before
- * any store is opened (it is read without a lock), as the server and the
- * command line do at start. */
+ * write(2), so lines from several threads never interleave. Set it at
+ * start, before any store is opened (it is read without a lock); a
+ * program that never sets it gets the default. */
 void store_set_log(store_log_fn fn, void *ctx);
 
 /*
