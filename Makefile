@@ -27,7 +27,7 @@ OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIBOBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps deps-run run check unit api api-sqlite api-postgres clean format format-check
+.PHONY: all deps deps-run run check unit unit-postgres api api-sqlite api-postgres clean format format-check
 all: $(BUILD)/crmd
 
 $(BUILD)/crmd: $(OBJS)
@@ -79,6 +79,12 @@ unit: $(UNIT)
 	echo "unit: $$pass passed, $$fail failed"; \
 	[ $$fail -eq 0 ]
 
+# The store's contract tests (tests/unit/test_store.c) run on SQLite in
+# `make unit`; unit-postgres runs them again in a throwaway PostgreSQL
+# cluster (scripts/pg-cluster.sh), each test in a database of its own.
+unit-postgres: $(BUILD)/unit/test_store
+	scripts/pg-cluster.sh run sh -c 'CRMD_TEST_DB="$$CRMD_TEST_PG_URL" exec $(abspath $(BUILD)/unit/test_store)'
+
 # The API suite runs on both backends: SQLite, then PostgreSQL in a throwaway
 # cluster that scripts/pg-cluster.sh makes (as the postgres user when root) and
 # removes; without PostgreSQL that second run fails.
@@ -97,6 +103,7 @@ check: deps
 	@$(MAKE) --no-print-directory openapi-lint
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory api
+	@$(MAKE) --no-print-directory unit-postgres
 	@$(MAKE) --no-print-directory api-asan
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS)
 	@$(MAKE) --no-print-directory faults
