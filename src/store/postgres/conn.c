@@ -204,6 +204,7 @@ void pg_close(store_t *base)
     pg_store_t *s = pg_of(base);
     if (s->conn != NULL) PQfinish(s->conn);
     free(s->deltas);
+    free(s->totals);
     free(s->conninfo);
     free(s);
 }

@@ -127,7 +127,9 @@ bool pg_lead_params(pg_params_t *p, int64_t app, const lead_t *l)
     if (!pgp_key(p, app, l->id, NULL) || !pg_lead_values(p, l)) return false;
     pgp_int8(p, l->created_at);
     pgp_int8(p, l->updated_at);
-    return true;
+    pgp_fold(p, l->name);
+    pgp_fold(p, l->source);
+    return !p->full;
 }
 
 bool pg_follow_params(pg_params_t *p, int64_t app, const follow_t *f)

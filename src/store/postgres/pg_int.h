@@ -7,7 +7,9 @@
  *   conn.c     the connection: settings, reconnection with back-off,
  *              PostgreSQL's errors as store_rc_t, statements prepared on it
  *   params.c   binary parameters and binary columns, records from rows
+ *   fold.c     folded names and sources, array literals, texts parameters own
  *   pipe.c     libpq's pipeline mode, for the bulk import's inserts
+ *   totals.c   what lead writes change in lead_totals, applied at commit
  *   txn.c      transactions: one write, a read, group commit with a
  *              savepoint per write, lead counts, deadlock retries
  *   leads.c    lead operations
@@ -51,7 +53,10 @@
 #include "store/store_int.h"
 
 /* The most parameters a statement here takes. */
-#define PG_MAX_PARAMS 16
+#define PG_MAX_PARAMS 32
+/* Room in a statement's parameters for texts made for it (the folded name
+ * and source of a lead, the array literals of a filter). */
+#define PG_OWN_MAX 8192
 /* A message from the server, as logged. */
 #define PG_MSG_MAX 512
 
@@ -87,8 +92,22 @@ enum pg_stmt_id {
     Q_COPY_KEY,
     Q_COPY_APP,
     Q_COPY_APP_ID,
+    Q_LEAD_UPDATE_OLD,
+    Q_LEAD_DELETE_OLD,
+    Q_TOTALS_ADD,
     Q__COUNT
 };
+
+/* A change of one (app, stage, status) row of lead_totals (totals.c),
+ * applied when the transaction commits. */
+typedef struct pg_totals_delta {
+    int64_t app;
+    int stage, status;
+    int64_t n, v_hi, v_lo, w_hi, w_lo;
+} pg_totals_delta_t;
+
+/* What the lead write in progress does to lead_totals. */
+enum pg_totals_op { PG_TOTALS_NONE, PG_TOTALS_INSERT, PG_TOTALS_UPDATE, PG_TOTALS_DELETE };
 
 /* A change of one app's lead count, applied when the transaction commits. */
 typedef struct pg_count_delta {
@@ -115,6 +134,15 @@ typedef struct pg_store {
      * two batches lock apps in the same order. */
     pg_count_delta_t *deltas;
     size_t ndeltas, capdeltas;
+    /* The same for lead_totals (totals.c): the write in progress, its
+     * changes once its statement ran, and those of the transaction. */
+    enum pg_totals_op totals_op;
+    int64_t totals_app;
+    const lead_t *totals_lead;
+    pg_totals_delta_t op_totals[2];
+    int nop_totals;
+    pg_totals_delta_t *totals;
+    size_t ntotals, captotals;
     int64_t retry_at_ms;  /* no reconnection attempt before this... */
     int64_t failed_at_ms; /* ...unless a connection succeeded after this */
     int backoff_ms;
@@ -169,6 +197,9 @@ typedef struct pg_params {
     int len[PG_MAX_PARAMS];
     int fmt[PG_MAX_PARAMS];
     unsigned char buf[PG_MAX_PARAMS][UUID_BYTES]; /* the widest binary value */
+    char own[PG_OWN_MAX];                         /* texts made for this statement */
+    size_t nown;
+    bool full; /* own ran out of room: the statement must not run */
 } pg_params_t;
 
 void pgp_null(pg_params_t *p);
@@ -178,6 +209,12 @@ void pgp_opt_int8(pg_params_t *p, bool set, int64_t x);
 void pgp_opt_int4(pg_params_t *p, bool set, int32_t x);
 void pgp_text(pg_params_t *p, text_ref_t t); /* NULL when unset */
 void pgp_str(pg_params_t *p, const char *s);
+/* The folding of t (model/text.c), kept in p->own; NULL when unset. */
+void pgp_fold(pg_params_t *p, text_ref_t t);
+/* Room for n bytes in p->own, or NULL (and p->full) when there is none. */
+char *pgp_own(pg_params_t *p, size_t n);
+/* A text parameter in text format (an array literal), from p->own. */
+void pgp_own_text(pg_params_t *p, const char *s, size_t n);
 /* A UUID as its 16 bytes; "" is NULL. False for text that is not a
  * canonical UUID (which names no record). */
 bool pgp_uuid(pg_params_t *p, const char *id);
@@ -213,6 +250,38 @@ void pg_read_app(const PGresult *r, int row, store_app_t *a);
 typedef void (*pg_emit_fn)(const PGresult *r, int c0, void *cb, void *ctx);
 void pg_emit_leads(const PGresult *r, int c0, void *cb, void *ctx);   /* cb: store_lead_cb */
 void pg_emit_follows(const PGresult *r, int c0, void *cb, void *ctx); /* cb: store_follow_cb */
+
+/* --- fold.c ------------------------------------------------------------- */
+
+/* An array literal being written ("{1,2}", "{\"a b\",NULL}"), on the heap. */
+typedef struct pg_array {
+    char *buf;
+    size_t len, cap;
+    bool oom;
+} pg_array_t;
+void pg_array_begin(pg_array_t *a); /* empties it, and opens the brace */
+void pg_array_raw(pg_array_t *a, const char *s, size_t n);
+void pg_array_text(pg_array_t *a, text_ref_t t); /* quoted and escaped; NULL when unset */
+void pg_array_int(pg_array_t *a, int64_t v);
+void pg_array_end(pg_array_t *a);
+
+/* Migration 3's backfill: folds every stored lead's name and source, in
+ * the migration's transaction. */
+store_rc_t pg_fold_backfill(pg_store_t *s);
+extern const char *const pg_fold_declare_sql, *const pg_fold_fetch_sql, *const pg_fold_update_sql;
+
+/* --- totals.c ------------------------------------------------------------ */
+
+/* Says what the next lead write does to lead_totals (created: the new
+ * lead, for an insert); PG_TOTALS_NONE after it. */
+void pg_totals_expect(pg_store_t *s, enum pg_totals_op op, int64_t app, const lead_t *created);
+/* Reads the write's changes from the result of its statement (txn.c). */
+void pg_totals_note(pg_store_t *s, const PGresult *r);
+/* Keeps the changes of the write that just succeeded in the transaction's. */
+store_rc_t pg_totals_keep(pg_store_t *s);
+/* Writes the transaction's changes with run, in order, and forgets them. */
+store_rc_t pg_totals_flush(pg_store_t *s,
+                           store_rc_t (*run)(pg_store_t *, enum pg_stmt_id, const pg_params_t *));
 
 /* --- pipe.c ------------------------------------------------------------- */
 

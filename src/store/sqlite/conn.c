@@ -147,6 +147,8 @@ sqlite_store_t *sq_connect(const char *path, char *err, size_t errsz)
         return give_up(s, err, errsz, "cannot open", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    if (sq_register_fold(s->db) != SQLITE_OK)
+        return give_up(s, err, errsz, "cannot set up", path, "out of memory");
     static const char *const pragmas = "PRAGMA journal_mode = WAL;"
                                        "PRAGMA synchronous = FULL;"
                                        "PRAGMA foreign_keys = ON;"

@@ -74,6 +74,8 @@ void sq_bind_lead_row(sqlite3_stmt *st, int64_t app, const lead_t *l)
     sq_bind_lead_values(st, 3, l);
     sqlite3_bind_int64(st, 3 + 8, l->created_at);
     sqlite3_bind_int64(st, 3 + 9, l->updated_at);
+    sq_bind_fold(st, 3 + 10, l->name);
+    sq_bind_fold(st, 3 + 11, l->source);
 }
 
 void sq_bind_follow_row(sqlite3_stmt *st, int64_t app, const follow_t *f)

@@ -7,6 +7,7 @@
  *   conn.c     the connection: opening it with its settings, the statement
  *              cache, SQLite result codes as store_rc_t, closing
  *   params.c   binding parameters and reading columns into records
+ *   fold.c     the folded name and source of a lead, and crmd_fold for SQL
  *   txn.c      transactions: writes, reads, a batch's transaction and savepoints
  *   leads.c    lead operations, with the anchors that make deep pages cheap
  *   follows.c  follow operations
@@ -188,6 +189,16 @@ store_rc_t sq_step_list(sqlite_store_t *s, sqlite3_stmt *st, sq_list_t *lr);
 /* Runs statement id, with ?1 bound to v, to its single integer column;
  * STORE_NOT_FOUND without a row. */
 store_rc_t sq_query_int(sqlite_store_t *s, enum sq_stmt_id id, int64_t v, int64_t *out);
+
+/* --- fold.c ------------------------------------------------------------- */
+
+/* The longest text folded on the stack: any stored name or source (255
+ * and 64 code points of at most 4 bytes) fits. */
+#define SQ_FOLD_INPUT_MAX 1024
+/* Binds the folding of t (NULL when unset) to parameter i. */
+void sq_bind_fold(sqlite3_stmt *st, int i, text_ref_t t);
+/* Registers crmd_fold(text) on db: the same folding, for SQL (migration 3). */
+int sq_register_fold(sqlite3 *db);
 
 /* --- txn.c -------------------------------------------------------------- */
 
