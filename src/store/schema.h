@@ -17,6 +17,7 @@
 
 #include "model/record.h"
 #include "model/uuid.h"
+#include "store/store.h"
 
 /* The number of migrations, hence the newest schema version. Each backend
  * checks that its list of migrations has exactly this many entries. */
@@ -59,6 +60,9 @@ enum schema_lead_col {
 };
 
 #define SCHEMA_FOLLOW_COLS "id, lead_id, title, description, due_at, status, created_at, updated_at"
+/* The same, qualified with the alias f. */
+#define SCHEMA_FOLLOW_COLS_F                                                                                 \
+    "f.id, f.lead_id, f.title, f.description, f.due_at, f.status, f.created_at, f.updated_at"
 enum schema_follow_col {
     FOLLOW_COL_ID,
     FOLLOW_COL_LEAD,
@@ -84,6 +88,8 @@ enum schema_app_col {
 
 /* --- ranges the CHECK constraints allow (set by migration 1) ------------- */
 
+_Static_assert(SCHEMA_STAGES == STAGE_NEGOTIATION + 1 && SCHEMA_STATUSES == LEAD_LOST + 1,
+               "store.h's counts of stages and statuses must be record.h's");
 #define SCHEMA_STAGE_MAX 4
 #define SCHEMA_LEAD_STATUS_MAX 3
 #define SCHEMA_FOLLOW_STATUS_MAX 1 /* FOLLOW_OVERDUE is derived, never stored */
@@ -235,8 +241,7 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
 /* The four parts of a row, in lead_totals' column order. */
 #define SCHEMA_PARTS_OF(p)                                                                                   \
     SCHEMA_HI(SCHEMA_VALUE_OF(p))                                                                            \
-    ", " SCHEMA_LO(SCHEMA_VALUE_OF(p)) ", " SCHEMA_HI(SCHEMA_WEIGHT_OF(p)) ", " SCHEMA_LO(                   \
-        SCHEMA_WEIGHT_OF(p))
+    ", " SCHEMA_LO(SCHEMA_VALUE_OF(p)) ", " SCHEMA_HI(SCHEMA_WEIGHT_OF(p)) ", " SCHEMA_LO(SCHEMA_WEIGHT_OF(p))
 /* The sums of the parts over a set of rows. */
 #define SCHEMA_PART_SUMS(p)                                                                                  \
     "sum(" SCHEMA_HI(SCHEMA_VALUE_OF(p)) "), sum(" SCHEMA_LO(SCHEMA_VALUE_OF(p)) "), sum(" SCHEMA_HI(        \

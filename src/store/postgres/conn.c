@@ -100,6 +100,7 @@ bool pg_connect(pg_store_t *s, char *err, size_t errsz)
     PQclear(r);
     s->conn = c;
     memset(s->prepared, 0, sizeof s->prepared);
+    pg_dyn_reconnected(s);
     return true;
 }
 
@@ -192,7 +193,8 @@ PGresult *pg_prepare(pg_store_t *s, enum pg_stmt_id id, char name[PG_STMT_NAME_M
 {
     snprintf(name, PG_STMT_NAME_MAX, "q%d", (int)id);
     if (s->prepared[id]) return NULL;
-    PGresult *r = PQprepare(s->conn, name, pg_stmt_sql[id], 0, NULL);
+    pg_dyn_before_prepare(s, (int)id, name);
+    PGresult *r = PQprepare(s->conn, name, pg_stmt_text(s, (int)id), 0, NULL);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) return r;
     PQclear(r);
     s->prepared[id] = true;
@@ -205,6 +207,7 @@ void pg_close(store_t *base)
     if (s->conn != NULL) PQfinish(s->conn);
     free(s->deltas);
     free(s->totals);
+    pg_dyn_free(s);
     free(s->conninfo);
     free(s);
 }

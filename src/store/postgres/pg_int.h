@@ -9,6 +9,8 @@
  *   params.c   binary parameters and binary columns, records from rows
  *   fold.c     folded names and sources, array literals, texts parameters own
  *   pipe.c     libpq's pipeline mode, for the bulk import's inserts
+ *   dyn.c      statements made at run time, prepared by id like the others
+ *   find.c     the find reads: filtered, sorted, keyset pages; the summary
  *   totals.c   what lead writes change in lead_totals, applied at commit
  *   txn.c      transactions: one write, a read, group commit with a
  *              savepoint per write, lead counts, deadlock retries
@@ -114,13 +116,23 @@ typedef struct pg_count_delta {
     int64_t app, delta;
 } pg_count_delta_t;
 
+/* A statement made at run time (dyn.c): its id is Q__COUNT + its slot. */
+#define PG_DYN_MAX 32
+typedef struct pg_dyn {
+    char *sql;
+    uint64_t hash, used;
+    bool drop; /* the server holds the slot's previous statement: DEALLOCATE it first */
+} pg_dyn_t;
+
 typedef struct pg_store {
-    store_base_t base;       /* the store_t, and group commit's state (base.batch) */
-    PGconn *conn;            /* NULL while disconnected */
-    char *conninfo;          /* owned copy of the URL or key=value string */
-    bool prepared[Q__COUNT]; /* on this connection */
-    bool in_tx;              /* a transaction is open: never reconnect in it */
-    bool in_import;          /* inside copy_import_begin/end */
+    store_base_t base;                    /* the store_t, and group commit's state (base.batch) */
+    PGconn *conn;                         /* NULL while disconnected */
+    char *conninfo;                       /* owned copy of the URL or key=value string */
+    bool prepared[Q__COUNT + PG_DYN_MAX]; /* on this connection (dyn.c's too) */
+    pg_dyn_t dyn[PG_DYN_MAX];
+    uint64_t dyn_tick;
+    bool in_tx;     /* a transaction is open: never reconnect in it */
+    bool in_import; /* inside copy_import_begin/end */
     /* The last failure was a deadlock or a serialization failure (it is
      * STORE_UNAVAILABLE, like the others): the write that got it may run
      * again. Reset before each try of a write. */
@@ -250,6 +262,19 @@ void pg_read_app(const PGresult *r, int row, store_app_t *a);
 typedef void (*pg_emit_fn)(const PGresult *r, int c0, void *cb, void *ctx);
 void pg_emit_leads(const PGresult *r, int c0, void *cb, void *ctx);   /* cb: store_lead_cb */
 void pg_emit_follows(const PGresult *r, int c0, void *cb, void *ctx); /* cb: store_follow_cb */
+
+/* --- dyn.c -------------------------------------------------------------- */
+
+/* The statement id of sql (a copy is kept), for pg_read and the rest; -1
+ * when out of memory. */
+int pg_dyn_id(pg_store_t *s, const char *sql);
+/* The SQL of statement id, fixed or made at run time. */
+const char *pg_stmt_text(const pg_store_t *s, int id);
+/* Called by pg_prepare before it prepares id under name. */
+void pg_dyn_before_prepare(pg_store_t *s, int id, const char *name);
+/* A new connection holds none of the old one's statements. */
+void pg_dyn_reconnected(pg_store_t *s);
+void pg_dyn_free(pg_store_t *s);
 
 /* --- fold.c ------------------------------------------------------------- */
 

@@ -96,6 +96,7 @@ void sq_close(store_t *base)
     sqlite_store_t *s = sq_of(base);
     for (int i = 0; i < Q__COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
+    sq_dyn_close(s);
     free(s->anchors.v);
     /* The last connection to close checkpoints the WAL into the database. */
     sqlite3_close(s->db);

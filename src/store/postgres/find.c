@@ -1,0 +1,140 @@
+/*
+ * find.c: the find reads on PostgreSQL (store_lead_find, store_follow_find,
+ * store_lead_summary): each is one statement written by store/find.c,
+ * prepared through dyn.c and run by pg_read like every other read (so it
+ * becomes asynchronous with them).
+ *
+ * Search is always LIKE '%term%' on the folded columns: pg_trgm's index
+ * serves it, and PostgreSQL's planner, which has statistics, chooses
+ * between that index and walking the sort's index.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/find.h"
+#include "store/postgres/pg_int.h"
+
+/* An array parameter as a literal in p's own texts. */
+static bool array_param(pg_params_t *p, const fq_param_t *f)
+{
+    pg_array_t a = {0};
+    pg_array_begin(&a);
+    for (int i = 0; i < f->n; i++) {
+        if (f->type == FQ_TEXT_ARRAY)
+            pg_array_text(&a, f->texts[i]);
+        else
+            pg_array_text(&a, (text_ref_t){f->ids[i], strlen(f->ids[i])});
+    }
+    pg_array_end(&a);
+    char *at = a.oom ? NULL : pgp_own(p, a.len);
+    if (at != NULL) {
+        memcpy(at, a.buf, a.len);
+        pgp_own_text(p, at, a.len);
+    }
+    free(a.buf);
+    return at != NULL;
+}
+
+/* q's parameters, in binary but for arrays; false when one does not fit. */
+static bool params_of(const fq_t *q, pg_params_t *p)
+{
+    for (int i = 0; i < q->np; i++) {
+        const fq_param_t *f = &q->p[i];
+        switch (f->type) {
+        case FQ_INT8:
+            pgp_int8(p, f->i);
+            break;
+        case FQ_TEXT:
+            pgp_text(p, f->t);
+            break;
+        case FQ_UUID: {
+            char id[UUID_BUFSZ];
+            if (f->t.len != UUID_STRLEN) return false;
+            memcpy(id, f->t.ptr, UUID_STRLEN);
+            id[UUID_STRLEN] = '\0';
+            if (!pgp_uuid(p, id)) return false;
+            break;
+        }
+        default:
+            if (!array_param(p, f)) return false;
+            break;
+        }
+    }
+    return !p->full;
+}
+
+/* Runs q's statement into *out. */
+static store_rc_t run_find(pg_store_t *s, const fq_t *q, PGresult **out)
+{
+    *out = NULL;
+    int id = pg_dyn_id(s, q->sql.s);
+    pg_params_t *p = calloc(1, sizeof *p);
+    if (id < 0 || p == NULL) {
+        free(p);
+        return STORE_ERROR;
+    }
+    store_rc_t rc = params_of(q, p) ? pg_read(s, (enum pg_stmt_id)id, p, out) : STORE_ERROR;
+    free(p);
+    return rc;
+}
+
+/* The count of a find's first row (-1 when NULL), and its records to emit. */
+static void read_find(const PGresult *r, int c0, pg_emit_fn emit, void *cb, void *ctx, int64_t *total)
+{
+    *total = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? pg_get_int(r, 0, 0) : -1;
+    emit(r, c0, cb, ctx);
+}
+
+store_rc_t pg_lead_find(store_t *base, int64_t app, const store_lead_query_t *lq, int64_t *total,
+                        store_lead_cb cb, void *ctx, const store_async_t *async)
+{
+    (void)async;
+    fq_t *q = malloc(sizeof *q);
+    if (q == NULL) return STORE_ERROR;
+    fq_init(q, true);
+    PGresult *r = NULL;
+    store_rc_t rc = fq_lead_find(q, app, lq) ? run_find(pg_of(base), q, &r) : STORE_ERROR;
+    if (rc == STORE_OK) read_find(r, q->c0, pg_emit_leads, (void *)cb, ctx, total);
+    PQclear(r);
+    free(q);
+    return rc;
+}
+
+store_rc_t pg_follow_find(store_t *base, int64_t app, const store_follow_query_t *fq, int64_t *total,
+                          store_follow_cb cb, void *ctx, const store_async_t *async)
+{
+    (void)async;
+    fq_t *q = malloc(sizeof *q);
+    if (q == NULL) return STORE_ERROR;
+    fq_init(q, true);
+    PGresult *r = NULL;
+    store_rc_t rc = fq_follow_find(q, app, fq) ? run_find(pg_of(base), q, &r) : STORE_ERROR;
+    if (rc == STORE_OK && PQntuples(r) == 0)
+        rc = STORE_NOT_FOUND; /* the lead does not exist */
+    else if (rc == STORE_OK)
+        read_find(r, q->c0, pg_emit_follows, (void *)cb, ctx, total);
+    PQclear(r);
+    free(q);
+    return rc;
+}
+
+store_rc_t pg_lead_summary(store_t *base, int64_t app, const store_lead_filter_t *f, int64_t now,
+                           store_summary_t *out, const store_async_t *async)
+{
+    (void)async;
+    fq_t *q = malloc(sizeof *q);
+    if (q == NULL) return STORE_ERROR;
+    fq_init(q, true);
+    PGresult *r = NULL;
+    store_rc_t rc = fq_lead_summary(q, app, f, now) ? run_find(pg_of(base), q, &r) : STORE_ERROR;
+    *out = (store_summary_t){0};
+    for (int i = 0; rc == STORE_OK && i < PQntuples(r); i++) {
+        int64_t row[8];
+        for (int c = 0; c < 8; c++)
+            row[c] = PQgetisnull(r, i, c) ? 0 : pg_get_int(r, i, c);
+        fq_summary_add(out, f, row);
+    }
+    PQclear(r);
+    free(q);
+    return rc;
+}
