@@ -52,13 +52,16 @@ void api_reply_store_error(api_req_t *r, store_rc_t rc, const char *not_found_ti
  * route's body_max) and syntax (400) checks. The caller json_decref()s it. */
 json_t *api_body_or_reply(api_req_t *r);
 
-/* The raw value of query parameter name (the last one given), or base NULL.
- * The route must list name among its query parameters. */
+/* The value of query parameter name, decoded (query.h) once the query
+ * string has been read, or base NULL. The route must list name among its
+ * query parameters. */
 h2o_iovec_t api_query(const api_req_t *r, const char *name);
 
 /* page (from 1) and records (1..100, default_records when not given) from
  * the query string; 422 when either is not one. */
 bool api_paging_or_reply(api_req_t *r, int default_records, int64_t *page, int *records);
+/* The same, with the problems added to errs (false when there were some). */
+bool api_paging_parse(api_req_t *r, int default_records, int64_t *page, int *records, verrs_t *errs);
 
 /* The path's param'th {param} as a canonical UUID into out; a 404 with
  * title and detail when it is not one (such an id names nothing). */

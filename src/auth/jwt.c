@@ -24,6 +24,7 @@
 #include <math.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -47,6 +48,7 @@
 struct jwt_key {
     EVP_PKEY *pkey;
     char kid[JWT_KID_HEX + 1];
+    unsigned char secret[JWT_SECRET_BYTES]; /* see jwt_key_secret */
 };
 
 static const char b64url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -184,6 +186,26 @@ static bool key_compute_id(jwt_key_t *key)
     return true;
 }
 
+/* The key's secret (jwt.h): HMAC-SHA256 keyed by the private key's DER. */
+static bool key_derive_secret(jwt_key_t *key)
+{
+    unsigned char *der = NULL;
+    int n = i2d_PrivateKey(key->pkey, &der);
+    if (n <= 0) return false;
+    static const char label[] = "crmd: secret derived from the signing key";
+    unsigned int out = 0;
+    bool ok = HMAC(EVP_sha256(), der, n, (const unsigned char *)label, sizeof label - 1, key->secret, &out) !=
+                  NULL &&
+              out == JWT_SECRET_BYTES;
+    OPENSSL_clear_free(der, (size_t)n);
+    return ok;
+}
+
+const unsigned char *jwt_key_secret(const jwt_key_t *key)
+{
+    return key->secret;
+}
+
 jwt_key_t *jwt_key_load(const char *pem, size_t len)
 {
     jwt_key_t *key = NULL;
@@ -198,7 +220,7 @@ jwt_key_t *jwt_key_load(const char *pem, size_t len)
     key = calloc(1, sizeof(*key));
     if (!key) goto fail;
     key->pkey = pkey;
-    if (!key_compute_id(key)) goto fail;
+    if (!key_compute_id(key) || !key_derive_secret(key)) goto fail;
     BIO_free(bio);
     return key;
 fail:
@@ -212,6 +234,7 @@ fail:
 void jwt_key_free(jwt_key_t *key)
 {
     if (!key) return;
+    OPENSSL_cleanse(key->secret, sizeof key->secret);
     EVP_PKEY_free(key->pkey);
     free(key);
 }
