@@ -95,8 +95,11 @@ void store_lead_pos(const lead_t *l, const store_sort_t *order, int n, store_pos
             *v = val_text(pos, &used, l->id, strlen(l->id));
             break;
         case LEAD_KEY_NAME: {
-            char buf[TEXT_FOLD_MAX(STORE_POS_TEXT_MAX / 2)];
-            size_t len = l->name.len <= STORE_POS_TEXT_MAX / 2 ? l->name.len : STORE_POS_TEXT_MAX / 2;
+            /* A stored name is at most 255 code points, 1020 bytes, and
+             * folds to no more than that (two-byte letters that grow to
+             * three make 765 at most). */
+            char buf[TEXT_FOLD_MAX(STORE_POS_NAME_MAX)];
+            size_t len = l->name.len <= STORE_POS_NAME_MAX ? l->name.len : STORE_POS_NAME_MAX;
             size_t m = text_fold(l->name.ptr != NULL ? l->name.ptr : "", len, buf, sizeof buf);
             *v = val_text(pos, &used, buf, m);
             break;

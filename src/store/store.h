@@ -195,7 +195,8 @@ typedef struct store_val {
 
 /* Where a page ends: the values of every key of the list's order (ties
  * included), for the row the next page starts after. */
-#define STORE_POS_TEXT_MAX 1100
+#define STORE_POS_NAME_MAX 1020 /* 255 code points of 4 bytes */
+#define STORE_POS_TEXT_MAX (STORE_POS_NAME_MAX + 2 * UUID_BUFSZ)
 typedef struct store_pos {
     int n;
     store_val_t v[STORE_SORT_MAX];
