@@ -41,6 +41,22 @@ static void put_sums(jw_t *w, const sums_t *s, bool weighted)
     }
 }
 
+/* The entries of "stages" or "statuses": {"<member>": name, sums...}. */
+static void put_groups(jw_t *w, const char *member, const char *(*name)(int), const sums_t *sums, int n,
+                       bool weighted)
+{
+    for (int i = 0; i < n; i++) {
+        if (i > 0) jw_lit(w, ",");
+        jw_lit(w, "{");
+        jw_cstr(w, member);
+        jw_lit(w, ":");
+        jw_cstr(w, name(i));
+        jw_lit(w, ",");
+        put_sums(w, &sums[i], weighted);
+        jw_lit(w, "}");
+    }
+}
+
 static void render(jw_t *w, const store_summary_t *sum)
 {
     sums_t stage[SCHEMA_STAGES] = {{0}}, status[SCHEMA_STATUSES] = {{0}}, all = {0};
@@ -59,23 +75,9 @@ static void render(jw_t *w, const store_summary_t *sum)
     jw_lit(w, ",\"weightedValue\":");
     jw_raw(w, num, decimal_format_wide(all.weighted, 4, num));
     jw_lit(w, ",\"stages\":[");
-    for (int s = 0; s < SCHEMA_STAGES; s++) {
-        if (s > 0) jw_lit(w, ",");
-        jw_lit(w, "{\"stage\":");
-        jw_cstr(w, lead_stage_name(s));
-        jw_lit(w, ",");
-        put_sums(w, &stage[s], true);
-        jw_lit(w, "}");
-    }
+    put_groups(w, "stage", lead_stage_name, stage, SCHEMA_STAGES, true);
     jw_lit(w, "],\"statuses\":[");
-    for (int t = 0; t < SCHEMA_STATUSES; t++) {
-        if (t > 0) jw_lit(w, ",");
-        jw_lit(w, "{\"status\":");
-        jw_cstr(w, lead_status_name(t));
-        jw_lit(w, ",");
-        put_sums(w, &status[t], false);
-        jw_lit(w, "}");
-    }
+    put_groups(w, "status", lead_status_name, status, SCHEMA_STATUSES, false);
     jw_lit(w, "],\"overdueFollows\":");
     jw_int(w, sum->overdue);
     jw_lit(w, "}}}");

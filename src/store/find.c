@@ -69,72 +69,60 @@ static store_val_t val_text(store_pos_t *pos, size_t *used, const char *s, size_
     return v;
 }
 
+static store_val_t val_opt(bool set, int64_t i)
+{
+    return set ? val_int(i) : (store_val_t){.null = true};
+}
+
+/* Key key of lead l. */
+static store_val_t lead_val(const lead_t *l, int key, store_pos_t *pos, size_t *used)
+{
+    if (key == LEAD_KEY_NAME) {
+        /* A stored name is at most 255 code points, 1020 bytes, and folds
+         * to no more than that (two-byte letters that grow to three make
+         * 765 at most). */
+        char buf[TEXT_FOLD_MAX(STORE_POS_NAME_MAX)];
+        size_t len = l->name.len <= STORE_POS_NAME_MAX ? l->name.len : STORE_POS_NAME_MAX;
+        size_t m = text_fold(l->name.ptr != NULL ? l->name.ptr : "", len, buf, sizeof buf);
+        return val_text(pos, used, buf, m);
+    }
+    if (key == LEAD_KEY_ID) return val_text(pos, used, l->id, strlen(l->id));
+    if (key == LEAD_KEY_VALUE) return val_opt(l->has_value, l->value_cents);
+    if (key == LEAD_KEY_PROBABILITY) return val_opt(l->probability >= 0, l->probability);
+    assert(key == LEAD_KEY_CREATED || key == LEAD_KEY_UPDATED || key == LEAD_KEY_STAGE);
+    return val_int(key == LEAD_KEY_CREATED   ? l->created_at
+                   : key == LEAD_KEY_UPDATED ? l->updated_at
+                                             : l->stage);
+}
+
+/* Key key of follow f. */
+static store_val_t follow_val(const follow_t *f, int key, store_pos_t *pos, size_t *used)
+{
+    switch (key) {
+    case FOLLOW_KEY_DUE:
+        return val_opt(f->has_due, f->due_at);
+    case FOLLOW_KEY_ID:
+        return val_text(pos, used, f->id, strlen(f->id));
+    default:
+        assert(key == FOLLOW_KEY_CREATED || key == FOLLOW_KEY_UPDATED);
+        return val_int(key == FOLLOW_KEY_CREATED ? f->created_at : f->updated_at);
+    }
+}
+
 void store_lead_pos(const lead_t *l, const store_sort_t *order, int n, store_pos_t *pos)
 {
     size_t used = 0;
     pos->n = n;
-    for (int i = 0; i < n; i++) {
-        store_val_t *v = &pos->v[i];
-        switch (order[i].key) {
-        case LEAD_KEY_CREATED:
-            *v = val_int(l->created_at);
-            break;
-        case LEAD_KEY_UPDATED:
-            *v = val_int(l->updated_at);
-            break;
-        case LEAD_KEY_VALUE:
-            *v = l->has_value ? val_int(l->value_cents) : (store_val_t){.null = true};
-            break;
-        case LEAD_KEY_PROBABILITY:
-            *v = l->probability >= 0 ? val_int(l->probability) : (store_val_t){.null = true};
-            break;
-        case LEAD_KEY_STAGE:
-            *v = val_int(l->stage);
-            break;
-        case LEAD_KEY_ID:
-            *v = val_text(pos, &used, l->id, strlen(l->id));
-            break;
-        case LEAD_KEY_NAME: {
-            /* A stored name is at most 255 code points, 1020 bytes, and
-             * folds to no more than that (two-byte letters that grow to
-             * three make 765 at most). */
-            char buf[TEXT_FOLD_MAX(STORE_POS_NAME_MAX)];
-            size_t len = l->name.len <= STORE_POS_NAME_MAX ? l->name.len : STORE_POS_NAME_MAX;
-            size_t m = text_fold(l->name.ptr != NULL ? l->name.ptr : "", len, buf, sizeof buf);
-            *v = val_text(pos, &used, buf, m);
-            break;
-        }
-        default:
-            assert(!"a lead key");
-            break;
-        }
-    }
+    for (int i = 0; i < n; i++)
+        pos->v[i] = lead_val(l, order[i].key, pos, &used);
 }
 
 void store_follow_pos(const follow_t *f, const store_sort_t *order, int n, store_pos_t *pos)
 {
     size_t used = 0;
     pos->n = n;
-    for (int i = 0; i < n; i++) {
-        store_val_t *v = &pos->v[i];
-        switch (order[i].key) {
-        case FOLLOW_KEY_DUE:
-            *v = f->has_due ? val_int(f->due_at) : (store_val_t){.null = true};
-            break;
-        case FOLLOW_KEY_CREATED:
-            *v = val_int(f->created_at);
-            break;
-        case FOLLOW_KEY_UPDATED:
-            *v = val_int(f->updated_at);
-            break;
-        case FOLLOW_KEY_ID:
-            *v = val_text(pos, &used, f->id, strlen(f->id));
-            break;
-        default:
-            assert(!"a follow key");
-            break;
-        }
-    }
+    for (int i = 0; i < n; i++)
+        pos->v[i] = follow_val(f, order[i].key, pos, &used);
 }
 
 /* --- writing SQL --------------------------------------------------------------- */
@@ -222,46 +210,29 @@ static void put_now(fq_t *q, fq_buf_t *b)
     put_param(q, b, q->now_param);
 }
 
-/* "col IN (...)" of n ids: "= P" for one, "= ANY(P)" (PostgreSQL) or
- * "IN (P, P, ...)" (SQLite) for more. */
-static void put_in_ids(fq_t *q, fq_buf_t *b, const char *col, const char (*ids)[UUID_BUFSZ], int n)
+/* "col IN (...)" of n texts, or ids when ids is not NULL: "= P" for one,
+ * "= ANY(P)" (PostgreSQL) or "IN (P, P, ...)" (SQLite) for more. */
+static void put_in(fq_t *q, fq_buf_t *b, const char *col, const text_ref_t *texts,
+                   const char (*ids)[UUID_BUFSZ], int n)
 {
     putf(b, "%s ", col);
-    if (n == 1) {
-        put(b, "= ");
-        put_uuid(q, b, ids[0]);
-    } else if (q->pg) {
+    if (q->pg && n > 1) {
+        fq_param_t p = {
+            .type = ids != NULL ? FQ_UUID_ARRAY : FQ_TEXT_ARRAY, .texts = texts, .ids = ids, .n = n};
         put(b, "= ANY(");
-        put_param(q, b, param(q, (fq_param_t){.type = FQ_UUID_ARRAY, .ids = ids, .n = n}));
+        put_param(q, b, param(q, p));
         put(b, ")");
-    } else {
-        put(b, "IN (");
-        for (int i = 0; i < n; i++) {
-            if (i > 0) put(b, ", ");
+        return;
+    }
+    put(b, n == 1 ? "= " : "IN (");
+    for (int i = 0; i < n; i++) {
+        if (i > 0) put(b, ", ");
+        if (ids != NULL)
             put_uuid(q, b, ids[i]);
-        }
-        put(b, ")");
+        else
+            put_text(q, b, texts[i]);
     }
-}
-
-static void put_in_texts(fq_t *q, fq_buf_t *b, const char *col, const text_ref_t *t, int n)
-{
-    putf(b, "%s ", col);
-    if (n == 1) {
-        put(b, "= ");
-        put_text(q, b, t[0]);
-    } else if (q->pg) {
-        put(b, "= ANY(");
-        put_param(q, b, param(q, (fq_param_t){.type = FQ_TEXT_ARRAY, .texts = t, .n = n}));
-        put(b, ")");
-    } else {
-        put(b, "IN (");
-        for (int i = 0; i < n; i++) {
-            if (i > 0) put(b, ", ");
-            put_text(q, b, t[i]);
-        }
-        put(b, ")");
-    }
+    if (n > 1) put(b, ")");
 }
 
 /* " AND col IN (0, 2)" for the bits of mask below limit, unless it keeps
@@ -329,17 +300,30 @@ text_ref_t fq_fts_match(fq_t *q, text_ref_t term)
 
 /* --- filters --------------------------------------------------------------------- */
 
+/* " AND (pre name mid P post OR pre source mid P post)" over the folded
+ * name and source, P being parameter n. */
+static void put_name_or_source(fq_t *q, fq_buf_t *b, const char *pre, const char *mid, const char *post,
+                               int n)
+{
+    static const char *const cols[] = {"l.name_fold", "l.source_fold"};
+    put(b, " AND (");
+    for (int i = 0; i < 2; i++) {
+        if (i > 0) put(b, " OR ");
+        put(b, pre);
+        put(b, cols[i]);
+        put(b, mid);
+        put_param(q, b, n);
+        put(b, post);
+    }
+    put(b, ")");
+}
+
 static void search_where(fq_t *q, fq_buf_t *b, text_ref_t term)
 {
     if (q->pg) {
         /* pg_trgm's index serves LIKE; backslash is LIKE's escape. */
         text_ref_t pattern = own_quoted(q, "%", term, "%_\\", '\\', "%");
-        int n = param(q, (fq_param_t){.type = FQ_TEXT, .t = pattern});
-        put(b, " AND (l.name_fold LIKE ");
-        put_param(q, b, n);
-        put(b, " OR l.source_fold LIKE ");
-        put_param(q, b, n);
-        put(b, ")");
+        put_name_or_source(q, b, "", " LIKE ", "", param(q, (fq_param_t){.type = FQ_TEXT, .t = pattern}));
     } else if (q->search == FQ_SEARCH_INDEX) {
         put(b, " AND l.id IN (SELECT t.lead_id FROM lead_text t WHERE t.app_id = ");
         put_app(q, b);
@@ -347,12 +331,7 @@ static void search_where(fq_t *q, fq_buf_t *b, text_ref_t term)
         put_text(q, b, fq_fts_match(q, term));
         put(b, "))");
     } else {
-        int n = param(q, (fq_param_t){.type = FQ_TEXT, .t = term});
-        put(b, " AND (instr(l.name_fold, ");
-        put_param(q, b, n);
-        put(b, ") > 0 OR instr(l.source_fold, ");
-        put_param(q, b, n);
-        put(b, ") > 0)");
+        put_name_or_source(q, b, "instr(", ", ", ") > 0", param(q, (fq_param_t){.type = FQ_TEXT, .t = term}));
     }
 }
 
@@ -361,7 +340,7 @@ static void id_where(fq_t *q, fq_buf_t *b, const char *col, const char (*ids)[UU
 {
     if (n == 0 && !unset) return;
     put(b, " AND (");
-    if (n > 0) put_in_ids(q, b, col, ids, n);
+    if (n > 0) put_in(q, b, col, NULL, ids, n);
     if (n > 0 && unset) put(b, " OR ");
     if (unset) putf(b, "%s IS NULL", col);
     put(b, ")");
@@ -407,7 +386,7 @@ static void lead_where(fq_t *q, fq_buf_t *b, const store_lead_filter_t *f)
     put_bits(b, "l.status", f->statuses, SCHEMA_STATUSES);
     if (f->nsources > 0) {
         put(b, " AND ");
-        put_in_texts(q, b, "l.source", f->sources, f->nsources);
+        put_in(q, b, "l.source", f->sources, NULL, f->nsources);
     }
     id_where(q, b, "l.account_id", f->accounts, f->naccounts, f->account_unset);
     id_where(q, b, "l.contact_id", f->contacts, f->ncontacts, f->contact_unset);
@@ -456,7 +435,7 @@ static void follow_where(fq_t *q, fq_buf_t *b, const store_follow_query_t *fq)
         put_uuid(q, b, fq->lead);
     } else if (fq->nleads > 0) {
         put(b, " AND ");
-        put_in_ids(q, b, "f.lead_id", fq->leads, fq->nleads);
+        put_in(q, b, "f.lead_id", NULL, fq->leads, fq->nleads);
     }
     status_where(q, b, fq->statuses);
     range_where(q, b, "f.due_at", ">=", fq->has_due_from, fq->due_from);
@@ -473,34 +452,22 @@ typedef struct fq_key {
     int vparam; /* the position's value, or 0 */
 } fq_key_t;
 
-static fq_key_t lead_key(store_sort_t s)
-{
-    static const fq_key_t keys[] = {
-        [LEAD_KEY_CREATED] = {"l.created_at", false, false, FQ_INT8, 0},
-        [LEAD_KEY_UPDATED] = {"l.updated_at", false, false, FQ_INT8, 0},
-        [LEAD_KEY_NAME] = {"l.name_fold", false, false, FQ_TEXT, 0},
-        [LEAD_KEY_VALUE] = {"l.value_cents", false, true, FQ_INT8, 0},
-        [LEAD_KEY_PROBABILITY] = {"l.probability", false, true, FQ_INT8, 0},
-        [LEAD_KEY_STAGE] = {"l.stage", false, false, FQ_INT8, 0},
-        [LEAD_KEY_ID] = {"l.id", false, false, FQ_UUID, 0},
-    };
-    fq_key_t k = keys[s.key];
-    k.desc = s.desc;
-    return k;
-}
-
-static fq_key_t follow_key(store_sort_t s)
-{
-    static const fq_key_t keys[] = {
-        [FOLLOW_KEY_DUE] = {"f.due_at", false, true, FQ_INT8, 0},
-        [FOLLOW_KEY_CREATED] = {"f.created_at", false, false, FQ_INT8, 0},
-        [FOLLOW_KEY_UPDATED] = {"f.updated_at", false, false, FQ_INT8, 0},
-        [FOLLOW_KEY_ID] = {"f.id", false, false, FQ_UUID, 0},
-    };
-    fq_key_t k = keys[s.key];
-    k.desc = s.desc;
-    return k;
-}
+/* The keys of leads and follows, by enum store_lead_key / store_follow_key. */
+static const fq_key_t LEAD_KEYS[] = {
+    [LEAD_KEY_CREATED] = {"l.created_at", false, false, FQ_INT8, 0},
+    [LEAD_KEY_UPDATED] = {"l.updated_at", false, false, FQ_INT8, 0},
+    [LEAD_KEY_NAME] = {"l.name_fold", false, false, FQ_TEXT, 0},
+    [LEAD_KEY_VALUE] = {"l.value_cents", false, true, FQ_INT8, 0},
+    [LEAD_KEY_PROBABILITY] = {"l.probability", false, true, FQ_INT8, 0},
+    [LEAD_KEY_STAGE] = {"l.stage", false, false, FQ_INT8, 0},
+    [LEAD_KEY_ID] = {"l.id", false, false, FQ_UUID, 0},
+};
+static const fq_key_t FOLLOW_KEYS[] = {
+    [FOLLOW_KEY_DUE] = {"f.due_at", false, true, FQ_INT8, 0},
+    [FOLLOW_KEY_CREATED] = {"f.created_at", false, false, FQ_INT8, 0},
+    [FOLLOW_KEY_UPDATED] = {"f.updated_at", false, false, FQ_INT8, 0},
+    [FOLLOW_KEY_ID] = {"f.id", false, false, FQ_UUID, 0},
+};
 
 /* The kinds of index range a page reads (see find.h). */
 enum phase {
@@ -728,26 +695,39 @@ static void begin(fq_t *q, int64_t app, int64_t now)
     q->now = now;
 }
 
+static fq_read_t read_of(const char *from, const char *record, int limit, int64_t offset,
+                         const store_pos_t *after, bool count)
+{
+    return (fq_read_t){
+        .from = from, .record = record, .limit = limit, .offset = offset, .after = after, .count = count};
+}
+
+/* The keys of a read (its order, ties included, from table) and the
+ * position's values as parameters; false when the position does not fit
+ * the order. Writes the statement's head. */
+static bool keys_of(fq_t *q, fq_read_t *rd, const store_sort_t *order, int n, const fq_key_t *table)
+{
+    rd->nk = n;
+    for (int i = 0; i < n; i++) {
+        rd->k[i] = table[order[i].key];
+        rd->k[i].desc = order[i].desc;
+    }
+    if (rd->after != NULL) {
+        if (rd->after->n != n) return false;
+        position_params(q, rd->k, n, rd->after);
+    }
+    q->c0 = 2 + n;
+    put(&q->sql, "SELECT c.n, p.* FROM ");
+    return true;
+}
+
 bool fq_lead_find(fq_t *q, int64_t app, const store_lead_query_t *lq)
 {
     begin(q, app, lq->now);
     lead_where(q, &q->where, &lq->f);
-    fq_read_t rd = {.from = "leads l",
-                    .record = SCHEMA_LEAD_COLS_L,
-                    .limit = lq->limit,
-                    .offset = lq->offset,
-                    .after = lq->after,
-                    .count = lq->count};
+    fq_read_t rd = read_of("leads l", SCHEMA_LEAD_COLS_L, lq->limit, lq->offset, lq->after, lq->count);
     store_sort_t order[STORE_SORT_MAX];
-    rd.nk = store_lead_order(lq->sort, lq->nsort, order);
-    for (int i = 0; i < rd.nk; i++)
-        rd.k[i] = lead_key(order[i]);
-    if (lq->after != NULL) {
-        if (lq->after->n != rd.nk) return false;
-        position_params(q, rd.k, rd.nk, lq->after);
-    }
-    q->c0 = 2 + rd.nk;
-    put(&q->sql, "SELECT c.n, p.* FROM ");
+    if (!keys_of(q, &rd, order, store_lead_order(lq->sort, lq->nsort, order), LEAD_KEYS)) return false;
     put_page(q, &rd);
     put_final_order(q, &rd);
     return done(q);
@@ -757,25 +737,13 @@ bool fq_follow_find(fq_t *q, int64_t app, const store_follow_query_t *fq)
 {
     begin(q, app, fq->now);
     follow_where(q, &q->where, fq);
-    fq_read_t rd = {.from = "follows f",
-                    .record = SCHEMA_FOLLOW_COLS_F,
-                    .limit = fq->limit,
-                    .offset = fq->offset,
-                    .after = fq->after,
-                    .count = fq->count};
+    fq_read_t rd = read_of("follows f", SCHEMA_FOLLOW_COLS_F, fq->limit, fq->offset, fq->after, fq->count);
     store_sort_t order[STORE_SORT_MAX];
-    rd.nk = store_follow_order(fq->sort, fq->nsort, order);
-    for (int i = 0; i < rd.nk; i++)
-        rd.k[i] = follow_key(order[i]);
-    if (fq->after != NULL) {
-        if (fq->after->n != rd.nk) return false;
-        position_params(q, rd.k, rd.nk, fq->after);
-    }
-    q->c0 = 2 + rd.nk;
-    put(&q->sql, "SELECT c.n, p.* FROM ");
-    if (fq->lead[0] != '\0') put(&q->sql, "leads ld CROSS JOIN ");
+    if (!keys_of(q, &rd, order, store_follow_order(fq->sort, fq->nsort, order), FOLLOW_KEYS)) return false;
+    bool one_lead = fq->lead[0] != '\0';
+    if (one_lead) put(&q->sql, "leads ld CROSS JOIN ");
     put_page(q, &rd);
-    if (fq->lead[0] != '\0') {
+    if (one_lead) {
         /* No row at all when the lead does not exist. */
         put(&q->sql, " WHERE ld.app_id = ");
         put_app(q, &q->sql);

@@ -38,6 +38,10 @@ void store_text_copy(char *out, size_t outsz, text_ref_t t);
 void store_app_fill(store_app_t *a, int64_t id, text_ref_t key, text_ref_t name, int disabled,
                     int64_t created_at);
 
+/* A quick hash of a NUL-terminated text (FNV-1a), for a first comparison
+ * before strcmp (the caches of statements made at run time). */
+uint64_t store_hash(const char *s);
+
 /* Makes room for one more element in a growing array v of *cap elements
  * of size elem, n of them used: when it is full, doubles it (from first
  * elements) and sets *cap. Returns the array, moved or not, or NULL when

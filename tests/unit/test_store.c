@@ -1769,38 +1769,33 @@ static int cmp_key(bool an, int64_t a, bool bn, int64_t b, bool desc)
 static const store_sort_t *ref_order;
 static int ref_norder;
 
+/* An integer key of a lead, *null when unset. */
+static int64_t lead_int(const lead_t *l, int key, bool *null)
+{
+    *null = (key == LEAD_KEY_VALUE && !l->has_value) || (key == LEAD_KEY_PROBABILITY && l->probability < 0);
+    const int64_t v[] = {[LEAD_KEY_CREATED] = l->created_at,
+                         [LEAD_KEY_UPDATED] = l->updated_at,
+                         [LEAD_KEY_VALUE] = l->value_cents,
+                         [LEAD_KEY_PROBABILITY] = l->probability,
+                         [LEAD_KEY_STAGE] = l->stage};
+    return v[key];
+}
+
 static int ref_cmp(const void *pa, const void *pb)
 {
     const lead_t *a = &(*(const fl_t *const *)pa)->l, *b = &(*(const fl_t *const *)pb)->l;
     for (int i = 0; i < ref_norder; i++) {
-        bool d = ref_order[i].desc;
-        int c = 0;
-        switch (ref_order[i].key) {
-        case LEAD_KEY_CREATED:
-            c = cmp_key(false, a->created_at, false, b->created_at, d);
-            break;
-        case LEAD_KEY_UPDATED:
-            c = cmp_key(false, a->updated_at, false, b->updated_at, d);
-            break;
-        case LEAD_KEY_VALUE:
-            c = cmp_key(!a->has_value, a->value_cents, !b->has_value, b->value_cents, d);
-            break;
-        case LEAD_KEY_PROBABILITY:
-            c = cmp_key(a->probability < 0, a->probability, b->probability < 0, b->probability, d);
-            break;
-        case LEAD_KEY_STAGE:
-            c = cmp_key(false, a->stage, false, b->stage, d);
-            break;
-        case LEAD_KEY_NAME:
-        case LEAD_KEY_ID: {
+        int key = ref_order[i].key, c;
+        if (key == LEAD_KEY_NAME || key == LEAD_KEY_ID) {
             char x[256], y[256];
-            fold_into(ref_order[i].key == LEAD_KEY_ID ? T(a->id) : a->name, x, sizeof x);
-            fold_into(ref_order[i].key == LEAD_KEY_ID ? T(b->id) : b->name, y, sizeof y);
+            fold_into(key == LEAD_KEY_ID ? T(a->id) : a->name, x, sizeof x);
+            fold_into(key == LEAD_KEY_ID ? T(b->id) : b->name, y, sizeof y);
             c = strcmp(x, y);
-            c = (c > 0) - (c < 0);
-            if (d) c = -c;
-            break;
-        }
+            c = ref_order[i].desc ? (c < 0) - (c > 0) : (c > 0) - (c < 0);
+        } else {
+            bool an, bn;
+            int64_t x = lead_int(a, key, &an), y = lead_int(b, key, &bn);
+            c = cmp_key(an, x, bn, y, ref_order[i].desc);
         }
         if (c != 0) return c;
     }
@@ -1808,10 +1803,12 @@ static int ref_cmp(const void *pa, const void *pb)
 }
 
 #define MAXFIND (NF + 128)
+/* What a find passed: the ids in order, and the last record. */
 typedef struct found {
     int n;
     char ids[MAXFIND][UUID_BUFSZ];
     lead_copy_t last;
+    follow_copy_t flast;
 } found_t;
 
 static void on_found(void *ctx, const lead_t *l)
@@ -1820,6 +1817,14 @@ static void on_found(void *ctx, const lead_t *l)
     cr_assert_lt(c->n, MAXFIND);
     strcpy(c->ids[c->n++], l->id);
     keep_lead(&c->last, l);
+}
+
+/* A find passed exactly want[0..n), in order. */
+static void expect_ids(const found_t *got, const char (*want)[UUID_BUFSZ], int n, const char *what)
+{
+    cr_expect_eq(got->n, n, "%s: %d records, want %d", what, got->n, n);
+    for (int i = 0; i < got->n && i < n; i++)
+        cr_expect_str_eq(got->ids[i], want[i], "%s: position %d", what, i);
 }
 
 /* The reference: the ids q keeps, in q's order. */
@@ -1860,9 +1865,7 @@ static void expect_find(store_lead_query_t q, const char *what)
     int64_t total = -2;
     cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &got, NULL), STORE_OK, "%s", what);
     cr_expect_eq(total, nwant, "%s: count %lld, want %d", what, (long long)total, nwant);
-    cr_expect_eq(got.n, nwant, "%s: %d leads, want %d", what, got.n, nwant);
-    for (int i = 0; i < got.n && i < nwant; i++)
-        cr_expect_str_eq(got.ids[i], want[i], "%s: position %d", what, i);
+    expect_ids(&got, want, nwant, what);
     /* Keyset pages. */
     store_sort_t order[STORE_SORT_MAX];
     int norder = store_lead_order(q.sort, q.nsort, order);
@@ -1947,13 +1950,15 @@ Test(store, find_each_filter_and_combinations)
     q.f.created_from = 1050;
     q.f.created_to = 1120;
     expect_find(q, "created range");
-    q = base_query();
-    q.f.has_updated_from = true;
-    q.f.updated_from = 1101;
-    expect_find(q, "updated_from");
-    q.f.has_updated_to = true;
-    q.f.updated_to = 1150;
-    expect_find(q, "updated range");
+    static const int64_t updated[][2] = {{1101, INT64_MAX}, {1101, 1150}, {0, 1150}};
+    for (size_t i = 0; i < 3; i++) {
+        q = base_query();
+        q.f.has_updated_from = updated[i][0] > 0;
+        q.f.has_updated_to = updated[i][1] < INT64_MAX;
+        q.f.updated_from = updated[i][0];
+        q.f.updated_to = updated[i][1];
+        expect_find(q, "updated range");
+    }
     for (int v = 0; v < 2; v++) {
         q = base_query();
         q.f.has_overdue = v;
@@ -2123,41 +2128,27 @@ static bool ref_keeps_follow(const follow_t *f, const store_follow_query_t *q)
 static int ref_cmp_follow(const void *pa, const void *pb)
 {
     const follow_t *a = *(const follow_t *const *)pa, *b = *(const follow_t *const *)pb;
-    for (int i = 0; i < ref_norder; i++) {
+    int c = 0;
+    for (int i = 0; i < ref_norder && c == 0; i++) {
         bool d = ref_order[i].desc;
-        int c = 0;
-        switch (ref_order[i].key) {
-        case FOLLOW_KEY_DUE:
+        if (ref_order[i].key == FOLLOW_KEY_ID)
+            c = d ? strcmp(b->id, a->id) : strcmp(a->id, b->id);
+        else if (ref_order[i].key == FOLLOW_KEY_DUE)
             c = cmp_key(!a->has_due, a->due_at, !b->has_due, b->due_at, d);
-            break;
-        case FOLLOW_KEY_CREATED:
+        else if (ref_order[i].key == FOLLOW_KEY_CREATED)
             c = cmp_key(false, a->created_at, false, b->created_at, d);
-            break;
-        case FOLLOW_KEY_UPDATED:
+        else
             c = cmp_key(false, a->updated_at, false, b->updated_at, d);
-            break;
-        case FOLLOW_KEY_ID:
-            c = strcmp(a->id, b->id);
-            c = d ? -c : c;
-            break;
-        }
-        if (c != 0) return c;
     }
-    return 0;
+    return c;
 }
-
-typedef struct ffound {
-    int n;
-    char ids[NFF][UUID_BUFSZ];
-    follow_copy_t last;
-} ffound_t;
 
 static void on_ffound(void *ctx, const follow_t *f)
 {
-    ffound_t *c = ctx;
+    found_t *c = ctx;
     cr_assert_lt(c->n, NFF);
     strcpy(c->ids[c->n++], f->id);
-    keep_follow(&c->last, f);
+    keep_follow(&c->flast, f);
 }
 
 static void expect_follow_find(store_follow_query_t q, const char *what)
@@ -2170,25 +2161,25 @@ static void expect_follow_find(store_follow_query_t q, const char *what)
     for (int i = 0; i < NFF; i++)
         if (ref_keeps_follow(&fws[i], &q)) keep[nwant++] = &fws[i];
     qsort(keep, (size_t)nwant, sizeof keep[0], ref_cmp_follow);
-    ffound_t got = {0};
+    found_t got = {0};
     int64_t total = -2;
     cr_assert_eq(store_follow_find(st, app1.id, &q, &total, on_ffound, &got, NULL), STORE_OK, "%s", what);
     cr_expect_eq(total, nwant, "%s: count", what);
-    cr_expect_eq(got.n, nwant, "%s: %d follows, want %d", what, got.n, nwant);
-    for (int i = 0; i < got.n && i < nwant; i++)
-        cr_expect_str_eq(got.ids[i], keep[i]->id, "%s: position %d", what, i);
+    static char want[NFF][UUID_BUFSZ];
+    for (int i = 0; i < nwant; i++)
+        strcpy(want[i], keep[i]->id);
+    expect_ids(&got, want, nwant, what);
+    q.limit = 4, q.count = false;
     store_pos_t pos;
-    q.limit = 4;
-    q.count = false;
     int seen = 0;
     for (int page = 0; page < 20; page++) {
-        ffound_t pg = {0};
+        found_t pg = {0};
         cr_assert_eq(store_follow_find(st, app1.id, &q, &total, on_ffound, &pg, NULL), STORE_OK);
         for (int i = 0; i < pg.n; i++, seen++)
             cr_expect(seen < nwant && strcmp(pg.ids[i], keep[seen]->id) == 0, "%s: keyset page %d row %d",
                       what, page, i);
         if (pg.n < 4) break;
-        store_follow_pos(&pg.last.f, order, ref_norder, &pos);
+        store_follow_pos(&pg.flast.f, order, ref_norder, &pos);
         q.after = &pos;
     }
     cr_expect_eq(seen, nwant, "%s: keyset walk", what);
@@ -2249,7 +2240,7 @@ Test(store, follow_find_filters_sorts_and_pages)
     expect_follow_find(q, "another app's lead: none");
     /* One lead's follows: a lead that does not exist (or is another app's)
      * is STORE_NOT_FOUND; one without follows an empty page. */
-    ffound_t got = {0};
+    found_t got = {0};
     int64_t total = -2;
     q = base_follow_query(ff_leads[3]);
     cr_expect_eq(store_follow_find(st, app1.id, &q, &total, on_ffound, &got, NULL), STORE_NOT_FOUND);

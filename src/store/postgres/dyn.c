@@ -13,19 +13,9 @@
 
 #include "store/postgres/pg_int.h"
 
-static uint64_t hash_of(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 int pg_dyn_id(pg_store_t *s, const char *sql)
 {
-    uint64_t h = hash_of(sql);
+    uint64_t h = store_hash(sql);
     int lru = 0;
     s->dyn_tick++;
     for (int i = 0; i < PG_DYN_MAX; i++) {

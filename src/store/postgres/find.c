@@ -85,37 +85,47 @@ static void read_find(const PGresult *r, int c0, pg_emit_fn emit, void *cb, void
     emit(r, c0, cb, ctx);
 }
 
-store_rc_t pg_lead_find(store_t *base, int64_t app, const store_lead_query_t *lq, int64_t *total,
-                        store_lead_cb cb, void *ctx, const store_async_t *async)
+/* A find read: q (on the heap: it is large) written by build, run, and
+ * its rows read; none at all is STORE_NOT_FOUND when one_lead. */
+static store_rc_t find(store_t *base, bool (*build)(fq_t *, int64_t, const void *), int64_t app,
+                       const void *query, pg_emit_fn emit, void *cb, void *ctx, int64_t *total, bool one_lead)
 {
-    (void)async;
     fq_t *q = malloc(sizeof *q);
     if (q == NULL) return STORE_ERROR;
     fq_init(q, true);
     PGresult *r = NULL;
-    store_rc_t rc = fq_lead_find(q, app, lq) ? run_find(pg_of(base), q, &r) : STORE_ERROR;
-    if (rc == STORE_OK) read_find(r, q->c0, pg_emit_leads, (void *)cb, ctx, total);
+    store_rc_t rc = build(q, app, query) ? run_find(pg_of(base), q, &r) : STORE_ERROR;
+    if (rc == STORE_OK && one_lead && PQntuples(r) == 0)
+        rc = STORE_NOT_FOUND; /* the lead does not exist */
+    else if (rc == STORE_OK)
+        read_find(r, q->c0, emit, cb, ctx, total);
     PQclear(r);
     free(q);
     return rc;
+}
+
+static bool build_leads(fq_t *q, int64_t app, const void *query)
+{
+    return fq_lead_find(q, app, query);
+}
+
+static bool build_follows(fq_t *q, int64_t app, const void *query)
+{
+    return fq_follow_find(q, app, query);
+}
+
+store_rc_t pg_lead_find(store_t *base, int64_t app, const store_lead_query_t *lq, int64_t *total,
+                        store_lead_cb cb, void *ctx, const store_async_t *async)
+{
+    (void)async;
+    return find(base, build_leads, app, lq, pg_emit_leads, (void *)cb, ctx, total, false);
 }
 
 store_rc_t pg_follow_find(store_t *base, int64_t app, const store_follow_query_t *fq, int64_t *total,
                           store_follow_cb cb, void *ctx, const store_async_t *async)
 {
     (void)async;
-    fq_t *q = malloc(sizeof *q);
-    if (q == NULL) return STORE_ERROR;
-    fq_init(q, true);
-    PGresult *r = NULL;
-    store_rc_t rc = fq_follow_find(q, app, fq) ? run_find(pg_of(base), q, &r) : STORE_ERROR;
-    if (rc == STORE_OK && PQntuples(r) == 0)
-        rc = STORE_NOT_FOUND; /* the lead does not exist */
-    else if (rc == STORE_OK)
-        read_find(r, q->c0, pg_emit_follows, (void *)cb, ctx, total);
-    PQclear(r);
-    free(q);
-    return rc;
+    return find(base, build_follows, app, fq, pg_emit_follows, (void *)cb, ctx, total, fq->lead[0] != '\0');
 }
 
 store_rc_t pg_lead_summary(store_t *base, int64_t app, const store_lead_filter_t *f, int64_t now,

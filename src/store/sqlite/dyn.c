@@ -11,20 +11,9 @@
 
 #include "store/sqlite/sqlite_int.h"
 
-/* FNV-1a: a quick first comparison before strcmp. */
-static uint64_t hash_of(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 sqlite3_stmt *sq_dyn_stmt(sqlite_store_t *s, const char *sql)
 {
-    uint64_t h = hash_of(sql);
+    uint64_t h = store_hash(sql);
     sq_dyn_t *lru = &s->dyn[0];
     s->dyn_tick++;
     for (int i = 0; i < SQ_DYN_MAX; i++) {

@@ -66,6 +66,15 @@ static store_rc_t step_find(sqlite_store_t *s, sqlite3_stmt *st, int c0, sq_row_
     return rc;
 }
 
+/* Runs q's find statement once written (built true), its records to emit. */
+static store_rc_t run_find(sqlite_store_t *s, const fq_t *q, bool built, sq_row_at_fn emit, void *cb,
+                           void *ctx, int64_t *total, int *rows)
+{
+    sqlite3_stmt *st = built ? prepare(s, q) : NULL;
+    if (st == NULL) return STORE_ERROR;
+    return step_find(s, st, q->c0, emit, cb, ctx, total, rows);
+}
+
 store_rc_t sq_lead_find(store_t *base, int64_t app, const store_lead_query_t *lq, int64_t *total,
                         store_lead_cb cb, void *ctx, const store_async_t *async)
 {
@@ -74,26 +83,20 @@ store_rc_t sq_lead_find(store_t *base, int64_t app, const store_lead_query_t *lq
     fq_t q;
     fq_init(&q, false);
     q.search = choose_search(s, &q, lq->f.search);
-    if (!fq_lead_find(&q, app, lq)) return STORE_ERROR;
-    sqlite3_stmt *st = prepare(s, &q);
-    if (st == NULL) return STORE_ERROR;
     int rows;
-    return step_find(s, st, q.c0, sq_emit_lead_at, (void *)cb, ctx, total, &rows);
+    return run_find(s, &q, fq_lead_find(&q, app, lq), sq_emit_lead_at, (void *)cb, ctx, total, &rows);
 }
 
 store_rc_t sq_follow_find(store_t *base, int64_t app, const store_follow_query_t *fq, int64_t *total,
                           store_follow_cb cb, void *ctx, const store_async_t *async)
 {
     (void)async;
-    sqlite_store_t *s = sq_of(base);
     fq_t q;
     fq_init(&q, false);
-    if (!fq_follow_find(&q, app, fq)) return STORE_ERROR;
-    sqlite3_stmt *st = prepare(s, &q);
-    if (st == NULL) return STORE_ERROR;
     int rows;
-    store_rc_t rc = step_find(s, st, q.c0, sq_emit_follow_at, (void *)cb, ctx, total, &rows);
-    return rc == STORE_OK && rows == 0 ? STORE_NOT_FOUND : rc;
+    store_rc_t rc = run_find(sq_of(base), &q, fq_follow_find(&q, app, fq), sq_emit_follow_at, (void *)cb, ctx,
+                             total, &rows);
+    return rc == STORE_OK && rows == 0 ? STORE_NOT_FOUND : rc; /* not even the lead */
 }
 
 store_rc_t sq_lead_summary(store_t *base, int64_t app, const store_lead_filter_t *f, int64_t now,
