@@ -300,6 +300,15 @@ text_ref_t fq_fts_match(fq_t *q, text_ref_t term)
 
 /* --- filters --------------------------------------------------------------------- */
 
+/* A filtered column as the plan wants it: name is "+l.col"; under
+ * FQ_PLAN_SORT, every column but the sort's keeps its '+' (no index for
+ * it: the sort's index is walked), else it is used as it is. */
+static const char *col(const fq_t *q, const char *name)
+{
+    bool off = q->plan == FQ_PLAN_SORT && (q->sort_col == NULL || strcmp(name + 1, q->sort_col) != 0);
+    return off ? name : name + 1;
+}
+
 /* " AND (pre name mid P post OR pre source mid P post)" over the folded
  * name and source, P being parameter n. */
 static void put_name_or_source(fq_t *q, fq_buf_t *b, const char *pre, const char *mid, const char *post,
@@ -358,14 +367,15 @@ static void range_where(fq_t *q, fq_buf_t *b, const char *col, const char *op, b
  * way round, by follows_app_state. */
 static void follows_where(fq_t *q, fq_buf_t *b, const store_lead_filter_t *f)
 {
-    if (f->has_overdue == 1) {
+    if (f->has_overdue == 1 && q->plan != FQ_PLAN_SORT) {
         put(b, " AND l.id IN (SELECT o.lead_id FROM follows o WHERE o.app_id = ");
         put_app(q, b);
         put(b, " AND o.status = 0 AND o.due_at < ");
         put_now(q, b);
         put(b, ")");
-    } else if (f->has_overdue == 0) {
-        put(b, " AND NOT EXISTS (SELECT 1 FROM follows o WHERE o.app_id = l.app_id AND o.lead_id = l.id "
+    } else if (f->has_overdue >= 0) {
+        put(b, f->has_overdue ? " AND EXISTS" : " AND NOT EXISTS");
+        put(b, " (SELECT 1 FROM follows o WHERE o.app_id = l.app_id AND o.lead_id = l.id "
                "AND o.status = 0 AND o.due_at < ");
         put_now(q, b);
         put(b, ")");
@@ -382,22 +392,24 @@ static void lead_where(fq_t *q, fq_buf_t *b, const store_lead_filter_t *f)
 {
     put(b, "l.app_id = ");
     put_app(q, b);
-    put_bits(b, "l.stage", f->stages, SCHEMA_STAGES);
-    put_bits(b, "l.status", f->statuses, SCHEMA_STATUSES);
+    put_bits(b, col(q, "+l.stage"), f->stages, SCHEMA_STAGES);
+    put_bits(b, col(q, "+l.status"), f->statuses, SCHEMA_STATUSES);
     if (f->nsources > 0) {
         put(b, " AND ");
-        put_in(q, b, "l.source", f->sources, NULL, f->nsources);
+        put_in(q, b, col(q, "+l.source"), f->sources, NULL, f->nsources);
     }
-    id_where(q, b, "l.account_id", f->accounts, f->naccounts, f->account_unset);
-    id_where(q, b, "l.contact_id", f->contacts, f->ncontacts, f->contact_unset);
-    range_where(q, b, "l.value_cents", ">=", f->has_value_min, f->value_min);
-    range_where(q, b, "l.value_cents", "<=", f->has_value_max, f->value_max);
-    range_where(q, b, "l.probability", ">=", f->probability_min >= 0, f->probability_min);
-    range_where(q, b, "l.probability", "<=", f->probability_max >= 0, f->probability_max);
-    range_where(q, b, "l.created_at", ">=", f->has_created_from, f->created_from);
-    range_where(q, b, "l.created_at", "<", f->has_created_to, f->created_to);
-    range_where(q, b, "l.updated_at", ">=", f->has_updated_from, f->updated_from);
-    range_where(q, b, "l.updated_at", "<", f->has_updated_to, f->updated_to);
+    id_where(q, b, col(q, "+l.account_id"), f->accounts, f->naccounts, f->account_unset);
+    id_where(q, b, col(q, "+l.contact_id"), f->contacts, f->ncontacts, f->contact_unset);
+    const char *v = col(q, "+l.value_cents"), *p = col(q, "+l.probability"), *c = col(q, "+l.created_at"),
+               *u = col(q, "+l.updated_at");
+    range_where(q, b, v, ">=", f->has_value_min, f->value_min);
+    range_where(q, b, v, "<=", f->has_value_max, f->value_max);
+    range_where(q, b, p, ">=", f->probability_min >= 0, f->probability_min);
+    range_where(q, b, p, "<=", f->probability_max >= 0, f->probability_max);
+    range_where(q, b, c, ">=", f->has_created_from, f->created_from);
+    range_where(q, b, c, "<", f->has_created_to, f->created_to);
+    range_where(q, b, u, ">=", f->has_updated_from, f->updated_from);
+    range_where(q, b, u, "<", f->has_updated_to, f->updated_to);
     if (f->search.ptr != NULL) search_where(q, b, f->search);
     follows_where(q, b, f);
 }
@@ -595,14 +607,15 @@ static void put_phase(fq_t *q, fq_buf_t *b, enum phase ph, const fq_key_t *k, in
 
 /* The ORDER BY of keys k[0..n) on columns named by col (the key's own, or
  * the arm's output s0, s1, ... with prefix): unset values last. */
-static void put_order(fq_buf_t *b, const fq_key_t *k, int n, const char *prefix, bool first_plain)
+static void put_order(fq_buf_t *b, const fq_key_t *k, int n, const char *prefix, bool first_plain,
+                      bool no_index)
 {
     for (int i = 0; i < n; i++) {
         char col[64];
         if (prefix != NULL)
             snprintf(col, sizeof col, "%ss%d", prefix, i);
         else
-            snprintf(col, sizeof col, "%s", k[i].col);
+            snprintf(col, sizeof col, "%s%s", no_index ? "+" : "", k[i].col);
         if (i > 0) put(b, ", ");
         if (k[i].nullable && !(i == 0 && first_plain)) putf(b, "(%s IS NULL), ", col);
         putf(b, "%s %s", col, k[i].desc ? "DESC" : "ASC");
@@ -637,7 +650,7 @@ static void put_arm(fq_t *q, const fq_read_t *rd, int ph_index, enum phase ph, i
     put_phase(q, b, ph, rd->k, rd->nk, rd->after);
     put(b, " ORDER BY ");
     /* Inside a phase the first key is either set throughout or constant. */
-    put_order(b, rd->k, rd->nk, NULL, true);
+    put_order(b, rd->k, rd->nk, NULL, true, q->plan == FQ_PLAN_FILTER);
     put(b, " LIMIT ");
     put_param(q, b, lim_param);
     putf(b, ") AS a%d", ph_index);
@@ -667,7 +680,7 @@ static void put_page(fq_t *q, const fq_read_t *rd)
         put_arm(q, rd, i, ph[i], arm_lim);
     }
     put(b, ") AS u ORDER BY ph, ");
-    put_order(b, rd->k, rd->nk, "", false);
+    put_order(b, rd->k, rd->nk, "", false, false);
     put(b, " LIMIT ");
     put_int(q, b, rd->limit);
     put(b, " OFFSET ");
@@ -679,7 +692,7 @@ static void put_page(fq_t *q, const fq_read_t *rd)
 static void put_final_order(fq_t *q, const fq_read_t *rd)
 {
     put(&q->sql, " ORDER BY p.ph, ");
-    put_order(&q->sql, rd->k, rd->nk, "p.", false);
+    put_order(&q->sql, rd->k, rd->nk, "p.", false, false);
 }
 
 static bool done(fq_t *q)
@@ -721,9 +734,18 @@ static bool keys_of(fq_t *q, fq_read_t *rd, const store_sort_t *order, int n, co
     return true;
 }
 
+/* The column of a lead query's first sort key. */
+static const char *first_sort_col(const store_lead_query_t *lq)
+{
+    store_sort_t order[STORE_SORT_MAX];
+    store_lead_order(lq->sort, lq->nsort, order);
+    return LEAD_KEYS[order[0].key].col;
+}
+
 bool fq_lead_find(fq_t *q, int64_t app, const store_lead_query_t *lq)
 {
     begin(q, app, lq->now);
+    q->sort_col = first_sort_col(lq);
     lead_where(q, &q->where, &lq->f);
     fq_read_t rd = read_of("leads l", SCHEMA_LEAD_COLS_L, lq->limit, lq->offset, lq->after, lq->count);
     store_sort_t order[STORE_SORT_MAX];
@@ -752,6 +774,48 @@ bool fq_follow_find(fq_t *q, int64_t app, const store_follow_query_t *fq)
     }
     put_final_order(q, &rd);
     return done(q);
+}
+
+static bool totals_suffice(const store_lead_filter_t *f);
+
+bool fq_lead_probe(fq_t *q, int64_t app, const store_lead_filter_t *f, int64_t now, int cap)
+{
+    begin(q, app, now);
+    put(&q->sql, "SELECT count(*) FROM (SELECT 1 FROM leads l WHERE ");
+    lead_where(q, &q->sql, f);
+    put(&q->sql, " LIMIT ");
+    put_int(q, &q->sql, cap);
+    put(&q->sql, ") AS k");
+    return done(q);
+}
+
+bool fq_totals_count(fq_t *q, int64_t app, const store_lead_filter_t *f)
+{
+    begin(q, app, 0);
+    put(&q->sql, "SELECT COALESCE(sum(n), 0) FROM lead_totals WHERE app_id = ");
+    put_app(q, &q->sql);
+    put_bits(&q->sql, "stage", f->stages, SCHEMA_STAGES);
+    put_bits(&q->sql, "status", f->statuses, SCHEMA_STATUSES);
+    return done(q);
+}
+
+bool fq_lead_filters_beyond_sort(const store_lead_query_t *lq)
+{
+    const store_lead_filter_t *f = &lq->f;
+    const char *sc = first_sort_col(lq);
+    bool value = f->has_value_min || f->has_value_max,
+         prob = f->probability_min >= 0 || f->probability_max >= 0;
+    bool created = f->has_created_from || f->has_created_to,
+         updated = f->has_updated_from || f->has_updated_to;
+    return f->stages || f->statuses || f->nsources || f->naccounts || f->account_unset || f->ncontacts ||
+           f->contact_unset || f->search.ptr != NULL || f->has_overdue >= 0 || f->has_open >= 0 ||
+           (value && strcmp(sc, "l.value_cents") != 0) || (prob && strcmp(sc, "l.probability") != 0) ||
+           (created && strcmp(sc, "l.created_at") != 0) || (updated && strcmp(sc, "l.updated_at") != 0);
+}
+
+bool fq_by_stage_status_only(const store_lead_filter_t *f)
+{
+    return totals_suffice(f);
 }
 
 /* True when f keeps leads by stage and status only: the kept totals

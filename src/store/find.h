@@ -57,6 +57,18 @@ typedef struct fq_param {
  * sort's index finds a page sooner). */
 enum fq_search { FQ_SEARCH_INDEX, FQ_SEARCH_SCAN };
 
+/* SQLite's plan of a lead find (PostgreSQL's planner has statistics of
+ * the data, and chooses alone): from the filters' indexes, then sorting
+ * what they keep (when it is small), or walking the sort's index and
+ * looking at each row (when it is not). The unary '+' that SQLite reads
+ * as "no index for this" enforces it: on the sort keys in ORDER BY, or
+ * on the filtered columns. */
+enum fq_plan { FQ_PLAN_ANY, FQ_PLAN_FILTER, FQ_PLAN_SORT };
+
+/* A filtered set smaller than this is read through its filters' indexes
+ * and sorted; a larger one by walking the sort's index. */
+#define FQ_SMALL 1000
+
 /* Room for a statement, for the filter part of it, its parameters, and the
  * texts made for them (a MATCH expression, a LIKE pattern). */
 #define FQ_SQL_MAX 24576
@@ -77,6 +89,8 @@ typedef struct fq_buf {
 typedef struct fq {
     bool pg; /* the dialect: PostgreSQL, else SQLite */
     enum fq_search search;
+    enum fq_plan plan;
+    const char *sort_col;     /* the first sort key's column (FQ_PLAN_SORT leaves it indexed) */
     int c0;                   /* the column the records start at */
     int app_param, now_param; /* parameters written once, used anywhere (now: 0 until it is) */
     int64_t now;
@@ -101,6 +115,18 @@ bool fq_follow_find(fq_t *q, int64_t app, const store_follow_query_t *fq);
 bool fq_lead_summary(fq_t *q, int64_t app, const store_lead_filter_t *f, int64_t now);
 /* Adds one summary row to *out (kept only when f keeps its cell). */
 void fq_summary_add(store_summary_t *out, const store_lead_filter_t *f, const int64_t row[8]);
+
+/* Whether a lead find filters by anything but its first sort key's own
+ * column: only then does the plan matter (fq_plan). */
+bool fq_lead_filters_beyond_sort(const store_lead_query_t *lq);
+/* Whether f keeps leads by stage and status only (the kept totals count
+ * them: fq_totals_count). */
+bool fq_by_stage_status_only(const store_lead_filter_t *f);
+/* The statement counting the leads f keeps, up to cap: (n). */
+bool fq_lead_probe(fq_t *q, int64_t app, const store_lead_filter_t *f, int64_t now, int cap);
+/* The statement counting the leads of f's stages and statuses from the
+ * kept totals: (n). */
+bool fq_totals_count(fq_t *q, int64_t app, const store_lead_filter_t *f);
 
 /* SQLite: the MATCH expression of a folded term for lead_fts, written into
  * q's own texts: the term as a phrase, in either column. */

@@ -43,6 +43,7 @@
 #include "model/decimal.h"
 #include "model/text.h"
 #include "store/copy.h"
+#include "store/find.h"
 #include "store/sqlite/sqlite_int.h"
 #include "store/store.h"
 
@@ -2461,4 +2462,62 @@ Test(store, migrating_from_version_2_folds_counts_and_indexes_existing_leads)
     cr_expect_eq(c->n, 2);
     cr_expect(cell_value(c) == 99999999999999 && cell_weight(c) == (u128)99999999999999 * 50);
     store_close(s);
+}
+
+/* Large sets take the other plan (store/find.h, fq_plan): a term or a
+ * filter that keeps more than FQ_SMALL leads is found by walking the
+ * sort's index; one that keeps few through its own index. Either way the
+ * answer is the same. */
+Test(store, find_plans_for_small_and_large_sets_agree)
+{
+    const int n = FQ_SMALL + 100;
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    for (int i = 0; i < n; i++) {
+        lead_t l = mk_lead(0, NULL, 1000 + i);
+        char name[64];
+        snprintf(name, sizeof name, "Common Lead %d", i);
+        l.name = T(name);
+        big_id(i, l.id);
+        l.has_value = true;
+        l.value_cents = i;
+        l.stage = i % 2 ? STAGE_QUALIFIED : STAGE_NEGOTIATION;
+        if (i == 7) l.stage = STAGE_PROPOSAL;
+        cr_assert_eq(store_lead_create(st, app1.id, &l), STORE_OK);
+    }
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    char last[UUID_BUFSZ], seventh[UUID_BUFSZ];
+    big_id(n - 1, last);
+    big_id(7, seventh);
+    struct {
+        const char *search;
+        int stage, value_min, sort;
+        int64_t total;
+        const char *first;
+    } cases[] = {
+        {"common", -1, -1, -1, n, last},                              /* a term every lead holds: walk */
+        {"lead 1099", -1, -1, -1, 1, NULL},                           /* one lead: the index */
+        {NULL, -1, 0, -1, n, last},                                   /* a range keeping all: walk */
+        {NULL, -1, n - 5, -1, 5, last},                               /* a range keeping five: the index */
+        {NULL, STAGE_QUALIFIED, -1, LEAD_KEY_VALUE, n / 2 - 1, last}, /* odd ones but the seventh */
+        {NULL, STAGE_PROPOSAL, -1, LEAD_KEY_VALUE, 1, seventh}, /* a rare stage: the kept totals say so */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        store_lead_query_t q = base_query();
+        q.limit = 3;
+        char folded[64];
+        if (cases[c].search != NULL) {
+            fold_into(T(cases[c].search), folded, sizeof folded);
+            q.f.search = T(folded);
+        }
+        if (cases[c].stage >= 0) q.f.stages = 1u << cases[c].stage;
+        q.f.has_value_min = cases[c].value_min >= 0;
+        q.f.value_min = cases[c].value_min;
+        if (cases[c].sort >= 0) q.nsort = 1, q.sort[0] = (store_sort_t){cases[c].sort, true};
+        found_t got = {0};
+        int64_t total = -1;
+        cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &got, NULL), STORE_OK);
+        cr_expect_eq(total, cases[c].total, "case %zu: total %lld", c, (long long)total);
+        cr_expect_eq(got.n, cases[c].total < 3 ? (int)cases[c].total : 3, "case %zu", c);
+        if (cases[c].first != NULL && got.n > 0) cr_expect_str_eq(got.ids[0], cases[c].first, "case %zu", c);
+    }
 }

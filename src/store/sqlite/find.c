@@ -14,7 +14,7 @@
 #include "store/sqlite/sqlite_int.h"
 
 /* A term that this many leads (of any app) hold is searched by walking. */
-#define SEARCH_DENSE 2000
+#define SEARCH_DENSE FQ_SMALL
 
 static const char probe_sql[] =
     "SELECT count(*) FROM (SELECT 1 FROM lead_fts WHERE lead_fts MATCH ?1 LIMIT ?2)";
@@ -32,6 +32,40 @@ static enum fq_search choose_search(sqlite_store_t *s, fq_t *q, text_ref_t term)
     int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : SEARCH_DENSE;
     sq_reset(st);
     return n < SEARCH_DENSE ? FQ_SEARCH_INDEX : FQ_SEARCH_SCAN;
+}
+
+static sqlite3_stmt *prepare(sqlite_store_t *s, const fq_t *q);
+
+/* The one number a statement of fq_lead_probe or fq_totals_count gives;
+ * -1 on failure. */
+static int64_t count_of(sqlite_store_t *s, const fq_t *q, bool built)
+{
+    sqlite3_stmt *st = built ? prepare(s, q) : NULL;
+    if (st == NULL) return -1;
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sq_reset(st);
+    return n;
+}
+
+/* How a lead find runs (fq_plan): a search the trigram index narrows
+ * drives it; otherwise, when it filters by more than its sort's column,
+ * the size of the filtered set (up to FQ_SMALL: from the kept totals when
+ * it filters by stage and status only, else by a capped count) decides. */
+static void choose_plan(sqlite_store_t *s, fq_t *q, int64_t app, const store_lead_query_t *lq)
+{
+    q->search = choose_search(s, q, lq->f.search);
+    if (lq->f.search.ptr != NULL && q->search == FQ_SEARCH_INDEX) {
+        q->plan = FQ_PLAN_FILTER;
+        return;
+    }
+    if (!fq_lead_filters_beyond_sort(lq)) return;
+    fq_t probe;
+    fq_init(&probe, false);
+    probe.search = q->search;
+    int64_t n = fq_by_stage_status_only(&lq->f)
+                    ? count_of(s, &probe, fq_totals_count(&probe, app, &lq->f))
+                    : count_of(s, &probe, fq_lead_probe(&probe, app, &lq->f, lq->now, FQ_SMALL));
+    q->plan = n >= 0 && n < FQ_SMALL ? FQ_PLAN_FILTER : FQ_PLAN_SORT;
 }
 
 /* q's statement, prepared and bound; NULL on failure (logged). */
@@ -82,7 +116,7 @@ store_rc_t sq_lead_find(store_t *base, int64_t app, const store_lead_query_t *lq
     sqlite_store_t *s = sq_of(base);
     fq_t q;
     fq_init(&q, false);
-    q.search = choose_search(s, &q, lq->f.search);
+    choose_plan(s, &q, app, lq);
     int rows;
     return run_find(s, &q, fq_lead_find(&q, app, lq), sq_emit_lead_at, (void *)cb, ctx, total, &rows);
 }
