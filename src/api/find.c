@@ -174,7 +174,7 @@ static text_ref_t search_term(api_req_t *r, verrs_t *errs)
 
 void api_lead_filter_parse(api_req_t *r, store_lead_filter_t *f, verrs_t *errs)
 {
-    memset(f, 0, sizeof *f);
+    store_lead_filter_init(f);
     f->stages = enum_bits(r, "stage", lead_stage_name, SCHEMA_STAGES,
                           "new, contacted, qualified, proposal, negotiation", errs);
     f->statuses =

@@ -40,6 +40,13 @@ static int complete(const store_sort_t *sort, int n, const store_sort_t *ties, i
     return k;
 }
 
+void store_lead_filter_init(store_lead_filter_t *f)
+{
+    memset(f, 0, sizeof *f);
+    f->probability_min = f->probability_max = -1;
+    f->has_overdue = f->has_open = -1;
+}
+
 int store_lead_order(const store_sort_t *sort, int n, store_sort_t out[STORE_SORT_MAX])
 {
     static const store_sort_t ties[] = {{LEAD_KEY_CREATED, true}, {LEAD_KEY_ID, true}};

@@ -186,6 +186,9 @@ typedef struct store_lead_filter {
     int has_open;      /* -1: any; 1: a follow is not completed; 0: none is */
 } store_lead_filter_t;
 
+/* Makes *f the filter that keeps every lead. */
+void store_lead_filter_init(store_lead_filter_t *f);
+
 /* One sort value of a row; texts (a folded name, an id) point elsewhere. */
 typedef struct store_val {
     bool null;

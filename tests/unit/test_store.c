@@ -1846,11 +1846,8 @@ static int ref_find(const store_lead_query_t *q, char (*out)[UUID_BUFSZ])
 
 static store_lead_query_t base_query(void)
 {
-    store_lead_query_t q;
-    memset(&q, 0, sizeof q);
-    q.f.probability_min = q.f.probability_max = -1;
-    q.f.has_overdue = q.f.has_open = -1;
-    q.limit = 100;
+    store_lead_query_t q = {.limit = 100};
+    store_lead_filter_init(&q.f);
     q.count = true;
     q.now = FIND_NOW;
     return q;
@@ -2300,9 +2297,7 @@ static void expect_summary(const store_lead_filter_t *f, const char *what)
 static store_lead_filter_t no_filter(void)
 {
     store_lead_filter_t f;
-    memset(&f, 0, sizeof f);
-    f.probability_min = f.probability_max = -1;
-    f.has_overdue = f.has_open = -1;
+    store_lead_filter_init(&f);
     return f;
 }
 

@@ -207,12 +207,8 @@ static void plan_of(store_t *s, const fq_t *q, char *out, size_t cap)
 
 static store_lead_query_t plan_query(void)
 {
-    store_lead_query_t q;
-    memset(&q, 0, sizeof q);
-    q.f.probability_min = q.f.probability_max = -1;
-    q.f.has_overdue = q.f.has_open = -1;
-    q.limit = 16;
-    q.now = 1000;
+    store_lead_query_t q = {.limit = 16, .now = 1000};
+    store_lead_filter_init(&q.f);
     return q;
 }
 
