@@ -310,6 +310,25 @@ static api_cursor_bind_t binding(const api_req_t *r)
     return b;
 }
 
+/* Keys r's filtered page in the response cache: its filters and sort
+ * (r->rd.digest), its count and cursor, its page and records. */
+static void cache_variant(api_req_t *r)
+{
+    digest_t d;
+    digest_begin(&d, r->rd.kind);
+    dig(&d, r->rd.digest, sizeof r->rd.digest);
+    dig_int(&d, r->rd.no_count);
+    h2o_iovec_t c = api_query_value(r, "cursor");
+    dig_text(&d, (text_ref_t){c.base, c.len});
+    r->rd.key =
+        (cache_key_t){.kind = CACHE_LEADS, .app = r->app.id, .page = r->rd.page, .records = r->rd.records};
+    unsigned int len = 0;
+    bool ok = d.ctx != NULL && EVP_DigestFinal_ex(d.ctx, r->rd.key.variant, &len) == 1 &&
+              len == sizeof r->rd.key.variant;
+    EVP_MD_CTX_free(d.ctx);
+    if (!ok) r->rd.key.kind = 0; /* not kept */
+}
+
 /* --- paging ---------------------------------------------------------------------- */
 
 /* page and records, or a cursor (into *after): with its problems. Sets
@@ -505,6 +524,10 @@ void api_leads_list(api_req_t *r)
     q->count = !r->rd.no_count;
     q->now = r->now;
     r->rd.query = q;
+    /* A page that depends on the leads alone (not on their follows, nor
+     * on the time) is kept like the plain list, under its variant: a lead
+     * write makes every list of its app stale. */
+    if (q->f.has_overdue < 0 && q->f.has_open < 0) cache_variant(r);
     api_resource_read(r, &FIND_LEADS);
 }
 

@@ -140,7 +140,8 @@ void fq_init(fq_t *q, bool pg)
     q->pg = pg;
     q->sql = (fq_buf_t){q->sql_buf, 0, sizeof q->sql_buf, false};
     q->where = (fq_buf_t){q->where_buf, 0, sizeof q->where_buf, false};
-    q->sql_buf[0] = q->where_buf[0] = '\0';
+    q->count_where = (fq_buf_t){q->count_buf, 0, sizeof q->count_buf, false};
+    q->sql_buf[0] = q->where_buf[0] = q->count_buf[0] = '\0';
 }
 
 static void put(fq_buf_t *b, const char *s)
@@ -469,6 +470,7 @@ typedef struct fq_key {
     bool desc, nullable;
     fq_type_t type;
     int vparam; /* the position's value, or 0 */
+    int domain; /* a key of a few values (the stage): 0..domain-1, read one value at a time */
 } fq_key_t;
 
 /* The keys of leads and follows, by enum store_lead_key / store_follow_key. */
@@ -478,7 +480,7 @@ static const fq_key_t LEAD_KEYS[] = {
     [LEAD_KEY_NAME] = {"l.name_fold", false, false, FQ_TEXT, 0},
     [LEAD_KEY_VALUE] = {"l.value_cents", false, true, FQ_INT8, 0},
     [LEAD_KEY_PROBABILITY] = {"l.probability", false, true, FQ_INT8, 0},
-    [LEAD_KEY_STAGE] = {"l.stage", false, false, FQ_INT8, 0},
+    [LEAD_KEY_STAGE] = {"l.stage", false, false, FQ_INT8, 0, SCHEMA_STAGES},
     [LEAD_KEY_ID] = {"l.id", false, false, FQ_UUID, 0},
 };
 static const fq_key_t FOLLOW_KEYS[] = {
@@ -489,44 +491,65 @@ static const fq_key_t FOLLOW_KEYS[] = {
 };
 
 /* The kinds of index range a page reads (see find.h). */
-enum phase {
-    PH_ALL,        /* the whole set */
-    PH_SET,        /* k0 is set */
-    PH_UNSET,      /* k0 is unset */
-    PH_ROW,        /* after the position, as one row-value comparison */
-    PH_EQ_AFTER,   /* k0 = v0, the rest after the position */
-    PH_BEYOND,     /* k0 beyond v0 */
-    PH_UNSET_AFTER /* k0 unset, the rest after the position */
+enum phase_kind {
+    PH_ALL,         /* the whole set */
+    PH_SET,         /* k0 is set */
+    PH_UNSET,       /* k0 is unset */
+    PH_ROW,         /* after the position, as one row-value comparison */
+    PH_EQ_AFTER,    /* k0 = v0, the rest after the position */
+    PH_BEYOND,      /* k0 beyond v0 */
+    PH_UNSET_AFTER, /* k0 unset, the rest after the position */
+    PH_VALUE        /* k0 = one value of its domain */
 };
 
-/* The phases of a page of keys k[0..n) after pos (NULL: the first page). */
-static int phases_of(const fq_key_t *k, int n, const store_pos_t *pos, enum phase out[3])
+typedef struct phase {
+    enum phase_kind kind;
+    int value; /* PH_VALUE's */
+} phase_t;
+
+/* At most this many ranges: a domain's values, and the position's own. */
+#define PHASES_MAX (SCHEMA_STAGES + 1)
+
+/* A key of a few values, one range per value, in the key's direction:
+ * only those of allowed (0: all), and after the position's value. */
+static int domain_phases(const fq_key_t *k, unsigned allowed, const store_pos_t *pos, phase_t *out)
 {
+    int n = 0;
+    if (pos != NULL) out[n++] = (phase_t){PH_EQ_AFTER, 0};
+    for (int i = 0; i < k->domain; i++) {
+        int v = k->desc ? k->domain - 1 - i : i;
+        if (allowed != 0 && !(allowed & (1u << v))) continue;
+        if (pos != NULL && (k->desc ? v >= pos->v[0].i : v <= pos->v[0].i)) continue;
+        out[n++] = (phase_t){PH_VALUE, v};
+    }
+    return n;
+}
+
+/* The phases of a page of keys k[0..n) after pos (NULL: the first page). */
+static int phases_of(const fq_key_t *k, int n, unsigned allowed, const store_pos_t *pos,
+                     phase_t out[PHASES_MAX])
+{
+    if (k[0].domain > 0) return domain_phases(&k[0], allowed, pos, out);
     if (pos == NULL) {
-        if (!k[0].nullable) {
-            out[0] = PH_ALL;
-            return 1;
-        }
-        out[0] = PH_SET;
-        out[1] = PH_UNSET;
-        return 2;
+        out[0] = (phase_t){k[0].nullable ? PH_SET : PH_ALL, 0};
+        out[1] = (phase_t){PH_UNSET, 0};
+        return k[0].nullable ? 2 : 1;
     }
     bool uniform = true;
     for (int i = 0; i < n; i++)
         if (k[i].nullable || k[i].desc != k[0].desc) uniform = false;
     if (uniform) {
-        out[0] = PH_ROW;
+        out[0] = (phase_t){PH_ROW, 0};
         return 1;
     }
     if (k[0].nullable && pos->v[0].null) {
-        out[0] = PH_UNSET_AFTER;
+        out[0] = (phase_t){PH_UNSET_AFTER, 0};
         return 1;
     }
-    out[0] = PH_EQ_AFTER;
-    out[1] = PH_BEYOND;
-    if (!k[0].nullable) return 2;
-    out[2] = PH_UNSET;
-    return 3;
+    out[0] = (phase_t){PH_EQ_AFTER, 0};
+    out[1] = (phase_t){PH_BEYOND, 0};
+    out[2] = (phase_t){PH_UNSET, 0};
+    return k[0].nullable ? 3 : 2;
 }
 
 /* Adds the position's values as parameters, once, for every phase to use. */
@@ -573,9 +596,12 @@ static void put_after(fq_t *q, fq_buf_t *b, const fq_key_t *k, int i, int n, con
     put(b, ")");
 }
 
-static void put_phase(fq_t *q, fq_buf_t *b, enum phase ph, const fq_key_t *k, int n, const store_pos_t *pos)
+static void put_phase(fq_t *q, fq_buf_t *b, phase_t ph, const fq_key_t *k, int n, const store_pos_t *pos)
 {
-    switch (ph) {
+    switch (ph.kind) {
+    case PH_VALUE:
+        putf(b, " AND %s = %d", k[0].col, ph.value); /* an enum constant */
+        break;
     case PH_ALL:
         break;
     case PH_SET:
@@ -639,10 +665,11 @@ typedef struct fq_read {
     int64_t offset;
     const store_pos_t *after;
     bool count;
+    unsigned allowed; /* the values of a first key of a few values that the filter keeps (0: all) */
 } fq_read_t;
 
 /* One arm: a phase's rows, at most lim, in index order. */
-static void put_arm(fq_t *q, const fq_read_t *rd, int ph_index, enum phase ph, int lim_param)
+static void put_arm(fq_t *q, const fq_read_t *rd, int ph_index, phase_t ph, int lim_param)
 {
     fq_buf_t *b = &q->sql;
     putf(b, "SELECT * FROM (SELECT %d AS ph", ph_index);
@@ -668,13 +695,13 @@ static void put_arm(fq_t *q, const fq_read_t *rd, int ph_index, enum phase ph, i
 static void put_page(fq_t *q, const fq_read_t *rd)
 {
     fq_buf_t *b = &q->sql;
-    enum phase ph[3];
-    int nph = phases_of(rd->k, rd->nk, rd->after, ph);
+    phase_t ph[PHASES_MAX];
+    int nph = phases_of(rd->k, rd->nk, rd->allowed, rd->after, ph);
     if (rd->count) {
         put(b, "(SELECT count(*) AS n FROM ");
         put(b, rd->from);
         put(b, " WHERE ");
-        put(b, q->where.s);
+        put(b, q->count_where.len > 0 ? q->count_where.s : q->where.s);
         put(b, ") AS c");
     } else
         put(b, "(SELECT CAST(NULL AS BIGINT) AS n) AS c");
@@ -704,7 +731,7 @@ static void put_final_order(fq_t *q, const fq_read_t *rd)
 
 static bool done(fq_t *q)
 {
-    return !q->failed && !q->sql.overflow && !q->where.overflow;
+    return !q->failed && !q->sql.overflow && !q->where.overflow && !q->count_where.overflow;
 }
 
 /* --- statements --------------------------------------------------------------------- */
@@ -754,7 +781,15 @@ bool fq_lead_find(fq_t *q, int64_t app, const store_lead_query_t *lq)
     begin(q, app, lq->now);
     q->sort_col = first_sort_col(lq);
     lead_where(q, &q->where, &lq->f);
+    if (lq->count && q->plan != FQ_PLAN_ANY) {
+        /* Counting wants every index, whatever the page's plan. */
+        enum fq_plan plan = q->plan;
+        q->plan = FQ_PLAN_ANY;
+        lead_where(q, &q->count_where, &lq->f);
+        q->plan = plan;
+    }
     fq_read_t rd = read_of("leads l", SCHEMA_LEAD_COLS_L, lq->limit, lq->offset, lq->after, lq->count);
+    rd.allowed = lq->f.stages;
     store_sort_t order[STORE_SORT_MAX];
     if (!keys_of(q, &rd, order, store_lead_order(lq->sort, lq->nsort, order), LEAD_KEYS)) return false;
     put_page(q, &rd);
@@ -857,16 +892,18 @@ bool fq_lead_summary(fq_t *q, int64_t app, const store_lead_filter_t *f, int64_t
         put(b, " GROUP BY l.stage, l.status");
     }
     /* Overdue follows come from follows_app_state (status, due date); a
-     * filter then looks each one's lead up. */
+     * filter then looks each one's lead up by its key. CROSS JOIN keeps
+     * SQLite from starting at the leads the filter keeps (there may be
+     * many more of them than of overdue follows). */
     put(b, " UNION ALL SELECT 1, 0, 0, count(*), 0, 0, 0, 0 FROM follows f");
     bool any_filter = f->stages != 0 || f->statuses != 0 || !plain;
-    if (any_filter) put(b, " JOIN leads l ON l.app_id = f.app_id AND l.id = f.lead_id");
+    if (any_filter) put(b, " CROSS JOIN leads l");
     put(b, " WHERE f.app_id = ");
     put_app(q, b);
     put(b, " AND f.status = 0 AND f.due_at < ");
     put_now(q, b);
     if (any_filter) {
-        put(b, " AND ");
+        put(b, " AND l.app_id = f.app_id AND l.id = f.lead_id AND ");
         put(b, q->where.s);
     }
     return done(q);

@@ -73,7 +73,7 @@ enum fq_plan { FQ_PLAN_ANY, FQ_PLAN_FILTER, FQ_PLAN_SORT };
  * texts made for them (a MATCH expression, a LIKE pattern). */
 #define FQ_SQL_MAX 24576
 #define FQ_WHERE_MAX 8192
-#define FQ_PARAMS_MAX 32
+#define FQ_PARAMS_MAX 64
 #define FQ_OWN_MAX 1024
 
 /* Search terms of fewer code points than this cannot use the trigrams. */
@@ -97,10 +97,10 @@ typedef struct fq {
     bool failed; /* too long, or too many parameters */
     int np;
     size_t nown;
-    fq_buf_t sql, where;
+    fq_buf_t sql, where, count_where; /* count_where: the filters for any plan, to count with */
     fq_param_t p[FQ_PARAMS_MAX];
     char own[FQ_OWN_MAX];
-    char sql_buf[FQ_SQL_MAX], where_buf[FQ_WHERE_MAX];
+    char sql_buf[FQ_SQL_MAX], where_buf[FQ_WHERE_MAX], count_buf[FQ_WHERE_MAX];
 } fq_t;
 
 void fq_init(fq_t *q, bool pg);

@@ -351,3 +351,22 @@ def test_source_values_are_trimmed_and_exact(seeded):
     a = [d["id"] for d in get_page(seeded, {"source": "  website ", "records": 100})["data"]]
     assert a == expected(seeded, {"source": "website"})
     assert get_page(seeded, {"source": "WEBSITE"})["data"] == []
+
+
+def test_a_kept_filtered_page_never_outlives_a_write(app):
+    """Filtered pages are kept in the response cache (SQLite): every lead
+    write of the app makes them stale before it is acknowledged."""
+    first = app.create_lead(name="Kept", stage="qualified", value=10)
+    params = {"stage": "qualified", "sort": "-value", "count": "none"}
+    assert [d["id"] for d in get_page(app, params)["data"]] == [first["id"]]
+    assert [d["id"] for d in get_page(app, params)["data"]] == [first["id"]]  # now from the cache
+    second = app.create_lead(name="Newer", stage="qualified", value=20)
+    assert [d["id"] for d in get_page(app, params)["data"]] == [second["id"], first["id"]]
+    assert_status(app.put(f"/leads/{first['id']}", {"lead": {"value": 30}}), 200)
+    assert [d["id"] for d in get_page(app, params)["data"]] == [first["id"], second["id"]]
+    assert_status(app.put(f"/leads/{second['id']}", {"lead": {"stage": "new"}}), 200)
+    assert [d["id"] for d in get_page(app, params)["data"]] == [first["id"]]
+    assert_status(app.delete(f"/leads/{first['id']}"), 204)
+    assert get_page(app, params)["data"] == []
+    # Another filter, count or sort is another page, not the kept one.
+    assert [d["id"] for d in get_page(app, dict(params, stage="new"))["data"]] == [second["id"]]

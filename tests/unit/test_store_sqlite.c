@@ -296,10 +296,10 @@ Test(sqlite, every_filter_and_sort_starts_from_its_index)
                  {LEAD_KEY_NAME, true, "leads_name"},
                  {LEAD_KEY_VALUE, false, "leads_value"},
                  {LEAD_KEY_VALUE, true, "leads_value"},
-                 {LEAD_KEY_PROBABILITY, false, "leads_probability "},
-                 {LEAD_KEY_PROBABILITY, true, "leads_probability_desc"},
+                 {LEAD_KEY_PROBABILITY, false, "leads_probability"},
+                 {LEAD_KEY_PROBABILITY, true, "leads_probability"},
                  {LEAD_KEY_STAGE, false, "leads_stage "},
-                 {LEAD_KEY_STAGE, true, "leads_stage_desc"}};
+                 {LEAD_KEY_STAGE, true, "leads_stage"}};
     for (size_t i = 0; i < sizeof sorts / sizeof sorts[0]; i++) {
         q = plan_query();
         q.nsort = 1;

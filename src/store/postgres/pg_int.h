@@ -55,7 +55,7 @@
 #include "store/store_int.h"
 
 /* The most parameters a statement here takes. */
-#define PG_MAX_PARAMS 32
+#define PG_MAX_PARAMS 64
 /* Room in a statement's parameters for texts made for it (the folded name
  * and source of a lead, the array literals of a filter). */
 #define PG_OWN_MAX 8192

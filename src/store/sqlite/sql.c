@@ -95,13 +95,11 @@
     "('leads', 'leads_name', '1000000 100000 2 1 1'),"                                                       \
     "('leads', 'leads_value', '1000000 100000 20 1 1'),"                                                     \
     "('leads', 'leads_probability', '1000000 100000 1000 1 1'),"                                             \
-    "('leads', 'leads_probability_desc', '1000000 100000 1000 1 1'),"                                        \
     "('leads', 'leads_stage', '1000000 100000 20000 1 1'),"                                                  \
-    "('leads', 'leads_stage_desc', '1000000 100000 20000 1 1'),"                                             \
     "('leads', 'leads_status', '1000000 100000 25000 1 1'),"                                                 \
-    "('leads', 'leads_source', '1000000 100000 3000 1 1'),"                                                  \
-    "('leads', 'leads_account', '1000000 100000 10 1 1'),"                                                   \
-    "('leads', 'leads_contact', '1000000 100000 10 1 1'),"                                                   \
+    "('leads', 'leads_source', '1000000 100000 3000 1 1 1 1 1 1'),"                                          \
+    "('leads', 'leads_account', '1000000 100000 10 1 1 1 1 1 1'),"                                           \
+    "('leads', 'leads_contact', '1000000 100000 10 1 1 1 1 1 1'),"                                           \
     "('follows', 'sqlite_autoindex_follows_1', '3000000 300000 3 1'),"                                       \
     "('follows', 'follows_due', '3000000 300000 3 2 1 1 1'),"                                                \
     "('follows', 'follows_app_due', '3000000 300000 10 1 1'),"                                               \
