@@ -831,13 +831,25 @@ bool fq_lead_probe(fq_t *q, int64_t app, const store_lead_filter_t *f, int64_t n
     return done(q);
 }
 
+/* The cells of lead_totals f keeps (after "WHERE "): its app, stages,
+ * statuses and sources. */
+static void totals_where(fq_t *q, fq_buf_t *b, const store_lead_filter_t *f)
+{
+    put(b, "app_id = ");
+    put_app(q, b);
+    put_bits(b, "stage", f->stages, SCHEMA_STAGES);
+    put_bits(b, "status", f->statuses, SCHEMA_STATUSES);
+    if (f->nsources > 0) {
+        put(b, " AND has_src = 1 AND ");
+        put_in(q, b, "src", f->sources, NULL, f->nsources);
+    }
+}
+
 bool fq_totals_count(fq_t *q, int64_t app, const store_lead_filter_t *f)
 {
     begin(q, app, 0);
-    put(&q->sql, "SELECT COALESCE(sum(n), 0) FROM lead_totals WHERE app_id = ");
-    put_app(q, &q->sql);
-    put_bits(&q->sql, "stage", f->stages, SCHEMA_STAGES);
-    put_bits(&q->sql, "status", f->statuses, SCHEMA_STATUSES);
+    put(&q->sql, "SELECT COALESCE(sum(n), 0) FROM lead_totals WHERE ");
+    totals_where(q, &q->sql, f);
     return done(q);
 }
 
@@ -855,19 +867,19 @@ bool fq_lead_filters_beyond_sort(const store_lead_query_t *lq)
            (created && strcmp(sc, "l.created_at") != 0) || (updated && strcmp(sc, "l.updated_at") != 0);
 }
 
-bool fq_by_stage_status_only(const store_lead_filter_t *f)
+bool fq_by_totals_only(const store_lead_filter_t *f)
 {
     return totals_suffice(f);
 }
 
-/* True when f keeps leads by stage and status only: the kept totals
- * answer then. */
+/* True when f keeps leads by stage, status and source only: the kept
+ * totals answer then. */
 static bool totals_suffice(const store_lead_filter_t *f)
 {
-    return f->nsources == 0 && f->naccounts == 0 && f->ncontacts == 0 && !f->account_unset &&
-           !f->contact_unset && !f->has_value_min && !f->has_value_max && f->probability_min < 0 &&
-           f->probability_max < 0 && !f->has_created_from && !f->has_created_to && !f->has_updated_from &&
-           !f->has_updated_to && f->search.ptr == NULL && f->has_overdue < 0 && f->has_open < 0;
+    return f->naccounts == 0 && f->ncontacts == 0 && !f->account_unset && !f->contact_unset &&
+           !f->has_value_min && !f->has_value_max && f->probability_min < 0 && f->probability_max < 0 &&
+           !f->has_created_from && !f->has_created_to && !f->has_updated_from && !f->has_updated_to &&
+           f->search.ptr == NULL && f->has_overdue < 0 && f->has_open < 0;
 }
 
 /* The summary's sums over the leads of a filter. */
@@ -884,8 +896,8 @@ bool fq_lead_summary(fq_t *q, int64_t app, const store_lead_filter_t *f, int64_t
     fq_buf_t *b = &q->sql;
     bool plain = totals_suffice(f);
     if (plain) {
-        put(b, "SELECT 0 AS k, stage, status, n, v_hi, v_lo, w_hi, w_lo FROM lead_totals WHERE app_id = ");
-        put_app(q, b);
+        put(b, "SELECT 0 AS k, stage, status, n, v_hi, v_lo, w_hi, w_lo FROM lead_totals WHERE ");
+        totals_where(q, b, f);
     } else {
         put(b, "SELECT 0 AS k, l.stage, l.status, count(*), " SUMS " FROM leads l WHERE ");
         put(b, q->where.s);
@@ -896,7 +908,7 @@ bool fq_lead_summary(fq_t *q, int64_t app, const store_lead_filter_t *f, int64_t
      * SQLite from starting at the leads the filter keeps (there may be
      * many more of them than of overdue follows). */
     put(b, " UNION ALL SELECT 1, 0, 0, count(*), 0, 0, 0, 0 FROM follows f");
-    bool any_filter = f->stages != 0 || f->statuses != 0 || !plain;
+    bool any_filter = f->stages != 0 || f->statuses != 0 || f->nsources > 0 || !plain;
     if (any_filter) put(b, " CROSS JOIN leads l");
     put(b, " WHERE f.app_id = ");
     put_app(q, b);

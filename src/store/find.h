@@ -119,13 +119,13 @@ void fq_summary_add(store_summary_t *out, const store_lead_filter_t *f, const in
 /* Whether a lead find filters by anything but its first sort key's own
  * column: only then does the plan matter (fq_plan). */
 bool fq_lead_filters_beyond_sort(const store_lead_query_t *lq);
-/* Whether f keeps leads by stage and status only (the kept totals count
- * them: fq_totals_count). */
-bool fq_by_stage_status_only(const store_lead_filter_t *f);
+/* Whether f keeps leads by stage, status and source only (the kept
+ * totals count them: fq_totals_count). */
+bool fq_by_totals_only(const store_lead_filter_t *f);
 /* The statement counting the leads f keeps, up to cap: (n). */
 bool fq_lead_probe(fq_t *q, int64_t app, const store_lead_filter_t *f, int64_t now, int cap);
-/* The statement counting the leads of f's stages and statuses from the
- * kept totals: (n). */
+/* The statement counting the leads of f's stages, statuses and sources
+ * from the kept totals: (n). */
 bool fq_totals_count(fq_t *q, int64_t app, const store_lead_filter_t *f);
 
 /* SQLite: the MATCH expression of a folded term for lead_fts, written into

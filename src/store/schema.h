@@ -223,7 +223,7 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
  * them; the name order compares their bytes (PostgreSQL's column has
  * collation "C", like SQLite's BINARY).
  *
- * lead_totals keeps, per app, stage and status, the number of leads, the
+ * lead_totals keeps, per app, stage, status and source, the number of leads, the
  * sum of their value_cents and the sum of value_cents * probability (the
  * weighted value, in hundredths of a cent), in the same transaction as
  * each lead write, so that the pipeline summary never adds up the table.
@@ -247,18 +247,34 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
     "sum(" SCHEMA_HI(SCHEMA_VALUE_OF(p)) "), sum(" SCHEMA_LO(SCHEMA_VALUE_OF(p)) "), sum(" SCHEMA_HI(        \
         SCHEMA_WEIGHT_OF(p)) "), sum(" SCHEMA_LO(SCHEMA_WEIGHT_OF(p)) ")"
 
-/* The table, alike in both dialects, and its first contents. */
+/* A row's cell beside stage and status: its source ('' when unset), and
+ * whether it has one (so that an unset source and an empty one differ). */
+#define SCHEMA_SRC_OF(p) "COALESCE(" p "source, '')"
+#define SCHEMA_HAS_SRC_OF(p) "(CASE WHEN " p "source IS NULL THEN 0 ELSE 1 END)"
+#define SCHEMA_TOTALS_CELL "app_id, stage, status, has_src, src"
+#define SCHEMA_TOTALS_COLS "app_id, stage, status, src, has_src, n, v_hi, v_lo, w_hi, w_lo"
+
+/* The table, alike in both dialects, and its first contents: a cell per
+ * app, stage, status and source (sources are few: a pipeline summary by
+ * source, the most asked for breakdown, is read from here too). */
+/* clang-format off */
 #define SCHEMA_V4_TOTALS                                                                                     \
     "CREATE TABLE lead_totals ("                                                                             \
     "  app_id BIGINT NOT NULL REFERENCES apps(id),"                                                          \
     "  stage INTEGER NOT NULL,"                                                                              \
     "  status INTEGER NOT NULL,"                                                                             \
+    "  src TEXT NOT NULL,"                                                                                   \
+    "  has_src INTEGER NOT NULL,"                                                                            \
     "  n BIGINT NOT NULL,"                                                                                   \
     "  v_hi BIGINT NOT NULL, v_lo BIGINT NOT NULL, w_hi BIGINT NOT NULL, w_lo BIGINT NOT NULL,"              \
-    "  PRIMARY KEY (app_id, stage, status));"                                                                \
-    "INSERT INTO lead_totals (app_id, stage, status, n, v_hi, v_lo, w_hi, w_lo) "                            \
-    "SELECT app_id, stage, status, count(*), " SCHEMA_PART_SUMS(                                             \
-        "") " FROM leads GROUP BY app_id, stage, status;"
+    "  PRIMARY KEY (" SCHEMA_TOTALS_CELL "));"                                                               \
+    SCHEMA_TOTALS_REBUILD
+/* Fills lead_totals from the leads (migration 4, crmd copy's import). */
+#define SCHEMA_TOTALS_REBUILD                                                                                \
+    "INSERT INTO lead_totals (" SCHEMA_TOTALS_COLS ") "                                                      \
+    "SELECT app_id, stage, status, " SCHEMA_SRC_OF("") ", " SCHEMA_HAS_SRC_OF("") ", count(*), "             \
+    SCHEMA_PART_SUMS("") " FROM leads GROUP BY app_id, stage, status, source;"
+/* clang-format on */
 
 /* What a summary adds up, at the end of the indexes of the filters a
  * summary is most often asked for (a source, an account, a contact): the

@@ -462,8 +462,8 @@ static inline store_rc_t store_follow_find(store_t *s, int64_t app, const store_
 }
 
 /* The pipeline summary of the leads f keeps, from one snapshot: without a
- * filter, or with stages and statuses only, it reads the totals kept by
- * every write (a few rows) instead of the leads. Overdue follows come
+ * filter, or with stages, statuses and sources only, it reads the totals
+ * kept by every write (a few rows) instead of the leads. Overdue follows come
  * from their index (status, due date). */
 static inline store_rc_t store_lead_summary(store_t *s, int64_t app, const store_lead_filter_t *f,
                                             int64_t now, store_summary_t *out, const store_async_t *async)

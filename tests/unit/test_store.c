@@ -2328,8 +2328,13 @@ Test(store, summary_matches_the_leads_under_every_kind_of_filter)
     /* The kept totals follow updates and deletes. */
     for (int i = 0; i < 10; i++) {
         fl_t *x = &fls[i * 3];
-        lead_patch_t p = {.fields = LEAD_F_VALUE | LEAD_F_PROBABILITY | LEAD_F_STAGE | LEAD_F_STATUS};
+        lead_patch_t p = {.fields = LEAD_F_VALUE | LEAD_F_PROBABILITY | LEAD_F_STAGE | LEAD_F_STATUS |
+                                    LEAD_F_SOURCE};
         p.v = x->l;
+        /* The source moves too: a cell of the kept totals per source. */
+        snprintf(x->source, sizeof x->source, "%s", i % 3 == 1 ? "referral" : "website");
+        p.v.source = i % 3 == 2 ? (text_ref_t){NULL, 0} : T(x->source);
+        x->l.source = p.v.source;
         p.v.has_value = i % 3 != 0;
         p.v.value_cents = 99999999999999 - i;
         p.v.probability = i % 4 == 0 ? -1 : 100 - i;
@@ -2350,8 +2355,11 @@ Test(store, summary_matches_the_leads_under_every_kind_of_filter)
     }
     f = no_filter();
     expect_summary(&f, "after updates and deletes (the kept totals)");
-    f.nsources = 1;
+    f.nsources = 2;
     f.sources[0] = T("referral");
+    f.sources[1] = T("website");
+    expect_summary(&f, "after updates and deletes, by source (the kept totals)");
+    f.has_value_min = true;
     expect_summary(&f, "after updates and deletes (the leads)");
     /* An empty app has every cell zero. */
     store_summary_t empty;

@@ -26,9 +26,10 @@ static bool array_param(pg_params_t *p, const fq_param_t *f)
             pg_array_text(&a, (text_ref_t){f->ids[i], strlen(f->ids[i])});
     }
     pg_array_end(&a);
-    char *at = a.oom ? NULL : pgp_own(p, a.len);
+    /* Text-format parameters are read up to their NUL, whatever the length. */
+    char *at = a.oom ? NULL : pgp_own(p, a.len + 1);
     if (at != NULL) {
-        memcpy(at, a.buf, a.len);
+        memcpy(at, a.buf, a.len + 1);
         pgp_own_text(p, at, a.len);
     }
     free(a.buf);

@@ -102,9 +102,13 @@ enum pg_stmt_id {
 
 /* A change of one (app, stage, status) row of lead_totals (totals.c),
  * applied when the transaction commits. */
+#define PG_SRC_MAX 260 /* a source: 64 code points of at most 4 bytes */
 typedef struct pg_totals_delta {
     int64_t app;
     int stage, status;
+    bool has_src;
+    size_t src_len;
+    char src[PG_SRC_MAX];
     int64_t n, v_hi, v_lo, w_hi, w_lo;
 } pg_totals_delta_t;
 
@@ -225,7 +229,8 @@ void pgp_str(pg_params_t *p, const char *s);
 void pgp_fold(pg_params_t *p, text_ref_t t);
 /* Room for n bytes in p->own, or NULL (and p->full) when there is none. */
 char *pgp_own(pg_params_t *p, size_t n);
-/* A text parameter in text format (an array literal), from p->own. */
+/* A text parameter in text format (an array literal), from p->own: s[n]
+ * must be a NUL, since libpq reads text-format parameters up to it. */
 void pgp_own_text(pg_params_t *p, const char *s, size_t n);
 /* A UUID as its 16 bytes; "" is NULL. False for text that is not a
  * canonical UUID (which names no record). */

@@ -140,15 +140,15 @@ const char *const pg_stmt_sql[Q__COUNT] = {
      * (totals.c). The update locks the row before reading its old figures,
      * so they are those of the version it then changes. */
     [Q_LEAD_UPDATE_OLD] = "WITH o AS (SELECT stage AS o_stage, status AS o_status, value_cents AS o_value, "
-                          "probability AS o_probability FROM leads WHERE " SCHEMA_LEAD_KEY(P) " FOR UPDATE) "
-                          "UPDATE leads SET " SCHEMA_LEAD_SETS(P) SCHEMA_UPDATED_AT("$12::int8", "GREATEST")
+                          "probability AS o_probability, source AS o_source FROM leads WHERE " SCHEMA_LEAD_KEY(P)
+                          " FOR UPDATE) UPDATE leads SET " SCHEMA_LEAD_SETS(P) SCHEMA_UPDATED_AT("$12::int8", "GREATEST")
                           "FROM o WHERE " SCHEMA_LEAD_KEY(P) " RETURNING " SCHEMA_LEAD_COLS ", o_stage, o_status, "
-                          "o_value, o_probability",
+                          "o_value, o_probability, o_source",
     [Q_LEAD_DELETE_OLD] = "DELETE FROM leads WHERE " SCHEMA_LEAD_KEY(P) " RETURNING stage, status, value_cents, "
-                          "probability",
-    [Q_TOTALS_ADD] = "INSERT INTO lead_totals (app_id, stage, status, n, v_hi, v_lo, w_hi, w_lo) VALUES ($1::int8, "
-                     "$2::int4, $3::int4, $4::int8, $5::int8, $6::int8, $7::int8, $8::int8) "
-                     "ON CONFLICT (app_id, stage, status) DO UPDATE SET n = lead_totals.n + EXCLUDED.n, "
+                          "probability, source",
+    [Q_TOTALS_ADD] = "INSERT INTO lead_totals (" SCHEMA_TOTALS_COLS ") VALUES ($1::int8, $2::int4, $3::int4, "
+                     "$4::text, $5::int4, $6::int8, $7::int8, $8::int8, $9::int8, $10::int8) "
+                     "ON CONFLICT (" SCHEMA_TOTALS_CELL ") DO UPDATE SET n = lead_totals.n + EXCLUDED.n, "
                      "v_hi = lead_totals.v_hi + EXCLUDED.v_hi, v_lo = lead_totals.v_lo + EXCLUDED.v_lo, "
                      "w_hi = lead_totals.w_hi + EXCLUDED.w_hi, w_lo = lead_totals.w_lo + EXCLUDED.w_lo",
 };
@@ -169,10 +169,7 @@ const char *const pg_import_lock_sql = "LOCK TABLE apps, signing_keys, leads, fo
                                        "IN SHARE ROW EXCLUSIVE MODE";
 const char *const pg_import_counts_sql =
     "UPDATE apps SET lead_count = (SELECT count(*) FROM leads WHERE leads.app_id = apps.id);"
-    "DELETE FROM lead_totals;"
-    "INSERT INTO lead_totals (app_id, stage, status, n, v_hi, v_lo, w_hi, w_lo) "
-    "SELECT app_id, stage, status, count(*), " SCHEMA_PART_SUMS(
-        "") " FROM leads GROUP BY app_id, stage, status";
+    "DELETE FROM lead_totals;" SCHEMA_TOTALS_REBUILD;
 /* Apps inserted with their ids leave the identity sequence behind. */
 const char *const pg_import_sequence_sql = "SELECT setval(pg_get_serial_sequence('apps', 'id'), "
                                            "(SELECT COALESCE(max(id), 0) + 1 FROM apps), false)";

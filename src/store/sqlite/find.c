@@ -50,7 +50,8 @@ static int64_t count_of(sqlite_store_t *s, const fq_t *q, bool built)
 /* How a lead find runs (fq_plan): a search the trigram index narrows
  * drives it; otherwise, when it filters by more than its sort's column,
  * the size of the filtered set (up to FQ_SMALL: from the kept totals when
- * it filters by stage and status only, else by a capped count) decides. */
+ * it filters by stage, status and source only, else by a capped count)
+ * decides. */
 static void choose_plan(sqlite_store_t *s, fq_t *q, int64_t app, const store_lead_query_t *lq)
 {
     q->search = choose_search(s, q, lq->f.search);
@@ -62,7 +63,7 @@ static void choose_plan(sqlite_store_t *s, fq_t *q, int64_t app, const store_lea
     fq_t probe;
     fq_init(&probe, false);
     probe.search = q->search;
-    int64_t n = fq_by_stage_status_only(&lq->f)
+    int64_t n = fq_by_totals_only(&lq->f)
                     ? count_of(s, &probe, fq_totals_count(&probe, app, &lq->f))
                     : count_of(s, &probe, fq_lead_probe(&probe, app, &lq->f, lq->now, FQ_SMALL));
     q->plan = n >= 0 && n < FQ_SMALL ? FQ_PLAN_FILTER : FQ_PLAN_SORT;

@@ -32,18 +32,15 @@
     "  FROM lead_text t JOIN leads l ON l.app_id = t.app_id AND l.id = t.lead_id;"
 
 /* The statements the triggers add to or take from lead_totals: a row's
- * count and parts, with sign "" or "-". */
+ * count and parts, in its cell, with sign "" or "-". */
+/* clang-format off */
 #define SQ_TOTALS_ADD(row, sign)                                                                             \
-    "INSERT INTO lead_totals (app_id, stage, status, n, v_hi, v_lo, w_hi, w_lo) VALUES (" row "app_id, " row \
-    "stage, " row "status, " sign "1, " sign                                                                 \
-    SCHEMA_HI(SCHEMA_VALUE_OF(row)) ", " sign                                                                \
-    SCHEMA_LO(SCHEMA_VALUE_OF(row)) ", " sign                                                                \
-    SCHEMA_HI(SCHEMA_WEIGHT_OF(row)) ", " sign                                                               \
-    SCHEMA_LO(SCHEMA_WEIGHT_OF(                                                                              \
-        row)) ") "                                                                                           \
-              "ON CONFLICT (app_id, stage, status) DO UPDATE SET n = n + excluded.n, v_hi = v_hi + "         \
-              "excluded.v_hi, "                                                                              \
-              "v_lo = v_lo + excluded.v_lo, w_hi = w_hi + excluded.w_hi, w_lo = w_lo + excluded.w_lo;"
+    "INSERT INTO lead_totals (" SCHEMA_TOTALS_COLS ") VALUES (" row "app_id, " row "stage, " row "status, "  \
+    SCHEMA_SRC_OF(row) ", " SCHEMA_HAS_SRC_OF(row) ", " sign "1, "                                           \
+    sign SCHEMA_HI(SCHEMA_VALUE_OF(row)) ", " sign SCHEMA_LO(SCHEMA_VALUE_OF(row)) ", "                      \
+    sign SCHEMA_HI(SCHEMA_WEIGHT_OF(row)) ", " sign SCHEMA_LO(SCHEMA_WEIGHT_OF(row)) ") "                    \
+    "ON CONFLICT (" SCHEMA_TOTALS_CELL ") DO UPDATE SET n = n + excluded.n, v_hi = v_hi + excluded.v_hi, "   \
+    "v_lo = v_lo + excluded.v_lo, w_hi = w_hi + excluded.w_hi, w_lo = w_lo + excluded.w_lo;"
 #define SQ_TEXT_OF(row) "WHERE app_id = " row "app_id AND lead_id = " row "id"
 #define SQ_FTS_DELETE                                                                                        \
     "INSERT INTO lead_fts (lead_fts, rowid, name_f, source_f) "                                              \
@@ -55,26 +52,22 @@
 #define SQ_V4_TRIGGERS                                                                                       \
     "CREATE TRIGGER leads_insert AFTER INSERT ON leads BEGIN "                                               \
     "INSERT INTO lead_text (app_id, lead_id) VALUES (new.app_id, new.id);"                                   \
-    "INSERT INTO lead_fts (rowid, name_f, source_f) VALUES (last_insert_rowid(), new.name_fold, "            \
-    "new.source_fold);" SQ_TOTALS_ADD(                                                                       \
-        "new.", "") " END;"                                                                                  \
-                    "CREATE TRIGGER leads_delete AFTER DELETE ON leads BEGIN " SQ_FTS_DELETE                 \
-                    "DELETE FROM lead_text " SQ_TEXT_OF("old.") ";" SQ_TOTALS_ADD(                           \
-                        "old.",                                                                              \
-                        "-") " END;"                                                                         \
-                             "CREATE TRIGGER leads_text AFTER UPDATE OF name_fold, source_fold ON leads "    \
-                             "WHEN old.name_fold IS NOT new.name_fold OR old.source_fold IS NOT "            \
-                             "new.source_fold BEGIN " SQ_FTS_DELETE                                          \
-                             "INSERT INTO lead_fts (rowid, name_f, source_f) SELECT rowid, new.name_fold, "  \
-                             "new.source_fold "                                                              \
-                             "FROM lead_text " SQ_TEXT_OF(                                                   \
-                                 "new.") "; END;"                                                            \
-                                         "CREATE TRIGGER leads_totals AFTER UPDATE OF stage, status, "       \
-                                         "value_cents, probability ON leads "                                \
-                                         "WHEN old.stage IS NOT new.stage OR old.status IS NOT new.status "  \
-                                         "OR old.value_cents IS NOT new.value_cents "                        \
-                                         "OR old.probability IS NOT new.probability BEGIN " SQ_TOTALS_ADD(   \
-                                             "old.", "-") SQ_TOTALS_ADD("new.", "") " END;"
+    "INSERT INTO lead_fts (rowid, name_f, source_f) "                                                        \
+    "VALUES (last_insert_rowid(), new.name_fold, new.source_fold);"                                          \
+    SQ_TOTALS_ADD("new.", "") " END;"                                                                        \
+    "CREATE TRIGGER leads_delete AFTER DELETE ON leads BEGIN " SQ_FTS_DELETE                                 \
+    "DELETE FROM lead_text " SQ_TEXT_OF("old.") ";"                                                          \
+    SQ_TOTALS_ADD("old.", "-") " END;"                                                                       \
+    "CREATE TRIGGER leads_text AFTER UPDATE OF name_fold, source_fold ON leads "                             \
+    "WHEN old.name_fold IS NOT new.name_fold OR old.source_fold IS NOT new.source_fold BEGIN "               \
+    SQ_FTS_DELETE                                                                                            \
+    "INSERT INTO lead_fts (rowid, name_f, source_f) SELECT rowid, new.name_fold, new.source_fold "           \
+    "FROM lead_text " SQ_TEXT_OF("new.") "; END;"                                                            \
+    "CREATE TRIGGER leads_totals AFTER UPDATE OF stage, status, source, value_cents, probability ON leads "  \
+    "WHEN old.stage IS NOT new.stage OR old.status IS NOT new.status OR old.source IS NOT new.source "       \
+    "OR old.value_cents IS NOT new.value_cents OR old.probability IS NOT new.probability BEGIN "             \
+    SQ_TOTALS_ADD("old.", "-") SQ_TOTALS_ADD("new.", "") " END;"
+/* clang-format on */
 
 /* The planner's statistics, written by hand: the figures of a typical large
  * app (a million leads in ten apps, five stages, four statuses, a hundred
@@ -108,7 +101,7 @@
     "('follows', 'follows_app_updated', '3000000 300000 1 1'),"                                              \
     "('lead_text', NULL, '1000000'),"                                                                        \
     "('lead_text', 'sqlite_autoindex_lead_text_1', '1000000 100000 1'),"                                     \
-    "('lead_totals', 'sqlite_autoindex_lead_totals_1', '200 20 4 1');"                                       \
+    "('lead_totals', 'sqlite_autoindex_lead_totals_1', '2000 200 40 10 10 1');"                              \
     "ANALYZE sqlite_schema;" /* this connection reads them now, the others when they next look */
 
 /* Never edit an entry that has shipped: append a new one. */
