@@ -899,9 +899,11 @@ bool fq_lead_summary(fq_t *q, int64_t app, const store_lead_filter_t *f, int64_t
         put(b, "SELECT 0 AS k, stage, status, n, v_hi, v_lo, w_hi, w_lo FROM lead_totals WHERE ");
         totals_where(q, b, f);
     } else {
-        put(b, "SELECT 0 AS k, l.stage, l.status, count(*), " SUMS " FROM leads l WHERE ");
+        /* Grouped by expressions, so that SQLite reads the rows through the
+         * filter's index rather than through the stage index. */
+        put(b, "SELECT 0 AS k, l.stage + 0, l.status + 0, count(*), " SUMS " FROM leads l WHERE ");
         put(b, q->where.s);
-        put(b, " GROUP BY l.stage, l.status");
+        put(b, " GROUP BY l.stage + 0, l.status + 0");
     }
     /* Overdue follows come from follows_app_state (status, due date); a
      * filter then looks each one's lead up by its key. CROSS JOIN keeps
