@@ -1,12 +1,12 @@
 /*
- * fold.c: the folded copies of a lead's name and source (store/schema.h)
- * on PostgreSQL, and the texts a statement's parameters own: the folded
- * values each lead write binds, the array literals a filter passes, and
- * the backfill of migration 3, which folds the rows already stored.
+ * fold.c: array literals (the lists of a filter, the backfill's batches)
+ * and the backfill of migration 3, which folds the name and source of the
+ * leads already stored (store/schema.h).
  *
  * PostgreSQL cannot run model/text.c's folding itself, and its lower()
- * follows the database's locale, so every folded value is computed here,
- * in C, exactly as SQLite's are.
+ * follows the database's locale, so every folded value is computed in C,
+ * exactly as SQLite's are: here for the stored rows, in params.c
+ * (pgp_fold) for each write.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,39 +14,6 @@
 
 #include "model/text.h"
 #include "store/postgres/pg_int.h"
-
-char *pgp_own(pg_params_t *p, size_t n)
-{
-    if (p->full || PG_OWN_MAX - p->nown < n) {
-        p->full = true;
-        return NULL;
-    }
-    char *at = p->own + p->nown;
-    p->nown += n;
-    return at;
-}
-
-void pgp_fold(pg_params_t *p, text_ref_t t)
-{
-    if (t.ptr == NULL) {
-        pgp_null(p);
-        return;
-    }
-    char *out = pgp_own(p, TEXT_FOLD_MAX(t.len));
-    if (out == NULL) {
-        pgp_null(p);
-        return;
-    }
-    size_t n = text_fold(t.ptr, t.len, out, TEXT_FOLD_MAX(t.len));
-    p->nown -= TEXT_FOLD_MAX(t.len) - n; /* give back what the folding did not use */
-    pgp_text(p, (text_ref_t){out, n});
-}
-
-void pgp_own_text(pg_params_t *p, const char *s, size_t n)
-{
-    pgp_text(p, (text_ref_t){s, n});
-    p->fmt[p->n - 1] = 0; /* an array literal: text format */
-}
 
 /* --- array literals ------------------------------------------------------- */
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/text.h"
 #include "store/postgres/pg_int.h"
 
 static int slot(pg_params_t *p)
@@ -78,6 +79,39 @@ void pgp_text(pg_params_t *p, text_ref_t t)
 void pgp_str(pg_params_t *p, const char *s)
 {
     pgp_text(p, (text_ref_t){s, strlen(s)});
+}
+
+char *pgp_own(pg_params_t *p, size_t n)
+{
+    if (p->full || PG_OWN_MAX - p->nown < n) {
+        p->full = true;
+        return NULL;
+    }
+    char *at = p->own + p->nown;
+    p->nown += n;
+    return at;
+}
+
+void pgp_fold(pg_params_t *p, text_ref_t t)
+{
+    if (t.ptr == NULL) {
+        pgp_null(p);
+        return;
+    }
+    char *out = pgp_own(p, TEXT_FOLD_MAX(t.len));
+    if (out == NULL) {
+        pgp_null(p);
+        return;
+    }
+    size_t n = text_fold(t.ptr, t.len, out, TEXT_FOLD_MAX(t.len));
+    p->nown -= TEXT_FOLD_MAX(t.len) - n; /* give back what the folding did not use */
+    pgp_text(p, (text_ref_t){out, n});
+}
+
+void pgp_own_text(pg_params_t *p, const char *s, size_t n)
+{
+    pgp_text(p, (text_ref_t){s, n});
+    p->fmt[p->n - 1] = 0; /* an array literal: text format */
 }
 
 bool pgp_uuid(pg_params_t *p, const char *id)

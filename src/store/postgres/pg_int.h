@@ -6,14 +6,15 @@
  *   sql.c      the SQL text: the migrations and the prepared statements
  *   conn.c     the connection: settings, reconnection with back-off,
  *              PostgreSQL's errors as store_rc_t, statements prepared on it
- *   params.c   binary parameters and binary columns, records from rows
- *   fold.c     folded names and sources, array literals, texts parameters own
+ *   params.c   binary parameters (folded texts included) and binary
+ *              columns, records from rows
  *   pipe.c     libpq's pipeline mode, for the bulk import's inserts
  *   dyn.c      statements made at run time, prepared by id like the others
  *   find.c     the find reads: filtered, sorted, keyset pages; the summary
  *   totals.c   what lead writes change in lead_totals, applied at commit
  *   txn.c      transactions: one write, a read, group commit with a
  *              savepoint per write, lead counts, deadlock retries
+ *   fold.c     array literals, and migration 3's backfill of folded texts
  *   leads.c    lead operations
  *   follows.c  follow operations
  *   admin.c    apps, the signing key, revoked tokens
@@ -100,7 +101,7 @@ enum pg_stmt_id {
     Q__COUNT
 };
 
-/* A change of one (app, stage, status) row of lead_totals (totals.c),
+/* A change of one (app, stage, status, source) row of lead_totals (totals.c),
  * applied when the transaction commits. */
 #define PG_SRC_MAX 260 /* a source: 64 code points of at most 4 bytes */
 typedef struct pg_totals_delta {
