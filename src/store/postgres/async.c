@@ -1,0 +1,561 @@
+/*
+ * async.c: reads that complete later, on the event loop of the thread that
+ * owns the store (store_set_loop), pipelined on its one connection.
+ *
+ * A server thread's connection is kept in libpq's non-blocking pipeline
+ * mode with its socket watched by the thread's loop. A read is sent at
+ * once (its statement prepared first, in the same pipeline, when this
+ * connection has not prepared it yet) followed by a sync of its own, so it
+ * runs as its own implicit transaction: one snapshot, and a failure ends
+ * no other read. The call then returns STORE_PENDING, and the reads of the
+ * other requests the thread serves meanwhile follow on the same connection
+ * without waiting for its answer. When the socket turns readable the
+ * answers are taken in the order the reads were sent; each read's result
+ * is kept until its sync comes back, then its rows go to its callbacks and
+ * done runs.
+ *
+ * Sections:
+ *   reads              the queue, kept entries, completing
+ *   the connection     connecting without blocking, setting it up, losing it
+ *   sending            a read's messages, flushing
+ *   answers            taking results in order
+ *   the interface      pg_read_rows, pg_set_loop, pg_async_close
+ *
+ * Failures. A connection that dies takes no read with it: each read in
+ * flight is sent again once on a new connection, made at once (a read
+ * changes nothing, so nothing can happen twice), as a blocking read is
+ * tried again (txn.c); a read that was already on its second connection
+ * fails with STORE_UNAVAILABLE. Connections are made without blocking
+ * (PQconnectStart, then PQconnectPoll each time the loop says the socket
+ * is ready), bounded by connect_timeout with a timer, and reads arriving
+ * meanwhile wait in order. A failed attempt fails them all with
+ * STORE_UNAVAILABLE and starts conn.c's back-off, during which reads are
+ * refused at once, without a round trip. So the loop never waits for the
+ * database. A read never completes inside the call that started it: a
+ * failure found there (a send refused) is dealt with from the loop.
+ *
+ * The connection is watched for reading even when idle, so a server that
+ * goes away is noticed at once, not by the next request.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/postgres/pg_int.h"
+
+/* Ended reads kept for reuse, at most (a thread's reads in flight are
+ * about as many as its clients waiting). */
+#define SPARE_MAX 64
+/* How many connections a read is sent on at most. */
+#define SENDS_MAX 2
+
+/* Where a read is in the answers the server sends for it. */
+enum stage {
+    UNSENT,  /* waiting for a connection */
+    PREPARE, /* its statement's preparation: a result, then NULL */
+    EXEC,    /* the statement: a result, then NULL */
+    SYNC,    /* the sync: PGRES_PIPELINE_SYNC */
+    ENDED
+};
+
+struct pg_aread {
+    pg_aread_t *next;
+    bool setup; /* the session's settings (pg_session_sql), nobody's read */
+    enum pg_stmt_id id;
+    pg_params_t p; /* its texts point into text */
+    char *text;    /* owned copies of the texts, or NULL */
+    pg_rows_fn fn;
+    pg_rows_t to;
+    store_async_t async;
+    int sends; /* connections it was sent on */
+    enum stage stage;
+    PGresult *result; /* the statement's, kept until the sync */
+    store_rc_t rc;    /* the first failure among its answers */
+};
+
+static void lose(pg_store_t *s);
+static void on_io(void *arg, unsigned events);
+
+/* --- reads ------------------------------------------------------------------ */
+
+static pg_aread_t *aread_new(pg_async_t *a)
+{
+    pg_aread_t *r = a->spare;
+    if (r != NULL) {
+        a->spare = r->next;
+        a->nspare--;
+    } else if ((r = malloc(sizeof *r)) == NULL) {
+        return NULL;
+    }
+    memset(r, 0, sizeof *r);
+    return r;
+}
+
+static void aread_free(pg_async_t *a, pg_aread_t *r)
+{
+    PQclear(r->result);
+    free(r->text);
+    if (a->nspare >= SPARE_MAX) {
+        free(r);
+        return;
+    }
+    r->next = a->spare;
+    a->spare = r;
+    a->nspare++;
+}
+
+static void append(pg_async_t *a, pg_aread_t *r)
+{
+    r->next = NULL;
+    if (a->tail != NULL)
+        a->tail->next = r;
+    else
+        a->head = r;
+    a->tail = r;
+}
+
+/* Takes every read out of the queue; returns them, in order. */
+static pg_aread_t *take_all(pg_async_t *a)
+{
+    pg_aread_t *list = a->head;
+    a->head = a->tail = NULL;
+    return list;
+}
+
+/* Ends read r (out of the queue) with rc: its rows go to its callbacks
+ * when rc is STORE_OK, then done runs. */
+static void complete(pg_store_t *s, pg_aread_t *r, store_rc_t rc)
+{
+    if (rc == STORE_OK) rc = r->result != NULL ? r->fn(r->result, &r->to) : STORE_ERROR;
+    store_async_t async = r->async;
+    aread_free(&s->aio, r);
+    async.done(async.ctx, rc);
+}
+
+/* Ends every read of list with rc (the session's set-up just goes). */
+static void fail_all(pg_store_t *s, pg_aread_t *list, store_rc_t rc)
+{
+    while (list != NULL) {
+        pg_aread_t *r = list;
+        list = r->next;
+        if (r->setup)
+            aread_free(&s->aio, r);
+        else
+            complete(s, r, rc);
+    }
+}
+
+/* --- the connection ------------------------------------------------------ */
+
+/* Watches the connection's socket for events (STORE_IO_READ: always from
+ * now; STORE_IO_WRITE: once) on a new watch: while connecting, libpq may
+ * move to another socket between steps. False when out of memory. */
+static bool rewatch(pg_store_t *s, unsigned events)
+{
+    pg_async_t *a = &s->aio;
+    if (a->watch != NULL) a->loop.unwatch(a->watch);
+    a->watch = a->loop.watch(a->loop.ctx, PQsocket(s->conn), on_io, s);
+    if (a->watch == NULL) return false;
+    if (events & STORE_IO_READ) a->loop.read(a->watch, true);
+    if (events & STORE_IO_WRITE) a->loop.write(a->watch);
+    return true;
+}
+
+static void stop_timer(pg_async_t *a, store_timer_t **t)
+{
+    if (*t != NULL) a->loop.timer_stop(*t);
+    *t = NULL;
+}
+
+/* Closes the connection, whatever its state; the reads stay queued. */
+static void drop(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    if (a->watch != NULL) a->loop.unwatch(a->watch);
+    a->watch = NULL;
+    stop_timer(a, &a->deadline);
+    stop_timer(a, &a->kick);
+    if (s->conn != NULL) PQfinish(s->conn);
+    s->conn = NULL;
+    a->state = AIO_DOWN;
+    a->broken = false;
+}
+
+/* A connection attempt failed (msg: libpq's reason): every read waiting
+ * for it fails, and the back-off starts. */
+static void connect_failed(pg_store_t *s, const char *msg)
+{
+    char why[PG_MSG_MAX], err[PG_MSG_MAX + 64];
+    pg_message(msg, why, sizeof why);
+    snprintf(err, sizeof err, "cannot connect to PostgreSQL: %s", why);
+    drop(s);
+    pg_connect_failed(s, err);
+    fail_all(s, take_all(&s->aio), STORE_UNAVAILABLE);
+}
+
+static void on_deadline(void *arg)
+{
+    pg_store_t *s = arg;
+    s->aio.deadline = NULL;
+    connect_failed(s, "timeout expired");
+}
+
+/* Starts a connection without waiting for it; false (logged, back-off
+ * started) when it cannot even start. The queue is the caller's. */
+static bool start_connect(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    int timeout_ms = 0;
+    PGconn *c = pg_connect_start(s, &timeout_ms);
+    if (c == NULL || PQstatus(c) == CONNECTION_BAD) {
+        char why[PG_MSG_MAX], err[PG_MSG_MAX + 64];
+        pg_message(c != NULL ? PQerrorMessage(c) : "out of memory", why, sizeof why);
+        snprintf(err, sizeof err, "cannot connect to PostgreSQL: %s", why);
+        PQfinish(c);
+        pg_connect_failed(s, err);
+        return false;
+    }
+    s->conn = c;
+    memset(s->prepared, 0, sizeof s->prepared);
+    a->state = AIO_CONNECTING;
+    /* Before the first PQconnectPoll, libpq waits to write (connect(2)). */
+    bool ok = rewatch(s, STORE_IO_WRITE);
+    if (ok && timeout_ms > 0)
+        ok = (a->deadline = a->loop.timer_start(a->loop.ctx, (uint32_t)timeout_ms, on_deadline, s)) != NULL;
+    if (!ok) {
+        drop(s);
+        pg_connect_failed(s, "cannot connect to PostgreSQL: out of memory");
+    }
+    return ok;
+}
+
+/* The connection is a thread's read connection from now on: non-blocking,
+ * in pipeline mode, watched for reading. */
+static bool make_ready(pg_store_t *s)
+{
+    if (PQsetnonblocking(s->conn, 1) != 0 || PQenterPipelineMode(s->conn) != 1) return false;
+    if (!rewatch(s, STORE_IO_READ)) return false;
+    s->aio.state = AIO_READY;
+    return true;
+}
+
+static void send_unsent(pg_store_t *s);
+
+/* The connection is made: the session's set-up goes first in the
+ * pipeline, then every read that waited for it, in order. */
+static void connected(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    stop_timer(a, &a->deadline);
+    pg_aread_t *setup = aread_new(a);
+    if (setup == NULL || !make_ready(s)) {
+        if (setup != NULL) aread_free(a, setup);
+        connect_failed(s, setup == NULL ? "out of memory" : PQerrorMessage(s->conn));
+        return;
+    }
+    pg_connect_succeeded(s);
+    setup->setup = true;
+    setup->next = a->head;
+    a->head = setup;
+    if (a->tail == NULL) a->tail = setup;
+    send_unsent(s);
+}
+
+/* One step of the connection, when its socket is ready as last asked. */
+static void connect_step(pg_store_t *s)
+{
+    switch (PQconnectPoll(s->conn)) {
+    case PGRES_POLLING_READING:
+        if (!rewatch(s, STORE_IO_READ)) connect_failed(s, "out of memory");
+        return;
+    case PGRES_POLLING_WRITING:
+        if (!rewatch(s, STORE_IO_WRITE)) connect_failed(s, "out of memory");
+        return;
+    case PGRES_POLLING_OK:
+        connected(s);
+        return;
+    default:
+        connect_failed(s, PQerrorMessage(s->conn));
+        return;
+    }
+}
+
+/* The connection is gone, or can no longer be trusted: the reads sent on
+ * it go again on a new one (made at once, as a blocking read is tried
+ * again), except those already on their second. */
+static void lose(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    if (pg_conn_ok(s) && !a->broken) {
+        store_log("crmd: postgres: answers out of step with the reads sent; reconnecting");
+    } else {
+        char msg[PG_MSG_MAX];
+        pg_message(PQerrorMessage(s->conn), msg, sizeof msg);
+        pg_lost(s, msg);
+    }
+    drop(s);
+    pg_aread_t *failed = NULL, **failed_tail = &failed;
+    for (pg_aread_t *r = take_all(a), *next; r != NULL; r = next) {
+        next = r->next;
+        if (r->setup || r->sends >= SENDS_MAX) {
+            r->next = NULL;
+            *failed_tail = r;
+            failed_tail = &r->next;
+            continue;
+        }
+        PQclear(r->result);
+        r->result = NULL;
+        r->stage = UNSENT;
+        r->rc = STORE_OK;
+        append(a, r);
+    }
+    if (a->head != NULL && !start_connect(s)) *failed_tail = take_all(a);
+    fail_all(s, failed, STORE_UNAVAILABLE);
+}
+
+static void on_kick(void *arg)
+{
+    pg_store_t *s = arg;
+    s->aio.kick = NULL;
+    if (s->aio.broken) lose(s);
+}
+
+/* The connection failed inside a call, where no read may complete: it is
+ * lost from the loop, as soon as it turns. */
+static void broken(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    a->broken = true;
+    if (a->kick == NULL) a->kick = a->loop.timer_start(a->loop.ctx, 0, on_kick, s);
+    /* Without memory for a timer, the socket's own failure still wakes the
+     * loop (on_io checks broken first). */
+}
+
+/* --- sending ------------------------------------------------------------------ */
+
+/* Sends read r: its statement's preparation when this connection lacks
+ * it, the statement, and a sync. False when libpq refuses (the
+ * connection is broken). */
+static bool send_one(pg_store_t *s, pg_aread_t *r)
+{
+    PGconn *c = s->conn;
+    r->sends++;
+    r->stage = EXEC;
+    if (r->setup) {
+        if (PQsendQueryParams(c, pg_session_sql, 0, NULL, NULL, NULL, NULL, 1) != 1) return false;
+        return PQpipelineSync(c) == 1;
+    }
+    char name[PG_STMT_NAME_MAX];
+    pg_stmt_name(r->id, name);
+    if (!s->prepared[r->id]) {
+        if (PQsendPrepare(c, name, pg_stmt_sql[r->id], 0, NULL) != 1) return false;
+        s->prepared[r->id] = true; /* for the reads sent after it; undone if it fails */
+        r->stage = PREPARE;
+    }
+    if (PQsendQueryPrepared(c, name, r->p.n, r->p.v, r->p.len, r->p.fmt, 1) != 1) return false;
+    return PQpipelineSync(c) == 1;
+}
+
+/* Pushes what libpq holds to the socket; the rest when it is writable. */
+static void flush(pg_store_t *s)
+{
+    int rc = PQflush(s->conn);
+    if (rc < 0)
+        broken(s);
+    else if (rc > 0)
+        s->aio.loop.write(s->aio.watch);
+}
+
+static void send_unsent(pg_store_t *s)
+{
+    for (pg_aread_t *r = s->aio.head; r != NULL; r = r->next) {
+        if (r->stage != UNSENT) continue;
+        if (!send_one(s, r)) {
+            broken(s);
+            return;
+        }
+    }
+    flush(s);
+}
+
+/* --- answers -------------------------------------------------------------------- */
+
+/* Takes the next result (res, NULL included) of r, the oldest read in
+ * flight. False when it is not what r can get: the connection is then
+ * out of step, and lost. */
+static bool take(pg_store_t *s, pg_aread_t *r, PGresult *res)
+{
+    if (r->stage == SYNC) {
+        bool synced = res != NULL && PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+        PQclear(res);
+        r->stage = ENDED;
+        return synced;
+    }
+    if (res == NULL) { /* the end of this statement's results */
+        r->stage = r->stage == PREPARE ? EXEC : SYNC;
+        return true;
+    }
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_PIPELINE_SYNC) {
+        PQclear(res);
+        return false;
+    }
+    if (r->stage == EXEC && r->rc == STORE_OK && r->result == NULL &&
+        (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)) {
+        r->result = res;
+        return true;
+    }
+    if (r->stage == PREPARE && st == PGRES_COMMAND_OK) {
+        PQclear(res);
+        return true;
+    }
+    /* A failure: the first one is the read's (a statement skipped after
+     * it, PGRES_PIPELINE_ABORTED, says nothing more). */
+    if (r->stage == PREPARE) s->prepared[r->id] = false;
+    if (r->rc == STORE_OK) r->rc = st == PGRES_PIPELINE_ABORTED ? STORE_ERROR : pg_map_error(s, res);
+    PQclear(res);
+    return true;
+}
+
+/* Ends the oldest read once all its answers are in; false when the
+ * connection has been lost meanwhile (its set-up failed). */
+static bool end_head(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    pg_aread_t *r = a->head;
+    a->head = r->next;
+    if (a->head == NULL) a->tail = NULL;
+    if (!r->setup) {
+        complete(s, r, r->rc);
+        return true;
+    }
+    bool ok = r->rc == STORE_OK;
+    aread_free(a, r);
+    if (!ok) {
+        store_log("crmd: postgres: cannot set up the PostgreSQL session");
+        lose(s);
+    }
+    return ok;
+}
+
+/* Takes every answer that has arrived, in order. A read's callbacks may
+ * start other reads, which join the queue's end. */
+static void take_answers(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    for (;;) {
+        if (a->state != AIO_READY) return;
+        if (PQstatus(s->conn) == CONNECTION_BAD) {
+            lose(s);
+            return;
+        }
+        pg_aread_t *r = a->head;
+        if (r == NULL || r->stage == UNSENT || PQisBusy(s->conn)) return;
+        if (!take(s, r, PQgetResult(s->conn))) {
+            lose(s);
+            return;
+        }
+        if (r->stage == ENDED && !end_head(s)) return;
+    }
+}
+
+static void on_io(void *arg, unsigned events)
+{
+    pg_store_t *s = arg;
+    pg_async_t *a = &s->aio;
+    if (a->state == AIO_CONNECTING) {
+        connect_step(s);
+        return;
+    }
+    if (a->broken) {
+        lose(s);
+        return;
+    }
+    if (events & STORE_IO_WRITE) flush(s);
+    if ((events & STORE_IO_READ) && PQconsumeInput(s->conn) != 1) {
+        lose(s);
+        return;
+    }
+    take_answers(s);
+}
+
+/* --- the interface ---------------------------------------------------------------- */
+
+store_rc_t pg_rows_one(const PGresult *r, const pg_rows_t *to)
+{
+    if (PQntuples(r) == 0) return STORE_NOT_FOUND;
+    to->emit(r, 0, to->cb, to->ctx);
+    return STORE_OK;
+}
+
+/* Without a loop or an async: at once, through txn.c. */
+static store_rc_t read_now(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, pg_rows_fn fn,
+                           const pg_rows_t *to)
+{
+    PGresult *r;
+    store_rc_t rc = pg_read(s, id, p, &r);
+    if (rc == STORE_OK) rc = fn(r, to);
+    PQclear(r);
+    return rc;
+}
+
+store_rc_t pg_read_rows(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, pg_rows_fn fn,
+                        const pg_rows_t *to, const store_async_t *async)
+{
+    pg_async_t *a = &s->aio;
+    if (async == NULL || !a->on) return read_now(s, id, p, fn, to);
+    assert(s->base.batch == BATCH_NONE && !s->in_tx && !s->piped);
+    /* During the back-off after a failed attempt: refused at once. */
+    if (a->state == AIO_DOWN && (!pg_may_connect(s) || !start_connect(s))) return STORE_UNAVAILABLE;
+    pg_aread_t *r = aread_new(a);
+    if (r == NULL) return STORE_UNAVAILABLE;
+    if (!pg_params_copy(&r->p, p, &r->text)) {
+        aread_free(a, r);
+        return STORE_UNAVAILABLE;
+    }
+    r->id = id;
+    r->fn = fn;
+    r->to = *to;
+    r->async = *async;
+    append(a, r);
+    if (a->state == AIO_READY && !a->broken) {
+        if (send_one(s, r))
+            flush(s);
+        else
+            broken(s);
+    }
+    return STORE_PENDING;
+}
+
+void pg_set_loop(store_t *base, const store_loop_t *loop)
+{
+    pg_store_t *s = pg_of(base);
+    pg_async_t *a = &s->aio;
+    assert(!a->on && !s->in_tx && !s->piped && s->base.batch == BATCH_NONE);
+    a->on = true;
+    a->loop = *loop;
+    a->state = AIO_DOWN;
+    /* The connection the thread opened (and read its revocations on) is
+     * kept; failing that, the first read makes a new one. */
+    if (pg_conn_ok(s) && make_ready(s)) return;
+    drop(s);
+}
+
+void pg_async_close(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    if (!a->on) return;
+    for (pg_aread_t *r = take_all(a), *next; r != NULL; r = next) {
+        next = r->next;
+        assert(r->setup); /* nobody's read may be pending (store.h) */
+        aread_free(a, r);
+    }
+    drop(s);
+    while (a->spare != NULL) {
+        pg_aread_t *r = a->spare;
+        a->spare = r->next;
+        free(r);
+    }
+    a->nspare = 0;
+}
