@@ -8,6 +8,13 @@
  * tokens it verified, until they expire. Apps are cached for at most a
  * second, so disabling one takes effect within a second everywhere. Both
  * store reads here (an app by key, the revocations) may complete later.
+ *
+ * Revocations are polled by the requests themselves: one that finds the
+ * thread's list more than a second old reads what is new before its
+ * token is checked, so no request ever trusts a token revoked more than a
+ * second before it started. Requests that find it stale together each
+ * read (they would wait for one another's read anyway, on the same
+ * connection); every revocation is kept once.
  */
 #include "api/auth.h"
 
@@ -24,7 +31,7 @@
 /* verify_token's own result beyond the jwt_rc values. */
 #define AUTH_REVOKED 100
 #define TOKEN_CACHE_MAX_LEN 4096
-/* Revocations reach every thread within this long (plus one store read). */
+/* A request trusts the revocations it knows when they are this fresh. */
 #define REVOKED_POLL_MS 1000
 
 typedef struct auth_token_entry {
@@ -47,10 +54,8 @@ struct auth_cache {
     /* Revoked token ids, polled from the store at most once a second. */
     char **revoked;
     size_t revoked_n, revoked_cap;
-    int64_t revoked_seq;     /* the last revocation seen */
-    int64_t revoked_poll_ms; /* when the store was last asked */
-    size_t poll_before;      /* revoked_n when that poll started */
-    bool polling;            /* its answer is still to come */
+    int64_t revoked_seq; /* the last revocation seen */
+    int64_t fresh_ms;    /* every revocation before this is known */
 };
 
 auth_cache_t *auth_cache_new(void)
@@ -76,11 +81,6 @@ void auth_cache_free(auth_cache_t *c)
     free(c);
 }
 
-bool auth_busy(const auth_cache_t *c)
-{
-    return c->polling;
-}
-
 static uint64_t fnv1a(const char *s, size_t n)
 {
     uint64_t h = 1469598103934665603ULL ^ n;
@@ -102,7 +102,10 @@ static h2o_iovec_t header(h2o_req_t *req, const char *name)
 static void add_revoked(void *ctx, int64_t seq, const char *jti)
 {
     auth_cache_t *c = ctx;
+    if (seq <= c->revoked_seq) return; /* two polls at once report it twice */
     c->revoked_seq = seq;
+    /* A token verified before may be this one: each is verified again. */
+    forget_tokens(c);
     if (c->revoked_n == c->revoked_cap) {
         size_t cap = c->revoked_cap ? c->revoked_cap * 2 : 16;
         char **p = realloc(c->revoked, cap * sizeof *p);
@@ -114,37 +117,17 @@ static void add_revoked(void *ctx, int64_t seq, const char *jti)
     if (copy != NULL) c->revoked[c->revoked_n++] = copy;
 }
 
-/* Any new revocation empties the token cache, so that a revoked token is
- * verified (and refused) again. */
-static void polled(void *ctx, store_rc_t rc)
-{
-    auth_cache_t *c = ctx;
-    c->polling = false;
-    if (rc == STORE_OK && c->revoked_n != c->poll_before) forget_tokens(c);
-}
-
-/* Asks the store for new revocations, at most once a second. The poll is
- * the thread's, not the request's: a request does not wait for it. */
-static void poll_revoked(auth_cache_t *c, store_t *s, int64_t now)
-{
-    if (c->polling || now - c->revoked_poll_ms < REVOKED_POLL_MS) return;
-    c->revoked_poll_ms = now;
-    c->poll_before = c->revoked_n;
-    store_async_t async = {.done = polled, .ctx = c};
-    store_rc_t rc = store_revoked_since(s, c->revoked_seq, add_revoked, c, &async);
-    if (rc == STORE_PENDING)
-        c->polling = true;
-    else
-        polled(c, rc);
-}
-
 store_rc_t auth_cache_load(auth_cache_t *c, store_t *s, int64_t now)
 {
-    c->revoked_poll_ms = now;
-    c->poll_before = c->revoked_n;
     store_rc_t rc = store_revoked_since(s, c->revoked_seq, add_revoked, c, NULL);
-    polled(c, rc);
+    if (rc == STORE_OK) c->fresh_ms = now;
     return rc;
+}
+
+static store_rc_t start_poll(api_req_t *r, const store_async_t *async)
+{
+    auth_cache_t *c = r->t->auth;
+    return store_revoked_since(r->t->store, c->revoked_seq, add_revoked, c, async);
 }
 
 static bool is_revoked(const auth_cache_t *c, const char *jti)
@@ -333,6 +316,32 @@ static const char *read_headers(h2o_req_t *req, h2o_iovec_t *tok, h2o_iovec_t *k
     return NULL;
 }
 
+/* The token, checked against revocations known to be fresh, then the key. */
+static void check_token(api_req_t *r)
+{
+    h2o_iovec_t tok, key;
+    read_headers(r->req, &tok, &key); /* checked by auth_request */
+    int rc = verify_token(r, tok.base, tok.len, r->auth.claimed);
+    if (rc != JWT_OK) {
+        fail(r, 401, token_problem(rc));
+        return;
+    }
+    find_app(r, key.base, key.len, on_key_app);
+}
+
+/* The revocations r read: fresh as of its start. Without them (the
+ * database failed) no token is trusted. */
+static void polled(api_req_t *r, store_rc_t rc)
+{
+    auth_cache_t *c = r->t->auth;
+    if (rc != STORE_OK) {
+        fail_store(r, rc);
+        return;
+    }
+    if (c->fresh_ms < r->now) c->fresh_ms = r->now;
+    check_token(r);
+}
+
 void auth_request(api_req_t *r, api_step_fn then)
 {
     h2o_iovec_t tok, key;
@@ -341,12 +350,9 @@ void auth_request(api_req_t *r, api_step_fn then)
         fail(r, 401, problem);
         return;
     }
-    poll_revoked(r->t->auth, r->t->store, r->now);
-    int rc = verify_token(r, tok.base, tok.len, r->auth.claimed);
-    if (rc != JWT_OK) {
-        fail(r, 401, token_problem(rc));
-        return;
-    }
     r->auth.then = then;
-    find_app(r, key.base, key.len, on_key_app);
+    if (r->now - r->t->auth->fresh_ms < REVOKED_POLL_MS)
+        check_token(r);
+    else
+        api_req_read(r, start_poll, polled);
 }

@@ -263,17 +263,24 @@ Test(pending, reads_that_complete_later_are_answered_then)
     close(fd);
 }
 
-Test(pending, a_failed_read_that_completes_later_is_answered_with_its_error)
+/* Sends GET path, lets the read of kind it waits for fail with rc, and
+ * expects the answer to begin with head and to hold text. */
+static void expect_failed_read(int kind, store_rc_t rc, const char *head, const char *text)
 {
-    F.pend[LEAD_GET] = true;
-    int fd = send_get("/leads/" LEAD_ID, "missing");
-    TURN_UNTIL(F.waiting[LEAD_GET]);
-    complete(LEAD_GET, STORE_NOT_FOUND);
+    F.pend[kind] = true;
+    int fd = send_get("/leads/" LEAD_ID, "failing");
+    TURN_UNTIL(F.waiting[kind]);
+    complete(kind, rc);
     TURN_UNTIL(response_in(fd));
-    cr_expect(strncmp(got, "HTTP/1.1 404 ", 13) == 0, "%s", got);
-    cr_expect_not_null(strstr(got, "Lead Not Found"), "%s", got);
+    cr_expect(strncmp(got, head, strlen(head)) == 0, "%s", got);
+    cr_expect_not_null(strstr(got, text), "%s", got);
     cr_expect(!api_thread_busy(T));
     close(fd);
+}
+
+Test(pending, a_failed_read_that_completes_later_is_answered_with_its_error)
+{
+    expect_failed_read(LEAD_GET, STORE_NOT_FOUND, "HTTP/1.1 404 ", "Lead Not Found");
 }
 
 Test(pending, an_app_lookup_completed_after_disposal_goes_no_further)
@@ -318,26 +325,37 @@ Test(pending, a_client_gone_while_its_read_waits)
     cr_expect(!api_thread_busy(T));
 }
 
-Test(pending, a_revocation_poll_that_waits_keeps_the_thread_busy_not_the_request)
+Test(pending, a_request_that_finds_the_revocations_stale_waits_for_their_poll)
 {
-    F.pend[POLL] = true;
-    F.pend[LEAD_GET] = true;
+    F.pend[POLL] = F.pend[LEAD_GET] = true;
     int fd = send_get("/leads/" LEAD_ID, "revoke-me");
-    TURN_UNTIL(F.waiting[LEAD_GET]);
-    cr_expect(F.waiting[POLL], "the poll is the thread's: the request went on without it");
-    complete(LEAD_GET, STORE_OK);
-    TURN_UNTIL(response_in(fd));
-    cr_expect(strncmp(got, "HTTP/1.1 200 ", 13) == 0, "%s", got);
-    cr_expect(api_thread_busy(T), "the poll still waits");
-    /* The poll reports the token's revocation: the token is refused from now on. */
+    TURN_UNTIL(F.waiting[POLL]);
+    h2o_evloop_run(loop, 10);
+    cr_expect_eq(F.calls[APP_FIND], 0, "the request went on before the revocations were read");
+    cr_expect(!response_in(fd) && got_len == 0, "answered before the poll completed: %s", got);
+    cr_expect(api_thread_busy(T), "a request waiting for the poll keeps the thread busy");
+    /* The poll reports the token's revocation: this very request is refused. */
     F.revoke = "revoke-me";
     complete(POLL, STORE_OK);
-    cr_expect(!api_thread_busy(T));
-    close(fd);
-    got_len = 0;
-    fd = send_get("/leads/" LEAD_ID, "revoke-me");
     TURN_UNTIL(response_in(fd));
     cr_expect(strncmp(got, "HTTP/1.1 401 ", 13) == 0, "%s", got);
     cr_expect_not_null(strstr(got, "revoked"), "%s", got);
+    cr_expect(!api_thread_busy(T));
     close(fd);
+
+    /* Within the second that follows, requests trust what the poll read. */
+    got_len = 0;
+    fd = send_get("/leads/" LEAD_ID, "still-good");
+    TURN_UNTIL(F.waiting[LEAD_GET]);
+    cr_expect_eq(F.calls[POLL], 1, "the revocations were polled again within a second");
+    complete(LEAD_GET, STORE_OK);
+    TURN_UNTIL(response_in(fd));
+    cr_expect(strncmp(got, "HTTP/1.1 200 ", 13) == 0, "%s", got);
+    close(fd);
+}
+
+Test(pending, a_failed_revocation_poll_trusts_no_token)
+{
+    expect_failed_read(POLL, STORE_UNAVAILABLE, "HTTP/1.1 503 ", "Service Unavailable");
+    cr_expect_eq(F.calls[APP_FIND], 0, "the key was looked up without the revocations");
 }
