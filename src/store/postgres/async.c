@@ -35,7 +35,9 @@
  * failure found there (a send refused) is dealt with from the loop.
  *
  * The connection is watched for reading even when idle, so a server that
- * goes away is noticed at once, not by the next request.
+ * goes away is noticed at once, not by the next request. Its session
+ * plans every statement once (pg_reader_session_sql): re-planning a list
+ * at each execution would cost more than running it.
  */
 #include <assert.h>
 #include <stdio.h>
@@ -61,7 +63,7 @@ enum stage {
 
 struct pg_aread {
     pg_aread_t *next;
-    bool setup; /* the session's settings (pg_session_sql), nobody's read */
+    bool setup; /* the session's settings (pg_reader_session_sql), nobody's read */
     enum pg_stmt_id id;
     pg_params_t p; /* its texts point into text */
     char *text;    /* owned copies of the texts, or NULL */
@@ -242,24 +244,36 @@ static bool make_ready(pg_store_t *s)
 
 static void send_unsent(pg_store_t *s);
 
-/* The connection is made: the session's set-up goes first in the
- * pipeline, then every read that waited for it, in order. */
-static void connected(pg_store_t *s)
+/* Makes the connection a thread's read connection and sends the session's
+ * set-up first in the pipeline, then every read that waited for it, in
+ * order; false (nothing sent) when that cannot be done. */
+static bool start_session(pg_store_t *s)
 {
     pg_async_t *a = &s->aio;
-    stop_timer(a, &a->deadline);
     pg_aread_t *setup = aread_new(a);
-    if (setup == NULL || !make_ready(s)) {
-        if (setup != NULL) aread_free(a, setup);
-        connect_failed(s, setup == NULL ? "out of memory" : PQerrorMessage(s->conn));
-        return;
+    if (setup == NULL) return false;
+    if (!make_ready(s)) {
+        aread_free(a, setup);
+        return false;
     }
-    pg_connect_succeeded(s);
     setup->setup = true;
     setup->next = a->head;
     a->head = setup;
     if (a->tail == NULL) a->tail = setup;
     send_unsent(s);
+    return true;
+}
+
+/* The connection is made. */
+static void connected(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    stop_timer(a, &a->deadline);
+    if (!start_session(s)) {
+        connect_failed(s, PQerrorMessage(s->conn));
+        return;
+    }
+    pg_connect_succeeded(s);
 }
 
 /* One step of the connection, when its socket is ready as last asked. */
@@ -343,7 +357,7 @@ static bool send_one(pg_store_t *s, pg_aread_t *r)
     r->sends++;
     r->stage = EXEC;
     if (r->setup) {
-        if (PQsendQueryParams(c, pg_session_sql, 0, NULL, NULL, NULL, NULL, 1) != 1) return false;
+        if (PQsendQueryParams(c, pg_reader_session_sql, 0, NULL, NULL, NULL, NULL, 1) != 1) return false;
         return PQpipelineSync(c) == 1;
     }
     char name[PG_STMT_NAME_MAX];
@@ -538,7 +552,7 @@ void pg_set_loop(store_t *base, const store_loop_t *loop)
     a->state = AIO_DOWN;
     /* The connection the thread opened (and read its revocations on) is
      * kept; failing that, the first read makes a new one. */
-    if (pg_conn_ok(s) && make_ready(s)) return;
+    if (pg_conn_ok(s) && start_session(s)) return;
     drop(s);
 }
 

@@ -172,12 +172,14 @@ bool pg_conn_ok(const pg_store_t *s);
 
 /* Starts a connection with crmd's settings without waiting for it
  * (PQconnectStartParams; NULL when out of memory): the caller drives
- * PQconnectPoll, then sends pg_session_sql before anything else. The
- * connect_timeout it was given, in ms (0: none), is what the caller
+ * PQconnectPoll, then sends pg_reader_session_sql before anything else.
+ * The connect_timeout it was given, in ms (0: none), is what the caller
  * must enforce, since PQconnectPoll does not. */
 PGconn *pg_connect_start(pg_store_t *s, int *timeout_ms);
-/* What every connection runs first (the lock timeout of store.h). */
+/* What every connection runs first (the lock timeout of store.h), and what
+ * a server thread's read connection runs instead (generic plans too). */
 extern const char pg_session_sql[];
+extern const char pg_reader_session_sql[];
 
 /* Reconnection bookkeeping, shared by both ways of connecting: whether an
  * attempt is allowed now (not during the back-off after a failure, unless
