@@ -1995,3 +1995,40 @@ Test(store, reads_during_an_outage_fail_then_are_refused_at_once_until_the_back_
     expect_app_found(&after);
     store_close(s);
 }
+
+/* A read that fails makes no other read fail: not those sent with it (on
+ * PostgreSQL the server skips the rest of its batch, which is sent again),
+ * nor one sent later whose statement's preparation was among those
+ * skipped. The revocations' table, renamed away, makes a read fail; the
+ * lock on leads holds the first batch until the second has been sent. */
+Test(store, a_failed_read_makes_no_other_read_fail)
+{
+    store_set_log(quiet, NULL);
+    create_lead(1, "Unharmed", 1000);
+    store_t *s = open_with_loop();
+    raw_sql("ALTER TABLE revoked_tokens RENAME TO revoked_tokens_away");
+    locker_t locker = lock_leads();
+    static waited_t first, failing, skipped, later;
+    started(&first, store_lead_get(s, app1.id, ID(1), on_lead, &first.leads, ASYNC(&first)));
+    started(&failing, store_revoked_since(s, 0, NULL, NULL, ASYNC(&failing)));
+    start_app_find(s, &skipped);
+    for (int i = 0; i < 5; i++)
+        turn(20); /* the first batch has gone, and waits for the lock */
+    start_app_find(s, &later);
+    for (int i = 0; i < 5; i++)
+        turn(20);
+    unlock_leads(locker);
+    TURN_UNTIL(first.done && failing.done && skipped.done && later.done);
+    cr_expect_eq(first.rc, STORE_OK);
+    cr_expect_eq(first.leads.n, 1);
+    cr_expect_eq(failing.rc, STORE_ERROR);
+    expect_app_found(&skipped);
+    expect_app_found(&later);
+
+    raw_sql("ALTER TABLE revoked_tokens_away RENAME TO revoked_tokens");
+    static waited_t again;
+    started(&again, store_revoked_since(s, 0, NULL, NULL, ASYNC(&again)));
+    TURN_UNTIL(again.done);
+    cr_expect_eq(again.rc, STORE_OK);
+    store_close(s);
+}

@@ -3,21 +3,26 @@
  * owns the store (store_set_loop), pipelined on its one connection.
  *
  * A server thread's connection is kept in libpq's non-blocking pipeline
- * mode with its socket watched by the thread's loop. A read is sent at
- * once (its statement prepared first, in the same pipeline, when this
- * connection has not prepared it yet) followed by a sync of its own, so it
- * runs as its own implicit transaction: one snapshot, and a failure ends
- * no other read. The call then returns STORE_PENDING, and the reads of the
- * other requests the thread serves meanwhile follow on the same connection
- * without waiting for its answer. When the socket turns readable the
- * answers are taken in the order the reads were sent; each read's result
- * is kept until its sync comes back, then its rows go to its callbacks and
- * done runs.
+ * mode with its socket watched by the thread's loop. A read is queued in
+ * libpq at once (its statement prepared first, in the same pipeline, when
+ * this connection has not prepared it yet) and the call returns
+ * STORE_PENDING. The reads the thread starts in one turn of its loop form
+ * a batch: a timer that fires at the end of the turn sends them with one
+ * Sync, so the thread writes to the socket once per turn, and the server
+ * answers the batch at once instead of read by read. Nothing waits for an
+ * answer before the next batch goes. When the socket turns readable the
+ * answers are taken in the order the reads were sent, and each read's rows
+ * go to its callbacks, then done runs.
+ *
+ * Each statement still sees one snapshot of its own (READ COMMITTED takes
+ * one per statement, in a batch too). A read that fails makes the server
+ * skip the rest of its batch (PGRES_PIPELINE_ABORTED): those reads are
+ * sent again in the next batch, not failed.
  *
  * Sections:
  *   reads              the queue, kept entries, completing
  *   the connection     connecting without blocking, setting it up, losing it
- *   sending            a read's messages, flushing
+ *   sending            a read's messages, batches, flushing
  *   answers            taking results in order
  *   the interface      pg_read_rows, pg_set_loop, pg_async_close
  *
@@ -46,42 +51,50 @@
 
 #include "store/postgres/pg_int.h"
 
-/* Ended reads kept for reuse, at most (a thread's reads in flight are
+/* Ended entries kept for reuse, at most (a thread's reads in flight are
  * about as many as its clients waiting). */
 #define SPARE_MAX 64
 /* How many connections a read is sent on at most. */
 #define SENDS_MAX 2
 
-/* Where a read is in the answers the server sends for it. */
+/* What an entry of the queue stands for. */
+enum kind {
+    READ,  /* a caller's read */
+    SETUP, /* the session's settings (pg_reader_session_sql): nobody's read */
+    SYNC   /* the end of a batch */
+};
+
+/* Where an entry is in the answers the server sends for it. */
 enum stage {
-    UNSENT,  /* waiting for a connection */
+    UNSENT,  /* waiting for a connection, or for the next batch */
     PREPARE, /* its statement's preparation: a result, then NULL */
-    EXEC,    /* the statement: a result, then NULL */
-    SYNC,    /* the sync: PGRES_PIPELINE_SYNC */
+    EXEC,    /* the statement: a result, then NULL; a SYNC: PGRES_PIPELINE_SYNC */
     ENDED
 };
 
 struct pg_aread {
     pg_aread_t *next;
-    bool setup; /* the session's settings (pg_reader_session_sql), nobody's read */
+    enum kind kind;
+    enum stage stage;
     enum pg_stmt_id id;
     pg_params_t p; /* its texts point into text */
     char *text;    /* owned copies of the texts, or NULL */
     pg_rows_fn fn;
     pg_rows_t to;
     store_async_t async;
-    int sends; /* connections it was sent on */
-    enum stage stage;
-    PGresult *result; /* the statement's, kept until the sync */
+    int sends;        /* connections it was sent on */
+    bool skipped;     /* the server skipped it: a read before it in its batch failed */
+    PGresult *result; /* the statement's */
     store_rc_t rc;    /* the first failure among its answers */
 };
 
 static void lose(pg_store_t *s);
 static void on_io(void *arg, unsigned events);
+static void on_kick(void *arg);
 
 /* --- reads ------------------------------------------------------------------ */
 
-static pg_aread_t *aread_new(pg_async_t *a)
+static pg_aread_t *entry_new(pg_async_t *a, enum kind kind)
 {
     pg_aread_t *r = a->spare;
     if (r != NULL) {
@@ -91,10 +104,11 @@ static pg_aread_t *aread_new(pg_async_t *a)
         return NULL;
     }
     memset(r, 0, sizeof *r);
+    r->kind = kind;
     return r;
 }
 
-static void aread_free(pg_async_t *a, pg_aread_t *r)
+static void entry_free(pg_async_t *a, pg_aread_t *r)
 {
     PQclear(r->result);
     free(r->text);
@@ -117,12 +131,22 @@ static void append(pg_async_t *a, pg_aread_t *r)
     a->tail = r;
 }
 
-/* Takes every read out of the queue; returns them, in order. */
+/* Takes every entry out of the queue; returns them, in order. */
 static pg_aread_t *take_all(pg_async_t *a)
 {
     pg_aread_t *list = a->head;
     a->head = a->tail = NULL;
     return list;
+}
+
+/* Makes read r as if never sent, for the next batch or connection. */
+static void unsend(pg_aread_t *r)
+{
+    PQclear(r->result);
+    r->result = NULL;
+    r->stage = UNSENT;
+    r->skipped = false;
+    r->rc = STORE_OK;
 }
 
 /* Ends read r (out of the queue) with rc: its rows go to its callbacks
@@ -131,20 +155,20 @@ static void complete(pg_store_t *s, pg_aread_t *r, store_rc_t rc)
 {
     if (rc == STORE_OK) rc = r->result != NULL ? r->fn(r->result, &r->to) : STORE_ERROR;
     store_async_t async = r->async;
-    aread_free(&s->aio, r);
+    entry_free(&s->aio, r);
     async.done(async.ctx, rc);
 }
 
-/* Ends every read of list with rc (the session's set-up just goes). */
+/* Ends every read of list with rc; the other entries just go. */
 static void fail_all(pg_store_t *s, pg_aread_t *list, store_rc_t rc)
 {
     while (list != NULL) {
         pg_aread_t *r = list;
         list = r->next;
-        if (r->setup)
-            aread_free(&s->aio, r);
-        else
+        if (r->kind == READ)
             complete(s, r, rc);
+        else
+            entry_free(&s->aio, r);
     }
 }
 
@@ -170,7 +194,7 @@ static void stop_timer(pg_async_t *a, store_timer_t **t)
     *t = NULL;
 }
 
-/* Closes the connection, whatever its state; the reads stay queued. */
+/* Closes the connection, whatever its state; the entries stay queued. */
 static void drop(pg_store_t *s)
 {
     pg_async_t *a = &s->aio;
@@ -182,6 +206,7 @@ static void drop(pg_store_t *s)
     s->conn = NULL;
     a->state = AIO_DOWN;
     a->broken = false;
+    a->batched = 0;
 }
 
 /* A connection attempt failed (msg: libpq's reason): every read waiting
@@ -232,36 +257,28 @@ static bool start_connect(pg_store_t *s)
     return ok;
 }
 
-/* The connection is a thread's read connection from now on: non-blocking,
- * in pipeline mode, watched for reading. */
-static bool make_ready(pg_store_t *s)
-{
-    if (PQsetnonblocking(s->conn, 1) != 0 || PQenterPipelineMode(s->conn) != 1) return false;
-    if (!rewatch(s, STORE_IO_READ)) return false;
-    s->aio.state = AIO_READY;
-    return true;
-}
+static bool send_unsent(pg_store_t *s);
+static bool end_batch(pg_store_t *s);
 
-static void send_unsent(pg_store_t *s);
-
-/* Makes the connection a thread's read connection and sends the session's
- * set-up first in the pipeline, then every read that waited for it, in
- * order; false (nothing sent) when that cannot be done. */
+/* Makes the connection a thread's read connection (non-blocking, in
+ * pipeline mode, watched for reading) and sends the session's set-up, then
+ * every read that waited for it, in order, as one batch; false when that
+ * cannot be done. */
 static bool start_session(pg_store_t *s)
 {
     pg_async_t *a = &s->aio;
-    pg_aread_t *setup = aread_new(a);
+    pg_aread_t *setup = entry_new(a, SETUP);
     if (setup == NULL) return false;
-    if (!make_ready(s)) {
-        aread_free(a, setup);
+    if (PQsetnonblocking(s->conn, 1) != 0 || PQenterPipelineMode(s->conn) != 1 ||
+        !rewatch(s, STORE_IO_READ)) {
+        entry_free(a, setup);
         return false;
     }
-    setup->setup = true;
+    a->state = AIO_READY;
     setup->next = a->head;
     a->head = setup;
     if (a->tail == NULL) a->tail = setup;
-    send_unsent(s);
-    return true;
+    return send_unsent(s) && end_batch(s);
 }
 
 /* The connection is made. */
@@ -301,65 +318,59 @@ static void connect_step(pg_store_t *s)
 static void lose(pg_store_t *s)
 {
     pg_async_t *a = &s->aio;
-    if (pg_conn_ok(s) && !a->broken) {
-        store_log("crmd: postgres: answers out of step with the reads sent; reconnecting");
-    } else {
-        char msg[PG_MSG_MAX];
+    char msg[PG_MSG_MAX];
+    if (pg_conn_ok(s) && !a->broken)
+        snprintf(msg, sizeof msg, "answers out of step with the reads sent");
+    else
         pg_message(PQerrorMessage(s->conn), msg, sizeof msg);
-        pg_lost(s, msg);
-    }
+    pg_lost(s, msg); /* once per outage */
     drop(s);
     pg_aread_t *failed = NULL, **failed_tail = &failed;
     for (pg_aread_t *r = take_all(a), *next; r != NULL; r = next) {
         next = r->next;
-        if (r->setup || r->sends >= SENDS_MAX) {
+        if (r->kind != READ || r->sends >= SENDS_MAX) {
             r->next = NULL;
             *failed_tail = r;
             failed_tail = &r->next;
             continue;
         }
-        PQclear(r->result);
-        r->result = NULL;
-        r->stage = UNSENT;
-        r->rc = STORE_OK;
+        unsend(r);
         append(a, r);
     }
     if (a->head != NULL && !start_connect(s)) *failed_tail = take_all(a);
     fail_all(s, failed, STORE_UNAVAILABLE);
 }
 
-static void on_kick(void *arg)
+/* Asks for on_kick at the end of this turn of the loop. Without memory
+ * for a timer, a broken connection is still noticed through its socket;
+ * a batch waits for the next read's kick. */
+static void kick(pg_store_t *s)
 {
-    pg_store_t *s = arg;
-    s->aio.kick = NULL;
-    if (s->aio.broken) lose(s);
+    pg_async_t *a = &s->aio;
+    if (a->kick == NULL) a->kick = a->loop.timer_start(a->loop.ctx, 0, on_kick, s);
 }
 
 /* The connection failed inside a call, where no read may complete: it is
- * lost from the loop, as soon as it turns. */
+ * lost from the loop, at the end of this turn. */
 static void broken(pg_store_t *s)
 {
-    pg_async_t *a = &s->aio;
-    a->broken = true;
-    if (a->kick == NULL) a->kick = a->loop.timer_start(a->loop.ctx, 0, on_kick, s);
-    /* Without memory for a timer, the socket's own failure still wakes the
-     * loop (on_io checks broken first). */
+    s->aio.broken = true;
+    kick(s);
 }
 
 /* --- sending ------------------------------------------------------------------ */
 
-/* Sends read r: its statement's preparation when this connection lacks
- * it, the statement, and a sync. False when libpq refuses (the
- * connection is broken). */
+/* Queues entry r in libpq (which sends nothing before the batch ends): a
+ * read's statement, prepared first when this connection lacks it, or the
+ * session's set-up. False when libpq refuses (the connection is broken). */
 static bool send_one(pg_store_t *s, pg_aread_t *r)
 {
     PGconn *c = s->conn;
-    r->sends++;
+    s->aio.batched++;
     r->stage = EXEC;
-    if (r->setup) {
-        if (PQsendQueryParams(c, pg_reader_session_sql, 0, NULL, NULL, NULL, NULL, 1) != 1) return false;
-        return PQpipelineSync(c) == 1;
-    }
+    if (r->kind == SETUP)
+        return PQsendQueryParams(c, pg_reader_session_sql, 0, NULL, NULL, NULL, NULL, 1) == 1;
+    r->sends++;
     char name[PG_STMT_NAME_MAX];
     pg_stmt_name(r->id, name);
     if (!s->prepared[r->id]) {
@@ -367,72 +378,140 @@ static bool send_one(pg_store_t *s, pg_aread_t *r)
         s->prepared[r->id] = true; /* for the reads sent after it; undone if it fails */
         r->stage = PREPARE;
     }
-    if (PQsendQueryPrepared(c, name, r->p.n, r->p.v, r->p.len, r->p.fmt, 1) != 1) return false;
-    return PQpipelineSync(c) == 1;
+    return PQsendQueryPrepared(c, name, r->p.n, r->p.v, r->p.len, r->p.fmt, 1) == 1;
 }
 
-/* Pushes what libpq holds to the socket; the rest when it is writable. */
-static void flush(pg_store_t *s)
+/* Pushes what libpq holds to the socket; the rest when it is writable.
+ * False (the connection is broken) when it cannot. */
+static bool flush(pg_store_t *s)
 {
     int rc = PQflush(s->conn);
-    if (rc < 0)
-        broken(s);
-    else if (rc > 0)
-        s->aio.loop.write(s->aio.watch);
+    if (rc > 0) s->aio.loop.write(s->aio.watch);
+    return rc >= 0;
 }
 
-static void send_unsent(pg_store_t *s)
+/* Queues every entry waiting to be sent, in order. */
+static bool send_unsent(pg_store_t *s)
 {
-    for (pg_aread_t *r = s->aio.head; r != NULL; r = r->next) {
-        if (r->stage != UNSENT) continue;
-        if (!send_one(s, r)) {
-            broken(s);
-            return;
-        }
+    for (pg_aread_t *r = s->aio.head; r != NULL; r = r->next)
+        if (r->stage == UNSENT && !send_one(s, r)) return false;
+    return true;
+}
+
+/* Ends the batch: a Sync after the entries queued since the last one, and
+ * everything sent. */
+static bool end_batch(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    if (a->batched == 0) return true;
+    pg_aread_t *sync = entry_new(a, SYNC);
+    if (sync == NULL) return false;
+    if (PQpipelineSync(s->conn) != 1) {
+        entry_free(a, sync);
+        return false;
     }
-    flush(s);
+    sync->stage = EXEC;
+    append(a, sync);
+    a->batched = 0;
+    return flush(s);
+}
+
+static void on_kick(void *arg)
+{
+    pg_store_t *s = arg;
+    s->aio.kick = NULL;
+    if (s->aio.broken || !end_batch(s)) lose(s);
 }
 
 /* --- answers -------------------------------------------------------------------- */
 
-/* Takes the next result (res, NULL included) of r, the oldest read in
- * flight. False when it is not what r can get: the connection is then
- * out of step, and lost. */
+/* The SQLSTATE of a failed result, or "". */
+static const char *sqlstate(const PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return state != NULL ? state : "";
+}
+
+/* True when res is the server ending the session (a connection failure,
+ * an administrator's pg_terminate_backend, a shutdown) or the connection
+ * is gone: not the read's answer, but a lost connection. */
+static bool session_ends(const pg_store_t *s, const PGresult *res)
+{
+    const char *state = sqlstate(res);
+    if (!pg_conn_ok(s) || state[0] == '\0') return true;
+    return strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0;
+}
+
+/* Notes a failed result of read r. Whether this connection has prepared
+ * a statement is known only once the batch that prepared it is answered,
+ * and a read sent meanwhile may have guessed wrong; both guesses heal:
+ *   - PGRES_PIPELINE_ABORTED: the server skipped r, since a read before it
+ *     in its batch failed: r goes again (and a skipped preparation is not
+ *     made);
+ *   - a preparation refused because the statement exists (42P05): it is
+ *     prepared; r's statement, skipped after it, goes again without;
+ *   - a statement that does not exist (26000): its preparation was in a
+ *     batch the server skipped: r goes again, prepared first;
+ *   - anything else is r's answer (the first failure counts). */
+static void note_failure(pg_store_t *s, pg_aread_t *r, const PGresult *res)
+{
+    ExecStatusType st = PQresultStatus(res);
+    bool preparing = r->stage == PREPARE;
+    if (st == PGRES_PIPELINE_ABORTED) {
+        if (preparing) s->prepared[r->id] = false;
+        r->skipped = true;
+    } else if (r->rc != STORE_OK) {
+        return;
+    } else if (preparing && strcmp(sqlstate(res), "42P05") == 0) {
+        s->prepared[r->id] = true;
+    } else if (!preparing && strcmp(sqlstate(res), "26000") == 0) {
+        s->prepared[r->id] = false;
+        r->skipped = true;
+    } else {
+        if (preparing) s->prepared[r->id] = false;
+        r->rc = pg_map_error(s, res);
+    }
+}
+
+/* Takes the next result (res, NULL included) of r, the oldest entry in
+ * flight. False when it is not what r can get, or the server is ending
+ * the session: the connection is then lost. */
 static bool take(pg_store_t *s, pg_aread_t *r, PGresult *res)
 {
-    if (r->stage == SYNC) {
+    if (r->kind == SYNC) {
         bool synced = res != NULL && PQresultStatus(res) == PGRES_PIPELINE_SYNC;
         PQclear(res);
         r->stage = ENDED;
         return synced;
     }
     if (res == NULL) { /* the end of this statement's results */
-        r->stage = r->stage == PREPARE ? EXEC : SYNC;
+        r->stage = r->stage == PREPARE ? EXEC : ENDED;
         return true;
     }
     ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_PIPELINE_SYNC) {
+    bool ok = st == PGRES_COMMAND_OK || (st == PGRES_TUPLES_OK && r->stage == EXEC);
+    if (st == PGRES_PIPELINE_SYNC || (ok && r->result != NULL)) {
         PQclear(res);
         return false;
     }
-    if (r->stage == EXEC && r->rc == STORE_OK && r->result == NULL &&
-        (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)) {
+    if (!ok && st != PGRES_PIPELINE_ABORTED && session_ends(s, res)) {
+        char msg[PG_MSG_MAX];
+        pg_message(PQresultErrorMessage(res), msg, sizeof msg);
+        pg_lost(s, msg);
+        PQclear(res);
+        return false;
+    }
+    if (ok && r->stage == EXEC) {
         r->result = res;
         return true;
     }
-    if (r->stage == PREPARE && st == PGRES_COMMAND_OK) {
-        PQclear(res);
-        return true;
-    }
-    /* A failure: the first one is the read's (a statement skipped after
-     * it, PGRES_PIPELINE_ABORTED, says nothing more). */
-    if (r->stage == PREPARE) s->prepared[r->id] = false;
-    if (r->rc == STORE_OK) r->rc = st == PGRES_PIPELINE_ABORTED ? STORE_ERROR : pg_map_error(s, res);
+    if (!ok) note_failure(s, r, res);
     PQclear(res);
     return true;
 }
 
-/* Ends the oldest read once all its answers are in; false when the
+/* Ends the oldest entry once all its answers are in: a read completes, or
+ * goes again in the next batch when the server skipped it. False when the
  * connection has been lost meanwhile (its set-up failed). */
 static bool end_head(pg_store_t *s)
 {
@@ -440,12 +519,20 @@ static bool end_head(pg_store_t *s)
     pg_aread_t *r = a->head;
     a->head = r->next;
     if (a->head == NULL) a->tail = NULL;
-    if (!r->setup) {
+    if (r->kind == READ && r->rc == STORE_OK && r->skipped) {
+        unsend(r);
+        r->sends--; /* the same connection: no new try */
+        append(a, r);
+        if (!send_one(s, r)) broken(s);
+        kick(s);
+        return true;
+    }
+    if (r->kind == READ) {
         complete(s, r, r->rc);
         return true;
     }
-    bool ok = r->rc == STORE_OK;
-    aread_free(a, r);
+    bool ok = r->kind == SYNC || (r->rc == STORE_OK && !r->skipped);
+    entry_free(a, r);
     if (!ok) {
         store_log("crmd: postgres: cannot set up the PostgreSQL session");
         lose(s);
@@ -459,7 +546,7 @@ static void take_answers(pg_store_t *s)
 {
     pg_async_t *a = &s->aio;
     for (;;) {
-        if (a->state != AIO_READY) return;
+        if (a->state != AIO_READY || a->broken) return;
         if (PQstatus(s->conn) == CONNECTION_BAD) {
             lose(s);
             return;
@@ -482,12 +569,8 @@ static void on_io(void *arg, unsigned events)
         connect_step(s);
         return;
     }
-    if (a->broken) {
-        lose(s);
-        return;
-    }
-    if (events & STORE_IO_WRITE) flush(s);
-    if ((events & STORE_IO_READ) && PQconsumeInput(s->conn) != 1) {
+    if (a->broken || ((events & STORE_IO_WRITE) && !flush(s)) ||
+        ((events & STORE_IO_READ) && PQconsumeInput(s->conn) != 1)) {
         lose(s);
         return;
     }
@@ -522,10 +605,10 @@ store_rc_t pg_read_rows(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p,
     assert(s->base.batch == BATCH_NONE && !s->in_tx && !s->piped);
     /* During the back-off after a failed attempt: refused at once. */
     if (a->state == AIO_DOWN && (!pg_may_connect(s) || !start_connect(s))) return STORE_UNAVAILABLE;
-    pg_aread_t *r = aread_new(a);
+    pg_aread_t *r = entry_new(a, READ);
     if (r == NULL) return STORE_UNAVAILABLE;
     if (!pg_params_copy(&r->p, p, &r->text)) {
-        aread_free(a, r);
+        entry_free(a, r);
         return STORE_UNAVAILABLE;
     }
     r->id = id;
@@ -534,10 +617,8 @@ store_rc_t pg_read_rows(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p,
     r->async = *async;
     append(a, r);
     if (a->state == AIO_READY && !a->broken) {
-        if (send_one(s, r))
-            flush(s);
-        else
-            broken(s);
+        if (!send_one(s, r)) broken(s);
+        kick(s); /* the batch ends with this turn of the loop */
     }
     return STORE_PENDING;
 }
@@ -554,6 +635,7 @@ void pg_set_loop(store_t *base, const store_loop_t *loop)
      * kept; failing that, the first read makes a new one. */
     if (pg_conn_ok(s) && start_session(s)) return;
     drop(s);
+    fail_all(s, take_all(a), STORE_UNAVAILABLE); /* only the set-up, if anything */
 }
 
 void pg_async_close(pg_store_t *s)
@@ -562,8 +644,8 @@ void pg_async_close(pg_store_t *s)
     if (!a->on) return;
     for (pg_aread_t *r = take_all(a), *next; r != NULL; r = next) {
         next = r->next;
-        assert(r->setup); /* nobody's read may be pending (store.h) */
-        aread_free(a, r);
+        assert(r->kind != READ); /* nobody's read may be pending (store.h) */
+        entry_free(a, r);
     }
     drop(s);
     while (a->spare != NULL) {

@@ -114,7 +114,8 @@ typedef struct pg_async {
     pg_aio_state_t state;
     store_watch_t *watch;    /* the connection's socket, while there is one */
     store_timer_t *deadline; /* while connecting: connect_timeout */
-    store_timer_t *kick;     /* a failure found inside a call, dealt with from the loop */
+    store_timer_t *kick;     /* the end of this turn of the loop: the batch goes */
+    int batched;             /* statements queued in libpq since the last Sync */
     bool broken;             /* the connection failed inside a call */
     pg_aread_t *head, *tail;
     pg_aread_t *spare; /* ended reads kept for the next ones */
