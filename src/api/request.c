@@ -238,8 +238,7 @@ json_t *api_body_or_reply(api_req_t *r)
     }
     json_error_t jerr;
     const char *body = req->entity.base ? req->entity.base : "";
-    json_t *root = jsonlex_loadb(body, req->entity.len,
-                                 JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
+    json_t *root = jsonlex_loadb(body, req->entity.len, JSONLEX_BODY_FLAGS, &jerr);
     if (root == NULL) reply_bad_json(r, &jerr);
     return root;
 }
