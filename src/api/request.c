@@ -272,23 +272,20 @@ h2o_iovec_t api_query(const api_req_t *r, const char *name)
     return found;
 }
 
-/* Parses a decimal integer of at most 18 digits (optionally negative).
- * Returns false when the text is not one. */
-static bool parse_int(h2o_iovec_t v, int64_t *out)
+/* Parses a number of pages or records: decimal digits only, any number of
+ * them. A value beyond INT64_MAX reads as INT64_MAX: as a page it is past
+ * the end of any list just the same, and as records it is out of range
+ * just the same. Returns false when the text is not digits. */
+static bool parse_count(h2o_iovec_t v, int64_t *out)
 {
-    size_t i = 0;
-    bool neg = false;
-    if (v.len > 0 && v.base[0] == '-') {
-        neg = true;
-        i = 1;
-    }
-    if (i == v.len || v.len - i > 18) return false;
+    if (v.len == 0) return false;
     int64_t x = 0;
-    for (; i < v.len; i++) {
+    for (size_t i = 0; i < v.len; i++) {
         if (v.base[i] < '0' || v.base[i] > '9') return false;
-        x = x * 10 + (v.base[i] - '0');
+        int d = v.base[i] - '0';
+        x = x > (INT64_MAX - d) / 10 ? INT64_MAX : x * 10 + d;
     }
-    *out = neg ? -x : x;
+    *out = x;
     return true;
 }
 
@@ -297,10 +294,10 @@ bool api_paging_or_reply(api_req_t *r, int default_records, int64_t *page, int *
     verrs_t errs = {0};
     int64_t p = 1, n = default_records;
     h2o_iovec_t v = api_query(r, "page");
-    if (v.base != NULL && (!parse_int(v, &p) || p < 1))
+    if (v.base != NULL && (!parse_count(v, &p) || p < 1))
         verrs_add(&errs, "validation_error", NULL, "page", "page must be an integer of at least 1");
     v = api_query(r, "records");
-    if (v.base != NULL && (!parse_int(v, &n) || n < 1 || n > 100))
+    if (v.base != NULL && (!parse_count(v, &n) || n < 1 || n > 100))
         verrs_add(&errs, "validation_error", NULL, "records", "records must be an integer from 1 to 100");
     if (errs.n > 0) {
         api_reply_errors(r, &errs);

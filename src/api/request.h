@@ -56,8 +56,10 @@ json_t *api_body_or_reply(api_req_t *r);
  * The route must list name among its query parameters. */
 h2o_iovec_t api_query(const api_req_t *r, const char *name);
 
-/* page (from 1) and records (1..100, default_records when not given) from
- * the query string; 422 when either is not one. */
+/* page (from 1, any number of digits; beyond INT64_MAX it reads as
+ * INT64_MAX, past the end of any list) and records (1..100,
+ * default_records when not given) from the query string; 422 when either
+ * is not one. */
 bool api_paging_or_reply(api_req_t *r, int default_records, int64_t *page, int *records);
 
 /* The path's param'th {param} as a canonical UUID into out; a 404 with
