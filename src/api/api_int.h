@@ -117,7 +117,9 @@ struct api_req {
     api_thread_t *t;
     const api_route_t *route;
     enum api_method method;
-    h2o_iovec_t params[API_ROUTE_PARAMS]; /* the path's {param}s, in order, in req->path */
+    h2o_iovec_t path;                     /* origin form: "/leads?page=2" (see api_req_new) */
+    size_t query_at;                      /* where its '?' is; SIZE_MAX: none */
+    h2o_iovec_t params[API_ROUTE_PARAMS]; /* the path's {param}s, in order, in path */
     int64_t now;                          /* ms, taken once when the request starts */
     int64_t start_ns;                     /* monotonic, for the log line */
     store_app_t app;                      /* the authenticated app */

@@ -142,10 +142,10 @@ void api_handle(h2o_req_t *req, void *state)
         reply_no_memory(t, req);
         return;
     }
-    size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    size_t plen = r->query_at != SIZE_MAX ? r->query_at : r->path.len;
     r->method = api_method_of(req->method.base, req->method.len);
     api_route_match_t m;
-    api_route_match(req->path.base, plen, r->method, &m);
+    api_route_match(r->path.base, plen, r->method, &m);
     if (m.allowed == 0) {
         api_reply_error(r, 404, "Not Found", "No such route.");
         return;

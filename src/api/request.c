@@ -25,6 +25,32 @@ static void on_req_dispose(void *p)
     if (*ref != NULL) (*ref)->req = NULL;
 }
 
+/* The request target in origin form, into r->path and r->query_at. h2o
+ * 2.2 hands an absolute-form target ("GET http://host/leads HTTP/1.1",
+ * which RFC 7230 says a server must accept) over as it came: its scheme
+ * and authority are cut off here (one host is served, so the authority
+ * chooses nothing), and an empty path is "/". */
+static void origin_form(api_req_t *r, h2o_req_t *req)
+{
+    h2o_iovec_t p = req->path;
+    r->path = p;
+    r->query_at = req->query_at;
+    size_t skip = 0;
+    if (p.len >= 7 && h2o_lcstris(p.base, 7, H2O_STRLIT("http://")))
+        skip = 7;
+    else if (p.len >= 8 && h2o_lcstris(p.base, 8, H2O_STRLIT("https://")))
+        skip = 8;
+    if (skip == 0) return;
+    while (skip < p.len && p.base[skip] != '/' && p.base[skip] != '?')
+        skip++;
+    h2o_iovec_t rest = h2o_iovec_init(p.base + skip, p.len - skip);
+    if (rest.len == 0 || rest.base[0] == '?')
+        rest = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("/")), rest);
+    r->path = rest;
+    const char *q = memchr(rest.base, '?', rest.len);
+    r->query_at = q != NULL ? (size_t)(q - rest.base) : SIZE_MAX;
+}
+
 api_req_t *api_req_new(api_thread_t *t, h2o_req_t *req)
 {
     /* The last request's state, and its grown buffer, are reused. */
@@ -47,6 +73,7 @@ api_req_t *api_req_new(api_thread_t *t, h2o_req_t *req)
     r->req = req;
     r->ref = h2o_mem_alloc_shared(&req->pool, sizeof *r->ref, on_req_dispose);
     *r->ref = r;
+    origin_form(r, req);
     return r;
 }
 
@@ -255,10 +282,9 @@ static bool declared(const api_route_t *route, const char *name)
 h2o_iovec_t api_query(const api_req_t *r, const char *name)
 {
     assert(declared(r->route, name)); /* the route table lists what is read */
-    h2o_req_t *req = r->req;
     h2o_iovec_t found = h2o_iovec_init(NULL, 0);
-    if (req->query_at == SIZE_MAX) return found;
-    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    if (r->query_at == SIZE_MAX) return found;
+    const char *p = r->path.base + r->query_at + 1, *end = r->path.base + r->path.len;
     size_t nlen = strlen(name);
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
