@@ -3,6 +3,7 @@
  *
  *   crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]
  *              [--rate-limit RATE[:BURST]|off] [--max-connections N] [--cache-mb N]
+ *              [--write-queue N]
  *   crmd app create NAME [--db URL]
  *   crmd app list [--db URL]
  *   crmd app disable KEY [--db URL]
@@ -53,9 +54,11 @@ static const char usage_text[] =
     "commands:\n"
     "  serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
     "        [--rate-limit RATE[:BURST]|off] [--max-connections N] [--cache-mb N]\n"
+    "        [--write-queue N]\n"
     "        serve the API (default 127.0.0.1:8080, sqlite:var/crmd.db, one thread per core);\n"
-    "        CRMD_LISTEN, CRMD_DB, CRMD_THREADS, CRMD_RATE_LIMIT, CRMD_MAX_CONNECTIONS and\n"
-    "        CRMD_CACHE_MB set the same\n"
+    "        --write-queue: writes waiting for the commit before new ones get a 503 (4096);\n"
+    "        CRMD_LISTEN, CRMD_DB, CRMD_THREADS, CRMD_RATE_LIMIT, CRMD_MAX_CONNECTIONS,\n"
+    "        CRMD_CACHE_MB and CRMD_WRITE_QUEUE set the same\n"
     "  app create NAME [--db URL]\n"
     "        create an app (tenant); prints export lines for BLOCKS_API_KEY and BLOCKS_AUTH_TOKEN\n"
     "  app list [--db URL] | app disable KEY [--db URL] | app enable KEY [--db URL]\n"
@@ -281,7 +284,7 @@ typedef struct serve_conf {
     char host[128];
     uint16_t port;
     bool quiet;
-    long threads, cache_mb, max_conns;
+    long threads, cache_mb, max_conns, write_queue;
     double rate, burst;
 } serve_conf_t;
 
@@ -292,18 +295,25 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
 {
     static const char help[] = "usage: crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
                                "                  [--rate-limit RATE[:BURST]|off] [--max-connections N]"
-                               " [--cache-mb N]\n";
+                               " [--cache-mb N]\n"
+                               "                  [--write-queue N]\n";
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
     const char *threads_s = env_or("CRMD_THREADS", NULL);
     const char *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
     const char *cache_s = env_or("CRMD_CACHE_MB", NULL);
+    const char *queue_s = env_or("CRMD_WRITE_QUEUE", NULL);
     const char *quiet = NULL;
     c->db = env_or("CRMD_DB", DEFAULT_DB);
     c->rate_s = env_or("CRMD_RATE_LIMIT", NULL);
-    const cli_opt_t opts[] = {{"listen", &listen_at},     {"db", &c->db},
-                              {"threads", &threads_s},    {"quiet", &quiet, true},
-                              {"rate-limit", &c->rate_s}, {"max-connections", &maxconn_s},
-                              {"cache-mb", &cache_s},     {NULL}};
+    const cli_opt_t opts[] = {{"listen", &listen_at},
+                              {"db", &c->db},
+                              {"threads", &threads_s},
+                              {"quiet", &quiet, true},
+                              {"rate-limit", &c->rate_s},
+                              {"max-connections", &maxconn_s},
+                              {"cache-mb", &cache_s},
+                              {"write-queue", &queue_s},
+                              {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0) return rc;
     c->quiet = quiet != NULL;
@@ -333,6 +343,10 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     c->max_conns = http_max_connections_default();
     if (maxconn_s != NULL && !parse_long(maxconn_s, 1, 1000000, &c->max_conns))
         return usage_error("--max-connections wants a number from 1 to 1000000, not '%s'", maxconn_s);
+    c->write_queue = API_WRITE_QUEUE_DEFAULT;
+    if (queue_s != NULL && !parse_long(queue_s, 1, 1000000, &c->write_queue))
+        return usage_error("--write-queue wants a number of writes from 1 to 1000000, not '%s'", queue_s);
+    api_writer_configure((size_t)c->write_queue, API_WRITE_QUEUE_BYTES);
     return -1;
 }
 
@@ -363,8 +377,9 @@ static int serve_run(const serve_conf_t *c)
     }
     fprintf(stderr,
             "crmd: listening on http://%s:%u with %ld threads, at most %ld connections, rate limit %s, "
-            "cache %ld MiB\n",
-            c->host, c->port, c->threads, c->max_conns, c->rate > 0 ? c->rate_s : "off", c->cache_mb);
+            "cache %ld MiB, write queue %ld writes or %zu MiB\n",
+            c->host, c->port, c->threads, c->max_conns, c->rate > 0 ? c->rate_s : "off", c->cache_mb,
+            c->write_queue, API_WRITE_QUEUE_BYTES >> 20);
     int rc = http_serve(&cfg, on_ready);
     /* The workers are done: finish what the writer holds, then close it. */
     api_writer_stop();

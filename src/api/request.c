@@ -17,12 +17,28 @@
 
 /* --- life --------------------------------------------------------------------- */
 
+/* Copies at most size bytes of v into buf, for the log line. */
+static size_t keep(char *buf, size_t size, h2o_iovec_t v)
+{
+    size_t n = v.len < size ? v.len : size;
+    if (n > 0) memcpy(buf, v.base, n);
+    return n;
+}
+
 /* h2o disposes of a request's pool when the request ends, which can be
- * before its read or write completes (an HTTP/2 stream reset): forget it. */
+ * before its read or write completes (an HTTP/2 stream reset, a closed
+ * connection): forget it, keeping what its log line names, and tell its
+ * write that the client is gone. h2o calls this before it frees the
+ * pool's memory, so req is still whole here. */
 static void on_req_dispose(void *p)
 {
     api_req_t **ref = p;
-    if (*ref != NULL) (*ref)->req = NULL;
+    api_req_t *r = *ref;
+    if (r == NULL) return;
+    r->kept.method_len = keep(r->kept.method, sizeof r->kept.method, r->req->method);
+    r->kept.path_len = keep(r->kept.path, sizeof r->kept.path, r->req->path);
+    if (r->gone != NULL) atomic_store(r->gone, true);
+    r->req = NULL;
 }
 
 /* The request target in origin form, into r->path and r->query_at. h2o
@@ -131,14 +147,21 @@ void api_req_read(api_req_t *r, api_read_start_fn start, api_read_done_fn done)
 
 /* --- answers ------------------------------------------------------------------- */
 
+/* Sends the answer, or, when h2o has let go of the request (its client is
+ * gone), only logs it: a write answered then was committed (or, 499, not
+ * run), and every committed write has its line. */
 static void reply(api_req_t *r, int status, h2o_iovec_t body, bool pooled, const char *location)
 {
     h2o_req_t *req = r->req;
+    bool log = r->t->shared->log_requests;
     if (req != NULL) {
         /* Logged first: h2o may dispose of req while sending. */
-        if (r->t->shared->log_requests)
-            api_log_request(&r->t->log, req, status, r->app.key, r->now, r->start_ns);
+        if (log) api_log_request(&r->t->log, req, status, r->app.key, r->now, r->start_ns);
         api_respond(req, status, body, pooled, location);
+    } else if (log) {
+        api_log_line(&r->t->log, h2o_iovec_init(r->kept.method, r->kept.method_len),
+                     h2o_iovec_init(r->kept.path, r->kept.path_len), status, r->app.key, r->now, r->start_ns,
+                     "client=gone");
     }
     req_end(r);
 }
