@@ -143,6 +143,8 @@ struct api_req {
     /* Authentication in progress (auth.c). */
     struct {
         api_step_fn then;                        /* what runs once the caller is known */
+        h2o_iovec_t token, key_header;           /* in req's headers */
+        api_req_t *next_waiting;                 /* the thread's requests waiting for a poll */
         api_read_done_fn found;                  /* what runs once an app was looked up */
         char key[sizeof((store_app_t *)0)->key]; /* the app key being looked up */
         size_t key_len;

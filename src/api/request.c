@@ -166,6 +166,12 @@ static void reply(api_req_t *r, int status, h2o_iovec_t body, bool pooled, const
     req_end(r);
 }
 
+void api_req_abandon(api_req_t *r)
+{
+    assert(r->req == NULL);
+    reply(r, API_STATUS_CLIENT_GONE, h2o_iovec_init(NULL, 0), false, NULL);
+}
+
 void api_reply_body(api_req_t *r, int status, jw_t *body, const char *location)
 {
     /* A body that could not be written whole is not sent half. */

@@ -35,6 +35,10 @@ void api_req_thread_fini(api_thread_t *t);
  * context, out parameters) must live in r. */
 void api_req_read(api_req_t *r, api_read_start_fn start, api_read_done_fn done);
 
+/* Ends r, which h2o has let go of (r->req NULL) while it waited, without
+ * an answer; its log line says 499 and client=gone. */
+void api_req_abandon(api_req_t *r);
+
 /* Answers r with status and r->out as the body (a 503 if r->out ran out
  * of memory). */
 void api_reply(api_req_t *r, int status);
