@@ -31,6 +31,7 @@
 #include "api/api.h"
 #include "api/cache.h"
 #include "api/log.h"
+#include "api/proxy.h"
 #include "auth/jwt.h"
 #include "model/codec.h"
 #include "model/jsonw.h"
@@ -128,6 +129,8 @@ struct api_req {
     int64_t now;                          /* ms, taken once when the request starts */
     int64_t start_ns;                     /* monotonic, for the log line */
     store_app_t app;                      /* the authenticated app */
+    proxy_addr_t client;                  /* api_client's, once client_known */
+    bool client_known;
     char id[UUID_BUFSZ], fid[UUID_BUFSZ]; /* the lead and follow the path names */
     jw_t out;                             /* the body being rendered: the request's own */
     /* The store read it waits for (request.c). */

@@ -10,13 +10,23 @@
  * store reads here (an app by key, the revocations) may complete later.
  *
  * Revocations cannot be missed. Each thread polls the store for new ones
- * at most once a second; a poll's rows are applied, and the token cache
- * emptied, only once the poll has read them all, so a poll that fails part
- * way applies nothing and keeps the old sequence number: the next poll
- * reads the same rows again. And a thread uses its token cache and its
- * list of revocations only while the last poll that succeeded is at most
- * REVOKED_STALE_MS old; otherwise (an idle thread, a store in trouble) a
- * request waits for a fresh poll, and is a 503 if that poll fails.
+ * at most once a second. A poll's rows are kept aside until it is done,
+ * then applied in one step, the token cache emptied when any is new; only
+ * a poll that read everything moves the sequence number on, so the rows of
+ * a poll that failed part way are read again by the next. And a thread
+ * uses its token cache and its list of revocations only while the last
+ * poll that succeeded started at most REVOKED_STALE_MS ago; otherwise (an
+ * idle thread, a store in trouble) a request waits for a fresh poll, and
+ * is a 503 if that poll fails.
+ *
+ * Failed authentication is limited per client address (api_client: the
+ * peer, or the forwarded client behind a trusted proxy). Every 400, 401
+ * and 403 here takes one from the address's bucket (RATELIMIT_AUTH); a
+ * token that is not in the cache is verified only while the bucket holds
+ * one, else the request is a 429 with Retry-After before any RSA work.
+ * Tokens already verified are served from the cache as before, so an
+ * honest client behind the same address is not locked out by another's
+ * failures.
  */
 #include "api/auth.h"
 
@@ -26,14 +36,16 @@
 
 #include <openssl/crypto.h>
 
+#include "api/ratelimit.h"
 #include "api/request.h"
 #include "api/respond.h"
 
 #define AUTH_TOKEN_CACHE 256
 #define AUTH_APP_CACHE 64
 #define APP_CACHE_MS 1000
-/* verify_token's own result beyond the jwt_rc values. */
+/* verify_token's own results beyond the jwt_rc values. */
 #define AUTH_REVOKED 100
+#define AUTH_LIMITED 101
 #define TOKEN_CACHE_MAX_LEN 4096
 /* Revocations reach every thread within this long (plus one store read). */
 #define REVOKED_POLL_MS 1000
@@ -278,8 +290,28 @@ static void remember_token(auth_token_entry_t *e, uint64_t h, const char *tok, s
     memcpy(e->app, claims->app, JWT_CLAIM_MAX);
 }
 
+/* The bucket of r's client in the failed-authentication limiter. */
+static ratelimit_key_t client_key(api_req_t *r)
+{
+    uint64_t k[2];
+    proxy_limit_key(api_client(r), k);
+    return (ratelimit_key_t){k[0], k[1]};
+}
+
+/* Whether r's client may still fail: false (the answer's Retry-After
+ * added) when it is over its limit. */
+static bool failures_allowed(api_req_t *r)
+{
+    if (!ratelimit_enabled(RATELIMIT_AUTH)) return true;
+    ratelimit_info_t info;
+    if (ratelimit_peek(RATELIMIT_AUTH, client_key(r), r->now, &info)) return true;
+    api_header_int(r, "retry-after", info.retry_after);
+    return false;
+}
+
 /* Verifies a token, through the thread's cache; the app it names goes
- * into app. */
+ * into app. A token not in the cache is verified only while r's client
+ * may still fail (else AUTH_LIMITED). */
 static int verify_token(api_req_t *r, const char *tok, size_t len, char app[JWT_CLAIM_MAX])
 {
     auth_cache_t *c = r->t->auth;
@@ -296,6 +328,7 @@ static int verify_token(api_req_t *r, const char *tok, size_t len, char app[JWT_
         }
         return JWT_EXPIRED;
     }
+    if (!failures_allowed(r)) return AUTH_LIMITED;
     jwt_claims_t claims;
     int rc = jwt_verify(r->t->shared->key, tok, len, now_s, &claims);
     if (rc != JWT_OK) return rc;
@@ -377,8 +410,13 @@ static void find_app(api_req_t *r, const char *key, size_t len, api_read_done_fn
 
 /* --- the request ------------------------------------------------------------------------ */
 
+/* Answers a failed authentication, which counts against the client. */
 static void fail(api_req_t *r, int status, const char *detail)
 {
+    if (ratelimit_enabled(RATELIMIT_AUTH)) {
+        ratelimit_info_t info;
+        ratelimit_take(RATELIMIT_AUTH, client_key(r), r->now, &info);
+    }
     memset(&r->app, 0, sizeof r->app);
     api_reply_error(r, status, api_reason(status), detail);
 }
@@ -452,6 +490,11 @@ static void check_token(api_req_t *r)
 {
     h2o_iovec_t tok = r->auth.token, key = r->auth.key_header;
     int rc = verify_token(r, tok.base, tok.len, r->auth.claimed);
+    if (rc == AUTH_LIMITED) {
+        api_reply_error(r, 429, "Too Many Requests",
+                        "Too many failed authentications from this address; retry later.");
+        return;
+    }
     if (rc != JWT_OK) {
         fail(r, 401, token_problem(rc));
         return;

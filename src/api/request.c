@@ -206,6 +206,39 @@ void api_reply_store_error(api_req_t *r, store_rc_t rc, const char *not_found_ti
     api_reply(r, api_render_store_error(&r->out, rc, not_found_title, not_found_detail));
 }
 
+void api_header_int(api_req_t *r, const char *name, int value)
+{
+    char *v = h2o_mem_alloc_pool(&r->req->pool, 16);
+    int n = snprintf(v, 16, "%d", value);
+    h2o_add_header_by_str(&r->req->pool, &r->req->res.headers, name, strlen(name), 0, NULL, v, (size_t)n);
+}
+
+/* --- the client ------------------------------------------------------------------ */
+
+/* At most this many X-Forwarded-For headers are read (the last ones). */
+#define XFF_HEADERS_MAX 8
+
+const proxy_addr_t *api_client(api_req_t *r)
+{
+    if (r->client_known) return &r->client;
+    h2o_req_t *req = r->req;
+    proxy_addr_t peer;
+    memset(&peer, 0, sizeof peer);
+    struct sockaddr_storage ss;
+    if (req->conn != NULL && req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) > 0)
+        proxy_addr_of((struct sockaddr *)&ss, &peer);
+    h2o_iovec_t xff[XFF_HEADERS_MAX];
+    size_t n = 0;
+    for (ssize_t i = -1;
+         (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-forwarded-for"), i)) >= 0;) {
+        if (n == XFF_HEADERS_MAX) memmove(xff, xff + 1, --n * sizeof *xff);
+        xff[n++] = req->headers.entries[i].value;
+    }
+    proxy_client(&peer, xff, n, &r->client);
+    r->client_known = true;
+    return &r->client;
+}
+
 /* --- the body ------------------------------------------------------------------ */
 
 static void trim(const char **s, size_t *n)

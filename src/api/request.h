@@ -52,6 +52,15 @@ void api_reply_errors(api_req_t *r, const verrs_t *errs);
 void api_reply_store_error(api_req_t *r, store_rc_t rc, const char *not_found_title,
                            const char *not_found_detail);
 
+/* The client's address: the connection's peer, or, when that is a trusted
+ * proxy, the address X-Forwarded-For names (proxy.h); all zero when
+ * unknown. Worked out once per request. */
+const proxy_addr_t *api_client(api_req_t *r);
+
+/* Adds a response header whose name h2o has no token for, with a number
+ * value. */
+void api_header_int(api_req_t *r, const char *name, int value);
+
 /* The JSON body, after the Content-Type (415), size (413, beyond the
  * route's body_max) and syntax (400) checks. The caller json_decref()s it. */
 json_t *api_body_or_reply(api_req_t *r);
