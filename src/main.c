@@ -573,10 +573,19 @@ static int cmd_app(int argc, char **argv)
     return run_simple(argc - 1, argv + 1, help, npos, app_run, verb);
 }
 
+/* Revokes a token by id. An id this database never issued is an error
+ * (exit 1), so that a mistyped id is not taken for a revocation: the
+ * store answers STORE_NOT_FOUND for it. */
 static int token_revoked(store_t *s, const char *db, char **args, const char *verb)
 {
     (void)verb;
-    if (store_token_revoke(s, args[0], ts_now_ms()) != STORE_OK) {
+    int rc = store_token_revoke(s, args[0], ts_now_ms());
+    if (rc == STORE_NOT_FOUND) {
+        fprintf(stderr, "crmd: no token with id '%s' was issued by %s; nothing revoked\n", args[0],
+                shown(db));
+        return 1;
+    }
+    if (rc != STORE_OK) {
         fprintf(stderr, "crmd: cannot record the revocation in %s\n", shown(db));
         return 1;
     }
