@@ -7,6 +7,8 @@ PKGS    := libh2o-evloop jansson sqlite3 libcrypto libpq
 DEBS_RUN  := build-essential pkg-config libh2o-dev libh2o-evloop-dev libjansson-dev \
              libsqlite3-dev libssl-dev libpq-dev sqlite3 curl
 DEBS_TEST := libcriterion-dev python3-pytest python3-requests postgresql
+# tests/api validates every response against openapi/openapi.json.
+DEBS_TEST += python3-jsonschema
 # tests/faults: wrk drives the soak; e2fsprogs makes the small file system of the disk tests.
 DEBS_TEST += wrk e2fsprogs
 PYTHON  := /usr/bin/python3
@@ -25,7 +27,7 @@ OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIBOBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps deps-run run check unit api api-sqlite api-postgres clean format format-check
+.PHONY: all deps deps-run run check unit unit-postgres api api-sqlite api-postgres clean format format-check
 all: $(BUILD)/crmd
 
 $(BUILD)/crmd: $(OBJS)
@@ -77,6 +79,12 @@ unit: $(UNIT)
 	echo "unit: $$pass passed, $$fail failed"; \
 	[ $$fail -eq 0 ]
 
+# The store's contract tests (tests/unit/test_store.c) run on SQLite in
+# `make unit`; unit-postgres runs them again in a throwaway PostgreSQL
+# cluster (scripts/pg-cluster.sh), each test in a database of its own.
+unit-postgres: $(BUILD)/unit/test_store
+	scripts/pg-cluster.sh run sh -c 'CRMD_TEST_DB="$$CRMD_TEST_PG_URL" exec $(abspath $(BUILD)/unit/test_store)'
+
 # The API suite runs on both backends: SQLite, then PostgreSQL in a throwaway
 # cluster that scripts/pg-cluster.sh makes (as the postgres user when root) and
 # removes; without PostgreSQL that second run fails.
@@ -92,12 +100,30 @@ api-postgres: $(BUILD)/crmd
 check: deps
 	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory openapi-lint
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory api
+	@$(MAKE) --no-print-directory unit-postgres
 	@$(MAKE) --no-print-directory api-asan
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS)
 	@$(MAKE) --no-print-directory faults
 	@$(MAKE) --no-print-directory bench-smoke
+
+# The OpenAPI document (openapi/, see its README): `make openapi-lint` runs
+# @redocly/cli's recommended rules over it. The linter is installed with npm
+# from tools/package-lock.json into tools/node_modules; it needs Node.js >=
+# 20.19 with npm on PATH (Debian 12's own nodejs 18 is too old).
+REDOCLY := tools/node_modules/.bin/redocly
+.PHONY: openapi-lint
+$(REDOCLY): tools/package.json tools/package-lock.json
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a == 20 && b >= 19) ? 0 : 1)' \
+	  2>/dev/null || { \
+	  echo "openapi-lint needs Node.js >= 20.19 and npm on PATH (found: $$(node --version 2>/dev/null || echo none))" >&2; exit 1; }
+	npm ci --prefix tools --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+openapi-lint: $(REDOCLY)
+	REDOCLY_TELEMETRY=off $(REDOCLY) lint --config openapi/redocly.yaml openapi/openapi.json
 
 # Fault-injection and load tests (tests/faults, see its README; root, as they
 # mount a small file system): kills, full and read-only disk, slow clients,

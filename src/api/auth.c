@@ -273,6 +273,16 @@ static void poll_revoked(auth_cache_t *c, store_t *s, int64_t now)
         polled(c, rc);
 }
 
+store_rc_t auth_cache_load(auth_cache_t *c, store_t *s, int64_t now)
+{
+    assert(!c->polling);
+    c->poll_ms = now;
+    c->fresh_seq = c->revoked_seq;
+    store_rc_t rc = store_revoked_since(s, c->revoked_seq, add_revoked, c, NULL);
+    apply_poll(c, rc);
+    return rc;
+}
+
 /* --- tokens ------------------------------------------------------------------------ */
 
 static void remember_token(auth_token_entry_t *e, uint64_t h, const char *tok, size_t len,

@@ -52,7 +52,13 @@ void *api_thread_init(int index, void *arg, h2o_context_t *ctx)
         fprintf(stderr, "crmd: thread %d: %s\n", index, err);
         return NULL;
     }
-    return api_thread_new(index, shared, ctx, s);
+    api_thread_t *t = api_thread_new(index, shared, ctx, s);
+    if (t != NULL && auth_cache_load(t->auth, t->store, ts_now_ms()) != STORE_OK) {
+        fprintf(stderr, "crmd: thread %d: cannot read the revoked tokens from the database\n", index);
+        api_thread_fini(t);
+        return NULL;
+    }
+    return t;
 }
 
 int api_thread_busy(void *state)

@@ -5,6 +5,10 @@
  *   48 bits unix_ts_ms | 4 bits version (7) | 12 bits rand_a |
  *   2 bits variant (10) | 62 bits rand_b
  *
+ * The text form is the canonical 8-4-4-4-12 hex digits; the binary form
+ * (uuid_to_bytes, uuid_from_bytes) is what PostgreSQL's uuid type sends
+ * and receives in binary.
+ *
  * Monotonicity follows RFC 9562 section 6.2, method 1: rand_a is a counter.
  * Each thread remembers the last millisecond it used and the counter value.
  * A new millisecond reseeds the counter randomly in its lower half, so at
@@ -105,7 +109,7 @@ int uuid_v7(int64_t ms, char out[UUID_BUFSZ])
         gen.counter = seed;
     }
 
-    unsigned char b[16];
+    unsigned char b[UUID_BYTES];
     uint64_t t = (uint64_t)gen.last_ms;
     for (int k = 0; k < 6; k++)
         b[k] = (unsigned char)(t >> (8 * (5 - k)));
@@ -115,14 +119,7 @@ int uuid_v7(int64_t ms, char out[UUID_BUFSZ])
         b[8 + k] = rnd[k];
     b[8] = (unsigned char)(0x80 | (b[8] & 0x3F));
 
-    size_t o = 0;
-    for (int k = 0; k < 16; k++) {
-        if (k == 4 || k == 6 || k == 8 || k == 10) out[o++] = '-';
-        out[o++] = HEX[b[k] >> 4];
-        out[o++] = HEX[b[k] & 0xF];
-    }
-    assert(o == UUID_STRLEN);
-    out[o] = '\0';
+    uuid_from_bytes(b, out);
     return 0;
 }
 
@@ -134,26 +131,52 @@ static int hex_value(char c)
     return -1;
 }
 
+/* True where the text form has a dash: before bytes 4, 6, 8 and 10. */
+static bool is_dash_position(size_t i)
+{
+    return i == 8 || i == 13 || i == 18 || i == 23;
+}
+
+bool uuid_to_bytes(const char *s, size_t len, unsigned char out[UUID_BYTES])
+{
+    assert(out != NULL);
+    if (s == NULL || len != UUID_STRLEN) return false;
+    unsigned char b[UUID_BYTES];
+    size_t n = 0;
+    for (size_t i = 0; i < UUID_STRLEN; i++) {
+        if (is_dash_position(i)) {
+            if (s[i] != '-') return false;
+            continue;
+        }
+        int hi = hex_value(s[i]), lo = hex_value(s[i + 1]); /* hex digits come in pairs */
+        if (hi < 0 || lo < 0) return false;
+        b[n++] = (unsigned char)(hi << 4 | lo);
+        i++;
+    }
+    assert(n == UUID_BYTES);
+    /* Written only on success, so out never holds half an id. */
+    memcpy(out, b, UUID_BYTES);
+    return true;
+}
+
+void uuid_from_bytes(const unsigned char b[UUID_BYTES], char out[UUID_BUFSZ])
+{
+    size_t o = 0;
+    for (size_t k = 0; k < UUID_BYTES; k++) {
+        if (is_dash_position(o)) out[o++] = '-';
+        out[o++] = HEX[b[k] >> 4];
+        out[o++] = HEX[b[k] & 0xF];
+    }
+    assert(o == UUID_STRLEN);
+    out[o] = '\0';
+}
+
 bool uuid_parse(const char *s, size_t len, char out[UUID_BUFSZ])
 {
     assert(out != NULL);
     out[0] = '\0';
-    if (s == NULL || len != UUID_STRLEN) return false;
-
-    char tmp[UUID_BUFSZ];
-    for (size_t i = 0; i < UUID_STRLEN; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-') return false;
-            tmp[i] = '-';
-        } else {
-            int v = hex_value(s[i]);
-            if (v < 0) return false;
-            tmp[i] = HEX[v];
-        }
-    }
-    tmp[UUID_STRLEN] = '\0';
-    /* Written only on success, so out never holds half an id. */
-    for (size_t i = 0; i < UUID_BUFSZ; i++)
-        out[i] = tmp[i];
+    unsigned char b[UUID_BYTES];
+    if (!uuid_to_bytes(s, len, b)) return false;
+    uuid_from_bytes(b, out);
     return true;
 }

@@ -14,6 +14,8 @@
 
 #define UUID_STRLEN 36
 #define UUID_BUFSZ 37
+/* The binary form: 16 bytes, most significant first (PostgreSQL's uuid). */
+#define UUID_BYTES 16
 
 /* Writes a new v7 UUID for the instant ms and a NUL into out. Random bits
  * come from OpenSSL's RAND_bytes. Within one thread, ids made for the same
@@ -26,5 +28,12 @@ int uuid_v7(int64_t ms, char out[UUID_BUFSZ]);
  * case) and writes its lowercase form and a NUL into out. Returns true if
  * it is one. */
 bool uuid_parse(const char *s, size_t len, char out[UUID_BUFSZ]);
+
+/* Converts the text form s[0..len) (canonical, any case) to its 16 bytes.
+ * Returns false, with out untouched, if s is not a canonical UUID. */
+bool uuid_to_bytes(const char *s, size_t len, unsigned char out[UUID_BYTES]);
+
+/* Writes the canonical lowercase text of the 16 bytes b and a NUL into out. */
+void uuid_from_bytes(const unsigned char b[UUID_BYTES], char out[UUID_BUFSZ]);
 
 #endif

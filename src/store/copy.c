@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/store.h"
+#include "store/store_int.h"
 
 /* Progress goes to err every this many leads and follows. */
 #define PROGRESS_EVERY 100000
@@ -36,21 +36,17 @@ typedef struct copy {
     char *dst_key;          /* the target's key when the import began, or NULL */
 } copy_t;
 
-static const char *rc_text(int rc)
+static const char *rc_text(store_rc_t rc)
 {
-    switch (rc) {
-    case STORE_NOT_FOUND:
-        return "not found";
-    case STORE_CONFLICT:
-        return "already exists";
-    case STORE_UNAVAILABLE:
-        return "database unavailable";
-    default:
-        return "database error";
-    }
+    static const char *const text[] = {
+        [STORE_NOT_FOUND] = "not found",
+        [STORE_CONFLICT] = "already exists",
+        [STORE_UNAVAILABLE] = "database unavailable",
+    };
+    return (size_t)rc < sizeof text / sizeof text[0] && text[rc] != NULL ? text[rc] : "database error";
 }
 
-static int on_key(void *ctx, const char *pem)
+static store_rc_t on_key(void *ctx, const char *pem)
 {
     copy_t *c = ctx;
     if (c->dst_key != NULL && strcmp(c->dst_key, pem) == 0) {
@@ -66,13 +62,13 @@ static int on_key(void *ctx, const char *pem)
     }
     /* No key yet, or a key that signs nothing the target holds (it has no
      * apps): take the source's, so its tokens keep working. */
-    int rc = store_copy_import_key(c->dst, pem);
+    store_rc_t rc = store_copy_import_key(c->dst, pem);
     if (rc != STORE_OK) fprintf(c->err, "crmd: copy: cannot store the signing key: %s\n", rc_text(rc));
     c->key_action = "the signing key";
     return rc;
 }
 
-static int on_app(void *ctx, const store_app_t *app)
+static store_rc_t on_app(void *ctx, const store_app_t *app)
 {
     copy_t *c = ctx;
     c->passed.apps++;
@@ -80,15 +76,11 @@ static int on_app(void *ctx, const store_app_t *app)
         fprintf(c->err, "crmd: copy: the source passed apps out of order\n");
         return STORE_ERROR;
     }
-    if (c->napps == c->capapps) {
-        size_t cap = c->capapps ? c->capapps * 2 : 64;
-        app_map_t *m = realloc(c->apps, cap * sizeof *m);
-        if (m == NULL) return STORE_ERROR;
-        c->apps = m;
-        c->capapps = cap;
-    }
+    app_map_t *m = store_grow(c->apps, &c->capapps, c->napps, sizeof *m, 64);
+    if (m == NULL) return STORE_ERROR;
+    c->apps = m;
     int64_t id = 0;
-    int rc = STORE_NOT_FOUND;
+    store_rc_t rc = STORE_NOT_FOUND;
     if (c->append) {
         store_app_t found;
         rc = store_app_find(c->dst, app->key, &found, NULL);
@@ -125,12 +117,12 @@ static int64_t map_app(const copy_t *c, int64_t src)
     return lo < c->napps && c->apps[lo].src == src ? c->apps[lo].dst : 0;
 }
 
-static int on_revoked(void *ctx, const char *jti, int64_t revoked_at)
+static store_rc_t on_revoked(void *ctx, const char *jti, int64_t revoked_at)
 {
     copy_t *c = ctx;
     c->passed.revoked++;
     int added = 0;
-    int rc = store_copy_import_revoked(c->dst, jti, revoked_at, &added);
+    store_rc_t rc = store_copy_import_revoked(c->dst, jti, revoked_at, &added);
     if (rc != STORE_OK) fprintf(c->err, "crmd: copy: revoked token %s: %s\n", jti, rc_text(rc));
     c->added.revoked += added;
     return rc;
@@ -144,50 +136,55 @@ static void progress(copy_t *c)
                 c->passed.follows);
 }
 
-static int on_lead(void *ctx, int64_t app, const lead_t *lead)
+/* Counts record kind/id as passed (in *passed), and returns the target's
+ * id for its app, or 0 when the export never passed that app (said on
+ * err). */
+static int64_t target_app(copy_t *c, int64_t app, const char *kind, const char *id, int64_t *passed)
 {
-    copy_t *c = ctx;
-    c->passed.leads++;
-    int64_t id = map_app(c, app);
-    if (id == 0) {
-        fprintf(c->err, "crmd: copy: lead %s: its app is not among the source's apps\n", lead->id);
-        return STORE_NOT_FOUND;
-    }
-    int rc = store_copy_import_lead(c->dst, id, lead);
+    (*passed)++;
+    int64_t dst = map_app(c, app);
+    if (dst == 0) fprintf(c->err, "crmd: copy: %s %s: its app is not among the source's apps\n", kind, id);
+    return dst;
+}
+
+/* After record kind/id was written (rc): counts it in *added, or says
+ * where writing failed, why. A backend may report a row's failure a
+ * little later (see store_copy_import_lead): the row is this one or one
+ * before. */
+static store_rc_t written(copy_t *c, store_rc_t rc, const char *kind, const char *id, const char *why,
+                          int64_t *added)
+{
     if (rc != STORE_OK) {
-        /* A backend may report a row's failure a little later (see
-         * store_copy_import_lead): the row is this one or one before. */
-        fprintf(c->err, "crmd: copy: writing leads failed at or before lead %s: %s\n", lead->id, rc_text(rc));
+        fprintf(c->err, "crmd: copy: writing %ss failed at or before %s %s: %s\n", kind, kind, id, why);
         return rc;
     }
-    c->added.leads++;
+    (*added)++;
     progress(c);
     return STORE_OK;
 }
 
-static int on_follow(void *ctx, int64_t app, const follow_t *follow)
+static store_rc_t on_lead(void *ctx, int64_t app, const lead_t *lead)
 {
     copy_t *c = ctx;
-    c->passed.follows++;
-    int64_t id = map_app(c, app);
-    if (id == 0) {
-        fprintf(c->err, "crmd: copy: follow %s: its app is not among the source's apps\n", follow->id);
-        return STORE_NOT_FOUND;
-    }
-    int rc = store_copy_import_follow(c->dst, id, follow);
-    if (rc != STORE_OK) {
-        fprintf(c->err, "crmd: copy: writing follows failed at or before follow %s: %s\n", follow->id,
-                rc == STORE_NOT_FOUND ? "a follow's lead is missing" : rc_text(rc));
-        return rc;
-    }
-    c->added.follows++;
-    progress(c);
-    return STORE_OK;
+    int64_t id = target_app(c, app, "lead", lead->id, &c->passed.leads);
+    if (id == 0) return STORE_NOT_FOUND;
+    store_rc_t rc = store_copy_import_lead(c->dst, id, lead);
+    return written(c, rc, "lead", lead->id, rc_text(rc), &c->added.leads);
+}
+
+static store_rc_t on_follow(void *ctx, int64_t app, const follow_t *follow)
+{
+    copy_t *c = ctx;
+    int64_t id = target_app(c, app, "follow", follow->id, &c->passed.follows);
+    if (id == 0) return STORE_NOT_FOUND;
+    store_rc_t rc = store_copy_import_follow(c->dst, id, follow);
+    const char *why = rc == STORE_NOT_FOUND ? "a follow's lead is missing" : rc_text(rc);
+    return written(c, rc, "follow", follow->id, why, &c->added.follows);
 }
 
 static store_t *open_store(const char *url, const char *what, FILE *err)
 {
-    char msg[512], shown[256];
+    char msg[STORE_OPEN_ERR_MAX], shown[STORE_URL_SHOWN_MAX];
     store_url_redact(url, shown, sizeof shown);
     store_t *s = store_open(url, msg, sizeof msg);
     if (s == NULL) {
@@ -218,7 +215,7 @@ static bool has_data(const store_counts_t *n)
 static bool verify(copy_t *c, const store_counts_t *total, const store_counts_t *before, FILE *err)
 {
     store_counts_t after;
-    int rc = store_copy_count(c->dst, &after);
+    store_rc_t rc = store_copy_count(c->dst, &after);
     if (rc != STORE_OK) {
         fprintf(err, "crmd: copy: cannot count the target: %s\n", rc_text(rc));
         return false;
@@ -244,9 +241,68 @@ static bool verify(copy_t *c, const store_counts_t *total, const store_counts_t 
     return ok;
 }
 
-int store_copy(const char *from_url, const char *to_url, bool append, FILE *out, FILE *err)
+/* Copies everything from src into c->dst inside the target's import
+ * transaction, and commits only when the counts agree. */
+static store_rc_t import_all(copy_t *c, store_t *src, const char *to_shown)
 {
-    char from_shown[256], to_shown[256];
+    store_counts_t before = {0}, total = {0};
+    store_rc_t rc = store_copy_import_begin(c->dst, &before);
+    if (rc != STORE_OK) {
+        fprintf(c->err, "crmd: copy: cannot start writing to the target: %s\n", rc_text(rc));
+        return rc;
+    }
+    if (has_data(&before) && !c->append) {
+        fprintf(c->err, "crmd: copy: the target %s already holds ", to_shown);
+        print_counts(c->err, &before);
+        fprintf(c->err, "; nothing was copied (use --append to add to it)\n");
+        store_copy_import_end(c->dst, 0);
+        return STORE_CONFLICT;
+    }
+    rc = store_signing_key(c->dst, NULL, &c->dst_key);
+    if (rc == STORE_NOT_FOUND) rc = STORE_OK;
+    static const store_export_t cb = {
+        .signing_key = on_key, .app = on_app, .revoked = on_revoked, .lead = on_lead, .follow = on_follow};
+    if (rc == STORE_OK) rc = store_copy_export(src, &cb, c, &total);
+    if (rc == STORE_OK && !verify(c, &total, &before, c->err)) rc = STORE_ERROR;
+    if (rc == STORE_OK)
+        rc = store_copy_import_end(c->dst, 1);
+    else
+        store_copy_import_end(c->dst, 0);
+    if (rc != STORE_OK)
+        fprintf(c->err, "crmd: copy failed (%s); the target %s is as it was\n", rc_text(rc), to_shown);
+    return rc;
+}
+
+/* After the commit: checks that every app's lead count agrees with its
+ * leads, and says what was copied. */
+static store_rc_t report(const copy_t *c, FILE *out, const char *from_shown, const char *to_shown)
+{
+    store_counts_t now;
+    store_rc_t rc = store_copy_count(c->dst, &now);
+    if (rc == STORE_OK && now.lead_count_sum != now.leads) {
+        fprintf(c->err,
+                "crmd: copy: the target's lead counts (%" PRId64 ") do not add up to its leads (%" PRId64
+                ")\n",
+                now.lead_count_sum, now.leads);
+        rc = STORE_ERROR;
+    }
+    fprintf(out, "copied %" PRId64 " apps", c->added.apps);
+    if (c->merged > 0)
+        fprintf(out, " (and merged %" PRId64 " into the target's apps with the same keys)", c->merged);
+    fprintf(out, ", %" PRId64 " leads, %" PRId64 " follows, %" PRId64 " revoked tokens and %s\n",
+            c->added.leads, c->added.follows, c->added.revoked, c->key_action);
+    fprintf(out, "from %s\nto   %s\n", from_shown, to_shown);
+    if (rc == STORE_OK) {
+        fprintf(out, "verified: the target now holds ");
+        print_counts(out, &now);
+        fprintf(out, "\n");
+    }
+    return rc;
+}
+
+store_rc_t store_copy(const char *from_url, const char *to_url, bool append, FILE *out, FILE *err)
+{
+    char from_shown[STORE_URL_SHOWN_MAX], to_shown[STORE_URL_SHOWN_MAX];
     store_url_redact(from_url, from_shown, sizeof from_shown);
     store_url_redact(to_url, to_shown, sizeof to_shown);
     if (strcmp(from_url, to_url) == 0) {
@@ -262,57 +318,8 @@ int store_copy(const char *from_url, const char *to_url, bool append, FILE *out,
     }
     copy_t c = {
         .dst = dst, .append = append, .err = err, .key_action = "no signing key (the source has none)"};
-    store_counts_t before = {0}, total = {0};
-    int rc = store_copy_import_begin(dst, &before);
-    if (rc != STORE_OK) {
-        fprintf(err, "crmd: copy: cannot start writing to the target: %s\n", rc_text(rc));
-        goto out;
-    }
-    if (has_data(&before) && !append) {
-        fprintf(err, "crmd: copy: the target %s already holds ", to_shown);
-        print_counts(err, &before);
-        fprintf(err, "; nothing was copied (use --append to add to it)\n");
-        store_copy_import_end(dst, 0);
-        rc = STORE_CONFLICT;
-        goto out;
-    }
-    rc = store_signing_key(dst, NULL, &c.dst_key);
-    if (rc == STORE_NOT_FOUND) rc = STORE_OK;
-    static const store_export_t cb = {
-        .signing_key = on_key, .app = on_app, .revoked = on_revoked, .lead = on_lead, .follow = on_follow};
-    if (rc == STORE_OK) rc = store_copy_export(src, &cb, &c, &total);
-    if (rc == STORE_OK && !verify(&c, &total, &before, err)) rc = STORE_ERROR;
-    if (rc == STORE_OK)
-        rc = store_copy_import_end(dst, 1);
-    else
-        store_copy_import_end(dst, 0);
-    if (rc != STORE_OK) {
-        fprintf(err, "crmd: copy failed (%s); the target %s is as it was\n", rc_text(rc), to_shown);
-        goto out;
-    }
-    /* After the commit: the target holds what it should, and every app's
-     * lead count agrees with its leads. */
-    store_counts_t now;
-    rc = store_copy_count(dst, &now);
-    if (rc == STORE_OK && now.lead_count_sum != now.leads) {
-        fprintf(err,
-                "crmd: copy: the target's lead counts (%" PRId64 ") do not add up to its leads (%" PRId64
-                ")\n",
-                now.lead_count_sum, now.leads);
-        rc = STORE_ERROR;
-    }
-    fprintf(out, "copied %" PRId64 " apps", c.added.apps);
-    if (c.merged > 0)
-        fprintf(out, " (and merged %" PRId64 " into the target's apps with the same keys)", c.merged);
-    fprintf(out, ", %" PRId64 " leads, %" PRId64 " follows, %" PRId64 " revoked tokens and %s\n",
-            c.added.leads, c.added.follows, c.added.revoked, c.key_action);
-    fprintf(out, "from %s\nto   %s\n", from_shown, to_shown);
-    if (rc == STORE_OK) {
-        fprintf(out, "verified: the target now holds ");
-        print_counts(out, &now);
-        fprintf(out, "\n");
-    }
-out:
+    store_rc_t rc = import_all(&c, src, to_shown);
+    if (rc == STORE_OK) rc = report(&c, out, from_shown, to_shown);
     free(c.apps);
     if (c.dst_key != NULL)
         OPENSSL_cleanse(c.dst_key, strlen(c.dst_key)); /* a private key: not left in freed heap */

@@ -1,6 +1,7 @@
 /*
- * store.c: picks a backend from a database URL, and hides passwords in
- * URLs that are printed.
+ * store.c: reading database URLs: which kind of database one names, and
+ * the URL with its password hidden, for messages. store_open (open.c)
+ * picks the backend by these rules.
  *
  * The forms, in the order they are tried:
  *   sqlite:PATH                        SQLite
@@ -40,20 +41,6 @@ bool store_url_is_shared(const char *url)
 {
     return strncmp(url, "sqlite:", 7) != 0 &&
            (is_postgres_url(url) || (strstr(url, "://") == NULL && is_keyvalue(url)));
-}
-
-store_t *store_open(const char *url, char *err, size_t errsz)
-{
-    if (strncmp(url, "sqlite:", 7) == 0) return store_sqlite_open(url + 7, err, errsz);
-    if (store_url_is_shared(url)) return store_postgres_open(url, err, errsz);
-    if (strstr(url, "://") != NULL) {
-        char shown[256];
-        store_url_redact(url, shown, sizeof shown);
-        snprintf(err, errsz, "unknown database URL scheme in '%s' (use sqlite:PATH or postgres://...)",
-                 shown);
-        return NULL;
-    }
-    return store_sqlite_open(url, err, errsz);
 }
 
 /* Appends n bytes of s to out at *len, keeping room for the NUL. */

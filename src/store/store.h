@@ -2,19 +2,37 @@
  * store.h: the one interface between the API and a database.
  *
  * A store_t is one connection with its prepared statements. It belongs to
- * one thread for its whole life: each server thread opens its own. The
- * store speaks records (model/record.h), never HTTP or JSON.
+ * one thread for its whole life: each server thread opens its own, and the
+ * writer thread (api/writer.c) has one more for its batches. The store
+ * speaks records (model/record.h), never HTTP or JSON, and never prints:
+ * its messages go through the log hook (store_set_log).
  *
- * Every function returns a store_rc. Functions that produce records hand
- * them to a callback; the strings of a record passed to a callback are valid
- * only until the callback returns.
+ * Every function returns a store_rc_t; a backend's own result codes never
+ * leave it. Functions that produce records hand them to a callback; the
+ * strings of a record passed to a callback are valid only until the
+ * callback returns.
  *
  * Every data function takes the app (tenant) id and touches only that app's
  * rows: another app's record is indistinguishable from a missing one.
+ *
+ * Promises across connections (threads and processes on one database):
+ * - Each write is atomic: it happens whole or not at all, and what a
+ *   function returns STORE_OK for is durable (outside a batch) or will be
+ *   once store_batch_end commits.
+ * - A write waits for the row and table locks it needs for a bounded
+ *   time (about five seconds: SQLite's busy timeout, PostgreSQL's
+ *   lock_timeout), then returns STORE_UNAVAILABLE; it never waits forever.
+ *   SQLite lets one connection write at a time, PostgreSQL one per row.
+ * - Partial updates never lose a concurrent update of the same record:
+ *   each applies to the newest version of the row.
+ * - A read outside a batch sees one snapshot: a list's page and its total
+ *   always agree.
+ * - Reads inside a batch, and their locks: see store_batch_begin.
  */
 #ifndef CRMD_STORE_STORE_H
 #define CRMD_STORE_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +49,22 @@ typedef enum store_rc {
 } store_rc_t;
 
 typedef struct store store_t;
+
+/* Where the store's messages go: one call per message, with the whole
+ * message (no trailing newline, at most STORE_LOG_LINE_MAX - 1 bytes,
+ * texts like "crmd: postgres: reconnected"; a database's own message may
+ * carry its DETAIL on a second line). It may be called from any thread
+ * that uses a store, at the same time as from others, so it must be
+ * thread-safe. */
+#define STORE_LOG_LINE_MAX 1024
+typedef void (*store_log_fn)(void *ctx, const char *line);
+
+/* Sends the store's messages to fn (with ctx); fn NULL restores the
+ * default, which writes each line and a newline to stderr with one
+ * write(2), so lines from several threads never interleave. Set it at
+ * start, before any store is opened (it is read without a lock); a
+ * program that never sets it gets the default. */
+void store_set_log(store_log_fn fn, void *ctx);
 
 /*
  * How a read may complete later, on the event loop of the thread that owns
@@ -52,13 +86,23 @@ typedef struct store_async {
     void *ctx;
 } store_async_t;
 
+/* The longest app key and name kept, with their NUL (keys are made by
+ * crmd and are far shorter; names longer than this are cut). */
+#define STORE_APP_KEY_MAX 96
+#define STORE_APP_NAME_MAX 256
+
 typedef struct store_app {
     int64_t id;
-    char key[96];
-    char name[256];
+    char key[STORE_APP_KEY_MAX];
+    char name[STORE_APP_NAME_MAX];
     int disabled;
     int64_t created_at;
 } store_app_t;
+
+/* The longest revoked token id a store_revoked_cb is sure to get whole,
+ * with its NUL: a backend may cut a longer one (tokens' jti are at most
+ * JWT_CLAIM_MAX - 1 bytes, so a longer one revokes no token anyway). */
+#define STORE_JTI_MAX 256
 
 typedef void (*store_app_cb)(void *ctx, const store_app_t *app, int64_t leads);
 typedef void (*store_revoked_cb)(void *ctx, int64_t seq, const char *jti);
@@ -79,59 +123,64 @@ typedef struct store_counts {
  * stops the export, which then returns that rc. Strings are valid only
  * during the call. */
 typedef struct store_export {
-    int (*signing_key)(void *ctx, const char *pem);
-    int (*app)(void *ctx, const store_app_t *app);
-    int (*revoked)(void *ctx, const char *jti, int64_t revoked_at);
-    int (*lead)(void *ctx, int64_t app, const lead_t *lead);
-    int (*follow)(void *ctx, int64_t app, const follow_t *follow);
+    store_rc_t (*signing_key)(void *ctx, const char *pem);
+    store_rc_t (*app)(void *ctx, const store_app_t *app);
+    store_rc_t (*revoked)(void *ctx, const char *jti, int64_t revoked_at);
+    store_rc_t (*lead)(void *ctx, int64_t app, const lead_t *lead);
+    store_rc_t (*follow)(void *ctx, int64_t app, const follow_t *follow);
 } store_export_t;
 
 /* The backend's table of functions; see the wrappers below for contracts. */
 typedef struct store_ops {
     void (*close)(store_t *s);
-    int (*migrate)(store_t *s);
-    int (*app_create)(store_t *s, const char *key, const char *name, int64_t now, store_app_t *out);
-    int (*app_find)(store_t *s, const char *key, store_app_t *out, const store_async_t *async);
-    int (*signing_key)(store_t *s, const char *pem_if_none, char **pem);
-    int (*lead_create)(store_t *s, int64_t app, const lead_t *lead);
-    int (*lead_get)(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx,
-                    const store_async_t *async);
-    int (*lead_list)(store_t *s, int64_t app, int64_t offset, int limit, int64_t *total, store_lead_cb cb,
-                     void *ctx, const store_async_t *async);
-    int (*lead_update)(store_t *s, int64_t app, const char *id, const lead_patch_t *patch, int64_t now,
-                       store_lead_cb cb, void *ctx);
-    int (*lead_delete)(store_t *s, int64_t app, const char *id);
-    int (*follow_create)(store_t *s, int64_t app, const follow_t *follow);
-    int (*follow_get)(store_t *s, int64_t app, const char *lead_id, const char *id, store_follow_cb cb,
-                      void *ctx, const store_async_t *async);
-    int (*follow_list)(store_t *s, int64_t app, const char *lead_id, int64_t offset, int limit,
-                       int64_t *total, store_follow_cb cb, void *ctx, const store_async_t *async);
-    int (*follow_update)(store_t *s, int64_t app, const char *lead_id, const char *id,
-                         const follow_patch_t *patch, int64_t now, store_follow_cb cb, void *ctx);
-    int (*follow_delete)(store_t *s, int64_t app, const char *lead_id, const char *id);
-    int (*batch_begin)(store_t *s);
-    int (*batch_end)(store_t *s, int commit);
+    store_rc_t (*migrate)(store_t *s);
+    store_rc_t (*app_create)(store_t *s, const char *key, const char *name, int64_t now, store_app_t *out);
+    store_rc_t (*app_find)(store_t *s, const char *key, store_app_t *out, const store_async_t *async);
+    store_rc_t (*signing_key)(store_t *s, const char *pem_if_none, char **pem);
+    store_rc_t (*lead_create)(store_t *s, int64_t app, const lead_t *lead);
+    store_rc_t (*lead_get)(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx,
+                           const store_async_t *async);
+    store_rc_t (*lead_list)(store_t *s, int64_t app, int64_t offset, int limit, int64_t *total,
+                            store_lead_cb cb, void *ctx, const store_async_t *async);
+    store_rc_t (*lead_update)(store_t *s, int64_t app, const char *id, const lead_patch_t *patch, int64_t now,
+                              store_lead_cb cb, void *ctx);
+    store_rc_t (*lead_delete)(store_t *s, int64_t app, const char *id);
+    store_rc_t (*follow_create)(store_t *s, int64_t app, const follow_t *follow);
+    store_rc_t (*follow_get)(store_t *s, int64_t app, const char *lead_id, const char *id, store_follow_cb cb,
+                             void *ctx, const store_async_t *async);
+    store_rc_t (*follow_list)(store_t *s, int64_t app, const char *lead_id, int64_t offset, int limit,
+                              int64_t *total, store_follow_cb cb, void *ctx, const store_async_t *async);
+    store_rc_t (*follow_update)(store_t *s, int64_t app, const char *lead_id, const char *id,
+                                const follow_patch_t *patch, int64_t now, store_follow_cb cb, void *ctx);
+    store_rc_t (*follow_delete)(store_t *s, int64_t app, const char *lead_id, const char *id);
+    store_rc_t (*batch_begin)(store_t *s);
+    store_rc_t (*batch_end)(store_t *s, int commit);
     /* Administration (the command line); see the wrappers. */
-    int (*app_list)(store_t *s, store_app_cb cb, void *ctx);
-    int (*app_set_disabled)(store_t *s, const char *key, int disabled);
-    int (*token_revoke)(store_t *s, const char *jti, int64_t now);
-    int (*revoked_since)(store_t *s, int64_t after_seq, store_revoked_cb cb, void *ctx,
-                         const store_async_t *async);
+    store_rc_t (*app_list)(store_t *s, store_app_cb cb, void *ctx);
+    store_rc_t (*app_set_disabled)(store_t *s, const char *key, int disabled);
+    store_rc_t (*token_revoke)(store_t *s, const char *jti, int64_t now);
+    store_rc_t (*revoked_since)(store_t *s, int64_t after_seq, store_revoked_cb cb, void *ctx,
+                                const store_async_t *async);
     /* Bulk copy (crmd copy, never while serving); see the wrappers. */
-    int (*copy_count)(store_t *s, store_counts_t *out);
-    int (*copy_export)(store_t *s, const store_export_t *cb, void *ctx, store_counts_t *total);
-    int (*copy_import_begin)(store_t *s, store_counts_t *before);
-    int (*copy_import_key)(store_t *s, const char *pem);
-    int (*copy_import_app)(store_t *s, const store_app_t *app, int keep_id, int64_t *id);
-    int (*copy_import_revoked)(store_t *s, const char *jti, int64_t revoked_at, int *added);
-    int (*copy_import_lead)(store_t *s, int64_t app, const lead_t *lead);
-    int (*copy_import_follow)(store_t *s, int64_t app, const follow_t *follow);
-    int (*copy_import_end)(store_t *s, int commit);
+    store_rc_t (*copy_count)(store_t *s, store_counts_t *out);
+    store_rc_t (*copy_export)(store_t *s, const store_export_t *cb, void *ctx, store_counts_t *total);
+    store_rc_t (*copy_import_begin)(store_t *s, store_counts_t *before);
+    store_rc_t (*copy_import_key)(store_t *s, const char *pem);
+    store_rc_t (*copy_import_app)(store_t *s, const store_app_t *app, int keep_id, int64_t *id);
+    store_rc_t (*copy_import_revoked)(store_t *s, const char *jti, int64_t revoked_at, int *added);
+    store_rc_t (*copy_import_lead)(store_t *s, int64_t app, const lead_t *lead);
+    store_rc_t (*copy_import_follow)(store_t *s, int64_t app, const follow_t *follow);
+    store_rc_t (*copy_import_end)(store_t *s, int commit);
 } store_ops_t;
 
 struct store {
     const store_ops_t *ops;
 };
+
+/* Room for store_open's reason, and for a URL as store_url_redact shows
+ * it in messages (a longer one is cut). */
+#define STORE_OPEN_ERR_MAX 512
+#define STORE_URL_SHOWN_MAX 256
 
 /* Opens a connection for url: "sqlite:PATH" (a bare path is read as
  * SQLite too), or PostgreSQL as a "postgres://" or "postgresql://" URL or
@@ -141,22 +190,27 @@ struct store {
  * not touched: call store_migrate. */
 store_t *store_open(const char *url, char *err, size_t errsz);
 
-/* Closes the connection; s may be NULL. */
+/* Closes the connection (an open batch or import is rolled back); s may be
+ * NULL. */
 static inline void store_close(store_t *s)
 {
     if (s != NULL) s->ops->close(s);
 }
 
-/* Creates or upgrades the schema to the newest version, each migration in
- * its own transaction, in order. Safe to run on an up-to-date database. */
-static inline int store_migrate(store_t *s)
+/* Creates or upgrades the schema to the newest version (SCHEMA_VERSION in
+ * store/schema.h), each migration in its own transaction, in order. Safe
+ * to run on an up-to-date database, and from several processes at once:
+ * each step is applied once. STORE_ERROR for a database newer than this
+ * crmd. */
+static inline store_rc_t store_migrate(store_t *s)
 {
     return s->ops->migrate(s);
 }
 
-/* Creates an app with the given key; STORE_CONFLICT if the key exists. */
-static inline int store_app_create(store_t *s, const char *key, const char *name, int64_t now,
-                                   store_app_t *out)
+/* Creates an app with the given key and fills *out;
+ * STORE_CONFLICT if the key exists. */
+static inline store_rc_t store_app_create(store_t *s, const char *key, const char *name, int64_t now,
+                                          store_app_t *out)
 {
     return s->ops->app_create(s, key, name, now, out);
 }
@@ -165,28 +219,33 @@ static inline int store_app_create(store_t *s, const char *key, const char *name
 static inline store_rc_t store_app_find(store_t *s, const char *key, store_app_t *out,
                                         const store_async_t *async)
 {
-    return (store_rc_t)s->ops->app_find(s, key, out, async);
+    return s->ops->app_find(s, key, out, async);
 }
 
 /* Returns the PEM of the token signing key in *pem (malloc'd: the caller
  * frees it). When none is stored: STORE_NOT_FOUND if pem_if_none is NULL,
  * else pem_if_none is stored first. Concurrent first uses agree on one key:
  * whoever stores first wins, and everyone gets the stored one back. */
-static inline int store_signing_key(store_t *s, const char *pem_if_none, char **pem)
+static inline store_rc_t store_signing_key(store_t *s, const char *pem_if_none, char **pem)
 {
     return s->ops->signing_key(s, pem_if_none, pem);
 }
 
-/* Inserts a complete lead (id and timestamps set by the caller). */
-static inline int store_lead_create(store_t *s, int64_t app, const lead_t *lead)
+/* Inserts a complete lead (id and timestamps set by the caller), and
+ * counts it in the app's lead total in the same transaction;
+ * STORE_CONFLICT if the app already has a lead with this id. */
+static inline store_rc_t store_lead_create(store_t *s, int64_t app, const lead_t *lead)
 {
     return s->ops->lead_create(s, app, lead);
 }
 
+/* Passes the lead with this id to cb; STORE_NOT_FOUND if there is none
+ * (an id that is not a UUID names none). Inside a batch it locks the row:
+ * see store_batch_begin. */
 static inline store_rc_t store_lead_get(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx,
                                         const store_async_t *async)
 {
-    return (store_rc_t)s->ops->lead_get(s, app, id, cb, ctx, async);
+    return s->ops->lead_get(s, app, id, cb, ctx, async);
 }
 
 /* Passes at most limit leads, newest first (created_at, then id,
@@ -194,34 +253,37 @@ static inline store_rc_t store_lead_get(store_t *s, int64_t app, const char *id,
 static inline store_rc_t store_lead_list(store_t *s, int64_t app, int64_t offset, int limit, int64_t *total,
                                          store_lead_cb cb, void *ctx, const store_async_t *async)
 {
-    return (store_rc_t)s->ops->lead_list(s, app, offset, limit, total, cb, ctx, async);
+    return s->ops->lead_list(s, app, offset, limit, total, cb, ctx, async);
 }
 
 /* Applies patch in one transaction, sets updated_at with
  * record_next_updated_at, and passes the whole updated lead to cb. cb may
  * run before the commit: use what it saw only when STORE_OK is returned. */
-static inline int store_lead_update(store_t *s, int64_t app, const char *id, const lead_patch_t *patch,
-                                    int64_t now, store_lead_cb cb, void *ctx)
+static inline store_rc_t store_lead_update(store_t *s, int64_t app, const char *id, const lead_patch_t *patch,
+                                           int64_t now, store_lead_cb cb, void *ctx)
 {
     return s->ops->lead_update(s, app, id, patch, now, cb, ctx);
 }
 
-/* Deletes a lead and its follows. */
-static inline int store_lead_delete(store_t *s, int64_t app, const char *id)
+/* Deletes a lead and its follows; STORE_NOT_FOUND if there is none. */
+static inline store_rc_t store_lead_delete(store_t *s, int64_t app, const char *id)
 {
     return s->ops->lead_delete(s, app, id);
 }
 
 /* Inserts a complete follow; STORE_NOT_FOUND if its lead does not exist. */
-static inline int store_follow_create(store_t *s, int64_t app, const follow_t *follow)
+static inline store_rc_t store_follow_create(store_t *s, int64_t app, const follow_t *follow)
 {
     return s->ops->follow_create(s, app, follow);
 }
 
+/* Passes the follow id of lead lead_id to cb; STORE_NOT_FOUND if that
+ * lead has no such follow. Inside a batch it locks the row: see
+ * store_batch_begin. */
 static inline store_rc_t store_follow_get(store_t *s, int64_t app, const char *lead_id, const char *id,
                                           store_follow_cb cb, void *ctx, const store_async_t *async)
 {
-    return (store_rc_t)s->ops->follow_get(s, app, lead_id, id, cb, ctx, async);
+    return s->ops->follow_get(s, app, lead_id, id, cb, ctx, async);
 }
 
 /* Passes a lead's follows by due date (unset last), then created_at, then
@@ -230,61 +292,81 @@ static inline store_rc_t store_follow_list(store_t *s, int64_t app, const char *
                                            int limit, int64_t *total, store_follow_cb cb, void *ctx,
                                            const store_async_t *async)
 {
-    return (store_rc_t)s->ops->follow_list(s, app, lead_id, offset, limit, total, cb, ctx, async);
+    return s->ops->follow_list(s, app, lead_id, offset, limit, total, cb, ctx, async);
 }
 
-static inline int store_follow_update(store_t *s, int64_t app, const char *lead_id, const char *id,
-                                      const follow_patch_t *patch, int64_t now, store_follow_cb cb, void *ctx)
+/* As store_lead_update, for a follow of lead lead_id; STORE_NOT_FOUND if
+ * that lead has no such follow. */
+static inline store_rc_t store_follow_update(store_t *s, int64_t app, const char *lead_id, const char *id,
+                                             const follow_patch_t *patch, int64_t now, store_follow_cb cb,
+                                             void *ctx)
 {
     return s->ops->follow_update(s, app, lead_id, id, patch, now, cb, ctx);
 }
 
-static inline int store_follow_delete(store_t *s, int64_t app, const char *lead_id, const char *id)
+/* Deletes a follow of lead lead_id; STORE_NOT_FOUND if there is none. */
+static inline store_rc_t store_follow_delete(store_t *s, int64_t app, const char *lead_id, const char *id)
 {
     return s->ops->follow_delete(s, app, lead_id, id);
 }
 
-/* Group commit. Between store_batch_begin and store_batch_end every write
- * function runs inside one transaction, each in its own savepoint: a write
- * that fails is undone alone, and the others stay. store_batch_end(s, 1)
- * commits them all with one sync to disk; a failed commit (its rc) means
- * none of them happened. */
-static inline int store_batch_begin(store_t *s)
+/* Group commit, on the writer thread's connection. Between
+ * store_batch_begin and store_batch_end every write function runs inside
+ * one transaction, each in its own savepoint: a write that fails is undone
+ * alone (its rc says why), and the others stay. store_batch_end(s, 1)
+ * commits them all with one sync to disk and returns STORE_OK, or fails
+ * (STORE_UNAVAILABLE, or STORE_ERROR) and then none of them happened, not
+ * even those that returned STORE_OK. store_batch_end(s, 0) undoes them
+ * all. A batch whose transaction the database ended by itself (a lost
+ * connection, a full disk) refuses every later write with
+ * STORE_UNAVAILABLE and cannot commit.
+ *
+ * Locks. A read of one record inside a batch (store_lead_get,
+ * store_follow_get) locks that row until the batch ends: no other
+ * connection can change or delete it in between, so a write later in the
+ * batch that depends on what was read (the follow update's "overdue"
+ * check in api/follows.c) still sees it as read. Other connections may
+ * read it meanwhile. SQLite holds the database's write lock for the whole
+ * batch, which covers every row; PostgreSQL reads with FOR UPDATE. Lists
+ * inside a batch lock nothing. Keep batches short: every writer elsewhere
+ * waits for these locks (see above). */
+static inline store_rc_t store_batch_begin(store_t *s)
 {
     return s->ops->batch_begin(s);
 }
 
-static inline int store_batch_end(store_t *s, int commit)
+static inline store_rc_t store_batch_end(store_t *s, int commit)
 {
     return s->ops->batch_end(s, commit);
 }
 
 /* Passes every app with its lead count, oldest first. */
-static inline int store_app_list(store_t *s, store_app_cb cb, void *ctx)
+static inline store_rc_t store_app_list(store_t *s, store_app_cb cb, void *ctx)
 {
     return s->ops->app_list ? s->ops->app_list(s, cb, ctx) : STORE_ERROR;
 }
 
 /* Disables (1) or enables (0) an app; STORE_NOT_FOUND for an unknown key.
  * Servers notice within a second (their app cache lives that long). */
-static inline int store_app_set_disabled(store_t *s, const char *key, int disabled)
+static inline store_rc_t store_app_set_disabled(store_t *s, const char *key, int disabled)
 {
     return s->ops->app_set_disabled ? s->ops->app_set_disabled(s, key, disabled) : STORE_ERROR;
 }
 
 /* Records a revoked token id (jti); revoking twice is fine. */
-static inline int store_token_revoke(store_t *s, const char *jti, int64_t now)
+static inline store_rc_t store_token_revoke(store_t *s, const char *jti, int64_t now)
 {
     return s->ops->token_revoke ? s->ops->token_revoke(s, jti, now) : STORE_ERROR;
 }
 
 /* Passes the revocations recorded after sequence number after_seq, in
- * order; servers poll this every second. */
+ * order; servers poll this every second. Sequence numbers become visible
+ * in order, across connections and processes, so a poller that asks for
+ * those after the last it saw never misses one. */
 static inline store_rc_t store_revoked_since(store_t *s, int64_t after_seq, store_revoked_cb cb, void *ctx,
                                              const store_async_t *async)
 {
-    return s->ops->revoked_since ? (store_rc_t)s->ops->revoked_since(s, after_seq, cb, ctx, async)
-                                 : STORE_ERROR;
+    return s->ops->revoked_since ? s->ops->revoked_since(s, after_seq, cb, ctx, async) : STORE_ERROR;
 }
 
 /* --- Bulk copy --------------------------------------------------------------
@@ -295,27 +377,28 @@ static inline store_rc_t store_revoked_since(store_t *s, int64_t after_seq, stor
 
 /* Counts what the database holds, in one snapshot (inside an import: with
  * the import's own rows). */
-static inline int store_copy_count(store_t *s, store_counts_t *out)
+static inline store_rc_t store_copy_count(store_t *s, store_counts_t *out)
 {
     return s->ops->copy_count ? s->ops->copy_count(s, out) : STORE_ERROR;
 }
 
 /* Passes everything to cb (see store_export_t) from one read snapshot, and
  * counts that snapshot's rows into *total. */
-static inline int store_copy_export(store_t *s, const store_export_t *cb, void *ctx, store_counts_t *total)
+static inline store_rc_t store_copy_export(store_t *s, const store_export_t *cb, void *ctx,
+                                           store_counts_t *total)
 {
     return s->ops->copy_export ? s->ops->copy_export(s, cb, ctx, total) : STORE_ERROR;
 }
 
 /* Starts the import transaction, holding the database's write lock where
  * the backend has one, and counts what the target holds in it. */
-static inline int store_copy_import_begin(store_t *s, store_counts_t *before)
+static inline store_rc_t store_copy_import_begin(store_t *s, store_counts_t *before)
 {
     return s->ops->copy_import_begin ? s->ops->copy_import_begin(s, before) : STORE_ERROR;
 }
 
 /* Stores pem as the signing key, replacing any other. */
-static inline int store_copy_import_key(store_t *s, const char *pem)
+static inline store_rc_t store_copy_import_key(store_t *s, const char *pem)
 {
     return s->ops->copy_import_key ? s->ops->copy_import_key(s, pem) : STORE_ERROR;
 }
@@ -323,13 +406,14 @@ static inline int store_copy_import_key(store_t *s, const char *pem)
 /* Inserts an app with its key, name, disabled flag and created_at; with
  * keep_id its id too, else the target picks one. Its id is put in *id.
  * STORE_CONFLICT when the key or the id is taken. */
-static inline int store_copy_import_app(store_t *s, const store_app_t *app, int keep_id, int64_t *id)
+static inline store_rc_t store_copy_import_app(store_t *s, const store_app_t *app, int keep_id, int64_t *id)
 {
     return s->ops->copy_import_app ? s->ops->copy_import_app(s, app, keep_id, id) : STORE_ERROR;
 }
 
 /* Records a revocation; *added is 0 when the jti was already revoked. */
-static inline int store_copy_import_revoked(store_t *s, const char *jti, int64_t revoked_at, int *added)
+static inline store_rc_t store_copy_import_revoked(store_t *s, const char *jti, int64_t revoked_at,
+                                                   int *added)
 {
     return s->ops->copy_import_revoked ? s->ops->copy_import_revoked(s, jti, revoked_at, added) : STORE_ERROR;
 }
@@ -339,13 +423,13 @@ static inline int store_copy_import_revoked(store_t *s, const char *jti, int64_t
  * may send leads and follows ahead without waiting for each answer: a
  * failure can then be returned by a later bulk copy call instead (never
  * lost: the import fails as a whole). */
-static inline int store_copy_import_lead(store_t *s, int64_t app, const lead_t *lead)
+static inline store_rc_t store_copy_import_lead(store_t *s, int64_t app, const lead_t *lead)
 {
     return s->ops->copy_import_lead ? s->ops->copy_import_lead(s, app, lead) : STORE_ERROR;
 }
 
 /* Inserts a follow as it is; STORE_NOT_FOUND if its lead is not there. */
-static inline int store_copy_import_follow(store_t *s, int64_t app, const follow_t *follow)
+static inline store_rc_t store_copy_import_follow(store_t *s, int64_t app, const follow_t *follow)
 {
     return s->ops->copy_import_follow ? s->ops->copy_import_follow(s, app, follow) : STORE_ERROR;
 }
@@ -353,7 +437,7 @@ static inline int store_copy_import_follow(store_t *s, int64_t app, const follow
 /* Ends the import: with commit, sets every app's lead count from its leads
  * (and moves id sequences past the imported ids), then commits; without,
  * rolls everything back. */
-static inline int store_copy_import_end(store_t *s, int commit)
+static inline store_rc_t store_copy_import_end(store_t *s, int commit)
 {
     return s->ops->copy_import_end ? s->ops->copy_import_end(s, commit) : STORE_ERROR;
 }
@@ -365,11 +449,5 @@ void store_url_redact(const char *url, char *out, size_t outsz);
 /* True when url names a database that other processes may write to at the
  * same time (PostgreSQL), false for an embedded SQLite file. */
 bool store_url_is_shared(const char *url);
-
-/* Backends' constructors, used by store_open. */
-store_t *store_sqlite_open(const char *path, char *err, size_t errsz);
-/* conninfo is a postgres:// or postgresql:// URL or a libpq key=value
- * string; the store keeps its own copy. */
-store_t *store_postgres_open(const char *conninfo, char *err, size_t errsz);
 
 #endif

@@ -378,6 +378,10 @@ def raw_http(host, port, head, body=b"", timeout=10, wait_before_body=0.3):
         for ln in lines[1:]:
             k, _, v = ln.partition(":")
             headers[k.strip().lower()] = v.strip()
+        request_line = re.match(rb"([A-Z]+) (/\S*) HTTP/1\.[01]\r\n", head)
+        if request_line and f"{host}:{port}" in CRMD_ORIGINS:
+            check_exchange(request_line.group(1).decode(), request_line.group(2).decode("latin1"),
+                           status, headers, rest)
         return status, headers, rest
     finally:
         s.close()
@@ -500,3 +504,297 @@ def find_server_key(db_path, token, workdir):
 
 def now_s():
     return int(time.time())
+
+
+# ---------------------------------------------------------------- OpenAPI validation
+#
+# Every response the suite receives from crmd is checked against
+# openapi/openapi.json: the operation is found by method and path template,
+# the response by status code (a status the operation does not document is a
+# failure), then its required headers, its Content-Type and its JSON body
+# (python3-jsonschema, Draft 2020-12, $refs resolved in the document).
+# Requests that match no operation are checked against the document's
+# x-crmd-unmatched answers (404 for an unknown path, 405 with an exact Allow
+# for a known path and another method); x-crmd-any-request holds what any
+# request may get before routing (unreadable HTTP, a body over the limit, a
+# connection over the cap). CRMD_OPENAPI_VALIDATE=0 turns the
+# checks off; CRMD_OPENAPI_PENDING=enforce also requires what x-crmd-pending
+# marks as not served yet.
+
+OPENAPI_PATH = REPO_ROOT / "openapi" / "openapi.json"
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+# Failures found so far (the conftest hook fails a test that swallowed one).
+OPENAPI_FAILURES = []
+# "host:port" of the crmd servers the suite started: only their answers are checked.
+CRMD_ORIGINS = set()
+
+
+def openapi_validation_enabled():
+    return os.environ.get("CRMD_OPENAPI_VALIDATE", "1") != "0"
+
+
+def load_openapi(path=OPENAPI_PATH):
+    """The document, with every JSON number that has a fraction or exponent
+    as an exact Decimal (so decimal places are checked exactly)."""
+    from decimal import Decimal
+    with open(path, encoding="utf-8") as f:
+        return json.load(f, parse_float=Decimal)
+
+
+def _walk(node, visit, where="#"):
+    """Calls visit(node, pointer) on every object of a JSON tree."""
+    if isinstance(node, dict):
+        visit(node, where)
+        for k, v in node.items():
+            _walk(v, visit, f"{where}/{str(k).replace('~', '~0').replace('/', '~1')}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _walk(v, visit, f"{where}/{i}")
+
+
+def _enforce_pending(doc):
+    """Applies x-crmd-pending: members it names become required, and a header
+    it marks becomes required."""
+    def visit(node, _where):
+        pending = node.get("x-crmd-pending")
+        if not isinstance(pending, dict):
+            return
+        req = pending.get("required")
+        if req is True:
+            node["required"] = True
+        elif isinstance(req, list):
+            have = list(node.get("required", []))
+            node["required"] = have + [r for r in req if r not in have]
+    _walk(doc, visit)
+
+
+def _decimal_places(validator, places, instance, schema):
+    """x-crmd-decimal-places: a number with a fraction has at most `places`
+    fractional digits, in shortest form (no trailing zero, no exponent)."""
+    from decimal import Decimal
+    from jsonschema.exceptions import ValidationError
+    if not isinstance(instance, Decimal):
+        return  # an integer, or not a number (other keywords judge it)
+    sign, digits, exp = instance.as_tuple()
+    if not isinstance(exp, int):
+        yield ValidationError(f"{instance} is not a finite number")
+    elif exp >= 0 or digits[-1] == 0:
+        yield ValidationError(f"{instance} is not in its shortest exact form")
+    elif -exp > places:
+        yield ValidationError(f"{instance} has more than {places} fractional digits")
+
+
+class OpenApi:
+    """The document, indexed for looking up operations and validating."""
+
+    def __init__(self, doc=None, enforce_pending=None):
+        from jsonschema import Draft202012Validator, RefResolver, validators
+        self.doc = doc if doc is not None else load_openapi()
+        if enforce_pending is None:
+            enforce_pending = os.environ.get("CRMD_OPENAPI_PENDING") == "enforce"
+        if enforce_pending:
+            _enforce_pending(self.doc)
+        self.resolver = RefResolver.from_schema(self.doc)
+        self.Validator = validators.extend(Draft202012Validator,
+                                           {"x-crmd-decimal-places": _decimal_places})
+        self.format_checker = Draft202012Validator.FORMAT_CHECKER
+        self._validators = {}
+        # Where each schema object stands in the document, to name it in failures.
+        self._pointers = {}
+        _walk(self.doc, lambda node, where: self._pointers.setdefault(id(node), where))
+        self.templates = []
+        for template, item in self.doc["paths"].items():
+            segs = self._segments(template)
+            literal = tuple(not (s.startswith("{") and s.endswith("}")) for s in segs)
+            self.templates.append((template, segs, literal, item))
+        # Fixed segments win over parameters, leftmost first (the contract's
+        # fixed words: /leads/trash/x is the purge route).
+        self.templates.sort(key=lambda t: t[2], reverse=True)
+
+    @staticmethod
+    def _segments(path):
+        if len(path) > 1 and path.endswith("/"):
+            path = path[:-1]
+        return path.split("/")[1:]
+
+    def resolve(self, node):
+        """Follows a $ref (one object, possibly several hops)."""
+        seen = 0
+        while isinstance(node, dict) and "$ref" in node and len(node) == 1:
+            _, node = self.resolver.resolve(node["$ref"])
+            seen += 1
+            assert seen < 20, "a $ref cycle"
+        return node
+
+    def match(self, path):
+        """(template, path item) of a request path, or (None, None)."""
+        path = urlsplit(path).path
+        segs = self._segments(path)
+        for template, tsegs, literal, item in self.templates:
+            if len(tsegs) != len(segs):
+                continue
+            if all(s == t if lit else s != "" for s, t, lit in zip(segs, tsegs, literal)):
+                return template, item
+        return None, None
+
+    def validator(self, schema):
+        entry = self._validators.get(id(schema))
+        if entry is None:
+            v = self.Validator(schema, resolver=self.resolver, format_checker=self.format_checker)
+            entry = self._validators[id(schema)] = (v, schema)  # schema kept alive for its id
+        return entry[0]
+
+    def schema_errors(self, schema, instance):
+        """A list of readable problems of instance against schema."""
+        from jsonschema.exceptions import best_match
+        errors = list(self.validator(schema).iter_errors(instance))
+        out = []
+        for e in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path])[:5]:
+            leaf = best_match([e])
+            why = leaf.message[:300]
+            if leaf.context:  # oneOf/anyOf: say why each branch failed
+                why += " [" + " | ".join(
+                    f"{'/'.join(str(p) for p in c.relative_schema_path)}: {c.message[:120]}"
+                    for c in leaf.context[:4]) + "]"
+            where = self._pointers.get(id(leaf.schema))
+            where = f"{where}/{leaf.validator}" if where else \
+                "/".join(str(p) for p in leaf.absolute_schema_path)
+            out.append(f"at {leaf.json_path}: {why} (schema {where})")
+        if len(errors) > 5:
+            out.append(f"... and {len(errors) - 5} more")
+        return out
+
+    def operation(self, method, path):
+        """Returns (label, responses) for a request: responses maps status
+        keys to response objects; label names the operation."""
+        method = method.lower()
+        template, item = self.match(path)
+        unmatched = self.doc.get("x-crmd-unmatched", {}).get("responses", {})
+        if template is None:
+            label = f"{method.upper()} {urlsplit(path).path} (no route)"
+            return label, {"404": unmatched["404"]}, None
+        op = item.get(method)
+        if op is None and method == "head":
+            op = item.get("get")
+        if op is None:
+            allowed = {m.upper() for m in HTTP_METHODS if m in item}
+            if "GET" in allowed:
+                allowed.add("HEAD")
+            return (f"{method.upper()} {template} (no such method)", {"405": unmatched["405"]},
+                    allowed)
+        return f"{method.upper()} {template} ({op.get('operationId')})", op["responses"], None
+
+    def check(self, method, path, status, headers, body):
+        """Problems of one exchange (an empty list when it conforms).
+        headers: a mapping with case-insensitive or lower-cased keys."""
+        from decimal import Decimal
+        label, responses, allowed = self.operation(method, path)
+        hget = _header_getter(headers)
+        anywhere = self.doc.get("x-crmd-any-request", {}).get("responses", {})
+        resp = responses.get(str(status)) or responses.get(f"{str(status)[0]}XX") \
+            or responses.get("default") or anywhere.get(str(status))
+        if resp is None:
+            return label, [f"status {status} is not documented (documented: "
+                           f"{', '.join(sorted(responses))}; any request: "
+                           f"{', '.join(sorted(anywhere))})"]
+        if str(status) not in responses and str(status) in anywhere:
+            allowed = None  # an answer given before routing says nothing of methods
+        resp = self.resolve(resp)
+        problems = []
+        for name, h in (resp.get("headers") or {}).items():
+            if name.lower() == "content-type":
+                continue
+            h = self.resolve(h)
+            value = hget(name)
+            if value is None:
+                if h.get("required"):
+                    problems.append(f"required header {name} is missing")
+                continue
+            problems += [f"header {name}: {p}"
+                         for p in self._header_errors(h.get("schema", {}), value)]
+        if allowed is not None:
+            got = {m.strip().upper() for m in (hget("Allow") or "").split(",") if m.strip()}
+            if not (allowed <= got <= allowed | {"OPTIONS"}):
+                problems.append(f"Allow {sorted(got)} must list exactly {sorted(allowed)}")
+        content = resp.get("content")
+        no_body = status in (204, 304) or 100 <= status < 200 or method.upper() == "HEAD"
+        if not content or no_body:
+            if body:
+                problems.append(f"a body where the document has none: {body[:120]!r}")
+            if not content:
+                return label, problems
+        ctype = (hget("Content-Type") or "").split(";")[0].strip().lower()
+        media = {k.lower(): v for k, v in content.items()}.get(ctype)
+        if media is None:
+            problems.append(f"Content-Type {hget('Content-Type')!r} is not one of "
+                            f"{sorted(content)}")
+            return label, problems
+        if no_body:
+            return label, problems
+        if ctype == "application/json" or ctype.endswith("+json"):
+            try:
+                instance = json.loads(body.decode("utf-8"), parse_float=Decimal)
+            except (UnicodeDecodeError, ValueError) as e:
+                problems.append(f"body is not JSON ({e}): {body[:200]!r}")
+                return label, problems
+        else:
+            try:
+                instance = body.decode("utf-8")
+            except UnicodeDecodeError:
+                problems.append(f"{ctype} body is not UTF-8")
+                return label, problems
+        if "schema" in media:
+            problems += self.schema_errors(media["schema"], instance)
+        return label, problems
+
+    def _header_errors(self, schema, value):
+        schema = self.resolve(schema)
+        types = schema.get("type")
+        types = types if isinstance(types, list) else [types]
+        instance = value
+        if "integer" in types:
+            if not re.fullmatch(r"-?[0-9]+", value):
+                return [f"{value!r} is not an integer"]
+            instance = int(value)
+        return self.schema_errors(schema, instance)
+
+
+def _header_getter(headers):
+    lower = {str(k).lower(): v for k, v in dict(headers).items()}
+    return lambda name: lower.get(name.lower())
+
+
+_OPENAPI = None
+
+
+def openapi():
+    global _OPENAPI
+    if _OPENAPI is None:
+        _OPENAPI = OpenApi()
+    return _OPENAPI
+
+
+def check_exchange(method, url, status, headers, body):
+    """Validates one answer of crmd against the document; raises AssertionError
+    (and records it) when it does not conform. url: the request's URL or
+    path (with its query)."""
+    if not openapi_validation_enabled():
+        return
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    label, problems = openapi().check(method, path, status, headers, body or b"")
+    if problems:
+        msg = (f"OpenAPI: {label} -> {status} does not match openapi/openapi.json "
+               f"(request {method} {path[:200]}):\n  " + "\n  ".join(problems) +
+               f"\n  body: {(body or b'')[:400]!r}")
+        OPENAPI_FAILURES.append(msg)
+        raise AssertionError(msg)
+
+
+def check_response(resp):
+    """check_exchange for a requests.Response from a crmd the suite started."""
+    parts = urlsplit(resp.request.url)
+    if parts.netloc not in CRMD_ORIGINS:
+        return
+    check_exchange(resp.request.method, resp.request.url, resp.status_code, resp.headers,
+                   resp.content)

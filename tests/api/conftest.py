@@ -85,6 +85,42 @@ def _find_server_key_aliased(db_path, token, workdir):
 apiutil.run_crmd = _run_crmd_aliased
 apiutil.find_server_key = _find_server_key_aliased
 
+# Every answer a crmd of this suite gives through requests (the Client, and
+# any requests.get/post/Session of a test) is validated against
+# openapi/openapi.json (apiutil.check_response; CRMD_OPENAPI_VALIDATE=0 turns
+# it off). A streamed response is left alone: its body is the test's to read.
+_requests_send = requests.Session.send
+
+
+def _validating_send(self, request, **kw):
+    resp = _requests_send(self, request, **kw)
+    if not kw.get("stream"):
+        apiutil.check_response(resp)
+    return resp
+
+
+requests.Session.send = _validating_send
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    yield
+    if call.when == "call" and call.excinfo is not None:
+        item.crmd_call_failed = True  # it failed (or xfailed) on its own
+
+
+@pytest.fixture(autouse=True)
+def _openapi_conformance(request):
+    """Fails a test whose answers broke the document even when the test did
+    not see the AssertionError (raised in a thread it does not join, or
+    caught by a broad except)."""
+    first = len(apiutil.OPENAPI_FAILURES)
+    yield
+    found = apiutil.OPENAPI_FAILURES[first:]
+    if found and not getattr(request.node, "crmd_call_failed", False):
+        pytest.fail(f"{len(found)} answer(s) did not match openapi/openapi.json:\n"
+                    + "\n".join(found[:3]), pytrace=False)
+
 # never send loopback traffic through a proxy (requests and curl honour these)
 for _k in [k for k in os.environ if k.lower() in ("http_proxy", "https_proxy", "all_proxy")]:
     del os.environ[_k]
@@ -150,6 +186,7 @@ class Server:
             self._err = open(self.stderr_path, "ab")
             self.proc = subprocess.Popen(args, stdout=self._out, stderr=self._err,
                                          stdin=subprocess.DEVNULL)
+            apiutil.CRMD_ORIGINS.add(f"127.0.0.1:{self.port}")
             deadline = time.monotonic() + READY_TIMEOUT
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:

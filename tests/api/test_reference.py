@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from apiutil import SPEC_DIR, TS_RE, UUID_RE, assert_error, parse_ts
+from apiutil import SPEC_DIR, TS_RE, UUID_RE, assert_error, check_exchange, parse_ts
 
 REFERENCE = SPEC_DIR / "crm-leads-api.md"
 
@@ -52,6 +52,16 @@ def parse_blocks(text):
             js = jm.group(1) if jm else None
         out.append((m.group(2), heading, int(st.group(1)) if st else None, js))
     return out
+
+
+def parse_head(text):
+    """The header fields of a response head as curl -D writes it."""
+    headers = {}
+    for line in text.splitlines()[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return headers
 
 
 def curl_method(code):
@@ -165,16 +175,21 @@ def test_reference_curl_commands_verbatim(server, app, reference_env, tmp_path):
         if status is None:
             status = {"GET": 200, "POST": 201, "PUT": 200, "DELETE": 204}[method]
         out = tmp_path / f"resp{n}.json"
+        head = tmp_path / f"resp{n}.head"
         cmd = substitute(code, ids)
         assert "uuid-" not in cmd, f"unreplaced placeholder in {cmd}"
-        cmd = re.sub(r"\bcurl\b", f"curl -s -o '{out}' -w '%{{http_code}}'", cmd, count=1)
+        flags = f"-s -o '{out}' -D '{head}' -w '%{{http_code}} %{{url_effective}}'"
+        cmd = re.sub(r"\bcurl\b", f"curl {flags}", cmd, count=1)
         p = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True,
                            timeout=30)
         where = f"[{heading}] {cmd}"
         assert p.returncode == 0, f"{where}\ncurl exit {p.returncode}: {p.stderr}"
         body = out.read_bytes() if out.exists() else b""
-        assert p.stdout.strip() == str(status), (
-            f"{where}\nHTTP {p.stdout.strip()}, documented {status}; body {body[:500]!r}")
+        got, _, url = p.stdout.strip().partition(" ")
+        assert got == str(status), (
+            f"{where}\nHTTP {got}, documented {status}; body {body[:500]!r}")
+        # The answer conforms to the OpenAPI document too.
+        check_exchange(method, url, int(got), parse_head(head.read_text("latin1")), body)
         if status == 204:
             assert body == b"", f"{where}: 204 with a body {body[:200]!r}"
             continue

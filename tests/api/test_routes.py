@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from apiutil import (assert_error, assert_status, body_json, check_follow, check_lead,
-                     location_path)
+from apiutil import (assert_error, assert_status, body_json, check_exchange, check_follow,
+                     check_lead, location_path)
 
 
 @pytest.mark.parametrize("path", ["/leads", "/leads/"])
@@ -233,14 +233,10 @@ def test_keep_alive_connection_serves_several_requests(server, app):
     import http.client
     c = http.client.HTTPConnection(server.host, server.port, timeout=10)
     try:
-        for _ in range(3):
-            c.request("GET", "/leads/", headers=app.headers)
+        for path, headers in [("/leads/", app.headers)] * 3 + [("/healthz", {})]:
+            c.request("GET", path, headers=headers)
             r = c.getresponse()
-            r.read()
+            check_exchange("GET", path, r.status, dict(r.getheaders()), r.read())
             assert r.status == 200
-        c.request("GET", "/healthz")
-        r = c.getresponse()
-        r.read()
-        assert r.status == 200
     finally:
         c.close()

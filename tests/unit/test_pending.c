@@ -75,15 +75,15 @@ static int start(int kind, const pending_t *p)
     return STORE_PENDING;
 }
 
-static int fake_app_find(store_t *s, const char *key, store_app_t *out, const store_async_t *async)
+static store_rc_t fake_app_find(store_t *s, const char *key, store_app_t *out, const store_async_t *async)
 {
     (void)s;
     cr_expect_str_eq(key, APP_KEY);
     return start(APP_FIND, &(pending_t){.async = async ? *async : (store_async_t){0}, .app = out});
 }
 
-static int fake_lead_get(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx,
-                         const store_async_t *async)
+static store_rc_t fake_lead_get(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx,
+                                const store_async_t *async)
 {
     (void)s;
     cr_expect_eq(app, APP.id);
@@ -93,8 +93,8 @@ static int fake_lead_get(store_t *s, int64_t app, const char *id, store_lead_cb 
                  &(pending_t){.async = async ? *async : (store_async_t){0}, .lead_cb = cb, .ctx = ctx});
 }
 
-static int fake_revoked_since(store_t *s, int64_t after, store_revoked_cb cb, void *ctx,
-                              const store_async_t *async)
+static store_rc_t fake_revoked_since(store_t *s, int64_t after, store_revoked_cb cb, void *ctx,
+                                     const store_async_t *async)
 {
     (void)s;
     return start(POLL, &(pending_t){.async = async ? *async : (store_async_t){0},

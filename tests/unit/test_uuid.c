@@ -242,3 +242,57 @@ Test(uuid, forked_child_does_not_repeat_parent_ids)
     close(fds[0]);
     close(fds[1]);
 }
+
+Test(uuid_bytes, round_trip_and_byte_order)
+{
+    static const unsigned char want[UUID_BYTES] = {0x01, 0x9c, 0xbe, 0x59, 0xf2, 0x7b, 0x7a, 0xbc,
+                                                   0x8d, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab};
+    unsigned char b[UUID_BYTES];
+    const char *text = "019CBE59-f27b-7abc-8DEF-0123456789ab";
+    cr_assert(uuid_to_bytes(text, strlen(text), b));
+    cr_expect_arr_eq(b, want, UUID_BYTES, "most significant byte first");
+    char out[UUID_BUFSZ];
+    memset(out, 'x', sizeof out);
+    uuid_from_bytes(b, out);
+    cr_expect_str_eq(out, "019cbe59-f27b-7abc-8def-0123456789ab", "lowercase canonical text");
+
+    static const unsigned char ends[2][UUID_BYTES] = {
+        {0},
+        {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+    uuid_from_bytes(ends[0], out);
+    cr_expect_str_eq(out, "00000000-0000-0000-0000-000000000000");
+    uuid_from_bytes(ends[1], out);
+    cr_expect_str_eq(out, "ffffffff-ffff-ffff-ffff-ffffffffffff");
+
+    for (int i = 0; i < 100; i++) {
+        char u[UUID_BUFSZ], back[UUID_BUFSZ];
+        cr_assert_eq(uuid_v7(INT64_C(1772719200000) + i, u), 0);
+        cr_assert(uuid_to_bytes(u, UUID_STRLEN, b));
+        uuid_from_bytes(b, back);
+        cr_assert_str_eq(back, u);
+    }
+}
+
+Test(uuid_bytes, rejects_what_uuid_parse_rejects)
+{
+    static const char *const bad[] = {
+        "",
+        "019cbe59-f27b-7abc-8def-0123456789a",
+        "019cbe59-f27b-7abc-8def-0123456789abc",
+        "019cbe59f27b7abc8def0123456789ab",
+        "019cbe5-9f27b-7abc-8def-0123456789ab",
+        "019cbe59-f27b-7abc-8def-0123456789ag",
+        "019cbe59_f27b_7abc_8def_0123456789ab",
+        "019cbe59-f27b-7abc-8def--123456789ab",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        unsigned char b[UUID_BYTES];
+        memset(b, 0x5a, sizeof b);
+        cr_expect_not(uuid_to_bytes(bad[i], strlen(bad[i]), b), "\"%s\" accepted", bad[i]);
+        for (size_t k = 0; k < UUID_BYTES; k++)
+            cr_assert_eq(b[k], 0x5a, "\"%s\": output written on failure", bad[i]);
+    }
+    unsigned char b[UUID_BYTES];
+    cr_expect_not(uuid_to_bytes("019cbe59-f27b-7abc-8def-0123456789\0b", 36, b), "a NUL inside");
+    cr_expect_not(uuid_to_bytes(NULL, 0, b));
+}

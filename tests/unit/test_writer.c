@@ -51,7 +51,7 @@ static void fake_close(store_t *s)
     F.closes++;
 }
 
-static int fake_batch_begin(store_t *s)
+static store_rc_t fake_batch_begin(store_t *s)
 {
     (void)s;
     pthread_mutex_lock(&F.mu);
@@ -63,7 +63,7 @@ static int fake_batch_begin(store_t *s)
     return F.begin_rc;
 }
 
-static int fake_batch_end(store_t *s, int commit)
+static store_rc_t fake_batch_end(store_t *s, int commit)
 {
     (void)s;
     cr_expect_eq(commit, 1);
@@ -77,15 +77,15 @@ static void note_run(void)
     F.batch_of[F.runs++] = F.begins;
 }
 
-static int fake_lead_create(store_t *s, int64_t app, const lead_t *lead)
+static store_rc_t fake_lead_create(store_t *s, int64_t app, const lead_t *lead)
 {
     cr_expect(s == &F.base && app == APP && lead != NULL);
     note_run();
     return STORE_OK;
 }
 
-static int fake_lead_update(store_t *s, int64_t app, const char *id, const lead_patch_t *patch, int64_t now,
-                            store_lead_cb cb, void *ctx)
+static store_rc_t fake_lead_update(store_t *s, int64_t app, const char *id, const lead_patch_t *patch,
+                                   int64_t now, store_lead_cb cb, void *ctx)
 {
     cr_expect(s == &F.base && app == APP && patch != NULL && now >= 0 && cb == NULL && ctx == NULL);
     note_run();

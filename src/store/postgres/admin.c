@@ -1,0 +1,109 @@
+/*
+ * admin.c: apps, the token signing key and revoked tokens on PostgreSQL:
+ * what authentication reads on every request (app_find, revoked_since)
+ * and what the command line changes (create, disable, revoke).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/postgres/pg_int.h"
+
+store_rc_t pg_app_create(store_t *base, const char *key, const char *name, int64_t now, store_app_t *out)
+{
+    pg_params_t p = {0};
+    pgp_str(&p, key);
+    pgp_str(&p, name);
+    pgp_int8(&p, now);
+    PGresult *r;
+    store_rc_t rc = pg_write(pg_of(base), Q_APP_INSERT, &p, 0, 0, &r);
+    if (rc == STORE_OK)
+        store_app_fill(out, PQntuples(r) == 1 ? pg_get_int(r, 0, 0) : 0, (text_ref_t){key, strlen(key)},
+                       (text_ref_t){name, strlen(name)}, 0, now);
+    PQclear(r);
+    return rc;
+}
+
+store_rc_t pg_app_find(store_t *base, const char *key, store_app_t *out, const store_async_t *async)
+{
+    (void)async;
+    pg_params_t p = {0};
+    pgp_str(&p, key);
+    PGresult *r;
+    store_rc_t rc = pg_read(pg_of(base), Q_APP_FIND, &p, &r);
+    if (rc == STORE_OK && PQntuples(r) == 0)
+        rc = STORE_NOT_FOUND;
+    else if (rc == STORE_OK)
+        pg_read_app(r, 0, out);
+    PQclear(r);
+    return rc;
+}
+
+store_rc_t pg_signing_key(store_t *base, const char *pem_if_none, char **pem)
+{
+    pg_store_t *s = pg_of(base);
+    *pem = NULL;
+    if (pem_if_none != NULL) {
+        pg_params_t p = {0};
+        pgp_str(&p, pem_if_none);
+        store_rc_t rc = pg_write(s, Q_KEY_PUT, &p, 0, 0, NULL);
+        if (rc != STORE_OK) return rc;
+    }
+    PGresult *r;
+    store_rc_t rc = pg_read(s, Q_KEY_GET, NULL, &r);
+    if (rc == STORE_OK && PQntuples(r) == 0) {
+        rc = STORE_NOT_FOUND;
+    } else if (rc == STORE_OK) {
+        text_ref_t t = pg_get_text(r, 0, 0);
+        *pem = strndup(t.ptr != NULL ? t.ptr : "", t.len);
+        rc = *pem != NULL ? STORE_OK : STORE_ERROR;
+    }
+    pg_wipe(r); /* a private key: not left in freed heap */
+    PQclear(r);
+    return rc;
+}
+
+store_rc_t pg_app_list(store_t *base, store_app_cb cb, void *ctx)
+{
+    PGresult *r;
+    store_rc_t rc = pg_read(pg_of(base), Q_APP_LIST, NULL, &r);
+    for (int i = 0; rc == STORE_OK && i < PQntuples(r); i++) {
+        store_app_t a;
+        pg_read_app(r, i, &a);
+        cb(ctx, &a, pg_get_int(r, i, APP_NCOLS));
+    }
+    PQclear(r);
+    return rc;
+}
+
+store_rc_t pg_app_set_disabled(store_t *base, const char *key, int disabled)
+{
+    pg_params_t p = {0};
+    pgp_str(&p, key);
+    pgp_int4(&p, disabled ? 1 : 0);
+    return pg_one_row(pg_of(base), Q_APP_DISABLE, &p, true, 0, 0, NULL, NULL, NULL);
+}
+
+store_rc_t pg_token_revoke(store_t *base, const char *jti, int64_t now)
+{
+    pg_params_t p = {0};
+    pgp_str(&p, jti);
+    pgp_int8(&p, now);
+    return pg_write(pg_of(base), Q_REVOKE, &p, 0, 0, NULL);
+}
+
+store_rc_t pg_revoked_since(store_t *base, int64_t after_seq, store_revoked_cb cb, void *ctx,
+                            const store_async_t *async)
+{
+    (void)async;
+    pg_params_t p = {0};
+    pgp_int8(&p, after_seq);
+    PGresult *r;
+    store_rc_t rc = pg_read(pg_of(base), Q_REVOKED_SINCE, &p, &r);
+    for (int i = 0; rc == STORE_OK && i < PQntuples(r); i++) {
+        char jti[STORE_JTI_MAX];
+        store_text_copy(jti, sizeof jti, pg_get_text(r, i, 1));
+        cb(ctx, pg_get_int(r, i, 0), jti);
+    }
+    PQclear(r);
+    return rc;
+}

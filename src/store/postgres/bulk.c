@@ -1,0 +1,212 @@
+/*
+ * bulk.c: crmd copy on PostgreSQL: counting, exporting everything from one
+ * REPEATABLE READ snapshot (leads and follows through cursors, so a table
+ * of any size is never held in memory whole), and importing inside one
+ * transaction that locks out other writers, with the inserts pipelined
+ * (pipe.c).
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/postgres/pg_int.h"
+
+store_rc_t pg_copy_count(store_t *base, store_counts_t *out)
+{
+    PGresult *r;
+    store_rc_t rc = pg_read(pg_of(base), Q_COPY_COUNT, NULL, &r);
+    if (rc == STORE_OK) {
+        out->apps = pg_get_int(r, 0, 0);
+        out->leads = pg_get_int(r, 0, 1);
+        out->follows = pg_get_int(r, 0, 2);
+        out->revoked = pg_get_int(r, 0, 3);
+        out->lead_count_sum = pg_get_int(r, 0, 4);
+        out->signing_key = pg_get_int(r, 0, 5) > 0;
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* Hands one row of an export to its receiver; app_id is column 0. */
+typedef store_rc_t (*export_row_fn)(const PGresult *r, int row, const store_export_t *cb, void *ctx);
+
+static store_rc_t export_app(const PGresult *r, int row, const store_export_t *cb, void *ctx)
+{
+    store_app_t a;
+    pg_read_app(r, row, &a);
+    return cb->app(ctx, &a);
+}
+
+static store_rc_t export_revoked(const PGresult *r, int row, const store_export_t *cb, void *ctx)
+{
+    char jti[STORE_JTI_MAX];
+    store_text_copy(jti, sizeof jti, pg_get_text(r, row, 0));
+    return cb->revoked(ctx, jti, pg_get_int(r, row, 1));
+}
+
+static store_rc_t export_lead(const PGresult *r, int row, const store_export_t *cb, void *ctx)
+{
+    lead_t l;
+    pg_read_lead(r, row, 1, &l);
+    return cb->lead(ctx, pg_get_int(r, row, 0), &l);
+}
+
+static store_rc_t export_follow(const PGresult *r, int row, const store_export_t *cb, void *ctx)
+{
+    follow_t f;
+    pg_read_follow(r, row, 1, &f);
+    return cb->follow(ctx, pg_get_int(r, row, 0), &f);
+}
+
+/* Passes every row of r to fn. */
+static store_rc_t export_result(const PGresult *r, export_row_fn fn, const store_export_t *cb, void *ctx)
+{
+    store_rc_t rc = STORE_OK;
+    for (int i = 0; rc == STORE_OK && i < PQntuples(r); i++)
+        rc = fn(r, i, cb, ctx);
+    return rc;
+}
+
+/* Runs statement id and passes its rows to fn. */
+static store_rc_t export_stmt(pg_store_t *s, enum pg_stmt_id id, export_row_fn fn, const store_export_t *cb,
+                              void *ctx)
+{
+    PGresult *r;
+    store_rc_t rc = pg_read(s, id, NULL, &r);
+    if (rc == STORE_OK) rc = export_result(r, fn, cb, ctx);
+    PQclear(r);
+    return rc;
+}
+
+/* Streams cursor k (pg_export_declare_sql) a batch at a time into fn. */
+static store_rc_t export_cursor(pg_store_t *s, int k, export_row_fn fn, const store_export_t *cb, void *ctx)
+{
+    store_rc_t rc = pg_exec_sql(s, pg_export_declare_sql[k]);
+    while (rc == STORE_OK) {
+        PGresult *r = PQexecParams(s->conn, pg_export_fetch_sql[k], 0, NULL, NULL, NULL, NULL, 1);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            rc = pg_map_error(s, r);
+            PQclear(r);
+            break;
+        }
+        int n = PQntuples(r);
+        rc = export_result(r, fn, cb, ctx);
+        PQclear(r);
+        if (n == 0) break;
+    }
+    return rc;
+}
+
+/* Passes the signing key, if one is stored, to cb. */
+static store_rc_t export_key(pg_store_t *s, const store_export_t *cb, void *ctx)
+{
+    PGresult *r = NULL;
+    store_rc_t rc = pg_read(s, Q_KEY_GET, NULL, &r);
+    if (rc == STORE_OK && PQntuples(r) > 0) {
+        char *pem = strndup(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+        rc = pem == NULL ? STORE_ERROR : cb->signing_key(ctx, pem);
+        if (pem != NULL) explicit_bzero(pem, strlen(pem)); /* a private key: not left in freed heap */
+        free(pem);
+    }
+    pg_wipe(r);
+    PQclear(r);
+    return rc;
+}
+
+store_rc_t pg_copy_export(store_t *base, const store_export_t *cb, void *ctx, store_counts_t *total)
+{
+    pg_store_t *s = pg_of(base);
+    /* One snapshot for everything, so follows always find their leads. */
+    store_rc_t rc = pg_tx_begin(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    if (rc != STORE_OK) return rc;
+    rc = pg_copy_count(base, total);
+    if (rc == STORE_OK) rc = export_key(s, cb, ctx);
+    if (rc == STORE_OK) rc = export_stmt(s, Q_APP_LIST, export_app, cb, ctx);
+    if (rc == STORE_OK) rc = export_stmt(s, Q_COPY_REVOKED, export_revoked, cb, ctx);
+    if (rc == STORE_OK) rc = export_cursor(s, 0, export_lead, cb, ctx);
+    if (rc == STORE_OK) rc = export_cursor(s, 1, export_follow, cb, ctx);
+    pg_tx_rollback(s); /* read only: nothing to commit */
+    return rc;
+}
+
+store_rc_t pg_copy_import_begin(store_t *base, store_counts_t *before)
+{
+    pg_store_t *s = pg_of(base);
+    s->pipe_rc = STORE_OK;
+    store_rc_t rc = pg_tx_begin(s, "BEGIN");
+    if (rc == STORE_OK) rc = pg_exec_sql(s, pg_import_lock_sql);
+    if (rc == STORE_OK) {
+        s->in_import = true;
+        rc = pg_copy_count(base, before);
+    }
+    if (rc != STORE_OK) {
+        s->in_import = false;
+        pg_tx_rollback(s);
+    }
+    return rc;
+}
+
+store_rc_t pg_copy_import_key(store_t *base, const char *pem)
+{
+    pg_params_t p = {0};
+    pgp_str(&p, pem);
+    return pg_write(pg_of(base), Q_COPY_KEY, &p, 0, 0, NULL);
+}
+
+store_rc_t pg_copy_import_app(store_t *base, const store_app_t *app, int keep_id, int64_t *id)
+{
+    pg_params_t p = {0};
+    pgp_str(&p, app->key);
+    pgp_str(&p, app->name);
+    pgp_int4(&p, app->disabled ? 1 : 0);
+    pgp_int8(&p, app->created_at);
+    if (keep_id) pgp_int8(&p, app->id);
+    PGresult *r;
+    store_rc_t rc = pg_write(pg_of(base), keep_id ? Q_COPY_APP_ID : Q_COPY_APP, &p, 0, 0, &r);
+    if (rc == STORE_OK) *id = PQntuples(r) == 1 ? pg_get_int(r, 0, 0) : 0;
+    PQclear(r);
+    return rc;
+}
+
+store_rc_t pg_copy_import_revoked(store_t *base, const char *jti, int64_t revoked_at, int *added)
+{
+    pg_params_t p = {0};
+    pgp_str(&p, jti);
+    pgp_int8(&p, revoked_at);
+    PGresult *r;
+    store_rc_t rc = pg_write(pg_of(base), Q_REVOKE, &p, 0, 0, &r);
+    *added = rc == STORE_OK && pg_affected(r) > 0;
+    PQclear(r);
+    return rc;
+}
+
+store_rc_t pg_copy_import_lead(store_t *base, int64_t app, const lead_t *lead)
+{
+    pg_params_t p = {0};
+    if (!pg_lead_params(&p, app, lead)) return STORE_ERROR;
+    return pg_pipe_send(pg_of(base), Q_LEAD_INSERT, &p);
+}
+
+store_rc_t pg_copy_import_follow(store_t *base, int64_t app, const follow_t *follow)
+{
+    pg_params_t p = {0};
+    if (!pg_follow_params(&p, app, follow)) return STORE_ERROR;
+    return pg_pipe_send(pg_of(base), Q_FOLLOW_INSERT, &p);
+}
+
+store_rc_t pg_copy_import_end(store_t *base, int commit)
+{
+    pg_store_t *s = pg_of(base);
+    assert(s->in_import);
+    s->in_import = false;
+    store_rc_t rc = STORE_OK;
+    if (commit) {
+        rc = pg_exec_sql(s, pg_import_counts_sql);
+        if (rc == STORE_OK) rc = pg_exec_sql(s, pg_import_sequence_sql);
+        if (rc == STORE_OK) rc = pg_tx_commit(s);
+        if (rc == STORE_OK) return STORE_OK;
+    }
+    pg_tx_rollback(s);
+    s->pipe_rc = STORE_OK;
+    return commit ? rc : STORE_OK;
+}

@@ -1,0 +1,265 @@
+/*
+ * pg_int.h: the PostgreSQL backend's private header, shared by the files
+ * of store/postgres/ only.
+ *
+ * The backend is split by concern, each file using only those above it:
+ *   sql.c      the SQL text: the migrations and the prepared statements
+ *   conn.c     the connection: settings, reconnection with back-off,
+ *              PostgreSQL's errors as store_rc_t, statements prepared on it
+ *   params.c   binary parameters and binary columns, records from rows
+ *   pipe.c     libpq's pipeline mode, for the bulk import's inserts
+ *   txn.c      transactions: one write, a read, group commit with a
+ *              savepoint per write, lead counts, deadlock retries
+ *   leads.c    lead operations
+ *   follows.c  follow operations
+ *   admin.c    apps, the signing key, revoked tokens
+ *   bulk.c     crmd copy's export (cursors) and import
+ *   migrate.c  the migration steps for store_migrate_run
+ *   postgres.c the table of operations and store_postgres_open
+ *
+ * One pg_store_t is one connection with its prepared statements, used by
+ * one thread only, exactly like the SQLite store; many crmd processes can
+ * share one database. Semantics mirror SQLite's: the same tables and
+ * schema versions (store/schema.h), lead counts kept in the transaction
+ * that changes the leads, partial updates as one UPDATE ... RETURNING
+ * (atomic here too: a concurrent update of the same row waits for the row
+ * lock and then applies to the newest version, so no update is lost), and
+ * group commit with a savepoint per write.
+ *
+ * Statements are prepared on first use on each connection, and exchange
+ * parameters and results in binary (integers, UUIDs) so that no number is
+ * printed or parsed on either side.
+ *
+ * Failures. A lost connection makes the call STORE_UNAVAILABLE (503); the
+ * next call reconnects, at most once per back-off interval, so during an
+ * outage requests are refused at once instead of each waiting on a
+ * connection attempt, and service resumes by itself. A read, or a BEGIN,
+ * that finds its connection dead is tried once more on a new connection
+ * (nothing can have happened twice); a write inside a transaction never
+ * is. Deadlocks are retried (see txn.c). A lock wait longer than the
+ * lock_timeout is STORE_UNAVAILABLE, like SQLite's busy timeout.
+ */
+#ifndef CRMD_STORE_PG_INT_H
+#define CRMD_STORE_PG_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "store/store_int.h"
+
+/* The most parameters a statement here takes. */
+#define PG_MAX_PARAMS 16
+/* A message from the server, as logged. */
+#define PG_MSG_MAX 512
+
+/* sql.c: the migrations, and the statements by enum pg_stmt_id (below). */
+extern const char *const pg_migrations[SCHEMA_VERSION];
+extern const char *const pg_stmt_sql[];
+/* Simple-protocol statements of the migrations (migrate.c). */
+extern const char *const pg_schema_lock_sql;   /* takes the migration lock, makes crmd_schema */
+extern const char *const pg_schema_exists_sql; /* true when crmd_schema exists */
+extern const char *const pg_schema_get_sql;    /* the version */
+extern const char *const pg_schema_set_fmt;    /* printf format: sets the version to %d */
+/* crmd copy (bulk.c). */
+extern const char *const pg_import_lock_sql;
+extern const char *const pg_import_counts_sql;
+extern const char *const pg_import_sequence_sql;
+extern const char *const pg_export_declare_sql[2]; /* leads, follows: cursors */
+extern const char *const pg_export_fetch_sql[2];
+
+/* The prepared statements, by purpose; their SQL is pg_stmt_sql[id]. Every
+ * parameter carries a cast, so its type never depends on inference. */
+enum pg_stmt_id {
+    SCHEMA_SHARED_STMT_IDS,
+    Q_KEY_PUT,
+    Q_LEAD_GET_LOCK,
+    Q_LEAD_LIST,
+    Q_FOLLOW_INSERT,
+    Q_FOLLOW_GET_LOCK,
+    Q_FOLLOW_LIST,
+    Q_APP_DISABLE,
+    Q_REVOKE,
+    Q_COPY_COUNT,
+    Q_COPY_REVOKED,
+    Q_COPY_KEY,
+    Q_COPY_APP,
+    Q_COPY_APP_ID,
+    Q__COUNT
+};
+
+/* A change of one app's lead count, applied when the transaction commits. */
+typedef struct pg_count_delta {
+    int64_t app, delta;
+} pg_count_delta_t;
+
+typedef struct pg_store {
+    store_base_t base;       /* the store_t, and group commit's state (base.batch) */
+    PGconn *conn;            /* NULL while disconnected */
+    char *conninfo;          /* owned copy of the URL or key=value string */
+    bool prepared[Q__COUNT]; /* on this connection */
+    bool in_tx;              /* a transaction is open: never reconnect in it */
+    bool in_import;          /* inside copy_import_begin/end */
+    /* The last failure was a deadlock or a serialization failure (it is
+     * STORE_UNAVAILABLE, like the others): the write that got it may run
+     * again. Reset before each try of a write. */
+    bool retry;
+    /* The write in progress changes this app's lead count by op_delta. */
+    int64_t op_app;
+    int op_delta;
+    /* Lead count changes of the transaction, applied just before it
+     * commits, in app order: the apps row, which every lead insert and
+     * delete of an app touches, is then locked only for the commit, and
+     * two batches lock apps in the same order. */
+    pg_count_delta_t *deltas;
+    size_t ndeltas, capdeltas;
+    int64_t retry_at_ms;  /* no reconnection attempt before this... */
+    int64_t failed_at_ms; /* ...unless a connection succeeded after this */
+    int backoff_ms;
+    bool down_logged; /* the outage has been logged once */
+    bool reset;       /* the server cannot take writes: reconnect when idle */
+    /* Bulk import in libpq's pipeline mode: inserts sent, answers pending. */
+    bool piped;
+    int pipe_queued;    /* inserts since the last sync */
+    store_rc_t pipe_rc; /* the first failure among them */
+} pg_store_t;
+
+static inline pg_store_t *pg_of(store_t *base)
+{
+    return (pg_store_t *)base;
+}
+
+/* --- conn.c ---------------------------------------------------------------- */
+
+/* Opens a new connection into s->conn; false with a reason in err. */
+bool pg_connect(pg_store_t *s, char *err, size_t errsz);
+bool pg_conn_ok(const pg_store_t *s);
+
+/* Makes sure there is a connection, reconnecting when allowed: never
+ * inside a transaction (its work died with the old connection, and a new
+ * one must not pretend otherwise), and, unless now is set, not before the
+ * back-off interval has passed. */
+bool pg_ensure_conn(pg_store_t *s, bool now);
+
+/* Maps a failed result (r may be NULL: the connection's error) to a
+ * store_rc_t: what a client can wait out or an operator can fix
+ * (connection, resources, shutdown, lock timeout, read-only standby, I/O,
+ * and deadlocks, which also set s->retry) is STORE_UNAVAILABLE;
+ * constraints are STORE_CONFLICT, a missing referenced lead
+ * STORE_NOT_FOUND; the rest is STORE_ERROR. Logged; outages once. */
+store_rc_t pg_map_error(pg_store_t *s, const PGresult *r);
+
+/* Copies libpq's message into out without its trailing newline. */
+void pg_message(const char *msg, char *out, size_t outsz);
+
+/* Prepares statement id on this connection unless it already is, and
+ * writes its name into name; NULL on success, else the failed result. */
+#define PG_STMT_NAME_MAX 16
+PGresult *pg_prepare(pg_store_t *s, enum pg_stmt_id id, char name[PG_STMT_NAME_MAX]);
+
+/* --- params.c ----------------------------------------------------------- */
+
+/* Statement parameters, all in binary. Integers and UUIDs are encoded into
+ * buf; texts point at the caller's bytes, which must outlive the call. */
+typedef struct pg_params {
+    int n;
+    const char *v[PG_MAX_PARAMS];
+    int len[PG_MAX_PARAMS];
+    int fmt[PG_MAX_PARAMS];
+    unsigned char buf[PG_MAX_PARAMS][UUID_BYTES]; /* the widest binary value */
+} pg_params_t;
+
+void pgp_null(pg_params_t *p);
+void pgp_int8(pg_params_t *p, int64_t x);
+void pgp_int4(pg_params_t *p, int32_t x);
+void pgp_opt_int8(pg_params_t *p, bool set, int64_t x);
+void pgp_opt_int4(pg_params_t *p, bool set, int32_t x);
+void pgp_text(pg_params_t *p, text_ref_t t); /* NULL when unset */
+void pgp_str(pg_params_t *p, const char *s);
+/* A UUID as its 16 bytes; "" is NULL. False for text that is not a
+ * canonical UUID (which names no record). */
+bool pgp_uuid(pg_params_t *p, const char *id);
+/* App and the key ids (lead id, then follow id if id2 is not NULL); false
+ * when an id is empty or not a UUID: such a key names no record. */
+bool pgp_key(pg_params_t *p, int64_t app, const char *id, const char *id2);
+/* A record's attributes, name (title) to status in column order; false if
+ * an id is not a UUID. */
+bool pg_lead_values(pg_params_t *p, const lead_t *v);
+void pg_follow_values(pg_params_t *p, const follow_t *v);
+/* The parameters of Q_LEAD_INSERT / Q_FOLLOW_INSERT (the import's too);
+ * false if an id is not a UUID. */
+bool pg_lead_params(pg_params_t *p, int64_t app, const lead_t *l);
+bool pg_follow_params(pg_params_t *p, int64_t app, const follow_t *f);
+
+/* A binary integer column of any width (bool, int2, int4, int8). */
+int64_t pg_get_int(const PGresult *r, int row, int col);
+text_ref_t pg_get_text(const PGresult *r, int row, int col);
+/* A binary UUID column as canonical lowercase text; "" when NULL. */
+void pg_get_uuid(const PGresult *r, int row, int col, char out[UUID_BUFSZ]);
+/* The rows a command changed. */
+int64_t pg_affected(const PGresult *r);
+/* Wipes a result's values (a private key) before it is freed. */
+void pg_wipe(PGresult *r);
+
+/* Read SCHEMA_LEAD_COLS / SCHEMA_FOLLOW_COLS from column c0 of a row, and
+ * SCHEMA_APP_COLS from column 0; strings point into r. */
+void pg_read_lead(const PGresult *r, int row, int c0, lead_t *l);
+void pg_read_follow(const PGresult *r, int row, int c0, follow_t *f);
+void pg_read_app(const PGresult *r, int row, store_app_t *a);
+/* Hand each row's record (from column c0; rows whose id is NULL are the
+ * empty page of a list) to cb. */
+typedef void (*pg_emit_fn)(const PGresult *r, int c0, void *cb, void *ctx);
+void pg_emit_leads(const PGresult *r, int c0, void *cb, void *ctx);   /* cb: store_lead_cb */
+void pg_emit_follows(const PGresult *r, int c0, void *cb, void *ctx); /* cb: store_follow_cb */
+
+/* --- pipe.c ------------------------------------------------------------- */
+
+/* Sends statement id with p without waiting for its answer (bulk import);
+ * a failure may be returned by a later call instead. */
+store_rc_t pg_pipe_send(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p);
+/* Collects what is pending and leaves pipeline mode (a no-op outside it). */
+store_rc_t pg_pipe_leave(pg_store_t *s);
+
+/* --- txn.c -------------------------------------------------------------- */
+
+/* Runs a statement without parameters or rows (transaction control), by
+ * the simple protocol; BEGIN is tried once more on a new connection when
+ * the old one was dead. */
+store_rc_t pg_exec_sql(pg_store_t *s, const char *sql);
+store_rc_t pg_tx_begin(pg_store_t *s, const char *sql);
+store_rc_t pg_tx_commit(pg_store_t *s);
+void pg_tx_rollback(pg_store_t *s);
+
+/* Runs statement id as one write (its own transaction, or a savepoint in
+ * a batch), retrying deadlocks. When it changes a row and count_delta is
+ * not 0, count_app's lead count changes by count_delta in the same
+ * transaction. On STORE_OK the result is put in *out (if out is not NULL;
+ * the caller PQclear()s it), else *out is NULL. */
+store_rc_t pg_write(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int64_t count_app,
+                    int count_delta, PGresult **out);
+/* Runs a read: alone one statement, hence one snapshot; inside a batch a
+ * savepoint like a write (a failed statement would otherwise end the whole
+ * batch's transaction). *out as pg_write's, and never NULL on STORE_OK. */
+store_rc_t pg_read(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, PGresult **out);
+/* Runs a write (or, write false, a read) of one record: STORE_NOT_FOUND
+ * when it changed or returned no row; rows returned go to emit (may be
+ * NULL) with cb and ctx. */
+store_rc_t pg_one_row(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, bool write, int64_t count_app,
+                      int count_delta, pg_emit_fn emit, void *cb, void *ctx);
+/* Reads one record with statement id, or inside a batch with id_locking,
+ * which locks its row until the batch ends (store.h promises it):
+ * STORE_NOT_FOUND without a row; the row goes to cb through emit. */
+store_rc_t pg_read_one(pg_store_t *s, enum pg_stmt_id id, enum pg_stmt_id id_locking, const pg_params_t *p,
+                       pg_emit_fn emit, void *cb, void *ctx);
+/* A batch's transaction: BEGIN, and the lead counts at COMMIT. */
+extern const store_tx_ops_t pg_batch_tx;
+
+/* --- the operations ------------------------------------------------------
+ * pg_close (conn.c), pg_migrate (migrate.c), pg_lead_* (leads.c), pg_follow_* (follows.c), pg_app_*,
+ * pg_signing_key, pg_token_revoke, pg_revoked_since (admin.c) and
+ * pg_copy_* (bulk.c), each with the type of its store_ops_t slot. */
+STORE_OPS_DECLARE(pg)
+
+#endif

@@ -1,0 +1,315 @@
+/*
+ * txn.c: PostgreSQL transactions: running a statement (once more on a new
+ * connection when that cannot do harm), one write as its own transaction
+ * or as a savepoint in a batch, lead counts applied at commit, deadlock
+ * retries, and group commit.
+ *
+ * Sections:
+ *   running statements   run, pg_exec_sql
+ *   transactions         pg_tx_begin, pg_tx_commit, pg_tx_rollback
+ *   lead counts          keep_delta, flush_deltas
+ *   one unit of work     begin_op, finish_op, pg_write, pg_read, pg_one_row
+ *   a batch              pg_batch_tx
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/postgres/pg_int.h"
+
+/* A write that keeps losing deadlocks gives up (503) after this many tries. */
+#define WRITE_ATTEMPTS 3
+
+/* --- running statements ----------------------------------------------------- */
+
+/* True when a failed try may be made again on a new connection: the old
+ * one died outside a transaction, so nothing can happen twice. */
+static bool try_again(const pg_store_t *s, store_rc_t rc, int attempt)
+{
+    return rc == STORE_UNAVAILABLE && !pg_conn_ok(s) && !s->in_tx && attempt == 0;
+}
+
+/* Runs prepared statement id with p (may be NULL), preparing it on first
+ * use on this connection. Returns the result (the caller PQclear()s it)
+ * or NULL with *rc set. */
+static PGresult *run(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, store_rc_t *rc)
+{
+    if (s->piped && (*rc = pg_pipe_leave(s)) != STORE_OK) return NULL;
+    if (s->pipe_rc != STORE_OK) {
+        *rc = s->pipe_rc;
+        return NULL;
+    }
+    for (int attempt = 0;; attempt++) {
+        if (!pg_ensure_conn(s, attempt > 0)) {
+            *rc = STORE_UNAVAILABLE;
+            return NULL;
+        }
+        char name[PG_STMT_NAME_MAX];
+        PGresult *r = pg_prepare(s, id, name);
+        if (s->prepared[id]) {
+            r = PQexecPrepared(s->conn, name, p != NULL ? p->n : 0, p != NULL ? p->v : NULL,
+                               p != NULL ? p->len : NULL, p != NULL ? p->fmt : NULL, 1);
+            ExecStatusType st = PQresultStatus(r);
+            if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+                *rc = STORE_OK;
+                return r;
+            }
+        }
+        *rc = pg_map_error(s, r);
+        PQclear(r);
+        if (!try_again(s, *rc, attempt)) return NULL;
+    }
+}
+
+store_rc_t pg_exec_sql(pg_store_t *s, const char *sql)
+{
+    store_rc_t prc = pg_pipe_leave(s);
+    /* A doomed import can still be rolled back. */
+    if (prc != STORE_OK && strcmp(sql, "ROLLBACK") != 0) return prc;
+    for (int attempt = 0;; attempt++) {
+        if (!pg_ensure_conn(s, attempt > 0)) return STORE_UNAVAILABLE;
+        PGresult *r = PQexec(s->conn, sql);
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            /* COMMIT of a transaction that had failed answers ROLLBACK. */
+            bool rolled_back = strcmp(sql, "COMMIT") == 0 && strcmp(PQcmdStatus(r), "COMMIT") != 0;
+            PQclear(r);
+            return rolled_back ? STORE_ERROR : STORE_OK;
+        }
+        store_rc_t rc = pg_map_error(s, r);
+        PQclear(r);
+        if (!try_again(s, rc, attempt)) return rc;
+    }
+}
+
+/* --- transactions ------------------------------------------------------------- */
+
+store_rc_t pg_tx_begin(pg_store_t *s, const char *sql)
+{
+    assert(!s->in_tx);
+    store_rc_t rc = pg_exec_sql(s, sql);
+    if (rc == STORE_OK) s->in_tx = true;
+    return rc;
+}
+
+store_rc_t pg_tx_commit(pg_store_t *s)
+{
+    store_rc_t rc = pg_exec_sql(s, "COMMIT");
+    s->in_tx = false;
+    return rc == STORE_ERROR ? STORE_UNAVAILABLE : rc;
+}
+
+void pg_tx_rollback(pg_store_t *s)
+{
+    if (s->in_tx && pg_conn_ok(s)) pg_exec_sql(s, "ROLLBACK");
+    s->in_tx = false;
+}
+
+/* --- lead counts ------------------------------------------------------------ */
+
+static int delta_cmp(const void *a, const void *b)
+{
+    const pg_count_delta_t *x = a, *y = b;
+    return x->app < y->app ? -1 : x->app > y->app;
+}
+
+/* Keeps the lead count change of the write that just succeeded. */
+static store_rc_t keep_delta(pg_store_t *s)
+{
+    if (s->op_delta == 0) return STORE_OK;
+    for (size_t i = 0; i < s->ndeltas; i++) {
+        if (s->deltas[i].app == s->op_app) {
+            s->deltas[i].delta += s->op_delta;
+            return STORE_OK;
+        }
+    }
+    pg_count_delta_t *d = store_grow(s->deltas, &s->capdeltas, s->ndeltas, sizeof *d, 16);
+    if (d == NULL) return STORE_ERROR;
+    s->deltas = d;
+    s->deltas[s->ndeltas++] = (pg_count_delta_t){s->op_app, s->op_delta};
+    return STORE_OK;
+}
+
+/* Applies the kept lead count changes, in app order, inside the open
+ * transaction, and forgets them. */
+static store_rc_t flush_deltas(pg_store_t *s)
+{
+    store_rc_t rc = STORE_OK;
+    if (s->ndeltas > 1) qsort(s->deltas, s->ndeltas, sizeof *s->deltas, delta_cmp);
+    for (size_t i = 0; i < s->ndeltas && rc == STORE_OK; i++) {
+        if (s->deltas[i].delta == 0) continue;
+        pg_params_t p = {0};
+        pgp_int8(&p, s->deltas[i].app);
+        pgp_int8(&p, s->deltas[i].delta);
+        PQclear(run(s, Q_APP_COUNT_ADD, &p, &rc));
+    }
+    s->ndeltas = 0;
+    return rc;
+}
+
+/* Applies the kept lead counts and commits. */
+static store_rc_t commit_all(pg_store_t *s)
+{
+    store_rc_t rc = flush_deltas(s);
+    return rc == STORE_OK ? pg_tx_commit(s) : rc;
+}
+
+/* --- one unit of work ------------------------------------------------------ */
+
+/* Starts one unit of work: a savepoint inside a batch, else a transaction. */
+static store_rc_t begin_op(pg_store_t *s)
+{
+    s->op_app = 0;
+    s->op_delta = 0;
+    if (s->base.batch == BATCH_BROKEN) return STORE_UNAVAILABLE;
+    if (s->base.batch == BATCH_OPEN) {
+        store_rc_t rc = pg_exec_sql(s, "SAVEPOINT w");
+        if (rc != STORE_OK) s->base.batch = BATCH_BROKEN;
+        return rc;
+    }
+    s->ndeltas = 0;
+    return pg_tx_begin(s, "BEGIN");
+}
+
+/* Marks the batch broken: nothing more of it may run or commit, and the
+ * write that found out is not tried again. */
+static store_rc_t break_batch(pg_store_t *s, store_rc_t rc)
+{
+    s->base.batch = BATCH_BROKEN;
+    s->retry = false;
+    return rc;
+}
+
+/* finish_op inside a batch. A deadlock (s->retry): the other transaction
+ * waits for locks this batch took in earlier writes, so retrying in the
+ * same transaction would only deadlock again. So the batch commits what it
+ * has done so far and goes on in a new transaction, and the write is
+ * retried there. (A later failed commit then undoes only the writes after
+ * that point; since COMMIT over a network can always fail without saying
+ * whether it happened, clients must treat a 503 on a write as "unknown"
+ * anyway.) */
+static store_rc_t finish_in_batch(pg_store_t *s, store_rc_t rc)
+{
+    if (rc == STORE_OK) {
+        rc = pg_exec_sql(s, "RELEASE w");
+        if (rc == STORE_OK) rc = keep_delta(s);
+        return rc == STORE_OK ? rc : break_batch(s, rc);
+    }
+    bool retry = s->retry;
+    if (pg_exec_sql(s, "ROLLBACK TO w") != STORE_OK || pg_exec_sql(s, "RELEASE w") != STORE_OK)
+        return break_batch(s, rc);
+    if (retry && (commit_all(s) != STORE_OK || pg_tx_begin(s, "BEGIN") != STORE_OK))
+        return break_batch(s, STORE_UNAVAILABLE);
+    s->retry = retry;
+    return rc;
+}
+
+/* Ends the unit of work begun by begin_op: keeps it when rc is STORE_OK,
+ * else undoes it alone. Returns the final rc; s->retry says whether the
+ * write may be tried again. */
+static store_rc_t finish_op(pg_store_t *s, store_rc_t rc)
+{
+    if (s->base.batch != BATCH_NONE) return finish_in_batch(s, rc);
+    if (rc == STORE_OK) {
+        rc = keep_delta(s);
+        if (rc == STORE_OK) rc = commit_all(s);
+        if (rc == STORE_OK) return STORE_OK;
+    }
+    pg_tx_rollback(s);
+    s->ndeltas = 0;
+    return rc;
+}
+
+/* Hands r to *out when out is not NULL, else frees it. */
+static void give(PGresult *r, PGresult **out)
+{
+    if (out != NULL)
+        *out = r;
+    else
+        PQclear(r);
+}
+
+store_rc_t pg_write(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int64_t count_app,
+                    int count_delta, PGresult **out)
+{
+    if (out != NULL) *out = NULL;
+    store_rc_t rc;
+    if (s->in_import) {
+        /* The import is one transaction: any failure ends all of it. */
+        give(run(s, id, p, &rc), out);
+        return rc;
+    }
+    for (int attempt = 1;; attempt++) {
+        s->retry = false;
+        rc = begin_op(s);
+        if (rc != STORE_OK) return rc;
+        PGresult *r = run(s, id, p, &rc);
+        if (r != NULL && count_delta != 0 && pg_affected(r) > 0) {
+            s->op_app = count_app;
+            s->op_delta = count_delta;
+        }
+        rc = finish_op(s, rc);
+        if (rc == STORE_OK) {
+            give(r, out);
+            return STORE_OK;
+        }
+        PQclear(r);
+        if (!s->retry) return rc;
+        store_log("crmd: postgres: deadlock (try %d of %d)", attempt, WRITE_ATTEMPTS);
+        if (attempt == WRITE_ATTEMPTS) return STORE_UNAVAILABLE;
+    }
+}
+
+store_rc_t pg_read(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, PGresult **out)
+{
+    if (s->base.batch != BATCH_NONE) return pg_write(s, id, p, 0, 0, out);
+    store_rc_t rc;
+    *out = run(s, id, p, &rc);
+    return rc;
+}
+
+store_rc_t pg_one_row(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, bool write, int64_t count_app,
+                      int count_delta, pg_emit_fn emit, void *cb, void *ctx)
+{
+    PGresult *r;
+    store_rc_t rc = write ? pg_write(s, id, p, count_app, count_delta, &r) : pg_read(s, id, p, &r);
+    if (rc == STORE_OK && PQntuples(r) == 0 && pg_affected(r) == 0)
+        rc = STORE_NOT_FOUND;
+    else if (rc == STORE_OK && emit != NULL)
+        emit(r, 0, cb, ctx);
+    PQclear(r);
+    return rc;
+}
+
+store_rc_t pg_read_one(pg_store_t *s, enum pg_stmt_id id, enum pg_stmt_id id_locking, const pg_params_t *p,
+                       pg_emit_fn emit, void *cb, void *ctx)
+{
+    return pg_one_row(s, s->base.batch != BATCH_NONE ? id_locking : id, p, false, 0, 0, emit, cb, ctx);
+}
+
+/* --- a batch's transaction ------------------------------------------------------------ */
+
+/* A batch is one transaction; its lead counts are applied at its commit
+ * (common.c does the rest). */
+static store_rc_t batch_tx_begin(store_t *base)
+{
+    pg_store_t *s = pg_of(base);
+    assert(!s->in_tx);
+    s->ndeltas = 0;
+    return pg_tx_begin(s, "BEGIN");
+}
+
+static store_rc_t batch_tx_commit(store_t *base)
+{
+    return commit_all(pg_of(base));
+}
+
+static void batch_tx_rollback(store_t *base)
+{
+    pg_store_t *s = pg_of(base);
+    pg_tx_rollback(s);
+    s->ndeltas = 0;
+}
+
+const store_tx_ops_t pg_batch_tx = {
+    .begin = batch_tx_begin, .commit = batch_tx_commit, .rollback = batch_tx_rollback};

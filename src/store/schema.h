@@ -1,0 +1,205 @@
+/*
+ * schema.h: the facts about the database that both backends share.
+ *
+ * SQLite (store/sqlite/sql.c) and PostgreSQL (store/postgres/sql.c) write
+ * their SQL in their own dialects, but the schema version, the tables'
+ * columns in the order the row readers expect them, the bits of a partial
+ * update and the ranges the CHECK constraints allow are the same, and are
+ * written here once. The _Static_asserts tie the numbers that stand inside
+ * SQL text to model/record.h: a change on one side fails to compile until
+ * the other follows (and, for a range, until a migration changes the
+ * constraint).
+ *
+ * Private to src/store/: the API never sees a column.
+ */
+#ifndef CRMD_STORE_SCHEMA_H
+#define CRMD_STORE_SCHEMA_H
+
+#include "model/record.h"
+#include "model/uuid.h"
+
+/* The number of migrations, hence the newest schema version. Each backend
+ * checks that its list of migrations has exactly this many entries. */
+#define SCHEMA_VERSION 2
+/* Room for the statement that records a version number. */
+#define SCHEMA_VERSION_SQL_MAX 96
+
+/* A macro's value as a string literal, for numbers inside SQL text. */
+#define SCHEMA_STR_(x) #x
+#define SCHEMA_STR(x) SCHEMA_STR_(x)
+
+/* --- columns ---------------------------------------------------------------
+ * Every statement that reads a record selects these lists, so the row
+ * readers (each backend's params.c) read the columns by these positions. */
+
+#define SCHEMA_LEAD_COLS                                                                                     \
+    "id, name, source, account_id, contact_id, value_cents, stage, probability, status, created_at, "        \
+    "updated_at"
+/* The same, qualified with the alias l (for joins). */
+#define SCHEMA_LEAD_COLS_L                                                                                   \
+    "l.id, l.name, l.source, l.account_id, l.contact_id, l.value_cents, l.stage, l.probability, "            \
+    "l.status, l.created_at, l.updated_at"
+enum schema_lead_col {
+    LEAD_COL_ID,
+    LEAD_COL_NAME,
+    LEAD_COL_SOURCE,
+    LEAD_COL_ACCOUNT,
+    LEAD_COL_CONTACT,
+    LEAD_COL_VALUE,
+    LEAD_COL_STAGE,
+    LEAD_COL_PROBABILITY,
+    LEAD_COL_STATUS,
+    LEAD_COL_CREATED_AT,
+    LEAD_COL_UPDATED_AT,
+    LEAD_NCOLS
+};
+
+#define SCHEMA_FOLLOW_COLS "id, lead_id, title, description, due_at, status, created_at, updated_at"
+enum schema_follow_col {
+    FOLLOW_COL_ID,
+    FOLLOW_COL_LEAD,
+    FOLLOW_COL_TITLE,
+    FOLLOW_COL_DESCRIPTION,
+    FOLLOW_COL_DUE,
+    FOLLOW_COL_STATUS,
+    FOLLOW_COL_CREATED_AT,
+    FOLLOW_COL_UPDATED_AT,
+    FOLLOW_NCOLS
+};
+
+/* An app row; lists add lead_count after these. */
+#define SCHEMA_APP_COLS "id, key, name, disabled, created_at"
+enum schema_app_col {
+    APP_COL_ID,
+    APP_COL_KEY,
+    APP_COL_NAME,
+    APP_COL_DISABLED,
+    APP_COL_CREATED_AT,
+    APP_NCOLS
+};
+
+/* --- ranges the CHECK constraints allow (set by migration 1) ------------- */
+
+#define SCHEMA_STAGE_MAX 4
+#define SCHEMA_LEAD_STATUS_MAX 3
+#define SCHEMA_FOLLOW_STATUS_MAX 1 /* FOLLOW_OVERDUE is derived, never stored */
+#define SCHEMA_PROBABILITY_MAX 100
+
+/* Migration 1's checked columns, written alike in both dialects. */
+/* clang-format off */
+#define SCHEMA_V1_LEAD_CHECKED                                                                               \
+    "  stage INTEGER NOT NULL CHECK (stage BETWEEN 0 AND " SCHEMA_STR(SCHEMA_STAGE_MAX) "),"                  \
+    "  probability INTEGER CHECK (probability BETWEEN 0 AND " SCHEMA_STR(SCHEMA_PROBABILITY_MAX) "),"        \
+    "  status INTEGER NOT NULL CHECK (status BETWEEN 0 AND " SCHEMA_STR(SCHEMA_LEAD_STATUS_MAX) "),"
+#define SCHEMA_V1_FOLLOW_CHECKED                                                                             \
+    "  status INTEGER NOT NULL CHECK (status BETWEEN 0 AND " SCHEMA_STR(SCHEMA_FOLLOW_STATUS_MAX) "),"
+/* clang-format on */
+
+_Static_assert(STAGE_NEW == 0 && STAGE_NEGOTIATION == SCHEMA_STAGE_MAX,
+               "lead stages changed: the leads table's CHECK needs a migration");
+_Static_assert(LEAD_ACTIVE == 0 && LEAD_LOST == SCHEMA_LEAD_STATUS_MAX,
+               "lead statuses changed: the leads table's CHECK needs a migration");
+_Static_assert(FOLLOW_PENDING == 0 && FOLLOW_COMPLETED == SCHEMA_FOLLOW_STATUS_MAX &&
+                   FOLLOW_OVERDUE == SCHEMA_FOLLOW_STATUS_MAX + 1,
+               "follow statuses changed: the follows table's CHECK needs a migration");
+
+/* --- partial updates ----------------------------------------------------------
+ * One UPDATE serves every partial update: each attribute is replaced only
+ * when its bit is set in the fields parameter, so no read-modify-write is
+ * needed. The bits inside the SQL are these numbers. */
+
+#define SQL_LEAD_F_NAME 1
+#define SQL_LEAD_F_SOURCE 2
+#define SQL_LEAD_F_ACCOUNT 4
+#define SQL_LEAD_F_CONTACT 8
+#define SQL_LEAD_F_VALUE 16
+#define SQL_LEAD_F_STAGE 32
+#define SQL_LEAD_F_PROBABILITY 64
+#define SQL_LEAD_F_STATUS 128
+_Static_assert(SQL_LEAD_F_NAME == LEAD_F_NAME && SQL_LEAD_F_SOURCE == LEAD_F_SOURCE &&
+                   SQL_LEAD_F_ACCOUNT == LEAD_F_ACCOUNT && SQL_LEAD_F_CONTACT == LEAD_F_CONTACT &&
+                   SQL_LEAD_F_VALUE == LEAD_F_VALUE && SQL_LEAD_F_STAGE == LEAD_F_STAGE &&
+                   SQL_LEAD_F_PROBABILITY == LEAD_F_PROBABILITY && SQL_LEAD_F_STATUS == LEAD_F_STATUS,
+               "the lead update's SQL bits must be model/record.h's LEAD_F_*");
+
+#define SQL_FOLLOW_F_TITLE 1
+#define SQL_FOLLOW_F_DESCRIPTION 2
+#define SQL_FOLLOW_F_DUE 4
+#define SQL_FOLLOW_F_STATUS 8
+_Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION == FOLLOW_F_DESCRIPTION &&
+                   SQL_FOLLOW_F_DUE == FOLLOW_F_DUE && SQL_FOLLOW_F_STATUS == FOLLOW_F_STATUS,
+               "the follow update's SQL bits must be model/record.h's FOLLOW_F_*");
+
+/* --- statements both dialects write alike ----------------------------------
+ * Written once here, in a backend's dialect: P(n, type) names parameter n
+ * (SQLite "?n"; PostgreSQL "$n::type", the cast fixing its type), and MAX
+ * is the two-argument maximum (SQLite "max", PostgreSQL "GREATEST").
+ * SCHEMA_SHARED_SQL(P, MAX) is the part of a backend's table of statements
+ * that both share, indexed by the ids SCHEMA_SHARED_STMT_IDS puts first in
+ * each backend's enum; each backend adds the statements it writes its own
+ * way.
+ */
+
+/* The ids of the statements of SCHEMA_SHARED_SQL: each backend's enum of
+ * statements begins with them. */
+#define SCHEMA_SHARED_STMT_IDS                                                                               \
+    Q_APP_INSERT, Q_APP_FIND, Q_APP_COUNT_ADD, Q_APP_LIST, Q_KEY_GET, Q_LEAD_INSERT, Q_LEAD_GET,             \
+        Q_LEAD_UPDATE, Q_LEAD_DELETE, Q_FOLLOW_GET, Q_FOLLOW_UPDATE, Q_FOLLOW_DELETE, Q_REVOKED_SINCE
+
+#define SCHEMA_LEAD_KEY(P) "app_id = " P(1, int8) " AND id = " P(2, uuid)
+#define SCHEMA_FOLLOW_KEY(P) "app_id = " P(1, int8) " AND lead_id = " P(2, uuid) " AND id = " P(3, uuid)
+
+/* The partial updates. Parameters: the key (as above), the fields bits,
+ * the values in column order, and now. updated_at becomes
+ * MAX(now, updated_at + 1), so it strictly increases (as
+ * record_next_updated_at). The updated row comes back in column order. */
+#define SCHEMA_LEAD_UPDATE(P, MAX)                                                                           \
+    "UPDATE leads SET " SCHEMA_LEAD_SETS(P)                                                                  \
+        SCHEMA_UPDATED_AT(P(12, int8), MAX) "WHERE " SCHEMA_LEAD_KEY(P) " RETURNING " SCHEMA_LEAD_COLS
+#define SCHEMA_FOLLOW_UPDATE(P, MAX)                                                                         \
+    "UPDATE follows SET " SCHEMA_FOLLOW_SETS(P)                                                              \
+        SCHEMA_UPDATED_AT(P(9, int8), MAX) "WHERE " SCHEMA_FOLLOW_KEY(P) " RETURNING " SCHEMA_FOLLOW_COLS
+#define SCHEMA_UPDATED_AT(now, MAX) "updated_at = " MAX "(" now ", updated_at + 1) "
+
+/* clang-format off */
+#define SCHEMA_SHARED_SQL(P, MAX)                                                                            \
+    [Q_APP_INSERT] = "INSERT INTO apps (key, name, created_at) "                                             \
+                     "VALUES (" P(1, text) ", " P(2, text) ", " P(3, int8) ") RETURNING id",                 \
+    [Q_APP_FIND] = "SELECT " SCHEMA_APP_COLS " FROM apps WHERE key = " P(1, text),                           \
+    [Q_APP_COUNT_ADD] = "UPDATE apps SET lead_count = lead_count + " P(2, int8) " WHERE id = " P(1, int8),   \
+    [Q_APP_LIST] = "SELECT " SCHEMA_APP_COLS ", lead_count FROM apps ORDER BY id",                           \
+    [Q_KEY_GET] = "SELECT pem FROM signing_keys WHERE id = 1",                                               \
+    [Q_LEAD_INSERT] = "INSERT INTO leads (app_id, " SCHEMA_LEAD_COLS ") VALUES (" P(1, int8) ", "            \
+                      P(2, uuid) ", " P(3, text) ", " P(4, text) ", " P(5, uuid) ", " P(6, uuid) ", "        \
+                      P(7, int8) ", " P(8, int4) ", " P(9, int4) ", " P(10, int4) ", " P(11, int8) ", "      \
+                      P(12, int8) ")",                                                                       \
+    [Q_LEAD_GET] = "SELECT " SCHEMA_LEAD_COLS " FROM leads WHERE " SCHEMA_LEAD_KEY(P),                       \
+    [Q_LEAD_UPDATE] = SCHEMA_LEAD_UPDATE(P, MAX),                                                            \
+    [Q_LEAD_DELETE] = "DELETE FROM leads WHERE " SCHEMA_LEAD_KEY(P),                                         \
+    [Q_FOLLOW_GET] = "SELECT " SCHEMA_FOLLOW_COLS " FROM follows WHERE " SCHEMA_FOLLOW_KEY(P),               \
+    [Q_FOLLOW_UPDATE] = SCHEMA_FOLLOW_UPDATE(P, MAX),                                                        \
+    [Q_FOLLOW_DELETE] = "DELETE FROM follows WHERE " SCHEMA_FOLLOW_KEY(P),                                   \
+    [Q_REVOKED_SINCE] = "SELECT seq, jti FROM revoked_tokens WHERE seq > " P(1, int8) " ORDER BY seq"
+
+/* "col = CASE WHEN (fields & bit) <> 0 THEN value ELSE col END, " */
+#define SCHEMA_SET_IF(col, fields, bit, value)                                                               \
+    col " = CASE WHEN (" fields " & " SCHEMA_STR(bit) ") <> 0 THEN " value " ELSE " col " END, "
+
+/* What a partial update may set: every attribute, in column order. */
+#define SCHEMA_LEAD_SETS(P)                                                                                  \
+    SCHEMA_SET_IF("name", P(3, int4), SQL_LEAD_F_NAME, P(4, text))                                           \
+    SCHEMA_SET_IF("source", P(3, int4), SQL_LEAD_F_SOURCE, P(5, text))                                       \
+    SCHEMA_SET_IF("account_id", P(3, int4), SQL_LEAD_F_ACCOUNT, P(6, uuid))                                  \
+    SCHEMA_SET_IF("contact_id", P(3, int4), SQL_LEAD_F_CONTACT, P(7, uuid))                                  \
+    SCHEMA_SET_IF("value_cents", P(3, int4), SQL_LEAD_F_VALUE, P(8, int8))                                   \
+    SCHEMA_SET_IF("stage", P(3, int4), SQL_LEAD_F_STAGE, P(9, int4))                                         \
+    SCHEMA_SET_IF("probability", P(3, int4), SQL_LEAD_F_PROBABILITY, P(10, int4))                            \
+    SCHEMA_SET_IF("status", P(3, int4), SQL_LEAD_F_STATUS, P(11, int4))
+#define SCHEMA_FOLLOW_SETS(P)                                                                                \
+    SCHEMA_SET_IF("title", P(4, int4), SQL_FOLLOW_F_TITLE, P(5, text))                                       \
+    SCHEMA_SET_IF("description", P(4, int4), SQL_FOLLOW_F_DESCRIPTION, P(6, text))                           \
+    SCHEMA_SET_IF("due_at", P(4, int4), SQL_FOLLOW_F_DUE, P(7, int8))                                        \
+    SCHEMA_SET_IF("status", P(4, int4), SQL_FOLLOW_F_STATUS, P(8, int4))
+/* clang-format on */
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * admin.c: apps, the token signing key and revoked tokens on SQLite: what
+ * authentication reads on every request (app_find, revoked_since) and what
+ * the command line changes (create, disable, revoke).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sqlite/sqlite_int.h"
+
+store_rc_t sq_app_create(store_t *base, const char *key, const char *name, int64_t now, store_app_t *out)
+{
+    sqlite_store_t *s = sq_of(base);
+    store_rc_t rc;
+    sqlite3_stmt *st = sq_write_stmt(s, Q_APP_INSERT, false, &rc);
+    if (st == NULL) return rc;
+    sq_bind_str(st, 1, key);
+    sq_bind_str(st, 2, name);
+    sqlite3_bind_int64(st, 3, now);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        store_app_fill(out, sqlite3_column_int64(st, 0), (text_ref_t){key, strlen(key)},
+                       (text_ref_t){name, strlen(name)}, 0, now);
+        src = sqlite3_step(st);
+    }
+    rc = src == SQLITE_DONE ? STORE_OK : sq_map_rc(s, src);
+    sq_reset(st);
+    return sq_finish(s, rc);
+}
+
+store_rc_t sq_app_find(store_t *base, const char *key, store_app_t *out, const store_async_t *async)
+{
+    (void)async;
+    sqlite_store_t *s = sq_of(base);
+    sqlite3_stmt *st = sq_stmt(s, Q_APP_FIND);
+    if (st == NULL) return STORE_ERROR;
+    sq_bind_str(st, 1, key);
+    int src = sqlite3_step(st);
+    store_rc_t rc = STORE_OK;
+    if (src == SQLITE_ROW)
+        sq_read_app(st, out);
+    else
+        rc = src == SQLITE_DONE ? STORE_NOT_FOUND : sq_map_rc(s, src);
+    sq_reset(st);
+    return rc;
+}
+
+/* Runs one single-statement write with a text ?1 and, when the statement
+ * has a ?2, the integer v; the rows it changed go to *changes. */
+static store_rc_t write_one(sqlite_store_t *s, enum sq_stmt_id id, const char *text, int64_t v, int *changes)
+{
+    store_rc_t rc;
+    sqlite3_stmt *st = sq_write_stmt(s, id, false, &rc);
+    if (st == NULL) return rc;
+    sq_bind_str(st, 1, text);
+    if (sqlite3_bind_parameter_count(st) >= 2) sqlite3_bind_int64(st, 2, v);
+    return sq_finish(s, sq_step_changes(s, st, changes));
+}
+
+store_rc_t sq_signing_key(store_t *base, const char *pem_if_none, char **pem)
+{
+    sqlite_store_t *s = sq_of(base);
+    *pem = NULL;
+    if (pem_if_none != NULL) {
+        int changes;
+        store_rc_t rc = write_one(s, Q_KEY_PUT, pem_if_none, 0, &changes);
+        if (rc != STORE_OK) return rc;
+    }
+    sqlite3_stmt *st = sq_stmt(s, Q_KEY_GET);
+    if (st == NULL) return STORE_ERROR;
+    int src = sqlite3_step(st);
+    store_rc_t rc;
+    if (src == SQLITE_ROW) {
+        *pem = strdup(sq_col_str(st, 0));
+        rc = *pem != NULL ? STORE_OK : STORE_ERROR;
+    } else {
+        rc = src == SQLITE_DONE ? STORE_NOT_FOUND : sq_map_rc(s, src);
+    }
+    sq_reset(st);
+    return rc;
+}
+
+store_rc_t sq_app_list(store_t *base, store_app_cb cb, void *ctx)
+{
+    sqlite_store_t *s = sq_of(base);
+    sqlite3_stmt *st = sq_stmt(s, Q_APP_LIST);
+    if (st == NULL) return STORE_ERROR;
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        store_app_t app;
+        sq_read_app(st, &app);
+        cb(ctx, &app, sqlite3_column_int64(st, APP_NCOLS));
+    }
+    store_rc_t rc = src == SQLITE_DONE ? STORE_OK : sq_map_rc(s, src);
+    sq_reset(st);
+    return rc;
+}
+
+store_rc_t sq_app_set_disabled(store_t *base, const char *key, int disabled)
+{
+    int changes = 0;
+    store_rc_t rc = write_one(sq_of(base), Q_APP_DISABLE, key, disabled ? 1 : 0, &changes);
+    return rc == STORE_OK && changes == 0 ? STORE_NOT_FOUND : rc;
+}
+
+store_rc_t sq_token_revoke(store_t *base, const char *jti, int64_t now)
+{
+    int changes;
+    return write_one(sq_of(base), Q_REVOKE, jti, now, &changes);
+}
+
+store_rc_t sq_revoked_since(store_t *base, int64_t after_seq, store_revoked_cb cb, void *ctx,
+                            const store_async_t *async)
+{
+    (void)async;
+    sqlite_store_t *s = sq_of(base);
+    sqlite3_stmt *st = sq_stmt(s, Q_REVOKED_SINCE);
+    if (st == NULL) return STORE_ERROR;
+    sqlite3_bind_int64(st, 1, after_seq);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW)
+        cb(ctx, sqlite3_column_int64(st, 0), sq_col_str(st, 1));
+    store_rc_t rc = src == SQLITE_DONE ? STORE_OK : sq_map_rc(s, src);
+    sq_reset(st);
+    return rc;
+}

@@ -1,0 +1,129 @@
+/*
+ * sql.c: the SQLite backend's SQL text, and nothing else.
+ *
+ * Kept apart from the code that runs it so that the whole schema and every
+ * statement can be read in one place, and compared with PostgreSQL's
+ * (store/postgres/sql.c): the tables and versions are the same, the
+ * dialects differ. Column lists, update bits and CHECK ranges come from
+ * store/schema.h.
+ */
+#include "store/sqlite/sqlite_int.h"
+
+/* SQLite's parameter n; the type is PostgreSQL's business (schema.h). */
+#define P(n, type) "?" #n
+
+/* Never edit an entry that has shipped: append a new one. */
+/* clang-format off */
+const char *const sq_migrations[SCHEMA_VERSION] = {
+    /* 1: apps, signing keys, leads and follows. */
+    "CREATE TABLE apps ("
+    "  id INTEGER PRIMARY KEY,"
+    "  key TEXT NOT NULL UNIQUE,"
+    "  name TEXT NOT NULL,"
+    "  disabled INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    /* lead_count makes totalRecords exact without counting the table. */
+    "  lead_count INTEGER NOT NULL DEFAULT 0 CHECK (lead_count >= 0));"
+    "CREATE TABLE signing_keys ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  pem TEXT NOT NULL);"
+    "CREATE TABLE leads ("
+    "  app_id INTEGER NOT NULL REFERENCES apps(id),"
+    "  id TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  source TEXT,"
+    "  account_id TEXT,"
+    "  contact_id TEXT,"
+    "  value_cents INTEGER CHECK (value_cents >= 0),"
+    SCHEMA_V1_LEAD_CHECKED
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (app_id, id)) WITHOUT ROWID;"
+    "CREATE INDEX leads_newest ON leads (app_id, created_at DESC, id DESC);"
+    "CREATE TABLE follows ("
+    "  app_id INTEGER NOT NULL,"
+    "  lead_id TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  title TEXT NOT NULL,"
+    "  description TEXT,"
+    "  due_at INTEGER,"
+    SCHEMA_V1_FOLLOW_CHECKED
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (app_id, lead_id, id),"
+    "  FOREIGN KEY (app_id, lead_id) REFERENCES leads (app_id, id) ON DELETE CASCADE"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX follows_due ON follows (app_id, lead_id, due_at IS NULL, due_at, created_at, id);",
+    /* 2: revoked tokens, polled by every server thread by sequence number. */
+    "CREATE TABLE revoked_tokens ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  jti TEXT NOT NULL UNIQUE,"
+    "  revoked_at INTEGER NOT NULL);",
+};
+
+/* The page of a lead list: its keys come from the covering index alone
+ * (skipping rows there costs no table lookups); only the page's rows are
+ * then read. WHERE adds the anchor condition of a deep page. The last
+ * column is the app's lead count. */
+#define LEAD_PAGE(WHERE)                                                                                     \
+    "SELECT " SCHEMA_LEAD_COLS_L ", (SELECT lead_count FROM apps WHERE id = ?1) "                            \
+    "FROM (SELECT id FROM leads WHERE app_id = ?1 " WHERE "ORDER BY created_at DESC, id DESC "               \
+    "LIMIT ?2 OFFSET ?3) AS p "                                                                              \
+    "CROSS JOIN leads AS l ON l.app_id = ?1 AND l.id = p.id "                                                \
+    "ORDER BY l.created_at DESC, l.id DESC"
+
+const char *const sq_stmt_sql[Q__COUNT] = {
+    SCHEMA_SHARED_SQL(P, "max"),
+    /* Transactions, and the savepoint of a write inside a batch. */
+    [Q_BEGIN_READ] = "BEGIN", [Q_BEGIN_WRITE] = "BEGIN IMMEDIATE", [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK", [Q_SAVEPOINT] = "SAVEPOINT w", [Q_RELEASE] = "RELEASE w",
+    [Q_ROLLBACK_TO] = "ROLLBACK TO w",
+    [Q_KEY_PUT] = "INSERT OR IGNORE INTO signing_keys (id, pem) VALUES (1, ?1)",
+    [Q_LEAD_LIST] = LEAD_PAGE(""),
+    /* The same, starting at an anchor: the row (?4, ?5) and those after it. */
+    [Q_LEAD_LIST_FROM] = LEAD_PAGE("AND (created_at, id) <= (?4, ?5) "),
+    /* Walks the index from an anchor to record the next anchors. */
+    [Q_LEAD_KEYS_FROM] = "SELECT created_at, id FROM leads WHERE app_id = ?1 AND (created_at, id) <= (?2, ?3) "
+                         "ORDER BY created_at DESC, id DESC LIMIT ?4",
+    [Q_DATA_VERSION] = "PRAGMA data_version",
+    [Q_LEAD_COUNT] = "SELECT lead_count FROM apps WHERE id = ?1",
+    [Q_LEAD_EXISTS] = "SELECT 1 FROM leads WHERE " SCHEMA_LEAD_KEY(P),
+    [Q_FOLLOW_INSERT] = "INSERT INTO follows (app_id, " SCHEMA_FOLLOW_COLS ") "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    /* The last column is the lead's follow count, so that one statement
+     * (one snapshot) gives the page and its total. */
+    [Q_FOLLOW_LIST] = "SELECT " SCHEMA_FOLLOW_COLS ", (SELECT count(*) FROM follows WHERE app_id = ?1 "
+                      "AND lead_id = ?2) FROM follows WHERE app_id = ?1 AND lead_id = ?2 "
+                      "ORDER BY due_at IS NULL, due_at, created_at, id LIMIT ?3 OFFSET ?4",
+    [Q_FOLLOW_COUNT] = "SELECT count(*) FROM follows WHERE app_id = ?1 AND lead_id = ?2",
+    [Q_APP_DISABLE] = "UPDATE apps SET disabled = ?2 WHERE key = ?1",
+    [Q_REVOKE] = "INSERT OR IGNORE INTO revoked_tokens (jti, revoked_at) VALUES (?1, ?2)",
+};
+/* clang-format on */
+
+const char *const sq_copy_count_sql =
+    "SELECT (SELECT count(*) FROM apps), (SELECT count(*) FROM leads), "
+    "(SELECT count(*) FROM follows), (SELECT count(*) FROM revoked_tokens), "
+    "(SELECT COALESCE(sum(lead_count), 0) FROM apps), "
+    "(SELECT count(*) FROM signing_keys)";
+
+/* app_id comes last, so the record readers read the rest unchanged. */
+const char *const sq_export_sql[4] = {
+    "SELECT " SCHEMA_APP_COLS " FROM apps ORDER BY id",
+    "SELECT jti, revoked_at FROM revoked_tokens ORDER BY seq",
+    "SELECT " SCHEMA_LEAD_COLS ", app_id FROM leads ORDER BY app_id, created_at, id",
+    "SELECT " SCHEMA_FOLLOW_COLS ", app_id FROM follows ORDER BY app_id, lead_id, created_at, id",
+};
+
+const char *const sq_import_key_sql = "INSERT OR REPLACE INTO signing_keys (id, pem) VALUES (1, ?1)";
+
+const char *const sq_import_app_sql[2] = {
+    "INSERT INTO apps (key, name, disabled, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+    "INSERT INTO apps (key, name, disabled, created_at, id) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+};
+
+const char *const sq_import_revoked_sql =
+    "INSERT OR IGNORE INTO revoked_tokens (jti, revoked_at) VALUES (?1, ?2)";
+
+const char *const sq_import_counts_sql =
+    "UPDATE apps SET lead_count = (SELECT count(*) FROM leads WHERE leads.app_id = apps.id)";

@@ -1,0 +1,20 @@
+/*
+ * sqlite.c: the SQLite backend as store.c sees it: its table of operations
+ * and store_sqlite_open.
+ *
+ * The embedded store: one database file in WAL mode, one connection per
+ * thread (see sqlite_int.h for the files that do the work). This file only
+ * wires them to the store interface.
+ */
+#include "store/sqlite/sqlite_int.h"
+
+static const store_ops_t sqlite_ops = STORE_OPS_INIT(sq);
+
+store_t *store_sqlite_open(const char *path, char *err, size_t errsz)
+{
+    sqlite_store_t *s = sq_connect(path, err, errsz);
+    if (s == NULL) return NULL;
+    s->base.super.ops = &sqlite_ops;
+    s->base.tx = &sq_batch_tx;
+    return &s->base.super;
+}

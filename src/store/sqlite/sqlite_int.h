@@ -1,0 +1,248 @@
+/*
+ * sqlite_int.h: the SQLite backend's private header, shared by the files
+ * of store/sqlite/ only.
+ *
+ * The backend is split by concern, each file using only those above it:
+ *   sql.c      the SQL text: the migrations and the prepared statements
+ *   conn.c     the connection: opening it with its settings, the statement
+ *              cache, SQLite result codes as store_rc_t, closing
+ *   params.c   binding parameters and reading columns into records
+ *   txn.c      transactions: writes, reads, a batch's transaction and savepoints
+ *   leads.c    lead operations, with the anchors that make deep pages cheap
+ *   follows.c  follow operations
+ *   admin.c    apps, the signing key, revoked tokens
+ *   bulk.c     crmd copy's export and import
+ *   migrate.c  the migration steps for store_migrate_run
+ *   sqlite.c   the table of operations and store_sqlite_open
+ *
+ * One sqlite_store_t is one connection with its prepared statements, used
+ * by one thread only. Durability: WAL with synchronous=FULL, so a commit is
+ * on disk before the function that made it returns. Every write runs
+ * inside BEGIN IMMEDIATE, so two connections never deadlock upgrading a
+ * read lock; a writer that cannot get the lock within the busy timeout
+ * gets STORE_UNAVAILABLE (503), never a hang.
+ */
+#ifndef CRMD_STORE_SQLITE_INT_H
+#define CRMD_STORE_SQLITE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "store/store_int.h"
+
+/* The prepared statements, by purpose; their SQL is sq_stmt_sql[id]. */
+enum sq_stmt_id {
+    SCHEMA_SHARED_STMT_IDS,
+    Q_BEGIN_READ,
+    Q_BEGIN_WRITE,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_KEY_PUT,
+    Q_LEAD_LIST,
+    Q_LEAD_LIST_FROM,
+    Q_LEAD_KEYS_FROM,
+    Q_DATA_VERSION,
+    Q_LEAD_COUNT,
+    Q_LEAD_EXISTS,
+    Q_FOLLOW_INSERT,
+    Q_FOLLOW_LIST,
+    Q_FOLLOW_COUNT,
+    Q_SAVEPOINT,
+    Q_RELEASE,
+    Q_ROLLBACK_TO,
+    Q_APP_DISABLE,
+    Q_REVOKE,
+    Q__COUNT
+};
+
+/* sql.c: the schema, one migration per entry (entry i brings the database
+ * to version i + 1, kept in PRAGMA user_version), and the statements. */
+extern const char *const sq_migrations[SCHEMA_VERSION];
+extern const char *const sq_stmt_sql[Q__COUNT];
+/* One-use statements of crmd copy (bulk.c), kept with the rest of the SQL. */
+extern const char *const sq_copy_count_sql;
+extern const char *const sq_export_sql[4]; /* apps, revocations, leads, follows */
+extern const char *const sq_import_key_sql;
+extern const char *const sq_import_app_sql[2]; /* [keep_id] */
+extern const char *const sq_import_revoked_sql;
+extern const char *const sq_import_counts_sql;
+
+/*
+ * Deep pages (leads.c). OFFSET n walks n index entries, so page 5000 would
+ * cost 5000 times page 1. Each connection therefore remembers, for the app
+ * it listed last, the key of every SQ_ANCHOR_STEP-th lead in list order; a
+ * deep page starts from the nearest anchor and skips fewer than
+ * SQ_ANCHOR_STEP entries. Any commit by another connection (PRAGMA
+ * data_version) or a lead written through this one invalidates them.
+ */
+#define SQ_ANCHOR_STEP 512
+
+typedef struct sq_anchor {
+    int64_t created_at;
+    char id[UUID_BUFSZ];
+} sq_anchor_t;
+
+typedef struct sq_anchors {
+    int64_t app;          /* whose anchors these are; 0: none */
+    int64_t data_version; /* PRAGMA data_version when they were taken */
+    int64_t local_writes; /* this connection's lead writes then */
+    sq_anchor_t *v;       /* v[k] is the lead at position (k + 1) * SQ_ANCHOR_STEP */
+    size_t n, cap;
+} sq_anchors_t;
+
+typedef struct sqlite_store {
+    store_base_t base; /* the store_t, and group commit's state (base.batch) */
+    sqlite3 *db;
+    sqlite3_stmt *stmt[Q__COUNT]; /* prepared on first use */
+    int64_t local_writes;         /* lead creates and deletes through this connection */
+    sq_anchors_t anchors;
+} sqlite_store_t;
+
+static inline sqlite_store_t *sq_of(store_t *base)
+{
+    return (sqlite_store_t *)base;
+}
+
+/* --- conn.c ---------------------------------------------------------------- */
+
+/* Opens the database file at path with crmd's settings (WAL, FULL sync,
+ * foreign keys, busy timeout); NULL with a reason in err. The caller sets
+ * the table of operations. */
+sqlite_store_t *sq_connect(const char *path, char *err, size_t errsz);
+
+/* Maps an SQLite result code to a store_rc_t: the conditions a client can
+ * wait out or an operator can fix (busy, disk full, read-only, I/O) are
+ * STORE_UNAVAILABLE; the rest are STORE_ERROR. Failures are logged. */
+store_rc_t sq_map_rc(sqlite_store_t *s, int src);
+
+/* Statement id, reset and with its bindings cleared, prepared on first
+ * use; NULL on failure (logged). Pair each use with sq_reset. */
+sqlite3_stmt *sq_stmt(sqlite_store_t *s, enum sq_stmt_id id);
+void sq_reset(sqlite3_stmt *st);
+
+/* Prepares sql for one use (bulk copy and migrations run once per
+ * process, so these are not kept); NULL on failure (logged). The caller
+ * finalizes it. */
+sqlite3_stmt *sq_prepare_once(sqlite_store_t *s, const char *sql);
+
+/* Steps st once more after its last row: SQLITE_DONE maps to STORE_OK. */
+store_rc_t sq_step_done(sqlite_store_t *s, sqlite3_stmt *st);
+/* Runs a bound statement that returns no rows, and resets it. */
+store_rc_t sq_run(sqlite_store_t *s, sqlite3_stmt *st);
+
+/* --- params.c ----------------------------------------------------------- */
+
+void sq_bind_text(sqlite3_stmt *st, int i, text_ref_t t); /* NULL when unset */
+void sq_bind_str(sqlite3_stmt *st, int i, const char *s);
+void sq_bind_id(sqlite3_stmt *st, int i, const char *id); /* "" is NULL */
+void sq_bind_opt_int(sqlite3_stmt *st, int i, bool set, int64_t v);
+/* Binds app and then the key strings (lead id, follow id) from ?1 on. */
+void sq_bind_key(sqlite3_stmt *st, int64_t app, const char *id, const char *id2);
+/* Binds a lead's attributes, name to status in column order, from ?first. */
+void sq_bind_lead_values(sqlite3_stmt *st, int first, const lead_t *v);
+/* Binds a follow's attributes, title to status in column order, from ?first. */
+void sq_bind_follow_values(sqlite3_stmt *st, int first, const follow_t *v);
+/* Bind a whole row for its insert: app, then every column in order. */
+void sq_bind_lead_row(sqlite3_stmt *st, int64_t app, const lead_t *l);
+void sq_bind_follow_row(sqlite3_stmt *st, int64_t app, const follow_t *f);
+
+text_ref_t sq_col_text(sqlite3_stmt *st, int i);
+const char *sq_col_str(sqlite3_stmt *st, int i); /* "" when NULL; NUL-terminated */
+void sq_col_id(sqlite3_stmt *st, int i, char out[UUID_BUFSZ]);
+
+/* Read a row of SCHEMA_LEAD_COLS / SCHEMA_FOLLOW_COLS / SCHEMA_APP_COLS
+ * from column 0; strings stay valid until st is stepped again. */
+void sq_read_lead(sqlite3_stmt *st, lead_t *l);
+void sq_read_follow(sqlite3_stmt *st, follow_t *f);
+void sq_read_app(sqlite3_stmt *st, store_app_t *app);
+
+/* Steps st to the end, passing each row's record to cb (a store_lead_cb
+ * or store_follow_cb for fn); the number of rows goes to *n. */
+typedef void (*sq_row_fn)(sqlite3_stmt *st, void *cb, void *ctx);
+void sq_emit_lead(sqlite3_stmt *st, void *cb, void *ctx);
+void sq_emit_follow(sqlite3_stmt *st, void *cb, void *ctx);
+store_rc_t sq_step_rows(sqlite_store_t *s, sqlite3_stmt *st, sq_row_fn fn, void *cb, void *ctx, int *n);
+/* sq_step_rows for one record, then resets st: STORE_NOT_FOUND without a
+ * row. */
+store_rc_t sq_step_found(sqlite_store_t *s, sqlite3_stmt *st, sq_row_fn fn, void *cb, void *ctx);
+/* Steps a bound write to its end and resets it; *changes gets the rows it
+ * changed. */
+store_rc_t sq_step_changes(sqlite_store_t *s, sqlite3_stmt *st, int *changes);
+/* The same for a write of one record: STORE_NOT_FOUND when it changed none. */
+store_rc_t sq_step_changed(sqlite_store_t *s, sqlite3_stmt *st);
+
+/* A list statement: each row's record, and the total from the column
+ * after the record's (the same snapshot as the rows). */
+typedef struct sq_list {
+    sq_row_fn fn;
+    void *cb, *ctx;
+    int total_col;
+    int64_t total;
+    int n;
+} sq_list_t;
+store_rc_t sq_step_list(sqlite_store_t *s, sqlite3_stmt *st, sq_list_t *lr);
+
+/* Runs statement id, with ?1 bound to v, to its single integer column;
+ * STORE_NOT_FOUND without a row. */
+store_rc_t sq_query_int(sqlite_store_t *s, enum sq_stmt_id id, int64_t v, int64_t *out);
+
+/* --- txn.c -------------------------------------------------------------- */
+
+/* Runs a statement that returns no rows. */
+store_rc_t sq_exec(sqlite_store_t *s, enum sq_stmt_id id);
+
+/* A write: BEGIN IMMEDIATE, or a savepoint inside a batch. End it with
+ * sq_finish. */
+store_rc_t sq_begin_write(sqlite_store_t *s);
+/* A write made of one statement needs no savepoint inside a batch: SQLite
+ * undoes a failed statement by itself. End it with sq_finish_single. */
+store_rc_t sq_begin_single(sqlite_store_t *s);
+/* A read transaction (one snapshot for several statements). */
+store_rc_t sq_begin_read(sqlite_store_t *s);
+/* Ends what a begin started: commits (or releases the savepoint) when rc
+ * is STORE_OK, else rolls back. Returns the final rc: a failed commit is
+ * rolled back and reported. */
+store_rc_t sq_finish(sqlite_store_t *s, store_rc_t rc);
+store_rc_t sq_finish_single(sqlite_store_t *s, store_rc_t rc);
+/* Statement id for a write, with the write begun (sq_begin_single when
+ * single, else sq_begin_write); NULL with *rc set when either fails. */
+sqlite3_stmt *sq_write_stmt(sqlite_store_t *s, enum sq_stmt_id id, bool single, store_rc_t *rc);
+/* A batch's transaction: BEGIN IMMEDIATE, COMMIT, ROLLBACK. */
+extern const store_tx_ops_t sq_batch_tx;
+
+/* Reads one record with statement id, keyed by app and id (and id2 when
+ * not NULL): STORE_NOT_FOUND without a row; the row goes to cb through
+ * emit. No lock is needed inside a batch: the batch holds the database's
+ * write lock, which covers every row. */
+store_rc_t sq_read_one(sqlite_store_t *s, enum sq_stmt_id id, int64_t app, const char *id1, const char *id2,
+                       sq_row_fn emit, void *cb, void *ctx);
+
+/* A partial update of one record (leads.c, follows.c): its statement, its
+ * key after the app (id2 NULL for a lead), how to bind the patch (fields,
+ * values and now, after the key), and how to pass the row it returns. */
+typedef struct sq_update {
+    enum sq_stmt_id stmt;
+    const char *id, *id2;
+    void (*bind)(sqlite3_stmt *st, const void *patch, int64_t now);
+    sq_row_fn emit;
+} sq_update_t;
+/* Runs it as a single-statement write; the updated row goes to cb. */
+store_rc_t sq_update(sqlite_store_t *s, int64_t app, const sq_update_t *u, const void *patch, int64_t now,
+                     void *cb, void *ctx);
+
+/* --- the operations ------------------------------------------------------
+ * sq_close (conn.c), sq_migrate (migrate.c), sq_lead_* (leads.c), sq_follow_* (follows.c), sq_app_*,
+ * sq_signing_key, sq_token_revoke, sq_revoked_since (admin.c) and
+ * sq_copy_* (bulk.c), each with the type of its store_ops_t slot. */
+STORE_OPS_DECLARE(sq)
+
+/* leads.c, follows.c: insert one row as it is, inside the caller's
+ * transaction (the import's too); a follow whose lead is missing is
+ * STORE_NOT_FOUND. */
+store_rc_t sq_insert_lead(sqlite_store_t *s, int64_t app, const lead_t *l);
+store_rc_t sq_insert_follow(sqlite_store_t *s, int64_t app, const follow_t *f);
+
+#endif

@@ -1,0 +1,1588 @@
+/*
+ * test_store.c: the contract of store/store.h, on whichever backend
+ * CRMD_TEST_DB names, so that SQLite and PostgreSQL are held to the same
+ * promises.
+ *
+ *   CRMD_TEST_DB unset (or "sqlite")  each test gets a fresh SQLite file in
+ *                                     /tmp, removed afterwards (make unit)
+ *   CRMD_TEST_DB=<PostgreSQL URL or   each test gets a fresh database on
+ *   libpq key=value string, without   that server (created and dropped
+ *   a database name>                  through libpq, as psql would)
+ *                                     (make unit-postgres)
+ *
+ * Each test's database is migrated and holds two apps. Records handed to
+ * callbacks are copied (strings included) before the callback returns,
+ * since their strings live only that long. Criterion runs every test in a
+ * process of its own.
+ *
+ * Sections:
+ *   fixture                  fresh databases, raw SQL beside the store
+ *   records and copies       building records, keeping what callbacks saw
+ *   schema                   migrations
+ *   apps and the signing key
+ *   leads                    CRUD, lists, paging, totals, updated_at
+ *   follows
+ *   tenants
+ *   group commit             savepoints, rollback, a lost batch, row locks
+ *   administration           app list, disabling, revocations
+ *   bulk copy                counts, export, import
+ */
+#include <criterion/criterion.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include "store/copy.h"
+#include "store/sqlite/sqlite_int.h"
+#include "store/store.h"
+
+/* --- fixture ---------------------------------------------------------------- */
+
+#define URL_MAX 1024
+#define SERVER_MAX 512
+#define DB_MAX 64
+#define MAX_DBS 3
+
+static bool on_postgres;
+static char server_[SERVER_MAX]; /* PostgreSQL: the server, without a database */
+static int ndbs;
+static char dbs_[MAX_DBS][DB_MAX]; /* every database this test made: SQLite paths, PG names */
+static char url_[URL_MAX];         /* the test's own database */
+static store_t *st;
+static store_app_t app1, app2;
+
+/* Runs sql on a raw libpq connection to conninfo; fails the test unless
+ * it succeeds. */
+static void pg_run(const char *conninfo, const char *sql)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "connect: %s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType s = PQresultStatus(r);
+    cr_assert(s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* The conninfo of database name on the server. */
+static void pg_url(char *out, size_t outsz, const char *name)
+{
+    if (strstr(server_, "://") != NULL)
+        snprintf(out, outsz, "%s/%s", server_, name);
+    else
+        snprintf(out, outsz, "%s dbname=%s", server_, name);
+}
+
+/* Makes a fresh, empty database and writes its URL into out. */
+static void fresh_db(char *out, size_t outsz)
+{
+    cr_assert_lt(ndbs, MAX_DBS);
+    char *db = dbs_[ndbs++];
+    if (on_postgres) {
+        static int seq;
+        snprintf(db, DB_MAX, "crmd_test_%ld_%d", (long)getpid(), seq++);
+        char sql[4 * DB_MAX];
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+        pg_run(server_, sql);
+        pg_url(out, outsz, db);
+        return;
+    }
+    strcpy(db, "/tmp/crmd-store-test-XXXXXX");
+    int fd = mkstemp(db);
+    cr_assert_geq(fd, 0, "mkstemp");
+    close(fd);
+    snprintf(out, outsz, "sqlite:%s", db);
+}
+
+static void drop_dbs(void)
+{
+    for (int i = 0; i < ndbs; i++) {
+        if (on_postgres) {
+            char sql[4 * DB_MAX];
+            snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbs_[i]);
+            pg_run(server_, sql);
+            continue;
+        }
+        static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+        for (size_t k = 0; k < sizeof suffix / sizeof suffix[0]; k++) {
+            char p[4 * DB_MAX];
+            snprintf(p, sizeof p, "%s%s", dbs_[i], suffix[k]);
+            unlink(p);
+        }
+    }
+    ndbs = 0;
+}
+
+/* Runs sql on the test's database beside the store (to set up what the
+ * store itself would never write). */
+static void raw_sql(const char *sql)
+{
+    if (on_postgres) {
+        pg_run(url_, sql);
+        return;
+    }
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(url_ + strlen("sqlite:"), &db), SQLITE_OK);
+    cr_assert_not_null(db);
+    sqlite3_busy_timeout(db, 5000);
+    char *msg = NULL;
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &msg), SQLITE_OK, "%s: %s", sql, msg ? msg : "?");
+    sqlite3_close(db);
+}
+
+static store_t *open_url(const char *url)
+{
+    char err[STORE_OPEN_ERR_MAX] = "";
+    store_t *s = store_open(url, err, sizeof err);
+    cr_assert_not_null(s, "store_open: %s", err);
+    return s;
+}
+
+static store_t *open_store(void)
+{
+    return open_url(url_);
+}
+
+/* A log hook that keeps expected complaints (a lost connection, a refused
+ * row) out of the test's output. */
+static void quiet(void *ctx, const char *line)
+{
+    (void)ctx, (void)line;
+}
+
+static void setup(void)
+{
+    const char *db = getenv("CRMD_TEST_DB");
+    on_postgres = db != NULL && db[0] != '\0' && strcmp(db, "sqlite") != 0;
+    if (on_postgres) {
+        cr_assert(store_url_is_shared(db), "CRMD_TEST_DB is neither sqlite nor a PostgreSQL URL: %s", db);
+        cr_assert_lt(strlen(db), sizeof server_);
+        snprintf(server_, sizeof server_, "%s", db);
+    }
+    fresh_db(url_, sizeof url_);
+    st = open_store();
+    cr_assert_eq(store_migrate(st), STORE_OK);
+    cr_assert_eq(store_app_create(st, "pk_live_one", "App One", 1000, &app1), STORE_OK);
+    cr_assert_eq(store_app_create(st, "pk_live_two", "App Two", 1000, &app2), STORE_OK);
+    cr_assert_neq(app1.id, app2.id);
+}
+
+static void teardown(void)
+{
+    store_close(st);
+    st = NULL;
+    drop_dbs();
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+/* --- records and copies ------------------------------------------------------ */
+
+/* Ids that sort as their number does. */
+static const char *ID(int n)
+{
+    static char ids[64][UUID_BUFSZ];
+    cr_assert(n >= 0 && n < 64);
+    snprintf(ids[n], UUID_BUFSZ, "0190f3a2-0000-7000-8000-%012d", n);
+    return ids[n];
+}
+
+/* Ids for many leads: n sorts as its number does. */
+static void big_id(int n, char out[UUID_BUFSZ])
+{
+    snprintf(out, UUID_BUFSZ, "0190f3a2-0001-7000-8000-%012d", n);
+}
+
+static text_ref_t T(const char *s)
+{
+    return (text_ref_t){s, s ? strlen(s) : 0};
+}
+
+static lead_t mk_lead(int id, const char *name, int64_t created)
+{
+    lead_t l = {0};
+    strcpy(l.id, ID(id));
+    l.name = T(name);
+    l.stage = STAGE_NEW;
+    l.status = LEAD_ACTIVE;
+    l.probability = -1;
+    l.created_at = l.updated_at = created;
+    return l;
+}
+
+/* A lead with every attribute set. */
+static lead_t mk_full_lead(int id, const char *name, int64_t created)
+{
+    lead_t l = mk_lead(id, name, created);
+    l.source = T("website");
+    strcpy(l.account_id, ID(40));
+    strcpy(l.contact_id, ID(41));
+    l.has_value = true;
+    l.value_cents = 1234567;
+    l.stage = STAGE_CONTACTED;
+    l.probability = 40;
+    return l;
+}
+
+static follow_t mk_follow(int id, int lead, const char *title, bool has_due, int64_t due, int64_t created)
+{
+    follow_t f = {0};
+    strcpy(f.id, ID(id));
+    strcpy(f.lead_id, ID(lead));
+    f.title = T(title);
+    f.has_due = has_due;
+    f.due_at = due;
+    f.status = FOLLOW_PENDING;
+    f.created_at = f.updated_at = created;
+    return f;
+}
+
+/* A lead as a callback saw it, with its own copies of the strings. */
+typedef struct lead_copy {
+    lead_t l;
+    char name[1024];
+    char source[1024];
+} lead_copy_t;
+
+typedef struct follow_copy {
+    follow_t f;
+    char title[1024];
+    char description[1024];
+} follow_copy_t;
+
+#define MAXREC 16
+typedef struct leads {
+    int n;
+    lead_copy_t r[MAXREC];
+} leads_t;
+
+typedef struct follows {
+    int n;
+    follow_copy_t r[MAXREC];
+} follows_t;
+
+static void copy_text(text_ref_t *t, char *buf, size_t cap)
+{
+    if (t->ptr == NULL) return;
+    cr_assert_lt(t->len, cap);
+    memcpy(buf, t->ptr, t->len);
+    buf[t->len] = '\0';
+    t->ptr = buf;
+}
+
+static void keep_lead(lead_copy_t *d, const lead_t *l)
+{
+    d->l = *l;
+    copy_text(&d->l.name, d->name, sizeof d->name);
+    copy_text(&d->l.source, d->source, sizeof d->source);
+}
+
+static void keep_follow(follow_copy_t *d, const follow_t *f)
+{
+    d->f = *f;
+    copy_text(&d->f.title, d->title, sizeof d->title);
+    copy_text(&d->f.description, d->description, sizeof d->description);
+}
+
+static void on_lead(void *ctx, const lead_t *l)
+{
+    leads_t *c = ctx;
+    cr_assert_lt(c->n, MAXREC);
+    keep_lead(&c->r[c->n++], l);
+}
+
+static void on_follow(void *ctx, const follow_t *f)
+{
+    follows_t *c = ctx;
+    cr_assert_lt(c->n, MAXREC);
+    keep_follow(&c->r[c->n++], f);
+}
+
+static void expect_text(text_ref_t t, const char *want, const char *what)
+{
+    if (want == NULL) {
+        cr_expect_null(t.ptr, "%s: \"%.*s\", want null", what, (int)t.len, t.ptr ? t.ptr : "");
+        return;
+    }
+    cr_assert_not_null(t.ptr, "%s: null, want \"%s\"", what, want);
+    cr_expect(t.len == strlen(want) && memcmp(t.ptr, want, t.len) == 0, "%s: \"%.*s\", want \"%s\"", what,
+              (int)t.len, t.ptr, want);
+}
+
+static void expect_same_lead(const lead_t *got, const lead_t *want)
+{
+    cr_expect_str_eq(got->id, want->id);
+    expect_text(got->name, want->name.ptr, "name");
+    expect_text(got->source, want->source.ptr, "source");
+    cr_expect_str_eq(got->account_id, want->account_id);
+    cr_expect_str_eq(got->contact_id, want->contact_id);
+    cr_expect_eq(got->has_value, want->has_value);
+    if (want->has_value) cr_expect_eq(got->value_cents, want->value_cents);
+    cr_expect_eq(got->stage, want->stage);
+    cr_expect_eq(got->probability, want->probability);
+    cr_expect_eq(got->status, want->status);
+    cr_expect_eq(got->created_at, want->created_at);
+    cr_expect_eq(got->updated_at, want->updated_at);
+}
+
+/* The one record a get passes, copied into *out, and how many came. */
+typedef struct one {
+    lead_copy_t *lead;
+    follow_copy_t *follow;
+    int n;
+} one_t;
+
+static void on_one_lead(void *ctx, const lead_t *l)
+{
+    one_t *o = ctx;
+    if (o->n++ == 0) keep_lead(o->lead, l);
+}
+
+static void on_one_follow(void *ctx, const follow_t *f)
+{
+    one_t *o = ctx;
+    if (o->n++ == 0) keep_follow(o->follow, f);
+}
+
+/* A get passes its record exactly when it returns STORE_OK. */
+static store_rc_t got_one(store_rc_t rc, const one_t *o)
+{
+    cr_expect_eq(o->n, rc == STORE_OK ? 1 : 0, "%d records passed with rc %d", o->n, rc);
+    return rc;
+}
+
+/* Gets one lead of app through s into *out; returns the store_rc_t. */
+static store_rc_t get_lead_in(store_t *s, int64_t app, const char *id, lead_copy_t *out)
+{
+    one_t o = {.lead = out};
+    return got_one(store_lead_get(s, app, id, on_one_lead, &o, NULL), &o);
+}
+
+static store_rc_t get_lead(int64_t app, const char *id, lead_copy_t *out)
+{
+    return get_lead_in(st, app, id, out);
+}
+
+static store_rc_t get_follow(int64_t app, const char *lead, const char *id, follow_copy_t *out)
+{
+    one_t o = {.follow = out};
+    return got_one(store_follow_get(st, app, lead, id, on_one_follow, &o, NULL), &o);
+}
+
+static int64_t lead_total_in(store_t *s, int64_t app)
+{
+    leads_t c = {0};
+    int64_t total = -1;
+    cr_assert_eq(store_lead_list(s, app, 0, 1, &total, on_lead, &c, NULL), STORE_OK);
+    return total;
+}
+
+static int64_t lead_total(int64_t app)
+{
+    return lead_total_in(st, app);
+}
+
+static void create_lead(int id, const char *name, int64_t created)
+{
+    lead_t l = mk_lead(id, name, created);
+    cr_assert_eq(store_lead_create(st, app1.id, &l), STORE_OK, "lead %d", id);
+}
+
+/* --- schema ------------------------------------------------------------------ */
+
+Test(store, migrate_twice_keeps_data)
+{
+    cr_expect_eq(store_migrate(st), STORE_OK, "second migrate on an up-to-date database");
+    cr_expect_eq(store_migrate(st), STORE_OK, "third");
+    store_app_t a;
+    cr_assert_eq(store_app_find(st, "pk_live_one", &a, NULL), STORE_OK);
+    cr_expect_eq(a.id, app1.id);
+
+    /* Another connection to the same database sees the schema and data. */
+    store_t *other = open_store();
+    cr_expect_eq(store_migrate(other), STORE_OK);
+    cr_expect_eq(store_app_find(other, "pk_live_two", &a, NULL), STORE_OK);
+    cr_expect_eq(a.id, app2.id);
+    store_close(other);
+}
+
+/* What the log hook received. */
+static char logged[4][STORE_LOG_LINE_MAX];
+static int nlogged;
+
+static void keep_line(void *ctx, const char *line)
+{
+    cr_assert_eq(ctx, (void *)logged);
+    if (nlogged < 4) snprintf(logged[nlogged], sizeof logged[0], "%s", line);
+    nlogged++;
+}
+
+Test(store, a_newer_schema_is_refused_and_said_through_the_log_hook)
+{
+    raw_sql(on_postgres ? "UPDATE crmd_schema SET version = 99 WHERE id = 1" : "PRAGMA user_version = 99");
+    store_set_log(keep_line, logged);
+    store_t *s = open_store();
+    cr_expect_eq(store_migrate(s), STORE_ERROR);
+    store_close(s);
+    store_set_log(NULL, NULL);
+    cr_assert_eq(nlogged, 1, "one message, one call");
+    cr_expect_str_eq(logged[0], "crmd: database schema version 99 is newer than this crmd (2)");
+}
+
+/* --- apps and the signing key ----------------------------------------------------- */
+
+Test(store, apps)
+{
+    cr_expect_str_eq(app1.key, "pk_live_one");
+    cr_expect_str_eq(app1.name, "App One");
+    cr_expect_eq(app1.created_at, 1000);
+
+    store_app_t a;
+    memset(&a, 0x5a, sizeof a);
+    cr_assert_eq(store_app_find(st, "pk_live_one", &a, NULL), STORE_OK);
+    cr_expect_eq(a.id, app1.id);
+    cr_expect_str_eq(a.key, "pk_live_one");
+    cr_expect_str_eq(a.name, "App One");
+    cr_expect_eq(a.disabled, 0);
+    cr_expect_eq(a.created_at, 1000);
+
+    cr_expect_eq(store_app_find(st, "pk_live_nope", &a, NULL), STORE_NOT_FOUND);
+    cr_expect_eq(store_app_find(st, "PK_LIVE_ONE", &a, NULL), STORE_NOT_FOUND, "keys are exact");
+    cr_expect_eq(store_app_find(st, "", &a, NULL), STORE_NOT_FOUND);
+
+    store_app_t dup;
+    cr_expect_eq(store_app_create(st, "pk_live_one", "Another", 2000, &dup), STORE_CONFLICT);
+    cr_assert_eq(store_app_find(st, "pk_live_one", &a, NULL), STORE_OK);
+    cr_expect_str_eq(a.name, "App One", "the failed create changed nothing");
+
+    store_app_t three;
+    cr_expect_eq(store_app_create(st, "pk_live_three", "Three", 3000, &three), STORE_OK);
+    cr_expect(three.id != app1.id && three.id != app2.id);
+}
+
+Test(store, signing_key)
+{
+    char *pem = (char *)"untouched";
+    cr_expect_eq(store_signing_key(st, NULL, &pem), STORE_NOT_FOUND);
+    cr_expect_null(pem);
+
+    cr_assert_eq(store_signing_key(st, "PEM-FIRST", &pem), STORE_OK);
+    cr_assert_not_null(pem);
+    cr_expect_str_eq(pem, "PEM-FIRST");
+    free(pem);
+
+    /* A later first use (another thread or process) gets the stored key. */
+    cr_assert_eq(store_signing_key(st, "PEM-SECOND", &pem), STORE_OK);
+    cr_expect_str_eq(pem, "PEM-FIRST", "second pem_if_none must be ignored");
+    free(pem);
+
+    store_t *other = open_store();
+    cr_assert_eq(store_signing_key(other, "PEM-THIRD", &pem), STORE_OK);
+    cr_expect_str_eq(pem, "PEM-FIRST", "another connection agrees");
+    free(pem);
+    store_close(other);
+}
+
+/* Racing first uses, each thread on its own connection. */
+#define RACERS 4
+typedef struct racer {
+    pthread_barrier_t *go;
+    char pem_in[32];
+    store_rc_t rc;
+    char *pem_out;
+    char err[STORE_OPEN_ERR_MAX];
+} racer_t;
+
+static void *race(void *arg)
+{
+    racer_t *r = arg;
+    store_t *s = store_open(url_, r->err, sizeof r->err);
+    pthread_barrier_wait(r->go);
+    r->rc = s != NULL ? store_signing_key(s, r->pem_in, &r->pem_out) : STORE_ERROR;
+    store_close(s);
+    return NULL;
+}
+
+Test(store, signing_key_concurrent_first_use)
+{
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, RACERS);
+    racer_t r[RACERS];
+    pthread_t t[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        r[i].go = &go;
+        snprintf(r[i].pem_in, sizeof r[i].pem_in, "PEM-%d", i);
+        cr_assert_eq(pthread_create(&t[i], NULL, race, &r[i]), 0);
+    }
+    for (int i = 0; i < RACERS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&go);
+
+    char *stored = NULL;
+    cr_assert_eq(store_signing_key(st, NULL, &stored), STORE_OK);
+    bool known = false;
+    for (int i = 0; i < RACERS; i++) {
+        cr_expect_eq(r[i].rc, STORE_OK, "racer %d: rc %d (%s)", i, r[i].rc, r[i].err);
+        cr_assert_not_null(r[i].pem_out, "racer %d", i);
+        cr_expect_str_eq(r[i].pem_out, stored, "racer %d got a key other than the stored one", i);
+        known = known || strcmp(stored, r[i].pem_in) == 0;
+        free(r[i].pem_out);
+    }
+    cr_expect(known, "stored key %s is none of the racers'", stored);
+    free(stored);
+}
+
+/* --- leads ---------------------------------------------------------------------- */
+
+Test(store, lead_create_and_get)
+{
+    lead_t l = mk_full_lead(1, "Acme \xc3\xa9 \xf0\x9f\x98\x80", 5000);
+    l.value_cents = 999999999999999LL;
+    l.stage = STAGE_NEGOTIATION;
+    l.probability = 100;
+    l.status = LEAD_LOST;
+    l.updated_at = 6000;
+    cr_assert_eq(store_lead_create(st, app1.id, &l), STORE_OK);
+
+    lead_copy_t got;
+    cr_assert_eq(get_lead(app1.id, ID(1), &got), STORE_OK);
+    expect_same_lead(&got.l, &l);
+
+    /* A minimal lead reads back with its unset attributes unset. */
+    lead_t m = mk_lead(2, "Min", 5000);
+    m.probability = 0;
+    m.has_value = true;
+    m.value_cents = 0;
+    cr_assert_eq(store_lead_create(st, app1.id, &m), STORE_OK);
+    cr_assert_eq(get_lead(app1.id, ID(2), &got), STORE_OK);
+    expect_same_lead(&got.l, &m);
+    cr_expect(got.l.has_value, "value 0 is not unset");
+    cr_expect_eq(got.l.probability, 0, "probability 0 is not unset");
+
+    lead_t u = mk_lead(3, "Unset", 5000);
+    cr_assert_eq(store_lead_create(st, app1.id, &u), STORE_OK);
+    cr_assert_eq(get_lead(app1.id, ID(3), &got), STORE_OK);
+    expect_same_lead(&got.l, &u);
+    cr_expect_not(got.l.has_value);
+    cr_expect_eq(got.l.probability, -1);
+
+    cr_expect_eq(get_lead(app1.id, ID(9), &got), STORE_NOT_FOUND);
+    cr_expect_eq(lead_total(app1.id), 3);
+}
+
+Test(store, lead_duplicate_id_conflicts_and_changes_nothing)
+{
+    lead_t l = mk_lead(1, "First", 100);
+    cr_assert_eq(store_lead_create(st, app1.id, &l), STORE_OK);
+    lead_t again = mk_lead(1, "Second", 200);
+    cr_expect_eq(store_lead_create(st, app1.id, &again), STORE_CONFLICT);
+    lead_copy_t got;
+    cr_assert_eq(get_lead(app1.id, ID(1), &got), STORE_OK);
+    expect_text(got.l.name, "First", "name");
+    cr_expect_eq(lead_total(app1.id), 1, "the failed insert was not counted");
+
+    /* The same id in another app is another record. */
+    cr_expect_eq(store_lead_create(st, app2.id, &again), STORE_OK);
+    cr_assert_eq(get_lead(app2.id, ID(1), &got), STORE_OK);
+    expect_text(got.l.name, "Second", "name in app 2");
+    cr_assert_eq(get_lead(app1.id, ID(1), &got), STORE_OK);
+    expect_text(got.l.name, "First", "name in app 1");
+}
+
+Test(store, ids_that_are_not_uuids_name_nothing)
+{
+    create_lead(1, "Acme", 1000);
+    follow_t f = mk_follow(10, 1, "Call", false, 0, 1000);
+    cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK);
+    static const char *const bad[] = {"", "nope", "0190F3A2-0000-7000-8000-00000000000", "0190f3a2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        lead_copy_t got;
+        follow_copy_t fc;
+        cr_expect_eq(get_lead(app1.id, bad[i], &got), STORE_NOT_FOUND, "\"%s\"", bad[i]);
+        cr_expect_eq(store_lead_delete(st, app1.id, bad[i]), STORE_NOT_FOUND, "\"%s\"", bad[i]);
+        cr_expect_eq(get_follow(app1.id, bad[i], ID(10), &fc), STORE_NOT_FOUND, "\"%s\"", bad[i]);
+        cr_expect_eq(get_follow(app1.id, ID(1), bad[i], &fc), STORE_NOT_FOUND, "\"%s\"", bad[i]);
+        follows_t c = {0};
+        int64_t total = -1;
+        cr_expect_eq(store_follow_list(st, app1.id, bad[i], 0, 10, &total, on_follow, &c, NULL),
+                     STORE_NOT_FOUND, "\"%s\"", bad[i]);
+        cr_expect_eq(store_follow_delete(st, app1.id, ID(1), bad[i]), STORE_NOT_FOUND, "\"%s\"", bad[i]);
+    }
+    cr_expect_eq(lead_total(app1.id), 1);
+}
+
+Test(store, lead_list_order_paging_total)
+{
+    /* created_at descending, then id descending; inserted out of order. */
+    static const struct {
+        int id;
+        int64_t created;
+    } rows[] = {{2, 200}, {5, 50}, {4, 300}, {1, 100}, {3, 200}};
+    for (size_t i = 0; i < 5; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "L%d", rows[i].id);
+        create_lead(rows[i].id, name, rows[i].created);
+    }
+    lead_t other = mk_lead(9, "other app", 999);
+    cr_assert_eq(store_lead_create(st, app2.id, &other), STORE_OK);
+
+    static const int order[] = {4, 3, 2, 1, 5};
+    leads_t c = {0};
+    int64_t total = -1;
+    cr_assert_eq(store_lead_list(st, app1.id, 0, 100, &total, on_lead, &c, NULL), STORE_OK);
+    cr_expect_eq(total, 5);
+    cr_assert_eq(c.n, 5);
+    for (int i = 0; i < 5; i++) {
+        cr_expect_str_eq(c.r[i].l.id, ID(order[i]), "position %d", i);
+        char name[16];
+        snprintf(name, sizeof name, "L%d", order[i]);
+        expect_text(c.r[i].l.name, name, "name copied in the callback");
+    }
+
+    /* Pages of 2 walk the same order without repeats or gaps. */
+    for (int page = 0; page < 3; page++) {
+        memset(&c, 0, sizeof c);
+        total = -1;
+        cr_assert_eq(store_lead_list(st, app1.id, page * 2, 2, &total, on_lead, &c, NULL), STORE_OK);
+        cr_expect_eq(total, 5);
+        int want = page < 2 ? 2 : 1;
+        cr_assert_eq(c.n, want, "page %d", page);
+        for (int i = 0; i < want; i++)
+            cr_expect_str_eq(c.r[i].l.id, ID(order[page * 2 + i]), "page %d item %d", page, i);
+    }
+
+    /* Past the end: nothing, and still the total. */
+    memset(&c, 0, sizeof c);
+    total = -1;
+    cr_assert_eq(store_lead_list(st, app1.id, 5, 2, &total, on_lead, &c, NULL), STORE_OK);
+    cr_expect_eq(c.n, 0);
+    cr_expect_eq(total, 5);
+
+    memset(&c, 0, sizeof c);
+    cr_assert_eq(store_lead_list(st, app2.id, 0, 100, &total, on_lead, &c, NULL), STORE_OK);
+    cr_expect_eq(total, 1);
+    cr_assert_eq(c.n, 1);
+    cr_expect_str_eq(c.r[0].l.id, ID(9));
+
+    /* An app without leads. */
+    store_app_t empty;
+    cr_assert_eq(store_app_create(st, "pk_live_empty", "Empty", 1, &empty), STORE_OK);
+    memset(&c, 0, sizeof c);
+    total = -1;
+    cr_assert_eq(store_lead_list(st, empty.id, 0, 15, &total, on_lead, &c, NULL), STORE_OK);
+    cr_expect_eq(total, 0);
+    cr_expect_eq(c.n, 0);
+}
+
+/* Checks one page of the many leads of deep_pages: position p holds big
+ * lead DEEP_N - 1 - p (created_at and id both grow with n). */
+#define DEEP_N 1300
+static void expect_deep_page(store_t *s, int64_t offset, int limit, int64_t want_total, int gap)
+{
+    leads_t c = {0};
+    int64_t total = -1;
+    cr_assert_eq(store_lead_list(s, app1.id, offset, limit, &total, on_lead, &c, NULL), STORE_OK);
+    cr_expect_eq(total, want_total, "offset %lld", (long long)offset);
+    for (int i = 0; i < c.n; i++) {
+        int64_t p = offset + i;
+        int n = (int)(DEEP_N - 1 - p);
+        if (gap >= 0 && n <= gap) n--; /* lead `gap` was deleted: the rest move up one */
+        char want[UUID_BUFSZ];
+        big_id(n, want);
+        cr_expect_str_eq(c.r[i].l.id, want, "offset %lld item %d", (long long)offset, i);
+    }
+}
+
+/* Deep pages are as right as shallow ones, also after writes between
+ * them (SQLite keeps anchors into the list that writes must invalidate). */
+Test(store, lead_list_deep_pages)
+{
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    for (int n = 0; n < DEEP_N; n++) {
+        lead_t l = mk_lead(0, "Deep", 10000 + n);
+        big_id(n, l.id);
+        cr_assert_eq(store_lead_create(st, app1.id, &l), STORE_OK, "lead %d", n);
+    }
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    static const int64_t offsets[] = {0, 511, 512, 513, 1024, 1100, 1290, 1299, 1300};
+    for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++)
+        expect_deep_page(st, offsets[i], 10, DEEP_N, -1);
+
+    /* A delete through this connection, then one through another. */
+    char id[UUID_BUFSZ];
+    big_id(700, id);
+    cr_assert_eq(store_lead_delete(st, app1.id, id), STORE_OK);
+    expect_deep_page(st, 1100, 10, DEEP_N - 1, 700);
+    store_t *other = open_store();
+    big_id(200, id);
+    cr_assert_eq(store_lead_delete(other, app1.id, id), STORE_OK);
+    store_close(other);
+    leads_t c = {0};
+    int64_t total = -1;
+    cr_assert_eq(store_lead_list(st, app1.id, 1097, 3, &total, on_lead, &c, NULL), STORE_OK);
+    cr_expect_eq(total, DEEP_N - 2);
+    static const int want[] = {201, 199, 198}; /* positions 1097.. skip 700 and 200 */
+    cr_assert_eq(c.n, 3);
+    for (int i = 0; i < 3; i++) {
+        big_id(want[i], id);
+        cr_expect_str_eq(c.r[i].l.id, id, "item %d", i);
+    }
+}
+
+Test(store, lead_update_partial)
+{
+    lead_t l = mk_full_lead(1, "Acme", 1000);
+    cr_assert_eq(store_lead_create(st, app1.id, &l), STORE_OK);
+
+    /* Name only; the unnamed members of the patch hold values that must
+     * not leak into the row. */
+    lead_patch_t p = {0};
+    p.fields = LEAD_F_NAME;
+    p.v.name = T("Acme Inc");
+    p.v.source = T(NULL);
+    p.v.has_value = false;
+    p.v.stage = STAGE_NEGOTIATION;
+    p.v.probability = -1;
+    p.v.status = LEAD_LOST;
+    leads_t c = {0};
+    cr_assert_eq(store_lead_update(st, app1.id, ID(1), &p, 2000, on_lead, &c), STORE_OK);
+    cr_assert_eq(c.n, 1, "the updated row is passed");
+    lead_t want = l;
+    want.name = T("Acme Inc");
+    want.updated_at = 2000;
+    expect_same_lead(&c.r[0].l, &want);
+    lead_copy_t got;
+    cr_assert_eq(get_lead(app1.id, ID(1), &got), STORE_OK);
+    expect_same_lead(&got.l, &want);
+
+    /* Clearing: named and unset. */
+    memset(&p, 0, sizeof p);
+    p.fields = LEAD_F_SOURCE | LEAD_F_ACCOUNT | LEAD_F_VALUE | LEAD_F_PROBABILITY | LEAD_F_STAGE;
+    p.v.source = T(NULL);
+    p.v.account_id[0] = '\0';
+    p.v.has_value = false;
+    p.v.probability = -1;
+    p.v.stage = STAGE_PROPOSAL;
+    memset(&c, 0, sizeof c);
+    cr_assert_eq(store_lead_update(st, app1.id, ID(1), &p, 3000, on_lead, &c), STORE_OK);
+    cr_assert_eq(c.n, 1);
+    want.source = T(NULL);
+    want.account_id[0] = '\0';
+    want.has_value = false;
+    want.probability = -1;
+    want.stage = STAGE_PROPOSAL;
+    want.updated_at = 3000;
+    expect_same_lead(&c.r[0].l, &want);
+    cr_assert_eq(get_lead(app1.id, ID(1), &got), STORE_OK);
+    expect_same_lead(&got.l, &want);
+    cr_expect_str_eq(got.l.contact_id, ID(41), "contact untouched");
+
+    /* An empty patch still counts as an update. */
+    memset(&p, 0, sizeof p);
+    memset(&c, 0, sizeof c);
+    cr_assert_eq(store_lead_update(st, app1.id, ID(1), &p, 4000, on_lead, &c), STORE_OK);
+    cr_assert_eq(c.n, 1);
+    want.updated_at = 4000;
+    expect_same_lead(&c.r[0].l, &want);
+
+    /* A full patch, as create builds it (every bit set). */
+    memset(&p, 0, sizeof p);
+    p.fields = ~0u;
+    p.v = mk_lead(1, "Whole", 0);
+    p.v.has_value = true;
+    p.v.value_cents = 5;
+    p.v.status = LEAD_CONVERTED;
+    memset(&c, 0, sizeof c);
+    cr_assert_eq(store_lead_update(st, app1.id, ID(1), &p, 5000, on_lead, &c), STORE_OK);
+    cr_assert_eq(c.n, 1);
+    expect_text(c.r[0].l.name, "Whole", "name");
+    cr_expect_null(c.r[0].l.source.ptr);
+    cr_expect_str_eq(c.r[0].l.account_id, "");
+    cr_expect_str_eq(c.r[0].l.contact_id, "");
+    cr_expect_eq(c.r[0].l.value_cents, 5);
+    cr_expect_eq(c.r[0].l.status, LEAD_CONVERTED);
+    cr_expect_eq(c.r[0].l.created_at, 1000, "created_at never changes");
+
+    memset(&c, 0, sizeof c);
+    cr_expect_eq(store_lead_update(st, app1.id, ID(7), &p, 5000, on_lead, &c), STORE_NOT_FOUND);
+    cr_expect_eq(c.n, 0);
+}
+
+Test(store, lead_updated_at_strictly_increases)
+{
+    create_lead(1, "Acme", 1000);
+    lead_patch_t p = {0};
+    p.fields = LEAD_F_STAGE;
+    p.v.stage = STAGE_QUALIFIED;
+    static const int64_t now[] = {1000, 1000, 1000, 999, 5000, 5000};
+    static const int64_t want[] = {1001, 1002, 1003, 1004, 5000, 5001};
+    for (size_t i = 0; i < sizeof now / sizeof now[0]; i++) {
+        leads_t c = {0};
+        cr_assert_eq(store_lead_update(st, app1.id, ID(1), &p, now[i], on_lead, &c), STORE_OK);
+        cr_assert_eq(c.n, 1);
+        cr_expect_eq(c.r[0].l.updated_at, want[i], "update %zu: updated_at %lld, want %lld", i,
+                     (long long)c.r[0].l.updated_at, (long long)want[i]);
+    }
+    lead_copy_t got;
+    cr_assert_eq(get_lead(app1.id, ID(1), &got), STORE_OK);
+    cr_expect_eq(got.l.updated_at, 5001);
+    cr_expect_eq(got.l.created_at, 1000);
+}
+
+Test(store, lead_delete_removes_it_and_its_follows)
+{
+    lead_t l = mk_lead(1, "Acme", 1000);
+    cr_assert_eq(store_lead_create(st, app1.id, &l), STORE_OK);
+    create_lead(2, "Keep", 1000);
+    follow_t f1 = mk_follow(10, 1, "Call", true, 5000, 1000);
+    follow_t f2 = mk_follow(11, 1, "Mail", false, 0, 1000);
+    follow_t f3 = mk_follow(12, 2, "Other lead's", false, 0, 1000);
+    cr_assert_eq(store_follow_create(st, app1.id, &f1), STORE_OK);
+    cr_assert_eq(store_follow_create(st, app1.id, &f2), STORE_OK);
+    cr_assert_eq(store_follow_create(st, app1.id, &f3), STORE_OK);
+    cr_assert_eq(lead_total(app1.id), 2);
+
+    cr_assert_eq(store_lead_delete(st, app1.id, ID(1)), STORE_OK);
+    lead_copy_t got;
+    cr_expect_eq(get_lead(app1.id, ID(1), &got), STORE_NOT_FOUND);
+    cr_expect_eq(store_lead_delete(st, app1.id, ID(1)), STORE_NOT_FOUND, "second delete");
+    cr_expect_eq(lead_total(app1.id), 1);
+    follow_copy_t fc;
+    cr_expect_eq(get_follow(app1.id, ID(1), ID(10), &fc), STORE_NOT_FOUND);
+    cr_expect_eq(get_follow(app1.id, ID(1), ID(11), &fc), STORE_NOT_FOUND);
+    cr_expect_eq(get_follow(app1.id, ID(2), ID(12), &fc), STORE_OK, "another lead's follow stays");
+
+    /* The follows are gone, not only hidden: a new lead with the same id
+     * starts without any. */
+    cr_assert_eq(store_lead_create(st, app1.id, &l), STORE_OK);
+    follows_t c = {0};
+    int64_t total = -1;
+    cr_assert_eq(store_follow_list(st, app1.id, ID(1), 0, 100, &total, on_follow, &c, NULL), STORE_OK);
+    cr_expect_eq(total, 0);
+    cr_expect_eq(c.n, 0);
+    cr_expect_eq(get_follow(app1.id, ID(1), ID(10), &fc), STORE_NOT_FOUND);
+
+    cr_expect_eq(store_lead_delete(st, app1.id, ID(33)), STORE_NOT_FOUND);
+    cr_expect_eq(lead_total(app1.id), 2);
+}
+
+/* --- follows ---------------------------------------------------------------- */
+
+Test(store, follow_create_and_get)
+{
+    follow_t orphan = mk_follow(10, 1, "No lead", false, 0, 1000);
+    cr_expect_eq(store_follow_create(st, app1.id, &orphan), STORE_NOT_FOUND);
+
+    create_lead(1, "Acme", 1000);
+    follow_t f = mk_follow(10, 1, "Call John \xf0\x9f\x93\x9e", true, 1772719200123LL, 1500);
+    f.description = T("line 1\nline 2\r\n\ttab");
+    f.status = FOLLOW_COMPLETED;
+    f.updated_at = 1600;
+    cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK);
+    cr_expect_eq(store_follow_create(st, app1.id, &f), STORE_CONFLICT, "same id twice");
+
+    follow_copy_t got;
+    cr_assert_eq(get_follow(app1.id, ID(1), ID(10), &got), STORE_OK);
+    cr_expect_str_eq(got.f.id, ID(10));
+    cr_expect_str_eq(got.f.lead_id, ID(1));
+    expect_text(got.f.title, "Call John \xf0\x9f\x93\x9e", "title");
+    expect_text(got.f.description, "line 1\nline 2\r\n\ttab", "description");
+    cr_expect(got.f.has_due);
+    cr_expect_eq(got.f.due_at, 1772719200123LL);
+    cr_expect_eq(got.f.status, FOLLOW_COMPLETED);
+    cr_expect_eq(got.f.created_at, 1500);
+    cr_expect_eq(got.f.updated_at, 1600);
+
+    follow_t g = mk_follow(11, 1, "Bare", false, 0, 1500);
+    cr_assert_eq(store_follow_create(st, app1.id, &g), STORE_OK);
+    cr_assert_eq(get_follow(app1.id, ID(1), ID(11), &got), STORE_OK);
+    cr_expect_not(got.f.has_due);
+    cr_expect_null(got.f.description.ptr);
+    cr_expect_eq(got.f.status, FOLLOW_PENDING);
+
+    /* A follow is found only under its own lead. */
+    create_lead(2, "Other", 1000);
+    cr_expect_eq(get_follow(app1.id, ID(2), ID(10), &got), STORE_NOT_FOUND);
+    cr_expect_eq(get_follow(app1.id, ID(1), ID(19), &got), STORE_NOT_FOUND);
+}
+
+Test(store, follow_list_order_and_total)
+{
+    create_lead(1, "Acme", 1000);
+    create_lead(2, "Other", 1000);
+
+    /* due ascending, unset last, then created_at ascending, then id. */
+    static const struct {
+        int id;
+        bool has_due;
+        int64_t due, created;
+    } rows[] = {
+        {15, true, 500, 10}, {11, false, 0, 1},  {13, true, 500, 10},  {17, true, 100, 99},
+        {19, false, 0, 0},   {18, true, 500, 5}, {12, true, -100, 50},
+    };
+    static const int order[] = {12, 17, 18, 13, 15, 19, 11};
+    const int n = (int)(sizeof rows / sizeof rows[0]);
+    for (int i = 0; i < n; i++) {
+        char title[16];
+        snprintf(title, sizeof title, "F%d", rows[i].id);
+        follow_t f = mk_follow(rows[i].id, 1, title, rows[i].has_due, rows[i].due, rows[i].created);
+        cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK);
+    }
+    follow_t elsewhere = mk_follow(30, 2, "Elsewhere", true, 1, 1);
+    cr_assert_eq(store_follow_create(st, app1.id, &elsewhere), STORE_OK);
+
+    follows_t c = {0};
+    int64_t total = -1;
+    cr_assert_eq(store_follow_list(st, app1.id, ID(1), 0, 100, &total, on_follow, &c, NULL), STORE_OK);
+    cr_expect_eq(total, n);
+    cr_assert_eq(c.n, n);
+    for (int i = 0; i < n; i++) {
+        cr_expect_str_eq(c.r[i].f.id, ID(order[i]), "position %d", i);
+        char title[16];
+        snprintf(title, sizeof title, "F%d", order[i]);
+        expect_text(c.r[i].f.title, title, "title copied in the callback");
+    }
+
+    memset(&c, 0, sizeof c);
+    total = -1;
+    cr_assert_eq(store_follow_list(st, app1.id, ID(1), 3, 3, &total, on_follow, &c, NULL), STORE_OK);
+    cr_expect_eq(total, n);
+    cr_assert_eq(c.n, 3);
+    for (int i = 0; i < 3; i++)
+        cr_expect_str_eq(c.r[i].f.id, ID(order[3 + i]), "page item %d", i);
+
+    memset(&c, 0, sizeof c);
+    total = -1;
+    cr_assert_eq(store_follow_list(st, app1.id, ID(1), n, 3, &total, on_follow, &c, NULL), STORE_OK);
+    cr_expect_eq(c.n, 0);
+    cr_expect_eq(total, n, "past the end: still the total");
+
+    memset(&c, 0, sizeof c);
+    cr_assert_eq(store_follow_list(st, app1.id, ID(2), 0, 100, &total, on_follow, &c, NULL), STORE_OK);
+    cr_expect_eq(total, 1);
+    cr_assert_eq(c.n, 1);
+    cr_expect_str_eq(c.r[0].f.id, ID(30));
+
+    memset(&c, 0, sizeof c);
+    cr_expect_eq(store_follow_list(st, app1.id, ID(3), 0, 100, &total, on_follow, &c, NULL), STORE_NOT_FOUND,
+                 "missing lead");
+    cr_expect_eq(c.n, 0);
+
+    /* A lead without follows: an empty page with total 0, not 404. */
+    create_lead(4, "Alone", 1000);
+    total = -1;
+    cr_assert_eq(store_follow_list(st, app1.id, ID(4), 0, 100, &total, on_follow, &c, NULL), STORE_OK);
+    cr_expect_eq(total, 0);
+}
+
+Test(store, follow_update_partial)
+{
+    create_lead(1, "Acme", 1000);
+    follow_t f = mk_follow(10, 1, "Call", true, 9000, 1000);
+    f.description = T("notes");
+    cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK);
+
+    follow_patch_t p = {0};
+    p.fields = FOLLOW_F_STATUS;
+    p.v.status = FOLLOW_COMPLETED;
+    p.v.title = T("must not be used");
+    p.v.has_due = false;
+    follows_t c = {0};
+    cr_assert_eq(store_follow_update(st, app1.id, ID(1), ID(10), &p, 1000, on_follow, &c), STORE_OK);
+    cr_assert_eq(c.n, 1, "the updated row is passed");
+    expect_text(c.r[0].f.title, "Call", "title");
+    expect_text(c.r[0].f.description, "notes", "description");
+    cr_expect(c.r[0].f.has_due);
+    cr_expect_eq(c.r[0].f.due_at, 9000);
+    cr_expect_eq(c.r[0].f.status, FOLLOW_COMPLETED);
+    cr_expect_eq(c.r[0].f.updated_at, 1001, "same now: still later");
+    cr_expect_str_eq(c.r[0].f.lead_id, ID(1));
+
+    memset(&p, 0, sizeof p);
+    p.fields = FOLLOW_F_DESCRIPTION | FOLLOW_F_DUE | FOLLOW_F_TITLE;
+    p.v.title = T("Call again");
+    p.v.description = T(NULL);
+    p.v.has_due = false;
+    p.v.status = FOLLOW_PENDING; /* not named: stays completed */
+    memset(&c, 0, sizeof c);
+    cr_assert_eq(store_follow_update(st, app1.id, ID(1), ID(10), &p, 1000, on_follow, &c), STORE_OK);
+    cr_assert_eq(c.n, 1);
+    expect_text(c.r[0].f.title, "Call again", "title");
+    cr_expect_null(c.r[0].f.description.ptr);
+    cr_expect_not(c.r[0].f.has_due);
+    cr_expect_eq(c.r[0].f.status, FOLLOW_COMPLETED);
+    cr_expect_eq(c.r[0].f.updated_at, 1002);
+
+    follow_copy_t got;
+    cr_assert_eq(get_follow(app1.id, ID(1), ID(10), &got), STORE_OK);
+    expect_text(got.f.title, "Call again", "title");
+    cr_expect_eq(got.f.updated_at, 1002);
+    cr_expect_eq(got.f.created_at, 1000);
+
+    memset(&c, 0, sizeof c);
+    cr_expect_eq(store_follow_update(st, app1.id, ID(1), ID(11), &p, 3000, on_follow, &c), STORE_NOT_FOUND);
+    cr_expect_eq(store_follow_update(st, app1.id, ID(2), ID(10), &p, 3000, on_follow, &c), STORE_NOT_FOUND,
+                 "wrong lead");
+    cr_expect_eq(c.n, 0);
+}
+
+Test(store, follow_delete)
+{
+    create_lead(1, "Acme", 1000);
+    follow_t f = mk_follow(10, 1, "Call", false, 0, 1000);
+    follow_t g = mk_follow(11, 1, "Mail", false, 0, 1000);
+    cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK);
+    cr_assert_eq(store_follow_create(st, app1.id, &g), STORE_OK);
+
+    cr_expect_eq(store_follow_delete(st, app1.id, ID(2), ID(10)), STORE_NOT_FOUND, "wrong lead");
+    cr_assert_eq(store_follow_delete(st, app1.id, ID(1), ID(10)), STORE_OK);
+    follow_copy_t got;
+    cr_expect_eq(get_follow(app1.id, ID(1), ID(10), &got), STORE_NOT_FOUND);
+    cr_expect_eq(store_follow_delete(st, app1.id, ID(1), ID(10)), STORE_NOT_FOUND, "second delete");
+    cr_expect_eq(get_follow(app1.id, ID(1), ID(11), &got), STORE_OK, "the other follow stays");
+
+    follows_t c = {0};
+    int64_t total = -1;
+    cr_assert_eq(store_follow_list(st, app1.id, ID(1), 0, 100, &total, on_follow, &c, NULL), STORE_OK);
+    cr_expect_eq(total, 1);
+    lead_copy_t lc;
+    cr_expect_eq(get_lead(app1.id, ID(1), &lc), STORE_OK, "the lead stays");
+}
+
+/* --- tenants ------------------------------------------------------------------ */
+
+Test(store, tenant_isolation)
+{
+    lead_t l = mk_lead(1, "App one's", 1000);
+    cr_assert_eq(store_lead_create(st, app1.id, &l), STORE_OK);
+    follow_t f = mk_follow(10, 1, "App one's follow", true, 5000, 1000);
+    cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK);
+
+    lead_copy_t got;
+    cr_expect_eq(get_lead(app2.id, ID(1), &got), STORE_NOT_FOUND);
+
+    lead_patch_t p = {0};
+    p.fields = LEAD_F_NAME;
+    p.v.name = T("Stolen");
+    leads_t c = {0};
+    cr_expect_eq(store_lead_update(st, app2.id, ID(1), &p, 2000, on_lead, &c), STORE_NOT_FOUND);
+    cr_expect_eq(c.n, 0, "no row passed to the other app");
+    cr_expect_eq(store_lead_delete(st, app2.id, ID(1)), STORE_NOT_FOUND);
+
+    leads_t lc = {0};
+    int64_t total = -1;
+    cr_assert_eq(store_lead_list(st, app2.id, 0, 100, &total, on_lead, &lc, NULL), STORE_OK);
+    cr_expect_eq(total, 0);
+    cr_expect_eq(lc.n, 0);
+
+    /* Follows under app one's lead, through app two. */
+    follow_t f2 = mk_follow(11, 1, "Planted", false, 0, 1000);
+    cr_expect_eq(store_follow_create(st, app2.id, &f2), STORE_NOT_FOUND);
+    follow_copy_t fc;
+    cr_expect_eq(get_follow(app2.id, ID(1), ID(10), &fc), STORE_NOT_FOUND);
+    follows_t flc = {0};
+    cr_expect_eq(store_follow_list(st, app2.id, ID(1), 0, 100, &total, on_follow, &flc, NULL),
+                 STORE_NOT_FOUND);
+    cr_expect_eq(flc.n, 0);
+    follow_patch_t fp = {0};
+    fp.fields = FOLLOW_F_TITLE;
+    fp.v.title = T("Stolen");
+    follows_t fuc = {0};
+    cr_expect_eq(store_follow_update(st, app2.id, ID(1), ID(10), &fp, 2000, on_follow, &fuc),
+                 STORE_NOT_FOUND);
+    cr_expect_eq(fuc.n, 0);
+    cr_expect_eq(store_follow_delete(st, app2.id, ID(1), ID(10)), STORE_NOT_FOUND);
+
+    /* Nothing of app one changed. */
+    cr_assert_eq(get_lead(app1.id, ID(1), &got), STORE_OK);
+    expect_same_lead(&got.l, &l);
+    cr_assert_eq(get_follow(app1.id, ID(1), ID(10), &fc), STORE_OK);
+    expect_text(fc.f.title, "App one's follow", "title");
+    cr_expect_eq(fc.f.updated_at, 1000);
+    cr_expect_eq(get_follow(app1.id, ID(1), ID(11), &fc), STORE_NOT_FOUND, "planted follow absent");
+    cr_expect_eq(lead_total(app1.id), 1);
+    cr_expect_eq(lead_total(app2.id), 0);
+}
+
+/* --- group commit ----------------------------------------------------------- */
+
+Test(store, batch_commits_its_writes_together)
+{
+    create_lead(1, "Before", 1000);
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    create_lead(2, "In the batch", 2000);
+    follow_t f = mk_follow(10, 2, "Call", false, 0, 2000);
+    cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK);
+    cr_assert_eq(store_lead_delete(st, app1.id, ID(1)), STORE_OK);
+    lead_copy_t got;
+    cr_expect_eq(get_lead(app1.id, ID(2), &got), STORE_OK, "the batch sees its own writes");
+
+    /* Another connection sees none of it until the commit. */
+    store_t *other = open_store();
+    cr_expect_eq(get_lead_in(other, app1.id, ID(2), &got), STORE_NOT_FOUND);
+    cr_expect_eq(get_lead_in(other, app1.id, ID(1), &got), STORE_OK);
+    cr_expect_eq(lead_total_in(other, app1.id), 1);
+
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    cr_expect_eq(get_lead_in(other, app1.id, ID(2), &got), STORE_OK);
+    cr_expect_eq(get_lead_in(other, app1.id, ID(1), &got), STORE_NOT_FOUND);
+    cr_expect_eq(lead_total_in(other, app1.id), 1, "one created, one deleted");
+    store_close(other);
+    follow_copy_t fc;
+    cr_expect_eq(get_follow(app1.id, ID(2), ID(10), &fc), STORE_OK);
+}
+
+Test(store, batch_undoes_a_failed_write_alone)
+{
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    create_lead(1, "First", 1000);
+    lead_t dup = mk_lead(1, "Again", 1000);
+    cr_expect_eq(store_lead_create(st, app1.id, &dup), STORE_CONFLICT);
+    follow_t orphan = mk_follow(10, 9, "No lead", false, 0, 1000);
+    cr_expect_eq(store_follow_create(st, app1.id, &orphan), STORE_NOT_FOUND);
+    follow_t dupf = mk_follow(11, 1, "Call", false, 0, 1000);
+    cr_expect_eq(store_follow_create(st, app1.id, &dupf), STORE_OK);
+    cr_expect_eq(store_follow_create(st, app1.id, &dupf), STORE_CONFLICT);
+    lead_patch_t p = {.fields = LEAD_F_NAME};
+    p.v.name = T("Nobody");
+    leads_t c = {0};
+    cr_expect_eq(store_lead_update(st, app1.id, ID(7), &p, 2000, on_lead, &c), STORE_NOT_FOUND);
+    cr_expect_eq(store_lead_delete(st, app1.id, ID(7)), STORE_NOT_FOUND);
+    create_lead(2, "Second", 1000);
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+
+    lead_copy_t got;
+    cr_assert_eq(get_lead(app1.id, ID(1), &got), STORE_OK);
+    expect_text(got.l.name, "First", "the conflicting insert changed nothing");
+    cr_expect_eq(get_lead(app1.id, ID(2), &got), STORE_OK, "a write after the failures stayed");
+    cr_expect_eq(lead_total(app1.id), 2, "failed writes left the lead count alone");
+    follows_t fl = {0};
+    int64_t total = -1;
+    cr_assert_eq(store_follow_list(st, app1.id, ID(1), 0, 10, &total, on_follow, &fl, NULL), STORE_OK);
+    cr_expect_eq(total, 1);
+}
+
+Test(store, batch_ended_without_commit_leaves_nothing)
+{
+    create_lead(1, "Kept", 1000);
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    create_lead(2, "Undone", 1000);
+    cr_assert_eq(store_lead_delete(st, app1.id, ID(1)), STORE_OK);
+    cr_expect_eq(store_batch_end(st, 0), STORE_OK);
+    lead_copy_t got;
+    cr_expect_eq(get_lead(app1.id, ID(1), &got), STORE_OK);
+    cr_expect_eq(get_lead(app1.id, ID(2), &got), STORE_NOT_FOUND);
+    cr_expect_eq(lead_total(app1.id), 1);
+}
+
+/* Makes the database end the batch's transaction by itself, as a lost
+ * connection (PostgreSQL) or a full disk (SQLite, which then rolls the
+ * whole transaction back) would. */
+static void lose_the_batch_transaction(void)
+{
+    if (on_postgres) {
+        /* The store's connection is the only one named crmd on this
+         * database; the call returns once it is gone. */
+        pg_run(url_, "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                     "WHERE datname = current_database() AND application_name = 'crmd'");
+        return;
+    }
+    cr_assert_eq(sqlite3_exec(((sqlite_store_t *)st)->db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+}
+
+Test(store, batch_whose_transaction_is_lost_cannot_commit)
+{
+    store_set_log(quiet, NULL);
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    create_lead(1, "Acknowledged too early?", 1000);
+    lose_the_batch_transaction();
+    lead_t l = mk_lead(2, "After the loss", 1000);
+    cr_expect_eq(store_lead_create(st, app1.id, &l), STORE_UNAVAILABLE, "writes are refused");
+    cr_expect_eq(store_batch_end(st, 1), STORE_UNAVAILABLE, "the commit fails");
+
+    /* None of the batch happened, and the store goes on (reconnecting). */
+    lead_copy_t got;
+    cr_expect_eq(get_lead(app1.id, ID(1), &got), STORE_NOT_FOUND);
+    cr_expect_eq(get_lead(app1.id, ID(2), &got), STORE_NOT_FOUND);
+    cr_expect_eq(lead_total(app1.id), 0);
+    create_lead(3, "Later", 1000);
+    cr_expect_eq(lead_total(app1.id), 1);
+}
+
+/* The other connection of the locking tests: it changes the record the
+ * batch read, and says when it is done. */
+typedef struct rival {
+    char url[URL_MAX];
+    int64_t app;
+    bool follow;
+    store_rc_t rc;
+    char title[64]; /* the title it saw after its update */
+    atomic_bool done;
+} rival_t;
+
+static void keep_title(void *ctx, const follow_t *f)
+{
+    rival_t *r = ctx;
+    snprintf(r->title, sizeof r->title, "%.*s", (int)f->title.len, f->title.ptr);
+}
+
+static void keep_name(void *ctx, const lead_t *l)
+{
+    rival_t *r = ctx;
+    snprintf(r->title, sizeof r->title, "%.*s", (int)l->name.len, l->name.ptr);
+}
+
+static void *rival_update(void *arg)
+{
+    rival_t *r = arg;
+    char err[STORE_OPEN_ERR_MAX];
+    store_t *s = store_open(r->url, err, sizeof err);
+    r->rc = STORE_ERROR;
+    if (s != NULL && r->follow) {
+        follow_patch_t p = {.fields = FOLLOW_F_STATUS, .v.status = FOLLOW_COMPLETED};
+        r->rc = store_follow_update(s, r->app, ID(1), ID(10), &p, 9000, keep_title, r);
+    } else if (s != NULL) {
+        lead_patch_t p = {.fields = LEAD_F_STAGE, .v.stage = STAGE_QUALIFIED};
+        r->rc = store_lead_update(s, r->app, ID(1), &p, 9000, keep_name, r);
+    }
+    store_close(s);
+    atomic_store(&r->done, true);
+    return NULL;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A read inside a batch holds its row until the batch ends: another
+ * connection's update of it waits, then applies on top of the batch's. */
+static void expect_read_locks_row(bool follow)
+{
+    create_lead(1, "Read", 1000);
+    follow_t f = mk_follow(10, 1, "Read", true, 5000, 1000);
+    cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK);
+
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    lead_copy_t lc;
+    follow_copy_t fc;
+    if (follow)
+        cr_assert_eq(get_follow(app1.id, ID(1), ID(10), &fc), STORE_OK);
+    else
+        cr_assert_eq(get_lead(app1.id, ID(1), &lc), STORE_OK);
+
+    rival_t r = {.app = app1.id, .follow = follow};
+    snprintf(r.url, sizeof r.url, "%s", url_);
+    atomic_init(&r.done, false);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, rival_update, &r), 0);
+    /* However long the rival is given, it must still be waiting (a slow
+     * machine only makes this truer); well inside both lock timeouts. */
+    sleep_ms(300);
+    cr_expect_not(atomic_load(&r.done), "the rival changed the row the batch had read");
+
+    /* The batch writes what depended on its read, and commits. */
+    leads_t lu = {0};
+    follows_t fu = {0};
+    if (follow) {
+        follow_patch_t p = {.fields = FOLLOW_F_TITLE, .v.title = T("Batch")};
+        cr_assert_eq(store_follow_update(st, app1.id, ID(1), ID(10), &p, 2000, on_follow, &fu), STORE_OK);
+    } else {
+        lead_patch_t p = {.fields = LEAD_F_NAME, .v.name = T("Batch")};
+        cr_assert_eq(store_lead_update(st, app1.id, ID(1), &p, 2000, on_lead, &lu), STORE_OK);
+    }
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    pthread_join(t, NULL);
+    cr_expect_eq(r.rc, STORE_OK);
+    cr_expect_str_eq(r.title, "Batch", "the rival's update applied on top of the batch's");
+}
+
+Test(store, a_follow_read_in_a_batch_locks_its_row)
+{
+    expect_read_locks_row(true);
+}
+
+Test(store, a_lead_read_in_a_batch_locks_its_row)
+{
+    expect_read_locks_row(false);
+}
+
+/* --- administration ------------------------------------------------------------ */
+
+typedef struct app_seen {
+    int n;
+    store_app_t app[4];
+    int64_t leads[4];
+} app_seen_t;
+
+static void keep_app(void *ctx, const store_app_t *app, int64_t leads)
+{
+    app_seen_t *a = ctx;
+    cr_assert_lt(a->n, 4);
+    a->app[a->n] = *app;
+    a->leads[a->n++] = leads;
+}
+
+Test(store, app_list_and_disabling)
+{
+    create_lead(1, "One", 1000);
+    create_lead(2, "Two", 1000);
+    app_seen_t a = {0};
+    cr_assert_eq(store_app_list(st, keep_app, &a), STORE_OK);
+    cr_assert_eq(a.n, 2);
+    cr_expect_eq(a.app[0].id, app1.id, "oldest first");
+    cr_expect_str_eq(a.app[0].key, "pk_live_one");
+    cr_expect_str_eq(a.app[0].name, "App One");
+    cr_expect_eq(a.leads[0], 2);
+    cr_expect_eq(a.app[1].id, app2.id);
+    cr_expect_eq(a.leads[1], 0);
+
+    cr_assert_eq(store_app_set_disabled(st, "pk_live_two", 1), STORE_OK);
+    store_app_t found;
+    cr_assert_eq(store_app_find(st, "pk_live_two", &found, NULL), STORE_OK, "disabled apps are found");
+    cr_expect_eq(found.disabled, 1);
+    cr_assert_eq(store_app_find(st, "pk_live_one", &found, NULL), STORE_OK);
+    cr_expect_eq(found.disabled, 0, "only that app");
+    cr_assert_eq(store_app_set_disabled(st, "pk_live_two", 0), STORE_OK);
+    cr_assert_eq(store_app_find(st, "pk_live_two", &found, NULL), STORE_OK);
+    cr_expect_eq(found.disabled, 0);
+    cr_expect_eq(store_app_set_disabled(st, "pk_live_nope", 1), STORE_NOT_FOUND);
+}
+
+typedef struct revoked_seen {
+    int n;
+    int64_t seq[8];
+    char jti[8][64];
+} revoked_seen_t;
+
+static void keep_revoked(void *ctx, int64_t seq, const char *jti)
+{
+    revoked_seen_t *r = ctx;
+    cr_assert_lt(r->n, 8);
+    r->seq[r->n] = seq;
+    snprintf(r->jti[r->n++], sizeof r->jti[0], "%s", jti);
+}
+
+Test(store, revocations_come_back_in_order)
+{
+    revoked_seen_t r = {0};
+    cr_assert_eq(store_revoked_since(st, 0, keep_revoked, &r, NULL), STORE_OK);
+    cr_expect_eq(r.n, 0);
+    cr_assert_eq(store_token_revoke(st, "jti-a", 1000), STORE_OK);
+    cr_assert_eq(store_token_revoke(st, "jti-b", 1001), STORE_OK);
+    cr_assert_eq(store_token_revoke(st, "jti-a", 1002), STORE_OK, "revoking twice is fine");
+    store_t *other = open_store();
+    cr_assert_eq(store_token_revoke(other, "jti-c", 1003), STORE_OK);
+    store_close(other);
+
+    cr_assert_eq(store_revoked_since(st, 0, keep_revoked, &r, NULL), STORE_OK);
+    cr_assert_eq(r.n, 3, "jti-a once");
+    cr_expect_str_eq(r.jti[0], "jti-a");
+    cr_expect_str_eq(r.jti[1], "jti-b");
+    cr_expect_str_eq(r.jti[2], "jti-c");
+    cr_expect(r.seq[0] > 0 && r.seq[0] < r.seq[1] && r.seq[1] < r.seq[2], "sequence numbers increase");
+
+    /* A poller that saw up to the second asks for what came after it. */
+    revoked_seen_t after = {0};
+    cr_assert_eq(store_revoked_since(st, r.seq[1], keep_revoked, &after, NULL), STORE_OK);
+    cr_assert_eq(after.n, 1);
+    cr_expect_str_eq(after.jti[0], "jti-c");
+}
+
+/* --- bulk copy --------------------------------------------------------------- */
+
+/* Fills the test's database with something of everything. */
+static void populate(void)
+{
+    char *pem = NULL;
+    cr_assert_eq(store_signing_key(st, "PEM-SOURCE", &pem), STORE_OK);
+    free(pem);
+    lead_t l = mk_lead(1, "Acme", 1000);
+    l.source = T("web");
+    l.has_value = true;
+    l.value_cents = 250;
+    strcpy(l.account_id, ID(40));
+    cr_assert_eq(store_lead_create(st, app1.id, &l), STORE_OK);
+    create_lead(2, "Beta", 2000);
+    lead_t other = mk_lead(3, "Other app", 1500);
+    cr_assert_eq(store_lead_create(st, app2.id, &other), STORE_OK);
+    follow_t f = mk_follow(10, 1, "Call", true, 5000, 1100);
+    f.description = T("notes");
+    cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK);
+    follow_t g = mk_follow(11, 3, "Mail", false, 0, 1600);
+    cr_assert_eq(store_follow_create(st, app2.id, &g), STORE_OK);
+    cr_assert_eq(store_token_revoke(st, "jti-a", 1000), STORE_OK);
+    cr_assert_eq(store_app_set_disabled(st, "pk_live_two", 1), STORE_OK);
+}
+
+static void expect_counts(const store_counts_t *n, int64_t apps, int64_t leads, int64_t follows,
+                          int64_t revoked, int key, const char *what)
+{
+    cr_expect_eq(n->apps, apps, "%s: apps", what);
+    cr_expect_eq(n->leads, leads, "%s: leads", what);
+    cr_expect_eq(n->follows, follows, "%s: follows", what);
+    cr_expect_eq(n->revoked, revoked, "%s: revoked", what);
+    cr_expect_eq(n->lead_count_sum, leads, "%s: the apps' lead counts add up", what);
+    cr_expect_eq(n->signing_key, key, "%s: signing key", what);
+}
+
+/* What an export passed, in order. */
+typedef struct exported {
+    char order[64]; /* K, A, R, L, F: one letter a record */
+    size_t n;
+    int64_t last_app;
+    store_counts_t count;
+} exported_t;
+
+/* Notes one record of kind k (a letter) in the export's order. */
+static store_rc_t seen(exported_t *x, char k, int64_t *count)
+{
+    cr_assert_lt(x->n, sizeof x->order - 1);
+    x->order[x->n++] = k;
+    (*count)++;
+    return STORE_OK;
+}
+
+static store_rc_t x_key(void *ctx, const char *pem)
+{
+    exported_t *x = ctx;
+    cr_expect_str_eq(pem, "PEM-SOURCE");
+    x->count.signing_key = 1;
+    int64_t keys = 0;
+    return seen(x, 'K', &keys);
+}
+
+static store_rc_t x_app(void *ctx, const store_app_t *app)
+{
+    exported_t *x = ctx;
+    cr_expect_gt(app->id, x->last_app, "apps by id");
+    x->last_app = app->id;
+    return seen(x, 'A', &x->count.apps);
+}
+
+static store_rc_t x_revoked(void *ctx, const char *jti, int64_t at)
+{
+    cr_expect_str_eq(jti, "jti-a");
+    cr_expect_eq(at, 1000);
+    exported_t *x = ctx;
+    return seen(x, 'R', &x->count.revoked);
+}
+
+static store_rc_t x_lead(void *ctx, int64_t app, const lead_t *l)
+{
+    cr_expect(app == app1.id || app == app2.id);
+    if (strcmp(l->id, ID(1)) == 0) {
+        expect_text(l->source, "web", "exported source");
+        cr_expect_eq(l->value_cents, 250);
+        cr_expect_str_eq(l->account_id, ID(40));
+    }
+    exported_t *x = ctx;
+    return seen(x, 'L', &x->count.leads);
+}
+
+static store_rc_t x_follow(void *ctx, int64_t app, const follow_t *f)
+{
+    cr_expect(app == app1.id || app == app2.id);
+    cr_expect_str_eq(f->lead_id, strcmp(f->id, ID(10)) == 0 ? ID(1) : ID(3), "follow %s's lead", f->id);
+    exported_t *x = ctx;
+    return seen(x, 'F', &x->count.follows);
+}
+
+Test(store, copy_count_and_export)
+{
+    populate();
+    store_counts_t n;
+    cr_assert_eq(store_copy_count(st, &n), STORE_OK);
+    expect_counts(&n, 2, 3, 2, 1, 1, "count");
+
+    static const store_export_t cb = {
+        .signing_key = x_key, .app = x_app, .revoked = x_revoked, .lead = x_lead, .follow = x_follow};
+    exported_t x = {0};
+    store_counts_t total;
+    cr_assert_eq(store_copy_export(st, &cb, &x, &total), STORE_OK);
+    expect_counts(&total, 2, 3, 2, 1, 1, "the export's total");
+    cr_expect_str_eq(x.order, "KAARLLLFF", "key, apps, revocations, leads, follows");
+    cr_expect_eq(x.count.leads, total.leads);
+    cr_expect_eq(x.count.follows, total.follows);
+}
+
+Test(store, copy_to_an_empty_database_keeps_everything)
+{
+    populate();
+    char target[URL_MAX];
+    fresh_db(target, sizeof target);
+    char out[4096] = "", err[4096] = "";
+    FILE *o = fmemopen(out, sizeof out, "w"), *e = fmemopen(err, sizeof err, "w");
+    store_rc_t rc = store_copy(url_, target, false, o, e);
+    fclose(o);
+    fclose(e);
+    cr_assert_eq(rc, STORE_OK, "store_copy: %s", err);
+    cr_expect(strstr(out, "verified: the target now holds 2 apps, 3 leads, 2 follows, 1 revoked tokens") !=
+                  NULL,
+              "%s", out);
+
+    store_t *t = open_url(target);
+    store_counts_t n;
+    cr_assert_eq(store_copy_count(t, &n), STORE_OK);
+    expect_counts(&n, 2, 3, 2, 1, 1, "target");
+    store_app_t a;
+    cr_assert_eq(store_app_find(t, "pk_live_two", &a, NULL), STORE_OK);
+    cr_expect_eq(a.id, app2.id, "ids are kept");
+    cr_expect_eq(a.disabled, 1);
+    lead_copy_t got;
+    cr_assert_eq(get_lead_in(t, app1.id, ID(1), &got), STORE_OK);
+    expect_text(got.l.source, "web", "source");
+    cr_expect_eq(got.l.value_cents, 250);
+    cr_expect_eq(got.l.created_at, 1000);
+    cr_expect_eq(lead_total_in(t, app1.id), 2, "lead counts set by the import");
+    char *pem = NULL;
+    cr_assert_eq(store_signing_key(t, NULL, &pem), STORE_OK);
+    cr_expect_str_eq(pem, "PEM-SOURCE");
+    free(pem);
+    /* New apps after the copy get ids past the copied ones. */
+    store_app_t fresh;
+    cr_assert_eq(store_app_create(t, "pk_live_new", "New", 5000, &fresh), STORE_OK);
+    cr_expect_gt(fresh.id, app2.id);
+    store_close(t);
+}
+
+Test(store, a_failed_import_leaves_the_target_as_it_was)
+{
+    store_set_log(quiet, NULL);
+    char target[URL_MAX];
+    fresh_db(target, sizeof target);
+    store_t *t = open_url(target);
+    cr_assert_eq(store_migrate(t), STORE_OK);
+    store_counts_t before;
+    cr_assert_eq(store_copy_import_begin(t, &before), STORE_OK);
+    expect_counts(&before, 0, 0, 0, 0, 0, "empty target");
+    int64_t id = 0;
+    cr_assert_eq(store_copy_import_app(t, &app1, 1, &id), STORE_OK);
+    cr_expect_eq(id, app1.id);
+    lead_t l = mk_lead(1, "Acme", 1000);
+    cr_assert_eq(store_copy_import_lead(t, id, &l), STORE_OK);
+    /* A second lead with the same id: the import fails, now or (a backend
+     * that sends ahead) at the latest when it is to commit. */
+    store_rc_t rc = store_copy_import_lead(t, id, &l);
+    if (rc == STORE_OK) {
+        rc = store_copy_import_end(t, 1);
+        cr_expect_neq(rc, STORE_OK, "the import committed over a failed row");
+    } else {
+        cr_expect_eq(rc, STORE_CONFLICT);
+        cr_expect_eq(store_copy_import_end(t, 0), STORE_OK);
+    }
+    store_counts_t after;
+    cr_assert_eq(store_copy_count(t, &after), STORE_OK);
+    expect_counts(&after, 0, 0, 0, 0, 0, "after the failed import");
+    store_close(t);
+}
