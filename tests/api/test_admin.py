@@ -47,10 +47,22 @@ def test_token_revoke_takes_effect_within_a_second(server, app):
     assert set(_fresh_session_statuses(app, 4)) == {200}
 
 
-def test_token_revoke_twice_and_unknown_jti_are_fine(server):
+def test_token_revoke_twice_is_fine(server, app):
+    p = apiutil.run_crmd("token", "issue", "--app", app.key, "--db", f"sqlite:{server.db}", check=True)
+    jti = _jti_from_stderr(p.stderr)
     for _ in range(2):
-        apiutil.run_crmd("token", "revoke", "01a22401-6c97-7351-bc15-000000000000", "--db",
-                         f"sqlite:{server.db}", check=True)
+        apiutil.run_crmd("token", "revoke", jti, "--db", f"sqlite:{server.db}", check=True)
+
+
+# main.c answers the store's STORE_NOT_FOUND already; the store records
+# issued tokens (and so can answer it) once issue 9's store side lands.
+# Strict: this fails loudly (XPASS) as soon as it holds, to drop the mark.
+@pytest.mark.xfail(strict=True, reason="store_token_revoke does not yet answer STORE_NOT_FOUND")
+def test_token_revoke_of_an_id_never_issued_exits_1(server):
+    p = apiutil.run_crmd("token", "revoke", "01a22401-6c97-7351-bc15-000000000000", "--db",
+                         f"sqlite:{server.db}")
+    assert p.returncode == 1, p
+    assert "no token with id" in p.stderr
 
 
 def test_app_disable_then_enable(server, app, app2):
@@ -121,7 +133,9 @@ def test_rate_limit_refuses_with_429_and_spares_other_apps(make_server, monkeypa
     assert noisy.get("/leads/").status_code == 200
 
 
-def test_rate_limit_is_off_by_default_on_loopback(server, app):
+def test_rate_limit_off_means_off(server, app):
+    # The suite's servers run with --rate-limit off (conftest); crmd's own
+    # default, on everywhere, is tested in test_limits.py.
     responses = _burst(app, 60)
     assert {r.status_code for r in responses} == {200}
     assert "RateLimit-Limit" not in responses[-1].headers

@@ -183,7 +183,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
      * size), and rate limiting on with limits no input reaches, so its
      * bookkeeping and headers are exercised. */
     cache_configure((size_t)16 << 20);
-    ratelimit_configure(1e9, 1e9);
+    ratelimit_configure(RATELIMIT_APP, 1e9, 1e9);
+    ratelimit_configure(RATELIMIT_AUTH, 1e9, 1e9);
     ensure_fixtures();
 
     /* The same configuration http_serve builds (server.c), with the
