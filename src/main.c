@@ -3,6 +3,7 @@
  *
  *   crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]
  *              [--rate-limit RATE[:BURST]|off] [--max-connections N] [--cache-mb N]
+ *              [--request-memory-mb N] [--response-memory-mb N] [--http2]
  *   crmd app create NAME [--db URL]
  *   crmd app list [--db URL]
  *   crmd app disable KEY [--db URL]
@@ -45,6 +46,7 @@
 #define ISSUER "crmd"
 #define DEFAULT_RATE_LIMIT "100:200"
 #define DEFAULT_CACHE_MB 16
+#define DEFAULT_MEMORY_MB ((long)(HTTP_MEMORY_DEFAULT >> 20))
 
 static const char usage_text[] =
     "usage: crmd COMMAND [OPTIONS]\n"
@@ -52,9 +54,13 @@ static const char usage_text[] =
     "commands:\n"
     "  serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
     "        [--rate-limit RATE[:BURST]|off] [--max-connections N] [--cache-mb N]\n"
+    "        [--request-memory-mb N] [--response-memory-mb N] [--http2]\n"
     "        serve the API (default 127.0.0.1:8080, sqlite:var/crmd.db, one thread per core);\n"
-    "        CRMD_LISTEN, CRMD_DB, CRMD_THREADS, CRMD_RATE_LIMIT, CRMD_MAX_CONNECTIONS and\n"
-    "        CRMD_CACHE_MB set the same\n"
+    "        request and response memory: what clients may make it hold (64 MiB each);\n"
+    "        --http2: cleartext HTTP/2 with prior knowledge (off by default);\n"
+    "        CRMD_LISTEN, CRMD_DB, CRMD_THREADS, CRMD_RATE_LIMIT, CRMD_MAX_CONNECTIONS,\n"
+    "        CRMD_CACHE_MB, CRMD_REQUEST_MEMORY_MB, CRMD_RESPONSE_MEMORY_MB and CRMD_HTTP2=1\n"
+    "        set the same\n"
     "  app create NAME [--db URL]\n"
     "        create an app (tenant); prints export lines for BLOCKS_API_KEY and BLOCKS_AUTH_TOKEN\n"
     "  app list [--db URL] | app disable KEY [--db URL] | app enable KEY [--db URL]\n"
@@ -201,7 +207,7 @@ typedef struct cli_opt {
     bool flag;
 } cli_opt_t;
 
-#define CLI_OPTS_MAX 8
+#define CLI_OPTS_MAX 12
 /* An option's index is what getopt_long returns for it: below '?' and 'h'. */
 _Static_assert(CLI_OPTS_MAX < '?', "option indexes collide with getopt_long's own returns");
 
@@ -277,33 +283,64 @@ typedef struct serve_conf {
     const char *db, *rate_s;
     char host[128];
     uint16_t port;
-    bool quiet;
-    long threads, cache_mb, max_conns;
+    bool quiet, http2;
+    long threads, cache_mb, max_conns, request_mb, response_mb;
     double rate, burst;
 } serve_conf_t;
+
+/* The options of serve that bound what clients can make it hold. Returns
+ * -1 to go on, or the exit status (usage printed). */
+static int serve_memory(serve_conf_t *c, const char *request_s, const char *response_s, const char *http2_s)
+{
+    c->request_mb = c->response_mb = DEFAULT_MEMORY_MB;
+    if (request_s != NULL && !parse_long(request_s, 1, 65536, &c->request_mb))
+        return usage_error("--request-memory-mb wants a number of MiB from 1 to 65536, not '%s'", request_s);
+    if (response_s != NULL && !parse_long(response_s, 1, 65536, &c->response_mb))
+        return usage_error("--response-memory-mb wants a number of MiB from 1 to 65536, not '%s'",
+                           response_s);
+    /* The flag stores "" and CRMD_HTTP2 must say 1 or 0. */
+    if (http2_s != NULL && strcmp(http2_s, "") != 0 && strcmp(http2_s, "1") != 0 && strcmp(http2_s, "0") != 0)
+        return usage_error("CRMD_HTTP2 wants 1 or 0, not '%s'", http2_s);
+    c->http2 = http2_s != NULL && strcmp(http2_s, "0") != 0;
+    return -1;
+}
 
 /* Reads serve's options (over the environment's CRMD_ settings) into c
  * and sets up the rate limiter and the response cache. Returns -1 to go
  * on, or the exit status (usage printed). */
 static int serve_configure(int argc, char **argv, serve_conf_t *c)
 {
-    static const char help[] = "usage: crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
-                               "                  [--rate-limit RATE[:BURST]|off] [--max-connections N]"
-                               " [--cache-mb N]\n";
+    static const char help[] =
+        "usage: crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
+        "                  [--rate-limit RATE[:BURST]|off] [--max-connections N]"
+        " [--cache-mb N]\n"
+        "                  [--request-memory-mb N] [--response-memory-mb N] [--http2]\n";
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
     const char *threads_s = env_or("CRMD_THREADS", NULL);
     const char *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
     const char *cache_s = env_or("CRMD_CACHE_MB", NULL);
+    const char *request_s = env_or("CRMD_REQUEST_MEMORY_MB", NULL);
+    const char *response_s = env_or("CRMD_RESPONSE_MEMORY_MB", NULL);
+    const char *http2_s = env_or("CRMD_HTTP2", NULL);
     const char *quiet = NULL;
     c->db = env_or("CRMD_DB", DEFAULT_DB);
     c->rate_s = env_or("CRMD_RATE_LIMIT", NULL);
-    const cli_opt_t opts[] = {{"listen", &listen_at},     {"db", &c->db},
-                              {"threads", &threads_s},    {"quiet", &quiet, true},
-                              {"rate-limit", &c->rate_s}, {"max-connections", &maxconn_s},
-                              {"cache-mb", &cache_s},     {NULL}};
+    const cli_opt_t opts[] = {{"listen", &listen_at},
+                              {"db", &c->db},
+                              {"threads", &threads_s},
+                              {"quiet", &quiet, true},
+                              {"rate-limit", &c->rate_s},
+                              {"max-connections", &maxconn_s},
+                              {"cache-mb", &cache_s},
+                              {"request-memory-mb", &request_s},
+                              {"response-memory-mb", &response_s},
+                              {"http2", &http2_s, true},
+                              {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0) return rc;
     c->quiet = quiet != NULL;
+    rc = serve_memory(c, request_s, response_s, http2_s);
+    if (rc >= 0) return rc;
     if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
         return usage_error("--listen wants HOST:PORT, not '%s'", listen_at);
     c->threads = sysconf(_SC_NPROCESSORS_ONLN);
@@ -348,6 +385,9 @@ static int serve_run(const serve_conf_t *c)
                          .threads = (int)c->threads,
                          .max_body = API_MAX_BODY,
                          .max_connections = (int)c->max_conns,
+                         .request_memory = (size_t)c->request_mb << 20,
+                         .response_memory = (size_t)c->response_mb << 20,
+                         .http2 = c->http2,
                          .thread_init = api_thread_init,
                          .thread_fini = api_thread_fini,
                          .busy = api_thread_busy,
@@ -360,8 +400,9 @@ static int serve_run(const serve_conf_t *c)
     }
     fprintf(stderr,
             "crmd: listening on http://%s:%u with %ld threads, at most %ld connections, rate limit %s, "
-            "cache %ld MiB\n",
-            c->host, c->port, c->threads, c->max_conns, c->rate > 0 ? c->rate_s : "off", c->cache_mb);
+            "cache %ld MiB, request memory %ld MiB, response memory %ld MiB, cleartext HTTP/2 %s\n",
+            c->host, c->port, c->threads, c->max_conns, c->rate > 0 ? c->rate_s : "off", c->cache_mb,
+            c->request_mb, c->response_mb, c->http2 ? "on" : "off");
     int rc = http_serve(&cfg, on_ready);
     /* The workers are done: finish what the writer holds, then close it. */
     api_writer_stop();
