@@ -45,8 +45,6 @@
 /* Open streams per HTTP/2 connection (h2o 2.2 announces 100 and that
  * constant cannot be changed; streams past this one are refused). */
 #define H2_MAX_STREAMS 16
-/* Streams a client may create for priorities alone (h2o's default: 100). */
-#define H2_MAX_PRIORITY_STREAMS 16
 /* HTTP/2 frames waiting to be written: h2o aims at 80 KiB; far more means
  * a peer that sends (PINGs, SETTINGS) without reading the answers. */
 #define H2_WRITE_MAX ((size_t)1 << 20)
@@ -648,7 +646,6 @@ void http_guard_configure(h2o_globalconf_t *gc, const http_config_t *cfg)
      * and only when asked to. */
     gc->http1.upgrade_to_http2 = 0;
     gc->http2.max_concurrent_requests_per_connection = H2_MAX_STREAMS;
-    gc->http2.max_streams_for_priority = H2_MAX_PRIORITY_STREAMS;
 }
 
 void http_guard_thread_init(http_worker_t *w)

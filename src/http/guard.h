@@ -13,10 +13,10 @@
  *   The count is taken after every read h2o makes, so the total exceeds
  *   the budget by at most one read per thread.
  * - response memory: answers not yet taken by their readers count against
- *   cfg->response_memory. An answer over 64 KiB that does not fit first
- *   evicts the thread's oldest held answers (HTTP/1: the connection is
- *   closed; HTTP/2: the stream is reset), and is itself answered 503 if
- *   that is not enough.
+ *   cfg->response_memory until h2o frees them. An answer over 64 KiB that
+ *   does not fit first has the thread's answers held over 5 s given up,
+ *   oldest first (HTTP/1: the connection is closed; HTTP/2: the stream is
+ *   reset), and is answered 503 if there is still no room.
  * - HTTP/2 (cleartext only with cfg->http2): at most 16 open streams per
  *   connection (newer ones REFUSED_STREAM); a request must arrive whole
  *   within the HTTP/1 request timeout (10 s) whatever else the connection
