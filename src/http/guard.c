@@ -82,6 +82,11 @@ static const char busy_http1[] = "HTTP/1.1 503 Service Unavailable\r\n"
 _Static_assert(sizeof BUSY_BODY - 1 == 164, "Content-Length of busy_http1");
 
 static atomic_size_t input_held, output_held;
+/* Response bytes a thread could not find room for, and when (the sweeps
+ * give up old answers to make it, for a second: the client's retry after
+ * Retry-After: 1 asks again if need be). */
+static atomic_size_t room_wanted;
+static _Atomic uint64_t room_wanted_at;
 static atomic_int open_conns;
 static size_t input_budget = HTTP_MEMORY_DEFAULT, output_budget = HTTP_MEMORY_DEFAULT;
 static uint64_t request_ms;
@@ -459,8 +464,9 @@ static void evict(held_t *h, int h2_err)
 }
 
 /* Gives up this thread's answers held longer than EVICT_MS, oldest first,
- * until need bytes are on their way out (or none is that old). */
-static void evict_old(http_worker_t *w, size_t need)
+ * until need bytes are on their way out (or none is that old). Returns the
+ * bytes given up. */
+static size_t evict_old(http_worker_t *w, size_t need)
 {
     uint64_t now = h2o_now(w->loop);
     size_t freed = 0;
@@ -470,16 +476,25 @@ static void evict_old(http_worker_t *w, size_t need)
         freed += h->bytes;
         evict(h, H2O_HTTP2_ERROR_REFUSED_STREAM);
     }
+    return freed;
 }
 
 /* Whether an answer of bytes fits the budget now, after giving up old
- * answers if need be. Small ones always fit. */
+ * answers if need be. Small ones always fit. When this thread cannot make
+ * the room, the other threads are asked to (their sweep gives up their
+ * old answers), so that the client's retry finds it. */
 static bool room_for(http_worker_t *w, size_t bytes)
 {
     if (bytes <= SMALL_RESPONSE) return true;
     size_t held = atomic_load(&output_held);
     if (held + bytes > output_budget) evict_old(w, held + bytes - output_budget);
-    return atomic_load(&output_held) + bytes <= output_budget;
+    held = atomic_load(&output_held);
+    if (held + bytes <= output_budget) return true;
+    size_t want = held + bytes - output_budget, cur = atomic_load(&room_wanted);
+    while (cur < want && !atomic_compare_exchange_weak(&room_wanted, &cur, want))
+        ;
+    atomic_store(&room_wanted_at, h2o_now(w->loop));
+    return false;
 }
 
 /* Counts an answer of bytes about to be sent for req; false if it does not
@@ -602,8 +617,8 @@ static size_t h2_pending(h2o_req_t *req)
 }
 
 /* Held answers: an HTTP/2 one whose reader took nothing for STALL_MS is
- * reset; while the total is over the budget (other threads' answers, the
- * race between threads), this thread gives up its old ones. */
+ * reset; while the total is over the budget (the race between threads),
+ * or another thread found no room, this thread gives up its old ones. */
 static void sweep_held(http_worker_t *w, uint64_t now)
 {
     h2o_linklist_t *node, *next;
@@ -621,6 +636,16 @@ static void sweep_held(http_worker_t *w, uint64_t now)
     }
     size_t held = atomic_load(&output_held);
     if (held > output_budget) evict_old(w, held - output_budget);
+    size_t want = atomic_load(&room_wanted);
+    if (want == 0) return;
+    uint64_t at = atomic_load(&room_wanted_at);
+    if (now > at && now - at > 1000) {
+        atomic_compare_exchange_strong(&room_wanted, &want, 0);
+        return;
+    }
+    size_t freed = evict_old(w, want);
+    while (freed > 0 && !atomic_compare_exchange_weak(&room_wanted, &want, want > freed ? want - freed : 0))
+        ;
 }
 
 static void on_sweep(h2o_timeout_entry_t *entry)
