@@ -14,8 +14,9 @@ speed; every wait is bounded and each test takes under ~30 s.
   asking 100 times for a 4 MB follows list; and one that pings every 2 s
   without ever opening a stream.
 - HTTP/1: 500 connections each sending all but the last byte of a
-  1,000,000-byte body; and 80 connections asking for the 4 MB follows list
-  without reading it."""
+  1,000,000-byte body at once; 400 sending theirs in 8 parts a second apart
+  (each request within the 10 s limit); and 80 connections asking for the
+  4 MB follows list without reading it."""
 
 import json
 import socket
@@ -414,6 +415,49 @@ def test_http1_many_unfinished_uploads(crmd):
     honest.check()
     assert peak < RSS_LIMIT_KB, f"crmd's RSS reached {peak / 1024:.0f} MiB"
     assert closed == n, f"{n - closed} unfinished uploads still open after {took:.0f}s"
+    assert srv.alive()
+
+
+def test_http1_slow_uploads_finishing_within_10_s(crmd):
+    """400 connections each send a 1,000,000-byte body in 8 parts a second
+    apart (all but its last byte), so each request stays within the 10 s
+    limit while memory grows on all of them together."""
+    n, parts = 400, 8
+    raise_nofile(n + 200)
+    srv, key, token, lid = started(crmd, "h1slow")
+    watch = RssWatch(srv)
+    honest = Honest(srv.port, key, token, f"/leads/{lid}")
+    head = (b"POST /leads/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + token.encode() + b"\r\nAppId: " + key.encode() + b"\r\n"
+            b"Content-Length: 1000000\r\n\r\n")
+    part = 1_000_000 // parts
+    socks, cut = [], set()
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            s.sendall(head)
+            socks.append(s)
+        for k in range(parts):
+            t_round = time.monotonic()
+            size = part - 1 if k == parts - 1 else part
+            for i, s in enumerate(socks):
+                if i in cut:
+                    continue
+                try:
+                    s.sendall(b" " * size)
+                except OSError:
+                    cut.add(i)
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - t_round)))
+    finally:
+        watch.stop()
+        honest.stop()
+        for s in socks:
+            s.close()
+    peak = watch.report(f"{n} HTTP/1 connections each sending a 1,000,000-byte body in {parts} parts, "
+                        f"a second apart")
+    print(f"  {len(cut)} connections cut off by crmd while sending")
+    honest.check()
+    assert peak < RSS_LIMIT_KB, f"crmd's RSS reached {peak / 1024:.0f} MiB"
     assert srv.alive()
 
 
