@@ -5,6 +5,7 @@
  *              [--rate-limit RATE[:BURST]|off] [--auth-limit RATE[:BURST]|off]
  *              [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N]
  *              [--cache-mb N] [--write-queue N]
+ *              [--request-memory-mb N] [--response-memory-mb N] [--http2]
  *   crmd app create NAME [--db URL]
  *   crmd app list [--db URL]
  *   crmd app disable KEY [--db URL]
@@ -50,6 +51,7 @@
 #define DEFAULT_RATE_LIMIT "100:200"
 #define DEFAULT_AUTH_LIMIT "20:40"
 #define DEFAULT_CACHE_MB 16
+#define DEFAULT_MEMORY_MB ((long)(HTTP_MEMORY_DEFAULT >> 20))
 
 static const char usage_text[] =
     "usage: crmd COMMAND [OPTIONS]\n"
@@ -58,15 +60,17 @@ static const char usage_text[] =
     "  serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
     "        [--rate-limit RATE[:BURST]|off] [--auth-limit RATE[:BURST]|off]\n"
     "        [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N] [--cache-mb N]\n"
-    "        [--write-queue N]\n"
+    "        [--write-queue N] [--request-memory-mb N] [--response-memory-mb N] [--http2]\n"
     "        serve the API (default 127.0.0.1:8080, sqlite:var/crmd.db, one thread per core);\n"
     "        --rate-limit: requests per app (default 100:200, on every address);\n"
     "        --auth-limit: failed authentications per client address (default 20:40);\n"
     "        --trusted-proxy: proxies whose X-Forwarded-For names the client (default none);\n"
     "        --write-queue: writes waiting for the commit before new ones get a 503 (4096);\n"
     "        CRMD_LISTEN, CRMD_DB, CRMD_THREADS, CRMD_RATE_LIMIT, CRMD_AUTH_LIMIT,\n"
-    "        CRMD_TRUSTED_PROXY, CRMD_MAX_CONNECTIONS, CRMD_CACHE_MB and CRMD_WRITE_QUEUE set\n"
-    "        the same\n"
+    "        request and response memory: what clients may make it hold (64 MiB each);\n"
+    "        --http2: cleartext HTTP/2 with prior knowledge (off by default);\n"
+    "        CRMD_TRUSTED_PROXY, CRMD_MAX_CONNECTIONS, CRMD_CACHE_MB, CRMD_WRITE_QUEUE,\n"
+    "        CRMD_REQUEST_MEMORY_MB, CRMD_RESPONSE_MEMORY_MB and CRMD_HTTP2=1 set the same\n"
     "  app create NAME [--db URL]\n"
     "        create an app (tenant); prints export lines for BLOCKS_API_KEY and BLOCKS_AUTH_TOKEN\n"
     "  app list [--db URL] | app disable KEY [--db URL] | app enable KEY [--db URL]\n"
@@ -219,7 +223,7 @@ typedef struct cli_opt {
     size_t list_size;
 } cli_opt_t;
 
-#define CLI_OPTS_MAX 12
+#define CLI_OPTS_MAX 16
 /* An option's index is what getopt_long returns for it: below '?' and 'h'. */
 _Static_assert(CLI_OPTS_MAX < '?', "option indexes collide with getopt_long's own returns");
 
@@ -301,10 +305,27 @@ typedef struct serve_conf {
     const char *db;
     char host[128];
     uint16_t port;
-    bool quiet;
-    long threads, cache_mb, max_conns, write_queue;
+    bool quiet, http2;
+    long threads, cache_mb, max_conns, write_queue, request_mb, response_mb;
     double rate, burst, auth_rate, auth_burst;
 } serve_conf_t;
+
+/* The options of serve that bound what clients can make it hold. Returns
+ * -1 to go on, or the exit status (usage printed). */
+static int serve_memory(serve_conf_t *c, const char *request_s, const char *response_s, const char *http2_s)
+{
+    c->request_mb = c->response_mb = DEFAULT_MEMORY_MB;
+    if (request_s != NULL && !parse_long(request_s, 1, 65536, &c->request_mb))
+        return usage_error("--request-memory-mb wants a number of MiB from 1 to 65536, not '%s'", request_s);
+    if (response_s != NULL && !parse_long(response_s, 1, 65536, &c->response_mb))
+        return usage_error("--response-memory-mb wants a number of MiB from 1 to 65536, not '%s'",
+                           response_s);
+    /* The flag stores "" and CRMD_HTTP2 must say 1 or 0. */
+    if (http2_s != NULL && strcmp(http2_s, "") != 0 && strcmp(http2_s, "1") != 0 && strcmp(http2_s, "0") != 0)
+        return usage_error("CRMD_HTTP2 wants 1 or 0, not '%s'", http2_s);
+    c->http2 = http2_s != NULL && strcmp(http2_s, "0") != 0;
+    return -1;
+}
 
 /* Reads a limit flag's value s ("RATE[:BURST]" or "off"; NULL: dflt) into
  * *rate and *burst (0 when off). Returns -1, or the exit status of a
@@ -347,13 +368,17 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         "usage: crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
         "                  [--rate-limit RATE[:BURST]|off] [--auth-limit RATE[:BURST]|off]\n"
         "                  [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N]\n"
-        "                  [--cache-mb N] [--write-queue N]\n";
+        "                  [--cache-mb N] [--write-queue N]\n"
+        "                  [--request-memory-mb N] [--response-memory-mb N] [--http2]\n";
     static char proxy_list[1024];
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
     const char *threads_s = env_or("CRMD_THREADS", NULL), *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
     const char *cache_s = env_or("CRMD_CACHE_MB", NULL), *queue_s = env_or("CRMD_WRITE_QUEUE", NULL);
     const char *rate_s = env_or("CRMD_RATE_LIMIT", NULL), *auth_s = env_or("CRMD_AUTH_LIMIT", NULL);
     const char *proxies = env_or("CRMD_TRUSTED_PROXY", NULL), *quiet = NULL;
+    const char *request_s = env_or("CRMD_REQUEST_MEMORY_MB", NULL);
+    const char *response_s = env_or("CRMD_RESPONSE_MEMORY_MB", NULL);
+    const char *http2_s = env_or("CRMD_HTTP2", NULL);
     c->db = env_or("CRMD_DB", DEFAULT_DB);
     const cli_opt_t opts[] = {{"listen", &listen_at},
                               {"db", &c->db},
@@ -365,10 +390,14 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
                               {"max-connections", &maxconn_s},
                               {"cache-mb", &cache_s},
                               {"write-queue", &queue_s},
+                              {"request-memory-mb", &request_s},
+                              {"response-memory-mb", &response_s},
+                              {"http2", &http2_s, true},
                               {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0) return rc;
     c->quiet = quiet != NULL;
+    if ((rc = serve_memory(c, request_s, response_s, http2_s)) >= 0) return rc;
     if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
         return usage_error("--listen wants HOST:PORT, not '%s'", listen_at);
     c->threads = sysconf(_SC_NPROCESSORS_ONLN);
@@ -437,6 +466,9 @@ static int serve_run(const serve_conf_t *c)
                          .threads = (int)c->threads,
                          .max_body = API_MAX_BODY,
                          .max_connections = (int)c->max_conns,
+                         .request_memory = (size_t)c->request_mb << 20,
+                         .response_memory = (size_t)c->response_mb << 20,
+                         .http2 = c->http2,
                          .thread_init = api_thread_init,
                          .thread_fini = api_thread_fini,
                          .busy = api_thread_busy,
@@ -447,8 +479,11 @@ static int serve_run(const serve_conf_t *c)
         jwt_key_free(key);
         return 1;
     }
-    fprintf(stderr, "crmd: listening on http://%s:%u with %ld threads, cache %ld MiB\n", c->host, c->port,
-            c->threads, c->cache_mb);
+    fprintf(stderr,
+            "crmd: listening on http://%s:%u with %ld threads, cache %ld MiB, request memory %ld MiB, "
+            "response memory %ld MiB, cleartext HTTP/2 %s\n",
+            c->host, c->port, c->threads, c->cache_mb, c->request_mb, c->response_mb,
+            c->http2 ? "on" : "off");
     print_limits(c);
     int rc = http_serve(&cfg, on_ready);
     /* The workers are done: finish what the writer holds, then close it. */

@@ -28,6 +28,7 @@
  * for both apps (tests/fuzz/make_seeds.py).
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
@@ -411,7 +412,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     h2o_socket_t *sock = h2o_evloop_socket_create(W0.loop, sv[0], H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
-    h2o_accept(&W0.accept_ctx, sock);
+    /* Served under the memory guard, as crmd serve's connections are. */
+    http_worker_admit(INT_MAX);
+    http_worker_accept(&W0, sock);
 
     /* Send everything, then end the stream; keep turning the loop until h2o
      * has answered and closed the connection. */
