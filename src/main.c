@@ -72,9 +72,11 @@ static const char usage_text[] =
     "  routes\n"
     "        print the API's routes as a Markdown table (method, path, auth, summary)\n"
     "\n"
-    "URL is sqlite:PATH (a bare path is read as SQLite too), a PostgreSQL URL\n"
-    "(postgres://USER:PASSWORD@HOST:PORT/DBNAME, postgresql:// too) or a libpq key=value\n"
-    "string such as 'host=/run/postgresql dbname=crmd' (one that starts with KEYWORD=).\n"
+    "URL is sqlite:PATH, a path that does not begin like a URL scheme (WORD:), a PostgreSQL\n"
+    "URL (postgres://USER@HOST:PORT/DBNAME, postgresql:// too) or a libpq key=value string\n"
+    "such as 'host=/run/postgresql dbname=crmd' (one that starts with KEYWORD=); anything else\n"
+    "is refused (exit 2). Keep passwords off the command line, which other users can see:\n"
+    "set CRMD_DB, or use a ~/.pgpass file or PGPASSWORD.\n"
     "Run 'crmd COMMAND --help' for one command.\n";
 
 static int usage_error(const char *fmt, const char *arg)
@@ -98,6 +100,17 @@ static const char *shown(const char *url)
     static char buf[256];
     store_url_redact(url, buf, sizeof buf);
     return buf;
+}
+
+/* Refuses a database URL (from option opt, or the environment) of no
+ * form crmd accepts, before anything is opened or created: a usage error.
+ * Returns -1 to go on, else the exit status (2), the reason printed. */
+static int check_db(const char *opt, const char *url)
+{
+    char err[STORE_OPEN_ERR_MAX];
+    if (store_url_check(url, err, sizeof err)) return -1;
+    fprintf(stderr, "crmd: %s: %s\n", opt, err);
+    return 2;
 }
 
 /* Opens and migrates the database; NULL (reason printed) on failure. */
@@ -305,7 +318,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
                               {"rate-limit", &c->rate_s}, {"max-connections", &maxconn_s},
                               {"cache-mb", &cache_s},     {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
-    if (rc >= 0) return rc;
+    if (rc >= 0 || (rc = check_db("--db", c->db)) >= 0) return rc;
     c->quiet = quiet != NULL;
     if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
         return usage_error("--listen wants HOST:PORT, not '%s'", listen_at);
@@ -395,7 +408,7 @@ static int run_simple(int argc, char **argv, const char *help, int npos, simple_
     const char *db = env_or("CRMD_DB", DEFAULT_DB);
     const cli_opt_t opts[] = {{"db", &db}, {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, npos, &first);
-    if (rc >= 0) return rc;
+    if (rc >= 0 || (rc = check_db("--db", db)) >= 0) return rc;
     store_t *s = open_db(db);
     if (s == NULL) return 1;
     rc = fn(s, db, argv + first, verb);
@@ -538,6 +551,7 @@ static int cmd_token(int argc, char **argv)
     int first, rc = parse_opts(argc - 1, argv + 1, help, opts, 0, &first);
     if (rc >= 0) return rc;
     if (app == NULL) return help_exit(help, false);
+    if ((rc = check_db("--db", db)) >= 0) return rc;
     int64_t ttl = DEFAULT_TTL_S;
     if (ttl_s != NULL && (ttl = parse_ttl(ttl_s)) < 0)
         return usage_error("--ttl wants a number with s, m, h or d (up to 3650d), not '%s'", ttl_s);
@@ -570,6 +584,7 @@ static int cmd_copy(int argc, char **argv)
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0) return rc;
     if (from == NULL || to == NULL) return help_exit(help, false);
+    if ((rc = check_db("--from", from)) >= 0 || (rc = check_db("--to", to)) >= 0) return rc;
     return store_copy(from, to, append != NULL, stdout, stderr) == STORE_OK ? 0 : 1;
 }
 

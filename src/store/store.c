@@ -1,20 +1,53 @@
 /*
- * store.c: reading database URLs: which kind of database one names, and
- * the URL with its password hidden, for messages. store_open (open.c)
- * picks the backend by these rules.
+ * store.c: reading database URLs: which kind of database one names,
+ * whether crmd accepts it at all, and a URL (or a database's message that
+ * quotes one) with its passwords hidden, for messages. store_open
+ * (open.c) picks the backend by these rules.
  *
- * The forms, in the order they are tried:
- *   sqlite:PATH                        SQLite
+ * The accepted forms, and nothing else:
+ *   sqlite:PATH                        SQLite (PATH not empty, and not an
+ *                                      SQLite "file:" URI)
  *   postgres://... or postgresql://... PostgreSQL (a libpq connection URL)
  *   KEYWORD=VALUE ...                  PostgreSQL (a libpq key=value string:
  *                                      it starts with a keyword and '=')
- *   anything else without "://"        a path to an SQLite file
+ *   PATH                               SQLite, for a path that does not
+ *                                      begin like a URL scheme ("word:")
+ * Anything else ("postgres:localhost", "mysql://x", "postgresql:/x") is
+ * refused: a mistyped URL must never become a new SQLite file named after
+ * it.
  */
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "store/store.h"
+#include "store/store_int.h"
+
+static bool is_alpha(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* The characters of a URL scheme after its first letter (RFC 3986). */
+static bool is_scheme_char(char c)
+{
+    return is_alpha(c) || is_digit(c) || c == '+' || c == '-' || c == '.';
+}
+
+/* The length of the URL scheme and its ':' that s starts with
+ * ("postgres:" gives 9), or 0. */
+static size_t scheme_len(const char *s)
+{
+    if (!is_alpha(s[0])) return 0;
+    size_t n = 1;
+    while (is_scheme_char(s[n]))
+        n++;
+    return s[n] == ':' ? n + 1 : 0;
+}
 
 /* True when s starts like a libpq key=value string: optional blanks, a
  * keyword made of letters and '_', optional blanks, then '='. A path such
@@ -24,7 +57,7 @@ static bool is_keyvalue(const char *s)
     while (*s == ' ' || *s == '\t')
         s++;
     const char *start = s;
-    while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_')
+    while (is_alpha(*s) || *s == '_')
         s++;
     if (s == start) return false;
     while (*s == ' ' || *s == '\t')
@@ -37,11 +70,51 @@ static bool is_postgres_url(const char *url)
     return strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
 }
 
+store_url_kind_t store_url_kind(const char *url, const char **path)
+{
+    *path = NULL;
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        *path = url + 7;
+        return url[7] != '\0' && strncmp(url + 7, "file:", 5) != 0 ? STORE_URL_SQLITE : STORE_URL_BAD;
+    }
+    if (is_postgres_url(url) || is_keyvalue(url)) return STORE_URL_POSTGRES;
+    if (url[0] == '\0' || scheme_len(url) > 0) return STORE_URL_BAD;
+    *path = url;
+    return STORE_URL_SQLITE;
+}
+
 bool store_url_is_shared(const char *url)
 {
-    return strncmp(url, "sqlite:", 7) != 0 &&
-           (is_postgres_url(url) || (strstr(url, "://") == NULL && is_keyvalue(url)));
+    const char *path;
+    return store_url_kind(url, &path) == STORE_URL_POSTGRES;
 }
+
+bool store_url_check(const char *url, char *err, size_t errsz)
+{
+    const char *path;
+    if (store_url_kind(url, &path) != STORE_URL_BAD) return true;
+    /* Only the part before the first ':' is shown: the rest of a string
+     * crmd cannot read may hold a password in any shape. */
+    char what[STORE_URL_SHOWN_MAX];
+    size_t n = scheme_len(url);
+    if (url[0] == '\0')
+        snprintf(what, sizeof what, "the database URL is empty");
+    else if (path != NULL && path[0] == '\0')
+        snprintf(what, sizeof what, "'sqlite:' names no file");
+    else if (path != NULL)
+        snprintf(what, sizeof what, "SQLite URI filenames ('sqlite:file:...') are not taken");
+    else
+        snprintf(what, sizeof what, "unrecognised database URL '%.*s%s'", (int)n, url,
+                 url[n] != '\0' ? "..." : "");
+    snprintf(err, errsz,
+             "%s; crmd takes sqlite:PATH, a path that does not begin like a URL scheme (write ./NAME:... for "
+             "a file whose name has a ':'), postgres://... or postgresql://..., or a libpq key=value string "
+             "such as 'host=/run/postgresql dbname=crmd'",
+             what);
+    return false;
+}
+
+/* --- redaction --------------------------------------------------------------- */
 
 /* Appends n bytes of s to out at *len, keeping room for the NUL. */
 static void put(char *out, size_t outsz, size_t *len, const char *s, size_t n)

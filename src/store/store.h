@@ -182,12 +182,14 @@ struct store {
 #define STORE_OPEN_ERR_MAX 512
 #define STORE_URL_SHOWN_MAX 256
 
-/* Opens a connection for url: "sqlite:PATH" (a bare path is read as
- * SQLite too), or PostgreSQL as a "postgres://" or "postgresql://" URL or
- * a libpq key=value string (one that starts with a keyword and '=', such
- * as "host=/run/postgresql dbname=crmd"). On failure returns NULL and
- * writes a reason into err (errsz bytes), never a password. The schema is
- * not touched: call store_migrate. */
+/* Opens a connection for url, which must have one of these forms (and
+ * nothing else, so that a mistyped URL never becomes a new SQLite file):
+ * "sqlite:PATH"; a bare path that does not begin like a URL scheme
+ * ("word:"), read as SQLite too; or PostgreSQL as a "postgres://" or
+ * "postgresql://" URL or a libpq key=value string (one that starts with a
+ * keyword and '=', such as "host=/run/postgresql dbname=crmd"). On failure
+ * returns NULL and writes a reason into err (errsz bytes), never a
+ * password. The schema is not touched: call store_migrate. */
 store_t *store_open(const char *url, char *err, size_t errsz);
 
 /* Closes the connection (an open batch or import is rolled back); s may be
@@ -441,6 +443,11 @@ static inline store_rc_t store_copy_import_end(store_t *s, int commit)
 {
     return s->ops->copy_import_end ? s->ops->copy_import_end(s, commit) : STORE_ERROR;
 }
+
+/* True when url has one of the forms store_open accepts; else false with
+ * a reason in err (errsz bytes) that names the accepted forms and never
+ * shows more of url than its scheme. */
+bool store_url_check(const char *url, char *err, size_t errsz);
 
 /* Writes url into out (outsz bytes, always terminated) with any password
  * replaced by "***", for messages and logs. */

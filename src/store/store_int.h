@@ -25,6 +25,16 @@ store_t *store_sqlite_open(const char *path, char *err, size_t errsz);
  * string; the store keeps its own copy. */
 store_t *store_postgres_open(const char *conninfo, char *err, size_t errsz);
 
+/* Which backend a database URL names, by the rules of store.c. */
+typedef enum store_url_kind {
+    STORE_URL_BAD,     /* none: store_url_check says why */
+    STORE_URL_SQLITE,  /* *path is the file's path */
+    STORE_URL_POSTGRES /* a libpq URL or key=value string */
+} store_url_kind_t;
+/* Reads url's kind; *path gets the SQLite path in it (also for a bad
+ * "sqlite:" URL), or NULL. */
+store_url_kind_t store_url_kind(const char *url, const char **path);
+
 /* Sends one message line (printf format, no trailing newline) to the log
  * hook; a line longer than STORE_LOG_LINE_MAX - 1 bytes is cut. Any
  * thread. */

@@ -1,6 +1,7 @@
 """The crmd command line: help, usage errors, app create, token issue, migrate,
 serve's lifecycle."""
 
+import os
 import subprocess
 
 import pytest
@@ -122,3 +123,46 @@ def test_app_create_while_serving(server):
     assert a.key != b.key
     assert_status(a.get("/leads/"), 200)
     assert_status(b.get("/leads/"), 200)
+
+
+BAD_DB_FORMS = ["postgres:localhost", "mysql://crmd:secret@db/crmd", "postgresql:/x", "sqlite:",
+                "sqlite:file:x.db", "file:x.db", "Postgres://db/crmd"]
+
+
+@pytest.mark.parametrize("db", BAD_DB_FORMS)
+@pytest.mark.parametrize("args", [["migrate"], ["app", "create", "x"], ["app", "list"],
+                                  ["token", "issue", "--app", "pk_live_x"], ["token", "revoke", "j"],
+                                  ["serve", "--listen", "127.0.0.1:1"]])
+def test_unrecognised_db_forms_exit_2_and_create_nothing(tmp_path, args, db):
+    # Before, a mistyped URL silently became a new SQLite file named after it.
+    p = subprocess.run([crmd_bin(), *args, "--db", db], capture_output=True, text=True, timeout=30,
+                       cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert p.returncode == 2, (args, db, p.returncode, p.stderr)
+    for form in ("sqlite:PATH", "postgres://", "postgresql://", "key=value"):
+        assert form in p.stderr, f"the message must name the accepted forms: {p.stderr!r}"
+    assert "secret" not in p.stderr
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+
+
+def test_unrecognised_db_forms_in_crmd_db_and_copy_exit_2(tmp_path):
+    env = dict(os.environ, CRMD_DB="postgres:localhost")
+    p = subprocess.run([crmd_bin(), "migrate"], capture_output=True, text=True, timeout=30, cwd=tmp_path,
+                       env=env, stdin=subprocess.DEVNULL)
+    assert p.returncode == 2 and "unrecognised database URL 'postgres:...'" in p.stderr, p.stderr
+    for args in (["--from", "postgres:localhost", "--to", "sqlite:b.db"],
+                 ["--from", "sqlite:a.db", "--to", "postgresql:/x"]):
+        p = subprocess.run([crmd_bin(), "copy", *args], capture_output=True, text=True, timeout=30,
+                           cwd=tmp_path, stdin=subprocess.DEVNULL)
+        assert p.returncode == 2, (args, p.stderr)
+        assert "unrecognised database URL" in p.stderr, p.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_accepted_db_forms_still_open(tmp_path):
+    # A bare path, sqlite:PATH, and a path whose name has a ':' written ./NAME.
+    for db in ("plain.db", f"sqlite:{tmp_path}/prefixed.db", "./postgres:localhost"):
+        p = subprocess.run([crmd_bin(), "migrate", "--db", db], capture_output=True, text=True,
+                           timeout=30, cwd=tmp_path, stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, (db, p.stderr)
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["plain.db", "postgres:localhost",
+                                                          "prefixed.db"]

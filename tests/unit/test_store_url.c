@@ -85,7 +85,7 @@ Test(store_url, picks_the_backend)
     open_error("  dbname = crmd host=/nonexistent-crmd-dir", err, sizeof err);
     cr_assert(strstr(err, "PostgreSQL") != NULL, "%s", err);
     open_error("mysql://u:secret@db/crmd", err, sizeof err);
-    cr_assert(strstr(err, "unknown database URL scheme") != NULL, "%s", err);
+    cr_assert(strstr(err, "unrecognised database URL 'mysql:...'") != NULL, "%s", err);
     cr_assert_null(strstr(err, "secret"), "%s", err);
 
     /* A path with '=' after a '/' is still a path to an SQLite file. */
@@ -103,4 +103,84 @@ Test(store_url, picks_the_backend)
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
+}
+
+/* What store_url_check (and so store_open) takes: exactly the documented
+ * forms; a mistyped URL is refused, never taken for an SQLite path. */
+Test(store_url, accepts_exactly_the_documented_forms)
+{
+    static const char *const good[] = {
+        "sqlite:var/crmd.db",
+        "sqlite:/abs/crmd.db",
+        "sqlite:./file:x.db",
+        "var/crmd.db",
+        "/abs/crmd.db",
+        "./postgres:localhost",
+        "crmd.db",
+        "var/a=b.db",
+        "postgres://db/crmd",
+        "postgresql://u@db/crmd",
+        "host=/run/postgresql dbname=crmd",
+        "  dbname = crmd",
+        ":memory:",
+    };
+    static const char *const bad[] = {
+        "postgres:localhost",
+        "mysql://x",
+        "postgresql:/x",
+        "postgresql:x",
+        "Postgres://db/crmd",
+        "file:crmd.db",
+        "sqlite:",
+        "sqlite:file:crmd.db?mode=rwc",
+        "",
+        "c:crmd.db",
+        "my.db:1",
+        "s3+http://bucket/db",
+    };
+    char err[STORE_OPEN_ERR_MAX];
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        cr_expect(store_url_check(good[i], err, sizeof err), "%s refused: %s", good[i], err);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        cr_expect(!store_url_check(bad[i], err, sizeof err), "%s accepted", bad[i]);
+        cr_expect(strstr(err, "sqlite:PATH") != NULL && strstr(err, "postgresql://") != NULL &&
+                      strstr(err, "key=value") != NULL,
+                  "%s: the message does not name the accepted forms: %s", bad[i], err);
+    }
+    cr_expect(!store_url_is_shared("postgres:localhost"));
+    cr_expect(store_url_is_shared("postgres://db/crmd") && store_url_is_shared("host=db"));
+    cr_expect(!store_url_is_shared("var/crmd.db") && !store_url_is_shared("sqlite:host=db"));
+}
+
+/* The message about a string crmd cannot read shows nothing past its
+ * scheme: the rest may hold a password in any shape. */
+Test(store_url, refusal_shows_only_the_scheme)
+{
+    char err[STORE_OPEN_ERR_MAX];
+    cr_assert(!store_url_check("postgres:crmd:secret@db", err, sizeof err));
+    cr_expect(strstr(err, "'postgres:...'") != NULL, "%s", err);
+    cr_expect_null(strstr(err, "secret"), "%s", err);
+    cr_expect_null(strstr(err, "crmd:"), "%s", err);
+}
+
+/* A refused form creates nothing: before, "postgres:localhost" became a
+ * new SQLite file of that name. */
+Test(store_url, a_refused_form_creates_no_file)
+{
+    char dir[] = "/tmp/crmd-store-url-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char cwd[512];
+    cr_assert_not_null(getcwd(cwd, sizeof cwd));
+    cr_assert_eq(chdir(dir), 0);
+    char err[STORE_OPEN_ERR_MAX];
+    static const char *const bad[] = {"postgres:localhost", "postgresql:/x", "sqlite:file:x.db"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        open_error(bad[i], err, sizeof err);
+        cr_expect(strstr(err, "crmd takes sqlite:PATH") != NULL, "%s: %s", bad[i], err);
+    }
+    cr_expect_eq(access("postgres:localhost", F_OK), -1);
+    cr_expect_eq(access("x.db", F_OK), -1);
+    cr_assert_eq(chdir(cwd), 0);
+    cr_assert_eq(rmdir(dir), 0, "the refused forms left files in %s", dir);
 }
