@@ -449,8 +449,13 @@ static inline store_rc_t store_copy_import_end(store_t *s, int commit)
  * shows more of url than its scheme. */
 bool store_url_check(const char *url, char *err, size_t errsz);
 
-/* Writes url into out (outsz bytes, always terminated) with any password
- * replaced by "***", for messages and logs. */
+/* Writes url into out (outsz bytes, always terminated, cut to fit) with
+ * every password replaced by "***", for messages and logs: a URL's
+ * password whatever characters it holds (the userinfo ends at the last
+ * '@'), a password= parameter of a URL's query (its keyword
+ * percent-encoded or not) or of a key=value string (quoted or not), and
+ * likewise sslpassword. Any text may be given, such as a database's
+ * message that quotes a URL; where it is unsure, more is hidden. */
 void store_url_redact(const char *url, char *out, size_t outsz);
 
 /* True when url names a database that other processes may write to at the

@@ -35,6 +35,12 @@ typedef enum store_url_kind {
  * "sqlite:" URL), or NULL. */
 store_url_kind_t store_url_kind(const char *url, const char **path);
 
+/* Replaces every occurrence of secret (NULL or "" for none) in the text
+ * (a NUL-terminated string in textsz bytes, cut to fit) with "***": a
+ * password the database's message may show in a shape store_url_redact
+ * cannot know. */
+void store_text_hide(char *text, size_t textsz, const char *secret);
+
 /* Sends one message line (printf format, no trailing newline) to the log
  * hook; a line longer than STORE_LOG_LINE_MAX - 1 bytes is cut. Any
  * thread. */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "store/store_int.h"
 
 static void expect_redacted(const char *url, const char *want)
 {
@@ -34,12 +35,60 @@ Test(store_url, redacts_url_passwords)
                     "postgresql://h/db?user=u&password=***&sslmode=disable");
 }
 
+/* Passwords of every shape: the review found '#' and '?' printed in clear.
+ * The userinfo ends at the last '@', whatever comes before it. */
+Test(store_url, redacts_hostile_url_passwords)
+{
+    expect_redacted("postgresql://crmd:se#cret@db/crmd", "postgresql://crmd:***@db/crmd");
+    expect_redacted("postgresql://crmd:se?cret@db/crmd", "postgresql://crmd:***@db/crmd");
+    expect_redacted("postgresql://crmd:se/cret@db/crmd", "postgresql://crmd:***@db/crmd");
+    expect_redacted("postgresql://crmd:se:cret@db:5432/crmd", "postgresql://crmd:***@db:5432/crmd");
+    expect_redacted("postgres://crmd:s#e?c/r@e:t@db/crmd?sslmode=require",
+                    "postgres://crmd:***@db/crmd?sslmode=require");
+    expect_redacted("postgresql://crmd:secret@[::1]:5432,db2:5433/crmd",
+                    "postgresql://crmd:***@[::1]:5432,db2:5433/crmd");
+    expect_redacted("postgresql://:secret@/crmd?host=/run/postgresql",
+                    "postgresql://:***@/crmd?host=/run/postgresql");
+    /* Query parameters: any value up to the next '&', the keyword
+     * percent-encoded or not, sslpassword too. */
+    expect_redacted("postgresql://db/crmd?password=se#c re?t&sslmode=disable",
+                    "postgresql://db/crmd?password=***&sslmode=disable");
+    expect_redacted("postgresql://db/crmd?pass%77ord=secret", "postgresql://db/crmd?pass%77ord=***");
+    expect_redacted("postgresql://db/crmd?PASSWORD=secret", "postgresql://db/crmd?PASSWORD=***");
+    expect_redacted("postgresql://db/crmd?sslmode=require&sslpassword=secret",
+                    "postgresql://db/crmd?sslmode=require&sslpassword=***");
+    /* A mistyped URL, quoted in a message, keeps its password hidden too. */
+    expect_redacted("postgres:crmd:secret@localhost/crmd", "postgres:crmd:***@localhost/crmd");
+    /* libpq's own message quotes the whole URL when it cannot read it. */
+    expect_redacted("end of string reached when looking for matching \"]\" in IPv6 host address in URI: "
+                    "\"postgresql://u:se\"cr@et@[::1/db\"",
+                    "end of string reached when looking for matching \"]\" in IPv6 host address in URI: "
+                    "\"postgresql://u:***@[::1/db\"");
+}
+
 Test(store_url, redacts_keyvalue_passwords)
 {
     expect_redacted("host=/tmp port=5433 password=secret dbname=crmd",
                     "host=/tmp port=5433 password=*** dbname=crmd");
     expect_redacted("password = 'sec ret\\' secret' dbname=crmd", "password = *** dbname=crmd");
     expect_redacted("dbname=crmd password=secret", "dbname=crmd password=***");
+    expect_redacted("host=db password='with secret spaces' dbname=crmd", "host=db password=*** dbname=crmd");
+    expect_redacted("host=db password = secret", "host=db password = ***");
+    expect_redacted("host=db password=se\\ cret dbname=crmd", "host=db password=*** dbname=crmd");
+    expect_redacted("host=db password=se#c?r/e@t:x&y dbname=crmd", "host=db password=*** dbname=crmd");
+    expect_redacted("host=db sslpassword=secret", "host=db sslpassword=***");
+    /* libpq reads "password= x" as the password "x". */
+    expect_redacted("host=db password= secret", "host=db password= ***");
+}
+
+Test(store_url, hides_a_known_password_anywhere)
+{
+    char text[128] = "FATAL: role \"secret\" said secret twice";
+    store_text_hide(text, sizeof text, "secret");
+    cr_assert_str_eq(text, "FATAL: role \"***\" said *** twice");
+    store_text_hide(text, sizeof text, NULL);
+    store_text_hide(text, sizeof text, "");
+    cr_assert_str_eq(text, "FATAL: role \"***\" said *** twice");
 }
 
 Test(store_url, leaves_everything_else_alone)
@@ -183,4 +232,23 @@ Test(store_url, a_refused_form_creates_no_file)
     cr_expect_eq(access("x.db", F_OK), -1);
     cr_assert_eq(chdir(cwd), 0);
     cr_assert_eq(rmdir(dir), 0, "the refused forms left files in %s", dir);
+}
+
+/* libpq's reason for a string it cannot read quotes the string or a piece
+ * of it: the piece may be a password. */
+Test(store_url, unreadable_connection_strings_show_no_password)
+{
+    static const char *const urls[] = {
+        "postgresql://u:se%zzcret@/crmd?host=/nonexistent-crmd-dir",
+        "postgresql://u:se#cret@[::1/crmd",
+        "host=/nonexistent-crmd-dir password=sec ret",
+        "postgresql://u@/crmd?host=/nonexistent-crmd-dir&secret",
+    };
+    char err[STORE_OPEN_ERR_MAX];
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        open_error(urls[i], err, sizeof err);
+        cr_expect(strstr(err, "PostgreSQL") != NULL, "%s: %s", urls[i], err);
+        cr_expect_null(strstr(err, "cret"), "%s: %s", urls[i], err);
+        cr_expect_null(strstr(err, "ret"), "%s: %s", urls[i], err);
+    }
 }
