@@ -166,3 +166,60 @@ def test_accepted_db_forms_still_open(tmp_path):
         assert p.returncode == 0, (db, p.stderr)
     assert sorted(f.name for f in tmp_path.iterdir()) == ["plain.db", "postgres:localhost",
                                                           "prefixed.db"]
+
+
+def _modes(directory):
+    return {f.name: oct(f.stat().st_mode & 0o777) for f in directory.iterdir()}
+
+
+def test_files_crmd_creates_are_0600_under_umask_022(make_server, tmp_path):
+    # The database holds the token signing key: before, it was created 0644
+    # (less the umask) by any command, and so were its -wal and -shm.
+    old = os.umask(0o022)
+    try:
+        d = tmp_path / "files"
+        d.mkdir()
+        p = run_crmd("migrate", "--db", f"sqlite:{d / 'crmd.db'}", check=True)
+        assert _modes(d) == {"crmd.db": "0o600"}, p.stderr
+        srv = make_server(threads=2, db_url=f"sqlite:{d / 'crmd.db'}")
+        app = srv.new_app()
+        app.create_lead(name="written through the WAL")
+        assert _modes(d) == {"crmd.db": "0o600", "crmd.db-wal": "0o600", "crmd.db-shm": "0o600"}
+        assert srv.stop() == 0
+        # crmd copy into a new SQLite file.
+        c = tmp_path / "copies"
+        c.mkdir()
+        run_crmd("copy", "--from", f"sqlite:{d / 'crmd.db'}", "--to", f"sqlite:{c / 'copy.db'}", check=True)
+        assert _modes(c) == {"copy.db": "0o600"}
+    finally:
+        os.umask(old)
+
+
+def test_a_database_others_can_read_is_refused_with_the_fix(tmp_path):
+    db = tmp_path / "crmd.db"
+    key, _ = app_create(db)
+    db.chmod(0o644)
+    fix = (f"{db} is readable by group or others (mode 0644); it holds the token signing key: "
+           f"chmod 600 {db}")
+    for args in (["serve", "--listen", "127.0.0.1:1"], ["migrate"], ["app", "list"], ["app", "create", "x"],
+                 ["token", "issue", "--app", key], ["token", "revoke", "x"]):
+        p = run_crmd(*args, "--db", f"sqlite:{db}", timeout=20)
+        assert p.returncode == 1, (args, p.returncode, p.stderr)
+        assert f"crmd: {fix}" in p.stderr, (args, p.stderr)
+        assert "BLOCKS_" not in p.stdout and "eyJ" not in p.stdout
+    for args in (["--from", f"sqlite:{db}", "--to", f"sqlite:{tmp_path / 'new.db'}"],
+                 ["--from", f"sqlite:{tmp_path / 'other.db'}", "--to", f"sqlite:{db}"]):
+        p = run_crmd("copy", *args, timeout=20)
+        assert p.returncode == 1 and fix in p.stderr, (args, p.stderr)
+    assert db.stat().st_mode & 0o777 == 0o644, "a refused database is left as it was"
+    db.chmod(0o600)
+    # An existing -wal that group or others can read is refused the same way.
+    wal = tmp_path / "crmd.db-wal"
+    wal.touch(mode=0o600)
+    wal.chmod(0o640)
+    p = run_crmd("app", "list", "--db", f"sqlite:{db}")
+    assert p.returncode == 1 and f"{wal} is readable by group or others (mode 0640)" in p.stderr, p.stderr
+    assert f"chmod 600 {wal}" in p.stderr, p.stderr
+    wal.chmod(0o600)
+    p = run_crmd("app", "list", "--db", f"sqlite:{db}", check=True)
+    assert key in p.stdout

@@ -409,6 +409,7 @@ def test_copy_round_trip_sqlite_postgres_sqlite(make_server, tmp_path):
     # And back to a new SQLite database.
     back_db = f"sqlite:{tmp_path / 'back.db'}"
     run_crmd("copy", "--from", pg, "--to", back_db, check=True)
+    assert (tmp_path / "back.db").stat().st_mode & 0o777 == 0o600, "it holds the signing key"
     back = make_server(threads=1, db_url=back_db)
     for a in (a1, a2):
         assert snapshot(App(back.base_url, a.key, a.token)) == before[a.key]
