@@ -103,9 +103,10 @@ store_rc_t store_base_batch_end(store_t *s, int commit);
     X(p, app_create) X(p, app_find) X(p, signing_key)                                                        \
     X(p, lead_create) X(p, lead_get) X(p, lead_list) X(p, lead_update) X(p, lead_delete)                     \
     X(p, follow_create) X(p, follow_get) X(p, follow_list) X(p, follow_update) X(p, follow_delete)           \
-    X(p, app_list) X(p, app_set_disabled) X(p, token_revoke) X(p, revoked_since)                             \
+    X(p, app_list) X(p, app_set_disabled) X(p, token_record) X(p, token_revoke) X(p, revoked_since)          \
     X(p, copy_count) X(p, copy_export) X(p, copy_import_begin) X(p, copy_import_key)                         \
-    X(p, copy_import_app) X(p, copy_import_revoked) X(p, copy_import_lead) X(p, copy_import_follow)          \
+    X(p, copy_import_app) X(p, copy_import_issued) X(p, copy_import_revoked) X(p, copy_import_lead)          \
+    X(p, copy_import_follow)                                                                                 \
     X(p, copy_import_end)
 #define STORE_OP_DECLARE_(p, op) extern __typeof__(*((store_ops_t *)0)->op) p##_##op;
 #define STORE_OP_INIT_(p, op) .op = p##_##op,

@@ -268,6 +268,23 @@ def anon(server):
 
 
 @pytest.fixture
+def forget_issued_token():
+    """forget(server, jti) deletes a token's record from a server's database, as
+    if the token had been issued before crmd recorded the tokens it issues."""
+    def forget(server, jti):
+        if server.db_url.startswith("sqlite:"):
+            con = sqlite3.connect(server.db, timeout=10)
+            with con:
+                n = con.execute("DELETE FROM issued_tokens WHERE jti = ?", (jti,)).rowcount
+            con.close()
+            assert n == 1, jti
+        else:
+            assert uuid.UUID(jti)  # safe to put in the statement
+            assert psql(server.db_url, f"DELETE FROM issued_tokens WHERE jti = '{jti}' RETURNING 1").strip() == "1"
+    return forget
+
+
+@pytest.fixture
 def make_server(tmp_path):
     """Starts extra servers (for lifecycle tests); stops leftovers at the end."""
     started = []
