@@ -73,6 +73,7 @@ def _find_server_key_aliased(db_path, token, workdir):
         return _find_server_key(db_path, token, workdir)
     # The same schema-agnostic search, over a SQLite copy of the key table.
     copy = Path(workdir) / f"pg-keys-{uuid.uuid4().hex[:6]}.db"
+    apiutil.create_private(copy)
     con = sqlite3.connect(copy)
     with con:
         con.execute("CREATE TABLE k (pem TEXT)")
