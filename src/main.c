@@ -2,7 +2,10 @@
  * main.c: the command line.
  *
  *   crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]
- *              [--rate-limit RATE[:BURST]|off] [--max-connections N] [--cache-mb N]
+ *              [--rate-limit RATE[:BURST]|off] [--auth-limit RATE[:BURST]|off]
+ *              [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N]
+ *              [--cache-mb N] [--write-queue N]
+ *              [--request-memory-mb N] [--response-memory-mb N] [--http2]
  *   crmd app create NAME [--db URL]
  *   crmd app list [--db URL]
  *   crmd app disable KEY [--db URL]
@@ -31,6 +34,7 @@
 
 #include "api/api.h"
 #include "api/cache.h"
+#include "api/proxy.h"
 #include "api/ratelimit.h"
 #include "auth/jwt.h"
 #include "http/server.h"
@@ -45,17 +49,28 @@
 #define MAX_TTL_S (3650LL * 86400)
 #define ISSUER "crmd"
 #define DEFAULT_RATE_LIMIT "100:200"
+#define DEFAULT_AUTH_LIMIT "20:40"
 #define DEFAULT_CACHE_MB 16
+#define DEFAULT_MEMORY_MB ((long)(HTTP_MEMORY_DEFAULT >> 20))
 
 static const char usage_text[] =
     "usage: crmd COMMAND [OPTIONS]\n"
     "\n"
     "commands:\n"
     "  serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
-    "        [--rate-limit RATE[:BURST]|off] [--max-connections N] [--cache-mb N]\n"
+    "        [--rate-limit RATE[:BURST]|off] [--auth-limit RATE[:BURST]|off]\n"
+    "        [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N] [--cache-mb N]\n"
+    "        [--write-queue N] [--request-memory-mb N] [--response-memory-mb N] [--http2]\n"
     "        serve the API (default 127.0.0.1:8080, sqlite:var/crmd.db, one thread per core);\n"
-    "        CRMD_LISTEN, CRMD_DB, CRMD_THREADS, CRMD_RATE_LIMIT, CRMD_MAX_CONNECTIONS and\n"
-    "        CRMD_CACHE_MB set the same\n"
+    "        --rate-limit: requests per app (default 100:200, on every address);\n"
+    "        --auth-limit: failed authentications per client address (default 20:40);\n"
+    "        --trusted-proxy: proxies whose X-Forwarded-For names the client (default none);\n"
+    "        --write-queue: writes waiting for the commit before new ones get a 503 (4096);\n"
+    "        CRMD_LISTEN, CRMD_DB, CRMD_THREADS, CRMD_RATE_LIMIT, CRMD_AUTH_LIMIT,\n"
+    "        request and response memory: what clients may make it hold (64 MiB each);\n"
+    "        --http2: cleartext HTTP/2 with prior knowledge (off by default);\n"
+    "        CRMD_TRUSTED_PROXY, CRMD_MAX_CONNECTIONS, CRMD_CACHE_MB, CRMD_WRITE_QUEUE,\n"
+    "        CRMD_REQUEST_MEMORY_MB, CRMD_RESPONSE_MEMORY_MB and CRMD_HTTP2=1 set the same\n"
     "  app create NAME [--db URL]\n"
     "        create an app (tenant); prints export lines for BLOCKS_API_KEY and BLOCKS_AUTH_TOKEN\n"
     "  app list [--db URL] | app disable KEY [--db URL] | app enable KEY [--db URL]\n"
@@ -230,14 +245,18 @@ static int verb_help(int argc, char **argv, const char *help)
 }
 
 /* One option of a command: where its value goes. A flag (no argument)
- * stores "" there. */
+ * stores "" there. An option with a list (of list_size bytes, "" at
+ * first) may be repeated: its values are joined there with commas, and
+ * value points to it. */
 typedef struct cli_opt {
     const char *name;
     const char **value;
     bool flag;
+    char *list;
+    size_t list_size;
 } cli_opt_t;
 
-#define CLI_OPTS_MAX 8
+#define CLI_OPTS_MAX 16
 /* An option's index is what getopt_long returns for it: below '?' and 'h'. */
 _Static_assert(CLI_OPTS_MAX < '?', "option indexes collide with getopt_long's own returns");
 
@@ -260,6 +279,12 @@ static int parse_opts(int argc, char **argv, const char *help, const cli_opt_t *
     while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
         if (c >= n) return help_exit(help, c == 'h');
         *opts[c].value = opts[c].flag ? "" : optarg;
+        if (opts[c].list == NULL) continue;
+        size_t len = strlen(opts[c].list);
+        int w = snprintf(opts[c].list + len, opts[c].list_size - len, "%s%s", len ? "," : "", optarg);
+        if (w < 0 || (size_t)w >= opts[c].list_size - len)
+            return usage_error("the values of --%s are too long", opts[c].name);
+        *opts[c].value = opts[c].list;
     }
     if (argc - optind != npos) return help_exit(help, false);
     for (int i = optind; i < argc; i++)
@@ -310,52 +335,109 @@ static int parse_listen(const char *s, char *host, size_t hostsz, uint16_t *port
 
 /* What crmd serve runs with, from its options and the environment. */
 typedef struct serve_conf {
-    const char *db, *rate_s;
+    const char *db;
     char host[128];
     uint16_t port;
-    bool quiet;
-    long threads, cache_mb, max_conns;
-    double rate, burst;
+    bool quiet, http2;
+    long threads, cache_mb, max_conns, write_queue, request_mb, response_mb;
+    double rate, burst, auth_rate, auth_burst;
 } serve_conf_t;
 
+/* The options of serve that bound what clients can make it hold. Returns
+ * -1 to go on, or the exit status (usage printed). */
+static int serve_memory(serve_conf_t *c, const char *request_s, const char *response_s, const char *http2_s)
+{
+    c->request_mb = c->response_mb = DEFAULT_MEMORY_MB;
+    if (request_s != NULL && !parse_long(request_s, 1, 65536, &c->request_mb))
+        return usage_error("--request-memory-mb wants a number of MiB from 1 to 65536, not '%s'", request_s);
+    if (response_s != NULL && !parse_long(response_s, 1, 65536, &c->response_mb))
+        return usage_error("--response-memory-mb wants a number of MiB from 1 to 65536, not '%s'",
+                           response_s);
+    /* The flag stores "" and CRMD_HTTP2 must say 1 or 0. */
+    if (http2_s != NULL && strcmp(http2_s, "") != 0 && strcmp(http2_s, "1") != 0 && strcmp(http2_s, "0") != 0)
+        return usage_error("CRMD_HTTP2 wants 1 or 0, not '%s'", http2_s);
+    c->http2 = http2_s != NULL && strcmp(http2_s, "0") != 0;
+    return -1;
+}
+
+/* Reads a limit flag's value s ("RATE[:BURST]" or "off"; NULL: dflt) into
+ * *rate and *burst (0 when off). Returns -1, or the exit status of a
+ * usage error. */
+static int parse_limit(const char *flag, const char *s, const char *dflt, double *rate, double *burst)
+{
+    *rate = *burst = 0;
+    if (s == NULL) s = dflt;
+    if (strcmp(s, "off") == 0 || ratelimit_parse(s, rate, burst)) return -1;
+    char msg[320];
+    snprintf(msg, sizeof msg, "--%s wants RATE[:BURST] in requests per second, or off, not '%.200s'", flag,
+             s);
+    return usage_error("%s", msg);
+}
+
+/* Sets up the rate limits and the trusted proxies from their options.
+ * Both limits are on by default on every address, loopback included:
+ * loopback is where crmd listens behind the TLS proxy the docs recommend.
+ * Returns -1, or the exit status of a usage error. */
+static int serve_limits(serve_conf_t *c, const char *rate_s, const char *auth_s, const char *proxies)
+{
+    int rc = parse_limit("rate-limit", rate_s, DEFAULT_RATE_LIMIT, &c->rate, &c->burst);
+    if (rc < 0) rc = parse_limit("auth-limit", auth_s, DEFAULT_AUTH_LIMIT, &c->auth_rate, &c->auth_burst);
+    if (rc >= 0) return rc;
+    ratelimit_configure(RATELIMIT_APP, c->rate, c->burst);
+    ratelimit_configure(RATELIMIT_AUTH, c->auth_rate, c->auth_burst);
+    proxy_reset();
+    char err[160];
+    if (proxies != NULL && proxies[0] != '\0' && proxy_trust(proxies, err, sizeof err) != 0)
+        return usage_error("--trusted-proxy wants CIDR ranges (10.0.0.0/8, ::1/128): %s", err);
+    return -1;
+}
+
 /* Reads serve's options (over the environment's CRMD_ settings) into c
- * and sets up the rate limiter and the response cache. Returns -1 to go
- * on, or the exit status (usage printed). */
+ * and sets up the limits, the response cache and the writer's queue.
+ * Returns -1 to go on, or the exit status (usage printed). */
 static int serve_configure(int argc, char **argv, serve_conf_t *c)
 {
-    static const char help[] = "usage: crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
-                               "                  [--rate-limit RATE[:BURST]|off] [--max-connections N]"
-                               " [--cache-mb N]\n";
+    static const char help[] =
+        "usage: crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
+        "                  [--rate-limit RATE[:BURST]|off] [--auth-limit RATE[:BURST]|off]\n"
+        "                  [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N]\n"
+        "                  [--cache-mb N] [--write-queue N]\n"
+        "                  [--request-memory-mb N] [--response-memory-mb N] [--http2]\n";
+    static char proxy_list[1024];
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
-    const char *threads_s = env_or("CRMD_THREADS", NULL);
-    const char *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
-    const char *cache_s = env_or("CRMD_CACHE_MB", NULL);
-    const char *quiet = NULL;
+    const char *threads_s = env_or("CRMD_THREADS", NULL), *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
+    const char *cache_s = env_or("CRMD_CACHE_MB", NULL), *queue_s = env_or("CRMD_WRITE_QUEUE", NULL);
+    const char *rate_s = env_or("CRMD_RATE_LIMIT", NULL), *auth_s = env_or("CRMD_AUTH_LIMIT", NULL);
+    const char *proxies = env_or("CRMD_TRUSTED_PROXY", NULL), *quiet = NULL;
+    const char *request_s = env_or("CRMD_REQUEST_MEMORY_MB", NULL);
+    const char *response_s = env_or("CRMD_RESPONSE_MEMORY_MB", NULL);
+    const char *http2_s = env_or("CRMD_HTTP2", NULL);
     c->db = env_or("CRMD_DB", DEFAULT_DB);
-    c->rate_s = env_or("CRMD_RATE_LIMIT", NULL);
-    const cli_opt_t opts[] = {{"listen", &listen_at},     {"db", &c->db},
-                              {"threads", &threads_s},    {"quiet", &quiet, true},
-                              {"rate-limit", &c->rate_s}, {"max-connections", &maxconn_s},
-                              {"cache-mb", &cache_s},     {NULL}};
+    const cli_opt_t opts[] = {{"listen", &listen_at},
+                              {"db", &c->db},
+                              {"threads", &threads_s},
+                              {"quiet", &quiet, true},
+                              {"rate-limit", &rate_s},
+                              {"auth-limit", &auth_s},
+                              {"trusted-proxy", &proxies, .list = proxy_list, .list_size = sizeof proxy_list},
+                              {"max-connections", &maxconn_s},
+                              {"cache-mb", &cache_s},
+                              {"write-queue", &queue_s},
+                              {"request-memory-mb", &request_s},
+                              {"response-memory-mb", &response_s},
+                              {"http2", &http2_s, true},
+                              {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0 || (rc = check_db("--db", c->db)) >= 0) return rc;
     c->quiet = quiet != NULL;
+    if ((rc = serve_memory(c, request_s, response_s, http2_s)) >= 0) return rc;
     if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
         return usage_error("--listen wants HOST:PORT, not '%s'", listen_at);
     c->threads = sysconf(_SC_NPROCESSORS_ONLN);
     if (threads_s != NULL && !parse_long(threads_s, 1, 256, &c->threads))
         return usage_error("--threads wants a number from 1 to 256, not '%s'", threads_s);
     if (c->threads < 1) c->threads = 1;
-    /* Rate limiting is off by default on loopback (a local tool or a proxy
-     * in front), on with a generous default anywhere else. */
-    c->rate = c->burst = 0;
-    bool loopback = strncmp(c->host, "127.", 4) == 0 || strcmp(c->host, "::1") == 0;
-    if (c->rate_s == NULL && !loopback) c->rate_s = DEFAULT_RATE_LIMIT;
-    if (c->rate_s != NULL && strcmp(c->rate_s, "off") != 0 &&
-        !ratelimit_parse(c->rate_s, &c->rate, &c->burst))
-        return usage_error("--rate-limit wants RATE[:BURST] in requests per second, or off, not '%s'",
-                           c->rate_s);
-    ratelimit_configure(c->rate, c->burst);
+    if ((rc = serve_limits(c, rate_s, auth_s, proxies)) >= 0) return rc;
     /* The response cache sees only this process's writes: it is for an
      * embedded SQLite database, never for a shared PostgreSQL one. */
     c->cache_mb = DEFAULT_CACHE_MB;
@@ -366,7 +448,40 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     c->max_conns = http_max_connections_default();
     if (maxconn_s != NULL && !parse_long(maxconn_s, 1, 1000000, &c->max_conns))
         return usage_error("--max-connections wants a number from 1 to 1000000, not '%s'", maxconn_s);
+    c->write_queue = API_WRITE_QUEUE_DEFAULT;
+    if (queue_s != NULL && !parse_long(queue_s, 1, 1000000, &c->write_queue))
+        return usage_error("--write-queue wants a number of writes from 1 to 1000000, not '%s'", queue_s);
+    api_writer_configure((size_t)c->write_queue, API_WRITE_QUEUE_BYTES);
     return -1;
+}
+
+/* Writes "RATE/s (burst BURST)", or "off", into buf. */
+static const char *limit_text(char *buf, size_t size, double rate, double burst)
+{
+    if (rate <= 0)
+        snprintf(buf, size, "off");
+    else
+        snprintf(buf, size, "%g/s (burst %g)", rate, burst);
+    return buf;
+}
+
+/* Says at start-up which limits are in force, and whose address the
+ * failed-authentication limit counts. */
+static void print_limits(const serve_conf_t *c)
+{
+    char app[64], auth[64], proxies[1024];
+    fprintf(stderr,
+            "crmd: limits: requests per app %s; failed authentications per client address %s; "
+            "write queue %ld writes or %zu MiB; %ld connections\n",
+            limit_text(app, sizeof app, c->rate, c->burst),
+            limit_text(auth, sizeof auth, c->auth_rate, c->auth_burst), c->write_queue,
+            API_WRITE_QUEUE_BYTES >> 20, c->max_conns);
+    proxy_describe(proxies, sizeof proxies);
+    if (proxy_count() > 0)
+        fprintf(stderr, "crmd: client address: from X-Forwarded-For when the peer is a trusted proxy (%s)\n",
+                proxies);
+    else
+        fprintf(stderr, "crmd: client address: the connection's peer (no --trusted-proxy)\n");
 }
 
 /* Serves with c until SIGINT or SIGTERM; returns the exit status. */
@@ -384,6 +499,9 @@ static int serve_run(const serve_conf_t *c)
                          .threads = (int)c->threads,
                          .max_body = API_MAX_BODY,
                          .max_connections = (int)c->max_conns,
+                         .request_memory = (size_t)c->request_mb << 20,
+                         .response_memory = (size_t)c->response_mb << 20,
+                         .http2 = c->http2,
                          .thread_init = api_thread_init,
                          .thread_fini = api_thread_fini,
                          .busy = api_thread_busy,
@@ -395,9 +513,11 @@ static int serve_run(const serve_conf_t *c)
         return 1;
     }
     fprintf(stderr,
-            "crmd: listening on http://%s:%u with %ld threads, at most %ld connections, rate limit %s, "
-            "cache %ld MiB\n",
-            c->host, c->port, c->threads, c->max_conns, c->rate > 0 ? c->rate_s : "off", c->cache_mb);
+            "crmd: listening on http://%s:%u with %ld threads, cache %ld MiB, request memory %ld MiB, "
+            "response memory %ld MiB, cleartext HTTP/2 %s\n",
+            c->host, c->port, c->threads, c->cache_mb, c->request_mb, c->response_mb,
+            c->http2 ? "on" : "off");
+    print_limits(c);
     int rc = http_serve(&cfg, on_ready);
     /* The workers are done: finish what the writer holds, then close it. */
     api_writer_stop();

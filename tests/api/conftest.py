@@ -178,7 +178,9 @@ class Server:
         last = ""
         for _attempt in range(3):
             self.port = free_port()
-            args = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--db", self.db_url]
+            args = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--db", self.db_url,
+                    "--rate-limit", os.environ.get("CRMD_RATE_LIMIT", "off"),
+                    "--auth-limit", os.environ.get("CRMD_AUTH_LIMIT", "off")]
             if self.threads:
                 args += ["--threads", str(self.threads)]
             self._out = open(self.stdout_path, "ab")

@@ -125,7 +125,8 @@ class Crmd:
                 port = free_port()
             self.port = port
             args = [crmd_bin(), "serve", "--listen", f"127.0.0.1:{port}", "--db",
-                    f"sqlite:{self.db}", "--threads", str(self.threads)]
+                    f"sqlite:{self.db}", "--threads", str(self.threads),
+                    "--rate-limit", "off", "--auth-limit", "off"]
             if self.quiet:
                 args.append("--quiet")
             args += self.extra_args
