@@ -11,7 +11,7 @@
  *   crmd app disable KEY [--db URL]
  *   crmd app enable KEY [--db URL]
  *   crmd token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]
- *   crmd token revoke JTI [--db URL]
+ *   crmd token revoke JTI [--unrecorded] [--db URL]
  *   crmd migrate [--db URL]
  *   crmd copy --from URL --to URL [--append]
  *   crmd routes
@@ -77,19 +77,23 @@ static const char usage_text[] =
     "        list apps; refuse (or again accept) an app's requests, within a second\n"
     "  token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]\n"
     "        print a bearer token for an app; DURATION is a number with s, m, h or d (default 30d)\n"
-    "  token revoke JTI [--db URL]\n"
-    "        refuse the token with that id (its jti claim) from now on, within a second\n"
+    "  token revoke JTI [--unrecorded] [--db URL]\n"
+    "        refuse the token with that id (its jti claim) from now on, within a second; exits 1\n"
+    "        for an id this database never issued (--unrecorded: revoke it anyway, for tokens\n"
+    "        issued before crmd recorded them), 0 for one already revoked\n"
     "  migrate [--db URL]\n"
     "        create or upgrade the database schema\n"
     "  copy --from URL --to URL [--append]\n"
-    "        copy every app, key, revocation, lead and follow to another database (ids kept),\n"
-    "        in one transaction; a target holding data is refused unless --append\n"
+    "        copy every app, key, issued and revoked token, lead and follow to another database\n"
+    "        (ids kept), in one transaction; a target holding data is refused unless --append\n"
     "  routes\n"
     "        print the API's routes as a Markdown table (method, path, auth, summary)\n"
     "\n"
-    "URL is sqlite:PATH (a bare path is read as SQLite too), a PostgreSQL URL\n"
-    "(postgres://USER:PASSWORD@HOST:PORT/DBNAME, postgresql:// too) or a libpq key=value\n"
-    "string such as 'host=/run/postgresql dbname=crmd' (one that starts with KEYWORD=).\n"
+    "URL is sqlite:PATH, a path that does not begin like a URL scheme (WORD:), a PostgreSQL\n"
+    "URL (postgres://USER@HOST:PORT/DBNAME, postgresql:// too) or a libpq key=value string\n"
+    "such as 'host=/run/postgresql dbname=crmd' (one that starts with KEYWORD=); anything else\n"
+    "is refused (exit 2). Keep passwords off the command line, which other users can see:\n"
+    "set CRMD_DB, or use a ~/.pgpass file or PGPASSWORD.\n"
     "Run 'crmd COMMAND --help' for one command.\n";
 
 static int usage_error(const char *fmt, const char *arg)
@@ -113,6 +117,17 @@ static const char *shown(const char *url)
     static char buf[256];
     store_url_redact(url, buf, sizeof buf);
     return buf;
+}
+
+/* Refuses a database URL (from option opt, or the environment) of no
+ * form crmd accepts, before anything is opened or created: a usage error.
+ * Returns -1 to go on, else the exit status (2), the reason printed. */
+static int check_db(const char *opt, const char *url)
+{
+    char err[STORE_OPEN_ERR_MAX];
+    if (store_url_check(url, err, sizeof err)) return -1;
+    fprintf(stderr, "crmd: %s: %s\n", opt, err);
+    return 2;
 }
 
 /* Opens and migrates the database; NULL (reason printed) on failure. */
@@ -176,20 +191,38 @@ static int64_t parse_ttl(const char *s)
     return n * mult;
 }
 
-/* Signs a token for app key; prints nothing. The caller frees *token. */
-static int issue_token(const jwt_key_t *key, const char *app, const char *subject, int64_t ttl, char **token)
+/* Signs a token for the app (its key and id), records it in the database
+ * s (before anyone can have it: `crmd token revoke` knows only recorded
+ * tokens) and names its id on stderr. The caller frees *token. */
+static int issue_token(store_t *s, const jwt_key_t *key, const store_app_t *app, const char *subject,
+                       int64_t ttl, char **token)
 {
     jwt_claims_t c;
     memset(&c, 0, sizeof c);
     snprintf(c.iss, sizeof c.iss, "%s", ISSUER);
     snprintf(c.sub, sizeof c.sub, "%s", subject);
-    snprintf(c.app, sizeof c.app, "%s", app);
+    snprintf(c.app, sizeof c.app, "%s", app->key);
     char jti[UUID_BUFSZ];
-    if (uuid_v7(ts_now_ms(), jti) != 0) return -1;
+    int64_t now_ms = ts_now_ms();
+    if (uuid_v7(now_ms, jti) != 0) return -1;
     snprintf(c.jti, sizeof c.jti, "%s", jti);
-    c.iat = ts_now_ms() / 1000;
+    c.iat = now_ms / 1000;
     c.exp = c.iat + ttl;
-    if (jwt_sign(key, &c, token) != JWT_OK) return -1;
+    if (jwt_sign(key, &c, token) != JWT_OK) {
+        fprintf(stderr, "crmd: cannot sign a token\n");
+        return -1;
+    }
+    store_token_t rec = {.jti = jti,
+                         .app = app->id,
+                         .subject = subject,
+                         .issued_at = c.iat * 1000,
+                         .expires_at = c.exp * 1000};
+    if (store_token_record(s, &rec) != STORE_OK) {
+        fprintf(stderr, "crmd: cannot record the token in the database\n");
+        free(*token);
+        *token = NULL;
+        return -1;
+    }
     /* The id is what `crmd token revoke` takes; stdout stays the token. */
     fprintf(stderr, "crmd: token jti=%s expires in %" PRId64 "s\n", jti, ttl);
     return 0;
@@ -395,7 +428,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
                               {"http2", &http2_s, true},
                               {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
-    if (rc >= 0) return rc;
+    if (rc >= 0 || (rc = check_db("--db", c->db)) >= 0) return rc;
     c->quiet = quiet != NULL;
     if ((rc = serve_memory(c, request_s, response_s, http2_s)) >= 0) return rc;
     if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
@@ -515,7 +548,7 @@ static int run_simple(int argc, char **argv, const char *help, int npos, simple_
     const char *db = env_or("CRMD_DB", DEFAULT_DB);
     const cli_opt_t opts[] = {{"db", &db}, {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, npos, &first);
-    if (rc >= 0) return rc;
+    if (rc >= 0 || (rc = check_db("--db", db)) >= 0) return rc;
     store_t *s = open_db(db);
     if (s == NULL) return 1;
     rc = fn(s, db, argv + first, verb);
@@ -547,8 +580,9 @@ static int app_create(store_t *s, const char *name)
     char *token = NULL;
     if (store_app_create(s, app_key, name, ts_now_ms(), &app) != STORE_OK) {
         fprintf(stderr, "crmd: cannot create the app\n");
-    } else if (issue_token(key, app_key, "admin", DEFAULT_TTL_S, &token) != 0) {
-        fprintf(stderr, "crmd: cannot sign a token\n");
+    } else if (issue_token(s, key, &app, "admin", DEFAULT_TTL_S, &token) != 0) {
+        fprintf(stderr, "crmd: the app '%s' was created without a token: crmd token issue --app %s\n", name,
+                app_key);
     } else {
         printf("export BLOCKS_API_KEY=%s\nexport BLOCKS_AUTH_TOKEN=%s\n", app_key, token);
         fprintf(stderr, "crmd: created app '%s'\n", name);
@@ -608,24 +642,41 @@ static int cmd_app(int argc, char **argv)
     return run_simple(argc - 1, argv + 1, help, npos, app_run, verb);
 }
 
-/* Revokes a token by id. An id this database never issued is an error
- * (exit 1), so that a mistyped id is not taken for a revocation: the
- * store answers STORE_NOT_FOUND for it. */
-static int token_revoked(store_t *s, const char *db, char **args, const char *verb)
+/* Revokes token jti in the database db; unrecorded also takes a token
+ * this database has no record of (one issued before records were kept). */
+static int token_revoke(const char *db, const char *jti, bool unrecorded)
 {
-    (void)verb;
-    int rc = store_token_revoke(s, args[0], ts_now_ms());
-    if (rc == STORE_NOT_FOUND) {
-        fprintf(stderr, "crmd: no token with id '%s' was issued by %s; nothing revoked\n", args[0],
-                shown(db));
+    store_t *s = open_db(db);
+    if (s == NULL) return 1;
+    store_rc_t rc = store_token_revoke(s, jti, ts_now_ms(), unrecorded);
+    store_close(s);
+    switch (rc) {
+    case STORE_OK:
+        fprintf(stderr, "crmd: token %s revoked; running servers refuse it within a second\n", jti);
+        return 0;
+    case STORE_CONFLICT:
+        fprintf(stderr, "crmd: token %s was already revoked\n", jti);
+        return 0;
+    case STORE_NOT_FOUND:
+        fprintf(stderr,
+                "crmd: no token with jti %s was issued by %s; nothing was revoked (a token issued before "
+                "crmd recorded the tokens it issues is revoked with --unrecorded)\n",
+                jti, shown(db));
         return 1;
-    }
-    if (rc != STORE_OK) {
+    default:
         fprintf(stderr, "crmd: cannot record the revocation in %s\n", shown(db));
         return 1;
     }
-    fprintf(stderr, "crmd: token %s revoked; running servers refuse it within a second\n", args[0]);
-    return 0;
+}
+
+static int cmd_token_revoke(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd token revoke JTI [--unrecorded] [--db URL]\n";
+    const char *db = env_or("CRMD_DB", DEFAULT_DB), *unrecorded = NULL;
+    const cli_opt_t opts[] = {{"db", &db}, {"unrecorded", &unrecorded, true}, {NULL}};
+    int first, rc = parse_opts(argc, argv, help, opts, 1, &first);
+    if (rc >= 0 || (rc = check_db("--db", db)) >= 0) return rc;
+    return token_revoke(db, argv[first], unrecorded != NULL);
 }
 
 /* Prints a token for the app with key app in the database db. */
@@ -643,7 +694,7 @@ static int token_issue(const char *db, const char *app, const char *subject, int
     } else {
         jwt_key_t *key = signing_key(s);
         char *token = NULL;
-        if (key != NULL && issue_token(key, app, subject, ttl, &token) == 0) {
+        if (key != NULL && issue_token(s, key, &found, subject, ttl, &token) == 0) {
             printf("%s\n", token);
             rc = 0;
         }
@@ -657,16 +708,15 @@ static int token_issue(const char *db, const char *app, const char *subject, int
 static int cmd_token(int argc, char **argv)
 {
     static const char help[] = "usage: crmd token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]\n"
-                               "       crmd token revoke JTI [--db URL]\n";
-    static const char revoke_help[] = "usage: crmd token revoke JTI [--db URL]\n";
-    if (argc >= 2 && strcmp(argv[1], "revoke") == 0)
-        return run_simple(argc - 1, argv + 1, revoke_help, 1, token_revoked, NULL);
+                               "       crmd token revoke JTI [--unrecorded] [--db URL]\n";
+    if (argc >= 2 && strcmp(argv[1], "revoke") == 0) return cmd_token_revoke(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "issue") != 0) return verb_help(argc, argv, help);
     const char *db = env_or("CRMD_DB", DEFAULT_DB), *app = NULL, *subject = "cli", *ttl_s = NULL;
     const cli_opt_t opts[] = {{"db", &db}, {"app", &app}, {"subject", &subject}, {"ttl", &ttl_s}, {NULL}};
     int first, rc = parse_opts(argc - 1, argv + 1, help, opts, 0, &first);
     if (rc >= 0) return rc;
     if (app == NULL) return help_exit(help, false);
+    if ((rc = check_db("--db", db)) >= 0) return rc;
     int64_t ttl = DEFAULT_TTL_S;
     if (ttl_s != NULL && (ttl = parse_ttl(ttl_s)) < 0)
         return usage_error("--ttl wants a number with s, m, h or d (up to 3650d), not '%s'", ttl_s);
@@ -699,6 +749,7 @@ static int cmd_copy(int argc, char **argv)
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0) return rc;
     if (from == NULL || to == NULL) return help_exit(help, false);
+    if ((rc = check_db("--from", from)) >= 0 || (rc = check_db("--to", to)) >= 0) return rc;
     return store_copy(from, to, append != NULL, stdout, stderr) == STORE_OK ? 0 : 1;
 }
 

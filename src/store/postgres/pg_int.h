@@ -12,7 +12,7 @@
  *              savepoint per write, lead counts, deadlock retries
  *   leads.c    lead operations
  *   follows.c  follow operations
- *   admin.c    apps, the signing key, revoked tokens
+ *   admin.c    apps, the signing key, issued and revoked tokens
  *   bulk.c     crmd copy's export (cursors) and import
  *   migrate.c  the migration steps for store_migrate_run
  *   postgres.c the table of operations and store_postgres_open
@@ -83,6 +83,7 @@ enum pg_stmt_id {
     Q_APP_DISABLE,
     Q_REVOKE,
     Q_COPY_COUNT,
+    Q_COPY_ISSUED,
     Q_COPY_REVOKED,
     Q_COPY_KEY,
     Q_COPY_APP,
@@ -214,6 +215,10 @@ typedef void (*pg_emit_fn)(const PGresult *r, int c0, void *cb, void *ctx);
 void pg_emit_leads(const PGresult *r, int c0, void *cb, void *ctx);   /* cb: store_lead_cb */
 void pg_emit_follows(const PGresult *r, int c0, void *cb, void *ctx); /* cb: store_follow_cb */
 
+/* admin.c: records an issued token (the import's too); *added is false
+ * when its jti was already there. */
+store_rc_t pg_token_insert(pg_store_t *s, const store_token_t *t, bool *added);
+
 /* --- pipe.c ------------------------------------------------------------- */
 
 /* Sends statement id with p without waiting for its answer (bulk import);
@@ -258,7 +263,7 @@ extern const store_tx_ops_t pg_batch_tx;
 
 /* --- the operations ------------------------------------------------------
  * pg_close (conn.c), pg_migrate (migrate.c), pg_lead_* (leads.c), pg_follow_* (follows.c), pg_app_*,
- * pg_signing_key, pg_token_revoke, pg_revoked_since (admin.c) and
+ * pg_signing_key, pg_token_record, pg_token_revoke, pg_revoked_since (admin.c) and
  * pg_copy_* (bulk.c), each with the type of its store_ops_t slot. */
 STORE_OPS_DECLARE(pg)
 
