@@ -9,8 +9,9 @@ DEBS_RUN  := build-essential pkg-config libh2o-dev libh2o-evloop-dev libjansson-
 DEBS_TEST := libcriterion-dev python3-pytest python3-requests postgresql
 # tests/api validates every response against openapi/openapi.json.
 DEBS_TEST += python3-jsonschema
-# tests/faults: wrk drives the soak; e2fsprogs makes the small file system of the disk tests.
-DEBS_TEST += wrk e2fsprogs
+# tests/faults: wrk drives the soak; e2fsprogs makes the small file system of the disk tests;
+# python3-h2 (with python3-hyperframe and python3-hpack) is the HTTP/2 client of the memory tests.
+DEBS_TEST += wrk e2fsprogs python3-h2 python3-hyperframe python3-hpack
 PYTHON  := /usr/bin/python3
 
 OPT     ?= -O2

@@ -2,13 +2,16 @@
  * main.c: the command line.
  *
  *   crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]
- *              [--rate-limit RATE[:BURST]|off] [--max-connections N] [--cache-mb N]
+ *              [--rate-limit RATE[:BURST]|off] [--auth-limit RATE[:BURST]|off]
+ *              [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N]
+ *              [--cache-mb N] [--write-queue N]
+ *              [--request-memory-mb N] [--response-memory-mb N] [--http2]
  *   crmd app create NAME [--db URL]
  *   crmd app list [--db URL]
  *   crmd app disable KEY [--db URL]
  *   crmd app enable KEY [--db URL]
  *   crmd token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]
- *   crmd token revoke JTI [--db URL]
+ *   crmd token revoke JTI [--unrecorded] [--db URL]
  *   crmd migrate [--db URL]
  *   crmd copy --from URL --to URL [--append]
  *   crmd routes
@@ -31,6 +34,7 @@
 
 #include "api/api.h"
 #include "api/cache.h"
+#include "api/proxy.h"
 #include "api/ratelimit.h"
 #include "auth/jwt.h"
 #include "http/server.h"
@@ -45,36 +49,51 @@
 #define MAX_TTL_S (3650LL * 86400)
 #define ISSUER "crmd"
 #define DEFAULT_RATE_LIMIT "100:200"
+#define DEFAULT_AUTH_LIMIT "20:40"
 #define DEFAULT_CACHE_MB 16
+#define DEFAULT_MEMORY_MB ((long)(HTTP_MEMORY_DEFAULT >> 20))
 
 static const char usage_text[] =
     "usage: crmd COMMAND [OPTIONS]\n"
     "\n"
     "commands:\n"
     "  serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
-    "        [--rate-limit RATE[:BURST]|off] [--max-connections N] [--cache-mb N]\n"
+    "        [--rate-limit RATE[:BURST]|off] [--auth-limit RATE[:BURST]|off]\n"
+    "        [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N] [--cache-mb N]\n"
+    "        [--write-queue N] [--request-memory-mb N] [--response-memory-mb N] [--http2]\n"
     "        serve the API (default 127.0.0.1:8080, sqlite:var/crmd.db, one thread per core);\n"
-    "        CRMD_LISTEN, CRMD_DB, CRMD_THREADS, CRMD_RATE_LIMIT, CRMD_MAX_CONNECTIONS and\n"
-    "        CRMD_CACHE_MB set the same\n"
+    "        --rate-limit: requests per app (default 100:200, on every address);\n"
+    "        --auth-limit: failed authentications per client address (default 20:40);\n"
+    "        --trusted-proxy: proxies whose X-Forwarded-For names the client (default none);\n"
+    "        --write-queue: writes waiting for the commit before new ones get a 503 (4096);\n"
+    "        CRMD_LISTEN, CRMD_DB, CRMD_THREADS, CRMD_RATE_LIMIT, CRMD_AUTH_LIMIT,\n"
+    "        request and response memory: what clients may make it hold (64 MiB each);\n"
+    "        --http2: cleartext HTTP/2 with prior knowledge (off by default);\n"
+    "        CRMD_TRUSTED_PROXY, CRMD_MAX_CONNECTIONS, CRMD_CACHE_MB, CRMD_WRITE_QUEUE,\n"
+    "        CRMD_REQUEST_MEMORY_MB, CRMD_RESPONSE_MEMORY_MB and CRMD_HTTP2=1 set the same\n"
     "  app create NAME [--db URL]\n"
     "        create an app (tenant); prints export lines for BLOCKS_API_KEY and BLOCKS_AUTH_TOKEN\n"
     "  app list [--db URL] | app disable KEY [--db URL] | app enable KEY [--db URL]\n"
     "        list apps; refuse (or again accept) an app's requests, within a second\n"
     "  token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]\n"
     "        print a bearer token for an app; DURATION is a number with s, m, h or d (default 30d)\n"
-    "  token revoke JTI [--db URL]\n"
-    "        refuse the token with that id (its jti claim) from now on, within a second\n"
+    "  token revoke JTI [--unrecorded] [--db URL]\n"
+    "        refuse the token with that id (its jti claim) from now on, within a second; exits 1\n"
+    "        for an id this database never issued (--unrecorded: revoke it anyway, for tokens\n"
+    "        issued before crmd recorded them), 0 for one already revoked\n"
     "  migrate [--db URL]\n"
     "        create or upgrade the database schema\n"
     "  copy --from URL --to URL [--append]\n"
-    "        copy every app, key, revocation, lead and follow to another database (ids kept),\n"
-    "        in one transaction; a target holding data is refused unless --append\n"
+    "        copy every app, key, issued and revoked token, lead and follow to another database\n"
+    "        (ids kept), in one transaction; a target holding data is refused unless --append\n"
     "  routes\n"
     "        print the API's routes as a Markdown table (method, path, auth, summary)\n"
     "\n"
-    "URL is sqlite:PATH (a bare path is read as SQLite too), a PostgreSQL URL\n"
-    "(postgres://USER:PASSWORD@HOST:PORT/DBNAME, postgresql:// too) or a libpq key=value\n"
-    "string such as 'host=/run/postgresql dbname=crmd' (one that starts with KEYWORD=).\n"
+    "URL is sqlite:PATH, a path that does not begin like a URL scheme (WORD:), a PostgreSQL\n"
+    "URL (postgres://USER@HOST:PORT/DBNAME, postgresql:// too) or a libpq key=value string\n"
+    "such as 'host=/run/postgresql dbname=crmd' (one that starts with KEYWORD=); anything else\n"
+    "is refused (exit 2). Keep passwords off the command line, which other users can see:\n"
+    "set CRMD_DB, or use a ~/.pgpass file or PGPASSWORD.\n"
     "Run 'crmd COMMAND --help' for one command.\n";
 
 static int usage_error(const char *fmt, const char *arg)
@@ -98,6 +117,17 @@ static const char *shown(const char *url)
     static char buf[256];
     store_url_redact(url, buf, sizeof buf);
     return buf;
+}
+
+/* Refuses a database URL (from option opt, or the environment) of no
+ * form crmd accepts, before anything is opened or created: a usage error.
+ * Returns -1 to go on, else the exit status (2), the reason printed. */
+static int check_db(const char *opt, const char *url)
+{
+    char err[STORE_OPEN_ERR_MAX];
+    if (store_url_check(url, err, sizeof err)) return -1;
+    fprintf(stderr, "crmd: %s: %s\n", opt, err);
+    return 2;
 }
 
 /* Opens and migrates the database; NULL (reason printed) on failure. */
@@ -161,20 +191,38 @@ static int64_t parse_ttl(const char *s)
     return n * mult;
 }
 
-/* Signs a token for app key; prints nothing. The caller frees *token. */
-static int issue_token(const jwt_key_t *key, const char *app, const char *subject, int64_t ttl, char **token)
+/* Signs a token for the app (its key and id), records it in the database
+ * s (before anyone can have it: `crmd token revoke` knows only recorded
+ * tokens) and names its id on stderr. The caller frees *token. */
+static int issue_token(store_t *s, const jwt_key_t *key, const store_app_t *app, const char *subject,
+                       int64_t ttl, char **token)
 {
     jwt_claims_t c;
     memset(&c, 0, sizeof c);
     snprintf(c.iss, sizeof c.iss, "%s", ISSUER);
     snprintf(c.sub, sizeof c.sub, "%s", subject);
-    snprintf(c.app, sizeof c.app, "%s", app);
+    snprintf(c.app, sizeof c.app, "%s", app->key);
     char jti[UUID_BUFSZ];
-    if (uuid_v7(ts_now_ms(), jti) != 0) return -1;
+    int64_t now_ms = ts_now_ms();
+    if (uuid_v7(now_ms, jti) != 0) return -1;
     snprintf(c.jti, sizeof c.jti, "%s", jti);
-    c.iat = ts_now_ms() / 1000;
+    c.iat = now_ms / 1000;
     c.exp = c.iat + ttl;
-    if (jwt_sign(key, &c, token) != JWT_OK) return -1;
+    if (jwt_sign(key, &c, token) != JWT_OK) {
+        fprintf(stderr, "crmd: cannot sign a token\n");
+        return -1;
+    }
+    store_token_t rec = {.jti = jti,
+                         .app = app->id,
+                         .subject = subject,
+                         .issued_at = c.iat * 1000,
+                         .expires_at = c.exp * 1000};
+    if (store_token_record(s, &rec) != STORE_OK) {
+        fprintf(stderr, "crmd: cannot record the token in the database\n");
+        free(*token);
+        *token = NULL;
+        return -1;
+    }
     /* The id is what `crmd token revoke` takes; stdout stays the token. */
     fprintf(stderr, "crmd: token jti=%s expires in %" PRId64 "s\n", jti, ttl);
     return 0;
@@ -197,14 +245,18 @@ static int verb_help(int argc, char **argv, const char *help)
 }
 
 /* One option of a command: where its value goes. A flag (no argument)
- * stores "" there. */
+ * stores "" there. An option with a list (of list_size bytes, "" at
+ * first) may be repeated: its values are joined there with commas, and
+ * value points to it. */
 typedef struct cli_opt {
     const char *name;
     const char **value;
     bool flag;
+    char *list;
+    size_t list_size;
 } cli_opt_t;
 
-#define CLI_OPTS_MAX 8
+#define CLI_OPTS_MAX 16
 /* An option's index is what getopt_long returns for it: below '?' and 'h'. */
 _Static_assert(CLI_OPTS_MAX < '?', "option indexes collide with getopt_long's own returns");
 
@@ -227,6 +279,12 @@ static int parse_opts(int argc, char **argv, const char *help, const cli_opt_t *
     while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
         if (c >= n) return help_exit(help, c == 'h');
         *opts[c].value = opts[c].flag ? "" : optarg;
+        if (opts[c].list == NULL) continue;
+        size_t len = strlen(opts[c].list);
+        int w = snprintf(opts[c].list + len, opts[c].list_size - len, "%s%s", len ? "," : "", optarg);
+        if (w < 0 || (size_t)w >= opts[c].list_size - len)
+            return usage_error("the values of --%s are too long", opts[c].name);
+        *opts[c].value = opts[c].list;
     }
     if (argc - optind != npos) return help_exit(help, false);
     for (int i = optind; i < argc; i++)
@@ -277,52 +335,109 @@ static int parse_listen(const char *s, char *host, size_t hostsz, uint16_t *port
 
 /* What crmd serve runs with, from its options and the environment. */
 typedef struct serve_conf {
-    const char *db, *rate_s;
+    const char *db;
     char host[128];
     uint16_t port;
-    bool quiet;
-    long threads, cache_mb, max_conns;
-    double rate, burst;
+    bool quiet, http2;
+    long threads, cache_mb, max_conns, write_queue, request_mb, response_mb;
+    double rate, burst, auth_rate, auth_burst;
 } serve_conf_t;
 
+/* The options of serve that bound what clients can make it hold. Returns
+ * -1 to go on, or the exit status (usage printed). */
+static int serve_memory(serve_conf_t *c, const char *request_s, const char *response_s, const char *http2_s)
+{
+    c->request_mb = c->response_mb = DEFAULT_MEMORY_MB;
+    if (request_s != NULL && !parse_long(request_s, 1, 65536, &c->request_mb))
+        return usage_error("--request-memory-mb wants a number of MiB from 1 to 65536, not '%s'", request_s);
+    if (response_s != NULL && !parse_long(response_s, 1, 65536, &c->response_mb))
+        return usage_error("--response-memory-mb wants a number of MiB from 1 to 65536, not '%s'",
+                           response_s);
+    /* The flag stores "" and CRMD_HTTP2 must say 1 or 0. */
+    if (http2_s != NULL && strcmp(http2_s, "") != 0 && strcmp(http2_s, "1") != 0 && strcmp(http2_s, "0") != 0)
+        return usage_error("CRMD_HTTP2 wants 1 or 0, not '%s'", http2_s);
+    c->http2 = http2_s != NULL && strcmp(http2_s, "0") != 0;
+    return -1;
+}
+
+/* Reads a limit flag's value s ("RATE[:BURST]" or "off"; NULL: dflt) into
+ * *rate and *burst (0 when off). Returns -1, or the exit status of a
+ * usage error. */
+static int parse_limit(const char *flag, const char *s, const char *dflt, double *rate, double *burst)
+{
+    *rate = *burst = 0;
+    if (s == NULL) s = dflt;
+    if (strcmp(s, "off") == 0 || ratelimit_parse(s, rate, burst)) return -1;
+    char msg[320];
+    snprintf(msg, sizeof msg, "--%s wants RATE[:BURST] in requests per second, or off, not '%.200s'", flag,
+             s);
+    return usage_error("%s", msg);
+}
+
+/* Sets up the rate limits and the trusted proxies from their options.
+ * Both limits are on by default on every address, loopback included:
+ * loopback is where crmd listens behind the TLS proxy the docs recommend.
+ * Returns -1, or the exit status of a usage error. */
+static int serve_limits(serve_conf_t *c, const char *rate_s, const char *auth_s, const char *proxies)
+{
+    int rc = parse_limit("rate-limit", rate_s, DEFAULT_RATE_LIMIT, &c->rate, &c->burst);
+    if (rc < 0) rc = parse_limit("auth-limit", auth_s, DEFAULT_AUTH_LIMIT, &c->auth_rate, &c->auth_burst);
+    if (rc >= 0) return rc;
+    ratelimit_configure(RATELIMIT_APP, c->rate, c->burst);
+    ratelimit_configure(RATELIMIT_AUTH, c->auth_rate, c->auth_burst);
+    proxy_reset();
+    char err[160];
+    if (proxies != NULL && proxies[0] != '\0' && proxy_trust(proxies, err, sizeof err) != 0)
+        return usage_error("--trusted-proxy wants CIDR ranges (10.0.0.0/8, ::1/128): %s", err);
+    return -1;
+}
+
 /* Reads serve's options (over the environment's CRMD_ settings) into c
- * and sets up the rate limiter and the response cache. Returns -1 to go
- * on, or the exit status (usage printed). */
+ * and sets up the limits, the response cache and the writer's queue.
+ * Returns -1 to go on, or the exit status (usage printed). */
 static int serve_configure(int argc, char **argv, serve_conf_t *c)
 {
-    static const char help[] = "usage: crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
-                               "                  [--rate-limit RATE[:BURST]|off] [--max-connections N]"
-                               " [--cache-mb N]\n";
+    static const char help[] =
+        "usage: crmd serve [--listen HOST:PORT] [--db URL] [--threads N] [--quiet]\n"
+        "                  [--rate-limit RATE[:BURST]|off] [--auth-limit RATE[:BURST]|off]\n"
+        "                  [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N]\n"
+        "                  [--cache-mb N] [--write-queue N]\n"
+        "                  [--request-memory-mb N] [--response-memory-mb N] [--http2]\n";
+    static char proxy_list[1024];
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
-    const char *threads_s = env_or("CRMD_THREADS", NULL);
-    const char *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
-    const char *cache_s = env_or("CRMD_CACHE_MB", NULL);
-    const char *quiet = NULL;
+    const char *threads_s = env_or("CRMD_THREADS", NULL), *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
+    const char *cache_s = env_or("CRMD_CACHE_MB", NULL), *queue_s = env_or("CRMD_WRITE_QUEUE", NULL);
+    const char *rate_s = env_or("CRMD_RATE_LIMIT", NULL), *auth_s = env_or("CRMD_AUTH_LIMIT", NULL);
+    const char *proxies = env_or("CRMD_TRUSTED_PROXY", NULL), *quiet = NULL;
+    const char *request_s = env_or("CRMD_REQUEST_MEMORY_MB", NULL);
+    const char *response_s = env_or("CRMD_RESPONSE_MEMORY_MB", NULL);
+    const char *http2_s = env_or("CRMD_HTTP2", NULL);
     c->db = env_or("CRMD_DB", DEFAULT_DB);
-    c->rate_s = env_or("CRMD_RATE_LIMIT", NULL);
-    const cli_opt_t opts[] = {{"listen", &listen_at},     {"db", &c->db},
-                              {"threads", &threads_s},    {"quiet", &quiet, true},
-                              {"rate-limit", &c->rate_s}, {"max-connections", &maxconn_s},
-                              {"cache-mb", &cache_s},     {NULL}};
+    const cli_opt_t opts[] = {{"listen", &listen_at},
+                              {"db", &c->db},
+                              {"threads", &threads_s},
+                              {"quiet", &quiet, true},
+                              {"rate-limit", &rate_s},
+                              {"auth-limit", &auth_s},
+                              {"trusted-proxy", &proxies, .list = proxy_list, .list_size = sizeof proxy_list},
+                              {"max-connections", &maxconn_s},
+                              {"cache-mb", &cache_s},
+                              {"write-queue", &queue_s},
+                              {"request-memory-mb", &request_s},
+                              {"response-memory-mb", &response_s},
+                              {"http2", &http2_s, true},
+                              {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
-    if (rc >= 0) return rc;
+    if (rc >= 0 || (rc = check_db("--db", c->db)) >= 0) return rc;
     c->quiet = quiet != NULL;
+    if ((rc = serve_memory(c, request_s, response_s, http2_s)) >= 0) return rc;
     if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
         return usage_error("--listen wants HOST:PORT, not '%s'", listen_at);
     c->threads = sysconf(_SC_NPROCESSORS_ONLN);
     if (threads_s != NULL && !parse_long(threads_s, 1, 256, &c->threads))
         return usage_error("--threads wants a number from 1 to 256, not '%s'", threads_s);
     if (c->threads < 1) c->threads = 1;
-    /* Rate limiting is off by default on loopback (a local tool or a proxy
-     * in front), on with a generous default anywhere else. */
-    c->rate = c->burst = 0;
-    bool loopback = strncmp(c->host, "127.", 4) == 0 || strcmp(c->host, "::1") == 0;
-    if (c->rate_s == NULL && !loopback) c->rate_s = DEFAULT_RATE_LIMIT;
-    if (c->rate_s != NULL && strcmp(c->rate_s, "off") != 0 &&
-        !ratelimit_parse(c->rate_s, &c->rate, &c->burst))
-        return usage_error("--rate-limit wants RATE[:BURST] in requests per second, or off, not '%s'",
-                           c->rate_s);
-    ratelimit_configure(c->rate, c->burst);
+    if ((rc = serve_limits(c, rate_s, auth_s, proxies)) >= 0) return rc;
     /* The response cache sees only this process's writes: it is for an
      * embedded SQLite database, never for a shared PostgreSQL one. */
     c->cache_mb = DEFAULT_CACHE_MB;
@@ -333,7 +448,40 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     c->max_conns = http_max_connections_default();
     if (maxconn_s != NULL && !parse_long(maxconn_s, 1, 1000000, &c->max_conns))
         return usage_error("--max-connections wants a number from 1 to 1000000, not '%s'", maxconn_s);
+    c->write_queue = API_WRITE_QUEUE_DEFAULT;
+    if (queue_s != NULL && !parse_long(queue_s, 1, 1000000, &c->write_queue))
+        return usage_error("--write-queue wants a number of writes from 1 to 1000000, not '%s'", queue_s);
+    api_writer_configure((size_t)c->write_queue, API_WRITE_QUEUE_BYTES);
     return -1;
+}
+
+/* Writes "RATE/s (burst BURST)", or "off", into buf. */
+static const char *limit_text(char *buf, size_t size, double rate, double burst)
+{
+    if (rate <= 0)
+        snprintf(buf, size, "off");
+    else
+        snprintf(buf, size, "%g/s (burst %g)", rate, burst);
+    return buf;
+}
+
+/* Says at start-up which limits are in force, and whose address the
+ * failed-authentication limit counts. */
+static void print_limits(const serve_conf_t *c)
+{
+    char app[64], auth[64], proxies[1024];
+    fprintf(stderr,
+            "crmd: limits: requests per app %s; failed authentications per client address %s; "
+            "write queue %ld writes or %zu MiB; %ld connections\n",
+            limit_text(app, sizeof app, c->rate, c->burst),
+            limit_text(auth, sizeof auth, c->auth_rate, c->auth_burst), c->write_queue,
+            API_WRITE_QUEUE_BYTES >> 20, c->max_conns);
+    proxy_describe(proxies, sizeof proxies);
+    if (proxy_count() > 0)
+        fprintf(stderr, "crmd: client address: from X-Forwarded-For when the peer is a trusted proxy (%s)\n",
+                proxies);
+    else
+        fprintf(stderr, "crmd: client address: the connection's peer (no --trusted-proxy)\n");
 }
 
 /* Serves with c until SIGINT or SIGTERM; returns the exit status. */
@@ -351,6 +499,9 @@ static int serve_run(const serve_conf_t *c)
                          .threads = (int)c->threads,
                          .max_body = API_MAX_BODY,
                          .max_connections = (int)c->max_conns,
+                         .request_memory = (size_t)c->request_mb << 20,
+                         .response_memory = (size_t)c->response_mb << 20,
+                         .http2 = c->http2,
                          .thread_init = api_thread_init,
                          .thread_fini = api_thread_fini,
                          .busy = api_thread_busy,
@@ -362,9 +513,11 @@ static int serve_run(const serve_conf_t *c)
         return 1;
     }
     fprintf(stderr,
-            "crmd: listening on http://%s:%u with %ld threads, at most %ld connections, rate limit %s, "
-            "cache %ld MiB\n",
-            c->host, c->port, c->threads, c->max_conns, c->rate > 0 ? c->rate_s : "off", c->cache_mb);
+            "crmd: listening on http://%s:%u with %ld threads, cache %ld MiB, request memory %ld MiB, "
+            "response memory %ld MiB, cleartext HTTP/2 %s\n",
+            c->host, c->port, c->threads, c->cache_mb, c->request_mb, c->response_mb,
+            c->http2 ? "on" : "off");
+    print_limits(c);
     int rc = http_serve(&cfg, on_ready);
     /* The workers are done: finish what the writer holds, then close it. */
     api_writer_stop();
@@ -395,7 +548,7 @@ static int run_simple(int argc, char **argv, const char *help, int npos, simple_
     const char *db = env_or("CRMD_DB", DEFAULT_DB);
     const cli_opt_t opts[] = {{"db", &db}, {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, npos, &first);
-    if (rc >= 0) return rc;
+    if (rc >= 0 || (rc = check_db("--db", db)) >= 0) return rc;
     store_t *s = open_db(db);
     if (s == NULL) return 1;
     rc = fn(s, db, argv + first, verb);
@@ -427,8 +580,9 @@ static int app_create(store_t *s, const char *name)
     char *token = NULL;
     if (store_app_create(s, app_key, name, ts_now_ms(), &app) != STORE_OK) {
         fprintf(stderr, "crmd: cannot create the app\n");
-    } else if (issue_token(key, app_key, "admin", DEFAULT_TTL_S, &token) != 0) {
-        fprintf(stderr, "crmd: cannot sign a token\n");
+    } else if (issue_token(s, key, &app, "admin", DEFAULT_TTL_S, &token) != 0) {
+        fprintf(stderr, "crmd: the app '%s' was created without a token: crmd token issue --app %s\n", name,
+                app_key);
     } else {
         printf("export BLOCKS_API_KEY=%s\nexport BLOCKS_AUTH_TOKEN=%s\n", app_key, token);
         fprintf(stderr, "crmd: created app '%s'\n", name);
@@ -488,15 +642,41 @@ static int cmd_app(int argc, char **argv)
     return run_simple(argc - 1, argv + 1, help, npos, app_run, verb);
 }
 
-static int token_revoked(store_t *s, const char *db, char **args, const char *verb)
+/* Revokes token jti in the database db; unrecorded also takes a token
+ * this database has no record of (one issued before records were kept). */
+static int token_revoke(const char *db, const char *jti, bool unrecorded)
 {
-    (void)verb;
-    if (store_token_revoke(s, args[0], ts_now_ms()) != STORE_OK) {
+    store_t *s = open_db(db);
+    if (s == NULL) return 1;
+    store_rc_t rc = store_token_revoke(s, jti, ts_now_ms(), unrecorded);
+    store_close(s);
+    switch (rc) {
+    case STORE_OK:
+        fprintf(stderr, "crmd: token %s revoked; running servers refuse it within a second\n", jti);
+        return 0;
+    case STORE_CONFLICT:
+        fprintf(stderr, "crmd: token %s was already revoked\n", jti);
+        return 0;
+    case STORE_NOT_FOUND:
+        fprintf(stderr,
+                "crmd: no token with jti %s was issued by %s; nothing was revoked (a token issued before "
+                "crmd recorded the tokens it issues is revoked with --unrecorded)\n",
+                jti, shown(db));
+        return 1;
+    default:
         fprintf(stderr, "crmd: cannot record the revocation in %s\n", shown(db));
         return 1;
     }
-    fprintf(stderr, "crmd: token %s revoked; running servers refuse it within a second\n", args[0]);
-    return 0;
+}
+
+static int cmd_token_revoke(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd token revoke JTI [--unrecorded] [--db URL]\n";
+    const char *db = env_or("CRMD_DB", DEFAULT_DB), *unrecorded = NULL;
+    const cli_opt_t opts[] = {{"db", &db}, {"unrecorded", &unrecorded, true}, {NULL}};
+    int first, rc = parse_opts(argc, argv, help, opts, 1, &first);
+    if (rc >= 0 || (rc = check_db("--db", db)) >= 0) return rc;
+    return token_revoke(db, argv[first], unrecorded != NULL);
 }
 
 /* Prints a token for the app with key app in the database db. */
@@ -514,7 +694,7 @@ static int token_issue(const char *db, const char *app, const char *subject, int
     } else {
         jwt_key_t *key = signing_key(s);
         char *token = NULL;
-        if (key != NULL && issue_token(key, app, subject, ttl, &token) == 0) {
+        if (key != NULL && issue_token(s, key, &found, subject, ttl, &token) == 0) {
             printf("%s\n", token);
             rc = 0;
         }
@@ -528,16 +708,15 @@ static int token_issue(const char *db, const char *app, const char *subject, int
 static int cmd_token(int argc, char **argv)
 {
     static const char help[] = "usage: crmd token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]\n"
-                               "       crmd token revoke JTI [--db URL]\n";
-    static const char revoke_help[] = "usage: crmd token revoke JTI [--db URL]\n";
-    if (argc >= 2 && strcmp(argv[1], "revoke") == 0)
-        return run_simple(argc - 1, argv + 1, revoke_help, 1, token_revoked, NULL);
+                               "       crmd token revoke JTI [--unrecorded] [--db URL]\n";
+    if (argc >= 2 && strcmp(argv[1], "revoke") == 0) return cmd_token_revoke(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "issue") != 0) return verb_help(argc, argv, help);
     const char *db = env_or("CRMD_DB", DEFAULT_DB), *app = NULL, *subject = "cli", *ttl_s = NULL;
     const cli_opt_t opts[] = {{"db", &db}, {"app", &app}, {"subject", &subject}, {"ttl", &ttl_s}, {NULL}};
     int first, rc = parse_opts(argc - 1, argv + 1, help, opts, 0, &first);
     if (rc >= 0) return rc;
     if (app == NULL) return help_exit(help, false);
+    if ((rc = check_db("--db", db)) >= 0) return rc;
     int64_t ttl = DEFAULT_TTL_S;
     if (ttl_s != NULL && (ttl = parse_ttl(ttl_s)) < 0)
         return usage_error("--ttl wants a number with s, m, h or d (up to 3650d), not '%s'", ttl_s);
@@ -570,6 +749,7 @@ static int cmd_copy(int argc, char **argv)
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0) return rc;
     if (from == NULL || to == NULL) return help_exit(help, false);
+    if ((rc = check_db("--from", from)) >= 0 || (rc = check_db("--to", to)) >= 0) return rc;
     return store_copy(from, to, append != NULL, stdout, stderr) == STORE_OK ? 0 : 1;
 }
 

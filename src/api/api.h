@@ -40,6 +40,15 @@ int api_thread_busy(void *state);
 void api_handle(h2o_req_t *req, void *state);
 h2o_iovec_t api_error_body(h2o_req_t *req, void *state);
 
+/* The writer's queue holds at most this many writes, and at most this many
+ * bytes of them (each write's decoded change, its text included); a write
+ * beyond either gets a 503 with Retry-After at once (docs/security.md). At
+ * 20,000 writes a second, a full queue is 0.2 s of work. */
+#define API_WRITE_QUEUE_DEFAULT 4096
+#define API_WRITE_QUEUE_BYTES ((size_t)32 << 20)
+/* Sets the bound; call before api_writer_start. */
+void api_writer_configure(size_t max_writes, size_t max_bytes);
+
 /* Starts the writer thread with its own store connection (0, or -1 with
  * the reason on stderr), and stops it once the server threads are done:
  * it finishes what is queued first. */

@@ -20,6 +20,7 @@
 #ifndef CRMD_API_API_INT_H
 #define CRMD_API_API_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +32,7 @@
 #include "api/api.h"
 #include "api/cache.h"
 #include "api/log.h"
+#include "api/proxy.h"
 #include "auth/jwt.h"
 #include "model/codec.h"
 #include "model/jsonw.h"
@@ -46,6 +48,10 @@ enum api_stale {
     API_STALE_LEAD = 1u << 0, /* the lead the path's {id} names: its GET, its follows */
     API_STALE_APP = 1u << 1   /* the app's lists of leads */
 };
+
+/* The status a write's log line shows when its client was gone before the
+ * writer reached it, so it was not run (nginx's "client closed request"). */
+#define API_STATUS_CLIENT_GONE 499
 
 /* Paths have at most this many segments, of which at most API_ROUTE_PARAMS
  * are {param}s. */
@@ -120,18 +126,31 @@ struct api_req {
     api_thread_t *t;
     const api_route_t *route;
     enum api_method method;
-    h2o_iovec_t params[API_ROUTE_PARAMS]; /* the path's {param}s, in order, in req->path */
+    h2o_iovec_t path;                     /* origin form: "/leads?page=2" (see api_req_new) */
+    size_t query_at;                      /* where its '?' is; SIZE_MAX: none */
+    h2o_iovec_t params[API_ROUTE_PARAMS]; /* the path's {param}s, in order, in path */
     int64_t now;                          /* ms, taken once when the request starts */
     int64_t start_ns;                     /* monotonic, for the log line */
     store_app_t app;                      /* the authenticated app */
+    proxy_addr_t client;                  /* api_client's, once client_known */
+    bool client_known;
     char id[UUID_BUFSZ], fid[UUID_BUFSZ]; /* the lead and follow the path names */
     jw_t out;                             /* the body being rendered: the request's own */
     /* The store read it waits for (request.c). */
     api_read_done_fn read_done;
     bool waiting;
+    /* Set when h2o lets go of req while r waits (its write's flag). */
+    atomic_bool *gone;
+    /* What the log line of a request h2o let go of names (request.c). */
+    struct {
+        char method[16], path[256];
+        size_t method_len, path_len;
+    } kept;
     /* Authentication in progress (auth.c). */
     struct {
         api_step_fn then;                        /* what runs once the caller is known */
+        h2o_iovec_t token, key_header;           /* in req's headers */
+        api_req_t *next_waiting;                 /* the thread's requests waiting for a poll */
         api_read_done_fn found;                  /* what runs once an app was looked up */
         char key[sizeof((store_app_t *)0)->key]; /* the app key being looked up */
         size_t key_len;
@@ -155,6 +174,10 @@ struct api_req {
  * The worker fills it in (api_write_new); run executes on the writer with
  * the writer's store and touches only the api_write_t (never r), setting
  * status and out; the worker then answers r with them.
+ *
+ * A write holds its decoded change and nothing of the request: the text
+ * its patch names is copied into text, at the end of its own allocation,
+ * and the body's tree is freed before it is queued.
  */
 typedef struct api_write api_write_t;
 typedef void (*api_write_fn)(store_t *s, api_write_t *w);
@@ -166,10 +189,11 @@ struct api_write {
     h2o_multithread_message_t msg; /* the way back to the worker */
     api_write_t *next;             /* the writer's queue */
     api_write_fn run;
-    api_thread_t *t; /* the worker */
-    api_req_t *r;    /* the request it answers: the worker's alone */
-    bool queued;     /* went through the writer thread */
-    json_t *root;    /* the body, owned: the patch points into it */
+    api_thread_t *t;  /* the worker */
+    api_req_t *r;     /* the request it answers: the worker's alone */
+    bool queued;      /* went through the writer thread */
+    atomic_bool gone; /* h2o let go of r's request: its client is gone */
+    size_t size;      /* bytes, text included: what it costs in the queue */
     int64_t app, now;
     char id[UUID_BUFSZ], fid[UUID_BUFSZ];
     api_patch_t p;
@@ -177,6 +201,7 @@ struct api_write {
     int status;
     jw_t out;
     char location[128]; /* sent with a 201 */
+    char text[];        /* the patch's text (api_write_new's extra bytes) */
 };
 
 #endif

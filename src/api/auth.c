@@ -9,30 +9,54 @@
  * second, so disabling one takes effect within a second everywhere. Both
  * store reads here (an app by key, the revocations) may complete later.
  *
- * Revocations are polled by the requests themselves: one that finds the
- * thread's list more than a second old reads what is new before its
- * token is checked, so no request ever trusts a token revoked more than a
- * second before it started. Requests that find it stale together each
- * read (they would wait for one another's read anyway, on the same
- * connection); every revocation is kept once.
+ * Revocations cannot be missed. A poll's rows are kept aside until it is
+ * done, then applied in one step, the token cache emptied when any is new;
+ * only a poll that read everything moves the sequence number on, so the
+ * rows of a poll that failed part way are read again by the next. A thread
+ * uses its token cache and its list of revocations only while the last
+ * poll that succeeded started at most REVOKED_POLL_MS (a second) before
+ * the request did, so a revocation holds everywhere within a second even
+ * when polls complete later (PostgreSQL); otherwise (an idle thread, a
+ * store in trouble) a request waits for a fresh poll, and is a 503 if that
+ * poll fails. A busy thread polls again REVOKED_REFRESH_MS after its last
+ * poll, so that its list is renewed before it goes stale and requests go
+ * on without waiting for the poll.
+ *
+ * Failed authentication is limited per client address (api_client: the
+ * peer, or the forwarded client behind a trusted proxy). Every 400, 401
+ * and 403 here takes one from the address's bucket (RATELIMIT_AUTH); a
+ * token that is not in the cache is verified only while the bucket holds
+ * one, else the request is a 429 with Retry-After before any RSA work.
+ * Tokens already verified are served from the cache as before, so an
+ * honest client behind the same address is not locked out by another's
+ * failures.
  */
 #include "api/auth.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 
+#include "api/ratelimit.h"
 #include "api/request.h"
+#include "api/respond.h"
 
 #define AUTH_TOKEN_CACHE 256
 #define AUTH_APP_CACHE 64
 #define APP_CACHE_MS 1000
-/* verify_token's own result beyond the jwt_rc values. */
+/* verify_token's own results beyond the jwt_rc values. */
 #define AUTH_REVOKED 100
+#define AUTH_LIMITED 101
 #define TOKEN_CACHE_MAX_LEN 4096
-/* A request trusts the revocations it knows when they are this fresh. */
+/* Revocations reach every thread within this long: a thread whose last
+ * successful poll started longer before a request does not authenticate it
+ * before another poll succeeds. */
 #define REVOKED_POLL_MS 1000
+/* A thread polls again this long after its last poll (when a request comes),
+ * well before what it knows goes stale. */
+#define REVOKED_REFRESH_MS 250
 
 typedef struct auth_token_entry {
     uint64_t hash;
@@ -48,19 +72,34 @@ typedef struct auth_app_entry {
     store_app_t app;
 } auth_app_entry_t;
 
+/* A list of token ids (jti), each malloc'd. */
+typedef struct jti_list {
+    char **v;
+    size_t n, cap;
+} jti_list_t;
+
 struct auth_cache {
     auth_token_entry_t tokens[AUTH_TOKEN_CACHE];
     auth_app_entry_t apps[AUTH_APP_CACHE];
     /* Revoked token ids, polled from the store at most once a second. */
-    char **revoked;
-    size_t revoked_n, revoked_cap;
-    int64_t revoked_seq; /* the last revocation seen */
-    int64_t fresh_ms;    /* every revocation before this is known */
+    jti_list_t revoked;
+    int64_t revoked_seq; /* the last revocation applied */
+    int64_t synced_ms;   /* when the last poll that succeeded started (0: none yet) */
+    int64_t poll_ms;     /* when the last poll started */
+    bool polling;        /* its answer is still to come */
+    /* What the poll in progress read, applied once it has read everything. */
+    jti_list_t fresh;
+    int64_t fresh_seq;
+    bool fresh_lost; /* a row could not be kept: the poll counts as failed */
+    /* Requests waiting for that poll, in order. */
+    api_req_t *waiting, **waiting_tail;
 };
 
 auth_cache_t *auth_cache_new(void)
 {
-    return calloc(1, sizeof(auth_cache_t));
+    auth_cache_t *c = calloc(1, sizeof(auth_cache_t));
+    if (c != NULL) c->waiting_tail = &c->waiting;
+    return c;
 }
 
 static void forget_tokens(auth_cache_t *c)
@@ -71,14 +110,42 @@ static void forget_tokens(auth_cache_t *c)
     }
 }
 
+static void jti_clear(jti_list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    l->n = 0;
+}
+
+/* Makes room for n ids in all; false when out of memory. */
+static bool jti_reserve(jti_list_t *l, size_t n)
+{
+    if (n <= l->cap) return true;
+    size_t cap = l->cap ? l->cap : 16;
+    while (cap < n)
+        cap *= 2;
+    char **v = realloc(l->v, cap * sizeof *v);
+    if (v == NULL) return false;
+    l->v = v;
+    l->cap = cap;
+    return true;
+}
+
 void auth_cache_free(auth_cache_t *c)
 {
     if (c == NULL) return;
+    assert(c->waiting == NULL); /* the thread stays busy while a poll waits */
     forget_tokens(c);
-    for (size_t i = 0; i < c->revoked_n; i++)
-        free(c->revoked[i]);
-    free(c->revoked);
+    jti_clear(&c->revoked);
+    jti_clear(&c->fresh);
+    free(c->revoked.v);
+    free(c->fresh.v);
     free(c);
+}
+
+bool auth_busy(const auth_cache_t *c)
+{
+    return c->polling;
 }
 
 static uint64_t fnv1a(const char *s, size_t n)
@@ -91,51 +158,134 @@ static uint64_t fnv1a(const char *s, size_t n)
     return h;
 }
 
-static h2o_iovec_t header(h2o_req_t *req, const char *name)
+/* The value of the headers named names[] (NULL-terminated), all of which
+ * must say the same, into *out (base NULL when none is there); false when
+ * two of them differ. */
+static bool one_value(const h2o_req_t *req, const char *const *names, h2o_iovec_t *out)
 {
-    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
-    return i < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
+    *out = h2o_iovec_init(NULL, 0);
+    for (; *names != NULL; names++) {
+        for (ssize_t i = -1; (i = h2o_find_header_by_str(&req->headers, *names, strlen(*names), i)) >= 0;) {
+            h2o_iovec_t v = req->headers.entries[i].value;
+            if (out->base == NULL)
+                *out = v;
+            else if (!h2o_memis(out->base, out->len, v.base, v.len))
+                return false;
+        }
+    }
+    return true;
 }
 
 /* --- revocations ----------------------------------------------------------------- */
 
+/* A row of the poll in progress: kept aside until the poll is done. */
 static void add_revoked(void *ctx, int64_t seq, const char *jti)
 {
     auth_cache_t *c = ctx;
-    if (seq <= c->revoked_seq) return; /* two polls at once report it twice */
-    c->revoked_seq = seq;
-    /* A token verified before may be this one: each is verified again. */
-    forget_tokens(c);
-    if (c->revoked_n == c->revoked_cap) {
-        size_t cap = c->revoked_cap ? c->revoked_cap * 2 : 16;
-        char **p = realloc(c->revoked, cap * sizeof *p);
-        if (p == NULL) return;
-        c->revoked = p;
-        c->revoked_cap = cap;
+    char *copy = jti_reserve(&c->fresh, c->fresh.n + 1) ? strdup(jti) : NULL;
+    if (copy == NULL) {
+        c->fresh_lost = true;
+        return;
     }
-    char *copy = strdup(jti);
-    if (copy != NULL) c->revoked[c->revoked_n++] = copy;
-}
-
-store_rc_t auth_cache_load(auth_cache_t *c, store_t *s, int64_t now)
-{
-    store_rc_t rc = store_revoked_since(s, c->revoked_seq, add_revoked, c, NULL);
-    if (rc == STORE_OK) c->fresh_ms = now;
-    return rc;
-}
-
-static store_rc_t start_poll(api_req_t *r, const store_async_t *async)
-{
-    auth_cache_t *c = r->t->auth;
-    return store_revoked_since(r->t->store, c->revoked_seq, add_revoked, c, async);
+    c->fresh.v[c->fresh.n++] = copy;
+    c->fresh_seq = seq;
 }
 
 static bool is_revoked(const auth_cache_t *c, const char *jti)
 {
     if (jti[0] == '\0') return false;
-    for (size_t i = 0; i < c->revoked_n; i++)
-        if (strcmp(c->revoked[i], jti) == 0) return true;
+    for (size_t i = 0; i < c->revoked.n; i++)
+        if (strcmp(c->revoked.v[i], jti) == 0) return true;
     return false;
+}
+
+/* Applies what a poll read, in one step: its revocations join the list,
+ * and the token cache is emptied when any is new, so that a revoked token
+ * is verified, and refused, again. Only a poll that read everything (it
+ * succeeded, no row was lost) moves the sequence number on and counts as
+ * fresh; after any other the next poll reads the same rows again (those
+ * already applied are not added twice). True when the poll succeeded. */
+static bool apply_poll(auth_cache_t *c, store_rc_t rc)
+{
+    bool ok = rc == STORE_OK && !c->fresh_lost;
+    size_t added = 0;
+    if (jti_reserve(&c->revoked, c->revoked.n + c->fresh.n)) {
+        for (size_t i = 0; i < c->fresh.n; i++) {
+            if (is_revoked(c, c->fresh.v[i])) continue;
+            c->revoked.v[c->revoked.n++] = c->fresh.v[i];
+            c->fresh.v[i] = NULL;
+            added++;
+        }
+    } else {
+        ok = false;
+    }
+    if (added > 0) forget_tokens(c);
+    if (ok) {
+        c->revoked_seq = c->fresh_seq;
+        c->synced_ms = c->poll_ms;
+    }
+    jti_clear(&c->fresh);
+    c->fresh_lost = false;
+    return ok;
+}
+
+static void check_token(api_req_t *r);
+static void fail_store(api_req_t *r, store_rc_t rc);
+
+/* A poll is done: applies it, then lets the requests that waited for it
+ * go on (a 503 if it failed). */
+static void polled(void *ctx, store_rc_t rc)
+{
+    auth_cache_t *c = ctx;
+    c->polling = false;
+    bool ok = apply_poll(c, rc);
+    api_req_t *r = c->waiting;
+    c->waiting = NULL;
+    c->waiting_tail = &c->waiting;
+    while (r != NULL) {
+        api_req_t *next = r->auth.next_waiting;
+        if (r->req == NULL)
+            api_req_abandon(r);
+        else if (!ok)
+            fail_store(r, STORE_UNAVAILABLE);
+        else
+            check_token(r);
+        r = next;
+    }
+}
+
+/* Whether the thread knows the revocations well enough to authenticate a
+ * request that started at now. */
+static bool revocations_known(const auth_cache_t *c, int64_t now)
+{
+    return c->synced_ms > 0 && now - c->synced_ms <= REVOKED_POLL_MS;
+}
+
+/* Asks the store for new revocations: REVOKED_REFRESH_MS after the last
+ * poll, or at once when they are not known well enough. The poll is the
+ * thread's: a request waits for it only in the second case. */
+static void poll_revoked(auth_cache_t *c, store_t *s, int64_t now)
+{
+    if (c->polling) return;
+    if (revocations_known(c, now) && now - c->poll_ms < REVOKED_REFRESH_MS) return;
+    c->poll_ms = now;
+    c->fresh_seq = c->revoked_seq;
+    store_async_t async = {.done = polled, .ctx = c};
+    store_rc_t rc = store_revoked_since(s, c->revoked_seq, add_revoked, c, &async);
+    if (rc == STORE_PENDING)
+        c->polling = true;
+    else
+        polled(c, rc);
+}
+
+store_rc_t auth_cache_load(auth_cache_t *c, store_t *s, int64_t now)
+{
+    assert(!c->polling);
+    c->poll_ms = now;
+    c->fresh_seq = c->revoked_seq;
+    store_rc_t rc = store_revoked_since(s, c->revoked_seq, add_revoked, c, NULL);
+    apply_poll(c, rc);
+    return rc;
 }
 
 /* --- tokens ------------------------------------------------------------------------ */
@@ -155,8 +305,28 @@ static void remember_token(auth_token_entry_t *e, uint64_t h, const char *tok, s
     memcpy(e->app, claims->app, JWT_CLAIM_MAX);
 }
 
+/* The bucket of r's client in the failed-authentication limiter. */
+static ratelimit_key_t client_key(api_req_t *r)
+{
+    uint64_t k[2];
+    proxy_limit_key(api_client(r), k);
+    return (ratelimit_key_t){k[0], k[1]};
+}
+
+/* Whether r's client may still fail: false (the answer's Retry-After
+ * added) when it is over its limit. */
+static bool failures_allowed(api_req_t *r)
+{
+    if (!ratelimit_enabled(RATELIMIT_AUTH)) return true;
+    ratelimit_info_t info;
+    if (ratelimit_peek(RATELIMIT_AUTH, client_key(r), r->now, &info)) return true;
+    api_header_int(r, "retry-after", info.retry_after);
+    return false;
+}
+
 /* Verifies a token, through the thread's cache; the app it names goes
- * into app. */
+ * into app. A token not in the cache is verified only while r's client
+ * may still fail (else AUTH_LIMITED). */
 static int verify_token(api_req_t *r, const char *tok, size_t len, char app[JWT_CLAIM_MAX])
 {
     auth_cache_t *c = r->t->auth;
@@ -173,6 +343,7 @@ static int verify_token(api_req_t *r, const char *tok, size_t len, char app[JWT_
         }
         return JWT_EXPIRED;
     }
+    if (!failures_allowed(r)) return AUTH_LIMITED;
     jwt_claims_t claims;
     int rc = jwt_verify(r->t->shared->key, tok, len, now_s, &claims);
     if (rc != JWT_OK) return rc;
@@ -254,10 +425,15 @@ static void find_app(api_req_t *r, const char *key, size_t len, api_read_done_fn
 
 /* --- the request ------------------------------------------------------------------------ */
 
+/* Answers a failed authentication, which counts against the client. */
 static void fail(api_req_t *r, int status, const char *detail)
 {
+    if (ratelimit_enabled(RATELIMIT_AUTH)) {
+        ratelimit_info_t info;
+        ratelimit_take(RATELIMIT_AUTH, client_key(r), r->now, &info);
+    }
     memset(&r->app, 0, sizeof r->app);
-    api_reply_error(r, status, status == 403 ? "Forbidden" : "Unauthorized", detail);
+    api_reply_error(r, status, api_reason(status), detail);
 }
 
 static void fail_store(api_req_t *r, store_rc_t rc)
@@ -296,14 +472,22 @@ static void on_key_app(api_req_t *r, store_rc_t rc)
     r->auth.then(r);
 }
 
-/* What is wrong with r's credentials headers (NULL: nothing); the token
- * goes into tok and the app key into key. */
-static const char *read_headers(h2o_req_t *req, h2o_iovec_t *tok, h2o_iovec_t *key)
+/* What is wrong with r's credentials headers (NULL: nothing, else the
+ * problem, its status in *status); the token goes into tok and the app
+ * key into key. Credentials that say two things at once (two different
+ * app keys in AppId and X-Api-Key, or in two AppId headers; two different
+ * Authorization headers) are a 400: no one of them is picked. */
+static const char *read_headers(h2o_req_t *req, h2o_iovec_t *tok, h2o_iovec_t *key, int *status)
 {
-    ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    h2o_iovec_t authz = ai < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[ai].value;
-    *key = header(req, "appid");
-    if (key->base == NULL) *key = header(req, "x-api-key");
+    static const char *const KEYS[] = {"appid", "x-api-key", NULL};
+    static const char *const AUTHORIZATION[] = {"authorization", NULL};
+    h2o_iovec_t authz;
+    *status = 400;
+    if (!one_value(req, KEYS, key))
+        return "The request names different app keys (AppId, X-Api-Key); send one.";
+    if (!one_value(req, AUTHORIZATION, &authz))
+        return "The request carries different Authorization headers; send one.";
+    *status = 401;
     if (authz.base == NULL) return "Send the token in an Authorization: Bearer header.";
     if (authz.len < 7 || !h2o_lcstris(authz.base, 7, H2O_STRLIT("bearer ")))
         return "The Authorization header must be 'Bearer <token>'.";
@@ -316,12 +500,16 @@ static const char *read_headers(h2o_req_t *req, h2o_iovec_t *tok, h2o_iovec_t *k
     return NULL;
 }
 
-/* The token, checked against revocations known to be fresh, then the key. */
+/* Verifies r's token, the revocations known, then finds the app. */
 static void check_token(api_req_t *r)
 {
-    h2o_iovec_t tok, key;
-    read_headers(r->req, &tok, &key); /* checked by auth_request */
+    h2o_iovec_t tok = r->auth.token, key = r->auth.key_header;
     int rc = verify_token(r, tok.base, tok.len, r->auth.claimed);
+    if (rc == AUTH_LIMITED) {
+        api_reply_error(r, 429, "Too Many Requests",
+                        "Too many failed authentications from this address; retry later.");
+        return;
+    }
     if (rc != JWT_OK) {
         fail(r, 401, token_problem(rc));
         return;
@@ -329,30 +517,24 @@ static void check_token(api_req_t *r)
     find_app(r, key.base, key.len, on_key_app);
 }
 
-/* The revocations r read: fresh as of its start. Without them (the
- * database failed) no token is trusted. */
-static void polled(api_req_t *r, store_rc_t rc)
-{
-    auth_cache_t *c = r->t->auth;
-    if (rc != STORE_OK) {
-        fail_store(r, rc);
-        return;
-    }
-    if (c->fresh_ms < r->now) c->fresh_ms = r->now;
-    check_token(r);
-}
-
 void auth_request(api_req_t *r, api_step_fn then)
 {
-    h2o_iovec_t tok, key;
-    const char *problem = read_headers(r->req, &tok, &key);
+    int status;
+    const char *problem = read_headers(r->req, &r->auth.token, &r->auth.key_header, &status);
     if (problem != NULL) {
-        fail(r, 401, problem);
+        fail(r, status, problem);
         return;
     }
     r->auth.then = then;
-    if (r->now - r->t->auth->fresh_ms < REVOKED_POLL_MS)
+    auth_cache_t *c = r->t->auth;
+    poll_revoked(c, r->t->store, r->now);
+    if (revocations_known(c, r->now)) {
         check_token(r);
-    else
-        api_req_read(r, start_poll, polled);
+    } else if (c->polling) {
+        r->auth.next_waiting = NULL;
+        *c->waiting_tail = r;
+        c->waiting_tail = &r->auth.next_waiting;
+    } else {
+        fail_store(r, STORE_UNAVAILABLE); /* the poll it needed failed */
+    }
 }

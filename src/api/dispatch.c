@@ -75,7 +75,7 @@ void *api_thread_init(int index, void *arg, h2o_context_t *ctx)
 int api_thread_busy(void *state)
 {
     const api_thread_t *t = state;
-    return t->writes_in_flight > 0 || t->reads_pending > 0;
+    return t->writes_in_flight > 0 || t->reads_pending > 0 || auth_busy(t->auth);
 }
 
 void api_thread_fini(void *state)
@@ -112,26 +112,18 @@ h2o_iovec_t api_error_body(h2o_req_t *req, void *state)
     return body;
 }
 
-/* Adds a header whose name h2o has no token for, with a number value. */
-static void add_number_header(h2o_req_t *req, const char *name, int value)
-{
-    char *v = h2o_mem_alloc_pool(&req->pool, 16);
-    int n = snprintf(v, 16, "%d", value);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, v, (size_t)n);
-}
-
 /* Applies the app's rate limit: false (429 sent) when it is over it. Every
  * limited response says where the app stands (RateLimit-* headers). */
 static bool rate_limit_or_reply(api_req_t *r)
 {
-    if (!ratelimit_enabled()) return true;
+    if (!ratelimit_enabled(RATELIMIT_APP)) return true;
     ratelimit_info_t info;
-    bool ok = ratelimit_take(r->app.id, r->now, &info);
-    add_number_header(r->req, "ratelimit-limit", info.limit);
-    add_number_header(r->req, "ratelimit-remaining", info.remaining);
-    add_number_header(r->req, "ratelimit-reset", info.reset_s);
+    bool ok = ratelimit_take(RATELIMIT_APP, (ratelimit_key_t){(uint64_t)r->app.id, 0}, r->now, &info);
+    api_header_int(r, "ratelimit-limit", info.limit);
+    api_header_int(r, "ratelimit-remaining", info.remaining);
+    api_header_int(r, "ratelimit-reset", info.reset_s);
     if (!ok) {
-        add_number_header(r->req, "retry-after", info.retry_after);
+        api_header_int(r, "retry-after", info.retry_after);
         api_reply_error(r, 429, "Too Many Requests", "This app is over its request rate limit; retry later.");
     }
     return ok;
@@ -160,10 +152,10 @@ void api_handle(h2o_req_t *req, void *state)
         reply_no_memory(t, req);
         return;
     }
-    size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    size_t plen = r->query_at != SIZE_MAX ? r->query_at : r->path.len;
     r->method = api_method_of(req->method.base, req->method.len);
     api_route_match_t m;
-    api_route_match(req->path.base, plen, r->method, &m);
+    api_route_match(r->path.base, plen, r->method, &m);
     if (m.allowed == 0) {
         api_reply_error(r, 404, "Not Found", "No such route.");
         return;

@@ -54,17 +54,24 @@ static void printable(char *out, size_t outsz, const char *s, size_t n)
 void api_log_request(api_log_t *log, const h2o_req_t *req, int status, const char *app_key, int64_t now,
                      int64_t start_ns)
 {
+    api_log_line(log, req->method, req->path, status, app_key, now, start_ns, NULL);
+}
+
+void api_log_line(api_log_t *log, h2o_iovec_t method_v, h2o_iovec_t path_v, int status, const char *app_key,
+                  int64_t now, int64_t start_ns, const char *note)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t dur_us = ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - start_ns) / 1000;
     char when[TS_BUFSZ], path[256], method[20];
     ts_format(now, when);
-    printable(path, sizeof path, req->path.base, req->path.len);
-    printable(method, sizeof method, req->method.base, req->method.len);
+    printable(path, sizeof path, path_v.base, path_v.len);
+    printable(method, sizeof method, method_v.base, method_v.len);
     if (log->len > sizeof log->buf - LINE_MAX_LEN) api_log_flush(log);
     size_t room = sizeof log->buf - log->len;
-    int len = snprintf(log->buf + log->len, room, "%s %s %s %d %" PRId64 ".%03dms app=%s\n", when, method,
-                       path, status, dur_us / 1000, (int)(dur_us % 1000), app_key[0] ? app_key : "-");
+    int len = snprintf(log->buf + log->len, room, "%s %s %s %d %" PRId64 ".%03dms app=%s%s%s\n", when, method,
+                       path, status, dur_us / 1000, (int)(dur_us % 1000), app_key[0] ? app_key : "-",
+                       note != NULL ? " " : "", note != NULL ? note : "");
     if (len > 0) log->len += (size_t)len < room ? (size_t)len : room - 1;
     if (log->len >= FLUSH_AT)
         api_log_flush(log);

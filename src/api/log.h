@@ -36,6 +36,12 @@ void api_log_init(api_log_t *log, h2o_context_t *ctx);
 void api_log_request(api_log_t *log, const h2o_req_t *req, int status, const char *app_key, int64_t now,
                      int64_t start_ns);
 
+/* The same line from the request's method and path, for a request h2o has
+ * let go of, with note (NULL for none) at its end: "client=gone" on the
+ * line of a write whose client went away before its answer. */
+void api_log_line(api_log_t *log, h2o_iovec_t method, h2o_iovec_t path, int status, const char *app_key,
+                  int64_t now, int64_t start_ns, const char *note);
+
 /* Writes out what has gathered; call before the thread ends. */
 void api_log_flush(api_log_t *log);
 

@@ -17,12 +17,54 @@
 
 /* --- life --------------------------------------------------------------------- */
 
+/* Copies at most size bytes of v into buf, for the log line. */
+static size_t keep(char *buf, size_t size, h2o_iovec_t v)
+{
+    size_t n = v.len < size ? v.len : size;
+    if (n > 0) memcpy(buf, v.base, n);
+    return n;
+}
+
 /* h2o disposes of a request's pool when the request ends, which can be
- * before its read or write completes (an HTTP/2 stream reset): forget it. */
+ * before its read or write completes (an HTTP/2 stream reset, a closed
+ * connection): forget it, keeping what its log line names, and tell its
+ * write that the client is gone. h2o calls this before it frees the
+ * pool's memory, so req is still whole here. */
 static void on_req_dispose(void *p)
 {
     api_req_t **ref = p;
-    if (*ref != NULL) (*ref)->req = NULL;
+    api_req_t *r = *ref;
+    if (r == NULL) return;
+    r->kept.method_len = keep(r->kept.method, sizeof r->kept.method, r->req->method);
+    r->kept.path_len = keep(r->kept.path, sizeof r->kept.path, r->req->path);
+    if (r->gone != NULL) atomic_store(r->gone, true);
+    r->req = NULL;
+}
+
+/* The request target in origin form, into r->path and r->query_at. h2o
+ * 2.2 hands an absolute-form target ("GET http://host/leads HTTP/1.1",
+ * which RFC 7230 says a server must accept) over as it came: its scheme
+ * and authority are cut off here (one host is served, so the authority
+ * chooses nothing), and an empty path is "/". */
+static void origin_form(api_req_t *r, h2o_req_t *req)
+{
+    h2o_iovec_t p = req->path;
+    r->path = p;
+    r->query_at = req->query_at;
+    size_t skip = 0;
+    if (p.len >= 7 && h2o_lcstris(p.base, 7, H2O_STRLIT("http://")))
+        skip = 7;
+    else if (p.len >= 8 && h2o_lcstris(p.base, 8, H2O_STRLIT("https://")))
+        skip = 8;
+    if (skip == 0) return;
+    while (skip < p.len && p.base[skip] != '/' && p.base[skip] != '?')
+        skip++;
+    h2o_iovec_t rest = h2o_iovec_init(p.base + skip, p.len - skip);
+    if (rest.len == 0 || rest.base[0] == '?')
+        rest = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("/")), rest);
+    r->path = rest;
+    const char *q = memchr(rest.base, '?', rest.len);
+    r->query_at = q != NULL ? (size_t)(q - rest.base) : SIZE_MAX;
 }
 
 api_req_t *api_req_new(api_thread_t *t, h2o_req_t *req)
@@ -47,6 +89,7 @@ api_req_t *api_req_new(api_thread_t *t, h2o_req_t *req)
     r->req = req;
     r->ref = h2o_mem_alloc_shared(&req->pool, sizeof *r->ref, on_req_dispose);
     *r->ref = r;
+    origin_form(r, req);
     return r;
 }
 
@@ -104,16 +147,29 @@ void api_req_read(api_req_t *r, api_read_start_fn start, api_read_done_fn done)
 
 /* --- answers ------------------------------------------------------------------- */
 
+/* Sends the answer, or, when h2o has let go of the request (its client is
+ * gone), only logs it: a write answered then was committed (or, 499, not
+ * run), and every committed write has its line. */
 static void reply(api_req_t *r, int status, h2o_iovec_t body, bool pooled, const char *location)
 {
     h2o_req_t *req = r->req;
+    bool log = r->t->shared->log_requests;
     if (req != NULL) {
         /* Logged first: h2o may dispose of req while sending. */
-        if (r->t->shared->log_requests)
-            api_log_request(&r->t->log, req, status, r->app.key, r->now, r->start_ns);
+        if (log) api_log_request(&r->t->log, req, status, r->app.key, r->now, r->start_ns);
         api_respond(req, status, body, pooled, location);
+    } else if (log) {
+        api_log_line(&r->t->log, h2o_iovec_init(r->kept.method, r->kept.method_len),
+                     h2o_iovec_init(r->kept.path, r->kept.path_len), status, r->app.key, r->now, r->start_ns,
+                     "client=gone");
     }
     req_end(r);
+}
+
+void api_req_abandon(api_req_t *r)
+{
+    assert(r->req == NULL);
+    reply(r, API_STATUS_CLIENT_GONE, h2o_iovec_init(NULL, 0), false, NULL);
 }
 
 void api_reply_body(api_req_t *r, int status, jw_t *body, const char *location)
@@ -148,6 +204,39 @@ void api_reply_store_error(api_req_t *r, store_rc_t rc, const char *not_found_ti
                            const char *not_found_detail)
 {
     api_reply(r, api_render_store_error(&r->out, rc, not_found_title, not_found_detail));
+}
+
+void api_header_int(api_req_t *r, const char *name, int value)
+{
+    char *v = h2o_mem_alloc_pool(&r->req->pool, 16);
+    int n = snprintf(v, 16, "%d", value);
+    h2o_add_header_by_str(&r->req->pool, &r->req->res.headers, name, strlen(name), 0, NULL, v, (size_t)n);
+}
+
+/* --- the client ------------------------------------------------------------------ */
+
+/* At most this many X-Forwarded-For headers are read (the last ones). */
+#define XFF_HEADERS_MAX 8
+
+const proxy_addr_t *api_client(api_req_t *r)
+{
+    if (r->client_known) return &r->client;
+    h2o_req_t *req = r->req;
+    proxy_addr_t peer;
+    memset(&peer, 0, sizeof peer);
+    struct sockaddr_storage ss;
+    if (req->conn != NULL && req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) > 0)
+        proxy_addr_of((struct sockaddr *)&ss, &peer);
+    h2o_iovec_t xff[XFF_HEADERS_MAX];
+    size_t n = 0;
+    for (ssize_t i = -1;
+         (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-forwarded-for"), i)) >= 0;) {
+        if (n == XFF_HEADERS_MAX) memmove(xff, xff + 1, --n * sizeof *xff);
+        xff[n++] = req->headers.entries[i].value;
+    }
+    proxy_client(&peer, xff, n, &r->client);
+    r->client_known = true;
+    return &r->client;
 }
 
 /* --- the body ------------------------------------------------------------------ */
@@ -238,8 +327,7 @@ json_t *api_body_or_reply(api_req_t *r)
     }
     json_error_t jerr;
     const char *body = req->entity.base ? req->entity.base : "";
-    json_t *root = jsonlex_loadb(body, req->entity.len,
-                                 JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
+    json_t *root = jsonlex_loadb(body, req->entity.len, JSONLEX_BODY_FLAGS, &jerr);
     if (root == NULL) reply_bad_json(r, &jerr);
     return root;
 }
@@ -256,10 +344,9 @@ static bool declared(const api_route_t *route, const char *name)
 h2o_iovec_t api_query(const api_req_t *r, const char *name)
 {
     assert(declared(r->route, name)); /* the route table lists what is read */
-    h2o_req_t *req = r->req;
     h2o_iovec_t found = h2o_iovec_init(NULL, 0);
-    if (req->query_at == SIZE_MAX) return found;
-    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    if (r->query_at == SIZE_MAX) return found;
+    const char *p = r->path.base + r->query_at + 1, *end = r->path.base + r->path.len;
     size_t nlen = strlen(name);
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
@@ -273,23 +360,20 @@ h2o_iovec_t api_query(const api_req_t *r, const char *name)
     return found;
 }
 
-/* Parses a decimal integer of at most 18 digits (optionally negative).
- * Returns false when the text is not one. */
-static bool parse_int(h2o_iovec_t v, int64_t *out)
+/* Parses a number of pages or records: decimal digits only, any number of
+ * them. A value beyond INT64_MAX reads as INT64_MAX: as a page it is past
+ * the end of any list just the same, and as records it is out of range
+ * just the same. Returns false when the text is not digits. */
+static bool parse_count(h2o_iovec_t v, int64_t *out)
 {
-    size_t i = 0;
-    bool neg = false;
-    if (v.len > 0 && v.base[0] == '-') {
-        neg = true;
-        i = 1;
-    }
-    if (i == v.len || v.len - i > 18) return false;
+    if (v.len == 0) return false;
     int64_t x = 0;
-    for (; i < v.len; i++) {
+    for (size_t i = 0; i < v.len; i++) {
         if (v.base[i] < '0' || v.base[i] > '9') return false;
-        x = x * 10 + (v.base[i] - '0');
+        int d = v.base[i] - '0';
+        x = x > (INT64_MAX - d) / 10 ? INT64_MAX : x * 10 + d;
     }
-    *out = neg ? -x : x;
+    *out = x;
     return true;
 }
 
@@ -298,10 +382,10 @@ bool api_paging_or_reply(api_req_t *r, int default_records, int64_t *page, int *
     verrs_t errs = {0};
     int64_t p = 1, n = default_records;
     h2o_iovec_t v = api_query(r, "page");
-    if (v.base != NULL && (!parse_int(v, &p) || p < 1))
+    if (v.base != NULL && (!parse_count(v, &p) || p < 1))
         verrs_add(&errs, "validation_error", NULL, "page", "page must be an integer of at least 1");
     v = api_query(r, "records");
-    if (v.base != NULL && (!parse_int(v, &n) || n < 1 || n > 100))
+    if (v.base != NULL && (!parse_count(v, &n) || n < 1 || n > 100))
         verrs_add(&errs, "validation_error", NULL, "records", "records must be an integer from 1 to 100");
     if (errs.n > 0) {
         api_reply_errors(r, &errs);

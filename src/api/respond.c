@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "http/server.h"
+
 /* Every status the API answers with: its reason phrase, and the code its
  * error documents carry. The last row stands for any other status. */
 static const struct status_row {
@@ -65,6 +67,9 @@ void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, cons
         /* h2o 2.2 drops keep-alive after any status but 200 whose length
          * it does not know: always say it. */
         req->res.content_length = body.len;
+        /* The memory guard may refuse a large answer (503) before it is
+         * copied into the request's pool. */
+        if (http_response_admit(req, body.len) != 0) return;
         if (!pooled) body = h2o_strdup(&req->pool, body.base, body.len);
     }
     h2o_start_response(req, &generator);

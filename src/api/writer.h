@@ -15,14 +15,15 @@
 
 #include "api/api_int.h"
 
-/* Makes a write for request r that will run fn; takes ownership of root
- * (NULL for none). It copies what run needs from r (app, ids, time) and
- * what the route makes stale. NULL when out of memory. */
-api_write_t *api_write_new(api_req_t *r, api_write_fn fn, json_t *root);
+/* Makes a write for request r that will run fn, with extra bytes at
+ * w->text for its patch's text. It copies what run needs from r (app, ids,
+ * time) and what the route makes stale. NULL when out of memory. */
+api_write_t *api_write_new(api_req_t *r, api_write_fn fn, size_t extra);
 
 /* Hands w to the writer thread (or, with none running, runs it here) to
  * answer its request after the commit; from here on the write owns r. On
- * allocation failure (w NULL) answers r with a 503. */
+ * allocation failure (w NULL), or when the queue is full (w is then
+ * freed), answers r with a 503 at once. */
 void api_write_submit(api_req_t *r, api_write_t *w);
 
 /* Sets w's answer from the store's rc: ok_status with what run rendered

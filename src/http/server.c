@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/time.h>
@@ -25,6 +26,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "http/guard.h"
 
 /* How long a stopping thread keeps serving open connections at most. */
 #define DRAIN_MS 3000
@@ -38,10 +41,6 @@
 static h2o_globalconf_t globalconf;
 static atomic_int stopping;
 static atomic_int started;
-/* Open connections of all threads together, against cfg->max_connections:
- * SO_REUSEPORT spreads connections unevenly, so a per-thread share of the
- * cap would refuse some below it. */
-static atomic_int open_conns;
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
@@ -89,12 +88,7 @@ static void error_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
             o->body = body;
             o->sent = 0;
             req->res.content_length = body.len;
-            ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
-            if (i >= 0)
-                req->res.headers.entries[i].value = h2o_iovec_init(H2O_STRLIT("application/json"));
-            else
-                h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                               H2O_STRLIT("application/json"));
+            http_guard_json_type(req);
             slot = &o->super.next;
         }
     }
@@ -115,12 +109,6 @@ static void on_busy_written(h2o_socket_t *sock, const char *err)
 {
     (void)err;
     h2o_socket_close(sock);
-}
-
-static void on_conn_close(void *data)
-{
-    (void)data;
-    atomic_fetch_sub(&open_conns, 1);
 }
 
 long http_max_connections_default(void)
@@ -144,8 +132,10 @@ static void accept_pending(http_worker_t *w, int max)
     for (int i = 0; i < max; i++) {
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL) return;
-        if (atomic_fetch_add(&open_conns, 1) >= w->cfg->max_connections) {
-            atomic_fetch_sub(&open_conns, 1);
+        /* The cap counts all threads together: SO_REUSEPORT spreads
+         * connections unevenly, so a per-thread share of it would refuse
+         * some below it. */
+        if (!http_worker_admit(w->cfg->max_connections)) {
             /* Over the cap: say so at once rather than leave the client
              * hanging in the backlog. */
             h2o_iovec_t buf = h2o_iovec_init(busy_response, sizeof busy_response - 1);
@@ -154,9 +144,7 @@ static void accept_pending(http_worker_t *w, int max)
         }
         int ms = WRITE_STALL_MS;
         setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
-        sock->on_close.cb = on_conn_close;
-        sock->on_close.data = w;
-        h2o_accept(&w->accept_ctx, sock);
+        http_worker_accept(w, sock);
     }
 }
 
@@ -243,12 +231,16 @@ void http_config_setup(h2o_globalconf_t *gc, const http_config_t *cfg)
     filter->on_setup_ostream = error_on_setup_ostream;
     h2o_handler_t *handler = h2o_create_handler(path, sizeof *handler);
     handler->on_req = on_req;
+    http_guard_configure(gc, cfg);
+    http_guard_filter(path);
+    http_guard_filter(&host->fallback_path);
 }
 
 int http_worker_init(http_worker_t *w, h2o_globalconf_t *gc)
 {
     w->loop = h2o_evloop_create();
     h2o_context_init(&w->ctx, w->loop, gc);
+    http_guard_thread_init(w);
     w->state = w->cfg->thread_init(w->index, w->cfg->arg, &w->ctx);
     if (w->state == NULL) return -1;
     w->accept_ctx.ctx = &w->ctx;
@@ -293,6 +285,7 @@ static void *worker_main(void *arg)
         h2o_evloop_run(w->loop, 10);
     }
 
+    http_guard_thread_fini(w);
     w->cfg->thread_fini(w->state);
     return NULL;
 }
@@ -300,6 +293,11 @@ static void *worker_main(void *arg)
 int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
 {
     int rc = 1;
+    /* Buffers of 128 KiB and more (request bodies, large answers) get
+     * their own mappings, so the memory a closed connection held goes back
+     * to the system at once instead of staying in the heap (glibc would
+     * otherwise raise this threshold after the first large free). */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     http_config_setup(&globalconf, cfg);
 
     int n = cfg->threads;

@@ -6,6 +6,7 @@
 #ifndef CRMD_HTTP_SERVER_H
 #define CRMD_HTTP_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,16 @@ typedef struct http_config {
     int threads;
     size_t max_body;     /* bytes; larger request bodies are refused with 413 */
     int max_connections; /* open at once, all threads together; beyond: 503 */
+    /* What clients may make crmd hold, all threads together (0: the
+     * default, HTTP_MEMORY_DEFAULT): request bytes received and not yet
+     * answered (bodies, large heads), and response bytes a slow reader has
+     * not taken yet (see src/http/guard.h). */
+    size_t request_memory;
+    size_t response_memory;
+    /* Cleartext HTTP/2 with prior knowledge. Off: the HTTP/2 preface is a
+     * malformed HTTP/1 request (400, connection closed). Upgrade: h2c is
+     * never honoured (the request is answered over HTTP/1.1). */
+    bool http2;
     /* Called on each server thread before it serves, with the thread's h2o
      * context; returns the thread's state (NULL on failure, which stops the
      * server). */
@@ -35,6 +46,18 @@ typedef struct http_config {
     h2o_iovec_t (*error_body)(h2o_req_t *req, void *state);
     void *arg;
 } http_config_t;
+
+#define HTTP_MEMORY_DEFAULT ((size_t)64 << 20)
+
+/* To call before copying an answer of len bytes into req's pool (as
+ * h2o_send_inline does): 0 if it may be sent; otherwise -1, and req has
+ * been answered 503 (JSON, Retry-After: 1), so the caller sends nothing
+ * more. Answers over 64 KiB must fit crmd's response memory after the
+ * oldest answers slow readers hold on this thread are given up; the bytes
+ * count once sent, until the reader has them. Answers sent without asking
+ * are counted all the same, but the copy is then made before the guard
+ * can refuse it. */
+int http_response_admit(h2o_req_t *req, size_t len);
 
 /* A default for max_connections that the process's file limit can hold
  * (it raises its soft limit to the hard one first). */

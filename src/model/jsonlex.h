@@ -32,4 +32,12 @@ bool jsonlex_number_at(const char *doc, size_t len, const char *k1, const char *
  * Returns the tree, which the caller json_decref()s, or NULL. */
 json_t *jsonlex_loadb(const char *doc, size_t len, size_t flags, json_error_t *err);
 
+/* The flags request bodies are parsed with: duplicate keys refused, every
+ * number as a real (the codec reads exact digits from the text), NUL in
+ * strings kept (the codec refuses it with a pointer), and any value at the
+ * top, so that a body that is JSON but not an object is the codec's 422
+ * (missing wrapper), not a 400. */
+#define JSONLEX_BODY_FLAGS                                                                                   \
+    (JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL | JSON_DECODE_ANY)
+
 #endif

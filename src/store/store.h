@@ -145,6 +145,16 @@ typedef struct store_app {
  * JWT_CLAIM_MAX - 1 bytes, so a longer one revokes no token anyway). */
 #define STORE_JTI_MAX 256
 
+/* A token crmd issued (crmd token issue, crmd app create), as
+ * store_token_record keeps it and bulk copy moves it. The strings are the
+ * caller's (or, in an export, valid during the call). */
+typedef struct store_token {
+    const char *jti;
+    int64_t app; /* the app's id */
+    const char *subject;
+    int64_t issued_at, expires_at; /* ms since the epoch */
+} store_token_t;
+
 typedef void (*store_app_cb)(void *ctx, const store_app_t *app, int64_t leads);
 typedef void (*store_revoked_cb)(void *ctx, int64_t seq, const char *jti);
 typedef void (*store_lead_cb)(void *ctx, const lead_t *lead);
@@ -153,19 +163,20 @@ typedef void (*store_follow_cb)(void *ctx, const follow_t *follow);
 /* Bulk copy (crmd copy): what a database holds, counted in one snapshot. */
 typedef struct store_counts {
     int64_t apps, leads, follows, revoked;
+    int64_t issued;         /* issued tokens recorded */
     int64_t lead_count_sum; /* the sum of the apps' lead counts: equals leads */
     int signing_key;        /* 1 when a signing key is stored */
 } store_counts_t;
 
 /* Bulk copy: the receivers of store_copy_export, called in this order: the
- * signing key (if one is stored), every app (by id), every revoked token (by
- * sequence number), every lead (by app, created_at, id), every follow (by
- * app, lead, created_at, id). Each returns STORE_OK to go on; any other rc
- * stops the export, which then returns that rc. Strings are valid only
- * during the call. */
+ * signing key (if one is stored), every app (by id), every issued token (by
+ * issued_at, jti), every revoked token (by sequence number), every lead (by
+ * app, created_at, id), every follow (by app, lead, created_at, id). Each returns STORE_OK to go on; any
+ * other rc stops the export, which then returns that rc. Strings are valid only during the call. */
 typedef struct store_export {
     store_rc_t (*signing_key)(void *ctx, const char *pem);
     store_rc_t (*app)(void *ctx, const store_app_t *app);
+    store_rc_t (*issued)(void *ctx, const store_token_t *token);
     store_rc_t (*revoked)(void *ctx, const char *jti, int64_t revoked_at);
     store_rc_t (*lead)(void *ctx, int64_t app, const lead_t *lead);
     store_rc_t (*follow)(void *ctx, int64_t app, const follow_t *follow);
@@ -199,7 +210,8 @@ typedef struct store_ops {
     /* Administration (the command line); see the wrappers. */
     store_rc_t (*app_list)(store_t *s, store_app_cb cb, void *ctx);
     store_rc_t (*app_set_disabled)(store_t *s, const char *key, int disabled);
-    store_rc_t (*token_revoke)(store_t *s, const char *jti, int64_t now);
+    store_rc_t (*token_record)(store_t *s, const store_token_t *token);
+    store_rc_t (*token_revoke)(store_t *s, const char *jti, int64_t now, bool unrecorded);
     store_rc_t (*revoked_since)(store_t *s, int64_t after_seq, store_revoked_cb cb, void *ctx,
                                 const store_async_t *async);
     /* Bulk copy (crmd copy, never while serving); see the wrappers. */
@@ -208,6 +220,7 @@ typedef struct store_ops {
     store_rc_t (*copy_import_begin)(store_t *s, store_counts_t *before);
     store_rc_t (*copy_import_key)(store_t *s, const char *pem);
     store_rc_t (*copy_import_app)(store_t *s, const store_app_t *app, int keep_id, int64_t *id);
+    store_rc_t (*copy_import_issued)(store_t *s, const store_token_t *token, int *added);
     store_rc_t (*copy_import_revoked)(store_t *s, const char *jti, int64_t revoked_at, int *added);
     store_rc_t (*copy_import_lead)(store_t *s, int64_t app, const lead_t *lead);
     store_rc_t (*copy_import_follow)(store_t *s, int64_t app, const follow_t *follow);
@@ -225,12 +238,14 @@ struct store {
 #define STORE_OPEN_ERR_MAX 512
 #define STORE_URL_SHOWN_MAX 256
 
-/* Opens a connection for url: "sqlite:PATH" (a bare path is read as
- * SQLite too), or PostgreSQL as a "postgres://" or "postgresql://" URL or
- * a libpq key=value string (one that starts with a keyword and '=', such
- * as "host=/run/postgresql dbname=crmd"). On failure returns NULL and
- * writes a reason into err (errsz bytes), never a password. The schema is
- * not touched: call store_migrate. */
+/* Opens a connection for url, which must have one of these forms (and
+ * nothing else, so that a mistyped URL never becomes a new SQLite file):
+ * "sqlite:PATH"; a bare path that does not begin like a URL scheme
+ * ("word:"), read as SQLite too; or PostgreSQL as a "postgres://" or
+ * "postgresql://" URL or a libpq key=value string (one that starts with a
+ * keyword and '=', such as "host=/run/postgresql dbname=crmd"). On failure
+ * returns NULL and writes a reason into err (errsz bytes), never a
+ * password. The schema is not touched: call store_migrate. */
 store_t *store_open(const char *url, char *err, size_t errsz);
 
 /* Closes the connection (an open batch or import is rolled back); s may be
@@ -415,10 +430,23 @@ static inline store_rc_t store_app_set_disabled(store_t *s, const char *key, int
     return s->ops->app_set_disabled ? s->ops->app_set_disabled(s, key, disabled) : STORE_ERROR;
 }
 
-/* Records a revoked token id (jti); revoking twice is fine. */
-static inline store_rc_t store_token_revoke(store_t *s, const char *jti, int64_t now)
+/* Records a token this database issued, before anyone is given it, so
+ * that store_token_revoke knows it; STORE_CONFLICT when its jti is already
+ * recorded. Verifying a token never needs its record: tokens issued before
+ * records were kept (schema version 3) stay valid. */
+static inline store_rc_t store_token_record(store_t *s, const store_token_t *token)
 {
-    return s->ops->token_revoke ? s->ops->token_revoke(s, jti, now) : STORE_ERROR;
+    return s->ops->token_record ? s->ops->token_record(s, token) : STORE_ERROR;
+}
+
+/* Records a revoked token id (jti): STORE_OK when it is newly revoked;
+ * STORE_CONFLICT when it already was (nothing changes: revoking twice is
+ * fine); STORE_NOT_FOUND, and nothing recorded, when this database has no
+ * record of issuing it (store_token_record), unless unrecorded is true:
+ * for a token issued before records were kept. */
+static inline store_rc_t store_token_revoke(store_t *s, const char *jti, int64_t now, bool unrecorded)
+{
+    return s->ops->token_revoke ? s->ops->token_revoke(s, jti, now, unrecorded) : STORE_ERROR;
 }
 
 /* Passes the revocations recorded after sequence number after_seq, in
@@ -473,6 +501,13 @@ static inline store_rc_t store_copy_import_app(store_t *s, const store_app_t *ap
     return s->ops->copy_import_app ? s->ops->copy_import_app(s, app, keep_id, id) : STORE_ERROR;
 }
 
+/* Records an issued token, its app the target's id; *added is 0 when its
+ * jti was already recorded. */
+static inline store_rc_t store_copy_import_issued(store_t *s, const store_token_t *token, int *added)
+{
+    return s->ops->copy_import_issued ? s->ops->copy_import_issued(s, token, added) : STORE_ERROR;
+}
+
 /* Records a revocation; *added is 0 when the jti was already revoked. */
 static inline store_rc_t store_copy_import_revoked(store_t *s, const char *jti, int64_t revoked_at,
                                                    int *added)
@@ -504,8 +539,18 @@ static inline store_rc_t store_copy_import_end(store_t *s, int commit)
     return s->ops->copy_import_end ? s->ops->copy_import_end(s, commit) : STORE_ERROR;
 }
 
-/* Writes url into out (outsz bytes, always terminated) with any password
- * replaced by "***", for messages and logs. */
+/* True when url has one of the forms store_open accepts; else false with
+ * a reason in err (errsz bytes) that names the accepted forms and never
+ * shows more of url than its scheme. */
+bool store_url_check(const char *url, char *err, size_t errsz);
+
+/* Writes url into out (outsz bytes, always terminated, cut to fit) with
+ * every password replaced by "***", for messages and logs: a URL's
+ * password whatever characters it holds (the userinfo ends at the last
+ * '@'), a password= parameter of a URL's query (its keyword
+ * percent-encoded or not) or of a key=value string (quoted or not), and
+ * likewise sslpassword. Any text may be given, such as a database's
+ * message that quotes a URL; where it is unsure, more is hidden. */
 void store_url_redact(const char *url, char *out, size_t outsz);
 
 /* True when url names a database that other processes may write to at the

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
@@ -105,6 +105,50 @@ def test_url_and_key_value_forms_and_no_password_in_output(make_server):
     srv_url = make_server(threads=1, db_url=url)
     assert_status(App(srv_url.base_url, key, token).get("/leads/"), 200)
     assert PASSWORD not in srv_url.stderr_text()
+
+
+def _hostile_role(name):
+    """A role owning database name, whose password holds every character the
+    review saw printed in clear ('#', '?') and more; returns it and the password."""
+    role = f"crmd_h_{uuid.uuid4().hex[:8]}"
+    password = "Hx#q?w:rd/x@y z"
+    psql(f"{PG_URL}/postgres", f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    psql(f"{PG_URL}/postgres", f'ALTER DATABASE "{name}" OWNER TO {role}')
+    return role, password
+
+
+def _assert_hidden(text, password):
+    for piece in (password, "Hx#q", "q?w", "w:rd", "rd/x", "x@y", "%2Fx", "%40y", "y z", "wr#ong"):
+        assert piece not in text, f"{piece!r} printed: {text}"
+
+
+def test_hostile_passwords_are_masked_in_every_message(make_server, tmp_path):
+    name, _ = new_db()
+    role, password = _hostile_role(name)
+    host, port = urlsplit(PG_URL).hostname, urlsplit(PG_URL).port
+    # In a URL, libpq reads the password up to the first '@' or '/': those two are encoded.
+    url = f"postgresql://{role}:{quote(password, safe='#?:')}@{host}:{port}/{name}"
+    kv = f"host={host} port={port} dbname={name} user={role} password='{password}'"
+    for db in (url, kv):
+        p = run_crmd("migrate", "--db", db, check=True)
+        assert "***" in p.stderr, p.stderr
+        _assert_hidden(p.stdout + p.stderr, password)
+    p = run_crmd("copy", "--from", url, "--to", f"sqlite:{tmp_path}/copy.db", check=True)
+    assert "from postgresql://" in p.stdout and "***" in p.stdout, p.stdout
+    _assert_hidden(p.stdout + p.stderr, password)
+    srv = make_server(threads=1, db_url=url)
+    assert "ready (database postgresql://" in srv.stderr_text()
+    _assert_hidden(srv.stderr_text(), password)
+    # Wrong passwords of the same shape, and strings libpq cannot read at all
+    # (its own message would quote them, or the piece it could not decode).
+    for db in (url.replace("Hx#q", "wr#ong"), kv.replace("Hx#q", "wr#ong"),
+               f"postgresql://{role}:wr#ong%zz@{host}:{port}/{name}",
+               f"postgresql://{role}:wr#ong@[::1/{name}",
+               f"host={host} port={port} user={role} password=wr#ong y z"):
+        p = run_crmd("migrate", "--db", db)
+        assert p.returncode == 1, (db, p.stderr)
+        assert "PostgreSQL" in p.stderr, p.stderr
+        _assert_hidden(p.stdout + p.stderr, password)
 
 
 def test_unreachable_database_fails_fast_without_printing_the_password():
@@ -454,8 +498,10 @@ def test_copy_round_trip_sqlite_postgres_sqlite(make_server, tmp_path):
 
     _, pg = new_db()
     p = run_crmd("copy", "--from", src_db, "--to", pg, check=True)
-    assert "copied 3 apps, 11 leads, 9 follows, 1 revoked tokens and the signing key" in p.stdout, p.stdout
-    assert "verified: the target now holds 3 apps, 11 leads, 9 follows, 1 revoked tokens" in p.stdout
+    assert ("copied 3 apps, 11 leads, 9 follows, 4 issued tokens, 1 revoked tokens and the signing key"
+            in p.stdout), p.stdout
+    assert ("verified: the target now holds 3 apps, 11 leads, 9 follows, 4 issued tokens, 1 revoked tokens"
+            in p.stdout), p.stdout
     assert PASSWORD not in p.stdout + p.stderr
 
     dst = make_server(threads=2, db_url=pg)
@@ -473,6 +519,7 @@ def test_copy_round_trip_sqlite_postgres_sqlite(make_server, tmp_path):
     # And back to a new SQLite database.
     back_db = f"sqlite:{tmp_path / 'back.db'}"
     run_crmd("copy", "--from", pg, "--to", back_db, check=True)
+    assert (tmp_path / "back.db").stat().st_mode & 0o777 == 0o600, "it holds the signing key"
     back = make_server(threads=1, db_url=back_db)
     for a in (a1, a2):
         assert snapshot(App(back.base_url, a.key, a.token)) == before[a.key]
@@ -487,8 +534,9 @@ def test_copy_round_trip_sqlite_postgres_sqlite(make_server, tmp_path):
     want = snapshot(a3)
     assert other.stop() == 0
     p = run_crmd("copy", "--from", other_db, "--to", pg, "--append", check=True)
-    assert "copied 1 apps, 3 leads, 3 follows, 0 revoked tokens and not the signing key" in p.stdout, p.stdout
-    assert "now holds 4 apps, 14 leads, 12 follows, 1 revoked tokens" in p.stdout, p.stdout
+    assert ("copied 1 apps, 3 leads, 3 follows, 1 issued tokens, 0 revoked tokens and not the signing key"
+            in p.stdout), p.stdout
+    assert "now holds 4 apps, 14 leads, 12 follows, 5 issued tokens, 1 revoked tokens" in p.stdout, p.stdout
     token = run_crmd("token", "issue", "--app", a3.key, "--db", pg, check=True).stdout.strip()
     assert snapshot(App(dst.base_url, a3.key, token)) == want
     assert snapshot(App(dst.base_url, a1.key, a1.token)) == before[a1.key]

@@ -28,6 +28,7 @@
  * for both apps (tests/fuzz/make_seeds.py).
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
@@ -183,7 +184,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
      * size), and rate limiting on with limits no input reaches, so its
      * bookkeeping and headers are exercised. */
     cache_configure((size_t)16 << 20);
-    ratelimit_configure(1e9, 1e9);
+    ratelimit_configure(RATELIMIT_APP, 1e9, 1e9);
+    ratelimit_configure(RATELIMIT_AUTH, 1e9, 1e9);
     ensure_fixtures();
 
     /* The same configuration http_serve builds (server.c), with the
@@ -410,7 +412,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     h2o_socket_t *sock = h2o_evloop_socket_create(W0.loop, sv[0], H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
-    h2o_accept(&W0.accept_ctx, sock);
+    /* Served under the memory guard, as crmd serve's connections are. */
+    http_worker_admit(INT_MAX);
+    http_worker_accept(&W0, sock);
 
     /* Send everything, then end the stream; keep turning the loop until h2o
      * has answered and closed the connection. */

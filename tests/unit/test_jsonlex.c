@@ -14,7 +14,7 @@
 
 #include "model/jsonlex.h"
 
-#define SERVER_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL)
+#define SERVER_FLAGS JSONLEX_BODY_FLAGS
 
 static json_t *root_;
 

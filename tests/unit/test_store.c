@@ -437,7 +437,10 @@ Test(store, a_newer_schema_is_refused_and_said_through_the_log_hook)
     store_close(s);
     store_set_log(NULL, NULL);
     cr_assert_eq(nlogged, 1, "one message, one call");
-    cr_expect_str_eq(logged[0], "crmd: database schema version 99 is newer than this crmd (2)");
+    char want[STORE_LOG_LINE_MAX];
+    snprintf(want, sizeof want, "crmd: database schema version 99 is newer than this crmd (%d)",
+             SCHEMA_VERSION);
+    cr_expect_str_eq(logged[0], want);
 }
 
 /* --- apps and the signing key ----------------------------------------------------- */
@@ -1376,16 +1379,26 @@ static void keep_revoked(void *ctx, int64_t seq, const char *jti)
     snprintf(r->jti[r->n++], sizeof r->jti[0], "%s", jti);
 }
 
+/* Records a token of app issued by this database. */
+static void record_token(store_t *s, const char *jti, int64_t app)
+{
+    store_token_t t = {.jti = jti, .app = app, .subject = "cli", .issued_at = 1000, .expires_at = 9000};
+    cr_assert_eq(store_token_record(s, &t), STORE_OK, "%s", jti);
+}
+
 Test(store, revocations_come_back_in_order)
 {
     revoked_seen_t r = {0};
     cr_assert_eq(store_revoked_since(st, 0, keep_revoked, &r, NULL), STORE_OK);
     cr_expect_eq(r.n, 0);
-    cr_assert_eq(store_token_revoke(st, "jti-a", 1000), STORE_OK);
-    cr_assert_eq(store_token_revoke(st, "jti-b", 1001), STORE_OK);
-    cr_assert_eq(store_token_revoke(st, "jti-a", 1002), STORE_OK, "revoking twice is fine");
+    record_token(st, "jti-a", app1.id);
+    record_token(st, "jti-b", app2.id);
+    record_token(st, "jti-c", app1.id);
+    cr_assert_eq(store_token_revoke(st, "jti-a", 1000, false), STORE_OK);
+    cr_assert_eq(store_token_revoke(st, "jti-b", 1001, false), STORE_OK);
+    cr_assert_eq(store_token_revoke(st, "jti-a", 1002, false), STORE_CONFLICT, "revoked already");
     store_t *other = open_store();
-    cr_assert_eq(store_token_revoke(other, "jti-c", 1003), STORE_OK);
+    cr_assert_eq(store_token_revoke(other, "jti-c", 1003, false), STORE_OK);
     store_close(other);
 
     cr_assert_eq(store_revoked_since(st, 0, keep_revoked, &r, NULL), STORE_OK);
@@ -1400,6 +1413,29 @@ Test(store, revocations_come_back_in_order)
     cr_assert_eq(store_revoked_since(st, r.seq[1], keep_revoked, &after, NULL), STORE_OK);
     cr_assert_eq(after.n, 1);
     cr_expect_str_eq(after.jti[0], "jti-c");
+}
+
+/* Revoking an id this database never issued (a typo) is STORE_NOT_FOUND
+ * and records nothing, unless the caller says the token predates the
+ * records; a token recorded twice is a conflict. */
+Test(store, only_recorded_tokens_are_revoked_unless_asked)
+{
+    cr_expect_eq(store_token_revoke(st, "jti-typo", 1000, false), STORE_NOT_FOUND);
+    revoked_seen_t r = {0};
+    cr_assert_eq(store_revoked_since(st, 0, keep_revoked, &r, NULL), STORE_OK);
+    cr_expect_eq(r.n, 0, "a refused revocation records nothing");
+
+    record_token(st, "jti-a", app1.id);
+    store_token_t again = {.jti = "jti-a", .app = app2.id, .subject = "x", .issued_at = 1, .expires_at = 2};
+    cr_expect_eq(store_token_record(st, &again), STORE_CONFLICT);
+    cr_expect_eq(store_token_revoke(st, "jti-a", 1001, false), STORE_OK);
+    cr_expect_eq(store_token_revoke(st, "jti-a", 1002, true), STORE_CONFLICT);
+    cr_expect_eq(store_token_revoke(st, "jti-old", 1003, true), STORE_OK, "a token from before the records");
+    cr_expect_eq(store_token_revoke(st, "jti-old", 1004, false), STORE_CONFLICT, "revoked already");
+    cr_assert_eq(store_revoked_since(st, 0, keep_revoked, &r, NULL), STORE_OK);
+    cr_assert_eq(r.n, 2);
+    cr_expect_str_eq(r.jti[0], "jti-a");
+    cr_expect_str_eq(r.jti[1], "jti-old");
 }
 
 /* --- bulk copy --------------------------------------------------------------- */
@@ -1424,13 +1460,16 @@ static void populate(void)
     cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK);
     follow_t g = mk_follow(11, 3, "Mail", false, 0, 1600);
     cr_assert_eq(store_follow_create(st, app2.id, &g), STORE_OK);
-    cr_assert_eq(store_token_revoke(st, "jti-a", 1000), STORE_OK);
+    record_token(st, "jti-a", app1.id);
+    record_token(st, "jti-b", app2.id);
+    cr_assert_eq(store_token_revoke(st, "jti-a", 1000, false), STORE_OK);
     cr_assert_eq(store_app_set_disabled(st, "pk_live_two", 1), STORE_OK);
 }
 
 static void expect_counts(const store_counts_t *n, int64_t apps, int64_t leads, int64_t follows,
-                          int64_t revoked, int key, const char *what)
+                          int64_t issued, int64_t revoked, int key, const char *what)
 {
+    cr_expect_eq(n->issued, issued, "%s: issued", what);
     cr_expect_eq(n->apps, apps, "%s: apps", what);
     cr_expect_eq(n->leads, leads, "%s: leads", what);
     cr_expect_eq(n->follows, follows, "%s: follows", what);
@@ -1441,7 +1480,7 @@ static void expect_counts(const store_counts_t *n, int64_t apps, int64_t leads, 
 
 /* What an export passed, in order. */
 typedef struct exported {
-    char order[64]; /* K, A, R, L, F: one letter a record */
+    char order[64]; /* K, A, I, R, L, F: one letter a record */
     size_t n;
     int64_t last_app;
     store_counts_t count;
@@ -1471,6 +1510,17 @@ static store_rc_t x_app(void *ctx, const store_app_t *app)
     cr_expect_gt(app->id, x->last_app, "apps by id");
     x->last_app = app->id;
     return seen(x, 'A', &x->count.apps);
+}
+
+static store_rc_t x_issued(void *ctx, const store_token_t *t)
+{
+    exported_t *x = ctx;
+    bool a = strcmp(t->jti, "jti-a") == 0;
+    cr_expect(a || strcmp(t->jti, "jti-b") == 0, "%s", t->jti);
+    cr_expect_eq(t->app, a ? app1.id : app2.id);
+    cr_expect_str_eq(t->subject, "cli");
+    cr_expect(t->issued_at == 1000 && t->expires_at == 9000);
+    return seen(x, 'I', &x->count.issued);
 }
 
 static store_rc_t x_revoked(void *ctx, const char *jti, int64_t at)
@@ -1506,15 +1556,18 @@ Test(store, copy_count_and_export)
     populate();
     store_counts_t n;
     cr_assert_eq(store_copy_count(st, &n), STORE_OK);
-    expect_counts(&n, 2, 3, 2, 1, 1, "count");
+    expect_counts(&n, 2, 3, 2, 2, 1, 1, "count");
 
-    static const store_export_t cb = {
-        .signing_key = x_key, .app = x_app, .revoked = x_revoked, .lead = x_lead, .follow = x_follow};
+    /* Every receiver, in the order of the export. */
+    store_export_t cb = {.signing_key = x_key, .app = x_app, .issued = x_issued};
+    cb.revoked = x_revoked;
+    cb.lead = x_lead;
+    cb.follow = x_follow;
     exported_t x = {0};
     store_counts_t total;
     cr_assert_eq(store_copy_export(st, &cb, &x, &total), STORE_OK);
-    expect_counts(&total, 2, 3, 2, 1, 1, "the export's total");
-    cr_expect_str_eq(x.order, "KAARLLLFF", "key, apps, revocations, leads, follows");
+    expect_counts(&total, 2, 3, 2, 2, 1, 1, "the export's total");
+    cr_expect_str_eq(x.order, "KAAIIRLLLFF", "key, apps, issued tokens, revocations, leads, follows");
     cr_expect_eq(x.count.leads, total.leads);
     cr_expect_eq(x.count.follows, total.follows);
 }
@@ -1530,14 +1583,19 @@ Test(store, copy_to_an_empty_database_keeps_everything)
     fclose(o);
     fclose(e);
     cr_assert_eq(rc, STORE_OK, "store_copy: %s", err);
-    cr_expect(strstr(out, "verified: the target now holds 2 apps, 3 leads, 2 follows, 1 revoked tokens") !=
-                  NULL,
+    cr_expect(strstr(out,
+                     "verified: the target now holds 2 apps, 3 leads, 2 follows, 2 issued tokens, 1 revoked "
+                     "tokens") != NULL,
               "%s", out);
 
     store_t *t = open_url(target);
     store_counts_t n;
     cr_assert_eq(store_copy_count(t, &n), STORE_OK);
-    expect_counts(&n, 2, 3, 2, 1, 1, "target");
+    expect_counts(&n, 2, 3, 2, 2, 1, 1, "target");
+    /* The records came along: the copy knows which tokens it issued. */
+    cr_expect_eq(store_token_revoke(t, "jti-b", 2000, false), STORE_OK);
+    cr_expect_eq(store_token_revoke(t, "jti-a", 2000, false), STORE_CONFLICT);
+    cr_expect_eq(store_token_revoke(t, "jti-typo", 2000, false), STORE_NOT_FOUND);
     store_app_t a;
     cr_assert_eq(store_app_find(t, "pk_live_two", &a, NULL), STORE_OK);
     cr_expect_eq(a.id, app2.id, "ids are kept");
@@ -1568,7 +1626,7 @@ Test(store, a_failed_import_leaves_the_target_as_it_was)
     cr_assert_eq(store_migrate(t), STORE_OK);
     store_counts_t before;
     cr_assert_eq(store_copy_import_begin(t, &before), STORE_OK);
-    expect_counts(&before, 0, 0, 0, 0, 0, "empty target");
+    expect_counts(&before, 0, 0, 0, 0, 0, 0, "empty target");
     int64_t id = 0;
     cr_assert_eq(store_copy_import_app(t, &app1, 1, &id), STORE_OK);
     cr_expect_eq(id, app1.id);
@@ -1586,7 +1644,7 @@ Test(store, a_failed_import_leaves_the_target_as_it_was)
     }
     store_counts_t after;
     cr_assert_eq(store_copy_count(t, &after), STORE_OK);
-    expect_counts(&after, 0, 0, 0, 0, 0, "after the failed import");
+    expect_counts(&after, 0, 0, 0, 0, 0, 0, "after the failed import");
     store_close(t);
 }
 
@@ -1669,13 +1727,6 @@ static void fake_timer_stop(store_timer_t *t)
     cr_assert(t->used, "a timer stopped twice, or after it fired");
     t->used = false;
 }
-
-static const store_loop_t FAKE_LOOP = {.watch = fake_watch,
-                                       .read = fake_read,
-                                       .write = fake_write,
-                                       .unwatch = fake_unwatch,
-                                       .timer_start = fake_timer_start,
-                                       .timer_stop = fake_timer_stop};
 
 /* Reports what is ready among the watched descriptors (waiting at most ms
  * for it), then fires the timers that are due. */
@@ -1761,7 +1812,11 @@ static void started(waited_t *w, store_rc_t rc)
 static store_t *open_with_loop(void)
 {
     store_t *s = open_store();
-    store_set_loop(s, &FAKE_LOOP);
+    store_loop_t loop = {.watch = fake_watch, .read = fake_read, .write = fake_write};
+    loop.unwatch = fake_unwatch;
+    loop.timer_start = fake_timer_start;
+    loop.timer_stop = fake_timer_stop;
+    store_set_loop(s, &loop); /* the store keeps a copy */
     return s;
 }
 

@@ -1,7 +1,8 @@
 /*
- * admin.c: apps, the token signing key and revoked tokens on PostgreSQL:
- * what authentication reads on every request (app_find, revoked_since)
- * and what the command line changes (create, disable, revoke).
+ * admin.c: apps, the token signing key, and issued and revoked tokens on
+ * PostgreSQL: what authentication reads on every request (app_find,
+ * revoked_since) and what the command line changes (create, disable,
+ * record a token it issues, revoke).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -83,12 +84,48 @@ store_rc_t pg_app_set_disabled(store_t *base, const char *key, int disabled)
     return pg_one_row(pg_of(base), Q_APP_DISABLE, &p, 0, 0, NULL, NULL, NULL);
 }
 
-store_rc_t pg_token_revoke(store_t *base, const char *jti, int64_t now)
+store_rc_t pg_token_insert(pg_store_t *s, const store_token_t *t, bool *added)
 {
+    pg_params_t p = {0};
+    pgp_str(&p, t->jti);
+    pgp_int8(&p, t->app);
+    pgp_str(&p, t->subject);
+    pgp_int8(&p, t->issued_at);
+    pgp_int8(&p, t->expires_at);
+    PGresult *r;
+    store_rc_t rc = pg_write(s, Q_TOKEN_INSERT, &p, 0, 0, &r);
+    *added = rc == STORE_OK && pg_affected(r) > 0;
+    PQclear(r);
+    return rc;
+}
+
+store_rc_t pg_token_record(store_t *base, const store_token_t *token)
+{
+    bool added = false;
+    store_rc_t rc = pg_token_insert(pg_of(base), token, &added);
+    return rc == STORE_OK && !added ? STORE_CONFLICT : rc;
+}
+
+store_rc_t pg_token_revoke(store_t *base, const char *jti, int64_t now, bool unrecorded)
+{
+    pg_store_t *s = pg_of(base);
     pg_params_t p = {0};
     pgp_str(&p, jti);
     pgp_int8(&p, now);
-    return pg_write(pg_of(base), Q_REVOKE, &p, 0, 0, NULL);
+    pgp_int4(&p, unrecorded ? 1 : 0);
+    PGresult *r;
+    store_rc_t rc = pg_write(s, Q_REVOKE, &p, 0, 0, &r);
+    bool added = rc == STORE_OK && pg_affected(r) > 0;
+    PQclear(r);
+    if (rc != STORE_OK || added) return rc;
+    /* Nothing was added: revoked before, or never issued here. Neither
+     * table ever loses a row, so the answer cannot change in between. */
+    pg_params_t q = {0};
+    pgp_str(&q, jti);
+    rc = pg_read(s, Q_REVOKED_FIND, &q, &r);
+    if (rc == STORE_OK) rc = PQntuples(r) > 0 ? STORE_CONFLICT : STORE_NOT_FOUND;
+    PQclear(r);
+    return rc;
 }
 
 static store_rc_t revoked_rows(const PGresult *r, const pg_rows_t *to)

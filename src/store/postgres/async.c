@@ -209,13 +209,21 @@ static void drop(pg_store_t *s)
     a->batched = 0;
 }
 
+/* Why connection c failed (libpq's msg), as logged: never a password. */
+static void connect_error(PGconn *c, const char *msg, char *err, size_t errsz)
+{
+    char why[PG_MSG_MAX];
+    pg_message(msg, why, sizeof why);
+    if (c != NULL) store_text_hide(why, sizeof why, PQpass(c));
+    snprintf(err, errsz, "cannot connect to PostgreSQL: %s", why);
+}
+
 /* A connection attempt failed (msg: libpq's reason): every read waiting
  * for it fails, and the back-off starts. */
 static void connect_failed(pg_store_t *s, const char *msg)
 {
-    char why[PG_MSG_MAX], err[PG_MSG_MAX + 64];
-    pg_message(msg, why, sizeof why);
-    snprintf(err, sizeof err, "cannot connect to PostgreSQL: %s", why);
+    char err[PG_MSG_MAX + 64];
+    connect_error(s->conn, msg, err, sizeof err);
     drop(s);
     pg_connect_failed(s, err);
     fail_all(s, take_all(&s->aio), STORE_UNAVAILABLE);
@@ -236,9 +244,8 @@ static bool start_connect(pg_store_t *s)
     int timeout_ms = 0;
     PGconn *c = pg_connect_start(s, &timeout_ms);
     if (c == NULL || PQstatus(c) == CONNECTION_BAD) {
-        char why[PG_MSG_MAX], err[PG_MSG_MAX + 64];
-        pg_message(c != NULL ? PQerrorMessage(c) : "out of memory", why, sizeof why);
-        snprintf(err, sizeof err, "cannot connect to PostgreSQL: %s", why);
+        char err[PG_MSG_MAX + 64];
+        connect_error(c, c != NULL ? PQerrorMessage(c) : "out of memory", err, sizeof err);
         PQfinish(c);
         pg_connect_failed(s, err);
         return false;

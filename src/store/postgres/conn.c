@@ -47,7 +47,10 @@ static int64_t mono_ms(void)
 
 void pg_message(const char *msg, char *out, size_t outsz)
 {
-    snprintf(out, outsz, "%s", msg != NULL && msg[0] != '\0' ? msg : "unknown error");
+    /* libpq's messages may quote the connection string: never a password. */
+    char raw[PG_MSG_MAX];
+    snprintf(raw, sizeof raw, "%s", msg != NULL && msg[0] != '\0' ? msg : "unknown error");
+    store_url_redact(raw, out, outsz);
     size_t n = strlen(out);
     while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
         out[--n] = '\0';
@@ -72,6 +75,7 @@ static bool refuse(PGconn *c, const char *libpq_msg, const char *what, char *err
 {
     char msg[PG_MSG_MAX];
     pg_message(libpq_msg, msg, sizeof msg);
+    store_text_hide(msg, sizeof msg, PQpass(c));
     snprintf(err, errsz, "%s: %s", what, msg);
     PQfinish(c);
     return false;

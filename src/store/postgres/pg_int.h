@@ -15,7 +15,7 @@
  *              threads), or at once through txn.c (everyone else)
  *   leads.c    lead operations
  *   follows.c  follow operations
- *   admin.c    apps, the signing key, revoked tokens
+ *   admin.c    apps, the signing key, issued and revoked tokens
  *   bulk.c     crmd copy's export (cursors) and import
  *   migrate.c  the migration steps for store_migrate_run
  *   postgres.c the table of operations, store_postgres_open, pg_close
@@ -88,6 +88,7 @@ enum pg_stmt_id {
     Q_APP_DISABLE,
     Q_REVOKE,
     Q_COPY_COUNT,
+    Q_COPY_ISSUED,
     Q_COPY_REVOKED,
     Q_COPY_KEY,
     Q_COPY_APP,
@@ -278,6 +279,10 @@ typedef void (*pg_emit_fn)(const PGresult *r, int c0, void *cb, void *ctx);
 void pg_emit_leads(const PGresult *r, int c0, void *cb, void *ctx);   /* cb: store_lead_cb */
 void pg_emit_follows(const PGresult *r, int c0, void *cb, void *ctx); /* cb: store_follow_cb */
 
+/* admin.c: records an issued token (the import's too); *added is false
+ * when its jti was already there. */
+store_rc_t pg_token_insert(pg_store_t *s, const store_token_t *t, bool *added);
+
 /* --- pipe.c ------------------------------------------------------------- */
 
 /* Sends statement id with p without waiting for its answer (bulk import);
@@ -341,8 +346,8 @@ void pg_async_close(pg_store_t *s);
 
 /* --- the operations ------------------------------------------------------
  * pg_close (postgres.c), pg_migrate (migrate.c), pg_lead_* (leads.c), pg_follow_* (follows.c),
- * pg_app_*, pg_signing_key, pg_token_revoke, pg_revoked_since (admin.c), pg_copy_* (bulk.c) and
- * pg_set_loop (async.c), each with the type of its store_ops_t slot. */
+ * pg_app_*, pg_signing_key, pg_token_record, pg_token_revoke, pg_revoked_since (admin.c),
+ * pg_copy_* (bulk.c) and pg_set_loop (async.c), each with the type of its store_ops_t slot. */
 STORE_OPS_DECLARE(pg)
 
 #endif

@@ -69,6 +69,14 @@ const char *const pg_migrations[SCHEMA_VERSION] = {
     "  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
     "  jti TEXT NOT NULL UNIQUE,"
     "  revoked_at BIGINT NOT NULL);",
+    /* 3: the tokens this database issued, so that revoking an id it never
+     * issued (a typo) is an error instead of a silent success. */
+    "CREATE TABLE issued_tokens ("
+    "  jti TEXT PRIMARY KEY,"
+    "  app_id BIGINT NOT NULL REFERENCES apps(id),"
+    "  subject TEXT NOT NULL,"
+    "  issued_at BIGINT NOT NULL,"
+    "  expires_at BIGINT NOT NULL);",
 };
 
 #define FOLLOW_ORDER "due_at ASC NULLS LAST, created_at, id"
@@ -119,10 +127,13 @@ const char *const pg_stmt_sql[Q__COUNT] = {
      * held to commit, makes revocations one at a time. */
     [Q_REVOKE] = "WITH l AS (SELECT pg_advisory_xact_lock(" REVOKE_LOCK ")) "
                  "INSERT INTO revoked_tokens (jti, revoked_at) SELECT $1::text, $2::int8 FROM l "
+                 "WHERE $3::int4 <> 0 OR EXISTS (SELECT 1 FROM issued_tokens WHERE jti = $1::text) "
                  "ON CONFLICT (jti) DO NOTHING",
     [Q_COPY_COUNT] = "SELECT (SELECT count(*) FROM apps), (SELECT count(*) FROM leads), "
                      "(SELECT count(*) FROM follows), (SELECT count(*) FROM revoked_tokens), "
-                     "(SELECT COALESCE(sum(lead_count), 0)::int8 FROM apps), (SELECT count(*) FROM signing_keys)",
+                     "(SELECT COALESCE(sum(lead_count), 0)::int8 FROM apps), (SELECT count(*) FROM signing_keys), "
+                     "(SELECT count(*) FROM issued_tokens)",
+    [Q_COPY_ISSUED] = "SELECT " SCHEMA_TOKEN_COLS " FROM issued_tokens ORDER BY issued_at, jti",
     [Q_COPY_REVOKED] = "SELECT jti, revoked_at FROM revoked_tokens ORDER BY seq",
     [Q_COPY_KEY] = "INSERT INTO signing_keys (id, pem) VALUES (1, $1::text) "
                    "ON CONFLICT (id) DO UPDATE SET pem = EXCLUDED.pem",
@@ -144,8 +155,8 @@ const char *const pg_schema_set_fmt = "UPDATE crmd_schema SET version = %d WHERE
 
 /* Like SQLite's write lock: no other writer until the import ends, so the
  * counts before and after are exact. Readers go on. */
-const char *const pg_import_lock_sql = "LOCK TABLE apps, signing_keys, leads, follows, revoked_tokens "
-                                       "IN SHARE ROW EXCLUSIVE MODE";
+const char *const pg_import_lock_sql = "LOCK TABLE apps, signing_keys, leads, follows, revoked_tokens, "
+                                       "issued_tokens IN SHARE ROW EXCLUSIVE MODE";
 const char *const pg_import_counts_sql =
     "UPDATE apps SET lead_count = (SELECT count(*) FROM leads WHERE leads.app_id = apps.id)";
 /* Apps inserted with their ids leave the identity sequence behind. */
