@@ -82,6 +82,7 @@ enum pg_stmt_id {
     Q_KEY_PUT,
     Q_LEAD_GET_LOCK,
     Q_LEAD_LIST,
+    Q_LEAD_LIST_NEAR,
     Q_FOLLOW_INSERT,
     Q_FOLLOW_GET_LOCK,
     Q_FOLLOW_LIST,

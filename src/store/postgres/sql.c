@@ -106,6 +106,14 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                     "    WHERE l.app_id = $1::int8 AND l.id = p.id OFFSET 0) l"
                     "  ORDER BY l.created_at DESC, l.id DESC) l ON true "
                     "WHERE a.id = $1::int8",
+    /* The same for a page near the start (leads.c says how near): one
+     * ordered scan of leads_newest reads the page's rows themselves, a
+     * third of the cost of the statement above for the first page. */
+    [Q_LEAD_LIST_NEAR] = "SELECT a.lead_count, l.* FROM apps a LEFT JOIN LATERAL ("
+                         "  SELECT " SCHEMA_LEAD_COLS " FROM leads"
+                         "    WHERE app_id = $1::int8 AND $3::int8 < a.lead_count"
+                         "    ORDER BY created_at DESC, id DESC LIMIT $2::int8 OFFSET $3::int8) l ON true "
+                         "WHERE a.id = $1::int8",
     /* Inserts nothing when the lead is missing; a lead deleted meanwhile
      * by another connection fails the foreign key instead (also 404). */
     [Q_FOLLOW_INSERT] = "INSERT INTO follows (app_id, " SCHEMA_FOLLOW_COLS ") "
