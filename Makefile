@@ -192,12 +192,15 @@ asan:
 
 # The PostgreSQL-only tests (reads that complete later on the loop, lost
 # connections, an outage, clients gone while their reads wait) run against
-# the same build on a throwaway cluster; `make api-asan-postgres` runs the
-# whole suite on PostgreSQL so (about three minutes).
+# the same build on a throwaway cluster, but for six `crmd migrate` started
+# at once: under ASan on two busy cores one may miss its 2 s connect timeout,
+# and that blocking command-line path runs in make api-postgres anyway.
+# `make api-asan-postgres` runs the whole suite on PostgreSQL so (about
+# three minutes).
 api-asan: asan
 	tests/fuzz/api_asan.sh $(ASAN_BUILD)/crmd
 	scripts/pg-cluster.sh run env CRMD_TEST_BACKEND=postgres \
-	  tests/fuzz/api_asan.sh $(ASAN_BUILD)/crmd tests/api/test_postgres.py
+	  tests/fuzz/api_asan.sh $(ASAN_BUILD)/crmd tests/api/test_postgres.py -k 'not migrating_together'
 
 api-asan-postgres: asan
 	scripts/pg-cluster.sh run env CRMD_TEST_BACKEND=postgres tests/fuzz/api_asan.sh $(ASAN_BUILD)/crmd
