@@ -56,6 +56,10 @@
 #define SPARE_MAX 64
 /* How many connections a read is sent on at most. */
 #define SENDS_MAX 2
+/* How many times a read is sent again after the server skipped it (a read
+ * before it in its batch failed) before it fails too: a bound should every
+ * batch start with a failing read. */
+#define SKIPS_MAX 8
 
 /* What an entry of the queue stands for. */
 enum kind {
@@ -83,6 +87,7 @@ struct pg_aread {
     pg_rows_t to;
     store_async_t async;
     int sends;        /* connections it was sent on */
+    int skips;        /* times the server skipped it */
     bool skipped;     /* the server skipped it: a read before it in its batch failed */
     PGresult *result; /* the statement's */
     store_rc_t rc;    /* the first failure among its answers */
@@ -526,7 +531,7 @@ static bool end_head(pg_store_t *s)
     pg_aread_t *r = a->head;
     a->head = r->next;
     if (a->head == NULL) a->tail = NULL;
-    if (r->kind == READ && r->rc == STORE_OK && r->skipped) {
+    if (r->kind == READ && r->rc == STORE_OK && r->skipped && ++r->skips <= SKIPS_MAX) {
         unsend(r);
         r->sends--; /* the same connection: no new try */
         append(a, r);
@@ -535,7 +540,7 @@ static bool end_head(pg_store_t *s)
         return true;
     }
     if (r->kind == READ) {
-        complete(s, r, r->rc);
+        complete(s, r, r->rc == STORE_OK && r->skipped ? STORE_UNAVAILABLE : r->rc);
         return true;
     }
     bool ok = r->kind == SYNC || (r->rc == STORE_OK && !r->skipped);
