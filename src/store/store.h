@@ -80,11 +80,52 @@ void store_set_log(store_log_fn fn, void *ctx);
  * context, its out parameters (total, out) and async->ctx must stay valid
  * until done runs. With async NULL every read completes before returning,
  * whatever the backend: the writer thread and the command line read so.
+ *
+ * Which backends can: PostgreSQL once it has the owning thread's event
+ * loop (store_set_loop, below); SQLite never (its reads take microseconds
+ * and complete at once). Even then a read may complete at once: a refusal
+ * during an outage's back-off, an id that names nothing.
  */
 typedef struct store_async {
     void (*done)(void *ctx, store_rc_t rc);
     void *ctx;
 } store_async_t;
+
+/*
+ * The event loop of the thread that owns a store, as the store needs it to
+ * complete reads later: watch a socket, and a timer. The store never sees
+ * HTTP; whoever runs the loop fills this in (api/loop.c, on h2o). Every
+ * function is called on the owning thread only, and every callback runs
+ * from the loop on that thread, never from inside the call that asked for
+ * it. The handles are the loop's own types, opaque here.
+ */
+typedef struct store_watch store_watch_t;
+typedef struct store_timer store_timer_t;
+#define STORE_IO_READ 1u
+#define STORE_IO_WRITE 2u
+typedef void (*store_io_fn)(void *arg, unsigned events);
+typedef void (*store_timer_fn)(void *arg);
+typedef struct store_loop {
+    void *ctx; /* the loop's: passed to watch and timer_start */
+    /* Starts watching fd, which stays the caller's: the loop never reads,
+     * writes or closes it, and copes with the caller closing it before
+     * unwatch. Nothing is reported until read or write asks. NULL when out
+     * of memory. */
+    store_watch_t *(*watch)(void *ctx, int fd, store_io_fn fn, void *arg);
+    /* While on, fn(arg, STORE_IO_READ) runs whenever fd is readable, at
+     * end of file or failed. */
+    void (*read)(store_watch_t *w, bool on);
+    /* fn(arg, STORE_IO_WRITE) runs once, when fd is next writable; asking
+     * again before that is harmless. */
+    void (*write)(store_watch_t *w);
+    /* Stops watching and frees w: fn is not called again. fn may call it. */
+    void (*unwatch)(store_watch_t *w);
+    /* Calls fn(arg) once, ms milliseconds from now (0: as soon as the loop
+     * turns), then frees the timer; NULL when out of memory. */
+    store_timer_t *(*timer_start)(void *ctx, uint32_t ms, store_timer_fn fn, void *arg);
+    /* Cancels and frees a timer that has not fired yet. */
+    void (*timer_stop)(store_timer_t *t);
+} store_loop_t;
 
 /* The longest app key and name kept, with their NUL (keys are made by
  * crmd and are far shorter; names longer than this are cut). */
@@ -184,6 +225,8 @@ typedef struct store_ops {
     store_rc_t (*copy_import_lead)(store_t *s, int64_t app, const lead_t *lead);
     store_rc_t (*copy_import_follow)(store_t *s, int64_t app, const follow_t *follow);
     store_rc_t (*copy_import_end)(store_t *s, int commit);
+    /* Reads that complete later (server threads); see the wrapper. */
+    void (*set_loop)(store_t *s, const store_loop_t *loop);
 } store_ops_t;
 
 struct store {
@@ -210,6 +253,25 @@ store_t *store_open(const char *url, char *err, size_t errsz);
 static inline void store_close(store_t *s)
 {
     if (s != NULL) s->ops->close(s);
+}
+
+/* Hands the store the event loop of its owning thread (it keeps a copy of
+ * *loop; the loop itself must outlive the store). From then on a read
+ * given an async may return STORE_PENDING and complete from that loop.
+ * SQLite ignores it.
+ *
+ * The rule on PostgreSQL: a store with a loop is a server thread's read
+ * connection, kept in libpq's non-blocking pipeline mode with reads in
+ * flight, and takes only reads that come with an async. Anything that
+ * would block (a read with async NULL, a write, a batch, administration,
+ * bulk copy) would first have to wait for every read in flight with the
+ * loop stopped, so it is refused by an assertion. So a thread does the
+ * blocking reads it needs before it serves (its revocation load) first,
+ * then sets the loop, once. Close the store only when none of its reads
+ * is pending (a server thread's drain waits for them). */
+static inline void store_set_loop(store_t *s, const store_loop_t *loop)
+{
+    if (s->ops->set_loop != NULL) s->ops->set_loop(s, loop);
 }
 
 /* Creates or upgrades the schema to the newest version (SCHEMA_VERSION in

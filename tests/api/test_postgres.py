@@ -1,9 +1,12 @@
 """PostgreSQL only (collected when CRMD_TEST_BACKEND=postgres, see conftest):
 connection strings, migrations racing, two crmd processes on one database, a
-PostgreSQL outage under load, and `crmd copy` round trips."""
+PostgreSQL outage under load, reads that wait at the database without
+holding up their thread, and `crmd copy` round trips."""
 
 import os
 import re
+import select
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -364,6 +367,111 @@ def test_killed_connections_and_a_read_only_database(make_server):
         time.sleep(0.1)
     assert statuses[-1] == 201 and set(statuses) <= {201, 503}, statuses
     assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 2
+
+
+# -------------------------------------------------- reads that do not block
+
+class TableLock:
+    """A psql session that holds `table` in ACCESS EXCLUSIVE mode (which
+    even a SELECT waits for) until the with block ends. crmd's sessions
+    give up on a lock after 5 s (lock_timeout): hold it for less."""
+
+    def __init__(self, url, table):
+        self.url, self.table = url, table
+
+    def __enter__(self):
+        self.p = subprocess.Popen(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", self.url],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        self.p.stdin.write(f"BEGIN; LOCK TABLE {self.table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
+        self.p.stdin.flush()
+        ready, _, _ = select.select([self.p.stdout], [], [], 10)
+        assert ready and self.p.stdout.readline().strip() == "locked", self.p.stderr.read()
+        return self
+
+    def __exit__(self, *exc):
+        self.p.stdin.write("COMMIT;\n")
+        self.p.stdin.close()
+        self.p.wait(timeout=10)
+
+
+def wait_until(cond, what, timeout=5):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"still not: {what}"
+        time.sleep(0.01)
+
+
+def crmd_lock_waits(db_name):
+    """How many of crmd's sessions on db_name wait for a lock now."""
+    return int(psql(f"{PG_URL}/postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                          f"'{db_name}' AND application_name = 'crmd' AND wait_event_type = 'Lock'"))
+
+
+def test_a_thread_whose_reads_wait_for_postgresql_serves_everyone_else(make_server):
+    """One server thread, one connection: a GET whose query waits for a
+    lock is parked while the loop goes on (/healthz answers at once), and
+    reads of other requests queue up behind it on the same connection;
+    once the lock goes, every one of them is answered."""
+    name, url = new_db()
+    srv = make_server(threads=1, db_url=url)
+    app = srv.new_app()
+    lead = app.create_lead(name="Behind a lock")
+    answers = {}
+
+    def fetch(key, path):
+        answers[key] = get(srv.base_url, app, path)
+
+    with TableLock(url, "leads"):
+        first = threading.Thread(target=fetch, args=("lead", f"/leads/{lead['id']}"))
+        first.start()
+        wait_until(lambda: crmd_lock_waits(name) == 1, "the GET's query waits for the lock")
+        # The thread blocked in that query would answer nothing until the
+        # lock went (which is only after this), or 503 after 5 s.
+        assert requests.get(srv.base_url + "/healthz", timeout=4).status_code == 200
+        others = [threading.Thread(target=fetch, args=(k, p)) for k, p in
+                  (("list", "/leads/"), ("again", f"/leads/{lead['id']}"),
+                   ("follows", f"/leads/{lead['id']}/follows"))]
+        for t in others:
+            t.start()
+        time.sleep(0.3)
+        assert requests.get(srv.base_url + "/healthz", timeout=4).status_code == 200
+        waiting = [k for k, t in zip(("lead", "list", "again", "follows"), [first] + others) if t.is_alive()]
+        assert waiting == ["lead", "list", "again", "follows"], \
+            f"answered while the lock was held: {set(answers) - set(waiting)}"
+    for t in [first] + others:
+        t.join(10)
+    assert {k: r.status_code for k, r in answers.items()} == dict.fromkeys(answers, 200), \
+        {k: r.text for k, r in answers.items()}
+    assert body_json(answers["lead"])["data"] == body_json(answers["again"])["data"] == lead
+    assert body_json(answers["list"])["meta"]["totalRecords"] == 1
+    assert body_json(answers["follows"])["data"] == []
+
+
+def test_clients_gone_while_their_reads_wait_leave_the_thread_healthy(make_server):
+    """Requests whose clients hang up while their reads wait at the
+    database: the reads complete for nobody, the thread serves on, and the
+    server stops cleanly (the ASan run checks that nothing freed is
+    touched)."""
+    name, url = new_db()
+    srv = make_server(threads=1, db_url=url)
+    app = srv.new_app()
+    lead = app.create_lead(name="Abandoned")
+    head = (f"GET /leads/{lead['id']} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {app.token}\r\n"
+            f"AppId: {app.key}\r\n\r\n").encode()
+    with TableLock(url, "leads"):
+        clients = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(3)]
+        for c in clients:
+            c.sendall(head)
+        wait_until(lambda: crmd_lock_waits(name) == 1, "the first GET's query waits for the lock")
+        for c in clients:
+            c.close()
+        time.sleep(0.2)
+        assert requests.get(srv.base_url + "/healthz", timeout=4).status_code == 200
+    wait_until(lambda: crmd_lock_waits(name) == 0, "the reads ended once the lock went")
+    assert app.get_lead(lead["id"]) == lead
+    assert srv.proc.poll() is None, "crmd exited"
+    assert srv.stop() == 0
 
 
 # --------------------------------------------------------------------- copy

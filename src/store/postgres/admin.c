@@ -24,19 +24,19 @@ store_rc_t pg_app_create(store_t *base, const char *key, const char *name, int64
     return rc;
 }
 
+static store_rc_t found_app(const PGresult *r, const pg_rows_t *to)
+{
+    if (PQntuples(r) == 0) return STORE_NOT_FOUND;
+    pg_read_app(r, 0, to->out);
+    return STORE_OK;
+}
+
 store_rc_t pg_app_find(store_t *base, const char *key, store_app_t *out, const store_async_t *async)
 {
-    (void)async;
     pg_params_t p = {0};
     pgp_str(&p, key);
-    PGresult *r;
-    store_rc_t rc = pg_read(pg_of(base), Q_APP_FIND, &p, &r);
-    if (rc == STORE_OK && PQntuples(r) == 0)
-        rc = STORE_NOT_FOUND;
-    else if (rc == STORE_OK)
-        pg_read_app(r, 0, out);
-    PQclear(r);
-    return rc;
+    pg_rows_t to = {.out = out};
+    return pg_read_rows(pg_of(base), Q_APP_FIND, &p, found_app, &to, async);
 }
 
 store_rc_t pg_signing_key(store_t *base, const char *pem_if_none, char **pem)
@@ -81,7 +81,7 @@ store_rc_t pg_app_set_disabled(store_t *base, const char *key, int disabled)
     pg_params_t p = {0};
     pgp_str(&p, key);
     pgp_int4(&p, disabled ? 1 : 0);
-    return pg_one_row(pg_of(base), Q_APP_DISABLE, &p, true, 0, 0, NULL, NULL, NULL);
+    return pg_one_row(pg_of(base), Q_APP_DISABLE, &p, 0, 0, NULL, NULL, NULL);
 }
 
 store_rc_t pg_token_insert(pg_store_t *s, const store_token_t *t, bool *added)
@@ -128,19 +128,21 @@ store_rc_t pg_token_revoke(store_t *base, const char *jti, int64_t now, bool unr
     return rc;
 }
 
+static store_rc_t revoked_rows(const PGresult *r, const pg_rows_t *to)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        char jti[STORE_JTI_MAX];
+        store_text_copy(jti, sizeof jti, pg_get_text(r, i, 1));
+        ((store_revoked_cb)to->cb)(to->ctx, pg_get_int(r, i, 0), jti);
+    }
+    return STORE_OK;
+}
+
 store_rc_t pg_revoked_since(store_t *base, int64_t after_seq, store_revoked_cb cb, void *ctx,
                             const store_async_t *async)
 {
-    (void)async;
     pg_params_t p = {0};
     pgp_int8(&p, after_seq);
-    PGresult *r;
-    store_rc_t rc = pg_read(pg_of(base), Q_REVOKED_SINCE, &p, &r);
-    for (int i = 0; rc == STORE_OK && i < PQntuples(r); i++) {
-        char jti[STORE_JTI_MAX];
-        store_text_copy(jti, sizeof jti, pg_get_text(r, i, 1));
-        cb(ctx, pg_get_int(r, i, 0), jti);
-    }
-    PQclear(r);
-    return rc;
+    pg_rows_t to = {.cb = (void *)cb, .ctx = ctx};
+    return pg_read_rows(pg_of(base), Q_REVOKED_SINCE, &p, revoked_rows, &to, async);
 }

@@ -1,6 +1,6 @@
 /*
  * postgres.c: the PostgreSQL backend as store.c sees it: its table of
- * operations and store_postgres_open.
+ * operations, store_postgres_open and pg_close.
  *
  * The shared store: many crmd processes on one database through libpq
  * (see pg_int.h for the files that do the work). This file only wires them
@@ -79,6 +79,16 @@ static bool readable(const char *conninfo, char *err, size_t errsz)
     PQfreemem(why);
     snprintf(err, errsz, "cannot read the PostgreSQL connection string: %s", shown);
     return false;
+}
+
+void pg_close(store_t *base)
+{
+    pg_store_t *s = pg_of(base);
+    pg_async_close(s);
+    if (s->conn != NULL) PQfinish(s->conn);
+    free(s->deltas);
+    free(s->conninfo);
+    free(s);
 }
 
 store_t *store_postgres_open(const char *conninfo, char *err, size_t errsz)

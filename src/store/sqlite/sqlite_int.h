@@ -235,8 +235,9 @@ store_rc_t sq_update(sqlite_store_t *s, int64_t app, const sq_update_t *u, const
 
 /* --- the operations ------------------------------------------------------
  * sq_close (conn.c), sq_migrate (migrate.c), sq_lead_* (leads.c), sq_follow_* (follows.c), sq_app_*,
- * sq_signing_key, sq_token_record, sq_token_revoke, sq_revoked_since (admin.c) and
- * sq_copy_* (bulk.c), each with the type of its store_ops_t slot. */
+ * sq_signing_key, sq_token_record, sq_token_revoke, sq_revoked_since (admin.c),
+ * sq_copy_* (bulk.c) and sq_set_loop (sqlite.c), each with the type of its
+ * store_ops_t slot. */
 STORE_OPS_DECLARE(sq)
 
 /* admin.c: records an issued token inside the caller's transaction (the
