@@ -34,6 +34,7 @@
 
 #include "api/api.h"
 #include "api/cache.h"
+#include "api/log.h"
 #include "api/proxy.h"
 #include "api/ratelimit.h"
 #include "auth/jwt.h"
@@ -223,7 +224,7 @@ typedef struct cli_opt {
     size_t list_size;
 } cli_opt_t;
 
-#define CLI_OPTS_MAX 16
+#define CLI_OPTS_MAX 32
 /* An option's index is what getopt_long returns for it: below '?' and 'h'. */
 _Static_assert(CLI_OPTS_MAX < '?', "option indexes collide with getopt_long's own returns");
 
@@ -308,7 +309,23 @@ typedef struct serve_conf {
     bool quiet, http2;
     long threads, cache_mb, max_conns, write_queue, request_mb, response_mb;
     double rate, burst, auth_rate, auth_burst;
+    /* The operations options (serve_operations): strings as given. */
+    struct {
+        const char *log_format, *admin, *tls_cert, *tls_key, *cors;
+        char cors_list[1024];
+    } ops;
 } serve_conf_t;
+
+/* The operations options: the log's form, the admin listener, TLS, CORS.
+ * Returns -1 to go on, or the exit status (usage printed). */
+static int serve_operations(serve_conf_t *c)
+{
+    const char *f = c->ops.log_format;
+    if (f != NULL && strcmp(f, "text") != 0 && strcmp(f, "json") != 0)
+        return usage_error("--log-format wants text or json, not '%s'", f);
+    api_log_configure(f != NULL && strcmp(f, "json") == 0 ? API_LOG_JSON : API_LOG_TEXT);
+    return -1;
+}
 
 /* The options of serve that bound what clients can make it hold. Returns
  * -1 to go on, or the exit status (usage printed). */
@@ -380,6 +397,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     const char *response_s = env_or("CRMD_RESPONSE_MEMORY_MB", NULL);
     const char *http2_s = env_or("CRMD_HTTP2", NULL);
     c->db = env_or("CRMD_DB", DEFAULT_DB);
+    c->ops.log_format = env_or("CRMD_LOG_FORMAT", NULL);
     const cli_opt_t opts[] = {{"listen", &listen_at},
                               {"db", &c->db},
                               {"threads", &threads_s},
@@ -393,11 +411,13 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
                               {"request-memory-mb", &request_s},
                               {"response-memory-mb", &response_s},
                               {"http2", &http2_s, true},
+                              {"log-format", &c->ops.log_format},
                               {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0) return rc;
     c->quiet = quiet != NULL;
     if ((rc = serve_memory(c, request_s, response_s, http2_s)) >= 0) return rc;
+    if ((rc = serve_operations(c)) >= 0) return rc;
     if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
         return usage_error("--listen wants HOST:PORT, not '%s'", listen_at);
     c->threads = sysconf(_SC_NPROCESSORS_ONLN);
@@ -495,7 +515,7 @@ static int serve_run(const serve_conf_t *c)
 
 static int cmd_serve(int argc, char **argv)
 {
-    serve_conf_t c;
+    serve_conf_t c = {0};
     int rc = serve_configure(argc, argv, &c);
     return rc >= 0 ? rc : serve_run(&c);
 }

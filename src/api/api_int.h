@@ -32,6 +32,7 @@
 #include "api/cache.h"
 #include "api/log.h"
 #include "api/proxy.h"
+#include "http/reqid.h"
 #include "auth/jwt.h"
 #include "model/codec.h"
 #include "model/jsonw.h"
@@ -131,6 +132,8 @@ struct api_req {
     store_app_t app;                      /* the authenticated app */
     proxy_addr_t client;                  /* api_client's, once client_known */
     bool client_known;
+    char reqid[HTTP_REQID_MAX + 1]; /* the request id (reqid.h), terminated */
+    size_t reqid_len;
     char id[UUID_BUFSZ], fid[UUID_BUFSZ]; /* the lead and follow the path names */
     jw_t out;                             /* the body being rendered: the request's own */
     /* The store read it waits for (request.c). */
@@ -140,8 +143,9 @@ struct api_req {
     atomic_bool *gone;
     /* What the log line of a request h2o let go of names (request.c). */
     struct {
-        char method[16], path[256];
-        size_t method_len, path_len;
+        char method[16], path[256], agent[200];
+        size_t method_len, path_len, agent_len;
+        bool has_agent;
     } kept;
     /* Authentication in progress (auth.c). */
     struct {

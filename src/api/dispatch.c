@@ -92,11 +92,14 @@ h2o_iovec_t api_error_body(h2o_req_t *req, void *state)
     const char *detail =
         status == 413 ? "The request body is larger than 1 MiB." : "The request could not be read as HTTP.";
     const char *title = req->res.reason != NULL ? req->res.reason : "Bad Request";
+    char id[HTTP_REQID_MAX + 1];
+    h2o_iovec_t reqid = h2o_iovec_init(id, api_request_id(req, id));
     jw_t w = {0};
     api_render_error(&w, status, title, detail);
-    if (t->shared->log_requests) api_log_request(&t->log, req, status, "", ts_now_ms(), monotonic_ns());
     h2o_iovec_t body = w.oom ? h2o_iovec_init(NULL, 0) : h2o_strdup(&req->pool, w.buf, w.len);
     jw_free(&w);
+    body = api_error_with_request_id(&req->pool, body, reqid);
+    if (t->shared->log_requests) api_log_h2o(t, req, status, reqid, body, monotonic_ns());
     return body;
 }
 
@@ -128,8 +131,11 @@ static void reply_no_memory(api_thread_t *t, h2o_req_t *req)
     static const char body[] =
         "{\"errors\":[{\"status\":\"503\",\"code\":\"service_unavailable\","
         "\"title\":\"Service Unavailable\",\"detail\":\"The server is out of memory.\"}]}";
-    if (t->shared->log_requests) api_log_request(&t->log, req, 503, "", ts_now_ms(), monotonic_ns());
-    api_respond(req, 503, h2o_iovec_init(body, sizeof body - 1), false, NULL);
+    char id[HTTP_REQID_MAX + 1];
+    h2o_iovec_t reqid = h2o_iovec_init(id, api_request_id(req, id));
+    h2o_iovec_t b = api_error_with_request_id(&req->pool, h2o_iovec_init(body, sizeof body - 1), reqid);
+    if (t->shared->log_requests) api_log_h2o(t, req, 503, reqid, b, monotonic_ns());
+    api_respond(req, 503, b, b.base != body, NULL);
 }
 
 void api_handle(h2o_req_t *req, void *state)

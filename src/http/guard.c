@@ -70,16 +70,10 @@
 static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define PREFACE_LEN (sizeof PREFACE - 1)
 
+#define BUSY_DETAIL "The server holds too much data for other clients; retry shortly."
 #define BUSY_BODY                                                                                            \
     "{\"errors\":[{\"status\":\"503\",\"code\":\"service_unavailable\",\"title\":\"Service Unavailable\","   \
-    "\"detail\":\"The server holds too much data for other clients; retry shortly.\"}]}"
-static const char busy_http1[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                                 "Content-Type: application/json\r\n"
-                                 "Retry-After: 1\r\n"
-                                 "Connection: close\r\n"
-                                 "Content-Length: 164\r\n"
-                                 "\r\n" BUSY_BODY;
-_Static_assert(sizeof BUSY_BODY - 1 == 164, "Content-Length of busy_http1");
+    "\"detail\":\"" BUSY_DETAIL "\"}]}"
 
 static atomic_size_t input_held, output_held;
 /* Response bytes a thread could not find room for, and when (the sweeps
@@ -315,9 +309,11 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     /* HTTP/1 holds at most one request: over the budget, it goes before
      * h2o parses it. A client still reading gets the reason. */
     if (err == NULL && !c->h2 && charge(c)) {
-        if (!h2o_socket_is_writing(sock))
-            (void)send(h2o_socket_get_fd(sock), busy_http1, sizeof busy_http1 - 1,
-                       MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (!h2o_socket_is_writing(sock) && sock->ssl == NULL) {
+            char busy[HTTP_BUSY_MAX];
+            size_t n = http_busy_response(busy, sizeof busy, BUSY_DETAIL);
+            (void)send(h2o_socket_get_fd(sock), busy, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
         err = h2o_socket_error_closed;
     }
     enter(c);
@@ -523,15 +519,26 @@ void http_guard_json_type(h2o_req_t *req)
                        H2O_STRLIT("application/json"));
 }
 
-/* The answer that replaces one the budget has no room for. */
+/* The answer that replaces one the budget has no room for. An answer that
+ * already carries an X-Request-Id (the API sets it first) names it in the
+ * body's meta, as every error body of the API does. */
 static h2o_iovec_t busy_answer(h2o_req_t *req)
 {
     req->res.status = 503;
     req->res.reason = "Service Unavailable";
-    req->res.content_length = sizeof BUSY_BODY - 1;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
     http_guard_json_type(req);
-    return h2o_iovec_init(H2O_STRLIT(BUSY_BODY));
+    h2o_iovec_t body = h2o_iovec_init(H2O_STRLIT(BUSY_BODY));
+    ssize_t i = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
+    if (i >= 0) {
+        h2o_iovec_t id = req->res.headers.entries[i].value;
+        /* The body less its last brace, the meta, the brace. */
+        body = h2o_concat(&req->pool, h2o_iovec_init(BUSY_BODY, sizeof BUSY_BODY - 2),
+                          h2o_iovec_init(H2O_STRLIT(",\"meta\":{\"requestId\":\"")), id,
+                          h2o_iovec_init(H2O_STRLIT("\"}}")));
+    }
+    req->res.content_length = body.len;
+    return body;
 }
 
 int http_response_admit(h2o_req_t *req, size_t len)

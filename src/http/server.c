@@ -13,6 +13,7 @@
 #include "http/server_int.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <malloc.h>
 #include <netinet/in.h>
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "http/guard.h"
+#include "http/reqid.h"
 
 /* How long a stopping thread keeps serving open connections at most. */
 #define DRAIN_MS 3000
@@ -95,20 +97,49 @@ static void error_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
     h2o_setup_next_ostream(req, slot);
 }
 
-static const char busy_response[] =
-    "HTTP/1.1 503 Service Unavailable\r\n"
-    "Content-Type: application/json\r\n"
-    "Retry-After: 1\r\n"
-    "Connection: close\r\n"
-    "Content-Length: 141\r\n"
-    "\r\n"
-    "{\"errors\":[{\"status\":\"503\",\"code\":\"service_unavailable\",\"title\":\"Service Unavailable\","
-    "\"detail\":\"Too many open connections; retry shortly.\"}]}";
+size_t http_busy_response(char *buf, size_t size, const char *detail)
+{
+    char id[HTTP_REQID_MAX + 1], body[384];
+    reqid_generate(id);
+    int blen =
+        snprintf(body, sizeof body,
+                 "{\"errors\":[{\"status\":\"503\",\"code\":\"service_unavailable\","
+                 "\"title\":\"Service Unavailable\",\"detail\":\"%s\"}],\"meta\":{\"requestId\":\"%s\"}}",
+                 detail, id);
+    int n = snprintf(buf, size,
+                     "HTTP/1.1 503 Service Unavailable\r\n"
+                     "Content-Type: application/json\r\n"
+                     "Retry-After: 1\r\n"
+                     "X-Request-Id: %s\r\n"
+                     "Connection: close\r\n"
+                     "Content-Length: %d\r\n"
+                     "\r\n%s",
+                     id, blen, body);
+    assert(blen > 0 && (size_t)blen < sizeof body && n > 0 && (size_t)n < size);
+    return (size_t)n;
+}
 
 static void on_busy_written(h2o_socket_t *sock, const char *err)
 {
     (void)err;
+    free(sock->data);
     h2o_socket_close(sock);
+}
+
+/* Refuses a connection over the cap at once rather than leave its client
+ * hanging in the backlog. Over TLS there is nobody to tell in plain
+ * text: it is only closed. */
+static void refuse(http_worker_t *w, h2o_socket_t *sock)
+{
+    char *buf = w->cfg->tls_cert != NULL ? NULL : malloc(HTTP_BUSY_MAX);
+    if (buf == NULL) {
+        h2o_socket_close(sock);
+        return;
+    }
+    sock->data = buf;
+    h2o_iovec_t v = h2o_iovec_init(
+        buf, http_busy_response(buf, HTTP_BUSY_MAX, "Too many open connections; retry shortly."));
+    h2o_socket_write(sock, &v, 1, on_busy_written);
 }
 
 long http_max_connections_default(void)
@@ -136,10 +167,7 @@ static void accept_pending(http_worker_t *w, int max)
          * connections unevenly, so a per-thread share of it would refuse
          * some below it. */
         if (!http_worker_admit(w->cfg->max_connections)) {
-            /* Over the cap: say so at once rather than leave the client
-             * hanging in the backlog. */
-            h2o_iovec_t buf = h2o_iovec_init(busy_response, sizeof busy_response - 1);
-            h2o_socket_write(sock, &buf, 1, on_busy_written);
+            refuse(w, sock);
             continue;
         }
         int ms = WRITE_STALL_MS;

@@ -28,6 +28,10 @@ typedef struct http_config {
      * malformed HTTP/1 request (400, connection closed). Upgrade: h2c is
      * never honoured (the request is answered over HTTP/1.1). */
     bool http2;
+    /* HTTPS: the certificate chain and private key files (PEM), both or
+     * neither (NULL: plain HTTP). See tls.h; with http2, HTTP/2 is offered
+     * by ALPN instead of by prior knowledge. */
+    const char *tls_cert, *tls_key;
     /* Called on each server thread before it serves, with the thread's h2o
      * context; returns the thread's state (NULL on failure, which stops the
      * server). */

@@ -60,6 +60,14 @@ void http_worker_accept(http_worker_t *w, h2o_socket_t *sock);
  * counted) if max are open already. */
 bool http_worker_admit(int max);
 
+/* An HTTP/1.1 503 written straight to a socket before any request was
+ * read (a connection over the cap, a refused upload): JSON with detail (no
+ * quotes in it), Retry-After: 1, Connection: close, and a request id of its
+ * own in X-Request-Id and meta.requestId, as every answer has. Writes it
+ * into buf (size bytes, at least HTTP_BUSY_MAX) and returns its length. */
+#define HTTP_BUSY_MAX 768
+size_t http_busy_response(char *buf, size_t size, const char *detail);
+
 /* Nonzero while a connection (HTTP/1 or HTTP/2) is open on ctx. */
 int http_conns_open(h2o_context_t *ctx);
 
