@@ -30,6 +30,7 @@
 #include "api/cache.h"
 #include "api/request.h"
 #include "api/respond.h"
+#include "model/timestamp.h"
 
 /* At most this many writes share one transaction, so that one batch's
  * latency stays bounded. */
@@ -43,6 +44,7 @@ static struct {
     size_t max_n, max_bytes; /* the bound */
     int stop;
     int running;
+    atomic_int_least64_t busy_since; /* ms: when the running batch started; 0: none runs */
     store_t *store;
     pthread_t thread;
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER,
@@ -155,7 +157,9 @@ static void *writer_main(void *arg)
         size_t bytes = 0;
         for (api_write_t *w = batch; w != NULL; w = w->next)
             bytes += w->size;
+        atomic_store(&W.busy_since, ts_now_ms());
         run_batch(W.store, batch);
+        atomic_store(&W.busy_since, 0);
         /* Done here: they leave the queue's count before they are freed. */
         pthread_mutex_lock(&W.mu);
         W.n -= (size_t)n;
@@ -169,6 +173,13 @@ static void *writer_main(void *arg)
     }
     pthread_mutex_unlock(&W.mu);
     return NULL;
+}
+
+enum api_writer_state api_writer_state(int64_t now_ms)
+{
+    if (!W.running) return API_WRITER_NOT_RUNNING;
+    int64_t since = atomic_load(&W.busy_since);
+    return since != 0 && now_ms - since > API_WRITER_STUCK_MS ? API_WRITER_STUCK : API_WRITER_OK;
 }
 
 void api_write_submit(api_req_t *r, api_write_t *w)

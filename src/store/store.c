@@ -43,6 +43,13 @@ bool store_url_is_shared(const char *url)
            (is_postgres_url(url) || (strstr(url, "://") == NULL && is_keyvalue(url)));
 }
 
+const char *store_url_file(const char *url)
+{
+    if (strncmp(url, "sqlite:", 7) == 0) return url + 7;
+    if (store_url_is_shared(url) || strstr(url, "://") != NULL) return NULL;
+    return url;
+}
+
 /* Appends n bytes of s to out at *len, keeping room for the NUL. */
 static void put(char *out, size_t outsz, size_t *len, const char *s, size_t n)
 {

@@ -289,6 +289,31 @@ def test_outage_gives_quick_503s_and_service_resumes_by_itself(make_server):
     assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == created + 1
 
 
+def test_readyz_follows_the_database(make_server):
+    """/readyz is 503 with the reason while PostgreSQL is stopped (quickly:
+    the probe is a real round trip on the thread's connection), and ready
+    again by itself once it is back; /healthz stays 200 throughout."""
+    srv = make_server(threads=1)
+    ready = lambda: requests.get(srv.base_url + "/readyz", timeout=10)  # noqa: E731
+    assert ready().status_code == 200
+    try:
+        pg_ctl("stop")
+        t = time.monotonic()
+        r = ready()
+        assert time.monotonic() - t < 2.0
+        assert r.status_code == 503, r.text
+        err = r.json()
+        assert err["errors"][0]["detail"] == "The database is not reachable."
+        assert err["meta"]["requestId"] == r.headers["X-Request-Id"]
+        assert requests.get(srv.base_url + "/healthz", timeout=10).status_code == 200
+    finally:
+        subprocess.run([PG_CTL, "start", PG_DIR], capture_output=True, timeout=60)
+    deadline = time.monotonic() + 15
+    while ready().status_code != 200:
+        assert time.monotonic() < deadline, "not ready 15 s after PostgreSQL came back"
+        time.sleep(0.2)
+
+
 def test_killed_connections_and_a_read_only_database(make_server):
     """Sessions killed one by one: reads retry on a new connection at once.
     A database that turns read-only (like a primary demoted to a standby)
