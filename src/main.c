@@ -34,6 +34,7 @@
 
 #include "api/api.h"
 #include "api/cache.h"
+#include "api/cors.h"
 #include "api/log.h"
 #include "api/proxy.h"
 #include "api/ratelimit.h"
@@ -324,6 +325,9 @@ static int serve_operations(serve_conf_t *c)
     if (f != NULL && strcmp(f, "text") != 0 && strcmp(f, "json") != 0)
         return usage_error("--log-format wants text or json, not '%s'", f);
     api_log_configure(f != NULL && strcmp(f, "json") == 0 ? API_LOG_JSON : API_LOG_TEXT);
+    char err[160];
+    if (cors_allow(c->ops.cors, err, sizeof err) != 0)
+        return usage_error("--cors-origin wants origins such as https://app.example.com, or *: %s", err);
     return -1;
 }
 
@@ -398,21 +402,24 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     const char *http2_s = env_or("CRMD_HTTP2", NULL);
     c->db = env_or("CRMD_DB", DEFAULT_DB);
     c->ops.log_format = env_or("CRMD_LOG_FORMAT", NULL);
-    const cli_opt_t opts[] = {{"listen", &listen_at},
-                              {"db", &c->db},
-                              {"threads", &threads_s},
-                              {"quiet", &quiet, true},
-                              {"rate-limit", &rate_s},
-                              {"auth-limit", &auth_s},
-                              {"trusted-proxy", &proxies, .list = proxy_list, .list_size = sizeof proxy_list},
-                              {"max-connections", &maxconn_s},
-                              {"cache-mb", &cache_s},
-                              {"write-queue", &queue_s},
-                              {"request-memory-mb", &request_s},
-                              {"response-memory-mb", &response_s},
-                              {"http2", &http2_s, true},
-                              {"log-format", &c->ops.log_format},
-                              {NULL}};
+    c->ops.cors = env_or("CRMD_CORS_ORIGIN", NULL);
+    const cli_opt_t opts[] = {
+        {"listen", &listen_at},
+        {"db", &c->db},
+        {"threads", &threads_s},
+        {"quiet", &quiet, true},
+        {"rate-limit", &rate_s},
+        {"auth-limit", &auth_s},
+        {"trusted-proxy", &proxies, .list = proxy_list, .list_size = sizeof proxy_list},
+        {"max-connections", &maxconn_s},
+        {"cache-mb", &cache_s},
+        {"write-queue", &queue_s},
+        {"request-memory-mb", &request_s},
+        {"response-memory-mb", &response_s},
+        {"http2", &http2_s, true},
+        {"log-format", &c->ops.log_format},
+        {"cors-origin", &c->ops.cors, .list = c->ops.cors_list, .list_size = sizeof c->ops.cors_list},
+        {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0) return rc;
     c->quiet = quiet != NULL;
@@ -469,6 +476,8 @@ static void print_limits(const serve_conf_t *c)
                 proxies);
     else
         fprintf(stderr, "crmd: client address: the connection's peer (no --trusted-proxy)\n");
+    const char *origins = c->ops.cors != NULL && c->ops.cors[0] != '\0' ? c->ops.cors : NULL;
+    fprintf(stderr, "crmd: CORS: %s\n", origins != NULL ? origins : "off (no --cors-origin)");
 }
 
 /* Serves with c until SIGINT or SIGTERM; returns the exit status. */

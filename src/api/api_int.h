@@ -39,8 +39,17 @@
 #include "store/store.h"
 
 /* HTTP methods. A route entry names one; HEAD is served by the GET entry
- * of the same path. Sets of methods are bit masks of METHOD_BIT(m). */
-enum api_method { METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_PUT, METHOD_DELETE, METHOD_OTHER };
+ * of the same path; OPTIONS is a CORS preflight (cors.h), never an entry. Sets of methods are bit masks of
+ * METHOD_BIT(m). */
+enum api_method {
+    METHOD_GET,
+    METHOD_HEAD,
+    METHOD_POST,
+    METHOD_PUT,
+    METHOD_DELETE,
+    METHOD_OPTIONS,
+    METHOD_OTHER
+};
 #define METHOD_BIT(m) (1u << (m))
 
 /* What a successful write makes stale in the response cache. */

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "api/auth.h"
+#include "api/cors.h"
 #include "api/ratelimit.h"
 #include "api/request.h"
 #include "api/respond.h"
@@ -94,6 +95,7 @@ h2o_iovec_t api_error_body(h2o_req_t *req, void *state)
     const char *title = req->res.reason != NULL ? req->res.reason : "Bad Request";
     char id[HTTP_REQID_MAX + 1];
     h2o_iovec_t reqid = h2o_iovec_init(id, api_request_id(req, id));
+    cors_headers(req);
     jw_t w = {0};
     api_render_error(&w, status, title, detail);
     h2o_iovec_t body = w.oom ? h2o_iovec_init(NULL, 0) : h2o_strdup(&req->pool, w.buf, w.len);
@@ -138,6 +140,23 @@ static void reply_no_memory(api_thread_t *t, h2o_req_t *req)
     api_respond(req, 503, b, b.base != body, NULL);
 }
 
+/* A method the path has no entry for: a CORS preflight's 204, or a 405,
+ * both naming the path's methods (OPTIONS among them with CORS on). */
+static void reply_other_method(api_req_t *r, unsigned allowed)
+{
+    h2o_req_t *req = r->req;
+    if (cors_enabled()) allowed |= METHOD_BIT(METHOD_OPTIONS);
+    char *allow = h2o_mem_alloc_pool(&req->pool, 80);
+    size_t n = api_allow_header(allowed, allow, 80);
+    if (cors_is_preflight(req)) {
+        cors_preflight_headers(req, h2o_iovec_init(allow, n));
+        api_reply(r, 204);
+        return;
+    }
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, n);
+    api_reply_error(r, 405, "Method Not Allowed", "This route does not support that method.");
+}
+
 void api_handle(h2o_req_t *req, void *state)
 {
     api_thread_t *t = state;
@@ -146,6 +165,7 @@ void api_handle(h2o_req_t *req, void *state)
         reply_no_memory(t, req);
         return;
     }
+    cors_headers(req);
     size_t plen = r->query_at != SIZE_MAX ? r->query_at : r->path.len;
     r->method = api_method_of(req->method.base, req->method.len);
     api_route_match_t m;
@@ -155,10 +175,7 @@ void api_handle(h2o_req_t *req, void *state)
         return;
     }
     if (m.route == NULL) {
-        char *allow = h2o_mem_alloc_pool(&req->pool, 64);
-        size_t n = api_allow_header(m.allowed, allow, 64);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, n);
-        api_reply_error(r, 405, "Method Not Allowed", "This route does not support that method.");
+        reply_other_method(r, m.allowed);
         return;
     }
     r->route = m.route;

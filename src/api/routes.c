@@ -47,7 +47,7 @@ const api_route_t API_ROUTES[] = {
 const size_t API_NROUTES = sizeof API_ROUTES / sizeof API_ROUTES[0];
 
 /* The methods' names, by enum api_method: the order Allow lists them. */
-static const char *const METHODS[] = {"GET", "HEAD", "POST", "PUT", "DELETE"};
+static const char *const METHODS[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"};
 #define NMETHODS (sizeof METHODS / sizeof METHODS[0])
 _Static_assert(NMETHODS == METHOD_OTHER, "a name for every method but METHOD_OTHER");
 

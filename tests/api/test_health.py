@@ -42,6 +42,7 @@ def test_probes_are_never_rate_limited(make_server, monkeypatch):
 def test_readyz_says_when_the_sqlite_file_is_gone(make_server, tmp_path):
     path = tmp_path / "ready.db"
     srv = make_server(threads=1, db_url=f"sqlite:{path}")
+    anon = srv.client()
     assert_status(anon.get("/readyz"), 200)
     moved = tmp_path / "elsewhere.db"
     os.rename(path, moved)
