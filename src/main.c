@@ -313,7 +313,8 @@ typedef struct serve_conf {
     /* The operations options (serve_operations): strings as given. */
     struct {
         const char *log_format, *admin, *tls_cert, *tls_key, *cors;
-        char cors_list[1024];
+        char cors_list[1024], admin_host[128];
+        uint16_t admin_port;
     } ops;
 } serve_conf_t;
 
@@ -325,6 +326,11 @@ static int serve_operations(serve_conf_t *c)
     if (f != NULL && strcmp(f, "text") != 0 && strcmp(f, "json") != 0)
         return usage_error("--log-format wants text or json, not '%s'", f);
     api_log_configure(f != NULL && strcmp(f, "json") == 0 ? API_LOG_JSON : API_LOG_TEXT);
+    if (c->ops.admin != NULL) {
+        if (parse_listen(c->ops.admin, c->ops.admin_host, sizeof c->ops.admin_host, &c->ops.admin_port) != 0)
+            return usage_error("--admin-listen wants HOST:PORT, not '%s'", c->ops.admin);
+        api_metrics_configure();
+    }
     char err[160];
     if (cors_allow(c->ops.cors, err, sizeof err) != 0)
         return usage_error("--cors-origin wants origins such as https://app.example.com, or *: %s", err);
@@ -403,6 +409,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     c->db = env_or("CRMD_DB", DEFAULT_DB);
     c->ops.log_format = env_or("CRMD_LOG_FORMAT", NULL);
     c->ops.cors = env_or("CRMD_CORS_ORIGIN", NULL);
+    c->ops.admin = env_or("CRMD_ADMIN_LISTEN", NULL);
     const cli_opt_t opts[] = {
         {"listen", &listen_at},
         {"db", &c->db},
@@ -418,6 +425,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         {"response-memory-mb", &response_s},
         {"http2", &http2_s, true},
         {"log-format", &c->ops.log_format},
+        {"admin-listen", &c->ops.admin},
         {"cors-origin", &c->ops.cors, .list = c->ops.cors_list, .list_size = sizeof c->ops.cors_list},
         {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
@@ -503,7 +511,11 @@ static int serve_run(const serve_conf_t *c)
                          .busy = api_thread_busy,
                          .handle = api_handle,
                          .error_body = api_error_body,
+                         .admin_host = c->ops.admin != NULL ? c->ops.admin_host : NULL,
+                         .admin_port = c->ops.admin_port,
+                         .admin_handle = api_admin_handle,
                          .arg = &shared};
+    store_set_log(api_store_log, NULL);
     if (api_writer_start(&shared) != 0) {
         jwt_key_free(key);
         return 1;
@@ -514,6 +526,9 @@ static int serve_run(const serve_conf_t *c)
             c->host, c->port, c->threads, c->cache_mb, c->request_mb, c->response_mb,
             c->http2 ? "on" : "off");
     print_limits(c);
+    if (c->ops.admin != NULL)
+        fprintf(stderr, "crmd: admin listener (metrics) on http://%s:%u/metrics\n", c->ops.admin_host,
+                c->ops.admin_port);
     int rc = http_serve(&cfg, on_ready);
     /* The workers are done: finish what the writer holds, then close it. */
     api_writer_stop();

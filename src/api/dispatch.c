@@ -22,6 +22,7 @@
 #include "api/respond.h"
 #include "api/routes.h"
 #include "api/writer.h"
+#include "http/metrics.h"
 #include "model/timestamp.h"
 
 api_thread_t *api_thread_new(int index, const api_shared_t *shared, h2o_context_t *ctx, store_t *s)
@@ -53,6 +54,7 @@ void *api_thread_init(int index, void *arg, h2o_context_t *ctx)
         fprintf(stderr, "crmd: thread %d: %s\n", index, err);
         return NULL;
     }
+    metrics_thread_attach();
     api_thread_t *t = api_thread_new(index, shared, ctx, s);
     if (t != NULL && auth_cache_load(t->auth, t->store, ts_now_ms()) != STORE_OK) {
         fprintf(stderr, "crmd: thread %d: cannot read the revoked tokens from the database\n", index);
@@ -101,6 +103,7 @@ h2o_iovec_t api_error_body(h2o_req_t *req, void *state)
     h2o_iovec_t body = w.oom ? h2o_iovec_init(NULL, 0) : h2o_strdup(&req->pool, w.buf, w.len);
     jw_free(&w);
     body = api_error_with_request_id(&req->pool, body, reqid);
+    metrics_request(api_unmatched_route(api_method_of(req->method.base, req->method.len)), status, 0);
     if (t->shared->log_requests) api_log_h2o(t, req, status, reqid, body, monotonic_ns());
     return body;
 }
@@ -136,6 +139,7 @@ static void reply_no_memory(api_thread_t *t, h2o_req_t *req)
     char id[HTTP_REQID_MAX + 1];
     h2o_iovec_t reqid = h2o_iovec_init(id, api_request_id(req, id));
     h2o_iovec_t b = api_error_with_request_id(&req->pool, h2o_iovec_init(body, sizeof body - 1), reqid);
+    metrics_request(api_unmatched_route(METHOD_OTHER), 503, 0);
     if (t->shared->log_requests) api_log_h2o(t, req, 503, reqid, b, monotonic_ns());
     api_respond(req, 503, b, b.base != body, NULL);
 }
@@ -170,6 +174,7 @@ void api_handle(h2o_req_t *req, void *state)
     r->method = api_method_of(req->method.base, req->method.len);
     api_route_match_t m;
     api_route_match(r->path.base, plen, r->method, &m);
+    r->metric_route = m.route != NULL ? (int)(m.route - API_ROUTES) : api_unmatched_route(r->method);
     if (m.allowed == 0) {
         api_reply_error(r, 404, "Not Found", "No such route.");
         return;

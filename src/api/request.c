@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "api/respond.h"
+#include "http/metrics.h"
 #include "model/jsonlex.h"
 #include "model/timestamp.h"
 
@@ -103,6 +104,7 @@ api_req_t *api_req_new(api_thread_t *t, h2o_req_t *req)
     *r->ref = r;
     origin_form(r, req);
     r->reqid_len = api_request_id(req, r->reqid);
+    r->metric_route = -1;
     return r;
 }
 
@@ -225,6 +227,17 @@ static void log_reply(api_req_t *r, int status, h2o_iovec_t body)
     api_log_write(&r->t->log, &e);
 }
 
+/* Counts r's answer in the metrics. A 429 before the caller is known is
+ * the limit on failed authentication; after, the app's. */
+static void count(api_req_t *r, int status)
+{
+    if (!metrics_enabled()) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    metrics_request(r->metric_route, status, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - r->start_ns);
+    if (status == 429) metrics_count(r->app.id != 0 ? METRIC_RATE_LIMITED_APP : METRIC_RATE_LIMITED_AUTH);
+}
+
 /* Sends the answer, or, when h2o has let go of the request (its client is
  * gone), only logs it: a write answered then was committed (or, 499, not
  * run), and every committed write has its line. An error document gets
@@ -238,6 +251,7 @@ static void reply(api_req_t *r, int status, h2o_iovec_t body, bool pooled, const
         pooled = pooled || with.base != body.base;
         body = with;
     }
+    count(r, status);
     /* Logged first: h2o may dispose of req while sending. */
     if (r->t->shared->log_requests) log_reply(r, status, body);
     if (req != NULL) api_respond(req, status, body, pooled, location);

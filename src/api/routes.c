@@ -58,6 +58,16 @@ enum api_method api_method_of(const char *name, size_t len)
     return METHOD_OTHER;
 }
 
+int api_unmatched_route(enum api_method method)
+{
+    return (int)API_NROUTES + (int)method;
+}
+
+const char *api_method_name(enum api_method method)
+{
+    return method < METHOD_OTHER ? METHODS[method] : "OTHER";
+}
+
 size_t api_allow_header(unsigned allowed, char *buf, size_t size)
 {
     if (allowed & METHOD_BIT(METHOD_GET)) allowed |= METHOD_BIT(METHOD_HEAD);

@@ -38,6 +38,8 @@
 #include "h2o/http2_internal.h"
 #include "h2o/version.h"
 
+#include "http/metrics.h"
+
 #if H2O_VERSION_MAJOR != 2 || H2O_VERSION_MINOR != 2
 #error "guard.c reads h2o 2.2's HTTP/2 connection and stream structures: check them against this h2o"
 #endif
@@ -241,8 +243,10 @@ static void h2_cap_streams(h2o_http2_conn_t *conn)
     size_t n = h2_streams(conn, s);
     qsort(s, n, sizeof s[0], newest_first);
     for (size_t i = 0; i < n && conn->num_streams.pull.open > H2_MAX_STREAMS; i++)
-        if (!h2o_http2_stream_is_push(s[i]->stream_id) && unprocessed(s[i]))
+        if (!h2o_http2_stream_is_push(s[i]->stream_id) && unprocessed(s[i])) {
+            metrics_count(METRIC_GUARD_STREAMS);
             h2_reset(conn, s[i], H2O_HTTP2_ERROR_REFUSED_STREAM);
+        }
 }
 
 /* --- request memory ------------------------------------------------------------- */
@@ -279,6 +283,7 @@ static void h2_refuse(guard_conn_t *c, h2o_http2_conn_t *conn)
     qsort(s, n, sizeof s[0], largest_body_first);
     for (size_t i = 0; i < n && atomic_load(&input_held) > input_budget; i++) {
         if (!receiving(s[i]) || buf_bytes(s[i]->_req_body) == 0) continue;
+        metrics_count(METRIC_GUARD_REQUEST_MEMORY);
         h2_reset(conn, s[i], H2O_HTTP2_ERROR_REFUSED_STREAM);
         charge(c);
     }
@@ -309,6 +314,7 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     /* HTTP/1 holds at most one request: over the budget, it goes before
      * h2o parses it. A client still reading gets the reason. */
     if (err == NULL && !c->h2 && charge(c)) {
+        metrics_count(METRIC_GUARD_REQUEST_MEMORY);
         if (!h2o_socket_is_writing(sock) && sock->ssl == NULL) {
             char busy[HTTP_BUSY_MAX];
             size_t n = http_busy_response(busy, sizeof busy, BUSY_DETAIL);
@@ -350,6 +356,17 @@ static void on_close(void *data)
 }
 
 /* --- accepting ------------------------------------------------------------------- */
+
+int http_open_connections(void)
+{
+    return atomic_load(&open_conns);
+}
+
+void http_memory_held(size_t *request, size_t *response)
+{
+    *request = atomic_load(&input_held);
+    *response = atomic_load(&output_held);
+}
 
 bool http_worker_admit(int max)
 {
@@ -450,6 +467,7 @@ static void evict(held_t *h, int h2_err)
 {
     h2o_req_t *req = h->req;
     h2o_linklist_unlink(&h->link);
+    metrics_count(METRIC_GUARD_EVICTED);
     if (req->version >= 0x200) {
         h2o_http2_conn_t *conn = (h2o_http2_conn_t *)req->conn;
         if (conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING)
@@ -524,6 +542,7 @@ void http_guard_json_type(h2o_req_t *req)
  * body's meta, as every error body of the API does. */
 static h2o_iovec_t busy_answer(h2o_req_t *req)
 {
+    metrics_count(METRIC_GUARD_RESPONSE_MEMORY);
     req->res.status = 503;
     req->res.reason = "Service Unavailable";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
@@ -600,8 +619,10 @@ static void sweep_h2_conn(http_worker_t *w, h2o_http2_conn_t *conn, uint64_t now
     h2o_http2_stream_t *s[STREAMS_SEEN];
     size_t n = h2_streams(conn, s);
     for (size_t i = 0; i < n; i++)
-        if (receiving(s[i]) && age_ms(tv, &s[i]->req.timestamps.request_begin_at) >= request_ms)
+        if (receiving(s[i]) && age_ms(tv, &s[i]->req.timestamps.request_begin_at) >= request_ms) {
+            metrics_count(METRIC_GUARD_DEADLINE);
             h2_reset(conn, s[i], H2O_HTTP2_ERROR_CANCEL);
+        }
     guard_conn_t *c = conn_of(conn->sock);
     if (c == NULL) return;
     if (c->charged > 0) charge(c);
@@ -609,7 +630,8 @@ static void sweep_h2_conn(http_worker_t *w, h2o_http2_conn_t *conn, uint64_t now
         c->idle_since = 0;
     } else if (c->idle_since == 0) {
         c->idle_since = now;
-    } else if (now - c->idle_since >= request_ms) {
+    } else if (now - c->idle_since >= request_ms && conn->state == H2O_HTTP2_CONN_STATE_OPEN) {
+        metrics_count(METRIC_GUARD_DEADLINE);
         h2_goaway(conn);
     }
 }

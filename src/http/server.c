@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "http/guard.h"
+#include "http/metrics.h"
 #include "http/reqid.h"
 
 /* How long a stopping thread keeps serving open connections at most. */
@@ -131,6 +132,7 @@ static void on_busy_written(h2o_socket_t *sock, const char *err)
  * text: it is only closed. */
 static void refuse(http_worker_t *w, h2o_socket_t *sock)
 {
+    metrics_count(METRIC_CONNECTIONS_REFUSED);
     char *buf = w->cfg->tls_cert != NULL ? NULL : malloc(HTTP_BUSY_MAX);
     if (buf == NULL) {
         h2o_socket_close(sock);
@@ -185,19 +187,19 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 
 /* Fills ss with cfg's address; returns its length, or 0 if it is not a
  * numeric IPv4 or IPv6 address. */
-static socklen_t listen_address(const http_config_t *cfg, struct sockaddr_storage *ss)
+static socklen_t listen_address(const char *host, uint16_t port, struct sockaddr_storage *ss)
 {
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *sin = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, cfg->host, &sin->sin_addr) == 1) {
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
         sin->sin_family = AF_INET;
-        sin->sin_port = htons(cfg->port);
+        sin->sin_port = htons(port);
         return sizeof *sin;
     }
-    if (inet_pton(AF_INET6, cfg->host, &sin6->sin6_addr) == 1) {
+    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
         sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(cfg->port);
+        sin6->sin6_port = htons(port);
         return sizeof *sin6;
     }
     return 0;
@@ -207,26 +209,26 @@ static socklen_t listen_address(const http_config_t *cfg, struct sockaddr_storag
  * let a second crmd share the port and take a share of the connections,
  * serving them from another database. A plain bind first fails if anyone
  * listens there already. Returns 0 when the address is free. */
-static int check_address_free(const http_config_t *cfg)
+int http_address_free(const char *host, uint16_t port)
 {
     struct sockaddr_storage ss;
-    socklen_t sslen = listen_address(cfg, &ss);
+    socklen_t sslen = listen_address(host, port, &ss);
     int fd = sslen ? socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
     if (fd < 0) return -1;
     int on = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on); /* TIME_WAIT is fine */
     int rc = bind(fd, (struct sockaddr *)&ss, sslen);
-    if (rc != 0) fprintf(stderr, "crmd: cannot listen on %s:%u: %s\n", cfg->host, cfg->port, strerror(errno));
+    if (rc != 0) fprintf(stderr, "crmd: cannot listen on %s:%u: %s\n", host, port, strerror(errno));
     close(fd);
     return rc;
 }
 
-static int listen_socket(const http_config_t *cfg)
+int http_listen_socket(const char *host, uint16_t port)
 {
     struct sockaddr_storage ss;
-    socklen_t sslen = listen_address(cfg, &ss);
+    socklen_t sslen = listen_address(host, port, &ss);
     if (sslen == 0) {
-        fprintf(stderr, "crmd: '%s' is not a numeric IP address\n", cfg->host);
+        fprintf(stderr, "crmd: '%s' is not a numeric IP address\n", host);
         return -1;
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -236,7 +238,7 @@ static int listen_socket(const http_config_t *cfg)
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
     if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0) {
-        fprintf(stderr, "crmd: cannot listen on %s:%u: %s\n", cfg->host, cfg->port, strerror(errno));
+        fprintf(stderr, "crmd: cannot listen on %s:%u: %s\n", host, port, strerror(errno));
         close(fd);
         return -1;
     }
@@ -345,12 +347,12 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (check_address_free(cfg) != 0) goto out;
+    if (http_address_free(cfg->host, cfg->port) != 0 || http_admin_start(cfg, &stopping) != 0) goto out;
     for (int i = 0; i < n; i++) {
         http_worker_t *w = workers[i];
         w->cfg = cfg;
         w->index = i;
-        w->fd = listen_socket(cfg);
+        w->fd = http_listen_socket(cfg->host, cfg->port);
         if (w->fd < 0) goto out;
     }
     for (int i = 0; i < n; i++)
@@ -373,6 +375,8 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
         if (workers[i]->failed) rc = 1;
     }
 out:
+    atomic_store(&stopping, 1);
+    http_admin_stop();
     for (int i = 0; i < n; i++) {
         if (workers[i]->fd >= 0 && rc != 0 && workers[i]->loop == NULL) close(workers[i]->fd);
         free(workers[i]);
