@@ -2,7 +2,7 @@
 # first install any missing Debian packages (see `deps`).
 
 CC      ?= gcc
-PKGS    := libh2o-evloop jansson sqlite3 libcrypto libpq
+PKGS    := libh2o-evloop jansson sqlite3 libssl libcrypto libpq
 # What building and running need (make run), and what the tests add (make check).
 DEBS_RUN  := build-essential pkg-config libh2o-dev libh2o-evloop-dev libjansson-dev \
              libsqlite3-dev libssl-dev libpq-dev sqlite3 curl

@@ -326,6 +326,8 @@ static int serve_operations(serve_conf_t *c)
     if (f != NULL && strcmp(f, "text") != 0 && strcmp(f, "json") != 0)
         return usage_error("--log-format wants text or json, not '%s'", f);
     api_log_configure(f != NULL && strcmp(f, "json") == 0 ? API_LOG_JSON : API_LOG_TEXT);
+    if ((c->ops.tls_cert == NULL) != (c->ops.tls_key == NULL))
+        return usage_error("%s", "--tls-cert and --tls-key go together");
     if (c->ops.admin != NULL) {
         if (parse_listen(c->ops.admin, c->ops.admin_host, sizeof c->ops.admin_host, &c->ops.admin_port) != 0)
             return usage_error("--admin-listen wants HOST:PORT, not '%s'", c->ops.admin);
@@ -410,6 +412,8 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     c->ops.log_format = env_or("CRMD_LOG_FORMAT", NULL);
     c->ops.cors = env_or("CRMD_CORS_ORIGIN", NULL);
     c->ops.admin = env_or("CRMD_ADMIN_LISTEN", NULL);
+    c->ops.tls_cert = env_or("CRMD_TLS_CERT", NULL);
+    c->ops.tls_key = env_or("CRMD_TLS_KEY", NULL);
     const cli_opt_t opts[] = {
         {"listen", &listen_at},
         {"db", &c->db},
@@ -426,6 +430,8 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         {"http2", &http2_s, true},
         {"log-format", &c->ops.log_format},
         {"admin-listen", &c->ops.admin},
+        {"tls-cert", &c->ops.tls_cert},
+        {"tls-key", &c->ops.tls_key},
         {"cors-origin", &c->ops.cors, .list = c->ops.cors_list, .list_size = sizeof c->ops.cors_list},
         {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
@@ -511,6 +517,8 @@ static int serve_run(const serve_conf_t *c)
                          .busy = api_thread_busy,
                          .handle = api_handle,
                          .error_body = api_error_body,
+                         .tls_cert = c->ops.tls_cert,
+                         .tls_key = c->ops.tls_key,
                          .admin_host = c->ops.admin != NULL ? c->ops.admin_host : NULL,
                          .admin_port = c->ops.admin_port,
                          .admin_handle = api_admin_handle,
@@ -521,10 +529,10 @@ static int serve_run(const serve_conf_t *c)
         return 1;
     }
     fprintf(stderr,
-            "crmd: listening on http://%s:%u with %ld threads, cache %ld MiB, request memory %ld MiB, "
-            "response memory %ld MiB, cleartext HTTP/2 %s\n",
-            c->host, c->port, c->threads, c->cache_mb, c->request_mb, c->response_mb,
-            c->http2 ? "on" : "off");
+            "crmd: listening on %s://%s:%u with %ld threads, cache %ld MiB, request memory %ld MiB, "
+            "response memory %ld MiB, %s HTTP/2 %s\n",
+            c->ops.tls_cert ? "https" : "http", c->host, c->port, c->threads, c->cache_mb, c->request_mb,
+            c->response_mb, c->ops.tls_cert ? "ALPN" : "cleartext", c->http2 ? "on" : "off");
     print_limits(c);
     if (c->ops.admin != NULL)
         fprintf(stderr, "crmd: admin listener (metrics) on http://%s:%u/metrics\n", c->ops.admin_host,

@@ -39,6 +39,7 @@
 #include "h2o/version.h"
 
 #include "http/metrics.h"
+#include "http/tls.h"
 
 #if H2O_VERSION_MAJOR != 2 || H2O_VERSION_MINOR != 2
 #error "guard.c reads h2o 2.2's HTTP/2 connection and stream structures: check them against this h2o"
@@ -418,7 +419,26 @@ static void on_first_read(h2o_socket_t *sock, const char *err)
 static void on_detect_timeout(h2o_timeout_entry_t *entry)
 {
     guard_conn_t *c = H2O_STRUCT_FROM_MEMBER(guard_conn_t, detect, entry);
+    if (c->sock->ssl != NULL) metrics_count(METRIC_TLS_HANDSHAKE_FAILURES);
     h2o_socket_close(c->sock);
+}
+
+/* Over TLS the handshake chooses the protocol (ALPN), and it is started
+ * here, as after the cleartext preface, where the guard watches it. */
+static void on_handshake(h2o_socket_t *sock, const char *err)
+{
+    guard_conn_t *c = sock->on_close.data;
+    h2o_timeout_unlink(&c->detect);
+    if (err != NULL) {
+        metrics_count(METRIC_TLS_HANDSHAKE_FAILURES);
+        h2o_socket_close(sock);
+        return;
+    }
+    h2o_iovec_t proto = h2o_socket_ssl_get_selected_protocol(sock);
+    if (http2_on && h2o_memis(proto.base, proto.len, H2O_STRLIT("h2")))
+        start_http2(c);
+    else
+        start_http1(c);
 }
 
 void http_worker_accept(http_worker_t *w, h2o_socket_t *sock)
@@ -434,12 +454,20 @@ void http_worker_accept(http_worker_t *w, h2o_socket_t *sock)
     c->connected_at = *h2o_get_timestamp(&w->ctx, NULL, NULL);
     sock->on_close.cb = on_close;
     sock->on_close.data = c;
-    if (!http2_on) {
+    SSL_CTX *tls = http_tls_context();
+    if (!http2_on && tls == NULL) {
         start_http1(c);
         return;
     }
+    /* The handshake, or the first bytes, must come within the request
+     * timeout. */
     c->detect.cb = on_detect_timeout;
     h2o_timeout_link(w->loop, &w->guard_detect, &c->detect);
+    if (tls != NULL) {
+        h2o_socket_ssl_handshake(sock, tls, NULL, on_handshake);
+        SSL_CTX_free(tls); /* the connection's SSL object holds its own reference */
+        return;
+    }
     h2o_socket_read_start(sock, on_first_read);
 }
 

@@ -31,6 +31,7 @@
 #include "http/guard.h"
 #include "http/metrics.h"
 #include "http/reqid.h"
+#include "http/tls.h"
 
 /* How long a stopping thread keeps serving open connections at most. */
 #define DRAIN_MS 3000
@@ -320,6 +321,30 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+static int start_tls(const http_config_t *cfg)
+{
+    if (cfg->tls_cert == NULL) return 0;
+    char err[512];
+    if (http_tls_init(cfg->tls_cert, cfg->tls_key, cfg->http2, err, sizeof err) == 0) return 0;
+    fprintf(stderr, "crmd: TLS: %s\n", err);
+    return -1;
+}
+
+/* SIGHUP: the certificate and key read again; a failure keeps the old. */
+static void reload_tls(void)
+{
+    char err[512];
+    if (!http_tls_enabled()) {
+        fprintf(stderr, "crmd: SIGHUP: nothing to reload (no --tls-cert)\n");
+    } else if (http_tls_reload(err, sizeof err) == 0) {
+        metrics_count(METRIC_TLS_RELOADS);
+        fprintf(stderr, "crmd: SIGHUP: TLS certificate and key reloaded\n");
+    } else {
+        metrics_count(METRIC_TLS_RELOAD_FAILURES);
+        fprintf(stderr, "crmd: SIGHUP: TLS reload failed, the old certificate stays: %s\n", err);
+    }
+}
+
 int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
 {
     int rc = 1;
@@ -344,10 +369,13 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (http_address_free(cfg->host, cfg->port) != 0 || http_admin_start(cfg, &stopping) != 0) goto out;
+    if (start_tls(cfg) != 0 || http_address_free(cfg->host, cfg->port) != 0 ||
+        http_admin_start(cfg, &stopping) != 0)
+        goto out;
     for (int i = 0; i < n; i++) {
         http_worker_t *w = workers[i];
         w->cfg = cfg;
@@ -367,6 +395,7 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
         while (!atomic_load(&stopping)) {
             sig = sigtimedwait(&sigs, NULL, &tick);
             if (sig == SIGINT || sig == SIGTERM) atomic_store(&stopping, 1);
+            if (sig == SIGHUP) reload_tls();
         }
     }
     rc = 0;

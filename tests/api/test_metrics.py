@@ -3,7 +3,6 @@ read with a real parser (python3-prometheus-client), whose values move as
 the requests made here say; bounded labels; nothing of the API on the admin
 address and no /metrics on the API's."""
 
-import os
 import socket
 import time
 import uuid
@@ -13,7 +12,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from apiutil import MIB, assert_status, token_issue
-from conftest import BACKEND, Server, free_port
+from conftest import BACKEND, Server, environ, free_port
 
 
 class AdminServer(Server):
@@ -25,16 +24,8 @@ class AdminServer(Server):
         self.env = dict(env, CRMD_ADMIN_LISTEN=f"127.0.0.1:{self.admin_port}")
 
     def start(self):
-        saved = {k: os.environ.get(k) for k in self.env}
-        os.environ.update(self.env)
-        try:
+        with environ(self.env):
             return super().start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
     @property
     def admin_url(self):
