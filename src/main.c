@@ -6,6 +6,8 @@
  *              [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N]
  *              [--cache-mb N] [--write-queue N]
  *              [--request-memory-mb N] [--response-memory-mb N] [--http2]
+ *              [--tls-cert FILE --tls-key FILE] [--admin-listen HOST:PORT]
+ *              [--cors-origin ORIGIN[,ORIGIN...]]... [--log-format text|json]
  *   crmd app create NAME [--db URL]
  *   crmd app list [--db URL]
  *   crmd app disable KEY [--db URL]
@@ -63,6 +65,8 @@ static const char usage_text[] =
     "        [--rate-limit RATE[:BURST]|off] [--auth-limit RATE[:BURST]|off]\n"
     "        [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N] [--cache-mb N]\n"
     "        [--write-queue N] [--request-memory-mb N] [--response-memory-mb N] [--http2]\n"
+    "        [--tls-cert FILE --tls-key FILE] [--admin-listen HOST:PORT] [--cors-origin ORIGIN]...\n"
+    "        [--log-format text|json]\n"
     "        serve the API (default 127.0.0.1:8080, sqlite:var/crmd.db, one thread per core);\n"
     "        --rate-limit: requests per app (default 100:200, on every address);\n"
     "        --auth-limit: failed authentications per client address (default 20:40);\n"
@@ -70,9 +74,13 @@ static const char usage_text[] =
     "        --write-queue: writes waiting for the commit before new ones get a 503 (4096);\n"
     "        CRMD_LISTEN, CRMD_DB, CRMD_THREADS, CRMD_RATE_LIMIT, CRMD_AUTH_LIMIT,\n"
     "        request and response memory: what clients may make it hold (64 MiB each);\n"
-    "        --http2: cleartext HTTP/2 with prior knowledge (off by default);\n"
+    "        --http2: HTTP/2, cleartext by prior knowledge, or by ALPN with TLS (off by default);\n"
+    "        --tls-cert FILE --tls-key FILE: HTTPS (re-read on SIGHUP); --admin-listen HOST:PORT:\n"
+    "        /metrics (Prometheus) there (off by default); --cors-origin ORIGIN: origins whose\n"
+    "        pages may call the API (off by default); --log-format text|json (text);\n"
     "        CRMD_TRUSTED_PROXY, CRMD_MAX_CONNECTIONS, CRMD_CACHE_MB, CRMD_WRITE_QUEUE,\n"
-    "        CRMD_REQUEST_MEMORY_MB, CRMD_RESPONSE_MEMORY_MB and CRMD_HTTP2=1 set the same\n"
+    "        CRMD_REQUEST_MEMORY_MB, CRMD_RESPONSE_MEMORY_MB, CRMD_HTTP2=1, CRMD_TLS_CERT,\n"
+    "        CRMD_TLS_KEY, CRMD_ADMIN_LISTEN, CRMD_CORS_ORIGIN and CRMD_LOG_FORMAT set the same\n"
     "  app create NAME [--db URL]\n"
     "        create an app (tenant); prints export lines for BLOCKS_API_KEY and BLOCKS_AUTH_TOKEN\n"
     "  app list [--db URL] | app disable KEY [--db URL] | app enable KEY [--db URL]\n"
@@ -398,7 +406,9 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         "                  [--rate-limit RATE[:BURST]|off] [--auth-limit RATE[:BURST]|off]\n"
         "                  [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N]\n"
         "                  [--cache-mb N] [--write-queue N]\n"
-        "                  [--request-memory-mb N] [--response-memory-mb N] [--http2]\n";
+        "                  [--request-memory-mb N] [--response-memory-mb N] [--http2]\n"
+        "                  [--tls-cert FILE --tls-key FILE] [--admin-listen HOST:PORT]\n"
+        "                  [--cors-origin ORIGIN[,ORIGIN...]]... [--log-format text|json]\n";
     static char proxy_list[1024];
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
     const char *threads_s = env_or("CRMD_THREADS", NULL), *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
