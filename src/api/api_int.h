@@ -141,7 +141,7 @@ struct api_req {
     store_app_t app;                      /* the authenticated app */
     proxy_addr_t client;                  /* api_client's, once client_known */
     bool client_known;
-    int metric_route;              /* its slot in the metrics (dispatch.c); -1: not counted */
+    int metric_route;               /* its slot in the metrics (dispatch.c); -1: not counted */
     char reqid[HTTP_REQID_MAX + 1]; /* the request id (reqid.h), terminated */
     size_t reqid_len;
     char id[UUID_BUFSZ], fid[UUID_BUFSZ]; /* the lead and follow the path names */
