@@ -10,6 +10,7 @@ import socket
 import ssl
 import subprocess
 import time
+import warnings
 
 import pytest
 import requests
@@ -83,7 +84,9 @@ def handshake(port, cafile, alpn=None, **ctxopts):
         if k == "ciphers":
             ctx.set_ciphers(v)
         else:
-            setattr(ctx, k, v)
+            with warnings.catch_warnings():  # TLS 1.0 and 1.1 are asked for on purpose
+                warnings.simplefilter("ignore", DeprecationWarning)
+                setattr(ctx, k, v)
     if alpn:
         ctx.set_alpn_protocols(alpn)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
