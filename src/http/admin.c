@@ -1,26 +1,29 @@
 /*
- * admin.c: the admin listener (server.h, admin_host): /metrics and the like
+ * admin.c: the admin listener (admin.h): /metrics and the like
  * on an address of its own, away from the API's.
  *
  * One thread with its own event loop, h2o configuration and context serves
  * it, so a scrape never waits behind API traffic in a worker's loop and
  * never takes one of the API's connections. Everything goes to
- * cfg->admin_handle; nothing of the API (routes, credentials, limits) is
+ * the caller's handler; nothing of the API (routes, credentials, limits) is
  * reachable here. It is meant for loopback or a private network: no
  * credentials, no TLS, no memory guard, at most ADMIN_CONNS connections
  * at once (h2o's 10 s request timeout closes idle ones).
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <unistd.h>
 
-#include "http/server_int.h"
+#include "http/admin.h"
+#include "http/listen.h"
 
 #define ADMIN_CONNS 64
 
 static struct {
-    const http_config_t *cfg;
+    void (*handle)(h2o_req_t *req, void *arg);
+    void *arg;
     const atomic_int *stopping;
     int fd, conns;
     h2o_globalconf_t gc;
@@ -35,7 +38,7 @@ static struct {
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
-    A.cfg->admin_handle(req, A.cfg->arg);
+    A.handle(req, A.arg);
     return 0;
 }
 
@@ -78,18 +81,20 @@ static void *admin_main(void *arg)
     return NULL;
 }
 
-int http_admin_start(const http_config_t *cfg, const atomic_int *stopping)
+int http_admin_start(const char *host, uint16_t port, void (*handle)(h2o_req_t *req, void *arg), void *arg,
+                     const atomic_int *stopping)
 {
-    if (cfg->admin_host == NULL) return 0;
-    A.cfg = cfg;
+    if (host == NULL) return 0;
+    A.handle = handle;
+    A.arg = arg;
     A.stopping = stopping;
-    if (http_address_free(cfg->admin_host, cfg->admin_port) != 0) return -1;
-    A.fd = http_listen_socket(cfg->admin_host, cfg->admin_port);
+    if (http_address_free(host, port) != 0) return -1;
+    A.fd = http_listen_socket(host, port);
     if (A.fd < 0) return -1;
     h2o_config_init(&A.gc);
     A.gc.server_name = h2o_iovec_init(H2O_STRLIT("crmd"));
-    h2o_hostconf_t *host = h2o_config_register_host(&A.gc, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    h2o_hostconf_t *hostconf = h2o_config_register_host(&A.gc, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(hostconf, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(path, sizeof *handler);
     handler->on_req = on_req;
     if (pthread_create(&A.thread, NULL, admin_main, NULL) != 0) {

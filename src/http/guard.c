@@ -38,6 +38,7 @@
 #include "h2o/http2_internal.h"
 #include "h2o/version.h"
 
+#include "http/listen.h"
 #include "http/metrics.h"
 #include "http/tls.h"
 

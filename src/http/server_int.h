@@ -9,7 +9,6 @@
 #define CRMD_HTTP_SERVER_INT_H
 
 #include <pthread.h>
-#include <stdatomic.h>
 
 #include "http/server.h"
 
@@ -60,26 +59,6 @@ void http_worker_accept(http_worker_t *w, h2o_socket_t *sock);
 /* Counts one more open connection, all threads together; false (and not
  * counted) if max are open already. */
 bool http_worker_admit(int max);
-
-/* An HTTP/1.1 503 written straight to a socket before any request was
- * read (a connection over the cap, a refused upload): JSON with detail (no
- * quotes in it), Retry-After: 1, Connection: close, and a request id of its
- * own in X-Request-Id and meta.requestId, as every answer has. Writes it
- * into buf (size bytes, at least HTTP_BUSY_MAX) and returns its length. */
-#define HTTP_BUSY_MAX 768
-size_t http_busy_response(char *buf, size_t size, const char *detail);
-
-/* Listening: 0 when nobody listens on host:port yet (a plain bind, so a
- * second crmd does not share the port through SO_REUSEPORT); a listening
- * socket (SO_REUSEPORT, non-blocking) or -1, the reason on stderr. */
-int http_address_free(const char *host, uint16_t port);
-int http_listen_socket(const char *host, uint16_t port);
-
-/* The admin listener (admin.c): started when cfg->admin_host is set (0, or
- * -1 with the reason on stderr); its thread ends once *stopping is set,
- * and http_admin_stop waits for that. */
-int http_admin_start(const http_config_t *cfg, const atomic_int *stopping);
-void http_admin_stop(void);
 
 /* Nonzero while a connection (HTTP/1 or HTTP/2) is open on ctx. */
 int http_conns_open(h2o_context_t *ctx);
