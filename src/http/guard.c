@@ -146,6 +146,16 @@ static bool leave(guard_conn_t *c)
     return !c->closed;
 }
 
+/* Whether h2o has closed c's HTTP/2 connection and freed its state
+ * (sock->data) while the socket lives on: a TLS socket outlives its close
+ * while h2o sends the close_notify alert, and its on_close comes later.
+ * h2o installs an HTTP/2 connection's read callback once (wrapped by
+ * then) and replaces or stops it only when it closes it. */
+static bool h2_gone(const guard_conn_t *c)
+{
+    return c->h2 && c->sock->_cb.read != wrapped_read;
+}
+
 /* Puts the wrappers in front of whatever callbacks h2o installed since.
  * HTTP/2 writes are left alone: h2o starts them from its own timers, and
  * they change nothing the guard measures before the next read. */
@@ -326,7 +336,7 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     }
     enter(c);
     cb(sock, err);
-    if (!leave(c)) return;
+    if (!leave(c) || h2_gone(c)) return;
     rewrap(c);
     if (c->h2)
         h2_police(c);
@@ -392,6 +402,11 @@ static void start_http2(guard_conn_t *c)
     enter(c);
     h2o_http2_accept(&c->w->accept_ctx, c->sock, c->connected_at);
     if (!leave(c)) return;
+    /* h2o may have read what came with the handshake and closed the new
+     * connection already: a live one is the newest of the thread's list
+     * (the address is compared, never read). */
+    const h2o_http2_conn_t *conn = c->sock->data;
+    if (c->w->ctx.http2._conns.prev != &conn->_conns) return;
     rewrap(c);
     h2_police(c);
 }
