@@ -2,13 +2,14 @@
 # first install any missing Debian packages (see `deps`).
 
 CC      ?= gcc
-PKGS    := libh2o-evloop jansson sqlite3 libcrypto libpq
+PKGS    := libh2o-evloop jansson sqlite3 libssl libcrypto libpq
 # What building and running need (make run), and what the tests add (make check).
 DEBS_RUN  := build-essential pkg-config libh2o-dev libh2o-evloop-dev libjansson-dev \
              libsqlite3-dev libssl-dev libpq-dev sqlite3 curl
 DEBS_TEST := libcriterion-dev python3-pytest python3-requests postgresql
-# tests/api validates every response against openapi/openapi.json.
-DEBS_TEST += python3-jsonschema
+# tests/api validates every response against openapi/openapi.json, and reads /metrics with
+# Prometheus' own text parser.
+DEBS_TEST += python3-jsonschema python3-prometheus-client
 # tests/faults: wrk drives the soak; e2fsprogs makes the small file system of the disk tests;
 # python3-h2 (with python3-hyperframe and python3-hpack) is the HTTP/2 client of the memory tests.
 DEBS_TEST += wrk e2fsprogs python3-h2 python3-hyperframe python3-hpack

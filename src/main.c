@@ -6,6 +6,8 @@
  *              [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N]
  *              [--cache-mb N] [--write-queue N]
  *              [--request-memory-mb N] [--response-memory-mb N] [--http2]
+ *              [--tls-cert FILE --tls-key FILE] [--admin-listen HOST:PORT]
+ *              [--cors-origin ORIGIN[,ORIGIN...]]... [--log-format text|json]
  *   crmd app create NAME [--db URL]
  *   crmd app list [--db URL]
  *   crmd app disable KEY [--db URL]
@@ -34,6 +36,8 @@
 
 #include "api/api.h"
 #include "api/cache.h"
+#include "api/cors.h"
+#include "api/log.h"
 #include "api/proxy.h"
 #include "api/ratelimit.h"
 #include "auth/jwt.h"
@@ -61,6 +65,8 @@ static const char usage_text[] =
     "        [--rate-limit RATE[:BURST]|off] [--auth-limit RATE[:BURST]|off]\n"
     "        [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N] [--cache-mb N]\n"
     "        [--write-queue N] [--request-memory-mb N] [--response-memory-mb N] [--http2]\n"
+    "        [--tls-cert FILE --tls-key FILE] [--admin-listen HOST:PORT] [--cors-origin ORIGIN]...\n"
+    "        [--log-format text|json]\n"
     "        serve the API (default 127.0.0.1:8080, sqlite:var/crmd.db, one thread per core);\n"
     "        --rate-limit: requests per app (default 100:200, on every address);\n"
     "        --auth-limit: failed authentications per client address (default 20:40);\n"
@@ -68,9 +74,13 @@ static const char usage_text[] =
     "        --write-queue: writes waiting for the commit before new ones get a 503 (4096);\n"
     "        CRMD_LISTEN, CRMD_DB, CRMD_THREADS, CRMD_RATE_LIMIT, CRMD_AUTH_LIMIT,\n"
     "        request and response memory: what clients may make it hold (64 MiB each);\n"
-    "        --http2: cleartext HTTP/2 with prior knowledge (off by default);\n"
+    "        --http2: HTTP/2, cleartext by prior knowledge, or by ALPN with TLS (off by default);\n"
+    "        --tls-cert FILE --tls-key FILE: HTTPS (re-read on SIGHUP); --admin-listen HOST:PORT:\n"
+    "        /metrics (Prometheus) there (off by default); --cors-origin ORIGIN: origins whose\n"
+    "        pages may call the API (off by default); --log-format text|json (text);\n"
     "        CRMD_TRUSTED_PROXY, CRMD_MAX_CONNECTIONS, CRMD_CACHE_MB, CRMD_WRITE_QUEUE,\n"
-    "        CRMD_REQUEST_MEMORY_MB, CRMD_RESPONSE_MEMORY_MB and CRMD_HTTP2=1 set the same\n"
+    "        CRMD_REQUEST_MEMORY_MB, CRMD_RESPONSE_MEMORY_MB, CRMD_HTTP2=1, CRMD_TLS_CERT,\n"
+    "        CRMD_TLS_KEY, CRMD_ADMIN_LISTEN, CRMD_CORS_ORIGIN and CRMD_LOG_FORMAT set the same\n"
     "  app create NAME [--db URL]\n"
     "        create an app (tenant); prints export lines for BLOCKS_API_KEY and BLOCKS_AUTH_TOKEN\n"
     "  app list [--db URL] | app disable KEY [--db URL] | app enable KEY [--db URL]\n"
@@ -256,7 +266,7 @@ typedef struct cli_opt {
     size_t list_size;
 } cli_opt_t;
 
-#define CLI_OPTS_MAX 16
+#define CLI_OPTS_MAX 32
 /* An option's index is what getopt_long returns for it: below '?' and 'h'. */
 _Static_assert(CLI_OPTS_MAX < '?', "option indexes collide with getopt_long's own returns");
 
@@ -341,7 +351,34 @@ typedef struct serve_conf {
     bool quiet, http2;
     long threads, cache_mb, max_conns, write_queue, request_mb, response_mb;
     double rate, burst, auth_rate, auth_burst;
+    /* The operations options (serve_operations): strings as given. */
+    struct {
+        const char *log_format, *admin, *tls_cert, *tls_key, *cors;
+        char cors_list[1024], admin_host[128];
+        uint16_t admin_port;
+    } ops;
 } serve_conf_t;
+
+/* The operations options: the log's form, the admin listener, TLS, CORS.
+ * Returns -1 to go on, or the exit status (usage printed). */
+static int serve_operations(serve_conf_t *c)
+{
+    const char *f = c->ops.log_format;
+    if (f != NULL && strcmp(f, "text") != 0 && strcmp(f, "json") != 0)
+        return usage_error("--log-format wants text or json, not '%s'", f);
+    api_log_configure(f != NULL && strcmp(f, "json") == 0 ? API_LOG_JSON : API_LOG_TEXT);
+    if ((c->ops.tls_cert == NULL) != (c->ops.tls_key == NULL))
+        return usage_error("%s", "--tls-cert and --tls-key go together");
+    if (c->ops.admin != NULL) {
+        if (parse_listen(c->ops.admin, c->ops.admin_host, sizeof c->ops.admin_host, &c->ops.admin_port) != 0)
+            return usage_error("--admin-listen wants HOST:PORT, not '%s'", c->ops.admin);
+        api_metrics_configure();
+    }
+    char err[160];
+    if (cors_allow(c->ops.cors, err, sizeof err) != 0)
+        return usage_error("--cors-origin wants origins such as https://app.example.com, or *: %s", err);
+    return -1;
+}
 
 /* The options of serve that bound what clients can make it hold. Returns
  * -1 to go on, or the exit status (usage printed). */
@@ -402,7 +439,9 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         "                  [--rate-limit RATE[:BURST]|off] [--auth-limit RATE[:BURST]|off]\n"
         "                  [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N]\n"
         "                  [--cache-mb N] [--write-queue N]\n"
-        "                  [--request-memory-mb N] [--response-memory-mb N] [--http2]\n";
+        "                  [--request-memory-mb N] [--response-memory-mb N] [--http2]\n"
+        "                  [--tls-cert FILE --tls-key FILE] [--admin-listen HOST:PORT]\n"
+        "                  [--cors-origin ORIGIN[,ORIGIN...]]... [--log-format text|json]\n";
     static char proxy_list[1024];
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
     const char *threads_s = env_or("CRMD_THREADS", NULL), *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
@@ -413,24 +452,36 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     const char *response_s = env_or("CRMD_RESPONSE_MEMORY_MB", NULL);
     const char *http2_s = env_or("CRMD_HTTP2", NULL);
     c->db = env_or("CRMD_DB", DEFAULT_DB);
-    const cli_opt_t opts[] = {{"listen", &listen_at},
-                              {"db", &c->db},
-                              {"threads", &threads_s},
-                              {"quiet", &quiet, true},
-                              {"rate-limit", &rate_s},
-                              {"auth-limit", &auth_s},
-                              {"trusted-proxy", &proxies, .list = proxy_list, .list_size = sizeof proxy_list},
-                              {"max-connections", &maxconn_s},
-                              {"cache-mb", &cache_s},
-                              {"write-queue", &queue_s},
-                              {"request-memory-mb", &request_s},
-                              {"response-memory-mb", &response_s},
-                              {"http2", &http2_s, true},
-                              {NULL}};
+    c->ops.log_format = env_or("CRMD_LOG_FORMAT", NULL);
+    c->ops.cors = env_or("CRMD_CORS_ORIGIN", NULL);
+    c->ops.admin = env_or("CRMD_ADMIN_LISTEN", NULL);
+    c->ops.tls_cert = env_or("CRMD_TLS_CERT", NULL);
+    c->ops.tls_key = env_or("CRMD_TLS_KEY", NULL);
+    const cli_opt_t opts[] = {
+        {"listen", &listen_at},
+        {"db", &c->db},
+        {"threads", &threads_s},
+        {"quiet", &quiet, true},
+        {"rate-limit", &rate_s},
+        {"auth-limit", &auth_s},
+        {"trusted-proxy", &proxies, .list = proxy_list, .list_size = sizeof proxy_list},
+        {"max-connections", &maxconn_s},
+        {"cache-mb", &cache_s},
+        {"write-queue", &queue_s},
+        {"request-memory-mb", &request_s},
+        {"response-memory-mb", &response_s},
+        {"http2", &http2_s, true},
+        {"log-format", &c->ops.log_format},
+        {"admin-listen", &c->ops.admin},
+        {"tls-cert", &c->ops.tls_cert},
+        {"tls-key", &c->ops.tls_key},
+        {"cors-origin", &c->ops.cors, .list = c->ops.cors_list, .list_size = sizeof c->ops.cors_list},
+        {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0 || (rc = check_db("--db", c->db)) >= 0) return rc;
     c->quiet = quiet != NULL;
     if ((rc = serve_memory(c, request_s, response_s, http2_s)) >= 0) return rc;
+    if ((rc = serve_operations(c)) >= 0) return rc;
     if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
         return usage_error("--listen wants HOST:PORT, not '%s'", listen_at);
     c->threads = sysconf(_SC_NPROCESSORS_ONLN);
@@ -482,6 +533,8 @@ static void print_limits(const serve_conf_t *c)
                 proxies);
     else
         fprintf(stderr, "crmd: client address: the connection's peer (no --trusted-proxy)\n");
+    const char *origins = c->ops.cors != NULL && c->ops.cors[0] != '\0' ? c->ops.cors : NULL;
+    fprintf(stderr, "crmd: CORS: %s\n", origins != NULL ? origins : "off (no --cors-origin)");
 }
 
 /* Serves with c until SIGINT or SIGTERM; returns the exit status. */
@@ -507,17 +560,26 @@ static int serve_run(const serve_conf_t *c)
                          .busy = api_thread_busy,
                          .handle = api_handle,
                          .error_body = api_error_body,
+                         .tls_cert = c->ops.tls_cert,
+                         .tls_key = c->ops.tls_key,
+                         .admin_host = c->ops.admin != NULL ? c->ops.admin_host : NULL,
+                         .admin_port = c->ops.admin_port,
+                         .admin_handle = api_admin_handle,
                          .arg = &shared};
+    store_set_log(api_store_log, NULL);
     if (api_writer_start(&shared) != 0) {
         jwt_key_free(key);
         return 1;
     }
     fprintf(stderr,
-            "crmd: listening on http://%s:%u with %ld threads, cache %ld MiB, request memory %ld MiB, "
-            "response memory %ld MiB, cleartext HTTP/2 %s\n",
-            c->host, c->port, c->threads, c->cache_mb, c->request_mb, c->response_mb,
-            c->http2 ? "on" : "off");
+            "crmd: listening on %s://%s:%u with %ld threads, cache %ld MiB, request memory %ld MiB, "
+            "response memory %ld MiB, %s HTTP/2 %s\n",
+            c->ops.tls_cert ? "https" : "http", c->host, c->port, c->threads, c->cache_mb, c->request_mb,
+            c->response_mb, c->ops.tls_cert ? "ALPN" : "cleartext", c->http2 ? "on" : "off");
     print_limits(c);
+    if (c->ops.admin != NULL)
+        fprintf(stderr, "crmd: admin listener (metrics) on http://%s:%u/metrics\n", c->ops.admin_host,
+                c->ops.admin_port);
     int rc = http_serve(&cfg, on_ready);
     /* The workers are done: finish what the writer holds, then close it. */
     api_writer_stop();
@@ -528,7 +590,7 @@ static int serve_run(const serve_conf_t *c)
 
 static int cmd_serve(int argc, char **argv)
 {
-    serve_conf_t c;
+    serve_conf_t c = {0};
     int rc = serve_configure(argc, argv, &c);
     return rc >= 0 ? rc : serve_run(&c);
 }

@@ -55,6 +55,15 @@ void api_writer_configure(size_t max_writes, size_t max_bytes);
 int api_writer_start(const api_shared_t *shared);
 void api_writer_stop(void);
 
+/* The admin listener's handler (http/server.h's admin_handle): GET
+ * /metrics (Prometheus text) and GET /healthz; anything else 404. */
+void api_admin_handle(h2o_req_t *req, void *arg);
+/* Turns the metrics on (http/metrics.h); call before serving. */
+void api_metrics_configure(void);
+/* The store's log hook (store_set_log): counts database errors and
+ * reconnections, and writes the line in the log's form. */
+void api_store_log(void *ctx, const char *line);
+
 /* Prints the route table as a Markdown table (method, path, auth, summary),
  * as docs/architecture.md shows it. */
 void api_routes_print(FILE *out);

@@ -33,14 +33,24 @@
 #include "api/cache.h"
 #include "api/log.h"
 #include "api/proxy.h"
+#include "http/reqid.h"
 #include "auth/jwt.h"
 #include "model/codec.h"
 #include "model/jsonw.h"
 #include "store/store.h"
 
 /* HTTP methods. A route entry names one; HEAD is served by the GET entry
- * of the same path. Sets of methods are bit masks of METHOD_BIT(m). */
-enum api_method { METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_PUT, METHOD_DELETE, METHOD_OTHER };
+ * of the same path; OPTIONS is a CORS preflight (cors.h), never an entry. Sets of methods are bit masks of
+ * METHOD_BIT(m). */
+enum api_method {
+    METHOD_GET,
+    METHOD_HEAD,
+    METHOD_POST,
+    METHOD_PUT,
+    METHOD_DELETE,
+    METHOD_OPTIONS,
+    METHOD_OTHER
+};
 #define METHOD_BIT(m) (1u << (m))
 
 /* What a successful write makes stale in the response cache. */
@@ -134,6 +144,9 @@ struct api_req {
     store_app_t app;                      /* the authenticated app */
     proxy_addr_t client;                  /* api_client's, once client_known */
     bool client_known;
+    int metric_route;               /* its slot in the metrics (dispatch.c); -1: not counted */
+    char reqid[HTTP_REQID_MAX + 1]; /* the request id (reqid.h), terminated */
+    size_t reqid_len;
     char id[UUID_BUFSZ], fid[UUID_BUFSZ]; /* the lead and follow the path names */
     jw_t out;                             /* the body being rendered: the request's own */
     /* The store read it waits for (request.c). */
@@ -143,8 +156,9 @@ struct api_req {
     atomic_bool *gone;
     /* What the log line of a request h2o let go of names (request.c). */
     struct {
-        char method[16], path[256];
-        size_t method_len, path_len;
+        char method[16], path[256], agent[200];
+        size_t method_len, path_len, agent_len;
+        bool has_agent;
     } kept;
     /* Authentication in progress (auth.c). */
     struct {

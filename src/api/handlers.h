@@ -9,8 +9,9 @@
 
 #include "api/api_int.h"
 
-/* health.c: GET /healthz */
+/* health.c: GET /healthz, GET /readyz */
 void health_get(api_req_t *r);
+void health_ready(api_req_t *r);
 
 /* leads.c: /leads and /leads/{id} */
 void leads_list(api_req_t *r);

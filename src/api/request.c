@@ -10,12 +10,20 @@
 #include <time.h>
 
 #include "api/respond.h"
+#include "http/metrics.h"
 #include "model/jsonlex.h"
 #include "model/timestamp.h"
 
 #define MIB (1024 * 1024)
 
 /* --- life --------------------------------------------------------------------- */
+
+/* The value of req's first header token (base NULL: none). */
+static h2o_iovec_t header(const h2o_req_t *req, const h2o_token_t *token)
+{
+    ssize_t i = h2o_find_header(&req->headers, token, -1);
+    return i >= 0 ? req->headers.entries[i].value : h2o_iovec_init(NULL, 0);
+}
 
 /* Copies at most size bytes of v into buf, for the log line. */
 static size_t keep(char *buf, size_t size, h2o_iovec_t v)
@@ -35,8 +43,13 @@ static void on_req_dispose(void *p)
     api_req_t **ref = p;
     api_req_t *r = *ref;
     if (r == NULL) return;
-    r->kept.method_len = keep(r->kept.method, sizeof r->kept.method, r->req->method);
-    r->kept.path_len = keep(r->kept.path, sizeof r->kept.path, r->req->path);
+    h2o_req_t *req = r->req;
+    r->kept.method_len = keep(r->kept.method, sizeof r->kept.method, req->method);
+    r->kept.path_len = keep(r->kept.path, sizeof r->kept.path, req->path);
+    h2o_iovec_t agent = header(req, H2O_TOKEN_USER_AGENT);
+    r->kept.has_agent = agent.base != NULL;
+    r->kept.agent_len = keep(r->kept.agent, sizeof r->kept.agent, agent);
+    if (r->t->shared->log_requests) api_client(r);
     if (r->gone != NULL) atomic_store(r->gone, true);
     r->req = NULL;
 }
@@ -90,7 +103,26 @@ api_req_t *api_req_new(api_thread_t *t, h2o_req_t *req)
     r->ref = h2o_mem_alloc_shared(&req->pool, sizeof *r->ref, on_req_dispose);
     *r->ref = r;
     origin_form(r, req);
+    r->reqid_len = api_request_id(req, r->reqid);
+    r->metric_route = -1;
     return r;
+}
+
+size_t api_request_id(h2o_req_t *req, char out[HTTP_REQID_MAX + 1])
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    size_t len;
+    if (i >= 0 && reqid_valid(req->headers.entries[i].value.base, req->headers.entries[i].value.len)) {
+        len = req->headers.entries[i].value.len;
+        memcpy(out, req->headers.entries[i].value.base, len);
+        out[len] = '\0';
+    } else {
+        len = reqid_generate(out);
+    }
+    /* In the pool: h2o may write the headers after r has ended. */
+    h2o_iovec_t v = h2o_strdup(&req->pool, out, len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, v.base, v.len);
+    return len;
 }
 
 static void req_end(api_req_t *r)
@@ -147,22 +179,82 @@ void api_req_read(api_req_t *r, api_read_start_fn start, api_read_done_fn done)
 
 /* --- answers ------------------------------------------------------------------- */
 
+void api_log_h2o(api_thread_t *t, h2o_req_t *req, int status, h2o_iovec_t reqid, h2o_iovec_t body,
+                 int64_t start_ns)
+{
+    char code[64] = "";
+    if (status >= 400) api_error_code(body, code, sizeof code);
+    proxy_addr_t client;
+    api_client_of(req, &client);
+    api_log_entry_t e = {.now = ts_now_ms(),
+                         .start_ns = start_ns,
+                         .client = &client,
+                         .method = req->method,
+                         .path = req->path,
+                         .request_id = reqid,
+                         .user_agent = header(req, H2O_TOKEN_USER_AGENT),
+                         .status = status,
+                         .code = code,
+                         .app = ""};
+    api_log_write(&t->log, &e);
+}
+
+/* The line of r, answered with status and body (an error's code is read
+ * from it); from r->kept when h2o has let go of the request. */
+static void log_reply(api_req_t *r, int status, h2o_iovec_t body)
+{
+    h2o_req_t *req = r->req;
+    char code[64] = "";
+    if (status >= 400) api_error_code(body, code, sizeof code);
+    api_log_entry_t e = {.now = r->now,
+                         .start_ns = r->start_ns,
+                         .request_id = h2o_iovec_init(r->reqid, r->reqid_len),
+                         .status = status,
+                         .code = code,
+                         .app = r->app.key};
+    if (req != NULL) {
+        e.client = api_client(r);
+        e.method = req->method;
+        e.path = req->path;
+        e.user_agent = header(req, H2O_TOKEN_USER_AGENT);
+    } else {
+        e.client = r->client_known ? &r->client : NULL;
+        e.method = h2o_iovec_init(r->kept.method, r->kept.method_len);
+        e.path = h2o_iovec_init(r->kept.path, r->kept.path_len);
+        if (r->kept.has_agent) e.user_agent = h2o_iovec_init(r->kept.agent, r->kept.agent_len);
+        e.note = "client=gone";
+    }
+    api_log_write(&r->t->log, &e);
+}
+
+/* Counts r's answer in the metrics. A 429 before the caller is known is
+ * the limit on failed authentication; after, the app's. */
+static void count(api_req_t *r, int status)
+{
+    if (!metrics_enabled()) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    metrics_request(r->metric_route, status, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - r->start_ns);
+    if (status == 429) metrics_count(r->app.id != 0 ? METRIC_RATE_LIMITED_APP : METRIC_RATE_LIMITED_AUTH);
+}
+
 /* Sends the answer, or, when h2o has let go of the request (its client is
  * gone), only logs it: a write answered then was committed (or, 499, not
- * run), and every committed write has its line. */
+ * run), and every committed write has its line. An error document gets
+ * the request's id as meta.requestId. */
 static void reply(api_req_t *r, int status, h2o_iovec_t body, bool pooled, const char *location)
 {
     h2o_req_t *req = r->req;
-    bool log = r->t->shared->log_requests;
-    if (req != NULL) {
-        /* Logged first: h2o may dispose of req while sending. */
-        if (log) api_log_request(&r->t->log, req, status, r->app.key, r->now, r->start_ns);
-        api_respond(req, status, body, pooled, location);
-    } else if (log) {
-        api_log_line(&r->t->log, h2o_iovec_init(r->kept.method, r->kept.method_len),
-                     h2o_iovec_init(r->kept.path, r->kept.path_len), status, r->app.key, r->now, r->start_ns,
-                     "client=gone");
+    if (req != NULL && status >= 400 && body.len > 0) {
+        h2o_iovec_t with =
+            api_error_with_request_id(&req->pool, body, h2o_iovec_init(r->reqid, r->reqid_len));
+        pooled = pooled || with.base != body.base;
+        body = with;
     }
+    count(r, status);
+    /* Logged first: h2o may dispose of req while sending. */
+    if (r->t->shared->log_requests) log_reply(r, status, body);
+    if (req != NULL) api_respond(req, status, body, pooled, location);
     req_end(r);
 }
 
@@ -218,10 +310,8 @@ void api_header_int(api_req_t *r, const char *name, int value)
 /* At most this many X-Forwarded-For headers are read (the last ones). */
 #define XFF_HEADERS_MAX 8
 
-const proxy_addr_t *api_client(api_req_t *r)
+void api_client_of(h2o_req_t *req, proxy_addr_t *out)
 {
-    if (r->client_known) return &r->client;
-    h2o_req_t *req = r->req;
     proxy_addr_t peer;
     memset(&peer, 0, sizeof peer);
     struct sockaddr_storage ss;
@@ -234,7 +324,13 @@ const proxy_addr_t *api_client(api_req_t *r)
         if (n == XFF_HEADERS_MAX) memmove(xff, xff + 1, --n * sizeof *xff);
         xff[n++] = req->headers.entries[i].value;
     }
-    proxy_client(&peer, xff, n, &r->client);
+    proxy_client(&peer, xff, n, out);
+}
+
+const proxy_addr_t *api_client(api_req_t *r)
+{
+    if (r->client_known) return &r->client;
+    api_client_of(r->req, &r->client);
     r->client_known = true;
     return &r->client;
 }

@@ -23,6 +23,16 @@
 /* Starts a request of thread t: takes the time, and notes in req's pool
  * when h2o disposes of req. NULL when out of memory. */
 api_req_t *api_req_new(api_thread_t *t, h2o_req_t *req);
+/* The request id of req (its valid X-Request-Id, else a new one, reqid.h)
+ * into out, terminated, and as req's X-Request-Id response header; returns
+ * its length. */
+size_t api_request_id(h2o_req_t *req, char out[HTTP_REQID_MAX + 1]);
+
+/* Logs req, which has no api_req_t (an error h2o answered itself), with
+ * status, its request id and its error body. */
+void api_log_h2o(api_thread_t *t, h2o_req_t *req, int status, h2o_iovec_t reqid, h2o_iovec_t body,
+                 int64_t start_ns);
+
 /* Frees what t keeps for its next request; call before t ends. */
 void api_req_thread_fini(api_thread_t *t);
 
@@ -56,6 +66,8 @@ void api_reply_store_error(api_req_t *r, store_rc_t rc, const char *not_found_ti
  * proxy, the address X-Forwarded-For names (proxy.h); all zero when
  * unknown. Worked out once per request. */
 const proxy_addr_t *api_client(api_req_t *r);
+/* The same for req, worked out each time. */
+void api_client_of(h2o_req_t *req, proxy_addr_t *out);
 
 /* Adds a response header whose name h2o has no token for, with a number
  * value. */

@@ -26,10 +26,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/cache.h"
 #include "api/request.h"
 #include "api/respond.h"
+#include "http/metrics.h"
+#include "model/timestamp.h"
 
 /* At most this many writes share one transaction, so that one batch's
  * latency stays bounded. */
@@ -43,6 +46,7 @@ static struct {
     size_t max_n, max_bytes; /* the bound */
     int stop;
     int running;
+    atomic_int_least64_t busy_since; /* ms: when the running batch started; 0: none runs */
     store_t *store;
     pthread_t thread;
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER,
@@ -124,6 +128,7 @@ static void run_batch(store_t *s, api_write_t *batch)
             w->run(s, w);
     }
     if (rc == STORE_OK) rc = store_batch_end(s, 1);
+    if (rc != STORE_OK) metrics_count(METRIC_COMMIT_FAILURES);
     /* No write of a batch whose commit failed may be acknowledged; what
      * failed for another reason there is a 503 (retry), not a 500. */
     if (rc == STORE_ERROR) rc = STORE_UNAVAILABLE;
@@ -136,6 +141,7 @@ static void run_batch(store_t *s, api_write_t *batch)
 static void *writer_main(void *arg)
 {
     (void)arg;
+    metrics_thread_attach();
     pthread_mutex_lock(&W.mu);
     for (;;) {
         while (W.head == NULL && !W.stop)
@@ -155,7 +161,14 @@ static void *writer_main(void *arg)
         size_t bytes = 0;
         for (api_write_t *w = batch; w != NULL; w = w->next)
             bytes += w->size;
+        int64_t started = ts_now_ms();
+        atomic_store(&W.busy_since, started);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         run_batch(W.store, batch);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        atomic_store(&W.busy_since, 0);
+        metrics_commit(n, (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
         /* Done here: they leave the queue's count before they are freed. */
         pthread_mutex_lock(&W.mu);
         W.n -= (size_t)n;
@@ -169,6 +182,21 @@ static void *writer_main(void *arg)
     }
     pthread_mutex_unlock(&W.mu);
     return NULL;
+}
+
+void api_writer_depth(size_t *writes, size_t *bytes)
+{
+    pthread_mutex_lock(&W.mu);
+    *writes = W.n;
+    *bytes = W.bytes;
+    pthread_mutex_unlock(&W.mu);
+}
+
+enum api_writer_state api_writer_state(int64_t now_ms)
+{
+    if (!W.running) return API_WRITER_NOT_RUNNING;
+    int64_t since = atomic_load(&W.busy_since);
+    return since != 0 && now_ms - since > API_WRITER_STUCK_MS ? API_WRITER_STUCK : API_WRITER_OK;
 }
 
 void api_write_submit(api_req_t *r, api_write_t *w)

@@ -36,6 +36,16 @@ void api_write_answer(api_write_t *w, store_rc_t rc, int ok_status, const char *
  * back and frees them. */
 void api_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 
+/* How the writer is doing, for readiness: it runs, and no batch has been
+ * running for over API_WRITER_STUCK_MS (a batch waits for locks about
+ * five seconds at most, then fails). */
+#define API_WRITER_STUCK_MS 15000
+enum api_writer_state { API_WRITER_OK, API_WRITER_NOT_RUNNING, API_WRITER_STUCK };
+enum api_writer_state api_writer_state(int64_t now_ms);
+
+/* The writes at the writer (queued or running) and their bytes. */
+void api_writer_depth(size_t *writes, size_t *bytes);
+
 /* Starts the writer thread on store s, which it then owns (closed by
  * api_writer_stop). -1 if the thread cannot start (s is then closed). */
 int api_writer_start_store(store_t *s);

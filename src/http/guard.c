@@ -38,6 +38,10 @@
 #include "h2o/http2_internal.h"
 #include "h2o/version.h"
 
+#include "http/listen.h"
+#include "http/metrics.h"
+#include "http/tls.h"
+
 #if H2O_VERSION_MAJOR != 2 || H2O_VERSION_MINOR != 2
 #error "guard.c reads h2o 2.2's HTTP/2 connection and stream structures: check them against this h2o"
 #endif
@@ -70,16 +74,10 @@
 static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define PREFACE_LEN (sizeof PREFACE - 1)
 
+#define BUSY_DETAIL "The server holds too much data for other clients; retry shortly."
 #define BUSY_BODY                                                                                            \
     "{\"errors\":[{\"status\":\"503\",\"code\":\"service_unavailable\",\"title\":\"Service Unavailable\","   \
-    "\"detail\":\"The server holds too much data for other clients; retry shortly.\"}]}"
-static const char busy_http1[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                                 "Content-Type: application/json\r\n"
-                                 "Retry-After: 1\r\n"
-                                 "Connection: close\r\n"
-                                 "Content-Length: 164\r\n"
-                                 "\r\n" BUSY_BODY;
-_Static_assert(sizeof BUSY_BODY - 1 == 164, "Content-Length of busy_http1");
+    "\"detail\":\"" BUSY_DETAIL "\"}]}"
 
 static atomic_size_t input_held, output_held;
 /* Response bytes a thread could not find room for, and when (the sweeps
@@ -146,6 +144,16 @@ static bool leave(guard_conn_t *c)
         return false;
     }
     return !c->closed;
+}
+
+/* Whether h2o has closed c's HTTP/2 connection and freed its state
+ * (sock->data) while the socket lives on: a TLS socket outlives its close
+ * while h2o sends the close_notify alert, and its on_close comes later.
+ * h2o installs an HTTP/2 connection's read callback once (wrapped by
+ * then) and replaces or stops it only when it closes it. */
+static bool h2_gone(const guard_conn_t *c)
+{
+    return c->h2 && c->sock->_cb.read != wrapped_read;
 }
 
 /* Puts the wrappers in front of whatever callbacks h2o installed since.
@@ -247,8 +255,10 @@ static void h2_cap_streams(h2o_http2_conn_t *conn)
     size_t n = h2_streams(conn, s);
     qsort(s, n, sizeof s[0], newest_first);
     for (size_t i = 0; i < n && conn->num_streams.pull.open > H2_MAX_STREAMS; i++)
-        if (!h2o_http2_stream_is_push(s[i]->stream_id) && unprocessed(s[i]))
+        if (!h2o_http2_stream_is_push(s[i]->stream_id) && unprocessed(s[i])) {
+            metrics_count(METRIC_GUARD_STREAMS);
             h2_reset(conn, s[i], H2O_HTTP2_ERROR_REFUSED_STREAM);
+        }
 }
 
 /* --- request memory ------------------------------------------------------------- */
@@ -285,6 +295,7 @@ static void h2_refuse(guard_conn_t *c, h2o_http2_conn_t *conn)
     qsort(s, n, sizeof s[0], largest_body_first);
     for (size_t i = 0; i < n && atomic_load(&input_held) > input_budget; i++) {
         if (!receiving(s[i]) || buf_bytes(s[i]->_req_body) == 0) continue;
+        metrics_count(METRIC_GUARD_REQUEST_MEMORY);
         h2_reset(conn, s[i], H2O_HTTP2_ERROR_REFUSED_STREAM);
         charge(c);
     }
@@ -315,14 +326,17 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     /* HTTP/1 holds at most one request: over the budget, it goes before
      * h2o parses it. A client still reading gets the reason. */
     if (err == NULL && !c->h2 && charge(c)) {
-        if (!h2o_socket_is_writing(sock))
-            (void)send(h2o_socket_get_fd(sock), busy_http1, sizeof busy_http1 - 1,
-                       MSG_DONTWAIT | MSG_NOSIGNAL);
+        metrics_count(METRIC_GUARD_REQUEST_MEMORY);
+        if (!h2o_socket_is_writing(sock) && sock->ssl == NULL) {
+            char busy[HTTP_BUSY_MAX];
+            size_t n = http_busy_response(busy, sizeof busy, BUSY_DETAIL);
+            (void)send(h2o_socket_get_fd(sock), busy, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
         err = h2o_socket_error_closed;
     }
     enter(c);
     cb(sock, err);
-    if (!leave(c)) return;
+    if (!leave(c) || h2_gone(c)) return;
     rewrap(c);
     if (c->h2)
         h2_police(c);
@@ -355,6 +369,17 @@ static void on_close(void *data)
 
 /* --- accepting ------------------------------------------------------------------- */
 
+int http_open_connections(void)
+{
+    return atomic_load(&open_conns);
+}
+
+void http_memory_held(size_t *request, size_t *response)
+{
+    *request = atomic_load(&input_held);
+    *response = atomic_load(&output_held);
+}
+
 bool http_worker_admit(int max)
 {
     if (atomic_fetch_add(&open_conns, 1) < max) return true;
@@ -377,6 +402,11 @@ static void start_http2(guard_conn_t *c)
     enter(c);
     h2o_http2_accept(&c->w->accept_ctx, c->sock, c->connected_at);
     if (!leave(c)) return;
+    /* h2o may have read what came with the handshake and closed the new
+     * connection already: a live one is the newest of the thread's list
+     * (the address is compared, never read). */
+    const h2o_http2_conn_t *conn = c->sock->data;
+    if (c->w->ctx.http2._conns.prev != &conn->_conns) return;
     rewrap(c);
     h2_police(c);
 }
@@ -405,7 +435,26 @@ static void on_first_read(h2o_socket_t *sock, const char *err)
 static void on_detect_timeout(h2o_timeout_entry_t *entry)
 {
     guard_conn_t *c = H2O_STRUCT_FROM_MEMBER(guard_conn_t, detect, entry);
+    if (c->sock->ssl != NULL) metrics_count(METRIC_TLS_HANDSHAKE_FAILURES);
     h2o_socket_close(c->sock);
+}
+
+/* Over TLS the handshake chooses the protocol (ALPN), and it is started
+ * here, as after the cleartext preface, where the guard watches it. */
+static void on_handshake(h2o_socket_t *sock, const char *err)
+{
+    guard_conn_t *c = sock->on_close.data;
+    h2o_timeout_unlink(&c->detect);
+    if (err != NULL) {
+        metrics_count(METRIC_TLS_HANDSHAKE_FAILURES);
+        h2o_socket_close(sock);
+        return;
+    }
+    h2o_iovec_t proto = h2o_socket_ssl_get_selected_protocol(sock);
+    if (http2_on && h2o_memis(proto.base, proto.len, H2O_STRLIT("h2")))
+        start_http2(c);
+    else
+        start_http1(c);
 }
 
 void http_worker_accept(http_worker_t *w, h2o_socket_t *sock)
@@ -421,12 +470,20 @@ void http_worker_accept(http_worker_t *w, h2o_socket_t *sock)
     c->connected_at = *h2o_get_timestamp(&w->ctx, NULL, NULL);
     sock->on_close.cb = on_close;
     sock->on_close.data = c;
-    if (!http2_on) {
+    SSL_CTX *tls = http_tls_context();
+    if (!http2_on && tls == NULL) {
         start_http1(c);
         return;
     }
+    /* The handshake, or the first bytes, must come within the request
+     * timeout. */
     c->detect.cb = on_detect_timeout;
     h2o_timeout_link(w->loop, &w->guard_detect, &c->detect);
+    if (tls != NULL) {
+        h2o_socket_ssl_handshake(sock, tls, NULL, on_handshake);
+        SSL_CTX_free(tls); /* the connection's SSL object holds its own reference */
+        return;
+    }
     h2o_socket_read_start(sock, on_first_read);
 }
 
@@ -454,6 +511,7 @@ static void evict(held_t *h, int h2_err)
 {
     h2o_req_t *req = h->req;
     h2o_linklist_unlink(&h->link);
+    metrics_count(METRIC_GUARD_EVICTED);
     if (req->version >= 0x200) {
         h2o_http2_conn_t *conn = (h2o_http2_conn_t *)req->conn;
         if (conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING)
@@ -523,15 +581,27 @@ void http_guard_json_type(h2o_req_t *req)
                        H2O_STRLIT("application/json"));
 }
 
-/* The answer that replaces one the budget has no room for. */
+/* The answer that replaces one the budget has no room for. An answer that
+ * already carries an X-Request-Id (the API sets it first) names it in the
+ * body's meta, as every error body of the API does. */
 static h2o_iovec_t busy_answer(h2o_req_t *req)
 {
+    metrics_count(METRIC_GUARD_RESPONSE_MEMORY);
     req->res.status = 503;
     req->res.reason = "Service Unavailable";
-    req->res.content_length = sizeof BUSY_BODY - 1;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
     http_guard_json_type(req);
-    return h2o_iovec_init(H2O_STRLIT(BUSY_BODY));
+    h2o_iovec_t body = h2o_iovec_init(H2O_STRLIT(BUSY_BODY));
+    ssize_t i = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
+    if (i >= 0) {
+        h2o_iovec_t id = req->res.headers.entries[i].value;
+        /* The body less its last brace, the meta, the brace. */
+        body = h2o_concat(&req->pool, h2o_iovec_init(BUSY_BODY, sizeof BUSY_BODY - 2),
+                          h2o_iovec_init(H2O_STRLIT(",\"meta\":{\"requestId\":\"")), id,
+                          h2o_iovec_init(H2O_STRLIT("\"}}")));
+    }
+    req->res.content_length = body.len;
+    return body;
 }
 
 int http_response_admit(h2o_req_t *req, size_t len)
@@ -593,8 +663,10 @@ static void sweep_h2_conn(http_worker_t *w, h2o_http2_conn_t *conn, uint64_t now
     h2o_http2_stream_t *s[STREAMS_SEEN];
     size_t n = h2_streams(conn, s);
     for (size_t i = 0; i < n; i++)
-        if (receiving(s[i]) && age_ms(tv, &s[i]->req.timestamps.request_begin_at) >= request_ms)
+        if (receiving(s[i]) && age_ms(tv, &s[i]->req.timestamps.request_begin_at) >= request_ms) {
+            metrics_count(METRIC_GUARD_DEADLINE);
             h2_reset(conn, s[i], H2O_HTTP2_ERROR_CANCEL);
+        }
     guard_conn_t *c = conn_of(conn->sock);
     if (c == NULL) return;
     if (c->charged > 0) charge(c);
@@ -602,7 +674,8 @@ static void sweep_h2_conn(http_worker_t *w, h2o_http2_conn_t *conn, uint64_t now
         c->idle_since = 0;
     } else if (c->idle_since == 0) {
         c->idle_since = now;
-    } else if (now - c->idle_since >= request_ms) {
+    } else if (now - c->idle_since >= request_ms && conn->state == H2O_HTTP2_CONN_STATE_OPEN) {
+        metrics_count(METRIC_GUARD_DEADLINE);
         h2_goaway(conn);
     }
 }

@@ -13,6 +13,7 @@
 #include "http/server_int.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <malloc.h>
 #include <netinet/in.h>
@@ -27,7 +28,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http/admin.h"
 #include "http/guard.h"
+#include "http/listen.h"
+#include "http/metrics.h"
+#include "http/reqid.h"
+#include "http/tls.h"
 
 /* How long a stopping thread keeps serving open connections at most. */
 #define DRAIN_MS 3000
@@ -95,20 +101,28 @@ static void error_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
     h2o_setup_next_ostream(req, slot);
 }
 
-static const char busy_response[] =
-    "HTTP/1.1 503 Service Unavailable\r\n"
-    "Content-Type: application/json\r\n"
-    "Retry-After: 1\r\n"
-    "Connection: close\r\n"
-    "Content-Length: 141\r\n"
-    "\r\n"
-    "{\"errors\":[{\"status\":\"503\",\"code\":\"service_unavailable\",\"title\":\"Service Unavailable\","
-    "\"detail\":\"Too many open connections; retry shortly.\"}]}";
-
 static void on_busy_written(h2o_socket_t *sock, const char *err)
 {
     (void)err;
+    free(sock->data);
     h2o_socket_close(sock);
+}
+
+/* Refuses a connection over the cap at once rather than leave its client
+ * hanging in the backlog. Over TLS there is nobody to tell in plain
+ * text: it is only closed. */
+static void refuse(http_worker_t *w, h2o_socket_t *sock)
+{
+    metrics_count(METRIC_CONNECTIONS_REFUSED);
+    char *buf = w->cfg->tls_cert != NULL ? NULL : malloc(HTTP_BUSY_MAX);
+    if (buf == NULL) {
+        h2o_socket_close(sock);
+        return;
+    }
+    sock->data = buf;
+    h2o_iovec_t v = h2o_iovec_init(
+        buf, http_busy_response(buf, HTTP_BUSY_MAX, "Too many open connections; retry shortly."));
+    h2o_socket_write(sock, &v, 1, on_busy_written);
 }
 
 long http_max_connections_default(void)
@@ -136,10 +150,7 @@ static void accept_pending(http_worker_t *w, int max)
          * connections unevenly, so a per-thread share of it would refuse
          * some below it. */
         if (!http_worker_admit(w->cfg->max_connections)) {
-            /* Over the cap: say so at once rather than leave the client
-             * hanging in the backlog. */
-            h2o_iovec_t buf = h2o_iovec_init(busy_response, sizeof busy_response - 1);
-            h2o_socket_write(sock, &buf, 1, on_busy_written);
+            refuse(w, sock);
             continue;
         }
         int ms = WRITE_STALL_MS;
@@ -153,66 +164,6 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     if (err != NULL) return;
     /* A handful per wake-up, as h2o's own server does. */
     accept_pending(listener->data, 16);
-}
-
-/* Fills ss with cfg's address; returns its length, or 0 if it is not a
- * numeric IPv4 or IPv6 address. */
-static socklen_t listen_address(const http_config_t *cfg, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, cfg->host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(cfg->port);
-        return sizeof *sin;
-    }
-    if (inet_pton(AF_INET6, cfg->host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(cfg->port);
-        return sizeof *sin6;
-    }
-    return 0;
-}
-
-/* SO_REUSEPORT lets every thread have its own listener, but it would also
- * let a second crmd share the port and take a share of the connections,
- * serving them from another database. A plain bind first fails if anyone
- * listens there already. Returns 0 when the address is free. */
-static int check_address_free(const http_config_t *cfg)
-{
-    struct sockaddr_storage ss;
-    socklen_t sslen = listen_address(cfg, &ss);
-    int fd = sslen ? socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
-    if (fd < 0) return -1;
-    int on = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on); /* TIME_WAIT is fine */
-    int rc = bind(fd, (struct sockaddr *)&ss, sslen);
-    if (rc != 0) fprintf(stderr, "crmd: cannot listen on %s:%u: %s\n", cfg->host, cfg->port, strerror(errno));
-    close(fd);
-    return rc;
-}
-
-static int listen_socket(const http_config_t *cfg)
-{
-    struct sockaddr_storage ss;
-    socklen_t sslen = listen_address(cfg, &ss);
-    if (sslen == 0) {
-        fprintf(stderr, "crmd: '%s' is not a numeric IP address\n", cfg->host);
-        return -1;
-    }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return -1;
-    int on = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-    if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0) {
-        fprintf(stderr, "crmd: cannot listen on %s:%u: %s\n", cfg->host, cfg->port, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
 }
 
 int http_conns_open(h2o_context_t *ctx)
@@ -290,6 +241,30 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+static int start_tls(const http_config_t *cfg)
+{
+    if (cfg->tls_cert == NULL) return 0;
+    char err[512];
+    if (http_tls_init(cfg->tls_cert, cfg->tls_key, cfg->http2, err, sizeof err) == 0) return 0;
+    fprintf(stderr, "crmd: TLS: %s\n", err);
+    return -1;
+}
+
+/* SIGHUP: the certificate and key read again; a failure keeps the old. */
+static void reload_tls(void)
+{
+    char err[512];
+    if (!http_tls_enabled()) {
+        fprintf(stderr, "crmd: SIGHUP: nothing to reload (no --tls-cert)\n");
+    } else if (http_tls_reload(err, sizeof err) == 0) {
+        metrics_count(METRIC_TLS_RELOADS);
+        fprintf(stderr, "crmd: SIGHUP: TLS certificate and key reloaded\n");
+    } else {
+        metrics_count(METRIC_TLS_RELOAD_FAILURES);
+        fprintf(stderr, "crmd: SIGHUP: TLS reload failed, the old certificate stays: %s\n", err);
+    }
+}
+
 int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
 {
     int rc = 1;
@@ -314,15 +289,18 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (check_address_free(cfg) != 0) goto out;
+    if (start_tls(cfg) != 0 || http_address_free(cfg->host, cfg->port) != 0 ||
+        http_admin_start(cfg->admin_host, cfg->admin_port, cfg->admin_handle, cfg->arg, &stopping) != 0)
+        goto out;
     for (int i = 0; i < n; i++) {
         http_worker_t *w = workers[i];
         w->cfg = cfg;
         w->index = i;
-        w->fd = listen_socket(cfg);
+        w->fd = http_listen_socket(cfg->host, cfg->port);
         if (w->fd < 0) goto out;
     }
     for (int i = 0; i < n; i++)
@@ -337,6 +315,7 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
         while (!atomic_load(&stopping)) {
             sig = sigtimedwait(&sigs, NULL, &tick);
             if (sig == SIGINT || sig == SIGTERM) atomic_store(&stopping, 1);
+            if (sig == SIGHUP) reload_tls();
         }
     }
     rc = 0;
@@ -345,6 +324,8 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
         if (workers[i]->failed) rc = 1;
     }
 out:
+    atomic_store(&stopping, 1);
+    http_admin_stop();
     for (int i = 0; i < n; i++) {
         if (workers[i]->fd >= 0 && rc != 0 && workers[i]->loop == NULL) close(workers[i]->fd);
         free(workers[i]);

@@ -28,6 +28,16 @@ typedef struct http_config {
      * malformed HTTP/1 request (400, connection closed). Upgrade: h2c is
      * never honoured (the request is answered over HTTP/1.1). */
     bool http2;
+    /* HTTPS: the certificate chain and private key files (PEM), both or
+     * neither (NULL: plain HTTP). See tls.h; with http2, HTTP/2 is offered
+     * by ALPN instead of by prior knowledge. */
+    const char *tls_cert, *tls_key;
+    /* The admin listener: a numeric address (NULL: none) whose every
+     * request goes to admin_handle (with arg), on a thread of its own; see
+     * http/admin.c. */
+    const char *admin_host;
+    uint16_t admin_port;
+    void (*admin_handle)(h2o_req_t *req, void *arg);
     /* Called on each server thread before it serves, with the thread's h2o
      * context; returns the thread's state (NULL on failure, which stops the
      * server). */
@@ -58,6 +68,11 @@ typedef struct http_config {
  * are counted all the same, but the copy is then made before the guard
  * can refuse it. */
 int http_response_admit(h2o_req_t *req, size_t len);
+
+/* Open connections, all threads together; the bytes held of clients'
+ * requests and of answers not yet taken (the memory guard's two totals). */
+int http_open_connections(void);
+void http_memory_held(size_t *request, size_t *response);
 
 /* A default for max_connections that the process's file limit can hold
  * (it raises its soft limit to the hard one first). */

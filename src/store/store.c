@@ -114,6 +114,12 @@ bool store_url_check(const char *url, char *err, size_t errsz)
     return false;
 }
 
+const char *store_url_file(const char *url)
+{
+    const char *path;
+    return store_url_kind(url, &path) == STORE_URL_SQLITE ? path : NULL;
+}
+
 /* --- redaction --------------------------------------------------------------- */
 
 /* Appends n bytes of s to out at *len, keeping room for the NUL. */

@@ -557,4 +557,8 @@ void store_url_redact(const char *url, char *out, size_t outsz);
  * same time (PostgreSQL), false for an embedded SQLite file. */
 bool store_url_is_shared(const char *url);
 
+/* The file an SQLite URL names (a pointer into url), or NULL for a URL
+ * that names no file (PostgreSQL, an unknown scheme). */
+const char *store_url_file(const char *url);
+
 #endif

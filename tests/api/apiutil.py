@@ -688,8 +688,10 @@ class OpenApi:
             allowed = {m.upper() for m in HTTP_METHODS if m in item}
             if "GET" in allowed:
                 allowed.add("HEAD")
-            return (f"{method.upper()} {template} (no such method)", {"405": unmatched["405"]},
-                    allowed)
+            responses = {"405": unmatched["405"]}
+            if method == "options" and "204" in unmatched:
+                responses["204"] = unmatched["204"]  # a CORS preflight
+            return (f"{method.upper()} {template} (no such method)", responses, allowed)
         return f"{method.upper()} {template} ({op.get('operationId')})", op["responses"], None
 
     def check(self, method, path, status, headers, body):
@@ -705,8 +707,8 @@ class OpenApi:
             return label, [f"status {status} is not documented (documented: "
                            f"{', '.join(sorted(responses))}; any request: "
                            f"{', '.join(sorted(anywhere))})"]
-        if str(status) not in responses and str(status) in anywhere:
-            allowed = None  # an answer given before routing says nothing of methods
+        if (str(status) not in responses and str(status) in anywhere) or status == 204:
+            allowed = None  # an answer given before routing (or a preflight) has no Allow
         resp = self.resolve(resp)
         problems = []
         for name, h in (resp.get("headers") or {}).items():

@@ -9,6 +9,7 @@ Each server then gets a fresh database of its own; tests still name a
 server's database as f"sqlite:{server.db}", and run_crmd maps that name to
 the server's real database URL (server.db_url)."""
 
+import contextlib
 import itertools
 import os
 import signal
@@ -129,6 +130,22 @@ os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
 READY_TIMEOUT = 10
 STOP_TIMEOUT = 10
+
+
+@contextlib.contextmanager
+def environ(values):
+    """Sets environment variables (a server started meanwhile reads them),
+    and puts back what was there."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def free_port():

@@ -336,6 +336,43 @@ def test_outage_gives_quick_503s_and_service_resumes_by_itself(make_server):
     assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == created + 1
 
 
+def test_readyz_follows_the_database(make_server, monkeypatch):
+    """/readyz is 503 with the reason while PostgreSQL is stopped (quickly:
+    the probe is a real round trip on the thread's connection), and ready
+    again by itself once it is back; /healthz stays 200 throughout. The
+    metrics count the database's errors and the reconnections."""
+    from conftest import free_port
+    from prometheus_client.parser import text_string_to_metric_families
+    admin = free_port()
+    monkeypatch.setenv("CRMD_ADMIN_LISTEN", f"127.0.0.1:{admin}")
+    srv = make_server(threads=1)
+
+    def metric(name):
+        text = requests.get(f"http://127.0.0.1:{admin}/metrics", timeout=10).text
+        return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                   if s.name == name)
+    ready = lambda: requests.get(srv.base_url + "/readyz", timeout=10)  # noqa: E731
+    assert ready().status_code == 200
+    try:
+        pg_ctl("stop")
+        t = time.monotonic()
+        r = ready()
+        assert time.monotonic() - t < 2.0
+        assert r.status_code == 503, r.text
+        err = r.json()
+        assert err["errors"][0]["detail"] == "The database is not reachable."
+        assert err["meta"]["requestId"] == r.headers["X-Request-Id"]
+        assert requests.get(srv.base_url + "/healthz", timeout=10).status_code == 200
+    finally:
+        subprocess.run([PG_CTL, "start", PG_DIR], capture_output=True, timeout=60)
+    deadline = time.monotonic() + 15
+    while ready().status_code != 200:
+        assert time.monotonic() < deadline, "not ready 15 s after PostgreSQL came back"
+        time.sleep(0.2)
+    assert metric("crmd_db_errors_total") >= 1
+    assert metric("crmd_db_reconnects_total") >= 1
+
+
 def test_killed_connections_and_a_read_only_database(make_server):
     """Sessions killed one by one: reads retry on a new connection at once.
     A database that turns read-only (like a primary demoted to a standby)

@@ -101,12 +101,16 @@ def test_an_http2_write_whose_client_left_is_logged_and_never_half_done(make_ser
         # go of the stream's request while its write waits for the lock.
         p = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "-m", "1", "-X", "POST",
                             "-H", f"Authorization: Bearer {app.token}", "-H", f"AppId: {app.key}",
-                            "-H", "Content-Type: application/json", "-d", '{"lead":{"name":"gone"}}',
+                            "-H", "Content-Type: application/json", "-H", "X-Request-Id: gone-write-1",
+                            "-A", "gone-agent/1", "-d", '{"lead":{"name":"gone"}}',
                             srv.base_url + "/leads/"], capture_output=True, timeout=20)
         assert p.returncode == 28, p  # timed out: no answer came while the lock was held
     finally:
         lock.release()
-    m = wait_for_line(srv, r"POST /leads/ (\d+) \S+ app=" + re.escape(app.key) + " client=gone\n")
+    # The line keeps what the request said after h2o let go of it: the
+    # client, the request id and the User-Agent.
+    m = wait_for_line(srv, r"127\.0\.0\.1 POST /leads/ (\d+) \S+ app=" + re.escape(app.key) +
+                      r" id=gone-write-1 (?:code=\S+ )?ua=\"gone-agent/1\" client=gone\n")
     status = int(m.group(1))
     # Not run (SQLite: the writer waited for the lock before reaching it),
     # or committed (PostgreSQL: it ran into the table lock); never between.

@@ -1,4 +1,5 @@
-"""A small HTTP/2 client for attack tests (cleartext, prior knowledge), on
+"""A small HTTP/2 client for attack tests (cleartext with prior knowledge, or
+TLS with ALPN h2 to a server in faultutil.TLS_PORTS), on
 Debian's python3-h2. It can do what honest clients never do: leave request
 bodies unfinished, keep its receive windows closed, ping to look alive.
 
@@ -6,7 +7,9 @@ One reader thread feeds the server's frames to the h2 state machine and
 records what happened to each stream (headers, data, reset, end) and to the
 connection (GOAWAY, closed). Every wait is bounded."""
 
+import select
 import socket
+import ssl
 import threading
 import time
 
@@ -16,6 +19,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from faultutil import TLS_PORTS
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
@@ -24,7 +29,19 @@ class H2Client:
         """window: the stream receive window to announce (0: the server may
         send no response body until we open it, which we never do)."""
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.settimeout(timeout)
+        cafile = TLS_PORTS.get(port)
+        self.tls = cafile is not None
+        self.timeout = timeout
+        if self.tls:  # HTTP/2 chosen by ALPN
+            tls = ssl.create_default_context(cafile=cafile)
+            tls.set_alpn_protocols(["h2"])
+            self.sock = tls.wrap_socket(self.sock, server_hostname="127.0.0.1")
+            assert self.sock.selected_alpn_protocol() == "h2", "the server did not choose h2 by ALPN"
+            # One TLS connection must not be read and written at once: with
+            # TLS every read and write is made under self.cv, non-blocking.
+            self.sock.setblocking(False)
+        else:
+            self.sock.settimeout(timeout)
         cfg = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
         self.conn = h2.connection.H2Connection(config=cfg)
         if window is not None:
@@ -55,21 +72,53 @@ class H2Client:
         data = self.conn.data_to_send()
         if data and self.closed is None:
             try:
-                self.sock.sendall(data)
+                if self.tls:
+                    self._send_tls(memoryview(data))
+                else:
+                    self.sock.sendall(data)
             except OSError as e:
                 self.closed = f"send: {e!r}"
                 self.cv.notify_all()
 
+    def _send_tls(self, view):
+        deadline = time.monotonic() + self.timeout
+        while view:
+            try:
+                view = view[self.sock.send(view):]
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+                if time.monotonic() > deadline:
+                    raise OSError("send timed out")
+                select.select([], [self.sock], [], 0.05)
+
+    def _recv(self):
+        """(data, why): data b"" at the end; None when nothing came yet."""
+        if self.tls:
+            try:
+                if not self.sock.pending():
+                    select.select([self.sock], [], [], 0.05)
+            except (ValueError, OSError) as e:  # closed by close()
+                return b"", f"recv: {e!r}"
+            with self.cv:
+                try:
+                    return self.sock.recv(65536), "eof"
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                    return None, None
+                except OSError as e:
+                    return b"", f"recv: {e!r}"
+        try:
+            return self.sock.recv(65536), "eof"
+        except socket.timeout:
+            return None, None
+        except OSError as e:
+            return b"", f"recv: {e!r}"
+
     def _read(self):
         while True:
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
+            data, why = self._recv()
+            if data is None:
+                if self.closed is not None:
+                    return
                 continue
-            except OSError as e:
-                data, why = b"", f"recv: {e!r}"
-            else:
-                why = "eof"
             with self.cv:
                 if self.closed is not None:
                     return

@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from faultutil import Conn, app_create, raise_nofile, serve_help
+from faultutil import Conn, app_create, make_tls, raise_nofile, serve_help
 from h2client import H2Client, raw_preface
 
 MIB = 1024 * 1024
@@ -125,8 +125,13 @@ class Honest:
         assert max(self.lat) < max_s, f"an honest request took {max(self.lat):.1f}s"
 
 
-def started(crmd, name, extra=()):
+def started(crmd, name, extra=(), transport="h2c"):
+    """A crmd with an app and a lead; transport "tls": HTTPS, and HTTP/2
+    (with --http2) chosen by ALPN."""
     srv = crmd(name, threads=2, extra_args=BASE_ARGS + list(extra))
+    if transport == "tls":
+        args, srv.tls = make_tls(srv.workdir)
+        srv.extra_args += args
     key, token = app_create(srv.db)
     srv.start()
     conn = Conn(srv.port, key, token)
@@ -204,11 +209,17 @@ def h2_honest(port, key, token):
         c.close()
 
 
-def test_h2_unfinished_uploads_with_pings(crmd):
+# The HTTP/2 attacks run over cleartext HTTP/2 (prior knowledge) and over
+# TLS (ALPN h2), where the guard starts the protocol after the handshake.
+TRANSPORTS = pytest.mark.parametrize("transport", ["h2c", "tls"])
+
+
+@TRANSPORTS
+def test_h2_unfinished_uploads_with_pings(crmd, transport):
     """6 connections x 100 POST streams, each with 999,999 of 1,000,000 body
     bytes sent, and a PING every 4 s (the review: 3 such connections took
     crmd from 12 to 325 MB and held it indefinitely)."""
-    srv, key, token, lid = started(crmd, "h2up", H2_ON)
+    srv, key, token, lid = started(crmd, "h2up", H2_ON, transport)
     watch = RssWatch(srv)
     honest = Honest(srv.port, key, token, f"/leads/{lid}")
     clients, opened, sent = [], 0, 0
@@ -277,11 +288,12 @@ def test_h2_unfinished_uploads_with_pings(crmd):
     assert srv.alive()
 
 
-def test_h2_idle_connection_with_pings_is_closed(crmd):
+@TRANSPORTS
+def test_h2_idle_connection_with_pings_is_closed(crmd, transport):
     """An HTTP/2 connection that opens no stream but pings every 2 s is
     closed like an idle HTTP/1 one, after 10 s (h2o's own idle timer starts
     again at every frame)."""
-    srv, key, token, lid = started(crmd, "h2idle", H2_ON)
+    srv, key, token, lid = started(crmd, "h2idle", H2_ON, transport)
     c = H2Client(srv.port)
     try:
         assert c.wait_settings(), f"no HTTP/2 connection: {c.closed}"
@@ -298,10 +310,11 @@ def test_h2_idle_connection_with_pings_is_closed(crmd):
         c.close()
 
 
-def test_h2_closed_window_readers_of_a_big_list(crmd):
+@TRANSPORTS
+def test_h2_closed_window_readers_of_a_big_list(crmd, transport):
     """One connection with a zero receive window asks 100 times for a 4 MB
     follows list and pings every 4 s. Was: about 280 MB held for over 30 s."""
-    srv, key, token, lid = started(crmd, "h2win", H2_ON)
+    srv, key, token, lid = started(crmd, "h2win", H2_ON, transport)
     big, size = big_follows(srv.port, key, token)
     watch = RssWatch(srv)
     honest = Honest(srv.port, key, token, f"/leads/{lid}")
