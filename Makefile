@@ -2,10 +2,11 @@
 # first install any missing Debian packages (see `deps`).
 
 CC      ?= gcc
-PKGS    := libh2o-evloop jansson sqlite3 libcrypto libpq
+PKGS    := libh2o-evloop jansson sqlite3 libcrypto libpq libcurl
 # What building and running need (make run), and what the tests add (make check).
 DEBS_RUN  := build-essential pkg-config libh2o-dev libh2o-evloop-dev libjansson-dev \
-             libsqlite3-dev libssl-dev libpq-dev sqlite3 curl
+             libsqlite3-dev libssl-dev libpq-dev sqlite3 curl \
+             libcurl4-openssl-dev
 DEBS_TEST := libcriterion-dev python3-pytest python3-requests postgresql
 # tests/api validates every response against openapi/openapi.json.
 DEBS_TEST += python3-jsonschema

@@ -36,6 +36,7 @@
 #include "api/cache.h"
 #include "api/proxy.h"
 #include "api/ratelimit.h"
+#include "api/keyring.h"
 #include "auth/jwt.h"
 #include "http/server.h"
 #include "model/timestamp.h"
@@ -52,6 +53,7 @@
 #define DEFAULT_AUTH_LIMIT "20:40"
 #define DEFAULT_CACHE_MB 16
 #define DEFAULT_MEMORY_MB ((long)(HTTP_MEMORY_DEFAULT >> 20))
+#define DEFAULT_JWKS_REFRESH_S 300
 
 static const char usage_text[] =
     "usage: crmd COMMAND [OPTIONS]\n"
@@ -79,6 +81,9 @@ static const char usage_text[] =
     "        print a bearer token for an app; DURATION is a number with s, m, h or d (default 30d)\n"
     "  token revoke JTI [--db URL]\n"
     "        refuse the token with that id (its jti claim) from now on, within a second\n"
+    "  key rotate [--db URL] | key list [--db URL] | key retire KID [--force] [--db URL]\n"
+    "        add a signing key (older ones verify their tokens until these expire); list the\n"
+    "        keys and their states; refuse a key's tokens from now on\n"
     "  migrate [--db URL]\n"
     "        create or upgrade the database schema\n"
     "  copy --from URL --to URL [--append]\n"
@@ -132,30 +137,13 @@ static store_t *open_db(const char *url)
     return s;
 }
 
-/* Loads the token signing key, making and saving one on first use. */
-static jwt_key_t *signing_key(store_t *s)
+/* The key that signs, making and saving one on first use; its seq goes
+ * into *seq. NULL (reason printed) on failure. */
+static jwt_key_t *signing_key(store_t *s, int64_t *seq)
 {
-    char *pem = NULL;
-    int rc = store_signing_key(s, NULL, &pem);
-    if (rc == STORE_NOT_FOUND) {
-        char *fresh = NULL;
-        if (jwt_key_generate(&fresh) != JWT_OK) {
-            fprintf(stderr, "crmd: cannot generate a signing key\n");
-            return NULL;
-        }
-        rc = store_signing_key(s, fresh, &pem);
-        OPENSSL_cleanse(fresh, strlen(fresh));
-        free(fresh);
-    }
-    if (rc != STORE_OK) {
-        fprintf(stderr, "crmd: cannot read the signing key from the database\n");
-        return NULL;
-    }
-    jwt_key_t *key = jwt_key_load(pem, strlen(pem));
-    /* The private key is in the database anyway, but not left in freed heap. */
-    OPENSSL_cleanse(pem, strlen(pem));
-    free(pem);
-    if (key == NULL) fprintf(stderr, "crmd: the stored signing key is not a valid RSA key\n");
+    char err[256];
+    jwt_key_t *key = keyring_signing_key(s, seq, err, sizeof err);
+    if (key == NULL) fprintf(stderr, "crmd: %s\n", err);
     return key;
 }
 
@@ -176,9 +164,14 @@ static int64_t parse_ttl(const char *s)
     return n * mult;
 }
 
-/* Signs a token for app key; prints nothing. The caller frees *token. */
-static int issue_token(const jwt_key_t *key, const char *app, const char *subject, int64_t ttl, char **token)
+/* Signs a token for app key with the signing key of s, and records its
+ * expiry with the key (so that the key is known to verify until then)
+ * before handing it out; prints nothing. The caller frees *token. */
+static int issue_token(store_t *s, const char *app, const char *subject, int64_t ttl, char **token)
 {
+    int64_t seq;
+    jwt_key_t *key = signing_key(s, &seq);
+    if (key == NULL) return -1;
     jwt_claims_t c;
     memset(&c, 0, sizeof c);
     snprintf(c.iss, sizeof c.iss, "%s", ISSUER);
@@ -189,7 +182,15 @@ static int issue_token(const jwt_key_t *key, const char *app, const char *subjec
     snprintf(c.jti, sizeof c.jti, "%s", jti);
     c.iat = ts_now_ms() / 1000;
     c.exp = c.iat + ttl;
-    if (jwt_sign(key, &c, token) != JWT_OK) return -1;
+    int rc = jwt_sign(key, &c, token);
+    jwt_key_free(key);
+    if (rc != JWT_OK) return -1;
+    if (store_key_update(s, seq, c.exp, 0) != STORE_OK) {
+        fprintf(stderr, "crmd: cannot record the token's expiry with its signing key\n");
+        free(*token);
+        *token = NULL;
+        return -1;
+    }
     /* The id is what `crmd token revoke` takes; stdout stays the token. */
     fprintf(stderr, "crmd: token jti=%s expires in %" PRId64 "s\n", jti, ttl);
     return 0;
@@ -223,7 +224,7 @@ typedef struct cli_opt {
     size_t list_size;
 } cli_opt_t;
 
-#define CLI_OPTS_MAX 16
+#define CLI_OPTS_MAX 32
 /* An option's index is what getopt_long returns for it: below '?' and 'h'. */
 _Static_assert(CLI_OPTS_MAX < '?', "option indexes collide with getopt_long's own returns");
 
@@ -308,7 +309,29 @@ typedef struct serve_conf {
     bool quiet, http2;
     long threads, cache_mb, max_conns, write_queue, request_mb, response_mb;
     double rate, burst, auth_rate, auth_burst;
+    keyring_conf_t keys; /* an identity provider's keys, and its tokens' rules */
 } serve_conf_t;
+
+/* The options of serve that name an external identity provider. Returns
+ * -1 to go on, or the exit status (usage printed). */
+static int serve_idp(serve_conf_t *c, const char *refresh_s)
+{
+    keyring_conf_t *k = &c->keys;
+    if (k->jwks_file != NULL && k->jwks_url != NULL)
+        return usage_error("%s", "--jwks-file and --jwks-url exclude each other");
+    long refresh = DEFAULT_JWKS_REFRESH_S;
+    if (refresh_s != NULL && !parse_long(refresh_s, 10, 86400, &refresh))
+        return usage_error("--jwks-refresh wants a number of seconds from 10 to 86400, not '%s'", refresh_s);
+    k->refresh_s = (int)refresh;
+    if (k->jwks_url != NULL && strncmp(k->jwks_url, "http://", 7) != 0 &&
+        strncmp(k->jwks_url, "https://", 8) != 0)
+        return usage_error("--jwks-url wants an http:// or https:// URL, not '%s'", k->jwks_url);
+    const char *claim = k->rules.app_claim;
+    if (claim[0] == '\0' || strlen(claim) > 64)
+        return usage_error("--app-claim wants a claim name of 1 to 64 bytes, not '%s'", claim);
+    k->db_url = c->db;
+    return -1;
+}
 
 /* The options of serve that bound what clients can make it hold. Returns
  * -1 to go on, or the exit status (usage printed). */
@@ -369,7 +392,9 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         "                  [--rate-limit RATE[:BURST]|off] [--auth-limit RATE[:BURST]|off]\n"
         "                  [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N]\n"
         "                  [--cache-mb N] [--write-queue N]\n"
-        "                  [--request-memory-mb N] [--response-memory-mb N] [--http2]\n";
+        "                  [--request-memory-mb N] [--response-memory-mb N] [--http2]\n"
+        "                  [--jwks-file FILE | --jwks-url URL [--jwks-refresh SECONDS]]\n"
+        "                  [--app-claim NAME] [--jwt-issuer ISS] [--jwt-audience AUD]\n";
     static char proxy_list[1024];
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
     const char *threads_s = env_or("CRMD_THREADS", NULL), *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
@@ -378,8 +403,13 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     const char *proxies = env_or("CRMD_TRUSTED_PROXY", NULL), *quiet = NULL;
     const char *request_s = env_or("CRMD_REQUEST_MEMORY_MB", NULL);
     const char *response_s = env_or("CRMD_RESPONSE_MEMORY_MB", NULL);
-    const char *http2_s = env_or("CRMD_HTTP2", NULL);
+    const char *http2_s = env_or("CRMD_HTTP2", NULL), *refresh_s = env_or("CRMD_JWKS_REFRESH", NULL);
     c->db = env_or("CRMD_DB", DEFAULT_DB);
+    c->keys = (keyring_conf_t){.jwks_file = env_or("CRMD_JWKS_FILE", NULL),
+                               .jwks_url = env_or("CRMD_JWKS_URL", NULL),
+                               .rules = {.app_claim = env_or("CRMD_APP_CLAIM", "app"),
+                                         .issuer = env_or("CRMD_JWT_ISSUER", NULL),
+                                         .audience = env_or("CRMD_JWT_AUDIENCE", NULL)}};
     const cli_opt_t opts[] = {{"listen", &listen_at},
                               {"db", &c->db},
                               {"threads", &threads_s},
@@ -393,11 +423,18 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
                               {"request-memory-mb", &request_s},
                               {"response-memory-mb", &response_s},
                               {"http2", &http2_s, true},
+                              {"jwks-file", &c->keys.jwks_file},
+                              {"jwks-url", &c->keys.jwks_url},
+                              {"jwks-refresh", &refresh_s},
+                              {"app-claim", &c->keys.rules.app_claim},
+                              {"jwt-issuer", &c->keys.rules.issuer},
+                              {"jwt-audience", &c->keys.rules.audience},
                               {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0) return rc;
     c->quiet = quiet != NULL;
     if ((rc = serve_memory(c, request_s, response_s, http2_s)) >= 0) return rc;
+    if ((rc = serve_idp(c, refresh_s)) >= 0) return rc;
     if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
         return usage_error("--listen wants HOST:PORT, not '%s'", listen_at);
     c->threads = sysconf(_SC_NPROCESSORS_ONLN);
@@ -451,16 +488,43 @@ static void print_limits(const serve_conf_t *c)
         fprintf(stderr, "crmd: client address: the connection's peer (no --trusted-proxy)\n");
 }
 
+/* Says at start-up which keys verify tokens. */
+static void print_keys(const serve_conf_t *c, keyring_t *keys)
+{
+    keyring_snap_t *snap = keyring_acquire(keys);
+    size_t own = 0, n = jwt_keyset_count(snap->set);
+    for (size_t i = 0; i < n; i++)
+        own += !jwt_key_external(jwt_keyset_key(snap->set, i));
+    fprintf(stderr, "crmd: keys: %zu of crmd's own verify tokens", own);
+    const keyring_conf_t *k = &c->keys;
+    if (n > own)
+        fprintf(stderr, "; %zu of the identity provider's from %s (app claim '%s'%s%s%s%s)", n - own,
+                k->jwks_file != NULL ? k->jwks_file : k->jwks_url, k->rules.app_claim,
+                k->rules.issuer ? ", issuer " : "", k->rules.issuer ? k->rules.issuer : "",
+                k->rules.audience ? ", audience " : "", k->rules.audience ? k->rules.audience : "");
+    fputc('\n', stderr);
+    keyring_release(snap);
+}
+
 /* Serves with c until SIGINT or SIGTERM; returns the exit status. */
 static int serve_run(const serve_conf_t *c)
 {
     store_t *s = open_db(c->db);
     if (s == NULL) return 1;
-    jwt_key_t *key = signing_key(s);
+    char err[512];
+    keyring_t *keys = keyring_open(&c->keys, s, err, sizeof err);
     store_close(s);
-    if (key == NULL) return 1;
+    if (keys == NULL) {
+        fprintf(stderr, "crmd: %s\n", err);
+        return 1;
+    }
+    if (keyring_start(keys) != 0) {
+        keyring_free(keys);
+        return 1;
+    }
+    print_keys(c, keys);
 
-    api_shared_t shared = {.db_url = c->db, .key = key, .log_requests = !c->quiet};
+    api_shared_t shared = {.db_url = c->db, .keys = keys, .log_requests = !c->quiet};
     http_config_t cfg = {.host = c->host,
                          .port = c->port,
                          .threads = (int)c->threads,
@@ -476,7 +540,7 @@ static int serve_run(const serve_conf_t *c)
                          .error_body = api_error_body,
                          .arg = &shared};
     if (api_writer_start(&shared) != 0) {
-        jwt_key_free(key);
+        keyring_free(keys);
         return 1;
     }
     fprintf(stderr,
@@ -488,7 +552,7 @@ static int serve_run(const serve_conf_t *c)
     int rc = http_serve(&cfg, on_ready);
     /* The workers are done: finish what the writer holds, then close it. */
     api_writer_stop();
-    jwt_key_free(key);
+    keyring_free(keys);
     fprintf(stderr, "crmd: stopped\n");
     return rc;
 }
@@ -536,18 +600,14 @@ static int new_app_key(char key[64])
 
 static int app_create(store_t *s, const char *name)
 {
-    jwt_key_t *key = signing_key(s);
     char app_key[64];
-    if (key == NULL || new_app_key(app_key) != 0) {
-        jwt_key_free(key);
-        return 1;
-    }
+    if (new_app_key(app_key) != 0) return 1;
     int rc = 1;
     store_app_t app;
     char *token = NULL;
     if (store_app_create(s, app_key, name, ts_now_ms(), &app) != STORE_OK) {
         fprintf(stderr, "crmd: cannot create the app\n");
-    } else if (issue_token(key, app_key, "admin", DEFAULT_TTL_S, &token) != 0) {
+    } else if (issue_token(s, app_key, "admin", DEFAULT_TTL_S, &token) != 0) {
         fprintf(stderr, "crmd: cannot sign a token\n");
     } else {
         printf("export BLOCKS_API_KEY=%s\nexport BLOCKS_AUTH_TOKEN=%s\n", app_key, token);
@@ -555,7 +615,6 @@ static int app_create(store_t *s, const char *name)
         rc = 0;
     }
     free(token);
-    jwt_key_free(key);
     return rc;
 }
 
@@ -641,14 +700,12 @@ static int token_issue(const char *db, const char *app, const char *subject, int
     } else if (frc != STORE_OK) {
         fprintf(stderr, "crmd: cannot read apps from %s\n", shown(db));
     } else {
-        jwt_key_t *key = signing_key(s);
         char *token = NULL;
-        if (key != NULL && issue_token(key, app, subject, ttl, &token) == 0) {
+        if (issue_token(s, app, subject, ttl, &token) == 0) {
             printf("%s\n", token);
             rc = 0;
         }
         free(token);
-        jwt_key_free(key);
     }
     store_close(s);
     return rc;
@@ -687,6 +744,108 @@ static int cmd_migrate(int argc, char **argv)
 {
     static const char help[] = "usage: crmd migrate [--db URL]\n";
     return run_simple(argc, argv, help, 0, migrated, NULL);
+}
+
+/* --- key ------------------------------------------------------------------------ */
+
+/* A time of a key for `key list`: ISO 8601, or what stands in for none. */
+static const char *key_time(int64_t ms, const char *none, char buf[TS_BUFSZ])
+{
+    if (ms <= 0) return none;
+    ts_format(ms, buf);
+    return buf;
+}
+
+static int key_list(store_t *s, const char *db)
+{
+    keyring_list_t l;
+    if (keyring_read(s, ts_now_ms() / 1000, false, &l) != STORE_OK) {
+        fprintf(stderr, "crmd: cannot read the signing keys from %s\n", shown(db));
+        return 1;
+    }
+    printf("kid\tstate\tcreated_at\tsigned_until\tretired_at\n");
+    for (size_t i = 0; i < l.n; i++) {
+        const keyring_entry_t *e = &l.v[i];
+        char created[TS_BUFSZ], until[TS_BUFSZ], retired[TS_BUFSZ];
+        const char *u = e->signed_until == STORE_KEY_UNTRACKED ? "untracked"
+                                                               : key_time(e->signed_until * 1000, "-", until);
+        printf("%s\t%s\t%s\t%s\t%s\n", e->kid[0] ? e->kid : "(invalid)", keyring_state_name(e->state),
+               key_time(e->created_at, "-", created), u, key_time(e->retired_at, "-", retired));
+    }
+    keyring_list_free(&l);
+    return 0;
+}
+
+/* Retires the key kid: refused for the signing key, and, without force,
+ * for a key some token it signed may still be valid for. */
+static int key_retire(store_t *s, const char *db, const char *kid, bool force)
+{
+    keyring_list_t l;
+    if (keyring_read(s, ts_now_ms() / 1000, false, &l) != STORE_OK) {
+        fprintf(stderr, "crmd: cannot read the signing keys from %s\n", shown(db));
+        return 1;
+    }
+    const keyring_entry_t *e = NULL;
+    for (size_t i = 0; i < l.n && e == NULL; i++)
+        if (strcmp(l.v[i].kid, kid) == 0) e = &l.v[i];
+    int rc = 1;
+    if (e == NULL)
+        fprintf(stderr, "crmd: no key with kid '%s' in %s (see crmd key list)\n", kid, shown(db));
+    else if (e->state == KEY_SIGNING)
+        fprintf(stderr, "crmd: key %s signs new tokens: run crmd key rotate first\n", kid);
+    else if (e->state == KEY_VERIFYING && !force)
+        fprintf(stderr,
+                "crmd: key %s still verifies tokens that have not expired (%s); retiring it refuses them "
+                "at once: add --force to do so\n",
+                kid,
+                e->signed_until == STORE_KEY_UNTRACKED ? "it signed tokens before expiries were recorded"
+                                                       : "see signed_until in crmd key list");
+    else if (store_key_update(s, e->seq, 0, ts_now_ms()) != STORE_OK)
+        fprintf(stderr, "crmd: cannot retire key %s in %s\n", kid, shown(db));
+    else
+        rc = 0;
+    if (rc == 0)
+        fprintf(stderr, "crmd: key %s retired; running servers refuse its tokens within a second\n", kid);
+    keyring_list_free(&l);
+    return rc;
+}
+
+/* key rotate and list (verb), after their options. */
+static int key_run(store_t *s, const char *db, char **args, const char *verb)
+{
+    (void)args;
+    if (strcmp(verb, "list") == 0) return key_list(s, db);
+    char kid[JWT_KID_MAX], err[256] = "";
+    if (keyring_rotate(s, kid, err, sizeof err) != STORE_OK) {
+        fprintf(stderr, "crmd: %s\n", err[0] ? err : "cannot add a signing key");
+        return 1;
+    }
+    printf("%s\n", kid);
+    fprintf(stderr,
+            "crmd: key %s signs new tokens from now on; older keys verify their tokens until they "
+            "expire; running servers follow within a second\n",
+            kid);
+    return 0;
+}
+
+static int cmd_key(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd key rotate [--db URL]\n"
+                               "       crmd key list [--db URL]\n"
+                               "       crmd key retire KID [--force] [--db URL]\n";
+    const char *verb = argc >= 2 ? argv[1] : "";
+    if (strcmp(verb, "rotate") == 0 || strcmp(verb, "list") == 0)
+        return run_simple(argc - 1, argv + 1, help, 0, key_run, verb);
+    if (strcmp(verb, "retire") != 0) return verb_help(argc, argv, help);
+    const char *db = env_or("CRMD_DB", DEFAULT_DB), *force = NULL;
+    const cli_opt_t opts[] = {{"db", &db}, {"force", &force, true}, {NULL}};
+    int first, rc = parse_opts(argc - 1, argv + 1, help, opts, 1, &first);
+    if (rc >= 0) return rc;
+    store_t *s = open_db(db);
+    if (s == NULL) return 1;
+    rc = key_retire(s, db, argv[1 + first], force != NULL);
+    store_close(s);
+    return rc;
 }
 
 /* --- copy ---------------------------------------------------------------------- */
@@ -731,6 +890,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "token") == 0) return cmd_token(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0) return cmd_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "copy") == 0) return cmd_copy(argc - 1, argv + 1);
+    if (strcmp(cmd, "key") == 0) return cmd_key(argc - 1, argv + 1);
     if (strcmp(cmd, "routes") == 0) return cmd_routes(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);
 }

@@ -19,6 +19,8 @@ static const char *const PAGING[] = {"page", "records", NULL};
 const api_route_t API_ROUTES[] = {
     {METHOD_GET, "/healthz", health_get, .query = NO_QUERY,
      .summary = "Liveness: 200 {\"status\":\"ok\"}, no credentials, no database"},
+    {METHOD_GET, "/.well-known/jwks.json", jwks_get, .query = NO_QUERY,
+     .summary = "crmd's public token keys as a JWK Set, no credentials"},
 
     {METHOD_GET, "/leads", leads_list, .query = PAGING, .auth = true,
      .summary = "A page of the app's leads, newest first"},

@@ -44,6 +44,10 @@ void store_app_fill(store_app_t *a, int64_t id, text_ref_t key, text_ref_t name,
  * memory runs out (v is then still valid and unchanged). */
 void *store_grow(void *v, size_t *cap, size_t n, size_t elem, size_t first);
 
+/* Passes every signing key of s (store_keys) to cb->key, for a backend's
+ * copy_export; stops at the first rc other than STORE_OK, and returns it. */
+store_rc_t store_export_keys(store_t *s, const store_export_t *cb, void *ctx);
+
 /* The state of a connection's group commit (store_batch_begin/end). */
 typedef enum store_batch {
     BATCH_NONE,  /* no batch: each write is its own transaction */
@@ -84,7 +88,7 @@ store_rc_t store_base_batch_end(store_t *s, int commit);
 /* clang-format off */
 #define STORE_OPS(X, p)                                                                                      \
     X(p, close) X(p, migrate)                                                                                \
-    X(p, app_create) X(p, app_find) X(p, signing_key)                                                        \
+    X(p, app_create) X(p, app_find) X(p, keys) X(p, key_add) X(p, key_update)                                \
     X(p, lead_create) X(p, lead_get) X(p, lead_list) X(p, lead_update) X(p, lead_delete)                     \
     X(p, follow_create) X(p, follow_get) X(p, follow_list) X(p, follow_update) X(p, follow_delete)           \
     X(p, app_list) X(p, app_set_disabled) X(p, token_revoke) X(p, revoked_since)                             \

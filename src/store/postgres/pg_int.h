@@ -74,7 +74,8 @@ extern const char *const pg_export_fetch_sql[2];
  * parameter carries a cast, so its type never depends on inference. */
 enum pg_stmt_id {
     SCHEMA_SHARED_STMT_IDS,
-    Q_KEY_PUT,
+    Q_KEY_FIRST,
+    Q_KEY_ADD,
     Q_LEAD_GET_LOCK,
     Q_LEAD_LIST,
     Q_FOLLOW_INSERT,
@@ -178,6 +179,8 @@ void pgp_opt_int8(pg_params_t *p, bool set, int64_t x);
 void pgp_opt_int4(pg_params_t *p, bool set, int32_t x);
 void pgp_text(pg_params_t *p, text_ref_t t); /* NULL when unset */
 void pgp_str(pg_params_t *p, const char *s);
+/* A signing key's pem, created_at, signed_until, retired_at (admin.c). */
+void pgp_signing_key(pg_params_t *p, const store_key_t *key);
 /* A UUID as its 16 bytes; "" is NULL. False for text that is not a
  * canonical UUID (which names no record). */
 bool pgp_uuid(pg_params_t *p, const char *id);

@@ -58,27 +58,57 @@ static store_rc_t write_one(sqlite_store_t *s, enum sq_stmt_id id, const char *t
     return sq_finish(s, sq_step_changes(s, st, changes));
 }
 
-store_rc_t sq_signing_key(store_t *base, const char *pem_if_none, char **pem)
+store_rc_t sq_keys(store_t *base, store_key_cb cb, void *ctx)
 {
     sqlite_store_t *s = sq_of(base);
-    *pem = NULL;
-    if (pem_if_none != NULL) {
-        int changes;
-        store_rc_t rc = write_one(s, Q_KEY_PUT, pem_if_none, 0, &changes);
-        if (rc != STORE_OK) return rc;
-    }
-    sqlite3_stmt *st = sq_stmt(s, Q_KEY_GET);
+    sqlite3_stmt *st = sq_stmt(s, Q_KEYS);
     if (st == NULL) return STORE_ERROR;
-    int src = sqlite3_step(st);
-    store_rc_t rc;
-    if (src == SQLITE_ROW) {
-        *pem = strdup(sq_col_str(st, 0));
-        rc = *pem != NULL ? STORE_OK : STORE_ERROR;
-    } else {
-        rc = src == SQLITE_DONE ? STORE_NOT_FOUND : sq_map_rc(s, src);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        store_key_t k = {.seq = sqlite3_column_int64(st, 0),
+                         .pem = sq_col_str(st, 1),
+                         .created_at = sqlite3_column_int64(st, 2),
+                         .signed_until = sqlite3_column_int64(st, 3),
+                         .retired_at = sqlite3_column_int64(st, 4)};
+        cb(ctx, &k);
     }
+    store_rc_t rc = src == SQLITE_DONE ? STORE_OK : sq_map_rc(s, src);
     sq_reset(st);
     return rc;
+}
+
+/* Binds a key's pem, created_at, signed_until and retired_at as ?1..?4. */
+void sq_bind_signing_key(sqlite3_stmt *st, const store_key_t *key)
+{
+    sq_bind_str(st, 1, key->pem);
+    sqlite3_bind_int64(st, 2, key->created_at);
+    sqlite3_bind_int64(st, 3, key->signed_until);
+    sqlite3_bind_int64(st, 4, key->retired_at);
+}
+
+store_rc_t sq_key_add(store_t *base, const store_key_t *key, int first)
+{
+    sqlite_store_t *s = sq_of(base);
+    store_rc_t rc;
+    sqlite3_stmt *st = sq_write_stmt(s, first ? Q_KEY_FIRST : Q_KEY_ADD, false, &rc);
+    if (st == NULL) return rc;
+    sq_bind_signing_key(st, key);
+    int changes;
+    return sq_finish(s, sq_step_changes(s, st, &changes));
+}
+
+store_rc_t sq_key_update(store_t *base, int64_t seq, int64_t signed_until, int64_t retired_at)
+{
+    sqlite_store_t *s = sq_of(base);
+    store_rc_t rc;
+    sqlite3_stmt *st = sq_write_stmt(s, Q_KEY_UPDATE, false, &rc);
+    if (st == NULL) return rc;
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_int64(st, 2, signed_until);
+    sqlite3_bind_int64(st, 3, retired_at);
+    int changes = 0;
+    rc = sq_finish(s, sq_step_changes(s, st, &changes));
+    return rc == STORE_OK && changes == 0 ? STORE_NOT_FOUND : rc;
 }
 
 store_rc_t sq_app_list(store_t *base, store_app_cb cb, void *ctx)

@@ -40,7 +40,8 @@ enum sq_stmt_id {
     Q_BEGIN_WRITE,
     Q_COMMIT,
     Q_ROLLBACK,
-    Q_KEY_PUT,
+    Q_KEY_FIRST,
+    Q_KEY_ADD,
     Q_LEAD_LIST,
     Q_LEAD_LIST_FROM,
     Q_LEAD_KEYS_FROM,
@@ -137,6 +138,9 @@ store_rc_t sq_run(sqlite_store_t *s, sqlite3_stmt *st);
 
 void sq_bind_text(sqlite3_stmt *st, int i, text_ref_t t); /* NULL when unset */
 void sq_bind_str(sqlite3_stmt *st, int i, const char *s);
+/* Binds a signing key's pem, created_at, signed_until, retired_at as ?1..?4
+ * (admin.c). */
+void sq_bind_signing_key(sqlite3_stmt *st, const store_key_t *key);
 void sq_bind_id(sqlite3_stmt *st, int i, const char *id); /* "" is NULL */
 void sq_bind_opt_int(sqlite3_stmt *st, int i, bool set, int64_t v);
 /* Binds app and then the key strings (lead id, follow id) from ?1 on. */
