@@ -320,8 +320,8 @@ static int serve_idp(serve_conf_t *c, const char *refresh_s)
     if (k->jwks_file != NULL && k->jwks_url != NULL)
         return usage_error("%s", "--jwks-file and --jwks-url exclude each other");
     long refresh = DEFAULT_JWKS_REFRESH_S;
-    if (refresh_s != NULL && !parse_long(refresh_s, 10, 86400, &refresh))
-        return usage_error("--jwks-refresh wants a number of seconds from 10 to 86400, not '%s'", refresh_s);
+    if (refresh_s != NULL && !parse_long(refresh_s, 1, 86400, &refresh))
+        return usage_error("--jwks-refresh wants a number of seconds from 1 to 86400, not '%s'", refresh_s);
     k->refresh_s = (int)refresh;
     if (k->jwks_url != NULL && strncmp(k->jwks_url, "http://", 7) != 0 &&
         strncmp(k->jwks_url, "https://", 8) != 0)

@@ -435,7 +435,8 @@ Test(store, a_newer_schema_is_refused_and_said_through_the_log_hook)
     store_set_log(NULL, NULL);
     cr_assert_eq(nlogged, 1, "one message, one call");
     char want[96];
-    snprintf(want, sizeof want, "crmd: database schema version 99 is newer than this crmd (%d)", SCHEMA_VERSION);
+    snprintf(want, sizeof want, "crmd: database schema version 99 is newer than this crmd (%d)",
+             SCHEMA_VERSION);
     cr_expect_str_eq(logged[0], want);
 }
 
