@@ -29,8 +29,21 @@ OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIBOBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps deps-run run check unit unit-postgres api api-sqlite api-postgres clean format format-check
+.PHONY: all deps deps-run run check unit unit-postgres api api-sqlite api-postgres clean format format-check FORCE
 all: $(BUILD)/crmd
+
+# What `crmd --version` prints: VERSION_BASE, and the commit (+dirty) when
+# built from a git checkout; a tarball without .git builds as VERSION_BASE.
+VERSION_BASE := 0.14.0
+GIT_REV      := $(shell [ -e .git ] && git rev-parse --short HEAD 2>/dev/null)
+CRMD_VERSION := $(VERSION_BASE)$(if $(GIT_REV),+g$(GIT_REV)$(shell git diff --quiet HEAD -- 2>/dev/null || echo .dirty))
+# Rewritten only when the version changes, so main.o is rebuilt only then.
+$(BUILD)/version.h: FORCE
+	@mkdir -p $(BUILD)
+	@printf '#define CRMD_VERSION "%s"\n' '$(CRMD_VERSION)' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/obj/main.o: $(BUILD)/version.h
+$(BUILD)/obj/main.o: CFLAGS += -I$(BUILD)
 
 $(BUILD)/crmd: $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -38,11 +38,14 @@
 #include "api/ratelimit.h"
 #include "api/keyring.h"
 #include "auth/jwt.h"
+#include "config.h"
 #include "http/server.h"
 #include "model/timestamp.h"
 #include "model/uuid.h"
 #include "store/copy.h"
 #include "store/store.h"
+/* CRMD_VERSION, written by the Makefile into the build folder. */
+#include "version.h"
 
 #define DEFAULT_DB "sqlite:var/crmd.db"
 #define DEFAULT_LISTEN "127.0.0.1:8080"
@@ -89,12 +92,21 @@ static const char usage_text[] =
     "  copy --from URL --to URL [--append]\n"
     "        copy every app, key, revocation, lead and follow to another database (ids kept),\n"
     "        in one transaction; a target holding data is refused unless --append\n"
+    "  backup [--db URL] --to FILE\n"
+    "        write a consistent copy of a SQLite database to the new file FILE (0600) while it\n"
+    "        serves; for PostgreSQL it says how to use pg_dump\n"
     "  routes\n"
     "        print the API's routes as a Markdown table (method, path, auth, summary)\n"
+    "  version | --version\n"
+    "        print crmd's version\n"
     "\n"
     "URL is sqlite:PATH (a bare path is read as SQLite too), a PostgreSQL URL\n"
     "(postgres://USER:PASSWORD@HOST:PORT/DBNAME, postgresql:// too) or a libpq key=value\n"
     "string such as 'host=/run/postgresql dbname=crmd' (one that starts with KEYWORD=).\n"
+    "\n"
+    "--config FILE (or CRMD_CONFIG=FILE), with any command: read settings from FILE, one\n"
+    "'name = value' line each, named as the long options (db = sqlite:/var/lib/crmd/crmd.db);\n"
+    "'#' starts a comment line. An option beats its CRMD_ variable, which beats the file.\n"
     "Run 'crmd COMMAND --help' for one command.\n";
 
 static int usage_error(const char *fmt, const char *arg)
@@ -105,10 +117,10 @@ static int usage_error(const char *fmt, const char *arg)
     return 2;
 }
 
+/* An option's value from the environment, else from the --config file. */
 static const char *env_or(const char *name, const char *fallback)
 {
-    const char *v = getenv(name);
-    return v != NULL && v[0] != '\0' ? v : fallback;
+    return config_env_or(name, fallback);
 }
 
 /* The database URL as messages show it: without its password. The
@@ -400,7 +412,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     const char *threads_s = env_or("CRMD_THREADS", NULL), *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
     const char *cache_s = env_or("CRMD_CACHE_MB", NULL), *queue_s = env_or("CRMD_WRITE_QUEUE", NULL);
     const char *rate_s = env_or("CRMD_RATE_LIMIT", NULL), *auth_s = env_or("CRMD_AUTH_LIMIT", NULL);
-    const char *proxies = env_or("CRMD_TRUSTED_PROXY", NULL), *quiet = NULL;
+    const char *proxies = env_or("CRMD_TRUSTED_PROXY", NULL), *quiet = env_or("CRMD_QUIET", NULL);
     const char *request_s = env_or("CRMD_REQUEST_MEMORY_MB", NULL);
     const char *response_s = env_or("CRMD_RESPONSE_MEMORY_MB", NULL);
     const char *http2_s = env_or("CRMD_HTTP2", NULL), *refresh_s = env_or("CRMD_JWKS_REFRESH", NULL);
@@ -432,7 +444,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
                               {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0) return rc;
-    c->quiet = quiet != NULL;
+    c->quiet = quiet != NULL && strcmp(quiet, "0") != 0;
     if ((rc = serve_memory(c, request_s, response_s, http2_s)) >= 0) return rc;
     if ((rc = serve_idp(c, refresh_s)) >= 0) return rc;
     if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
@@ -861,6 +873,29 @@ static int cmd_copy(int argc, char **argv)
     return store_copy(from, to, append != NULL, stdout, stderr) == STORE_OK ? 0 : 1;
 }
 
+/* --- backup -------------------------------------------------------------------- */
+
+static int cmd_backup(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd backup [--db URL] --to FILE\n";
+    const char *db = env_or("CRMD_DB", DEFAULT_DB), *to = NULL;
+    const cli_opt_t opts[] = {{"db", &db}, {"to", &to}, {NULL}};
+    int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
+    if (rc >= 0) return rc;
+    if (to == NULL || to[0] == '\0') return help_exit(help, false);
+    /* Not open_db: a backup never creates or migrates its source. */
+    char err[STORE_OPEN_ERR_MAX], msg[1024] = "";
+    store_t *s = store_open(db, err, sizeof err);
+    if (s == NULL) {
+        fprintf(stderr, "crmd: %s\n", err);
+        return 1;
+    }
+    rc = store_backup(s, to, msg, sizeof msg);
+    store_close(s);
+    fprintf(stderr, "crmd: backup of %s: %s\n", shown(db), msg);
+    return rc == STORE_OK ? 0 : 1;
+}
+
 /* --- routes -------------------------------------------------------------------- */
 
 static int cmd_routes(int argc, char **argv)
@@ -873,8 +908,48 @@ static int cmd_routes(int argc, char **argv)
     return 0;
 }
 
+/* --- --config and --version ---------------------------------------------------- */
+
+/* The names a --config file may set: every long option that takes a
+ * value or is a switch, across the commands (a new option goes here too;
+ * tests/api/test_config.py checks serve's). */
+static const char *const CONFIG_NAMES[] = {
+    "db",         "listen",      "threads",           "quiet",
+    "rate-limit", "auth-limit",  "trusted-proxy",     "max-connections",
+    "cache-mb",   "write-queue", "request-memory-mb", "response-memory-mb",
+    "http2",      "jwks-file",   "jwks-url",          "jwks-refresh",
+    "app-claim",  "jwt-issuer",  "jwt-audience",      NULL};
+static const char *const CONFIG_BOOLEANS[] = {"quiet", "http2", NULL};
+
+/* Takes --config FILE (or --config=FILE, or CRMD_CONFIG) out of argv and
+ * reads it. Returns -1 to go on, or the exit status (reason printed). */
+static int take_config(int *argc, char **argv)
+{
+    const char *path = getenv("CRMD_CONFIG");
+    for (int i = 1; i < *argc; i++) {
+        int n = 0;
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < *argc)
+            path = argv[i + 1], n = 2;
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            path = argv[i] + 9, n = 1;
+        else if (strcmp(argv[i], "--config") == 0)
+            return usage_error("%s", "--config wants a FILE");
+        if (n == 0) continue;
+        memmove(&argv[i], &argv[i + n], (size_t)(*argc - i - n + 1) * sizeof *argv);
+        *argc -= n;
+        i--;
+    }
+    if (path == NULL || path[0] == '\0') return -1;
+    char err[2048];
+    if (config_load(path, CONFIG_NAMES, CONFIG_BOOLEANS, err, sizeof err) == 0) return -1;
+    fprintf(stderr, "crmd: the config file is refused:\n%s\n", err);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
+    int rc = take_config(&argc, argv);
+    if (rc >= 0) return rc;
     if (argc < 2) {
         fputs(usage_text, stderr);
         return 2;
@@ -884,6 +959,10 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return 0;
     }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("crmd %s\n", CRMD_VERSION);
+        return 0;
+    }
     /* Each command parses its own options from argv[1] on. */
     if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "app") == 0) return cmd_app(argc - 1, argv + 1);
@@ -891,6 +970,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "migrate") == 0) return cmd_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "copy") == 0) return cmd_copy(argc - 1, argv + 1);
     if (strcmp(cmd, "key") == 0) return cmd_key(argc - 1, argv + 1);
+    if (strcmp(cmd, "backup") == 0) return cmd_backup(argc - 1, argv + 1);
     if (strcmp(cmd, "routes") == 0) return cmd_routes(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);
 }

@@ -186,6 +186,8 @@ typedef struct store_ops {
     store_rc_t (*copy_import_lead)(store_t *s, int64_t app, const lead_t *lead);
     store_rc_t (*copy_import_follow)(store_t *s, int64_t app, const follow_t *follow);
     store_rc_t (*copy_import_end)(store_t *s, int commit);
+    /* crmd backup; see the wrapper. */
+    store_rc_t (*backup)(store_t *s, const char *path, char *msg, size_t msgsz);
 } store_ops_t;
 
 struct store {
@@ -472,6 +474,17 @@ static inline store_rc_t store_copy_import_follow(store_t *s, int64_t app, const
 static inline store_rc_t store_copy_import_end(store_t *s, int commit)
 {
     return s->ops->copy_import_end ? s->ops->copy_import_end(s, commit) : STORE_ERROR;
+}
+
+/* Writes a consistent copy of the database, as of one moment, to the new
+ * file path (created 0600; an existing path is STORE_CONFLICT), while
+ * other connections go on reading and writing; the copy is checked
+ * (integrity_check) before it is given its name, so path is whole or
+ * absent. What was done, or why not, goes to msg (msgsz bytes).
+ * PostgreSQL: STORE_ERROR, and msg says how pg_dump does it. */
+static inline store_rc_t store_backup(store_t *s, const char *path, char *msg, size_t msgsz)
+{
+    return s->ops->backup ? s->ops->backup(s, path, msg, msgsz) : STORE_ERROR;
 }
 
 /* Writes url into out (outsz bytes, always terminated) with any password

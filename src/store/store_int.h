@@ -94,7 +94,7 @@ store_rc_t store_base_batch_end(store_t *s, int commit);
     X(p, app_list) X(p, app_set_disabled) X(p, token_revoke) X(p, revoked_since)                             \
     X(p, copy_count) X(p, copy_export) X(p, copy_import_begin) X(p, copy_import_key)                         \
     X(p, copy_import_app) X(p, copy_import_revoked) X(p, copy_import_lead) X(p, copy_import_follow)          \
-    X(p, copy_import_end)
+    X(p, copy_import_end) X(p, backup)
 #define STORE_OP_DECLARE_(p, op) extern __typeof__(*((store_ops_t *)0)->op) p##_##op;
 #define STORE_OP_INIT_(p, op) .op = p##_##op,
 #define STORE_OPS_DECLARE(prefix) STORE_OPS(STORE_OP_DECLARE_, prefix)

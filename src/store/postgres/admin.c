@@ -3,6 +3,7 @@
  * what authentication reads on every request (app_find, revoked_since)
  * and what the command line changes (create, disable, revoke).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,4 +125,16 @@ store_rc_t pg_revoked_since(store_t *base, int64_t after_seq, store_revoked_cb c
     }
     PQclear(r);
     return rc;
+}
+
+store_rc_t pg_backup(store_t *base, const char *path, char *msg, size_t msgsz)
+{
+    (void)base;
+    snprintf(msg, msgsz,
+             "crmd backup copies SQLite databases; for PostgreSQL use pg_dump, which takes a consistent "
+             "snapshot while crmd serves:\n"
+             "  pg_dump --format=custom --file=%s 'postgres://USER@HOST/DBNAME'\n"
+             "and pg_restore to bring it back (docs/operations.md)",
+             path);
+    return STORE_ERROR;
 }
