@@ -39,6 +39,7 @@
 #include "api/keyring.h"
 #include "auth/jwt.h"
 #include "config.h"
+#include "notify.h"
 #include "http/server.h"
 #include "model/timestamp.h"
 #include "model/uuid.h"
@@ -289,6 +290,8 @@ static void on_ready(void *arg)
 {
     const api_shared_t *shared = arg;
     fprintf(stderr, "crmd: ready (database %s)\n", shown(shared->db_url));
+    /* Type=notify units start their dependents only now. */
+    if (notify_send("READY=1") < 0) fprintf(stderr, "crmd: cannot tell $NOTIFY_SOCKET that it is ready\n");
 }
 
 /* Splits HOST:PORT ("[::1]:8080" for IPv6; "localhost" means 127.0.0.1). */
@@ -562,6 +565,7 @@ static int serve_run(const serve_conf_t *c)
             c->http2 ? "on" : "off");
     print_limits(c);
     int rc = http_serve(&cfg, on_ready);
+    notify_send("STOPPING=1");
     /* The workers are done: finish what the writer holds, then close it. */
     api_writer_stop();
     keyring_free(keys);
