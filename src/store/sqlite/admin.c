@@ -46,15 +46,19 @@ store_rc_t sq_app_find(store_t *base, const char *key, store_app_t *out, const s
     return rc;
 }
 
-/* Runs one single-statement write with a text ?1 and, when the statement
- * has a ?2, the integer v; the rows it changed go to *changes. */
-static store_rc_t write_one(sqlite_store_t *s, enum sq_stmt_id id, const char *text, int64_t v, int *changes)
+/* Runs one single-statement write: a text ?1 when text is not NULL, then
+ * the integers ints[0..n) (from ?2, or ?1 without a text); the rows it
+ * changed go to *changes. */
+static store_rc_t write_one(sqlite_store_t *s, enum sq_stmt_id id, const char *text, const int64_t *ints,
+                            int n, int *changes)
 {
     store_rc_t rc;
     sqlite3_stmt *st = sq_write_stmt(s, id, false, &rc);
     if (st == NULL) return rc;
-    sq_bind_str(st, 1, text);
-    if (sqlite3_bind_parameter_count(st) >= 2) sqlite3_bind_int64(st, 2, v);
+    int first = 1;
+    if (text != NULL) sq_bind_str(st, first++, text);
+    for (int i = 0; i < n; i++)
+        sqlite3_bind_int64(st, first + i, ints[i]);
     return sq_finish(s, sq_step_changes(s, st, changes));
 }
 
@@ -99,15 +103,9 @@ store_rc_t sq_key_add(store_t *base, const store_key_t *key, int first)
 
 store_rc_t sq_key_update(store_t *base, int64_t seq, int64_t signed_until, int64_t retired_at)
 {
-    sqlite_store_t *s = sq_of(base);
-    store_rc_t rc;
-    sqlite3_stmt *st = sq_write_stmt(s, Q_KEY_UPDATE, false, &rc);
-    if (st == NULL) return rc;
-    sqlite3_bind_int64(st, 1, seq);
-    sqlite3_bind_int64(st, 2, signed_until);
-    sqlite3_bind_int64(st, 3, retired_at);
     int changes = 0;
-    rc = sq_finish(s, sq_step_changes(s, st, &changes));
+    const int64_t v[] = {seq, signed_until, retired_at};
+    store_rc_t rc = write_one(sq_of(base), Q_KEY_UPDATE, NULL, v, 3, &changes);
     return rc == STORE_OK && changes == 0 ? STORE_NOT_FOUND : rc;
 }
 
@@ -130,14 +128,15 @@ store_rc_t sq_app_list(store_t *base, store_app_cb cb, void *ctx)
 store_rc_t sq_app_set_disabled(store_t *base, const char *key, int disabled)
 {
     int changes = 0;
-    store_rc_t rc = write_one(sq_of(base), Q_APP_DISABLE, key, disabled ? 1 : 0, &changes);
+    const int64_t v = disabled ? 1 : 0;
+    store_rc_t rc = write_one(sq_of(base), Q_APP_DISABLE, key, &v, 1, &changes);
     return rc == STORE_OK && changes == 0 ? STORE_NOT_FOUND : rc;
 }
 
 store_rc_t sq_token_revoke(store_t *base, const char *jti, int64_t now)
 {
     int changes;
-    return write_one(sq_of(base), Q_REVOKE, jti, now, &changes);
+    return write_one(sq_of(base), Q_REVOKE, jti, &now, 1, &changes);
 }
 
 store_rc_t sq_revoked_since(store_t *base, int64_t after_seq, store_revoked_cb cb, void *ctx,
