@@ -775,7 +775,7 @@ static const char *key_time(int64_t ms, const char *none, char buf[TS_BUFSZ])
 static int key_list(store_t *s, const char *db)
 {
     keyring_list_t l;
-    if (keyring_read(s, ts_now_ms() / 1000, false, &l) != STORE_OK) {
+    if (keyring_read(s, ts_now_ms() / 1000, KEYRING_KIDS, &l) != STORE_OK) {
         fprintf(stderr, "crmd: cannot read the signing keys from %s\n", shown(db));
         return 1;
     }
@@ -797,7 +797,7 @@ static int key_list(store_t *s, const char *db)
 static int key_retire(store_t *s, const char *db, const char *kid, bool force)
 {
     keyring_list_t l;
-    if (keyring_read(s, ts_now_ms() / 1000, false, &l) != STORE_OK) {
+    if (keyring_read(s, ts_now_ms() / 1000, KEYRING_KIDS, &l) != STORE_OK) {
         fprintf(stderr, "crmd: cannot read the signing keys from %s\n", shown(db));
         return 1;
     }

@@ -241,16 +241,25 @@ static char *fingerprint_of(const keyring_list_t *l)
     return f;
 }
 
+/* Whether the database's keys or their states differ from the last
+ * snapshot's, read without parsing a key. */
+static bool own_keys_changed(keyring_t *k, store_t *s, int64_t now_s, bool *changed)
+{
+    keyring_list_t l;
+    if (keyring_read(s, now_s, KEYRING_STATES, &l) != STORE_OK) return false;
+    char *f = fingerprint_of(&l);
+    keyring_list_free(&l);
+    *changed = f == NULL || k->fingerprint == NULL || strcmp(f, k->fingerprint) != 0;
+    free(f);
+    return true;
+}
+
 /* Builds and publishes a snapshot of l's verifying keys and the
- * provider's, when either changed (ext_changed) since the last. */
-static int rebuild(keyring_t *k, keyring_list_t *l, bool ext_changed, char *err, size_t errsz)
+ * provider's. */
+static int rebuild(keyring_t *k, keyring_list_t *l, char *err, size_t errsz)
 {
     char *f = fingerprint_of(l);
     if (f == NULL) return snprintf(err, errsz, "out of memory"), -1;
-    if (!ext_changed && k->fingerprint != NULL && strcmp(f, k->fingerprint) == 0) {
-        free(f);
-        return 0;
-    }
     jwt_keyset_t *set = jwt_keyset_new();
     bool ok = set != NULL;
     for (size_t i = 0; ok && i < l->n; i++) {
@@ -258,9 +267,11 @@ static int rebuild(keyring_t *k, keyring_list_t *l, bool ext_changed, char *err,
         ok = jwt_keyset_add(set, l->v[i].key) == JWT_OK;
         l->v[i].key = NULL; /* the set owns it now */
     }
-    char notes[512];
+    /* The provider's keys were found usable when read; one whose kid
+     * crmd's keys took is skipped. */
+    char notes[512], why[256];
     if (ok && k->ext != NULL)
-        ok = jwk_set_parse(k->ext, strlen(k->ext), set, err, errsz, notes, sizeof notes) >= 0;
+        jwk_set_parse(k->ext, strlen(k->ext), set, why, sizeof why, notes, sizeof notes);
     if (!ok || publish(k, set) != 0) {
         if (!ok) jwt_keyset_unref(set);
         free(f);
@@ -282,14 +293,16 @@ static int poll_once(keyring_t *k, store_t *s, char *err, size_t errsz)
         say("cannot read the identity provider's keys (%s%s); keeping the last", why, "");
     if (ext >= 0 && k->ext_failing) say("the identity provider's keys are read again%s%s", "", "");
     k->ext_failing = ext < 0;
+    bool changed = false;
     keyring_list_t l;
-    store_rc_t rc = keyring_read(s, now_ms / 1000, true, &l);
-    if (rc != STORE_OK) {
+    if (!own_keys_changed(k, s, now_ms / 1000, &changed) ||
+        ((changed || ext > 0) && keyring_read(s, now_ms / 1000, KEYRING_LOAD, &l) != STORE_OK)) {
         snprintf(err, errsz, "cannot read the signing keys from the database");
         return -1;
     }
+    if (!changed && ext <= 0) return 0;
     err[0] = '\0';
-    int r = rebuild(k, &l, ext > 0, err, errsz);
+    int r = rebuild(k, &l, err, errsz);
     keyring_list_free(&l);
     return r;
 }
@@ -346,12 +359,12 @@ keyring_t *keyring_open(const keyring_conf_t *conf, store_t *s, char *err, size_
         rc = -1;
     }
     keyring_list_t l;
-    if (rc == 0 && keyring_read(s, ts_now_ms() / 1000, true, &l) != STORE_OK) {
+    if (rc == 0 && keyring_read(s, ts_now_ms() / 1000, KEYRING_LOAD, &l) != STORE_OK) {
         snprintf(err, errsz, "cannot read the signing keys from the database");
         rc = -1;
     } else if (rc == 0) {
         err[0] = '\0';
-        rc = rebuild(k, &l, true, err, errsz);
+        rc = rebuild(k, &l, err, errsz);
         keyring_list_free(&l);
     }
     if (rc != 0) {
@@ -400,8 +413,20 @@ keyring_t *keyring_of_key(jwt_key_t *key)
 {
     keyring_t *k = keyring_new();
     jwt_keyset_t *set = jwt_keyset_new();
-    if (k == NULL || set == NULL || jwt_keyset_add(set, key) != JWT_OK || publish(k, set) != 0) {
-        if (set == NULL) jwt_key_free(key);
+    if (k == NULL || set == NULL) {
+        jwt_key_free(key);
+        jwt_keyset_unref(set);
+        keyring_free(k);
+        return NULL;
+    }
+    /* The set owns key from here on (also when adding fails), and
+     * publish the set. */
+    if (jwt_keyset_add(set, key) != JWT_OK) {
+        jwt_keyset_unref(set);
+        keyring_free(k);
+        return NULL;
+    }
+    if (publish(k, set) != 0) {
         keyring_free(k);
         return NULL;
     }

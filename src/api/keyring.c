@@ -65,7 +65,7 @@ static void set_states(keyring_list_t *l, int64_t now_s)
     }
 }
 
-store_rc_t keyring_read(store_t *s, int64_t now_s, bool load, keyring_list_t *out)
+store_rc_t keyring_read(store_t *s, int64_t now_s, enum keyring_read_mode mode, keyring_list_t *out)
 {
     memset(out, 0, sizeof *out);
     reading_t r = {.out = out};
@@ -74,9 +74,9 @@ store_rc_t keyring_read(store_t *s, int64_t now_s, bool load, keyring_list_t *ou
     set_states(out, now_s);
     for (size_t i = 0; i < out->n; i++) {
         keyring_entry_t *e = &out->v[i];
-        jwt_key_t *key = jwt_key_load(r.pems[i], strlen(r.pems[i]));
+        jwt_key_t *key = mode != KEYRING_STATES ? jwt_key_load(r.pems[i], strlen(r.pems[i])) : NULL;
         if (key != NULL) snprintf(e->kid, sizeof e->kid, "%s", jwt_key_id(key));
-        if (load && (e->state == KEY_SIGNING || e->state == KEY_VERIFYING))
+        if (mode == KEYRING_LOAD && (e->state == KEY_SIGNING || e->state == KEY_VERIFYING))
             e->key = key;
         else
             jwt_key_free(key);
@@ -131,7 +131,7 @@ jwt_key_t *keyring_signing_key(store_t *s, int64_t *seq, char *err, size_t errsz
     keyring_list_t l;
     err[0] = '\0';
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (keyring_read(s, ts_now_ms() / 1000, true, &l) != STORE_OK) {
+        if (keyring_read(s, ts_now_ms() / 1000, KEYRING_LOAD, &l) != STORE_OK) {
             snprintf(err, errsz, "cannot read the signing keys from the database");
             return NULL;
         }
@@ -161,7 +161,7 @@ store_rc_t keyring_rotate(store_t *s, char *kid, char *err, size_t errsz)
 {
     store_rc_t rc = add_new_key(s, false, err, errsz);
     keyring_list_t l;
-    if (rc == STORE_OK) rc = keyring_read(s, ts_now_ms() / 1000, false, &l);
+    if (rc == STORE_OK) rc = keyring_read(s, ts_now_ms() / 1000, KEYRING_KIDS, &l);
     if (rc != STORE_OK) return rc;
     const keyring_entry_t *e = signer_of(&l);
     snprintf(kid, JWT_KID_MAX, "%s", e != NULL ? e->kid : "");

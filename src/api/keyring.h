@@ -46,10 +46,13 @@ typedef struct keyring_list {
     size_t n;
 } keyring_list_t;
 
-/* Reads every key of s with its state at now_s (seconds), oldest first;
- * with load, also loads the keys that sign or verify (key). Returns the
- * store's rc (STORE_ERROR when out of memory). */
-store_rc_t keyring_read(store_t *s, int64_t now_s, bool load, keyring_list_t *out);
+/* What keyring_read does with each key's PEM: nothing (states only, kid
+ * ""), work out its kid, or also load the keys that sign or verify. */
+enum keyring_read_mode { KEYRING_STATES, KEYRING_KIDS, KEYRING_LOAD };
+
+/* Reads every key of s with its state at now_s (seconds), oldest first,
+ * as mode says. Returns the store's rc (STORE_ERROR when out of memory). */
+store_rc_t keyring_read(store_t *s, int64_t now_s, enum keyring_read_mode mode, keyring_list_t *out);
 void keyring_list_free(keyring_list_t *l);
 const char *keyring_state_name(keyring_state_t state);
 
