@@ -411,6 +411,7 @@ void keyring_free(keyring_t *k)
 
 keyring_t *keyring_of_key(jwt_key_t *key)
 {
+    if (key == NULL) return NULL;
     keyring_t *k = keyring_new();
     jwt_keyset_t *set = jwt_keyset_new();
     if (k == NULL || set == NULL) {
