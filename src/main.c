@@ -11,7 +11,7 @@
  *   crmd app disable KEY [--db URL]
  *   crmd app enable KEY [--db URL]
  *   crmd token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]
- *   crmd token revoke JTI [--db URL]
+ *   crmd token revoke JTI [--unrecorded] [--db URL]
  *   crmd migrate [--db URL]
  *   crmd copy --from URL --to URL [--append]
  *   crmd routes
@@ -83,16 +83,18 @@ static const char usage_text[] =
     "        list apps; refuse (or again accept) an app's requests, within a second\n"
     "  token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]\n"
     "        print a bearer token for an app; DURATION is a number with s, m, h or d (default 30d)\n"
-    "  token revoke JTI [--db URL]\n"
-    "        refuse the token with that id (its jti claim) from now on, within a second\n"
+    "  token revoke JTI [--unrecorded] [--db URL]\n"
+    "        refuse the token with that id (its jti claim) from now on, within a second; exits 1\n"
+    "        for an id this database never issued (--unrecorded: revoke it anyway, for tokens\n"
+    "        issued before crmd recorded them or by an identity provider), 0 for one already revoked\n"
     "  key rotate [--db URL] | key list [--db URL] | key retire KID [--force] [--db URL]\n"
     "        add a signing key (older ones verify their tokens until these expire); list the\n"
     "        keys and their states; refuse a key's tokens from now on\n"
     "  migrate [--db URL]\n"
     "        create or upgrade the database schema\n"
     "  copy --from URL --to URL [--append]\n"
-    "        copy every app, key, revocation, lead and follow to another database (ids kept),\n"
-    "        in one transaction; a target holding data is refused unless --append\n"
+    "        copy every app, signing key, issued and revoked token, lead and follow to another\n"
+    "        database (ids kept), in one transaction; a target holding data is refused unless --append\n"
     "  backup [--db URL] --to FILE\n"
     "        write a consistent copy of a SQLite database to the new file FILE (0600) while it\n"
     "        serves; for PostgreSQL it says how to use pg_dump\n"
@@ -101,9 +103,11 @@ static const char usage_text[] =
     "  version | --version\n"
     "        print crmd's version\n"
     "\n"
-    "URL is sqlite:PATH (a bare path is read as SQLite too), a PostgreSQL URL\n"
-    "(postgres://USER:PASSWORD@HOST:PORT/DBNAME, postgresql:// too) or a libpq key=value\n"
-    "string such as 'host=/run/postgresql dbname=crmd' (one that starts with KEYWORD=).\n"
+    "URL is sqlite:PATH, a path that does not begin like a URL scheme (WORD:), a PostgreSQL\n"
+    "URL (postgres://USER@HOST:PORT/DBNAME, postgresql:// too) or a libpq key=value string\n"
+    "such as 'host=/run/postgresql dbname=crmd' (one that starts with KEYWORD=); anything else\n"
+    "is refused (exit 2). Keep passwords off the command line, which other users can see:\n"
+    "set CRMD_DB, or use a ~/.pgpass file or PGPASSWORD.\n"
     "\n"
     "--config FILE (or CRMD_CONFIG=FILE), with any command: read settings from FILE, one\n"
     "'name = value' line each, named as the long options (db = sqlite:/var/lib/crmd/crmd.db);\n"
@@ -131,6 +135,17 @@ static const char *shown(const char *url)
     static char buf[256];
     store_url_redact(url, buf, sizeof buf);
     return buf;
+}
+
+/* Refuses a database URL (from option opt, or the environment) of no
+ * form crmd accepts, before anything is opened or created: a usage error.
+ * Returns -1 to go on, else the exit status (2), the reason printed. */
+static int check_db(const char *opt, const char *url)
+{
+    char err[STORE_OPEN_ERR_MAX];
+    if (store_url_check(url, err, sizeof err)) return -1;
+    fprintf(stderr, "crmd: %s: %s\n", opt, err);
+    return 2;
 }
 
 /* Opens and migrates the database; NULL (reason printed) on failure. */
@@ -177,29 +192,39 @@ static int64_t parse_ttl(const char *s)
     return n * mult;
 }
 
-/* Signs a token for app key with the signing key of s, and records its
- * expiry with the key (so that the key is known to verify until then)
- * before handing it out; prints nothing. The caller frees *token. */
-static int issue_token(store_t *s, const char *app, const char *subject, int64_t ttl, char **token)
+/* Signs a token for the app (its key and id) with key, the signing key
+ * of s whose seq is seq, and, before anyone can have it, records its
+ * expiry with that key (so that the key is known to verify until then)
+ * and the token itself (`crmd token revoke` knows only recorded tokens);
+ * names its id on stderr. The caller frees *token. */
+static int issue_token(store_t *s, const jwt_key_t *key, int64_t seq, const store_app_t *app,
+                       const char *subject, int64_t ttl, char **token)
 {
-    int64_t seq;
-    jwt_key_t *key = signing_key(s, &seq);
-    if (key == NULL) return -1;
     jwt_claims_t c;
     memset(&c, 0, sizeof c);
     snprintf(c.iss, sizeof c.iss, "%s", ISSUER);
     snprintf(c.sub, sizeof c.sub, "%s", subject);
-    snprintf(c.app, sizeof c.app, "%s", app);
+    snprintf(c.app, sizeof c.app, "%s", app->key);
     char jti[UUID_BUFSZ];
-    if (uuid_v7(ts_now_ms(), jti) != 0) return -1;
+    int64_t now_ms = ts_now_ms();
+    if (uuid_v7(now_ms, jti) != 0) return -1;
     snprintf(c.jti, sizeof c.jti, "%s", jti);
-    c.iat = ts_now_ms() / 1000;
+    c.iat = now_ms / 1000;
     c.exp = c.iat + ttl;
-    int rc = jwt_sign(key, &c, token);
-    jwt_key_free(key);
-    if (rc != JWT_OK) return -1;
-    if (store_key_update(s, seq, c.exp, 0) != STORE_OK) {
-        fprintf(stderr, "crmd: cannot record the token's expiry with its signing key\n");
+    if (jwt_sign(key, &c, token) != JWT_OK) {
+        fprintf(stderr, "crmd: cannot sign a token\n");
+        return -1;
+    }
+    store_token_t rec = {.jti = jti,
+                         .app = app->id,
+                         .subject = subject,
+                         .issued_at = c.iat * 1000,
+                         .expires_at = c.exp * 1000};
+    const char *unsaved = store_key_update(s, seq, c.exp, 0) != STORE_OK ? "the token's expiry with its key"
+                          : store_token_record(s, &rec) != STORE_OK      ? "the token in the database"
+                                                                         : NULL;
+    if (unsaved != NULL) {
+        fprintf(stderr, "crmd: cannot record %s\n", unsaved);
         free(*token);
         *token = NULL;
         return -1;
@@ -446,7 +471,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
                               {"jwt-audience", &c->keys.rules.audience},
                               {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
-    if (rc >= 0) return rc;
+    if (rc >= 0 || (rc = check_db("--db", c->db)) >= 0) return rc;
     c->quiet = quiet != NULL && strcmp(quiet, "0") != 0;
     if ((rc = serve_memory(c, request_s, response_s, http2_s)) >= 0) return rc;
     if ((rc = serve_idp(c, refresh_s)) >= 0) return rc;
@@ -595,7 +620,7 @@ static int run_simple(int argc, char **argv, const char *help, int npos, simple_
     const char *db = env_or("CRMD_DB", DEFAULT_DB);
     const cli_opt_t opts[] = {{"db", &db}, {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, npos, &first);
-    if (rc >= 0) return rc;
+    if (rc >= 0 || (rc = check_db("--db", db)) >= 0) return rc;
     store_t *s = open_db(db);
     if (s == NULL) return 1;
     rc = fn(s, db, argv + first, verb);
@@ -616,21 +641,28 @@ static int new_app_key(char key[64])
 
 static int app_create(store_t *s, const char *name)
 {
+    int64_t seq;
+    jwt_key_t *key = signing_key(s, &seq);
     char app_key[64];
-    if (new_app_key(app_key) != 0) return 1;
+    if (key == NULL || new_app_key(app_key) != 0) {
+        jwt_key_free(key);
+        return 1;
+    }
     int rc = 1;
     store_app_t app;
     char *token = NULL;
     if (store_app_create(s, app_key, name, ts_now_ms(), &app) != STORE_OK) {
         fprintf(stderr, "crmd: cannot create the app\n");
-    } else if (issue_token(s, app_key, "admin", DEFAULT_TTL_S, &token) != 0) {
-        fprintf(stderr, "crmd: cannot sign a token\n");
+    } else if (issue_token(s, key, seq, &app, "admin", DEFAULT_TTL_S, &token) != 0) {
+        fprintf(stderr, "crmd: the app '%s' was created without a token: crmd token issue --app %s\n", name,
+                app_key);
     } else {
         printf("export BLOCKS_API_KEY=%s\nexport BLOCKS_AUTH_TOKEN=%s\n", app_key, token);
         fprintf(stderr, "crmd: created app '%s'\n", name);
         rc = 0;
     }
     free(token);
+    jwt_key_free(key);
     return rc;
 }
 
@@ -683,24 +715,42 @@ static int cmd_app(int argc, char **argv)
     return run_simple(argc - 1, argv + 1, help, npos, app_run, verb);
 }
 
-/* Revokes a token by id. An id this database never issued is an error
- * (exit 1), so that a mistyped id is not taken for a revocation: the
- * store answers STORE_NOT_FOUND for it. */
-static int token_revoked(store_t *s, const char *db, char **args, const char *verb)
+/* Revokes token jti in the database db; unrecorded also takes a token
+ * this database has no record of (one issued before records were kept). */
+static int token_revoke(const char *db, const char *jti, bool unrecorded)
 {
-    (void)verb;
-    int rc = store_token_revoke(s, args[0], ts_now_ms());
-    if (rc == STORE_NOT_FOUND) {
-        fprintf(stderr, "crmd: no token with id '%s' was issued by %s; nothing revoked\n", args[0],
-                shown(db));
+    store_t *s = open_db(db);
+    if (s == NULL) return 1;
+    store_rc_t rc = store_token_revoke(s, jti, ts_now_ms(), unrecorded);
+    store_close(s);
+    switch (rc) {
+    case STORE_OK:
+        fprintf(stderr, "crmd: token %s revoked; running servers refuse it within a second\n", jti);
+        return 0;
+    case STORE_CONFLICT:
+        fprintf(stderr, "crmd: token %s was already revoked\n", jti);
+        return 0;
+    case STORE_NOT_FOUND:
+        fprintf(stderr,
+                "crmd: no token with jti %s was issued by %s; nothing was revoked (a token issued before "
+                "crmd recorded the tokens it issues, or by an identity provider, is revoked with "
+                "--unrecorded)\n",
+                jti, shown(db));
         return 1;
-    }
-    if (rc != STORE_OK) {
+    default:
         fprintf(stderr, "crmd: cannot record the revocation in %s\n", shown(db));
         return 1;
     }
-    fprintf(stderr, "crmd: token %s revoked; running servers refuse it within a second\n", args[0]);
-    return 0;
+}
+
+static int cmd_token_revoke(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd token revoke JTI [--unrecorded] [--db URL]\n";
+    const char *db = env_or("CRMD_DB", DEFAULT_DB), *unrecorded = NULL;
+    const cli_opt_t opts[] = {{"db", &db}, {"unrecorded", &unrecorded, true}, {NULL}};
+    int first, rc = parse_opts(argc, argv, help, opts, 1, &first);
+    if (rc >= 0 || (rc = check_db("--db", db)) >= 0) return rc;
+    return token_revoke(db, argv[first], unrecorded != NULL);
 }
 
 /* Prints a token for the app with key app in the database db. */
@@ -717,11 +767,14 @@ static int token_issue(const char *db, const char *app, const char *subject, int
         fprintf(stderr, "crmd: cannot read apps from %s\n", shown(db));
     } else {
         char *token = NULL;
-        if (issue_token(s, app, subject, ttl, &token) == 0) {
+        int64_t seq;
+        jwt_key_t *key = signing_key(s, &seq);
+        if (key != NULL && issue_token(s, key, seq, &found, subject, ttl, &token) == 0) {
             printf("%s\n", token);
             rc = 0;
         }
         free(token);
+        jwt_key_free(key);
     }
     store_close(s);
     return rc;
@@ -730,16 +783,15 @@ static int token_issue(const char *db, const char *app, const char *subject, int
 static int cmd_token(int argc, char **argv)
 {
     static const char help[] = "usage: crmd token issue --app KEY [--subject S] [--ttl DURATION] [--db URL]\n"
-                               "       crmd token revoke JTI [--db URL]\n";
-    static const char revoke_help[] = "usage: crmd token revoke JTI [--db URL]\n";
-    if (argc >= 2 && strcmp(argv[1], "revoke") == 0)
-        return run_simple(argc - 1, argv + 1, revoke_help, 1, token_revoked, NULL);
+                               "       crmd token revoke JTI [--unrecorded] [--db URL]\n";
+    if (argc >= 2 && strcmp(argv[1], "revoke") == 0) return cmd_token_revoke(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "issue") != 0) return verb_help(argc, argv, help);
     const char *db = env_or("CRMD_DB", DEFAULT_DB), *app = NULL, *subject = "cli", *ttl_s = NULL;
     const cli_opt_t opts[] = {{"db", &db}, {"app", &app}, {"subject", &subject}, {"ttl", &ttl_s}, {NULL}};
     int first, rc = parse_opts(argc - 1, argv + 1, help, opts, 0, &first);
     if (rc >= 0) return rc;
     if (app == NULL) return help_exit(help, false);
+    if ((rc = check_db("--db", db)) >= 0) return rc;
     int64_t ttl = DEFAULT_TTL_S;
     if (ttl_s != NULL && (ttl = parse_ttl(ttl_s)) < 0)
         return usage_error("--ttl wants a number with s, m, h or d (up to 3650d), not '%s'", ttl_s);
@@ -874,6 +926,7 @@ static int cmd_copy(int argc, char **argv)
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0) return rc;
     if (from == NULL || to == NULL) return help_exit(help, false);
+    if ((rc = check_db("--from", from)) >= 0 || (rc = check_db("--to", to)) >= 0) return rc;
     return store_copy(from, to, append != NULL, stdout, stderr) == STORE_OK ? 0 : 1;
 }
 

@@ -5,6 +5,7 @@
  * The request path runs down these layers; no file calls one above it:
  *
  *   dispatch.c   entry point, thread life cycle, rate limit; calls
+ *     loop.c       the thread's event loop as the store sees it (a leaf)
  *     routes.c     the route table: path and method -> entry
  *     auth.c       credentials, before the handler when the entry says so
  *   leads.c, follows.c, health.c   handlers, reached only through the table
@@ -73,6 +74,7 @@ typedef struct api_route {
 } api_route_t;
 
 typedef struct auth_cache auth_cache_t; /* auth.c's, per thread */
+typedef struct api_loop api_loop_t;     /* loop.c's: the loop as the store sees it */
 
 /* One server thread's state: never touched by another thread (the writer
  * only posts to done). */
@@ -86,6 +88,7 @@ typedef struct api_thread {
     int reads_pending;               /* store reads that will complete later */
     api_log_t log;
     auth_cache_t *auth;
+    api_loop_t *loop; /* given to the store once serving starts; NULL before */
     api_req_t *spare; /* an ended request kept, with its buffer, for the next */
 } api_thread_t;
 

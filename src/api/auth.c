@@ -15,15 +15,18 @@
  * second, so disabling one takes effect within a second everywhere. Both
  * store reads here (an app by key, the revocations) may complete later.
  *
- * Revocations cannot be missed. Each thread polls the store for new ones
- * at most once a second. A poll's rows are kept aside until it is done,
- * then applied in one step, the token cache emptied when any is new; only
- * a poll that read everything moves the sequence number on, so the rows of
- * a poll that failed part way are read again by the next. And a thread
+ * Revocations cannot be missed. A poll's rows are kept aside until it is
+ * done, then applied in one step, the token cache emptied when any is new;
+ * only a poll that read everything moves the sequence number on, so the
+ * rows of a poll that failed part way are read again by the next. A thread
  * uses its token cache and its list of revocations only while the last
- * poll that succeeded started at most REVOKED_STALE_MS ago; otherwise (an
- * idle thread, a store in trouble) a request waits for a fresh poll, and
- * is a 503 if that poll fails.
+ * poll that succeeded started at most REVOKED_POLL_MS (a second) before
+ * the request did, so a revocation holds everywhere within a second even
+ * when polls complete later (PostgreSQL); otherwise (an idle thread, a
+ * store in trouble) a request waits for a fresh poll, and is a 503 if that
+ * poll fails. A busy thread polls again REVOKED_REFRESH_MS after its last
+ * poll, so that its list is renewed before it goes stale and requests go
+ * on without waiting for the poll.
  *
  * Failed authentication is limited per client address (api_client: the
  * peer, or the forwarded client behind a trusted proxy). Every 400, 401
@@ -54,11 +57,13 @@
 #define AUTH_REVOKED 100
 #define AUTH_LIMITED 101
 #define TOKEN_CACHE_MAX_LEN 4096
-/* Revocations reach every thread within this long (plus one store read). */
+/* Revocations reach every thread within this long: a thread whose last
+ * successful poll started longer before a request does not authenticate it
+ * before another poll succeeds. */
 #define REVOKED_POLL_MS 1000
-/* A thread whose last successful poll started longer ago than this does
- * not authenticate before another one succeeds. */
-#define REVOKED_STALE_MS 3000
+/* A thread polls again this long after its last poll (when a request comes),
+ * well before what it knows goes stale. */
+#define REVOKED_REFRESH_MS 250
 
 typedef struct auth_token_entry {
     uint64_t hash;
@@ -263,16 +268,16 @@ static void polled(void *ctx, store_rc_t rc)
  * request that started at now. */
 static bool revocations_known(const auth_cache_t *c, int64_t now)
 {
-    return c->synced_ms > 0 && now - c->synced_ms <= REVOKED_STALE_MS;
+    return c->synced_ms > 0 && now - c->synced_ms <= REVOKED_POLL_MS;
 }
 
-/* Asks the store for new revocations: at most once a second, or at once
- * when they are not known well enough. The poll is the thread's: a request
- * waits for it only in the second case. */
+/* Asks the store for new revocations: REVOKED_REFRESH_MS after the last
+ * poll, or at once when they are not known well enough. The poll is the
+ * thread's: a request waits for it only in the second case. */
 static void poll_revoked(auth_cache_t *c, store_t *s, int64_t now)
 {
     if (c->polling) return;
-    if (revocations_known(c, now) && now - c->poll_ms < REVOKED_POLL_MS) return;
+    if (revocations_known(c, now) && now - c->poll_ms < REVOKED_REFRESH_MS) return;
     c->poll_ms = now;
     c->fresh_seq = c->revoked_seq;
     store_async_t async = {.done = polled, .ctx = c};

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "api/auth.h"
+#include "api/loop.h"
 #include "api/ratelimit.h"
 #include "api/request.h"
 #include "api/respond.h"
@@ -58,6 +59,16 @@ void *api_thread_init(int index, void *arg, h2o_context_t *ctx)
         api_thread_fini(t);
         return NULL;
     }
+    /* Only now, the revocations loaded by a blocking read before the first
+     * token is checked, may the store's reads complete later on the loop
+     * (and from now on it takes no blocking call: store_set_loop). */
+    store_loop_t loop;
+    if (t != NULL && (t->loop = api_loop_new(ctx->loop, &loop)) == NULL) {
+        fprintf(stderr, "crmd: thread %d: out of memory\n", index);
+        api_thread_fini(t);
+        return NULL;
+    }
+    if (t != NULL) store_set_loop(t->store, &loop);
     return t;
 }
 
@@ -73,6 +84,7 @@ void api_thread_fini(void *state)
     h2o_multithread_unregister_receiver(t->ctx->queue, &t->done);
     api_log_flush(&t->log);
     store_close(t->store);
+    api_loop_free(t->loop); /* after the store, which used it */
     api_req_thread_fini(t);
     auth_cache_free(t->auth);
     free(t);

@@ -16,7 +16,7 @@
 /* Looks in doc[0..len), which must be valid JSON (already parsed), for the
  * member k2 of the member k1 of the top-level object, and, when that value
  * is a number, points *out and *outlen at its text. Keys are compared as
- * written; a key spelled with escapes is not matched. Returns false when
+ * jansson reads them, escapes decoded ("v\u0061lue" is "value"). Returns false when
  * there is no such number. */
 bool jsonlex_number_at(const char *doc, size_t len, const char *k1, const char *k2, const char **out,
                        size_t *outlen);

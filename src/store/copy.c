@@ -135,6 +135,23 @@ static int64_t map_app(const copy_t *c, int64_t src)
     return lo < c->napps && c->apps[lo].src == src ? c->apps[lo].dst : 0;
 }
 
+static store_rc_t on_issued(void *ctx, const store_token_t *token)
+{
+    copy_t *c = ctx;
+    c->passed.issued++;
+    store_token_t t = *token;
+    t.app = map_app(c, token->app);
+    if (t.app == 0) {
+        fprintf(c->err, "crmd: copy: issued token %s: its app is not among the source's apps\n", token->jti);
+        return STORE_NOT_FOUND;
+    }
+    int added = 0;
+    store_rc_t rc = store_copy_import_issued(c->dst, &t, &added);
+    if (rc != STORE_OK) fprintf(c->err, "crmd: copy: issued token %s: %s\n", token->jti, rc_text(rc));
+    c->added.issued += added;
+    return rc;
+}
+
 static store_rc_t on_revoked(void *ctx, const char *jti, int64_t revoked_at)
 {
     copy_t *c = ctx;
@@ -220,14 +237,14 @@ static store_t *open_store(const char *url, const char *what, FILE *err)
 static void print_counts(FILE *f, const store_counts_t *n)
 {
     fprintf(f,
-            "%" PRId64 " apps, %" PRId64 " leads, %" PRId64 " follows, %" PRId64 " revoked tokens, %" PRId64
-            " signing keys",
-            n->apps, n->leads, n->follows, n->revoked, n->keys);
+            "%" PRId64 " apps, %" PRId64 " leads, %" PRId64 " follows, %" PRId64 " issued tokens, %" PRId64
+            " revoked tokens, %" PRId64 " signing keys",
+            n->apps, n->leads, n->follows, n->issued, n->revoked, n->keys);
 }
 
 static bool has_data(const store_counts_t *n)
 {
-    return n->apps > 0 || n->leads > 0 || n->follows > 0 || n->revoked > 0;
+    return n->apps > 0 || n->leads > 0 || n->follows > 0 || n->issued > 0 || n->revoked > 0;
 }
 
 /* Checks, inside the import, that the source passed what its snapshot
@@ -242,6 +259,7 @@ static bool verify(copy_t *c, const store_counts_t *total, const store_counts_t 
     }
     bool ok = c->passed.apps == total->apps && c->passed.leads == total->leads &&
               c->passed.follows == total->follows && c->passed.revoked == total->revoked &&
+              c->passed.issued == total->issued && after.issued == before->issued + c->added.issued &&
               c->added.leads == c->passed.leads && c->added.follows == c->passed.follows &&
               c->passed.keys == total->keys && c->added.keys + c->keys_kept == c->passed.keys &&
               after.keys == before->keys + c->added.keys && c->added.apps + c->merged == c->passed.apps &&
@@ -281,8 +299,12 @@ static store_rc_t import_all(copy_t *c, store_t *src, const char *to_shown)
     }
     rc = store_keys(c->dst, keep_dst_key, c);
     if (rc == STORE_OK && c->dst_keys_lost) rc = STORE_ERROR;
-    static const store_export_t cb = {
-        .key = on_key, .app = on_app, .revoked = on_revoked, .lead = on_lead, .follow = on_follow};
+    static const store_export_t cb = {.key = on_key,
+                                      .app = on_app,
+                                      .issued = on_issued,
+                                      .revoked = on_revoked,
+                                      .lead = on_lead,
+                                      .follow = on_follow};
     if (rc == STORE_OK) rc = store_copy_export(src, &cb, c, &total);
     if (rc == STORE_OK && !verify(c, &total, &before, c->err)) rc = STORE_ERROR;
     if (rc == STORE_OK)
@@ -311,9 +333,9 @@ static store_rc_t report(const copy_t *c, FILE *out, const char *from_shown, con
     if (c->merged > 0)
         fprintf(out, " (and merged %" PRId64 " into the target's apps with the same keys)", c->merged);
     fprintf(out,
-            ", %" PRId64 " leads, %" PRId64 " follows, %" PRId64 " revoked tokens and %" PRId64
-            " signing keys",
-            c->added.leads, c->added.follows, c->added.revoked, c->added.keys);
+            ", %" PRId64 " leads, %" PRId64 " follows, %" PRId64 " issued tokens, %" PRId64
+            " revoked tokens and %" PRId64 " signing keys",
+            c->added.leads, c->added.follows, c->added.issued, c->added.revoked, c->added.keys);
     if (c->keys_kept > 0)
         fprintf(out, " (%" PRId64 " not copied: %s)", c->keys_kept,
                 c->append ? "the target keeps its own keys; issue new tokens for the copied apps"

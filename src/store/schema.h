@@ -20,7 +20,7 @@
 
 /* The number of migrations, hence the newest schema version. Each backend
  * checks that its list of migrations has exactly this many entries. */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 /* Room for the statement that records a version number. */
 #define SCHEMA_VERSION_SQL_MAX 96
 
@@ -76,6 +76,17 @@ enum schema_app_col {
     APP_COL_DISABLED,
     APP_COL_CREATED_AT,
     APP_NCOLS
+};
+
+/* An issued token row (migration 3), as exports read it. */
+#define SCHEMA_TOKEN_COLS "jti, app_id, subject, issued_at, expires_at"
+enum schema_token_col {
+    TOKEN_COL_JTI,
+    TOKEN_COL_APP,
+    TOKEN_COL_SUBJECT,
+    TOKEN_COL_ISSUED_AT,
+    TOKEN_COL_EXPIRES_AT,
+    TOKEN_NCOLS
 };
 
 /* --- ranges the CHECK constraints allow (set by migration 1) ------------- */
@@ -144,7 +155,8 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
  * statements begins with them. */
 #define SCHEMA_SHARED_STMT_IDS                                                                               \
     Q_APP_INSERT, Q_APP_FIND, Q_APP_COUNT_ADD, Q_APP_LIST, Q_KEYS, Q_KEY_UPDATE, Q_LEAD_INSERT, Q_LEAD_GET,  \
-        Q_LEAD_UPDATE, Q_LEAD_DELETE, Q_FOLLOW_GET, Q_FOLLOW_UPDATE, Q_FOLLOW_DELETE, Q_REVOKED_SINCE
+        Q_LEAD_UPDATE, Q_LEAD_DELETE, Q_FOLLOW_GET, Q_FOLLOW_UPDATE, Q_FOLLOW_DELETE, Q_REVOKED_SINCE,       \
+        Q_REVOKED_FIND, Q_TOKEN_INSERT
 
 #define SCHEMA_LEAD_KEY(P) "app_id = " P(1, int8) " AND id = " P(2, uuid)
 #define SCHEMA_FOLLOW_KEY(P) "app_id = " P(1, int8) " AND lead_id = " P(2, uuid) " AND id = " P(3, uuid)
@@ -182,7 +194,12 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
     [Q_FOLLOW_GET] = "SELECT " SCHEMA_FOLLOW_COLS " FROM follows WHERE " SCHEMA_FOLLOW_KEY(P),               \
     [Q_FOLLOW_UPDATE] = SCHEMA_FOLLOW_UPDATE(P, MAX),                                                        \
     [Q_FOLLOW_DELETE] = "DELETE FROM follows WHERE " SCHEMA_FOLLOW_KEY(P),                                   \
-    [Q_REVOKED_SINCE] = "SELECT seq, jti FROM revoked_tokens WHERE seq > " P(1, int8) " ORDER BY seq"
+    [Q_REVOKED_SINCE] = "SELECT seq, jti FROM revoked_tokens WHERE seq > " P(1, int8) " ORDER BY seq",      \
+    [Q_REVOKED_FIND] = "SELECT 1 FROM revoked_tokens WHERE jti = " P(1, text),                               \
+    /* Recording a token (and importing one): a jti already there adds nothing. */                           \
+    [Q_TOKEN_INSERT] = "INSERT INTO issued_tokens (" SCHEMA_TOKEN_COLS ") VALUES (" P(1, text) ", "         \
+                       P(2, int8) ", " P(3, text) ", " P(4, int8) ", " P(5, int8) ") "                       \
+                       "ON CONFLICT (jti) DO NOTHING"
 
 /* "col = CASE WHEN (fields & bit) <> 0 THEN value ELSE col END, " */
 #define SCHEMA_SET_IF(col, fields, bit, value)                                                               \

@@ -460,6 +460,13 @@ class RsaKey:
             return p.returncode == 0
 
 
+def create_private(path):
+    """Creates path, empty, with mode 0600 whatever the umask, for a copy of a
+    database or a key: it holds a signing key, like the database itself."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    os.chmod(path, 0o600)
+
+
 def find_server_key(db_path, token, workdir):
     """Looks, schema-agnostically, through every text/blob cell of the test's own
     SQLite database for an unencrypted PEM private key whose public half verifies
@@ -492,6 +499,7 @@ def find_server_key(db_path, token, workdir):
         return None
     for i, pem in enumerate(pems):
         path = Path(workdir) / f"server-key-{i}-{uuid.uuid4().hex[:6]}.pem"
+        create_private(path)
         path.write_text(pem)
         k = RsaKey(path)
         try:

@@ -73,6 +73,7 @@ def _find_server_key_aliased(db_path, token, workdir):
         return _find_server_key(db_path, token, workdir)
     # The same schema-agnostic search, over a SQLite copy of the key table.
     copy = Path(workdir) / f"pg-keys-{uuid.uuid4().hex[:6]}.db"
+    apiutil.create_private(copy)
     con = sqlite3.connect(copy)
     with con:
         con.execute("CREATE TABLE k (pem TEXT)")
@@ -269,6 +270,23 @@ def mapp(server):
 def anon(server):
     """A client that sends no credentials."""
     return server.client()
+
+
+@pytest.fixture
+def forget_issued_token():
+    """forget(server, jti) deletes a token's record from a server's database, as
+    if the token had been issued before crmd recorded the tokens it issues."""
+    def forget(server, jti):
+        if server.db_url.startswith("sqlite:"):
+            con = sqlite3.connect(server.db, timeout=10)
+            with con:
+                n = con.execute("DELETE FROM issued_tokens WHERE jti = ?", (jti,)).rowcount
+            con.close()
+            assert n == 1, jti
+        else:
+            assert uuid.UUID(jti)  # safe to put in the statement
+            assert psql(server.db_url, f"DELETE FROM issued_tokens WHERE jti = '{jti}' RETURNING 1").strip() == "1"
+    return forget
 
 
 @pytest.fixture

@@ -151,10 +151,15 @@ def test_copy_moves_every_key(tmp_path, server):
     before = key_list(src)
     dst = tmp_path / "dst.db"
     p = run_crmd("copy", "--from", f"sqlite:{src}", "--to", f"sqlite:{dst}", check=True)
-    assert "3 signing keys" in p.stdout, p.stdout
+    # The report names both the issued tokens (app create's) and the keys.
+    assert "1 issued tokens, 0 revoked tokens and 3 signing keys" in p.stdout, p.stdout
+    assert "now holds 1 apps, 0 leads, 0 follows, 1 issued tokens, 0 revoked tokens, 3 signing keys" \
+        in p.stdout, p.stdout
     after = key_list(dst)
     assert [(k["kid"], k["state"], k["signed_until"]) for k in after] == \
         [(k["kid"], k["state"], k["signed_until"]) for k in before]
+    # The copy knows the token it holds the record of.
+    run_crmd("token", "revoke", jwt_parts(t1)[1]["jti"], "--db", f"sqlite:{dst}", check=True)
 
 
 # ---------------------------------------------------------------- an identity provider
@@ -286,7 +291,13 @@ def test_idp_tokens_can_be_revoked(idp, idp_server):
     claims = idp_claims(app)
     tok = jwt_compact({"alg": "ES256", "kid": "idp-ec"}, claims, idp["ec"].sign)
     assert get_leads(idp_server.base_url, app.key, tok).status_code == 200
-    run_crmd("token", "revoke", claims["jti"], "--db", f"sqlite:{idp_server.db}", check=True)
+    db = f"sqlite:{idp_server.db}"
+    # crmd never issued it, so it has no record of its id: refused without
+    # --unrecorded (exit 1, nothing revoked), taken with it.
+    p = run_crmd("token", "revoke", claims["jti"], "--db", db)
+    assert p.returncode == 1 and "--unrecorded" in p.stderr and "identity provider" in p.stderr, p.stderr
+    p = run_crmd("token", "revoke", claims["jti"], "--unrecorded", "--db", db, check=True)
+    assert "revoked; running servers refuse it" in p.stderr, "the refused revocation recorded it: " + p.stderr
     assert eventually(lambda: every_thread(idp_server, app.key, tok, 401))
 
 

@@ -81,6 +81,7 @@ def proxied(make_server, monkeypatch):
     is a burst of 3 and one more every 5 s."""
     monkeypatch.setenv("CRMD_TRUSTED_PROXY", "127.0.0.1/32")
     monkeypatch.setenv("CRMD_AUTH_LIMIT", "0.2:3")
+    monkeypatch.setenv("CRMD_HTTP2", "1")  # cleartext HTTP/2 is off by default
     return make_server(threads=1)
 
 

@@ -167,10 +167,12 @@ def test_online_backup_under_write_load_restores(make_server, tmp_path):
     missing = set(before) - have
     assert not missing, f"{len(missing)} acknowledged writes are not in the backup"
 
-    # Restore: stop, copy back (here: a new place), start; the data serves.
+    # Restore: stop, copy back (here: a new place) keeping the mode, as cp
+    # does (crmd refuses a database group or others can read), start; the
+    # data serves.
     restored = tmp_path / "restored" / "crmd.db"
     restored.parent.mkdir()
-    shutil.copyfile(out, restored)
+    shutil.copy(out, restored)
     srv2 = make_server(db_url=f"sqlite:{restored}")
     r = requests.get(f"{srv2.base_url}/leads/{before[-1]}", headers=app.headers, timeout=10)
     assert r.status_code == 200, r.text

@@ -143,6 +143,16 @@ def test_value_is_exact(mapp, value_json, rendered):
     assert found and found[0]["attributes"]["value"] == rendered
 
 
+@pytest.mark.parametrize("member", ["v\\u0061lue", "prob\\u0061bility"])
+def test_an_escaped_key_gets_the_exact_number_check_too(mapp, member):
+    # "v\u0061lue" is "value" once decoded: its number must be read from its
+    # own digits, so the 18th decimal is seen and refused, not rounded away.
+    number = "0.0100000000000000001" if member[0] == "v" else "40.0000000000000001"
+    r = post_lead_raw(mapp, f'"name":"escaped","{member}":{number}')
+    name = "value" if member[0] == "v" else "probability"
+    assert_validation(r, [f"/lead/{name}"])
+
+
 @pytest.mark.parametrize("prob_json, rendered", [("0", "0"), ("100", "100"), ("40.0", "40"),
                                                   ("60", "60")])
 def test_probability_integer(mapp, prob_json, rendered):

@@ -91,7 +91,8 @@ def test_a_full_write_queue_is_a_quick_503_and_changes_nothing(make_server, monk
     wait_for_line(srv, "POST /leads/ 503 ")
 
 
-def test_an_http2_write_whose_client_left_is_logged_and_never_half_done(make_server):
+def test_an_http2_write_whose_client_left_is_logged_and_never_half_done(make_server, monkeypatch):
+    monkeypatch.setenv("CRMD_HTTP2", "1")  # cleartext HTTP/2 is off by default
     srv = make_server()
     app = srv.new_app()
     lock = DbLock(srv)

@@ -316,6 +316,17 @@ def assert_json_error(status, js, raw, want_status, want_code):
         assert e.get("code") == want_code, e
 
 
+def copy_private(src, dst):
+    """Copies src to a new file dst of mode 0600 whatever the umask (src=None:
+    an empty one): a copy of a database holds its signing key."""
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        if src is not None:
+            with open(src, "rb") as f:
+                shutil.copyfileobj(f, out)
+
+
 def integrity_check(db, workdir):
     """Copies db (and its -wal, if any) to workdir and runs PRAGMA
     integrity_check and foreign_key_check on the copy, so crmd's own recovery
@@ -323,10 +334,10 @@ def integrity_check(db, workdir):
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     dst = workdir / f"check-{uuid.uuid4().hex[:8]}.db"
-    shutil.copyfile(db, dst)
+    copy_private(db, dst)
     wal = Path(str(db) + "-wal")
     if wal.exists():
-        shutil.copyfile(wal, str(dst) + "-wal")
+        copy_private(wal, str(dst) + "-wal")
     try:
         con = sqlite3.connect(str(dst), timeout=5)
         try:
@@ -353,6 +364,7 @@ def live_integrity_check(db, workdir):
     workdir.mkdir(parents=True, exist_ok=True)
     dst = workdir / f"snap-{uuid.uuid4().hex[:8]}.db"
     src = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    copy_private(None, dst)
     out = sqlite3.connect(str(dst))
     try:
         src.backup(out)

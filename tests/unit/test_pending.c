@@ -338,8 +338,15 @@ static int get_lead(const char *jti)
     return atoi(got + 9);
 }
 
-/* Waits until the thread may poll again (once a second). */
+/* Waits until the thread polls again (250 ms after its last poll), while
+ * what it knows is still fresh enough to authenticate (a second). */
 static void next_poll_due(void)
+{
+    usleep(400 * 1000);
+}
+
+/* Waits until what the thread knows of revocations is too old to trust. */
+static void revocations_stale(void)
 {
     usleep(1050 * 1000);
 }
@@ -360,21 +367,42 @@ Test(pending, a_revocation_poll_that_waits_keeps_the_thread_busy_not_the_request
     cr_expect_not_null(strstr(got, "revoked"), "%s", got);
 }
 
-Test(pending, a_thread_that_has_not_polled_yet_authenticates_only_after_its_poll)
+/* Sends a GET with a token whose jti is jti, which must wait for the
+ * thread's poll before its token is checked; the poll then reports jti
+ * revoked, and the request is refused. */
+static void expect_refused_by_the_poll_it_waited_for(const char *jti)
 {
-    F.pend[POLL] = F.pend[LEAD_GET] = true;
-    int fd = send_get("/leads/" LEAD_ID, "first");
+    F.pend[POLL] = true;
+    got_len = 0;
+    int finds = F.calls[APP_FIND];
+    int fd = send_get("/leads/" LEAD_ID, jti);
     TURN_UNTIL(F.waiting[POLL]);
     h2o_evloop_run(loop, 10);
-    cr_expect_eq(F.calls[APP_FIND], 0, "authenticated before the revocations were known");
+    cr_expect_eq(F.calls[APP_FIND], finds, "authenticated before the revocations were known");
+    cr_expect(!response_in(fd) && got_len == 0, "answered before the poll: %s", got);
     cr_expect(api_thread_busy(T));
-    F.revoke = "first";
+    F.revoke = jti;
     complete(POLL, STORE_OK);
     TURN_UNTIL(response_in(fd));
     cr_expect(strncmp(got, "HTTP/1.1 401 ", 13) == 0, "%s", got);
     cr_expect_not_null(strstr(got, "revoked"), "%s", got);
     close(fd);
     cr_expect(!api_thread_busy(T));
+}
+
+/* A revocation holds within a second even when polls complete later: a
+ * request that finds the thread's last poll over a second old waits for
+ * the next, and is refused by the revocation it brings. */
+Test(pending, a_request_after_a_quiet_second_waits_for_the_poll)
+{
+    cr_expect_eq(get_lead("revoke-later"), 200); /* the first poll, at once */
+    revocations_stale();
+    expect_refused_by_the_poll_it_waited_for("revoke-later");
+}
+
+Test(pending, a_thread_that_has_not_polled_yet_authenticates_only_after_its_poll)
+{
+    expect_refused_by_the_poll_it_waited_for("first");
 }
 
 Test(pending, a_poll_that_fails_is_a_503_for_the_requests_waiting_for_it)

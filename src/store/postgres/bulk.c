@@ -22,6 +22,7 @@ store_rc_t pg_copy_count(store_t *base, store_counts_t *out)
         out->revoked = pg_get_int(r, 0, 3);
         out->lead_count_sum = pg_get_int(r, 0, 4);
         out->keys = pg_get_int(r, 0, 5);
+        out->issued = pg_get_int(r, 0, 6);
     }
     PQclear(r);
     return rc;
@@ -35,6 +36,17 @@ static store_rc_t export_app(const PGresult *r, int row, const store_export_t *c
     store_app_t a;
     pg_read_app(r, row, &a);
     return cb->app(ctx, &a);
+}
+
+static store_rc_t export_issued(const PGresult *r, int row, const store_export_t *cb, void *ctx)
+{
+    /* libpq ends every value with a NUL, and text holds none. */
+    store_token_t t = {.jti = PQgetvalue(r, row, TOKEN_COL_JTI),
+                       .app = pg_get_int(r, row, TOKEN_COL_APP),
+                       .subject = PQgetvalue(r, row, TOKEN_COL_SUBJECT),
+                       .issued_at = pg_get_int(r, row, TOKEN_COL_ISSUED_AT),
+                       .expires_at = pg_get_int(r, row, TOKEN_COL_EXPIRES_AT)};
+    return cb->issued(ctx, &t);
 }
 
 static store_rc_t export_revoked(const PGresult *r, int row, const store_export_t *cb, void *ctx)
@@ -106,6 +118,7 @@ store_rc_t pg_copy_export(store_t *base, const store_export_t *cb, void *ctx, st
     rc = pg_copy_count(base, total);
     if (rc == STORE_OK) rc = store_export_keys(base, cb, ctx);
     if (rc == STORE_OK) rc = export_stmt(s, Q_APP_LIST, export_app, cb, ctx);
+    if (rc == STORE_OK) rc = export_stmt(s, Q_COPY_ISSUED, export_issued, cb, ctx);
     if (rc == STORE_OK) rc = export_stmt(s, Q_COPY_REVOKED, export_revoked, cb, ctx);
     if (rc == STORE_OK) rc = export_cursor(s, 0, export_lead, cb, ctx);
     if (rc == STORE_OK) rc = export_cursor(s, 1, export_follow, cb, ctx);
@@ -152,11 +165,20 @@ store_rc_t pg_copy_import_app(store_t *base, const store_app_t *app, int keep_id
     return rc;
 }
 
+store_rc_t pg_copy_import_issued(store_t *base, const store_token_t *token, int *added)
+{
+    bool b = false;
+    store_rc_t rc = pg_token_insert(pg_of(base), token, &b);
+    *added = b;
+    return rc;
+}
+
 store_rc_t pg_copy_import_revoked(store_t *base, const char *jti, int64_t revoked_at, int *added)
 {
     pg_params_t p = {0};
     pgp_str(&p, jti);
     pgp_int8(&p, revoked_at);
+    pgp_int4(&p, 1); /* whether or not the token's record came along */
     PGresult *r;
     store_rc_t rc = pg_write(pg_of(base), Q_REVOKE, &p, 0, 0, &r);
     *added = rc == STORE_OK && pg_affected(r) > 0;

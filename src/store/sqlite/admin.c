@@ -1,7 +1,8 @@
 /*
- * admin.c: apps, the token signing key and revoked tokens on SQLite: what
- * authentication reads on every request (app_find, revoked_since) and what
- * the command line changes (create, disable, revoke).
+ * admin.c: apps, the token signing keys, and issued and revoked tokens on
+ * SQLite: what authentication reads on every request (app_find,
+ * revoked_since) and what the command line changes (create, disable,
+ * record a token it issues, revoke).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,10 +134,52 @@ store_rc_t sq_app_set_disabled(store_t *base, const char *key, int disabled)
     return rc == STORE_OK && changes == 0 ? STORE_NOT_FOUND : rc;
 }
 
-store_rc_t sq_token_revoke(store_t *base, const char *jti, int64_t now)
+store_rc_t sq_token_insert(sqlite_store_t *s, const store_token_t *t, int *changes)
 {
-    int changes;
-    return write_one(sq_of(base), Q_REVOKE, jti, &now, 1, &changes);
+    sqlite3_stmt *st = sq_stmt(s, Q_TOKEN_INSERT);
+    if (st == NULL) return STORE_ERROR;
+    sq_bind_str(st, 1, t->jti);
+    sqlite3_bind_int64(st, 2, t->app);
+    sq_bind_str(st, 3, t->subject);
+    sqlite3_bind_int64(st, 4, t->issued_at);
+    sqlite3_bind_int64(st, 5, t->expires_at);
+    return sq_step_changes(s, st, changes);
+}
+
+store_rc_t sq_token_record(store_t *base, const store_token_t *token)
+{
+    sqlite_store_t *s = sq_of(base);
+    store_rc_t rc = sq_begin_single(s);
+    if (rc != STORE_OK) return rc;
+    int changes = 0;
+    rc = sq_token_insert(s, token, &changes);
+    return sq_finish_single(s, rc == STORE_OK && changes == 0 ? STORE_CONFLICT : rc);
+}
+
+/* After a revocation that changed nothing: STORE_CONFLICT when the jti is
+ * revoked already, else STORE_NOT_FOUND (it was never issued here). */
+static store_rc_t revoked_before(sqlite_store_t *s, const char *jti)
+{
+    sqlite3_stmt *st = sq_stmt(s, Q_REVOKED_FIND);
+    if (st == NULL) return STORE_ERROR;
+    sq_bind_str(st, 1, jti);
+    int src = sqlite3_step(st);
+    store_rc_t rc = src == SQLITE_ROW    ? STORE_CONFLICT
+                    : src == SQLITE_DONE ? STORE_NOT_FOUND
+                                         : sq_map_rc(s, src);
+    sq_reset(st);
+    return rc;
+}
+
+store_rc_t sq_token_revoke(store_t *base, const char *jti, int64_t now, bool unrecorded)
+{
+    sqlite_store_t *s = sq_of(base);
+    int64_t v[] = {now, unrecorded ? 1 : 0};
+    int changes = 0;
+    store_rc_t rc = write_one(s, Q_REVOKE, jti, v, 2, &changes);
+    /* Nothing was added: revoked before, or never issued here. Neither
+     * table ever loses a row, so the answer cannot change in between. */
+    return rc == STORE_OK && changes == 0 ? revoked_before(s, jti) : rc;
 }
 
 store_rc_t sq_revoked_since(store_t *base, int64_t after_seq, store_revoked_cb cb, void *ctx,

@@ -25,6 +25,7 @@ store_rc_t sq_copy_count(store_t *base, store_counts_t *out)
         out->revoked = sqlite3_column_int64(st, 3);
         out->lead_count_sum = sqlite3_column_int64(st, 4);
         out->keys = sqlite3_column_int64(st, 5);
+        out->issued = sqlite3_column_int64(st, 6);
     } else {
         rc = sq_map_rc(s, src);
     }
@@ -41,6 +42,16 @@ static store_rc_t export_app(sqlite3_stmt *st, const store_export_t *cb, void *c
     store_app_t app;
     sq_read_app(st, &app);
     return cb->app(ctx, &app);
+}
+
+static store_rc_t export_issued(sqlite3_stmt *st, const store_export_t *cb, void *ctx)
+{
+    store_token_t t = {.jti = sq_col_str(st, TOKEN_COL_JTI),
+                       .app = sqlite3_column_int64(st, TOKEN_COL_APP),
+                       .subject = sq_col_str(st, TOKEN_COL_SUBJECT),
+                       .issued_at = sqlite3_column_int64(st, TOKEN_COL_ISSUED_AT),
+                       .expires_at = sqlite3_column_int64(st, TOKEN_COL_EXPIRES_AT)};
+    return cb->issued(ctx, &t);
 }
 
 static store_rc_t export_revoked(sqlite3_stmt *st, const store_export_t *cb, void *ctx)
@@ -79,7 +90,10 @@ static store_rc_t export_rows(sqlite_store_t *s, const char *sql, export_row_fn 
 
 store_rc_t sq_copy_export(store_t *base, const store_export_t *cb, void *ctx, store_counts_t *total)
 {
-    static const export_row_fn fns[] = {export_app, export_revoked, export_lead, export_follow};
+    static const export_row_fn fns[] = {export_app, export_issued, export_revoked, export_lead,
+                                        export_follow};
+    _Static_assert(sizeof fns / sizeof fns[0] == sizeof sq_export_sql / sizeof sq_export_sql[0],
+                   "one reader an export query");
     sqlite_store_t *s = sq_of(base);
     /* One read transaction: every query sees the same snapshot. */
     store_rc_t rc = sq_begin_read(s);
@@ -140,6 +154,14 @@ store_rc_t sq_copy_import_app(store_t *base, const store_app_t *app, int keep_id
     int64_t ints[3] = {app->disabled ? 1 : 0, app->created_at, app->id};
     return import_one(sq_of(base), sq_import_app_sql[keep_id ? 1 : 0], app->key, app->name, ints,
                       keep_id ? 3 : 2, id);
+}
+
+store_rc_t sq_copy_import_issued(store_t *base, const store_token_t *token, int *added)
+{
+    int changes = 0;
+    store_rc_t rc = sq_token_insert(sq_of(base), token, &changes);
+    *added = rc == STORE_OK && changes > 0;
+    return rc;
 }
 
 store_rc_t sq_copy_import_revoked(store_t *base, const char *jti, int64_t revoked_at, int *added)

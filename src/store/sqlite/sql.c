@@ -59,20 +59,28 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  jti TEXT NOT NULL UNIQUE,"
     "  revoked_at INTEGER NOT NULL);",
-    /* 3: several signing keys (crmd key rotate). A key's id (kid) is a
+    /* 3: the tokens this database issued, so that revoking an id it never
+     * issued (a typo) is an error instead of a silent success. */
+    "CREATE TABLE issued_tokens ("
+    "  jti TEXT PRIMARY KEY,"
+    "  app_id INTEGER NOT NULL REFERENCES apps(id),"
+    "  subject TEXT NOT NULL,"
+    "  issued_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 4: several signing keys (crmd key rotate). A key's id (kid) is a
      * hash of its public key, computed from pem, so it is not stored. The
-     * key of version 2 becomes seq 1; which tokens it signed was not
+     * key of version 3 becomes seq 1; which tokens it signed was not
      * recorded, so its signed_until is -1 (untracked). */
-    "CREATE TABLE signing_keys_v3 ("
+    "CREATE TABLE signing_keys_v4 ("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  pem TEXT NOT NULL,"
     "  created_at INTEGER NOT NULL,"
     "  signed_until INTEGER NOT NULL,"
     "  retired_at INTEGER NOT NULL DEFAULT 0);"
-    "INSERT INTO signing_keys_v3 (seq, pem, created_at, signed_until) "
+    "INSERT INTO signing_keys_v4 (seq, pem, created_at, signed_until) "
     "  SELECT 1, pem, CAST(strftime('%s', 'now') AS INTEGER) * 1000, -1 FROM signing_keys;"
     "DROP TABLE signing_keys;"
-    "ALTER TABLE signing_keys_v3 RENAME TO signing_keys;",
+    "ALTER TABLE signing_keys_v4 RENAME TO signing_keys;",
 };
 
 /* The page of a lead list: its keys come from the covering index alone
@@ -115,7 +123,9 @@ const char *const sq_stmt_sql[Q__COUNT] = {
                       "ORDER BY due_at IS NULL, due_at, created_at, id LIMIT ?3 OFFSET ?4",
     [Q_FOLLOW_COUNT] = "SELECT count(*) FROM follows WHERE app_id = ?1 AND lead_id = ?2",
     [Q_APP_DISABLE] = "UPDATE apps SET disabled = ?2 WHERE key = ?1",
-    [Q_REVOKE] = "INSERT OR IGNORE INTO revoked_tokens (jti, revoked_at) VALUES (?1, ?2)",
+    /* Only a token this database issued, unless ?3; once. */
+    [Q_REVOKE] = "INSERT INTO revoked_tokens (jti, revoked_at) SELECT ?1, ?2 "
+                 "WHERE ?3 OR EXISTS (SELECT 1 FROM issued_tokens WHERE jti = ?1) ON CONFLICT (jti) DO NOTHING",
 };
 /* clang-format on */
 
@@ -123,11 +133,12 @@ const char *const sq_copy_count_sql =
     "SELECT (SELECT count(*) FROM apps), (SELECT count(*) FROM leads), "
     "(SELECT count(*) FROM follows), (SELECT count(*) FROM revoked_tokens), "
     "(SELECT COALESCE(sum(lead_count), 0) FROM apps), "
-    "(SELECT count(*) FROM signing_keys)";
+    "(SELECT count(*) FROM signing_keys), (SELECT count(*) FROM issued_tokens)";
 
 /* app_id comes last, so the record readers read the rest unchanged. */
-const char *const sq_export_sql[4] = {
+const char *const sq_export_sql[5] = {
     "SELECT " SCHEMA_APP_COLS " FROM apps ORDER BY id",
+    "SELECT " SCHEMA_TOKEN_COLS " FROM issued_tokens ORDER BY issued_at, jti",
     "SELECT jti, revoked_at FROM revoked_tokens ORDER BY seq",
     "SELECT " SCHEMA_LEAD_COLS ", app_id FROM leads ORDER BY app_id, created_at, id",
     "SELECT " SCHEMA_FOLLOW_COLS ", app_id FROM follows ORDER BY app_id, lead_id, created_at, id",

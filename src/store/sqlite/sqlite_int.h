@@ -10,7 +10,7 @@
  *   txn.c      transactions: writes, reads, a batch's transaction and savepoints
  *   leads.c    lead operations, with the anchors that make deep pages cheap
  *   follows.c  follow operations
- *   admin.c    apps, the signing key, revoked tokens
+ *   admin.c    apps, the signing keys, issued and revoked tokens
  *   bulk.c     crmd copy's export and import
  *   migrate.c  the migration steps for store_migrate_run
  *   sqlite.c   the table of operations and store_sqlite_open
@@ -65,7 +65,7 @@ extern const char *const sq_migrations[SCHEMA_VERSION];
 extern const char *const sq_stmt_sql[Q__COUNT];
 /* One-use statements of crmd copy (bulk.c), kept with the rest of the SQL. */
 extern const char *const sq_copy_count_sql;
-extern const char *const sq_export_sql[4]; /* apps, revocations, leads, follows */
+extern const char *const sq_export_sql[5]; /* apps, issued tokens, revocations, leads, follows */
 extern const char *const sq_import_key_sql;
 extern const char *const sq_import_app_sql[2]; /* [keep_id] */
 extern const char *const sq_import_revoked_sql;
@@ -239,9 +239,14 @@ store_rc_t sq_update(sqlite_store_t *s, int64_t app, const sq_update_t *u, const
 
 /* --- the operations ------------------------------------------------------
  * sq_close (conn.c), sq_migrate (migrate.c), sq_lead_* (leads.c), sq_follow_* (follows.c), sq_app_*,
- * sq_signing_key, sq_token_revoke, sq_revoked_since (admin.c) and
- * sq_copy_* (bulk.c), each with the type of its store_ops_t slot. */
+ * sq_keys, sq_key_add, sq_key_update, sq_token_record, sq_token_revoke,
+ * sq_revoked_since (admin.c), sq_copy_* (bulk.c), sq_backup (backup.c) and
+ * sq_set_loop (sqlite.c), each with the type of its store_ops_t slot. */
 STORE_OPS_DECLARE(sq)
+
+/* admin.c: records an issued token inside the caller's transaction (the
+ * import's too); *changes is 0 when its jti was already there. */
+store_rc_t sq_token_insert(sqlite_store_t *s, const store_token_t *t, int *changes);
 
 /* leads.c, follows.c: insert one row as it is, inside the caller's
  * transaction (the import's too); a follow whose lead is missing is
