@@ -549,6 +549,9 @@ static void print_keys(const serve_conf_t *c, keyring_t *keys)
 /* Serves with c until SIGINT or SIGTERM; returns the exit status. */
 static int serve_run(const serve_conf_t *c)
 {
+    /* Before the key poller and the writer start: only http_serve's wait
+     * may take a stop signal. */
+    http_block_stop_signals();
     store_t *s = open_db(c->db);
     if (s == NULL) return 1;
     char err[512];

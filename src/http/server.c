@@ -290,6 +290,20 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+static void stop_signals(sigset_t *sigs)
+{
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGTERM);
+}
+
+void http_block_stop_signals(void)
+{
+    sigset_t sigs;
+    stop_signals(&sigs);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+}
+
 int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
 {
     int rc = 1;
@@ -311,9 +325,7 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
 
     /* Block the stop signals in every thread; the main thread waits for them. */
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
+    stop_signals(&sigs);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 

@@ -110,3 +110,22 @@ def test_ready_and_stopping_are_notified(tmp_path):
             proc.kill()
             proc.wait()
         sock.close()
+
+
+def test_only_the_waiting_thread_takes_the_stop_signals(make_server):
+    """SIGTERM must reach the thread that waits for it: every other thread
+    (workers, the writer, the key poller) blocks SIGINT and SIGTERM, or one
+    that arrives while that thread is between two waits kills crmd without
+    its orderly stop (no drain, no STOPPING=1). The waiting thread shows them
+    unblocked only while it waits."""
+    srv = make_server(threads=2)
+    stop = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+    tasks = list(Path(f"/proc/{srv.proc.pid}/task").iterdir())
+    assert len(tasks) >= 5, "main, two workers, the writer and the key poller"
+    open_to_stop = []
+    for t in tasks:
+        status = (t / "status").read_text()
+        blocked = int(re.search(r"^SigBlk:\s*([0-9a-f]+)$", status, re.M).group(1), 16)
+        if blocked & stop != stop:
+            open_to_stop.append(t.name)
+    assert len(open_to_stop) <= 1, f"threads {open_to_stop} would take a SIGTERM"
