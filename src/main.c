@@ -943,9 +943,10 @@ static int cmd_backup(int argc, char **argv)
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0) return rc;
     if (to == NULL || to[0] == '\0') return help_exit(help, false);
+    if ((rc = check_db("--db", db)) >= 0) return rc;
     /* Not open_db: a backup never creates or migrates its source. */
     char err[STORE_OPEN_ERR_MAX], msg[1024] = "";
-    store_t *s = store_open(db, err, sizeof err);
+    store_t *s = store_open_existing(db, err, sizeof err);
     if (s == NULL) {
         fprintf(stderr, "crmd: %s\n", err);
         return 1;

@@ -266,6 +266,12 @@ struct store {
  * password. The schema is not touched: call store_migrate. */
 store_t *store_open(const char *url, char *err, size_t errsz);
 
+/* As store_open, but never makes a database: an SQLite file that is not
+ * there is refused (NULL, the reason in err) and stays absent, its -wal
+ * and -shm too. For commands that only read a database (crmd backup).
+ * PostgreSQL: as store_open. */
+store_t *store_open_existing(const char *url, char *err, size_t errsz);
+
 /* Closes the connection (an open batch or import is rolled back); s may be
  * NULL. */
 static inline void store_close(store_t *s)

@@ -20,7 +20,9 @@
 #include "store/store.h"
 
 /* Backends' constructors, used by store_open. */
-store_t *store_sqlite_open(const char *path, char *err, size_t errsz);
+/* With create false, a database file that is not there is refused and
+ * nothing is created. */
+store_t *store_sqlite_open(const char *path, bool create, char *err, size_t errsz);
 /* conninfo is a postgres:// or postgresql:// URL or a libpq key=value
  * string; the store keeps its own copy. */
 store_t *store_postgres_open(const char *conninfo, char *err, size_t errsz);

@@ -122,9 +122,19 @@ def test_backup_refuses_an_existing_file_and_an_empty_source(tmp_path):
     p = run_crmd("backup", "--db", f"sqlite:{tmp_path / 'a.db'}", "--to", str(target))
     assert p.returncode == 1 and "exists" in p.stderr
     assert target.read_text() == "keep me"
-    p = run_crmd("backup", "--db", f"sqlite:{tmp_path / 'none.db'}", "--to", str(tmp_path / "b.db"))
-    assert p.returncode == 1 and not (tmp_path / "b.db").exists()
     assert run_crmd("backup", "--db", f"sqlite:{tmp_path / 'a.db'}").returncode == 2
+
+
+def test_backup_of_a_missing_sqlite_database_creates_nothing(tmp_path):
+    """A mistyped --db must not leave an empty database (or its -wal and
+    -shm) where none was, nor a backup."""
+    before = sorted(tmp_path.iterdir())
+    for db in (f"sqlite:{tmp_path / 'none.db'}", str(tmp_path / "bare.db")):
+        p = run_crmd("backup", "--db", db, "--to", str(tmp_path / "b.db"))
+        assert p.returncode == 1 and "no database at" in p.stderr, p.stderr
+        assert sorted(tmp_path.iterdir()) == before, "the failed backup left files behind"
+    # A --db of no accepted form is a usage error, as for every command.
+    assert run_crmd("backup", "--db", "mysql://h/db", "--to", str(tmp_path / "b.db")).returncode == 2
 
 
 def test_online_backup_under_write_load_restores(make_server, tmp_path):

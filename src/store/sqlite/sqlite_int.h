@@ -110,9 +110,10 @@ static inline sqlite_store_t *sq_of(store_t *base)
 /* --- conn.c ---------------------------------------------------------------- */
 
 /* Opens the database file at path with crmd's settings (WAL, FULL sync,
- * foreign keys, busy timeout); NULL with a reason in err. The caller sets
- * the table of operations. */
-sqlite_store_t *sq_connect(const char *path, char *err, size_t errsz);
+ * foreign keys, busy timeout), creating it (0600) when it is not there and
+ * create is true; NULL with a reason in err. The caller sets the table of
+ * operations. */
+sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errsz);
 
 /* Maps an SQLite result code to a store_rc_t: the conditions a client can
  * wait out or an operator can fix (busy, disk full, read-only, I/O) are
