@@ -40,12 +40,17 @@
 #include "api/log.h"
 #include "api/proxy.h"
 #include "api/ratelimit.h"
+#include "api/keyring.h"
 #include "auth/jwt.h"
+#include "config.h"
+#include "notify.h"
 #include "http/server.h"
 #include "model/timestamp.h"
 #include "model/uuid.h"
 #include "store/copy.h"
 #include "store/store.h"
+/* CRMD_VERSION, written by the Makefile into the build folder. */
+#include "version.h"
 
 #define DEFAULT_DB "sqlite:var/crmd.db"
 #define DEFAULT_LISTEN "127.0.0.1:8080"
@@ -56,6 +61,7 @@
 #define DEFAULT_AUTH_LIMIT "20:40"
 #define DEFAULT_CACHE_MB 16
 #define DEFAULT_MEMORY_MB ((long)(HTTP_MEMORY_DEFAULT >> 20))
+#define DEFAULT_JWKS_REFRESH_S 300
 
 static const char usage_text[] =
     "usage: crmd COMMAND [OPTIONS]\n"
@@ -90,20 +96,32 @@ static const char usage_text[] =
     "  token revoke JTI [--unrecorded] [--db URL]\n"
     "        refuse the token with that id (its jti claim) from now on, within a second; exits 1\n"
     "        for an id this database never issued (--unrecorded: revoke it anyway, for tokens\n"
-    "        issued before crmd recorded them), 0 for one already revoked\n"
+    "        issued before crmd recorded them or by an identity provider), 0 for one already revoked\n"
+    "  key rotate [--db URL] | key list [--db URL] | key retire KID [--force] [--db URL]\n"
+    "        add a signing key (older ones verify their tokens until these expire); list the\n"
+    "        keys and their states; refuse a key's tokens from now on\n"
     "  migrate [--db URL]\n"
     "        create or upgrade the database schema\n"
     "  copy --from URL --to URL [--append]\n"
-    "        copy every app, key, issued and revoked token, lead and follow to another database\n"
-    "        (ids kept), in one transaction; a target holding data is refused unless --append\n"
+    "        copy every app, signing key, issued and revoked token, lead and follow to another\n"
+    "        database (ids kept), in one transaction; a target holding data is refused unless --append\n"
+    "  backup [--db URL] --to FILE\n"
+    "        write a consistent copy of a SQLite database to the new file FILE (0600) while it\n"
+    "        serves; for PostgreSQL it says how to use pg_dump\n"
     "  routes\n"
     "        print the API's routes as a Markdown table (method, path, auth, summary)\n"
+    "  version | --version\n"
+    "        print crmd's version\n"
     "\n"
     "URL is sqlite:PATH, a path that does not begin like a URL scheme (WORD:), a PostgreSQL\n"
     "URL (postgres://USER@HOST:PORT/DBNAME, postgresql:// too) or a libpq key=value string\n"
     "such as 'host=/run/postgresql dbname=crmd' (one that starts with KEYWORD=); anything else\n"
     "is refused (exit 2). Keep passwords off the command line, which other users can see:\n"
     "set CRMD_DB, or use a ~/.pgpass file or PGPASSWORD.\n"
+    "\n"
+    "--config FILE (or CRMD_CONFIG=FILE), with any command: read settings from FILE, one\n"
+    "'name = value' line each, named as the long options (db = sqlite:/var/lib/crmd/crmd.db);\n"
+    "'#' starts a comment line. An option beats its CRMD_ variable, which beats the file.\n"
     "Run 'crmd COMMAND --help' for one command.\n";
 
 static int usage_error(const char *fmt, const char *arg)
@@ -114,10 +132,10 @@ static int usage_error(const char *fmt, const char *arg)
     return 2;
 }
 
+/* An option's value from the environment, else from the --config file. */
 static const char *env_or(const char *name, const char *fallback)
 {
-    const char *v = getenv(name);
-    return v != NULL && v[0] != '\0' ? v : fallback;
+    return config_env_or(name, fallback);
 }
 
 /* The database URL as messages show it: without its password. The
@@ -157,30 +175,13 @@ static store_t *open_db(const char *url)
     return s;
 }
 
-/* Loads the token signing key, making and saving one on first use. */
-static jwt_key_t *signing_key(store_t *s)
+/* The key that signs, making and saving one on first use; its seq goes
+ * into *seq. NULL (reason printed) on failure. */
+static jwt_key_t *signing_key(store_t *s, int64_t *seq)
 {
-    char *pem = NULL;
-    int rc = store_signing_key(s, NULL, &pem);
-    if (rc == STORE_NOT_FOUND) {
-        char *fresh = NULL;
-        if (jwt_key_generate(&fresh) != JWT_OK) {
-            fprintf(stderr, "crmd: cannot generate a signing key\n");
-            return NULL;
-        }
-        rc = store_signing_key(s, fresh, &pem);
-        OPENSSL_cleanse(fresh, strlen(fresh));
-        free(fresh);
-    }
-    if (rc != STORE_OK) {
-        fprintf(stderr, "crmd: cannot read the signing key from the database\n");
-        return NULL;
-    }
-    jwt_key_t *key = jwt_key_load(pem, strlen(pem));
-    /* The private key is in the database anyway, but not left in freed heap. */
-    OPENSSL_cleanse(pem, strlen(pem));
-    free(pem);
-    if (key == NULL) fprintf(stderr, "crmd: the stored signing key is not a valid RSA key\n");
+    char err[256];
+    jwt_key_t *key = keyring_signing_key(s, seq, err, sizeof err);
+    if (key == NULL) fprintf(stderr, "crmd: %s\n", err);
     return key;
 }
 
@@ -201,11 +202,13 @@ static int64_t parse_ttl(const char *s)
     return n * mult;
 }
 
-/* Signs a token for the app (its key and id), records it in the database
- * s (before anyone can have it: `crmd token revoke` knows only recorded
- * tokens) and names its id on stderr. The caller frees *token. */
-static int issue_token(store_t *s, const jwt_key_t *key, const store_app_t *app, const char *subject,
-                       int64_t ttl, char **token)
+/* Signs a token for the app (its key and id) with key, the signing key
+ * of s whose seq is seq, and, before anyone can have it, records its
+ * expiry with that key (so that the key is known to verify until then)
+ * and the token itself (`crmd token revoke` knows only recorded tokens);
+ * names its id on stderr. The caller frees *token. */
+static int issue_token(store_t *s, const jwt_key_t *key, int64_t seq, const store_app_t *app,
+                       const char *subject, int64_t ttl, char **token)
 {
     jwt_claims_t c;
     memset(&c, 0, sizeof c);
@@ -227,8 +230,11 @@ static int issue_token(store_t *s, const jwt_key_t *key, const store_app_t *app,
                          .subject = subject,
                          .issued_at = c.iat * 1000,
                          .expires_at = c.exp * 1000};
-    if (store_token_record(s, &rec) != STORE_OK) {
-        fprintf(stderr, "crmd: cannot record the token in the database\n");
+    const char *unsaved = store_key_update(s, seq, c.exp, 0) != STORE_OK ? "the token's expiry with its key"
+                          : store_token_record(s, &rec) != STORE_OK      ? "the token in the database"
+                                                                         : NULL;
+    if (unsaved != NULL) {
+        fprintf(stderr, "crmd: cannot record %s\n", unsaved);
         free(*token);
         *token = NULL;
         return -1;
@@ -319,6 +325,8 @@ static void on_ready(void *arg)
 {
     const api_shared_t *shared = arg;
     fprintf(stderr, "crmd: ready (database %s)\n", shown(shared->db_url));
+    /* Type=notify units start their dependents only now. */
+    if (notify_send("READY=1") < 0) fprintf(stderr, "crmd: cannot tell $NOTIFY_SOCKET that it is ready\n");
 }
 
 /* Splits HOST:PORT ("[::1]:8080" for IPv6; "localhost" means 127.0.0.1). */
@@ -357,6 +365,7 @@ typedef struct serve_conf {
         char cors_list[1024], admin_host[128];
         uint16_t admin_port;
     } ops;
+    keyring_conf_t keys; /* an identity provider's keys, and its tokens' rules */
 } serve_conf_t;
 
 /* The operations options: the log's form, the admin listener, TLS, CORS.
@@ -377,6 +386,27 @@ static int serve_operations(serve_conf_t *c)
     char err[160];
     if (cors_allow(c->ops.cors, err, sizeof err) != 0)
         return usage_error("--cors-origin wants origins such as https://app.example.com, or *: %s", err);
+    return -1;
+}
+
+/* The options of serve that name an external identity provider. Returns
+ * -1 to go on, or the exit status (usage printed). */
+static int serve_idp(serve_conf_t *c, const char *refresh_s)
+{
+    keyring_conf_t *k = &c->keys;
+    if (k->jwks_file != NULL && k->jwks_url != NULL)
+        return usage_error("%s", "--jwks-file and --jwks-url exclude each other");
+    long refresh = DEFAULT_JWKS_REFRESH_S;
+    if (refresh_s != NULL && !parse_long(refresh_s, 1, 86400, &refresh))
+        return usage_error("--jwks-refresh wants a number of seconds from 1 to 86400, not '%s'", refresh_s);
+    k->refresh_s = (int)refresh;
+    if (k->jwks_url != NULL && strncmp(k->jwks_url, "http://", 7) != 0 &&
+        strncmp(k->jwks_url, "https://", 8) != 0)
+        return usage_error("--jwks-url wants an http:// or https:// URL, not '%s'", k->jwks_url);
+    const char *claim = k->rules.app_claim;
+    if (claim[0] == '\0' || strlen(claim) > 64)
+        return usage_error("--app-claim wants a claim name of 1 to 64 bytes, not '%s'", claim);
+    k->db_url = c->db;
     return -1;
 }
 
@@ -441,17 +471,24 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         "                  [--cache-mb N] [--write-queue N]\n"
         "                  [--request-memory-mb N] [--response-memory-mb N] [--http2]\n"
         "                  [--tls-cert FILE --tls-key FILE] [--admin-listen HOST:PORT]\n"
-        "                  [--cors-origin ORIGIN[,ORIGIN...]]... [--log-format text|json]\n";
+        "                  [--cors-origin ORIGIN[,ORIGIN...]]... [--log-format text|json]\n"
+        "                  [--jwks-file FILE | --jwks-url URL [--jwks-refresh SECONDS]]\n"
+        "                  [--app-claim NAME] [--jwt-issuer ISS] [--jwt-audience AUD]\n";
     static char proxy_list[1024];
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
     const char *threads_s = env_or("CRMD_THREADS", NULL), *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
     const char *cache_s = env_or("CRMD_CACHE_MB", NULL), *queue_s = env_or("CRMD_WRITE_QUEUE", NULL);
     const char *rate_s = env_or("CRMD_RATE_LIMIT", NULL), *auth_s = env_or("CRMD_AUTH_LIMIT", NULL);
-    const char *proxies = env_or("CRMD_TRUSTED_PROXY", NULL), *quiet = NULL;
+    const char *proxies = env_or("CRMD_TRUSTED_PROXY", NULL), *quiet = env_or("CRMD_QUIET", NULL);
     const char *request_s = env_or("CRMD_REQUEST_MEMORY_MB", NULL);
     const char *response_s = env_or("CRMD_RESPONSE_MEMORY_MB", NULL);
-    const char *http2_s = env_or("CRMD_HTTP2", NULL);
+    const char *http2_s = env_or("CRMD_HTTP2", NULL), *refresh_s = env_or("CRMD_JWKS_REFRESH", NULL);
     c->db = env_or("CRMD_DB", DEFAULT_DB);
+    c->keys = (keyring_conf_t){.jwks_file = env_or("CRMD_JWKS_FILE", NULL),
+                               .jwks_url = env_or("CRMD_JWKS_URL", NULL),
+                               .rules = {.app_claim = env_or("CRMD_APP_CLAIM", "app"),
+                                         .issuer = env_or("CRMD_JWT_ISSUER", NULL),
+                                         .audience = env_or("CRMD_JWT_AUDIENCE", NULL)}};
     c->ops.log_format = env_or("CRMD_LOG_FORMAT", NULL);
     c->ops.cors = env_or("CRMD_CORS_ORIGIN", NULL);
     c->ops.admin = env_or("CRMD_ADMIN_LISTEN", NULL);
@@ -476,12 +513,19 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         {"tls-cert", &c->ops.tls_cert},
         {"tls-key", &c->ops.tls_key},
         {"cors-origin", &c->ops.cors, .list = c->ops.cors_list, .list_size = sizeof c->ops.cors_list},
+        {"jwks-file", &c->keys.jwks_file},
+        {"jwks-url", &c->keys.jwks_url},
+        {"jwks-refresh", &refresh_s},
+        {"app-claim", &c->keys.rules.app_claim},
+        {"jwt-issuer", &c->keys.rules.issuer},
+        {"jwt-audience", &c->keys.rules.audience},
         {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0 || (rc = check_db("--db", c->db)) >= 0) return rc;
-    c->quiet = quiet != NULL;
+    c->quiet = quiet != NULL && strcmp(quiet, "0") != 0;
     if ((rc = serve_memory(c, request_s, response_s, http2_s)) >= 0) return rc;
     if ((rc = serve_operations(c)) >= 0) return rc;
+    if ((rc = serve_idp(c, refresh_s)) >= 0) return rc;
     if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
         return usage_error("--listen wants HOST:PORT, not '%s'", listen_at);
     c->threads = sysconf(_SC_NPROCESSORS_ONLN);
@@ -537,16 +581,46 @@ static void print_limits(const serve_conf_t *c)
     fprintf(stderr, "crmd: CORS: %s\n", origins != NULL ? origins : "off (no --cors-origin)");
 }
 
+/* Says at start-up which keys verify tokens. */
+static void print_keys(const serve_conf_t *c, keyring_t *keys)
+{
+    keyring_snap_t *snap = keyring_acquire(keys);
+    size_t own = 0, n = jwt_keyset_count(snap->set);
+    for (size_t i = 0; i < n; i++)
+        own += !jwt_key_external(jwt_keyset_key(snap->set, i));
+    fprintf(stderr, "crmd: keys: %zu of crmd's own verify tokens", own);
+    const keyring_conf_t *k = &c->keys;
+    if (n > own)
+        fprintf(stderr, "; %zu of the identity provider's from %s (app claim '%s'%s%s%s%s)", n - own,
+                k->jwks_file != NULL ? k->jwks_file : k->jwks_url, k->rules.app_claim,
+                k->rules.issuer ? ", issuer " : "", k->rules.issuer ? k->rules.issuer : "",
+                k->rules.audience ? ", audience " : "", k->rules.audience ? k->rules.audience : "");
+    fputc('\n', stderr);
+    keyring_release(snap);
+}
+
 /* Serves with c until SIGINT or SIGTERM; returns the exit status. */
 static int serve_run(const serve_conf_t *c)
 {
+    /* Before the key poller and the writer start: only http_serve's wait
+     * may take a stop signal. */
+    http_block_stop_signals();
     store_t *s = open_db(c->db);
     if (s == NULL) return 1;
-    jwt_key_t *key = signing_key(s);
+    char err[512];
+    keyring_t *keys = keyring_open(&c->keys, s, err, sizeof err);
     store_close(s);
-    if (key == NULL) return 1;
+    if (keys == NULL) {
+        fprintf(stderr, "crmd: %s\n", err);
+        return 1;
+    }
+    if (keyring_start(keys) != 0) {
+        keyring_free(keys);
+        return 1;
+    }
+    print_keys(c, keys);
 
-    api_shared_t shared = {.db_url = c->db, .key = key, .log_requests = !c->quiet};
+    api_shared_t shared = {.db_url = c->db, .keys = keys, .log_requests = !c->quiet};
     http_config_t cfg = {.host = c->host,
                          .port = c->port,
                          .threads = (int)c->threads,
@@ -568,7 +642,7 @@ static int serve_run(const serve_conf_t *c)
                          .arg = &shared};
     store_set_log(api_store_log, NULL);
     if (api_writer_start(&shared) != 0) {
-        jwt_key_free(key);
+        keyring_free(keys);
         return 1;
     }
     fprintf(stderr,
@@ -581,9 +655,10 @@ static int serve_run(const serve_conf_t *c)
         fprintf(stderr, "crmd: admin listener (metrics) on http://%s:%u/metrics\n", c->ops.admin_host,
                 c->ops.admin_port);
     int rc = http_serve(&cfg, on_ready);
+    notify_send("STOPPING=1");
     /* The workers are done: finish what the writer holds, then close it. */
     api_writer_stop();
-    jwt_key_free(key);
+    keyring_free(keys);
     fprintf(stderr, "crmd: stopped\n");
     return rc;
 }
@@ -631,7 +706,8 @@ static int new_app_key(char key[64])
 
 static int app_create(store_t *s, const char *name)
 {
-    jwt_key_t *key = signing_key(s);
+    int64_t seq;
+    jwt_key_t *key = signing_key(s, &seq);
     char app_key[64];
     if (key == NULL || new_app_key(app_key) != 0) {
         jwt_key_free(key);
@@ -642,7 +718,7 @@ static int app_create(store_t *s, const char *name)
     char *token = NULL;
     if (store_app_create(s, app_key, name, ts_now_ms(), &app) != STORE_OK) {
         fprintf(stderr, "crmd: cannot create the app\n");
-    } else if (issue_token(s, key, &app, "admin", DEFAULT_TTL_S, &token) != 0) {
+    } else if (issue_token(s, key, seq, &app, "admin", DEFAULT_TTL_S, &token) != 0) {
         fprintf(stderr, "crmd: the app '%s' was created without a token: crmd token issue --app %s\n", name,
                 app_key);
     } else {
@@ -722,7 +798,8 @@ static int token_revoke(const char *db, const char *jti, bool unrecorded)
     case STORE_NOT_FOUND:
         fprintf(stderr,
                 "crmd: no token with jti %s was issued by %s; nothing was revoked (a token issued before "
-                "crmd recorded the tokens it issues is revoked with --unrecorded)\n",
+                "crmd recorded the tokens it issues, or by an identity provider, is revoked with "
+                "--unrecorded)\n",
                 jti, shown(db));
         return 1;
     default:
@@ -754,9 +831,10 @@ static int token_issue(const char *db, const char *app, const char *subject, int
     } else if (frc != STORE_OK) {
         fprintf(stderr, "crmd: cannot read apps from %s\n", shown(db));
     } else {
-        jwt_key_t *key = signing_key(s);
         char *token = NULL;
-        if (key != NULL && issue_token(s, key, &found, subject, ttl, &token) == 0) {
+        int64_t seq;
+        jwt_key_t *key = signing_key(s, &seq);
+        if (key != NULL && issue_token(s, key, seq, &found, subject, ttl, &token) == 0) {
             printf("%s\n", token);
             rc = 0;
         }
@@ -801,6 +879,108 @@ static int cmd_migrate(int argc, char **argv)
     return run_simple(argc, argv, help, 0, migrated, NULL);
 }
 
+/* --- key ------------------------------------------------------------------------ */
+
+/* A time of a key for `key list`: ISO 8601, or what stands in for none. */
+static const char *key_time(int64_t ms, const char *none, char buf[TS_BUFSZ])
+{
+    if (ms <= 0) return none;
+    ts_format(ms, buf);
+    return buf;
+}
+
+static int key_list(store_t *s, const char *db)
+{
+    keyring_list_t l;
+    if (keyring_read(s, ts_now_ms() / 1000, KEYRING_KIDS, &l) != STORE_OK) {
+        fprintf(stderr, "crmd: cannot read the signing keys from %s\n", shown(db));
+        return 1;
+    }
+    printf("kid\tstate\tcreated_at\tsigned_until\tretired_at\n");
+    for (size_t i = 0; i < l.n; i++) {
+        const keyring_entry_t *e = &l.v[i];
+        char created[TS_BUFSZ], until[TS_BUFSZ], retired[TS_BUFSZ];
+        const char *u = e->signed_until == STORE_KEY_UNTRACKED ? "untracked"
+                                                               : key_time(e->signed_until * 1000, "-", until);
+        printf("%s\t%s\t%s\t%s\t%s\n", e->kid[0] ? e->kid : "(invalid)", keyring_state_name(e->state),
+               key_time(e->created_at, "-", created), u, key_time(e->retired_at, "-", retired));
+    }
+    keyring_list_free(&l);
+    return 0;
+}
+
+/* Retires the key kid: refused for the signing key, and, without force,
+ * for a key some token it signed may still be valid for. */
+static int key_retire(store_t *s, const char *db, const char *kid, bool force)
+{
+    keyring_list_t l;
+    if (keyring_read(s, ts_now_ms() / 1000, KEYRING_KIDS, &l) != STORE_OK) {
+        fprintf(stderr, "crmd: cannot read the signing keys from %s\n", shown(db));
+        return 1;
+    }
+    const keyring_entry_t *e = NULL;
+    for (size_t i = 0; i < l.n && e == NULL; i++)
+        if (strcmp(l.v[i].kid, kid) == 0) e = &l.v[i];
+    int rc = 1;
+    if (e == NULL)
+        fprintf(stderr, "crmd: no key with kid '%s' in %s (see crmd key list)\n", kid, shown(db));
+    else if (e->state == KEY_SIGNING)
+        fprintf(stderr, "crmd: key %s signs new tokens: run crmd key rotate first\n", kid);
+    else if (e->state == KEY_VERIFYING && !force)
+        fprintf(stderr,
+                "crmd: key %s still verifies tokens that have not expired (%s); retiring it refuses them "
+                "at once: add --force to do so\n",
+                kid,
+                e->signed_until == STORE_KEY_UNTRACKED ? "it signed tokens before expiries were recorded"
+                                                       : "see signed_until in crmd key list");
+    else if (store_key_update(s, e->seq, 0, ts_now_ms()) != STORE_OK)
+        fprintf(stderr, "crmd: cannot retire key %s in %s\n", kid, shown(db));
+    else
+        rc = 0;
+    if (rc == 0)
+        fprintf(stderr, "crmd: key %s retired; running servers refuse its tokens within a second\n", kid);
+    keyring_list_free(&l);
+    return rc;
+}
+
+/* key rotate and list (verb), after their options. */
+static int key_run(store_t *s, const char *db, char **args, const char *verb)
+{
+    (void)args;
+    if (strcmp(verb, "list") == 0) return key_list(s, db);
+    char kid[JWT_KID_MAX], err[256] = "";
+    if (keyring_rotate(s, kid, err, sizeof err) != STORE_OK) {
+        fprintf(stderr, "crmd: %s\n", err[0] ? err : "cannot add a signing key");
+        return 1;
+    }
+    printf("%s\n", kid);
+    fprintf(stderr,
+            "crmd: key %s signs new tokens from now on; older keys verify their tokens until they "
+            "expire; running servers follow within a second\n",
+            kid);
+    return 0;
+}
+
+static int cmd_key(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd key rotate [--db URL]\n"
+                               "       crmd key list [--db URL]\n"
+                               "       crmd key retire KID [--force] [--db URL]\n";
+    const char *verb = argc >= 2 ? argv[1] : "";
+    if (strcmp(verb, "rotate") == 0 || strcmp(verb, "list") == 0)
+        return run_simple(argc - 1, argv + 1, help, 0, key_run, verb);
+    if (strcmp(verb, "retire") != 0) return verb_help(argc, argv, help);
+    const char *db = env_or("CRMD_DB", DEFAULT_DB), *force = NULL;
+    const cli_opt_t opts[] = {{"db", &db}, {"force", &force, true}, {NULL}};
+    int first, rc = parse_opts(argc - 1, argv + 1, help, opts, 1, &first);
+    if (rc >= 0) return rc;
+    store_t *s = open_db(db);
+    if (s == NULL) return 1;
+    rc = key_retire(s, db, argv[1 + first], force != NULL);
+    store_close(s);
+    return rc;
+}
+
 /* --- copy ---------------------------------------------------------------------- */
 
 static int cmd_copy(int argc, char **argv)
@@ -815,6 +995,30 @@ static int cmd_copy(int argc, char **argv)
     return store_copy(from, to, append != NULL, stdout, stderr) == STORE_OK ? 0 : 1;
 }
 
+/* --- backup -------------------------------------------------------------------- */
+
+static int cmd_backup(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd backup [--db URL] --to FILE\n";
+    const char *db = env_or("CRMD_DB", DEFAULT_DB), *to = NULL;
+    const cli_opt_t opts[] = {{"db", &db}, {"to", &to}, {NULL}};
+    int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
+    if (rc >= 0) return rc;
+    if (to == NULL || to[0] == '\0') return help_exit(help, false);
+    if ((rc = check_db("--db", db)) >= 0) return rc;
+    /* Not open_db: a backup never creates or migrates its source. */
+    char err[STORE_OPEN_ERR_MAX], msg[1024] = "";
+    store_t *s = store_open_existing(db, err, sizeof err);
+    if (s == NULL) {
+        fprintf(stderr, "crmd: %s\n", err);
+        return 1;
+    }
+    rc = store_backup(s, to, msg, sizeof msg);
+    store_close(s);
+    fprintf(stderr, "crmd: backup of %s: %s\n", shown(db), msg);
+    return rc == STORE_OK ? 0 : 1;
+}
+
 /* --- routes -------------------------------------------------------------------- */
 
 static int cmd_routes(int argc, char **argv)
@@ -827,8 +1031,67 @@ static int cmd_routes(int argc, char **argv)
     return 0;
 }
 
+/* --- --config and --version ---------------------------------------------------- */
+
+/* The names a --config file may set: every long option that takes a
+ * value or is a switch, across the commands (a new option goes here too;
+ * tests/api/test_config.py checks serve's). */
+static const char *const CONFIG_NAMES[] = {"db",
+                                           "listen",
+                                           "threads",
+                                           "quiet",
+                                           "rate-limit",
+                                           "auth-limit",
+                                           "trusted-proxy",
+                                           "max-connections",
+                                           "cache-mb",
+                                           "write-queue",
+                                           "request-memory-mb",
+                                           "response-memory-mb",
+                                           "http2",
+                                           "jwks-file",
+                                           "jwks-url",
+                                           "jwks-refresh",
+                                           "app-claim",
+                                           "jwt-issuer",
+                                           "jwt-audience",
+                                           "log-format",
+                                           "admin-listen",
+                                           "tls-cert",
+                                           "tls-key",
+                                           "cors-origin",
+                                           NULL};
+static const char *const CONFIG_BOOLEANS[] = {"quiet", "http2", NULL};
+
+/* Takes --config FILE (or --config=FILE, or CRMD_CONFIG) out of argv and
+ * reads it. Returns -1 to go on, or the exit status (reason printed). */
+static int take_config(int *argc, char **argv)
+{
+    const char *path = getenv("CRMD_CONFIG");
+    for (int i = 1; i < *argc; i++) {
+        int n = 0;
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < *argc)
+            path = argv[i + 1], n = 2;
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            path = argv[i] + 9, n = 1;
+        else if (strcmp(argv[i], "--config") == 0)
+            return usage_error("%s", "--config wants a FILE");
+        if (n == 0) continue;
+        memmove(&argv[i], &argv[i + n], (size_t)(*argc - i - n + 1) * sizeof *argv);
+        *argc -= n;
+        i--;
+    }
+    if (path == NULL || path[0] == '\0') return -1;
+    char err[2048];
+    if (config_load(path, CONFIG_NAMES, CONFIG_BOOLEANS, err, sizeof err) == 0) return -1;
+    fprintf(stderr, "crmd: the config file is refused:\n%s\n", err);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
+    int rc = take_config(&argc, argv);
+    if (rc >= 0) return rc;
     if (argc < 2) {
         fputs(usage_text, stderr);
         return 2;
@@ -838,12 +1101,18 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return 0;
     }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("crmd %s\n", CRMD_VERSION);
+        return 0;
+    }
     /* Each command parses its own options from argv[1] on. */
     if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "app") == 0) return cmd_app(argc - 1, argv + 1);
     if (strcmp(cmd, "token") == 0) return cmd_token(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0) return cmd_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "copy") == 0) return cmd_copy(argc - 1, argv + 1);
+    if (strcmp(cmd, "key") == 0) return cmd_key(argc - 1, argv + 1);
+    if (strcmp(cmd, "backup") == 0) return cmd_backup(argc - 1, argv + 1);
     if (strcmp(cmd, "routes") == 0) return cmd_routes(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);
 }

@@ -15,7 +15,7 @@
 
 #include "h2o.h"
 
-#include "auth/jwt.h"
+#include "api/keyring.h"
 
 /* The largest request body any route accepts (h2o refuses larger with 413
  * before a handler runs). */
@@ -25,8 +25,8 @@
  * the server and the writer. */
 typedef struct api_shared {
     const char *db_url;
-    const jwt_key_t *key; /* verifies tokens */
-    int log_requests;     /* one line per request on stderr */
+    keyring_t *keys;  /* verifies tokens (thread-safe; see keyring.h) */
+    int log_requests; /* one line per request on stderr */
 } api_shared_t;
 
 /* The thread life cycle and the request entry point, as http_config_t's

@@ -4,6 +4,12 @@
  * signature, exp), and name the same app as the key: a valid token of one
  * app used with another app's key is a 403, anything else wrong a 401.
  *
+ * The key is the one the token's kid names in the keyring's newest
+ * snapshot (crmd's own keys and an identity provider's, each pinned to
+ * its algorithm: keyring.h). A thread takes a newer snapshot as soon as
+ * one is published, and then forgets the tokens it verified, so a retired
+ * key's tokens are refused within a poll.
+ *
  * Verifying RS256 costs tens of microseconds, so each thread keeps the
  * tokens it verified, until they expire. Apps are cached for at most a
  * second, so disabling one takes effect within a second everywhere. Both
@@ -39,6 +45,7 @@
 
 #include <openssl/crypto.h>
 
+#include "api/keyring.h"
 #include "api/ratelimit.h"
 #include "api/request.h"
 #include "api/respond.h"
@@ -93,6 +100,8 @@ struct auth_cache {
     bool fresh_lost; /* a row could not be kept: the poll counts as failed */
     /* Requests waiting for that poll, in order. */
     api_req_t *waiting, **waiting_tail;
+    /* The key set tokens are verified with (NULL until the first). */
+    keyring_snap_t *keys;
 };
 
 auth_cache_t *auth_cache_new(void)
@@ -140,6 +149,7 @@ void auth_cache_free(auth_cache_t *c)
     jti_clear(&c->fresh);
     free(c->revoked.v);
     free(c->fresh.v);
+    keyring_release(c->keys);
     free(c);
 }
 
@@ -331,6 +341,12 @@ static int verify_token(api_req_t *r, const char *tok, size_t len, char app[JWT_
 {
     auth_cache_t *c = r->t->auth;
     int64_t now_s = r->now / 1000;
+    keyring_t *ring = r->t->shared->keys;
+    if (c->keys == NULL || keyring_generation(ring) != c->keys->gen) {
+        keyring_release(c->keys);
+        c->keys = keyring_acquire(ring);
+        forget_tokens(c); /* verified with keys that may be gone */
+    }
     /* The tail of a JWT is its signature: hashing it alone is as good as
      * hashing all of it, and a hit still compares the whole token. */
     size_t tail = len > 64 ? 64 : len;
@@ -345,7 +361,7 @@ static int verify_token(api_req_t *r, const char *tok, size_t len, char app[JWT_
     }
     if (!failures_allowed(r)) return AUTH_LIMITED;
     jwt_claims_t claims;
-    int rc = jwt_verify(r->t->shared->key, tok, len, now_s, &claims);
+    int rc = jwt_verify_set(c->keys->set, keyring_rules(ring), tok, len, now_s, &claims);
     if (rc != JWT_OK) return rc;
     if (is_revoked(c, claims.jti)) return AUTH_REVOKED;
     memcpy(app, claims.app, JWT_CLAIM_MAX);
@@ -365,7 +381,13 @@ static const char *token_problem(int rc)
     case JWT_NOT_YET:
         return "The bearer token is not valid yet.";
     case JWT_BAD_ALG:
-        return "The bearer token must be signed with RS256.";
+        return "The bearer token is not signed with the algorithm of its key.";
+    case JWT_NO_KID:
+        return "The bearer token names no signing key (kid).";
+    case JWT_UNKNOWN_KID:
+        return "The bearer token's signing key (kid) is not known.";
+    case JWT_BAD_CLAIM:
+        return "The bearer token's issuer or audience is not accepted.";
     case JWT_BAD_SIG:
         return "The bearer token's signature is not valid.";
     case JWT_NO_APP:

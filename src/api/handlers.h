@@ -13,6 +13,9 @@
 void health_get(api_req_t *r);
 void health_ready(api_req_t *r);
 
+/* jwks.c: GET /.well-known/jwks.json */
+void jwks_get(api_req_t *r);
+
 /* leads.c: /leads and /leads/{id} */
 void leads_list(api_req_t *r);
 void leads_create(api_req_t *r);

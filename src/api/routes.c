@@ -21,6 +21,8 @@ const api_route_t API_ROUTES[] = {
      .summary = "Liveness: 200 {\"status\":\"ok\"}, no credentials, no database"},
     {METHOD_GET, "/readyz", health_ready, .query = NO_QUERY,
      .summary = "Readiness: 200 when the database answers and the writer runs, else 503; no credentials"},
+    {METHOD_GET, "/.well-known/jwks.json", jwks_get, .query = NO_QUERY,
+     .summary = "crmd's public token keys as a JWK Set, no credentials"},
 
     {METHOD_GET, "/leads", leads_list, .query = PAGING, .auth = true,
      .summary = "A page of the app's leads, newest first"},

@@ -265,6 +265,21 @@ static void reload_tls(void)
     }
 }
 
+static void stop_signals(sigset_t *sigs)
+{
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGHUP); /* --tls-cert reload: handled by the main thread */
+}
+
+void http_block_stop_signals(void)
+{
+    sigset_t sigs;
+    stop_signals(&sigs);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+}
+
 int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
 {
     int rc = 1;
@@ -286,10 +301,7 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
 
     /* Block the stop signals in every thread; the main thread waits for them. */
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGHUP);
+    stop_signals(&sigs);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 

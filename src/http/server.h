@@ -78,6 +78,14 @@ void http_memory_held(size_t *request, size_t *response);
  * (it raises its soft limit to the hard one first). */
 long http_max_connections_default(void);
 
+/* Blocks SIGINT and SIGTERM in the calling thread, and so in every thread
+ * it starts from then on, leaving them to http_serve's wait. Call it before
+ * the program starts any thread of its own (http_serve does it for its
+ * workers): a thread that does not block them would take a SIGTERM that
+ * arrives while the waiting thread is between two waits, and the process
+ * would die of it instead of stopping in order. */
+void http_block_stop_signals(void);
+
 /* Serves until SIGINT or SIGTERM, then stops accepting, lets in-flight
  * responses finish (up to a few seconds) and returns 0; 1 on a start-up
  * failure (reason on stderr). ready, if not NULL, is called once every

@@ -20,7 +20,7 @@
 
 /* The number of migrations, hence the newest schema version. Each backend
  * checks that its list of migrations has exactly this many entries. */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 /* Room for the statement that records a version number. */
 #define SCHEMA_VERSION_SQL_MAX 96
 
@@ -154,7 +154,7 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
 /* The ids of the statements of SCHEMA_SHARED_SQL: each backend's enum of
  * statements begins with them. */
 #define SCHEMA_SHARED_STMT_IDS                                                                               \
-    Q_APP_INSERT, Q_APP_FIND, Q_APP_COUNT_ADD, Q_APP_LIST, Q_KEY_GET, Q_LEAD_INSERT, Q_LEAD_GET,             \
+    Q_APP_INSERT, Q_APP_FIND, Q_APP_COUNT_ADD, Q_APP_LIST, Q_KEYS, Q_KEY_UPDATE, Q_LEAD_INSERT, Q_LEAD_GET,  \
         Q_LEAD_UPDATE, Q_LEAD_DELETE, Q_FOLLOW_GET, Q_FOLLOW_UPDATE, Q_FOLLOW_DELETE, Q_REVOKED_SINCE,       \
         Q_REVOKED_FIND, Q_TOKEN_INSERT
 
@@ -180,7 +180,10 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
     [Q_APP_FIND] = "SELECT " SCHEMA_APP_COLS " FROM apps WHERE key = " P(1, text),                           \
     [Q_APP_COUNT_ADD] = "UPDATE apps SET lead_count = lead_count + " P(2, int8) " WHERE id = " P(1, int8),   \
     [Q_APP_LIST] = "SELECT " SCHEMA_APP_COLS ", lead_count FROM apps ORDER BY id",                           \
-    [Q_KEY_GET] = "SELECT pem FROM signing_keys WHERE id = 1",                                               \
+    [Q_KEYS] = "SELECT seq, pem, created_at, signed_until, retired_at FROM signing_keys ORDER BY seq",         \
+    [Q_KEY_UPDATE] = "UPDATE signing_keys SET signed_until = CASE WHEN signed_until < 0 OR signed_until >= "   \
+                     P(2, int8) " THEN signed_until ELSE " P(2, int8) " END, retired_at = CASE WHEN "           \
+                     "retired_at = 0 THEN " P(3, int8) " ELSE retired_at END WHERE seq = " P(1, int8),         \
     [Q_LEAD_INSERT] = "INSERT INTO leads (app_id, " SCHEMA_LEAD_COLS ") VALUES (" P(1, int8) ", "            \
                       P(2, uuid) ", " P(3, text) ", " P(4, text) ", " P(5, uuid) ", " P(6, uuid) ", "        \
                       P(7, int8) ", " P(8, int4) ", " P(9, int4) ", " P(10, int4) ", " P(11, int8) ", "      \

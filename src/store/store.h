@@ -145,6 +145,18 @@ typedef struct store_app {
  * JWT_CLAIM_MAX - 1 bytes, so a longer one revokes no token anyway). */
 #define STORE_JTI_MAX 256
 
+/* A token signing key as stored. Keys are never deleted: a retired key
+ * stays, so that its history (and crmd copy) keeps it. */
+#define STORE_KEY_UNTRACKED (-1)
+typedef struct store_key {
+    int64_t seq;          /* the order keys were added in: the newest unretired one signs */
+    const char *pem;      /* its private key, PKCS#8 PEM text */
+    int64_t created_at;   /* milliseconds since the epoch */
+    int64_t signed_until; /* seconds: the latest exp of the tokens it signed (0: none yet);
+                           * STORE_KEY_UNTRACKED for a key from before keys were tracked */
+    int64_t retired_at;   /* milliseconds; 0 while it is not retired */
+} store_key_t;
+
 /* A token crmd issued (crmd token issue, crmd app create), as
  * store_token_record keeps it and bulk copy moves it. The strings are the
  * caller's (or, in an export, valid during the call). */
@@ -156,6 +168,7 @@ typedef struct store_token {
 } store_token_t;
 
 typedef void (*store_app_cb)(void *ctx, const store_app_t *app, int64_t leads);
+typedef void (*store_key_cb)(void *ctx, const store_key_t *key);
 typedef void (*store_revoked_cb)(void *ctx, int64_t seq, const char *jti);
 typedef void (*store_lead_cb)(void *ctx, const lead_t *lead);
 typedef void (*store_follow_cb)(void *ctx, const follow_t *follow);
@@ -165,16 +178,17 @@ typedef struct store_counts {
     int64_t apps, leads, follows, revoked;
     int64_t issued;         /* issued tokens recorded */
     int64_t lead_count_sum; /* the sum of the apps' lead counts: equals leads */
-    int signing_key;        /* 1 when a signing key is stored */
+    int64_t keys;           /* signing keys, retired ones included */
 } store_counts_t;
 
 /* Bulk copy: the receivers of store_copy_export, called in this order: the
- * signing key (if one is stored), every app (by id), every issued token (by
- * issued_at, jti), every revoked token (by sequence number), every lead (by
- * app, created_at, id), every follow (by app, lead, created_at, id). Each returns STORE_OK to go on; any
- * other rc stops the export, which then returns that rc. Strings are valid only during the call. */
+ * signing keys (by seq), every app (by id), every issued token (by
+ * issued_at, jti), every revoked token (by sequence number), every lead
+ * (by app, created_at, id), every follow (by app, lead, created_at, id).
+ * Each returns STORE_OK to go on; any other rc stops the export, which
+ * then returns that rc. Strings are valid only during the call. */
 typedef struct store_export {
-    store_rc_t (*signing_key)(void *ctx, const char *pem);
+    store_rc_t (*key)(void *ctx, const store_key_t *key);
     store_rc_t (*app)(void *ctx, const store_app_t *app);
     store_rc_t (*issued)(void *ctx, const store_token_t *token);
     store_rc_t (*revoked)(void *ctx, const char *jti, int64_t revoked_at);
@@ -188,7 +202,9 @@ typedef struct store_ops {
     store_rc_t (*migrate)(store_t *s);
     store_rc_t (*app_create)(store_t *s, const char *key, const char *name, int64_t now, store_app_t *out);
     store_rc_t (*app_find)(store_t *s, const char *key, store_app_t *out, const store_async_t *async);
-    store_rc_t (*signing_key)(store_t *s, const char *pem_if_none, char **pem);
+    store_rc_t (*keys)(store_t *s, store_key_cb cb, void *ctx);
+    store_rc_t (*key_add)(store_t *s, const store_key_t *key, int first);
+    store_rc_t (*key_update)(store_t *s, int64_t seq, int64_t signed_until, int64_t retired_at);
     store_rc_t (*lead_create)(store_t *s, int64_t app, const lead_t *lead);
     store_rc_t (*lead_get)(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx,
                            const store_async_t *async);
@@ -218,13 +234,15 @@ typedef struct store_ops {
     store_rc_t (*copy_count)(store_t *s, store_counts_t *out);
     store_rc_t (*copy_export)(store_t *s, const store_export_t *cb, void *ctx, store_counts_t *total);
     store_rc_t (*copy_import_begin)(store_t *s, store_counts_t *before);
-    store_rc_t (*copy_import_key)(store_t *s, const char *pem);
+    store_rc_t (*copy_import_key)(store_t *s, const store_key_t *key);
     store_rc_t (*copy_import_app)(store_t *s, const store_app_t *app, int keep_id, int64_t *id);
     store_rc_t (*copy_import_issued)(store_t *s, const store_token_t *token, int *added);
     store_rc_t (*copy_import_revoked)(store_t *s, const char *jti, int64_t revoked_at, int *added);
     store_rc_t (*copy_import_lead)(store_t *s, int64_t app, const lead_t *lead);
     store_rc_t (*copy_import_follow)(store_t *s, int64_t app, const follow_t *follow);
     store_rc_t (*copy_import_end)(store_t *s, int commit);
+    /* crmd backup; see the wrapper. */
+    store_rc_t (*backup)(store_t *s, const char *path, char *msg, size_t msgsz);
     /* Reads that complete later (server threads); see the wrapper. */
     void (*set_loop)(store_t *s, const store_loop_t *loop);
 } store_ops_t;
@@ -247,6 +265,12 @@ struct store {
  * returns NULL and writes a reason into err (errsz bytes), never a
  * password. The schema is not touched: call store_migrate. */
 store_t *store_open(const char *url, char *err, size_t errsz);
+
+/* As store_open, but never makes a database: an SQLite file that is not
+ * there is refused (NULL, the reason in err) and stays absent, its -wal
+ * and -shm too. For commands that only read a database (crmd backup).
+ * PostgreSQL: as store_open. */
+store_t *store_open_existing(const char *url, char *err, size_t errsz);
 
 /* Closes the connection (an open batch or import is rolled back); s may be
  * NULL. */
@@ -299,13 +323,30 @@ static inline store_rc_t store_app_find(store_t *s, const char *key, store_app_t
     return s->ops->app_find(s, key, out, async);
 }
 
-/* Returns the PEM of the token signing key in *pem (malloc'd: the caller
- * frees it). When none is stored: STORE_NOT_FOUND if pem_if_none is NULL,
- * else pem_if_none is stored first. Concurrent first uses agree on one key:
- * whoever stores first wins, and everyone gets the stored one back. */
-static inline store_rc_t store_signing_key(store_t *s, const char *pem_if_none, char **pem)
+/* Passes every token signing key to cb, by seq (oldest first), in one
+ * snapshot; the PEM text is valid only during the call. Never async: the
+ * command line and the key poller (api/keyring.c) read it. */
+static inline store_rc_t store_keys(store_t *s, store_key_cb cb, void *ctx)
 {
-    return s->ops->signing_key(s, pem_if_none, pem);
+    return s->ops->keys(s, cb, ctx);
+}
+
+/* Stores a signing key (its pem, created_at, signed_until and retired_at;
+ * seq is the store's). With first, only when no key is stored at all:
+ * concurrent first uses agree on one key (whoever stores first wins; the
+ * others store nothing and read the winner's back with store_keys). */
+static inline store_rc_t store_key_add(store_t *s, const store_key_t *key, int first)
+{
+    return s->ops->key_add(s, key, first);
+}
+
+/* Records that key seq signed a token expiring at signed_until (seconds):
+ * its signed_until only grows, and stays STORE_KEY_UNTRACKED when it is.
+ * With retired_at > 0, also retires it then (a retired key stays retired,
+ * at its first time). STORE_NOT_FOUND when no key has that seq. */
+static inline store_rc_t store_key_update(store_t *s, int64_t seq, int64_t signed_until, int64_t retired_at)
+{
+    return s->ops->key_update(s, seq, signed_until, retired_at);
 }
 
 /* Inserts a complete lead (id and timestamps set by the caller), and
@@ -487,10 +528,10 @@ static inline store_rc_t store_copy_import_begin(store_t *s, store_counts_t *bef
     return s->ops->copy_import_begin ? s->ops->copy_import_begin(s, before) : STORE_ERROR;
 }
 
-/* Stores pem as the signing key, replacing any other. */
-static inline store_rc_t store_copy_import_key(store_t *s, const char *pem)
+/* Adds a signing key as it is (a new seq, after the target's keys). */
+static inline store_rc_t store_copy_import_key(store_t *s, const store_key_t *key)
 {
-    return s->ops->copy_import_key ? s->ops->copy_import_key(s, pem) : STORE_ERROR;
+    return s->ops->copy_import_key ? s->ops->copy_import_key(s, key) : STORE_ERROR;
 }
 
 /* Inserts an app with its key, name, disabled flag and created_at; with
@@ -537,6 +578,17 @@ static inline store_rc_t store_copy_import_follow(store_t *s, int64_t app, const
 static inline store_rc_t store_copy_import_end(store_t *s, int commit)
 {
     return s->ops->copy_import_end ? s->ops->copy_import_end(s, commit) : STORE_ERROR;
+}
+
+/* Writes a consistent copy of the database, as of one moment, to the new
+ * file path (created 0600; an existing path is STORE_CONFLICT), while
+ * other connections go on reading and writing; the copy is checked
+ * (integrity_check) before it is given its name, so path is whole or
+ * absent. What was done, or why not, goes to msg (msgsz bytes).
+ * PostgreSQL: STORE_ERROR, and msg says how pg_dump does it. */
+static inline store_rc_t store_backup(store_t *s, const char *path, char *msg, size_t msgsz)
+{
+    return s->ops->backup ? s->ops->backup(s, path, msg, msgsz) : STORE_ERROR;
 }
 
 /* True when url has one of the forms store_open accepts; else false with

@@ -20,7 +20,9 @@
 #include "store/store.h"
 
 /* Backends' constructors, used by store_open. */
-store_t *store_sqlite_open(const char *path, char *err, size_t errsz);
+/* With create false, a database file that is not there is refused and
+ * nothing is created. */
+store_t *store_sqlite_open(const char *path, bool create, char *err, size_t errsz);
 /* conninfo is a postgres:// or postgresql:// URL or a libpq key=value
  * string; the store keeps its own copy. */
 store_t *store_postgres_open(const char *conninfo, char *err, size_t errsz);
@@ -59,6 +61,10 @@ void store_app_fill(store_app_t *a, int64_t id, text_ref_t key, text_ref_t name,
  * elements) and sets *cap. Returns the array, moved or not, or NULL when
  * memory runs out (v is then still valid and unchanged). */
 void *store_grow(void *v, size_t *cap, size_t n, size_t elem, size_t first);
+
+/* Passes every signing key of s (store_keys) to cb->key, for a backend's
+ * copy_export; stops at the first rc other than STORE_OK, and returns it. */
+store_rc_t store_export_keys(store_t *s, const store_export_t *cb, void *ctx);
 
 /* The state of a connection's group commit (store_batch_begin/end). */
 typedef enum store_batch {
@@ -100,14 +106,14 @@ store_rc_t store_base_batch_end(store_t *s, int commit);
 /* clang-format off */
 #define STORE_OPS(X, p)                                                                                      \
     X(p, close) X(p, migrate)                                                                                \
-    X(p, app_create) X(p, app_find) X(p, signing_key)                                                        \
+    X(p, app_create) X(p, app_find) X(p, keys) X(p, key_add) X(p, key_update)                                \
     X(p, lead_create) X(p, lead_get) X(p, lead_list) X(p, lead_update) X(p, lead_delete)                     \
     X(p, follow_create) X(p, follow_get) X(p, follow_list) X(p, follow_update) X(p, follow_delete)           \
     X(p, app_list) X(p, app_set_disabled) X(p, token_record) X(p, token_revoke) X(p, revoked_since)          \
     X(p, copy_count) X(p, copy_export) X(p, copy_import_begin) X(p, copy_import_key)                         \
     X(p, copy_import_app) X(p, copy_import_issued) X(p, copy_import_revoked) X(p, copy_import_lead)          \
     X(p, copy_import_follow)                                                                                 \
-    X(p, copy_import_end) X(p, set_loop)
+    X(p, copy_import_end) X(p, backup) X(p, set_loop)
 #define STORE_OP_DECLARE_(p, op) extern __typeof__(*((store_ops_t *)0)->op) p##_##op;
 #define STORE_OP_INIT_(p, op) .op = p##_##op,
 #define STORE_OPS_DECLARE(prefix) STORE_OPS(STORE_OP_DECLARE_, prefix)

@@ -157,7 +157,7 @@ def free_port():
 class Server:
     """A running `crmd serve`, its database and its log files."""
 
-    def __init__(self, workdir, threads=None, db_url=None):
+    def __init__(self, workdir, threads=None, db_url=None, extra_args=()):
         self.workdir = Path(workdir)
         self.db = self.workdir / "crmd.db"
         # db_url: a database to use (e.g. one shared with another server);
@@ -170,6 +170,7 @@ class Server:
         self.stderr_path = self.workdir / "server.stderr"
         self.stdout_path = self.workdir / "server.stdout"
         self.threads = threads
+        self.extra_args = list(extra_args)  # more `crmd serve` options
         self.proc = None
         self.port = None
 
@@ -200,6 +201,7 @@ class Server:
                     "--auth-limit", os.environ.get("CRMD_AUTH_LIMIT", "off")]
             if self.threads:
                 args += ["--threads", str(self.threads)]
+            args += self.extra_args
             self._out = open(self.stdout_path, "ab")
             self._err = open(self.stderr_path, "ab")
             self.proc = subprocess.Popen(args, stdout=self._out, stderr=self._err,
@@ -309,8 +311,9 @@ def make_server(tmp_path):
     """Starts extra servers (for lifecycle tests); stops leftovers at the end."""
     started = []
 
-    def make(threads=None, db_url=None):
-        srv = Server(tmp_path / f"srv{len(started)}", threads=threads, db_url=db_url)
+    def make(threads=None, db_url=None, extra_args=()):
+        srv = Server(tmp_path / f"srv{len(started)}", threads=threads, db_url=db_url,
+                     extra_args=extra_args)
         srv.workdir.mkdir()
         started.append(srv)
         return srv.start()

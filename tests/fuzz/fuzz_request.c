@@ -168,12 +168,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "fuzz: cannot open %s: %s\n", dburl, fixture ? "migration failed" : err);
         abort();
     }
-    char *pem = NULL;
-    if (store_signing_key(fixture, fuzz_key_pem(), &pem) != STORE_OK) {
+    store_key_t sk = {.pem = fuzz_key_pem(), .created_at = ts_now_ms(), .signed_until = STORE_KEY_UNTRACKED};
+    if (store_key_add(fixture, &sk, 1) != STORE_OK) {
         fprintf(stderr, "fuzz: cannot store the signing key\n");
         abort();
     }
-    free(pem);
     int64_t now = ts_now_ms();
     if (store_app_create(fixture, FUZZ_APP_KEY, "fuzz", now, &app1) != STORE_OK ||
         store_app_create(fixture, FUZZ_APP2_KEY, "fuzz2", now, &app2) != STORE_OK) {
@@ -191,7 +190,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     /* The same configuration http_serve builds (server.c), with the
      * handler wrapped to note HEAD requests, and one worker whose loop
      * this thread turns. */
-    shared = (api_shared_t){.db_url = dburl, .key = fuzz_key(), .log_requests = 1};
+    /* The keyring owns its copy of the test key (loaded again from the PEM). */
+    const char *key_pem = fuzz_key_pem();
+    keyring_t *keys = keyring_of_key(jwt_key_load(key_pem, strlen(key_pem)));
+    if (keys == NULL) {
+        fprintf(stderr, "fuzz: cannot make the keyring\n");
+        abort();
+    }
+    shared = (api_shared_t){.db_url = dburl, .keys = keys, .log_requests = 1};
     cfg = (http_config_t){.host = "127.0.0.1",
                           .port = 0,
                           .threads = 1,

@@ -365,11 +365,12 @@ Test(routes, what_each_route_makes_stale_and_needs)
     cr_expect_eq(entry(METHOD_POST, "/leads/{id}/follows")->stale, (unsigned)API_STALE_LEAD);
     cr_expect_eq(entry(METHOD_PUT, "/leads/{id}/follows/{follow_id}")->stale, (unsigned)API_STALE_LEAD);
     cr_expect_eq(entry(METHOD_DELETE, "/leads/{id}/follows/{follow_id}")->stale, (unsigned)API_STALE_LEAD);
-    /* Only the health checks go without credentials. */
+    /* Only the health checks and the public keys go without credentials. */
     for (size_t i = 0; i < API_NROUTES; i++)
         cr_expect_eq(API_ROUTES[i].auth,
                      strcmp(API_ROUTES[i].path, "/healthz") != 0 &&
-                         strcmp(API_ROUTES[i].path, "/readyz") != 0,
+                         strcmp(API_ROUTES[i].path, "/readyz") != 0 &&
+                         strcmp(API_ROUTES[i].path, "/.well-known/jwks.json") != 0,
                      "%s", API_ROUTES[i].path);
     /* The lists read page and records; nothing else reads a query. */
     for (size_t i = 0; i < API_NROUTES; i++) {

@@ -19,7 +19,7 @@
  *   fixture                  fresh databases, raw SQL beside the store
  *   records and copies       building records, keeping what callbacks saw
  *   schema                   migrations
- *   apps and the signing key
+ *   apps and the signing keys (and the migrations from one key)
  *   leads                    CRUD, lists, paging, totals, updated_at
  *   follows
  *   tenants
@@ -443,7 +443,7 @@ Test(store, a_newer_schema_is_refused_and_said_through_the_log_hook)
     cr_expect_str_eq(logged[0], want);
 }
 
-/* --- apps and the signing key ----------------------------------------------------- */
+/* --- apps and the signing keys ---------------------------------------------------- */
 
 Test(store, apps)
 {
@@ -474,27 +474,143 @@ Test(store, apps)
     cr_expect(three.id != app1.id && three.id != app2.id);
 }
 
-Test(store, signing_key)
+/* The stored keys, for the tests: their pem texts joined with ',', and
+ * the last one's fields. */
+typedef struct keys_seen {
+    char pems[256];
+    size_t n;
+    store_key_t last;
+} keys_seen_t;
+
+static void see_key(void *ctx, const store_key_t *k)
 {
-    char *pem = (char *)"untouched";
-    cr_expect_eq(store_signing_key(st, NULL, &pem), STORE_NOT_FOUND);
-    cr_expect_null(pem);
+    keys_seen_t *ks = ctx;
+    size_t used = strlen(ks->pems);
+    snprintf(ks->pems + used, sizeof ks->pems - used, "%s%s", used ? "," : "", k->pem);
+    if (ks->n > 0) cr_expect_gt(k->seq, ks->last.seq, "keys by seq");
+    ks->n++;
+    ks->last = *k;
+    ks->last.pem = NULL;
+}
 
-    cr_assert_eq(store_signing_key(st, "PEM-FIRST", &pem), STORE_OK);
-    cr_assert_not_null(pem);
-    cr_expect_str_eq(pem, "PEM-FIRST");
-    free(pem);
+static keys_seen_t keys_of(store_t *s)
+{
+    keys_seen_t ks;
+    memset(&ks, 0, sizeof ks);
+    cr_assert_eq(store_keys(s, see_key, &ks), STORE_OK);
+    return ks;
+}
 
-    /* A later first use (another thread or process) gets the stored key. */
-    cr_assert_eq(store_signing_key(st, "PEM-SECOND", &pem), STORE_OK);
-    cr_expect_str_eq(pem, "PEM-FIRST", "second pem_if_none must be ignored");
-    free(pem);
+static store_rc_t add_key(store_t *s, const char *pem, int first)
+{
+    store_key_t k = {.pem = pem, .created_at = 1000, .signed_until = 0};
+    return store_key_add(s, &k, first);
+}
 
+Test(store, signing_keys)
+{
+    cr_expect_eq(keys_of(st).n, 0);
+    cr_assert_eq(add_key(st, "PEM-FIRST", 1), STORE_OK);
+    /* A later first use (another thread or process) stores nothing. */
+    cr_assert_eq(add_key(st, "PEM-SECOND", 1), STORE_OK);
     store_t *other = open_store();
-    cr_assert_eq(store_signing_key(other, "PEM-THIRD", &pem), STORE_OK);
-    cr_expect_str_eq(pem, "PEM-FIRST", "another connection agrees");
-    free(pem);
+    cr_assert_eq(add_key(other, "PEM-THIRD", 1), STORE_OK);
+    keys_seen_t ks = keys_of(other);
+    cr_expect_str_eq(ks.pems, "PEM-FIRST", "another connection agrees");
     store_close(other);
+
+    /* Rotation appends; the newest comes last. */
+    cr_assert_eq(add_key(st, "PEM-NEXT", 0), STORE_OK);
+    ks = keys_of(st);
+    cr_expect_str_eq(ks.pems, "PEM-FIRST,PEM-NEXT");
+    int64_t seq = ks.last.seq;
+    cr_expect_eq(ks.last.created_at, 1000);
+    cr_expect_eq(ks.last.signed_until, 0);
+    cr_expect_eq(ks.last.retired_at, 0);
+
+    /* signed_until only grows; a retirement keeps its first time. */
+    cr_assert_eq(store_key_update(st, seq, 5000, 0), STORE_OK);
+    cr_assert_eq(store_key_update(st, seq, 4000, 0), STORE_OK);
+    cr_expect_eq(keys_of(st).last.signed_until, 5000);
+    cr_assert_eq(store_key_update(st, seq, 0, 7000), STORE_OK);
+    cr_assert_eq(store_key_update(st, seq, 0, 8000), STORE_OK);
+    ks = keys_of(st);
+    cr_expect_eq(ks.last.signed_until, 5000);
+    cr_expect_eq(ks.last.retired_at, 7000);
+    cr_expect_eq(store_key_update(st, seq + 100, 1, 0), STORE_NOT_FOUND);
+
+    /* An untracked key stays untracked. */
+    store_key_t old = {.pem = "PEM-OLD", .created_at = 1, .signed_until = STORE_KEY_UNTRACKED};
+    cr_assert_eq(store_key_add(st, &old, 0), STORE_OK);
+    seq = keys_of(st).last.seq;
+    cr_assert_eq(store_key_update(st, seq, 9000, 0), STORE_OK);
+    cr_expect_eq(keys_of(st).last.signed_until, STORE_KEY_UNTRACKED);
+}
+
+/* Turns the fixture's database back into one of schema version `version`
+ * (2 or 3) with one key, "PEM-OLD", in the single-key table of versions 1
+ * to 3; at version 2 there are no issued tokens either. */
+static void downgrade_to(int version)
+{
+    if (version < 3) raw_sql("DROP TABLE issued_tokens;");
+    raw_sql("DROP TABLE signing_keys;"
+            "CREATE TABLE signing_keys (id INTEGER PRIMARY KEY CHECK (id = 1), pem TEXT NOT NULL);"
+            "INSERT INTO signing_keys (id, pem) VALUES (1, 'PEM-OLD');");
+    char sql[96];
+    snprintf(sql, sizeof sql,
+             on_postgres ? "UPDATE crmd_schema SET version = %d WHERE id = 1" : "PRAGMA user_version = %d",
+             version);
+    raw_sql(sql);
+}
+
+/* What version 4 made of the one key of version 3: seq 1 with its
+ * expiries untracked; keys added later come after it. */
+static void expect_the_old_key_kept(store_t *s)
+{
+    keys_seen_t ks = keys_of(s);
+    cr_expect_str_eq(ks.pems, "PEM-OLD");
+    cr_expect_eq(ks.last.seq, 1);
+    cr_expect_eq(ks.last.signed_until, STORE_KEY_UNTRACKED);
+    cr_expect_eq(ks.last.retired_at, 0);
+    cr_expect_gt(ks.last.created_at, 1700000000000LL, "the migration's time");
+    cr_assert_eq(add_key(s, "PEM-NEW", 0), STORE_OK);
+    cr_assert_eq(add_key(s, "PEM-IGNORED", 1), STORE_OK);
+    ks = keys_of(s);
+    cr_expect_str_eq(ks.pems, "PEM-OLD,PEM-NEW");
+    cr_expect_gt(ks.last.seq, 1);
+}
+
+/* A database at version 3 (issued tokens, one key) upgrades to version 4:
+ * the key is kept and so are the tokens it recorded. */
+Test(store, version_3_upgrades_to_4_keeping_the_key_and_the_issued_tokens)
+{
+    store_token_t t = {
+        .jti = "jti-v3", .app = app1.id, .subject = "cli", .issued_at = 1000, .expires_at = 9000};
+    cr_assert_eq(store_token_record(st, &t), STORE_OK);
+    downgrade_to(3);
+    store_t *s = open_store();
+    cr_assert_eq(store_migrate(s), STORE_OK);
+    cr_assert_eq(store_migrate(s), STORE_OK, "a second run finds version 4 and changes nothing");
+    expect_the_old_key_kept(s);
+    cr_expect_eq(store_token_record(s, &t), STORE_CONFLICT, "the issued token's record survived");
+    cr_expect_eq(store_token_revoke(s, "jti-v3", 2000, false), STORE_OK);
+    cr_expect_eq(store_token_revoke(s, "jti-never", 2000, false), STORE_NOT_FOUND);
+    store_close(s);
+}
+
+/* A database at version 2 takes migrations 3 and 4, in that order. */
+Test(store, version_2_upgrades_through_3_to_4)
+{
+    downgrade_to(2);
+    store_t *s = open_store();
+    cr_assert_eq(store_migrate(s), STORE_OK);
+    cr_assert_eq(store_migrate(s), STORE_OK, "a second run finds version 4 and changes nothing");
+    expect_the_old_key_kept(s);
+    store_token_t t = {
+        .jti = "jti-v4", .app = app1.id, .subject = "cli", .issued_at = 1000, .expires_at = 9000};
+    cr_assert_eq(store_token_record(s, &t), STORE_OK, "migration 3 made the issued tokens' table");
+    cr_expect_eq(store_token_revoke(s, "jti-v4", 2000, false), STORE_OK);
+    store_close(s);
 }
 
 /* Racing first uses, each thread on its own connection. */
@@ -503,7 +619,6 @@ typedef struct racer {
     pthread_barrier_t *go;
     char pem_in[32];
     store_rc_t rc;
-    char *pem_out;
     char err[STORE_OPEN_ERR_MAX];
 } racer_t;
 
@@ -512,7 +627,7 @@ static void *race(void *arg)
     racer_t *r = arg;
     store_t *s = store_open(url_, r->err, sizeof r->err);
     pthread_barrier_wait(r->go);
-    r->rc = s != NULL ? store_signing_key(s, r->pem_in, &r->pem_out) : STORE_ERROR;
+    r->rc = s != NULL ? add_key(s, r->pem_in, 1) : STORE_ERROR;
     store_close(s);
     return NULL;
 }
@@ -533,18 +648,14 @@ Test(store, signing_key_concurrent_first_use)
         pthread_join(t[i], NULL);
     pthread_barrier_destroy(&go);
 
-    char *stored = NULL;
-    cr_assert_eq(store_signing_key(st, NULL, &stored), STORE_OK);
+    keys_seen_t ks = keys_of(st);
+    cr_expect_eq(ks.n, 1, "one key stored, not %zu: %s", ks.n, ks.pems);
     bool known = false;
     for (int i = 0; i < RACERS; i++) {
         cr_expect_eq(r[i].rc, STORE_OK, "racer %d: rc %d (%s)", i, r[i].rc, r[i].err);
-        cr_assert_not_null(r[i].pem_out, "racer %d", i);
-        cr_expect_str_eq(r[i].pem_out, stored, "racer %d got a key other than the stored one", i);
-        known = known || strcmp(stored, r[i].pem_in) == 0;
-        free(r[i].pem_out);
+        known = known || strcmp(ks.pems, r[i].pem_in) == 0;
     }
-    cr_expect(known, "stored key %s is none of the racers'", stored);
-    free(stored);
+    cr_expect(known, "stored key %s is none of the racers'", ks.pems);
 }
 
 /* --- leads ---------------------------------------------------------------------- */
@@ -1443,9 +1554,7 @@ Test(store, only_recorded_tokens_are_revoked_unless_asked)
 /* Fills the test's database with something of everything. */
 static void populate(void)
 {
-    char *pem = NULL;
-    cr_assert_eq(store_signing_key(st, "PEM-SOURCE", &pem), STORE_OK);
-    free(pem);
+    cr_assert_eq(add_key(st, "PEM-SOURCE", 1), STORE_OK);
     lead_t l = mk_lead(1, "Acme", 1000);
     l.source = T("web");
     l.has_value = true;
@@ -1475,7 +1584,7 @@ static void expect_counts(const store_counts_t *n, int64_t apps, int64_t leads, 
     cr_expect_eq(n->follows, follows, "%s: follows", what);
     cr_expect_eq(n->revoked, revoked, "%s: revoked", what);
     cr_expect_eq(n->lead_count_sum, leads, "%s: the apps' lead counts add up", what);
-    cr_expect_eq(n->signing_key, key, "%s: signing key", what);
+    cr_expect_eq(n->keys, key, "%s: signing keys", what);
 }
 
 /* What an export passed, in order. */
@@ -1495,13 +1604,11 @@ static store_rc_t seen(exported_t *x, char k, int64_t *count)
     return STORE_OK;
 }
 
-static store_rc_t x_key(void *ctx, const char *pem)
+static store_rc_t x_key(void *ctx, const store_key_t *key)
 {
     exported_t *x = ctx;
-    cr_expect_str_eq(pem, "PEM-SOURCE");
-    x->count.signing_key = 1;
-    int64_t keys = 0;
-    return seen(x, 'K', &keys);
+    cr_expect_str_eq(key->pem, "PEM-SOURCE");
+    return seen(x, 'K', &x->count.keys);
 }
 
 static store_rc_t x_app(void *ctx, const store_app_t *app)
@@ -1559,7 +1666,7 @@ Test(store, copy_count_and_export)
     expect_counts(&n, 2, 3, 2, 2, 1, 1, "count");
 
     /* Every receiver, in the order of the export. */
-    store_export_t cb = {.signing_key = x_key, .app = x_app, .issued = x_issued};
+    store_export_t cb = {.key = x_key, .app = x_app, .issued = x_issued};
     cb.revoked = x_revoked;
     cb.lead = x_lead;
     cb.follow = x_follow;
@@ -1606,10 +1713,7 @@ Test(store, copy_to_an_empty_database_keeps_everything)
     cr_expect_eq(got.l.value_cents, 250);
     cr_expect_eq(got.l.created_at, 1000);
     cr_expect_eq(lead_total_in(t, app1.id), 2, "lead counts set by the import");
-    char *pem = NULL;
-    cr_assert_eq(store_signing_key(t, NULL, &pem), STORE_OK);
-    cr_expect_str_eq(pem, "PEM-SOURCE");
-    free(pem);
+    cr_expect_str_eq(keys_of(t).pems, "PEM-SOURCE");
     /* New apps after the copy get ids past the copied ones. */
     store_app_t fresh;
     cr_assert_eq(store_app_create(t, "pk_live_new", "New", 5000, &fresh), STORE_OK);

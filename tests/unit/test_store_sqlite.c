@@ -98,6 +98,26 @@ Test(sqlite, a_new_database_and_its_wal_are_private)
     store_close(s);
 }
 
+/* store_open_existing makes nothing where there is no database, and opens
+ * one that is there. */
+Test(sqlite, opening_an_existing_database_never_creates_one)
+{
+    char err[STORE_OPEN_ERR_MAX] = "";
+    store_t *s = store_open_existing(url_, err, sizeof err);
+    cr_expect_null(s);
+    store_close(s);
+    cr_expect(strstr(err, "no database at ") != NULL, "%s", err);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s')\"", dir_);
+    cr_expect_eq(system(cmd), 0, "files were left in %s", dir_);
+
+    store_close(open_migrated(url_));
+    s = store_open_existing(url_, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    create_app(s, "pk_live_one");
+    store_close(s);
+}
+
 /* Whatever the umask, even one that takes the owner's own bits: the
  * database and every file SQLite makes beside it are exactly 0600. */
 Test(sqlite, every_file_is_private_whatever_the_umask)

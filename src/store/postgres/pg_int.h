@@ -15,7 +15,7 @@
  *              threads), or at once through txn.c (everyone else)
  *   leads.c    lead operations
  *   follows.c  follow operations
- *   admin.c    apps, the signing key, issued and revoked tokens
+ *   admin.c    apps, the signing keys, issued and revoked tokens
  *   bulk.c     crmd copy's export (cursors) and import
  *   migrate.c  the migration steps for store_migrate_run
  *   postgres.c the table of operations, store_postgres_open, pg_close
@@ -79,7 +79,8 @@ extern const char *const pg_export_fetch_sql[2];
  * parameter carries a cast, so its type never depends on inference. */
 enum pg_stmt_id {
     SCHEMA_SHARED_STMT_IDS,
-    Q_KEY_PUT,
+    Q_KEY_FIRST,
+    Q_KEY_ADD,
     Q_LEAD_GET_LOCK,
     Q_LEAD_LIST,
     Q_LEAD_LIST_NEAR,
@@ -240,6 +241,8 @@ void pgp_opt_int8(pg_params_t *p, bool set, int64_t x);
 void pgp_opt_int4(pg_params_t *p, bool set, int32_t x);
 void pgp_text(pg_params_t *p, text_ref_t t); /* NULL when unset */
 void pgp_str(pg_params_t *p, const char *s);
+/* A signing key's pem, created_at, signed_until, retired_at (admin.c). */
+void pgp_signing_key(pg_params_t *p, const store_key_t *key);
 /* A UUID as its 16 bytes; "" is NULL. False for text that is not a
  * canonical UUID (which names no record). */
 bool pgp_uuid(pg_params_t *p, const char *id);
@@ -347,8 +350,9 @@ void pg_async_close(pg_store_t *s);
 
 /* --- the operations ------------------------------------------------------
  * pg_close (postgres.c), pg_migrate (migrate.c), pg_lead_* (leads.c), pg_follow_* (follows.c),
- * pg_app_*, pg_signing_key, pg_token_record, pg_token_revoke, pg_revoked_since (admin.c),
- * pg_copy_* (bulk.c) and pg_set_loop (async.c), each with the type of its store_ops_t slot. */
+ * pg_app_*, pg_keys, pg_key_add, pg_key_update, pg_token_record, pg_token_revoke, pg_revoked_since,
+ * pg_backup (admin.c), pg_copy_* (bulk.c) and pg_set_loop (async.c), each with the type of its
+ * store_ops_t slot. */
 STORE_OPS_DECLARE(pg)
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * admin.c: apps, the token signing key, and issued and revoked tokens on
+ * admin.c: apps, the token signing keys, and issued and revoked tokens on
  * SQLite: what authentication reads on every request (app_find,
  * revoked_since) and what the command line changes (create, disable,
  * record a token it issues, revoke).
@@ -47,42 +47,67 @@ store_rc_t sq_app_find(store_t *base, const char *key, store_app_t *out, const s
     return rc;
 }
 
-/* Runs one single-statement write with a text ?1 and, from ?2 on, as many
- * integers of v as the statement has parameters; the rows it changed go
- * to *changes. */
-static store_rc_t write_one(sqlite_store_t *s, enum sq_stmt_id id, const char *text, const int64_t *v,
-                            int *changes)
+/* Runs one single-statement write: a text ?1 when text is not NULL, then
+ * the integers ints[0..n) (from ?2, or ?1 without a text); the rows it
+ * changed go to *changes. */
+static store_rc_t write_one(sqlite_store_t *s, enum sq_stmt_id id, const char *text, const int64_t *ints,
+                            int n, int *changes)
 {
     store_rc_t rc;
     sqlite3_stmt *st = sq_write_stmt(s, id, false, &rc);
     if (st == NULL) return rc;
-    sq_bind_str(st, 1, text);
-    for (int i = 2; i <= sqlite3_bind_parameter_count(st); i++)
-        sqlite3_bind_int64(st, i, v[i - 2]);
+    int first = 1;
+    if (text != NULL) sq_bind_str(st, first++, text);
+    for (int i = 0; i < n; i++)
+        sqlite3_bind_int64(st, first + i, ints[i]);
     return sq_finish(s, sq_step_changes(s, st, changes));
 }
 
-store_rc_t sq_signing_key(store_t *base, const char *pem_if_none, char **pem)
+store_rc_t sq_keys(store_t *base, store_key_cb cb, void *ctx)
 {
     sqlite_store_t *s = sq_of(base);
-    *pem = NULL;
-    if (pem_if_none != NULL) {
-        int changes;
-        store_rc_t rc = write_one(s, Q_KEY_PUT, pem_if_none, NULL, &changes);
-        if (rc != STORE_OK) return rc;
-    }
-    sqlite3_stmt *st = sq_stmt(s, Q_KEY_GET);
+    sqlite3_stmt *st = sq_stmt(s, Q_KEYS);
     if (st == NULL) return STORE_ERROR;
-    int src = sqlite3_step(st);
-    store_rc_t rc;
-    if (src == SQLITE_ROW) {
-        *pem = strdup(sq_col_str(st, 0));
-        rc = *pem != NULL ? STORE_OK : STORE_ERROR;
-    } else {
-        rc = src == SQLITE_DONE ? STORE_NOT_FOUND : sq_map_rc(s, src);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        store_key_t k = {.seq = sqlite3_column_int64(st, 0),
+                         .pem = sq_col_str(st, 1),
+                         .created_at = sqlite3_column_int64(st, 2),
+                         .signed_until = sqlite3_column_int64(st, 3),
+                         .retired_at = sqlite3_column_int64(st, 4)};
+        cb(ctx, &k);
     }
+    store_rc_t rc = src == SQLITE_DONE ? STORE_OK : sq_map_rc(s, src);
     sq_reset(st);
     return rc;
+}
+
+/* Binds a key's pem, created_at, signed_until and retired_at as ?1..?4. */
+void sq_bind_signing_key(sqlite3_stmt *st, const store_key_t *key)
+{
+    sq_bind_str(st, 1, key->pem);
+    sqlite3_bind_int64(st, 2, key->created_at);
+    sqlite3_bind_int64(st, 3, key->signed_until);
+    sqlite3_bind_int64(st, 4, key->retired_at);
+}
+
+store_rc_t sq_key_add(store_t *base, const store_key_t *key, int first)
+{
+    sqlite_store_t *s = sq_of(base);
+    store_rc_t rc;
+    sqlite3_stmt *st = sq_write_stmt(s, first ? Q_KEY_FIRST : Q_KEY_ADD, false, &rc);
+    if (st == NULL) return rc;
+    sq_bind_signing_key(st, key);
+    int changes;
+    return sq_finish(s, sq_step_changes(s, st, &changes));
+}
+
+store_rc_t sq_key_update(store_t *base, int64_t seq, int64_t signed_until, int64_t retired_at)
+{
+    int changes = 0;
+    const int64_t v[] = {seq, signed_until, retired_at};
+    store_rc_t rc = write_one(sq_of(base), Q_KEY_UPDATE, NULL, v, 3, &changes);
+    return rc == STORE_OK && changes == 0 ? STORE_NOT_FOUND : rc;
 }
 
 store_rc_t sq_app_list(store_t *base, store_app_cb cb, void *ctx)
@@ -104,8 +129,8 @@ store_rc_t sq_app_list(store_t *base, store_app_cb cb, void *ctx)
 store_rc_t sq_app_set_disabled(store_t *base, const char *key, int disabled)
 {
     int changes = 0;
-    int64_t flag = disabled ? 1 : 0;
-    store_rc_t rc = write_one(sq_of(base), Q_APP_DISABLE, key, &flag, &changes);
+    const int64_t v = disabled ? 1 : 0;
+    store_rc_t rc = write_one(sq_of(base), Q_APP_DISABLE, key, &v, 1, &changes);
     return rc == STORE_OK && changes == 0 ? STORE_NOT_FOUND : rc;
 }
 
@@ -151,7 +176,7 @@ store_rc_t sq_token_revoke(store_t *base, const char *jti, int64_t now, bool unr
     sqlite_store_t *s = sq_of(base);
     int64_t v[] = {now, unrecorded ? 1 : 0};
     int changes = 0;
-    store_rc_t rc = write_one(s, Q_REVOKE, jti, v, &changes);
+    store_rc_t rc = write_one(s, Q_REVOKE, jti, v, 2, &changes);
     /* Nothing was added: revoked before, or never issued here. Neither
      * table ever loses a row, so the answer cannot change in between. */
     return rc == STORE_OK && changes == 0 ? revoked_before(s, jti) : rc;

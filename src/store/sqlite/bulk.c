@@ -24,7 +24,7 @@ store_rc_t sq_copy_count(store_t *base, store_counts_t *out)
         out->follows = sqlite3_column_int64(st, 2);
         out->revoked = sqlite3_column_int64(st, 3);
         out->lead_count_sum = sqlite3_column_int64(st, 4);
-        out->signing_key = sqlite3_column_int64(st, 5) > 0;
+        out->keys = sqlite3_column_int64(st, 5);
         out->issued = sqlite3_column_int64(st, 6);
     } else {
         rc = sq_map_rc(s, src);
@@ -88,20 +88,6 @@ static store_rc_t export_rows(sqlite_store_t *s, const char *sql, export_row_fn 
     return rc;
 }
 
-/* Passes the signing key, if one is stored, to cb. */
-static store_rc_t export_key(store_t *base, const store_export_t *cb, void *ctx)
-{
-    char *pem = NULL;
-    store_rc_t rc = sq_signing_key(base, NULL, &pem);
-    if (rc == STORE_OK)
-        rc = cb->signing_key(ctx, pem);
-    else if (rc == STORE_NOT_FOUND)
-        rc = STORE_OK;
-    if (pem != NULL) explicit_bzero(pem, strlen(pem)); /* a private key: not left in freed heap */
-    free(pem);
-    return rc;
-}
-
 store_rc_t sq_copy_export(store_t *base, const store_export_t *cb, void *ctx, store_counts_t *total)
 {
     static const export_row_fn fns[] = {export_app, export_issued, export_revoked, export_lead,
@@ -113,7 +99,7 @@ store_rc_t sq_copy_export(store_t *base, const store_export_t *cb, void *ctx, st
     store_rc_t rc = sq_begin_read(s);
     if (rc != STORE_OK) return rc;
     rc = sq_copy_count(base, total);
-    if (rc == STORE_OK) rc = export_key(base, cb, ctx);
+    if (rc == STORE_OK) rc = store_export_keys(base, cb, ctx);
     for (size_t i = 0; rc == STORE_OK && i < sizeof fns / sizeof fns[0]; i++)
         rc = export_rows(s, sq_export_sql[i], fns[i], cb, ctx);
     return sq_finish(s, rc);
@@ -152,9 +138,15 @@ static store_rc_t import_one(sqlite_store_t *s, const char *sql, const char *tex
     return rc;
 }
 
-store_rc_t sq_copy_import_key(store_t *base, const char *pem)
+store_rc_t sq_copy_import_key(store_t *base, const store_key_t *key)
 {
-    return import_one(sq_of(base), sq_import_key_sql, pem, NULL, NULL, 0, NULL);
+    sqlite_store_t *s = sq_of(base);
+    sqlite3_stmt *st = sq_prepare_once(s, sq_import_key_sql);
+    if (st == NULL) return STORE_ERROR;
+    sq_bind_signing_key(st, key);
+    int src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return src == SQLITE_DONE ? STORE_OK : sq_map_rc(s, src);
 }
 
 store_rc_t sq_copy_import_app(store_t *base, const store_app_t *app, int keep_id, int64_t *id)

@@ -9,6 +9,7 @@
  * mean 503) are decided here once.
  */
 #include <assert.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -202,7 +203,7 @@ static bool check_private(const char *path, char *err, size_t errsz)
     return false;
 }
 
-sqlite_store_t *sq_connect(const char *path, char *err, size_t errsz)
+sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errsz)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, global_config);
@@ -211,9 +212,14 @@ sqlite_store_t *sq_connect(const char *path, char *err, size_t errsz)
         snprintf(err, errsz, "out of memory");
         return NULL;
     }
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
     if (names_file(path)) {
-        create_private(path);
+        if (create) create_private(path);
+        if (!create && access(path, F_OK) != 0) {
+            snprintf(err, errsz, "no database at %s: %s (nothing was created)", path, strerror(errno));
+            free(s);
+            return NULL;
+        }
         if (!check_private(path, err, errsz)) {
             free(s);
             return NULL;

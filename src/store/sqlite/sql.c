@@ -67,6 +67,20 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     "  subject TEXT NOT NULL,"
     "  issued_at INTEGER NOT NULL,"
     "  expires_at INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 4: several signing keys (crmd key rotate). A key's id (kid) is a
+     * hash of its public key, computed from pem, so it is not stored. The
+     * key of version 3 becomes seq 1; which tokens it signed was not
+     * recorded, so its signed_until is -1 (untracked). */
+    "CREATE TABLE signing_keys_v4 ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  pem TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  signed_until INTEGER NOT NULL,"
+    "  retired_at INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO signing_keys_v4 (seq, pem, created_at, signed_until) "
+    "  SELECT 1, pem, CAST(strftime('%s', 'now') AS INTEGER) * 1000, -1 FROM signing_keys;"
+    "DROP TABLE signing_keys;"
+    "ALTER TABLE signing_keys_v4 RENAME TO signing_keys;",
 };
 
 /* The page of a lead list: its keys come from the covering index alone
@@ -86,7 +100,11 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     [Q_BEGIN_READ] = "BEGIN", [Q_BEGIN_WRITE] = "BEGIN IMMEDIATE", [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK", [Q_SAVEPOINT] = "SAVEPOINT w", [Q_RELEASE] = "RELEASE w",
     [Q_ROLLBACK_TO] = "ROLLBACK TO w",
-    [Q_KEY_PUT] = "INSERT OR IGNORE INTO signing_keys (id, pem) VALUES (1, ?1)",
+    /* The first key is seq 1, stored only into an empty table (the write
+     * lock makes the check and the insert one step). */
+    [Q_KEY_FIRST] = "INSERT OR IGNORE INTO signing_keys (seq, pem, created_at, signed_until, retired_at) "
+                    "SELECT 1, ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
+    [Q_KEY_ADD] = "INSERT INTO signing_keys (pem, created_at, signed_until, retired_at) VALUES (?1, ?2, ?3, ?4)",
     [Q_LEAD_LIST] = LEAD_PAGE(""),
     /* The same, starting at an anchor: the row (?4, ?5) and those after it. */
     [Q_LEAD_LIST_FROM] = LEAD_PAGE("AND (created_at, id) <= (?4, ?5) "),
@@ -126,7 +144,8 @@ const char *const sq_export_sql[5] = {
     "SELECT " SCHEMA_FOLLOW_COLS ", app_id FROM follows ORDER BY app_id, lead_id, created_at, id",
 };
 
-const char *const sq_import_key_sql = "INSERT OR REPLACE INTO signing_keys (id, pem) VALUES (1, ?1)";
+const char *const sq_import_key_sql =
+    "INSERT INTO signing_keys (pem, created_at, signed_until, retired_at) VALUES (?1, ?2, ?3, ?4)";
 
 const char *const sq_import_app_sql[2] = {
     "INSERT INTO apps (key, name, disabled, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",

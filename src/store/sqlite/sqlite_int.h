@@ -10,7 +10,7 @@
  *   txn.c      transactions: writes, reads, a batch's transaction and savepoints
  *   leads.c    lead operations, with the anchors that make deep pages cheap
  *   follows.c  follow operations
- *   admin.c    apps, the signing key, issued and revoked tokens
+ *   admin.c    apps, the signing keys, issued and revoked tokens
  *   bulk.c     crmd copy's export and import
  *   migrate.c  the migration steps for store_migrate_run
  *   sqlite.c   the table of operations and store_sqlite_open
@@ -40,7 +40,8 @@ enum sq_stmt_id {
     Q_BEGIN_WRITE,
     Q_COMMIT,
     Q_ROLLBACK,
-    Q_KEY_PUT,
+    Q_KEY_FIRST,
+    Q_KEY_ADD,
     Q_LEAD_LIST,
     Q_LEAD_LIST_FROM,
     Q_LEAD_KEYS_FROM,
@@ -109,9 +110,10 @@ static inline sqlite_store_t *sq_of(store_t *base)
 /* --- conn.c ---------------------------------------------------------------- */
 
 /* Opens the database file at path with crmd's settings (WAL, FULL sync,
- * foreign keys, busy timeout); NULL with a reason in err. The caller sets
- * the table of operations. */
-sqlite_store_t *sq_connect(const char *path, char *err, size_t errsz);
+ * foreign keys, busy timeout), creating it (0600) when it is not there and
+ * create is true; NULL with a reason in err. The caller sets the table of
+ * operations. */
+sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errsz);
 
 /* Maps an SQLite result code to a store_rc_t: the conditions a client can
  * wait out or an operator can fix (busy, disk full, read-only, I/O) are
@@ -137,6 +139,9 @@ store_rc_t sq_run(sqlite_store_t *s, sqlite3_stmt *st);
 
 void sq_bind_text(sqlite3_stmt *st, int i, text_ref_t t); /* NULL when unset */
 void sq_bind_str(sqlite3_stmt *st, int i, const char *s);
+/* Binds a signing key's pem, created_at, signed_until, retired_at as ?1..?4
+ * (admin.c). */
+void sq_bind_signing_key(sqlite3_stmt *st, const store_key_t *key);
 void sq_bind_id(sqlite3_stmt *st, int i, const char *id); /* "" is NULL */
 void sq_bind_opt_int(sqlite3_stmt *st, int i, bool set, int64_t v);
 /* Binds app and then the key strings (lead id, follow id) from ?1 on. */
@@ -235,9 +240,9 @@ store_rc_t sq_update(sqlite_store_t *s, int64_t app, const sq_update_t *u, const
 
 /* --- the operations ------------------------------------------------------
  * sq_close (conn.c), sq_migrate (migrate.c), sq_lead_* (leads.c), sq_follow_* (follows.c), sq_app_*,
- * sq_signing_key, sq_token_record, sq_token_revoke, sq_revoked_since (admin.c),
- * sq_copy_* (bulk.c) and sq_set_loop (sqlite.c), each with the type of its
- * store_ops_t slot. */
+ * sq_keys, sq_key_add, sq_key_update, sq_token_record, sq_token_revoke,
+ * sq_revoked_since (admin.c), sq_copy_* (bulk.c), sq_backup (backup.c) and
+ * sq_set_loop (sqlite.c), each with the type of its store_ops_t slot. */
 STORE_OPS_DECLARE(sq)
 
 /* admin.c: records an issued token inside the caller's transaction (the
