@@ -75,6 +75,14 @@ function M.update_body()
     stages[math.random(#stages)], math.random(0, 100), math.random(0, 999999))
 end
 
+-- BENCH_REQUEST_ID set: every request also sends an X-Request-Id (what a
+-- proxy or a client tracing its calls adds), for the --ops comparison.
+if os.getenv("BENCH_REQUEST_ID") ~= nil and os.getenv("BENCH_REQUEST_ID") ~= "" then
+  for i, h in ipairs(M.headers) do
+    h["X-Request-Id"] = "bench-" .. os.getenv("BENCH_REQUEST_ID") .. "-" .. i
+  end
+end
+
 function M.get(app, id)
   return wrk.format("GET", "/leads/" .. id, M.headers[app])
 end

@@ -15,7 +15,7 @@
 
 #include "h2o.h"
 
-#include "auth/jwt.h"
+#include "api/keyring.h"
 
 /* The largest request body any route accepts (h2o refuses larger with 413
  * before a handler runs). */
@@ -25,8 +25,8 @@
  * the server and the writer. */
 typedef struct api_shared {
     const char *db_url;
-    const jwt_key_t *key; /* verifies tokens */
-    int log_requests;     /* one line per request on stderr */
+    keyring_t *keys;  /* verifies tokens (thread-safe; see keyring.h) */
+    int log_requests; /* one line per request on stderr */
 } api_shared_t;
 
 /* The thread life cycle and the request entry point, as http_config_t's
@@ -40,11 +40,29 @@ int api_thread_busy(void *state);
 void api_handle(h2o_req_t *req, void *state);
 h2o_iovec_t api_error_body(h2o_req_t *req, void *state);
 
+/* The writer's queue holds at most this many writes, and at most this many
+ * bytes of them (each write's decoded change, its text included); a write
+ * beyond either gets a 503 with Retry-After at once (docs/security.md). At
+ * 20,000 writes a second, a full queue is 0.2 s of work. */
+#define API_WRITE_QUEUE_DEFAULT 4096
+#define API_WRITE_QUEUE_BYTES ((size_t)32 << 20)
+/* Sets the bound; call before api_writer_start. */
+void api_writer_configure(size_t max_writes, size_t max_bytes);
+
 /* Starts the writer thread with its own store connection (0, or -1 with
  * the reason on stderr), and stops it once the server threads are done:
  * it finishes what is queued first. */
 int api_writer_start(const api_shared_t *shared);
 void api_writer_stop(void);
+
+/* The admin listener's handler (http/server.h's admin_handle): GET
+ * /metrics (Prometheus text) and GET /healthz; anything else 404. */
+void api_admin_handle(h2o_req_t *req, void *arg);
+/* Turns the metrics on (http/metrics.h); call before serving. */
+void api_metrics_configure(void);
+/* The store's log hook (store_set_log): counts database errors and
+ * reconnections, and writes the line in the log's form. */
+void api_store_log(void *ctx, const char *line);
 
 /* Prints the route table as a Markdown table (method, path, auth, summary),
  * as docs/architecture.md shows it. */

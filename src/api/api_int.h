@@ -5,6 +5,7 @@
  * The request path runs down these layers; no file calls one above it:
  *
  *   dispatch.c   entry point, thread life cycle, rate limit; calls
+ *     loop.c       the thread's event loop as the store sees it (a leaf)
  *     routes.c     the route table: path and method -> entry
  *     auth.c       credentials, before the handler when the entry says so
  *   leads.c, follows.c, health.c   handlers, reached only through the table
@@ -19,6 +20,7 @@
 #ifndef CRMD_API_API_INT_H
 #define CRMD_API_API_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,14 +32,25 @@
 #include "api/api.h"
 #include "api/cache.h"
 #include "api/log.h"
+#include "api/proxy.h"
+#include "http/reqid.h"
 #include "auth/jwt.h"
 #include "model/codec.h"
 #include "model/jsonw.h"
 #include "store/store.h"
 
 /* HTTP methods. A route entry names one; HEAD is served by the GET entry
- * of the same path. Sets of methods are bit masks of METHOD_BIT(m). */
-enum api_method { METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_PUT, METHOD_DELETE, METHOD_OTHER };
+ * of the same path; OPTIONS is a CORS preflight (cors.h), never an entry. Sets of methods are bit masks of
+ * METHOD_BIT(m). */
+enum api_method {
+    METHOD_GET,
+    METHOD_HEAD,
+    METHOD_POST,
+    METHOD_PUT,
+    METHOD_DELETE,
+    METHOD_OPTIONS,
+    METHOD_OTHER
+};
 #define METHOD_BIT(m) (1u << (m))
 
 /* What a successful write makes stale in the response cache. */
@@ -45,6 +58,10 @@ enum api_stale {
     API_STALE_LEAD = 1u << 0, /* the lead the path's {id} names: its GET, its follows */
     API_STALE_APP = 1u << 1   /* the app's lists of leads */
 };
+
+/* The status a write's log line shows when its client was gone before the
+ * writer reached it, so it was not run (nginx's "client closed request"). */
+#define API_STATUS_CLIENT_GONE 499
 
 /* Paths have at most this many segments, of which at most API_ROUTE_PARAMS
  * are {param}s. */
@@ -67,6 +84,7 @@ typedef struct api_route {
 } api_route_t;
 
 typedef struct auth_cache auth_cache_t; /* auth.c's, per thread */
+typedef struct api_loop api_loop_t;     /* loop.c's: the loop as the store sees it */
 
 /* One server thread's state: never touched by another thread (the writer
  * only posts to done). */
@@ -80,6 +98,7 @@ typedef struct api_thread {
     int reads_pending;               /* store reads that will complete later */
     api_log_t log;
     auth_cache_t *auth;
+    api_loop_t *loop; /* given to the store once serving starts; NULL before */
     api_req_t *spare; /* an ended request kept, with its buffer, for the next */
 } api_thread_t;
 
@@ -117,19 +136,36 @@ struct api_req {
     api_thread_t *t;
     const api_route_t *route;
     enum api_method method;
-    h2o_iovec_t params[API_ROUTE_PARAMS]; /* the path's {param}s, in order, in req->path */
+    h2o_iovec_t path;                     /* origin form: "/leads?page=2" (see api_req_new) */
+    size_t query_at;                      /* where its '?' is; SIZE_MAX: none */
+    h2o_iovec_t params[API_ROUTE_PARAMS]; /* the path's {param}s, in order, in path */
     int64_t now;                          /* ms, taken once when the request starts */
     int64_t start_ns;                     /* monotonic, for the log line */
     store_app_t app;                      /* the authenticated app */
     struct api_query *query;              /* its query string, read (query.h), in req's pool */
+    proxy_addr_t client;                  /* api_client's, once client_known */
+    bool client_known;
+    int metric_route;               /* its slot in the metrics (dispatch.c); -1: not counted */
+    char reqid[HTTP_REQID_MAX + 1]; /* the request id (reqid.h), terminated */
+    size_t reqid_len;
     char id[UUID_BUFSZ], fid[UUID_BUFSZ]; /* the lead and follow the path names */
     jw_t out;                             /* the body being rendered: the request's own */
     /* The store read it waits for (request.c). */
     api_read_done_fn read_done;
     bool waiting;
+    /* Set when h2o lets go of req while r waits (its write's flag). */
+    atomic_bool *gone;
+    /* What the log line of a request h2o let go of names (request.c). */
+    struct {
+        char method[16], path[256], agent[200];
+        size_t method_len, path_len, agent_len;
+        bool has_agent;
+    } kept;
     /* Authentication in progress (auth.c). */
     struct {
         api_step_fn then;                        /* what runs once the caller is known */
+        h2o_iovec_t token, key_header;           /* in req's headers */
+        api_req_t *next_waiting;                 /* the thread's requests waiting for a poll */
         api_read_done_fn found;                  /* what runs once an app was looked up */
         char key[sizeof((store_app_t *)0)->key]; /* the app key being looked up */
         size_t key_len;
@@ -164,6 +200,10 @@ struct api_req {
  * The worker fills it in (api_write_new); run executes on the writer with
  * the writer's store and touches only the api_write_t (never r), setting
  * status and out; the worker then answers r with them.
+ *
+ * A write holds its decoded change and nothing of the request: the text
+ * its patch names is copied into text, at the end of its own allocation,
+ * and the body's tree is freed before it is queued.
  */
 typedef struct api_write api_write_t;
 typedef void (*api_write_fn)(store_t *s, api_write_t *w);
@@ -175,10 +215,11 @@ struct api_write {
     h2o_multithread_message_t msg; /* the way back to the worker */
     api_write_t *next;             /* the writer's queue */
     api_write_fn run;
-    api_thread_t *t; /* the worker */
-    api_req_t *r;    /* the request it answers: the worker's alone */
-    bool queued;     /* went through the writer thread */
-    json_t *root;    /* the body, owned: the patch points into it */
+    api_thread_t *t;  /* the worker */
+    api_req_t *r;     /* the request it answers: the worker's alone */
+    bool queued;      /* went through the writer thread */
+    atomic_bool gone; /* h2o let go of r's request: its client is gone */
+    size_t size;      /* bytes, text included: what it costs in the queue */
     int64_t app, now;
     char id[UUID_BUFSZ], fid[UUID_BUFSZ];
     api_patch_t p;
@@ -186,6 +227,7 @@ struct api_write {
     int status;
     jw_t out;
     char location[128]; /* sent with a 201 */
+    char text[];        /* the patch's text (api_write_new's extra bytes) */
 };
 
 #endif

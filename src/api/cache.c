@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/metrics.h"
+
 #define SHARDS 16
 #define BUCKETS 4096 /* per shard */
 #define GENERATIONS 65536
@@ -184,6 +186,7 @@ char *cache_get(const cache_key_t *key, int64_t now, void *(*alloc)(void *ctx, s
         }
     }
     pthread_mutex_unlock(&s->mu);
+    metrics_count(out != NULL ? METRIC_CACHE_HITS : METRIC_CACHE_MISSES);
     return out;
 }
 

@@ -9,7 +9,9 @@
  * with other filters, another sort, another app, or changed in any byte
  * does not verify, and is refused (a 422 on `cursor`). The MAC is keyed by
  * a secret derived from the token signing key (auth/jwt.h), which every
- * process on one database shares, so a cursor from one works on another.
+ * process on one database shares, so a cursor from one works on another;
+ * api/find.c reads a cursor back with the secret of any of crmd's keys
+ * the server still verifies with, so a key rotation breaks no walk.
  *
  * Form: base64url (no padding) of a version byte, each key's value (a
  * tag, then 8 bytes of integer, 16 of UUID, or a 2-byte length and text),

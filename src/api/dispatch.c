@@ -17,11 +17,14 @@
 
 #include "api/auth.h"
 #include "api/query.h"
+#include "api/loop.h"
+#include "api/cors.h"
 #include "api/ratelimit.h"
 #include "api/request.h"
 #include "api/respond.h"
 #include "api/routes.h"
 #include "api/writer.h"
+#include "http/metrics.h"
 #include "model/timestamp.h"
 
 api_thread_t *api_thread_new(int index, const api_shared_t *shared, h2o_context_t *ctx, store_t *s)
@@ -53,12 +56,23 @@ void *api_thread_init(int index, void *arg, h2o_context_t *ctx)
         fprintf(stderr, "crmd: thread %d: %s\n", index, err);
         return NULL;
     }
+    metrics_thread_attach();
     api_thread_t *t = api_thread_new(index, shared, ctx, s);
     if (t != NULL && auth_cache_load(t->auth, t->store, ts_now_ms()) != STORE_OK) {
         fprintf(stderr, "crmd: thread %d: cannot read the revoked tokens from the database\n", index);
         api_thread_fini(t);
         return NULL;
     }
+    /* Only now, the revocations loaded by a blocking read before the first
+     * token is checked, may the store's reads complete later on the loop
+     * (and from now on it takes no blocking call: store_set_loop). */
+    store_loop_t loop;
+    if (t != NULL && (t->loop = api_loop_new(ctx->loop, &loop)) == NULL) {
+        fprintf(stderr, "crmd: thread %d: out of memory\n", index);
+        api_thread_fini(t);
+        return NULL;
+    }
+    if (t != NULL) store_set_loop(t->store, &loop);
     return t;
 }
 
@@ -74,6 +88,7 @@ void api_thread_fini(void *state)
     h2o_multithread_unregister_receiver(t->ctx->queue, &t->done);
     api_log_flush(&t->log);
     store_close(t->store);
+    api_loop_free(t->loop); /* after the store, which used it */
     api_req_thread_fini(t);
     auth_cache_free(t->auth);
     free(t);
@@ -93,34 +108,31 @@ h2o_iovec_t api_error_body(h2o_req_t *req, void *state)
     const char *detail =
         status == 413 ? "The request body is larger than 1 MiB." : "The request could not be read as HTTP.";
     const char *title = req->res.reason != NULL ? req->res.reason : "Bad Request";
+    char id[HTTP_REQID_MAX + 1];
+    h2o_iovec_t reqid = h2o_iovec_init(id, api_request_id(req, id));
+    cors_headers(req);
     jw_t w = {0};
     api_render_error(&w, status, title, detail);
-    if (t->shared->log_requests) api_log_request(&t->log, req, status, "", ts_now_ms(), monotonic_ns());
     h2o_iovec_t body = w.oom ? h2o_iovec_init(NULL, 0) : h2o_strdup(&req->pool, w.buf, w.len);
     jw_free(&w);
+    body = api_error_with_request_id(&req->pool, body, reqid);
+    metrics_request(api_unmatched_route(api_method_of(req->method.base, req->method.len)), status, 0);
+    if (t->shared->log_requests) api_log_h2o(t, req, status, reqid, body, monotonic_ns());
     return body;
-}
-
-/* Adds a header whose name h2o has no token for, with a number value. */
-static void add_number_header(h2o_req_t *req, const char *name, int value)
-{
-    char *v = h2o_mem_alloc_pool(&req->pool, 16);
-    int n = snprintf(v, 16, "%d", value);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, v, (size_t)n);
 }
 
 /* Applies the app's rate limit: false (429 sent) when it is over it. Every
  * limited response says where the app stands (RateLimit-* headers). */
 static bool rate_limit_or_reply(api_req_t *r)
 {
-    if (!ratelimit_enabled()) return true;
+    if (!ratelimit_enabled(RATELIMIT_APP)) return true;
     ratelimit_info_t info;
-    bool ok = ratelimit_take(r->app.id, r->now, &info);
-    add_number_header(r->req, "ratelimit-limit", info.limit);
-    add_number_header(r->req, "ratelimit-remaining", info.remaining);
-    add_number_header(r->req, "ratelimit-reset", info.reset_s);
+    bool ok = ratelimit_take(RATELIMIT_APP, (ratelimit_key_t){(uint64_t)r->app.id, 0}, r->now, &info);
+    api_header_int(r, "ratelimit-limit", info.limit);
+    api_header_int(r, "ratelimit-remaining", info.remaining);
+    api_header_int(r, "ratelimit-reset", info.reset_s);
     if (!ok) {
-        add_number_header(r->req, "retry-after", info.retry_after);
+        api_header_int(r, "retry-after", info.retry_after);
         api_reply_error(r, 429, "Too Many Requests", "This app is over its request rate limit; retry later.");
     }
     return ok;
@@ -150,8 +162,29 @@ static void reply_no_memory(api_thread_t *t, h2o_req_t *req)
     static const char body[] =
         "{\"errors\":[{\"status\":\"503\",\"code\":\"service_unavailable\","
         "\"title\":\"Service Unavailable\",\"detail\":\"The server is out of memory.\"}]}";
-    if (t->shared->log_requests) api_log_request(&t->log, req, 503, "", ts_now_ms(), monotonic_ns());
-    api_respond(req, 503, h2o_iovec_init(body, sizeof body - 1), false, NULL);
+    char id[HTTP_REQID_MAX + 1];
+    h2o_iovec_t reqid = h2o_iovec_init(id, api_request_id(req, id));
+    h2o_iovec_t b = api_error_with_request_id(&req->pool, h2o_iovec_init(body, sizeof body - 1), reqid);
+    metrics_request(api_unmatched_route(METHOD_OTHER), 503, 0);
+    if (t->shared->log_requests) api_log_h2o(t, req, 503, reqid, b, monotonic_ns());
+    api_respond(req, 503, b, b.base != body, NULL);
+}
+
+/* A method the path has no entry for: a CORS preflight's 204, or a 405,
+ * both naming the path's methods (OPTIONS among them with CORS on). */
+static void reply_other_method(api_req_t *r, unsigned allowed)
+{
+    h2o_req_t *req = r->req;
+    if (cors_enabled()) allowed |= METHOD_BIT(METHOD_OPTIONS);
+    char *allow = h2o_mem_alloc_pool(&req->pool, 80);
+    size_t n = api_allow_header(allowed, allow, 80);
+    if (cors_is_preflight(req)) {
+        cors_preflight_headers(req, h2o_iovec_init(allow, n));
+        api_reply(r, 204);
+        return;
+    }
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, n);
+    api_reply_error(r, 405, "Method Not Allowed", "This route does not support that method.");
 }
 
 void api_handle(h2o_req_t *req, void *state)
@@ -162,19 +195,18 @@ void api_handle(h2o_req_t *req, void *state)
         reply_no_memory(t, req);
         return;
     }
-    size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    cors_headers(req);
+    size_t plen = r->query_at != SIZE_MAX ? r->query_at : r->path.len;
     r->method = api_method_of(req->method.base, req->method.len);
     api_route_match_t m;
-    api_route_match(req->path.base, plen, r->method, &m);
+    api_route_match(r->path.base, plen, r->method, &m);
+    r->metric_route = m.route != NULL ? (int)(m.route - API_ROUTES) : api_unmatched_route(r->method);
     if (m.allowed == 0) {
         api_reply_error(r, 404, "Not Found", "No such route.");
         return;
     }
     if (m.route == NULL) {
-        char *allow = h2o_mem_alloc_pool(&req->pool, 64);
-        size_t n = api_allow_header(m.allowed, allow, 64);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, n);
-        api_reply_error(r, 405, "Method Not Allowed", "This route does not support that method.");
+        reply_other_method(r, m.allowed);
         return;
     }
     r->route = m.route;

@@ -16,6 +16,7 @@
 
 #include <openssl/evp.h>
 
+#include "api/auth.h"
 #include "api/cursor.h"
 #include "api/query.h"
 #include "api/request.h"
@@ -299,15 +300,42 @@ static bool digest_end(api_req_t *r, digest_t *d, const store_sort_t *sort, int 
     return ok;
 }
 
-static api_cursor_bind_t binding(const api_req_t *r)
+/* The i-th secret a cursor may be bound with, NULL past the last: those of
+ * crmd's own keys in the thread's key set, the signing key's (the newest)
+ * first, so that a cursor given before a key rotation still reads while
+ * its key verifies tokens. */
+static const unsigned char *cursor_secret(api_req_t *r, size_t i)
 {
-    static const unsigned char none[JWT_SECRET_BYTES];
-    api_cursor_bind_t b = {.secret = r->t->shared->key != NULL ? jwt_key_secret(r->t->shared->key) : none,
+    static const unsigned char none[JWT_SECRET_BYTES]; /* a set without crmd's keys (tests) */
+    const jwt_keyset_t *set = auth_keys(r);
+    size_t k = 0;
+    for (size_t j = jwt_keyset_count(set); j-- > 0;) {
+        const unsigned char *secret = jwt_key_secret(jwt_keyset_key(set, j));
+        if (secret != NULL && k++ == i) return secret;
+    }
+    return i == 0 && k == 0 ? none : NULL;
+}
+
+static api_cursor_bind_t binding(const api_req_t *r, const unsigned char *secret)
+{
+    api_cursor_bind_t b = {.secret = secret,
                            .app = r->app.id,
                            .kind = r->rd.kind,
                            .lead = r->rd.kind == CURSOR_LEAD_FOLLOWS ? r->id : ""};
     memcpy(b.digest, r->rd.digest, sizeof b.digest);
     return b;
+}
+
+/* Whether text[0..len) is a cursor of r's list, read into *pos, bound with
+ * any of the secrets. */
+static bool cursor_read(api_req_t *r, const char *text, size_t len, store_pos_t *pos)
+{
+    const unsigned char *secret;
+    for (size_t i = 0; (secret = cursor_secret(r, i)) != NULL; i++) {
+        api_cursor_bind_t b = binding(r, secret);
+        if (api_cursor_decode(&b, r->rd.order, r->rd.norder, text, len, pos)) return true;
+    }
+    return false;
 }
 
 /* Keys r's filtered page in the response cache: its filters and sort
@@ -343,9 +371,8 @@ static bool paging(api_req_t *r, int default_records, store_pos_t *after, verrs_
         verrs_add(errs, "validation_error", NULL, "cursor", "cursor and page cannot be used together");
         return false;
     }
-    api_cursor_bind_t b = binding(r);
     if (!ok || errs->n > 0) return false; /* a cursor is judged against a valid query only */
-    if (!api_cursor_decode(&b, r->rd.order, r->rd.norder, c.base, c.len, after)) {
+    if (!cursor_read(r, c.base, c.len, after)) {
         verrs_add(errs, "validation_error", NULL, "cursor",
                   "cursor is not one this list gave, or it was given with other filters or sort");
         return false;
@@ -430,7 +457,7 @@ static void write_meta(api_req_t *r)
     /* The plain lists read no extra row: their total says what follows. */
     bool more = r->rd.plain ? api_resource_offset(r) + r->rd.render.n < r->rd.total : r->rd.more;
     char cursor[API_CURSOR_MAX + 1];
-    api_cursor_bind_t b = binding(r);
+    api_cursor_bind_t b = binding(r, cursor_secret(r, 0));
     if (more && r->rd.render.n > 0 &&
         api_cursor_encode(&b, r->rd.order, r->rd.norder, &r->rd.last, cursor, sizeof cursor) > 0)
         jw_cstr(w, cursor);

@@ -108,10 +108,13 @@ static void run_delete(store_t *s, api_write_t *w)
                      API_FOLLOW_NOT_FOUND_DETAIL);
 }
 
-static void decode(const json_t *root, h2o_iovec_t body, bool creating, api_patch_t *p, verrs_t *errs)
+static void decode(const json_t *root, h2o_iovec_t body, bool creating, api_patch_t *p,
+                   text_ref_t *texts[API_PATCH_TEXTS], verrs_t *errs)
 {
     (void)body;
     follow_decode(root, creating, &p->follow, errs);
+    texts[0] = &p->follow.v.title;
+    texts[1] = &p->follow.v.description;
 }
 
 void follows_create(api_req_t *r)
@@ -138,5 +141,5 @@ void follows_update(api_req_t *r)
 void follows_delete(api_req_t *r)
 {
     if (!api_lead_id_or_reply(r) || !api_follow_id_or_reply(r)) return;
-    api_write_submit(r, api_write_new(r, run_delete, NULL));
+    api_write_submit(r, api_write_new(r, run_delete, 0));
 }

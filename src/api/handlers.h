@@ -9,8 +9,12 @@
 
 #include "api/api_int.h"
 
-/* health.c: GET /healthz */
+/* health.c: GET /healthz, GET /readyz */
 void health_get(api_req_t *r);
+void health_ready(api_req_t *r);
+
+/* jwks.c: GET /.well-known/jwks.json */
+void jwks_get(api_req_t *r);
 
 /* openapi.c: GET /openapi.json */
 void openapi_get(api_req_t *r);

@@ -70,9 +70,12 @@ static void run_delete(store_t *s, api_write_t *w)
     answer(w, store_lead_delete(s, w->app, w->id), 204);
 }
 
-static void decode(const json_t *root, h2o_iovec_t body, bool creating, api_patch_t *p, verrs_t *errs)
+static void decode(const json_t *root, h2o_iovec_t body, bool creating, api_patch_t *p,
+                   text_ref_t *texts[API_PATCH_TEXTS], verrs_t *errs)
 {
     lead_decode_body(root, body.base, body.len, creating, &p->lead, errs);
+    texts[0] = &p->lead.v.name;
+    texts[1] = &p->lead.v.source;
 }
 
 void leads_create(api_req_t *r)
@@ -97,5 +100,5 @@ void leads_update(api_req_t *r)
 void leads_delete(api_req_t *r)
 {
     if (!api_lead_id_or_reply(r)) return;
-    api_write_submit(r, api_write_new(r, run_delete, NULL));
+    api_write_submit(r, api_write_new(r, run_delete, 0));
 }

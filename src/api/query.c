@@ -148,9 +148,8 @@ bool api_query_load(api_req_t *r)
     q->n = 0;
     q->errs = (verrs_t){0};
     r->query = q;
-    h2o_req_t *req = r->req;
-    if (req->query_at == SIZE_MAX) return true;
-    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    if (r->query_at == SIZE_MAX) return true;
+    const char *p = r->path.base + r->query_at + 1, *end = r->path.base + r->path.len;
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *pend = amp != NULL ? amp : end;

@@ -1,11 +1,13 @@
 /*
  * ratelimit.c: see ratelimit.h.
  *
- * The buckets live in a fixed open-addressed table (no allocation while
- * serving), guarded by striped mutexes so that threads serving different
- * apps rarely wait for each other. A table that is full of recently active
- * apps lets a new app through unlimited rather than refuse it: limiting is
- * protection against one noisy app, never a reason to fail a quiet one.
+ * Each limiter's buckets live in a fixed open-addressed table (no
+ * allocation while serving), guarded by striped mutexes so that threads
+ * serving different keys rarely wait for each other. A bucket that has
+ * filled up again is as good as a new one, so its slot may be reused. A
+ * table whose slots are all busy with recently active keys lets a new key
+ * through unlimited rather than refuse it: limiting is protection against
+ * one noisy app or address, never a reason to fail a quiet one.
  */
 #include "api/ratelimit.h"
 
@@ -13,41 +15,46 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define SLOTS 4096
 #define STRIPES 64
 #define PROBES 8
-#define IDLE_MS 60000 /* a bucket unused this long may be reused */
 
 typedef struct bucket {
-    int64_t app; /* 0: free */
+    ratelimit_key_t key; /* both zero: free */
     double tokens;
     int64_t last_ms;
 } bucket_t;
 
-static struct {
+typedef struct limiter {
     double rate, burst;
     bucket_t slots[SLOTS];
     pthread_mutex_t locks[STRIPES];
-    pthread_once_t once;
-} RL = {.once = PTHREAD_ONCE_INIT};
+} limiter_t;
+
+static limiter_t RL[RATELIMIT_KINDS];
+static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void init_locks(void)
 {
-    for (int i = 0; i < STRIPES; i++)
-        pthread_mutex_init(&RL.locks[i], NULL);
+    for (int k = 0; k < RATELIMIT_KINDS; k++)
+        for (int i = 0; i < STRIPES; i++)
+            pthread_mutex_init(&RL[k].locks[i], NULL);
 }
 
-void ratelimit_configure(double rate, double burst)
+void ratelimit_configure(enum ratelimit_kind kind, double rate, double burst)
 {
-    pthread_once(&RL.once, init_locks);
-    RL.rate = rate > 0 ? rate : 0;
-    RL.burst = burst >= 1 ? burst : (rate > 0 ? rate : 0);
+    pthread_once(&once, init_locks);
+    limiter_t *l = &RL[kind];
+    l->rate = rate > 0 ? rate : 0;
+    l->burst = burst >= 1 ? burst : (rate > 0 ? rate : 0);
+    memset(l->slots, 0, sizeof l->slots);
 }
 
-bool ratelimit_enabled(void)
+bool ratelimit_enabled(enum ratelimit_kind kind)
 {
-    return RL.rate > 0;
+    return RL[kind].rate > 0;
 }
 
 bool ratelimit_parse(const char *s, double *rate, double *burst)
@@ -67,49 +74,83 @@ bool ratelimit_parse(const char *s, double *rate, double *burst)
     return true;
 }
 
-bool ratelimit_take(int64_t app, int64_t now, ratelimit_info_t *info)
+static bool same(ratelimit_key_t x, ratelimit_key_t y)
 {
-    info->limit = (int)RL.burst;
-    info->remaining = (int)RL.burst;
-    info->reset_s = 0;
-    info->retry_after = 0;
-    if (RL.rate <= 0) return true;
-    uint64_t h = (uint64_t)app * 0x9E3779B97F4A7C15ULL;
-    size_t home = (size_t)(h >> 52) % SLOTS;
-    /* All the probes of one app stay in one stripe's range of slots. */
-    pthread_mutex_t *lock = &RL.locks[home % STRIPES];
-    pthread_mutex_lock(lock);
+    return x.a == y.a && x.b == y.b;
+}
+
+/* Whether c's slot may go to another key: free, or its bucket full again. */
+static bool reusable(const limiter_t *l, const bucket_t *c, int64_t now)
+{
+    if (c->key.a == 0 && c->key.b == 0) return true;
+    return (double)(now - c->last_ms) * l->rate / 1000.0 >= l->burst - c->tokens;
+}
+
+/* Finds (or makes) key's bucket among the probes of home, refilled to now;
+ * NULL when every probe is busy with another key. Under the stripe's lock. */
+static bucket_t *bucket(limiter_t *l, size_t home, ratelimit_key_t key, int64_t now)
+{
     bucket_t *b = NULL;
     for (size_t i = 0; i < PROBES; i++) {
-        bucket_t *c = &RL.slots[(home + i * STRIPES) % SLOTS];
-        if (c->app == app) {
+        bucket_t *c = &l->slots[(home + i * STRIPES) % SLOTS];
+        if (same(c->key, key)) {
             b = c;
             break;
         }
-        if (b == NULL && (c->app == 0 || now - c->last_ms > IDLE_MS)) b = c;
+        if (b == NULL && reusable(l, c, now)) b = c;
     }
+    if (b == NULL) return NULL;
+    if (!same(b->key, key)) {
+        b->key = key;
+        b->tokens = l->burst;
+        b->last_ms = now;
+    }
+    if (now > b->last_ms) {
+        b->tokens += (double)(now - b->last_ms) * l->rate / 1000.0;
+        if (b->tokens > l->burst) b->tokens = l->burst;
+        b->last_ms = now;
+    }
+    return b;
+}
+
+/* ratelimit_take (take true) and ratelimit_peek (false). */
+static bool use(enum ratelimit_kind kind, ratelimit_key_t key, int64_t now, bool take, ratelimit_info_t *info)
+{
+    limiter_t *l = &RL[kind];
+    info->limit = (int)l->burst;
+    info->remaining = (int)l->burst;
+    info->reset_s = 0;
+    info->retry_after = 0;
+    if (l->rate <= 0) return true;
+    uint64_t h = (key.a * 0x9E3779B97F4A7C15ULL) ^ (key.b * 0xC2B2AE3D27D4EB4FULL);
+    h *= 0x9E3779B97F4A7C15ULL;
+    size_t home = (size_t)(h >> 52) % SLOTS;
+    /* All the probes of one key stay in one stripe's range of slots. */
+    pthread_mutex_t *lock = &l->locks[home % STRIPES];
+    pthread_mutex_lock(lock);
+    bucket_t *b = bucket(l, home, key, now);
     if (b == NULL) {
         pthread_mutex_unlock(lock);
         return true;
     }
-    if (b->app != app) {
-        b->app = app;
-        b->tokens = RL.burst;
-        b->last_ms = now;
-    }
-    if (now > b->last_ms) {
-        b->tokens += (double)(now - b->last_ms) * RL.rate / 1000.0;
-        if (b->tokens > RL.burst) b->tokens = RL.burst;
-        b->last_ms = now;
-    }
     bool ok = b->tokens >= 1.0;
-    if (ok) b->tokens -= 1.0;
+    if (ok && take) b->tokens -= 1.0;
     double tokens = b->tokens;
     pthread_mutex_unlock(lock);
 
     info->remaining = (int)floor(tokens);
-    info->reset_s = (int)ceil((RL.burst - tokens) / RL.rate);
-    if (!ok) info->retry_after = (int)ceil((1.0 - tokens) / RL.rate);
+    info->reset_s = (int)ceil((l->burst - tokens) / l->rate);
+    if (!ok) info->retry_after = (int)ceil((1.0 - tokens) / l->rate);
     if (!ok && info->retry_after < 1) info->retry_after = 1;
     return ok;
+}
+
+bool ratelimit_take(enum ratelimit_kind kind, ratelimit_key_t key, int64_t now, ratelimit_info_t *info)
+{
+    return use(kind, key, now, true, info);
+}
+
+bool ratelimit_peek(enum ratelimit_kind kind, ratelimit_key_t key, int64_t now, ratelimit_info_t *info)
+{
+    return use(kind, key, now, false, info);
 }

@@ -11,6 +11,7 @@
 
 #include "api/query.h"
 #include "api/respond.h"
+#include "http/metrics.h"
 #include "model/jsonlex.h"
 #include "model/timestamp.h"
 
@@ -18,12 +19,66 @@
 
 /* --- life --------------------------------------------------------------------- */
 
+/* The value of req's first header token (base NULL: none). */
+static h2o_iovec_t header(const h2o_req_t *req, const h2o_token_t *token)
+{
+    ssize_t i = h2o_find_header(&req->headers, token, -1);
+    return i >= 0 ? req->headers.entries[i].value : h2o_iovec_init(NULL, 0);
+}
+
+/* Copies at most size bytes of v into buf, for the log line. */
+static size_t keep(char *buf, size_t size, h2o_iovec_t v)
+{
+    size_t n = v.len < size ? v.len : size;
+    if (n > 0) memcpy(buf, v.base, n);
+    return n;
+}
+
 /* h2o disposes of a request's pool when the request ends, which can be
- * before its read or write completes (an HTTP/2 stream reset): forget it. */
+ * before its read or write completes (an HTTP/2 stream reset, a closed
+ * connection): forget it, keeping what its log line names, and tell its
+ * write that the client is gone. h2o calls this before it frees the
+ * pool's memory, so req is still whole here. */
 static void on_req_dispose(void *p)
 {
     api_req_t **ref = p;
-    if (*ref != NULL) (*ref)->req = NULL;
+    api_req_t *r = *ref;
+    if (r == NULL) return;
+    h2o_req_t *req = r->req;
+    r->kept.method_len = keep(r->kept.method, sizeof r->kept.method, req->method);
+    r->kept.path_len = keep(r->kept.path, sizeof r->kept.path, req->path);
+    h2o_iovec_t agent = header(req, H2O_TOKEN_USER_AGENT);
+    r->kept.has_agent = agent.base != NULL;
+    r->kept.agent_len = keep(r->kept.agent, sizeof r->kept.agent, agent);
+    if (r->t->shared->log_requests) api_client(r);
+    if (r->gone != NULL) atomic_store(r->gone, true);
+    r->req = NULL;
+}
+
+/* The request target in origin form, into r->path and r->query_at. h2o
+ * 2.2 hands an absolute-form target ("GET http://host/leads HTTP/1.1",
+ * which RFC 7230 says a server must accept) over as it came: its scheme
+ * and authority are cut off here (one host is served, so the authority
+ * chooses nothing), and an empty path is "/". */
+static void origin_form(api_req_t *r, h2o_req_t *req)
+{
+    h2o_iovec_t p = req->path;
+    r->path = p;
+    r->query_at = req->query_at;
+    size_t skip = 0;
+    if (p.len >= 7 && h2o_lcstris(p.base, 7, H2O_STRLIT("http://")))
+        skip = 7;
+    else if (p.len >= 8 && h2o_lcstris(p.base, 8, H2O_STRLIT("https://")))
+        skip = 8;
+    if (skip == 0) return;
+    while (skip < p.len && p.base[skip] != '/' && p.base[skip] != '?')
+        skip++;
+    h2o_iovec_t rest = h2o_iovec_init(p.base + skip, p.len - skip);
+    if (rest.len == 0 || rest.base[0] == '?')
+        rest = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("/")), rest);
+    r->path = rest;
+    const char *q = memchr(rest.base, '?', rest.len);
+    r->query_at = q != NULL ? (size_t)(q - rest.base) : SIZE_MAX;
 }
 
 api_req_t *api_req_new(api_thread_t *t, h2o_req_t *req)
@@ -48,7 +103,27 @@ api_req_t *api_req_new(api_thread_t *t, h2o_req_t *req)
     r->req = req;
     r->ref = h2o_mem_alloc_shared(&req->pool, sizeof *r->ref, on_req_dispose);
     *r->ref = r;
+    origin_form(r, req);
+    r->reqid_len = api_request_id(req, r->reqid);
+    r->metric_route = -1;
     return r;
+}
+
+size_t api_request_id(h2o_req_t *req, char out[HTTP_REQID_MAX + 1])
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    size_t len;
+    if (i >= 0 && reqid_valid(req->headers.entries[i].value.base, req->headers.entries[i].value.len)) {
+        len = req->headers.entries[i].value.len;
+        memcpy(out, req->headers.entries[i].value.base, len);
+        out[len] = '\0';
+    } else {
+        len = reqid_generate(out);
+    }
+    /* In the pool: h2o may write the headers after r has ended. */
+    h2o_iovec_t v = h2o_strdup(&req->pool, out, len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, v.base, v.len);
+    return len;
 }
 
 static void req_end(api_req_t *r)
@@ -105,16 +180,89 @@ void api_req_read(api_req_t *r, api_read_start_fn start, api_read_done_fn done)
 
 /* --- answers ------------------------------------------------------------------- */
 
+void api_log_h2o(api_thread_t *t, h2o_req_t *req, int status, h2o_iovec_t reqid, h2o_iovec_t body,
+                 int64_t start_ns)
+{
+    char code[64] = "";
+    if (status >= 400) api_error_code(body, code, sizeof code);
+    proxy_addr_t client;
+    api_client_of(req, &client);
+    api_log_entry_t e = {.now = ts_now_ms(),
+                         .start_ns = start_ns,
+                         .client = &client,
+                         .method = req->method,
+                         .path = req->path,
+                         .request_id = reqid,
+                         .user_agent = header(req, H2O_TOKEN_USER_AGENT),
+                         .status = status,
+                         .code = code,
+                         .app = ""};
+    api_log_write(&t->log, &e);
+}
+
+/* The line of r, answered with status and body (an error's code is read
+ * from it); from r->kept when h2o has let go of the request. */
+static void log_reply(api_req_t *r, int status, h2o_iovec_t body)
+{
+    h2o_req_t *req = r->req;
+    char code[64] = "";
+    if (status >= 400) api_error_code(body, code, sizeof code);
+    api_log_entry_t e = {.now = r->now,
+                         .start_ns = r->start_ns,
+                         .request_id = h2o_iovec_init(r->reqid, r->reqid_len),
+                         .status = status,
+                         .code = code,
+                         .app = r->app.key};
+    if (req != NULL) {
+        e.client = api_client(r);
+        e.method = req->method;
+        e.path = req->path;
+        e.user_agent = header(req, H2O_TOKEN_USER_AGENT);
+    } else {
+        e.client = r->client_known ? &r->client : NULL;
+        e.method = h2o_iovec_init(r->kept.method, r->kept.method_len);
+        e.path = h2o_iovec_init(r->kept.path, r->kept.path_len);
+        if (r->kept.has_agent) e.user_agent = h2o_iovec_init(r->kept.agent, r->kept.agent_len);
+        e.note = "client=gone";
+    }
+    api_log_write(&r->t->log, &e);
+}
+
+/* Counts r's answer in the metrics. A 429 before the caller is known is
+ * the limit on failed authentication; after, the app's. */
+static void count(api_req_t *r, int status)
+{
+    if (!metrics_enabled()) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    metrics_request(r->metric_route, status, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - r->start_ns);
+    if (status == 429) metrics_count(r->app.id != 0 ? METRIC_RATE_LIMITED_APP : METRIC_RATE_LIMITED_AUTH);
+}
+
+/* Sends the answer, or, when h2o has let go of the request (its client is
+ * gone), only logs it: a write answered then was committed (or, 499, not
+ * run), and every committed write has its line. An error document gets
+ * the request's id as meta.requestId. */
 static void reply(api_req_t *r, int status, h2o_iovec_t body, bool pooled, const char *location)
 {
     h2o_req_t *req = r->req;
-    if (req != NULL) {
-        /* Logged first: h2o may dispose of req while sending. */
-        if (r->t->shared->log_requests)
-            api_log_request(&r->t->log, req, status, r->app.key, r->now, r->start_ns);
-        api_respond(req, status, body, pooled, location);
+    if (req != NULL && status >= 400 && body.len > 0) {
+        h2o_iovec_t with =
+            api_error_with_request_id(&req->pool, body, h2o_iovec_init(r->reqid, r->reqid_len));
+        pooled = pooled || with.base != body.base;
+        body = with;
     }
+    count(r, status);
+    /* Logged first: h2o may dispose of req while sending. */
+    if (r->t->shared->log_requests) log_reply(r, status, body);
+    if (req != NULL) api_respond(req, status, body, pooled, location);
     req_end(r);
+}
+
+void api_req_abandon(api_req_t *r)
+{
+    assert(r->req == NULL);
+    reply(r, API_STATUS_CLIENT_GONE, h2o_iovec_init(NULL, 0), false, NULL);
 }
 
 void api_reply_body(api_req_t *r, int status, jw_t *body, const char *location)
@@ -149,6 +297,43 @@ void api_reply_store_error(api_req_t *r, store_rc_t rc, const char *not_found_ti
                            const char *not_found_detail)
 {
     api_reply(r, api_render_store_error(&r->out, rc, not_found_title, not_found_detail));
+}
+
+void api_header_int(api_req_t *r, const char *name, int value)
+{
+    char *v = h2o_mem_alloc_pool(&r->req->pool, 16);
+    int n = snprintf(v, 16, "%d", value);
+    h2o_add_header_by_str(&r->req->pool, &r->req->res.headers, name, strlen(name), 0, NULL, v, (size_t)n);
+}
+
+/* --- the client ------------------------------------------------------------------ */
+
+/* At most this many X-Forwarded-For headers are read (the last ones). */
+#define XFF_HEADERS_MAX 8
+
+void api_client_of(h2o_req_t *req, proxy_addr_t *out)
+{
+    proxy_addr_t peer;
+    memset(&peer, 0, sizeof peer);
+    struct sockaddr_storage ss;
+    if (req->conn != NULL && req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) > 0)
+        proxy_addr_of((struct sockaddr *)&ss, &peer);
+    h2o_iovec_t xff[XFF_HEADERS_MAX];
+    size_t n = 0;
+    for (ssize_t i = -1;
+         (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-forwarded-for"), i)) >= 0;) {
+        if (n == XFF_HEADERS_MAX) memmove(xff, xff + 1, --n * sizeof *xff);
+        xff[n++] = req->headers.entries[i].value;
+    }
+    proxy_client(&peer, xff, n, out);
+}
+
+const proxy_addr_t *api_client(api_req_t *r)
+{
+    if (r->client_known) return &r->client;
+    api_client_of(r->req, &r->client);
+    r->client_known = true;
+    return &r->client;
 }
 
 /* --- the body ------------------------------------------------------------------ */
@@ -239,8 +424,7 @@ json_t *api_body_or_reply(api_req_t *r)
     }
     json_error_t jerr;
     const char *body = req->entity.base ? req->entity.base : "";
-    json_t *root = jsonlex_loadb(body, req->entity.len,
-                                 JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
+    json_t *root = jsonlex_loadb(body, req->entity.len, JSONLEX_BODY_FLAGS, &jerr);
     if (root == NULL) reply_bad_json(r, &jerr);
     return root;
 }
@@ -258,10 +442,9 @@ h2o_iovec_t api_query(const api_req_t *r, const char *name)
 {
     assert(declared(r->route, name));                      /* the route table lists what is read */
     if (r->query != NULL) return api_query_value(r, name); /* read and decoded (query.h) */
-    h2o_req_t *req = r->req;
     h2o_iovec_t found = h2o_iovec_init(NULL, 0);
-    if (req->query_at == SIZE_MAX) return found;
-    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    if (r->query_at == SIZE_MAX) return found;
+    const char *p = r->path.base + r->query_at + 1, *end = r->path.base + r->path.len;
     size_t nlen = strlen(name);
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
@@ -275,23 +458,20 @@ h2o_iovec_t api_query(const api_req_t *r, const char *name)
     return found;
 }
 
-/* Parses a decimal integer of at most 18 digits (optionally negative).
- * Returns false when the text is not one. */
-static bool parse_int(h2o_iovec_t v, int64_t *out)
+/* Parses a number of pages or records: decimal digits only, any number of
+ * them. A value beyond INT64_MAX reads as INT64_MAX: as a page it is past
+ * the end of any list just the same, and as records it is out of range
+ * just the same. Returns false when the text is not digits. */
+static bool parse_count(h2o_iovec_t v, int64_t *out)
 {
-    size_t i = 0;
-    bool neg = false;
-    if (v.len > 0 && v.base[0] == '-') {
-        neg = true;
-        i = 1;
-    }
-    if (i == v.len || v.len - i > 18) return false;
+    if (v.len == 0) return false;
     int64_t x = 0;
-    for (; i < v.len; i++) {
+    for (size_t i = 0; i < v.len; i++) {
         if (v.base[i] < '0' || v.base[i] > '9') return false;
-        x = x * 10 + (v.base[i] - '0');
+        int d = v.base[i] - '0';
+        x = x > (INT64_MAX - d) / 10 ? INT64_MAX : x * 10 + d;
     }
-    *out = neg ? -x : x;
+    *out = x;
     return true;
 }
 
@@ -300,10 +480,10 @@ bool api_paging_parse(api_req_t *r, int default_records, int64_t *page, int *rec
     int before = errs->n;
     int64_t p = 1, n = default_records;
     h2o_iovec_t v = api_query(r, "page");
-    if (v.base != NULL && (!parse_int(v, &p) || p < 1))
+    if (v.base != NULL && (!parse_count(v, &p) || p < 1))
         verrs_add(errs, "validation_error", NULL, "page", "page must be an integer of at least 1");
     v = api_query(r, "records");
-    if (v.base != NULL && (!parse_int(v, &n) || n < 1 || n > 100))
+    if (v.base != NULL && (!parse_count(v, &n) || n < 1 || n > 100))
         verrs_add(errs, "validation_error", NULL, "records", "records must be an integer from 1 to 100");
     if (errs->n > before) return false;
     *page = p;

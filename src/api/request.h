@@ -23,6 +23,16 @@
 /* Starts a request of thread t: takes the time, and notes in req's pool
  * when h2o disposes of req. NULL when out of memory. */
 api_req_t *api_req_new(api_thread_t *t, h2o_req_t *req);
+/* The request id of req (its valid X-Request-Id, else a new one, reqid.h)
+ * into out, terminated, and as req's X-Request-Id response header; returns
+ * its length. */
+size_t api_request_id(h2o_req_t *req, char out[HTTP_REQID_MAX + 1]);
+
+/* Logs req, which has no api_req_t (an error h2o answered itself), with
+ * status, its request id and its error body. */
+void api_log_h2o(api_thread_t *t, h2o_req_t *req, int status, h2o_iovec_t reqid, h2o_iovec_t body,
+                 int64_t start_ns);
+
 /* Frees what t keeps for its next request; call before t ends. */
 void api_req_thread_fini(api_thread_t *t);
 
@@ -34,6 +44,10 @@ void api_req_thread_fini(api_thread_t *t);
  * may start the next. Anything start hands the store (the callbacks'
  * context, out parameters) must live in r. */
 void api_req_read(api_req_t *r, api_read_start_fn start, api_read_done_fn done);
+
+/* Ends r, which h2o has let go of (r->req NULL) while it waited, without
+ * an answer; its log line says 499 and client=gone. */
+void api_req_abandon(api_req_t *r);
 
 /* Answers r with status and r->out as the body (a 503 if r->out ran out
  * of memory). */
@@ -48,6 +62,17 @@ void api_reply_errors(api_req_t *r, const verrs_t *errs);
 void api_reply_store_error(api_req_t *r, store_rc_t rc, const char *not_found_title,
                            const char *not_found_detail);
 
+/* The client's address: the connection's peer, or, when that is a trusted
+ * proxy, the address X-Forwarded-For names (proxy.h); all zero when
+ * unknown. Worked out once per request. */
+const proxy_addr_t *api_client(api_req_t *r);
+/* The same for req, worked out each time. */
+void api_client_of(h2o_req_t *req, proxy_addr_t *out);
+
+/* Adds a response header whose name h2o has no token for, with a number
+ * value. */
+void api_header_int(api_req_t *r, const char *name, int value);
+
 /* The JSON body, after the Content-Type (415), size (413, beyond the
  * route's body_max) and syntax (400) checks. The caller json_decref()s it. */
 json_t *api_body_or_reply(api_req_t *r);
@@ -57,8 +82,10 @@ json_t *api_body_or_reply(api_req_t *r);
  * query parameters. */
 h2o_iovec_t api_query(const api_req_t *r, const char *name);
 
-/* page (from 1) and records (1..100, default_records when not given) from
- * the query string; 422 when either is not one. */
+/* page (from 1, any number of digits; beyond INT64_MAX it reads as
+ * INT64_MAX, past the end of any list) and records (1..100,
+ * default_records when not given) from the query string; 422 when either
+ * is not one. */
 bool api_paging_or_reply(api_req_t *r, int default_records, int64_t *page, int *records);
 /* The same, with the problems added to errs (false when there were some). */
 bool api_paging_parse(api_req_t *r, int default_records, int64_t *page, int *records, verrs_t *errs);

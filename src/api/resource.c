@@ -91,25 +91,44 @@ bool api_follow_id_or_reply(api_req_t *r)
     return api_uuid_or_reply(r, 1, r->fid, API_FOLLOW_NOT_FOUND_TITLE, API_FOLLOW_NOT_FOUND_DETAIL);
 }
 
+/* A new write for r holding patch p, whose texts are copied into the
+ * write's own allocation (each NUL-terminated); NULL when out of memory. */
+static api_write_t *write_with_text(api_req_t *r, api_write_fn fn, api_patch_t *p,
+                                    text_ref_t *texts[API_PATCH_TEXTS])
+{
+    size_t extra = 0;
+    for (int i = 0; i < API_PATCH_TEXTS; i++)
+        if (texts[i] != NULL && texts[i]->ptr != NULL) extra += texts[i]->len + 1;
+    api_write_t *w = api_write_new(r, fn, extra);
+    if (w == NULL) return NULL;
+    char *at = w->text;
+    for (int i = 0; i < API_PATCH_TEXTS; i++) {
+        text_ref_t *t = texts[i];
+        if (t == NULL || t->ptr == NULL) continue;
+        memcpy(at, t->ptr, t->len);
+        at[t->len] = '\0';
+        t->ptr = at;
+        at += t->len + 1;
+    }
+    w->p = *p;
+    return w;
+}
+
 api_write_t *api_decode_or_reply(api_req_t *r, bool creating, api_decode_fn decode, api_write_fn fn)
 {
     json_t *root = api_body_or_reply(r);
     if (root == NULL) return NULL;
     api_patch_t p;
+    text_ref_t *texts[API_PATCH_TEXTS] = {NULL};
     verrs_t errs = {0};
-    decode(root, r->req->entity, creating, &p, &errs);
-    if (errs.n > 0) {
-        json_decref(root);
+    decode(root, r->req->entity, creating, &p, texts, &errs);
+    api_write_t *w = errs.n > 0 ? NULL : write_with_text(r, fn, &p, texts);
+    /* The write holds its own text: nothing points into the tree now. */
+    json_decref(root);
+    if (errs.n > 0)
         api_reply_errors(r, &errs);
-        return NULL;
-    }
-    api_write_t *w = api_write_new(r, fn, root);
-    if (w == NULL) {
-        json_decref(root);
+    else if (w == NULL)
         api_reply_error(r, 503, "Service Unavailable", "The server is out of memory.");
-        return NULL;
-    }
-    w->p = p;
     return w;
 }
 

@@ -44,11 +44,14 @@ bool api_lead_id_or_reply(api_req_t *r);
 bool api_follow_id_or_reply(api_req_t *r);
 
 /* Decodes body root into a patch; problems go into errs. body is the text
- * root was parsed from. */
+ * root was parsed from. texts gets the patch's text members (NULL where
+ * fewer), which point into root: the write gets its own copy of them. */
+#define API_PATCH_TEXTS 2
 typedef void (*api_decode_fn)(const json_t *root, h2o_iovec_t body, bool creating, api_patch_t *p,
-                              verrs_t *errs);
+                              text_ref_t *texts[API_PATCH_TEXTS], verrs_t *errs);
 
-/* Reads and decodes the body into a new write that will run fn; NULL when
+/* Reads and decodes the body into a new write that will run fn, holding
+ * its own copy of the patch's text (the body's tree is freed); NULL when
  * r has been answered (400, 413, 415, 422, 503). */
 api_write_t *api_decode_or_reply(api_req_t *r, bool creating, api_decode_fn decode, api_write_fn fn);
 

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "http/server.h"
+
 /* Every status the API answers with: its reason phrase, and the code its
  * error documents carry. The last row stands for any other status. */
 static const struct status_row {
@@ -66,6 +68,9 @@ void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, cons
         /* h2o 2.2 drops keep-alive after any status but 200 whose length
          * it does not know: always say it. */
         req->res.content_length = body.len;
+        /* The memory guard may refuse a large answer (503) before it is
+         * copied into the request's pool. */
+        if (http_response_admit(req, body.len) != 0) return;
         if (!pooled) body = h2o_strdup(&req->pool, body.base, body.len);
     }
     h2o_start_response(req, &generator);
@@ -145,4 +150,52 @@ int api_render_store_error(jw_t *w, store_rc_t rc, const char *not_found_title, 
         return api_render_error(w, 500, "Internal Server Error",
                                 "The server could not complete the request.");
     }
+}
+
+h2o_iovec_t api_error_with_request_id(h2o_mem_pool_t *pool, h2o_iovec_t body, h2o_iovec_t id)
+{
+    static const char META[] = "],\"meta\":{";
+    const size_t mlen = sizeof META - 1;
+    if (body.len < 2 || body.base[body.len - 1] != '}' || id.len == 0) return body;
+    /* Where the id goes: after the meta object's brace, or as a new meta
+     * object before the document's last brace. A '"' is always escaped
+     * inside a JSON string, so META cannot occur within one. */
+    size_t at = body.len - 1;
+    const char *before = "", *after = "";
+    if (body.base[body.len - 2] == ']') {
+        before = ",\"meta\":{\"requestId\":\"";
+        after = "\"}";
+    } else {
+        size_t i = body.len - 2;
+        while (i > 0 && !(i + mlen <= body.len && memcmp(body.base + i, META, mlen) == 0))
+            i--;
+        if (i == 0) return body;
+        at = i + mlen;
+        before = "\"requestId\":\"";
+        after = body.base[at] == '}' ? "\"" : "\",";
+    }
+    size_t blen = strlen(before), alen = strlen(after);
+    size_t len = body.len + blen + id.len + alen;
+    char *out = h2o_mem_alloc_pool(pool, len);
+    memcpy(out, body.base, at);
+    memcpy(out + at, before, blen);
+    memcpy(out + at + blen, id.base, id.len);
+    memcpy(out + at + blen + id.len, after, alen);
+    memcpy(out + at + blen + id.len + alen, body.base + at, body.len - at);
+    return h2o_iovec_init(out, len);
+}
+
+void api_error_code(h2o_iovec_t body, char *out, size_t size)
+{
+    static const char KEY[] = "\"code\":\"";
+    out[0] = '\0';
+    const char *p = body.len > 0 ? memmem(body.base, body.len, KEY, sizeof KEY - 1) : NULL;
+    if (p == NULL) return;
+    p += sizeof KEY - 1;
+    const char *end = body.base + body.len;
+    size_t n = 0;
+    while (p + n < end && p[n] != '"' && p[n] != '\\' && n < size - 1)
+        n++;
+    memcpy(out, p, n);
+    out[n] = '\0';
 }

@@ -38,4 +38,14 @@ int api_render_error(jw_t *w, int status, const char *title, const char *detail)
 int api_render_errors(jw_t *w, const verrs_t *errs);
 int api_render_store_error(jw_t *w, store_rc_t rc, const char *not_found_title, const char *not_found_detail);
 
+/* The error document body with meta.requestId set to id, in pool: every
+ * error document this file renders ends either in "]}" or in its meta
+ * object ("],\"meta\":{...}}"), and id is plain ASCII (reqid.h), so it is
+ * added without parsing. A body of another form is returned as it is. */
+h2o_iovec_t api_error_with_request_id(h2o_mem_pool_t *pool, h2o_iovec_t body, h2o_iovec_t id);
+
+/* The code of an error document's first error into out (size bytes,
+ * terminated; "" when there is none). */
+void api_error_code(h2o_iovec_t body, char *out, size_t size);
+
 #endif

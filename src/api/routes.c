@@ -28,7 +28,10 @@ static const char *const APP_FOLLOWS[] = {FOLLOW_FILTERS, "lead_id[]", NULL};
 const api_route_t API_ROUTES[] = {
     {METHOD_GET, "/healthz", health_get, .query = NO_QUERY,
      .summary = "Liveness: 200 {\"status\":\"ok\"}, no credentials, no database"},
-
+    {METHOD_GET, "/readyz", health_ready, .query = NO_QUERY,
+     .summary = "Readiness: 200 when the database answers and the writer runs, else 503; no credentials"},
+    {METHOD_GET, "/.well-known/jwks.json", jwks_get, .query = NO_QUERY,
+     .summary = "crmd's public token keys as a JWK Set, no credentials"},
     {METHOD_GET, "/openapi.json", openapi_get, .query = NO_QUERY,
      .summary = "The OpenAPI 3.1 document of the API, no credentials"},
 
@@ -62,7 +65,7 @@ const api_route_t API_ROUTES[] = {
 const size_t API_NROUTES = sizeof API_ROUTES / sizeof API_ROUTES[0];
 
 /* The methods' names, by enum api_method: the order Allow lists them. */
-static const char *const METHODS[] = {"GET", "HEAD", "POST", "PUT", "DELETE"};
+static const char *const METHODS[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"};
 #define NMETHODS (sizeof METHODS / sizeof METHODS[0])
 _Static_assert(NMETHODS == METHOD_OTHER, "a name for every method but METHOD_OTHER");
 
@@ -71,6 +74,16 @@ enum api_method api_method_of(const char *name, size_t len)
     for (size_t i = 0; i < NMETHODS; i++)
         if (strlen(METHODS[i]) == len && memcmp(METHODS[i], name, len) == 0) return (enum api_method)i;
     return METHOD_OTHER;
+}
+
+int api_unmatched_route(enum api_method method)
+{
+    return (int)API_NROUTES + (int)method;
+}
+
+const char *api_method_name(enum api_method method)
+{
+    return method < METHOD_OTHER ? METHODS[method] : "OTHER";
 }
 
 size_t api_allow_header(unsigned allowed, char *buf, size_t size)

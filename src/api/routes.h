@@ -44,6 +44,12 @@ void api_route_match(const char *path, size_t len, enum api_method method, api_r
  * its length. */
 size_t api_allow_header(unsigned allowed, char *buf, size_t size);
 
+/* The metrics slot (http/metrics.h) of a request of method that matched no
+ * entry: after the entries' own, one per method. */
+int api_unmatched_route(enum api_method method);
+/* The method's name ("OTHER" for METHOD_OTHER). */
+const char *api_method_name(enum api_method method);
+
 /* Prints table[0..n) as a Markdown table: method, path, auth, summary. */
 void api_routes_print_table(const api_route_t *table, size_t n, FILE *out);
 

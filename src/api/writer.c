@@ -9,6 +9,16 @@
  * that fails is undone alone), commits once, and only then hands each
  * write back to its worker to be answered. Under light load a batch is one
  * write and costs what it did before; under load the sync is shared.
+ *
+ * The queue is bounded, in writes and in bytes (api.h): a write that
+ * finds it full is answered 503 with Retry-After at once, before anything
+ * of it ran, so a flood costs the writer at most a full queue and SIGTERM
+ * waits at most for that. A write whose client went away before the
+ * writer reached it (h2o let go of its request: an HTTP/2 stream reset, a
+ * closed connection) is not run: it was never acknowledged and never will
+ * be, so dropping it whole is as correct as committing it, and a flood of
+ * reset streams costs no commits. A write already running when its client
+ * goes is committed. Either way its log line says the client was gone.
  */
 #include "api/writer.h"
 
@@ -16,10 +26,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/cache.h"
 #include "api/request.h"
 #include "api/respond.h"
+#include "http/metrics.h"
+#include "model/timestamp.h"
 
 /* At most this many writes share one transaction, so that one batch's
  * latency stays bounded. */
@@ -29,20 +42,33 @@ static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     api_write_t *head, **tail;
+    size_t n, bytes;         /* writes at the writer (queued or running), their size */
+    size_t max_n, max_bytes; /* the bound */
     int stop;
     int running;
+    atomic_int_least64_t busy_since; /* ms: when the running batch started; 0: none runs */
     store_t *store;
     pthread_t thread;
-} W = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+} W = {.mu = PTHREAD_MUTEX_INITIALIZER,
+       .cv = PTHREAD_COND_INITIALIZER,
+       .max_n = API_WRITE_QUEUE_DEFAULT,
+       .max_bytes = API_WRITE_QUEUE_BYTES};
 
-api_write_t *api_write_new(api_req_t *r, api_write_fn fn, json_t *root)
+void api_writer_configure(size_t max_writes, size_t max_bytes)
 {
-    api_write_t *w = calloc(1, sizeof *w);
+    W.max_n = max_writes;
+    W.max_bytes = max_bytes;
+}
+
+api_write_t *api_write_new(api_req_t *r, api_write_fn fn, size_t extra)
+{
+    api_write_t *w = calloc(1, sizeof *w + extra);
     if (w == NULL) return NULL;
+    w->size = sizeof *w + extra;
+    atomic_init(&w->gone, false);
     w->run = fn;
     w->t = r->t;
     w->r = r;
-    w->root = root;
     w->app = r->app.id;
     w->now = r->now;
     memcpy(w->id, r->id, sizeof w->id);
@@ -63,7 +89,6 @@ static void complete(api_write_t *w)
 {
     if (w->queued) w->t->writes_in_flight--;
     api_reply_body(w->r, w->status, &w->out, w->location);
-    json_decref(w->root);
     jw_free(&w->out);
     free(w);
 }
@@ -89,17 +114,21 @@ static void touch(const api_write_t *w)
 }
 
 /* Runs the writes of batch in one transaction on s, leaving each with its
- * answer: a failed begin or commit means none of them happened. */
+ * answer: a failed begin or commit means none of them happened. A write
+ * whose client is gone is not run (see the top). */
 static void run_batch(store_t *s, api_write_t *batch)
 {
     store_rc_t rc = store_batch_begin(s);
     for (api_write_t *w = batch; w != NULL; w = w->next) {
-        if (rc == STORE_OK)
-            w->run(s, w);
-        else
+        if (rc != STORE_OK)
             api_write_answer(w, rc, 0, "", "");
+        else if (atomic_load(&w->gone))
+            w->status = API_STATUS_CLIENT_GONE;
+        else
+            w->run(s, w);
     }
     if (rc == STORE_OK) rc = store_batch_end(s, 1);
+    if (rc != STORE_OK) metrics_count(METRIC_COMMIT_FAILURES);
     /* No write of a batch whose commit failed may be acknowledged; what
      * failed for another reason there is a 503 (retry), not a 500. */
     if (rc == STORE_ERROR) rc = STORE_UNAVAILABLE;
@@ -112,6 +141,7 @@ static void run_batch(store_t *s, api_write_t *batch)
 static void *writer_main(void *arg)
 {
     (void)arg;
+    metrics_thread_attach();
     pthread_mutex_lock(&W.mu);
     for (;;) {
         while (W.head == NULL && !W.stop)
@@ -128,7 +158,22 @@ static void *writer_main(void *arg)
         if (W.head == NULL) W.tail = &W.head;
         last->next = NULL;
         pthread_mutex_unlock(&W.mu);
+        size_t bytes = 0;
+        for (api_write_t *w = batch; w != NULL; w = w->next)
+            bytes += w->size;
+        int64_t started = ts_now_ms();
+        atomic_store(&W.busy_since, started);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         run_batch(W.store, batch);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        atomic_store(&W.busy_since, 0);
+        metrics_commit(n, (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+        /* Done here: they leave the queue's count before they are freed. */
+        pthread_mutex_lock(&W.mu);
+        W.n -= (size_t)n;
+        W.bytes -= bytes;
+        pthread_mutex_unlock(&W.mu);
         for (api_write_t *w = batch, *next; w != NULL; w = next) {
             next = w->next;
             h2o_multithread_send_message(&w->t->done, &w->msg);
@@ -137,6 +182,21 @@ static void *writer_main(void *arg)
     }
     pthread_mutex_unlock(&W.mu);
     return NULL;
+}
+
+void api_writer_depth(size_t *writes, size_t *bytes)
+{
+    pthread_mutex_lock(&W.mu);
+    *writes = W.n;
+    *bytes = W.bytes;
+    pthread_mutex_unlock(&W.mu);
+}
+
+enum api_writer_state api_writer_state(int64_t now_ms)
+{
+    if (!W.running) return API_WRITER_NOT_RUNNING;
+    int64_t since = atomic_load(&W.busy_since);
+    return since != 0 && now_ms - since > API_WRITER_STUCK_MS ? API_WRITER_STUCK : API_WRITER_OK;
 }
 
 void api_write_submit(api_req_t *r, api_write_t *w)
@@ -152,14 +212,27 @@ void api_write_submit(api_req_t *r, api_write_t *w)
         complete(w);
         return;
     }
-    w->queued = true;
-    w->t->writes_in_flight++;
-    pthread_mutex_lock(&W.mu);
     w->next = NULL;
-    *W.tail = w;
-    W.tail = &w->next;
-    pthread_cond_signal(&W.cv);
+    pthread_mutex_lock(&W.mu);
+    bool full = W.n >= W.max_n || w->size > W.max_bytes - W.bytes;
+    if (!full) {
+        W.n++;
+        W.bytes += w->size;
+        /* Set before the writer can see it; the worker alone reads them. */
+        w->queued = true;
+        w->t->writes_in_flight++;
+        r->gone = &w->gone;
+        if (r->req == NULL) atomic_store(&w->gone, true);
+        *W.tail = w;
+        W.tail = &w->next;
+        pthread_cond_signal(&W.cv);
+    }
     pthread_mutex_unlock(&W.mu);
+    if (full) {
+        free(w);
+        api_reply_error(r, 503, "Service Unavailable",
+                        "Too many writes are waiting to be committed; retry shortly.");
+    }
 }
 
 int api_writer_start_store(store_t *s)
@@ -167,6 +240,7 @@ int api_writer_start_store(store_t *s)
     W.store = s;
     W.head = NULL;
     W.tail = &W.head;
+    W.n = W.bytes = 0;
     W.stop = 0;
     if (pthread_create(&W.thread, NULL, writer_main, NULL) != 0) {
         store_close(W.store);

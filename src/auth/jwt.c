@@ -1,36 +1,49 @@
 /*
- * jwt.c: RS256 JSON Web Tokens (RFC 7515 / 7519) on OpenSSL 3 EVP and jansson.
+ * jwt.c: RS256 and ES256 JSON Web Tokens (RFC 7515 / 7519) on OpenSSL 3 EVP
+ * and jansson, and the key sets servers verify with.
  *
  * Verification decodes the three base64url parts first, then checks the
- * header (alg must be exactly "RS256"), then the signature over the bytes as
- * received, and only then parses and checks the claims, so no attacker
- * controlled payload JSON is parsed before the signature is known good.
+ * header (alg must be exactly the algorithm the key is pinned to), then the
+ * signature over the bytes as received, and only then parses and checks the
+ * claims, so no attacker controlled payload JSON is parsed before the
+ * signature is known good. With a key set the key is the one the header's
+ * kid names: a token without a kid, or with one the set does not hold,
+ * is refused before any signature work.
  *
  * Decisions jwt.h leaves open:
  * - "typ", when present, must be the string "JWT" exactly; anything else is
  *   JWT_BAD_ALG, as jwt.h documents.
  * - A "crit" header is JWT_MALFORMED, since no extension is understood here
  *   (RFC 7515 section 4.1.11); a "kid" that is not a string is JWT_MALFORMED.
- *   The kid is not compared with the key's: the signature decides.
+ *   jwt_verify (one key) does not compare the kid: the signature decides.
+ * - ES256 signatures are JWS's raw r || s (64 bytes), turned into DER for
+ *   OpenSSL; any other length is JWT_BAD_SIG.
  * - exp may be a JSON integer or a JSON real holding an integral value within
  *   +-2^53 (some issuers write 1.7e9); a fractional, non-finite or
  *   non-numeric exp is JWT_NO_EXP. nbf and iat follow the same number rule,
  *   but a bad one is JWT_MALFORMED since they are optional.
- * - Keys must be RSA of at least 2048 bits; jwt_key_load rejects others.
+ * - crmd's keys must be RSA of at least 2048 bits; jwt_key_load rejects
+ *   others (external keys: jwk.c).
  */
 #include "auth/jwt.h"
 
 #include <jansson.h>
 #include <math.h>
+#include <openssl/bn.h>
+#include <openssl/ecdsa.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "auth/b64url.h"
+#include "auth/jwt_int.h"
 
 /* Tokens longer than this are refused unread; it also bounds every buffer
  * used while verifying. */
@@ -44,86 +57,6 @@
 #define JWT_IAT_LEEWAY 60
 /* The largest magnitude a double holds exactly as an integer. */
 #define JWT_REAL_INT_MAX 9007199254740992.0
-
-struct jwt_key {
-    EVP_PKEY *pkey;
-    char kid[JWT_KID_HEX + 1];
-    unsigned char secret[JWT_SECRET_BYTES]; /* see jwt_key_secret */
-};
-
-static const char b64url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* The length of the unpadded base64url text for n bytes. */
-static size_t b64url_encoded_len(size_t n)
-{
-    static const size_t tail[3] = {0, 2, 3};
-    return n / 3 * 4 + tail[n % 3];
-}
-
-/* Encodes in[0..n) into out, which must hold b64url_encoded_len(n) bytes; no
- * NUL is written. Returns the number of bytes written. */
-static size_t b64url_encode(const unsigned char *in, size_t n, char *out)
-{
-    size_t o = 0, i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = b64url_alphabet[v >> 18 & 63];
-        out[o++] = b64url_alphabet[v >> 12 & 63];
-        out[o++] = b64url_alphabet[v >> 6 & 63];
-        out[o++] = b64url_alphabet[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = b64url_alphabet[v >> 18 & 63];
-        out[o++] = b64url_alphabet[v >> 12 & 63];
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        out[o++] = b64url_alphabet[v >> 18 & 63];
-        out[o++] = b64url_alphabet[v >> 12 & 63];
-        out[o++] = b64url_alphabet[v >> 6 & 63];
-    }
-    return o;
-}
-
-/* The 6-bit value of one base64url character, or -1 for anything else,
- * including '=' padding and the '+' and '/' of plain base64. */
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
-
-/* Strictly decodes in[0..len) into out, which holds cap bytes. Rejects
- * characters outside the url alphabet, lengths no encoder produces
- * (len % 4 == 1) and non-zero unused trailing bits, so each byte string has
- * exactly one accepted encoding. Returns false on any of those. */
-static bool b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap, size_t *out_len)
-{
-    if (len % 4 == 1) return false;
-    size_t need = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
-    if (need > cap) return false;
-    uint32_t acc = 0;
-    unsigned bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64url_value((unsigned char)in[i]);
-        if (v < 0) return false;
-        acc = (acc << 6 | (uint32_t)v) & 0xffffff;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    /* The bits left over (2 or 4) are padding an encoder sets to zero. */
-    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return false;
-    *out_len = o;
-    return true;
-}
 
 /* A passphrase callback that refuses, so an encrypted PEM fails to load
  * instead of OpenSSL prompting on the terminal. */
@@ -203,7 +136,7 @@ static bool key_derive_secret(jwt_key_t *key)
 
 const unsigned char *jwt_key_secret(const jwt_key_t *key)
 {
-    return key->secret;
+    return key->external ? NULL : key->secret;
 }
 
 jwt_key_t *jwt_key_load(const char *pem, size_t len)
@@ -220,6 +153,7 @@ jwt_key_t *jwt_key_load(const char *pem, size_t len)
     key = calloc(1, sizeof(*key));
     if (!key) goto fail;
     key->pkey = pkey;
+    key->alg = JWT_ALG_RS256;
     if (!key_compute_id(key) || !key_derive_secret(key)) goto fail;
     BIO_free(bio);
     return key;
@@ -242,6 +176,16 @@ void jwt_key_free(jwt_key_t *key)
 const char *jwt_key_id(const jwt_key_t *key)
 {
     return key ? key->kid : NULL;
+}
+
+int jwt_key_alg(const jwt_key_t *key)
+{
+    return key->alg;
+}
+
+bool jwt_key_external(const jwt_key_t *key)
+{
+    return key->external;
 }
 
 /* Sets up ctx for RS256 (SHA-256, PKCS#1 v1.5) signing or verifying. A
@@ -292,7 +236,8 @@ int jwt_sign(const jwt_key_t *key, const jwt_claims_t *claims, char **token)
 
     if (!token) return JWT_INTERNAL;
     *token = NULL;
-    if (!key || !claims) return JWT_INTERNAL;
+    /* Only crmd's own keys hold a private half. */
+    if (!key || !claims || key->external || key->alg != JWT_ALG_RS256) return JWT_INTERNAL;
     if (strnlen(claims->app, JWT_CLAIM_MAX) == 0) return JWT_NO_APP;
 
     header = json_pack("{s:s, s:s, s:s}", "alg", "RS256", "typ", "JWT", "kid", key->kid);
@@ -344,8 +289,16 @@ out:
     return rc;
 }
 
-/* Checks the decoded header: a JSON object whose alg is exactly "RS256". */
-static int check_header(const unsigned char *text, size_t len)
+/* What verification reads from the header: its algorithm (an enum jwt_alg)
+ * and its kid ("" when it names none). */
+typedef struct jwt_header {
+    int alg;
+    char kid[JWT_KID_MAX];
+} jwt_header_t;
+
+/* Reads the decoded header: a JSON object whose alg is one of the two this
+ * library knows (which one the key wants is checked later). */
+static int check_header(const unsigned char *text, size_t len, jwt_header_t *hd)
 {
     json_error_t err;
     json_t *h = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &err);
@@ -354,17 +307,21 @@ static int check_header(const unsigned char *text, size_t len)
     const json_t *alg = json_object_get(h, "alg");
     /* jansson refuses \u0000 without JSON_ALLOW_NUL, so strcmp sees the
      * whole string. */
-    if (!json_is_string(alg) || strcmp(json_string_value(alg), "RS256") != 0) {
-        rc = JWT_BAD_ALG;
-        goto out;
-    }
+    const char *name = json_is_string(alg) ? json_string_value(alg) : "";
+    hd->alg = strcmp(name, "RS256") == 0 ? JWT_ALG_RS256 : strcmp(name, "ES256") == 0 ? JWT_ALG_ES256 : 0;
     const json_t *typ = json_object_get(h, "typ");
-    if (typ && (!json_is_string(typ) || strcmp(json_string_value(typ), "JWT") != 0)) {
+    if (hd->alg == 0 || (typ && (!json_is_string(typ) || strcmp(json_string_value(typ), "JWT") != 0))) {
         rc = JWT_BAD_ALG;
         goto out;
     }
     const json_t *kid = json_object_get(h, "kid");
     if (json_object_get(h, "crit") || (kid && !json_is_string(kid))) goto out;
+    hd->kid[0] = '\0';
+    if (kid) {
+        size_t n = json_string_length(kid);
+        if (n >= JWT_KID_MAX) goto out;
+        memcpy(hd->kid, json_string_value(kid), n + 1);
+    }
     rc = JWT_OK;
 out:
     json_decref(h);
@@ -404,8 +361,28 @@ static int get_string(const json_t *obj, const char *name, char dst[JWT_CLAIM_MA
     return JWT_OK;
 }
 
-/* Parses the payload and checks the claims against now into *c. */
-static int check_claims(const unsigned char *text, size_t len, int64_t now, jwt_claims_t *c)
+/* Whether an aud claim (a string or an array of strings) names aud. */
+static bool has_audience(const json_t *v, const char *aud)
+{
+    if (json_is_string(v)) return strcmp(json_string_value(v), aud) == 0;
+    size_t i;
+    const json_t *e;
+    json_array_foreach(v, i, e) if (json_is_string(e) && strcmp(json_string_value(e), aud) == 0) return true;
+    return false;
+}
+
+/* An external token's issuer and audience, when rules ask for them. */
+static int check_external(const json_t *p, const jwt_claims_t *c, const jwt_rules_t *rules)
+{
+    if (rules->issuer && strcmp(c->iss, rules->issuer) != 0) return JWT_BAD_CLAIM;
+    if (rules->audience && !has_audience(json_object_get(p, "aud"), rules->audience)) return JWT_BAD_CLAIM;
+    return JWT_OK;
+}
+
+/* Parses the payload and checks the claims against now into *c: the app
+ * is named by app_claim; ext, when not NULL, are an external key's rules. */
+static int check_claims(const unsigned char *text, size_t len, int64_t now, const char *app_claim,
+                        const jwt_rules_t *ext, jwt_claims_t *c)
 {
     json_error_t err;
     json_t *p = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &err);
@@ -425,12 +402,13 @@ static int check_claims(const unsigned char *text, size_t len, int64_t now, jwt_
     if ((rc = get_string(p, "iss", c->iss)) != JWT_OK || (rc = get_string(p, "sub", c->sub)) != JWT_OK ||
         (rc = get_string(p, "jti", c->jti)) != JWT_OK)
         goto out;
-    v = json_object_get(p, "app");
+    v = json_object_get(p, app_claim);
     if (!json_is_string(v) || json_string_length(v) == 0) {
         rc = JWT_NO_APP;
         goto out;
     }
-    if ((rc = get_string(p, "app", c->app)) != JWT_OK) goto out;
+    if ((rc = get_string(p, app_claim, c->app)) != JWT_OK) goto out;
+    if (ext && (rc = check_external(p, c, ext)) != JWT_OK) goto out;
 
     if (now >= c->exp)
         rc = JWT_EXPIRED;
@@ -446,59 +424,200 @@ out:
     return rc;
 }
 
-/* Verifies sig over data with the RS256 key. Errors OpenSSL queues for a
- * bad signature are dropped so they do not leak into unrelated callers. */
-static int check_signature(EVP_PKEY *pkey, const char *data, size_t data_len, const unsigned char *sig,
+/* Turns a JWS ES256 signature (r and s, 32 bytes each, big-endian) into the
+ * DER ECDSA-Sig-Value OpenSSL verifies; *der is OPENSSL_free'd by the
+ * caller. Returns its length, or 0 on failure. */
+static size_t es256_der(const unsigned char *sig, unsigned char **der)
+{
+    ECDSA_SIG *es = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(sig, 32, NULL), *s = BN_bin2bn(sig + 32, 32, NULL);
+    int n = 0;
+    if (es && r && s && ECDSA_SIG_set0(es, r, s) == 1) {
+        r = s = NULL; /* es owns them now */
+        n = i2d_ECDSA_SIG(es, der);
+    }
+    BN_free(r);
+    BN_free(s);
+    ECDSA_SIG_free(es);
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* Verifies sig over data with key, by the key's algorithm. Errors OpenSSL
+ * queues for a bad signature are dropped so they do not leak into
+ * unrelated callers. */
+static int check_signature(const jwt_key_t *key, const char *data, size_t data_len, const unsigned char *sig,
                            size_t sig_len)
 {
+    unsigned char *der = NULL;
+    if (key->alg == JWT_ALG_RS256 && sig_len != (size_t)EVP_PKEY_get_size(key->pkey)) return JWT_BAD_SIG;
+    if (key->alg == JWT_ALG_ES256 && sig_len != 64) return JWT_BAD_SIG;
     int rc = JWT_INTERNAL;
-    if (sig_len != (size_t)EVP_PKEY_get_size(pkey)) return JWT_BAD_SIG;
     ERR_set_mark();
+    if (key->alg == JWT_ALG_ES256) {
+        sig_len = es256_der(sig, &der);
+        sig = der;
+    }
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx && rs256_init(ctx, pkey, false)) {
-        /* A signature that is not a valid RSA value (e.g. >= n) is reported
-         * as an error rather than a mismatch; it is still a bad signature. */
+    EVP_PKEY_CTX *pctx = NULL;
+    bool ready = ctx && sig_len > 0 &&
+                 (key->alg == JWT_ALG_RS256
+                      ? rs256_init(ctx, key->pkey, false)
+                      : EVP_DigestVerifyInit_ex(ctx, &pctx, "SHA256", NULL, NULL, key->pkey, NULL) == 1);
+    if (ready) {
+        /* A signature that is not a valid value (e.g. >= n) is reported as
+         * an error rather than a mismatch; it is still a bad signature. */
         int r = EVP_DigestVerify(ctx, sig, sig_len, (const unsigned char *)data, data_len);
         rc = r == 1 ? JWT_OK : JWT_BAD_SIG;
     }
     EVP_MD_CTX_free(ctx);
+    OPENSSL_free(der);
     ERR_pop_to_mark();
     return rc;
 }
 
-int jwt_verify(const jwt_key_t *key, const char *token, size_t len, int64_t now, jwt_claims_t *out)
+/* A token cut into its three decoded parts; the signed text is
+ * token[0..signed_len). */
+typedef struct jwt_parts {
+    const char *token;
+    size_t signed_len;
+    const unsigned char *h, *p, *s;
+    size_t h_len, p_len, s_len;
+    jwt_header_t header;
+} jwt_parts_t;
+
+/* Splits and decodes token[0..len) into buf (JWT_TOKEN_MAX bytes: decoding
+ * shrinks by a quarter, so all three parts fit; nothing here grows with the
+ * input), then reads the header. */
+static int split(const char *token, size_t len, unsigned char *buf, jwt_parts_t *t)
 {
-    /* Decoding shrinks by a quarter, so all three parts fit one buffer of
-     * the token cap; nothing here grows with the input. */
-    unsigned char buf[JWT_TOKEN_MAX];
-    jwt_claims_t claims;
-    int rc;
-
-    if (out) memset(out, 0, sizeof(*out));
-    if (!key) return JWT_INTERNAL;
     if (!token || len == 0 || len > JWT_TOKEN_MAX) return JWT_MALFORMED;
-
     const char *dot1 = memchr(token, '.', len);
     if (!dot1) return JWT_MALFORMED;
     const char *end = token + len;
     const char *dot2 = memchr(dot1 + 1, '.', (size_t)(end - dot1 - 1));
     if (!dot2 || memchr(dot2 + 1, '.', (size_t)(end - dot2 - 1))) return JWT_MALFORMED;
 
-    size_t h_len, p_len, s_len;
     unsigned char *h = buf;
-    if (!b64url_decode(token, (size_t)(dot1 - token), h, sizeof(buf), &h_len)) return JWT_MALFORMED;
-    unsigned char *p = h + h_len;
-    if (!b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), p, sizeof(buf) - h_len, &p_len))
+    if (!b64url_decode(token, (size_t)(dot1 - token), h, JWT_TOKEN_MAX, &t->h_len)) return JWT_MALFORMED;
+    unsigned char *p = h + t->h_len;
+    if (!b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), p, JWT_TOKEN_MAX - t->h_len, &t->p_len))
         return JWT_MALFORMED;
-    unsigned char *s = p + p_len;
-    if (!b64url_decode(dot2 + 1, (size_t)(end - dot2 - 1), s, sizeof(buf) - h_len - p_len, &s_len))
+    unsigned char *s = p + t->p_len;
+    if (!b64url_decode(dot2 + 1, (size_t)(end - dot2 - 1), s, JWT_TOKEN_MAX - t->h_len - t->p_len, &t->s_len))
         return JWT_MALFORMED;
-    if (h_len == 0 || p_len == 0) return JWT_MALFORMED;
+    if (t->h_len == 0 || t->p_len == 0) return JWT_MALFORMED;
+    t->token = token;
+    t->signed_len = (size_t)(dot2 - token);
+    t->h = h;
+    t->p = p;
+    t->s = s;
+    return check_header(h, t->h_len, &t->header);
+}
 
-    if ((rc = check_header(h, h_len)) != JWT_OK) return rc;
-    if ((rc = check_signature(key->pkey, token, (size_t)(dot2 - token), s, s_len)) != JWT_OK) return rc;
+/* Checks a split token with key: the algorithm the key is pinned to, the
+ * signature, then the claims (by rules for an external key). */
+static int verify_with(const jwt_key_t *key, const jwt_rules_t *rules, const jwt_parts_t *t, int64_t now,
+                       jwt_claims_t *out)
+{
+    if (t->header.alg != key->alg) return JWT_BAD_ALG;
+    int rc = check_signature(key, t->token, t->signed_len, t->s, t->s_len);
+    if (rc != JWT_OK) return rc;
+    const jwt_rules_t *ext = key->external ? rules : NULL;
+    const char *app_claim = ext && ext->app_claim ? ext->app_claim : "app";
+    jwt_claims_t claims;
     memset(&claims, 0, sizeof(claims));
-    if ((rc = check_claims(p, p_len, now, &claims)) != JWT_OK) return rc;
+    if ((rc = check_claims(t->p, t->p_len, now, app_claim, ext, &claims)) != JWT_OK) return rc;
     if (out) *out = claims;
     return JWT_OK;
+}
+
+int jwt_verify(const jwt_key_t *key, const char *token, size_t len, int64_t now, jwt_claims_t *out)
+{
+    unsigned char buf[JWT_TOKEN_MAX];
+    jwt_parts_t t;
+    if (out) memset(out, 0, sizeof(*out));
+    if (!key) return JWT_INTERNAL;
+    int rc = split(token, len, buf, &t);
+    return rc != JWT_OK ? rc : verify_with(key, NULL, &t, now, out);
+}
+
+int jwt_verify_set(const jwt_keyset_t *set, const jwt_rules_t *rules, const char *token, size_t len,
+                   int64_t now, jwt_claims_t *out)
+{
+    unsigned char buf[JWT_TOKEN_MAX];
+    jwt_parts_t t;
+    if (out) memset(out, 0, sizeof(*out));
+    if (!set) return JWT_INTERNAL;
+    int rc = split(token, len, buf, &t);
+    if (rc != JWT_OK) return rc;
+    if (t.header.kid[0] == '\0') return JWT_NO_KID;
+    const jwt_key_t *key = jwt_keyset_find(set, t.header.kid);
+    return key ? verify_with(key, rules, &t, now, out) : JWT_UNKNOWN_KID;
+}
+
+/* --- key sets ------------------------------------------------------------------ */
+
+struct jwt_keyset {
+    atomic_int refs;
+    size_t n, cap;
+    jwt_key_t **keys;
+};
+
+jwt_keyset_t *jwt_keyset_new(void)
+{
+    jwt_keyset_t *set = calloc(1, sizeof(*set));
+    if (set) atomic_init(&set->refs, 1);
+    return set;
+}
+
+int jwt_keyset_add(jwt_keyset_t *set, jwt_key_t *key)
+{
+    if (jwt_keyset_find(set, key->kid)) {
+        jwt_key_free(key);
+        return JWT_MALFORMED;
+    }
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 4;
+        jwt_key_t **v = realloc(set->keys, cap * sizeof(*v));
+        if (!v) {
+            jwt_key_free(key);
+            return JWT_INTERNAL;
+        }
+        set->keys = v;
+        set->cap = cap;
+    }
+    set->keys[set->n++] = key;
+    return JWT_OK;
+}
+
+jwt_keyset_t *jwt_keyset_ref(jwt_keyset_t *set)
+{
+    if (set) atomic_fetch_add(&set->refs, 1);
+    return set;
+}
+
+void jwt_keyset_unref(jwt_keyset_t *set)
+{
+    if (!set || atomic_fetch_sub(&set->refs, 1) != 1) return;
+    for (size_t i = 0; i < set->n; i++)
+        jwt_key_free(set->keys[i]);
+    free(set->keys);
+    free(set);
+}
+
+size_t jwt_keyset_count(const jwt_keyset_t *set)
+{
+    return set ? set->n : 0;
+}
+
+const jwt_key_t *jwt_keyset_key(const jwt_keyset_t *set, size_t i)
+{
+    return i < set->n ? set->keys[i] : NULL;
+}
+
+const jwt_key_t *jwt_keyset_find(const jwt_keyset_t *set, const char *kid)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (strcmp(set->keys[i]->kid, kid) == 0) return set->keys[i];
+    return NULL;
 }

@@ -13,7 +13,9 @@
 #include "http/server_int.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/time.h>
@@ -25,6 +27,13 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "http/admin.h"
+#include "http/guard.h"
+#include "http/listen.h"
+#include "http/metrics.h"
+#include "http/reqid.h"
+#include "http/tls.h"
 
 /* How long a stopping thread keeps serving open connections at most. */
 #define DRAIN_MS 3000
@@ -38,10 +47,6 @@
 static h2o_globalconf_t globalconf;
 static atomic_int stopping;
 static atomic_int started;
-/* Open connections of all threads together, against cfg->max_connections:
- * SO_REUSEPORT spreads connections unevenly, so a per-thread share of the
- * cap would refuse some below it. */
-static atomic_int open_conns;
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
@@ -89,38 +94,35 @@ static void error_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
             o->body = body;
             o->sent = 0;
             req->res.content_length = body.len;
-            ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
-            if (i >= 0)
-                req->res.headers.entries[i].value = h2o_iovec_init(H2O_STRLIT("application/json"));
-            else
-                h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                               H2O_STRLIT("application/json"));
+            http_guard_json_type(req);
             slot = &o->super.next;
         }
     }
     h2o_setup_next_ostream(req, slot);
 }
 
-static const char busy_response[] =
-    "HTTP/1.1 503 Service Unavailable\r\n"
-    "Content-Type: application/json\r\n"
-    "Retry-After: 1\r\n"
-    "Connection: close\r\n"
-    "Content-Length: 141\r\n"
-    "\r\n"
-    "{\"errors\":[{\"status\":\"503\",\"code\":\"service_unavailable\",\"title\":\"Service Unavailable\","
-    "\"detail\":\"Too many open connections; retry shortly.\"}]}";
-
 static void on_busy_written(h2o_socket_t *sock, const char *err)
 {
     (void)err;
+    free(sock->data);
     h2o_socket_close(sock);
 }
 
-static void on_conn_close(void *data)
+/* Refuses a connection over the cap at once rather than leave its client
+ * hanging in the backlog. Over TLS there is nobody to tell in plain
+ * text: it is only closed. */
+static void refuse(http_worker_t *w, h2o_socket_t *sock)
 {
-    (void)data;
-    atomic_fetch_sub(&open_conns, 1);
+    metrics_count(METRIC_CONNECTIONS_REFUSED);
+    char *buf = w->cfg->tls_cert != NULL ? NULL : malloc(HTTP_BUSY_MAX);
+    if (buf == NULL) {
+        h2o_socket_close(sock);
+        return;
+    }
+    sock->data = buf;
+    h2o_iovec_t v = h2o_iovec_init(
+        buf, http_busy_response(buf, HTTP_BUSY_MAX, "Too many open connections; retry shortly."));
+    h2o_socket_write(sock, &v, 1, on_busy_written);
 }
 
 long http_max_connections_default(void)
@@ -144,19 +146,16 @@ static void accept_pending(http_worker_t *w, int max)
     for (int i = 0; i < max; i++) {
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL) return;
-        if (atomic_fetch_add(&open_conns, 1) >= w->cfg->max_connections) {
-            atomic_fetch_sub(&open_conns, 1);
-            /* Over the cap: say so at once rather than leave the client
-             * hanging in the backlog. */
-            h2o_iovec_t buf = h2o_iovec_init(busy_response, sizeof busy_response - 1);
-            h2o_socket_write(sock, &buf, 1, on_busy_written);
+        /* The cap counts all threads together: SO_REUSEPORT spreads
+         * connections unevenly, so a per-thread share of it would refuse
+         * some below it. */
+        if (!http_worker_admit(w->cfg->max_connections)) {
+            refuse(w, sock);
             continue;
         }
         int ms = WRITE_STALL_MS;
         setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
-        sock->on_close.cb = on_conn_close;
-        sock->on_close.data = w;
-        h2o_accept(&w->accept_ctx, sock);
+        http_worker_accept(w, sock);
     }
 }
 
@@ -165,66 +164,6 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     if (err != NULL) return;
     /* A handful per wake-up, as h2o's own server does. */
     accept_pending(listener->data, 16);
-}
-
-/* Fills ss with cfg's address; returns its length, or 0 if it is not a
- * numeric IPv4 or IPv6 address. */
-static socklen_t listen_address(const http_config_t *cfg, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, cfg->host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(cfg->port);
-        return sizeof *sin;
-    }
-    if (inet_pton(AF_INET6, cfg->host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(cfg->port);
-        return sizeof *sin6;
-    }
-    return 0;
-}
-
-/* SO_REUSEPORT lets every thread have its own listener, but it would also
- * let a second crmd share the port and take a share of the connections,
- * serving them from another database. A plain bind first fails if anyone
- * listens there already. Returns 0 when the address is free. */
-static int check_address_free(const http_config_t *cfg)
-{
-    struct sockaddr_storage ss;
-    socklen_t sslen = listen_address(cfg, &ss);
-    int fd = sslen ? socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
-    if (fd < 0) return -1;
-    int on = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on); /* TIME_WAIT is fine */
-    int rc = bind(fd, (struct sockaddr *)&ss, sslen);
-    if (rc != 0) fprintf(stderr, "crmd: cannot listen on %s:%u: %s\n", cfg->host, cfg->port, strerror(errno));
-    close(fd);
-    return rc;
-}
-
-static int listen_socket(const http_config_t *cfg)
-{
-    struct sockaddr_storage ss;
-    socklen_t sslen = listen_address(cfg, &ss);
-    if (sslen == 0) {
-        fprintf(stderr, "crmd: '%s' is not a numeric IP address\n", cfg->host);
-        return -1;
-    }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return -1;
-    int on = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-    if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0) {
-        fprintf(stderr, "crmd: cannot listen on %s:%u: %s\n", cfg->host, cfg->port, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
 }
 
 int http_conns_open(h2o_context_t *ctx)
@@ -243,12 +182,16 @@ void http_config_setup(h2o_globalconf_t *gc, const http_config_t *cfg)
     filter->on_setup_ostream = error_on_setup_ostream;
     h2o_handler_t *handler = h2o_create_handler(path, sizeof *handler);
     handler->on_req = on_req;
+    http_guard_configure(gc, cfg);
+    http_guard_filter(path);
+    http_guard_filter(&host->fallback_path);
 }
 
 int http_worker_init(http_worker_t *w, h2o_globalconf_t *gc)
 {
     w->loop = h2o_evloop_create();
     h2o_context_init(&w->ctx, w->loop, gc);
+    http_guard_thread_init(w);
     w->state = w->cfg->thread_init(w->index, w->cfg->arg, &w->ctx);
     if (w->state == NULL) return -1;
     w->accept_ctx.ctx = &w->ctx;
@@ -293,13 +236,58 @@ static void *worker_main(void *arg)
         h2o_evloop_run(w->loop, 10);
     }
 
+    http_guard_thread_fini(w);
     w->cfg->thread_fini(w->state);
     return NULL;
+}
+
+static int start_tls(const http_config_t *cfg)
+{
+    if (cfg->tls_cert == NULL) return 0;
+    char err[512];
+    if (http_tls_init(cfg->tls_cert, cfg->tls_key, cfg->http2, err, sizeof err) == 0) return 0;
+    fprintf(stderr, "crmd: TLS: %s\n", err);
+    return -1;
+}
+
+/* SIGHUP: the certificate and key read again; a failure keeps the old. */
+static void reload_tls(void)
+{
+    char err[512];
+    if (!http_tls_enabled()) {
+        fprintf(stderr, "crmd: SIGHUP: nothing to reload (no --tls-cert)\n");
+    } else if (http_tls_reload(err, sizeof err) == 0) {
+        metrics_count(METRIC_TLS_RELOADS);
+        fprintf(stderr, "crmd: SIGHUP: TLS certificate and key reloaded\n");
+    } else {
+        metrics_count(METRIC_TLS_RELOAD_FAILURES);
+        fprintf(stderr, "crmd: SIGHUP: TLS reload failed, the old certificate stays: %s\n", err);
+    }
+}
+
+static void stop_signals(sigset_t *sigs)
+{
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGHUP); /* --tls-cert reload: handled by the main thread */
+}
+
+void http_block_stop_signals(void)
+{
+    sigset_t sigs;
+    stop_signals(&sigs);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 }
 
 int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
 {
     int rc = 1;
+    /* Buffers of 128 KiB and more (request bodies, large answers) get
+     * their own mappings, so the memory a closed connection held goes back
+     * to the system at once instead of staying in the heap (glibc would
+     * otherwise raise this threshold after the first large free). */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     http_config_setup(&globalconf, cfg);
 
     int n = cfg->threads;
@@ -313,18 +301,18 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
 
     /* Block the stop signals in every thread; the main thread waits for them. */
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
+    stop_signals(&sigs);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (check_address_free(cfg) != 0) goto out;
+    if (start_tls(cfg) != 0 || http_address_free(cfg->host, cfg->port) != 0 ||
+        http_admin_start(cfg->admin_host, cfg->admin_port, cfg->admin_handle, cfg->arg, &stopping) != 0)
+        goto out;
     for (int i = 0; i < n; i++) {
         http_worker_t *w = workers[i];
         w->cfg = cfg;
         w->index = i;
-        w->fd = listen_socket(cfg);
+        w->fd = http_listen_socket(cfg->host, cfg->port);
         if (w->fd < 0) goto out;
     }
     for (int i = 0; i < n; i++)
@@ -339,6 +327,7 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
         while (!atomic_load(&stopping)) {
             sig = sigtimedwait(&sigs, NULL, &tick);
             if (sig == SIGINT || sig == SIGTERM) atomic_store(&stopping, 1);
+            if (sig == SIGHUP) reload_tls();
         }
     }
     rc = 0;
@@ -347,6 +336,8 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
         if (workers[i]->failed) rc = 1;
     }
 out:
+    atomic_store(&stopping, 1);
+    http_admin_stop();
     for (int i = 0; i < n; i++) {
         if (workers[i]->fd >= 0 && rc != 0 && workers[i]->loop == NULL) close(workers[i]->fd);
         free(workers[i]);

@@ -6,6 +6,7 @@
 #ifndef CRMD_HTTP_SERVER_H
 #define CRMD_HTTP_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,26 @@ typedef struct http_config {
     int threads;
     size_t max_body;     /* bytes; larger request bodies are refused with 413 */
     int max_connections; /* open at once, all threads together; beyond: 503 */
+    /* What clients may make crmd hold, all threads together (0: the
+     * default, HTTP_MEMORY_DEFAULT): request bytes received and not yet
+     * answered (bodies, large heads), and response bytes a slow reader has
+     * not taken yet (see src/http/guard.h). */
+    size_t request_memory;
+    size_t response_memory;
+    /* Cleartext HTTP/2 with prior knowledge. Off: the HTTP/2 preface is a
+     * malformed HTTP/1 request (400, connection closed). Upgrade: h2c is
+     * never honoured (the request is answered over HTTP/1.1). */
+    bool http2;
+    /* HTTPS: the certificate chain and private key files (PEM), both or
+     * neither (NULL: plain HTTP). See tls.h; with http2, HTTP/2 is offered
+     * by ALPN instead of by prior knowledge. */
+    const char *tls_cert, *tls_key;
+    /* The admin listener: a numeric address (NULL: none) whose every
+     * request goes to admin_handle (with arg), on a thread of its own; see
+     * http/admin.c. */
+    const char *admin_host;
+    uint16_t admin_port;
+    void (*admin_handle)(h2o_req_t *req, void *arg);
     /* Called on each server thread before it serves, with the thread's h2o
      * context; returns the thread's state (NULL on failure, which stops the
      * server). */
@@ -36,9 +57,34 @@ typedef struct http_config {
     void *arg;
 } http_config_t;
 
+#define HTTP_MEMORY_DEFAULT ((size_t)64 << 20)
+
+/* To call before copying an answer of len bytes into req's pool (as
+ * h2o_send_inline does): 0 if it may be sent; otherwise -1, and req has
+ * been answered 503 (JSON, Retry-After: 1), so the caller sends nothing
+ * more. Answers over 64 KiB must fit crmd's response memory after the
+ * oldest answers slow readers hold on this thread are given up; the bytes
+ * count once sent, until the reader has them. Answers sent without asking
+ * are counted all the same, but the copy is then made before the guard
+ * can refuse it. */
+int http_response_admit(h2o_req_t *req, size_t len);
+
+/* Open connections, all threads together; the bytes held of clients'
+ * requests and of answers not yet taken (the memory guard's two totals). */
+int http_open_connections(void);
+void http_memory_held(size_t *request, size_t *response);
+
 /* A default for max_connections that the process's file limit can hold
  * (it raises its soft limit to the hard one first). */
 long http_max_connections_default(void);
+
+/* Blocks SIGINT and SIGTERM in the calling thread, and so in every thread
+ * it starts from then on, leaving them to http_serve's wait. Call it before
+ * the program starts any thread of its own (http_serve does it for its
+ * workers): a thread that does not block them would take a SIGTERM that
+ * arrives while the waiting thread is between two waits, and the process
+ * would die of it instead of stopping in order. */
+void http_block_stop_signals(void);
 
 /* Serves until SIGINT or SIGTERM, then stops accepting, lets in-flight
  * responses finish (up to a few seconds) and returns 0; 1 on a start-up

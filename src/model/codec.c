@@ -19,6 +19,9 @@
 #define SOURCE_MAX_CHARS 64
 #define TITLE_MAX_CHARS 255
 #define DESCRIPTION_MAX_CHARS 10000
+/* The longest read-only attribute (unique_id, created_at, updated_at)
+ * accepted, and ignored, in a body. */
+#define READ_ONLY_MAX_BYTES 64
 
 static const char *const stage_names[] = {"new", "contacted", "qualified", "proposal", "negotiation"};
 static const char *const lead_status_names[] = {"active", "inactive", "converted", "lost"};
@@ -73,11 +76,16 @@ void verrs_add(verrs_t *errs, const char *code, const char *pointer, const char 
     copy_utf8(e->parameter, sizeof e->parameter, parameter ? parameter : "");
 }
 
-/* Writes the JSON pointer "/wrapper/key" with RFC 6901 escapes into out. */
+/* Writes the JSON pointer "/wrapper/key" (or "/key" when wrapper is NULL)
+ * with RFC 6901 escapes into out. */
 static void make_pointer(char *out, size_t n, const char *wrapper, const char *key, size_t keylen)
 {
     char tmp[256];
-    size_t o = (size_t)snprintf(tmp, sizeof tmp, "/%s/", wrapper);
+    size_t o = 0;
+    if (wrapper != NULL)
+        o = (size_t)snprintf(tmp, sizeof tmp, "/%s/", wrapper);
+    else
+        tmp[o++] = '/';
     for (size_t i = 0; i < keylen && o + 3 < sizeof tmp; i++) {
         if (key[i] == '~') {
             tmp[o++] = '~';
@@ -266,6 +274,20 @@ static bool is_read_only(const char *key)
     return strcmp(key, "unique_id") == 0 || strcmp(key, "created_at") == 0 || strcmp(key, "updated_at") == 0;
 }
 
+/* A read-only attribute sent back is ignored, but only once it is what the
+ * server itself sends there: a string, and a short one (an id is 36 bytes,
+ * a timestamp 24). Anything else is a mistake, or an attempt to make the
+ * server hold a large body for nothing, and is refused like any other bad
+ * value. */
+static void check_read_only(attr_t *a, const char *key)
+{
+    if (json_is_string(a->v) && json_string_length(a->v) <= READ_ONLY_MAX_BYTES) return;
+    verrs_add(a->errs, "validation_error", a->pointer, NULL,
+              "%s is read-only: it is ignored when sent back, but must then be a string of at most %d "
+              "characters, as the server sends it",
+              key, READ_ONLY_MAX_BYTES);
+}
+
 /* Finds the wrapper object root[name]; records the problem if it is not
  * there or not an object. */
 static const json_t *wrapper(const json_t *root, const char *name, verrs_t *errs)
@@ -290,6 +312,8 @@ static const json_t *wrapper(const json_t *root, const char *name, verrs_t *errs
     return w;
 }
 
+/* Records key, a member of wrapper_name (NULL: of the body itself), as
+ * unknown. */
 static void unknown(verrs_t *errs, const char *wrapper_name, const char *key, size_t keylen)
 {
     char ptr[96];
@@ -309,17 +333,29 @@ typedef bool (*attr_fn)(attr_t *a, const char *key, void *ctx);
 static const json_t *decode_members(const json_t *root, const char *name, verrs_t *errs, attr_fn one,
                                     void *ctx)
 {
-    const json_t *w = wrapper(root, name, errs);
-    if (w == NULL) return NULL;
     const char *key;
     size_t keylen;
     json_t *v;
+    /* The body holds the wrapper and nothing else: anything beside it is
+     * a typo or a misplaced attribute, never silently dropped. */
+    if (json_is_object(root)) json_object_keylen_foreach((json_t *)root, key, keylen, v)
+        {
+            if (strlen(key) != keylen || strcmp(key, name) != 0) unknown(errs, NULL, key, keylen);
+        }
+    const json_t *w = wrapper(root, name, errs);
+    if (w == NULL) return NULL;
     json_object_keylen_foreach((json_t *)w, key, keylen, v)
     {
         attr_t a = {.v = v, .errs = errs};
         make_pointer(a.pointer, sizeof a.pointer, name, key, keylen);
         /* A key with a NUL inside names no attribute, whatever its start. */
-        if (strlen(key) != keylen || (!one(&a, key, ctx) && !is_read_only(key)))
+        if (strlen(key) != keylen)
+            unknown(errs, name, key, keylen);
+        else if (one(&a, key, ctx))
+            continue;
+        else if (is_read_only(key))
+            check_read_only(&a, key);
+        else
             unknown(errs, name, key, keylen);
     }
     return w;

@@ -68,10 +68,93 @@ static void skip_value(scan_t *s)
     }
 }
 
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Reads the four hex digits at raw[*i..], advancing *i; -1 if malformed. */
+static long read_hex4(const char *raw, size_t n, size_t *i)
+{
+    if (*i + 4 > n) return -1;
+    long v = 0;
+    for (int k = 0; k < 4; k++) {
+        int h = hex_value(raw[(*i)++]);
+        if (h < 0) return -1;
+        v = v * 16 + h;
+    }
+    return v;
+}
+
+/* Decodes the next character of the raw string content raw[*i..n) (one
+ * escape or one byte) into out as UTF-8; returns its length, 0 at a
+ * malformed escape (the document was valid, so only at the end). */
+static size_t next_char(const char *raw, size_t n, size_t *i, unsigned char out[4])
+{
+    if (raw[*i] != '\\') {
+        out[0] = (unsigned char)raw[(*i)++];
+        return 1;
+    }
+    if (*i + 1 >= n) return 0;
+    char e = raw[*i + 1];
+    *i += 2;
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    const char *f = e != 'u' ? strchr(from, e) : NULL;
+    if (f != NULL && e != '\0') {
+        out[0] = (unsigned char)to[f - from];
+        return 1;
+    }
+    long cp = e == 'u' ? read_hex4(raw, n, i) : -1;
+    if (cp >= 0xD800 && cp < 0xDC00 && *i + 1 < n && raw[*i] == '\\' && raw[*i + 1] == 'u') {
+        *i += 2;
+        long lo = read_hex4(raw, n, i);
+        cp = lo >= 0xDC00 && lo < 0xE000 ? 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00) : -1;
+    }
+    if (cp < 0) return 0;
+    if (cp < 0x80) {
+        out[0] = (unsigned char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (unsigned char)(0xC0 | (cp >> 6));
+        out[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (unsigned char)(0xE0 | (cp >> 12));
+        out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (unsigned char)(0xF0 | (cp >> 18));
+    out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Whether the raw (still escaped) string content raw[0..n) spells key once
+ * its escapes are decoded, as jansson decodes them: "v\u0061lue" is
+ * "value". A member must be found whatever spelling the client chose, or
+ * its number would be read from jansson's double instead of its digits. */
+static bool key_equals(const char *raw, size_t n, const char *key)
+{
+    size_t i = 0, k = 0, klen = strlen(key);
+    while (i < n) {
+        unsigned char c[4];
+        size_t m = next_char(raw, n, &i, c);
+        if (m == 0 || k + m > klen || memcmp(key + k, c, m) != 0) return false;
+        k += m;
+    }
+    return k == klen;
+}
+
 /* At '{': finds the member named key and leaves s at its value. */
 static bool find_member(scan_t *s, const char *key)
 {
-    size_t klen = strlen(key);
     skip_ws(s);
     if (s->p >= s->end || *s->p != '{') return false;
     s->p++;
@@ -85,7 +168,7 @@ static bool find_member(scan_t *s, const char *key)
         if (s->p >= s->end || *s->p != ':') return false;
         s->p++;
         skip_ws(s);
-        if (n == klen && memcmp(name, key, n) == 0) return true;
+        if (key_equals(name, n, key)) return true;
         skip_value(s);
         skip_ws(s);
         if (s->p >= s->end || *s->p != ',') return false;

@@ -16,7 +16,7 @@
 /* Looks in doc[0..len), which must be valid JSON (already parsed), for the
  * member k2 of the member k1 of the top-level object, and, when that value
  * is a number, points *out and *outlen at its text. Keys are compared as
- * written; a key spelled with escapes is not matched. Returns false when
+ * jansson reads them, escapes decoded ("v\u0061lue" is "value"). Returns false when
  * there is no such number. */
 bool jsonlex_number_at(const char *doc, size_t len, const char *k1, const char *k2, const char **out,
                        size_t *outlen);
@@ -31,5 +31,13 @@ bool jsonlex_number_at(const char *doc, size_t len, const char *k1, const char *
  * that the body is not JSON. Error positions in *err are those of doc.
  * Returns the tree, which the caller json_decref()s, or NULL. */
 json_t *jsonlex_loadb(const char *doc, size_t len, size_t flags, json_error_t *err);
+
+/* The flags request bodies are parsed with: duplicate keys refused, every
+ * number as a real (the codec reads exact digits from the text), NUL in
+ * strings kept (the codec refuses it with a pointer), and any value at the
+ * top, so that a body that is JSON but not an object is the codec's 422
+ * (missing wrapper), not a 400. */
+#define JSONLEX_BODY_FLAGS                                                                                   \
+    (JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL | JSON_DECODE_ANY)
 
 #endif

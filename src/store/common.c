@@ -140,3 +140,23 @@ store_rc_t store_base_batch_end(store_t *s, int commit)
     base->tx->rollback(s);
     return commit ? STORE_UNAVAILABLE : STORE_OK;
 }
+
+/* The export's state while it passes the signing keys. */
+typedef struct key_export {
+    const store_export_t *cb;
+    void *ctx;
+    store_rc_t rc;
+} key_export_t;
+
+static void export_one_key(void *ctx, const store_key_t *key)
+{
+    key_export_t *e = ctx;
+    if (e->rc == STORE_OK) e->rc = e->cb->key(e->ctx, key);
+}
+
+store_rc_t store_export_keys(store_t *s, const store_export_t *cb, void *ctx)
+{
+    key_export_t e = {cb, ctx, STORE_OK};
+    store_rc_t rc = store_keys(s, export_one_key, &e);
+    return rc != STORE_OK ? rc : e.rc;
+}

@@ -29,11 +29,13 @@ typedef struct copy {
     FILE *err;
     app_map_t *apps; /* in source id order: the export passes apps by id */
     size_t napps, capapps;
-    store_counts_t passed;  /* what the export passed */
-    store_counts_t added;   /* what the target gained */
-    int64_t merged;         /* apps merged into the target's app with the same key */
-    const char *key_action; /* what happened to the signing key */
-    char *dst_key;          /* the target's key when the import began, or NULL */
+    store_counts_t passed; /* what the export passed */
+    store_counts_t added;  /* what the target gained */
+    int64_t merged;        /* apps merged into the target's app with the same key */
+    int64_t keys_kept;     /* source keys not copied: the target has them, or keeps its own */
+    char **dst_keys;       /* the target's keys' PEM text when the import began */
+    size_t ndst_keys, capdst_keys;
+    bool dst_keys_lost; /* one could not be kept (out of memory) */
 } copy_t;
 
 static const char *rc_text(store_rc_t rc)
@@ -46,25 +48,41 @@ static const char *rc_text(store_rc_t rc)
     return (size_t)rc < sizeof text / sizeof text[0] && text[rc] != NULL ? text[rc] : "database error";
 }
 
-static store_rc_t on_key(void *ctx, const char *pem)
+/* Keeps a copy of one of the target's keys (store_keys' callback). */
+static void keep_dst_key(void *ctx, const store_key_t *key)
 {
     copy_t *c = ctx;
-    if (c->dst_key != NULL && strcmp(c->dst_key, pem) == 0) {
-        c->key_action = "the same signing key (already there)";
+    char **v = store_grow(c->dst_keys, &c->capdst_keys, c->ndst_keys, sizeof *v, 4);
+    char *pem = v != NULL ? strdup(key->pem) : NULL;
+    if (v != NULL) c->dst_keys = v;
+    if (pem == NULL) {
+        c->dst_keys_lost = true;
+        return;
+    }
+    c->dst_keys[c->ndst_keys++] = pem;
+}
+
+/* A source key: added after the target's keys, so that the source's
+ * tokens keep verifying there and its newest key signs. Not when the
+ * target already holds it, nor when appending to a target with keys of its
+ * own: those keys sign tokens its apps hold, and the source's tokens must
+ * then be issued again. */
+static store_rc_t on_key(void *ctx, const store_key_t *key)
+{
+    copy_t *c = ctx;
+    c->passed.keys++;
+    for (size_t i = 0; i < c->ndst_keys; i++)
+        if (strcmp(c->dst_keys[i], key->pem) == 0) {
+            c->keys_kept++;
+            return STORE_OK;
+        }
+    if (c->ndst_keys > 0 && c->append) {
+        c->keys_kept++;
         return STORE_OK;
     }
-    if (c->dst_key != NULL && c->append) {
-        /* The target's tokens must keep working; the source's tokens do
-         * not verify there and must be issued again. */
-        c->key_action =
-            "not the signing key (the target keeps its own: issue new tokens for the copied apps)";
-        return STORE_OK;
-    }
-    /* No key yet, or a key that signs nothing the target holds (it has no
-     * apps): take the source's, so its tokens keep working. */
-    store_rc_t rc = store_copy_import_key(c->dst, pem);
-    if (rc != STORE_OK) fprintf(c->err, "crmd: copy: cannot store the signing key: %s\n", rc_text(rc));
-    c->key_action = "the signing key";
+    store_rc_t rc = store_copy_import_key(c->dst, key);
+    if (rc != STORE_OK) fprintf(c->err, "crmd: copy: cannot store a signing key: %s\n", rc_text(rc));
+    c->added.keys += rc == STORE_OK;
     return rc;
 }
 
@@ -115,6 +133,23 @@ static int64_t map_app(const copy_t *c, int64_t src)
             hi = mid;
     }
     return lo < c->napps && c->apps[lo].src == src ? c->apps[lo].dst : 0;
+}
+
+static store_rc_t on_issued(void *ctx, const store_token_t *token)
+{
+    copy_t *c = ctx;
+    c->passed.issued++;
+    store_token_t t = *token;
+    t.app = map_app(c, token->app);
+    if (t.app == 0) {
+        fprintf(c->err, "crmd: copy: issued token %s: its app is not among the source's apps\n", token->jti);
+        return STORE_NOT_FOUND;
+    }
+    int added = 0;
+    store_rc_t rc = store_copy_import_issued(c->dst, &t, &added);
+    if (rc != STORE_OK) fprintf(c->err, "crmd: copy: issued token %s: %s\n", token->jti, rc_text(rc));
+    c->added.issued += added;
+    return rc;
 }
 
 static store_rc_t on_revoked(void *ctx, const char *jti, int64_t revoked_at)
@@ -201,13 +236,15 @@ static store_t *open_store(const char *url, const char *what, FILE *err)
 
 static void print_counts(FILE *f, const store_counts_t *n)
 {
-    fprintf(f, "%" PRId64 " apps, %" PRId64 " leads, %" PRId64 " follows, %" PRId64 " revoked tokens",
-            n->apps, n->leads, n->follows, n->revoked);
+    fprintf(f,
+            "%" PRId64 " apps, %" PRId64 " leads, %" PRId64 " follows, %" PRId64 " issued tokens, %" PRId64
+            " revoked tokens, %" PRId64 " signing keys",
+            n->apps, n->leads, n->follows, n->issued, n->revoked, n->keys);
 }
 
 static bool has_data(const store_counts_t *n)
 {
-    return n->apps > 0 || n->leads > 0 || n->follows > 0 || n->revoked > 0;
+    return n->apps > 0 || n->leads > 0 || n->follows > 0 || n->issued > 0 || n->revoked > 0;
 }
 
 /* Checks, inside the import, that the source passed what its snapshot
@@ -222,9 +259,11 @@ static bool verify(copy_t *c, const store_counts_t *total, const store_counts_t 
     }
     bool ok = c->passed.apps == total->apps && c->passed.leads == total->leads &&
               c->passed.follows == total->follows && c->passed.revoked == total->revoked &&
+              c->passed.issued == total->issued && after.issued == before->issued + c->added.issued &&
               c->added.leads == c->passed.leads && c->added.follows == c->passed.follows &&
-              c->added.apps + c->merged == c->passed.apps && after.apps == before->apps + c->added.apps &&
-              after.leads == before->leads + c->added.leads &&
+              c->passed.keys == total->keys && c->added.keys + c->keys_kept == c->passed.keys &&
+              after.keys == before->keys + c->added.keys && c->added.apps + c->merged == c->passed.apps &&
+              after.apps == before->apps + c->added.apps && after.leads == before->leads + c->added.leads &&
               after.follows == before->follows + c->added.follows &&
               after.revoked == before->revoked + c->added.revoked;
     if (!ok) {
@@ -258,10 +297,14 @@ static store_rc_t import_all(copy_t *c, store_t *src, const char *to_shown)
         store_copy_import_end(c->dst, 0);
         return STORE_CONFLICT;
     }
-    rc = store_signing_key(c->dst, NULL, &c->dst_key);
-    if (rc == STORE_NOT_FOUND) rc = STORE_OK;
-    static const store_export_t cb = {
-        .signing_key = on_key, .app = on_app, .revoked = on_revoked, .lead = on_lead, .follow = on_follow};
+    rc = store_keys(c->dst, keep_dst_key, c);
+    if (rc == STORE_OK && c->dst_keys_lost) rc = STORE_ERROR;
+    static const store_export_t cb = {.key = on_key,
+                                      .app = on_app,
+                                      .issued = on_issued,
+                                      .revoked = on_revoked,
+                                      .lead = on_lead,
+                                      .follow = on_follow};
     if (rc == STORE_OK) rc = store_copy_export(src, &cb, c, &total);
     if (rc == STORE_OK && !verify(c, &total, &before, c->err)) rc = STORE_ERROR;
     if (rc == STORE_OK)
@@ -289,8 +332,15 @@ static store_rc_t report(const copy_t *c, FILE *out, const char *from_shown, con
     fprintf(out, "copied %" PRId64 " apps", c->added.apps);
     if (c->merged > 0)
         fprintf(out, " (and merged %" PRId64 " into the target's apps with the same keys)", c->merged);
-    fprintf(out, ", %" PRId64 " leads, %" PRId64 " follows, %" PRId64 " revoked tokens and %s\n",
-            c->added.leads, c->added.follows, c->added.revoked, c->key_action);
+    fprintf(out,
+            ", %" PRId64 " leads, %" PRId64 " follows, %" PRId64 " issued tokens, %" PRId64
+            " revoked tokens and %" PRId64 " signing keys",
+            c->added.leads, c->added.follows, c->added.issued, c->added.revoked, c->added.keys);
+    if (c->keys_kept > 0)
+        fprintf(out, " (%" PRId64 " not copied: %s)", c->keys_kept,
+                c->append ? "the target keeps its own keys; issue new tokens for the copied apps"
+                          : "the target already holds them");
+    fprintf(out, "\n");
     fprintf(out, "from %s\nto   %s\n", from_shown, to_shown);
     if (rc == STORE_OK) {
         fprintf(out, "verified: the target now holds ");
@@ -316,14 +366,15 @@ store_rc_t store_copy(const char *from_url, const char *to_url, bool append, FIL
         store_close(src);
         return STORE_UNAVAILABLE;
     }
-    copy_t c = {
-        .dst = dst, .append = append, .err = err, .key_action = "no signing key (the source has none)"};
+    copy_t c = {.dst = dst, .append = append, .err = err};
     store_rc_t rc = import_all(&c, src, to_shown);
     if (rc == STORE_OK) rc = report(&c, out, from_shown, to_shown);
     free(c.apps);
-    if (c.dst_key != NULL)
-        OPENSSL_cleanse(c.dst_key, strlen(c.dst_key)); /* a private key: not left in freed heap */
-    free(c.dst_key);
+    for (size_t i = 0; i < c.ndst_keys; i++) {
+        OPENSSL_cleanse(c.dst_keys[i], strlen(c.dst_keys[i])); /* a private key: not left in freed heap */
+        free(c.dst_keys[i]);
+    }
+    free(c.dst_keys);
     store_close(dst);
     store_close(src);
     return rc;

@@ -6,21 +6,29 @@
  * from store.c, which everything uses, so that the interface never calls
  * up into what implements it.
  */
-#include <stdio.h>
-#include <string.h>
-
 #include "store/store_int.h"
+
+static store_t *open_url(const char *url, bool create, char *err, size_t errsz)
+{
+    const char *path;
+    switch (store_url_kind(url, &path)) {
+    case STORE_URL_SQLITE:
+        return store_sqlite_open(path, create, err, errsz);
+    case STORE_URL_POSTGRES:
+        return store_postgres_open(url, err, errsz);
+    case STORE_URL_BAD:
+        break;
+    }
+    store_url_check(url, err, errsz);
+    return NULL;
+}
 
 store_t *store_open(const char *url, char *err, size_t errsz)
 {
-    if (strncmp(url, "sqlite:", 7) == 0) return store_sqlite_open(url + 7, err, errsz);
-    if (store_url_is_shared(url)) return store_postgres_open(url, err, errsz);
-    if (strstr(url, "://") != NULL) {
-        char shown[STORE_URL_SHOWN_MAX];
-        store_url_redact(url, shown, sizeof shown);
-        snprintf(err, errsz, "unknown database URL scheme in '%s' (use sqlite:PATH or postgres://...)",
-                 shown);
-        return NULL;
-    }
-    return store_sqlite_open(url, err, errsz);
+    return open_url(url, true, err, errsz);
+}
+
+store_t *store_open_existing(const char *url, char *err, size_t errsz)
+{
+    return open_url(url, false, err, errsz);
 }

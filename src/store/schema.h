@@ -21,11 +21,11 @@
 
 /* The number of migrations, hence the newest schema version. Each backend
  * checks that its list of migrations has exactly this many entries. */
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 6
 /* The version that adds the folded copies of name and source (see
  * "finding leads" below): a backend that cannot fold in SQL fills them in
  * from C right after that step's SQL. */
-#define SCHEMA_FOLD_VERSION 3
+#define SCHEMA_FOLD_VERSION 5
 /* Room for the statement that records a version number. */
 #define SCHEMA_VERSION_SQL_MAX 96
 
@@ -84,6 +84,17 @@ enum schema_app_col {
     APP_COL_DISABLED,
     APP_COL_CREATED_AT,
     APP_NCOLS
+};
+
+/* An issued token row (migration 3), as exports read it. */
+#define SCHEMA_TOKEN_COLS "jti, app_id, subject, issued_at, expires_at"
+enum schema_token_col {
+    TOKEN_COL_JTI,
+    TOKEN_COL_APP,
+    TOKEN_COL_SUBJECT,
+    TOKEN_COL_ISSUED_AT,
+    TOKEN_COL_EXPIRES_AT,
+    TOKEN_NCOLS
 };
 
 /* --- ranges the CHECK constraints allow (set by migration 1) ------------- */
@@ -153,8 +164,9 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
 /* The ids of the statements of SCHEMA_SHARED_SQL: each backend's enum of
  * statements begins with them. */
 #define SCHEMA_SHARED_STMT_IDS                                                                               \
-    Q_APP_INSERT, Q_APP_FIND, Q_APP_COUNT_ADD, Q_APP_LIST, Q_KEY_GET, Q_LEAD_INSERT, Q_LEAD_GET,             \
-        Q_LEAD_UPDATE, Q_LEAD_DELETE, Q_FOLLOW_GET, Q_FOLLOW_UPDATE, Q_FOLLOW_DELETE, Q_REVOKED_SINCE
+    Q_APP_INSERT, Q_APP_FIND, Q_APP_COUNT_ADD, Q_APP_LIST, Q_KEYS, Q_KEY_UPDATE, Q_LEAD_INSERT, Q_LEAD_GET,  \
+        Q_LEAD_UPDATE, Q_LEAD_DELETE, Q_FOLLOW_GET, Q_FOLLOW_UPDATE, Q_FOLLOW_DELETE, Q_REVOKED_SINCE,       \
+        Q_REVOKED_FIND, Q_TOKEN_INSERT
 
 #define SCHEMA_LEAD_KEY(P) "app_id = " P(1, int8) " AND id = " P(2, uuid)
 #define SCHEMA_FOLLOW_KEY(P) "app_id = " P(1, int8) " AND lead_id = " P(2, uuid) " AND id = " P(3, uuid)
@@ -179,7 +191,10 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
     [Q_APP_FIND] = "SELECT " SCHEMA_APP_COLS " FROM apps WHERE key = " P(1, text),                           \
     [Q_APP_COUNT_ADD] = "UPDATE apps SET lead_count = lead_count + " P(2, int8) " WHERE id = " P(1, int8),   \
     [Q_APP_LIST] = "SELECT " SCHEMA_APP_COLS ", lead_count FROM apps ORDER BY id",                           \
-    [Q_KEY_GET] = "SELECT pem FROM signing_keys WHERE id = 1",                                               \
+    [Q_KEYS] = "SELECT seq, pem, created_at, signed_until, retired_at FROM signing_keys ORDER BY seq",         \
+    [Q_KEY_UPDATE] = "UPDATE signing_keys SET signed_until = CASE WHEN signed_until < 0 OR signed_until >= "   \
+                     P(2, int8) " THEN signed_until ELSE " P(2, int8) " END, retired_at = CASE WHEN "           \
+                     "retired_at = 0 THEN " P(3, int8) " ELSE retired_at END WHERE seq = " P(1, int8),         \
     [Q_LEAD_INSERT] = "INSERT INTO leads (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold) VALUES ("    \
                       P(1, int8) ", " P(2, uuid) ", " P(3, text) ", " P(4, text) ", " P(5, uuid) ", "        \
                       P(6, uuid) ", " P(7, int8) ", " P(8, int4) ", " P(9, int4) ", " P(10, int4) ", "       \
@@ -190,7 +205,12 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
     [Q_FOLLOW_GET] = "SELECT " SCHEMA_FOLLOW_COLS " FROM follows WHERE " SCHEMA_FOLLOW_KEY(P),               \
     [Q_FOLLOW_UPDATE] = SCHEMA_FOLLOW_UPDATE(P, MAX),                                                        \
     [Q_FOLLOW_DELETE] = "DELETE FROM follows WHERE " SCHEMA_FOLLOW_KEY(P),                                   \
-    [Q_REVOKED_SINCE] = "SELECT seq, jti FROM revoked_tokens WHERE seq > " P(1, int8) " ORDER BY seq"
+    [Q_REVOKED_SINCE] = "SELECT seq, jti FROM revoked_tokens WHERE seq > " P(1, int8) " ORDER BY seq",      \
+    [Q_REVOKED_FIND] = "SELECT 1 FROM revoked_tokens WHERE jti = " P(1, text),                               \
+    /* Recording a token (and importing one): a jti already there adds nothing. */                           \
+    [Q_TOKEN_INSERT] = "INSERT INTO issued_tokens (" SCHEMA_TOKEN_COLS ") VALUES (" P(1, text) ", "         \
+                       P(2, int8) ", " P(3, text) ", " P(4, int8) ", " P(5, int8) ") "                       \
+                       "ON CONFLICT (jti) DO NOTHING"
 
 /* "col = CASE WHEN (fields & bit) <> 0 THEN value ELSE col END, " */
 #define SCHEMA_SET_IF(col, fields, bit, value)                                                               \
@@ -215,7 +235,7 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
     SCHEMA_SET_IF("status", P(4, int4), SQL_FOLLOW_F_STATUS, P(8, int4))
 /* clang-format on */
 
-/* --- finding leads (migrations 3 and 4) ------------------------------------
+/* --- finding leads (migrations 5 and 6) ------------------------------------
  * name_fold and source_fold hold name and source after model/text.c's
  * case folding, computed in C on every write (a database's own lower()
  * follows its locale and is not case folding), so that search and the name
@@ -258,7 +278,7 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
  * app, stage, status and source (sources are few: a pipeline summary by
  * source, the most asked for breakdown, is read from here too). */
 /* clang-format off */
-#define SCHEMA_V4_TOTALS                                                                                     \
+#define SCHEMA_V6_TOTALS                                                                                     \
     "CREATE TABLE lead_totals ("                                                                             \
     "  app_id BIGINT NOT NULL REFERENCES apps(id),"                                                          \
     "  stage INTEGER NOT NULL,"                                                                              \
@@ -269,7 +289,7 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
     "  v_hi BIGINT NOT NULL, v_lo BIGINT NOT NULL, w_hi BIGINT NOT NULL, w_lo BIGINT NOT NULL,"              \
     "  PRIMARY KEY (" SCHEMA_TOTALS_CELL "));"                                                               \
     SCHEMA_TOTALS_REBUILD
-/* Fills lead_totals from the leads (migration 4, crmd copy's import). */
+/* Fills lead_totals from the leads (migration 6, crmd copy's import). */
 #define SCHEMA_TOTALS_REBUILD                                                                                \
     "INSERT INTO lead_totals (" SCHEMA_TOTALS_COLS ") "                                                      \
     "SELECT app_id, stage, status, " SCHEMA_SRC_OF("") ", " SCHEMA_HAS_SRC_OF("") ", count(*), "             \
@@ -290,7 +310,7 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
  * other direction of a sort reads its index backwards and orders the rows
  * of equal value in memory (few, but for probability: a hundred values),
  * and the stage, of five values, is read as one range per stage. */
-#define SCHEMA_V4_INDEXES                                                                                    \
+#define SCHEMA_V6_INDEXES                                                                                    \
     "CREATE INDEX leads_updated ON leads (app_id, updated_at DESC, created_at DESC, id DESC);"               \
     "CREATE INDEX leads_name ON leads (app_id, name_fold, created_at DESC, id DESC);"                        \
     "CREATE INDEX leads_value ON leads (app_id, value_cents DESC, created_at DESC, id DESC);"                \

@@ -84,11 +84,52 @@ void store_set_log(store_log_fn fn, void *ctx);
  * context, its out parameters (total, out) and async->ctx must stay valid
  * until done runs. With async NULL every read completes before returning,
  * whatever the backend: the writer thread and the command line read so.
+ *
+ * Which backends can: PostgreSQL once it has the owning thread's event
+ * loop (store_set_loop, below); SQLite never (its reads take microseconds
+ * and complete at once). Even then a read may complete at once: a refusal
+ * during an outage's back-off, an id that names nothing.
  */
 typedef struct store_async {
     void (*done)(void *ctx, store_rc_t rc);
     void *ctx;
 } store_async_t;
+
+/*
+ * The event loop of the thread that owns a store, as the store needs it to
+ * complete reads later: watch a socket, and a timer. The store never sees
+ * HTTP; whoever runs the loop fills this in (api/loop.c, on h2o). Every
+ * function is called on the owning thread only, and every callback runs
+ * from the loop on that thread, never from inside the call that asked for
+ * it. The handles are the loop's own types, opaque here.
+ */
+typedef struct store_watch store_watch_t;
+typedef struct store_timer store_timer_t;
+#define STORE_IO_READ 1u
+#define STORE_IO_WRITE 2u
+typedef void (*store_io_fn)(void *arg, unsigned events);
+typedef void (*store_timer_fn)(void *arg);
+typedef struct store_loop {
+    void *ctx; /* the loop's: passed to watch and timer_start */
+    /* Starts watching fd, which stays the caller's: the loop never reads,
+     * writes or closes it, and copes with the caller closing it before
+     * unwatch. Nothing is reported until read or write asks. NULL when out
+     * of memory. */
+    store_watch_t *(*watch)(void *ctx, int fd, store_io_fn fn, void *arg);
+    /* While on, fn(arg, STORE_IO_READ) runs whenever fd is readable, at
+     * end of file or failed. */
+    void (*read)(store_watch_t *w, bool on);
+    /* fn(arg, STORE_IO_WRITE) runs once, when fd is next writable; asking
+     * again before that is harmless. */
+    void (*write)(store_watch_t *w);
+    /* Stops watching and frees w: fn is not called again. fn may call it. */
+    void (*unwatch)(store_watch_t *w);
+    /* Calls fn(arg) once, ms milliseconds from now (0: as soon as the loop
+     * turns), then frees the timer; NULL when out of memory. */
+    store_timer_t *(*timer_start)(void *ctx, uint32_t ms, store_timer_fn fn, void *arg);
+    /* Cancels and frees a timer that has not fired yet. */
+    void (*timer_stop)(store_timer_t *t);
+} store_loop_t;
 
 /* The longest app key and name kept, with their NUL (keys are made by
  * crmd and are far shorter; names longer than this are cut). */
@@ -108,7 +149,30 @@ typedef struct store_app {
  * JWT_CLAIM_MAX - 1 bytes, so a longer one revokes no token anyway). */
 #define STORE_JTI_MAX 256
 
+/* A token signing key as stored. Keys are never deleted: a retired key
+ * stays, so that its history (and crmd copy) keeps it. */
+#define STORE_KEY_UNTRACKED (-1)
+typedef struct store_key {
+    int64_t seq;          /* the order keys were added in: the newest unretired one signs */
+    const char *pem;      /* its private key, PKCS#8 PEM text */
+    int64_t created_at;   /* milliseconds since the epoch */
+    int64_t signed_until; /* seconds: the latest exp of the tokens it signed (0: none yet);
+                           * STORE_KEY_UNTRACKED for a key from before keys were tracked */
+    int64_t retired_at;   /* milliseconds; 0 while it is not retired */
+} store_key_t;
+
+/* A token crmd issued (crmd token issue, crmd app create), as
+ * store_token_record keeps it and bulk copy moves it. The strings are the
+ * caller's (or, in an export, valid during the call). */
+typedef struct store_token {
+    const char *jti;
+    int64_t app; /* the app's id */
+    const char *subject;
+    int64_t issued_at, expires_at; /* ms since the epoch */
+} store_token_t;
+
 typedef void (*store_app_cb)(void *ctx, const store_app_t *app, int64_t leads);
+typedef void (*store_key_cb)(void *ctx, const store_key_t *key);
 typedef void (*store_revoked_cb)(void *ctx, int64_t seq, const char *jti);
 typedef void (*store_lead_cb)(void *ctx, const lead_t *lead);
 typedef void (*store_follow_cb)(void *ctx, const follow_t *follow);
@@ -116,19 +180,21 @@ typedef void (*store_follow_cb)(void *ctx, const follow_t *follow);
 /* Bulk copy (crmd copy): what a database holds, counted in one snapshot. */
 typedef struct store_counts {
     int64_t apps, leads, follows, revoked;
+    int64_t issued;         /* issued tokens recorded */
     int64_t lead_count_sum; /* the sum of the apps' lead counts: equals leads */
-    int signing_key;        /* 1 when a signing key is stored */
+    int64_t keys;           /* signing keys, retired ones included */
 } store_counts_t;
 
 /* Bulk copy: the receivers of store_copy_export, called in this order: the
- * signing key (if one is stored), every app (by id), every revoked token (by
- * sequence number), every lead (by app, created_at, id), every follow (by
- * app, lead, created_at, id). Each returns STORE_OK to go on; any other rc
- * stops the export, which then returns that rc. Strings are valid only
- * during the call. */
+ * signing keys (by seq), every app (by id), every issued token (by
+ * issued_at, jti), every revoked token (by sequence number), every lead
+ * (by app, created_at, id), every follow (by app, lead, created_at, id).
+ * Each returns STORE_OK to go on; any other rc stops the export, which
+ * then returns that rc. Strings are valid only during the call. */
 typedef struct store_export {
-    store_rc_t (*signing_key)(void *ctx, const char *pem);
+    store_rc_t (*key)(void *ctx, const store_key_t *key);
     store_rc_t (*app)(void *ctx, const store_app_t *app);
+    store_rc_t (*issued)(void *ctx, const store_token_t *token);
     store_rc_t (*revoked)(void *ctx, const char *jti, int64_t revoked_at);
     store_rc_t (*lead)(void *ctx, int64_t app, const lead_t *lead);
     store_rc_t (*follow)(void *ctx, int64_t app, const follow_t *follow);
@@ -263,7 +329,9 @@ typedef struct store_ops {
     store_rc_t (*migrate)(store_t *s);
     store_rc_t (*app_create)(store_t *s, const char *key, const char *name, int64_t now, store_app_t *out);
     store_rc_t (*app_find)(store_t *s, const char *key, store_app_t *out, const store_async_t *async);
-    store_rc_t (*signing_key)(store_t *s, const char *pem_if_none, char **pem);
+    store_rc_t (*keys)(store_t *s, store_key_cb cb, void *ctx);
+    store_rc_t (*key_add)(store_t *s, const store_key_t *key, int first);
+    store_rc_t (*key_update)(store_t *s, int64_t seq, int64_t signed_until, int64_t retired_at);
     store_rc_t (*lead_create)(store_t *s, int64_t app, const lead_t *lead);
     store_rc_t (*lead_get)(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx,
                            const store_async_t *async);
@@ -291,19 +359,25 @@ typedef struct store_ops {
     /* Administration (the command line); see the wrappers. */
     store_rc_t (*app_list)(store_t *s, store_app_cb cb, void *ctx);
     store_rc_t (*app_set_disabled)(store_t *s, const char *key, int disabled);
-    store_rc_t (*token_revoke)(store_t *s, const char *jti, int64_t now);
+    store_rc_t (*token_record)(store_t *s, const store_token_t *token);
+    store_rc_t (*token_revoke)(store_t *s, const char *jti, int64_t now, bool unrecorded);
     store_rc_t (*revoked_since)(store_t *s, int64_t after_seq, store_revoked_cb cb, void *ctx,
                                 const store_async_t *async);
     /* Bulk copy (crmd copy, never while serving); see the wrappers. */
     store_rc_t (*copy_count)(store_t *s, store_counts_t *out);
     store_rc_t (*copy_export)(store_t *s, const store_export_t *cb, void *ctx, store_counts_t *total);
     store_rc_t (*copy_import_begin)(store_t *s, store_counts_t *before);
-    store_rc_t (*copy_import_key)(store_t *s, const char *pem);
+    store_rc_t (*copy_import_key)(store_t *s, const store_key_t *key);
     store_rc_t (*copy_import_app)(store_t *s, const store_app_t *app, int keep_id, int64_t *id);
+    store_rc_t (*copy_import_issued)(store_t *s, const store_token_t *token, int *added);
     store_rc_t (*copy_import_revoked)(store_t *s, const char *jti, int64_t revoked_at, int *added);
     store_rc_t (*copy_import_lead)(store_t *s, int64_t app, const lead_t *lead);
     store_rc_t (*copy_import_follow)(store_t *s, int64_t app, const follow_t *follow);
     store_rc_t (*copy_import_end)(store_t *s, int commit);
+    /* crmd backup; see the wrapper. */
+    store_rc_t (*backup)(store_t *s, const char *path, char *msg, size_t msgsz);
+    /* Reads that complete later (server threads); see the wrapper. */
+    void (*set_loop)(store_t *s, const store_loop_t *loop);
 } store_ops_t;
 
 struct store {
@@ -315,19 +389,46 @@ struct store {
 #define STORE_OPEN_ERR_MAX 512
 #define STORE_URL_SHOWN_MAX 256
 
-/* Opens a connection for url: "sqlite:PATH" (a bare path is read as
- * SQLite too), or PostgreSQL as a "postgres://" or "postgresql://" URL or
- * a libpq key=value string (one that starts with a keyword and '=', such
- * as "host=/run/postgresql dbname=crmd"). On failure returns NULL and
- * writes a reason into err (errsz bytes), never a password. The schema is
- * not touched: call store_migrate. */
+/* Opens a connection for url, which must have one of these forms (and
+ * nothing else, so that a mistyped URL never becomes a new SQLite file):
+ * "sqlite:PATH"; a bare path that does not begin like a URL scheme
+ * ("word:"), read as SQLite too; or PostgreSQL as a "postgres://" or
+ * "postgresql://" URL or a libpq key=value string (one that starts with a
+ * keyword and '=', such as "host=/run/postgresql dbname=crmd"). On failure
+ * returns NULL and writes a reason into err (errsz bytes), never a
+ * password. The schema is not touched: call store_migrate. */
 store_t *store_open(const char *url, char *err, size_t errsz);
+
+/* As store_open, but never makes a database: an SQLite file that is not
+ * there is refused (NULL, the reason in err) and stays absent, its -wal
+ * and -shm too. For commands that only read a database (crmd backup).
+ * PostgreSQL: as store_open. */
+store_t *store_open_existing(const char *url, char *err, size_t errsz);
 
 /* Closes the connection (an open batch or import is rolled back); s may be
  * NULL. */
 static inline void store_close(store_t *s)
 {
     if (s != NULL) s->ops->close(s);
+}
+
+/* Hands the store the event loop of its owning thread (it keeps a copy of
+ * *loop; the loop itself must outlive the store). From then on a read
+ * given an async may return STORE_PENDING and complete from that loop.
+ * SQLite ignores it.
+ *
+ * The rule on PostgreSQL: a store with a loop is a server thread's read
+ * connection, kept in libpq's non-blocking pipeline mode with reads in
+ * flight, and takes only reads that come with an async. Anything that
+ * would block (a read with async NULL, a write, a batch, administration,
+ * bulk copy) would first have to wait for every read in flight with the
+ * loop stopped, so it is refused by an assertion. So a thread does the
+ * blocking reads it needs before it serves (its revocation load) first,
+ * then sets the loop, once. Close the store only when none of its reads
+ * is pending (a server thread's drain waits for them). */
+static inline void store_set_loop(store_t *s, const store_loop_t *loop)
+{
+    if (s->ops->set_loop != NULL) s->ops->set_loop(s, loop);
 }
 
 /* Creates or upgrades the schema to the newest version (SCHEMA_VERSION in
@@ -355,13 +456,30 @@ static inline store_rc_t store_app_find(store_t *s, const char *key, store_app_t
     return s->ops->app_find(s, key, out, async);
 }
 
-/* Returns the PEM of the token signing key in *pem (malloc'd: the caller
- * frees it). When none is stored: STORE_NOT_FOUND if pem_if_none is NULL,
- * else pem_if_none is stored first. Concurrent first uses agree on one key:
- * whoever stores first wins, and everyone gets the stored one back. */
-static inline store_rc_t store_signing_key(store_t *s, const char *pem_if_none, char **pem)
+/* Passes every token signing key to cb, by seq (oldest first), in one
+ * snapshot; the PEM text is valid only during the call. Never async: the
+ * command line and the key poller (api/keyring.c) read it. */
+static inline store_rc_t store_keys(store_t *s, store_key_cb cb, void *ctx)
 {
-    return s->ops->signing_key(s, pem_if_none, pem);
+    return s->ops->keys(s, cb, ctx);
+}
+
+/* Stores a signing key (its pem, created_at, signed_until and retired_at;
+ * seq is the store's). With first, only when no key is stored at all:
+ * concurrent first uses agree on one key (whoever stores first wins; the
+ * others store nothing and read the winner's back with store_keys). */
+static inline store_rc_t store_key_add(store_t *s, const store_key_t *key, int first)
+{
+    return s->ops->key_add(s, key, first);
+}
+
+/* Records that key seq signed a token expiring at signed_until (seconds):
+ * its signed_until only grows, and stays STORE_KEY_UNTRACKED when it is.
+ * With retired_at > 0, also retires it then (a retired key stays retired,
+ * at its first time). STORE_NOT_FOUND when no key has that seq. */
+static inline store_rc_t store_key_update(store_t *s, int64_t seq, int64_t signed_until, int64_t retired_at)
+{
+    return s->ops->key_update(s, seq, signed_until, retired_at);
 }
 
 /* Inserts a complete lead (id and timestamps set by the caller), and
@@ -514,10 +632,23 @@ static inline store_rc_t store_app_set_disabled(store_t *s, const char *key, int
     return s->ops->app_set_disabled ? s->ops->app_set_disabled(s, key, disabled) : STORE_ERROR;
 }
 
-/* Records a revoked token id (jti); revoking twice is fine. */
-static inline store_rc_t store_token_revoke(store_t *s, const char *jti, int64_t now)
+/* Records a token this database issued, before anyone is given it, so
+ * that store_token_revoke knows it; STORE_CONFLICT when its jti is already
+ * recorded. Verifying a token never needs its record: tokens issued before
+ * records were kept (schema version 3) stay valid. */
+static inline store_rc_t store_token_record(store_t *s, const store_token_t *token)
 {
-    return s->ops->token_revoke ? s->ops->token_revoke(s, jti, now) : STORE_ERROR;
+    return s->ops->token_record ? s->ops->token_record(s, token) : STORE_ERROR;
+}
+
+/* Records a revoked token id (jti): STORE_OK when it is newly revoked;
+ * STORE_CONFLICT when it already was (nothing changes: revoking twice is
+ * fine); STORE_NOT_FOUND, and nothing recorded, when this database has no
+ * record of issuing it (store_token_record), unless unrecorded is true:
+ * for a token issued before records were kept. */
+static inline store_rc_t store_token_revoke(store_t *s, const char *jti, int64_t now, bool unrecorded)
+{
+    return s->ops->token_revoke ? s->ops->token_revoke(s, jti, now, unrecorded) : STORE_ERROR;
 }
 
 /* Passes the revocations recorded after sequence number after_seq, in
@@ -558,10 +689,10 @@ static inline store_rc_t store_copy_import_begin(store_t *s, store_counts_t *bef
     return s->ops->copy_import_begin ? s->ops->copy_import_begin(s, before) : STORE_ERROR;
 }
 
-/* Stores pem as the signing key, replacing any other. */
-static inline store_rc_t store_copy_import_key(store_t *s, const char *pem)
+/* Adds a signing key as it is (a new seq, after the target's keys). */
+static inline store_rc_t store_copy_import_key(store_t *s, const store_key_t *key)
 {
-    return s->ops->copy_import_key ? s->ops->copy_import_key(s, pem) : STORE_ERROR;
+    return s->ops->copy_import_key ? s->ops->copy_import_key(s, key) : STORE_ERROR;
 }
 
 /* Inserts an app with its key, name, disabled flag and created_at; with
@@ -570,6 +701,13 @@ static inline store_rc_t store_copy_import_key(store_t *s, const char *pem)
 static inline store_rc_t store_copy_import_app(store_t *s, const store_app_t *app, int keep_id, int64_t *id)
 {
     return s->ops->copy_import_app ? s->ops->copy_import_app(s, app, keep_id, id) : STORE_ERROR;
+}
+
+/* Records an issued token, its app the target's id; *added is 0 when its
+ * jti was already recorded. */
+static inline store_rc_t store_copy_import_issued(store_t *s, const store_token_t *token, int *added)
+{
+    return s->ops->copy_import_issued ? s->ops->copy_import_issued(s, token, added) : STORE_ERROR;
 }
 
 /* Records a revocation; *added is 0 when the jti was already revoked. */
@@ -603,12 +741,37 @@ static inline store_rc_t store_copy_import_end(store_t *s, int commit)
     return s->ops->copy_import_end ? s->ops->copy_import_end(s, commit) : STORE_ERROR;
 }
 
-/* Writes url into out (outsz bytes, always terminated) with any password
- * replaced by "***", for messages and logs. */
+/* Writes a consistent copy of the database, as of one moment, to the new
+ * file path (created 0600; an existing path is STORE_CONFLICT), while
+ * other connections go on reading and writing; the copy is checked
+ * (integrity_check) before it is given its name, so path is whole or
+ * absent. What was done, or why not, goes to msg (msgsz bytes).
+ * PostgreSQL: STORE_ERROR, and msg says how pg_dump does it. */
+static inline store_rc_t store_backup(store_t *s, const char *path, char *msg, size_t msgsz)
+{
+    return s->ops->backup ? s->ops->backup(s, path, msg, msgsz) : STORE_ERROR;
+}
+
+/* True when url has one of the forms store_open accepts; else false with
+ * a reason in err (errsz bytes) that names the accepted forms and never
+ * shows more of url than its scheme. */
+bool store_url_check(const char *url, char *err, size_t errsz);
+
+/* Writes url into out (outsz bytes, always terminated, cut to fit) with
+ * every password replaced by "***", for messages and logs: a URL's
+ * password whatever characters it holds (the userinfo ends at the last
+ * '@'), a password= parameter of a URL's query (its keyword
+ * percent-encoded or not) or of a key=value string (quoted or not), and
+ * likewise sslpassword. Any text may be given, such as a database's
+ * message that quotes a URL; where it is unsure, more is hidden. */
 void store_url_redact(const char *url, char *out, size_t outsz);
 
 /* True when url names a database that other processes may write to at the
  * same time (PostgreSQL), false for an embedded SQLite file. */
 bool store_url_is_shared(const char *url);
+
+/* The file an SQLite URL names (a pointer into url), or NULL for a URL
+ * that names no file (PostgreSQL, an unknown scheme). */
+const char *store_url_file(const char *url);
 
 #endif

@@ -20,10 +20,28 @@
 #include "store/store.h"
 
 /* Backends' constructors, used by store_open. */
-store_t *store_sqlite_open(const char *path, char *err, size_t errsz);
+/* With create false, a database file that is not there is refused and
+ * nothing is created. */
+store_t *store_sqlite_open(const char *path, bool create, char *err, size_t errsz);
 /* conninfo is a postgres:// or postgresql:// URL or a libpq key=value
  * string; the store keeps its own copy. */
 store_t *store_postgres_open(const char *conninfo, char *err, size_t errsz);
+
+/* Which backend a database URL names, by the rules of store.c. */
+typedef enum store_url_kind {
+    STORE_URL_BAD,     /* none: store_url_check says why */
+    STORE_URL_SQLITE,  /* *path is the file's path */
+    STORE_URL_POSTGRES /* a libpq URL or key=value string */
+} store_url_kind_t;
+/* Reads url's kind; *path gets the SQLite path in it (also for a bad
+ * "sqlite:" URL), or NULL. */
+store_url_kind_t store_url_kind(const char *url, const char **path);
+
+/* Replaces every occurrence of secret (NULL or "" for none) in the text
+ * (a NUL-terminated string in textsz bytes, cut to fit) with "***": a
+ * password the database's message may show in a shape store_url_redact
+ * cannot know. */
+void store_text_hide(char *text, size_t textsz, const char *secret);
 
 /* Sends one message line (printf format, no trailing newline) to the log
  * hook; a line longer than STORE_LOG_LINE_MAX - 1 bytes is cut. Any
@@ -47,6 +65,10 @@ uint64_t store_hash(const char *s);
  * elements) and sets *cap. Returns the array, moved or not, or NULL when
  * memory runs out (v is then still valid and unchanged). */
 void *store_grow(void *v, size_t *cap, size_t n, size_t elem, size_t first);
+
+/* Passes every signing key of s (store_keys) to cb->key, for a backend's
+ * copy_export; stops at the first rc other than STORE_OK, and returns it. */
+store_rc_t store_export_keys(store_t *s, const store_export_t *cb, void *ctx);
 
 /* The state of a connection's group commit (store_batch_begin/end). */
 typedef enum store_batch {
@@ -88,14 +110,15 @@ store_rc_t store_base_batch_end(store_t *s, int commit);
 /* clang-format off */
 #define STORE_OPS(X, p)                                                                                      \
     X(p, close) X(p, migrate)                                                                                \
-    X(p, app_create) X(p, app_find) X(p, signing_key)                                                        \
+    X(p, app_create) X(p, app_find) X(p, keys) X(p, key_add) X(p, key_update)                                \
     X(p, lead_create) X(p, lead_get) X(p, lead_list) X(p, lead_update) X(p, lead_delete)                     \
     X(p, follow_create) X(p, follow_get) X(p, follow_list) X(p, follow_update) X(p, follow_delete)           \
     X(p, lead_find) X(p, follow_find) X(p, lead_summary)                                                     \
-    X(p, app_list) X(p, app_set_disabled) X(p, token_revoke) X(p, revoked_since)                             \
+    X(p, app_list) X(p, app_set_disabled) X(p, token_record) X(p, token_revoke) X(p, revoked_since)          \
     X(p, copy_count) X(p, copy_export) X(p, copy_import_begin) X(p, copy_import_key)                         \
-    X(p, copy_import_app) X(p, copy_import_revoked) X(p, copy_import_lead) X(p, copy_import_follow)          \
-    X(p, copy_import_end)
+    X(p, copy_import_app) X(p, copy_import_issued) X(p, copy_import_revoked) X(p, copy_import_lead)          \
+    X(p, copy_import_follow)                                                                                 \
+    X(p, copy_import_end) X(p, backup) X(p, set_loop)
 #define STORE_OP_DECLARE_(p, op) extern __typeof__(*((store_ops_t *)0)->op) p##_##op;
 #define STORE_OP_INIT_(p, op) .op = p##_##op,
 #define STORE_OPS_DECLARE(prefix) STORE_OPS(STORE_OP_DECLARE_, prefix)

@@ -9,6 +9,7 @@ Each server then gets a fresh database of its own; tests still name a
 server's database as f"sqlite:{server.db}", and run_crmd maps that name to
 the server's real database URL (server.db_url)."""
 
+import contextlib
 import itertools
 import os
 import signal
@@ -73,6 +74,7 @@ def _find_server_key_aliased(db_path, token, workdir):
         return _find_server_key(db_path, token, workdir)
     # The same schema-agnostic search, over a SQLite copy of the key table.
     copy = Path(workdir) / f"pg-keys-{uuid.uuid4().hex[:6]}.db"
+    apiutil.create_private(copy)
     con = sqlite3.connect(copy)
     with con:
         con.execute("CREATE TABLE k (pem TEXT)")
@@ -130,6 +132,22 @@ READY_TIMEOUT = 10
 STOP_TIMEOUT = 10
 
 
+@contextlib.contextmanager
+def environ(values):
+    """Sets environment variables (a server started meanwhile reads them),
+    and puts back what was there."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -139,7 +157,7 @@ def free_port():
 class Server:
     """A running `crmd serve`, its database and its log files."""
 
-    def __init__(self, workdir, threads=None, db_url=None):
+    def __init__(self, workdir, threads=None, db_url=None, extra_args=()):
         self.workdir = Path(workdir)
         self.db = self.workdir / "crmd.db"
         # db_url: a database to use (e.g. one shared with another server);
@@ -152,6 +170,7 @@ class Server:
         self.stderr_path = self.workdir / "server.stderr"
         self.stdout_path = self.workdir / "server.stdout"
         self.threads = threads
+        self.extra_args = list(extra_args)  # more `crmd serve` options
         self.proc = None
         self.port = None
 
@@ -177,9 +196,12 @@ class Server:
         last = ""
         for _attempt in range(3):
             self.port = free_port()
-            args = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--db", self.db_url]
+            args = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--db", self.db_url,
+                    "--rate-limit", os.environ.get("CRMD_RATE_LIMIT", "off"),
+                    "--auth-limit", os.environ.get("CRMD_AUTH_LIMIT", "off")]
             if self.threads:
                 args += ["--threads", str(self.threads)]
+            args += self.extra_args
             self._out = open(self.stdout_path, "ab")
             self._err = open(self.stderr_path, "ab")
             self.proc = subprocess.Popen(args, stdout=self._out, stderr=self._err,
@@ -268,12 +290,30 @@ def anon(server):
 
 
 @pytest.fixture
+def forget_issued_token():
+    """forget(server, jti) deletes a token's record from a server's database, as
+    if the token had been issued before crmd recorded the tokens it issues."""
+    def forget(server, jti):
+        if server.db_url.startswith("sqlite:"):
+            con = sqlite3.connect(server.db, timeout=10)
+            with con:
+                n = con.execute("DELETE FROM issued_tokens WHERE jti = ?", (jti,)).rowcount
+            con.close()
+            assert n == 1, jti
+        else:
+            assert uuid.UUID(jti)  # safe to put in the statement
+            assert psql(server.db_url, f"DELETE FROM issued_tokens WHERE jti = '{jti}' RETURNING 1").strip() == "1"
+    return forget
+
+
+@pytest.fixture
 def make_server(tmp_path):
     """Starts extra servers (for lifecycle tests); stops leftovers at the end."""
     started = []
 
-    def make(threads=None, db_url=None):
-        srv = Server(tmp_path / f"srv{len(started)}", threads=threads, db_url=db_url)
+    def make(threads=None, db_url=None, extra_args=()):
+        srv = Server(tmp_path / f"srv{len(started)}", threads=threads, db_url=db_url,
+                     extra_args=extra_args)
         srv.workdir.mkdir()
         started.append(srv)
         return srv.start()

@@ -1,6 +1,7 @@
 """The crmd command line: help, usage errors, app create, token issue, migrate,
 serve's lifecycle."""
 
+import os
 import subprocess
 
 import pytest
@@ -122,3 +123,103 @@ def test_app_create_while_serving(server):
     assert a.key != b.key
     assert_status(a.get("/leads/"), 200)
     assert_status(b.get("/leads/"), 200)
+
+
+BAD_DB_FORMS = ["postgres:localhost", "mysql://crmd:secret@db/crmd", "postgresql:/x", "sqlite:",
+                "sqlite:file:x.db", "file:x.db", "Postgres://db/crmd"]
+
+
+@pytest.mark.parametrize("db", BAD_DB_FORMS)
+@pytest.mark.parametrize("args", [["migrate"], ["app", "create", "x"], ["app", "list"],
+                                  ["token", "issue", "--app", "pk_live_x"], ["token", "revoke", "j"],
+                                  ["serve", "--listen", "127.0.0.1:1"]])
+def test_unrecognised_db_forms_exit_2_and_create_nothing(tmp_path, args, db):
+    # Before, a mistyped URL silently became a new SQLite file named after it.
+    p = subprocess.run([crmd_bin(), *args, "--db", db], capture_output=True, text=True, timeout=30,
+                       cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert p.returncode == 2, (args, db, p.returncode, p.stderr)
+    for form in ("sqlite:PATH", "postgres://", "postgresql://", "key=value"):
+        assert form in p.stderr, f"the message must name the accepted forms: {p.stderr!r}"
+    assert "secret" not in p.stderr
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+
+
+def test_unrecognised_db_forms_in_crmd_db_and_copy_exit_2(tmp_path):
+    env = dict(os.environ, CRMD_DB="postgres:localhost")
+    p = subprocess.run([crmd_bin(), "migrate"], capture_output=True, text=True, timeout=30, cwd=tmp_path,
+                       env=env, stdin=subprocess.DEVNULL)
+    assert p.returncode == 2 and "unrecognised database URL 'postgres:...'" in p.stderr, p.stderr
+    for args in (["--from", "postgres:localhost", "--to", "sqlite:b.db"],
+                 ["--from", "sqlite:a.db", "--to", "postgresql:/x"]):
+        p = subprocess.run([crmd_bin(), "copy", *args], capture_output=True, text=True, timeout=30,
+                           cwd=tmp_path, stdin=subprocess.DEVNULL)
+        assert p.returncode == 2, (args, p.stderr)
+        assert "unrecognised database URL" in p.stderr, p.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_accepted_db_forms_still_open(tmp_path):
+    # A bare path, sqlite:PATH, and a path whose name has a ':' written ./NAME.
+    for db in ("plain.db", f"sqlite:{tmp_path}/prefixed.db", "./postgres:localhost"):
+        p = subprocess.run([crmd_bin(), "migrate", "--db", db], capture_output=True, text=True,
+                           timeout=30, cwd=tmp_path, stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, (db, p.stderr)
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["plain.db", "postgres:localhost",
+                                                          "prefixed.db"]
+
+
+def _modes(directory):
+    return {f.name: oct(f.stat().st_mode & 0o777) for f in directory.iterdir()}
+
+
+def test_files_crmd_creates_are_0600_under_umask_022(make_server, tmp_path):
+    # The database holds the token signing key: before, it was created 0644
+    # (less the umask) by any command, and so were its -wal and -shm.
+    old = os.umask(0o022)
+    try:
+        d = tmp_path / "files"
+        d.mkdir()
+        p = run_crmd("migrate", "--db", f"sqlite:{d / 'crmd.db'}", check=True)
+        assert _modes(d) == {"crmd.db": "0o600"}, p.stderr
+        srv = make_server(threads=2, db_url=f"sqlite:{d / 'crmd.db'}")
+        app = srv.new_app()
+        app.create_lead(name="written through the WAL")
+        assert _modes(d) == {"crmd.db": "0o600", "crmd.db-wal": "0o600", "crmd.db-shm": "0o600"}
+        assert srv.stop() == 0
+        # crmd copy into a new SQLite file.
+        c = tmp_path / "copies"
+        c.mkdir()
+        run_crmd("copy", "--from", f"sqlite:{d / 'crmd.db'}", "--to", f"sqlite:{c / 'copy.db'}", check=True)
+        assert _modes(c) == {"copy.db": "0o600"}
+    finally:
+        os.umask(old)
+
+
+def test_a_database_others_can_read_is_refused_with_the_fix(tmp_path):
+    db = tmp_path / "crmd.db"
+    key, _ = app_create(db)
+    db.chmod(0o644)
+    fix = (f"{db} is readable by group or others (mode 0644); it holds the token signing key: "
+           f"chmod 600 {db}")
+    for args in (["serve", "--listen", "127.0.0.1:1"], ["migrate"], ["app", "list"], ["app", "create", "x"],
+                 ["token", "issue", "--app", key], ["token", "revoke", "x"]):
+        p = run_crmd(*args, "--db", f"sqlite:{db}", timeout=20)
+        assert p.returncode == 1, (args, p.returncode, p.stderr)
+        assert f"crmd: {fix}" in p.stderr, (args, p.stderr)
+        assert "BLOCKS_" not in p.stdout and "eyJ" not in p.stdout
+    for args in (["--from", f"sqlite:{db}", "--to", f"sqlite:{tmp_path / 'new.db'}"],
+                 ["--from", f"sqlite:{tmp_path / 'other.db'}", "--to", f"sqlite:{db}"]):
+        p = run_crmd("copy", *args, timeout=20)
+        assert p.returncode == 1 and fix in p.stderr, (args, p.stderr)
+    assert db.stat().st_mode & 0o777 == 0o644, "a refused database is left as it was"
+    db.chmod(0o600)
+    # An existing -wal that group or others can read is refused the same way.
+    wal = tmp_path / "crmd.db-wal"
+    wal.touch(mode=0o600)
+    wal.chmod(0o640)
+    p = run_crmd("app", "list", "--db", f"sqlite:{db}")
+    assert p.returncode == 1 and f"{wal} is readable by group or others (mode 0640)" in p.stderr, p.stderr
+    assert f"chmod 600 {wal}" in p.stderr, p.stderr
+    wal.chmod(0o600)
+    p = run_crmd("app", "list", "--db", f"sqlite:{db}", check=True)
+    assert key in p.stdout

@@ -37,17 +37,28 @@ def test_numbers_of_400_digits_are_a_422_on_their_attribute(app, digits):
     assert app.get("/leads/").json()["meta"]["totalRecords"] == 0
 
 
-@pytest.mark.parametrize("page", ["999999999999", "999999999999999999"])
+# A page is any decimal integer of at least 1, whatever its number of
+# digits (contract notes, "Lists"): past the end, an empty 200.
+@pytest.mark.parametrize("page", ["999999999999", "999999999999999999", "9223372036854775807",
+                                  "9223372036854775808", "9999999999999999999999",
+                                  "99999999999999999999999999", "1" + "0" * 2000])
 def test_huge_pages_are_past_the_end(app, page):
+    lead = app.create_lead(name="only")
+    for path in ("/leads/", f"/leads/{lead['id']}/follows"):
+        r = app.get(f"{path}?page={page}&records=100")
+        assert r.status_code == 200, apiutil.describe(r)
+        assert r.json()["data"] == [] and r.json()["meta"]["totalRecords"] == (1 if path == "/leads/" else 0)
+
+
+def test_a_page_with_leading_zeros_is_that_page(app):
     app.create_lead(name="only")
-    r = app.get(f"/leads/?page={page}")
-    assert r.status_code == 200
-    assert r.json()["data"] == [] and r.json()["meta"]["totalRecords"] == 1
+    r = app.get("/leads/?page=" + "0" * 40 + "1")
+    assert r.status_code == 200 and [x["attributes"]["name"] for x in r.json()["data"]] == ["only"]
 
 
-@pytest.mark.parametrize("page", ["9999999999999999999999", "-5", "-999999999999999999", "1e3", "0x10"])
+@pytest.mark.parametrize("page", ["0", "0" * 30, "-5", "-999999999999999999", "1e3", "0x10", "+1", " 1"])
 def test_out_of_range_pages_are_422(app, page):
-    r = app.get(f"/leads/?page={page}")
+    r = app.get("/leads/", params={"page": page})
     apiutil.assert_param_error(r, ["page"])
 
 

@@ -230,7 +230,8 @@ def _body(value):
     return re.sub(r'"@num:([^@]+)@"', r"\1", text).encode()
 
 
-JSON = {"Content-Type": "application/json"}
+JSON = {"Content-Type": "application/json", "X-Request-Id": "r1"}
+META = {"requestId": "r1"}
 
 
 def check(method, path, status, headers, value, api=API):
@@ -247,9 +248,16 @@ def test_validator_accepts_what_the_document_shows():
     created = _example("createLead", "201")
     assert check("POST", "/leads/", 201, dict(JSON, Location=f"/leads/{created['data']['id']}"),
                  created) == []
-    assert check("DELETE", f"/leads/{lid}", 204, {}, b"") == []
+    assert check("DELETE", f"/leads/{lid}", 204, {"X-Request-Id": "r1"}, b"") == []
     no_route = {"status": "404", "code": "not_found", "title": "Not Found", "detail": "No route."}
-    assert check("GET", "/nope", 404, JSON, {"errors": [no_route]}) == []
+    assert check("GET", "/nope", 404, JSON, {"errors": [no_route], "meta": META}) == []
+    # every answer has its request id, in the header and in an error's meta
+    assert check("GET", "/nope", 404, JSON, {"errors": [no_route]})
+    assert check("GET", "/nope", 404, {"Content-Type": "application/json"},
+                 {"errors": [no_route], "meta": META})
+    assert check("GET", f"/leads/{lid}", 200, {"Content-Type": "application/json"}, lead)
+    assert check("GET", "/nope", 404, dict(JSON, **{"X-Request-Id": "a b"}),
+                 {"errors": [no_route], "meta": {"requestId": "a b"}})
 
 
 @pytest.mark.parametrize("mutate, expect", [
@@ -277,7 +285,8 @@ def test_validator_catches_drifted_statuses_headers_and_errors():
     # a status the operation does not document
     assert "not documented" in check("GET", f"/leads/{lid}", 418, JSON, e404)[0]
     # ... but a limit that holds before routing may answer any request
-    e413 = {"errors": [{"status": "413", "code": "payload_too_large", "title": "T", "detail": "D"}]}
+    e413 = {"errors": [{"status": "413", "code": "payload_too_large", "title": "T", "detail": "D"}],
+            "meta": META}
     assert check("GET", f"/leads/{lid}", 413, JSON, e413) == []
     assert check("GET", "/nope", 413, JSON, e413) == []
     # an unknown path answering anything but 404
@@ -289,27 +298,30 @@ def test_validator_catches_drifted_statuses_headers_and_errors():
     bad["errors"][0].update(code="not_found", status=404)
     assert check("GET", f"/leads/{lid}", 404, JSON, bad)
     # a 422 without source
-    e422 = {"errors": [{"status": "422", "code": "validation_error", "title": "T", "detail": "D"}]}
+    e422 = {"errors": [{"status": "422", "code": "validation_error", "title": "T", "detail": "D"}],
+            "meta": META}
     assert check("POST", "/leads/", 422, JSON, e422)
     # required headers
     created = _example("createLead", "201")
     assert "required header Location is missing" in check("POST", "/leads/", 201, JSON, created)
     assert check("POST", "/leads/", 201, dict(JSON, Location="/elsewhere"), created)
-    e401 = {"errors": [{"status": "401", "code": "unauthorized", "title": "T", "detail": "D"}]}
+    e401 = {"errors": [{"status": "401", "code": "unauthorized", "title": "T", "detail": "D"}],
+            "meta": META}
     assert "required header WWW-Authenticate is missing" in check("GET", "/leads/", 401, JSON, e401)
     assert check("GET", "/leads/", 401, dict(JSON, **{"WWW-Authenticate": 'Bearer realm="crmd"'}),
                  e401) == []
-    e429 = {"errors": [{"status": "429", "code": "rate_limited", "title": "T", "detail": "D"}]}
+    e429 = {"errors": [{"status": "429", "code": "rate_limited", "title": "T", "detail": "D"}],
+            "meta": META}
     assert check("GET", "/leads/", 429, dict(JSON, **{"Retry-After": "soon"}), e429)
     # Content-Type and bodies where none belong
-    assert check("GET", f"/leads/{lid}", 404, {"Content-Type": "text/html"}, e404)
-    assert check("DELETE", f"/leads/{lid}", 204, {}, b"x")
+    assert check("GET", f"/leads/{lid}", 404, {"Content-Type": "text/html", "X-Request-Id": "r1"}, e404)
+    assert check("DELETE", f"/leads/{lid}", 204, {"X-Request-Id": "r1"}, b"x")
     assert check("GET", f"/leads/{lid}", 200, JSON, b"{not json")
 
 
 def test_validator_checks_405_and_allow_exactly():
     e405 = {"errors": [{"status": "405", "code": "method_not_allowed", "title": "T",
-                        "detail": "D"}]}
+                        "detail": "D"}], "meta": META}
     ok = dict(JSON, Allow="GET, HEAD, POST")
     assert check("PATCH", "/leads/", 405, ok, e405) == []
     assert check("PATCH", "/leads/", 405, dict(JSON, Allow="GET, HEAD, POST, OPTIONS"), e405) == []

@@ -1,16 +1,19 @@
 """PostgreSQL only (collected when CRMD_TEST_BACKEND=postgres, see conftest):
 connection strings, migrations racing, two crmd processes on one database, a
-PostgreSQL outage under load, and `crmd copy` round trips."""
+PostgreSQL outage under load, reads that wait at the database without
+holding up their thread, and `crmd copy` round trips."""
 
 import os
 import re
+import select
+import socket
 import sqlite3
 import subprocess
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
@@ -102,6 +105,50 @@ def test_url_and_key_value_forms_and_no_password_in_output(make_server):
     srv_url = make_server(threads=1, db_url=url)
     assert_status(App(srv_url.base_url, key, token).get("/leads/"), 200)
     assert PASSWORD not in srv_url.stderr_text()
+
+
+def _hostile_role(name):
+    """A role owning database name, whose password holds every character the
+    review saw printed in clear ('#', '?') and more; returns it and the password."""
+    role = f"crmd_h_{uuid.uuid4().hex[:8]}"
+    password = "Hx#q?w:rd/x@y z"
+    psql(f"{PG_URL}/postgres", f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    psql(f"{PG_URL}/postgres", f'ALTER DATABASE "{name}" OWNER TO {role}')
+    return role, password
+
+
+def _assert_hidden(text, password):
+    for piece in (password, "Hx#q", "q?w", "w:rd", "rd/x", "x@y", "%2Fx", "%40y", "y z", "wr#ong"):
+        assert piece not in text, f"{piece!r} printed: {text}"
+
+
+def test_hostile_passwords_are_masked_in_every_message(make_server, tmp_path):
+    name, _ = new_db()
+    role, password = _hostile_role(name)
+    host, port = urlsplit(PG_URL).hostname, urlsplit(PG_URL).port
+    # In a URL, libpq reads the password up to the first '@' or '/': those two are encoded.
+    url = f"postgresql://{role}:{quote(password, safe='#?:')}@{host}:{port}/{name}"
+    kv = f"host={host} port={port} dbname={name} user={role} password='{password}'"
+    for db in (url, kv):
+        p = run_crmd("migrate", "--db", db, check=True)
+        assert "***" in p.stderr, p.stderr
+        _assert_hidden(p.stdout + p.stderr, password)
+    p = run_crmd("copy", "--from", url, "--to", f"sqlite:{tmp_path}/copy.db", check=True)
+    assert "from postgresql://" in p.stdout and "***" in p.stdout, p.stdout
+    _assert_hidden(p.stdout + p.stderr, password)
+    srv = make_server(threads=1, db_url=url)
+    assert "ready (database postgresql://" in srv.stderr_text()
+    _assert_hidden(srv.stderr_text(), password)
+    # Wrong passwords of the same shape, and strings libpq cannot read at all
+    # (its own message would quote them, or the piece it could not decode).
+    for db in (url.replace("Hx#q", "wr#ong"), kv.replace("Hx#q", "wr#ong"),
+               f"postgresql://{role}:wr#ong%zz@{host}:{port}/{name}",
+               f"postgresql://{role}:wr#ong@[::1/{name}",
+               f"host={host} port={port} user={role} password=wr#ong y z"):
+        p = run_crmd("migrate", "--db", db)
+        assert p.returncode == 1, (db, p.stderr)
+        assert "PostgreSQL" in p.stderr, p.stderr
+        _assert_hidden(p.stdout + p.stderr, password)
 
 
 def test_unreachable_database_fails_fast_without_printing_the_password():
@@ -289,6 +336,43 @@ def test_outage_gives_quick_503s_and_service_resumes_by_itself(make_server):
     assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == created + 1
 
 
+def test_readyz_follows_the_database(make_server, monkeypatch):
+    """/readyz is 503 with the reason while PostgreSQL is stopped (quickly:
+    the probe is a real round trip on the thread's connection), and ready
+    again by itself once it is back; /healthz stays 200 throughout. The
+    metrics count the database's errors and the reconnections."""
+    from conftest import free_port
+    from prometheus_client.parser import text_string_to_metric_families
+    admin = free_port()
+    monkeypatch.setenv("CRMD_ADMIN_LISTEN", f"127.0.0.1:{admin}")
+    srv = make_server(threads=1)
+
+    def metric(name):
+        text = requests.get(f"http://127.0.0.1:{admin}/metrics", timeout=10).text
+        return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                   if s.name == name)
+    ready = lambda: requests.get(srv.base_url + "/readyz", timeout=10)  # noqa: E731
+    assert ready().status_code == 200
+    try:
+        pg_ctl("stop")
+        t = time.monotonic()
+        r = ready()
+        assert time.monotonic() - t < 2.0
+        assert r.status_code == 503, r.text
+        err = r.json()
+        assert err["errors"][0]["detail"] == "The database is not reachable."
+        assert err["meta"]["requestId"] == r.headers["X-Request-Id"]
+        assert requests.get(srv.base_url + "/healthz", timeout=10).status_code == 200
+    finally:
+        subprocess.run([PG_CTL, "start", PG_DIR], capture_output=True, timeout=60)
+    deadline = time.monotonic() + 15
+    while ready().status_code != 200:
+        assert time.monotonic() < deadline, "not ready 15 s after PostgreSQL came back"
+        time.sleep(0.2)
+    assert metric("crmd_db_errors_total") >= 1
+    assert metric("crmd_db_reconnects_total") >= 1
+
+
 def test_killed_connections_and_a_read_only_database(make_server):
     """Sessions killed one by one: reads retry on a new connection at once.
     A database that turns read-only (like a primary demoted to a standby)
@@ -322,6 +406,111 @@ def test_killed_connections_and_a_read_only_database(make_server):
     assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 2
 
 
+# -------------------------------------------------- reads that do not block
+
+class TableLock:
+    """A psql session that holds `table` in ACCESS EXCLUSIVE mode (which
+    even a SELECT waits for) until the with block ends. crmd's sessions
+    give up on a lock after 5 s (lock_timeout): hold it for less."""
+
+    def __init__(self, url, table):
+        self.url, self.table = url, table
+
+    def __enter__(self):
+        self.p = subprocess.Popen(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", self.url],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        self.p.stdin.write(f"BEGIN; LOCK TABLE {self.table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
+        self.p.stdin.flush()
+        ready, _, _ = select.select([self.p.stdout], [], [], 10)
+        assert ready and self.p.stdout.readline().strip() == "locked", self.p.stderr.read()
+        return self
+
+    def __exit__(self, *exc):
+        self.p.stdin.write("COMMIT;\n")
+        self.p.stdin.close()
+        self.p.wait(timeout=10)
+
+
+def wait_until(cond, what, timeout=5):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"still not: {what}"
+        time.sleep(0.01)
+
+
+def crmd_lock_waits(db_name):
+    """How many of crmd's sessions on db_name wait for a lock now."""
+    return int(psql(f"{PG_URL}/postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                          f"'{db_name}' AND application_name = 'crmd' AND wait_event_type = 'Lock'"))
+
+
+def test_a_thread_whose_reads_wait_for_postgresql_serves_everyone_else(make_server):
+    """One server thread, one connection: a GET whose query waits for a
+    lock is parked while the loop goes on (/healthz answers at once), and
+    reads of other requests queue up behind it on the same connection;
+    once the lock goes, every one of them is answered."""
+    name, url = new_db()
+    srv = make_server(threads=1, db_url=url)
+    app = srv.new_app()
+    lead = app.create_lead(name="Behind a lock")
+    answers = {}
+
+    def fetch(key, path):
+        answers[key] = get(srv.base_url, app, path)
+
+    with TableLock(url, "leads"):
+        first = threading.Thread(target=fetch, args=("lead", f"/leads/{lead['id']}"))
+        first.start()
+        wait_until(lambda: crmd_lock_waits(name) == 1, "the GET's query waits for the lock")
+        # The thread blocked in that query would answer nothing until the
+        # lock went (which is only after this), or 503 after 5 s.
+        assert requests.get(srv.base_url + "/healthz", timeout=4).status_code == 200
+        others = [threading.Thread(target=fetch, args=(k, p)) for k, p in
+                  (("list", "/leads/"), ("again", f"/leads/{lead['id']}"),
+                   ("follows", f"/leads/{lead['id']}/follows"))]
+        for t in others:
+            t.start()
+        time.sleep(0.3)
+        assert requests.get(srv.base_url + "/healthz", timeout=4).status_code == 200
+        waiting = [k for k, t in zip(("lead", "list", "again", "follows"), [first] + others) if t.is_alive()]
+        assert waiting == ["lead", "list", "again", "follows"], \
+            f"answered while the lock was held: {set(answers) - set(waiting)}"
+    for t in [first] + others:
+        t.join(10)
+    assert {k: r.status_code for k, r in answers.items()} == dict.fromkeys(answers, 200), \
+        {k: r.text for k, r in answers.items()}
+    assert body_json(answers["lead"])["data"] == body_json(answers["again"])["data"] == lead
+    assert body_json(answers["list"])["meta"]["totalRecords"] == 1
+    assert body_json(answers["follows"])["data"] == []
+
+
+def test_clients_gone_while_their_reads_wait_leave_the_thread_healthy(make_server):
+    """Requests whose clients hang up while their reads wait at the
+    database: the reads complete for nobody, the thread serves on, and the
+    server stops cleanly (the ASan run checks that nothing freed is
+    touched)."""
+    name, url = new_db()
+    srv = make_server(threads=1, db_url=url)
+    app = srv.new_app()
+    lead = app.create_lead(name="Abandoned")
+    head = (f"GET /leads/{lead['id']} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {app.token}\r\n"
+            f"AppId: {app.key}\r\n\r\n").encode()
+    with TableLock(url, "leads"):
+        clients = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(3)]
+        for c in clients:
+            c.sendall(head)
+        wait_until(lambda: crmd_lock_waits(name) == 1, "the first GET's query waits for the lock")
+        for c in clients:
+            c.close()
+        time.sleep(0.2)
+        assert requests.get(srv.base_url + "/healthz", timeout=4).status_code == 200
+    wait_until(lambda: crmd_lock_waits(name) == 0, "the reads ended once the lock went")
+    assert app.get_lead(lead["id"]) == lead
+    assert srv.proc.poll() is None, "crmd exited"
+    assert srv.stop() == 0
+
+
 # --------------------------------------------------------------------- copy
 
 def app_list(db):
@@ -346,8 +535,10 @@ def test_copy_round_trip_sqlite_postgres_sqlite(make_server, tmp_path):
 
     _, pg = new_db()
     p = run_crmd("copy", "--from", src_db, "--to", pg, check=True)
-    assert "copied 3 apps, 11 leads, 9 follows, 1 revoked tokens and the signing key" in p.stdout, p.stdout
-    assert "verified: the target now holds 3 apps, 11 leads, 9 follows, 1 revoked tokens" in p.stdout
+    assert ("copied 3 apps, 11 leads, 9 follows, 4 issued tokens, 1 revoked tokens and 1 signing keys"
+            in p.stdout), p.stdout
+    assert ("verified: the target now holds 3 apps, 11 leads, 9 follows, 4 issued tokens, 1 revoked tokens, "
+            "1 signing keys" in p.stdout), p.stdout
     assert PASSWORD not in p.stdout + p.stderr
 
     dst = make_server(threads=2, db_url=pg)
@@ -365,6 +556,7 @@ def test_copy_round_trip_sqlite_postgres_sqlite(make_server, tmp_path):
     # And back to a new SQLite database.
     back_db = f"sqlite:{tmp_path / 'back.db'}"
     run_crmd("copy", "--from", pg, "--to", back_db, check=True)
+    assert (tmp_path / "back.db").stat().st_mode & 0o777 == 0o600, "it holds the signing key"
     back = make_server(threads=1, db_url=back_db)
     for a in (a1, a2):
         assert snapshot(App(back.base_url, a.key, a.token)) == before[a.key]
@@ -379,8 +571,10 @@ def test_copy_round_trip_sqlite_postgres_sqlite(make_server, tmp_path):
     want = snapshot(a3)
     assert other.stop() == 0
     p = run_crmd("copy", "--from", other_db, "--to", pg, "--append", check=True)
-    assert "copied 1 apps, 3 leads, 3 follows, 0 revoked tokens and not the signing key" in p.stdout, p.stdout
-    assert "now holds 4 apps, 14 leads, 12 follows, 1 revoked tokens" in p.stdout, p.stdout
+    assert ("copied 1 apps, 3 leads, 3 follows, 1 issued tokens, 0 revoked tokens and 0 signing keys (1 not "
+            "copied: the target keeps its own keys" in p.stdout), p.stdout
+    assert ("now holds 4 apps, 14 leads, 12 follows, 5 issued tokens, 1 revoked tokens, 1 signing keys"
+            in p.stdout), p.stdout
     token = run_crmd("token", "issue", "--app", a3.key, "--db", pg, check=True).stdout.strip()
     assert snapshot(App(dst.base_url, a3.key, token)) == want
     assert snapshot(App(dst.base_url, a1.key, a1.token)) == before[a1.key]

@@ -83,11 +83,39 @@ def raise_nofile(want):
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+# Ports of servers started with --tls-cert: port -> the certificate file
+# to trust. Conn, healthz and the HTTP/2 client speak TLS to them.
+TLS_PORTS = {}
+
+
+def make_tls(directory):
+    """A throwaway certificate for 127.0.0.1 (openssl req): returns the serve
+    arguments that use it and the certificate file to trust."""
+    cert, key = Path(directory) / "tls.crt", Path(directory) / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=crmd",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    os.chmod(key, 0o600)
+    return ["--tls-cert", str(cert), "--tls-key", str(key)], str(cert)
+
+
+def connection(port, timeout):
+    """An http.client connection to port, over TLS when its server has it."""
+    cafile = TLS_PORTS.get(port)
+    if cafile is not None:
+        import ssl
+        ctx = ssl.create_default_context(cafile=cafile)
+        return http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=ctx)
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+
 class Crmd:
     """A `crmd serve` on a database of its own (or a given one); can be
     SIGKILLed, SIGTERMed and restarted on the same database and port."""
 
-    def __init__(self, workdir, db=None, threads=2, quiet=True, extra_args=()):
+    def __init__(self, workdir, db=None, threads=2, quiet=True, extra_args=(), tls=None):
+        """tls: the certificate to trust (make_tls) when extra_args serve TLS."""
+        self.tls = tls
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.db = Path(db) if db else self.workdir / "crmd.db"
@@ -124,8 +152,11 @@ class Crmd:
             if attempt > 0:
                 port = free_port()
             self.port = port
+            if self.tls is not None:
+                TLS_PORTS[port] = self.tls
             args = [crmd_bin(), "serve", "--listen", f"127.0.0.1:{port}", "--db",
-                    f"sqlite:{self.db}", "--threads", str(self.threads)]
+                    f"sqlite:{self.db}", "--threads", str(self.threads),
+                    "--rate-limit", "off", "--auth-limit", "off"]
             if self.quiet:
                 args.append("--quiet")
             args += self.extra_args
@@ -202,7 +233,7 @@ class Crmd:
 
 
 def healthz(port, timeout=2.0):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c = connection(port, timeout)
     try:
         c.request("GET", "/healthz")
         r = c.getresponse()
@@ -260,7 +291,7 @@ class Conn:
         TransportError when no complete response came back."""
         data = json.dumps(body).encode() if body is not None else None
         if self.c is None:
-            self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            self.c = connection(self.port, self.timeout)
             try:
                 self.c.connect()
             except OSError as e:
@@ -315,6 +346,17 @@ def assert_json_error(status, js, raw, want_status, want_code):
         assert e.get("code") == want_code, e
 
 
+def copy_private(src, dst):
+    """Copies src to a new file dst of mode 0600 whatever the umask (src=None:
+    an empty one): a copy of a database holds its signing key."""
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        if src is not None:
+            with open(src, "rb") as f:
+                shutil.copyfileobj(f, out)
+
+
 def integrity_check(db, workdir):
     """Copies db (and its -wal, if any) to workdir and runs PRAGMA
     integrity_check and foreign_key_check on the copy, so crmd's own recovery
@@ -322,10 +364,10 @@ def integrity_check(db, workdir):
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     dst = workdir / f"check-{uuid.uuid4().hex[:8]}.db"
-    shutil.copyfile(db, dst)
+    copy_private(db, dst)
     wal = Path(str(db) + "-wal")
     if wal.exists():
-        shutil.copyfile(wal, str(dst) + "-wal")
+        copy_private(wal, str(dst) + "-wal")
     try:
         con = sqlite3.connect(str(dst), timeout=5)
         try:
@@ -352,6 +394,7 @@ def live_integrity_check(db, workdir):
     workdir.mkdir(parents=True, exist_ok=True)
     dst = workdir / f"snap-{uuid.uuid4().hex[:8]}.db"
     src = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    copy_private(None, dst)
     out = sqlite3.connect(str(dst))
     try:
         src.backup(out)

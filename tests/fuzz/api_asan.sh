@@ -1,7 +1,7 @@
 #!/bin/sh
-# usage: tests/fuzz/api_asan.sh CRMD_BINARY [PYTEST ARGS...]
+# usage: tests/fuzz/api_asan.sh CRMD_BINARY [TEST FILES...] [PYTEST ARGS...]
 #
-# Runs the black-box API suite (tests/api) against a crmd built with
+# Runs the black-box API suite (tests/api, or the test files given) against a crmd built with
 # -fsanitize=address,undefined (make asan) and fails on any sanitizer
 # report. The suite starts the binary itself (CRMD_BIN), and a server's
 # stderr is only a log file, so every sanitized process here (crmd serve and
@@ -16,15 +16,24 @@ bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 shift
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../.." || exit 1
+# The files named first (relative to the repository) instead of all of tests/api.
+tests=
+while [ $# -gt 0 ] && [ -f "$1" ]; do
+    tests="$tests $1"
+    shift
+done
+[ -n "$tests" ] || tests=tests/api
 python=${PYTHON:-/usr/bin/python3}
 logs=$(mktemp -d "${TMPDIR:-/tmp}/crmd-asan.XXXXXX") || exit 1
 trap 'rm -rf "$logs"' EXIT
 trap 'exit 130' INT TERM
 
+# $tests is a list of paths without blanks, split on purpose.
+# shellcheck disable=SC2086
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0:malloc_context_size=10:detect_stack_use_after_return=1:check_initialization_order=1:log_path=$logs/asan" \
 LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0" \
 UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan" \
-CRMD_BIN=$bin "$python" -m pytest -q -p no:cacheprovider tests/api "$@"
+CRMD_BIN=$bin "$python" -m pytest -q -p no:cacheprovider $tests "$@"
 rc=$?
 
 for f in "$logs"/*; do

@@ -2,8 +2,7 @@
  * fuzz_body.c: request bodies through the codec.
  *
  * The input is a request body. It is parsed exactly as api_body_or_reply does
- * (jsonlex_loadb with JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL |
- * JSON_ALLOW_NUL), then decoded four ways (lead and follow, create and
+ * (jsonlex_loadb with JSONLEX_BODY_FLAGS), then decoded four ways (lead and follow, create and
  * update), with lead_decode_body given the body text as leads.c does. The
  * problems found are rendered as the 422 document, and an accepted patch is
  * encoded as the API would return it. Checked:
@@ -34,7 +33,7 @@
 #include "model/timestamp.h"
 #include "model/uuid.h"
 
-#define DECODE_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL)
+#define DECODE_FLAGS JSONLEX_BODY_FLAGS
 
 static jw_t w;
 

@@ -181,7 +181,7 @@ static void check_uuid(const char *s, size_t n)
     FUZZ_CHECK(uuid_parse(out, UUID_STRLEN, again) && strcmp(again, out) == 0, "%s does not read back", out);
 }
 
-#define SERVER_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL)
+#define SERVER_FLAGS JSONLEX_BODY_FLAGS
 
 /* Parses s as the server does (jsonlex_loadb), checked against jansson. */
 static json_t *check_loadb(const char *s, size_t n)

@@ -28,6 +28,7 @@
  * for both apps (tests/fuzz/make_seeds.py).
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
@@ -167,12 +168,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "fuzz: cannot open %s: %s\n", dburl, fixture ? "migration failed" : err);
         abort();
     }
-    char *pem = NULL;
-    if (store_signing_key(fixture, fuzz_key_pem(), &pem) != STORE_OK) {
+    store_key_t sk = {.pem = fuzz_key_pem(), .created_at = ts_now_ms(), .signed_until = STORE_KEY_UNTRACKED};
+    if (store_key_add(fixture, &sk, 1) != STORE_OK) {
         fprintf(stderr, "fuzz: cannot store the signing key\n");
         abort();
     }
-    free(pem);
     int64_t now = ts_now_ms();
     if (store_app_create(fixture, FUZZ_APP_KEY, "fuzz", now, &app1) != STORE_OK ||
         store_app_create(fixture, FUZZ_APP2_KEY, "fuzz2", now, &app2) != STORE_OK) {
@@ -183,13 +183,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
      * size), and rate limiting on with limits no input reaches, so its
      * bookkeeping and headers are exercised. */
     cache_configure((size_t)16 << 20);
-    ratelimit_configure(1e9, 1e9);
+    ratelimit_configure(RATELIMIT_APP, 1e9, 1e9);
+    ratelimit_configure(RATELIMIT_AUTH, 1e9, 1e9);
     ensure_fixtures();
 
     /* The same configuration http_serve builds (server.c), with the
      * handler wrapped to note HEAD requests, and one worker whose loop
      * this thread turns. */
-    shared = (api_shared_t){.db_url = dburl, .key = fuzz_key(), .log_requests = 1};
+    /* The keyring owns its copy of the test key (loaded again from the PEM). */
+    const char *key_pem = fuzz_key_pem();
+    keyring_t *keys = keyring_of_key(jwt_key_load(key_pem, strlen(key_pem)));
+    if (keys == NULL) {
+        fprintf(stderr, "fuzz: cannot make the keyring\n");
+        abort();
+    }
+    shared = (api_shared_t){.db_url = dburl, .keys = keys, .log_requests = 1};
     cfg = (http_config_t){.host = "127.0.0.1",
                           .port = 0,
                           .threads = 1,
@@ -410,7 +418,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     h2o_socket_t *sock = h2o_evloop_socket_create(W0.loop, sv[0], H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
-    h2o_accept(&W0.accept_ctx, sock);
+    /* Served under the memory guard, as crmd serve's connections are. */
+    http_worker_admit(INT_MAX);
+    http_worker_accept(&W0, sock);
 
     /* Send everything, then end the stream; keep turning the loop until h2o
      * has answered and closed the connection. */

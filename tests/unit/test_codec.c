@@ -20,7 +20,7 @@
 #include "model/jsonlex.h"
 #include "model/jsonw.h"
 
-#define SERVER_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL)
+#define SERVER_FLAGS JSONLEX_BODY_FLAGS
 
 /* 2026-03-05T14:00:00.123Z and 2026-01-10T10:30:00.000Z in ms. */
 #define T_DUE 1772719200123LL
@@ -137,6 +137,15 @@ static bool has_error_at(const char *pointer, const char *code)
     for (int i = 0; i < errs.n; i++)
         if (strcmp(errs.e[i].pointer, pointer) == 0 && strcmp(errs.e[i].code, code) == 0) return true;
     return false;
+}
+
+/* Exactly two problems: code1 at pointer1 and code2 at pointer2. */
+static void expect_two_errors(const char *what, const char *pointer1, const char *code1, const char *pointer2,
+                              const char *code2)
+{
+    cr_expect_eq(errs.n, 2, "%s: %d errors, want 2", what, errs.n);
+    cr_expect(has_error_at(pointer1, code1), "%s: no %s at %s", what, code1, pointer1);
+    cr_expect(has_error_at(pointer2, code2), "%s: no %s at %s", what, code2, pointer2);
 }
 
 static void expect_text(text_ref_t t, const char *want, const char *what)
@@ -616,9 +625,37 @@ Test(lead_decode, read_only_attributes_ignored)
     cr_expect_eq(lp.v.created_at, 0);
     cr_expect_eq(lp.v.updated_at, 0);
 
-    decode_lead("{'lead':{'name':'A','unique_id':null,'created_at':5,'updated_at':[]}}", true);
-    expect_no_errors("read-only on create");
+    char *longest = repeat("x", 64);
+    char *body = fmt("{'lead':{'name':'A','unique_id':'%s'}}", longest);
+    decode_lead(body, true);
+    expect_no_errors("a read-only string of 64 bytes on create");
     cr_expect_str_eq(lp.v.id, "");
+    free(body);
+    free(longest);
+}
+
+Test(lead_decode, read_only_attributes_must_look_like_the_servers)
+{
+    decode_lead("{'lead':{'name':'A','unique_id':null,'created_at':5,'updated_at':[]}}", true);
+    cr_assert_eq(errs.n, 3, "%d errors", errs.n);
+    cr_expect(has_error_at("/lead/unique_id", "validation_error"));
+    cr_expect(has_error_at("/lead/created_at", "validation_error"));
+    cr_expect(has_error_at("/lead/updated_at", "validation_error"));
+
+    char *too_long = repeat("x", 65);
+    char *body = fmt("{'lead':{'created_at':'%s'}}", too_long);
+    decode_lead(body, false);
+    expect_one_error("a read-only string of 65 bytes", "validation_error", "/lead/created_at");
+    free(body);
+    free(too_long);
+
+    /* The review's body: a large array where a timestamp goes. */
+    char *zeros = repeat("0,", 100000);
+    body = fmt("{'lead':{'name':'x','created_at':[%s0]}}", zeros);
+    decode_lead(body, true);
+    expect_one_error("an array as created_at", "validation_error", "/lead/created_at");
+    free(body);
+    free(zeros);
 }
 
 Test(lead_decode, all_problems_reported_at_once)
@@ -647,12 +684,23 @@ Test(lead_decode, wrapper_problems)
     expect_one_error("array root", "validation_error", "");
     decode_lead("[{'lead':{'name':'Acme'}}]", false);
     expect_one_error("array of leads", "validation_error", "");
+    /* JSON, but not an object: the wrapper is missing. */
+    static const char *const scalars[] = {"'lead'", "42", "null", "true"};
+    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
+        decode_lead(scalars[i], true);
+        expect_one_error(scalars[i], "validation_error", "");
+    }
     decode_lead("{}", true);
     expect_one_error("no wrapper", "validation_error", "/lead");
+    /* Members beside the wrapper are unknown, at the top. */
     decode_lead("{'name':'Acme'}", true);
-    expect_one_error("attributes without wrapper", "validation_error", "/lead");
+    expect_two_errors("attributes without wrapper", "/name", "unknown_attribute", "/lead",
+                      "validation_error");
     decode_lead("{'follow':{'title':'x'}}", true);
-    expect_one_error("wrong wrapper", "validation_error", "/lead");
+    expect_two_errors("wrong wrapper", "/follow", "unknown_attribute", "/lead", "validation_error");
+    decode_lead("{'lead':{'name':'Acme'},'created_at':'x','a/b':1}", true);
+    expect_two_errors("members beside the wrapper", "/created_at", "unknown_attribute", "/a~1b",
+                      "unknown_attribute");
     decode_lead("{'lead':[]}", true);
     expect_one_error("wrapper array", "validation_error", "/lead");
     decode_lead("{'lead':null}", false);
@@ -861,12 +909,15 @@ Test(follow_decode, names_wrappers_and_many_problems)
     decode_follow("{'follow':{'x/y~z':'x'}}", false);
     expect_one_error("escaped", "unknown_attribute", "/follow/x~1y~0z");
 
-    decode_follow("{'follow':{'unique_id':'x','created_at':1,'updated_at':null}}", false);
+    decode_follow("{'follow':{'unique_id':'x','created_at':'2026-01-10T10:30:00.000Z'}}", false);
     expect_no_errors("read-only ignored");
     cr_expect_eq(fp.fields, 0u);
+    decode_follow("{'follow':{'unique_id':'x','created_at':1,'updated_at':null}}", false);
+    expect_two_errors("read-only not strings", "/follow/created_at", "validation_error", "/follow/updated_at",
+                      "validation_error");
 
     decode_follow("{'lead':{'title':'x'}}", true);
-    expect_one_error("wrong wrapper", "validation_error", "/follow");
+    expect_two_errors("wrong wrapper", "/lead", "unknown_attribute", "/follow", "validation_error");
     decode_follow("{'follow':['x']}", true);
     expect_one_error("wrapper array", "validation_error", "/follow");
     decode_follow("[{'follow':{}}]", true);

@@ -14,7 +14,7 @@
 
 #include "model/jsonlex.h"
 
-#define SERVER_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL)
+#define SERVER_FLAGS JSONLEX_BODY_FLAGS
 
 static json_t *root_;
 
@@ -193,4 +193,25 @@ Test(jsonlex_number_at, finds_the_text_of_a_nested_member)
     cr_expect_not(jsonlex_number_at(doc, strlen(doc), "lead", "name", &raw, &n));
     cr_expect_not(jsonlex_number_at(doc, strlen(doc), "lead", "missing", &raw, &n));
     cr_expect_not(jsonlex_number_at(doc, strlen(doc), "x", "lead", &raw, &n));
+}
+
+Test(jsonlex_number_at, keys_are_matched_with_their_escapes_decoded)
+{
+    /* "le\u0061d" and "v\u0061lue" are "lead" and "value" to jansson: the
+     * exact digits must be found whatever spelling the client chose. */
+    const char *doc =
+        "{\"le\\u0061d\":{\"name\":\"x\",\"v\\u0061lue\":0.0100000000000000001,"
+        "\"prob\\u0061bility\":40.0000000000000001,\"\\u00e9t\\u00e9\":7,\"\\ud83d\\ude00\":8}}";
+    const char *raw = NULL;
+    size_t n = 0;
+    cr_assert(jsonlex_number_at(doc, strlen(doc), "lead", "value", &raw, &n));
+    cr_expect(n == 21 && memcmp(raw, "0.0100000000000000001", 21) == 0, "found %.*s", (int)n, raw);
+    cr_assert(jsonlex_number_at(doc, strlen(doc), "lead", "probability", &raw, &n));
+    cr_expect(n == 19 && memcmp(raw, "40.0000000000000001", 19) == 0, "found %.*s", (int)n, raw);
+    cr_assert(jsonlex_number_at(doc, strlen(doc), "lead", "\xc3\xa9t\xc3\xa9", &raw, &n), "two-byte UTF-8");
+    cr_expect(n == 1 && raw[0] == '7');
+    cr_assert(jsonlex_number_at(doc, strlen(doc), "lead", "\xf0\x9f\x98\x80", &raw, &n), "a surrogate pair");
+    cr_expect(n == 1 && raw[0] == '8');
+    cr_expect_not(jsonlex_number_at(doc, strlen(doc), "lead", "valu", &raw, &n), "no prefix match");
+    cr_expect_not(jsonlex_number_at(doc, strlen(doc), "lead", "values", &raw, &n), "no longer match");
 }

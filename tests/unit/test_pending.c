@@ -37,6 +37,7 @@ enum { APP_FIND, LEAD_GET, POLL, KINDS };
 
 typedef struct pending {
     store_async_t async;
+    int64_t after; /* a poll's: revocations after this sequence number */
     store_app_t *app;
     store_lead_cb lead_cb;
     store_revoked_cb revoked_cb;
@@ -48,8 +49,9 @@ static struct {
     bool pend[KINDS]; /* this kind of read returns STORE_PENDING */
     int calls[KINDS];
     bool waiting[KINDS];
+    store_rc_t rc[KINDS]; /* what a read that completes at once returns */
     pending_t p[KINDS];
-    const char *revoke; /* the jti the next poll reports */
+    const char *revoke; /* the jti the next poll reports, as revocation 1 */
 } F;
 
 static const store_app_t APP = {.id = 7, .key = APP_KEY, .name = "Pending"};
@@ -67,7 +69,7 @@ static int start(int kind, const pending_t *p)
     F.p[kind] = *p;
     if (!F.pend[kind] || p->async.done == NULL) {
         if (kind == APP_FIND) *p->app = APP;
-        return STORE_OK; /* no rows to pass: none of these tests reads them at once */
+        return F.rc[kind]; /* no rows to pass: none of these tests reads them at once */
     }
     F.waiting[kind] = true;
     return STORE_PENDING;
@@ -95,9 +97,10 @@ static store_rc_t fake_revoked_since(store_t *s, int64_t after, store_revoked_cb
                                      const store_async_t *async)
 {
     (void)s;
-    (void)after;
-    return start(POLL,
-                 &(pending_t){.async = async ? *async : (store_async_t){0}, .revoked_cb = cb, .ctx = ctx});
+    return start(POLL, &(pending_t){.async = async ? *async : (store_async_t){0},
+                                    .after = after,
+                                    .revoked_cb = cb,
+                                    .ctx = ctx});
 }
 
 static const store_ops_t FAKE_OPS = {
@@ -107,7 +110,8 @@ static const store_ops_t FAKE_OPS = {
     .revoked_since = fake_revoked_since,
 };
 
-/* Completes the waiting read of kind with rc, passing its row first. */
+/* Completes the waiting read of kind with rc, passing its row first (a
+ * poll's even when it then fails: it failed part way). */
 static void complete(int kind, store_rc_t rc)
 {
     cr_assert(F.waiting[kind], "no read of kind %d waits", kind);
@@ -119,7 +123,7 @@ static void complete(int kind, store_rc_t rc)
         lead.created_at = lead.updated_at = 1700000000000;
         p->lead_cb(p->ctx, &lead);
     }
-    if (rc == STORE_OK && kind == POLL && F.revoke != NULL) p->revoked_cb(p->ctx, 1, F.revoke);
+    if (kind == POLL && F.revoke != NULL && p->after < 1) p->revoked_cb(p->ctx, 1, F.revoke);
     p->async.done(p->async.ctx, rc);
 }
 
@@ -159,7 +163,9 @@ static void setup(void)
     key = jwt_key_load(pem, strlen(pem));
     free(pem);
     cr_assert_not_null(key);
-    shared = (api_shared_t){.db_url = "fake", .key = key};
+    /* The keyring owns the key from here on; the test still signs with it. */
+    shared = (api_shared_t){.db_url = "fake", .keys = keyring_of_key(key)};
+    cr_assert_not_null(shared.keys);
     h2o_config_init(&config);
     h2o_hostconf_t *host = h2o_config_register_host(&config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_handler_t *h = h2o_create_handler(h2o_config_register_path(host, "/", 0), sizeof *h);
@@ -175,7 +181,7 @@ static void setup(void)
 static void teardown(void)
 {
     api_thread_fini(T);
-    jwt_key_free(key);
+    keyring_free(shared.keys);
 }
 
 TestSuite(pending, .init = setup, .fini = teardown);
@@ -318,26 +324,139 @@ Test(pending, a_client_gone_while_its_read_waits)
     cr_expect(!api_thread_busy(T));
 }
 
+/* A GET of the lead with a token whose jti is jti, its lead read completed
+ * when it starts; returns the status line's code. */
+static int get_lead(const char *jti)
+{
+    F.pend[LEAD_GET] = true;
+    got_len = 0;
+    int fd = send_get("/leads/" LEAD_ID, jti);
+    TURN_UNTIL(F.waiting[LEAD_GET] || response_in(fd));
+    if (F.waiting[LEAD_GET]) complete(LEAD_GET, STORE_OK);
+    TURN_UNTIL(response_in(fd));
+    close(fd);
+    return atoi(got + 9);
+}
+
+/* Waits until the thread polls again (250 ms after its last poll), while
+ * what it knows is still fresh enough to authenticate (a second). */
+static void next_poll_due(void)
+{
+    usleep(400 * 1000);
+}
+
+/* Waits until what the thread knows of revocations is too old to trust. */
+static void revocations_stale(void)
+{
+    usleep(1050 * 1000);
+}
+
 Test(pending, a_revocation_poll_that_waits_keeps_the_thread_busy_not_the_request)
 {
+    cr_expect_eq(get_lead("revoke-me"), 200); /* the first poll, at once */
+    next_poll_due();
     F.pend[POLL] = true;
-    F.pend[LEAD_GET] = true;
-    int fd = send_get("/leads/" LEAD_ID, "revoke-me");
-    TURN_UNTIL(F.waiting[LEAD_GET]);
+    cr_expect_eq(get_lead("revoke-me"), 200, "%s", got);
     cr_expect(F.waiting[POLL], "the poll is the thread's: the request went on without it");
-    complete(LEAD_GET, STORE_OK);
-    TURN_UNTIL(response_in(fd));
-    cr_expect(strncmp(got, "HTTP/1.1 200 ", 13) == 0, "%s", got);
     cr_expect(api_thread_busy(T), "the poll still waits");
     /* The poll reports the token's revocation: the token is refused from now on. */
     F.revoke = "revoke-me";
     complete(POLL, STORE_OK);
     cr_expect(!api_thread_busy(T));
-    close(fd);
+    cr_expect_eq(get_lead("revoke-me"), 401, "%s", got);
+    cr_expect_not_null(strstr(got, "revoked"), "%s", got);
+}
+
+/* Sends a GET with a token whose jti is jti, which must wait for the
+ * thread's poll before its token is checked; the poll then reports jti
+ * revoked, and the request is refused. */
+static void expect_refused_by_the_poll_it_waited_for(const char *jti)
+{
+    F.pend[POLL] = true;
     got_len = 0;
-    fd = send_get("/leads/" LEAD_ID, "revoke-me");
+    int finds = F.calls[APP_FIND];
+    int fd = send_get("/leads/" LEAD_ID, jti);
+    TURN_UNTIL(F.waiting[POLL]);
+    h2o_evloop_run(loop, 10);
+    cr_expect_eq(F.calls[APP_FIND], finds, "authenticated before the revocations were known");
+    cr_expect(!response_in(fd) && got_len == 0, "answered before the poll: %s", got);
+    cr_expect(api_thread_busy(T));
+    F.revoke = jti;
+    complete(POLL, STORE_OK);
     TURN_UNTIL(response_in(fd));
     cr_expect(strncmp(got, "HTTP/1.1 401 ", 13) == 0, "%s", got);
     cr_expect_not_null(strstr(got, "revoked"), "%s", got);
     close(fd);
+    cr_expect(!api_thread_busy(T));
+}
+
+/* A revocation holds within a second even when polls complete later: a
+ * request that finds the thread's last poll over a second old waits for
+ * the next, and is refused by the revocation it brings. */
+Test(pending, a_request_after_a_quiet_second_waits_for_the_poll)
+{
+    cr_expect_eq(get_lead("revoke-later"), 200); /* the first poll, at once */
+    revocations_stale();
+    expect_refused_by_the_poll_it_waited_for("revoke-later");
+}
+
+Test(pending, a_thread_that_has_not_polled_yet_authenticates_only_after_its_poll)
+{
+    expect_refused_by_the_poll_it_waited_for("first");
+}
+
+Test(pending, a_poll_that_fails_is_a_503_for_the_requests_waiting_for_it)
+{
+    F.pend[POLL] = true;
+    int fds[2];
+    for (int i = 0; i < 2; i++)
+        fds[i] = send_get("/leads/" LEAD_ID, "waits");
+    TURN_UNTIL(F.waiting[POLL]);
+    for (int i = 0; i < 5; i++)
+        h2o_evloop_run(loop, 1);
+    cr_expect_eq(F.calls[POLL], 1, "one poll for both");
+    complete(POLL, STORE_UNAVAILABLE);
+    for (int i = 0; i < 2; i++) {
+        got_len = 0;
+        TURN_UNTIL(response_in(fds[i]));
+        cr_expect(strncmp(got, "HTTP/1.1 503 ", 13) == 0, "%s", got);
+        close(fds[i]);
+    }
+    cr_expect_eq(F.calls[APP_FIND], 0);
+    cr_expect(!api_thread_busy(T));
+}
+
+Test(pending, a_thread_that_cannot_poll_does_not_authenticate)
+{
+    F.rc[POLL] = STORE_UNAVAILABLE;
+    int fd = send_get("/leads/" LEAD_ID, "unknown");
+    TURN_UNTIL(response_in(fd));
+    cr_expect(strncmp(got, "HTTP/1.1 503 ", 13) == 0, "%s", got);
+    cr_expect_eq(F.calls[APP_FIND], 0);
+    close(fd);
+}
+
+Test(pending, a_poll_that_fails_part_way_applies_what_it_read_and_reads_it_again)
+{
+    cr_expect_eq(get_lead("victim"), 200); /* verified and cached */
+    next_poll_due();
+    F.pend[POLL] = true;
+    cr_expect_eq(get_lead("victim"), 200); /* from the cache, while the poll runs */
+    F.revoke = "victim";
+    complete(POLL, STORE_ERROR); /* the row came, then the poll failed */
+    cr_expect_eq(get_lead("victim"), 401, "a revoked token stayed cached: %s", got);
+    /* The next poll asks again from the last one that succeeded. */
+    next_poll_due();
+    F.pend[LEAD_GET] = true;
+    got_len = 0;
+    int fd = send_get("/leads/" LEAD_ID, "other");
+    TURN_UNTIL(F.waiting[POLL]);
+    cr_expect_eq(F.p[POLL].after, 0, "the failed poll moved the sequence number on");
+    complete(POLL, STORE_OK);
+    TURN_UNTIL(F.waiting[LEAD_GET]);
+    complete(LEAD_GET, STORE_OK);
+    TURN_UNTIL(response_in(fd));
+    close(fd);
+    cr_expect_eq(get_lead("victim"), 401);
+    cr_expect(!api_thread_busy(T));
 }

@@ -1,5 +1,6 @@
 /*
- * test_ratelimit.c: the per-app token buckets of api/ratelimit.c.
+ * test_ratelimit.c: the token buckets of api/ratelimit.c: per app, and per
+ * client address for failed authentications.
  *
  * The limiter reads no clock of its own: every call is given the time in
  * milliseconds, so these tests drive time by hand. Criterion runs each test
@@ -16,9 +17,14 @@
 
 static ratelimit_info_t info;
 
+static ratelimit_key_t key(int64_t app)
+{
+    return (ratelimit_key_t){(uint64_t)app, 0};
+}
+
 static bool take(int64_t app, int64_t now)
 {
-    return ratelimit_take(app, now, &info);
+    return ratelimit_take(RATELIMIT_APP, key(app), now, &info);
 }
 
 /* Takes n requests of app at now, all of which must be allowed. */
@@ -38,8 +44,8 @@ static void expect_info(int limit, int remaining, int reset_s, int retry_after)
 
 Test(ratelimit, a_burst_is_allowed_at_once_and_the_next_request_is_refused)
 {
-    ratelimit_configure(2, 5);
-    cr_assert(ratelimit_enabled());
+    ratelimit_configure(RATELIMIT_APP, 2, 5);
+    cr_assert(ratelimit_enabled(RATELIMIT_APP));
     take_ok(1, T0, 5);
     cr_expect_not(take(1, T0), "a sixth request in the same millisecond was allowed");
     cr_expect_not(take(1, T0), "a refused request made room for the next one");
@@ -47,7 +53,7 @@ Test(ratelimit, a_burst_is_allowed_at_once_and_the_next_request_is_refused)
 
 Test(ratelimit, figures_count_down_through_the_burst)
 {
-    ratelimit_configure(2, 5);
+    ratelimit_configure(RATELIMIT_APP, 2, 5);
     cr_assert(take(1, T0));
     /* 4 tokens left; the one spent comes back in half a second: 1 s. */
     expect_info(5, 4, 1, 0);
@@ -63,7 +69,7 @@ Test(ratelimit, figures_count_down_through_the_burst)
 
 Test(ratelimit, retry_after_is_the_wait_for_one_token_rounded_up)
 {
-    ratelimit_configure(0.5, 2); /* one token every two seconds */
+    ratelimit_configure(RATELIMIT_APP, 0.5, 2); /* one token every two seconds */
     take_ok(7, T0, 2);
     cr_assert_not(take(7, T0));
     expect_info(2, 0, 4, 2);
@@ -76,7 +82,7 @@ Test(ratelimit, retry_after_is_the_wait_for_one_token_rounded_up)
 
 Test(ratelimit, waits_of_a_fraction_of_a_second_are_rounded_up)
 {
-    ratelimit_configure(0.4, 1); /* one token every 2.5 s */
+    ratelimit_configure(RATELIMIT_APP, 0.4, 1); /* one token every 2.5 s */
     cr_assert(take(3, T0));
     cr_assert_not(take(3, T0));
     expect_info(1, 0, 3, 3);
@@ -87,7 +93,7 @@ Test(ratelimit, waits_of_a_fraction_of_a_second_are_rounded_up)
 
 Test(ratelimit, tokens_come_back_at_the_rate)
 {
-    ratelimit_configure(10, 10); /* a token every 100 ms */
+    ratelimit_configure(RATELIMIT_APP, 10, 10); /* a token every 100 ms */
     /* Two apps drained at the same instant, looked at 1 ms apart. */
     take_ok(1, T0, 10);
     take_ok(2, T0, 10);
@@ -101,7 +107,7 @@ Test(ratelimit, tokens_come_back_at_the_rate)
 
 Test(ratelimit, a_long_pause_refills_the_bucket_only_up_to_the_burst)
 {
-    ratelimit_configure(10, 3);
+    ratelimit_configure(RATELIMIT_APP, 10, 3);
     take_ok(1, T0, 3);
     cr_assert_not(take(1, T0));
     int64_t later = T0 + 3600 * 1000;
@@ -112,7 +118,7 @@ Test(ratelimit, a_long_pause_refills_the_bucket_only_up_to_the_burst)
 
 Test(ratelimit, a_clock_that_steps_back_gives_no_tokens)
 {
-    ratelimit_configure(1, 1);
+    ratelimit_configure(RATELIMIT_APP, 1, 1);
     cr_assert(take(1, T0));
     cr_expect_not(take(1, T0 - 5000));
     cr_expect_not(take(1, T0 + 999));
@@ -121,7 +127,7 @@ Test(ratelimit, a_clock_that_steps_back_gives_no_tokens)
 
 Test(ratelimit, apps_have_their_own_buckets)
 {
-    ratelimit_configure(1, 4);
+    ratelimit_configure(RATELIMIT_APP, 1, 4);
     take_ok(1, T0, 4);
     cr_assert_not(take(1, T0));
     /* Another app is untouched by the first one's use... */
@@ -136,23 +142,62 @@ Test(ratelimit, apps_have_their_own_buckets)
 
 Test(ratelimit, off_by_default_and_when_configured_off)
 {
-    cr_expect_not(ratelimit_enabled());
+    cr_expect_not(ratelimit_enabled(RATELIMIT_APP));
     take_ok(1, T0, 1000);
-    ratelimit_configure(1, 2);
+    ratelimit_configure(RATELIMIT_APP, 1, 2);
     take_ok(1, T0, 2);
     cr_assert_not(take(1, T0));
-    ratelimit_configure(0, 0);
-    cr_expect_not(ratelimit_enabled());
+    ratelimit_configure(RATELIMIT_APP, 0, 0);
+    cr_expect_not(ratelimit_enabled(RATELIMIT_APP));
     take_ok(1, T0, 1000);
     cr_expect_eq(info.retry_after, 0);
 }
 
 Test(ratelimit, burst_defaults_to_the_rate_when_below_one)
 {
-    ratelimit_configure(3, 0);
+    ratelimit_configure(RATELIMIT_APP, 3, 0);
     take_ok(1, T0, 3);
     cr_expect_not(take(1, T0));
     expect_info(3, 0, 1, 1);
+}
+
+Test(ratelimit, a_peek_takes_nothing)
+{
+    ratelimit_configure(RATELIMIT_AUTH, 1, 2);
+    ratelimit_key_t k = {0, 0x0000ffffc0000201ULL};
+    for (int i = 0; i < 5; i++)
+        cr_assert(ratelimit_peek(RATELIMIT_AUTH, k, T0, &info));
+    expect_info(2, 2, 0, 0);
+    cr_assert(ratelimit_take(RATELIMIT_AUTH, k, T0, &info));
+    cr_assert(ratelimit_take(RATELIMIT_AUTH, k, T0, &info));
+    cr_expect_not(ratelimit_peek(RATELIMIT_AUTH, k, T0, &info));
+    expect_info(2, 0, 2, 1);
+    cr_expect(ratelimit_peek(RATELIMIT_AUTH, k, T0 + 1000, &info));
+}
+
+Test(ratelimit, the_two_limiters_are_apart)
+{
+    ratelimit_configure(RATELIMIT_APP, 1, 1);
+    cr_expect_not(ratelimit_enabled(RATELIMIT_AUTH));
+    take_ok(1, T0, 1);
+    cr_expect_not(take(1, T0));
+    ratelimit_configure(RATELIMIT_AUTH, 1, 3);
+    for (int i = 0; i < 3; i++)
+        cr_expect(ratelimit_take(RATELIMIT_AUTH, key(1), T0, &info), "the same key in the other limiter");
+    cr_expect_not(ratelimit_take(RATELIMIT_AUTH, key(1), T0, &info));
+}
+
+Test(ratelimit, a_bucket_filled_up_again_gives_its_slot_to_a_new_key)
+{
+    /* A new key every millisecond, far more keys than slots: each must
+     * still be limited, as a bucket refilled (here in 1 ms) is as good as
+     * a new one and its slot is taken over; none is let through for want
+     * of room. */
+    ratelimit_configure(RATELIMIT_APP, 1000, 1);
+    for (int64_t i = 1; i <= 20000; i++) {
+        cr_assert(take(i, T0 + i), "key %lld refused its first request", (long long)i);
+        cr_assert_not(take(i, T0 + i), "key %lld was not limited", (long long)i);
+    }
 }
 
 Test(ratelimit_parse, rate_and_optional_burst)

@@ -187,14 +187,12 @@ static enum api_method method(const char *s)
 
 Test(routes, method_names)
 {
-    static const char *const known[] = {[METHOD_GET] = "GET",
-                                        [METHOD_HEAD] = "HEAD",
-                                        [METHOD_POST] = "POST",
-                                        [METHOD_PUT] = "PUT",
-                                        [METHOD_DELETE] = "DELETE"};
-    for (int i = METHOD_GET; i <= METHOD_DELETE; i++)
+    static const char *const known[] = {
+        [METHOD_GET] = "GET", [METHOD_HEAD] = "HEAD",     [METHOD_POST] = "POST",
+        [METHOD_PUT] = "PUT", [METHOD_DELETE] = "DELETE", [METHOD_OPTIONS] = "OPTIONS"};
+    for (int i = METHOD_GET; i <= METHOD_OPTIONS; i++)
         cr_expect_eq(method(known[i]), i, "\"%s\"", known[i]);
-    static const char *const other[] = {"PATCH", "OPTIONS", "TRACE", "get",  "GE",  "GETS",
+    static const char *const other[] = {"PATCH", "options", "TRACE", "get",  "GE",  "GETS",
                                         "",      "DELET",   "PUT ",  " PUT", "BREW"};
     for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
         cr_expect_eq(method(other[i]), METHOD_OTHER, "\"%s\"", other[i]);
@@ -367,10 +365,13 @@ Test(routes, what_each_route_makes_stale_and_needs)
     cr_expect_eq(entry(METHOD_POST, "/leads/{id}/follows")->stale, (unsigned)API_STALE_LEAD);
     cr_expect_eq(entry(METHOD_PUT, "/leads/{id}/follows/{follow_id}")->stale, (unsigned)API_STALE_LEAD);
     cr_expect_eq(entry(METHOD_DELETE, "/leads/{id}/follows/{follow_id}")->stale, (unsigned)API_STALE_LEAD);
-    /* Only the health check and the OpenAPI document go without credentials. */
+    /* Only the health checks, the public keys and the OpenAPI document go
+     * without credentials. */
     for (size_t i = 0; i < API_NROUTES; i++)
         cr_expect_eq(API_ROUTES[i].auth,
                      strcmp(API_ROUTES[i].path, "/healthz") != 0 &&
+                         strcmp(API_ROUTES[i].path, "/readyz") != 0 &&
+                         strcmp(API_ROUTES[i].path, "/.well-known/jwks.json") != 0 &&
                          strcmp(API_ROUTES[i].path, "/openapi.json") != 0,
                      "%s", API_ROUTES[i].path);
     /* The lists read page, records and cursor among their parameters, the

@@ -19,16 +19,19 @@
  *   fixture                  fresh databases, raw SQL beside the store
  *   records and copies       building records, keeping what callbacks saw
  *   schema                   migrations
- *   apps and the signing key
+ *   apps and the signing keys (and the migrations from one key)
  *   leads                    CRUD, lists, paging, totals, updated_at
  *   follows
  *   tenants
  *   group commit             savepoints, rollback, a lost batch, row locks
  *   administration           app list, disabling, revocations
  *   bulk copy                counts, export, import
+ *   reads that complete later  a stand-in loop, pipelining, lost connections
  */
 #include <criterion/criterion.h>
 
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -443,7 +446,7 @@ Test(store, a_newer_schema_is_refused_and_said_through_the_log_hook)
     cr_expect_str_eq(logged[0], want);
 }
 
-/* --- apps and the signing key ----------------------------------------------------- */
+/* --- apps and the signing keys ---------------------------------------------------- */
 
 Test(store, apps)
 {
@@ -474,27 +477,171 @@ Test(store, apps)
     cr_expect(three.id != app1.id && three.id != app2.id);
 }
 
-Test(store, signing_key)
+/* The stored keys, for the tests: their pem texts joined with ',', and
+ * the last one's fields. */
+typedef struct keys_seen {
+    char pems[256];
+    size_t n;
+    store_key_t last;
+} keys_seen_t;
+
+static void see_key(void *ctx, const store_key_t *k)
 {
-    char *pem = (char *)"untouched";
-    cr_expect_eq(store_signing_key(st, NULL, &pem), STORE_NOT_FOUND);
-    cr_expect_null(pem);
+    keys_seen_t *ks = ctx;
+    size_t used = strlen(ks->pems);
+    snprintf(ks->pems + used, sizeof ks->pems - used, "%s%s", used ? "," : "", k->pem);
+    if (ks->n > 0) cr_expect_gt(k->seq, ks->last.seq, "keys by seq");
+    ks->n++;
+    ks->last = *k;
+    ks->last.pem = NULL;
+}
 
-    cr_assert_eq(store_signing_key(st, "PEM-FIRST", &pem), STORE_OK);
-    cr_assert_not_null(pem);
-    cr_expect_str_eq(pem, "PEM-FIRST");
-    free(pem);
+static keys_seen_t keys_of(store_t *s)
+{
+    keys_seen_t ks;
+    memset(&ks, 0, sizeof ks);
+    cr_assert_eq(store_keys(s, see_key, &ks), STORE_OK);
+    return ks;
+}
 
-    /* A later first use (another thread or process) gets the stored key. */
-    cr_assert_eq(store_signing_key(st, "PEM-SECOND", &pem), STORE_OK);
-    cr_expect_str_eq(pem, "PEM-FIRST", "second pem_if_none must be ignored");
-    free(pem);
+static store_rc_t add_key(store_t *s, const char *pem, int first)
+{
+    store_key_t k = {.pem = pem, .created_at = 1000, .signed_until = 0};
+    return store_key_add(s, &k, first);
+}
 
+Test(store, signing_keys)
+{
+    cr_expect_eq(keys_of(st).n, 0);
+    cr_assert_eq(add_key(st, "PEM-FIRST", 1), STORE_OK);
+    /* A later first use (another thread or process) stores nothing. */
+    cr_assert_eq(add_key(st, "PEM-SECOND", 1), STORE_OK);
     store_t *other = open_store();
-    cr_assert_eq(store_signing_key(other, "PEM-THIRD", &pem), STORE_OK);
-    cr_expect_str_eq(pem, "PEM-FIRST", "another connection agrees");
-    free(pem);
+    cr_assert_eq(add_key(other, "PEM-THIRD", 1), STORE_OK);
+    keys_seen_t ks = keys_of(other);
+    cr_expect_str_eq(ks.pems, "PEM-FIRST", "another connection agrees");
     store_close(other);
+
+    /* Rotation appends; the newest comes last. */
+    cr_assert_eq(add_key(st, "PEM-NEXT", 0), STORE_OK);
+    ks = keys_of(st);
+    cr_expect_str_eq(ks.pems, "PEM-FIRST,PEM-NEXT");
+    int64_t seq = ks.last.seq;
+    cr_expect_eq(ks.last.created_at, 1000);
+    cr_expect_eq(ks.last.signed_until, 0);
+    cr_expect_eq(ks.last.retired_at, 0);
+
+    /* signed_until only grows; a retirement keeps its first time. */
+    cr_assert_eq(store_key_update(st, seq, 5000, 0), STORE_OK);
+    cr_assert_eq(store_key_update(st, seq, 4000, 0), STORE_OK);
+    cr_expect_eq(keys_of(st).last.signed_until, 5000);
+    cr_assert_eq(store_key_update(st, seq, 0, 7000), STORE_OK);
+    cr_assert_eq(store_key_update(st, seq, 0, 8000), STORE_OK);
+    ks = keys_of(st);
+    cr_expect_eq(ks.last.signed_until, 5000);
+    cr_expect_eq(ks.last.retired_at, 7000);
+    cr_expect_eq(store_key_update(st, seq + 100, 1, 0), STORE_NOT_FOUND);
+
+    /* An untracked key stays untracked. */
+    store_key_t old = {.pem = "PEM-OLD", .created_at = 1, .signed_until = STORE_KEY_UNTRACKED};
+    cr_assert_eq(store_key_add(st, &old, 0), STORE_OK);
+    seq = keys_of(st).last.seq;
+    cr_assert_eq(store_key_update(st, seq, 9000, 0), STORE_OK);
+    cr_expect_eq(keys_of(st).last.signed_until, STORE_KEY_UNTRACKED);
+}
+
+/* What migrations 5 and 6 (finding leads) added, taken out again. */
+#define FIND_INDEXES                                                                                         \
+    "leads_updated, leads_name, leads_value, leads_probability, leads_stage, leads_status, leads_source, "   \
+    "leads_account, leads_contact, follows_app_due, follows_app_state, follows_app_created, "                \
+    "follows_app_updated"
+static void undo_finding(void)
+{
+    if (on_postgres) {
+        raw_sql("DROP INDEX " FIND_INDEXES ", leads_name_trgm, leads_source_trgm;"
+                "DROP TABLE lead_totals;"
+                "ALTER TABLE leads DROP COLUMN name_fold, DROP COLUMN source_fold;");
+        return;
+    }
+    raw_sql("DROP TRIGGER leads_insert; DROP TRIGGER leads_delete; DROP TRIGGER leads_text;"
+            "DROP TRIGGER leads_totals; DROP TABLE lead_fts; DROP TABLE lead_text; DROP TABLE lead_totals;"
+            "DELETE FROM sqlite_stat1;");
+    const char *names = FIND_INDEXES;
+    while (*names != '\0') {
+        size_t n = strcspn(names, ",");
+        char sql[64];
+        snprintf(sql, sizeof sql, "DROP INDEX %.*s", (int)n, names);
+        raw_sql(sql);
+        names += n + strspn(names + n, ", ");
+    }
+    raw_sql("ALTER TABLE leads DROP COLUMN name_fold; ALTER TABLE leads DROP COLUMN source_fold;");
+}
+
+/* Turns the fixture's database back into one of schema version `version`
+ * (2 or 3) with one key, "PEM-OLD", in the single-key table of versions 1
+ * to 3; at version 2 there are no issued tokens either. */
+static void downgrade_to(int version)
+{
+    undo_finding();
+    if (version < 3) raw_sql("DROP TABLE issued_tokens;");
+    raw_sql("DROP TABLE signing_keys;"
+            "CREATE TABLE signing_keys (id INTEGER PRIMARY KEY CHECK (id = 1), pem TEXT NOT NULL);"
+            "INSERT INTO signing_keys (id, pem) VALUES (1, 'PEM-OLD');");
+    char sql[96];
+    snprintf(sql, sizeof sql,
+             on_postgres ? "UPDATE crmd_schema SET version = %d WHERE id = 1" : "PRAGMA user_version = %d",
+             version);
+    raw_sql(sql);
+}
+
+/* What version 4 made of the one key of version 3: seq 1 with its
+ * expiries untracked; keys added later come after it. */
+static void expect_the_old_key_kept(store_t *s)
+{
+    keys_seen_t ks = keys_of(s);
+    cr_expect_str_eq(ks.pems, "PEM-OLD");
+    cr_expect_eq(ks.last.seq, 1);
+    cr_expect_eq(ks.last.signed_until, STORE_KEY_UNTRACKED);
+    cr_expect_eq(ks.last.retired_at, 0);
+    cr_expect_gt(ks.last.created_at, 1700000000000LL, "the migration's time");
+    cr_assert_eq(add_key(s, "PEM-NEW", 0), STORE_OK);
+    cr_assert_eq(add_key(s, "PEM-IGNORED", 1), STORE_OK);
+    ks = keys_of(s);
+    cr_expect_str_eq(ks.pems, "PEM-OLD,PEM-NEW");
+    cr_expect_gt(ks.last.seq, 1);
+}
+
+/* A database at version 3 (issued tokens, one key) upgrades to version 4
+ * (and on): the key is kept and so are the tokens it recorded. */
+Test(store, version_3_upgrades_to_4_keeping_the_key_and_the_issued_tokens)
+{
+    store_token_t t = {
+        .jti = "jti-v3", .app = app1.id, .subject = "cli", .issued_at = 1000, .expires_at = 9000};
+    cr_assert_eq(store_token_record(st, &t), STORE_OK);
+    downgrade_to(3);
+    store_t *s = open_store();
+    cr_assert_eq(store_migrate(s), STORE_OK);
+    cr_assert_eq(store_migrate(s), STORE_OK, "a second run finds version 6 and changes nothing");
+    expect_the_old_key_kept(s);
+    cr_expect_eq(store_token_record(s, &t), STORE_CONFLICT, "the issued token's record survived");
+    cr_expect_eq(store_token_revoke(s, "jti-v3", 2000, false), STORE_OK);
+    cr_expect_eq(store_token_revoke(s, "jti-never", 2000, false), STORE_NOT_FOUND);
+    store_close(s);
+}
+
+/* A database at version 2 takes migrations 3 to 6, in that order. */
+Test(store, version_2_upgrades_through_3_to_6)
+{
+    downgrade_to(2);
+    store_t *s = open_store();
+    cr_assert_eq(store_migrate(s), STORE_OK);
+    cr_assert_eq(store_migrate(s), STORE_OK, "a second run finds version 6 and changes nothing");
+    expect_the_old_key_kept(s);
+    store_token_t t = {
+        .jti = "jti-v4", .app = app1.id, .subject = "cli", .issued_at = 1000, .expires_at = 9000};
+    cr_assert_eq(store_token_record(s, &t), STORE_OK, "migration 3 made the issued tokens' table");
+    cr_expect_eq(store_token_revoke(s, "jti-v4", 2000, false), STORE_OK);
+    store_close(s);
 }
 
 /* Racing first uses, each thread on its own connection. */
@@ -503,7 +650,6 @@ typedef struct racer {
     pthread_barrier_t *go;
     char pem_in[32];
     store_rc_t rc;
-    char *pem_out;
     char err[STORE_OPEN_ERR_MAX];
 } racer_t;
 
@@ -512,7 +658,7 @@ static void *race(void *arg)
     racer_t *r = arg;
     store_t *s = store_open(url_, r->err, sizeof r->err);
     pthread_barrier_wait(r->go);
-    r->rc = s != NULL ? store_signing_key(s, r->pem_in, &r->pem_out) : STORE_ERROR;
+    r->rc = s != NULL ? add_key(s, r->pem_in, 1) : STORE_ERROR;
     store_close(s);
     return NULL;
 }
@@ -533,18 +679,14 @@ Test(store, signing_key_concurrent_first_use)
         pthread_join(t[i], NULL);
     pthread_barrier_destroy(&go);
 
-    char *stored = NULL;
-    cr_assert_eq(store_signing_key(st, NULL, &stored), STORE_OK);
+    keys_seen_t ks = keys_of(st);
+    cr_expect_eq(ks.n, 1, "one key stored, not %zu: %s", ks.n, ks.pems);
     bool known = false;
     for (int i = 0; i < RACERS; i++) {
         cr_expect_eq(r[i].rc, STORE_OK, "racer %d: rc %d (%s)", i, r[i].rc, r[i].err);
-        cr_assert_not_null(r[i].pem_out, "racer %d", i);
-        cr_expect_str_eq(r[i].pem_out, stored, "racer %d got a key other than the stored one", i);
-        known = known || strcmp(stored, r[i].pem_in) == 0;
-        free(r[i].pem_out);
+        known = known || strcmp(ks.pems, r[i].pem_in) == 0;
     }
-    cr_expect(known, "stored key %s is none of the racers'", stored);
-    free(stored);
+    cr_expect(known, "stored key %s is none of the racers'", ks.pems);
 }
 
 /* --- leads ---------------------------------------------------------------------- */
@@ -1379,16 +1521,26 @@ static void keep_revoked(void *ctx, int64_t seq, const char *jti)
     snprintf(r->jti[r->n++], sizeof r->jti[0], "%s", jti);
 }
 
+/* Records a token of app issued by this database. */
+static void record_token(store_t *s, const char *jti, int64_t app)
+{
+    store_token_t t = {.jti = jti, .app = app, .subject = "cli", .issued_at = 1000, .expires_at = 9000};
+    cr_assert_eq(store_token_record(s, &t), STORE_OK, "%s", jti);
+}
+
 Test(store, revocations_come_back_in_order)
 {
     revoked_seen_t r = {0};
     cr_assert_eq(store_revoked_since(st, 0, keep_revoked, &r, NULL), STORE_OK);
     cr_expect_eq(r.n, 0);
-    cr_assert_eq(store_token_revoke(st, "jti-a", 1000), STORE_OK);
-    cr_assert_eq(store_token_revoke(st, "jti-b", 1001), STORE_OK);
-    cr_assert_eq(store_token_revoke(st, "jti-a", 1002), STORE_OK, "revoking twice is fine");
+    record_token(st, "jti-a", app1.id);
+    record_token(st, "jti-b", app2.id);
+    record_token(st, "jti-c", app1.id);
+    cr_assert_eq(store_token_revoke(st, "jti-a", 1000, false), STORE_OK);
+    cr_assert_eq(store_token_revoke(st, "jti-b", 1001, false), STORE_OK);
+    cr_assert_eq(store_token_revoke(st, "jti-a", 1002, false), STORE_CONFLICT, "revoked already");
     store_t *other = open_store();
-    cr_assert_eq(store_token_revoke(other, "jti-c", 1003), STORE_OK);
+    cr_assert_eq(store_token_revoke(other, "jti-c", 1003, false), STORE_OK);
     store_close(other);
 
     cr_assert_eq(store_revoked_since(st, 0, keep_revoked, &r, NULL), STORE_OK);
@@ -1405,14 +1557,35 @@ Test(store, revocations_come_back_in_order)
     cr_expect_str_eq(after.jti[0], "jti-c");
 }
 
+/* Revoking an id this database never issued (a typo) is STORE_NOT_FOUND
+ * and records nothing, unless the caller says the token predates the
+ * records; a token recorded twice is a conflict. */
+Test(store, only_recorded_tokens_are_revoked_unless_asked)
+{
+    cr_expect_eq(store_token_revoke(st, "jti-typo", 1000, false), STORE_NOT_FOUND);
+    revoked_seen_t r = {0};
+    cr_assert_eq(store_revoked_since(st, 0, keep_revoked, &r, NULL), STORE_OK);
+    cr_expect_eq(r.n, 0, "a refused revocation records nothing");
+
+    record_token(st, "jti-a", app1.id);
+    store_token_t again = {.jti = "jti-a", .app = app2.id, .subject = "x", .issued_at = 1, .expires_at = 2};
+    cr_expect_eq(store_token_record(st, &again), STORE_CONFLICT);
+    cr_expect_eq(store_token_revoke(st, "jti-a", 1001, false), STORE_OK);
+    cr_expect_eq(store_token_revoke(st, "jti-a", 1002, true), STORE_CONFLICT);
+    cr_expect_eq(store_token_revoke(st, "jti-old", 1003, true), STORE_OK, "a token from before the records");
+    cr_expect_eq(store_token_revoke(st, "jti-old", 1004, false), STORE_CONFLICT, "revoked already");
+    cr_assert_eq(store_revoked_since(st, 0, keep_revoked, &r, NULL), STORE_OK);
+    cr_assert_eq(r.n, 2);
+    cr_expect_str_eq(r.jti[0], "jti-a");
+    cr_expect_str_eq(r.jti[1], "jti-old");
+}
+
 /* --- bulk copy --------------------------------------------------------------- */
 
 /* Fills the test's database with something of everything. */
 static void populate(void)
 {
-    char *pem = NULL;
-    cr_assert_eq(store_signing_key(st, "PEM-SOURCE", &pem), STORE_OK);
-    free(pem);
+    cr_assert_eq(add_key(st, "PEM-SOURCE", 1), STORE_OK);
     lead_t l = mk_lead(1, "Acme", 1000);
     l.source = T("web");
     l.has_value = true;
@@ -1427,24 +1600,27 @@ static void populate(void)
     cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK);
     follow_t g = mk_follow(11, 3, "Mail", false, 0, 1600);
     cr_assert_eq(store_follow_create(st, app2.id, &g), STORE_OK);
-    cr_assert_eq(store_token_revoke(st, "jti-a", 1000), STORE_OK);
+    record_token(st, "jti-a", app1.id);
+    record_token(st, "jti-b", app2.id);
+    cr_assert_eq(store_token_revoke(st, "jti-a", 1000, false), STORE_OK);
     cr_assert_eq(store_app_set_disabled(st, "pk_live_two", 1), STORE_OK);
 }
 
 static void expect_counts(const store_counts_t *n, int64_t apps, int64_t leads, int64_t follows,
-                          int64_t revoked, int key, const char *what)
+                          int64_t issued, int64_t revoked, int key, const char *what)
 {
+    cr_expect_eq(n->issued, issued, "%s: issued", what);
     cr_expect_eq(n->apps, apps, "%s: apps", what);
     cr_expect_eq(n->leads, leads, "%s: leads", what);
     cr_expect_eq(n->follows, follows, "%s: follows", what);
     cr_expect_eq(n->revoked, revoked, "%s: revoked", what);
     cr_expect_eq(n->lead_count_sum, leads, "%s: the apps' lead counts add up", what);
-    cr_expect_eq(n->signing_key, key, "%s: signing key", what);
+    cr_expect_eq(n->keys, key, "%s: signing keys", what);
 }
 
 /* What an export passed, in order. */
 typedef struct exported {
-    char order[64]; /* K, A, R, L, F: one letter a record */
+    char order[64]; /* K, A, I, R, L, F: one letter a record */
     size_t n;
     int64_t last_app;
     store_counts_t count;
@@ -1459,13 +1635,11 @@ static store_rc_t seen(exported_t *x, char k, int64_t *count)
     return STORE_OK;
 }
 
-static store_rc_t x_key(void *ctx, const char *pem)
+static store_rc_t x_key(void *ctx, const store_key_t *key)
 {
     exported_t *x = ctx;
-    cr_expect_str_eq(pem, "PEM-SOURCE");
-    x->count.signing_key = 1;
-    int64_t keys = 0;
-    return seen(x, 'K', &keys);
+    cr_expect_str_eq(key->pem, "PEM-SOURCE");
+    return seen(x, 'K', &x->count.keys);
 }
 
 static store_rc_t x_app(void *ctx, const store_app_t *app)
@@ -1474,6 +1648,17 @@ static store_rc_t x_app(void *ctx, const store_app_t *app)
     cr_expect_gt(app->id, x->last_app, "apps by id");
     x->last_app = app->id;
     return seen(x, 'A', &x->count.apps);
+}
+
+static store_rc_t x_issued(void *ctx, const store_token_t *t)
+{
+    exported_t *x = ctx;
+    bool a = strcmp(t->jti, "jti-a") == 0;
+    cr_expect(a || strcmp(t->jti, "jti-b") == 0, "%s", t->jti);
+    cr_expect_eq(t->app, a ? app1.id : app2.id);
+    cr_expect_str_eq(t->subject, "cli");
+    cr_expect(t->issued_at == 1000 && t->expires_at == 9000);
+    return seen(x, 'I', &x->count.issued);
 }
 
 static store_rc_t x_revoked(void *ctx, const char *jti, int64_t at)
@@ -1509,15 +1694,18 @@ Test(store, copy_count_and_export)
     populate();
     store_counts_t n;
     cr_assert_eq(store_copy_count(st, &n), STORE_OK);
-    expect_counts(&n, 2, 3, 2, 1, 1, "count");
+    expect_counts(&n, 2, 3, 2, 2, 1, 1, "count");
 
-    static const store_export_t cb = {
-        .signing_key = x_key, .app = x_app, .revoked = x_revoked, .lead = x_lead, .follow = x_follow};
+    /* Every receiver, in the order of the export. */
+    store_export_t cb = {.key = x_key, .app = x_app, .issued = x_issued};
+    cb.revoked = x_revoked;
+    cb.lead = x_lead;
+    cb.follow = x_follow;
     exported_t x = {0};
     store_counts_t total;
     cr_assert_eq(store_copy_export(st, &cb, &x, &total), STORE_OK);
-    expect_counts(&total, 2, 3, 2, 1, 1, "the export's total");
-    cr_expect_str_eq(x.order, "KAARLLLFF", "key, apps, revocations, leads, follows");
+    expect_counts(&total, 2, 3, 2, 2, 1, 1, "the export's total");
+    cr_expect_str_eq(x.order, "KAAIIRLLLFF", "key, apps, issued tokens, revocations, leads, follows");
     cr_expect_eq(x.count.leads, total.leads);
     cr_expect_eq(x.count.follows, total.follows);
 }
@@ -1533,14 +1721,19 @@ Test(store, copy_to_an_empty_database_keeps_everything)
     fclose(o);
     fclose(e);
     cr_assert_eq(rc, STORE_OK, "store_copy: %s", err);
-    cr_expect(strstr(out, "verified: the target now holds 2 apps, 3 leads, 2 follows, 1 revoked tokens") !=
-                  NULL,
+    cr_expect(strstr(out,
+                     "verified: the target now holds 2 apps, 3 leads, 2 follows, 2 issued tokens, 1 revoked "
+                     "tokens") != NULL,
               "%s", out);
 
     store_t *t = open_url(target);
     store_counts_t n;
     cr_assert_eq(store_copy_count(t, &n), STORE_OK);
-    expect_counts(&n, 2, 3, 2, 1, 1, "target");
+    expect_counts(&n, 2, 3, 2, 2, 1, 1, "target");
+    /* The records came along: the copy knows which tokens it issued. */
+    cr_expect_eq(store_token_revoke(t, "jti-b", 2000, false), STORE_OK);
+    cr_expect_eq(store_token_revoke(t, "jti-a", 2000, false), STORE_CONFLICT);
+    cr_expect_eq(store_token_revoke(t, "jti-typo", 2000, false), STORE_NOT_FOUND);
     store_app_t a;
     cr_assert_eq(store_app_find(t, "pk_live_two", &a, NULL), STORE_OK);
     cr_expect_eq(a.id, app2.id, "ids are kept");
@@ -1551,10 +1744,7 @@ Test(store, copy_to_an_empty_database_keeps_everything)
     cr_expect_eq(got.l.value_cents, 250);
     cr_expect_eq(got.l.created_at, 1000);
     cr_expect_eq(lead_total_in(t, app1.id), 2, "lead counts set by the import");
-    char *pem = NULL;
-    cr_assert_eq(store_signing_key(t, NULL, &pem), STORE_OK);
-    cr_expect_str_eq(pem, "PEM-SOURCE");
-    free(pem);
+    cr_expect_str_eq(keys_of(t).pems, "PEM-SOURCE");
     /* New apps after the copy get ids past the copied ones. */
     store_app_t fresh;
     cr_assert_eq(store_app_create(t, "pk_live_new", "New", 5000, &fresh), STORE_OK);
@@ -1571,7 +1761,7 @@ Test(store, a_failed_import_leaves_the_target_as_it_was)
     cr_assert_eq(store_migrate(t), STORE_OK);
     store_counts_t before;
     cr_assert_eq(store_copy_import_begin(t, &before), STORE_OK);
-    expect_counts(&before, 0, 0, 0, 0, 0, "empty target");
+    expect_counts(&before, 0, 0, 0, 0, 0, 0, "empty target");
     int64_t id = 0;
     cr_assert_eq(store_copy_import_app(t, &app1, 1, &id), STORE_OK);
     cr_expect_eq(id, app1.id);
@@ -1589,7 +1779,7 @@ Test(store, a_failed_import_leaves_the_target_as_it_was)
     }
     store_counts_t after;
     cr_assert_eq(store_copy_count(t, &after), STORE_OK);
-    expect_counts(&after, 0, 0, 0, 0, 0, "after the failed import");
+    expect_counts(&after, 0, 0, 0, 0, 0, 0, "after the failed import");
     store_close(t);
 }
 
@@ -2418,33 +2608,37 @@ static void raw_sql_on(const char *url, const char *sql)
     snprintf(url_, sizeof url_, "%s", saved);
 }
 
-/* A database of schema version 2 (before finding existed) with leads in
- * it: migrating folds their names and sources, counts them into the
- * totals and indexes them for search. */
-Test(store, migrating_from_version_2_folds_counts_and_indexes_existing_leads)
+/* A database of schema version 4 (before finding existed: made by the
+ * real migrations 1 to 4) with leads in it: migrations 5 and 6 fold their
+ * names and sources, count them into the totals and index them for
+ * search, and keep what version 4 held. */
+Test(store, migrating_from_version_4_folds_counts_and_indexes_existing_leads)
 {
     char old[URL_MAX];
     fresh_db(old, sizeof old);
-    if (on_postgres) {
-        raw_sql_on(old, pg_migrations[0]);
-        raw_sql_on(old, pg_migrations[1]);
+    for (int v = 0; v < 4; v++)
+        raw_sql_on(old, on_postgres ? pg_migrations[v] : sq_migrations[v]);
+    if (on_postgres)
         raw_sql_on(
             old, "CREATE TABLE crmd_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);"
-                 "INSERT INTO crmd_schema VALUES (1, 2)");
-    } else {
-        raw_sql_on(old, sq_migrations[0]);
-        raw_sql_on(old, sq_migrations[1]);
-        raw_sql_on(old, "PRAGMA user_version = 2");
-    }
+                 "INSERT INTO crmd_schema VALUES (1, 4)");
+    else
+        raw_sql_on(old, "PRAGMA user_version = 4");
     raw_sql_on(
         old,
+        "INSERT INTO signing_keys (pem, created_at, signed_until) VALUES ('PEM-V4', 1, -1);"
         "INSERT INTO apps (key, name, created_at, lead_count) VALUES ('pk_live_old', 'Old', 1, 2);"
+        "INSERT INTO issued_tokens (jti, app_id, subject, issued_at, expires_at) "
+        "VALUES ('jti-v4', 1, 'cli', 1, 9);"
         "INSERT INTO leads (app_id, id, name, source, value_cents, stage, probability, status, "
         "created_at, updated_at) VALUES "
         "(1, '0190f3a2-0000-7000-8000-000000000001', 'ÄRGER Σοφία', 'Web', 99999999999999, 2, 50, 0, 10, 10),"
         "(1, '0190f3a2-0000-7000-8000-000000000002', 'Zeta', NULL, NULL, 2, NULL, 0, 20, 20)");
     store_t *s = open_url(old);
     cr_assert_eq(store_migrate(s), STORE_OK);
+    cr_assert_eq(store_migrate(s), STORE_OK, "a second run finds version 6 and changes nothing");
+    cr_expect_str_eq(keys_of(s).pems, "PEM-V4", "version 4's key is kept");
+    cr_expect_eq(store_token_revoke(s, "jti-v4", 2000, false), STORE_OK, "so are its issued tokens");
     store_lead_query_t q = base_query();
     q.f.search = T("ärger σοφ");
     found_t got = {0};
@@ -2464,6 +2658,17 @@ Test(store, migrating_from_version_2_folds_counts_and_indexes_existing_leads)
     const store_cell_t *c = &sum.cell[STAGE_QUALIFIED][LEAD_ACTIVE];
     cr_expect_eq(c->n, 2);
     cr_expect(cell_value(c) == 99999999999999 && cell_weight(c) == (u128)99999999999999 * 50);
+    /* Writes after the upgrade keep the totals and the search index. */
+    lead_t l = mk_lead(5, "ärger zwei", 30);
+    l.stage = STAGE_QUALIFIED;
+    cr_assert_eq(store_lead_create(s, 1, &l), STORE_OK);
+    cr_assert_eq(store_lead_summary(s, 1, &f, FIND_NOW, &sum, NULL), STORE_OK);
+    cr_expect_eq(sum.cell[STAGE_QUALIFIED][LEAD_ACTIVE].n, 3);
+    q = base_query();
+    q.f.search = T("ärger");
+    got.n = 0;
+    cr_assert_eq(store_lead_find(s, 1, &q, &total, on_found, &got, NULL), STORE_OK);
+    cr_expect(total == 2 && got.n == 2, "both ärger leads: %lld", (long long)total);
     store_close(s);
 }
 
@@ -2523,4 +2728,444 @@ Test(store, find_plans_for_small_and_large_sets_agree)
         cr_expect_eq(got.n, cases[c].total < 3 ? (int)cases[c].total : 3, "case %zu", c);
         if (cases[c].first != NULL && got.n > 0) cr_expect_str_eq(got.ids[0], cases[c].first, "case %zu", c);
     }
+}
+
+/* --- reads that complete later ----------------------------------------------- */
+
+/* A stand-in for a server thread's event loop (store_loop_t) made of
+ * poll(2), which the test turns itself. A watch holds a duplicate of the
+ * descriptor, as the server's does, since libpq may close its own; each
+ * watch has a generation, so a readiness seen for one watch is never
+ * reported to a later one in the same slot. */
+#define LOOP_SLOTS 8
+struct store_watch {
+    bool used, read, write;
+    int fd;
+    unsigned gen;
+    store_io_fn fn;
+    void *arg;
+};
+struct store_timer {
+    bool used;
+    int64_t at_ms;
+    store_timer_fn fn;
+    void *arg;
+};
+static struct store_watch watches[LOOP_SLOTS];
+static struct store_timer timers[LOOP_SLOTS];
+static unsigned watch_gen;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static store_watch_t *fake_watch(void *ctx, int fd, store_io_fn fn, void *arg)
+{
+    (void)ctx;
+    for (int i = 0; i < LOOP_SLOTS; i++) {
+        if (watches[i].used) continue;
+        int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        cr_assert_geq(dup, 0, "dup of the store's descriptor %d", fd);
+        watches[i] = (struct store_watch){.used = true, .fd = dup, .gen = ++watch_gen, .fn = fn, .arg = arg};
+        return &watches[i];
+    }
+    cr_assert_fail("the store holds more watches than it should");
+    return NULL;
+}
+
+static void fake_read(store_watch_t *w, bool on)
+{
+    w->read = on;
+}
+
+static void fake_write(store_watch_t *w)
+{
+    w->write = true;
+}
+
+static void fake_unwatch(store_watch_t *w)
+{
+    close(w->fd);
+    w->used = false;
+}
+
+static store_timer_t *fake_timer_start(void *ctx, uint32_t ms, store_timer_fn fn, void *arg)
+{
+    (void)ctx;
+    for (int i = 0; i < LOOP_SLOTS; i++) {
+        if (timers[i].used) continue;
+        timers[i] = (struct store_timer){.used = true, .at_ms = now_ms() + ms, .fn = fn, .arg = arg};
+        return &timers[i];
+    }
+    cr_assert_fail("the store holds more timers than it should");
+    return NULL;
+}
+
+static void fake_timer_stop(store_timer_t *t)
+{
+    cr_assert(t->used, "a timer stopped twice, or after it fired");
+    t->used = false;
+}
+
+/* Reports what is ready among the watched descriptors (waiting at most ms
+ * for it), then fires the timers that are due. */
+static void turn(int ms)
+{
+    struct pollfd pfd[LOOP_SLOTS];
+    struct store_watch *of[LOOP_SLOTS];
+    unsigned gen[LOOP_SLOTS];
+    int n = 0;
+    for (int i = 0; i < LOOP_SLOTS; i++) {
+        struct store_watch *w = &watches[i];
+        if (!w->used || (!w->read && !w->write)) continue;
+        pfd[n] = (struct pollfd){.fd = w->fd,
+                                 .events = (short)((w->read ? POLLIN : 0) | (w->write ? POLLOUT : 0))};
+        gen[n] = w->gen;
+        of[n++] = w;
+    }
+    cr_assert_geq(poll(pfd, (nfds_t)n, ms), 0);
+    for (int i = 0; i < n; i++) {
+        struct store_watch *w = of[i];
+        short ev = pfd[i].revents;
+        if (w->used && w->gen == gen[i] && w->write && (ev & (POLLOUT | POLLERR | POLLHUP))) {
+            w->write = false;
+            w->fn(w->arg, STORE_IO_WRITE);
+        }
+        if (w->used && w->gen == gen[i] && w->read && (ev & (POLLIN | POLLERR | POLLHUP)))
+            w->fn(w->arg, STORE_IO_READ);
+    }
+    for (int i = 0; i < LOOP_SLOTS; i++) {
+        if (!timers[i].used || timers[i].at_ms > now_ms()) continue;
+        timers[i].used = false;
+        timers[i].fn(timers[i].arg);
+    }
+}
+
+#define TURN_UNTIL(cond)                                                                                     \
+    do {                                                                                                     \
+        int64_t end_ = now_ms() + 10000;                                                                     \
+        while (!(cond) && now_ms() < end_)                                                                   \
+            turn(20);                                                                                        \
+        cr_assert(cond, "still not: %s", #cond);                                                             \
+    } while (0)
+
+/* One read as the caller of a store function sees it: what it got, and
+ * when it ended among the others. */
+typedef struct waited {
+    bool done;
+    store_rc_t rc;
+    int order;
+    leads_t leads;
+    follows_t follows;
+    store_app_t app;
+    int64_t total;
+} waited_t;
+static int nended;
+static bool in_call; /* a store function is running */
+
+static void end_read(waited_t *w, store_rc_t rc)
+{
+    cr_assert(!w->done, "a read ended twice");
+    w->done = true;
+    w->rc = rc;
+    w->order = nended++;
+}
+
+static void on_done(void *ctx, store_rc_t rc)
+{
+    cr_assert(!in_call, "a read completed inside the call that started it");
+    end_read(ctx, rc);
+}
+
+/* The async of a read about to start: counts the call as running. */
+#define ASYNC(w) (in_call = true, &(store_async_t){.done = on_done, .ctx = (w)})
+
+/* What the store function returned: a result other than STORE_PENDING
+ * is the read's end. */
+static void started(waited_t *w, store_rc_t rc)
+{
+    in_call = false;
+    if (rc != STORE_PENDING) end_read(w, rc);
+}
+
+static store_t *open_with_loop(void)
+{
+    store_t *s = open_store();
+    store_loop_t loop = {.watch = fake_watch, .read = fake_read, .write = fake_write};
+    loop.unwatch = fake_unwatch;
+    loop.timer_start = fake_timer_start;
+    loop.timer_stop = fake_timer_stop;
+    store_set_loop(s, &loop); /* the store keeps a copy */
+    return s;
+}
+
+/* The one read of the tests below that runs on another table than
+ * leads: the app. */
+static void start_app_find(store_t *s, waited_t *w)
+{
+    started(w, store_app_find(s, "pk_live_one", &w->app, ASYNC(w)));
+}
+
+static void expect_app_found(const waited_t *w)
+{
+    cr_expect_eq(w->rc, STORE_OK);
+    cr_expect_eq(w->app.id, app1.id);
+    cr_expect_str_eq(w->app.key, "pk_live_one");
+}
+
+/* Starts read kind k % 6 of the mix below into w. */
+static void start_mixed(store_t *s, int k, waited_t *w)
+{
+    switch (k % 6) {
+    case 0:
+        started(w, store_lead_get(s, app1.id, ID(1 + k % 3), on_lead, &w->leads, ASYNC(w)));
+        break;
+    case 1:
+        started(w, store_lead_list(s, app1.id, 0, 10, &w->total, on_lead, &w->leads, ASYNC(w)));
+        break;
+    case 2:
+        started(w, store_follow_list(s, app1.id, ID(2), 0, 10, &w->total, on_follow, &w->follows, ASYNC(w)));
+        break;
+    case 3:
+        start_app_find(s, w);
+        break;
+    case 4:
+        started(w, store_lead_get(s, app1.id, ID(9), on_lead, &w->leads, ASYNC(w)));
+        break;
+    default:
+        started(w, store_revoked_since(s, 0, NULL, NULL, ASYNC(w)));
+        break;
+    }
+}
+
+static void expect_mixed(int k, const waited_t *w)
+{
+    cr_expect_eq(w->order, k, "read %d ended as number %d", k, w->order);
+    switch (k % 6) {
+    case 0:
+        cr_expect_eq(w->rc, STORE_OK);
+        cr_assert_eq(w->leads.n, 1, "read %d", k);
+        cr_expect_str_eq(w->leads.r[0].l.id, ID(1 + k % 3));
+        break;
+    case 1:
+        cr_expect_eq(w->rc, STORE_OK);
+        cr_expect_eq(w->total, 3);
+        cr_assert_eq(w->leads.n, 3);
+        cr_expect_str_eq(w->leads.r[0].l.id, ID(3), "newest first");
+        break;
+    case 2:
+        cr_expect_eq(w->rc, STORE_OK);
+        cr_expect_eq(w->total, 1);
+        cr_assert_eq(w->follows.n, 1);
+        cr_expect_str_eq(w->follows.r[0].f.id, ID(20));
+        break;
+    case 3:
+        expect_app_found(w);
+        break;
+    case 4:
+        cr_expect_eq(w->rc, STORE_NOT_FOUND);
+        cr_expect_eq(w->leads.n, 0);
+        break;
+    default:
+        cr_expect_eq(w->rc, STORE_OK);
+        break;
+    }
+}
+
+/* Many reads of every kind at once: on PostgreSQL they are all sent before
+ * any answer is taken, and end in the order they were started, each with
+ * its own rows; on SQLite each ends before its call returns. */
+Test(store, reads_given_a_loop_end_in_the_order_they_were_started)
+{
+    for (int i = 1; i <= 3; i++)
+        create_lead(i, "Mixed", 1000 + i);
+    follow_t f = mk_follow(20, 2, "Call", false, 0, 1000);
+    cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK);
+    store_t *s = open_with_loop();
+    enum { N = 24 };
+    static waited_t w[N];
+    for (int k = 0; k < N; k++)
+        start_mixed(s, k, &w[k]);
+    for (int k = 0; k < N; k++)
+        cr_expect_eq(w[k].done, !on_postgres, "read %d ended before the loop turned", k);
+    TURN_UNTIL(nended == N);
+    for (int k = 0; k < N; k++)
+        expect_mixed(k, &w[k]);
+    store_close(s);
+}
+
+/* Another connection, in a transaction that holds the leads table:
+ * PostgreSQL's lock that even readers wait for, or SQLite's write lock
+ * (which its readers never wait for, in WAL mode). */
+typedef struct locker {
+    PGconn *pg;
+    sqlite3 *sq;
+} locker_t;
+
+static locker_t lock_leads(void)
+{
+    locker_t l = {0};
+    if (!on_postgres) {
+        cr_assert_eq(sqlite3_open(url_ + strlen("sqlite:"), &l.sq), SQLITE_OK);
+        cr_assert_eq(sqlite3_exec(l.sq, "BEGIN IMMEDIATE; UPDATE leads SET name = name", NULL, NULL, NULL),
+                     SQLITE_OK);
+        return l;
+    }
+    l.pg = PQconnectdb(url_);
+    cr_assert_eq(PQstatus(l.pg), CONNECTION_OK, "connect: %s", PQerrorMessage(l.pg));
+    PGresult *r = PQexec(l.pg, "BEGIN; LOCK TABLE leads IN ACCESS EXCLUSIVE MODE");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(l.pg));
+    PQclear(r);
+    return l;
+}
+
+static void unlock_leads(locker_t l)
+{
+    if (l.sq != NULL) {
+        sqlite3_exec(l.sq, "COMMIT", NULL, NULL, NULL);
+        sqlite3_close(l.sq);
+        return;
+    }
+    PQclear(PQexec(l.pg, "COMMIT"));
+    PQfinish(l.pg);
+}
+
+/* Ends this test's crmd sessions (the fixture's store and the test's), as
+ * an administrator or a restart would. */
+static void kill_crmd_sessions(void)
+{
+    char sql[256 + DB_MAX];
+    snprintf(sql, sizeof sql,
+             "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+             "WHERE datname = '%s' AND application_name = 'crmd'",
+             dbs_[0]);
+    pg_run(server_, sql);
+}
+
+/* A read that waits for a lock holds up neither its caller nor the loop:
+ * the call returns, and later reads are sent behind it on the same
+ * connection (so they end after it). SQLite's readers never wait for a
+ * writer (WAL): there the reads end at once. */
+Test(store, a_read_that_waits_for_a_lock_holds_up_neither_its_caller_nor_the_reads_after_it)
+{
+    create_lead(1, "Locked", 1000);
+    store_t *s = open_with_loop();
+    locker_t locker = lock_leads();
+    static waited_t a, b;
+    started(&a, store_lead_get(s, app1.id, ID(1), on_lead, &a.leads, ASYNC(&a)));
+    start_app_find(s, &b);
+    for (int i = 0; i < 10; i++)
+        turn(20);
+    cr_expect_eq(a.done, !on_postgres, "the read ended while the table was locked");
+    cr_expect_eq(b.done, !on_postgres, "a read sent behind it overtook it");
+    unlock_leads(locker);
+    TURN_UNTIL(a.done && b.done);
+    cr_expect_eq(a.rc, STORE_OK);
+    cr_assert_eq(a.leads.n, 1);
+    cr_expect_str_eq(a.leads.r[0].l.id, ID(1));
+    expect_app_found(&b);
+    cr_expect_lt(a.order, b.order);
+    store_close(s);
+}
+
+/* A read in flight when its connection dies is sent again on a new one,
+ * and its caller sees only the answer. */
+Test(store, a_read_whose_connection_dies_is_sent_again_on_a_new_one)
+{
+    if (!on_postgres) cr_skip_test("SQLite has no connection to lose");
+    store_set_log(quiet, NULL);
+    create_lead(1, "Survivor", 1000);
+    store_t *s = open_with_loop();
+    locker_t locker = lock_leads();
+    static waited_t a;
+    started(&a, store_lead_get(s, app1.id, ID(1), on_lead, &a.leads, ASYNC(&a)));
+    for (int i = 0; i < 5; i++)
+        turn(20);
+    kill_crmd_sessions(); /* while the read waits for the lock */
+    for (int i = 0; i < 10; i++)
+        turn(20);
+    cr_expect(!a.done, "the read ended (with %d) instead of waiting again on a new connection", a.rc);
+    unlock_leads(locker);
+    TURN_UNTIL(a.done);
+    cr_expect_eq(a.rc, STORE_OK);
+    cr_assert_eq(a.leads.n, 1);
+    cr_expect_str_eq(a.leads.r[0].l.id, ID(1));
+    store_close(s);
+}
+
+static void allow_connections(bool allow)
+{
+    char sql[4 * DB_MAX];
+    snprintf(sql, sizeof sql, "ALTER DATABASE %s ALLOW_CONNECTIONS %s", dbs_[0], allow ? "true" : "false");
+    pg_run(server_, sql);
+}
+
+/* During an outage a read fails with STORE_UNAVAILABLE once its new
+ * connection cannot be made; the next ones are refused at once (no
+ * round trip) until the back-off has passed; then service resumes. */
+Test(store, reads_during_an_outage_fail_then_are_refused_at_once_until_the_back_off_ends)
+{
+    if (!on_postgres) cr_skip_test("SQLite has no connection to lose");
+    store_set_log(quiet, NULL);
+    store_t *s = open_with_loop();
+    static waited_t before, during, refused, after;
+    start_app_find(s, &before);
+    TURN_UNTIL(before.done);
+    expect_app_found(&before);
+
+    allow_connections(false);
+    kill_crmd_sessions();
+    start_app_find(s, &during);
+    TURN_UNTIL(during.done);
+    cr_expect_eq(during.rc, STORE_UNAVAILABLE);
+    start_app_find(s, &refused);
+    cr_expect(refused.done, "a read during the back-off waited instead of being refused");
+    cr_expect_eq(refused.rc, STORE_UNAVAILABLE);
+
+    allow_connections(true);
+    sleep_ms(250); /* the first back-off is 100 ms */
+    start_app_find(s, &after);
+    TURN_UNTIL(after.done);
+    expect_app_found(&after);
+    store_close(s);
+}
+
+/* A read that fails makes no other read fail: not those sent with it (on
+ * PostgreSQL the server skips the rest of its batch, which is sent again),
+ * nor one sent later whose statement's preparation was among those
+ * skipped. The revocations' table, renamed away, makes a read fail; the
+ * lock on leads holds the first batch until the second has been sent. */
+Test(store, a_failed_read_makes_no_other_read_fail)
+{
+    store_set_log(quiet, NULL);
+    create_lead(1, "Unharmed", 1000);
+    store_t *s = open_with_loop();
+    raw_sql("ALTER TABLE revoked_tokens RENAME TO revoked_tokens_away");
+    locker_t locker = lock_leads();
+    static waited_t first, failing, skipped, later;
+    started(&first, store_lead_get(s, app1.id, ID(1), on_lead, &first.leads, ASYNC(&first)));
+    started(&failing, store_revoked_since(s, 0, NULL, NULL, ASYNC(&failing)));
+    start_app_find(s, &skipped);
+    for (int i = 0; i < 5; i++)
+        turn(20); /* the first batch has gone, and waits for the lock */
+    start_app_find(s, &later);
+    for (int i = 0; i < 5; i++)
+        turn(20);
+    unlock_leads(locker);
+    TURN_UNTIL(first.done && failing.done && skipped.done && later.done);
+    cr_expect_eq(first.rc, STORE_OK);
+    cr_expect_eq(first.leads.n, 1);
+    cr_expect_eq(failing.rc, STORE_ERROR);
+    expect_app_found(&skipped);
+    expect_app_found(&later);
+
+    raw_sql("ALTER TABLE revoked_tokens_away RENAME TO revoked_tokens");
+    static waited_t again;
+    started(&again, store_revoked_since(s, 0, NULL, NULL, ASYNC(&again)));
+    TURN_UNTIL(again.done);
+    cr_expect_eq(again.rc, STORE_OK);
+    store_close(s);
 }

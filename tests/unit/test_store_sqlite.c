@@ -98,15 +98,118 @@ Test(sqlite, a_new_database_and_its_wal_are_private)
     store_close(s);
 }
 
-Test(sqlite, an_existing_file_keeps_its_mode)
+/* store_open_existing makes nothing where there is no database, and opens
+ * one that is there. */
+Test(sqlite, opening_an_existing_database_never_creates_one)
 {
-    FILE *f = fopen(path_, "w");
-    cr_assert_not_null(f);
-    fclose(f);
-    cr_assert_eq(chmod(path_, 0640), 0);
-    store_t *s = open_migrated(url_);
-    expect_mode("", 0640);
+    char err[STORE_OPEN_ERR_MAX] = "";
+    store_t *s = store_open_existing(url_, err, sizeof err);
+    cr_expect_null(s);
     store_close(s);
+    cr_expect(strstr(err, "no database at ") != NULL, "%s", err);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s')\"", dir_);
+    cr_expect_eq(system(cmd), 0, "files were left in %s", dir_);
+
+    store_close(open_migrated(url_));
+    s = store_open_existing(url_, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    create_app(s, "pk_live_one");
+    store_close(s);
+}
+
+/* Whatever the umask, even one that takes the owner's own bits: the
+ * database and every file SQLite makes beside it are exactly 0600. */
+Test(sqlite, every_file_is_private_whatever_the_umask)
+{
+    static const mode_t umasks[] = {0, 022, 0277};
+    for (size_t i = 0; i < sizeof umasks / sizeof umasks[0]; i++) {
+        mode_t old = umask(umasks[i]);
+        char url[200];
+        snprintf(url, sizeof url, "sqlite:%s/u%zu.db", dir_, i);
+        store_t *s = open_migrated(url);
+        create_app(s, "pk_live_one");
+        store_t *second = open_migrated(url); /* a second connection, as a server's threads */
+        store_app_t a;
+        cr_expect_eq(store_app_find(second, "pk_live_one", &a, NULL), STORE_OK);
+        store_close(second);
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "test -z \"$(find '%s' -type f ! -perm 0600)\"", dir_);
+        cr_expect_eq(system(cmd), 0, "umask %03o: a file in %s is not 0600", (unsigned)umasks[i], dir_);
+        store_close(s);
+        umask(old);
+    }
+}
+
+/* Opens path (no store is expected) and returns the reason. */
+static void expect_refused(const char *file, mode_t mode, const char *how)
+{
+    char err[STORE_OPEN_ERR_MAX] = "";
+    store_t *s = store_open(url_, err, sizeof err);
+    cr_expect_null(s, "%s (mode %04o) opened", file, (unsigned)mode);
+    store_close(s);
+    char want[STORE_OPEN_ERR_MAX];
+    snprintf(want, sizeof want, "%s is %s by group or others (mode %04o); ", file, how, (unsigned)mode);
+    cr_expect(strncmp(err, want, strlen(want)) == 0, "got: %s\nwant: %s...", err, want);
+    snprintf(want, sizeof want, "the token signing key: chmod 600 %s", file);
+    cr_expect(strstr(err, want) != NULL, "no fix in: %s", err);
+}
+
+/* As ssh with a private key: a database group or others can read or write
+ * is refused, with the chmod that fixes it, and left as it was. */
+Test(sqlite, a_database_others_can_read_or_write_is_refused)
+{
+    store_close(open_migrated(url_));
+    static const struct {
+        mode_t mode;
+        const char *how;
+    } cases[] = {{0644, "readable"},
+                 {0640, "readable"},
+                 {0604, "readable"},
+                 {0620, "writable"},
+                 {0666, "readable and writable"},
+                 {0610, "usable"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_assert_eq(chmod(path_, cases[i].mode), 0);
+        expect_refused(path_, cases[i].mode, cases[i].how);
+        expect_mode("", cases[i].mode); /* refused, not changed */
+    }
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", path_);
+    cr_expect_eq(access(wal, F_OK), -1, "a refused database got a -wal");
+    cr_assert_eq(chmod(path_, 0600), 0);
+    store_close(open_migrated(url_));
+    expect_mode("", 0600);
+}
+
+/* The -wal and -shm files hold the database's pages too. */
+Test(sqlite, a_wal_or_shm_others_can_read_is_refused)
+{
+    store_t *s = open_migrated(url_);
+    create_app(s, "pk_live_one");
+    static const char *const suffixes[] = {"-wal", "-shm"};
+    for (size_t i = 0; i < 2; i++) {
+        char file[160];
+        snprintf(file, sizeof file, "%s%s", path_, suffixes[i]);
+        cr_assert_eq(chmod(file, 0644), 0);
+        expect_refused(file, 0644, "readable");
+        cr_assert_eq(chmod(file, 0600), 0);
+    }
+    store_close(s);
+}
+
+/* A path a shell would split is quoted in the fix. */
+Test(sqlite, the_fix_quotes_the_path)
+{
+    snprintf(path_, sizeof path_, "%s/it's a.db", dir_);
+    snprintf(url_, sizeof url_, "sqlite:%s", path_);
+    store_close(open_migrated(url_));
+    cr_assert_eq(chmod(path_, 0644), 0);
+    char err[STORE_OPEN_ERR_MAX] = "";
+    cr_assert_null(store_open(url_, err, sizeof err));
+    char want[200];
+    snprintf(want, sizeof want, "chmod 600 '%s/it'\\''s a.db'", dir_);
+    cr_expect(strstr(err, want) != NULL, "got: %s\nwant: %s", err, want);
 }
 
 static int64_t now_ms(void)

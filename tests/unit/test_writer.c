@@ -7,8 +7,11 @@
  * writer is busy and knows they reach it together. Writes come back to a
  * worker-side receiver on the test's own event loop, as they would to a
  * server thread. Their requests stand on a bare h2o pool that is cleared
- * (h2o's disposal) right after submitting, so answering them sends nothing
- * and the test reads each answer from the write itself.
+ * (h2o's disposal) when the answer comes back, before it is sent, so
+ * answering them sends nothing and the test reads each answer from the
+ * write itself (and its log line, which says the client was gone). A test
+ * can dispose of a request earlier: before it is submitted, or while it
+ * waits in the queue.
  */
 #include <criterion/criterion.h>
 
@@ -19,6 +22,7 @@
 
 #include "api/cache.h"
 #include "api/request.h"
+#include "api/resource.h"
 #include "api/respond.h"
 #include "api/writer.h"
 
@@ -114,11 +118,13 @@ static void run_update(store_t *s, api_write_t *w)
 static const api_route_t CREATE = {METHOD_POST, "/leads", NULL, .stale = API_STALE_APP};
 static const api_route_t UPDATE = {METHOD_PUT, "/leads/{id}", NULL, .stale = API_STALE_LEAD | API_STALE_APP};
 
-static api_shared_t shared;
+static api_shared_t shared = {.log_requests = 1};
 static api_thread_t T;
 static h2o_evloop_t *loop;
 static h2o_multithread_queue_t *queue;
+static h2o_context_t ctx; /* only what the request log uses: the loop, a timeout */
 static h2o_req_t reqs[MAX_WRITES];
+static bool disposed[MAX_WRITES];
 static api_req_t *req_of[MAX_WRITES]; /* each write's request (all live until answered) */
 static int submitted, answered;
 static struct {
@@ -126,19 +132,30 @@ static struct {
     char body[256];
 } answers[MAX_WRITES];
 
+/* h2o lets go of request i (once). */
+static void dispose(int i)
+{
+    if (disposed[i]) return;
+    disposed[i] = true;
+    h2o_mem_clear_pool(&reqs[i].pool);
+}
+
 /* The worker's receiver: notes each answer, then lets the writer answer
  * and free it as a server thread would. */
 static void on_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     for (h2o_linklist_t *l = messages->next; l != messages; l = l->next) {
         api_write_t *w = H2O_STRUCT_FROM_MEMBER(api_write_t, msg.link, l);
-        int i = 0;
-        while (i < submitted && req_of[i] != w->r)
-            i++;
-        cr_assert_lt(i, submitted, "an answer for a write never submitted");
+        /* The latest write of that request: an ended request's state is
+         * reused by the next one. */
+        int i = submitted - 1;
+        while (i >= 0 && req_of[i] != w->r)
+            i--;
+        cr_assert_geq(i, 0, "an answer for a write never submitted");
         answers[i].status = w->status;
         snprintf(answers[i].body, sizeof answers[i].body, "%.*s", (int)w->out.len, w->out.buf);
         answered++;
+        dispose(i);
     }
     api_writes_done(receiver, messages);
 }
@@ -153,10 +170,17 @@ static void setup(void)
     queue = h2o_multithread_create_queue(loop);
     T.shared = &shared;
     h2o_multithread_register_receiver(queue, &T.done, on_done);
+    /* The log's flush timer never fires during a test: the lines stay in
+     * T.log.buf to be read. */
+    ctx.loop = loop;
+    h2o_timeout_init(loop, &ctx.hundred_ms_timeout, 3600 * 1000);
+    api_log_init(&T.log, &ctx);
+    api_writer_configure(API_WRITE_QUEUE_DEFAULT, API_WRITE_QUEUE_BYTES);
 }
 
 static void teardown(void)
 {
+    if (h2o_timeout_is_linked(&T.log.flush)) h2o_timeout_unlink(&T.log.flush);
     api_writer_stop();
     h2o_multithread_unregister_receiver(queue, &T.done);
     api_req_thread_fini(&T);
@@ -164,32 +188,69 @@ static void teardown(void)
 
 TestSuite(writer, .init = setup, .fini = teardown);
 
-/* Submits a write of route for lead id (NULL for none), and disposes of
- * its request right after (or, with early, right before) submitting.
- * Returns its index in answers[]. */
-static int submit_at(const api_route_t *route, const char *id, api_write_fn fn, bool early)
+/* When h2o lets go of a write's request: when its answer comes back (the
+ * client stayed), before it is submitted, or right after. */
+enum gone { GONE_AT_ANSWER, GONE_BEFORE, GONE_AFTER };
+
+/* Submits a write of route for lead id (NULL for none) with extra bytes of
+ * text, its request disposed of at gone. Returns its index in answers[]. */
+static int submit_full(const api_route_t *route, const char *id, api_write_fn fn, enum gone gone,
+                       size_t extra)
 {
     int i = submitted++;
     cr_assert_lt(i, MAX_WRITES);
     h2o_mem_init_pool(&reqs[i].pool);
+    disposed[i] = false;
+    reqs[i].method = h2o_iovec_init(H2O_STRLIT("POST"));
+    reqs[i].path = h2o_iovec_init(H2O_STRLIT("/leads"));
     api_req_t *r = api_req_new(&T, &reqs[i]);
     cr_assert_not_null(r);
     r->route = route;
     r->app.id = APP;
+    snprintf(r->app.key, sizeof r->app.key, "pk_test_%d", i);
     req_of[i] = r;
     if (id != NULL) snprintf(r->id, sizeof r->id, "%s", id);
-    api_write_t *w = api_write_new(r, fn, NULL);
+    api_write_t *w = api_write_new(r, fn, extra);
     cr_assert_not_null(w);
     cr_expect_eq(w->stale, route->stale);
-    if (early) h2o_mem_clear_pool(&reqs[i].pool);
+    if (gone == GONE_BEFORE) dispose(i);
     api_write_submit(r, w);
-    if (!early) h2o_mem_clear_pool(&reqs[i].pool);
+    if (gone == GONE_AFTER) dispose(i);
     return i;
+}
+
+static int submit_at(const api_route_t *route, const char *id, api_write_fn fn, bool early)
+{
+    return submit_full(route, id, fn, early ? GONE_BEFORE : GONE_AT_ANSWER, 0);
 }
 
 static int submit(const api_route_t *route, const char *id, api_write_fn fn)
 {
     return submit_at(route, id, fn, false);
+}
+
+/* The request log's line of write i (its app key is pk_test_i), or NULL. */
+static const char *log_line(int i)
+{
+    static char line[512];
+    char tag[32];
+    snprintf(tag, sizeof tag, "app=pk_test_%d", i);
+    T.log.buf[T.log.len < sizeof T.log.buf ? T.log.len : sizeof T.log.buf - 1] = '\0';
+    const char *at = strstr(T.log.buf, tag);
+    if (at == NULL) return NULL;
+    const char *start = at, *end = strchr(at, '\n');
+    while (start > T.log.buf && start[-1] != '\n')
+        start--;
+    snprintf(line, sizeof line, "%.*s", (int)((end ? end : at + strlen(at)) - start), start);
+    return line;
+}
+
+/* Expects write i's log line to hold want (a status and what follows it). */
+static void expect_logged(int i, const char *want)
+{
+    const char *line = log_line(i);
+    cr_expect(line != NULL && strstr(line, want) != NULL, "write %d: log line %s lacks '%s'", i,
+              line ? line : "(none)", want);
 }
 
 static void wait_answers(int n)
@@ -351,4 +412,110 @@ Test(writer, without_a_writer_thread_a_write_runs_in_place)
     cr_expect_eq(F.runs, 1);
     cr_expect_eq(T.writes_in_flight, 0);
     cr_expect_not_null(T.spare, "the request ended");
+}
+
+Test(writer, every_answered_write_is_logged_also_when_its_client_left)
+{
+    cr_assert_eq(api_writer_start_store(&F.base), 0);
+    int ok = submit(&CREATE, NULL, run_create);
+    wait_answers(1);
+    cr_expect_eq(answers[ok].status, 201);
+    /* The client went away before the answer: committed, and logged so. */
+    expect_logged(ok, "POST /leads 201 ");
+    expect_logged(ok, " client=gone");
+}
+
+Test(writer, a_write_whose_client_left_before_it_ran_is_not_run)
+{
+    cr_assert_eq(api_writer_start_store(&F.base), 0);
+    hold_first_batch();
+    uint64_t lists = lists_gen();
+    int gone = submit_full(&CREATE, NULL, run_create, GONE_AFTER, 0);
+    int early = submit_full(&CREATE, NULL, run_create, GONE_BEFORE, 0);
+    int stays = submit(&CREATE, NULL, run_create);
+    release();
+    wait_answers(4);
+    cr_expect_eq(F.runs, 2, "the held write and the one whose client stayed");
+    cr_expect_eq(answers[gone].status, API_STATUS_CLIENT_GONE);
+    cr_expect_eq(answers[early].status, API_STATUS_CLIENT_GONE);
+    cr_expect_eq(answers[stays].status, 201);
+    expect_logged(gone, "POST /leads 499 ");
+    expect_logged(gone, " client=gone");
+    expect_logged(early, "POST /leads 499 ");
+    /* Only what ran and was acknowledged made the lists stale. */
+    cr_expect_neq(lists_gen(), lists);
+}
+
+Test(writer, a_full_queue_answers_503_at_once_and_runs_nothing_of_it)
+{
+    api_writer_configure(3, API_WRITE_QUEUE_BYTES);
+    cr_assert_eq(api_writer_start_store(&F.base), 0);
+    hold_first_batch(); /* the writer holds one, running */
+    submit(&CREATE, NULL, run_create);
+    submit(&CREATE, NULL, run_create);
+    cr_expect_eq(T.writes_in_flight, 3);
+    /* Disposed of before, so that its answer, sent at once, is only logged. */
+    int refused = submit_full(&CREATE, NULL, run_create, GONE_BEFORE, 0);
+    cr_expect_eq(T.writes_in_flight, 3, "the refused write went nowhere");
+    expect_logged(refused, "POST /leads 503 ");
+    release();
+    wait_answers(3);
+    cr_expect_eq(F.runs, 3);
+    /* Room again once the batch is done. */
+    int later = submit(&CREATE, NULL, run_create);
+    wait_answers(4);
+    cr_expect_eq(answers[later].status, 201);
+}
+
+Test(writer, the_queue_is_bounded_in_bytes_too)
+{
+    api_writer_configure(API_WRITE_QUEUE_DEFAULT, 3 * sizeof(api_write_t) + 1000);
+    cr_assert_eq(api_writer_start_store(&F.base), 0);
+    hold_first_batch();
+    submit_full(&CREATE, NULL, run_create, GONE_AT_ANSWER, 900);
+    int refused = submit_full(&CREATE, NULL, run_create, GONE_BEFORE, 200);
+    expect_logged(refused, "POST /leads 503 ");
+    int fits = submit_full(&CREATE, NULL, run_create, GONE_AT_ANSWER, 50);
+    release();
+    wait_answers(3);
+    cr_expect_eq(F.runs, 3);
+    cr_expect_eq(answers[fits].status, 201);
+}
+
+static void decode_lead(const json_t *root, h2o_iovec_t body, bool creating, api_patch_t *p,
+                        text_ref_t *texts[API_PATCH_TEXTS], verrs_t *errs)
+{
+    lead_decode_body(root, body.base, body.len, creating, &p->lead, errs);
+    texts[0] = &p->lead.v.name;
+    texts[1] = &p->lead.v.source;
+}
+
+/* Whether t lies in w's own allocation. */
+static bool owned(const api_write_t *w, text_ref_t t)
+{
+    return t.ptr >= w->text && t.ptr + t.len <= (const char *)w + w->size;
+}
+
+Test(writer, a_decoded_write_holds_its_own_text_and_not_the_body)
+{
+    static const api_route_t CREATE_BODY = {METHOD_POST, "/leads", NULL, .body_max = 1 << 20};
+    static const char body[] = "{\"lead\":{\"name\":\"  Acme  \",\"source\":\"web\",\"value\":5}}";
+    T.store = &F.base;
+    int i = submitted++;
+    h2o_mem_init_pool(&reqs[i].pool);
+    reqs[i].entity = h2o_iovec_init(body, sizeof body - 1);
+    api_req_t *r = api_req_new(&T, &reqs[i]);
+    cr_assert_not_null(r);
+    r->route = &CREATE_BODY;
+    r->app.id = APP;
+    api_write_t *w = api_decode_or_reply(r, true, decode_lead, run_create);
+    cr_assert_not_null(w);
+    const lead_t *l = &w->p.lead.v;
+    cr_expect(owned(w, l->name) && owned(w, l->source), "the patch points outside its write");
+    cr_expect(l->name.len == 4 && memcmp(l->name.ptr, "Acme", 4) == 0);
+    cr_expect(l->source.len == 3 && memcmp(l->source.ptr, "web", 3) == 0);
+    cr_expect_eq(w->size, sizeof *w + 5 + 4, "each text and its NUL, nothing more");
+    dispose(i);
+    api_write_submit(r, w); /* no writer: runs here and frees it */
+    cr_expect_eq(F.runs, 1);
 }

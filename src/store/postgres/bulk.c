@@ -21,7 +21,8 @@ store_rc_t pg_copy_count(store_t *base, store_counts_t *out)
         out->follows = pg_get_int(r, 0, 2);
         out->revoked = pg_get_int(r, 0, 3);
         out->lead_count_sum = pg_get_int(r, 0, 4);
-        out->signing_key = pg_get_int(r, 0, 5) > 0;
+        out->keys = pg_get_int(r, 0, 5);
+        out->issued = pg_get_int(r, 0, 6);
     }
     PQclear(r);
     return rc;
@@ -35,6 +36,17 @@ static store_rc_t export_app(const PGresult *r, int row, const store_export_t *c
     store_app_t a;
     pg_read_app(r, row, &a);
     return cb->app(ctx, &a);
+}
+
+static store_rc_t export_issued(const PGresult *r, int row, const store_export_t *cb, void *ctx)
+{
+    /* libpq ends every value with a NUL, and text holds none. */
+    store_token_t t = {.jti = PQgetvalue(r, row, TOKEN_COL_JTI),
+                       .app = pg_get_int(r, row, TOKEN_COL_APP),
+                       .subject = PQgetvalue(r, row, TOKEN_COL_SUBJECT),
+                       .issued_at = pg_get_int(r, row, TOKEN_COL_ISSUED_AT),
+                       .expires_at = pg_get_int(r, row, TOKEN_COL_EXPIRES_AT)};
+    return cb->issued(ctx, &t);
 }
 
 static store_rc_t export_revoked(const PGresult *r, int row, const store_export_t *cb, void *ctx)
@@ -97,22 +109,6 @@ static store_rc_t export_cursor(pg_store_t *s, int k, export_row_fn fn, const st
     return rc;
 }
 
-/* Passes the signing key, if one is stored, to cb. */
-static store_rc_t export_key(pg_store_t *s, const store_export_t *cb, void *ctx)
-{
-    PGresult *r = NULL;
-    store_rc_t rc = pg_read(s, Q_KEY_GET, NULL, &r);
-    if (rc == STORE_OK && PQntuples(r) > 0) {
-        char *pem = strndup(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-        rc = pem == NULL ? STORE_ERROR : cb->signing_key(ctx, pem);
-        if (pem != NULL) explicit_bzero(pem, strlen(pem)); /* a private key: not left in freed heap */
-        free(pem);
-    }
-    pg_wipe(r);
-    PQclear(r);
-    return rc;
-}
-
 store_rc_t pg_copy_export(store_t *base, const store_export_t *cb, void *ctx, store_counts_t *total)
 {
     pg_store_t *s = pg_of(base);
@@ -120,8 +116,9 @@ store_rc_t pg_copy_export(store_t *base, const store_export_t *cb, void *ctx, st
     store_rc_t rc = pg_tx_begin(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     if (rc != STORE_OK) return rc;
     rc = pg_copy_count(base, total);
-    if (rc == STORE_OK) rc = export_key(s, cb, ctx);
+    if (rc == STORE_OK) rc = store_export_keys(base, cb, ctx);
     if (rc == STORE_OK) rc = export_stmt(s, Q_APP_LIST, export_app, cb, ctx);
+    if (rc == STORE_OK) rc = export_stmt(s, Q_COPY_ISSUED, export_issued, cb, ctx);
     if (rc == STORE_OK) rc = export_stmt(s, Q_COPY_REVOKED, export_revoked, cb, ctx);
     if (rc == STORE_OK) rc = export_cursor(s, 0, export_lead, cb, ctx);
     if (rc == STORE_OK) rc = export_cursor(s, 1, export_follow, cb, ctx);
@@ -146,10 +143,10 @@ store_rc_t pg_copy_import_begin(store_t *base, store_counts_t *before)
     return rc;
 }
 
-store_rc_t pg_copy_import_key(store_t *base, const char *pem)
+store_rc_t pg_copy_import_key(store_t *base, const store_key_t *key)
 {
     pg_params_t p = {0};
-    pgp_str(&p, pem);
+    pgp_signing_key(&p, key);
     return pg_write(pg_of(base), Q_COPY_KEY, &p, 0, 0, NULL);
 }
 
@@ -168,11 +165,20 @@ store_rc_t pg_copy_import_app(store_t *base, const store_app_t *app, int keep_id
     return rc;
 }
 
+store_rc_t pg_copy_import_issued(store_t *base, const store_token_t *token, int *added)
+{
+    bool b = false;
+    store_rc_t rc = pg_token_insert(pg_of(base), token, &b);
+    *added = b;
+    return rc;
+}
+
 store_rc_t pg_copy_import_revoked(store_t *base, const char *jti, int64_t revoked_at, int *added)
 {
     pg_params_t p = {0};
     pgp_str(&p, jti);
     pgp_int8(&p, revoked_at);
+    pgp_int4(&p, 1); /* whether or not the token's record came along */
     PGresult *r;
     store_rc_t rc = pg_write(pg_of(base), Q_REVOKE, &p, 0, 0, &r);
     *added = rc == STORE_OK && pg_affected(r) > 0;

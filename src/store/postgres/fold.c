@@ -1,6 +1,6 @@
 /*
  * fold.c: array literals (the lists of a filter, the backfill's batches)
- * and the backfill of migration 3, which folds the name and source of the
+ * and the backfill of migration 5, which folds the name and source of the
  * leads already stored (store/schema.h).
  *
  * PostgreSQL cannot run model/text.c's folding itself, and its lower()
@@ -83,7 +83,7 @@ void pg_array_end(pg_array_t *a)
     pg_array_raw(a, "}", 1);
 }
 
-/* --- the backfill of migration 3 --------------------------------------------- */
+/* --- the backfill of migration 5 --------------------------------------------- */
 
 /* The folded name and source of one fetched batch, as array literals. */
 typedef struct batch {

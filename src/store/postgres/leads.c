@@ -8,6 +8,13 @@
  */
 #include "store/postgres/pg_int.h"
 
+/* A page that starts within this many leads of the newest is read in one
+ * ordered index scan (Q_LEAD_LIST_NEAR); deeper, the rows OFFSET skips cost
+ * more read whole than as keys alone (Q_LEAD_LIST): measured at 100k leads,
+ * 0.012 against 0.040 ms at offset 0, 0.055 against 0.082 at 300, 0.140
+ * against 0.111 at 1,000. */
+#define NEAR_OFFSET_MAX 500
+
 store_rc_t pg_lead_create(store_t *base, int64_t app, const lead_t *l)
 {
     pg_params_t p = {0};
@@ -22,29 +29,37 @@ store_rc_t pg_lead_create(store_t *base, int64_t app, const lead_t *l)
 store_rc_t pg_lead_get(store_t *base, int64_t app, const char *id, store_lead_cb cb, void *ctx,
                        const store_async_t *async)
 {
-    (void)async;
+    pg_store_t *s = pg_of(base);
     pg_params_t p = {0};
     if (!pgp_key(&p, app, id, NULL)) return STORE_NOT_FOUND;
-    return pg_read_one(pg_of(base), Q_LEAD_GET, Q_LEAD_GET_LOCK, &p, pg_emit_leads, (void *)cb, ctx);
+    /* Inside a batch the row stays locked until the batch ends. */
+    enum pg_stmt_id q = s->base.batch != BATCH_NONE ? Q_LEAD_GET_LOCK : Q_LEAD_GET;
+    pg_rows_t to = {.emit = pg_emit_leads, .cb = (void *)cb, .ctx = ctx};
+    return pg_read_rows(s, q, &p, pg_rows_one, &to, async);
+}
+
+/* Q_LEAD_LIST's (and _NEAR's) one row per lead of the page, each with the
+ * total; one with no lead when the page is empty; none for an unknown app. */
+static store_rc_t lead_page(const PGresult *r, const pg_rows_t *to)
+{
+    if (PQntuples(r) > 0) {
+        *to->total = pg_get_int(r, 0, 0);
+        pg_emit_leads(r, 1, to->cb, to->ctx);
+    }
+    return STORE_OK;
 }
 
 store_rc_t pg_lead_list(store_t *base, int64_t app, int64_t offset, int limit, int64_t *total,
                         store_lead_cb cb, void *ctx, const store_async_t *async)
 {
-    (void)async;
     pg_params_t p = {0};
     pgp_int8(&p, app);
     pgp_int8(&p, limit);
     pgp_int8(&p, offset);
-    PGresult *r;
     *total = 0;
-    store_rc_t rc = pg_read(pg_of(base), Q_LEAD_LIST, &p, &r);
-    if (rc == STORE_OK && PQntuples(r) > 0) {
-        *total = pg_get_int(r, 0, 0);
-        pg_emit_leads(r, 1, (void *)cb, ctx);
-    }
-    PQclear(r);
-    return rc;
+    pg_rows_t to = {.cb = (void *)cb, .ctx = ctx, .total = total};
+    enum pg_stmt_id q = offset < NEAR_OFFSET_MAX ? Q_LEAD_LIST_NEAR : Q_LEAD_LIST;
+    return pg_read_rows(pg_of(base), q, &p, lead_page, &to, async);
 }
 
 store_rc_t pg_lead_update(store_t *base, int64_t app, const char *id, const lead_patch_t *patch, int64_t now,
@@ -60,7 +75,7 @@ store_rc_t pg_lead_update(store_t *base, int64_t app, const char *id, const lead
     if (p.full) return STORE_ERROR;
     pg_store_t *s = pg_of(base);
     pg_totals_expect(s, PG_TOTALS_UPDATE, app, NULL);
-    store_rc_t rc = pg_one_row(s, Q_LEAD_UPDATE_OLD, &p, true, 0, 0, pg_emit_leads, (void *)cb, ctx);
+    store_rc_t rc = pg_one_row(s, Q_LEAD_UPDATE_OLD, &p, 0, 0, pg_emit_leads, (void *)cb, ctx);
     pg_totals_expect(s, PG_TOTALS_NONE, 0, NULL);
     return rc;
 }
@@ -71,7 +86,7 @@ store_rc_t pg_lead_delete(store_t *base, int64_t app, const char *id)
     if (!pgp_key(&p, app, id, NULL)) return STORE_NOT_FOUND;
     pg_store_t *s = pg_of(base);
     pg_totals_expect(s, PG_TOTALS_DELETE, app, NULL);
-    store_rc_t rc = pg_one_row(s, Q_LEAD_DELETE_OLD, &p, true, app, -1, NULL, NULL, NULL);
+    store_rc_t rc = pg_one_row(s, Q_LEAD_DELETE_OLD, &p, app, -1, NULL, NULL, NULL);
     pg_totals_expect(s, PG_TOTALS_NONE, 0, NULL);
     return rc;
 }

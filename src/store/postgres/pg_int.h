@@ -14,17 +14,22 @@
  *   totals.c   what lead writes change in lead_totals, applied at commit
  *   txn.c      transactions: one write, a read, group commit with a
  *              savepoint per write, lead counts, deadlock retries
- *   fold.c     array literals, and migration 3's backfill of folded texts
+ *   fold.c     array literals, and migration 5's backfill of folded texts
+ *   async.c    reads that complete later on the owning thread's event
+ *              loop, pipelined on a non-blocking connection (server
+ *              threads), or at once through txn.c (everyone else)
  *   leads.c    lead operations
  *   follows.c  follow operations
- *   admin.c    apps, the signing key, revoked tokens
+ *   admin.c    apps, the signing keys, issued and revoked tokens
  *   bulk.c     crmd copy's export (cursors) and import
  *   migrate.c  the migration steps for store_migrate_run
- *   postgres.c the table of operations and store_postgres_open
+ *   postgres.c the table of operations, store_postgres_open, pg_close
  *
  * One pg_store_t is one connection with its prepared statements, used by
  * one thread only, exactly like the SQLite store; many crmd processes can
- * share one database. Semantics mirror SQLite's: the same tables and
+ * share one database. A server thread's connection, once the thread has
+ * given it its event loop (store_set_loop), only reads, without blocking:
+ * see async.c. Semantics mirror SQLite's: the same tables and
  * schema versions (store/schema.h), lead counts kept in the transaction
  * that changes the leads, partial updates as one UPDATE ... RETURNING
  * (atomic here too: a concurrent update of the same row waits for the row
@@ -82,15 +87,18 @@ extern const char *const pg_export_fetch_sql[2];
  * parameter carries a cast, so its type never depends on inference. */
 enum pg_stmt_id {
     SCHEMA_SHARED_STMT_IDS,
-    Q_KEY_PUT,
+    Q_KEY_FIRST,
+    Q_KEY_ADD,
     Q_LEAD_GET_LOCK,
     Q_LEAD_LIST,
+    Q_LEAD_LIST_NEAR,
     Q_FOLLOW_INSERT,
     Q_FOLLOW_GET_LOCK,
     Q_FOLLOW_LIST,
     Q_APP_DISABLE,
     Q_REVOKE,
     Q_COPY_COUNT,
+    Q_COPY_ISSUED,
     Q_COPY_REVOKED,
     Q_COPY_KEY,
     Q_COPY_APP,
@@ -115,6 +123,33 @@ typedef struct pg_totals_delta {
 
 /* What the lead write in progress does to lead_totals. */
 enum pg_totals_op { PG_TOTALS_NONE, PG_TOTALS_INSERT, PG_TOTALS_UPDATE, PG_TOTALS_DELETE };
+
+/* A read that completes later (async.c's). */
+typedef struct pg_aread pg_aread_t;
+
+/* A connection's life as async.c drives it. */
+typedef enum pg_aio_state {
+    AIO_DOWN,       /* no connection: the next read starts one */
+    AIO_CONNECTING, /* PQconnectPoll in progress; reads wait, unsent */
+    AIO_READY       /* in pipeline mode: reads are sent at once */
+} pg_aio_state_t;
+
+/* What async.c keeps: the loop, the connection's socket as the loop
+ * watches it, and the reads in the order they were sent (those waiting
+ * for a connection last). */
+typedef struct pg_async {
+    bool on; /* a loop was given (store_set_loop): reads go through it */
+    store_loop_t loop;
+    pg_aio_state_t state;
+    store_watch_t *watch;    /* the connection's socket, while there is one */
+    store_timer_t *deadline; /* while connecting: connect_timeout */
+    store_timer_t *kick;     /* the end of this turn of the loop: the batch goes */
+    int batched;             /* statements queued in libpq since the last Sync */
+    bool broken;             /* the connection failed inside a call */
+    pg_aread_t *head, *tail;
+    pg_aread_t *spare; /* ended reads kept for the next ones */
+    int nspare;
+} pg_async_t;
 
 /* A change of one app's lead count, applied when the transaction commits. */
 typedef struct pg_count_delta {
@@ -169,6 +204,7 @@ typedef struct pg_store {
     bool piped;
     int pipe_queued;    /* inserts since the last sync */
     store_rc_t pipe_rc; /* the first failure among them */
+    pg_async_t aio;     /* a server thread's reads (async.c) */
 } pg_store_t;
 
 static inline pg_store_t *pg_of(store_t *base)
@@ -178,14 +214,36 @@ static inline pg_store_t *pg_of(store_t *base)
 
 /* --- conn.c ---------------------------------------------------------------- */
 
-/* Opens a new connection into s->conn; false with a reason in err. */
+/* Opens a new connection into s->conn, waiting for it; false with a
+ * reason in err. */
 bool pg_connect(pg_store_t *s, char *err, size_t errsz);
 bool pg_conn_ok(const pg_store_t *s);
+
+/* Starts a connection with crmd's settings without waiting for it
+ * (PQconnectStartParams; NULL when out of memory): the caller drives
+ * PQconnectPoll, then sends pg_reader_session_sql before anything else.
+ * The connect_timeout it was given, in ms (0: none), is what the caller
+ * must enforce, since PQconnectPoll does not. */
+PGconn *pg_connect_start(pg_store_t *s, int *timeout_ms);
+/* What every connection runs first (the lock timeout of store.h), and what
+ * a server thread's read connection runs instead (generic plans too). */
+extern const char pg_session_sql[];
+extern const char pg_reader_session_sql[];
+
+/* Reconnection bookkeeping, shared by both ways of connecting: whether an
+ * attempt is allowed now (not during the back-off after a failure, unless
+ * another thread has got through since), and what follows an attempt
+ * that failed (err logged once per outage, the back-off doubled) or
+ * succeeded. */
+bool pg_may_connect(const pg_store_t *s);
+void pg_connect_failed(pg_store_t *s, const char *err);
+void pg_connect_succeeded(pg_store_t *s);
 
 /* Makes sure there is a connection, reconnecting when allowed: never
  * inside a transaction (its work died with the old connection, and a new
  * one must not pretend otherwise), and, unless now is set, not before the
- * back-off interval has passed. */
+ * back-off interval has passed. Every blocking call goes through here, so
+ * it asserts that the store has no loop (store.h's rule). */
 bool pg_ensure_conn(pg_store_t *s, bool now);
 
 /* Maps a failed result (r may be NULL: the connection's error) to a
@@ -196,6 +254,9 @@ bool pg_ensure_conn(pg_store_t *s, bool now);
  * STORE_NOT_FOUND; the rest is STORE_ERROR. Logged; outages once. */
 store_rc_t pg_map_error(pg_store_t *s, const PGresult *r);
 
+/* Logs that the connection is lost (msg: why), once per outage. */
+void pg_lost(pg_store_t *s, const char *msg);
+
 /* Copies libpq's message into out without its trailing newline. */
 void pg_message(const char *msg, char *out, size_t outsz);
 
@@ -203,6 +264,8 @@ void pg_message(const char *msg, char *out, size_t outsz);
  * writes its name into name; NULL on success, else the failed result. */
 #define PG_STMT_NAME_MAX 16
 PGresult *pg_prepare(pg_store_t *s, enum pg_stmt_id id, char name[PG_STMT_NAME_MAX]);
+/* The name statement id is prepared under. */
+void pg_stmt_name(enum pg_stmt_id id, char name[PG_STMT_NAME_MAX]);
 
 /* --- params.c ----------------------------------------------------------- */
 
@@ -233,6 +296,8 @@ char *pgp_own(pg_params_t *p, size_t n);
 /* A text parameter in text format (an array literal), from p->own: s[n]
  * must be a NUL, since libpq reads text-format parameters up to it. */
 void pgp_own_text(pg_params_t *p, const char *s, size_t n);
+/* A signing key's pem, created_at, signed_until, retired_at (admin.c). */
+void pgp_signing_key(pg_params_t *p, const store_key_t *key);
 /* A UUID as its 16 bytes; "" is NULL. False for text that is not a
  * canonical UUID (which names no record). */
 bool pgp_uuid(pg_params_t *p, const char *id);
@@ -247,6 +312,10 @@ void pg_follow_values(pg_params_t *p, const follow_t *v);
  * false if an id is not a UUID. */
 bool pg_lead_params(pg_params_t *p, int64_t app, const lead_t *l);
 bool pg_follow_params(pg_params_t *p, int64_t app, const follow_t *f);
+/* Copies src into dst so that it no longer points at the caller's bytes:
+ * its texts are copied into *heap (malloc'd, the caller frees it; NULL
+ * when there are none). False when out of memory. */
+bool pg_params_copy(pg_params_t *dst, const pg_params_t *src, char **heap);
 
 /* A binary integer column of any width (bool, int2, int4, int8). */
 int64_t pg_get_int(const PGresult *r, int row, int col);
@@ -296,7 +365,7 @@ void pg_array_text(pg_array_t *a, text_ref_t t); /* quoted and escaped; NULL whe
 void pg_array_int(pg_array_t *a, int64_t v);
 void pg_array_end(pg_array_t *a);
 
-/* Migration 3's backfill: folds every stored lead's name and source, in
+/* Migration 5's backfill: folds every stored lead's name and source, in
  * the migration's transaction. */
 store_rc_t pg_fold_backfill(pg_store_t *s);
 extern const char *const pg_fold_declare_sql, *const pg_fold_fetch_sql, *const pg_fold_update_sql;
@@ -313,6 +382,10 @@ store_rc_t pg_totals_keep(pg_store_t *s);
 /* Writes the transaction's changes with run, in order, and forgets them. */
 store_rc_t pg_totals_flush(pg_store_t *s,
                            store_rc_t (*run)(pg_store_t *, enum pg_stmt_id, const pg_params_t *));
+
+/* admin.c: records an issued token (the import's too); *added is false
+ * when its jti was already there. */
+store_rc_t pg_token_insert(pg_store_t *s, const store_token_t *t, bool *added);
 
 /* --- pipe.c ------------------------------------------------------------- */
 
@@ -343,23 +416,43 @@ store_rc_t pg_write(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int
  * savepoint like a write (a failed statement would otherwise end the whole
  * batch's transaction). *out as pg_write's, and never NULL on STORE_OK. */
 store_rc_t pg_read(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, PGresult **out);
-/* Runs a write (or, write false, a read) of one record: STORE_NOT_FOUND
- * when it changed or returned no row; rows returned go to emit (may be
- * NULL) with cb and ctx. */
-store_rc_t pg_one_row(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, bool write, int64_t count_app,
+/* Runs a write of one record: STORE_NOT_FOUND when it changed and
+ * returned no row; rows returned go to emit (may be NULL) with cb and ctx. */
+store_rc_t pg_one_row(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int64_t count_app,
                       int count_delta, pg_emit_fn emit, void *cb, void *ctx);
-/* Reads one record with statement id, or inside a batch with id_locking,
- * which locks its row until the batch ends (store.h promises it):
- * STORE_NOT_FOUND without a row; the row goes to cb through emit. */
-store_rc_t pg_read_one(pg_store_t *s, enum pg_stmt_id id, enum pg_stmt_id id_locking, const pg_params_t *p,
-                       pg_emit_fn emit, void *cb, void *ctx);
 /* A batch's transaction: BEGIN, and the lead counts at COMMIT. */
 extern const store_tx_ops_t pg_batch_tx;
 
+/* --- async.c ------------------------------------------------------------ */
+
+/* Where a read's rows go: the callback and its context of the store.h
+ * function, and its out parameters. */
+typedef struct pg_rows {
+    pg_emit_fn emit; /* for a record read: how a row becomes cb's record */
+    void *cb, *ctx;
+    void *out;      /* app_find's store_app_t */
+    int64_t *total; /* a list's total */
+} pg_rows_t;
+/* Turns a read's result into rows for to, and its rc (STORE_NOT_FOUND
+ * when there is nothing). Called once, with the whole result. */
+typedef store_rc_t (*pg_rows_fn)(const PGresult *r, const pg_rows_t *to);
+/* A record read's pg_rows_fn: the first row to emit, or STORE_NOT_FOUND. */
+store_rc_t pg_rows_one(const PGresult *r, const pg_rows_t *to);
+
+/* Runs read id with p and hands its result to fn: later, from the loop,
+ * when async is not NULL and the store has a loop (STORE_PENDING, then
+ * async->done with fn's rc, or the failure), else at once through txn.c's
+ * pg_read (*to and p need only last the call; to's pointers until done). */
+store_rc_t pg_read_rows(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, pg_rows_fn fn,
+                        const pg_rows_t *to, const store_async_t *async);
+/* Lets go of the loop's watch and timers; no read may be pending. */
+void pg_async_close(pg_store_t *s);
+
 /* --- the operations ------------------------------------------------------
- * pg_close (conn.c), pg_migrate (migrate.c), pg_lead_* (leads.c), pg_follow_* (follows.c), pg_app_*,
- * pg_signing_key, pg_token_revoke, pg_revoked_since (admin.c) and
- * pg_copy_* (bulk.c), each with the type of its store_ops_t slot. */
+ * pg_close (postgres.c), pg_migrate (migrate.c), pg_lead_* (leads.c), pg_follow_* (follows.c),
+ * pg_app_*, pg_keys, pg_key_add, pg_key_update, pg_token_record, pg_token_revoke, pg_revoked_since,
+ * pg_backup (admin.c), pg_copy_* (bulk.c) and pg_set_loop (async.c), each with the type of its
+ * store_ops_t slot. */
 STORE_OPS_DECLARE(pg)
 
 #endif

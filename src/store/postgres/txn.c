@@ -285,23 +285,17 @@ store_rc_t pg_read(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, PGre
     return rc;
 }
 
-store_rc_t pg_one_row(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, bool write, int64_t count_app,
+store_rc_t pg_one_row(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int64_t count_app,
                       int count_delta, pg_emit_fn emit, void *cb, void *ctx)
 {
     PGresult *r;
-    store_rc_t rc = write ? pg_write(s, id, p, count_app, count_delta, &r) : pg_read(s, id, p, &r);
+    store_rc_t rc = pg_write(s, id, p, count_app, count_delta, &r);
     if (rc == STORE_OK && PQntuples(r) == 0 && pg_affected(r) == 0)
         rc = STORE_NOT_FOUND;
     else if (rc == STORE_OK && emit != NULL)
         emit(r, 0, cb, ctx);
     PQclear(r);
     return rc;
-}
-
-store_rc_t pg_read_one(pg_store_t *s, enum pg_stmt_id id, enum pg_stmt_id id_locking, const pg_params_t *p,
-                       pg_emit_fn emit, void *cb, void *ctx)
-{
-    return pg_one_row(s, s->base.batch != BATCH_NONE ? id_locking : id, p, false, 0, 0, emit, cb, ctx);
 }
 
 /* --- a batch's transaction ------------------------------------------------------------ */

@@ -24,7 +24,8 @@ store_rc_t sq_copy_count(store_t *base, store_counts_t *out)
         out->follows = sqlite3_column_int64(st, 2);
         out->revoked = sqlite3_column_int64(st, 3);
         out->lead_count_sum = sqlite3_column_int64(st, 4);
-        out->signing_key = sqlite3_column_int64(st, 5) > 0;
+        out->keys = sqlite3_column_int64(st, 5);
+        out->issued = sqlite3_column_int64(st, 6);
     } else {
         rc = sq_map_rc(s, src);
     }
@@ -41,6 +42,16 @@ static store_rc_t export_app(sqlite3_stmt *st, const store_export_t *cb, void *c
     store_app_t app;
     sq_read_app(st, &app);
     return cb->app(ctx, &app);
+}
+
+static store_rc_t export_issued(sqlite3_stmt *st, const store_export_t *cb, void *ctx)
+{
+    store_token_t t = {.jti = sq_col_str(st, TOKEN_COL_JTI),
+                       .app = sqlite3_column_int64(st, TOKEN_COL_APP),
+                       .subject = sq_col_str(st, TOKEN_COL_SUBJECT),
+                       .issued_at = sqlite3_column_int64(st, TOKEN_COL_ISSUED_AT),
+                       .expires_at = sqlite3_column_int64(st, TOKEN_COL_EXPIRES_AT)};
+    return cb->issued(ctx, &t);
 }
 
 static store_rc_t export_revoked(sqlite3_stmt *st, const store_export_t *cb, void *ctx)
@@ -77,29 +88,18 @@ static store_rc_t export_rows(sqlite_store_t *s, const char *sql, export_row_fn 
     return rc;
 }
 
-/* Passes the signing key, if one is stored, to cb. */
-static store_rc_t export_key(store_t *base, const store_export_t *cb, void *ctx)
-{
-    char *pem = NULL;
-    store_rc_t rc = sq_signing_key(base, NULL, &pem);
-    if (rc == STORE_OK)
-        rc = cb->signing_key(ctx, pem);
-    else if (rc == STORE_NOT_FOUND)
-        rc = STORE_OK;
-    if (pem != NULL) explicit_bzero(pem, strlen(pem)); /* a private key: not left in freed heap */
-    free(pem);
-    return rc;
-}
-
 store_rc_t sq_copy_export(store_t *base, const store_export_t *cb, void *ctx, store_counts_t *total)
 {
-    static const export_row_fn fns[] = {export_app, export_revoked, export_lead, export_follow};
+    static const export_row_fn fns[] = {export_app, export_issued, export_revoked, export_lead,
+                                        export_follow};
+    _Static_assert(sizeof fns / sizeof fns[0] == sizeof sq_export_sql / sizeof sq_export_sql[0],
+                   "one reader an export query");
     sqlite_store_t *s = sq_of(base);
     /* One read transaction: every query sees the same snapshot. */
     store_rc_t rc = sq_begin_read(s);
     if (rc != STORE_OK) return rc;
     rc = sq_copy_count(base, total);
-    if (rc == STORE_OK) rc = export_key(base, cb, ctx);
+    if (rc == STORE_OK) rc = store_export_keys(base, cb, ctx);
     for (size_t i = 0; rc == STORE_OK && i < sizeof fns / sizeof fns[0]; i++)
         rc = export_rows(s, sq_export_sql[i], fns[i], cb, ctx);
     return sq_finish(s, rc);
@@ -138,9 +138,15 @@ static store_rc_t import_one(sqlite_store_t *s, const char *sql, const char *tex
     return rc;
 }
 
-store_rc_t sq_copy_import_key(store_t *base, const char *pem)
+store_rc_t sq_copy_import_key(store_t *base, const store_key_t *key)
 {
-    return import_one(sq_of(base), sq_import_key_sql, pem, NULL, NULL, 0, NULL);
+    sqlite_store_t *s = sq_of(base);
+    sqlite3_stmt *st = sq_prepare_once(s, sq_import_key_sql);
+    if (st == NULL) return STORE_ERROR;
+    sq_bind_signing_key(st, key);
+    int src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return src == SQLITE_DONE ? STORE_OK : sq_map_rc(s, src);
 }
 
 store_rc_t sq_copy_import_app(store_t *base, const store_app_t *app, int keep_id, int64_t *id)
@@ -148,6 +154,14 @@ store_rc_t sq_copy_import_app(store_t *base, const store_app_t *app, int keep_id
     int64_t ints[3] = {app->disabled ? 1 : 0, app->created_at, app->id};
     return import_one(sq_of(base), sq_import_app_sql[keep_id ? 1 : 0], app->key, app->name, ints,
                       keep_id ? 3 : 2, id);
+}
+
+store_rc_t sq_copy_import_issued(store_t *base, const store_token_t *token, int *added)
+{
+    int changes = 0;
+    store_rc_t rc = sq_token_insert(sq_of(base), token, &changes);
+    *added = rc == STORE_OK && changes > 0;
+    return rc;
 }
 
 store_rc_t sq_copy_import_revoked(store_t *base, const char *jti, int64_t revoked_at, int *added)

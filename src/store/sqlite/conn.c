@@ -9,11 +9,14 @@
  * mean 503) are decided here once.
  */
 #include <assert.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store/sqlite/sqlite_int.h"
@@ -121,19 +124,87 @@ static sqlite_store_t *give_up(sqlite_store_t *s, char *err, size_t errsz, const
     return NULL;
 }
 
-/* Creates the database file, when there is none, readable by its owner
- * only: it holds the token signing key. SQLite would make it 0644 less
- * the umask; its -wal and -shm files take the database file's mode. An
- * existing file is left as its owner set it. Failures are left for
+/* True when path names a file (not SQLite's in-memory or temporary
+ * database). */
+static bool names_file(const char *path)
+{
+    return path[0] != '\0' && strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0;
+}
+
+/* Creates the database file, when there is none, readable and writable by
+ * its owner only (exactly 0600, whatever the umask): it holds the token
+ * signing key. SQLite would make it 0644 less the umask. The files SQLite
+ * creates beside it (-wal, -shm, a rollback -journal) take its mode, and
+ * its temporary files are 0600 and unlinked at once. Failures are left for
  * sqlite3_open_v2 to report. */
 static void create_private(const char *path)
 {
-    if (path[0] == '\0' || strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0) return;
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0) close(fd);
+    if (fd < 0) return;
+    if (fchmod(fd, 0600) != 0) {
+        /* open's mode less the umask stands: check_private judges it. */
+    }
+    close(fd);
 }
 
-sqlite_store_t *sq_connect(const char *path, char *err, size_t errsz)
+/* Appends s to out (outsz bytes, terminated, cut to fit). */
+static void append(char *out, size_t outsz, const char *s)
+{
+    size_t len = strlen(out), n = strlen(s);
+    if (len + 1 >= outsz) return;
+    if (n > outsz - 1 - len) n = outsz - 1 - len;
+    memcpy(out + len, s, n);
+    out[len + n] = '\0';
+}
+
+/* Appends a blank and word to out, in single quotes when a shell would
+ * read it otherwise. */
+static void append_shell_word(char *out, size_t outsz, const char *word)
+{
+    static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=+-";
+    append(out, outsz, " ");
+    if (strspn(word, plain) == strlen(word)) {
+        append(out, outsz, word);
+        return;
+    }
+    append(out, outsz, "'");
+    for (const char *c = word; *c != '\0'; c++)
+        append(out, outsz, *c == '\'' ? "'\\''" : (char[]){*c, '\0'});
+    append(out, outsz, "'");
+}
+
+/* Refuses a database whose files group or others can use (as ssh refuses
+ * a private key file others can read): anyone who can read it can sign
+ * tokens for every app, anyone who can write it can replace the key. The
+ * database file and SQLite's files beside it are checked; the reason,
+ * with the chmod that fixes it, goes into err. */
+static bool check_private(const char *path, char *err, size_t errsz)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    char first[PATH_MAX] = "", fix[STORE_OPEN_ERR_MAX] = "chmod 600";
+    unsigned mode = 0;
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char file[PATH_MAX];
+        struct stat sb;
+        snprintf(file, sizeof file, "%s%s", path, suffixes[i]);
+        if (stat(file, &sb) != 0 || (sb.st_mode & 077) == 0) continue;
+        if (first[0] == '\0') {
+            snprintf(first, sizeof first, "%s", file);
+            mode = (unsigned)sb.st_mode & 07777;
+        }
+        append_shell_word(fix, sizeof fix, file);
+    }
+    if (first[0] == '\0') return true;
+    const char *how = (mode & 044) && (mode & 022) ? "readable and writable"
+                      : (mode & 044)               ? "readable"
+                      : (mode & 022)               ? "writable"
+                                                   : "usable";
+    snprintf(err, errsz, "%s is %s by group or others (mode %04o); %s the token signing key: %s", first, how,
+             mode, strcmp(first, path) == 0 ? "it holds" : "the database holds", fix);
+    return false;
+}
+
+sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errsz)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, global_config);
@@ -142,8 +213,19 @@ sqlite_store_t *sq_connect(const char *path, char *err, size_t errsz)
         snprintf(err, errsz, "out of memory");
         return NULL;
     }
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    create_private(path);
+    int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
+    if (names_file(path)) {
+        if (create) create_private(path);
+        if (!create && access(path, F_OK) != 0) {
+            snprintf(err, errsz, "no database at %s: %s (nothing was created)", path, strerror(errno));
+            free(s);
+            return NULL;
+        }
+        if (!check_private(path, err, errsz)) {
+            free(s);
+            return NULL;
+        }
+    }
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK)
         return give_up(s, err, errsz, "cannot open", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
     sqlite3_extended_result_codes(s->db, 1);

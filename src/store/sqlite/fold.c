@@ -1,7 +1,7 @@
 /*
  * fold.c: the folded copies of a lead's name and source (store/schema.h)
  * on SQLite: binding them on every lead write, and crmd_fold, the SQL
- * function migration 3 fills existing rows with.
+ * function migration 5 fills existing rows with.
  *
  * Both run model/text.c's folding, the same C code PostgreSQL's rows are
  * folded with, so the two backends search and sort the same bytes.

@@ -12,14 +12,14 @@
 /* SQLite's parameter n; the type is PostgreSQL's business (schema.h). */
 #define P(n, type) "?" #n
 
-/* Search (migration 4). lead_fts is an FTS5 index of trigrams over the
+/* Search (migration 6). lead_fts is an FTS5 index of trigrams over the
  * folded name and source: a phrase of three characters or more finds every
  * lead holding it as a substring, whatever the words. It stores no text of
  * its own (content=''), so each row is removed by giving back the values it
  * was indexed with, which the triggers below take from the lead's row.
  * leads has no rowid, so lead_text gives each lead the integer key the
  * index needs. The folding is done before (case_sensitive 1 leaves it). */
-#define SQ_V4_SEARCH                                                                                         \
+#define SQ_V6_SEARCH                                                                                         \
     "CREATE TABLE lead_text ("                                                                               \
     "  rowid INTEGER PRIMARY KEY,"                                                                           \
     "  app_id INTEGER NOT NULL,"                                                                             \
@@ -49,7 +49,7 @@
 /* Every lead write keeps the search index and the totals in its own
  * transaction. Triggers rather than C, so that whatever writes leads (crmd,
  * an import, the benchmark's seeding through the sqlite3 shell) keeps them. */
-#define SQ_V4_TRIGGERS                                                                                       \
+#define SQ_V6_TRIGGERS                                                                                       \
     "CREATE TRIGGER leads_insert AFTER INSERT ON leads BEGIN "                                               \
     "INSERT INTO lead_text (app_id, lead_id) VALUES (new.app_id, new.id);"                                   \
     "INSERT INTO lead_fts (rowid, name_f, source_f) "                                                        \
@@ -77,7 +77,7 @@
  * change them), and no ANALYZE ever runs on a live database. Each row is
  * the number of rows, then how many share each leading column of the index
  * (sqlite_stat1's format). ANALYZE of a one-row table creates the table. */
-#define SQ_V4_STATS                                                                                          \
+#define SQ_V6_STATS                                                                                          \
     "PRAGMA analysis_limit = 1;"                                                                             \
     "ANALYZE signing_keys;"                                                                                  \
     "DELETE FROM sqlite_stat1;"                                                                              \
@@ -151,18 +151,40 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  jti TEXT NOT NULL UNIQUE,"
     "  revoked_at INTEGER NOT NULL);",
-    /* 3: the folded name and source (schema.h), filled in by crmd_fold,
+    /* 3: the tokens this database issued, so that revoking an id it never
+     * issued (a typo) is an error instead of a silent success. */
+    "CREATE TABLE issued_tokens ("
+    "  jti TEXT PRIMARY KEY,"
+    "  app_id INTEGER NOT NULL REFERENCES apps(id),"
+    "  subject TEXT NOT NULL,"
+    "  issued_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 4: several signing keys (crmd key rotate). A key's id (kid) is a
+     * hash of its public key, computed from pem, so it is not stored. The
+     * key of version 3 becomes seq 1; which tokens it signed was not
+     * recorded, so its signed_until is -1 (untracked). */
+    "CREATE TABLE signing_keys_v4 ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  pem TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  signed_until INTEGER NOT NULL,"
+    "  retired_at INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO signing_keys_v4 (seq, pem, created_at, signed_until) "
+    "  SELECT 1, pem, CAST(strftime('%s', 'now') AS INTEGER) * 1000, -1 FROM signing_keys;"
+    "DROP TABLE signing_keys;"
+    "ALTER TABLE signing_keys_v4 RENAME TO signing_keys;",
+    /* 5: the folded name and source (schema.h), filled in by crmd_fold,
      * the C folding this backend registers on every connection (conn.c). */
     "ALTER TABLE leads ADD COLUMN name_fold TEXT;"
     "ALTER TABLE leads ADD COLUMN source_fold TEXT;"
     "UPDATE leads SET name_fold = crmd_fold(name), source_fold = crmd_fold(source);",
-    /* 4: what finding leads needs: the indexes, the totals, the search
+    /* 6: what finding leads needs: the indexes, the totals, the search
      * index, and the planner's statistics. */
-    SCHEMA_V4_INDEXES
-    SCHEMA_V4_TOTALS
-    SQ_V4_SEARCH
-    SQ_V4_TRIGGERS
-    SQ_V4_STATS,
+    SCHEMA_V6_INDEXES
+    SCHEMA_V6_TOTALS
+    SQ_V6_SEARCH
+    SQ_V6_TRIGGERS
+    SQ_V6_STATS,
 };
 
 /* The page of a lead list: its keys come from the covering index alone
@@ -182,7 +204,11 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     [Q_BEGIN_READ] = "BEGIN", [Q_BEGIN_WRITE] = "BEGIN IMMEDIATE", [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK", [Q_SAVEPOINT] = "SAVEPOINT w", [Q_RELEASE] = "RELEASE w",
     [Q_ROLLBACK_TO] = "ROLLBACK TO w",
-    [Q_KEY_PUT] = "INSERT OR IGNORE INTO signing_keys (id, pem) VALUES (1, ?1)",
+    /* The first key is seq 1, stored only into an empty table (the write
+     * lock makes the check and the insert one step). */
+    [Q_KEY_FIRST] = "INSERT OR IGNORE INTO signing_keys (seq, pem, created_at, signed_until, retired_at) "
+                    "SELECT 1, ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
+    [Q_KEY_ADD] = "INSERT INTO signing_keys (pem, created_at, signed_until, retired_at) VALUES (?1, ?2, ?3, ?4)",
     [Q_LEAD_LIST] = LEAD_PAGE(""),
     /* The same, starting at an anchor: the row (?4, ?5) and those after it. */
     [Q_LEAD_LIST_FROM] = LEAD_PAGE("AND (created_at, id) <= (?4, ?5) "),
@@ -201,7 +227,9 @@ const char *const sq_stmt_sql[Q__COUNT] = {
                       "ORDER BY due_at IS NULL, due_at, created_at, id LIMIT ?3 OFFSET ?4",
     [Q_FOLLOW_COUNT] = "SELECT count(*) FROM follows WHERE app_id = ?1 AND lead_id = ?2",
     [Q_APP_DISABLE] = "UPDATE apps SET disabled = ?2 WHERE key = ?1",
-    [Q_REVOKE] = "INSERT OR IGNORE INTO revoked_tokens (jti, revoked_at) VALUES (?1, ?2)",
+    /* Only a token this database issued, unless ?3; once. */
+    [Q_REVOKE] = "INSERT INTO revoked_tokens (jti, revoked_at) SELECT ?1, ?2 "
+                 "WHERE ?3 OR EXISTS (SELECT 1 FROM issued_tokens WHERE jti = ?1) ON CONFLICT (jti) DO NOTHING",
 };
 /* clang-format on */
 
@@ -209,17 +237,19 @@ const char *const sq_copy_count_sql =
     "SELECT (SELECT count(*) FROM apps), (SELECT count(*) FROM leads), "
     "(SELECT count(*) FROM follows), (SELECT count(*) FROM revoked_tokens), "
     "(SELECT COALESCE(sum(lead_count), 0) FROM apps), "
-    "(SELECT count(*) FROM signing_keys)";
+    "(SELECT count(*) FROM signing_keys), (SELECT count(*) FROM issued_tokens)";
 
 /* app_id comes last, so the record readers read the rest unchanged. */
-const char *const sq_export_sql[4] = {
+const char *const sq_export_sql[5] = {
     "SELECT " SCHEMA_APP_COLS " FROM apps ORDER BY id",
+    "SELECT " SCHEMA_TOKEN_COLS " FROM issued_tokens ORDER BY issued_at, jti",
     "SELECT jti, revoked_at FROM revoked_tokens ORDER BY seq",
     "SELECT " SCHEMA_LEAD_COLS ", app_id FROM leads ORDER BY app_id, created_at, id",
     "SELECT " SCHEMA_FOLLOW_COLS ", app_id FROM follows ORDER BY app_id, lead_id, created_at, id",
 };
 
-const char *const sq_import_key_sql = "INSERT OR REPLACE INTO signing_keys (id, pem) VALUES (1, ?1)";
+const char *const sq_import_key_sql =
+    "INSERT INTO signing_keys (pem, created_at, signed_until, retired_at) VALUES (?1, ?2, ?3, ?4)";
 
 const char *const sq_import_app_sql[2] = {
     "INSERT INTO apps (key, name, disabled, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",

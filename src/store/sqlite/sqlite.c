@@ -8,11 +8,18 @@
  */
 #include "store/sqlite/sqlite_int.h"
 
+/* SQLite's reads take microseconds and always complete at once: a loop is
+ * of no use to them. */
+void sq_set_loop(store_t *s, const store_loop_t *loop)
+{
+    (void)s, (void)loop;
+}
+
 static const store_ops_t sqlite_ops = STORE_OPS_INIT(sq);
 
-store_t *store_sqlite_open(const char *path, char *err, size_t errsz)
+store_t *store_sqlite_open(const char *path, bool create, char *err, size_t errsz)
 {
-    sqlite_store_t *s = sq_connect(path, err, errsz);
+    sqlite_store_t *s = sq_connect(path, create, err, errsz);
     if (s == NULL) return NULL;
     s->base.super.ops = &sqlite_ops;
     s->base.tx = &sq_batch_tx;

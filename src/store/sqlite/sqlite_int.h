@@ -13,7 +13,7 @@
  *   follows.c  follow operations
  *   dyn.c      statements made at run time, cached by their text
  *   find.c     the find reads: filtered, sorted, keyset pages; the summary
- *   admin.c    apps, the signing key, revoked tokens
+ *   admin.c    apps, the signing keys, issued and revoked tokens
  *   bulk.c     crmd copy's export and import
  *   migrate.c  the migration steps for store_migrate_run
  *   sqlite.c   the table of operations and store_sqlite_open
@@ -43,7 +43,8 @@ enum sq_stmt_id {
     Q_BEGIN_WRITE,
     Q_COMMIT,
     Q_ROLLBACK,
-    Q_KEY_PUT,
+    Q_KEY_FIRST,
+    Q_KEY_ADD,
     Q_LEAD_LIST,
     Q_LEAD_LIST_FROM,
     Q_LEAD_KEYS_FROM,
@@ -67,7 +68,7 @@ extern const char *const sq_migrations[SCHEMA_VERSION];
 extern const char *const sq_stmt_sql[Q__COUNT];
 /* One-use statements of crmd copy (bulk.c), kept with the rest of the SQL. */
 extern const char *const sq_copy_count_sql;
-extern const char *const sq_export_sql[4]; /* apps, revocations, leads, follows */
+extern const char *const sq_export_sql[5]; /* apps, issued tokens, revocations, leads, follows */
 extern const char *const sq_import_key_sql;
 extern const char *const sq_import_app_sql[2]; /* [keep_id] */
 extern const char *const sq_import_revoked_sql;
@@ -122,9 +123,10 @@ static inline sqlite_store_t *sq_of(store_t *base)
 /* --- conn.c ---------------------------------------------------------------- */
 
 /* Opens the database file at path with crmd's settings (WAL, FULL sync,
- * foreign keys, busy timeout); NULL with a reason in err. The caller sets
- * the table of operations. */
-sqlite_store_t *sq_connect(const char *path, char *err, size_t errsz);
+ * foreign keys, busy timeout), creating it (0600) when it is not there and
+ * create is true; NULL with a reason in err. The caller sets the table of
+ * operations. */
+sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errsz);
 
 /* Maps an SQLite result code to a store_rc_t: the conditions a client can
  * wait out or an operator can fix (busy, disk full, read-only, I/O) are
@@ -150,6 +152,9 @@ store_rc_t sq_run(sqlite_store_t *s, sqlite3_stmt *st);
 
 void sq_bind_text(sqlite3_stmt *st, int i, text_ref_t t); /* NULL when unset */
 void sq_bind_str(sqlite3_stmt *st, int i, const char *s);
+/* Binds a signing key's pem, created_at, signed_until, retired_at as ?1..?4
+ * (admin.c). */
+void sq_bind_signing_key(sqlite3_stmt *st, const store_key_t *key);
 void sq_bind_id(sqlite3_stmt *st, int i, const char *id); /* "" is NULL */
 void sq_bind_opt_int(sqlite3_stmt *st, int i, bool set, int64_t v);
 /* Binds app and then the key strings (lead id, follow id) from ?1 on. */
@@ -223,7 +228,7 @@ void sq_dyn_close(sqlite_store_t *s);
 #define SQ_FOLD_INPUT_MAX 1024
 /* Binds the folding of t (NULL when unset) to parameter i. */
 void sq_bind_fold(sqlite3_stmt *st, int i, text_ref_t t);
-/* Registers crmd_fold(text) on db: the same folding, for SQL (migration 3). */
+/* Registers crmd_fold(text) on db: the same folding, for SQL (migration 5). */
 int sq_register_fold(sqlite3 *db);
 
 /* --- txn.c -------------------------------------------------------------- */
@@ -272,9 +277,14 @@ store_rc_t sq_update(sqlite_store_t *s, int64_t app, const sq_update_t *u, const
 
 /* --- the operations ------------------------------------------------------
  * sq_close (conn.c), sq_migrate (migrate.c), sq_lead_* (leads.c), sq_follow_* (follows.c), sq_app_*,
- * sq_signing_key, sq_token_revoke, sq_revoked_since (admin.c) and
- * sq_copy_* (bulk.c), each with the type of its store_ops_t slot. */
+ * sq_keys, sq_key_add, sq_key_update, sq_token_record, sq_token_revoke,
+ * sq_revoked_since (admin.c), sq_copy_* (bulk.c), sq_backup (backup.c) and
+ * sq_set_loop (sqlite.c), each with the type of its store_ops_t slot. */
 STORE_OPS_DECLARE(sq)
+
+/* admin.c: records an issued token inside the caller's transaction (the
+ * import's too); *changes is 0 when its jti was already there. */
+store_rc_t sq_token_insert(sqlite_store_t *s, const store_token_t *t, int *changes);
 
 /* leads.c, follows.c: insert one row as it is, inside the caller's
  * transaction (the import's too); a follow whose lead is missing is

@@ -1,0 +1,436 @@
+/*
+ * keypoll.c: a server's key set (see keyring.h): crmd's signing and
+ * verifying keys from the database, plus an identity provider's keys from
+ * a file or a URL, published as read-only snapshots that a poller thread
+ * replaces when anything changes.
+ *
+ * Snapshots are counted by references: the keyring holds one on the
+ * newest, and each server thread holds one on the snapshot it verifies
+ * with until it sees a newer generation. The poller never blocks a server
+ * thread longer than a pointer swap under the mutex.
+ *
+ * When the database or the identity provider cannot be read, the last
+ * snapshot stays: keys never disappear because of an outage, and the
+ * problem is said once (and its end once).
+ */
+#include "api/keyring.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth/jwk.h"
+#include "model/timestamp.h"
+
+#define POLL_MS 1000
+#define FETCH_TIMEOUT_S 10
+
+struct keyring {
+    keyring_conf_t conf;
+    store_t *store;       /* the poller's own connection */
+    pthread_mutex_t lock; /* guards snap and stop */
+    pthread_cond_t wake;  /* stop */
+    keyring_snap_t *snap; /* the newest, with the keyring's reference */
+    _Atomic uint64_t gen; /* snap->gen */
+    pthread_t thread;
+    bool started, stop;
+    /* The poller's own state. */
+    char *fingerprint; /* the own keys' seqs and states of snap */
+    char *ext;         /* the last good JWK Set text of the provider */
+    struct timespec ext_mtime;
+    off_t ext_size;
+    int64_t ext_fetched_ms;
+    bool db_failing, ext_failing;
+};
+
+static void say(const char *fmt, const char *a, const char *b)
+{
+    fprintf(stderr, "crmd: keys: ");
+    fprintf(stderr, fmt, a, b);
+    fputc('\n', stderr);
+}
+
+/* --- the identity provider's keys ---------------------------------------------- */
+
+typedef struct body {
+    char *text;
+    size_t len;
+    bool too_big;
+} body_t;
+
+static size_t on_body(char *data, size_t size, size_t n, void *ctx)
+{
+    body_t *b = ctx;
+    size_t add = size * n;
+    if (b->len + add > JWK_SET_MAX) {
+        b->too_big = true;
+        return 0;
+    }
+    char *t = realloc(b->text, b->len + add + 1);
+    if (t == NULL) return 0;
+    memcpy(t + b->len, data, add);
+    b->text = t;
+    b->len += add;
+    t[b->len] = '\0';
+    return add;
+}
+
+/* GETs url (http or https, no redirects, 10 s at most) into *text. */
+static int fetch_url(const char *url, char **text, char *err, size_t errsz)
+{
+    body_t b = {0};
+    CURL *h = curl_easy_init();
+    if (h == NULL) return snprintf(err, errsz, "cannot start an HTTP client"), -1;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)FETCH_TIMEOUT_S);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+    CURLcode cc = curl_easy_perform(h);
+    curl_easy_cleanup(h);
+    if (cc == CURLE_OK && b.text != NULL) {
+        *text = b.text;
+        return 0;
+    }
+    snprintf(err, errsz, "%s", b.too_big ? "the key set is over 256 KiB" : curl_easy_strerror(cc));
+    free(b.text);
+    return -1;
+}
+
+/* Reads the file path into *text when it changed since the last read (1),
+ * or not (0); -1 with the reason in err. */
+static int read_file(keyring_t *k, const char *path, char **text, char *err, size_t errsz)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > JWK_SET_MAX) {
+        snprintf(err, errsz, "%s", fd < 0 ? strerror(errno) : "not a regular file of at most 256 KiB");
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    if (k->ext != NULL && st.st_mtim.tv_sec == k->ext_mtime.tv_sec &&
+        st.st_mtim.tv_nsec == k->ext_mtime.tv_nsec && st.st_size == k->ext_size) {
+        close(fd);
+        return 0;
+    }
+    char *t = malloc((size_t)st.st_size + 1);
+    ssize_t n = t != NULL ? read(fd, t, (size_t)st.st_size) : -1;
+    close(fd);
+    if (n != st.st_size) {
+        free(t);
+        snprintf(err, errsz, "cannot read it whole");
+        return -1;
+    }
+    t[n] = '\0';
+    *text = t;
+    k->ext_mtime = st.st_mtim;
+    k->ext_size = st.st_size;
+    return 1;
+}
+
+/* Whether text is a usable JWK Set (reason in err when not). */
+static bool usable(const char *text, char *err, size_t errsz)
+{
+    jwt_keyset_t *set = jwt_keyset_new();
+    char notes[512];
+    bool ok = set != NULL && jwk_set_parse(text, strlen(text), set, err, errsz, notes, sizeof notes) > 0;
+    if (ok && notes[0] != '\0') say("the identity provider's %s%s", "keys skipped: ", notes);
+    jwt_keyset_unref(set);
+    return ok;
+}
+
+/* Reads the provider's keys again when due: 1 when they changed, 0 when
+ * not, -1 when they cannot be read (reason in err; the old ones stay). */
+static int refresh_external(keyring_t *k, int64_t now_ms, char *err, size_t errsz)
+{
+    char *text = NULL;
+    int rc = 0;
+    if (k->conf.jwks_file != NULL) {
+        rc = read_file(k, k->conf.jwks_file, &text, err, errsz);
+    } else if (k->conf.jwks_url != NULL &&
+               (k->ext == NULL || now_ms - k->ext_fetched_ms >= (int64_t)k->conf.refresh_s * 1000)) {
+        k->ext_fetched_ms = now_ms;
+        rc = fetch_url(k->conf.jwks_url, &text, err, errsz) == 0 ? 1 : -1;
+    }
+    if (rc == 1 && (k->ext == NULL || strcmp(k->ext, text) != 0)) {
+        if (!usable(text, err, errsz)) {
+            free(text);
+            return -1;
+        }
+        free(k->ext);
+        k->ext = text;
+        return 1;
+    }
+    free(text);
+    return rc < 0 ? -1 : 0;
+}
+
+/* --- snapshots ----------------------------------------------------------------- */
+
+static void snap_free(keyring_snap_t *s)
+{
+    jwt_keyset_unref(s->set);
+    free(s->jwks);
+    free(s);
+}
+
+void keyring_release(keyring_snap_t *s)
+{
+    if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1) snap_free(s);
+}
+
+keyring_snap_t *keyring_acquire(keyring_t *k)
+{
+    pthread_mutex_lock(&k->lock);
+    keyring_snap_t *s = k->snap;
+    atomic_fetch_add(&s->refs, 1);
+    pthread_mutex_unlock(&k->lock);
+    return s;
+}
+
+uint64_t keyring_generation(const keyring_t *k)
+{
+    return atomic_load(&k->gen);
+}
+
+const jwt_rules_t *keyring_rules(const keyring_t *k)
+{
+    return &k->conf.rules;
+}
+
+/* Publishes set (taken over) as the newest snapshot. */
+static int publish(keyring_t *k, jwt_keyset_t *set)
+{
+    keyring_snap_t *s = calloc(1, sizeof *s);
+    if (s != NULL) s->jwks = jwk_set_render(set, &s->jwks_len);
+    if (s == NULL || s->jwks == NULL) {
+        free(s);
+        jwt_keyset_unref(set);
+        return -1;
+    }
+    atomic_init(&s->refs, 1);
+    s->set = set;
+    pthread_mutex_lock(&k->lock);
+    keyring_snap_t *old = k->snap;
+    s->gen = (old != NULL ? old->gen : 0) + 1;
+    k->snap = s;
+    atomic_store(&k->gen, s->gen);
+    pthread_mutex_unlock(&k->lock);
+    keyring_release(old);
+    return 0;
+}
+
+/* The seqs and states of l's keys that verify, as text. */
+static char *fingerprint_of(const keyring_list_t *l)
+{
+    size_t cap = 32 * l->n + 1, o = 0;
+    char *f = malloc(cap);
+    if (f == NULL) return NULL;
+    f[0] = '\0';
+    for (size_t i = 0; i < l->n; i++)
+        o += (size_t)snprintf(f + o, cap - o, "%lld:%d,", (long long)l->v[i].seq, (int)l->v[i].state);
+    return f;
+}
+
+/* Whether the database's keys or their states differ from the last
+ * snapshot's, read without parsing a key. */
+static bool own_keys_changed(keyring_t *k, store_t *s, int64_t now_s, bool *changed)
+{
+    keyring_list_t l;
+    if (keyring_read(s, now_s, KEYRING_STATES, &l) != STORE_OK) return false;
+    char *f = fingerprint_of(&l);
+    keyring_list_free(&l);
+    *changed = f == NULL || k->fingerprint == NULL || strcmp(f, k->fingerprint) != 0;
+    free(f);
+    return true;
+}
+
+/* Builds and publishes a snapshot of l's verifying keys and the
+ * provider's. */
+static int rebuild(keyring_t *k, keyring_list_t *l, char *err, size_t errsz)
+{
+    char *f = fingerprint_of(l);
+    if (f == NULL) return snprintf(err, errsz, "out of memory"), -1;
+    jwt_keyset_t *set = jwt_keyset_new();
+    bool ok = set != NULL;
+    for (size_t i = 0; ok && i < l->n; i++) {
+        if (l->v[i].key == NULL) continue;
+        ok = jwt_keyset_add(set, l->v[i].key) == JWT_OK;
+        l->v[i].key = NULL; /* the set owns it now */
+    }
+    /* The provider's keys were found usable when read; one whose kid
+     * crmd's keys took is skipped. */
+    char notes[512], why[256];
+    if (ok && k->ext != NULL)
+        jwk_set_parse(k->ext, strlen(k->ext), set, why, sizeof why, notes, sizeof notes);
+    if (!ok || publish(k, set) != 0) {
+        if (!ok) jwt_keyset_unref(set);
+        free(f);
+        if (err[0] == '\0') snprintf(err, errsz, "cannot build the key set");
+        return -1;
+    }
+    free(k->fingerprint);
+    k->fingerprint = f;
+    return 0;
+}
+
+/* One poll: the database's keys and the provider's. */
+static int poll_once(keyring_t *k, store_t *s, char *err, size_t errsz)
+{
+    int64_t now_ms = ts_now_ms();
+    char why[256] = "";
+    int ext = refresh_external(k, now_ms, why, sizeof why);
+    if (ext < 0 && !k->ext_failing)
+        say("cannot read the identity provider's keys (%s%s); keeping the last", why, "");
+    if (ext >= 0 && k->ext_failing) say("the identity provider's keys are read again%s%s", "", "");
+    k->ext_failing = ext < 0;
+    bool changed = false;
+    keyring_list_t l;
+    if (!own_keys_changed(k, s, now_ms / 1000, &changed) ||
+        ((changed || ext > 0) && keyring_read(s, now_ms / 1000, KEYRING_LOAD, &l) != STORE_OK)) {
+        snprintf(err, errsz, "cannot read the signing keys from the database");
+        return -1;
+    }
+    if (!changed && ext <= 0) return 0;
+    err[0] = '\0';
+    int r = rebuild(k, &l, err, errsz);
+    keyring_list_free(&l);
+    return r;
+}
+
+/* --- the poller ---------------------------------------------------------------- */
+
+static void *poller(void *arg)
+{
+    keyring_t *k = arg;
+    char err[256];
+    pthread_mutex_lock(&k->lock);
+    while (!k->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (long)POLL_MS * 1000000;
+        until.tv_sec += until.tv_nsec / 1000000000;
+        until.tv_nsec %= 1000000000;
+        pthread_cond_timedwait(&k->wake, &k->lock, &until);
+        if (k->stop) break;
+        pthread_mutex_unlock(&k->lock);
+        int rc = poll_once(k, k->store, err, sizeof err);
+        if (rc != 0 && !k->db_failing) say("%s%s; keeping the last keys", err, "");
+        if (rc == 0 && k->db_failing) say("the signing keys are read again%s%s", "", "");
+        k->db_failing = rc != 0;
+        pthread_mutex_lock(&k->lock);
+    }
+    pthread_mutex_unlock(&k->lock);
+    return NULL;
+}
+
+static keyring_t *keyring_new(void)
+{
+    keyring_t *k = calloc(1, sizeof *k);
+    if (k == NULL) return NULL;
+    pthread_mutex_init(&k->lock, NULL);
+    pthread_cond_init(&k->wake, NULL);
+    return k;
+}
+
+keyring_t *keyring_open(const keyring_conf_t *conf, store_t *s, char *err, size_t errsz)
+{
+    keyring_t *k = keyring_new();
+    if (k == NULL) return snprintf(err, errsz, "out of memory"), NULL;
+    k->conf = *conf;
+    if (k->conf.jwks_url != NULL) curl_global_init(CURL_GLOBAL_DEFAULT);
+    char why[256] = "";
+    int64_t seq;
+    jwt_key_t *signer = keyring_signing_key(s, &seq, err, errsz);
+    int rc = signer != NULL ? 0 : -1;
+    jwt_key_free(signer);
+    if (rc == 0 && refresh_external(k, ts_now_ms(), why, sizeof why) < 0) {
+        snprintf(err, errsz, "cannot read the identity provider's keys from %s: %s",
+                 conf->jwks_file != NULL ? conf->jwks_file : conf->jwks_url, why);
+        rc = -1;
+    }
+    keyring_list_t l;
+    if (rc == 0 && keyring_read(s, ts_now_ms() / 1000, KEYRING_LOAD, &l) != STORE_OK) {
+        snprintf(err, errsz, "cannot read the signing keys from the database");
+        rc = -1;
+    } else if (rc == 0) {
+        err[0] = '\0';
+        rc = rebuild(k, &l, err, errsz);
+        keyring_list_free(&l);
+    }
+    if (rc != 0) {
+        keyring_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+int keyring_start(keyring_t *k)
+{
+    char err[STORE_OPEN_ERR_MAX];
+    k->store = store_open(k->conf.db_url, err, sizeof err);
+    if (k->store == NULL) {
+        fprintf(stderr, "crmd: keys: %s\n", err);
+        return -1;
+    }
+    if (pthread_create(&k->thread, NULL, poller, k) != 0) {
+        fprintf(stderr, "crmd: keys: cannot start the key poller\n");
+        return -1;
+    }
+    k->started = true;
+    return 0;
+}
+
+void keyring_free(keyring_t *k)
+{
+    if (k == NULL) return;
+    if (k->started) {
+        pthread_mutex_lock(&k->lock);
+        k->stop = true;
+        pthread_cond_signal(&k->wake);
+        pthread_mutex_unlock(&k->lock);
+        pthread_join(k->thread, NULL);
+    }
+    store_close(k->store);
+    keyring_release(k->snap);
+    free(k->fingerprint);
+    free(k->ext);
+    pthread_cond_destroy(&k->wake);
+    pthread_mutex_destroy(&k->lock);
+    free(k);
+}
+
+keyring_t *keyring_of_key(jwt_key_t *key)
+{
+    if (key == NULL) return NULL;
+    keyring_t *k = keyring_new();
+    jwt_keyset_t *set = jwt_keyset_new();
+    if (k == NULL || set == NULL) {
+        jwt_key_free(key);
+        jwt_keyset_unref(set);
+        keyring_free(k);
+        return NULL;
+    }
+    /* The set owns key from here on (also when adding fails), and
+     * publish the set. */
+    if (jwt_keyset_add(set, key) != JWT_OK) {
+        jwt_keyset_unref(set);
+        keyring_free(k);
+        return NULL;
+    }
+    if (publish(k, set) != 0) {
+        keyring_free(k);
+        return NULL;
+    }
+    k->conf.rules.app_claim = "app";
+    return k;
+}

@@ -1,0 +1,761 @@
+/*
+ * guard.c: see guard.h.
+ *
+ * How it sees what h2o holds. h2o 2.2 has no hook for memory, but every
+ * byte a client sends arrives through the read callback of its socket, and
+ * HTTP/1 starts reading again only from a write callback (the end of an
+ * answer, a 100 Continue). So each accepted socket gets a record (its
+ * on_close data), and its read and write callbacks are wrapped: whenever
+ * h2o installs one (at accept, inside a wrapped callback, or when a
+ * response is sent, which this file's filter sees), the wrapper replaces it
+ * and calls it. After each callback the connection's holding is measured
+ * from h2o's own buffers (the socket's input; for HTTP/2 the streams'
+ * bodies and the pending header block) and its share of the total
+ * updated. HTTP/2 connections install their read callback once, so they
+ * are wrapped once.
+ *
+ * The HTTP/2 structures come from h2o's installed <h2o/http2_internal.h>
+ * (with src/khash.h standing in for klib's header). The version check
+ * below stops a build against another h2o, whose structures may differ.
+ *
+ * Acting on h2o's connections uses h2o's own exported functions the way
+ * h2o does: an RST_STREAM frame queued and the stream reset
+ * (h2o_http2_stream_reset, as for a client's RST_STREAM); a GOAWAY queued
+ * and the connection half-closed, so h2o closes it once written (as its
+ * idle timeout does). A connection to drop is shut down (SO_LINGER 0): h2o
+ * sees the error on its next read or write and closes it itself.
+ */
+#include "http/guard.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "h2o/http1.h"
+#include "h2o/http2.h"
+#include "h2o/http2_internal.h"
+#include "h2o/version.h"
+
+#include "http/listen.h"
+#include "http/metrics.h"
+#include "http/tls.h"
+
+#if H2O_VERSION_MAJOR != 2 || H2O_VERSION_MINOR != 2
+#error "guard.c reads h2o 2.2's HTTP/2 connection and stream structures: check them against this h2o"
+#endif
+
+/* Open streams per HTTP/2 connection (h2o 2.2 announces 100 and that
+ * constant cannot be changed; streams past this one are refused). */
+#define H2_MAX_STREAMS 16
+/* HTTP/2 frames waiting to be written: h2o aims at 80 KiB; far more means
+ * a peer that sends (PINGs, SETTINGS) without reading the answers. */
+#define H2_WRITE_MAX ((size_t)1 << 20)
+/* A reader that takes nothing of an answer for this long loses it (the
+ * same 20 s as HTTP/1's TCP_USER_TIMEOUT in server.c). */
+#define STALL_MS 20000
+/* An answer held this long may be given up to make room for a new one:
+ * an honest reader takes even a 4 MB list well within it. */
+#define EVICT_MS 5000
+/* How often each thread looks for deadlines passed. */
+#define SWEEP_MS 250
+/* Input every connection may hold without counting: h2o's first input
+ * buffer (twice H2O_SOCKET_INITIAL_INPUT_BUFFER_SIZE), which a request
+ * head or a small body fits in. */
+#define INPUT_FREE (2 * H2O_SOCKET_INITIAL_INPUT_BUFFER_SIZE)
+/* Answers up to this size are always sent (counted, never refused): most
+ * fit in the kernel's socket buffer and are not held at all. */
+#define SMALL_RESPONSE 65536
+/* Streams of one HTTP/2 connection looked at, at most (h2o allows 100
+ * open plus those made by PRIORITY frames). */
+#define STREAMS_SEEN 256
+
+static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define PREFACE_LEN (sizeof PREFACE - 1)
+
+#define BUSY_DETAIL "The server holds too much data for other clients; retry shortly."
+#define BUSY_BODY                                                                                            \
+    "{\"errors\":[{\"status\":\"503\",\"code\":\"service_unavailable\",\"title\":\"Service Unavailable\","   \
+    "\"detail\":\"" BUSY_DETAIL "\"}]}"
+
+static atomic_size_t input_held, output_held;
+/* Response bytes a thread could not find room for, and when (the sweeps
+ * give up old answers to make it, for a second: the client's retry after
+ * Retry-After: 1 asks again if need be). */
+static atomic_size_t room_wanted;
+static _Atomic uint64_t room_wanted_at;
+static atomic_int open_conns;
+static size_t input_budget = HTTP_MEMORY_DEFAULT, output_budget = HTTP_MEMORY_DEFAULT;
+static uint64_t request_ms;
+static bool http2_on;
+
+/* One accepted connection. Freed when its socket closes, or, if that
+ * happens inside a callback the guard called (depth > 0), when it returns. */
+typedef struct guard_conn {
+    http_worker_t *w;
+    h2o_socket_t *sock;
+    h2o_socket_cb inner_read, inner_write; /* h2o's callbacks the wrappers call */
+    h2o_timeout_entry_t detect;            /* waiting for the first bytes (cfg->http2) */
+    struct timeval connected_at;
+    size_t charged;      /* this connection's part of input_held */
+    uint64_t idle_since; /* HTTP/2: since when it has had no stream (0: it has) */
+    int depth;
+    bool closed, h2;
+} guard_conn_t;
+
+/* An answer held in a request's pool until its reader has taken it. Lives
+ * in that pool and counts until the pool goes; linked in its thread's
+ * guard_held list (oldest first) until then or until given up. */
+typedef struct held {
+    h2o_linklist_t link;
+    h2o_req_t *req;
+    size_t bytes;
+    uint64_t since;    /* when it was sent */
+    size_t pending;    /* HTTP/2: bytes not yet framed when last looked at */
+    uint64_t progress; /* HTTP/2: when pending last went down */
+} held_t;
+
+static void wrapped_read(h2o_socket_t *sock, const char *err);
+static void wrapped_write(h2o_socket_t *sock, const char *err);
+static void on_close(void *data);
+
+static size_t buf_bytes(const h2o_buffer_t *b)
+{
+    return b != NULL && b->bytes != NULL ? b->capacity : 0;
+}
+
+static guard_conn_t *conn_of(h2o_socket_t *sock)
+{
+    return sock != NULL && sock->on_close.cb == on_close ? sock->on_close.data : NULL;
+}
+
+static void enter(guard_conn_t *c)
+{
+    c->depth++;
+}
+
+/* After a callback of h2o's that enter() preceded: false if it closed the
+ * connection (c is gone then, or will be when the outer call returns). */
+static bool leave(guard_conn_t *c)
+{
+    if (--c->depth == 0 && c->closed) {
+        free(c);
+        return false;
+    }
+    return !c->closed;
+}
+
+/* Whether h2o has closed c's HTTP/2 connection and freed its state
+ * (sock->data) while the socket lives on: a TLS socket outlives its close
+ * while h2o sends the close_notify alert, and its on_close comes later.
+ * h2o installs an HTTP/2 connection's read callback once (wrapped by
+ * then) and replaces or stops it only when it closes it. */
+static bool h2_gone(const guard_conn_t *c)
+{
+    return c->h2 && c->sock->_cb.read != wrapped_read;
+}
+
+/* Puts the wrappers in front of whatever callbacks h2o installed since.
+ * HTTP/2 writes are left alone: h2o starts them from its own timers, and
+ * they change nothing the guard measures before the next read. */
+static void rewrap(guard_conn_t *c)
+{
+    h2o_socket_t *s = c->sock;
+    if (s->_cb.read != NULL && s->_cb.read != wrapped_read) {
+        c->inner_read = s->_cb.read;
+        s->_cb.read = wrapped_read;
+    }
+    if (!c->h2 && s->_cb.write != NULL && s->_cb.write != wrapped_write) {
+        c->inner_write = s->_cb.write;
+        s->_cb.write = wrapped_write;
+    }
+}
+
+/* Drops a connection: no lingering, no more reads or writes; h2o finds
+ * out on its next attempt and closes it. */
+static void kill_socket(h2o_socket_t *sock)
+{
+    int fd = h2o_socket_get_fd(sock);
+    struct linger l = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    shutdown(fd, SHUT_RDWR);
+}
+
+/* --- HTTP/2 connections -------------------------------------------------------- */
+
+static size_t h2_streams(h2o_http2_conn_t *conn, h2o_http2_stream_t **out)
+{
+    size_t n = 0;
+    for (khiter_t i = kh_begin(conn->streams); i != kh_end(conn->streams) && n < STREAMS_SEEN; i++)
+        if (kh_exist(conn->streams, i)) out[n++] = kh_val(conn->streams, i);
+    return n;
+}
+
+static bool receiving(const h2o_http2_stream_t *s)
+{
+    return s->state == H2O_HTTP2_STREAM_STATE_RECV_HEADERS || s->state == H2O_HTTP2_STREAM_STATE_RECV_BODY;
+}
+
+/* Not yet given to the handler: refusing it loses nothing. */
+static bool unprocessed(const h2o_http2_stream_t *s)
+{
+    return receiving(s) || s->state == H2O_HTTP2_STREAM_STATE_REQ_PENDING;
+}
+
+/* Resets a stream and tells the client why (err: an H2O_HTTP2_ERROR_*). */
+static void h2_reset(h2o_http2_conn_t *conn, h2o_http2_stream_t *s, int err)
+{
+    assert(conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING);
+    h2o_http2__encode_rst_stream_frame(&conn->_write.buf, s->stream_id, -err);
+    h2o_http2_conn_request_write(conn);
+    h2o_http2_stream_reset(conn, s);
+}
+
+/* No new streams; h2o closes the connection once the GOAWAY is written
+ * and the streams it answers are done. */
+static void h2_goaway(h2o_http2_conn_t *conn)
+{
+    if (conn->state != H2O_HTTP2_CONN_STATE_OPEN) return;
+    h2o_http2_encode_goaway_frame(&conn->_write.buf, conn->pull_stream_ids.max_open, H2O_HTTP2_ERROR_NONE,
+                                  h2o_iovec_init(H2O_STRLIT("idle")));
+    h2o_http2_conn_request_write(conn);
+    conn->state = H2O_HTTP2_CONN_STATE_HALF_CLOSED;
+}
+
+static size_t h2_input(h2o_http2_conn_t *conn)
+{
+    h2o_http2_stream_t *s[STREAMS_SEEN];
+    size_t n = h2_streams(conn, s), bytes = buf_bytes(conn->_headers_unparsed);
+    for (size_t i = 0; i < n; i++)
+        bytes += buf_bytes(s[i]->_req_body);
+    return bytes;
+}
+
+static int newest_first(const void *a, const void *b)
+{
+    uint32_t x = (*(h2o_http2_stream_t *const *)a)->stream_id,
+             y = (*(h2o_http2_stream_t *const *)b)->stream_id;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int largest_body_first(const void *a, const void *b)
+{
+    size_t x = buf_bytes((*(h2o_http2_stream_t *const *)a)->_req_body);
+    size_t y = buf_bytes((*(h2o_http2_stream_t *const *)b)->_req_body);
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Refuses the newest streams the handler has not seen while more than
+ * H2_MAX_STREAMS are open. */
+static void h2_cap_streams(h2o_http2_conn_t *conn)
+{
+    if (conn->num_streams.pull.open <= H2_MAX_STREAMS) return;
+    h2o_http2_stream_t *s[STREAMS_SEEN];
+    size_t n = h2_streams(conn, s);
+    qsort(s, n, sizeof s[0], newest_first);
+    for (size_t i = 0; i < n && conn->num_streams.pull.open > H2_MAX_STREAMS; i++)
+        if (!h2o_http2_stream_is_push(s[i]->stream_id) && unprocessed(s[i])) {
+            metrics_count(METRIC_GUARD_STREAMS);
+            h2_reset(conn, s[i], H2O_HTTP2_ERROR_REFUSED_STREAM);
+        }
+}
+
+/* --- request memory ------------------------------------------------------------- */
+
+/* What c holds of what its client sent, beyond the INPUT_FREE every
+ * connection may hold. */
+static size_t conn_input(guard_conn_t *c)
+{
+    size_t bytes = buf_bytes(c->sock->input);
+    if (c->h2) bytes += h2_input(c->sock->data);
+    return bytes > INPUT_FREE ? bytes - INPUT_FREE : 0;
+}
+
+/* Brings c's part of the total up to date. True if it grew and the total
+ * is now over the budget: c is the one to refuse. */
+static bool charge(guard_conn_t *c)
+{
+    size_t now = conn_input(c), before = c->charged;
+    c->charged = now;
+    if (now < before) {
+        atomic_fetch_sub(&input_held, before - now);
+        return false;
+    }
+    size_t total = atomic_fetch_add(&input_held, now - before) + (now - before);
+    return now > before && total > input_budget;
+}
+
+/* The budget is exceeded and this HTTP/2 connection grew: its streams
+ * still receiving go, largest body first, until the total fits. */
+static void h2_refuse(guard_conn_t *c, h2o_http2_conn_t *conn)
+{
+    h2o_http2_stream_t *s[STREAMS_SEEN];
+    size_t n = h2_streams(conn, s);
+    qsort(s, n, sizeof s[0], largest_body_first);
+    for (size_t i = 0; i < n && atomic_load(&input_held) > input_budget; i++) {
+        if (!receiving(s[i]) || buf_bytes(s[i]->_req_body) == 0) continue;
+        metrics_count(METRIC_GUARD_REQUEST_MEMORY);
+        h2_reset(conn, s[i], H2O_HTTP2_ERROR_REFUSED_STREAM);
+        charge(c);
+    }
+}
+
+/* After h2o read from an HTTP/2 connection: the stream cap, the request
+ * budget, the write backlog, and whether it is idle. */
+static void h2_police(guard_conn_t *c)
+{
+    h2o_http2_conn_t *conn = c->sock->data;
+    if (conn->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING) return;
+    h2_cap_streams(conn);
+    if (charge(c)) h2_refuse(c, conn);
+    if (buf_bytes(conn->_write.buf) + buf_bytes(conn->_write.buf_in_flight) > H2_WRITE_MAX)
+        kill_socket(c->sock);
+    if (conn->num_streams.pull.open != 0)
+        c->idle_since = 0;
+    else if (c->idle_since == 0)
+        c->idle_since = h2o_now(c->w->loop);
+}
+
+/* --- the wrappers ---------------------------------------------------------------- */
+
+static void wrapped_read(h2o_socket_t *sock, const char *err)
+{
+    guard_conn_t *c = sock->on_close.data;
+    h2o_socket_cb cb = c->inner_read;
+    /* HTTP/1 holds at most one request: over the budget, it goes before
+     * h2o parses it. A client still reading gets the reason. */
+    if (err == NULL && !c->h2 && charge(c)) {
+        metrics_count(METRIC_GUARD_REQUEST_MEMORY);
+        if (!h2o_socket_is_writing(sock) && sock->ssl == NULL) {
+            char busy[HTTP_BUSY_MAX];
+            size_t n = http_busy_response(busy, sizeof busy, BUSY_DETAIL);
+            (void)send(h2o_socket_get_fd(sock), busy, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+        err = h2o_socket_error_closed;
+    }
+    enter(c);
+    cb(sock, err);
+    if (!leave(c) || h2_gone(c)) return;
+    rewrap(c);
+    if (c->h2)
+        h2_police(c);
+    else
+        charge(c);
+}
+
+static void wrapped_write(h2o_socket_t *sock, const char *err)
+{
+    guard_conn_t *c = sock->on_close.data;
+    h2o_socket_cb cb = c->inner_write;
+    c->inner_write = NULL;
+    enter(c);
+    cb(sock, err);
+    if (!leave(c)) return;
+    rewrap(c);
+    charge(c);
+}
+
+static void on_close(void *data)
+{
+    guard_conn_t *c = data;
+    c->closed = true;
+    atomic_fetch_sub(&input_held, c->charged);
+    c->charged = 0;
+    if (h2o_timeout_is_linked(&c->detect)) h2o_timeout_unlink(&c->detect);
+    atomic_fetch_sub(&open_conns, 1);
+    if (c->depth == 0) free(c);
+}
+
+/* --- accepting ------------------------------------------------------------------- */
+
+int http_open_connections(void)
+{
+    return atomic_load(&open_conns);
+}
+
+void http_memory_held(size_t *request, size_t *response)
+{
+    *request = atomic_load(&input_held);
+    *response = atomic_load(&output_held);
+}
+
+bool http_worker_admit(int max)
+{
+    if (atomic_fetch_add(&open_conns, 1) < max) return true;
+    atomic_fetch_sub(&open_conns, 1);
+    return false;
+}
+
+static void start_http1(guard_conn_t *c)
+{
+    enter(c);
+    h2o_http1_accept(&c->w->accept_ctx, c->sock, c->connected_at);
+    if (!leave(c)) return;
+    rewrap(c);
+    charge(c);
+}
+
+static void start_http2(guard_conn_t *c)
+{
+    c->h2 = true;
+    enter(c);
+    h2o_http2_accept(&c->w->accept_ctx, c->sock, c->connected_at);
+    if (!leave(c)) return;
+    /* h2o may have read what came with the handshake and closed the new
+     * connection already: a live one is the newest of the thread's list
+     * (the address is compared, never read). */
+    const h2o_http2_conn_t *conn = c->sock->data;
+    if (c->w->ctx.http2._conns.prev != &conn->_conns) return;
+    rewrap(c);
+    h2_police(c);
+}
+
+/* With cfg->http2: the first bytes say which protocol (h2o 2.2 would only
+ * recognise the preface inside its HTTP/1 parser, from where no hook
+ * reaches the new HTTP/2 connection). */
+static void on_first_read(h2o_socket_t *sock, const char *err)
+{
+    guard_conn_t *c = sock->on_close.data;
+    if (err != NULL) {
+        h2o_socket_close(sock);
+        return;
+    }
+    size_t n = sock->input->size, m = n < PREFACE_LEN ? n : PREFACE_LEN;
+    bool h2 = memcmp(sock->input->bytes, PREFACE, m) == 0;
+    if (h2 && n < PREFACE_LEN) return; /* so far a prefix of the preface */
+    h2o_timeout_unlink(&c->detect);
+    h2o_socket_read_stop(sock);
+    if (h2)
+        start_http2(c);
+    else
+        start_http1(c);
+}
+
+static void on_detect_timeout(h2o_timeout_entry_t *entry)
+{
+    guard_conn_t *c = H2O_STRUCT_FROM_MEMBER(guard_conn_t, detect, entry);
+    if (c->sock->ssl != NULL) metrics_count(METRIC_TLS_HANDSHAKE_FAILURES);
+    h2o_socket_close(c->sock);
+}
+
+/* Over TLS the handshake chooses the protocol (ALPN), and it is started
+ * here, as after the cleartext preface, where the guard watches it. */
+static void on_handshake(h2o_socket_t *sock, const char *err)
+{
+    guard_conn_t *c = sock->on_close.data;
+    h2o_timeout_unlink(&c->detect);
+    if (err != NULL) {
+        metrics_count(METRIC_TLS_HANDSHAKE_FAILURES);
+        h2o_socket_close(sock);
+        return;
+    }
+    h2o_iovec_t proto = h2o_socket_ssl_get_selected_protocol(sock);
+    if (http2_on && h2o_memis(proto.base, proto.len, H2O_STRLIT("h2")))
+        start_http2(c);
+    else
+        start_http1(c);
+}
+
+void http_worker_accept(http_worker_t *w, h2o_socket_t *sock)
+{
+    guard_conn_t *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        atomic_fetch_sub(&open_conns, 1);
+        h2o_socket_close(sock);
+        return;
+    }
+    c->w = w;
+    c->sock = sock;
+    c->connected_at = *h2o_get_timestamp(&w->ctx, NULL, NULL);
+    sock->on_close.cb = on_close;
+    sock->on_close.data = c;
+    SSL_CTX *tls = http_tls_context();
+    if (!http2_on && tls == NULL) {
+        start_http1(c);
+        return;
+    }
+    /* The handshake, or the first bytes, must come within the request
+     * timeout. */
+    c->detect.cb = on_detect_timeout;
+    h2o_timeout_link(w->loop, &w->guard_detect, &c->detect);
+    if (tls != NULL) {
+        h2o_socket_ssl_handshake(sock, tls, NULL, on_handshake);
+        SSL_CTX_free(tls); /* the connection's SSL object holds its own reference */
+        return;
+    }
+    h2o_socket_read_start(sock, on_first_read);
+}
+
+/* --- response memory ------------------------------------------------------------- */
+
+static http_worker_t *worker_of(h2o_req_t *req)
+{
+    return H2O_STRUCT_FROM_MEMBER(http_worker_t, ctx, req->conn->ctx);
+}
+
+/* An answer stops counting when its pool goes: its reader has it, or it
+ * was given up and h2o has let go of it. */
+static void on_held_dispose(void *p)
+{
+    held_t *h = p;
+    if (h2o_linklist_is_linked(&h->link)) h2o_linklist_unlink(&h->link);
+    atomic_fetch_sub(&output_held, h->bytes);
+}
+
+/* Gives up an answer its reader has not taken: the HTTP/2 stream is reset
+ * (its pool goes at once, or when h2o's write of it ends), the HTTP/1
+ * connection dropped (its pool goes when h2o sees that, on its next turn).
+ * It counts until then. */
+static void evict(held_t *h, int h2_err)
+{
+    h2o_req_t *req = h->req;
+    h2o_linklist_unlink(&h->link);
+    metrics_count(METRIC_GUARD_EVICTED);
+    if (req->version >= 0x200) {
+        h2o_http2_conn_t *conn = (h2o_http2_conn_t *)req->conn;
+        if (conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING)
+            h2_reset(conn, H2O_STRUCT_FROM_MEMBER(h2o_http2_stream_t, req, req), h2_err);
+    } else {
+        kill_socket(req->conn->callbacks->get_socket(req->conn));
+    }
+}
+
+/* Gives up this thread's answers held longer than EVICT_MS, oldest first,
+ * until need bytes are on their way out (or none is that old). Returns the
+ * bytes given up. */
+static size_t evict_old(http_worker_t *w, size_t need)
+{
+    uint64_t now = h2o_now(w->loop);
+    size_t freed = 0;
+    while (freed < need && !h2o_linklist_is_empty(&w->guard_held)) {
+        held_t *h = H2O_STRUCT_FROM_MEMBER(held_t, link, w->guard_held.next);
+        if (now - h->since < EVICT_MS) break;
+        freed += h->bytes;
+        evict(h, H2O_HTTP2_ERROR_REFUSED_STREAM);
+    }
+    return freed;
+}
+
+/* Whether an answer of bytes fits the budget now, after giving up old
+ * answers if need be. Small ones always fit. When this thread cannot make
+ * the room, the other threads are asked to (their sweep gives up their
+ * old answers), so that the client's retry finds it. */
+static bool room_for(http_worker_t *w, size_t bytes)
+{
+    if (bytes <= SMALL_RESPONSE) return true;
+    size_t held = atomic_load(&output_held);
+    if (held + bytes > output_budget) evict_old(w, held + bytes - output_budget);
+    held = atomic_load(&output_held);
+    if (held + bytes <= output_budget) return true;
+    size_t want = held + bytes - output_budget, cur = atomic_load(&room_wanted);
+    while (cur < want && !atomic_compare_exchange_weak(&room_wanted, &cur, want))
+        ;
+    atomic_store(&room_wanted_at, h2o_now(w->loop));
+    return false;
+}
+
+/* Counts an answer of bytes about to be sent for req; false if it does not
+ * fit the budget. */
+static bool hold(http_worker_t *w, h2o_req_t *req, size_t bytes)
+{
+    if (!room_for(w, bytes)) return false;
+    held_t *h = h2o_mem_alloc_shared(&req->pool, sizeof *h, on_held_dispose);
+    memset(h, 0, sizeof *h);
+    h->req = req;
+    h->bytes = bytes;
+    h->pending = bytes;
+    h->since = h->progress = h2o_now(w->loop);
+    atomic_fetch_add(&output_held, bytes);
+    h2o_linklist_insert(&w->guard_held, &h->link);
+    return true;
+}
+
+void http_guard_json_type(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (i >= 0)
+        req->res.headers.entries[i].value = h2o_iovec_init(H2O_STRLIT("application/json"));
+    else
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       H2O_STRLIT("application/json"));
+}
+
+/* The answer that replaces one the budget has no room for. An answer that
+ * already carries an X-Request-Id (the API sets it first) names it in the
+ * body's meta, as every error body of the API does. */
+static h2o_iovec_t busy_answer(h2o_req_t *req)
+{
+    metrics_count(METRIC_GUARD_RESPONSE_MEMORY);
+    req->res.status = 503;
+    req->res.reason = "Service Unavailable";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+    http_guard_json_type(req);
+    h2o_iovec_t body = h2o_iovec_init(H2O_STRLIT(BUSY_BODY));
+    ssize_t i = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
+    if (i >= 0) {
+        h2o_iovec_t id = req->res.headers.entries[i].value;
+        /* The body less its last brace, the meta, the brace. */
+        body = h2o_concat(&req->pool, h2o_iovec_init(BUSY_BODY, sizeof BUSY_BODY - 2),
+                          h2o_iovec_init(H2O_STRLIT(",\"meta\":{\"requestId\":\"")), id,
+                          h2o_iovec_init(H2O_STRLIT("\"}}")));
+    }
+    req->res.content_length = body.len;
+    return body;
+}
+
+int http_response_admit(h2o_req_t *req, size_t len)
+{
+    if (room_for(worker_of(req), len)) return 0;
+    h2o_iovec_t body = busy_answer(req);
+    h2o_send_inline(req, body.base, body.len);
+    return -1;
+}
+
+static void guard_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
+                          h2o_send_state_t state)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < bufcnt; i++)
+        bytes += bufs[i].len;
+    h2o_iovec_t busy;
+    if (bytes > 0 && !hold(worker_of(req), req, bytes)) {
+        /* Only a first (and final) send is this large: crmd sends whole answers. */
+        busy = busy_answer(req);
+        bufs = &busy;
+        bufcnt = 1;
+    }
+    /* Sending may install h2o's write callback (HTTP/1), to be wrapped. */
+    guard_conn_t *c = conn_of(req->conn->callbacks->get_socket(req->conn));
+    if (c != NULL) enter(c);
+    h2o_ostream_send_next(self, req, bufs, bufcnt, state);
+    if (c != NULL && leave(c)) rewrap(c);
+}
+
+static void guard_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    (void)self;
+    h2o_ostream_t *o = h2o_add_ostream(req, sizeof *o, slot);
+    o->do_send = guard_do_send;
+    h2o_setup_next_ostream(req, &o->next);
+}
+
+void http_guard_filter(h2o_pathconf_t *path)
+{
+    h2o_filter_t *filter = h2o_create_filter(path, sizeof *filter);
+    filter->on_setup_ostream = guard_on_setup_ostream;
+}
+
+/* --- deadlines --------------------------------------------------------------------- */
+
+static uint64_t age_ms(const struct timeval *now, const struct timeval *then)
+{
+    int64_t ms = (int64_t)(now->tv_sec - then->tv_sec) * 1000 + (now->tv_usec - then->tv_usec) / 1000;
+    return ms > 0 ? (uint64_t)ms : 0;
+}
+
+/* One HTTP/2 connection: requests not whole within request_ms are reset,
+ * a connection without streams for request_ms goes. */
+static void sweep_h2_conn(http_worker_t *w, h2o_http2_conn_t *conn, uint64_t now)
+{
+    if (conn->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING) return;
+    const struct timeval *tv = h2o_get_timestamp(&w->ctx, NULL, NULL);
+    h2o_http2_stream_t *s[STREAMS_SEEN];
+    size_t n = h2_streams(conn, s);
+    for (size_t i = 0; i < n; i++)
+        if (receiving(s[i]) && age_ms(tv, &s[i]->req.timestamps.request_begin_at) >= request_ms) {
+            metrics_count(METRIC_GUARD_DEADLINE);
+            h2_reset(conn, s[i], H2O_HTTP2_ERROR_CANCEL);
+        }
+    guard_conn_t *c = conn_of(conn->sock);
+    if (c == NULL) return;
+    if (c->charged > 0) charge(c);
+    if (conn->num_streams.pull.open != 0) {
+        c->idle_since = 0;
+    } else if (c->idle_since == 0) {
+        c->idle_since = now;
+    } else if (now - c->idle_since >= request_ms && conn->state == H2O_HTTP2_CONN_STATE_OPEN) {
+        metrics_count(METRIC_GUARD_DEADLINE);
+        h2_goaway(conn);
+    }
+}
+
+static size_t h2_pending(h2o_req_t *req)
+{
+    h2o_http2_stream_t *s = H2O_STRUCT_FROM_MEMBER(h2o_http2_stream_t, req, req);
+    size_t bytes = 0;
+    for (size_t i = 0; i < s->_data.size; i++)
+        bytes += s->_data.entries[i].len;
+    return bytes;
+}
+
+/* Held answers: an HTTP/2 one whose reader took nothing for STALL_MS is
+ * reset; while the total is over the budget (the race between threads),
+ * or another thread found no room, this thread gives up its old ones. */
+static void sweep_held(http_worker_t *w, uint64_t now)
+{
+    h2o_linklist_t *node, *next;
+    for (node = w->guard_held.next; node != &w->guard_held; node = next) {
+        next = node->next;
+        held_t *h = H2O_STRUCT_FROM_MEMBER(held_t, link, node);
+        if (h->req->version < 0x200) continue;
+        size_t pending = h2_pending(h->req);
+        if (pending < h->pending) {
+            h->pending = pending;
+            h->progress = now;
+        } else if (pending > 0 && now - h->progress >= STALL_MS) {
+            evict(h, H2O_HTTP2_ERROR_CANCEL);
+        }
+    }
+    size_t held = atomic_load(&output_held);
+    if (held > output_budget) evict_old(w, held - output_budget);
+    size_t want = atomic_load(&room_wanted);
+    if (want == 0) return;
+    uint64_t at = atomic_load(&room_wanted_at);
+    if (now > at && now - at > 1000) {
+        atomic_compare_exchange_strong(&room_wanted, &want, 0);
+        return;
+    }
+    size_t freed = evict_old(w, want);
+    while (freed > 0 && !atomic_compare_exchange_weak(&room_wanted, &want, want > freed ? want - freed : 0))
+        ;
+}
+
+static void on_sweep(h2o_timeout_entry_t *entry)
+{
+    http_worker_t *w = H2O_STRUCT_FROM_MEMBER(http_worker_t, guard_sweep, entry);
+    uint64_t now = h2o_now(w->loop);
+    for (h2o_linklist_t *node = w->ctx.http2._conns.next; node != &w->ctx.http2._conns; node = node->next)
+        sweep_h2_conn(w, H2O_STRUCT_FROM_MEMBER(h2o_http2_conn_t, _conns, node), now);
+    sweep_held(w, now);
+    h2o_timeout_link(w->loop, &w->guard_tick, &w->guard_sweep);
+}
+
+/* --- set-up ------------------------------------------------------------------------ */
+
+void http_guard_configure(h2o_globalconf_t *gc, const http_config_t *cfg)
+{
+    input_budget = cfg->request_memory != 0 ? cfg->request_memory : HTTP_MEMORY_DEFAULT;
+    output_budget = cfg->response_memory != 0 ? cfg->response_memory : HTTP_MEMORY_DEFAULT;
+    http2_on = cfg->http2;
+    request_ms = gc->http1.req_timeout;
+    /* h2o would take the HTTP/2 preface (and Upgrade: h2c) inside its
+     * HTTP/1 parser; with this off, only the guard recognises the preface,
+     * and only when asked to. */
+    gc->http1.upgrade_to_http2 = 0;
+    gc->http2.max_concurrent_requests_per_connection = H2_MAX_STREAMS;
+}
+
+void http_guard_thread_init(http_worker_t *w)
+{
+    h2o_linklist_init_anchor(&w->guard_held);
+    h2o_timeout_init(w->loop, &w->guard_detect, request_ms);
+    h2o_timeout_init(w->loop, &w->guard_tick, SWEEP_MS);
+    w->guard_sweep.cb = on_sweep;
+    h2o_timeout_link(w->loop, &w->guard_tick, &w->guard_sweep);
+}
+
+void http_guard_thread_fini(http_worker_t *w)
+{
+    if (h2o_timeout_is_linked(&w->guard_sweep)) h2o_timeout_unlink(&w->guard_sweep);
+}

@@ -1,0 +1,669 @@
+/*
+ * async.c: reads that complete later, on the event loop of the thread that
+ * owns the store (store_set_loop), pipelined on its one connection.
+ *
+ * A server thread's connection is kept in libpq's non-blocking pipeline
+ * mode with its socket watched by the thread's loop. A read is queued in
+ * libpq at once (its statement prepared first, in the same pipeline, when
+ * this connection has not prepared it yet) and the call returns
+ * STORE_PENDING. The reads the thread starts in one turn of its loop form
+ * a batch: a timer that fires at the end of the turn sends them with one
+ * Sync, so the thread writes to the socket once per turn, and the server
+ * answers the batch at once instead of read by read. Nothing waits for an
+ * answer before the next batch goes. When the socket turns readable the
+ * answers are taken in the order the reads were sent, and each read's rows
+ * go to its callbacks, then done runs.
+ *
+ * Each statement still sees one snapshot of its own (READ COMMITTED takes
+ * one per statement, in a batch too). A read that fails makes the server
+ * skip the rest of its batch (PGRES_PIPELINE_ABORTED): those reads are
+ * sent again in the next batch, not failed.
+ *
+ * Sections:
+ *   reads              the queue, kept entries, completing
+ *   the connection     connecting without blocking, setting it up, losing it
+ *   sending            a read's messages, batches, flushing
+ *   answers            taking results in order
+ *   the interface      pg_read_rows, pg_set_loop, pg_async_close
+ *
+ * Failures. A connection that dies takes no read with it: each read in
+ * flight is sent again once on a new connection, made at once (a read
+ * changes nothing, so nothing can happen twice), as a blocking read is
+ * tried again (txn.c); a read that was already on its second connection
+ * fails with STORE_UNAVAILABLE. Connections are made without blocking
+ * (PQconnectStart, then PQconnectPoll each time the loop says the socket
+ * is ready), bounded by connect_timeout with a timer, and reads arriving
+ * meanwhile wait in order. A failed attempt fails them all with
+ * STORE_UNAVAILABLE and starts conn.c's back-off, during which reads are
+ * refused at once, without a round trip. So the loop never waits for the
+ * database. A read never completes inside the call that started it: a
+ * failure found there (a send refused) is dealt with from the loop.
+ *
+ * The connection is watched for reading even when idle, so a server that
+ * goes away is noticed at once, not by the next request. Its session
+ * plans every statement once (pg_reader_session_sql): re-planning a list
+ * at each execution would cost more than running it.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/postgres/pg_int.h"
+
+/* Ended entries kept for reuse, at most (a thread's reads in flight are
+ * about as many as its clients waiting). */
+#define SPARE_MAX 64
+/* How many connections a read is sent on at most. */
+#define SENDS_MAX 2
+/* How many times a read is sent again after the server skipped it (a read
+ * before it in its batch failed) before it fails too: a bound should every
+ * batch start with a failing read. */
+#define SKIPS_MAX 8
+
+/* What an entry of the queue stands for. */
+enum kind {
+    READ,  /* a caller's read */
+    SETUP, /* the session's settings (pg_reader_session_sql): nobody's read */
+    SYNC   /* the end of a batch */
+};
+
+/* Where an entry is in the answers the server sends for it. */
+enum stage {
+    UNSENT,  /* waiting for a connection, or for the next batch */
+    PREPARE, /* its statement's preparation: a result, then NULL */
+    EXEC,    /* the statement: a result, then NULL; a SYNC: PGRES_PIPELINE_SYNC */
+    ENDED
+};
+
+struct pg_aread {
+    pg_aread_t *next;
+    enum kind kind;
+    enum stage stage;
+    enum pg_stmt_id id;
+    pg_params_t p; /* its texts point into text */
+    char *text;    /* owned copies of the texts, or NULL */
+    pg_rows_fn fn;
+    pg_rows_t to;
+    store_async_t async;
+    int sends;        /* connections it was sent on */
+    int skips;        /* times the server skipped it */
+    bool skipped;     /* the server skipped it: a read before it in its batch failed */
+    PGresult *result; /* the statement's */
+    store_rc_t rc;    /* the first failure among its answers */
+};
+
+static void lose(pg_store_t *s);
+static void on_io(void *arg, unsigned events);
+static void on_kick(void *arg);
+
+/* --- reads ------------------------------------------------------------------ */
+
+static pg_aread_t *entry_new(pg_async_t *a, enum kind kind)
+{
+    pg_aread_t *r = a->spare;
+    if (r != NULL) {
+        a->spare = r->next;
+        a->nspare--;
+    } else if ((r = malloc(sizeof *r)) == NULL) {
+        return NULL;
+    }
+    memset(r, 0, sizeof *r);
+    r->kind = kind;
+    return r;
+}
+
+static void entry_free(pg_async_t *a, pg_aread_t *r)
+{
+    PQclear(r->result);
+    free(r->text);
+    if (a->nspare >= SPARE_MAX) {
+        free(r);
+        return;
+    }
+    r->next = a->spare;
+    a->spare = r;
+    a->nspare++;
+}
+
+static void append(pg_async_t *a, pg_aread_t *r)
+{
+    r->next = NULL;
+    if (a->tail != NULL)
+        a->tail->next = r;
+    else
+        a->head = r;
+    a->tail = r;
+}
+
+/* Takes every entry out of the queue; returns them, in order. */
+static pg_aread_t *take_all(pg_async_t *a)
+{
+    pg_aread_t *list = a->head;
+    a->head = a->tail = NULL;
+    return list;
+}
+
+/* Makes read r as if never sent, for the next batch or connection. */
+static void unsend(pg_aread_t *r)
+{
+    PQclear(r->result);
+    r->result = NULL;
+    r->stage = UNSENT;
+    r->skipped = false;
+    r->rc = STORE_OK;
+}
+
+/* Ends read r (out of the queue) with rc: its rows go to its callbacks
+ * when rc is STORE_OK, then done runs. */
+static void complete(pg_store_t *s, pg_aread_t *r, store_rc_t rc)
+{
+    if (rc == STORE_OK) rc = r->result != NULL ? r->fn(r->result, &r->to) : STORE_ERROR;
+    store_async_t async = r->async;
+    entry_free(&s->aio, r);
+    async.done(async.ctx, rc);
+}
+
+/* Ends every read of list with rc; the other entries just go. */
+static void fail_all(pg_store_t *s, pg_aread_t *list, store_rc_t rc)
+{
+    while (list != NULL) {
+        pg_aread_t *r = list;
+        list = r->next;
+        if (r->kind == READ)
+            complete(s, r, rc);
+        else
+            entry_free(&s->aio, r);
+    }
+}
+
+/* --- the connection ------------------------------------------------------ */
+
+/* Watches the connection's socket for events (STORE_IO_READ: always from
+ * now; STORE_IO_WRITE: once) on a new watch: while connecting, libpq may
+ * move to another socket between steps. False when out of memory. */
+static bool rewatch(pg_store_t *s, unsigned events)
+{
+    pg_async_t *a = &s->aio;
+    if (a->watch != NULL) a->loop.unwatch(a->watch);
+    a->watch = a->loop.watch(a->loop.ctx, PQsocket(s->conn), on_io, s);
+    if (a->watch == NULL) return false;
+    if (events & STORE_IO_READ) a->loop.read(a->watch, true);
+    if (events & STORE_IO_WRITE) a->loop.write(a->watch);
+    return true;
+}
+
+static void stop_timer(pg_async_t *a, store_timer_t **t)
+{
+    if (*t != NULL) a->loop.timer_stop(*t);
+    *t = NULL;
+}
+
+/* Closes the connection, whatever its state; the entries stay queued. */
+static void drop(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    if (a->watch != NULL) a->loop.unwatch(a->watch);
+    a->watch = NULL;
+    stop_timer(a, &a->deadline);
+    stop_timer(a, &a->kick);
+    if (s->conn != NULL) PQfinish(s->conn);
+    s->conn = NULL;
+    a->state = AIO_DOWN;
+    a->broken = false;
+    a->batched = 0;
+}
+
+/* Why connection c failed (libpq's msg), as logged: never a password. */
+static void connect_error(PGconn *c, const char *msg, char *err, size_t errsz)
+{
+    char why[PG_MSG_MAX];
+    pg_message(msg, why, sizeof why);
+    if (c != NULL) store_text_hide(why, sizeof why, PQpass(c));
+    snprintf(err, errsz, "cannot connect to PostgreSQL: %s", why);
+}
+
+/* A connection attempt failed (msg: libpq's reason): every read waiting
+ * for it fails, and the back-off starts. */
+static void connect_failed(pg_store_t *s, const char *msg)
+{
+    char err[PG_MSG_MAX + 64];
+    connect_error(s->conn, msg, err, sizeof err);
+    drop(s);
+    pg_connect_failed(s, err);
+    fail_all(s, take_all(&s->aio), STORE_UNAVAILABLE);
+}
+
+static void on_deadline(void *arg)
+{
+    pg_store_t *s = arg;
+    s->aio.deadline = NULL;
+    connect_failed(s, "timeout expired");
+}
+
+/* Starts a connection without waiting for it; false (logged, back-off
+ * started) when it cannot even start. The queue is the caller's. */
+static bool start_connect(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    int timeout_ms = 0;
+    PGconn *c = pg_connect_start(s, &timeout_ms);
+    if (c == NULL || PQstatus(c) == CONNECTION_BAD) {
+        char err[PG_MSG_MAX + 64];
+        connect_error(c, c != NULL ? PQerrorMessage(c) : "out of memory", err, sizeof err);
+        PQfinish(c);
+        pg_connect_failed(s, err);
+        return false;
+    }
+    s->conn = c;
+    memset(s->prepared, 0, sizeof s->prepared);
+    a->state = AIO_CONNECTING;
+    /* Before the first PQconnectPoll, libpq waits to write (connect(2)). */
+    bool ok = rewatch(s, STORE_IO_WRITE);
+    if (ok && timeout_ms > 0)
+        ok = (a->deadline = a->loop.timer_start(a->loop.ctx, (uint32_t)timeout_ms, on_deadline, s)) != NULL;
+    if (!ok) {
+        drop(s);
+        pg_connect_failed(s, "cannot connect to PostgreSQL: out of memory");
+    }
+    return ok;
+}
+
+static bool send_unsent(pg_store_t *s);
+static bool end_batch(pg_store_t *s);
+
+/* Makes the connection a thread's read connection (non-blocking, in
+ * pipeline mode, watched for reading) and sends the session's set-up, then
+ * every read that waited for it, in order, as one batch; false when that
+ * cannot be done. */
+static bool start_session(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    pg_aread_t *setup = entry_new(a, SETUP);
+    if (setup == NULL) return false;
+    if (PQsetnonblocking(s->conn, 1) != 0 || PQenterPipelineMode(s->conn) != 1 ||
+        !rewatch(s, STORE_IO_READ)) {
+        entry_free(a, setup);
+        return false;
+    }
+    a->state = AIO_READY;
+    setup->next = a->head;
+    a->head = setup;
+    if (a->tail == NULL) a->tail = setup;
+    return send_unsent(s) && end_batch(s);
+}
+
+/* The connection is made. */
+static void connected(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    stop_timer(a, &a->deadline);
+    if (!start_session(s)) {
+        connect_failed(s, PQerrorMessage(s->conn));
+        return;
+    }
+    pg_connect_succeeded(s);
+}
+
+/* One step of the connection, when its socket is ready as last asked. */
+static void connect_step(pg_store_t *s)
+{
+    switch (PQconnectPoll(s->conn)) {
+    case PGRES_POLLING_READING:
+        if (!rewatch(s, STORE_IO_READ)) connect_failed(s, "out of memory");
+        return;
+    case PGRES_POLLING_WRITING:
+        if (!rewatch(s, STORE_IO_WRITE)) connect_failed(s, "out of memory");
+        return;
+    case PGRES_POLLING_OK:
+        connected(s);
+        return;
+    default:
+        connect_failed(s, PQerrorMessage(s->conn));
+        return;
+    }
+}
+
+/* The connection is gone, or can no longer be trusted: the reads sent on
+ * it go again on a new one (made at once, as a blocking read is tried
+ * again), except those already on their second. */
+static void lose(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    char msg[PG_MSG_MAX];
+    if (pg_conn_ok(s) && !a->broken)
+        snprintf(msg, sizeof msg, "answers out of step with the reads sent");
+    else
+        pg_message(PQerrorMessage(s->conn), msg, sizeof msg);
+    pg_lost(s, msg); /* once per outage */
+    drop(s);
+    pg_aread_t *failed = NULL, **failed_tail = &failed;
+    for (pg_aread_t *r = take_all(a), *next; r != NULL; r = next) {
+        next = r->next;
+        if (r->kind != READ || r->sends >= SENDS_MAX) {
+            r->next = NULL;
+            *failed_tail = r;
+            failed_tail = &r->next;
+            continue;
+        }
+        unsend(r);
+        append(a, r);
+    }
+    if (a->head != NULL && !start_connect(s)) *failed_tail = take_all(a);
+    fail_all(s, failed, STORE_UNAVAILABLE);
+}
+
+/* Asks for on_kick at the end of this turn of the loop. Without memory
+ * for a timer, a broken connection is still noticed through its socket;
+ * a batch waits for the next read's kick. */
+static void kick(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    if (a->kick == NULL) a->kick = a->loop.timer_start(a->loop.ctx, 0, on_kick, s);
+}
+
+/* The connection failed inside a call, where no read may complete: it is
+ * lost from the loop, at the end of this turn. */
+static void broken(pg_store_t *s)
+{
+    s->aio.broken = true;
+    kick(s);
+}
+
+/* --- sending ------------------------------------------------------------------ */
+
+/* Queues entry r in libpq (which sends nothing before the batch ends): a
+ * read's statement, prepared first when this connection lacks it, or the
+ * session's set-up. False when libpq refuses (the connection is broken). */
+static bool send_one(pg_store_t *s, pg_aread_t *r)
+{
+    PGconn *c = s->conn;
+    s->aio.batched++;
+    r->stage = EXEC;
+    if (r->kind == SETUP)
+        return PQsendQueryParams(c, pg_reader_session_sql, 0, NULL, NULL, NULL, NULL, 1) == 1;
+    r->sends++;
+    char name[PG_STMT_NAME_MAX];
+    pg_stmt_name(r->id, name);
+    if (!s->prepared[r->id]) {
+        if (PQsendPrepare(c, name, pg_stmt_sql[r->id], 0, NULL) != 1) return false;
+        s->prepared[r->id] = true; /* for the reads sent after it; undone if it fails */
+        r->stage = PREPARE;
+    }
+    return PQsendQueryPrepared(c, name, r->p.n, r->p.v, r->p.len, r->p.fmt, 1) == 1;
+}
+
+/* Pushes what libpq holds to the socket; the rest when it is writable.
+ * False (the connection is broken) when it cannot. */
+static bool flush(pg_store_t *s)
+{
+    int rc = PQflush(s->conn);
+    if (rc > 0) s->aio.loop.write(s->aio.watch);
+    return rc >= 0;
+}
+
+/* Queues every entry waiting to be sent, in order. */
+static bool send_unsent(pg_store_t *s)
+{
+    for (pg_aread_t *r = s->aio.head; r != NULL; r = r->next)
+        if (r->stage == UNSENT && !send_one(s, r)) return false;
+    return true;
+}
+
+/* Ends the batch: a Sync after the entries queued since the last one, and
+ * everything sent. */
+static bool end_batch(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    if (a->batched == 0) return true;
+    pg_aread_t *sync = entry_new(a, SYNC);
+    if (sync == NULL) return false;
+    if (PQpipelineSync(s->conn) != 1) {
+        entry_free(a, sync);
+        return false;
+    }
+    sync->stage = EXEC;
+    append(a, sync);
+    a->batched = 0;
+    return flush(s);
+}
+
+static void on_kick(void *arg)
+{
+    pg_store_t *s = arg;
+    s->aio.kick = NULL;
+    if (s->aio.broken || !end_batch(s)) lose(s);
+}
+
+/* --- answers -------------------------------------------------------------------- */
+
+/* The SQLSTATE of a failed result, or "". */
+static const char *sqlstate(const PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return state != NULL ? state : "";
+}
+
+/* True when res is the server ending the session (a connection failure,
+ * an administrator's pg_terminate_backend, a shutdown) or the connection
+ * is gone: not the read's answer, but a lost connection. */
+static bool session_ends(const pg_store_t *s, const PGresult *res)
+{
+    const char *state = sqlstate(res);
+    if (!pg_conn_ok(s) || state[0] == '\0') return true;
+    return strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0;
+}
+
+/* Notes a failed result of read r. Whether this connection has prepared
+ * a statement is known only once the batch that prepared it is answered,
+ * and a read sent meanwhile may have guessed wrong; both guesses heal:
+ *   - PGRES_PIPELINE_ABORTED: the server skipped r, since a read before it
+ *     in its batch failed: r goes again (and a skipped preparation is not
+ *     made);
+ *   - a preparation refused because the statement exists (42P05): it is
+ *     prepared; r's statement, skipped after it, goes again without;
+ *   - a statement that does not exist (26000): its preparation was in a
+ *     batch the server skipped: r goes again, prepared first;
+ *   - anything else is r's answer (the first failure counts). */
+static void note_failure(pg_store_t *s, pg_aread_t *r, const PGresult *res)
+{
+    ExecStatusType st = PQresultStatus(res);
+    bool preparing = r->stage == PREPARE;
+    if (st == PGRES_PIPELINE_ABORTED) {
+        if (preparing) s->prepared[r->id] = false;
+        r->skipped = true;
+    } else if (r->rc != STORE_OK) {
+        return;
+    } else if (preparing && strcmp(sqlstate(res), "42P05") == 0) {
+        s->prepared[r->id] = true;
+    } else if (!preparing && strcmp(sqlstate(res), "26000") == 0) {
+        s->prepared[r->id] = false;
+        r->skipped = true;
+    } else {
+        if (preparing) s->prepared[r->id] = false;
+        r->rc = pg_map_error(s, res);
+    }
+}
+
+/* Takes the next result (res, NULL included) of r, the oldest entry in
+ * flight. False when it is not what r can get, or the server is ending
+ * the session: the connection is then lost. */
+static bool take(pg_store_t *s, pg_aread_t *r, PGresult *res)
+{
+    if (r->kind == SYNC) {
+        bool synced = res != NULL && PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+        PQclear(res);
+        r->stage = ENDED;
+        return synced;
+    }
+    if (res == NULL) { /* the end of this statement's results */
+        r->stage = r->stage == PREPARE ? EXEC : ENDED;
+        return true;
+    }
+    ExecStatusType st = PQresultStatus(res);
+    bool ok = st == PGRES_COMMAND_OK || (st == PGRES_TUPLES_OK && r->stage == EXEC);
+    if (st == PGRES_PIPELINE_SYNC || (ok && r->result != NULL)) {
+        PQclear(res);
+        return false;
+    }
+    if (!ok && st != PGRES_PIPELINE_ABORTED && session_ends(s, res)) {
+        char msg[PG_MSG_MAX];
+        pg_message(PQresultErrorMessage(res), msg, sizeof msg);
+        pg_lost(s, msg);
+        PQclear(res);
+        return false;
+    }
+    if (ok && r->stage == EXEC) {
+        r->result = res;
+        return true;
+    }
+    if (!ok) note_failure(s, r, res);
+    PQclear(res);
+    return true;
+}
+
+/* Ends the oldest entry once all its answers are in: a read completes, or
+ * goes again in the next batch when the server skipped it. False when the
+ * connection has been lost meanwhile (its set-up failed). */
+static bool end_head(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    pg_aread_t *r = a->head;
+    a->head = r->next;
+    if (a->head == NULL) a->tail = NULL;
+    if (r->kind == READ && r->rc == STORE_OK && r->skipped && ++r->skips <= SKIPS_MAX) {
+        unsend(r);
+        r->sends--; /* the same connection: no new try */
+        append(a, r);
+        if (!send_one(s, r)) broken(s);
+        kick(s);
+        return true;
+    }
+    if (r->kind == READ) {
+        complete(s, r, r->rc == STORE_OK && r->skipped ? STORE_UNAVAILABLE : r->rc);
+        return true;
+    }
+    bool ok = r->kind == SYNC || (r->rc == STORE_OK && !r->skipped);
+    entry_free(a, r);
+    if (!ok) {
+        store_log("crmd: postgres: cannot set up the PostgreSQL session");
+        lose(s);
+    }
+    return ok;
+}
+
+/* Takes every answer that has arrived, in order. A read's callbacks may
+ * start other reads, which join the queue's end. */
+static void take_answers(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    for (;;) {
+        if (a->state != AIO_READY || a->broken) return;
+        if (PQstatus(s->conn) == CONNECTION_BAD) {
+            lose(s);
+            return;
+        }
+        pg_aread_t *r = a->head;
+        if (r == NULL || r->stage == UNSENT || PQisBusy(s->conn)) return;
+        if (!take(s, r, PQgetResult(s->conn))) {
+            lose(s);
+            return;
+        }
+        if (r->stage == ENDED && !end_head(s)) return;
+    }
+}
+
+static void on_io(void *arg, unsigned events)
+{
+    pg_store_t *s = arg;
+    pg_async_t *a = &s->aio;
+    if (a->state == AIO_CONNECTING) {
+        connect_step(s);
+        return;
+    }
+    if (a->broken || ((events & STORE_IO_WRITE) && !flush(s)) ||
+        ((events & STORE_IO_READ) && PQconsumeInput(s->conn) != 1)) {
+        lose(s);
+        return;
+    }
+    take_answers(s);
+}
+
+/* --- the interface ---------------------------------------------------------------- */
+
+store_rc_t pg_rows_one(const PGresult *r, const pg_rows_t *to)
+{
+    if (PQntuples(r) == 0) return STORE_NOT_FOUND;
+    to->emit(r, 0, to->cb, to->ctx);
+    return STORE_OK;
+}
+
+/* Without a loop or an async: at once, through txn.c. */
+static store_rc_t read_now(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, pg_rows_fn fn,
+                           const pg_rows_t *to)
+{
+    PGresult *r;
+    store_rc_t rc = pg_read(s, id, p, &r);
+    if (rc == STORE_OK) rc = fn(r, to);
+    PQclear(r);
+    return rc;
+}
+
+store_rc_t pg_read_rows(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, pg_rows_fn fn,
+                        const pg_rows_t *to, const store_async_t *async)
+{
+    pg_async_t *a = &s->aio;
+    if (async == NULL || !a->on) return read_now(s, id, p, fn, to);
+    assert(s->base.batch == BATCH_NONE && !s->in_tx && !s->piped);
+    /* During the back-off after a failed attempt: refused at once. */
+    if (a->state == AIO_DOWN && (!pg_may_connect(s) || !start_connect(s))) return STORE_UNAVAILABLE;
+    pg_aread_t *r = entry_new(a, READ);
+    if (r == NULL) return STORE_UNAVAILABLE;
+    if (!pg_params_copy(&r->p, p, &r->text)) {
+        entry_free(a, r);
+        return STORE_UNAVAILABLE;
+    }
+    r->id = id;
+    r->fn = fn;
+    r->to = *to;
+    r->async = *async;
+    append(a, r);
+    if (a->state == AIO_READY && !a->broken) {
+        if (!send_one(s, r)) broken(s);
+        kick(s); /* the batch ends with this turn of the loop */
+    }
+    return STORE_PENDING;
+}
+
+void pg_set_loop(store_t *base, const store_loop_t *loop)
+{
+    pg_store_t *s = pg_of(base);
+    pg_async_t *a = &s->aio;
+    assert(!a->on && !s->in_tx && !s->piped && s->base.batch == BATCH_NONE);
+    a->on = true;
+    a->loop = *loop;
+    a->state = AIO_DOWN;
+    /* The connection the thread opened (and read its revocations on) is
+     * kept; failing that, the first read makes a new one. */
+    if (pg_conn_ok(s) && start_session(s)) return;
+    drop(s);
+    fail_all(s, take_all(a), STORE_UNAVAILABLE); /* only the set-up, if anything */
+}
+
+void pg_async_close(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    if (!a->on) return;
+    for (pg_aread_t *r = take_all(a), *next; r != NULL; r = next) {
+        next = r->next;
+        assert(r->kind != READ); /* nobody's read may be pending (store.h) */
+        entry_free(a, r);
+    }
+    drop(s);
+    while (a->spare != NULL) {
+        pg_aread_t *r = a->spare;
+        a->spare = r->next;
+        free(r);
+    }
+    a->nspare = 0;
+}

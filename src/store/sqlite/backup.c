@@ -1,0 +1,119 @@
+/*
+ * backup.c: crmd backup on SQLite (store_backup): an online copy with the
+ * backup API.
+ *
+ * The copy is taken in one step (sqlite3_backup_step with -1), inside one
+ * read transaction of the source: in WAL mode writers go on meanwhile,
+ * and the copy is the database as of the moment that transaction began,
+ * so every write committed before it is in the copy. (Copying in small
+ * steps would let other connections' writes restart it, forever under a
+ * steady load.) The copy goes to a temporary file beside path, created
+ * 0600, is checked, synced, and only then renamed to path.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/sqlite/sqlite_int.h"
+
+/* Copies s's main database into the open, empty file tmp. */
+static store_rc_t copy_into(sqlite_store_t *s, const char *tmp, char *msg, size_t msgsz)
+{
+    sqlite3 *dst = NULL;
+    store_rc_t rc = STORE_ERROR;
+    if (sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        snprintf(msg, msgsz, "cannot open the copy: %s", dst ? sqlite3_errmsg(dst) : "out of memory");
+        sqlite3_close(dst);
+        return STORE_ERROR;
+    }
+    sqlite3_backup *b = sqlite3_backup_init(dst, "main", s->db, "main");
+    int src = b != NULL ? sqlite3_backup_step(b, -1) : sqlite3_errcode(dst);
+    if (b != NULL) sqlite3_backup_finish(b);
+    if (src != SQLITE_DONE) {
+        snprintf(msg, msgsz, "the copy failed: %s", sqlite3_errstr(src));
+        rc = src == SQLITE_BUSY || src == SQLITE_LOCKED || src == SQLITE_FULL ? STORE_UNAVAILABLE
+                                                                              : STORE_ERROR;
+    } else {
+        sqlite3_stmt *st = NULL;
+        const char *ok = NULL;
+        if (sqlite3_prepare_v2(dst, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            ok = (const char *)sqlite3_column_text(st, 0);
+        if (ok != NULL && strcmp(ok, "ok") == 0)
+            rc = STORE_OK;
+        else
+            snprintf(msg, msgsz, "the copy fails its integrity check: %s",
+                     ok != NULL ? ok : sqlite3_errmsg(dst));
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(dst);
+    return rc;
+}
+
+/* Syncs the file path, and the folder holding it (so its name lasts). */
+static bool sync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    bool ok = fd >= 0 && fsync(fd) == 0;
+    if (fd >= 0) close(fd);
+    char *dir = strdup(path);
+    int dfd = dir != NULL ? open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    ok = ok && dfd >= 0 && fsync(dfd) == 0;
+    if (dfd >= 0) close(dfd);
+    free(dir);
+    return ok;
+}
+
+store_rc_t sq_backup(store_t *base, const char *path, char *msg, size_t msgsz)
+{
+    sqlite_store_t *s = sq_of(base);
+    sqlite3_stmt *v = NULL;
+    int version = 0;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &v, NULL) == SQLITE_OK &&
+        sqlite3_step(v) == SQLITE_ROW)
+        version = sqlite3_column_int(v, 0);
+    sqlite3_finalize(v);
+    if (version == 0) {
+        snprintf(msg, msgsz, "the database is empty or not crmd's; nothing was written");
+        return STORE_NOT_FOUND;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        snprintf(msg, msgsz, "%s exists; crmd backup never overwrites a file", path);
+        return STORE_CONFLICT;
+    }
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.partial-%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+        snprintf(msg, msgsz, "the path is too long");
+        return STORE_ERROR;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(msg, msgsz, "cannot create %s: %s", tmp, strerror(errno));
+        return errno == ENOSPC ? STORE_UNAVAILABLE : STORE_ERROR;
+    }
+    close(fd);
+    store_rc_t rc = copy_into(s, tmp, msg, msgsz);
+    if (rc == STORE_OK && !sync_path(tmp)) {
+        snprintf(msg, msgsz, "cannot sync the copy to disk: %s", strerror(errno));
+        rc = STORE_UNAVAILABLE;
+    }
+    /* link() fails on an existing name, so a file made meanwhile is kept. */
+    if (rc == STORE_OK && link(tmp, path) != 0) {
+        snprintf(msg, msgsz, "cannot name the copy %s: %s", path, strerror(errno));
+        rc = errno == EEXIST ? STORE_CONFLICT : STORE_ERROR;
+    }
+    unlink(tmp);
+    if (rc == STORE_OK && !sync_path(path)) {
+        snprintf(msg, msgsz, "cannot sync %s to disk: %s", path, strerror(errno));
+        rc = STORE_UNAVAILABLE;
+    }
+    if (rc == STORE_OK && stat(path, &st) == 0)
+        snprintf(msg, msgsz, "backed up to %s (%lld bytes, integrity ok)", path, (long long)st.st_size);
+    return rc;
+}

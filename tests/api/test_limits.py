@@ -1,0 +1,158 @@
+"""Rate limits behind a proxy (issue 9): both limits are on by default on
+every address, loopback included, and start-up says which are in force;
+failed authentication is limited per client address, which behind a
+--trusted-proxy is the forwarded client (X-Forwarded-For), over HTTP/1 and
+HTTP/2 alike; over the limit, a 429 with Retry-After comes before any
+signature is checked, while tokens already verified keep working."""
+
+import base64
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+import requests
+
+import apiutil
+from apiutil import TIMEOUT, assert_error
+from conftest import free_port
+
+
+def forged(app):
+    """A token of the right shape with a signature that cannot verify,
+    different each time (so never in a cache)."""
+    head, payload, _ = app.token.split(".")
+    sig = base64.urlsafe_b64encode(uuid.uuid4().bytes * 16).rstrip(b"=").decode()
+    return f"{head}.{payload}.{sig}"
+
+
+def get(srv, key, token, client=None, path="/leads/"):
+    headers = {"AppId": key, "Authorization": f"Bearer {token}"}
+    if client is not None:
+        headers["X-Forwarded-For"] = f"198.51.100.77, {client}"
+    return requests.get(srv.base_url + path, headers=headers, timeout=TIMEOUT)
+
+
+def test_limits_are_on_by_default_also_on_loopback_and_said_at_start(tmp_path):
+    db = tmp_path / "crmd.db"
+    key, token = apiutil.app_create(db)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMD_")}
+    err = tmp_path / "stderr"
+    with open(err, "wb") as f:
+        proc = subprocess.Popen([apiutil.crmd_bin(), "serve", "--listen", f"127.0.0.1:{port}", "--db",
+                                 f"sqlite:{db}", "--threads", "1"], stderr=f, stdin=subprocess.DEVNULL, env=env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if requests.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, err.read_text()
+            time.sleep(0.05)
+        text = err.read_text()
+        assert "requests per app 100/s (burst 200)" in text, text
+        assert "failed authentications per client address 20/s (burst 40)" in text, text
+        assert "client address: the connection's peer (no --trusted-proxy)" in text, text
+        r = requests.get(base + "/leads/", headers={"AppId": key, "Authorization": f"Bearer {token}"},
+                         timeout=TIMEOUT)
+        assert r.status_code == 200 and r.headers["RateLimit-Limit"] == "200", r.headers
+        # 40 failures at once are allowed; then the address must wait.
+        app = apiutil.App(base, key, token)
+        codes = []
+        with requests.Session() as s:
+            for _ in range(60):
+                codes.append(s.get(base + "/leads/", headers={"AppId": key, "Authorization":
+                                                              f"Bearer {forged(app)}"},
+                                   timeout=TIMEOUT).status_code)
+        assert codes[:39] == [401] * 39 and 429 in codes, codes
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def proxied(make_server, monkeypatch):
+    """A server behind a trusted proxy on loopback, whose failed-auth limit
+    is a burst of 3 and one more every 5 s."""
+    monkeypatch.setenv("CRMD_TRUSTED_PROXY", "127.0.0.1/32")
+    monkeypatch.setenv("CRMD_AUTH_LIMIT", "0.2:3")
+    monkeypatch.setenv("CRMD_HTTP2", "1")  # cleartext HTTP/2 is off by default
+    return make_server(threads=1)
+
+
+def test_failed_authentication_is_limited_per_forwarded_client(proxied):
+    srv = proxied
+    app = srv.new_app()
+    assert "from X-Forwarded-For when the peer is a trusted proxy (127.0.0.1/32)" in srv.stderr_text()
+    cached = get(srv, app.key, app.token, client="203.0.113.2")  # verified: in the cache now
+    assert cached.status_code == 200
+    for _ in range(3):
+        assert get(srv, app.key, forged(app), client="203.0.113.1").status_code == 401
+    r = get(srv, app.key, forged(app), client="203.0.113.1")
+    assert_error(r, 429, "rate_limited")
+    assert int(r.headers["Retry-After"]) >= 1
+    # Over the limit, even a good token is not verified (no RSA work)...
+    fresh = apiutil.token_issue(srv.db, app.key)
+    assert get(srv, app.key, fresh, client="203.0.113.1").status_code == 429
+    # ...but one already verified is served from the cache.
+    assert get(srv, app.key, app.token, client="203.0.113.1").status_code == 200
+    # Unknown app keys count as failures too.
+    assert get(srv, "pk_live_nosuchapp", app.token, client="203.0.113.1").status_code == 401
+    # Another forwarded client has its own allowance; so has the proxy itself.
+    assert get(srv, app.key, forged(app), client="203.0.113.9").status_code == 401
+    assert get(srv, app.key, fresh, client="203.0.113.9").status_code == 200
+    assert get(srv, app.key, forged(app)).status_code == 401
+    # Over HTTP/2 the same address is just as limited.
+    p = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                        "--http2-prior-knowledge", "-H", f"AppId: {app.key}",
+                        "-H", f"Authorization: Bearer {forged(app)}",
+                        "-H", "X-Forwarded-For: 203.0.113.1", srv.base_url + "/leads/"],
+                       capture_output=True, text=True, timeout=20)
+    assert p.stdout == "2 429", p
+
+
+def test_the_client_a_trusted_proxy_names_is_the_right_most_untrusted(proxied):
+    srv = proxied
+    app = srv.new_app()
+    # The client may write anything on the left; the proxy appends what it saw.
+    for spoofed in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        h = {"AppId": app.key, "Authorization": f"Bearer {forged(app)}",
+             "X-Forwarded-For": f"{spoofed}, 203.0.113.50"}
+        assert requests.get(srv.base_url + "/leads/", headers=h, timeout=TIMEOUT).status_code == 401
+    assert get(srv, app.key, forged(app), client="203.0.113.50").status_code == 429
+
+
+def test_without_a_trusted_proxy_forwarded_for_is_ignored(make_server, monkeypatch):
+    monkeypatch.setenv("CRMD_AUTH_LIMIT", "0.2:3")
+    srv = make_server(threads=1)
+    app = srv.new_app()
+    for client in ("203.0.113.1", "203.0.113.2", "203.0.113.3"):
+        assert get(srv, app.key, forged(app), client=client).status_code == 401
+    # All of them came from the peer, 127.0.0.1, whatever they claimed.
+    assert get(srv, app.key, forged(app), client="203.0.113.4").status_code == 429
+
+
+def test_conflicting_and_missing_credentials_count_as_failures(make_server, monkeypatch):
+    monkeypatch.setenv("CRMD_AUTH_LIMIT", "0.2:2")
+    srv = make_server(threads=1)
+    app = srv.new_app()
+    assert requests.get(srv.base_url + "/leads/", timeout=TIMEOUT).status_code == 401
+    assert requests.get(srv.base_url + "/leads/", headers={"AppId": app.key, "X-Api-Key": "other",
+                                                           "Authorization": f"Bearer {app.token}"},
+                        timeout=TIMEOUT).status_code == 400
+    assert get(srv, app.key, forged(app)).status_code == 429
+
+
+@pytest.mark.parametrize("args", [["--trusted-proxy", "10.0.0.0/33"], ["--trusted-proxy", "proxy.local"],
+                                  ["--auth-limit", "0"], ["--auth-limit", "x:1"],
+                                  ["--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1/200"]])
+def test_bad_limit_flags_exit_2(tmp_path, args):
+    p = apiutil.run_crmd("serve", "--listen", "127.0.0.1:1", "--db", f"sqlite:{tmp_path}/x.db", *args,
+                         timeout=10)
+    assert p.returncode == 2, p
+    assert args[-2].lstrip("-") in p.stderr

@@ -1,0 +1,183 @@
+"""/metrics on the admin listener (--admin-listen): Prometheus text format,
+read with a real parser (python3-prometheus-client), whose values move as
+the requests made here say; bounded labels; nothing of the API on the admin
+address and no /metrics on the API's."""
+
+import socket
+import time
+import uuid
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from apiutil import MIB, assert_status, token_issue
+from conftest import BACKEND, Server, environ, free_port
+
+
+class AdminServer(Server):
+    """A crmd with an admin listener (and the given extra environment)."""
+
+    def __init__(self, workdir, env):
+        super().__init__(workdir, threads=2)
+        self.admin_port = free_port()
+        self.env = dict(env, CRMD_ADMIN_LISTEN=f"127.0.0.1:{self.admin_port}")
+
+    def start(self):
+        with environ(self.env):
+            return super().start()
+
+    @property
+    def admin_url(self):
+        return f"http://127.0.0.1:{self.admin_port}"
+
+
+@pytest.fixture(scope="module")
+def msrv(tmp_path_factory):
+    srv = AdminServer(tmp_path_factory.mktemp("metrics"),
+                      {"CRMD_RATE_LIMIT": "5:5", "CRMD_AUTH_LIMIT": "0.1:2"}).start()
+    yield srv
+    assert srv.stop() == 0
+
+
+def scrape(srv):
+    r = requests.get(srv.admin_url + "/metrics", timeout=10)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for fam in text_string_to_metric_families(r.text):
+        for s in fam.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples, r.text
+
+
+def value(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))), 0)
+
+
+def test_counters_move_as_requests_say(msrv):
+    before, _ = scrape(msrv)
+    app = msrv.new_app()
+    with requests.Session() as s:
+        for _ in range(3):
+            assert s.get(msrv.base_url + "/healthz").status_code == 200
+        for i in range(2):
+            assert s.get(msrv.base_url + f"/nope-{uuid.uuid4()}").status_code == 404
+        lead = app.create_lead(name="Counted")
+        assert_status(app.get(f"/leads/{lead['id']}"), 200)
+        assert_status(app.get(f"/leads/{lead['id']}"), 200)
+        assert s.get(msrv.base_url + "/readyz").status_code == 200
+        # the open keep-alive connection of this session is counted
+        after, text = scrape(msrv)
+    req = "crmd_http_requests_total"
+    delta = lambda name, **lb: value(after, name, **lb) - value(before, name, **lb)  # noqa: E731
+    assert delta(req, route="/healthz", method="GET", status="200") == 3
+    assert delta(req, route="unmatched", method="GET", status="404") == 2
+    assert delta(req, route="/leads", method="POST", status="201") == 1
+    assert delta(req, route="/leads/{id}", method="GET", status="200") == 2
+    assert delta(req, route="/readyz", method="GET", status="200") == 1
+    # the histogram counts the same requests, with every bucket
+    hist = "crmd_http_request_duration_seconds"
+    assert delta(hist + "_count", route="/leads/{id}", method="GET") == 2
+    assert value(after, hist + "_bucket", route="/healthz", method="GET", le="+Inf") == \
+        value(after, req, route="/healthz", method="GET", status="200")
+    assert delta(hist + "_sum", route="/leads/{id}", method="GET") > 0
+    # one commit at least, for the create
+    assert delta("crmd_writer_batch_writes_count") >= 1
+    assert delta("crmd_writer_batch_writes_sum") >= 1
+    assert delta("crmd_writer_batch_duration_seconds_count") >= 1
+    assert value(after, "crmd_writer_queue_writes") == 0
+    # the response cache (SQLite only: always off on PostgreSQL)
+    looked = delta("crmd_cache_hits_total") + delta("crmd_cache_misses_total")
+    if BACKEND == "sqlite":
+        assert delta("crmd_cache_hits_total") >= 1 and looked >= 2
+    else:
+        assert looked == 0
+    assert value(after, "crmd_http_open_connections") >= 1
+    assert value(after, "crmd_start_time_seconds") > 1.7e9
+    # raw paths never become labels
+    assert "nope-" not in text and lead["id"] not in text
+
+
+def test_rate_limited_requests_by_limit(msrv):
+    before, _ = scrape(msrv)
+    app = msrv.new_app()
+    statuses = [app.get("/leads/").status_code for _ in range(8)]
+    assert 429 in statuses
+    forged = app.with_creds(token=token_issue(msrv.db, app.key)[:-4] + "AAAA")
+    auth = [forged.get("/leads/").status_code for _ in range(4)]
+    assert 429 in auth
+    after, _ = scrape(msrv)
+    rl = "crmd_rate_limited_total"
+    assert value(after, rl, limit="app") - value(before, rl, limit="app") == statuses.count(429)
+    assert value(after, rl, limit="auth") - value(before, rl, limit="auth") == auth.count(429)
+
+
+def test_labels_stay_bounded(msrv):
+    """Requests are labelled by route table entry, or "unmatched" by method:
+    whatever paths clients send, no series is made from them."""
+    from apiutil import run_crmd
+    table = run_crmd("routes", check=True).stdout
+    patterns = {ln.split("`")[1] for ln in table.splitlines() if ln.startswith("| ") and "`" in ln}
+    req = "crmd_http_requests_total"
+    before, _ = scrape(msrv)
+    paths = [f"/x{i}/{uuid.uuid4()}" for i in range(40)]
+    with requests.Session() as s:
+        for p in paths:
+            assert s.get(msrv.base_url + p).status_code == 404
+            assert s.request("PATCH", msrv.base_url + "/leads" + p).status_code in (404, 405)
+    after, text = scrape(msrv)
+    routes = {dict(labels)["route"] for (name, labels) in after if name == req}
+    assert routes <= patterns | {"unmatched"}, routes
+    got = value(after, req, route="unmatched", method="GET", status="404") - \
+        value(before, req, route="unmatched", method="GET", status="404")
+    assert got == 40
+    assert not any(p in text for p in paths)
+
+
+def test_admin_listener_serves_only_metrics(msrv):
+    for path in ("/leads/", "/readyz", "/openapi.json", "/metrics/x"):
+        assert requests.get(msrv.admin_url + path, timeout=10).status_code == 404, path
+    assert requests.get(msrv.admin_url + "/healthz", timeout=10).json() == {"status": "ok"}
+    assert requests.post(msrv.admin_url + "/metrics", timeout=10).status_code == 404
+    # ... and the API's address has no /metrics
+    assert requests.get(msrv.base_url + "/metrics", timeout=10).status_code == 404
+
+
+def test_no_admin_listener_by_default(server):
+    assert requests.get(server.base_url + "/metrics", timeout=10).status_code == 404
+    assert "admin listener" not in server.stderr_text()
+
+
+def test_refusals_are_counted(tmp_path):
+    srv = AdminServer(tmp_path / "small", {"CRMD_MAX_CONNECTIONS": "3", "CRMD_REQUEST_MEMORY_MB": "1"})
+    srv.workdir.mkdir()
+    srv.start()
+    try:
+        socks = []
+        # Two uploads of 700 KB each, unfinished: the second passes 1 MiB.
+        head = (b"POST /leads/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000000\r\n\r\n")
+        for _ in range(2):
+            c = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            c.sendall(head + b" " * 700000)
+            socks.append(c)
+        time.sleep(0.5)
+        # Over the cap of 3 connections (the two above may be closed by now).
+        for _ in range(4):
+            socks.append(socket.create_connection(("127.0.0.1", srv.port), timeout=5))
+        time.sleep(0.5)
+        samples, _ = scrape(srv)
+        assert value(samples, "crmd_memory_guard_refusals_total", kind="request_memory") >= 1
+        assert value(samples, "crmd_http_connections_refused_total") >= 1
+        for c in socks:
+            c.close()
+    finally:
+        assert srv.stop() == 0
+    assert MIB  # the limit above is under MIB
+
+
+def test_admin_listen_is_checked(tmp_path):
+    from apiutil import run_crmd
+    p = run_crmd("serve", "--admin-listen", "nowhere", "--db", f"sqlite:{tmp_path}/x.db")
+    assert p.returncode == 2 and "--admin-listen wants HOST:PORT" in p.stderr

@@ -1,0 +1,190 @@
+"""Operating crmd: --version, --config FILE, and `crmd backup` (an online
+SQLite copy under write load, restored and served)."""
+
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import stat
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from apiutil import crmd_bin, run_crmd
+from conftest import BACKEND, free_port
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_version_is_the_makefiles():
+    for args in (["--version"], ["version"]):
+        p = run_crmd(*args, check=True)
+        assert re.fullmatch(r"crmd \d+\.\d+\.\d+(\+g[0-9a-f]{7,}(\.dirty)?)?\n", p.stdout), p.stdout
+    base = re.search(r"^VERSION_BASE := (\S+)", open(os.path.join(REPO, "Makefile")).read(), re.M)
+    assert p.stdout.startswith(f"crmd {base.group(1)}"), (p.stdout, base.group(1))
+
+
+# ---------------------------------------------------------------- --config
+
+def serve_flags():
+    text = run_crmd("serve", "--help", check=True).stdout
+    flags = set(re.findall(r"--([a-z][a-z0-9-]+)", text)) - {"help"}
+    assert {"listen", "db", "rate-limit", "jwks-file"} <= flags, flags
+    return sorted(flags)
+
+
+def test_every_serve_option_can_be_set_in_the_config_file(tmp_path):
+    conf = tmp_path / "crmd.conf"
+    conf.write_text("# every option of serve\n\n" +
+                    "".join(f"{name} = {'true' if name in ('quiet', 'http2') else 'x'}\n"
+                            for name in serve_flags()))
+    p = run_crmd("serve", "--help", "--config", str(conf))
+    assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("text,words", [
+    ("lisen = 127.0.0.1:1\nthreds = 2\n", ["lisen", "threds", ":1:", ":2:"]),
+    ("db = a\ndb = b\n", ["twice", "'db'"]),
+    ("listen\n", ["name = value"]),
+    ("listen =\n", ["no value", "'listen'"]),
+    ("quiet = perhaps\n", ["true or false", "'quiet'"]),
+])
+def test_a_bad_config_file_is_refused_naming_the_problem(tmp_path, text, words):
+    conf = tmp_path / "bad.conf"
+    conf.write_text(text)
+    p = run_crmd("app", "list", "--config", str(conf))
+    assert p.returncode == 2, p.stderr
+    for w in words:
+        assert w in p.stderr, (w, p.stderr)
+    assert run_crmd("migrate", "--config", str(tmp_path / "missing.conf")).returncode == 2
+
+
+def listening_port(conf, env_listen=None, flag_listen=None):
+    """Starts serve with the config file (and CRMD_LISTEN / --listen), and
+    returns the port its start-up line names."""
+    env = dict(os.environ)
+    env.pop("CRMD_LISTEN", None)
+    if env_listen:
+        env["CRMD_LISTEN"] = env_listen
+    args = [crmd_bin(), "serve", f"--config={conf}", "--threads", "1"]
+    if flag_listen:
+        args += ["--listen", flag_listen]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, env=env, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                return int(m.group(1))
+            assert line or proc.poll() is None, "serve exited before listening"
+        raise AssertionError("serve never said where it listens")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        proc.stderr.close()
+
+
+def test_precedence_option_environment_file_default(tmp_path):
+    ports = [free_port() for _ in range(3)]
+    conf = tmp_path / "crmd.conf"
+    conf.write_text(f"listen = 127.0.0.1:{ports[0]}\ndb = sqlite:{tmp_path / 'c.db'}\n"
+                    "quiet = yes\nrate-limit = off\n")
+    assert listening_port(conf) == ports[0]
+    assert listening_port(conf, env_listen=f"127.0.0.1:{ports[1]}") == ports[1]
+    assert listening_port(conf, env_listen=f"127.0.0.1:{ports[1]}",
+                          flag_listen=f"127.0.0.1:{ports[2]}") == ports[2]
+    # Every command reads it: db from the file.
+    p = run_crmd("app", "create", "from-config", "--config", str(conf), check=True)
+    assert "BLOCKS_API_KEY" in p.stdout
+    assert (tmp_path / "c.db").exists()
+
+
+# ---------------------------------------------------------------- backup
+
+def test_backup_of_postgres_explains_pg_dump(server):
+    if BACKEND != "postgres":
+        pytest.skip("the PostgreSQL explanation needs a PostgreSQL database")
+    p = run_crmd("backup", "--db", server.db_url, "--to", "/tmp/never-written.dump")
+    assert p.returncode == 1 and "pg_dump" in p.stderr and "pg_restore" in p.stderr, p.stderr
+    assert not os.path.exists("/tmp/never-written.dump")
+
+
+def test_backup_refuses_an_existing_file_and_an_empty_source(tmp_path):
+    target = tmp_path / "exists.db"
+    target.write_text("keep me")
+    run_crmd("migrate", "--db", f"sqlite:{tmp_path / 'a.db'}", check=True)
+    p = run_crmd("backup", "--db", f"sqlite:{tmp_path / 'a.db'}", "--to", str(target))
+    assert p.returncode == 1 and "exists" in p.stderr
+    assert target.read_text() == "keep me"
+    assert run_crmd("backup", "--db", f"sqlite:{tmp_path / 'a.db'}").returncode == 2
+
+
+def test_backup_of_a_missing_sqlite_database_creates_nothing(tmp_path):
+    """A mistyped --db must not leave an empty database (or its -wal and
+    -shm) where none was, nor a backup."""
+    before = sorted(tmp_path.iterdir())
+    for db in (f"sqlite:{tmp_path / 'none.db'}", str(tmp_path / "bare.db")):
+        p = run_crmd("backup", "--db", db, "--to", str(tmp_path / "b.db"))
+        assert p.returncode == 1 and "no database at" in p.stderr, p.stderr
+        assert sorted(tmp_path.iterdir()) == before, "the failed backup left files behind"
+    # A --db of no accepted form is a usage error, as for every command.
+    assert run_crmd("backup", "--db", "mysql://h/db", "--to", str(tmp_path / "b.db")).returncode == 2
+
+
+def test_online_backup_under_write_load_restores(make_server, tmp_path):
+    if BACKEND == "postgres":
+        pytest.skip("crmd backup copies SQLite databases (PostgreSQL: pg_dump)")
+    srv = make_server(threads=2)
+    app = srv.new_app()
+    acked, stop = [], threading.Event()
+
+    def writer():
+        s = requests.Session()
+        while not stop.is_set():
+            r = s.post(f"{srv.base_url}/leads/", json={"lead": {"name": f"n{len(acked)}"}},
+                       headers=app.headers, timeout=15)
+            assert r.status_code == 201, r.text
+            acked.append(r.json()["data"]["id"])
+
+    threads = [threading.Thread(target=writer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        while len(acked) < 200:
+            time.sleep(0.05)
+        before = list(acked)  # acknowledged before the backup starts
+        out = tmp_path / "backup.db"
+        p = run_crmd("backup", "--db", f"sqlite:{srv.db}", "--to", str(out), timeout=60)
+        assert p.returncode == 0, p.stderr
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert not list(tmp_path.glob("backup.db.partial-*"))
+    con = sqlite3.connect(f"file:{out}?mode=ro", uri=True)
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        have = {r[0] for r in con.execute("SELECT id FROM leads")}
+    finally:
+        con.close()
+    missing = set(before) - have
+    assert not missing, f"{len(missing)} acknowledged writes are not in the backup"
+
+    # Restore: stop, copy back (here: a new place) keeping the mode, as cp
+    # does (crmd refuses a database group or others can read), start; the
+    # data serves.
+    restored = tmp_path / "restored" / "crmd.db"
+    restored.parent.mkdir()
+    shutil.copy(out, restored)
+    srv2 = make_server(db_url=f"sqlite:{restored}")
+    r = requests.get(f"{srv2.base_url}/leads/{before[-1]}", headers=app.headers, timeout=10)
+    assert r.status_code == 200, r.text
+    total = requests.get(f"{srv2.base_url}/leads/", headers=app.headers, timeout=10).json()
+    assert total["meta"]["totalRecords"] == len(have)
