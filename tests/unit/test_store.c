@@ -3169,3 +3169,73 @@ Test(store, a_failed_read_makes_no_other_read_fail)
     cr_expect_eq(again.rc, STORE_OK);
     store_close(s);
 }
+
+/* The find reads through the loop: each ends from it, in the order the
+ * reads were started (record reads between them), with what the same read
+ * returns at once. On PostgreSQL a find is sent with its own statement and
+ * list parameters (array literals) and planned for its values; the reads
+ * after it in its batch are planned as before. */
+Test(store, find_reads_given_a_loop_end_from_it_as_they_read_at_once)
+{
+    seed_find();
+    store_lead_query_t lq = base_query();
+    lq.f.nsources = 2;
+    lq.f.sources[0] = T("website");
+    lq.f.sources[1] = T("Cold Call");
+    lq.nsort = 1;
+    lq.sort[0] = (store_sort_t){LEAD_KEY_VALUE, true};
+    lq.limit = 5;
+    found_t want_leads = {0};
+    int64_t want_total = -2;
+    cr_assert_eq(store_lead_find(st, app1.id, &lq, &want_total, on_found, &want_leads, NULL), STORE_OK);
+    cr_assert_gt(want_leads.n, 1, "the filter keeps some leads");
+    store_follow_query_t fq = base_follow_query("");
+    fq.statuses = 1u << FOLLOW_PENDING | 1u << FOLLOW_OVERDUE;
+    found_t want_follows = {0};
+    int64_t want_ftotal = -2;
+    cr_assert_eq(store_follow_find(st, app1.id, &fq, &want_ftotal, on_ffound, &want_follows, NULL), STORE_OK);
+    store_follow_query_t nq = base_follow_query(ID(63)); /* no such lead */
+    store_lead_filter_t f = no_filter();
+    f.stages = 1u << STAGE_QUALIFIED | 1u << STAGE_NEGOTIATION;
+    store_summary_t want_sum, sum;
+    cr_assert_eq(store_lead_summary(st, app1.id, &f, FIND_NOW, &want_sum, NULL), STORE_OK);
+
+    store_t *s = open_with_loop();
+    static waited_t w[5];
+    static found_t leads, follows, none;
+    started(&w[0], store_lead_find(s, app1.id, &lq, &w[0].total, on_found, &leads, ASYNC(&w[0])));
+    started(&w[1], store_lead_get(s, app1.id, fls[0].id, on_lead, &w[1].leads, ASYNC(&w[1])));
+    started(&w[2], store_follow_find(s, app1.id, &fq, &w[2].total, on_ffound, &follows, ASYNC(&w[2])));
+    started(&w[3], store_follow_find(s, app1.id, &nq, &w[3].total, on_ffound, &none, ASYNC(&w[3])));
+    started(&w[4], store_lead_summary(s, app1.id, &f, FIND_NOW, &sum, ASYNC(&w[4])));
+    for (int k = 0; k < 5; k++)
+        cr_expect_eq(w[k].done, !on_postgres, "read %d ended before the loop turned", k);
+    TURN_UNTIL(w[0].done && w[1].done && w[2].done && w[3].done && w[4].done);
+    for (int k = 0; k < 5; k++)
+        cr_expect_eq(w[k].order - w[0].order, k, "read %d ended in its turn", k);
+    cr_expect_eq(w[0].rc, STORE_OK);
+    cr_expect_eq(w[0].total, want_total);
+    expect_ids(&leads, (const char(*)[UUID_BUFSZ])want_leads.ids, want_leads.n, "the lead find");
+    cr_expect(w[1].rc == STORE_OK && w[1].leads.n == 1, "the record read between the finds");
+    cr_expect_eq(w[2].rc, STORE_OK);
+    cr_expect_eq(w[2].total, want_ftotal);
+    expect_ids(&follows, (const char(*)[UUID_BUFSZ])want_follows.ids, want_follows.n, "the follow find");
+    cr_expect_eq(w[3].rc, STORE_NOT_FOUND, "the follows of a lead that does not exist");
+    cr_expect_eq(w[4].rc, STORE_OK);
+    cr_expect(memcmp(&sum, &want_sum, sizeof sum) == 0, "the summary");
+
+    /* The next page, by its position: a find of other parameters. */
+    store_sort_t order[STORE_SORT_MAX];
+    int norder = store_lead_order(lq.sort, lq.nsort, order);
+    store_pos_t pos;
+    store_lead_pos(&want_leads.last.l, order, norder, &pos);
+    lq.after = &pos;
+    found_t want_next = {0}, next = {0};
+    cr_assert_eq(store_lead_find(st, app1.id, &lq, &want_total, on_found, &want_next, NULL), STORE_OK);
+    static waited_t again;
+    started(&again, store_lead_find(s, app1.id, &lq, &again.total, on_found, &next, ASYNC(&again)));
+    TURN_UNTIL(again.done);
+    cr_expect_eq(again.rc, STORE_OK);
+    expect_ids(&next, (const char(*)[UUID_BUFSZ])want_next.ids, want_next.n, "the next page");
+    store_close(s);
+}

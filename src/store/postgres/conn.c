@@ -30,6 +30,8 @@ const char pg_session_sql[] = "SET lock_timeout = '5s'";
  * statement's generic plan is the one a custom plan would pick. */
 const char pg_reader_session_sql[] = "SELECT set_config('lock_timeout', '5s', false), "
                                      "set_config('plan_cache_mode', 'force_generic_plan', false)";
+const char pg_custom_plans_sql[] = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)";
+const char pg_generic_plans_sql[] = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)";
 /* libpq's rule for connect_timeout: under 2 seconds means 2. */
 #define CONNECT_TIMEOUT_MIN_S 2
 /* Reconnection back-off: the first retry after RECONNECT_MIN_MS, doubling

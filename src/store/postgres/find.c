@@ -1,8 +1,9 @@
 /*
  * find.c: the find reads on PostgreSQL (store_lead_find, store_follow_find,
- * store_lead_summary): each is one statement written by store/find.c,
- * prepared through dyn.c and run by pg_read like every other read (so it
- * becomes asynchronous with them).
+ * store_lead_summary): each is one statement written by store/find.c, run
+ * by async.c's pg_read_rows_sql: on a server thread's connection later,
+ * from its loop, like every read there; elsewhere at once, prepared
+ * through dyn.c.
  *
  * Search is always LIKE '%term%' on the folded columns: pg_trgm's index
  * serves it, and PostgreSQL's planner, which has statistics, chooses
@@ -64,43 +65,41 @@ static bool params_of(const fq_t *q, pg_params_t *p)
     return !p->full;
 }
 
-/* Runs q's statement into *out. */
-static store_rc_t run_find(pg_store_t *s, const fq_t *q, PGresult **out)
+/* Runs q's statement, its rows to fn and to: later when async says so
+ * (pg_read_rows_sql copies the statement and its parameters). */
+static store_rc_t run_find(pg_store_t *s, const fq_t *q, pg_rows_fn fn, const pg_rows_t *to,
+                           const store_async_t *async)
 {
-    *out = NULL;
-    int id = pg_dyn_id(s, q->sql.s);
-    pg_params_t *p = calloc(1, sizeof *p);
-    if (id < 0 || p == NULL) {
-        free(p);
-        return STORE_ERROR;
-    }
-    store_rc_t rc = params_of(q, p) ? pg_read(s, (enum pg_stmt_id)id, p, out) : STORE_ERROR;
+    pg_params_t *p = calloc(1, sizeof *p); /* large: not on the stack */
+    if (p == NULL) return STORE_ERROR;
+    store_rc_t rc = params_of(q, p) ? pg_read_rows_sql(s, q->sql.s, p, fn, to, async) : STORE_ERROR;
     free(p);
     return rc;
 }
 
-/* The count of a find's first row (-1 when NULL), and its records to emit. */
-static void read_find(const PGresult *r, int c0, pg_emit_fn emit, void *cb, void *ctx, int64_t *total)
+/* A find's rows: the count of its first row (-1 when NULL), and its
+ * records to emit; none at all is STORE_NOT_FOUND for one lead's follows
+ * (the lead does not exist). */
+static store_rc_t find_rows(const PGresult *r, const pg_rows_t *to)
 {
-    *total = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? pg_get_int(r, 0, 0) : -1;
-    emit(r, c0, cb, ctx);
+    if (to->one_lead && PQntuples(r) == 0) return STORE_NOT_FOUND;
+    *to->total = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? pg_get_int(r, 0, 0) : -1;
+    to->emit(r, to->c0, to->cb, to->ctx);
+    return STORE_OK;
 }
 
-/* A find read: q (on the heap: it is large) written by build, run, and
- * its rows read; none at all is STORE_NOT_FOUND when one_lead. */
+/* A find read: q (on the heap: it is large) written by build, and run. */
 static store_rc_t find(store_t *base, bool (*build)(fq_t *, int64_t, const void *), int64_t app,
-                       const void *query, pg_emit_fn emit, void *cb, void *ctx, int64_t *total, bool one_lead)
+                       const void *query, pg_rows_t *to, const store_async_t *async)
 {
     fq_t *q = malloc(sizeof *q);
     if (q == NULL) return STORE_ERROR;
     fq_init(q, true);
-    PGresult *r = NULL;
-    store_rc_t rc = build(q, app, query) ? run_find(pg_of(base), q, &r) : STORE_ERROR;
-    if (rc == STORE_OK && one_lead && PQntuples(r) == 0)
-        rc = STORE_NOT_FOUND; /* the lead does not exist */
-    else if (rc == STORE_OK)
-        read_find(r, q->c0, emit, cb, ctx, total);
-    PQclear(r);
+    store_rc_t rc = STORE_ERROR;
+    if (build(q, app, query)) {
+        to->c0 = q->c0;
+        rc = run_find(pg_of(base), q, find_rows, to, async);
+    }
     free(q);
     return rc;
 }
@@ -118,34 +117,49 @@ static bool build_follows(fq_t *q, int64_t app, const void *query)
 store_rc_t pg_lead_find(store_t *base, int64_t app, const store_lead_query_t *lq, int64_t *total,
                         store_lead_cb cb, void *ctx, const store_async_t *async)
 {
-    (void)async;
-    return find(base, build_leads, app, lq, pg_emit_leads, (void *)cb, ctx, total, false);
+    pg_rows_t to = {.emit = pg_emit_leads, .cb = (void *)cb, .ctx = ctx, .total = total};
+    return find(base, build_leads, app, lq, &to, async);
 }
 
 store_rc_t pg_follow_find(store_t *base, int64_t app, const store_follow_query_t *fq, int64_t *total,
                           store_follow_cb cb, void *ctx, const store_async_t *async)
 {
-    (void)async;
-    return find(base, build_follows, app, fq, pg_emit_follows, (void *)cb, ctx, total, fq->lead[0] != '\0');
+    pg_rows_t to = {.emit = pg_emit_follows,
+                    .cb = (void *)cb,
+                    .ctx = ctx,
+                    .total = total,
+                    .one_lead = fq->lead[0] != '\0'};
+    return find(base, build_follows, app, fq, &to, async);
+}
+
+/* The summary's rows, each added to the store_summary_t of to->out. */
+static store_rc_t summary_rows(const PGresult *r, const pg_rows_t *to)
+{
+    store_lead_filter_t f;
+    store_lead_filter_init(&f);
+    f.stages = to->stages;
+    f.statuses = to->statuses;
+    for (int i = 0; i < PQntuples(r); i++) {
+        int64_t row[8];
+        for (int c = 0; c < 8; c++)
+            row[c] = PQgetisnull(r, i, c) ? 0 : pg_get_int(r, i, c);
+        fq_summary_add(to->out, &f, row);
+    }
+    return STORE_OK;
 }
 
 store_rc_t pg_lead_summary(store_t *base, int64_t app, const store_lead_filter_t *f, int64_t now,
                            store_summary_t *out, const store_async_t *async)
 {
-    (void)async;
+    *out = (store_summary_t){0};
     fq_t *q = malloc(sizeof *q);
     if (q == NULL) return STORE_ERROR;
     fq_init(q, true);
-    PGresult *r = NULL;
-    store_rc_t rc = fq_lead_summary(q, app, f, now) ? run_find(pg_of(base), q, &r) : STORE_ERROR;
-    *out = (store_summary_t){0};
-    for (int i = 0; rc == STORE_OK && i < PQntuples(r); i++) {
-        int64_t row[8];
-        for (int c = 0; c < 8; c++)
-            row[c] = PQgetisnull(r, i, c) ? 0 : pg_get_int(r, i, c);
-        fq_summary_add(out, f, row);
-    }
-    PQclear(r);
+    /* Only the cells the filter keeps count (fq_summary_add); the filter
+     * itself need not outlive the call. */
+    pg_rows_t to = {.out = out, .stages = f->stages, .statuses = f->statuses};
+    store_rc_t rc =
+        fq_lead_summary(q, app, f, now) ? run_find(pg_of(base), q, summary_rows, &to, async) : STORE_ERROR;
     free(q);
     return rc;
 }

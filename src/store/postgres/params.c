@@ -175,34 +175,26 @@ bool pg_follow_params(pg_params_t *p, int64_t app, const follow_t *f)
     return true;
 }
 
-/* True when parameter i is encoded in p's own buf (an integer, a UUID),
- * not the caller's text. */
-static bool in_buf(const pg_params_t *p, int i)
-{
-    uintptr_t v = (uintptr_t)p->v[i], b = (uintptr_t)p->buf;
-    return v >= b && v < b + sizeof p->buf;
-}
-
-bool pg_params_copy(pg_params_t *dst, const pg_params_t *src, char **heap)
+bool pg_params_copy(pg_args_t *dst, const pg_params_t *src, char **heap)
 {
     size_t need = 0;
     for (int i = 0; i < src->n; i++)
-        if (src->v[i] != NULL && !in_buf(src, i)) need += (size_t)src->len[i];
-    *dst = *src;
+        if (src->v[i] != NULL) need += (size_t)src->len[i] + 1;
+    dst->n = src->n;
     *heap = NULL;
     if (need > 0 && (*heap = malloc(need)) == NULL) return false;
     size_t off = 0;
     for (int i = 0; i < src->n; i++) {
+        dst->len[i] = src->len[i];
+        dst->fmt[i] = src->fmt[i];
+        dst->v[i] = NULL;
         if (src->v[i] == NULL) continue;
-        if (in_buf(src, i)) {
-            dst->v[i] = (const char *)dst->buf + (src->v[i] - (const char *)src->buf);
-        } else if (src->len[i] == 0) {
-            dst->v[i] = ""; /* an empty text, which is not NULL */
-        } else {
-            memcpy(*heap + off, src->v[i], (size_t)src->len[i]);
-            dst->v[i] = *heap + off;
-            off += (size_t)src->len[i];
-        }
+        /* Each ends in a NUL: libpq reads a text-format one (an array
+         * literal) up to it. An empty text stays one, not NULL. */
+        memcpy(*heap + off, src->v[i], (size_t)src->len[i]);
+        (*heap)[off + (size_t)src->len[i]] = '\0';
+        dst->v[i] = *heap + off;
+        off += (size_t)src->len[i] + 1;
     }
     return true;
 }

@@ -10,7 +10,6 @@
  *              columns, records from rows
  *   pipe.c     libpq's pipeline mode, for the bulk import's inserts
  *   dyn.c      statements made at run time, prepared by id like the others
- *   find.c     the find reads: filtered, sorted, keyset pages; the summary
  *   totals.c   what lead writes change in lead_totals, applied at commit
  *   txn.c      transactions: one write, a read, group commit with a
  *              savepoint per write, lead counts, deadlock retries
@@ -18,6 +17,7 @@
  *   async.c    reads that complete later on the owning thread's event
  *              loop, pipelined on a non-blocking connection (server
  *              threads), or at once through txn.c (everyone else)
+ *   find.c     the find reads: filtered, sorted, keyset pages; the summary
  *   leads.c    lead operations
  *   follows.c  follow operations
  *   admin.c    apps, the signing keys, issued and revoked tokens
@@ -229,6 +229,10 @@ PGconn *pg_connect_start(pg_store_t *s, int *timeout_ms);
  * a server thread's read connection runs instead (generic plans too). */
 extern const char pg_session_sql[];
 extern const char pg_reader_session_sql[];
+/* A find's plans on a server thread's read connection (async.c): custom,
+ * then generic again, each until its batch ends. */
+extern const char pg_custom_plans_sql[];
+extern const char pg_generic_plans_sql[];
 
 /* Reconnection bookkeeping, shared by both ways of connecting: whether an
  * attempt is allowed now (not during the back-off after a failure, unless
@@ -312,10 +316,18 @@ void pg_follow_values(pg_params_t *p, const follow_t *v);
  * false if an id is not a UUID. */
 bool pg_lead_params(pg_params_t *p, int64_t app, const lead_t *l);
 bool pg_follow_params(pg_params_t *p, int64_t app, const follow_t *f);
-/* Copies src into dst so that it no longer points at the caller's bytes:
- * its texts are copied into *heap (malloc'd, the caller frees it; NULL
- * when there are none). False when out of memory. */
-bool pg_params_copy(pg_params_t *dst, const pg_params_t *src, char **heap);
+/* Parameters as they are sent, their values elsewhere: a read kept for
+ * later (async.c) holds these, not the larger pg_params_t. */
+typedef struct pg_args {
+    int n;
+    const char *v[PG_MAX_PARAMS];
+    int len[PG_MAX_PARAMS];
+    int fmt[PG_MAX_PARAMS];
+} pg_args_t;
+/* Copies src's values into *heap (malloc'd, the caller frees it; NULL when
+ * there are none) and points dst at them, so that dst no longer points at
+ * src or the caller's bytes. False when out of memory. */
+bool pg_params_copy(pg_args_t *dst, const pg_params_t *src, char **heap);
 
 /* A binary integer column of any width (bool, int2, int4, int8). */
 int64_t pg_get_int(const PGresult *r, int row, int col);
@@ -430,8 +442,11 @@ extern const store_tx_ops_t pg_batch_tx;
 typedef struct pg_rows {
     pg_emit_fn emit; /* for a record read: how a row becomes cb's record */
     void *cb, *ctx;
-    void *out;      /* app_find's store_app_t */
-    int64_t *total; /* a list's total */
+    void *out;                 /* app_find's store_app_t; a summary's store_summary_t */
+    int64_t *total;            /* a list's total */
+    int c0;                    /* a find's: the column its records start at (store/find.h) */
+    bool one_lead;             /* a find of one lead's follows: no row is STORE_NOT_FOUND */
+    unsigned stages, statuses; /* a summary's: the cells its filter keeps */
 } pg_rows_t;
 /* Turns a read's result into rows for to, and its rc (STORE_NOT_FOUND
  * when there is nothing). Called once, with the whole result. */
@@ -445,6 +460,11 @@ store_rc_t pg_rows_one(const PGresult *r, const pg_rows_t *to);
  * pg_read (*to and p need only last the call; to's pointers until done). */
 store_rc_t pg_read_rows(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, pg_rows_fn fn,
                         const pg_rows_t *to, const store_async_t *async);
+/* The same for a statement made at run time (sql: a find's): without a
+ * loop prepared through dyn.c like any other; with one, sent unnamed and
+ * planned for its parameters. */
+store_rc_t pg_read_rows_sql(pg_store_t *s, const char *sql, const pg_params_t *p, pg_rows_fn fn,
+                            const pg_rows_t *to, const store_async_t *async);
 /* Lets go of the loop's watch and timers; no read may be pending. */
 void pg_async_close(pg_store_t *s);
 
