@@ -338,6 +338,19 @@ static bool cursor_read(api_req_t *r, const char *text, size_t len, store_pos_t 
     return false;
 }
 
+/* Ends d into r->rd.key's variant, adding the secret r's cursors are made
+ * with: a body kept from before a key rotation would hand out cursors of
+ * the old key, which stop reading once it is retired. */
+static void variant_end(api_req_t *r, digest_t *d)
+{
+    dig(d, cursor_secret(r, 0), JWT_SECRET_BYTES);
+    unsigned int len = 0;
+    bool ok = d->ctx != NULL && EVP_DigestFinal_ex(d->ctx, r->rd.key.variant, &len) == 1 &&
+              len == sizeof r->rd.key.variant;
+    EVP_MD_CTX_free(d->ctx);
+    if (!ok) r->rd.key.kind = 0; /* not kept */
+}
+
 /* Keys r's filtered page in the response cache: its filters and sort
  * (r->rd.digest), its count and cursor, its page and records. */
 static void cache_variant(api_req_t *r)
@@ -350,11 +363,15 @@ static void cache_variant(api_req_t *r)
     dig_text(&d, (text_ref_t){c.base, c.len});
     r->rd.key =
         (cache_key_t){.kind = CACHE_LEADS, .app = r->app.id, .page = r->rd.page, .records = r->rd.records};
-    unsigned int len = 0;
-    bool ok = d.ctx != NULL && EVP_DigestFinal_ex(d.ctx, r->rd.key.variant, &len) == 1 &&
-              len == sizeof r->rd.key.variant;
-    EVP_MD_CTX_free(d.ctx);
-    if (!ok) r->rd.key.kind = 0; /* not kept */
+    variant_end(r, &d);
+}
+
+/* Keys a plain list (already in r->rd.key) by its cursors' secret. */
+static void plain_variant(api_req_t *r)
+{
+    digest_t d;
+    digest_begin(&d, r->rd.kind);
+    variant_end(r, &d);
 }
 
 /* --- paging ---------------------------------------------------------------------- */
@@ -542,6 +559,7 @@ void api_leads_list(api_req_t *r)
         r->rd.plain = true;
         r->rd.key = (cache_key_t){
             .kind = CACHE_LEADS, .app = r->app.id, .page = r->rd.page, .records = r->rd.records};
+        plain_variant(r);
         api_resource_read(r, &PLAIN_LEADS);
         return;
     }
@@ -596,6 +614,7 @@ static void follows_read(api_req_t *r, int kind)
         r->rd.key = (cache_key_t){
             .kind = CACHE_FOLLOWS, .app = r->app.id, .page = r->rd.page, .records = r->rd.records};
         memcpy(r->rd.key.id, r->id, sizeof r->id);
+        plain_variant(r);
         api_resource_read(r, &PLAIN_FOLLOWS);
         return;
     }
