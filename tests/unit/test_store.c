@@ -1710,17 +1710,25 @@ Test(store, copy_count_and_export)
     cr_expect_eq(x.count.follows, total.follows);
 }
 
-Test(store, copy_to_an_empty_database_keeps_everything)
+/* Copies the fixture's database into a new one, named into target; what
+ * the copy said goes into out. */
+static void copy_to_fresh(char target[URL_MAX], char out[4096])
 {
-    populate();
-    char target[URL_MAX];
-    fresh_db(target, sizeof target);
-    char out[4096] = "", err[4096] = "";
-    FILE *o = fmemopen(out, sizeof out, "w"), *e = fmemopen(err, sizeof err, "w");
+    fresh_db(target, URL_MAX);
+    char err[4096] = "";
+    out[0] = '\0';
+    FILE *o = fmemopen(out, 4096, "w"), *e = fmemopen(err, sizeof err, "w");
     store_rc_t rc = store_copy(url_, target, false, o, e);
     fclose(o);
     fclose(e);
     cr_assert_eq(rc, STORE_OK, "store_copy: %s", err);
+}
+
+Test(store, copy_to_an_empty_database_keeps_everything)
+{
+    populate();
+    char target[URL_MAX], out[4096];
+    copy_to_fresh(target, out);
     cr_expect(strstr(out,
                      "verified: the target now holds 2 apps, 3 leads, 2 follows, 2 issued tokens, 1 revoked "
                      "tokens") != NULL,
@@ -2670,6 +2678,31 @@ Test(store, migrating_from_version_4_folds_counts_and_indexes_existing_leads)
     cr_assert_eq(store_lead_find(s, 1, &q, &total, on_found, &got, NULL), STORE_OK);
     cr_expect(total == 2 && got.n == 2, "both ärger leads: %lld", (long long)total);
     store_close(s);
+}
+
+/* crmd copy moves the leads, not what finding derives from them: the
+ * target folds their names and sources and adds up its totals itself, so
+ * search and the summary read the same there as on the source. */
+Test(store, a_copy_rebuilds_the_folded_texts_and_the_totals)
+{
+    populate();
+    char target[URL_MAX], out[4096];
+    copy_to_fresh(target, out);
+    store_t *t = open_url(target);
+    store_lead_filter_t f = no_filter();
+    store_summary_t want, got;
+    cr_assert_eq(store_lead_summary(st, app1.id, &f, FIND_NOW, &want, NULL), STORE_OK);
+    cr_assert_eq(store_lead_summary(t, app1.id, &f, FIND_NOW, &got, NULL), STORE_OK);
+    cr_expect_eq(got.cell[STAGE_NEW][LEAD_ACTIVE].n, 2);
+    cr_expect(cell_value(&got.cell[STAGE_NEW][LEAD_ACTIVE]) == 250);
+    cr_expect(memcmp(&got, &want, sizeof got) == 0, "the target's summary is the source's");
+    store_lead_query_t q = base_query();
+    q.f.search = T("acm");
+    found_t found = {0};
+    int64_t total = -1;
+    cr_assert_eq(store_lead_find(t, app1.id, &q, &total, on_found, &found, NULL), STORE_OK);
+    cr_expect(total == 1 && found.n == 1 && strcmp(found.ids[0], ID(1)) == 0, "\"Acme\" found by \"acm\"");
+    store_close(t);
 }
 
 /* Large sets take the other plan (store/find.h, fq_plan): a term or a
