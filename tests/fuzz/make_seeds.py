@@ -72,6 +72,7 @@ def request_seeds(app1, tok1, app2, tok2):
     s = {
         "healthz": req("GET", "/healthz", auth=False),
         "head_healthz": req("HEAD", "/healthz", auth=False),
+        "readyz": req("GET", "/readyz?page=0", auth=False),
         "list": req("GET", "/leads/?page=1&records=20"),
         "list_bad_paging": req("GET", "/leads?page=-1&records=1000&page=99999999999999999999"),
         "list_far_page": req("GET", "/leads/?page=999999999999999999&records=100"),
