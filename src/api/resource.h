@@ -22,11 +22,13 @@ typedef struct api_read_spec {
     api_read_start_fn start;
     bool list;
     const char *not_found_title, *not_found_detail;
+    api_step_fn meta; /* a list's "meta" member, when not the plain paging one */
 } api_read_spec_t;
 
 /* Answers r with what spec reads, for the response cache key r->rd.key
  * (and, for a list, r->rd.page and r->rd.records): from the cache when it
- * holds it, else from the store, then keeping it in the cache. */
+ * holds it, else from the store, then keeping it in the cache. A key of
+ * kind 0 is never cached. */
 void api_resource_read(api_req_t *r, const api_read_spec_t *spec);
 
 /* A list's paging for r (default_records per page unless the query says),
