@@ -64,7 +64,9 @@ void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, cons
     if (status == 204 || status == 304) {
         body = h2o_iovec_init(NULL, 0);
     } else {
-        add_header(req, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"));
+        /* The board's files name their own type (board.c); all else is JSON. */
+        if (h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1) < 0)
+            add_header(req, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"));
         /* h2o 2.2 drops keep-alive after any status but 200 whose length
          * it does not know: always say it. */
         req->res.content_length = body.len;
@@ -78,6 +80,34 @@ void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, cons
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
     else
         h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+}
+
+/* Whether an If-None-Match value lists etag (or is "*"). */
+static bool etag_listed(h2o_iovec_t v, const char *etag)
+{
+    size_t n = strlen(etag);
+    const char *p = v.base, *end = v.base + v.len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == ',' || *p == '\t'))
+            p++;
+        const char *q = p;
+        while (q < end && *q != ',')
+            q++;
+        const char *e = q;
+        while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (e - p == 1 && *p == '*') return true;
+        if (e - p >= 2 && p[0] == 'W' && p[1] == '/') p += 2; /* weak comparison, as If-None-Match wants */
+        if ((size_t)(e - p) == n && memcmp(p, etag, n) == 0) return true;
+        p = q;
+    }
+    return false;
+}
+
+bool api_if_none_match(h2o_req_t *req, const char *etag)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
+    return i >= 0 && etag_listed(req->headers.entries[i].value, etag);
 }
 
 static void open_error(jw_t *w, int status, const char *code, const char *title, const char *detail)
