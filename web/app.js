@@ -239,7 +239,6 @@ function makeColumn(stage) {
   state.observer = new IntersectionObserver((entries) => {
     if (entries.some((x) => x.isIntersecting)) loadMore(state);
   }, { root: null, rootMargin: "200px" });
-  state.observer.observe(sentinel);
   return state;
 }
 
@@ -250,6 +249,7 @@ async function loadBoard(filters) {
   board.columns.clear();
   const root = $("board");
   root.replaceChildren();
+  delete root.dataset.ready;
   $("board-error").textContent = "";
   const stages = filters.stage ? STAGES.filter((s) => s === filters.stage) : STAGES;
   for (const s of stages) {
@@ -257,11 +257,16 @@ async function loadBoard(filters) {
     board.columns.set(s, c);
     root.append(c.col);
   }
-  await Promise.all([refreshSummary(), ...[...board.columns.values()].map(loadMore)]);
-  root.dataset.ready = String(board.generation);
+  /* The summary first: when the token is refused, that one request says so. */
+  const gen = board.generation;
+  if (!(await refreshSummary()) || gen !== board.generation) return;
+  for (const c of board.columns.values()) c.observer.observe(c.sentinel);
+  await Promise.all([...board.columns.values()].map(loadMore));
+  if (gen === board.generation) root.dataset.ready = String(gen);
 }
 
-/* The column headers from /leads/summary with the board's filters. */
+/* The column headers from /leads/summary with the board's filters; false
+ * when it could not be read. */
 async function refreshSummary() {
   const gen = board.generation;
   let s;
@@ -269,16 +274,16 @@ async function refreshSummary() {
     s = (await api("GET", `/leads/summary${query(leadParams(board.filters))}`)).body.data.attributes;
   } catch (e) {
     if (e.status !== 401) $("board-error").textContent = e.message;
-    return;
+    return false;
   }
-  if (gen !== board.generation) return; /* the filters changed meanwhile */
+  if (gen !== board.generation) return true; /* the filters changed meanwhile */
   for (const st of s.stages) {
     const out = $(`sum-${st.stage}`);
     if (!out) continue;
     out.textContent = `${st.count} · ${money.format(st.value)} · weighted ${money.format(st.weightedValue)}`;
     out.dataset.count = st.count;
   }
-  board.summary = s;
+  return true;
 }
 
 /* The next page of a column (one at a time), with its leads' follow-ups. */
@@ -662,6 +667,7 @@ async function loadMyDay() {
   end.setHours(24, 0, 0, 0);
   const list = $("myday");
   list.replaceChildren();
+  delete list.dataset.ready;
   let body;
   try {
     body = (await api("GET", `/follows/${query({ status: "overdue,pending", due_to: end.toISOString(), records: 100 })}`)).body;
@@ -691,6 +697,7 @@ async function loadMyDay() {
 async function loadFunnel(filters) {
   const box = $("funnel");
   box.replaceChildren();
+  delete box.dataset.ready;
   let s;
   try {
     s = (await api("GET", `/leads/summary${query(leadParams(filters))}`)).body.data.attributes;
