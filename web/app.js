@@ -280,7 +280,7 @@ async function refreshSummary() {
   for (const st of s.stages) {
     const out = $(`sum-${st.stage}`);
     if (!out) continue;
-    out.textContent = `${st.count} · ${money.format(st.value)} · weighted ${money.format(st.weightedValue)}`;
+    out.textContent = `${st.count} ${st.count === 1 ? "lead" : "leads"} · ${money.format(st.value)} · weighted ${money.format(st.weightedValue)}`;
     out.dataset.count = st.count;
   }
   return true;

@@ -399,7 +399,7 @@ test("a phone-sized screen: one column under another, nothing wider than the scr
       await card("Acme renewal").click();
       await until(() => document.getElementById("drawer-title").textContent === "Acme renewal");
       const drawer = await page.locator("#drawer").boundingBox();
-      assert.ok(drawer.width <= 375);
+      assert.deepEqual([drawer.x, drawer.width], [0, 375]);
       await axeScan(page, "phone");
     });
   } finally {
@@ -426,4 +426,38 @@ test("a token the server refuses shows the expired screen; the form signs in aga
     await card("Acme renewal").waitFor();
     assert.equal(await page.locator("#signin").isHidden(), true);
   });
+});
+
+test("another app's board shows none of the first's leads (the README's picture)", async () => {
+  const other = appCreate(join(work, "crmd.db"), "showcase");
+  const wide = await browser.newContext({ viewport: { width: 1280, height: 640 }, timezoneId: "UTC" });
+  wide.setDefaultTimeout(WAIT);
+  const first = page;
+  page = await wide.newPage();
+  watch(page);
+  const saved = { key, token };
+  ({ key, token } = other);
+  try {
+    const leads = [["Northwind renewal", "new", 18000, 10, "website"], ["Globex pilot", "new", 6500, 15, "referral"],
+      ["Initech rollout", "contacted", 42000, 25, "cold_call"], ["Umbrella expansion", "qualified", 120000, 40, "partner"],
+      ["Stark support plan", "qualified", 24000, 50, "website"], ["Wayne analytics", "proposal", 75000, 60, "referral"],
+      ["Acme Corp migration", "negotiation", 98000, 80, "event"]];
+    for (const [name, stage, value, probability, source] of leads) {
+      const lead = (await api("POST", "/leads/", { lead: { name, stage, value, probability, source } })).data;
+      if (name.startsWith("Umbrella")) await api("POST", `/leads/${lead.id}/follows`, { follow: { title: "Send contract", due_date: "2020-03-01T09:00:00Z" } });
+      if (name.startsWith("Wayne")) await api("POST", `/leads/${lead.id}/follows`, { follow: { title: "Demo", due_date: "2099-03-01T09:00:00Z" } });
+    }
+    await step("other-app", async () => {
+      await page.goto(`${base}/#app=${key}&token=${token}`);
+      await boardReady();
+      assert.equal(await page.locator(".card").count(), leads.length);
+      assert.equal(await card("Acme renewal").count(), 0);
+      await card("Umbrella expansion").locator(".badge").waitFor();
+      await page.screenshot({ path: join(SHOTS, "board.png") });
+    });
+  } finally {
+    ({ key, token } = saved);
+    await wide.close();
+    page = first;
+  }
 });
