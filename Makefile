@@ -59,11 +59,11 @@ $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/gen/openapi_json.c: openapi/openapi.json scripts/gen-openapi-c.py
+$(BUILD)/gen/openapi_json.c: openapi/openapi.json scripts/gen-openapi-c.py scripts/genc.py
 	@mkdir -p $(dir $@)
 	$(PYTHON) scripts/gen-openapi-c.py $< $@
 
-$(BUILD)/gen/board_files.c: $(WEB_FILES) scripts/gen-board-c.py
+$(BUILD)/gen/board_files.c: $(WEB_FILES) scripts/gen-board-c.py scripts/genc.py
 	@mkdir -p $(dir $@)
 	$(PYTHON) scripts/gen-board-c.py web $@
 

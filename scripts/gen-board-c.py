@@ -17,20 +17,14 @@ import os
 import re
 import sys
 
+from genc import c_bytes, write_whole
+
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 
 
 def digest(data):
     return hashlib.sha256(data).hexdigest()
-
-
-def c_bytes(name, data):
-    out = ["static const char %s[] = {" % name]
-    for i in range(0, len(data), 24):
-        out.append("    " + ",".join(str(b) for b in data[i:i + 24]) + ",")
-    out.append("    0};")
-    return out
 
 
 def main():
@@ -50,11 +44,11 @@ def main():
              '#include "api/board_files.h"']
     rows = []
     for i, (served, ctype, data) in enumerate(files):
-        lines += c_bytes(f"F{i}", data)
+        lines += c_bytes(f"static const char F{i}[]", data)
         gz = gzip.compress(data, 9, mtime=0)
         has_gz = len(gz) < len(data)
         if has_gz:
-            lines += c_bytes(f"G{i}", gz)
+            lines += c_bytes(f"static const char G{i}[]", gz)
         etag = json.dumps('"' + digest(data)[:32] + '"')
         gz_etag = json.dumps('"' + digest(gz)[:32] + '"')
         rows.append("    {%s, %s, F%d, %d, %s, %s, %s, %d}," % (
@@ -65,10 +59,7 @@ def main():
     lines += rows
     lines.append("};")
     lines.append("const size_t BOARD_NFILES = %d;" % len(files))
-    tmp = dst + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, dst)
+    write_whole(dst, lines)
 
 
 if __name__ == "__main__":

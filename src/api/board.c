@@ -24,33 +24,22 @@
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "          \
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-/* Whether an Accept-Encoding value v accepts gzip: a "gzip" or "*" entry
- * whose q is not zero. */
+/* Whether an Accept-Encoding value v accepts gzip: a "gzip" or "*" member
+ * whose q is not zero ("q=0", "q=0.", "q=0.000"). */
 static bool accepts_gzip(h2o_iovec_t v)
 {
-    const char *p = v.base, *end = v.base + v.len;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *q = p;
-        while (q < end && *q != ',')
-            q++;
-        const char *tok = p, *tok_end = p;
-        while (tok_end < q && *tok_end != ';' && *tok_end != ' ' && *tok_end != '\t')
-            tok_end++;
-        size_t n = (size_t)(tok_end - tok);
-        bool named = (n == 4 && strncasecmp(tok, "gzip", 4) == 0) || (n == 1 && *tok == '*');
-        /* "q=0", "q=0.", "q=0.0" ... refuse it; any other q accepts it. */
-        const char *qv = memmem(tok_end, (size_t)(q - tok_end), "q=", 2);
-        bool zero = false;
-        if (qv != NULL) {
-            qv += 2;
-            zero = qv < q && *qv == '0';
-            for (const char *c = qv + 1; zero && c < q && *c != ' ' && *c != ';'; c++)
-                zero = *c == '.' || *c == '0';
-        }
-        if (named) return !zero;
-        p = q;
+    const char *p = v.base;
+    h2o_iovec_t it;
+    while (api_list_next(&p, v.base + v.len, &it)) {
+        size_t n = 0;
+        while (n < it.len && it.base[n] != ';' && it.base[n] != ' ' && it.base[n] != '\t')
+            n++;
+        if (!(n == 4 && strncasecmp(it.base, "gzip", 4) == 0) && !(n == 1 && it.base[0] == '*')) continue;
+        const char *q = memmem(it.base + n, it.len - n, "q=", 2), *end = it.base + it.len;
+        if (q == NULL || q + 2 == end || q[2] != '0') return true;
+        for (q += 3; q < end && (*q == '.' || *q == '0'); q++)
+            ;
+        return q < end && *q >= '1' && *q <= '9';
     }
     return false;
 }

@@ -82,24 +82,34 @@ void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, cons
         h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
 }
 
+bool api_list_next(const char **p, const char *end, h2o_iovec_t *item)
+{
+    while (*p < end && (**p == ' ' || **p == ',' || **p == '\t'))
+        (*p)++;
+    if (*p == end) return false;
+    const char *q = *p;
+    while (q < end && *q != ',')
+        q++;
+    const char *e = q;
+    while (e > *p && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    *item = h2o_iovec_init(*p, (size_t)(e - *p));
+    *p = q;
+    return true;
+}
+
 /* Whether an If-None-Match value lists etag (or is "*"). */
 static bool etag_listed(h2o_iovec_t v, const char *etag)
 {
     size_t n = strlen(etag);
-    const char *p = v.base, *end = v.base + v.len;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == ',' || *p == '\t'))
-            p++;
-        const char *q = p;
-        while (q < end && *q != ',')
-            q++;
-        const char *e = q;
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if (e - p == 1 && *p == '*') return true;
-        if (e - p >= 2 && p[0] == 'W' && p[1] == '/') p += 2; /* weak comparison, as If-None-Match wants */
-        if ((size_t)(e - p) == n && memcmp(p, etag, n) == 0) return true;
-        p = q;
+    const char *p = v.base;
+    h2o_iovec_t it;
+    while (api_list_next(&p, v.base + v.len, &it)) {
+        if (it.len == 1 && *it.base == '*') return true;
+        /* Weak comparison, as If-None-Match wants. */
+        if (it.len >= 2 && it.base[0] == 'W' && it.base[1] == '/')
+            it = h2o_iovec_init(it.base + 2, it.len - 2);
+        if (it.len == n && memcmp(it.base, etag, n) == 0) return true;
     }
     return false;
 }

@@ -28,6 +28,11 @@
  * caller must not touch it afterwards. */
 void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, const char *location);
 
+/* The next member of a comma-separated header value: *p walks it up to
+ * end; item gets the member without the white space around it. False when
+ * none is left. */
+bool api_list_next(const char **p, const char *end, h2o_iovec_t *item);
+
 /* Whether req's If-None-Match lists etag (a strong tag, quoted), or is
  * "*"; its weak tags are compared weakly, as RFC 9110 wants. */
 bool api_if_none_match(h2o_req_t *req, const char *etag);
