@@ -170,6 +170,11 @@ board-test: $(BUILD)/crmd $(REDOCLY)
 	CRMD_BIN=$(abspath $(BUILD)/crmd) CHROMIUM=$(BOARD_CHROMIUM) BOARD_SHOTS=$(abspath $(BUILD)/board) \
 	  node --test --test-concurrency=1 tests/board/board.test.mjs
 
+# The board's speed on 500 leads (bench/board.mjs), appended to bench/results.md.
+.PHONY: bench-board
+bench-board: $(BUILD)/crmd $(REDOCLY)
+	CRMD_BIN=$(abspath $(BUILD)/crmd) CHROMIUM=$(BOARD_CHROMIUM) node bench/board.mjs | tee -a bench/results.md
+
 openapi-lint: $(REDOCLY)
 	REDOCLY_TELEMETRY=off $(REDOCLY) lint --config openapi/redocly.yaml openapi/openapi.json
 

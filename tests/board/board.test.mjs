@@ -6,75 +6,25 @@
 // the step. Every wait is on a state of the page, never on time.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { createRequire } from "node:module";
+import { require, startCrmd, appCreate, client, launch } from "./harness.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(join(here, "../../tools/package.json"));
-const { chromium } = require("playwright-core");
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
-
-const BIN = process.env.CRMD_BIN || join(here, "../../build/crmd");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SHOTS = process.env.BOARD_SHOTS || join(here, "../../build/board");
 const WAIT = 20000; // ms: generous for two busy cores; every wait ends as soon as its state holds
 
-let work, proc, base, key, token, browser, context, page;
+let crmd, base, key, token, browser, context, page;
 let shot = 0;
 const problems = [];
 // Error answers a step provokes, each once: {status, method, path (a prefix)}.
 const expected = [];
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-async function startServer() {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort();
-    proc = spawn(BIN, ["serve", "--listen", `127.0.0.1:${port}`, "--db", `sqlite:${join(work, "crmd.db")}`,
-      "--rate-limit", "off", "--auth-limit", "off"], { stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    proc.stderr.on("data", (d) => { err += d; });
-    const exited = new Promise((r) => proc.once("exit", () => r(false)));
-    base = `http://127.0.0.1:${port}`;
-    const ready = (async () => {
-      for (;;) {
-        try { if ((await fetch(`${base}/healthz`)).ok) return true; } catch (e) { /* not yet */ }
-        await new Promise((r) => setTimeout(r, 50)); // polling the server, not waiting on the page
-      }
-    })();
-    if (await Promise.race([ready, exited])) return;
-    if (!/in use/i.test(err)) throw new Error(`crmd serve exited: ${err}`);
-  }
-  throw new Error("no free port");
-}
-
-function appCreate(db, name) {
-  const out = execFileSync(BIN, ["app", "create", name, "--db", `sqlite:${db}`], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-  return { key: out.match(/BLOCKS_API_KEY=(\S+)/)[1], token: out.match(/BLOCKS_AUTH_TOKEN=(\S+)/)[1] };
-}
-
 /* The API, from the test (to set things up and to check what the board did). */
-async function api(method, path, body) {
-  const res = await fetch(base + path, {
-    method, headers: { Authorization: `Bearer ${token}`, AppId: key, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  assert.ok(res.ok, `${method} ${path}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+const api = (method, path, body) => client(base, { key, token })(method, path, body);
 
 function watch(p) {
   p.on("console", (m) => {
@@ -132,10 +82,10 @@ async function axeScan(p, what) {
 
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
-  work = mkdtempSync(join(tmpdir(), "crmd-board-"));
-  ({ key, token } = appCreate(join(work, "crmd.db"), "board"));
-  await startServer();
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  crmd = await startCrmd();
+  base = crmd.base;
+  ({ key, token } = appCreate(crmd.db, "board"));
+  browser = await launch();
   context = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: "UTC" });
   context.setDefaultTimeout(WAIT);
   page = await context.newPage();
@@ -144,12 +94,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  if (proc && proc.exitCode === null) {
-    const gone = new Promise((r) => proc.once("exit", r));
-    proc.kill("SIGTERM");
-    await gone;
-  }
-  if (work) rmSync(work, { recursive: true, force: true });
+  await crmd?.stop();
 });
 
 test("the page: strict CSP, no inline script, cached files, small first load", async () => {
@@ -429,7 +374,7 @@ test("a token the server refuses shows the expired screen; the form signs in aga
 });
 
 test("another app's board shows none of the first's leads (the README's picture)", async () => {
-  const other = appCreate(join(work, "crmd.db"), "showcase");
+  const other = appCreate(crmd.db, "showcase");
   const wide = await browser.newContext({ viewport: { width: 1280, height: 640 }, timezoneId: "UTC" });
   wide.setDefaultTimeout(WAIT);
   const first = page;
