@@ -4,12 +4,18 @@ with ETags, long-lived caching for the hashed files, and gzip for clients
 that take it. The app itself is tested in a browser (tests/board)."""
 
 import gzip
+import os
 import re
+import signal
+import socket
+import subprocess
+import time
 
 import pytest
 import requests
 
-from apiutil import assert_error, assert_status
+from apiutil import REPO_ROOT, assert_error, assert_status, crmd_bin
+from conftest import free_port
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -83,7 +89,6 @@ def test_gzip_when_the_client_takes_it(anon, accept, compressed):
 
 
 def test_the_gzip_form_is_gzip_of_the_page(server):
-    import socket
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
         data = b""
@@ -111,3 +116,33 @@ def test_head_sends_headers_only(anon):
     assert_status(r, 200)
     assert r.content == b""
     assert r.headers["Content-Type"] == "text/html; charset=utf-8"
+
+
+def test_make_run_prints_a_link_that_signs_in(tmp_path):
+    """scripts/run.sh (make run): below the three exports, the board's link
+    carrying the key and a token in its fragment; both work on the API."""
+    port = free_port()
+    env = dict(os.environ, CRMD_LISTEN=f"127.0.0.1:{port}", CRMD_DB=f"sqlite:{tmp_path}/crmd.db")
+    p = subprocess.Popen([str(REPO_ROOT / "scripts" / "run.sh"), crmd_bin()], cwd=tmp_path, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = []
+        while not (lines and lines[-1].startswith("http://")):
+            line = p.stdout.readline()
+            assert line, f"run.sh ended before its link: {lines}"
+            lines.append(line.rstrip("\n"))
+        exports = dict(x[len("export "):].split("=", 1) for x in lines if x.startswith("export "))
+        m = re.fullmatch(rf"http://127\.0\.0\.1:{port}/#app=(pk_live_\w+)&token=([\w.-]+)", lines[-1])
+        assert m, lines[-1]
+        assert m.group(1) == exports["BLOCKS_API_KEY"] and m.group(2) == exports["BLOCKS_AUTH_TOKEN"]
+        for _ in range(200):  # crmd serve starts after the lines are printed
+            try:
+                r = requests.get(f"http://127.0.0.1:{port}/leads/summary", timeout=5,
+                                 headers={"Authorization": f"Bearer {m.group(2)}", "AppId": m.group(1)})
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        assert_status(r, 200)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=20)
