@@ -138,7 +138,6 @@ function showSignin(note) {
 
 function showExpired() {
   session.clear();
-  document.body.classList.add("expired");
   showSignin("Your session has expired or its token is no longer accepted. Sign in again with a new token.");
 }
 
@@ -151,11 +150,10 @@ async function signIn(ev) {
   }
   session.set(app, token);
   $("signin-error").textContent = "";
-  document.body.classList.remove("expired");
   try {
     await api("GET", "/leads/summary");
   } catch (e) {
-    if (e.status !== 401) $("signin-error").textContent = e.message;
+    $("signin-error").textContent = e.status === 401 ? "The server did not accept this key and token." : e.message;
     return;
   }
   route();
@@ -767,6 +765,8 @@ function start() {
     });
   }
   addEventListener("popstate", route);
+  /* A sign-in link opened in a tab that shows the board already. */
+  addEventListener("hashchange", () => { if (location.hash) { takeFragment(); route(); } });
   takeFragment();
   route();
 }

@@ -365,6 +365,21 @@ test("a token the server refuses shows the expired screen; the form signs in aga
     assert.equal(await page.inputValue("#signin-app"), key);
     await axeScan(page, "sign-in");
   });
+  await step("expired-before-asking", async () => {
+    // A token whose exp has passed is known expired without asking the server:
+    // any request with it would be an unexpected 401 here.
+    const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+    const old = `${b64({ alg: "RS256", typ: "JWT" })}.${b64({ sub: "x", exp: 1 })}.c2ln`;
+    await page.goto(`${base}/#app=${key}&token=${old}`);
+    await until(() => /expired/.test(document.getElementById("signin-note").textContent) &&
+      !document.getElementById("signin").hidden && location.hash === "");
+  });
+  await step("wrong-token-in-the-form", async () => {
+    await page.fill("#signin-token", "not-a-token");
+    expected.push({ status: 401, method: "GET", path: "/leads/summary" });
+    await page.click("#signin-form button[type=submit]");
+    await until(() => document.getElementById("signin-error").textContent === "The server did not accept this key and token.");
+  });
   await step("signed-in-again", async () => {
     await page.fill("#signin-token", token);
     await page.click("#signin-form button[type=submit]");
