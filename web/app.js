@@ -18,6 +18,7 @@ const FILTERS = ["stage", "status", "source", "search", "has_overdue"];
 const $ = (id) => document.getElementById(id);
 const label = (s) => s.charAt(0).toUpperCase() + s.slice(1);
 const money = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
+const leads = (n) => `${n} ${n === 1 ? "lead" : "leads"}`;
 
 /* An element with attributes and children; strings become text nodes. */
 function el(tag, attrs, ...children) {
@@ -280,7 +281,7 @@ async function refreshSummary() {
   for (const st of s.stages) {
     const out = $(`sum-${st.stage}`);
     if (!out) continue;
-    out.textContent = `${st.count} ${st.count === 1 ? "lead" : "leads"} · ${money.format(st.value)} · weighted ${money.format(st.weightedValue)}`;
+    out.textContent = `${leads(st.count)} · ${money.format(st.value)} · weighted ${money.format(st.weightedValue)}`;
     out.dataset.count = st.count;
   }
   return true;
@@ -683,13 +684,26 @@ async function loadMyDay() {
     const a = f.attributes, lead = f.relationships.lead.data.id;
     const open = el("button", { type: "button", class: "link", text: names.get(lead) || "(lead)" });
     open.addEventListener("click", () => openLead(lead));
+    const done = el("button", { type: "button", text: "Complete", "aria-label": `Complete follow-up ${a.title}` });
+    done.addEventListener("click", () => completeFromMyDay(lead, f.id, a.title));
     list.append(el("li", { class: `follow ${a.status}` },
       el("span", { class: "follow-title", text: a.title }),
       el("span", { class: "follow-due", text: fmtDate(a.due_date) }),
-      el("span", { class: `status ${a.status}`, text: a.status }), open));
+      el("span", { class: `status ${a.status}`, text: a.status }), open, done));
   }
   $("myday-empty").hidden = body.data.length > 0;
   list.dataset.ready = "1";
+}
+
+async function completeFromMyDay(lead, fid, title) {
+  try {
+    await api("PUT", `/leads/${lead}/follows/${fid}`, { follow: { status: "completed" } });
+  } catch (e) {
+    if (e.status !== 401) toast(e.message);
+    return;
+  }
+  announce(`Completed ${title}.`);
+  await loadMyDay();
 }
 
 /* --- the funnel ----------------------------------------------------------- */
@@ -715,8 +729,8 @@ async function loadFunnel(filters) {
     valueBar.style.width = `${(100 * Number(st.value)) / maxValue}%`;
     box.append(el("div", { class: "funnel-row" },
       el("span", { class: "funnel-stage", text: label(st.stage) }),
-      el("span", { class: "funnel-bars" }, countBar, valueBar),
-      el("span", { class: "funnel-nums", text: `${st.count} leads · ${money.format(st.value)}` })));
+      el("span", { class: "funnel-bars", "aria-hidden": "true" }, countBar, valueBar),
+      el("span", { class: "funnel-nums", text: `${leads(st.count)} · value ${money.format(st.value)}` })));
   }
   box.dataset.ready = "1";
 }

@@ -284,12 +284,17 @@ test("My day lists the overdue follow-up with its lead, and the funnel draws the
     await items.first().getByRole("button", { name: "Acme renewal" }).click();
     await until(() => document.getElementById("drawer-title").textContent === "Acme renewal");
     await page.click("#drawer-close");
+    await items.first().getByRole("button", { name: "Complete follow-up Call back" }).click();
+    await until(() => document.getElementById("myday").dataset.ready && !document.getElementById("myday-empty").hidden);
+    assert.equal(await items.count(), 0);
+    const f = await api("GET", "/follows/");
+    assert.deepEqual(f.data.map((x) => [x.attributes.title, x.attributes.status]), [["Call back", "completed"]]);
   });
   await step("funnel", async () => {
     await page.click("nav a[data-view=funnel]");
     await until(() => document.getElementById("funnel").dataset.ready);
     assert.deepEqual(await page.locator(".funnel-nums").allTextContents(),
-      ["1 leads · 0", "0 leads · 0", "2 leads · 1,200.5", "1 leads · 0", "0 leads · 0"]);
+      ["1 lead · value 0", "0 leads · value 0", "2 leads · value 1,200.5", "1 lead · value 0", "0 leads · value 0"]);
   });
 });
 
