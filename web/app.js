@@ -615,6 +615,7 @@ function followItem(f) {
   del.addEventListener("click", () => deleteFollow(f.id));
   return el("li", { class: `follow ${a.status}`, "data-id": f.id },
     el("span", { class: "follow-title", text: a.title }),
+    a.description ? el("span", { class: "follow-description", text: a.description }) : null,
     el("span", { class: "follow-due", text: a.due_date ? fmtDate(a.due_date) : "no date" }),
     el("span", { class: `status ${a.status}`, text: a.status }),
     toggle, del);
@@ -647,6 +648,8 @@ async function addFollow(ev) {
   const form = $("follow-form");
   clearErrors(form);
   const attrs = { title: form.elements.title.value.trim() };
+  const description = form.elements.description.value.trim();
+  if (description) attrs.description = description;
   const due = form.elements.due_date.value;
   if (due) attrs.due_date = new Date(due).toISOString();
   try {

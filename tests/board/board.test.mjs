@@ -200,11 +200,19 @@ test("follow-ups: add, complete, reopen, delete; the card shows overdue", async 
   await step("follow-ups", async () => {
     await card("Acme renewal").click();
     await until(() => document.getElementById("drawer-title").textContent === "Acme renewal");
+    // A follow-up without a title: the API's error beside the title field.
+    expected.push({ status: 422, method: "POST", path: "/leads/" });
+    await page.click("#follow-form button[type=submit]");
+    await until(() => document.getElementById("e-fo-title").textContent !== "");
+    assert.equal(await page.getAttribute("#fo-title", "aria-invalid"), "true");
     await page.fill("#fo-title", "Call back");
+    await page.fill("#fo-description", "Ask about <b>renewal</b>\nand the price");
     await page.fill("#fo-due", "2020-01-02T10:00");
     await page.click("#follow-form button[type=submit]");
     await page.locator("#follows .follow", { hasText: "Call back" }).waitFor();
     assert.equal(await page.locator("#follows .follow", { hasText: "Call back" }).locator(".status").textContent(), "overdue");
+    assert.equal(await page.textContent("#e-fo-title"), "");
+    assert.equal(await page.locator("#follows .follow-description").textContent(), "Ask about <b>renewal</b>\nand the price");
     await page.fill("#fo-title", "Send deck");
     await page.click("#follow-form button[type=submit]");
     const deck = page.locator("#follows .follow", { hasText: "Send deck" });
