@@ -20,7 +20,7 @@
 
 /* The number of migrations, hence the newest schema version. Each backend
  * checks that its list of migrations has exactly this many entries. */
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 /* Room for the statement that records a version number. */
 #define SCHEMA_VERSION_SQL_MAX 96
 
