@@ -37,6 +37,7 @@
 #include "auth/jwt.h"
 #include "model/codec.h"
 #include "model/jsonw.h"
+#include "model/webhook.h"
 #include "store/store.h"
 
 /* HTTP methods. A route entry names one; HEAD is served by the GET entry
@@ -198,6 +199,7 @@ typedef void (*api_write_fn)(store_t *s, api_write_t *w);
 typedef union api_patch {
     lead_patch_t lead;
     follow_patch_t follow;
+    webhook_patch_t webhook;
 } api_patch_t;
 struct api_write {
     h2o_multithread_message_t msg; /* the way back to the worker */
@@ -212,6 +214,9 @@ struct api_write {
     char id[UUID_BUFSZ], fid[UUID_BUFSZ];
     api_patch_t p;
     unsigned stale; /* enum api_stale: what to bump once acknowledged */
+    /* Part of it was made in the batch and another part failed (change.h):
+     * the whole batch must be undone. */
+    bool undo_batch;
     int status;
     jw_t out;
     char location[128]; /* sent with a 201 */

@@ -23,7 +23,7 @@ static void *pool_alloc(void *ctx, size_t n)
  * r->rd.gen set to the generation to store the fresh body with. */
 static bool cached(api_req_t *r)
 {
-    if (!cache_enabled()) return false;
+    if (!cache_enabled() || r->rd.key.kind == 0) return false;
     r->rd.gen = cache_generation(&r->rd.key);
     size_t len = 0;
     char *body = cache_get(&r->rd.key, r->now, pool_alloc, &r->req->pool, &len);
@@ -53,7 +53,8 @@ static void read_done(api_req_t *r, store_rc_t rc)
         return;
     }
     if (spec->list) write_meta(&r->out, r->rd.total, r->rd.page, r->rd.records);
-    if (!r->out.oom) cache_put(&r->rd.key, r->rd.gen, r->out.buf, r->out.len, r->rd.render.expires);
+    if (!r->out.oom && r->rd.key.kind != 0)
+        cache_put(&r->rd.key, r->rd.gen, r->out.buf, r->out.len, r->rd.render.expires);
     api_reply(r, 200);
 }
 

@@ -45,6 +45,18 @@ const api_route_t API_ROUTES[] = {
      .summary = "Change some of a follow's attributes"},
     {METHOD_DELETE, "/leads/{id}/follows/{follow_id}", follows_delete, .query = NO_QUERY,
      .stale = API_STALE_LEAD, .auth = true, .summary = "Delete a follow"},
+
+    {METHOD_GET, "/webhooks", webhooks_list, .query = PAGING, .auth = true,
+     .summary = "A page of the app's webhooks, newest first (never their secrets)"},
+    {METHOD_POST, "/webhooks", webhooks_create, .query = NO_QUERY, .auth = true, .body_max = API_MAX_BODY,
+     .summary = "Create a webhook; the 201 alone shows its secret"},
+    {METHOD_GET, "/webhooks/{id}", webhooks_get, .query = NO_QUERY, .auth = true, .summary = "One webhook"},
+    {METHOD_PUT, "/webhooks/{id}", webhooks_update, .query = NO_QUERY, .auth = true, .body_max = API_MAX_BODY,
+     .summary = "Change some of a webhook's attributes (never its secret)"},
+    {METHOD_DELETE, "/webhooks/{id}", webhooks_delete, .query = NO_QUERY, .auth = true,
+     .summary = "Delete a webhook, its undelivered events and its log"},
+    {METHOD_GET, "/webhooks/{id}/deliveries", webhooks_deliveries, .query = PAGING, .auth = true,
+     .summary = "A page of a webhook's delivery attempts, newest first"},
 };
 const size_t API_NROUTES = sizeof API_ROUTES / sizeof API_ROUTES[0];
 

@@ -365,6 +365,10 @@ Test(routes, what_each_route_makes_stale_and_needs)
     cr_expect_eq(entry(METHOD_POST, "/leads/{id}/follows")->stale, (unsigned)API_STALE_LEAD);
     cr_expect_eq(entry(METHOD_PUT, "/leads/{id}/follows/{follow_id}")->stale, (unsigned)API_STALE_LEAD);
     cr_expect_eq(entry(METHOD_DELETE, "/leads/{id}/follows/{follow_id}")->stale, (unsigned)API_STALE_LEAD);
+    /* Webhooks are never cached: their writes make nothing stale. */
+    cr_expect_eq(entry(METHOD_POST, "/webhooks")->stale, 0u);
+    cr_expect_eq(entry(METHOD_PUT, "/webhooks/{id}")->stale, 0u);
+    cr_expect_eq(entry(METHOD_DELETE, "/webhooks/{id}")->stale, 0u);
     /* Only the health checks and the public keys go without credentials. */
     for (size_t i = 0; i < API_NROUTES; i++)
         cr_expect_eq(API_ROUTES[i].auth,
@@ -376,7 +380,8 @@ Test(routes, what_each_route_makes_stale_and_needs)
     for (size_t i = 0; i < API_NROUTES; i++) {
         const api_route_t *e = &API_ROUTES[i];
         bool list = e->method == METHOD_GET &&
-                    (strcmp(e->path, "/leads") == 0 || strcmp(e->path, "/leads/{id}/follows") == 0);
+                    (strcmp(e->path, "/leads") == 0 || strcmp(e->path, "/leads/{id}/follows") == 0 ||
+                     strcmp(e->path, "/webhooks") == 0 || strcmp(e->path, "/webhooks/{id}/deliveries") == 0);
         int n = 0;
         while (e->query[n] != NULL)
             n++;
