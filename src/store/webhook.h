@@ -65,6 +65,11 @@ struct store_queued {
     int attempts;     /* made so far */
     int64_t first_at; /* ms: the first attempt; 0 before it */
     int64_t next_at;  /* ms: not to be sent before; 0: at once */
+    /* store_outbox_queue's only (NULL and false elsewhere): the webhook as
+     * it is now, so that events recorded after a change of its URL are
+     * sent to the new one. */
+    const char *url;
+    bool active;
 };
 typedef void (*store_queued_cb)(void *ctx, const store_queued_t *e);
 
@@ -114,6 +119,8 @@ struct store_webhook_ops {
                         store_lane_cb cb, void *ctx);
     store_rc_t (*queue)(store_t *s, const char *webhook_id, int limit, store_queued_cb cb, void *ctx);
     store_rc_t (*report)(store_t *s, const store_report_t *r);
+    store_rc_t (*owners)(store_t *s, void (*cb)(void *ctx, const char *owner), void *ctx);
+    store_rc_t (*release_owner)(store_t *s, const char *owner);
     /* Bulk copy (store.h's): inside the import's transaction. */
     store_rc_t (*import_webhook)(store_t *s, int64_t app, const webhook_t *wh);
     store_rc_t (*import_event)(store_t *s, const char *webhook_id, const store_queued_t *e);
@@ -164,11 +171,19 @@ store_rc_t store_event_record(store_t *s, int64_t app, const store_event_t *ev, 
 store_rc_t store_outbox_claim(store_t *s, const char *owner, int64_t now, int64_t lease_until, int max,
                               store_lane_cb cb, void *ctx);
 
-/* Passes the oldest limit events of a webhook, oldest first. */
+/* Passes the oldest limit events of a webhook, oldest first, each with
+ * the webhook's url and state as they are (none when it was deleted). */
 store_rc_t store_outbox_queue(store_t *s, const char *webhook_id, int limit, store_queued_cb cb, void *ctx);
 
 /* Records a sender's report (store_report_t), in one transaction. */
 store_rc_t store_outbox_report(store_t *s, const store_report_t *r);
+
+/* Passes every owner that holds a lease (expired or not) to cb. */
+store_rc_t store_outbox_owners(store_t *s, void (*cb)(void *ctx, const char *owner), void *ctx);
+
+/* Ends every lease of owner: for a sender that knows owner's process is
+ * gone, so its webhooks need not wait for their leases to run out. */
+store_rc_t store_outbox_release_owner(store_t *s, const char *owner);
 
 /* Bulk copy: inserts a webhook as it is, secret and state included, for
  * app (the target's id); its lease is not copied. */

@@ -58,6 +58,12 @@ enum schema_queued_col {
     QUEUED_NCOLS
 };
 
+/* The same, qualified with the alias e, and the webhook's url and state
+ * after them (the sender's reads of a queue). */
+#define SCHEMA_QUEUED_COLS_E                                                                                 \
+    "e.seq, e.event_id, e.type, e.created_at, e.payload, e.attempts, e.first_at, e.next_at, w.url, w.active"
+enum schema_queued_extra_col { QUEUED_COL_URL = QUEUED_NCOLS, QUEUED_COL_ACTIVE };
+
 /* What a lease hands the sender. */
 #define SCHEMA_LANE_COLS "id, app_id, url, secret"
 
@@ -76,7 +82,7 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
 #define SCHEMA_WEBHOOK_STMT_IDS                                                                              \
     Q_WH_INSERT, Q_WH_GET, Q_WH_LIST, Q_WH_UPDATE, Q_WH_DELIVERIES, Q_EV_RECORD, Q_OUT_QUEUE, Q_OUT_ATTEMPT, \
         Q_OUT_DONE, Q_OUT_RETRY, Q_OUT_OK, Q_OUT_FAILED, Q_OUT_RELEASE, Q_OUT_RENEW, Q_OUT_DROP,             \
-        Q_WH_IMPORT, Q_EV_IMPORT, Q_WH_COUNTS, Q_WH_EXPORT, Q_EV_EXPORT
+        Q_WH_IMPORT, Q_EV_IMPORT, Q_WH_COUNTS, Q_WH_EXPORT, Q_EV_EXPORT, Q_OUT_OWNERS, Q_OUT_FREE
 
 /* clang-format off */
 #define SCHEMA_WEBHOOK_KEY(P) "app_id = " P(1, int8) " AND id = " P(2, uuid)
@@ -118,8 +124,8 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
                     "SELECT id, " P(3, uuid) ", " P(4, int4) ", " P(5, int8) ", " P(6, text) " "             \
                     "FROM webhooks WHERE app_id = " P(1, int8) " AND active AND (events & " P(2, int4)       \
                     ") <> 0",                                                                                \
-    [Q_OUT_QUEUE] = "SELECT " SCHEMA_QUEUED_COLS " FROM webhook_events WHERE webhook_id = " P(1, uuid)       \
-                    " ORDER BY seq LIMIT " P(2, int8),                                                       \
+    [Q_OUT_QUEUE] = "SELECT " SCHEMA_QUEUED_COLS_E " FROM webhook_events e JOIN webhooks w ON "              \
+                    "w.id = e.webhook_id WHERE e.webhook_id = " P(1, uuid) " ORDER BY e.seq LIMIT " P(2, int8), \
     /* Not for a webhook deleted meanwhile (its log went with it). */                                      \
     [Q_OUT_ATTEMPT] = "INSERT INTO webhook_attempts (webhook_id, " SCHEMA_DELIVERY_COLS ") SELECT "          \
                       P(1, uuid) ", " P(2, uuid) ", " P(3, uuid) ", " P(4, int4) ", " P(5, int4) ", "        \
@@ -139,6 +145,8 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
                       " AND lease_owner = " P(2, text),                                                      \
     [Q_OUT_RENEW] = "UPDATE webhooks SET lease_until = " P(2, int8) " WHERE lease_owner = " P(1, text)       \
                     " AND active RETURNING " SCHEMA_LANE_COLS,                                               \
+    [Q_OUT_OWNERS] = "SELECT DISTINCT lease_owner FROM webhooks WHERE lease_owner IS NOT NULL",            \
+    [Q_OUT_FREE] = "UPDATE webhooks SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = " P(1, text), \
     [Q_OUT_DROP] = "UPDATE webhooks SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = "            \
                    P(1, text) " AND NOT active",                                                             \
     [Q_WH_IMPORT] = "INSERT INTO webhooks (app_id, " SCHEMA_WEBHOOK_COLS ") VALUES (" P(1, int8) ", "        \

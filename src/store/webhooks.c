@@ -65,6 +65,16 @@ store_rc_t store_outbox_report(store_t *s, const store_report_t *r)
     return ops(s)->report(s, r);
 }
 
+store_rc_t store_outbox_owners(store_t *s, void (*cb)(void *ctx, const char *owner), void *ctx)
+{
+    return ops(s)->owners(s, cb, ctx);
+}
+
+store_rc_t store_outbox_release_owner(store_t *s, const char *owner)
+{
+    return ops(s)->release_owner(s, owner);
+}
+
 store_rc_t store_copy_import_webhook(store_t *s, int64_t app, const webhook_t *wh)
 {
     return ops(s)->import_webhook(s, app, wh);

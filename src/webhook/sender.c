@@ -6,24 +6,29 @@
  *
  *   claim   lease webhooks whose oldest event is due (store_outbox_claim):
  *           each becomes a lane; at most LANES_MAX at once
- *   fetch   a lane with no event in memory, and none reported-pending,
- *           reads its oldest PREFETCH events (store_outbox_queue); none
- *           left: the lane is given back
+ *   fetch   a lane with no event in memory reads the oldest events of its
+ *           queue (store_outbox_queue, a read), passing over those it sent
+ *           whose outcomes are not reported yet; a lane that finds none
+ *           for LANE_IDLE_MS is given back. The writer's pokes make idle
+ *           lanes look at once, so a leased webhook's new events go out
+ *           without a write to the database.
  *   send    a lane sends its oldest event, one at a time: a POST with the
  *           signature headers, no redirects, 10 s at most, the answer
  *           read and dropped past 64 KiB, the peer's address checked
  *           after resolution on every new connection
- *   report  the outcomes, a few milliseconds' worth at once, in one
+ *   report  the outcomes, up to REPORT_DELAY_MS' worth at once, in one
  *           transaction (store_outbox_report), which also renews the
- *           leases held and gives back those let go
+ *           leases held and gives back those let go: few write
+ *           transactions, whatever the rate of deliveries
  *
  * Order. A lane sends its next event only once the one before succeeded
  * or was given up; an attempt that failed but will be retried ends the
  * lane (its lease is given back with the retry's time), and the webhook is
- * claimed again when that time comes. A lane reads more events only after
- * its outcomes are reported, so what it reads is the true head of its
- * queue. Events sent but not yet reported when the process dies are sent
- * again by whoever takes the webhook over: at least once, in order.
+ * claimed again when that time comes. A lane always reads from the head
+ * of its queue, so an event recorded by another process's transaction
+ * that committed late is sent next, not passed over. Events sent but not
+ * yet reported when the process dies are sent again by whoever takes the
+ * webhook over: at least once, in order.
  *
  * Leases last LEASE_MS and are renewed at every report (at least every
  * RENEW_MS). A lane starts a transfer only with LEASE_LEFT_MIN_MS of lease
@@ -40,6 +45,8 @@
 #include "webhook/sender.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <signal.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -62,18 +69,25 @@
 
 /* --- state ------------------------------------------------------------------ */
 
-#define LANES_MAX 256           /* webhooks worked on at once: transfers in flight at most */
-#define PREFETCH 8              /* events a lane reads ahead */
-#define LEASE_MS 30000          /* a lease's length */
-#define RENEW_MS 2000           /* leases held are renewed at least this often */
-#define LEASE_LEFT_MIN_MS 15000 /* a transfer starts only with this much lease left */
-#define CLAIM_EVERY_MS 500      /* due work is looked for at least this often */
-#define REPORT_DELAY_MS 5       /* outcomes wait at most this long to be reported together */
-#define REPORT_RETRY_MS 1000    /* after a failed report */
-#define OUTCOMES_MAX 1024       /* outcomes waiting to be reported; then sending pauses */
-#define TIMEOUT_MS 10000        /* a 2xx within this is a success */
-#define ANSWER_MAX (64 * 1024)  /* bytes of an answer read; beyond, the transfer ends */
+#define LANES_MAX 256               /* webhooks worked on at once: transfers in flight at most */
+#define PREFETCH 64                 /* events a lane reads ahead... */
+#define PREFETCH_BYTES (256 * 1024) /* ...and at most this many bytes of them beyond the first */
+#define SENT_MAX 256                /* a lane's sent events waiting to be reported; then it waits */
+#define LANE_IDLE_MS 2000           /* a lane with nothing to send is given back after this */
+#define IDLE_FETCH_MS 100           /* an idle lane looks for new events this often (and when poked) */
+#define CLAIM_MIN_MS 20             /* pokes claim at most this often */
+#define LEASE_MS 30000              /* a lease's length */
+#define RENEW_MS 2000               /* leases held are renewed at least this often */
+#define LEASE_LEFT_MIN_MS 15000     /* a transfer starts only with this much lease left */
+#define CLAIM_EVERY_MS 500          /* due work is looked for at least this often */
+#define REPORT_DELAY_MS 50          /* outcomes wait at most this long to be reported together */
+#define REPORT_RETRY_MS 1000        /* after a failed report */
+#define OUTCOMES_MAX 1024           /* outcomes waiting to be reported; then sending pauses */
+#define TIMEOUT_MS 10000            /* a 2xx within this is a success */
+#define ANSWER_MAX (64 * 1024)      /* bytes of an answer read; beyond, the transfer ends */
 #define ERROR_MAX 256
+#define STALE_EVERY_MS 5000 /* leases of dead processes of this machine are looked for this often */
+#define OWNER_MAX 128
 
 typedef struct queued {
     int64_t seq;
@@ -90,11 +104,15 @@ typedef struct lane {
     char *url, *secret;
     queued_t q[PREFETCH]; /* its next events: q[head..n) */
     int head, n;
+    size_t bytes; /* of the events read ahead */
     int64_t lease_until;
-    int unreported; /* its outcomes waiting to be reported */
-    bool release;   /* give its lease back at the next report, then drop it */
-    bool held;      /* the last report renewed its lease */
-    bool lost;      /* the last report did not: drop it once idle */
+    int64_t sent[SENT_MAX]; /* the seqs of its outcomes waiting to be reported */
+    int nsent;
+    int64_t idle_since; /* its queue was found empty since then; 0: it is not idle */
+    int64_t next_fetch; /* an idle lane looks again then */
+    bool release;       /* give its lease back at the next report, then drop it */
+    bool held;          /* the last report renewed its lease */
+    bool lost;          /* the last report did not: drop it once idle */
     /* The attempt in flight. */
     CURL *easy;
     bool busy;
@@ -124,13 +142,14 @@ static struct {
     pthread_t thread;
     bool running;
     atomic_bool stop, poked;
-    char owner[40]; /* this process's name on its leases */
+    char owner[OWNER_MAX]; /* this process's name on its leases (see set_owner) */
+    size_t host_len;       /* its part naming this machine's boot and process namespace */
     lane_t *lanes[LANES_MAX];
     int nlanes;
     /* Room for a transfer in flight on every lane beyond the pause. */
     outcome_t outcomes[OUTCOMES_MAX + LANES_MAX];
     int noutcomes;
-    int64_t first_outcome, last_report, report_retry_at, next_claim;
+    int64_t first_outcome, last_report, report_retry_at, next_claim, last_claim, next_stale;
     bool want_report, store_failing;
 } S;
 
@@ -207,6 +226,7 @@ static void on_claimed(void *ctx, const store_lane_t *sl)
 
 static void claim(int64_t now)
 {
+    S.last_claim = now;
     S.next_claim = now + CLAIM_EVERY_MS;
     if (S.nlanes >= LANES_MAX) return;
     int64_t until = now + LEASE_MS;
@@ -216,10 +236,20 @@ static void claim(int64_t now)
     S.store_failing = rc != STORE_OK;
 }
 
+static bool was_sent(const lane_t *l, int64_t seq)
+{
+    for (int i = 0; i < l->nsent; i++)
+        if (l->sent[i] == seq) return true;
+    return false;
+}
+
 static void on_queued(void *ctx, const store_queued_t *e)
 {
     lane_t *l = ctx;
-    if (l->n == PREFETCH) return;
+    /* Events recorded after a change of the URL go to the new one. */
+    if (!e->active || !set_url(l, e->url)) l->release = true;
+    if (l->n == PREFETCH || l->release || was_sent(l, e->seq)) return;
+    if (l->n > 0 && l->bytes + e->len > PREFETCH_BYTES) return;
     queued_t *q = &l->q[l->n];
     q->payload = malloc(e->len + 1);
     if (q->payload == NULL) return;
@@ -232,17 +262,77 @@ static void on_queued(void *ctx, const store_queued_t *e)
     q->attempts = e->attempts;
     q->first_at = e->first_at;
     q->next_at = e->next_at;
+    l->bytes += e->len;
     l->n++;
 }
 
-/* Reads the lane's next events; none left: it is given back. */
-static void fetch(lane_t *l)
+/* Reads the lane's next events from the head of its queue, past those sent
+ * but not reported; a lane idle for LANE_IDLE_MS is given back. */
+static void fetch(lane_t *l, int64_t now)
 {
-    if (store_outbox_queue(S.store, l->id, PREFETCH, on_queued, l) != STORE_OK) {
+    l->bytes = 0;
+    if (store_outbox_queue(S.store, l->id, PREFETCH + l->nsent, on_queued, l) != STORE_OK) {
         l->release = true; /* claimed again later */
         return;
     }
-    if (l->n == 0) l->release = true;
+    if (l->n > 0) {
+        l->idle_since = 0;
+        return;
+    }
+    if (l->idle_since == 0) l->idle_since = now;
+    if (now - l->idle_since >= LANE_IDLE_MS) l->release = true;
+    l->next_fetch = now + IDLE_FETCH_MS;
+}
+
+/* Reads the first line of file into out (outsz bytes); "" when it cannot. */
+static void first_line(const char *file, char *out, size_t outsz)
+{
+    out[0] = '\0';
+    FILE *f = fopen(file, "r");
+    if (f == NULL) return;
+    if (fgets(out, (int)outsz, f) == NULL) out[0] = '\0';
+    fclose(f);
+    out[strcspn(out, "\n")] = '\0';
+}
+
+/* This process's name on its leases: "BOOT/PIDNS/PID/RANDOM". The kernel's
+ * boot id and the process namespace say which processes a pid names; the
+ * random part that no other process (or this pid reused) shares it. */
+static int set_owner(char *err, size_t errsz)
+{
+    char boot[64], ns[64] = "";
+    first_line("/proc/sys/kernel/random/boot_id", boot, sizeof boot);
+    ssize_t n = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+    ns[n > 0 ? n : 0] = '\0';
+    unsigned char rnd[6];
+    if (RAND_bytes(rnd, sizeof rnd) != 1) {
+        snprintf(err, errsz, "webhook sender: no randomness is available");
+        return -1;
+    }
+    int len = snprintf(S.owner, sizeof S.owner, "%s/%s/", boot[0] ? boot : "-", ns[0] ? ns : "-");
+    S.host_len = boot[0] && ns[0] ? (size_t)len : 0; /* unknown: never judge others */
+    snprintf(S.owner + len, sizeof S.owner - (size_t)len, "%ld/%02x%02x%02x%02x%02x%02x", (long)getpid(),
+             rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+    return 0;
+}
+
+/* A lease owner of this machine and namespace whose process is gone: its
+ * leases need not run out (a restart takes its webhooks over at once). */
+static void on_owner(void *ctx, const char *owner)
+{
+    (void)ctx;
+    if (S.host_len == 0 || strcmp(owner, S.owner) == 0 || strncmp(owner, S.owner, S.host_len) != 0) return;
+    char *end;
+    long pid = strtol(owner + S.host_len, &end, 10);
+    if (pid <= 0 || *end != '/' || (pid != getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))) return;
+    if (store_outbox_release_owner(S.store, owner) == STORE_OK)
+        say("crmd: webhooks: took over the webhooks of process %ld, which is gone", pid);
+}
+
+static void release_stale(int64_t now)
+{
+    S.next_stale = now + STALE_EVERY_MS;
+    if (S.host_len > 0) store_outbox_owners(S.store, on_owner, NULL);
 }
 
 /* --- transfers ------------------------------------------------------------------ */
@@ -374,8 +464,8 @@ static void finished(lane_t *l, CURLcode cc)
     queued_t *e = &l->q[l->head];
     outcome_t *o = &S.outcomes[S.noutcomes];
     memset(o, 0, sizeof *o);
-    if (S.noutcomes++ == 0) S.first_outcome = l->started_at;
-    l->unreported++;
+    if (S.noutcomes++ == 0) S.first_outcome = ts_now_ms();
+    l->sent[l->nsent++] = e->seq;
     memcpy(o->webhook_id, l->id, sizeof o->webhook_id);
     o->seq = e->seq;
     o->first_at = e->first_at != 0 ? e->first_at : l->started_at;
@@ -442,7 +532,7 @@ static void drop_lanes(void)
     int kept = 0;
     for (int i = 0; i < S.nlanes; i++) {
         lane_t *l = S.lanes[i];
-        l->unreported = 0;
+        l->nsent = 0;
         if (!l->held) l->lost = true;
         if ((l->release || l->lost) && !l->busy)
             lane_free(l);
@@ -514,12 +604,13 @@ static bool report_due(int64_t now)
 static void step(lane_t *l, int64_t now)
 {
     if (l->busy || l->release || l->lost) return;
+    if (l->nsent == SENT_MAX) {
+        S.want_report = true; /* its sent events must be reported first */
+        return;
+    }
     if (l->head == l->n) {
-        if (l->unreported > 0) {
-            S.want_report = true; /* its queue is read only once it is reported */
-            return;
-        }
-        fetch(l);
+        if (now < l->next_fetch) return;
+        fetch(l, now);
         if (l->head == l->n) return;
     }
     if (l->q[l->head].next_at > now) {
@@ -533,14 +624,36 @@ static void step(lane_t *l, int64_t now)
     if (S.noutcomes < OUTCOMES_MAX) send_head(l, now);
 }
 
-/* How long the loop may wait for the network. */
+/* Events were committed: idle lanes look at once, and new webhooks are
+ * claimed (at most every CLAIM_MIN_MS). */
+static void poked(int64_t now)
+{
+    for (int i = 0; i < S.nlanes; i++)
+        S.lanes[i]->next_fetch = 0;
+    if (now - S.last_claim >= CLAIM_MIN_MS)
+        claim(now);
+    else if (S.next_claim > S.last_claim + CLAIM_MIN_MS)
+        S.next_claim = S.last_claim + CLAIM_MIN_MS;
+}
+
+/* Whether the lane waits only for the time to look for new events. */
+static bool fetch_pending(const lane_t *l)
+{
+    return !l->busy && !l->release && !l->lost && l->head == l->n && l->nsent < SENT_MAX;
+}
+
+/* How long the loop may wait for the network: until the next claim, the
+ * next report, or an idle lane's next look. */
 static long wait_ms(int64_t now)
 {
     int64_t until = S.next_claim;
-    if (S.noutcomes > 0 && S.first_outcome + REPORT_DELAY_MS < until)
-        until = S.first_outcome + REPORT_DELAY_MS;
-    if (S.nlanes > 0 && S.last_report + RENEW_MS < until) until = S.last_report + RENEW_MS;
-    if (S.report_retry_at > now && S.report_retry_at < until) until = S.report_retry_at;
+    for (int i = 0; i < S.nlanes; i++)
+        if (fetch_pending(S.lanes[i]) && S.lanes[i]->next_fetch < until) until = S.lanes[i]->next_fetch;
+    int64_t report = INT64_MAX;
+    if (S.noutcomes > 0) report = S.want_report ? now : S.first_outcome + REPORT_DELAY_MS;
+    if (S.nlanes > 0 && S.last_report + RENEW_MS < report) report = S.last_report + RENEW_MS;
+    if (report < S.report_retry_at) report = S.report_retry_at;
+    if (report < until) until = report;
     return until <= now ? 0 : (long)(until - now);
 }
 
@@ -567,11 +680,13 @@ static void *sender_main(void *arg)
         curl_multi_perform(S.multi, &running);
         collect();
         int64_t now = ts_now_ms();
-        if (atomic_exchange(&S.poked, false) || now >= S.next_claim) claim(now);
+        if (now >= S.next_stale) release_stale(now);
+        if (atomic_exchange(&S.poked, false)) poked(now);
+        if (now >= S.next_claim) claim(now);
         for (int i = 0; i < S.nlanes; i++)
             step(S.lanes[i], now);
         if (report_due(now)) report(now);
-        long ms = S.want_report ? 0 : wait_ms(ts_now_ms());
+        long ms = wait_ms(ts_now_ms());
         if (ms > 0 && !atomic_load(&S.poked)) curl_multi_poll(S.multi, NULL, 0, (int)ms, NULL);
     }
     shut_down();
@@ -602,15 +717,7 @@ int webhook_sender_start(const webhook_sender_conf_t *conf, char *err, size_t er
 {
     S.conf = *conf;
     if (conf->ca_file != NULL && load_cas(conf->ca_file, err, errsz) != 0) return -1;
-    /* The owner names this process on its leases: its pid, for people, and
-     * random bits, so that no other process (or this pid reused) shares it. */
-    unsigned char rnd[6];
-    if (RAND_bytes(rnd, sizeof rnd) != 1) {
-        snprintf(err, errsz, "webhook sender: no randomness is available");
-        return -1;
-    }
-    snprintf(S.owner, sizeof S.owner, "%ld-%02x%02x%02x%02x%02x%02x", (long)getpid(), rnd[0], rnd[1], rnd[2],
-             rnd[3], rnd[4], rnd[5]);
+    if (set_owner(err, errsz) != 0) return -1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     char why[STORE_OPEN_ERR_MAX];
     if ((S.store = store_open(conf->db_url, why, sizeof why)) == NULL ||

@@ -51,6 +51,8 @@ static void read_queued(const PGresult *r, int row, int c0, store_queued_t *e)
     e->attempts = (int)pg_get_int(r, row, c0 + QUEUED_COL_ATTEMPTS);
     e->first_at = pg_get_int(r, row, c0 + QUEUED_COL_FIRST_AT);
     e->next_at = pg_get_int(r, row, c0 + QUEUED_COL_NEXT_AT);
+    e->url = NULL;
+    e->active = false;
 }
 
 /* Passes every row of r (SCHEMA_LANE_COLS) to cb. */
@@ -227,6 +229,8 @@ static store_rc_t outbox_queue(store_t *base, const char *webhook_id, int limit,
     for (int i = 0; rc == STORE_OK && i < PQntuples(r); i++) {
         store_queued_t e;
         read_queued(r, i, 0, &e);
+        e.url = PQgetvalue(r, i, QUEUED_COL_URL);
+        e.active = pg_get_int(r, i, QUEUED_COL_ACTIVE) != 0;
         cb(ctx, &e);
     }
     PQclear(r);
@@ -318,6 +322,23 @@ static store_rc_t outbox_report(store_t *base, const store_report_t *r)
     return rc;
 }
 
+static store_rc_t outbox_owners(store_t *base, void (*cb)(void *ctx, const char *owner), void *ctx)
+{
+    PGresult *r;
+    store_rc_t rc = pg_read(pg_of(base), Q_OUT_OWNERS, NULL, &r);
+    for (int i = 0; rc == STORE_OK && i < PQntuples(r); i++)
+        cb(ctx, PQgetvalue(r, i, 0));
+    PQclear(r);
+    return rc;
+}
+
+static store_rc_t release_owner(store_t *base, const char *owner)
+{
+    pg_params_t p = {0};
+    pgp_str(&p, owner);
+    return pg_write(pg_of(base), Q_OUT_FREE, &p, 0, 0, NULL);
+}
+
 /* --- bulk copy ---------------------------------------------------------------- */
 
 store_rc_t pg_webhook_counts(pg_store_t *s, store_counts_t *out)
@@ -386,6 +407,8 @@ const store_webhook_ops_t pg_webhook_ops = {
     .claim = outbox_claim,
     .queue = outbox_queue,
     .report = outbox_report,
+    .owners = outbox_owners,
+    .release_owner = release_owner,
     .import_webhook = import_webhook,
     .import_event = import_event,
 };

@@ -53,6 +53,8 @@ static void read_queued(sqlite3_stmt *st, int c0, store_queued_t *e)
     e->attempts = sqlite3_column_int(st, c0 + QUEUED_COL_ATTEMPTS);
     e->first_at = sqlite3_column_int64(st, c0 + QUEUED_COL_FIRST_AT);
     e->next_at = sqlite3_column_int64(st, c0 + QUEUED_COL_NEXT_AT);
+    e->url = NULL;
+    e->active = false;
 }
 
 static void read_lane(sqlite3_stmt *st, store_lane_t *lane)
@@ -274,6 +276,8 @@ static store_rc_t outbox_queue(store_t *base, const char *webhook_id, int limit,
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         store_queued_t e;
         read_queued(st, 0, &e);
+        e.url = sq_col_str(st, QUEUED_COL_URL);
+        e.active = sqlite3_column_int(st, QUEUED_COL_ACTIVE) != 0;
         cb(ctx, &e);
     }
     store_rc_t rc = src == SQLITE_DONE ? STORE_OK : sq_map_rc(s, src);
@@ -373,6 +377,29 @@ static store_rc_t outbox_report(store_t *base, const store_report_t *r)
     return sq_finish(s, rc);
 }
 
+static store_rc_t outbox_owners(store_t *base, void (*cb)(void *ctx, const char *owner), void *ctx)
+{
+    sqlite_store_t *s = sq_of(base);
+    sqlite3_stmt *st = sq_stmt(s, Q_OUT_OWNERS);
+    if (st == NULL) return STORE_ERROR;
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW)
+        cb(ctx, sq_col_str(st, 0));
+    store_rc_t rc = src == SQLITE_DONE ? STORE_OK : sq_map_rc(s, src);
+    sq_reset(st);
+    return rc;
+}
+
+static store_rc_t release_owner(store_t *base, const char *owner)
+{
+    sqlite_store_t *s = sq_of(base);
+    store_rc_t rc;
+    sqlite3_stmt *st = sq_write_stmt(s, Q_OUT_FREE, true, &rc);
+    if (st == NULL) return rc;
+    sq_bind_str(st, 1, owner);
+    return sq_finish_single(s, sq_run(s, st));
+}
+
 /* --- bulk copy ---------------------------------------------------------------- */
 
 store_rc_t sq_webhook_counts(sqlite_store_t *s, store_counts_t *out)
@@ -461,6 +488,8 @@ const store_webhook_ops_t sq_webhook_ops = {
     .claim = outbox_claim,
     .queue = outbox_queue,
     .report = outbox_report,
+    .owners = outbox_owners,
+    .release_owner = release_owner,
     .import_webhook = import_webhook,
     .import_event = import_event,
 };
