@@ -76,6 +76,7 @@
 #define LANE_IDLE_MS 2000           /* a lane with nothing to send is given back after this */
 #define IDLE_FETCH_MS 100           /* an idle lane looks for new events this often (and when poked) */
 #define CLAIM_MIN_MS 20             /* pokes claim at most this often */
+#define CLAIM_BATCH 4               /* webhooks one claim takes at most, so that processes share them */
 #define LEASE_MS 30000              /* a lease's length */
 #define RENEW_MS 2000               /* leases held are renewed at least this often */
 #define LEASE_LEFT_MIN_MS 15000     /* a transfer starts only with this much lease left */
@@ -230,8 +231,8 @@ static void claim(int64_t now)
     S.next_claim = now + CLAIM_EVERY_MS;
     if (S.nlanes >= LANES_MAX) return;
     int64_t until = now + LEASE_MS;
-    store_rc_t rc =
-        store_outbox_claim(S.store, S.owner, now, until, LANES_MAX - S.nlanes, on_claimed, &until);
+    int max = LANES_MAX - S.nlanes < CLAIM_BATCH ? LANES_MAX - S.nlanes : CLAIM_BATCH;
+    store_rc_t rc = store_outbox_claim(S.store, S.owner, now, until, max, on_claimed, &until);
     if (rc != STORE_OK && !S.store_failing) say("crmd: webhooks: cannot look for events to send (database)");
     S.store_failing = rc != STORE_OK;
 }

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from apiutil import App, assert_status, body_json
+from apiutil import App, assert_status, body_json, run_crmd
 from conftest import Server
-from webhookutil import Receiver, check_delivery, create_webhook, deliveries, wait_until
+from webhookutil import Receiver, check_delivery, create_webhook, deliveries, throwaway_ca, wait_until
 
 FLAGS = ["--webhook-allow-private", "--webhook-retry", "1s,2s,4s", "--webhook-give-up", "6s"]
 
@@ -270,3 +270,104 @@ def test_every_app_has_its_own_webhooks(hook_server, receiver):
     receiver.wait_for(1, "/a")
     time.sleep(0.5)
     assert [d.json["data"]["attributes"]["name"] for d in receiver.got()] == ["A's"]
+
+
+# --- servers of their own ------------------------------------------------------
+
+
+def test_a_timed_out_attempt_is_retried(make_server):
+    srv = make_server(extra_args=["--webhook-allow-private", "--webhook-retry", "1s", "--webhook-give-up", "1h"])
+    app = srv.new_app()
+    rec = Receiver(lambda d, n: (204, {}, b"", 11) if n == 0 else 204)
+    try:
+        w = create_webhook(app, rec.url(), events=["lead.created"])
+        app.create_lead(name="Late")
+        got = rec.wait_for(2, timeout=25)
+        assert got[0].event_id == got[1].event_id and 10.5 < got[1].at - got[0].at < 13
+        log = [a["attributes"] for a in logged(app, w["id"], 2)]
+        assert (log[0]["error"], log[0]["status_code"]) == ("no answer within 10 s", None)
+        assert log[0]["next_retry_at"] is not None and log[1]["status_code"] == 204
+    finally:
+        rec.close()
+
+
+def test_a_webhook_that_keeps_failing_is_set_inactive_and_keeps_its_events(make_server):
+    srv = make_server(extra_args=["--webhook-allow-private", "--webhook-retry", "1s", "--webhook-give-up", "1h",
+                                  "--webhook-disable-after", "3s"])
+    app = srv.new_app()
+    failing = {"on": True}
+    rec = Receiver(lambda d, n: 500 if failing["on"] else 204)
+    try:
+        w = create_webhook(app, rec.url(), events=["lead.created"])
+        app.create_lead(name="Kept")
+        wait_until(lambda: not body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["active"],
+                   timeout=15, what="the webhook set inactive")
+        tries = len(rec.got())
+        assert 3 <= tries <= 6, f"{tries} attempts in about 3 s at one a second"
+        assert f"webhook {w['id']} is now inactive" in srv.stderr_text()
+        app.create_lead(name="Made while inactive")
+        time.sleep(2)
+        assert len(rec.got()) == tries, "an inactive webhook gets nothing"
+        failing["on"] = False
+        assert_status(app.put(f"/webhooks/{w['id']}", {"webhook": {"active": True}}), 200)
+        got = rec.wait_for(tries + 1)
+        time.sleep(1.5)
+        names = [d.json["data"]["attributes"]["name"] for d in rec.got()]
+        assert names == ["Kept"] * (tries + 1), names
+        assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["active"] is True
+        assert got[-1].event_id == got[0].event_id
+    finally:
+        rec.close()
+
+
+def test_a_name_resolving_to_loopback_is_refused_at_delivery_without_the_flag(make_server, receiver):
+    first = make_server(extra_args=["--webhook-allow-private"])
+    app = first.new_app()
+    w = create_webhook(app, receiver.url(host="localhost"), events=["lead.created"])
+    assert first.stop() == 0
+    # The same database, served without --webhook-allow-private.
+    second = make_server(db_url=first.db_url, extra_args=["--webhook-retry", "1s"])
+    app = App(second.base_url, app.key, app.token)
+    app.create_lead(name="Refused")
+    log = [a["attributes"] for a in logged(app, w["id"], 2)]
+    assert log[0]["status_code"] is None and log[0]["next_retry_at"] is not None
+    assert "refused" in log[0]["error"] and ("127.0.0.1" in log[0]["error"] or "::1" in log[0]["error"]), log[0]
+    assert log[1]["error"] == log[0]["error"], "refused again at the retry"
+    assert receiver.got() == []
+
+
+def test_https_targets_are_verified_with_the_ca_file(make_server, hook_server, tmp_path):
+    ca, tls = throwaway_ca(tmp_path)
+    rec = Receiver(tls=tls)
+    try:
+        srv = make_server(extra_args=FLAGS + ["--webhook-ca-file", str(ca)])
+        app = srv.new_app()
+        w = create_webhook(app, rec.url(), events=["lead.created"])
+        app.create_lead(name="Over TLS")
+        d = rec.wait_for(1)[0]
+        check_delivery(d, w["attributes"]["secret"])
+        # A server without the CA refuses the receiver's certificate.
+        other = hook_server.new_app()
+        w2 = create_webhook(other, rec.url("/untrusted"), events=["lead.created"])
+        other.create_lead(name="Untrusted")
+        a = logged(other, w2["id"], 1)[0]["attributes"]
+        assert a["status_code"] is None and "certificate" in a["error"].lower(), a["error"]
+        assert rec.got("/untrusted") == []
+    finally:
+        rec.close()
+
+
+def test_a_bad_ca_file_stops_the_server(tmp_path):
+    bad = tmp_path / "not-a-ca.pem"
+    bad.write_text("hello\n")
+    p = run_crmd("serve", "--db", f"sqlite:{tmp_path}/x.db", "--listen", "127.0.0.1:1",
+                 "--webhook-ca-file", str(bad))
+    assert p.returncode == 1 and "holds no PEM certificate" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("flag, value", [("--webhook-retry", "10s,,1m"), ("--webhook-retry", "5x"),
+                                         ("--webhook-give-up", "0s"), ("--webhook-disable-after", "31d"),
+                                         ("--webhook-sender", "maybe")])
+def test_bad_webhook_options_are_usage_errors(flag, value):
+    p = run_crmd("serve", flag, value)
+    assert p.returncode == 2 and flag in p.stderr, p.stderr
