@@ -371,3 +371,22 @@ def test_a_bad_ca_file_stops_the_server(tmp_path):
 def test_bad_webhook_options_are_usage_errors(flag, value):
     p = run_crmd("serve", flag, value)
     assert p.returncode == 2 and flag in p.stderr, p.stderr
+
+
+def test_copy_moves_webhooks_and_their_undelivered_events(make_server, receiver, tmp_path):
+    src = make_server(extra_args=["--webhook-allow-private", "--webhook-sender", "off"])
+    app = src.new_app()
+    w = create_webhook(app, receiver.url(), events=["lead.created"])
+    ids = [app.create_lead(name=f"C{i}")["id"] for i in range(3)]
+    assert src.stop() == 0
+    dst = tmp_path / "copy.db"
+    p = run_crmd("copy", "--from", src.db_url, "--to", f"sqlite:{dst}", check=True)
+    assert "1 webhooks and 3 undelivered events" in p.stdout, p.stdout
+    assert "1 webhooks, 3 undelivered events" in p.stdout.split("now holds")[1], p.stdout
+    copy = make_server(db_url=f"sqlite:{dst}", extra_args=["--webhook-allow-private"])
+    app = App(copy.base_url, app.key, app.token)
+    got = receiver.wait_for(3)
+    assert [d.json["data"]["id"] for d in got] == ids, "in their order, to the same URL"
+    for d in got:
+        check_delivery(d, w["attributes"]["secret"])
+    assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["url"] == receiver.url()
