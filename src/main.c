@@ -8,6 +8,8 @@
  *              [--request-memory-mb N] [--response-memory-mb N] [--http2]
  *              [--tls-cert FILE --tls-key FILE] [--admin-listen HOST:PORT]
  *              [--cors-origin ORIGIN[,ORIGIN...]]... [--log-format text|json]
+ *              [--webhook-allow-private] [--webhook-retry D,...] [--webhook-give-up D]
+ *              [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]
  *   crmd app create NAME [--db URL]
  *   crmd app list [--db URL]
  *   crmd app disable KEY [--db URL]
@@ -75,7 +77,9 @@ static const char usage_text[] =
     "        [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N] [--cache-mb N]\n"
     "        [--write-queue N] [--request-memory-mb N] [--response-memory-mb N] [--http2]\n"
     "        [--tls-cert FILE --tls-key FILE] [--admin-listen HOST:PORT] [--cors-origin ORIGIN]...\n"
-    "        [--log-format text|json]\n"
+    "        [--log-format text|json] [--webhook-allow-private] [--webhook-retry D[,D...]]\n"
+    "        [--webhook-give-up D] [--webhook-disable-after D] [--webhook-ca-file FILE]\n"
+    "        [--webhook-sender on|off]\n"
     "        serve the API (default 127.0.0.1:8080, sqlite:var/crmd.db, one thread per core);\n"
     "        --rate-limit: requests per app (default 100:200, on every address);\n"
     "        --auth-limit: failed authentications per client address (default 20:40);\n"
@@ -106,8 +110,9 @@ static const char usage_text[] =
     "  migrate [--db URL]\n"
     "        create or upgrade the database schema\n"
     "  copy --from URL --to URL [--append]\n"
-    "        copy every app, signing key, issued and revoked token, lead and follow to another\n"
-    "        database (ids kept), in one transaction; a target holding data is refused unless --append\n"
+    "        copy every app, signing key, issued and revoked token, lead, follow, webhook and\n"
+    "        undelivered event to another database (ids kept), in one transaction; a target\n"
+    "        holding data is refused unless --append\n"
     "  backup [--db URL] --to FILE\n"
     "        write a consistent copy of a SQLite database to the new file FILE (0600) while it\n"
     "        serves; for PostgreSQL it says how to use pg_dump\n"

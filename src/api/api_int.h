@@ -8,8 +8,12 @@
  *     loop.c       the thread's event loop as the store sees it (a leaf)
  *     routes.c     the route table: path and method -> entry
  *     auth.c       credentials, before the handler when the entry says so
- *   leads.c, follows.c, health.c   handlers, reached only through the table
+ *   leads.c, follows.c, webhooks.c, health.c   handlers, reached only
+ *                through the table
+ *   resolve.c    a webhook target's name resolved off the loop (webhooks.c)
  *   resource.c   what the resource handlers share (reads, decoding writes)
+ *   change.c     what a write changed, and what follows from it recorded in
+ *                its batch (outbox.c: the webhooks' events)
  *   writer.c     group commit: writes run on the writer thread
  *   request.c    the request's life, its input (body, query), its answer
  *   respond.c, log.c   sending a response; the request log
