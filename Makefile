@@ -26,7 +26,10 @@ LDFLAGS := $(SAN)
 
 BUILD   ?= build
 SRCS    := $(shell find src -name '*.c' | sort)
-OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+# The OpenAPI document, compiled in for GET /openapi.json (src/api/openapi.c):
+# a C source generated at build time; the build fails when it is not JSON.
+GEN_OPENAPI = $(BUILD)/gen/openapi_json.c
+OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/openapi_json.o
 LIBOBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_*.c))
 
@@ -52,6 +55,14 @@ $(BUILD)/crmd: $(OBJS)
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/gen/openapi_json.c: openapi/openapi.json scripts/gen-openapi-c.py
+	@mkdir -p $(dir $@)
+	$(PYTHON) scripts/gen-openapi-c.py $< $@
+
+$(BUILD)/obj/gen/openapi_json.o: $(BUILD)/gen/openapi_json.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -g,$(CFLAGS)) -c -o $@ $<
 
 # Unit tests link every object but main.o, so a test can call anything.
 $(BUILD)/unit/%: tests/unit/%.c $(LIBOBJS)
@@ -181,7 +192,8 @@ FUZZ_CC      := clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # The fuzz build is clang with the same warnings as errors as the gcc build.
 FUZZ_CFLAGS   = $(filter-out -O% $(SAN),$(CFLAGS)) -O1 $(FUZZ_SAN)
-FUZZ_OBJS    := $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS)))
+FUZZ_OBJS    := $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS))) \
+                $(FUZZ_BUILD)/obj/gen/openapi_json.o
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 ASAN_BUILD   := build/asan
 -include $(FUZZ_OBJS:.o=.d) $(FUZZ_TARGETS:=.d)
@@ -190,6 +202,10 @@ ASAN_BUILD   := build/asan
 $(FUZZ_BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_BUILD)/obj/gen/openapi_json.o: $(BUILD)/gen/openapi_json.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
 $(FUZZ_TARGETS): $(FUZZ_BUILD)/%: tests/fuzz/%.c tests/fuzz/common.c $(FUZZ_OBJS)
 	@mkdir -p $(dir $@)

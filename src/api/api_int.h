@@ -147,6 +147,7 @@ struct api_req {
     int64_t now;                          /* ms, taken once when the request starts */
     int64_t start_ns;                     /* monotonic, for the log line */
     store_app_t app;                      /* the authenticated app */
+    struct api_query *query;              /* its query string, read (query.h), in req's pool */
     proxy_addr_t client;                  /* api_client's, once client_known */
     bool client_known;
     int metric_route;               /* its slot in the metrics (dispatch.c); -1: not counted */
@@ -178,11 +179,22 @@ struct api_req {
     /* A read of a resource (resource.c). */
     struct {
         const struct api_read_spec *spec;
-        cache_key_t key;
+        cache_key_t key; /* kind 0: not cached */
         uint64_t gen;
         int64_t page, total;
         int records;
         api_render_t render;
+        /* A list's page and the cursor of the next (find.c): rows to
+         * render (a find reads one more, to know whether a page follows),
+         * the list's order and the position of its last row. */
+        int want, kind;
+        bool more, by_cursor, no_count, plain;
+        int norder;
+        store_sort_t order[STORE_SORT_MAX];
+        store_pos_t last;
+        unsigned char digest[32]; /* of the filters and the sort */
+        const void *query;        /* the store query (in req's pool), for start only */
+        store_summary_t summary;  /* GET /leads/summary (summary.c) */
     } rd;
 };
 

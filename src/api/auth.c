@@ -334,6 +334,18 @@ static bool failures_allowed(api_req_t *r)
     return false;
 }
 
+const jwt_keyset_t *auth_keys(api_req_t *r)
+{
+    auth_cache_t *c = r->t->auth;
+    keyring_t *ring = r->t->shared->keys;
+    if (c->keys == NULL || keyring_generation(ring) != c->keys->gen) {
+        keyring_release(c->keys);
+        c->keys = keyring_acquire(ring);
+        forget_tokens(c); /* verified with keys that may be gone */
+    }
+    return c->keys->set;
+}
+
 /* Verifies a token, through the thread's cache; the app it names goes
  * into app. A token not in the cache is verified only while r's client
  * may still fail (else AUTH_LIMITED). */
@@ -342,11 +354,7 @@ static int verify_token(api_req_t *r, const char *tok, size_t len, char app[JWT_
     auth_cache_t *c = r->t->auth;
     int64_t now_s = r->now / 1000;
     keyring_t *ring = r->t->shared->keys;
-    if (c->keys == NULL || keyring_generation(ring) != c->keys->gen) {
-        keyring_release(c->keys);
-        c->keys = keyring_acquire(ring);
-        forget_tokens(c); /* verified with keys that may be gone */
-    }
+    auth_keys(r);
     /* The tail of a JWT is its signature: hashing it alone is as good as
      * hashing all of it, and a hit still compares the whole token. */
     size_t tail = len > 64 ? 64 : len;

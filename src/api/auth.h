@@ -19,6 +19,11 @@ store_rc_t auth_cache_load(auth_cache_t *c, store_t *s, int64_t now);
 /* True while the cache waits for the store (a revocation poll). */
 bool auth_busy(const auth_cache_t *c);
 
+/* The key set the thread verifies tokens with: the keyring's newest
+ * snapshot, taken again when another has been published. Valid until the
+ * thread next authenticates a request. */
+const jwt_keyset_t *auth_keys(api_req_t *r);
+
 /* Authenticates r (Authorization: Bearer + AppId or X-Api-Key), now or
  * after store reads (an app, or a revocation poll the thread needs): on
  * success r->app is the caller's app and then(r) runs; on failure r has

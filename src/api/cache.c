@@ -79,13 +79,15 @@ static uint64_t key_hash(const cache_key_t *k)
     h = mix(h, &k->kind, sizeof k->kind);
     h = mix(h, k->fid, strlen(k->fid));
     h = mix(h, &k->page, sizeof k->page);
+    h = mix(h, k->variant, sizeof k->variant);
     return mix(h, &k->records, sizeof k->records);
 }
 
 static bool key_eq(const cache_key_t *a, const cache_key_t *b)
 {
     return a->kind == b->kind && a->app == b->app && a->page == b->page && a->records == b->records &&
-           strcmp(a->id, b->id) == 0 && strcmp(a->fid, b->fid) == 0;
+           strcmp(a->id, b->id) == 0 && strcmp(a->fid, b->fid) == 0 &&
+           memcmp(a->variant, b->variant, sizeof a->variant) == 0;
 }
 
 void cache_configure(size_t max_bytes)

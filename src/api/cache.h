@@ -34,6 +34,10 @@ typedef struct cache_key {
     char fid[40]; /* the follow (CACHE_FOLLOW), else "" */
     int64_t page; /* lists */
     int records;
+    /* A list: the SHA-256 of the secret of its cursors and, filtered, of
+     * its filters, sort, count and cursor (api/find.c); all zero for the
+     * others. */
+    unsigned char variant[32];
 } cache_key_t;
 
 /* Turns the cache on with a budget of max_bytes (0 leaves it off). Call

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "api/auth.h"
+#include "api/query.h"
 #include "api/loop.h"
 #include "api/cors.h"
 #include "api/ratelimit.h"
@@ -137,9 +138,22 @@ static bool rate_limit_or_reply(api_req_t *r)
     return ok;
 }
 
+/* Reads the query string against the route's parameters; a route that
+ * takes none answers its problems here, the others with their own. */
+static bool query_or_reply(api_req_t *r)
+{
+    if (!api_query_load(r)) {
+        api_reply_error(r, 503, "Service Unavailable", "The server is out of memory.");
+        return false;
+    }
+    if (api_query_takes_any(r->route) || r->query->errs.n == 0) return true;
+    api_reply_errors(r, &r->query->errs);
+    return false;
+}
+
 static void authenticated(api_req_t *r)
 {
-    if (rate_limit_or_reply(r)) r->route->handler(r);
+    if (rate_limit_or_reply(r) && query_or_reply(r)) r->route->handler(r);
 }
 
 /* Out of memory before the request has its state: a fixed answer. */

@@ -1,9 +1,11 @@
 /*
- * follows.c: /leads/{id}/follows and /leads/{id}/follows/{follow_id}.
+ * follows.c: /leads/{id}/follows, /leads/{id}/follows/{follow_id}, and
+ * /follows/ (every follow of the app; the lists are find.c's).
  *
  * As in leads.c, reads run on the worker and writes on the writer thread.
  */
 #include "api/change.h"
+#include "api/find.h"
 #include "api/handlers.h"
 #include "api/request.h"
 #include "api/resource.h"
@@ -13,24 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define FOLLOWS_DEFAULT_RECORDS 100
-
-/* A rendered pending follow with a due date reads "overdue" once that date
- * has passed: a cached body is good only until then. */
-static void note_expiry(api_render_t *c, const follow_t *f)
-{
-    if (f->status == FOLLOW_PENDING && f->has_due && f->due_at >= c->now && f->due_at + 1 < c->expires)
-        c->expires = f->due_at + 1;
-}
-
-static void emit_list_item(void *ctx, const follow_t *f)
-{
-    api_render_t *c = ctx;
-    if (c->n++ > 0) jw_lit(c->w, ",");
-    follow_encode(c->w, f, c->now);
-    note_expiry(c, f);
-}
-
 static void emit_one(void *ctx, const follow_t *f)
 {
     api_render_t *c = ctx;
@@ -38,13 +22,7 @@ static void emit_one(void *ctx, const follow_t *f)
     jw_lit(c->w, "{\"data\":");
     follow_encode(c->w, f, c->now);
     jw_lit(c->w, "}");
-    note_expiry(c, f);
-}
-
-static store_rc_t start_list(api_req_t *r, const store_async_t *async)
-{
-    return store_follow_list(r->t->store, r->app.id, r->id, api_resource_offset(r), r->rd.records,
-                             &r->rd.total, emit_list_item, &r->rd.render, async);
+    api_render_follow_expiry(c, f);
 }
 
 static store_rc_t start_get(api_req_t *r, const store_async_t *async)
@@ -52,18 +30,17 @@ static store_rc_t start_get(api_req_t *r, const store_async_t *async)
     return store_follow_get(r->t->store, r->app.id, r->id, r->fid, emit_one, &r->rd.render, async);
 }
 
-/* A list names its lead: a 404 there is the lead's. */
-static const api_read_spec_t LIST = {start_list, true, API_LEAD_NOT_FOUND_TITLE, API_LEAD_NOT_FOUND_DETAIL};
 static const api_read_spec_t GET = {start_get, false, API_FOLLOW_NOT_FOUND_TITLE,
                                     API_FOLLOW_NOT_FOUND_DETAIL};
 
 void follows_list(api_req_t *r)
 {
-    if (!api_lead_id_or_reply(r) || !api_resource_paging_or_reply(r, FOLLOWS_DEFAULT_RECORDS)) return;
-    r->rd.key =
-        (cache_key_t){.kind = CACHE_FOLLOWS, .app = r->app.id, .page = r->rd.page, .records = r->rd.records};
-    memcpy(r->rd.key.id, r->id, sizeof r->id);
-    api_resource_read(r, &LIST);
+    if (api_lead_id_or_reply(r)) api_follows_list(r);
+}
+
+void follows_all(api_req_t *r)
+{
+    api_follows_all(r);
 }
 
 void follows_get(api_req_t *r)

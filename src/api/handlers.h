@@ -16,6 +16,12 @@ void health_ready(api_req_t *r);
 /* jwks.c: GET /.well-known/jwks.json */
 void jwks_get(api_req_t *r);
 
+/* openapi.c: GET /openapi.json */
+void openapi_get(api_req_t *r);
+
+/* summary.c: GET /leads/summary */
+void summary_get(api_req_t *r);
+
 /* leads.c: /leads and /leads/{id} */
 void leads_list(api_req_t *r);
 void leads_create(api_req_t *r);
@@ -29,6 +35,8 @@ void follows_create(api_req_t *r);
 void follows_get(api_req_t *r);
 void follows_update(api_req_t *r);
 void follows_delete(api_req_t *r);
+/* follows.c: /follows */
+void follows_all(api_req_t *r);
 
 /* webhooks.c: /webhooks, /webhooks/{id}, /webhooks/{id}/deliveries */
 void webhooks_list(api_req_t *r);

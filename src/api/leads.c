@@ -7,6 +7,7 @@
  * api_write_t they are given.
  */
 #include "api/change.h"
+#include "api/find.h"
 #include "api/handlers.h"
 #include "api/request.h"
 #include "api/resource.h"
@@ -14,15 +15,6 @@
 
 #include <stdio.h>
 #include <string.h>
-
-#define LEADS_DEFAULT_RECORDS 15
-
-static void emit_list_item(void *ctx, const lead_t *lead)
-{
-    api_render_t *c = ctx;
-    if (c->n++ > 0) jw_lit(c->w, ",");
-    lead_encode(c->w, lead);
-}
 
 /* Renders one lead as {"data": ...}. */
 static void emit_one(void *ctx, const lead_t *lead)
@@ -34,26 +26,16 @@ static void emit_one(void *ctx, const lead_t *lead)
     jw_lit(c->w, "}");
 }
 
-static store_rc_t start_list(api_req_t *r, const store_async_t *async)
-{
-    return store_lead_list(r->t->store, r->app.id, api_resource_offset(r), r->rd.records, &r->rd.total,
-                           emit_list_item, &r->rd.render, async);
-}
-
 static store_rc_t start_get(api_req_t *r, const store_async_t *async)
 {
     return store_lead_get(r->t->store, r->app.id, r->id, emit_one, &r->rd.render, async);
 }
 
-static const api_read_spec_t LIST = {start_list, true, API_LEAD_NOT_FOUND_TITLE, API_LEAD_NOT_FOUND_DETAIL};
 static const api_read_spec_t GET = {start_get, false, API_LEAD_NOT_FOUND_TITLE, API_LEAD_NOT_FOUND_DETAIL};
 
 void leads_list(api_req_t *r)
 {
-    if (!api_resource_paging_or_reply(r, LEADS_DEFAULT_RECORDS)) return;
-    r->rd.key =
-        (cache_key_t){.kind = CACHE_LEADS, .app = r->app.id, .page = r->rd.page, .records = r->rd.records};
-    api_resource_read(r, &LIST);
+    api_leads_list(r);
 }
 
 void leads_get(api_req_t *r)

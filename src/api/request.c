@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/query.h"
 #include "api/respond.h"
 #include "http/metrics.h"
 #include "model/jsonlex.h"
@@ -439,7 +440,8 @@ static bool declared(const api_route_t *route, const char *name)
 
 h2o_iovec_t api_query(const api_req_t *r, const char *name)
 {
-    assert(declared(r->route, name)); /* the route table lists what is read */
+    assert(declared(r->route, name));                      /* the route table lists what is read */
+    if (r->query != NULL) return api_query_value(r, name); /* read and decoded (query.h) */
     h2o_iovec_t found = h2o_iovec_init(NULL, 0);
     if (r->query_at == SIZE_MAX) return found;
     const char *p = r->path.base + r->query_at + 1, *end = r->path.base + r->path.len;
@@ -473,23 +475,28 @@ static bool parse_count(h2o_iovec_t v, int64_t *out)
     return true;
 }
 
-bool api_paging_or_reply(api_req_t *r, int default_records, int64_t *page, int *records)
+bool api_paging_parse(api_req_t *r, int default_records, int64_t *page, int *records, verrs_t *errs)
 {
-    verrs_t errs = {0};
+    int before = errs->n;
     int64_t p = 1, n = default_records;
     h2o_iovec_t v = api_query(r, "page");
     if (v.base != NULL && (!parse_count(v, &p) || p < 1))
-        verrs_add(&errs, "validation_error", NULL, "page", "page must be an integer of at least 1");
+        verrs_add(errs, "validation_error", NULL, "page", "page must be an integer of at least 1");
     v = api_query(r, "records");
     if (v.base != NULL && (!parse_count(v, &n) || n < 1 || n > 100))
-        verrs_add(&errs, "validation_error", NULL, "records", "records must be an integer from 1 to 100");
-    if (errs.n > 0) {
-        api_reply_errors(r, &errs);
-        return false;
-    }
+        verrs_add(errs, "validation_error", NULL, "records", "records must be an integer from 1 to 100");
+    if (errs->n > before) return false;
     *page = p;
     *records = (int)n;
     return true;
+}
+
+bool api_paging_or_reply(api_req_t *r, int default_records, int64_t *page, int *records)
+{
+    verrs_t errs = {0};
+    if (api_paging_parse(r, default_records, page, records, &errs)) return true;
+    api_reply_errors(r, &errs);
+    return false;
 }
 
 bool api_uuid_or_reply(api_req_t *r, int param, char out[UUID_BUFSZ], const char *title, const char *detail)

@@ -77,8 +77,9 @@ void api_header_int(api_req_t *r, const char *name, int value);
  * route's body_max) and syntax (400) checks. The caller json_decref()s it. */
 json_t *api_body_or_reply(api_req_t *r);
 
-/* The raw value of query parameter name (the last one given), or base NULL.
- * The route must list name among its query parameters. */
+/* The value of query parameter name, decoded (query.h) once the query
+ * string has been read, or base NULL. The route must list name among its
+ * query parameters. */
 h2o_iovec_t api_query(const api_req_t *r, const char *name);
 
 /* page (from 1, any number of digits; beyond INT64_MAX it reads as
@@ -86,6 +87,8 @@ h2o_iovec_t api_query(const api_req_t *r, const char *name);
  * default_records when not given) from the query string; 422 when either
  * is not one. */
 bool api_paging_or_reply(api_req_t *r, int default_records, int64_t *page, int *records);
+/* The same, with the problems added to errs (false when there were some). */
+bool api_paging_parse(api_req_t *r, int default_records, int64_t *page, int *records, verrs_t *errs);
 
 /* The path's param'th {param} as a canonical UUID into out; a 404 with
  * title and detail when it is not one (such an id names nothing). */

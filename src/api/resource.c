@@ -52,7 +52,10 @@ static void read_done(api_req_t *r, store_rc_t rc)
         api_reply_store_error(r, rc, spec->not_found_title, spec->not_found_detail);
         return;
     }
-    if (spec->list) write_meta(&r->out, r->rd.total, r->rd.page, r->rd.records);
+    if (spec->meta != NULL)
+        spec->meta(r);
+    else if (spec->list)
+        write_meta(&r->out, r->rd.total, r->rd.page, r->rd.records);
     if (!r->out.oom && r->rd.key.kind != 0)
         cache_put(&r->rd.key, r->rd.gen, r->out.buf, r->out.len, r->rd.render.expires);
     api_reply(r, 200);

@@ -22,6 +22,7 @@ typedef struct api_read_spec {
     api_read_start_fn start;
     bool list;
     const char *not_found_title, *not_found_detail;
+    api_step_fn meta; /* a list's "meta" member, when not the plain paging one */
 } api_read_spec_t;
 
 /* Answers r with what spec reads, for the response cache key r->rd.key

@@ -18,6 +18,7 @@ static const struct status_row {
     {200, "OK", NULL},
     {201, "Created", NULL},
     {204, "No Content", NULL},
+    {304, "Not Modified", NULL},
     {400, "Bad Request", "bad_request"},
     {401, "Unauthorized", "unauthorized"},
     {403, "Forbidden", "forbidden"},
@@ -60,7 +61,7 @@ void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, cons
     }
     if (status == 401) add_header(req, H2O_TOKEN_WWW_AUTHENTICATE, H2O_STRLIT("Bearer realm=\"crmd\""));
     if (status == 503) add_header(req, H2O_TOKEN_RETRY_AFTER, H2O_STRLIT("1"));
-    if (status == 204) {
+    if (status == 204 || status == 304) {
         body = h2o_iovec_init(NULL, 0);
     } else {
         add_header(req, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"));
@@ -109,11 +110,16 @@ int api_render_errors(jw_t *w, const verrs_t *errs)
     for (int i = 0; i < errs->n; i++) {
         const verr_t *e = &errs->e[i];
         bool unknown = strcmp(e->code, "unknown_attribute") == 0;
+        bool param = strcmp(e->code, "unknown_parameter") == 0;
         if (i > 0) jw_lit(w, ",");
-        open_error(w, 422, e->code, unknown ? "Unknown Attribute" : "Validation Error", e->detail);
+        open_error(w, 422, e->code,
+                   unknown ? "Unknown Attribute"
+                   : param ? "Unknown Parameter"
+                           : "Validation Error",
+                   e->detail);
         /* A query problem names its parameter, a body problem its pointer
          * ("" is the whole body). */
-        if (e->parameter[0] != '\0') {
+        if (e->parameter[0] != '\0' || param) {
             jw_lit(w, ",\"source\":{\"parameter\":");
             jw_cstr(w, e->parameter);
         } else {

@@ -9,8 +9,18 @@
 
 #include "api/handlers.h"
 
+/* Query parameters; a name ending in "[]" takes several values (query.h). */
 static const char *const NO_QUERY[] = {NULL};
-static const char *const PAGING[] = {"page", "records", NULL};
+static const char *const PAGING[] = {"page", "records", "cursor", NULL};
+#define LEAD_FILTERS                                                                                         \
+    "stage[]", "status[]", "source[]", "account_id[]", "contact_id[]", "value_min", "value_max",             \
+        "probability_min", "probability_max", "created_from", "created_to", "updated_from", "updated_to",    \
+        "search", "has_overdue", "has_open_follows"
+#define FOLLOW_FILTERS "status[]", "due_from", "due_to", "sort", "page", "records", "cursor"
+static const char *const LEAD_LIST[] = {LEAD_FILTERS, "sort", "page", "records", "cursor", "count", NULL};
+static const char *const LEAD_SUMMARY[] = {LEAD_FILTERS, NULL};
+static const char *const LEAD_FOLLOWS[] = {FOLLOW_FILTERS, NULL};
+static const char *const APP_FOLLOWS[] = {FOLLOW_FILTERS, "lead_id[]", NULL};
 
 /* One entry per method and path: the method, the path pattern, the
  * handler, then the query parameters it reads, what its writes make stale
@@ -23,19 +33,23 @@ const api_route_t API_ROUTES[] = {
      .summary = "Readiness: 200 when the database answers and the writer runs, else 503; no credentials"},
     {METHOD_GET, "/.well-known/jwks.json", jwks_get, .query = NO_QUERY,
      .summary = "crmd's public token keys as a JWK Set, no credentials"},
+    {METHOD_GET, "/openapi.json", openapi_get, .query = NO_QUERY,
+     .summary = "The OpenAPI 3.1 document of the API, no credentials"},
 
-    {METHOD_GET, "/leads", leads_list, .query = PAGING, .auth = true,
-     .summary = "A page of the app's leads, newest first"},
+    {METHOD_GET, "/leads", leads_list, .query = LEAD_LIST, .auth = true,
+     .summary = "A page of the app's leads: filters, search, sort, cursor; newest first"},
     {METHOD_POST, "/leads", leads_create, .query = NO_QUERY, .stale = API_STALE_APP, .auth = true,
      .body_max = API_MAX_BODY, .summary = "Create a lead"},
+    {METHOD_GET, "/leads/summary", summary_get, .query = LEAD_SUMMARY, .auth = true,
+     .summary = "Pipeline summary of the leads the filters keep"},
     {METHOD_GET, "/leads/{id}", leads_get, .query = NO_QUERY, .auth = true, .summary = "One lead"},
     {METHOD_PUT, "/leads/{id}", leads_update, .query = NO_QUERY, .stale = API_STALE_LEAD | API_STALE_APP,
      .auth = true, .body_max = API_MAX_BODY, .summary = "Change some of a lead's attributes"},
     {METHOD_DELETE, "/leads/{id}", leads_delete, .query = NO_QUERY, .stale = API_STALE_LEAD | API_STALE_APP,
      .auth = true, .summary = "Delete a lead and its follows"},
 
-    {METHOD_GET, "/leads/{id}/follows", follows_list, .query = PAGING, .auth = true,
-     .summary = "A page of a lead's follows, by due date"},
+    {METHOD_GET, "/leads/{id}/follows", follows_list, .query = LEAD_FOLLOWS, .auth = true,
+     .summary = "A page of a lead's follows, by due date: filters, sort, cursor"},
     {METHOD_POST, "/leads/{id}/follows", follows_create, .query = NO_QUERY, .stale = API_STALE_LEAD,
      .auth = true, .body_max = API_MAX_BODY, .summary = "Create a follow of a lead"},
     {METHOD_GET, "/leads/{id}/follows/{follow_id}", follows_get, .query = NO_QUERY, .auth = true,
@@ -46,6 +60,8 @@ const api_route_t API_ROUTES[] = {
     {METHOD_DELETE, "/leads/{id}/follows/{follow_id}", follows_delete, .query = NO_QUERY,
      .stale = API_STALE_LEAD, .auth = true, .summary = "Delete a follow"},
 
+    {METHOD_GET, "/follows", follows_all, .query = APP_FOLLOWS, .auth = true,
+     .summary = "A page of the follows of all the app's leads, by due date: filters, sort, cursor"},
     {METHOD_GET, "/webhooks", webhooks_list, .query = PAGING, .auth = true,
      .summary = "A page of the app's webhooks, newest first (never their secrets)"},
     {METHOD_POST, "/webhooks", webhooks_create, .query = NO_QUERY, .auth = true, .body_max = API_MAX_BODY,

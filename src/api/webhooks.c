@@ -3,12 +3,15 @@
  * (extensions.md, "Webhooks").
  *
  * Reads run on the worker, never from the response cache (the sender
- * changes what a webhook shows: it may set one inactive). Writes run on
+ * changes what a webhook shows: it may set one inactive); the two lists
+ * are paged by page or by cursor, newest first (find.h). Writes run on
  * the writer like a lead's. A target URL is checked before its write is
  * queued (webhook/target.h): its form and an IP literal at once, a host
  * name by resolving it on a thread of its own (resolve.h) while the
  * request waits, as for a store read.
  */
+#include "api/cursor.h"
+#include "api/find.h"
 #include "api/handlers.h"
 #include "api/request.h"
 #include "api/resolve.h"
@@ -36,8 +39,7 @@ static const char NOT_FOUND_DETAIL[] = "The requested webhook could not be found
 static void emit_item(void *ctx, const webhook_t *wh)
 {
     api_render_t *c = ctx;
-    if (c->n++ > 0) jw_lit(c->w, ",");
-    webhook_encode(c->w, wh, false);
+    if (api_newest_row(ctx, wh->created_at, wh->id)) webhook_encode(c->w, wh, false);
 }
 
 static void emit_one(void *ctx, const webhook_t *wh)
@@ -52,14 +54,13 @@ static void emit_one(void *ctx, const webhook_t *wh)
 static void emit_delivery(void *ctx, const delivery_t *d)
 {
     api_render_t *c = ctx;
-    if (c->n++ > 0) jw_lit(c->w, ",");
-    delivery_encode(c->w, d);
+    if (api_newest_row(ctx, d->created_at, d->id)) delivery_encode(c->w, d);
 }
 
 static store_rc_t start_list(api_req_t *r, const store_async_t *async)
 {
-    return store_webhook_list(r->t->store, r->app.id, api_resource_offset(r), r->rd.records, &r->rd.total,
-                              emit_item, &r->rd.render, async);
+    return store_webhook_list(r->t->store, r->app.id, r->rd.query, &r->rd.total, emit_item, &r->rd.render,
+                              async);
 }
 
 static store_rc_t start_get(api_req_t *r, const store_async_t *async)
@@ -69,22 +70,32 @@ static store_rc_t start_get(api_req_t *r, const store_async_t *async)
 
 static store_rc_t start_deliveries(api_req_t *r, const store_async_t *async)
 {
-    return store_webhook_deliveries(r->t->store, r->app.id, r->id, api_resource_offset(r), r->rd.records,
-                                    &r->rd.total, emit_delivery, &r->rd.render, async);
+    return store_webhook_deliveries(r->t->store, r->app.id, r->id, r->rd.query, &r->rd.total, emit_delivery,
+                                    &r->rd.render, async);
 }
 
-static const api_read_spec_t LIST = {start_list, true, NOT_FOUND_TITLE, NOT_FOUND_DETAIL};
+static const api_read_spec_t LIST = {start_list, true, NOT_FOUND_TITLE, NOT_FOUND_DETAIL, api_newest_meta};
 static const api_read_spec_t GET = {start_get, false, NOT_FOUND_TITLE, NOT_FOUND_DETAIL};
-static const api_read_spec_t DELIVERIES = {start_deliveries, true, NOT_FOUND_TITLE, NOT_FOUND_DETAIL};
+static const api_read_spec_t DELIVERIES = {start_deliveries, true, NOT_FOUND_TITLE, NOT_FOUND_DETAIL,
+                                           api_newest_meta};
 
 static bool webhook_id_or_reply(api_req_t *r)
 {
     return api_uuid_or_reply(r, 0, r->id, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
 }
 
+/* The page of a list into r's pool, or false when r has been answered. */
+static bool page_or_reply(api_req_t *r, int kind, int default_records)
+{
+    store_newest_page_t *pg = h2o_mem_alloc_pool(&r->req->pool, sizeof *pg);
+    if (!api_newest_paging_or_reply(r, kind, default_records, pg)) return false;
+    r->rd.query = pg;
+    return true;
+}
+
 void webhooks_list(api_req_t *r)
 {
-    if (!api_resource_paging_or_reply(r, WEBHOOKS_DEFAULT_RECORDS)) return;
+    if (!page_or_reply(r, CURSOR_WEBHOOKS, WEBHOOKS_DEFAULT_RECORDS)) return;
     api_resource_read(r, &LIST);
 }
 
@@ -96,7 +107,7 @@ void webhooks_get(api_req_t *r)
 
 void webhooks_deliveries(api_req_t *r)
 {
-    if (!webhook_id_or_reply(r) || !api_resource_paging_or_reply(r, DELIVERIES_DEFAULT_RECORDS)) return;
+    if (!webhook_id_or_reply(r) || !page_or_reply(r, CURSOR_DELIVERIES, DELIVERIES_DEFAULT_RECORDS)) return;
     api_resource_read(r, &DELIVERIES);
 }
 

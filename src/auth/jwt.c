@@ -33,6 +33,7 @@
 #include <openssl/ecdsa.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -118,6 +119,26 @@ static bool key_compute_id(jwt_key_t *key)
     return true;
 }
 
+/* The key's secret (jwt.h): HMAC-SHA256 keyed by the private key's DER. */
+static bool key_derive_secret(jwt_key_t *key)
+{
+    unsigned char *der = NULL;
+    int n = i2d_PrivateKey(key->pkey, &der);
+    if (n <= 0) return false;
+    static const char label[] = "crmd: secret derived from the signing key";
+    unsigned int out = 0;
+    bool ok = HMAC(EVP_sha256(), der, n, (const unsigned char *)label, sizeof label - 1, key->secret, &out) !=
+                  NULL &&
+              out == JWT_SECRET_BYTES;
+    OPENSSL_clear_free(der, (size_t)n);
+    return ok;
+}
+
+const unsigned char *jwt_key_secret(const jwt_key_t *key)
+{
+    return key->external ? NULL : key->secret;
+}
+
 jwt_key_t *jwt_key_load(const char *pem, size_t len)
 {
     jwt_key_t *key = NULL;
@@ -133,7 +154,7 @@ jwt_key_t *jwt_key_load(const char *pem, size_t len)
     if (!key) goto fail;
     key->pkey = pkey;
     key->alg = JWT_ALG_RS256;
-    if (!key_compute_id(key)) goto fail;
+    if (!key_compute_id(key) || !key_derive_secret(key)) goto fail;
     BIO_free(bio);
     return key;
 fail:
@@ -147,6 +168,7 @@ fail:
 void jwt_key_free(jwt_key_t *key)
 {
     if (!key) return;
+    OPENSSL_cleanse(key->secret, sizeof key->secret);
     EVP_PKEY_free(key->pkey);
     free(key);
 }

@@ -63,6 +63,14 @@ void jwt_key_free(jwt_key_t *key);
  * DER form, NUL-terminated; valid as long as key. Put in the "kid" header. */
 const char *jwt_key_id(const jwt_key_t *key);
 
+/* A secret derived from the private key (32 bytes, valid as long as key),
+ * or NULL for an external provider's key, which has no private half:
+ * every process serving one database loads the same keys, so all of them
+ * derive the same secrets, which key MACs of what crmd hands out and reads
+ * back (list cursors), never leaking the key itself. */
+#define JWT_SECRET_BYTES 32
+const unsigned char *jwt_key_secret(const jwt_key_t *key);
+
 /* Signs claims into a compact JWT (header {"alg":"RS256","typ":"JWT","kid":...});
  * *token receives it (the caller frees it with free()). Returns a jwt_rc. */
 int jwt_sign(const jwt_key_t *key, const jwt_claims_t *claims, char **token);

@@ -18,6 +18,7 @@ struct jwt_key {
     int alg;       /* enum jwt_alg: the only algorithm it verifies */
     bool external; /* an identity provider's public key (jwk.h) */
     char kid[JWT_KID_MAX];
+    unsigned char secret[JWT_SECRET_BYTES]; /* crmd's own keys only: see jwt_key_secret */
 };
 
 #endif

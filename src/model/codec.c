@@ -581,6 +581,8 @@ void follow_encode(jw_t *w, const follow_t *f, int64_t now)
     jw_lit(w, ",\"status\":");
     jw_cstr(w, follow_status_name(follow_effective_status(f, now)));
     put_stamps(w, f->created_at, f->updated_at);
+    jw_lit(w, "},\"relationships\":{\"lead\":");
+    put_relationship(w, f->lead_id, "lead");
     jw_lit(w, "}}");
 }
 

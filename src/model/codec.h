@@ -57,7 +57,8 @@ void follow_decode(const json_t *root, bool creating, follow_patch_t *out, verrs
  * "relationships":...}). */
 void lead_encode(jw_t *w, const lead_t *lead);
 
-/* Writes a follow resource object; now decides whether it reads overdue. */
+/* Writes a follow resource object, with relationships.lead; now decides
+ * whether it reads overdue. */
 void follow_encode(jw_t *w, const follow_t *follow, int64_t now);
 
 /* Names of enum values, for encoding and for the store's logs. */

@@ -210,3 +210,29 @@ size_t decimal_format(int64_t cents, char *out)
     assert(n > 0 && n < DECIMAL_BUFSZ);
     return (size_t)n;
 }
+
+size_t decimal_format_wide(unsigned __int128 v, int scale, char *out)
+{
+    assert(out != NULL && scale >= 0 && scale <= 18);
+    /* Digits from the last, at least scale + 1 of them. */
+    char digits[DECIMAL_WIDE_BUFSZ];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + (int)(v % 10));
+        v /= 10;
+    } while (v > 0 || n <= scale);
+    /* Fractional zeros at the end are not written. */
+    int drop = 0;
+    while (drop < scale && digits[drop] == '0')
+        drop++;
+    size_t o = 0;
+    for (int i = n - 1; i >= scale; i--)
+        out[o++] = digits[i];
+    if (drop < scale) {
+        out[o++] = '.';
+        for (int i = scale - 1; i >= drop; i--)
+            out[o++] = digits[i];
+    }
+    out[o] = '\0';
+    return o;
+}

@@ -40,4 +40,12 @@ int decimal_from_double(double d, int64_t *cents);
 #define DECIMAL_BUFSZ 32
 size_t decimal_format(int64_t cents, char *out);
 
+/* Sums of money can pass 64 bits (ten thousand leads of 10^13, with
+ * their probabilities). Writes the shortest exact decimal form of
+ * v / 10^scale (scale 0..18: trailing fractional zeros dropped, no point
+ * when nothing is left) and a NUL into out, which holds at least
+ * DECIMAL_WIDE_BUFSZ bytes; returns the length written. */
+#define DECIMAL_WIDE_BUFSZ 48
+size_t decimal_format_wide(unsigned __int128 v, int scale, char *out);
+
 #endif

@@ -11,6 +11,8 @@
 #include <assert.h>
 #include <stdint.h>
 
+#include "model/casefold.h"
+
 /* Decodes one well-formed UTF-8 sequence at s[i..len) per Unicode table 3-7
  * (no overlongs, no surrogates, nothing above U+10FFFF). Returns its length
  * in bytes and the code point in *cp, or 0 if the bytes are malformed or the
@@ -121,4 +123,56 @@ int text_clean(const char *s, size_t len, bool allow_newlines, const char **out,
     *out_len = end - start;
     *codepoints = count_at_end;
     return TEXT_OK;
+}
+
+uint32_t text_fold_cp(uint32_t c)
+{
+    if (c < 0x80) return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+    size_t lo = 0, hi = sizeof CASEFOLD / sizeof CASEFOLD[0];
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (CASEFOLD[mid][0] == c) return CASEFOLD[mid][1];
+        if (CASEFOLD[mid][0] < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return c;
+}
+
+/* Writes code point c as UTF-8 into out; returns its length. */
+static size_t utf8_encode(uint32_t c, char *out)
+{
+    static const unsigned char lead[] = {0, 0, 0xC0, 0xE0, 0xF0};
+    size_t n = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+    for (size_t i = n - 1; i > 0; i--) {
+        out[i] = (char)(0x80 | (c & 0x3F));
+        c >>= 6;
+    }
+    out[0] = (char)(lead[n] | c);
+    return n;
+}
+
+size_t text_fold(const char *s, size_t len, char *out, size_t outsz)
+{
+    assert(s != NULL || len == 0);
+    const unsigned char *u = (const unsigned char *)s;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t c;
+        size_t n = utf8_decode(u, len, i, &c);
+        if (n == 0) {
+            /* Not ours to judge here: the byte goes through unchanged. */
+            if (o == outsz) return (size_t)-1;
+            out[o++] = s[i++];
+            continue;
+        }
+        char buf[4];
+        size_t m = utf8_encode(text_fold_cp(c), buf);
+        if (outsz - o < m) return (size_t)-1;
+        for (size_t k = 0; k < m; k++)
+            out[o++] = buf[k];
+        i += n;
+    }
+    return o;
 }

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum text_rc {
     TEXT_OK = 0,
@@ -22,5 +23,24 @@ enum text_rc {
  * Returns a text_rc. */
 int text_clean(const char *s, size_t len, bool allow_newlines, const char **out, size_t *out_len,
                size_t *codepoints);
+
+/* Unicode simple case folding (CaseFolding.txt, statuses C and S: one code
+ * point to one, every script Unicode folds, Latin-1, Latin Extended,
+ * Greek and Cyrillic included; the table is model/casefold.h). Search
+ * terms and the stored keys they are matched and sorted against go through
+ * this one function, so both databases compare the same bytes whatever
+ * their locale. */
+uint32_t text_fold_cp(uint32_t c);
+
+/* A folded text takes at most this many bytes for len bytes of input: a
+ * two-byte character may fold to a three-byte one (U+023A to U+2C65). */
+#define TEXT_FOLD_MAX(len) ((len) / 2 * 3 + (len) % 2)
+
+/* Folds the UTF-8 text s[0..len) into out, which holds outsz bytes, and
+ * returns the length written (no NUL is added). A byte that does not start
+ * a well-formed sequence is copied as it is. Returns (size_t)-1, with out
+ * partly written, when outsz is too small; TEXT_FOLD_MAX(len) always
+ * suffices. */
+size_t text_fold(const char *s, size_t len, char *out, size_t outsz);
 
 #endif

@@ -95,6 +95,16 @@ store_rc_t store_migrate_run(const store_migrator_t *m, void *ctx)
     }
 }
 
+uint64_t store_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
 void *store_grow(void *v, size_t *cap, size_t n, size_t elem, size_t first)
 {
     if (n < *cap) return v;

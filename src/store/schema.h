@@ -17,10 +17,15 @@
 
 #include "model/record.h"
 #include "model/uuid.h"
+#include "store/store.h"
 
 /* The number of migrations, hence the newest schema version. Each backend
  * checks that its list of migrations has exactly this many entries. */
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 7
+/* The version that adds the folded copies of name and source (see
+ * "finding leads" below): a backend that cannot fold in SQL fills them in
+ * from C right after that step's SQL. */
+#define SCHEMA_FOLD_VERSION 5
 /* Room for the statement that records a version number. */
 #define SCHEMA_VERSION_SQL_MAX 96
 
@@ -55,6 +60,9 @@ enum schema_lead_col {
 };
 
 #define SCHEMA_FOLLOW_COLS "id, lead_id, title, description, due_at, status, created_at, updated_at"
+/* The same, qualified with the alias f. */
+#define SCHEMA_FOLLOW_COLS_F                                                                                 \
+    "f.id, f.lead_id, f.title, f.description, f.due_at, f.status, f.created_at, f.updated_at"
 enum schema_follow_col {
     FOLLOW_COL_ID,
     FOLLOW_COL_LEAD,
@@ -91,6 +99,8 @@ enum schema_token_col {
 
 /* --- ranges the CHECK constraints allow (set by migration 1) ------------- */
 
+_Static_assert(SCHEMA_STAGES == STAGE_NEGOTIATION + 1 && SCHEMA_STATUSES == LEAD_LOST + 1,
+               "store.h's counts of stages and statuses must be record.h's");
 #define SCHEMA_STAGE_MAX 4
 #define SCHEMA_LEAD_STATUS_MAX 3
 #define SCHEMA_FOLLOW_STATUS_MAX 1 /* FOLLOW_OVERDUE is derived, never stored */
@@ -162,7 +172,8 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
 #define SCHEMA_FOLLOW_KEY(P) "app_id = " P(1, int8) " AND lead_id = " P(2, uuid) " AND id = " P(3, uuid)
 
 /* The partial updates. Parameters: the key (as above), the fields bits,
- * the values in column order, and now. updated_at becomes
+ * the values in column order, and now (a lead's update then takes the
+ * folded name and source, 13 and 14). updated_at becomes
  * MAX(now, updated_at + 1), so it strictly increases (as
  * record_next_updated_at). The updated row comes back in column order. */
 #define SCHEMA_LEAD_UPDATE(P, MAX)                                                                           \
@@ -184,10 +195,10 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
     [Q_KEY_UPDATE] = "UPDATE signing_keys SET signed_until = CASE WHEN signed_until < 0 OR signed_until >= "   \
                      P(2, int8) " THEN signed_until ELSE " P(2, int8) " END, retired_at = CASE WHEN "           \
                      "retired_at = 0 THEN " P(3, int8) " ELSE retired_at END WHERE seq = " P(1, int8),         \
-    [Q_LEAD_INSERT] = "INSERT INTO leads (app_id, " SCHEMA_LEAD_COLS ") VALUES (" P(1, int8) ", "            \
-                      P(2, uuid) ", " P(3, text) ", " P(4, text) ", " P(5, uuid) ", " P(6, uuid) ", "        \
-                      P(7, int8) ", " P(8, int4) ", " P(9, int4) ", " P(10, int4) ", " P(11, int8) ", "      \
-                      P(12, int8) ")",                                                                       \
+    [Q_LEAD_INSERT] = "INSERT INTO leads (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold) VALUES ("    \
+                      P(1, int8) ", " P(2, uuid) ", " P(3, text) ", " P(4, text) ", " P(5, uuid) ", "        \
+                      P(6, uuid) ", " P(7, int8) ", " P(8, int4) ", " P(9, int4) ", " P(10, int4) ", "       \
+                      P(11, int8) ", " P(12, int8) ", " P(13, text) ", " P(14, text) ")",                    \
     [Q_LEAD_GET] = "SELECT " SCHEMA_LEAD_COLS " FROM leads WHERE " SCHEMA_LEAD_KEY(P),                       \
     [Q_LEAD_UPDATE] = SCHEMA_LEAD_UPDATE(P, MAX),                                                            \
     [Q_LEAD_DELETE] = "DELETE FROM leads WHERE " SCHEMA_LEAD_KEY(P),                                         \
@@ -214,12 +225,104 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
     SCHEMA_SET_IF("value_cents", P(3, int4), SQL_LEAD_F_VALUE, P(8, int8))                                   \
     SCHEMA_SET_IF("stage", P(3, int4), SQL_LEAD_F_STAGE, P(9, int4))                                         \
     SCHEMA_SET_IF("probability", P(3, int4), SQL_LEAD_F_PROBABILITY, P(10, int4))                            \
-    SCHEMA_SET_IF("status", P(3, int4), SQL_LEAD_F_STATUS, P(11, int4))
+    SCHEMA_SET_IF("status", P(3, int4), SQL_LEAD_F_STATUS, P(11, int4))                                       \
+    SCHEMA_SET_IF("name_fold", P(3, int4), SQL_LEAD_F_NAME, P(13, text))                                     \
+    SCHEMA_SET_IF("source_fold", P(3, int4), SQL_LEAD_F_SOURCE, P(14, text))
 #define SCHEMA_FOLLOW_SETS(P)                                                                                \
     SCHEMA_SET_IF("title", P(4, int4), SQL_FOLLOW_F_TITLE, P(5, text))                                       \
     SCHEMA_SET_IF("description", P(4, int4), SQL_FOLLOW_F_DESCRIPTION, P(6, text))                           \
     SCHEMA_SET_IF("due_at", P(4, int4), SQL_FOLLOW_F_DUE, P(7, int8))                                        \
     SCHEMA_SET_IF("status", P(4, int4), SQL_FOLLOW_F_STATUS, P(8, int4))
 /* clang-format on */
+
+/* --- finding leads (migrations 5 and 6) ------------------------------------
+ * name_fold and source_fold hold name and source after model/text.c's
+ * case folding, computed in C on every write (a database's own lower()
+ * follows its locale and is not case folding), so that search and the name
+ * order are the same on both backends. Search looks for a substring of
+ * them; the name order compares their bytes (PostgreSQL's column has
+ * collation "C", like SQLite's BINARY).
+ *
+ * lead_totals keeps, per app, stage, status and source, the number of leads, the
+ * sum of their value_cents and the sum of value_cents * probability (the
+ * weighted value, in hundredths of a cent), in the same transaction as
+ * each lead write, so that the pipeline summary never adds up the table.
+ * Sums are kept in two parts, the high and the low 32 bits of each row's
+ * figure: a row's value is below 10^15 and its weighted value below 10^17,
+ * so each part's sum stays far inside 64 bits for billions of rows, where
+ * a plain sum would overflow after ten thousand leads of 10^13 (or a
+ * hundred weighted ones). Readers combine the parts in 128 bits. */
+
+/* A lead row's figures, from its columns (prefix "" or "new." and the like). */
+#define SCHEMA_VALUE_OF(p) "COALESCE(" p "value_cents, 0)"
+#define SCHEMA_WEIGHT_OF(p) "COALESCE(" p "value_cents * " p "probability, 0)"
+#define SCHEMA_HI(x) "((" x ") >> 32)"
+#define SCHEMA_LO(x) "((" x ") & 4294967295)"
+/* The four parts of a row, in lead_totals' column order. */
+#define SCHEMA_PARTS_OF(p)                                                                                   \
+    SCHEMA_HI(SCHEMA_VALUE_OF(p))                                                                            \
+    ", " SCHEMA_LO(SCHEMA_VALUE_OF(p)) ", " SCHEMA_HI(SCHEMA_WEIGHT_OF(p)) ", " SCHEMA_LO(SCHEMA_WEIGHT_OF(p))
+/* The sums of the parts over a set of rows. */
+#define SCHEMA_PART_SUMS(p)                                                                                  \
+    "sum(" SCHEMA_HI(SCHEMA_VALUE_OF(p)) "), sum(" SCHEMA_LO(SCHEMA_VALUE_OF(p)) "), sum(" SCHEMA_HI(        \
+        SCHEMA_WEIGHT_OF(p)) "), sum(" SCHEMA_LO(SCHEMA_WEIGHT_OF(p)) ")"
+
+/* A row's cell beside stage and status: its source ('' when unset), and
+ * whether it has one (so that an unset source and an empty one differ). */
+#define SCHEMA_SRC_OF(p) "COALESCE(" p "source, '')"
+#define SCHEMA_HAS_SRC_OF(p) "(CASE WHEN " p "source IS NULL THEN 0 ELSE 1 END)"
+#define SCHEMA_TOTALS_CELL "app_id, stage, status, has_src, src"
+#define SCHEMA_TOTALS_COLS "app_id, stage, status, src, has_src, n, v_hi, v_lo, w_hi, w_lo"
+
+/* The table, alike in both dialects, and its first contents: a cell per
+ * app, stage, status and source (sources are few: a pipeline summary by
+ * source, the most asked for breakdown, is read from here too). */
+/* clang-format off */
+#define SCHEMA_V6_TOTALS                                                                                     \
+    "CREATE TABLE lead_totals ("                                                                             \
+    "  app_id BIGINT NOT NULL REFERENCES apps(id),"                                                          \
+    "  stage INTEGER NOT NULL,"                                                                              \
+    "  status INTEGER NOT NULL,"                                                                             \
+    "  src TEXT NOT NULL,"                                                                                   \
+    "  has_src INTEGER NOT NULL,"                                                                            \
+    "  n BIGINT NOT NULL,"                                                                                   \
+    "  v_hi BIGINT NOT NULL, v_lo BIGINT NOT NULL, w_hi BIGINT NOT NULL, w_lo BIGINT NOT NULL,"              \
+    "  PRIMARY KEY (" SCHEMA_TOTALS_CELL "));"                                                               \
+    SCHEMA_TOTALS_REBUILD
+/* Fills lead_totals from the leads (migration 6, crmd copy's import). */
+#define SCHEMA_TOTALS_REBUILD                                                                                \
+    "INSERT INTO lead_totals (" SCHEMA_TOTALS_COLS ") "                                                      \
+    "SELECT app_id, stage, status, " SCHEMA_SRC_OF("") ", " SCHEMA_HAS_SRC_OF("") ", count(*), "             \
+    SCHEMA_PART_SUMS("") " FROM leads GROUP BY app_id, stage, status, source;"
+/* clang-format on */
+
+/* What a summary adds up, at the end of the indexes of the filters a
+ * summary is most often asked for (a source, an account, a contact): the
+ * sums of what they keep are then read from the index alone. */
+#define SCHEMA_SUMMED ", stage, status, value_cents, probability"
+
+/* The indexes both dialects write alike: every filter and every sort of
+ * GET /leads/ and GET /follows/ starts from one (docs/architecture.md shows
+ * the plans). Lead indexes end in the list's tie order (created_at, then
+ * id, descending), so a filter's index also gives its rows in the default
+ * order, and a keyset page starts right at its cursor. Each costs every
+ * lead write about a page more to write, so there is one per key: the
+ * other direction of a sort reads its index backwards and orders the rows
+ * of equal value in memory (few, but for probability: a hundred values),
+ * and the stage, of five values, is read as one range per stage. */
+#define SCHEMA_V6_INDEXES                                                                                    \
+    "CREATE INDEX leads_updated ON leads (app_id, updated_at DESC, created_at DESC, id DESC);"               \
+    "CREATE INDEX leads_name ON leads (app_id, name_fold, created_at DESC, id DESC);"                        \
+    "CREATE INDEX leads_value ON leads (app_id, value_cents DESC, created_at DESC, id DESC);"                \
+    "CREATE INDEX leads_probability ON leads (app_id, probability DESC, created_at DESC, id DESC);"          \
+    "CREATE INDEX leads_stage ON leads (app_id, stage, created_at DESC, id DESC);"                           \
+    "CREATE INDEX leads_status ON leads (app_id, status, created_at DESC, id DESC);"                         \
+    "CREATE INDEX leads_source ON leads (app_id, source, created_at DESC, id DESC" SCHEMA_SUMMED ");"        \
+    "CREATE INDEX leads_account ON leads (app_id, account_id, created_at DESC, id DESC" SCHEMA_SUMMED ");"   \
+    "CREATE INDEX leads_contact ON leads (app_id, contact_id, created_at DESC, id DESC" SCHEMA_SUMMED ");"   \
+    "CREATE INDEX follows_app_due ON follows (app_id, due_at, created_at, id);"                              \
+    "CREATE INDEX follows_app_state ON follows (app_id, status, due_at, created_at, id);"                    \
+    "CREATE INDEX follows_app_created ON follows (app_id, created_at, id);"                                  \
+    "CREATE INDEX follows_app_updated ON follows (app_id, updated_at, id);"
 
 #endif

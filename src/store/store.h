@@ -38,6 +38,10 @@
 
 #include "model/record.h"
 
+/* The number of lead stages and statuses (enum lead_stage, lead_status). */
+#define SCHEMA_STAGES 5
+#define SCHEMA_STATUSES 4
+
 typedef enum store_rc {
     STORE_OK = 0,
     STORE_NOT_FOUND,   /* no such record (in this app) */
@@ -204,6 +208,129 @@ typedef struct store_export {
     store_rc_t (*event)(void *ctx, const char *webhook_id, const store_queued_t *e);
 } store_export_t;
 
+/* --- Finding leads and follows -----------------------------------------------
+ * The filtered, sorted, paged reads of GET /leads/, GET /leads/{id}/follows,
+ * GET /follows/ and GET /leads/summary (store_lead_find, store_follow_find,
+ * store_lead_summary below). Filters AND together; the values of one list
+ * filter OR together. The order is the query's sort keys, then the list's
+ * ties (see store_lead_order), so that it is total: a page is either the
+ * rows after an offset or, keyset paging, the rows after a position (the
+ * sort values of the last row of the page before, store_pos_t), which
+ * never skips or repeats a row however many are written in between. */
+
+/* Keys a lead or follow can be ordered by. Unset values (a lead's value or
+ * probability, a follow's due date) come last in either direction. */
+enum store_lead_key {
+    LEAD_KEY_CREATED,
+    LEAD_KEY_UPDATED,
+    LEAD_KEY_NAME, /* folded (model/text.c), compared byte by byte */
+    LEAD_KEY_VALUE,
+    LEAD_KEY_PROBABILITY,
+    LEAD_KEY_STAGE, /* pipeline order: enum lead_stage */
+    LEAD_KEY_ID
+};
+enum store_follow_key { FOLLOW_KEY_DUE, FOLLOW_KEY_CREATED, FOLLOW_KEY_UPDATED, FOLLOW_KEY_ID };
+
+typedef struct store_sort {
+    int key; /* enum store_lead_key or store_follow_key */
+    bool desc;
+} store_sort_t;
+
+/* At most this many keys order a list, its ties included; at most this
+ * many values in one list filter. */
+#define STORE_SORT_MAX 8
+#define STORE_LIST_MAX 50
+
+/* The leads a read keeps; a zero filter keeps every lead. */
+typedef struct store_lead_filter {
+    unsigned stages;   /* bits 1 << enum lead_stage; 0: any */
+    unsigned statuses; /* bits 1 << enum lead_status; 0: any */
+    int nsources;
+    text_ref_t sources[STORE_LIST_MAX]; /* exact values */
+    int naccounts, ncontacts;
+    char accounts[STORE_LIST_MAX][UUID_BUFSZ], contacts[STORE_LIST_MAX][UUID_BUFSZ];
+    bool account_unset, contact_unset; /* also keep leads where it is unset */
+    bool has_value_min, has_value_max; /* inclusive, in cents; unset values never match */
+    int64_t value_min, value_max;
+    int probability_min, probability_max; /* inclusive; -1: no bound */
+    bool has_created_from, has_created_to, has_updated_from, has_updated_to;
+    int64_t created_from, created_to, updated_from, updated_to; /* ms; _from inclusive, _to exclusive */
+    text_ref_t search; /* folded (model/text.c): a substring of the folded name or source; ptr NULL: none */
+    int has_overdue;   /* -1: any; 1: a follow reads overdue (at the query's now); 0: none does */
+    int has_open;      /* -1: any; 1: a follow is not completed; 0: none is */
+} store_lead_filter_t;
+
+/* Makes *f the filter that keeps every lead. */
+void store_lead_filter_init(store_lead_filter_t *f);
+
+/* One sort value of a row; texts (a folded name, an id) point elsewhere. */
+typedef struct store_val {
+    bool null;
+    int64_t i;
+    text_ref_t t;
+} store_val_t;
+
+/* Where a page ends: the values of every key of the list's order (ties
+ * included), for the row the next page starts after. */
+#define STORE_POS_NAME_MAX 1020 /* 255 code points of 4 bytes */
+#define STORE_POS_TEXT_MAX (STORE_POS_NAME_MAX + 2 * UUID_BUFSZ)
+typedef struct store_pos {
+    int n;
+    store_val_t v[STORE_SORT_MAX];
+    char text[STORE_POS_TEXT_MAX]; /* where its texts may live */
+} store_pos_t;
+
+typedef struct store_lead_query {
+    store_lead_filter_t f;
+    int nsort; /* the order asked for; 0 is the default (created_at descending) */
+    store_sort_t sort[STORE_SORT_MAX];
+    int limit;
+    int64_t offset;           /* rows skipped, when after is NULL */
+    const store_pos_t *after; /* keyset paging: the rows after this position */
+    bool count;               /* also count the filtered set into *total */
+    int64_t now;              /* ms: what reads overdue */
+} store_lead_query_t;
+
+typedef struct store_follow_query {
+    const char *lead; /* one lead's follows (its route), or "" for the app's */
+    int nleads;       /* the lead_id filter (with lead ""): any of these */
+    char leads[STORE_LIST_MAX][UUID_BUFSZ];
+    unsigned statuses; /* bits 1 << enum follow_status, overdue as derived at now; 0: any */
+    bool has_due_from, has_due_to;
+    int64_t due_from, due_to; /* unset due dates never match */
+    int nsort;                /* 0: due date (unset last), then created_at, then id, ascending */
+    store_sort_t sort[STORE_SORT_MAX];
+    int limit;
+    int64_t offset;
+    const store_pos_t *after;
+    bool count;
+    int64_t now;
+} store_follow_query_t;
+
+/* One (stage, status) cell of a pipeline summary: leads, and their value
+ * and weighted value (value_cents * probability) each as the sums of the
+ * high and the low 32 bits of every row's figure (so no sum ever
+ * overflows; see store/schema.h). value = v_hi * 2^32 + v_lo cents. */
+typedef struct store_cell {
+    int64_t n, v_hi, v_lo, w_hi, w_lo;
+} store_cell_t;
+
+typedef struct store_summary {
+    store_cell_t cell[SCHEMA_STAGES][SCHEMA_STATUSES]; /* [enum lead_stage][enum lead_status] */
+    int64_t overdue;                                   /* follows reading overdue, on these leads */
+} store_summary_t;
+
+/* The complete order of a lead list: sort[0..n) (none: created_at
+ * descending), then its ties, created_at descending and id descending,
+ * where sort does not name them. Returns the number of keys put in out. */
+int store_lead_order(const store_sort_t *sort, int n, store_sort_t out[STORE_SORT_MAX]);
+/* The same for follows: sort, then due date, created_at and id ascending. */
+int store_follow_order(const store_sort_t *sort, int n, store_sort_t out[STORE_SORT_MAX]);
+/* The position of l (or f) in a list ordered by order[0..n): the row a
+ * next page starts after. A folded name is written into pos->text. */
+void store_lead_pos(const lead_t *l, const store_sort_t *order, int n, store_pos_t *pos);
+void store_follow_pos(const follow_t *f, const store_sort_t *order, int n, store_pos_t *pos);
+
 /* The backend's table of functions; see the wrappers below for contracts. */
 typedef struct store_ops {
     void (*close)(store_t *s);
@@ -229,6 +356,12 @@ typedef struct store_ops {
     store_rc_t (*follow_update)(store_t *s, int64_t app, const char *lead_id, const char *id,
                                 const follow_patch_t *patch, int64_t now, store_follow_cb cb, void *ctx);
     store_rc_t (*follow_delete)(store_t *s, int64_t app, const char *lead_id, const char *id);
+    store_rc_t (*lead_find)(store_t *s, int64_t app, const store_lead_query_t *q, int64_t *total,
+                            store_lead_cb cb, void *ctx, const store_async_t *async);
+    store_rc_t (*follow_find)(store_t *s, int64_t app, const store_follow_query_t *q, int64_t *total,
+                              store_follow_cb cb, void *ctx, const store_async_t *async);
+    store_rc_t (*lead_summary)(store_t *s, int64_t app, const store_lead_filter_t *f, int64_t now,
+                               store_summary_t *out, const store_async_t *async);
     store_rc_t (*batch_begin)(store_t *s);
     store_rc_t (*batch_end)(store_t *s, int commit);
     /* Administration (the command line); see the wrappers. */
@@ -436,6 +569,34 @@ static inline store_rc_t store_follow_update(store_t *s, int64_t app, const char
 static inline store_rc_t store_follow_delete(store_t *s, int64_t app, const char *lead_id, const char *id)
 {
     return s->ops->follow_delete(s, app, lead_id, id);
+}
+
+/* Passes the leads of q's page in q's order (see "Finding leads" above)
+ * to cb, and, when q->count, the number of leads the filter keeps to
+ * *total (else -1). The page and the count come from one snapshot. */
+static inline store_rc_t store_lead_find(store_t *s, int64_t app, const store_lead_query_t *q, int64_t *total,
+                                         store_lead_cb cb, void *ctx, const store_async_t *async)
+{
+    return s->ops->lead_find(s, app, q, total, cb, ctx, async);
+}
+
+/* The same for follows: q->lead's (STORE_NOT_FOUND when that lead does not
+ * exist), or the app's. */
+static inline store_rc_t store_follow_find(store_t *s, int64_t app, const store_follow_query_t *q,
+                                           int64_t *total, store_follow_cb cb, void *ctx,
+                                           const store_async_t *async)
+{
+    return s->ops->follow_find(s, app, q, total, cb, ctx, async);
+}
+
+/* The pipeline summary of the leads f keeps, from one snapshot: without a
+ * filter, or with stages, statuses and sources only, it reads the totals
+ * kept by every write (a few rows) instead of the leads. Overdue follows come
+ * from their index (status, due date). */
+static inline store_rc_t store_lead_summary(store_t *s, int64_t app, const store_lead_filter_t *f,
+                                            int64_t now, store_summary_t *out, const store_async_t *async)
+{
+    return s->ops->lead_summary(s, app, f, now, out, async);
 }
 
 /* Group commit, on the writer thread's connection. Between

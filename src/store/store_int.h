@@ -56,6 +56,10 @@ void store_text_copy(char *out, size_t outsz, text_ref_t t);
 void store_app_fill(store_app_t *a, int64_t id, text_ref_t key, text_ref_t name, int disabled,
                     int64_t created_at);
 
+/* A quick hash of a NUL-terminated text (FNV-1a), for a first comparison
+ * before strcmp (the caches of statements made at run time). */
+uint64_t store_hash(const char *s);
+
 /* Makes room for one more element in a growing array v of *cap elements
  * of size elem, n of them used: when it is full, doubles it (from first
  * elements) and sets *cap. Returns the array, moved or not, or NULL when
@@ -109,6 +113,7 @@ store_rc_t store_base_batch_end(store_t *s, int commit);
     X(p, app_create) X(p, app_find) X(p, keys) X(p, key_add) X(p, key_update)                                \
     X(p, lead_create) X(p, lead_get) X(p, lead_list) X(p, lead_update) X(p, lead_delete)                     \
     X(p, follow_create) X(p, follow_get) X(p, follow_list) X(p, follow_update) X(p, follow_delete)           \
+    X(p, lead_find) X(p, follow_find) X(p, lead_summary)                                                     \
     X(p, app_list) X(p, app_set_disabled) X(p, token_record) X(p, token_revoke) X(p, revoked_since)          \
     X(p, copy_count) X(p, copy_export) X(p, copy_import_begin) X(p, copy_import_key)                         \
     X(p, copy_import_app) X(p, copy_import_issued) X(p, copy_import_revoked) X(p, copy_import_lead)          \

@@ -101,18 +101,33 @@ typedef struct store_report {
     void *ctx;
 } store_report_t;
 
+/* A page of a list ordered newest first (created_at, then id, both
+ * descending): at most limit rows, those after the first offset, or, when
+ * after_id is set, those after the row (after_at, after_id) (keyset
+ * paging: a cursor's page, whatever was written since). */
+typedef struct store_newest_page {
+    int64_t offset;
+    int limit;
+    int64_t after_at;
+    const char *after_id; /* a UUID, or NULL: by offset */
+} store_newest_page_t;
+
+/* Where a page by offset starts: after the end of the order. */
+#define STORE_NEWEST_END_AT INT64_MAX
+#define STORE_NEWEST_END_ID "ffffffff-ffff-ffff-ffff-ffffffffffff"
+
 /* The backend's webhook functions (store_ops_t.webhook, declared in store.h
  * as store_webhook_ops_t); see the wrappers. */
 struct store_webhook_ops {
     store_rc_t (*create)(store_t *s, int64_t app, const webhook_t *wh, int max);
     store_rc_t (*get)(store_t *s, int64_t app, const char *id, store_webhook_cb cb, void *ctx,
                       const store_async_t *async);
-    store_rc_t (*list)(store_t *s, int64_t app, int64_t offset, int limit, int64_t *total,
+    store_rc_t (*list)(store_t *s, int64_t app, const store_newest_page_t *pg, int64_t *total,
                        store_webhook_cb cb, void *ctx, const store_async_t *async);
     store_rc_t (*update)(store_t *s, int64_t app, const char *id, const webhook_patch_t *patch, int64_t now,
                          store_webhook_cb cb, void *ctx);
     store_rc_t (*remove)(store_t *s, int64_t app, const char *id);
-    store_rc_t (*deliveries)(store_t *s, int64_t app, const char *id, int64_t offset, int limit,
+    store_rc_t (*deliveries)(store_t *s, int64_t app, const char *id, const store_newest_page_t *pg,
                              int64_t *total, store_delivery_cb cb, void *ctx, const store_async_t *async);
     store_rc_t (*event_record)(store_t *s, int64_t app, const store_event_t *ev, int *recorded);
     store_rc_t (*claim)(store_t *s, const char *owner, int64_t now, int64_t lease_until, int max,
@@ -135,9 +150,9 @@ store_rc_t store_webhook_create(store_t *s, int64_t app, const webhook_t *wh, in
 store_rc_t store_webhook_get(store_t *s, int64_t app, const char *id, store_webhook_cb cb, void *ctx,
                              const store_async_t *async);
 
-/* Passes at most limit of the app's webhooks, newest first (created_at,
- * then id, descending), skipping offset; *total gets how many it has. */
-store_rc_t store_webhook_list(store_t *s, int64_t app, int64_t offset, int limit, int64_t *total,
+/* Passes the page pg of the app's webhooks, newest first; *total gets
+ * how many it has. */
+store_rc_t store_webhook_list(store_t *s, int64_t app, const store_newest_page_t *pg, int64_t *total,
                               store_webhook_cb cb, void *ctx, const store_async_t *async);
 
 /* Applies patch (never the secret), sets updated_at as
@@ -151,10 +166,10 @@ store_rc_t store_webhook_update(store_t *s, int64_t app, const char *id, const w
  * write; STORE_NOT_FOUND when the app has none. */
 store_rc_t store_webhook_delete(store_t *s, int64_t app, const char *id);
 
-/* Passes at most limit attempts of the webhook's log, newest first
- * (created_at, then id, descending), skipping offset; *total gets how many
- * there are. STORE_NOT_FOUND when the app has no such webhook. */
-store_rc_t store_webhook_deliveries(store_t *s, int64_t app, const char *id, int64_t offset, int limit,
+/* Passes the page pg of the webhook's log of attempts, newest first;
+ * *total gets how many there are. STORE_NOT_FOUND when the app has no
+ * such webhook. */
+store_rc_t store_webhook_deliveries(store_t *s, int64_t app, const char *id, const store_newest_page_t *pg,
                                     int64_t *total, store_delivery_cb cb, void *ctx,
                                     const store_async_t *async);
 

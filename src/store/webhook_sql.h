@@ -97,11 +97,14 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
     P(7, int4) " <> 0 THEN 0 ELSE failing_since END, "
 
 /* A page and its total in one statement (one snapshot): the first column
- * is the total, the rest the item's; an empty page is one row of NULLs. */
-#define SCHEMA_WEBHOOK_PAGE(P, TABLE, COLS, WHERE, LIMIT)                                                    \
+ * is the total, the rest the item's; an empty page is one row of NULLs.
+ * The page holds the rows before the position AT, ID in the order (a
+ * cursor's; the end of the order for a page by offset), so that an index
+ * of (..., created_at, id) reads each page from where it starts. */
+#define SCHEMA_WEBHOOK_PAGE(P, TABLE, COLS, WHERE, AT, ID, LIMIT)                                            \
     "SELECT c.n, p.* FROM (SELECT count(*) AS n FROM " TABLE " WHERE " WHERE ") c "                          \
-    "LEFT JOIN (SELECT " COLS " FROM " TABLE " WHERE " WHERE " ORDER BY created_at DESC, id DESC "           \
-    "LIMIT " LIMIT ") p ON true "
+    "LEFT JOIN (SELECT " COLS " FROM " TABLE " WHERE " WHERE " AND (created_at, id) < (" AT ", " ID ") "     \
+    "ORDER BY created_at DESC, id DESC LIMIT " LIMIT ") p ON true "
 
 #define SCHEMA_WEBHOOK_SQL(P, MAX)                                                                           \
     [Q_WH_INSERT] = "INSERT INTO webhooks (app_id, " SCHEMA_WEBHOOK_COLS ") SELECT " P(1, int8) ", "         \
@@ -110,13 +113,14 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
                     "WHERE app_id = " P(1, int8) ") < " P(10, int4),                                         \
     [Q_WH_GET] = "SELECT " SCHEMA_WEBHOOK_COLS " FROM webhooks WHERE " SCHEMA_WEBHOOK_KEY(P),                \
     [Q_WH_LIST] = SCHEMA_WEBHOOK_PAGE(P, "webhooks", SCHEMA_WEBHOOK_COLS, "app_id = " P(1, int8),            \
-                                      P(2, int8) " OFFSET " P(3, int8))                                      \
+                                      P(4, int8), P(5, uuid), P(2, int8) " OFFSET " P(3, int8))              \
                   "ORDER BY p.created_at DESC, p.id DESC",                                                   \
     [Q_WH_UPDATE] = "UPDATE webhooks SET " SCHEMA_WEBHOOK_SETS(P) SCHEMA_UPDATED_AT(P(8, int8), MAX)        \
                     "WHERE " SCHEMA_WEBHOOK_KEY(P) " RETURNING " SCHEMA_WEBHOOK_COLS,                        \
     /* No row at all when the app has no such webhook. */                                                  \
     [Q_WH_DELIVERIES] = SCHEMA_WEBHOOK_PAGE(P, "webhook_attempts", SCHEMA_DELIVERY_COLS,                     \
-                                            "webhook_id = " P(2, uuid), P(3, int8) " OFFSET " P(4, int8))    \
+                                            "webhook_id = " P(2, uuid), P(5, int8), P(6, uuid),              \
+                                            P(3, int8) " OFFSET " P(4, int8))                                \
                         "WHERE EXISTS (SELECT 1 FROM webhooks WHERE " SCHEMA_WEBHOOK_KEY(P) ") "             \
                         "ORDER BY p.created_at DESC, p.id DESC",                                             \
     /* One row per active webhook of the app that wants the type. */                                       \

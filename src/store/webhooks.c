@@ -20,10 +20,10 @@ store_rc_t store_webhook_get(store_t *s, int64_t app, const char *id, store_webh
     return ops(s)->get(s, app, id, cb, ctx, async);
 }
 
-store_rc_t store_webhook_list(store_t *s, int64_t app, int64_t offset, int limit, int64_t *total,
+store_rc_t store_webhook_list(store_t *s, int64_t app, const store_newest_page_t *pg, int64_t *total,
                               store_webhook_cb cb, void *ctx, const store_async_t *async)
 {
-    return ops(s)->list(s, app, offset, limit, total, cb, ctx, async);
+    return ops(s)->list(s, app, pg, total, cb, ctx, async);
 }
 
 store_rc_t store_webhook_update(store_t *s, int64_t app, const char *id, const webhook_patch_t *patch,
@@ -37,11 +37,11 @@ store_rc_t store_webhook_delete(store_t *s, int64_t app, const char *id)
     return ops(s)->remove(s, app, id);
 }
 
-store_rc_t store_webhook_deliveries(store_t *s, int64_t app, const char *id, int64_t offset, int limit,
+store_rc_t store_webhook_deliveries(store_t *s, int64_t app, const char *id, const store_newest_page_t *pg,
                                     int64_t *total, store_delivery_cb cb, void *ctx,
                                     const store_async_t *async)
 {
-    return ops(s)->deliveries(s, app, id, offset, limit, total, cb, ctx, async);
+    return ops(s)->deliveries(s, app, id, pg, total, cb, ctx, async);
 }
 
 store_rc_t store_event_record(store_t *s, int64_t app, const store_event_t *ev, int *recorded)

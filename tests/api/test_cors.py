@@ -59,6 +59,11 @@ def test_preflight_from_a_listed_origin(cors_server):
     lead = preflight(cors_server, f"/leads/{uuid.uuid4()}", method="PUT")
     assert lead.status_code == 204
     assert lead.headers["Access-Control-Allow-Methods"] == "GET, HEAD, PUT, DELETE, OPTIONS"
+    # The finding routes: their own entries, not those of /leads/{id}.
+    for path in ("/leads/summary", "/follows/", "/openapi.json"):
+        r = preflight(cors_server, path, method="GET")
+        assert r.status_code == 204, path
+        assert r.headers["Access-Control-Allow-Methods"] == "GET, HEAD, OPTIONS", path
     # The origin is matched without regard to case; it is echoed as sent.
     local = preflight(cors_server, "/leads", origin=LOCAL)
     assert local.status_code == 204 and local.headers["Access-Control-Allow-Origin"] == LOCAL

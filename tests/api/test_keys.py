@@ -127,6 +127,39 @@ def test_retire_refuses_the_signing_key_and_live_tokens_without_force(make_serve
     assert run_crmd("key", "retire", "nosuchkid", "--db", f"sqlite:{srv.db}").returncode == 1
 
 
+def test_cursors_outlive_a_rotation_but_not_their_keys_retirement(make_server):
+    """A cursor's MAC is keyed by a secret of the signing key: one given
+    before `crmd key rotate` still reads afterwards (its key still
+    verifies), new ones are made with the new key, and retiring the old key
+    retires its cursors too."""
+    srv = make_server(threads=1)
+    key, t1 = app_create(srv.db)
+    h = {"Authorization": f"Bearer {t1}", "AppId": key}
+    for name in ("a", "b", "c"):
+        r = requests.post(f"{srv.base_url}/leads/", json={"lead": {"name": name}}, headers=h, timeout=10)
+        assert r.status_code == 201, r.text
+
+    def page(cursor=None, token=t1):
+        q = {"sort": "name", "records": 1} | ({"cursor": cursor} if cursor else {})
+        return requests.get(f"{srv.base_url}/leads/", params=q, timeout=10,
+                            headers={"Authorization": f"Bearer {token}", "AppId": key})
+
+    old = page().json()["meta"]["nextCursor"]
+    kid1 = jwt_parts(t1)[0]["kid"]
+    rotate(srv.db)
+    t2 = token_issue(srv.db, key)
+    assert eventually(lambda: get_leads(srv.base_url, key, t2).status_code == 200), "no new key"
+    r = page(old)
+    assert r.status_code == 200 and [d["attributes"]["name"] for d in r.json()["data"]] == ["b"], r.text
+    new = r.json()["meta"]["nextCursor"]
+    assert [d["attributes"]["name"] for d in page(new, t2).json()["data"]] == ["c"]
+    first = page().json()["meta"]["nextCursor"]
+    assert first != old, "a cursor made after the rotation is keyed by the new key"
+    run_crmd("key", "retire", kid1, "--force", "--db", f"sqlite:{srv.db}", check=True)
+    assert eventually(lambda: page(old, t2).status_code == 422), "the retired key's cursor still reads"
+    assert page(first, t2).status_code == 200
+
+
 def test_a_key_whose_tokens_expired_stops_verifying(tmp_path):
     db = tmp_path / "k.db"
     key, _ = app_create(db)

@@ -511,6 +511,47 @@ def test_clients_gone_while_their_reads_wait_leave_the_thread_healthy(make_serve
     assert srv.stop() == 0
 
 
+FINDS = (("find", "/leads/?search=lock&sort=-value&records=2"), ("count", "/leads/?stage=qualified"),
+         ("summary", "/leads/summary?stage=qualified,new"), ("follows", "/follows/?status=pending"))
+
+
+def test_finds_wait_behind_a_lock_like_every_read_and_survive_a_killed_connection(make_server):
+    """The find reads (filters, search, the summary, follows across leads)
+    go through the thread's one pipelined connection like every read: the
+    loop answers /healthz while they wait behind a lock, each gets its own
+    answer once it goes, and after the sessions are killed they are sent
+    again on a new connection."""
+    name, url = new_db()
+    srv = make_server(threads=1, db_url=url)
+    app = srv.new_app()
+    for i, stage in enumerate(("qualified", "new", "qualified")):
+        lead = app.create_lead(name=f"Behind a lock {i}", stage=stage, value=100 * (i + 1))
+    app.create_follow(lead["id"], title="Call", due_date="2099-01-01T00:00:00Z")
+    want = {k: body_json(get(srv.base_url, app, p)) for k, p in FINDS}
+    assert [d["attributes"]["value"] for d in want["find"]["data"]] == [300, 200]
+    assert want["count"]["meta"]["totalRecords"] == 2 and len(want["follows"]["data"]) == 1
+    answers = {}
+    with TableLock(url, "leads"):
+        path = f"/leads/{lead['id']}"
+        first = threading.Thread(target=lambda: answers.update(lead=get(srv.base_url, app, path)))
+        first.start()
+        wait_until(lambda: crmd_lock_waits(name) == 1, "the GET's query waits for the lock")
+        others = [threading.Thread(target=lambda k=k, p=p: answers.update({k: get(srv.base_url, app, p)}))
+                  for k, p in FINDS]
+        for t in others:
+            t.start()
+        time.sleep(0.3)
+        assert requests.get(srv.base_url + "/healthz", timeout=4).status_code == 200
+        assert all(t.is_alive() for t in others), f"answered while the lock was held: {set(answers)}"
+    for t in [first] + others:
+        t.join(10)
+    assert {k: body_json(answers[k]) for k, _ in FINDS} == want
+    kill = (f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+    assert int(psql(f"{PG_URL}/postgres", kill)) >= 2
+    assert {k: body_json(get(srv.base_url, app, p)) for k, p in FINDS} == want
+
+
 # --------------------------------------------------------------------- copy
 
 def app_list(db):
@@ -535,8 +576,8 @@ def test_copy_round_trip_sqlite_postgres_sqlite(make_server, tmp_path):
 
     _, pg = new_db()
     p = run_crmd("copy", "--from", src_db, "--to", pg, check=True)
-    assert ("copied 3 apps, 11 leads, 9 follows, 4 issued tokens, 1 revoked tokens and 1 signing keys"
-            in p.stdout), p.stdout
+    assert ("copied 3 apps, 11 leads, 9 follows, 4 issued tokens, 1 revoked tokens, 1 signing keys, "
+            "0 webhooks and 0 undelivered events" in p.stdout), p.stdout
     assert ("verified: the target now holds 3 apps, 11 leads, 9 follows, 4 issued tokens, 1 revoked tokens, "
             "1 signing keys" in p.stdout), p.stdout
     assert PASSWORD not in p.stdout + p.stderr
@@ -571,8 +612,8 @@ def test_copy_round_trip_sqlite_postgres_sqlite(make_server, tmp_path):
     want = snapshot(a3)
     assert other.stop() == 0
     p = run_crmd("copy", "--from", other_db, "--to", pg, "--append", check=True)
-    assert ("copied 1 apps, 3 leads, 3 follows, 1 issued tokens, 0 revoked tokens and 0 signing keys (1 not "
-            "copied: the target keeps its own keys" in p.stdout), p.stdout
+    assert ("copied 1 apps, 3 leads, 3 follows, 1 issued tokens, 0 revoked tokens, 0 signing keys, "
+            "0 webhooks and 0 undelivered events (1 not copied: the target keeps its own keys" in p.stdout), p.stdout
     assert ("now holds 4 apps, 14 leads, 12 follows, 5 issued tokens, 1 revoked tokens, 1 signing keys"
             in p.stdout), p.stdout
     token = run_crmd("token", "issue", "--app", a3.key, "--db", pg, check=True).stdout.strip()

@@ -7,6 +7,7 @@ requests must get 401s."""
 import hashlib
 import hmac
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -18,7 +19,8 @@ from apiutil import assert_status
 from webhookutil import create_webhook, deliveries, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-NODE = "/usr/bin/node"
+# Node.js as make openapi-lint finds it (PATH), else Debian's.
+NODE = shutil.which("node") or "/usr/bin/node"
 
 PY_SERVER = '''
 import http.server, os, sys

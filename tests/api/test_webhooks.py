@@ -59,11 +59,41 @@ def test_list_is_newest_first_and_paged(app):
     ids = [create_webhook(app, PUBLIC)["id"] for _ in range(4)]
     body = body_json(app.get("/webhooks/", params={"records": 3}))
     assert [w["id"] for w in body["data"]] == ids[::-1][:3]
+    cursor = body["meta"].pop("nextCursor")
     assert body["meta"] == {"totalPages": 2, "totalRecords": 4, "page": 1, "records": 3}
+    assert isinstance(cursor, str) and cursor
     body = body_json(app.get("/webhooks", params={"records": 3, "page": 2}))
     assert [w["id"] for w in body["data"]] == [ids[0]]
+    assert body["meta"]["nextCursor"] is None
     body = body_json(app.get("/webhooks", params={"page": 9}))
     assert body["data"] == [] and body["meta"]["totalRecords"] == 4 and body["meta"]["records"] == 15
+    assert body["meta"]["nextCursor"] is None
+
+
+def tampered(cursor):
+    """cursor with one character in its middle changed."""
+    i = len(cursor) // 2
+    return cursor[:i] + ("B" if cursor[i] != "B" else "C") + cursor[i + 1:]
+
+
+def test_list_walks_by_cursor_without_skipping_or_repeating(app):
+    ids = [create_webhook(app, PUBLIC)["id"] for _ in range(5)]
+    body = body_json(app.get("/webhooks/", params={"records": 2}))
+    seen = [w["id"] for w in body["data"]]
+    create_webhook(app, PUBLIC)  # newer than the walk's start: never on a later page
+    while body["meta"]["nextCursor"] is not None:
+        body = body_json(app.get("/webhooks/", params={"records": 2, "cursor": body["meta"]["nextCursor"]}))
+        assert body["meta"]["page"] is None
+        seen += [w["id"] for w in body["data"]]
+    assert seen == ids[::-1]
+    first = body_json(app.get("/webhooks/", params={"records": 2}))["meta"]["nextCursor"]
+    for params, name in (({"cursor": first, "page": 2}, "cursor"), ({"cursor": tampered(first)}, "cursor"),
+                         ({"cursor": "nope"}, "cursor")):
+        errs = assert_error(app.get("/webhooks/", params=params), 422)
+        assert errs[0]["source"] == {"parameter": name}
+    # A cursor of the webhooks is not one of a webhook's deliveries.
+    errs = assert_error(app.get(f"/webhooks/{ids[0]}/deliveries", params={"cursor": first}), 422)
+    assert errs[0]["source"] == {"parameter": "cursor"}
 
 
 def test_delete_removes_it_and_its_log(app):

@@ -72,6 +72,7 @@ def request_seeds(app1, tok1, app2, tok2):
     s = {
         "healthz": req("GET", "/healthz", auth=False),
         "head_healthz": req("HEAD", "/healthz", auth=False),
+        "readyz": req("GET", "/readyz?page=0", auth=False),
         "list": req("GET", "/leads/?page=1&records=20"),
         "list_bad_paging": req("GET", "/leads?page=-1&records=1000&page=99999999999999999999"),
         "list_far_page": req("GET", "/leads/?page=999999999999999999&records=100"),
@@ -130,6 +131,20 @@ def request_seeds(app1, tok1, app2, tok2):
         "patch": req("PATCH", f"/leads/{LEAD}", {"lead": {}}),
         "unknown_route": req("GET", "/leads/a/b/c/d/e"),
         "follows_list": req("GET", f"/leads/{LEAD}/follows?records=2&page=1"),
+        # Finding: filters, sort, cursors, the summary, follows across leads, the document.
+        "find": req("GET", "/leads/?stage=new,qualified&status[]=active&source=web&value_min=1.5"
+                           "&probability_max=90&search=%C3%84rger+corp&sort=-value,name&count=none"),
+        "find_bad": req("GET", "/leads/?stag=x&stage=&stage=won,&page[]=1&sort=name,name&value_min=1e99"
+                               "&created_from=2026-02-30T00:00:00Z&search=%zz&cursor=AAAA&page=2"),
+        "find_ids": req("GET", f"/leads/?account_id={LEAD},null&contact_id=null&has_overdue=true"
+                               "&has_open_follows=false&updated_from=2026-01-01T00:00:00%2B01:00"),
+        "find_cursor": req("GET", "/leads/?sort=-stage&records=1&cursor=AQEAAAGiKT5uCgNrDJrvAABwAIAAAAAAAThyOT9p"),
+        "summary": req("GET", "/leads/summary?stage=qualified&source=web,mail"),
+        "summary_filtered": req("GET", "/leads/summary?value_min=10&search=ab"),
+        "follows_all": req("GET", f"/follows/?status=overdue,pending&due_to=2030-01-01T00:00:00Z"
+                                  f"&lead_id={LEAD}&sort=-due_date&records=3"),
+        "follows_find": req("GET", f"/leads/{LEAD}/follows?status=completed&sort=updated_at,-created_at"),
+        "openapi": req("GET", "/openapi.json", auth=False, headers=["If-None-Match: *"]),
         "follows_missing_lead": req("GET", f"/leads/{MISSING}/follows"),
         "follow_get": req("GET", f"/leads/{LEAD}/follows/{FOLLOW}"),
         "follow_create": req("POST", f"/leads/{LEAD}/follows", spec_follow),

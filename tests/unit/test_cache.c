@@ -130,6 +130,14 @@ Test(cache, a_stored_body_is_found_and_every_other_key_misses)
     cache_key_t recs = k;
     recs.records = 16;
     expect_miss(&recs);
+    /* A filtered list's variant counts too, and its app's tag drops it. */
+    cache_key_t list = key(CACHE_LEADS, APP, "", "", 1), filtered = list;
+    filtered.variant[31] = 1;
+    put(&filtered, "{\"data\":2}");
+    expect_miss(&list);
+    expect_hit(&filtered, "{\"data\":2}");
+    cache_touch_app(APP);
+    expect_miss(&filtered);
 }
 
 Test(cache, a_second_put_replaces_the_body_and_a_get_returns_a_copy)

@@ -1235,3 +1235,17 @@ Test(lead_decode, probability_excess_digits_in_json_number)
     const lead_t *l = lead_attr_ok("probability", "4e1", LEAD_F_PROBABILITY);
     cr_expect_eq(l->probability, 40);
 }
+
+Test(follow_encode, names_its_lead)
+{
+    follow_t f = base_follow();
+    json_t *res = enc_follow(&f, T_JAN10);
+    json_t *rel = json_object_get(res, "relationships");
+    cr_assert(json_is_object(rel), "%s", out_text);
+    cr_expect_eq(json_object_size(rel), 1, "%s", out_text);
+    json_t *data = json_object_get(json_object_get(rel, "lead"), "data");
+    cr_assert(json_is_object(data), "%s", out_text);
+    expect_str_member(data, "id", f.lead_id);
+    expect_str_member(data, "type", "lead");
+    cr_expect_eq(json_object_size(data), 2, "%s", out_text);
+}

@@ -273,3 +273,38 @@ Test(decimal_format, round_trip_through_parse)
         cr_expect_eq(c, vals[i], "%s", buf);
     }
 }
+
+/* --- decimal_format_wide --------------------------------------------------------- */
+
+static void expect_wide(unsigned __int128 v, int scale, const char *want)
+{
+    char out[DECIMAL_WIDE_BUFSZ];
+    size_t n = decimal_format_wide(v, scale, out);
+    cr_expect_str_eq(out, want);
+    cr_expect_eq(n, strlen(want));
+}
+
+Test(decimal_format_wide, shortest_exact_forms)
+{
+    expect_wide(0, 2, "0");
+    expect_wide(5, 2, "0.05");
+    expect_wide(50, 2, "0.5");
+    expect_wide(5000000, 2, "50000");
+    expect_wide(1234567, 2, "12345.67");
+    expect_wide(43000050, 4, "4300.005");
+    expect_wide(4300000500000, 4, "430000050");
+    expect_wide(1, 4, "0.0001");
+    expect_wide(123, 0, "123");
+}
+
+Test(decimal_format_wide, beyond_64_bits)
+{
+    /* 10,000 leads of the largest value: 10^19 - 10^4 cents, over INT64_MAX. */
+    unsigned __int128 max = 999999999999999, n = 10000;
+    expect_wide(max * n, 2, "99999999999999900");
+    /* Their weighted value at 100%: the same amount, in 1/10^4. */
+    expect_wide(max * n * 100, 4, "99999999999999900");
+    expect_wide(max * n * 100 + 1, 4, "99999999999999900.0001");
+    /* The largest unsigned 128-bit value, at scale 18. */
+    expect_wide(~(unsigned __int128)0, 18, "340282366920938463463.374607431768211455");
+}

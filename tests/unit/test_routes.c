@@ -369,27 +369,33 @@ Test(routes, what_each_route_makes_stale_and_needs)
     cr_expect_eq(entry(METHOD_POST, "/webhooks")->stale, 0u);
     cr_expect_eq(entry(METHOD_PUT, "/webhooks/{id}")->stale, 0u);
     cr_expect_eq(entry(METHOD_DELETE, "/webhooks/{id}")->stale, 0u);
-    /* Only the health checks and the public keys go without credentials. */
+    /* Only the health checks, the public keys and the OpenAPI document go
+     * without credentials. */
     for (size_t i = 0; i < API_NROUTES; i++)
         cr_expect_eq(API_ROUTES[i].auth,
                      strcmp(API_ROUTES[i].path, "/healthz") != 0 &&
                          strcmp(API_ROUTES[i].path, "/readyz") != 0 &&
-                         strcmp(API_ROUTES[i].path, "/.well-known/jwks.json") != 0,
+                         strcmp(API_ROUTES[i].path, "/.well-known/jwks.json") != 0 &&
+                         strcmp(API_ROUTES[i].path, "/openapi.json") != 0,
                      "%s", API_ROUTES[i].path);
-    /* The lists read page and records; nothing else reads a query. */
+    /* The lists read page, records and cursor among their parameters, the
+     * summary the lead filters and no paging; nothing else reads a query. */
     for (size_t i = 0; i < API_NROUTES; i++) {
         const api_route_t *e = &API_ROUTES[i];
         bool list = e->method == METHOD_GET &&
                     (strcmp(e->path, "/leads") == 0 || strcmp(e->path, "/leads/{id}/follows") == 0 ||
-                     strcmp(e->path, "/webhooks") == 0 || strcmp(e->path, "/webhooks/{id}/deliveries") == 0);
+                     strcmp(e->path, "/follows") == 0 || strcmp(e->path, "/webhooks") == 0 ||
+                     strcmp(e->path, "/webhooks/{id}/deliveries") == 0);
+        bool summary = e->method == METHOD_GET && strcmp(e->path, "/leads/summary") == 0;
+        bool paging = false, stage = false;
         int n = 0;
-        while (e->query[n] != NULL)
-            n++;
-        cr_expect_eq(n, list ? 2 : 0, "%s %s", e->path, list ? "reads page and records" : "reads no query");
-        if (list) {
-            cr_expect_str_eq(e->query[0], "page");
-            cr_expect_str_eq(e->query[1], "records");
+        for (; e->query[n] != NULL; n++) {
+            paging |= strcmp(e->query[n], "page") == 0 || strcmp(e->query[n], "cursor") == 0;
+            stage |= strcmp(e->query[n], "stage[]") == 0;
         }
+        if (list) cr_expect(paging, "%s reads page and cursor", e->path);
+        if (summary) cr_expect(stage && !paging, "the summary reads the lead filters, and no paging");
+        if (!list && !summary) cr_expect_eq(n, 0, "%s reads no query", e->path);
     }
 }
 

@@ -44,7 +44,10 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include "model/decimal.h"
+#include "model/text.h"
 #include "store/copy.h"
+#include "store/find.h"
 #include "store/sqlite/sqlite_int.h"
 #include "store/store.h"
 #include "model/event.h"
@@ -550,6 +553,33 @@ Test(store, signing_keys)
     cr_expect_eq(keys_of(st).last.signed_until, STORE_KEY_UNTRACKED);
 }
 
+/* What migrations 5 and 6 (finding leads) added, taken out again. */
+#define FIND_INDEXES                                                                                         \
+    "leads_updated, leads_name, leads_value, leads_probability, leads_stage, leads_status, leads_source, "   \
+    "leads_account, leads_contact, follows_app_due, follows_app_state, follows_app_created, "                \
+    "follows_app_updated"
+static void undo_finding(void)
+{
+    if (on_postgres) {
+        raw_sql("DROP INDEX " FIND_INDEXES ", leads_name_trgm, leads_source_trgm;"
+                "DROP TABLE lead_totals;"
+                "ALTER TABLE leads DROP COLUMN name_fold, DROP COLUMN source_fold;");
+        return;
+    }
+    raw_sql("DROP TRIGGER leads_insert; DROP TRIGGER leads_delete; DROP TRIGGER leads_text;"
+            "DROP TRIGGER leads_totals; DROP TABLE lead_fts; DROP TABLE lead_text; DROP TABLE lead_totals;"
+            "DELETE FROM sqlite_stat1;");
+    const char *names = FIND_INDEXES;
+    while (*names != '\0') {
+        size_t n = strcspn(names, ",");
+        char sql[64];
+        snprintf(sql, sizeof sql, "DROP INDEX %.*s", (int)n, names);
+        raw_sql(sql);
+        names += n + strspn(names + n, ", ");
+    }
+    raw_sql("ALTER TABLE leads DROP COLUMN name_fold; ALTER TABLE leads DROP COLUMN source_fold;");
+}
+
 /* Turns the fixture's database back into one of schema version `version`
  * (2 or 3) with one key, "PEM-OLD", in the single-key table of versions 1
  * to 3; at version 2 there are no issued tokens either. */
@@ -557,6 +587,7 @@ static void downgrade_to(int version)
 {
     /* What later versions added goes first. */
     raw_sql("DROP TABLE webhook_attempts; DROP TABLE webhook_events; DROP TABLE webhooks;");
+    undo_finding();
     if (version < 3) raw_sql("DROP TABLE issued_tokens;");
     raw_sql("DROP TABLE signing_keys;"
             "CREATE TABLE signing_keys (id INTEGER PRIMARY KEY CHECK (id = 1), pem TEXT NOT NULL);"
@@ -585,8 +616,8 @@ static void expect_the_old_key_kept(store_t *s)
     cr_expect_gt(ks.last.seq, 1);
 }
 
-/* A database at version 3 (issued tokens, one key) upgrades to version 4:
- * the key is kept and so are the tokens it recorded. */
+/* A database at version 3 (issued tokens, one key) upgrades to version 4
+ * (and on): the key is kept and so are the tokens it recorded. */
 Test(store, version_3_upgrades_to_4_keeping_the_key_and_the_issued_tokens)
 {
     store_token_t t = {
@@ -595,7 +626,7 @@ Test(store, version_3_upgrades_to_4_keeping_the_key_and_the_issued_tokens)
     downgrade_to(3);
     store_t *s = open_store();
     cr_assert_eq(store_migrate(s), STORE_OK);
-    cr_assert_eq(store_migrate(s), STORE_OK, "a second run finds version 4 and changes nothing");
+    cr_assert_eq(store_migrate(s), STORE_OK, "a second run finds version 7 and changes nothing");
     expect_the_old_key_kept(s);
     cr_expect_eq(store_token_record(s, &t), STORE_CONFLICT, "the issued token's record survived");
     cr_expect_eq(store_token_revoke(s, "jti-v3", 2000, false), STORE_OK);
@@ -603,13 +634,13 @@ Test(store, version_3_upgrades_to_4_keeping_the_key_and_the_issued_tokens)
     store_close(s);
 }
 
-/* A database at version 2 takes migrations 3 and 4, in that order. */
-Test(store, version_2_upgrades_through_3_to_4)
+/* A database at version 2 takes migrations 3 to 7, in that order. */
+Test(store, version_2_upgrades_through_3_to_7)
 {
     downgrade_to(2);
     store_t *s = open_store();
     cr_assert_eq(store_migrate(s), STORE_OK);
-    cr_assert_eq(store_migrate(s), STORE_OK, "a second run finds version 4 and changes nothing");
+    cr_assert_eq(store_migrate(s), STORE_OK, "a second run finds version 7 and changes nothing");
     expect_the_old_key_kept(s);
     store_token_t t = {
         .jti = "jti-v4", .app = app1.id, .subject = "cli", .issued_at = 1000, .expires_at = 9000};
@@ -1684,17 +1715,25 @@ Test(store, copy_count_and_export)
     cr_expect_eq(x.count.follows, total.follows);
 }
 
-Test(store, copy_to_an_empty_database_keeps_everything)
+/* Copies the fixture's database into a new one, named into target; what
+ * the copy said goes into out. */
+static void copy_to_fresh(char target[URL_MAX], char out[4096])
 {
-    populate();
-    char target[URL_MAX];
-    fresh_db(target, sizeof target);
-    char out[4096] = "", err[4096] = "";
-    FILE *o = fmemopen(out, sizeof out, "w"), *e = fmemopen(err, sizeof err, "w");
+    fresh_db(target, URL_MAX);
+    char err[4096] = "";
+    out[0] = '\0';
+    FILE *o = fmemopen(out, 4096, "w"), *e = fmemopen(err, sizeof err, "w");
     store_rc_t rc = store_copy(url_, target, false, o, e);
     fclose(o);
     fclose(e);
     cr_assert_eq(rc, STORE_OK, "store_copy: %s", err);
+}
+
+Test(store, copy_to_an_empty_database_keeps_everything)
+{
+    populate();
+    char target[URL_MAX], out[4096];
+    copy_to_fresh(target, out);
     cr_expect(strstr(out,
                      "verified: the target now holds 2 apps, 3 leads, 2 follows, 2 issued tokens, 1 revoked "
                      "tokens") != NULL,
@@ -1755,6 +1794,1015 @@ Test(store, a_failed_import_leaves_the_target_as_it_was)
     cr_assert_eq(store_copy_count(t, &after), STORE_OK);
     expect_counts(&after, 0, 0, 0, 0, 0, 0, "after the failed import");
     store_close(t);
+}
+
+/* --- finding: filters, sorts, keyset pages, the summary ------------------------
+ * A set of leads with ties and unset values everywhere is made once per
+ * test; every read is compared with a reference computed here, in C, from
+ * the contract's rules (independent of store/find.c). */
+
+#define NF 64           /* leads of the finding tests */
+#define FIND_NOW 500000 /* "now" of their reads: dues before it are overdue */
+
+typedef struct fl {
+    lead_t l;
+    char id[UUID_BUFSZ];
+    char name[64], source[64];
+    bool overdue, open; /* has a follow reading overdue; one not completed */
+    bool gone;          /* deleted */
+} fl_t;
+
+static fl_t fls[NF + 128];
+static int nfl;
+
+static uint64_t rnd_state;
+static unsigned rnd(unsigned n)
+{
+    rnd_state = rnd_state * 6364136223846793005u + 1442695040888963407u;
+    return (unsigned)(rnd_state >> 33) % n;
+}
+
+static const char *const NAMES[] = {"Acme Corp renewal",
+                                    "ACME corp RENEWAL",
+                                    "Ärger GmbH",
+                                    "ärger gmbh",
+                                    "Σοφία Deal",
+                                    "σοφία deal",
+                                    "Москва",
+                                    "МОСКВА",
+                                    "beta",
+                                    "Beta",
+                                    "zeta",
+                                    "Éclair"};
+static const char *const SOURCES[] = {"website", "referral", "Cold Call", "cold call", "ΣΟΦΊΑ"};
+
+static void fl_id(int n, char out[UUID_BUFSZ])
+{
+    snprintf(out, UUID_BUFSZ, "0190f3a2-00f1-7000-8000-%012d", n);
+}
+
+/* Lead n of the set, pseudo-random but the same every run; created_at
+ * values repeat (ties), so do names after folding, values, probabilities. */
+static fl_t *make_fl(int n)
+{
+    cr_assert_lt(nfl, (int)(sizeof fls / sizeof fls[0]));
+    fl_t *x = &fls[nfl++];
+    memset(x, 0, sizeof *x);
+    fl_id(n, x->id);
+    snprintf(x->name, sizeof x->name, "%s", NAMES[rnd(12)]);
+    lead_t *l = &x->l;
+    strcpy(l->id, x->id);
+    l->name = T(x->name);
+    if (rnd(4) > 0) {
+        snprintf(x->source, sizeof x->source, "%s", SOURCES[rnd(5)]);
+        l->source = T(x->source);
+    }
+    if (rnd(3) > 0) strcpy(l->account_id, ID(40 + (int)rnd(3)));
+    if (rnd(3) > 0) strcpy(l->contact_id, ID(50 + (int)rnd(2)));
+    l->has_value = rnd(4) > 0;
+    l->value_cents = l->has_value ? (int64_t)rnd(5) * 1000 + (rnd(2) ? 99999999999999 : 0) : 0;
+    l->stage = (int)rnd(5);
+    l->probability = rnd(4) > 0 ? (int)rnd(4) * 25 : -1;
+    l->status = (int)rnd(4);
+    l->created_at = 1000 + (int64_t)rnd(20) * 10; /* ties */
+    l->updated_at = l->created_at + (int64_t)rnd(3);
+    return x;
+}
+
+/* Makes the set in app1 (with follows: overdue, pending, completed, none),
+ * and a few leads of app2 that no read of app1 may return. */
+static void seed_find(void)
+{
+    rnd_state = 42;
+    nfl = 0;
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    for (int i = 0; i < NF; i++) {
+        fl_t *x = make_fl(i);
+        cr_assert_eq(store_lead_create(st, app1.id, &x->l), STORE_OK);
+        int kind = (int)rnd(5); /* 0: none, 1: overdue, 2: pending, 3: completed, 4: overdue + completed */
+        for (int k = 0; kind > 0 && k < (kind == 4 ? 2 : 1); k++) {
+            follow_t f = {0};
+            snprintf(f.id, sizeof f.id, "0190f3a2-00f2-7000-8000-%010d%02d", i, k);
+            strcpy(f.lead_id, x->id);
+            f.title = T("Call");
+            bool overdue = kind == 1 || (kind == 4 && k == 0);
+            f.status = kind == 3 || (kind == 4 && k == 1) ? FOLLOW_COMPLETED : FOLLOW_PENDING;
+            f.has_due = overdue || rnd(2);
+            f.due_at = overdue ? FIND_NOW - 1000 : FIND_NOW + 1000;
+            f.created_at = f.updated_at = 2000 + i;
+            cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK);
+            x->overdue |= overdue;
+            x->open |= f.status == FOLLOW_PENDING;
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        lead_t o = mk_full_lead(i, "Acme Corp renewal", 1000 + i);
+        o.stage = STAGE_QUALIFIED;
+        cr_assert_eq(store_lead_create(st, app2.id, &o), STORE_OK);
+    }
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+}
+
+/* The folding of t into out (NUL-terminated). */
+static void fold_into(text_ref_t t, char *out, size_t cap)
+{
+    size_t n = t.ptr ? text_fold(t.ptr, t.len, out, cap - 1) : 0;
+    cr_assert_neq(n, (size_t)-1);
+    out[n] = '\0';
+}
+
+static bool has_id(const char (*ids)[UUID_BUFSZ], int n, const char *id)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(ids[i], id) == 0) return true;
+    return false;
+}
+
+static bool has_text(const text_ref_t *t, int n, text_ref_t v)
+{
+    for (int i = 0; i < n; i++)
+        if (v.ptr != NULL && t[i].len == v.len && memcmp(t[i].ptr, v.ptr, v.len) == 0) return true;
+    return false;
+}
+
+/* The contract's filter, in C. */
+static bool ref_keeps(const fl_t *x, const store_lead_filter_t *f)
+{
+    const lead_t *l = &x->l;
+    if (x->gone) return false;
+    if (f->stages && !(f->stages & (1u << l->stage))) return false;
+    if (f->statuses && !(f->statuses & (1u << l->status))) return false;
+    if (f->nsources && !has_text(f->sources, f->nsources, l->source)) return false;
+    if ((f->naccounts || f->account_unset) &&
+        !(l->account_id[0] ? has_id(f->accounts, f->naccounts, l->account_id) : f->account_unset))
+        return false;
+    if ((f->ncontacts || f->contact_unset) &&
+        !(l->contact_id[0] ? has_id(f->contacts, f->ncontacts, l->contact_id) : f->contact_unset))
+        return false;
+    if ((f->has_value_min || f->has_value_max) && !l->has_value) return false;
+    if (f->has_value_min && l->value_cents < f->value_min) return false;
+    if (f->has_value_max && l->value_cents > f->value_max) return false;
+    if ((f->probability_min >= 0 || f->probability_max >= 0) && l->probability < 0) return false;
+    if (f->probability_min >= 0 && l->probability < f->probability_min) return false;
+    if (f->probability_max >= 0 && l->probability > f->probability_max) return false;
+    if (f->has_created_from && l->created_at < f->created_from) return false;
+    if (f->has_created_to && l->created_at >= f->created_to) return false;
+    if (f->has_updated_from && l->updated_at < f->updated_from) return false;
+    if (f->has_updated_to && l->updated_at >= f->updated_to) return false;
+    if (f->search.ptr != NULL) {
+        char term[256], name[256], source[256];
+        fold_into(f->search, term, sizeof term);
+        fold_into(l->name, name, sizeof name);
+        fold_into(l->source, source, sizeof source);
+        if (strstr(name, term) == NULL && (l->source.ptr == NULL || strstr(source, term) == NULL))
+            return false;
+    }
+    if (f->has_overdue >= 0 && x->overdue != (f->has_overdue == 1)) return false;
+    if (f->has_open >= 0 && x->open != (f->has_open == 1)) return false;
+    return true;
+}
+
+/* Compares two values of a key, unset last whatever the direction. */
+static int cmp_key(bool an, int64_t a, bool bn, int64_t b, bool desc)
+{
+    if (an || bn) return an && bn ? 0 : an ? 1 : -1;
+    int c = (a > b) - (a < b);
+    return desc ? -c : c;
+}
+
+static const store_sort_t *ref_order;
+static int ref_norder;
+
+/* An integer key of a lead, *null when unset. */
+static int64_t lead_int(const lead_t *l, int key, bool *null)
+{
+    *null = (key == LEAD_KEY_VALUE && !l->has_value) || (key == LEAD_KEY_PROBABILITY && l->probability < 0);
+    const int64_t v[] = {[LEAD_KEY_CREATED] = l->created_at,
+                         [LEAD_KEY_UPDATED] = l->updated_at,
+                         [LEAD_KEY_VALUE] = l->value_cents,
+                         [LEAD_KEY_PROBABILITY] = l->probability,
+                         [LEAD_KEY_STAGE] = l->stage};
+    return v[key];
+}
+
+static int ref_cmp(const void *pa, const void *pb)
+{
+    const lead_t *a = &(*(const fl_t *const *)pa)->l, *b = &(*(const fl_t *const *)pb)->l;
+    for (int i = 0; i < ref_norder; i++) {
+        int key = ref_order[i].key, c;
+        if (key == LEAD_KEY_NAME || key == LEAD_KEY_ID) {
+            char x[256], y[256];
+            fold_into(key == LEAD_KEY_ID ? T(a->id) : a->name, x, sizeof x);
+            fold_into(key == LEAD_KEY_ID ? T(b->id) : b->name, y, sizeof y);
+            c = strcmp(x, y);
+            c = ref_order[i].desc ? (c < 0) - (c > 0) : (c > 0) - (c < 0);
+        } else {
+            bool an, bn;
+            int64_t x = lead_int(a, key, &an), y = lead_int(b, key, &bn);
+            c = cmp_key(an, x, bn, y, ref_order[i].desc);
+        }
+        if (c != 0) return c;
+    }
+    return 0;
+}
+
+#define MAXFIND (NF + 128)
+/* What a find passed: the ids in order, and the last record. */
+typedef struct found {
+    int n;
+    char ids[MAXFIND][UUID_BUFSZ];
+    lead_copy_t last;
+    follow_copy_t flast;
+} found_t;
+
+static void on_found(void *ctx, const lead_t *l)
+{
+    found_t *c = ctx;
+    cr_assert_lt(c->n, MAXFIND);
+    strcpy(c->ids[c->n++], l->id);
+    keep_lead(&c->last, l);
+}
+
+/* A find passed exactly want[0..n), in order. */
+static void expect_ids(const found_t *got, const char (*want)[UUID_BUFSZ], int n, const char *what)
+{
+    cr_expect_eq(got->n, n, "%s: %d records, want %d", what, got->n, n);
+    for (int i = 0; i < got->n && i < n; i++)
+        cr_expect_str_eq(got->ids[i], want[i], "%s: position %d", what, i);
+}
+
+/* The reference: the ids q keeps, in q's order. */
+static int ref_find(const store_lead_query_t *q, char (*out)[UUID_BUFSZ])
+{
+    store_sort_t order[STORE_SORT_MAX];
+    ref_norder = store_lead_order(q->sort, q->nsort, order);
+    ref_order = order;
+    const fl_t *keep[MAXFIND];
+    int n = 0;
+    for (int i = 0; i < nfl; i++)
+        if (ref_keeps(&fls[i], &q->f)) keep[n++] = &fls[i];
+    qsort(keep, (size_t)n, sizeof keep[0], ref_cmp);
+    for (int i = 0; i < n; i++)
+        strcpy(out[i], keep[i]->id);
+    return n;
+}
+
+static store_lead_query_t base_query(void)
+{
+    store_lead_query_t q = {.limit = 100};
+    store_lead_filter_init(&q.f);
+    q.count = true;
+    q.now = FIND_NOW;
+    return q;
+}
+
+/* Reads all of q in one page, and by keyset pages of 7, and by offset
+ * pages of 5; each must be the reference, and every count its size. */
+static void expect_find(store_lead_query_t q, const char *what)
+{
+    static char want[MAXFIND][UUID_BUFSZ];
+    int nwant = ref_find(&q, want);
+    found_t got = {0};
+    int64_t total = -2;
+    cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &got, NULL), STORE_OK, "%s", what);
+    cr_expect_eq(total, nwant, "%s: count %lld, want %d", what, (long long)total, nwant);
+    expect_ids(&got, want, nwant, what);
+    /* Keyset pages. */
+    store_sort_t order[STORE_SORT_MAX];
+    int norder = store_lead_order(q.sort, q.nsort, order);
+    store_pos_t pos;
+    q.limit = 7;
+    q.count = false;
+    int seen = 0;
+    for (int page = 0; page < 30; page++) {
+        found_t pg = {0};
+        total = -2;
+        cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &pg, NULL), STORE_OK);
+        cr_expect_eq(total, -1, "%s: a count that was not asked for", what);
+        for (int i = 0; i < pg.n; i++, seen++)
+            cr_expect(seen < nwant && strcmp(pg.ids[i], want[seen]) == 0, "%s: keyset page %d row %d", what,
+                      page, i);
+        if (pg.n < 7) break;
+        store_lead_pos(&pg.last.l, order, norder, &pos);
+        q.after = &pos;
+    }
+    cr_expect_eq(seen, nwant, "%s: keyset walk saw %d of %d", what, seen, nwant);
+    /* Offset pages (they cross the set and unset phases). */
+    q.after = NULL;
+    q.limit = 5;
+    seen = 0;
+    for (q.offset = 0; q.offset <= nwant; q.offset += 5) {
+        found_t pg = {0};
+        cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &pg, NULL), STORE_OK);
+        for (int i = 0; i < pg.n; i++, seen++)
+            cr_expect(seen < nwant && strcmp(pg.ids[i], want[seen]) == 0, "%s: offset %lld row %d", what,
+                      (long long)q.offset, i);
+    }
+    cr_expect_eq(seen, nwant, "%s: offset walk saw %d of %d", what, seen, nwant);
+}
+
+Test(store, find_each_filter_and_combinations)
+{
+    seed_find();
+    store_lead_query_t q = base_query();
+    expect_find(q, "no filter");
+    q.f.stages = 1u << STAGE_QUALIFIED;
+    expect_find(q, "stage");
+    q.f.stages |= 1u << STAGE_NEW;
+    expect_find(q, "two stages");
+    q.f.statuses = 1u << LEAD_ACTIVE | 1u << LEAD_LOST;
+    expect_find(q, "stages and statuses");
+    q = base_query();
+    q.f.statuses = 1u << LEAD_CONVERTED;
+    expect_find(q, "status");
+    q = base_query();
+    q.f.nsources = 1;
+    q.f.sources[0] = T("website");
+    expect_find(q, "source");
+    q.f.sources[q.f.nsources++] = T("cold call");
+    expect_find(q, "two sources, exact case");
+    q = base_query();
+    q.f.naccounts = 1;
+    strcpy(q.f.accounts[0], ID(40));
+    expect_find(q, "account");
+    q.f.account_unset = true;
+    expect_find(q, "account or unset");
+    q.f.naccounts = 0;
+    expect_find(q, "account unset");
+    q = base_query();
+    q.f.ncontacts = 2;
+    strcpy(q.f.contacts[0], ID(50));
+    strcpy(q.f.contacts[1], ID(51));
+    expect_find(q, "two contacts");
+    q = base_query();
+    q.f.has_value_min = true;
+    q.f.value_min = 2000;
+    expect_find(q, "value_min");
+    q.f.has_value_max = true;
+    q.f.value_max = 99999999999999;
+    expect_find(q, "value range");
+    q = base_query();
+    q.f.probability_min = 25;
+    expect_find(q, "probability_min");
+    q.f.probability_max = 50;
+    expect_find(q, "probability range");
+    q = base_query();
+    q.f.has_created_from = q.f.has_created_to = true;
+    q.f.created_from = 1050;
+    q.f.created_to = 1120;
+    expect_find(q, "created range");
+    static const int64_t updated[][2] = {{1101, INT64_MAX}, {1101, 1150}, {0, 1150}};
+    for (size_t i = 0; i < 3; i++) {
+        q = base_query();
+        q.f.has_updated_from = updated[i][0] > 0;
+        q.f.has_updated_to = updated[i][1] < INT64_MAX;
+        q.f.updated_from = updated[i][0];
+        q.f.updated_to = updated[i][1];
+        expect_find(q, "updated range");
+    }
+    for (int v = 0; v < 2; v++) {
+        q = base_query();
+        q.f.has_overdue = v;
+        expect_find(q, v ? "has overdue" : "has no overdue");
+        q = base_query();
+        q.f.has_open = v;
+        expect_find(q, v ? "has open follows" : "has no open follows");
+    }
+    q = base_query();
+    q.f.stages = 1u << STAGE_NEW | 1u << STAGE_PROPOSAL;
+    q.f.nsources = 1;
+    q.f.sources[0] = T("referral");
+    q.f.has_value_min = true;
+    q.f.value_min = 1;
+    q.f.has_overdue = 0;
+    expect_find(q, "four filters together");
+}
+
+Test(store, find_search_is_a_folded_substring_of_name_or_source)
+{
+    seed_find();
+    static const char *const terms[] = {
+        "acme", "ACME CORP", "corp ren", "ärger",     "ÄRGER GMBH", "σοφία", "ΣΟΦΙΑ", "москва",
+        "мос",  "e",         "ta",       "cold call", "\"",         "%",     "_",     "nothing like it"};
+    for (size_t i = 0; i < sizeof terms / sizeof terms[0]; i++) {
+        store_lead_query_t q = base_query();
+        char folded[256];
+        fold_into(T(terms[i]), folded, sizeof folded);
+        q.f.search = T(folded);
+        expect_find(q, terms[i]);
+        q.nsort = 1;
+        q.sort[0] = (store_sort_t){LEAD_KEY_NAME, false};
+        expect_find(q, terms[i]);
+    }
+}
+
+Test(store, find_every_sort_with_ties_and_unset_values)
+{
+    seed_find();
+    static const int keys[] = {LEAD_KEY_CREATED, LEAD_KEY_UPDATED,     LEAD_KEY_NAME,
+                               LEAD_KEY_VALUE,   LEAD_KEY_PROBABILITY, LEAD_KEY_STAGE};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        for (int d = 0; d < 2; d++) {
+            store_lead_query_t q = base_query();
+            q.nsort = 1;
+            q.sort[0] = (store_sort_t){keys[k], d == 1};
+            char what[64];
+            snprintf(what, sizeof what, "sort %d %s", keys[k], d ? "desc" : "asc");
+            expect_find(q, what);
+            q.f.stages = 1u << STAGE_CONTACTED | 1u << STAGE_NEGOTIATION;
+            expect_find(q, what);
+        }
+    }
+    /* Several keys, unset values in the middle of the order. */
+    static const store_sort_t multi[][3] = {
+        {{LEAD_KEY_STAGE, false}, {LEAD_KEY_VALUE, true}, {LEAD_KEY_NAME, false}},
+        {{LEAD_KEY_PROBABILITY, true}, {LEAD_KEY_VALUE, false}, {LEAD_KEY_CREATED, false}},
+        {{LEAD_KEY_VALUE, true}, {LEAD_KEY_PROBABILITY, false}, {LEAD_KEY_UPDATED, true}},
+        {{LEAD_KEY_NAME, true}, {LEAD_KEY_STAGE, true}, {LEAD_KEY_PROBABILITY, true}},
+    };
+    for (size_t m = 0; m < sizeof multi / sizeof multi[0]; m++) {
+        store_lead_query_t q = base_query();
+        q.nsort = 3;
+        memcpy(q.sort, multi[m], sizeof multi[m]);
+        expect_find(q, "several keys");
+    }
+}
+
+/* A keyset walk while leads are created and deleted: every lead that was
+ * there all along is seen exactly once, and none twice. */
+Test(store, find_keyset_walk_survives_writes)
+{
+    seed_find();
+    static const store_sort_t sorts[][1] = {{{LEAD_KEY_CREATED, true}},
+                                            {{LEAD_KEY_VALUE, false}},
+                                            {{LEAD_KEY_STAGE, true}},
+                                            {{LEAD_KEY_NAME, false}},
+                                            {{LEAD_KEY_PROBABILITY, true}}};
+    int extra = 0;
+    for (size_t s = 0; s < sizeof sorts / sizeof sorts[0]; s++) {
+        store_lead_query_t q = base_query();
+        q.nsort = 1;
+        q.sort[0] = sorts[s][0];
+        q.limit = 6;
+        q.count = false;
+        store_sort_t order[STORE_SORT_MAX];
+        int norder = store_lead_order(q.sort, q.nsort, order);
+        static char seen[200][UUID_BUFSZ];
+        int nseen = 0;
+        store_pos_t pos;
+        for (int page = 0; page < 60; page++) {
+            found_t pg = {0};
+            cr_assert_eq(store_lead_find(st, app1.id, &q, &(int64_t){0}, on_found, &pg, NULL), STORE_OK);
+            for (int i = 0; i < pg.n; i++) {
+                cr_expect(!has_id((const char(*)[UUID_BUFSZ])seen, nseen, pg.ids[i]), "sort %zu: %s twice", s,
+                          pg.ids[i]);
+                cr_assert_lt(nseen, 200);
+                strcpy(seen[nseen++], pg.ids[i]);
+            }
+            if (pg.n < q.limit) break;
+            store_lead_pos(&pg.last.l, order, norder, &pos);
+            q.after = &pos;
+            /* A new lead (sorting anywhere), and a lead not seen yet deleted. */
+            fl_t *x = make_fl(1000 + extra++);
+            cr_assert_eq(store_lead_create(st, app1.id, &x->l), STORE_OK);
+            for (int i = 0; i < nfl; i++) {
+                if (fls[i].gone || has_id((const char(*)[UUID_BUFSZ])seen, nseen, fls[i].id)) continue;
+                cr_assert_eq(store_lead_delete(st, app1.id, fls[i].id), STORE_OK);
+                fls[i].gone = true;
+                break;
+            }
+        }
+        /* Every lead there from the start to the end was seen. */
+        for (int i = 0; i < NF; i++)
+            if (!fls[i].gone)
+                cr_expect(has_id((const char(*)[UUID_BUFSZ])seen, nseen, fls[i].id), "sort %zu: %s skipped",
+                          s, fls[i].id);
+    }
+}
+
+/* Follows across three leads of app1 (and one of app2), with every status
+ * (overdue derived at FIND_NOW), unset due dates and ties. */
+#define NFF 40
+static follow_t fws[NFF];
+static char ff_ids[NFF][UUID_BUFSZ], ff_leads[4][UUID_BUFSZ];
+
+static void seed_follows(void)
+{
+    rnd_state = 7;
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    for (int k = 0; k < 4; k++) {
+        fl_id(900 + k, ff_leads[k]);
+        lead_t l = mk_lead(0, "Lead", 1000 + k);
+        strcpy(l.id, ff_leads[k]);
+        cr_assert_eq(store_lead_create(st, k == 3 ? app2.id : app1.id, &l), STORE_OK);
+    }
+    for (int i = 0; i < NFF; i++) {
+        follow_t *f = &fws[i];
+        memset(f, 0, sizeof *f);
+        snprintf(ff_ids[i], UUID_BUFSZ, "0190f3a2-00f3-7000-8000-%012d", i);
+        strcpy(f->id, ff_ids[i]);
+        strcpy(f->lead_id, ff_leads[rnd(4)]);
+        f->title = T("Call");
+        f->status = rnd(3) == 0 ? FOLLOW_COMPLETED : FOLLOW_PENDING;
+        f->has_due = rnd(4) > 0;
+        f->due_at = f->has_due ? FIND_NOW + ((int64_t)rnd(5) - 2) * 1000 : 0; /* before, at and after now */
+        f->created_at = 3000 + (int64_t)rnd(8) * 10;
+        f->updated_at = f->created_at + (int64_t)rnd(3);
+        cr_assert_eq(store_follow_create(st, strcmp(f->lead_id, ff_leads[3]) == 0 ? app2.id : app1.id, f),
+                     STORE_OK);
+    }
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+}
+
+static bool ref_keeps_follow(const follow_t *f, const store_follow_query_t *q)
+{
+    if (strcmp(f->lead_id, ff_leads[3]) == 0) return false; /* another app's */
+    if (q->lead[0] != '\0' && strcmp(f->lead_id, q->lead) != 0) return false;
+    if (q->nleads > 0 && !has_id(q->leads, q->nleads, f->lead_id)) return false;
+    if (q->statuses && !(q->statuses & (1u << follow_effective_status(f, FIND_NOW)))) return false;
+    if ((q->has_due_from || q->has_due_to) && !f->has_due) return false;
+    if (q->has_due_from && f->due_at < q->due_from) return false;
+    if (q->has_due_to && f->due_at >= q->due_to) return false;
+    return true;
+}
+
+static int ref_cmp_follow(const void *pa, const void *pb)
+{
+    const follow_t *a = *(const follow_t *const *)pa, *b = *(const follow_t *const *)pb;
+    int c = 0;
+    for (int i = 0; i < ref_norder && c == 0; i++) {
+        bool d = ref_order[i].desc;
+        if (ref_order[i].key == FOLLOW_KEY_ID)
+            c = d ? strcmp(b->id, a->id) : strcmp(a->id, b->id);
+        else if (ref_order[i].key == FOLLOW_KEY_DUE)
+            c = cmp_key(!a->has_due, a->due_at, !b->has_due, b->due_at, d);
+        else if (ref_order[i].key == FOLLOW_KEY_CREATED)
+            c = cmp_key(false, a->created_at, false, b->created_at, d);
+        else
+            c = cmp_key(false, a->updated_at, false, b->updated_at, d);
+    }
+    return c;
+}
+
+static void on_ffound(void *ctx, const follow_t *f)
+{
+    found_t *c = ctx;
+    cr_assert_lt(c->n, NFF);
+    strcpy(c->ids[c->n++], f->id);
+    keep_follow(&c->flast, f);
+}
+
+static void expect_follow_find(store_follow_query_t q, const char *what)
+{
+    store_sort_t order[STORE_SORT_MAX];
+    ref_norder = store_follow_order(q.sort, q.nsort, order);
+    ref_order = order;
+    const follow_t *keep[NFF];
+    int nwant = 0;
+    for (int i = 0; i < NFF; i++)
+        if (ref_keeps_follow(&fws[i], &q)) keep[nwant++] = &fws[i];
+    qsort(keep, (size_t)nwant, sizeof keep[0], ref_cmp_follow);
+    found_t got = {0};
+    int64_t total = -2;
+    cr_assert_eq(store_follow_find(st, app1.id, &q, &total, on_ffound, &got, NULL), STORE_OK, "%s", what);
+    cr_expect_eq(total, nwant, "%s: count", what);
+    static char want[NFF][UUID_BUFSZ];
+    for (int i = 0; i < nwant; i++)
+        strcpy(want[i], keep[i]->id);
+    expect_ids(&got, want, nwant, what);
+    q.limit = 4, q.count = false;
+    store_pos_t pos;
+    int seen = 0;
+    for (int page = 0; page < 20; page++) {
+        found_t pg = {0};
+        cr_assert_eq(store_follow_find(st, app1.id, &q, &total, on_ffound, &pg, NULL), STORE_OK);
+        for (int i = 0; i < pg.n; i++, seen++)
+            cr_expect(seen < nwant && strcmp(pg.ids[i], keep[seen]->id) == 0, "%s: keyset page %d row %d",
+                      what, page, i);
+        if (pg.n < 4) break;
+        store_follow_pos(&pg.flast.f, order, ref_norder, &pos);
+        q.after = &pos;
+    }
+    cr_expect_eq(seen, nwant, "%s: keyset walk", what);
+}
+
+static store_follow_query_t base_follow_query(const char *lead)
+{
+    store_follow_query_t q;
+    memset(&q, 0, sizeof q);
+    q.lead = lead;
+    q.limit = 100;
+    q.count = true;
+    q.now = FIND_NOW;
+    return q;
+}
+
+Test(store, follow_find_filters_sorts_and_pages)
+{
+    seed_follows();
+    for (int scope = 0; scope < 2; scope++) {
+        const char *lead = scope == 0 ? "" : ff_leads[1];
+        store_follow_query_t q = base_follow_query(lead);
+        expect_follow_find(q, "default order");
+        for (unsigned mask = 1; mask < 8; mask++) {
+            q = base_follow_query(lead);
+            q.statuses = mask;
+            expect_follow_find(q, "statuses");
+        }
+        q = base_follow_query(lead);
+        q.has_due_from = q.has_due_to = true;
+        q.due_from = FIND_NOW - 1000;
+        q.due_to = FIND_NOW + 1000;
+        expect_follow_find(q, "due range");
+        q.statuses = 1u << FOLLOW_PENDING | 1u << FOLLOW_OVERDUE;
+        expect_follow_find(q, "the salesperson's day");
+        static const int keys[] = {FOLLOW_KEY_DUE, FOLLOW_KEY_CREATED, FOLLOW_KEY_UPDATED};
+        for (int k = 0; k < 3; k++) {
+            for (int d = 0; d < 2; d++) {
+                q = base_follow_query(lead);
+                q.nsort = 1;
+                q.sort[0] = (store_sort_t){keys[k], d == 1};
+                expect_follow_find(q, "sort");
+            }
+        }
+        q = base_follow_query(lead);
+        q.nsort = 2;
+        q.sort[0] = (store_sort_t){FOLLOW_KEY_UPDATED, true};
+        q.sort[1] = (store_sort_t){FOLLOW_KEY_DUE, true};
+        expect_follow_find(q, "two keys");
+    }
+    store_follow_query_t q = base_follow_query("");
+    q.nleads = 2;
+    strcpy(q.leads[0], ff_leads[0]);
+    strcpy(q.leads[1], ff_leads[2]);
+    expect_follow_find(q, "two leads");
+    q.nleads = 1;
+    strcpy(q.leads[0], ff_leads[3]);
+    expect_follow_find(q, "another app's lead: none");
+    /* One lead's follows: a lead that does not exist (or is another app's)
+     * is STORE_NOT_FOUND; one without follows an empty page. */
+    found_t got = {0};
+    int64_t total = -2;
+    q = base_follow_query(ff_leads[3]);
+    cr_expect_eq(store_follow_find(st, app1.id, &q, &total, on_ffound, &got, NULL), STORE_NOT_FOUND);
+    q = base_follow_query(ID(63));
+    cr_expect_eq(store_follow_find(st, app1.id, &q, &total, on_ffound, &got, NULL), STORE_NOT_FOUND);
+    create_lead(63, "No follows", 5000);
+    cr_expect_eq(store_follow_find(st, app1.id, &q, &total, on_ffound, &got, NULL), STORE_OK);
+    cr_expect(got.n == 0 && total == 0);
+}
+
+/* --- the summary -------------------------------------------------------------- */
+
+typedef unsigned __int128 u128;
+
+/* The exact sums of a cell, from its parts. */
+static u128 cell_value(const store_cell_t *c)
+{
+    return ((u128)c->v_hi << 32) + (u128)c->v_lo;
+}
+
+static u128 cell_weight(const store_cell_t *c)
+{
+    return ((u128)c->w_hi << 32) + (u128)c->w_lo;
+}
+
+/* Compares store_lead_summary of f with sums over the reference set. */
+static void expect_summary(const store_lead_filter_t *f, const char *what)
+{
+    store_summary_t got;
+    cr_assert_eq(store_lead_summary(st, app1.id, f, FIND_NOW, &got, NULL), STORE_OK, "%s", what);
+    int64_t n[SCHEMA_STAGES][SCHEMA_STATUSES] = {{0}};
+    u128 v[SCHEMA_STAGES][SCHEMA_STATUSES] = {{0}}, w[SCHEMA_STAGES][SCHEMA_STATUSES] = {{0}};
+    int64_t overdue = 0;
+    for (int i = 0; i < nfl; i++) {
+        const lead_t *l = &fls[i].l;
+        if (!ref_keeps(&fls[i], f)) continue;
+        n[l->stage][l->status]++;
+        if (l->has_value) v[l->stage][l->status] += (u128)l->value_cents;
+        if (l->has_value && l->probability >= 0)
+            w[l->stage][l->status] += (u128)l->value_cents * (u128)l->probability;
+        overdue += fls[i].overdue;
+    }
+    for (int s = 0; s < SCHEMA_STAGES; s++) {
+        for (int t = 0; t < SCHEMA_STATUSES; t++) {
+            const store_cell_t *c = &got.cell[s][t];
+            cr_expect_eq(c->n, n[s][t], "%s: cell %d %d count", what, s, t);
+            cr_expect(cell_value(c) == v[s][t], "%s: cell %d %d value", what, s, t);
+            cr_expect(cell_weight(c) == w[s][t], "%s: cell %d %d weighted value", what, s, t);
+        }
+    }
+    /* The seeded leads have at most one overdue follow each. */
+    cr_expect_eq(got.overdue, overdue, "%s: overdue %lld, want %lld", what, (long long)got.overdue,
+                 (long long)overdue);
+}
+
+static store_lead_filter_t no_filter(void)
+{
+    store_lead_filter_t f;
+    store_lead_filter_init(&f);
+    return f;
+}
+
+Test(store, summary_matches_the_leads_under_every_kind_of_filter)
+{
+    seed_find();
+    store_lead_filter_t f = no_filter();
+    expect_summary(&f, "no filter (the kept totals)");
+    f.stages = 1u << STAGE_NEW | 1u << STAGE_QUALIFIED;
+    expect_summary(&f, "stages (the kept totals)");
+    f.statuses = 1u << LEAD_ACTIVE;
+    expect_summary(&f, "stages and status (the kept totals)");
+    f = no_filter();
+    f.nsources = 1;
+    f.sources[0] = T("website");
+    expect_summary(&f, "source (the leads)");
+    f.has_value_min = true;
+    f.value_min = 1000;
+    expect_summary(&f, "source and value");
+    f = no_filter();
+    char term[32];
+    fold_into(T("ACME"), term, sizeof term);
+    f.search = T(term);
+    expect_summary(&f, "search");
+    f = no_filter();
+    f.has_overdue = 1;
+    expect_summary(&f, "has overdue");
+    /* The kept totals follow updates and deletes. */
+    for (int i = 0; i < 10; i++) {
+        fl_t *x = &fls[i * 3];
+        lead_patch_t p = {.fields = LEAD_F_VALUE | LEAD_F_PROBABILITY | LEAD_F_STAGE | LEAD_F_STATUS |
+                                    LEAD_F_SOURCE};
+        p.v = x->l;
+        /* The source moves too: a cell of the kept totals per source. */
+        snprintf(x->source, sizeof x->source, "%s", i % 3 == 1 ? "referral" : "website");
+        p.v.source = i % 3 == 2 ? (text_ref_t){NULL, 0} : T(x->source);
+        x->l.source = p.v.source;
+        p.v.has_value = i % 3 != 0;
+        p.v.value_cents = 99999999999999 - i;
+        p.v.probability = i % 4 == 0 ? -1 : 100 - i;
+        p.v.stage = i % 5;
+        p.v.status = (i + 1) % 4;
+        lead_copy_t updated;
+        one_t o = {.lead = &updated};
+        cr_assert_eq(store_lead_update(st, app1.id, x->id, &p, 9000, on_one_lead, &o), STORE_OK);
+        x->l.has_value = p.v.has_value;
+        x->l.value_cents = p.v.value_cents;
+        x->l.probability = p.v.probability;
+        x->l.stage = p.v.stage;
+        x->l.status = p.v.status;
+        if (i % 2 == 0) {
+            cr_assert_eq(store_lead_delete(st, app1.id, fls[i * 3 + 1].id), STORE_OK);
+            fls[i * 3 + 1].gone = true;
+        }
+    }
+    f = no_filter();
+    expect_summary(&f, "after updates and deletes (the kept totals)");
+    f.nsources = 2;
+    f.sources[0] = T("referral");
+    f.sources[1] = T("website");
+    expect_summary(&f, "after updates and deletes, by source (the kept totals)");
+    f.has_value_min = true;
+    expect_summary(&f, "after updates and deletes (the leads)");
+    /* An empty app has every cell zero. */
+    store_summary_t empty;
+    f = no_filter();
+    cr_assert_eq(store_lead_summary(st, app2.id + 1000, &f, FIND_NOW, &empty, NULL), STORE_OK);
+    cr_expect_eq(empty.cell[0][0].n, 0);
+}
+
+/* Sums beyond 64 bits: 10,000 leads of the largest value (each at 100%)
+ * sum to 10^19 - 10^4 cents, past INT64_MAX, and their weighted values
+ * to 10^21; kept totals and sums over the leads must both stay exact. */
+Test(store, summary_sums_of_maximal_values_do_not_overflow)
+{
+    const int n = 10000;
+    const int64_t max = DECIMAL_LIMIT_CENTS - 1;
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    for (int i = 0; i < n; i++) {
+        lead_t l = mk_lead(0, "Big", 1000 + i);
+        big_id(i, l.id);
+        l.has_value = true;
+        l.value_cents = max;
+        l.probability = 100;
+        l.stage = STAGE_NEGOTIATION;
+        l.source = T("whale");
+        cr_assert_eq(store_lead_create(st, app1.id, &l), STORE_OK);
+    }
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    u128 want_v = (u128)max * (u128)n, want_w = want_v * 100;
+    cr_assert(want_v > (u128)INT64_MAX);
+    for (int pass = 0; pass < 2; pass++) {
+        store_lead_filter_t f = no_filter();
+        if (pass == 1) {
+            f.nsources = 1;
+            f.sources[0] = T("whale"); /* sums over the leads, not the kept totals */
+        }
+        store_summary_t got;
+        cr_assert_eq(store_lead_summary(st, app1.id, &f, FIND_NOW, &got, NULL), STORE_OK);
+        const store_cell_t *c = &got.cell[STAGE_NEGOTIATION][LEAD_ACTIVE];
+        cr_expect_eq(c->n, n);
+        cr_expect(cell_value(c) == want_v, "pass %d: value", pass);
+        cr_expect(cell_weight(c) == want_w, "pass %d: weighted value", pass);
+    }
+}
+
+/* --- webhooks: helpers --------------------------------------------------------- */
+
+/* A page of a newest-first list by offset. */
+#define PAGE(offset, limit) ((store_newest_page_t){(offset), (limit), 0, NULL})
+
+static webhook_t mk_webhook(int id, unsigned events, int64_t created)
+{
+    webhook_t wh = {.events = events, .active = true, .created_at = created, .updated_at = created};
+    strcpy(wh.id, ID(id));
+    wh.url = T("http://127.0.0.1:9/hook");
+    wh.secret = T("whsec_0123456789abcdefghijABCDEFGHIJ12");
+    return wh;
+}
+
+typedef struct hooks_seen {
+    int n;
+    char ids[8][UUID_BUFSZ];
+    bool active[8];
+    char secret[64], url[128];
+} hooks_seen_t;
+
+static void on_hook(void *ctx, const webhook_t *wh)
+{
+    hooks_seen_t *h = ctx;
+    cr_assert_lt(h->n, 8);
+    strcpy(h->ids[h->n], wh->id);
+    h->active[h->n++] = wh->active;
+    store_text_copy(h->secret, sizeof h->secret, wh->secret);
+    store_text_copy(h->url, sizeof h->url, wh->url);
+}
+
+/* PostgreSQL's migrations (store/postgres/pg_int.h, whose statement ids
+ * clash with SQLite's, which this file includes). */
+extern const char *const pg_migrations[SCHEMA_VERSION];
+
+/* Runs sql on the database at url (raw, beside any store). */
+static void raw_sql_on(const char *url, const char *sql)
+{
+    char saved[URL_MAX];
+    snprintf(saved, sizeof saved, "%s", url_);
+    snprintf(url_, sizeof url_, "%s", url);
+    raw_sql(sql);
+    snprintf(url_, sizeof url_, "%s", saved);
+}
+
+/* A database of schema version 4 (before finding existed: made by the
+ * real migrations 1 to 4) with leads in it: migrations 5 and 6 fold their
+ * names and sources, count them into the totals and index them for
+ * search, 7 adds the webhooks, and what version 4 held is kept. */
+Test(store, migrating_from_version_4_folds_counts_and_indexes_existing_leads)
+{
+    char old[URL_MAX];
+    fresh_db(old, sizeof old);
+    for (int v = 0; v < 4; v++)
+        raw_sql_on(old, on_postgres ? pg_migrations[v] : sq_migrations[v]);
+    if (on_postgres)
+        raw_sql_on(
+            old, "CREATE TABLE crmd_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);"
+                 "INSERT INTO crmd_schema VALUES (1, 4)");
+    else
+        raw_sql_on(old, "PRAGMA user_version = 4");
+    raw_sql_on(
+        old,
+        "INSERT INTO signing_keys (pem, created_at, signed_until) VALUES ('PEM-V4', 1, -1);"
+        "INSERT INTO apps (key, name, created_at, lead_count) VALUES ('pk_live_old', 'Old', 1, 2);"
+        "INSERT INTO issued_tokens (jti, app_id, subject, issued_at, expires_at) "
+        "VALUES ('jti-v4', 1, 'cli', 1, 9);"
+        "INSERT INTO leads (app_id, id, name, source, value_cents, stage, probability, status, "
+        "created_at, updated_at) VALUES "
+        "(1, '0190f3a2-0000-7000-8000-000000000001', 'ÄRGER Σοφία', 'Web', 99999999999999, 2, 50, 0, 10, 10),"
+        "(1, '0190f3a2-0000-7000-8000-000000000002', 'Zeta', NULL, NULL, 2, NULL, 0, 20, 20)");
+    store_t *s = open_url(old);
+    cr_assert_eq(store_migrate(s), STORE_OK);
+    cr_assert_eq(store_migrate(s), STORE_OK, "a second run finds version 7 and changes nothing");
+    cr_expect_str_eq(keys_of(s).pems, "PEM-V4", "version 4's key is kept");
+    cr_expect_eq(store_token_revoke(s, "jti-v4", 2000, false), STORE_OK, "so are its issued tokens");
+    store_lead_query_t q = base_query();
+    q.f.search = T("ärger σοφ");
+    found_t got = {0};
+    int64_t total = -1;
+    cr_assert_eq(store_lead_find(s, 1, &q, &total, on_found, &got, NULL), STORE_OK);
+    cr_expect(total == 1 && got.n == 1 && strcmp(got.ids[0], "0190f3a2-0000-7000-8000-000000000001") == 0);
+    q = base_query();
+    q.nsort = 1;
+    q.sort[0] = (store_sort_t){LEAD_KEY_NAME, true};
+    got.n = 0;
+    cr_assert_eq(store_lead_find(s, 1, &q, &total, on_found, &got, NULL), STORE_OK);
+    /* Folded names compare by code point: "ärger" after "zeta". */
+    cr_expect(got.n == 2 && strcmp(got.ids[0], "0190f3a2-0000-7000-8000-000000000001") == 0, "ärger first");
+    store_lead_filter_t f = no_filter();
+    store_summary_t sum;
+    cr_assert_eq(store_lead_summary(s, 1, &f, FIND_NOW, &sum, NULL), STORE_OK);
+    const store_cell_t *c = &sum.cell[STAGE_QUALIFIED][LEAD_ACTIVE];
+    cr_expect_eq(c->n, 2);
+    cr_expect(cell_value(c) == 99999999999999 && cell_weight(c) == (u128)99999999999999 * 50);
+    /* Writes after the upgrade keep the totals and the search index. */
+    lead_t l = mk_lead(5, "ärger zwei", 30);
+    l.stage = STAGE_QUALIFIED;
+    cr_assert_eq(store_lead_create(s, 1, &l), STORE_OK);
+    cr_assert_eq(store_lead_summary(s, 1, &f, FIND_NOW, &sum, NULL), STORE_OK);
+    cr_expect_eq(sum.cell[STAGE_QUALIFIED][LEAD_ACTIVE].n, 3);
+    q = base_query();
+    q.f.search = T("ärger");
+    got.n = 0;
+    cr_assert_eq(store_lead_find(s, 1, &q, &total, on_found, &got, NULL), STORE_OK);
+    cr_expect(total == 2 && got.n == 2, "both ärger leads: %lld", (long long)total);
+    /* Version 7's webhooks, on the upgraded database. */
+    webhook_t wh = mk_webhook(20, EVENT_ALL, 1000);
+    cr_assert_eq(store_webhook_create(s, 1, &wh, 100), STORE_OK);
+    hooks_seen_t h = {0};
+    cr_assert_eq(store_webhook_list(s, 1, &PAGE(0, 10), &total, on_hook, &h, NULL), STORE_OK);
+    cr_expect(total == 1 && h.n == 1 && strcmp(h.ids[0], ID(20)) == 0, "the webhook is kept");
+    store_close(s);
+}
+
+/* crmd copy moves the leads, not what finding derives from them: the
+ * target folds their names and sources and adds up its totals itself, so
+ * search and the summary read the same there as on the source. */
+Test(store, a_copy_rebuilds_the_folded_texts_and_the_totals)
+{
+    populate();
+    char target[URL_MAX], out[4096];
+    copy_to_fresh(target, out);
+    store_t *t = open_url(target);
+    store_lead_filter_t f = no_filter();
+    store_summary_t want, got;
+    cr_assert_eq(store_lead_summary(st, app1.id, &f, FIND_NOW, &want, NULL), STORE_OK);
+    cr_assert_eq(store_lead_summary(t, app1.id, &f, FIND_NOW, &got, NULL), STORE_OK);
+    cr_expect_eq(got.cell[STAGE_NEW][LEAD_ACTIVE].n, 2);
+    cr_expect(cell_value(&got.cell[STAGE_NEW][LEAD_ACTIVE]) == 250);
+    cr_expect(memcmp(&got, &want, sizeof got) == 0, "the target's summary is the source's");
+    store_lead_query_t q = base_query();
+    q.f.search = T("acm");
+    found_t found = {0};
+    int64_t total = -1;
+    cr_assert_eq(store_lead_find(t, app1.id, &q, &total, on_found, &found, NULL), STORE_OK);
+    cr_expect(total == 1 && found.n == 1 && strcmp(found.ids[0], ID(1)) == 0, "\"Acme\" found by \"acm\"");
+    store_close(t);
+}
+
+/* Large sets take the other plan (store/find.h, fq_plan): a term or a
+ * filter that keeps more than FQ_SMALL leads is found by walking the
+ * sort's index; one that keeps few through its own index. Either way the
+ * answer is the same. */
+Test(store, find_plans_for_small_and_large_sets_agree)
+{
+    const int n = FQ_SMALL + 100;
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    for (int i = 0; i < n; i++) {
+        lead_t l = mk_lead(0, NULL, 1000 + i);
+        char name[64];
+        snprintf(name, sizeof name, "Common Lead %d", i);
+        l.name = T(name);
+        big_id(i, l.id);
+        l.has_value = true;
+        l.value_cents = i;
+        l.stage = i % 2 ? STAGE_QUALIFIED : STAGE_NEGOTIATION;
+        if (i == 7) l.stage = STAGE_PROPOSAL;
+        cr_assert_eq(store_lead_create(st, app1.id, &l), STORE_OK);
+    }
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    char last[UUID_BUFSZ], seventh[UUID_BUFSZ];
+    big_id(n - 1, last);
+    big_id(7, seventh);
+    struct {
+        const char *search;
+        int stage, value_min, sort;
+        int64_t total;
+        const char *first;
+    } cases[] = {
+        {"common", -1, -1, -1, n, last},                              /* a term every lead holds: walk */
+        {"lead 1099", -1, -1, -1, 1, NULL},                           /* one lead: the index */
+        {NULL, -1, 0, -1, n, last},                                   /* a range keeping all: walk */
+        {NULL, -1, n - 5, -1, 5, last},                               /* a range keeping five: the index */
+        {NULL, STAGE_QUALIFIED, -1, LEAD_KEY_VALUE, n / 2 - 1, last}, /* odd ones but the seventh */
+        {NULL, STAGE_PROPOSAL, -1, LEAD_KEY_VALUE, 1, seventh}, /* a rare stage: the kept totals say so */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        store_lead_query_t q = base_query();
+        q.limit = 3;
+        char folded[64];
+        if (cases[c].search != NULL) {
+            fold_into(T(cases[c].search), folded, sizeof folded);
+            q.f.search = T(folded);
+        }
+        if (cases[c].stage >= 0) q.f.stages = 1u << cases[c].stage;
+        q.f.has_value_min = cases[c].value_min >= 0;
+        q.f.value_min = cases[c].value_min;
+        if (cases[c].sort >= 0) q.nsort = 1, q.sort[0] = (store_sort_t){cases[c].sort, true};
+        found_t got = {0};
+        int64_t total = -1;
+        cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &got, NULL), STORE_OK);
+        cr_expect_eq(total, cases[c].total, "case %zu: total %lld", c, (long long)total);
+        cr_expect_eq(got.n, cases[c].total < 3 ? (int)cases[c].total : 3, "case %zu", c);
+        if (cases[c].first != NULL && got.n > 0) cr_expect_str_eq(got.ids[0], cases[c].first, "case %zu", c);
+    }
 }
 
 /* --- reads that complete later ----------------------------------------------- */
@@ -2197,33 +3245,7 @@ Test(store, a_failed_read_makes_no_other_read_fail)
     store_close(s);
 }
 
-/* --- webhooks ---------------------------------------------------------------- */
-
-static webhook_t mk_webhook(int id, unsigned events, int64_t created)
-{
-    webhook_t wh = {.events = events, .active = true, .created_at = created, .updated_at = created};
-    strcpy(wh.id, ID(id));
-    wh.url = T("http://127.0.0.1:9/hook");
-    wh.secret = T("whsec_0123456789abcdefghijABCDEFGHIJ12");
-    return wh;
-}
-
-typedef struct hooks_seen {
-    int n;
-    char ids[8][UUID_BUFSZ];
-    bool active[8];
-    char secret[64], url[128];
-} hooks_seen_t;
-
-static void on_hook(void *ctx, const webhook_t *wh)
-{
-    hooks_seen_t *h = ctx;
-    cr_assert_lt(h->n, 8);
-    strcpy(h->ids[h->n], wh->id);
-    h->active[h->n++] = wh->active;
-    store_text_copy(h->secret, sizeof h->secret, wh->secret);
-    store_text_copy(h->url, sizeof h->url, wh->url);
-}
+/* --- webhooks (helpers above) ------------------------------------------------ */
 
 static int record(int64_t app, int id, int type)
 {
@@ -2287,15 +3309,22 @@ Test(store, webhooks_are_kept_per_app_with_their_secret)
     cr_expect_eq(store_webhook_create(st, app2.id, &extra, 3), STORE_OK, "another app has its own");
     hooks_seen_t h = {0};
     int64_t total = 0;
-    cr_assert_eq(store_webhook_list(st, app1.id, 0, 2, &total, on_hook, &h, NULL), STORE_OK);
+    cr_assert_eq(store_webhook_list(st, app1.id, &PAGE(0, 2), &total, on_hook, &h, NULL), STORE_OK);
     cr_expect_eq(total, 3);
     cr_assert_eq(h.n, 2);
     cr_expect_str_eq(h.ids[0], ID(22), "newest first");
     cr_expect_str_eq(h.ids[1], ID(21));
     h = (hooks_seen_t){0};
-    cr_assert_eq(store_webhook_list(st, app1.id, 5, 2, &total, on_hook, &h, NULL), STORE_OK);
+    cr_assert_eq(store_webhook_list(st, app1.id, &PAGE(5, 2), &total, on_hook, &h, NULL), STORE_OK);
     cr_expect_eq(h.n, 0);
     cr_expect_eq(total, 3, "a page past the end still counts");
+    /* By position: the rows after the second's, whatever the offset. */
+    h = (hooks_seen_t){0};
+    store_newest_page_t after = {.offset = 7, .limit = 2, .after_at = 1001, .after_id = ID(21)};
+    cr_assert_eq(store_webhook_list(st, app1.id, &after, &total, on_hook, &h, NULL), STORE_OK);
+    cr_expect_eq(total, 3);
+    cr_assert_eq(h.n, 1);
+    cr_expect_str_eq(h.ids[0], ID(20));
     h = (hooks_seen_t){0};
     cr_assert_eq(store_webhook_get(st, app1.id, ID(20), on_hook, &h, NULL), STORE_OK);
     cr_expect_str_eq(h.secret, "whsec_0123456789abcdefghijABCDEFGHIJ12");
@@ -2310,7 +3339,7 @@ Test(store, webhooks_are_kept_per_app_with_their_secret)
     cr_expect_eq(store_webhook_delete(st, app2.id, ID(20)), STORE_NOT_FOUND);
     cr_expect_eq(store_webhook_delete(st, app1.id, ID(20)), STORE_OK);
     cr_expect_eq(store_webhook_delete(st, app1.id, ID(20)), STORE_NOT_FOUND);
-    cr_expect_eq(store_webhook_deliveries(st, app1.id, ID(20), 0, 10, &total, NULL, NULL, NULL),
+    cr_expect_eq(store_webhook_deliveries(st, app1.id, ID(20), &PAGE(0, 10), &total, NULL, NULL, NULL),
                  STORE_NOT_FOUND);
 }
 
@@ -2422,7 +3451,7 @@ Test(store, leases_claims_and_reports)
     cr_expect_eq(queue_of(20).n, 1);
     int64_t total = 0;
     log_seen_t log = {0};
-    cr_assert_eq(store_webhook_deliveries(st, app1.id, ID(20), 0, 10, &total, on_delivery, &log, NULL),
+    cr_assert_eq(store_webhook_deliveries(st, app1.id, ID(20), &PAGE(0, 10), &total, on_delivery, &log, NULL),
                  STORE_OK);
     cr_expect_eq(total, 2);
     cr_assert_eq(log.n, 2);
@@ -2431,6 +3460,15 @@ Test(store, leases_claims_and_reports)
     cr_expect_eq(log.attempt[1], 1);
     cr_expect_eq(log.next_retry_at[1], 12000);
     cr_expect_str_eq(log.error[1], "the receiver answered 500");
+    /* After the newest attempt (12001, its id as report_one makes it): the first. */
+    log = (log_seen_t){0};
+    store_newest_page_t after = {
+        .limit = 10, .after_at = 12001, .after_id = "0190f3a2-0002-7000-8000-000000120012"};
+    cr_assert_eq(store_webhook_deliveries(st, app1.id, ID(20), &after, &total, on_delivery, &log, NULL),
+                 STORE_OK);
+    cr_expect_eq(total, 2);
+    cr_assert_eq(log.n, 1);
+    cr_expect_eq(log.attempt[0], 1);
     store_close(other);
 }
 
@@ -2484,4 +3522,74 @@ Test(store, a_dead_owners_leases_can_be_ended)
     a = (lanes_seen_t){0};
     cr_assert_eq(store_outbox_claim(st, "alive", 10001, 40001, 8, on_lane, &a), STORE_OK);
     cr_expect_eq(a.n, 1, "taken over before the lease ran out");
+}
+
+/* The find reads through the loop: each ends from it, in the order the
+ * reads were started (record reads between them), with what the same read
+ * returns at once. On PostgreSQL a find is sent with its own statement and
+ * list parameters (array literals) and planned for its values; the reads
+ * after it in its batch are planned as before. */
+Test(store, find_reads_given_a_loop_end_from_it_as_they_read_at_once)
+{
+    seed_find();
+    store_lead_query_t lq = base_query();
+    lq.f.nsources = 2;
+    lq.f.sources[0] = T("website");
+    lq.f.sources[1] = T("Cold Call");
+    lq.nsort = 1;
+    lq.sort[0] = (store_sort_t){LEAD_KEY_VALUE, true};
+    lq.limit = 5;
+    found_t want_leads = {0};
+    int64_t want_total = -2;
+    cr_assert_eq(store_lead_find(st, app1.id, &lq, &want_total, on_found, &want_leads, NULL), STORE_OK);
+    cr_assert_gt(want_leads.n, 1, "the filter keeps some leads");
+    store_follow_query_t fq = base_follow_query("");
+    fq.statuses = 1u << FOLLOW_PENDING | 1u << FOLLOW_OVERDUE;
+    found_t want_follows = {0};
+    int64_t want_ftotal = -2;
+    cr_assert_eq(store_follow_find(st, app1.id, &fq, &want_ftotal, on_ffound, &want_follows, NULL), STORE_OK);
+    store_follow_query_t nq = base_follow_query(ID(63)); /* no such lead */
+    store_lead_filter_t f = no_filter();
+    f.stages = 1u << STAGE_QUALIFIED | 1u << STAGE_NEGOTIATION;
+    store_summary_t want_sum, sum;
+    cr_assert_eq(store_lead_summary(st, app1.id, &f, FIND_NOW, &want_sum, NULL), STORE_OK);
+
+    store_t *s = open_with_loop();
+    static waited_t w[5];
+    static found_t leads, follows, none;
+    started(&w[0], store_lead_find(s, app1.id, &lq, &w[0].total, on_found, &leads, ASYNC(&w[0])));
+    started(&w[1], store_lead_get(s, app1.id, fls[0].id, on_lead, &w[1].leads, ASYNC(&w[1])));
+    started(&w[2], store_follow_find(s, app1.id, &fq, &w[2].total, on_ffound, &follows, ASYNC(&w[2])));
+    started(&w[3], store_follow_find(s, app1.id, &nq, &w[3].total, on_ffound, &none, ASYNC(&w[3])));
+    started(&w[4], store_lead_summary(s, app1.id, &f, FIND_NOW, &sum, ASYNC(&w[4])));
+    for (int k = 0; k < 5; k++)
+        cr_expect_eq(w[k].done, !on_postgres, "read %d ended before the loop turned", k);
+    TURN_UNTIL(w[0].done && w[1].done && w[2].done && w[3].done && w[4].done);
+    for (int k = 0; k < 5; k++)
+        cr_expect_eq(w[k].order - w[0].order, k, "read %d ended in its turn", k);
+    cr_expect_eq(w[0].rc, STORE_OK);
+    cr_expect_eq(w[0].total, want_total);
+    expect_ids(&leads, (const char(*)[UUID_BUFSZ])want_leads.ids, want_leads.n, "the lead find");
+    cr_expect(w[1].rc == STORE_OK && w[1].leads.n == 1, "the record read between the finds");
+    cr_expect_eq(w[2].rc, STORE_OK);
+    cr_expect_eq(w[2].total, want_ftotal);
+    expect_ids(&follows, (const char(*)[UUID_BUFSZ])want_follows.ids, want_follows.n, "the follow find");
+    cr_expect_eq(w[3].rc, STORE_NOT_FOUND, "the follows of a lead that does not exist");
+    cr_expect_eq(w[4].rc, STORE_OK);
+    cr_expect(memcmp(&sum, &want_sum, sizeof sum) == 0, "the summary");
+
+    /* The next page, by its position: a find of other parameters. */
+    store_sort_t order[STORE_SORT_MAX];
+    int norder = store_lead_order(lq.sort, lq.nsort, order);
+    store_pos_t pos;
+    store_lead_pos(&want_leads.last.l, order, norder, &pos);
+    lq.after = &pos;
+    found_t want_next = {0}, next = {0};
+    cr_assert_eq(store_lead_find(st, app1.id, &lq, &want_total, on_found, &want_next, NULL), STORE_OK);
+    static waited_t again;
+    started(&again, store_lead_find(s, app1.id, &lq, &again.total, on_found, &next, ASYNC(&again)));
+    TURN_UNTIL(again.done);
+    cr_expect_eq(again.rc, STORE_OK);
+    expect_ids(&next, (const char(*)[UUID_BUFSZ])want_next.ids, want_next.n, "the next page");
+    store_close(s);
 }

@@ -278,3 +278,143 @@ Test(sqlite, impossible_paths_fail_with_a_message)
         cr_expect(strstr(err, file) != NULL, "%s: message does not name the file: %s", urls[i], err);
     }
 }
+
+/* --- query plans of the find reads ---------------------------------------------
+ * Every single filter and every sort starts from an index (docs/architecture.md
+ * shows these plans): no plan scans leads or follows whole, and each uses
+ * the index that serves its filter or sort. The planner's statistics are
+ * fixed by migration 4, so the plans do not depend on the data. */
+
+#include "store/find.h"
+
+/* The plan of q's statement on s, one line per step. */
+static void plan_of(store_t *s, const fq_t *q, char *out, size_t cap)
+{
+    char sql[FQ_SQL_MAX + 32];
+    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", q->sql.s);
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(((sqlite_store_t *)s)->db, sql, -1, &st, NULL), SQLITE_OK, "%s",
+                 sqlite3_errmsg(((sqlite_store_t *)s)->db));
+    for (int i = 0; i < q->np; i++) {
+        if (q->p[i].type == FQ_INT8)
+            sqlite3_bind_int64(st, i + 1, q->p[i].i);
+        else
+            sqlite3_bind_text(st, i + 1, q->p[i].t.ptr, (int)q->p[i].t.len, SQLITE_STATIC);
+    }
+    size_t n = 0;
+    out[0] = '\0';
+    while (sqlite3_step(st) == SQLITE_ROW && n < cap)
+        n += (size_t)snprintf(out + n, cap - n, "%s\n", (const char *)sqlite3_column_text(st, 3));
+    sqlite3_finalize(st);
+}
+
+static store_lead_query_t plan_query(void)
+{
+    store_lead_query_t q = {.limit = 16, .now = 1000};
+    store_lead_filter_init(&q.f);
+    return q;
+}
+
+/* The plan of a lead find under plan must use index (and never scan a
+ * table whole). */
+static void expect_plan_of(store_t *s, const store_lead_query_t *lq, enum fq_plan plan, const char *index,
+                           const char *what)
+{
+    static fq_t q;
+    fq_init(&q, false);
+    q.search = plan == FQ_PLAN_SORT ? FQ_SEARCH_SCAN : FQ_SEARCH_INDEX;
+    q.plan = plan;
+    cr_assert(fq_lead_find(&q, 1, lq), "%s", what);
+    char steps[8192];
+    plan_of(s, &q, steps, sizeof steps);
+    cr_expect(strstr(steps, index) != NULL, "%s: %s is not used:\n%s", what, index, steps);
+    cr_expect(strstr(steps, "SCAN l\n") == NULL && strstr(steps, "SCAN l ") == NULL,
+              "%s: a scan of leads:\n%s", what, steps);
+}
+
+/* A filter's plan: its own index when what it keeps is small (and
+ * sorted then), the sort's index (here the default, leads_newest) when
+ * it is large. */
+static void expect_lead_plan(store_t *s, const store_lead_query_t *lq, const char *index, const char *what)
+{
+    if (!fq_lead_filters_beyond_sort(lq)) {
+        expect_plan_of(s, lq, FQ_PLAN_ANY, index, what); /* nothing to choose */
+        return;
+    }
+    expect_plan_of(s, lq, FQ_PLAN_FILTER, index, what);
+    if (lq->nsort == 0) expect_plan_of(s, lq, FQ_PLAN_SORT, "leads_newest", what);
+}
+
+Test(sqlite, every_filter_and_sort_starts_from_its_index)
+{
+    store_t *s = open_migrated(url_);
+    store_lead_query_t q = plan_query();
+    expect_lead_plan(s, &q, "leads_newest", "the default order");
+    q.f.stages = 1u << STAGE_QUALIFIED;
+    expect_lead_plan(s, &q, "leads_stage", "stage");
+    q = plan_query();
+    q.f.statuses = 1u << LEAD_LOST;
+    expect_lead_plan(s, &q, "leads_status", "status");
+    q = plan_query();
+    q.f.nsources = 1;
+    q.f.sources[0] = (text_ref_t){"web", 3};
+    expect_lead_plan(s, &q, "leads_source", "source");
+    q = plan_query();
+    q.f.naccounts = 1;
+    strcpy(q.f.accounts[0], "0190f3a2-0000-7000-8000-000000000001");
+    expect_lead_plan(s, &q, "leads_account", "account_id");
+    q.f.account_unset = true;
+    expect_lead_plan(s, &q, "leads_account", "account_id or null");
+    q = plan_query();
+    q.f.ncontacts = 1;
+    strcpy(q.f.contacts[0], "0190f3a2-0000-7000-8000-000000000001");
+    expect_lead_plan(s, &q, "leads_contact", "contact_id");
+    q = plan_query();
+    q.f.has_value_min = true;
+    q.f.value_min = 100;
+    expect_lead_plan(s, &q, "leads_value", "value_min");
+    q = plan_query();
+    q.f.probability_max = 30;
+    expect_lead_plan(s, &q, "leads_probability", "probability_max");
+    q = plan_query();
+    q.f.has_created_from = true;
+    expect_lead_plan(s, &q, "leads_newest", "created_from");
+    q = plan_query();
+    q.f.has_updated_to = true;
+    expect_lead_plan(s, &q, "leads_updated", "updated_to");
+    q = plan_query();
+    q.f.search = (text_ref_t){"acme", 4};
+    expect_lead_plan(s, &q, "lead_fts", "search");
+    q = plan_query();
+    q.f.has_overdue = 1;
+    expect_lead_plan(s, &q, "follows_app_state", "has_overdue");
+    static const struct {
+        int key;
+        bool desc;
+        const char *index;
+    } sorts[] = {{LEAD_KEY_CREATED, false, "leads_newest"},
+                 {LEAD_KEY_UPDATED, false, "leads_updated"},
+                 {LEAD_KEY_UPDATED, true, "leads_updated"},
+                 {LEAD_KEY_NAME, false, "leads_name"},
+                 {LEAD_KEY_NAME, true, "leads_name"},
+                 {LEAD_KEY_VALUE, false, "leads_value"},
+                 {LEAD_KEY_VALUE, true, "leads_value"},
+                 {LEAD_KEY_PROBABILITY, false, "leads_probability"},
+                 {LEAD_KEY_PROBABILITY, true, "leads_probability"},
+                 {LEAD_KEY_STAGE, false, "leads_stage "},
+                 {LEAD_KEY_STAGE, true, "leads_stage"}};
+    for (size_t i = 0; i < sizeof sorts / sizeof sorts[0]; i++) {
+        q = plan_query();
+        q.nsort = 1;
+        q.sort[0] = (store_sort_t){sorts[i].key, sorts[i].desc};
+        expect_lead_plan(s, &q, sorts[i].index, sorts[i].index);
+    }
+    /* The benchmark's page: a stage, by value descending. */
+    q = plan_query();
+    q.f.stages = 1u << STAGE_QUALIFIED;
+    q.nsort = 1;
+    q.sort[0] = (store_sort_t){LEAD_KEY_VALUE, true};
+    expect_plan_of(s, &q, FQ_PLAN_SORT, "leads_value", "stage by value, many");
+    expect_plan_of(s, &q, FQ_PLAN_FILTER, "leads_stage", "stage by value, few");
+    store_close(s);
+}

@@ -397,3 +397,84 @@ Test(text_clean, random_bytes_match_reference)
         free(s);
     }
 }
+
+/* --- text_fold ---------------------------------------------------------------- */
+
+static void expect_fold(const char *s, const char *want)
+{
+    size_t len = strlen(s);
+    char *in = malloc(len ? len : 1); /* exactly len: a read past it shows under ASan */
+    cr_assert_not_null(in);
+    memcpy(in, s, len);
+    size_t cap = TEXT_FOLD_MAX(len);
+    char *out = malloc(cap ? cap : 1);
+    cr_assert_not_null(out);
+    size_t n = text_fold(in, len, out, cap);
+    cr_assert_neq(n, (size_t)-1, "\"%s\": TEXT_FOLD_MAX is too small", s);
+    cr_expect(n == strlen(want) && memcmp(out, want, n) == 0, "fold(\"%s\") = \"%.*s\", want \"%s\"", s,
+              (int)n, out, want);
+    free(in);
+    free(out);
+}
+
+Test(text_fold, ascii_folds_only_letters)
+{
+    expect_fold("", "");
+    expect_fold("ACME Corp renewal", "acme corp renewal");
+    expect_fold("Hello, World! 123 _[]@`{}", "hello, world! 123 _[]@`{}");
+}
+
+Test(text_fold, latin_1_and_latin_extended_a)
+{
+    expect_fold("ÀÉÎÕÜÇÑ Ø Þ Æ", "àéîõüçñ ø þ æ");
+    expect_fold("µ", "μ"); /* MICRO SIGN to GREEK SMALL LETTER MU */
+    expect_fold("ß", "ß"); /* full folding would give "ss": simple keeps it */
+    expect_fold("ẞ", "ß"); /* LATIN CAPITAL LETTER SHARP S, status S */
+    expect_fold("ĀĂĄĆČĎĐĘĚĞĦĲŁŃŇŊŒŘŚŠŤŮŰŽ", "āăąćčďđęěğħĳłńňŋœřśšťůűž");
+    expect_fold("ſ", "s"); /* LATIN SMALL LETTER LONG S */
+    expect_fold("İ", "İ"); /* only Turkic and full foldings exist */
+    expect_fold("ÿŸ", "ÿÿ");
+}
+
+Test(text_fold, greek_and_cyrillic)
+{
+    expect_fold("ΑΒΓΔ ΣΟΦΊΑ ς", "αβγδ σοφία σ"); /* final sigma folds to sigma */
+    expect_fold("Ωμέγα", "ωμέγα");
+    expect_fold("ΐ", "ΐ"); /* full folding only */
+    expect_fold("МОСКВА Ёлка ЇЖАК", "москва ёлка їжак");
+    expect_fold("Ѣ Ѳ Ґ", "ѣ ѳ ґ");
+}
+
+Test(text_fold, other_scripts_and_sizes_that_change)
+{
+    expect_fold("K", "k");           /* KELVIN SIGN: three bytes to one */
+    expect_fold("Å", "å");           /* ANGSTROM SIGN */
+    expect_fold("Ⱥ", "ⱥ");           /* two bytes to three */
+    expect_fold("ＡＢＣ", "ａｂｃ"); /* fullwidth */
+    expect_fold("Ա Ⴀ", "ա ⴀ");       /* Armenian, Georgian */
+    expect_fold("𐐀", "𐐨");           /* Deseret, four bytes */
+    expect_fold("日本語 😀", "日本語 😀");
+}
+
+Test(text_fold, folding_twice_changes_nothing)
+{
+    /* Every folded code point is its own folding (CaseFolding's mappings
+     * are idempotent), over the whole range. */
+    for (uint32_t c = 0; c <= 0x10FFFF; c++) {
+        if (c >= 0xD800 && c <= 0xDFFF) continue;
+        uint32_t f = text_fold_cp(c);
+        if (text_fold_cp(f) != f) cr_assert_fail("U+%04X folds to U+%04X, which folds again", c, f);
+    }
+}
+
+Test(text_fold, malformed_bytes_go_through_and_small_buffers_fail)
+{
+    const char bad[] = {'A', (char)0xFF, 'B', (char)0xC3};
+    char out[8];
+    size_t n = text_fold(bad, sizeof bad, out, sizeof out);
+    cr_assert_eq(n, 4);
+    cr_expect(out[0] == 'a' && out[1] == (char)0xFF && out[2] == 'b' && out[3] == (char)0xC3);
+    cr_expect_eq(text_fold("ABC", 3, out, 2), (size_t)-1);
+    cr_expect_eq(text_fold("Ⱥ", 2, out, 2), (size_t)-1);
+    cr_expect_eq(text_fold("Ⱥ", 2, out, 3), 3);
+}

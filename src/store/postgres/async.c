@@ -15,7 +15,17 @@
  * go to its callbacks, then done runs.
  *
  * Each statement still sees one snapshot of its own (READ COMMITTED takes
- * one per statement, in a batch too). A read that fails makes the server
+ * one per statement, in a batch too).
+ *
+ * The find reads (store/find.c's statements, made at run time for each
+ * combination of filters and sort) are sent unnamed, with their SQL, and
+ * planned for their parameters: the session's generic plans suit the
+ * fixed reads, whose best plan never depends on the values, but not a
+ * find, whose best plan does (a term few leads hold is found through the
+ * trigram index, one most hold by walking the sort's index). So a find
+ * goes between two settings of plan_cache_mode local to its batch's
+ * transaction (which ends with the batch's Sync, whatever fails), and
+ * the reads after it in the batch are planned as before. A read that fails makes the server
  * skip the rest of its batch (PGRES_PIPELINE_ABORTED): those reads are
  * sent again in the next batch, not failed.
  *
@@ -24,7 +34,7 @@
  *   the connection     connecting without blocking, setting it up, losing it
  *   sending            a read's messages, batches, flushing
  *   answers            taking results in order
- *   the interface      pg_read_rows, pg_set_loop, pg_async_close
+ *   the interface      pg_read_rows(_sql), pg_set_loop, pg_async_close
  *
  * Failures. A connection that dies takes no read with it: each read in
  * flight is sent again once on a new connection, made at once (a read
@@ -71,8 +81,10 @@ enum kind {
 /* Where an entry is in the answers the server sends for it. */
 enum stage {
     UNSENT,  /* waiting for a connection, or for the next batch */
+    CUSTOM,  /* a find's custom plans turned on: a result, then NULL */
     PREPARE, /* its statement's preparation: a result, then NULL */
     EXEC,    /* the statement: a result, then NULL; a SYNC: PGRES_PIPELINE_SYNC */
+    GENERIC, /* a find's custom plans turned off again: a result, then NULL */
     ENDED
 };
 
@@ -81,8 +93,9 @@ struct pg_aread {
     enum kind kind;
     enum stage stage;
     enum pg_stmt_id id;
-    pg_params_t p; /* its texts point into text */
-    char *text;    /* owned copies of the texts, or NULL */
+    char *sql;   /* a find: its statement, sent unnamed (owned); NULL: id's */
+    pg_args_t p; /* its values point into text */
+    char *text;  /* owned copies of the values, or NULL */
     pg_rows_fn fn;
     pg_rows_t to;
     store_async_t async;
@@ -117,6 +130,7 @@ static void entry_free(pg_async_t *a, pg_aread_t *r)
 {
     PQclear(r->result);
     free(r->text);
+    free(r->sql);
     if (a->nspare >= SPARE_MAX) {
         free(r);
         return;
@@ -372,6 +386,16 @@ static void broken(pg_store_t *s)
 
 /* --- sending ------------------------------------------------------------------ */
 
+/* Queues a find's statement, unnamed and planned for its parameters (see
+ * the top of this file). */
+static bool send_find(PGconn *c, pg_aread_t *r)
+{
+    r->stage = CUSTOM;
+    return PQsendQueryParams(c, pg_custom_plans_sql, 0, NULL, NULL, NULL, NULL, 1) == 1 &&
+           PQsendQueryParams(c, r->sql, r->p.n, NULL, r->p.v, r->p.len, r->p.fmt, 1) == 1 &&
+           PQsendQueryParams(c, pg_generic_plans_sql, 0, NULL, NULL, NULL, NULL, 1) == 1;
+}
+
 /* Queues entry r in libpq (which sends nothing before the batch ends): a
  * read's statement, prepared first when this connection lacks it, or the
  * session's set-up. False when libpq refuses (the connection is broken). */
@@ -383,6 +407,7 @@ static bool send_one(pg_store_t *s, pg_aread_t *r)
     if (r->kind == SETUP)
         return PQsendQueryParams(c, pg_reader_session_sql, 0, NULL, NULL, NULL, NULL, 1) == 1;
     r->sends++;
+    if (r->sql != NULL) return send_find(c, r);
     char name[PG_STMT_NAME_MAX];
     pg_stmt_name(r->id, name);
     if (!s->prepared[r->id]) {
@@ -469,6 +494,7 @@ static void note_failure(pg_store_t *s, pg_aread_t *r, const PGresult *res)
 {
     ExecStatusType st = PQresultStatus(res);
     bool preparing = r->stage == PREPARE;
+    bool named = r->sql == NULL; /* a find's statement is no prepared one */
     if (st == PGRES_PIPELINE_ABORTED) {
         if (preparing) s->prepared[r->id] = false;
         r->skipped = true;
@@ -476,12 +502,26 @@ static void note_failure(pg_store_t *s, pg_aread_t *r, const PGresult *res)
         return;
     } else if (preparing && strcmp(sqlstate(res), "42P05") == 0) {
         s->prepared[r->id] = true;
-    } else if (!preparing && strcmp(sqlstate(res), "26000") == 0) {
+    } else if (named && !preparing && strcmp(sqlstate(res), "26000") == 0) {
         s->prepared[r->id] = false;
         r->skipped = true;
     } else {
         if (preparing) s->prepared[r->id] = false;
         r->rc = pg_map_error(s, res);
+    }
+}
+
+/* Where read r is once a statement's results have all come. */
+static enum stage next_stage(const pg_aread_t *r)
+{
+    switch (r->stage) {
+    case CUSTOM:
+    case PREPARE:
+        return EXEC;
+    case EXEC:
+        return r->sql != NULL ? GENERIC : ENDED;
+    default:
+        return ENDED;
     }
 }
 
@@ -497,12 +537,12 @@ static bool take(pg_store_t *s, pg_aread_t *r, PGresult *res)
         return synced;
     }
     if (res == NULL) { /* the end of this statement's results */
-        r->stage = r->stage == PREPARE ? EXEC : ENDED;
+        r->stage = next_stage(r);
         return true;
     }
     ExecStatusType st = PQresultStatus(res);
-    bool ok = st == PGRES_COMMAND_OK || (st == PGRES_TUPLES_OK && r->stage == EXEC);
-    if (st == PGRES_PIPELINE_SYNC || (ok && r->result != NULL)) {
+    bool ok = st == PGRES_COMMAND_OK || (st == PGRES_TUPLES_OK && r->stage != PREPARE);
+    if (st == PGRES_PIPELINE_SYNC || (ok && r->stage == EXEC && r->result != NULL)) {
         PQclear(res);
         return false;
     }
@@ -609,17 +649,18 @@ static store_rc_t read_now(pg_store_t *s, enum pg_stmt_id id, const pg_params_t 
     return rc;
 }
 
-store_rc_t pg_read_rows(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, pg_rows_fn fn,
-                        const pg_rows_t *to, const store_async_t *async)
+/* Queues a read of statement id (sql: a find's, sent unnamed) for the
+ * loop: STORE_PENDING, or a refusal at once. */
+static store_rc_t start_read(pg_store_t *s, enum pg_stmt_id id, const char *sql, const pg_params_t *p,
+                             pg_rows_fn fn, const pg_rows_t *to, const store_async_t *async)
 {
     pg_async_t *a = &s->aio;
-    if (async == NULL || !a->on) return read_now(s, id, p, fn, to);
     assert(s->base.batch == BATCH_NONE && !s->in_tx && !s->piped);
     /* During the back-off after a failed attempt: refused at once. */
     if (a->state == AIO_DOWN && (!pg_may_connect(s) || !start_connect(s))) return STORE_UNAVAILABLE;
     pg_aread_t *r = entry_new(a, READ);
     if (r == NULL) return STORE_UNAVAILABLE;
-    if (!pg_params_copy(&r->p, p, &r->text)) {
+    if (!pg_params_copy(&r->p, p, &r->text) || (sql != NULL && (r->sql = strdup(sql)) == NULL)) {
         entry_free(a, r);
         return STORE_UNAVAILABLE;
     }
@@ -633,6 +674,21 @@ store_rc_t pg_read_rows(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p,
         kick(s); /* the batch ends with this turn of the loop */
     }
     return STORE_PENDING;
+}
+
+store_rc_t pg_read_rows(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, pg_rows_fn fn,
+                        const pg_rows_t *to, const store_async_t *async)
+{
+    if (async == NULL || !s->aio.on) return read_now(s, id, p, fn, to);
+    return start_read(s, id, NULL, p, fn, to, async);
+}
+
+store_rc_t pg_read_rows_sql(pg_store_t *s, const char *sql, const pg_params_t *p, pg_rows_fn fn,
+                            const pg_rows_t *to, const store_async_t *async)
+{
+    if (async != NULL && s->aio.on) return start_read(s, Q__COUNT, sql, p, fn, to, async);
+    int id = pg_dyn_id(s, sql);
+    return id < 0 ? STORE_ERROR : read_now(s, (enum pg_stmt_id)id, p, fn, to);
 }
 
 void pg_set_loop(store_t *base, const store_loop_t *loop)

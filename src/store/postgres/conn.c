@@ -30,6 +30,8 @@ const char pg_session_sql[] = "SET lock_timeout = '5s'";
  * statement's generic plan is the one a custom plan would pick. */
 const char pg_reader_session_sql[] = "SELECT set_config('lock_timeout', '5s', false), "
                                      "set_config('plan_cache_mode', 'force_generic_plan', false)";
+const char pg_custom_plans_sql[] = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)";
+const char pg_generic_plans_sql[] = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)";
 /* libpq's rule for connect_timeout: under 2 seconds means 2. */
 #define CONNECT_TIMEOUT_MIN_S 2
 /* Reconnection back-off: the first retry after RECONNECT_MIN_MS, doubling
@@ -141,6 +143,7 @@ bool pg_connect(pg_store_t *s, char *err, size_t errsz)
     PQclear(r);
     s->conn = c;
     memset(s->prepared, 0, sizeof s->prepared);
+    pg_dyn_reconnected(s);
     return true;
 }
 
@@ -258,7 +261,8 @@ PGresult *pg_prepare(pg_store_t *s, enum pg_stmt_id id, char name[PG_STMT_NAME_M
 {
     pg_stmt_name(id, name);
     if (s->prepared[id]) return NULL;
-    PGresult *r = PQprepare(s->conn, name, pg_stmt_sql[id], 0, NULL);
+    pg_dyn_before_prepare(s, (int)id, name);
+    PGresult *r = PQprepare(s->conn, name, pg_stmt_text(s, (int)id), 0, NULL);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) return r;
     PQclear(r);
     s->prepared[id] = true;

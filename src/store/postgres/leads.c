@@ -19,7 +19,11 @@ store_rc_t pg_lead_create(store_t *base, int64_t app, const lead_t *l)
 {
     pg_params_t p = {0};
     if (!pg_lead_params(&p, app, l)) return STORE_ERROR;
-    return pg_write(pg_of(base), Q_LEAD_INSERT, &p, app, 1, NULL);
+    pg_store_t *s = pg_of(base);
+    pg_totals_expect(s, PG_TOTALS_INSERT, app, l);
+    store_rc_t rc = pg_write(s, Q_LEAD_INSERT, &p, app, 1, NULL);
+    pg_totals_expect(s, PG_TOTALS_NONE, 0, NULL);
+    return rc;
 }
 
 store_rc_t pg_lead_get(store_t *base, int64_t app, const char *id, store_lead_cb cb, void *ctx,
@@ -66,12 +70,23 @@ store_rc_t pg_lead_update(store_t *base, int64_t app, const char *id, const lead
     pgp_int4(&p, (int32_t)patch->fields);
     if (!pg_lead_values(&p, &patch->v)) return STORE_ERROR;
     pgp_int8(&p, now);
-    return pg_one_row(pg_of(base), Q_LEAD_UPDATE, &p, 0, 0, pg_emit_leads, (void *)cb, ctx);
+    pgp_fold(&p, patch->v.name);
+    pgp_fold(&p, patch->v.source);
+    if (p.full) return STORE_ERROR;
+    pg_store_t *s = pg_of(base);
+    pg_totals_expect(s, PG_TOTALS_UPDATE, app, NULL);
+    store_rc_t rc = pg_one_row(s, Q_LEAD_UPDATE_OLD, &p, 0, 0, pg_emit_leads, (void *)cb, ctx);
+    pg_totals_expect(s, PG_TOTALS_NONE, 0, NULL);
+    return rc;
 }
 
 store_rc_t pg_lead_delete(store_t *base, int64_t app, const char *id)
 {
     pg_params_t p = {0};
     if (!pgp_key(&p, app, id, NULL)) return STORE_NOT_FOUND;
-    return pg_one_row(pg_of(base), Q_LEAD_DELETE, &p, app, -1, NULL, NULL, NULL);
+    pg_store_t *s = pg_of(base);
+    pg_totals_expect(s, PG_TOTALS_DELETE, app, NULL);
+    store_rc_t rc = pg_one_row(s, Q_LEAD_DELETE_OLD, &p, app, -1, NULL, NULL, NULL);
+    pg_totals_expect(s, PG_TOTALS_NONE, 0, NULL);
+    return rc;
 }

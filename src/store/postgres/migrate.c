@@ -50,6 +50,7 @@ static store_rc_t apply(void *ctx, int step, char *why, size_t whysz)
     char set[SCHEMA_VERSION_SQL_MAX];
     snprintf(set, sizeof set, pg_schema_set_fmt, step + 1);
     store_rc_t rc = pg_exec_sql(s, pg_migrations[step]);
+    if (rc == STORE_OK && step + 1 == SCHEMA_FOLD_VERSION) rc = pg_fold_backfill(s);
     return rc == STORE_OK ? pg_exec_sql(s, set) : rc;
 }
 

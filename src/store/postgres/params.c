@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/text.h"
 #include "store/postgres/pg_int.h"
 
 static int slot(pg_params_t *p)
@@ -80,6 +81,39 @@ void pgp_str(pg_params_t *p, const char *s)
     pgp_text(p, (text_ref_t){s, strlen(s)});
 }
 
+char *pgp_own(pg_params_t *p, size_t n)
+{
+    if (p->full || PG_OWN_MAX - p->nown < n) {
+        p->full = true;
+        return NULL;
+    }
+    char *at = p->own + p->nown;
+    p->nown += n;
+    return at;
+}
+
+void pgp_fold(pg_params_t *p, text_ref_t t)
+{
+    if (t.ptr == NULL) {
+        pgp_null(p);
+        return;
+    }
+    char *out = pgp_own(p, TEXT_FOLD_MAX(t.len));
+    if (out == NULL) {
+        pgp_null(p);
+        return;
+    }
+    size_t n = text_fold(t.ptr, t.len, out, TEXT_FOLD_MAX(t.len));
+    p->nown -= TEXT_FOLD_MAX(t.len) - n; /* give back what the folding did not use */
+    pgp_text(p, (text_ref_t){out, n});
+}
+
+void pgp_own_text(pg_params_t *p, const char *s, size_t n)
+{
+    pgp_text(p, (text_ref_t){s, n});
+    p->fmt[p->n - 1] = 0; /* an array literal: text format */
+}
+
 bool pgp_uuid(pg_params_t *p, const char *id)
 {
     if (id[0] == '\0') {
@@ -127,7 +161,9 @@ bool pg_lead_params(pg_params_t *p, int64_t app, const lead_t *l)
     if (!pgp_key(p, app, l->id, NULL) || !pg_lead_values(p, l)) return false;
     pgp_int8(p, l->created_at);
     pgp_int8(p, l->updated_at);
-    return true;
+    pgp_fold(p, l->name);
+    pgp_fold(p, l->source);
+    return !p->full;
 }
 
 bool pg_follow_params(pg_params_t *p, int64_t app, const follow_t *f)
@@ -139,34 +175,26 @@ bool pg_follow_params(pg_params_t *p, int64_t app, const follow_t *f)
     return true;
 }
 
-/* True when parameter i is encoded in p's own buf (an integer, a UUID),
- * not the caller's text. */
-static bool in_buf(const pg_params_t *p, int i)
-{
-    uintptr_t v = (uintptr_t)p->v[i], b = (uintptr_t)p->buf;
-    return v >= b && v < b + sizeof p->buf;
-}
-
-bool pg_params_copy(pg_params_t *dst, const pg_params_t *src, char **heap)
+bool pg_params_copy(pg_args_t *dst, const pg_params_t *src, char **heap)
 {
     size_t need = 0;
     for (int i = 0; i < src->n; i++)
-        if (src->v[i] != NULL && !in_buf(src, i)) need += (size_t)src->len[i];
-    *dst = *src;
+        if (src->v[i] != NULL) need += (size_t)src->len[i] + 1;
+    dst->n = src->n;
     *heap = NULL;
     if (need > 0 && (*heap = malloc(need)) == NULL) return false;
     size_t off = 0;
     for (int i = 0; i < src->n; i++) {
+        dst->len[i] = src->len[i];
+        dst->fmt[i] = src->fmt[i];
+        dst->v[i] = NULL;
         if (src->v[i] == NULL) continue;
-        if (in_buf(src, i)) {
-            dst->v[i] = (const char *)dst->buf + (src->v[i] - (const char *)src->buf);
-        } else if (src->len[i] == 0) {
-            dst->v[i] = ""; /* an empty text, which is not NULL */
-        } else {
-            memcpy(*heap + off, src->v[i], (size_t)src->len[i]);
-            dst->v[i] = *heap + off;
-            off += (size_t)src->len[i];
-        }
+        /* Each ends in a NUL: libpq reads a text-format one (an array
+         * literal) up to it. An empty text stays one, not NULL. */
+        memcpy(*heap + off, src->v[i], (size_t)src->len[i]);
+        (*heap)[off + (size_t)src->len[i]] = '\0';
+        dst->v[i] = *heap + off;
+        off += (size_t)src->len[i] + 1;
     }
     return true;
 }

@@ -6,13 +6,18 @@
  *   sql.c      the SQL text: the migrations and the prepared statements
  *   conn.c     the connection: settings, reconnection with back-off,
  *              PostgreSQL's errors as store_rc_t, statements prepared on it
- *   params.c   binary parameters and binary columns, records from rows
+ *   params.c   binary parameters (folded texts included) and binary
+ *              columns, records from rows
  *   pipe.c     libpq's pipeline mode, for the bulk import's inserts
+ *   dyn.c      statements made at run time, prepared by id like the others
+ *   totals.c   what lead writes change in lead_totals, applied at commit
  *   txn.c      transactions: one write, a read, group commit with a
  *              savepoint per write, lead counts, deadlock retries
+ *   fold.c     array literals, and migration 5's backfill of folded texts
  *   async.c    reads that complete later on the owning thread's event
  *              loop, pipelined on a non-blocking connection (server
  *              threads), or at once through txn.c (everyone else)
+ *   find.c     the find reads: filtered, sorted, keyset pages; the summary
  *   leads.c    lead operations
  *   follows.c  follow operations
  *   admin.c    apps, the signing keys, issued and revoked tokens
@@ -59,7 +64,10 @@
 #include "store/webhook_sql.h"
 
 /* The most parameters a statement here takes. */
-#define PG_MAX_PARAMS 16
+#define PG_MAX_PARAMS 64
+/* Room in a statement's parameters for texts made for it (the folded name
+ * and source of a lead, the array literals of a filter). */
+#define PG_OWN_MAX 8192
 /* A message from the server, as logged. */
 #define PG_MSG_MAX 512
 
@@ -101,8 +109,26 @@ enum pg_stmt_id {
     SCHEMA_WEBHOOK_STMT_IDS,
     Q_WH_DELETE,
     Q_OUT_CLAIM,
+    Q_LEAD_UPDATE_OLD,
+    Q_LEAD_DELETE_OLD,
+    Q_TOTALS_ADD,
     Q__COUNT
 };
+
+/* A change of one (app, stage, status, source) row of lead_totals (totals.c),
+ * applied when the transaction commits. */
+#define PG_SRC_MAX 260 /* a source: 64 code points of at most 4 bytes */
+typedef struct pg_totals_delta {
+    int64_t app;
+    int stage, status;
+    bool has_src;
+    size_t src_len;
+    char src[PG_SRC_MAX];
+    int64_t n, v_hi, v_lo, w_hi, w_lo;
+} pg_totals_delta_t;
+
+/* What the lead write in progress does to lead_totals. */
+enum pg_totals_op { PG_TOTALS_NONE, PG_TOTALS_INSERT, PG_TOTALS_UPDATE, PG_TOTALS_DELETE };
 
 /* A read that completes later (async.c's). */
 typedef struct pg_aread pg_aread_t;
@@ -136,13 +162,23 @@ typedef struct pg_count_delta {
     int64_t app, delta;
 } pg_count_delta_t;
 
+/* A statement made at run time (dyn.c): its id is Q__COUNT + its slot. */
+#define PG_DYN_MAX 32
+typedef struct pg_dyn {
+    char *sql;
+    uint64_t hash, used;
+    bool drop; /* the server holds the slot's previous statement: DEALLOCATE it first */
+} pg_dyn_t;
+
 typedef struct pg_store {
-    store_base_t base;       /* the store_t, and group commit's state (base.batch) */
-    PGconn *conn;            /* NULL while disconnected */
-    char *conninfo;          /* owned copy of the URL or key=value string */
-    bool prepared[Q__COUNT]; /* on this connection */
-    bool in_tx;              /* a transaction is open: never reconnect in it */
-    bool in_import;          /* inside copy_import_begin/end */
+    store_base_t base;                    /* the store_t, and group commit's state (base.batch) */
+    PGconn *conn;                         /* NULL while disconnected */
+    char *conninfo;                       /* owned copy of the URL or key=value string */
+    bool prepared[Q__COUNT + PG_DYN_MAX]; /* on this connection (dyn.c's too) */
+    pg_dyn_t dyn[PG_DYN_MAX];
+    uint64_t dyn_tick;
+    bool in_tx;     /* a transaction is open: never reconnect in it */
+    bool in_import; /* inside copy_import_begin/end */
     /* The last failure was a deadlock or a serialization failure (it is
      * STORE_UNAVAILABLE, like the others): the write that got it may run
      * again. Reset before each try of a write. */
@@ -156,6 +192,15 @@ typedef struct pg_store {
      * two batches lock apps in the same order. */
     pg_count_delta_t *deltas;
     size_t ndeltas, capdeltas;
+    /* The same for lead_totals (totals.c): the write in progress, its
+     * changes once its statement ran, and those of the transaction. */
+    enum pg_totals_op totals_op;
+    int64_t totals_app;
+    const lead_t *totals_lead;
+    pg_totals_delta_t op_totals[2];
+    int nop_totals;
+    pg_totals_delta_t *totals;
+    size_t ntotals, captotals;
     int64_t retry_at_ms;  /* no reconnection attempt before this... */
     int64_t failed_at_ms; /* ...unless a connection succeeded after this */
     int backoff_ms;
@@ -190,6 +235,10 @@ PGconn *pg_connect_start(pg_store_t *s, int *timeout_ms);
  * a server thread's read connection runs instead (generic plans too). */
 extern const char pg_session_sql[];
 extern const char pg_reader_session_sql[];
+/* A find's plans on a server thread's read connection (async.c): custom,
+ * then generic again, each until its batch ends. */
+extern const char pg_custom_plans_sql[];
+extern const char pg_generic_plans_sql[];
 
 /* Reconnection bookkeeping, shared by both ways of connecting: whether an
  * attempt is allowed now (not during the back-off after a failure, unless
@@ -238,6 +287,9 @@ typedef struct pg_params {
     int len[PG_MAX_PARAMS];
     int fmt[PG_MAX_PARAMS];
     unsigned char buf[PG_MAX_PARAMS][UUID_BYTES]; /* the widest binary value */
+    char own[PG_OWN_MAX];                         /* texts made for this statement */
+    size_t nown;
+    bool full; /* own ran out of room: the statement must not run */
 } pg_params_t;
 
 void pgp_null(pg_params_t *p);
@@ -247,6 +299,13 @@ void pgp_opt_int8(pg_params_t *p, bool set, int64_t x);
 void pgp_opt_int4(pg_params_t *p, bool set, int32_t x);
 void pgp_text(pg_params_t *p, text_ref_t t); /* NULL when unset */
 void pgp_str(pg_params_t *p, const char *s);
+/* The folding of t (model/text.c), kept in p->own; NULL when unset. */
+void pgp_fold(pg_params_t *p, text_ref_t t);
+/* Room for n bytes in p->own, or NULL (and p->full) when there is none. */
+char *pgp_own(pg_params_t *p, size_t n);
+/* A text parameter in text format (an array literal), from p->own: s[n]
+ * must be a NUL, since libpq reads text-format parameters up to it. */
+void pgp_own_text(pg_params_t *p, const char *s, size_t n);
 /* A signing key's pem, created_at, signed_until, retired_at (admin.c). */
 void pgp_signing_key(pg_params_t *p, const store_key_t *key);
 /* A UUID as its 16 bytes; "" is NULL. False for text that is not a
@@ -263,10 +322,18 @@ void pg_follow_values(pg_params_t *p, const follow_t *v);
  * false if an id is not a UUID. */
 bool pg_lead_params(pg_params_t *p, int64_t app, const lead_t *l);
 bool pg_follow_params(pg_params_t *p, int64_t app, const follow_t *f);
-/* Copies src into dst so that it no longer points at the caller's bytes:
- * its texts are copied into *heap (malloc'd, the caller frees it; NULL
- * when there are none). False when out of memory. */
-bool pg_params_copy(pg_params_t *dst, const pg_params_t *src, char **heap);
+/* Parameters as they are sent, their values elsewhere: a read kept for
+ * later (async.c) holds these, not the larger pg_params_t. */
+typedef struct pg_args {
+    int n;
+    const char *v[PG_MAX_PARAMS];
+    int len[PG_MAX_PARAMS];
+    int fmt[PG_MAX_PARAMS];
+} pg_args_t;
+/* Copies src's values into *heap (malloc'd, the caller frees it; NULL when
+ * there are none) and points dst at them, so that dst no longer points at
+ * src or the caller's bytes. False when out of memory. */
+bool pg_params_copy(pg_args_t *dst, const pg_params_t *src, char **heap);
 
 /* A binary integer column of any width (bool, int2, int4, int8). */
 int64_t pg_get_int(const PGresult *r, int row, int col);
@@ -288,6 +355,51 @@ void pg_read_app(const PGresult *r, int row, store_app_t *a);
 typedef void (*pg_emit_fn)(const PGresult *r, int c0, void *cb, void *ctx);
 void pg_emit_leads(const PGresult *r, int c0, void *cb, void *ctx);   /* cb: store_lead_cb */
 void pg_emit_follows(const PGresult *r, int c0, void *cb, void *ctx); /* cb: store_follow_cb */
+
+/* --- dyn.c -------------------------------------------------------------- */
+
+/* The statement id of sql (a copy is kept), for pg_read and the rest; -1
+ * when out of memory. */
+int pg_dyn_id(pg_store_t *s, const char *sql);
+/* The SQL of statement id, fixed or made at run time. */
+const char *pg_stmt_text(const pg_store_t *s, int id);
+/* Called by pg_prepare before it prepares id under name. */
+void pg_dyn_before_prepare(pg_store_t *s, int id, const char *name);
+/* A new connection holds none of the old one's statements. */
+void pg_dyn_reconnected(pg_store_t *s);
+void pg_dyn_free(pg_store_t *s);
+
+/* --- fold.c ------------------------------------------------------------- */
+
+/* An array literal being written ("{1,2}", "{\"a b\",NULL}"), on the heap. */
+typedef struct pg_array {
+    char *buf;
+    size_t len, cap;
+    bool oom;
+} pg_array_t;
+void pg_array_begin(pg_array_t *a); /* empties it, and opens the brace */
+void pg_array_raw(pg_array_t *a, const char *s, size_t n);
+void pg_array_text(pg_array_t *a, text_ref_t t); /* quoted and escaped; NULL when unset */
+void pg_array_int(pg_array_t *a, int64_t v);
+void pg_array_end(pg_array_t *a);
+
+/* Migration 5's backfill: folds every stored lead's name and source, in
+ * the migration's transaction. */
+store_rc_t pg_fold_backfill(pg_store_t *s);
+extern const char *const pg_fold_declare_sql, *const pg_fold_fetch_sql, *const pg_fold_update_sql;
+
+/* --- totals.c ------------------------------------------------------------ */
+
+/* Says what the next lead write does to lead_totals (created: the new
+ * lead, for an insert); PG_TOTALS_NONE after it. */
+void pg_totals_expect(pg_store_t *s, enum pg_totals_op op, int64_t app, const lead_t *created);
+/* Reads the write's changes from the result of its statement (txn.c). */
+void pg_totals_note(pg_store_t *s, const PGresult *r);
+/* Keeps the changes of the write that just succeeded in the transaction's. */
+store_rc_t pg_totals_keep(pg_store_t *s);
+/* Writes the transaction's changes with run, in order, and forgets them. */
+store_rc_t pg_totals_flush(pg_store_t *s,
+                           store_rc_t (*run)(pg_store_t *, enum pg_stmt_id, const pg_params_t *));
 
 /* admin.c: records an issued token (the import's too); *added is false
  * when its jti was already there. */
@@ -340,8 +452,11 @@ extern const store_tx_ops_t pg_batch_tx;
 typedef struct pg_rows {
     pg_emit_fn emit; /* for a record read: how a row becomes cb's record */
     void *cb, *ctx;
-    void *out;      /* app_find's store_app_t */
-    int64_t *total; /* a list's total */
+    void *out;                 /* app_find's store_app_t; a summary's store_summary_t */
+    int64_t *total;            /* a list's total */
+    int c0;                    /* a find's: the column its records start at (store/find.h) */
+    bool one_lead;             /* a find of one lead's follows: no row is STORE_NOT_FOUND */
+    unsigned stages, statuses; /* a summary's: the cells its filter keeps */
 } pg_rows_t;
 /* Turns a read's result into rows for to, and its rc (STORE_NOT_FOUND
  * when there is nothing). Called once, with the whole result. */
@@ -355,6 +470,11 @@ store_rc_t pg_rows_one(const PGresult *r, const pg_rows_t *to);
  * pg_read (*to and p need only last the call; to's pointers until done). */
 store_rc_t pg_read_rows(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, pg_rows_fn fn,
                         const pg_rows_t *to, const store_async_t *async);
+/* The same for a statement made at run time (sql: a find's): without a
+ * loop prepared through dyn.c like any other; with one, sent unnamed and
+ * planned for its parameters. */
+store_rc_t pg_read_rows_sql(pg_store_t *s, const char *sql, const pg_params_t *p, pg_rows_fn fn,
+                            const pg_rows_t *to, const store_async_t *async);
 /* Lets go of the loop's watch and timers; no read may be pending. */
 void pg_async_close(pg_store_t *s);
 

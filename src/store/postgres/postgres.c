@@ -87,6 +87,8 @@ void pg_close(store_t *base)
     pg_async_close(s);
     if (s->conn != NULL) PQfinish(s->conn);
     free(s->deltas);
+    free(s->totals);
+    pg_dyn_free(s);
     free(s->conninfo);
     free(s);
 }

@@ -147,6 +147,17 @@ const char *const pg_migrations[SCHEMA_VERSION] = {
     "  SELECT 1, pem, (extract(epoch FROM now()) * 1000)::int8, -1 FROM signing_keys;"
     "DROP TABLE signing_keys;"
     "ALTER TABLE signing_keys_v4 RENAME TO signing_keys;",
+    /* 5: the folded name and source (schema.h), compared byte by byte
+     * like SQLite's; migrate.c fills them in from C (fold.c) right after. */
+    "ALTER TABLE leads ADD COLUMN name_fold TEXT COLLATE \"C\", ADD COLUMN source_fold TEXT COLLATE \"C\";",
+    /* 6: what finding leads needs: the indexes, the totals, and substring
+     * search by trigrams (pg_trgm, from PostgreSQL's contrib; a trusted
+     * extension, so any role that may create in the database may add it). */
+    SCHEMA_V6_INDEXES
+    SCHEMA_V6_TOTALS
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm;"
+    "CREATE INDEX leads_name_trgm ON leads USING gin (name_fold gin_trgm_ops);"
+    "CREATE INDEX leads_source_trgm ON leads USING gin (source_fold gin_trgm_ops);",
     /* Webhooks. */
     PG_MIGRATION_WEBHOOKS,
 };
@@ -227,6 +238,21 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                    "VALUES ($1::text, $2::text, $3::int4 <> 0, $4::int8) RETURNING id",
     [Q_COPY_APP_ID] = "INSERT INTO apps (id, key, name, disabled, created_at) "
                       "VALUES ($5::int8, $1::text, $2::text, $3::int4 <> 0, $4::int8) RETURNING id",
+    /* A lead's update and delete give back the figures lead_totals needs
+     * (totals.c). The update locks the row before reading its old figures,
+     * so they are those of the version it then changes. */
+    [Q_LEAD_UPDATE_OLD] = "WITH o AS (SELECT stage AS o_stage, status AS o_status, value_cents AS o_value, "
+                          "probability AS o_probability, source AS o_source FROM leads WHERE " SCHEMA_LEAD_KEY(P)
+                          " FOR UPDATE) UPDATE leads SET " SCHEMA_LEAD_SETS(P) SCHEMA_UPDATED_AT("$12::int8", "GREATEST")
+                          "FROM o WHERE " SCHEMA_LEAD_KEY(P) " RETURNING " SCHEMA_LEAD_COLS ", o_stage, o_status, "
+                          "o_value, o_probability, o_source",
+    [Q_LEAD_DELETE_OLD] = "DELETE FROM leads WHERE " SCHEMA_LEAD_KEY(P) " RETURNING stage, status, value_cents, "
+                          "probability, source",
+    [Q_TOTALS_ADD] = "INSERT INTO lead_totals (" SCHEMA_TOTALS_COLS ") VALUES ($1::int8, $2::int4, $3::int4, "
+                     "$4::text, $5::int4, $6::int8, $7::int8, $8::int8, $9::int8, $10::int8) "
+                     "ON CONFLICT (" SCHEMA_TOTALS_CELL ") DO UPDATE SET n = lead_totals.n + EXCLUDED.n, "
+                     "v_hi = lead_totals.v_hi + EXCLUDED.v_hi, v_lo = lead_totals.v_lo + EXCLUDED.v_lo, "
+                     "w_hi = lead_totals.w_hi + EXCLUDED.w_hi, w_lo = lead_totals.w_lo + EXCLUDED.w_lo",
     SCHEMA_WEBHOOK_SQL(P, "GREATEST"), PG_WEBHOOK_SQL,
 };
 /* clang-format on */
@@ -245,7 +271,8 @@ const char *const pg_schema_set_fmt = "UPDATE crmd_schema SET version = %d WHERE
 const char *const pg_import_lock_sql = "LOCK TABLE apps, signing_keys, leads, follows, revoked_tokens, "
                                        "issued_tokens, webhooks, webhook_events IN SHARE ROW EXCLUSIVE MODE";
 const char *const pg_import_counts_sql =
-    "UPDATE apps SET lead_count = (SELECT count(*) FROM leads WHERE leads.app_id = apps.id)";
+    "UPDATE apps SET lead_count = (SELECT count(*) FROM leads WHERE leads.app_id = apps.id);"
+    "DELETE FROM lead_totals;" SCHEMA_TOTALS_REBUILD;
 /* Apps inserted with their ids leave the identity sequence behind. */
 const char *const pg_import_sequence_sql = "SELECT setval(pg_get_serial_sequence('apps', 'id'), "
                                            "(SELECT COALESCE(max(id), 0) + 1 FROM apps), false)";
@@ -261,3 +288,12 @@ const char *const pg_export_fetch_sql[2] = {
     "FETCH " EXPORT_BATCH " FROM crmd_leads",
     "FETCH " EXPORT_BATCH " FROM crmd_follows",
 };
+
+/* Migration 5's backfill (fold.c): every lead, a batch at a time, in text. */
+const char *const pg_fold_declare_sql =
+    "DECLARE crmd_fold NO SCROLL CURSOR FOR SELECT app_id, id, name, source FROM leads";
+const char *const pg_fold_fetch_sql = "FETCH 1000 FROM crmd_fold";
+const char *const pg_fold_update_sql =
+    "UPDATE leads l SET name_fold = v.n, source_fold = v.s "
+    "FROM unnest($1::int8[], $2::uuid[], $3::text[], $4::text[]) AS v(a, i, n, s) "
+    "WHERE l.app_id = v.a AND l.id = v.i";

@@ -119,6 +119,21 @@ void pg_tx_rollback(pg_store_t *s)
 
 /* --- lead counts ------------------------------------------------------------ */
 
+/* Forgets the lead counts and totals (totals.c) the transaction changed. */
+static void forget_deltas(pg_store_t *s)
+{
+    s->ndeltas = 0;
+    s->ntotals = 0;
+}
+
+/* Runs a statement whose rows are not wanted. */
+static store_rc_t run_no_rows(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p)
+{
+    store_rc_t rc;
+    PQclear(run(s, id, p, &rc));
+    return rc;
+}
+
 static int delta_cmp(const void *a, const void *b)
 {
     const pg_count_delta_t *x = a, *y = b;
@@ -128,6 +143,7 @@ static int delta_cmp(const void *a, const void *b)
 /* Keeps the lead count change of the write that just succeeded. */
 static store_rc_t keep_delta(pg_store_t *s)
 {
+    if (pg_totals_keep(s) != STORE_OK) return STORE_ERROR;
     if (s->op_delta == 0) return STORE_OK;
     for (size_t i = 0; i < s->ndeltas; i++) {
         if (s->deltas[i].app == s->op_app) {
@@ -156,7 +172,7 @@ static store_rc_t flush_deltas(pg_store_t *s)
         PQclear(run(s, Q_APP_COUNT_ADD, &p, &rc));
     }
     s->ndeltas = 0;
-    return rc;
+    return rc == STORE_OK ? pg_totals_flush(s, run_no_rows) : rc;
 }
 
 /* Applies the kept lead counts and commits. */
@@ -179,7 +195,7 @@ static store_rc_t begin_op(pg_store_t *s)
         if (rc != STORE_OK) s->base.batch = BATCH_BROKEN;
         return rc;
     }
-    s->ndeltas = 0;
+    forget_deltas(s);
     return pg_tx_begin(s, "BEGIN");
 }
 
@@ -228,7 +244,7 @@ static store_rc_t finish_op(pg_store_t *s, store_rc_t rc)
         if (rc == STORE_OK) return STORE_OK;
     }
     pg_tx_rollback(s);
-    s->ndeltas = 0;
+    forget_deltas(s);
     return rc;
 }
 
@@ -256,6 +272,7 @@ store_rc_t pg_write(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int
         rc = begin_op(s);
         if (rc != STORE_OK) return rc;
         PGresult *r = run(s, id, p, &rc);
+        pg_totals_note(s, r);
         if (r != NULL && count_delta != 0 && pg_affected(r) > 0) {
             s->op_app = count_app;
             s->op_delta = count_delta;
@@ -301,7 +318,7 @@ static store_rc_t batch_tx_begin(store_t *base)
 {
     pg_store_t *s = pg_of(base);
     assert(!s->in_tx);
-    s->ndeltas = 0;
+    forget_deltas(s);
     return pg_tx_begin(s, "BEGIN");
 }
 
@@ -314,7 +331,7 @@ static void batch_tx_rollback(store_t *base)
 {
     pg_store_t *s = pg_of(base);
     pg_tx_rollback(s);
-    s->ndeltas = 0;
+    forget_deltas(s);
 }
 
 const store_tx_ops_t pg_batch_tx = {

@@ -139,13 +139,21 @@ static store_rc_t webhook_get(store_t *base, int64_t app, const char *id, store_
     return pg_read_rows(pg_of(base), Q_WH_GET, &p, pg_rows_one, &to, async);
 }
 
-static store_rc_t webhook_list(store_t *base, int64_t app, int64_t offset, int limit, int64_t *total,
+/* Adds the page pg's parameters: limit, offset, the position. */
+static bool page_params(pg_params_t *p, const store_newest_page_t *pg)
+{
+    pgp_int8(p, pg->limit);
+    pgp_int8(p, pg->after_id != NULL ? 0 : pg->offset);
+    pgp_int8(p, pg->after_id != NULL ? pg->after_at : STORE_NEWEST_END_AT);
+    return pgp_uuid(p, pg->after_id != NULL ? pg->after_id : STORE_NEWEST_END_ID);
+}
+
+static store_rc_t webhook_list(store_t *base, int64_t app, const store_newest_page_t *pg, int64_t *total,
                                store_webhook_cb cb, void *ctx, const store_async_t *async)
 {
     pg_params_t p = {0};
     pgp_int8(&p, app);
-    pgp_int8(&p, limit);
-    pgp_int8(&p, offset);
+    if (!page_params(&p, pg)) return STORE_ERROR;
     *total = 0;
     pg_rows_t to = {.emit = emit_webhooks, .cb = (void *)cb, .ctx = ctx, .total = total};
     return pg_read_rows(pg_of(base), Q_WH_LIST, &p, page_rows, &to, async);
@@ -172,14 +180,13 @@ static store_rc_t webhook_remove(store_t *base, int64_t app, const char *id)
     return pg_one_row(pg_of(base), Q_WH_DELETE, &p, 0, 0, NULL, NULL, NULL);
 }
 
-static store_rc_t webhook_deliveries(store_t *base, int64_t app, const char *id, int64_t offset, int limit,
-                                     int64_t *total, store_delivery_cb cb, void *ctx,
-                                     const store_async_t *async)
+static store_rc_t webhook_deliveries(store_t *base, int64_t app, const char *id,
+                                     const store_newest_page_t *pg, int64_t *total, store_delivery_cb cb,
+                                     void *ctx, const store_async_t *async)
 {
     pg_params_t p = {0};
     if (!pgp_key(&p, app, id, NULL)) return STORE_NOT_FOUND;
-    pgp_int8(&p, limit);
-    pgp_int8(&p, offset);
+    if (!page_params(&p, pg)) return STORE_ERROR;
     *total = 0;
     pg_rows_t to = {.emit = emit_deliveries, .cb = (void *)cb, .ctx = ctx, .total = total};
     return pg_read_rows(pg_of(base), Q_WH_DELIVERIES, &p, page_rows, &to, async);

@@ -99,6 +99,7 @@ void sq_close(store_t *base)
     sqlite_store_t *s = sq_of(base);
     for (int i = 0; i < Q__COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
+    sq_dyn_close(s);
     free(s->anchors.v);
     /* The last connection to close checkpoints the WAL into the database. */
     sqlite3_close(s->db);
@@ -229,6 +230,8 @@ sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errs
         return give_up(s, err, errsz, "cannot open", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    if (sq_register_fold(s->db) != SQLITE_OK)
+        return give_up(s, err, errsz, "cannot set up", path, "out of memory");
     static const char *const pragmas = "PRAGMA journal_mode = WAL;"
                                        "PRAGMA synchronous = FULL;"
                                        "PRAGMA foreign_keys = ON;"

@@ -155,6 +155,8 @@ static void bind_patch(sqlite3_stmt *st, const void *patch, int64_t now)
     sqlite3_bind_int(st, 3, (int)p->fields);
     sq_bind_lead_values(st, 4, &p->v);
     sqlite3_bind_int64(st, 12, now);
+    sq_bind_fold(st, 13, p->v.name);
+    sq_bind_fold(st, 14, p->v.source);
 }
 
 store_rc_t sq_lead_update(store_t *base, int64_t app, const char *id, const lead_patch_t *p, int64_t now,

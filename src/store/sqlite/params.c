@@ -74,6 +74,8 @@ void sq_bind_lead_row(sqlite3_stmt *st, int64_t app, const lead_t *l)
     sq_bind_lead_values(st, 3, l);
     sqlite3_bind_int64(st, 3 + 8, l->created_at);
     sqlite3_bind_int64(st, 3 + 9, l->updated_at);
+    sq_bind_fold(st, 3 + 10, l->name);
+    sq_bind_fold(st, 3 + 11, l->source);
 }
 
 void sq_bind_follow_row(sqlite3_stmt *st, int64_t app, const follow_t *f)
@@ -120,31 +122,42 @@ static bool col_null(sqlite3_stmt *st, int i)
 
 void sq_read_lead(sqlite3_stmt *st, lead_t *l)
 {
-    sq_col_id(st, LEAD_COL_ID, l->id);
-    l->name = sq_col_text(st, LEAD_COL_NAME);
-    l->source = sq_col_text(st, LEAD_COL_SOURCE);
-    sq_col_id(st, LEAD_COL_ACCOUNT, l->account_id);
-    sq_col_id(st, LEAD_COL_CONTACT, l->contact_id);
-    l->has_value = !col_null(st, LEAD_COL_VALUE);
-    l->value_cents = sqlite3_column_int64(st, LEAD_COL_VALUE);
-    l->stage = sqlite3_column_int(st, LEAD_COL_STAGE);
-    l->probability = col_null(st, LEAD_COL_PROBABILITY) ? -1 : sqlite3_column_int(st, LEAD_COL_PROBABILITY);
-    l->status = sqlite3_column_int(st, LEAD_COL_STATUS);
-    l->created_at = sqlite3_column_int64(st, LEAD_COL_CREATED_AT);
-    l->updated_at = sqlite3_column_int64(st, LEAD_COL_UPDATED_AT);
+    sq_read_lead_at(st, 0, l);
+}
+
+void sq_read_lead_at(sqlite3_stmt *st, int c0, lead_t *l)
+{
+    sq_col_id(st, c0 + LEAD_COL_ID, l->id);
+    l->name = sq_col_text(st, c0 + LEAD_COL_NAME);
+    l->source = sq_col_text(st, c0 + LEAD_COL_SOURCE);
+    sq_col_id(st, c0 + LEAD_COL_ACCOUNT, l->account_id);
+    sq_col_id(st, c0 + LEAD_COL_CONTACT, l->contact_id);
+    l->has_value = !col_null(st, c0 + LEAD_COL_VALUE);
+    l->value_cents = sqlite3_column_int64(st, c0 + LEAD_COL_VALUE);
+    l->stage = sqlite3_column_int(st, c0 + LEAD_COL_STAGE);
+    l->probability =
+        col_null(st, c0 + LEAD_COL_PROBABILITY) ? -1 : sqlite3_column_int(st, c0 + LEAD_COL_PROBABILITY);
+    l->status = sqlite3_column_int(st, c0 + LEAD_COL_STATUS);
+    l->created_at = sqlite3_column_int64(st, c0 + LEAD_COL_CREATED_AT);
+    l->updated_at = sqlite3_column_int64(st, c0 + LEAD_COL_UPDATED_AT);
 }
 
 void sq_read_follow(sqlite3_stmt *st, follow_t *f)
 {
-    sq_col_id(st, FOLLOW_COL_ID, f->id);
-    sq_col_id(st, FOLLOW_COL_LEAD, f->lead_id);
-    f->title = sq_col_text(st, FOLLOW_COL_TITLE);
-    f->description = sq_col_text(st, FOLLOW_COL_DESCRIPTION);
-    f->has_due = !col_null(st, FOLLOW_COL_DUE);
-    f->due_at = sqlite3_column_int64(st, FOLLOW_COL_DUE);
-    f->status = sqlite3_column_int(st, FOLLOW_COL_STATUS);
-    f->created_at = sqlite3_column_int64(st, FOLLOW_COL_CREATED_AT);
-    f->updated_at = sqlite3_column_int64(st, FOLLOW_COL_UPDATED_AT);
+    sq_read_follow_at(st, 0, f);
+}
+
+void sq_read_follow_at(sqlite3_stmt *st, int c0, follow_t *f)
+{
+    sq_col_id(st, c0 + FOLLOW_COL_ID, f->id);
+    sq_col_id(st, c0 + FOLLOW_COL_LEAD, f->lead_id);
+    f->title = sq_col_text(st, c0 + FOLLOW_COL_TITLE);
+    f->description = sq_col_text(st, c0 + FOLLOW_COL_DESCRIPTION);
+    f->has_due = !col_null(st, c0 + FOLLOW_COL_DUE);
+    f->due_at = sqlite3_column_int64(st, c0 + FOLLOW_COL_DUE);
+    f->status = sqlite3_column_int(st, c0 + FOLLOW_COL_STATUS);
+    f->created_at = sqlite3_column_int64(st, c0 + FOLLOW_COL_CREATED_AT);
+    f->updated_at = sqlite3_column_int64(st, c0 + FOLLOW_COL_UPDATED_AT);
 }
 
 void sq_read_app(sqlite3_stmt *st, store_app_t *app)
@@ -165,6 +178,20 @@ void sq_emit_follow(sqlite3_stmt *st, void *cb, void *ctx)
 {
     follow_t f;
     sq_read_follow(st, &f);
+    ((store_follow_cb)cb)(ctx, &f);
+}
+
+void sq_emit_lead_at(sqlite3_stmt *st, int c0, void *cb, void *ctx)
+{
+    lead_t l;
+    sq_read_lead_at(st, c0, &l);
+    ((store_lead_cb)cb)(ctx, &l);
+}
+
+void sq_emit_follow_at(sqlite3_stmt *st, int c0, void *cb, void *ctx)
+{
+    follow_t f;
+    sq_read_follow_at(st, c0, &f);
     ((store_follow_cb)cb)(ctx, &f);
 }
 

@@ -7,9 +7,12 @@
  *   conn.c     the connection: opening it with its settings, the statement
  *              cache, SQLite result codes as store_rc_t, closing
  *   params.c   binding parameters and reading columns into records
+ *   fold.c     the folded name and source of a lead, and crmd_fold for SQL
  *   txn.c      transactions: writes, reads, a batch's transaction and savepoints
  *   leads.c    lead operations, with the anchors that make deep pages cheap
  *   follows.c  follow operations
+ *   dyn.c      statements made at run time, cached by their text
+ *   find.c     the find reads: filtered, sorted, keyset pages; the summary
  *   admin.c    apps, the signing keys, issued and revoked tokens
  *   bulk.c     crmd copy's export and import
  *   webhooks.c webhooks, the outbox and the delivery log (store/webhook.h)
@@ -102,11 +105,21 @@ typedef struct sq_anchors {
     size_t n, cap;
 } sq_anchors_t;
 
+/* A statement made at run time (dyn.c), by its text. */
+#define SQ_DYN_MAX 32
+typedef struct sq_dyn {
+    char *sql;
+    sqlite3_stmt *st;
+    uint64_t hash, used;
+} sq_dyn_t;
+
 typedef struct sqlite_store {
     store_base_t base; /* the store_t, and group commit's state (base.batch) */
     sqlite3 *db;
     sqlite3_stmt *stmt[Q__COUNT]; /* prepared on first use */
-    int64_t local_writes;         /* lead creates and deletes through this connection */
+    sq_dyn_t dyn[SQ_DYN_MAX];     /* dyn.c */
+    uint64_t dyn_tick;
+    int64_t local_writes; /* lead creates and deletes through this connection */
     sq_anchors_t anchors;
 } sqlite_store_t;
 
@@ -167,9 +180,11 @@ const char *sq_col_str(sqlite3_stmt *st, int i); /* "" when NULL; NUL-terminated
 void sq_col_id(sqlite3_stmt *st, int i, char out[UUID_BUFSZ]);
 
 /* Read a row of SCHEMA_LEAD_COLS / SCHEMA_FOLLOW_COLS / SCHEMA_APP_COLS
- * from column 0; strings stay valid until st is stepped again. */
+ * from column 0 (or c0); strings stay valid until st is stepped again. */
 void sq_read_lead(sqlite3_stmt *st, lead_t *l);
 void sq_read_follow(sqlite3_stmt *st, follow_t *f);
+void sq_read_lead_at(sqlite3_stmt *st, int c0, lead_t *l);
+void sq_read_follow_at(sqlite3_stmt *st, int c0, follow_t *f);
 void sq_read_app(sqlite3_stmt *st, store_app_t *app);
 
 /* Steps st to the end, passing each row's record to cb (a store_lead_cb
@@ -178,6 +193,10 @@ typedef void (*sq_row_fn)(sqlite3_stmt *st, void *cb, void *ctx);
 void sq_emit_lead(sqlite3_stmt *st, void *cb, void *ctx);
 void sq_emit_follow(sqlite3_stmt *st, void *cb, void *ctx);
 store_rc_t sq_step_rows(sqlite_store_t *s, sqlite3_stmt *st, sq_row_fn fn, void *cb, void *ctx, int *n);
+/* The same from column c0. */
+typedef void (*sq_row_at_fn)(sqlite3_stmt *st, int c0, void *cb, void *ctx);
+void sq_emit_lead_at(sqlite3_stmt *st, int c0, void *cb, void *ctx);
+void sq_emit_follow_at(sqlite3_stmt *st, int c0, void *cb, void *ctx);
 /* sq_step_rows for one record, then resets st: STORE_NOT_FOUND without a
  * row. */
 store_rc_t sq_step_found(sqlite_store_t *s, sqlite3_stmt *st, sq_row_fn fn, void *cb, void *ctx);
@@ -201,6 +220,24 @@ store_rc_t sq_step_list(sqlite_store_t *s, sqlite3_stmt *st, sq_list_t *lr);
 /* Runs statement id, with ?1 bound to v, to its single integer column;
  * STORE_NOT_FOUND without a row. */
 store_rc_t sq_query_int(sqlite_store_t *s, enum sq_stmt_id id, int64_t v, int64_t *out);
+
+/* --- dyn.c -------------------------------------------------------------- */
+
+/* The prepared statement of sql (a copy is kept), from this connection's
+ * cache or prepared now; NULL on failure (logged). Pair each use with
+ * sq_reset. */
+sqlite3_stmt *sq_dyn_stmt(sqlite_store_t *s, const char *sql);
+void sq_dyn_close(sqlite_store_t *s);
+
+/* --- fold.c ------------------------------------------------------------- */
+
+/* The longest text folded on the stack: any stored name or source (255
+ * and 64 code points of at most 4 bytes) fits. */
+#define SQ_FOLD_INPUT_MAX 1024
+/* Binds the folding of t (NULL when unset) to parameter i. */
+void sq_bind_fold(sqlite3_stmt *st, int i, text_ref_t t);
+/* Registers crmd_fold(text) on db: the same folding, for SQL (migration 5). */
+int sq_register_fold(sqlite3 *db);
 
 /* --- txn.c -------------------------------------------------------------- */
 

@@ -145,7 +145,16 @@ static store_rc_t webhook_get(store_t *base, int64_t app, const char *id, store_
     return sq_read_one(sq_of(base), Q_WH_GET, app, id, NULL, emit_webhook, (void *)cb, ctx);
 }
 
-static store_rc_t webhook_list(store_t *base, int64_t app, int64_t offset, int limit, int64_t *total,
+/* Binds the page pg from parameter i on: limit, offset, the position. */
+static void bind_page(sqlite3_stmt *st, int i, const store_newest_page_t *pg)
+{
+    sqlite3_bind_int(st, i, pg->limit);
+    sqlite3_bind_int64(st, i + 1, pg->after_id != NULL ? 0 : pg->offset);
+    sqlite3_bind_int64(st, i + 2, pg->after_id != NULL ? pg->after_at : STORE_NEWEST_END_AT);
+    sq_bind_str(st, i + 3, pg->after_id != NULL ? pg->after_id : STORE_NEWEST_END_ID);
+}
+
+static store_rc_t webhook_list(store_t *base, int64_t app, const store_newest_page_t *pgq, int64_t *total,
                                store_webhook_cb cb, void *ctx, const store_async_t *async)
 {
     (void)async;
@@ -153,8 +162,7 @@ static store_rc_t webhook_list(store_t *base, int64_t app, int64_t offset, int l
     sqlite3_stmt *st = sq_stmt(s, Q_WH_LIST);
     if (st == NULL) return STORE_ERROR;
     sqlite3_bind_int64(st, 1, app);
-    sqlite3_bind_int(st, 2, limit);
-    sqlite3_bind_int64(st, 3, offset);
+    bind_page(st, 2, pgq);
     page_t pg = {.emit = emit_page_webhook, .cb = (void *)cb, .ctx = ctx};
     store_rc_t rc = step_page(s, st, &pg);
     *total = pg.total;
@@ -202,17 +210,16 @@ static store_rc_t webhook_remove(store_t *base, int64_t app, const char *id)
     return sq_finish(s, rc);
 }
 
-static store_rc_t webhook_deliveries(store_t *base, int64_t app, const char *id, int64_t offset, int limit,
-                                     int64_t *total, store_delivery_cb cb, void *ctx,
-                                     const store_async_t *async)
+static store_rc_t webhook_deliveries(store_t *base, int64_t app, const char *id,
+                                     const store_newest_page_t *pgq, int64_t *total, store_delivery_cb cb,
+                                     void *ctx, const store_async_t *async)
 {
     (void)async;
     sqlite_store_t *s = sq_of(base);
     sqlite3_stmt *st = sq_stmt(s, Q_WH_DELIVERIES);
     if (st == NULL) return STORE_ERROR;
     sq_bind_key(st, app, id, NULL);
-    sqlite3_bind_int(st, 3, limit);
-    sqlite3_bind_int64(st, 4, offset);
+    bind_page(st, 3, pgq);
     page_t pg = {.emit = emit_page_delivery, .cb = (void *)cb, .ctx = ctx};
     store_rc_t rc = step_page(s, st, &pg);
     *total = pg.total;

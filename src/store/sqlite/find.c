@@ -1,0 +1,159 @@
+/*
+ * find.c: the find reads on SQLite (store_lead_find, store_follow_find,
+ * store_lead_summary): each is one statement written by store/find.c,
+ * prepared through dyn.c, bound and stepped here.
+ *
+ * Search by the trigram index pays off when few leads hold the term; when
+ * many do (a syllable most names share), walking the sort's index and
+ * looking at each row finds a page after a few rows, where the index would
+ * hand over all of them first. So a term of three characters or more is
+ * first counted in the index, up to SEARCH_DENSE matches, and the plan
+ * chosen by that count.
+ */
+#include "store/find.h"
+#include "store/sqlite/sqlite_int.h"
+
+/* A term that this many leads (of any app) hold is searched by walking. */
+#define SEARCH_DENSE FQ_SMALL
+
+static const char probe_sql[] =
+    "SELECT count(*) FROM (SELECT 1 FROM lead_fts WHERE lead_fts MATCH ?1 LIMIT ?2)";
+
+/* How q should search for term (see above). */
+static enum fq_search choose_search(sqlite_store_t *s, fq_t *q, text_ref_t term)
+{
+    if (term.ptr == NULL) return FQ_SEARCH_INDEX;
+    if (fq_codepoints(term) < FQ_TRIGRAM) return FQ_SEARCH_SCAN;
+    sqlite3_stmt *st = sq_dyn_stmt(s, probe_sql);
+    if (st == NULL) return FQ_SEARCH_SCAN;
+    text_ref_t match = fq_fts_match(q, term);
+    sqlite3_bind_text(st, 1, match.ptr, (int)match.len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, SEARCH_DENSE);
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : SEARCH_DENSE;
+    sq_reset(st);
+    return n < SEARCH_DENSE ? FQ_SEARCH_INDEX : FQ_SEARCH_SCAN;
+}
+
+static sqlite3_stmt *prepare(sqlite_store_t *s, const fq_t *q);
+
+/* The one number a statement of fq_lead_probe or fq_totals_count gives;
+ * -1 on failure. */
+static int64_t count_of(sqlite_store_t *s, const fq_t *q, bool built)
+{
+    sqlite3_stmt *st = built ? prepare(s, q) : NULL;
+    if (st == NULL) return -1;
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sq_reset(st);
+    return n;
+}
+
+/* How a lead find runs (fq_plan): a search the trigram index narrows
+ * drives it; otherwise, when it filters by more than its sort's column,
+ * the size of the filtered set (up to FQ_SMALL: from the kept totals when
+ * it filters by stage, status and source only, else by a capped count)
+ * decides. */
+static void choose_plan(sqlite_store_t *s, fq_t *q, int64_t app, const store_lead_query_t *lq)
+{
+    q->search = choose_search(s, q, lq->f.search);
+    if (lq->f.search.ptr != NULL && q->search == FQ_SEARCH_INDEX) {
+        q->plan = FQ_PLAN_FILTER;
+        return;
+    }
+    if (!fq_lead_filters_beyond_sort(lq)) return;
+    fq_t probe;
+    fq_init(&probe, false);
+    probe.search = q->search;
+    int64_t n = fq_by_totals_only(&lq->f)
+                    ? count_of(s, &probe, fq_totals_count(&probe, app, &lq->f))
+                    : count_of(s, &probe, fq_lead_probe(&probe, app, &lq->f, lq->now, FQ_SMALL));
+    q->plan = n >= 0 && n < FQ_SMALL ? FQ_PLAN_FILTER : FQ_PLAN_SORT;
+}
+
+/* q's statement, prepared and bound; NULL on failure (logged). */
+static sqlite3_stmt *prepare(sqlite_store_t *s, const fq_t *q)
+{
+    sqlite3_stmt *st = sq_dyn_stmt(s, q->sql.s);
+    if (st == NULL) return NULL;
+    for (int i = 0; i < q->np; i++) {
+        const fq_param_t *p = &q->p[i];
+        if (p->type == FQ_INT8)
+            sqlite3_bind_int64(st, i + 1, p->i);
+        else
+            sqlite3_bind_text(st, i + 1, p->t.ptr, (int)p->t.len, SQLITE_STATIC);
+    }
+    return st;
+}
+
+/* Steps a find statement: the count of its first row into *total (-1 when
+ * NULL), each record from column c0 to emit; *rows counts the rows. */
+static store_rc_t step_find(sqlite_store_t *s, sqlite3_stmt *st, int c0, sq_row_at_fn emit, void *cb,
+                            void *ctx, int64_t *total, int *rows)
+{
+    int src;
+    *total = -1;
+    *rows = 0;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((*rows)++ == 0 && sqlite3_column_type(st, 0) != SQLITE_NULL) *total = sqlite3_column_int64(st, 0);
+        if (sqlite3_column_type(st, c0) != SQLITE_NULL) emit(st, c0, cb, ctx);
+    }
+    store_rc_t rc = src == SQLITE_DONE ? STORE_OK : sq_map_rc(s, src);
+    sq_reset(st);
+    return rc;
+}
+
+/* Runs q's find statement once written (built true), its records to emit. */
+static store_rc_t run_find(sqlite_store_t *s, const fq_t *q, bool built, sq_row_at_fn emit, void *cb,
+                           void *ctx, int64_t *total, int *rows)
+{
+    sqlite3_stmt *st = built ? prepare(s, q) : NULL;
+    if (st == NULL) return STORE_ERROR;
+    return step_find(s, st, q->c0, emit, cb, ctx, total, rows);
+}
+
+store_rc_t sq_lead_find(store_t *base, int64_t app, const store_lead_query_t *lq, int64_t *total,
+                        store_lead_cb cb, void *ctx, const store_async_t *async)
+{
+    (void)async;
+    sqlite_store_t *s = sq_of(base);
+    fq_t q;
+    fq_init(&q, false);
+    choose_plan(s, &q, app, lq);
+    int rows;
+    return run_find(s, &q, fq_lead_find(&q, app, lq), sq_emit_lead_at, (void *)cb, ctx, total, &rows);
+}
+
+store_rc_t sq_follow_find(store_t *base, int64_t app, const store_follow_query_t *fq, int64_t *total,
+                          store_follow_cb cb, void *ctx, const store_async_t *async)
+{
+    (void)async;
+    fq_t q;
+    fq_init(&q, false);
+    int rows;
+    store_rc_t rc = run_find(sq_of(base), &q, fq_follow_find(&q, app, fq), sq_emit_follow_at, (void *)cb, ctx,
+                             total, &rows);
+    return rc == STORE_OK && rows == 0 ? STORE_NOT_FOUND : rc; /* not even the lead */
+}
+
+store_rc_t sq_lead_summary(store_t *base, int64_t app, const store_lead_filter_t *f, int64_t now,
+                           store_summary_t *out, const store_async_t *async)
+{
+    (void)async;
+    sqlite_store_t *s = sq_of(base);
+    fq_t q;
+    fq_init(&q, false);
+    q.search = choose_search(s, &q, f->search);
+    if (!fq_lead_summary(&q, app, f, now)) return STORE_ERROR;
+    sqlite3_stmt *st = prepare(s, &q);
+    if (st == NULL) return STORE_ERROR;
+    *out = (store_summary_t){0};
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t row[8];
+        for (int i = 0; i < 8; i++)
+            row[i] = sqlite3_column_int64(st, i);
+        fq_summary_add(out, f, row);
+    }
+    store_rc_t rc = src == SQLITE_DONE ? STORE_OK : sq_map_rc(s, src);
+    sq_reset(st);
+    return rc;
+}

@@ -1,0 +1,207 @@
+"""Follow-ups across leads (extensions.md): GET /leads/{id}/follows and
+GET /follows/ with status (overdue as derived), due_from, due_to, sort,
+lead_id, page, records and cursor; and every follow naming its lead."""
+
+import datetime as dt
+import random
+import uuid
+
+import pytest
+
+from apiutil import assert_error, assert_status, body_json
+from findref import follow_status, sort_follows
+
+NOW = dt.datetime.now(dt.timezone.utc)
+
+
+def when(days):
+    return (NOW + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@pytest.fixture(scope="module")
+def seeded(server):
+    """An app with three leads and 36 follows: overdue, pending (due later
+    or never), completed, due dates shared, unset."""
+    app = server.new_app()
+    rnd = random.Random(77)
+    app.leads = [app.create_lead(name=f"Lead {i}") for i in range(3)]
+    app.follows = []
+    for i in range(36):
+        lead = rnd.choice(app.leads)
+        body = {"title": f"Follow {i}", "status": rnd.choice(["pending", "pending", "completed"])}
+        if rnd.random() < 0.75:
+            body["due_date"] = when(rnd.choice([-30, -2, -2, 3, 3, 10]))
+        f = app.create_follow(lead["id"], **body)
+        app.follows.append(f)
+    for f in app.follows[::5]:
+        lid = f["relationships"]["lead"]["data"]["id"]
+        r = app.put(f"/leads/{lid}/follows/{f['id']}", {"follow": {"title": f["attributes"]["title"] + "!"}})
+        assert_status(r, 200)
+        f.update(body_json(r)["data"])
+    other = server.new_app()
+    olead = other.create_lead(name="Other")
+    other.create_follow(olead["id"], title="Not yours", due_date=when(-1))
+    app.other_lead = olead
+    return app
+
+
+def keeps(f, params, lead=None):
+    a = f["attributes"]
+    if lead and f["relationships"]["lead"]["data"]["id"] != lead:
+        return False
+    if "lead_id" in params and f["relationships"]["lead"]["data"]["id"] not in params["lead_id"].split(","):
+        return False
+    if "status" in params and follow_status(a, dt.datetime.now(dt.timezone.utc)) not in params["status"].split(","):
+        return False
+    for name, incl in (("due_from", True), ("due_to", False)):
+        if name in params:
+            if a["due_date"] is None:
+                return False
+            if (a["due_date"] < params[name]) if incl else (a["due_date"] >= params[name]):
+                return False
+    return True
+
+
+def expected(app, params, lead=None):
+    return [f["id"] for f in sort_follows([f for f in app.follows if keeps(f, params, lead)], params.get("sort"))]
+
+
+def walk(app, path, params, records):
+    ids, q = [], dict(params, records=records)
+    for _ in range(60):
+        r = app.get(path, params=q)
+        assert_status(r, 200)
+        body = body_json(r)
+        ids += [d["id"] for d in body["data"]]
+        if body["meta"]["nextCursor"] is None:
+            return ids, body
+        q = dict(params, records=records, cursor=body["meta"]["nextCursor"])
+    raise AssertionError("no end")
+
+
+def check(app, params, lead=None):
+    path = f"/leads/{lead}/follows" if lead else "/follows/"
+    want = expected(app, params, lead)
+    r = app.get(path, params=dict(params, records=100))
+    assert_status(r, 200)
+    body = body_json(r)
+    assert [d["id"] for d in body["data"]] == want, (path, params)
+    assert body["meta"]["totalRecords"] == len(want)
+    ids, _ = walk(app, path, params, 4)
+    assert ids == want, (path, params, "cursor walk")
+
+
+PARAMS = [{}, {"status": "overdue"}, {"status": "pending"}, {"status": "completed"}, {"status": "overdue,pending"},
+          {"status": "pending,completed"}, {"status": "overdue,completed"}, {"due_from": when(0)},
+          {"due_to": when(0)}, {"due_from": when(-3), "due_to": when(4)},
+          {"status": "overdue,pending", "due_to": when(5)}, {"sort": "due_date"}, {"sort": "-due_date"},
+          {"sort": "created_at"}, {"sort": "-created_at"}, {"sort": "updated_at"}, {"sort": "-updated_at"},
+          {"sort": "-updated_at,due_date"}, {"sort": "-due_date", "status": "pending,overdue"}]
+
+
+@pytest.mark.parametrize("params", PARAMS, ids=[str(p) for p in PARAMS])
+def test_app_follows_every_parameter(seeded, params):
+    check(seeded, params)
+
+
+@pytest.mark.parametrize("params", PARAMS[:11] + PARAMS[12:14], ids=[str(p) for p in PARAMS[:11] + PARAMS[12:14]])
+def test_a_leads_follows_every_parameter(seeded, params):
+    for lead in seeded.leads:
+        check(seeded, params, lead["id"])
+
+
+def test_lead_id_filter(seeded):
+    a, b, c = (lead["id"] for lead in seeded.leads)
+    check(seeded, {"lead_id": a})
+    check(seeded, {"lead_id": f"{a},{c}", "status": "pending"})
+    r = seeded.get("/follows/", params={"lead_id": [b.upper(), c]})
+    assert_status(r, 200)
+    assert [d["id"] for d in body_json(r)["data"]] == expected(seeded, {"lead_id": f"{b},{c}"})
+    # Another app's lead, or one that does not exist: nothing.
+    for other in (seeded.other_lead["id"], str(uuid.uuid4())):
+        r = seeded.get("/follows/", params={"lead_id": other})
+        assert_status(r, 200)
+        assert body_json(r)["data"] == []
+
+
+def test_the_salespersons_day(seeded):
+    end_of_today = when(0)[:10] + "T23:59:59.999Z"
+    r = seeded.get("/follows/", params={"status": "overdue,pending", "due_to": end_of_today})
+    assert_status(r, 200)
+    data = body_json(r)["data"]
+    assert data and all(d["attributes"]["status"] == "overdue" for d in data)
+    dues = [d["attributes"]["due_date"] for d in data]
+    assert dues == sorted(dues)
+
+
+def test_pending_leaves_overdue_out(seeded):
+    r = seeded.get("/follows/", params={"status": "pending", "records": 100})
+    statuses = {d["attributes"]["status"] for d in body_json(r)["data"]}
+    assert statuses == {"pending"}
+
+
+def test_every_follow_names_its_lead(seeded):
+    lead = seeded.leads[0]["id"]
+    for path in (f"/leads/{lead}/follows", "/follows/"):
+        for d in body_json(seeded.get(path))["data"]:
+            rel = d["relationships"]["lead"]["data"]
+            assert rel["type"] == "lead" and set(rel) == {"id", "type"}
+            assert path == "/follows/" or rel["id"] == lead
+    f = seeded.create_follow(lead, title="New")
+    assert f["relationships"] == {"lead": {"data": {"id": lead, "type": "lead"}}}
+    got = body_json(seeded.get(f"/leads/{lead}/follows/{f['id']}"))["data"]
+    assert got["relationships"]["lead"]["data"]["id"] == lead
+    seeded.delete(f"/leads/{lead}/follows/{f['id']}")
+
+
+@pytest.mark.parametrize("params, names", [
+    ({"status": "late"}, ["status"]), ({"status": ""}, ["status"]), ({"due_from": "tomorrow"}, ["due_from"]),
+    ({"due_to": "2026-13-01T00:00:00Z"}, ["due_to"]), ({"sort": "title"}, ["sort"]),
+    ({"sort": "due_date,-due_date"}, ["sort"]), ({"lead_id": "x"}, ["lead_id"]), ({"lead_id": "null"}, ["lead_id"]),
+    ({"records": "101", "status": "nope"}, ["records", "status"]),
+])
+def test_bad_values(seeded, params, names):
+    errs = assert_error(seeded.get("/follows/", params=params), 422, "validation_error")
+    assert sorted(e["source"]["parameter"] for e in errs) == sorted(names)
+
+
+def test_route_specific_parameters(seeded):
+    lead = seeded.leads[0]["id"]
+    # lead_id is /follows/'s; count is /leads/'s.
+    for path, params in ((f"/leads/{lead}/follows", {"lead_id": lead}), ("/follows/", {"count": "none"})):
+        errs = assert_error(seeded.get(path, params=params), 422, "unknown_parameter")
+        assert errs[0]["source"]["parameter"] == next(iter(params))
+    assert_error(seeded.get(f"/leads/{uuid.uuid4()}/follows", params={"status": "pending"}), 404, "not_found")
+    assert_error(seeded.get(f"/leads/{seeded.other_lead['id']}/follows", params={"sort": "-due_date"}), 404,
+                 "not_found")
+
+
+def test_cursors_are_bound_to_their_lead_and_route(seeded):
+    a, b = seeded.leads[0]["id"], seeded.leads[1]["id"]
+    body = body_json(seeded.get(f"/leads/{a}/follows", params={"records": 1}))
+    cur = body["meta"]["nextCursor"]
+    assert cur
+    assert_status(seeded.get(f"/leads/{a}/follows", params={"records": 1, "cursor": cur}), 200)
+    for path, params in ((f"/leads/{b}/follows", {}), ("/follows/", {}), (f"/leads/{a}/follows", {"status": "pending"})):
+        errs = assert_error(seeded.get(path, params=dict(params, cursor=cur)), 422, "validation_error")
+        assert errs[0]["source"] == {"parameter": "cursor"}
+
+
+def test_a_walk_survives_follows_coming_and_going(app):
+    lead = app.create_lead(name="Busy")["id"]
+    made = [app.create_follow(lead, title=f"F{i}", due_date=when(i % 7 - 3))["id"] for i in range(20)]
+    seen, gone = [], set()
+    q = {"records": 3}
+    while True:
+        body = body_json(app.get("/follows/", params=q))
+        seen += [d["id"] for d in body["data"]]
+        if body["meta"]["nextCursor"] is None:
+            break
+        q = {"records": 3, "cursor": body["meta"]["nextCursor"]}
+        app.create_follow(lead, title="late", due_date=when(-5))
+        victim = next((f for f in made if f not in seen and f not in gone), None)
+        if victim:
+            assert_status(app.delete(f"/leads/{lead}/follows/{victim}"), 204)
+            gone.add(victim)
+    assert len(seen) == len(set(seen))
+    assert not set(made) - gone - set(seen)
