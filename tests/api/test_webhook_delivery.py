@@ -120,6 +120,27 @@ def test_events_of_one_webhook_arrive_in_order(happ, receiver):
     assert [d.json["previous_attributes"]["name"] for d in got] == [f"v{i}" for i in range(0, 40)]
 
 
+def test_the_delivery_log_walks_by_cursor(happ, receiver):
+    w = create_webhook(happ, receiver.url(), events=["lead.updated"])
+    other = create_webhook(happ, receiver.url("/other"), events=["lead.deleted"])
+    lead = happ.create_lead(name="v0")
+    for i in range(1, 13):
+        assert_status(happ.put(f"/leads/{lead['id']}", {"lead": {"name": f"v{i}"}}), 200)
+    whole = [a["id"] for a in logged(happ, w["id"], 12)[::-1]]
+    body = body_json(happ.get(f"/webhooks/{w['id']}/deliveries", params={"records": 5}))
+    walked = [a["id"] for a in body["data"]]
+    while body["meta"]["nextCursor"] is not None:
+        cursor = body["meta"]["nextCursor"]
+        body = body_json(happ.get(f"/webhooks/{w['id']}/deliveries", params={"records": 5, "cursor": cursor}))
+        assert body["meta"]["page"] is None and body["meta"]["totalRecords"] == 12
+        walked += [a["id"] for a in body["data"]]
+    assert walked == whole, "newest first, none skipped or repeated"
+    # A cursor of one webhook's log is not one of another's.
+    r = happ.get(f"/webhooks/{other['id']}/deliveries", params={"cursor": cursor})
+    assert_status(r, 422)
+    assert body_json(r)["errors"][0]["source"] == {"parameter": "cursor"}
+
+
 def test_a_failed_event_is_retried_and_holds_back_the_later_ones(happ):
     rec = Receiver(lambda d, n: 500 if n < 2 else 200)
     try:
