@@ -1,14 +1,15 @@
 """Webhooks with several crmd processes on one PostgreSQL database (collected
 only in PostgreSQL runs, like test_postgres.py): the processes share the
-deliveries without sending any event twice, keep each webhook's order, and a
-process with --webhook-sender off records events that the others deliver."""
+deliveries without sending any event twice, keep each webhook's order, a
+process with --webhook-sender off records events that the others deliver,
+and a killed sender's webhooks are taken over with nothing lost."""
 
 import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from apiutil import App, assert_status
+from apiutil import App, assert_status, body_json
 from conftest import pg_new_database, psql
 from webhookutil import Receiver, check_delivery, create_webhook
 
@@ -90,5 +91,68 @@ def test_a_process_with_the_sender_off_leaves_delivery_to_the_others(make_server
         make_server(db_url=url, extra_args=FLAGS)
         got = rec.wait_for(5)
         assert [json.loads(d.body)["data"]["attributes"]["name"] for d in got] == [f"Q{i}" for i in range(5)]
+    finally:
+        rec.close()
+
+
+def test_a_killed_senders_webhooks_are_taken_over_and_nothing_acknowledged_is_lost(make_server):
+    """SIGKILL of the only sender while it holds the webhooks' leases and has
+    events left to send (a slow receiver): a sender started afterwards on the
+    same machine sees its pid gone, takes the webhooks over at once (long
+    before the 30 s leases run out) and delivers every acknowledged change,
+    the ones made after the kill by a process that only records included; for
+    each lead the first arrivals keep the order of its changes."""
+    url = pg_new_database()
+    sender = make_server(threads=2, db_url=url, extra_args=FLAGS)
+    writer = make_server(threads=1, db_url=url, extra_args=FLAGS + ["--webhook-sender", "off"])
+    app = sender.new_app()
+    app_w = App(writer.base_url, app.key, app.token)
+    rec = Receiver(lambda d, n: (204, {}, b"", 0.05))
+    try:
+        hooks = [create_webhook(app, rec.url(f"/k{i}"), events=["lead.created", "lead.updated"]) for i in range(2)]
+        acked = {}  # lead id -> the updated_at of each acknowledged change, in order
+
+        def work(client, i, rounds, lead_id=None):
+            if lead_id is None:
+                lead = client.create_lead(name=f"K{i}-0")
+                lead_id = lead["id"]
+                acked[lead_id] = [lead["attributes"]["updated_at"]]
+            for k in range(rounds):
+                r = client.put(f"/leads/{lead_id}", {"lead": {"name": f"K{i}-{len(acked[lead_id])}"}})
+                assert_status(r, 200)
+                acked[lead_id].append(body_json(r)["data"]["attributes"]["updated_at"])
+            return lead_id
+
+        with ThreadPoolExecutor(max_workers=4) as ex:
+            leads = list(ex.map(lambda i: work(app, i, 5), range(4)))
+        time.sleep(0.2)  # some sent, most still queued behind the slow receiver
+        sender.proc.kill()
+        sender.proc.wait()
+        before = len(rec.got())
+        total = sum(len(v) for v in acked.values())
+        assert before < 2 * total, "the kill came before everything was sent"
+        with ThreadPoolExecutor(max_workers=4) as ex:
+            list(ex.map(lambda i: work(app_w, i, 3, leads[i]), range(4)))
+        total = sum(len(v) for v in acked.values())
+        started = time.monotonic()
+        make_server(threads=1, db_url=url, extra_args=FLAGS)
+        for i in range(2):
+            want = {(lead, at) for lead, ats in acked.items() for at in ats}
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                got = {(d.json["data"]["id"], d.json["data"]["attributes"]["updated_at"]) for d in rec.got(f"/k{i}")}
+                if want <= got:
+                    break
+                time.sleep(0.05)
+            assert want <= got, f"webhook {i}: {len(want - got)} of {total} acknowledged changes never arrived"
+            for lead in leads:
+                firsts = []
+                for d in rec.got(f"/k{i}"):
+                    at = d.json["data"]["attributes"]["updated_at"]
+                    if d.json["data"]["id"] == lead and at not in firsts:
+                        firsts.append(at)
+                assert firsts == acked[lead], f"webhook {i}, lead {lead}: arrivals out of order"
+            check_delivery(rec.got(f"/k{i}")[-1], hooks[i]["attributes"]["secret"])
+        assert time.monotonic() - started < 20, "taken over long before the leases ran out"
     finally:
         rec.close()
