@@ -162,7 +162,8 @@ static void bind_patch(sqlite3_stmt *st, const void *patch, int64_t now)
 store_rc_t sq_lead_update(store_t *base, int64_t app, const char *id, const lead_patch_t *p, int64_t now,
                           store_lead_cb cb, void *ctx)
 {
-    const sq_update_t u = {.stmt = Q_LEAD_UPDATE, .id = id, .bind = bind_patch, .emit = sq_emit_lead};
+    const sq_update_t u = {
+        .stmt = Q_LEAD_UPDATE, .fields = p->fields, .id = id, .bind = bind_patch, .emit = sq_emit_lead};
     return sq_update(sq_of(base), app, &u, p, now, (void *)cb, ctx);
 }
 
