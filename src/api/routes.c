@@ -16,7 +16,8 @@ static const char *const NO_QUERY[] = {NULL};
         "probability_min", "probability_max", "created_from", "created_to", "updated_from", "updated_to",    \
         "search", "has_overdue", "has_open_follows"
 #define FOLLOW_FILTERS "status[]", "due_from", "due_to", "sort", "page", "records", "cursor"
-static const char *const LEAD_LIST[] = {LEAD_FILTERS, "sort", "page", "records", "cursor", "count", NULL};
+static const char *const LEAD_LIST[] = {LEAD_FILTERS, "sort",  "page",   "records",
+                                        "cursor",     "count", "format", NULL};
 static const char *const LEAD_SUMMARY[] = {LEAD_FILTERS, NULL};
 static const char *const LEAD_FOLLOWS[] = {FOLLOW_FILTERS, NULL};
 static const char *const APP_FOLLOWS[] = {FOLLOW_FILTERS, "lead_id[]", NULL};
@@ -36,7 +37,8 @@ const api_route_t API_ROUTES[] = {
      .summary = "The OpenAPI 3.1 document of the API, no credentials"},
 
     {METHOD_GET, "/leads", leads_list, .query = LEAD_LIST, .auth = true,
-     .summary = "A page of the app's leads: filters, search, sort, cursor; newest first"},
+     .summary = "A page of the app's leads: filters, search, sort, cursor; newest first; all of them as CSV "
+                "(format=csv or Accept: text/csv)"},
     {METHOD_POST, "/leads", leads_create, .query = NO_QUERY, .stale = API_STALE_APP, .auth = true,
      .body_max = API_MAX_BODY, .summary = "Create a lead"},
     {METHOD_GET, "/leads/summary", summary_get, .query = LEAD_SUMMARY, .auth = true,

@@ -1,0 +1,167 @@
+"""CSV (extensions.md, "CSV"): GET /leads/ as text/csv, every lead the
+filters keep in the list's order, streamed; the formula guard; and
+POST /leads/import, with the round trip from an export back to the same
+leads."""
+
+import csv
+import io
+import subprocess
+
+import pytest
+import requests
+
+from apiutil import TIMEOUT, assert_error, assert_status, body_json
+
+COLUMNS = ["unique_id", "name", "source", "account_id", "contact_id", "value", "stage", "probability",
+           "status", "created_at", "updated_at"]
+ACCOUNT = "7d3c1e52-9a4b-4f0e-8c26-5b1d9e7a3f40"
+
+
+def export(app, params=None, accept="text/csv", **kw):
+    r = app.get("/leads/", params=params, headers={"Accept": accept}, **kw)
+    assert_status(r, 200)
+    assert r.headers["Content-Type"].startswith("text/csv")
+    return r
+
+
+def rows_of(text):
+    """The CSV's rows as dicts, after checking the header and the line ends."""
+    assert text.endswith("\r\n") or text == ""
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert rows[0] == COLUMNS
+    return [dict(zip(COLUMNS, row)) for row in rows[1:]]
+
+
+def json_walk(app, params):
+    """Every lead of a filtered list, by cursor, in order."""
+    out, cursor = [], None
+    while True:
+        p = dict(params, records=100, **({"cursor": cursor} if cursor else {}))
+        r = app.get("/leads/", params=p)
+        assert_status(r, 200)
+        doc = body_json(r)
+        out += doc["data"]
+        cursor = doc["meta"]["nextCursor"]
+        if cursor is None:
+            return out
+
+
+def cell(v):
+    return "" if v is None else str(v)
+
+
+def assert_rows_match(rows, leads):
+    assert [r["unique_id"] for r in rows] == [lead["id"] for lead in leads]
+    for row, lead in zip(rows, leads):
+        a = lead["attributes"]
+        for col in COLUMNS[1:]:
+            want = cell(a[col])
+            if col in ("name", "source") and want[:1] in ("=", "+", "-", "@"):
+                want = "'" + want
+            assert row[col] == want, (col, row, a)
+
+
+@pytest.fixture(scope="module")
+def seeded(mapp):
+    leads = []
+    for i in range(40):
+        attrs = {"name": f"Lead {i:02d}, \"quoted\"" if i % 7 == 0 else f"Lead {i:02d}",
+                 "stage": ["new", "contacted", "qualified", "proposal", "negotiation"][i % 5],
+                 "status": ["active", "inactive", "converted", "lost"][i % 4]}
+        if i % 3:
+            attrs["value"] = ["1500.5", "99999.99", "9999999999999.99", "0"][i % 4]
+        if i % 4:
+            attrs["probability"] = (i * 7) % 101
+        if i % 5 == 1:
+            attrs["source"] = "semi; colon, comma"
+        if i % 6 == 2:
+            attrs["account_id"] = ACCOUNT
+        leads.append(mapp.create_lead(**attrs))
+    return leads
+
+
+@pytest.mark.parametrize("params", [
+    {},
+    {"stage": "new,qualified"},
+    {"sort": "-value,name"},
+    {"value_min": "1000", "sort": "probability"},
+    {"search": "lead 1", "status": "active,lost"},
+    {"account_id": "null", "sort": "stage"},
+])
+def test_an_export_holds_what_the_list_holds_in_its_order(mapp, seeded, params):
+    rows = rows_of(export(mapp, params).content.decode("utf-8"))
+    leads = json_walk(mapp, params)
+    assert len(rows) == len(leads) and rows
+    assert_rows_match(rows, leads)
+
+
+def test_format_csv_and_accept_choose_csv_and_json_wins_a_preference(mapp, seeded):
+    r = export(mapp, {"format": "csv"}, accept="application/json")
+    assert r.headers["Content-Disposition"] == 'attachment; filename="leads.csv"'
+    assert len(rows_of(r.text)) == len(seeded)
+    for accept in ("application/json, text/csv;q=0.5", "application/json", "*/*", "text/csv;q=0"):
+        r = mapp.get("/leads/", headers={"Accept": accept})
+        assert_status(r, 200)
+        assert r.headers["Content-Type"] == "application/json", accept
+    r = mapp.get("/leads/", params={"format": "json"}, headers={"Accept": "text/csv"})
+    assert r.headers["Content-Type"] == "application/json"
+    r = mapp.get("/leads/", headers={"Accept": "text/html, text/csv;q=0.9, application/json;q=0.8"})
+    assert r.headers["Content-Type"].startswith("text/csv")
+
+
+def test_an_export_takes_no_paging_and_reports_every_problem(mapp):
+    r = mapp.get("/leads/", params={"format": "csv", "page": "2", "records": "5", "stage": "nope"})
+    errs = assert_error(r, 422)
+    assert sorted(e["source"]["parameter"] for e in errs) == ["page", "records", "stage"]
+    r = mapp.get("/leads/", params={"cursor": "abc"}, headers={"Accept": "text/csv"})
+    assert [e["source"]["parameter"] for e in assert_error(r, 422)] == ["cursor"]
+    r = mapp.get("/leads/", params={"format": "xml"})
+    assert [e["source"]["parameter"] for e in assert_error(r, 422)] == ["format"]
+    # count does nothing to an export.
+    assert rows_of(export(mapp, {"count": "none"}).text) == rows_of(export(mapp).text)
+
+
+def test_cells_a_spreadsheet_would_run_are_guarded(app):
+    names = ["=SUM(A1:A9)", "+1 555", "-5", "@cmd", "'=already", "''+twice", "'plain", "a=b"]
+    for n in names:
+        app.create_lead(name=n, source="=src" if n == "-5" else None)
+    rows = rows_of(export(app, {"sort": "created_at"}).text)
+    assert [r["name"] for r in rows] == ["'=SUM(A1:A9)", "'+1 555", "'-5", "'@cmd", "''=already",
+                                         "'''+twice", "'plain", "a=b"]
+    assert rows[2]["source"] == "'=src"
+
+
+def test_an_empty_export_is_the_header_alone_and_head_has_no_body(app):
+    assert export(app).content == (",".join(COLUMNS) + "\r\n").encode()
+    r = app.request("HEAD", "/leads/", headers={"Accept": "text/csv"})
+    assert_status(r, 200)
+    assert r.headers["Content-Type"].startswith("text/csv") and r.content == b""
+
+
+def test_other_apps_leads_are_never_exported(app, app2):
+    app.create_lead(name="mine")
+    app2.create_lead(name="theirs")
+    assert [r["name"] for r in rows_of(export(app).text)] == ["mine"]
+
+
+def test_a_long_export_streams_in_chunks_over_http1_and_http2(make_server):
+    srv = make_server(extra_args=["--http2"])
+    app = srv.new_app()
+    for i in range(700):  # several of the export's pages
+        app.create_lead(name=f"n{i:04d}", value=i)
+    with requests.get(srv.base_url + "/leads/", params={"format": "csv", "sort": "name"},
+                      headers=app.headers, stream=True, timeout=TIMEOUT) as r:
+        assert r.status_code == 200
+        assert r.headers.get("Transfer-Encoding") == "chunked"
+        assert "Content-Length" not in r.headers
+        text = r.raw.read().decode()
+    rows = rows_of(text)
+    assert [r["name"] for r in rows] == [f"n{i:04d}" for i in range(700)]
+    assert [r["value"] for r in rows] == [str(i) for i in range(700)]
+    p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-", "-H", f"AppId: {app.key}",
+                        "-H", f"Authorization: Bearer {app.token}", "-H", "Accept: text/csv",
+                        srv.base_url + "/leads/?sort=name"], capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    head, _, body = p.stdout.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/2 200")
+    assert body.decode() == text
