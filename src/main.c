@@ -624,7 +624,7 @@ static int serve_run(const serve_conf_t *c)
     http_config_t cfg = {.host = c->host,
                          .port = c->port,
                          .threads = (int)c->threads,
-                         .max_body = API_MAX_BODY,
+                         .max_body = API_IMPORT_MAX_BODY,
                          .max_connections = (int)c->max_conns,
                          .request_memory = (size_t)c->request_mb << 20,
                          .response_memory = (size_t)c->response_mb << 20,

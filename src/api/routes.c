@@ -19,6 +19,7 @@ static const char *const NO_QUERY[] = {NULL};
 static const char *const LEAD_LIST[] = {LEAD_FILTERS, "sort",  "page",   "records",
                                         "cursor",     "count", "format", NULL};
 static const char *const LEAD_SUMMARY[] = {LEAD_FILTERS, NULL};
+static const char *const LEAD_IMPORT[] = {"mode", NULL};
 static const char *const LEAD_FOLLOWS[] = {FOLLOW_FILTERS, NULL};
 static const char *const APP_FOLLOWS[] = {FOLLOW_FILTERS, "lead_id[]", NULL};
 
@@ -43,6 +44,9 @@ const api_route_t API_ROUTES[] = {
      .body_max = API_MAX_BODY, .summary = "Create a lead"},
     {METHOD_GET, "/leads/summary", summary_get, .query = LEAD_SUMMARY, .auth = true,
      .summary = "Pipeline summary of the leads the filters keep"},
+    {METHOD_POST, "/leads/import", leads_import, .query = LEAD_IMPORT, .stale = API_STALE_APP, .auth = true,
+     .body_max = API_IMPORT_MAX_BODY,
+     .summary = "Create leads from a CSV file: all or nothing, or the valid rows"},
     {METHOD_GET, "/leads/{id}", leads_get, .query = NO_QUERY, .auth = true, .summary = "One lead"},
     {METHOD_PUT, "/leads/{id}", leads_update, .query = NO_QUERY, .stale = API_STALE_LEAD | API_STALE_APP,
      .auth = true, .body_max = API_MAX_BODY, .summary = "Change some of a lead's attributes"},

@@ -1,0 +1,337 @@
+/*
+ * import.c: POST /leads/import (extensions.md, "CSV").
+ *
+ * The worker reads the whole file once: the header's columns, then every
+ * row through the same rules as a JSON body (lead_decode_cell), keeping
+ * the first IMPORT_ERRORS_MAX problems and counting the bad rows. A file
+ * with a bad row under mode=all is answered 422 there. Otherwise one write
+ * carries the file (and, for mode=valid, the rendered problems) to the
+ * writer thread, which reads it again and creates every good row in a
+ * transaction of its own (api_write_t.alone): all of it is committed, with
+ * one sync, or none of it. Reading twice costs less than holding a decoded
+ * copy: a 16 MiB file of short rows would decode to far more memory than
+ * its text.
+ *
+ * Sections:
+ *   the plan     the header's columns, and what the write carries
+ *   rows         one record into a lead, or its problems
+ *   the writer   creating the good rows
+ *   the handler  checks, the first reading, the answer
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/handlers.h"
+#include "api/query.h"
+#include "api/request.h"
+#include "api/resource.h"
+#include "api/respond.h"
+#include "api/writer.h"
+#include "model/csv.h"
+#include "model/text.h"
+
+/* At most this many error objects in an answer (extensions.md). */
+#define IMPORT_ERRORS_MAX 1000
+
+/* --- the plan --------------------------------------------------------------- */
+
+/* What the writer needs to read the file again: its separator, the
+ * attribute of each column (-1: ignored), where the rows start. */
+typedef struct import_plan {
+    bool valid_mode;
+    char sep;
+    int ncols;
+    signed char col[CSV_CELLS_MAX];
+    size_t body_len, errors_len; /* the bytes after the plan in w->text */
+    int64_t good, failed;
+} import_plan_t;
+
+/* The problems found: the first IMPORT_ERRORS_MAX, and the bad rows. */
+typedef struct import_errs {
+    verr_t *e;
+    int n;
+    int64_t failed;
+} import_errs_t;
+
+/* A problem of the header's column col[0..len) (cut to 64 bytes, at a
+ * character boundary). */
+static void header_error(verrs_t *errs, const char *code, const char *col, size_t len, const char *fmt)
+{
+    if (len > 64) {
+        len = 64;
+        while (len > 0 && ((unsigned char)col[len] & 0xC0) == 0x80)
+            len--;
+    }
+    char pointer[96];
+    snprintf(pointer, sizeof pointer, "/rows/1/%.*s", (int)len, col);
+    verrs_add(errs, code, pointer, NULL, fmt, (int)len, col);
+}
+
+/* Reads the header row into pl; its problems into errs. */
+static void read_header(csv_reader_t *rd, import_plan_t *pl, verrs_t *errs)
+{
+    pl->sep = csv_detect_separator(rd);
+    if (pl->sep == 0) {
+        verrs_add(errs, "validation_error", "/rows/1", NULL,
+                  "The header row must separate its columns with , or ; (not both, and no tabs)");
+        return;
+    }
+    rd->sep = pl->sep;
+    if (csv_next(rd) != CSV_ROW || rd->too_many) {
+        verrs_add(errs, "validation_error", "/rows/1", NULL,
+                  rd->too_many ? "The header row has more than 64 columns"
+                               : "The file must start with a header row naming the columns");
+        return;
+    }
+    bool seen[CSV_COLS] = {false};
+    pl->ncols = rd->cells;
+    for (int i = 0; i < rd->cells; i++) {
+        const char *name;
+        size_t len, cps;
+        if (text_clean(rd->cell[i].ptr, rd->cell[i].len, false, &name, &len, &cps) != TEXT_OK) len = 0;
+        int col = csv_col_of(name, len);
+        if (col < 0) {
+            header_error(errs, "unknown_attribute", rd->cell[i].ptr, rd->cell[i].len,
+                         "%.*s is not an attribute of a lead");
+        } else if (seen[col]) {
+            header_error(errs, "validation_error", name, len, "The column %.*s is named twice");
+        }
+        if (col >= 0) seen[col] = true;
+        pl->col[i] = (signed char)(col < 0 || csv_col_read_only(col) ? -1 : col);
+    }
+    if (!seen[CSV_NAME])
+        header_error(errs, "validation_error", "name", 4, "The header must name the %.*s column");
+}
+
+/* --- rows --------------------------------------------------------------------- */
+
+/* Decodes rd's record into p; its problems into errs (p is valid when
+ * none was added). */
+static void read_row(const import_plan_t *pl, const csv_reader_t *rd, lead_patch_t *p, verrs_t *errs)
+{
+    memset(p, 0, sizeof *p);
+    p->v.probability = -1;
+    p->v.stage = STAGE_NEW;
+    p->v.status = LEAD_ACTIVE;
+    char pointer[96];
+    bool extra = rd->too_many;
+    for (int i = pl->ncols; i < rd->cells; i++)
+        extra |= rd->cell[i].len > 0;
+    if (extra) {
+        snprintf(pointer, sizeof pointer, "/rows/%d", rd->row);
+        verrs_add(errs, "validation_error", pointer, NULL,
+                  "Row %d has more cells than the header has columns", rd->row);
+    }
+    bool named = false;
+    for (int i = 0; i < rd->cells && i < pl->ncols; i++) {
+        text_ref_t cell = csv_unguard(rd->cell[i]);
+        if (pl->col[i] < 0 || cell.len == 0) continue; /* ignored, or unset */
+        const char *key = csv_col_name(pl->col[i]);
+        named |= pl->col[i] == CSV_NAME;
+        snprintf(pointer, sizeof pointer, "/rows/%d/%s", rd->row, key);
+        lead_decode_cell(key, cell.ptr, cell.len, p, pointer, errs);
+    }
+    if (!named) {
+        snprintf(pointer, sizeof pointer, "/rows/%d/name", rd->row);
+        verrs_add(errs, "validation_error", pointer, NULL, "Name can't be blank");
+    }
+}
+
+/* Keeps a bad row's problems. */
+static void keep_errors(import_errs_t *ie, const verrs_t *errs)
+{
+    ie->failed++;
+    for (int i = 0; i < errs->n && ie->n < IMPORT_ERRORS_MAX; i++)
+        ie->e[ie->n++] = errs->e[i];
+}
+
+/* Reads every row after the header, counting the good ones into pl->good
+ * and keeping the bad ones' problems; false when the file is cut by a
+ * broken quote (its problem kept). */
+static bool read_rows(csv_reader_t *rd, import_plan_t *pl, import_errs_t *ie)
+{
+    csv_rc_t rc;
+    lead_patch_t p;
+    while ((rc = csv_next(rd)) == CSV_ROW) {
+        if (rd->blank) continue;
+        verrs_t errs = {0};
+        read_row(pl, rd, &p, &errs);
+        if (errs.n > 0)
+            keep_errors(ie, &errs);
+        else
+            pl->good++;
+    }
+    if (rc != CSV_BAD_QUOTE) return true;
+    verrs_t errs = {0};
+    char pointer[32];
+    snprintf(pointer, sizeof pointer, "/rows/%d", rd->row);
+    verrs_add(&errs, "validation_error", pointer, NULL,
+              "Row %d has a quoted cell that is not closed, or text after its closing quote", rd->row);
+    keep_errors(ie, &errs);
+    return false;
+}
+
+/* Renders the error objects of ie, comma-separated. */
+static void render_errors(jw_t *w, const import_errs_t *ie)
+{
+    for (int i = 0; i < ie->n; i++) {
+        const verr_t *e = &ie->e[i];
+        if (i > 0) jw_lit(w, ",");
+        jw_lit(w, "{\"status\":\"422\",\"code\":");
+        jw_cstr(w, e->code);
+        jw_lit(w, ",\"title\":");
+        jw_cstr(w, strcmp(e->code, "unknown_attribute") == 0 ? "Unknown Attribute" : "Validation Error");
+        jw_lit(w, ",\"detail\":");
+        jw_cstr(w, e->detail);
+        jw_lit(w, ",\"source\":{\"pointer\":");
+        jw_cstr(w, e->pointer);
+        jw_lit(w, "}}");
+    }
+}
+
+/* --- the writer ------------------------------------------------------------------ */
+
+/* Creates the good rows of the file the write carries; any failure leaves
+ * the status >= 300, and the transaction (the write's own) is undone. */
+static void run_import(store_t *s, api_write_t *w)
+{
+    import_plan_t pl;
+    memcpy(&pl, w->text, sizeof pl);
+    const char *errors = w->text + sizeof pl, *body = errors + pl.errors_len;
+    csv_reader_t rd;
+    csv_reader_init(&rd, body, pl.body_len);
+    rd.sep = pl.sep;
+    csv_next(&rd); /* the header */
+    store_rc_t rc = STORE_OK;
+    int64_t created = 0;
+    lead_patch_t p;
+    while (rc == STORE_OK && csv_next(&rd) == CSV_ROW) {
+        if (rd.blank) continue;
+        verrs_t errs = {0};
+        read_row(&pl, &rd, &p, &errs);
+        if (errs.n > 0) continue;
+        if (uuid_v7(w->now, p.v.id) != 0) rc = STORE_UNAVAILABLE;
+        p.v.created_at = p.v.updated_at = w->now;
+        if (rc == STORE_OK) rc = store_lead_create(s, w->app, &p.v);
+        if (rc == STORE_OK) created++;
+    }
+    csv_reader_free(&rd);
+    if (rc == STORE_OK && created != pl.good) rc = STORE_ERROR; /* the two readings must agree */
+    if (rc == STORE_OK) {
+        jw_lit(&w->out, "{\"meta\":{\"created\":");
+        jw_int(&w->out, created);
+        jw_lit(&w->out, ",\"failed\":");
+        jw_int(&w->out, pl.failed);
+        if (pl.valid_mode) {
+            jw_lit(&w->out, ",\"errors\":[");
+            jw_raw(&w->out, errors, pl.errors_len);
+            jw_lit(&w->out, "]");
+        }
+        jw_lit(&w->out, "}}");
+    }
+    api_write_answer(w, rc, 200, API_LEAD_NOT_FOUND_TITLE, API_LEAD_NOT_FOUND_DETAIL);
+}
+
+/* --- the handler ------------------------------------------------------------------ */
+
+/* Whether a Content-Type is text/csv with no charset or charset=utf-8. */
+static bool is_csv_type(h2o_iovec_t ct)
+{
+    const char *semi = memchr(ct.base, ';', ct.len);
+    size_t n = semi != NULL ? (size_t)(semi - ct.base) : ct.len;
+    while (n > 0 && (ct.base[n - 1] == ' ' || ct.base[n - 1] == '\t'))
+        n--;
+    if (!h2o_lcstris(ct.base, n, H2O_STRLIT("text/csv"))) return false;
+    if (semi == NULL) return true;
+    const char *p = semi + 1, *end = ct.base + ct.len;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    size_t rest = (size_t)(end - p);
+    while (rest > 0 && (p[rest - 1] == ' ' || p[rest - 1] == '\t'))
+        rest--;
+    return h2o_lcstris(p, rest, H2O_STRLIT("charset=utf-8")) ||
+           h2o_lcstris(p, rest, H2O_STRLIT("charset=\"utf-8\""));
+}
+
+/* The mode (into pl) and the body's type and encoding; false when r has
+ * been answered. */
+static bool checks_or_reply(api_req_t *r, import_plan_t *pl)
+{
+    verrs_t errs = r->query->errs;
+    h2o_iovec_t mode = api_query(r, "mode");
+    pl->valid_mode = mode.base != NULL && h2o_memis(mode.base, mode.len, H2O_STRLIT("valid"));
+    if (mode.base != NULL && !pl->valid_mode && !h2o_memis(mode.base, mode.len, H2O_STRLIT("all")))
+        verrs_add(&errs, "validation_error", NULL, "mode", "mode must be all or valid");
+    if (errs.n > 0) {
+        api_reply_errors(r, &errs);
+        return false;
+    }
+    h2o_req_t *req = r->req;
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (i < 0 || !is_csv_type(req->headers.entries[i].value)) {
+        api_reply_error(r, 415, "Unsupported Media Type", "Send the file as text/csv (UTF-8).");
+        return false;
+    }
+    if (!text_utf8_valid(req->entity.base, req->entity.len)) {
+        api_reply_error(r, 400, "Bad Request",
+                        "The file is not UTF-8; save it as CSV UTF-8 and send it again.");
+        return false;
+    }
+    return true;
+}
+
+/* Answers a mode=all import with bad rows: every problem (at most
+ * IMPORT_ERRORS_MAX) and the number of bad rows. */
+static void reply_bad_rows(api_req_t *r, const import_errs_t *ie)
+{
+    jw_t *w = &r->out;
+    jw_reset(w);
+    jw_lit(w, "{\"errors\":[");
+    render_errors(w, ie);
+    jw_lit(w, "],\"meta\":{\"failed\":");
+    jw_int(w, ie->failed);
+    jw_lit(w, "}}");
+    api_reply(r, 422);
+}
+
+/* Queues the write that creates the good rows. */
+static void submit(api_req_t *r, import_plan_t *pl, const import_errs_t *ie)
+{
+    jw_t errors = {0};
+    if (pl->valid_mode) render_errors(&errors, ie);
+    pl->errors_len = errors.len;
+    pl->body_len = r->req->entity.len;
+    api_write_t *w = errors.oom ? NULL : api_write_new(r, run_import, sizeof *pl + errors.len + pl->body_len);
+    if (w != NULL) {
+        w->alone = true;
+        memcpy(w->text, pl, sizeof *pl);
+        if (errors.len > 0) memcpy(w->text + sizeof *pl, errors.buf, errors.len);
+        if (pl->body_len > 0) memcpy(w->text + sizeof *pl + errors.len, r->req->entity.base, pl->body_len);
+    }
+    jw_free(&errors);
+    api_write_submit(r, w);
+}
+
+void leads_import(api_req_t *r)
+{
+    import_plan_t pl = {0};
+    if (!checks_or_reply(r, &pl)) return;
+    csv_reader_t rd;
+    csv_reader_init(&rd, r->req->entity.base, r->req->entity.len);
+    verrs_t head = {0};
+    read_header(&rd, &pl, &head);
+    import_errs_t ie = {.e = head.n == 0 ? malloc(IMPORT_ERRORS_MAX * sizeof *ie.e) : NULL};
+    bool whole = head.n == 0 && ie.e != NULL && read_rows(&rd, &pl, &ie);
+    pl.failed = ie.failed;
+    csv_reader_free(&rd);
+    if (head.n > 0)
+        api_reply_errors(r, &head);
+    else if (ie.e == NULL)
+        api_reply_error(r, 503, "Service Unavailable", "The server is out of memory.");
+    else if (!whole || (ie.failed > 0 && !pl.valid_mode))
+        reply_bad_rows(r, &ie);
+    else
+        submit(r, &pl, &ie);
+    free(ie.e);
+}
