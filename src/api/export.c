@@ -56,16 +56,6 @@ static void on_dispose(void *p)
         export_free(x);
 }
 
-/* Copies a position, its texts moved into dst's own buffer. */
-static void pos_copy(store_pos_t *dst, const store_pos_t *src)
-{
-    *dst = *src;
-    for (int i = 0; i < src->n; i++) {
-        const char *p = src->v[i].t.ptr;
-        if (p >= src->text && p < src->text + sizeof src->text) dst->v[i].t.ptr = dst->text + (p - src->text);
-    }
-}
-
 static void emit(void *ctx, const lead_t *l)
 {
     export_t *x = ctx;
@@ -85,7 +75,7 @@ static void read_page(export_t *x)
 {
     x->n = 0;
     x->more = false;
-    if (x->last.n > 0) pos_copy(&x->after, &x->last);
+    if (x->last.n > 0) store_pos_copy(&x->after, &x->last);
     x->q.after = x->last.n > 0 ? &x->after : NULL;
     x->reading = true;
     store_async_t async = {.done = on_page, .ctx = x};

@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/import.h"
+
 #include "api/handlers.h"
 #include "api/query.h"
 #include "api/request.h"
@@ -31,28 +33,7 @@
 #include "model/csv.h"
 #include "model/text.h"
 
-/* At most this many error objects in an answer (extensions.md). */
-#define IMPORT_ERRORS_MAX 1000
-
 /* --- the plan --------------------------------------------------------------- */
-
-/* What the writer needs to read the file again: its separator, the
- * attribute of each column (-1: ignored), where the rows start. */
-typedef struct import_plan {
-    bool valid_mode;
-    char sep;
-    int ncols;
-    signed char col[CSV_CELLS_MAX];
-    size_t body_len, errors_len; /* the bytes after the plan in w->text */
-    int64_t good, failed;
-} import_plan_t;
-
-/* The problems found: the first IMPORT_ERRORS_MAX, and the bad rows. */
-typedef struct import_errs {
-    verr_t *e;
-    int n;
-    int64_t failed;
-} import_errs_t;
 
 /* A problem of the header's column col[0..len) (cut to 64 bytes, at a
  * character boundary). */
@@ -69,7 +50,7 @@ static void header_error(verrs_t *errs, const char *code, const char *col, size_
 }
 
 /* Reads the header row into pl; its problems into errs. */
-static void read_header(csv_reader_t *rd, import_plan_t *pl, verrs_t *errs)
+void import_read_header(csv_reader_t *rd, import_plan_t *pl, verrs_t *errs)
 {
     pl->sep = csv_detect_separator(rd);
     if (pl->sep == 0) {
@@ -149,7 +130,7 @@ static void keep_errors(import_errs_t *ie, const verrs_t *errs)
 /* Reads every row after the header, counting the good ones into pl->good
  * and keeping the bad ones' problems; false when the file is cut by a
  * broken quote (its problem kept). */
-static bool read_rows(csv_reader_t *rd, import_plan_t *pl, import_errs_t *ie)
+bool import_read_rows(csv_reader_t *rd, import_plan_t *pl, import_errs_t *ie)
 {
     csv_rc_t rc;
     lead_patch_t p;
@@ -173,7 +154,7 @@ static bool read_rows(csv_reader_t *rd, import_plan_t *pl, import_errs_t *ie)
 }
 
 /* Renders the error objects of ie, comma-separated. */
-static void render_errors(jw_t *w, const import_errs_t *ie)
+void import_render_errors(jw_t *w, const import_errs_t *ie)
 {
     for (int i = 0; i < ie->n; i++) {
         const verr_t *e = &ie->e[i];
@@ -192,6 +173,31 @@ static void render_errors(jw_t *w, const import_errs_t *ie)
 
 /* --- the writer ------------------------------------------------------------------ */
 
+store_rc_t import_create_rows(store_t *s, int64_t app, int64_t now, const import_plan_t *pl, const char *body,
+                              size_t len, int64_t *created)
+{
+    csv_reader_t rd;
+    csv_reader_init(&rd, body, len);
+    rd.sep = pl->sep;
+    csv_next(&rd); /* the header */
+    store_rc_t rc = STORE_OK;
+    lead_patch_t p;
+    *created = 0;
+    while (rc == STORE_OK && csv_next(&rd) == CSV_ROW) {
+        if (rd.blank) continue;
+        verrs_t errs = {0};
+        read_row(pl, &rd, &p, &errs);
+        if (errs.n > 0) continue;
+        if (uuid_v7(now, p.v.id) != 0) rc = STORE_UNAVAILABLE;
+        p.v.created_at = p.v.updated_at = now;
+        if (rc == STORE_OK) rc = store_lead_create(s, app, &p.v);
+        if (rc == STORE_OK) ++*created;
+    }
+    csv_reader_free(&rd);
+    /* The two readings must agree. */
+    return rc == STORE_OK && *created != pl->good ? STORE_ERROR : rc;
+}
+
 /* Creates the good rows of the file the write carries; any failure leaves
  * the status >= 300, and the transaction (the write's own) is undone. */
 static void run_import(store_t *s, api_write_t *w)
@@ -199,25 +205,8 @@ static void run_import(store_t *s, api_write_t *w)
     import_plan_t pl;
     memcpy(&pl, w->text, sizeof pl);
     const char *errors = w->text + sizeof pl, *body = errors + pl.errors_len;
-    csv_reader_t rd;
-    csv_reader_init(&rd, body, pl.body_len);
-    rd.sep = pl.sep;
-    csv_next(&rd); /* the header */
-    store_rc_t rc = STORE_OK;
-    int64_t created = 0;
-    lead_patch_t p;
-    while (rc == STORE_OK && csv_next(&rd) == CSV_ROW) {
-        if (rd.blank) continue;
-        verrs_t errs = {0};
-        read_row(&pl, &rd, &p, &errs);
-        if (errs.n > 0) continue;
-        if (uuid_v7(w->now, p.v.id) != 0) rc = STORE_UNAVAILABLE;
-        p.v.created_at = p.v.updated_at = w->now;
-        if (rc == STORE_OK) rc = store_lead_create(s, w->app, &p.v);
-        if (rc == STORE_OK) created++;
-    }
-    csv_reader_free(&rd);
-    if (rc == STORE_OK && created != pl.good) rc = STORE_ERROR; /* the two readings must agree */
+    int64_t created;
+    store_rc_t rc = import_create_rows(s, w->app, w->now, &pl, body, pl.body_len, &created);
     if (rc == STORE_OK) {
         jw_lit(&w->out, "{\"meta\":{\"created\":");
         jw_int(&w->out, created);
@@ -288,7 +277,7 @@ static void reply_bad_rows(api_req_t *r, const import_errs_t *ie)
     jw_t *w = &r->out;
     jw_reset(w);
     jw_lit(w, "{\"errors\":[");
-    render_errors(w, ie);
+    import_render_errors(w, ie);
     jw_lit(w, "],\"meta\":{\"failed\":");
     jw_int(w, ie->failed);
     jw_lit(w, "}}");
@@ -299,7 +288,7 @@ static void reply_bad_rows(api_req_t *r, const import_errs_t *ie)
 static void submit(api_req_t *r, import_plan_t *pl, const import_errs_t *ie)
 {
     jw_t errors = {0};
-    if (pl->valid_mode) render_errors(&errors, ie);
+    if (pl->valid_mode) import_render_errors(&errors, ie);
     pl->errors_len = errors.len;
     pl->body_len = r->req->entity.len;
     api_write_t *w = errors.oom ? NULL : api_write_new(r, run_import, sizeof *pl + errors.len + pl->body_len);
@@ -320,9 +309,9 @@ void leads_import(api_req_t *r)
     csv_reader_t rd;
     csv_reader_init(&rd, r->req->entity.base, r->req->entity.len);
     verrs_t head = {0};
-    read_header(&rd, &pl, &head);
+    import_read_header(&rd, &pl, &head);
     import_errs_t ie = {.e = head.n == 0 ? malloc(IMPORT_ERRORS_MAX * sizeof *ie.e) : NULL};
-    bool whole = head.n == 0 && ie.e != NULL && read_rows(&rd, &pl, &ie);
+    bool whole = head.n == 0 && ie.e != NULL && import_read_rows(&rd, &pl, &ie);
     pl.failed = ie.failed;
     csv_reader_free(&rd);
     if (head.n > 0)

@@ -321,6 +321,9 @@ int store_follow_order(const store_sort_t *sort, int n, store_sort_t out[STORE_S
 /* The position of l (or f) in a list ordered by order[0..n): the row a
  * next page starts after. A folded name is written into pos->text. */
 void store_lead_pos(const lead_t *l, const store_sort_t *order, int n, store_pos_t *pos);
+/* Copies a position, its texts moved into dst's own buffer (so src may
+ * change while dst is a query's after). */
+void store_pos_copy(store_pos_t *dst, const store_pos_t *src);
 void store_follow_pos(const follow_t *f, const store_sort_t *order, int n, store_pos_t *pos);
 
 /* The backend's table of functions; see the wrappers below for contracts. */

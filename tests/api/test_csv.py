@@ -302,3 +302,55 @@ def test_lists_read_after_an_import_show_it(app):
     assert_status(import_csv(app, "name\r\nafter\r\n"), 200)
     assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 2
     assert {r["name"] for r in rows_of(export(app).text)} == {"before", "after"}
+
+
+# ---------------------------------------------------------------- command line
+
+def crmd(*args, input=None):
+    from apiutil import crmd_bin
+    return subprocess.run([crmd_bin(), *map(str, args)], capture_output=True, input=input, timeout=120)
+
+
+def test_crmd_export_writes_what_the_api_exports(server, mapp, seeded):
+    p = crmd("export", "--app", mapp.key, "--db", server.db_url)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == export(mapp).content
+    p = crmd("export", "--app", "pk_live_nosuchapp", "--db", server.db_url)
+    assert p.returncode == 1 and b"no app has that key" in p.stderr
+    assert crmd("export", "--db", server.db_url).returncode == 2
+
+
+def test_crmd_import_shows_at_once_in_a_serving_servers_answers(server, app, tmp_path):
+    app.create_lead(name="served")
+    for _ in range(2):  # kept in the response cache (SQLite) by now
+        assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 1
+        assert body_json(app.get("/leads/", params={"sort": "name"}))["meta"]["totalRecords"] == 1
+    f = tmp_path / "leads.csv"
+    f.write_bytes("\ufeffname;value\r\nfrom the shell;12,5\r\nalso;7\r\n".encode())
+    # A bad row under --mode all: nothing is imported.
+    p = crmd("import", "--app", app.key, "--db", server.db_url, f)
+    assert p.returncode == 1 and b"/rows/2/value" in p.stderr and b"nothing was imported" in p.stderr
+    assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 1
+    p = crmd("import", "--app", app.key, "--mode", "valid", "--db", server.db_url, f)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"imported 1 leads, 1 rows refused\n"
+    assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 2
+    r = body_json(app.get("/leads/", params={"sort": "name"}))
+    assert [lead["attributes"]["name"] for lead in r["data"]] == ["also", "served"]
+    assert {row["name"] for row in rows_of(export(app).text)} == {"served", "also"}
+
+
+def test_crmd_import_takes_files_over_16mib_and_standard_input(server, app, tmp_path):
+    row = "x" * 250 + ",1\r\n"
+    n = (17 * 1024 * 1024) // len(row) + 1
+    f = tmp_path / "big.csv"
+    f.write_text("name,value\r\n" + row * n, newline="")
+    p = crmd("import", "--app", app.key, "--db", server.db_url, f)
+    assert p.returncode == 0, p.stderr
+    assert body_json(app.get("/leads/", params={"records": 1}))["meta"]["totalRecords"] == n
+    p = crmd("import", "--app", app.key, "--db", server.db_url, "-", input=b"name\nstdin\n")
+    assert p.returncode == 0, p.stderr
+    assert body_json(app.get("/leads/", params={"records": 1}))["meta"]["totalRecords"] == n + 1
+    assert crmd("import", "--app", app.key, "--mode", "most", "--db", server.db_url, f).returncode == 2
+    p = crmd("import", "--app", app.key, "--db", server.db_url, tmp_path / "missing.csv")
+    assert p.returncode == 1 and b"cannot open" in p.stderr
