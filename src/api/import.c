@@ -173,27 +173,45 @@ void import_render_errors(jw_t *w, const import_errs_t *ie)
 
 /* --- the writer ------------------------------------------------------------------ */
 
+/* The good rows of a file, one lead at a time (store_lead_next_fn). */
+typedef struct row_source {
+    const import_plan_t *pl;
+    csv_reader_t rd;
+    int64_t now;
+    lead_patch_t p;
+    bool no_id; /* no randomness for an id: stopped */
+} row_source_t;
+
+static bool next_row(void *ctx, lead_t *lead)
+{
+    row_source_t *src = ctx;
+    while (!src->no_id && csv_next(&src->rd) == CSV_ROW) {
+        if (src->rd.blank) continue;
+        verrs_t errs = {0};
+        read_row(src->pl, &src->rd, &src->p, &errs);
+        if (errs.n > 0) continue;
+        src->no_id = uuid_v7(src->now, src->p.v.id) != 0;
+        src->p.v.created_at = src->p.v.updated_at = src->now;
+        *lead = src->p.v;
+        return !src->no_id;
+    }
+    return false;
+}
+
 store_rc_t import_create_rows(store_t *s, int64_t app, int64_t now, const import_plan_t *pl, const char *body,
                               size_t len, int64_t *created)
 {
-    csv_reader_t rd;
-    csv_reader_init(&rd, body, len);
-    rd.sep = pl->sep;
-    csv_next(&rd); /* the header */
-    store_rc_t rc = STORE_OK;
-    lead_patch_t p;
-    *created = 0;
-    while (rc == STORE_OK && csv_next(&rd) == CSV_ROW) {
-        if (rd.blank) continue;
-        verrs_t errs = {0};
-        read_row(pl, &rd, &p, &errs);
-        if (errs.n > 0) continue;
-        if (uuid_v7(now, p.v.id) != 0) rc = STORE_UNAVAILABLE;
-        p.v.created_at = p.v.updated_at = now;
-        if (rc == STORE_OK) rc = store_lead_create(s, app, &p.v);
-        if (rc == STORE_OK) ++*created;
-    }
-    csv_reader_free(&rd);
+    row_source_t *src = calloc(1, sizeof *src);
+    if (src == NULL) return STORE_UNAVAILABLE;
+    src->pl = pl;
+    src->now = now;
+    csv_reader_init(&src->rd, body, len);
+    src->rd.sep = pl->sep;
+    csv_next(&src->rd); /* the header */
+    store_rc_t rc = store_lead_create_many(s, app, next_row, src, created);
+    if (rc == STORE_OK && src->no_id) rc = STORE_UNAVAILABLE;
+    csv_reader_free(&src->rd);
+    free(src);
     /* The two readings must agree. */
     return rc == STORE_OK && *created != pl->good ? STORE_ERROR : rc;
 }
