@@ -572,8 +572,9 @@ static bool accepts_csv(const api_req_t *r)
             const char *comma = memchr(p, ',', (size_t)(end - p)), *iend = comma ? comma : end;
             while (p < iend && *p == ' ')
                 p++;
-            size_t tlen = strcspn(p, ";, ");
-            if (tlen > (size_t)(iend - p)) tlen = (size_t)(iend - p);
+            size_t tlen = 0;
+            while (p + tlen < iend && p[tlen] != ';' && p[tlen] != ' ')
+                tlen++;
             at++;
             if (h2o_lcstris(p, tlen, H2O_STRLIT("text/csv")) && csv < 0) {
                 csv = accept_q(p, iend);
