@@ -355,3 +355,23 @@ def test_crmd_import_takes_files_over_16mib_and_standard_input(server, app, tmp_
     assert crmd("import", "--app", app.key, "--mode", "most", "--db", server.db_url, f).returncode == 2
     p = crmd("import", "--app", app.key, "--db", server.db_url, tmp_path / "missing.csv")
     assert p.returncode == 1 and b"cannot open" in p.stderr
+
+
+def test_the_body_limits_hold_over_http2_too(make_server, tmp_path):
+    srv = make_server(extra_args=["--http2"])
+    app = srv.new_app()
+    row = "n,1," + "u" * 1000 + "\r\n"
+    f = tmp_path / "two.csv"
+    f.write_text("name,value,unique_id\r\n" + row * 2000, newline="")  # about 2 MiB
+
+    def post(path, ctype):
+        p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                            "%{http_version} %{http_code}", "-H", f"AppId: {app.key}",
+                            "-H", f"Authorization: Bearer {app.token}", "-H", f"Content-Type: {ctype}",
+                            "--data-binary", f"@{f}", srv.base_url + path],
+                           capture_output=True, text=True, timeout=60)
+        return p.stdout
+
+    assert post("/leads/import", "text/csv") == "2 200"
+    assert post("/leads/", "application/json") == "2 413"
+    assert body_json(app.get("/leads/", params={"records": 1}))["meta"]["totalRecords"] == 2000
