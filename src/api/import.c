@@ -28,7 +28,6 @@
 #include "api/query.h"
 #include "api/request.h"
 #include "api/resource.h"
-#include "api/respond.h"
 #include "api/writer.h"
 #include "model/csv.h"
 #include "model/text.h"
@@ -44,8 +43,15 @@ static void header_error(verrs_t *errs, const char *code, const char *col, size_
         while (len > 0 && ((unsigned char)col[len] & 0xC0) == 0x80)
             len--;
     }
-    char pointer[96];
-    snprintf(pointer, sizeof pointer, "/rows/1/%.*s", (int)len, col);
+    /* The pointer escapes ~ and / (RFC 6901). */
+    char pointer[96] = "/rows/1/";
+    size_t o = strlen(pointer);
+    for (size_t i = 0; i < len && o + 3 < sizeof pointer; i++) {
+        bool esc = col[i] == '~' || col[i] == '/';
+        if (esc) pointer[o++] = '~';
+        pointer[o++] = col[i] == '~' ? '0' : col[i] == '/' ? '1' : col[i];
+    }
+    pointer[o] = '\0';
     verrs_add(errs, code, pointer, NULL, fmt, (int)len, col);
 }
 

@@ -227,10 +227,11 @@ def test_mode_all_refuses_the_file_listing_every_bad_row(app):
 
 
 def test_header_problems_are_reported_before_any_row(app):
-    r = import_csv(app, "name,colour,nom\r\n,x,y\r\n")
+    r = import_csv(app, "name,colour,nom,a/b~c\r\n,x,y,z\r\n")
     errs = assert_error(r, 422)
     assert [(e["code"], e["source"]["pointer"]) for e in errs] == [
-        ("unknown_attribute", "/rows/1/colour"), ("unknown_attribute", "/rows/1/nom")]
+        ("unknown_attribute", "/rows/1/colour"), ("unknown_attribute", "/rows/1/nom"),
+        ("unknown_attribute", "/rows/1/a~1b~0c")]
     r = import_csv(app, "value,stage\r\n1,new\r\n")
     assert [e["source"]["pointer"] for e in assert_error(r, 422)] == ["/rows/1/name"]
     r = import_csv(app, "name\tvalue\r\nx\t1\r\n")
