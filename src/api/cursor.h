@@ -32,14 +32,20 @@
 #define API_CURSOR_DIGEST 32
 
 /* The lists a cursor may belong to. */
-enum api_cursor_kind { CURSOR_LEADS = 1, CURSOR_LEAD_FOLLOWS, CURSOR_FOLLOWS };
+enum api_cursor_kind {
+    CURSOR_LEADS = 1,
+    CURSOR_LEAD_FOLLOWS,
+    CURSOR_FOLLOWS,
+    CURSOR_WEBHOOKS,  /* newest first: created_at, id (find.h's api_newest_...) */
+    CURSOR_DELIVERIES /* the same, of one webhook */
+};
 
 /* What a cursor is bound to. */
 typedef struct api_cursor_bind {
     const unsigned char *secret; /* JWT_SECRET_BYTES */
     int64_t app;
-    int kind;                                /* enum api_cursor_kind */
-    const char *lead;                        /* the lead of CURSOR_LEAD_FOLLOWS, else "" */
+    int kind;         /* enum api_cursor_kind */
+    const char *lead; /* the lead of CURSOR_LEAD_FOLLOWS, the webhook of CURSOR_DELIVERIES, else "" */
     unsigned char digest[API_CURSOR_DIGEST]; /* of the filters and the sort */
 } api_cursor_bind_t;
 

@@ -6,6 +6,7 @@
  * thread (writer.c) by the run_* functions, which only touch the
  * api_write_t they are given.
  */
+#include "api/change.h"
 #include "api/find.h"
 #include "api/handlers.h"
 #include "api/request.h"
@@ -51,23 +52,44 @@ static void answer(api_write_t *w, store_rc_t rc, int ok_status)
     api_write_answer(w, rc, ok_status, API_LEAD_NOT_FOUND_TITLE, API_LEAD_NOT_FOUND_DETAIL);
 }
 
+/* Each write describes its change (change.h) once the store made it. */
 static void run_create(store_t *s, api_write_t *w)
 {
     const lead_t *l = &w->p.lead.v;
     store_rc_t rc = store_lead_create(s, w->app, l);
+    const api_change_t c = {.kind = CHANGE_LEAD, .action = CHANGE_CREATED, .lead_after = l};
+    if (rc == STORE_OK && !api_change_record(s, w, &c)) return;
     if (rc == STORE_OK) emit_one(&(api_render_t){.w = &w->out}, l);
     answer(w, rc, 201);
 }
 
 static void run_update(store_t *s, api_write_t *w)
 {
-    api_render_t c = {.w = &w->out};
-    answer(w, store_lead_update(s, w->app, w->id, &w->p.lead, w->now, emit_one, &c), 200);
+    api_held_t before = {0}, after = {0};
+    store_rc_t rc = api_held_lead(s, w, &before);
+    if (rc == STORE_OK) rc = store_lead_update(s, w->app, w->id, &w->p.lead, w->now, api_hold_lead, &after);
+    const api_change_t c = {.kind = CHANGE_LEAD,
+                            .action = CHANGE_UPDATED,
+                            .lead_before = &before.lead,
+                            .lead_after = &after.lead};
+    if (rc == STORE_OK && !after.found)
+        api_change_fail(w, STORE_UNAVAILABLE);
+    else if (rc != STORE_OK || api_change_record(s, w, &c)) {
+        if (rc == STORE_OK) emit_one(&(api_render_t){.w = &w->out}, &after.lead);
+        answer(w, rc, 200);
+    }
+    api_held_free(&before);
+    api_held_free(&after);
 }
 
 static void run_delete(store_t *s, api_write_t *w)
 {
-    answer(w, store_lead_delete(s, w->app, w->id), 204);
+    api_held_t before = {0};
+    store_rc_t rc = api_held_lead(s, w, &before);
+    if (rc == STORE_OK) rc = store_lead_delete(s, w->app, w->id);
+    const api_change_t c = {.kind = CHANGE_LEAD, .action = CHANGE_DELETED, .lead_before = &before.lead};
+    if (rc != STORE_OK || api_change_record(s, w, &c)) answer(w, rc, 204);
+    api_held_free(&before);
 }
 
 static void decode(const json_t *root, h2o_iovec_t body, bool creating, api_patch_t *p,

@@ -29,10 +29,12 @@
 #include <time.h>
 
 #include "api/cache.h"
+#include "api/outbox.h"
 #include "api/request.h"
 #include "api/respond.h"
 #include "http/metrics.h"
 #include "model/timestamp.h"
+#include "webhook/sender.h"
 
 /* At most this many writes share one transaction, so that one batch's
  * latency stays bounded. */
@@ -119,6 +121,7 @@ static void touch(const api_write_t *w)
 static void run_batch(store_t *s, api_write_t *batch)
 {
     store_rc_t rc = store_batch_begin(s);
+    bool undo = false;
     for (api_write_t *w = batch; w != NULL; w = w->next) {
         if (rc != STORE_OK)
             api_write_answer(w, rc, 0, "", "");
@@ -126,10 +129,19 @@ static void run_batch(store_t *s, api_write_t *batch)
             w->status = API_STATUS_CLIENT_GONE;
         else
             w->run(s, w);
+        undo |= w->undo_batch;
+    }
+    /* A write that could not record what follows from its change (change.h)
+     * undoes the batch: nothing of it may be acknowledged. */
+    if (rc == STORE_OK && undo) {
+        store_batch_end(s, 0);
+        rc = STORE_UNAVAILABLE;
     }
     /* A write alone in its batch that failed leaves nothing behind. */
     bool keep = !(batch->alone && batch->status >= 300);
     if (rc == STORE_OK) rc = store_batch_end(s, keep);
+    /* Events committed with the batch: the sender may go at once. */
+    if (api_outbox_take_recorded() && rc == STORE_OK && keep) webhook_sender_poke();
     if (rc != STORE_OK) metrics_count(METRIC_COMMIT_FAILURES);
     /* No write of a batch whose commit failed may be acknowledged; what
      * failed for another reason there is a 503 (retry), not a 500. */

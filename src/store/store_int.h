@@ -123,7 +123,8 @@ store_rc_t store_base_batch_end(store_t *s, int commit);
 #define STORE_OP_INIT_(p, op) .op = p##_##op,
 #define STORE_OPS_DECLARE(prefix) STORE_OPS(STORE_OP_DECLARE_, prefix)
 #define STORE_OPS_INIT(prefix)                                                                               \
-    {STORE_OPS(STORE_OP_INIT_, prefix) .batch_begin = store_base_batch_begin, .batch_end = store_base_batch_end}
+    {STORE_OPS(STORE_OP_INIT_, prefix) .batch_begin = store_base_batch_begin, .batch_end = store_base_batch_end, \
+     .webhook = &prefix##_webhook_ops}
 /* clang-format on */
 
 /*

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "api/cache.h"
+#include "api/change.h"
 #include "api/request.h"
 #include "api/resource.h"
 #include "api/respond.h"
@@ -69,6 +70,7 @@ static store_rc_t fake_batch_end(store_t *s, int commit)
     (void)s;
     cr_assert_lt(F.ends, MAX_WRITES);
     F.commits[F.ends++] = commit;
+    if (!commit) return STORE_OK;
     return F.end_rc;
 }
 
@@ -114,6 +116,16 @@ static void run_update(store_t *s, api_write_t *w)
     store_rc_t rc = store_lead_update(s, w->app, w->id, &w->p.lead, w->now, NULL, NULL);
     if (rc == STORE_OK) jw_lit(&w->out, "{\"updated\":true}");
     api_write_answer(w, rc, 200, "Lead Not Found", "No such lead.");
+}
+
+/* A create whose change is made, but what follows from it cannot be
+ * recorded (change.h): its whole batch must be undone. */
+static void run_create_unrecorded(store_t *s, api_write_t *w)
+{
+    store_rc_t rc = store_lead_create(s, w->app, &w->p.lead.v);
+    cr_assert_eq(rc, STORE_OK);
+    jw_lit(&w->out, "{\"created\":true}");
+    api_change_fail(w, STORE_UNAVAILABLE);
 }
 
 static const api_route_t CREATE = {METHOD_POST, "/leads", NULL, .stale = API_STALE_APP};
@@ -397,6 +409,26 @@ Test(writer, a_failed_commit_acknowledges_nothing)
     for (int i = 0; i < 3; i++)
         cr_expect_eq(lead_gen(ids[i]), gens[i], "a write that was not acknowledged made %s stale", ids[i]);
     cr_expect_eq(lists_gen(), lists);
+}
+
+Test(writer, a_change_that_cannot_be_recorded_undoes_its_whole_batch)
+{
+    cr_assert_eq(api_writer_start_store(&F.base), 0);
+    hold_first_batch();
+    uint64_t a = lead_gen(LEAD_A);
+    int fine = submit(&UPDATE, LEAD_A, run_update);
+    int unrecorded = submit(&CREATE, NULL, run_create_unrecorded);
+    release();
+    wait_answers(3);
+    cr_expect_eq(F.ends, 2);
+    cr_expect(F.commits[0] == 1 && F.commits[1] == 0, "the first batch only committed");
+    cr_expect_eq(F.batch_of[fine], 2);
+    cr_expect_eq(F.batch_of[unrecorded], 2);
+    for (int i = 1; i < 3; i++) {
+        cr_expect_eq(answers[i].status, 503, "write %d: %d", i, answers[i].status);
+        cr_expect(strstr(answers[i].body, "\"code\":\"service_unavailable\""), "%s", answers[i].body);
+    }
+    cr_expect_eq(lead_gen(LEAD_A), a, "nothing of the undone batch is stale");
 }
 
 Test(writer, a_failed_begin_runs_nothing)
