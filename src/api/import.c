@@ -7,10 +7,10 @@
  * with a bad row under mode=all is answered 422 there. Otherwise one write
  * carries the file (and, for mode=valid, the rendered problems) to the
  * writer thread, which reads it again and creates every good row in a
- * transaction of its own (api_write_t.alone): all of it is committed, with
- * one sync, or none of it. Reading twice costs less than holding a decoded
- * copy: a 16 MiB file of short rows would decode to far more memory than
- * its text.
+ * transaction of its own (api_write_t.alone), each with its lead.created
+ * events (outbox.h): all of it is committed, with one sync, or none of
+ * it. Reading twice costs less than holding a decoded copy: a 16 MiB file
+ * of short rows would decode to far more memory than its text.
  *
  * Sections:
  *   the plan     the header's columns, and what the write carries
@@ -24,7 +24,9 @@
 
 #include "api/import.h"
 
+#include "api/change.h"
 #include "api/handlers.h"
+#include "api/outbox.h"
 #include "api/query.h"
 #include "api/request.h"
 #include "api/resource.h"
@@ -181,16 +183,35 @@ void import_render_errors(jw_t *w, const import_errs_t *ie)
 
 /* The good rows of a file, one lead at a time (store_lead_next_fn). */
 typedef struct row_source {
+    store_t *s;
+    int64_t app;
     const import_plan_t *pl;
     csv_reader_t rd;
     int64_t now;
     lead_patch_t p;
-    bool no_id; /* no randomness for an id: stopped */
+    bool no_id;      /* no randomness for an id: stopped */
+    bool pending;    /* p.v was passed on and its lead.created is not recorded yet */
+    store_rc_t fail; /* recording an event failed: stopped */
 } row_source_t;
+
+/* Records the lead.created events of the lead passed on last, which the
+ * store has inserted by the time it asks for the next one: in the same
+ * transaction and in the file's order, as a POST /leads would (outbox.h).
+ * Its texts still point into the reader's current row. */
+static bool record_pending(row_source_t *src)
+{
+    if (!src->pending) return true;
+    src->pending = false;
+    const api_change_t c = {.kind = CHANGE_LEAD, .action = CHANGE_CREATED, .lead_after = &src->p.v};
+    int recorded = 0;
+    src->fail = api_outbox_record(src->s, src->app, src->now, &c, &recorded);
+    return src->fail == STORE_OK;
+}
 
 static bool next_row(void *ctx, lead_t *lead)
 {
     row_source_t *src = ctx;
+    if (!record_pending(src)) return false;
     while (!src->no_id && csv_next(&src->rd) == CSV_ROW) {
         if (src->rd.blank) continue;
         verrs_t errs = {0};
@@ -199,6 +220,7 @@ static bool next_row(void *ctx, lead_t *lead)
         src->no_id = uuid_v7(src->now, src->p.v.id) != 0;
         src->p.v.created_at = src->p.v.updated_at = src->now;
         *lead = src->p.v;
+        src->pending = !src->no_id;
         return !src->no_id;
     }
     return false;
@@ -209,12 +231,15 @@ store_rc_t import_create_rows(store_t *s, int64_t app, int64_t now, const import
 {
     row_source_t *src = calloc(1, sizeof *src);
     if (src == NULL) return STORE_UNAVAILABLE;
-    src->pl = pl;
-    src->now = now;
+    *src = (row_source_t){.s = s, .app = app, .pl = pl, .now = now};
     csv_reader_init(&src->rd, body, len);
     src->rd.sep = pl->sep;
     csv_next(&src->rd); /* the header */
     store_rc_t rc = store_lead_create_many(s, app, next_row, src, created);
+    /* The store asks again after the last lead it inserted, so none is
+     * left pending; this only guards that promise. */
+    if (rc == STORE_OK && !record_pending(src)) rc = src->fail;
+    if (rc == STORE_OK && src->fail != STORE_OK) rc = src->fail;
     if (rc == STORE_OK && src->no_id) rc = STORE_UNAVAILABLE;
     csv_reader_free(&src->rd);
     free(src);
