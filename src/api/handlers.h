@@ -33,6 +33,9 @@ void leads_get(api_req_t *r);
 void leads_update(api_req_t *r);
 void leads_delete(api_req_t *r);
 
+/* import.c: POST /leads/import */
+void leads_import(api_req_t *r);
+
 /* follows.c: /leads/{id}/follows and /leads/{id}/follows/{follow_id} */
 void follows_list(api_req_t *r);
 void follows_create(api_req_t *r);
