@@ -70,15 +70,17 @@ class ApiError extends Error {
   }
 }
 
-/* One request: resolves to {status, body, headers}; rejects with ApiError
- * on any 4xx or 5xx. A 401 ends the session (the expired screen). */
-async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${session.token}`, AppId: session.app };
+/* One request (extra: more headers; raw: a body sent as it is): resolves
+ * to {status, body, headers}; rejects with ApiError on any 4xx or 5xx. A
+ * 401 ends the session (the expired screen). */
+async function api(method, path, body, extra, raw) {
+  const headers = { Authorization: `Bearer ${session.token}`, AppId: session.app, ...extra };
   const init = { method, headers, cache: "no-store" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
+  if (raw !== undefined) init.body = raw;
   let res;
   try {
     res = await fetch(path, init);
@@ -447,6 +449,48 @@ function matchesFilters(lead) {
   return true;
 }
 
+/* --- CSV ------------------------------------------------------------------- */
+
+/* Every lead the board's filters keep, as the server's CSV, saved as a file
+ * (a fetch, since the token goes in a header; then a blob: download). */
+async function exportCsv() {
+  const res = await fetch(`/leads/${query(leadParams(board.filters))}`, {
+    headers: { Authorization: `Bearer ${session.token}`, AppId: session.app, Accept: "text/csv" }, cache: "no-store",
+  });
+  if (res.status === 401) { showExpired(); return; }
+  if (!res.ok) { toast(`Export failed (HTTP ${res.status}).`); return; }
+  const url = URL.createObjectURL(await res.blob());
+  const a = el("a", { href: url, download: `leads-${new Date().toISOString().slice(0, 10)}.csv` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+  announce("Exported the leads as CSV.");
+}
+
+/* A CSV file's leads, all or nothing: the rows' errors are listed by row. */
+async function importCsv(ev) {
+  const file = ev.target.files[0];
+  ev.target.value = "";
+  if (!file) return;
+  const out = $("import-result");
+  out.replaceChildren();
+  let res;
+  try {
+    res = await api("POST", "/leads/import", undefined, { "Content-Type": "text/csv" }, await file.text());
+  } catch (e) {
+    if (e.status === 401) return;
+    const rows = e.errors.map((x) => {
+      const m = ((x.source && x.source.pointer) || "").match(/^\/rows\/(\d+)(?:\/([a-z_]+))?$/);
+      return el("li", { text: m ? `Row ${m[1]}${m[2] ? `, ${m[2]}` : ""}: ${x.detail || x.title}` : x.detail || x.title });
+    });
+    out.append(el("p", { text: `Nothing was imported from ${file.name}:` }), el("ul", {}, ...rows));
+    return;
+  }
+  out.append(el("p", { text: `Imported ${res.body.meta.created} leads from ${file.name}.` }));
+  await loadBoard(board.filters);
+}
+
 /* --- the lead drawer ------------------------------------------------------ */
 
 const drawer = { id: null, lead: null };
@@ -769,6 +813,8 @@ function start() {
   $("drawer-close").addEventListener("click", () => $("drawer").close());
   $("lead-form").addEventListener("submit", saveLead);
   $("lead-delete").addEventListener("click", deleteLead);
+  $("csv-export").addEventListener("click", exportCsv);
+  $("csv-import").addEventListener("change", importCsv);
   $("follow-form").addEventListener("submit", addFollow);
   $("filters").addEventListener("change", () => filtersChanged(0));
   $("filters").addEventListener("input", (e) => { if (e.target.type === "search" || e.target.name === "source") filtersChanged(300); });

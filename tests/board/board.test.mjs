@@ -327,6 +327,40 @@ test("no serious or critical accessibility violation", async () => {
   });
 });
 
+test("CSV: export what the filters keep, import all or nothing", async () => {
+  await step("csv-export", async () => {
+    await page.click("nav a[data-view=board]");
+    await page.fill("#f-search", "acme");
+    await until(() => new URLSearchParams(location.search).get("search") === "acme");
+    await boardReady();
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#csv-export")]);
+    const text = readFileSync(await download.path(), "utf8");
+    const lines = text.trim().split(/\r?\n/);
+    assert.equal(lines[0], "unique_id,name,source,account_id,contact_id,value,stage,probability,status,created_at,updated_at");
+    assert.equal(lines.length, 2);
+    assert.match(lines[1], /,Acme renewal,website,,,1200\.5,qualified,40,active,/);
+    await page.click("#f-clear");
+    await until(() => location.search === "");
+    await boardReady();
+  });
+  await step("csv-import-refused", async () => {
+    const csv = "name,stage,value,probability\nDelta one,contacted,100,10\nDelta two,contacted,200,150\n";
+    expected.push({ status: 422, method: "POST", path: "/leads/import" });
+    await page.setInputFiles("#csv-import", { name: "bad.csv", mimeType: "text/csv", buffer: Buffer.from(csv) });
+    await until(() => /Nothing was imported from bad\.csv/.test(document.getElementById("import-result").textContent));
+    assert.match(await page.textContent("#import-result li"), /^Row 3, probability: /);
+    assert.equal(await count("contacted"), "0");
+  });
+  await step("csv-imported", async () => {
+    const csv = "name,stage,value,probability\nDelta one,contacted,100,10\nDelta two,contacted,200,50\n";
+    await page.setInputFiles("#csv-import", { name: "good.csv", mimeType: "text/csv", buffer: Buffer.from(csv) });
+    await until(() => document.getElementById("import-result").textContent === "Imported 2 leads from good.csv.");
+    await summaryIs("contacted", 2);
+    await card("Delta two").waitFor();
+    assert.match(await page.textContent("#sum-contacted"), /2 leads · 300 · weighted 110/);
+  });
+});
+
 test("columns load more as they scroll, without repeating a card", async () => {
   await step("load-more", async () => {
     for (let i = 0; i < 45; i++) await api("POST", "/leads/", { lead: { name: `Bulk ${i}`, stage: "negotiation" } });
