@@ -22,7 +22,7 @@ enum tag { TAG_NULL, TAG_INT, TAG_TEXT, TAG_UUID };
 /* What the values of a key are. */
 static enum tag tag_of(int kind, int key)
 {
-    if (kind == CURSOR_LEADS)
+    if (kind == CURSOR_LEADS || kind == CURSOR_TRASH)
         return key == LEAD_KEY_ID ? TAG_UUID : key == LEAD_KEY_NAME ? TAG_TEXT : TAG_INT;
     return key == FOLLOW_KEY_ID ? TAG_UUID : TAG_INT;
 }

@@ -32,7 +32,9 @@
 #define API_CURSOR_DIGEST 32
 
 /* The lists a cursor may belong to. */
-enum api_cursor_kind { CURSOR_LEADS = 1, CURSOR_LEAD_FOLLOWS, CURSOR_FOLLOWS };
+/* The trash's order is deleted_at then id, both descending: its cursors
+ * carry them as a lead list's LEAD_KEY_UPDATED and LEAD_KEY_ID. */
+enum api_cursor_kind { CURSOR_LEADS = 1, CURSOR_LEAD_FOLLOWS, CURSOR_FOLLOWS, CURSOR_TRASH };
 
 /* What a cursor is bound to. */
 typedef struct api_cursor_bind {

@@ -423,15 +423,23 @@ static api_req_t *req_of(void *ctx)
     return (api_req_t *)((char *)ctx - offsetof(api_req_t, rd.render));
 }
 
+/* Whether a list's row is one of its page (then with the comma before
+ * it written), not the one read past it to know that a page follows. */
+static bool on_page(api_render_t *c, api_req_t *r)
+{
+    if (c->n == r->rd.want) {
+        r->rd.more = true; /* the row read past the page */
+        return false;
+    }
+    if (c->n++ > 0) jw_lit(c->w, ",");
+    return true;
+}
+
 static void emit_lead(void *ctx, const lead_t *l)
 {
     api_render_t *c = ctx;
     api_req_t *r = req_of(ctx);
-    if (c->n == r->rd.want) {
-        r->rd.more = true; /* the row read past the page */
-        return;
-    }
-    if (c->n++ > 0) jw_lit(c->w, ",");
+    if (!on_page(c, r)) return;
     lead_encode(c->w, l);
     store_lead_pos(l, r->rd.order, r->rd.norder, &r->rd.last);
 }
@@ -440,11 +448,7 @@ static void emit_follow(void *ctx, const follow_t *f)
 {
     api_render_t *c = ctx;
     api_req_t *r = req_of(ctx);
-    if (c->n == r->rd.want) {
-        r->rd.more = true;
-        return;
-    }
-    if (c->n++ > 0) jw_lit(c->w, ",");
+    if (!on_page(c, r)) return;
     follow_encode(c->w, f, c->now);
     api_render_follow_expiry(c, f);
     store_follow_pos(f, r->rd.order, r->rd.norder, &r->rd.last);
@@ -635,4 +639,58 @@ void api_follows_list(api_req_t *r)
 void api_follows_all(api_req_t *r)
 {
     follows_read(r, CURSOR_FOLLOWS);
+}
+
+/* --- the trash ---------------------------------------------------------------------- */
+
+/* The trash's order, as its cursors carry it (cursor.h): deleted_at in
+ * LEAD_KEY_UPDATED's place, then id, both descending. */
+static const store_sort_t TRASH_ORDER[] = {{LEAD_KEY_UPDATED, true}, {LEAD_KEY_ID, true}};
+
+static void emit_trashed(void *ctx, const lead_t *l, int64_t deleted_at)
+{
+    api_render_t *c = ctx;
+    api_req_t *r = req_of(ctx);
+    if (!on_page(c, r)) return;
+    lead_encode_trashed(c->w, l, deleted_at);
+    lead_t at = *l;
+    at.updated_at = deleted_at;
+    store_lead_pos(&at, r->rd.order, r->rd.norder, &r->rd.last);
+}
+
+static store_rc_t start_trash(api_req_t *r, const store_async_t *async)
+{
+    return store_trash_list(r->t->store, r->app.id, r->rd.query, &r->rd.total, emit_trashed, &r->rd.render,
+                            async);
+}
+
+static const api_read_spec_t TRASH = {start_trash, true, API_LEAD_NOT_FOUND_TITLE, API_LEAD_NOT_FOUND_DETAIL,
+                                      write_meta};
+
+void api_trash_list(api_req_t *r)
+{
+    r->rd.kind = CURSOR_TRASH;
+    r->rd.norder = 2;
+    memcpy(r->rd.order, TRASH_ORDER, sizeof TRASH_ORDER);
+    verrs_t errs;
+    errs_begin(r, &errs);
+    digest_t d;
+    digest_begin(&d, CURSOR_TRASH);
+    if (!digest_end(r, &d, TRASH_ORDER, 2))
+        verrs_add(&errs, "validation_error", NULL, "cursor", "cursor could not be made");
+    store_pos_t after;
+    bool cursor = paging(r, LEADS_DEFAULT_RECORDS, &after, &errs);
+    if (!checked_or_reply(r, &errs)) return;
+    store_trash_query_t *q = h2o_mem_alloc_pool(&r->req->pool, sizeof *q);
+    /* One row more than the page: whether a page follows. */
+    *q = (store_trash_query_t){.limit = r->rd.records + 1, .offset = cursor ? 0 : api_resource_offset(r)};
+    if (cursor) {
+        q->after = true;
+        q->after_deleted_at = after.v[0].i;
+        size_t n = after.v[1].t.len < UUID_BUFSZ - 1 ? after.v[1].t.len : UUID_BUFSZ - 1;
+        memcpy(q->after_id, after.v[1].t.ptr, n);
+        q->after_id[n] = '\0';
+    }
+    r->rd.query = q;
+    api_resource_read(r, &TRASH);
 }

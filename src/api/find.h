@@ -22,6 +22,9 @@ void api_leads_list(api_req_t *r);
 void api_follows_list(api_req_t *r);
 /* GET /follows/ */
 void api_follows_all(api_req_t *r);
+/* GET /leads/trash/show: the app's trash, newest deletion first, paged by
+ * page and records or by cursor like the lead list. */
+void api_trash_list(api_req_t *r);
 
 /* The lead filters of r's query into *f (zeroed first), the problems into
  * errs; r->now is "now" for has_overdue. The parts of *f live in r's pool. */

@@ -28,6 +28,10 @@ void leads_create(api_req_t *r);
 void leads_get(api_req_t *r);
 void leads_update(api_req_t *r);
 void leads_delete(api_req_t *r);
+/* leads.c: GET /leads/trash/show, PUT /leads/{id}/recover, DELETE /leads/trash/{id} */
+void trash_list(api_req_t *r);
+void trash_recover(api_req_t *r);
+void trash_purge(api_req_t *r);
 
 /* follows.c: /leads/{id}/follows and /leads/{id}/follows/{follow_id} */
 void follows_list(api_req_t *r);

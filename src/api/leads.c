@@ -65,9 +65,28 @@ static void run_update(store_t *s, api_write_t *w)
     answer(w, store_lead_update(s, w->app, w->id, &w->p.lead, w->now, emit_one, &c), 200);
 }
 
+/* A delete moves the lead to the trash, unless nothing is kept there
+ * (--trash-retention 0): then it is gone at once. */
 static void run_delete(store_t *s, api_write_t *w)
 {
-    answer(w, store_lead_delete(s, w->app, w->id), 204);
+    store_rc_t rc = api_trash_retention_ms() == 0 ? store_lead_delete(s, w->app, w->id)
+                                                  : store_lead_trash(s, w->app, w->id, w->now);
+    answer(w, rc, 204);
+}
+
+/* The trash's 404: the lead is not there (a live one included). */
+static const char NOT_IN_TRASH[] = "The requested lead is not in the trash.";
+
+static void run_recover(store_t *s, api_write_t *w)
+{
+    api_render_t c = {.w = &w->out};
+    store_rc_t rc = store_lead_recover(s, w->app, w->id, w->now, emit_one, &c);
+    api_write_answer(w, rc, 200, API_LEAD_NOT_FOUND_TITLE, NOT_IN_TRASH);
+}
+
+static void run_purge(store_t *s, api_write_t *w)
+{
+    api_write_answer(w, store_trash_purge(s, w->app, w->id), 204, API_LEAD_NOT_FOUND_TITLE, NOT_IN_TRASH);
 }
 
 static void decode(const json_t *root, h2o_iovec_t body, bool creating, api_patch_t *p,
@@ -101,4 +120,21 @@ void leads_delete(api_req_t *r)
 {
     if (!api_lead_id_or_reply(r)) return;
     api_write_submit(r, api_write_new(r, run_delete, 0));
+}
+
+void trash_list(api_req_t *r)
+{
+    api_trash_list(r);
+}
+
+void trash_recover(api_req_t *r)
+{
+    if (!api_lead_id_or_reply(r)) return;
+    api_write_submit(r, api_write_new(r, run_recover, 0));
+}
+
+void trash_purge(api_req_t *r)
+{
+    if (!api_lead_id_or_reply(r)) return;
+    api_write_submit(r, api_write_new(r, run_purge, 0));
 }

@@ -20,6 +20,7 @@ static const char *const LEAD_LIST[] = {LEAD_FILTERS, "sort", "page", "records",
 static const char *const LEAD_SUMMARY[] = {LEAD_FILTERS, NULL};
 static const char *const LEAD_FOLLOWS[] = {FOLLOW_FILTERS, NULL};
 static const char *const APP_FOLLOWS[] = {FOLLOW_FILTERS, "lead_id[]", NULL};
+static const char *const TRASH_LIST[] = {"page", "records", "cursor", NULL};
 
 /* One entry per method and path: the method, the path pattern, the
  * handler, then the query parameters it reads, what its writes make stale
@@ -45,7 +46,14 @@ const api_route_t API_ROUTES[] = {
     {METHOD_PUT, "/leads/{id}", leads_update, .query = NO_QUERY, .stale = API_STALE_LEAD | API_STALE_APP,
      .auth = true, .body_max = API_MAX_BODY, .summary = "Change some of a lead's attributes"},
     {METHOD_DELETE, "/leads/{id}", leads_delete, .query = NO_QUERY, .stale = API_STALE_LEAD | API_STALE_APP,
-     .auth = true, .summary = "Delete a lead and its follows"},
+     .auth = true, .summary = "Move a lead and its follows to the trash"},
+    {METHOD_GET, "/leads/trash/show", trash_list, .query = TRASH_LIST, .auth = true,
+     .summary = "A page of the app's trashed leads, newest deletion first, each with deleted_at"},
+    {METHOD_PUT, "/leads/{id}/recover", trash_recover, .query = NO_QUERY,
+     .stale = API_STALE_LEAD | API_STALE_APP, .auth = true,
+     .summary = "Bring a lead back from the trash with its follows"},
+    {METHOD_DELETE, "/leads/trash/{id}", trash_purge, .query = NO_QUERY, .auth = true,
+     .summary = "Purge a lead and its follows from the trash for good"},
 
     {METHOD_GET, "/leads/{id}/follows", follows_list, .query = LEAD_FOLLOWS, .auth = true,
      .summary = "A page of a lead's follows, by due date: filters, sort, cursor"},

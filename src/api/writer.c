@@ -38,6 +38,11 @@
  * latency stays bounded. */
 #define BATCH_MAX 256
 
+/* The trash's purge runs between batches, at most this many leads per
+ * transaction (a few milliseconds of the write lock), and yields to any
+ * write that arrives meanwhile. */
+#define PURGE_CHUNK 100
+
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -49,10 +54,60 @@ static struct {
     atomic_int_least64_t busy_since; /* ms: when the running batch started; 0: none runs */
     store_t *store;
     pthread_t thread;
+    int64_t retention_ms; /* trashed leads are kept this long; 0: not at all */
+    int64_t purge_at;     /* ms: when the trash is next checked */
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .cv = PTHREAD_COND_INITIALIZER,
        .max_n = API_WRITE_QUEUE_DEFAULT,
-       .max_bytes = API_WRITE_QUEUE_BYTES};
+       .max_bytes = API_WRITE_QUEUE_BYTES,
+       .retention_ms = API_TRASH_RETENTION_DEFAULT_MS};
+
+void api_writer_configure_trash(int64_t retention_ms)
+{
+    W.retention_ms = retention_ms;
+}
+
+int64_t api_trash_retention_ms(void)
+{
+    return W.retention_ms;
+}
+
+/* How often the trash is checked for leads past their retention. */
+static int64_t purge_interval_ms(void)
+{
+    return W.retention_ms < 60000 ? 1000 : 60000;
+}
+
+/* Purges what is due, PURGE_CHUNK leads per transaction, until none is
+ * left or a write is waiting (the next check goes on). Called with W.mu
+ * held, which it lets go of while it works. */
+static void purge_due(int64_t now)
+{
+    W.purge_at = now + purge_interval_ms();
+    int purged = PURGE_CHUNK;
+    while (purged == PURGE_CHUNK && W.head == NULL && !W.stop) {
+        pthread_mutex_unlock(&W.mu);
+        store_rc_t rc = store_trash_expire(W.store, now - W.retention_ms, PURGE_CHUNK, &purged);
+        if (rc != STORE_OK) purged = 0; /* logged by the store; tried again at the next check */
+        pthread_mutex_lock(&W.mu);
+    }
+}
+
+/* Waits, with W.mu held, until there is a write or the writer stops,
+ * purging the trash whenever a check is due. */
+static void wait_for_writes(void)
+{
+    while (W.head == NULL && !W.stop) {
+        int64_t now = ts_now_ms();
+        if (W.purge_at <= now) {
+            purge_due(now);
+            continue;
+        }
+        int64_t at = W.purge_at;
+        struct timespec ts = {.tv_sec = (time_t)(at / 1000), .tv_nsec = (long)(at % 1000) * 1000000L};
+        pthread_cond_timedwait(&W.cv, &W.mu, &ts);
+    }
+}
 
 void api_writer_configure(size_t max_writes, size_t max_bytes)
 {
@@ -144,8 +199,11 @@ static void *writer_main(void *arg)
     metrics_thread_attach();
     pthread_mutex_lock(&W.mu);
     for (;;) {
-        while (W.head == NULL && !W.stop)
-            pthread_cond_wait(&W.cv, &W.mu);
+        if (W.retention_ms > 0)
+            wait_for_writes();
+        else
+            while (W.head == NULL && !W.stop)
+                pthread_cond_wait(&W.cv, &W.mu);
         if (W.head == NULL) break;
         /* Take up to BATCH_MAX writes off the queue. */
         api_write_t *batch = W.head, *last = W.head;

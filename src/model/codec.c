@@ -548,7 +548,8 @@ static void put_stamps(jw_t *w, int64_t created_at, int64_t updated_at)
     put_time(w, updated_at);
 }
 
-void lead_encode(jw_t *w, const lead_t *l)
+/* A lead resource; deleted_at >= 0 adds that attribute (a trashed lead). */
+static void lead_encode_at(jw_t *w, const lead_t *l, int64_t deleted_at)
 {
     put_head(w, l->id, "lead");
     put_text_member(w, ",\"name\":", l->name);
@@ -572,11 +573,25 @@ void lead_encode(jw_t *w, const lead_t *l)
     jw_lit(w, ",\"status\":");
     jw_cstr(w, lead_status_name(l->status));
     put_stamps(w, l->created_at, l->updated_at);
+    if (deleted_at >= 0) {
+        jw_lit(w, ",\"deleted_at\":");
+        put_time(w, deleted_at);
+    }
     jw_lit(w, "},\"relationships\":{\"account\":");
     put_relationship(w, l->account_id, "account");
     jw_lit(w, ",\"contact\":");
     put_relationship(w, l->contact_id, "contact");
     jw_lit(w, "}}");
+}
+
+void lead_encode(jw_t *w, const lead_t *l)
+{
+    lead_encode_at(w, l, -1);
+}
+
+void lead_encode_trashed(jw_t *w, const lead_t *l, int64_t deleted_at)
+{
+    lead_encode_at(w, l, deleted_at);
 }
 
 void follow_encode(jw_t *w, const follow_t *f, int64_t now)

@@ -56,6 +56,9 @@ void follow_decode(const json_t *root, bool creating, follow_patch_t *out, verrs
 /* Writes a lead resource object ({"id":...,"type":"lead","attributes":...,
  * "relationships":...}). */
 void lead_encode(jw_t *w, const lead_t *lead);
+/* The same for a lead in the trash: its attributes end with deleted_at
+ * (ms since the epoch). */
+void lead_encode_trashed(jw_t *w, const lead_t *lead, int64_t deleted_at);
 
 /* Writes a follow resource object, with relationships.lead; now decides
  * whether it reads overdue. */

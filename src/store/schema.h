@@ -21,7 +21,7 @@
 
 /* The number of migrations, hence the newest schema version. Each backend
  * checks that its list of migrations has exactly this many entries. */
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 /* The version that adds the folded copies of name and source (see
  * "finding leads" below): a backend that cannot fold in SQL fills them in
  * from C right after that step's SQL. */
@@ -234,6 +234,53 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
     SCHEMA_SET_IF("due_at", P(4, int4), SQL_FOLLOW_F_DUE, P(7, int8))                                        \
     SCHEMA_SET_IF("status", P(4, int4), SQL_FOLLOW_F_STATUS, P(8, int4))
 /* clang-format on */
+
+/* --- the trash (migration 7) ------------------------------------------------
+ * A deleted lead moves, with its follows, out of leads and follows into
+ * leads_trash and follows_trash, in the transaction of its DELETE. Every
+ * read of leads (a get, the lists, finds, the summary and its totals,
+ * search) then leaves it out without a condition of its own, and the
+ * indexes of leads never hold a trashed row. A recovery moves the rows
+ * back; a purge deletes them from the trash. The folded texts move with
+ * the lead, so a recovery needs no folding. ID and INT are the dialect's
+ * types of an id and of a 64-bit integer. */
+#define SCHEMA_TRASH_COLS SCHEMA_LEAD_COLS ", name_fold, source_fold, deleted_at"
+/* clang-format off */
+#define SCHEMA_V7_TRASH(ID, INT)                                                                             \
+    "CREATE TABLE leads_trash ("                                                                             \
+    "  app_id " INT " NOT NULL REFERENCES apps(id),"                                                         \
+    "  id " ID " NOT NULL,"                                                                                  \
+    "  name TEXT NOT NULL, source TEXT, account_id " ID ", contact_id " ID ", value_cents " INT ","          \
+    "  stage INTEGER NOT NULL, probability INTEGER, status INTEGER NOT NULL,"                                \
+    "  created_at " INT " NOT NULL, updated_at " INT " NOT NULL,"                                            \
+    "  name_fold TEXT, source_fold TEXT,"                                                                    \
+    "  deleted_at " INT " NOT NULL,"                                                                         \
+    "  PRIMARY KEY (app_id, id))"
+#define SCHEMA_V7_TRASH_REST(ID, INT)                                                                        \
+    "CREATE INDEX leads_trash_deleted ON leads_trash (app_id, deleted_at DESC, id DESC);"                    \
+    "CREATE INDEX leads_trash_expiry ON leads_trash (deleted_at);"                                           \
+    "CREATE TABLE follows_trash ("                                                                           \
+    "  app_id " INT " NOT NULL,"                                                                             \
+    "  lead_id " ID " NOT NULL,"                                                                             \
+    "  id " ID " NOT NULL,"                                                                                  \
+    "  title TEXT NOT NULL, description TEXT, due_at " INT ", status INTEGER NOT NULL,"                      \
+    "  created_at " INT " NOT NULL, updated_at " INT " NOT NULL,"                                            \
+    "  PRIMARY KEY (app_id, lead_id, id))"
+/* clang-format on */
+
+/* A lead's rows moving between the tables, keyed by SCHEMA_LEAD_KEY (the
+ * follows by app ?1 and lead ?2). The recovered lead's updated_at
+ * advances like an update's (P(3): now). */
+#define SCHEMA_TRASH_LEAD_IN(P)                                                                              \
+    "INSERT INTO leads_trash (app_id, " SCHEMA_TRASH_COLS ") SELECT app_id, " SCHEMA_LEAD_COLS               \
+    ", name_fold, source_fold, " P(3, int8) " FROM leads WHERE " SCHEMA_LEAD_KEY(P)
+#define SCHEMA_TRASH_FOLLOWS_IN(P)                                                                           \
+    "INSERT INTO follows_trash (app_id, " SCHEMA_FOLLOW_COLS ") SELECT app_id, " SCHEMA_FOLLOW_COLS          \
+    " FROM follows WHERE app_id = " P(1, int8) " AND lead_id = " P(2, uuid)
+#define SCHEMA_RECOVER_LEAD_COLS(P, MAX)                                                                     \
+    "app_id, id, name, source, account_id, contact_id, value_cents, stage, probability, status, "            \
+    "created_at, " MAX "(" P(3, int8) ", updated_at + 1), name_fold, source_fold"
+#define SCHEMA_TRASH_FOLLOWS_KEY(P) "app_id = " P(1, int8) " AND lead_id = " P(2, uuid)
 
 /* --- finding leads (migrations 5 and 6) ------------------------------------
  * name_fold and source_fold hold name and source after model/text.c's

@@ -312,6 +312,26 @@ typedef struct store_summary {
     int64_t overdue;                                   /* follows reading overdue, on these leads */
 } store_summary_t;
 
+/* --- The trash ------------------------------------------------------------------
+ * A deleted lead (store_lead_trash) moves with its follows into the trash:
+ * every read above then leaves it out, and it comes back whole with
+ * store_lead_recover or goes for good with store_trash_purge (or, once old
+ * enough, store_trash_expire). */
+
+/* A trashed lead, and when it was trashed (ms). */
+typedef void (*store_trash_cb)(void *ctx, const lead_t *lead, int64_t deleted_at);
+
+/* A page of an app's trash, newest deletion first (deleted_at, then id,
+ * descending): the rows after an offset, or, keyset paging, the rows after
+ * the position (after_deleted_at, after_id) when after is set. */
+typedef struct store_trash_query {
+    int limit;
+    int64_t offset;
+    bool after;
+    int64_t after_deleted_at;
+    char after_id[UUID_BUFSZ];
+} store_trash_query_t;
+
 /* The complete order of a lead list: sort[0..n) (none: created_at
  * descending), then its ties, created_at descending and id descending,
  * where sort does not name them. Returns the number of keys put in out. */
@@ -354,6 +374,13 @@ typedef struct store_ops {
                               store_follow_cb cb, void *ctx, const store_async_t *async);
     store_rc_t (*lead_summary)(store_t *s, int64_t app, const store_lead_filter_t *f, int64_t now,
                                store_summary_t *out, const store_async_t *async);
+    store_rc_t (*lead_trash)(store_t *s, int64_t app, const char *id, int64_t now);
+    store_rc_t (*lead_recover)(store_t *s, int64_t app, const char *id, int64_t now, store_lead_cb cb,
+                               void *ctx);
+    store_rc_t (*trash_purge)(store_t *s, int64_t app, const char *id);
+    store_rc_t (*trash_list)(store_t *s, int64_t app, const store_trash_query_t *q, int64_t *total,
+                             store_trash_cb cb, void *ctx, const store_async_t *async);
+    store_rc_t (*trash_expire)(store_t *s, int64_t before, int limit, int *purged);
     store_rc_t (*batch_begin)(store_t *s);
     store_rc_t (*batch_end)(store_t *s, int commit);
     /* Administration (the command line); see the wrappers. */
@@ -587,6 +614,49 @@ static inline store_rc_t store_lead_summary(store_t *s, int64_t app, const store
                                             int64_t now, store_summary_t *out, const store_async_t *async)
 {
     return s->ops->lead_summary(s, app, f, now, out, async);
+}
+
+/* Moves a lead and its follows to the trash, trashed at now (ms), and
+ * takes it out of the app's lead count, in one transaction;
+ * STORE_NOT_FOUND if there is no such lead (a trashed one included). */
+static inline store_rc_t store_lead_trash(store_t *s, int64_t app, const char *id, int64_t now)
+{
+    return s->ops->lead_trash(s, app, id, now);
+}
+
+/* Moves a trashed lead and its follows back, as they were but for the
+ * lead's updated_at, which advances as an update's (record_next_updated_at),
+ * counts it again, and passes it to cb; STORE_NOT_FOUND if the trash holds
+ * no such lead. cb may run before the commit, as store_lead_update's. */
+static inline store_rc_t store_lead_recover(store_t *s, int64_t app, const char *id, int64_t now,
+                                            store_lead_cb cb, void *ctx)
+{
+    return s->ops->lead_recover(s, app, id, now, cb, ctx);
+}
+
+/* Deletes a trashed lead and its follows for good; STORE_NOT_FOUND if the
+ * trash holds no such lead. */
+static inline store_rc_t store_trash_purge(store_t *s, int64_t app, const char *id)
+{
+    return s->ops->trash_purge(s, app, id);
+}
+
+/* Passes q's page of the app's trash to cb, and the number of leads in
+ * the app's trash to *total, from one snapshot. */
+static inline store_rc_t store_trash_list(store_t *s, int64_t app, const store_trash_query_t *q,
+                                          int64_t *total, store_trash_cb cb, void *ctx,
+                                          const store_async_t *async)
+{
+    return s->ops->trash_list(s, app, q, total, cb, ctx, async);
+}
+
+/* Purges at most limit leads (of any app) trashed before before (ms), with
+ * their follows, in one short transaction; *purged gets how many. Several
+ * processes may run it at once: none waits for the rows another is
+ * purging. */
+static inline store_rc_t store_trash_expire(store_t *s, int64_t before, int limit, int *purged)
+{
+    return s->ops->trash_expire(s, before, limit, purged);
 }
 
 /* Group commit, on the writer thread's connection. Between

@@ -93,7 +93,16 @@ static store_rc_t fake_lead_update(store_t *s, int64_t app, const char *id, cons
 }
 
 /* Only what the writer calls: any other call is a NULL function, a crash. */
+/* The writer purges the trash between batches: none here. */
+static store_rc_t fake_trash_expire(store_t *s, int64_t before, int limit, int *purged)
+{
+    (void)s, (void)before, (void)limit;
+    *purged = 0;
+    return STORE_OK;
+}
+
 static const store_ops_t FAKE_OPS = {.close = fake_close,
+                                     .trash_expire = fake_trash_expire,
                                      .batch_begin = fake_batch_begin,
                                      .batch_end = fake_batch_end,
                                      .lead_create = fake_lead_create,

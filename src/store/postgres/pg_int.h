@@ -19,6 +19,7 @@
  *              threads), or at once through txn.c (everyone else)
  *   find.c     the find reads: filtered, sorted, keyset pages; the summary
  *   leads.c    lead operations
+ *   trash.c    the trash: moving a lead in and out, its list, purges
  *   follows.c  follow operations
  *   admin.c    apps, the signing keys, issued and revoked tokens
  *   bulk.c     crmd copy's export (cursors) and import
@@ -106,6 +107,11 @@ enum pg_stmt_id {
     Q_LEAD_UPDATE_OLD,
     Q_LEAD_DELETE_OLD,
     Q_TOTALS_ADD,
+    Q_LEAD_TRASH,
+    Q_LEAD_RECOVER,
+    Q_TRASH_PURGE,
+    Q_TRASH_LIST,
+    Q_TRASH_EXPIRE,
     Q__COUNT
 };
 
@@ -122,7 +128,13 @@ typedef struct pg_totals_delta {
 } pg_totals_delta_t;
 
 /* What the lead write in progress does to lead_totals. */
-enum pg_totals_op { PG_TOTALS_NONE, PG_TOTALS_INSERT, PG_TOTALS_UPDATE, PG_TOTALS_DELETE };
+enum pg_totals_op {
+    PG_TOTALS_NONE,
+    PG_TOTALS_INSERT,
+    PG_TOTALS_UPDATE,
+    PG_TOTALS_DELETE, /* a delete or a move to the trash: the old figures come back */
+    PG_TOTALS_RECOVER /* a lead back from the trash: the row comes back in column order */
+};
 
 /* A read that completes later (async.c's). */
 typedef struct pg_aread pg_aread_t;
@@ -469,7 +481,8 @@ store_rc_t pg_read_rows_sql(pg_store_t *s, const char *sql, const pg_params_t *p
 void pg_async_close(pg_store_t *s);
 
 /* --- the operations ------------------------------------------------------
- * pg_close (postgres.c), pg_migrate (migrate.c), pg_lead_* (leads.c), pg_follow_* (follows.c),
+ * pg_close (postgres.c), pg_migrate (migrate.c), pg_lead_* (leads.c; pg_lead_trash and
+ * pg_lead_recover in trash.c, with pg_trash_*), pg_follow_* (follows.c),
  * pg_app_*, pg_keys, pg_key_add, pg_key_update, pg_token_record, pg_token_revoke, pg_revoked_since,
  * pg_backup (admin.c), pg_copy_* (bulk.c) and pg_set_loop (async.c), each with the type of its
  * store_ops_t slot. */

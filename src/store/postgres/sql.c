@@ -101,6 +101,8 @@ const char *const pg_migrations[SCHEMA_VERSION] = {
     "CREATE EXTENSION IF NOT EXISTS pg_trgm;"
     "CREATE INDEX leads_name_trgm ON leads USING gin (name_fold gin_trgm_ops);"
     "CREATE INDEX leads_source_trgm ON leads USING gin (source_fold gin_trgm_ops);",
+    /* 7: the trash (schema.h). */
+    SCHEMA_V7_TRASH("UUID", "BIGINT") ";" SCHEMA_V7_TRASH_REST("UUID", "BIGINT") ";",
 };
 
 #define FOLLOW_ORDER "due_at ASC NULLS LAST, created_at, id"
@@ -194,6 +196,37 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                      "ON CONFLICT (" SCHEMA_TOTALS_CELL ") DO UPDATE SET n = lead_totals.n + EXCLUDED.n, "
                      "v_hi = lead_totals.v_hi + EXCLUDED.v_hi, v_lo = lead_totals.v_lo + EXCLUDED.v_lo, "
                      "w_hi = lead_totals.w_hi + EXCLUDED.w_hi, w_lo = lead_totals.w_lo + EXCLUDED.w_lo",
+    /* The trash (trash.c), each move one statement. The follows are moved
+     * by the statement itself, so the foreign key's cascade, run at its
+     * end, finds none left. The outer statement is the lead's, so its
+     * rows affected say whether there was one; a move to the trash gives
+     * back the figures lead_totals loses, a recovery the row it gains. */
+    [Q_LEAD_TRASH] = "WITH f AS (DELETE FROM follows WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P) " RETURNING app_id, "
+                     SCHEMA_FOLLOW_COLS "), ft AS (INSERT INTO follows_trash (app_id, " SCHEMA_FOLLOW_COLS ") "
+                     "SELECT * FROM f), l AS (DELETE FROM leads WHERE " SCHEMA_LEAD_KEY(P) " RETURNING app_id, "
+                     SCHEMA_LEAD_COLS ", name_fold, source_fold) INSERT INTO leads_trash (app_id, "
+                     SCHEMA_TRASH_COLS ") SELECT l.*, $3::int8 FROM l RETURNING stage, status, value_cents, "
+                     "probability, source",
+    [Q_LEAD_RECOVER] = "WITH l AS (DELETE FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P) " RETURNING *), "
+                       "f AS (DELETE FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P) " RETURNING app_id, "
+                       SCHEMA_FOLLOW_COLS "), fi AS (INSERT INTO follows (app_id, " SCHEMA_FOLLOW_COLS ") "
+                       "SELECT * FROM f) INSERT INTO leads (app_id, " SCHEMA_LEAD_COLS ", name_fold, "
+                       "source_fold) SELECT " SCHEMA_RECOVER_LEAD_COLS(P, "GREATEST") " FROM l RETURNING "
+                       SCHEMA_LEAD_COLS,
+    [Q_TRASH_PURGE] = "WITH f AS (DELETE FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P) ") "
+                      "DELETE FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
+    /* The count and the page in one statement (one snapshot); the count's
+     * row comes back alone (NULL lead columns) when the page is empty. */
+    [Q_TRASH_LIST] = "SELECT c.n, t.* FROM (SELECT count(*) AS n FROM leads_trash WHERE app_id = $1::int8) c "
+                     "LEFT JOIN LATERAL (SELECT " SCHEMA_LEAD_COLS ", deleted_at FROM leads_trash "
+                     "WHERE app_id = $1::int8 AND (deleted_at, id) < ($4::int8, $5::uuid) "
+                     "ORDER BY deleted_at DESC, id DESC LIMIT $2::int8 OFFSET $3::int8) t ON true",
+    /* The oldest trashed leads, a few at a time; rows another process is
+     * purging are skipped, not waited for. */
+    [Q_TRASH_EXPIRE] = "WITH v AS (SELECT app_id, id FROM leads_trash WHERE deleted_at < $1::int8 "
+                       "ORDER BY deleted_at LIMIT $2::int8 FOR UPDATE SKIP LOCKED), "
+                       "f AS (DELETE FROM follows_trash t USING v WHERE t.app_id = v.app_id AND t.lead_id = v.id) "
+                       "DELETE FROM leads_trash t USING v WHERE t.app_id = v.app_id AND t.id = v.id",
 };
 /* clang-format on */
 
@@ -208,8 +241,9 @@ const char *const pg_schema_set_fmt = "UPDATE crmd_schema SET version = %d WHERE
 
 /* Like SQLite's write lock: no other writer until the import ends, so the
  * counts before and after are exact. Readers go on. */
-const char *const pg_import_lock_sql = "LOCK TABLE apps, signing_keys, leads, follows, revoked_tokens, "
-                                       "issued_tokens IN SHARE ROW EXCLUSIVE MODE";
+const char *const pg_import_lock_sql =
+    "LOCK TABLE apps, signing_keys, leads, follows, revoked_tokens, "
+    "issued_tokens, leads_trash, follows_trash IN SHARE ROW EXCLUSIVE MODE";
 const char *const pg_import_counts_sql =
     "UPDATE apps SET lead_count = (SELECT count(*) FROM leads WHERE leads.app_id = apps.id);"
     "DELETE FROM lead_totals;" SCHEMA_TOTALS_REBUILD;

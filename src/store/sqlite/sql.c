@@ -185,6 +185,9 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     SQ_V6_SEARCH
     SQ_V6_TRIGGERS
     SQ_V6_STATS,
+    /* 7: the trash (schema.h). */
+    SCHEMA_V7_TRASH("TEXT", "INTEGER") " WITHOUT ROWID;"
+    SCHEMA_V7_TRASH_REST("TEXT", "INTEGER") " WITHOUT ROWID;",
 };
 
 /* The page of a lead list: its keys come from the covering index alone
@@ -230,6 +233,26 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     /* Only a token this database issued, unless ?3; once. */
     [Q_REVOKE] = "INSERT INTO revoked_tokens (jti, revoked_at) SELECT ?1, ?2 "
                  "WHERE ?3 OR EXISTS (SELECT 1 FROM issued_tokens WHERE jti = ?1) ON CONFLICT (jti) DO NOTHING",
+    /* The trash (trash.c): a lead's rows go in, then leave leads (its
+     * follows by the foreign key's cascade, the totals and the search
+     * index by the triggers); a recovery is the way back. */
+    [Q_TRASH_LEAD_IN] = SCHEMA_TRASH_LEAD_IN(P),
+    [Q_TRASH_FOLLOWS_IN] = SCHEMA_TRASH_FOLLOWS_IN(P),
+    [Q_RECOVER_LEAD] = "INSERT INTO leads (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold) SELECT "
+                       SCHEMA_RECOVER_LEAD_COLS(P, "max") " FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
+    [Q_RECOVER_FOLLOWS] = "INSERT INTO follows (app_id, " SCHEMA_FOLLOW_COLS ") SELECT app_id, "
+                          SCHEMA_FOLLOW_COLS " FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P),
+    [Q_TRASH_FOLLOWS_DELETE] = "DELETE FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P),
+    [Q_TRASH_LEAD_DELETE] = "DELETE FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
+    [Q_TRASH_COUNT] = "SELECT count(*) FROM leads_trash WHERE app_id = ?1",
+    [Q_TRASH_PAGE] = "SELECT " SCHEMA_LEAD_COLS ", deleted_at FROM leads_trash WHERE app_id = ?1 "
+                     "AND (deleted_at, id) < (?4, ?5) ORDER BY deleted_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+    /* The oldest trashed leads, a few at a time: the same rows twice,
+     * since the write lock holds them still in between. */
+    [Q_TRASH_EXPIRE_FOLLOWS] = "DELETE FROM follows_trash WHERE (app_id, lead_id) IN (SELECT app_id, id "
+                               "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
+    [Q_TRASH_EXPIRE_LEADS] = "DELETE FROM leads_trash WHERE (app_id, id) IN (SELECT app_id, id "
+                             "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
 };
 /* clang-format on */
 

@@ -13,6 +13,7 @@
  *   follows.c  follow operations
  *   dyn.c      statements made at run time, cached by their text
  *   find.c     the find reads: filtered, sorted, keyset pages; the summary
+ *   trash.c    the trash: moving a lead in and out, its list, purges
  *   admin.c    apps, the signing keys, issued and revoked tokens
  *   bulk.c     crmd copy's export and import
  *   migrate.c  the migration steps for store_migrate_run
@@ -59,6 +60,16 @@ enum sq_stmt_id {
     Q_ROLLBACK_TO,
     Q_APP_DISABLE,
     Q_REVOKE,
+    Q_TRASH_LEAD_IN,
+    Q_TRASH_FOLLOWS_IN,
+    Q_RECOVER_LEAD,
+    Q_RECOVER_FOLLOWS,
+    Q_TRASH_FOLLOWS_DELETE,
+    Q_TRASH_LEAD_DELETE,
+    Q_TRASH_COUNT,
+    Q_TRASH_PAGE,
+    Q_TRASH_EXPIRE_FOLLOWS,
+    Q_TRASH_EXPIRE_LEADS,
     Q__COUNT
 };
 
@@ -276,7 +287,8 @@ store_rc_t sq_update(sqlite_store_t *s, int64_t app, const sq_update_t *u, const
                      void *cb, void *ctx);
 
 /* --- the operations ------------------------------------------------------
- * sq_close (conn.c), sq_migrate (migrate.c), sq_lead_* (leads.c), sq_follow_* (follows.c), sq_app_*,
+ * sq_close (conn.c), sq_migrate (migrate.c), sq_lead_* (leads.c; sq_lead_trash and sq_lead_recover in
+ * trash.c, with sq_trash_*), sq_follow_* (follows.c), sq_app_*,
  * sq_keys, sq_key_add, sq_key_update, sq_token_record, sq_token_revoke,
  * sq_revoked_since (admin.c), sq_copy_* (bulk.c), sq_backup (backup.c) and
  * sq_set_loop (sqlite.c), each with the type of its store_ops_t slot. */
@@ -291,5 +303,8 @@ store_rc_t sq_token_insert(sqlite_store_t *s, const store_token_t *t, int *chang
  * STORE_NOT_FOUND. */
 store_rc_t sq_insert_lead(sqlite_store_t *s, int64_t app, const lead_t *l);
 store_rc_t sq_insert_follow(sqlite_store_t *s, int64_t app, const follow_t *f);
+
+/* leads.c: changes app's lead count by delta, inside the caller's write. */
+store_rc_t sq_add_lead_count(sqlite_store_t *s, int64_t app, int delta);
 
 #endif
