@@ -31,6 +31,7 @@
 
 #include "api/api.h"
 #include "api/cache.h"
+#include "api/etag.h"
 #include "api/log.h"
 #include "api/proxy.h"
 #include "http/reqid.h"
@@ -80,6 +81,7 @@ typedef struct api_route {
     unsigned stale;           /* enum api_stale bits */
     bool auth;                /* credentials needed (auth.c runs first) */
     size_t body_max;          /* 0: no body is read; else larger is a 413 */
+    bool etag;                /* a lead or follow: its 200 and 201 carry an ETag (etag.h) */
     const char *summary;      /* one line, for docs */
 } api_route_t;
 
@@ -227,7 +229,11 @@ struct api_write {
     int status;
     jw_t out;
     char location[128]; /* sent with a 201 */
-    char text[];        /* the patch's text (api_write_new's extra bytes) */
+    /* If-Match as the request gave it (API_ETAG_LIST_MAX bytes), "" when
+     * none; and the resource's ETag when a 412 answers it (etag.h). */
+    char if_match[API_ETAG_LIST_MAX], etag[API_ETAG_MAX];
+    size_t if_match_len;
+    char text[]; /* the patch's text (api_write_new's extra bytes) */
 };
 
 #endif

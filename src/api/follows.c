@@ -95,7 +95,7 @@ static bool allow_overdue(store_t *s, api_write_t *w, store_rc_t *rc)
 static void run_update(store_t *s, api_write_t *w)
 {
     store_rc_t rc = STORE_OK;
-    if (!allow_overdue(s, w, &rc)) return;
+    if (!api_write_precondition(s, w) || !allow_overdue(s, w, &rc)) return;
     api_render_t c = {.w = &w->out, .now = w->now, .expires = INT64_MAX};
     if (rc == STORE_OK)
         rc = store_follow_update(s, w->app, w->id, w->fid, &w->p.follow, w->now, emit_one, &c);
@@ -104,6 +104,7 @@ static void run_update(store_t *s, api_write_t *w)
 
 static void run_delete(store_t *s, api_write_t *w)
 {
+    if (!api_write_precondition(s, w)) return;
     api_write_answer(w, store_follow_delete(s, w->app, w->id, w->fid), 204, API_FOLLOW_NOT_FOUND_TITLE,
                      API_FOLLOW_NOT_FOUND_DETAIL);
 }

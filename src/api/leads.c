@@ -61,6 +61,7 @@ static void run_create(store_t *s, api_write_t *w)
 
 static void run_update(store_t *s, api_write_t *w)
 {
+    if (!api_write_precondition(s, w)) return;
     api_render_t c = {.w = &w->out};
     answer(w, store_lead_update(s, w->app, w->id, &w->p.lead, w->now, emit_one, &c), 200);
 }
@@ -69,6 +70,7 @@ static void run_update(store_t *s, api_write_t *w)
  * (--trash-retention 0): then it is gone at once. */
 static void run_delete(store_t *s, api_write_t *w)
 {
+    if (!api_write_precondition(s, w)) return;
     store_rc_t rc = api_trash_retention_ms() == 0 ? store_lead_delete(s, w->app, w->id)
                                                   : store_lead_trash(s, w->app, w->id, w->now);
     answer(w, rc, 204);

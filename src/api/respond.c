@@ -24,6 +24,7 @@ static const struct status_row {
     {403, "Forbidden", "forbidden"},
     {404, "Not Found", "not_found"},
     {405, "Method Not Allowed", "method_not_allowed"},
+    {412, "Precondition Failed", "precondition_failed"},
     {413, "Payload Too Large", "payload_too_large"},
     {415, "Unsupported Media Type", "unsupported_media_type"},
     {422, "Unprocessable Entity", "validation_error"},

@@ -129,6 +129,8 @@ api_write_t *api_write_new(api_req_t *r, api_write_fn fn, size_t extra)
     memcpy(w->id, r->id, sizeof w->id);
     memcpy(w->fid, r->fid, sizeof w->fid);
     w->stale = r->route->stale;
+    if (r->method == METHOD_PUT || r->method == METHOD_DELETE)
+        w->if_match_len = api_header_list(r, "if-match", w->if_match, sizeof w->if_match);
     return w;
 }
 
@@ -143,6 +145,7 @@ void api_write_answer(api_write_t *w, store_rc_t rc, int ok_status, const char *
 static void complete(api_write_t *w)
 {
     if (w->queued) w->t->writes_in_flight--;
+    if (w->status == 412 && w->etag[0] != '\0' && w->r->req != NULL) api_header_str(w->r, "etag", w->etag);
     api_reply_body(w->r, w->status, &w->out, w->location);
     jw_free(&w->out);
     free(w);
