@@ -163,6 +163,16 @@ struct api_req {
         size_t method_len, path_len, agent_len;
         bool has_agent;
     } kept;
+    /* Its Idempotency-Key (idem.c), when a POST carries one. */
+    struct {
+        char key[STORE_IDEM_KEY_MAX];
+        char hash[STORE_IDEM_HASH_HEX + 1]; /* of the request: method, target, body */
+        bool held;                          /* taken (inflight.h): given back when r ends */
+        bool found, same;                   /* a kept answer; for this very request */
+        int status;
+        char location[128];
+        api_step_fn next; /* the handler, once the key is free */
+    } idem;
     /* Authentication in progress (auth.c). */
     struct {
         api_step_fn then;                        /* what runs once the caller is known */
@@ -233,7 +243,13 @@ struct api_write {
      * none; and the resource's ETag when a 412 answers it (etag.h). */
     char if_match[API_ETAG_LIST_MAX], etag[API_ETAG_MAX];
     size_t if_match_len;
-    char text[]; /* the patch's text (api_write_new's extra bytes) */
+    /* The request's Idempotency-Key ("" when none) and digest: the
+     * writer claims the key in the write's transaction and keeps the
+     * answer there (writer.c). */
+    char idem_key[STORE_IDEM_KEY_MAX], idem_hash[STORE_IDEM_HASH_HEX + 1];
+    bool replayed;   /* the answer is another process's, kept for the key */
+    bool undo_batch; /* the change was made but what goes with it failed: undo the batch */
+    char text[];     /* the patch's text (api_write_new's extra bytes) */
 };
 
 #endif

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "api/etag.h"
+#include "api/inflight.h"
 #include "api/query.h"
 #include "api/respond.h"
 #include "http/metrics.h"
@@ -263,6 +264,10 @@ static void reply(api_req_t *r, int status, h2o_iovec_t body, bool pooled, const
 {
     h2o_req_t *req = r->req;
     status = tag(r, status, body);
+    /* The key is free again before the client can see the answer and
+     * retry: a retry then finds the kept answer, never a 409. */
+    if (r->idem.held) api_inflight_give(r->app.id, r->idem.key);
+    r->idem.held = false;
     if (req != NULL && status >= 400 && body.len > 0) {
         h2o_iovec_t with =
             api_error_with_request_id(&req->pool, body, h2o_iovec_init(r->reqid, r->reqid_len));

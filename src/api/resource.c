@@ -177,12 +177,13 @@ static void run_body_errors(store_t *s, api_write_t *w)
 }
 
 /* Answers the problems of r's body: at once, or, under If-Match, after
- * the writer has checked it (run_body_errors). */
+ * the writer has checked it (run_body_errors); under an Idempotency-Key,
+ * through the writer too, which keeps the answer for the key. */
 static void body_errors(api_req_t *r, const verrs_t *errs)
 {
     api_write_t *w = NULL;
     char probe[1];
-    if (r->method == METHOD_PUT && api_header_list(r, "if-match", probe, sizeof probe) != 0)
+    if (r->idem.held || (r->method == METHOD_PUT && api_header_list(r, "if-match", probe, sizeof probe) != 0))
         w = api_write_new(r, run_body_errors, 0);
     if (w == NULL) {
         api_reply_errors(r, errs);

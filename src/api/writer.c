@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "api/cache.h"
+#include "api/idem.h"
 #include "api/request.h"
 #include "api/respond.h"
 #include "http/metrics.h"
@@ -88,6 +89,9 @@ static void purge_due(int64_t now)
     while (purged == PURGE_CHUNK && W.head == NULL && !W.stop) {
         pthread_mutex_unlock(&W.mu);
         store_rc_t rc = store_trash_expire(W.store, now - W.retention_ms, PURGE_CHUNK, &purged);
+        int keys = 0;
+        if (rc == STORE_OK) rc = store_idem_expire(W.store, now - API_IDEM_KEEP_MS, PURGE_CHUNK, &keys);
+        if (keys > purged) purged = keys;
         if (rc != STORE_OK) purged = 0; /* logged by the store; tried again at the next check */
         pthread_mutex_lock(&W.mu);
     }
@@ -131,6 +135,10 @@ api_write_t *api_write_new(api_req_t *r, api_write_fn fn, size_t extra)
     w->stale = r->route->stale;
     if (r->method == METHOD_PUT || r->method == METHOD_DELETE)
         w->if_match_len = api_header_list(r, "if-match", w->if_match, sizeof w->if_match);
+    if (r->idem.held) {
+        memcpy(w->idem_key, r->idem.key, sizeof w->idem_key);
+        memcpy(w->idem_hash, r->idem.hash, sizeof w->idem_hash);
+    }
     return w;
 }
 
@@ -146,6 +154,7 @@ static void complete(api_write_t *w)
 {
     if (w->queued) w->t->writes_in_flight--;
     if (w->status == 412 && w->etag[0] != '\0' && w->r->req != NULL) api_header_str(w->r, "etag", w->etag);
+    if (w->replayed && w->r->req != NULL) api_header_str(w->r, "idempotent-replayed", "true");
     api_reply_body(w->r, w->status, &w->out, w->location);
     jw_free(&w->out);
     free(w);
@@ -171,19 +180,82 @@ static void touch(const api_write_t *w)
     if (w->stale & API_STALE_APP) cache_touch_app(w->app);
 }
 
+/* The answer another process kept for w's key (it claimed it first). */
+static void on_kept(void *ctx, const store_idem_t *kept)
+{
+    api_write_t *w = ctx;
+    if (strcmp(kept->hash, w->idem_hash) != 0 || kept->status == 0) {
+        w->status = api_render_header_error(&w->out, 422, "idempotency_key_reused", "Idempotency Key Reused",
+                                            "Idempotency-Key",
+                                            "This Idempotency-Key was used with another request (method, "
+                                            "path, query or body).");
+        return;
+    }
+    w->status = kept->status;
+    w->replayed = true;
+    jw_reset(&w->out);
+    jw_raw(&w->out, kept->body.ptr != NULL ? kept->body.ptr : "", kept->body.len);
+    snprintf(w->location, sizeof w->location, "%s", kept->location);
+}
+
+/* Whether an answer is kept for its key: every 2xx and 4xx but 409 and 429. */
+static bool kept_status(int status)
+{
+    return status >= 200 && status < 500 && status != 409 && status != 429;
+}
+
+/* Runs w; with an Idempotency-Key, claims it first and keeps the answer,
+ * both in w's transaction, or replays the answer another process kept. */
+static void run_one(store_t *s, api_write_t *w)
+{
+    if (w->idem_key[0] == '\0') {
+        w->run(s, w);
+        return;
+    }
+    store_rc_t rc = store_idem_claim(s, w->app, w->idem_key, w->idem_hash, w->now, w->now - API_IDEM_KEEP_MS);
+    if (rc == STORE_CONFLICT) {
+        rc = store_idem_get(s, w->app, w->idem_key, w->now - API_IDEM_KEEP_MS, on_kept, w, NULL);
+        /* Gone between the two (expired): the client retries. */
+        if (rc != STORE_OK) api_write_answer(w, rc == STORE_NOT_FOUND ? STORE_UNAVAILABLE : rc, 0, "", "");
+        return;
+    }
+    if (rc != STORE_OK) {
+        api_write_answer(w, rc, 0, "", "");
+        return;
+    }
+    w->run(s, w);
+    if (kept_status(w->status))
+        rc = store_idem_finish(s, w->app, w->idem_key, w->status, w->status == 201 ? w->location : "",
+                               (text_ref_t){w->out.buf, w->out.len});
+    else
+        rc = store_idem_release(s, w->app, w->idem_key);
+    if (rc != STORE_OK) {
+        /* The change is made but its key is not: undo the batch. */
+        w->undo_batch = true;
+        api_write_answer(w, rc == STORE_ERROR ? STORE_ERROR : STORE_UNAVAILABLE, 0, "", "");
+    }
+}
+
 /* Runs the writes of batch in one transaction on s, leaving each with its
- * answer: a failed begin or commit means none of them happened. A write
- * whose client is gone is not run (see the top). */
+ * answer: a failed begin or commit means none of them happened, and so
+ * does a write that asks for its batch to be undone. A write whose client
+ * is gone is not run (see the top). */
 static void run_batch(store_t *s, api_write_t *batch)
 {
     store_rc_t rc = store_batch_begin(s);
+    bool undo = false;
     for (api_write_t *w = batch; w != NULL; w = w->next) {
         if (rc != STORE_OK)
             api_write_answer(w, rc, 0, "", "");
         else if (atomic_load(&w->gone))
             w->status = API_STATUS_CLIENT_GONE;
         else
-            w->run(s, w);
+            run_one(s, w);
+        undo |= w->undo_batch;
+    }
+    if (rc == STORE_OK && undo) {
+        store_batch_end(s, 0);
+        rc = STORE_UNAVAILABLE;
     }
     if (rc == STORE_OK) rc = store_batch_end(s, 1);
     if (rc != STORE_OK) metrics_count(METRIC_COMMIT_FAILURES);

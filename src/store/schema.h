@@ -282,6 +282,37 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
     "created_at, " MAX "(" P(3, int8) ", updated_at + 1), name_fold, source_fold"
 #define SCHEMA_TRASH_FOLLOWS_KEY(P) "app_id = " P(1, int8) " AND lead_id = " P(2, uuid)
 
+/* --- idempotency keys (migration 7) -----------------------------------------
+ * One row per app and key: the request's digest (hex), the answer's
+ * status (0 while claimed inside a write's transaction), Location and
+ * body, and when it was made (rows older than 24 hours are replaced by a
+ * new claim and purged in the background). */
+#define SCHEMA_V7_IDEM(INT)                                                                                  \
+    "CREATE TABLE idempotency_keys ("                                                                        \
+    "  app_id " INT " NOT NULL REFERENCES apps(id),"                                                         \
+    "  key TEXT NOT NULL,"                                                                                   \
+    "  hash TEXT NOT NULL,"                                                                                  \
+    "  status INTEGER NOT NULL,"                                                                             \
+    "  location TEXT NOT NULL,"                                                                              \
+    "  body TEXT NOT NULL,"                                                                                  \
+    "  created_at " INT " NOT NULL,"                                                                         \
+    "  PRIMARY KEY (app_id, key))"
+#define SCHEMA_V7_IDEM_INDEX "CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);"
+
+/* clang-format off */
+#define SCHEMA_IDEM_SQL(P)                                                                                   \
+    [Q_IDEM_GET] = "SELECT hash, status, location, body, created_at FROM idempotency_keys "                  \
+                   "WHERE app_id = " P(1, int8) " AND key = " P(2, text) " AND created_at >= " P(3, int8),   \
+    [Q_IDEM_CLAIM] = "INSERT INTO idempotency_keys (app_id, key, hash, status, location, body, created_at) "  \
+                     "VALUES (" P(1, int8) ", " P(2, text) ", " P(3, text) ", 0, '', '', " P(4, int8) ") "  \
+                     "ON CONFLICT (app_id, key) DO UPDATE SET hash = excluded.hash, status = 0, "           \
+                     "location = '', body = '', created_at = excluded.created_at "                          \
+                     "WHERE idempotency_keys.created_at < " P(5, int8),                                     \
+    [Q_IDEM_FINISH] = "UPDATE idempotency_keys SET status = " P(3, int4) ", location = " P(4, text)          \
+                      ", body = " P(5, text) " WHERE app_id = " P(1, int8) " AND key = " P(2, text),        \
+    [Q_IDEM_RELEASE] = "DELETE FROM idempotency_keys WHERE app_id = " P(1, int8) " AND key = " P(2, text)
+/* clang-format on */
+
 /* --- finding leads (migrations 5 and 6) ------------------------------------
  * name_fold and source_fold hold name and source after model/text.c's
  * case folding, computed in C on every write (a database's own lower()

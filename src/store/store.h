@@ -332,6 +332,29 @@ typedef struct store_trash_query {
     char after_id[UUID_BUFSZ];
 } store_trash_query_t;
 
+/* --- Idempotency keys -------------------------------------------------------------
+ * The first answer to a POST that carried an Idempotency-Key, kept per app
+ * and key so that a retry replays it (extensions.md, "Safe writes"). The
+ * key is claimed (store_idem_claim) in the transaction of the write it
+ * guards, and finished with the answer in the same transaction, so a
+ * change and its key are committed together or not at all. */
+
+/* The longest key kept, with its NUL; the request's digest, in hex. */
+#define STORE_IDEM_KEY_MAX 256
+#define STORE_IDEM_HASH_HEX 64
+
+/* A kept answer; strings valid during the callback only. status 0: the
+ * key is claimed by a write not finished yet (never seen outside its
+ * transaction). */
+typedef struct store_idem {
+    const char *hash; /* STORE_IDEM_HASH_HEX hex digits of the request */
+    int status;
+    const char *location;
+    text_ref_t body;
+    int64_t created_at;
+} store_idem_t;
+typedef void (*store_idem_cb)(void *ctx, const store_idem_t *idem);
+
 /* The complete order of a lead list: sort[0..n) (none: created_at
  * descending), then its ties, created_at descending and id descending,
  * where sort does not name them. Returns the number of keys put in out. */
@@ -381,6 +404,14 @@ typedef struct store_ops {
     store_rc_t (*trash_list)(store_t *s, int64_t app, const store_trash_query_t *q, int64_t *total,
                              store_trash_cb cb, void *ctx, const store_async_t *async);
     store_rc_t (*trash_expire)(store_t *s, int64_t before, int limit, int *purged);
+    store_rc_t (*idem_get)(store_t *s, int64_t app, const char *key, int64_t fresh_after, store_idem_cb cb,
+                           void *ctx, const store_async_t *async);
+    store_rc_t (*idem_claim)(store_t *s, int64_t app, const char *key, const char *hash, int64_t now,
+                             int64_t fresh_after);
+    store_rc_t (*idem_finish)(store_t *s, int64_t app, const char *key, int status, const char *location,
+                              text_ref_t body);
+    store_rc_t (*idem_release)(store_t *s, int64_t app, const char *key);
+    store_rc_t (*idem_expire)(store_t *s, int64_t before, int limit, int *purged);
     store_rc_t (*batch_begin)(store_t *s);
     store_rc_t (*batch_end)(store_t *s, int commit);
     /* Administration (the command line); see the wrappers. */
@@ -657,6 +688,46 @@ static inline store_rc_t store_trash_list(store_t *s, int64_t app, const store_t
 static inline store_rc_t store_trash_expire(store_t *s, int64_t before, int limit, int *purged)
 {
     return s->ops->trash_expire(s, before, limit, purged);
+}
+
+/* Passes the answer kept for app's key to cb, unless it was made before
+ * fresh_after (ms: then it is as good as gone); STORE_NOT_FOUND when
+ * there is none. */
+static inline store_rc_t store_idem_get(store_t *s, int64_t app, const char *key, int64_t fresh_after,
+                                        store_idem_cb cb, void *ctx, const store_async_t *async)
+{
+    return s->ops->idem_get(s, app, key, fresh_after, cb, ctx, async);
+}
+
+/* Claims app's key for a request whose digest is hash (hex), at now:
+ * STORE_OK when it was free (or its answer older than fresh_after, which
+ * it replaces); STORE_CONFLICT when a live answer holds it (another
+ * process's, committed first: read it with store_idem_get). Inside a
+ * batch, the claim holds the key's row until the batch ends. */
+static inline store_rc_t store_idem_claim(store_t *s, int64_t app, const char *key, const char *hash,
+                                          int64_t now, int64_t fresh_after)
+{
+    return s->ops->idem_claim(s, app, key, hash, now, fresh_after);
+}
+
+/* Keeps the answer of the write that claimed app's key. */
+static inline store_rc_t store_idem_finish(store_t *s, int64_t app, const char *key, int status,
+                                           const char *location, text_ref_t body)
+{
+    return s->ops->idem_finish(s, app, key, status, location, body);
+}
+
+/* Lets go of a claim whose answer is not kept (a 409, 429 or 5xx). */
+static inline store_rc_t store_idem_release(store_t *s, int64_t app, const char *key)
+{
+    return s->ops->idem_release(s, app, key);
+}
+
+/* Forgets at most limit answers made before before (ms), in one short
+ * transaction; *purged gets how many. */
+static inline store_rc_t store_idem_expire(store_t *s, int64_t before, int limit, int *purged)
+{
+    return s->ops->idem_expire(s, before, limit, purged);
 }
 
 /* Group commit, on the writer thread's connection. Between

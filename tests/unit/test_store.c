@@ -557,8 +557,8 @@ Test(store, signing_keys)
     "follows_app_updated"
 static void undo_finding(void)
 {
-    /* Migration 7's trash first: its tables refer to the apps only. */
-    raw_sql("DROP TABLE follows_trash; DROP TABLE leads_trash;");
+    /* Migration 7's trash and keys first: their tables refer to the apps only. */
+    raw_sql("DROP TABLE follows_trash; DROP TABLE leads_trash; DROP TABLE idempotency_keys;");
     if (on_postgres) {
         raw_sql("DROP INDEX " FIND_INDEXES ", leads_name_trgm, leads_source_trgm;"
                 "DROP TABLE lead_totals;"
@@ -1131,6 +1131,54 @@ Test(store, trash_pages_purges_and_expires)
     follow_copy_t fc;
     cr_expect_eq(get_follow(app1.id, ID(3), ID(13), &fc), STORE_OK, "its follow came back");
     cr_expect_eq(store_lead_recover(st, app1.id, ID(1), 9000, on_lead_copy, &got), STORE_NOT_FOUND);
+}
+
+/* --- idempotency keys ------------------------------------------------------- */
+
+typedef struct kept {
+    int n, status;
+    char hash[STORE_IDEM_HASH_HEX + 1], location[64], body[64];
+} kept_t;
+
+static void on_kept(void *ctx, const store_idem_t *k)
+{
+    kept_t *c = ctx;
+    c->n++;
+    c->status = k->status;
+    snprintf(c->hash, sizeof c->hash, "%s", k->hash);
+    snprintf(c->location, sizeof c->location, "%s", k->location);
+    snprintf(c->body, sizeof c->body, "%.*s", (int)k->body.len, k->body.ptr != NULL ? k->body.ptr : "");
+}
+
+Test(store, idempotency_keys_are_claimed_kept_and_expired)
+{
+    const char *h1 = "1111111111111111111111111111111111111111111111111111111111111111";
+    const char *h2 = "2222222222222222222222222222222222222222222222222222222222222222";
+    kept_t k = {0};
+    cr_expect_eq(store_idem_get(st, app1.id, "k1", 0, on_kept, &k, NULL), STORE_NOT_FOUND);
+    cr_assert_eq(store_idem_claim(st, app1.id, "k1", h1, 1000, 0), STORE_OK);
+    cr_assert_eq(store_idem_finish(st, app1.id, "k1", 201, "/leads/x", (text_ref_t){"{\"a\":1}", 7}),
+                 STORE_OK);
+    cr_expect_eq(store_idem_claim(st, app1.id, "k1", h2, 2000, 0), STORE_CONFLICT, "a live answer holds it");
+    cr_assert_eq(store_idem_get(st, app1.id, "k1", 0, on_kept, &k, NULL), STORE_OK);
+    cr_expect_eq(k.status, 201);
+    cr_expect_str_eq(k.hash, h1);
+    cr_expect_str_eq(k.location, "/leads/x");
+    cr_expect_str_eq(k.body, "{\"a\":1}");
+    cr_expect_eq(store_idem_get(st, app1.id, "k1", 1001, on_kept, &k, NULL), STORE_NOT_FOUND, "too old");
+    cr_expect_eq(store_idem_get(st, app2.id, "k1", 0, on_kept, &k, NULL), STORE_NOT_FOUND, "per app");
+    cr_expect_eq(store_idem_claim(st, app2.id, "k1", h2, 2000, 0), STORE_OK);
+    cr_expect_eq(store_idem_release(st, app2.id, "k1"), STORE_OK);
+    cr_expect_eq(store_idem_claim(st, app2.id, "k1", h2, 2000, 0), STORE_OK, "released: free again");
+    /* An answer older than fresh_after is replaced by a new claim. */
+    cr_expect_eq(store_idem_claim(st, app1.id, "k1", h2, 3000, 1500), STORE_OK);
+    cr_assert_eq(store_idem_get(st, app1.id, "k1", 0, on_kept, &k, NULL), STORE_OK);
+    cr_expect_eq(k.status, 0, "claimed, not answered yet");
+    int purged = -1;
+    cr_assert_eq(store_idem_expire(st, 2500, 100, &purged), STORE_OK);
+    cr_expect_eq(purged, 1, "app2's, made at 2000");
+    cr_expect_eq(store_idem_get(st, app2.id, "k1", 0, on_kept, &k, NULL), STORE_NOT_FOUND);
+    cr_expect_eq(store_idem_get(st, app1.id, "k1", 0, on_kept, &k, NULL), STORE_OK);
 }
 
 /* --- follows ---------------------------------------------------------------- */

@@ -103,6 +103,7 @@ static store_rc_t fake_trash_expire(store_t *s, int64_t before, int limit, int *
 
 static const store_ops_t FAKE_OPS = {.close = fake_close,
                                      .trash_expire = fake_trash_expire,
+                                     .idem_expire = fake_trash_expire,
                                      .batch_begin = fake_batch_begin,
                                      .batch_end = fake_batch_end,
                                      .lead_create = fake_lead_create,

@@ -20,6 +20,7 @@
  *   find.c     the find reads: filtered, sorted, keyset pages; the summary
  *   leads.c    lead operations
  *   trash.c    the trash: moving a lead in and out, its list, purges
+ *   idem.c     idempotency keys: claims, kept answers, their expiry
  *   follows.c  follow operations
  *   admin.c    apps, the signing keys, issued and revoked tokens
  *   bulk.c     crmd copy's export (cursors) and import
@@ -112,6 +113,11 @@ enum pg_stmt_id {
     Q_TRASH_PURGE,
     Q_TRASH_LIST,
     Q_TRASH_EXPIRE,
+    Q_IDEM_GET,
+    Q_IDEM_CLAIM,
+    Q_IDEM_FINISH,
+    Q_IDEM_RELEASE,
+    Q_IDEM_EXPIRE,
     Q__COUNT
 };
 
@@ -444,6 +450,9 @@ store_rc_t pg_read(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, PGre
  * returned no row; rows returned go to emit (may be NULL) with cb and ctx. */
 store_rc_t pg_one_row(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int64_t count_app,
                       int count_delta, pg_emit_fn emit, void *cb, void *ctx);
+/* Runs statement id as one write; *affected gets the rows it changed
+ * (0 on failure). */
+store_rc_t pg_write_count(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int *affected);
 /* A batch's transaction: BEGIN, and the lead counts at COMMIT. */
 extern const store_tx_ops_t pg_batch_tx;
 
@@ -482,7 +491,7 @@ void pg_async_close(pg_store_t *s);
 
 /* --- the operations ------------------------------------------------------
  * pg_close (postgres.c), pg_migrate (migrate.c), pg_lead_* (leads.c; pg_lead_trash and
- * pg_lead_recover in trash.c, with pg_trash_*), pg_follow_* (follows.c),
+ * pg_lead_recover in trash.c, with pg_trash_*), pg_idem_* (idem.c), pg_follow_* (follows.c),
  * pg_app_*, pg_keys, pg_key_add, pg_key_update, pg_token_record, pg_token_revoke, pg_revoked_since,
  * pg_backup (admin.c), pg_copy_* (bulk.c) and pg_set_loop (async.c), each with the type of its
  * store_ops_t slot. */

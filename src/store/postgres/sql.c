@@ -102,7 +102,8 @@ const char *const pg_migrations[SCHEMA_VERSION] = {
     "CREATE INDEX leads_name_trgm ON leads USING gin (name_fold gin_trgm_ops);"
     "CREATE INDEX leads_source_trgm ON leads USING gin (source_fold gin_trgm_ops);",
     /* 7: the trash (schema.h). */
-    SCHEMA_V7_TRASH("UUID", "BIGINT") ";" SCHEMA_V7_TRASH_REST("UUID", "BIGINT") ";",
+    SCHEMA_V7_TRASH("UUID", "BIGINT") ";" SCHEMA_V7_TRASH_REST("UUID", "BIGINT") ";"
+    SCHEMA_V7_IDEM("BIGINT") ";" SCHEMA_V7_IDEM_INDEX,
 };
 
 #define FOLLOW_ORDER "due_at ASC NULLS LAST, created_at, id"
@@ -221,6 +222,10 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                      "LEFT JOIN LATERAL (SELECT " SCHEMA_LEAD_COLS ", deleted_at FROM leads_trash "
                      "WHERE app_id = $1::int8 AND (deleted_at, id) < ($4::int8, $5::uuid) "
                      "ORDER BY deleted_at DESC, id DESC LIMIT $2::int8 OFFSET $3::int8) t ON true",
+    SCHEMA_IDEM_SQL(P),
+    [Q_IDEM_EXPIRE] = "WITH v AS (SELECT app_id, key FROM idempotency_keys WHERE created_at < $1::int8 "
+                      "ORDER BY created_at LIMIT $2::int8 FOR UPDATE SKIP LOCKED) "
+                      "DELETE FROM idempotency_keys t USING v WHERE t.app_id = v.app_id AND t.key = v.key",
     /* The oldest trashed leads, a few at a time; rows another process is
      * purging are skipped, not waited for. */
     [Q_TRASH_EXPIRE] = "WITH v AS (SELECT app_id, id FROM leads_trash WHERE deleted_at < $1::int8 "
@@ -243,7 +248,7 @@ const char *const pg_schema_set_fmt = "UPDATE crmd_schema SET version = %d WHERE
  * counts before and after are exact. Readers go on. */
 const char *const pg_import_lock_sql =
     "LOCK TABLE apps, signing_keys, leads, follows, revoked_tokens, "
-    "issued_tokens, leads_trash, follows_trash IN SHARE ROW EXCLUSIVE MODE";
+    "issued_tokens, leads_trash, follows_trash, idempotency_keys IN SHARE ROW EXCLUSIVE MODE";
 const char *const pg_import_counts_sql =
     "UPDATE apps SET lead_count = (SELECT count(*) FROM leads WHERE leads.app_id = apps.id);"
     "DELETE FROM lead_totals;" SCHEMA_TOTALS_REBUILD;

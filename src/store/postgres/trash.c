@@ -77,10 +77,5 @@ store_rc_t pg_trash_expire(store_t *base, int64_t before, int limit, int *purged
     pg_params_t p = {0};
     pgp_int8(&p, before);
     pgp_int8(&p, limit);
-    PGresult *r;
-    *purged = 0;
-    store_rc_t rc = pg_write(pg_of(base), Q_TRASH_EXPIRE, &p, 0, 0, &r);
-    if (rc == STORE_OK) *purged = (int)pg_affected(r);
-    PQclear(r);
-    return rc;
+    return pg_write_count(pg_of(base), Q_TRASH_EXPIRE, &p, purged);
 }

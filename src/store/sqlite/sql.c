@@ -187,7 +187,8 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     SQ_V6_STATS,
     /* 7: the trash (schema.h). */
     SCHEMA_V7_TRASH("TEXT", "INTEGER") " WITHOUT ROWID;"
-    SCHEMA_V7_TRASH_REST("TEXT", "INTEGER") " WITHOUT ROWID;",
+    SCHEMA_V7_TRASH_REST("TEXT", "INTEGER") " WITHOUT ROWID;"
+    SCHEMA_V7_IDEM("INTEGER") " WITHOUT ROWID;" SCHEMA_V7_IDEM_INDEX,
 };
 
 /* The page of a lead list: its keys come from the covering index alone
@@ -251,6 +252,9 @@ const char *const sq_stmt_sql[Q__COUNT] = {
      * since the write lock holds them still in between. */
     [Q_TRASH_EXPIRE_FOLLOWS] = "DELETE FROM follows_trash WHERE (app_id, lead_id) IN (SELECT app_id, id "
                                "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
+    SCHEMA_IDEM_SQL(P),
+    [Q_IDEM_EXPIRE] = "DELETE FROM idempotency_keys WHERE (app_id, key) IN (SELECT app_id, key "
+                      "FROM idempotency_keys WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
     [Q_TRASH_EXPIRE_LEADS] = "DELETE FROM leads_trash WHERE (app_id, id) IN (SELECT app_id, id "
                              "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
 };
