@@ -182,6 +182,7 @@ struct api_req {
         char key[sizeof((store_app_t *)0)->key]; /* the app key being looked up */
         size_t key_len;
         char claimed[JWT_CLAIM_MAX]; /* the token's app */
+        char subject[JWT_CLAIM_MAX]; /* the token's sub: who makes its changes */
     } auth;
     /* A read of a resource (resource.c). */
     struct {
@@ -247,9 +248,10 @@ struct api_write {
      * writer claims the key in the write's transaction and keeps the
      * answer there (writer.c). */
     char idem_key[STORE_IDEM_KEY_MAX], idem_hash[STORE_IDEM_HASH_HEX + 1];
-    bool replayed;   /* the answer is another process's, kept for the key */
-    bool undo_batch; /* the change was made but what goes with it failed: undo the batch */
-    char text[];     /* the patch's text (api_write_new's extra bytes) */
+    char actor[JWT_CLAIM_MAX]; /* the token's subject, for the history */
+    bool replayed;             /* the answer is another process's, kept for the key */
+    bool undo_batch;           /* the change was made but what goes with it failed: undo the batch */
+    char text[];               /* the patch's text (api_write_new's extra bytes) */
 };
 
 #endif

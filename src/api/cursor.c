@@ -22,14 +22,15 @@ enum tag { TAG_NULL, TAG_INT, TAG_TEXT, TAG_UUID };
 /* What the values of a key are. */
 static enum tag tag_of(int kind, int key)
 {
-    if (kind == CURSOR_LEADS || kind == CURSOR_TRASH)
+    if (kind != CURSOR_LEAD_FOLLOWS && kind != CURSOR_FOLLOWS)
         return key == LEAD_KEY_ID ? TAG_UUID : key == LEAD_KEY_NAME ? TAG_TEXT : TAG_INT;
     return key == FOLLOW_KEY_ID ? TAG_UUID : TAG_INT;
 }
 
 static bool nullable(int kind, int key)
 {
-    if (kind == CURSOR_LEADS) return key == LEAD_KEY_VALUE || key == LEAD_KEY_PROBABILITY;
+    if (kind != CURSOR_LEAD_FOLLOWS && kind != CURSOR_FOLLOWS)
+        return key == LEAD_KEY_VALUE || key == LEAD_KEY_PROBABILITY;
     return key == FOLLOW_KEY_DUE;
 }
 

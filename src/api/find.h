@@ -25,6 +25,9 @@ void api_follows_all(api_req_t *r);
 /* GET /leads/trash/show: the app's trash, newest deletion first, paged by
  * page and records or by cursor like the lead list. */
 void api_trash_list(api_req_t *r);
+/* GET /leads/{id}/history, once r->id holds the lead: its changes, newest
+ * first, paged like the lists. */
+void api_history_list(api_req_t *r);
 
 /* The lead filters of r's query into *f (zeroed first), the problems into
  * errs; r->now is "now" for has_overdue. The parts of *f live in r's pool. */

@@ -6,6 +6,7 @@
  */
 #include "api/find.h"
 #include "api/handlers.h"
+#include "api/history.h"
 #include "api/request.h"
 #include "api/resource.h"
 #include "api/respond.h"
@@ -55,6 +56,7 @@ static void run_create(store_t *s, api_write_t *w)
 {
     const follow_t *f = &w->p.follow.v;
     store_rc_t rc = store_follow_create(s, w->app, f);
+    if (rc == STORE_OK && !api_history_record(s, w, STORE_CHANGE_FOLLOW_CREATED, w->id, NULL, f)) return;
     if (rc == STORE_OK) emit_one(&(api_render_t){.w = &w->out, .now = w->now, .expires = INT64_MAX}, f);
     /* Creating under a lead that does not exist: the lead is missing. */
     api_write_answer(w, rc, 201, API_LEAD_NOT_FOUND_TITLE, API_LEAD_NOT_FOUND_DETAIL);
@@ -96,17 +98,26 @@ static void run_update(store_t *s, api_write_t *w)
 {
     store_rc_t rc = STORE_OK;
     if (!api_write_precondition(s, w) || !allow_overdue(s, w, &rc)) return;
-    api_render_t c = {.w = &w->out, .now = w->now, .expires = INT64_MAX};
+    api_copy_t old = {0}, now = {0};
+    if (rc == STORE_OK) rc = store_follow_get(s, w->app, w->id, w->fid, api_copy_follow, &old, NULL);
     if (rc == STORE_OK)
-        rc = store_follow_update(s, w->app, w->id, w->fid, &w->p.follow, w->now, emit_one, &c);
-    api_write_answer(w, rc, 200, API_FOLLOW_NOT_FOUND_TITLE, API_FOLLOW_NOT_FOUND_DETAIL);
+        rc = store_follow_update(s, w->app, w->id, w->fid, &w->p.follow, w->now, api_copy_follow, &now);
+    if (rc == STORE_OK && (!old.found || !now.found)) rc = STORE_UNAVAILABLE; /* out of memory */
+    bool kept = rc == STORE_OK &&
+                api_history_record(s, w, STORE_CHANGE_FOLLOW_UPDATED, w->id, &old.follow, &now.follow);
+    if (kept) emit_one(&(api_render_t){.w = &w->out, .now = w->now, .expires = INT64_MAX}, &now.follow);
+    if (kept || rc != STORE_OK)
+        api_write_answer(w, rc, 200, API_FOLLOW_NOT_FOUND_TITLE, API_FOLLOW_NOT_FOUND_DETAIL);
+    api_copy_free(&old);
+    api_copy_free(&now);
 }
 
 static void run_delete(store_t *s, api_write_t *w)
 {
     if (!api_write_precondition(s, w)) return;
-    api_write_answer(w, store_follow_delete(s, w->app, w->id, w->fid), 204, API_FOLLOW_NOT_FOUND_TITLE,
-                     API_FOLLOW_NOT_FOUND_DETAIL);
+    store_rc_t rc = store_follow_delete(s, w->app, w->id, w->fid);
+    if (rc != STORE_OK || api_history_record(s, w, STORE_CHANGE_FOLLOW_DELETED, w->id, NULL, NULL))
+        api_write_answer(w, rc, 204, API_FOLLOW_NOT_FOUND_TITLE, API_FOLLOW_NOT_FOUND_DETAIL);
 }
 
 static void decode(const json_t *root, h2o_iovec_t body, bool creating, api_patch_t *p,

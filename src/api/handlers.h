@@ -32,6 +32,8 @@ void leads_delete(api_req_t *r);
 void trash_list(api_req_t *r);
 void trash_recover(api_req_t *r);
 void trash_purge(api_req_t *r);
+/* leads.c: GET /leads/{id}/history */
+void history_list(api_req_t *r);
 
 /* follows.c: /leads/{id}/follows and /leads/{id}/follows/{follow_id} */
 void follows_list(api_req_t *r);

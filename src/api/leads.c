@@ -8,6 +8,7 @@
  */
 #include "api/find.h"
 #include "api/handlers.h"
+#include "api/history.h"
 #include "api/request.h"
 #include "api/resource.h"
 #include "api/writer.h"
@@ -51,10 +52,13 @@ static void answer(api_write_t *w, store_rc_t rc, int ok_status)
     api_write_answer(w, rc, ok_status, API_LEAD_NOT_FOUND_TITLE, API_LEAD_NOT_FOUND_DETAIL);
 }
 
+/* Each write records its change in the lead's history (history.h), in
+ * its own batch; one that cannot be recorded undoes the batch. */
 static void run_create(store_t *s, api_write_t *w)
 {
     const lead_t *l = &w->p.lead.v;
     store_rc_t rc = store_lead_create(s, w->app, l);
+    if (rc == STORE_OK && !api_history_record(s, w, STORE_CHANGE_CREATED, l->id, NULL, l)) return;
     if (rc == STORE_OK) emit_one(&(api_render_t){.w = &w->out}, l);
     answer(w, rc, 201);
 }
@@ -62,8 +66,15 @@ static void run_create(store_t *s, api_write_t *w)
 static void run_update(store_t *s, api_write_t *w)
 {
     if (!api_write_precondition(s, w)) return;
-    api_render_t c = {.w = &w->out};
-    answer(w, store_lead_update(s, w->app, w->id, &w->p.lead, w->now, emit_one, &c), 200);
+    api_copy_t before = {0}, after = {0};
+    store_rc_t rc = store_lead_get(s, w->app, w->id, api_copy_lead, &before, NULL);
+    if (rc == STORE_OK) rc = store_lead_update(s, w->app, w->id, &w->p.lead, w->now, api_copy_lead, &after);
+    if (rc == STORE_OK && (!before.found || !after.found)) rc = STORE_UNAVAILABLE; /* out of memory */
+    if (rc == STORE_OK && api_history_record(s, w, STORE_CHANGE_UPDATED, w->id, &before.lead, &after.lead))
+        emit_one(&(api_render_t){.w = &w->out}, &after.lead);
+    if (rc != STORE_OK || !w->undo_batch) answer(w, rc, 200);
+    api_copy_free(&before);
+    api_copy_free(&after);
 }
 
 /* A delete moves the lead to the trash, unless nothing is kept there
@@ -71,9 +82,14 @@ static void run_update(store_t *s, api_write_t *w)
 static void run_delete(store_t *s, api_write_t *w)
 {
     if (!api_write_precondition(s, w)) return;
-    store_rc_t rc = api_trash_retention_ms() == 0 ? store_lead_delete(s, w->app, w->id)
-                                                  : store_lead_trash(s, w->app, w->id, w->now);
-    answer(w, rc, 204);
+    /* Deleted for good, its history goes with it: nothing to record. */
+    if (api_trash_retention_ms() == 0) {
+        answer(w, store_lead_delete(s, w->app, w->id), 204);
+        return;
+    }
+    store_rc_t rc = store_lead_trash(s, w->app, w->id, w->now);
+    if (rc != STORE_OK || api_history_record(s, w, STORE_CHANGE_DELETED, w->id, NULL, NULL))
+        answer(w, rc, 204);
 }
 
 /* The trash's 404: the lead is not there (a live one included). */
@@ -83,7 +99,8 @@ static void run_recover(store_t *s, api_write_t *w)
 {
     api_render_t c = {.w = &w->out};
     store_rc_t rc = store_lead_recover(s, w->app, w->id, w->now, emit_one, &c);
-    api_write_answer(w, rc, 200, API_LEAD_NOT_FOUND_TITLE, NOT_IN_TRASH);
+    if (rc != STORE_OK || api_history_record(s, w, STORE_CHANGE_RECOVERED, w->id, NULL, NULL))
+        api_write_answer(w, rc, 200, API_LEAD_NOT_FOUND_TITLE, NOT_IN_TRASH);
 }
 
 static void run_purge(store_t *s, api_write_t *w)
@@ -139,4 +156,9 @@ void trash_purge(api_req_t *r)
 {
     if (!api_lead_id_or_reply(r)) return;
     api_write_submit(r, api_write_new(r, run_purge, 0));
+}
+
+void history_list(api_req_t *r)
+{
+    if (api_lead_id_or_reply(r)) api_history_list(r);
 }

@@ -21,6 +21,7 @@ static const char *const LEAD_SUMMARY[] = {LEAD_FILTERS, NULL};
 static const char *const LEAD_FOLLOWS[] = {FOLLOW_FILTERS, NULL};
 static const char *const APP_FOLLOWS[] = {FOLLOW_FILTERS, "lead_id[]", NULL};
 static const char *const TRASH_LIST[] = {"page", "records", "cursor", NULL};
+static const char *const HISTORY[] = {"page", "records", "cursor", NULL};
 
 /* One entry per method and path: the method, the path pattern, the
  * handler, then the query parameters it reads, what its writes make stale
@@ -53,6 +54,8 @@ const api_route_t API_ROUTES[] = {
     {METHOD_PUT, "/leads/{id}/recover", trash_recover, .query = NO_QUERY,
      .stale = API_STALE_LEAD | API_STALE_APP, .etag = true, .auth = true,
      .summary = "Bring a lead back from the trash with its follows"},
+    {METHOD_GET, "/leads/{id}/history", history_list, .query = HISTORY, .auth = true,
+     .summary = "A page of a lead's changes and its follows', newest first (also in the trash)"},
     {METHOD_DELETE, "/leads/trash/{id}", trash_purge, .query = NO_QUERY, .auth = true,
      .summary = "Purge a lead and its follows from the trash for good"},
 

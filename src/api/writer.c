@@ -135,6 +135,7 @@ api_write_t *api_write_new(api_req_t *r, api_write_fn fn, size_t extra)
     w->stale = r->route->stale;
     if (r->method == METHOD_PUT || r->method == METHOD_DELETE)
         w->if_match_len = api_header_list(r, "if-match", w->if_match, sizeof w->if_match);
+    memcpy(w->actor, r->auth.subject, sizeof w->actor);
     if (r->idem.held) {
         memcpy(w->idem_key, r->idem.key, sizeof w->idem_key);
         memcpy(w->idem_hash, r->idem.hash, sizeof w->idem_hash);

@@ -64,6 +64,20 @@ void lead_encode_trashed(jw_t *w, const lead_t *lead, int64_t deleted_at);
  * whether it reads overdue. */
 void follow_encode(jw_t *w, const follow_t *follow, int64_t now);
 
+/* Writes {"attribute": [before, after], ...}: the attributes whose
+ * values, as the resource renders them, differ between before and after
+ * (updated_at never counts); with before NULL, every attribute of after
+ * that is not null, as [null, value]. A follow's status is the one it
+ * reads at now (a pending follow past its due date: overdue). */
+void lead_encode_changes(jw_t *w, const lead_t *before, const lead_t *after);
+void follow_encode_changes(jw_t *w, const follow_t *before, const follow_t *after, int64_t now);
+
+/* Writes a lead_change resource: changes is the text lead_encode_changes
+ * (or follow_encode_changes) wrote, kept as it is; an empty actor or
+ * follow_id is null. */
+void change_encode(jw_t *w, const char *id, const char *action, text_ref_t changes, const char *actor,
+                   int64_t at, const char *follow_id);
+
 /* Names of enum values, for encoding and for the store's logs. */
 const char *lead_stage_name(int stage);
 const char *lead_status_name(int status);

@@ -282,6 +282,53 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
     "created_at, " MAX "(" P(3, int8) ", updated_at + 1), name_fold, source_fold"
 #define SCHEMA_TRASH_FOLLOWS_KEY(P) "app_id = " P(1, int8) " AND lead_id = " P(2, uuid)
 
+/* --- history (migration 7) --------------------------------------------------
+ * One row per change of a lead or its follows, numbered by seq in the
+ * order recorded (the list's order, newest first). changes is the API's
+ * rendering, kept as text. */
+#define SCHEMA_V7_HISTORY(ID, INT, SEQ)                                                                      \
+    "CREATE TABLE lead_history ("                                                                            \
+    "  seq " SEQ ","                                                                                         \
+    "  app_id " INT " NOT NULL REFERENCES apps(id),"                                                         \
+    "  lead_id " ID " NOT NULL,"                                                                             \
+    "  id " ID " NOT NULL,"                                                                                  \
+    "  action INTEGER NOT NULL,"                                                                             \
+    "  actor TEXT NOT NULL,"                                                                                 \
+    "  at " INT " NOT NULL,"                                                                                 \
+    "  follow_id " ID ","                                                                                    \
+    "  changes TEXT NOT NULL);"                                                                              \
+    "CREATE INDEX lead_history_lead ON lead_history (app_id, lead_id, seq DESC);"
+#define SCHEMA_HISTORY_COLS "seq, id, action, actor, at, follow_id, changes"
+enum schema_history_col {
+    HISTORY_COL_SEQ,
+    HISTORY_COL_ID,
+    HISTORY_COL_ACTION,
+    HISTORY_COL_ACTOR,
+    HISTORY_COL_AT,
+    HISTORY_COL_FOLLOW,
+    HISTORY_COL_CHANGES,
+    HISTORY_NCOLS
+};
+/* The lead exists, live or in the trash (for a history's 404). */
+#define SCHEMA_LEAD_KNOWN(P)                                                                                 \
+    "(EXISTS (SELECT 1 FROM leads WHERE " SCHEMA_LEAD_KEY(                                                   \
+        P) ") OR EXISTS (SELECT 1 FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P) "))"
+#define SCHEMA_HISTORY_ADD(P)                                                                                \
+    "INSERT INTO lead_history (app_id, lead_id, id, action, actor, at, follow_id, changes) VALUES (" P(      \
+        1,                                                                                                   \
+        int8) ", " P(2,                                                                                      \
+                     uuid) ", " P(3,                                                                         \
+                                  uuid) ", " P(4,                                                            \
+                                               int4) ", " P(5,                                               \
+                                                            text) ", " P(6,                                  \
+                                                                         int8) ", " P(7,                     \
+                                                                                      uuid) ", " P(8,        \
+                                                                                                   text) ")"
+#define SCHEMA_HISTORY_PAGE(P)                                                                               \
+    "SELECT " SCHEMA_HISTORY_COLS " FROM lead_history WHERE app_id = " P(1, int8) " AND lead_id = " P(       \
+        2, uuid) " AND seq < " P(5, int8) " ORDER BY seq DESC LIMIT " P(3, int8) " OFFSET " P(4, int8)
+#define SCHEMA_HISTORY_OF_LEAD(P) "app_id = " P(1, int8) " AND lead_id = " P(2, uuid)
+
 /* --- idempotency keys (migration 7) -----------------------------------------
  * One row per app and key: the request's digest (hex), the answer's
  * status (0 while claimed inside a write's transaction), Location and

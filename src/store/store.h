@@ -332,6 +332,43 @@ typedef struct store_trash_query {
     char after_id[UUID_BUFSZ];
 } store_trash_query_t;
 
+/* --- History ------------------------------------------------------------------
+ * A lead's changes and its follows', recorded by the API in the
+ * transaction of each change (store_history_add), listed newest first
+ * (store_history_list), and gone with the lead when it is purged. */
+
+enum store_change_action {
+    STORE_CHANGE_CREATED,
+    STORE_CHANGE_UPDATED,
+    STORE_CHANGE_DELETED,
+    STORE_CHANGE_RECOVERED,
+    STORE_CHANGE_FOLLOW_CREATED,
+    STORE_CHANGE_FOLLOW_UPDATED,
+    STORE_CHANGE_FOLLOW_DELETED
+};
+
+/* One change. changes is what the API rendered of it, kept as it is. */
+typedef struct store_change {
+    const char *id;        /* the change's own (a UUID) */
+    const char *lead_id;   /* the lead it is about */
+    const char *follow_id; /* the follow, for the follow actions; "" else */
+    int action;            /* enum store_change_action */
+    const char *actor;     /* who made it (a token's subject) */
+    int64_t at;            /* ms */
+    text_ref_t changes;
+} store_change_t;
+typedef void (*store_change_cb)(void *ctx, const store_change_t *change, int64_t seq);
+
+/* A page of a lead's history, newest first (by seq, the order changes
+ * were recorded in): after an offset, or after the change seq after_seq
+ * when after is set. */
+typedef struct store_history_query {
+    int limit;
+    int64_t offset;
+    bool after;
+    int64_t after_seq;
+} store_history_query_t;
+
 /* --- Idempotency keys -------------------------------------------------------------
  * The first answer to a POST that carried an Idempotency-Key, kept per app
  * and key so that a retry replays it (extensions.md, "Safe writes"). The
@@ -404,6 +441,9 @@ typedef struct store_ops {
     store_rc_t (*trash_list)(store_t *s, int64_t app, const store_trash_query_t *q, int64_t *total,
                              store_trash_cb cb, void *ctx, const store_async_t *async);
     store_rc_t (*trash_expire)(store_t *s, int64_t before, int limit, int *purged);
+    store_rc_t (*history_add)(store_t *s, int64_t app, const store_change_t *change);
+    store_rc_t (*history_list)(store_t *s, int64_t app, const char *lead_id, const store_history_query_t *q,
+                               int64_t *total, store_change_cb cb, void *ctx, const store_async_t *async);
     store_rc_t (*idem_get)(store_t *s, int64_t app, const char *key, int64_t fresh_after, store_idem_cb cb,
                            void *ctx, const store_async_t *async);
     store_rc_t (*idem_claim)(store_t *s, int64_t app, const char *key, const char *hash, int64_t now,
@@ -688,6 +728,24 @@ static inline store_rc_t store_trash_list(store_t *s, int64_t app, const store_t
 static inline store_rc_t store_trash_expire(store_t *s, int64_t before, int limit, int *purged)
 {
     return s->ops->trash_expire(s, before, limit, purged);
+}
+
+/* Records a change of a lead (or of its follow) in the caller's
+ * transaction (inside a batch, with the write that made it). */
+static inline store_rc_t store_history_add(store_t *s, int64_t app, const store_change_t *change)
+{
+    return s->ops->history_add(s, app, change);
+}
+
+/* Passes q's page of the lead's history to cb, and the number of its
+ * changes to *total, from one snapshot; STORE_NOT_FOUND when the app has
+ * no such lead, live or in the trash (a purged lead's history is gone
+ * with it). */
+static inline store_rc_t store_history_list(store_t *s, int64_t app, const char *lead_id,
+                                            const store_history_query_t *q, int64_t *total,
+                                            store_change_cb cb, void *ctx, const store_async_t *async)
+{
+    return s->ops->history_list(s, app, lead_id, q, total, cb, ctx, async);
 }
 
 /* Passes the answer kept for app's key to cb, unless it was made before

@@ -385,7 +385,8 @@ Test(routes, what_each_route_makes_stale_and_needs)
         const api_route_t *e = &API_ROUTES[i];
         bool list = e->method == METHOD_GET &&
                     (strcmp(e->path, "/leads") == 0 || strcmp(e->path, "/leads/{id}/follows") == 0 ||
-                     strcmp(e->path, "/follows") == 0 || strcmp(e->path, "/leads/trash/show") == 0);
+                     strcmp(e->path, "/follows") == 0 || strcmp(e->path, "/leads/trash/show") == 0 ||
+                     strcmp(e->path, "/leads/{id}/history") == 0);
         bool summary = e->method == METHOD_GET && strcmp(e->path, "/leads/summary") == 0;
         bool paging = false, stage = false;
         int n = 0;

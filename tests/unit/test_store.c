@@ -558,7 +558,8 @@ Test(store, signing_keys)
 static void undo_finding(void)
 {
     /* Migration 7's trash and keys first: their tables refer to the apps only. */
-    raw_sql("DROP TABLE follows_trash; DROP TABLE leads_trash; DROP TABLE idempotency_keys;");
+    raw_sql("DROP TABLE follows_trash; DROP TABLE leads_trash; DROP TABLE idempotency_keys; DROP TABLE "
+            "lead_history;");
     if (on_postgres) {
         raw_sql("DROP INDEX " FIND_INDEXES ", leads_name_trgm, leads_source_trgm;"
                 "DROP TABLE lead_totals;"

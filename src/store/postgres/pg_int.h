@@ -21,6 +21,7 @@
  *   leads.c    lead operations
  *   trash.c    the trash: moving a lead in and out, its list, purges
  *   idem.c     idempotency keys: claims, kept answers, their expiry
+ *   history.c  a lead's history: recording a change, its list
  *   follows.c  follow operations
  *   admin.c    apps, the signing keys, issued and revoked tokens
  *   bulk.c     crmd copy's export (cursors) and import
@@ -113,6 +114,8 @@ enum pg_stmt_id {
     Q_TRASH_PURGE,
     Q_TRASH_LIST,
     Q_TRASH_EXPIRE,
+    Q_HISTORY_ADD,
+    Q_HISTORY_LIST,
     Q_IDEM_GET,
     Q_IDEM_CLAIM,
     Q_IDEM_FINISH,
@@ -491,10 +494,10 @@ void pg_async_close(pg_store_t *s);
 
 /* --- the operations ------------------------------------------------------
  * pg_close (postgres.c), pg_migrate (migrate.c), pg_lead_* (leads.c; pg_lead_trash and
- * pg_lead_recover in trash.c, with pg_trash_*), pg_idem_* (idem.c), pg_follow_* (follows.c),
- * pg_app_*, pg_keys, pg_key_add, pg_key_update, pg_token_record, pg_token_revoke, pg_revoked_since,
- * pg_backup (admin.c), pg_copy_* (bulk.c) and pg_set_loop (async.c), each with the type of its
- * store_ops_t slot. */
+ * pg_lead_recover in trash.c, with pg_trash_*), pg_idem_* (idem.c), pg_history_* (history.c), pg_follow_*
+ * (follows.c), pg_app_*, pg_keys, pg_key_add, pg_key_update, pg_token_record, pg_token_revoke,
+ * pg_revoked_since, pg_backup (admin.c), pg_copy_* (bulk.c) and pg_set_loop (async.c), each with the type of
+ * its store_ops_t slot. */
 STORE_OPS_DECLARE(pg)
 
 #endif

@@ -103,7 +103,8 @@ const char *const pg_migrations[SCHEMA_VERSION] = {
     "CREATE INDEX leads_source_trgm ON leads USING gin (source_fold gin_trgm_ops);",
     /* 7: the trash (schema.h). */
     SCHEMA_V7_TRASH("UUID", "BIGINT") ";" SCHEMA_V7_TRASH_REST("UUID", "BIGINT") ";"
-    SCHEMA_V7_IDEM("BIGINT") ";" SCHEMA_V7_IDEM_INDEX,
+    SCHEMA_V7_IDEM("BIGINT") ";" SCHEMA_V7_IDEM_INDEX
+    SCHEMA_V7_HISTORY("UUID", "BIGINT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
 };
 
 #define FOLLOW_ORDER "due_at ASC NULLS LAST, created_at, id"
@@ -190,7 +191,8 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                           " FOR UPDATE) UPDATE leads SET " SCHEMA_LEAD_SETS(P) SCHEMA_UPDATED_AT("$12::int8", "GREATEST")
                           "FROM o WHERE " SCHEMA_LEAD_KEY(P) " RETURNING " SCHEMA_LEAD_COLS ", o_stage, o_status, "
                           "o_value, o_probability, o_source",
-    [Q_LEAD_DELETE_OLD] = "DELETE FROM leads WHERE " SCHEMA_LEAD_KEY(P) " RETURNING stage, status, value_cents, "
+    [Q_LEAD_DELETE_OLD] = "WITH h AS (DELETE FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P) ") "
+                          "DELETE FROM leads WHERE " SCHEMA_LEAD_KEY(P) " RETURNING stage, status, value_cents, "
                           "probability, source",
     [Q_TOTALS_ADD] = "INSERT INTO lead_totals (" SCHEMA_TOTALS_COLS ") VALUES ($1::int8, $2::int4, $3::int4, "
                      "$4::text, $5::int4, $6::int8, $7::int8, $8::int8, $9::int8, $10::int8) "
@@ -214,7 +216,8 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                        "SELECT * FROM f) INSERT INTO leads (app_id, " SCHEMA_LEAD_COLS ", name_fold, "
                        "source_fold) SELECT " SCHEMA_RECOVER_LEAD_COLS(P, "GREATEST") " FROM l RETURNING "
                        SCHEMA_LEAD_COLS,
-    [Q_TRASH_PURGE] = "WITH f AS (DELETE FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P) ") "
+    [Q_TRASH_PURGE] = "WITH f AS (DELETE FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P) "), "
+                      "h AS (DELETE FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P) ") "
                       "DELETE FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
     /* The count and the page in one statement (one snapshot); the count's
      * row comes back alone (NULL lead columns) when the page is empty. */
@@ -223,6 +226,11 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                      "WHERE app_id = $1::int8 AND (deleted_at, id) < ($4::int8, $5::uuid) "
                      "ORDER BY deleted_at DESC, id DESC LIMIT $2::int8 OFFSET $3::int8) t ON true",
     SCHEMA_IDEM_SQL(P),
+    [Q_HISTORY_ADD] = SCHEMA_HISTORY_ADD(P),
+    /* The count and the page in one statement; no row: no such lead. */
+    [Q_HISTORY_LIST] = "SELECT c.n, h.* FROM (SELECT count(*) AS n FROM lead_history WHERE "
+                       SCHEMA_HISTORY_OF_LEAD(P) ") c LEFT JOIN LATERAL (" SCHEMA_HISTORY_PAGE(P) ") h ON true "
+                       "WHERE " SCHEMA_LEAD_KNOWN(P),
     [Q_IDEM_EXPIRE] = "WITH v AS (SELECT app_id, key FROM idempotency_keys WHERE created_at < $1::int8 "
                       "ORDER BY created_at LIMIT $2::int8 FOR UPDATE SKIP LOCKED) "
                       "DELETE FROM idempotency_keys t USING v WHERE t.app_id = v.app_id AND t.key = v.key",
@@ -230,7 +238,8 @@ const char *const pg_stmt_sql[Q__COUNT] = {
      * purging are skipped, not waited for. */
     [Q_TRASH_EXPIRE] = "WITH v AS (SELECT app_id, id FROM leads_trash WHERE deleted_at < $1::int8 "
                        "ORDER BY deleted_at LIMIT $2::int8 FOR UPDATE SKIP LOCKED), "
-                       "f AS (DELETE FROM follows_trash t USING v WHERE t.app_id = v.app_id AND t.lead_id = v.id) "
+                       "f AS (DELETE FROM follows_trash t USING v WHERE t.app_id = v.app_id AND t.lead_id = v.id), "
+                       "h AS (DELETE FROM lead_history t USING v WHERE t.app_id = v.app_id AND t.lead_id = v.id) "
                        "DELETE FROM leads_trash t USING v WHERE t.app_id = v.app_id AND t.id = v.id",
 };
 /* clang-format on */
@@ -248,7 +257,7 @@ const char *const pg_schema_set_fmt = "UPDATE crmd_schema SET version = %d WHERE
  * counts before and after are exact. Readers go on. */
 const char *const pg_import_lock_sql =
     "LOCK TABLE apps, signing_keys, leads, follows, revoked_tokens, "
-    "issued_tokens, leads_trash, follows_trash, idempotency_keys IN SHARE ROW EXCLUSIVE MODE";
+    "issued_tokens, leads_trash, follows_trash, idempotency_keys, lead_history IN SHARE ROW EXCLUSIVE MODE";
 const char *const pg_import_counts_sql =
     "UPDATE apps SET lead_count = (SELECT count(*) FROM leads WHERE leads.app_id = apps.id);"
     "DELETE FROM lead_totals;" SCHEMA_TOTALS_REBUILD;

@@ -175,6 +175,13 @@ store_rc_t sq_lead_delete(store_t *base, int64_t app, const char *id)
     sq_bind_key(st, app, id, NULL);
     rc = sq_step_changed(s, st);
     if (rc == STORE_OK) rc = sq_add_lead_count(s, app, -1);
+    /* Deleted for good: its history goes with it. */
+    sqlite3_stmt *h = rc == STORE_OK ? sq_stmt(s, Q_HISTORY_DELETE) : NULL;
+    if (rc == STORE_OK && h == NULL) rc = STORE_ERROR;
+    if (rc == STORE_OK) {
+        sq_bind_key(h, app, id, NULL);
+        rc = sq_run(s, h);
+    }
     s->local_writes++;
     return sq_finish(s, rc);
 }

@@ -188,7 +188,8 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     /* 7: the trash (schema.h). */
     SCHEMA_V7_TRASH("TEXT", "INTEGER") " WITHOUT ROWID;"
     SCHEMA_V7_TRASH_REST("TEXT", "INTEGER") " WITHOUT ROWID;"
-    SCHEMA_V7_IDEM("INTEGER") " WITHOUT ROWID;" SCHEMA_V7_IDEM_INDEX,
+    SCHEMA_V7_IDEM("INTEGER") " WITHOUT ROWID;" SCHEMA_V7_IDEM_INDEX
+    SCHEMA_V7_HISTORY("TEXT", "INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),
 };
 
 /* The page of a lead list: its keys come from the covering index alone
@@ -253,6 +254,13 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     [Q_TRASH_EXPIRE_FOLLOWS] = "DELETE FROM follows_trash WHERE (app_id, lead_id) IN (SELECT app_id, id "
                                "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
     SCHEMA_IDEM_SQL(P),
+    [Q_HISTORY_ADD] = SCHEMA_HISTORY_ADD(P),
+    [Q_HISTORY_COUNT] = "SELECT (SELECT count(*) FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P) ") WHERE "
+                        SCHEMA_LEAD_KNOWN(P),
+    [Q_HISTORY_PAGE] = SCHEMA_HISTORY_PAGE(P),
+    [Q_HISTORY_DELETE] = "DELETE FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P),
+    [Q_HISTORY_EXPIRE] = "DELETE FROM lead_history WHERE (app_id, lead_id) IN (SELECT app_id, id "
+                         "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
     [Q_IDEM_EXPIRE] = "DELETE FROM idempotency_keys WHERE (app_id, key) IN (SELECT app_id, key "
                       "FROM idempotency_keys WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
     [Q_TRASH_EXPIRE_LEADS] = "DELETE FROM leads_trash WHERE (app_id, id) IN (SELECT app_id, id "

@@ -15,6 +15,7 @@
  *   find.c     the find reads: filtered, sorted, keyset pages; the summary
  *   trash.c    the trash: moving a lead in and out, its list, purges
  *   idem.c     idempotency keys: claims, kept answers, their expiry
+ *   history.c  a lead's history: recording a change, its list
  *   admin.c    apps, the signing keys, issued and revoked tokens
  *   bulk.c     crmd copy's export and import
  *   migrate.c  the migration steps for store_migrate_run
@@ -71,6 +72,11 @@ enum sq_stmt_id {
     Q_TRASH_PAGE,
     Q_TRASH_EXPIRE_FOLLOWS,
     Q_TRASH_EXPIRE_LEADS,
+    Q_HISTORY_ADD,
+    Q_HISTORY_COUNT,
+    Q_HISTORY_PAGE,
+    Q_HISTORY_DELETE,
+    Q_HISTORY_EXPIRE,
     Q_IDEM_GET,
     Q_IDEM_CLAIM,
     Q_IDEM_FINISH,
@@ -294,7 +300,7 @@ store_rc_t sq_update(sqlite_store_t *s, int64_t app, const sq_update_t *u, const
 
 /* --- the operations ------------------------------------------------------
  * sq_close (conn.c), sq_migrate (migrate.c), sq_lead_* (leads.c; sq_lead_trash and sq_lead_recover in
- * trash.c, with sq_trash_*), sq_idem_* (idem.c), sq_follow_* (follows.c), sq_app_*,
+ * trash.c, with sq_trash_*), sq_idem_* (idem.c), sq_history_* (history.c), sq_follow_* (follows.c), sq_app_*,
  * sq_keys, sq_key_add, sq_key_update, sq_token_record, sq_token_revoke,
  * sq_revoked_since (admin.c), sq_copy_* (bulk.c), sq_backup (backup.c) and
  * sq_set_loop (sqlite.c), each with the type of its store_ops_t slot. */
