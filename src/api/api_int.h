@@ -236,7 +236,8 @@ struct api_write {
     int64_t app, now;
     char id[UUID_BUFSZ], fid[UUID_BUFSZ];
     api_patch_t p;
-    unsigned stale; /* enum api_stale: what to bump once acknowledged */
+    unsigned stale;                      /* enum api_stale: what to bump once acknowledged */
+    void (*touch)(const api_write_t *w); /* what else it makes stale (a batch's leads), or NULL */
     int status;
     jw_t out;
     char location[128]; /* sent with a 201 */

@@ -32,6 +32,8 @@ void leads_delete(api_req_t *r);
 void trash_list(api_req_t *r);
 void trash_recover(api_req_t *r);
 void trash_purge(api_req_t *r);
+/* batch.c: POST /leads/batch */
+void leads_batch(api_req_t *r);
 /* leads.c: GET /leads/{id}/history */
 void history_list(api_req_t *r);
 

@@ -9,8 +9,20 @@
 #include "api/writer.h"
 #include "model/uuid.h"
 
-/* Copies the texts of refs (n of them, unset ones left) into one
- * allocation, pointing them at the copies; false when out of memory. */
+char *api_texts_copy(text_ref_t *refs[], int n, char *at)
+{
+    for (int i = 0; i < n; i++) {
+        if (refs[i]->ptr == NULL) continue;
+        memcpy(at, refs[i]->ptr, refs[i]->len);
+        at[refs[i]->len] = '\0';
+        refs[i]->ptr = at;
+        at += refs[i]->len + 1;
+    }
+    return at;
+}
+
+/* Copies the texts of refs into one allocation of c's; false when out of
+ * memory. */
 static bool copy_texts(api_copy_t *c, text_ref_t *refs[], int n)
 {
     size_t size = 1;
@@ -19,14 +31,7 @@ static bool copy_texts(api_copy_t *c, text_ref_t *refs[], int n)
     free(c->text);
     c->text = malloc(size);
     if (c->text == NULL) return false;
-    char *at = c->text;
-    for (int i = 0; i < n; i++) {
-        if (refs[i]->ptr == NULL) continue;
-        memcpy(at, refs[i]->ptr, refs[i]->len);
-        at[refs[i]->len] = '\0';
-        refs[i]->ptr = at;
-        at += refs[i]->len + 1;
-    }
+    api_texts_copy(refs, n, c->text);
     return true;
 }
 

@@ -25,6 +25,10 @@ typedef struct api_copy {
 void api_copy_lead(void *ctx, const lead_t *lead);
 void api_copy_follow(void *ctx, const follow_t *follow);
 void api_copy_free(api_copy_t *c);
+/* Copies the texts of refs (n of them; unset ones left) to at, one after
+ * another, each NUL-terminated, pointing them at the copies; returns the
+ * end of what it wrote. */
+char *api_texts_copy(text_ref_t *refs[], int n, char *at);
 
 /* Records change action (enum store_change_action) of lead lead_id made
  * by w: for a create or update, the attributes that differ between

@@ -41,6 +41,8 @@ const api_route_t API_ROUTES[] = {
      .summary = "A page of the app's leads: filters, search, sort, cursor; newest first"},
     {METHOD_POST, "/leads", leads_create, .query = NO_QUERY, .stale = API_STALE_APP, .etag = true,
      .auth = true, .body_max = API_MAX_BODY, .summary = "Create a lead"},
+    {METHOD_POST, "/leads/batch", leads_batch, .query = NO_QUERY, .stale = API_STALE_APP, .auth = true,
+     .body_max = API_MAX_BODY, .summary = "Create, update and delete up to 500 leads, all or nothing"},
     {METHOD_GET, "/leads/summary", summary_get, .query = LEAD_SUMMARY, .auth = true,
      .summary = "Pipeline summary of the leads the filters keep"},
     {METHOD_GET, "/leads/{id}", leads_get, .query = NO_QUERY, .etag = true, .auth = true,

@@ -179,6 +179,7 @@ static void touch(const api_write_t *w)
     if (w->status >= 300) return;
     if ((w->stale & API_STALE_LEAD) && w->id[0] != '\0') cache_touch_lead(w->app, w->id);
     if (w->stale & API_STALE_APP) cache_touch_app(w->app);
+    if (w->touch != NULL) w->touch(w);
 }
 
 /* The answer another process kept for w's key (it claimed it first). */
