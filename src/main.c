@@ -8,6 +8,8 @@
  *              [--request-memory-mb N] [--response-memory-mb N] [--http2]
  *              [--tls-cert FILE --tls-key FILE] [--admin-listen HOST:PORT]
  *              [--cors-origin ORIGIN[,ORIGIN...]]... [--log-format text|json]
+ *              [--webhook-allow-private] [--webhook-retry D,...] [--webhook-give-up D]
+ *              [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]
  *              [--trash-retention DURATION]
  *   crmd app create NAME [--db URL]
  *   crmd app list [--db URL]
@@ -50,6 +52,9 @@
 #include "model/uuid.h"
 #include "store/copy.h"
 #include "store/store.h"
+#include "webhook/schedule.h"
+#include "webhook/sender.h"
+#include "webhook/target.h"
 /* CRMD_VERSION, written by the Makefile into the build folder. */
 #include "version.h"
 
@@ -73,7 +78,9 @@ static const char usage_text[] =
     "        [--trusted-proxy CIDR[,CIDR...]]... [--max-connections N] [--cache-mb N]\n"
     "        [--write-queue N] [--request-memory-mb N] [--response-memory-mb N] [--http2]\n"
     "        [--tls-cert FILE --tls-key FILE] [--admin-listen HOST:PORT] [--cors-origin ORIGIN]...\n"
-    "        [--log-format text|json] [--trash-retention DURATION]\n"
+    "        [--log-format text|json] [--webhook-allow-private] [--webhook-retry D[,D...]]\n"
+    "        [--webhook-give-up D] [--webhook-disable-after D] [--webhook-ca-file FILE]\n"
+    "        [--webhook-sender on|off] [--trash-retention DURATION]\n"
     "        serve the API (default 127.0.0.1:8080, sqlite:var/crmd.db, one thread per core);\n"
     "        --rate-limit: requests per app (default 100:200, on every address);\n"
     "        --auth-limit: failed authentications per client address (default 20:40);\n"
@@ -106,8 +113,9 @@ static const char usage_text[] =
     "  migrate [--db URL]\n"
     "        create or upgrade the database schema\n"
     "  copy --from URL --to URL [--append]\n"
-    "        copy every app, signing key, issued and revoked token, lead and follow to another\n"
-    "        database (ids kept), in one transaction; a target holding data is refused unless --append\n"
+    "        copy every app, signing key, issued and revoked token, lead, follow, webhook and\n"
+    "        undelivered event to another database (ids kept), in one transaction; a target\n"
+    "        holding data is refused unless --append\n"
     "  backup [--db URL] --to FILE\n"
     "        write a consistent copy of a SQLite database to the new file FILE (0600) while it\n"
     "        serves; for PostgreSQL it says how to use pg_dump\n"
@@ -370,6 +378,12 @@ typedef struct serve_conf {
     } ops;
     keyring_conf_t keys;         /* an identity provider's keys, and its tokens' rules */
     const char *trash_retention; /* as given; NULL: the default */
+    /* The webhook options (serve_webhooks): strings as given. */
+    struct {
+        const char *allow_private, *retry, *give_up, *disable_after, *ca_file, *sender;
+        bool send; /* this process delivers (--webhook-sender on) */
+        webhook_sender_conf_t conf;
+    } wh;
 } serve_conf_t;
 
 /* --trash-retention: a DURATION, or 0 (a delete purges at once). Returns
@@ -428,6 +442,50 @@ static int serve_idp(serve_conf_t *c, const char *refresh_s)
     if (claim[0] == '\0' || strlen(claim) > 64)
         return usage_error("--app-claim wants a claim name of 1 to 64 bytes, not '%s'", claim);
     k->db_url = c->db;
+    return -1;
+}
+
+/* Reads a switch's value: the flag stores "", a setting 1, 0, true or
+ * false. False with *on untouched for anything else. */
+static bool parse_switch(const char *s, bool *on)
+{
+    if (s == NULL) return true;
+    if (strcmp(s, "") == 0 || strcmp(s, "1") == 0 || strcmp(s, "true") == 0)
+        *on = true;
+    else if (strcmp(s, "0") == 0 || strcmp(s, "false") == 0)
+        *on = false;
+    else
+        return false;
+    return true;
+}
+
+/* The webhook options of serve. Returns -1 to go on, or the exit status
+ * (usage printed). */
+static int serve_webhooks(serve_conf_t *c)
+{
+    webhook_sender_conf_t *w = &c->wh.conf;
+    bool allow = false;
+    if (!parse_switch(c->wh.allow_private, &allow))
+        return usage_error("CRMD_WEBHOOK_ALLOW_PRIVATE wants 1 or 0, not '%s'", c->wh.allow_private);
+    webhook_allow_private(allow);
+    const char *retry = c->wh.retry != NULL ? c->wh.retry : WEBHOOK_RETRY_DEFAULT;
+    if (!webhook_schedule_parse(retry, &w->schedule))
+        return usage_error("--webhook-retry wants durations such as 10s,30s,2m (each up to 30d), not '%s'",
+                           retry);
+    w->schedule.give_up_ms = WEBHOOK_GIVE_UP_DEFAULT_MS;
+    if (c->wh.give_up != NULL && !webhook_duration_parse(c->wh.give_up, &w->schedule.give_up_ms))
+        return usage_error("--webhook-give-up wants a duration such as 24h (up to 30d), not '%s'",
+                           c->wh.give_up);
+    w->disable_after_ms = WEBHOOK_DISABLE_AFTER_DEFAULT_MS;
+    if (c->wh.disable_after != NULL && !webhook_duration_parse(c->wh.disable_after, &w->disable_after_ms))
+        return usage_error("--webhook-disable-after wants a duration such as 3d (up to 30d), not '%s'",
+                           c->wh.disable_after);
+    const char *sender = c->wh.sender != NULL ? c->wh.sender : "on";
+    if (strcmp(sender, "on") != 0 && strcmp(sender, "off") != 0)
+        return usage_error("--webhook-sender wants on or off, not '%s'", sender);
+    c->wh.send = strcmp(sender, "on") == 0;
+    w->ca_file = c->wh.ca_file;
+    w->db_url = c->db;
     return -1;
 }
 
@@ -495,6 +553,8 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         "                  [--cors-origin ORIGIN[,ORIGIN...]]... [--log-format text|json]\n"
         "                  [--jwks-file FILE | --jwks-url URL [--jwks-refresh SECONDS]]\n"
         "                  [--app-claim NAME] [--jwt-issuer ISS] [--jwt-audience AUD]\n"
+        "                  [--webhook-allow-private] [--webhook-retry D[,D...]] [--webhook-give-up D]\n"
+        "                  [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]\n"
         "                  [--trash-retention DURATION]\n";
     static char proxy_list[1024];
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
@@ -517,6 +577,12 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     c->ops.admin = env_or("CRMD_ADMIN_LISTEN", NULL);
     c->ops.tls_cert = env_or("CRMD_TLS_CERT", NULL);
     c->ops.tls_key = env_or("CRMD_TLS_KEY", NULL);
+    c->wh.allow_private = env_or("CRMD_WEBHOOK_ALLOW_PRIVATE", NULL);
+    c->wh.retry = env_or("CRMD_WEBHOOK_RETRY", NULL);
+    c->wh.give_up = env_or("CRMD_WEBHOOK_GIVE_UP", NULL);
+    c->wh.disable_after = env_or("CRMD_WEBHOOK_DISABLE_AFTER", NULL);
+    c->wh.ca_file = env_or("CRMD_WEBHOOK_CA_FILE", NULL);
+    c->wh.sender = env_or("CRMD_WEBHOOK_SENDER", NULL);
     const cli_opt_t opts[] = {
         {"listen", &listen_at},
         {"db", &c->db},
@@ -543,6 +609,12 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         {"jwt-issuer", &c->keys.rules.issuer},
         {"jwt-audience", &c->keys.rules.audience},
         {"trash-retention", &c->trash_retention},
+        {"webhook-allow-private", &c->wh.allow_private, true},
+        {"webhook-retry", &c->wh.retry},
+        {"webhook-give-up", &c->wh.give_up},
+        {"webhook-disable-after", &c->wh.disable_after},
+        {"webhook-ca-file", &c->wh.ca_file},
+        {"webhook-sender", &c->wh.sender},
         {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0 || (rc = check_db("--db", c->db)) >= 0) return rc;
@@ -551,6 +623,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     if ((rc = serve_operations(c)) >= 0) return rc;
     if ((rc = serve_idp(c, refresh_s)) >= 0) return rc;
     if ((rc = serve_trash(c)) >= 0) return rc;
+    if ((rc = serve_webhooks(c)) >= 0) return rc;
     if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
         return usage_error("--listen wants HOST:PORT, not '%s'", listen_at);
     c->threads = sysconf(_SC_NPROCESSORS_ONLN);
@@ -604,6 +677,23 @@ static void print_limits(const serve_conf_t *c)
         fprintf(stderr, "crmd: client address: the connection's peer (no --trusted-proxy)\n");
     const char *origins = c->ops.cors != NULL && c->ops.cors[0] != '\0' ? c->ops.cors : NULL;
     fprintf(stderr, "crmd: CORS: %s\n", origins != NULL ? origins : "off (no --cors-origin)");
+}
+
+/* Says at start-up how webhooks are delivered. */
+static void print_webhooks(const serve_conf_t *c)
+{
+    const webhook_sender_conf_t *w = &c->wh.conf;
+    if (!c->wh.send) {
+        fprintf(stderr,
+                "crmd: webhooks: events are recorded; other processes deliver them (--webhook-sender off)\n");
+        return;
+    }
+    fprintf(stderr,
+            "crmd: webhooks: delivered by this process; %d retry intervals, given up after %llds, "
+            "inactive after %llds of failures; private targets %s%s%s\n",
+            w->schedule.n, (long long)(w->schedule.give_up_ms / 1000),
+            (long long)(w->disable_after_ms / 1000), webhook_private_allowed() ? "allowed" : "refused",
+            w->ca_file ? "; more CAs from " : "", w->ca_file ? w->ca_file : "");
 }
 
 /* Says at start-up which keys verify tokens. */
@@ -670,6 +760,13 @@ static int serve_run(const serve_conf_t *c)
         keyring_free(keys);
         return 1;
     }
+    if (c->wh.send && webhook_sender_start(&c->wh.conf, err, sizeof err) != 0) {
+        fprintf(stderr, "crmd: %s\n", err);
+        api_writer_stop();
+        keyring_free(keys);
+        return 1;
+    }
+    print_webhooks(c);
     fprintf(stderr,
             "crmd: listening on %s://%s:%u with %ld threads, cache %ld MiB, request memory %ld MiB, "
             "response memory %ld MiB, %s HTTP/2 %s\n",
@@ -681,8 +778,10 @@ static int serve_run(const serve_conf_t *c)
                 c->ops.admin_port);
     int rc = http_serve(&cfg, on_ready);
     notify_send("STOPPING=1");
-    /* The workers are done: finish what the writer holds, then close it. */
+    /* The workers are done: finish what the writer holds, then close it;
+     * then the sender, which gives its leases back. */
     api_writer_stop();
+    webhook_sender_stop();
     keyring_free(keys);
     fprintf(stderr, "crmd: stopped\n");
     return rc;
@@ -1086,8 +1185,14 @@ static const char *const CONFIG_NAMES[] = {"db",
                                            "tls-key",
                                            "cors-origin",
                                            "trash-retention",
+                                           "webhook-allow-private",
+                                           "webhook-retry",
+                                           "webhook-give-up",
+                                           "webhook-disable-after",
+                                           "webhook-ca-file",
+                                           "webhook-sender",
                                            NULL};
-static const char *const CONFIG_BOOLEANS[] = {"quiet", "http2", NULL};
+static const char *const CONFIG_BOOLEANS[] = {"quiet", "http2", "webhook-allow-private", NULL};
 
 /* Takes --config FILE (or --config=FILE, or CRMD_CONFIG) out of argv and
  * reads it. Returns -1 to go on, or the exit status (reason printed). */

@@ -8,8 +8,12 @@
  *     loop.c       the thread's event loop as the store sees it (a leaf)
  *     routes.c     the route table: path and method -> entry
  *     auth.c       credentials, before the handler when the entry says so
- *   leads.c, follows.c, health.c   handlers, reached only through the table
+ *   leads.c, follows.c, webhooks.c, health.c   handlers, reached only
+ *                through the table
+ *   resolve.c    a webhook target's name resolved off the loop (webhooks.c)
  *   resource.c   what the resource handlers share (reads, decoding writes)
+ *   change.c     what a write changed, and what follows from it recorded in
+ *                its batch (outbox.c: the webhooks' events)
  *   writer.c     group commit: writes run on the writer thread
  *   request.c    the request's life, its input (body, query), its answer
  *   respond.c, log.c   sending a response; the request log
@@ -38,6 +42,7 @@
 #include "auth/jwt.h"
 #include "model/codec.h"
 #include "model/jsonw.h"
+#include "model/webhook.h"
 #include "store/store.h"
 
 /* HTTP methods. A route entry names one; HEAD is served by the GET entry
@@ -223,6 +228,7 @@ typedef void (*api_write_fn)(store_t *s, api_write_t *w);
 typedef union api_patch {
     lead_patch_t lead;
     follow_patch_t follow;
+    webhook_patch_t webhook;
 } api_patch_t;
 struct api_write {
     h2o_multithread_message_t msg; /* the way back to the worker */
@@ -238,6 +244,9 @@ struct api_write {
     api_patch_t p;
     unsigned stale;                      /* enum api_stale: what to bump once acknowledged */
     void (*touch)(const api_write_t *w); /* what else it makes stale (a batch's leads), or NULL */
+    /* Part of it was made in the batch and another part failed (change.h):
+     * the whole batch must be undone. */
+    bool undo_batch;
     int status;
     jw_t out;
     char location[128]; /* sent with a 201 */
@@ -251,7 +260,6 @@ struct api_write {
     char idem_key[STORE_IDEM_KEY_MAX], idem_hash[STORE_IDEM_HASH_HEX + 1];
     char actor[JWT_CLAIM_MAX]; /* the token's subject, for the history */
     bool replayed;             /* the answer is another process's, kept for the key */
-    bool undo_batch;           /* the change was made but what goes with it failed: undo the batch */
     char text[];               /* the patch's text (api_write_new's extra bytes) */
 };
 

@@ -16,6 +16,7 @@
 
 #include "api/cache.h"
 #include "api/handlers.h"
+#include "api/change.h"
 #include "api/history.h"
 #include "api/request.h"
 #include "api/resource.h"
@@ -157,34 +158,38 @@ static bool ids_live(store_t *s, api_write_t *w, const batch_t *b)
     return false;
 }
 
-/* Applies operation o, rendering its result into w->out. */
+/* Applies operation o, rendering its result into w->out; its change is
+ * recorded like a single write's (change.h: events, history). */
 static store_rc_t apply(store_t *s, api_write_t *w, batch_op_t *o)
 {
-    if (o->kind == OP_DELETE) {
-        store_rc_t rc = store_lead_trash(s, w->app, o->id, w->now);
-        if (rc == STORE_OK && !api_history_record(s, w, STORE_CHANGE_DELETED, o->id, NULL, NULL))
-            return STORE_UNAVAILABLE;
-        jw_lit(&w->out, "null");
-        return rc;
-    }
-    api_copy_t before = {0}, after = {0};
-    const lead_t *now = &o->patch.v;
+    api_held_t before = {0}, after = {0};
+    api_change_t c = {.kind = CHANGE_LEAD};
     store_rc_t rc = STORE_OK;
-    if (o->kind == OP_CREATE) {
-        rc = store_lead_create(s, w->app, now);
+    if (o->kind != OP_CREATE) rc = store_lead_get(s, w->app, o->id, api_hold_lead, &before, NULL);
+    if (rc == STORE_OK && o->kind != OP_CREATE && !before.found) rc = STORE_UNAVAILABLE; /* out of memory */
+    if (o->kind == OP_DELETE) {
+        c.action = CHANGE_DELETED;
+        c.lead_before = &before.lead;
+        if (rc == STORE_OK) rc = store_lead_trash(s, w->app, o->id, w->now);
+    } else if (o->kind == OP_CREATE) {
+        c.action = CHANGE_CREATED;
+        c.lead_after = &o->patch.v;
+        rc = store_lead_create(s, w->app, &o->patch.v);
     } else {
-        rc = store_lead_get(s, w->app, o->id, api_copy_lead, &before, NULL);
+        c.action = CHANGE_UPDATED;
+        c.lead_before = &before.lead;
+        c.lead_after = &after.lead;
         if (rc == STORE_OK)
-            rc = store_lead_update(s, w->app, o->id, &o->patch, w->now, api_copy_lead, &after);
-        if (rc == STORE_OK && (!before.found || !after.found)) rc = STORE_UNAVAILABLE;
-        now = &after.lead;
+            rc = store_lead_update(s, w->app, o->id, &o->patch, w->now, api_hold_lead, &after);
+        if (rc == STORE_OK && !after.found) rc = STORE_UNAVAILABLE;
     }
-    int action = o->kind == OP_CREATE ? STORE_CHANGE_CREATED : STORE_CHANGE_UPDATED;
-    if (rc == STORE_OK && !api_history_record(s, w, action, now->id, before.found ? &before.lead : NULL, now))
-        rc = STORE_UNAVAILABLE;
-    if (rc == STORE_OK) lead_encode(&w->out, now);
-    api_copy_free(&before);
-    api_copy_free(&after);
+    if (rc == STORE_OK && !api_change_record(s, w, &c)) rc = STORE_UNAVAILABLE;
+    if (rc == STORE_OK && c.lead_after != NULL)
+        lead_encode(&w->out, c.lead_after);
+    else if (rc == STORE_OK)
+        jw_lit(&w->out, "null");
+    api_held_free(&before);
+    api_held_free(&after);
     return rc;
 }
 

@@ -32,18 +32,23 @@
 #define API_CURSOR_DIGEST 32
 
 /* The lists a cursor may belong to. */
-/* The trash's order is deleted_at then id, both descending: its cursors
- * carry them as a lead list's LEAD_KEY_UPDATED and LEAD_KEY_ID. */
-/* A lead's history is ordered by the number of each change, carried as
- * LEAD_KEY_CREATED. */
-enum api_cursor_kind { CURSOR_LEADS = 1, CURSOR_LEAD_FOLLOWS, CURSOR_FOLLOWS, CURSOR_TRASH, CURSOR_HISTORY };
+enum api_cursor_kind {
+    CURSOR_LEADS = 1,
+    CURSOR_LEAD_FOLLOWS,
+    CURSOR_FOLLOWS,
+    CURSOR_WEBHOOKS,   /* newest first: created_at, id (find.h's api_newest_...) */
+    CURSOR_DELIVERIES, /* the same, of one webhook */
+    CURSOR_TRASH,      /* deleted_at then id, descending: as LEAD_KEY_UPDATED and LEAD_KEY_ID */
+    CURSOR_HISTORY     /* a lead's changes by number, descending: as LEAD_KEY_CREATED */
+};
 
 /* What a cursor is bound to. */
 typedef struct api_cursor_bind {
     const unsigned char *secret; /* JWT_SECRET_BYTES */
     int64_t app;
-    int kind;                                /* enum api_cursor_kind */
-    const char *lead;                        /* the lead of CURSOR_LEAD_FOLLOWS and CURSOR_HISTORY, else "" */
+    int kind;         /* enum api_cursor_kind */
+    const char *lead; /* the lead of CURSOR_LEAD_FOLLOWS and CURSOR_HISTORY, the webhook of
+                       * CURSOR_DELIVERIES, else "" */
     unsigned char digest[API_CURSOR_DIGEST]; /* of the filters and the sort */
 } api_cursor_bind_t;
 

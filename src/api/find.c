@@ -321,8 +321,10 @@ static api_cursor_bind_t binding(const api_req_t *r, const unsigned char *secret
     api_cursor_bind_t b = {.secret = secret,
                            .app = r->app.id,
                            .kind = r->rd.kind,
-                           .lead = r->rd.kind == CURSOR_LEAD_FOLLOWS || r->rd.kind == CURSOR_HISTORY ? r->id
-                                                                                                     : ""};
+                           .lead = r->rd.kind == CURSOR_LEAD_FOLLOWS || r->rd.kind == CURSOR_DELIVERIES ||
+                                           r->rd.kind == CURSOR_HISTORY
+                                       ? r->id
+                                       : ""};
     memcpy(b.digest, r->rd.digest, sizeof b.digest);
     return b;
 }
@@ -754,4 +756,54 @@ void api_history_list(api_req_t *r)
                                  .after_seq = cursor ? after.v[0].i : 0};
     r->rd.query = q;
     api_resource_read(r, &HISTORY);
+}
+
+/* --- newest-first lists ---------------------------------------------------------- */
+
+bool api_newest_paging_or_reply(api_req_t *r, int kind, int default_records, store_newest_page_t *pg)
+{
+    verrs_t errs;
+    errs_begin(r, &errs);
+    r->rd.kind = kind;
+    r->rd.norder = 2;
+    r->rd.order[0] = (store_sort_t){FOLLOW_KEY_CREATED, true};
+    r->rd.order[1] = (store_sort_t){FOLLOW_KEY_ID, true};
+    digest_t d;
+    digest_begin(&d, kind);
+    if (!digest_end(r, &d, NULL, 0))
+        verrs_add(&errs, "validation_error", NULL, "cursor", "cursor could not be made");
+    store_pos_t *after = h2o_mem_alloc_pool(&r->req->pool, sizeof *after);
+    bool cursor = paging(r, default_records, after, &errs);
+    if (!checked_or_reply(r, &errs)) return false;
+    *pg = (store_newest_page_t){.offset = api_resource_offset(r), .limit = r->rd.records + 1};
+    if (cursor) {
+        /* The decoded id is a canonical UUID in after->text, terminated. */
+        pg->after_at = after->v[0].i;
+        pg->after_id = after->v[1].t.ptr;
+    }
+    return true;
+}
+
+bool api_newest_row(void *ctx, int64_t created_at, const char *id)
+{
+    api_render_t *c = ctx;
+    api_req_t *r = req_of(ctx);
+    if (c->n == r->rd.want) {
+        r->rd.more = true; /* the row read past the page */
+        return false;
+    }
+    store_pos_t *pos = &r->rd.last;
+    size_t n = strnlen(id, UUID_STRLEN);
+    memcpy(pos->text, id, n);
+    pos->text[n] = '\0';
+    pos->n = 2;
+    pos->v[0] = (store_val_t){.i = created_at};
+    pos->v[1] = (store_val_t){.t = {pos->text, n}};
+    if (c->n++ > 0) jw_lit(c->w, ",");
+    return true;
+}
+
+void api_newest_meta(api_req_t *r)
+{
+    write_meta(r);
 }

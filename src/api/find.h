@@ -15,6 +15,7 @@
 #define CRMD_API_FIND_H
 
 #include "api/api_int.h"
+#include "store/webhook.h"
 
 /* GET /leads/ */
 void api_leads_list(api_req_t *r);
@@ -28,6 +29,19 @@ void api_trash_list(api_req_t *r);
 /* GET /leads/{id}/history, once r->id holds the lead: its changes, newest
  * first, paged like the lists. */
 void api_history_list(api_req_t *r);
+
+/* Lists ordered newest first (created_at, then id, descending) that take
+ * no filters: the webhooks and their deliveries (kind: CURSOR_WEBHOOKS, or
+ * CURSOR_DELIVERIES with the webhook in r->id). Reads page and records, or
+ * a cursor, into *pg (one row more than the page: whether one follows);
+ * false when r has been answered (a 422). */
+bool api_newest_paging_or_reply(api_req_t *r, int kind, int default_records, store_newest_page_t *pg);
+/* For each row a read of such a list passes (ctx: its render context):
+ * false for the row past the page, which is not rendered; else notes the
+ * row as the page's last and writes the comma before it (after the first). */
+bool api_newest_row(void *ctx, int64_t created_at, const char *id);
+/* Such a list's meta, nextCursor included (its read spec's meta). */
+void api_newest_meta(api_req_t *r);
 
 /* The lead filters of r's query into *f (zeroed first), the problems into
  * errs; r->now is "now" for has_overdue. The parts of *f live in r's pool. */

@@ -4,9 +4,9 @@
  *
  * As in leads.c, reads run on the worker and writes on the writer thread.
  */
+#include "api/change.h"
 #include "api/find.h"
 #include "api/handlers.h"
-#include "api/history.h"
 #include "api/request.h"
 #include "api/resource.h"
 #include "api/respond.h"
@@ -52,38 +52,27 @@ void follows_get(api_req_t *r)
     api_resource_read(r, &GET);
 }
 
+/* Each write describes its change (change.h) once the store made it. */
 static void run_create(store_t *s, api_write_t *w)
 {
     const follow_t *f = &w->p.follow.v;
     store_rc_t rc = store_follow_create(s, w->app, f);
-    if (rc == STORE_OK && !api_history_record(s, w, STORE_CHANGE_FOLLOW_CREATED, w->id, NULL, f)) return;
+    const api_change_t c = {.kind = CHANGE_FOLLOW, .action = CHANGE_CREATED, .follow_after = f};
+    if (rc == STORE_OK && !api_change_record(s, w, &c)) return;
     if (rc == STORE_OK) emit_one(&(api_render_t){.w = &w->out, .now = w->now, .expires = INT64_MAX}, f);
     /* Creating under a lead that does not exist: the lead is missing. */
     api_write_answer(w, rc, 201, API_LEAD_NOT_FOUND_TITLE, API_LEAD_NOT_FOUND_DETAIL);
 }
 
-typedef struct status_ctx {
-    int64_t now;
-    int status; /* how the stored follow reads at now */
-} status_ctx_t;
-
-static void emit_status(void *ctx, const follow_t *f)
-{
-    status_ctx_t *c = ctx;
-    c->status = follow_effective_status(f, c->now);
-}
-
 /* "overdue" is derived. Sending it back is fine only where the follow
- * already reads overdue, and then it changes nothing. This runs inside the
- * write's transaction, where a read locks its row (store.h), so the check
- * holds. Returns false when w has been answered. */
-static bool allow_overdue(store_t *s, api_write_t *w, store_rc_t *rc)
+ * already reads overdue (f, read inside the write's transaction, where
+ * the read locks its row: store.h), and then it changes nothing. Returns
+ * false when w has been answered. */
+static bool allow_overdue(api_write_t *w, const follow_t *f)
 {
     follow_patch_t *p = &w->p.follow;
     if (!(p->fields & FOLLOW_F_STATUS) || p->v.status != FOLLOW_OVERDUE) return true;
-    status_ctx_t c = {.now = w->now};
-    *rc = store_follow_get(s, w->app, w->id, w->fid, emit_status, &c, NULL);
-    if (*rc == STORE_OK && c.status != FOLLOW_OVERDUE) {
+    if (follow_effective_status(f, w->now) != FOLLOW_OVERDUE) {
         verrs_t errs = {0};
         verrs_add(&errs, "validation_error", "/follow/status", NULL,
                   "Status overdue is derived from the due date and cannot be written");
@@ -94,30 +83,44 @@ static bool allow_overdue(store_t *s, api_write_t *w, store_rc_t *rc)
     return true;
 }
 
+static void answer(api_write_t *w, store_rc_t rc, int ok_status)
+{
+    api_write_answer(w, rc, ok_status, API_FOLLOW_NOT_FOUND_TITLE, API_FOLLOW_NOT_FOUND_DETAIL);
+}
+
 static void run_update(store_t *s, api_write_t *w)
 {
-    store_rc_t rc = STORE_OK;
-    if (!api_write_precondition(s, w) || !allow_overdue(s, w, &rc)) return;
-    api_copy_t old = {0}, now = {0};
-    if (rc == STORE_OK) rc = store_follow_get(s, w->app, w->id, w->fid, api_copy_follow, &old, NULL);
+    if (!api_write_precondition(s, w)) return;
+    api_held_t before = {0}, after = {0};
+    store_rc_t rc = api_held_follow(s, w, &before);
+    if (rc == STORE_OK && !allow_overdue(w, &before.follow)) goto done;
     if (rc == STORE_OK)
-        rc = store_follow_update(s, w->app, w->id, w->fid, &w->p.follow, w->now, api_copy_follow, &now);
-    if (rc == STORE_OK && (!old.found || !now.found)) rc = STORE_UNAVAILABLE; /* out of memory */
-    bool kept = rc == STORE_OK &&
-                api_history_record(s, w, STORE_CHANGE_FOLLOW_UPDATED, w->id, &old.follow, &now.follow);
-    if (kept) emit_one(&(api_render_t){.w = &w->out, .now = w->now, .expires = INT64_MAX}, &now.follow);
-    if (kept || rc != STORE_OK)
-        api_write_answer(w, rc, 200, API_FOLLOW_NOT_FOUND_TITLE, API_FOLLOW_NOT_FOUND_DETAIL);
-    api_copy_free(&old);
-    api_copy_free(&now);
+        rc = store_follow_update(s, w->app, w->id, w->fid, &w->p.follow, w->now, api_hold_follow, &after);
+    const api_change_t c = {.kind = CHANGE_FOLLOW,
+                            .action = CHANGE_UPDATED,
+                            .follow_before = &before.follow,
+                            .follow_after = &after.follow};
+    if (rc == STORE_OK && !after.found) {
+        api_change_fail(w, STORE_UNAVAILABLE);
+    } else if (rc != STORE_OK || api_change_record(s, w, &c)) {
+        if (rc == STORE_OK)
+            emit_one(&(api_render_t){.w = &w->out, .now = w->now, .expires = INT64_MAX}, &after.follow);
+        answer(w, rc, 200);
+    }
+done:
+    api_held_free(&before);
+    api_held_free(&after);
 }
 
 static void run_delete(store_t *s, api_write_t *w)
 {
     if (!api_write_precondition(s, w)) return;
-    store_rc_t rc = store_follow_delete(s, w->app, w->id, w->fid);
-    if (rc != STORE_OK || api_history_record(s, w, STORE_CHANGE_FOLLOW_DELETED, w->id, NULL, NULL))
-        api_write_answer(w, rc, 204, API_FOLLOW_NOT_FOUND_TITLE, API_FOLLOW_NOT_FOUND_DETAIL);
+    api_held_t before = {0};
+    store_rc_t rc = api_held_follow(s, w, &before);
+    if (rc == STORE_OK) rc = store_follow_delete(s, w->app, w->id, w->fid);
+    const api_change_t c = {.kind = CHANGE_FOLLOW, .action = CHANGE_DELETED, .follow_before = &before.follow};
+    if (rc != STORE_OK || api_change_record(s, w, &c)) answer(w, rc, 204);
+    api_held_free(&before);
 }
 
 static void decode(const json_t *root, h2o_iovec_t body, bool creating, api_patch_t *p,

@@ -46,4 +46,12 @@ void follows_delete(api_req_t *r);
 /* follows.c: /follows */
 void follows_all(api_req_t *r);
 
+/* webhooks.c: /webhooks, /webhooks/{id}, /webhooks/{id}/deliveries */
+void webhooks_list(api_req_t *r);
+void webhooks_create(api_req_t *r);
+void webhooks_get(api_req_t *r);
+void webhooks_update(api_req_t *r);
+void webhooks_delete(api_req_t *r);
+void webhooks_deliveries(api_req_t *r);
+
 #endif

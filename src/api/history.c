@@ -3,7 +3,6 @@
  */
 #include "api/history.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "api/writer.h"
@@ -21,85 +20,53 @@ char *api_texts_copy(text_ref_t *refs[], int n, char *at)
     return at;
 }
 
-/* Copies the texts of refs into one allocation of c's; false when out of
- * memory. */
-static bool copy_texts(api_copy_t *c, text_ref_t *refs[], int n)
+/* The history's action for c; -1 for none (a lead gone for good). */
+static int action_of(const api_change_t *c)
 {
-    size_t size = 1;
-    for (int i = 0; i < n; i++)
-        if (refs[i]->ptr != NULL) size += refs[i]->len + 1;
-    free(c->text);
-    c->text = malloc(size);
-    if (c->text == NULL) return false;
-    api_texts_copy(refs, n, c->text);
-    return true;
-}
-
-void api_copy_lead(void *ctx, const lead_t *lead)
-{
-    api_copy_t *c = ctx;
-    c->lead = *lead;
-    c->found = copy_texts(c, (text_ref_t *[]){&c->lead.name, &c->lead.source}, 2);
-}
-
-void api_copy_follow(void *ctx, const follow_t *follow)
-{
-    api_copy_t *c = ctx;
-    c->follow = *follow;
-    c->found = copy_texts(c, (text_ref_t *[]){&c->follow.title, &c->follow.description}, 2);
-}
-
-void api_copy_free(api_copy_t *c)
-{
-    free(c->text);
-    c->text = NULL;
-    c->found = false;
-}
-
-/* What changed, rendered into out. */
-static void render(jw_t *out, const api_write_t *w, int action, const void *before, const void *after)
-{
-    switch (action) {
-    case STORE_CHANGE_CREATED:
-    case STORE_CHANGE_UPDATED:
-        lead_encode_changes(out, before, after);
-        break;
-    case STORE_CHANGE_FOLLOW_CREATED:
-    case STORE_CHANGE_FOLLOW_UPDATED:
-        follow_encode_changes(out, before, after, w->now);
-        break;
+    bool follow = c->kind == CHANGE_FOLLOW;
+    switch (c->action) {
+    case CHANGE_CREATED:
+        return follow ? STORE_CHANGE_FOLLOW_CREATED : STORE_CHANGE_CREATED;
+    case CHANGE_UPDATED:
+        return follow ? STORE_CHANGE_FOLLOW_UPDATED : STORE_CHANGE_UPDATED;
+    case CHANGE_DELETED:
+        if (follow) return STORE_CHANGE_FOLLOW_DELETED;
+        return api_trash_retention_ms() > 0 ? STORE_CHANGE_DELETED : -1;
+    case CHANGE_RECOVERED:
+        return STORE_CHANGE_RECOVERED;
     default:
-        jw_lit(out, "{}");
+        return -1;
     }
 }
 
-bool api_history_record(store_t *s, api_write_t *w, int action, const char *lead_id, const void *before,
-                        const void *after)
+store_rc_t api_history_add(store_t *s, const api_write_t *w, const api_change_t *c)
 {
+    int action = action_of(c);
+    if (action < 0) return STORE_OK;
     jw_t changes = {0};
-    render(&changes, w, action, before, after);
-    bool follow = action >= STORE_CHANGE_FOLLOW_CREATED;
+    if (action == STORE_CHANGE_CREATED || action == STORE_CHANGE_UPDATED)
+        lead_encode_changes(&changes, c->lead_before, c->lead_after);
+    else if (action == STORE_CHANGE_FOLLOW_CREATED || action == STORE_CHANGE_FOLLOW_UPDATED)
+        follow_encode_changes(&changes, c->follow_before, c->follow_after, w->now);
+    else
+        jw_lit(&changes, "{}");
     bool update = action == STORE_CHANGE_UPDATED || action == STORE_CHANGE_FOLLOW_UPDATED;
     if (!changes.oom && update && changes.len == 2) { /* "{}": nothing changed, nothing recorded */
         jw_free(&changes);
-        return true;
+        return STORE_OK;
     }
-    const follow_t *f = after != NULL ? after : before;
+    const lead_t *lead = c->lead_after != NULL ? c->lead_after : c->lead_before;
+    const follow_t *follow = c->follow_after != NULL ? c->follow_after : c->follow_before;
     char id[UUID_BUFSZ];
-    store_change_t c = {.id = id,
-                        .lead_id = lead_id,
-                        .follow_id = follow ? (f != NULL ? f->id : w->fid) : "",
+    store_change_t h = {.id = id,
+                        .lead_id = c->kind == CHANGE_LEAD ? lead->id : follow->lead_id,
+                        .follow_id = c->kind == CHANGE_FOLLOW ? follow->id : "",
                         .action = action,
                         .actor = w->actor,
                         .at = w->now,
                         .changes = {changes.buf, changes.len}};
     store_rc_t rc =
-        changes.oom || uuid_v7(w->now, id) != 0 ? STORE_UNAVAILABLE : store_history_add(s, w->app, &c);
+        changes.oom || uuid_v7(w->now, id) != 0 ? STORE_UNAVAILABLE : store_history_add(s, w->app, &h);
     jw_free(&changes);
-    if (rc == STORE_OK) return true;
-    /* The change is in the batch already: undo all of it. */
-    w->undo_batch = true;
-    jw_reset(&w->out);
-    api_write_answer(w, rc == STORE_ERROR ? STORE_ERROR : STORE_UNAVAILABLE, 0, "", "");
-    return false;
+    return rc;
 }

@@ -6,9 +6,9 @@
  * thread (writer.c) by the run_* functions, which only touch the
  * api_write_t they are given.
  */
+#include "api/change.h"
 #include "api/find.h"
 #include "api/handlers.h"
-#include "api/history.h"
 #include "api/request.h"
 #include "api/resource.h"
 #include "api/writer.h"
@@ -52,13 +52,13 @@ static void answer(api_write_t *w, store_rc_t rc, int ok_status)
     api_write_answer(w, rc, ok_status, API_LEAD_NOT_FOUND_TITLE, API_LEAD_NOT_FOUND_DETAIL);
 }
 
-/* Each write records its change in the lead's history (history.h), in
- * its own batch; one that cannot be recorded undoes the batch. */
+/* Each write describes its change (change.h) once the store made it. */
 static void run_create(store_t *s, api_write_t *w)
 {
     const lead_t *l = &w->p.lead.v;
     store_rc_t rc = store_lead_create(s, w->app, l);
-    if (rc == STORE_OK && !api_history_record(s, w, STORE_CHANGE_CREATED, l->id, NULL, l)) return;
+    const api_change_t c = {.kind = CHANGE_LEAD, .action = CHANGE_CREATED, .lead_after = l};
+    if (rc == STORE_OK && !api_change_record(s, w, &c)) return;
     if (rc == STORE_OK) emit_one(&(api_render_t){.w = &w->out}, l);
     answer(w, rc, 201);
 }
@@ -66,15 +66,21 @@ static void run_create(store_t *s, api_write_t *w)
 static void run_update(store_t *s, api_write_t *w)
 {
     if (!api_write_precondition(s, w)) return;
-    api_copy_t before = {0}, after = {0};
-    store_rc_t rc = store_lead_get(s, w->app, w->id, api_copy_lead, &before, NULL);
-    if (rc == STORE_OK) rc = store_lead_update(s, w->app, w->id, &w->p.lead, w->now, api_copy_lead, &after);
-    if (rc == STORE_OK && (!before.found || !after.found)) rc = STORE_UNAVAILABLE; /* out of memory */
-    if (rc == STORE_OK && api_history_record(s, w, STORE_CHANGE_UPDATED, w->id, &before.lead, &after.lead))
-        emit_one(&(api_render_t){.w = &w->out}, &after.lead);
-    if (rc != STORE_OK || !w->undo_batch) answer(w, rc, 200);
-    api_copy_free(&before);
-    api_copy_free(&after);
+    api_held_t before = {0}, after = {0};
+    store_rc_t rc = api_held_lead(s, w, &before);
+    if (rc == STORE_OK) rc = store_lead_update(s, w->app, w->id, &w->p.lead, w->now, api_hold_lead, &after);
+    const api_change_t c = {.kind = CHANGE_LEAD,
+                            .action = CHANGE_UPDATED,
+                            .lead_before = &before.lead,
+                            .lead_after = &after.lead};
+    if (rc == STORE_OK && !after.found)
+        api_change_fail(w, STORE_UNAVAILABLE);
+    else if (rc != STORE_OK || api_change_record(s, w, &c)) {
+        if (rc == STORE_OK) emit_one(&(api_render_t){.w = &w->out}, &after.lead);
+        answer(w, rc, 200);
+    }
+    api_held_free(&before);
+    api_held_free(&after);
 }
 
 /* A delete moves the lead to the trash, unless nothing is kept there
@@ -82,14 +88,17 @@ static void run_update(store_t *s, api_write_t *w)
 static void run_delete(store_t *s, api_write_t *w)
 {
     if (!api_write_precondition(s, w)) return;
-    /* Deleted for good, its history goes with it: nothing to record. */
-    if (api_trash_retention_ms() == 0) {
-        answer(w, store_lead_delete(s, w->app, w->id), 204);
-        return;
-    }
-    store_rc_t rc = store_lead_trash(s, w->app, w->id, w->now);
-    if (rc != STORE_OK || api_history_record(s, w, STORE_CHANGE_DELETED, w->id, NULL, NULL))
-        answer(w, rc, 204);
+    api_held_t before = {0};
+    store_rc_t rc = api_held_lead(s, w, &before);
+    /* Without a trash (--trash-retention 0) the lead goes for good at once,
+     * its history with it. */
+    bool keep = api_trash_retention_ms() > 0;
+    if (rc == STORE_OK)
+        rc = keep ? store_lead_trash(s, w->app, w->id, w->now) : store_lead_delete(s, w->app, w->id);
+    const api_change_t c = {
+        .kind = CHANGE_LEAD, .action = keep ? CHANGE_DELETED : CHANGE_PURGED, .lead_before = &before.lead};
+    if (rc != STORE_OK || api_change_record(s, w, &c)) answer(w, rc, 204);
+    api_held_free(&before);
 }
 
 /* The trash's 404: the lead is not there (a live one included). */
@@ -97,15 +106,28 @@ static const char NOT_IN_TRASH[] = "The requested lead is not in the trash.";
 
 static void run_recover(store_t *s, api_write_t *w)
 {
-    api_render_t c = {.w = &w->out};
-    store_rc_t rc = store_lead_recover(s, w->app, w->id, w->now, emit_one, &c);
-    if (rc != STORE_OK || api_history_record(s, w, STORE_CHANGE_RECOVERED, w->id, NULL, NULL))
+    api_held_t after = {0};
+    store_rc_t rc = store_lead_recover(s, w->app, w->id, w->now, api_hold_lead, &after);
+    const api_change_t c = {.kind = CHANGE_LEAD, .action = CHANGE_RECOVERED, .lead_after = &after.lead};
+    if (rc == STORE_OK && !after.found) {
+        api_change_fail(w, STORE_UNAVAILABLE);
+    } else if (rc != STORE_OK || api_change_record(s, w, &c)) {
+        if (rc == STORE_OK) emit_one(&(api_render_t){.w = &w->out}, &after.lead);
         api_write_answer(w, rc, 200, API_LEAD_NOT_FOUND_TITLE, NOT_IN_TRASH);
+    }
+    api_held_free(&after);
 }
 
 static void run_purge(store_t *s, api_write_t *w)
 {
-    api_write_answer(w, store_trash_purge(s, w->app, w->id), 204, API_LEAD_NOT_FOUND_TITLE, NOT_IN_TRASH);
+    api_held_t before = {0};
+    store_rc_t rc = store_trash_get(s, w->app, w->id, api_hold_lead, &before);
+    if (rc == STORE_OK && !before.found) rc = STORE_UNAVAILABLE;
+    if (rc == STORE_OK) rc = store_trash_purge(s, w->app, w->id);
+    const api_change_t c = {.kind = CHANGE_LEAD, .action = CHANGE_PURGED, .lead_before = &before.lead};
+    if (rc != STORE_OK || api_change_record(s, w, &c))
+        api_write_answer(w, rc, 204, API_LEAD_NOT_FOUND_TITLE, NOT_IN_TRASH);
+    api_held_free(&before);
 }
 
 static void decode(const json_t *root, h2o_iovec_t body, bool creating, api_patch_t *p,

@@ -28,7 +28,7 @@ typedef struct api_read_spec {
 /* Answers r with what spec reads, for the response cache key r->rd.key
  * (and, for a list, r->rd.page and r->rd.records): from the cache when it
  * holds it, else from the store, then keeping it in the cache. A key of
- * kind 0 is never cached. */
+ * kind 0 is never cached (webhooks: the sender changes what they show). */
 void api_resource_read(api_req_t *r, const api_read_spec_t *spec);
 
 /* A list's paging for r (default_records per page unless the query says),

@@ -11,6 +11,7 @@
 
 /* Query parameters; a name ending in "[]" takes several values (query.h). */
 static const char *const NO_QUERY[] = {NULL};
+static const char *const PAGING[] = {"page", "records", "cursor", NULL};
 #define LEAD_FILTERS                                                                                         \
     "stage[]", "status[]", "source[]", "account_id[]", "contact_id[]", "value_min", "value_max",             \
         "probability_min", "probability_max", "created_from", "created_to", "updated_from", "updated_to",    \
@@ -75,6 +76,17 @@ const api_route_t API_ROUTES[] = {
 
     {METHOD_GET, "/follows", follows_all, .query = APP_FOLLOWS, .auth = true,
      .summary = "A page of the follows of all the app's leads, by due date: filters, sort, cursor"},
+    {METHOD_GET, "/webhooks", webhooks_list, .query = PAGING, .auth = true,
+     .summary = "A page of the app's webhooks, newest first (never their secrets)"},
+    {METHOD_POST, "/webhooks", webhooks_create, .query = NO_QUERY, .auth = true, .body_max = API_MAX_BODY,
+     .summary = "Create a webhook; the 201 alone shows its secret"},
+    {METHOD_GET, "/webhooks/{id}", webhooks_get, .query = NO_QUERY, .auth = true, .summary = "One webhook"},
+    {METHOD_PUT, "/webhooks/{id}", webhooks_update, .query = NO_QUERY, .auth = true, .body_max = API_MAX_BODY,
+     .summary = "Change some of a webhook's attributes (never its secret)"},
+    {METHOD_DELETE, "/webhooks/{id}", webhooks_delete, .query = NO_QUERY, .auth = true,
+     .summary = "Delete a webhook, its undelivered events and its log"},
+    {METHOD_GET, "/webhooks/{id}/deliveries", webhooks_deliveries, .query = PAGING, .auth = true,
+     .summary = "A page of a webhook's delivery attempts, newest first"},
 };
 const size_t API_NROUTES = sizeof API_ROUTES / sizeof API_ROUTES[0];
 

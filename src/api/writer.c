@@ -30,10 +30,12 @@
 
 #include "api/cache.h"
 #include "api/idem.h"
+#include "api/outbox.h"
 #include "api/request.h"
 #include "api/respond.h"
 #include "http/metrics.h"
 #include "model/timestamp.h"
+#include "webhook/sender.h"
 
 /* At most this many writes share one transaction, so that one batch's
  * latency stays bounded. */
@@ -255,11 +257,15 @@ static void run_batch(store_t *s, api_write_t *batch)
             run_one(s, w);
         undo |= w->undo_batch;
     }
+    /* A write that could not record what follows from its change (change.h)
+     * undoes the batch: nothing of it may be acknowledged. */
     if (rc == STORE_OK && undo) {
         store_batch_end(s, 0);
         rc = STORE_UNAVAILABLE;
     }
     if (rc == STORE_OK) rc = store_batch_end(s, 1);
+    /* Events committed with the batch: the sender may go at once. */
+    if (api_outbox_take_recorded() && rc == STORE_OK) webhook_sender_poke();
     if (rc != STORE_OK) metrics_count(METRIC_COMMIT_FAILURES);
     /* No write of a batch whose commit failed may be acknowledged; what
      * failed for another reason there is a 503 (retry), not a 500. */

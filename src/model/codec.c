@@ -4,6 +4,7 @@
  * way a person would ("Name can't be blank").
  */
 #include "model/codec.h"
+#include "model/codec_int.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -100,14 +101,6 @@ static void make_pointer(char *out, size_t n, const char *wrapper, const char *k
     tmp[o] = '\0';
     copy_utf8(out, n, tmp);
 }
-
-/* The context of one attribute while decoding. */
-typedef struct attr {
-    const json_t *v;
-    const char *label; /* "Name" */
-    char pointer[96];  /* "/lead/name" */
-    verrs_t *errs;
-} attr_t;
 
 static void attr_error(attr_t *a, const char *fmt, const char *arg)
 {
@@ -322,10 +315,6 @@ static void unknown(verrs_t *errs, const char *wrapper_name, const char *key, si
     copy_utf8(shown, sizeof shown, key);
     verrs_add(errs, "unknown_attribute", ptr, NULL, "Unknown attribute '%s'", shown);
 }
-
-/* Decodes one attribute a named key of a wrapper into the decoder's
- * patch (ctx); returns false when key is not one of its attributes. */
-typedef bool (*attr_fn)(attr_t *a, const char *key, void *ctx);
 
 /* Finds the wrapper object root[name] and runs one on each of its
  * members, recording the unknown ones. Returns the wrapper, or NULL (the
@@ -730,4 +719,26 @@ void change_encode(jw_t *w, const char *id, const char *action, text_ref_t chang
     put_time(w, at);
     put_id_member(w, ",\"follow_id\":", follow_id);
     jw_lit(w, "}}");
+}
+
+/* --- for the other decoders of src/model (codec_int.h) ---------------------- */
+
+void codec_attr_error(attr_t *a, const char *fmt, const char *arg)
+{
+    attr_error(a, fmt, arg);
+}
+
+bool codec_text(attr_t *a, bool nullable, bool allow_newlines, size_t max_chars, text_ref_t *out)
+{
+    return get_text(a, nullable, allow_newlines, max_chars, out);
+}
+
+const json_t *codec_members(const json_t *root, const char *name, verrs_t *errs, attr_fn one, void *ctx)
+{
+    return decode_members(root, name, errs, one, ctx);
+}
+
+void codec_put_time(jw_t *w, int64_t ms)
+{
+    put_time(w, ms);
 }

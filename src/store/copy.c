@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "store/store_int.h"
+#include "store/webhook.h"
 
 /* Progress goes to err every this many leads and follows. */
 #define PROGRESS_EVERY 100000
@@ -217,6 +218,24 @@ static store_rc_t on_follow(void *ctx, int64_t app, const follow_t *follow)
     return written(c, rc, "follow", follow->id, why, &c->added.follows);
 }
 
+static store_rc_t on_webhook(void *ctx, int64_t app, const webhook_t *wh)
+{
+    copy_t *c = ctx;
+    int64_t id = target_app(c, app, "webhook", wh->id, &c->passed.webhooks);
+    if (id == 0) return STORE_NOT_FOUND;
+    store_rc_t rc = store_copy_import_webhook(c->dst, id, wh);
+    return written(c, rc, "webhook", wh->id, rc_text(rc), &c->added.webhooks);
+}
+
+/* An undelivered event: its webhook was passed before it. */
+static store_rc_t on_event(void *ctx, const char *webhook_id, const store_queued_t *e)
+{
+    copy_t *c = ctx;
+    c->passed.events++;
+    store_rc_t rc = store_copy_import_event(c->dst, webhook_id, e);
+    return written(c, rc, "event", e->event_id, rc_text(rc), &c->added.events);
+}
+
 static store_t *open_store(const char *url, const char *what, FILE *err)
 {
     char msg[STORE_OPEN_ERR_MAX], shown[STORE_URL_SHOWN_MAX];
@@ -238,13 +257,14 @@ static void print_counts(FILE *f, const store_counts_t *n)
 {
     fprintf(f,
             "%" PRId64 " apps, %" PRId64 " leads, %" PRId64 " follows, %" PRId64 " issued tokens, %" PRId64
-            " revoked tokens, %" PRId64 " signing keys",
-            n->apps, n->leads, n->follows, n->issued, n->revoked, n->keys);
+            " revoked tokens, %" PRId64 " signing keys, %" PRId64 " webhooks, %" PRId64 " undelivered events",
+            n->apps, n->leads, n->follows, n->issued, n->revoked, n->keys, n->webhooks, n->events);
 }
 
 static bool has_data(const store_counts_t *n)
 {
-    return n->apps > 0 || n->leads > 0 || n->follows > 0 || n->issued > 0 || n->revoked > 0;
+    return n->apps > 0 || n->leads > 0 || n->follows > 0 || n->issued > 0 || n->revoked > 0 ||
+           n->webhooks > 0;
 }
 
 /* Checks, inside the import, that the source passed what its snapshot
@@ -265,7 +285,10 @@ static bool verify(copy_t *c, const store_counts_t *total, const store_counts_t 
               after.keys == before->keys + c->added.keys && c->added.apps + c->merged == c->passed.apps &&
               after.apps == before->apps + c->added.apps && after.leads == before->leads + c->added.leads &&
               after.follows == before->follows + c->added.follows &&
-              after.revoked == before->revoked + c->added.revoked;
+              after.revoked == before->revoked + c->added.revoked && c->passed.webhooks == total->webhooks &&
+              c->passed.events == total->events && c->added.webhooks == c->passed.webhooks &&
+              c->added.events == c->passed.events && after.webhooks == before->webhooks + c->added.webhooks &&
+              after.events == before->events + c->added.events;
     if (!ok) {
         fprintf(err, "crmd: copy: counts do not match: the source holds ");
         print_counts(err, total);
@@ -304,7 +327,9 @@ static store_rc_t import_all(copy_t *c, store_t *src, const char *to_shown)
                                       .issued = on_issued,
                                       .revoked = on_revoked,
                                       .lead = on_lead,
-                                      .follow = on_follow};
+                                      .follow = on_follow,
+                                      .webhook = on_webhook,
+                                      .event = on_event};
     if (rc == STORE_OK) rc = store_copy_export(src, &cb, c, &total);
     if (rc == STORE_OK && !verify(c, &total, &before, c->err)) rc = STORE_ERROR;
     if (rc == STORE_OK)
@@ -334,8 +359,10 @@ static store_rc_t report(const copy_t *c, FILE *out, const char *from_shown, con
         fprintf(out, " (and merged %" PRId64 " into the target's apps with the same keys)", c->merged);
     fprintf(out,
             ", %" PRId64 " leads, %" PRId64 " follows, %" PRId64 " issued tokens, %" PRId64
-            " revoked tokens and %" PRId64 " signing keys",
-            c->added.leads, c->added.follows, c->added.issued, c->added.revoked, c->added.keys);
+            " revoked tokens, %" PRId64 " signing keys, %" PRId64 " webhooks and %" PRId64
+            " undelivered events",
+            c->added.leads, c->added.follows, c->added.issued, c->added.revoked, c->added.keys,
+            c->added.webhooks, c->added.events);
     if (c->keys_kept > 0)
         fprintf(out, " (%" PRId64 " not copied: %s)", c->keys_kept,
                 c->append ? "the target keeps its own keys; issue new tokens for the copied apps"

@@ -21,7 +21,7 @@
 
 /* The number of migrations, hence the newest schema version. Each backend
  * checks that its list of migrations has exactly this many entries. */
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 8
 /* The version that adds the folded copies of name and source (see
  * "finding leads" below): a backend that cannot fold in SQL fills them in
  * from C right after that step's SQL. */
@@ -235,7 +235,7 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
     SCHEMA_SET_IF("status", P(4, int4), SQL_FOLLOW_F_STATUS, P(8, int4))
 /* clang-format on */
 
-/* --- the trash (migration 7) ------------------------------------------------
+/* --- the trash (migration 8) ------------------------------------------------
  * A deleted lead moves, with its follows, out of leads and follows into
  * leads_trash and follows_trash, in the transaction of its DELETE. Every
  * read of leads (a get, the lists, finds, the summary and its totals,
@@ -246,7 +246,7 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
  * types of an id and of a 64-bit integer. */
 #define SCHEMA_TRASH_COLS SCHEMA_LEAD_COLS ", name_fold, source_fold, deleted_at"
 /* clang-format off */
-#define SCHEMA_V7_TRASH(ID, INT)                                                                             \
+#define SCHEMA_V8_TRASH(ID, INT)                                                                             \
     "CREATE TABLE leads_trash ("                                                                             \
     "  app_id " INT " NOT NULL REFERENCES apps(id),"                                                         \
     "  id " ID " NOT NULL,"                                                                                  \
@@ -256,7 +256,7 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
     "  name_fold TEXT, source_fold TEXT,"                                                                    \
     "  deleted_at " INT " NOT NULL,"                                                                         \
     "  PRIMARY KEY (app_id, id))"
-#define SCHEMA_V7_TRASH_REST(ID, INT)                                                                        \
+#define SCHEMA_V8_TRASH_REST(ID, INT)                                                                        \
     "CREATE INDEX leads_trash_deleted ON leads_trash (app_id, deleted_at DESC, id DESC);"                    \
     "CREATE INDEX leads_trash_expiry ON leads_trash (deleted_at);"                                           \
     "CREATE TABLE follows_trash ("                                                                           \
@@ -282,11 +282,11 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
     "created_at, " MAX "(" P(3, int8) ", updated_at + 1), name_fold, source_fold"
 #define SCHEMA_TRASH_FOLLOWS_KEY(P) "app_id = " P(1, int8) " AND lead_id = " P(2, uuid)
 
-/* --- history (migration 7) --------------------------------------------------
+/* --- history (migration 8) --------------------------------------------------
  * One row per change of a lead or its follows, numbered by seq in the
  * order recorded (the list's order, newest first). changes is the API's
  * rendering, kept as text. */
-#define SCHEMA_V7_HISTORY(ID, INT, SEQ)                                                                      \
+#define SCHEMA_V8_HISTORY(ID, INT, SEQ)                                                                      \
     "CREATE TABLE lead_history ("                                                                            \
     "  seq " SEQ ","                                                                                         \
     "  app_id " INT " NOT NULL REFERENCES apps(id),"                                                         \
@@ -329,12 +329,12 @@ enum schema_history_col {
         2, uuid) " AND seq < " P(5, int8) " ORDER BY seq DESC LIMIT " P(3, int8) " OFFSET " P(4, int8)
 #define SCHEMA_HISTORY_OF_LEAD(P) "app_id = " P(1, int8) " AND lead_id = " P(2, uuid)
 
-/* --- idempotency keys (migration 7) -----------------------------------------
+/* --- idempotency keys (migration 8) -----------------------------------------
  * One row per app and key: the request's digest (hex), the answer's
  * status (0 while claimed inside a write's transaction), Location and
  * body, and when it was made (rows older than 24 hours are replaced by a
  * new claim and purged in the background). */
-#define SCHEMA_V7_IDEM(INT)                                                                                  \
+#define SCHEMA_V8_IDEM(INT)                                                                                  \
     "CREATE TABLE idempotency_keys ("                                                                        \
     "  app_id " INT " NOT NULL REFERENCES apps(id),"                                                         \
     "  key TEXT NOT NULL,"                                                                                   \
@@ -344,7 +344,7 @@ enum schema_history_col {
     "  body TEXT NOT NULL,"                                                                                  \
     "  created_at " INT " NOT NULL,"                                                                         \
     "  PRIMARY KEY (app_id, key))"
-#define SCHEMA_V7_IDEM_INDEX "CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);"
+#define SCHEMA_V8_IDEM_INDEX "CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);"
 
 /* clang-format off */
 #define SCHEMA_IDEM_SQL(P)                                                                                   \

@@ -53,6 +53,10 @@ typedef enum store_rc {
 } store_rc_t;
 
 typedef struct store store_t;
+/* The webhook functions of a backend, and an undelivered event: store/webhook.h. */
+typedef struct store_webhook_ops store_webhook_ops_t;
+typedef struct store_queued store_queued_t;
+struct webhook;
 
 /* Where the store's messages go: one call per message, with the whole
  * message (no trailing newline, at most STORE_LOG_LINE_MAX - 1 bytes,
@@ -183,6 +187,8 @@ typedef struct store_counts {
     int64_t issued;         /* issued tokens recorded */
     int64_t lead_count_sum; /* the sum of the apps' lead counts: equals leads */
     int64_t keys;           /* signing keys, retired ones included */
+    int64_t webhooks;       /* webhook subscriptions (store/webhook.h) */
+    int64_t events;         /* undelivered events, one per webhook */
 } store_counts_t;
 
 /* Bulk copy: the receivers of store_copy_export, called in this order: the
@@ -198,6 +204,8 @@ typedef struct store_export {
     store_rc_t (*revoked)(void *ctx, const char *jti, int64_t revoked_at);
     store_rc_t (*lead)(void *ctx, int64_t app, const lead_t *lead);
     store_rc_t (*follow)(void *ctx, int64_t app, const follow_t *follow);
+    store_rc_t (*webhook)(void *ctx, int64_t app, const struct webhook *wh);
+    store_rc_t (*event)(void *ctx, const char *webhook_id, const store_queued_t *e);
 } store_export_t;
 
 /* --- Finding leads and follows -----------------------------------------------
@@ -438,6 +446,7 @@ typedef struct store_ops {
     store_rc_t (*lead_recover)(store_t *s, int64_t app, const char *id, int64_t now, store_lead_cb cb,
                                void *ctx);
     store_rc_t (*trash_purge)(store_t *s, int64_t app, const char *id);
+    store_rc_t (*trash_get)(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx);
     store_rc_t (*trash_list)(store_t *s, int64_t app, const store_trash_query_t *q, int64_t *total,
                              store_trash_cb cb, void *ctx, const store_async_t *async);
     store_rc_t (*trash_expire)(store_t *s, int64_t before, int limit, int *purged);
@@ -476,6 +485,8 @@ typedef struct store_ops {
     store_rc_t (*backup)(store_t *s, const char *path, char *msg, size_t msgsz);
     /* Reads that complete later (server threads); see the wrapper. */
     void (*set_loop)(store_t *s, const store_loop_t *loop);
+    /* Webhooks and their outbox: store/webhook.h. */
+    const store_webhook_ops_t *webhook;
 } store_ops_t;
 
 struct store {
@@ -710,6 +721,13 @@ static inline store_rc_t store_lead_recover(store_t *s, int64_t app, const char 
 static inline store_rc_t store_trash_purge(store_t *s, int64_t app, const char *id)
 {
     return s->ops->trash_purge(s, app, id);
+}
+
+/* Passes the trashed lead id to cb (its row locked until a batch ends, as
+ * store_lead_get's); STORE_NOT_FOUND if the trash holds no such lead. */
+static inline store_rc_t store_trash_get(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx)
+{
+    return s->ops->trash_get(s, app, id, cb, ctx);
 }
 
 /* Passes q's page of the app's trash to cb, and the number of leads in

@@ -185,7 +185,7 @@ def test_copy_moves_every_key(tmp_path, server):
     dst = tmp_path / "dst.db"
     p = run_crmd("copy", "--from", f"sqlite:{src}", "--to", f"sqlite:{dst}", check=True)
     # The report names both the issued tokens (app create's) and the keys.
-    assert "1 issued tokens, 0 revoked tokens and 3 signing keys" in p.stdout, p.stdout
+    assert "1 issued tokens, 0 revoked tokens, 3 signing keys" in p.stdout, p.stdout
     assert "now holds 1 apps, 0 leads, 0 follows, 1 issued tokens, 0 revoked tokens, 3 signing keys" \
         in p.stdout, p.stdout
     after = key_list(dst)

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from apiutil import (OPENAPI_PATH, SPEC_DIR, HTTP_METHODS, OpenApi, _walk, assert_status,
-                     load_openapi)
+                     load_openapi, run_crmd)
 
 DOC = load_openapi()
 API = OpenApi(copy.deepcopy(DOC), enforce_pending=False)
@@ -195,6 +195,16 @@ def test_every_route_of_the_extensions_and_operations_is_documented():
     events = set(re.findall(r"`((?:lead|follow)\.[a-z_]+)`",
                             (SPEC_DIR / "extensions.md").read_text()))
     assert events and events == set(DOC["webhooks"]), (events, set(DOC["webhooks"]))
+
+
+def test_every_route_crmd_serves_is_documented():
+    """The route table (as `crmd routes` prints it) against the document: a
+    route added to crmd without its operation fails here."""
+    out = run_crmd("routes", check=True).stdout
+    served = {(m, norm(p)) for m, p in re.findall(r"^\| (GET|POST|PUT|PATCH|DELETE) \| `([^`]+)` \|", out, re.M)}
+    assert ("POST", "/webhooks") in served and ("GET", "/webhooks/{}/deliveries") in served, out
+    missing = served - routes()
+    assert not missing, f"routes crmd serves that the document lacks: {sorted(missing)}"
 
 
 def test_reference_statuses_and_errors_are_documented():

@@ -40,7 +40,7 @@ def serve_flags():
 def test_every_serve_option_can_be_set_in_the_config_file(tmp_path):
     conf = tmp_path / "crmd.conf"
     conf.write_text("# every option of serve\n\n" +
-                    "".join(f"{name} = {'true' if name in ('quiet', 'http2') else 'x'}\n"
+                    "".join(f"{name} = {'true' if name in ('quiet', 'http2', 'webhook-allow-private') else 'x'}\n"
                             for name in serve_flags()))
     p = run_crmd("serve", "--help", "--config", str(conf))
     assert p.returncode == 0, p.stderr

@@ -576,8 +576,8 @@ def test_copy_round_trip_sqlite_postgres_sqlite(make_server, tmp_path):
 
     _, pg = new_db()
     p = run_crmd("copy", "--from", src_db, "--to", pg, check=True)
-    assert ("copied 3 apps, 11 leads, 9 follows, 4 issued tokens, 1 revoked tokens and 1 signing keys"
-            in p.stdout), p.stdout
+    assert ("copied 3 apps, 11 leads, 9 follows, 4 issued tokens, 1 revoked tokens, 1 signing keys, "
+            "0 webhooks and 0 undelivered events" in p.stdout), p.stdout
     assert ("verified: the target now holds 3 apps, 11 leads, 9 follows, 4 issued tokens, 1 revoked tokens, "
             "1 signing keys" in p.stdout), p.stdout
     assert PASSWORD not in p.stdout + p.stderr
@@ -612,8 +612,8 @@ def test_copy_round_trip_sqlite_postgres_sqlite(make_server, tmp_path):
     want = snapshot(a3)
     assert other.stop() == 0
     p = run_crmd("copy", "--from", other_db, "--to", pg, "--append", check=True)
-    assert ("copied 1 apps, 3 leads, 3 follows, 1 issued tokens, 0 revoked tokens and 0 signing keys (1 not "
-            "copied: the target keeps its own keys" in p.stdout), p.stdout
+    assert ("copied 1 apps, 3 leads, 3 follows, 1 issued tokens, 0 revoked tokens, 0 signing keys, "
+            "0 webhooks and 0 undelivered events (1 not copied: the target keeps its own keys" in p.stdout), p.stdout
     assert ("now holds 4 apps, 14 leads, 12 follows, 5 issued tokens, 1 revoked tokens, 1 signing keys"
             in p.stdout), p.stdout
     token = run_crmd("token", "issue", "--app", a3.key, "--db", pg, check=True).stdout.strip()

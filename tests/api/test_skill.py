@@ -106,12 +106,17 @@ def skill_env(server, app):
     lead_id = lead["id"]
     follow = app.create_follow(lead_id, title="Send proposal", due_date="2026-12-01T10:00:00Z")
     follow_id = follow["id"]
+    # A paused webhook: the blocks that write send it nothing.
+    r = app.post("/webhooks", {"webhook": {"url": "https://hooks.example.com/crmd",
+                                           "events": ["*"], "active": False}})
+    assert r.status_code == 201, r.text
     # A lead in the trash, for the trash's sections.
     trashed = app.create_lead(name="Old Deal")["id"]
     assert app.delete(f"/leads/{trashed}").status_code == 204
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLOCKS_")}
     env.update(BLOCKS_API_URL=server.base_url, BLOCKS_API_KEY=app.key,
-               BLOCKS_AUTH_TOKEN=app.token, LEAD_ID=lead_id, FOLLOW_ID=follow_id, TRASHED_ID=trashed)
+               BLOCKS_AUTH_TOKEN=app.token, LEAD_ID=lead_id, FOLLOW_ID=follow_id,
+               WEBHOOK_ID=r.json()["data"]["id"], TRASHED_ID=trashed)
     return env
 
 

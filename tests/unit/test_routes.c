@@ -370,6 +370,10 @@ Test(routes, what_each_route_makes_stale_and_needs)
     cr_expect_eq(entry(METHOD_POST, "/leads/{id}/follows")->stale, (unsigned)API_STALE_LEAD);
     cr_expect_eq(entry(METHOD_PUT, "/leads/{id}/follows/{follow_id}")->stale, (unsigned)API_STALE_LEAD);
     cr_expect_eq(entry(METHOD_DELETE, "/leads/{id}/follows/{follow_id}")->stale, (unsigned)API_STALE_LEAD);
+    /* Webhooks are never cached: their writes make nothing stale. */
+    cr_expect_eq(entry(METHOD_POST, "/webhooks")->stale, 0u);
+    cr_expect_eq(entry(METHOD_PUT, "/webhooks/{id}")->stale, 0u);
+    cr_expect_eq(entry(METHOD_DELETE, "/webhooks/{id}")->stale, 0u);
     /* Only the health checks, the public keys and the OpenAPI document go
      * without credentials. */
     for (size_t i = 0; i < API_NROUTES; i++)
@@ -383,10 +387,12 @@ Test(routes, what_each_route_makes_stale_and_needs)
      * summary the lead filters and no paging; nothing else reads a query. */
     for (size_t i = 0; i < API_NROUTES; i++) {
         const api_route_t *e = &API_ROUTES[i];
-        bool list = e->method == METHOD_GET &&
-                    (strcmp(e->path, "/leads") == 0 || strcmp(e->path, "/leads/{id}/follows") == 0 ||
-                     strcmp(e->path, "/follows") == 0 || strcmp(e->path, "/leads/trash/show") == 0 ||
-                     strcmp(e->path, "/leads/{id}/history") == 0);
+        bool list =
+            e->method == METHOD_GET &&
+            (strcmp(e->path, "/leads") == 0 || strcmp(e->path, "/leads/{id}/follows") == 0 ||
+             strcmp(e->path, "/follows") == 0 || strcmp(e->path, "/webhooks") == 0 ||
+             strcmp(e->path, "/webhooks/{id}/deliveries") == 0 || strcmp(e->path, "/leads/trash/show") == 0 ||
+             strcmp(e->path, "/leads/{id}/history") == 0);
         bool summary = e->method == METHOD_GET && strcmp(e->path, "/leads/summary") == 0;
         bool paging = false, stage = false;
         int n = 0;

@@ -27,6 +27,7 @@
  *   administration           app list, disabling, revocations
  *   bulk copy                counts, export, import
  *   reads that complete later  a stand-in loop, pipelining, lost connections
+ *   webhooks                 subscriptions, the outbox, leases, reports
  */
 #include <criterion/criterion.h>
 
@@ -49,6 +50,8 @@
 #include "store/find.h"
 #include "store/sqlite/sqlite_int.h"
 #include "store/store.h"
+#include "model/event.h"
+#include "store/webhook.h"
 
 /* --- fixture ---------------------------------------------------------------- */
 
@@ -585,6 +588,8 @@ static void undo_finding(void)
  * to 3; at version 2 there are no issued tokens either. */
 static void downgrade_to(int version)
 {
+    /* What later versions added goes first. */
+    raw_sql("DROP TABLE webhook_attempts; DROP TABLE webhook_events; DROP TABLE webhooks;");
     undo_finding();
     if (version < 3) raw_sql("DROP TABLE issued_tokens;");
     raw_sql("DROP TABLE signing_keys;"
@@ -2761,6 +2766,37 @@ Test(store, summary_sums_of_maximal_values_do_not_overflow)
     }
 }
 
+/* --- webhooks: helpers --------------------------------------------------------- */
+
+/* A page of a newest-first list by offset. */
+#define PAGE(offset, limit) ((store_newest_page_t){(offset), (limit), 0, NULL})
+
+static webhook_t mk_webhook(int id, unsigned events, int64_t created)
+{
+    webhook_t wh = {.events = events, .active = true, .created_at = created, .updated_at = created};
+    strcpy(wh.id, ID(id));
+    wh.url = T("http://127.0.0.1:9/hook");
+    wh.secret = T("whsec_0123456789abcdefghijABCDEFGHIJ12");
+    return wh;
+}
+
+typedef struct hooks_seen {
+    int n;
+    char ids[8][UUID_BUFSZ];
+    bool active[8];
+    char secret[64], url[128];
+} hooks_seen_t;
+
+static void on_hook(void *ctx, const webhook_t *wh)
+{
+    hooks_seen_t *h = ctx;
+    cr_assert_lt(h->n, 8);
+    strcpy(h->ids[h->n], wh->id);
+    h->active[h->n++] = wh->active;
+    store_text_copy(h->secret, sizeof h->secret, wh->secret);
+    store_text_copy(h->url, sizeof h->url, wh->url);
+}
+
 /* PostgreSQL's migrations (store/postgres/pg_int.h, whose statement ids
  * clash with SQLite's, which this file includes). */
 extern const char *const pg_migrations[SCHEMA_VERSION];
@@ -2778,7 +2814,7 @@ static void raw_sql_on(const char *url, const char *sql)
 /* A database of schema version 4 (before finding existed: made by the
  * real migrations 1 to 4) with leads in it: migrations 5 and 6 fold their
  * names and sources, count them into the totals and index them for
- * search, and keep what version 4 held. */
+ * search, 7 adds the webhooks, and what version 4 held is kept. */
 Test(store, migrating_from_version_4_folds_counts_and_indexes_existing_leads)
 {
     char old[URL_MAX];
@@ -2836,6 +2872,12 @@ Test(store, migrating_from_version_4_folds_counts_and_indexes_existing_leads)
     got.n = 0;
     cr_assert_eq(store_lead_find(s, 1, &q, &total, on_found, &got, NULL), STORE_OK);
     cr_expect(total == 2 && got.n == 2, "both ärger leads: %lld", (long long)total);
+    /* Version 7's webhooks, on the upgraded database. */
+    webhook_t wh = mk_webhook(20, EVENT_ALL, 1000);
+    cr_assert_eq(store_webhook_create(s, 1, &wh, 100), STORE_OK);
+    hooks_seen_t h = {0};
+    cr_assert_eq(store_webhook_list(s, 1, &PAGE(0, 10), &total, on_hook, &h, NULL), STORE_OK);
+    cr_expect(total == 1 && h.n == 1 && strcmp(h.ids[0], ID(20)) == 0, "the webhook is kept");
     store_close(s);
 }
 
@@ -3360,6 +3402,285 @@ Test(store, a_failed_read_makes_no_other_read_fail)
     TURN_UNTIL(again.done);
     cr_expect_eq(again.rc, STORE_OK);
     store_close(s);
+}
+
+/* --- webhooks (helpers above) ------------------------------------------------ */
+
+static int record(int64_t app, int id, int type)
+{
+    store_event_t ev = {.type = type, .created_at = 5000, .payload = "{\"x\":1}", .len = 7};
+    strcpy(ev.id, ID(id));
+    int n = -1;
+    cr_assert_eq(store_event_record(st, app, &ev, &n), STORE_OK);
+    return n;
+}
+
+typedef struct lanes_seen {
+    int n;
+    char ids[8][UUID_BUFSZ];
+} lanes_seen_t;
+
+static void on_lane(void *ctx, const store_lane_t *l)
+{
+    lanes_seen_t *ls = ctx;
+    cr_assert_lt(ls->n, 8);
+    strcpy(ls->ids[ls->n++], l->id);
+    cr_expect_str_eq(l->secret, "whsec_0123456789abcdefghijABCDEFGHIJ12");
+}
+
+typedef struct queue_seen {
+    int n;
+    int64_t seq[16];
+    char events[16][UUID_BUFSZ];
+    int attempts[16];
+    int64_t next_at[16];
+    bool active;
+} queue_seen_t;
+
+static void on_queued_event(void *ctx, const store_queued_t *e)
+{
+    queue_seen_t *q = ctx;
+    cr_assert_lt(q->n, 16);
+    q->seq[q->n] = e->seq;
+    strcpy(q->events[q->n], e->event_id);
+    q->attempts[q->n] = e->attempts;
+    q->next_at[q->n++] = e->next_at;
+    q->active = e->active;
+    cr_expect_eq(e->len, 7u);
+    cr_expect_eq(memcmp(e->payload, "{\"x\":1}", 7), 0);
+}
+
+static queue_seen_t queue_of(int id)
+{
+    queue_seen_t q = {0};
+    cr_assert_eq(store_outbox_queue(st, ID(id), 16, on_queued_event, &q), STORE_OK);
+    return q;
+}
+
+Test(store, webhooks_are_kept_per_app_with_their_secret)
+{
+    for (int i = 0; i < 3; i++) {
+        webhook_t wh = mk_webhook(20 + i, EVENT_ALL, 1000 + i);
+        cr_assert_eq(store_webhook_create(st, app1.id, &wh, 3), STORE_OK);
+    }
+    webhook_t extra = mk_webhook(23, EVENT_ALL, 2000);
+    cr_expect_eq(store_webhook_create(st, app1.id, &extra, 3), STORE_CONFLICT, "the app's maximum");
+    cr_expect_eq(store_webhook_create(st, app2.id, &extra, 3), STORE_OK, "another app has its own");
+    hooks_seen_t h = {0};
+    int64_t total = 0;
+    cr_assert_eq(store_webhook_list(st, app1.id, &PAGE(0, 2), &total, on_hook, &h, NULL), STORE_OK);
+    cr_expect_eq(total, 3);
+    cr_assert_eq(h.n, 2);
+    cr_expect_str_eq(h.ids[0], ID(22), "newest first");
+    cr_expect_str_eq(h.ids[1], ID(21));
+    h = (hooks_seen_t){0};
+    cr_assert_eq(store_webhook_list(st, app1.id, &PAGE(5, 2), &total, on_hook, &h, NULL), STORE_OK);
+    cr_expect_eq(h.n, 0);
+    cr_expect_eq(total, 3, "a page past the end still counts");
+    /* By position: the rows after the second's, whatever the offset. */
+    h = (hooks_seen_t){0};
+    store_newest_page_t after = {.offset = 7, .limit = 2, .after_at = 1001, .after_id = ID(21)};
+    cr_assert_eq(store_webhook_list(st, app1.id, &after, &total, on_hook, &h, NULL), STORE_OK);
+    cr_expect_eq(total, 3);
+    cr_assert_eq(h.n, 1);
+    cr_expect_str_eq(h.ids[0], ID(20));
+    h = (hooks_seen_t){0};
+    cr_assert_eq(store_webhook_get(st, app1.id, ID(20), on_hook, &h, NULL), STORE_OK);
+    cr_expect_str_eq(h.secret, "whsec_0123456789abcdefghijABCDEFGHIJ12");
+    cr_expect_eq(store_webhook_get(st, app2.id, ID(20), on_hook, &h, NULL), STORE_NOT_FOUND);
+    webhook_patch_t p = {.fields = WEBHOOK_F_ACTIVE | WEBHOOK_F_URL};
+    p.v.url = T("https://93.184.216.34/new");
+    h = (hooks_seen_t){0};
+    cr_assert_eq(store_webhook_update(st, app1.id, ID(20), &p, 500, on_hook, &h), STORE_OK);
+    cr_expect_eq(h.active[0], false);
+    cr_expect_str_eq(h.url, "https://93.184.216.34/new");
+    cr_expect_eq(store_webhook_update(st, app2.id, ID(20), &p, 500, on_hook, &h), STORE_NOT_FOUND);
+    cr_expect_eq(store_webhook_delete(st, app2.id, ID(20)), STORE_NOT_FOUND);
+    cr_expect_eq(store_webhook_delete(st, app1.id, ID(20)), STORE_OK);
+    cr_expect_eq(store_webhook_delete(st, app1.id, ID(20)), STORE_NOT_FOUND);
+    cr_expect_eq(store_webhook_deliveries(st, app1.id, ID(20), &PAGE(0, 10), &total, NULL, NULL, NULL),
+                 STORE_NOT_FOUND);
+}
+
+Test(store, an_event_goes_to_the_apps_active_webhooks_that_want_it)
+{
+    webhook_t all = mk_webhook(20, EVENT_ALL, 1000),
+              stages = mk_webhook(21, EVENT_BIT(EVENT_LEAD_STAGE_CHANGED), 1001);
+    webhook_t off = mk_webhook(22, EVENT_ALL, 1002), other = mk_webhook(23, EVENT_ALL, 1003);
+    off.active = false;
+    cr_assert_eq(store_webhook_create(st, app1.id, &all, 100), STORE_OK);
+    cr_assert_eq(store_webhook_create(st, app1.id, &stages, 100), STORE_OK);
+    cr_assert_eq(store_webhook_create(st, app1.id, &off, 100), STORE_OK);
+    cr_assert_eq(store_webhook_create(st, app2.id, &other, 100), STORE_OK);
+    cr_expect_eq(record(app1.id, 1, EVENT_LEAD_CREATED), 1);
+    cr_expect_eq(record(app1.id, 2, EVENT_LEAD_STAGE_CHANGED), 2);
+    cr_expect_eq(queue_of(20).n, 2);
+    queue_seen_t q = queue_of(21);
+    cr_assert_eq(q.n, 1);
+    cr_expect_str_eq(q.events[0], ID(2));
+    cr_expect(q.active);
+    cr_expect_eq(queue_of(22).n, 0, "an inactive webhook gets nothing");
+    cr_expect_eq(queue_of(23).n, 0, "another app's neither");
+    /* Recorded in a batch that is undone: nothing. */
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    cr_expect_eq(record(app1.id, 3, EVENT_LEAD_CREATED), 1);
+    cr_assert_eq(store_batch_end(st, 0), STORE_OK);
+    cr_expect_eq(queue_of(20).n, 2);
+    /* Deleting a webhook drops its events. */
+    cr_assert_eq(store_webhook_delete(st, app1.id, ID(21)), STORE_OK);
+    cr_expect_eq(queue_of(21).n, 0);
+}
+
+typedef struct log_seen {
+    int n;
+    int attempt[8], status[8];
+    int64_t next_retry_at[8];
+    char error[8][64];
+} log_seen_t;
+
+static void on_delivery(void *ctx, const delivery_t *d)
+{
+    log_seen_t *l = ctx;
+    cr_assert_lt(l->n, 8);
+    l->attempt[l->n] = d->attempt;
+    l->status[l->n] = d->status_code;
+    l->next_retry_at[l->n] = d->next_retry_at;
+    store_text_copy(l->error[l->n++], sizeof l->error[0], d->error);
+}
+
+/* A failed attempt of event seq of webhook 20, retried at next_at (0:
+ * given up), or a success. */
+static store_rc_t report_one(store_t *s, int64_t seq, int attempt, bool ok, int64_t at, int64_t next_at,
+                             const char *release, store_report_t *r)
+{
+    static delivery_t d;
+    d = (delivery_t){.type = EVENT_LEAD_CREATED,
+                     .attempt = attempt,
+                     .status_code = ok ? 200 : 500,
+                     .duration_ms = 3,
+                     .next_retry_at = next_at,
+                     .created_at = at};
+    snprintf(d.id, sizeof d.id, "0190f3a2-0002-7000-8000-%012lld", (long long)(at * 10 + attempt));
+    strcpy(d.event_id, ID(1));
+    if (!ok) d.error = T("the receiver answered 500");
+    static store_outcome_t o;
+    o = (store_outcome_t){.webhook_id = ID(20), .seq = seq, .attempt = &d, .first_at = at, .ok = ok};
+    static const char *rel[1];
+    rel[0] = release;
+    r->outcomes = &o;
+    r->n = 1;
+    r->release = rel;
+    r->nrelease = release != NULL;
+    r->now = at;
+    r->lease_until = at + 30000;
+    return store_outbox_report(s, r);
+}
+
+Test(store, leases_claims_and_reports)
+{
+    webhook_t wh = mk_webhook(20, EVENT_ALL, 1000);
+    cr_assert_eq(store_webhook_create(st, app1.id, &wh, 100), STORE_OK);
+    lanes_seen_t a = {0}, b = {0};
+    cr_assert_eq(store_outbox_claim(st, "A", 10000, 40000, 8, on_lane, &a), STORE_OK);
+    cr_expect_eq(a.n, 0, "nothing to send: nothing leased");
+    record(app1.id, 1, EVENT_LEAD_CREATED);
+    record(app1.id, 2, EVENT_LEAD_CREATED);
+    cr_assert_eq(store_outbox_claim(st, "A", 10000, 40000, 8, on_lane, &a), STORE_OK);
+    cr_assert_eq(a.n, 1);
+    cr_expect_str_eq(a.ids[0], ID(20));
+    store_t *other = open_store();
+    cr_assert_eq(store_outbox_claim(other, "B", 10001, 40001, 8, on_lane, &b), STORE_OK);
+    cr_expect_eq(b.n, 0, "leased to A");
+    queue_seen_t q = queue_of(20);
+    cr_assert_eq(q.n, 2);
+    cr_expect_lt(q.seq[0], q.seq[1]);
+    /* A fails the first event; it is retried at 12000, and A lets go. */
+    store_report_t r = {.owner = "A", .disable_after_ms = 3000};
+    cr_assert_eq(report_one(st, q.seq[0], 1, false, 10005, 12000, ID(20), &r), STORE_OK);
+    queue_seen_t q2 = queue_of(20);
+    cr_expect_eq(q2.attempts[0], 1);
+    cr_expect_eq(q2.next_at[0], 12000);
+    cr_assert_eq(store_outbox_claim(other, "B", 11000, 41000, 8, on_lane, &b), STORE_OK);
+    cr_expect_eq(b.n, 0, "not due before 12000");
+    cr_assert_eq(store_outbox_claim(other, "B", 12000, 42000, 8, on_lane, &b), STORE_OK);
+    cr_expect_eq(b.n, 1, "due: B takes it");
+    /* B succeeds: the event is gone, the log holds both attempts. */
+    store_report_t rb = {.owner = "B", .disable_after_ms = 3000};
+    cr_assert_eq(report_one(other, q.seq[0], 2, true, 12001, 0, NULL, &rb), STORE_OK);
+    cr_expect_eq(queue_of(20).n, 1);
+    int64_t total = 0;
+    log_seen_t log = {0};
+    cr_assert_eq(store_webhook_deliveries(st, app1.id, ID(20), &PAGE(0, 10), &total, on_delivery, &log, NULL),
+                 STORE_OK);
+    cr_expect_eq(total, 2);
+    cr_assert_eq(log.n, 2);
+    cr_expect_eq(log.attempt[0], 2, "newest first");
+    cr_expect_eq(log.status[0], 200);
+    cr_expect_eq(log.attempt[1], 1);
+    cr_expect_eq(log.next_retry_at[1], 12000);
+    cr_expect_str_eq(log.error[1], "the receiver answered 500");
+    /* After the newest attempt (12001, its id as report_one makes it): the first. */
+    log = (log_seen_t){0};
+    store_newest_page_t after = {
+        .limit = 10, .after_at = 12001, .after_id = "0190f3a2-0002-7000-8000-000000120012"};
+    cr_assert_eq(store_webhook_deliveries(st, app1.id, ID(20), &after, &total, on_delivery, &log, NULL),
+                 STORE_OK);
+    cr_expect_eq(total, 2);
+    cr_assert_eq(log.n, 1);
+    cr_expect_eq(log.attempt[0], 1);
+    store_close(other);
+}
+
+static void on_disabled(void *ctx, const char *id)
+{
+    strcpy(ctx, id);
+}
+
+Test(store, a_webhook_failing_for_long_enough_is_set_inactive)
+{
+    webhook_t wh = mk_webhook(20, EVENT_ALL, 1000);
+    cr_assert_eq(store_webhook_create(st, app1.id, &wh, 100), STORE_OK);
+    record(app1.id, 1, EVENT_LEAD_CREATED);
+    queue_seen_t q = queue_of(20);
+    char disabled[UUID_BUFSZ] = "";
+    store_report_t r = {.owner = "A", .disable_after_ms = 3000, .disabled = on_disabled, .ctx = disabled};
+    cr_assert_eq(report_one(st, q.seq[0], 1, false, 10000, 11000, NULL, &r), STORE_OK);
+    cr_assert_eq(report_one(st, q.seq[0], 2, false, 12999, 14000, NULL, &r), STORE_OK);
+    cr_expect_str_eq(disabled, "", "failing for 2999 ms: not yet");
+    cr_assert_eq(report_one(st, q.seq[0], 3, false, 13000, 15000, NULL, &r), STORE_OK);
+    cr_expect_str_eq(disabled, ID(20));
+    hooks_seen_t h = {0};
+    cr_assert_eq(store_webhook_get(st, app1.id, ID(20), on_hook, &h, NULL), STORE_OK);
+    cr_expect_eq(h.active[0], false);
+    cr_expect_eq(queue_of(20).n, 1, "its event is kept");
+    cr_expect_eq(record(app1.id, 2, EVENT_LEAD_CREATED), 0, "events made while inactive are not");
+    /* Active again, it starts afresh: one more failure does not disable it. */
+    webhook_patch_t p = {.fields = WEBHOOK_F_ACTIVE, .v = {.active = true}};
+    cr_assert_eq(store_webhook_update(st, app1.id, ID(20), &p, 20000, on_hook, &h), STORE_OK);
+    disabled[0] = '\0';
+    cr_assert_eq(report_one(st, q.seq[0], 4, false, 20001, 21000, NULL, &r), STORE_OK);
+    cr_expect_str_eq(disabled, "");
+}
+
+static void on_owner(void *ctx, const char *owner)
+{
+    strcpy(ctx, owner);
+}
+
+Test(store, a_dead_owners_leases_can_be_ended)
+{
+    webhook_t wh = mk_webhook(20, EVENT_ALL, 1000);
+    cr_assert_eq(store_webhook_create(st, app1.id, &wh, 100), STORE_OK);
+    record(app1.id, 1, EVENT_LEAD_CREATED);
+    lanes_seen_t a = {0};
+    cr_assert_eq(store_outbox_claim(st, "dead", 10000, 40000, 8, on_lane, &a), STORE_OK);
+    char owner[64] = "";
+    cr_assert_eq(store_outbox_owners(st, on_owner, owner), STORE_OK);
+    cr_expect_str_eq(owner, "dead");
+    cr_assert_eq(store_outbox_release_owner(st, "dead"), STORE_OK);
+    a = (lanes_seen_t){0};
+    cr_assert_eq(store_outbox_claim(st, "alive", 10001, 40001, 8, on_lane, &a), STORE_OK);
+    cr_expect_eq(a.n, 1, "taken over before the lease ran out");
 }
 
 /* The find reads through the loop: each ends from it, in the order the

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "api/cache.h"
+#include "api/change.h"
 #include "api/request.h"
 #include "api/resource.h"
 #include "api/respond.h"
@@ -41,6 +42,7 @@ static struct {
     int begins, ends, closes;
     bool hold_first, released; /* the first batch_begin waits for release */
     store_rc_t begin_rc, end_rc;
+    int commits, rollbacks;   /* batch_end with and without commit */
     int runs;                 /* lead writes run, in order */
     int batch_of[MAX_WRITES]; /* the batch each of them ran in */
 } F = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
@@ -66,8 +68,12 @@ static store_rc_t fake_batch_begin(store_t *s)
 static store_rc_t fake_batch_end(store_t *s, int commit)
 {
     (void)s;
-    cr_expect_eq(commit, 1);
     F.ends++;
+    if (!commit) {
+        F.rollbacks++;
+        return STORE_OK;
+    }
+    F.commits++;
     return F.end_rc;
 }
 
@@ -123,6 +129,16 @@ static void run_update(store_t *s, api_write_t *w)
     store_rc_t rc = store_lead_update(s, w->app, w->id, &w->p.lead, w->now, NULL, NULL);
     if (rc == STORE_OK) jw_lit(&w->out, "{\"updated\":true}");
     api_write_answer(w, rc, 200, "Lead Not Found", "No such lead.");
+}
+
+/* A create whose change is made, but what follows from it cannot be
+ * recorded (change.h): its whole batch must be undone. */
+static void run_create_unrecorded(store_t *s, api_write_t *w)
+{
+    store_rc_t rc = store_lead_create(s, w->app, &w->p.lead.v);
+    cr_assert_eq(rc, STORE_OK);
+    jw_lit(&w->out, "{\"created\":true}");
+    api_change_fail(w, STORE_UNAVAILABLE);
 }
 
 static const api_route_t CREATE = {METHOD_POST, "/leads", NULL, .stale = API_STALE_APP};
@@ -377,6 +393,26 @@ Test(writer, a_failed_commit_acknowledges_nothing)
     for (int i = 0; i < 3; i++)
         cr_expect_eq(lead_gen(ids[i]), gens[i], "a write that was not acknowledged made %s stale", ids[i]);
     cr_expect_eq(lists_gen(), lists);
+}
+
+Test(writer, a_change_that_cannot_be_recorded_undoes_its_whole_batch)
+{
+    cr_assert_eq(api_writer_start_store(&F.base), 0);
+    hold_first_batch();
+    uint64_t a = lead_gen(LEAD_A);
+    int fine = submit(&UPDATE, LEAD_A, run_update);
+    int unrecorded = submit(&CREATE, NULL, run_create_unrecorded);
+    release();
+    wait_answers(3);
+    cr_expect_eq(F.commits, 1, "the first batch only");
+    cr_expect_eq(F.rollbacks, 1);
+    cr_expect_eq(F.batch_of[fine], 2);
+    cr_expect_eq(F.batch_of[unrecorded], 2);
+    for (int i = 1; i < 3; i++) {
+        cr_expect_eq(answers[i].status, 503, "write %d: %d", i, answers[i].status);
+        cr_expect(strstr(answers[i].body, "\"code\":\"service_unavailable\""), "%s", answers[i].body);
+    }
+    cr_expect_eq(lead_gen(LEAD_A), a, "nothing of the undone batch is stale");
 }
 
 Test(writer, a_failed_begin_runs_nothing)

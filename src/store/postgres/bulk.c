@@ -25,7 +25,7 @@ store_rc_t pg_copy_count(store_t *base, store_counts_t *out)
         out->issued = pg_get_int(r, 0, 6);
     }
     PQclear(r);
-    return rc;
+    return rc == STORE_OK ? pg_webhook_counts(pg_of(base), out) : rc;
 }
 
 /* Hands one row of an export to its receiver; app_id is column 0. */
@@ -122,6 +122,7 @@ store_rc_t pg_copy_export(store_t *base, const store_export_t *cb, void *ctx, st
     if (rc == STORE_OK) rc = export_stmt(s, Q_COPY_REVOKED, export_revoked, cb, ctx);
     if (rc == STORE_OK) rc = export_cursor(s, 0, export_lead, cb, ctx);
     if (rc == STORE_OK) rc = export_cursor(s, 1, export_follow, cb, ctx);
+    if (rc == STORE_OK) rc = pg_webhook_export(s, cb, ctx);
     pg_tx_rollback(s); /* read only: nothing to commit */
     return rc;
 }

@@ -1,5 +1,5 @@
 /*
- * history.c: a lead's history on PostgreSQL (store/schema.h, migration 7).
+ * history.c: a lead's history on PostgreSQL (store/schema.h, migration 8).
  */
 #include "store/postgres/pg_int.h"
 

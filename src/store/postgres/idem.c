@@ -1,5 +1,5 @@
 /*
- * idem.c: idempotency keys on PostgreSQL (store/schema.h, migration 7).
+ * idem.c: idempotency keys on PostgreSQL (store/schema.h, migration 8).
  *
  * Each is one statement through txn.c. A claim inserts the key's row
  * (or replaces an expired one): a second process claiming the same key

@@ -25,6 +25,7 @@
  *   follows.c  follow operations
  *   admin.c    apps, the signing keys, issued and revoked tokens
  *   bulk.c     crmd copy's export (cursors) and import
+ *   webhooks.c webhooks, the outbox and the delivery log (store/webhook.h)
  *   migrate.c  the migration steps for store_migrate_run
  *   postgres.c the table of operations, store_postgres_open, pg_close
  *
@@ -62,6 +63,8 @@
 #include <libpq-fe.h>
 
 #include "store/store_int.h"
+#include "store/webhook.h"
+#include "store/webhook_sql.h"
 
 /* The most parameters a statement here takes. */
 #define PG_MAX_PARAMS 64
@@ -106,6 +109,9 @@ enum pg_stmt_id {
     Q_COPY_KEY,
     Q_COPY_APP,
     Q_COPY_APP_ID,
+    SCHEMA_WEBHOOK_STMT_IDS,
+    Q_WH_DELETE,
+    Q_OUT_CLAIM,
     Q_LEAD_UPDATE_OLD,
     Q_LEAD_DELETE_OLD,
     Q_TOTALS_ADD,
@@ -113,6 +119,7 @@ enum pg_stmt_id {
     Q_LEAD_RECOVER,
     Q_TRASH_PURGE,
     Q_TRASH_LIST,
+    Q_TRASH_GET,
     Q_TRASH_EXPIRE,
     Q_HISTORY_ADD,
     Q_HISTORY_LIST,
@@ -434,6 +441,10 @@ store_rc_t pg_pipe_leave(pg_store_t *s);
  * the simple protocol; BEGIN is tried once more on a new connection when
  * the old one was dead. */
 store_rc_t pg_exec_sql(pg_store_t *s, const char *sql);
+/* Runs statement id inside the transaction the caller opened with
+ * pg_tx_begin (no savepoint: a failure ends the transaction, which the
+ * caller then rolls back). *out as pg_write's. */
+store_rc_t pg_run_in_tx(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, PGresult **out);
 store_rc_t pg_tx_begin(pg_store_t *s, const char *sql);
 store_rc_t pg_tx_commit(pg_store_t *s);
 void pg_tx_rollback(pg_store_t *s);
@@ -491,6 +502,13 @@ store_rc_t pg_read_rows_sql(pg_store_t *s, const char *sql, const pg_params_t *p
                             const pg_rows_t *to, const store_async_t *async);
 /* Lets go of the loop's watch and timers; no read may be pending. */
 void pg_async_close(pg_store_t *s);
+
+/* webhooks.c: the webhook functions (store_ops_t.webhook); bulk copy's
+ * counts of webhooks and events into out, and their export (after the
+ * follows, in the export's snapshot). */
+extern const store_webhook_ops_t pg_webhook_ops;
+store_rc_t pg_webhook_counts(pg_store_t *s, store_counts_t *out);
+store_rc_t pg_webhook_export(pg_store_t *s, const store_export_t *cb, void *ctx);
 
 /* --- the operations ------------------------------------------------------
  * pg_close (postgres.c), pg_migrate (migrate.c), pg_lead_* (leads.c; pg_lead_trash and

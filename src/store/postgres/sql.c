@@ -20,6 +20,63 @@
 /* Rows per FETCH when exporting. */
 #define EXPORT_BATCH "1000"
 
+/* The webhooks (store/webhook.h), as SQLite's (store/sqlite/sql.c), with
+ * uuid ids and a boolean active. */
+#define PG_MIGRATION_WEBHOOKS                                                                                \
+    "CREATE TABLE webhooks ("                                                                                \
+    "  id UUID PRIMARY KEY,"                                                                                 \
+    "  app_id BIGINT NOT NULL REFERENCES apps(id),"                                                          \
+    "  url TEXT NOT NULL,"                                                                                   \
+    "  events INTEGER NOT NULL,"                                                                             \
+    "  description TEXT,"                                                                                    \
+    "  active BOOLEAN NOT NULL,"                                                                             \
+    "  secret TEXT NOT NULL,"                                                                                \
+    "  created_at BIGINT NOT NULL,"                                                                          \
+    "  updated_at BIGINT NOT NULL,"                                                                          \
+    "  failing_since BIGINT NOT NULL DEFAULT 0,"                                                             \
+    "  lease_owner TEXT,"                                                                                    \
+    "  lease_until BIGINT NOT NULL DEFAULT 0);"                                                              \
+    "CREATE INDEX webhooks_newest ON webhooks (app_id, created_at DESC, id DESC);"                           \
+    "CREATE TABLE webhook_events ("                                                                          \
+    "  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"                                                 \
+    "  webhook_id UUID NOT NULL,"                                                                            \
+    "  event_id UUID NOT NULL,"                                                                              \
+    "  type INTEGER NOT NULL,"                                                                               \
+    "  created_at BIGINT NOT NULL,"                                                                          \
+    "  payload TEXT NOT NULL,"                                                                               \
+    "  attempts INTEGER NOT NULL DEFAULT 0,"                                                                 \
+    "  first_at BIGINT NOT NULL DEFAULT 0,"                                                                  \
+    "  next_at BIGINT NOT NULL DEFAULT 0);"                                                                  \
+    "CREATE INDEX webhook_events_queue ON webhook_events (webhook_id, seq);"                                 \
+    "CREATE TABLE webhook_attempts ("                                                                        \
+    "  webhook_id UUID NOT NULL,"                                                                            \
+    "  id UUID NOT NULL,"                                                                                    \
+    "  event_id UUID NOT NULL,"                                                                              \
+    "  type INTEGER NOT NULL,"                                                                               \
+    "  attempt INTEGER NOT NULL,"                                                                            \
+    "  status_code INTEGER,"                                                                                 \
+    "  duration_ms BIGINT NOT NULL,"                                                                         \
+    "  error TEXT,"                                                                                          \
+    "  next_retry_at BIGINT,"                                                                                \
+    "  created_at BIGINT NOT NULL,"                                                                          \
+    "  PRIMARY KEY (webhook_id, created_at, id));"
+
+/* The webhooks' statements PostgreSQL writes its own way: the delete, with
+ * its events and log, in one statement; the claim, which skips the rows
+ * another sender is claiming (SKIP LOCKED) and re-checks each lease it
+ * locks, so no two senders lease one webhook. */
+#define PG_WEBHOOK_SQL                                                                                       \
+    [Q_WH_DELETE] = "WITH w AS (DELETE FROM webhooks WHERE " SCHEMA_WEBHOOK_KEY(                             \
+        P) " RETURNING id), "                                                                                \
+           "e AS (DELETE FROM webhook_events WHERE webhook_id IN (SELECT id FROM w)), "                      \
+           "a AS (DELETE FROM webhook_attempts WHERE webhook_id IN (SELECT id FROM w)) "                     \
+           "SELECT id FROM w",                                                                               \
+    [Q_OUT_CLAIM] = "UPDATE webhooks w SET lease_owner = $1::text, lease_until = $2::int8 FROM ("            \
+                    "SELECT c.id FROM webhooks c WHERE c.active AND c.lease_until <= $3::int8 AND (SELECT "  \
+                    "e.next_at FROM webhook_events e WHERE e.webhook_id = c.id ORDER BY e.seq LIMIT 1) "     \
+                    "<= $3::int8 LIMIT $4::int8 FOR UPDATE SKIP LOCKED) c WHERE w.id = c.id "                \
+                    "RETURNING w.id, w.app_id, w.url, w.secret"
+
 /* One migration per entry, applied in order; entry i brings the database
  * to version i + 1 (kept in crmd_schema). Never edit an entry that has
  * shipped: append a new one. Ids are uuid rather than text: indexes a
@@ -101,10 +158,12 @@ const char *const pg_migrations[SCHEMA_VERSION] = {
     "CREATE EXTENSION IF NOT EXISTS pg_trgm;"
     "CREATE INDEX leads_name_trgm ON leads USING gin (name_fold gin_trgm_ops);"
     "CREATE INDEX leads_source_trgm ON leads USING gin (source_fold gin_trgm_ops);",
-    /* 7: the trash (schema.h). */
-    SCHEMA_V7_TRASH("UUID", "BIGINT") ";" SCHEMA_V7_TRASH_REST("UUID", "BIGINT") ";"
-    SCHEMA_V7_IDEM("BIGINT") ";" SCHEMA_V7_IDEM_INDEX
-    SCHEMA_V7_HISTORY("UUID", "BIGINT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+    /* Webhooks. */
+    PG_MIGRATION_WEBHOOKS,
+    /* 8: the trash, idempotency keys and the history (schema.h). */
+    SCHEMA_V8_TRASH("UUID", "BIGINT") ";" SCHEMA_V8_TRASH_REST("UUID", "BIGINT") ";"
+    SCHEMA_V8_IDEM("BIGINT") ";" SCHEMA_V8_IDEM_INDEX
+    SCHEMA_V8_HISTORY("UUID", "BIGINT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
 };
 
 #define FOLLOW_ORDER "due_at ASC NULLS LAST, created_at, id"
@@ -199,6 +258,8 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                      "ON CONFLICT (" SCHEMA_TOTALS_CELL ") DO UPDATE SET n = lead_totals.n + EXCLUDED.n, "
                      "v_hi = lead_totals.v_hi + EXCLUDED.v_hi, v_lo = lead_totals.v_lo + EXCLUDED.v_lo, "
                      "w_hi = lead_totals.w_hi + EXCLUDED.w_hi, w_lo = lead_totals.w_lo + EXCLUDED.w_lo",
+    SCHEMA_WEBHOOK_SQL(P, "GREATEST"),
+    PG_WEBHOOK_SQL,
     /* The trash (trash.c), each move one statement. The follows are moved
      * by the statement itself, so the foreign key's cascade, run at its
      * end, finds none left. The outer statement is the lead's, so its
@@ -221,6 +282,7 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                       "DELETE FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
     /* The count and the page in one statement (one snapshot); the count's
      * row comes back alone (NULL lead columns) when the page is empty. */
+    [Q_TRASH_GET] = "SELECT " SCHEMA_LEAD_COLS " FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P) " FOR UPDATE",
     [Q_TRASH_LIST] = "SELECT c.n, t.* FROM (SELECT count(*) AS n FROM leads_trash WHERE app_id = $1::int8) c "
                      "LEFT JOIN LATERAL (SELECT " SCHEMA_LEAD_COLS ", deleted_at FROM leads_trash "
                      "WHERE app_id = $1::int8 AND (deleted_at, id) < ($4::int8, $5::uuid) "
@@ -256,8 +318,8 @@ const char *const pg_schema_set_fmt = "UPDATE crmd_schema SET version = %d WHERE
 /* Like SQLite's write lock: no other writer until the import ends, so the
  * counts before and after are exact. Readers go on. */
 const char *const pg_import_lock_sql =
-    "LOCK TABLE apps, signing_keys, leads, follows, revoked_tokens, "
-    "issued_tokens, leads_trash, follows_trash, idempotency_keys, lead_history IN SHARE ROW EXCLUSIVE MODE";
+    "LOCK TABLE apps, signing_keys, leads, follows, revoked_tokens, issued_tokens, webhooks, webhook_events, "
+    "leads_trash, follows_trash, idempotency_keys, lead_history IN SHARE ROW EXCLUSIVE MODE";
 const char *const pg_import_counts_sql =
     "UPDATE apps SET lead_count = (SELECT count(*) FROM leads WHERE leads.app_id = apps.id);"
     "DELETE FROM lead_totals;" SCHEMA_TOTALS_REBUILD;

@@ -1,5 +1,5 @@
 /*
- * trash.c: the trash on PostgreSQL (store/schema.h, migration 7): a
+ * trash.c: the trash on PostgreSQL (store/schema.h, migration 8): a
  * deleted lead's rows move to leads_trash and follows_trash and back.
  *
  * Each move is one statement (sql.c) run as one write through txn.c,
@@ -38,6 +38,14 @@ store_rc_t pg_trash_purge(store_t *base, int64_t app, const char *id)
     pg_params_t p = {0};
     if (!pgp_key(&p, app, id, NULL)) return STORE_NOT_FOUND;
     return pg_one_row(pg_of(base), Q_TRASH_PURGE, &p, 0, 0, NULL, NULL, NULL);
+}
+
+store_rc_t pg_trash_get(store_t *base, int64_t app, const char *id, store_lead_cb cb, void *ctx)
+{
+    pg_params_t p = {0};
+    if (!pgp_key(&p, app, id, NULL)) return STORE_NOT_FOUND;
+    pg_rows_t to = {.emit = pg_emit_leads, .cb = (void *)cb, .ctx = ctx};
+    return pg_read_rows(pg_of(base), Q_TRASH_GET, &p, pg_rows_one, &to, NULL);
 }
 
 /* Q_TRASH_LIST's rows: the count, then a trashed lead from column 1 and

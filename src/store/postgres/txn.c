@@ -5,7 +5,7 @@
  * retries, and group commit.
  *
  * Sections:
- *   running statements   run, pg_exec_sql
+ *   running statements   run, pg_run_in_tx, pg_exec_sql
  *   transactions         pg_tx_begin, pg_tx_commit, pg_tx_rollback
  *   lead counts          keep_delta, flush_deltas
  *   one unit of work     begin_op, finish_op, pg_write, pg_read, pg_one_row
@@ -59,6 +59,18 @@ static PGresult *run(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, st
         PQclear(r);
         if (!try_again(s, *rc, attempt)) return NULL;
     }
+}
+
+store_rc_t pg_run_in_tx(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, PGresult **out)
+{
+    assert(s->in_tx);
+    store_rc_t rc;
+    PGresult *r = run(s, id, p, &rc);
+    if (out != NULL)
+        *out = r;
+    else
+        PQclear(r);
+    return rc;
 }
 
 store_rc_t pg_exec_sql(pg_store_t *s, const char *sql)

@@ -30,7 +30,7 @@ store_rc_t sq_copy_count(store_t *base, store_counts_t *out)
         rc = sq_map_rc(s, src);
     }
     sqlite3_finalize(st);
-    return rc;
+    return rc == STORE_OK ? sq_webhook_counts(s, out) : rc;
 }
 
 /* Hands one row of an export query to its receiver; app_id is the last
@@ -102,6 +102,7 @@ store_rc_t sq_copy_export(store_t *base, const store_export_t *cb, void *ctx, st
     if (rc == STORE_OK) rc = store_export_keys(base, cb, ctx);
     for (size_t i = 0; rc == STORE_OK && i < sizeof fns / sizeof fns[0]; i++)
         rc = export_rows(s, sq_export_sql[i], fns[i], cb, ctx);
+    if (rc == STORE_OK) rc = sq_webhook_export(s, cb, ctx);
     return sq_finish(s, rc);
 }
 

@@ -1,5 +1,5 @@
 /*
- * history.c: a lead's history on SQLite (store/schema.h, migration 7).
+ * history.c: a lead's history on SQLite (store/schema.h, migration 8).
  */
 #include "store/sqlite/sqlite_int.h"
 

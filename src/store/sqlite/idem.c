@@ -1,5 +1,5 @@
 /*
- * idem.c: idempotency keys on SQLite (store/schema.h, migration 7).
+ * idem.c: idempotency keys on SQLite (store/schema.h, migration 8).
  *
  * A claim, its answer, a release and an expiry are each one statement,
  * run as one write (inside a batch, a statement of the batch's

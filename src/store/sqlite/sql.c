@@ -103,6 +103,50 @@
     "('lead_text', 'sqlite_autoindex_lead_text_1', '1000000 100000 1'),"                                     \
     "('lead_totals', 'sqlite_autoindex_lead_totals_1', '2000 200 40 10 10 1');"                              \
     "ANALYZE sqlite_schema;" /* this connection reads them now, the others when they next look */
+/* The webhooks (store/webhook.h): subscriptions; the outbox, a row per
+ * undelivered event and webhook, numbered in the order recorded (never
+ * reused, so a sender's numbers stay unambiguous); and the delivery log.
+ * A webhook's lease (lease_owner, lease_until) says which sender works on
+ * it; failing_since (ms, 0: not failing) when its deliveries began to
+ * fail. */
+#define SQ_MIGRATION_WEBHOOKS                                                                                \
+    "CREATE TABLE webhooks ("                                                                                \
+    "  id TEXT PRIMARY KEY,"                                                                                 \
+    "  app_id INTEGER NOT NULL REFERENCES apps(id),"                                                         \
+    "  url TEXT NOT NULL,"                                                                                   \
+    "  events INTEGER NOT NULL,"                                                                             \
+    "  description TEXT,"                                                                                    \
+    "  active INTEGER NOT NULL,"                                                                             \
+    "  secret TEXT NOT NULL,"                                                                                \
+    "  created_at INTEGER NOT NULL,"                                                                         \
+    "  updated_at INTEGER NOT NULL,"                                                                         \
+    "  failing_since INTEGER NOT NULL DEFAULT 0,"                                                            \
+    "  lease_owner TEXT,"                                                                                    \
+    "  lease_until INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"                                               \
+    "CREATE INDEX webhooks_newest ON webhooks (app_id, created_at DESC, id DESC);"                           \
+    "CREATE TABLE webhook_events ("                                                                          \
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"                                                               \
+    "  webhook_id TEXT NOT NULL,"                                                                            \
+    "  event_id TEXT NOT NULL,"                                                                              \
+    "  type INTEGER NOT NULL,"                                                                               \
+    "  created_at INTEGER NOT NULL,"                                                                         \
+    "  payload TEXT NOT NULL,"                                                                               \
+    "  attempts INTEGER NOT NULL DEFAULT 0,"                                                                 \
+    "  first_at INTEGER NOT NULL DEFAULT 0,"                                                                 \
+    "  next_at INTEGER NOT NULL DEFAULT 0);"                                                                 \
+    "CREATE INDEX webhook_events_queue ON webhook_events (webhook_id, seq);"                                 \
+    "CREATE TABLE webhook_attempts ("                                                                        \
+    "  webhook_id TEXT NOT NULL,"                                                                            \
+    "  id TEXT NOT NULL,"                                                                                    \
+    "  event_id TEXT NOT NULL,"                                                                              \
+    "  type INTEGER NOT NULL,"                                                                               \
+    "  attempt INTEGER NOT NULL,"                                                                            \
+    "  status_code INTEGER,"                                                                                 \
+    "  duration_ms INTEGER NOT NULL,"                                                                        \
+    "  error TEXT,"                                                                                          \
+    "  next_retry_at INTEGER,"                                                                               \
+    "  created_at INTEGER NOT NULL,"                                                                         \
+    "  PRIMARY KEY (webhook_id, created_at, id)) WITHOUT ROWID;"
 
 /* Never edit an entry that has shipped: append a new one. */
 /* clang-format off */
@@ -185,12 +229,26 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     SQ_V6_SEARCH
     SQ_V6_TRIGGERS
     SQ_V6_STATS,
-    /* 7: the trash (schema.h). */
-    SCHEMA_V7_TRASH("TEXT", "INTEGER") " WITHOUT ROWID;"
-    SCHEMA_V7_TRASH_REST("TEXT", "INTEGER") " WITHOUT ROWID;"
-    SCHEMA_V7_IDEM("INTEGER") " WITHOUT ROWID;" SCHEMA_V7_IDEM_INDEX
-    SCHEMA_V7_HISTORY("TEXT", "INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+    /* Webhooks. */
+    SQ_MIGRATION_WEBHOOKS,
+    /* 8: the trash, idempotency keys and the history (schema.h). */
+    SCHEMA_V8_TRASH("TEXT", "INTEGER") " WITHOUT ROWID;"
+    SCHEMA_V8_TRASH_REST("TEXT", "INTEGER") " WITHOUT ROWID;"
+    SCHEMA_V8_IDEM("INTEGER") " WITHOUT ROWID;" SCHEMA_V8_IDEM_INDEX
+    SCHEMA_V8_HISTORY("TEXT", "INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),
 };
+
+/* The webhooks' statements SQLite writes its own way: a delete in three
+ * (its events and log go with it, in the same write), and the claim (the
+ * write lock makes it exclusive). */
+#define SQ_WEBHOOK_SQL                                                                                       \
+    [Q_WH_DELETE] = "DELETE FROM webhooks WHERE " SCHEMA_WEBHOOK_KEY(P),                                     \
+    [Q_WH_DELETE_EVENTS] = "DELETE FROM webhook_events WHERE webhook_id = ?1",                               \
+    [Q_WH_DELETE_ATTEMPTS] = "DELETE FROM webhook_attempts WHERE webhook_id = ?1",                           \
+    [Q_OUT_CLAIM] = "UPDATE webhooks SET lease_owner = ?1, lease_until = ?2 WHERE id IN ("                   \
+                    "SELECT w.id FROM webhooks w WHERE w.active AND w.lease_until <= ?3 AND (SELECT e.next_at " \
+                    "FROM webhook_events e WHERE e.webhook_id = w.id ORDER BY e.seq LIMIT 1) <= ?3 LIMIT ?4) "  \
+                    "RETURNING " SCHEMA_LANE_COLS
 
 /* The page of a lead list: its keys come from the covering index alone
  * (skipping rows there costs no table lookups); only the page's rows are
@@ -235,6 +293,8 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     /* Only a token this database issued, unless ?3; once. */
     [Q_REVOKE] = "INSERT INTO revoked_tokens (jti, revoked_at) SELECT ?1, ?2 "
                  "WHERE ?3 OR EXISTS (SELECT 1 FROM issued_tokens WHERE jti = ?1) ON CONFLICT (jti) DO NOTHING",
+    SCHEMA_WEBHOOK_SQL(P, "max"),
+    SQ_WEBHOOK_SQL,
     /* The trash (trash.c): a lead's rows go in, then leave leads (its
      * follows by the foreign key's cascade, the totals and the search
      * index by the triggers); a recovery is the way back. */
@@ -246,6 +306,7 @@ const char *const sq_stmt_sql[Q__COUNT] = {
                           SCHEMA_FOLLOW_COLS " FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P),
     [Q_TRASH_FOLLOWS_DELETE] = "DELETE FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P),
     [Q_TRASH_LEAD_DELETE] = "DELETE FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
+    [Q_TRASH_GET] = "SELECT " SCHEMA_LEAD_COLS " FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
     [Q_TRASH_COUNT] = "SELECT count(*) FROM leads_trash WHERE app_id = ?1",
     [Q_TRASH_PAGE] = "SELECT " SCHEMA_LEAD_COLS ", deleted_at FROM leads_trash WHERE app_id = ?1 "
                      "AND (deleted_at, id) < (?4, ?5) ORDER BY deleted_at DESC, id DESC LIMIT ?2 OFFSET ?3",

@@ -18,6 +18,7 @@
  *   history.c  a lead's history: recording a change, its list
  *   admin.c    apps, the signing keys, issued and revoked tokens
  *   bulk.c     crmd copy's export and import
+ *   webhooks.c webhooks, the outbox and the delivery log (store/webhook.h)
  *   migrate.c  the migration steps for store_migrate_run
  *   sqlite.c   the table of operations and store_sqlite_open
  *
@@ -38,6 +39,8 @@
 #include <sqlite3.h>
 
 #include "store/store_int.h"
+#include "store/webhook.h"
+#include "store/webhook_sql.h"
 
 /* The prepared statements, by purpose; their SQL is sq_stmt_sql[id]. */
 enum sq_stmt_id {
@@ -62,6 +65,11 @@ enum sq_stmt_id {
     Q_ROLLBACK_TO,
     Q_APP_DISABLE,
     Q_REVOKE,
+    SCHEMA_WEBHOOK_STMT_IDS,
+    Q_WH_DELETE,
+    Q_WH_DELETE_EVENTS,
+    Q_WH_DELETE_ATTEMPTS,
+    Q_OUT_CLAIM,
     Q_TRASH_LEAD_IN,
     Q_TRASH_FOLLOWS_IN,
     Q_RECOVER_LEAD,
@@ -69,6 +77,7 @@ enum sq_stmt_id {
     Q_TRASH_FOLLOWS_DELETE,
     Q_TRASH_LEAD_DELETE,
     Q_TRASH_COUNT,
+    Q_TRASH_GET,
     Q_TRASH_PAGE,
     Q_TRASH_EXPIRE_FOLLOWS,
     Q_TRASH_EXPIRE_LEADS,
@@ -309,6 +318,13 @@ STORE_OPS_DECLARE(sq)
 /* admin.c: records an issued token inside the caller's transaction (the
  * import's too); *changes is 0 when its jti was already there. */
 store_rc_t sq_token_insert(sqlite_store_t *s, const store_token_t *t, int *changes);
+
+/* webhooks.c: the webhook functions (store_ops_t.webhook); bulk copy's
+ * counts of webhooks and events into out, and their export (after the
+ * follows, inside the export's read transaction). */
+extern const store_webhook_ops_t sq_webhook_ops;
+store_rc_t sq_webhook_counts(sqlite_store_t *s, store_counts_t *out);
+store_rc_t sq_webhook_export(sqlite_store_t *s, const store_export_t *cb, void *ctx);
 
 /* leads.c, follows.c: insert one row as it is, inside the caller's
  * transaction (the import's too); a follow whose lead is missing is

@@ -1,5 +1,5 @@
 /*
- * trash.c: the trash on SQLite (store/schema.h, migration 7): a deleted
+ * trash.c: the trash on SQLite (store/schema.h, migration 8): a deleted
  * lead's rows move to leads_trash and follows_trash and back, each move
  * one write (a savepoint inside a batch), with the app's lead count.
  *
@@ -75,6 +75,11 @@ store_rc_t sq_trash_purge(store_t *base, int64_t app, const char *id)
     if (rc == STORE_OK) rc = run_keyed(s, Q_TRASH_LEAD_DELETE, app, id, -1, &n);
     if (rc == STORE_OK && n == 0) rc = STORE_NOT_FOUND;
     return sq_finish(s, rc);
+}
+
+store_rc_t sq_trash_get(store_t *base, int64_t app, const char *id, store_lead_cb cb, void *ctx)
+{
+    return sq_read_one(sq_of(base), Q_TRASH_GET, app, id, NULL, sq_emit_lead, (void *)cb, ctx);
 }
 
 /* Steps the page statement, passing each trashed lead to cb. */

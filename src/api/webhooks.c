@@ -1,0 +1,278 @@
+/*
+ * webhooks.c: /webhooks, /webhooks/{id} and /webhooks/{id}/deliveries
+ * (extensions.md, "Webhooks").
+ *
+ * Reads run on the worker, never from the response cache (the sender
+ * changes what a webhook shows: it may set one inactive); the two lists
+ * are paged by page or by cursor, newest first (find.h). Writes run on
+ * the writer like a lead's. A target URL is checked before its write is
+ * queued (webhook/target.h): its form and an IP literal at once, a host
+ * name by resolving it on a thread of its own (resolve.h) while the
+ * request waits, as for a store read.
+ */
+#include "api/cursor.h"
+#include "api/find.h"
+#include "api/handlers.h"
+#include "api/request.h"
+#include "api/resolve.h"
+#include "api/resource.h"
+#include "api/respond.h"
+#include "api/writer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "model/webhook.h"
+#include "store/webhook.h"
+#include "webhook/target.h"
+
+#define WEBHOOKS_DEFAULT_RECORDS 15
+#define DELIVERIES_DEFAULT_RECORDS 100
+/* Room for a URL of WEBHOOK_URL_MAX characters, each up to 4 bytes. */
+#define URL_BYTES_MAX (WEBHOOK_URL_MAX * 4 + 1)
+
+static const char NOT_FOUND_TITLE[] = "Webhook Not Found";
+static const char NOT_FOUND_DETAIL[] = "The requested webhook could not be found.";
+
+/* --- reads ------------------------------------------------------------------- */
+
+static void emit_item(void *ctx, const webhook_t *wh)
+{
+    api_render_t *c = ctx;
+    if (api_newest_row(ctx, wh->created_at, wh->id)) webhook_encode(c->w, wh, false);
+}
+
+static void emit_one(void *ctx, const webhook_t *wh)
+{
+    api_render_t *c = ctx;
+    jw_reset(c->w);
+    jw_lit(c->w, "{\"data\":");
+    webhook_encode(c->w, wh, false);
+    jw_lit(c->w, "}");
+}
+
+static void emit_delivery(void *ctx, const delivery_t *d)
+{
+    api_render_t *c = ctx;
+    if (api_newest_row(ctx, d->created_at, d->id)) delivery_encode(c->w, d);
+}
+
+static store_rc_t start_list(api_req_t *r, const store_async_t *async)
+{
+    return store_webhook_list(r->t->store, r->app.id, r->rd.query, &r->rd.total, emit_item, &r->rd.render,
+                              async);
+}
+
+static store_rc_t start_get(api_req_t *r, const store_async_t *async)
+{
+    return store_webhook_get(r->t->store, r->app.id, r->id, emit_one, &r->rd.render, async);
+}
+
+static store_rc_t start_deliveries(api_req_t *r, const store_async_t *async)
+{
+    return store_webhook_deliveries(r->t->store, r->app.id, r->id, r->rd.query, &r->rd.total, emit_delivery,
+                                    &r->rd.render, async);
+}
+
+static const api_read_spec_t LIST = {start_list, true, NOT_FOUND_TITLE, NOT_FOUND_DETAIL, api_newest_meta};
+static const api_read_spec_t GET = {start_get, false, NOT_FOUND_TITLE, NOT_FOUND_DETAIL};
+static const api_read_spec_t DELIVERIES = {start_deliveries, true, NOT_FOUND_TITLE, NOT_FOUND_DETAIL,
+                                           api_newest_meta};
+
+static bool webhook_id_or_reply(api_req_t *r)
+{
+    return api_uuid_or_reply(r, 0, r->id, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
+}
+
+/* The page of a list into r's pool, or false when r has been answered. */
+static bool page_or_reply(api_req_t *r, int kind, int default_records)
+{
+    store_newest_page_t *pg = h2o_mem_alloc_pool(&r->req->pool, sizeof *pg);
+    if (!api_newest_paging_or_reply(r, kind, default_records, pg)) return false;
+    r->rd.query = pg;
+    return true;
+}
+
+void webhooks_list(api_req_t *r)
+{
+    if (!page_or_reply(r, CURSOR_WEBHOOKS, WEBHOOKS_DEFAULT_RECORDS)) return;
+    api_resource_read(r, &LIST);
+}
+
+void webhooks_get(api_req_t *r)
+{
+    if (!webhook_id_or_reply(r)) return;
+    api_resource_read(r, &GET);
+}
+
+void webhooks_deliveries(api_req_t *r)
+{
+    if (!webhook_id_or_reply(r) || !page_or_reply(r, CURSOR_DELIVERIES, DELIVERIES_DEFAULT_RECORDS)) return;
+    api_resource_read(r, &DELIVERIES);
+}
+
+/* --- writes ------------------------------------------------------------------ */
+
+static void answer(api_write_t *w, store_rc_t rc, int ok_status)
+{
+    api_write_answer(w, rc, ok_status, NOT_FOUND_TITLE, NOT_FOUND_DETAIL);
+}
+
+static void run_create(store_t *s, api_write_t *w)
+{
+    webhook_t *wh = &w->p.webhook.v;
+    char secret[WEBHOOK_SECRET_BUFSZ];
+    if (webhook_secret_new(secret) != 0) {
+        w->status =
+            api_render_error(&w->out, 503, "Service Unavailable", "No randomness is available for a secret.");
+        return;
+    }
+    wh->secret = (text_ref_t){secret, strlen(secret)};
+    store_rc_t rc = store_webhook_create(s, w->app, wh, WEBHOOK_MAX_PER_APP);
+    if (rc == STORE_CONFLICT) {
+        verrs_t errs = {0};
+        verrs_add(&errs, "validation_error", "/webhook", NULL, "An app may have at most %d webhooks",
+                  WEBHOOK_MAX_PER_APP);
+        w->status = api_render_errors(&w->out, &errs);
+        return;
+    }
+    if (rc == STORE_OK) {
+        jw_lit(&w->out, "{\"data\":");
+        webhook_encode(&w->out, wh, true);
+        jw_lit(&w->out, "}");
+    }
+    answer(w, rc, 201);
+}
+
+static void run_update(store_t *s, api_write_t *w)
+{
+    api_render_t c = {.w = &w->out};
+    answer(w, store_webhook_update(s, w->app, w->id, &w->p.webhook, w->now, emit_one, &c), 200);
+}
+
+static void run_delete(store_t *s, api_write_t *w)
+{
+    answer(w, store_webhook_delete(s, w->app, w->id), 204);
+}
+
+static void decode(const json_t *root, h2o_iovec_t body, bool creating, api_patch_t *p,
+                   text_ref_t *texts[API_PATCH_TEXTS], verrs_t *errs)
+{
+    (void)body;
+    webhook_decode(root, creating, &p->webhook, errs);
+    texts[0] = &p->webhook.v.url;
+    texts[1] = &p->webhook.v.description;
+}
+
+/* The host a check left to resolve, for start_resolve (which runs inside
+ * api_req_read, on the same thread, before it returns). */
+static _Thread_local const char *resolving;
+
+static store_rc_t start_resolve(api_req_t *r, const store_async_t *async)
+{
+    return api_resolve_start(r, resolving, async);
+}
+
+/* Checks the body as a write would decode it, and the target URL's form
+ * and literal address with it, answering every problem at once. Returns
+ * -1 when r was answered; 0 when the write may go; 1 when host (of
+ * WEBHOOK_HOST_MAX bytes) is a name to resolve first. */
+static int check_or_reply(api_req_t *r, bool creating, char host[WEBHOOK_HOST_MAX])
+{
+    json_t *root = api_body_or_reply(r);
+    if (root == NULL) return -1;
+    webhook_patch_t p;
+    verrs_t errs = {0};
+    webhook_decode(root, creating, &p, &errs);
+    webhook_target_rc_t trc = TARGET_OK;
+    if (p.fields & WEBHOOK_F_URL && p.v.url.ptr != NULL) {
+        char url[URL_BYTES_MAX], why[192];
+        snprintf(url, sizeof url, "%.*s", (int)p.v.url.len, p.v.url.ptr);
+        trc = webhook_target_check(url, host, WEBHOOK_HOST_MAX, why, sizeof why);
+        if (trc == TARGET_INVALID || trc == TARGET_REFUSED)
+            verrs_add(&errs, "validation_error", "/webhook/url", NULL, "%s", why);
+    }
+    json_decref(root);
+    if (errs.n > 0) {
+        api_reply_errors(r, &errs);
+        return -1;
+    }
+    return trc == TARGET_NAME ? 1 : 0;
+}
+
+/* After a host name was resolved: false when r was answered (refused, or
+ * no resolution could run). */
+static bool resolved_or_reply(api_req_t *r, store_rc_t rc)
+{
+    if (rc == STORE_OK) return true;
+    if (rc != STORE_CONFLICT) {
+        api_reply_error(r, 503, "Service Unavailable",
+                        "The URL's host cannot be checked now; retry shortly.");
+        return false;
+    }
+    verrs_t errs = {0};
+    verrs_add(&errs, "validation_error", "/webhook/url", NULL,
+              "URL's host resolves to a private, loopback, link-local or otherwise internal address, which "
+              "webhooks may not reach");
+    api_reply_errors(r, &errs);
+    return false;
+}
+
+static void submit_create(api_req_t *r)
+{
+    char id[UUID_BUFSZ];
+    api_write_t *w = api_create_or_reply(r, decode, run_create, id);
+    if (w == NULL) return;
+    webhook_t *wh = &w->p.webhook.v;
+    memcpy(wh->id, id, sizeof wh->id);
+    wh->created_at = wh->updated_at = r->now;
+    snprintf(w->location, sizeof w->location, "/webhooks/%s", id);
+    api_write_submit(r, w);
+}
+
+static void submit_update(api_req_t *r)
+{
+    api_write_t *w = api_decode_or_reply(r, false, decode, run_update);
+    if (w != NULL) api_write_submit(r, w);
+}
+
+static void resolved_create(api_req_t *r, store_rc_t rc)
+{
+    if (resolved_or_reply(r, rc)) submit_create(r);
+}
+
+static void resolved_update(api_req_t *r, store_rc_t rc)
+{
+    if (resolved_or_reply(r, rc)) submit_update(r);
+}
+
+/* Checks the body, resolves the target's name when it must, then goes on
+ * with then (now, or once resolved with done). */
+static void checked(api_req_t *r, bool creating, api_step_fn then, api_read_done_fn done)
+{
+    char host[WEBHOOK_HOST_MAX];
+    int rc = check_or_reply(r, creating, host);
+    if (rc < 0) return;
+    if (rc == 0) {
+        then(r);
+        return;
+    }
+    resolving = host;
+    api_req_read(r, start_resolve, done);
+    resolving = NULL;
+}
+
+void webhooks_create(api_req_t *r)
+{
+    checked(r, true, submit_create, resolved_create);
+}
+
+void webhooks_update(api_req_t *r)
+{
+    if (webhook_id_or_reply(r)) checked(r, false, submit_update, resolved_update);
+}
+
+void webhooks_delete(api_req_t *r)
+{
+    if (webhook_id_or_reply(r)) api_write_submit(r, api_write_new(r, run_delete, 0));
+}

@@ -1,0 +1,180 @@
+/*
+ * target.c: see target.h. URLs are read with libcurl's own URL parser,
+ * the same that reads them when delivering, so the check and the delivery
+ * never disagree about which host a URL names.
+ */
+#include "webhook/target.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static atomic_bool allow_private;
+
+void webhook_allow_private(bool on)
+{
+    atomic_store(&allow_private, on);
+}
+
+bool webhook_private_allowed(void)
+{
+    return atomic_load(&allow_private);
+}
+
+/* An IPv4 address (host order) in a refused range. */
+static bool v4_refused(uint32_t a)
+{
+    static const struct {
+        uint32_t net, mask;
+    } ranges[] = {
+        {0x00000000, 0xff000000}, /* 0/8: unspecified, "this network" */
+        {0x0a000000, 0xff000000}, /* 10/8: private */
+        {0x64400000, 0xffc00000}, /* 100.64/10: CGNAT */
+        {0x7f000000, 0xff000000}, /* 127/8: loopback */
+        {0xa9fe0000, 0xffff0000}, /* 169.254/16: link-local */
+        {0xac100000, 0xfff00000}, /* 172.16/12: private */
+        {0xc0000000, 0xffffff00}, /* 192.0.0/24: protocol assignments */
+        {0xc0a80000, 0xffff0000}, /* 192.168/16: private */
+        {0xc6120000, 0xfffe0000}, /* 198.18/15: benchmarking */
+        {0xe0000000, 0xf0000000}, /* 224/4: multicast */
+        {0xf0000000, 0xf0000000}, /* 240/4: reserved, and the broadcast address */
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+        if ((a & ranges[i].mask) == ranges[i].net) return true;
+    return false;
+}
+
+static bool v6_refused(const unsigned char b[16])
+{
+    static const unsigned char zero[12] = {0};
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+    /* IPv4 inside IPv6 (mapped, compatible, NAT64; :: and ::1 are
+     * "compatible" zeros and ones, refused as 0/8): the IPv4 decides. */
+    if (memcmp(b, mapped, 12) == 0 || memcmp(b, zero, 12) == 0 || memcmp(b, nat64, 12) == 0)
+        return v4_refused((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]);
+    if ((b[0] & 0xfe) == 0xfc) return true;                 /* fc00::/7: unique-local */
+    if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return true; /* fe80::/10: link-local */
+    if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) return true; /* fec0::/10: site-local (deprecated) */
+    if (b[0] == 0xff) return true;                          /* ff00::/8: multicast */
+    return false;
+}
+
+bool webhook_addr_refused(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) return v4_refused(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
+    if (sa->sa_family == AF_INET6) return v6_refused(((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr);
+    return true;
+}
+
+void webhook_addr_text(const struct sockaddr *sa, char out[WEBHOOK_ADDR_TEXT_MAX])
+{
+    const void *a = sa->sa_family == AF_INET    ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+                    : sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                                                : NULL;
+    if (a == NULL || inet_ntop(sa->sa_family, a, out, WEBHOOK_ADDR_TEXT_MAX) == NULL)
+        snprintf(out, WEBHOOK_ADDR_TEXT_MAX, "(an address of family %d)", sa->sa_family);
+}
+
+/* Reads an IP literal host ("10.0.0.1", "[::1]") into ss; false for a
+ * name. A zone ("[fe80::1%eth0]") is a literal of no allowed address. */
+static bool literal(const char *host, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        return true;
+    }
+    size_t n = strlen(host);
+    if (n < 2 || host[0] != '[' || host[n - 1] != ']') return false;
+    char inner[WEBHOOK_HOST_MAX];
+    snprintf(inner, sizeof inner, "%.*s", (int)(n - 2), host + 1);
+    char *zone = strchr(inner, '%');
+    if (zone != NULL) *zone = '\0';
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    v6->sin6_family = AF_INET6;
+    if (inet_pton(AF_INET6, inner, &v6->sin6_addr) != 1 || zone != NULL)
+        memset(&v6->sin6_addr, 0xff, sizeof v6->sin6_addr); /* refused: multicast */
+    return true;
+}
+
+/* Reads part of h into out (outsz bytes); false when it is absent. */
+static bool url_part(CURLU *h, CURLUPart part, char *out, size_t outsz)
+{
+    char *v = NULL;
+    if (curl_url_get(h, part, &v, 0) != CURLUE_OK || v == NULL) return false;
+    snprintf(out, outsz, "%s", v);
+    curl_free(v);
+    return true;
+}
+
+/* The form of url: parsed into h, then its scheme, user info and host
+ * (into host). TARGET_NAME when it is well formed, else TARGET_INVALID
+ * with why. */
+static webhook_target_rc_t check_form(CURLU *h, const char *url, char *host, size_t hostsz, char *why,
+                                      size_t whysz)
+{
+    char scheme[16], user[8];
+    if (curl_url_set(h, CURLUPART_URL, url, 0) != CURLUE_OK) {
+        snprintf(why, whysz, "URL is not a valid URL");
+        return TARGET_INVALID;
+    }
+    if (!url_part(h, CURLUPART_SCHEME, scheme, sizeof scheme) ||
+        (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0) ||
+        strncasecmp(url, scheme, strlen(scheme)) != 0) {
+        snprintf(why, whysz, "URL must be an http:// or https:// URL");
+        return TARGET_INVALID;
+    }
+    if (url_part(h, CURLUPART_USER, user, sizeof user) ||
+        url_part(h, CURLUPART_PASSWORD, user, sizeof user)) {
+        snprintf(why, whysz, "URL must not hold a user name or password");
+        return TARGET_INVALID;
+    }
+    if (!url_part(h, CURLUPART_HOST, host, hostsz) || host[0] == '\0') {
+        snprintf(why, whysz, "URL must name a host");
+        return TARGET_INVALID;
+    }
+    return TARGET_NAME;
+}
+
+webhook_target_rc_t webhook_target_check(const char *url, char *host, size_t hostsz, char *why, size_t whysz)
+{
+    CURLU *h = curl_url();
+    if (h == NULL) {
+        snprintf(why, whysz, "URL could not be read (out of memory)");
+        return TARGET_INVALID;
+    }
+    webhook_target_rc_t rc = check_form(h, url, host, hostsz, why, whysz);
+    curl_url_cleanup(h);
+    if (rc != TARGET_NAME || webhook_private_allowed()) return rc == TARGET_NAME ? TARGET_OK : rc;
+    struct sockaddr_storage ss;
+    if (!literal(host, &ss)) return TARGET_NAME;
+    if (!webhook_addr_refused((const struct sockaddr *)&ss)) return TARGET_OK;
+    snprintf(
+        why, whysz,
+        "URL's address %s is private, loopback, link-local or otherwise internal, which webhooks may not "
+        "reach",
+        host);
+    return TARGET_REFUSED;
+}
+
+bool webhook_host_refused(const char *host, char addr[WEBHOOK_ADDR_TEXT_MAX])
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0) return false;
+    bool refused = false;
+    for (const struct addrinfo *ai = res; ai != NULL && !refused; ai = ai->ai_next) {
+        if (!webhook_addr_refused(ai->ai_addr)) continue;
+        refused = true;
+        webhook_addr_text(ai->ai_addr, addr);
+    }
+    freeaddrinfo(res);
+    return refused;
+}

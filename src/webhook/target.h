@@ -1,0 +1,60 @@
+/*
+ * target.h: which URLs a webhook may deliver to.
+ *
+ * A webhook's target is an http or https URL with a host and no user
+ * info. Unless private targets are allowed (--webhook-allow-private), its
+ * address must not be one that reaches into the server's own network:
+ * private (10/8, 172.16/12, 192.168/16), loopback, link-local,
+ * unspecified, CGNAT (100.64/10), unique-local (fc00::/7), multicast, or
+ * reserved, in IPv4, IPv6, and IPv4 inside IPv6 (mapped ::ffff:a.b.c.d,
+ * compatible ::a.b.c.d, NAT64 64:ff9b::/96). The API checks it when a
+ * webhook is created or changed (an IP literal at once, a name by
+ * resolving it: webhook_host_refused), and the sender again on every
+ * connection, after resolution (webhook_addr_refused), so a name that
+ * comes to resolve to 127.0.0.1 later is refused too.
+ *
+ * Thread-safe: the setting is made once before serving, then only read.
+ */
+#ifndef CRMD_WEBHOOK_TARGET_H
+#define CRMD_WEBHOOK_TARGET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* Room for a host name (253 bytes) or an address literal, with its NUL. */
+#define WEBHOOK_HOST_MAX 256
+/* Room for an address as text ("ffff:...:255.255.255.255"), with its NUL. */
+#define WEBHOOK_ADDR_TEXT_MAX 64
+
+/* Allows private targets (--webhook-allow-private); off by default. */
+void webhook_allow_private(bool on);
+bool webhook_private_allowed(void);
+
+typedef enum webhook_target_rc {
+    TARGET_OK,      /* allowed as it is: an allowed address, or any target with private ones allowed */
+    TARGET_NAME,    /* a well-formed URL whose host is a name: resolve it (webhook_host_refused) */
+    TARGET_INVALID, /* not a URL crmd delivers to: *why says what is wrong */
+    TARGET_REFUSED  /* its address literal is not allowed: *why names it */
+} webhook_target_rc_t;
+
+/* Checks url (NUL-terminated): its form, and its host when that is an IP
+ * literal. On TARGET_NAME the host goes to host (hostsz bytes); on
+ * TARGET_INVALID or TARGET_REFUSED a sentence for the client goes to why
+ * (whysz bytes). */
+webhook_target_rc_t webhook_target_check(const char *url, char *host, size_t hostsz, char *why, size_t whysz);
+
+/* Resolves host (blocking: call it off the event loops) and says whether
+ * any of its addresses is refused; the first such goes to addr (its text,
+ * WEBHOOK_ADDR_TEXT_MAX bytes). A name that does not resolve is not
+ * refused: it may resolve later, and the sender checks again then. */
+bool webhook_host_refused(const char *host, char addr[WEBHOOK_ADDR_TEXT_MAX]);
+
+/* Whether a webhook may not connect to sa (any family but IPv4 and IPv6 is
+ * refused), whatever webhook_private_allowed says: the caller decides. */
+bool webhook_addr_refused(const struct sockaddr *sa);
+
+/* Writes sa's address as text into out (WEBHOOK_ADDR_TEXT_MAX bytes). */
+void webhook_addr_text(const struct sockaddr *sa, char out[WEBHOOK_ADDR_TEXT_MAX]);
+
+#endif

@@ -1,0 +1,158 @@
+"""Webhooks with several crmd processes on one PostgreSQL database (collected
+only in PostgreSQL runs, like test_postgres.py): the processes share the
+deliveries without sending any event twice, keep each webhook's order, a
+process with --webhook-sender off records events that the others deliver,
+and a killed sender's webhooks are taken over with nothing lost."""
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from apiutil import App, assert_status, body_json
+from conftest import pg_new_database, psql
+from webhookutil import Receiver, check_delivery, create_webhook
+
+FLAGS = ["--webhook-allow-private", "--webhook-retry", "1s"]
+WEBHOOKS = 12
+LEADS = 8
+UPDATES = 15
+
+
+def test_two_processes_share_the_deliveries_without_sending_twice(make_server):
+    url = pg_new_database()
+    a = make_server(threads=2, db_url=url, extra_args=FLAGS)
+    b = make_server(threads=2, db_url=url, extra_args=FLAGS)
+    app_a = a.new_app()
+    app_b = App(b.base_url, app_a.key, app_a.token)
+    rec = Receiver()
+    owners, stop = set(), threading.Event()
+
+    def watch_leases():
+        while not stop.is_set():
+            owners.update(x for x in psql(url, "SELECT lease_owner FROM webhooks WHERE lease_owner IS NOT NULL")
+                          .split() if x)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch_leases)
+    try:
+        hooks = [create_webhook(app_a, rec.url(f"/w{i}"), events=["lead.created", "lead.updated"])
+                 for i in range(WEBHOOKS)]
+        watcher.start()
+
+        def work(i):
+            client = app_a if i % 2 else app_b
+            lead = client.create_lead(name=f"L{i}-0")
+            for k in range(1, UPDATES + 1):
+                assert_status(client.put(f"/leads/{lead['id']}", {"lead": {"name": f"L{i}-{k}"}}), 200)
+            return lead["id"]
+
+        with ThreadPoolExecutor(max_workers=LEADS) as ex:
+            leads = list(ex.map(work, range(LEADS)))
+        per_hook = LEADS * (UPDATES + 1)
+        rec.wait_for(per_hook * WEBHOOKS, timeout=60)
+        time.sleep(1)
+        stop.set()
+        watcher.join()
+        for i, w in enumerate(hooks):
+            got = rec.got(f"/w{i}")
+            ids = [d.event_id for d in got]
+            assert len(ids) == per_hook == len(set(ids)), f"webhook {i}: {len(ids)} deliveries, " \
+                                                          f"{len(set(ids))} events, want {per_hook} once each"
+            assert len({d.headers["crmd-delivery"] for d in got}) == per_hook, "an attempt sent twice"
+            for lead in leads:
+                names = [d.json["data"]["attributes"]["name"] for d in got if d.json["data"]["id"] == lead]
+                assert names == sorted(names, key=lambda n: int(n.split("-")[1])), f"webhook {i}: {names}"
+            check_delivery(got[0], w["attributes"]["secret"])
+        pids = {o.split("/")[2] for o in owners}
+        assert pids == {str(a.proc.pid), str(b.proc.pid)}, f"both processes send: lease owners {owners}"
+        assert psql(url, "SELECT count(*) FROM webhook_events").strip() == "0"
+        attempts = psql(url, "SELECT count(*), count(DISTINCT id) FROM webhook_attempts").strip()
+        assert attempts == f"{per_hook * WEBHOOKS}|{per_hook * WEBHOOKS}", attempts
+    finally:
+        stop.set()
+        if watcher.is_alive():
+            watcher.join()
+        rec.close()
+
+
+def test_a_process_with_the_sender_off_leaves_delivery_to_the_others(make_server):
+    url = pg_new_database()
+    quiet = make_server(db_url=url, extra_args=FLAGS + ["--webhook-sender", "off"])
+    app = quiet.new_app()
+    rec = Receiver()
+    try:
+        create_webhook(app, rec.url(), events=["lead.created"])
+        for i in range(5):
+            app.create_lead(name=f"Q{i}")
+        time.sleep(1.5)
+        assert rec.got() == [], "the process with --webhook-sender off sent nothing"
+        assert psql(url, "SELECT count(*) FROM webhook_events").strip() == "5", "but it recorded the events"
+        make_server(db_url=url, extra_args=FLAGS)
+        got = rec.wait_for(5)
+        assert [json.loads(d.body)["data"]["attributes"]["name"] for d in got] == [f"Q{i}" for i in range(5)]
+    finally:
+        rec.close()
+
+
+def test_a_killed_senders_webhooks_are_taken_over_and_nothing_acknowledged_is_lost(make_server):
+    """SIGKILL of the only sender while it holds the webhooks' leases and has
+    events left to send (a slow receiver): a sender started afterwards on the
+    same machine sees its pid gone, takes the webhooks over at once (long
+    before the 30 s leases run out) and delivers every acknowledged change,
+    the ones made after the kill by a process that only records included; for
+    each lead the first arrivals keep the order of its changes."""
+    url = pg_new_database()
+    sender = make_server(threads=2, db_url=url, extra_args=FLAGS)
+    writer = make_server(threads=1, db_url=url, extra_args=FLAGS + ["--webhook-sender", "off"])
+    app = sender.new_app()
+    app_w = App(writer.base_url, app.key, app.token)
+    rec = Receiver(lambda d, n: (204, {}, b"", 0.05))
+    try:
+        hooks = [create_webhook(app, rec.url(f"/k{i}"), events=["lead.created", "lead.updated"]) for i in range(2)]
+        acked = {}  # lead id -> the updated_at of each acknowledged change, in order
+
+        def work(client, i, rounds, lead_id=None):
+            if lead_id is None:
+                lead = client.create_lead(name=f"K{i}-0")
+                lead_id = lead["id"]
+                acked[lead_id] = [lead["attributes"]["updated_at"]]
+            for k in range(rounds):
+                r = client.put(f"/leads/{lead_id}", {"lead": {"name": f"K{i}-{len(acked[lead_id])}"}})
+                assert_status(r, 200)
+                acked[lead_id].append(body_json(r)["data"]["attributes"]["updated_at"])
+            return lead_id
+
+        with ThreadPoolExecutor(max_workers=4) as ex:
+            leads = list(ex.map(lambda i: work(app, i, 5), range(4)))
+        time.sleep(0.2)  # some sent, most still queued behind the slow receiver
+        sender.proc.kill()
+        sender.proc.wait()
+        before = len(rec.got())
+        total = sum(len(v) for v in acked.values())
+        assert before < 2 * total, "the kill came before everything was sent"
+        with ThreadPoolExecutor(max_workers=4) as ex:
+            list(ex.map(lambda i: work(app_w, i, 3, leads[i]), range(4)))
+        total = sum(len(v) for v in acked.values())
+        started = time.monotonic()
+        make_server(threads=1, db_url=url, extra_args=FLAGS)
+        for i in range(2):
+            want = {(lead, at) for lead, ats in acked.items() for at in ats}
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                got = {(d.json["data"]["id"], d.json["data"]["attributes"]["updated_at"]) for d in rec.got(f"/k{i}")}
+                if want <= got:
+                    break
+                time.sleep(0.05)
+            assert want <= got, f"webhook {i}: {len(want - got)} of {total} acknowledged changes never arrived"
+            for lead in leads:
+                firsts = []
+                for d in rec.got(f"/k{i}"):
+                    at = d.json["data"]["attributes"]["updated_at"]
+                    if d.json["data"]["id"] == lead and at not in firsts:
+                        firsts.append(at)
+                assert firsts == acked[lead], f"webhook {i}, lead {lead}: arrivals out of order"
+            check_delivery(rec.got(f"/k{i}")[-1], hooks[i]["attributes"]["secret"])
+        assert time.monotonic() - started < 20, "taken over long before the leases ran out"
+    finally:
+        rec.close()

@@ -1,0 +1,437 @@
+"""Webhook deliveries (extensions.md, "Webhooks"), to receivers on 127.0.0.1:
+the payloads and their signatures, which changes send which events, order
+per webhook, retries, giving up, inactive webhooks, redirects, the answer
+cap, slow receivers, and the delivery log.
+
+The module's server runs with --webhook-allow-private (the receivers are on
+loopback) and a short retry schedule, 1s,2s,4s, given up after 6 s: an event
+that keeps failing is tried at 0, 1 and 3 s, then given up."""
+
+import json
+import time
+
+import pytest
+
+from apiutil import App, assert_status, body_json, run_crmd
+from conftest import Server
+from webhookutil import Receiver, check_delivery, create_webhook, deliveries, throwaway_ca, wait_until
+
+FLAGS = ["--webhook-allow-private", "--webhook-retry", "1s,2s,4s", "--webhook-give-up", "6s"]
+
+
+@pytest.fixture(scope="module")
+def hook_server(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("webhooks"), extra_args=FLAGS).start()
+    yield srv
+    assert srv.stop() == 0, srv.stderr_text()[-2000:]
+
+
+def logged(app, webhook_id, n):
+    """The webhook's log, oldest first, once it holds n attempts (outcomes
+    are recorded a few tens of milliseconds after they happen)."""
+    return wait_until(lambda: len(log := deliveries(app, webhook_id)) >= n and log[::-1],
+                      what=f"{n} attempts in the log")
+
+
+@pytest.fixture
+def happ(hook_server):
+    return hook_server.new_app()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def test_a_delivery_is_signed_and_carries_the_resource(happ, receiver):
+    w = create_webhook(happ, receiver.url())
+    lead = happ.create_lead(name="Signed", value="12.50")
+    d = receiver.wait_for(1)[0]
+    check_delivery(d, w["attributes"]["secret"])
+    assert d.type == "lead.created" and d.path == "/hook"
+    assert d.json["data"] == lead, "data is the lead as the API rendered it"
+    assert d.json["previous_attributes"] == {}
+    assert d.json["created_at"] == lead["attributes"]["created_at"]
+    log = logged(happ, w["id"], 1)
+    a = log[0]["attributes"]
+    assert log[0]["id"] == d.headers["crmd-delivery"] and a["event_id"] == d.event_id
+    assert (a["event_type"], a["attempt"], a["status_code"], a["error"], a["next_retry_at"]) == (
+        "lead.created", 1, 204, None, None)
+    assert a["duration_ms"] >= 0
+
+
+def test_each_change_sends_its_events(happ, receiver):
+    w = create_webhook(happ, receiver.url())
+    lead = happ.create_lead(name="Flow", stage="new")
+    r = happ.put(f"/leads/{lead['id']}", {"lead": {"stage": "qualified", "value": 100}})
+    after = body_json(r)["data"]
+    assert_status(happ.put(f"/leads/{lead['id']}", {"lead": {"stage": "qualified"}}), 200)  # changes nothing
+    f = happ.create_follow(lead["id"], title="Call")
+    done = body_json(happ.put(f"/leads/{lead['id']}/follows/{f['id']}", {"follow": {"status": "completed"}}))
+    f2 = happ.create_follow(lead["id"], title="Mail")
+    assert_status(happ.delete(f"/leads/{lead['id']}/follows/{f2['id']}"), 204)
+    assert_status(happ.delete(f"/leads/{lead['id']}"), 204)  # its follow goes with it, silently
+    receiver.wait_for(9)
+    time.sleep(0.5)
+    got = receiver.got()
+    assert [d.type for d in got] == [
+        "lead.created", "lead.updated", "lead.stage_changed", "follow.created", "follow.updated",
+        "follow.completed", "follow.created", "follow.deleted", "lead.deleted"]
+    for d in got:
+        check_delivery(d, w["attributes"]["secret"])
+    updated, staged = got[1], got[2]
+    assert updated.json["data"] == after == staged.json["data"]
+    assert updated.json["previous_attributes"] == {"stage": "new", "value": None} == staged.json["previous_attributes"]
+    assert updated.event_id != staged.event_id
+    assert got[4].json["data"] == done["data"] and got[4].json["previous_attributes"] == {"status": "pending"}
+    assert got[5].json["previous_attributes"] == {"status": "pending"}
+    assert got[7].json["data"]["attributes"]["title"] == "Mail", "a deletion carries the follow as it was"
+    assert got[8].json["data"]["id"] == lead["id"], "a deletion carries the lead as it was"
+    assert got[8].json["data"]["attributes"]["stage"] == "qualified"
+    assert len({d.event_id for d in got}) == len(got)
+
+
+def test_a_webhook_gets_only_the_types_it_subscribed_to(happ, receiver):
+    create_webhook(happ, receiver.url("/stages"), events=["lead.stage_changed"])
+    create_webhook(happ, receiver.url("/follows"), events=["follow.created", "follow.deleted"])
+    lead = happ.create_lead(name="Filter")
+    for stage in ("contacted", "proposal"):
+        assert_status(happ.put(f"/leads/{lead['id']}", {"lead": {"stage": stage}}), 200)
+    assert_status(happ.put(f"/leads/{lead['id']}", {"lead": {"name": "Renamed"}}), 200)
+    f = happ.create_follow(lead["id"])
+    assert_status(happ.delete(f"/leads/{lead['id']}/follows/{f['id']}"), 204)
+    stages = receiver.wait_for(2, "/stages")
+    follows = receiver.wait_for(2, "/follows")
+    time.sleep(0.5)
+    assert [d.json["data"]["attributes"]["stage"] for d in receiver.got("/stages")] == ["contacted", "proposal"]
+    assert [d.type for d in receiver.got("/follows")] == ["follow.created", "follow.deleted"]
+    assert stages[0].json["previous_attributes"] == {"stage": "new"} and follows
+
+
+def test_events_of_one_webhook_arrive_in_order(happ, receiver):
+    create_webhook(happ, receiver.url(), events=["lead.updated"])
+    lead = happ.create_lead(name="v0")
+    for i in range(1, 41):
+        assert_status(happ.put(f"/leads/{lead['id']}", {"lead": {"name": f"v{i}"}}), 200)
+    got = receiver.wait_for(40)
+    assert [d.json["data"]["attributes"]["name"] for d in got] == [f"v{i}" for i in range(1, 41)]
+    assert [d.json["previous_attributes"]["name"] for d in got] == [f"v{i}" for i in range(0, 40)]
+
+
+def test_the_delivery_log_walks_by_cursor(happ, receiver):
+    w = create_webhook(happ, receiver.url(), events=["lead.updated"])
+    other = create_webhook(happ, receiver.url("/other"), events=["lead.deleted"])
+    lead = happ.create_lead(name="v0")
+    for i in range(1, 13):
+        assert_status(happ.put(f"/leads/{lead['id']}", {"lead": {"name": f"v{i}"}}), 200)
+    whole = [a["id"] for a in logged(happ, w["id"], 12)[::-1]]
+    body = body_json(happ.get(f"/webhooks/{w['id']}/deliveries", params={"records": 5}))
+    walked = [a["id"] for a in body["data"]]
+    while body["meta"]["nextCursor"] is not None:
+        cursor = body["meta"]["nextCursor"]
+        body = body_json(happ.get(f"/webhooks/{w['id']}/deliveries", params={"records": 5, "cursor": cursor}))
+        assert body["meta"]["page"] is None and body["meta"]["totalRecords"] == 12
+        walked += [a["id"] for a in body["data"]]
+    assert walked == whole, "newest first, none skipped or repeated"
+    # A cursor of one webhook's log is not one of another's.
+    r = happ.get(f"/webhooks/{other['id']}/deliveries", params={"cursor": cursor})
+    assert_status(r, 422)
+    assert body_json(r)["errors"][0]["source"] == {"parameter": "cursor"}
+
+
+def test_a_failed_event_is_retried_and_holds_back_the_later_ones(happ):
+    rec = Receiver(lambda d, n: 500 if n < 2 else 200)
+    try:
+        w = create_webhook(happ, rec.url(), events=["lead.created"])
+        first = happ.create_lead(name="First")
+        time.sleep(0.2)
+        happ.create_lead(name="Second")
+        got = rec.wait_for(4, timeout=15)
+        assert [d.json["data"]["attributes"]["name"] for d in got] == ["First"] * 3 + ["Second"]
+        assert len({d.event_id for d in got[:3]}) == 1, "a retry sends the same event"
+        assert len({d.headers["crmd-delivery"] for d in got}) == 4, "each attempt has its own id"
+        assert 0.8 < got[1].at - got[0].at < 2.5 and 1.8 < got[2].at - got[1].at < 3.5, "the schedule: 1s, 2s"
+        assert got[3].at >= got[2].at
+        log = logged(happ, w["id"], 4)
+        assert [(a["attributes"]["attempt"], a["attributes"]["status_code"]) for a in log] == [
+            (1, 500), (2, 500), (3, 200), (1, 200)]
+        assert log[0]["attributes"]["error"] == "the receiver answered 500"
+        assert log[0]["attributes"]["next_retry_at"] is not None and log[2]["attributes"]["next_retry_at"] is None
+        assert log[0]["attributes"]["event_id"] == got[0].event_id
+        assert first["id"] == got[0].json["data"]["id"]
+    finally:
+        rec.close()
+
+
+def test_an_event_that_keeps_failing_is_given_up_and_the_next_goes(happ):
+    rec = Receiver(lambda d, n: 503 if d.json["data"]["attributes"]["name"] == "Doomed" else 204)
+    try:
+        w = create_webhook(happ, rec.url(), events=["lead.created"])
+        happ.create_lead(name="Doomed")
+        happ.create_lead(name="Next")
+        got = rec.wait_for(4, timeout=20)
+        assert [d.json["data"]["attributes"]["name"] for d in got] == ["Doomed"] * 3 + ["Next"]
+        log = [a["attributes"] for a in logged(happ, w["id"], 4)]
+        assert [a["attempt"] for a in log] == [1, 2, 3, 1]
+        assert log[2]["status_code"] == 503 and log[2]["next_retry_at"] is None, "given up after the third"
+        assert log[2]["error"] == "the receiver answered 503"
+    finally:
+        rec.close()
+
+
+def test_no_answer_within_10_seconds_is_a_failure(happ):
+    # The first answer comes after 11 s: too late. With a give-up of 6 s
+    # the event is not tried again, and the next one goes.
+    rec = Receiver(lambda d, n: (204, {}, b"", 11) if n == 0 else 204)
+    try:
+        w = create_webhook(happ, rec.url(), events=["lead.created"])
+        happ.create_lead(name="Slow")
+        happ.create_lead(name="After")
+        got = rec.wait_for(2, timeout=25)
+        assert [d.json["data"]["attributes"]["name"] for d in got] == ["Slow", "After"]
+        assert got[1].at - got[0].at >= 9.5, "the next event waited for the first"
+        log = [a["attributes"] for a in logged(happ, w["id"], 2)]
+        assert (log[0]["status_code"], log[0]["error"], log[0]["next_retry_at"]) == (
+            None, "no answer within 10 s", None)
+        assert 9500 <= log[0]["duration_ms"] < 12000
+        assert log[1]["status_code"] == 204
+    finally:
+        rec.close()
+
+
+def test_redirects_are_not_followed(happ):
+    rec = Receiver(lambda d, n: (302, {"Location": "/elsewhere"}, b"", 0) if d.path == "/hook" else 204)
+    try:
+        w = create_webhook(happ, rec.url(), events=["lead.created"])
+        happ.create_lead(name="Moved")
+        wait_until(lambda: len(deliveries(happ, w["id"])) >= 2, what="two attempts")
+        assert rec.got("/elsewhere") == []
+        a = deliveries(happ, w["id"])[-1]["attributes"]
+        assert a["status_code"] == 302 and "redirects are not followed" in a["error"]
+    finally:
+        rec.close()
+
+
+def test_a_large_answer_is_cut_and_a_2xx_still_counts(happ):
+    big = b"x" * (4 << 20)
+    rec = Receiver(lambda d, n: (200, {"Content-Type": "text/plain"}, big, 0))
+    try:
+        w = create_webhook(happ, rec.url(), events=["lead.created"])
+        happ.create_lead(name="Big answer 1")
+        happ.create_lead(name="Big answer 2")
+        rec.wait_for(2)
+        log = logged(happ, w["id"], 2)
+        assert [a["attributes"]["status_code"] for a in log] == [200, 200]
+        assert all(a["attributes"]["error"] is None for a in log)
+        assert len(rec.got()) == 2, "not tried again"
+    finally:
+        rec.close()
+
+
+def test_inactive_webhooks_get_nothing_made_meanwhile(happ, receiver):
+    w = create_webhook(happ, receiver.url(), events=["lead.created"])
+    assert_status(happ.put(f"/webhooks/{w['id']}", {"webhook": {"active": False}}), 200)
+    happ.create_lead(name="Unseen")
+    assert_status(happ.put(f"/webhooks/{w['id']}", {"webhook": {"active": True}}), 200)
+    happ.create_lead(name="Seen")
+    got = receiver.wait_for(1)
+    time.sleep(1.5)
+    assert [d.json["data"]["attributes"]["name"] for d in receiver.got()] == ["Seen"]
+
+
+def test_a_slow_receiver_does_not_hold_up_other_webhooks(happ):
+    slow = Receiver(lambda d, n: (204, {}, b"", 4))
+    fast = Receiver()
+    try:
+        create_webhook(happ, slow.url(), events=["lead.created"])
+        create_webhook(happ, fast.url(), events=["lead.created"])
+        t0 = time.monotonic()
+        for i in range(5):
+            r = happ.post("/leads", {"lead": {"name": f"L{i}"}})
+            assert_status(r, 201)
+        assert time.monotonic() - t0 < 3, "writes never wait for deliveries"
+        got = fast.wait_for(5, timeout=5)
+        assert got[-1].at - t0 < 3, "the fast receiver got all five while the slow one holds its first"
+        assert len(slow.got()) == 1
+    finally:
+        slow.close()
+        fast.close()
+
+
+def test_a_changed_url_is_used_from_then_on(happ, receiver):
+    w = create_webhook(happ, receiver.url("/old"), events=["lead.created"])
+    happ.create_lead(name="Before")
+    receiver.wait_for(1, "/old")
+    assert_status(happ.put(f"/webhooks/{w['id']}", {"webhook": {"url": receiver.url("/new")}}), 200)
+    happ.create_lead(name="After")
+    got = receiver.wait_for(1, "/new")
+    assert got[0].json["data"]["attributes"]["name"] == "After"
+
+
+def test_a_deleted_webhook_sends_nothing_more(happ):
+    rec = Receiver(lambda d, n: 500)
+    try:
+        w = create_webhook(happ, rec.url(), events=["lead.created"])
+        happ.create_lead(name="Pending")
+        rec.wait_for(1)
+        assert_status(happ.delete(f"/webhooks/{w['id']}"), 204)
+        time.sleep(3.5)
+        assert len(rec.got()) <= 2, "no retries once deleted (one may have been in flight)"
+    finally:
+        rec.close()
+
+
+def test_every_app_has_its_own_webhooks(hook_server, receiver):
+    a, b = hook_server.new_app(), hook_server.new_app()
+    create_webhook(a, receiver.url("/a"), events=["lead.created"])
+    a.create_lead(name="A's")
+    b.create_lead(name="B's")
+    receiver.wait_for(1, "/a")
+    time.sleep(0.5)
+    assert [d.json["data"]["attributes"]["name"] for d in receiver.got()] == ["A's"]
+
+
+# --- servers of their own ------------------------------------------------------
+
+
+def test_a_timed_out_attempt_is_retried(make_server):
+    srv = make_server(extra_args=["--webhook-allow-private", "--webhook-retry", "1s", "--webhook-give-up", "1h"])
+    app = srv.new_app()
+    rec = Receiver(lambda d, n: (204, {}, b"", 11) if n == 0 else 204)
+    try:
+        w = create_webhook(app, rec.url(), events=["lead.created"])
+        app.create_lead(name="Late")
+        got = rec.wait_for(2, timeout=25)
+        assert got[0].event_id == got[1].event_id and 10.5 < got[1].at - got[0].at < 13
+        log = [a["attributes"] for a in logged(app, w["id"], 2)]
+        assert (log[0]["error"], log[0]["status_code"]) == ("no answer within 10 s", None)
+        assert log[0]["next_retry_at"] is not None and log[1]["status_code"] == 204
+    finally:
+        rec.close()
+
+
+def test_a_webhook_that_keeps_failing_is_set_inactive_and_keeps_its_events(make_server):
+    srv = make_server(extra_args=["--webhook-allow-private", "--webhook-retry", "1s", "--webhook-give-up", "1h",
+                                  "--webhook-disable-after", "3s"])
+    app = srv.new_app()
+    failing = {"on": True}
+    rec = Receiver(lambda d, n: 500 if failing["on"] else 204)
+    try:
+        w = create_webhook(app, rec.url(), events=["lead.created"])
+        app.create_lead(name="Kept")
+        wait_until(lambda: not body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["active"],
+                   timeout=15, what="the webhook set inactive")
+        tries = len(rec.got())
+        assert 3 <= tries <= 6, f"{tries} attempts in about 3 s at one a second"
+        assert f"webhook {w['id']} is now inactive" in srv.stderr_text()
+        app.create_lead(name="Made while inactive")
+        time.sleep(2)
+        assert len(rec.got()) == tries, "an inactive webhook gets nothing"
+        failing["on"] = False
+        assert_status(app.put(f"/webhooks/{w['id']}", {"webhook": {"active": True}}), 200)
+        got = rec.wait_for(tries + 1)
+        time.sleep(1.5)
+        names = [d.json["data"]["attributes"]["name"] for d in rec.got()]
+        assert names == ["Kept"] * (tries + 1), names
+        assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["active"] is True
+        assert got[-1].event_id == got[0].event_id
+    finally:
+        rec.close()
+
+
+def test_a_name_resolving_to_loopback_is_refused_at_delivery_without_the_flag(make_server, receiver):
+    first = make_server(extra_args=["--webhook-allow-private"])
+    app = first.new_app()
+    w = create_webhook(app, receiver.url(host="localhost"), events=["lead.created"])
+    assert first.stop() == 0
+    # The same database, served without --webhook-allow-private.
+    second = make_server(db_url=first.db_url, extra_args=["--webhook-retry", "1s"])
+    app = App(second.base_url, app.key, app.token)
+    app.create_lead(name="Refused")
+    log = [a["attributes"] for a in logged(app, w["id"], 2)]
+    assert log[0]["status_code"] is None and log[0]["next_retry_at"] is not None
+    assert "refused" in log[0]["error"] and ("127.0.0.1" in log[0]["error"] or "::1" in log[0]["error"]), log[0]
+    assert log[1]["error"] == log[0]["error"], "refused again at the retry"
+    assert receiver.got() == []
+
+
+def test_https_targets_are_verified_with_the_ca_file(make_server, hook_server, tmp_path):
+    ca, tls = throwaway_ca(tmp_path)
+    rec = Receiver(tls=tls)
+    try:
+        srv = make_server(extra_args=FLAGS + ["--webhook-ca-file", str(ca)])
+        app = srv.new_app()
+        w = create_webhook(app, rec.url(), events=["lead.created"])
+        app.create_lead(name="Over TLS")
+        d = rec.wait_for(1)[0]
+        check_delivery(d, w["attributes"]["secret"])
+        # A server without the CA refuses the receiver's certificate.
+        other = hook_server.new_app()
+        w2 = create_webhook(other, rec.url("/untrusted"), events=["lead.created"])
+        other.create_lead(name="Untrusted")
+        a = logged(other, w2["id"], 1)[0]["attributes"]
+        assert a["status_code"] is None and "certificate" in a["error"].lower(), a["error"]
+        assert rec.got("/untrusted") == []
+    finally:
+        rec.close()
+
+
+def test_a_bad_ca_file_stops_the_server(tmp_path):
+    bad = tmp_path / "not-a-ca.pem"
+    bad.write_text("hello\n")
+    p = run_crmd("serve", "--db", f"sqlite:{tmp_path}/x.db", "--listen", "127.0.0.1:1",
+                 "--webhook-ca-file", str(bad))
+    assert p.returncode == 1 and "holds no PEM certificate" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("flag, value", [("--webhook-retry", "10s,,1m"), ("--webhook-retry", "5x"),
+                                         ("--webhook-give-up", "0s"), ("--webhook-disable-after", "31d"),
+                                         ("--webhook-sender", "maybe")])
+def test_bad_webhook_options_are_usage_errors(flag, value):
+    p = run_crmd("serve", flag, value)
+    assert p.returncode == 2 and flag in p.stderr, p.stderr
+
+
+def test_copy_moves_webhooks_and_their_undelivered_events(make_server, receiver, tmp_path):
+    src = make_server(extra_args=["--webhook-allow-private", "--webhook-sender", "off"])
+    app = src.new_app()
+    w = create_webhook(app, receiver.url(), events=["lead.created"])
+    ids = [app.create_lead(name=f"C{i}")["id"] for i in range(3)]
+    assert src.stop() == 0
+    dst = tmp_path / "copy.db"
+    p = run_crmd("copy", "--from", src.db_url, "--to", f"sqlite:{dst}", check=True)
+    assert "1 webhooks and 3 undelivered events" in p.stdout, p.stdout
+    assert "1 webhooks, 3 undelivered events" in p.stdout.split("now holds")[1], p.stdout
+    copy = make_server(db_url=f"sqlite:{dst}", extra_args=["--webhook-allow-private"])
+    app = App(copy.base_url, app.key, app.token)
+    got = receiver.wait_for(3)
+    assert [d.json["data"]["id"] for d in got] == ids, "in their order, to the same URL"
+    for d in got:
+        check_delivery(d, w["attributes"]["secret"])
+    assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["url"] == receiver.url()
+
+
+def test_the_trash_and_batches_send_their_events(happ, receiver):
+    create_webhook(happ, receiver.url())
+    lead = happ.create_lead(name="Trashed")
+    assert_status(happ.delete(f"/leads/{lead['id']}"), 204)
+    back = body_json(happ.put(f"/leads/{lead['id']}/recover"))["data"]
+    assert_status(happ.delete(f"/leads/{lead['id']}"), 204)
+    assert_status(happ.delete(f"/leads/trash/{lead['id']}"), 204)
+    r = happ.post("/leads/batch", {"operations": [{"op": "create", "lead": {"name": "B1"}},
+                                                  {"op": "create", "lead": {"name": "B2"}}]})
+    assert_status(r, 200)
+    # a refused batch sends nothing
+    bad = happ.post("/leads/batch", {"operations": [{"op": "create", "lead": {"name": "B3"}},
+                                                    {"op": "delete", "id": lead["id"]}]})
+    assert bad.status_code == 422
+    receiver.wait_for(7)
+    time.sleep(0.5)
+    got = receiver.got()
+    assert [d.type for d in got] == ["lead.created", "lead.deleted", "lead.recovered", "lead.deleted",
+                                     "lead.purged", "lead.created", "lead.created"]
+    assert got[2].json["data"] == back
+    assert got[4].json["data"]["id"] == lead["id"], "a purge carries the lead as it was"
+    assert [d.json["data"]["attributes"]["name"] for d in got[5:]] == ["B1", "B2"]

@@ -1,0 +1,207 @@
+"""Webhook subscriptions (extensions.md, "Webhooks"): the routes, their
+validation, the secret shown once, other apps' webhooks, private targets.
+Deliveries are tests/api/test_webhook_delivery.py's.
+
+The suite's shared server runs without --webhook-allow-private, so every
+private target here is refused; the webhooks it accepts point at public
+addresses (documentation and example ranges) and are never delivered to:
+nothing there answers, and these tests make no lead changes."""
+
+import re
+import uuid
+
+import pytest
+
+from apiutil import assert_error, assert_status, assert_validation, body_json, location_path
+from webhookutil import create_webhook
+
+PUBLIC = "https://93.184.216.34/hooks"  # an IP literal: accepted without resolving
+
+
+def test_create_shows_the_secret_once_and_reads_never(app):
+    r = app.post("/webhooks", {"webhook": {"url": PUBLIC, "events": ["lead.created", "lead.stage_changed"],
+                                           "description": "  Billing sync  "}})
+    assert_status(r, 201)
+    data = body_json(r)["data"]
+    assert location_path(r) == f"/webhooks/{data['id']}"
+    a = data["attributes"]
+    assert re.fullmatch(r"whsec_[A-Za-z0-9]{32,}", a["secret"]), a["secret"]
+    assert a["url"] == PUBLIC and a["active"] is True and a["description"] == "Billing sync"
+    assert a["events"] == ["lead.created", "lead.stage_changed"]
+    assert a["created_at"] == a["updated_at"]
+    got = body_json(app.get(f"/webhooks/{data['id']}"))["data"]
+    assert "secret" not in got["attributes"]
+    assert {k: v for k, v in a.items() if k != "secret"} == got["attributes"]
+    listed = body_json(app.get("/webhooks/"))["data"]
+    assert [w["id"] for w in listed] == [data["id"]] and "secret" not in listed[0]["attributes"]
+    r = app.put(f"/webhooks/{data['id']}", {"webhook": {"active": False}})
+    assert_status(r, 200)
+    assert "secret" not in body_json(r)["data"]["attributes"]
+    second = create_webhook(app, PUBLIC)
+    assert second["attributes"]["secret"] != a["secret"], "every webhook has its own secret"
+
+
+def test_update_changes_only_what_is_sent(app):
+    w = create_webhook(app, PUBLIC, events=["*"], description="first")
+    r = app.put(f"/webhooks/{w['id']}", {"webhook": {"events": ["follow.completed", "lead.deleted"]}})
+    assert_status(r, 200)
+    a = body_json(r)["data"]["attributes"]
+    assert a["events"] == ["lead.deleted", "follow.completed"], "listed in the document's order"
+    assert a["description"] == "first" and a["url"] == PUBLIC and a["active"] is True
+    assert a["updated_at"] > w["attributes"]["updated_at"]
+    r = app.put(f"/webhooks/{w['id']}", {"webhook": {"description": None, "url": "http://203.0.113.9:8080/x"}})
+    assert_status(r, 200)
+    a = body_json(r)["data"]["attributes"]
+    assert a["description"] is None and a["url"] == "http://203.0.113.9:8080/x"
+
+
+def test_list_is_newest_first_and_paged(app):
+    ids = [create_webhook(app, PUBLIC)["id"] for _ in range(4)]
+    body = body_json(app.get("/webhooks/", params={"records": 3}))
+    assert [w["id"] for w in body["data"]] == ids[::-1][:3]
+    cursor = body["meta"].pop("nextCursor")
+    assert body["meta"] == {"totalPages": 2, "totalRecords": 4, "page": 1, "records": 3}
+    assert isinstance(cursor, str) and cursor
+    body = body_json(app.get("/webhooks", params={"records": 3, "page": 2}))
+    assert [w["id"] for w in body["data"]] == [ids[0]]
+    assert body["meta"]["nextCursor"] is None
+    body = body_json(app.get("/webhooks", params={"page": 9}))
+    assert body["data"] == [] and body["meta"]["totalRecords"] == 4 and body["meta"]["records"] == 15
+    assert body["meta"]["nextCursor"] is None
+
+
+def tampered(cursor):
+    """cursor with one character in its middle changed."""
+    i = len(cursor) // 2
+    return cursor[:i] + ("B" if cursor[i] != "B" else "C") + cursor[i + 1:]
+
+
+def test_list_walks_by_cursor_without_skipping_or_repeating(app):
+    ids = [create_webhook(app, PUBLIC)["id"] for _ in range(5)]
+    body = body_json(app.get("/webhooks/", params={"records": 2}))
+    seen = [w["id"] for w in body["data"]]
+    create_webhook(app, PUBLIC)  # newer than the walk's start: never on a later page
+    while body["meta"]["nextCursor"] is not None:
+        body = body_json(app.get("/webhooks/", params={"records": 2, "cursor": body["meta"]["nextCursor"]}))
+        assert body["meta"]["page"] is None
+        seen += [w["id"] for w in body["data"]]
+    assert seen == ids[::-1]
+    first = body_json(app.get("/webhooks/", params={"records": 2}))["meta"]["nextCursor"]
+    for params, name in (({"cursor": first, "page": 2}, "cursor"), ({"cursor": tampered(first)}, "cursor"),
+                         ({"cursor": "nope"}, "cursor")):
+        errs = assert_error(app.get("/webhooks/", params=params), 422)
+        assert errs[0]["source"] == {"parameter": name}
+    # A cursor of the webhooks is not one of a webhook's deliveries.
+    errs = assert_error(app.get(f"/webhooks/{ids[0]}/deliveries", params={"cursor": first}), 422)
+    assert errs[0]["source"] == {"parameter": "cursor"}
+
+
+def test_delete_removes_it_and_its_log(app):
+    w = create_webhook(app, PUBLIC)
+    assert_status(app.delete(f"/webhooks/{w['id']}"), 204)
+    for r in (app.get(f"/webhooks/{w['id']}"), app.delete(f"/webhooks/{w['id']}"),
+              app.get(f"/webhooks/{w['id']}/deliveries"), app.put(f"/webhooks/{w['id']}", {"webhook": {}})):
+        errs = assert_error(r, 404)
+        assert errs[0]["title"] == "Webhook Not Found"
+    assert body_json(app.get("/webhooks/"))["data"] == []
+
+
+def test_a_new_webhook_has_an_empty_log(app):
+    w = create_webhook(app, PUBLIC)
+    body = body_json(app.get(f"/webhooks/{w['id']}/deliveries"))
+    assert body["data"] == [] and body["meta"]["totalRecords"] == 0 and body["meta"]["records"] == 100
+
+
+def test_another_apps_webhook_is_not_found(app, app2):
+    w = create_webhook(app, PUBLIC)
+    for r in (app2.get(f"/webhooks/{w['id']}"), app2.put(f"/webhooks/{w['id']}", {"webhook": {"active": False}}),
+              app2.delete(f"/webhooks/{w['id']}"), app2.get(f"/webhooks/{w['id']}/deliveries")):
+        assert_error(r, 404)
+    assert body_json(app2.get("/webhooks"))["data"] == []
+    assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["active"] is True
+
+
+@pytest.mark.parametrize("path", ["/webhooks/not-a-uuid", f"/webhooks/{uuid.uuid4()}"])
+def test_unknown_ids_are_404(app, path):
+    assert_error(app.get(path), 404)
+    assert_error(app.get(path + "/deliveries"), 404)
+
+
+def test_credentials_are_needed(anon):
+    assert_error(anon.get("/webhooks/"), 401)
+    assert_error(anon.post("/webhooks", {"webhook": {"url": PUBLIC, "events": ["*"]}}), 401)
+
+
+def test_methods_not_served_are_405(app):
+    r = app.request("PATCH", "/webhooks/")
+    assert_error(r, 405)
+    assert r.headers["Allow"] == "GET, HEAD, POST"
+    assert app.request("POST", f"/webhooks/{uuid.uuid4()}").headers["Allow"] == "GET, HEAD, PUT, DELETE"
+    assert app.request("DELETE", f"/webhooks/{uuid.uuid4()}/deliveries").headers["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize("body, pointers", [
+    ({"webhook": {}}, ["/webhook/url", "/webhook/events"]),
+    ({"webhook": {"url": PUBLIC, "events": []}}, ["/webhook/events"]),
+    ({"webhook": {"url": PUBLIC, "events": "lead.created"}}, ["/webhook/events"]),
+    ({"webhook": {"url": PUBLIC, "events": ["lead.created", "lead.made", 7]}}, ["/webhook/events/1",
+                                                                               "/webhook/events/2"]),
+    ({"webhook": {"url": PUBLIC, "events": ["lead.created", "lead.created"]}}, ["/webhook/events/1"]),
+    ({"webhook": {"url": 5, "events": ["*"], "active": "yes"}}, ["/webhook/url", "/webhook/active"]),
+    ({"webhook": {"url": PUBLIC, "events": ["*"], "description": "x" * 256}}, ["/webhook/description"]),
+    ({"webhook": {"url": "https://93.184.216.34/" + "a" * 2030, "events": ["*"]}}, ["/webhook/url"]),
+    ({"webhook": {"url": "ftp://93.184.216.34/x", "events": ["*"]}}, ["/webhook/url"]),
+    ({"webhook": {"url": "93.184.216.34/x", "events": ["*"]}}, ["/webhook/url"]),
+    ({"webhook": {"url": "https://user:pw@93.184.216.34/x", "events": ["*"]}}, ["/webhook/url"]),
+    ({"webhook": {"url": "https://exa mple.com/", "events": ["*"]}}, ["/webhook/url"]),
+])
+def test_bad_bodies_name_every_problem(app, body, pointers):
+    assert_validation(app.post("/webhooks", body), pointers)
+    assert body_json(app.get("/webhooks"))["data"] == []
+
+
+def test_unknown_and_secret_attributes_are_refused(app):
+    r = app.post("/webhooks", {"webhook": {"url": PUBLIC, "events": ["*"], "secret": "whsec_mine"}})
+    assert_validation(r, ["/webhook/secret"], {"/webhook/secret": "unknown_attribute"})
+    w = create_webhook(app, PUBLIC)
+    r = app.put(f"/webhooks/{w['id']}", {"webhook": {"secret": "x"}, "extra": 1})
+    assert_validation(r, ["/webhook/secret", "/extra"],
+                      {"/webhook/secret": "unknown_attribute", "/extra": "unknown_attribute"})
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:9/x", "http://127.1/", "http://2130706433/", "http://0.0.0.0/", "http://10.1.2.3/",
+    "http://172.16.5.4/", "http://192.168.1.1/", "http://169.254.169.254/latest/meta-data",
+    "http://100.64.0.1/", "http://224.0.0.1/", "http://255.255.255.255/", "http://[::1]:8080/",
+    "http://[::]/", "http://[fe80::1]/", "http://[fd00::1]/", "http://[ff02::1]/",
+    "http://[::ffff:127.0.0.1]/", "http://[::ffff:10.0.0.1]/", "http://[64:ff9b::a9fe:a9fe]/",
+    "http://localhost:8080/", "http://LOCALHOST/x",
+])
+def test_private_targets_are_refused(app, url):
+    r = app.post("/webhooks", {"webhook": {"url": url, "events": ["*"]}})
+    errs = assert_validation(r, ["/webhook/url"])
+    assert "private" in errs[0]["detail"], errs[0]
+    w = create_webhook(app, PUBLIC)
+    assert_validation(app.put(f"/webhooks/{w['id']}", {"webhook": {"url": url}}), ["/webhook/url"])
+    assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["url"] == PUBLIC
+
+
+def test_a_name_that_does_not_resolve_is_accepted(app):
+    w = create_webhook(app, "https://hooks.crmd-test.invalid/x")
+    assert w["attributes"]["url"] == "https://hooks.crmd-test.invalid/x"
+
+
+def test_a_private_target_and_other_problems_are_reported_together(app):
+    r = app.post("/webhooks", {"webhook": {"url": "http://10.0.0.1/", "events": ["nope"]}})
+    assert_validation(r, ["/webhook/url", "/webhook/events/0"])
+
+
+def test_at_most_100_webhooks_per_app(app):
+    for _ in range(100):
+        create_webhook(app, PUBLIC)
+    r = app.post("/webhooks", {"webhook": {"url": PUBLIC, "events": ["*"]}})
+    assert_validation(r, ["/webhook"])
+    assert body_json(app.get("/webhooks"))["meta"]["totalRecords"] == 100
+    first = body_json(app.get("/webhooks", params={"page": 7}))["data"][-1]
+    assert_status(app.delete(f"/webhooks/{first['id']}"), 204)
+    create_webhook(app, PUBLIC)
