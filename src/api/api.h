@@ -51,8 +51,9 @@ void api_writer_configure(size_t max_writes, size_t max_bytes);
 
 /* Trashed leads are purged retention_ms after their deletion (0: a
  * delete purges at once), by the writer thread between its batches, a
- * few in each transaction, checked every minute (every second when the
- * retention is under a minute). Call before api_writer_start. */
+ * few in each transaction, each with its lead.purged event, checked every
+ * minute (every second when the retention is under a minute). Call before
+ * api_writer_start. */
 #define API_TRASH_RETENTION_DEFAULT_MS (30LL * 86400 * 1000)
 void api_writer_configure_trash(int64_t retention_ms);
 

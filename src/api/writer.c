@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "api/cache.h"
+#include "api/expire.h"
 #include "api/idem.h"
 #include "api/outbox.h"
 #include "api/request.h"
@@ -78,23 +79,28 @@ int64_t api_trash_retention_ms(void)
 /* How often the trash is checked for leads past their retention. */
 static int64_t purge_interval_ms(void)
 {
-    return W.retention_ms < 60000 ? 1000 : 60000;
+    return W.retention_ms > 0 && W.retention_ms < 60000 ? 1000 : 60000;
 }
 
-/* Purges what is due, PURGE_CHUNK leads per transaction, until none is
- * left or a write is waiting (the next check goes on). Called with W.mu
- * held, which it lets go of while it works. */
+/* Purges what is due (trashed leads past their retention, idempotency
+ * keys past 24 hours), PURGE_CHUNK per transaction, until none is left or
+ * a write is waiting (the next check goes on). Called with W.mu held,
+ * which it lets go of while it works. */
 static void purge_due(int64_t now)
 {
     W.purge_at = now + purge_interval_ms();
     int purged = PURGE_CHUNK;
     while (purged == PURGE_CHUNK && W.head == NULL && !W.stop) {
         pthread_mutex_unlock(&W.mu);
-        store_rc_t rc = store_trash_expire(W.store, now - W.retention_ms, PURGE_CHUNK, &purged);
+        purged =
+            W.retention_ms > 0 ? api_trash_expire_due(W.store, now - W.retention_ms, PURGE_CHUNK, now) : 0;
         int keys = 0;
-        if (rc == STORE_OK) rc = store_idem_expire(W.store, now - API_IDEM_KEEP_MS, PURGE_CHUNK, &keys);
+        store_rc_t rc = store_idem_expire(W.store, now - API_IDEM_KEEP_MS, PURGE_CHUNK, &keys);
         if (keys > purged) purged = keys;
-        if (rc != STORE_OK) purged = 0; /* logged by the store; tried again at the next check */
+        /* Failures are logged by the store, and tried again at the next check. */
+        if (rc != STORE_OK || purged < 0) purged = 0;
+        /* Their lead.purged events are committed: the sender may go. */
+        if (api_outbox_take_recorded()) webhook_sender_poke();
         pthread_mutex_lock(&W.mu);
     }
 }
@@ -282,11 +288,7 @@ static void *writer_main(void *arg)
     metrics_thread_attach();
     pthread_mutex_lock(&W.mu);
     for (;;) {
-        if (W.retention_ms > 0)
-            wait_for_writes();
-        else
-            while (W.head == NULL && !W.stop)
-                pthread_cond_wait(&W.cv, &W.mu);
+        wait_for_writes();
         if (W.head == NULL) break;
         /* Take up to BATCH_MAX writes off the queue. */
         api_write_t *batch = W.head, *last = W.head;

@@ -326,6 +326,9 @@ typedef struct store_summary {
  * store_lead_recover or goes for good with store_trash_purge (or, once old
  * enough, store_trash_expire). */
 
+/* A trashed lead due for its purge: its app and id. */
+typedef void (*store_trash_due_cb)(void *ctx, int64_t app, const char *id);
+
 /* A trashed lead, and when it was trashed (ms). */
 typedef void (*store_trash_cb)(void *ctx, const lead_t *lead, int64_t deleted_at);
 
@@ -447,6 +450,7 @@ typedef struct store_ops {
                                void *ctx);
     store_rc_t (*trash_purge)(store_t *s, int64_t app, const char *id);
     store_rc_t (*trash_get)(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx);
+    store_rc_t (*trash_due)(store_t *s, int64_t before, int limit, store_trash_due_cb cb, void *ctx);
     store_rc_t (*trash_list)(store_t *s, int64_t app, const store_trash_query_t *q, int64_t *total,
                              store_trash_cb cb, void *ctx, const store_async_t *async);
     store_rc_t (*trash_expire)(store_t *s, int64_t before, int limit, int *purged);
@@ -728,6 +732,16 @@ static inline store_rc_t store_trash_purge(store_t *s, int64_t app, const char *
 static inline store_rc_t store_trash_get(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx)
 {
     return s->ops->trash_get(s, app, id, cb, ctx);
+}
+
+/* Passes at most limit trashed leads (of any app) trashed before before
+ * (ms), oldest first, to cb. Inside a batch their rows stay locked until
+ * it ends; on PostgreSQL rows another process holds are skipped, so that
+ * several processes purging at once share the work. */
+static inline store_rc_t store_trash_due(store_t *s, int64_t before, int limit, store_trash_due_cb cb,
+                                         void *ctx)
+{
+    return s->ops->trash_due(s, before, limit, cb, ctx);
 }
 
 /* Passes q's page of the app's trash to cb, and the number of leads in

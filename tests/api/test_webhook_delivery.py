@@ -435,3 +435,16 @@ def test_the_trash_and_batches_send_their_events(happ, receiver):
     assert got[2].json["data"] == back
     assert got[4].json["data"]["id"] == lead["id"], "a purge carries the lead as it was"
     assert [d.json["data"]["attributes"]["name"] for d in got[5:]] == ["B1", "B2"]
+
+
+def test_a_purge_by_retention_sends_lead_purged(make_server, receiver):
+    srv = make_server(extra_args=FLAGS + ["--trash-retention", "1s"])
+    app = srv.new_app()
+    create_webhook(app, receiver.url())
+    lead = app.create_lead(name="Old")
+    assert_status(app.delete(f"/leads/{lead['id']}"), 204)
+    got = receiver.wait_for(3)
+    assert [d.type for d in got] == ["lead.created", "lead.deleted", "lead.purged"]
+    assert got[2].json["data"]["id"] == lead["id"]
+    assert got[2].json["data"]["attributes"]["name"] == "Old"
+    assert body_json(app.get("/leads/trash/show"))["data"] == []

@@ -1053,6 +1053,15 @@ static void on_lead_copy(void *ctx, const lead_t *l)
     keep_lead(ctx, l);
 }
 
+/* store_trash_due's rows, the app where trash_page keeps deleted_at. */
+static void on_due(void *ctx, int64_t app, const char *id)
+{
+    trashed_t *t = ctx;
+    if (t->n == 8) return;
+    snprintf(t->ids[t->n], UUID_BUFSZ, "%s", id);
+    t->deleted_at[t->n++] = app;
+}
+
 static trashed_t trash_page(int64_t app, const store_trash_query_t *q, int64_t *total)
 {
     trashed_t t = {0};
@@ -1125,6 +1134,12 @@ Test(store, trash_pages_purges_and_expires)
     lead_copy_t got;
     cr_expect_eq(store_lead_recover(st, app1.id, ID(4), 9000, on_lead_copy, &got), STORE_NOT_FOUND);
 
+    trashed_t due = {0};
+    cr_assert_eq(store_trash_due(st, 2500, 100, on_due, &due), STORE_OK);
+    cr_assert_eq(due.n, 2, "the two trashed before 2500, oldest first");
+    cr_expect_str_eq(due.ids[0], ID(1));
+    cr_expect_str_eq(due.ids[1], ID(2));
+    cr_expect_eq(due.deleted_at[0], app1.id, "with its app");
     int purged = -1;
     cr_assert_eq(store_trash_expire(st, 2500, 100, &purged), STORE_OK);
     cr_expect_eq(purged, 2, "those trashed before 2500");

@@ -120,6 +120,7 @@ enum pg_stmt_id {
     Q_TRASH_PURGE,
     Q_TRASH_LIST,
     Q_TRASH_GET,
+    Q_TRASH_DUE,
     Q_TRASH_EXPIRE,
     Q_HISTORY_ADD,
     Q_HISTORY_LIST,

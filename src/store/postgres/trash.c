@@ -48,6 +48,25 @@ store_rc_t pg_trash_get(store_t *base, int64_t app, const char *id, store_lead_c
     return pg_read_rows(pg_of(base), Q_TRASH_GET, &p, pg_rows_one, &to, NULL);
 }
 
+static store_rc_t due_rows(const PGresult *r, const pg_rows_t *to)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        char id[UUID_BUFSZ];
+        pg_get_uuid(r, i, 1, id);
+        ((store_trash_due_cb)to->cb)(to->ctx, pg_get_int(r, i, 0), id);
+    }
+    return STORE_OK;
+}
+
+store_rc_t pg_trash_due(store_t *base, int64_t before, int limit, store_trash_due_cb cb, void *ctx)
+{
+    pg_params_t p = {0};
+    pgp_int8(&p, before);
+    pgp_int8(&p, limit);
+    pg_rows_t to = {.cb = (void *)cb, .ctx = ctx};
+    return pg_read_rows(pg_of(base), Q_TRASH_DUE, &p, due_rows, &to, NULL);
+}
+
 /* Q_TRASH_LIST's rows: the count, then a trashed lead from column 1 and
  * its deleted_at after it (NULL lead columns: an empty page). */
 static store_rc_t trash_rows(const PGresult *r, const pg_rows_t *to)

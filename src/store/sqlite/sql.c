@@ -307,6 +307,7 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     [Q_TRASH_FOLLOWS_DELETE] = "DELETE FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P),
     [Q_TRASH_LEAD_DELETE] = "DELETE FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
     [Q_TRASH_GET] = "SELECT " SCHEMA_LEAD_COLS " FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
+    [Q_TRASH_DUE] = "SELECT app_id, id FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at LIMIT ?2",
     [Q_TRASH_COUNT] = "SELECT count(*) FROM leads_trash WHERE app_id = ?1",
     [Q_TRASH_PAGE] = "SELECT " SCHEMA_LEAD_COLS ", deleted_at FROM leads_trash WHERE app_id = ?1 "
                      "AND (deleted_at, id) < (?4, ?5) ORDER BY deleted_at DESC, id DESC LIMIT ?2 OFFSET ?3",

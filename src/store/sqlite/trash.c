@@ -82,6 +82,20 @@ store_rc_t sq_trash_get(store_t *base, int64_t app, const char *id, store_lead_c
     return sq_read_one(sq_of(base), Q_TRASH_GET, app, id, NULL, sq_emit_lead, (void *)cb, ctx);
 }
 
+store_rc_t sq_trash_due(store_t *base, int64_t before, int limit, store_trash_due_cb cb, void *ctx)
+{
+    sqlite_store_t *s = sq_of(base);
+    sqlite3_stmt *st = sq_stmt(s, Q_TRASH_DUE);
+    int src = st == NULL ? SQLITE_ERROR : SQLITE_ROW;
+    if (st != NULL && (sqlite3_bind_int64(st, 1, before) | sqlite3_bind_int(st, 2, limit)) != SQLITE_OK)
+        src = SQLITE_ERROR;
+    /* Each row is (app_id, id). */
+    while (src == SQLITE_ROW && (src = sqlite3_step(st)) == SQLITE_ROW)
+        cb(ctx, sqlite3_column_int64(st, 0), sq_col_str(st, 1));
+    if (st != NULL) sq_reset(st);
+    return src == SQLITE_DONE ? STORE_OK : st == NULL ? STORE_ERROR : sq_map_rc(s, src);
+}
+
 /* Steps the page statement, passing each trashed lead to cb. */
 static store_rc_t trash_rows(sqlite_store_t *s, sqlite3_stmt *st, store_trash_cb cb, void *ctx)
 {
