@@ -426,7 +426,8 @@ static bool is_json_type(h2o_iovec_t ct)
 }
 
 /* Answers the 400 of a body jansson could not parse. */
-static void reply_bad_json(api_req_t *r, const json_error_t *jerr)
+/* Renders the 400 of a body that is not JSON into r->out; its status. */
+static int render_bad_json(api_req_t *r, const json_error_t *jerr)
 {
     /* jansson may quote raw input bytes in its message: keep only
      * printable ASCII so the error body stays valid UTF-8. */
@@ -443,10 +444,10 @@ static void reply_bad_json(api_req_t *r, const json_error_t *jerr)
     else
         snprintf(detail, sizeof detail, "The request body is not valid JSON: %s (line %d, column %d).", text,
                  jerr->line, jerr->column);
-    api_reply_error(r, 400, "Bad Request", detail);
+    return api_render_error(&r->out, 400, "Bad Request", detail);
 }
 
-json_t *api_body_or_reply(api_req_t *r)
+json_t *api_body_or_render(api_req_t *r, int *status)
 {
     h2o_req_t *req = r->req;
     size_t max = r->route->body_max;
@@ -454,8 +455,8 @@ json_t *api_body_or_reply(api_req_t *r)
     ssize_t cti = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
     h2o_iovec_t ct = cti < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[cti].value;
     if (ct.base != NULL && !is_json_type(ct)) {
-        api_reply_error(r, 415, "Unsupported Media Type",
-                        "Send the body as application/json (UTF-8), or application/vnd.api+json.");
+        *status = api_render_error(&r->out, 415, "Unsupported Media Type",
+                                   "Send the body as application/json (UTF-8), or application/vnd.api+json.");
         return NULL;
     }
     if (req->entity.len > max) {
@@ -464,13 +465,21 @@ json_t *api_body_or_reply(api_req_t *r)
             snprintf(detail, sizeof detail, "The request body is larger than %zu MiB.", max / MIB);
         else
             snprintf(detail, sizeof detail, "The request body is larger than %zu bytes.", max);
-        api_reply_error(r, 413, "Payload Too Large", detail);
+        *status = api_render_error(&r->out, 413, "Payload Too Large", detail);
         return NULL;
     }
     json_error_t jerr;
     const char *body = req->entity.base ? req->entity.base : "";
     json_t *root = jsonlex_loadb(body, req->entity.len, JSONLEX_BODY_FLAGS, &jerr);
-    if (root == NULL) reply_bad_json(r, &jerr);
+    if (root == NULL) *status = render_bad_json(r, &jerr);
+    return root;
+}
+
+json_t *api_body_or_reply(api_req_t *r)
+{
+    int status = 0;
+    json_t *root = api_body_or_render(r, &status);
+    if (root == NULL) api_reply(r, status);
     return root;
 }
 

@@ -176,27 +176,35 @@ static void run_body_errors(store_t *s, api_write_t *w)
     if (api_write_precondition(s, w)) w->status = status;
 }
 
-/* Answers the problems of r's body: at once, or, under If-Match, after
- * the writer has checked it (run_body_errors); under an Idempotency-Key,
+/* Answers the problem of r's body already rendered into r->out (status):
+ * at once, or, under If-Match, after the writer has checked the resource
+ * and the precondition (run_body_errors); under an Idempotency-Key,
  * through the writer too, which keeps the answer for the key. */
-static void body_errors(api_req_t *r, const verrs_t *errs)
+static void body_errors(api_req_t *r, int status)
 {
     api_write_t *w = NULL;
     char probe[1];
     if (r->idem.held || (r->method == METHOD_PUT && api_header_list(r, "if-match", probe, sizeof probe) != 0))
         w = api_write_new(r, run_body_errors, 0);
     if (w == NULL) {
-        api_reply_errors(r, errs);
+        api_reply(r, status);
         return;
     }
-    w->status = api_render_errors(&w->out, errs);
+    jw_raw(&w->out, r->out.buf, r->out.len);
+    w->status = w->out.oom
+                    ? api_render_error(&w->out, 503, "Service Unavailable", "The server is out of memory.")
+                    : status;
     api_write_submit(r, w);
 }
 
 api_write_t *api_decode_or_reply(api_req_t *r, bool creating, api_decode_fn decode, api_write_fn fn)
 {
-    json_t *root = api_body_or_reply(r);
-    if (root == NULL) return NULL;
+    int status = 0;
+    json_t *root = api_body_or_render(r, &status);
+    if (root == NULL) {
+        body_errors(r, status);
+        return NULL;
+    }
     api_patch_t p;
     text_ref_t *texts[API_PATCH_TEXTS] = {NULL};
     verrs_t errs = {0};
@@ -205,7 +213,7 @@ api_write_t *api_decode_or_reply(api_req_t *r, bool creating, api_decode_fn deco
     /* The write holds its own text: nothing points into the tree now. */
     json_decref(root);
     if (errs.n > 0)
-        body_errors(r, &errs);
+        body_errors(r, api_render_errors(&r->out, &errs));
     else if (w == NULL)
         api_reply_error(r, 503, "Service Unavailable", "The server is out of memory.");
     return w;

@@ -119,6 +119,11 @@ def test_if_match_order_of_checks(app):
     assert_error(app.put(path, {"lead": {"stage": "bogus"}}, headers={"If-Match": '"stale"'}), 412)
     r = app.put(path, {"lead": {"stage": "bogus"}}, headers={"If-Match": tag})
     assert_error(r, 422)
+    # a body that is not JSON, or not JSON at all, comes after If-Match too
+    assert_error(app.put(path, raw="{nope", headers={"If-Match": '"stale"'}), 412)
+    assert_error(app.put(path, raw="{nope", headers={"If-Match": tag}), 400)
+    assert_error(app.put(path, raw="x", content_type="text/plain", headers={"If-Match": '"stale"'}), 412)
+    assert_error(app.put(path, raw="x", content_type="text/plain", headers={"If-Match": tag}), 415)
     assert etag(app.get(path)) == tag
 
 

@@ -76,6 +76,11 @@ def test_a_4xx_answer_is_kept_and_replayed(app):
     assert again.headers["Idempotent-Replayed"] == "true"
     assert body_json(again)["errors"] == body_json(first)["errors"]
     assert_error(post_lead(app, k), 422, "idempotency_key_reused")
+    k2 = key()
+    assert_error(app.post("/leads/", raw="{nope", headers={"Idempotency-Key": k2}), 400)
+    again = app.post("/leads/", raw="{nope", headers={"Idempotency-Key": k2})
+    assert_error(again, 400)
+    assert again.headers["Idempotent-Replayed"] == "true"
     assert total(app) == 0
 
 
