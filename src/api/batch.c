@@ -11,6 +11,7 @@
  * every check has passed, so a refused batch changes nothing; a failure
  * while applying (the database's) undoes the whole transaction.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,6 +41,14 @@ typedef struct batch {
     int n;
     batch_op_t op[];
 } batch_t;
+
+/* The operations at the end of w (w->text is a char array: the first
+ * suitably aligned byte of it). */
+static batch_t *batch_of(const api_write_t *w)
+{
+    uintptr_t at = (uintptr_t)w->text, align = _Alignof(batch_t);
+    return (batch_t *)((at + align - 1) / align * align);
+}
 
 /* --- decoding, on the worker ------------------------------------------------ */
 
@@ -195,7 +204,7 @@ static store_rc_t apply(store_t *s, api_write_t *w, batch_op_t *o)
 
 static void run_batch_ops(store_t *s, api_write_t *w)
 {
-    batch_t *b = (batch_t *)(void *)w->text;
+    batch_t *b = batch_of(w);
     if (!ids_live(s, w, b)) return;
     jw_reset(&w->out);
     jw_lit(&w->out, "{\"data\":[");
@@ -217,7 +226,7 @@ static void run_batch_ops(store_t *s, api_write_t *w)
 /* After the commit: the updated and deleted leads' GETs are stale. */
 static void touch_ops(const api_write_t *w)
 {
-    const batch_t *b = (const batch_t *)(const void *)w->text;
+    const batch_t *b = batch_of(w);
     for (int i = 0; i < b->n; i++)
         if (b->op[i].kind != OP_CREATE) cache_touch_lead(w->app, b->op[i].id);
 }
@@ -239,12 +248,12 @@ static size_t texts_size(const batch_t *b)
 static api_write_t *new_write(api_req_t *r, const batch_t *b)
 {
     size_t ops = sizeof *b + (size_t)b->n * sizeof b->op[0];
-    api_write_t *w = api_write_new(r, run_batch_ops, ops + texts_size(b));
+    api_write_t *w = api_write_new(r, run_batch_ops, _Alignof(batch_t) + ops + texts_size(b));
     if (w == NULL) return NULL;
-    batch_t *mine = (batch_t *)(void *)w->text;
+    batch_t *mine = batch_of(w);
     memcpy(mine, b, ops);
     w->touch = touch_ops;
-    char *at = w->text + ops;
+    char *at = (char *)mine + ops;
     for (int i = 0; i < b->n; i++)
         at = api_texts_copy((text_ref_t *[]){&mine->op[i].patch.v.name, &mine->op[i].patch.v.source}, 2, at);
     return w;

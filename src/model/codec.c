@@ -611,17 +611,27 @@ static const char *const LEAD_CHANGE_NAMES[] = {"name",  "source", "account_id",
                                                 "value", "stage",  "probability", "status"};
 static const char *const FOLLOW_CHANGE_NAMES[] = {"title", "description", "due_date", "status"};
 
+/* A text value, null when unset. */
+static void put_text_value(jw_t *w, text_ref_t t)
+{
+    if (t.ptr == NULL)
+        jw_lit(w, "null");
+    else
+        jw_str(w, t.ptr, t.len);
+}
+
 static void lead_value(jw_t *w, const void *rec, int i, int64_t now)
 {
     (void)now;
     const lead_t *l = rec;
     char b[DECIMAL_BUFSZ];
     if (i < 2) {
-        put_text_member(w, "", i == 0 ? l->name : l->source);
+        put_text_value(w, i == 0 ? l->name : l->source);
         return;
     }
     if (i < 4) {
-        put_id_member(w, "", i == 2 ? l->account_id : l->contact_id);
+        const char *id = i == 2 ? l->account_id : l->contact_id;
+        jw_cstr(w, id[0] ? id : NULL);
         return;
     }
     switch (i) {
@@ -649,7 +659,7 @@ static void follow_value(jw_t *w, const void *rec, int i, int64_t now)
 {
     const follow_t *f = rec;
     if (i < 2) {
-        put_text_member(w, "", i == 0 ? f->title : f->description);
+        put_text_value(w, i == 0 ? f->title : f->description);
     } else if (i == 2) {
         if (f->has_due)
             put_time(w, f->due_at);
