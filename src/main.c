@@ -40,6 +40,7 @@
 #include "api/api.h"
 #include "api/cache.h"
 #include "api/cors.h"
+#include "api/csvcmd.h"
 #include "api/log.h"
 #include "api/proxy.h"
 #include "api/ratelimit.h"
@@ -119,6 +120,11 @@ static const char usage_text[] =
     "  backup [--db URL] --to FILE\n"
     "        write a consistent copy of a SQLite database to the new file FILE (0600) while it\n"
     "        serves; for PostgreSQL it says how to use pg_dump\n"
+    "  export --app KEY [--db URL]\n"
+    "        write every lead of an app as CSV (the API's columns), newest first, on stdout\n"
+    "  import --app KEY [--mode all|valid] [--db URL] FILE\n"
+    "        create an app's leads from a CSV file (- for standard input), as POST /leads/import\n"
+    "        does but without its size limit, in one transaction: all or nothing, or the valid rows\n"
     "  routes\n"
     "        print the API's routes as a Markdown table (method, path, auth, summary)\n"
     "  version | --version\n"
@@ -739,7 +745,7 @@ static int serve_run(const serve_conf_t *c)
     http_config_t cfg = {.host = c->host,
                          .port = c->port,
                          .threads = (int)c->threads,
-                         .max_body = API_MAX_BODY,
+                         .max_body = API_IMPORT_MAX_BODY,
                          .max_connections = (int)c->max_conns,
                          .request_memory = (size_t)c->request_mb << 20,
                          .response_memory = (size_t)c->response_mb << 20,
@@ -1143,6 +1149,90 @@ static int cmd_backup(int argc, char **argv)
     return rc == STORE_OK ? 0 : 1;
 }
 
+/* --- export, import ---------------------------------------------------------------- */
+
+/* Opens (and migrates) db and finds the app with key; NULL (reason
+ * printed) when either fails. */
+static store_t *open_app(const char *db, const char *key, store_app_t *app)
+{
+    store_t *s = open_db(db);
+    if (s == NULL) return NULL;
+    store_rc_t rc = store_app_find(s, key, app, NULL);
+    if (rc == STORE_OK) return s;
+    fprintf(stderr, "crmd: %s\n", rc == STORE_NOT_FOUND ? "no app has that key" : "cannot read the apps");
+    store_close(s);
+    return NULL;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+    static const char help[] = "usage: crmd export --app KEY [--db URL]\n"
+                               "  write every lead of the app as CSV, newest first, on stdout\n";
+    const char *db = env_or("CRMD_DB", DEFAULT_DB), *key = NULL;
+    const cli_opt_t opts[] = {{"db", &db}, {"app", &key}, {NULL}};
+    int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
+    if (rc >= 0) return rc;
+    if (key == NULL) return help_exit(help, false);
+    if ((rc = check_db("--db", db)) >= 0) return rc;
+    store_app_t app;
+    store_t *s = open_app(db, key, &app);
+    if (s == NULL) return 1;
+    rc = csvcmd_export(s, app.id, stdout, stderr);
+    store_close(s);
+    return rc;
+}
+
+/* Reads all of path ("-": standard input) into *buf (malloc'd); false
+ * (reason printed) on failure. */
+static bool read_all(const char *path, char **buf, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "crmd: import: cannot open %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    size_t cap = 1 << 16, n = 0, got;
+    char *b = malloc(cap);
+    while (b != NULL && (got = fread(b + n, 1, cap - n, f)) > 0) {
+        n += got;
+        char *grown = n == cap ? realloc(b, cap *= 2) : b;
+        if (grown == NULL) free(b);
+        b = grown;
+    }
+    bool ok = b != NULL && !ferror(f);
+    if (!ok) fprintf(stderr, "crmd: import: cannot read %s\n", path);
+    if (f != stdin) fclose(f);
+    if (!ok) free(b);
+    *buf = ok ? b : NULL;
+    *len = ok ? n : 0;
+    return ok;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    static const char help[] =
+        "usage: crmd import --app KEY [--mode all|valid] [--db URL] FILE\n"
+        "  create the app's leads from a CSV file (- reads standard input) in one transaction:\n"
+        "  all of it or nothing (--mode all, the default), or its valid rows (--mode valid)\n";
+    const char *db = env_or("CRMD_DB", DEFAULT_DB), *key = NULL, *mode = "all";
+    const cli_opt_t opts[] = {{"db", &db}, {"app", &key}, {"mode", &mode}, {NULL}};
+    int first, rc = parse_opts(argc, argv, help, opts, 1, &first);
+    if (rc >= 0) return rc;
+    if (key == NULL) return help_exit(help, false);
+    if (strcmp(mode, "all") != 0 && strcmp(mode, "valid") != 0)
+        return usage_error("--mode wants all or valid, not '%s'", mode);
+    if ((rc = check_db("--db", db)) >= 0) return rc;
+    char *body;
+    size_t len;
+    if (!read_all(argv[first], &body, &len)) return 1;
+    store_app_t app;
+    store_t *s = open_app(db, key, &app);
+    rc = s != NULL ? csvcmd_import(s, app.id, body, len, strcmp(mode, "valid") == 0, stdout, stderr) : 1;
+    if (s != NULL) store_close(s);
+    free(body);
+    return rc;
+}
+
 /* --- routes -------------------------------------------------------------------- */
 
 static int cmd_routes(int argc, char **argv)
@@ -1244,6 +1334,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "copy") == 0) return cmd_copy(argc - 1, argv + 1);
     if (strcmp(cmd, "key") == 0) return cmd_key(argc - 1, argv + 1);
     if (strcmp(cmd, "backup") == 0) return cmd_backup(argc - 1, argv + 1);
+    if (strcmp(cmd, "export") == 0) return cmd_export(argc - 1, argv + 1);
+    if (strcmp(cmd, "import") == 0) return cmd_import(argc - 1, argv + 1);
     if (strcmp(cmd, "routes") == 0) return cmd_routes(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);
 }

@@ -237,6 +237,8 @@ struct api_write {
     api_thread_t *t;  /* the worker */
     api_req_t *r;     /* the request it answers: the worker's alone */
     bool queued;      /* went through the writer thread */
+    bool alone;       /* runs in a transaction of its own, kept only if it
+                       * answers 2xx (an import: all or nothing) */
     atomic_bool gone; /* h2o let go of r's request: its client is gone */
     size_t size;      /* bytes, text included: what it costs in the queue */
     int64_t app, now;

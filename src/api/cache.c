@@ -86,7 +86,7 @@ static uint64_t key_hash(const cache_key_t *k)
 static bool key_eq(const cache_key_t *a, const cache_key_t *b)
 {
     return a->kind == b->kind && a->app == b->app && a->page == b->page && a->records == b->records &&
-           strcmp(a->id, b->id) == 0 && strcmp(a->fid, b->fid) == 0 &&
+           a->stamp == b->stamp && strcmp(a->id, b->id) == 0 && strcmp(a->fid, b->fid) == 0 &&
            memcmp(a->variant, b->variant, sizeof a->variant) == 0;
 }
 

@@ -16,7 +16,11 @@
  *
  * The cache knows about writes made through this process only, so it is
  * used with an embedded SQLite database (one server process per database),
- * never with PostgreSQL, where other processes write too.
+ * never with PostgreSQL, where other processes write too. The one other
+ * writer of leads on such a database, the command line's import (and
+ * copy --append), only adds leads: a list's key carries the app's lead
+ * count read just before (stamp), so a list kept before such an import is
+ * a miss afterwards.
  */
 #ifndef CRMD_API_CACHE_H
 #define CRMD_API_CACHE_H
@@ -38,6 +42,10 @@ typedef struct cache_key {
      * its filters, sort, count and cursor (api/find.c); all zero for the
      * others. */
     unsigned char variant[32];
+    /* A list: the app's lead count when it was read (resource.c), so that
+     * leads another process added (crmd import) are never missing from a
+     * list kept before they came; 0 for the others. */
+    int64_t stamp;
 } cache_key_t;
 
 /* Turns the cache on with a budget of max_bytes (0 leaves it off). Call

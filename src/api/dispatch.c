@@ -107,7 +107,7 @@ h2o_iovec_t api_error_body(h2o_req_t *req, void *state)
     api_thread_t *t = state;
     int status = req->res.status;
     const char *detail =
-        status == 413 ? "The request body is larger than 1 MiB." : "The request could not be read as HTTP.";
+        status == 413 ? "The request body is larger than 16 MiB." : "The request could not be read as HTTP.";
     const char *title = req->res.reason != NULL ? req->res.reason : "Bad Request";
     char id[HTTP_REQID_MAX + 1];
     h2o_iovec_t reqid = h2o_iovec_init(id, api_request_id(req, id));
@@ -206,6 +206,13 @@ void api_handle(h2o_req_t *req, void *state)
     api_route_match_t m;
     api_route_match(r->path.base, plen, r->method, &m);
     r->metric_route = m.route != NULL ? (int)(m.route - API_ROUTES) : api_unmatched_route(r->method);
+    /* h2o read bodies up to the largest any route takes: over 1 MiB, only
+     * a route that takes more may have it, whatever the path or method. */
+    size_t max = m.route != NULL && m.route->body_max > API_MAX_BODY ? m.route->body_max : API_MAX_BODY;
+    if (req->entity.len > max) {
+        api_reply_error(r, 413, "Payload Too Large", "The request body is larger than 1 MiB.");
+        return;
+    }
     if (m.allowed == 0) {
         api_reply_error(r, 404, "Not Found", "No such route.");
         return;

@@ -18,6 +18,7 @@
 
 #include "api/auth.h"
 #include "api/cursor.h"
+#include "api/export.h"
 #include "api/query.h"
 #include "api/request.h"
 #include "api/resource.h"
@@ -493,7 +494,7 @@ static void write_meta(api_req_t *r)
 /* --- lists -------------------------------------------------------------------------- */
 
 /* The parameters of a plain list: the reference's. */
-static const char *const PLAIN[] = {"page", "records", NULL};
+static const char *const PLAIN[] = {"page", "records", "format", NULL};
 
 static store_rc_t start_plain_leads(api_req_t *r, const store_async_t *async)
 {
@@ -543,6 +544,76 @@ static void errs_begin(const api_req_t *r, verrs_t *errs)
     *errs = r->query->errs;
 }
 
+/* The q value of an Accept media range's parameters (1000 for 1.000). */
+static int accept_q(const char *p, const char *end)
+{
+    const char *q = p;
+    while ((q = memchr(q, ';', (size_t)(end - q))) != NULL) {
+        q++;
+        while (q < end && *q == ' ')
+            q++;
+        if (end - q < 2 || (q[0] != 'q' && q[0] != 'Q') || q[1] != '=') continue;
+        int v = 0, scale = 1000;
+        for (q += 2; q < end && *q != ';' && *q != ' '; q++)
+            if (*q >= '0' && *q <= '9') {
+                v += (*q - '0') * scale;
+                scale /= 10;
+            } else if (*q != '.') {
+                return 0;
+            }
+        return v > 1000 ? 1000 : v;
+    }
+    return 1000;
+}
+
+/* Whether r's Accept prefers text/csv to application/json: text/csv named
+ * with a q above 0, and JSON not named with a higher one (the first named
+ * wins a tie). */
+static bool accepts_csv(const api_req_t *r)
+{
+    const h2o_headers_t *hs = &r->req->headers;
+    int csv = -1, json = -1, at = 0, csv_at = 0, json_at = 0;
+    for (ssize_t i = -1; (i = h2o_find_header(hs, H2O_TOKEN_ACCEPT, i)) >= 0;) {
+        const char *p = hs->entries[i].value.base, *end = p + hs->entries[i].value.len;
+        while (p < end) {
+            const char *comma = memchr(p, ',', (size_t)(end - p)), *iend = comma ? comma : end;
+            while (p < iend && *p == ' ')
+                p++;
+            size_t tlen = 0;
+            while (p + tlen < iend && p[tlen] != ';' && p[tlen] != ' ')
+                tlen++;
+            at++;
+            if (h2o_lcstris(p, tlen, H2O_STRLIT("text/csv")) && csv < 0) {
+                csv = accept_q(p, iend);
+                csv_at = at;
+            } else if (h2o_lcstris(p, tlen, H2O_STRLIT("application/json")) && json < 0) {
+                json = accept_q(p, iend);
+                json_at = at;
+            }
+            p = comma ? comma + 1 : end;
+        }
+    }
+    return csv > 0 && (csv > json || (csv == json && csv_at < json_at));
+}
+
+/* Whether r asks for CSV: format=csv, or no format and an Accept that
+ * prefers it. A CSV export has no pages: page, records and cursor are
+ * problems then (count does nothing). */
+static bool wants_csv(api_req_t *r, verrs_t *errs)
+{
+    h2o_iovec_t f = api_query_value(r, "format");
+    bool csv = f.base == NULL ? accepts_csv(r) : h2o_memis(f.base, f.len, H2O_STRLIT("csv"));
+    if (f.base != NULL && !csv && !h2o_memis(f.base, f.len, H2O_STRLIT("json")))
+        verrs_add(errs, "validation_error", NULL, "format", "format must be json or csv");
+    static const char *const PAGING[] = {"page", "records", "cursor"};
+    for (size_t i = 0; csv && i < sizeof PAGING / sizeof PAGING[0]; i++)
+        if (api_query_value(r, PAGING[i]).base != NULL)
+            verrs_add(errs, "validation_error", NULL, PAGING[i],
+                      "%s does not apply to a CSV export, which holds every lead the filters keep",
+                      PAGING[i]);
+    return csv;
+}
+
 void api_leads_list(api_req_t *r)
 {
     verrs_t errs;
@@ -552,6 +623,10 @@ void api_leads_list(api_req_t *r)
     memset(q, 0, sizeof *q);
     api_lead_filter_parse(r, &q->f, &errs);
     q->nsort = sort_of(r, LEAD_SORT_NAMES, 6, q->sort, &errs);
+    if (wants_csv(r, &errs)) {
+        if (checked_or_reply(r, &errs)) api_leads_export(r, q);
+        return;
+    }
     r->rd.no_count = count_none(r, &errs);
     r->rd.kind = CURSOR_LEADS;
     r->rd.norder = store_lead_order(q->sort, q->nsort, r->rd.order);

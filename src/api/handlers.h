@@ -37,6 +37,9 @@ void leads_batch(api_req_t *r);
 /* leads.c: GET /leads/{id}/history */
 void history_list(api_req_t *r);
 
+/* import.c: POST /leads/import */
+void leads_import(api_req_t *r);
+
 /* follows.c: /leads/{id}/follows and /leads/{id}/follows/{follow_id} */
 void follows_list(api_req_t *r);
 void follows_create(api_req_t *r);

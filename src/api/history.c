@@ -39,7 +39,7 @@ static int action_of(const api_change_t *c)
     }
 }
 
-store_rc_t api_history_add(store_t *s, const api_write_t *w, const api_change_t *c)
+store_rc_t api_history_add(store_t *s, int64_t app, const char *actor, int64_t now, const api_change_t *c)
 {
     int action = action_of(c);
     if (action < 0) return STORE_OK;
@@ -47,7 +47,7 @@ store_rc_t api_history_add(store_t *s, const api_write_t *w, const api_change_t 
     if (action == STORE_CHANGE_CREATED || action == STORE_CHANGE_UPDATED)
         lead_encode_changes(&changes, c->lead_before, c->lead_after);
     else if (action == STORE_CHANGE_FOLLOW_CREATED || action == STORE_CHANGE_FOLLOW_UPDATED)
-        follow_encode_changes(&changes, c->follow_before, c->follow_after, w->now);
+        follow_encode_changes(&changes, c->follow_before, c->follow_after, now);
     else
         jw_lit(&changes, "{}");
     bool update = action == STORE_CHANGE_UPDATED || action == STORE_CHANGE_FOLLOW_UPDATED;
@@ -62,11 +62,11 @@ store_rc_t api_history_add(store_t *s, const api_write_t *w, const api_change_t 
                         .lead_id = c->kind == CHANGE_LEAD ? lead->id : follow->lead_id,
                         .follow_id = c->kind == CHANGE_FOLLOW ? follow->id : "",
                         .action = action,
-                        .actor = w->actor,
-                        .at = w->now,
+                        .actor = actor,
+                        .at = now,
                         .changes = {changes.buf, changes.len}};
     store_rc_t rc =
-        changes.oom || uuid_v7(w->now, id) != 0 ? STORE_UNAVAILABLE : store_history_add(s, w->app, &h);
+        changes.oom || uuid_v7(now, id) != 0 ? STORE_UNAVAILABLE : store_history_add(s, app, &h);
     jw_free(&changes);
     return rc;
 }

@@ -10,11 +10,12 @@
 
 #include "api/change.h"
 
-/* Records change c of write w in its lead's history (who: w->actor;
- * when: w->now): for a create or an update, the attributes that differ
- * before and after it; nothing for an update that changed no attribute,
- * nor for a lead deleted for good (its history goes with it). */
-store_rc_t api_history_add(store_t *s, const api_write_t *w, const api_change_t *c);
+/* Records change c of app's lead, made by actor (a token's subject; ""
+ * for none) at now, in its history: for a create or an update, the
+ * attributes that differ before and after it; nothing for an update that
+ * changed no attribute, nor for a lead deleted for good (its history goes
+ * with it). */
+store_rc_t api_history_add(store_t *s, int64_t app, const char *actor, int64_t now, const api_change_t *c);
 
 /* Copies the texts of refs (n of them; unset ones left) to at, one after
  * another, each NUL-terminated, pointing them at the copies; returns the

@@ -305,6 +305,15 @@ void api_reply_pooled(api_req_t *r, int status, char *body, size_t len)
     reply(r, status, h2o_iovec_init(body, len), true, NULL);
 }
 
+h2o_req_t *api_reply_streamed(api_req_t *r)
+{
+    h2o_req_t *req = r->req;
+    count(r, 200);
+    if (r->t->shared->log_requests) log_reply(r, 200, h2o_iovec_init(NULL, 0));
+    req_end(r);
+    return req;
+}
+
 void api_reply_error(api_req_t *r, int status, const char *title, const char *detail)
 {
     api_reply(r, api_render_error(&r->out, status, title, detail));

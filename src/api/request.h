@@ -56,6 +56,11 @@ void api_reply(api_req_t *r, int status);
 void api_reply_body(api_req_t *r, int status, jw_t *body, const char *location);
 /* The same with a body already in the request's pool (a cached one). */
 void api_reply_pooled(api_req_t *r, int status, char *body, size_t len);
+/* Logs and counts r as answered 200 with a streamed body, and ends r: the
+ * caller then streams the answer to the returned h2o request (respond.h,
+ * api_respond_stream), which lives on after r. NULL when h2o has already
+ * let go of it. */
+h2o_req_t *api_reply_streamed(api_req_t *r);
 /* Answers with an error document (respond.h renders them). */
 void api_reply_error(api_req_t *r, int status, const char *title, const char *detail);
 void api_reply_errors(api_req_t *r, const verrs_t *errs);

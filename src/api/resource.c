@@ -20,11 +20,24 @@ static void *pool_alloc(void *ctx, size_t n)
     return h2o_mem_alloc_pool(ctx, n);
 }
 
+static void no_lead(void *ctx, const lead_t *l)
+{
+    (void)ctx;
+    (void)l;
+}
+
 /* Answers r from the response cache when it can; else returns false with
- * r->rd.gen set to the generation to store the fresh body with. */
+ * r->rd.gen set to the generation to store the fresh body with. A list's
+ * key takes the app's lead count first (cache.h: stamp), read at once
+ * (the cache is on with SQLite only, whose reads never wait). */
 static bool cached(api_req_t *r)
 {
     if (!cache_enabled() || r->rd.key.kind == 0) return false;
+    if (r->rd.key.kind == CACHE_LEADS &&
+        store_lead_list(r->t->store, r->app.id, 0, 0, &r->rd.key.stamp, no_lead, NULL, NULL) != STORE_OK) {
+        r->rd.key.kind = 0; /* not kept either */
+        return false;
+    }
     r->rd.gen = cache_generation(&r->rd.key);
     size_t len = 0;
     char *body = cache_get(&r->rd.key, r->now, pool_alloc, &r->req->pool, &len);

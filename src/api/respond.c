@@ -82,6 +82,33 @@ void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, cons
         h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
 }
 
+bool api_respond_stream(h2o_req_t *req, h2o_generator_t *gen, const char *type, const char *disposition,
+                        h2o_iovec_t first, bool final)
+{
+    req->res.status = 200;
+    req->res.reason = api_reason(200);
+    add_header(req, H2O_TOKEN_CONTENT_TYPE, type, strlen(type));
+    add_header(req, H2O_TOKEN_CONTENT_DISPOSITION, disposition, strlen(disposition));
+    bool head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    if (!head && http_response_admit(req, first.len) != 0) return false;
+    h2o_start_response(req, gen);
+    if (head)
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &first, 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    return !head && !final;
+}
+
+void api_respond_stream_more(h2o_req_t *req, h2o_iovec_t chunk, bool final)
+{
+    h2o_send(req, &chunk, 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+void api_respond_stream_fail(h2o_req_t *req)
+{
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+}
+
 static void open_error(jw_t *w, int status, const char *code, const char *title, const char *detail)
 {
     char st[8];

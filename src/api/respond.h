@@ -27,6 +27,21 @@
  * caller must not touch it afterwards. */
 void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, const char *location);
 
+/* Starts a streamed 200 answer of req, produced by gen (h2o calls
+ * gen->proceed for each next chunk), with the given Content-Type and
+ * Content-Disposition, and sends its first chunk: final when nothing
+ * follows. A chunk must stay valid until proceed runs or req is disposed
+ * of. A HEAD request gets the headers only. Returns whether the stream
+ * goes on: false when it ended here (final, HEAD, or the memory guard had
+ * no room for the first chunk and answered 503 instead). */
+bool api_respond_stream(h2o_req_t *req, h2o_generator_t *gen, const char *type, const char *disposition,
+                        h2o_iovec_t first, bool final);
+/* The next chunk of a stream, when its generator's proceed asked for it. */
+void api_respond_stream_more(h2o_req_t *req, h2o_iovec_t chunk, bool final);
+/* Ends a stream as failed: the client sees a cut-off answer (HTTP/1: no
+ * last chunk and the connection closed; HTTP/2: the stream reset). */
+void api_respond_stream_fail(h2o_req_t *req);
+
 /* The reason phrase of a status ("Internal Server Error" for any status
  * the API does not use). */
 const char *api_reason(int status);

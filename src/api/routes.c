@@ -17,8 +17,10 @@ static const char *const PAGING[] = {"page", "records", "cursor", NULL};
         "probability_min", "probability_max", "created_from", "created_to", "updated_from", "updated_to",    \
         "search", "has_overdue", "has_open_follows"
 #define FOLLOW_FILTERS "status[]", "due_from", "due_to", "sort", "page", "records", "cursor"
-static const char *const LEAD_LIST[] = {LEAD_FILTERS, "sort", "page", "records", "cursor", "count", NULL};
+static const char *const LEAD_LIST[] = {LEAD_FILTERS, "sort",  "page",   "records",
+                                        "cursor",     "count", "format", NULL};
 static const char *const LEAD_SUMMARY[] = {LEAD_FILTERS, NULL};
+static const char *const LEAD_IMPORT[] = {"mode", NULL};
 static const char *const LEAD_FOLLOWS[] = {FOLLOW_FILTERS, NULL};
 static const char *const APP_FOLLOWS[] = {FOLLOW_FILTERS, "lead_id[]", NULL};
 static const char *const TRASH_LIST[] = {"page", "records", "cursor", NULL};
@@ -39,13 +41,17 @@ const api_route_t API_ROUTES[] = {
      .summary = "The OpenAPI 3.1 document of the API, no credentials"},
 
     {METHOD_GET, "/leads", leads_list, .query = LEAD_LIST, .auth = true,
-     .summary = "A page of the app's leads: filters, search, sort, cursor; newest first"},
+     .summary = "A page of the app's leads: filters, search, sort, cursor; newest first; all of them as CSV "
+                "(format=csv or Accept: text/csv)"},
     {METHOD_POST, "/leads", leads_create, .query = NO_QUERY, .stale = API_STALE_APP, .etag = true,
      .auth = true, .body_max = API_MAX_BODY, .summary = "Create a lead"},
     {METHOD_POST, "/leads/batch", leads_batch, .query = NO_QUERY, .stale = API_STALE_APP, .auth = true,
      .body_max = API_MAX_BODY, .summary = "Create, update and delete up to 500 leads, all or nothing"},
     {METHOD_GET, "/leads/summary", summary_get, .query = LEAD_SUMMARY, .auth = true,
      .summary = "Pipeline summary of the leads the filters keep"},
+    {METHOD_POST, "/leads/import", leads_import, .query = LEAD_IMPORT, .stale = API_STALE_APP, .auth = true,
+     .body_max = API_IMPORT_MAX_BODY,
+     .summary = "Create leads from a CSV file: all or nothing, or the valid rows"},
     {METHOD_GET, "/leads/{id}", leads_get, .query = NO_QUERY, .etag = true, .auth = true,
      .summary = "One lead"},
     {METHOD_PUT, "/leads/{id}", leads_update, .query = NO_QUERY, .stale = API_STALE_LEAD | API_STALE_APP,

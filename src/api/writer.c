@@ -269,9 +269,11 @@ static void run_batch(store_t *s, api_write_t *batch)
         store_batch_end(s, 0);
         rc = STORE_UNAVAILABLE;
     }
-    if (rc == STORE_OK) rc = store_batch_end(s, 1);
+    /* A write alone in its batch that failed leaves nothing behind. */
+    bool keep = !(batch->alone && batch->status >= 300);
+    if (rc == STORE_OK) rc = store_batch_end(s, keep);
     /* Events committed with the batch: the sender may go at once. */
-    if (api_outbox_take_recorded() && rc == STORE_OK) webhook_sender_poke();
+    if (api_outbox_take_recorded() && rc == STORE_OK && keep) webhook_sender_poke();
     if (rc != STORE_OK) metrics_count(METRIC_COMMIT_FAILURES);
     /* No write of a batch whose commit failed may be acknowledged; what
      * failed for another reason there is a 503 (retry), not a 500. */
@@ -290,10 +292,11 @@ static void *writer_main(void *arg)
     for (;;) {
         wait_for_writes();
         if (W.head == NULL) break;
-        /* Take up to BATCH_MAX writes off the queue. */
+        /* Take up to BATCH_MAX writes off the queue; a write that runs
+         * alone goes in a batch of its own. */
         api_write_t *batch = W.head, *last = W.head;
         int n = 1;
-        while (last->next != NULL && n < BATCH_MAX) {
+        while (!batch->alone && last->next != NULL && !last->next->alone && n < BATCH_MAX) {
             last = last->next;
             n++;
         }

@@ -555,11 +555,11 @@ static bool room_for(http_worker_t *w, size_t bytes)
     return false;
 }
 
-/* Counts an answer of bytes about to be sent for req; false if it does not
+/* Counts an answer of bytes about to be sent for req; NULL if it does not
  * fit the budget. */
-static bool hold(http_worker_t *w, h2o_req_t *req, size_t bytes)
+static held_t *hold(http_worker_t *w, h2o_req_t *req, size_t bytes)
 {
-    if (!room_for(w, bytes)) return false;
+    if (!room_for(w, bytes)) return NULL;
     held_t *h = h2o_mem_alloc_shared(&req->pool, sizeof *h, on_held_dispose);
     memset(h, 0, sizeof *h);
     h->req = req;
@@ -568,7 +568,21 @@ static bool hold(http_worker_t *w, h2o_req_t *req, size_t bytes)
     h->since = h->progress = h2o_now(w->loop);
     atomic_fetch_add(&output_held, bytes);
     h2o_linklist_insert(&w->guard_held, &h->link);
-    return true;
+    return h;
+}
+
+/* The next chunk of a streamed answer (api/export.c): h2o asks for one
+ * only once it has sent the last, so the answer holds this chunk alone,
+ * from now (it moves to the end of the oldest-first list). */
+static void rehold(http_worker_t *w, held_t *h, size_t bytes)
+{
+    atomic_fetch_add(&output_held, bytes);
+    atomic_fetch_sub(&output_held, h->bytes);
+    h->bytes = h->pending = bytes;
+    h->since = h->progress = h2o_now(w->loop);
+    if (!h2o_linklist_is_linked(&h->link)) return; /* given up: it ends soon */
+    h2o_linklist_unlink(&h->link);
+    h2o_linklist_insert(&w->guard_held, &h->link);
 }
 
 void http_guard_json_type(h2o_req_t *req)
@@ -612,15 +626,25 @@ int http_response_admit(h2o_req_t *req, size_t len)
     return -1;
 }
 
+/* The guard's output stream: the answer's count, once it has one. */
+typedef struct guard_ostream {
+    h2o_ostream_t super;
+    held_t *held;
+} guard_ostream_t;
+
 static void guard_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
                           h2o_send_state_t state)
 {
+    guard_ostream_t *o = (guard_ostream_t *)self;
     size_t bytes = 0;
     for (size_t i = 0; i < bufcnt; i++)
         bytes += bufs[i].len;
     h2o_iovec_t busy;
-    if (bytes > 0 && !hold(worker_of(req), req, bytes)) {
-        /* Only a first (and final) send is this large: crmd sends whole answers. */
+    if (bytes > 0 && o->held != NULL) {
+        rehold(worker_of(req), o->held, bytes);
+    } else if (bytes > 0 && (o->held = hold(worker_of(req), req, bytes)) == NULL) {
+        /* A first send this large is a whole answer (a stream's first
+         * chunk was admitted by http_response_admit). */
         busy = busy_answer(req);
         bufs = &busy;
         bufcnt = 1;
@@ -635,9 +659,10 @@ static void guard_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs
 static void guard_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
     (void)self;
-    h2o_ostream_t *o = h2o_add_ostream(req, sizeof *o, slot);
-    o->do_send = guard_do_send;
-    h2o_setup_next_ostream(req, &o->next);
+    guard_ostream_t *o = (guard_ostream_t *)h2o_add_ostream(req, sizeof *o, slot);
+    o->held = NULL;
+    o->super.do_send = guard_do_send;
+    h2o_setup_next_ostream(req, &o->super.next);
 }
 
 void http_guard_filter(h2o_pathconf_t *path)

@@ -16,7 +16,9 @@
  *   cfg->response_memory until h2o frees them. An answer over 64 KiB that
  *   does not fit first has the thread's answers held over 5 s given up,
  *   oldest first (HTTP/1: the connection is closed; HTTP/2: the stream is
- *   reset), and is answered 503 if there is still no room.
+ *   reset), and is answered 503 if there is still no room. A streamed
+ *   answer counts its latest chunk only (h2o asks for a chunk once it has
+ *   sent the last).
  * - HTTP/2 (cleartext only with cfg->http2): at most 16 open streams per
  *   connection (newer ones REFUSED_STREAM); a request must arrive whole
  *   within the HTTP/1 request timeout (10 s) whatever else the connection

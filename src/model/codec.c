@@ -107,24 +107,14 @@ static void attr_error(attr_t *a, const char *fmt, const char *arg)
     verrs_add(a->errs, "validation_error", a->pointer, NULL, fmt, a->label, arg);
 }
 
-/* Reads a text attribute. nullable false makes null a "can't be blank";
- * required_nonempty makes an all-white-space string one too. */
-static bool get_text(attr_t *a, bool nullable, bool allow_newlines, size_t max_chars, text_ref_t *out)
+/* Checks text s[0..len) as an attribute's value: cleaned (trimmed, no
+ * control characters), not blank unless nullable, at most max_chars. */
+static bool clean_text(attr_t *a, const char *s0, size_t len0, bool nullable, bool allow_newlines,
+                       size_t max_chars, text_ref_t *out)
 {
-    out->ptr = NULL;
-    out->len = 0;
-    if (json_is_null(a->v)) {
-        if (nullable) return true;
-        attr_error(a, "%s can't be blank%s", "");
-        return false;
-    }
-    if (!json_is_string(a->v)) {
-        attr_error(a, "%s must be a string%s", "");
-        return false;
-    }
     const char *s;
     size_t len, chars;
-    int rc = text_clean(json_string_value(a->v), json_string_length(a->v), allow_newlines, &s, &len, &chars);
+    int rc = text_clean(s0, len0, allow_newlines, &s, &len, &chars);
     if (rc == TEXT_CONTROL) {
         attr_error(a, "%s must not contain control characters%s", "");
         return false;
@@ -148,11 +138,28 @@ static bool get_text(attr_t *a, bool nullable, bool allow_newlines, size_t max_c
     return true;
 }
 
-/* Reads one of names[] (after trimming); null is refused. */
-static bool get_enum(attr_t *a, const char *const *names, int count, int *out)
+/* Reads a text attribute. nullable false makes null a "can't be blank";
+ * required_nonempty makes an all-white-space string one too. */
+static bool get_text(attr_t *a, bool nullable, bool allow_newlines, size_t max_chars, text_ref_t *out)
 {
-    text_ref_t t;
-    if (!get_text(a, false, false, 64, &t)) return false;
+    out->ptr = NULL;
+    out->len = 0;
+    if (json_is_null(a->v)) {
+        if (nullable) return true;
+        attr_error(a, "%s can't be blank%s", "");
+        return false;
+    }
+    if (!json_is_string(a->v)) {
+        attr_error(a, "%s must be a string%s", "");
+        return false;
+    }
+    return clean_text(a, json_string_value(a->v), json_string_length(a->v), nullable, allow_newlines,
+                      max_chars, out);
+}
+
+/* Which of names[] t is (exactly). */
+static bool enum_of(attr_t *a, text_ref_t t, const char *const *names, int count, int *out)
+{
     for (int i = 0; i < count; i++) {
         if (strlen(names[i]) == t.len && memcmp(names[i], t.ptr, t.len) == 0) {
             *out = i;
@@ -169,19 +176,50 @@ static bool get_enum(attr_t *a, const char *const *names, int count, int *out)
     return false;
 }
 
+/* Reads one of names[] (after trimming); null is refused. */
+static bool get_enum(attr_t *a, const char *const *names, int count, int *out)
+{
+    text_ref_t t;
+    return get_text(a, false, false, 64, &t) && enum_of(a, t, names, count, out);
+}
+
+/* A UUID from text t into out. */
+static bool uuid_of(attr_t *a, text_ref_t t, char out[UUID_BUFSZ])
+{
+    if (uuid_parse(t.ptr, t.len, out)) return true;
+    out[0] = '\0';
+    attr_error(a, "%s must be a UUID%s", "");
+    return false;
+}
+
 /* Reads a UUID or null into out ("" for null). */
 static bool get_uuid(attr_t *a, char out[UUID_BUFSZ])
 {
     out[0] = '\0';
     if (json_is_null(a->v)) return true;
     text_ref_t t;
-    if (!get_text(a, true, false, 64, &t)) return false;
-    if (!uuid_parse(t.ptr, t.len, out)) {
-        out[0] = '\0';
-        attr_error(a, "%s must be a UUID%s", "");
-        return false;
+    return get_text(a, true, false, 64, &t) && uuid_of(a, t, out);
+}
+
+/* Reports what decimal_parse found wrong with a value; true for DECIMAL_OK. */
+static bool value_rc(attr_t *a, int rc)
+{
+    switch (rc) {
+    case DECIMAL_OK:
+        return true;
+    case DECIMAL_NEGATIVE:
+        attr_error(a, "%s must be greater than or equal to 0%s", "");
+        break;
+    case DECIMAL_PRECISION:
+        attr_error(a, "%s must have at most 2 decimal places%s", "");
+        break;
+    case DECIMAL_RANGE:
+        attr_error(a, "%s must be less than 10000000000000%s", "");
+        break;
+    default:
+        attr_error(a, "%s is not a number%s", "");
     }
-    return true;
+    return false;
 }
 
 /* raw, when not NULL, is the number's own text in the body. */
@@ -199,23 +237,8 @@ static bool get_value(attr_t *a, const char *raw, size_t rawlen, bool *has, int6
         rc = decimal_parse(json_string_value(a->v), json_string_length(a->v), cents);
     else
         rc = DECIMAL_SYNTAX;
-    switch (rc) {
-    case DECIMAL_OK:
-        *has = true;
-        return true;
-    case DECIMAL_NEGATIVE:
-        attr_error(a, "%s must be greater than or equal to 0%s", "");
-        break;
-    case DECIMAL_PRECISION:
-        attr_error(a, "%s must have at most 2 decimal places%s", "");
-        break;
-    case DECIMAL_RANGE:
-        attr_error(a, "%s must be less than 10000000000000%s", "");
-        break;
-    default:
-        attr_error(a, "%s is not a number%s", "");
-    }
-    return false;
+    *has = value_rc(a, rc);
+    return *has;
 }
 
 /* raw, when not NULL, is the number's own text in the body: it decides
@@ -426,6 +449,82 @@ void lead_decode_body(const json_t *root, const char *body, size_t len, bool cre
     if (!(out->fields & LEAD_F_STAGE)) out->v.stage = STAGE_NEW;
     if (!(out->fields & LEAD_F_STATUS)) out->v.status = LEAD_ACTIVE;
     out->fields = ~0u;
+}
+
+/* A probability written as text: an integer from 0 to 100. */
+static bool probability_of(attr_t *a, text_ref_t t, int *out)
+{
+    int64_t cents;
+    int rc = decimal_parse(t.ptr, t.len, &cents);
+    if (rc == DECIMAL_NEGATIVE || (rc == DECIMAL_OK && cents > 10000) || rc == DECIMAL_RANGE) {
+        attr_error(a, "%s must be between 0 and 100%s", "");
+        return false;
+    }
+    if (rc != DECIMAL_OK || cents % 100 != 0) {
+        attr_error(a, "%s must be an integer%s", "");
+        return false;
+    }
+    *out = (int)(cents / 100);
+    return true;
+}
+
+/* A cell's text as an id (empty: unset). */
+static bool id_cell(attr_t *a, const char *s, size_t len, char out[UUID_BUFSZ])
+{
+    text_ref_t t;
+    out[0] = '\0';
+    return clean_text(a, s, len, true, false, 64, &t) && (t.len == 0 || uuid_of(a, t, out));
+}
+
+/* A cell's text as a value, decimal rules as a JSON string's. */
+static bool value_cell(attr_t *a, const char *s, size_t len, lead_t *l)
+{
+    text_ref_t t;
+    if (!clean_text(a, s, len, true, false, 64, &t)) return false;
+    l->has_value = t.len > 0 && value_rc(a, decimal_parse(t.ptr, t.len, &l->value_cents));
+    return t.len == 0 || l->has_value;
+}
+
+void lead_decode_cell(const char *key, const char *s, size_t len, lead_patch_t *out, const char *pointer,
+                      verrs_t *errs)
+{
+    attr_t a = {.v = NULL, .errs = errs};
+    copy_utf8(a.pointer, sizeof a.pointer, pointer);
+    lead_t *l = &out->v;
+    text_ref_t t;
+    unsigned bit = 0;
+    bool ok = false;
+    if (strcmp(key, "name") == 0) {
+        a.label = "Name";
+        ok = clean_text(&a, s, len, false, false, NAME_MAX_CHARS, &l->name), bit = LEAD_F_NAME;
+    } else if (strcmp(key, "source") == 0) {
+        a.label = "Source";
+        ok = clean_text(&a, s, len, true, false, SOURCE_MAX_CHARS, &l->source), bit = LEAD_F_SOURCE;
+    } else if (strcmp(key, "account_id") == 0) {
+        a.label = "Account";
+        ok = id_cell(&a, s, len, l->account_id), bit = LEAD_F_ACCOUNT;
+    } else if (strcmp(key, "contact_id") == 0) {
+        a.label = "Contact";
+        ok = id_cell(&a, s, len, l->contact_id), bit = LEAD_F_CONTACT;
+    } else if (strcmp(key, "value") == 0) {
+        a.label = "Value";
+        ok = value_cell(&a, s, len, l), bit = LEAD_F_VALUE;
+    } else if (strcmp(key, "stage") == 0) {
+        a.label = "Stage";
+        ok = clean_text(&a, s, len, false, false, 64, &t) &&
+             enum_of(&a, t, stage_names, COUNT(stage_names), &l->stage);
+        bit = LEAD_F_STAGE;
+    } else if (strcmp(key, "probability") == 0) {
+        a.label = "Probability";
+        ok = clean_text(&a, s, len, false, false, 64, &t) && probability_of(&a, t, &l->probability);
+        bit = LEAD_F_PROBABILITY;
+    } else if (strcmp(key, "status") == 0) {
+        a.label = "Status";
+        ok = clean_text(&a, s, len, false, false, 64, &t) &&
+             enum_of(&a, t, lead_status_names, COUNT(lead_status_names), &l->status);
+        bit = LEAD_F_STATUS;
+    }
+    if (ok) out->fields |= bit;
 }
 
 typedef struct follow_ctx {

@@ -47,6 +47,14 @@ void lead_decode(const json_t *root, bool creating, lead_patch_t *out, verrs_t *
 void lead_decode_body(const json_t *root, const char *body, size_t len, bool creating, lead_patch_t *out,
                       verrs_t *errs);
 
+/* Decodes one attribute of a lead given as text (a CSV cell: key is its
+ * attribute name) into out, with the rules of the JSON body: text is
+ * trimmed and checked, value is a decimal, probability an integer 0..100,
+ * an id a UUID (empty text leaves an id unset). A problem goes into errs
+ * with pointer as its source. out's texts point into s. */
+void lead_decode_cell(const char *key, const char *s, size_t len, lead_patch_t *out, const char *pointer,
+                      verrs_t *errs);
+
 /* The same for {"follow": {...}}. A status of "overdue" is decoded as
  * FOLLOW_OVERDUE with its bit set: the caller decides, knowing the stored
  * follow, whether that is allowed (it is only on a follow that already

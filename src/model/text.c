@@ -141,6 +141,24 @@ uint32_t text_fold_cp(uint32_t c)
 }
 
 /* Writes code point c as UTF-8 into out; returns its length. */
+bool text_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    uint32_t c;
+    for (size_t i = 0; i < len;) {
+        /* ASCII runs are the common case: skip them a byte at a time
+         * without decoding. */
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n = utf8_decode(u, len, i, &c);
+        if (n == 0) return false;
+        i += n;
+    }
+    return true;
+}
+
 static size_t utf8_encode(uint32_t c, char *out)
 {
     static const unsigned char lead[] = {0, 0, 0xC0, 0xE0, 0xF0};

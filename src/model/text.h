@@ -24,6 +24,9 @@ enum text_rc {
 int text_clean(const char *s, size_t len, bool allow_newlines, const char **out, size_t *out_len,
                size_t *codepoints);
 
+/* Whether s[0..len) is well-formed UTF-8 throughout (NUL bytes allowed). */
+bool text_utf8_valid(const char *s, size_t len);
+
 /* Unicode simple case folding (CaseFolding.txt, statuses C and S: one code
  * point to one, every script Unicode folds, Latin-1, Latin Extended,
  * Greek and Cyrillic included; the table is model/casefold.h). Search

@@ -940,3 +940,12 @@ void fq_summary_add(store_summary_t *out, const store_lead_filter_t *f, const in
     c->w_hi += row[6];
     c->w_lo += row[7];
 }
+
+void store_pos_copy(store_pos_t *dst, const store_pos_t *src)
+{
+    *dst = *src;
+    for (int i = 0; i < src->n; i++) {
+        const char *p = src->v[i].t.ptr;
+        if (p >= src->text && p < src->text + sizeof src->text) dst->v[i].t.ptr = dst->text + (p - src->text);
+    }
+}

@@ -179,6 +179,9 @@ typedef void (*store_app_cb)(void *ctx, const store_app_t *app, int64_t leads);
 typedef void (*store_key_cb)(void *ctx, const store_key_t *key);
 typedef void (*store_revoked_cb)(void *ctx, int64_t seq, const char *jti);
 typedef void (*store_lead_cb)(void *ctx, const lead_t *lead);
+/* Gives the next lead to create into *lead (its strings valid until the
+ * next call) and returns true, or returns false when there is none left. */
+typedef bool (*store_lead_next_fn)(void *ctx, lead_t *lead);
 typedef void (*store_follow_cb)(void *ctx, const follow_t *follow);
 
 /* Bulk copy (crmd copy): what a database holds, counted in one snapshot. */
@@ -412,6 +415,9 @@ int store_follow_order(const store_sort_t *sort, int n, store_sort_t out[STORE_S
 /* The position of l (or f) in a list ordered by order[0..n): the row a
  * next page starts after. A folded name is written into pos->text. */
 void store_lead_pos(const lead_t *l, const store_sort_t *order, int n, store_pos_t *pos);
+/* Copies a position, its texts moved into dst's own buffer (so src may
+ * change while dst is a query's after). */
+void store_pos_copy(store_pos_t *dst, const store_pos_t *src);
 void store_follow_pos(const follow_t *f, const store_sort_t *order, int n, store_pos_t *pos);
 
 /* The backend's table of functions; see the wrappers below for contracts. */
@@ -424,6 +430,8 @@ typedef struct store_ops {
     store_rc_t (*key_add)(store_t *s, const store_key_t *key, int first);
     store_rc_t (*key_update)(store_t *s, int64_t seq, int64_t signed_until, int64_t retired_at);
     store_rc_t (*lead_create)(store_t *s, int64_t app, const lead_t *lead);
+    store_rc_t (*lead_create_many)(store_t *s, int64_t app, store_lead_next_fn next, void *ctx,
+                                   int64_t *created);
     store_rc_t (*lead_get)(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx,
                            const store_async_t *async);
     store_rc_t (*lead_list)(store_t *s, int64_t app, int64_t offset, int limit, int64_t *total,
@@ -601,6 +609,18 @@ static inline store_rc_t store_key_update(store_t *s, int64_t seq, int64_t signe
 static inline store_rc_t store_lead_create(store_t *s, int64_t app, const lead_t *lead)
 {
     return s->ops->lead_create(s, app, lead);
+}
+
+/* Inserts every lead next gives (complete, as store_lead_create takes
+ * them) and counts them in the app's lead total; *created counts those
+ * inserted. Only inside a batch (store_batch_begin), which the caller
+ * ends without committing when this fails: the leads are then not all
+ * undone by this call alone. It stops at the first failure. Made for
+ * imports: SQLite inserts them without a savepoint each. */
+static inline store_rc_t store_lead_create_many(store_t *s, int64_t app, store_lead_next_fn next, void *ctx,
+                                                int64_t *created)
+{
+    return s->ops->lead_create_many(s, app, next, ctx, created);
 }
 
 /* Passes the lead with this id to cb; STORE_NOT_FOUND if there is none

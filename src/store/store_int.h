@@ -111,7 +111,7 @@ store_rc_t store_base_batch_end(store_t *s, int commit);
 #define STORE_OPS(X, p)                                                                                      \
     X(p, close) X(p, migrate)                                                                                \
     X(p, app_create) X(p, app_find) X(p, keys) X(p, key_add) X(p, key_update)                                \
-    X(p, lead_create) X(p, lead_get) X(p, lead_list) X(p, lead_update) X(p, lead_delete)                     \
+    X(p, lead_create) X(p, lead_create_many) X(p, lead_get) X(p, lead_list) X(p, lead_update) X(p, lead_delete)                     \
     X(p, follow_create) X(p, follow_get) X(p, follow_list) X(p, follow_update) X(p, follow_delete)           \
     X(p, lead_find) X(p, follow_find) X(p, lead_summary)                                                     \
     X(p, lead_trash) X(p, lead_recover) X(p, trash_purge) X(p, trash_get) X(p, trash_due) X(p, trash_list) X(p, trash_expire)                \

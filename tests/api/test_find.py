@@ -370,3 +370,36 @@ def test_a_kept_filtered_page_never_outlives_a_write(app):
     assert get_page(app, params)["data"] == []
     # Another filter, count or sort is another page, not the kept one.
     assert [d["id"] for d in get_page(app, dict(params, stage="new"))["data"]] == [second["id"]]
+
+
+ONE_AT_A_TIME = [  # (attribute, its new value, the filters that must now find it, those that must not)
+    ("name", "Zephyr renewal", {"search": "zephyr", "sort": "name"}, {"search": "first name"}),
+    ("source", "Trade Show", {"source": "Trade Show", "search": "trade sh"}, {"source": "website"}),
+    ("account_id", ACCOUNTS[1], {"account_id": ACCOUNTS[1]}, {"account_id": ACCOUNTS[0]}),
+    ("contact_id", CONTACTS[1], {"contact_id": CONTACTS[1]}, {"contact_id": CONTACTS[0]}),
+    ("value", "777.5", {"value_min": "777", "value_max": "778", "sort": "-value"}, {"value_max": "101"}),
+    ("stage", "proposal", {"stage": "proposal", "sort": "stage"}, {"stage": "new"}),
+    ("probability", 90, {"probability_min": "90", "sort": "probability"}, {"probability_max": "10"}),
+    ("status", "converted", {"status": "converted"}, {"status": "active"}),
+]
+
+
+def test_a_put_of_one_attribute_moves_the_lead_in_every_index(app):
+    """A PUT writes only the attributes it names: each one, changed alone,
+    is found by its new value and not by its old one, through the filters,
+    the sorts and search, and the others keep theirs."""
+    lead = app.create_lead(name="First name", source="website", account_id=ACCOUNTS[0],
+                           contact_id=CONTACTS[0], value=100, stage="new", probability=5, status="active")
+    attrs = dict(lead["attributes"])
+    for key, value, finds, misses in ONE_AT_A_TIME:
+        r = app.put(f"/leads/{lead['id']}", {"lead": {key: value}})
+        assert_status(r, 200)
+        now = body_json(r)["data"]["attributes"]
+        assert {k: v for k, v in now.items() if k not in (key, "updated_at")} == \
+            {k: v for k, v in attrs.items() if k not in (key, "updated_at")}
+        attrs = now
+        for params, found in ((finds, True), (misses, False)):
+            ids = [d["id"] for d in get_page(app, dict(params, records=100))["data"]]
+            assert (lead["id"] in ids) == found, f"after {key}: {params}"
+        ids = [d["id"] for d in get_page(app, {"updated_from": now["updated_at"]})["data"]]
+        assert ids == [lead["id"]]

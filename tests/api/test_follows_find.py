@@ -205,3 +205,24 @@ def test_a_walk_survives_follows_coming_and_going(app):
             gone.add(victim)
     assert len(seen) == len(set(seen))
     assert not set(made) - gone - set(seen)
+
+
+def test_a_put_of_one_attribute_moves_the_follow_in_every_index(app):
+    """A follow's PUT writes only what it names: its status alone, then its
+    due date alone, each found by the new value and not the old one."""
+    lead = app.create_lead(name="One at a time")
+    f = app.create_follow(lead["id"], title="Call", status="pending", due_date=when(-2))
+    path = f"/leads/{lead['id']}/follows/{f['id']}"
+
+    def found(params):
+        r = app.get("/follows/", params=dict(params, records=100))
+        assert_status(r, 200)
+        return f["id"] in [d["id"] for d in body_json(r)["data"]]
+
+    assert found({"status": "overdue"}) and not found({"status": "completed"})
+    assert_status(app.put(path, {"follow": {"status": "completed"}}), 200)
+    assert found({"status": "completed", "due_to": when(-1)}) and not found({"status": "overdue"})
+    assert_status(app.put(path, {"follow": {"due_date": when(10)}}), 200)
+    assert found({"status": "completed", "due_from": when(9)}) and not found({"due_to": when(-1)})
+    r = app.get(path)
+    assert body_json(r)["data"]["attributes"]["title"] == "Call"

@@ -115,3 +115,13 @@ def test_the_actor_is_the_token_subject(server):
     app = App(server.base_url, key, token)
     lead = app.create_lead()
     assert history(app, lead["id"])["data"][0]["attributes"]["actor"] == "user-1842"
+
+
+def test_an_imported_lead_has_its_creation_in_its_history(app):
+    r = app.post("/leads/import", raw="name,value\r\nImported,12.5\r\n", content_type="text/csv")
+    assert_status(r, 200)
+    lead = body_json(app.get("/leads/"))["data"][0]
+    created = history(app, lead["id"])["data"]
+    assert [c["attributes"]["action"] for c in created] == ["created"]
+    assert created[0]["attributes"]["changes"]["name"] == [None, "Imported"]
+    assert created[0]["attributes"]["changes"]["value"] == [None, 12.5]

@@ -67,12 +67,14 @@ def test_the_man_page_names_every_command_and_option():
     man = (REPO / "docs/crmd.1").read_text().replace("\\-", "-").replace("\\fB", "").replace("\\fP", "") \
         .replace("\\fI", "").replace("\\fR", "")
     top = run_crmd("--help", check=True).stdout
-    commands = {"serve", "app", "token", "key", "migrate", "copy", "backup", "routes", "version"}
+    commands = {"serve", "app", "token", "key", "migrate", "copy", "backup", "export", "import", "routes",
+                "version"}
     for c in commands:
         assert re.search(rf"^  {c}\b", top, re.M), f"{c} is not in crmd --help"
         assert re.search(rf"^\.SS {c}\b", man, re.M), f"the man page has no section for {c}"
     helps = [top] + [run_crmd(*c.split(), "--help", check=True).stdout
-                     for c in ("serve", "app", "token", "key retire", "migrate", "copy", "backup")]
+                     for c in ("serve", "app", "token", "key retire", "migrate", "copy", "backup", "export",
+                               "import")]
     flags = set().union(*map(usage_words, helps))
     assert {"listen", "jwks-url", "force", "to", "append", "config"} <= flags, flags
     missing = sorted(f for f in flags if f"--{f}" not in man)

@@ -137,6 +137,11 @@ def test_hostile_passwords_are_masked_in_every_message(make_server, tmp_path):
     assert "from postgresql://" in p.stdout and "***" in p.stdout, p.stdout
     _assert_hidden(p.stdout + p.stderr, password)
     srv = make_server(threads=1, db_url=url)
+    # The workers answer /healthz a moment before the main thread logs that
+    # it is ready (http_serve waits for them all to start first).
+    deadline = time.monotonic() + 10
+    while "crmd: ready" not in srv.stderr_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert "ready (database postgresql://" in srv.stderr_text()
     _assert_hidden(srv.stderr_text(), password)
     # Wrong passwords of the same shape, and strings libpq cannot read at all

@@ -339,10 +339,13 @@ Test(routes, every_entry_is_well_formed)
         cr_expect_not_null(e->handler, "%s", e->path);
         cr_expect_not_null(e->query, "%s: the query list is there, even empty", e->path);
         cr_expect(e->summary != NULL && e->summary[0] != '\0' && !strchr(e->summary, '|'), "%s", e->path);
-        /* Reads make nothing stale, and read no body; the JSON writes take 1 MiB. */
+        /* Reads make nothing stale, and read no body; the JSON writes take
+         * 1 MiB, the CSV import 16 MiB. */
         if (e->method == METHOD_GET) cr_expect_eq(e->stale, 0u, "%s", e->path);
         bool bodiless = strcmp(e->path, "/leads/{id}/recover") == 0; /* a recovery takes no body */
-        if ((e->method == METHOD_POST || e->method == METHOD_PUT) && !bodiless)
+        if (strcmp(e->path, "/leads/import") == 0)
+            cr_expect_eq(e->body_max, (size_t)API_IMPORT_MAX_BODY, "%s", e->path);
+        else if ((e->method == METHOD_POST || e->method == METHOD_PUT) && !bodiless)
             cr_expect_eq(e->body_max, (size_t)API_MAX_BODY, "%s", e->path);
         else
             cr_expect_eq(e->body_max, 0u, "%s", e->path);
@@ -361,6 +364,7 @@ Test(routes, what_each_route_makes_stale_and_needs)
     /* Lead writes touch the app's lists; lead and follow writes touch
      * the lead named by the path (none yet for a create). */
     cr_expect_eq(entry(METHOD_POST, "/leads")->stale, (unsigned)API_STALE_APP);
+    cr_expect_eq(entry(METHOD_POST, "/leads/import")->stale, (unsigned)API_STALE_APP);
     cr_expect_eq(entry(METHOD_PUT, "/leads/{id}")->stale, (unsigned)(API_STALE_LEAD | API_STALE_APP));
     cr_expect_eq(entry(METHOD_DELETE, "/leads/{id}")->stale, (unsigned)(API_STALE_LEAD | API_STALE_APP));
     /* A recovered lead is back in its GET and the lists; a purge changes
@@ -384,7 +388,8 @@ Test(routes, what_each_route_makes_stale_and_needs)
                          strcmp(API_ROUTES[i].path, "/openapi.json") != 0,
                      "%s", API_ROUTES[i].path);
     /* The lists read page, records and cursor among their parameters, the
-     * summary the lead filters and no paging; nothing else reads a query. */
+     * summary the lead filters and no paging, the import its mode; nothing
+     * else reads a query. */
     for (size_t i = 0; i < API_NROUTES; i++) {
         const api_route_t *e = &API_ROUTES[i];
         bool list =
@@ -402,7 +407,9 @@ Test(routes, what_each_route_makes_stale_and_needs)
         }
         if (list) cr_expect(paging, "%s reads page and cursor", e->path);
         if (summary) cr_expect(stage && !paging, "the summary reads the lead filters, and no paging");
-        if (!list && !summary) cr_expect_eq(n, 0, "%s reads no query", e->path);
+        bool import = e->method == METHOD_POST && strcmp(e->path, "/leads/import") == 0;
+        if (import) cr_expect(n == 1 && strcmp(e->query[0], "mode") == 0, "the import reads its mode");
+        if (!list && !summary && !import) cr_expect_eq(n, 0, "%s reads no query", e->path);
     }
 }
 

@@ -735,6 +735,47 @@ Test(store, lead_create_and_get)
     cr_expect_eq(lead_total(app1.id), 3);
 }
 
+/* Gives leads 1..n of a many-insert, then none. */
+typedef struct many {
+    int next, n, dup; /* dup: the position that repeats lead 1 (0: none) */
+} many_t;
+
+static bool next_many(void *ctx, lead_t *out)
+{
+    many_t *m = ctx;
+    if (m->next == m->n) return false;
+    m->next++;
+    *out = mk_lead(m->next == m->dup ? 1 : m->next, "Many", 1000 + m->next);
+    return true;
+}
+
+Test(store, lead_create_many_inserts_and_counts_them_inside_a_batch_only)
+{
+    int64_t created = -1;
+    many_t m = {.n = 3};
+    cr_expect_eq(store_lead_create_many(st, app1.id, next_many, &m, &created), STORE_ERROR,
+                 "outside a batch");
+    cr_expect_eq(lead_total(app1.id), 0);
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    m = (many_t){.n = 60};
+    cr_expect_eq(store_lead_create_many(st, app1.id, next_many, &m, &created), STORE_OK);
+    cr_expect_eq(created, 60);
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    cr_expect_eq(lead_total(app1.id), 60);
+    lead_copy_t got;
+    cr_assert_eq(get_lead(app1.id, ID(60), &got), STORE_OK);
+    expect_text(got.l.name, "Many", "name");
+
+    /* A failure stops it; the batch ended without a commit keeps nothing. */
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    m = (many_t){.n = 5, .dup = 3};
+    cr_expect_eq(store_lead_create_many(st, app2.id, next_many, &m, &created), STORE_CONFLICT);
+    cr_expect_eq(created, 2);
+    cr_assert_eq(store_batch_end(st, 0), STORE_OK);
+    cr_expect_eq(lead_total(app2.id), 0);
+    cr_expect_eq(get_lead(app2.id, ID(1), &got), STORE_NOT_FOUND);
+}
+
 Test(store, lead_duplicate_id_conflicts_and_changes_nothing)
 {
     lead_t l = mk_lead(1, "First", 100);

@@ -42,7 +42,7 @@ static struct {
     int begins, ends, closes;
     bool hold_first, released; /* the first batch_begin waits for release */
     store_rc_t begin_rc, end_rc;
-    int commits, rollbacks;   /* batch_end with and without commit */
+    int commits[MAX_WRITES];  /* each batch_end's commit argument, in order */
     int runs;                 /* lead writes run, in order */
     int batch_of[MAX_WRITES]; /* the batch each of them ran in */
 } F = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
@@ -68,12 +68,9 @@ static store_rc_t fake_batch_begin(store_t *s)
 static store_rc_t fake_batch_end(store_t *s, int commit)
 {
     (void)s;
-    F.ends++;
-    if (!commit) {
-        F.rollbacks++;
-        return STORE_OK;
-    }
-    F.commits++;
+    cr_assert_lt(F.ends, MAX_WRITES);
+    F.commits[F.ends++] = commit;
+    if (!commit) return STORE_OK;
     return F.end_rc;
 }
 
@@ -153,6 +150,7 @@ static h2o_req_t reqs[MAX_WRITES];
 static bool disposed[MAX_WRITES];
 static api_req_t *req_of[MAX_WRITES]; /* each write's request (all live until answered) */
 static int submitted, answered;
+static bool next_alone; /* the writes submitted now run alone (api_write_t.alone) */
 static struct {
     int status;
     char body[256];
@@ -239,6 +237,7 @@ static int submit_full(const api_route_t *route, const char *id, api_write_fn fn
     if (id != NULL) snprintf(r->id, sizeof r->id, "%s", id);
     api_write_t *w = api_write_new(r, fn, extra);
     cr_assert_not_null(w);
+    w->alone = next_alone;
     cr_expect_eq(w->stale, route->stale);
     if (gone == GONE_BEFORE) dispose(i);
     api_write_submit(r, w);
@@ -333,6 +332,7 @@ Test(writer, writes_queued_together_share_one_batch)
     wait_answers(4);
     cr_expect_eq(F.begins, 2, "one batch for the held write, one for the three queued meanwhile");
     cr_expect_eq(F.ends, 2);
+    cr_expect(F.commits[0] == 1 && F.commits[1] == 1, "both batches committed");
     cr_expect_eq(F.runs, 4);
     cr_expect_eq(F.batch_of[0], 1);
     for (int i = 1; i < 4; i++) {
@@ -367,6 +367,32 @@ Test(writer, a_failed_write_is_answered_alone)
     cr_expect_neq(lead_gen(LEAD_A), a);
     cr_expect_eq(lead_gen(MISSING), missing, "a failed write made its lead stale");
     cr_expect_neq(lists_gen(), lists);
+}
+
+Test(writer, a_write_that_runs_alone_has_a_batch_of_its_own_undone_when_it_fails)
+{
+    cr_assert_eq(api_writer_start_store(&F.base), 0);
+    hold_first_batch();
+    int before = submit(&CREATE, NULL, run_create);
+    next_alone = true;
+    int lone = submit(&UPDATE, MISSING, run_update);
+    int good = submit(&UPDATE, LEAD_A, run_update);
+    next_alone = false;
+    int after[2] = {submit(&CREATE, NULL, run_create), submit(&CREATE, NULL, run_create)};
+    release();
+    wait_answers(6);
+    cr_expect_eq(F.begins, 5, "the held batch, one before, one for each write alone, one after");
+    cr_expect_eq(F.batch_of[before], 2);
+    cr_expect_eq(F.batch_of[lone], 3);
+    cr_expect_eq(F.batch_of[good], 4);
+    cr_expect_eq(F.batch_of[after[0]], 5);
+    cr_expect_eq(F.batch_of[after[1]], 5);
+    const int commits[] = {1, 1, 0, 1, 1};
+    for (int i = 0; i < 5; i++)
+        cr_expect_eq(F.commits[i], commits[i], "batch %d: commit %d", i + 1, F.commits[i]);
+    cr_expect_eq(answers[lone].status, 404);
+    cr_expect_eq(answers[good].status, 200);
+    cr_expect_eq(answers[after[1]].status, 201);
 }
 
 Test(writer, a_failed_commit_acknowledges_nothing)
@@ -405,8 +431,8 @@ Test(writer, a_change_that_cannot_be_recorded_undoes_its_whole_batch)
     int unrecorded = submit(&CREATE, NULL, run_create_unrecorded);
     release();
     wait_answers(3);
-    cr_expect_eq(F.commits, 1, "the first batch only");
-    cr_expect_eq(F.rollbacks, 1);
+    cr_expect_eq(F.ends, 2);
+    cr_expect(F.commits[0] == 1 && F.commits[1] == 0, "the first batch only committed");
     cr_expect_eq(F.batch_of[fine], 2);
     cr_expect_eq(F.batch_of[unrecorded], 2);
     for (int i = 1; i < 3; i++) {

@@ -26,6 +26,22 @@ store_rc_t pg_lead_create(store_t *base, int64_t app, const lead_t *l)
     return rc;
 }
 
+/* Row by row, each a savepoint of the batch as pg_lead_create makes it:
+ * PostgreSQL keeps the totals and counts per write (txn.c). */
+store_rc_t pg_lead_create_many(store_t *base, int64_t app, store_lead_next_fn next, void *ctx,
+                               int64_t *created)
+{
+    *created = 0;
+    if (pg_of(base)->base.batch == BATCH_NONE) return STORE_ERROR; /* see store.h */
+    store_rc_t rc = STORE_OK;
+    lead_t l;
+    while (rc == STORE_OK && next(ctx, &l)) {
+        rc = pg_lead_create(base, app, &l);
+        if (rc == STORE_OK) ++*created;
+    }
+    return rc;
+}
+
 store_rc_t pg_lead_get(store_t *base, int64_t app, const char *id, store_lead_cb cb, void *ctx,
                        const store_async_t *async)
 {

@@ -100,8 +100,12 @@ static void bind_patch(sqlite3_stmt *st, const void *patch, int64_t now)
 store_rc_t sq_follow_update(store_t *base, int64_t app, const char *lead_id, const char *id,
                             const follow_patch_t *p, int64_t now, store_follow_cb cb, void *ctx)
 {
-    const sq_update_t u = {
-        .stmt = Q_FOLLOW_UPDATE, .id = lead_id, .id2 = id, .bind = bind_patch, .emit = sq_emit_follow};
+    const sq_update_t u = {.stmt = Q_FOLLOW_UPDATE,
+                           .fields = p->fields,
+                           .id = lead_id,
+                           .id2 = id,
+                           .bind = bind_patch,
+                           .emit = sq_emit_follow};
     return sq_update(sq_of(base), app, &u, p, now, (void *)cb, ctx);
 }
 

@@ -7,6 +7,8 @@
  * the lead list uses them, and every lead write through this connection
  * must invalidate them.
  */
+#include <limits.h>
+
 #include "store/sqlite/sqlite_int.h"
 
 store_rc_t sq_add_lead_count(sqlite_store_t *s, int64_t app, int delta)
@@ -27,6 +29,26 @@ store_rc_t sq_lead_create(store_t *base, int64_t app, const lead_t *l)
     if (rc == STORE_OK) rc = sq_add_lead_count(s, app, 1);
     s->local_writes++;
     return sq_finish(s, rc);
+}
+
+store_rc_t sq_lead_create_many(store_t *base, int64_t app, store_lead_next_fn next, void *ctx,
+                               int64_t *created)
+{
+    sqlite_store_t *s = sq_of(base);
+    *created = 0;
+    if (s->base.batch == BATCH_NONE) return STORE_ERROR; /* see store.h */
+    /* The batch's transaction holds the write lock; a failure ends the
+     * batch uncommitted, so no savepoint is needed per lead. */
+    store_rc_t rc = sq_begin_single(s);
+    lead_t l;
+    while (rc == STORE_OK && next(ctx, &l)) {
+        rc = sq_insert_lead(s, app, &l);
+        if (rc == STORE_OK) ++*created;
+    }
+    if (rc == STORE_OK && *created > INT_MAX) rc = STORE_ERROR;
+    if (rc == STORE_OK && *created > 0) rc = sq_add_lead_count(s, app, (int)*created);
+    s->local_writes++;
+    return sq_finish_single(s, rc);
 }
 
 store_rc_t sq_insert_lead(sqlite_store_t *s, int64_t app, const lead_t *l)
@@ -162,7 +184,8 @@ static void bind_patch(sqlite3_stmt *st, const void *patch, int64_t now)
 store_rc_t sq_lead_update(store_t *base, int64_t app, const char *id, const lead_patch_t *p, int64_t now,
                           store_lead_cb cb, void *ctx)
 {
-    const sq_update_t u = {.stmt = Q_LEAD_UPDATE, .id = id, .bind = bind_patch, .emit = sq_emit_lead};
+    const sq_update_t u = {
+        .stmt = Q_LEAD_UPDATE, .fields = p->fields, .id = id, .bind = bind_patch, .emit = sq_emit_lead};
     return sq_update(sq_of(base), app, &u, p, now, (void *)cb, ctx);
 }
 

@@ -7,6 +7,10 @@
  * dialects differ. Column lists, update bits and CHECK ranges come from
  * store/schema.h.
  */
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "store/sqlite/sqlite_int.h"
 
 /* SQLite's parameter n; the type is PostgreSQL's business (schema.h). */
@@ -358,3 +362,49 @@ const char *const sq_import_revoked_sql =
 
 const char *const sq_import_counts_sql =
     "UPDATE apps SET lead_count = (SELECT count(*) FROM leads WHERE leads.app_id = apps.id)";
+
+/* Partial updates, as run: only the attributes a patch sets (so SQLite,
+ * which rewrites every index holding a column named in SET, leaves alone
+ * the indexes of the others), then updated_at, the key and the row back.
+ * Parameters are numbered as in the shared statements (schema.h), so the
+ * same binding serves; a name or a source sets its folded copy with it. */
+typedef struct sq_set {
+    unsigned bit;
+    const char *sql;
+} sq_set_t;
+
+static const sq_set_t lead_sets[] = {
+    {SQL_LEAD_F_NAME, "name = ?4, name_fold = ?13, "},
+    {SQL_LEAD_F_SOURCE, "source = ?5, source_fold = ?14, "},
+    {SQL_LEAD_F_ACCOUNT, "account_id = ?6, "},
+    {SQL_LEAD_F_CONTACT, "contact_id = ?7, "},
+    {SQL_LEAD_F_VALUE, "value_cents = ?8, "},
+    {SQL_LEAD_F_STAGE, "stage = ?9, "},
+    {SQL_LEAD_F_PROBABILITY, "probability = ?10, "},
+    {SQL_LEAD_F_STATUS, "status = ?11, "},
+};
+static const sq_set_t follow_sets[] = {
+    {SQL_FOLLOW_F_TITLE, "title = ?5, "},
+    {SQL_FOLLOW_F_DESCRIPTION, "description = ?6, "},
+    {SQL_FOLLOW_F_DUE, "due_at = ?7, "},
+    {SQL_FOLLOW_F_STATUS, "status = ?8, "},
+};
+
+const char *sq_update_sql(enum sq_stmt_id id, unsigned fields, char *buf, size_t size)
+{
+    assert(id == Q_LEAD_UPDATE || id == Q_FOLLOW_UPDATE);
+    assert(size >= SQ_UPDATE_SQL_MAX);
+    bool lead = id == Q_LEAD_UPDATE;
+    const sq_set_t *sets = lead ? lead_sets : follow_sets;
+    size_t n = lead ? sizeof lead_sets / sizeof *lead_sets : sizeof follow_sets / sizeof *follow_sets;
+    size_t len = (size_t)snprintf(buf, size, "UPDATE %s SET ", lead ? "leads" : "follows");
+    for (size_t i = 0; i < n; i++)
+        if (fields & sets[i].bit) len += (size_t)snprintf(buf + len, size - len, "%s", sets[i].sql);
+    snprintf(buf + len, size - len, "%s",
+             lead ? SCHEMA_UPDATED_AT(P(12, int8),
+                                      "max") "WHERE " SCHEMA_LEAD_KEY(P) " RETURNING " SCHEMA_LEAD_COLS
+                  : SCHEMA_UPDATED_AT(P(9, int8),
+                                      "max") "WHERE " SCHEMA_FOLLOW_KEY(P) " RETURNING " SCHEMA_FOLLOW_COLS);
+    assert(strlen(buf) < size - 1); /* SQ_UPDATE_SQL_MAX holds the longest */
+    return buf;
+}

@@ -106,6 +106,11 @@ extern const char *const sq_import_key_sql;
 extern const char *const sq_import_app_sql[2]; /* [keep_id] */
 extern const char *const sq_import_revoked_sql;
 extern const char *const sq_import_counts_sql;
+/* The text of the partial update id (Q_LEAD_UPDATE or Q_FOLLOW_UPDATE)
+ * that sets only the attributes in fields, written into buf (at least
+ * SQ_UPDATE_SQL_MAX bytes); returns buf. Its parameters are those of id. */
+#define SQ_UPDATE_SQL_MAX 512
+const char *sq_update_sql(enum sq_stmt_id id, unsigned fields, char *buf, size_t size);
 
 /*
  * Deep pages (leads.c). OFFSET n walks n index entries, so page 5000 would
@@ -295,11 +300,13 @@ extern const store_tx_ops_t sq_batch_tx;
 store_rc_t sq_read_one(sqlite_store_t *s, enum sq_stmt_id id, int64_t app, const char *id1, const char *id2,
                        sq_row_fn emit, void *cb, void *ctx);
 
-/* A partial update of one record (leads.c, follows.c): its statement, its
- * key after the app (id2 NULL for a lead), how to bind the patch (fields,
- * values and now, after the key), and how to pass the row it returns. */
+/* A partial update of one record (leads.c, follows.c): its statement, the
+ * attributes the patch sets, its key after the app (id2 NULL for a lead),
+ * how to bind the patch (fields, values and now, after the key), and how
+ * to pass the row it returns. */
 typedef struct sq_update {
     enum sq_stmt_id stmt;
+    unsigned fields;
     const char *id, *id2;
     void (*bind)(sqlite3_stmt *st, const void *patch, int64_t now);
     sq_row_fn emit;

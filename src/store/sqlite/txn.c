@@ -95,9 +95,16 @@ store_rc_t sq_read_one(sqlite_store_t *s, enum sq_stmt_id id, int64_t app, const
 store_rc_t sq_update(sqlite_store_t *s, int64_t app, const sq_update_t *u, const void *patch, int64_t now,
                      void *cb, void *ctx)
 {
-    store_rc_t rc;
-    sqlite3_stmt *st = sq_write_stmt(s, u->stmt, true, &rc);
-    if (st == NULL) return rc;
+    /* A lead or follow update names only the attributes it sets, one
+     * statement per set of attributes (a handful in practice, kept by dyn.c):
+     * see sq_update_sql. Other updates (a webhook's) are one fixed statement. */
+    char sql[SQ_UPDATE_SQL_MAX];
+    bool partial = u->stmt == Q_LEAD_UPDATE || u->stmt == Q_FOLLOW_UPDATE;
+    sqlite3_stmt *st =
+        partial ? sq_dyn_stmt(s, sq_update_sql(u->stmt, u->fields, sql, sizeof sql)) : sq_stmt(s, u->stmt);
+    if (st == NULL) return STORE_ERROR;
+    store_rc_t rc = sq_begin_single(s);
+    if (rc != STORE_OK) return rc;
     sq_bind_key(st, app, u->id, u->id2);
     u->bind(st, patch, now);
     return sq_finish_single(s, sq_step_found(s, st, u->emit, cb, ctx));

@@ -1,0 +1,378 @@
+"""CSV (extensions.md, "CSV"): GET /leads/ as text/csv, every lead the
+filters keep in the list's order, streamed; the formula guard; and
+POST /leads/import, with the round trip from an export back to the same
+leads."""
+
+import csv
+import io
+import subprocess
+
+import pytest
+import requests
+
+from apiutil import TIMEOUT, assert_error, assert_status, body_json
+
+COLUMNS = ["unique_id", "name", "source", "account_id", "contact_id", "value", "stage", "probability",
+           "status", "created_at", "updated_at"]
+ACCOUNT = "7d3c1e52-9a4b-4f0e-8c26-5b1d9e7a3f40"
+
+
+def export(app, params=None, accept="text/csv", **kw):
+    r = app.get("/leads/", params=params, headers={"Accept": accept}, **kw)
+    assert_status(r, 200)
+    assert r.headers["Content-Type"].startswith("text/csv")
+    return r
+
+
+def rows_of(text):
+    """The CSV's rows as dicts, after checking the header and the line ends."""
+    assert text.endswith("\r\n") or text == ""
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert rows[0] == COLUMNS
+    return [dict(zip(COLUMNS, row)) for row in rows[1:]]
+
+
+def json_walk(app, params):
+    """Every lead of a filtered list, by cursor, in order."""
+    out, cursor = [], None
+    while True:
+        p = dict(params, records=100, **({"cursor": cursor} if cursor else {}))
+        r = app.get("/leads/", params=p)
+        assert_status(r, 200)
+        doc = body_json(r)
+        out += doc["data"]
+        cursor = doc["meta"]["nextCursor"]
+        if cursor is None:
+            return out
+
+
+def cell(v):
+    return "" if v is None else str(v)
+
+
+def assert_rows_match(rows, leads):
+    assert [r["unique_id"] for r in rows] == [lead["id"] for lead in leads]
+    for row, lead in zip(rows, leads):
+        a = lead["attributes"]
+        for col in COLUMNS[1:]:
+            want = cell(a[col])
+            if col in ("name", "source") and want[:1] in ("=", "+", "-", "@"):
+                want = "'" + want
+            assert row[col] == want, (col, row, a)
+
+
+@pytest.fixture(scope="module")
+def seeded(mapp):
+    leads = []
+    for i in range(40):
+        attrs = {"name": f"Lead {i:02d}, \"quoted\"" if i % 7 == 0 else f"Lead {i:02d}",
+                 "stage": ["new", "contacted", "qualified", "proposal", "negotiation"][i % 5],
+                 "status": ["active", "inactive", "converted", "lost"][i % 4]}
+        if i % 3:
+            attrs["value"] = ["1500.5", "99999.99", "9999999999999.99", "0"][i % 4]
+        if i % 4:
+            attrs["probability"] = (i * 7) % 101
+        if i % 5 == 1:
+            attrs["source"] = "semi; colon, comma"
+        if i % 6 == 2:
+            attrs["account_id"] = ACCOUNT
+        leads.append(mapp.create_lead(**attrs))
+    return leads
+
+
+@pytest.mark.parametrize("params", [
+    {},
+    {"stage": "new,qualified"},
+    {"sort": "-value,name"},
+    {"value_min": "1000", "sort": "probability"},
+    {"search": "lead 1", "status": "active,lost"},
+    {"account_id": "null", "sort": "stage"},
+])
+def test_an_export_holds_what_the_list_holds_in_its_order(mapp, seeded, params):
+    rows = rows_of(export(mapp, params).content.decode("utf-8"))
+    leads = json_walk(mapp, params)
+    assert len(rows) == len(leads) and rows
+    assert_rows_match(rows, leads)
+
+
+def test_format_csv_and_accept_choose_csv_and_json_wins_a_preference(mapp, seeded):
+    r = export(mapp, {"format": "csv"}, accept="application/json")
+    assert r.headers["Content-Disposition"] == 'attachment; filename="leads.csv"'
+    assert len(rows_of(r.text)) == len(seeded)
+    for accept in ("application/json, text/csv;q=0.5", "application/json", "*/*", "text/csv;q=0"):
+        r = mapp.get("/leads/", headers={"Accept": accept})
+        assert_status(r, 200)
+        assert r.headers["Content-Type"] == "application/json", accept
+    r = mapp.get("/leads/", params={"format": "json"}, headers={"Accept": "text/csv"})
+    assert r.headers["Content-Type"] == "application/json"
+    r = mapp.get("/leads/", headers={"Accept": "text/html, text/csv;q=0.9, application/json;q=0.8"})
+    assert r.headers["Content-Type"].startswith("text/csv")
+
+
+def test_an_export_takes_no_paging_and_reports_every_problem(mapp):
+    r = mapp.get("/leads/", params={"format": "csv", "page": "2", "records": "5", "stage": "nope"})
+    errs = assert_error(r, 422)
+    assert sorted(e["source"]["parameter"] for e in errs) == ["page", "records", "stage"]
+    r = mapp.get("/leads/", params={"cursor": "abc"}, headers={"Accept": "text/csv"})
+    assert [e["source"]["parameter"] for e in assert_error(r, 422)] == ["cursor"]
+    r = mapp.get("/leads/", params={"format": "xml"})
+    assert [e["source"]["parameter"] for e in assert_error(r, 422)] == ["format"]
+    # count does nothing to an export.
+    assert rows_of(export(mapp, {"count": "none"}).text) == rows_of(export(mapp).text)
+
+
+def test_cells_a_spreadsheet_would_run_are_guarded(app):
+    names = ["=SUM(A1:A9)", "+1 555", "-5", "@cmd", "'=already", "''+twice", "'plain", "a=b"]
+    for n in names:
+        app.create_lead(name=n, source="=src" if n == "-5" else None)
+    rows = rows_of(export(app, {"sort": "created_at"}).text)
+    assert [r["name"] for r in rows] == ["'=SUM(A1:A9)", "'+1 555", "'-5", "'@cmd", "''=already",
+                                         "'''+twice", "'plain", "a=b"]
+    assert rows[2]["source"] == "'=src"
+
+
+def test_an_empty_export_is_the_header_alone_and_head_has_no_body(app):
+    assert export(app).content == (",".join(COLUMNS) + "\r\n").encode()
+    r = app.request("HEAD", "/leads/", headers={"Accept": "text/csv"})
+    assert_status(r, 200)
+    assert r.headers["Content-Type"].startswith("text/csv") and r.content == b""
+
+
+def test_other_apps_leads_are_never_exported(app, app2):
+    app.create_lead(name="mine")
+    app2.create_lead(name="theirs")
+    assert [r["name"] for r in rows_of(export(app).text)] == ["mine"]
+
+
+def test_a_long_export_streams_in_chunks_over_http1_and_http2(make_server):
+    srv = make_server(extra_args=["--http2"])
+    app = srv.new_app()
+    for i in range(700):  # several of the export's pages
+        app.create_lead(name=f"n{i:04d}", value=i)
+    with requests.get(srv.base_url + "/leads/", params={"format": "csv", "sort": "name"},
+                      headers=app.headers, stream=True, timeout=TIMEOUT) as r:
+        assert r.status_code == 200
+        assert r.headers.get("Transfer-Encoding") == "chunked"
+        assert "Content-Length" not in r.headers
+        text = r.raw.read().decode()
+    rows = rows_of(text)
+    assert [r["name"] for r in rows] == [f"n{i:04d}" for i in range(700)]
+    assert [r["value"] for r in rows] == [str(i) for i in range(700)]
+    p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-", "-H", f"AppId: {app.key}",
+                        "-H", f"Authorization: Bearer {app.token}", "-H", "Accept: text/csv",
+                        srv.base_url + "/leads/?sort=name"], capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    head, _, body = p.stdout.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/2 200")
+    assert body.decode() == text
+
+
+# ---------------------------------------------------------------- import
+
+def import_csv(app, text, mode=None, content_type="text/csv"):
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return app.post("/leads/import", raw=data, content_type=content_type,
+                    params={"mode": mode} if mode else None)
+
+
+def attrs_of(leads):
+    return sorted((tuple(cell(lead["attributes"][c]) for c in COLUMNS[1:9]) for lead in leads))
+
+
+def test_an_import_creates_every_row_with_any_column_order(app):
+    text = ("probability,name,value,stage,source,status,account_id\r\n"
+            f"60,Northwind renewal,12500.50,qualified,referral,active,{ACCOUNT}\r\n"
+            "\"\",\"Contoso, Ltd. expansion\",80000,,website,,\r\n"
+            ",Minimal,,,,,\r\n")
+    r = import_csv(app, text)
+    assert_status(r, 200)
+    assert body_json(r) == {"meta": {"created": 3, "failed": 0}}
+    leads = {lead["attributes"]["name"]: lead["attributes"] for lead in app.list_all()}
+    assert set(leads) == {"Northwind renewal", "Contoso, Ltd. expansion", "Minimal"}
+    n = leads["Northwind renewal"]
+    assert (str(n["value"]), n["stage"], n["probability"], n["source"], n["account_id"]) == \
+        ("12500.5", "qualified", 60, "referral", ACCOUNT)
+    m = leads["Minimal"]
+    assert (m["value"], m["stage"], m["status"], m["probability"], m["source"]) == \
+        (None, "new", "active", None, None)
+
+
+def test_a_spreadsheet_file_with_bom_semicolons_and_quoted_newlines_imports(app):
+    text = ("\ufeffname;value;source\r\n"
+            "\"Deal; with semicolon\";1234,5;web\r\n"  # a decimal comma is not a number
+            "\"two\nlines\";10;x\r\n"
+            "Good;99.5;\"quoted \"\"source\"\"\"\r\n")
+    r = import_csv(app, text, mode="valid")
+    assert_status(r, 200)
+    meta = body_json(r)["meta"]
+    assert (meta["created"], meta["failed"]) == (1, 2)
+    assert [e["source"]["pointer"] for e in meta["errors"]] == ["/rows/2/value", "/rows/3/name"]
+    [lead] = app.list_all()
+    assert lead["attributes"]["name"] == "Good" and lead["attributes"]["source"] == 'quoted "source"'
+
+
+def test_mode_all_refuses_the_file_listing_every_bad_row(app):
+    rows = ["name,value,stage,probability,account_id"]
+    rows += [f"ok {i},{i},new,{i}," for i in range(20)]
+    rows[6] = "bad 6,12.345,new,5,"          # row 7
+    rows[9] = ",1,nope,101,not-a-uuid"       # row 10: four problems
+    rows[15] = "bad 15,1,new,4.5,"           # row 16
+    r = import_csv(app, "\n".join(rows) + "\n")
+    errs = assert_error(r, 422)
+    assert sorted(e["source"]["pointer"] for e in errs) == sorted(
+        ["/rows/7/value", "/rows/10/stage", "/rows/10/probability", "/rows/10/account_id", "/rows/10/name",
+         "/rows/16/probability"])
+    assert body_json(r)["meta"]["failed"] == 3
+    assert app.list_all() == []
+
+
+def test_header_problems_are_reported_before_any_row(app):
+    r = import_csv(app, "name,colour,nom,a/b~c\r\n,x,y,z\r\n")
+    errs = assert_error(r, 422)
+    assert [(e["code"], e["source"]["pointer"]) for e in errs] == [
+        ("unknown_attribute", "/rows/1/colour"), ("unknown_attribute", "/rows/1/nom"),
+        ("unknown_attribute", "/rows/1/a~1b~0c")]
+    r = import_csv(app, "value,stage\r\n1,new\r\n")
+    assert [e["source"]["pointer"] for e in assert_error(r, 422)] == ["/rows/1/name"]
+    r = import_csv(app, "name\tvalue\r\nx\t1\r\n")
+    assert [e["source"]["pointer"] for e in assert_error(r, 422)] == ["/rows/1"]
+    r = import_csv(app, "")
+    assert assert_error(r, 422)
+    r = import_csv(app, "name,name\r\nx,y\r\n")
+    assert [e["source"]["pointer"] for e in assert_error(r, 422)] == ["/rows/1/name"]
+    assert app.list_all() == []
+
+
+def test_bodies_that_are_not_utf8_csv_are_refused(app):
+    assert_error(import_csv(app, "name\r\nM\xfcller\r\n".encode("latin-1")), 400, "bad_request")
+    assert_error(import_csv(app, "name\r\nx\r\n", content_type="application/json"), 415)
+    assert_error(import_csv(app, "name\r\nx\r\n", content_type="text/csv; charset=latin-1"), 415)
+    assert_status(import_csv(app, "name\r\nx\r\n", content_type="text/csv; charset=UTF-8"), 200)
+    r = import_csv(app, "name\r\nx\r\n", mode="some")
+    assert [e["source"]["parameter"] for e in assert_error(r, 422)] == ["mode"]
+    r = import_csv(app, "name\r\n\"never closed\r\nx\r\n", mode="valid")
+    assert [e["source"]["pointer"] for e in assert_error(r, 422)] == ["/rows/2"]
+    assert len(app.list_all()) == 1
+    assert_error(app.get("/leads/import"), 405)
+
+
+def test_an_export_imports_back_to_the_same_leads(app, app2):
+    for i, name in enumerate(["=HYPERLINK(\"http://x\")", "'+quoted", "Ärger, \"GmbH\"; Σοφία", "plain"]):
+        app.create_lead(name=name, value=["1.5", "9999999999999.99", "0", None][i],
+                        probability=[None, 0, 100, 37][i], source=[None, "@web", "-", "x;y"][i],
+                        stage=["new", "negotiation", "proposal", "qualified"][i],
+                        status=["active", "lost", "converted", "inactive"][i],
+                        account_id=[ACCOUNT, None, None, ACCOUNT][i])
+    exported = export(app).content
+    r = import_csv(app2, exported)
+    assert_status(r, 200)
+    assert body_json(r)["meta"] == {"created": 4, "failed": 0}
+    assert attrs_of(app2.list_all()) == attrs_of(app.list_all())
+    again = rows_of(export(app2, {"sort": "name"}).text)
+    first = rows_of(export(app, {"sort": "name"}).text)
+    strip = [{k: v for k, v in row.items() if k not in ("unique_id", "created_at", "updated_at")}
+             for row in first]
+    assert [{k: v for k, v in row.items() if k not in ("unique_id", "created_at", "updated_at")}
+            for row in again] == strip
+
+
+def test_an_import_up_to_16mib_is_taken_and_larger_bodies_are_refused(app):
+    # Few rows, each long in a column the import ignores: the size is what counts.
+    row = "n,1," + "u" * 1000 + "\r\n"
+    text = "name,value,unique_id\r\n" + row * ((2 * 1024 * 1024) // len(row))
+    r = import_csv(app, text)
+    assert_status(r, 200)
+    assert body_json(r)["meta"]["created"] == (2 * 1024 * 1024) // len(row)
+    big = b'{"lead":{"name":"x"}' + b" " * (2 * 1024 * 1024) + b"}"
+    assert_error(app.post("/leads/", raw=big), 413, "payload_too_large")
+    assert_error(app.get("/leads/", raw=big, content_type="text/plain"), 413, "payload_too_large")
+    huge = "name\r\n" + ("x" * 1023 + "\n") * (16 * 1024 + 1)
+    try:
+        r = import_csv(app, huge)
+        assert_error(r, 413, "payload_too_large")
+    except requests.ConnectionError:
+        pass  # h2o may close before the client has sent it all (docs/security.md)
+    assert body_json(app.get("/leads/", params={"records": 1}))["meta"]["totalRecords"] == \
+        (2 * 1024 * 1024) // len(row)
+
+
+def test_lists_read_after_an_import_show_it(app):
+    app.create_lead(name="before")
+    for _ in range(2):  # the second read may come from the response cache
+        assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 1
+        assert len(rows_of(export(app).text)) == 1
+    assert_status(import_csv(app, "name\r\nafter\r\n"), 200)
+    assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 2
+    assert {r["name"] for r in rows_of(export(app).text)} == {"before", "after"}
+
+
+# ---------------------------------------------------------------- command line
+
+def crmd(*args, input=None):
+    from apiutil import crmd_bin
+    return subprocess.run([crmd_bin(), *map(str, args)], capture_output=True, input=input, timeout=120)
+
+
+def test_crmd_export_writes_what_the_api_exports(server, mapp, seeded):
+    p = crmd("export", "--app", mapp.key, "--db", server.db_url)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == export(mapp).content
+    p = crmd("export", "--app", "pk_live_nosuchapp", "--db", server.db_url)
+    assert p.returncode == 1 and b"no app has that key" in p.stderr
+    assert crmd("export", "--db", server.db_url).returncode == 2
+
+
+def test_crmd_import_shows_at_once_in_a_serving_servers_answers(server, app, tmp_path):
+    app.create_lead(name="served")
+    for _ in range(2):  # kept in the response cache (SQLite) by now
+        assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 1
+        assert body_json(app.get("/leads/", params={"sort": "name"}))["meta"]["totalRecords"] == 1
+    f = tmp_path / "leads.csv"
+    f.write_bytes("\ufeffname;value\r\nfrom the shell;12,5\r\nalso;7\r\n".encode())
+    # A bad row under --mode all: nothing is imported.
+    p = crmd("import", "--app", app.key, "--db", server.db_url, f)
+    assert p.returncode == 1 and b"/rows/2/value" in p.stderr and b"nothing was imported" in p.stderr
+    assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 1
+    p = crmd("import", "--app", app.key, "--mode", "valid", "--db", server.db_url, f)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"imported 1 leads, 1 rows refused\n"
+    assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 2
+    r = body_json(app.get("/leads/", params={"sort": "name"}))
+    assert [lead["attributes"]["name"] for lead in r["data"]] == ["also", "served"]
+    assert {row["name"] for row in rows_of(export(app).text)} == {"served", "also"}
+
+
+def test_crmd_import_takes_files_over_16mib_and_standard_input(server, app, tmp_path):
+    row = "x,1," + "u" * 4000 + "\r\n"  # long cells in an ignored column
+    n = (17 * 1024 * 1024) // len(row) + 1
+    f = tmp_path / "big.csv"
+    f.write_text("name,value,updated_at\r\n" + row * n, newline="")
+    p = crmd("import", "--app", app.key, "--db", server.db_url, f)
+    assert p.returncode == 0, p.stderr
+    assert body_json(app.get("/leads/", params={"records": 1}))["meta"]["totalRecords"] == n
+    p = crmd("import", "--app", app.key, "--db", server.db_url, "-", input=b"name\nstdin\n")
+    assert p.returncode == 0, p.stderr
+    assert body_json(app.get("/leads/", params={"records": 1}))["meta"]["totalRecords"] == n + 1
+    assert crmd("import", "--app", app.key, "--mode", "most", "--db", server.db_url, f).returncode == 2
+    p = crmd("import", "--app", app.key, "--db", server.db_url, tmp_path / "missing.csv")
+    assert p.returncode == 1 and b"cannot open" in p.stderr
+
+
+def test_the_body_limits_hold_over_http2_too(make_server, tmp_path):
+    srv = make_server(extra_args=["--http2"])
+    app = srv.new_app()
+    row = "n,1," + "u" * 1000 + "\r\n"
+    f = tmp_path / "two.csv"
+    f.write_text("name,value,unique_id\r\n" + row * 2000, newline="")  # about 2 MiB
+
+    def post(path, ctype):
+        p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                            "%{http_version} %{http_code}", "-H", f"AppId: {app.key}",
+                            "-H", f"Authorization: Bearer {app.token}", "-H", f"Content-Type: {ctype}",
+                            "--data-binary", f"@{f}", srv.base_url + path],
+                           capture_output=True, text=True, timeout=60)
+        return p.stdout
+
+    assert post("/leads/import", "text/csv") == "2 200"
+    assert post("/leads/", "application/json") == "2 413"
+    assert body_json(app.get("/leads/", params={"records": 1}))["meta"]["totalRecords"] == 2000
