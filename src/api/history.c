@@ -65,8 +65,7 @@ store_rc_t api_history_add(store_t *s, int64_t app, const char *actor, int64_t n
                         .actor = actor,
                         .at = now,
                         .changes = {changes.buf, changes.len}};
-    store_rc_t rc =
-        changes.oom || uuid_v7(now, id) != 0 ? STORE_UNAVAILABLE : store_history_add(s, app, &h);
+    store_rc_t rc = changes.oom || uuid_v7(now, id) != 0 ? STORE_UNAVAILABLE : store_history_add(s, app, &h);
     jw_free(&changes);
     return rc;
 }
