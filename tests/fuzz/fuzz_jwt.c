@@ -105,15 +105,25 @@ static int expected(const char *h, size_t hl, const char *p, size_t pl)
         rc = JWT_MALFORMED;
         goto out;
     }
+    /* The header is read first (an algorithm of the two the library knows,
+     * typ, crit, kid); only then is the algorithm compared with the key's,
+     * which is RS256 here. */
     const json_t *alg = json_object_get(hd, "alg"), *typ = json_object_get(hd, "typ");
-    if (!json_is_string(alg) || strcmp(json_string_value(alg), "RS256") != 0 ||
-        (typ && (!json_is_string(typ) || strcmp(json_string_value(typ), "JWT") != 0))) {
+    const char *name = json_is_string(alg) ? json_string_value(alg) : "";
+    bool known = strcmp(name, "RS256") == 0 || strcmp(name, "ES256") == 0;
+    if (!known || (typ && (!json_is_string(typ) || strcmp(json_string_value(typ), "JWT") != 0))) {
         rc = JWT_BAD_ALG;
         goto out;
     }
+    /* A kid the verifier could not keep (JWT_KID_MAX) is malformed too. */
     const json_t *kid = json_object_get(hd, "kid");
-    if (json_object_get(hd, "crit") || (kid && !json_is_string(kid))) {
+    if (json_object_get(hd, "crit") ||
+        (kid && (!json_is_string(kid) || json_string_length(kid) >= JWT_KID_MAX))) {
         rc = JWT_MALFORMED;
+        goto out;
+    }
+    if (strcmp(name, "RS256") != 0) {
+        rc = JWT_BAD_ALG;
         goto out;
     }
     if (pd == NULL || !json_is_object(pd)) {
