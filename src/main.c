@@ -10,6 +10,7 @@
  *              [--cors-origin ORIGIN[,ORIGIN...]]... [--log-format text|json]
  *              [--webhook-allow-private] [--webhook-retry D,...] [--webhook-give-up D]
  *              [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]
+ *              [--trash-retention DURATION]
  *   crmd app create NAME [--db URL]
  *   crmd app list [--db URL]
  *   crmd app disable KEY [--db URL]
@@ -80,7 +81,7 @@ static const char usage_text[] =
     "        [--tls-cert FILE --tls-key FILE] [--admin-listen HOST:PORT] [--cors-origin ORIGIN]...\n"
     "        [--log-format text|json] [--webhook-allow-private] [--webhook-retry D[,D...]]\n"
     "        [--webhook-give-up D] [--webhook-disable-after D] [--webhook-ca-file FILE]\n"
-    "        [--webhook-sender on|off]\n"
+    "        [--webhook-sender on|off] [--trash-retention DURATION]\n"
     "        serve the API (default 127.0.0.1:8080, sqlite:var/crmd.db, one thread per core);\n"
     "        --rate-limit: requests per app (default 100:200, on every address);\n"
     "        --auth-limit: failed authentications per client address (default 20:40);\n"
@@ -92,9 +93,11 @@ static const char usage_text[] =
     "        --tls-cert FILE --tls-key FILE: HTTPS (re-read on SIGHUP); --admin-listen HOST:PORT:\n"
     "        /metrics (Prometheus) there (off by default); --cors-origin ORIGIN: origins whose\n"
     "        pages may call the API (off by default); --log-format text|json (text);\n"
+    "        --trash-retention: how long deleted leads stay in the trash (30d; 0: none);\n"
     "        CRMD_TRUSTED_PROXY, CRMD_MAX_CONNECTIONS, CRMD_CACHE_MB, CRMD_WRITE_QUEUE,\n"
     "        CRMD_REQUEST_MEMORY_MB, CRMD_RESPONSE_MEMORY_MB, CRMD_HTTP2=1, CRMD_TLS_CERT,\n"
-    "        CRMD_TLS_KEY, CRMD_ADMIN_LISTEN, CRMD_CORS_ORIGIN and CRMD_LOG_FORMAT set the same\n"
+    "        CRMD_TLS_KEY, CRMD_ADMIN_LISTEN, CRMD_CORS_ORIGIN, CRMD_LOG_FORMAT and\n"
+    "        CRMD_TRASH_RETENTION set the same\n"
     "  app create NAME [--db URL]\n"
     "        create an app (tenant); prints export lines for BLOCKS_API_KEY and BLOCKS_AUTH_TOKEN\n"
     "  app list [--db URL] | app disable KEY [--db URL] | app enable KEY [--db URL]\n"
@@ -379,7 +382,8 @@ typedef struct serve_conf {
         char cors_list[1024], admin_host[128];
         uint16_t admin_port;
     } ops;
-    keyring_conf_t keys; /* an identity provider's keys, and its tokens' rules */
+    keyring_conf_t keys;         /* an identity provider's keys, and its tokens' rules */
+    const char *trash_retention; /* as given; NULL: the default */
     /* The webhook options (serve_webhooks): strings as given. */
     struct {
         const char *allow_private, *retry, *give_up, *disable_after, *ca_file, *sender;
@@ -387,6 +391,23 @@ typedef struct serve_conf {
         webhook_sender_conf_t conf;
     } wh;
 } serve_conf_t;
+
+/* --trash-retention: a DURATION, or 0 (a delete purges at once). Returns
+ * -1 to go on, or the exit status (usage printed). */
+static int serve_trash(const serve_conf_t *c)
+{
+    const char *s = c->trash_retention;
+    int64_t ms = API_TRASH_RETENTION_DEFAULT_MS;
+    if (s != NULL) {
+        int64_t secs = strcmp(s, "0") == 0 ? 0 : parse_ttl(s);
+        if (secs < 0)
+            return usage_error(
+                "--trash-retention wants 0 or a number with s, m, h or d (up to 3650d), not '%s'", s);
+        ms = secs * 1000;
+    }
+    api_writer_configure_trash(ms);
+    return -1;
+}
 
 /* The operations options: the log's form, the admin listener, TLS, CORS.
  * Returns -1 to go on, or the exit status (usage printed). */
@@ -539,7 +560,8 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         "                  [--jwks-file FILE | --jwks-url URL [--jwks-refresh SECONDS]]\n"
         "                  [--app-claim NAME] [--jwt-issuer ISS] [--jwt-audience AUD]\n"
         "                  [--webhook-allow-private] [--webhook-retry D[,D...]] [--webhook-give-up D]\n"
-        "                  [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]\n";
+        "                  [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]\n"
+        "                  [--trash-retention DURATION]\n";
     static char proxy_list[1024];
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
     const char *threads_s = env_or("CRMD_THREADS", NULL), *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
@@ -549,6 +571,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     const char *request_s = env_or("CRMD_REQUEST_MEMORY_MB", NULL);
     const char *response_s = env_or("CRMD_RESPONSE_MEMORY_MB", NULL);
     const char *http2_s = env_or("CRMD_HTTP2", NULL), *refresh_s = env_or("CRMD_JWKS_REFRESH", NULL);
+    c->trash_retention = env_or("CRMD_TRASH_RETENTION", NULL);
     c->db = env_or("CRMD_DB", DEFAULT_DB);
     c->keys = (keyring_conf_t){.jwks_file = env_or("CRMD_JWKS_FILE", NULL),
                                .jwks_url = env_or("CRMD_JWKS_URL", NULL),
@@ -591,6 +614,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         {"app-claim", &c->keys.rules.app_claim},
         {"jwt-issuer", &c->keys.rules.issuer},
         {"jwt-audience", &c->keys.rules.audience},
+        {"trash-retention", &c->trash_retention},
         {"webhook-allow-private", &c->wh.allow_private, true},
         {"webhook-retry", &c->wh.retry},
         {"webhook-give-up", &c->wh.give_up},
@@ -604,6 +628,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     if ((rc = serve_memory(c, request_s, response_s, http2_s)) >= 0) return rc;
     if ((rc = serve_operations(c)) >= 0) return rc;
     if ((rc = serve_idp(c, refresh_s)) >= 0) return rc;
+    if ((rc = serve_trash(c)) >= 0) return rc;
     if ((rc = serve_webhooks(c)) >= 0) return rc;
     if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
         return usage_error("--listen wants HOST:PORT, not '%s'", listen_at);
@@ -1249,6 +1274,7 @@ static const char *const CONFIG_NAMES[] = {"db",
                                            "tls-cert",
                                            "tls-key",
                                            "cors-origin",
+                                           "trash-retention",
                                            "webhook-allow-private",
                                            "webhook-retry",
                                            "webhook-give-up",

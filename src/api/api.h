@@ -52,6 +52,14 @@ h2o_iovec_t api_error_body(h2o_req_t *req, void *state);
 /* Sets the bound; call before api_writer_start. */
 void api_writer_configure(size_t max_writes, size_t max_bytes);
 
+/* Trashed leads are purged retention_ms after their deletion (0: a
+ * delete purges at once), by the writer thread between its batches, a
+ * few in each transaction, each with its lead.purged event, checked every
+ * minute (every second when the retention is under a minute). Call before
+ * api_writer_start. */
+#define API_TRASH_RETENTION_DEFAULT_MS (30LL * 86400 * 1000)
+void api_writer_configure_trash(int64_t retention_ms);
+
 /* Starts the writer thread with its own store connection (0, or -1 with
  * the reason on stderr), and stops it once the server threads are done:
  * it finishes what is queued first. */

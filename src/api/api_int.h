@@ -35,6 +35,7 @@
 
 #include "api/api.h"
 #include "api/cache.h"
+#include "api/etag.h"
 #include "api/log.h"
 #include "api/proxy.h"
 #include "http/reqid.h"
@@ -85,6 +86,7 @@ typedef struct api_route {
     unsigned stale;           /* enum api_stale bits */
     bool auth;                /* credentials needed (auth.c runs first) */
     size_t body_max;          /* 0: no body is read; else larger is a 413 */
+    bool etag;                /* a lead or follow: its 200 and 201 carry an ETag (etag.h) */
     const char *summary;      /* one line, for docs */
 } api_route_t;
 
@@ -166,6 +168,16 @@ struct api_req {
         size_t method_len, path_len, agent_len;
         bool has_agent;
     } kept;
+    /* Its Idempotency-Key (idem.c), when a POST carries one. */
+    struct {
+        char key[STORE_IDEM_KEY_MAX];
+        char hash[STORE_IDEM_HASH_HEX + 1]; /* of the request: method, target, body */
+        bool held;                          /* taken (inflight.h): given back when r ends */
+        bool found, same;                   /* a kept answer; for this very request */
+        int status;
+        char location[128];
+        api_step_fn next; /* the handler, once the key is free */
+    } idem;
     /* Authentication in progress (auth.c). */
     struct {
         api_step_fn then;                        /* what runs once the caller is known */
@@ -175,6 +187,7 @@ struct api_req {
         char key[sizeof((store_app_t *)0)->key]; /* the app key being looked up */
         size_t key_len;
         char claimed[JWT_CLAIM_MAX]; /* the token's app */
+        char subject[JWT_CLAIM_MAX]; /* the token's sub: who makes its changes */
     } auth;
     /* A read of a resource (resource.c). */
     struct {
@@ -231,14 +244,25 @@ struct api_write {
     int64_t app, now;
     char id[UUID_BUFSZ], fid[UUID_BUFSZ];
     api_patch_t p;
-    unsigned stale; /* enum api_stale: what to bump once acknowledged */
+    unsigned stale;                      /* enum api_stale: what to bump once acknowledged */
+    void (*touch)(const api_write_t *w); /* what else it makes stale (a batch's leads), or NULL */
     /* Part of it was made in the batch and another part failed (change.h):
      * the whole batch must be undone. */
     bool undo_batch;
     int status;
     jw_t out;
     char location[128]; /* sent with a 201 */
-    char text[];        /* the patch's text (api_write_new's extra bytes) */
+    /* If-Match as the request gave it (API_ETAG_LIST_MAX bytes), "" when
+     * none; and the resource's ETag when a 412 answers it (etag.h). */
+    char if_match[API_ETAG_LIST_MAX], etag[API_ETAG_MAX];
+    size_t if_match_len;
+    /* The request's Idempotency-Key ("" when none) and digest: the
+     * writer claims the key in the write's transaction and keeps the
+     * answer there (writer.c). */
+    char idem_key[STORE_IDEM_KEY_MAX], idem_hash[STORE_IDEM_HASH_HEX + 1];
+    char actor[JWT_CLAIM_MAX]; /* the token's subject, for the history */
+    bool replayed;             /* the answer is another process's, kept for the key */
+    char text[];               /* the patch's text (api_write_new's extra bytes) */
 };
 
 #endif

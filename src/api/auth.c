@@ -71,6 +71,7 @@ typedef struct auth_token_entry {
     size_t len;
     int64_t exp; /* seconds */
     char app[JWT_CLAIM_MAX];
+    char sub[JWT_CLAIM_MAX]; /* who the token speaks for: a change's actor */
 } auth_token_entry_t;
 
 typedef struct auth_app_entry {
@@ -313,6 +314,7 @@ static void remember_token(auth_token_entry_t *e, uint64_t h, const char *tok, s
     e->hash = h;
     e->exp = claims->exp;
     memcpy(e->app, claims->app, JWT_CLAIM_MAX);
+    memcpy(e->sub, claims->sub, JWT_CLAIM_MAX);
 }
 
 /* The bucket of r's client in the failed-authentication limiter. */
@@ -363,6 +365,7 @@ static int verify_token(api_req_t *r, const char *tok, size_t len, char app[JWT_
     if (e->token != NULL && e->hash == h && e->len == len && memcmp(e->token, tok, len) == 0) {
         if (now_s < e->exp) {
             memcpy(app, e->app, JWT_CLAIM_MAX);
+            memcpy(r->auth.subject, e->sub, JWT_CLAIM_MAX);
             return JWT_OK;
         }
         return JWT_EXPIRED;
@@ -373,6 +376,7 @@ static int verify_token(api_req_t *r, const char *tok, size_t len, char app[JWT_
     if (rc != JWT_OK) return rc;
     if (is_revoked(c, claims.jti)) return AUTH_REVOKED;
     memcpy(app, claims.app, JWT_CLAIM_MAX);
+    memcpy(r->auth.subject, claims.sub, JWT_CLAIM_MAX);
     remember_token(e, h, tok, len, &claims);
     return JWT_OK;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/history.h"
 #include "api/outbox.h"
 #include "api/writer.h"
 
@@ -21,6 +22,7 @@ bool api_change_record(store_t *s, api_write_t *w, const api_change_t *c)
 {
     int recorded = 0;
     store_rc_t rc = api_outbox_record(s, w->app, w->now, c, &recorded);
+    if (rc == STORE_OK) rc = api_history_add(s, w->app, w->actor, w->now, c);
     if (rc != STORE_OK) api_change_fail(w, rc);
     return rc == STORE_OK;
 }

@@ -6,8 +6,8 @@
  * describes its change, once the store has made it, as an api_change_t:
  * the action, and the record before and after. api_change_record then
  * records, in the same batch (so in the same transaction as the change),
- * everything a change entails: today the webhooks' events (outbox.c); a
- * lead's history would be recorded here too. If that fails, the write is
+ * everything a change entails: the webhooks' events (outbox.c) and the
+ * lead's history (history.c). If that fails, the write is
  * answered 503 and its whole batch undone, so a change is never
  * acknowledged without what follows from it.
  *
@@ -21,7 +21,9 @@
 #include "api/api_int.h"
 
 enum api_change_kind { CHANGE_LEAD, CHANGE_FOLLOW };
-enum api_change_action { CHANGE_CREATED, CHANGE_UPDATED, CHANGE_DELETED };
+/* A lead's DELETED moves it to the trash (or, without a trash, deletes it
+ * for good); RECOVERED brings it back; PURGED deletes a trashed lead. */
+enum api_change_action { CHANGE_CREATED, CHANGE_UPDATED, CHANGE_DELETED, CHANGE_RECOVERED, CHANGE_PURGED };
 
 /* A change: the versions before and after it (NULL before a creation and
  * after a deletion); for a lead, lead_*, for a follow, follow_*. */

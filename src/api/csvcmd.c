@@ -107,7 +107,7 @@ int csvcmd_import(store_t *s, int64_t app, const char *body, size_t len, bool va
     /* One transaction: every row or none. */
     int64_t created = 0;
     store_rc_t rc = store_batch_begin(s);
-    if (rc == STORE_OK) rc = import_create_rows(s, app, ts_now_ms(), &pl, body, len, &created);
+    if (rc == STORE_OK) rc = import_create_rows(s, app, ts_now_ms(), "cli", &pl, body, len, &created);
     store_rc_t end = store_batch_end(s, rc == STORE_OK);
     if (rc == STORE_OK) rc = end;
     if (rc != STORE_OK) {

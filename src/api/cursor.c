@@ -19,17 +19,22 @@
 
 enum tag { TAG_NULL, TAG_INT, TAG_TEXT, TAG_UUID };
 
+/* Whether a list's keys are enum store_lead_key's (else store_follow_key's). */
+static bool by_lead_keys(int kind)
+{
+    return kind == CURSOR_LEADS || kind == CURSOR_TRASH || kind == CURSOR_HISTORY;
+}
+
 /* What the values of a key are. */
 static enum tag tag_of(int kind, int key)
 {
-    if (kind == CURSOR_LEADS)
-        return key == LEAD_KEY_ID ? TAG_UUID : key == LEAD_KEY_NAME ? TAG_TEXT : TAG_INT;
+    if (by_lead_keys(kind)) return key == LEAD_KEY_ID ? TAG_UUID : key == LEAD_KEY_NAME ? TAG_TEXT : TAG_INT;
     return key == FOLLOW_KEY_ID ? TAG_UUID : TAG_INT;
 }
 
 static bool nullable(int kind, int key)
 {
-    if (kind == CURSOR_LEADS) return key == LEAD_KEY_VALUE || key == LEAD_KEY_PROBABILITY;
+    if (by_lead_keys(kind)) return key == LEAD_KEY_VALUE || key == LEAD_KEY_PROBABILITY;
     return key == FOLLOW_KEY_DUE;
 }
 

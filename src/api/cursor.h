@@ -36,8 +36,10 @@ enum api_cursor_kind {
     CURSOR_LEADS = 1,
     CURSOR_LEAD_FOLLOWS,
     CURSOR_FOLLOWS,
-    CURSOR_WEBHOOKS,  /* newest first: created_at, id (find.h's api_newest_...) */
-    CURSOR_DELIVERIES /* the same, of one webhook */
+    CURSOR_WEBHOOKS,   /* newest first: created_at, id (find.h's api_newest_...) */
+    CURSOR_DELIVERIES, /* the same, of one webhook */
+    CURSOR_TRASH,      /* deleted_at then id, descending: as LEAD_KEY_UPDATED and LEAD_KEY_ID */
+    CURSOR_HISTORY     /* a lead's changes by number, descending: as LEAD_KEY_CREATED */
 };
 
 /* What a cursor is bound to. */
@@ -45,7 +47,8 @@ typedef struct api_cursor_bind {
     const unsigned char *secret; /* JWT_SECRET_BYTES */
     int64_t app;
     int kind;         /* enum api_cursor_kind */
-    const char *lead; /* the lead of CURSOR_LEAD_FOLLOWS, the webhook of CURSOR_DELIVERIES, else "" */
+    const char *lead; /* the lead of CURSOR_LEAD_FOLLOWS and CURSOR_HISTORY, the webhook of
+                       * CURSOR_DELIVERIES, else "" */
     unsigned char digest[API_CURSOR_DIGEST]; /* of the filters and the sort */
 } api_cursor_bind_t;
 

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "api/auth.h"
+#include "api/idem.h"
 #include "api/query.h"
 #include "api/loop.h"
 #include "api/cors.h"
@@ -153,7 +154,11 @@ static bool query_or_reply(api_req_t *r)
 
 static void authenticated(api_req_t *r)
 {
-    if (rate_limit_or_reply(r) && query_or_reply(r)) r->route->handler(r);
+    if (!rate_limit_or_reply(r) || !query_or_reply(r)) return;
+    if (r->method == METHOD_POST)
+        api_idem_then(r, r->route->handler);
+    else
+        r->route->handler(r);
 }
 
 /* Out of memory before the request has its state: a fixed answer. */

@@ -319,11 +319,13 @@ static const unsigned char *cursor_secret(api_req_t *r, size_t i)
 
 static api_cursor_bind_t binding(const api_req_t *r, const unsigned char *secret)
 {
-    api_cursor_bind_t b = {
-        .secret = secret,
-        .app = r->app.id,
-        .kind = r->rd.kind,
-        .lead = r->rd.kind == CURSOR_LEAD_FOLLOWS || r->rd.kind == CURSOR_DELIVERIES ? r->id : ""};
+    api_cursor_bind_t b = {.secret = secret,
+                           .app = r->app.id,
+                           .kind = r->rd.kind,
+                           .lead = r->rd.kind == CURSOR_LEAD_FOLLOWS || r->rd.kind == CURSOR_DELIVERIES ||
+                                           r->rd.kind == CURSOR_HISTORY
+                                       ? r->id
+                                       : ""};
     memcpy(b.digest, r->rd.digest, sizeof b.digest);
     return b;
 }
@@ -425,15 +427,23 @@ static api_req_t *req_of(void *ctx)
     return (api_req_t *)((char *)ctx - offsetof(api_req_t, rd.render));
 }
 
+/* Whether a list's row is one of its page (then with the comma before
+ * it written), not the one read past it to know that a page follows. */
+static bool on_page(api_render_t *c, api_req_t *r)
+{
+    if (c->n == r->rd.want) {
+        r->rd.more = true; /* the row read past the page */
+        return false;
+    }
+    if (c->n++ > 0) jw_lit(c->w, ",");
+    return true;
+}
+
 static void emit_lead(void *ctx, const lead_t *l)
 {
     api_render_t *c = ctx;
     api_req_t *r = req_of(ctx);
-    if (c->n == r->rd.want) {
-        r->rd.more = true; /* the row read past the page */
-        return;
-    }
-    if (c->n++ > 0) jw_lit(c->w, ",");
+    if (!on_page(c, r)) return;
     lead_encode(c->w, l);
     store_lead_pos(l, r->rd.order, r->rd.norder, &r->rd.last);
 }
@@ -442,11 +452,7 @@ static void emit_follow(void *ctx, const follow_t *f)
 {
     api_render_t *c = ctx;
     api_req_t *r = req_of(ctx);
-    if (c->n == r->rd.want) {
-        r->rd.more = true;
-        return;
-    }
-    if (c->n++ > 0) jw_lit(c->w, ",");
+    if (!on_page(c, r)) return;
     follow_encode(c->w, f, c->now);
     api_render_follow_expiry(c, f);
     store_follow_pos(f, r->rd.order, r->rd.norder, &r->rd.last);
@@ -711,6 +717,120 @@ void api_follows_list(api_req_t *r)
 void api_follows_all(api_req_t *r)
 {
     follows_read(r, CURSOR_FOLLOWS);
+}
+
+/* --- the trash ---------------------------------------------------------------------- */
+
+/* The trash's order, as its cursors carry it (cursor.h): deleted_at in
+ * LEAD_KEY_UPDATED's place, then id, both descending. */
+static const store_sort_t TRASH_ORDER[] = {{LEAD_KEY_UPDATED, true}, {LEAD_KEY_ID, true}};
+
+static void emit_trashed(void *ctx, const lead_t *l, int64_t deleted_at)
+{
+    api_render_t *c = ctx;
+    api_req_t *r = req_of(ctx);
+    if (!on_page(c, r)) return;
+    lead_encode_trashed(c->w, l, deleted_at);
+    lead_t at = *l;
+    at.updated_at = deleted_at;
+    store_lead_pos(&at, r->rd.order, r->rd.norder, &r->rd.last);
+}
+
+static store_rc_t start_trash(api_req_t *r, const store_async_t *async)
+{
+    return store_trash_list(r->t->store, r->app.id, r->rd.query, &r->rd.total, emit_trashed, &r->rd.render,
+                            async);
+}
+
+static const api_read_spec_t TRASH = {start_trash, true, API_LEAD_NOT_FOUND_TITLE, API_LEAD_NOT_FOUND_DETAIL,
+                                      write_meta};
+
+/* The start of a list of one fixed order (the trash's, a history's):
+ * its kind and order, the problems of its query, and its paging (the
+ * cursor's position into *after). False when r has been answered. */
+static bool fixed_list(api_req_t *r, int kind, const store_sort_t *order, int n, int records,
+                       store_pos_t *after, bool *cursor)
+{
+    r->rd.kind = kind;
+    r->rd.norder = n;
+    memcpy(r->rd.order, order, (size_t)n * sizeof *order);
+    verrs_t errs;
+    errs_begin(r, &errs);
+    digest_t d;
+    digest_begin(&d, kind);
+    if (!digest_end(r, &d, order, n))
+        verrs_add(&errs, "validation_error", NULL, "cursor", "cursor could not be made");
+    *cursor = paging(r, records, after, &errs);
+    return checked_or_reply(r, &errs);
+}
+
+void api_trash_list(api_req_t *r)
+{
+    store_pos_t after;
+    bool cursor;
+    if (!fixed_list(r, CURSOR_TRASH, TRASH_ORDER, 2, LEADS_DEFAULT_RECORDS, &after, &cursor)) return;
+    store_trash_query_t *q = h2o_mem_alloc_pool(&r->req->pool, sizeof *q);
+    /* One row more than the page: whether a page follows. */
+    *q = (store_trash_query_t){.limit = r->rd.records + 1, .offset = cursor ? 0 : api_resource_offset(r)};
+    if (cursor) {
+        q->after = true;
+        q->after_deleted_at = after.v[0].i;
+        size_t n = after.v[1].t.len < UUID_BUFSZ - 1 ? after.v[1].t.len : UUID_BUFSZ - 1;
+        memcpy(q->after_id, after.v[1].t.ptr, n);
+        q->after_id[n] = '\0';
+    }
+    r->rd.query = q;
+    api_resource_read(r, &TRASH);
+}
+
+/* --- a lead's history ------------------------------------------------------------- */
+
+#define HISTORY_DEFAULT_RECORDS 100
+
+/* The history's order, as its cursors carry it (cursor.h). */
+static const store_sort_t HISTORY_ORDER[] = {{LEAD_KEY_CREATED, true}};
+
+static const char *const ACTIONS[] = {
+    [STORE_CHANGE_CREATED] = "created",
+    [STORE_CHANGE_UPDATED] = "updated",
+    [STORE_CHANGE_DELETED] = "deleted",
+    [STORE_CHANGE_RECOVERED] = "recovered",
+    [STORE_CHANGE_FOLLOW_CREATED] = "follow_created",
+    [STORE_CHANGE_FOLLOW_UPDATED] = "follow_updated",
+    [STORE_CHANGE_FOLLOW_DELETED] = "follow_deleted",
+};
+
+static void emit_change(void *ctx, const store_change_t *c, int64_t seq)
+{
+    api_render_t *rc = ctx;
+    api_req_t *r = req_of(ctx);
+    if (!on_page(rc, r)) return;
+    bool known = c->action >= 0 && (size_t)c->action < sizeof ACTIONS / sizeof ACTIONS[0];
+    change_encode(rc->w, c->id, known ? ACTIONS[c->action] : "", c->changes, c->actor, c->at, c->follow_id);
+    r->rd.last = (store_pos_t){.n = 1, .v = {{.i = seq}}};
+}
+
+static store_rc_t start_history(api_req_t *r, const store_async_t *async)
+{
+    return store_history_list(r->t->store, r->app.id, r->id, r->rd.query, &r->rd.total, emit_change,
+                              &r->rd.render, async);
+}
+
+static const api_read_spec_t HISTORY = {start_history, true, API_LEAD_NOT_FOUND_TITLE,
+                                        API_LEAD_NOT_FOUND_DETAIL, write_meta};
+
+void api_history_list(api_req_t *r)
+{
+    store_pos_t after;
+    bool cursor;
+    if (!fixed_list(r, CURSOR_HISTORY, HISTORY_ORDER, 1, HISTORY_DEFAULT_RECORDS, &after, &cursor)) return;
+    store_history_query_t *q = h2o_mem_alloc_pool(&r->req->pool, sizeof *q);
+    *q = (store_history_query_t){.limit = r->rd.records + 1,
+                                 .offset = cursor ? 0 : api_resource_offset(r),
+                                 .after = cursor,
+                                 .after_seq = cursor ? after.v[0].i : 0};
+    r->rd.query = q;
+    api_resource_read(r, &HISTORY);
 }
 
 /* --- newest-first lists ---------------------------------------------------------- */

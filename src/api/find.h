@@ -23,6 +23,12 @@ void api_leads_list(api_req_t *r);
 void api_follows_list(api_req_t *r);
 /* GET /follows/ */
 void api_follows_all(api_req_t *r);
+/* GET /leads/trash/show: the app's trash, newest deletion first, paged by
+ * page and records or by cursor like the lead list. */
+void api_trash_list(api_req_t *r);
+/* GET /leads/{id}/history, once r->id holds the lead: its changes, newest
+ * first, paged like the lists. */
+void api_history_list(api_req_t *r);
 
 /* Lists ordered newest first (created_at, then id, descending) that take
  * no filters: the webhooks and their deliveries (kind: CURSOR_WEBHOOKS, or

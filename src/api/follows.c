@@ -90,6 +90,7 @@ static void answer(api_write_t *w, store_rc_t rc, int ok_status)
 
 static void run_update(store_t *s, api_write_t *w)
 {
+    if (!api_write_precondition(s, w)) return;
     api_held_t before = {0}, after = {0};
     store_rc_t rc = api_held_follow(s, w, &before);
     if (rc == STORE_OK && !allow_overdue(w, &before.follow)) goto done;
@@ -113,6 +114,7 @@ done:
 
 static void run_delete(store_t *s, api_write_t *w)
 {
+    if (!api_write_precondition(s, w)) return;
     api_held_t before = {0};
     store_rc_t rc = api_held_follow(s, w, &before);
     if (rc == STORE_OK) rc = store_follow_delete(s, w->app, w->id, w->fid);

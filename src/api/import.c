@@ -26,6 +26,7 @@
 
 #include "api/change.h"
 #include "api/handlers.h"
+#include "api/history.h"
 #include "api/outbox.h"
 #include "api/query.h"
 #include "api/request.h"
@@ -188,6 +189,7 @@ typedef struct row_source {
     const import_plan_t *pl;
     csv_reader_t rd;
     int64_t now;
+    const char *actor; /* who imports: the history's actor */
     lead_patch_t p;
     bool no_id;      /* no randomness for an id: stopped */
     bool pending;    /* p.v was passed on and its lead.created is not recorded yet */
@@ -205,6 +207,7 @@ static bool record_pending(row_source_t *src)
     const api_change_t c = {.kind = CHANGE_LEAD, .action = CHANGE_CREATED, .lead_after = &src->p.v};
     int recorded = 0;
     src->fail = api_outbox_record(src->s, src->app, src->now, &c, &recorded);
+    if (src->fail == STORE_OK) src->fail = api_history_add(src->s, src->app, src->actor, src->now, &c);
     return src->fail == STORE_OK;
 }
 
@@ -226,12 +229,12 @@ static bool next_row(void *ctx, lead_t *lead)
     return false;
 }
 
-store_rc_t import_create_rows(store_t *s, int64_t app, int64_t now, const import_plan_t *pl, const char *body,
-                              size_t len, int64_t *created)
+store_rc_t import_create_rows(store_t *s, int64_t app, int64_t now, const char *actor,
+                              const import_plan_t *pl, const char *body, size_t len, int64_t *created)
 {
     row_source_t *src = calloc(1, sizeof *src);
     if (src == NULL) return STORE_UNAVAILABLE;
-    *src = (row_source_t){.s = s, .app = app, .pl = pl, .now = now};
+    *src = (row_source_t){.s = s, .app = app, .pl = pl, .now = now, .actor = actor};
     csv_reader_init(&src->rd, body, len);
     src->rd.sep = pl->sep;
     csv_next(&src->rd); /* the header */
@@ -255,7 +258,7 @@ static void run_import(store_t *s, api_write_t *w)
     memcpy(&pl, w->text, sizeof pl);
     const char *errors = w->text + sizeof pl, *body = errors + pl.errors_len;
     int64_t created;
-    store_rc_t rc = import_create_rows(s, w->app, w->now, &pl, body, pl.body_len, &created);
+    store_rc_t rc = import_create_rows(s, w->app, w->now, w->actor, &pl, body, pl.body_len, &created);
     if (rc == STORE_OK) {
         jw_lit(&w->out, "{\"meta\":{\"created\":");
         jw_int(&w->out, created);

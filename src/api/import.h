@@ -57,10 +57,11 @@ void import_render_errors(jw_t *w, const import_errs_t *ie);
  * at now (new ids), through store_lead_create_many, so only inside a
  * batch, which the caller ends uncommitted when this fails; *created
  * counts them. Each lead's lead.created events are recorded in the outbox
- * right after it (outbox.h), in the file's order, as a POST /leads
- * records its own. STORE_ERROR when the rows created are not the
- * pl->good the first reading counted. */
-store_rc_t import_create_rows(store_t *s, int64_t app, int64_t now, const import_plan_t *pl, const char *body,
-                              size_t len, int64_t *created);
+ * right after it (outbox.h), and its creation in its history by actor
+ * (history.h), in the file's order, as a POST /leads records its own.
+ * STORE_ERROR when the rows created are not the pl->good the first
+ * reading counted. */
+store_rc_t import_create_rows(store_t *s, int64_t app, int64_t now, const char *actor,
+                              const import_plan_t *pl, const char *body, size_t len, int64_t *created);
 
 #endif

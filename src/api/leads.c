@@ -65,6 +65,7 @@ static void run_create(store_t *s, api_write_t *w)
 
 static void run_update(store_t *s, api_write_t *w)
 {
+    if (!api_write_precondition(s, w)) return;
     api_held_t before = {0}, after = {0};
     store_rc_t rc = api_held_lead(s, w, &before);
     if (rc == STORE_OK) rc = store_lead_update(s, w->app, w->id, &w->p.lead, w->now, api_hold_lead, &after);
@@ -82,13 +83,50 @@ static void run_update(store_t *s, api_write_t *w)
     api_held_free(&after);
 }
 
+/* A delete moves the lead to the trash, unless nothing is kept there
+ * (--trash-retention 0): then it is gone at once. */
 static void run_delete(store_t *s, api_write_t *w)
 {
+    if (!api_write_precondition(s, w)) return;
     api_held_t before = {0};
     store_rc_t rc = api_held_lead(s, w, &before);
-    if (rc == STORE_OK) rc = store_lead_delete(s, w->app, w->id);
-    const api_change_t c = {.kind = CHANGE_LEAD, .action = CHANGE_DELETED, .lead_before = &before.lead};
+    /* Without a trash (--trash-retention 0) the lead goes for good at once,
+     * its history with it. */
+    bool keep = api_trash_retention_ms() > 0;
+    if (rc == STORE_OK)
+        rc = keep ? store_lead_trash(s, w->app, w->id, w->now) : store_lead_delete(s, w->app, w->id);
+    const api_change_t c = {
+        .kind = CHANGE_LEAD, .action = keep ? CHANGE_DELETED : CHANGE_PURGED, .lead_before = &before.lead};
     if (rc != STORE_OK || api_change_record(s, w, &c)) answer(w, rc, 204);
+    api_held_free(&before);
+}
+
+/* The trash's 404: the lead is not there (a live one included). */
+static const char NOT_IN_TRASH[] = "The requested lead is not in the trash.";
+
+static void run_recover(store_t *s, api_write_t *w)
+{
+    api_held_t after = {0};
+    store_rc_t rc = store_lead_recover(s, w->app, w->id, w->now, api_hold_lead, &after);
+    const api_change_t c = {.kind = CHANGE_LEAD, .action = CHANGE_RECOVERED, .lead_after = &after.lead};
+    if (rc == STORE_OK && !after.found) {
+        api_change_fail(w, STORE_UNAVAILABLE);
+    } else if (rc != STORE_OK || api_change_record(s, w, &c)) {
+        if (rc == STORE_OK) emit_one(&(api_render_t){.w = &w->out}, &after.lead);
+        api_write_answer(w, rc, 200, API_LEAD_NOT_FOUND_TITLE, NOT_IN_TRASH);
+    }
+    api_held_free(&after);
+}
+
+static void run_purge(store_t *s, api_write_t *w)
+{
+    api_held_t before = {0};
+    store_rc_t rc = store_trash_get(s, w->app, w->id, api_hold_lead, &before);
+    if (rc == STORE_OK && !before.found) rc = STORE_UNAVAILABLE;
+    if (rc == STORE_OK) rc = store_trash_purge(s, w->app, w->id);
+    const api_change_t c = {.kind = CHANGE_LEAD, .action = CHANGE_PURGED, .lead_before = &before.lead};
+    if (rc != STORE_OK || api_change_record(s, w, &c))
+        api_write_answer(w, rc, 204, API_LEAD_NOT_FOUND_TITLE, NOT_IN_TRASH);
     api_held_free(&before);
 }
 
@@ -123,4 +161,26 @@ void leads_delete(api_req_t *r)
 {
     if (!api_lead_id_or_reply(r)) return;
     api_write_submit(r, api_write_new(r, run_delete, 0));
+}
+
+void trash_list(api_req_t *r)
+{
+    api_trash_list(r);
+}
+
+void trash_recover(api_req_t *r)
+{
+    if (!api_lead_id_or_reply(r)) return;
+    api_write_submit(r, api_write_new(r, run_recover, 0));
+}
+
+void trash_purge(api_req_t *r)
+{
+    if (!api_lead_id_or_reply(r)) return;
+    api_write_submit(r, api_write_new(r, run_purge, 0));
+}
+
+void history_list(api_req_t *r)
+{
+    if (api_lead_id_or_reply(r)) api_history_list(r);
 }

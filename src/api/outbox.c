@@ -32,6 +32,10 @@ static int event_types(const api_change_t *c, int64_t now, int types[2], unsigne
         types[0] = lead ? EVENT_LEAD_DELETED : EVENT_FOLLOW_DELETED;
         return 1;
     }
+    if (c->action == CHANGE_RECOVERED || c->action == CHANGE_PURGED) {
+        types[0] = c->action == CHANGE_RECOVERED ? EVENT_LEAD_RECOVERED : EVENT_LEAD_PURGED;
+        return 1;
+    }
     *fields = lead ? lead_changed_fields(c->lead_before, c->lead_after)
                    : follow_changed_fields(c->follow_before, c->follow_after, now);
     if (*fields == 0) return 0;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/etag.h"
+#include "api/inflight.h"
 #include "api/query.h"
 #include "api/respond.h"
 #include "http/metrics.h"
@@ -243,9 +245,29 @@ static void count(api_req_t *r, int status)
  * gone), only logs it: a write answered then was committed (or, 499, not
  * run), and every committed write has its line. An error document gets
  * the request's id as meta.requestId. */
+/* A lead's or a follow's answer carries the ETag of its body; a GET (or
+ * HEAD) whose If-None-Match names it becomes a 304. Returns the status. */
+static int tag(api_req_t *r, int status, h2o_iovec_t body)
+{
+    if (r->req == NULL || r->route == NULL || !r->route->etag || (status != 200 && status != 201))
+        return status;
+    char etag[API_ETAG_MAX], list[API_ETAG_LIST_MAX];
+    api_etag_of(body.base, body.len, etag);
+    api_header_str(r, "etag", etag);
+    size_t n = api_header_list(r, "if-none-match", list, sizeof list);
+    bool get = r->method == METHOD_GET || r->method == METHOD_HEAD;
+    if (get && n > 0 && n < sizeof list && api_etag_match(list, n, etag, true)) return 304;
+    return status;
+}
+
 static void reply(api_req_t *r, int status, h2o_iovec_t body, bool pooled, const char *location)
 {
     h2o_req_t *req = r->req;
+    status = tag(r, status, body);
+    /* The key is free again before the client can see the answer and
+     * retry: a retry then finds the kept answer, never a 409. */
+    if (r->idem.held) api_inflight_give(r->app.id, r->idem.key);
+    r->idem.held = false;
     if (req != NULL && status >= 400 && body.len > 0) {
         h2o_iovec_t with =
             api_error_with_request_id(&req->pool, body, h2o_iovec_init(r->reqid, r->reqid_len));
@@ -306,6 +328,29 @@ void api_reply_store_error(api_req_t *r, store_rc_t rc, const char *not_found_ti
                            const char *not_found_detail)
 {
     api_reply(r, api_render_store_error(&r->out, rc, not_found_title, not_found_detail));
+}
+
+void api_header_str(api_req_t *r, const char *name, const char *value)
+{
+    size_t n = strlen(value);
+    h2o_add_header_by_str(&r->req->pool, &r->req->res.headers, name, strlen(name), 0, NULL,
+                          h2o_strdup(&r->req->pool, value, n).base, n);
+}
+
+size_t api_header_list(api_req_t *r, const char *name, char *buf, size_t cap)
+{
+    size_t len = 0;
+    const h2o_headers_t *hs = &r->req->headers;
+    for (ssize_t i = -1; (i = h2o_find_header_by_str(hs, name, strlen(name), i)) >= 0;) {
+        h2o_iovec_t v = hs->entries[i].value;
+        size_t sep = len > 0 ? 2 : 0;
+        if (len + sep + v.len >= cap) return cap;
+        memcpy(buf + len, ", ", sep);
+        memcpy(buf + len + sep, v.base, v.len);
+        len += sep + v.len;
+    }
+    buf[len] = '\0';
+    return len;
 }
 
 void api_header_int(api_req_t *r, const char *name, int value)
@@ -390,7 +435,8 @@ static bool is_json_type(h2o_iovec_t ct)
 }
 
 /* Answers the 400 of a body jansson could not parse. */
-static void reply_bad_json(api_req_t *r, const json_error_t *jerr)
+/* Renders the 400 of a body that is not JSON into r->out; its status. */
+static int render_bad_json(api_req_t *r, const json_error_t *jerr)
 {
     /* jansson may quote raw input bytes in its message: keep only
      * printable ASCII so the error body stays valid UTF-8. */
@@ -407,10 +453,10 @@ static void reply_bad_json(api_req_t *r, const json_error_t *jerr)
     else
         snprintf(detail, sizeof detail, "The request body is not valid JSON: %s (line %d, column %d).", text,
                  jerr->line, jerr->column);
-    api_reply_error(r, 400, "Bad Request", detail);
+    return api_render_error(&r->out, 400, "Bad Request", detail);
 }
 
-json_t *api_body_or_reply(api_req_t *r)
+json_t *api_body_or_render(api_req_t *r, int *status)
 {
     h2o_req_t *req = r->req;
     size_t max = r->route->body_max;
@@ -418,8 +464,8 @@ json_t *api_body_or_reply(api_req_t *r)
     ssize_t cti = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
     h2o_iovec_t ct = cti < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[cti].value;
     if (ct.base != NULL && !is_json_type(ct)) {
-        api_reply_error(r, 415, "Unsupported Media Type",
-                        "Send the body as application/json (UTF-8), or application/vnd.api+json.");
+        *status = api_render_error(&r->out, 415, "Unsupported Media Type",
+                                   "Send the body as application/json (UTF-8), or application/vnd.api+json.");
         return NULL;
     }
     if (req->entity.len > max) {
@@ -428,13 +474,21 @@ json_t *api_body_or_reply(api_req_t *r)
             snprintf(detail, sizeof detail, "The request body is larger than %zu MiB.", max / MIB);
         else
             snprintf(detail, sizeof detail, "The request body is larger than %zu bytes.", max);
-        api_reply_error(r, 413, "Payload Too Large", detail);
+        *status = api_render_error(&r->out, 413, "Payload Too Large", detail);
         return NULL;
     }
     json_error_t jerr;
     const char *body = req->entity.base ? req->entity.base : "";
     json_t *root = jsonlex_loadb(body, req->entity.len, JSONLEX_BODY_FLAGS, &jerr);
-    if (root == NULL) reply_bad_json(r, &jerr);
+    if (root == NULL) *status = render_bad_json(r, &jerr);
+    return root;
+}
+
+json_t *api_body_or_reply(api_req_t *r)
+{
+    int status = 0;
+    json_t *root = api_body_or_render(r, &status);
+    if (root == NULL) api_reply(r, status);
     return root;
 }
 

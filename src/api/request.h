@@ -77,10 +77,20 @@ void api_client_of(h2o_req_t *req, proxy_addr_t *out);
 /* Adds a response header whose name h2o has no token for, with a number
  * value. */
 void api_header_int(api_req_t *r, const char *name, int value);
+/* Adds a response header with a text value (copied). */
+void api_header_str(api_req_t *r, const char *name, const char *value);
+
+/* Every value of request header name, joined by ", " into buf (cap
+ * bytes, NUL-terminated): its length, 0 when there is none, or cap when
+ * they do not fit (then buf holds nothing of use). */
+size_t api_header_list(api_req_t *r, const char *name, char *buf, size_t cap);
 
 /* The JSON body, after the Content-Type (415), size (413, beyond the
  * route's body_max) and syntax (400) checks. The caller json_decref()s it. */
 json_t *api_body_or_reply(api_req_t *r);
+/* The same, rendering the error (400, 413, 415) into r->out with its
+ * status into *status instead of answering. */
+json_t *api_body_or_render(api_req_t *r, int *status);
 
 /* The value of query parameter name, decoded (query.h) once the query
  * string has been read, or base NULL. The route must list name among its

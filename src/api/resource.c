@@ -7,6 +7,7 @@
 
 #include "api/cache.h"
 #include "api/request.h"
+#include "api/respond.h"
 #include "api/writer.h"
 
 const char API_LEAD_NOT_FOUND_TITLE[] = "Lead Not Found";
@@ -127,10 +128,96 @@ static api_write_t *write_with_text(api_req_t *r, api_write_fn fn, api_patch_t *
     return w;
 }
 
+/* Where a resource's ETag is made, and the time a follow reads at. */
+typedef struct tag_ctx {
+    int64_t now;
+    char *etag;
+} tag_ctx_t;
+
+/* The ETag of {"data":...} as written so far into a scratch writer. */
+static void tag_end(jw_t *w, tag_ctx_t *c)
+{
+    jw_lit(w, "}");
+    api_etag_of(w->buf, w->len, c->etag);
+    jw_free(w);
+}
+
+static void tag_lead(void *ctx, const lead_t *l)
+{
+    jw_t w = {0};
+    jw_lit(&w, "{\"data\":");
+    lead_encode(&w, l);
+    tag_end(&w, ctx);
+}
+
+static void tag_follow(void *ctx, const follow_t *f)
+{
+    tag_ctx_t *c = ctx;
+    jw_t w = {0};
+    jw_lit(&w, "{\"data\":");
+    follow_encode(&w, f, c->now);
+    tag_end(&w, c);
+}
+
+bool api_write_precondition(store_t *s, api_write_t *w)
+{
+    if (w->if_match_len == 0) return true;
+    tag_ctx_t c = {.now = w->now, .etag = w->etag};
+    bool follow = w->fid[0] != '\0';
+    store_rc_t rc = follow ? store_follow_get(s, w->app, w->id, w->fid, tag_follow, &c, NULL)
+                           : store_lead_get(s, w->app, w->id, tag_lead, &c, NULL);
+    if (rc != STORE_OK) {
+        w->etag[0] = '\0';
+        api_write_answer(w, rc, 0, follow ? API_FOLLOW_NOT_FOUND_TITLE : API_LEAD_NOT_FOUND_TITLE,
+                         follow ? API_FOLLOW_NOT_FOUND_DETAIL : API_LEAD_NOT_FOUND_DETAIL);
+        return false;
+    }
+    if (w->if_match_len < sizeof w->if_match && api_etag_match(w->if_match, w->if_match_len, w->etag, false))
+        return true;
+    w->status =
+        api_render_error(&w->out, 412, "Precondition Failed",
+                         "The resource has changed since you read it (If-Match does not match its ETag).");
+    return false;
+}
+
+/* A body with problems under If-Match: the resource (404) and the
+ * precondition (412) come first, so the 422 already rendered into w
+ * stands only when both hold. */
+static void run_body_errors(store_t *s, api_write_t *w)
+{
+    int status = w->status;
+    if (api_write_precondition(s, w)) w->status = status;
+}
+
+/* Answers the problem of r's body already rendered into r->out (status):
+ * at once, or, under If-Match, after the writer has checked the resource
+ * and the precondition (run_body_errors); under an Idempotency-Key,
+ * through the writer too, which keeps the answer for the key. */
+static void body_errors(api_req_t *r, int status)
+{
+    api_write_t *w = NULL;
+    char probe[1];
+    if (r->idem.held || (r->method == METHOD_PUT && api_header_list(r, "if-match", probe, sizeof probe) != 0))
+        w = api_write_new(r, run_body_errors, 0);
+    if (w == NULL) {
+        api_reply(r, status);
+        return;
+    }
+    jw_raw(&w->out, r->out.buf, r->out.len);
+    w->status = w->out.oom
+                    ? api_render_error(&w->out, 503, "Service Unavailable", "The server is out of memory.")
+                    : status;
+    api_write_submit(r, w);
+}
+
 api_write_t *api_decode_or_reply(api_req_t *r, bool creating, api_decode_fn decode, api_write_fn fn)
 {
-    json_t *root = api_body_or_reply(r);
-    if (root == NULL) return NULL;
+    int status = 0;
+    json_t *root = api_body_or_render(r, &status);
+    if (root == NULL) {
+        body_errors(r, status);
+        return NULL;
+    }
     api_patch_t p;
     text_ref_t *texts[API_PATCH_TEXTS] = {NULL};
     verrs_t errs = {0};
@@ -139,7 +226,7 @@ api_write_t *api_decode_or_reply(api_req_t *r, bool creating, api_decode_fn deco
     /* The write holds its own text: nothing points into the tree now. */
     json_decref(root);
     if (errs.n > 0)
-        api_reply_errors(r, &errs);
+        body_errors(r, api_render_errors(&r->out, &errs));
     else if (w == NULL)
         api_reply_error(r, 503, "Service Unavailable", "The server is out of memory.");
     return w;

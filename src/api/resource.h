@@ -55,6 +55,14 @@ typedef void (*api_decode_fn)(const json_t *root, h2o_iovec_t body, bool creatin
  * r has been answered (400, 413, 415, 422, 503). */
 api_write_t *api_decode_or_reply(api_req_t *r, bool creating, api_decode_fn decode, api_write_fn fn);
 
+/* If-Match on a write of the lead (or, with w->fid set, the follow) of
+ * w's path, inside its transaction: true to go on (no If-Match, or it
+ * names the current ETag); else false with w answered: 404 when there is
+ * no such resource, 412 (w->etag set) when it does not match. The read
+ * locks the row until the batch ends (store.h), so the write that follows
+ * changes what was compared. */
+bool api_write_precondition(store_t *s, api_write_t *w);
+
 /* The same for a create: first a new id into id (a 503 when no randomness
  * is available), then the body. */
 api_write_t *api_create_or_reply(api_req_t *r, api_decode_fn decode, api_write_fn fn, char id[UUID_BUFSZ]);

@@ -24,6 +24,8 @@ static const struct status_row {
     {403, "Forbidden", "forbidden"},
     {404, "Not Found", "not_found"},
     {405, "Method Not Allowed", "method_not_allowed"},
+    {409, "Conflict", "idempotency_conflict"},
+    {412, "Precondition Failed", "precondition_failed"},
     {413, "Payload Too Large", "payload_too_large"},
     {415, "Unsupported Media Type", "unsupported_media_type"},
     {422, "Unprocessable Entity", "validation_error"},
@@ -60,7 +62,7 @@ void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, cons
         add_header(req, H2O_TOKEN_LOCATION, h2o_strdup(&req->pool, location, n).base, n);
     }
     if (status == 401) add_header(req, H2O_TOKEN_WWW_AUTHENTICATE, H2O_STRLIT("Bearer realm=\"crmd\""));
-    if (status == 503) add_header(req, H2O_TOKEN_RETRY_AFTER, H2O_STRLIT("1"));
+    if (status == 503 || status == 409) add_header(req, H2O_TOKEN_RETRY_AFTER, H2O_STRLIT("1"));
     if (status == 204 || status == 304) {
         body = h2o_iovec_init(NULL, 0);
     } else {
@@ -167,6 +169,18 @@ int api_render_error(jw_t *w, int status, const char *title, const char *detail)
     jw_lit(w, "{\"errors\":[");
     open_error(w, status, status_row(status)->code, title, detail);
     jw_lit(w, "}]}");
+    return status;
+}
+
+int api_render_header_error(jw_t *w, int status, const char *code, const char *title, const char *header,
+                            const char *detail)
+{
+    jw_reset(w);
+    jw_lit(w, "{\"errors\":[");
+    open_error(w, status, code, title, detail);
+    jw_lit(w, ",\"source\":{\"header\":");
+    jw_cstr(w, header);
+    jw_lit(w, "}}]}");
     return status;
 }
 

@@ -61,6 +61,9 @@ const char *api_reason(int status);
  * to a store failure (404 with the given title and detail, 503, 500). */
 int api_render_error(jw_t *w, int status, const char *title, const char *detail);
 int api_render_errors(jw_t *w, const verrs_t *errs);
+/* One error about a request header (source.header), with its own code. */
+int api_render_header_error(jw_t *w, int status, const char *code, const char *title, const char *header,
+                            const char *detail);
 int api_render_store_error(jw_t *w, store_rc_t rc, const char *not_found_title, const char *not_found_detail);
 
 /* The error document body with meta.requestId set to id, in pool: every

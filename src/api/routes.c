@@ -23,6 +23,8 @@ static const char *const LEAD_SUMMARY[] = {LEAD_FILTERS, NULL};
 static const char *const LEAD_IMPORT[] = {"mode", NULL};
 static const char *const LEAD_FOLLOWS[] = {FOLLOW_FILTERS, NULL};
 static const char *const APP_FOLLOWS[] = {FOLLOW_FILTERS, "lead_id[]", NULL};
+static const char *const TRASH_LIST[] = {"page", "records", "cursor", NULL};
+static const char *const HISTORY[] = {"page", "records", "cursor", NULL};
 
 /* One entry per method and path: the method, the path pattern, the
  * handler, then the query parameters it reads, what its writes make stale
@@ -45,27 +47,39 @@ const api_route_t API_ROUTES[] = {
     {METHOD_GET, "/leads", leads_list, .query = LEAD_LIST, .auth = true,
      .summary = "A page of the app's leads: filters, search, sort, cursor; newest first; all of them as CSV "
                 "(format=csv or Accept: text/csv)"},
-    {METHOD_POST, "/leads", leads_create, .query = NO_QUERY, .stale = API_STALE_APP, .auth = true,
-     .body_max = API_MAX_BODY, .summary = "Create a lead"},
+    {METHOD_POST, "/leads", leads_create, .query = NO_QUERY, .stale = API_STALE_APP, .etag = true,
+     .auth = true, .body_max = API_MAX_BODY, .summary = "Create a lead"},
+    {METHOD_POST, "/leads/batch", leads_batch, .query = NO_QUERY, .stale = API_STALE_APP, .auth = true,
+     .body_max = API_MAX_BODY, .summary = "Create, update and delete up to 500 leads, all or nothing"},
     {METHOD_GET, "/leads/summary", summary_get, .query = LEAD_SUMMARY, .auth = true,
      .summary = "Pipeline summary of the leads the filters keep"},
     {METHOD_POST, "/leads/import", leads_import, .query = LEAD_IMPORT, .stale = API_STALE_APP, .auth = true,
      .body_max = API_IMPORT_MAX_BODY,
      .summary = "Create leads from a CSV file: all or nothing, or the valid rows"},
-    {METHOD_GET, "/leads/{id}", leads_get, .query = NO_QUERY, .auth = true, .summary = "One lead"},
+    {METHOD_GET, "/leads/{id}", leads_get, .query = NO_QUERY, .etag = true, .auth = true,
+     .summary = "One lead"},
     {METHOD_PUT, "/leads/{id}", leads_update, .query = NO_QUERY, .stale = API_STALE_LEAD | API_STALE_APP,
-     .auth = true, .body_max = API_MAX_BODY, .summary = "Change some of a lead's attributes"},
+     .etag = true, .auth = true, .body_max = API_MAX_BODY, .summary = "Change some of a lead's attributes"},
     {METHOD_DELETE, "/leads/{id}", leads_delete, .query = NO_QUERY, .stale = API_STALE_LEAD | API_STALE_APP,
-     .auth = true, .summary = "Delete a lead and its follows"},
+     .auth = true, .summary = "Move a lead and its follows to the trash"},
+    {METHOD_GET, "/leads/trash/show", trash_list, .query = TRASH_LIST, .auth = true,
+     .summary = "A page of the app's trashed leads, newest deletion first, each with deleted_at"},
+    {METHOD_PUT, "/leads/{id}/recover", trash_recover, .query = NO_QUERY,
+     .stale = API_STALE_LEAD | API_STALE_APP, .etag = true, .auth = true,
+     .summary = "Bring a lead back from the trash with its follows"},
+    {METHOD_GET, "/leads/{id}/history", history_list, .query = HISTORY, .auth = true,
+     .summary = "A page of a lead's changes and its follows', newest first (also in the trash)"},
+    {METHOD_DELETE, "/leads/trash/{id}", trash_purge, .query = NO_QUERY, .auth = true,
+     .summary = "Purge a lead and its follows from the trash for good"},
 
     {METHOD_GET, "/leads/{id}/follows", follows_list, .query = LEAD_FOLLOWS, .auth = true,
      .summary = "A page of a lead's follows, by due date: filters, sort, cursor"},
     {METHOD_POST, "/leads/{id}/follows", follows_create, .query = NO_QUERY, .stale = API_STALE_LEAD,
-     .auth = true, .body_max = API_MAX_BODY, .summary = "Create a follow of a lead"},
-    {METHOD_GET, "/leads/{id}/follows/{follow_id}", follows_get, .query = NO_QUERY, .auth = true,
-     .summary = "One follow"},
+     .etag = true, .auth = true, .body_max = API_MAX_BODY, .summary = "Create a follow of a lead"},
+    {METHOD_GET, "/leads/{id}/follows/{follow_id}", follows_get, .query = NO_QUERY, .etag = true,
+     .auth = true, .summary = "One follow"},
     {METHOD_PUT, "/leads/{id}/follows/{follow_id}", follows_update, .query = NO_QUERY,
-     .stale = API_STALE_LEAD, .auth = true, .body_max = API_MAX_BODY,
+     .stale = API_STALE_LEAD, .etag = true, .auth = true, .body_max = API_MAX_BODY,
      .summary = "Change some of a follow's attributes"},
     {METHOD_DELETE, "/leads/{id}/follows/{follow_id}", follows_delete, .query = NO_QUERY,
      .stale = API_STALE_LEAD, .auth = true, .summary = "Delete a follow"},

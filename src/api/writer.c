@@ -29,6 +29,8 @@
 #include <time.h>
 
 #include "api/cache.h"
+#include "api/expire.h"
+#include "api/idem.h"
 #include "api/outbox.h"
 #include "api/request.h"
 #include "api/respond.h"
@@ -39,6 +41,11 @@
 /* At most this many writes share one transaction, so that one batch's
  * latency stays bounded. */
 #define BATCH_MAX 256
+
+/* The trash's purge runs between batches, at most this many leads per
+ * transaction (a few milliseconds of the write lock), and yields to any
+ * write that arrives meanwhile. */
+#define PURGE_CHUNK 100
 
 static struct {
     pthread_mutex_t mu;
@@ -51,10 +58,68 @@ static struct {
     atomic_int_least64_t busy_since; /* ms: when the running batch started; 0: none runs */
     store_t *store;
     pthread_t thread;
+    int64_t retention_ms; /* trashed leads are kept this long; 0: not at all */
+    int64_t purge_at;     /* ms: when the trash is next checked */
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .cv = PTHREAD_COND_INITIALIZER,
        .max_n = API_WRITE_QUEUE_DEFAULT,
-       .max_bytes = API_WRITE_QUEUE_BYTES};
+       .max_bytes = API_WRITE_QUEUE_BYTES,
+       .retention_ms = API_TRASH_RETENTION_DEFAULT_MS};
+
+void api_writer_configure_trash(int64_t retention_ms)
+{
+    W.retention_ms = retention_ms;
+}
+
+int64_t api_trash_retention_ms(void)
+{
+    return W.retention_ms;
+}
+
+/* How often the trash is checked for leads past their retention. */
+static int64_t purge_interval_ms(void)
+{
+    return W.retention_ms > 0 && W.retention_ms < 60000 ? 1000 : 60000;
+}
+
+/* Purges what is due (trashed leads past their retention, idempotency
+ * keys past 24 hours), PURGE_CHUNK per transaction, until none is left or
+ * a write is waiting (the next check goes on). Called with W.mu held,
+ * which it lets go of while it works. */
+static void purge_due(int64_t now)
+{
+    W.purge_at = now + purge_interval_ms();
+    int purged = PURGE_CHUNK;
+    while (purged == PURGE_CHUNK && W.head == NULL && !W.stop) {
+        pthread_mutex_unlock(&W.mu);
+        purged =
+            W.retention_ms > 0 ? api_trash_expire_due(W.store, now - W.retention_ms, PURGE_CHUNK, now) : 0;
+        int keys = 0;
+        store_rc_t rc = store_idem_expire(W.store, now - API_IDEM_KEEP_MS, PURGE_CHUNK, &keys);
+        if (keys > purged) purged = keys;
+        /* Failures are logged by the store, and tried again at the next check. */
+        if (rc != STORE_OK || purged < 0) purged = 0;
+        /* Their lead.purged events are committed: the sender may go. */
+        if (api_outbox_take_recorded()) webhook_sender_poke();
+        pthread_mutex_lock(&W.mu);
+    }
+}
+
+/* Waits, with W.mu held, until there is a write or the writer stops,
+ * purging the trash whenever a check is due. */
+static void wait_for_writes(void)
+{
+    while (W.head == NULL && !W.stop) {
+        int64_t now = ts_now_ms();
+        if (W.purge_at <= now) {
+            purge_due(now);
+            continue;
+        }
+        int64_t at = W.purge_at;
+        struct timespec ts = {.tv_sec = (time_t)(at / 1000), .tv_nsec = (long)(at % 1000) * 1000000L};
+        pthread_cond_timedwait(&W.cv, &W.mu, &ts);
+    }
+}
 
 void api_writer_configure(size_t max_writes, size_t max_bytes)
 {
@@ -76,6 +141,13 @@ api_write_t *api_write_new(api_req_t *r, api_write_fn fn, size_t extra)
     memcpy(w->id, r->id, sizeof w->id);
     memcpy(w->fid, r->fid, sizeof w->fid);
     w->stale = r->route->stale;
+    if (r->method == METHOD_PUT || r->method == METHOD_DELETE)
+        w->if_match_len = api_header_list(r, "if-match", w->if_match, sizeof w->if_match);
+    memcpy(w->actor, r->auth.subject, sizeof w->actor);
+    if (r->idem.held) {
+        memcpy(w->idem_key, r->idem.key, sizeof w->idem_key);
+        memcpy(w->idem_hash, r->idem.hash, sizeof w->idem_hash);
+    }
     return w;
 }
 
@@ -90,6 +162,8 @@ void api_write_answer(api_write_t *w, store_rc_t rc, int ok_status, const char *
 static void complete(api_write_t *w)
 {
     if (w->queued) w->t->writes_in_flight--;
+    if (w->status == 412 && w->etag[0] != '\0' && w->r->req != NULL) api_header_str(w->r, "etag", w->etag);
+    if (w->replayed && w->r->req != NULL) api_header_str(w->r, "idempotent-replayed", "true");
     api_reply_body(w->r, w->status, &w->out, w->location);
     jw_free(&w->out);
     free(w);
@@ -113,11 +187,69 @@ static void touch(const api_write_t *w)
     if (w->status >= 300) return;
     if ((w->stale & API_STALE_LEAD) && w->id[0] != '\0') cache_touch_lead(w->app, w->id);
     if (w->stale & API_STALE_APP) cache_touch_app(w->app);
+    if (w->touch != NULL) w->touch(w);
+}
+
+/* The answer another process kept for w's key (it claimed it first). */
+static void on_kept(void *ctx, const store_idem_t *kept)
+{
+    api_write_t *w = ctx;
+    if (strcmp(kept->hash, w->idem_hash) != 0 || kept->status == 0) {
+        w->status = api_render_header_error(&w->out, 422, "idempotency_key_reused", "Idempotency Key Reused",
+                                            "Idempotency-Key",
+                                            "This Idempotency-Key was used with another request (method, "
+                                            "path, query or body).");
+        return;
+    }
+    w->status = kept->status;
+    w->replayed = true;
+    jw_reset(&w->out);
+    jw_raw(&w->out, kept->body.ptr != NULL ? kept->body.ptr : "", kept->body.len);
+    snprintf(w->location, sizeof w->location, "%s", kept->location);
+}
+
+/* Whether an answer is kept for its key: every 2xx and 4xx but 409 and 429. */
+static bool kept_status(int status)
+{
+    return status >= 200 && status < 500 && status != 409 && status != 429;
+}
+
+/* Runs w; with an Idempotency-Key, claims it first and keeps the answer,
+ * both in w's transaction, or replays the answer another process kept. */
+static void run_one(store_t *s, api_write_t *w)
+{
+    if (w->idem_key[0] == '\0') {
+        w->run(s, w);
+        return;
+    }
+    store_rc_t rc = store_idem_claim(s, w->app, w->idem_key, w->idem_hash, w->now, w->now - API_IDEM_KEEP_MS);
+    if (rc == STORE_CONFLICT) {
+        rc = store_idem_get(s, w->app, w->idem_key, w->now - API_IDEM_KEEP_MS, on_kept, w, NULL);
+        /* Gone between the two (expired): the client retries. */
+        if (rc != STORE_OK) api_write_answer(w, rc == STORE_NOT_FOUND ? STORE_UNAVAILABLE : rc, 0, "", "");
+        return;
+    }
+    if (rc != STORE_OK) {
+        api_write_answer(w, rc, 0, "", "");
+        return;
+    }
+    w->run(s, w);
+    if (kept_status(w->status))
+        rc = store_idem_finish(s, w->app, w->idem_key, w->status, w->status == 201 ? w->location : "",
+                               (text_ref_t){w->out.buf, w->out.len});
+    else
+        rc = store_idem_release(s, w->app, w->idem_key);
+    if (rc != STORE_OK) {
+        /* The change is made but its key is not: undo the batch. */
+        w->undo_batch = true;
+        api_write_answer(w, rc == STORE_ERROR ? STORE_ERROR : STORE_UNAVAILABLE, 0, "", "");
+    }
 }
 
 /* Runs the writes of batch in one transaction on s, leaving each with its
- * answer: a failed begin or commit means none of them happened. A write
- * whose client is gone is not run (see the top). */
+ * answer: a failed begin or commit means none of them happened, and so
+ * does a write that asks for its batch to be undone. A write whose client
+ * is gone is not run (see the top). */
 static void run_batch(store_t *s, api_write_t *batch)
 {
     store_rc_t rc = store_batch_begin(s);
@@ -128,7 +260,7 @@ static void run_batch(store_t *s, api_write_t *batch)
         else if (atomic_load(&w->gone))
             w->status = API_STATUS_CLIENT_GONE;
         else
-            w->run(s, w);
+            run_one(s, w);
         undo |= w->undo_batch;
     }
     /* A write that could not record what follows from its change (change.h)
@@ -158,8 +290,7 @@ static void *writer_main(void *arg)
     metrics_thread_attach();
     pthread_mutex_lock(&W.mu);
     for (;;) {
-        while (W.head == NULL && !W.stop)
-            pthread_cond_wait(&W.cv, &W.mu);
+        wait_for_writes();
         if (W.head == NULL) break;
         /* Take up to BATCH_MAX writes off the queue; a write that runs
          * alone goes in a batch of its own. */

@@ -43,6 +43,10 @@ void api_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messa
 enum api_writer_state { API_WRITER_OK, API_WRITER_NOT_RUNNING, API_WRITER_STUCK };
 enum api_writer_state api_writer_state(int64_t now_ms);
 
+/* How long a trashed lead is kept (ms; 0: a delete is for good), as
+ * api_writer_configure_trash set it. */
+int64_t api_trash_retention_ms(void);
+
 /* The writes at the writer (queued or running) and their bytes. */
 void api_writer_depth(size_t *writes, size_t *bytes);
 

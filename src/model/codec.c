@@ -636,7 +636,8 @@ static void put_stamps(jw_t *w, int64_t created_at, int64_t updated_at)
     put_time(w, updated_at);
 }
 
-void lead_encode(jw_t *w, const lead_t *l)
+/* A lead resource; deleted_at >= 0 adds that attribute (a trashed lead). */
+static void lead_encode_at(jw_t *w, const lead_t *l, int64_t deleted_at)
 {
     put_head(w, l->id, "lead");
     put_text_member(w, ",\"name\":", l->name);
@@ -660,11 +661,25 @@ void lead_encode(jw_t *w, const lead_t *l)
     jw_lit(w, ",\"status\":");
     jw_cstr(w, lead_status_name(l->status));
     put_stamps(w, l->created_at, l->updated_at);
+    if (deleted_at >= 0) {
+        jw_lit(w, ",\"deleted_at\":");
+        put_time(w, deleted_at);
+    }
     jw_lit(w, "},\"relationships\":{\"account\":");
     put_relationship(w, l->account_id, "account");
     jw_lit(w, ",\"contact\":");
     put_relationship(w, l->contact_id, "contact");
     jw_lit(w, "}}");
+}
+
+void lead_encode(jw_t *w, const lead_t *l)
+{
+    lead_encode_at(w, l, -1);
+}
+
+void lead_encode_trashed(jw_t *w, const lead_t *l, int64_t deleted_at)
+{
+    lead_encode_at(w, l, deleted_at);
 }
 
 void follow_encode(jw_t *w, const follow_t *f, int64_t now)
@@ -682,6 +697,136 @@ void follow_encode(jw_t *w, const follow_t *f, int64_t now)
     put_stamps(w, f->created_at, f->updated_at);
     jw_lit(w, "},\"relationships\":{\"lead\":");
     put_relationship(w, f->lead_id, "lead");
+    jw_lit(w, "}}");
+}
+
+/* --- changes (a lead's history) -------------------------------------------------- */
+
+/* Writes attribute i of a record as its resource renders it (a follow's
+ * status as it reads at now). */
+typedef void (*value_fn)(jw_t *w, const void *rec, int i, int64_t now);
+
+static const char *const LEAD_CHANGE_NAMES[] = {"name",  "source", "account_id",  "contact_id",
+                                                "value", "stage",  "probability", "status"};
+static const char *const FOLLOW_CHANGE_NAMES[] = {"title", "description", "due_date", "status"};
+
+/* A text value, null when unset. */
+static void put_text_value(jw_t *w, text_ref_t t)
+{
+    if (t.ptr == NULL)
+        jw_lit(w, "null");
+    else
+        jw_str(w, t.ptr, t.len);
+}
+
+static void lead_value(jw_t *w, const void *rec, int i, int64_t now)
+{
+    (void)now;
+    const lead_t *l = rec;
+    char b[DECIMAL_BUFSZ];
+    if (i < 2) {
+        put_text_value(w, i == 0 ? l->name : l->source);
+        return;
+    }
+    if (i < 4) {
+        const char *id = i == 2 ? l->account_id : l->contact_id;
+        jw_cstr(w, id[0] ? id : NULL);
+        return;
+    }
+    switch (i) {
+    case 4:
+        if (l->has_value)
+            jw_raw(w, b, decimal_format(l->value_cents, b));
+        else
+            jw_lit(w, "null");
+        break;
+    case 5:
+        jw_cstr(w, lead_stage_name(l->stage));
+        break;
+    case 6:
+        if (l->probability >= 0)
+            jw_int(w, l->probability);
+        else
+            jw_lit(w, "null");
+        break;
+    default:
+        jw_cstr(w, lead_status_name(l->status));
+    }
+}
+
+static void follow_value(jw_t *w, const void *rec, int i, int64_t now)
+{
+    const follow_t *f = rec;
+    if (i < 2) {
+        put_text_value(w, i == 0 ? f->title : f->description);
+    } else if (i == 2) {
+        if (f->has_due)
+            put_time(w, f->due_at);
+        else
+            jw_lit(w, "null");
+    } else {
+        jw_cstr(w, follow_status_name(follow_effective_status(f, now)));
+    }
+}
+
+/* {"attr": [before, after], ...} for each attribute whose rendering
+ * differs (before NULL: every attribute of after that is not null). */
+static void encode_changes(jw_t *w, const char *const *names, int n, value_fn put, const void *before,
+                           const void *after, int64_t now)
+{
+    jw_t a = {0}, b = {0};
+    int k = 0;
+    jw_lit(w, "{");
+    for (int i = 0; i < n; i++) {
+        jw_reset(&a);
+        jw_reset(&b);
+        put(&a, after, i, now);
+        if (before != NULL)
+            put(&b, before, i, now);
+        else
+            jw_lit(&b, "null");
+        if (a.len == b.len && memcmp(a.buf, b.buf, a.len) == 0) continue;
+        if (k++ > 0) jw_lit(w, ",");
+        jw_cstr(w, names[i]);
+        jw_lit(w, ":[");
+        jw_raw(w, b.buf, b.len);
+        jw_lit(w, ",");
+        jw_raw(w, a.buf, a.len);
+        jw_lit(w, "]");
+    }
+    jw_lit(w, "}");
+    if (a.oom || b.oom) w->oom = true;
+    jw_free(&a);
+    jw_free(&b);
+}
+
+void lead_encode_changes(jw_t *w, const lead_t *before, const lead_t *after)
+{
+    encode_changes(w, LEAD_CHANGE_NAMES, 8, lead_value, before, after, 0);
+}
+
+void follow_encode_changes(jw_t *w, const follow_t *before, const follow_t *after, int64_t now)
+{
+    encode_changes(w, FOLLOW_CHANGE_NAMES, 4, follow_value, before, after, now);
+}
+
+void change_encode(jw_t *w, const char *id, const char *action, text_ref_t changes, const char *actor,
+                   int64_t at, const char *follow_id)
+{
+    jw_lit(w, "{\"id\":");
+    jw_cstr(w, id);
+    jw_lit(w, ",\"type\":\"lead_change\",\"attributes\":{\"action\":");
+    jw_cstr(w, action);
+    jw_lit(w, ",\"changes\":");
+    if (changes.ptr != NULL && changes.len > 0)
+        jw_raw(w, changes.ptr, changes.len);
+    else
+        jw_lit(w, "{}");
+    jw_lit(w, ",\"actor\":");
+    jw_cstr(w, actor[0] != '\0' ? actor : NULL);
+    jw_lit(w, ",\"at\":");
+    put_time(w, at);
+    put_id_member(w, ",\"follow_id\":", follow_id);
     jw_lit(w, "}}");
 }
 

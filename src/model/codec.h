@@ -64,10 +64,27 @@ void follow_decode(const json_t *root, bool creating, follow_patch_t *out, verrs
 /* Writes a lead resource object ({"id":...,"type":"lead","attributes":...,
  * "relationships":...}). */
 void lead_encode(jw_t *w, const lead_t *lead);
+/* The same for a lead in the trash: its attributes end with deleted_at
+ * (ms since the epoch). */
+void lead_encode_trashed(jw_t *w, const lead_t *lead, int64_t deleted_at);
 
 /* Writes a follow resource object, with relationships.lead; now decides
  * whether it reads overdue. */
 void follow_encode(jw_t *w, const follow_t *follow, int64_t now);
+
+/* Writes {"attribute": [before, after], ...}: the attributes whose
+ * values, as the resource renders them, differ between before and after
+ * (updated_at never counts); with before NULL, every attribute of after
+ * that is not null, as [null, value]. A follow's status is the one it
+ * reads at now (a pending follow past its due date: overdue). */
+void lead_encode_changes(jw_t *w, const lead_t *before, const lead_t *after);
+void follow_encode_changes(jw_t *w, const follow_t *before, const follow_t *after, int64_t now);
+
+/* Writes a lead_change resource: changes is the text lead_encode_changes
+ * (or follow_encode_changes) wrote, kept as it is; an empty actor or
+ * follow_id is null. */
+void change_encode(jw_t *w, const char *id, const char *action, text_ref_t changes, const char *actor,
+                   int64_t at, const char *follow_id);
 
 /* Names of enum values, for encoding and for the store's logs. */
 const char *lead_stage_name(int stage);

@@ -21,7 +21,7 @@
 
 /* The number of migrations, hence the newest schema version. Each backend
  * checks that its list of migrations has exactly this many entries. */
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 8
 /* The version that adds the folded copies of name and source (see
  * "finding leads" below): a backend that cannot fold in SQL fills them in
  * from C right after that step's SQL. */
@@ -233,6 +233,131 @@ _Static_assert(SQL_FOLLOW_F_TITLE == FOLLOW_F_TITLE && SQL_FOLLOW_F_DESCRIPTION 
     SCHEMA_SET_IF("description", P(4, int4), SQL_FOLLOW_F_DESCRIPTION, P(6, text))                           \
     SCHEMA_SET_IF("due_at", P(4, int4), SQL_FOLLOW_F_DUE, P(7, int8))                                        \
     SCHEMA_SET_IF("status", P(4, int4), SQL_FOLLOW_F_STATUS, P(8, int4))
+/* clang-format on */
+
+/* --- the trash (migration 8) ------------------------------------------------
+ * A deleted lead moves, with its follows, out of leads and follows into
+ * leads_trash and follows_trash, in the transaction of its DELETE. Every
+ * read of leads (a get, the lists, finds, the summary and its totals,
+ * search) then leaves it out without a condition of its own, and the
+ * indexes of leads never hold a trashed row. A recovery moves the rows
+ * back; a purge deletes them from the trash. The folded texts move with
+ * the lead, so a recovery needs no folding. ID and INT are the dialect's
+ * types of an id and of a 64-bit integer. */
+#define SCHEMA_TRASH_COLS SCHEMA_LEAD_COLS ", name_fold, source_fold, deleted_at"
+/* clang-format off */
+#define SCHEMA_V8_TRASH(ID, INT)                                                                             \
+    "CREATE TABLE leads_trash ("                                                                             \
+    "  app_id " INT " NOT NULL REFERENCES apps(id),"                                                         \
+    "  id " ID " NOT NULL,"                                                                                  \
+    "  name TEXT NOT NULL, source TEXT, account_id " ID ", contact_id " ID ", value_cents " INT ","          \
+    "  stage INTEGER NOT NULL, probability INTEGER, status INTEGER NOT NULL,"                                \
+    "  created_at " INT " NOT NULL, updated_at " INT " NOT NULL,"                                            \
+    "  name_fold TEXT, source_fold TEXT,"                                                                    \
+    "  deleted_at " INT " NOT NULL,"                                                                         \
+    "  PRIMARY KEY (app_id, id))"
+#define SCHEMA_V8_TRASH_REST(ID, INT)                                                                        \
+    "CREATE INDEX leads_trash_deleted ON leads_trash (app_id, deleted_at DESC, id DESC);"                    \
+    "CREATE INDEX leads_trash_expiry ON leads_trash (deleted_at);"                                           \
+    "CREATE TABLE follows_trash ("                                                                           \
+    "  app_id " INT " NOT NULL,"                                                                             \
+    "  lead_id " ID " NOT NULL,"                                                                             \
+    "  id " ID " NOT NULL,"                                                                                  \
+    "  title TEXT NOT NULL, description TEXT, due_at " INT ", status INTEGER NOT NULL,"                      \
+    "  created_at " INT " NOT NULL, updated_at " INT " NOT NULL,"                                            \
+    "  PRIMARY KEY (app_id, lead_id, id))"
+/* clang-format on */
+
+/* A lead's rows moving between the tables, keyed by SCHEMA_LEAD_KEY (the
+ * follows by app ?1 and lead ?2). The recovered lead's updated_at
+ * advances like an update's (P(3): now). */
+#define SCHEMA_TRASH_LEAD_IN(P)                                                                              \
+    "INSERT INTO leads_trash (app_id, " SCHEMA_TRASH_COLS ") SELECT app_id, " SCHEMA_LEAD_COLS               \
+    ", name_fold, source_fold, " P(3, int8) " FROM leads WHERE " SCHEMA_LEAD_KEY(P)
+#define SCHEMA_TRASH_FOLLOWS_IN(P)                                                                           \
+    "INSERT INTO follows_trash (app_id, " SCHEMA_FOLLOW_COLS ") SELECT app_id, " SCHEMA_FOLLOW_COLS          \
+    " FROM follows WHERE app_id = " P(1, int8) " AND lead_id = " P(2, uuid)
+#define SCHEMA_RECOVER_LEAD_COLS(P, MAX)                                                                     \
+    "app_id, id, name, source, account_id, contact_id, value_cents, stage, probability, status, "            \
+    "created_at, " MAX "(" P(3, int8) ", updated_at + 1), name_fold, source_fold"
+#define SCHEMA_TRASH_FOLLOWS_KEY(P) "app_id = " P(1, int8) " AND lead_id = " P(2, uuid)
+
+/* --- history (migration 8) --------------------------------------------------
+ * One row per change of a lead or its follows, numbered by seq in the
+ * order recorded (the list's order, newest first). changes is the API's
+ * rendering, kept as text. */
+#define SCHEMA_V8_HISTORY(ID, INT, SEQ)                                                                      \
+    "CREATE TABLE lead_history ("                                                                            \
+    "  seq " SEQ ","                                                                                         \
+    "  app_id " INT " NOT NULL REFERENCES apps(id),"                                                         \
+    "  lead_id " ID " NOT NULL,"                                                                             \
+    "  id " ID " NOT NULL,"                                                                                  \
+    "  action INTEGER NOT NULL,"                                                                             \
+    "  actor TEXT NOT NULL,"                                                                                 \
+    "  at " INT " NOT NULL,"                                                                                 \
+    "  follow_id " ID ","                                                                                    \
+    "  changes TEXT NOT NULL);"                                                                              \
+    "CREATE INDEX lead_history_lead ON lead_history (app_id, lead_id, seq DESC);"
+#define SCHEMA_HISTORY_COLS "seq, id, action, actor, at, follow_id, changes"
+enum schema_history_col {
+    HISTORY_COL_SEQ,
+    HISTORY_COL_ID,
+    HISTORY_COL_ACTION,
+    HISTORY_COL_ACTOR,
+    HISTORY_COL_AT,
+    HISTORY_COL_FOLLOW,
+    HISTORY_COL_CHANGES,
+    HISTORY_NCOLS
+};
+/* The lead exists, live or in the trash (for a history's 404). */
+#define SCHEMA_LEAD_KNOWN(P)                                                                                 \
+    "(EXISTS (SELECT 1 FROM leads WHERE " SCHEMA_LEAD_KEY(                                                   \
+        P) ") OR EXISTS (SELECT 1 FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P) "))"
+#define SCHEMA_HISTORY_ADD(P)                                                                                \
+    "INSERT INTO lead_history (app_id, lead_id, id, action, actor, at, follow_id, changes) VALUES (" P(      \
+        1,                                                                                                   \
+        int8) ", " P(2,                                                                                      \
+                     uuid) ", " P(3,                                                                         \
+                                  uuid) ", " P(4,                                                            \
+                                               int4) ", " P(5,                                               \
+                                                            text) ", " P(6,                                  \
+                                                                         int8) ", " P(7,                     \
+                                                                                      uuid) ", " P(8,        \
+                                                                                                   text) ")"
+#define SCHEMA_HISTORY_PAGE(P)                                                                               \
+    "SELECT " SCHEMA_HISTORY_COLS " FROM lead_history WHERE app_id = " P(1, int8) " AND lead_id = " P(       \
+        2, uuid) " AND seq < " P(5, int8) " ORDER BY seq DESC LIMIT " P(3, int8) " OFFSET " P(4, int8)
+#define SCHEMA_HISTORY_OF_LEAD(P) "app_id = " P(1, int8) " AND lead_id = " P(2, uuid)
+
+/* --- idempotency keys (migration 8) -----------------------------------------
+ * One row per app and key: the request's digest (hex), the answer's
+ * status (0 while claimed inside a write's transaction), Location and
+ * body, and when it was made (rows older than 24 hours are replaced by a
+ * new claim and purged in the background). */
+#define SCHEMA_V8_IDEM(INT)                                                                                  \
+    "CREATE TABLE idempotency_keys ("                                                                        \
+    "  app_id " INT " NOT NULL REFERENCES apps(id),"                                                         \
+    "  key TEXT NOT NULL,"                                                                                   \
+    "  hash TEXT NOT NULL,"                                                                                  \
+    "  status INTEGER NOT NULL,"                                                                             \
+    "  location TEXT NOT NULL,"                                                                              \
+    "  body TEXT NOT NULL,"                                                                                  \
+    "  created_at " INT " NOT NULL,"                                                                         \
+    "  PRIMARY KEY (app_id, key))"
+#define SCHEMA_V8_IDEM_INDEX "CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);"
+
+/* clang-format off */
+#define SCHEMA_IDEM_SQL(P)                                                                                   \
+    [Q_IDEM_GET] = "SELECT hash, status, location, body, created_at FROM idempotency_keys "                  \
+                   "WHERE app_id = " P(1, int8) " AND key = " P(2, text) " AND created_at >= " P(3, int8),   \
+    [Q_IDEM_CLAIM] = "INSERT INTO idempotency_keys (app_id, key, hash, status, location, body, created_at) "  \
+                     "VALUES (" P(1, int8) ", " P(2, text) ", " P(3, text) ", 0, '', '', " P(4, int8) ") "  \
+                     "ON CONFLICT (app_id, key) DO UPDATE SET hash = excluded.hash, status = 0, "           \
+                     "location = '', body = '', created_at = excluded.created_at "                          \
+                     "WHERE idempotency_keys.created_at < " P(5, int8),                                     \
+    [Q_IDEM_FINISH] = "UPDATE idempotency_keys SET status = " P(3, int4) ", location = " P(4, text)          \
+                      ", body = " P(5, text) " WHERE app_id = " P(1, int8) " AND key = " P(2, text),        \
+    [Q_IDEM_RELEASE] = "DELETE FROM idempotency_keys WHERE app_id = " P(1, int8) " AND key = " P(2, text)
 /* clang-format on */
 
 /* --- finding leads (migrations 5 and 6) ------------------------------------

@@ -323,6 +323,89 @@ typedef struct store_summary {
     int64_t overdue;                                   /* follows reading overdue, on these leads */
 } store_summary_t;
 
+/* --- The trash ------------------------------------------------------------------
+ * A deleted lead (store_lead_trash) moves with its follows into the trash:
+ * every read above then leaves it out, and it comes back whole with
+ * store_lead_recover or goes for good with store_trash_purge (or, once old
+ * enough, store_trash_expire). */
+
+/* A trashed lead due for its purge: its app and id. */
+typedef void (*store_trash_due_cb)(void *ctx, int64_t app, const char *id);
+
+/* A trashed lead, and when it was trashed (ms). */
+typedef void (*store_trash_cb)(void *ctx, const lead_t *lead, int64_t deleted_at);
+
+/* A page of an app's trash, newest deletion first (deleted_at, then id,
+ * descending): the rows after an offset, or, keyset paging, the rows after
+ * the position (after_deleted_at, after_id) when after is set. */
+typedef struct store_trash_query {
+    int limit;
+    int64_t offset;
+    bool after;
+    int64_t after_deleted_at;
+    char after_id[UUID_BUFSZ];
+} store_trash_query_t;
+
+/* --- History ------------------------------------------------------------------
+ * A lead's changes and its follows', recorded by the API in the
+ * transaction of each change (store_history_add), listed newest first
+ * (store_history_list), and gone with the lead when it is purged. */
+
+enum store_change_action {
+    STORE_CHANGE_CREATED,
+    STORE_CHANGE_UPDATED,
+    STORE_CHANGE_DELETED,
+    STORE_CHANGE_RECOVERED,
+    STORE_CHANGE_FOLLOW_CREATED,
+    STORE_CHANGE_FOLLOW_UPDATED,
+    STORE_CHANGE_FOLLOW_DELETED
+};
+
+/* One change. changes is what the API rendered of it, kept as it is. */
+typedef struct store_change {
+    const char *id;        /* the change's own (a UUID) */
+    const char *lead_id;   /* the lead it is about */
+    const char *follow_id; /* the follow, for the follow actions; "" else */
+    int action;            /* enum store_change_action */
+    const char *actor;     /* who made it (a token's subject) */
+    int64_t at;            /* ms */
+    text_ref_t changes;
+} store_change_t;
+typedef void (*store_change_cb)(void *ctx, const store_change_t *change, int64_t seq);
+
+/* A page of a lead's history, newest first (by seq, the order changes
+ * were recorded in): after an offset, or after the change seq after_seq
+ * when after is set. */
+typedef struct store_history_query {
+    int limit;
+    int64_t offset;
+    bool after;
+    int64_t after_seq;
+} store_history_query_t;
+
+/* --- Idempotency keys -------------------------------------------------------------
+ * The first answer to a POST that carried an Idempotency-Key, kept per app
+ * and key so that a retry replays it (extensions.md, "Safe writes"). The
+ * key is claimed (store_idem_claim) in the transaction of the write it
+ * guards, and finished with the answer in the same transaction, so a
+ * change and its key are committed together or not at all. */
+
+/* The longest key kept, with its NUL; the request's digest, in hex. */
+#define STORE_IDEM_KEY_MAX 256
+#define STORE_IDEM_HASH_HEX 64
+
+/* A kept answer; strings valid during the callback only. status 0: the
+ * key is claimed by a write not finished yet (never seen outside its
+ * transaction). */
+typedef struct store_idem {
+    const char *hash; /* STORE_IDEM_HASH_HEX hex digits of the request */
+    int status;
+    const char *location;
+    text_ref_t body;
+    int64_t created_at;
+} store_idem_t;
+typedef void (*store_idem_cb)(void *ctx, const store_idem_t *idem);
+
 /* The complete order of a lead list: sort[0..n) (none: created_at
  * descending), then its ties, created_at descending and id descending,
  * where sort does not name them. Returns the number of keys put in out. */
@@ -370,6 +453,26 @@ typedef struct store_ops {
                               store_follow_cb cb, void *ctx, const store_async_t *async);
     store_rc_t (*lead_summary)(store_t *s, int64_t app, const store_lead_filter_t *f, int64_t now,
                                store_summary_t *out, const store_async_t *async);
+    store_rc_t (*lead_trash)(store_t *s, int64_t app, const char *id, int64_t now);
+    store_rc_t (*lead_recover)(store_t *s, int64_t app, const char *id, int64_t now, store_lead_cb cb,
+                               void *ctx);
+    store_rc_t (*trash_purge)(store_t *s, int64_t app, const char *id);
+    store_rc_t (*trash_get)(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx);
+    store_rc_t (*trash_due)(store_t *s, int64_t before, int limit, store_trash_due_cb cb, void *ctx);
+    store_rc_t (*trash_list)(store_t *s, int64_t app, const store_trash_query_t *q, int64_t *total,
+                             store_trash_cb cb, void *ctx, const store_async_t *async);
+    store_rc_t (*trash_expire)(store_t *s, int64_t before, int limit, int *purged);
+    store_rc_t (*history_add)(store_t *s, int64_t app, const store_change_t *change);
+    store_rc_t (*history_list)(store_t *s, int64_t app, const char *lead_id, const store_history_query_t *q,
+                               int64_t *total, store_change_cb cb, void *ctx, const store_async_t *async);
+    store_rc_t (*idem_get)(store_t *s, int64_t app, const char *key, int64_t fresh_after, store_idem_cb cb,
+                           void *ctx, const store_async_t *async);
+    store_rc_t (*idem_claim)(store_t *s, int64_t app, const char *key, const char *hash, int64_t now,
+                             int64_t fresh_after);
+    store_rc_t (*idem_finish)(store_t *s, int64_t app, const char *key, int status, const char *location,
+                              text_ref_t body);
+    store_rc_t (*idem_release)(store_t *s, int64_t app, const char *key);
+    store_rc_t (*idem_expire)(store_t *s, int64_t before, int limit, int *purged);
     store_rc_t (*batch_begin)(store_t *s);
     store_rc_t (*batch_end)(store_t *s, int commit);
     /* Administration (the command line); see the wrappers. */
@@ -617,6 +720,124 @@ static inline store_rc_t store_lead_summary(store_t *s, int64_t app, const store
                                             int64_t now, store_summary_t *out, const store_async_t *async)
 {
     return s->ops->lead_summary(s, app, f, now, out, async);
+}
+
+/* Moves a lead and its follows to the trash, trashed at now (ms), and
+ * takes it out of the app's lead count, in one transaction;
+ * STORE_NOT_FOUND if there is no such lead (a trashed one included). */
+static inline store_rc_t store_lead_trash(store_t *s, int64_t app, const char *id, int64_t now)
+{
+    return s->ops->lead_trash(s, app, id, now);
+}
+
+/* Moves a trashed lead and its follows back, as they were but for the
+ * lead's updated_at, which advances as an update's (record_next_updated_at),
+ * counts it again, and passes it to cb; STORE_NOT_FOUND if the trash holds
+ * no such lead. cb may run before the commit, as store_lead_update's. */
+static inline store_rc_t store_lead_recover(store_t *s, int64_t app, const char *id, int64_t now,
+                                            store_lead_cb cb, void *ctx)
+{
+    return s->ops->lead_recover(s, app, id, now, cb, ctx);
+}
+
+/* Deletes a trashed lead and its follows for good; STORE_NOT_FOUND if the
+ * trash holds no such lead. */
+static inline store_rc_t store_trash_purge(store_t *s, int64_t app, const char *id)
+{
+    return s->ops->trash_purge(s, app, id);
+}
+
+/* Passes the trashed lead id to cb (its row locked until a batch ends, as
+ * store_lead_get's); STORE_NOT_FOUND if the trash holds no such lead. */
+static inline store_rc_t store_trash_get(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx)
+{
+    return s->ops->trash_get(s, app, id, cb, ctx);
+}
+
+/* Passes at most limit trashed leads (of any app) trashed before before
+ * (ms), oldest first, to cb. Inside a batch their rows stay locked until
+ * it ends; on PostgreSQL rows another process holds are skipped, so that
+ * several processes purging at once share the work. */
+static inline store_rc_t store_trash_due(store_t *s, int64_t before, int limit, store_trash_due_cb cb,
+                                         void *ctx)
+{
+    return s->ops->trash_due(s, before, limit, cb, ctx);
+}
+
+/* Passes q's page of the app's trash to cb, and the number of leads in
+ * the app's trash to *total, from one snapshot. */
+static inline store_rc_t store_trash_list(store_t *s, int64_t app, const store_trash_query_t *q,
+                                          int64_t *total, store_trash_cb cb, void *ctx,
+                                          const store_async_t *async)
+{
+    return s->ops->trash_list(s, app, q, total, cb, ctx, async);
+}
+
+/* Purges at most limit leads (of any app) trashed before before (ms), with
+ * their follows, in one short transaction; *purged gets how many. Several
+ * processes may run it at once: none waits for the rows another is
+ * purging. */
+static inline store_rc_t store_trash_expire(store_t *s, int64_t before, int limit, int *purged)
+{
+    return s->ops->trash_expire(s, before, limit, purged);
+}
+
+/* Records a change of a lead (or of its follow) in the caller's
+ * transaction (inside a batch, with the write that made it). */
+static inline store_rc_t store_history_add(store_t *s, int64_t app, const store_change_t *change)
+{
+    return s->ops->history_add(s, app, change);
+}
+
+/* Passes q's page of the lead's history to cb, and the number of its
+ * changes to *total, from one snapshot; STORE_NOT_FOUND when the app has
+ * no such lead, live or in the trash (a purged lead's history is gone
+ * with it). */
+static inline store_rc_t store_history_list(store_t *s, int64_t app, const char *lead_id,
+                                            const store_history_query_t *q, int64_t *total,
+                                            store_change_cb cb, void *ctx, const store_async_t *async)
+{
+    return s->ops->history_list(s, app, lead_id, q, total, cb, ctx, async);
+}
+
+/* Passes the answer kept for app's key to cb, unless it was made before
+ * fresh_after (ms: then it is as good as gone); STORE_NOT_FOUND when
+ * there is none. */
+static inline store_rc_t store_idem_get(store_t *s, int64_t app, const char *key, int64_t fresh_after,
+                                        store_idem_cb cb, void *ctx, const store_async_t *async)
+{
+    return s->ops->idem_get(s, app, key, fresh_after, cb, ctx, async);
+}
+
+/* Claims app's key for a request whose digest is hash (hex), at now:
+ * STORE_OK when it was free (or its answer older than fresh_after, which
+ * it replaces); STORE_CONFLICT when a live answer holds it (another
+ * process's, committed first: read it with store_idem_get). Inside a
+ * batch, the claim holds the key's row until the batch ends. */
+static inline store_rc_t store_idem_claim(store_t *s, int64_t app, const char *key, const char *hash,
+                                          int64_t now, int64_t fresh_after)
+{
+    return s->ops->idem_claim(s, app, key, hash, now, fresh_after);
+}
+
+/* Keeps the answer of the write that claimed app's key. */
+static inline store_rc_t store_idem_finish(store_t *s, int64_t app, const char *key, int status,
+                                           const char *location, text_ref_t body)
+{
+    return s->ops->idem_finish(s, app, key, status, location, body);
+}
+
+/* Lets go of a claim whose answer is not kept (a 409, 429 or 5xx). */
+static inline store_rc_t store_idem_release(store_t *s, int64_t app, const char *key)
+{
+    return s->ops->idem_release(s, app, key);
+}
+
+/* Forgets at most limit answers made before before (ms), in one short
+ * transaction; *purged gets how many. */
+static inline store_rc_t store_idem_expire(store_t *s, int64_t before, int limit, int *purged)
+{
+    return s->ops->idem_expire(s, before, limit, purged);
 }
 
 /* Group commit, on the writer thread's connection. Between

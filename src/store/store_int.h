@@ -114,6 +114,9 @@ store_rc_t store_base_batch_end(store_t *s, int commit);
     X(p, lead_create) X(p, lead_create_many) X(p, lead_get) X(p, lead_list) X(p, lead_update) X(p, lead_delete)                     \
     X(p, follow_create) X(p, follow_get) X(p, follow_list) X(p, follow_update) X(p, follow_delete)           \
     X(p, lead_find) X(p, follow_find) X(p, lead_summary)                                                     \
+    X(p, lead_trash) X(p, lead_recover) X(p, trash_purge) X(p, trash_get) X(p, trash_due) X(p, trash_list) X(p, trash_expire)                \
+    X(p, history_add) X(p, history_list)                                                                     \
+    X(p, idem_get) X(p, idem_claim) X(p, idem_finish) X(p, idem_release) X(p, idem_expire)                   \
     X(p, app_list) X(p, app_set_disabled) X(p, token_record) X(p, token_revoke) X(p, revoked_since)          \
     X(p, copy_count) X(p, copy_export) X(p, copy_import_begin) X(p, copy_import_key)                         \
     X(p, copy_import_app) X(p, copy_import_issued) X(p, copy_import_revoked) X(p, copy_import_lead)          \

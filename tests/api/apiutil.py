@@ -265,7 +265,7 @@ class Client:
         h = {k: v for k, v in h.items() if v is not None}
         r = requests.request(method, self.base_url + path, data=data, headers=h, params=params,
                              allow_redirects=False, timeout=TIMEOUT)
-        assert not (300 <= r.status_code < 400), f"redirect: {describe(r)}"
+        assert not (300 <= r.status_code < 400 and r.status_code != 304), f"redirect: {describe(r)}"
         assert r.status_code < 500, f"server error: {describe(r)}"
         return r
 

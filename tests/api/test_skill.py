@@ -110,10 +110,13 @@ def skill_env(server, app):
     r = app.post("/webhooks", {"webhook": {"url": "https://hooks.example.com/crmd",
                                            "events": ["*"], "active": False}})
     assert r.status_code == 201, r.text
+    # A lead in the trash, for the trash's sections.
+    trashed = app.create_lead(name="Old Deal")["id"]
+    assert app.delete(f"/leads/{trashed}").status_code == 204
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLOCKS_")}
     env.update(BLOCKS_API_URL=server.base_url, BLOCKS_API_KEY=app.key,
                BLOCKS_AUTH_TOKEN=app.token, LEAD_ID=lead_id, FOLLOW_ID=follow_id,
-               WEBHOOK_ID=r.json()["data"]["id"])
+               WEBHOOK_ID=r.json()["data"]["id"], TRASHED_ID=trashed)
     return env
 
 

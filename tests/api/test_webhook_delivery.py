@@ -411,3 +411,40 @@ def test_copy_moves_webhooks_and_their_undelivered_events(make_server, receiver,
     for d in got:
         check_delivery(d, w["attributes"]["secret"])
     assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["url"] == receiver.url()
+
+
+def test_the_trash_and_batches_send_their_events(happ, receiver):
+    create_webhook(happ, receiver.url())
+    lead = happ.create_lead(name="Trashed")
+    assert_status(happ.delete(f"/leads/{lead['id']}"), 204)
+    back = body_json(happ.put(f"/leads/{lead['id']}/recover"))["data"]
+    assert_status(happ.delete(f"/leads/{lead['id']}"), 204)
+    assert_status(happ.delete(f"/leads/trash/{lead['id']}"), 204)
+    r = happ.post("/leads/batch", {"operations": [{"op": "create", "lead": {"name": "B1"}},
+                                                  {"op": "create", "lead": {"name": "B2"}}]})
+    assert_status(r, 200)
+    # a refused batch sends nothing
+    bad = happ.post("/leads/batch", {"operations": [{"op": "create", "lead": {"name": "B3"}},
+                                                    {"op": "delete", "id": lead["id"]}]})
+    assert bad.status_code == 422
+    receiver.wait_for(7)
+    time.sleep(0.5)
+    got = receiver.got()
+    assert [d.type for d in got] == ["lead.created", "lead.deleted", "lead.recovered", "lead.deleted",
+                                     "lead.purged", "lead.created", "lead.created"]
+    assert got[2].json["data"] == back
+    assert got[4].json["data"]["id"] == lead["id"], "a purge carries the lead as it was"
+    assert [d.json["data"]["attributes"]["name"] for d in got[5:]] == ["B1", "B2"]
+
+
+def test_a_purge_by_retention_sends_lead_purged(make_server, receiver):
+    srv = make_server(extra_args=FLAGS + ["--trash-retention", "1s"])
+    app = srv.new_app()
+    create_webhook(app, receiver.url())
+    lead = app.create_lead(name="Old")
+    assert_status(app.delete(f"/leads/{lead['id']}"), 204)
+    got = receiver.wait_for(3)
+    assert [d.type for d in got] == ["lead.created", "lead.deleted", "lead.purged"]
+    assert got[2].json["data"]["id"] == lead["id"]
+    assert got[2].json["data"]["attributes"]["name"] == "Old"
+    assert body_json(app.get("/leads/trash/show"))["data"] == []

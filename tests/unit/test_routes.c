@@ -350,9 +350,10 @@ Test(routes, every_entry_is_well_formed)
         /* Reads make nothing stale, and read no body; the JSON writes take
          * 1 MiB, the CSV import 16 MiB. */
         if (e->method == METHOD_GET) cr_expect_eq(e->stale, 0u, "%s", e->path);
+        bool bodiless = strcmp(e->path, "/leads/{id}/recover") == 0; /* a recovery takes no body */
         if (strcmp(e->path, "/leads/import") == 0)
             cr_expect_eq(e->body_max, (size_t)API_IMPORT_MAX_BODY, "%s", e->path);
-        else if (e->method == METHOD_POST || e->method == METHOD_PUT)
+        else if ((e->method == METHOD_POST || e->method == METHOD_PUT) && !bodiless)
             cr_expect_eq(e->body_max, (size_t)API_MAX_BODY, "%s", e->path);
         else
             cr_expect_eq(e->body_max, 0u, "%s", e->path);
@@ -374,6 +375,10 @@ Test(routes, what_each_route_makes_stale_and_needs)
     cr_expect_eq(entry(METHOD_POST, "/leads/import")->stale, (unsigned)API_STALE_APP);
     cr_expect_eq(entry(METHOD_PUT, "/leads/{id}")->stale, (unsigned)(API_STALE_LEAD | API_STALE_APP));
     cr_expect_eq(entry(METHOD_DELETE, "/leads/{id}")->stale, (unsigned)(API_STALE_LEAD | API_STALE_APP));
+    /* A recovered lead is back in its GET and the lists; a purge changes
+     * nothing the cache holds (the trash is never cached). */
+    cr_expect_eq(entry(METHOD_PUT, "/leads/{id}/recover")->stale, (unsigned)(API_STALE_LEAD | API_STALE_APP));
+    cr_expect_eq(entry(METHOD_DELETE, "/leads/trash/{id}")->stale, 0u);
     cr_expect_eq(entry(METHOD_POST, "/leads/{id}/follows")->stale, (unsigned)API_STALE_LEAD);
     cr_expect_eq(entry(METHOD_PUT, "/leads/{id}/follows/{follow_id}")->stale, (unsigned)API_STALE_LEAD);
     cr_expect_eq(entry(METHOD_DELETE, "/leads/{id}/follows/{follow_id}")->stale, (unsigned)API_STALE_LEAD);
@@ -396,10 +401,12 @@ Test(routes, what_each_route_makes_stale_and_needs)
      * else reads a query. */
     for (size_t i = 0; i < API_NROUTES; i++) {
         const api_route_t *e = &API_ROUTES[i];
-        bool list = e->method == METHOD_GET &&
-                    (strcmp(e->path, "/leads") == 0 || strcmp(e->path, "/leads/{id}/follows") == 0 ||
-                     strcmp(e->path, "/follows") == 0 || strcmp(e->path, "/webhooks") == 0 ||
-                     strcmp(e->path, "/webhooks/{id}/deliveries") == 0);
+        bool list =
+            e->method == METHOD_GET &&
+            (strcmp(e->path, "/leads") == 0 || strcmp(e->path, "/leads/{id}/follows") == 0 ||
+             strcmp(e->path, "/follows") == 0 || strcmp(e->path, "/webhooks") == 0 ||
+             strcmp(e->path, "/webhooks/{id}/deliveries") == 0 || strcmp(e->path, "/leads/trash/show") == 0 ||
+             strcmp(e->path, "/leads/{id}/history") == 0);
         bool summary = e->method == METHOD_GET && strcmp(e->path, "/leads/summary") == 0;
         bool paging = false, stage = false;
         int n = 0;

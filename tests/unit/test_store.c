@@ -560,6 +560,9 @@ Test(store, signing_keys)
     "follows_app_updated"
 static void undo_finding(void)
 {
+    /* Migration 7's trash and keys first: their tables refer to the apps only. */
+    raw_sql("DROP TABLE follows_trash; DROP TABLE leads_trash; DROP TABLE idempotency_keys; DROP TABLE "
+            "lead_history;");
     if (on_postgres) {
         raw_sql("DROP INDEX " FIND_INDEXES ", leads_name_trgm, leads_source_trgm;"
                 "DROP TABLE lead_totals;"
@@ -626,7 +629,7 @@ Test(store, version_3_upgrades_to_4_keeping_the_key_and_the_issued_tokens)
     downgrade_to(3);
     store_t *s = open_store();
     cr_assert_eq(store_migrate(s), STORE_OK);
-    cr_assert_eq(store_migrate(s), STORE_OK, "a second run finds version 7 and changes nothing");
+    cr_assert_eq(store_migrate(s), STORE_OK, "a second run finds the newest version and changes nothing");
     expect_the_old_key_kept(s);
     cr_expect_eq(store_token_record(s, &t), STORE_CONFLICT, "the issued token's record survived");
     cr_expect_eq(store_token_revoke(s, "jti-v3", 2000, false), STORE_OK);
@@ -634,13 +637,13 @@ Test(store, version_3_upgrades_to_4_keeping_the_key_and_the_issued_tokens)
     store_close(s);
 }
 
-/* A database at version 2 takes migrations 3 to 7, in that order. */
-Test(store, version_2_upgrades_through_3_to_7)
+/* A database at version 2 takes migrations 3 to the newest, in that order. */
+Test(store, version_2_upgrades_through_3_to_the_newest)
 {
     downgrade_to(2);
     store_t *s = open_store();
     cr_assert_eq(store_migrate(s), STORE_OK);
-    cr_assert_eq(store_migrate(s), STORE_OK, "a second run finds version 7 and changes nothing");
+    cr_assert_eq(store_migrate(s), STORE_OK, "a second run finds the newest version and changes nothing");
     expect_the_old_key_kept(s);
     store_token_t t = {
         .jti = "jti-v4", .app = app1.id, .subject = "cli", .issued_at = 1000, .expires_at = 9000};
@@ -1067,6 +1070,177 @@ Test(store, lead_delete_removes_it_and_its_follows)
 
     cr_expect_eq(store_lead_delete(st, app1.id, ID(33)), STORE_NOT_FOUND);
     cr_expect_eq(lead_total(app1.id), 2);
+}
+
+/* --- the trash ------------------------------------------------------------ */
+
+/* What a trash page passed: ids in order, and each deleted_at. */
+typedef struct trashed {
+    int n;
+    char ids[8][UUID_BUFSZ];
+    int64_t deleted_at[8];
+} trashed_t;
+
+static void on_trashed(void *ctx, const lead_t *l, int64_t deleted_at)
+{
+    trashed_t *t = ctx;
+    if (t->n == 8) return;
+    memcpy(t->ids[t->n], l->id, UUID_BUFSZ);
+    t->deleted_at[t->n++] = deleted_at;
+}
+
+static void on_lead_copy(void *ctx, const lead_t *l)
+{
+    keep_lead(ctx, l);
+}
+
+/* store_trash_due's rows, the app where trash_page keeps deleted_at. */
+static void on_due(void *ctx, int64_t app, const char *id)
+{
+    trashed_t *t = ctx;
+    if (t->n == 8) return;
+    snprintf(t->ids[t->n], UUID_BUFSZ, "%s", id);
+    t->deleted_at[t->n++] = app;
+}
+
+static trashed_t trash_page(int64_t app, const store_trash_query_t *q, int64_t *total)
+{
+    trashed_t t = {0};
+    cr_assert_eq(store_trash_list(st, app, q, total, on_trashed, &t, NULL), STORE_OK);
+    return t;
+}
+
+Test(store, trash_moves_a_lead_with_its_follows_and_back)
+{
+    create_lead(1, "Acme", 1000);
+    create_lead(2, "Keep", 1000);
+    follow_t f1 = mk_follow(10, 1, "Call", true, 5000, 1000);
+    cr_assert_eq(store_follow_create(st, app1.id, &f1), STORE_OK);
+    cr_assert_eq(store_lead_trash(st, app1.id, ID(1), 7000), STORE_OK);
+    lead_copy_t got;
+    follow_copy_t fc;
+    cr_expect_eq(get_lead(app1.id, ID(1), &got), STORE_NOT_FOUND);
+    cr_expect_eq(get_follow(app1.id, ID(1), ID(10), &fc), STORE_NOT_FOUND);
+    cr_expect_eq(lead_total(app1.id), 1);
+    cr_expect_eq(store_lead_trash(st, app1.id, ID(1), 7000), STORE_NOT_FOUND, "already in the trash");
+    cr_expect_eq(store_lead_trash(st, app1.id, "nope", 7000), STORE_NOT_FOUND);
+    int64_t total = -1;
+    store_trash_query_t q = {.limit = 10};
+    trashed_t t = trash_page(app1.id, &q, &total);
+    cr_expect_eq(total, 1);
+    cr_assert_eq(t.n, 1);
+    cr_expect_str_eq(t.ids[0], ID(1));
+    cr_expect_eq(t.deleted_at[0], 7000);
+    t = trash_page(app2.id, &q, &total);
+    cr_expect_eq(t.n, 0, "another app's trash is its own");
+    cr_expect_eq(total, 0);
+    cr_expect_eq(store_lead_recover(st, app2.id, ID(1), 8000, on_lead_copy, &got), STORE_NOT_FOUND);
+
+    cr_assert_eq(store_lead_recover(st, app1.id, ID(1), 8000, on_lead_copy, &got), STORE_OK);
+    cr_expect_str_eq(got.name, "Acme");
+    cr_expect_eq(got.l.created_at, 1000);
+    cr_expect_eq(got.l.updated_at, 8000, "a recovery is a change");
+    cr_expect_eq(get_follow(app1.id, ID(1), ID(10), &fc), STORE_OK);
+    cr_expect_eq(fc.f.due_at, 5000);
+    cr_expect_eq(lead_total(app1.id), 2);
+    cr_expect_eq(store_lead_recover(st, app1.id, ID(1), 8000, on_lead_copy, &got), STORE_NOT_FOUND);
+    t = trash_page(app1.id, &q, &total);
+    cr_expect_eq(total, 0);
+}
+
+Test(store, trash_pages_purges_and_expires)
+{
+    for (int i = 1; i <= 4; i++) {
+        create_lead(i, "L", 1000);
+        follow_t f = mk_follow(10 + i, i, "F", false, 0, 1000);
+        cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK);
+        cr_assert_eq(store_lead_trash(st, app1.id, ID(i), 1000 * i), STORE_OK);
+    }
+    int64_t total = -1;
+    store_trash_query_t q = {.limit = 2, .offset = 1};
+    trashed_t t = trash_page(app1.id, &q, &total);
+    cr_expect_eq(total, 4);
+    cr_assert_eq(t.n, 2);
+    cr_expect_str_eq(t.ids[0], ID(3), "newest deletion first");
+    cr_expect_str_eq(t.ids[1], ID(2));
+    q = (store_trash_query_t){.limit = 10, .after = true, .after_deleted_at = 3000};
+    memcpy(q.after_id, ID(3), UUID_BUFSZ);
+    t = trash_page(app1.id, &q, &total);
+    cr_assert_eq(t.n, 2, "the rows after the position");
+    cr_expect_str_eq(t.ids[0], ID(2));
+
+    cr_assert_eq(store_trash_purge(st, app1.id, ID(4)), STORE_OK);
+    cr_expect_eq(store_trash_purge(st, app1.id, ID(4)), STORE_NOT_FOUND);
+    cr_expect_eq(store_trash_purge(st, app2.id, ID(3)), STORE_NOT_FOUND);
+    lead_copy_t got;
+    cr_expect_eq(store_lead_recover(st, app1.id, ID(4), 9000, on_lead_copy, &got), STORE_NOT_FOUND);
+
+    trashed_t due = {0};
+    cr_assert_eq(store_trash_due(st, 2500, 100, on_due, &due), STORE_OK);
+    cr_assert_eq(due.n, 2, "the two trashed before 2500, oldest first");
+    cr_expect_str_eq(due.ids[0], ID(1));
+    cr_expect_str_eq(due.ids[1], ID(2));
+    cr_expect_eq(due.deleted_at[0], app1.id, "with its app");
+    int purged = -1;
+    cr_assert_eq(store_trash_expire(st, 2500, 100, &purged), STORE_OK);
+    cr_expect_eq(purged, 2, "those trashed before 2500");
+    cr_assert_eq(store_trash_expire(st, 2500, 100, &purged), STORE_OK);
+    cr_expect_eq(purged, 0);
+    q = (store_trash_query_t){.limit = 10};
+    t = trash_page(app1.id, &q, &total);
+    cr_expect_eq(total, 1);
+    cr_assert_eq(store_lead_recover(st, app1.id, ID(3), 9000, on_lead_copy, &got), STORE_OK);
+    follow_copy_t fc;
+    cr_expect_eq(get_follow(app1.id, ID(3), ID(13), &fc), STORE_OK, "its follow came back");
+    cr_expect_eq(store_lead_recover(st, app1.id, ID(1), 9000, on_lead_copy, &got), STORE_NOT_FOUND);
+}
+
+/* --- idempotency keys ------------------------------------------------------- */
+
+typedef struct kept {
+    int n, status;
+    char hash[STORE_IDEM_HASH_HEX + 1], location[64], body[64];
+} kept_t;
+
+static void on_kept(void *ctx, const store_idem_t *k)
+{
+    kept_t *c = ctx;
+    c->n++;
+    c->status = k->status;
+    snprintf(c->hash, sizeof c->hash, "%s", k->hash);
+    snprintf(c->location, sizeof c->location, "%s", k->location);
+    snprintf(c->body, sizeof c->body, "%.*s", (int)k->body.len, k->body.ptr != NULL ? k->body.ptr : "");
+}
+
+Test(store, idempotency_keys_are_claimed_kept_and_expired)
+{
+    const char *h1 = "1111111111111111111111111111111111111111111111111111111111111111";
+    const char *h2 = "2222222222222222222222222222222222222222222222222222222222222222";
+    kept_t k = {0};
+    cr_expect_eq(store_idem_get(st, app1.id, "k1", 0, on_kept, &k, NULL), STORE_NOT_FOUND);
+    cr_assert_eq(store_idem_claim(st, app1.id, "k1", h1, 1000, 0), STORE_OK);
+    cr_assert_eq(store_idem_finish(st, app1.id, "k1", 201, "/leads/x", (text_ref_t){"{\"a\":1}", 7}),
+                 STORE_OK);
+    cr_expect_eq(store_idem_claim(st, app1.id, "k1", h2, 2000, 0), STORE_CONFLICT, "a live answer holds it");
+    cr_assert_eq(store_idem_get(st, app1.id, "k1", 0, on_kept, &k, NULL), STORE_OK);
+    cr_expect_eq(k.status, 201);
+    cr_expect_str_eq(k.hash, h1);
+    cr_expect_str_eq(k.location, "/leads/x");
+    cr_expect_str_eq(k.body, "{\"a\":1}");
+    cr_expect_eq(store_idem_get(st, app1.id, "k1", 1001, on_kept, &k, NULL), STORE_NOT_FOUND, "too old");
+    cr_expect_eq(store_idem_get(st, app2.id, "k1", 0, on_kept, &k, NULL), STORE_NOT_FOUND, "per app");
+    cr_expect_eq(store_idem_claim(st, app2.id, "k1", h2, 2000, 0), STORE_OK);
+    cr_expect_eq(store_idem_release(st, app2.id, "k1"), STORE_OK);
+    cr_expect_eq(store_idem_claim(st, app2.id, "k1", h2, 2000, 0), STORE_OK, "released: free again");
+    /* An answer older than fresh_after is replaced by a new claim. */
+    cr_expect_eq(store_idem_claim(st, app1.id, "k1", h2, 3000, 1500), STORE_OK);
+    cr_assert_eq(store_idem_get(st, app1.id, "k1", 0, on_kept, &k, NULL), STORE_OK);
+    cr_expect_eq(k.status, 0, "claimed, not answered yet");
+    int purged = -1;
+    cr_assert_eq(store_idem_expire(st, 2500, 100, &purged), STORE_OK);
+    cr_expect_eq(purged, 1, "app2's, made at 2000");
+    cr_expect_eq(store_idem_get(st, app2.id, "k1", 0, on_kept, &k, NULL), STORE_NOT_FOUND);
+    cr_expect_eq(store_idem_get(st, app1.id, "k1", 0, on_kept, &k, NULL), STORE_OK);
 }
 
 /* --- follows ---------------------------------------------------------------- */
@@ -2721,7 +2895,7 @@ Test(store, migrating_from_version_4_folds_counts_and_indexes_existing_leads)
         "(1, '0190f3a2-0000-7000-8000-000000000002', 'Zeta', NULL, NULL, 2, NULL, 0, 20, 20)");
     store_t *s = open_url(old);
     cr_assert_eq(store_migrate(s), STORE_OK);
-    cr_assert_eq(store_migrate(s), STORE_OK, "a second run finds version 7 and changes nothing");
+    cr_assert_eq(store_migrate(s), STORE_OK, "a second run finds the newest version and changes nothing");
     cr_expect_str_eq(keys_of(s).pems, "PEM-V4", "version 4's key is kept");
     cr_expect_eq(store_token_revoke(s, "jti-v4", 2000, false), STORE_OK, "so are its issued tokens");
     store_lead_query_t q = base_query();

@@ -96,7 +96,17 @@ static store_rc_t fake_lead_update(store_t *s, int64_t app, const char *id, cons
 }
 
 /* Only what the writer calls: any other call is a NULL function, a crash. */
+/* The writer purges expired idempotency keys between batches (the trash's
+ * purge is off: setup's --trash-retention 0): none here. */
+static store_rc_t fake_idem_expire(store_t *s, int64_t before, int limit, int *purged)
+{
+    (void)s, (void)before, (void)limit;
+    *purged = 0;
+    return STORE_OK;
+}
+
 static const store_ops_t FAKE_OPS = {.close = fake_close,
+                                     .idem_expire = fake_idem_expire,
                                      .batch_begin = fake_batch_begin,
                                      .batch_end = fake_batch_end,
                                      .lead_create = fake_lead_create,
@@ -190,6 +200,7 @@ static void setup(void)
     h2o_timeout_init(loop, &ctx.hundred_ms_timeout, 3600 * 1000);
     api_log_init(&T.log, &ctx);
     api_writer_configure(API_WRITE_QUEUE_DEFAULT, API_WRITE_QUEUE_BYTES);
+    api_writer_configure_trash(0);
 }
 
 static void teardown(void)

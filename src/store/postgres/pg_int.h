@@ -19,6 +19,9 @@
  *              threads), or at once through txn.c (everyone else)
  *   find.c     the find reads: filtered, sorted, keyset pages; the summary
  *   leads.c    lead operations
+ *   trash.c    the trash: moving a lead in and out, its list, purges
+ *   idem.c     idempotency keys: claims, kept answers, their expiry
+ *   history.c  a lead's history: recording a change, its list
  *   follows.c  follow operations
  *   admin.c    apps, the signing keys, issued and revoked tokens
  *   bulk.c     crmd copy's export (cursors) and import
@@ -112,6 +115,20 @@ enum pg_stmt_id {
     Q_LEAD_UPDATE_OLD,
     Q_LEAD_DELETE_OLD,
     Q_TOTALS_ADD,
+    Q_LEAD_TRASH,
+    Q_LEAD_RECOVER,
+    Q_TRASH_PURGE,
+    Q_TRASH_LIST,
+    Q_TRASH_GET,
+    Q_TRASH_DUE,
+    Q_TRASH_EXPIRE,
+    Q_HISTORY_ADD,
+    Q_HISTORY_LIST,
+    Q_IDEM_GET,
+    Q_IDEM_CLAIM,
+    Q_IDEM_FINISH,
+    Q_IDEM_RELEASE,
+    Q_IDEM_EXPIRE,
     Q__COUNT
 };
 
@@ -128,7 +145,13 @@ typedef struct pg_totals_delta {
 } pg_totals_delta_t;
 
 /* What the lead write in progress does to lead_totals. */
-enum pg_totals_op { PG_TOTALS_NONE, PG_TOTALS_INSERT, PG_TOTALS_UPDATE, PG_TOTALS_DELETE };
+enum pg_totals_op {
+    PG_TOTALS_NONE,
+    PG_TOTALS_INSERT,
+    PG_TOTALS_UPDATE,
+    PG_TOTALS_DELETE, /* a delete or a move to the trash: the old figures come back */
+    PG_TOTALS_RECOVER /* a lead back from the trash: the row comes back in column order */
+};
 
 /* A read that completes later (async.c's). */
 typedef struct pg_aread pg_aread_t;
@@ -442,6 +465,9 @@ store_rc_t pg_read(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, PGre
  * returned no row; rows returned go to emit (may be NULL) with cb and ctx. */
 store_rc_t pg_one_row(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int64_t count_app,
                       int count_delta, pg_emit_fn emit, void *cb, void *ctx);
+/* Runs statement id as one write; *affected gets the rows it changed
+ * (0 on failure). */
+store_rc_t pg_write_count(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int *affected);
 /* A batch's transaction: BEGIN, and the lead counts at COMMIT. */
 extern const store_tx_ops_t pg_batch_tx;
 
@@ -486,10 +512,11 @@ store_rc_t pg_webhook_counts(pg_store_t *s, store_counts_t *out);
 store_rc_t pg_webhook_export(pg_store_t *s, const store_export_t *cb, void *ctx);
 
 /* --- the operations ------------------------------------------------------
- * pg_close (postgres.c), pg_migrate (migrate.c), pg_lead_* (leads.c), pg_follow_* (follows.c),
- * pg_app_*, pg_keys, pg_key_add, pg_key_update, pg_token_record, pg_token_revoke, pg_revoked_since,
- * pg_backup (admin.c), pg_copy_* (bulk.c) and pg_set_loop (async.c), each with the type of its
- * store_ops_t slot. */
+ * pg_close (postgres.c), pg_migrate (migrate.c), pg_lead_* (leads.c; pg_lead_trash and
+ * pg_lead_recover in trash.c, with pg_trash_*), pg_idem_* (idem.c), pg_history_* (history.c), pg_follow_*
+ * (follows.c), pg_app_*, pg_keys, pg_key_add, pg_key_update, pg_token_record, pg_token_revoke,
+ * pg_revoked_since, pg_backup (admin.c), pg_copy_* (bulk.c) and pg_set_loop (async.c), each with the type of
+ * its store_ops_t slot. */
 STORE_OPS_DECLARE(pg)
 
 #endif

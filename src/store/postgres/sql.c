@@ -160,6 +160,10 @@ const char *const pg_migrations[SCHEMA_VERSION] = {
     "CREATE INDEX leads_source_trgm ON leads USING gin (source_fold gin_trgm_ops);",
     /* Webhooks. */
     PG_MIGRATION_WEBHOOKS,
+    /* 8: the trash, idempotency keys and the history (schema.h). */
+    SCHEMA_V8_TRASH("UUID", "BIGINT") ";" SCHEMA_V8_TRASH_REST("UUID", "BIGINT") ";"
+    SCHEMA_V8_IDEM("BIGINT") ";" SCHEMA_V8_IDEM_INDEX
+    SCHEMA_V8_HISTORY("UUID", "BIGINT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
 };
 
 #define FOLLOW_ORDER "due_at ASC NULLS LAST, created_at, id"
@@ -246,14 +250,61 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                           " FOR UPDATE) UPDATE leads SET " SCHEMA_LEAD_SETS(P) SCHEMA_UPDATED_AT("$12::int8", "GREATEST")
                           "FROM o WHERE " SCHEMA_LEAD_KEY(P) " RETURNING " SCHEMA_LEAD_COLS ", o_stage, o_status, "
                           "o_value, o_probability, o_source",
-    [Q_LEAD_DELETE_OLD] = "DELETE FROM leads WHERE " SCHEMA_LEAD_KEY(P) " RETURNING stage, status, value_cents, "
+    [Q_LEAD_DELETE_OLD] = "WITH h AS (DELETE FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P) ") "
+                          "DELETE FROM leads WHERE " SCHEMA_LEAD_KEY(P) " RETURNING stage, status, value_cents, "
                           "probability, source",
     [Q_TOTALS_ADD] = "INSERT INTO lead_totals (" SCHEMA_TOTALS_COLS ") VALUES ($1::int8, $2::int4, $3::int4, "
                      "$4::text, $5::int4, $6::int8, $7::int8, $8::int8, $9::int8, $10::int8) "
                      "ON CONFLICT (" SCHEMA_TOTALS_CELL ") DO UPDATE SET n = lead_totals.n + EXCLUDED.n, "
                      "v_hi = lead_totals.v_hi + EXCLUDED.v_hi, v_lo = lead_totals.v_lo + EXCLUDED.v_lo, "
                      "w_hi = lead_totals.w_hi + EXCLUDED.w_hi, w_lo = lead_totals.w_lo + EXCLUDED.w_lo",
-    SCHEMA_WEBHOOK_SQL(P, "GREATEST"), PG_WEBHOOK_SQL,
+    SCHEMA_WEBHOOK_SQL(P, "GREATEST"),
+    PG_WEBHOOK_SQL,
+    /* The trash (trash.c), each move one statement. The follows are moved
+     * by the statement itself, so the foreign key's cascade, run at its
+     * end, finds none left. The outer statement is the lead's, so its
+     * rows affected say whether there was one; a move to the trash gives
+     * back the figures lead_totals loses, a recovery the row it gains. */
+    [Q_LEAD_TRASH] = "WITH f AS (DELETE FROM follows WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P) " RETURNING app_id, "
+                     SCHEMA_FOLLOW_COLS "), ft AS (INSERT INTO follows_trash (app_id, " SCHEMA_FOLLOW_COLS ") "
+                     "SELECT * FROM f), l AS (DELETE FROM leads WHERE " SCHEMA_LEAD_KEY(P) " RETURNING app_id, "
+                     SCHEMA_LEAD_COLS ", name_fold, source_fold) INSERT INTO leads_trash (app_id, "
+                     SCHEMA_TRASH_COLS ") SELECT l.*, $3::int8 FROM l RETURNING stage, status, value_cents, "
+                     "probability, source",
+    [Q_LEAD_RECOVER] = "WITH l AS (DELETE FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P) " RETURNING *), "
+                       "f AS (DELETE FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P) " RETURNING app_id, "
+                       SCHEMA_FOLLOW_COLS "), fi AS (INSERT INTO follows (app_id, " SCHEMA_FOLLOW_COLS ") "
+                       "SELECT * FROM f) INSERT INTO leads (app_id, " SCHEMA_LEAD_COLS ", name_fold, "
+                       "source_fold) SELECT " SCHEMA_RECOVER_LEAD_COLS(P, "GREATEST") " FROM l RETURNING "
+                       SCHEMA_LEAD_COLS,
+    [Q_TRASH_PURGE] = "WITH f AS (DELETE FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P) "), "
+                      "h AS (DELETE FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P) ") "
+                      "DELETE FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
+    /* The count and the page in one statement (one snapshot); the count's
+     * row comes back alone (NULL lead columns) when the page is empty. */
+    [Q_TRASH_GET] = "SELECT " SCHEMA_LEAD_COLS " FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P) " FOR UPDATE",
+    [Q_TRASH_DUE] = "SELECT app_id, id FROM leads_trash WHERE deleted_at < $1::int8 ORDER BY deleted_at "
+                    "LIMIT $2::int8 FOR UPDATE SKIP LOCKED",
+    [Q_TRASH_LIST] = "SELECT c.n, t.* FROM (SELECT count(*) AS n FROM leads_trash WHERE app_id = $1::int8) c "
+                     "LEFT JOIN LATERAL (SELECT " SCHEMA_LEAD_COLS ", deleted_at FROM leads_trash "
+                     "WHERE app_id = $1::int8 AND (deleted_at, id) < ($4::int8, $5::uuid) "
+                     "ORDER BY deleted_at DESC, id DESC LIMIT $2::int8 OFFSET $3::int8) t ON true",
+    SCHEMA_IDEM_SQL(P),
+    [Q_HISTORY_ADD] = SCHEMA_HISTORY_ADD(P),
+    /* The count and the page in one statement; no row: no such lead. */
+    [Q_HISTORY_LIST] = "SELECT c.n, h.* FROM (SELECT count(*) AS n FROM lead_history WHERE "
+                       SCHEMA_HISTORY_OF_LEAD(P) ") c LEFT JOIN LATERAL (" SCHEMA_HISTORY_PAGE(P) ") h ON true "
+                       "WHERE " SCHEMA_LEAD_KNOWN(P),
+    [Q_IDEM_EXPIRE] = "WITH v AS (SELECT app_id, key FROM idempotency_keys WHERE created_at < $1::int8 "
+                      "ORDER BY created_at LIMIT $2::int8 FOR UPDATE SKIP LOCKED) "
+                      "DELETE FROM idempotency_keys t USING v WHERE t.app_id = v.app_id AND t.key = v.key",
+    /* The oldest trashed leads, a few at a time; rows another process is
+     * purging are skipped, not waited for. */
+    [Q_TRASH_EXPIRE] = "WITH v AS (SELECT app_id, id FROM leads_trash WHERE deleted_at < $1::int8 "
+                       "ORDER BY deleted_at LIMIT $2::int8 FOR UPDATE SKIP LOCKED), "
+                       "f AS (DELETE FROM follows_trash t USING v WHERE t.app_id = v.app_id AND t.lead_id = v.id), "
+                       "h AS (DELETE FROM lead_history t USING v WHERE t.app_id = v.app_id AND t.lead_id = v.id) "
+                       "DELETE FROM leads_trash t USING v WHERE t.app_id = v.app_id AND t.id = v.id",
 };
 /* clang-format on */
 
@@ -268,8 +319,9 @@ const char *const pg_schema_set_fmt = "UPDATE crmd_schema SET version = %d WHERE
 
 /* Like SQLite's write lock: no other writer until the import ends, so the
  * counts before and after are exact. Readers go on. */
-const char *const pg_import_lock_sql = "LOCK TABLE apps, signing_keys, leads, follows, revoked_tokens, "
-                                       "issued_tokens, webhooks, webhook_events IN SHARE ROW EXCLUSIVE MODE";
+const char *const pg_import_lock_sql =
+    "LOCK TABLE apps, signing_keys, leads, follows, revoked_tokens, issued_tokens, webhooks, webhook_events, "
+    "leads_trash, follows_trash, idempotency_keys, lead_history IN SHARE ROW EXCLUSIVE MODE";
 const char *const pg_import_counts_sql =
     "UPDATE apps SET lead_count = (SELECT count(*) FROM leads WHERE leads.app_id = apps.id);"
     "DELETE FROM lead_totals;" SCHEMA_TOTALS_REBUILD;

@@ -84,6 +84,12 @@ void pg_totals_note(pg_store_t *s, const PGresult *r)
         return;
     }
     if (PQntuples(r) != 1) return;
+    if (s->totals_op == PG_TOTALS_RECOVER) {
+        row_t now =
+            row_at(r, LEAD_COL_STAGE, LEAD_COL_STATUS, LEAD_COL_VALUE, LEAD_COL_PROBABILITY, LEAD_COL_SOURCE);
+        figures(&s->op_totals[s->nop_totals++], app, &now, 1);
+        return;
+    }
     if (s->totals_op == PG_TOTALS_DELETE) {
         row_t old = row_at(r, 0, 1, 2, 3, 4); /* RETURNING stage, status, value_cents, probability, source */
         figures(&s->op_totals[s->nop_totals++], app, &old, -1);

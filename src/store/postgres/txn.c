@@ -310,6 +310,16 @@ store_rc_t pg_one_row(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, i
     return rc;
 }
 
+store_rc_t pg_write_count(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int *affected)
+{
+    PGresult *r;
+    *affected = 0;
+    store_rc_t rc = pg_write(s, id, p, 0, 0, &r);
+    if (rc == STORE_OK) *affected = (int)pg_affected(r);
+    PQclear(r);
+    return rc;
+}
+
 /* --- a batch's transaction ------------------------------------------------------------ */
 
 /* A batch is one transaction; its lead counts are applied at its commit

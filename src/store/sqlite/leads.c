@@ -11,7 +11,7 @@
 
 #include "store/sqlite/sqlite_int.h"
 
-static store_rc_t add_lead_count(sqlite_store_t *s, int64_t app, int delta)
+store_rc_t sq_add_lead_count(sqlite_store_t *s, int64_t app, int delta)
 {
     sqlite3_stmt *st = sq_stmt(s, Q_APP_COUNT_ADD);
     if (st == NULL) return STORE_ERROR;
@@ -26,7 +26,7 @@ store_rc_t sq_lead_create(store_t *base, int64_t app, const lead_t *l)
     store_rc_t rc = sq_begin_write(s);
     if (rc != STORE_OK) return rc;
     rc = sq_insert_lead(s, app, l);
-    if (rc == STORE_OK) rc = add_lead_count(s, app, 1);
+    if (rc == STORE_OK) rc = sq_add_lead_count(s, app, 1);
     s->local_writes++;
     return sq_finish(s, rc);
 }
@@ -46,7 +46,7 @@ store_rc_t sq_lead_create_many(store_t *base, int64_t app, store_lead_next_fn ne
         if (rc == STORE_OK) ++*created;
     }
     if (rc == STORE_OK && *created > INT_MAX) rc = STORE_ERROR;
-    if (rc == STORE_OK && *created > 0) rc = add_lead_count(s, app, (int)*created);
+    if (rc == STORE_OK && *created > 0) rc = sq_add_lead_count(s, app, (int)*created);
     s->local_writes++;
     return sq_finish_single(s, rc);
 }
@@ -197,7 +197,14 @@ store_rc_t sq_lead_delete(store_t *base, int64_t app, const char *id)
     if (st == NULL) return rc;
     sq_bind_key(st, app, id, NULL);
     rc = sq_step_changed(s, st);
-    if (rc == STORE_OK) rc = add_lead_count(s, app, -1);
+    if (rc == STORE_OK) rc = sq_add_lead_count(s, app, -1);
+    /* Deleted for good: its history goes with it. */
+    sqlite3_stmt *h = rc == STORE_OK ? sq_stmt(s, Q_HISTORY_DELETE) : NULL;
+    if (rc == STORE_OK && h == NULL) rc = STORE_ERROR;
+    if (rc == STORE_OK) {
+        sq_bind_key(h, app, id, NULL);
+        rc = sq_run(s, h);
+    }
     s->local_writes++;
     return sq_finish(s, rc);
 }

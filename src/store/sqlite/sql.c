@@ -235,6 +235,11 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     SQ_V6_STATS,
     /* Webhooks. */
     SQ_MIGRATION_WEBHOOKS,
+    /* 8: the trash, idempotency keys and the history (schema.h). */
+    SCHEMA_V8_TRASH("TEXT", "INTEGER") " WITHOUT ROWID;"
+    SCHEMA_V8_TRASH_REST("TEXT", "INTEGER") " WITHOUT ROWID;"
+    SCHEMA_V8_IDEM("INTEGER") " WITHOUT ROWID;" SCHEMA_V8_IDEM_INDEX
+    SCHEMA_V8_HISTORY("TEXT", "INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),
 };
 
 /* The webhooks' statements SQLite writes its own way: a delete in three
@@ -292,7 +297,40 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     /* Only a token this database issued, unless ?3; once. */
     [Q_REVOKE] = "INSERT INTO revoked_tokens (jti, revoked_at) SELECT ?1, ?2 "
                  "WHERE ?3 OR EXISTS (SELECT 1 FROM issued_tokens WHERE jti = ?1) ON CONFLICT (jti) DO NOTHING",
-    SCHEMA_WEBHOOK_SQL(P, "max"), SQ_WEBHOOK_SQL,
+    SCHEMA_WEBHOOK_SQL(P, "max"),
+    SQ_WEBHOOK_SQL,
+    /* The trash (trash.c): a lead's rows go in, then leave leads (its
+     * follows by the foreign key's cascade, the totals and the search
+     * index by the triggers); a recovery is the way back. */
+    [Q_TRASH_LEAD_IN] = SCHEMA_TRASH_LEAD_IN(P),
+    [Q_TRASH_FOLLOWS_IN] = SCHEMA_TRASH_FOLLOWS_IN(P),
+    [Q_RECOVER_LEAD] = "INSERT INTO leads (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold) SELECT "
+                       SCHEMA_RECOVER_LEAD_COLS(P, "max") " FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
+    [Q_RECOVER_FOLLOWS] = "INSERT INTO follows (app_id, " SCHEMA_FOLLOW_COLS ") SELECT app_id, "
+                          SCHEMA_FOLLOW_COLS " FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P),
+    [Q_TRASH_FOLLOWS_DELETE] = "DELETE FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P),
+    [Q_TRASH_LEAD_DELETE] = "DELETE FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
+    [Q_TRASH_GET] = "SELECT " SCHEMA_LEAD_COLS " FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
+    [Q_TRASH_DUE] = "SELECT app_id, id FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at LIMIT ?2",
+    [Q_TRASH_COUNT] = "SELECT count(*) FROM leads_trash WHERE app_id = ?1",
+    [Q_TRASH_PAGE] = "SELECT " SCHEMA_LEAD_COLS ", deleted_at FROM leads_trash WHERE app_id = ?1 "
+                     "AND (deleted_at, id) < (?4, ?5) ORDER BY deleted_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+    /* The oldest trashed leads, a few at a time: the same rows twice,
+     * since the write lock holds them still in between. */
+    [Q_TRASH_EXPIRE_FOLLOWS] = "DELETE FROM follows_trash WHERE (app_id, lead_id) IN (SELECT app_id, id "
+                               "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
+    SCHEMA_IDEM_SQL(P),
+    [Q_HISTORY_ADD] = SCHEMA_HISTORY_ADD(P),
+    [Q_HISTORY_COUNT] = "SELECT (SELECT count(*) FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P) ") WHERE "
+                        SCHEMA_LEAD_KNOWN(P),
+    [Q_HISTORY_PAGE] = SCHEMA_HISTORY_PAGE(P),
+    [Q_HISTORY_DELETE] = "DELETE FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P),
+    [Q_HISTORY_EXPIRE] = "DELETE FROM lead_history WHERE (app_id, lead_id) IN (SELECT app_id, id "
+                         "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
+    [Q_IDEM_EXPIRE] = "DELETE FROM idempotency_keys WHERE (app_id, key) IN (SELECT app_id, key "
+                      "FROM idempotency_keys WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
+    [Q_TRASH_EXPIRE_LEADS] = "DELETE FROM leads_trash WHERE (app_id, id) IN (SELECT app_id, id "
+                             "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
 };
 /* clang-format on */
 

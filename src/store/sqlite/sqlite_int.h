@@ -13,6 +13,9 @@
  *   follows.c  follow operations
  *   dyn.c      statements made at run time, cached by their text
  *   find.c     the find reads: filtered, sorted, keyset pages; the summary
+ *   trash.c    the trash: moving a lead in and out, its list, purges
+ *   idem.c     idempotency keys: claims, kept answers, their expiry
+ *   history.c  a lead's history: recording a change, its list
  *   admin.c    apps, the signing keys, issued and revoked tokens
  *   bulk.c     crmd copy's export and import
  *   webhooks.c webhooks, the outbox and the delivery log (store/webhook.h)
@@ -67,6 +70,28 @@ enum sq_stmt_id {
     Q_WH_DELETE_EVENTS,
     Q_WH_DELETE_ATTEMPTS,
     Q_OUT_CLAIM,
+    Q_TRASH_LEAD_IN,
+    Q_TRASH_FOLLOWS_IN,
+    Q_RECOVER_LEAD,
+    Q_RECOVER_FOLLOWS,
+    Q_TRASH_FOLLOWS_DELETE,
+    Q_TRASH_LEAD_DELETE,
+    Q_TRASH_COUNT,
+    Q_TRASH_GET,
+    Q_TRASH_DUE,
+    Q_TRASH_PAGE,
+    Q_TRASH_EXPIRE_FOLLOWS,
+    Q_TRASH_EXPIRE_LEADS,
+    Q_HISTORY_ADD,
+    Q_HISTORY_COUNT,
+    Q_HISTORY_PAGE,
+    Q_HISTORY_DELETE,
+    Q_HISTORY_EXPIRE,
+    Q_IDEM_GET,
+    Q_IDEM_CLAIM,
+    Q_IDEM_FINISH,
+    Q_IDEM_RELEASE,
+    Q_IDEM_EXPIRE,
     Q__COUNT
 };
 
@@ -291,7 +316,8 @@ store_rc_t sq_update(sqlite_store_t *s, int64_t app, const sq_update_t *u, const
                      void *cb, void *ctx);
 
 /* --- the operations ------------------------------------------------------
- * sq_close (conn.c), sq_migrate (migrate.c), sq_lead_* (leads.c), sq_follow_* (follows.c), sq_app_*,
+ * sq_close (conn.c), sq_migrate (migrate.c), sq_lead_* (leads.c; sq_lead_trash and sq_lead_recover in
+ * trash.c, with sq_trash_*), sq_idem_* (idem.c), sq_history_* (history.c), sq_follow_* (follows.c), sq_app_*,
  * sq_keys, sq_key_add, sq_key_update, sq_token_record, sq_token_revoke,
  * sq_revoked_since (admin.c), sq_copy_* (bulk.c), sq_backup (backup.c) and
  * sq_set_loop (sqlite.c), each with the type of its store_ops_t slot. */
@@ -313,5 +339,8 @@ store_rc_t sq_webhook_export(sqlite_store_t *s, const store_export_t *cb, void *
  * STORE_NOT_FOUND. */
 store_rc_t sq_insert_lead(sqlite_store_t *s, int64_t app, const lead_t *l);
 store_rc_t sq_insert_follow(sqlite_store_t *s, int64_t app, const follow_t *f);
+
+/* leads.c: changes app's lead count by delta, inside the caller's write. */
+store_rc_t sq_add_lead_count(sqlite_store_t *s, int64_t app, int delta);
 
 #endif

@@ -1,0 +1,295 @@
+/*
+ * batch.c: POST /leads/batch (extensions.md, "Safe writes"): up to 500
+ * lead creates, updates and deletes, all or nothing.
+ *
+ * The worker decodes every operation, reporting every problem with its
+ * pointer (/operations/3/lead/name). The writer then checks, inside the
+ * write's batch, that every id names a live lead (each read locks its row
+ * until the batch ends, and a lead deleted by an earlier operation counts
+ * as gone), and only then applies the operations in order, each recorded
+ * in its lead's history like a single write's. Nothing is written before
+ * every check has passed, so a refused batch changes nothing; a failure
+ * while applying (the database's) undoes the whole transaction.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/cache.h"
+#include "api/handlers.h"
+#include "api/change.h"
+#include "api/history.h"
+#include "api/request.h"
+#include "api/resource.h"
+#include "api/respond.h"
+#include "api/writer.h"
+#include "model/uuid.h"
+
+#define BATCH_OPS_MAX 500
+
+enum op_kind { OP_CREATE, OP_UPDATE, OP_DELETE };
+
+typedef struct batch_op {
+    enum op_kind kind;
+    char id[UUID_BUFSZ];
+    lead_patch_t patch;
+} batch_op_t;
+
+/* What the write carries after its api_write_t: the operations, then
+ * their texts. */
+typedef struct batch {
+    int n;
+    batch_op_t op[];
+} batch_t;
+
+/* The operations at the end of w (w->text is a char array: the first
+ * suitably aligned byte of it). */
+static batch_t *batch_of(const api_write_t *w)
+{
+    uintptr_t at = (uintptr_t)w->text, align = _Alignof(batch_t);
+    return (batch_t *)((at + align - 1) / align * align);
+}
+
+/* --- decoding, on the worker ------------------------------------------------ */
+
+static void add(verrs_t *errs, int i, const char *member, const char *detail)
+{
+    char ptr[96];
+    snprintf(ptr, sizeof ptr, "/operations/%d%s", i, member);
+    verrs_add(errs, "validation_error", ptr, NULL, "%s", detail);
+}
+
+/* Decodes op's lead into o->patch, its problems prefixed with the op's
+ * pointer. */
+static void decode_lead(const json_t *op, int i, batch_op_t *o, verrs_t *errs)
+{
+    json_t *wrap = json_object();
+    json_t *lead = json_object_get(op, "lead");
+    if (wrap != NULL && lead != NULL) json_object_set(wrap, "lead", lead);
+    verrs_t mine = {0};
+    lead_decode(wrap != NULL ? wrap : op, o->kind == OP_CREATE, &o->patch, &mine);
+    json_decref(wrap);
+    for (int k = 0; k < mine.n; k++) {
+        char ptr[96];
+        snprintf(ptr, sizeof ptr, "/operations/%d%s", i, mine.e[k].pointer);
+        verrs_add(errs, mine.e[k].code, ptr, NULL, "%s", mine.e[k].detail);
+    }
+    errs->dropped += mine.dropped;
+}
+
+/* Decodes operation i into o. */
+static void decode_op(const json_t *op, int i, batch_op_t *o, verrs_t *errs)
+{
+    if (!json_is_object(op)) {
+        add(errs, i, "", "An operation must be an object: {\"op\": ..., ...}");
+        return;
+    }
+    const char *kind = json_string_value(json_object_get(op, "op"));
+    static const char *const KINDS[] = {"create", "update", "delete"};
+    int k = 0;
+    while (kind != NULL && k < 3 && strcmp(kind, KINDS[k]) != 0)
+        k++;
+    if (kind == NULL || k == 3) {
+        add(errs, i, "/op", "op must be create, update or delete");
+        return;
+    }
+    o->kind = (enum op_kind)k;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)op, key, v)
+    {
+        bool known = strcmp(key, "op") == 0 || (strcmp(key, "lead") == 0 && o->kind != OP_DELETE) ||
+                     (strcmp(key, "id") == 0 && o->kind != OP_CREATE);
+        if (known) continue;
+        char ptr[96];
+        snprintf(ptr, sizeof ptr, "/operations/%d/%.64s", i, key);
+        verrs_add(errs, "unknown_attribute", ptr, NULL,
+                  "An operation holds op, and lead (create, update) or id (update, delete)");
+    }
+    if (o->kind != OP_CREATE) {
+        const char *id = json_string_value(json_object_get(op, "id"));
+        if (id == NULL || !uuid_parse(id, strlen(id), o->id)) add(errs, i, "/id", "id must be a lead's id");
+    }
+    if (o->kind != OP_DELETE) decode_lead(op, i, o, errs);
+}
+
+/* The operations of root into b (n of them at most), their problems into
+ * errs; the texts still point into root. */
+static int decode_ops(const json_t *root, batch_t *b, int n, verrs_t *errs)
+{
+    const json_t *ops = json_is_object(root) ? json_object_get(root, "operations") : NULL;
+    const char *key;
+    json_t *v;
+    if (json_is_object(root)) json_object_foreach((json_t *)root, key, v)
+        {
+            if (strcmp(key, "operations") != 0)
+                verrs_add(errs, "unknown_attribute", "", NULL, "The body holds operations and nothing else");
+        }
+    size_t count = json_is_array(ops) ? json_array_size(ops) : 0;
+    if (count < 1 || count > BATCH_OPS_MAX || (int)count > n) {
+        verrs_add(errs, "validation_error", "/operations", NULL,
+                  "operations must be an array of 1 to 500 operations");
+        return 0;
+    }
+    for (size_t i = 0; i < count; i++)
+        decode_op(json_array_get(ops, i), (int)i, &b->op[i], errs);
+    return (int)count;
+}
+
+/* --- running, on the writer --------------------------------------------------- */
+
+static void found(void *ctx, const lead_t *lead)
+{
+    (void)lead;
+    *(bool *)ctx = true;
+}
+
+/* Every update and delete names a live lead, not deleted by an earlier
+ * operation: else a 422 rendered into w with every problem. */
+static bool ids_live(store_t *s, api_write_t *w, const batch_t *b)
+{
+    verrs_t errs = {0};
+    for (int i = 0; i < b->n; i++) {
+        const batch_op_t *o = &b->op[i];
+        if (o->kind == OP_CREATE) continue;
+        bool deleted = false, live = false;
+        for (int j = 0; j < i; j++)
+            deleted |= b->op[j].kind == OP_DELETE && strcmp(b->op[j].id, o->id) == 0;
+        store_rc_t rc = deleted ? STORE_NOT_FOUND : store_lead_get(s, w->app, o->id, found, &live, NULL);
+        if (rc != STORE_OK && rc != STORE_NOT_FOUND) {
+            api_write_answer(w, rc, 0, "", "");
+            return false;
+        }
+        if (!live) add(&errs, i, "/id", "No such lead (it may be in the trash)");
+    }
+    if (errs.n == 0) return true;
+    w->status = api_render_errors(&w->out, &errs);
+    return false;
+}
+
+/* Applies operation o, rendering its result into w->out; its change is
+ * recorded like a single write's (change.h: events, history). */
+static store_rc_t apply(store_t *s, api_write_t *w, batch_op_t *o)
+{
+    api_held_t before = {0}, after = {0};
+    api_change_t c = {.kind = CHANGE_LEAD};
+    store_rc_t rc = STORE_OK;
+    if (o->kind != OP_CREATE) rc = store_lead_get(s, w->app, o->id, api_hold_lead, &before, NULL);
+    if (rc == STORE_OK && o->kind != OP_CREATE && !before.found) rc = STORE_UNAVAILABLE; /* out of memory */
+    if (o->kind == OP_DELETE) {
+        c.action = CHANGE_DELETED;
+        c.lead_before = &before.lead;
+        if (rc == STORE_OK) rc = store_lead_trash(s, w->app, o->id, w->now);
+    } else if (o->kind == OP_CREATE) {
+        c.action = CHANGE_CREATED;
+        c.lead_after = &o->patch.v;
+        rc = store_lead_create(s, w->app, &o->patch.v);
+    } else {
+        c.action = CHANGE_UPDATED;
+        c.lead_before = &before.lead;
+        c.lead_after = &after.lead;
+        if (rc == STORE_OK)
+            rc = store_lead_update(s, w->app, o->id, &o->patch, w->now, api_hold_lead, &after);
+        if (rc == STORE_OK && !after.found) rc = STORE_UNAVAILABLE;
+    }
+    if (rc == STORE_OK && !api_change_record(s, w, &c)) rc = STORE_UNAVAILABLE;
+    if (rc == STORE_OK && c.lead_after != NULL)
+        lead_encode(&w->out, c.lead_after);
+    else if (rc == STORE_OK)
+        jw_lit(&w->out, "null");
+    api_held_free(&before);
+    api_held_free(&after);
+    return rc;
+}
+
+static void run_batch_ops(store_t *s, api_write_t *w)
+{
+    batch_t *b = batch_of(w);
+    if (!ids_live(s, w, b)) return;
+    jw_reset(&w->out);
+    jw_lit(&w->out, "{\"data\":[");
+    for (int i = 0; i < b->n; i++) {
+        if (i > 0) jw_lit(&w->out, ",");
+        store_rc_t rc = apply(s, w, &b->op[i]);
+        if (rc != STORE_OK) {
+            /* Some operations are written already: undo the transaction. */
+            w->undo_batch = true;
+            jw_reset(&w->out);
+            api_write_answer(w, rc == STORE_ERROR ? STORE_ERROR : STORE_UNAVAILABLE, 0, "", "");
+            return;
+        }
+    }
+    jw_lit(&w->out, "]}");
+    w->status = 200;
+}
+
+/* After the commit: the updated and deleted leads' GETs are stale. */
+static void touch_ops(const api_write_t *w)
+{
+    const batch_t *b = batch_of(w);
+    for (int i = 0; i < b->n; i++)
+        if (b->op[i].kind != OP_CREATE) cache_touch_lead(w->app, b->op[i].id);
+}
+
+/* --- the handler ---------------------------------------------------------------- */
+
+/* The bytes the operations' texts need. */
+static size_t texts_size(const batch_t *b)
+{
+    size_t n = 0;
+    for (int i = 0; i < b->n; i++) {
+        const lead_t *l = &b->op[i].patch.v;
+        n += (l->name.ptr != NULL ? l->name.len + 1 : 0) + (l->source.ptr != NULL ? l->source.len + 1 : 0);
+    }
+    return n;
+}
+
+/* Copies the operations, and their texts, to the end of a new write. */
+static api_write_t *new_write(api_req_t *r, const batch_t *b)
+{
+    size_t ops = sizeof *b + (size_t)b->n * sizeof b->op[0];
+    api_write_t *w = api_write_new(r, run_batch_ops, _Alignof(batch_t) + ops + texts_size(b));
+    if (w == NULL) return NULL;
+    batch_t *mine = batch_of(w);
+    memcpy(mine, b, ops);
+    w->touch = touch_ops;
+    char *at = (char *)mine + ops;
+    for (int i = 0; i < b->n; i++)
+        at = api_texts_copy((text_ref_t *[]){&mine->op[i].patch.v.name, &mine->op[i].patch.v.source}, 2, at);
+    return w;
+}
+
+/* Gives each create its id and times. */
+static bool ids_given(api_req_t *r, batch_t *b)
+{
+    for (int i = 0; i < b->n; i++) {
+        lead_t *l = &b->op[i].patch.v;
+        if (b->op[i].kind != OP_CREATE) continue;
+        if (uuid_v7(r->now, l->id) != 0) return false;
+        l->created_at = l->updated_at = r->now;
+    }
+    return true;
+}
+
+void leads_batch(api_req_t *r)
+{
+    json_t *root = api_body_or_reply(r);
+    if (root == NULL) return;
+    static _Thread_local struct {
+        batch_t b;
+        batch_op_t op[BATCH_OPS_MAX];
+    } scratch;
+    batch_t *b = &scratch.b;
+    verrs_t errs = {0};
+    memset(b, 0, sizeof scratch);
+    b->n = decode_ops(root, b, BATCH_OPS_MAX, &errs);
+    api_write_t *w = NULL;
+    if (errs.n == 0 && errs.dropped == 0) w = ids_given(r, b) ? new_write(r, b) : NULL;
+    json_decref(root);
+    if (errs.n > 0 || errs.dropped > 0)
+        api_reply_errors(r, &errs);
+    else if (w == NULL)
+        api_reply_error(r, 503, "Service Unavailable", "The server is out of memory.");
+    else
+        api_write_submit(r, w);
+}

@@ -1,0 +1,65 @@
+/*
+ * etag.c: see etag.h.
+ */
+#include "api/etag.h"
+
+#include <string.h>
+
+#include <openssl/sha.h>
+
+void api_etag_of(const char *body, size_t len, char out[API_ETAG_MAX])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)body, len, md);
+    out[0] = '"';
+    for (int i = 0; i < 16; i++) {
+        out[1 + 2 * i] = hex[md[i] >> 4];
+        out[2 + 2 * i] = hex[md[i] & 15];
+    }
+    out[33] = '"';
+    out[34] = '\0';
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* An etagc of RFC 9110: visible ASCII but the double quote (and obs-text). */
+static bool is_etagc(unsigned char c)
+{
+    return c == 0x21 || (c >= 0x23 && c != 0x7f);
+}
+
+bool api_etag_match(const char *list, size_t len, const char *etag, bool weak)
+{
+    size_t i = 0, n = strlen(etag);
+    while (i < len && is_space(list[i]))
+        i++;
+    if (len - i >= 1 && list[i] == '*') {
+        for (i++; i < len && is_space(list[i]); i++)
+            ;
+        return i == len;
+    }
+    bool found = false, any = false;
+    while (i < len) {
+        bool is_weak = len - i >= 2 && list[i] == 'W' && list[i + 1] == '/';
+        if (is_weak) i += 2;
+        if (i >= len || list[i] != '"') return false;
+        size_t start = i++;
+        while (i < len && is_etagc((unsigned char)list[i]))
+            i++;
+        if (i >= len || list[i] != '"') return false;
+        i++;
+        if (i - start == n && memcmp(list + start, etag, n) == 0 && (weak || !is_weak)) found = true;
+        any = true;
+        while (i < len && is_space(list[i]))
+            i++;
+        if (i == len) break;
+        if (list[i] != ',') return false;
+        for (i++; i < len && (is_space(list[i]) || list[i] == ','); i++)
+            ;
+    }
+    return any && found;
+}

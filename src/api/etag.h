@@ -1,0 +1,33 @@
+/*
+ * etag.h: entity tags of lead and follow representations, and the
+ * If-Match / If-None-Match lists they are compared with (RFC 9110 8.8.3,
+ * 13.1.1, 13.1.2).
+ *
+ * A tag is strong: the first 16 bytes of the SHA-256 of the body the
+ * resource's GET would answer, in hex and quoted, so it changes whenever
+ * any byte of the representation does (a follow's derived "overdue"
+ * included) and is the same on every process and backend. A leaf: it
+ * knows no request, route or store.
+ */
+#ifndef CRMD_API_ETAG_H
+#define CRMD_API_ETAG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* A tag with its quotes and NUL. */
+#define API_ETAG_MAX 35
+/* The longest If-Match or If-None-Match value read (the OpenAPI
+ * document's bound); a longer one matches nothing. */
+#define API_ETAG_LIST_MAX 1024
+
+/* The tag of body[0..len) into out. */
+void api_etag_of(const char *body, size_t len, char out[API_ETAG_MAX]);
+
+/* Whether the header value list[0..len) (a list of entity tags, or "*")
+ * names etag: strong comparison for If-Match (a weak tag never matches),
+ * weak for If-None-Match. A value that is not such a list matches
+ * nothing. */
+bool api_etag_match(const char *list, size_t len, const char *etag, bool weak);
+
+#endif

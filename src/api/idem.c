@@ -1,0 +1,117 @@
+/*
+ * idem.c: see idem.h.
+ */
+#include "api/idem.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "api/inflight.h"
+#include "api/request.h"
+#include "api/respond.h"
+
+static const char HEADER[] = "Idempotency-Key";
+
+/* The request's digest in hex: its method, target (path and query) and
+ * body bytes, each length-prefixed so that no two requests share one. */
+static bool digest(api_req_t *r, char out[STORE_IDEM_HASH_HEX + 1])
+{
+    h2o_iovec_t parts[] = {r->req->method, r->path, r->req->entity};
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+    for (size_t i = 0; ok && i < sizeof parts / sizeof parts[0]; i++) {
+        uint64_t n = parts[i].len;
+        ok = EVP_DigestUpdate(ctx, &n, sizeof n) == 1 &&
+             (n == 0 || EVP_DigestUpdate(ctx, parts[i].base, parts[i].len) == 1);
+    }
+    ok = ok && EVP_DigestFinal_ex(ctx, md, &len) == 1 && len * 2 == STORE_IDEM_HASH_HEX;
+    EVP_MD_CTX_free(ctx);
+    for (unsigned int i = 0; ok && i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return ok;
+}
+
+/* The key: exactly one header of 1..255 printable ASCII characters. */
+static bool key_of(api_req_t *r, ssize_t at)
+{
+    const h2o_headers_t *hs = &r->req->headers;
+    if (h2o_find_header_by_str(hs, H2O_STRLIT("idempotency-key"), at) >= 0) return false;
+    h2o_iovec_t v = hs->entries[at].value;
+    if (v.len == 0 || v.len >= sizeof r->idem.key) return false;
+    for (size_t i = 0; i < v.len; i++)
+        if (v.base[i] < 0x20 || v.base[i] > 0x7e) return false;
+    memcpy(r->idem.key, v.base, v.len);
+    r->idem.key[v.len] = '\0';
+    return true;
+}
+
+static void reply_header_error(api_req_t *r, int status, const char *code, const char *title,
+                               const char *detail)
+{
+    api_reply(r, api_render_header_error(&r->out, status, code, title, HEADER, detail));
+}
+
+static void on_kept(void *ctx, const store_idem_t *kept)
+{
+    api_req_t *r = ctx;
+    r->idem.found = true;
+    r->idem.same = strcmp(kept->hash, r->idem.hash) == 0;
+    r->idem.status = kept->status;
+    snprintf(r->idem.location, sizeof r->idem.location, "%s", kept->location);
+    jw_reset(&r->out);
+    jw_raw(&r->out, kept->body.ptr != NULL ? kept->body.ptr : "", kept->body.len);
+}
+
+static store_rc_t start_lookup(api_req_t *r, const store_async_t *async)
+{
+    return store_idem_get(r->t->store, r->app.id, r->idem.key, r->now - API_IDEM_KEEP_MS, on_kept, r, async);
+}
+
+static void looked_up(api_req_t *r, store_rc_t rc)
+{
+    if (rc == STORE_NOT_FOUND) {
+        r->idem.next(r);
+    } else if (rc != STORE_OK) {
+        api_reply_store_error(r, rc, "", "");
+    } else if (!r->idem.same) {
+        reply_header_error(
+            r, 422, "idempotency_key_reused", "Idempotency Key Reused",
+            "This Idempotency-Key was used with another request (method, path, query or body).");
+    } else if (r->idem.status == 0) {
+        reply_header_error(r, 409, "idempotency_conflict", "Idempotency Conflict",
+                           "A request with this Idempotency-Key is still in progress; retry shortly.");
+    } else {
+        api_header_str(r, "idempotent-replayed", "true");
+        api_reply_body(r, r->idem.status, &r->out, r->idem.location[0] != '\0' ? r->idem.location : NULL);
+    }
+}
+
+void api_idem_then(api_req_t *r, api_step_fn next)
+{
+    ssize_t at = h2o_find_header_by_str(&r->req->headers, H2O_STRLIT("idempotency-key"), -1);
+    if (at < 0) {
+        next(r);
+        return;
+    }
+    if (!key_of(r, at)) {
+        reply_header_error(r, 422, "validation_error", "Validation Error",
+                           "Idempotency-Key must be one header of 1 to 255 printable ASCII characters.");
+        return;
+    }
+    if (!digest(r, r->idem.hash)) {
+        api_reply_error(r, 503, "Service Unavailable", "The server is out of memory.");
+        return;
+    }
+    if (!api_inflight_take(r->app.id, r->idem.key)) {
+        reply_header_error(r, 409, "idempotency_conflict", "Idempotency Conflict",
+                           "A request with this Idempotency-Key is still in progress; retry shortly.");
+        return;
+    }
+    r->idem.held = true;
+    r->idem.next = next;
+    api_req_read(r, start_lookup, looked_up);
+}

@@ -1,0 +1,61 @@
+/*
+ * history.c: a lead's history on SQLite (store/schema.h, migration 8).
+ */
+#include "store/sqlite/sqlite_int.h"
+
+store_rc_t sq_history_add(store_t *base, int64_t app, const store_change_t *c)
+{
+    sqlite_store_t *s = sq_of(base);
+    store_rc_t rc;
+    sqlite3_stmt *st = sq_write_stmt(s, Q_HISTORY_ADD, true, &rc);
+    if (st == NULL) return rc;
+    sq_bind_key(st, app, c->lead_id, c->id);
+    sqlite3_bind_int(st, 4, c->action);
+    sq_bind_str(st, 5, c->actor);
+    sqlite3_bind_int64(st, 6, c->at);
+    sq_bind_id(st, 7, c->follow_id);
+    sq_bind_text(st, 8, c->changes.ptr != NULL ? c->changes : (text_ref_t){"{}", 2});
+    return sq_finish_single(s, sq_run(s, st));
+}
+
+/* Steps the page statement, passing each change to cb. */
+static store_rc_t change_rows(sqlite_store_t *s, sqlite3_stmt *st, store_change_cb cb, void *ctx)
+{
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        char id[UUID_BUFSZ], follow[UUID_BUFSZ];
+        sq_col_id(st, HISTORY_COL_ID, id);
+        sq_col_id(st, HISTORY_COL_FOLLOW, follow);
+        store_change_t c = {.id = id, .follow_id = follow, .actor = sq_col_str(st, HISTORY_COL_ACTOR)};
+        c.action = sqlite3_column_int(st, HISTORY_COL_ACTION);
+        c.at = sqlite3_column_int64(st, HISTORY_COL_AT);
+        c.changes = sq_col_text(st, HISTORY_COL_CHANGES);
+        cb(ctx, &c, sqlite3_column_int64(st, HISTORY_COL_SEQ));
+    }
+    return src == SQLITE_DONE ? STORE_OK : sq_map_rc(s, src);
+}
+
+store_rc_t sq_history_list(store_t *base, int64_t app, const char *lead_id, const store_history_query_t *q,
+                           int64_t *total, store_change_cb cb, void *ctx, const store_async_t *async)
+{
+    (void)async;
+    sqlite_store_t *s = sq_of(base);
+    sqlite3_stmt *cnt = sq_stmt(s, Q_HISTORY_COUNT), *st = sq_stmt(s, Q_HISTORY_PAGE);
+    if (cnt == NULL || st == NULL) return STORE_ERROR;
+    store_rc_t rc = sq_begin_read(s);
+    if (rc != STORE_OK) return rc;
+    sq_bind_key(cnt, app, lead_id, NULL);
+    int src = sqlite3_step(cnt);
+    rc = src == SQLITE_ROW ? STORE_OK : src == SQLITE_DONE ? STORE_NOT_FOUND : sq_map_rc(s, src);
+    if (rc == STORE_OK) *total = sqlite3_column_int64(cnt, 0);
+    sq_reset(cnt);
+    if (rc == STORE_OK) {
+        sq_bind_key(st, app, lead_id, NULL);
+        sqlite3_bind_int(st, 3, q->limit);
+        sqlite3_bind_int64(st, 4, q->after ? 0 : q->offset);
+        sqlite3_bind_int64(st, 5, q->after ? q->after_seq : INT64_MAX);
+        rc = change_rows(s, st, cb, ctx);
+        sq_reset(st);
+    }
+    return sq_finish(s, rc);
+}

@@ -1,0 +1,113 @@
+"""POST /leads/batch (extensions.md, "Safe writes"): 1..500 operations, all or
+nothing, one result per operation in order; every problem reported with its
+pointer and nothing changed."""
+
+import uuid
+
+import pytest
+
+from apiutil import assert_error, assert_status, body_json
+
+
+def batch(app, ops, **kw):
+    return app.post("/leads/batch", {"operations": ops}, **kw)
+
+
+def total(app):
+    return body_json(app.get("/leads/"))["meta"]["totalRecords"]
+
+
+def test_create_update_delete_in_one_batch(app):
+    keep = app.create_lead(name="Keep", value=10)
+    gone = app.create_lead(name="Gone")
+    r = batch(app, [
+        {"op": "create", "lead": {"name": "New one", "value": 75000.25, "stage": "qualified"}},
+        {"op": "update", "id": keep["id"], "lead": {"stage": "proposal"}},
+        {"op": "delete", "id": gone["id"]},
+    ])
+    assert_status(r, 200)
+    data = body_json(r)["data"]
+    assert len(data) == 3
+    assert data[0]["type"] == "lead" and data[0]["attributes"]["name"] == "New one"
+    assert data[0]["attributes"]["value"] == 75000.25
+    assert data[1]["id"] == keep["id"] and data[1]["attributes"]["stage"] == "proposal"
+    assert data[1]["attributes"]["value"] == 10
+    assert data[2] is None
+    assert app.get_lead(data[0]["id"])["attributes"]["stage"] == "qualified"
+    assert app.get_lead(keep["id"])["attributes"]["stage"] == "proposal"
+    assert_error(app.get(f"/leads/{gone['id']}"), 404)
+    trash = body_json(app.get("/leads/trash/show"))["data"]
+    assert [d["id"] for d in trash] == [gone["id"]]
+    assert total(app) == 2
+    # each change is in its lead's history
+    hist = body_json(app.get(f"/leads/{keep['id']}/history"))["data"]
+    assert hist[0]["attributes"]["changes"] == {"stage": ["new", "proposal"]}
+
+
+def test_every_problem_is_reported_and_nothing_changes(app):
+    live = app.create_lead(name="Live")
+    trashed = app.create_lead(name="Trashed")
+    assert_status(app.delete(f"/leads/{trashed['id']}"), 204)
+    before = total(app)
+    r = batch(app, [
+        {"op": "create", "lead": {"name": "Fine"}},
+        {"op": "create", "lead": {"value": -1}},
+        {"op": "update", "id": live["id"], "lead": {"stage": "won"}},
+        {"op": "explode"},
+        {"op": "delete", "id": "not-a-uuid"},
+        {"op": "delete", "id": live["id"], "extra": 1},
+    ])
+    errs = assert_error(r, 422, {"validation_error", "unknown_attribute"})
+    pointers = {e["source"]["pointer"] for e in errs}
+    assert {"/operations/1/lead/name", "/operations/1/lead/value", "/operations/2/lead/stage",
+            "/operations/3/op", "/operations/4/id", "/operations/5/extra"} <= pointers, pointers
+    assert total(app) == before
+    # ids are checked against the data: unknown, trashed, or deleted earlier in the batch
+    r = batch(app, [
+        {"op": "create", "lead": {"name": "Would be created"}},
+        {"op": "update", "id": live["id"], "lead": {"name": "Changed"}},
+        {"op": "delete", "id": live["id"]},
+        {"op": "update", "id": live["id"], "lead": {"name": "After delete"}},
+        {"op": "delete", "id": trashed["id"]},
+        {"op": "delete", "id": str(uuid.uuid4())},
+    ])
+    errs = assert_error(r, 422)
+    assert [e["source"]["pointer"] for e in errs] == ["/operations/3/id", "/operations/4/id", "/operations/5/id"]
+    assert total(app) == before
+    assert app.get_lead(live["id"])["attributes"]["name"] == "Live"
+    assert [c["attributes"]["action"] for c in body_json(app.get(f"/leads/{live['id']}/history"))["data"]] == [
+        "created"]
+
+
+@pytest.mark.parametrize("body", [{}, {"operations": []}, {"operations": "x"},
+                                  {"operations": [{"op": "create", "lead": {"name": "x"}}] * 501},
+                                  {"operations": [], "more": 1}])
+def test_the_shape_of_the_body(app, body):
+    assert_error(app.post("/leads/batch", body), 422, {"validation_error", "unknown_attribute"})
+    assert total(app) == 0
+
+
+def test_500_creates_at_once(app):
+    ops = [{"op": "create", "lead": {"name": f"Lead {i}", "value": i}} for i in range(500)]
+    r = batch(app, ops)
+    assert_status(r, 200)
+    data = body_json(r)["data"]
+    assert [d["attributes"]["name"] for d in data] == [f"Lead {i}" for i in range(500)]
+    assert len({d["id"] for d in data}) == 500
+    assert total(app) == 500
+
+
+def test_a_batch_with_an_idempotency_key_runs_once(app):
+    ops = [{"op": "create", "lead": {"name": "Once"}}]
+    first = batch(app, ops, headers={"Idempotency-Key": "batch-1"})
+    assert_status(first, 200)
+    again = batch(app, ops, headers={"Idempotency-Key": "batch-1"})
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.content == first.content
+    assert total(app) == 1
+
+
+def test_other_methods_are_405(app):
+    r = app.get("/leads/batch")
+    assert_error(r, 405)
+    assert r.headers["Allow"] == "POST"

@@ -1,0 +1,172 @@
+"""Idempotency-Key on POST (extensions.md, "Safe writes"): a retry with the same
+key and request replays the first answer and creates nothing; another request
+with the key is a 422; a retry while the first is in flight is a 409; the
+answers are kept across a restart."""
+
+import json
+import threading
+import uuid
+
+import pytest
+
+from apiutil import assert_error, assert_status, body_json
+
+
+def key():
+    return "key-" + uuid.uuid4().hex
+
+
+def post_lead(app, k, body=None, **kw):
+    return app.post("/leads/", body or {"lead": {"name": "Idem deal", "value": 10}},
+                    headers={"Idempotency-Key": k}, **kw)
+
+
+def total(app):
+    return body_json(app.get("/leads/"))["meta"]["totalRecords"]
+
+
+def test_a_retry_replays_the_first_answer_and_creates_nothing(app):
+    k = key()
+    first = post_lead(app, k)
+    assert_status(first, 201)
+    assert "Idempotent-Replayed" not in first.headers
+    again = post_lead(app, k)
+    assert_status(again, 201)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.content == first.content
+    assert again.headers["Location"] == first.headers["Location"]
+    assert again.headers["ETag"] == first.headers["ETag"]
+    assert total(app) == 1
+    # another key is another request
+    assert_status(post_lead(app, key()), 201)
+    assert total(app) == 2
+
+
+def test_the_same_key_with_another_request_is_refused(app):
+    k = key()
+    assert_status(post_lead(app, k), 201)
+    for other in ({"lead": {"name": "Other"}}, {"lead": {"name": "Idem deal", "value": 11}}):
+        errs = assert_error(post_lead(app, k, other), 422, "idempotency_key_reused")
+        assert errs[0]["source"] == {"header": "Idempotency-Key"}
+    lead_id = body_json(app.get("/leads/"))["data"][0]["id"]
+    r = app.post(f"/leads/{lead_id}/follows", {"follow": {"title": "x"}}, headers={"Idempotency-Key": k})
+    assert_error(r, 422, "idempotency_key_reused")
+    r = app.post("/leads/", raw=json.dumps({"lead": {"name": "Idem deal", "value": 10}}, indent=1),
+                 headers={"Idempotency-Key": k})
+    assert_error(r, 422, "idempotency_key_reused")
+    assert total(app) == 1
+
+
+def test_keys_belong_to_their_app(app, app2):
+    k = key()
+    assert_status(post_lead(app, k), 201)
+    r = post_lead(app2, k)
+    assert_status(r, 201)
+    assert "Idempotent-Replayed" not in r.headers
+    assert total(app2) == 1
+
+
+def test_a_4xx_answer_is_kept_and_replayed(app):
+    k = key()
+    bad = {"lead": {"value": -1}}
+    first = post_lead(app, k, bad)
+    assert_error(first, 422)
+    again = post_lead(app, k, bad)
+    assert_error(again, 422)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert body_json(again)["errors"] == body_json(first)["errors"]
+    assert_error(post_lead(app, k), 422, "idempotency_key_reused")
+    k2 = key()
+    assert_error(app.post("/leads/", raw="{nope", headers={"Idempotency-Key": k2}), 400)
+    again = app.post("/leads/", raw="{nope", headers={"Idempotency-Key": k2})
+    assert_error(again, 400)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert total(app) == 0
+
+
+def test_follow_creates_take_keys_too(app):
+    lead = app.create_lead()
+    k = key()
+    path = f"/leads/{lead['id']}/follows"
+    first = app.post(path, {"follow": {"title": "Call"}}, headers={"Idempotency-Key": k})
+    assert_status(first, 201)
+    again = app.post(path, {"follow": {"title": "Call"}}, headers={"Idempotency-Key": k})
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.content == first.content
+    assert body_json(app.get(path))["meta"]["totalRecords"] == 1
+    missing = f"/leads/{uuid.uuid4()}/follows"
+    k2 = key()
+    assert_error(app.post(missing, {"follow": {"title": "x"}}, headers={"Idempotency-Key": k2}), 404)
+    r = app.post(missing, {"follow": {"title": "x"}}, headers={"Idempotency-Key": k2})
+    assert_error(r, 404)
+    assert r.headers.get("Idempotent-Replayed") == "true"
+
+
+@pytest.mark.parametrize("value", ["", "x" * 256, "caf\u00e9", "tab\there"])
+def test_a_malformed_key_is_a_422_on_the_header(app, value):
+    r = app.post("/leads/", {"lead": {"name": "x"}}, headers={"Idempotency-Key": value.encode("utf-8")})
+    errs = assert_error(r, 422, "validation_error")
+    assert errs[0]["source"] == {"header": "Idempotency-Key"}
+    assert total(app) == 0
+
+
+def test_a_key_of_255_printable_characters_is_fine(app):
+    k = ("~ !" * 100)[:255]
+    assert_status(post_lead(app, k), 201)
+    assert post_lead(app, k).headers["Idempotent-Replayed"] == "true"
+
+
+def test_other_methods_ignore_the_header(app):
+    lead = app.create_lead()
+    k = key()
+    for _ in range(2):
+        r = app.put(f"/leads/{lead['id']}", {"lead": {"name": "n"}}, headers={"Idempotency-Key": k})
+        assert_status(r, 200)
+        assert "Idempotent-Replayed" not in r.headers
+
+
+def test_concurrent_retries_run_once(app):
+    """Many copies at once: one creates; the others replay it or are told
+    it is in flight (409), never a second lead."""
+    k = key()
+    statuses, bodies = [], []
+    lock = threading.Lock()
+    barrier = threading.Barrier(8)
+
+    def one():
+        barrier.wait()
+        r = post_lead(app, k)
+        with lock:
+            statuses.append(r.status_code)
+            if r.status_code == 201:
+                bodies.append(r.content)
+            else:
+                assert_error(r, 409, "idempotency_conflict")
+                assert r.headers["Retry-After"]
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses.count(201) >= 1
+    assert set(statuses) <= {201, 409}
+    assert len(set(bodies)) == 1
+    assert total(app) == 1
+    assert post_lead(app, k).headers["Idempotent-Replayed"] == "true"
+
+
+def test_answers_are_kept_across_a_restart(make_server):
+    srv = make_server()
+    app = srv.new_app()
+    k = key()
+    first = post_lead(app, k)
+    assert_status(first, 201)
+    assert srv.stop() == 0
+    srv.start()
+    app = srv.client(app.key, app.token)  # the same app, on the server's new port
+    again = post_lead(app, k)
+    assert_status(again, 201)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.content == first.content
+    assert total(app) == 1

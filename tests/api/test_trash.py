@@ -1,0 +1,225 @@
+"""The trash (extensions.md, "Trash, recovery, purge"): DELETE moves a lead and
+its follows to the trash, where every read leaves it out; GET /leads/trash/show
+lists it, PUT /leads/{id}/recover brings it back as it was, DELETE
+/leads/trash/{id} purges it, and --trash-retention purges it by itself."""
+
+import time
+import uuid
+
+import pytest
+
+from apiutil import assert_error, assert_param_error, assert_status, body_json, parse_ts
+
+
+def trash_ids(app, **params):
+    r = app.get("/leads/trash/show", params=params or None)
+    assert_status(r, 200)
+    return [d["id"] for d in body_json(r)["data"]]
+
+
+def test_deleted_lead_reads_as_gone_everywhere(app):
+    lead = app.create_lead(name="Zebra trash deal", source="trashsrc", value=500, stage="qualified",
+                           probability=50)
+    keep = app.create_lead(name="Kept deal", value=100)
+    follow = app.create_follow(lead["id"], title="call", due_date="2000-01-01T00:00:00Z")
+    before = body_json(app.get("/leads/summary"))["data"]["attributes"]
+    assert before["totalRecords"] == 2 and before["overdueFollows"] == 1
+    assert_status(app.delete(f"/leads/{lead['id']}"), 204)
+
+    assert_error(app.get(f"/leads/{lead['id']}"), 404)
+    assert_error(app.put(f"/leads/{lead['id']}", {"lead": {"name": "x"}}), 404)
+    assert_error(app.delete(f"/leads/{lead['id']}"), 404)
+    assert_error(app.get(f"/leads/{lead['id']}/follows"), 404)
+    assert_error(app.get(f"/leads/{lead['id']}/follows/{follow['id']}"), 404)
+    assert_error(app.post(f"/leads/{lead['id']}/follows", {"follow": {"title": "x"}}), 404)
+    listed = body_json(app.get("/leads/"))
+    assert [d["id"] for d in listed["data"]] == [keep["id"]]
+    assert listed["meta"]["totalRecords"] == 1
+    assert body_json(app.get("/leads/", params={"search": "zebra"}))["data"] == []
+    assert body_json(app.get("/leads/", params={"source": "trashsrc"}))["data"] == []
+    assert body_json(app.get("/follows/"))["data"] == []
+    summary = body_json(app.get("/leads/summary"))["data"]["attributes"]
+    assert summary["totalRecords"] == 1
+    assert summary["totalValue"] == 100
+    assert summary["weightedValue"] == 0
+    assert summary["overdueFollows"] == 0
+    by_source = body_json(app.get("/leads/summary", params={"source": "trashsrc"}))["data"]["attributes"]
+    assert by_source["totalRecords"] == 0
+
+
+def test_trash_lists_deleted_leads_newest_deletion_first(app):
+    a, b, c = (app.create_lead(name=n) for n in ("A", "B", "C"))
+    assert trash_ids(app) == []
+    for lead in (b, a, c):
+        assert_status(app.delete(f"/leads/{lead['id']}"), 204)
+        time.sleep(0.01)
+    r = app.get("/leads/trash/show")
+    assert_status(r, 200)
+    body = body_json(r)
+    assert [d["id"] for d in body["data"]] == [c["id"], a["id"], b["id"]]
+    assert body["meta"]["totalRecords"] == 3
+    assert body["meta"]["nextCursor"] is None
+    first = body["data"][0]
+    assert first["type"] == "lead"
+    assert first["attributes"]["name"] == "C"
+    assert first["attributes"]["updated_at"] == c["attributes"]["updated_at"]
+    deleted = parse_ts(first["attributes"]["deleted_at"])
+    assert abs(deleted.timestamp() - time.time()) < 60
+
+
+def test_trash_pages_by_page_and_by_cursor(app):
+    leads = [app.create_lead(name=f"L{i}") for i in range(5)]
+    for lead in leads:
+        assert_status(app.delete(f"/leads/{lead['id']}"), 204)
+    newest_first = trash_ids(app)
+    assert sorted(newest_first) == sorted(lead["id"] for lead in leads)
+    assert trash_ids(app, page=2, records=2) == newest_first[2:4]
+    walked, cursor = [], None
+    while True:
+        params = {"records": 2} | ({"cursor": cursor} if cursor else {})
+        body = body_json(app.get("/leads/trash/show", params=params))
+        walked += [d["id"] for d in body["data"]]
+        cursor = body["meta"]["nextCursor"]
+        if cursor is None:
+            break
+        # a lead deleted during the walk is newer than the cursor: not repeated
+        assert_status(app.delete(f"/leads/{app.create_lead()['id']}"), 204)
+    assert walked == newest_first
+
+
+def test_trash_query_rules(app):
+    errs = assert_error(app.get("/leads/trash/show", params={"stage": "new"}), 422, "unknown_parameter")
+    assert [e["source"]["parameter"] for e in errs] == ["stage"]
+    assert_param_error(app.get("/leads/trash/show", params={"cursor": "nope"}), ["cursor"])
+    assert_param_error(app.get("/leads/trash/show", params={"records": 0}), ["records"])
+    assert_param_error(app.get("/leads/trash/show", params={"page": 1, "cursor": "x"}), ["cursor"])
+
+
+def test_trash_cursor_of_another_list_is_refused(app):
+    for _ in range(2):
+        app.create_lead()
+    cursor = body_json(app.get("/leads/", params={"records": 1, "count": "none"}))["meta"]["nextCursor"]
+    assert cursor
+    assert_param_error(app.get("/leads/trash/show", params={"cursor": cursor}), ["cursor"])
+
+
+def test_recover_brings_back_the_lead_and_its_follows(app):
+    lead = app.create_lead(name="Come back", source="web", value=250, stage="proposal", probability=40)
+    f1 = app.create_follow(lead["id"], title="one", due_date="2000-01-01T00:00:00Z")
+    f2 = app.create_follow(lead["id"], title="two", status="completed")
+    before = body_json(app.get("/leads/summary"))["data"]["attributes"]
+    assert_status(app.delete(f"/leads/{lead['id']}"), 204)
+    r = app.put(f"/leads/{lead['id']}/recover")
+    assert_status(r, 200)
+    back = body_json(r)["data"]
+    assert back["id"] == lead["id"]
+    for k, v in lead["attributes"].items():
+        if k != "updated_at":
+            assert back["attributes"][k] == v, k
+    assert parse_ts(back["attributes"]["updated_at"]) > parse_ts(lead["attributes"]["updated_at"])
+    assert app.get_lead(lead["id"]) == back
+    assert app.get_follow(lead["id"], f1["id"]) == f1
+    assert app.get_follow(lead["id"], f2["id"]) == f2
+    assert trash_ids(app) == []
+    assert body_json(app.get("/leads/", params={"search": "come back"}))["data"][0]["id"] == lead["id"]
+    assert body_json(app.get("/leads/summary"))["data"]["attributes"] == before
+    assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 1
+    # the lead lives again: it can be changed and deleted again
+    assert_status(app.put(f"/leads/{lead['id']}", {"lead": {"stage": "won"}}), 422)
+    assert_status(app.put(f"/leads/{lead['id']}", {"lead": {"stage": "negotiation"}}), 200)
+    assert_status(app.delete(f"/leads/{lead['id']}"), 204)
+    assert trash_ids(app) == [lead["id"]]
+
+
+def test_recover_and_purge_of_what_is_not_in_the_trash(app, app2):
+    live = app.create_lead()
+    for path in (f"/leads/{live['id']}/recover", f"/leads/{uuid.uuid4()}/recover"):
+        r = app.put(path)
+        assert_error(r, 404)
+        assert "not in the trash" in body_json(r)["errors"][0]["detail"]
+    assert_error(app.delete(f"/leads/trash/{live['id']}"), 404)
+    assert_error(app.delete(f"/leads/trash/{uuid.uuid4()}"), 404)
+    assert_error(app.delete("/leads/trash/not-a-uuid"), 404)
+    assert_error(app.put("/leads/not-a-uuid/recover"), 404)
+    assert app.get_lead(live["id"])["id"] == live["id"]
+    # another app's trashed lead is not there either
+    assert_status(app.delete(f"/leads/{live['id']}"), 204)
+    assert trash_ids(app2) == []
+    assert_error(app2.put(f"/leads/{live['id']}/recover"), 404)
+    assert_error(app2.delete(f"/leads/trash/{live['id']}"), 404)
+    assert trash_ids(app) == [live["id"]]
+
+
+def test_purge_deletes_for_good(app):
+    lead = app.create_lead()
+    follow = app.create_follow(lead["id"])
+    assert_status(app.delete(f"/leads/{lead['id']}"), 204)
+    assert_status(app.delete(f"/leads/trash/{lead['id']}"), 204)
+    assert trash_ids(app) == []
+    assert_error(app.put(f"/leads/{lead['id']}/recover"), 404)
+    assert_error(app.delete(f"/leads/trash/{lead['id']}"), 404)
+    assert_error(app.get(f"/leads/{lead['id']}/follows/{follow['id']}"), 404)
+
+
+@pytest.mark.parametrize("method,path,allow", [
+    ("POST", "/leads/trash/show", "GET"),
+    ("DELETE", "/leads/trash/show", "GET"),
+    ("GET", "/leads/{id}/recover", "PUT"),
+    ("POST", "/leads/{id}/recover", "PUT"),
+    ("GET", "/leads/trash/{id}", "DELETE"),
+    ("PUT", "/leads/trash/{id}", "DELETE"),
+])
+def test_trash_routes_answer_other_methods_with_405(app, method, path, allow):
+    r = app.request(method, path.format(id=uuid.uuid4()))
+    assert_error(r, 405)
+    assert allow in r.headers["Allow"]
+
+
+def test_trash_routes_need_credentials(app, anon):
+    lead = app.create_lead()
+    assert_error(anon.get("/leads/trash/show"), 401)
+    assert_error(anon.put(f"/leads/{lead['id']}/recover"), 401)
+    assert_error(anon.delete(f"/leads/trash/{lead['id']}"), 401)
+
+
+def wait_for(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_retention_purges_old_trash(make_server):
+    srv = make_server(extra_args=["--trash-retention", "2s"])
+    app = srv.new_app()
+    old = app.create_lead(name="old")
+    app.create_follow(old["id"])
+    assert_status(app.delete(f"/leads/{old['id']}"), 204)
+    assert trash_ids(app) == [old["id"]]
+    assert wait_for(lambda: trash_ids(app) == [])
+    assert_error(app.put(f"/leads/{old['id']}/recover"), 404)
+    # a lead deleted later waits for its own retention
+    young = app.create_lead(name="young")
+    assert_status(app.delete(f"/leads/{young['id']}"), 204)
+    assert trash_ids(app) == [young["id"]]
+
+
+def test_retention_zero_deletes_at_once(make_server):
+    srv = make_server(extra_args=["--trash-retention", "0"])
+    app = srv.new_app()
+    lead = app.create_lead()
+    assert_status(app.delete(f"/leads/{lead['id']}"), 204)
+    assert trash_ids(app) == []
+    assert_error(app.put(f"/leads/{lead['id']}/recover"), 404)
+    assert_error(app.get(f"/leads/{lead['id']}"), 404)
+
+
+@pytest.mark.parametrize("value", ["-1s", "3x", "", "1.5d", "4000d"])
+def test_bad_retention_is_refused(tmp_path, value):
+    from apiutil import run_crmd
+    p = run_crmd("serve", "--listen", "127.0.0.1:1", "--db", f"sqlite:{tmp_path / 'x.db'}",
+                 "--trash-retention", value)
+    assert p.returncode == 2, p.stderr
+    assert "--trash-retention" in p.stderr
