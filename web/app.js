@@ -126,7 +126,7 @@ function tokenExpired(token) {
 }
 
 function showOnly(id) {
-  for (const s of ["signin", "view-board", "view-myday", "view-funnel"]) $(s).hidden = s !== id;
+  for (const s of ["signin", "view-board", "view-myday", "view-funnel", "view-trash"]) $(s).hidden = s !== id;
   $("top").hidden = id === "signin";
 }
 
@@ -210,6 +210,7 @@ function route() {
   fillFilterForm(filters);
   if (view === "myday") { showOnly("view-myday"); loadMyDay(); }
   else if (view === "funnel") { showOnly("view-funnel"); loadFunnel(filters); }
+  else if (view === "trash") { showOnly("view-trash"); loadTrash(null); }
   else { showOnly("view-board"); loadBoard(filters); }
 }
 
@@ -406,9 +407,22 @@ function cardKey(e) {
   if (target) target.focus();
 }
 
-/* Every write of a lead goes through here (PUT with the attributes). */
-async function writeLead(id, attrs) {
-  return (await api("PUT", `/leads/${id}`, { lead: attrs })).body.data;
+/* A lead as the server has it now, with its ETag. */
+async function readLead(id) {
+  const res = await api("GET", `/leads/${id}`);
+  const lead = res.body.data;
+  lead.etag = res.headers.get("ETag");
+  return lead;
+}
+
+/* Every write of a lead goes through here: PUT with the attributes, sent
+ * only if the lead is still as shown (If-Match with its ETag); a 412 means
+ * someone changed it meanwhile. */
+async function writeLead(lead, attrs) {
+  const res = await api("PUT", `/leads/${lead.id}`, { lead: attrs }, { "If-Match": lead.etag });
+  const fresh = res.body.data;
+  fresh.etag = res.headers.get("ETag");
+  return fresh;
 }
 
 async function moveLead(id, stage, keyboard) {
@@ -417,15 +431,39 @@ async function moveLead(id, stage, keyboard) {
   const name = li.lead.attributes.name;
   let lead;
   try {
-    lead = await writeLead(id, { stage });
+    /* The card shows the lead as a list read it; the write goes only if it
+     * is still so (its updated_at now, its ETag until the PUT). */
+    const now = await readLead(id);
+    if (now.attributes.updated_at !== li.lead.attributes.updated_at) throw new ApiError(412, []);
+    lead = await writeLead(now, { stage });
   } catch (e) {
-    if (e.status !== 401) { toast(`Could not move ${name}: ${e.message}`); announce(`Could not move ${name}.`); }
+    if (e.status === 412 || e.status === 404) await reloadCard(li, e.status);
+    else if (e.status !== 401) { toast(`Could not move ${name}: ${e.message}`); announce(`Could not move ${name}.`); }
     return;
   }
   placeCard(lead, li);
   const moved = $("board").querySelector(`.card[data-id="${id}"]`);
   if (keyboard && moved) moved.focus();
   announce(`Moved ${lead.attributes.name} to ${label(stage)}.`);
+  await refreshSummary();
+}
+
+/* After a conflict: the card as the lead is now (or gone), and why. */
+async function reloadCard(li, status) {
+  const name = li.lead.attributes.name;
+  let msg;
+  try {
+    if (status === 404) throw new ApiError(404, []);
+    const lead = await readLead(li.dataset.id);
+    placeCard(lead, li);
+    msg = `${name} was changed by someone else meanwhile: the card shows it as it is now. Nothing was moved.`;
+  } catch (e) {
+    if (e.status === 401) return;
+    li.remove();
+    msg = `${name} was deleted by someone else meanwhile.`;
+  }
+  toast(msg);
+  announce(msg);
   await refreshSummary();
 }
 
@@ -546,8 +584,6 @@ function openDrawer(title) {
   $("drawer-title").textContent = title;
   clearErrors($("lead-form"));
   clearErrors($("follow-form"));
-  $("lead-delete").textContent = "Delete";
-  delete $("lead-delete").dataset.confirm;
   if (!$("drawer").open) $("drawer").showModal();
 }
 
@@ -564,7 +600,7 @@ function newLead() {
 async function openLead(id) {
   let lead;
   try {
-    lead = (await api("GET", `/leads/${id}`)).body.data;
+    lead = await readLead(id);
   } catch (e) {
     if (e.status !== 401) toast(e.message);
     return;
@@ -585,10 +621,16 @@ async function saveLead(ev) {
   const creating = drawer.id === null;
   let lead;
   try {
-    lead = creating ? (await api("POST", "/leads/", { lead: leadForm(true) })).body.data
-      : await writeLead(drawer.id, leadForm(false));
+    if (creating) {
+      const res = await api("POST", "/leads/", { lead: leadForm(true) });
+      lead = res.body.data;
+      lead.etag = res.headers.get("ETag");
+    } else {
+      lead = await writeLead(drawer.lead, leadForm(false));
+    }
   } catch (e) {
-    if (e.status !== 401) showErrors(form, "", "lead", e);
+    if (e.status === 412) await drawerConflict();
+    else if (e.status !== 401) showErrors(form, "", "lead", e);
     return;
   }
   const old = $("board").querySelector(`.card[data-id="${lead.id}"]`);
@@ -605,22 +647,35 @@ async function saveLead(ev) {
   await refreshSummary();
 }
 
-async function deleteLead() {
-  const b = $("lead-delete");
-  if (!b.dataset.confirm) {
-    b.dataset.confirm = "1";
-    b.textContent = "Delete for good?";
+/* The drawer's lead changed on the server since it was opened: shown anew. */
+async function drawerConflict() {
+  const keep = $("lead-error");
+  try {
+    drawer.lead = await readLead(drawer.id);
+  } catch (e) {
+    if (e.status !== 401) keep.textContent = e.message;
     return;
   }
+  fillLeadForm(drawer.lead.attributes);
+  const old = $("board").querySelector(`.card[data-id="${drawer.id}"]`);
+  if (old) placeCard(drawer.lead, old);
+  keep.textContent = "Someone else changed this lead meanwhile; it is shown as it is now. Make your change again.";
+}
+
+/* Moves the lead (and its follow-ups) to the trash, whence it can be recovered. */
+async function deleteLead() {
   try {
-    await api("DELETE", `/leads/${drawer.id}`);
+    await api("DELETE", `/leads/${drawer.id}`, undefined, { "If-Match": drawer.lead.etag });
   } catch (e) {
-    if (e.status !== 401) $("lead-error").textContent = e.message;
+    if (e.status === 412) await drawerConflict();
+    else if (e.status !== 401) $("lead-error").textContent = e.message;
     return;
   }
   const li = $("board").querySelector(`.card[data-id="${drawer.id}"]`);
   if (li) li.remove();
-  announce(`Deleted ${drawer.lead.attributes.name}.`);
+  const msg = `Moved ${drawer.lead.attributes.name} to the trash.`;
+  announce(msg);
+  toast(msg);
   $("drawer").close();
   await refreshSummary();
 }
@@ -753,6 +808,57 @@ async function completeFromMyDay(lead, fid, title) {
   await loadMyDay();
 }
 
+/* --- the trash ----------------------------------------------------------- */
+
+const trash = { cursor: null };
+
+/* A page of the trash: the first (cursor null, the list emptied) or the next. */
+async function loadTrash(cursor) {
+  const list = $("trash");
+  if (!cursor) list.replaceChildren();
+  delete list.dataset.ready;
+  let body;
+  try {
+    body = (await api("GET", `/leads/trash/show${query({ records: 50, cursor })}`)).body;
+  } catch (e) {
+    if (e.status !== 401) list.append(el("li", { class: "error", text: e.message }));
+    return;
+  }
+  for (const lead of body.data) list.append(trashItem(lead));
+  trash.cursor = body.meta.nextCursor;
+  $("trash-more").hidden = !trash.cursor;
+  $("trash-empty").hidden = list.children.length > 0;
+  list.dataset.ready = "1";
+}
+
+function trashItem(lead) {
+  const a = lead.attributes;
+  const recover = el("button", { type: "button", text: "Recover", "aria-label": `Recover ${a.name}` });
+  recover.addEventListener("click", () => trashAction(lead, "PUT", `/leads/${lead.id}/recover`, `Recovered ${a.name}.`));
+  const purge = el("button", { type: "button", class: "danger", text: "Delete for good", "aria-label": `Delete ${a.name} for good` });
+  purge.addEventListener("click", () => {
+    if (!purge.dataset.confirm) { purge.dataset.confirm = "1"; purge.textContent = "Really delete for good?"; return; }
+    trashAction(lead, "DELETE", `/leads/trash/${lead.id}`, `Deleted ${a.name} for good.`);
+  });
+  return el("li", { class: "follow", "data-id": lead.id },
+    el("span", { class: "follow-title", text: a.name }),
+    el("span", { class: "follow-due", text: `deleted ${new Date(a.deleted_at).toLocaleString()}` }),
+    el("span", { class: "status", text: label(a.stage) }), recover, purge);
+}
+
+async function trashAction(lead, method, path, done) {
+  try {
+    await api(method, path);
+  } catch (e) {
+    if (e.status !== 401) toast(e.message);
+    return;
+  }
+  $("trash").querySelector(`[data-id="${lead.id}"]`)?.remove();
+  $("trash-empty").hidden = $("trash").children.length > 0;
+  announce(done);
+  toast(done);
+}
+
 /* --- the funnel ----------------------------------------------------------- */
 
 async function loadFunnel(filters) {
@@ -813,6 +919,7 @@ function start() {
   $("drawer-close").addEventListener("click", () => $("drawer").close());
   $("lead-form").addEventListener("submit", saveLead);
   $("lead-delete").addEventListener("click", deleteLead);
+  $("trash-more").addEventListener("click", () => loadTrash(trash.cursor));
   $("csv-export").addEventListener("click", exportCsv);
   $("csv-import").addEventListener("change", importCsv);
   $("follow-form").addEventListener("submit", addFollow);

@@ -241,6 +241,66 @@ test("follow-ups: add, complete, reopen, delete; the card shows overdue", async 
   });
 });
 
+test("delete to the trash and recover", async () => {
+  await step("moved-to-trash", async () => {
+    await card("Beta pilot").click();
+    await until(() => document.getElementById("drawer-title").textContent === "Beta pilot");
+    await page.click("#lead-delete");
+    await until(() => !document.getElementById("drawer").open);
+    await card("Beta pilot").waitFor({ state: "detached" });
+    await summaryIs("qualified", 1);
+    await until(() => document.getElementById("live").textContent === "Moved Beta pilot to the trash.");
+  });
+  await step("trash", async () => {
+    await page.click("nav a[data-view=trash]");
+    await until(() => document.getElementById("trash").dataset.ready);
+    const item = page.locator("#trash li", { hasText: "Beta pilot" });
+    assert.equal(await page.locator("#trash li").count(), 1);
+    await item.getByRole("button", { name: "Recover Beta pilot" }).click();
+    await item.waitFor({ state: "detached" });
+    await page.locator("#trash-empty").waitFor();
+    await page.click("nav a[data-view=board]");
+    await card("Beta pilot").waitFor();
+    await summaryIs("qualified", 2);
+  });
+});
+
+test("someone else's change: the card or the drawer reloads and says so", async () => {
+  const gamma = async () => (await api("GET", "/leads/?search=gamma")).data[0];
+  await step("conflict-on-drag", async () => {
+    await boardReady();
+    await api("PUT", `/leads/${(await gamma()).id}`, { lead: { value: 5000 } });
+    await card("Gamma deal").dragTo(column("negotiation"));
+    await until(() => /changed by someone else/.test(document.getElementById("toast").textContent));
+    await column("proposal").locator(".card", { hasText: "5,000" }).waitFor();
+    assert.equal((await gamma()).attributes.stage, "proposal");
+    // Shown anew, it moves.
+    await card("Gamma deal").focus();
+    await page.keyboard.press("Shift+ArrowRight");
+    await column("negotiation").locator(".card", { hasText: "Gamma deal" }).waitFor();
+    await page.keyboard.press("Shift+ArrowLeft");
+    await column("proposal").locator(".card", { hasText: "Gamma deal" }).waitFor();
+    await until(() => document.getElementById("live").textContent === "Moved Gamma deal to Proposal.");
+  });
+  await step("conflict-in-drawer", async () => {
+    await card("Gamma deal").click();
+    await until(() => document.getElementById("drawer-title").textContent === "Gamma deal");
+    await api("PUT", `/leads/${(await gamma()).id}`, { lead: { source: "partner" } });
+    await page.fill("#l-value", "7000");
+    expected.push({ status: 412, method: "PUT", path: "/leads/" });
+    await page.click("#lead-save");
+    await until(() => /Someone else changed this lead/.test(document.getElementById("lead-error").textContent));
+    assert.equal(await page.inputValue("#l-source"), "partner");
+    assert.equal(await page.inputValue("#l-value"), "5000");
+    await page.fill("#l-value", "");
+    await page.click("#lead-save");
+    await until(() => document.getElementById("lead-error").textContent === "" && document.getElementById("l-value").value === "");
+    const g = await gamma();
+    assert.deepEqual([g.attributes.value, g.attributes.source], [null, "partner"]);
+    await page.click("#drawer-close");
+  });
+});
+
 test("a name that looks like HTML is shown as text", async () => {
   const evil = "<img src=x onerror=alert(1)>";
   await step("xss-as-text", async () => {
@@ -322,6 +382,9 @@ test("no serious or critical accessibility violation", async () => {
     await page.click("nav a[data-view=myday]");
     await until(() => document.getElementById("myday").dataset.ready);
     await axeScan(page, "my day");
+    await page.click("nav a[data-view=trash]");
+    await until(() => document.getElementById("trash").dataset.ready);
+    await axeScan(page, "trash");
     await page.click("nav a[data-view=board]");
     await boardReady();
   });
