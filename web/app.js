@@ -593,6 +593,7 @@ function newLead() {
   fillLeadForm({ stage: board.filters.stage || "new", status: "active" });
   $("lead-delete").hidden = true;
   $("follows-section").hidden = true;
+  $("history-section").hidden = true;
   openDrawer("New lead");
   $("l-name").focus();
 }
@@ -610,6 +611,7 @@ async function openLead(id) {
   fillLeadForm(lead.attributes);
   $("lead-delete").hidden = false;
   $("follows-section").hidden = false;
+  $("history-section").hidden = false;
   openDrawer(lead.attributes.name);
   await loadFollows();
 }
@@ -641,7 +643,8 @@ async function saveLead(ev) {
   $("drawer-title").textContent = lead.attributes.name;
   $("lead-delete").hidden = false;
   $("follows-section").hidden = false;
-  if (creating) await loadFollows();
+  $("history-section").hidden = false;
+  await (creating ? loadFollows() : loadHistory());
   announce(creating ? `Created ${lead.attributes.name}.` : `Saved ${lead.attributes.name}.`);
   toast(creating ? "Lead created." : "Lead saved.");
   await refreshSummary();
@@ -692,6 +695,7 @@ async function loadFollows() {
   list.replaceChildren(...body.data.map(followItem));
   if (!body.data.length) list.append(el("li", { class: "note", text: "No follow-ups yet." }));
   updateCardFollows(body.data);
+  await loadHistory();
 }
 
 /* The card's "Next" and overdue badge after the drawer changed follow-ups. */
@@ -701,6 +705,28 @@ function updateCardFollows(follows) {
   const open = follows.filter((f) => f.attributes.status !== "completed");
   const next = open.length ? open[0].attributes : null;
   old.replaceWith(card(old.lead, next));
+}
+
+/* The lead's last changes, newest first: what changed, from what to what. */
+async function loadHistory() {
+  const list = $("history");
+  delete list.dataset.ready;
+  let body;
+  try {
+    body = (await api("GET", `/leads/${drawer.id}/history?records=20`)).body;
+  } catch (e) {
+    if (e.status !== 401) list.replaceChildren(el("li", { class: "error", text: e.message }));
+    return;
+  }
+  const show = (v) => (v === null || v === undefined ? "(none)" : String(v));
+  list.replaceChildren(...body.data.map((h) => {
+    const a = h.attributes;
+    const what = Object.entries(a.changes || {}).map(([k, [from, to]]) => `${k}: ${show(from)} → ${show(to)}`);
+    return el("li", {},
+      el("span", { class: "when", text: `${new Date(a.at).toLocaleString()} · ${a.actor || ""} · ` }),
+      el("span", { text: a.action.replace("_", " ") + (what.length ? ` (${what.join("; ")})` : "") }));
+  }));
+  list.dataset.ready = "1";
 }
 
 function followItem(f) {

@@ -227,6 +227,13 @@ test("follow-ups: add, complete, reopen, delete; the card shows overdue", async 
     await deck.getByRole("button", { name: "Delete follow-up Send deck" }).click();
     await deck.waitFor({ state: "detached" });
     await card("Acme renewal").locator(".badge", { hasText: "Overdue" }).waitFor();
+    // The history, newest first: the deleted follow-up, ..., the two stage changes, the creation.
+    await until(() => document.getElementById("history").dataset.ready &&
+      /follow deleted/.test(document.querySelector("#history li")?.textContent));
+    const history = await page.locator("#history li").allTextContents();
+    assert.ok(history.some((h) => /updated \(stage: contacted → qualified\)/.test(h)), history.join("\n"));
+    assert.ok(history.some((h) => /updated \(stage: new → contacted\)/.test(h)), history.join("\n"));
+    assert.match(history.at(-1), /created \(.*name: \(none\) → Acme renewal/);
     const follows = await api("GET", `/leads/${await card("Acme renewal").getAttribute("data-id")}/follows`);
     assert.deepEqual(follows.data.map((f) => [f.attributes.title, f.attributes.status]), [["Call back", "overdue"]]);
   });
