@@ -33,7 +33,9 @@ typedef struct job {
 static store_rc_t verdict(const char *host)
 {
     char addr[WEBHOOK_ADDR_TEXT_MAX];
-    return webhook_host_refused(host, addr) ? STORE_CONFLICT : STORE_OK;
+    if (!webhook_host_refused(host, addr)) return STORE_OK;
+    fprintf(stderr, "crmd: webhooks: %s resolves to %s, which is not allowed\n", host, addr);
+    return STORE_CONFLICT;
 }
 
 static void *resolver_main(void *arg)
@@ -41,6 +43,9 @@ static void *resolver_main(void *arg)
     job_t *j = arg;
     char addr[WEBHOOK_ADDR_TEXT_MAX];
     j->refused = webhook_host_refused(j->host, addr);
+    /* The address goes to the operator's log only, never to the client. */
+    if (j->refused)
+        fprintf(stderr, "crmd: webhooks: %s resolves to %s, which is not allowed\n", j->host, addr);
     /* From here on the job is the loop's. */
     uint64_t one = 1;
     ssize_t n = write(j->fd, &one, sizeof one);

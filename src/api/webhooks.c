@@ -211,9 +211,7 @@ static bool resolved_or_reply(api_req_t *r, store_rc_t rc)
         return false;
     }
     verrs_t errs = {0};
-    verrs_add(&errs, "validation_error", "/webhook/url", NULL,
-              "URL's host resolves to a private, loopback, link-local or otherwise internal address, which "
-              "webhooks may not reach");
+    verrs_add(&errs, "validation_error", "/webhook/url", NULL, "%s", WEBHOOK_REFUSED_TEXT);
     api_reply_errors(r, &errs);
     return false;
 }

@@ -51,6 +51,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -348,14 +349,26 @@ static size_t on_answer(char *data, size_t size, size_t n, void *arg)
     return 0; /* ends the transfer */
 }
 
+static long port_of(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    if (sa->sa_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return 0;
+}
+
 /* Every new connection's address, after resolution: refused ones never
  * get a socket. */
 static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
     (void)purpose;
     lane_t *l = arg;
-    if (!webhook_private_allowed() && webhook_addr_refused(&a->addr)) {
+    if (!webhook_private_allowed() &&
+        (webhook_addr_refused(&a->addr) || webhook_port_refused(port_of(&a->addr)))) {
         webhook_addr_text(&a->addr, l->refused);
+        /* The address goes to the operator only: the receiver's owner may
+         * not learn what a name resolves to inside the server's network. */
+        say("crmd: webhooks: webhook %s: refused to connect to %s port %ld", l->id, l->refused,
+            port_of(&a->addr));
         return CURL_SOCKET_BAD;
     }
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
@@ -438,10 +451,7 @@ static bool failure(const lane_t *l, CURLcode cc, long status, char *out, size_t
     bool answered = status >= 200 && status < 300;
     if ((cc == CURLE_OK || (cc == CURLE_WRITE_ERROR && l->too_big)) && answered) return false;
     if (l->refused[0] != '\0')
-        snprintf(out, outsz,
-                 "refused: the target's address %s is private, loopback or link-local "
-                 "(see --webhook-allow-private)",
-                 l->refused);
+        snprintf(out, outsz, "refused: %s", WEBHOOK_REFUSED_TEXT);
     else if (cc == CURLE_OPERATION_TIMEDOUT)
         snprintf(out, outsz, "no answer within %d s", TIMEOUT_MS / 1000);
     else if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && l->too_big))
