@@ -5,7 +5,9 @@
  * The schedule is a list of intervals: the n-th failure of an event waits
  * the n-th interval, the last one repeating. An event is given up, and the
  * next one goes, when its next attempt would come more than give_up after
- * its first.
+ * the event was made: counted from its creation, not its first attempt,
+ * so that a dead receiver's backlog ages out within give_up rather than
+ * one event per give_up.
  */
 #ifndef CRMD_WEBHOOK_SCHEDULE_H
 #define CRMD_WEBHOOK_SCHEDULE_H
@@ -33,9 +35,9 @@ bool webhook_duration_parse(const char *s, int64_t *ms);
  * than WEBHOOK_SCHEDULE_MAX. */
 bool webhook_schedule_parse(const char *s, webhook_schedule_t *sch);
 
-/* When the attempt-th attempt (from 1) of an event first made at first_at
+/* When the attempt-th attempt (from 1) of an event made at created_at
  * failed at now: the time of the next attempt, or 0 when the event is
  * given up. */
-int64_t webhook_next_attempt(const webhook_schedule_t *sch, int attempt, int64_t first_at, int64_t now);
+int64_t webhook_next_attempt(const webhook_schedule_t *sch, int attempt, int64_t created_at, int64_t now);
 
 #endif

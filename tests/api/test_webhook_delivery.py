@@ -414,3 +414,29 @@ def test_copy_moves_webhooks_and_their_undelivered_events(make_server, receiver,
     for d in got:
         check_delivery(d, w["attributes"]["secret"])
     assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["url"] == receiver.url()
+
+
+def test_give_up_counts_from_the_events_creation_so_a_backlog_ages_out(make_server):
+    """Events queued while no sender ran, older than the give-up when it
+    starts: each is tried once and given up, not retried for another
+    give-up period from its first attempt."""
+    rec = Receiver(lambda d, n: 500)
+    try:
+        first = make_server(extra_args=["--webhook-allow-private", "--webhook-sender", "off"])
+        app = first.new_app()
+        w = create_webhook(app, rec.url(), events=["lead.created"])
+        for i in range(3):
+            app.create_lead(name=f"Backlog {i}")
+        time.sleep(2.5)  # older than the give-up below
+        assert first.stop() == 0
+        second = make_server(db_url=first.db_url,
+                             extra_args=["--webhook-allow-private", "--webhook-retry", "1s", "--webhook-give-up", "2s"])
+        app = App(second.base_url, app.key, app.token)
+        log = [a["attributes"] for a in logged(app, w["id"], 3)]
+        time.sleep(1.5)  # a retry, were there one, would be due by now
+        log = [a["attributes"] for a in deliveries(app, w["id"])]
+        assert len(log) == 3, log
+        assert all(a["attempt"] == 1 and a["next_retry_at"] is None for a in log), log
+        assert len(rec.got()) == 3
+    finally:
+        rec.close()
