@@ -10,6 +10,7 @@
  *              [--cors-origin ORIGIN[,ORIGIN...]]... [--log-format text|json]
  *              [--webhook-allow-private] [--webhook-retry D,...] [--webhook-give-up D]
  *              [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]
+ *              [--webhook-backlog-max N]
  *   crmd app create NAME [--db URL]
  *   crmd app list [--db URL]
  *   crmd app disable KEY [--db URL]
@@ -40,6 +41,7 @@
 #include "api/cache.h"
 #include "api/cors.h"
 #include "api/log.h"
+#include "api/outbox.h"
 #include "api/proxy.h"
 #include "api/ratelimit.h"
 #include "api/keyring.h"
@@ -79,7 +81,7 @@ static const char usage_text[] =
     "        [--tls-cert FILE --tls-key FILE] [--admin-listen HOST:PORT] [--cors-origin ORIGIN]...\n"
     "        [--log-format text|json] [--webhook-allow-private] [--webhook-retry D[,D...]]\n"
     "        [--webhook-give-up D] [--webhook-disable-after D] [--webhook-ca-file FILE]\n"
-    "        [--webhook-sender on|off]\n"
+    "        [--webhook-sender on|off] [--webhook-backlog-max N]\n"
     "        serve the API (default 127.0.0.1:8080, sqlite:var/crmd.db, one thread per core);\n"
     "        --rate-limit: requests per app (default 100:200, on every address);\n"
     "        --auth-limit: failed authentications per client address (default 20:40);\n"
@@ -376,7 +378,7 @@ typedef struct serve_conf {
     keyring_conf_t keys; /* an identity provider's keys, and its tokens' rules */
     /* The webhook options (serve_webhooks): strings as given. */
     struct {
-        const char *allow_private, *retry, *give_up, *disable_after, *ca_file, *sender;
+        const char *allow_private, *retry, *give_up, *disable_after, *ca_file, *sender, *backlog;
         bool send; /* this process delivers (--webhook-sender on) */
         webhook_sender_conf_t conf;
     } wh;
@@ -463,6 +465,11 @@ static int serve_webhooks(serve_conf_t *c)
     if (strcmp(sender, "on") != 0 && strcmp(sender, "off") != 0)
         return usage_error("--webhook-sender wants on or off, not '%s'", sender);
     c->wh.send = strcmp(sender, "on") == 0;
+    long backlog = API_OUTBOX_BACKLOG_DEFAULT;
+    if (c->wh.backlog != NULL && !parse_long(c->wh.backlog, 1, API_OUTBOX_BACKLOG_MAX, &backlog))
+        return usage_error("--webhook-backlog-max wants a whole number from 1 to 10000000, not '%s'",
+                           c->wh.backlog);
+    api_outbox_configure(backlog);
     w->ca_file = c->wh.ca_file;
     w->db_url = c->db;
     return -1;
@@ -533,7 +540,8 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         "                  [--jwks-file FILE | --jwks-url URL [--jwks-refresh SECONDS]]\n"
         "                  [--app-claim NAME] [--jwt-issuer ISS] [--jwt-audience AUD]\n"
         "                  [--webhook-allow-private] [--webhook-retry D[,D...]] [--webhook-give-up D]\n"
-        "                  [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]\n";
+        "                  [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]\n"
+        "                  [--webhook-backlog-max N]\n";
     static char proxy_list[1024];
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
     const char *threads_s = env_or("CRMD_THREADS", NULL), *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
@@ -560,6 +568,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     c->wh.disable_after = env_or("CRMD_WEBHOOK_DISABLE_AFTER", NULL);
     c->wh.ca_file = env_or("CRMD_WEBHOOK_CA_FILE", NULL);
     c->wh.sender = env_or("CRMD_WEBHOOK_SENDER", NULL);
+    c->wh.backlog = env_or("CRMD_WEBHOOK_BACKLOG_MAX", NULL);
     const cli_opt_t opts[] = {
         {"listen", &listen_at},
         {"db", &c->db},
@@ -591,6 +600,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         {"webhook-disable-after", &c->wh.disable_after},
         {"webhook-ca-file", &c->wh.ca_file},
         {"webhook-sender", &c->wh.sender},
+        {"webhook-backlog-max", &c->wh.backlog},
         {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0 || (rc = check_db("--db", c->db)) >= 0) return rc;
@@ -1165,6 +1175,7 @@ static const char *const CONFIG_NAMES[] = {"db",
                                            "webhook-disable-after",
                                            "webhook-ca-file",
                                            "webhook-sender",
+                                           "webhook-backlog-max",
                                            NULL};
 static const char *const CONFIG_BOOLEANS[] = {"quiet", "http2", "webhook-allow-private", NULL};
 

@@ -37,13 +37,19 @@
 typedef void (*store_webhook_cb)(void *ctx, const webhook_t *wh);
 typedef void (*store_delivery_cb)(void *ctx, const delivery_t *d);
 
-/* An event to record: its payload is the exact body every delivery sends. */
+/* An event to record: its payload is the exact body every delivery sends.
+ * A webhook that already has backlog_max undelivered events does not get
+ * it: its delivery log gets a row of id drop_id saying so (attempt 1, no
+ * status, error "dropped: ..."), and it is made inactive, all in the same
+ * transaction. */
 typedef struct store_event {
     char id[UUID_BUFSZ];
     int type; /* model/event.h */
     int64_t created_at;
     const char *payload;
     size_t len;
+    int64_t backlog_max; /* from 1 */
+    char drop_id[UUID_BUFSZ];
 } store_event_t;
 
 /* A webhook leased to a sender. */

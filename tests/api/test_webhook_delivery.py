@@ -440,3 +440,33 @@ def test_give_up_counts_from_the_events_creation_so_a_backlog_ages_out(make_serv
         assert len(rec.got()) == 3
     finally:
         rec.close()
+
+
+def test_a_full_backlog_drops_the_event_logs_it_and_makes_the_webhook_inactive(make_server):
+    rec = Receiver()
+    try:
+        first = make_server(extra_args=["--webhook-allow-private", "--webhook-sender", "off",
+                                        "--webhook-backlog-max", "3"])
+        app = first.new_app()
+        w = create_webhook(app, rec.url(), events=["lead.created"])
+        for i in range(3):
+            app.create_lead(name=f"Queued {i}")
+        assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["active"] is True
+        assert deliveries(app, w["id"]) == []
+        app.create_lead(name="Dropped")
+        assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["active"] is False
+        log = [a["attributes"] for a in deliveries(app, w["id"])]
+        assert len(log) == 1 and log[0]["error"].startswith("dropped: "), log
+        assert log[0]["event_type"] == "lead.created" and log[0]["next_retry_at"] is None, log
+        app.create_lead(name="Not queued: inactive")
+        assert len(deliveries(app, w["id"])) == 1
+        assert first.stop() == 0
+        second = make_server(db_url=first.db_url, extra_args=["--webhook-allow-private"])
+        app = App(second.base_url, app.key, app.token)
+        assert_status(app.put(f"/webhooks/{w['id']}", {"webhook": {"active": True}}), 200)
+        got = rec.wait_for(3)
+        time.sleep(1)
+        assert [d.json["data"]["attributes"]["name"] for d in rec.got()] == [d.json["data"]["attributes"]["name"]
+                                                                             for d in got] == [f"Queued {i}" for i in range(3)]
+    finally:
+        rec.close()
