@@ -10,7 +10,7 @@
  *              [--cors-origin ORIGIN[,ORIGIN...]]... [--log-format text|json]
  *              [--webhook-allow-private] [--webhook-retry D,...] [--webhook-give-up D]
  *              [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]
- *              [--webhook-backlog-max N]
+ *              [--webhook-backlog-max N] [--webhook-log-keep D]
  *   crmd app create NAME [--db URL]
  *   crmd app list [--db URL]
  *   crmd app disable KEY [--db URL]
@@ -81,7 +81,7 @@ static const char usage_text[] =
     "        [--tls-cert FILE --tls-key FILE] [--admin-listen HOST:PORT] [--cors-origin ORIGIN]...\n"
     "        [--log-format text|json] [--webhook-allow-private] [--webhook-retry D[,D...]]\n"
     "        [--webhook-give-up D] [--webhook-disable-after D] [--webhook-ca-file FILE]\n"
-    "        [--webhook-sender on|off] [--webhook-backlog-max N]\n"
+    "        [--webhook-sender on|off] [--webhook-backlog-max N] [--webhook-log-keep D]\n"
     "        serve the API (default 127.0.0.1:8080, sqlite:var/crmd.db, one thread per core);\n"
     "        --rate-limit: requests per app (default 100:200, on every address);\n"
     "        --auth-limit: failed authentications per client address (default 20:40);\n"
@@ -378,7 +378,7 @@ typedef struct serve_conf {
     keyring_conf_t keys; /* an identity provider's keys, and its tokens' rules */
     /* The webhook options (serve_webhooks): strings as given. */
     struct {
-        const char *allow_private, *retry, *give_up, *disable_after, *ca_file, *sender, *backlog;
+        const char *allow_private, *retry, *give_up, *disable_after, *ca_file, *sender, *backlog, *log_keep;
         bool send; /* this process delivers (--webhook-sender on) */
         webhook_sender_conf_t conf;
     } wh;
@@ -457,6 +457,10 @@ static int serve_webhooks(serve_conf_t *c)
     if (c->wh.give_up != NULL && !webhook_duration_parse(c->wh.give_up, &w->schedule.give_up_ms))
         return usage_error("--webhook-give-up wants a duration such as 24h (up to 30d), not '%s'",
                            c->wh.give_up);
+    w->log_keep_ms = WEBHOOK_LOG_KEEP_DEFAULT_MS;
+    if (c->wh.log_keep != NULL && !webhook_duration_parse(c->wh.log_keep, &w->log_keep_ms))
+        return usage_error("--webhook-log-keep wants a duration such as 7d (up to 30d), not '%s'",
+                           c->wh.log_keep);
     w->disable_after_ms = WEBHOOK_DISABLE_AFTER_DEFAULT_MS;
     if (c->wh.disable_after != NULL && !webhook_duration_parse(c->wh.disable_after, &w->disable_after_ms))
         return usage_error("--webhook-disable-after wants a duration such as 3d (up to 30d), not '%s'",
@@ -541,7 +545,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         "                  [--app-claim NAME] [--jwt-issuer ISS] [--jwt-audience AUD]\n"
         "                  [--webhook-allow-private] [--webhook-retry D[,D...]] [--webhook-give-up D]\n"
         "                  [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]\n"
-        "                  [--webhook-backlog-max N]\n";
+        "                  [--webhook-backlog-max N] [--webhook-log-keep D]\n";
     static char proxy_list[1024];
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
     const char *threads_s = env_or("CRMD_THREADS", NULL), *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
@@ -569,6 +573,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     c->wh.ca_file = env_or("CRMD_WEBHOOK_CA_FILE", NULL);
     c->wh.sender = env_or("CRMD_WEBHOOK_SENDER", NULL);
     c->wh.backlog = env_or("CRMD_WEBHOOK_BACKLOG_MAX", NULL);
+    c->wh.log_keep = env_or("CRMD_WEBHOOK_LOG_KEEP", NULL);
     const cli_opt_t opts[] = {
         {"listen", &listen_at},
         {"db", &c->db},
@@ -601,6 +606,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         {"webhook-ca-file", &c->wh.ca_file},
         {"webhook-sender", &c->wh.sender},
         {"webhook-backlog-max", &c->wh.backlog},
+        {"webhook-log-keep", &c->wh.log_keep},
         {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0 || (rc = check_db("--db", c->db)) >= 0) return rc;
@@ -1176,6 +1182,7 @@ static const char *const CONFIG_NAMES[] = {"db",
                                            "webhook-ca-file",
                                            "webhook-sender",
                                            "webhook-backlog-max",
+                                           "webhook-log-keep",
                                            NULL};
 static const char *const CONFIG_BOOLEANS[] = {"quiet", "http2", "webhook-allow-private", NULL};
 

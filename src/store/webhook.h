@@ -142,6 +142,7 @@ struct store_webhook_ops {
     store_rc_t (*report)(store_t *s, const store_report_t *r);
     store_rc_t (*owners)(store_t *s, void (*cb)(void *ctx, const char *owner), void *ctx);
     store_rc_t (*release_owner)(store_t *s, const char *owner);
+    store_rc_t (*prune)(store_t *s, int64_t before, int limit, int *deleted);
     /* Bulk copy (store.h's): inside the import's transaction. */
     store_rc_t (*import_webhook)(store_t *s, int64_t app, const webhook_t *wh);
     store_rc_t (*import_event)(store_t *s, const char *webhook_id, const store_queued_t *e);
@@ -195,6 +196,11 @@ store_rc_t store_outbox_claim(store_t *s, const char *owner, int64_t now, int64_
 /* Passes the oldest limit events of a webhook, oldest first, each with
  * the webhook's url and state as they are (none when it was deleted). */
 store_rc_t store_outbox_queue(store_t *s, const char *webhook_id, int limit, store_queued_cb cb, void *ctx);
+
+/* Deletes at most limit attempts of the delivery logs made before before
+ * (ms); *deleted gets how many. Its own short write: call it again while
+ * it deletes limit. */
+store_rc_t store_outbox_prune(store_t *s, int64_t before, int limit, int *deleted);
 
 /* Records a sender's report (store_report_t), in one transaction. */
 store_rc_t store_outbox_report(store_t *s, const store_report_t *r);

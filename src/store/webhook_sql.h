@@ -83,7 +83,7 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
     Q_WH_INSERT, Q_WH_GET, Q_WH_LIST, Q_WH_UPDATE, Q_WH_DELIVERIES, Q_EV_RECORD, Q_EV_FULL_LOG,              \
         Q_EV_FULL_OFF, Q_OUT_QUEUE, Q_OUT_ATTEMPT, Q_OUT_DONE, Q_OUT_RETRY, Q_OUT_OK, Q_OUT_FAILED,          \
         Q_OUT_RELEASE, Q_OUT_RENEW, Q_OUT_DROP, Q_WH_IMPORT, Q_EV_IMPORT, Q_WH_COUNTS, Q_WH_EXPORT,          \
-        Q_EV_EXPORT, Q_OUT_OWNERS, Q_OUT_FREE
+        Q_EV_EXPORT, Q_OUT_OWNERS, Q_OUT_FREE, Q_OUT_PRUNE
 
 /* clang-format off */
 #define SCHEMA_WEBHOOK_KEY(P) "app_id = " P(1, int8) " AND id = " P(2, uuid)
@@ -166,6 +166,11 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
                     " AND active RETURNING " SCHEMA_LANE_COLS,                                               \
     [Q_OUT_OWNERS] = "SELECT DISTINCT lease_owner FROM webhooks WHERE lease_owner IS NOT NULL",            \
     [Q_OUT_FREE] = "UPDATE webhooks SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = " P(1, text), \
+    /* Webhook by webhook, so that each reads its part of the log's key   \
+     * (webhook_id, created_at, id) from its start.                         */ \
+    [Q_OUT_PRUNE] = "DELETE FROM webhook_attempts WHERE (webhook_id, created_at, id) IN (SELECT a.webhook_id, " \
+                    "a.created_at, a.id FROM webhooks w JOIN webhook_attempts a ON a.webhook_id = w.id AND "   \
+                    "a.created_at < " P(1, int8) " LIMIT " P(2, int8) ")",                                     \
     [Q_OUT_DROP] = "UPDATE webhooks SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = "            \
                    P(1, text) " AND NOT active",                                                             \
     [Q_WH_IMPORT] = "INSERT INTO webhooks (app_id, " SCHEMA_WEBHOOK_COLS ") VALUES (" P(1, int8) ", "        \

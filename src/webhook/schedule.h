@@ -19,6 +19,7 @@
 #define WEBHOOK_RETRY_DEFAULT "10s,30s,2m,5m,15m,30m,1h,2h,4h,8h"
 #define WEBHOOK_GIVE_UP_DEFAULT_MS (24LL * 3600 * 1000)
 #define WEBHOOK_DISABLE_AFTER_DEFAULT_MS (3LL * 86400 * 1000)
+#define WEBHOOK_LOG_KEEP_DEFAULT_MS (7LL * 86400 * 1000)
 
 typedef struct webhook_schedule {
     int64_t ms[WEBHOOK_SCHEDULE_MAX];

@@ -89,6 +89,13 @@
 #define ANSWER_MAX (64 * 1024)      /* bytes of an answer read; beyond, the transfer ends */
 #define ERROR_MAX 256
 #define STALE_EVERY_MS 5000 /* leases of dead processes of this machine are looked for this often */
+/* The delivery logs are pruned of attempts older than --webhook-log-keep
+ * at most PRUNE_BATCH rows per write, so that no write holds the database
+ * for long; a full batch is followed by the next one PRUNE_AGAIN_MS
+ * later, else the logs are looked at again PRUNE_EVERY_MS later. */
+#define PRUNE_BATCH 500
+#define PRUNE_AGAIN_MS 200
+#define PRUNE_EVERY_MS 60000
 #define OWNER_MAX 128
 
 typedef struct queued {
@@ -151,7 +158,7 @@ static struct {
     /* Room for a transfer in flight on every lane beyond the pause. */
     outcome_t outcomes[OUTCOMES_MAX + LANES_MAX];
     int noutcomes;
-    int64_t first_outcome, last_report, report_retry_at, next_claim, last_claim, next_stale;
+    int64_t first_outcome, last_report, report_retry_at, next_claim, last_claim, next_stale, next_prune;
     bool want_report, store_failing;
 } S;
 
@@ -330,6 +337,14 @@ static void on_owner(void *ctx, const char *owner)
     if (pid <= 0 || *end != '/' || (pid != getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))) return;
     if (store_outbox_release_owner(S.store, owner) == STORE_OK)
         say("crmd: webhooks: took over the webhooks of process %ld, which is gone", pid);
+}
+
+static void prune(int64_t now)
+{
+    int deleted = 0;
+    int64_t every = S.conf.log_keep_ms < PRUNE_EVERY_MS ? S.conf.log_keep_ms : PRUNE_EVERY_MS;
+    store_rc_t rc = store_outbox_prune(S.store, now - S.conf.log_keep_ms, PRUNE_BATCH, &deleted);
+    S.next_prune = now + (rc == STORE_OK && deleted == PRUNE_BATCH ? PRUNE_AGAIN_MS : every);
 }
 
 static void release_stale(int64_t now)
@@ -658,7 +673,7 @@ static bool fetch_pending(const lane_t *l)
  * next report, or an idle lane's next look. */
 static long wait_ms(int64_t now)
 {
-    int64_t until = S.next_claim;
+    int64_t until = S.next_claim < S.next_prune ? S.next_claim : S.next_prune;
     for (int i = 0; i < S.nlanes; i++)
         if (fetch_pending(S.lanes[i]) && S.lanes[i]->next_fetch < until) until = S.lanes[i]->next_fetch;
     int64_t report = INT64_MAX;
@@ -693,6 +708,7 @@ static void *sender_main(void *arg)
         collect();
         int64_t now = ts_now_ms();
         if (now >= S.next_stale) release_stale(now);
+        if (now >= S.next_prune) prune(now);
         if (atomic_exchange(&S.poked, false)) poked(now);
         if (now >= S.next_claim) claim(now);
         for (int i = 0; i < S.nlanes; i++)

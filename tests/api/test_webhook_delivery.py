@@ -470,3 +470,20 @@ def test_a_full_backlog_drops_the_event_logs_it_and_makes_the_webhook_inactive(m
                                                                              for d in got] == [f"Queued {i}" for i in range(3)]
     finally:
         rec.close()
+
+
+def test_the_delivery_log_keeps_attempts_for_webhook_log_keep(make_server, receiver):
+    srv = make_server(extra_args=["--webhook-allow-private", "--webhook-log-keep", "2s"])
+    app = srv.new_app()
+    w = create_webhook(app, receiver.url(), events=["lead.created"])
+    app.create_lead(name="Old")
+    old = logged(app, w["id"], 1)[0]
+    time.sleep(5)
+    app.create_lead(name="New")
+    receiver.wait_for(2)
+    # The old attempt goes (2 s after it was made, at the next pruning, at
+    # most 2 s later) while the new one, 5 s younger, is still kept.
+    log = wait_until(lambda: (log := deliveries(app, w["id"])) and old["id"] not in [a["id"] for a in log] and log,
+                     what="the old attempt pruned")
+    assert len(log) == 1 and log[0]["attributes"]["event_id"] == receiver.got()[1].event_id, log
+    wait_until(lambda: deliveries(app, w["id"]) == [], what="the new attempt pruned in its turn")

@@ -367,6 +367,18 @@ static store_rc_t release_owner(store_t *base, const char *owner)
     return pg_write(pg_of(base), Q_OUT_FREE, &p, 0, 0, NULL);
 }
 
+static store_rc_t outbox_prune(store_t *base, int64_t before, int limit, int *deleted)
+{
+    pg_params_t p = {0};
+    pgp_int8(&p, before);
+    pgp_int8(&p, limit);
+    PGresult *r;
+    store_rc_t rc = pg_write(pg_of(base), Q_OUT_PRUNE, &p, 0, 0, &r);
+    *deleted = rc == STORE_OK ? (int)pg_affected(r) : 0;
+    PQclear(r);
+    return rc;
+}
+
 /* --- bulk copy ---------------------------------------------------------------- */
 
 store_rc_t pg_webhook_counts(pg_store_t *s, store_counts_t *out)
@@ -436,6 +448,7 @@ const store_webhook_ops_t pg_webhook_ops = {
     .queue = outbox_queue,
     .report = outbox_report,
     .owners = outbox_owners,
+    .prune = outbox_prune,
     .release_owner = release_owner,
     .import_webhook = import_webhook,
     .import_event = import_event,

@@ -434,6 +434,18 @@ static store_rc_t release_owner(store_t *base, const char *owner)
     return sq_finish_single(s, sq_run(s, st));
 }
 
+static store_rc_t outbox_prune(store_t *base, int64_t before, int limit, int *deleted)
+{
+    sqlite_store_t *s = sq_of(base);
+    store_rc_t rc;
+    *deleted = 0;
+    sqlite3_stmt *st = sq_write_stmt(s, Q_OUT_PRUNE, true, &rc);
+    if (st == NULL) return rc;
+    sqlite3_bind_int64(st, 1, before);
+    sqlite3_bind_int64(st, 2, limit);
+    return sq_finish_single(s, sq_step_changes(s, st, deleted));
+}
+
 /* --- bulk copy ---------------------------------------------------------------- */
 
 store_rc_t sq_webhook_counts(sqlite_store_t *s, store_counts_t *out)
@@ -523,6 +535,7 @@ const store_webhook_ops_t sq_webhook_ops = {
     .queue = outbox_queue,
     .report = outbox_report,
     .owners = outbox_owners,
+    .prune = outbox_prune,
     .release_owner = release_owner,
     .import_webhook = import_webhook,
     .import_event = import_event,
