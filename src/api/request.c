@@ -417,6 +417,8 @@ json_t *api_body_or_reply(api_req_t *r)
         char detail[96];
         if (max % MIB == 0)
             snprintf(detail, sizeof detail, "The request body is larger than %zu MiB.", max / MIB);
+        else if (max % 1024 == 0)
+            snprintf(detail, sizeof detail, "The request body is larger than %zu KiB.", max / 1024);
         else
             snprintf(detail, sizeof detail, "The request body is larger than %zu bytes.", max);
         api_reply_error(r, 413, "Payload Too Large", detail);

@@ -262,6 +262,9 @@ static void checked(api_req_t *r, bool creating, api_step_fn then, api_read_done
 
 void webhooks_create(api_req_t *r)
 {
+    /* The 201 shows the secret, once: no cache on the way may keep it. */
+    h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store"));
     checked(r, true, submit_create, resolved_create);
 }
 

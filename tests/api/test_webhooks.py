@@ -7,6 +7,7 @@ private target here is refused; the webhooks it accepts point at public
 addresses (documentation and example ranges) and are never delivered to:
 nothing there answers, and these tests make no lead changes."""
 
+import json
 import re
 import uuid
 
@@ -22,6 +23,7 @@ def test_create_shows_the_secret_once_and_reads_never(app):
     r = app.post("/webhooks", {"webhook": {"url": PUBLIC, "events": ["lead.created", "lead.stage_changed"],
                                            "description": "  Billing sync  "}})
     assert_status(r, 201)
+    assert r.headers.get("Cache-Control") == "no-store", "no cache may keep the secret"
     data = body_json(r)["data"]
     assert location_path(r) == f"/webhooks/{data['id']}"
     a = data["attributes"]
@@ -198,6 +200,17 @@ def test_ports_under_1024_other_than_80_and_443_are_refused(app, url):
     assert "port" in errs[0]["detail"], errs[0]
     for ok in ("http://8.8.8.8:443/", "https://8.8.8.8:80/", "https://8.8.8.8:1024/", "https://8.8.8.8/"):
         assert_status(app.post("/webhooks", {"webhook": {"url": ok, "events": ["*"]}}), 201)
+
+
+def test_a_webhook_body_is_at_most_16_kib(app):
+    body = json.dumps({"webhook": {"url": PUBLIC, "events": ["*"]}})
+    fits = body + " " * (16 * 1024 - len(body))
+    assert_status(app.post("/webhooks", raw=fits), 201)
+    w = create_webhook(app, PUBLIC)
+    for r in (app.post("/webhooks", raw=fits + " "), app.put(f"/webhooks/{w['id']}", raw=fits + " ")):
+        assert_error(r, 413, "payload_too_large")
+        assert body_json(r)["errors"][0]["detail"] == "The request body is larger than 16 KiB."
+    assert_status(app.put(f"/webhooks/{w['id']}", raw=fits), 200)
 
 
 def test_a_name_that_does_not_resolve_is_accepted(app):
