@@ -528,6 +528,19 @@ static int serve_limits(serve_conf_t *c, const char *rate_s, const char *auth_s,
     return -1;
 }
 
+/* The webhook options' environment variables, which their flags override. */
+static void webhook_env(serve_conf_t *c)
+{
+    c->wh.allow_private = env_or("CRMD_WEBHOOK_ALLOW_PRIVATE", NULL);
+    c->wh.retry = env_or("CRMD_WEBHOOK_RETRY", NULL);
+    c->wh.give_up = env_or("CRMD_WEBHOOK_GIVE_UP", NULL);
+    c->wh.disable_after = env_or("CRMD_WEBHOOK_DISABLE_AFTER", NULL);
+    c->wh.ca_file = env_or("CRMD_WEBHOOK_CA_FILE", NULL);
+    c->wh.sender = env_or("CRMD_WEBHOOK_SENDER", NULL);
+    c->wh.backlog = env_or("CRMD_WEBHOOK_BACKLOG_MAX", NULL);
+    c->wh.log_keep = env_or("CRMD_WEBHOOK_LOG_KEEP", NULL);
+}
+
 /* Reads serve's options (over the environment's CRMD_ settings) into c
  * and sets up the limits, the response cache and the writer's queue.
  * Returns -1 to go on, or the exit status (usage printed). */
@@ -566,14 +579,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     c->ops.admin = env_or("CRMD_ADMIN_LISTEN", NULL);
     c->ops.tls_cert = env_or("CRMD_TLS_CERT", NULL);
     c->ops.tls_key = env_or("CRMD_TLS_KEY", NULL);
-    c->wh.allow_private = env_or("CRMD_WEBHOOK_ALLOW_PRIVATE", NULL);
-    c->wh.retry = env_or("CRMD_WEBHOOK_RETRY", NULL);
-    c->wh.give_up = env_or("CRMD_WEBHOOK_GIVE_UP", NULL);
-    c->wh.disable_after = env_or("CRMD_WEBHOOK_DISABLE_AFTER", NULL);
-    c->wh.ca_file = env_or("CRMD_WEBHOOK_CA_FILE", NULL);
-    c->wh.sender = env_or("CRMD_WEBHOOK_SENDER", NULL);
-    c->wh.backlog = env_or("CRMD_WEBHOOK_BACKLOG_MAX", NULL);
-    c->wh.log_keep = env_or("CRMD_WEBHOOK_LOG_KEEP", NULL);
+    webhook_env(c);
     const cli_opt_t opts[] = {
         {"listen", &listen_at},
         {"db", &c->db},

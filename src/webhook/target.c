@@ -8,7 +8,6 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <ifaddrs.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -285,18 +284,4 @@ webhook_target_rc_t webhook_target_check(const char *url, char *host, size_t hos
         return TARGET_REFUSED;
     }
     return is_literal ? TARGET_OK : TARGET_NAME;
-}
-
-bool webhook_host_refused(const char *host, char addr[WEBHOOK_ADDR_TEXT_MAX])
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    if (getaddrinfo(host, NULL, &hints, &res) != 0) return false;
-    bool refused = false;
-    for (const struct addrinfo *ai = res; ai != NULL && !refused; ai = ai->ai_next) {
-        if (!webhook_addr_refused(ai->ai_addr)) continue;
-        refused = true;
-        webhook_addr_text(ai->ai_addr, addr);
-    }
-    freeaddrinfo(res);
-    return refused;
 }

@@ -12,11 +12,11 @@
  * IPv4; translated ::ffff:0:a.b.c.d, local NAT64 64:ff9b:1::/48, 6to4
  * 2002::/16, Teredo 2001::/32 and discard 100::/64 refused whole), nor
  * any address of the host's own interfaces; and its port must be 80, 443
- * or 1024 and above. The API checks it when a
- * webhook is created or changed (an IP literal at once, a name by
- * resolving it: webhook_host_refused), and the sender again on every
+ * or 1024 and above. The API checks the form, the port and an IP literal
+ * when a webhook is created or changed (webhook_target_check; a name is
+ * not resolved there), and the sender checks every address on every
  * connection, after resolution (webhook_addr_refused), so a name that
- * comes to resolve to 127.0.0.1 later is refused too.
+ * resolves to 127.0.0.1, now or later, is refused then.
  *
  * Thread-safe: the setting is made once before serving, then only read;
  * the list of the host's addresses is guarded by a mutex.
@@ -39,7 +39,7 @@ bool webhook_private_allowed(void);
 
 typedef enum webhook_target_rc {
     TARGET_OK,      /* allowed as it is: an allowed address, or any target with private ones allowed */
-    TARGET_NAME,    /* a well-formed URL whose host is a name: resolve it (webhook_host_refused) */
+    TARGET_NAME,    /* a well-formed URL whose host is a name: the sender checks its addresses */
     TARGET_INVALID, /* not a URL crmd delivers to: *why says what is wrong */
     TARGET_REFUSED  /* its port or address literal is not allowed: *why says which (not the address) */
 } webhook_target_rc_t;
@@ -49,12 +49,6 @@ typedef enum webhook_target_rc {
  * TARGET_INVALID or TARGET_REFUSED a sentence for the client goes to why
  * (whysz bytes). */
 webhook_target_rc_t webhook_target_check(const char *url, char *host, size_t hostsz, char *why, size_t whysz);
-
-/* Resolves host (blocking: call it off the event loops) and says whether
- * any of its addresses is refused; the first such goes to addr (its text,
- * WEBHOOK_ADDR_TEXT_MAX bytes). A name that does not resolve is not
- * refused: it may resolve later, and the sender checks again then. */
-bool webhook_host_refused(const char *host, char addr[WEBHOOK_ADDR_TEXT_MAX]);
 
 /* What a client (API answer, delivery log) is told of a refused address;
  * the address itself goes only to the server's log. */

@@ -146,14 +146,6 @@ Test(target, urls_are_read_as_the_sender_reads_them)
     webhook_allow_private(false);
 }
 
-Test(target, localhost_resolves_to_a_refused_address)
-{
-    char addr[WEBHOOK_ADDR_TEXT_MAX];
-    cr_expect(webhook_host_refused("localhost", addr));
-    cr_expect(strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0, "%s", addr);
-    cr_expect(!webhook_host_refused("name-that-does-not-resolve.invalid", addr), "no address: not refused");
-}
-
 /* --- the schedule ---------------------------------------------------------------- */
 
 Test(schedule, durations_and_lists)
