@@ -10,6 +10,7 @@
  *              [--cors-origin ORIGIN[,ORIGIN...]]... [--log-format text|json]
  *              [--webhook-allow-private] [--webhook-retry D,...] [--webhook-give-up D]
  *              [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]
+ *              [--webhook-backlog-max N] [--webhook-log-keep D]
  *              [--trash-retention DURATION]
  *   crmd app create NAME [--db URL]
  *   crmd app list [--db URL]
@@ -42,6 +43,7 @@
 #include "api/cors.h"
 #include "api/csvcmd.h"
 #include "api/log.h"
+#include "api/outbox.h"
 #include "api/proxy.h"
 #include "api/ratelimit.h"
 #include "api/keyring.h"
@@ -81,7 +83,8 @@ static const char usage_text[] =
     "        [--tls-cert FILE --tls-key FILE] [--admin-listen HOST:PORT] [--cors-origin ORIGIN]...\n"
     "        [--log-format text|json] [--webhook-allow-private] [--webhook-retry D[,D...]]\n"
     "        [--webhook-give-up D] [--webhook-disable-after D] [--webhook-ca-file FILE]\n"
-    "        [--webhook-sender on|off] [--trash-retention DURATION]\n"
+    "        [--webhook-sender on|off] [--webhook-backlog-max N] [--webhook-log-keep D]\n"
+    "        [--trash-retention DURATION]\n"
     "        serve the API (default 127.0.0.1:8080, sqlite:var/crmd.db, one thread per core);\n"
     "        --rate-limit: requests per app (default 100:200, on every address);\n"
     "        --auth-limit: failed authentications per client address (default 20:40);\n"
@@ -289,7 +292,7 @@ typedef struct cli_opt {
     size_t list_size;
 } cli_opt_t;
 
-#define CLI_OPTS_MAX 32
+#define CLI_OPTS_MAX 48
 /* An option's index is what getopt_long returns for it: below '?' and 'h'. */
 _Static_assert(CLI_OPTS_MAX < '?', "option indexes collide with getopt_long's own returns");
 
@@ -386,7 +389,7 @@ typedef struct serve_conf {
     const char *trash_retention; /* as given; NULL: the default */
     /* The webhook options (serve_webhooks): strings as given. */
     struct {
-        const char *allow_private, *retry, *give_up, *disable_after, *ca_file, *sender;
+        const char *allow_private, *retry, *give_up, *disable_after, *ca_file, *sender, *backlog, *log_keep;
         bool send; /* this process delivers (--webhook-sender on) */
         webhook_sender_conf_t conf;
     } wh;
@@ -482,6 +485,10 @@ static int serve_webhooks(serve_conf_t *c)
     if (c->wh.give_up != NULL && !webhook_duration_parse(c->wh.give_up, &w->schedule.give_up_ms))
         return usage_error("--webhook-give-up wants a duration such as 24h (up to 30d), not '%s'",
                            c->wh.give_up);
+    w->log_keep_ms = WEBHOOK_LOG_KEEP_DEFAULT_MS;
+    if (c->wh.log_keep != NULL && !webhook_duration_parse(c->wh.log_keep, &w->log_keep_ms))
+        return usage_error("--webhook-log-keep wants a duration such as 7d (up to 30d), not '%s'",
+                           c->wh.log_keep);
     w->disable_after_ms = WEBHOOK_DISABLE_AFTER_DEFAULT_MS;
     if (c->wh.disable_after != NULL && !webhook_duration_parse(c->wh.disable_after, &w->disable_after_ms))
         return usage_error("--webhook-disable-after wants a duration such as 3d (up to 30d), not '%s'",
@@ -490,6 +497,11 @@ static int serve_webhooks(serve_conf_t *c)
     if (strcmp(sender, "on") != 0 && strcmp(sender, "off") != 0)
         return usage_error("--webhook-sender wants on or off, not '%s'", sender);
     c->wh.send = strcmp(sender, "on") == 0;
+    long backlog = API_OUTBOX_BACKLOG_DEFAULT;
+    if (c->wh.backlog != NULL && !parse_long(c->wh.backlog, 1, API_OUTBOX_BACKLOG_MAX, &backlog))
+        return usage_error("--webhook-backlog-max wants a whole number from 1 to 10000000, not '%s'",
+                           c->wh.backlog);
+    api_outbox_configure(backlog);
     w->ca_file = c->wh.ca_file;
     w->db_url = c->db;
     return -1;
@@ -544,6 +556,19 @@ static int serve_limits(serve_conf_t *c, const char *rate_s, const char *auth_s,
     return -1;
 }
 
+/* The webhook options' environment variables, which their flags override. */
+static void webhook_env(serve_conf_t *c)
+{
+    c->wh.allow_private = env_or("CRMD_WEBHOOK_ALLOW_PRIVATE", NULL);
+    c->wh.retry = env_or("CRMD_WEBHOOK_RETRY", NULL);
+    c->wh.give_up = env_or("CRMD_WEBHOOK_GIVE_UP", NULL);
+    c->wh.disable_after = env_or("CRMD_WEBHOOK_DISABLE_AFTER", NULL);
+    c->wh.ca_file = env_or("CRMD_WEBHOOK_CA_FILE", NULL);
+    c->wh.sender = env_or("CRMD_WEBHOOK_SENDER", NULL);
+    c->wh.backlog = env_or("CRMD_WEBHOOK_BACKLOG_MAX", NULL);
+    c->wh.log_keep = env_or("CRMD_WEBHOOK_LOG_KEEP", NULL);
+}
+
 /* Reads serve's options (over the environment's CRMD_ settings) into c
  * and sets up the limits, the response cache and the writer's queue.
  * Returns -1 to go on, or the exit status (usage printed). */
@@ -561,6 +586,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         "                  [--app-claim NAME] [--jwt-issuer ISS] [--jwt-audience AUD]\n"
         "                  [--webhook-allow-private] [--webhook-retry D[,D...]] [--webhook-give-up D]\n"
         "                  [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]\n"
+        "                  [--webhook-backlog-max N] [--webhook-log-keep D]\n"
         "                  [--trash-retention DURATION]\n";
     static char proxy_list[1024];
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
@@ -583,12 +609,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     c->ops.admin = env_or("CRMD_ADMIN_LISTEN", NULL);
     c->ops.tls_cert = env_or("CRMD_TLS_CERT", NULL);
     c->ops.tls_key = env_or("CRMD_TLS_KEY", NULL);
-    c->wh.allow_private = env_or("CRMD_WEBHOOK_ALLOW_PRIVATE", NULL);
-    c->wh.retry = env_or("CRMD_WEBHOOK_RETRY", NULL);
-    c->wh.give_up = env_or("CRMD_WEBHOOK_GIVE_UP", NULL);
-    c->wh.disable_after = env_or("CRMD_WEBHOOK_DISABLE_AFTER", NULL);
-    c->wh.ca_file = env_or("CRMD_WEBHOOK_CA_FILE", NULL);
-    c->wh.sender = env_or("CRMD_WEBHOOK_SENDER", NULL);
+    webhook_env(c);
     const cli_opt_t opts[] = {
         {"listen", &listen_at},
         {"db", &c->db},
@@ -621,6 +642,8 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         {"webhook-disable-after", &c->wh.disable_after},
         {"webhook-ca-file", &c->wh.ca_file},
         {"webhook-sender", &c->wh.sender},
+        {"webhook-backlog-max", &c->wh.backlog},
+        {"webhook-log-keep", &c->wh.log_keep},
         {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0 || (rc = check_db("--db", c->db)) >= 0) return rc;
@@ -1281,6 +1304,8 @@ static const char *const CONFIG_NAMES[] = {"db",
                                            "webhook-disable-after",
                                            "webhook-ca-file",
                                            "webhook-sender",
+                                           "webhook-backlog-max",
+                                           "webhook-log-keep",
                                            NULL};
 static const char *const CONFIG_BOOLEANS[] = {"quiet", "http2", "webhook-allow-private", NULL};
 

@@ -23,6 +23,9 @@
  * before routing (dispatch.c). */
 #define API_MAX_BODY (1024 * 1024)
 #define API_IMPORT_MAX_BODY (16 * 1024 * 1024)
+/* A webhook's body: a URL of at most 2,048 bytes, a few dozen event names
+ * and a description fit many times over; more is never a real webhook. */
+#define API_WEBHOOK_BODY_MAX (16 * 1024)
 
 /* What every thread shares; read-only while serving, and it must outlive
  * the server and the writer. */

@@ -10,7 +10,6 @@
  *     auth.c       credentials, before the handler when the entry says so
  *   leads.c, follows.c, webhooks.c, health.c   handlers, reached only
  *                through the table
- *   resolve.c    a webhook target's name resolved off the loop (webhooks.c)
  *   resource.c   what the resource handlers share (reads, decoding writes)
  *   change.c     what a write changed, and what follows from it recorded in
  *                its batch (outbox.c: the webhooks' events)

@@ -3,6 +3,7 @@
  */
 #include "api/outbox.h"
 
+#include <assert.h>
 #include <stdatomic.h>
 
 #include "model/diff.h"
@@ -12,6 +13,14 @@
 
 /* Events were recorded since the writer last asked. */
 static atomic_bool recorded_since;
+
+static _Atomic int64_t backlog_max = API_OUTBOX_BACKLOG_DEFAULT;
+
+void api_outbox_configure(int64_t max)
+{
+    assert(max >= 1 && max <= API_OUTBOX_BACKLOG_MAX);
+    atomic_store(&backlog_max, max);
+}
 
 bool api_outbox_take_recorded(void)
 {
@@ -73,8 +82,8 @@ static void write_body(jw_t *w, const api_change_t *c, int64_t now, unsigned fie
 /* Records one event of type with the shared body. */
 static store_rc_t record_one(store_t *s, int64_t app, int64_t now, int type, const jw_t *body, int *recorded)
 {
-    store_event_t ev = {.type = type, .created_at = now};
-    if (uuid_v7(now, ev.id) != 0) return STORE_UNAVAILABLE;
+    store_event_t ev = {.type = type, .created_at = now, .backlog_max = atomic_load(&backlog_max)};
+    if (uuid_v7(now, ev.id) != 0 || uuid_v7(now, ev.drop_id) != 0) return STORE_UNAVAILABLE;
     char at[TS_BUFSZ];
     ts_format(now, at);
     jw_t w = {0};

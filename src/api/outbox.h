@@ -12,6 +12,10 @@
  * (the record as the API renders it after the change, before it for a
  * deletion), "previous_attributes" (the old values of what changed; {}
  * but for updates)}.
+ *
+ * A webhook whose backlog holds the cap already does not get the event:
+ * the event is dropped, its delivery log says so, and the webhook is made
+ * inactive (store_event_t).
  */
 #ifndef CRMD_API_OUTBOX_H
 #define CRMD_API_OUTBOX_H
@@ -20,6 +24,16 @@
 #include <stdint.h>
 
 #include "api/change.h"
+
+/* The most undelivered events a webhook may have waiting
+ * (--webhook-backlog-max): a receiver that is down for long would
+ * otherwise make the outbox, and the database, grow without bound. Past
+ * it the webhook is made inactive, so that its owner sees it. */
+#define API_OUTBOX_BACKLOG_DEFAULT 10000
+#define API_OUTBOX_BACKLOG_MAX 10000000
+
+/* Sets the cap (1..API_OUTBOX_BACKLOG_MAX); call before serving. */
+void api_outbox_configure(int64_t backlog_max);
 
 /* Records change c's events for app, made at now, on s (inside the
  * writer's batch). *recorded grows by the rows recorded (one per event and

@@ -472,6 +472,8 @@ json_t *api_body_or_render(api_req_t *r, int *status)
         char detail[96];
         if (max % MIB == 0)
             snprintf(detail, sizeof detail, "The request body is larger than %zu MiB.", max / MIB);
+        else if (max % 1024 == 0)
+            snprintf(detail, sizeof detail, "The request body is larger than %zu KiB.", max / 1024);
         else
             snprintf(detail, sizeof detail, "The request body is larger than %zu bytes.", max);
         *status = api_render_error(&r->out, 413, "Payload Too Large", detail);

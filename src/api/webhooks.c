@@ -6,15 +6,15 @@
  * changes what a webhook shows: it may set one inactive); the two lists
  * are paged by page or by cursor, newest first (find.h). Writes run on
  * the writer like a lead's. A target URL is checked before its write is
- * queued (webhook/target.h): its form and an IP literal at once, a host
- * name by resolving it on a thread of its own (resolve.h) while the
- * request waits, as for a store read.
+ * queued (webhook/target.h): its form, its port and an IP literal. A host
+ * name is not resolved here: the sender checks every address it connects
+ * to anyway, and resolving on the request's path would let one tenant's
+ * slow DNS hold resources all share.
  */
 #include "api/cursor.h"
 #include "api/find.h"
 #include "api/handlers.h"
 #include "api/request.h"
-#include "api/resolve.h"
 #include "api/resource.h"
 #include "api/respond.h"
 #include "api/writer.h"
@@ -164,56 +164,25 @@ static void decode(const json_t *root, h2o_iovec_t body, bool creating, api_patc
     texts[1] = &p->webhook.v.description;
 }
 
-/* The host a check left to resolve, for start_resolve (which runs inside
- * api_req_read, on the same thread, before it returns). */
-static _Thread_local const char *resolving;
-
-static store_rc_t start_resolve(api_req_t *r, const store_async_t *async)
-{
-    return api_resolve_start(r, resolving, async);
-}
-
-/* Checks the body as a write would decode it, and the target URL's form
- * and literal address with it, answering every problem at once. Returns
- * -1 when r was answered; 0 when the write may go; 1 when host (of
- * WEBHOOK_HOST_MAX bytes) is a name to resolve first. */
-static int check_or_reply(api_req_t *r, bool creating, char host[WEBHOOK_HOST_MAX])
+/* Checks the body as a write would decode it, and the target URL's form,
+ * port and literal address with it, answering every problem at once.
+ * False when r was answered. */
+static bool checked_or_reply(api_req_t *r, bool creating)
 {
     json_t *root = api_body_or_reply(r);
-    if (root == NULL) return -1;
+    if (root == NULL) return false;
     webhook_patch_t p;
     verrs_t errs = {0};
     webhook_decode(root, creating, &p, &errs);
-    webhook_target_rc_t trc = TARGET_OK;
     if (p.fields & WEBHOOK_F_URL && p.v.url.ptr != NULL) {
-        char url[URL_BYTES_MAX], why[192];
+        char url[URL_BYTES_MAX], why[192], host[WEBHOOK_HOST_MAX];
         snprintf(url, sizeof url, "%.*s", (int)p.v.url.len, p.v.url.ptr);
-        trc = webhook_target_check(url, host, WEBHOOK_HOST_MAX, why, sizeof why);
+        webhook_target_rc_t trc = webhook_target_check(url, host, sizeof host, why, sizeof why);
         if (trc == TARGET_INVALID || trc == TARGET_REFUSED)
             verrs_add(&errs, "validation_error", "/webhook/url", NULL, "%s", why);
     }
     json_decref(root);
-    if (errs.n > 0) {
-        api_reply_errors(r, &errs);
-        return -1;
-    }
-    return trc == TARGET_NAME ? 1 : 0;
-}
-
-/* After a host name was resolved: false when r was answered (refused, or
- * no resolution could run). */
-static bool resolved_or_reply(api_req_t *r, store_rc_t rc)
-{
-    if (rc == STORE_OK) return true;
-    if (rc != STORE_CONFLICT) {
-        api_reply_error(r, 503, "Service Unavailable",
-                        "The URL's host cannot be checked now; retry shortly.");
-        return false;
-    }
-    verrs_t errs = {0};
-    verrs_add(&errs, "validation_error", "/webhook/url", NULL,
-              "URL's host resolves to a private, loopback, link-local or otherwise internal address, which "
-              "webhooks may not reach");
+    if (errs.n == 0) return true;
     api_reply_errors(r, &errs);
     return false;
 }
@@ -236,40 +205,17 @@ static void submit_update(api_req_t *r)
     if (w != NULL) api_write_submit(r, w);
 }
 
-static void resolved_create(api_req_t *r, store_rc_t rc)
-{
-    if (resolved_or_reply(r, rc)) submit_create(r);
-}
-
-static void resolved_update(api_req_t *r, store_rc_t rc)
-{
-    if (resolved_or_reply(r, rc)) submit_update(r);
-}
-
-/* Checks the body, resolves the target's name when it must, then goes on
- * with then (now, or once resolved with done). */
-static void checked(api_req_t *r, bool creating, api_step_fn then, api_read_done_fn done)
-{
-    char host[WEBHOOK_HOST_MAX];
-    int rc = check_or_reply(r, creating, host);
-    if (rc < 0) return;
-    if (rc == 0) {
-        then(r);
-        return;
-    }
-    resolving = host;
-    api_req_read(r, start_resolve, done);
-    resolving = NULL;
-}
-
 void webhooks_create(api_req_t *r)
 {
-    checked(r, true, submit_create, resolved_create);
+    /* The 201 shows the secret, once: no cache on the way may keep it. */
+    h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store"));
+    if (checked_or_reply(r, true)) submit_create(r);
 }
 
 void webhooks_update(api_req_t *r)
 {
-    if (webhook_id_or_reply(r)) checked(r, false, submit_update, resolved_update);
+    if (webhook_id_or_reply(r) && checked_or_reply(r, false)) submit_update(r);
 }
 
 void webhooks_delete(api_req_t *r)

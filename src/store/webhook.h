@@ -37,13 +37,19 @@
 typedef void (*store_webhook_cb)(void *ctx, const webhook_t *wh);
 typedef void (*store_delivery_cb)(void *ctx, const delivery_t *d);
 
-/* An event to record: its payload is the exact body every delivery sends. */
+/* An event to record: its payload is the exact body every delivery sends.
+ * A webhook that already has backlog_max undelivered events does not get
+ * it: its delivery log gets a row of id drop_id saying so (attempt 1, no
+ * status, error "dropped: ..."), and it is made inactive, all in the same
+ * transaction. */
 typedef struct store_event {
     char id[UUID_BUFSZ];
     int type; /* model/event.h */
     int64_t created_at;
     const char *payload;
     size_t len;
+    int64_t backlog_max; /* from 1 */
+    char drop_id[UUID_BUFSZ];
 } store_event_t;
 
 /* A webhook leased to a sender. */
@@ -136,6 +142,7 @@ struct store_webhook_ops {
     store_rc_t (*report)(store_t *s, const store_report_t *r);
     store_rc_t (*owners)(store_t *s, void (*cb)(void *ctx, const char *owner), void *ctx);
     store_rc_t (*release_owner)(store_t *s, const char *owner);
+    store_rc_t (*prune)(store_t *s, int64_t before, int limit, int *deleted);
     /* Bulk copy (store.h's): inside the import's transaction. */
     store_rc_t (*import_webhook)(store_t *s, int64_t app, const webhook_t *wh);
     store_rc_t (*import_event)(store_t *s, const char *webhook_id, const store_queued_t *e);
@@ -189,6 +196,11 @@ store_rc_t store_outbox_claim(store_t *s, const char *owner, int64_t now, int64_
 /* Passes the oldest limit events of a webhook, oldest first, each with
  * the webhook's url and state as they are (none when it was deleted). */
 store_rc_t store_outbox_queue(store_t *s, const char *webhook_id, int limit, store_queued_cb cb, void *ctx);
+
+/* Deletes at most limit attempts of the delivery logs made before before
+ * (ms); *deleted gets how many. Its own short write: call it again while
+ * it deletes limit. */
+store_rc_t store_outbox_prune(store_t *s, int64_t before, int limit, int *deleted);
 
 /* Records a sender's report (store_report_t), in one transaction. */
 store_rc_t store_outbox_report(store_t *s, const store_report_t *r);

@@ -80,9 +80,10 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
 /* The ids of SCHEMA_WEBHOOK_SQL's statements: each backend's enum of
  * statements holds them. */
 #define SCHEMA_WEBHOOK_STMT_IDS                                                                              \
-    Q_WH_INSERT, Q_WH_GET, Q_WH_LIST, Q_WH_UPDATE, Q_WH_DELIVERIES, Q_EV_RECORD, Q_OUT_QUEUE, Q_OUT_ATTEMPT, \
-        Q_OUT_DONE, Q_OUT_RETRY, Q_OUT_OK, Q_OUT_FAILED, Q_OUT_RELEASE, Q_OUT_RENEW, Q_OUT_DROP,             \
-        Q_WH_IMPORT, Q_EV_IMPORT, Q_WH_COUNTS, Q_WH_EXPORT, Q_EV_EXPORT, Q_OUT_OWNERS, Q_OUT_FREE
+    Q_WH_INSERT, Q_WH_GET, Q_WH_LIST, Q_WH_UPDATE, Q_WH_DELIVERIES, Q_EV_RECORD, Q_EV_FULL_LOG,              \
+        Q_EV_FULL_OFF, Q_OUT_QUEUE, Q_OUT_ATTEMPT, Q_OUT_DONE, Q_OUT_RETRY, Q_OUT_OK, Q_OUT_FAILED,          \
+        Q_OUT_RELEASE, Q_OUT_RENEW, Q_OUT_DROP, Q_WH_IMPORT, Q_EV_IMPORT, Q_WH_COUNTS, Q_WH_EXPORT,          \
+        Q_EV_EXPORT, Q_OUT_OWNERS, Q_OUT_FREE, Q_OUT_PRUNE
 
 /* clang-format off */
 #define SCHEMA_WEBHOOK_KEY(P) "app_id = " P(1, int8) " AND id = " P(2, uuid)
@@ -106,6 +107,13 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
     "LEFT JOIN (SELECT " COLS " FROM " TABLE " WHERE " WHERE " AND (created_at, id) < (" AT ", " ID ") "     \
     "ORDER BY created_at DESC, id DESC LIMIT " LIMIT ") p ON true "
 
+/* What the delivery log says of an event dropped for a full backlog. */
+#define WEBHOOK_FULL_TEXT "too many undelivered events are waiting; the webhook was made inactive"
+
+#define SCHEMA_BACKLOG_FULL(P)                                                                               \
+    "app_id = " P(1, int8) " AND active AND (events & " P(2, int4) ") <> 0 AND EXISTS (SELECT 1 FROM "       \
+    "webhook_events q WHERE q.webhook_id = webhooks.id ORDER BY q.seq LIMIT 1 OFFSET " P(3, int8) ")"
+
 #define SCHEMA_WEBHOOK_SQL(P, MAX)                                                                           \
     [Q_WH_INSERT] = "INSERT INTO webhooks (app_id, " SCHEMA_WEBHOOK_COLS ") SELECT " P(1, int8) ", "         \
                     P(2, uuid) ", " P(3, text) ", " P(4, int4) ", " P(5, text) ", " P(6, int4) " <> 0, "     \
@@ -128,6 +136,13 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
                     "SELECT id, " P(3, uuid) ", " P(4, int4) ", " P(5, int8) ", " P(6, text) " "             \
                     "FROM webhooks WHERE app_id = " P(1, int8) " AND active AND (events & " P(2, int4)       \
                     ") <> 0",                                                                                \
+    /* The active webhooks of the app that want the type and whose backlog \
+     * holds more than the offset (the backlog's cap less one) events: the \
+     * log says the event was dropped, then they are made inactive.        */ \
+    [Q_EV_FULL_LOG] = "INSERT INTO webhook_attempts (webhook_id, " SCHEMA_DELIVERY_COLS ") SELECT id, "      \
+                      P(4, uuid) ", " P(5, uuid) ", " P(6, int4) ", 1, NULL, 0, 'dropped: " WEBHOOK_FULL_TEXT \
+                      "', NULL, " P(7, int8) " FROM webhooks WHERE " SCHEMA_BACKLOG_FULL(P),                 \
+    [Q_EV_FULL_OFF] = "UPDATE webhooks SET active = false WHERE " SCHEMA_BACKLOG_FULL(P),                   \
     [Q_OUT_QUEUE] = "SELECT " SCHEMA_QUEUED_COLS_E " FROM webhook_events e JOIN webhooks w ON "              \
                     "w.id = e.webhook_id WHERE e.webhook_id = " P(1, uuid) " ORDER BY e.seq LIMIT " P(2, int8), \
     /* Not for a webhook deleted meanwhile (its log went with it). */                                      \
@@ -151,6 +166,11 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
                     " AND active RETURNING " SCHEMA_LANE_COLS,                                               \
     [Q_OUT_OWNERS] = "SELECT DISTINCT lease_owner FROM webhooks WHERE lease_owner IS NOT NULL",            \
     [Q_OUT_FREE] = "UPDATE webhooks SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = " P(1, text), \
+    /* Webhook by webhook, so that each reads its part of the log's key   \
+     * (webhook_id, created_at, id) from its start.                         */ \
+    [Q_OUT_PRUNE] = "DELETE FROM webhook_attempts WHERE (webhook_id, created_at, id) IN (SELECT a.webhook_id, " \
+                    "a.created_at, a.id FROM webhooks w JOIN webhook_attempts a ON a.webhook_id = w.id AND "   \
+                    "a.created_at < " P(1, int8) " LIMIT " P(2, int8) ")",                                     \
     [Q_OUT_DROP] = "UPDATE webhooks SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = "            \
                    P(1, text) " AND NOT active",                                                             \
     [Q_WH_IMPORT] = "INSERT INTO webhooks (app_id, " SCHEMA_WEBHOOK_COLS ") VALUES (" P(1, int8) ", "        \

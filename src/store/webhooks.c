@@ -75,6 +75,11 @@ store_rc_t store_outbox_release_owner(store_t *s, const char *owner)
     return ops(s)->release_owner(s, owner);
 }
 
+store_rc_t store_outbox_prune(store_t *s, int64_t before, int limit, int *deleted)
+{
+    return ops(s)->prune(s, before, limit, deleted);
+}
+
 store_rc_t store_copy_import_webhook(store_t *s, int64_t app, const webhook_t *wh)
 {
     return ops(s)->import_webhook(s, app, wh);

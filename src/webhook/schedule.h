@@ -5,7 +5,9 @@
  * The schedule is a list of intervals: the n-th failure of an event waits
  * the n-th interval, the last one repeating. An event is given up, and the
  * next one goes, when its next attempt would come more than give_up after
- * its first.
+ * the event was made: counted from its creation, not its first attempt,
+ * so that a dead receiver's backlog ages out within give_up rather than
+ * one event per give_up.
  */
 #ifndef CRMD_WEBHOOK_SCHEDULE_H
 #define CRMD_WEBHOOK_SCHEDULE_H
@@ -17,6 +19,7 @@
 #define WEBHOOK_RETRY_DEFAULT "10s,30s,2m,5m,15m,30m,1h,2h,4h,8h"
 #define WEBHOOK_GIVE_UP_DEFAULT_MS (24LL * 3600 * 1000)
 #define WEBHOOK_DISABLE_AFTER_DEFAULT_MS (3LL * 86400 * 1000)
+#define WEBHOOK_LOG_KEEP_DEFAULT_MS (7LL * 86400 * 1000)
 
 typedef struct webhook_schedule {
     int64_t ms[WEBHOOK_SCHEDULE_MAX];
@@ -33,9 +36,9 @@ bool webhook_duration_parse(const char *s, int64_t *ms);
  * than WEBHOOK_SCHEDULE_MAX. */
 bool webhook_schedule_parse(const char *s, webhook_schedule_t *sch);
 
-/* When the attempt-th attempt (from 1) of an event first made at first_at
+/* When the attempt-th attempt (from 1) of an event made at created_at
  * failed at now: the time of the next attempt, or 0 when the event is
  * given up. */
-int64_t webhook_next_attempt(const webhook_schedule_t *sch, int attempt, int64_t first_at, int64_t now);
+int64_t webhook_next_attempt(const webhook_schedule_t *sch, int attempt, int64_t created_at, int64_t now);
 
 #endif

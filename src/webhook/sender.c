@@ -51,6 +51,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -88,6 +89,13 @@
 #define ANSWER_MAX (64 * 1024)      /* bytes of an answer read; beyond, the transfer ends */
 #define ERROR_MAX 256
 #define STALE_EVERY_MS 5000 /* leases of dead processes of this machine are looked for this often */
+/* The delivery logs are pruned of attempts older than --webhook-log-keep
+ * at most PRUNE_BATCH rows per write, so that no write holds the database
+ * for long; a full batch is followed by the next one PRUNE_AGAIN_MS
+ * later, else the logs are looked at again PRUNE_EVERY_MS later. */
+#define PRUNE_BATCH 500
+#define PRUNE_AGAIN_MS 200
+#define PRUNE_EVERY_MS 60000
 #define OWNER_MAX 128
 
 typedef struct queued {
@@ -97,7 +105,7 @@ typedef struct queued {
     char *payload;
     size_t len;
     int attempts;
-    int64_t first_at, next_at;
+    int64_t created_at, first_at, next_at;
 } queued_t;
 
 typedef struct lane {
@@ -150,7 +158,7 @@ static struct {
     /* Room for a transfer in flight on every lane beyond the pause. */
     outcome_t outcomes[OUTCOMES_MAX + LANES_MAX];
     int noutcomes;
-    int64_t first_outcome, last_report, report_retry_at, next_claim, last_claim, next_stale;
+    int64_t first_outcome, last_report, report_retry_at, next_claim, last_claim, next_stale, next_prune;
     bool want_report, store_failing;
 } S;
 
@@ -261,6 +269,7 @@ static void on_queued(void *ctx, const store_queued_t *e)
     memcpy(q->event_id, e->event_id, sizeof q->event_id);
     q->type = e->type;
     q->attempts = e->attempts;
+    q->created_at = e->created_at;
     q->first_at = e->first_at;
     q->next_at = e->next_at;
     l->bytes += e->len;
@@ -330,6 +339,14 @@ static void on_owner(void *ctx, const char *owner)
         say("crmd: webhooks: took over the webhooks of process %ld, which is gone", pid);
 }
 
+static void prune(int64_t now)
+{
+    int deleted = 0;
+    int64_t every = S.conf.log_keep_ms < PRUNE_EVERY_MS ? S.conf.log_keep_ms : PRUNE_EVERY_MS;
+    store_rc_t rc = store_outbox_prune(S.store, now - S.conf.log_keep_ms, PRUNE_BATCH, &deleted);
+    S.next_prune = now + (rc == STORE_OK && deleted == PRUNE_BATCH ? PRUNE_AGAIN_MS : every);
+}
+
 static void release_stale(int64_t now)
 {
     S.next_stale = now + STALE_EVERY_MS;
@@ -348,14 +365,26 @@ static size_t on_answer(char *data, size_t size, size_t n, void *arg)
     return 0; /* ends the transfer */
 }
 
+static long port_of(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    if (sa->sa_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return 0;
+}
+
 /* Every new connection's address, after resolution: refused ones never
  * get a socket. */
 static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
     (void)purpose;
     lane_t *l = arg;
-    if (!webhook_private_allowed() && webhook_addr_refused(&a->addr)) {
+    if (!webhook_private_allowed() &&
+        (webhook_addr_refused(&a->addr) || webhook_port_refused(port_of(&a->addr)))) {
         webhook_addr_text(&a->addr, l->refused);
+        /* The address goes to the operator only: the receiver's owner may
+         * not learn what a name resolves to inside the server's network. */
+        say("crmd: webhooks: webhook %s: refused to connect to %s port %ld", l->id, l->refused,
+            port_of(&a->addr));
         return CURL_SOCKET_BAD;
     }
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
@@ -438,10 +467,7 @@ static bool failure(const lane_t *l, CURLcode cc, long status, char *out, size_t
     bool answered = status >= 200 && status < 300;
     if ((cc == CURLE_OK || (cc == CURLE_WRITE_ERROR && l->too_big)) && answered) return false;
     if (l->refused[0] != '\0')
-        snprintf(out, outsz,
-                 "refused: the target's address %s is private, loopback or link-local "
-                 "(see --webhook-allow-private)",
-                 l->refused);
+        snprintf(out, outsz, "refused: %s", WEBHOOK_REFUSED_TEXT);
     else if (cc == CURLE_OPERATION_TIMEDOUT)
         snprintf(out, outsz, "no answer within %d s", TIMEOUT_MS / 1000);
     else if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && l->too_big))
@@ -481,7 +507,7 @@ static void finished(lane_t *l, CURLcode cc)
     d->created_at = l->started_at;
     if (!o->ok) {
         d->error = (text_ref_t){o->error, strlen(o->error)};
-        d->next_retry_at = webhook_next_attempt(&S.conf.schedule, d->attempt, o->first_at, ts_now_ms());
+        d->next_retry_at = webhook_next_attempt(&S.conf.schedule, d->attempt, e->created_at, ts_now_ms());
     }
     if (o->ok || d->next_retry_at == 0) {
         pop(l);
@@ -647,7 +673,7 @@ static bool fetch_pending(const lane_t *l)
  * next report, or an idle lane's next look. */
 static long wait_ms(int64_t now)
 {
-    int64_t until = S.next_claim;
+    int64_t until = S.next_claim < S.next_prune ? S.next_claim : S.next_prune;
     for (int i = 0; i < S.nlanes; i++)
         if (fetch_pending(S.lanes[i]) && S.lanes[i]->next_fetch < until) until = S.lanes[i]->next_fetch;
     int64_t report = INT64_MAX;
@@ -682,6 +708,7 @@ static void *sender_main(void *arg)
         collect();
         int64_t now = ts_now_ms();
         if (now >= S.next_stale) release_stale(now);
+        if (now >= S.next_prune) prune(now);
         if (atomic_exchange(&S.poked, false)) poked(now);
         if (now >= S.next_claim) claim(now);
         for (int i = 0; i < S.nlanes; i++)

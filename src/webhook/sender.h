@@ -22,6 +22,7 @@ typedef struct webhook_sender_conf {
     const char *db_url;          /* must outlive the sender */
     webhook_schedule_t schedule; /* --webhook-retry, --webhook-give-up */
     int64_t disable_after_ms;    /* --webhook-disable-after */
+    int64_t log_keep_ms;         /* --webhook-log-keep: the delivery logs' attempts are kept this long */
     const char *ca_file;         /* --webhook-ca-file: more CAs for https targets; NULL for none */
 } webhook_sender_conf_t;
 

@@ -7,13 +7,16 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
-#include <netdb.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
+#include <time.h>
 
 static atomic_bool allow_private;
 
@@ -27,7 +30,82 @@ bool webhook_private_allowed(void)
     return atomic_load(&allow_private);
 }
 
-/* An IPv4 address (host order) in a refused range. */
+/* --- the host's own addresses ---------------------------------------------------- */
+
+/* A host with a public address on one of its interfaces would otherwise
+ * let a webhook reach whatever listens on 0.0.0.0 there. The list is read
+ * with getifaddrs at most every LOCAL_REFRESH_MS, so an address added to
+ * an interface is refused within seconds without a system call on every
+ * connection; LOCAL_MAX addresses are kept (more is a very unusual host). */
+#define LOCAL_REFRESH_MS 5000
+#define LOCAL_MAX 128
+
+static struct {
+    pthread_mutex_t mu;
+    int64_t read_at; /* monotonic ms of the last read; 0: never read */
+    int n;
+    struct {
+        int family;
+        unsigned char b[16];
+    } a[LOCAL_MAX];
+} local = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Rereads the list when it is stale; called with local.mu held. */
+static void local_refresh(void)
+{
+    int64_t now = mono_ms();
+    if (local.read_at != 0 && now - local.read_at < LOCAL_REFRESH_MS) return;
+    struct ifaddrs *ifs = NULL;
+    if (getifaddrs(&ifs) != 0) return; /* keeps the last list, and tries again next time */
+    local.read_at = now;
+    local.n = 0;
+    for (const struct ifaddrs *i = ifs; i != NULL && local.n < LOCAL_MAX; i = i->ifa_next) {
+        if (i->ifa_addr == NULL) continue;
+        int f = i->ifa_addr->sa_family;
+        if (f == AF_INET)
+            memcpy(local.a[local.n].b, &((const struct sockaddr_in *)i->ifa_addr)->sin_addr, 4);
+        else if (f == AF_INET6)
+            memcpy(local.a[local.n].b, &((const struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, 16);
+        else
+            continue;
+        local.a[local.n++].family = f;
+    }
+    freeifaddrs(ifs);
+}
+
+/* Whether the address (4 bytes for AF_INET, 16 for AF_INET6, network
+ * order) is one of the host's own. */
+static bool is_local(int family, const unsigned char *b)
+{
+    size_t len = family == AF_INET ? 4 : 16;
+    bool found = false;
+    pthread_mutex_lock(&local.mu);
+    local_refresh();
+    for (int i = 0; i < local.n && !found; i++)
+        found = local.a[i].family == family && memcmp(local.a[i].b, b, len) == 0;
+    pthread_mutex_unlock(&local.mu);
+    return found;
+}
+
+bool webhook_addr_local(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return is_local(AF_INET, (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr);
+    if (sa->sa_family == AF_INET6)
+        return is_local(AF_INET6, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr);
+    return false;
+}
+
+/* --- refused ranges ------------------------------------------------------------------ */
+
+/* An IPv4 address (host order) in a refused range, or the host's own. */
 static bool v4_refused(uint32_t a)
 {
     static const struct {
@@ -40,14 +118,24 @@ static bool v4_refused(uint32_t a)
         {0xa9fe0000, 0xffff0000}, /* 169.254/16: link-local */
         {0xac100000, 0xfff00000}, /* 172.16/12: private */
         {0xc0000000, 0xffffff00}, /* 192.0.0/24: protocol assignments */
+        {0xc0000200, 0xffffff00}, /* 192.0.2/24: documentation (TEST-NET-1) */
         {0xc0a80000, 0xffff0000}, /* 192.168/16: private */
         {0xc6120000, 0xfffe0000}, /* 198.18/15: benchmarking */
+        {0xc6336400, 0xffffff00}, /* 198.51.100/24: documentation (TEST-NET-2) */
+        {0xcb007100, 0xffffff00}, /* 203.0.113/24: documentation (TEST-NET-3) */
         {0xe0000000, 0xf0000000}, /* 224/4: multicast */
         {0xf0000000, 0xf0000000}, /* 240/4: reserved, and the broadcast address */
     };
     for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
         if ((a & ranges[i].mask) == ranges[i].net) return true;
-    return false;
+    uint32_t n = htonl(a);
+    return is_local(AF_INET, (const unsigned char *)&n);
+}
+
+/* Whether b starts with the len bytes of prefix. */
+static bool starts(const unsigned char b[16], const unsigned char *prefix, size_t len)
+{
+    return memcmp(b, prefix, len) == 0;
 }
 
 static bool v6_refused(const unsigned char b[16])
@@ -63,7 +151,25 @@ static bool v6_refused(const unsigned char b[16])
     if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return true; /* fe80::/10: link-local */
     if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) return true; /* fec0::/10: site-local (deprecated) */
     if (b[0] == 0xff) return true;                          /* ff00::/8: multicast */
-    return false;
+    /* Translation and tunnel prefixes lead to IPv4 (or other) networks
+     * crmd cannot see into; none is a webhook receiver's address. */
+    static const unsigned char nat64_local[6] = {0, 0x64, 0xff, 0x9b, 0, 1}; /* 64:ff9b:1::/48 */
+    static const unsigned char translated[12] = {0, 0, 0,    0,    0, 0,
+                                                 0, 0, 0xff, 0xff, 0, 0}; /* ::ffff:0:0:0/96 */
+    static const unsigned char six_to_four[2] = {0x20, 0x02};             /* 2002::/16: 6to4 */
+    static const unsigned char teredo[4] = {0x20, 0x01, 0, 0};            /* 2001::/32 */
+    static const unsigned char doc[4] = {0x20, 0x01, 0x0d, 0xb8};         /* 2001:db8::/32 */
+    static const unsigned char discard[8] = {1, 0, 0, 0, 0, 0, 0, 0};     /* 100::/64 */
+    if (starts(b, nat64_local, sizeof nat64_local) || starts(b, translated, sizeof translated) ||
+        starts(b, six_to_four, sizeof six_to_four) || starts(b, teredo, sizeof teredo) ||
+        starts(b, doc, sizeof doc) || starts(b, discard, sizeof discard))
+        return true;
+    return is_local(AF_INET6, b);
+}
+
+bool webhook_port_refused(long port)
+{
+    return port != 80 && port != 443 && (port < 1024 || port > 65535);
 }
 
 bool webhook_addr_refused(const struct sockaddr *sa)
@@ -115,6 +221,16 @@ static bool url_part(CURLU *h, CURLUPart part, char *out, size_t outsz)
     return true;
 }
 
+/* The URL's port, the scheme's default when it names none. */
+static bool url_port(CURLU *h, char *out, size_t outsz)
+{
+    char *v = NULL;
+    if (curl_url_get(h, CURLUPART_PORT, &v, CURLU_DEFAULT_PORT) != CURLUE_OK || v == NULL) return false;
+    snprintf(out, outsz, "%s", v);
+    curl_free(v);
+    return true;
+}
+
 /* The form of url: parsed into h, then its scheme, user info and host
  * (into host). TARGET_NAME when it is well formed, else TARGET_INVALID
  * with why. */
@@ -152,29 +268,20 @@ webhook_target_rc_t webhook_target_check(const char *url, char *host, size_t hos
         return TARGET_INVALID;
     }
     webhook_target_rc_t rc = check_form(h, url, host, hostsz, why, whysz);
+    char port_text[8];
+    long port =
+        rc == TARGET_NAME && url_port(h, port_text, sizeof port_text) ? strtol(port_text, NULL, 10) : 0;
     curl_url_cleanup(h);
     if (rc != TARGET_NAME || webhook_private_allowed()) return rc == TARGET_NAME ? TARGET_OK : rc;
     struct sockaddr_storage ss;
-    if (!literal(host, &ss)) return TARGET_NAME;
-    if (!webhook_addr_refused((const struct sockaddr *)&ss)) return TARGET_OK;
-    snprintf(
-        why, whysz,
-        "URL's address %s is private, loopback, link-local or otherwise internal, which webhooks may not "
-        "reach",
-        host);
-    return TARGET_REFUSED;
-}
-
-bool webhook_host_refused(const char *host, char addr[WEBHOOK_ADDR_TEXT_MAX])
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    if (getaddrinfo(host, NULL, &hints, &res) != 0) return false;
-    bool refused = false;
-    for (const struct addrinfo *ai = res; ai != NULL && !refused; ai = ai->ai_next) {
-        if (!webhook_addr_refused(ai->ai_addr)) continue;
-        refused = true;
-        webhook_addr_text(ai->ai_addr, addr);
+    bool is_literal = literal(host, &ss);
+    if (is_literal && webhook_addr_refused((const struct sockaddr *)&ss)) {
+        snprintf(why, whysz, "%s", WEBHOOK_REFUSED_TEXT);
+        return TARGET_REFUSED;
     }
-    freeaddrinfo(res);
-    return refused;
+    if (webhook_port_refused(port)) {
+        snprintf(why, whysz, "URL's port must be 80, 443, or 1024 or above");
+        return TARGET_REFUSED;
+    }
+    return is_literal ? TARGET_OK : TARGET_NAME;
 }

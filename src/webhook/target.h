@@ -6,14 +6,20 @@
  * address must not be one that reaches into the server's own network:
  * private (10/8, 172.16/12, 192.168/16), loopback, link-local,
  * unspecified, CGNAT (100.64/10), unique-local (fc00::/7), multicast, or
- * reserved, in IPv4, IPv6, and IPv4 inside IPv6 (mapped ::ffff:a.b.c.d,
- * compatible ::a.b.c.d, NAT64 64:ff9b::/96). The API checks it when a
- * webhook is created or changed (an IP literal at once, a name by
- * resolving it: webhook_host_refused), and the sender again on every
+ * reserved or documentation (192.0.2/24, 198.51.100/24, 203.0.113/24,
+ * 2001:db8::/32), in IPv4, IPv6, and IPv4 inside IPv6 (mapped
+ * ::ffff:a.b.c.d, compatible ::a.b.c.d, NAT64 64:ff9b::/96 decided by the
+ * IPv4; translated ::ffff:0:a.b.c.d, local NAT64 64:ff9b:1::/48, 6to4
+ * 2002::/16, Teredo 2001::/32 and discard 100::/64 refused whole), nor
+ * any address of the host's own interfaces; and its port must be 80, 443
+ * or 1024 and above. The API checks the form, the port and an IP literal
+ * when a webhook is created or changed (webhook_target_check; a name is
+ * not resolved there), and the sender checks every address on every
  * connection, after resolution (webhook_addr_refused), so a name that
- * comes to resolve to 127.0.0.1 later is refused too.
+ * resolves to 127.0.0.1, now or later, is refused then.
  *
- * Thread-safe: the setting is made once before serving, then only read.
+ * Thread-safe: the setting is made once before serving, then only read;
+ * the list of the host's addresses is guarded by a mutex.
  */
 #ifndef CRMD_WEBHOOK_TARGET_H
 #define CRMD_WEBHOOK_TARGET_H
@@ -33,9 +39,9 @@ bool webhook_private_allowed(void);
 
 typedef enum webhook_target_rc {
     TARGET_OK,      /* allowed as it is: an allowed address, or any target with private ones allowed */
-    TARGET_NAME,    /* a well-formed URL whose host is a name: resolve it (webhook_host_refused) */
+    TARGET_NAME,    /* a well-formed URL whose host is a name: the sender checks its addresses */
     TARGET_INVALID, /* not a URL crmd delivers to: *why says what is wrong */
-    TARGET_REFUSED  /* its address literal is not allowed: *why names it */
+    TARGET_REFUSED  /* its port or address literal is not allowed: *why says which (not the address) */
 } webhook_target_rc_t;
 
 /* Checks url (NUL-terminated): its form, and its host when that is an IP
@@ -44,11 +50,17 @@ typedef enum webhook_target_rc {
  * (whysz bytes). */
 webhook_target_rc_t webhook_target_check(const char *url, char *host, size_t hostsz, char *why, size_t whysz);
 
-/* Resolves host (blocking: call it off the event loops) and says whether
- * any of its addresses is refused; the first such goes to addr (its text,
- * WEBHOOK_ADDR_TEXT_MAX bytes). A name that does not resolve is not
- * refused: it may resolve later, and the sender checks again then. */
-bool webhook_host_refused(const char *host, char addr[WEBHOOK_ADDR_TEXT_MAX]);
+/* What a client (API answer, delivery log) is told of a refused address;
+ * the address itself goes only to the server's log. */
+#define WEBHOOK_REFUSED_TEXT "the target's address is not allowed"
+
+/* Whether a webhook may not use port (1..65535): only 80, 443 and 1024 and
+ * above are allowed, whatever webhook_private_allowed says. */
+bool webhook_port_refused(long port);
+
+/* Whether sa is one of the addresses of the host's own interfaces (read at
+ * most every few seconds, cached; any thread). */
+bool webhook_addr_local(const struct sockaddr *sa);
 
 /* Whether a webhook may not connect to sa (any family but IPv4 and IPv6 is
  * refused), whatever webhook_private_allowed says: the caller decides. */

@@ -8,6 +8,7 @@ loopback) and a short retry schedule, 1s,2s,4s, given up after 6 s: an event
 that keeps failing is tried at 0, 1 and 3 s, then given up."""
 
 import json
+import re
 import time
 
 import pytest
@@ -352,9 +353,11 @@ def test_a_name_resolving_to_loopback_is_refused_at_delivery_without_the_flag(ma
     app.create_lead(name="Refused")
     log = [a["attributes"] for a in logged(app, w["id"], 2)]
     assert log[0]["status_code"] is None and log[0]["next_retry_at"] is not None
-    assert "refused" in log[0]["error"] and ("127.0.0.1" in log[0]["error"] or "::1" in log[0]["error"]), log[0]
+    assert log[0]["error"] == "refused: the target's address is not allowed", log[0]
     assert log[1]["error"] == log[0]["error"], "refused again at the retry"
     assert receiver.got() == []
+    # The address is told to the operator only.
+    assert re.search(r"refused to connect to (127\.0\.0\.1|::1) port", second.stderr_text()), second.stderr_text()
 
 
 def test_https_targets_are_verified_with_the_ca_file(make_server, hook_server, tmp_path):
@@ -448,3 +451,76 @@ def test_a_purge_by_retention_sends_lead_purged(make_server, receiver):
     assert got[2].json["data"]["id"] == lead["id"]
     assert got[2].json["data"]["attributes"]["name"] == "Old"
     assert body_json(app.get("/leads/trash/show"))["data"] == []
+
+
+def test_give_up_counts_from_the_events_creation_so_a_backlog_ages_out(make_server):
+    """Events queued while no sender ran, older than the give-up when it
+    starts: each is tried once and given up, not retried for another
+    give-up period from its first attempt."""
+    rec = Receiver(lambda d, n: 500)
+    try:
+        first = make_server(extra_args=["--webhook-allow-private", "--webhook-sender", "off"])
+        app = first.new_app()
+        w = create_webhook(app, rec.url(), events=["lead.created"])
+        for i in range(3):
+            app.create_lead(name=f"Backlog {i}")
+        time.sleep(2.5)  # older than the give-up below
+        assert first.stop() == 0
+        second = make_server(db_url=first.db_url,
+                             extra_args=["--webhook-allow-private", "--webhook-retry", "1s", "--webhook-give-up", "2s"])
+        app = App(second.base_url, app.key, app.token)
+        log = [a["attributes"] for a in logged(app, w["id"], 3)]
+        time.sleep(1.5)  # a retry, were there one, would be due by now
+        log = [a["attributes"] for a in deliveries(app, w["id"])]
+        assert len(log) == 3, log
+        assert all(a["attempt"] == 1 and a["next_retry_at"] is None for a in log), log
+        assert len(rec.got()) == 3
+    finally:
+        rec.close()
+
+
+def test_a_full_backlog_drops_the_event_logs_it_and_makes_the_webhook_inactive(make_server):
+    rec = Receiver()
+    try:
+        first = make_server(extra_args=["--webhook-allow-private", "--webhook-sender", "off",
+                                        "--webhook-backlog-max", "3"])
+        app = first.new_app()
+        w = create_webhook(app, rec.url(), events=["lead.created"])
+        for i in range(3):
+            app.create_lead(name=f"Queued {i}")
+        assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["active"] is True
+        assert deliveries(app, w["id"]) == []
+        app.create_lead(name="Dropped")
+        assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["active"] is False
+        log = [a["attributes"] for a in deliveries(app, w["id"])]
+        assert len(log) == 1 and log[0]["error"].startswith("dropped: "), log
+        assert log[0]["event_type"] == "lead.created" and log[0]["next_retry_at"] is None, log
+        app.create_lead(name="Not queued: inactive")
+        assert len(deliveries(app, w["id"])) == 1
+        assert first.stop() == 0
+        second = make_server(db_url=first.db_url, extra_args=["--webhook-allow-private"])
+        app = App(second.base_url, app.key, app.token)
+        assert_status(app.put(f"/webhooks/{w['id']}", {"webhook": {"active": True}}), 200)
+        got = rec.wait_for(3)
+        time.sleep(1)
+        assert [d.json["data"]["attributes"]["name"] for d in rec.got()] == [d.json["data"]["attributes"]["name"]
+                                                                             for d in got] == [f"Queued {i}" for i in range(3)]
+    finally:
+        rec.close()
+
+
+def test_the_delivery_log_keeps_attempts_for_webhook_log_keep(make_server, receiver):
+    srv = make_server(extra_args=["--webhook-allow-private", "--webhook-log-keep", "2s"])
+    app = srv.new_app()
+    w = create_webhook(app, receiver.url(), events=["lead.created"])
+    app.create_lead(name="Old")
+    old = logged(app, w["id"], 1)[0]
+    time.sleep(5)
+    app.create_lead(name="New")
+    receiver.wait_for(2)
+    # The old attempt goes (2 s after it was made, at the next pruning, at
+    # most 2 s later) while the new one, 5 s younger, is still kept.
+    log = wait_until(lambda: (log := deliveries(app, w["id"])) and old["id"] not in [a["id"] for a in log] and log,
+                     what="the old attempt pruned")
+    assert len(log) == 1 and log[0]["attributes"]["event_id"] == receiver.got()[1].event_id, log
+    wait_until(lambda: deliveries(app, w["id"]) == [], what="the new attempt pruned in its turn")

@@ -105,9 +105,17 @@ def test_the_documented_verification_accepts_deliveries_and_refuses_forgeries(ma
         assert requests.post(url, data=body, headers={"Crmd-Signature": signed(secret, body)}).status_code == 204
         forged = [signed("whsec_wrong", body), signed(secret, body + b" "), signed(secret, body, t=int(time.time()) - 3600),
                   "t=abc,v1=00", "", "v1=" + "0" * 64]
+        # Crafted headers (sent as Latin-1 bytes) must be refused, never
+        # crash the receiver: a digit that is not ASCII, a v1 whose bytes
+        # outnumber its characters, a t past int()'s digit limit.
+        now = int(time.time())
+        forged += ["t=²,v1=00", f"t={now},v1=" + "é" * 64, f"t={now},v1=ü", "t=" + "1" * 5000 + ",v1=00",
+                   f"t=²{now},v1=" + signed(secret, body).split("v1=")[1]]
         for sig in forged:
             r = requests.post(url, data=body, headers={"Crmd-Signature": sig})
-            assert r.status_code == 401, (sig, r.status_code)
+            assert r.status_code == 401, (sig[:80], r.status_code)
+        r = requests.post(url, data=body, headers={"Crmd-Signature": signed(secret, body)})
+        assert r.status_code == 204, "the receiver still runs"
     finally:
         proc.kill()
         proc.wait(10)

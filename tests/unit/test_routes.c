@@ -348,11 +348,14 @@ Test(routes, every_entry_is_well_formed)
         cr_expect_not_null(e->query, "%s: the query list is there, even empty", e->path);
         cr_expect(e->summary != NULL && e->summary[0] != '\0' && !strchr(e->summary, '|'), "%s", e->path);
         /* Reads make nothing stale, and read no body; the JSON writes take
-         * 1 MiB, the CSV import 16 MiB. */
+         * 1 MiB, the CSV import 16 MiB, a webhook's 16 KiB. */
         if (e->method == METHOD_GET) cr_expect_eq(e->stale, 0u, "%s", e->path);
         bool bodiless = strcmp(e->path, "/leads/{id}/recover") == 0; /* a recovery takes no body */
         if (strcmp(e->path, "/leads/import") == 0)
             cr_expect_eq(e->body_max, (size_t)API_IMPORT_MAX_BODY, "%s", e->path);
+        else if ((e->method == METHOD_POST || e->method == METHOD_PUT) &&
+                 strncmp(e->path, "/webhooks", 9) == 0)
+            cr_expect_eq(e->body_max, (size_t)API_WEBHOOK_BODY_MAX, "%s", e->path);
         else if ((e->method == METHOD_POST || e->method == METHOD_PUT) && !bodiless)
             cr_expect_eq(e->body_max, (size_t)API_MAX_BODY, "%s", e->path);
         else

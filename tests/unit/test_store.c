@@ -3464,8 +3464,10 @@ Test(store, a_failed_read_makes_no_other_read_fail)
 
 static int record(int64_t app, int id, int type)
 {
-    store_event_t ev = {.type = type, .created_at = 5000, .payload = "{\"x\":1}", .len = 7};
+    store_event_t ev = {
+        .type = type, .created_at = 5000, .payload = "{\"x\":1}", .len = 7, .backlog_max = 10000};
     strcpy(ev.id, ID(id));
+    snprintf(ev.drop_id, sizeof ev.drop_id, "0190f3a2-0002-7000-8000-%012d", id);
     int n = -1;
     cr_assert_eq(store_event_record(st, app, &ev, &n), STORE_OK);
     return n;

@@ -194,6 +194,25 @@ static store_rc_t webhook_deliveries(store_t *base, int64_t app, const char *id,
 
 /* --- the outbox --------------------------------------------------------------- */
 
+/* The webhooks whose backlog is full: the event dropped in their logs,
+ * then made inactive (store_event_t). Inside the writer's batch, so these
+ * and the event's rows commit or fail together with the change. */
+static store_rc_t backlog_full(pg_store_t *s, int64_t app, const store_event_t *ev)
+{
+    store_rc_t rc = STORE_OK;
+    for (int i = 0; i < 2 && rc == STORE_OK; i++) {
+        pg_params_t p = {0};
+        pgp_int8(&p, app);
+        pgp_int4(&p, (int32_t)(EVENT_ALL | EVENT_BIT(ev->type)));
+        pgp_int8(&p, ev->backlog_max - 1);
+        if (i == 0 && (!pgp_uuid(&p, ev->drop_id) || !pgp_uuid(&p, ev->id))) return STORE_ERROR;
+        if (i == 0) pgp_int4(&p, ev->type);
+        if (i == 0) pgp_int8(&p, ev->created_at);
+        rc = pg_write(s, i == 0 ? Q_EV_FULL_LOG : Q_EV_FULL_OFF, &p, 0, 0, NULL);
+    }
+    return rc;
+}
+
 static store_rc_t event_record(store_t *base, int64_t app, const store_event_t *ev, int *recorded)
 {
     pg_params_t p = {0};
@@ -204,7 +223,9 @@ static store_rc_t event_record(store_t *base, int64_t app, const store_event_t *
     pgp_int8(&p, ev->created_at);
     pgp_text(&p, (text_ref_t){ev->payload, ev->len});
     PGresult *r;
-    store_rc_t rc = pg_write(pg_of(base), Q_EV_RECORD, &p, 0, 0, &r);
+    store_rc_t rc = backlog_full(pg_of(base), app, ev);
+    if (rc != STORE_OK) return rc;
+    rc = pg_write(pg_of(base), Q_EV_RECORD, &p, 0, 0, &r);
     *recorded = rc == STORE_OK ? (int)pg_affected(r) : 0;
     PQclear(r);
     return rc;
@@ -346,6 +367,18 @@ static store_rc_t release_owner(store_t *base, const char *owner)
     return pg_write(pg_of(base), Q_OUT_FREE, &p, 0, 0, NULL);
 }
 
+static store_rc_t outbox_prune(store_t *base, int64_t before, int limit, int *deleted)
+{
+    pg_params_t p = {0};
+    pgp_int8(&p, before);
+    pgp_int8(&p, limit);
+    PGresult *r;
+    store_rc_t rc = pg_write(pg_of(base), Q_OUT_PRUNE, &p, 0, 0, &r);
+    *deleted = rc == STORE_OK ? (int)pg_affected(r) : 0;
+    PQclear(r);
+    return rc;
+}
+
 /* --- bulk copy ---------------------------------------------------------------- */
 
 store_rc_t pg_webhook_counts(pg_store_t *s, store_counts_t *out)
@@ -415,6 +448,7 @@ const store_webhook_ops_t pg_webhook_ops = {
     .queue = outbox_queue,
     .report = outbox_report,
     .owners = outbox_owners,
+    .prune = outbox_prune,
     .release_owner = release_owner,
     .import_webhook = import_webhook,
     .import_event = import_event,

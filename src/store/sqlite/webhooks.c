@@ -228,11 +228,33 @@ static store_rc_t webhook_deliveries(store_t *base, int64_t app, const char *id,
 
 /* --- the outbox --------------------------------------------------------------- */
 
+/* The webhooks whose backlog is full: the event dropped in their logs,
+ * then made inactive (store_event_t), inside the open write. */
+static store_rc_t backlog_full(sqlite_store_t *s, int64_t app, const store_event_t *ev)
+{
+    store_rc_t rc = STORE_OK;
+    for (int i = 0; i < 2 && rc == STORE_OK; i++) {
+        sqlite3_stmt *st = sq_stmt(s, i == 0 ? Q_EV_FULL_LOG : Q_EV_FULL_OFF);
+        if (st == NULL) return STORE_ERROR;
+        sqlite3_bind_int64(st, 1, app);
+        sqlite3_bind_int64(st, 2, EVENT_ALL | EVENT_BIT(ev->type));
+        sqlite3_bind_int64(st, 3, ev->backlog_max - 1);
+        if (i == 0) {
+            sq_bind_str(st, 4, ev->drop_id);
+            sq_bind_str(st, 5, ev->id);
+            sqlite3_bind_int(st, 6, ev->type);
+            sqlite3_bind_int64(st, 7, ev->created_at);
+        }
+        rc = sq_run(s, st);
+    }
+    return rc;
+}
+
 static store_rc_t event_record(store_t *base, int64_t app, const store_event_t *ev, int *recorded)
 {
     sqlite_store_t *s = sq_of(base);
     store_rc_t rc;
-    sqlite3_stmt *st = sq_write_stmt(s, Q_EV_RECORD, true, &rc);
+    sqlite3_stmt *st = sq_write_stmt(s, Q_EV_RECORD, false, &rc);
     if (st == NULL) return rc;
     sqlite3_bind_int64(st, 1, app);
     sqlite3_bind_int64(st, 2, EVENT_ALL | EVENT_BIT(ev->type));
@@ -240,7 +262,12 @@ static store_rc_t event_record(store_t *base, int64_t app, const store_event_t *
     sqlite3_bind_int(st, 4, ev->type);
     sqlite3_bind_int64(st, 5, ev->created_at);
     sqlite3_bind_text(st, 6, ev->payload, (int)ev->len, SQLITE_STATIC);
-    return sq_finish_single(s, sq_step_changes(s, st, recorded));
+    rc = backlog_full(s, app, ev);
+    if (rc == STORE_OK)
+        rc = sq_step_changes(s, st, recorded);
+    else
+        sq_reset(st);
+    return sq_finish(s, rc);
 }
 
 /* Steps st to its end, passing each row's lane to cb, and resets it. */
@@ -407,6 +434,18 @@ static store_rc_t release_owner(store_t *base, const char *owner)
     return sq_finish_single(s, sq_run(s, st));
 }
 
+static store_rc_t outbox_prune(store_t *base, int64_t before, int limit, int *deleted)
+{
+    sqlite_store_t *s = sq_of(base);
+    store_rc_t rc;
+    *deleted = 0;
+    sqlite3_stmt *st = sq_write_stmt(s, Q_OUT_PRUNE, true, &rc);
+    if (st == NULL) return rc;
+    sqlite3_bind_int64(st, 1, before);
+    sqlite3_bind_int64(st, 2, limit);
+    return sq_finish_single(s, sq_step_changes(s, st, deleted));
+}
+
 /* --- bulk copy ---------------------------------------------------------------- */
 
 store_rc_t sq_webhook_counts(sqlite_store_t *s, store_counts_t *out)
@@ -496,6 +535,7 @@ const store_webhook_ops_t sq_webhook_ops = {
     .queue = outbox_queue,
     .report = outbox_report,
     .owners = outbox_owners,
+    .prune = outbox_prune,
     .release_owner = release_owner,
     .import_webhook = import_webhook,
     .import_event = import_event,
