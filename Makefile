@@ -29,7 +29,10 @@ SRCS    := $(shell find src -name '*.c' | sort)
 # The OpenAPI document, compiled in for GET /openapi.json (src/api/openapi.c):
 # a C source generated at build time; the build fails when it is not JSON.
 GEN_OPENAPI = $(BUILD)/gen/openapi_json.c
-OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/openapi_json.o
+# The board's files (web/, served by src/api/board.c), compiled in the same way.
+WEB_FILES := $(wildcard web/*)
+GEN_OBJS := $(BUILD)/obj/gen/openapi_json.o $(BUILD)/obj/gen/board_files.o
+OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(GEN_OBJS)
 LIBOBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_*.c))
 
@@ -56,11 +59,15 @@ $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/gen/openapi_json.c: openapi/openapi.json scripts/gen-openapi-c.py
+$(BUILD)/gen/openapi_json.c: openapi/openapi.json scripts/gen-openapi-c.py scripts/genc.py
 	@mkdir -p $(dir $@)
 	$(PYTHON) scripts/gen-openapi-c.py $< $@
 
-$(BUILD)/obj/gen/openapi_json.o: $(BUILD)/gen/openapi_json.c
+$(BUILD)/gen/board_files.c: $(WEB_FILES) scripts/gen-board-c.py scripts/genc.py
+	@mkdir -p $(dir $@)
+	$(PYTHON) scripts/gen-board-c.py web $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -g,$(CFLAGS)) -c -o $@ $<
 
@@ -131,6 +138,7 @@ check: deps
 	@$(MAKE) --no-print-directory unit-verify
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory api
+	@$(MAKE) --no-print-directory board-test
 	@$(MAKE) --no-print-directory unit-postgres
 	@$(MAKE) --no-print-directory api-asan
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS)
@@ -138,8 +146,9 @@ check: deps
 	@$(MAKE) --no-print-directory bench-smoke
 
 # The OpenAPI document (openapi/, see its README): `make openapi-lint` runs
-# @redocly/cli's recommended rules over it. The linter is installed with npm
-# from tools/package-lock.json into tools/node_modules; it needs Node.js >=
+# @redocly/cli's recommended rules over it. The linter (and the board tests'
+# playwright-core and axe-core) is installed with npm from
+# tools/package-lock.json into tools/node_modules; it needs Node.js >=
 # 20.19 with npm on PATH (Debian 12's own nodejs 18 is too old).
 REDOCLY := tools/node_modules/.bin/redocly
 .PHONY: openapi-lint
@@ -149,6 +158,22 @@ $(REDOCLY): tools/package.json tools/package-lock.json
 	  echo "openapi-lint needs Node.js >= 20.19 and npm on PATH (found: $$(node --version 2>/dev/null || echo none))" >&2; exit 1; }
 	npm ci --prefix tools --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $@
+
+# The board's end-to-end tests (tests/board): headless Chromium, Debian's
+# own (BOARD_CHROMIUM), driven by playwright-core from the same npm install
+# as the linter; screenshots of every step go to build/board.
+DEBS_TEST += chromium
+BOARD_CHROMIUM ?= /usr/bin/chromium
+.PHONY: board-test
+board-test: $(BUILD)/crmd $(REDOCLY)
+	@mkdir -p $(BUILD)/board
+	CRMD_BIN=$(abspath $(BUILD)/crmd) CHROMIUM=$(BOARD_CHROMIUM) BOARD_SHOTS=$(abspath $(BUILD)/board) \
+	  node --test --test-concurrency=1 tests/board/board.test.mjs
+
+# The board's speed on 500 leads (bench/board.mjs), appended to bench/results.md.
+.PHONY: bench-board
+bench-board: $(BUILD)/crmd $(REDOCLY)
+	CRMD_BIN=$(abspath $(BUILD)/crmd) CHROMIUM=$(BOARD_CHROMIUM) node bench/board.mjs | tee -a bench/results.md
 
 openapi-lint: $(REDOCLY)
 	REDOCLY_TELEMETRY=off $(REDOCLY) lint --config openapi/redocly.yaml openapi/openapi.json
@@ -193,7 +218,7 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit
 # The fuzz build is clang with the same warnings as errors as the gcc build.
 FUZZ_CFLAGS   = $(filter-out -O% $(SAN),$(CFLAGS)) -O1 $(FUZZ_SAN)
 FUZZ_OBJS    := $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS))) \
-                $(FUZZ_BUILD)/obj/gen/openapi_json.o
+                $(FUZZ_BUILD)/obj/gen/openapi_json.o $(FUZZ_BUILD)/obj/gen/board_files.o
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 ASAN_BUILD   := build/asan
 -include $(FUZZ_OBJS:.o=.d) $(FUZZ_TARGETS:=.d)
@@ -203,7 +228,7 @@ $(FUZZ_BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
 
-$(FUZZ_BUILD)/obj/gen/openapi_json.o: $(BUILD)/gen/openapi_json.c
+$(FUZZ_BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 

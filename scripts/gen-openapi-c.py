@@ -9,6 +9,8 @@ import hashlib
 import json
 import sys
 
+from genc import c_bytes, write_whole
+
 
 def main():
     src, dst = sys.argv[1], sys.argv[2]
@@ -23,17 +25,10 @@ def main():
              "extern const char API_OPENAPI_JSON[];",
              "extern const size_t API_OPENAPI_JSON_LEN;",
              "extern const char API_OPENAPI_ETAG[];",
-             "const char API_OPENAPI_JSON[] = {"]
-    for i in range(0, len(data), 24):
-        lines.append("    " + ",".join(str(b) for b in data[i:i + 24]) + ",")
-    lines.append("    0};")
+             *c_bytes("const char API_OPENAPI_JSON[]", data)]
     lines.append("const size_t API_OPENAPI_JSON_LEN = %d;" % len(data))
     lines.append("const char API_OPENAPI_ETAG[] = %s;" % json.dumps(etag))
-    tmp = dst + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    import os
-    os.replace(tmp, dst)
+    write_whole(dst, lines)
 
 
 if __name__ == "__main__":

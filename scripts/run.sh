@@ -1,6 +1,7 @@
 #!/bin/sh
 # make run: starts crmd on the embedded SQLite database var/crmd.db and
-# prints the three exports that make the reference's curl calls work.
+# prints the three exports that make the reference's curl calls work, and
+# the link that opens the board signed in.
 # On a new database it creates an app first; its key is kept (mode 600) in
 # var/credentials.env so later runs print it again with a fresh token.
 set -eu
@@ -27,5 +28,10 @@ echo "crmd: paste these lines into your shell, then try the reference's curl cal
 echo "export BLOCKS_API_URL=http://$listen"
 echo "export BLOCKS_API_KEY=$key"
 echo "export BLOCKS_AUTH_TOKEN=$token"
+echo
+# The credentials ride in the fragment, which a browser never sends: the
+# board (docs/board.md) keeps them for the tab and clears the address bar.
+echo "crmd: open the pipeline board, signed in:"
+echo "http://$listen/#app=$key&token=$token"
 echo
 exec "$bin" serve --listen "$listen" --db "$db"

@@ -19,6 +19,10 @@ void jwks_get(api_req_t *r);
 /* openapi.c: GET /openapi.json */
 void openapi_get(api_req_t *r);
 
+/* board.c: GET / and GET /board/{file} */
+void board_index(api_req_t *r);
+void board_file(api_req_t *r);
+
 /* summary.c: GET /leads/summary */
 void summary_get(api_req_t *r);
 

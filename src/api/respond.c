@@ -66,7 +66,9 @@ void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, cons
     if (status == 204 || status == 304) {
         body = h2o_iovec_init(NULL, 0);
     } else {
-        add_header(req, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"));
+        /* The board's files name their own type (board.c); all else is JSON. */
+        if (h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1) < 0)
+            add_header(req, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"));
         /* h2o 2.2 drops keep-alive after any status but 200 whose length
          * it does not know: always say it. */
         req->res.content_length = body.len;
@@ -80,6 +82,44 @@ void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, cons
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
     else
         h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+}
+
+bool api_list_next(const char **p, const char *end, h2o_iovec_t *item)
+{
+    while (*p < end && (**p == ' ' || **p == ',' || **p == '\t'))
+        (*p)++;
+    if (*p == end) return false;
+    const char *q = *p;
+    while (q < end && *q != ',')
+        q++;
+    const char *e = q;
+    while (e > *p && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    *item = h2o_iovec_init(*p, (size_t)(e - *p));
+    *p = q;
+    return true;
+}
+
+/* Whether an If-None-Match value lists etag (or is "*"). */
+static bool etag_listed(h2o_iovec_t v, const char *etag)
+{
+    size_t n = strlen(etag);
+    const char *p = v.base;
+    h2o_iovec_t it;
+    while (api_list_next(&p, v.base + v.len, &it)) {
+        if (it.len == 1 && *it.base == '*') return true;
+        /* Weak comparison, as If-None-Match wants. */
+        if (it.len >= 2 && it.base[0] == 'W' && it.base[1] == '/')
+            it = h2o_iovec_init(it.base + 2, it.len - 2);
+        if (it.len == n && memcmp(it.base, etag, n) == 0) return true;
+    }
+    return false;
+}
+
+bool api_if_none_match(h2o_req_t *req, const char *etag)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
+    return i >= 0 && etag_listed(req->headers.entries[i].value, etag);
 }
 
 bool api_respond_stream(h2o_req_t *req, h2o_generator_t *gen, const char *type, const char *disposition,

@@ -21,11 +21,21 @@
 /* Sends req's response: status, its reason phrase, the headers the status
  * calls for (201: Location, when location is not NULL; 401:
  * WWW-Authenticate; 503: Retry-After), and unless the status is 204 the
- * body as application/json with its Content-Length. The body is copied
+ * body with its Content-Length, as application/json unless the handler
+ * set a Content-Type already (only the board's files do). The body is copied
  * into req's pool unless pooled says it is there already. A HEAD request
  * gets the headers only. req may be disposed of before this returns: the
  * caller must not touch it afterwards. */
 void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, const char *location);
+
+/* The next member of a comma-separated header value: *p walks it up to
+ * end; item gets the member without the white space around it. False when
+ * none is left. */
+bool api_list_next(const char **p, const char *end, h2o_iovec_t *item);
+
+/* Whether req's If-None-Match lists etag (a strong tag, quoted), or is
+ * "*"; its weak tags are compared weakly, as RFC 9110 wants. */
+bool api_if_none_match(h2o_req_t *req, const char *etag);
 
 /* Starts a streamed 200 answer of req, produced by gen (h2o calls
  * gen->proceed for each next chunk), with the given Content-Type and

@@ -39,6 +39,10 @@ const api_route_t API_ROUTES[] = {
      .summary = "crmd's public token keys as a JWK Set, no credentials"},
     {METHOD_GET, "/openapi.json", openapi_get, .query = NO_QUERY,
      .summary = "The OpenAPI 3.1 document of the API, no credentials"},
+    {METHOD_GET, "/", board_index, .query = NO_QUERY,
+     .summary = "The pipeline board, a web app on this API (docs/board.md), no credentials"},
+    {METHOD_GET, "/board/{file}", board_file, .query = NO_QUERY,
+     .summary = "A file of the board (named by its content's hash, cached for a year), no credentials"},
 
     {METHOD_GET, "/leads", leads_list, .query = LEAD_LIST, .auth = true,
      .summary = "A page of the app's leads: filters, search, sort, cursor; newest first; all of them as CSV "
@@ -145,6 +149,7 @@ static bool split(const char *path, size_t len, segments_t *sg)
 {
     sg->n = 0;
     if (len == 0 || path[0] != '/') return false;
+    if (len == 1) return true; /* "/": no segment */
     /* One trailing slash is ignored, so "/leads/" is "/leads". */
     if (len > 1 && path[len - 1] == '/') len--;
     size_t i = 1;
@@ -171,6 +176,7 @@ static bool pattern_matches(const char *pattern, const segments_t *sg, unsigned 
     int i = 0, np = 0;
     *literal = 0;
     memset(params, 0, sizeof(h2o_iovec_t) * API_ROUTE_PARAMS);
+    if (strcmp(pattern, "/") == 0) return sg->n == 0;
     while (*p == '/') {
         p++;
         size_t n = strcspn(p, "/");

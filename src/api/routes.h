@@ -9,7 +9,8 @@
  *
  * Matching looks at the raw path only (before '?', not percent-decoded):
  * no id ever holds a '%', so an encoded segment simply names nothing. One
- * trailing slash is ignored; an empty segment matches nothing. A literal
+ * trailing slash is ignored; an empty segment matches nothing; the pattern
+ * "/" matches the path "/" alone. A literal
  * segment beats a {param} at the same position, so "/leads/summary" can sit
  * beside "/leads/{id}". A HEAD request is served by the GET entry.
  */

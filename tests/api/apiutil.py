@@ -621,6 +621,8 @@ class OpenApi:
 
     @staticmethod
     def _segments(path):
+        if path == "/":
+            return []  # the board's page; "//" is one empty segment, matching nothing
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
         return path.split("/")[1:]
@@ -636,7 +638,8 @@ class OpenApi:
 
     def match(self, path):
         """(template, path item) of a request path, or (None, None)."""
-        path = urlsplit(path).path
+        # A request target "//x" is a path, which urlsplit would read as a host.
+        path = path.split("?", 1)[0] if path.startswith("/") else urlsplit(path).path
         segs = self._segments(path)
         for template, tsegs, literal, item in self.templates:
             if len(tsegs) != len(segs):

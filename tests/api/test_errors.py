@@ -19,7 +19,7 @@ def test_healthz_needs_no_credentials(anon):
     assert_status(r, 200)
 
 
-@pytest.mark.parametrize("path", ["/", "/nope", "/lead", "/leadsx", "/leads-x/",
+@pytest.mark.parametrize("path", ["/nope", "/lead", "/leadsx", "/leads-x/",
                                   "/healthz/x", "/api/leads", "/LEADS"])
 @pytest.mark.parametrize("with_creds", [False, True])
 def test_unknown_path_is_404(server, app, path, with_creds):

@@ -358,7 +358,8 @@ def test_validator_finds_operations_by_path_template():
              ("GET", "/webhooks/w/deliveries"): "listWebhookDeliveries",
              ("GET", "/.well-known/jwks.json"): "getJwks",
              ("GET", "/leads/x/follows/y/z"): None, ("GET", "//leads//"): None,
-             ("GET", "/"): None, ("GET", "/LEADS"): None}
+             ("GET", "/"): "getBoard", ("GET", "/board/app.js"): "getBoardFile",
+             ("GET", "/board/x/y"): None, ("GET", "/LEADS"): None}
     for (method, path), opid in cases.items():
         label, _, _ = API.operation(method, path)
         unmatched = "no route" in label or "no such method" in label

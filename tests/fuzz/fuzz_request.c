@@ -14,7 +14,8 @@
  *
  * Every response is then read back as HTTP/1.x and checked: a final status
  * other than 101 has a Content-Length, its body (when there is one) is
- * application/json holding one JSON object, errors carry their status,
+ * application/json holding one JSON object (but the board's files, under
+ * their Content-Security-Policy), errors carry their status,
  * 401s say WWW-Authenticate, 405s say Allow, and nothing is a 500 or 503
  * (with one thread and no contention, either means a validation gap or a
  * store failure) but GET /readyz's 503: without a writer thread the
@@ -66,6 +67,7 @@ static struct {
     bool app2;    /* the request names the second app's key */
     bool fixture; /* its path names the first app's fixture lead */
     bool readyz;  /* its path is /readyz's (with or without the slash, a query) */
+    bool board;   /* its path is the board's page ("/", a query) or under /board/ */
 } seen[SEEN_MAX];
 static int nseen;
 
@@ -92,6 +94,9 @@ static void record_req(h2o_req_t *req, void *state)
         size_t n = sizeof "/readyz" - 1;
         seen[nseen].readyz = req->path.len >= n && memcmp(req->path.base, "/readyz", n) == 0 &&
                              (req->path.len == n || strchr("/?", req->path.base[n]) != NULL);
+        seen[nseen].board = (req->path.len >= 1 && req->path.base[0] == '/' &&
+                             (req->path.len == 1 || req->path.base[1] == '?')) ||
+                            (req->path.len > 7 && memcmp(req->path.base, "/board/", 7) == 0);
     }
     nseen++;
     api_handle(req, state);
@@ -364,6 +369,10 @@ static void check_responses(bool eof)
             hlen == sizeof CANNED_400_HEAD - 1 && memcmp(p - hlen, CANNED_400_HEAD, hlen) == 0)
             return; /* see CANNED_400_HEAD */
         bool readyz = by_handler && i - 1 < SEEN_MAX && seen[i - 1].readyz;
+        /* The board's files are HTML, script, style and an image, each under its CSP. */
+        bool board_file = by_handler && i - 1 < SEEN_MAX && seen[i - 1].board && status == 200;
+        if (board_file)
+            FUZZ_CHECK(find(h, nh, "content-security-policy") != NULL, "a board file without its CSP");
         FUZZ_CHECK(status != 500 && (status != 503 || readyz), "status %d: %.*s", status,
                    (int)(left > 600 ? 600 : left), p);
         if (status == 401)
@@ -386,7 +395,7 @@ static void check_responses(bool eof)
             FUZZ_CHECK(*e == '\0', "a bad Content-Length: %s", num);
             blen = (size_t)v;
             FUZZ_CHECK(blen > 0, "status %d with an empty body", status);
-            FUZZ_CHECK(ct != NULL && lcequal(ct->value, ct->vlen, "application/json"),
+            FUZZ_CHECK(ct != NULL && (board_file || lcequal(ct->value, ct->vlen, "application/json")),
                        "status %d: Content-Type is %.*s", status, ct ? (int)ct->vlen : 6,
                        ct ? ct->value : "(none)");
         }
@@ -400,7 +409,7 @@ static void check_responses(bool eof)
             FUZZ_CHECK(!eof || (!by_handler && left == 0), "the server closed in the middle of a body");
             return;
         }
-        if (blen > 0) fuzz_check_json_body(status, p, blen);
+        if (blen > 0 && !board_file) fuzz_check_json_body(status, p, blen);
         if (as_app2 && blen > 0 && status < 300) check_no_fixture_ids(p, blen);
         p += blen;
         left -= blen;

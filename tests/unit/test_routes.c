@@ -87,6 +87,10 @@ static const struct {
     enum api_method method;
     const char *path, *pattern, *id, *fid;
 } MATCHES[] = {
+    {METHOD_GET, "/", "/"},
+    {METHOD_HEAD, "/", "/"},
+    {METHOD_GET, "/board/app.0123456789ab.js", "/board/{file}", "app.0123456789ab.js"},
+    {METHOD_GET, "/board/x/", "/board/{file}", "x"},
     {METHOD_GET, "/healthz", "/healthz"},
     {METHOD_GET, "/healthz/", "/healthz"},
     {METHOD_GET, "/leads", "/leads"},
@@ -117,9 +121,12 @@ Test(routes, every_route_matches_with_its_params)
 /* Paths no pattern matches: a 404 whatever the method. */
 static const char *const NOWHERE[] = {
     "",
-    "/",
     "//",
     "///",
+    "/board",
+    "/board/",
+    "/board//",
+    "/board/a/b",
     "*",
     "leads",
     "//leads",
@@ -294,6 +301,7 @@ static bool pattern_shape(const char *p, int *segs, int *params)
 {
     *segs = *params = 0;
     if (p[0] != '/') return false;
+    if (strcmp(p, "/") == 0) return true; /* the root, the board's page */
     while (*p == '/') {
         p++;
         size_t n = strcspn(p, "/");
@@ -381,15 +389,16 @@ Test(routes, what_each_route_makes_stale_and_needs)
     cr_expect_eq(entry(METHOD_POST, "/webhooks")->stale, 0u);
     cr_expect_eq(entry(METHOD_PUT, "/webhooks/{id}")->stale, 0u);
     cr_expect_eq(entry(METHOD_DELETE, "/webhooks/{id}")->stale, 0u);
-    /* Only the health checks, the public keys and the OpenAPI document go
-     * without credentials. */
+    /* Only the health checks, the public keys, the OpenAPI document and
+     * the board's files go without credentials. */
     for (size_t i = 0; i < API_NROUTES; i++)
-        cr_expect_eq(API_ROUTES[i].auth,
-                     strcmp(API_ROUTES[i].path, "/healthz") != 0 &&
-                         strcmp(API_ROUTES[i].path, "/readyz") != 0 &&
-                         strcmp(API_ROUTES[i].path, "/.well-known/jwks.json") != 0 &&
-                         strcmp(API_ROUTES[i].path, "/openapi.json") != 0,
-                     "%s", API_ROUTES[i].path);
+        cr_expect_eq(
+            API_ROUTES[i].auth,
+            strcmp(API_ROUTES[i].path, "/healthz") != 0 && strcmp(API_ROUTES[i].path, "/readyz") != 0 &&
+                strcmp(API_ROUTES[i].path, "/.well-known/jwks.json") != 0 &&
+                strcmp(API_ROUTES[i].path, "/openapi.json") != 0 && strcmp(API_ROUTES[i].path, "/") != 0 &&
+                strcmp(API_ROUTES[i].path, "/board/{file}") != 0,
+            "%s", API_ROUTES[i].path);
     /* The lists read page, records and cursor among their parameters, the
      * summary the lead filters and no paging, the import its mode; nothing
      * else reads a query. */
