@@ -37,14 +37,7 @@ static bool copy_texts(api_held_t *h, text_ref_t *refs[], int n)
     free(h->text);
     h->text = malloc(size > 0 ? size : 1);
     if (h->text == NULL) return false;
-    char *at = h->text;
-    for (int i = 0; i < n; i++) {
-        if (refs[i]->ptr == NULL) continue;
-        memcpy(at, refs[i]->ptr, refs[i]->len);
-        at[refs[i]->len] = '\0';
-        refs[i]->ptr = at;
-        at += refs[i]->len + 1;
-    }
+    api_texts_copy(refs, n, h->text);
     return true;
 }
 
