@@ -33,13 +33,13 @@ void leads_get(api_req_t *r);
 void leads_update(api_req_t *r);
 void leads_delete(api_req_t *r);
 /* leads.c: GET /leads/trash/show, PUT /leads/{id}/recover, DELETE /leads/trash/{id} */
-void trash_list(api_req_t *r);
-void trash_recover(api_req_t *r);
-void trash_purge(api_req_t *r);
+void leads_trash_list(api_req_t *r);
+void leads_recover(api_req_t *r);
+void leads_trash_purge(api_req_t *r);
 /* batch.c: POST /leads/batch */
 void leads_batch(api_req_t *r);
 /* leads.c: GET /leads/{id}/history */
-void history_list(api_req_t *r);
+void leads_history(api_req_t *r);
 
 /* import.c: POST /leads/import */
 void leads_import(api_req_t *r);

@@ -163,24 +163,24 @@ void leads_delete(api_req_t *r)
     api_write_submit(r, api_write_new(r, run_delete, 0));
 }
 
-void trash_list(api_req_t *r)
+void leads_trash_list(api_req_t *r)
 {
     api_trash_list(r);
 }
 
-void trash_recover(api_req_t *r)
+void leads_recover(api_req_t *r)
 {
     if (!api_lead_id_or_reply(r)) return;
     api_write_submit(r, api_write_new(r, run_recover, 0));
 }
 
-void trash_purge(api_req_t *r)
+void leads_trash_purge(api_req_t *r)
 {
     if (!api_lead_id_or_reply(r)) return;
     api_write_submit(r, api_write_new(r, run_purge, 0));
 }
 
-void history_list(api_req_t *r)
+void leads_history(api_req_t *r)
 {
     if (api_lead_id_or_reply(r)) api_history_list(r);
 }
