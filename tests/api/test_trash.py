@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from apiutil import assert_error, assert_param_error, assert_status, body_json, parse_ts
+from apiutil import (App, assert_error, assert_param_error, assert_status, body_json, check_safe, fill_safe,
+                     parse_ts, run_crmd)
 
 
 def trash_ids(app, **params):
@@ -223,3 +224,24 @@ def test_bad_retention_is_refused(tmp_path, value):
                  "--trash-retention", value)
     assert p.returncode == 2, p.stderr
     assert "--trash-retention" in p.stderr
+
+
+def copied_safe(stdout, want):
+    """What crmd copy says it moved of fill_safe's records, and that the
+    target holds them."""
+    n = sum(len(v) for v in want["history"].values())
+    moved = f"1 trashed leads with 2 follows, {n} history entries and 1 idempotency keys"
+    held = f"1 trashed leads, 2 trashed follows, {n} history entries, 1 idempotency keys"
+    return moved in stdout and held in stdout.split("now holds")[1]
+
+
+def test_copy_moves_the_trash_the_history_and_idempotency_keys(make_server, tmp_path):
+    src = make_server()
+    app = src.new_app()
+    want = fill_safe(app)
+    assert src.stop() == 0
+    dst = f"sqlite:{tmp_path / 'copy.db'}"
+    p = run_crmd("copy", "--from", src.db_url, "--to", dst, check=True)
+    assert copied_safe(p.stdout, want), p.stdout
+    copy = make_server(db_url=dst)
+    check_safe(App(copy.base_url, app.key, app.token), want)
