@@ -5,7 +5,9 @@
  * is written into the target as it arrives, inside the target's import
  * transaction; nothing is held in memory but the map of app ids (an app's
  * id is the target's own when --append merges it into an existing app or
- * the target picks a new one; lead and follow ids never change).
+ * the target picks a new one; lead and follow ids never change) and the
+ * list of trashed leads, which arrive as live leads (with their follows)
+ * and are moved to the trash once the export is over.
  */
 #include "store/copy.h"
 
@@ -17,12 +19,20 @@
 #include "store/store_int.h"
 #include "store/webhook.h"
 
-/* Progress goes to err every this many leads and follows. */
+/* Progress goes to err every this many records written. */
 #define PROGRESS_EVERY 100000
 
 typedef struct app_map {
     int64_t src, dst;
 } app_map_t;
+
+/* A trashed lead to move to the trash: its target app, id, and when it was
+ * trashed. */
+typedef struct trashed {
+    int64_t app;
+    char id[UUID_BUFSZ];
+    int64_t deleted_at;
+} trashed_t;
 
 typedef struct copy {
     store_t *dst;
@@ -37,6 +47,10 @@ typedef struct copy {
     char **dst_keys;       /* the target's keys' PEM text when the import began */
     size_t ndst_keys, capdst_keys;
     bool dst_keys_lost; /* one could not be kept (out of memory) */
+    trashed_t *trash;   /* the trashed leads passed, in the export's order */
+    size_t ntrash, captrash;
+    int64_t idem_kept; /* source idempotency keys not copied: the target's app has them */
+    int64_t written;   /* records written, for the progress reports */
 } copy_t;
 
 static const char *rc_text(store_rc_t rc)
@@ -166,8 +180,7 @@ static store_rc_t on_revoked(void *ctx, const char *jti, int64_t revoked_at)
 
 static void progress(copy_t *c)
 {
-    int64_t n = c->passed.leads + c->passed.follows;
-    if (n % PROGRESS_EVERY == 0)
+    if (++c->written % PROGRESS_EVERY == 0)
         fprintf(c->err, "crmd: copy: %" PRId64 " leads, %" PRId64 " follows so far\n", c->passed.leads,
                 c->passed.follows);
 }
@@ -199,32 +212,57 @@ static store_rc_t written(copy_t *c, store_rc_t rc, const char *kind, const char
     return STORE_OK;
 }
 
+/* Writes one record into the target's app; rec is the receiver's record. */
+typedef store_rc_t (*put_fn)(store_t *dst, int64_t app, const void *rec);
+
+static store_rc_t put_lead(store_t *dst, int64_t app, const void *rec)
+{
+    return store_copy_import_lead(dst, app, rec);
+}
+
+static store_rc_t put_follow(store_t *dst, int64_t app, const void *rec)
+{
+    return store_copy_import_follow(dst, app, rec);
+}
+
+static store_rc_t put_webhook(store_t *dst, int64_t app, const void *rec)
+{
+    return store_copy_import_webhook(dst, app, rec);
+}
+
+static store_rc_t put_change(store_t *dst, int64_t app, const void *rec)
+{
+    return store_history_add(dst, app, rec);
+}
+
+/* Record kind/id of the source's app: counted in *passed, written with
+ * put into the target's app and counted in *added (see written). */
+static store_rc_t import_record(copy_t *c, int64_t app, const char *kind, const char *id, int64_t *passed,
+                                int64_t *added, put_fn put, const void *rec)
+{
+    int64_t dst = target_app(c, app, kind, id, passed);
+    if (dst == 0) return STORE_NOT_FOUND;
+    store_rc_t rc = put(c->dst, dst, rec);
+    const char *why = rc == STORE_NOT_FOUND && put == put_follow ? "a follow's lead is missing" : rc_text(rc);
+    return written(c, rc, kind, id, why, added);
+}
+
 static store_rc_t on_lead(void *ctx, int64_t app, const lead_t *lead)
 {
     copy_t *c = ctx;
-    int64_t id = target_app(c, app, "lead", lead->id, &c->passed.leads);
-    if (id == 0) return STORE_NOT_FOUND;
-    store_rc_t rc = store_copy_import_lead(c->dst, id, lead);
-    return written(c, rc, "lead", lead->id, rc_text(rc), &c->added.leads);
+    return import_record(c, app, "lead", lead->id, &c->passed.leads, &c->added.leads, put_lead, lead);
 }
 
-static store_rc_t on_follow(void *ctx, int64_t app, const follow_t *follow)
+static store_rc_t on_follow(void *ctx, int64_t app, const follow_t *f)
 {
     copy_t *c = ctx;
-    int64_t id = target_app(c, app, "follow", follow->id, &c->passed.follows);
-    if (id == 0) return STORE_NOT_FOUND;
-    store_rc_t rc = store_copy_import_follow(c->dst, id, follow);
-    const char *why = rc == STORE_NOT_FOUND ? "a follow's lead is missing" : rc_text(rc);
-    return written(c, rc, "follow", follow->id, why, &c->added.follows);
+    return import_record(c, app, "follow", f->id, &c->passed.follows, &c->added.follows, put_follow, f);
 }
 
 static store_rc_t on_webhook(void *ctx, int64_t app, const webhook_t *wh)
 {
     copy_t *c = ctx;
-    int64_t id = target_app(c, app, "webhook", wh->id, &c->passed.webhooks);
-    if (id == 0) return STORE_NOT_FOUND;
-    store_rc_t rc = store_copy_import_webhook(c->dst, id, wh);
-    return written(c, rc, "webhook", wh->id, rc_text(rc), &c->added.webhooks);
+    return import_record(c, app, "webhook", wh->id, &c->passed.webhooks, &c->added.webhooks, put_webhook, wh);
 }
 
 /* An undelivered event: its webhook was passed before it. */
@@ -234,6 +272,67 @@ static store_rc_t on_event(void *ctx, const char *webhook_id, const store_queued
     c->passed.events++;
     store_rc_t rc = store_copy_import_event(c->dst, webhook_id, e);
     return written(c, rc, "event", e->event_id, rc_text(rc), &c->added.events);
+}
+
+/* A trashed lead: written as a live lead (its follows follow), and moved
+ * to the trash by move_trash when the export is over. */
+static store_rc_t on_trashed(void *ctx, int64_t app, const lead_t *lead, int64_t deleted_at)
+{
+    copy_t *c = ctx;
+    int64_t id = target_app(c, app, "trashed lead", lead->id, &c->passed.trash);
+    if (id == 0) return STORE_NOT_FOUND;
+    trashed_t *t = store_grow(c->trash, &c->captrash, c->ntrash, sizeof *t, 64);
+    if (t == NULL) return STORE_ERROR;
+    c->trash = t;
+    t = &c->trash[c->ntrash++];
+    *t = (trashed_t){.app = id, .deleted_at = deleted_at};
+    memcpy(t->id, lead->id, sizeof t->id);
+    store_rc_t rc = store_copy_import_lead(c->dst, id, lead);
+    if (rc != STORE_OK) fprintf(c->err, "crmd: copy: trashed lead %s: %s\n", lead->id, rc_text(rc));
+    return rc;
+}
+
+static store_rc_t on_trashed_follow(void *ctx, int64_t app, const follow_t *f)
+{
+    copy_t *c = ctx;
+    return import_record(c, app, "trashed follow", f->id, &c->passed.trash_follows, &c->added.trash_follows,
+                         put_follow, f);
+}
+
+/* Moves the trashed leads, with their follows, to the target's trash. */
+static store_rc_t move_trash(copy_t *c)
+{
+    for (size_t i = 0; i < c->ntrash; i++) {
+        const trashed_t *t = &c->trash[i];
+        store_rc_t rc = store_lead_trash(c->dst, t->app, t->id, t->deleted_at);
+        if (written(c, rc, "trashed lead", t->id, rc_text(rc), &c->added.trash) != STORE_OK) return rc;
+    }
+    return STORE_OK;
+}
+
+/* A history entry, written in the export's order, which is the order it
+ * was recorded in: the target numbers it after the ones before. */
+static store_rc_t on_change(void *ctx, int64_t app, const store_change_t *change)
+{
+    copy_t *c = ctx;
+    return import_record(c, app, "history entry", change->id, &c->passed.history, &c->added.history,
+                         put_change, change);
+}
+
+/* A kept idempotency answer. An app merged by --append may hold the same
+ * key already: the target's answer stays, as it answered its own clients. */
+static store_rc_t on_idem(void *ctx, int64_t app, const char *key, const store_idem_t *idem)
+{
+    copy_t *c = ctx;
+    int64_t id = target_app(c, app, "idempotency key", key, &c->passed.idem);
+    if (id == 0) return STORE_NOT_FOUND;
+    store_rc_t rc = store_idem_claim(c->dst, id, key, idem->hash, idem->created_at, INT64_MIN);
+    if (rc == STORE_CONFLICT && c->append) {
+        c->idem_kept++;
+        return STORE_OK;
+    }
+    if (rc == STORE_OK) rc = store_idem_finish(c->dst, id, key, idem->status, idem->location, idem->body);
+    return written(c, rc, "idempotency key", key, rc_text(rc), &c->added.idem);
 }
 
 static store_t *open_store(const char *url, const char *what, FILE *err)
@@ -257,14 +356,31 @@ static void print_counts(FILE *f, const store_counts_t *n)
 {
     fprintf(f,
             "%" PRId64 " apps, %" PRId64 " leads, %" PRId64 " follows, %" PRId64 " issued tokens, %" PRId64
-            " revoked tokens, %" PRId64 " signing keys, %" PRId64 " webhooks, %" PRId64 " undelivered events",
-            n->apps, n->leads, n->follows, n->issued, n->revoked, n->keys, n->webhooks, n->events);
+            " revoked tokens, %" PRId64 " signing keys, %" PRId64 " webhooks, %" PRId64
+            " undelivered events, %" PRId64 " trashed leads, %" PRId64 " trashed follows, %" PRId64
+            " history entries, %" PRId64 " idempotency keys",
+            n->apps, n->leads, n->follows, n->issued, n->revoked, n->keys, n->webhooks, n->events, n->trash,
+            n->trash_follows, n->history, n->idem);
 }
 
 static bool has_data(const store_counts_t *n)
 {
     return n->apps > 0 || n->leads > 0 || n->follows > 0 || n->issued > 0 || n->revoked > 0 ||
-           n->webhooks > 0;
+           n->webhooks > 0 || n->trash > 0 || n->history > 0 || n->idem > 0;
+}
+
+/* The trash, the history and the idempotency keys: the source passed what
+ * its snapshot counted, and the target gained exactly that. */
+static bool safe_counts_agree(const copy_t *c, const store_counts_t *total, const store_counts_t *before,
+                              const store_counts_t *after)
+{
+    const store_counts_t *p = &c->passed, *a = &c->added;
+    return p->trash == total->trash && p->trash_follows == total->trash_follows &&
+           p->history == total->history && p->idem == total->idem && a->trash == p->trash &&
+           a->trash_follows == p->trash_follows && a->history == p->history &&
+           a->idem + c->idem_kept == p->idem && after->trash == before->trash + a->trash &&
+           after->trash_follows == before->trash_follows + a->trash_follows &&
+           after->history == before->history + a->history && after->idem == before->idem + a->idem;
 }
 
 /* Checks, inside the import, that the source passed what its snapshot
@@ -288,7 +404,7 @@ static bool verify(copy_t *c, const store_counts_t *total, const store_counts_t 
               after.revoked == before->revoked + c->added.revoked && c->passed.webhooks == total->webhooks &&
               c->passed.events == total->events && c->added.webhooks == c->passed.webhooks &&
               c->added.events == c->passed.events && after.webhooks == before->webhooks + c->added.webhooks &&
-              after.events == before->events + c->added.events;
+              after.events == before->events + c->added.events && safe_counts_agree(c, total, before, &after);
     if (!ok) {
         fprintf(err, "crmd: copy: counts do not match: the source holds ");
         print_counts(err, total);
@@ -328,9 +444,14 @@ static store_rc_t import_all(copy_t *c, store_t *src, const char *to_shown)
                                       .revoked = on_revoked,
                                       .lead = on_lead,
                                       .follow = on_follow,
+                                      .trashed = on_trashed,
+                                      .trashed_follow = on_trashed_follow,
+                                      .change = on_change,
+                                      .idem = on_idem,
                                       .webhook = on_webhook,
                                       .event = on_event};
     if (rc == STORE_OK) rc = store_copy_export(src, &cb, c, &total);
+    if (rc == STORE_OK) rc = move_trash(c);
     if (rc == STORE_OK && !verify(c, &total, &before, c->err)) rc = STORE_ERROR;
     if (rc == STORE_OK)
         rc = store_copy_import_end(c->dst, 1);
@@ -359,10 +480,14 @@ static store_rc_t report(const copy_t *c, FILE *out, const char *from_shown, con
         fprintf(out, " (and merged %" PRId64 " into the target's apps with the same keys)", c->merged);
     fprintf(out,
             ", %" PRId64 " leads, %" PRId64 " follows, %" PRId64 " issued tokens, %" PRId64
-            " revoked tokens, %" PRId64 " signing keys, %" PRId64 " webhooks and %" PRId64
-            " undelivered events",
+            " revoked tokens, %" PRId64 " signing keys, %" PRId64 " webhooks, %" PRId64
+            " undelivered events, %" PRId64 " trashed leads with %" PRId64 " follows, %" PRId64
+            " history entries and %" PRId64 " idempotency keys",
             c->added.leads, c->added.follows, c->added.issued, c->added.revoked, c->added.keys,
-            c->added.webhooks, c->added.events);
+            c->added.webhooks, c->added.events, c->added.trash, c->added.trash_follows, c->added.history,
+            c->added.idem);
+    if (c->idem_kept > 0)
+        fprintf(out, " (%" PRId64 " idempotency keys not copied: the target's apps hold them)", c->idem_kept);
     if (c->keys_kept > 0)
         fprintf(out, " (%" PRId64 " not copied: %s)", c->keys_kept,
                 c->append ? "the target keeps its own keys; issue new tokens for the copied apps"
@@ -397,6 +522,7 @@ store_rc_t store_copy(const char *from_url, const char *to_url, bool append, FIL
     store_rc_t rc = import_all(&c, src, to_shown);
     if (rc == STORE_OK) rc = report(&c, out, from_shown, to_shown);
     free(c.apps);
+    free(c.trash);
     for (size_t i = 0; i < c.ndst_keys; i++) {
         OPENSSL_cleanse(c.dst_keys[i], strlen(c.dst_keys[i])); /* a private key: not left in freed heap */
         free(c.dst_keys[i]);

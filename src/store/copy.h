@@ -12,7 +12,8 @@
 #include "store/store.h"
 
 /* Copies every app, signing key, issued and revoked token, lead, follow,
- * webhook (its secret included) and undelivered event from the database at from_url to the one at to_url,
+ * webhook (its secret included), undelivered event, trashed lead and follow, history entry and kept
+ * idempotency answer from the database at from_url to the one at to_url,
  * keeping ids and timestamps, in one transaction on the target; both are migrated first. Without append, a
  * target that already holds apps, leads, follows or tokens is refused (STORE_CONFLICT) and left as it was;
  * with append, apps whose key the target already has receive the copied leads. Counts are checked in the

@@ -192,14 +192,23 @@ typedef struct store_counts {
     int64_t keys;           /* signing keys, retired ones included */
     int64_t webhooks;       /* webhook subscriptions (store/webhook.h) */
     int64_t events;         /* undelivered events, one per webhook */
+    int64_t trash;          /* trashed leads */
+    int64_t trash_follows;  /* their follows */
+    int64_t history;        /* history entries */
+    int64_t idem;           /* kept idempotency answers */
 } store_counts_t;
 
 /* Bulk copy: the receivers of store_copy_export, called in this order: the
  * signing keys (by seq), every app (by id), every issued token (by
  * issued_at, jti), every revoked token (by sequence number), every lead
- * (by app, created_at, id), every follow (by app, lead, created_at, id).
- * Each returns STORE_OK to go on; any other rc stops the export, which
+ * (by app, created_at, id), every follow (by app, lead, created_at, id),
+ * every trashed lead (by app, deleted_at, id), every trashed follow (by
+ * app, lead, created_at, id), every history entry (in the order recorded),
+ * every kept idempotency answer (by app, key), then the webhooks and their
+ * undelivered events. Each returns STORE_OK to go on; any other rc stops the export, which
  * then returns that rc. Strings are valid only during the call. */
+struct store_change; /* below, with the history */
+struct store_idem;   /* below, with the idempotency keys */
 typedef struct store_export {
     store_rc_t (*key)(void *ctx, const store_key_t *key);
     store_rc_t (*app)(void *ctx, const store_app_t *app);
@@ -207,6 +216,10 @@ typedef struct store_export {
     store_rc_t (*revoked)(void *ctx, const char *jti, int64_t revoked_at);
     store_rc_t (*lead)(void *ctx, int64_t app, const lead_t *lead);
     store_rc_t (*follow)(void *ctx, int64_t app, const follow_t *follow);
+    store_rc_t (*trashed)(void *ctx, int64_t app, const lead_t *lead, int64_t deleted_at);
+    store_rc_t (*trashed_follow)(void *ctx, int64_t app, const follow_t *follow);
+    store_rc_t (*change)(void *ctx, int64_t app, const struct store_change *change);
+    store_rc_t (*idem)(void *ctx, int64_t app, const char *key, const struct store_idem *idem);
     store_rc_t (*webhook)(void *ctx, int64_t app, const struct webhook *wh);
     store_rc_t (*event)(void *ctx, const char *webhook_id, const store_queued_t *e);
 } store_export_t;

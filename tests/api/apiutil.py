@@ -811,3 +811,51 @@ def check_response(resp):
         return
     check_exchange(resp.request.method, resp.request.url, resp.status_code, resp.headers,
                    resp.content)
+
+
+# --- crmd copy of the trash, the history and the idempotency keys ----------
+
+SAFE_KEY = "copy-safe-key-1"
+SAFE_BODY = {"lead": {"name": "Idempotent deal", "value": 42}}
+
+
+def fill_safe(app):
+    """A trashed lead with two follows, history on it and on a live lead, and
+    a kept Idempotency-Key answer. Returns what a copy must show."""
+    gone = app.create_lead(name="Trashed deal", stage="contacted")
+    follows = [app.create_follow(gone["id"], title=f"call {i}") for i in range(2)]
+    assert_status(app.put(f"/leads/{gone['id']}", {"lead": {"stage": "qualified"}}), 200)
+    assert_status(app.delete(f"/leads/{gone['id']}"), 204)
+    first = app.post("/leads/", SAFE_BODY, headers={"Idempotency-Key": SAFE_KEY})
+    assert_status(first, 201)
+    live = body_json(first)["data"]
+    for stage in ("contacted", "proposal"):
+        assert_status(app.put(f"/leads/{live['id']}", {"lead": {"stage": stage}}), 200)
+    return {
+        "gone": gone["id"],
+        "follows": sorted(f["id"] for f in follows),
+        "trash": body_json(app.get("/leads/trash/show"))["data"],
+        "history": {lid: body_json(app.get(f"/leads/{lid}/history", params={"records": 100}))["data"]
+                    for lid in (gone["id"], live["id"])},
+        "first": first,
+        "total": body_json(app.get("/leads/"))["meta"]["totalRecords"],
+    }
+
+
+def check_safe(app, want):
+    """The copy of fill_safe's app: same trash, same history in the same
+    order, the key's first answer replayed, and the trashed lead
+    recoverable with its follows."""
+    assert body_json(app.get("/leads/trash/show"))["data"] == want["trash"]
+    for lid, entries in want["history"].items():
+        got = body_json(app.get(f"/leads/{lid}/history", params={"records": 100}))["data"]
+        assert got == entries, lid
+    again = app.post("/leads/", SAFE_BODY, headers={"Idempotency-Key": SAFE_KEY})
+    assert_status(again, 201)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.content == want["first"].content
+    assert again.headers["Location"] == want["first"].headers["Location"]
+    assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == want["total"]
+    assert_status(app.put(f"/leads/{want['gone']}/recover"), 200)
+    got = body_json(app.get(f"/leads/{want['gone']}/follows", params={"records": 100}))["data"]
+    assert sorted(f["id"] for f in got) == want["follows"]

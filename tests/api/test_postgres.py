@@ -18,7 +18,9 @@ from urllib.parse import quote, urlsplit
 import pytest
 import requests
 
-from apiutil import App, assert_status, body_json, crmd_bin, parse_app_create, run_crmd
+from apiutil import (App, assert_status, body_json, check_safe, crmd_bin, fill_safe, parse_app_create,
+                     run_crmd)
+from test_trash import copied_safe
 
 PG_URL = os.environ.get("CRMD_TEST_PG_URL", "").rstrip("/")
 PG_SOCKET = os.environ.get("CRMD_TEST_PG_SOCKET", "")
@@ -582,7 +584,8 @@ def test_copy_round_trip_sqlite_postgres_sqlite(make_server, tmp_path):
     _, pg = new_db()
     p = run_crmd("copy", "--from", src_db, "--to", pg, check=True)
     assert ("copied 3 apps, 11 leads, 9 follows, 4 issued tokens, 1 revoked tokens, 1 signing keys, "
-            "0 webhooks and 0 undelivered events" in p.stdout), p.stdout
+            "0 webhooks, 0 undelivered events, 2 trashed leads with 0 follows, 26 history entries and "
+            "0 idempotency keys" in p.stdout), p.stdout
     assert ("verified: the target now holds 3 apps, 11 leads, 9 follows, 4 issued tokens, 1 revoked tokens, "
             "1 signing keys" in p.stdout), p.stdout
     assert PASSWORD not in p.stdout + p.stderr
@@ -618,12 +621,31 @@ def test_copy_round_trip_sqlite_postgres_sqlite(make_server, tmp_path):
     assert other.stop() == 0
     p = run_crmd("copy", "--from", other_db, "--to", pg, "--append", check=True)
     assert ("copied 1 apps, 3 leads, 3 follows, 1 issued tokens, 0 revoked tokens, 0 signing keys, "
-            "0 webhooks and 0 undelivered events (1 not copied: the target keeps its own keys" in p.stdout), p.stdout
+            "0 webhooks, 0 undelivered events, 1 trashed leads with" in p.stdout), p.stdout
+    assert "(1 not copied: the target keeps its own keys" in p.stdout, p.stdout
     assert ("now holds 4 apps, 14 leads, 12 follows, 5 issued tokens, 1 revoked tokens, 1 signing keys"
             in p.stdout), p.stdout
     token = run_crmd("token", "issue", "--app", a3.key, "--db", pg, check=True).stdout.strip()
     assert snapshot(App(dst.base_url, a3.key, token)) == want
     assert snapshot(App(dst.base_url, a1.key, a1.token)) == before[a1.key]
+
+
+def test_copy_moves_the_trash_history_and_idempotency_keys_both_ways(make_server, tmp_path):
+    src_db = f"sqlite:{tmp_path / 'src.db'}"
+    src = make_server(db_url=src_db)
+    app = src.new_app()
+    want = fill_safe(app)
+    assert src.stop() == 0
+    _, pg = new_db()
+    p = run_crmd("copy", "--from", src_db, "--to", pg, check=True)
+    assert copied_safe(p.stdout, want), p.stdout
+    back_db = f"sqlite:{tmp_path / 'back.db'}"
+    p = run_crmd("copy", "--from", pg, "--to", back_db, check=True)
+    assert copied_safe(p.stdout, want), p.stdout
+    for db in (pg, back_db):
+        srv = make_server(db_url=db)
+        check_safe(App(srv.base_url, app.key, app.token), want)
+        assert srv.stop() == 0
 
 
 def test_copy_append_of_the_same_data_fails_whole(tmp_path):

@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from apiutil import assert_error, assert_param_error, assert_status, body_json, parse_ts
+from apiutil import (SAFE_BODY, App, assert_error, assert_param_error, assert_status, body_json, check_safe,
+                     fill_safe, parse_ts, run_crmd)
 
 
 def trash_ids(app, **params):
@@ -223,3 +224,53 @@ def test_bad_retention_is_refused(tmp_path, value):
                  "--trash-retention", value)
     assert p.returncode == 2, p.stderr
     assert "--trash-retention" in p.stderr
+
+
+def copied_safe(stdout, want):
+    """What crmd copy says it moved of fill_safe's records, and that the
+    target holds them."""
+    n = sum(len(v) for v in want["history"].values())
+    moved = f"1 trashed leads with 2 follows, {n} history entries and 1 idempotency keys"
+    held = f"1 trashed leads, 2 trashed follows, {n} history entries, 1 idempotency keys"
+    return moved in stdout and held in stdout.split("now holds")[1]
+
+
+def test_copy_moves_the_trash_the_history_and_idempotency_keys(make_server, tmp_path):
+    src = make_server()
+    app = src.new_app()
+    want = fill_safe(app)
+    assert src.stop() == 0
+    dst = f"sqlite:{tmp_path / 'copy.db'}"
+    p = run_crmd("copy", "--from", src.db_url, "--to", dst, check=True)
+    assert copied_safe(p.stdout, want), p.stdout
+    copy = make_server(db_url=dst)
+    check_safe(App(copy.base_url, app.key, app.token), want)
+
+
+def test_copy_append_keeps_the_targets_answer_for_a_key_it_holds(make_server, tmp_path):
+    src = make_server()
+    app = src.new_app()
+    first = app.post("/leads/", SAFE_BODY, headers={"Idempotency-Key": "k-shared"})
+    assert_status(first, 201)
+    assert src.stop() == 0
+    dst = f"sqlite:{tmp_path / 'dst.db'}"
+    other = f"sqlite:{tmp_path / 'other.db'}"
+    run_crmd("copy", "--from", src.db_url, "--to", dst, check=True)
+    run_crmd("copy", "--from", src.db_url, "--to", other, check=True)
+    # The other copy forgets the shared lead (purged) and answers a new key.
+    srv = make_server(db_url=other)
+    o = App(srv.base_url, app.key, app.token)
+    lead = body_json(first)["data"]["id"]
+    assert_status(o.delete(f"/leads/{lead}"), 204)
+    assert_status(o.delete(f"/leads/trash/{lead}"), 204)
+    second = o.post("/leads/", {"lead": {"name": "Second"}}, headers={"Idempotency-Key": "k-new"})
+    assert_status(second, 201)
+    assert srv.stop() == 0
+    p = run_crmd("copy", "--from", other, "--to", dst, "--append", check=True)
+    assert "1 idempotency keys (1 idempotency keys not copied: the target's apps hold them)" in p.stdout, \
+        p.stdout
+    copy = App(make_server(db_url=dst).base_url, app.key, app.token)
+    assert copy.post("/leads/", SAFE_BODY, headers={"Idempotency-Key": "k-shared"}).content == first.content
+    again = copy.post("/leads/", {"lead": {"name": "Second"}}, headers={"Idempotency-Key": "k-new"})
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.content == second.content
+    assert body_json(copy.get("/leads/"))["meta"]["totalRecords"] == 2

@@ -405,7 +405,7 @@ def test_copy_moves_webhooks_and_their_undelivered_events(make_server, receiver,
     assert src.stop() == 0
     dst = tmp_path / "copy.db"
     p = run_crmd("copy", "--from", src.db_url, "--to", f"sqlite:{dst}", check=True)
-    assert "1 webhooks and 3 undelivered events" in p.stdout, p.stdout
+    assert "1 webhooks, 3 undelivered events" in p.stdout, p.stdout
     assert "1 webhooks, 3 undelivered events" in p.stdout.split("now holds")[1], p.stdout
     copy = make_server(db_url=f"sqlite:{dst}", extra_args=["--webhook-allow-private"])
     app = App(copy.base_url, app.key, app.token)

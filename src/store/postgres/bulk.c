@@ -23,6 +23,10 @@ store_rc_t pg_copy_count(store_t *base, store_counts_t *out)
         out->lead_count_sum = pg_get_int(r, 0, 4);
         out->keys = pg_get_int(r, 0, 5);
         out->issued = pg_get_int(r, 0, 6);
+        out->trash = pg_get_int(r, 0, 7);
+        out->trash_follows = pg_get_int(r, 0, 8);
+        out->history = pg_get_int(r, 0, 9);
+        out->idem = pg_get_int(r, 0, 10);
     }
     PQclear(r);
     return rc == STORE_OK ? pg_webhook_counts(pg_of(base), out) : rc;
@@ -68,6 +72,45 @@ static store_rc_t export_follow(const PGresult *r, int row, const store_export_t
     follow_t f;
     pg_read_follow(r, row, 1, &f);
     return cb->follow(ctx, pg_get_int(r, row, 0), &f);
+}
+
+static store_rc_t export_trashed(const PGresult *r, int row, const store_export_t *cb, void *ctx)
+{
+    lead_t l;
+    pg_read_lead(r, row, 1, &l);
+    return cb->trashed(ctx, pg_get_int(r, row, 0), &l, pg_get_int(r, row, 1 + LEAD_NCOLS));
+}
+
+static store_rc_t export_trashed_follow(const PGresult *r, int row, const store_export_t *cb, void *ctx)
+{
+    follow_t f;
+    pg_read_follow(r, row, 1, &f);
+    return cb->trashed_follow(ctx, pg_get_int(r, row, 0), &f);
+}
+
+/* The columns: app_id, lead_id, then SCHEMA_HISTORY_COLS. */
+static store_rc_t export_change(const PGresult *r, int row, const store_export_t *cb, void *ctx)
+{
+    char id[UUID_BUFSZ], follow[UUID_BUFSZ], lead[UUID_BUFSZ];
+    pg_get_uuid(r, row, 1, lead);
+    pg_get_uuid(r, row, 2 + HISTORY_COL_ID, id);
+    pg_get_uuid(r, row, 2 + HISTORY_COL_FOLLOW, follow);
+    store_change_t c = {.id = id, .lead_id = lead, .follow_id = follow};
+    c.actor = PQgetvalue(r, row, 2 + HISTORY_COL_ACTOR); /* text: NUL-ended, none inside */
+    c.action = (int)pg_get_int(r, row, 2 + HISTORY_COL_ACTION);
+    c.at = pg_get_int(r, row, 2 + HISTORY_COL_AT);
+    c.changes = pg_get_text(r, row, 2 + HISTORY_COL_CHANGES);
+    return cb->change(ctx, pg_get_int(r, row, 0), &c);
+}
+
+/* The columns: app_id, key, hash, status, location, body, created_at. */
+static store_rc_t export_idem(const PGresult *r, int row, const store_export_t *cb, void *ctx)
+{
+    store_idem_t idem = {.hash = PQgetvalue(r, row, 2), .location = PQgetvalue(r, row, 4)};
+    idem.status = (int)pg_get_int(r, row, 3);
+    idem.body = pg_get_text(r, row, 5);
+    idem.created_at = pg_get_int(r, row, 6);
+    return cb->idem(ctx, pg_get_int(r, row, 0), PQgetvalue(r, row, 1), &idem);
 }
 
 /* Passes every row of r to fn. */
@@ -120,8 +163,10 @@ store_rc_t pg_copy_export(store_t *base, const store_export_t *cb, void *ctx, st
     if (rc == STORE_OK) rc = export_stmt(s, Q_APP_LIST, export_app, cb, ctx);
     if (rc == STORE_OK) rc = export_stmt(s, Q_COPY_ISSUED, export_issued, cb, ctx);
     if (rc == STORE_OK) rc = export_stmt(s, Q_COPY_REVOKED, export_revoked, cb, ctx);
-    if (rc == STORE_OK) rc = export_cursor(s, 0, export_lead, cb, ctx);
-    if (rc == STORE_OK) rc = export_cursor(s, 1, export_follow, cb, ctx);
+    static const export_row_fn fns[PG_EXPORT_CURSORS] = {export_lead,           export_follow, export_trashed,
+                                                         export_trashed_follow, export_change, export_idem};
+    for (int k = 0; rc == STORE_OK && k < PG_EXPORT_CURSORS; k++)
+        rc = export_cursor(s, k, fns[k], cb, ctx);
     if (rc == STORE_OK) rc = pg_webhook_export(s, cb, ctx);
     pg_tx_rollback(s); /* read only: nothing to commit */
     return rc;

@@ -86,8 +86,11 @@ extern const char *const pg_schema_set_fmt;    /* printf format: sets the versio
 extern const char *const pg_import_lock_sql;
 extern const char *const pg_import_counts_sql;
 extern const char *const pg_import_sequence_sql;
-extern const char *const pg_export_declare_sql[2]; /* leads, follows: cursors */
-extern const char *const pg_export_fetch_sql[2];
+/* The export's cursors: leads, follows, trashed leads, trashed follows,
+ * history, idempotency keys. */
+#define PG_EXPORT_CURSORS 6
+extern const char *const pg_export_declare_sql[PG_EXPORT_CURSORS];
+extern const char *const pg_export_fetch_sql[PG_EXPORT_CURSORS];
 
 /* The prepared statements, by purpose; their SQL is pg_stmt_sql[id]. Every
  * parameter carries a cast, so its type never depends on inference. */

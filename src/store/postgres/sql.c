@@ -233,7 +233,9 @@ const char *const pg_stmt_sql[Q__COUNT] = {
     [Q_COPY_COUNT] = "SELECT (SELECT count(*) FROM apps), (SELECT count(*) FROM leads), "
                      "(SELECT count(*) FROM follows), (SELECT count(*) FROM revoked_tokens), "
                      "(SELECT COALESCE(sum(lead_count), 0)::int8 FROM apps), (SELECT count(*) FROM signing_keys), "
-                     "(SELECT count(*) FROM issued_tokens)",
+                     "(SELECT count(*) FROM issued_tokens), (SELECT count(*) FROM leads_trash), "
+                     "(SELECT count(*) FROM follows_trash), (SELECT count(*) FROM lead_history), "
+                     "(SELECT count(*) FROM idempotency_keys)",
     [Q_COPY_ISSUED] = "SELECT " SCHEMA_TOKEN_COLS " FROM issued_tokens ORDER BY issued_at, jti",
     [Q_COPY_REVOKED] = "SELECT jti, revoked_at FROM revoked_tokens ORDER BY seq",
     [Q_COPY_KEY] = "INSERT INTO signing_keys (pem, created_at, signed_until, retired_at) "
@@ -330,15 +332,24 @@ const char *const pg_import_sequence_sql = "SELECT setval(pg_get_serial_sequence
                                            "(SELECT COALESCE(max(id), 0) + 1 FROM apps), false)";
 
 /* app_id comes first: the record readers start at column 1. */
-const char *const pg_export_declare_sql[2] = {
+const char *const pg_export_declare_sql[PG_EXPORT_CURSORS] = {
     "DECLARE crmd_leads NO SCROLL CURSOR FOR SELECT app_id, " SCHEMA_LEAD_COLS
     " FROM leads ORDER BY app_id, created_at, id",
     "DECLARE crmd_follows NO SCROLL CURSOR FOR SELECT app_id, " SCHEMA_FOLLOW_COLS
     " FROM follows ORDER BY app_id, lead_id, created_at, id",
+    "DECLARE crmd_trash NO SCROLL CURSOR FOR SELECT app_id, " SCHEMA_LEAD_COLS
+    ", deleted_at FROM leads_trash ORDER BY app_id, deleted_at, id",
+    "DECLARE crmd_trash_follows NO SCROLL CURSOR FOR SELECT app_id, " SCHEMA_FOLLOW_COLS
+    " FROM follows_trash ORDER BY app_id, lead_id, created_at, id",
+    "DECLARE crmd_history NO SCROLL CURSOR FOR SELECT app_id, lead_id, " SCHEMA_HISTORY_COLS
+    " FROM lead_history ORDER BY seq",
+    "DECLARE crmd_idem NO SCROLL CURSOR FOR SELECT app_id, key, hash, status, location, body, created_at"
+    " FROM idempotency_keys ORDER BY app_id, key",
 };
-const char *const pg_export_fetch_sql[2] = {
-    "FETCH " EXPORT_BATCH " FROM crmd_leads",
-    "FETCH " EXPORT_BATCH " FROM crmd_follows",
+const char *const pg_export_fetch_sql[PG_EXPORT_CURSORS] = {
+    "FETCH " EXPORT_BATCH " FROM crmd_leads",   "FETCH " EXPORT_BATCH " FROM crmd_follows",
+    "FETCH " EXPORT_BATCH " FROM crmd_trash",   "FETCH " EXPORT_BATCH " FROM crmd_trash_follows",
+    "FETCH " EXPORT_BATCH " FROM crmd_history", "FETCH " EXPORT_BATCH " FROM crmd_idem",
 };
 
 /* Migration 5's backfill (fold.c): every lead, a batch at a time, in text. */

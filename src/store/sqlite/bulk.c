@@ -26,6 +26,10 @@ store_rc_t sq_copy_count(store_t *base, store_counts_t *out)
         out->lead_count_sum = sqlite3_column_int64(st, 4);
         out->keys = sqlite3_column_int64(st, 5);
         out->issued = sqlite3_column_int64(st, 6);
+        out->trash = sqlite3_column_int64(st, 7);
+        out->trash_follows = sqlite3_column_int64(st, 8);
+        out->history = sqlite3_column_int64(st, 9);
+        out->idem = sqlite3_column_int64(st, 10);
     } else {
         rc = sq_map_rc(s, src);
     }
@@ -73,6 +77,45 @@ static store_rc_t export_follow(sqlite3_stmt *st, const store_export_t *cb, void
     return cb->follow(ctx, sqlite3_column_int64(st, FOLLOW_NCOLS), &f);
 }
 
+static store_rc_t export_trashed(sqlite3_stmt *st, const store_export_t *cb, void *ctx)
+{
+    lead_t l;
+    sq_read_lead(st, &l);
+    return cb->trashed(ctx, sqlite3_column_int64(st, LEAD_NCOLS), &l,
+                       sqlite3_column_int64(st, LEAD_NCOLS + 1));
+}
+
+static store_rc_t export_trashed_follow(sqlite3_stmt *st, const store_export_t *cb, void *ctx)
+{
+    follow_t f;
+    sq_read_follow(st, &f);
+    return cb->trashed_follow(ctx, sqlite3_column_int64(st, FOLLOW_NCOLS), &f);
+}
+
+static store_rc_t export_change(sqlite3_stmt *st, const store_export_t *cb, void *ctx)
+{
+    char id[UUID_BUFSZ], follow[UUID_BUFSZ], lead[UUID_BUFSZ];
+    sq_col_id(st, HISTORY_COL_ID, id);
+    sq_col_id(st, HISTORY_COL_FOLLOW, follow);
+    sq_col_id(st, HISTORY_NCOLS + 1, lead);
+    store_change_t c = {
+        .id = id, .lead_id = lead, .follow_id = follow, .actor = sq_col_str(st, HISTORY_COL_ACTOR)};
+    c.action = sqlite3_column_int(st, HISTORY_COL_ACTION);
+    c.at = sqlite3_column_int64(st, HISTORY_COL_AT);
+    c.changes = sq_col_text(st, HISTORY_COL_CHANGES);
+    return cb->change(ctx, sqlite3_column_int64(st, HISTORY_NCOLS), &c);
+}
+
+/* The columns: hash, status, location, body, created_at, app_id, key. */
+static store_rc_t export_idem(sqlite3_stmt *st, const store_export_t *cb, void *ctx)
+{
+    store_idem_t idem = {.hash = sq_col_str(st, 0), .location = sq_col_str(st, 2)};
+    idem.status = sqlite3_column_int(st, 1);
+    idem.body = sq_col_text(st, 3);
+    idem.created_at = sqlite3_column_int64(st, 4);
+    return cb->idem(ctx, sqlite3_column_int64(st, 5), sq_col_str(st, 6), &idem);
+}
+
 /* Steps the one-use export query sql, handing each row to fn. */
 static store_rc_t export_rows(sqlite_store_t *s, const char *sql, export_row_fn fn, const store_export_t *cb,
                               void *ctx)
@@ -90,8 +133,9 @@ static store_rc_t export_rows(sqlite_store_t *s, const char *sql, export_row_fn 
 
 store_rc_t sq_copy_export(store_t *base, const store_export_t *cb, void *ctx, store_counts_t *total)
 {
-    static const export_row_fn fns[] = {export_app, export_issued, export_revoked, export_lead,
-                                        export_follow};
+    static const export_row_fn fns[] = {export_app,    export_issued,  export_revoked,        export_lead,
+                                        export_follow, export_trashed, export_trashed_follow, export_change,
+                                        export_idem};
     _Static_assert(sizeof fns / sizeof fns[0] == sizeof sq_export_sql / sizeof sq_export_sql[0],
                    "one reader an export query");
     sqlite_store_t *s = sq_of(base);
@@ -113,6 +157,13 @@ store_rc_t sq_copy_import_begin(store_t *base, store_counts_t *before)
     if (rc == STORE_OK) {
         rc = sq_copy_count(base, before);
         if (rc != STORE_OK) sq_exec(s, Q_ROLLBACK);
+    }
+    /* The import's transaction is a batch's: the API's own writes (a
+     * trashing, a history entry, an idempotency key) run in it as
+     * savepoints instead of transactions of their own. */
+    if (rc == STORE_OK) {
+        s->base.batch = BATCH_OPEN;
+        s->in_import = true;
     }
     return rc;
 }
@@ -187,7 +238,10 @@ store_rc_t sq_copy_import_end(store_t *base, int commit)
 {
     sqlite_store_t *s = sq_of(base);
     store_rc_t rc = commit ? STORE_OK : STORE_ERROR;
-    if (commit) {
+    if (s->base.batch == BATCH_BROKEN) rc = STORE_UNAVAILABLE;
+    s->base.batch = BATCH_NONE;
+    s->in_import = false;
+    if (rc == STORE_OK) {
         int src = sqlite3_exec(s->db, sq_import_counts_sql, NULL, NULL, NULL);
         rc = src == SQLITE_OK ? STORE_OK : sq_map_rc(s, src);
     }

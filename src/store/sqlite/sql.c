@@ -338,15 +338,21 @@ const char *const sq_copy_count_sql =
     "SELECT (SELECT count(*) FROM apps), (SELECT count(*) FROM leads), "
     "(SELECT count(*) FROM follows), (SELECT count(*) FROM revoked_tokens), "
     "(SELECT COALESCE(sum(lead_count), 0) FROM apps), "
-    "(SELECT count(*) FROM signing_keys), (SELECT count(*) FROM issued_tokens)";
+    "(SELECT count(*) FROM signing_keys), (SELECT count(*) FROM issued_tokens), "
+    "(SELECT count(*) FROM leads_trash), (SELECT count(*) FROM follows_trash), "
+    "(SELECT count(*) FROM lead_history), (SELECT count(*) FROM idempotency_keys)";
 
 /* app_id comes last, so the record readers read the rest unchanged. */
-const char *const sq_export_sql[5] = {
+const char *const sq_export_sql[9] = {
     "SELECT " SCHEMA_APP_COLS " FROM apps ORDER BY id",
     "SELECT " SCHEMA_TOKEN_COLS " FROM issued_tokens ORDER BY issued_at, jti",
     "SELECT jti, revoked_at FROM revoked_tokens ORDER BY seq",
     "SELECT " SCHEMA_LEAD_COLS ", app_id FROM leads ORDER BY app_id, created_at, id",
     "SELECT " SCHEMA_FOLLOW_COLS ", app_id FROM follows ORDER BY app_id, lead_id, created_at, id",
+    "SELECT " SCHEMA_LEAD_COLS ", app_id, deleted_at FROM leads_trash ORDER BY app_id, deleted_at, id",
+    "SELECT " SCHEMA_FOLLOW_COLS ", app_id FROM follows_trash ORDER BY app_id, lead_id, created_at, id",
+    "SELECT " SCHEMA_HISTORY_COLS ", app_id, lead_id FROM lead_history ORDER BY seq",
+    "SELECT hash, status, location, body, created_at, app_id, key FROM idempotency_keys ORDER BY app_id, key",
 };
 
 const char *const sq_import_key_sql =

@@ -101,7 +101,9 @@ extern const char *const sq_migrations[SCHEMA_VERSION];
 extern const char *const sq_stmt_sql[Q__COUNT];
 /* One-use statements of crmd copy (bulk.c), kept with the rest of the SQL. */
 extern const char *const sq_copy_count_sql;
-extern const char *const sq_export_sql[5]; /* apps, issued tokens, revocations, leads, follows */
+/* apps, issued tokens, revocations, leads, follows, trashed leads and
+ * follows, history, idempotency keys */
+extern const char *const sq_export_sql[9];
 extern const char *const sq_import_key_sql;
 extern const char *const sq_import_app_sql[2]; /* [keep_id] */
 extern const char *const sq_import_revoked_sql;
@@ -151,6 +153,7 @@ typedef struct sqlite_store {
     uint64_t dyn_tick;
     int64_t local_writes; /* lead creates and deletes through this connection */
     sq_anchors_t anchors;
+    bool in_import; /* inside crmd copy's import, which counts the apps' leads when it ends */
 } sqlite_store_t;
 
 static inline sqlite_store_t *sq_of(store_t *base)

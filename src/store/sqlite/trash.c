@@ -44,7 +44,8 @@ store_rc_t sq_lead_trash(store_t *base, int64_t app, const char *id, int64_t now
     store_rc_t rc = sq_begin_write(s);
     if (rc != STORE_OK) return rc;
     rc = move(s, app, id, now, q);
-    if (rc == STORE_OK) rc = sq_add_lead_count(s, app, -1);
+    /* crmd copy's import counts no lead as it goes: it counts them all at its end. */
+    if (rc == STORE_OK && !s->in_import) rc = sq_add_lead_count(s, app, -1);
     s->local_writes++;
     return sq_finish(s, rc);
 }
