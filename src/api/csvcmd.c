@@ -66,13 +66,31 @@ int csvcmd_export(store_t *s, int64_t app, FILE *out, FILE *err)
     return status;
 }
 
+/* Prints one problem. Its pointer and detail may quote the file's own
+ * text (a column's name): control characters go out as \xNN, so a file
+ * cannot send escape sequences to the terminal. */
+static void print_problem(FILE *err, const char *pointer, const char *detail)
+{
+    fputs("crmd: import: ", err);
+    for (const char *t = pointer;; t = detail) {
+        for (const unsigned char *c = (const unsigned char *)t; *c != '\0'; c++)
+            if (*c < 0x20 || *c == 0x7f)
+                fprintf(err, "\\x%02x", *c);
+            else
+                fputc(*c, err);
+        if (t == detail) break;
+        fputs(": ", err);
+    }
+    fputc('\n', err);
+}
+
 /* Prints the problems found in a file, as the API reports them. */
 static void print_problems(FILE *err, const verrs_t *head, const import_errs_t *ie)
 {
     for (int i = 0; i < head->n; i++)
-        fprintf(err, "crmd: import: %s: %s\n", head->e[i].pointer, head->e[i].detail);
+        print_problem(err, head->e[i].pointer, head->e[i].detail);
     for (int i = 0; ie != NULL && i < ie->n; i++)
-        fprintf(err, "crmd: import: %s: %s\n", ie->e[i].pointer, ie->e[i].detail);
+        print_problem(err, ie->e[i].pointer, ie->e[i].detail);
     if (ie != NULL && ie->failed > ie->n)
         fprintf(err, "crmd: import: ... and more (%lld bad rows in all)\n", (long long)ie->failed);
 }

@@ -145,6 +145,10 @@ bool import_read_rows(csv_reader_t *rd, import_plan_t *pl, import_errs_t *ie)
     lead_patch_t p;
     while ((rc = csv_next(rd)) == CSV_ROW) {
         if (rd->blank) continue;
+        if (pl->max_rows > 0 && pl->good + ie->failed >= pl->max_rows) {
+            pl->too_many = true;
+            return false;
+        }
         verrs_t errs = {0};
         read_row(pl, rd, &p, &errs);
         if (errs.n > 0)
@@ -354,9 +358,11 @@ static void submit(api_req_t *r, import_plan_t *pl, const import_errs_t *ie)
     api_write_submit(r, w);
 }
 
+_Static_assert(IMPORT_ROWS_MAX == 100000, "the 413's detail names the limit");
+
 void leads_import(api_req_t *r)
 {
-    import_plan_t pl = {0};
+    import_plan_t pl = {.max_rows = IMPORT_ROWS_MAX};
     if (!checks_or_reply(r, &pl)) return;
     csv_reader_t rd;
     csv_reader_init(&rd, r->req->entity.base, r->req->entity.len);
@@ -370,6 +376,11 @@ void leads_import(api_req_t *r)
         api_reply_errors(r, &head);
     else if (ie.e == NULL)
         api_reply_error(r, 503, "Service Unavailable", "The server is out of memory.");
+    else if (pl.too_many)
+        api_reply_error(
+            r, 413, "Payload Too Large",
+            "An import takes at most 100,000 rows; split the file, or use crmd import, which takes "
+            "any number.");
     else if (!whole || (ie.failed > 0 && !pl.valid_mode))
         reply_bad_rows(r, &ie);
     else

@@ -21,6 +21,12 @@
 
 /* At most this many error objects in an answer (extensions.md). */
 #define IMPORT_ERRORS_MAX 1000
+/* At most this many rows in one POST /leads/import. All of a file's rows
+ * are created in one transaction on the one writer thread, which every
+ * app's writes wait for: a 16 MiB file of one-letter rows would be eight
+ * million leads and minutes of that wait. A real 16 MiB export holds about
+ * as many rows as this; `crmd import` takes any number. */
+#define IMPORT_ROWS_MAX 100000
 
 /* What the writer needs to read the file again: its separator, the
  * attribute of each column (-1: ignored), where the rows start. */
@@ -31,6 +37,8 @@ typedef struct import_plan {
     signed char col[CSV_CELLS_MAX];
     size_t body_len, errors_len; /* the bytes after the plan in w->text */
     int64_t good, failed;
+    int64_t max_rows; /* 0: any number; else reading stops past it */
+    bool too_many;    /* the file has more than max_rows rows */
 } import_plan_t;
 
 /* The problems found: the first IMPORT_ERRORS_MAX, and the bad rows. */
@@ -47,7 +55,8 @@ void import_read_header(csv_reader_t *rd, import_plan_t *pl, verrs_t *errs);
 /* Reads every row after the header: the good ones counted in pl->good,
  * the bad ones counted in ie->failed with their first IMPORT_ERRORS_MAX
  * problems in ie->e (which holds that many). False when a broken quote
- * cuts the file short (its problem kept). */
+ * cuts the file short (its problem kept), or when it has more than
+ * pl->max_rows rows (pl->too_many set; reading stops there). */
 bool import_read_rows(csv_reader_t *rd, import_plan_t *pl, import_errs_t *ie);
 
 /* Writes ie's problems as JSON error objects, separated by commas. */

@@ -296,6 +296,21 @@ def test_an_import_up_to_16mib_is_taken_and_larger_bodies_are_refused(app):
         (2 * 1024 * 1024) // len(row)
 
 
+def test_an_import_of_more_than_100000_rows_is_refused_whole(app):
+    """All of a file's rows go in one transaction on the writer every app
+    waits for: a file of 100,001 short rows is a 413 that creates nothing,
+    in either mode, and a bad row past the limit does not change that."""
+    for mode in ("all", "valid"):
+        r = import_csv(app, "name\n" + "a\n" * 100_001, mode=mode)
+        assert_error(r, 413, "payload_too_large")
+        assert "100,000 rows" in body_json(r)["errors"][0]["detail"]
+    assert body_json(app.get("/leads/", params={"records": 1}))["meta"]["totalRecords"] == 0
+    # Blank lines are not rows.
+    r = import_csv(app, "name\n" + "\n" * 100_001 + "a\n")
+    assert_status(r, 200)
+    assert body_json(r)["meta"]["created"] == 1
+
+
 def test_lists_read_after_an_import_show_it(app):
     app.create_lead(name="before")
     for _ in range(2):  # the second read may come from the response cache
@@ -356,6 +371,15 @@ def test_crmd_import_takes_files_over_16mib_and_standard_input(server, app, tmp_
     assert crmd("import", "--app", app.key, "--mode", "most", "--db", server.db_url, f).returncode == 2
     p = crmd("import", "--app", app.key, "--db", server.db_url, tmp_path / "missing.csv")
     assert p.returncode == 1 and b"cannot open" in p.stderr
+
+
+def test_crmd_import_prints_a_files_control_characters_escaped(server, app, tmp_path):
+    f = tmp_path / "escape.csv"
+    f.write_bytes(b"name,\x1b[31mRED\x1b[0m\nx,y\n")
+    p = crmd("import", "--app", app.key, "--db", server.db_url, f)
+    assert p.returncode == 1
+    assert b"\x1b" not in p.stderr
+    assert b"/rows/1/\\x1b[31mRED\\x1b[0m: " in p.stderr, p.stderr
 
 
 def test_the_body_limits_hold_over_http2_too(make_server, tmp_path):
