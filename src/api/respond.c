@@ -52,6 +52,21 @@ static void add_header(h2o_req_t *req, const h2o_token_t *token, const char *val
     h2o_add_header(&req->pool, &req->res.headers, token, NULL, value, len);
 }
 
+/* An answer to a request that carries credentials holds one app's data:
+ * no cache may keep it (browsers' disk caches included), and a list's
+ * JSON and CSV forms are never mixed up. Routes that choose their own
+ * caching (the board's files, the OpenAPI document, a webhook's secret)
+ * have set Cache-Control already. */
+static void add_private(h2o_req_t *req)
+{
+    if (h2o_find_header(&req->res.headers, H2O_TOKEN_CACHE_CONTROL, -1) >= 0) return;
+    if (h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) < 0 &&
+        h2o_find_header_by_str(&req->headers, H2O_STRLIT("appid"), -1) < 0 &&
+        h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-api-key"), -1) < 0)
+        return;
+    add_header(req, H2O_TOKEN_CACHE_CONTROL, H2O_STRLIT("private, no-store"));
+}
+
 void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, const char *location)
 {
     static h2o_generator_t generator = {NULL, NULL};
@@ -63,6 +78,7 @@ void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, cons
     }
     if (status == 401) add_header(req, H2O_TOKEN_WWW_AUTHENTICATE, H2O_STRLIT("Bearer realm=\"crmd\""));
     if (status == 503 || status == 409) add_header(req, H2O_TOKEN_RETRY_AFTER, H2O_STRLIT("1"));
+    add_private(req);
     if (status == 204 || status == 304) {
         body = h2o_iovec_init(NULL, 0);
     } else {
@@ -129,6 +145,7 @@ bool api_respond_stream(h2o_req_t *req, h2o_generator_t *gen, const char *type, 
     req->res.reason = api_reason(200);
     add_header(req, H2O_TOKEN_CONTENT_TYPE, type, strlen(type));
     add_header(req, H2O_TOKEN_CONTENT_DISPOSITION, disposition, strlen(disposition));
+    add_private(req);
     bool head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     if (!head && http_response_admit(req, first.len) != 0) return false;
     h2o_start_response(req, gen);

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from apiutil import assert_error, assert_status, body_json
+from apiutil import assert_error, assert_status, body_json, describe
 
 ETAG_RE = r'^"[0-9a-f]{32}"$'
 
@@ -191,3 +191,19 @@ def test_two_processes_on_one_database_exactly_one_wins(make_server):
         assert race([app, app_other], path, tag, 1) == [200, 412]
         name = app.get_lead(lead["id"])["attributes"]["name"]
         assert name in ("winner 0", "winner 1")
+
+
+def test_answers_to_requests_with_credentials_are_never_cached(app, anon):
+    """Every answer to a request that carries credentials holds one app's data:
+    `Cache-Control: private, no-store`, the CSV export and errors included;
+    an answer without credentials (liveness) says nothing of the kind."""
+    lead = app.create_lead(name="Private")
+    for r in (app.get(f"/leads/{lead['id']}"), app.get("/leads/"),
+              app.get("/leads/", params={"format": "csv"}), app.get("/leads/summary"),
+              app.get("/leads/00000000-0000-4000-8000-000000000000")):
+        assert r.headers.get("Cache-Control") == "private, no-store", describe(r)
+    # Only one of the two credential headers, in the reference's own spelling.
+    r = anon.get("/leads/", headers={"AppId": app.key})
+    assert r.status_code == 401 and r.headers.get("Cache-Control") == "private, no-store"
+    r = anon.get("/healthz")
+    assert r.status_code == 200 and "Cache-Control" not in r.headers
