@@ -273,7 +273,7 @@ static bool ids_given(api_req_t *r, batch_t *b)
 
 void leads_batch(api_req_t *r)
 {
-    json_t *root = api_body_or_reply(r);
+    json_t *root = api_body_or_reply_kept(r);
     if (root == NULL) return;
     static _Thread_local struct {
         batch_t b;
@@ -287,7 +287,7 @@ void leads_batch(api_req_t *r)
     if (errs.n == 0 && errs.dropped == 0) w = ids_given(r, b) ? new_write(r, b) : NULL;
     json_decref(root);
     if (errs.n > 0 || errs.dropped > 0)
-        api_reply_errors(r, &errs);
+        api_reply_errors_kept(r, &errs);
     else if (w == NULL)
         api_reply_error(r, 503, "Service Unavailable", "The server is out of memory.");
     else

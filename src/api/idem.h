@@ -19,6 +19,11 @@
 /* How long an answer is kept. */
 #define API_IDEM_KEEP_MS (24LL * 3600 * 1000)
 
+/* The largest answer body kept: a larger one keeps its status and
+ * Location with a small body that says the answer was not kept (a batch
+ * of 500 would otherwise keep most of a megabyte for a day). */
+#define API_IDEM_KEEP_BYTES (64 * 1024)
+
 /* Runs next(r) at once when r carries no Idempotency-Key, else once the
  * key is known to be free (or answers r itself). */
 void api_idem_then(api_req_t *r, api_step_fn next);

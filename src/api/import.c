@@ -30,6 +30,7 @@
 #include "api/outbox.h"
 #include "api/query.h"
 #include "api/request.h"
+#include "api/respond.h"
 #include "api/resource.h"
 #include "api/writer.h"
 #include "model/csv.h"
@@ -309,18 +310,19 @@ static bool checks_or_reply(api_req_t *r, import_plan_t *pl)
     if (mode.base != NULL && !pl->valid_mode && !h2o_memis(mode.base, mode.len, H2O_STRLIT("all")))
         verrs_add(&errs, "validation_error", NULL, "mode", "mode must be all or valid");
     if (errs.n > 0) {
-        api_reply_errors(r, &errs);
+        api_reply_errors_kept(r, &errs);
         return false;
     }
     h2o_req_t *req = r->req;
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
     if (i < 0 || !is_csv_type(req->headers.entries[i].value)) {
-        api_reply_error(r, 415, "Unsupported Media Type", "Send the file as text/csv (UTF-8).");
+        api_reply_kept(r, api_render_error(&r->out, 415, "Unsupported Media Type",
+                                           "Send the file as text/csv (UTF-8)."));
         return false;
     }
     if (!text_utf8_valid(req->entity.base, req->entity.len)) {
-        api_reply_error(r, 400, "Bad Request",
-                        "The file is not UTF-8; save it as CSV UTF-8 and send it again.");
+        api_reply_kept(r, api_render_error(&r->out, 400, "Bad Request",
+                                           "The file is not UTF-8; save it as CSV UTF-8 and send it again."));
         return false;
     }
     return true;
@@ -337,7 +339,7 @@ static void reply_bad_rows(api_req_t *r, const import_errs_t *ie)
     jw_lit(w, "],\"meta\":{\"failed\":");
     jw_int(w, ie->failed);
     jw_lit(w, "}}");
-    api_reply(r, 422);
+    api_reply_kept(r, 422);
 }
 
 /* Queues the write that creates the good rows. */
@@ -373,14 +375,15 @@ void leads_import(api_req_t *r)
     pl.failed = ie.failed;
     csv_reader_free(&rd);
     if (head.n > 0)
-        api_reply_errors(r, &head);
+        api_reply_errors_kept(r, &head);
     else if (ie.e == NULL)
         api_reply_error(r, 503, "Service Unavailable", "The server is out of memory.");
     else if (pl.too_many)
-        api_reply_error(
-            r, 413, "Payload Too Large",
-            "An import takes at most 100,000 rows; split the file, or use crmd import, which takes "
-            "any number.");
+        api_reply_kept(
+            r, api_render_error(
+                   &r->out, 413, "Payload Too Large",
+                   "An import takes at most 100,000 rows; split the file, or use crmd import, which takes "
+                   "any number."));
     else if (!whole || (ie.failed > 0 && !pl.valid_mode))
         reply_bad_rows(r, &ie);
     else

@@ -486,14 +486,6 @@ json_t *api_body_or_render(api_req_t *r, int *status)
     return root;
 }
 
-json_t *api_body_or_reply(api_req_t *r)
-{
-    int status = 0;
-    json_t *root = api_body_or_render(r, &status);
-    if (root == NULL) api_reply(r, status);
-    return root;
-}
-
 /* --- the path and the query string -------------------------------------------- */
 
 static bool declared(const api_route_t *route, const char *name)

@@ -86,10 +86,9 @@ void api_header_str(api_req_t *r, const char *name, const char *value);
 size_t api_header_list(api_req_t *r, const char *name, char *buf, size_t cap);
 
 /* The JSON body, after the Content-Type (415), size (413, beyond the
- * route's body_max) and syntax (400) checks. The caller json_decref()s it. */
-json_t *api_body_or_reply(api_req_t *r);
-/* The same, rendering the error (400, 413, 415) into r->out with its
- * status into *status instead of answering. */
+ * route's body_max) and syntax (400) checks; the caller json_decref()s it.
+ * NULL with the error rendered into r->out and its status into *status
+ * (api_body_or_reply_kept in resource.h answers it). */
 json_t *api_body_or_render(api_req_t *r, int *status);
 
 /* The value of query parameter name, decoded (query.h) once the query

@@ -3,6 +3,7 @@
  */
 #include "api/resource.h"
 
+#include <assert.h>
 #include <string.h>
 
 #include "api/cache.h"
@@ -95,14 +96,25 @@ int64_t api_resource_offset(const api_req_t *r)
     return page - 1 > INT64_MAX / records ? INT64_MAX : (page - 1) * records;
 }
 
+/* The path's param-th UUID into out, or a 404 kept for an
+ * Idempotency-Key (a follow create names its lead in the path). */
+static bool uuid_or_reply(api_req_t *r, int param, char out[UUID_BUFSZ], const char *title,
+                          const char *detail)
+{
+    assert(param >= 0 && param < API_ROUTE_PARAMS);
+    if (uuid_parse(r->params[param].base, r->params[param].len, out)) return true;
+    api_reply_kept(r, api_render_error(&r->out, 404, title, detail));
+    return false;
+}
+
 bool api_lead_id_or_reply(api_req_t *r)
 {
-    return api_uuid_or_reply(r, 0, r->id, API_LEAD_NOT_FOUND_TITLE, API_LEAD_NOT_FOUND_DETAIL);
+    return uuid_or_reply(r, 0, r->id, API_LEAD_NOT_FOUND_TITLE, API_LEAD_NOT_FOUND_DETAIL);
 }
 
 bool api_follow_id_or_reply(api_req_t *r)
 {
-    return api_uuid_or_reply(r, 1, r->fid, API_FOLLOW_NOT_FOUND_TITLE, API_FOLLOW_NOT_FOUND_DETAIL);
+    return uuid_or_reply(r, 1, r->fid, API_FOLLOW_NOT_FOUND_TITLE, API_FOLLOW_NOT_FOUND_DETAIL);
 }
 
 /* A new write for r holding patch p, whose texts are copied into the
@@ -189,25 +201,57 @@ static void run_body_errors(store_t *s, api_write_t *w)
     if (api_write_precondition(s, w)) w->status = status;
 }
 
+/* Hands the answer already rendered into r->out (status) to a new write
+ * that runs fn and then answers it; false when out of memory. */
+static bool through_writer(api_req_t *r, int status, api_write_fn fn)
+{
+    api_write_t *w = api_write_new(r, fn, 0);
+    if (w == NULL) return false;
+    jw_raw(&w->out, r->out.buf, r->out.len);
+    w->status = w->out.oom
+                    ? api_render_error(&w->out, 503, "Service Unavailable", "The server is out of memory.")
+                    : status;
+    api_write_submit(r, w);
+    return true;
+}
+
 /* Answers the problem of r's body already rendered into r->out (status):
  * at once, or, under If-Match, after the writer has checked the resource
  * and the precondition (run_body_errors); under an Idempotency-Key,
  * through the writer too, which keeps the answer for the key. */
 static void body_errors(api_req_t *r, int status)
 {
-    api_write_t *w = NULL;
     char probe[1];
-    if (r->idem.held || (r->method == METHOD_PUT && api_header_list(r, "if-match", probe, sizeof probe) != 0))
-        w = api_write_new(r, run_body_errors, 0);
-    if (w == NULL) {
+    if (!r->idem.held &&
+        !(r->method == METHOD_PUT && api_header_list(r, "if-match", probe, sizeof probe) != 0))
         api_reply(r, status);
-        return;
-    }
-    jw_raw(&w->out, r->out.buf, r->out.len);
-    w->status = w->out.oom
-                    ? api_render_error(&w->out, 503, "Service Unavailable", "The server is out of memory.")
-                    : status;
-    api_write_submit(r, w);
+    else if (!through_writer(r, status, run_body_errors))
+        api_reply(r, status);
+}
+
+/* The answer is in w already: the writer only keeps it for w's key. */
+static void run_kept(store_t *s, api_write_t *w)
+{
+    (void)s;
+    (void)w;
+}
+
+void api_reply_kept(api_req_t *r, int status)
+{
+    if (!r->idem.held || !through_writer(r, status, run_kept)) api_reply(r, status);
+}
+
+void api_reply_errors_kept(api_req_t *r, const verrs_t *errs)
+{
+    api_reply_kept(r, api_render_errors(&r->out, errs));
+}
+
+json_t *api_body_or_reply_kept(api_req_t *r)
+{
+    int status = 0;
+    json_t *root = api_body_or_render(r, &status);
+    if (root == NULL) api_reply_kept(r, status);
+    return root;
 }
 
 api_write_t *api_decode_or_reply(api_req_t *r, bool creating, api_decode_fn decode, api_write_fn fn)

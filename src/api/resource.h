@@ -55,6 +55,19 @@ typedef void (*api_decode_fn)(const json_t *root, h2o_iovec_t body, bool creatin
  * r has been answered (400, 413, 415, 422, 503). */
 api_write_t *api_decode_or_reply(api_req_t *r, bool creating, api_decode_fn decode, api_write_fn fn);
 
+/* Answers r with the answer already rendered into r->out (status): at
+ * once, or, under an Idempotency-Key, through the writer, which keeps it
+ * for the key so that a retry replays it. For the 4xx a POST finds before
+ * its write (a body, a query, a file that cannot be taken). */
+void api_reply_kept(api_req_t *r, int status);
+
+/* api_reply_kept with every problem of errs. */
+void api_reply_errors_kept(api_req_t *r, const verrs_t *errs);
+
+/* The JSON body (api_body_or_render); NULL when r has been answered
+ * (400, 413, 415) by api_reply_kept. The caller json_decref()s it. */
+json_t *api_body_or_reply_kept(api_req_t *r);
+
 /* If-Match on a write of the lead (or, with w->fid set, the follow) of
  * w's path, inside its transaction: true to go on (no If-Match, or it
  * names the current ETag); else false with w answered: 404 when there is

@@ -169,7 +169,7 @@ static void decode(const json_t *root, h2o_iovec_t body, bool creating, api_patc
  * False when r was answered. */
 static bool checked_or_reply(api_req_t *r, bool creating)
 {
-    json_t *root = api_body_or_reply(r);
+    json_t *root = api_body_or_reply_kept(r);
     if (root == NULL) return false;
     webhook_patch_t p;
     verrs_t errs = {0};
@@ -183,7 +183,7 @@ static bool checked_or_reply(api_req_t *r, bool creating)
     }
     json_decref(root);
     if (errs.n == 0) return true;
-    api_reply_errors(r, &errs);
+    api_reply_errors_kept(r, &errs);
     return false;
 }
 

@@ -84,6 +84,61 @@ def test_a_4xx_answer_is_kept_and_replayed(app):
     assert total(app) == 0
 
 
+def kept_4xx(app, path, first, other, status, code=None):
+    """first (a dict of post() arguments) answers status under a new key; a
+    retry replays it; the same key with other (another body) is refused."""
+    k = key()
+    hk = {"Idempotency-Key": k}
+    answer = app.post(path, headers=hk, **first)
+    assert_error(answer, status, code)
+    assert "Idempotent-Replayed" not in answer.headers
+    again = app.post(path, headers=hk, **first)
+    assert_error(again, status, code)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert body_json(again)["errors"] == body_json(answer)["errors"]
+    assert_error(app.post(path, headers=hk, **other), 422, "idempotency_key_reused")
+    return k
+
+
+def test_a_batch_4xx_is_kept_and_replayed(app):
+    good = {"body": {"operations": [{"op": "create", "lead": {"name": "Batch deal"}}]}}
+    kept_4xx(app, "/leads/batch", {"body": {"operations": [{"op": "create", "lead": {"value": -1}}]}},
+             good, 422)
+    kept_4xx(app, "/leads/batch", {"raw": "{nope"}, good, 400)
+    kept_4xx(app, "/leads/batch", {"body": {"operations": []}, "content_type": "text/plain"}, good, 415)
+    assert total(app) == 0
+
+
+def test_an_import_4xx_is_kept_and_replayed(app):
+    csv = "name,value\nImported deal,5\n"
+
+    def upload(text, content_type="text/csv", mode=None):
+        return {"raw": text.encode("utf-8") if isinstance(text, str) else text,
+                "content_type": content_type, "params": {"mode": mode} if mode else None}
+
+    other = upload("name\nAnother deal\n")
+    k = kept_4xx(app, "/leads/import", upload(csv, "text/plain"), other, 415)
+    # the same bytes as text/csv are the same request (the key hashes the
+    # method, target and body): the 415 again, and no import
+    again = app.post("/leads/import", headers={"Idempotency-Key": k}, **upload(csv))
+    assert_error(again, 415)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    kept_4xx(app, "/leads/import", upload(b"name\n\xff\n"), other, 400)
+    kept_4xx(app, "/leads/import", upload(csv, mode="some"), other, 422)
+    kept_4xx(app, "/leads/import", upload("name,nope\nx,1\n"), other, 422)
+    kept_4xx(app, "/leads/import", upload("name,value\nok,1\nbad,-1\n"), other, 422)
+    assert total(app) == 0
+
+
+def test_a_webhook_create_4xx_is_kept_and_replayed(app):
+    url = "https://93.184.216.34/hooks"
+    good = {"body": {"webhook": {"url": url, "events": ["lead.created"]}}}
+    kept_4xx(app, "/webhooks", {"body": {"webhook": {"url": "http://127.0.0.1/x", "events": ["lead.created"]}}},
+             good, 422)
+    kept_4xx(app, "/webhooks", {"raw": "{nope"}, good, 400)
+    assert body_json(app.get("/webhooks"))["meta"]["totalRecords"] == 0
+
+
 def test_follow_creates_take_keys_too(app):
     lead = app.create_lead()
     k = key()
@@ -100,6 +155,16 @@ def test_follow_creates_take_keys_too(app):
     r = app.post(missing, {"follow": {"title": "x"}}, headers={"Idempotency-Key": k2})
     assert_error(r, 404)
     assert r.headers.get("Idempotent-Replayed") == "true"
+
+
+def test_a_follow_create_4xx_is_kept_and_replayed(app):
+    lead = app.create_lead()
+    path = f"/leads/{lead['id']}/follows"
+    good = {"body": {"follow": {"title": "Call"}}}
+    kept_4xx(app, path, {"body": {"follow": {"title": ""}}}, good, 422)
+    kept_4xx(app, path, {"raw": "{nope"}, good, 400)
+    kept_4xx(app, "/leads/not-a-uuid/follows", good, {"body": {"follow": {"title": "Other"}}}, 404)
+    assert body_json(app.get(path))["meta"]["totalRecords"] == 0
 
 
 @pytest.mark.parametrize("value", ["", "x" * 256, "caf\u00e9", "tab\there"])
@@ -170,3 +235,43 @@ def test_answers_are_kept_across_a_restart(make_server):
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.content == first.content
     assert total(app) == 1
+
+
+def test_an_answer_over_64_kib_keeps_its_status_but_not_its_body(app):
+    k = key()
+    ops = [{"op": "create", "lead": {"name": f"Bulk deal {i}"}} for i in range(200)]
+    first = app.post("/leads/batch", {"operations": ops}, headers={"Idempotency-Key": k})
+    assert_status(first, 200)
+    assert len(first.content) > 64 * 1024
+    assert len(body_json(first)["data"]) == 200
+    again = app.post("/leads/batch", {"operations": ops}, headers={"Idempotency-Key": k})
+    assert_status(again, 200)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    meta = body_json(again)["meta"]
+    assert meta["replayed"] is True and meta["answerKept"] is False
+    assert "data" not in body_json(again)
+    assert total(app) == 200
+    assert_error(app.post("/leads/batch", {"operations": ops[:1]}, headers={"Idempotency-Key": k}), 422,
+                 "idempotency_key_reused")
+    assert total(app) == 200
+    # a small answer is still kept whole
+    k2 = key()
+    small = app.post("/leads/batch", {"operations": ops[:1]}, headers={"Idempotency-Key": k2})
+    again = app.post("/leads/batch", {"operations": ops[:1]}, headers={"Idempotency-Key": k2})
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert body_json(again)["data"] == body_json(small)["data"]
+    assert total(app) == 201
+
+
+def test_a_4xx_over_64_kib_keeps_its_status_but_not_its_problems(app):
+    k = key()
+    csv = ("name,value\n" + "".join(f"Bad deal {i},-{i + 1}\n" for i in range(1000))).encode("utf-8")
+    first = app.post("/leads/import", raw=csv, content_type="text/csv", headers={"Idempotency-Key": k})
+    errs = assert_error(first, 422)
+    assert len(first.content) > 64 * 1024 and len(errs) == 1000
+    again = app.post("/leads/import", raw=csv, content_type="text/csv", headers={"Idempotency-Key": k})
+    errs = assert_error(again, 422)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(errs) == 1 and errs[0]["source"] == {"header": "Idempotency-Key"}
+    assert "64 KiB" in errs[0]["detail"]
+    assert total(app) == 0
