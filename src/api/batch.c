@@ -13,6 +13,7 @@
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/cache.h"
@@ -275,13 +276,15 @@ void leads_batch(api_req_t *r)
 {
     json_t *root = api_body_or_reply_kept(r);
     if (root == NULL) return;
-    static _Thread_local struct {
-        batch_t b;
-        batch_op_t op[BATCH_OPS_MAX];
-    } scratch;
-    batch_t *b = &scratch.b;
+    /* The decoded operations, copied into the write (new_write); a few
+     * hundred bytes an operation, so from the heap rather than a stack. */
+    batch_t *b = calloc(1, sizeof *b + BATCH_OPS_MAX * sizeof(batch_op_t));
+    if (b == NULL) {
+        json_decref(root);
+        api_reply_error(r, 503, "Service Unavailable", "The server is out of memory.");
+        return;
+    }
     verrs_t errs = {0};
-    memset(b, 0, sizeof scratch);
     b->n = decode_ops(root, b, BATCH_OPS_MAX, &errs);
     api_write_t *w = NULL;
     if (errs.n == 0 && errs.dropped == 0) w = ids_given(r, b) ? new_write(r, b) : NULL;
@@ -292,4 +295,5 @@ void leads_batch(api_req_t *r)
         api_reply_error(r, 503, "Service Unavailable", "The server is out of memory.");
     else
         api_write_submit(r, w);
+    free(b);
 }

@@ -343,8 +343,9 @@ const char *const pg_export_declare_sql[PG_EXPORT_CURSORS] = {
     " FROM follows_trash ORDER BY app_id, lead_id, created_at, id",
     "DECLARE crmd_history NO SCROLL CURSOR FOR SELECT app_id, lead_id, " SCHEMA_HISTORY_COLS
     " FROM lead_history ORDER BY seq",
-    "DECLARE crmd_idem NO SCROLL CURSOR FOR SELECT app_id, key, hash, status, location, body, created_at"
-    " FROM idempotency_keys ORDER BY app_id, key",
+    "DECLARE crmd_idem NO SCROLL CURSOR FOR SELECT app_id, key, hash, status, location, body, created_at "
+    "FROM "
+    "idempotency_keys ORDER BY app_id, key",
 };
 const char *const pg_export_fetch_sql[PG_EXPORT_CURSORS] = {
     "FETCH " EXPORT_BATCH " FROM crmd_leads",   "FETCH " EXPORT_BATCH " FROM crmd_follows",
