@@ -37,9 +37,8 @@ store_rc_t sq_copy_count(store_t *base, store_counts_t *out)
     return rc == STORE_OK ? sq_webhook_counts(s, out) : rc;
 }
 
-/* Hands one row of an export query to its receiver; app_id is the last
- * column, so the record readers read the rest unchanged. */
-typedef store_rc_t (*export_row_fn)(sqlite3_stmt *st, const store_export_t *cb, void *ctx);
+/* The export queries' rows (sq_export_row_fn): app_id is the last column,
+ * so the record readers read the rest unchanged. */
 
 static store_rc_t export_app(sqlite3_stmt *st, const store_export_t *cb, void *ctx)
 {
@@ -117,25 +116,21 @@ static store_rc_t export_idem(sqlite3_stmt *st, const store_export_t *cb, void *
 }
 
 /* Steps the one-use export query sql, handing each row to fn. */
-static store_rc_t export_rows(sqlite_store_t *s, const char *sql, export_row_fn fn, const store_export_t *cb,
-                              void *ctx)
+static store_rc_t export_rows(sqlite_store_t *s, const char *sql, sq_export_row_fn fn,
+                              const store_export_t *cb, void *ctx)
 {
     sqlite3_stmt *st = sq_prepare_once(s, sql);
     if (st == NULL) return STORE_ERROR;
-    store_rc_t rc = STORE_OK;
-    int src = SQLITE_DONE;
-    while (rc == STORE_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
-        rc = fn(st, cb, ctx);
-    if (rc == STORE_OK && src != SQLITE_DONE) rc = sq_map_rc(s, src);
+    store_rc_t rc = sq_export_step(s, st, fn, cb, ctx);
     sqlite3_finalize(st);
     return rc;
 }
 
 store_rc_t sq_copy_export(store_t *base, const store_export_t *cb, void *ctx, store_counts_t *total)
 {
-    static const export_row_fn fns[] = {export_app,    export_issued,  export_revoked,        export_lead,
-                                        export_follow, export_trashed, export_trashed_follow, export_change,
-                                        export_idem};
+    static const sq_export_row_fn fns[] = {
+        export_app,     export_issued,         export_revoked, export_lead, export_follow,
+        export_trashed, export_trashed_follow, export_change,  export_idem};
     _Static_assert(sizeof fns / sizeof fns[0] == sizeof sq_export_sql / sizeof sq_export_sql[0],
                    "one reader an export query");
     sqlite_store_t *s = sq_of(base);

@@ -255,3 +255,14 @@ sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errs
     }
     return s;
 }
+
+store_rc_t sq_export_step(sqlite_store_t *s, sqlite3_stmt *st, sq_export_row_fn fn, const store_export_t *cb,
+                          void *ctx)
+{
+    store_rc_t rc = STORE_OK;
+    int src = SQLITE_DONE;
+    while (rc == STORE_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
+        rc = fn(st, cb, ctx);
+    if (rc == STORE_OK && src != SQLITE_DONE) rc = sq_map_rc(s, src);
+    return rc;
+}

@@ -184,6 +184,14 @@ void sq_reset(sqlite3_stmt *st);
  * finalizes it. */
 sqlite3_stmt *sq_prepare_once(sqlite_store_t *s, const char *sql);
 
+/* Hands one row of an export query to its receiver (crmd copy). */
+typedef store_rc_t (*sq_export_row_fn)(sqlite3_stmt *st, const store_export_t *cb, void *ctx);
+
+/* Steps st to its end, handing each row to fn, until fn fails; the caller
+ * resets or finalizes st. */
+store_rc_t sq_export_step(sqlite_store_t *s, sqlite3_stmt *st, sq_export_row_fn fn, const store_export_t *cb,
+                          void *ctx);
+
 /* Steps st once more after its last row: SQLITE_DONE maps to STORE_OK. */
 store_rc_t sq_step_done(sqlite_store_t *s, sqlite3_stmt *st);
 /* Runs a bound statement that returns no rows, and resets it. */

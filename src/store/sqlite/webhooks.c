@@ -477,17 +477,12 @@ static store_rc_t export_event(sqlite3_stmt *st, const store_export_t *cb, void 
 }
 
 /* Steps export statement id, handing each row to fn. */
-static store_rc_t export_rows(sqlite_store_t *s, enum sq_stmt_id id,
-                              store_rc_t (*fn)(sqlite3_stmt *st, const store_export_t *cb, void *ctx),
+static store_rc_t export_rows(sqlite_store_t *s, enum sq_stmt_id id, sq_export_row_fn fn,
                               const store_export_t *cb, void *ctx)
 {
     sqlite3_stmt *st = sq_stmt(s, id);
     if (st == NULL) return STORE_ERROR;
-    store_rc_t rc = STORE_OK;
-    int src = SQLITE_DONE;
-    while (rc == STORE_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
-        rc = fn(st, cb, ctx);
-    if (rc == STORE_OK && src != SQLITE_DONE) rc = sq_map_rc(s, src);
+    store_rc_t rc = sq_export_step(s, st, fn, cb, ctx);
     sq_reset(st);
     return rc;
 }
