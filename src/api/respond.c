@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/etag.h"
 #include "http/server.h"
 
 /* Every status the API answers with: its reason phrase, and the code its
@@ -117,25 +118,12 @@ bool api_list_next(const char **p, const char *end, h2o_iovec_t *item)
 }
 
 /* Whether an If-None-Match value lists etag (or is "*"). */
-static bool etag_listed(h2o_iovec_t v, const char *etag)
-{
-    size_t n = strlen(etag);
-    const char *p = v.base;
-    h2o_iovec_t it;
-    while (api_list_next(&p, v.base + v.len, &it)) {
-        if (it.len == 1 && *it.base == '*') return true;
-        /* Weak comparison, as If-None-Match wants. */
-        if (it.len >= 2 && it.base[0] == 'W' && it.base[1] == '/')
-            it = h2o_iovec_init(it.base + 2, it.len - 2);
-        if (it.len == n && memcmp(it.base, etag, n) == 0) return true;
-    }
-    return false;
-}
-
 bool api_if_none_match(h2o_req_t *req, const char *etag)
 {
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
-    return i >= 0 && etag_listed(req->headers.entries[i].value, etag);
+    if (i < 0) return false;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    return v.len <= API_ETAG_LIST_MAX && api_etag_match(v.base, v.len, etag, true);
 }
 
 bool api_respond_stream(h2o_req_t *req, h2o_generator_t *gen, const char *type, const char *disposition,
