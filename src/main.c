@@ -569,6 +569,33 @@ static void webhook_env(serve_conf_t *c)
     c->wh.log_keep = env_or("CRMD_WEBHOOK_LOG_KEEP", NULL);
 }
 
+/* Reads the sizes serve runs with (threads, the response cache, the
+ * connection cap, the writer's queue) and sets them up. Returns -1 to go
+ * on, or the exit status (usage printed). */
+static int serve_sizes(serve_conf_t *c, const char *threads_s, const char *cache_s, const char *maxconn_s,
+                       const char *queue_s)
+{
+    c->threads = sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads_s != NULL && !parse_long(threads_s, 1, 256, &c->threads))
+        return usage_error("--threads wants a number from 1 to 256, not '%s'", threads_s);
+    if (c->threads < 1) c->threads = 1;
+    /* The response cache sees only this process's writes: it is for an
+     * embedded SQLite database, never for a shared PostgreSQL one. */
+    c->cache_mb = DEFAULT_CACHE_MB;
+    if (cache_s != NULL && !parse_long(cache_s, 0, 65536, &c->cache_mb))
+        return usage_error("--cache-mb wants a number of MiB from 0 to 65536, not '%s'", cache_s);
+    if (store_url_is_shared(c->db)) c->cache_mb = 0;
+    cache_configure((size_t)c->cache_mb << 20);
+    c->max_conns = http_max_connections_default();
+    if (maxconn_s != NULL && !parse_long(maxconn_s, 1, 1000000, &c->max_conns))
+        return usage_error("--max-connections wants a number from 1 to 1000000, not '%s'", maxconn_s);
+    c->write_queue = API_WRITE_QUEUE_DEFAULT;
+    if (queue_s != NULL && !parse_long(queue_s, 1, 1000000, &c->write_queue))
+        return usage_error("--write-queue wants a number of writes from 1 to 1000000, not '%s'", queue_s);
+    api_writer_configure((size_t)c->write_queue, API_WRITE_QUEUE_BYTES);
+    return -1;
+}
+
 /* Reads serve's options (over the environment's CRMD_ settings) into c
  * and sets up the limits, the response cache and the writer's queue.
  * Returns -1 to go on, or the exit status (usage printed). */
@@ -655,26 +682,8 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     if ((rc = serve_webhooks(c)) >= 0) return rc;
     if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
         return usage_error("--listen wants HOST:PORT, not '%s'", listen_at);
-    c->threads = sysconf(_SC_NPROCESSORS_ONLN);
-    if (threads_s != NULL && !parse_long(threads_s, 1, 256, &c->threads))
-        return usage_error("--threads wants a number from 1 to 256, not '%s'", threads_s);
-    if (c->threads < 1) c->threads = 1;
     if ((rc = serve_limits(c, rate_s, auth_s, proxies)) >= 0) return rc;
-    /* The response cache sees only this process's writes: it is for an
-     * embedded SQLite database, never for a shared PostgreSQL one. */
-    c->cache_mb = DEFAULT_CACHE_MB;
-    if (cache_s != NULL && !parse_long(cache_s, 0, 65536, &c->cache_mb))
-        return usage_error("--cache-mb wants a number of MiB from 0 to 65536, not '%s'", cache_s);
-    if (store_url_is_shared(c->db)) c->cache_mb = 0;
-    cache_configure((size_t)c->cache_mb << 20);
-    c->max_conns = http_max_connections_default();
-    if (maxconn_s != NULL && !parse_long(maxconn_s, 1, 1000000, &c->max_conns))
-        return usage_error("--max-connections wants a number from 1 to 1000000, not '%s'", maxconn_s);
-    c->write_queue = API_WRITE_QUEUE_DEFAULT;
-    if (queue_s != NULL && !parse_long(queue_s, 1, 1000000, &c->write_queue))
-        return usage_error("--write-queue wants a number of writes from 1 to 1000000, not '%s'", queue_s);
-    api_writer_configure((size_t)c->write_queue, API_WRITE_QUEUE_BYTES);
-    return -1;
+    return serve_sizes(c, threads_s, cache_s, maxconn_s, queue_s);
 }
 
 /* Writes "RATE/s (burst BURST)", or "off", into buf. */
