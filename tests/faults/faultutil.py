@@ -286,9 +286,10 @@ class Conn:
             self.c.close()
             self.c = None
 
-    def request(self, method, path, body=None):
+    def request(self, method, path, body=None, headers=None):
         """Returns (status, headers, parsed JSON or None, raw bytes); raises
-        TransportError when no complete response came back."""
+        TransportError when no complete response came back. headers: more
+        request headers."""
         data = json.dumps(body).encode() if body is not None else None
         if self.c is None:
             self.c = connection(self.port, self.timeout)
@@ -299,7 +300,7 @@ class Conn:
                 raise TransportError(f"connect: {e!r}", connect=True)
         sent = False
         try:
-            self.c.request(method, path, body=data, headers=self.headers(data))
+            self.c.request(method, path, body=data, headers={**self.headers(data), **(headers or {})})
             sent = True
             r = self.c.getresponse()
             raw = r.read()
