@@ -25,12 +25,11 @@ moment and a round ends at the kill or after a bounded number of writes.
 Note: a SIGKILL leaves the OS page cache intact; this proves that crmd
 answers only committed writes, not fsync durability against power loss."""
 
+import functools
 import random
-import threading
-import time
 import uuid
 
-from faultutil import Conn, TransportError, app_create
+from faultutil import Conn, TransportError, app_create, kill_during
 
 KILLS = 20
 CLIENTS = 4
@@ -57,10 +56,8 @@ def summary(attrs):
 
 class Client:
     def __init__(self, n, key, token, seed):
-        self.n = n
-        self.key, self.token = key, token
-        self.rng = random.Random(seed)
-        self.seq = 0
+        self.n, self.key, self.token = n, key, token
+        self.rng, self.seq = random.Random(seed), 0
         self.leads = {}      # id -> Lead
         self.pending = None  # the write in flight at the kill: (kind, ...)
         self.keyed = []      # acknowledged keyed writes of the round: (path, key, body, ids)
@@ -290,18 +287,8 @@ def test_sigkill_loses_no_acknowledged_change_nor_doubles_a_create(crmd):
     settled = {}
     try:
         for rnd in range(KILLS):
-            stop = threading.Event()
-            threads = [threading.Thread(target=c.run_round, args=(srv.port, stop), daemon=True)
-                       for c in clients]
-            for t in threads:
-                t.start()
-            time.sleep(rng.uniform(*KILL_AFTER))
-            srv.kill()
-            stop.set()
-            for t in threads:
-                t.join(30)
-                assert not t.is_alive(), "a client hung"
-            srv.start()
+            kill_during(srv, [functools.partial(c.run_round, srv.port) for c in clients],
+                        rng.uniform(*KILL_AFTER))
             conn = Conn(srv.port, key, token, timeout=30)
             try:
                 lists = {}
