@@ -332,7 +332,8 @@ const char *const pg_import_lock_sql =
 const char *const pg_import_counts_sql =
     "UPDATE apps SET lead_count = (SELECT count(*) FROM leads WHERE leads.app_id = apps.id);"
     "DELETE FROM lead_totals;" SCHEMA_TOTALS_REBUILD;
-/* Apps inserted with their ids leave the identity sequence behind. */
+/* Apps inserted with their ids, and history entries with their numbers,
+ * leave the identity sequences behind. */
 const char *const pg_import_sequence_sql = "SELECT setval(pg_get_serial_sequence('apps', 'id'), "
                                            "(SELECT COALESCE(max(id), 0) + 1 FROM apps), false);"
                                            "SELECT setval(pg_get_serial_sequence('lead_history', 'seq'), "
