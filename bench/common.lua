@@ -103,6 +103,58 @@ function M.update(app, id)
   return wrk.format("PUT", "/leads/" .. id .. "/", M.json_headers[app], M.update_body())
 end
 
+-- A seeded lead by its place in the id list (1 to the list's length, wrapping).
+function M.lead_at(k)
+  if ids_app == nil then load_ids() end
+  k = (k - 1) % ids_n + 1
+  return ids_app[k], ids_id[k]
+end
+
+-- Updates of a pool of leads whose current ETag this thread knows (issue
+-- 11): a GET of each first, then each PUT's answer gives the next ETag, and
+-- no lead is in flight twice, so no update meets a 412. The requests and
+-- the bookkeeping are the same with if_match false; only the If-Match
+-- header is left out, so the two differ by what the server does with it.
+function M.pool_updater(if_match)
+  local size, fetched, start = 256, 0, nil
+  local etag, app_of, ready, first, last, putting = {}, {}, {}, 1, 0, {}
+  local P = {}
+  function P.request()
+    if start == nil then start = math.random(1000000) end
+    if fetched < size then
+      fetched = fetched + 1
+      local app, id = M.lead_at(start + fetched)
+      app_of[id] = app
+      return M.get(app, id)
+    end
+    if first > last then -- every lead of the pool in flight: read one outside it
+      local app, id = M.lead_at(start + size + 1)
+      return M.get(app, id)
+    end
+    local id = ready[first]
+    ready[first] = nil
+    first = first + 1
+    putting[id] = true
+    local h = {}
+    for k, v in pairs(M.json_headers[app_of[id]]) do h[k] = v end
+    if if_match then h["If-Match"] = etag[id] end
+    return wrk.format("PUT", "/leads/" .. id .. "/", h, M.update_body())
+  end
+  function P.response(status, headers, body)
+    local id = body:match('"id":"([%x%-]+)"')
+    local tag = headers["etag"] or headers["ETag"]
+    if id == nil or tag == nil or app_of[id] == nil then return end
+    local known = etag[id] ~= nil
+    etag[id] = tag
+    if putting[id] or not known then
+      putting[id] = nil
+      last = last + 1
+      ready[last] = id
+    end
+  end
+  return P
+end
+
 -- Seeds each thread's generator differently.
 local seeded = false
 function M.seed_random()

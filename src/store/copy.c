@@ -311,12 +311,16 @@ static store_rc_t move_trash(copy_t *c)
 }
 
 /* A history entry, written in the export's order, which is the order it
- * was recorded in: the target numbers it after the ones before. */
+ * was recorded in. An empty target keeps its number (a cursor into the
+ * history holds it); one being appended to has numbers of its own, so
+ * there the entries are numbered after the target's, in the same order. */
 static store_rc_t on_change(void *ctx, int64_t app, const store_change_t *change)
 {
     copy_t *c = ctx;
-    return import_record(c, app, "history entry", change->id, &c->passed.history, &c->added.history,
-                         put_change, change);
+    store_change_t h = *change;
+    if (c->append) h.seq = 0;
+    return import_record(c, app, "history entry", h.id, &c->passed.history, &c->added.history, put_change,
+                         &h);
 }
 
 /* A kept idempotency answer. An app merged by --append may hold the same

@@ -324,6 +324,14 @@ enum schema_history_col {
                                                                          int8) ", " P(7,                     \
                                                                                       uuid) ", " P(8,        \
                                                                                                    text) ")"
+/* clang-format off */
+/* A copied entry keeps its seq, so that cursors into the history stay
+ * valid in the copy (OVERRIDE: what the dialect needs to set an identity). */
+#define SCHEMA_HISTORY_IMPORT(P, OVERRIDE)                                                                   \
+    "INSERT INTO lead_history (seq, app_id, lead_id, id, action, actor, at, follow_id, changes) " OVERRIDE    \
+    "VALUES (" P(9, int8) ", " P(1, int8) ", " P(2, uuid) ", " P(3, uuid) ", " P(4, int4) ", " P(5, text)    \
+    ", " P(6, int8) ", " P(7, uuid) ", " P(8, text) ")"
+/* clang-format on */
 #define SCHEMA_HISTORY_PAGE(P)                                                                               \
     "SELECT " SCHEMA_HISTORY_COLS " FROM lead_history WHERE app_id = " P(1, int8) " AND lead_id = " P(       \
         2, uuid) " AND seq < " P(5, int8) " ORDER BY seq DESC LIMIT " P(3, int8) " OFFSET " P(4, int8)
@@ -345,6 +353,24 @@ enum schema_history_col {
     "  created_at " INT " NOT NULL,"                                                                         \
     "  PRIMARY KEY (app_id, key))"
 #define SCHEMA_V8_IDEM_INDEX "CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);"
+
+/* clang-format off */
+/* The kept answers that carry a lead, whose id (text) is lead_id and
+ * creation time created_at, for its purge: nothing of a purged lead may
+ * be replayed. An answer is made after the lead it carries; the day's
+ * margin covers clocks of several processes that differ, and the bound
+ * lets the purge of a lead older than the 24 hours answers are kept
+ * look at none. */
+#define SCHEMA_IDEM_CARRIES(k, lead_id, created_at)                                                          \
+    k "created_at >= " created_at " - 86400000 AND (" k "body LIKE '%' || " lead_id " || '%' OR " k           \
+    "location LIKE '%' || " lead_id " || '%')"
+/* Those of lead P(2) of app P(1), found in table (leads or leads_trash):
+ * run before the lead's row goes. */
+#define SCHEMA_IDEM_DROP_LEAD(P, table)                                                                      \
+    "DELETE FROM idempotency_keys WHERE app_id = " P(1, int8) " AND " SCHEMA_IDEM_CARRIES(                  \
+        "", "CAST(" P(2, uuid) " AS TEXT)",                                                                  \
+        "(SELECT created_at FROM " table " WHERE " SCHEMA_LEAD_KEY(P) ")")
+/* clang-format on */
 
 /* clang-format off */
 #define SCHEMA_IDEM_SQL(P)                                                                                   \

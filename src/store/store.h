@@ -383,6 +383,8 @@ typedef struct store_change {
     const char *actor;     /* who made it (a token's subject) */
     int64_t at;            /* ms */
     text_ref_t changes;
+    int64_t seq; /* its number in the order recorded: 0 when adding (the store numbers it) but for
+                    crmd copy's import, which keeps the source's, so that cursors stay valid */
 } store_change_t;
 typedef void (*store_change_cb)(void *ctx, const store_change_t *change, int64_t seq);
 

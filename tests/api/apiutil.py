@@ -821,7 +821,13 @@ SAFE_BODY = {"lead": {"name": "Idempotent deal", "value": 42}}
 
 def fill_safe(app):
     """A trashed lead with two follows, history on it and on a live lead, and
-    a kept Idempotency-Key answer. Returns what a copy must show."""
+    a kept Idempotency-Key answer, and a cursor into the live lead's history
+    whose number lies past a gap (a purged lead's entries). Returns what a
+    copy must show."""
+    purged = app.create_lead(name="Purged deal")
+    assert_status(app.put(f"/leads/{purged['id']}", {"lead": {"status": "lost"}}), 200)
+    assert_status(app.delete(f"/leads/{purged['id']}"), 204)
+    assert_status(app.delete(f"/leads/trash/{purged['id']}"), 204)
     gone = app.create_lead(name="Trashed deal", stage="contacted")
     follows = [app.create_follow(gone["id"], title=f"call {i}") for i in range(2)]
     assert_status(app.put(f"/leads/{gone['id']}", {"lead": {"stage": "qualified"}}), 200)
@@ -831,7 +837,12 @@ def fill_safe(app):
     live = body_json(first)["data"]
     for stage in ("contacted", "proposal"):
         assert_status(app.put(f"/leads/{live['id']}", {"lead": {"stage": stage}}), 200)
+    cursor = body_json(app.get(f"/leads/{live['id']}/history", params={"records": 1}))["meta"]["nextCursor"]
+    after = body_json(app.get(f"/leads/{live['id']}/history", params={"records": 1, "cursor": cursor}))
     return {
+        "live": live["id"],
+        "cursor": cursor,
+        "after": after,
         "gone": gone["id"],
         "follows": sorted(f["id"] for f in follows),
         "trash": body_json(app.get("/leads/trash/show"))["data"],
@@ -850,6 +861,10 @@ def check_safe(app, want):
     for lid, entries in want["history"].items():
         got = body_json(app.get(f"/leads/{lid}/history", params={"records": 100}))["data"]
         assert got == entries, lid
+    # A cursor of the source's walks on in the copy: the entries kept their numbers.
+    after = app.get(f"/leads/{want['live']}/history", params={"records": 1, "cursor": want["cursor"]})
+    assert_status(after, 200)
+    assert body_json(after) == want["after"]
     again = app.post("/leads/", SAFE_BODY, headers={"Idempotency-Key": SAFE_KEY})
     assert_status(again, 201)
     assert again.headers.get("Idempotent-Replayed") == "true"

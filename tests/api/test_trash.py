@@ -257,12 +257,16 @@ def test_copy_append_keeps_the_targets_answer_for_a_key_it_holds(make_server, tm
     other = f"sqlite:{tmp_path / 'other.db'}"
     run_crmd("copy", "--from", src.db_url, "--to", dst, check=True)
     run_crmd("copy", "--from", src.db_url, "--to", other, check=True)
-    # The other copy forgets the shared lead (purged) and answers a new key.
+    # The other copy forgets the shared lead (purged, and its answer with
+    # it), answers the shared key anew and answers a new key.
     srv = make_server(db_url=other)
     o = App(srv.base_url, app.key, app.token)
     lead = body_json(first)["data"]["id"]
     assert_status(o.delete(f"/leads/{lead}"), 204)
     assert_status(o.delete(f"/leads/trash/{lead}"), 204)
+    anew = o.post("/leads/", {"lead": {"name": "Other"}}, headers={"Idempotency-Key": "k-shared"})
+    assert_status(anew, 201)
+    assert "Idempotent-Replayed" not in anew.headers
     second = o.post("/leads/", {"lead": {"name": "Second"}}, headers={"Idempotency-Key": "k-new"})
     assert_status(second, 201)
     assert srv.stop() == 0
@@ -273,4 +277,72 @@ def test_copy_append_keeps_the_targets_answer_for_a_key_it_holds(make_server, tm
     assert copy.post("/leads/", SAFE_BODY, headers={"Idempotency-Key": "k-shared"}).content == first.content
     again = copy.post("/leads/", {"lead": {"name": "Second"}}, headers={"Idempotency-Key": "k-new"})
     assert again.headers.get("Idempotent-Replayed") == "true" and again.content == second.content
-    assert body_json(copy.get("/leads/"))["meta"]["totalRecords"] == 2
+    assert body_json(copy.get("/leads/"))["meta"]["totalRecords"] == 3
+
+
+# ------------------------------------------------- a purge leaves no answer
+
+def keyed(app, path, body, key):
+    return app.post(path, body, headers={"Idempotency-Key": key})
+
+
+def assert_not_replayed(r, gone):
+    assert "Idempotent-Replayed" not in r.headers, r.text
+    assert gone not in r.text and gone not in r.headers.get("Location", "")
+
+
+def test_purge_drops_the_kept_answers_that_carry_the_lead(app):
+    k = uuid.uuid4().hex
+    made = keyed(app, "/leads/", {"lead": {"name": "Purge me"}}, f"{k}-lead")
+    assert_status(made, 201)
+    gone = body_json(made)["data"]["id"]
+    follow = keyed(app, f"/leads/{gone}/follows", {"follow": {"title": "call"}}, f"{k}-follow")
+    assert_status(follow, 201)
+    batch = {"operations": [{"op": "update", "id": gone, "lead": {"status": "lost"}}]}
+    assert_status(keyed(app, "/leads/batch", batch, f"{k}-batch"), 200)
+    other = keyed(app, "/leads/", {"lead": {"name": "Stays"}}, f"{k}-other")
+    assert_status(other, 201)
+    assert_status(app.delete(f"/leads/{gone}"), 204)
+    # Trashed, the lead can come back: its answers stay.
+    assert keyed(app, "/leads/", {"lead": {"name": "Purge me"}}, f"{k}-lead").content == made.content
+    assert_status(app.delete(f"/leads/trash/{gone}"), 204)
+
+    again = keyed(app, "/leads/", {"lead": {"name": "Purge me"}}, f"{k}-lead")
+    assert_status(again, 201)
+    assert_not_replayed(again, gone)
+    assert body_json(again)["data"]["id"] != gone
+    r = keyed(app, f"/leads/{gone}/follows", {"follow": {"title": "call"}}, f"{k}-follow")
+    assert_error(r, 404)
+    assert_not_replayed(r, gone)
+    r = keyed(app, "/leads/batch", batch, f"{k}-batch")
+    assert_error(r, 422)
+    assert "Idempotent-Replayed" not in r.headers
+    # An answer that carries another lead stays.
+    r = keyed(app, "/leads/", {"lead": {"name": "Stays"}}, f"{k}-other")
+    assert r.headers.get("Idempotent-Replayed") == "true" and r.content == other.content
+
+
+def test_retention_purge_drops_the_leads_answers(make_server):
+    srv = make_server(extra_args=["--trash-retention", "2s"])
+    app = srv.new_app()
+    made = keyed(app, "/leads/", {"lead": {"name": "Old"}}, "k-old")
+    kept = keyed(app, "/leads/", {"lead": {"name": "Kept"}}, "k-kept")
+    gone = body_json(made)["data"]["id"]
+    assert_status(app.delete(f"/leads/{gone}"), 204)
+    assert wait_for(lambda: trash_ids(app) == [])
+    again = keyed(app, "/leads/", {"lead": {"name": "Old"}}, "k-old")
+    assert_status(again, 201)
+    assert_not_replayed(again, gone)
+    r = keyed(app, "/leads/", {"lead": {"name": "Kept"}}, "k-kept")
+    assert r.headers.get("Idempotent-Replayed") == "true" and r.content == kept.content
+
+
+def test_delete_without_trash_drops_the_leads_answers(make_server):
+    srv = make_server(extra_args=["--trash-retention", "0"])
+    app = srv.new_app()
+    made = keyed(app, "/leads/", {"lead": {"name": "Brief"}}, "k-brief")
+    gone = body_json(made)["data"]["id"]
+    assert_status(app.delete(f"/leads/{gone}"), 204)
+    again = keyed(app, "/leads/", {"lead": {"name": "Brief"}}, "k-brief")
+    assert_status(again, 201)
+    assert_not_replayed(again, gone)

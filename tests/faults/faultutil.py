@@ -232,6 +232,25 @@ class Crmd:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
 
+def kill_during(srv, targets, delay, join_s=30):
+    """One round of a kill test: runs each of targets (callables taking a
+    threading.Event that is set at the kill) in a thread of its own,
+    SIGKILLs srv after delay seconds, waits for them (bounded) and starts
+    srv again on the same database."""
+    import threading
+    stop = threading.Event()
+    threads = [threading.Thread(target=t, args=(stop,), daemon=True) for t in targets]
+    for t in threads:
+        t.start()
+    time.sleep(delay)
+    srv.kill()
+    stop.set()
+    for t in threads:
+        t.join(join_s)
+        assert not t.is_alive(), "a client hung"
+    srv.start()
+
+
 def healthz(port, timeout=2.0):
     c = connection(port, timeout)
     try:
@@ -286,9 +305,10 @@ class Conn:
             self.c.close()
             self.c = None
 
-    def request(self, method, path, body=None):
+    def request(self, method, path, body=None, headers=None):
         """Returns (status, headers, parsed JSON or None, raw bytes); raises
-        TransportError when no complete response came back."""
+        TransportError when no complete response came back. headers: more
+        request headers."""
         data = json.dumps(body).encode() if body is not None else None
         if self.c is None:
             self.c = connection(self.port, self.timeout)
@@ -299,7 +319,7 @@ class Conn:
                 raise TransportError(f"connect: {e!r}", connect=True)
         sent = False
         try:
-            self.c.request(method, path, body=data, headers=self.headers(data))
+            self.c.request(method, path, body=data, headers={**self.headers(data), **(headers or {})})
             sent = True
             r = self.c.getresponse()
             raw = r.read()

@@ -100,6 +100,7 @@ static store_rc_t export_change(const PGresult *r, int row, const store_export_t
     c.action = (int)pg_get_int(r, row, 2 + HISTORY_COL_ACTION);
     c.at = pg_get_int(r, row, 2 + HISTORY_COL_AT);
     c.changes = pg_get_text(r, row, 2 + HISTORY_COL_CHANGES);
+    c.seq = pg_get_int(r, row, 2 + HISTORY_COL_SEQ);
     return cb->change(ctx, pg_get_int(r, row, 0), &c);
 }
 

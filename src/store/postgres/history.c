@@ -12,7 +12,8 @@ store_rc_t pg_history_add(store_t *base, int64_t app, const store_change_t *c)
     pgp_int8(&p, c->at);
     if (!pgp_uuid(&p, c->follow_id)) return STORE_ERROR;
     pgp_text(&p, c->changes.ptr != NULL ? c->changes : (text_ref_t){"{}", 2});
-    return pg_write(pg_of(base), Q_HISTORY_ADD, &p, 0, 0, NULL);
+    if (c->seq > 0) pgp_int8(&p, c->seq);
+    return pg_write(pg_of(base), c->seq > 0 ? Q_HISTORY_IMPORT : Q_HISTORY_ADD, &p, 0, 0, NULL);
 }
 
 /* Q_HISTORY_LIST's rows: the count, then a change from column 1 (NULL

@@ -126,6 +126,7 @@ enum pg_stmt_id {
     Q_TRASH_DUE,
     Q_TRASH_EXPIRE,
     Q_HISTORY_ADD,
+    Q_HISTORY_IMPORT,
     Q_HISTORY_LIST,
     Q_IDEM_GET,
     Q_IDEM_CLAIM,

@@ -252,7 +252,8 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                           " FOR UPDATE) UPDATE leads SET " SCHEMA_LEAD_SETS(P) SCHEMA_UPDATED_AT("$12::int8", "GREATEST")
                           "FROM o WHERE " SCHEMA_LEAD_KEY(P) " RETURNING " SCHEMA_LEAD_COLS ", o_stage, o_status, "
                           "o_value, o_probability, o_source",
-    [Q_LEAD_DELETE_OLD] = "WITH h AS (DELETE FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P) ") "
+    [Q_LEAD_DELETE_OLD] = "WITH h AS (DELETE FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P) "), "
+                          "k AS (" SCHEMA_IDEM_DROP_LEAD(P, "leads") ") "
                           "DELETE FROM leads WHERE " SCHEMA_LEAD_KEY(P) " RETURNING stage, status, value_cents, "
                           "probability, source",
     [Q_TOTALS_ADD] = "INSERT INTO lead_totals (" SCHEMA_TOTALS_COLS ") VALUES ($1::int8, $2::int4, $3::int4, "
@@ -280,7 +281,8 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                        "source_fold) SELECT " SCHEMA_RECOVER_LEAD_COLS(P, "GREATEST") " FROM l RETURNING "
                        SCHEMA_LEAD_COLS,
     [Q_TRASH_PURGE] = "WITH f AS (DELETE FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P) "), "
-                      "h AS (DELETE FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P) ") "
+                      "h AS (DELETE FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P) "), "
+                      "k AS (" SCHEMA_IDEM_DROP_LEAD(P, "leads_trash") ") "
                       "DELETE FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
     /* The count and the page in one statement (one snapshot); the count's
      * row comes back alone (NULL lead columns) when the page is empty. */
@@ -293,6 +295,7 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                      "ORDER BY deleted_at DESC, id DESC LIMIT $2::int8 OFFSET $3::int8) t ON true",
     SCHEMA_IDEM_SQL(P),
     [Q_HISTORY_ADD] = SCHEMA_HISTORY_ADD(P),
+    [Q_HISTORY_IMPORT] = SCHEMA_HISTORY_IMPORT(P, "OVERRIDING SYSTEM VALUE "),
     /* The count and the page in one statement; no row: no such lead. */
     [Q_HISTORY_LIST] = "SELECT c.n, h.* FROM (SELECT count(*) AS n FROM lead_history WHERE "
                        SCHEMA_HISTORY_OF_LEAD(P) ") c LEFT JOIN LATERAL (" SCHEMA_HISTORY_PAGE(P) ") h ON true "
@@ -302,10 +305,12 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                       "DELETE FROM idempotency_keys t USING v WHERE t.app_id = v.app_id AND t.key = v.key",
     /* The oldest trashed leads, a few at a time; rows another process is
      * purging are skipped, not waited for. */
-    [Q_TRASH_EXPIRE] = "WITH v AS (SELECT app_id, id FROM leads_trash WHERE deleted_at < $1::int8 "
+    [Q_TRASH_EXPIRE] = "WITH v AS (SELECT app_id, id, created_at FROM leads_trash WHERE deleted_at < $1::int8 "
                        "ORDER BY deleted_at LIMIT $2::int8 FOR UPDATE SKIP LOCKED), "
                        "f AS (DELETE FROM follows_trash t USING v WHERE t.app_id = v.app_id AND t.lead_id = v.id), "
-                       "h AS (DELETE FROM lead_history t USING v WHERE t.app_id = v.app_id AND t.lead_id = v.id) "
+                       "h AS (DELETE FROM lead_history t USING v WHERE t.app_id = v.app_id AND t.lead_id = v.id), "
+                       "k AS (DELETE FROM idempotency_keys t USING v WHERE t.app_id = v.app_id AND "
+                       SCHEMA_IDEM_CARRIES("t.", "v.id::text", "v.created_at") ") "
                        "DELETE FROM leads_trash t USING v WHERE t.app_id = v.app_id AND t.id = v.id",
 };
 /* clang-format on */
@@ -327,9 +332,12 @@ const char *const pg_import_lock_sql =
 const char *const pg_import_counts_sql =
     "UPDATE apps SET lead_count = (SELECT count(*) FROM leads WHERE leads.app_id = apps.id);"
     "DELETE FROM lead_totals;" SCHEMA_TOTALS_REBUILD;
-/* Apps inserted with their ids leave the identity sequence behind. */
+/* Apps inserted with their ids, and history entries with their numbers,
+ * leave the identity sequences behind. */
 const char *const pg_import_sequence_sql = "SELECT setval(pg_get_serial_sequence('apps', 'id'), "
-                                           "(SELECT COALESCE(max(id), 0) + 1 FROM apps), false)";
+                                           "(SELECT COALESCE(max(id), 0) + 1 FROM apps), false);"
+                                           "SELECT setval(pg_get_serial_sequence('lead_history', 'seq'), "
+                                           "(SELECT COALESCE(max(seq), 0) + 1 FROM lead_history), false)";
 
 /* app_id comes first: the record readers start at column 1. */
 const char *const pg_export_declare_sql[PG_EXPORT_CURSORS] = {

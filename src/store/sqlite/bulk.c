@@ -102,6 +102,7 @@ static store_rc_t export_change(sqlite3_stmt *st, const store_export_t *cb, void
     c.action = sqlite3_column_int(st, HISTORY_COL_ACTION);
     c.at = sqlite3_column_int64(st, HISTORY_COL_AT);
     c.changes = sq_col_text(st, HISTORY_COL_CHANGES);
+    c.seq = sqlite3_column_int64(st, HISTORY_COL_SEQ);
     return cb->change(ctx, sqlite3_column_int64(st, HISTORY_NCOLS), &c);
 }
 

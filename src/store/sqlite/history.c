@@ -7,8 +7,9 @@ store_rc_t sq_history_add(store_t *base, int64_t app, const store_change_t *c)
 {
     sqlite_store_t *s = sq_of(base);
     store_rc_t rc;
-    sqlite3_stmt *st = sq_write_stmt(s, Q_HISTORY_ADD, true, &rc);
+    sqlite3_stmt *st = sq_write_stmt(s, c->seq > 0 ? Q_HISTORY_IMPORT : Q_HISTORY_ADD, true, &rc);
     if (st == NULL) return rc;
+    if (c->seq > 0) sqlite3_bind_int64(st, 9, c->seq);
     sq_bind_key(st, app, c->lead_id, c->id);
     sqlite3_bind_int(st, 4, c->action);
     sq_bind_str(st, 5, c->actor);

@@ -193,10 +193,18 @@ store_rc_t sq_lead_delete(store_t *base, int64_t app, const char *id)
 {
     sqlite_store_t *s = sq_of(base);
     store_rc_t rc;
-    sqlite3_stmt *st = sq_write_stmt(s, Q_LEAD_DELETE, false, &rc);
-    if (st == NULL) return rc;
-    sq_bind_key(st, app, id, NULL);
-    rc = sq_step_changed(s, st);
+    /* Deleted for good: no kept answer may replay it (found through its
+     * row, so first). */
+    sqlite3_stmt *k = sq_write_stmt(s, Q_IDEM_DROP_LIVE, false, &rc);
+    if (k == NULL) return rc;
+    sq_bind_key(k, app, id, NULL);
+    rc = sq_run(s, k);
+    sqlite3_stmt *st = rc == STORE_OK ? sq_stmt(s, Q_LEAD_DELETE) : NULL;
+    if (rc == STORE_OK && st == NULL) rc = STORE_ERROR;
+    if (rc == STORE_OK) {
+        sq_bind_key(st, app, id, NULL);
+        rc = sq_step_changed(s, st);
+    }
     if (rc == STORE_OK) rc = sq_add_lead_count(s, app, -1);
     /* Deleted for good: its history goes with it. */
     sqlite3_stmt *h = rc == STORE_OK ? sq_stmt(s, Q_HISTORY_DELETE) : NULL;

@@ -73,6 +73,8 @@ store_rc_t sq_trash_purge(store_t *base, int64_t app, const char *id)
     int n = 0, ignored;
     rc = run_keyed(s, Q_TRASH_FOLLOWS_DELETE, app, id, -1, &ignored);
     if (rc == STORE_OK) rc = run_keyed(s, Q_HISTORY_DELETE, app, id, -1, &ignored);
+    /* Nothing of it stays to be replayed either (found through its row). */
+    if (rc == STORE_OK) rc = run_keyed(s, Q_IDEM_DROP_TRASHED, app, id, -1, &ignored);
     if (rc == STORE_OK) rc = run_keyed(s, Q_TRASH_LEAD_DELETE, app, id, -1, &n);
     if (rc == STORE_OK && n == 0) rc = STORE_NOT_FOUND;
     return sq_finish(s, rc);
@@ -139,8 +141,9 @@ store_rc_t sq_trash_expire(store_t *base, int64_t before, int limit, int *purged
     if (rc != STORE_OK) return rc;
     int ignored;
     /* The leads' rows last: the others are found through them. */
-    static const enum sq_stmt_id q[3] = {Q_TRASH_EXPIRE_FOLLOWS, Q_HISTORY_EXPIRE, Q_TRASH_EXPIRE_LEADS};
-    for (int i = 0; i < 3 && rc == STORE_OK; i++) {
+    static const enum sq_stmt_id q[4] = {Q_TRASH_EXPIRE_FOLLOWS, Q_HISTORY_EXPIRE, Q_IDEM_EXPIRE_TRASH,
+                                         Q_TRASH_EXPIRE_LEADS};
+    for (int i = 0; i < 4 && rc == STORE_OK; i++) {
         sqlite3_stmt *st = sq_stmt(s, q[i]);
         if (st == NULL) {
             rc = STORE_ERROR;
@@ -148,7 +151,7 @@ store_rc_t sq_trash_expire(store_t *base, int64_t before, int limit, int *purged
         }
         sqlite3_bind_int64(st, 1, before);
         sqlite3_bind_int(st, 2, limit);
-        rc = sq_step_changes(s, st, i < 2 ? &ignored : purged);
+        rc = sq_step_changes(s, st, i < 3 ? &ignored : purged);
     }
     rc = sq_finish(s, rc);
     if (rc != STORE_OK) *purged = 0;
