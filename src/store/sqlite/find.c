@@ -51,21 +51,30 @@ static int64_t count_of(sqlite_store_t *s, const fq_t *q, bool built)
  * drives it; otherwise, when it filters by more than its sort's column,
  * the size of the filtered set (up to FQ_SMALL: from the kept totals when
  * it filters by stage, status and source only, else by a capped count)
- * decides. */
+ * decides. A search that looks at each row is left out of that count:
+ * counting its matches would look at rows until FQ_SMALL of them match,
+ * which for a term held by one lead in a thousand is most of the app,
+ * while a small set of the other filters is cheap to look through and a
+ * large one is walked in the sort's order anyway. */
 static void choose_plan(sqlite_store_t *s, fq_t *q, int64_t app, const store_lead_query_t *lq)
 {
     q->search = choose_search(s, q, lq->f.search);
-    if (lq->f.search.ptr != NULL && q->search == FQ_SEARCH_INDEX) {
+    bool searching = lq->f.search.ptr != NULL;
+    if (searching && q->search == FQ_SEARCH_INDEX) {
         q->plan = FQ_PLAN_FILTER;
         return;
     }
-    if (!fq_lead_filters_beyond_sort(lq)) return;
+    store_lead_query_t rest = *lq;
+    rest.f.search = (text_ref_t){NULL, 0};
+    if (!fq_lead_filters_beyond_sort(&rest)) {
+        if (searching) q->plan = FQ_PLAN_SORT;
+        return;
+    }
     fq_t probe;
     fq_init(&probe, false);
-    probe.search = q->search;
-    int64_t n = fq_by_totals_only(&lq->f)
-                    ? count_of(s, &probe, fq_totals_count(&probe, app, &lq->f))
-                    : count_of(s, &probe, fq_lead_probe(&probe, app, &lq->f, lq->now, FQ_SMALL));
+    int64_t n = fq_by_totals_only(&rest.f)
+                    ? count_of(s, &probe, fq_totals_count(&probe, app, &rest.f))
+                    : count_of(s, &probe, fq_lead_probe(&probe, app, &rest.f, lq->now, FQ_SMALL));
     q->plan = n >= 0 && n < FQ_SMALL ? FQ_PLAN_FILTER : FQ_PLAN_SORT;
 }
 
