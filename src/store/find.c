@@ -344,8 +344,14 @@ static void search_where(fq_t *q, fq_buf_t *b, text_ref_t term)
     } else if (q->search == FQ_SEARCH_INDEX) {
         put(b, " AND l.id IN (SELECT t.lead_id FROM lead_text t WHERE t.app_id = ");
         put_app(q, b);
-        put(b, " AND t.rowid IN (SELECT rowid FROM lead_fts WHERE lead_fts MATCH ");
-        put_text(q, b, fq_fts_match(q, term));
+        if (q->fts_rowids.ptr != NULL) {
+            put(b, " AND t.rowid IN (SELECT value FROM json_each(");
+            put_text(q, b, q->fts_rowids);
+            put(b, ")");
+        } else {
+            put(b, " AND t.rowid IN (SELECT rowid FROM lead_fts WHERE lead_fts MATCH ");
+            put_text(q, b, fq_fts_match(q, term));
+        }
         put(b, "))");
     } else {
         put_name_or_source(q, b, "instr(", ", ", ") > 0", param(q, (fq_param_t){.type = FQ_TEXT, .t = term}));
