@@ -730,7 +730,7 @@ static void put_range(fq_t *q, const fq_read_t *rd, const phase_t *ph, int i, in
  * row up to it for a sort to skip. A small filtered set of leads, sorted
  * whole (FQ_PLAN_FILTER), is sorted by its keys and ids only, and the
  * page's records read by their key after: a sort of whole records costs
- * as much as finding them. */
+ * a third of a 400-match search's time at 100,000 leads. */
 static void put_arm(fq_t *q, const fq_read_t *rd, const phase_t *ph, int i, int lim_param, int off_param,
                     bool flat)
 {
