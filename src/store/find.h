@@ -89,6 +89,10 @@ typedef struct fq_buf {
 typedef struct fq {
     bool pg; /* the dialect: PostgreSQL, else SQLite */
     enum fq_search search;
+    /* SQLite: the lead_fts rowids of the search term's matches, when they
+     * were read already, as a JSON array (the caller's, alive until the
+     * statement is done): the index is not asked again. */
+    text_ref_t fts_rowids;
     enum fq_plan plan;
     const char *sort_col;     /* the first sort key's column (FQ_PLAN_SORT leaves it indexed) */
     int c0;                   /* the column the records start at */

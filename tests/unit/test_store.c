@@ -3038,6 +3038,9 @@ Test(store, find_plans_for_small_and_large_sets_agree)
         {NULL, -1, n - 5, -1, 5, last},                               /* a range keeping five: the index */
         {NULL, STAGE_QUALIFIED, -1, LEAD_KEY_VALUE, n / 2 - 1, last}, /* odd ones but the seventh */
         {NULL, STAGE_PROPOSAL, -1, LEAD_KEY_VALUE, 1, seventh}, /* a rare stage: the kept totals say so */
+        {"common", STAGE_PROPOSAL, -1, -1, 1, seventh}, /* a common term, a rare stage: the stage's index */
+        {"common", STAGE_QUALIFIED, -1, LEAD_KEY_VALUE, n / 2 - 1, last}, /* a common term, a large stage */
+        {"lead 10", -1, -1, -1, 111, last}, /* 10, 100-109, 1000-1099: the index's matches */
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         store_lead_query_t q = base_query();
@@ -3057,6 +3060,13 @@ Test(store, find_plans_for_small_and_large_sets_agree)
         cr_expect_eq(total, cases[c].total, "case %zu: total %lld", c, (long long)total);
         cr_expect_eq(got.n, cases[c].total < 3 ? (int)cases[c].total : 3, "case %zu", c);
         if (cases[c].first != NULL && got.n > 0) cr_expect_str_eq(got.ids[0], cases[c].first, "case %zu", c);
+        /* Without its count, the statement is another (the page alone):
+         * the same page. */
+        q.count = false;
+        found_t bare = {0};
+        cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &bare, NULL), STORE_OK);
+        cr_expect_eq(total, -1, "case %zu: no count asked", c);
+        expect_ids(&bare, got.ids, got.n, "the page without its count");
     }
 }
 

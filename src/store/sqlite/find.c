@@ -7,31 +7,64 @@
  * many do (a syllable most names share), walking the sort's index and
  * looking at each row finds a page after a few rows, where the index would
  * hand over all of them first. So a term of three characters or more is
- * first counted in the index, up to SEARCH_DENSE matches, and the plan
- * chosen by that count.
+ * first looked up in the index, up to SEARCH_DENSE matches, and the plan
+ * chosen by their number; the statement then takes the rowids read (a
+ * JSON array through json_each) rather than asking the index again.
  */
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "store/find.h"
 #include "store/sqlite/sqlite_int.h"
 
 /* A term that this many leads (of any app) hold is searched by walking. */
 #define SEARCH_DENSE FQ_SMALL
 
-static const char probe_sql[] =
-    "SELECT count(*) FROM (SELECT 1 FROM lead_fts WHERE lead_fts MATCH ?1 LIMIT ?2)";
+/* The matches of a term, up to SEARCH_DENSE of them, as a JSON array of
+ * rowids: at most 20 digits and a comma each, and the brackets. */
+#define SEARCH_ROWIDS_MAX (SEARCH_DENSE * 21 + 3)
+typedef struct search_rowids {
+    char json[SEARCH_ROWIDS_MAX];
+} search_rowids_t;
 
-/* How q should search for term (see above). */
-static enum fq_search choose_search(sqlite_store_t *s, fq_t *q, text_ref_t term)
+static const char probe_sql[] = "SELECT rowid FROM lead_fts WHERE lead_fts MATCH ?1 LIMIT ?2";
+
+/* Reads the rowids of the term's matches (up to SEARCH_DENSE) into out as
+ * JSON; their number, SEARCH_DENSE on failure. */
+static int probe_rowids(sqlite_store_t *s, fq_t *q, text_ref_t term, search_rowids_t *out)
 {
-    if (term.ptr == NULL) return FQ_SEARCH_INDEX;
-    if (fq_codepoints(term) < FQ_TRIGRAM) return FQ_SEARCH_SCAN;
     sqlite3_stmt *st = sq_dyn_stmt(s, probe_sql);
-    if (st == NULL) return FQ_SEARCH_SCAN;
+    if (st == NULL) return SEARCH_DENSE;
     text_ref_t match = fq_fts_match(q, term);
     sqlite3_bind_text(st, 1, match.ptr, (int)match.len, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, SEARCH_DENSE);
-    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : SEARCH_DENSE;
+    int n = 0, src;
+    size_t len = 1;
+    out->json[0] = '[';
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        int w = snprintf(out->json + len, sizeof out->json - len, n > 0 ? ",%lld" : "%lld",
+                         (long long)sqlite3_column_int64(st, 0));
+        assert(w > 0 && (size_t)w < sizeof out->json - len);
+        len += (size_t)w;
+        n++;
+    }
     sq_reset(st);
-    return n < SEARCH_DENSE ? FQ_SEARCH_INDEX : FQ_SEARCH_SCAN;
+    if (src != SQLITE_DONE) return SEARCH_DENSE;
+    memcpy(out->json + len, "]", 2);
+    q->fts_rowids = (text_ref_t){out->json, len + 1};
+    return n;
+}
+
+/* How q should search for term (see above); when through the index, with
+ * the matches' rowids read into rowids for q's statement. */
+static enum fq_search choose_search(sqlite_store_t *s, fq_t *q, text_ref_t term, search_rowids_t *rowids)
+{
+    if (term.ptr == NULL) return FQ_SEARCH_INDEX;
+    if (fq_codepoints(term) < FQ_TRIGRAM) return FQ_SEARCH_SCAN;
+    if (probe_rowids(s, q, term, rowids) < SEARCH_DENSE) return FQ_SEARCH_INDEX;
+    q->fts_rowids = (text_ref_t){NULL, 0};
+    return FQ_SEARCH_SCAN;
 }
 
 static sqlite3_stmt *prepare(sqlite_store_t *s, const fq_t *q);
@@ -51,21 +84,31 @@ static int64_t count_of(sqlite_store_t *s, const fq_t *q, bool built)
  * drives it; otherwise, when it filters by more than its sort's column,
  * the size of the filtered set (up to FQ_SMALL: from the kept totals when
  * it filters by stage, status and source only, else by a capped count)
- * decides. */
-static void choose_plan(sqlite_store_t *s, fq_t *q, int64_t app, const store_lead_query_t *lq)
+ * decides. A search that looks at each row is left out of that count:
+ * counting its matches would look at rows until FQ_SMALL of them match,
+ * which for a term held by one lead in a thousand is most of the app,
+ * while a small set of the other filters is cheap to look through and a
+ * large one is walked in the sort's order anyway. */
+static void choose_plan(sqlite_store_t *s, fq_t *q, int64_t app, const store_lead_query_t *lq,
+                        search_rowids_t *rowids)
 {
-    q->search = choose_search(s, q, lq->f.search);
-    if (lq->f.search.ptr != NULL && q->search == FQ_SEARCH_INDEX) {
+    q->search = choose_search(s, q, lq->f.search, rowids);
+    bool searching = lq->f.search.ptr != NULL;
+    if (searching && q->search == FQ_SEARCH_INDEX) {
         q->plan = FQ_PLAN_FILTER;
         return;
     }
-    if (!fq_lead_filters_beyond_sort(lq)) return;
+    store_lead_query_t rest = *lq;
+    rest.f.search = (text_ref_t){NULL, 0};
+    if (!fq_lead_filters_beyond_sort(&rest)) {
+        if (searching) q->plan = FQ_PLAN_SORT;
+        return;
+    }
     fq_t probe;
     fq_init(&probe, false);
-    probe.search = q->search;
-    int64_t n = fq_by_totals_only(&lq->f)
-                    ? count_of(s, &probe, fq_totals_count(&probe, app, &lq->f))
-                    : count_of(s, &probe, fq_lead_probe(&probe, app, &lq->f, lq->now, FQ_SMALL));
+    int64_t n = fq_by_totals_only(&rest.f)
+                    ? count_of(s, &probe, fq_totals_count(&probe, app, &rest.f))
+                    : count_of(s, &probe, fq_lead_probe(&probe, app, &rest.f, lq->now, FQ_SMALL));
     q->plan = n >= 0 && n < FQ_SMALL ? FQ_PLAN_FILTER : FQ_PLAN_SORT;
 }
 
@@ -117,7 +160,8 @@ store_rc_t sq_lead_find(store_t *base, int64_t app, const store_lead_query_t *lq
     sqlite_store_t *s = sq_of(base);
     fq_t q;
     fq_init(&q, false);
-    choose_plan(s, &q, app, lq);
+    search_rowids_t rowids;
+    choose_plan(s, &q, app, lq, &rowids);
     int rows;
     return run_find(s, &q, fq_lead_find(&q, app, lq), sq_emit_lead_at, (void *)cb, ctx, total, &rows);
 }
@@ -141,7 +185,8 @@ store_rc_t sq_lead_summary(store_t *base, int64_t app, const store_lead_filter_t
     sqlite_store_t *s = sq_of(base);
     fq_t q;
     fq_init(&q, false);
-    q.search = choose_search(s, &q, f->search);
+    search_rowids_t rowids;
+    q.search = choose_search(s, &q, f->search, &rowids);
     if (!fq_lead_summary(&q, app, f, now)) return STORE_ERROR;
     sqlite3_stmt *st = prepare(s, &q);
     if (st == NULL) return STORE_ERROR;
