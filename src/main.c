@@ -769,6 +769,8 @@ static int serve_run(const serve_conf_t *c)
                          .port = c->port,
                          .threads = (int)c->threads,
                          .max_body = API_IMPORT_MAX_BODY,
+                         .body_small = API_MAX_BODY,
+                         .body_check = api_body_check,
                          .max_connections = (int)c->max_conns,
                          .request_memory = (size_t)c->request_mb << 20,
                          .response_memory = (size_t)c->response_mb << 20,
