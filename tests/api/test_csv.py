@@ -80,14 +80,17 @@ def seeded(mapp):
     return leads
 
 
-@pytest.mark.parametrize("params", [
+EXPORT_QUERIES = [
     {},
     {"stage": "new,qualified"},
     {"sort": "-value,name"},
     {"value_min": "1000", "sort": "probability"},
     {"search": "lead 1", "status": "active,lost"},
     {"account_id": "null", "sort": "stage"},
-])
+]
+
+
+@pytest.mark.parametrize("params", EXPORT_QUERIES)
 def test_an_export_holds_what_the_list_holds_in_its_order(mapp, seeded, params):
     rows = rows_of(export(mapp, params).content.decode("utf-8"))
     leads = json_walk(mapp, params)
@@ -335,6 +338,30 @@ def test_crmd_export_writes_what_the_api_exports(server, mapp, seeded):
     p = crmd("export", "--app", "pk_live_nosuchapp", "--db", server.db_url)
     assert p.returncode == 1 and b"no app has that key" in p.stderr
     assert crmd("export", "--db", server.db_url).returncode == 2
+
+
+@pytest.mark.parametrize("params", EXPORT_QUERIES)
+def test_crmd_export_takes_the_lists_filters_and_sort(server, mapp, seeded, params):
+    from urllib.parse import urlencode
+    p = crmd("export", "--app", mapp.key, "--db", server.db_url, "--query", urlencode(params))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == export(mapp, params).content
+    assert len(rows_of(p.stdout.decode("utf-8"))) < len(seeded) or not params or list(params) == ["sort"]
+
+
+def test_crmd_export_refuses_a_bad_query_naming_every_problem(server, mapp, seeded):
+    p = crmd("export", "--app", mapp.key, "--db", server.db_url,
+             "--query", "?stage=won&colour=red&sort=-value,-value&value_min=cheap&records=5")
+    assert p.returncode == 2 and p.stdout == b""
+    err = p.stderr.decode()
+    for want in ("--query: stage: stage must be one of", "--query: colour: ", "--query: sort: sort names a field twice",
+                 "--query: value_min: ", "--query: records: records does not apply to crmd export"):
+        assert want in err, err
+    # The query is read before the database is opened: a bad one never touches it.
+    p = crmd("export", "--app", mapp.key, "--db", "sqlite:/nonexistent/dir/x.db", "--query", "stage=won")
+    assert p.returncode == 2 and b"stage must be one of" in p.stderr
+    p = crmd("export", "--app", mapp.key, "--db", server.db_url, "--query", "")
+    assert p.returncode == 0 and p.stdout == export(mapp).content
 
 
 def test_crmd_import_shows_at_once_in_a_serving_servers_answers(server, app, tmp_path):
