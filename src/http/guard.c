@@ -74,8 +74,8 @@
 #define STREAMS_SEEN 256
 
 /* Streams of one HTTP/2 connection whose large body may be arriving at
- * once (twice the streams it may have open). */
-#define H2_ALLOWED_MAX (2 * H2_MAX_STREAMS)
+ * once, allowed or refused (twice the streams it may have open). */
+#define H2_JUDGED_MAX (2 * H2_MAX_STREAMS)
 /* Owners (apps) with large bodies arriving, at most. */
 #define OWNERS_MAX 64
 /* A refused HTTP/1 request's answer, at most (a JSON error). */
@@ -120,6 +120,12 @@ typedef struct grant {
     size_t bytes;
 } grant_t;
 
+/* An HTTP/2 stream whose large body was judged. */
+typedef struct h2_judged {
+    uint32_t id;
+    bool refused; /* answered: what it still sends is dropped */
+} h2_judged_t;
+
 /* One accepted connection. Freed when its socket closes, or, if that
  * happens inside a callback the guard called (depth > 0), when it returns. */
 typedef struct guard_conn {
@@ -139,9 +145,9 @@ typedef struct guard_conn {
     bool draining;
     uint64_t drain_until;
     size_t drained;
-    /* HTTP/2: the streams whose large body was allowed. */
-    uint32_t h2_allowed[H2_ALLOWED_MAX];
-    size_t h2_nallowed;
+    /* HTTP/2: the streams whose large body was judged. */
+    h2_judged_t h2_judged[H2_JUDGED_MAX];
+    size_t h2_njudged;
     uint64_t idle_since; /* HTTP/2: since when it has had no stream (0: it has) */
     int depth;
     bool closed, h2;
@@ -980,20 +986,16 @@ static bool h1_check(guard_conn_t *c)
 }
 
 /* Answers an HTTP/2 stream still receiving its body: the answer's HEADERS
- * and DATA (END_STREAM), and the stream closed on h2o's side, so that the
- * DATA frames still coming are each answered RST_STREAM STREAM_CLOSED and
- * dropped. (RFC 9113 8.1 would have an RST_STREAM NO_ERROR follow the
- * answer; curl 7.88 then reports a stream error instead of the answer it
- * was sent.) A peer whose windows cannot take the answer only gets a
- * reset (REFUSED_STREAM). */
-static void h2_answer(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_t *s, h2o_iovec_t body)
+ * and DATA (END_STREAM). True when it was sent; false when the peer's
+ * windows cannot take it (the stream is then reset, REFUSED_STREAM). */
+static bool h2_answer(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_t *s, h2o_iovec_t body)
 {
     ssize_t room = h2o_http2_window_get_window(&conn->_write.window);
     ssize_t stream_room = h2o_http2_window_get_window(&s->output_window);
     if (stream_room < room) room = stream_room;
     if (room < (ssize_t)body.len || body.len > conn->peer_settings.max_frame_size) {
         h2_reset(conn, s, H2O_HTTP2_ERROR_REFUSED_STREAM);
-        return;
+        return false;
     }
     h2o_timestamp_t ts;
     h2o_get_timestamp(&c->w->ctx, &s->req.pool, &ts);
@@ -1007,28 +1009,43 @@ static void h2_answer(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_
     conn->_write.buf->size += H2O_HTTP2_FRAME_HEADER_SIZE + body.len;
     h2o_http2_window_consume_window(&conn->_write.window, body.len);
     h2o_http2_conn_request_write(conn);
-    h2o_http2_stream_reset(conn, s);
+    return true;
 }
 
-/* Forgets the allowed streams (c->h2_allowed) that no longer receive a
- * body: those not among conn's streams s[0..n) still receiving. */
-static void h2_forget_allowed(guard_conn_t *c, h2o_http2_stream_t *const *s, size_t n)
+/* A refused stream stays open on h2o's side until its client ends or
+ * resets it (or the 10 s request deadline does): closing it would have h2o
+ * answer each DATA frame still coming with RST_STREAM STREAM_CLOSED, which
+ * curl (7.88) reports as an error instead of the answer it was sent. What
+ * it still sends is dropped after each read, and its expected length can
+ * never be met, so that h2o resets it (PROTOCOL_ERROR) rather than hand it
+ * to a handler if it ends. */
+static void h2_drop_body(h2o_http2_stream_t *s)
+{
+    s->_expected_content_length = SIZE_MAX - 1;
+    if (s->_req_body->size == 0 && s->_req_body->capacity <= INPUT_FREE) return;
+    h2o_buffer_dispose(&s->_req_body);
+    h2o_buffer_init(&s->_req_body, &h2o_socket_buffer_prototype);
+}
+
+/* Forgets the judged streams (c->h2_judged) that no longer receive a body:
+ * those not among conn's streams s[0..n) still receiving. */
+static void h2_forget_judged(guard_conn_t *c, h2o_http2_stream_t *const *s, size_t n)
 {
     size_t kept = 0;
-    for (size_t i = 0; i < c->h2_nallowed; i++)
+    for (size_t i = 0; i < c->h2_njudged; i++)
         for (size_t j = 0; j < n; j++)
-            if (s[j]->stream_id == c->h2_allowed[i] && receiving(s[j])) {
-                c->h2_allowed[kept++] = c->h2_allowed[i];
+            if (s[j]->stream_id == c->h2_judged[i].id && receiving(s[j])) {
+                c->h2_judged[kept++] = c->h2_judged[i];
                 break;
             }
-    c->h2_nallowed = kept;
+    c->h2_njudged = kept;
 }
 
-static bool h2_allowed(const guard_conn_t *c, uint32_t id)
+static const h2_judged_t *h2_judged(const guard_conn_t *c, uint32_t id)
 {
-    for (size_t i = 0; i < c->h2_nallowed; i++)
-        if (c->h2_allowed[i] == id) return true;
-    return false;
+    for (size_t i = 0; i < c->h2_njudged; i++)
+        if (c->h2_judged[i].id == id) return &c->h2_judged[i];
+    return NULL;
 }
 
 static void h2_judge(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_t *s)
@@ -1036,33 +1053,39 @@ static void h2_judge(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_t
     grant_t g = {0};
     h2o_iovec_t answer;
     int status =
-        c->h2_nallowed < H2_ALLOWED_MAX ? judge(c, &s->req, s->_expected_content_length, &g, &answer) : -1;
+        c->h2_njudged < H2_JUDGED_MAX ? judge(c, &s->req, s->_expected_content_length, &g, &answer) : -1;
     if (status == 0) {
         grant_t *kept = h2o_mem_alloc_shared(&s->req.pool, sizeof *kept, on_grant_dispose);
         *kept = g;
-        c->h2_allowed[c->h2_nallowed++] = s->stream_id;
+        c->h2_judged[c->h2_njudged++] = (h2_judged_t){s->stream_id, false};
     } else if (status < 0) {
         h2_reset(conn, s, H2O_HTTP2_ERROR_REFUSED_STREAM);
-    } else {
-        h2_answer(c, conn, s, answer);
+    } else if (h2_answer(c, conn, s, answer)) {
+        c->h2_judged[c->h2_njudged++] = (h2_judged_t){s->stream_id, true};
+        h2_drop_body(s);
     }
 }
 
 /* After h2o read from an HTTP/2 connection: each stream whose body is to
- * be over body_small (declared, or so far) and was not allowed yet is
- * judged. (h2o has read the whole read by now: a body that one read
- * completed is in the handler's hands, which refuses it in the same way.) */
+ * be over body_small (declared, or so far) and was not judged yet is
+ * judged; what refused streams still send is dropped. (h2o has read the
+ * whole read by now: a body that one read completed is in the handler's
+ * hands, which refuses it in the same way.) */
 static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn)
 {
     if (body_check == NULL) return;
     h2o_http2_stream_t *s[STREAMS_SEEN];
     size_t n = h2_streams(conn, s);
-    h2_forget_allowed(c, s, n);
+    h2_forget_judged(c, s, n);
     for (size_t i = 0; i < n && conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING; i++) {
         if (s[i]->state != H2O_HTTP2_STREAM_STATE_RECV_BODY || s[i]->_req_body == NULL) continue;
+        const h2_judged_t *j = h2_judged(c, s[i]->stream_id);
         size_t declared = s[i]->_expected_content_length;
         bool large = (declared != SIZE_MAX && declared > body_small) || s[i]->_req_body->size > body_small;
-        if (large && !h2_allowed(c, s[i]->stream_id)) h2_judge(c, conn, s[i]);
+        if (j != NULL && j->refused)
+            h2_drop_body(s[i]);
+        else if (j == NULL && large)
+            h2_judge(c, conn, s[i]);
     }
 }
 
