@@ -812,7 +812,7 @@ static int judge(guard_conn_t *c, h2o_req_t *req, size_t declared, grant_t *g, h
     size_t query_at = req->query_at;
     req->method = req->input.method;
     req->path = req->input.path;
-    const char *q = memchr(req->path.base, '?', req->path.len);
+    const char *q = req->path.len > 0 ? memchr(req->path.base, '?', req->path.len) : NULL;
     req->query_at = q != NULL ? (size_t)(q - req->path.base) : SIZE_MAX;
     uint64_t owner = 0;
     int status = body_check(req, declared, c->w->state, &owner, answer);
