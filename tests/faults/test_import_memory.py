@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from faultutil import Conn, app_create, connection, run_crmd
+from faultutil import Conn, app_create, connection, make_tls, run_crmd
 from h2client import H2Client
 from test_memory import H2_ON, MIB, RssWatch
 
@@ -43,8 +43,11 @@ def honest_csv(mib=15):
 
 
 @pytest.fixture
-def setup(crmd):
+def setup(crmd, request):
     srv = crmd("bodies", threads=2, extra_args=ARGS)
+    if getattr(request, "param", "h2c") == "tls":  # HTTP/2 chosen by ALPN
+        args, srv.tls = make_tls(srv.workdir)
+        srv.extra_args += args
     key, token = app_create(srv.db)
     _key2, token2 = app_create(srv.db)
     expired = run_crmd("token", "issue", "--app", key, "--ttl", "1s", "--db", f"sqlite:{srv.db}").stdout.strip()
@@ -144,6 +147,7 @@ def h2_honest_import(port, key, token):
     return result
 
 
+@pytest.mark.parametrize("setup", ["h2c", "tls"], indirect=True)
 def test_h2_large_bodies_are_judged_from_their_heads(setup):
     srv, key, token, variants = setup
     watch = RssWatch(srv)
