@@ -123,8 +123,10 @@ static const char usage_text[] =
     "  backup [--db URL] --to FILE\n"
     "        write a consistent copy of a SQLite database to the new file FILE (0600) while it\n"
     "        serves; for PostgreSQL it says how to use pg_dump\n"
-    "  export --app KEY [--db URL]\n"
-    "        write every lead of an app as CSV (the API's columns), newest first, on stdout\n"
+    "  export --app KEY [--query QUERY] [--db URL]\n"
+    "        write an app's leads as CSV (the API's columns) on stdout: every one, newest first, or\n"
+    "        those GET /leads/'s filters in QUERY keep, in its sort ('stage=qualified&sort=-value');\n"
+    "        a bad filter exits 2\n"
     "  import --app KEY [--mode all|valid] [--db URL] FILE\n"
     "        create an app's leads from a CSV file (- for standard input), as POST /leads/import\n"
     "        does but without its size limit, in one transaction: all or nothing, or the valid rows\n"
@@ -778,6 +780,8 @@ static int serve_run(const serve_conf_t *c)
                          .port = c->port,
                          .threads = (int)c->threads,
                          .max_body = API_IMPORT_MAX_BODY,
+                         .body_small = API_MAX_BODY,
+                         .body_check = api_body_check,
                          .max_connections = (int)c->max_conns,
                          .request_memory = (size_t)c->request_mb << 20,
                          .response_memory = (size_t)c->response_mb << 20,
@@ -1198,19 +1202,23 @@ static store_t *open_app(const char *db, const char *key, store_app_t *app)
 
 static int cmd_export(int argc, char **argv)
 {
-    static const char help[] = "usage: crmd export --app KEY [--db URL]\n"
-                               "  write every lead of the app as CSV, newest first, on stdout\n";
-    const char *db = env_or("CRMD_DB", DEFAULT_DB), *key = NULL;
-    const cli_opt_t opts[] = {{"db", &db}, {"app", &key}, {NULL}};
+    static const char help[] =
+        "usage: crmd export --app KEY [--query QUERY] [--db URL]\n"
+        "  write the app's leads as CSV on stdout: every one, newest first, or those GET /leads/'s\n"
+        "  filters in QUERY keep, in its sort ('stage=qualified&value_min=1000&sort=-value')\n";
+    const char *db = env_or("CRMD_DB", DEFAULT_DB), *key = NULL, *query = NULL;
+    const cli_opt_t opts[] = {{"db", &db}, {"app", &key}, {"query", &query}, {NULL}};
     int first, rc = parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0) return rc;
     if (key == NULL) return help_exit(help, false);
     if ((rc = check_db("--db", db)) >= 0) return rc;
+    csvcmd_query_t *q;
+    if ((rc = csvcmd_query_parse(query, &q, stderr)) != 0) return rc;
     store_app_t app;
     store_t *s = open_app(db, key, &app);
-    if (s == NULL) return 1;
-    rc = csvcmd_export(s, app.id, stdout, stderr);
+    rc = s != NULL ? csvcmd_export(s, app.id, q, stdout, stderr) : 1;
     store_close(s);
+    csvcmd_query_free(q);
     return rc;
 }
 

@@ -45,6 +45,13 @@ void api_thread_fini(void *state);
 int api_thread_busy(void *state);
 void api_handle(h2o_req_t *req, void *state);
 h2o_iovec_t api_error_body(h2o_req_t *req, void *state);
+/* http_config_t's body_check: a body over API_MAX_BODY is allowed only on
+ * a route that takes it (POST /leads/import) from a caller whose
+ * credentials hold (auth.h's auth_request_now); *owner is then its app
+ * key's hash. Otherwise the answer is in req->res, its body in *answer
+ * (413, 400, 401, 403, 429; -1 when out of memory), as the request would
+ * have been answered once read. */
+int api_body_check(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, h2o_iovec_t *answer);
 
 /* The writer's queue holds at most this many writes, and at most this many
  * bytes of them (each write's decoded change, its text included); a write

@@ -57,6 +57,7 @@
 #define AUTH_REVOKED 100
 #define AUTH_LIMITED 101
 #define TOKEN_CACHE_MAX_LEN 4096
+#define OTHER_APP "The bearer token belongs to another app than the AppId header names."
 /* Revocations reach every thread within this long: a thread whose last
  * successful poll started longer before a request does not authenticate it
  * before another poll succeeds. */
@@ -484,7 +485,7 @@ static void on_claimed_app(api_req_t *r, store_rc_t rc)
     else if (rc != STORE_OK)
         fail_store(r, rc);
     else
-        fail(r, 403, "The bearer token belongs to another app than the AppId header names.");
+        fail(r, 403, OTHER_APP);
 }
 
 /* The key's app: the caller, if the token names the same one. */
@@ -534,31 +535,39 @@ static const char *read_headers(h2o_req_t *req, h2o_iovec_t *tok, h2o_iovec_t *k
     return NULL;
 }
 
-/* Verifies r's token, the revocations known, then finds the app. */
-static void check_token(api_req_t *r)
+/* Reads r's credentials headers into r->auth; false when r has been
+ * answered (400, 401). */
+static bool headers_or_reply(api_req_t *r)
 {
-    h2o_iovec_t tok = r->auth.token, key = r->auth.key_header;
-    int rc = verify_token(r, tok.base, tok.len, r->auth.claimed);
+    int status;
+    const char *problem = read_headers(r->req, &r->auth.token, &r->auth.key_header, &status);
+    if (problem != NULL) fail(r, status, problem);
+    return problem == NULL;
+}
+
+/* Verifies r's token into r->auth.claimed; false when r has been answered
+ * (429 for a client over its failures, 401). */
+static bool token_or_reply(api_req_t *r)
+{
+    int rc = verify_token(r, r->auth.token.base, r->auth.token.len, r->auth.claimed);
     if (rc == AUTH_LIMITED) {
         api_reply_error(r, 429, "Too Many Requests",
                         "Too many failed authentications from this address; retry later.");
-        return;
+        return false;
     }
-    if (rc != JWT_OK) {
-        fail(r, 401, token_problem(rc));
-        return;
-    }
-    find_app(r, key.base, key.len, on_key_app);
+    if (rc != JWT_OK) fail(r, 401, token_problem(rc));
+    return rc == JWT_OK;
+}
+
+/* Verifies r's token, the revocations known, then finds the app. */
+static void check_token(api_req_t *r)
+{
+    if (token_or_reply(r)) find_app(r, r->auth.key_header.base, r->auth.key_header.len, on_key_app);
 }
 
 void auth_request(api_req_t *r, api_step_fn then)
 {
-    int status;
-    const char *problem = read_headers(r->req, &r->auth.token, &r->auth.key_header, &status);
-    if (problem != NULL) {
-        fail(r, status, problem);
-        return;
-    }
+    if (!headers_or_reply(r)) return;
     r->auth.then = then;
     auth_cache_t *c = r->t->auth;
     poll_revoked(c, r->t->store, r->now);
@@ -571,4 +580,20 @@ void auth_request(api_req_t *r, api_step_fn then)
     } else {
         fail_store(r, STORE_UNAVAILABLE); /* the poll it needed failed */
     }
+}
+
+bool auth_request_now(api_req_t *r)
+{
+    if (!headers_or_reply(r)) return false;
+    /* A thread that has not polled lately starts a poll (on SQLite it is
+     * done before the token is checked). */
+    poll_revoked(r->t->auth, r->t->store, r->now);
+    if (!token_or_reply(r)) return false;
+    h2o_iovec_t key = r->auth.key_header;
+    size_t clen = strlen(r->auth.claimed);
+    if (clen != key.len || CRYPTO_memcmp(r->auth.claimed, key.base, clen) != 0) {
+        fail(r, 403, OTHER_APP);
+        return false;
+    }
+    return true;
 }

@@ -31,4 +31,14 @@ const jwt_keyset_t *auth_keys(api_req_t *r);
  * client address over its failed-authentication limit, 503). */
 void auth_request(api_req_t *r, api_step_fn then);
 
+/* Authenticates r at once, from its headers and what the thread knows,
+ * without the store: the token must verify (signature, expiry, the
+ * revocations this thread knows) and name the app of the AppId (or
+ * X-Api-Key) header. Whether that app exists and is enabled is not looked
+ * up: auth_request does that when the request is handled. False when r
+ * has been answered (400, 401, 403, 429), as auth_request would. Used for
+ * a body the server would rather not read before it knows the caller
+ * (dispatch.c's api_body_check). */
+bool auth_request_now(api_req_t *r);
+
 #endif

@@ -3,9 +3,14 @@
  */
 #include "api/csvcmd.h"
 
+#include <assert.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "api/find.h"
 #include "api/import.h"
+#include "api/query.h"
+#include "api/routes.h"
 #include "model/text.h"
 #include "model/timestamp.h"
 
@@ -28,16 +33,81 @@ static void emit(void *ctx, const lead_t *l)
     store_lead_pos(l, x->order, x->norder, &x->last);
 }
 
-int csvcmd_export(store_t *s, int64_t app, FILE *out, FILE *err)
+/* The query's parts live in the pool of a request of its own, read as
+ * GET /leads/ would read it. */
+struct csvcmd_query {
+    h2o_req_t req;
+    api_req_t r;
+    store_lead_query_t q;
+};
+
+static void print_problem(FILE *err, const char *what, const char *pointer, const char *detail);
+
+/* What an export has no use for: it holds every lead the filters keep. */
+static void no_paging(api_req_t *r, verrs_t *errs)
+{
+    static const char *const NAMES[] = {"page", "records", "cursor", "count", "format"};
+    for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
+        if (api_query_value(r, NAMES[i]).base != NULL)
+            verrs_add(errs, "validation_error", NULL, NAMES[i],
+                      "%s does not apply to crmd export, which writes every lead the filters keep as CSV",
+                      NAMES[i]);
+}
+
+int csvcmd_query_parse(const char *query, csvcmd_query_t **out, FILE *err)
+{
+    csvcmd_query_t *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        fprintf(err, "crmd: export: out of memory\n");
+        return 1;
+    }
+    h2o_mem_init_pool(&c->req.pool);
+    api_req_t *r = &c->r;
+    r->req = &c->req;
+    r->now = ts_now_ms();
+    if (query != NULL && query[0] == '?') query++;
+    size_t n = query != NULL ? strlen(query) : 0;
+    r->path = h2o_concat(&c->req.pool, h2o_iovec_init(H2O_STRLIT("/leads/?")), h2o_iovec_init(query, n));
+    r->query_at = n > 0 ? 7 : SIZE_MAX;
+    api_route_match_t m;
+    api_route_match("/leads/", 7, METHOD_GET, &m);
+    r->route = m.route;
+    assert(r->route != NULL);
+    verrs_t errs = {0};
+    if (api_query_load(r)) {
+        errs = r->query->errs;
+        api_lead_query_parse(r, &c->q, &errs);
+        no_paging(r, &errs);
+    }
+    for (int i = 0; i < errs.n; i++)
+        print_problem(err, "export: --query", errs.e[i].parameter, errs.e[i].detail);
+    int status = r->query == NULL ? 1 : errs.n > 0 ? 2 : 0;
+    if (r->query == NULL) fprintf(err, "crmd: export: out of memory\n");
+    if (status != 0) {
+        csvcmd_query_free(c);
+        c = NULL;
+    }
+    *out = c;
+    return status;
+}
+
+void csvcmd_query_free(csvcmd_query_t *q)
+{
+    if (q == NULL) return;
+    h2o_mem_clear_pool(&q->req.pool);
+    free(q);
+}
+
+int csvcmd_export(store_t *s, int64_t app, const csvcmd_query_t *query, FILE *out, FILE *err)
 {
     cmd_export_t *x = calloc(1, sizeof *x);
-    store_lead_query_t *q = calloc(1, sizeof *q);
+    store_lead_query_t *q = malloc(sizeof *q);
     store_pos_t *after = malloc(sizeof *after);
     int status = x != NULL && q != NULL && after != NULL ? 0 : 1;
     if (status == 0) {
-        store_lead_filter_init(&q->f);
+        *q = query->q;
         q->limit = CMD_PAGE;
-        q->now = ts_now_ms();
+        q->now = query->r.now;
         x->norder = store_lead_order(q->sort, q->nsort, x->order);
         csv_write_header(&x->out);
     }
@@ -69,18 +139,23 @@ int csvcmd_export(store_t *s, int64_t app, FILE *out, FILE *err)
 /* Prints one problem. Its pointer and detail may quote the file's own
  * text (a column's name): control characters go out as \xNN, so a file
  * cannot send escape sequences to the terminal. */
-static void print_problem(FILE *err, const char *pointer, const char *detail)
+static void print_escaped(FILE *err, const char *t)
 {
-    fputs("crmd: import: ", err);
-    for (const char *t = pointer;; t = detail) {
-        for (const unsigned char *c = (const unsigned char *)t; *c != '\0'; c++)
-            if (*c < 0x20 || *c == 0x7f)
-                fprintf(err, "\\x%02x", *c);
-            else
-                fputc(*c, err);
-        if (t == detail) break;
+    for (const unsigned char *c = (const unsigned char *)t; *c != '\0'; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            fprintf(err, "\\x%02x", *c);
+        else
+            fputc(*c, err);
+}
+
+static void print_problem(FILE *err, const char *what, const char *pointer, const char *detail)
+{
+    fprintf(err, "crmd: %s: ", what);
+    if (pointer[0] != '\0') {
+        print_escaped(err, pointer);
         fputs(": ", err);
     }
+    print_escaped(err, detail);
     fputc('\n', err);
 }
 
@@ -88,9 +163,9 @@ static void print_problem(FILE *err, const char *pointer, const char *detail)
 static void print_problems(FILE *err, const verrs_t *head, const import_errs_t *ie)
 {
     for (int i = 0; i < head->n; i++)
-        print_problem(err, head->e[i].pointer, head->e[i].detail);
+        print_problem(err, "import", head->e[i].pointer, head->e[i].detail);
     for (int i = 0; ie != NULL && i < ie->n; i++)
-        print_problem(err, ie->e[i].pointer, ie->e[i].detail);
+        print_problem(err, "import", ie->e[i].pointer, ie->e[i].detail);
     if (ie != NULL && ie->failed > ie->n)
         fprintf(err, "crmd: import: ... and more (%lld bad rows in all)\n", (long long)ie->failed);
 }

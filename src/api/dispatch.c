@@ -192,6 +192,65 @@ static void reply_other_method(api_req_t *r, unsigned allowed)
     api_reply_error(r, 405, "Method Not Allowed", "This route does not support that method.");
 }
 
+/* The route entry of r's path and method (NULL when there is none),
+ * r->metric_route set for it. */
+static const api_route_t *route_of(api_req_t *r, api_route_match_t *m)
+{
+    size_t plen = r->query_at != SIZE_MAX ? r->query_at : r->path.len;
+    r->method = api_method_of(r->req->method.base, r->req->method.len);
+    api_route_match(r->path.base, plen, r->method, m);
+    r->metric_route = m->route != NULL ? (int)(m->route - API_ROUTES) : api_unmatched_route(r->method);
+    return m->route;
+}
+
+/* Whom a large body counts against: its app key, hashed (FNV-1a; never
+ * 0). */
+static uint64_t owner_of(h2o_iovec_t key)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < key.len; i++)
+        h = (h ^ (unsigned char)key.base[i]) * 1099511628211ULL;
+    return h != 0 ? h : 1;
+}
+
+/* Whether r, whose body is to be over API_MAX_BODY, may send it: its
+ * route takes that much and it is authenticated (from its headers alone);
+ * otherwise r has been answered. */
+static bool large_body_allowed(api_req_t *r, size_t declared)
+{
+    api_route_match_t m;
+    const api_route_t *route = route_of(r, &m);
+    if (route == NULL || route->body_max <= API_MAX_BODY) {
+        api_reply_error(r, 413, "Payload Too Large", "The request body is larger than 1 MiB.");
+        return false;
+    }
+    if (declared != SIZE_MAX && declared > route->body_max) {
+        api_reply_error(r, 413, "Payload Too Large", "The request body is larger than 16 MiB.");
+        return false;
+    }
+    return !route->auth || auth_request_now(r);
+}
+
+int api_body_check(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, h2o_iovec_t *answer)
+{
+    api_thread_t *t = state;
+    api_req_t *r = api_req_new(t, req);
+    if (r == NULL) return -1;
+    api_respond_capture(req);
+    if (large_body_allowed(r, declared)) {
+        *owner = r->auth.key_header.len > 0 ? owner_of(r->auth.key_header) : 1;
+        api_req_forget(r);
+        api_respond_captured();
+        /* The request is handled as any other once its body is in: the
+         * X-Request-Id given to this look at it goes. */
+        memset(&req->res.headers, 0, sizeof req->res.headers);
+        return 0;
+    }
+    cors_headers(req);
+    *answer = api_respond_captured();
+    return req->res.status;
+}
+
 void api_handle(h2o_req_t *req, void *state)
 {
     api_thread_t *t = state;
@@ -201,11 +260,8 @@ void api_handle(h2o_req_t *req, void *state)
         return;
     }
     cors_headers(req);
-    size_t plen = r->query_at != SIZE_MAX ? r->query_at : r->path.len;
-    r->method = api_method_of(req->method.base, req->method.len);
     api_route_match_t m;
-    api_route_match(r->path.base, plen, r->method, &m);
-    r->metric_route = m.route != NULL ? (int)(m.route - API_ROUTES) : api_unmatched_route(r->method);
+    route_of(r, &m);
     /* h2o read bodies up to the largest any route takes: over 1 MiB, only
      * a route that takes more may have it, whatever the path or method. */
     size_t max = m.route != NULL && m.route->body_max > API_MAX_BODY ? m.route->body_max : API_MAX_BODY;

@@ -235,6 +235,13 @@ static int sort_of(api_req_t *r, const char *const *names, int count, store_sort
     return n;
 }
 
+void api_lead_query_parse(api_req_t *r, store_lead_query_t *q, verrs_t *errs)
+{
+    memset(q, 0, sizeof *q);
+    api_lead_filter_parse(r, &q->f, errs);
+    q->nsort = sort_of(r, LEAD_SORT_NAMES, 6, q->sort, errs);
+}
+
 /* --- binding -------------------------------------------------------------------- */
 
 typedef struct digest {
@@ -620,9 +627,7 @@ void api_leads_list(api_req_t *r)
     errs_begin(r, &errs);
     store_lead_query_t *q = h2o_mem_alloc_pool(&r->req->pool, sizeof *q + sizeof(store_pos_t));
     store_pos_t *after = (store_pos_t *)(q + 1);
-    memset(q, 0, sizeof *q);
-    api_lead_filter_parse(r, &q->f, &errs);
-    q->nsort = sort_of(r, LEAD_SORT_NAMES, 6, q->sort, &errs);
+    api_lead_query_parse(r, q, &errs);
     if (wants_csv(r, &errs)) {
         if (checked_or_reply(r, &errs)) api_leads_export(r, q);
         return;

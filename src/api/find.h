@@ -47,6 +47,11 @@ void api_newest_meta(api_req_t *r);
  * errs; r->now is "now" for has_overdue. The parts of *f live in r's pool. */
 void api_lead_filter_parse(api_req_t *r, store_lead_filter_t *f, verrs_t *errs);
 
+/* The lead filters and the sort of r's query into *q (zeroed first; no
+ * paging), the problems into errs: what GET /leads/ (and crmd export,
+ * csvcmd.c) keeps and in which order. The parts of *q live in r's pool. */
+void api_lead_query_parse(api_req_t *r, store_lead_query_t *q, verrs_t *errs);
+
 /* A rendered follow that is pending with a due date reads "overdue" once
  * the date passes: notes when the body c renders stops being true. */
 void api_render_follow_expiry(api_render_t *c, const follow_t *f);

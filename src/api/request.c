@@ -281,6 +281,11 @@ static void reply(api_req_t *r, int status, h2o_iovec_t body, bool pooled, const
     req_end(r);
 }
 
+void api_req_forget(api_req_t *r)
+{
+    req_end(r);
+}
+
 void api_req_abandon(api_req_t *r)
 {
     assert(r->req == NULL);

@@ -45,6 +45,10 @@ void api_req_thread_fini(api_thread_t *t);
  * context, out parameters) must live in r. */
 void api_req_read(api_req_t *r, api_read_start_fn start, api_read_done_fn done);
 
+/* Ends r without an answer, logging and counting nothing: r was only a
+ * look at a request that is handled later (api_body_check). */
+void api_req_forget(api_req_t *r);
+
 /* Ends r, which h2o has let go of (r->req NULL) while it waited, without
  * an answer; its log line says 499 and client=gone. */
 void api_req_abandon(api_req_t *r);

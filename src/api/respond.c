@@ -68,6 +68,24 @@ static void add_private(h2o_req_t *req)
     add_header(req, H2O_TOKEN_CACHE_CONTROL, H2O_STRLIT("private, no-store"));
 }
 
+/* The request whose answer is being kept rather than sent (see
+ * api_respond_capture), and that answer's body. Per thread: a request is
+ * answered on its own thread. */
+static _Thread_local h2o_req_t *capturing;
+static _Thread_local h2o_iovec_t captured;
+
+void api_respond_capture(h2o_req_t *req)
+{
+    capturing = req;
+    captured = h2o_iovec_init(NULL, 0);
+}
+
+h2o_iovec_t api_respond_captured(void)
+{
+    capturing = NULL;
+    return captured;
+}
+
 void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, const char *location)
 {
     static h2o_generator_t generator = {NULL, NULL};
@@ -89,6 +107,10 @@ void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, cons
         /* h2o 2.2 drops keep-alive after any status but 200 whose length
          * it does not know: always say it. */
         req->res.content_length = body.len;
+        if (req == capturing) {
+            captured = pooled ? body : h2o_strdup(&req->pool, body.base, body.len);
+            return;
+        }
         /* The memory guard may refuse a large answer (503) before it is
          * copied into the request's pool. */
         if (http_response_admit(req, body.len) != 0) return;

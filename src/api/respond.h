@@ -28,6 +28,15 @@
  * caller must not touch it afterwards. */
 void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, const char *location);
 
+/* Until api_respond_captured, the answer api_respond gives req on this
+ * thread is kept rather than sent: its status, reason and headers set in
+ * req->res, its body (in req's pool) returned by api_respond_captured.
+ * The memory guard answers a request whose body it will not read this way
+ * (server.h's body_check), before h2o would hand the request to a handler.
+ * Only error answers (with a body) are captured. */
+void api_respond_capture(h2o_req_t *req);
+h2o_iovec_t api_respond_captured(void);
+
 /* The next member of a comma-separated header value: *p walks it up to
  * end; item gets the member without the white space around it. False when
  * none is left. */

@@ -27,6 +27,8 @@
  */
 #include "http/guard.h"
 
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +73,18 @@
  * open plus those made by PRIORITY frames). */
 #define STREAMS_SEEN 256
 
+/* Streams of one HTTP/2 connection whose large body may be arriving at
+ * once, allowed or refused (twice the streams it may have open). */
+#define H2_JUDGED_MAX (2 * H2_MAX_STREAMS)
+/* Owners (apps) with large bodies arriving, at most. */
+#define OWNERS_MAX 64
+/* A refused HTTP/1 request's answer, at most (a JSON error). */
+#define H1_ANSWER_MAX 4096
+/* After that answer, what the client still sends is read and dropped for
+ * this long (or up to the largest body), so that it reads the answer
+ * rather than a reset; then the connection is closed. */
+#define DRAIN_MS 2000
+
 static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define PREFACE_LEN (sizeof PREFACE - 1)
 
@@ -89,6 +103,28 @@ static atomic_int open_conns;
 static size_t input_budget = HTTP_MEMORY_DEFAULT, output_budget = HTTP_MEMORY_DEFAULT;
 static uint64_t request_ms;
 static bool http2_on;
+/* The large-body check (server.h's body_check), and its limits. */
+static int (*body_check)(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, h2o_iovec_t *answer);
+static size_t body_small, body_large;
+/* Large bodies arriving, per owner: each may have at most half the
+ * request memory coming at once. */
+static struct owner {
+    uint64_t id;
+    size_t bytes;
+} owners[OWNERS_MAX];
+static pthread_mutex_t owners_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A large body's part of its owner's allowance (bytes 0: none). */
+typedef struct grant {
+    uint64_t owner;
+    size_t bytes;
+} grant_t;
+
+/* An HTTP/2 stream whose large body was judged. */
+typedef struct h2_judged {
+    uint32_t id;
+    bool refused; /* answered: what it still sends is dropped */
+} h2_judged_t;
 
 /* One accepted connection. Freed when its socket closes, or, if that
  * happens inside a callback the guard called (depth > 0), when it returns. */
@@ -98,7 +134,20 @@ typedef struct guard_conn {
     h2o_socket_cb inner_read, inner_write; /* h2o's callbacks the wrappers call */
     h2o_timeout_entry_t detect;            /* waiting for the first bytes (cfg->http2) */
     struct timeval connected_at;
-    size_t charged;      /* this connection's part of input_held */
+    size_t charged; /* this connection's part of input_held */
+    /* HTTP/1: the request arriving has had its head looked at (its body
+     * is small, or was allowed: h1_grant), until h2o stops reading it. */
+    bool h1_seen;
+    grant_t h1_grant;
+    /* HTTP/1: refused from its head; the answer being written (malloc'd),
+     * and what arrives dropped until drain_until. */
+    char *answer;
+    bool draining;
+    uint64_t drain_until;
+    size_t drained;
+    /* HTTP/2: the streams whose large body was judged. */
+    h2_judged_t h2_judged[H2_JUDGED_MAX];
+    size_t h2_njudged;
     uint64_t idle_since; /* HTTP/2: since when it has had no stream (0: it has) */
     int depth;
     bool closed, h2;
@@ -119,6 +168,11 @@ typedef struct held {
 static void wrapped_read(h2o_socket_t *sock, const char *err);
 static void wrapped_write(h2o_socket_t *sock, const char *err);
 static void on_close(void *data);
+static bool h1_check(guard_conn_t *c);
+static bool h1_drained(guard_conn_t *c);
+static void drop_input(guard_conn_t *c);
+static void h1_request_done(guard_conn_t *c);
+static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn);
 
 static size_t buf_bytes(const h2o_buffer_t *b)
 {
@@ -308,6 +362,8 @@ static void h2_police(guard_conn_t *c)
     h2o_http2_conn_t *conn = c->sock->data;
     if (conn->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING) return;
     h2_cap_streams(conn);
+    h2_check_bodies(c, conn);
+    if (conn->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING) return;
     if (charge(c)) h2_refuse(c, conn);
     if (buf_bytes(conn->_write.buf) + buf_bytes(conn->_write.buf_in_flight) > H2_WRITE_MAX)
         kill_socket(c->sock);
@@ -323,6 +379,12 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
 {
     guard_conn_t *c = sock->on_close.data;
     h2o_socket_cb cb = c->inner_read;
+    if (err == NULL && c->draining) {
+        if (!h1_drained(c)) return;
+        err = h2o_socket_error_closed;
+    }
+    /* A large body is judged from its head before h2o reads it. */
+    if (err == NULL && !c->h2 && h1_check(c)) return;
     /* HTTP/1 holds at most one request: over the budget, it goes before
      * h2o parses it. A client still reading gets the reason. */
     if (err == NULL && !c->h2 && charge(c)) {
@@ -338,10 +400,12 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     cb(sock, err);
     if (!leave(c) || h2_gone(c)) return;
     rewrap(c);
-    if (c->h2)
+    if (c->h2) {
         h2_police(c);
-    else
-        charge(c);
+        return;
+    }
+    if (!h2o_socket_is_reading(sock)) h1_request_done(c);
+    charge(c);
 }
 
 static void wrapped_write(h2o_socket_t *sock, const char *err)
@@ -353,6 +417,7 @@ static void wrapped_write(h2o_socket_t *sock, const char *err)
     cb(sock, err);
     if (!leave(c)) return;
     rewrap(c);
+    if (!h2o_socket_is_reading(sock)) h1_request_done(c);
     charge(c);
 }
 
@@ -360,6 +425,9 @@ static void on_close(void *data)
 {
     guard_conn_t *c = data;
     c->closed = true;
+    h1_request_done(c);
+    free(c->answer);
+    c->answer = NULL;
     atomic_fetch_sub(&input_held, c->charged);
     c->charged = 0;
     if (h2o_timeout_is_linked(&c->detect)) h2o_timeout_unlink(&c->detect);
@@ -598,9 +666,8 @@ void http_guard_json_type(h2o_req_t *req)
 /* The answer that replaces one the budget has no room for. An answer that
  * already carries an X-Request-Id (the API sets it first) names it in the
  * body's meta, as every error body of the API does. */
-static h2o_iovec_t busy_answer(h2o_req_t *req)
+static h2o_iovec_t busy_body(h2o_req_t *req)
 {
-    metrics_count(METRIC_GUARD_RESPONSE_MEMORY);
     req->res.status = 503;
     req->res.reason = "Service Unavailable";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
@@ -616,6 +683,12 @@ static h2o_iovec_t busy_answer(h2o_req_t *req)
     }
     req->res.content_length = body.len;
     return body;
+}
+
+static h2o_iovec_t busy_answer(h2o_req_t *req)
+{
+    metrics_count(METRIC_GUARD_RESPONSE_MEMORY);
+    return busy_body(req);
 }
 
 int http_response_admit(h2o_req_t *req, size_t len)
@@ -669,6 +742,351 @@ void http_guard_filter(h2o_pathconf_t *path)
 {
     h2o_filter_t *filter = h2o_create_filter(path, sizeof *filter);
     filter->on_setup_ostream = guard_on_setup_ostream;
+}
+
+/* --- large bodies ------------------------------------------------------------------ */
+
+/* picohttpparser, which h2o 2.2 is built with and exports (its header is
+ * not installed): the declarations of its version 1.x. */
+struct phr_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
+                      size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
+                      size_t last_len);
+
+/* Takes bytes of owner's allowance into g; false when it has not that much
+ * left (or no slot is free). */
+static bool grant_take(grant_t *g, uint64_t owner, size_t bytes)
+{
+    size_t cap = input_budget / 2;
+    struct owner *o = NULL, *spare = NULL;
+    bool ok = false;
+    pthread_mutex_lock(&owners_lock);
+    for (size_t i = 0; i < OWNERS_MAX && o == NULL; i++) {
+        if (owners[i].bytes > 0 && owners[i].id == owner)
+            o = &owners[i];
+        else if (owners[i].bytes == 0 && spare == NULL)
+            spare = &owners[i];
+    }
+    if (o == NULL) o = spare;
+    if (o != NULL && bytes <= cap && o->bytes <= cap - bytes) {
+        o->id = owner;
+        o->bytes += bytes;
+        g->owner = owner;
+        g->bytes = bytes;
+        ok = true;
+    }
+    pthread_mutex_unlock(&owners_lock);
+    return ok;
+}
+
+static void grant_give(grant_t *g)
+{
+    if (g->bytes == 0) return;
+    pthread_mutex_lock(&owners_lock);
+    for (size_t i = 0; i < OWNERS_MAX; i++)
+        if (owners[i].bytes > 0 && owners[i].id == g->owner) {
+            owners[i].bytes -= g->bytes < owners[i].bytes ? g->bytes : owners[i].bytes;
+            break;
+        }
+    pthread_mutex_unlock(&owners_lock);
+    g->bytes = 0;
+}
+
+/* An HTTP/2 stream's grant lives in its request's pool. */
+static void on_grant_dispose(void *p)
+{
+    grant_give(p);
+}
+
+/* Whether req's large body may come (0, its grant in g); otherwise the
+ * status of the answer in req->res and *answer. req's method and path are
+ * its input's, as h2o has not set them yet. */
+static int judge(guard_conn_t *c, h2o_req_t *req, size_t declared, grant_t *g, h2o_iovec_t *answer)
+{
+    h2o_iovec_t method = req->method, path = req->path;
+    size_t query_at = req->query_at;
+    req->method = req->input.method;
+    req->path = req->input.path;
+    const char *q = req->path.len > 0 ? memchr(req->path.base, '?', req->path.len) : NULL;
+    req->query_at = q != NULL ? (size_t)(q - req->path.base) : SIZE_MAX;
+    uint64_t owner = 0;
+    int status = body_check(req, declared, c->w->state, &owner, answer);
+    if (status == 0 && !grant_take(g, owner, declared != SIZE_MAX ? declared : body_large)) status = -1;
+    if (status < 0) {
+        metrics_count(METRIC_GUARD_REQUEST_MEMORY);
+        *answer = busy_body(req);
+        status = 503;
+    }
+    req->method = method;
+    req->path = path;
+    req->query_at = query_at;
+    return status;
+}
+
+/* Appends what fmt says to buf (n bytes so far, of H1_ANSWER_MAX); SIZE_MAX
+ * once it no longer fits. */
+static size_t append(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static size_t append(char *buf, size_t n, const char *fmt, ...)
+{
+    if (n == SIZE_MAX) return n;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf + n, H1_ANSWER_MAX - n, fmt, ap);
+    va_end(ap);
+    return k < 0 || (size_t)k >= H1_ANSWER_MAX - n ? SIZE_MAX : n + (size_t)k;
+}
+
+static void on_answer_written(h2o_socket_t *sock, const char *err)
+{
+    guard_conn_t *c = sock->on_close.data;
+    free(c->answer);
+    c->answer = NULL;
+    if (err == NULL) shutdown(h2o_socket_get_fd(sock), SHUT_WR);
+}
+
+/* Answers c's HTTP/1 request with req->res and body, closing the
+ * connection; what arrives meanwhile is dropped (h1_drained). */
+static void h1_answer(guard_conn_t *c, h2o_req_t *req, h2o_iovec_t body)
+{
+    c->draining = true;
+    c->drain_until = h2o_now(c->w->loop) + DRAIN_MS;
+    if (h2o_socket_is_writing(c->sock) || (c->answer = malloc(H1_ANSWER_MAX)) == NULL) {
+        kill_socket(c->sock);
+        return;
+    }
+    char *buf = c->answer;
+    size_t n = append(buf, 0, "HTTP/1.1 %d %s\r\n", req->res.status, req->res.reason);
+    for (size_t i = 0; i < req->res.headers.size; i++) {
+        const h2o_header_t *h = &req->res.headers.entries[i];
+        n = append(buf, n, "%.*s: %.*s\r\n", (int)h->name->len, h->name->base, (int)h->value.len,
+                   h->value.base);
+    }
+    n = append(buf, n, "content-length: %zu\r\nconnection: close\r\n\r\n%.*s", body.len, (int)body.len,
+               body.base);
+    if (n == SIZE_MAX) {
+        kill_socket(c->sock);
+        return;
+    }
+    /* Only now: req's headers may point into the input. */
+    drop_input(c);
+    h2o_iovec_t v = h2o_iovec_init(buf, n);
+    h2o_socket_write(c->sock, &v, 1, on_answer_written);
+    rewrap(c);
+}
+
+/* Frees c's input buffer, whose room would otherwise stay counted (and
+ * held) after its bytes are dropped; reading starts again with a small one. */
+static void drop_input(guard_conn_t *c)
+{
+    h2o_buffer_dispose(&c->sock->input);
+    h2o_buffer_init(&c->sock->input, &h2o_socket_buffer_prototype);
+    charge(c);
+}
+
+/* Drops what a refused HTTP/1 request still sends; true once it is time
+ * to close the connection. */
+static bool h1_drained(guard_conn_t *c)
+{
+    c->drained += c->sock->input->size;
+    drop_input(c);
+    return c->drained > body_large || h2o_now(c->w->loop) >= c->drain_until;
+}
+
+static void h1_request_done(guard_conn_t *c)
+{
+    c->h1_seen = false;
+    grant_give(&c->h1_grant);
+}
+
+/* Judges the HTTP/1 request whose head is parsed: its method, path and
+ * headers in a request of the guard's own (h2o's is not reachable). True
+ * when it was refused (answered). */
+static bool h1_judge(guard_conn_t *c, h2o_iovec_t method, h2o_iovec_t path, const struct phr_header *hs,
+                     size_t nh, size_t declared)
+{
+    /* h2o_dispose_request walks the output streams down to one without
+     * a next: this request has none but that one. */
+    static h2o_ostream_t no_output;
+    h2o_req_t *req = calloc(1, sizeof *req);
+    if (req == NULL) {
+        kill_socket(c->sock);
+        return true;
+    }
+    h2o_init_request(req, c->sock->data, NULL);
+    req->_ostr_top = &no_output;
+    req->version = 0x101;
+    req->input.method = h2o_strdup(&req->pool, method.base, method.len);
+    req->input.path = h2o_strdup(&req->pool, path.base, path.len);
+    for (size_t i = 0; i < nh; i++) {
+        h2o_iovec_t name = h2o_strdup(&req->pool, hs[i].name, hs[i].name_len);
+        h2o_strtolower(name.base, name.len);
+        const h2o_token_t *token = h2o_lookup_token(name.base, name.len);
+        if (token != NULL)
+            h2o_add_header(&req->pool, &req->headers, token, NULL, hs[i].value, hs[i].value_len);
+        else
+            h2o_add_header_by_str(&req->pool, &req->headers, name.base, name.len, 0, NULL, hs[i].value,
+                                  hs[i].value_len);
+    }
+    h2o_iovec_t answer;
+    int status = judge(c, req, declared, &c->h1_grant, &answer);
+    if (status != 0) h1_answer(c, req, answer);
+    h2o_dispose_request(req);
+    free(req);
+    return status != 0;
+}
+
+/* The body h2o will read after a parsed head, as h2o 2.2 reads it: a
+ * Transfer-Encoding makes it chunked, else the first Content-Length
+ * declares it. False for a request without a body. */
+static bool h1_body(const struct phr_header *hs, size_t nh, bool *chunked, size_t *declared)
+{
+    bool body = false;
+    *chunked = false;
+    *declared = SIZE_MAX;
+    for (size_t i = 0; i < nh; i++) {
+        if (h2o_lcstris(hs[i].name, hs[i].name_len, H2O_STRLIT("transfer-encoding"))) {
+            *chunked = body = true;
+        } else if (h2o_lcstris(hs[i].name, hs[i].name_len, H2O_STRLIT("content-length")) && !body) {
+            *declared = h2o_strtosize(hs[i].value, hs[i].value_len);
+            body = true;
+        }
+    }
+    return body;
+}
+
+/* HTTP/1, before h2o reads more of a request: h2o keeps the request's head
+ * at the start of the input until the request is done, so once the input
+ * outgrows what every connection may hold, the head is parsed, and a body
+ * to be over body_small (declared, or chunked and so far) is judged before
+ * h2o sees more of it. True when the request was refused. */
+static bool h1_check(guard_conn_t *c)
+{
+    h2o_buffer_t *in = c->sock->input;
+    if (body_check == NULL || c->h1_seen || in->size <= INPUT_FREE) return false;
+    const char *m, *p;
+    size_t mlen, plen, nh = H2O_MAX_HEADERS, declared;
+    int minor;
+    struct phr_header hs[H2O_MAX_HEADERS];
+    int len = phr_parse_request(in->bytes, in->size, &m, &mlen, &p, &plen, &minor, hs, &nh, 0);
+    if (len == -2) return false; /* the head is still arriving */
+    bool chunked;
+    if (len < 0 || !h1_body(hs, nh, &chunked, &declared) || (!chunked && declared <= body_small)) {
+        c->h1_seen = true; /* h2o answers what it cannot parse */
+        return false;
+    }
+    if (chunked && in->size - (size_t)len <= body_small) return false;
+    c->h1_seen = true;
+    return h1_judge(c, h2o_iovec_init(m, mlen), h2o_iovec_init(p, plen), hs, nh,
+                    chunked ? SIZE_MAX : declared);
+}
+
+/* Answers an HTTP/2 stream still receiving its body: the answer's HEADERS
+ * and DATA (END_STREAM). True when it was sent; false when the peer's
+ * windows cannot take it (the stream is then reset, REFUSED_STREAM). */
+static bool h2_answer(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_t *s, h2o_iovec_t body)
+{
+    ssize_t room = h2o_http2_window_get_window(&conn->_write.window);
+    ssize_t stream_room = h2o_http2_window_get_window(&s->output_window);
+    if (stream_room < room) room = stream_room;
+    if (room < (ssize_t)body.len || body.len > conn->peer_settings.max_frame_size) {
+        h2_reset(conn, s, H2O_HTTP2_ERROR_REFUSED_STREAM);
+        return false;
+    }
+    h2o_timestamp_t ts;
+    h2o_get_timestamp(&c->w->ctx, &s->req.pool, &ts);
+    h2o_hpack_flatten_response(&conn->_write.buf, &conn->_output_header_table, s->stream_id,
+                               conn->peer_settings.max_frame_size, &s->req.res, &ts,
+                               &c->w->ctx.globalconf->server_name, body.len);
+    h2o_iovec_t dst = h2o_buffer_reserve(&conn->_write.buf, H2O_HTTP2_FRAME_HEADER_SIZE + body.len);
+    uint8_t *p = h2o_http2_encode_frame_header((uint8_t *)dst.base, body.len, H2O_HTTP2_FRAME_TYPE_DATA,
+                                               H2O_HTTP2_FRAME_FLAG_END_STREAM, (int32_t)s->stream_id);
+    memcpy(p, body.base, body.len);
+    conn->_write.buf->size += H2O_HTTP2_FRAME_HEADER_SIZE + body.len;
+    h2o_http2_window_consume_window(&conn->_write.window, body.len);
+    h2o_http2_conn_request_write(conn);
+    return true;
+}
+
+/* A refused stream stays open on h2o's side until its client ends or
+ * resets it (or the 10 s request deadline does): closing it would have h2o
+ * answer each DATA frame still coming with RST_STREAM STREAM_CLOSED, which
+ * curl (7.88) reports as an error instead of the answer it was sent. What
+ * it still sends is dropped after each read, and its expected length can
+ * never be met, so that h2o resets it (PROTOCOL_ERROR) rather than hand it
+ * to a handler if it ends. */
+static void h2_drop_body(h2o_http2_stream_t *s)
+{
+    s->_expected_content_length = SIZE_MAX - 1;
+    if (s->_req_body->size == 0 && s->_req_body->capacity <= INPUT_FREE) return;
+    h2o_buffer_dispose(&s->_req_body);
+    h2o_buffer_init(&s->_req_body, &h2o_socket_buffer_prototype);
+}
+
+/* Forgets the judged streams (c->h2_judged) that no longer receive a body:
+ * those not among conn's streams s[0..n) still receiving. */
+static void h2_forget_judged(guard_conn_t *c, h2o_http2_stream_t *const *s, size_t n)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < c->h2_njudged; i++)
+        for (size_t j = 0; j < n; j++)
+            if (s[j]->stream_id == c->h2_judged[i].id && receiving(s[j])) {
+                c->h2_judged[kept++] = c->h2_judged[i];
+                break;
+            }
+    c->h2_njudged = kept;
+}
+
+static const h2_judged_t *h2_judged(const guard_conn_t *c, uint32_t id)
+{
+    for (size_t i = 0; i < c->h2_njudged; i++)
+        if (c->h2_judged[i].id == id) return &c->h2_judged[i];
+    return NULL;
+}
+
+static void h2_judge(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_t *s)
+{
+    grant_t g = {0};
+    h2o_iovec_t answer;
+    int status =
+        c->h2_njudged < H2_JUDGED_MAX ? judge(c, &s->req, s->_expected_content_length, &g, &answer) : -1;
+    if (status == 0) {
+        grant_t *kept = h2o_mem_alloc_shared(&s->req.pool, sizeof *kept, on_grant_dispose);
+        *kept = g;
+        c->h2_judged[c->h2_njudged++] = (h2_judged_t){s->stream_id, false};
+    } else if (status < 0) {
+        h2_reset(conn, s, H2O_HTTP2_ERROR_REFUSED_STREAM);
+    } else if (h2_answer(c, conn, s, answer)) {
+        c->h2_judged[c->h2_njudged++] = (h2_judged_t){s->stream_id, true};
+        h2_drop_body(s);
+    }
+}
+
+/* After h2o read from an HTTP/2 connection: each stream whose body is to
+ * be over body_small (declared, or so far) and was not judged yet is
+ * judged; what refused streams still send is dropped. (h2o has read the
+ * whole read by now: a body that one read completed is in the handler's
+ * hands, which refuses it in the same way.) */
+static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn)
+{
+    if (body_check == NULL) return;
+    h2o_http2_stream_t *s[STREAMS_SEEN];
+    size_t n = h2_streams(conn, s);
+    h2_forget_judged(c, s, n);
+    for (size_t i = 0; i < n && conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING; i++) {
+        if (s[i]->state != H2O_HTTP2_STREAM_STATE_RECV_BODY || s[i]->_req_body == NULL) continue;
+        const h2_judged_t *j = h2_judged(c, s[i]->stream_id);
+        size_t declared = s[i]->_expected_content_length;
+        bool large = (declared != SIZE_MAX && declared > body_small) || s[i]->_req_body->size > body_small;
+        if (j != NULL && j->refused)
+            h2_drop_body(s[i]);
+        else if (j == NULL && large)
+            h2_judge(c, conn, s[i]);
+    }
 }
 
 /* --- deadlines --------------------------------------------------------------------- */
@@ -763,6 +1181,9 @@ void http_guard_configure(h2o_globalconf_t *gc, const http_config_t *cfg)
     input_budget = cfg->request_memory != 0 ? cfg->request_memory : HTTP_MEMORY_DEFAULT;
     output_budget = cfg->response_memory != 0 ? cfg->response_memory : HTTP_MEMORY_DEFAULT;
     http2_on = cfg->http2;
+    body_check = cfg->body_check;
+    body_small = cfg->body_small;
+    body_large = cfg->max_body;
     request_ms = gc->http1.req_timeout;
     /* h2o would take the HTTP/2 preface (and Upgrade: h2c) inside its
      * HTTP/1 parser; with this off, only the guard recognises the preface,

@@ -27,6 +27,15 @@
  *   20 s is reset (CANCEL); a connection with over 1 MiB of frames waiting
  *   to be written is closed.
  *
+ * - large bodies: a body to be over cfg->body_small (declared, or so far)
+ *   is judged from its request's head by cfg->body_check before more of it
+ *   is read (HTTP/1: the head parsed again from the input, before h2o's
+ *   read callback; HTTP/2: the stream's parsed headers, after each read).
+ *   Refused, it is answered at once (HTTP/1: Connection: close, what still
+ *   comes read and dropped for 2 s; HTTP/2: the answer on the stream, what
+ *   still comes on it dropped). Allowed, it counts against its owner's
+ *   share (half the request memory) until it has arrived.
+ *
  * HTTP/1's own limits stay h2o's: a request must arrive within 10 s, and a
  * reader taking nothing for 20 s loses its connection (TCP_USER_TIMEOUT,
  * set by server.c).

@@ -16,7 +16,18 @@ typedef struct http_config {
     const char *host; /* numeric address to bind, e.g. "127.0.0.1" */
     uint16_t port;
     int threads;
-    size_t max_body;     /* bytes; larger request bodies are refused with 413 */
+    size_t max_body; /* bytes; larger request bodies are refused with 413 */
+    /* A body over body_small bytes (declared, or as it arrives) is read
+     * further only if body_check(req, declared, state, &owner, &answer)
+     * returns 0, from the request's head alone (declared: its
+     * Content-Length, SIZE_MAX when it has none); it then counts, with
+     * the other large bodies of that owner, against half the request
+     * memory (503 beyond). Otherwise it returns the status of the answer
+     * it made in req->res (headers) and *answer (the body, in req's pool),
+     * or -1 for none (a 503 is sent): the guard sends it at once and reads
+     * no more of the request (see guard.h). NULL: no check. */
+    size_t body_small;
+    int (*body_check)(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, h2o_iovec_t *answer);
     int max_connections; /* open at once, all threads together; beyond: 503 */
     /* What clients may make crmd hold, all threads together (0: the
      * default, HTTP_MEMORY_DEFAULT): request bytes received and not yet

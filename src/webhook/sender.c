@@ -216,9 +216,17 @@ static bool set_url(lane_t *l, const char *url)
     return true;
 }
 
+/* What a claim hands on_claimed, and what it counts. */
+typedef struct claim_ctx {
+    int64_t lease_until;
+    int rows;
+} claim_ctx_t;
+
 static void on_claimed(void *ctx, const store_lane_t *sl)
 {
-    int64_t lease_until = *(const int64_t *)ctx;
+    claim_ctx_t *cc = ctx;
+    int64_t lease_until = cc->lease_until;
+    cc->rows++;
     lane_t *l = find_lane(sl->id);
     if (l == NULL && S.nlanes < LANES_MAX && (l = calloc(1, sizeof *l)) != NULL) {
         snprintf(l->id, sizeof l->id, "%s", sl->id);
@@ -238,11 +246,16 @@ static void claim(int64_t now)
     S.last_claim = now;
     S.next_claim = now + CLAIM_EVERY_MS;
     if (S.nlanes >= LANES_MAX) return;
-    int64_t until = now + LEASE_MS;
+    claim_ctx_t cc = {.lease_until = now + LEASE_MS};
     int max = LANES_MAX - S.nlanes < CLAIM_BATCH ? LANES_MAX - S.nlanes : CLAIM_BATCH;
-    store_rc_t rc = store_outbox_claim(S.store, S.owner, now, until, max, on_claimed, &until);
+    store_rc_t rc = store_outbox_claim(S.store, S.owner, now, cc.lease_until, max, on_claimed, &cc);
     if (rc != STORE_OK && !S.store_failing) say("crmd: webhooks: cannot look for events to send (database)");
     S.store_failing = rc != STORE_OK;
+    /* A full batch: more webhooks may be due. They are claimed again soon,
+     * not in CLAIM_EVERY_MS, so that one app's many backlogged webhooks,
+     * claimed CLAIM_BATCH at a time, do not keep another app's webhook
+     * waiting behind them (each then sends one event at a time). */
+    if (rc == STORE_OK && cc.rows == max) S.next_claim = now + CLAIM_MIN_MS;
 }
 
 static bool was_sent(const lane_t *l, int64_t seq)

@@ -524,3 +524,31 @@ def test_the_delivery_log_keeps_attempts_for_webhook_log_keep(make_server, recei
                      what="the old attempt pruned")
     assert len(log) == 1 and log[0]["attributes"]["event_id"] == receiver.got()[1].event_id, log
     wait_until(lambda: deliveries(app, w["id"]) == [], what="the new attempt pruned in its turn")
+
+
+def test_an_apps_backlog_does_not_hold_up_another_apps_deliveries(make_server):
+    """One app with a 10,000-event backlog: its 100 webhooks (the most an app
+    may have), 100 events each, behind a receiver that takes 0.2 s an
+    event. Another app's event, made right after, is delivered within a
+    couple of seconds: the backlog's webhooks are claimed as fast as the
+    sender can take them, and each holds one transfer at a time."""
+    srv = make_server(extra_args=FLAGS)
+    a, b = srv.new_app(), srv.new_app()
+    slow = Receiver(lambda d, n: (204, {}, b"", 0.2))
+    fast = Receiver()
+    try:
+        for i in range(100):
+            create_webhook(a, slow.url(f"/a{i}"), events=["lead.created"])
+        create_webhook(b, fast.url("/b"), events=["lead.created"])
+        ops = [{"op": "create", "lead": {"name": f"A{i}"}} for i in range(100)]
+        assert_status(a.post("/leads/batch", {"operations": ops}), 200)
+        t0 = time.monotonic()
+        b.create_lead(name="B's")
+        got = fast.wait_for(1, timeout=20)
+        print(f"\nthe other app's event arrived {got[0].at - t0:.2f}s after it was made, "
+              f"{len(slow.got())} of the backlog's 10,000 events delivered by then")
+        assert got[0].at - t0 < 2.5, f"another app's event waited {got[0].at - t0:.1f}s behind the backlog"
+        assert len({d.path for d in slow.got()}) > 50, "the backlog's webhooks are worked on side by side"
+    finally:
+        slow.close()
+        fast.close()

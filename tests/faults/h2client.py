@@ -196,10 +196,11 @@ class H2Client:
             self._flush()
             return sid
 
-    def send_body(self, sid, nbytes, end_stream=False, timeout=5.0, chunk=16384):
-        """Sends nbytes of body on sid as flow control allows. Returns the
-        bytes sent (fewer if the stream was reset, the connection ended or
-        the window stayed shut past timeout)."""
+    def send_body(self, sid, nbytes, end_stream=False, timeout=5.0, chunk=16384, data=None):
+        """Sends nbytes of body on sid as flow control allows: data's first
+        nbytes, or that many b"x". Returns the bytes sent (fewer if the
+        stream was reset, the connection ended or the window stayed shut
+        past timeout)."""
         sent = 0
         deadline = time.monotonic() + timeout
         while sent < nbytes:
@@ -220,7 +221,8 @@ class H2Client:
                     self.cv.wait(min(left, 0.5))
                 last = end_stream and sent + n == nbytes
                 try:
-                    self.conn.send_data(sid, b"x" * n, end_stream=last)
+                    self.conn.send_data(sid, b"x" * n if data is None else data[sent:sent + n],
+                                        end_stream=last)
                 except (h2.exceptions.StreamClosedError, h2.exceptions.FlowControlError):
                     return sent
                 self._flush()
