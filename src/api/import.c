@@ -202,7 +202,7 @@ typedef struct row_source {
 } row_source_t;
 
 /* Records the lead.created events of the lead passed on last, which the
- * store has inserted by the time it asks for the next one: in the same
+ * store has taken by the time it asks for the next one: in the same
  * transaction and in the file's order, as a POST /leads would (outbox.h).
  * Its texts still point into the reader's current row. */
 static bool record_pending(row_source_t *src)

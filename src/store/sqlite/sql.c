@@ -357,6 +357,25 @@ const char *const sq_copy_count_sql =
     "(SELECT count(*) FROM leads_trash), (SELECT count(*) FROM follows_trash), "
     "(SELECT count(*) FROM lead_history), (SELECT count(*) FROM idempotency_keys)";
 
+/* Bulk creates (leads.c, sq_lead_create_many). A statement that writes
+ * leads inside a transaction that has already written the search index
+ * opens a statement savepoint, and FTS5 writes its pending entries out as
+ * a new segment at every savepoint: created one INSERT at a time, an
+ * import made a segment (and its merges) per lead, four times the cost of
+ * the same rows in one statement. So the leads wait in a temporary table
+ * (in memory, this connection's alone), and go into leads by one
+ * INSERT ... SELECT per SQ_STAGE_ROWS, the triggers running for each row
+ * inside that one statement. Parameters as Q_LEAD_INSERT's. */
+const char *const sq_stage_sql[3] = {
+    "CREATE TEMP TABLE IF NOT EXISTS leads_incoming (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold)",
+    "INSERT INTO temp.leads_incoming (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold) VALUES "
+    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    "INSERT INTO main.leads (app_id, " SCHEMA_LEAD_COLS
+    ", name_fold, source_fold) SELECT app_id, " SCHEMA_LEAD_COLS
+    ", name_fold, source_fold FROM temp.leads_incoming ORDER BY rowid;"
+    "DELETE FROM temp.leads_incoming;",
+};
+
 /* app_id comes last, so the record readers read the rest unchanged. */
 const char *const sq_export_sql[9] = {
     "SELECT " SCHEMA_APP_COLS " FROM apps ORDER BY id",

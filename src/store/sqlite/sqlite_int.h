@@ -108,6 +108,11 @@ extern const char *const sq_import_key_sql;
 extern const char *const sq_import_app_sql[2]; /* [keep_id] */
 extern const char *const sq_import_revoked_sql;
 extern const char *const sq_import_counts_sql;
+/* Bulk creates (leads.c): the staging table, a row into it, and its rows
+ * into leads (two statements: for sqlite3_exec). */
+extern const char *const sq_stage_sql[3];
+/* At most this many leads wait in the staging table. */
+#define SQ_STAGE_ROWS 1000
 /* The text of the partial update id (Q_LEAD_UPDATE or Q_FOLLOW_UPDATE)
  * that sets only the attributes in fields, written into buf (at least
  * SQ_UPDATE_SQL_MAX bytes); returns buf. Its parameters are those of id. */
