@@ -25,7 +25,9 @@
 #include "api/resource.h"
 #include "api/respond.h"
 #include "api/writer.h"
+#include "model/event.h"
 #include "model/uuid.h"
+#include "store/webhook.h"
 
 #define BATCH_OPS_MAX 500
 
@@ -211,6 +213,7 @@ typedef struct create_run {
     int first, n;         /* its index in the batch; its length */
     int given;            /* the operations given to the store so far */
     int done;             /* those of them recorded and rendered */
+    bool no_events;       /* no webhook wants lead.created (store_event_wanted) */
 } create_run_t;
 
 /* Records and renders the creates given and not yet recorded, which the
@@ -220,7 +223,8 @@ static bool record_given(create_run_t *r)
 {
     for (; r->done < r->given; r->done++) {
         const lead_t *l = &r->op[r->done].patch.v;
-        const api_change_t c = {.kind = CHANGE_LEAD, .action = CHANGE_CREATED, .lead_after = l};
+        const api_change_t c = {
+            .kind = CHANGE_LEAD, .action = CHANGE_CREATED, .lead_after = l, .no_events = r->no_events};
         if (!api_change_record(r->s, r->w, &c)) return false;
         if (r->first + r->done > 0) jw_lit(&r->w->out, ",");
         lead_encode(&r->w->out, l);
@@ -241,7 +245,10 @@ static store_rc_t apply_creates(store_t *s, api_write_t *w, const batch_t *b, in
 {
     create_run_t r = {.s = s, .w = w, .op = &b->op[first], .first = first, .n = end - first};
     int64_t created = 0;
-    store_rc_t rc = store_lead_create_many(s, w->app, next_create, &r, &created);
+    bool wanted = true;
+    store_rc_t rc = store_event_wanted(s, w->app, EVENT_LEAD_CREATED, &wanted);
+    r.no_events = !wanted;
+    if (rc == STORE_OK) rc = store_lead_create_many(s, w->app, next_create, &r, &created);
     /* The store asks again after the last lead it inserted; this only
      * guards that promise. */
     if (rc == STORE_OK && r.done < r.n) rc = STORE_UNAVAILABLE;

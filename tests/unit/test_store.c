@@ -3812,3 +3812,35 @@ Test(store, find_reads_given_a_loop_end_from_it_as_they_read_at_once)
     expect_ids(&next, (const char(*)[UUID_BUFSZ])want_next.ids, want_next.n, "the next page");
     store_close(s);
 }
+
+/* store_event_wanted: on SQLite, whether an active webhook of the app is
+ * subscribed to the type (or to *); on PostgreSQL always (another process
+ * may add one meanwhile). */
+Test(store, an_event_is_wanted_only_by_an_active_subscribed_webhook_of_the_app)
+{
+    bool wanted = false;
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    cr_assert_eq(store_event_wanted(st, app1.id, EVENT_LEAD_CREATED, &wanted), STORE_OK);
+    cr_expect_eq(wanted, on_postgres, "no webhook at all");
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    webhook_t other = mk_webhook(20, EVENT_BIT(EVENT_LEAD_UPDATED), 1000);
+    cr_assert_eq(store_webhook_create(st, app1.id, &other, 100), STORE_OK);
+    webhook_t all = mk_webhook(21, EVENT_ALL, 1000);
+    cr_assert_eq(store_webhook_create(st, app2.id, &all, 100), STORE_OK);
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    cr_assert_eq(store_event_wanted(st, app1.id, EVENT_LEAD_CREATED, &wanted), STORE_OK);
+    cr_expect_eq(wanted, on_postgres, "another type, and another app's webhook");
+    cr_assert_eq(store_event_wanted(st, app1.id, EVENT_LEAD_UPDATED, &wanted), STORE_OK);
+    cr_expect(wanted, "its type");
+    cr_assert_eq(store_event_wanted(st, app2.id, EVENT_LEAD_CREATED, &wanted), STORE_OK);
+    cr_expect(wanted, "subscribed to *");
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    webhook_patch_t p = {.fields = WEBHOOK_F_ACTIVE};
+    hooks_seen_t h = {0};
+    cr_assert_eq(store_webhook_update(st, app2.id, ID(21), &p, 500, on_hook, &h), STORE_OK);
+    cr_assert_eq(h.active[0], false);
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    cr_assert_eq(store_event_wanted(st, app2.id, EVENT_LEAD_CREATED, &wanted), STORE_OK);
+    cr_expect_eq(wanted, on_postgres, "an inactive webhook");
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+}

@@ -267,7 +267,9 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     [Q_OUT_CLAIM] = "UPDATE webhooks SET lease_owner = ?1, lease_until = ?2 WHERE id IN ("                   \
                     "SELECT w.id FROM webhooks w WHERE w.active AND w.lease_until <= ?3 AND (SELECT e.next_at " \
                     "FROM webhook_events e WHERE e.webhook_id = w.id ORDER BY e.seq LIMIT 1) <= ?3 LIMIT ?4) "  \
-                    "RETURNING " SCHEMA_LANE_COLS
+                    "RETURNING " SCHEMA_LANE_COLS,                                                    \
+    /* Q_EV_RECORD's webhooks (and so the backlog's): is there one? */                                     \
+    [Q_EV_WANTED] = "SELECT 1 FROM webhooks WHERE app_id = ?1 AND active AND (events & ?2) <> 0 LIMIT 1"
 
 /* The page of a lead list: its keys come from the covering index alone
  * (skipping rows there costs no table lookups); only the page's rows are

@@ -70,6 +70,7 @@ enum sq_stmt_id {
     Q_WH_DELETE_EVENTS,
     Q_WH_DELETE_ATTEMPTS,
     Q_OUT_CLAIM,
+    Q_EV_WANTED,
     Q_TRASH_LEAD_IN,
     Q_TRASH_FOLLOWS_IN,
     Q_RECOVER_LEAD,
