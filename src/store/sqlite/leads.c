@@ -20,42 +20,32 @@ store_rc_t sq_add_lead_count(sqlite_store_t *s, int64_t app, int delta)
     return sq_run(s, st);
 }
 
+/* Stages a create (sqlite_int.h: staged creates), refused as leads would
+ * refuse it: a taken id there or among the staged rows, a constraint. */
+static store_rc_t stage_lead(sqlite_store_t *s, int64_t app, const lead_t *l)
+{
+    sqlite3_stmt *taken = sq_stmt(s, Q_STAGE_TAKEN), *st = sq_stmt(s, Q_STAGE_INSERT);
+    if (taken == NULL || st == NULL) return STORE_ERROR;
+    sq_bind_key(taken, app, l->id, NULL);
+    int src = sqlite3_step(taken);
+    sq_reset(taken);
+    if (src == SQLITE_ROW) return STORE_CONFLICT;
+    if (src != SQLITE_DONE) return sq_map_rc(s, src);
+    sq_bind_lead_row(st, app, l);
+    store_rc_t rc = sq_run(s, st);
+    if (rc == STORE_OK && ++s->staged >= SQ_STAGE_ROWS) rc = sq_stage_flush(s);
+    return rc;
+}
+
 store_rc_t sq_lead_create(store_t *base, int64_t app, const lead_t *l)
 {
     sqlite_store_t *s = sq_of(base);
     store_rc_t rc = sq_begin_write(s);
     if (rc != STORE_OK) return rc;
-    rc = sq_insert_lead(s, app, l);
+    rc = s->base.batch == BATCH_OPEN ? stage_lead(s, app, l) : sq_insert_lead(s, app, l);
     if (rc == STORE_OK) rc = sq_add_lead_count(s, app, 1);
     s->local_writes++;
     return sq_finish(s, rc);
-}
-
-/* Moves the staged leads into leads (sq_stage_sql). */
-static store_rc_t stage_flush(sqlite_store_t *s)
-{
-    int src = sqlite3_exec(s->db, sq_stage_sql[2], NULL, NULL, NULL);
-    return src == SQLITE_OK ? STORE_OK : sq_map_rc(s, src);
-}
-
-/* Stages every lead next gives, SQ_STAGE_ROWS at a time; *created counts
- * them. The staged rows of a failure are left to the batch's rollback. */
-static store_rc_t stage_leads(sqlite_store_t *s, sqlite3_stmt *st, int64_t app, store_lead_next_fn next,
-                              void *ctx, int64_t *created)
-{
-    store_rc_t rc = STORE_OK;
-    int staged = 0;
-    lead_t l;
-    while (rc == STORE_OK && next(ctx, &l)) {
-        sq_bind_lead_row(st, app, &l);
-        rc = sq_run(s, st);
-        if (rc == STORE_OK) ++*created;
-        if (rc == STORE_OK && ++staged == SQ_STAGE_ROWS) {
-            rc = stage_flush(s);
-            staged = 0;
-        }
-    }
-    return rc == STORE_OK && staged > 0 ? stage_flush(s) : rc;
 }
 
 store_rc_t sq_lead_create_many(store_t *base, int64_t app, store_lead_next_fn next, void *ctx,
@@ -67,12 +57,11 @@ store_rc_t sq_lead_create_many(store_t *base, int64_t app, store_lead_next_fn ne
     /* The batch's transaction holds the write lock; a failure ends the
      * batch uncommitted, so no savepoint is needed per lead. */
     store_rc_t rc = sq_begin_single(s);
-    int src = rc == STORE_OK ? sqlite3_exec(s->db, sq_stage_sql[0], NULL, NULL, NULL) : SQLITE_OK;
-    if (src != SQLITE_OK) rc = sq_map_rc(s, src);
-    sqlite3_stmt *st = rc == STORE_OK ? sq_prepare_once(s, sq_stage_sql[1]) : NULL;
-    if (rc == STORE_OK && st == NULL) rc = STORE_ERROR;
-    if (rc == STORE_OK) rc = stage_leads(s, st, app, next, ctx, created);
-    sqlite3_finalize(st);
+    lead_t l;
+    while (rc == STORE_OK && next(ctx, &l)) {
+        rc = stage_lead(s, app, &l);
+        if (rc == STORE_OK) ++*created;
+    }
     if (rc == STORE_OK && *created > INT_MAX) rc = STORE_ERROR;
     if (rc == STORE_OK && *created > 0) rc = sq_add_lead_count(s, app, (int)*created);
     s->local_writes++;

@@ -348,6 +348,15 @@ const char *const sq_stmt_sql[Q__COUNT] = {
                       "FROM idempotency_keys WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
     [Q_TRASH_EXPIRE_LEADS] = "DELETE FROM leads_trash WHERE (app_id, id) IN (SELECT app_id, id "
                              "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
+    /* Staged creates (leads.c): a row in (parameters as Q_LEAD_INSERT's),
+     * whether the id is taken in leads, and the rows into leads, in the
+     * order staged, then out of the staging table. */
+    [Q_STAGE_INSERT] = "INSERT INTO temp.leads_incoming (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    [Q_STAGE_TAKEN] = "SELECT 1 FROM main.leads WHERE " SCHEMA_LEAD_KEY(P),
+    [Q_STAGE_FLUSH] = "INSERT INTO main.leads (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold) SELECT app_id, "
+                      SCHEMA_LEAD_COLS ", name_fold, source_fold FROM temp.leads_incoming ORDER BY rowid",
+    [Q_STAGE_CLEAR] = "DELETE FROM temp.leads_incoming",
 };
 /* clang-format on */
 
@@ -359,24 +368,22 @@ const char *const sq_copy_count_sql =
     "(SELECT count(*) FROM leads_trash), (SELECT count(*) FROM follows_trash), "
     "(SELECT count(*) FROM lead_history), (SELECT count(*) FROM idempotency_keys)";
 
-/* Bulk creates (leads.c, sq_lead_create_many). A statement that writes
- * leads inside a transaction that has already written the search index
- * opens a statement savepoint, and FTS5 writes its pending entries out as
- * a new segment at every savepoint: created one INSERT at a time, an
- * import made a segment (and its merges) per lead, four times the cost of
- * the same rows in one statement. So the leads wait in a temporary table
- * (in memory, this connection's alone), and go into leads by one
- * INSERT ... SELECT per SQ_STAGE_ROWS, the triggers running for each row
- * inside that one statement. Parameters as Q_LEAD_INSERT's. */
-const char *const sq_stage_sql[3] = {
-    "CREATE TEMP TABLE IF NOT EXISTS leads_incoming (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold)",
-    "INSERT INTO temp.leads_incoming (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold) VALUES "
-    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    "INSERT INTO main.leads (app_id, " SCHEMA_LEAD_COLS
-    ", name_fold, source_fold) SELECT app_id, " SCHEMA_LEAD_COLS
-    ", name_fold, source_fold FROM temp.leads_incoming ORDER BY rowid;"
-    "DELETE FROM temp.leads_incoming;",
-};
+/* The staging table of lead creates (leads.c), made by every connection
+ * as it opens: temporary (in memory, the connection's alone), with the
+ * constraints of leads that a single row can break, so that a create is
+ * refused there as it would be by leads. */
+/* clang-format off */
+const char *const sq_stage_table_sql =
+    "CREATE TEMP TABLE leads_incoming ("
+    "  app_id INTEGER NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  name TEXT NOT NULL, source TEXT, account_id TEXT, contact_id TEXT,"
+    "  value_cents INTEGER CHECK (value_cents >= 0),"
+    SCHEMA_V1_LEAD_CHECKED
+    "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    "  name_fold TEXT, source_fold TEXT,"
+    "  PRIMARY KEY (app_id, id))";
+/* clang-format on */
 
 /* app_id comes last, so the record readers read the rest unchanged. */
 const char *const sq_export_sql[9] = {
