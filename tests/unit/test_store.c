@@ -3845,7 +3845,7 @@ Test(store, an_event_is_wanted_only_by_an_active_subscribed_webhook_of_the_app)
 
 /* Creates inside a batch (SQLite stages them, sqlite_int.h): a repeated
  * id or a broken constraint is refused at once, alone; the batch's own
- * reads, updates and follows see its creates; after the commit search and
+ * reads and follows see its creates; after the commit search and
  * the summary hold every one, and a batch undone leaves none. */
 Test(store, creates_inside_a_batch_are_refused_read_and_kept_as_single_ones)
 {
