@@ -3881,6 +3881,21 @@ Test(store, creates_inside_a_batch_are_refused_read_and_kept_as_single_ones)
     int64_t total = -1;
     cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &found, NULL), STORE_OK);
     cr_expect_eq(total, 2, "both staged leads are in the search index");
+    /* A write that fails after the staged creates went into leads within
+     * its savepoint (a trashing of an unknown id) undoes only itself: the
+     * creates before it are committed all the same. */
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    lead_t d = mk_lead(5, "Staged Delta", 600);
+    cr_assert_eq(store_lead_create(st, app1.id, &d), STORE_OK);
+    cr_expect_eq(store_lead_trash(st, app1.id, ID(63), 700), STORE_NOT_FOUND);
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    cr_expect_eq(get_lead(app1.id, ID(5), &got), STORE_OK, "the create before a failed write is kept");
+    cr_expect_eq(lead_total(app1.id), 3);
+    q = base_query();
+    q.f.search = T("staged");
+    found = (found_t){0};
+    cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &found, NULL), STORE_OK);
+    cr_expect_eq(total, 3, "and in the search index");
     /* Undone: nothing of it stays, in leads or in the staging table. */
     cr_assert_eq(store_batch_begin(st), STORE_OK);
     lead_t c = mk_lead(4, "Staged Gamma", 500);
@@ -3891,5 +3906,5 @@ Test(store, creates_inside_a_batch_are_refused_read_and_kept_as_single_ones)
     cr_assert_eq(store_lead_create(st, app1.id, &b), STORE_CONFLICT);
     cr_assert_eq(store_batch_end(st, 1), STORE_OK);
     cr_expect_eq(get_lead(app1.id, ID(4), &got), STORE_NOT_FOUND, "no undone create comes back");
-    cr_expect_eq(lead_total(app1.id), 2);
+    cr_expect_eq(lead_total(app1.id), 3);
 }

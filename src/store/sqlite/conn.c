@@ -99,8 +99,12 @@ sqlite3_stmt *sq_stmt(sqlite_store_t *s, enum sq_stmt_id id)
     /* Whatever else runs sees the staged leads in leads first: a commit
      * commits them, a read reads them. */
     if (s->staged > 0 && !stage_safe(id) && sq_stage_flush(s) != STORE_OK) return NULL;
-    /* A rollback takes the staged rows with it. */
+    /* A rollback takes the staged rows with it. A rollback to a savepoint
+     * may put some back: when the rows were moved inside the write it
+     * undoes (a trashing that found no lead), the move is undone too, and
+     * they wait again. */
     if (id == Q_ROLLBACK) s->staged = 0;
+    if (id == Q_ROLLBACK_TO && s->staged == 0) s->staged = 1;
     if (s->stmt[id] == NULL && sqlite3_prepare_v3(s->db, sq_stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
                                                   &s->stmt[id], NULL) != SQLITE_OK) {
         store_log("crmd: sqlite: prepare failed: %s", sqlite3_errmsg(s->db));

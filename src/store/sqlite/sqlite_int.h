@@ -202,7 +202,9 @@ void sq_reset(sqlite3_stmt *st);
  * own write), at the commit, and when SQ_STAGE_ROWS wait. A refused
  * create (a taken id, a broken constraint) is refused when staged, as
  * leads would refuse it; a failed move fails the commit, so no create is
- * acknowledged without its row. Moves the staged rows now. */
+ * acknowledged without its row; a move undone with the savepoint of the
+ * write it ran in leaves the rows staged again, to be moved later.
+ * Moves the staged rows now. */
 store_rc_t sq_stage_flush(sqlite_store_t *s);
 
 /* Prepares sql for one use (bulk copy and migrations run once per
