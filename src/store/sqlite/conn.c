@@ -88,9 +88,16 @@ store_rc_t sq_stage_flush(sqlite_store_t *s)
     sqlite3_stmt *in = sq_stmt(s, Q_STAGE_FLUSH), *clear = sq_stmt(s, Q_STAGE_CLEAR);
     if (in == NULL || clear == NULL) return STORE_ERROR;
     store_rc_t rc = sq_run(s, in);
-    if (rc == STORE_OK) rc = sq_run(s, clear);
-    if (rc == STORE_OK) s->staged = 0;
-    return rc;
+    if (rc != STORE_OK) return rc; /* the statement undone: the rows wait still */
+    rc = sq_run(s, clear);
+    if (rc == STORE_OK) {
+        s->staged = 0;
+        return STORE_OK;
+    }
+    /* The rows are in leads and still staged (out of memory): moved again
+     * they would clash, so the batch may not commit. */
+    if (s->base.batch != BATCH_NONE) s->base.batch = BATCH_BROKEN;
+    return STORE_UNAVAILABLE;
 }
 
 sqlite3_stmt *sq_stmt(sqlite_store_t *s, enum sq_stmt_id id)
