@@ -3860,6 +3860,8 @@ Test(store, creates_inside_a_batch_are_refused_read_and_kept_as_single_ones)
     lead_t bad = mk_lead(3, "Bad", 300);
     bad.probability = 101;
     cr_expect_eq(store_lead_create(st, app1.id, &bad), STORE_CONFLICT, "the probability's CHECK");
+    lead_t stray = mk_lead(6, "Stray", 300);
+    cr_expect_neq(store_lead_create(st, app1.id + app2.id + 100, &stray), STORE_OK, "an unknown app");
     cr_assert_eq(store_lead_create(st, app1.id, &b), STORE_OK);
     lead_copy_t got;
     cr_assert_eq(get_lead(app1.id, ID(2), &got), STORE_OK, "the batch reads its own create");

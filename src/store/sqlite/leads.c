@@ -21,7 +21,8 @@ store_rc_t sq_add_lead_count(sqlite_store_t *s, int64_t app, int delta)
 }
 
 /* Stages a create (sqlite_int.h: staged creates), refused as leads would
- * refuse it: a taken id there or among the staged rows, a constraint. */
+ * refuse it: a taken id there or among the staged rows, an unknown app, a
+ * constraint. */
 static store_rc_t stage_lead(sqlite_store_t *s, int64_t app, const lead_t *l)
 {
     sqlite3_stmt *taken = sq_stmt(s, Q_STAGE_TAKEN), *st = sq_stmt(s, Q_STAGE_INSERT);

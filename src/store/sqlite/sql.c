@@ -349,11 +349,13 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     [Q_TRASH_EXPIRE_LEADS] = "DELETE FROM leads_trash WHERE (app_id, id) IN (SELECT app_id, id "
                              "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
     /* Staged creates (leads.c): a row in (parameters as Q_LEAD_INSERT's),
-     * whether the id is taken in leads, and the rows into leads, in the
-     * order staged, then out of the staging table. */
+     * whether leads would refuse it (its id taken, or its app unknown: the
+     * foreign key), and the rows into leads, in the order staged, then out
+     * of the staging table. */
     [Q_STAGE_INSERT] = "INSERT INTO temp.leads_incoming (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold) "
                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    [Q_STAGE_TAKEN] = "SELECT 1 FROM main.leads WHERE " SCHEMA_LEAD_KEY(P),
+    [Q_STAGE_TAKEN] = "SELECT 1 FROM main.leads WHERE " SCHEMA_LEAD_KEY(P) " UNION ALL SELECT 1 WHERE NOT EXISTS "
+                      "(SELECT 1 FROM main.apps WHERE id = ?1)",
     [Q_STAGE_FLUSH] = "INSERT INTO main.leads (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold) SELECT app_id, "
                       SCHEMA_LEAD_COLS ", name_fold, source_fold FROM temp.leads_incoming ORDER BY rowid",
     [Q_STAGE_CLEAR] = "DELETE FROM temp.leads_incoming",
