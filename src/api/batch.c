@@ -11,6 +11,7 @@
  * every check has passed, so a refused batch changes nothing; a failure
  * while applying (the database's) undoes the whole transaction.
  */
+#include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,9 @@
 #include "api/resource.h"
 #include "api/respond.h"
 #include "api/writer.h"
+#include "model/event.h"
 #include "model/uuid.h"
+#include "store/webhook.h"
 
 #define BATCH_OPS_MAX 500
 
@@ -168,23 +171,19 @@ static bool ids_live(store_t *s, api_write_t *w, const batch_t *b)
     return false;
 }
 
-/* Applies operation o, rendering its result into w->out; its change is
- * recorded like a single write's (change.h: events, history). */
+/* Applies update or delete o, rendering its result into w->out; its
+ * change is recorded like a single write's (change.h: events, history). */
 static store_rc_t apply(store_t *s, api_write_t *w, batch_op_t *o)
 {
     api_held_t before = {0}, after = {0};
     api_change_t c = {.kind = CHANGE_LEAD};
-    store_rc_t rc = STORE_OK;
-    if (o->kind != OP_CREATE) rc = store_lead_get(s, w->app, o->id, api_hold_lead, &before, NULL);
-    if (rc == STORE_OK && o->kind != OP_CREATE && !before.found) rc = STORE_UNAVAILABLE; /* out of memory */
+    assert(o->kind != OP_CREATE);
+    store_rc_t rc = store_lead_get(s, w->app, o->id, api_hold_lead, &before, NULL);
+    if (rc == STORE_OK && !before.found) rc = STORE_UNAVAILABLE; /* out of memory */
     if (o->kind == OP_DELETE) {
         c.action = CHANGE_DELETED;
         c.lead_before = &before.lead;
         if (rc == STORE_OK) rc = store_lead_trash(s, w->app, o->id, w->now);
-    } else if (o->kind == OP_CREATE) {
-        c.action = CHANGE_CREATED;
-        c.lead_after = &o->patch.v;
-        rc = store_lead_create(s, w->app, &o->patch.v);
     } else {
         c.action = CHANGE_UPDATED;
         c.lead_before = &before.lead;
@@ -203,15 +202,76 @@ static store_rc_t apply(store_t *s, api_write_t *w, batch_op_t *o)
     return rc;
 }
 
+/* A run of consecutive creates, given to the store as one bulk insert
+ * (store_lead_create_many: SQLite then writes the search index and the
+ * totals by one statement instead of one per lead), each recorded and
+ * rendered in order as a single create would be. */
+typedef struct create_run {
+    store_t *s;
+    api_write_t *w;
+    const batch_op_t *op; /* the run's first operation */
+    int first, n;         /* its index in the batch; its length */
+    int given;            /* the operations given to the store so far */
+    int done;             /* those of them recorded and rendered */
+    bool no_events;       /* no webhook wants lead.created (store_event_wanted) */
+} create_run_t;
+
+/* Records and renders the creates given and not yet recorded, which the
+ * store has by the time it asks for the next one (store.h); false when
+ * recording failed (the write's answer then says so). */
+static bool record_given(create_run_t *r)
+{
+    for (; r->done < r->given; r->done++) {
+        const lead_t *l = &r->op[r->done].patch.v;
+        const api_change_t c = {
+            .kind = CHANGE_LEAD, .action = CHANGE_CREATED, .lead_after = l, .no_events = r->no_events};
+        if (!api_change_record(r->s, r->w, &c)) return false;
+        if (r->first + r->done > 0) jw_lit(&r->w->out, ",");
+        lead_encode(&r->w->out, l);
+    }
+    return true;
+}
+
+static bool next_create(void *ctx, lead_t *lead)
+{
+    create_run_t *r = ctx;
+    if (!record_given(r) || r->given == r->n) return false;
+    *lead = r->op[r->given++].patch.v;
+    return true;
+}
+
+/* Creates operations first..end-1 (all creates). */
+static store_rc_t apply_creates(store_t *s, api_write_t *w, const batch_t *b, int first, int end)
+{
+    create_run_t r = {.s = s, .w = w, .op = &b->op[first], .first = first, .n = end - first};
+    int64_t created = 0;
+    bool wanted = true;
+    store_rc_t rc = store_event_wanted(s, w->app, EVENT_LEAD_CREATED, &wanted);
+    r.no_events = !wanted;
+    if (rc == STORE_OK) rc = store_lead_create_many(s, w->app, next_create, &r, &created);
+    /* The store asks again after the last lead it inserted; this only
+     * guards that promise. */
+    if (rc == STORE_OK && r.done < r.n) rc = STORE_UNAVAILABLE;
+    return rc == STORE_OK && created != r.n ? STORE_ERROR : rc;
+}
+
 static void run_batch_ops(store_t *s, api_write_t *w)
 {
     batch_t *b = batch_of(w);
     if (!ids_live(s, w, b)) return;
     jw_reset(&w->out);
     jw_lit(&w->out, "{\"data\":[");
-    for (int i = 0; i < b->n; i++) {
-        if (i > 0) jw_lit(&w->out, ",");
-        store_rc_t rc = apply(s, w, &b->op[i]);
+    for (int i = 0, end; i < b->n; i = end) {
+        store_rc_t rc;
+        end = i + 1;
+        if (b->op[i].kind == OP_CREATE) {
+            while (end < b->n && b->op[end].kind == OP_CREATE)
+                end++;
+            rc = apply_creates(s, w, b, i, end);
+        } else {
+            if (i > 0) jw_lit(&w->out, ",");
+            rc = apply(s, w, &b->op[i]);
+        }
         if (rc != STORE_OK) {
             /* Some operations are written already: undo the transaction. */
             w->undo_batch = true;

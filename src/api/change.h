@@ -32,6 +32,9 @@ typedef struct api_change {
     enum api_change_action action;
     const lead_t *lead_before, *lead_after;
     const follow_t *follow_before, *follow_after;
+    /* No webhook can get its events (store_event_wanted said so for this
+     * batch): none is recorded. */
+    bool no_events;
 } api_change_t;
 
 /* Records what follows from change c, made by write w (its app and time),

@@ -34,7 +34,9 @@
 #include "api/resource.h"
 #include "api/writer.h"
 #include "model/csv.h"
+#include "model/event.h"
 #include "model/text.h"
+#include "store/webhook.h"
 
 /* --- the plan --------------------------------------------------------------- */
 
@@ -196,20 +198,22 @@ typedef struct row_source {
     int64_t now;
     const char *actor; /* who imports: the history's actor */
     lead_patch_t p;
+    bool no_events;  /* no webhook wants lead.created (store_event_wanted) */
     bool no_id;      /* no randomness for an id: stopped */
     bool pending;    /* p.v was passed on and its lead.created is not recorded yet */
     store_rc_t fail; /* recording an event failed: stopped */
 } row_source_t;
 
 /* Records the lead.created events of the lead passed on last, which the
- * store has inserted by the time it asks for the next one: in the same
+ * store has taken by the time it asks for the next one: in the same
  * transaction and in the file's order, as a POST /leads would (outbox.h).
  * Its texts still point into the reader's current row. */
 static bool record_pending(row_source_t *src)
 {
     if (!src->pending) return true;
     src->pending = false;
-    const api_change_t c = {.kind = CHANGE_LEAD, .action = CHANGE_CREATED, .lead_after = &src->p.v};
+    const api_change_t c = {
+        .kind = CHANGE_LEAD, .action = CHANGE_CREATED, .lead_after = &src->p.v, .no_events = src->no_events};
     int recorded = 0;
     src->fail = api_outbox_record(src->s, src->app, src->now, &c, &recorded);
     if (src->fail == STORE_OK) src->fail = api_history_add(src->s, src->app, src->actor, src->now, &c);
@@ -243,7 +247,11 @@ store_rc_t import_create_rows(store_t *s, int64_t app, int64_t now, const char *
     csv_reader_init(&src->rd, body, len);
     src->rd.sep = pl->sep;
     csv_next(&src->rd); /* the header */
-    store_rc_t rc = store_lead_create_many(s, app, next_row, src, created);
+    bool wanted = true;
+    store_rc_t rc = store_event_wanted(s, app, EVENT_LEAD_CREATED, &wanted);
+    src->no_events = !wanted;
+    *created = 0;
+    if (rc == STORE_OK) rc = store_lead_create_many(s, app, next_row, src, created);
     /* The store asks again after the last lead it inserted, so none is
      * left pending; this only guards that promise. */
     if (rc == STORE_OK && !record_pending(src)) rc = src->fail;

@@ -110,7 +110,7 @@ store_rc_t api_outbox_record(store_t *s, int64_t app, int64_t now, const api_cha
 {
     int types[2];
     unsigned fields;
-    int n = event_types(c, now, types, &fields);
+    int n = c->no_events ? 0 : event_types(c, now, types, &fields);
     if (n == 0) return STORE_OK;
     jw_t body = {0};
     write_body(&body, c, now, fields);

@@ -21,7 +21,7 @@
 
 /* The number of migrations, hence the newest schema version. Each backend
  * checks that its list of migrations has exactly this many entries. */
-#define SCHEMA_VERSION 8
+#define SCHEMA_VERSION 9
 /* The version that adds the folded copies of name and source (see
  * "finding leads" below): a backend that cannot fold in SQL fills them in
  * from C right after that step's SQL. */
@@ -448,8 +448,9 @@ enum schema_history_col {
 /* clang-format on */
 
 /* What a summary adds up, at the end of the indexes of the filters a
- * summary is most often asked for (a source, an account, a contact): the
- * sums of what they keep are then read from the index alone. */
+ * summary is most often asked for (a source, an account, a contact), as
+ * migration 6 made them; migration 9 takes it off again (see
+ * SCHEMA_V9_INDEXES). */
 #define SCHEMA_SUMMED ", stage, status, value_cents, probability"
 
 /* The indexes both dialects write alike: every filter and every sort of
@@ -475,5 +476,19 @@ enum schema_history_col {
     "CREATE INDEX follows_app_state ON follows (app_id, status, due_at, created_at, id);"                    \
     "CREATE INDEX follows_app_created ON follows (app_id, created_at, id);"                                  \
     "CREATE INDEX follows_app_updated ON follows (app_id, updated_at, id);"
+
+/* Migration 9: the source, account and contact indexes without the summed
+ * columns. Carrying them made every update of a stage, status, value or
+ * probability rewrite its entry in all three (11.1 WAL pages per such PUT
+ * on SQLite, 8.4 without: bench/results.md), to spare the rare summary
+ * filtered by an account or a contact (about ten leads each) their table
+ * lookups; a summary by source alone reads lead_totals, never the leads. */
+#define SCHEMA_V9_INDEXES                                                                                    \
+    "DROP INDEX leads_source;"                                                                               \
+    "DROP INDEX leads_account;"                                                                              \
+    "DROP INDEX leads_contact;"                                                                              \
+    "CREATE INDEX leads_source ON leads (app_id, source, created_at DESC, id DESC);"                         \
+    "CREATE INDEX leads_account ON leads (app_id, account_id, created_at DESC, id DESC);"                    \
+    "CREATE INDEX leads_contact ON leads (app_id, contact_id, created_at DESC, id DESC);"
 
 #endif

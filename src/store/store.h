@@ -630,8 +630,13 @@ static inline store_rc_t store_lead_create(store_t *s, int64_t app, const lead_t
  * them) and counts them in the app's lead total; *created counts those
  * inserted. Only inside a batch (store_batch_begin), which the caller
  * ends without committing when this fails: the leads are then not all
- * undone by this call alone. It stops at the first failure. Made for
- * imports: SQLite inserts them without a savepoint each. */
+ * undone by this call alone. It stops at the first failure. next is
+ * called again after the last lead it gave has been taken, so the caller
+ * may record each lead's change (its events, its history) in the next
+ * call; a lead taken may not be readable before this returns. Made for
+ * imports and a batch's creates: SQLite inserts them without a savepoint
+ * each, and moves them into leads (the search index, the totals) by one
+ * statement per thousand (sqlite_int.h: staged creates). */
 static inline store_rc_t store_lead_create_many(store_t *s, int64_t app, store_lead_next_fn next, void *ctx,
                                                 int64_t *created)
 {

@@ -136,6 +136,7 @@ struct store_webhook_ops {
     store_rc_t (*deliveries)(store_t *s, int64_t app, const char *id, const store_newest_page_t *pg,
                              int64_t *total, store_delivery_cb cb, void *ctx, const store_async_t *async);
     store_rc_t (*event_record)(store_t *s, int64_t app, const store_event_t *ev, int *recorded);
+    store_rc_t (*event_wanted)(store_t *s, int64_t app, int type, bool *wanted);
     store_rc_t (*claim)(store_t *s, const char *owner, int64_t now, int64_t lease_until, int max,
                         store_lane_cb cb, void *ctx);
     store_rc_t (*queue)(store_t *s, const char *webhook_id, int limit, store_queued_cb cb, void *ctx);
@@ -186,6 +187,15 @@ store_rc_t store_webhook_deliveries(store_t *s, int64_t app, const char *id, con
  * be acknowledged without its events). Records nothing when no webhook
  * wants it; *recorded gets the number of rows recorded. */
 store_rc_t store_event_record(store_t *s, int64_t app, const store_event_t *ev, int *recorded);
+
+/* Whether an event of type, recorded by a write of this batch, may reach
+ * a webhook of app: false only when store_event_record would record
+ * nothing for it until the batch ends, so that a bulk write (an import, a
+ * batch's creates) may leave its events out instead of asking for each.
+ * SQLite looks at the app's webhooks: its batch holds the write lock, so
+ * none is added or made active meanwhile. PostgreSQL, where another
+ * process may add one while the batch runs, always says true. */
+store_rc_t store_event_wanted(store_t *s, int64_t app, int type, bool *wanted);
 
 /* Leases to owner, until lease_until, at most max active webhooks that no
  * lease holds at now and whose oldest event is due at now; passes each to

@@ -49,6 +49,11 @@ store_rc_t store_event_record(store_t *s, int64_t app, const store_event_t *ev, 
     return ops(s)->event_record(s, app, ev, recorded);
 }
 
+store_rc_t store_event_wanted(store_t *s, int64_t app, int type, bool *wanted)
+{
+    return ops(s)->event_wanted(s, app, type, wanted);
+}
+
 store_rc_t store_outbox_claim(store_t *s, const char *owner, int64_t now, int64_t lease_until, int max,
                               store_lane_cb cb, void *ctx)
 {

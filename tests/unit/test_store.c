@@ -3860,3 +3860,103 @@ Test(store, find_reads_given_a_loop_end_from_it_as_they_read_at_once)
     expect_ids(&next, (const char(*)[UUID_BUFSZ])want_next.ids, want_next.n, "the next page");
     store_close(s);
 }
+
+/* store_event_wanted: on SQLite, whether an active webhook of the app is
+ * subscribed to the type (or to *); on PostgreSQL always (another process
+ * may add one meanwhile). */
+Test(store, an_event_is_wanted_only_by_an_active_subscribed_webhook_of_the_app)
+{
+    bool wanted = false;
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    cr_assert_eq(store_event_wanted(st, app1.id, EVENT_LEAD_CREATED, &wanted), STORE_OK);
+    cr_expect_eq(wanted, on_postgres, "no webhook at all");
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    webhook_t other = mk_webhook(20, EVENT_BIT(EVENT_LEAD_UPDATED), 1000);
+    cr_assert_eq(store_webhook_create(st, app1.id, &other, 100), STORE_OK);
+    webhook_t all = mk_webhook(21, EVENT_ALL, 1000);
+    cr_assert_eq(store_webhook_create(st, app2.id, &all, 100), STORE_OK);
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    cr_assert_eq(store_event_wanted(st, app1.id, EVENT_LEAD_CREATED, &wanted), STORE_OK);
+    cr_expect_eq(wanted, on_postgres, "another type, and another app's webhook");
+    cr_assert_eq(store_event_wanted(st, app1.id, EVENT_LEAD_UPDATED, &wanted), STORE_OK);
+    cr_expect(wanted, "its type");
+    cr_assert_eq(store_event_wanted(st, app2.id, EVENT_LEAD_CREATED, &wanted), STORE_OK);
+    cr_expect(wanted, "subscribed to *");
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    webhook_patch_t p = {.fields = WEBHOOK_F_ACTIVE};
+    hooks_seen_t h = {0};
+    cr_assert_eq(store_webhook_update(st, app2.id, ID(21), &p, 500, on_hook, &h), STORE_OK);
+    cr_assert_eq(h.active[0], false);
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    cr_assert_eq(store_event_wanted(st, app2.id, EVENT_LEAD_CREATED, &wanted), STORE_OK);
+    cr_expect_eq(wanted, on_postgres, "an inactive webhook");
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+}
+
+/* Creates inside a batch (SQLite stages them, sqlite_int.h): a repeated
+ * id or a broken constraint is refused at once, alone; the batch's own
+ * reads and follows see its creates; after the commit search and
+ * the summary hold every one, and a batch undone leaves none. */
+Test(store, creates_inside_a_batch_are_refused_read_and_kept_as_single_ones)
+{
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    lead_t a = mk_lead(1, "Staged Alpha", 100), b = mk_lead(2, "Staged Beta", 200);
+    a.stage = b.stage = STAGE_QUALIFIED;
+    a.has_value = b.has_value = true;
+    a.value_cents = 1000;
+    b.value_cents = 2000;
+    cr_assert_eq(store_lead_create(st, app1.id, &a), STORE_OK);
+    cr_expect_eq(store_lead_create(st, app1.id, &a), STORE_CONFLICT, "a staged id is taken");
+    lead_t bad = mk_lead(3, "Bad", 300);
+    bad.probability = 101;
+    cr_expect_eq(store_lead_create(st, app1.id, &bad), STORE_CONFLICT, "the probability's CHECK");
+    lead_t stray = mk_lead(6, "Stray", 300);
+    cr_expect_neq(store_lead_create(st, app1.id + app2.id + 100, &stray), STORE_OK, "an unknown app");
+    cr_assert_eq(store_lead_create(st, app1.id, &b), STORE_OK);
+    lead_copy_t got;
+    cr_assert_eq(get_lead(app1.id, ID(2), &got), STORE_OK, "the batch reads its own create");
+    follow_t f = {.title = T("Call"), .status = FOLLOW_PENDING, .created_at = 400, .updated_at = 400};
+    strcpy(f.id, ID(10));
+    strcpy(f.lead_id, ID(1));
+    cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK, "a follow of a staged lead");
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    cr_expect_eq(store_lead_create(st, app1.id, &a), STORE_CONFLICT, "a committed id is taken");
+    cr_expect_eq(lead_total(app1.id), 2);
+    store_lead_filter_t fl = no_filter();
+    store_summary_t sum;
+    cr_assert_eq(store_lead_summary(st, app1.id, &fl, FIND_NOW, &sum, NULL), STORE_OK);
+    cr_expect_eq(sum.cell[STAGE_QUALIFIED][LEAD_ACTIVE].n, 2);
+    cr_expect(cell_value(&sum.cell[STAGE_QUALIFIED][LEAD_ACTIVE]) == 3000);
+    store_lead_query_t q = base_query();
+    q.f.search = T("staged");
+    found_t found = {0};
+    int64_t total = -1;
+    cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &found, NULL), STORE_OK);
+    cr_expect_eq(total, 2, "both staged leads are in the search index");
+    /* A write that fails after the staged creates went into leads within
+     * its savepoint (a trashing of an unknown id) undoes only itself: the
+     * creates before it are committed all the same. */
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    lead_t d = mk_lead(5, "Staged Delta", 600);
+    cr_assert_eq(store_lead_create(st, app1.id, &d), STORE_OK);
+    cr_expect_eq(store_lead_trash(st, app1.id, ID(63), 700), STORE_NOT_FOUND);
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    cr_expect_eq(get_lead(app1.id, ID(5), &got), STORE_OK, "the create before a failed write is kept");
+    cr_expect_eq(lead_total(app1.id), 3);
+    q = base_query();
+    q.f.search = T("staged");
+    found = (found_t){0};
+    cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &found, NULL), STORE_OK);
+    cr_expect_eq(total, 3, "and in the search index");
+    /* Undone: nothing of it stays, in leads or in the staging table. */
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    lead_t c = mk_lead(4, "Staged Gamma", 500);
+    cr_assert_eq(store_lead_create(st, app1.id, &c), STORE_OK);
+    cr_assert_eq(store_batch_end(st, 0), STORE_OK);
+    cr_expect_eq(get_lead(app1.id, ID(4), &got), STORE_NOT_FOUND);
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    cr_assert_eq(store_lead_create(st, app1.id, &b), STORE_CONFLICT);
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    cr_expect_eq(get_lead(app1.id, ID(4), &got), STORE_NOT_FOUND, "no undone create comes back");
+    cr_expect_eq(lead_total(app1.id), 3);
+}

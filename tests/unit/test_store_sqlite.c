@@ -418,3 +418,68 @@ Test(sqlite, every_filter_and_sort_starts_from_its_index)
     expect_plan_of(s, &q, FQ_PLAN_FILTER, "leads_stage", "stage by value, few");
     store_close(s);
 }
+
+/* The columns of index on s, comma-separated. */
+static void index_columns(store_t *s, const char *index, char *out, size_t cap)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "PRAGMA index_info(%s)", index);
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(((sqlite_store_t *)s)->db, sql, -1, &st, NULL), SQLITE_OK);
+    size_t n = 0;
+    out[0] = '\0';
+    while (sqlite3_step(st) == SQLITE_ROW && n < cap)
+        n += (size_t)snprintf(out + n, cap - n, "%s%s", n > 0 ? "," : "",
+                              (const char *)sqlite3_column_text(st, 2));
+    sqlite3_finalize(st);
+}
+
+/* Migration 9: the source, account and contact indexes no longer carry
+ * the summed columns (a PUT of a stage or a value then leaves them alone),
+ * their planner's figures match their columns, and a summary still reads
+ * the kept totals by source and an account's leads through its index. */
+Test(sqlite, the_filter_indexes_carry_no_summed_columns)
+{
+    store_t *s = open_migrated(url_);
+    static const char *const names[] = {"leads_source", "leads_account", "leads_contact"};
+    static const char *const firsts[] = {"source", "account_id", "contact_id"};
+    for (int i = 0; i < 3; i++) {
+        char cols[256], want[96];
+        index_columns(s, names[i], cols, sizeof cols);
+        snprintf(want, sizeof want, "app_id,%s,created_at,id", firsts[i]);
+        cr_expect_str_eq(cols, want, "%s", names[i]);
+        sqlite3_stmt *st = NULL;
+        cr_assert_eq(sqlite3_prepare_v2(((sqlite_store_t *)s)->db,
+                                        "SELECT stat FROM sqlite_stat1 WHERE tbl = 'leads' AND idx = ?1", -1,
+                                        &st, NULL),
+                     SQLITE_OK);
+        sqlite3_bind_text(st, 1, names[i], -1, SQLITE_STATIC);
+        cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s has figures", names[i]);
+        const char *stat = (const char *)sqlite3_column_text(st, 0);
+        int words = 1;
+        for (const char *p = stat; *p != '\0'; p++)
+            words += *p == ' ';
+        cr_expect_eq(words, 5, "%s: one figure for the rows and one per column: %s", names[i], stat);
+        sqlite3_finalize(st);
+    }
+    store_lead_filter_t f;
+    store_lead_filter_init(&f);
+    f.nsources = 1;
+    f.sources[0] = (text_ref_t){"web", 3};
+    static fq_t q;
+    fq_init(&q, false);
+    cr_assert(fq_lead_summary(&q, 1, &f, 1000));
+    char steps[8192];
+    plan_of(s, &q, steps, sizeof steps);
+    cr_expect(strstr(steps, "lead_totals") != NULL && strstr(steps, "leads_source") == NULL,
+              "a summary by source reads the totals:\n%s", steps);
+    store_lead_filter_init(&f);
+    f.naccounts = 1;
+    strcpy(f.accounts[0], "0190f3a2-0000-7000-8000-000000000001");
+    fq_init(&q, false);
+    cr_assert(fq_lead_summary(&q, 1, &f, 1000));
+    plan_of(s, &q, steps, sizeof steps);
+    cr_expect(strstr(steps, "USING INDEX leads_account") != NULL && strstr(steps, "SCAN l") == NULL,
+              "a summary of an account reads its leads by its index:\n%s", steps);
+    store_close(s);
+}

@@ -436,6 +436,14 @@ static store_rc_t import_event(store_t *base, const char *webhook_id, const stor
     return pg_write(pg_of(base), Q_EV_IMPORT, &p, 0, 0, NULL);
 }
 
+/* Another process may add a webhook while this batch runs (see webhook.h). */
+static store_rc_t event_maybe_wanted(store_t *base, int64_t app, int type, bool *wanted)
+{
+    (void)base, (void)app, (void)type;
+    *wanted = true;
+    return STORE_OK;
+}
+
 const store_webhook_ops_t pg_webhook_ops = {
     .create = webhook_create,
     .get = webhook_get,
@@ -444,6 +452,7 @@ const store_webhook_ops_t pg_webhook_ops = {
     .remove = webhook_remove,
     .deliveries = webhook_deliveries,
     .event_record = event_record,
+    .event_wanted = event_maybe_wanted,
     .claim = outbox_claim,
     .queue = outbox_queue,
     .report = outbox_report,

@@ -237,6 +237,7 @@ store_rc_t sq_copy_import_end(store_t *base, int commit)
     if (s->base.batch == BATCH_BROKEN) rc = STORE_UNAVAILABLE;
     s->base.batch = BATCH_NONE;
     s->in_import = false;
+    if (rc == STORE_OK) rc = sq_stage_flush(s); /* the counts count every lead */
     if (rc == STORE_OK) {
         int src = sqlite3_exec(s->db, sq_import_counts_sql, NULL, NULL, NULL);
         rc = src == SQLITE_OK ? STORE_OK : sq_map_rc(s, src);

@@ -53,9 +53,65 @@ store_rc_t sq_map_rc(sqlite_store_t *s, int src)
     }
 }
 
+/* The statements that may run while creates wait in the staging table:
+ * none reads or writes leads, or what the triggers on leads keep. */
+static bool stage_safe(enum sq_stmt_id id)
+{
+    switch (id) {
+    case Q_STAGE_INSERT:
+    case Q_STAGE_TAKEN:
+    case Q_STAGE_FLUSH:
+    case Q_STAGE_CLEAR:
+    case Q_SAVEPOINT:
+    case Q_RELEASE:
+    case Q_ROLLBACK_TO:
+    case Q_ROLLBACK:
+    case Q_APP_COUNT_ADD:
+    case Q_HISTORY_ADD:
+    case Q_EV_RECORD:
+    case Q_EV_FULL_LOG:
+    case Q_EV_FULL_OFF:
+    case Q_EV_WANTED:
+    case Q_IDEM_GET:
+    case Q_IDEM_CLAIM:
+    case Q_IDEM_FINISH:
+    case Q_IDEM_RELEASE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+store_rc_t sq_stage_flush(sqlite_store_t *s)
+{
+    if (s->staged == 0) return STORE_OK;
+    sqlite3_stmt *in = sq_stmt(s, Q_STAGE_FLUSH), *clear = sq_stmt(s, Q_STAGE_CLEAR);
+    if (in == NULL || clear == NULL) return STORE_ERROR;
+    store_rc_t rc = sq_run(s, in);
+    if (rc != STORE_OK) return rc; /* the statement undone: the rows wait still */
+    rc = sq_run(s, clear);
+    if (rc == STORE_OK) {
+        s->staged = 0;
+        return STORE_OK;
+    }
+    /* The rows are in leads and still staged (out of memory): moved again
+     * they would clash, so the batch may not commit. */
+    if (s->base.batch != BATCH_NONE) s->base.batch = BATCH_BROKEN;
+    return STORE_UNAVAILABLE;
+}
+
 sqlite3_stmt *sq_stmt(sqlite_store_t *s, enum sq_stmt_id id)
 {
     assert(id >= 0 && id < Q__COUNT);
+    /* Whatever else runs sees the staged leads in leads first: a commit
+     * commits them, a read reads them. */
+    if (s->staged > 0 && !stage_safe(id) && sq_stage_flush(s) != STORE_OK) return NULL;
+    /* A rollback takes the staged rows with it. A rollback to a savepoint
+     * may put some back: when the rows were moved inside the write it
+     * undoes (a trashing that found no lead), the move is undone too, and
+     * they wait again. */
+    if (id == Q_ROLLBACK) s->staged = 0;
+    if (id == Q_ROLLBACK_TO && s->staged == 0) s->staged = 1;
     if (s->stmt[id] == NULL && sqlite3_prepare_v3(s->db, sq_stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
                                                   &s->stmt[id], NULL) != SQLITE_OK) {
         store_log("crmd: sqlite: prepare failed: %s", sqlite3_errmsg(s->db));
@@ -72,6 +128,7 @@ void sq_reset(sqlite3_stmt *st)
 
 sqlite3_stmt *sq_prepare_once(sqlite_store_t *s, const char *sql)
 {
+    if (s->staged > 0 && sq_stage_flush(s) != STORE_OK) return NULL;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
         store_log("crmd: sqlite: prepare failed: %s", sqlite3_errmsg(s->db));
@@ -247,7 +304,8 @@ sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errs
                                        "PRAGMA foreign_keys = ON;"
                                        "PRAGMA temp_store = MEMORY;";
     char *msg = NULL;
-    if (sqlite3_exec(s->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+    if (sqlite3_exec(s->db, pragmas, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(s->db, sq_stage_table_sql, NULL, NULL, &msg) != SQLITE_OK) {
         char why[STORE_LOG_LINE_MAX / 2];
         snprintf(why, sizeof why, "%s", msg ? msg : "?");
         sqlite3_free(msg);

@@ -13,6 +13,8 @@
 
 sqlite3_stmt *sq_dyn_stmt(sqlite_store_t *s, const char *sql)
 {
+    /* As sq_stmt: what runs next sees the staged leads in leads. */
+    if (s->staged > 0 && sq_stage_flush(s) != STORE_OK) return NULL;
     uint64_t h = store_hash(sql);
     sq_dyn_t *lru = &s->dyn[0];
     s->dyn_tick++;

@@ -20,12 +20,30 @@ store_rc_t sq_add_lead_count(sqlite_store_t *s, int64_t app, int delta)
     return sq_run(s, st);
 }
 
+/* Stages a create (sqlite_int.h: staged creates), refused as leads would
+ * refuse it: a taken id there or among the staged rows, an unknown app, a
+ * constraint. */
+static store_rc_t stage_lead(sqlite_store_t *s, int64_t app, const lead_t *l)
+{
+    sqlite3_stmt *taken = sq_stmt(s, Q_STAGE_TAKEN), *st = sq_stmt(s, Q_STAGE_INSERT);
+    if (taken == NULL || st == NULL) return STORE_ERROR;
+    sq_bind_key(taken, app, l->id, NULL);
+    int src = sqlite3_step(taken);
+    sq_reset(taken);
+    if (src == SQLITE_ROW) return STORE_CONFLICT;
+    if (src != SQLITE_DONE) return sq_map_rc(s, src);
+    sq_bind_lead_row(st, app, l);
+    store_rc_t rc = sq_run(s, st);
+    if (rc == STORE_OK && ++s->staged >= SQ_STAGE_ROWS) rc = sq_stage_flush(s);
+    return rc;
+}
+
 store_rc_t sq_lead_create(store_t *base, int64_t app, const lead_t *l)
 {
     sqlite_store_t *s = sq_of(base);
     store_rc_t rc = sq_begin_write(s);
     if (rc != STORE_OK) return rc;
-    rc = sq_insert_lead(s, app, l);
+    rc = s->base.batch == BATCH_OPEN ? stage_lead(s, app, l) : sq_insert_lead(s, app, l);
     if (rc == STORE_OK) rc = sq_add_lead_count(s, app, 1);
     s->local_writes++;
     return sq_finish(s, rc);
@@ -42,7 +60,7 @@ store_rc_t sq_lead_create_many(store_t *base, int64_t app, store_lead_next_fn ne
     store_rc_t rc = sq_begin_single(s);
     lead_t l;
     while (rc == STORE_OK && next(ctx, &l)) {
-        rc = sq_insert_lead(s, app, &l);
+        rc = stage_lead(s, app, &l);
         if (rc == STORE_OK) ++*created;
     }
     if (rc == STORE_OK && *created > INT_MAX) rc = STORE_ERROR;

@@ -107,6 +107,17 @@
     "('lead_text', 'sqlite_autoindex_lead_text_1', '1000000 100000 1'),"                                     \
     "('lead_totals', 'sqlite_autoindex_lead_totals_1', '2000 200 40 10 10 1');"                              \
     "ANALYZE sqlite_schema;" /* this connection reads them now, the others when they next look */
+/* Migration 9's figures for the three indexes it remakes (dropping an
+ * index drops its figures): as migration 6's, without the columns it
+ * takes off. */
+#define SQ_V9_STATS                                                                                          \
+    "DELETE FROM sqlite_stat1 WHERE tbl = 'leads' AND idx IN ('leads_source', 'leads_account', "             \
+    "'leads_contact');"                                                                                      \
+    "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES "                                                      \
+    "('leads', 'leads_source', '1000000 100000 3000 1 1'),"                                                  \
+    "('leads', 'leads_account', '1000000 100000 10 1 1'),"                                                   \
+    "('leads', 'leads_contact', '1000000 100000 10 1 1');"                                                   \
+    "ANALYZE sqlite_schema;"
 /* The webhooks (store/webhook.h): subscriptions; the outbox, a row per
  * undelivered event and webhook, numbered in the order recorded (never
  * reused, so a sender's numbers stay unambiguous); and the delivery log.
@@ -240,6 +251,10 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     SCHEMA_V8_TRASH_REST("TEXT", "INTEGER") " WITHOUT ROWID;"
     SCHEMA_V8_IDEM("INTEGER") " WITHOUT ROWID;" SCHEMA_V8_IDEM_INDEX
     SCHEMA_V8_HISTORY("TEXT", "INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+    /* 9: the source, account and contact indexes without the summed
+     * columns (schema.h), with their planner's figures to match. */
+    SCHEMA_V9_INDEXES
+    SQ_V9_STATS,
 };
 
 /* The webhooks' statements SQLite writes its own way: a delete in three
@@ -252,7 +267,9 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     [Q_OUT_CLAIM] = "UPDATE webhooks SET lease_owner = ?1, lease_until = ?2 WHERE id IN ("                   \
                     "SELECT w.id FROM webhooks w WHERE w.active AND w.lease_until <= ?3 AND (SELECT e.next_at " \
                     "FROM webhook_events e WHERE e.webhook_id = w.id ORDER BY e.seq LIMIT 1) <= ?3 LIMIT ?4) "  \
-                    "RETURNING " SCHEMA_LANE_COLS
+                    "RETURNING " SCHEMA_LANE_COLS,                                                    \
+    /* Q_EV_RECORD's webhooks (and so the backlog's): is there one? */                                     \
+    [Q_EV_WANTED] = "SELECT 1 FROM webhooks WHERE app_id = ?1 AND active AND (events & ?2) <> 0 LIMIT 1"
 
 /* The page of a lead list: its keys come from the covering index alone
  * (skipping rows there costs no table lookups); only the page's rows are
@@ -338,6 +355,17 @@ const char *const sq_stmt_sql[Q__COUNT] = {
                             "ON k.app_id = v.app_id AND " SCHEMA_IDEM_CARRIES("k.", "v.id", "v.created_at") ")",
     [Q_TRASH_EXPIRE_LEADS] = "DELETE FROM leads_trash WHERE (app_id, id) IN (SELECT app_id, id "
                              "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
+    /* Staged creates (leads.c): a row in (parameters as Q_LEAD_INSERT's),
+     * whether leads would refuse it (its id taken, or its app unknown: the
+     * foreign key), and the rows into leads, in the order staged, then out
+     * of the staging table. */
+    [Q_STAGE_INSERT] = "INSERT INTO temp.leads_incoming (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    [Q_STAGE_TAKEN] = "SELECT 1 FROM main.leads WHERE " SCHEMA_LEAD_KEY(P) " UNION ALL SELECT 1 WHERE NOT EXISTS "
+                      "(SELECT 1 FROM main.apps WHERE id = ?1)",
+    [Q_STAGE_FLUSH] = "INSERT INTO main.leads (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold) SELECT app_id, "
+                      SCHEMA_LEAD_COLS ", name_fold, source_fold FROM temp.leads_incoming ORDER BY rowid",
+    [Q_STAGE_CLEAR] = "DELETE FROM temp.leads_incoming",
 };
 /* clang-format on */
 
@@ -348,6 +376,23 @@ const char *const sq_copy_count_sql =
     "(SELECT count(*) FROM signing_keys), (SELECT count(*) FROM issued_tokens), "
     "(SELECT count(*) FROM leads_trash), (SELECT count(*) FROM follows_trash), "
     "(SELECT count(*) FROM lead_history), (SELECT count(*) FROM idempotency_keys)";
+
+/* The staging table of lead creates (leads.c), made by every connection
+ * as it opens: temporary (in memory, the connection's alone), with the
+ * constraints of leads that a single row can break, so that a create is
+ * refused there as it would be by leads. */
+/* clang-format off */
+const char *const sq_stage_table_sql =
+    "CREATE TEMP TABLE leads_incoming ("
+    "  app_id INTEGER NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  name TEXT NOT NULL, source TEXT, account_id TEXT, contact_id TEXT,"
+    "  value_cents INTEGER CHECK (value_cents >= 0),"
+    SCHEMA_V1_LEAD_CHECKED
+    "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    "  name_fold TEXT, source_fold TEXT,"
+    "  PRIMARY KEY (app_id, id))";
+/* clang-format on */
 
 /* app_id comes last, so the record readers read the rest unchanged. */
 const char *const sq_export_sql[9] = {

@@ -70,6 +70,7 @@ enum sq_stmt_id {
     Q_WH_DELETE_EVENTS,
     Q_WH_DELETE_ATTEMPTS,
     Q_OUT_CLAIM,
+    Q_EV_WANTED,
     Q_TRASH_LEAD_IN,
     Q_TRASH_FOLLOWS_IN,
     Q_RECOVER_LEAD,
@@ -96,6 +97,10 @@ enum sq_stmt_id {
     Q_IDEM_DROP_LIVE,
     Q_IDEM_DROP_TRASHED,
     Q_IDEM_EXPIRE_TRASH,
+    Q_STAGE_INSERT,
+    Q_STAGE_TAKEN,
+    Q_STAGE_FLUSH,
+    Q_STAGE_CLEAR,
     Q__COUNT
 };
 
@@ -112,6 +117,10 @@ extern const char *const sq_import_key_sql;
 extern const char *const sq_import_app_sql[2]; /* [keep_id] */
 extern const char *const sq_import_revoked_sql;
 extern const char *const sq_import_counts_sql;
+/* The staging table of lead creates (leads.c), made as a connection opens. */
+extern const char *const sq_stage_table_sql;
+/* At most this many leads wait in the staging table. */
+#define SQ_STAGE_ROWS 1000
 /* The text of the partial update id (Q_LEAD_UPDATE or Q_FOLLOW_UPDATE)
  * that sets only the attributes in fields, written into buf (at least
  * SQ_UPDATE_SQL_MAX bytes); returns buf. Its parameters are those of id. */
@@ -158,6 +167,7 @@ typedef struct sqlite_store {
     int64_t local_writes; /* lead creates and deletes through this connection */
     sq_anchors_t anchors;
     bool in_import; /* inside crmd copy's import, which counts the apps' leads when it ends */
+    int staged;     /* leads that may wait in the staging table (leads.c) */
 } sqlite_store_t;
 
 static inline sqlite_store_t *sq_of(store_t *base)
@@ -182,6 +192,24 @@ store_rc_t sq_map_rc(sqlite_store_t *s, int src);
  * use; NULL on failure (logged). Pair each use with sq_reset. */
 sqlite3_stmt *sq_stmt(sqlite_store_t *s, enum sq_stmt_id id);
 void sq_reset(sqlite3_stmt *st);
+
+/* Staged creates. Inside a batch, a lead create waits in the staging
+ * table (temp.leads_incoming) instead of going into leads at once: each
+ * write of a batch is a savepoint, and FTS5 writes its pending entries out
+ * as a segment of their own at every savepoint (and every statement
+ * savepoint), so creates one after the other made a search index segment
+ * (and its merges) per lead. The staged rows go into leads by one
+ * INSERT ... SELECT, the triggers (search index, lead_text, totals)
+ * running for each row inside it: before any statement that may read or
+ * write leads or what the triggers keep (sq_stmt, sq_dyn_stmt and
+ * sq_prepare_once see to it: everything but the statements of a create's
+ * own write), at the commit, and when SQ_STAGE_ROWS wait. A refused
+ * create (a taken id, a broken constraint) is refused when staged, as
+ * leads would refuse it; a failed move fails the commit, so no create is
+ * acknowledged without its row; a move undone with the savepoint of the
+ * write it ran in leaves the rows staged again, to be moved later.
+ * Moves the staged rows now. */
+store_rc_t sq_stage_flush(sqlite_store_t *s);
 
 /* Prepares sql for one use (bulk copy and migrations run once per
  * process, so these are not kept); NULL on failure (logged). The caller

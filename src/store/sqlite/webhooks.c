@@ -270,6 +270,19 @@ static store_rc_t event_record(store_t *base, int64_t app, const store_event_t *
     return sq_finish(s, rc);
 }
 
+static store_rc_t event_maybe_wanted(store_t *base, int64_t app, int type, bool *wanted)
+{
+    sqlite_store_t *s = sq_of(base);
+    sqlite3_stmt *st = sq_stmt(s, Q_EV_WANTED);
+    if (st == NULL) return STORE_ERROR;
+    sqlite3_bind_int64(st, 1, app);
+    sqlite3_bind_int64(st, 2, EVENT_ALL | EVENT_BIT(type));
+    int src = sqlite3_step(st);
+    *wanted = src != SQLITE_DONE; /* a failure: asked for each then */
+    sq_reset(st);
+    return src == SQLITE_ROW || src == SQLITE_DONE ? STORE_OK : sq_map_rc(s, src);
+}
+
 /* Steps st to its end, passing each row's lane to cb, and resets it. */
 static store_rc_t step_lanes(sqlite_store_t *s, sqlite3_stmt *st, store_lane_cb cb, void *ctx)
 {
@@ -526,6 +539,7 @@ const store_webhook_ops_t sq_webhook_ops = {
     .remove = webhook_remove,
     .deliveries = webhook_deliveries,
     .event_record = event_record,
+    .event_wanted = event_maybe_wanted,
     .claim = outbox_claim,
     .queue = outbox_queue,
     .report = outbox_report,
