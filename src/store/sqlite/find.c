@@ -1,7 +1,7 @@
 /*
  * find.c: the find reads on SQLite (store_lead_find, store_follow_find,
  * store_lead_summary): each is one statement written by store/find.c,
- * prepared through dyn.c, bound and stepped here.
+ * prepared through conn.c's cache, bound and stepped here.
  *
  * Search by the trigram index pays off when few leads hold the term; when
  * many do (a syllable most names share), walking the sort's index and

@@ -11,7 +11,6 @@
  *   txn.c      transactions: writes, reads, a batch's transaction and savepoints
  *   leads.c    lead operations, with the anchors that make deep pages cheap
  *   follows.c  follow operations
- *   dyn.c      statements made at run time, cached by their text
  *   find.c     the find reads: filtered, sorted, keyset pages; the summary
  *   trash.c    the trash: moving a lead in and out, its list, purges
  *   idem.c     idempotency keys: claims, kept answers, their expiry
@@ -150,7 +149,7 @@ typedef struct sq_anchors {
     size_t n, cap;
 } sq_anchors_t;
 
-/* A statement made at run time (dyn.c), by its text. */
+/* A statement made at run time (conn.c), by its text. */
 #define SQ_DYN_MAX 32
 typedef struct sq_dyn {
     char *sql;
@@ -162,7 +161,7 @@ typedef struct sqlite_store {
     store_base_t base; /* the store_t, and group commit's state (base.batch) */
     sqlite3 *db;
     sqlite3_stmt *stmt[Q__COUNT]; /* prepared on first use */
-    sq_dyn_t dyn[SQ_DYN_MAX];     /* dyn.c */
+    sq_dyn_t dyn[SQ_DYN_MAX];     /* conn.c */
     uint64_t dyn_tick;
     int64_t local_writes; /* lead creates and deletes through this connection */
     sq_anchors_t anchors;
@@ -294,13 +293,12 @@ store_rc_t sq_step_list(sqlite_store_t *s, sqlite3_stmt *st, sq_list_t *lr);
  * STORE_NOT_FOUND without a row. */
 store_rc_t sq_query_int(sqlite_store_t *s, enum sq_stmt_id id, int64_t v, int64_t *out);
 
-/* --- dyn.c -------------------------------------------------------------- */
+/* --- conn.c: statements made at run time ------------------------------- */
 
 /* The prepared statement of sql (a copy is kept), from this connection's
  * cache or prepared now; NULL on failure (logged). Pair each use with
  * sq_reset. */
 sqlite3_stmt *sq_dyn_stmt(sqlite_store_t *s, const char *sql);
-void sq_dyn_close(sqlite_store_t *s);
 
 /* --- fold.c ------------------------------------------------------------- */
 

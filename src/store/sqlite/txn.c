@@ -96,7 +96,7 @@ store_rc_t sq_update(sqlite_store_t *s, int64_t app, const sq_update_t *u, const
                      void *cb, void *ctx)
 {
     /* A lead or follow update names only the attributes it sets, one
-     * statement per set of attributes (a handful in practice, kept by dyn.c):
+     * statement per set of attributes (a handful in practice, kept by conn.c):
      * see sq_update_sql. Other updates (a webhook's) are one fixed statement. */
     char sql[SQ_UPDATE_SQL_MAX];
     bool partial = u->stmt == Q_LEAD_UPDATE || u->stmt == Q_FOLLOW_UPDATE;
