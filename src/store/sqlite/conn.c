@@ -96,7 +96,8 @@ store_rc_t sq_run(sqlite_store_t *s, sqlite3_stmt *st)
 
 void sq_close(store_t *base)
 {
-    sqlite_store_t *s = sq_of(base);
+    sqlite_store_t *s = sq_of(base); /* ends a held snapshot */
+    if (s->hold_timer != NULL) s->loop.timer_stop(s->hold_timer);
     for (int i = 0; i < Q__COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
     sq_dyn_close(s);
