@@ -3,15 +3,33 @@
  */
 #include "api/etag.h"
 
+#include <pthread.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
+
+static EVP_MD *sha256;
+
+static void fetch_sha256(void)
+{
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+const EVP_MD *api_sha256(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, fetch_sha256);
+    return sha256;
+}
 
 void api_etag_of(const char *body, size_t len, char out[API_ETAG_MAX])
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)body, len, md);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    const EVP_MD *type = api_sha256();
+    if (type == NULL || EVP_Digest(body, len, md, NULL, type, NULL) != 1)
+        SHA256((const unsigned char *)body, len, md);
     out[0] = '"';
     for (int i = 0; i < 16; i++) {
         out[1 + 2 * i] = hex[md[i] >> 4];

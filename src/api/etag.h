@@ -24,6 +24,12 @@
 /* The tag of body[0..len) into out. */
 void api_etag_of(const char *body, size_t len, char out[API_ETAG_MAX]);
 
+/* OpenSSL's SHA-256, fetched from its providers once for the process (the
+ * one-shot SHA256() and EVP_sha256() in a digest's init fetch it again on
+ * every call, a few per cent of a GET's CPU); NULL if it cannot be had.
+ * Shared, never freed. */
+const struct evp_md_st *api_sha256(void);
+
 /* Whether the header value list[0..len) (a list of entity tags, or "*")
  * names etag: strong comparison for If-Match (a weak tag never matches),
  * weak for If-None-Match. A value that is not such a list matches

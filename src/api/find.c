@@ -18,6 +18,7 @@
 
 #include "api/auth.h"
 #include "api/cursor.h"
+#include "api/etag.h"
 #include "api/export.h"
 #include "api/query.h"
 #include "api/request.h"
@@ -287,8 +288,11 @@ static void dig_lead_filter(digest_t *d, const store_lead_filter_t *f)
 /* Starts a digest of r's filters and sort (the sort comes last). */
 static void digest_begin(digest_t *d, int kind)
 {
-    d->ctx = EVP_MD_CTX_new();
-    if (d->ctx != NULL && EVP_DigestInit_ex(d->ctx, EVP_sha256(), NULL) != 1) {
+    /* The SHA-256 fetched once (etag.h), not EVP_sha256(), which fetches
+     * it again in every init. */
+    const EVP_MD *type = api_sha256();
+    d->ctx = type != NULL ? EVP_MD_CTX_new() : NULL;
+    if (d->ctx != NULL && EVP_DigestInit_ex(d->ctx, type, NULL) != 1) {
         EVP_MD_CTX_free(d->ctx);
         d->ctx = NULL;
     }

@@ -198,17 +198,31 @@ size_t decimal_format(int64_t cents, char *out)
     uint64_t mag = negative ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
     unsigned long long whole = mag / 100;
     unsigned frac = (unsigned)(mag % 100);
-    const char *sign = negative ? "-" : "";
-
-    int n;
-    if (frac == 0)
-        n = snprintf(out, DECIMAL_BUFSZ, "%s%llu", sign, whole);
-    else if (frac % 10 == 0)
-        n = snprintf(out, DECIMAL_BUFSZ, "%s%llu.%u", sign, whole, frac / 10);
-    else
-        n = snprintf(out, DECIMAL_BUFSZ, "%s%llu.%02u", sign, whole, frac);
+    size_t n = 0;
+    if (negative) out[n++] = '-';
+    n += decimal_u64(whole, out + n);
+    if (frac != 0) {
+        out[n++] = '.';
+        out[n++] = (char)('0' + frac / 10);
+        if (frac % 10 != 0) out[n++] = (char)('0' + frac % 10);
+    }
+    out[n] = '\0';
     assert(n > 0 && n < DECIMAL_BUFSZ);
-    return (size_t)n;
+    return n;
+}
+
+size_t decimal_u64(uint64_t v, char *out)
+{
+    char rev[DECIMAL_U64_BUFSZ];
+    size_t n = 0;
+    do {
+        rev[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = rev[n - 1 - i];
+    out[n] = '\0';
+    return n;
 }
 
 size_t decimal_format_wide(unsigned __int128 v, int scale, char *out)

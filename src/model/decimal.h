@@ -34,6 +34,13 @@ int decimal_parse(const char *s, size_t len, int64_t *cents);
  * Returns a decimal_rc. */
 int decimal_from_double(double d, int64_t *cents);
 
+/* Writes v in decimal digits and a NUL into out, which holds at least
+ * DECIMAL_U64_BUFSZ bytes; returns the number of digits. By hand rather
+ * than with snprintf, whose format parsing showed in the profile of every
+ * lead rendered (bench/results.md). */
+#define DECIMAL_U64_BUFSZ 21
+size_t decimal_u64(uint64_t v, char *out);
+
 /* Writes the shortest exact decimal form of cents ("50000", "12345.67",
  * "12.3", "0.1") and a NUL into out, which holds at least DECIMAL_BUFSZ
  * bytes; returns the length written (without the NUL). */

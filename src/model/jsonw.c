@@ -3,10 +3,10 @@
  */
 #include "model/jsonw.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "model/decimal.h"
 
 /* Guarantees room for n more bytes; false (and w->oom) if it cannot. */
 static bool reserve(jw_t *w, size_t n)
@@ -98,7 +98,9 @@ void jw_cstr(jw_t *w, const char *s)
 
 void jw_int(jw_t *w, int64_t v)
 {
-    char b[24];
-    int n = snprintf(b, sizeof b, "%" PRId64, v);
-    jw_raw(w, b, (size_t)n);
+    char b[1 + DECIMAL_U64_BUFSZ];
+    size_t n = 0;
+    if (v < 0) b[n++] = '-';
+    n += decimal_u64(v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, b + n);
+    jw_raw(w, b, n);
 }

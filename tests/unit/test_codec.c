@@ -1249,3 +1249,26 @@ Test(follow_encode, names_its_lead)
     expect_str_member(data, "type", "lead");
     cr_expect_eq(json_object_size(data), 2, "%s", out_text);
 }
+
+/* jw_int(v) between two literals writes exactly want between them. */
+static void expect_int(int64_t v, const char *want)
+{
+    jw_t w = {0};
+    jw_lit(&w, "[");
+    jw_int(&w, v);
+    jw_lit(&w, "]");
+    size_t n = strlen(want);
+    cr_expect(w.len == n + 2 && memcmp(w.buf + 1, want, n) == 0 && w.buf[n + 1] == ']', "%.*s", (int)w.len,
+              w.buf);
+    jw_free(&w);
+}
+
+Test(jsonw, integers_in_decimal_with_their_sign)
+{
+    expect_int(0, "0");
+    expect_int(5, "5");
+    expect_int(-5, "-5");
+    expect_int(100, "100");
+    expect_int(INT64_MAX, "9223372036854775807");
+    expect_int(INT64_MIN, "-9223372036854775808");
+}

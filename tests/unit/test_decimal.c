@@ -308,3 +308,22 @@ Test(decimal_format_wide, beyond_64_bits)
     /* The largest unsigned 128-bit value, at scale 18. */
     expect_wide(~(unsigned __int128)0, 18, "340282366920938463463.374607431768211455");
 }
+
+static void expect_u64(uint64_t v, const char *want)
+{
+    char buf[DECIMAL_U64_BUFSZ];
+    memset(buf, 'x', sizeof buf);
+    cr_expect_eq(decimal_u64(v, buf), strlen(want), "%s", want);
+    cr_expect_str_eq(buf, want);
+}
+
+Test(decimal_u64, every_width_and_the_extremes)
+{
+    expect_u64(0, "0");
+    expect_u64(7, "7");
+    expect_u64(10, "10");
+    expect_u64(99, "99");
+    expect_u64(1000000, "1000000");
+    expect_u64(4294967296ULL, "4294967296");
+    expect_u64(UINT64_MAX, "18446744073709551615");
+}

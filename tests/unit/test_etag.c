@@ -21,6 +21,16 @@ Test(etag, is_a_quoted_digest_of_the_body)
     cr_expect_str_neq(a, c);
 }
 
+Test(etag, is_the_first_half_of_the_sha256_in_hex)
+{
+    /* The SHA-256 of "abc" (FIPS 180-2's example): a tag must not change
+     * from one build to the next, clients keep them. */
+    char a[API_ETAG_MAX];
+    api_etag_of("abc", 3, a);
+    cr_expect_str_eq(a, "\"ba7816bf8f01cfea414140de5dae2223\"");
+    cr_expect_not_null(api_sha256());
+}
+
 Test(etag, lists_match_by_strong_or_weak_comparison)
 {
     const char *t = "\"abc\"";

@@ -483,3 +483,107 @@ Test(sqlite, the_filter_indexes_carry_no_summed_columns)
               "a summary of an account reads its leads by its index:\n%s", steps);
     store_close(s);
 }
+
+/* A loop that only keeps the timer a held snapshot asks for: the test ends
+ * the loop's turn by calling it. */
+static store_timer_fn turn_end_fn;
+static void *turn_end_arg;
+static int timers_started;
+
+static store_timer_t *keep_timer(void *ctx, uint32_t ms, store_timer_fn fn, void *arg)
+{
+    static char timer;
+    (void)ctx;
+    cr_expect_eq(ms, 0u, "the snapshot ends with the loop's turn");
+    turn_end_fn = fn;
+    turn_end_arg = arg;
+    timers_started++;
+    return (store_timer_t *)&timer;
+}
+
+static void drop_timer(store_timer_t *t)
+{
+    (void)t;
+    turn_end_fn = NULL;
+}
+
+static void end_turn(void)
+{
+    cr_assert_not_null(turn_end_fn);
+    store_timer_fn fn = turn_end_fn;
+    turn_end_fn = NULL;
+    fn(turn_end_arg);
+}
+
+static char seen_name[64];
+
+static void keep_name(void *ctx, const lead_t *l)
+{
+    (void)ctx;
+    snprintf(seen_name, sizeof seen_name, "%.*s", (int)l->name.len, l->name.ptr);
+}
+
+static lead_t new_lead(const char *id, const char *name)
+{
+    lead_t l = {0};
+    snprintf(l.id, sizeof l.id, "%s", id);
+    l.name = (text_ref_t){name, strlen(name)};
+    l.stage = STAGE_NEW;
+    l.status = LEAD_ACTIVE;
+    l.probability = -1;
+    l.created_at = l.updated_at = 1000;
+    return l;
+}
+
+static bool held(store_t *s)
+{
+    return ((sqlite_store_t *)s)->held;
+}
+
+/* A server thread's reads of one lead share a read transaction until its
+ * loop's turn ends; a commit made through any connection of the process
+ * ends it before the next read, and anything but such a read ends it
+ * first. */
+Test(sqlite, a_held_snapshot_never_hides_a_commit_of_this_process)
+{
+    static const char ID1[] = "0190a000-0000-7000-8000-000000000001";
+    static const char ID2[] = "0190a000-0000-7000-8000-000000000002";
+    store_t *server = open_migrated(url_), *writer = open_migrated(url_);
+    create_app(writer, "pk_live_one");
+    store_app_t app;
+    cr_assert_eq(store_app_find(writer, "pk_live_one", &app, NULL), STORE_OK);
+    store_loop_t loop = {.timer_start = keep_timer, .timer_stop = drop_timer};
+    store_set_loop(server, &loop);
+
+    cr_expect_eq(store_lead_get(server, app.id, ID1, keep_name, NULL, NULL), STORE_NOT_FOUND);
+    cr_expect(held(server), "the read keeps its snapshot");
+    lead_t l = new_lead(ID1, "First");
+    cr_assert_eq(store_lead_create(writer, app.id, &l), STORE_OK);
+    cr_expect_eq(store_lead_get(server, app.id, ID1, keep_name, NULL, NULL), STORE_OK,
+                 "a commit of this process is seen at once");
+    cr_expect_str_eq(seen_name, "First");
+
+    /* Another process's write (a connection of its own, uncounted) shows
+     * once the turn is over. */
+    sqlite3 *other = NULL;
+    cr_assert_eq(sqlite3_open(path_, &other), SQLITE_OK);
+    sqlite3_busy_timeout(other, 5000);
+    cr_assert_eq(sqlite3_exec(other, "UPDATE leads SET name = 'Renamed'", NULL, NULL, NULL), SQLITE_OK);
+    cr_expect_eq(store_lead_get(server, app.id, ID1, keep_name, NULL, NULL), STORE_OK);
+    cr_expect_str_eq(seen_name, "First", "the turn's snapshot");
+    end_turn();
+    cr_expect(!held(server));
+    cr_expect_eq(store_lead_get(server, app.id, ID1, keep_name, NULL, NULL), STORE_OK);
+    cr_expect_str_eq(seen_name, "Renamed");
+    sqlite3_close(other);
+
+    /* A write through the same connection ends the snapshot first. */
+    lead_t l2 = new_lead(ID2, "Second");
+    cr_expect_eq(store_lead_create(server, app.id, &l2), STORE_OK);
+    cr_expect(!held(server));
+    cr_expect_eq(store_lead_get(writer, app.id, ID2, keep_name, NULL, NULL), STORE_OK);
+    cr_expect_eq(timers_started, 2);
+    store_close(server);
+    cr_expect_null(turn_end_fn, "closing stops the turn's timer");
+    store_close(writer);
+}

@@ -198,7 +198,8 @@ static void dyn_close(sqlite_store_t *s)
 
 void sq_close(store_t *base)
 {
-    sqlite_store_t *s = sq_of(base);
+    sqlite_store_t *s = sq_of(base); /* ends a held snapshot */
+    if (s->hold_timer != NULL) s->loop.timer_stop(s->hold_timer);
     for (int i = 0; i < Q__COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
     dyn_close(s);

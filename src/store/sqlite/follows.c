@@ -42,7 +42,9 @@ store_rc_t sq_follow_get(store_t *base, int64_t app, const char *lead_id, const 
                          void *ctx, const store_async_t *async)
 {
     (void)async;
-    return sq_read_one(sq_of(base), Q_FOLLOW_GET, app, lead_id, id, sq_emit_follow, (void *)cb, ctx);
+    sqlite_store_t *s = sq_of_read(base);
+    sq_hold(s);
+    return sq_read_one(s, Q_FOLLOW_GET, app, lead_id, id, sq_emit_follow, (void *)cb, ctx);
 }
 
 /* An empty page: whether the lead exists, and how many follows it has,
@@ -68,9 +70,10 @@ store_rc_t sq_follow_list(store_t *base, int64_t app, const char *lead_id, int64
                           int64_t *total, store_follow_cb cb, void *ctx, const store_async_t *async)
 {
     (void)async;
-    sqlite_store_t *s = sq_of(base);
+    sqlite_store_t *s = sq_of_read(base);
     sqlite3_stmt *st = sq_stmt(s, Q_FOLLOW_LIST);
     if (st == NULL) return STORE_ERROR;
+    sq_hold(s);
     /* The usual case, a lead with follows on the page asked for, is one
      * statement. Only an empty page needs to know whether the lead exists
      * and how many follows it has: that is a transaction of its own. */
@@ -80,6 +83,7 @@ store_rc_t sq_follow_list(store_t *base, int64_t app, const char *lead_id, int64
     sqlite3_bind_int64(st, 4, offset);
     store_rc_t rc = sq_step_list(s, st, &lr);
     sq_reset(st);
+    if (s->held && rc != STORE_OK) sq_release(s); /* not after a failure */
     if (rc != STORE_OK || lr.n > 0) {
         *total = lr.total;
         return rc;

@@ -81,7 +81,9 @@ store_rc_t sq_lead_get(store_t *base, int64_t app, const char *id, store_lead_cb
                        const store_async_t *async)
 {
     (void)async;
-    return sq_read_one(sq_of(base), Q_LEAD_GET, app, id, NULL, sq_emit_lead, (void *)cb, ctx);
+    sqlite_store_t *s = sq_of_read(base);
+    sq_hold(s);
+    return sq_read_one(s, Q_LEAD_GET, app, id, NULL, sq_emit_lead, (void *)cb, ctx);
 }
 
 /* Walks SQ_ANCHOR_STEP entries on from the last anchor (or the top) and

@@ -282,6 +282,11 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     "CROSS JOIN leads AS l ON l.app_id = ?1 AND l.id = p.id "                                                \
     "ORDER BY l.created_at DESC, l.id DESC"
 
+/* The follows table's primary key, a WITHOUT ROWID table's own b-tree
+ * (SQLite names it after the table; every schema version declares the key
+ * in the table's definition). */
+#define FOLLOWS_BY_KEY "INDEXED BY sqlite_autoindex_follows_1"
+
 const char *const sq_stmt_sql[Q__COUNT] = {
     SCHEMA_SHARED_SQL(P, "max"),
     /* Transactions, and the savepoint of a write inside a batch. */
@@ -305,9 +310,16 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     [Q_FOLLOW_INSERT] = "INSERT INTO follows (app_id, " SCHEMA_FOLLOW_COLS ") "
                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     /* The last column is the lead's follow count, so that one statement
-     * (one snapshot) gives the page and its total. */
-    [Q_FOLLOW_LIST] = "SELECT " SCHEMA_FOLLOW_COLS ", (SELECT count(*) FROM follows WHERE app_id = ?1 "
-                      "AND lead_id = ?2) FROM follows WHERE app_id = ?1 AND lead_id = ?2 "
+     * (one snapshot) gives the page and its total. Both read the table's
+     * own key (app_id, lead_id, id), which holds a lead's follows side by
+     * side, and sort them: SQLite would rather walk follows_due in order,
+     * but then looks each row up in the table, and the index's page and
+     * the table's are two random page reads per list instead of one (1.7
+     * reads fewer per list at 100,000 leads, bench/results.md). The count
+     * reads every follow of the lead either way, so the sort adds no read. */
+    [Q_FOLLOW_LIST] = "SELECT " SCHEMA_FOLLOW_COLS ", (SELECT count(*) FROM follows " FOLLOWS_BY_KEY
+                      " WHERE app_id = ?1 AND lead_id = ?2) FROM follows " FOLLOWS_BY_KEY
+                      " WHERE app_id = ?1 AND lead_id = ?2 "
                       "ORDER BY due_at IS NULL, due_at, created_at, id LIMIT ?3 OFFSET ?4",
     [Q_FOLLOW_COUNT] = "SELECT count(*) FROM follows WHERE app_id = ?1 AND lead_id = ?2",
     [Q_APP_DISABLE] = "UPDATE apps SET disabled = ?2 WHERE key = ?1",
