@@ -1,7 +1,8 @@
 /*
  * conn.c: the SQLite connection: opening a database file with crmd's
- * settings, the per-connection cache of prepared statements, SQLite's
- * result codes as store_rc_t, and closing.
+ * settings, the per-connection caches of prepared statements, a server
+ * thread's held read snapshot, SQLite's result codes as store_rc_t, and
+ * closing.
  *
  * Everything else in store/sqlite/ goes through these to reach SQLite, so
  * the settings that make the store durable, private and its failures
@@ -13,6 +14,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +196,63 @@ static void dyn_close(sqlite_store_t *s)
         free(s->dyn[i].sql);
         s->dyn[i] = (sq_dyn_t){0};
     }
+}
+
+/*
+ * The read snapshot a server thread keeps for the rest of its loop's turn
+ * (sq_hold, see sqlite_int.h). It lives beside the statements because
+ * sq_of, which every operation starts from, ends it.
+ */
+static store_rc_t run_id(sqlite_store_t *s, enum sq_stmt_id id)
+{
+    sqlite3_stmt *st = sq_stmt(s, id);
+    return st != NULL ? sq_run(s, st) : STORE_ERROR;
+}
+
+/* Commits made through this process's connections (sq_hold). */
+static _Atomic uint64_t commits;
+
+void sq_note_commit(void)
+{
+    atomic_fetch_add(&commits, 1);
+}
+
+void sq_release(sqlite_store_t *s)
+{
+    s->held = false;
+    if (sqlite3_get_autocommit(s->db)) return; /* SQLite ended it (an error) */
+    if (run_id(s, Q_COMMIT) != STORE_OK && !sqlite3_get_autocommit(s->db)) run_id(s, Q_ROLLBACK);
+}
+
+/* The loop's turn is over: so is the snapshot. */
+static void hold_end(void *arg)
+{
+    sqlite_store_t *s = arg;
+    s->hold_timer = NULL;
+    if (s->held) sq_release(s);
+}
+
+void sq_hold(sqlite_store_t *s)
+{
+    if (!s->has_loop || s->base.batch != BATCH_NONE) return;
+    /* Read before the snapshot begins: a commit counted later makes it
+     * end before the next read, even one the snapshot holds already. */
+    uint64_t now = atomic_load(&commits);
+    if (s->held && s->held_seq == now) return;
+    if (s->held) sq_release(s);
+    if (!sqlite3_get_autocommit(s->db)) return; /* not ours: leave it alone */
+    if (s->hold_timer == NULL && (s->hold_timer = s->loop.timer_start(s->loop.ctx, 0, hold_end, s)) == NULL)
+        return; /* out of memory: a transaction per read, as without */
+    if (run_id(s, Q_BEGIN_READ) != STORE_OK) return;
+    s->held = true;
+    s->held_seq = now;
+}
+
+sqlite_store_t *sq_of(store_t *base)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    if (s->held) sq_release(s);
+    return s;
 }
 
 void sq_close(store_t *base)

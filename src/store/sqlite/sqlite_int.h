@@ -176,17 +176,11 @@ typedef struct sqlite_store {
     store_timer_t *hold_timer; /* ends it when the loop's turn ends */
 } sqlite_store_t;
 
-void sq_release(sqlite_store_t *s);
-
 /* The connection behind base. Every operation but the reads that may run
  * in a held snapshot (sq_of_read) starts here, so that a held read
- * transaction never reaches a write, a list or another table's read. */
-static inline sqlite_store_t *sq_of(store_t *base)
-{
-    sqlite_store_t *s = (sqlite_store_t *)base;
-    if (s->held) sq_release(s);
-    return s;
-}
+ * transaction never reaches a write, a list or another table's read
+ * (conn.c ends it). */
+sqlite_store_t *sq_of(store_t *base);
 
 /* The connection behind base, its held snapshot (if any) kept: for the
  * reads of one lead, one follow and one lead's follows, which call
@@ -332,6 +326,23 @@ void sq_bind_fold(sqlite3_stmt *st, int i, text_ref_t t);
 /* Registers crmd_fold(text) on db: the same folding, for SQL (migration 5). */
 int sq_register_fold(sqlite3 *db);
 
+/*
+ * A held snapshot (conn.c). A read transaction per request (its WAL read lock: a
+ * mutex, an fcntl, an fstat) was a tenth of a GET's CPU, so on a server
+ * thread the reads of one lead, one follow or one lead's follows share one
+ * read transaction until the end of the event loop's turn (bench/results.md).
+ * No answer is older than a write this process acknowledged: every commit
+ * counts in a process-wide number before its write is answered, and a held
+ * snapshot begun at another count is ended before the next read. A write by
+ * another process (crmd import) shows at the next turn at the latest.
+ * sq_hold begins or renews it before such a read; sq_release ends it (sq_of
+ * does, before anything else runs on the connection); sq_note_commit counts
+ * a commit.
+ */
+void sq_hold(sqlite_store_t *s);
+void sq_release(sqlite_store_t *s);
+void sq_note_commit(void);
+
 /* --- txn.c -------------------------------------------------------------- */
 
 /* Runs a statement that returns no rows. */
@@ -345,21 +356,6 @@ store_rc_t sq_begin_write(sqlite_store_t *s);
 store_rc_t sq_begin_single(sqlite_store_t *s);
 /* A read transaction (one snapshot for several statements). */
 store_rc_t sq_begin_read(sqlite_store_t *s);
-/*
- * A held snapshot. A read transaction per request (its WAL read lock: a
- * mutex, an fcntl, an fstat) was a tenth of a GET's CPU, so on a server
- * thread the reads of one lead, one follow or one lead's follows share one
- * read transaction until the end of the event loop's turn (bench/results.md).
- * No answer is older than a write this process acknowledged: every commit
- * counts in a process-wide number before its write is answered, and a held
- * snapshot begun at another count is ended before the next read. A write by
- * another process (crmd import) shows at the next turn at the latest.
- * sq_hold begins or renews it before such a read; sq_release ends it (sq_of
- * does, before anything else runs on the connection); sq_note_commit counts
- * a commit.
- */
-void sq_hold(sqlite_store_t *s);
-void sq_note_commit(void);
 /* Ends what a begin started: commits (or releases the savepoint) when rc
  * is STORE_OK, else rolls back. Returns the final rc: a failed commit is
  * rolled back and reported. */

@@ -8,48 +8,7 @@
  * (store_batch_begin) the batch's transaction holds that lock throughout,
  * and each write is a savepoint in it, so one failed write is undone alone.
  */
-#include <stdatomic.h>
-
 #include "store/sqlite/sqlite_int.h"
-
-/* Commits made through this process's connections (sq_hold). */
-static _Atomic uint64_t commits;
-
-void sq_note_commit(void)
-{
-    atomic_fetch_add(&commits, 1);
-}
-
-void sq_release(sqlite_store_t *s)
-{
-    s->held = false;
-    if (sqlite3_get_autocommit(s->db)) return; /* SQLite ended it (an error) */
-    if (sq_exec(s, Q_COMMIT) != STORE_OK && !sqlite3_get_autocommit(s->db)) sq_exec(s, Q_ROLLBACK);
-}
-
-/* The loop's turn is over: so is the snapshot. */
-static void hold_end(void *arg)
-{
-    sqlite_store_t *s = arg;
-    s->hold_timer = NULL;
-    if (s->held) sq_release(s);
-}
-
-void sq_hold(sqlite_store_t *s)
-{
-    if (!s->has_loop || s->base.batch != BATCH_NONE) return;
-    /* Read before the snapshot begins: a commit counted later makes it
-     * end before the next read, even one the snapshot holds already. */
-    uint64_t now = atomic_load(&commits);
-    if (s->held && s->held_seq == now) return;
-    if (s->held) sq_release(s);
-    if (!sqlite3_get_autocommit(s->db)) return; /* not ours: leave it alone */
-    if (s->hold_timer == NULL && (s->hold_timer = s->loop.timer_start(s->loop.ctx, 0, hold_end, s)) == NULL)
-        return; /* out of memory: a transaction per read, as without */
-    if (sq_exec(s, Q_BEGIN_READ) != STORE_OK) return;
-    s->held = true;
-    s->held_seq = now;
-}
 
 store_rc_t sq_exec(sqlite_store_t *s, enum sq_stmt_id id)
 {
