@@ -3960,3 +3960,58 @@ Test(store, creates_inside_a_batch_are_refused_read_and_kept_as_single_ones)
     cr_expect_eq(get_lead(app1.id, ID(4), &got), STORE_NOT_FOUND, "no undone create comes back");
     cr_expect_eq(lead_total(app1.id), 3);
 }
+
+/* A find passed exactly the leads numbered want[0..n) (ID), in order. */
+static void expect_numbered(const found_t *got, const int *want, int n, const char *what)
+{
+    char ids[4][UUID_BUFSZ];
+    cr_assert_leq(n, 4);
+    for (int i = 0; i < n; i++)
+        strcpy(ids[i], ID(want[i]));
+    expect_ids(got, (const char(*)[UUID_BUFSZ])ids, n, what);
+}
+
+/* A snapshot (store_snapshot_begin: crmd export's pages) reads the leads
+ * as they were at its first read: a lead another connection moves past
+ * the page's end meanwhile (a sort by value) is neither read twice nor
+ * missed; after the snapshot the change is seen. */
+Test(store, a_snapshot_reads_its_pages_from_one_state)
+{
+    for (int i = 1; i <= 3; i++) {
+        lead_t l = mk_lead(i, "Snap", 1000 + i);
+        l.has_value = true;
+        l.value_cents = i * 100;
+        cr_assert_eq(store_lead_create(st, app1.id, &l), STORE_OK);
+    }
+    store_lead_query_t q = base_query();
+    q.sort[0] = (store_sort_t){LEAD_KEY_VALUE, false};
+    q.nsort = 1;
+    q.limit = 2;
+    q.count = false;
+    store_sort_t order[STORE_SORT_MAX];
+    int norder = store_lead_order(q.sort, q.nsort, order);
+    cr_assert_eq(store_snapshot_begin(st), STORE_OK);
+    found_t first = {0};
+    int64_t total;
+    cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &first, NULL), STORE_OK);
+    expect_numbered(&first, (const int[]){1, 2}, 2, "the first page");
+    char err[STORE_OPEN_ERR_MAX];
+    store_t *other = store_open(url_, err, sizeof err);
+    cr_assert_not_null(other, "%s", err);
+    lead_patch_t p = {.fields = LEAD_F_VALUE};
+    p.v.has_value = true;
+    p.v.value_cents = 1000;
+    leads_t changed = {0};
+    cr_assert_eq(store_lead_update(other, app1.id, ID(1), &p, 5000, on_lead, &changed), STORE_OK);
+    store_close(other);
+    store_pos_t pos;
+    store_lead_pos(&first.last.l, order, norder, &pos);
+    q.after = &pos;
+    found_t next = {0};
+    cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &next, NULL), STORE_OK);
+    store_snapshot_end(st);
+    expect_numbered(&next, (const int[]){3}, 1, "the next page, as of the snapshot");
+    found_t after = {0};
+    cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &after, NULL), STORE_OK);
+    expect_numbered(&after, (const int[]){3, 1}, 2, "the same page after it");
+}
