@@ -4039,13 +4039,14 @@ static int staged_rows(void)
  * lock). */
 Test(store, staged_creates_a_failed_write_moved_are_moved_for_good)
 {
-    if (on_postgres) return; /* PostgreSQL stages nothing */
     cr_assert_eq(store_batch_begin(st), STORE_OK);
     for (int i = 1; i <= 5; i++)
         create_lead(i, "Staged", 1000 + i);
-    cr_assert_eq(staged_rows(), 5);
+    /* PostgreSQL stages nothing: there the rest must hold all the same. */
+    if (!on_postgres) cr_assert_eq(staged_rows(), 5);
     cr_expect_eq(store_lead_trash(st, app1.id, ID(60), 7000), STORE_NOT_FOUND);
-    cr_expect_eq(staged_rows(), 0, "the creates the failed write had moved are not left to wait again");
+    if (!on_postgres)
+        cr_expect_eq(staged_rows(), 0, "the creates the failed write had moved are not left to wait again");
     cr_expect_eq(store_lead_trash(st, app1.id, ID(61), 7000), STORE_NOT_FOUND);
     create_lead(6, "Staged", 1006);
     cr_assert_eq(store_batch_end(st, 1), STORE_OK);
