@@ -111,6 +111,13 @@ int csvcmd_export(store_t *s, int64_t app, const csvcmd_query_t *query, FILE *ou
         x->norder = store_lead_order(q->sort, q->nsort, x->order);
         csv_write_header(&x->out);
     }
+    /* One snapshot for every page: a lead changed meanwhile (under a sort
+     * by what changed) would otherwise be written twice, or not at all. */
+    bool snapshot = status == 0 && store_snapshot_begin(s) == STORE_OK;
+    if (status == 0 && !snapshot) {
+        fprintf(err, "crmd: export: the database failed to read the leads\n");
+        status = 1;
+    }
     int64_t total;
     for (store_rc_t rc = STORE_OK; status == 0;) {
         x->n = 0;
@@ -125,6 +132,7 @@ int csvcmd_export(store_t *s, int64_t app, const csvcmd_query_t *query, FILE *ou
         store_pos_copy(after, &x->last);
         q->after = after;
     }
+    if (snapshot) store_snapshot_end(s);
     if (status == 0 && fflush(out) != 0) {
         fprintf(err, "crmd: export: cannot write the output\n");
         status = 1;

@@ -500,6 +500,9 @@ typedef struct store_ops {
     /* Bulk copy (crmd copy, never while serving); see the wrappers. */
     store_rc_t (*copy_count)(store_t *s, store_counts_t *out);
     store_rc_t (*copy_export)(store_t *s, const store_export_t *cb, void *ctx, store_counts_t *total);
+    /* One read snapshot over several reads (crmd export); see the wrappers. */
+    store_rc_t (*snapshot_begin)(store_t *s);
+    void (*snapshot_end)(store_t *s);
     store_rc_t (*copy_import_begin)(store_t *s, store_counts_t *before);
     store_rc_t (*copy_import_key)(store_t *s, const store_key_t *key);
     store_rc_t (*copy_import_app)(store_t *s, const store_app_t *app, int keep_id, int64_t *id);
@@ -951,6 +954,23 @@ static inline store_rc_t store_copy_export(store_t *s, const store_export_t *cb,
                                            store_counts_t *total)
 {
     return s->ops->copy_export ? s->ops->copy_export(s, cb, ctx, total) : STORE_ERROR;
+}
+
+/* Begins a read snapshot: the reads made on s until store_snapshot_end
+ * (never async, never inside a batch) see the database as it was at the
+ * first of them, whatever other connections commit meanwhile, so that a
+ * read made page by page (crmd export) passes each lead once, in order,
+ * even under a sort by a value that changes. Holds back no writer (SQLite:
+ * a WAL read transaction, which only holds back checkpoints; PostgreSQL:
+ * REPEATABLE READ READ ONLY). */
+static inline store_rc_t store_snapshot_begin(store_t *s)
+{
+    return s->ops->snapshot_begin ? s->ops->snapshot_begin(s) : STORE_ERROR;
+}
+
+static inline void store_snapshot_end(store_t *s)
+{
+    if (s->ops->snapshot_end) s->ops->snapshot_end(s);
 }
 
 /* Starts the import transaction, holding the database's write lock where

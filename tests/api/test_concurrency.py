@@ -2,6 +2,8 @@
 keep ids unique, totals right and updated_at strictly increasing."""
 
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+import uuid
 
 from apiutil import assert_status, body_json, parse_ts
 
@@ -47,3 +49,49 @@ def test_parallel_follow_creates_and_lead_delete(app):
     assert len(set(ids)) == 30
     assert body_json(app.get(f"/leads/{lead['id']}/follows"))["meta"]["totalRecords"] == 30
     assert_status(app.delete(f"/leads/{lead['id']}"), 204)
+
+
+def test_creates_sharing_a_group_commit_with_failing_writes_are_all_kept(app):
+    """Creates that share a group commit with writes that fail (a trashing,
+    a delete, a purge, a recovery or an update of an unknown id), with
+    follows and trashings of the leads just made, and with keyed creates
+    sent twice: every create answered 201 is there afterwards, once, in the
+    list, the search, the summary and its history."""
+    def unknown():
+        return str(uuid.uuid4())
+    failing = [lambda: app.delete(f"/leads/{unknown()}"),
+               lambda: app.delete(f"/leads/trash/{unknown()}"),
+               lambda: app.put(f"/leads/{unknown()}/recover"),
+               lambda: app.put(f"/leads/{unknown()}", {"lead": {"name": "x"}})]
+
+    def work(i):
+        key = f"staged-{uuid.uuid4().hex}"
+        r = app.post("/leads/", {"lead": {"name": f"Stagedterm {i}", "value": 1}},
+                     headers={"Idempotency-Key": key} if i % 3 == 0 else {})
+        assert_status(r, 201)
+        lead = body_json(r)["data"]["id"]
+        assert failing[i % 4]().status_code == 404
+        if i % 3 == 0:
+            again = app.post("/leads/", {"lead": {"name": f"Stagedterm {i}", "value": 1}},
+                             headers={"Idempotency-Key": key})
+            assert_status(again, 201)
+            assert body_json(again)["data"]["id"] == lead, "a keyed create replayed"
+        if i % 5 == 0:
+            assert_status(app.post(f"/leads/{lead}/follows", {"follow": {"title": "Call"}}), 201)
+        if i % 7 == 0:
+            assert_status(app.delete(f"/leads/{lead}"), 204)
+            assert_status(app.put(f"/leads/{lead}/recover"), 200)
+        return lead
+    with ThreadPoolExecutor(max_workers=8) as ex:
+        ids = list(ex.map(work, range(90)))
+    assert len(set(ids)) == 90
+    listed = body_json(app.get("/leads/", params={"records": 100}))
+    assert listed["meta"]["totalRecords"] == 90
+    assert {d["id"] for d in listed["data"]} == set(ids)
+    found = body_json(app.get("/leads/", params={"records": 100, "search": "stagedterm"}))
+    assert {d["id"] for d in found["data"]} == set(ids), "every create is in the search index"
+    s = body_json(app.get("/leads/summary"))["data"]["attributes"]
+    assert int(s["totalRecords"]) == 90 and Decimal(s["totalValue"]) == 90
+    for lead in ids[::11]:
+        h = body_json(app.get(f"/leads/{lead}/history"))
+        assert h["meta"]["totalRecords"] >= 1

@@ -173,6 +173,18 @@ store_rc_t pg_copy_export(store_t *base, const store_export_t *cb, void *ctx, st
     return rc;
 }
 
+store_rc_t pg_snapshot_begin(store_t *base)
+{
+    pg_store_t *s = pg_of(base);
+    assert(s->base.batch == BATCH_NONE && !s->aio.on);
+    return pg_tx_begin(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+}
+
+void pg_snapshot_end(store_t *base)
+{
+    pg_tx_rollback(pg_of(base)); /* read only: nothing to commit */
+}
+
 store_rc_t pg_copy_import_begin(store_t *base, store_counts_t *before)
 {
     pg_store_t *s = pg_of(base);

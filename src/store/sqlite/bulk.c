@@ -6,6 +6,7 @@
  * are prepared for one use instead of kept. The import's leads and
  * follows go through the same inserts as the API's (leads.c, follows.c).
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,6 +145,20 @@ store_rc_t sq_copy_export(store_t *base, const store_export_t *cb, void *ctx, st
         rc = export_rows(s, sq_export_sql[i], fns[i], cb, ctx);
     if (rc == STORE_OK) rc = sq_webhook_export(s, cb, ctx);
     return sq_finish(s, rc);
+}
+
+/* A deferred BEGIN: the snapshot is taken by the first read in it. */
+store_rc_t sq_snapshot_begin(store_t *base)
+{
+    sqlite_store_t *s = sq_of(base);
+    assert(s->base.batch == BATCH_NONE);
+    return sq_begin_read(s);
+}
+
+void sq_snapshot_end(store_t *base)
+{
+    sqlite_store_t *s = sq_of(base);
+    if (!sqlite3_get_autocommit(s->db)) sq_exec(s, Q_ROLLBACK); /* read only: nothing to commit */
 }
 
 store_rc_t sq_copy_import_begin(store_t *base, store_counts_t *before)

@@ -222,8 +222,8 @@ void sq_reset(sqlite3_stmt *st);
  * create (a taken id, a broken constraint) is refused when staged, as
  * leads would refuse it; a failed move fails the commit, so no create is
  * acknowledged without its row; a move undone with the savepoint of the
- * write it ran in leaves the rows staged again, to be moved later.
- * Moves the staged rows now. */
+ * write it ran in leaves the rows staged again, and sq_finish moves
+ * them again at once, outside any write. Moves the staged rows now. */
 store_rc_t sq_stage_flush(sqlite_store_t *s);
 
 /* Prepares sql for one use (bulk copy and migrations run once per

@@ -53,9 +53,14 @@ store_rc_t sq_finish(sqlite_store_t *s, store_rc_t rc)
 {
     if (s->base.batch != BATCH_NONE) {
         /* Undo only this write; the batch's transaction goes on. */
+        bool moved = s->staged == 0; /* staged creates may have been moved inside it */
         if (rc != STORE_OK && sq_exec(s, Q_ROLLBACK_TO) != STORE_OK)
             s->base.batch = BATCH_BROKEN; /* the batch can no longer be trusted */
         store_rc_t rrc = sq_exec(s, Q_RELEASE);
+        /* A move undone with the write left its creates staged again: moved
+         * now, outside any write, they stay moved whatever fails next. Else
+         * every failed write of the batch would move them all and undo it. */
+        if (rc != STORE_OK && moved && rrc == STORE_OK && batch_usable(s) == STORE_OK) sq_stage_flush(s);
         if (batch_usable(s) != STORE_OK) return STORE_UNAVAILABLE;
         return rc != STORE_OK ? rc : rrc;
     }
