@@ -8,6 +8,15 @@ import uuid
 from apiutil import assert_status, body_json, parse_ts
 
 
+def expect_listed(app, ids, n):
+    """The n distinct ids are the app's leads, all on one listed page; returns the list's body."""
+    assert len(set(ids)) == n
+    body = body_json(app.get("/leads/", params={"records": 100}))
+    assert body["meta"]["totalRecords"] == n
+    assert {d["id"] for d in body["data"]} == set(ids)
+    return body
+
+
 def test_parallel_creates(app):
     def make(i):
         r = app.post("/leads/", {"lead": {"name": f"P{i}"}})
@@ -15,10 +24,7 @@ def test_parallel_creates(app):
         return body_json(r)["data"]["id"]
     with ThreadPoolExecutor(max_workers=6) as ex:
         ids = list(ex.map(make, range(60)))
-    assert len(set(ids)) == 60
-    body = body_json(app.get("/leads/", params={"records": 100}))
-    assert body["meta"]["totalRecords"] == 60
-    assert {d["id"] for d in body["data"]} == set(ids)
+    body = expect_listed(app, ids, 60)
     k = [(d["attributes"]["created_at"], d["id"]) for d in body["data"]]
     assert k == sorted(k, reverse=True)
 
@@ -84,10 +90,7 @@ def test_creates_sharing_a_group_commit_with_failing_writes_are_all_kept(app):
         return lead
     with ThreadPoolExecutor(max_workers=8) as ex:
         ids = list(ex.map(work, range(90)))
-    assert len(set(ids)) == 90
-    listed = body_json(app.get("/leads/", params={"records": 100}))
-    assert listed["meta"]["totalRecords"] == 90
-    assert {d["id"] for d in listed["data"]} == set(ids)
+    expect_listed(app, ids, 90)
     found = body_json(app.get("/leads/", params={"records": 100, "search": "stagedterm"}))
     assert {d["id"] for d in found["data"]} == set(ids), "every create is in the search index"
     s = body_json(app.get("/leads/summary"))["data"]["attributes"]

@@ -3893,6 +3893,17 @@ Test(store, an_event_is_wanted_only_by_an_active_subscribed_webhook_of_the_app)
     cr_assert_eq(store_batch_end(st, 1), STORE_OK);
 }
 
+/* How many leads of app1 a search for "staged" finds (their count). */
+static int64_t staged_found(void)
+{
+    store_lead_query_t q = base_query();
+    q.f.search = T("staged");
+    found_t found = {0};
+    int64_t total = -1;
+    cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &found, NULL), STORE_OK);
+    return total;
+}
+
 /* Creates inside a batch (SQLite stages them, sqlite_int.h): a repeated
  * id or a broken constraint is refused at once, alone; the batch's own
  * reads and follows see its creates; after the commit search and
@@ -3927,12 +3938,7 @@ Test(store, creates_inside_a_batch_are_refused_read_and_kept_as_single_ones)
     cr_assert_eq(store_lead_summary(st, app1.id, &fl, FIND_NOW, &sum, NULL), STORE_OK);
     cr_expect_eq(sum.cell[STAGE_QUALIFIED][LEAD_ACTIVE].n, 2);
     cr_expect(cell_value(&sum.cell[STAGE_QUALIFIED][LEAD_ACTIVE]) == 3000);
-    store_lead_query_t q = base_query();
-    q.f.search = T("staged");
-    found_t found = {0};
-    int64_t total = -1;
-    cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &found, NULL), STORE_OK);
-    cr_expect_eq(total, 2, "both staged leads are in the search index");
+    cr_expect_eq(staged_found(), 2, "both staged leads are in the search index");
     /* A write that fails after the staged creates went into leads within
      * its savepoint (a trashing of an unknown id) undoes only itself: the
      * creates before it are committed all the same. */
@@ -3943,11 +3949,7 @@ Test(store, creates_inside_a_batch_are_refused_read_and_kept_as_single_ones)
     cr_assert_eq(store_batch_end(st, 1), STORE_OK);
     cr_expect_eq(get_lead(app1.id, ID(5), &got), STORE_OK, "the create before a failed write is kept");
     cr_expect_eq(lead_total(app1.id), 3);
-    q = base_query();
-    q.f.search = T("staged");
-    found = (found_t){0};
-    cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &found, NULL), STORE_OK);
-    cr_expect_eq(total, 3, "and in the search index");
+    cr_expect_eq(staged_found(), 3, "and in the search index");
     /* Undone: nothing of it stays, in leads or in the staging table. */
     cr_assert_eq(store_batch_begin(st), STORE_OK);
     lead_t c = mk_lead(4, "Staged Gamma", 500);
@@ -4051,10 +4053,5 @@ Test(store, staged_creates_a_failed_write_moved_are_moved_for_good)
     create_lead(6, "Staged", 1006);
     cr_assert_eq(store_batch_end(st, 1), STORE_OK);
     cr_expect_eq(lead_total(app1.id), 6);
-    store_lead_query_t q = base_query();
-    q.f.search = T("staged");
-    found_t found = {0};
-    int64_t total = -1;
-    cr_assert_eq(store_lead_find(st, app1.id, &q, &total, on_found, &found, NULL), STORE_OK);
-    cr_expect_eq(total, 6, "every create is in the search index");
+    cr_expect_eq(staged_found(), 6, "every create is in the search index");
 }
