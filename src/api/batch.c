@@ -27,7 +27,6 @@
 #include "api/writer.h"
 #include "model/event.h"
 #include "model/uuid.h"
-#include "store/webhook.h"
 
 #define BATCH_OPS_MAX 500
 
@@ -245,9 +244,7 @@ static store_rc_t apply_creates(store_t *s, api_write_t *w, const batch_t *b, in
 {
     create_run_t r = {.s = s, .w = w, .op = &b->op[first], .first = first, .n = end - first};
     int64_t created = 0;
-    bool wanted = true;
-    store_rc_t rc = store_event_wanted(s, w->app, EVENT_LEAD_CREATED, &wanted);
-    r.no_events = !wanted;
+    store_rc_t rc = api_change_creates_unwanted(s, w->app, &r.no_events);
     if (rc == STORE_OK) rc = store_lead_create_many(s, w->app, next_create, &r, &created);
     /* The store asks again after the last lead it inserted; this only
      * guards that promise. */

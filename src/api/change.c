@@ -9,6 +9,8 @@
 #include "api/history.h"
 #include "api/outbox.h"
 #include "api/writer.h"
+#include "model/event.h"
+#include "store/webhook.h"
 
 void api_change_fail(api_write_t *w, store_rc_t rc)
 {
@@ -72,4 +74,12 @@ store_rc_t api_held_follow(store_t *s, const api_write_t *w, api_held_t *h)
 {
     store_rc_t rc = store_follow_get(s, w->app, w->id, w->fid, api_hold_follow, h, NULL);
     return rc == STORE_OK && !h->found ? STORE_UNAVAILABLE : rc;
+}
+
+store_rc_t api_change_creates_unwanted(store_t *s, int64_t app, bool *no_events)
+{
+    bool wanted = true;
+    store_rc_t rc = store_event_wanted(s, app, EVENT_LEAD_CREATED, &wanted);
+    *no_events = !wanted;
+    return rc;
 }

@@ -42,6 +42,11 @@ typedef struct api_change {
  * the failure and its batch undone (api_change_fail). */
 bool api_change_record(store_t *s, api_write_t *w, const api_change_t *c);
 
+/* Whether the lead.created events of a bulk create of app's leads can be
+ * left out (*no_events: no active webhook of the app wants them), asked
+ * once for the whole run instead of per lead; a store failure is rc. */
+store_rc_t api_change_creates_unwanted(store_t *s, int64_t app, bool *no_events);
+
 /* Answers w with the failure rc (a 503 for anything but STORE_ERROR) and
  * marks its batch to be undone (w->undo_batch): for a write whose change
  * was made but cannot be recorded. */

@@ -36,7 +36,6 @@
 #include "model/csv.h"
 #include "model/event.h"
 #include "model/text.h"
-#include "store/webhook.h"
 
 /* --- the plan --------------------------------------------------------------- */
 
@@ -247,9 +246,7 @@ store_rc_t import_create_rows(store_t *s, int64_t app, int64_t now, const char *
     csv_reader_init(&src->rd, body, len);
     src->rd.sep = pl->sep;
     csv_next(&src->rd); /* the header */
-    bool wanted = true;
-    store_rc_t rc = store_event_wanted(s, app, EVENT_LEAD_CREATED, &wanted);
-    src->no_events = !wanted;
+    store_rc_t rc = api_change_creates_unwanted(s, app, &src->no_events);
     *created = 0;
     if (rc == STORE_OK) rc = store_lead_create_many(s, app, next_row, src, created);
     /* The store asks again after the last lead it inserted, so none is
