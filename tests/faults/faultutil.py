@@ -22,7 +22,10 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 
-READY_TIMEOUT = 10.0
+# Time for a started crmd to answer /healthz: it takes well under a second,
+# but a loaded 2-core CI machine can stall a process for seconds; the wait
+# ends at the first 200, so a long one costs nothing when all is well.
+READY_TIMEOUT = 30.0
 FS_MB = 16
 
 # never send loopback traffic through a proxy
@@ -84,7 +87,10 @@ def raise_nofile(want):
 
 
 # Ports of servers started with --tls-cert: port -> the certificate file
-# to trust. Conn, healthz and the HTTP/2 client speak TLS to them.
+# to trust. Conn, healthz and the HTTP/2 client speak TLS to them. Every
+# start sets or clears its port's entry: the kernel hands a port out again
+# once its server is gone, and a stale entry would make every client speak
+# TLS to a cleartext server that took the port later.
 TLS_PORTS = {}
 
 
@@ -154,6 +160,8 @@ class Crmd:
             self.port = port
             if self.tls is not None:
                 TLS_PORTS[port] = self.tls
+            else:
+                TLS_PORTS.pop(port, None)
             args = [crmd_bin(), "serve", "--listen", f"127.0.0.1:{port}", "--db",
                     f"sqlite:{self.db}", "--threads", str(self.threads),
                     "--rate-limit", "off", "--auth-limit", "off"]
@@ -168,17 +176,22 @@ class Crmd:
                                          stdin=subprocess.DEVNULL)
             self.starts += 1
             deadline = t0 + timeout
+            answer, tries = None, 0
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     break
-                if healthz(port, timeout=1.0) == 200:
+                answer = healthz_answer(port, timeout=1.0)
+                tries += 1
+                if answer == 200:
                     return time.monotonic() - t0
                 time.sleep(0.01)
             last = self.stderr_text()
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait(10)
-                raise AssertionError(f"crmd did not answer /healthz within {timeout}s; "
+                scheme = "https" if port in TLS_PORTS else "http"
+                raise AssertionError(f"crmd did not answer 200 on {scheme}://127.0.0.1:{port}/healthz "
+                                     f"within {timeout}s ({tries} tries; the last got {answer}); "
                                      f"stderr:\n{last}")
             if "in use" not in last.lower() and "cannot listen" not in last.lower():
                 break
@@ -251,17 +264,52 @@ def kill_during(srv, targets, delay, join_s=30):
     srv.start()
 
 
-def healthz(port, timeout=2.0):
+def healthz_answer(port, timeout=2.0):
+    """The status of GET /healthz, or what went wrong instead (a string)."""
     c = connection(port, timeout)
     try:
         c.request("GET", "/healthz")
         r = c.getresponse()
         r.read()
         return r.status
+    except (OSError, http.client.HTTPException) as e:
+        return repr(e)
+    finally:
+        c.close()
+
+
+def healthz(port, timeout=2.0):
+    """The status of GET /healthz, or None when there was no answer."""
+    answer = healthz_answer(port, timeout)
+    return answer if isinstance(answer, int) else None
+
+
+def metric(admin_port, name, timeout=2.0):
+    """The value of an unlabelled metric on crmd's admin listener
+    (--admin-listen), or None when it could not be read."""
+    c = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=timeout)
+    try:
+        c.request("GET", "/metrics")
+        r = c.getresponse()
+        text = r.read().decode(errors="replace")
     except (OSError, http.client.HTTPException):
         return None
     finally:
         c.close()
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def wait_metric(admin_port, name, pred, timeout=10.0):
+    """Waits (bounded) until pred(value of the metric) holds; returns the
+    last value read (None if none could be)."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while True:
+        value = metric(admin_port, name)
+        if (value is not None and pred(value)) or time.monotonic() >= deadline:
+            return value
+        time.sleep(0.05)
 
 
 class DefectObserved(AssertionError):
@@ -305,10 +353,10 @@ class Conn:
             self.c.close()
             self.c = None
 
-    def request(self, method, path, body=None, headers=None):
+    def request(self, method, path, body=None, headers=None, on_sent=None):
         """Returns (status, headers, parsed JSON or None, raw bytes); raises
         TransportError when no complete response came back. headers: more
-        request headers."""
+        request headers; on_sent: called once the request is sent in full."""
         data = json.dumps(body).encode() if body is not None else None
         if self.c is None:
             self.c = connection(self.port, self.timeout)
@@ -321,6 +369,8 @@ class Conn:
         try:
             self.c.request(method, path, body=data, headers={**self.headers(data), **(headers or {})})
             sent = True
+            if on_sent is not None:
+                on_sent()
             r = self.c.getresponse()
             raw = r.read()
             status, hdrs = r.status, {k.lower(): v for k, v in r.getheaders()}
@@ -449,7 +499,9 @@ def small_ext4(tmp_path, mb=FS_MB):
     mnt.mkdir()
     with open(img, "wb") as f:
         f.truncate(mb * 1024 * 1024)
-    run("mkfs.ext4", "-q", "-F", "-m", "0", img)
+    # Inode tables and journal written now, not by the kernel in the
+    # background while a test fills, freezes or times the file system.
+    run("mkfs.ext4", "-q", "-F", "-m", "0", "-E", "lazy_itable_init=0,lazy_journal_init=0", img)
     p = run("mount", "-o", "loop", img, mnt, check=False)
     if p.returncode != 0:
         pytest.fail(f"cannot loop-mount an ext4 image here (root and loop devices are needed "

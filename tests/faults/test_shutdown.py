@@ -21,8 +21,8 @@ import uuid
 
 import pytest
 
-from faultutil import (Conn, DefectObserved, TransportError, app_create, integrity_check, run,
-                       small_ext4)
+from faultutil import (Conn, DefectObserved, TransportError, app_create, free_port, integrity_check,
+                       run, small_ext4, wait_metric)
 
 CLIENTS = 8          # as fast as they can
 PACED = 4            # a request every 50 ms: their connections are often idle
@@ -135,6 +135,11 @@ def test_sigterm_under_load_answers_everything_received(crmd, tmp_path):
                      + b"\r\nContent-Type: application/json\r\nContent-Length: "
                      + str(len(body)).encode() + b"\r\n\r\n" + body[:10])
     time.sleep(LOAD_BEFORE_TERM)
+    # A loaded machine may not have had a write acknowledged yet: the
+    # SIGTERM waits for one (bounded), so that there is something to lose.
+    deadline = time.monotonic() + 10
+    while not rec.acked_creates and time.monotonic() < deadline:
+        time.sleep(0.05)
     t_term = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
@@ -209,10 +214,12 @@ def test_sigterm_under_load_answers_everything_received(crmd, tmp_path):
 def test_sigterm_while_writes_wait_on_a_frozen_disk(crmd, tmp_path):
     """4 writes are stuck behind a frozen file system (fsfreeze) when SIGTERM
     comes; the disk thaws 4.5 s later (after crmd's 3 s drain). crmd must exit
-    0 (not crash), and each of the 4 requests, fully received before the
+    0 (not crash), and each of the 4 requests, sent in full before the
     SIGTERM, must get an answer (its 201 or a 503), not a closed connection."""
     with small_ext4(tmp_path) as mnt:
-        srv = crmd("frozen", db=mnt / "crmd.db", threads=2)
+        admin = free_port()
+        srv = crmd("frozen", db=mnt / "crmd.db", threads=2,
+                   extra_args=["--admin-listen", f"127.0.0.1:{admin}"])
         key, token = app_create(srv.db)
         srv.start()
         c = Conn(srv.port, key, token)
@@ -220,11 +227,19 @@ def test_sigterm_while_writes_wait_on_a_frozen_disk(crmd, tmp_path):
         c.close()
         run("fsfreeze", "-f", mnt)
         outcomes = {}
+        lock, sent, n_sent = threading.Lock(), threading.Event(), [0]
+
+        def on_sent():
+            with lock:
+                n_sent[0] += 1
+                if n_sent[0] == 4:
+                    sent.set()
 
         def write(n):
             conn = Conn(srv.port, key, token, timeout=20)
             try:
-                st, _h, _js, _raw = conn.request("POST", "/leads/", {"lead": {"name": f"frozen {n}"}})
+                st, _h, _js, _raw = conn.request("POST", "/leads/", {"lead": {"name": f"frozen {n}"}},
+                                                 on_sent=on_sent)
                 outcomes[n] = st
             except TransportError as e:
                 outcomes[n] = f"no answer ({e})"
@@ -235,7 +250,15 @@ def test_sigterm_while_writes_wait_on_a_frozen_disk(crmd, tmp_path):
         try:
             for t in threads:
                 t.start()
-            time.sleep(0.5)
+            # The SIGTERM comes once all 4 are sent in full and the writer is
+            # stuck in a commit (a fixed pause could end before a loaded
+            # machine has even sent them). The loop threads may be stuck too:
+            # SQLite's reads write to its mmap'd -shm file, which blocks on a
+            # frozen file system, so crmd may not have accepted them all yet.
+            assert sent.wait(10), "the 4 writes were not sent within 10 s"
+            held = wait_metric(admin, "crmd_writer_queue_writes", lambda v: v >= 1)
+            assert held is not None and held >= 1, f"no write is stuck at the writer: {held}"
+            time.sleep(0.2)  # the last bytes sent reach crmd's socket
             t_term = time.monotonic()
             srv.proc.send_signal(signal.SIGTERM)
             time.sleep(4.5)
