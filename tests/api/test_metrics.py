@@ -186,10 +186,17 @@ def test_refusals_are_counted(tmp_path):
         # Over the cap of 3 connections (the two above may be closed by now).
         for _ in range(4):
             socks.append(socket.create_connection(("127.0.0.1", srv.port), timeout=5))
-        time.sleep(0.5)
-        samples, _ = scrape(srv)
-        assert value(samples, "crmd_memory_guard_refusals_total", kind="request_memory") >= 1
-        assert value(samples, "crmd_http_connections_refused_total") >= 1
+        # Counted once crmd has read them: waited for (bounded), not slept on.
+        deadline = time.monotonic() + 10
+        while True:
+            samples, _ = scrape(srv)
+            guard = value(samples, "crmd_memory_guard_refusals_total", kind="request_memory")
+            refused = value(samples, "crmd_http_connections_refused_total")
+            if (guard >= 1 and refused >= 1) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert guard >= 1
+        assert refused >= 1
         for c in socks:
             c.close()
     finally:

@@ -139,6 +139,13 @@ def test_alpn_offers_h2_only_with_http2(tls):
     assert out.stdout == "2", out
 
 
+def wait_for_text(srv, text, n, timeout=10.0):
+    """Waits (bounded) until srv's stderr holds text n times."""
+    deadline = time.monotonic() + timeout
+    while srv.stderr_text().count(text) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_sighup_reloads_the_certificate(tls, certs):
     d, (cert1, _), (cert2, key2) = certs
     admin = free_port()
@@ -159,14 +166,17 @@ def test_sighup_reloads_the_certificate(tls, certs):
     # the connection opened before goes on
     assert kept.get(srv.base_url + "/healthz", timeout=10).status_code == 200
     # a reload that fails keeps what it had: a broken certificate, a key open to others
+    # Each SIGHUP's outcome is waited for before the next (two signals
+    # sent before crmd takes the first would be one).
+    failed = "TLS reload failed, the old certificate stays"
     srv.cert.write_text("not a certificate\n")
     srv.proc.send_signal(signal.SIGHUP)
-    time.sleep(0.5)
+    wait_for_text(srv, failed, 1)
     srv.cert.write_bytes(cert1.read_bytes())
     os.chmod(srv.key, 0o640)
     srv.proc.send_signal(signal.SIGHUP)
-    time.sleep(0.5)
-    assert srv.stderr_text().count("TLS reload failed, the old certificate stays") == 2
+    wait_for_text(srv, failed, 2)
+    assert srv.stderr_text().count(failed) == 2
     assert "chmod 600" in srv.stderr_text()
     assert handshake(srv.port, srv.ca)[3] == ssl.PEM_cert_to_DER_cert(cert2.read_text())
     assert srv.proc.poll() is None

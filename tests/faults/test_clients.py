@@ -242,7 +242,9 @@ def test_idle_and_slow_connections_time_out_and_do_not_block_others(crmd):
     for w in watched:
         w.sock.close()
 
-    assert p99 < 0.5 and mx < 1.0, "ordinary requests slowed down by idle/slow connections"
+    # Blocked behind them, an ordinary request would wait for their 10 s
+    # timeout; the bounds leave room for a loaded 2-core machine.
+    assert p99 < 1.0 and mx < 3.0, "ordinary requests slowed down by idle/slow connections"
     open_left = [w.kind for w in watched if w.closed_at is None]
     assert not open_left, f"{len(open_left)} connections never timed out: {set(open_left)}"
     for w in watched:
@@ -288,7 +290,7 @@ def test_5000_concurrent_connections(crmd):
         for code, b in bodies.items():
             print(f"  a {code} answer: {b[:300]!r}")
         assert counts.get("hang", 0) == 0, f"connections left without an answer: {counts}"
-        assert fresh < 1.0
+        assert fresh < 3.0, f"a fresh client waited {fresh:.2f}s"
         for code in counts:
             assert code in (200, 503, "reset", "eof"), f"unexpected outcome {code}: {counts}"
         assert srv.alive()
@@ -311,6 +313,7 @@ def test_connection_cap_answers_excess_quickly(crmd):
     srv = crmd("cap", threads=2, extra_args=["--max-connections", str(cap)])
     key, token = app_create(srv.db)
     srv.start()
+    base_fds = srv.fd_count()
     socks, failed = connect_many(srv.port, n)
     try:
         counts, times, bodies = exchange_all(socks, HEALTHZ, timeout=10)
@@ -332,8 +335,9 @@ def test_connection_cap_answers_excess_quickly(crmd):
     finally:
         for s in socks:
             s.close()
-    # The slots come back: after the connections close, new ones are served.
-    time.sleep(0.5)
+    # The slots come back: once crmd has closed its side of them (waited
+    # for, bounded), new connections are served.
+    fd_settle(srv, base_fds)
     socks, failed = connect_many(srv.port, cap // 2)
     try:
         counts, _t, _b = exchange_all(socks, HEALTHZ, timeout=10)
@@ -402,6 +406,7 @@ def test_connection_cap_counts_all_threads_together(crmd):
     raise_nofile(2000)
     srv = crmd("capsum", threads=2, extra_args=["--max-connections", "1000"])
     srv.start()
+    base_fds = srv.fd_count()
     trials = []
     for _ in range(8):
         socks, failed = connect_many(srv.port, 990)
@@ -412,7 +417,9 @@ def test_connection_cap_counts_all_threads_together(crmd):
                 s.close()
         assert counts.get("hang", 0) == 0, counts
         trials.append((counts, failed))
-        time.sleep(0.3)
+        # The next trial starts once crmd has let these go (bounded):
+        # leftovers would count against the cap.
+        fd_settle(srv, base_fds)
     print(f"\n990 connections with a cap of 1000, 8 times: {trials}")
     refused = [t for t in trials if t[0].get(200, 0) != 990]
     if refused:

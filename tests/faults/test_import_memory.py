@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from faultutil import Conn, app_create, connection, make_tls, run_crmd
+from faultutil import Conn, app_create, connection, free_port, make_tls, run_crmd, wait_metric
 from h2client import H2Client
 from test_memory import H2_ON, MIB, RssWatch
 
@@ -45,6 +45,8 @@ def honest_csv(mib=15):
 @pytest.fixture
 def setup(crmd, request):
     srv = crmd("bodies", threads=2, extra_args=ARGS)
+    srv.admin = free_port()
+    srv.extra_args += ["--admin-listen", f"127.0.0.1:{srv.admin}"]
     if getattr(request, "param", "h2c") == "tls":  # HTTP/2 chosen by ALPN
         args, srv.tls = make_tls(srv.workdir)
         srv.extra_args += args
@@ -200,7 +202,10 @@ def test_one_app_has_at_most_half_the_request_memory_for_large_bodies(setup):
         head += "".join(f"{k}: {v}\r\n" for k, v in creds.items()) + f"Content-Length: {DECLARED}\r\n\r\n"
         s.sendall(head.encode() + b"name\r\n" + b"x" * SENT)
         slow.append(s)
-    time.sleep(0.5)
+    # Both are being read (their grants taken) before the third comes: a
+    # fixed pause could end first on a loaded machine.
+    held = wait_metric(srv.admin, "crmd_memory_request_bytes", lambda v: v >= 1.8 * SENT)
+    assert held is not None and held >= 1.8 * SENT, f"crmd holds {held} bytes of the two imports"
     for s in slow:
         s.setblocking(False)
         with pytest.raises(BlockingIOError):
@@ -213,8 +218,13 @@ def test_one_app_has_at_most_half_the_request_memory_for_large_bodies(setup):
     assert status == 200, f"another app's import: {status} {raw[:300]!r}"
     for s in slow:
         s.close()
-    # Their share comes back with them.
-    time.sleep(0.5)
-    status, raw, _rows = honest_import_http1(srv.port, key, token)
+    # Their share comes back with them, once crmd has seen them close: a
+    # 503 (Retry-After: 1) before that is retried, for a few seconds.
+    deadline = time.monotonic() + 5
+    while True:
+        status, raw, _rows = honest_import_http1(srv.port, key, token)
+        if status != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert status == 200, f"the app's import once the others left: {status} {raw[:300]!r}"
     assert Conn(srv.port, key, token).ok("GET", "/leads/?records=1")["meta"]["totalRecords"] > 0
