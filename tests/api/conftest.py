@@ -128,7 +128,7 @@ for _k in [k for k in os.environ if k.lower() in ("http_proxy", "https_proxy", "
     del os.environ[_k]
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
-READY_TIMEOUT = 10
+READY_TIMEOUT = 30  # returns at the first 200; a loaded CI machine can stall a start for seconds
 STOP_TIMEOUT = 10
 
 
@@ -208,22 +208,25 @@ class Server:
                                          stdin=subprocess.DEVNULL)
             apiutil.CRMD_ORIGINS.add(f"127.0.0.1:{self.port}")
             deadline = time.monotonic() + READY_TIMEOUT
+            answer = None
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     break
                 try:
                     r = requests.get(self.base_url + "/healthz", timeout=1)
+                    answer = r.status_code
                     if r.status_code == 200:
                         return self
-                except requests.RequestException:
-                    pass
+                except requests.RequestException as e:
+                    answer = repr(e)
                 time.sleep(0.05)
             last = self.stderr_text()
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
-                pytest.fail(f"crmd serve did not answer 200 on /healthz within "
-                            f"{READY_TIMEOUT}s; stderr:\n{last}", pytrace=False)
+                pytest.fail(f"crmd serve did not answer 200 on {self.base_url}/healthz within "
+                            f"{READY_TIMEOUT}s (the last try got {answer}); stderr:\n{last}",
+                            pytrace=False)
             self._out.close()
             self._err.close()
             if "in use" not in last.lower():

@@ -304,7 +304,6 @@ def wait_metric(admin_port, name, pred, timeout=10.0):
     """Waits (bounded) until pred(value of the metric) holds; returns the
     last value read (None if none could be)."""
     deadline = time.monotonic() + timeout
-    value = None
     while True:
         value = metric(admin_port, name)
         if (value is not None and pred(value)) or time.monotonic() >= deadline:
