@@ -119,7 +119,10 @@ class Honest:
               f"{len(self.failures)} failed" if lat else "  honest client: no requests")
         return self
 
-    def check(self, max_s=3.0):
+    def check(self, max_s=5.0):
+        # An honest request blocked behind an attack waits for it to end
+        # (6 s and more); one served meanwhile on a loaded 2-core machine has
+        # been seen to take 2.6 s (80 readers of a 4 MB list rendering).
         assert len(self.lat) >= 5, f"the honest client made only {len(self.lat)} requests"
         assert not self.failures, f"honest requests failed: {self.failures[:5]}"
         assert max(self.lat) < max_s, f"an honest request took {max(self.lat):.1f}s"
