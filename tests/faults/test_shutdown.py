@@ -22,7 +22,7 @@ import uuid
 import pytest
 
 from faultutil import (Conn, DefectObserved, TransportError, app_create, free_port, integrity_check,
-                       run, small_ext4, wait_metric)
+                       metric, run, small_ext4)
 
 CLIENTS = 8          # as fast as they can
 PACED = 4            # a request every 50 ms: their connections are often idle
@@ -250,15 +250,17 @@ def test_sigterm_while_writes_wait_on_a_frozen_disk(crmd, tmp_path):
         try:
             for t in threads:
                 t.start()
-            # The SIGTERM comes once all 4 are sent in full and the writer is
-            # stuck in a commit (a fixed pause could end before a loaded
-            # machine has even sent them). The loop threads may be stuck too:
-            # SQLite's reads write to its mmap'd -shm file, which blocks on a
-            # frozen file system, so crmd may not have accepted them all yet.
+            # The SIGTERM comes once all 4 are sent in full (a fixed pause
+            # could end before a loaded machine has even sent them), and half
+            # a second more. Where they wait varies: at the writer, stuck in
+            # its commit, or before it, as the loop threads block too (SQLite
+            # writes to its mmap'd -shm on a read, and that waits for a
+            # frozen file system), some not even accepted yet; crmd must
+            # answer each of them all the same.
             assert sent.wait(10), "the 4 writes were not sent within 10 s"
-            held = wait_metric(admin, "crmd_writer_queue_writes", lambda v: v >= 1)
-            assert held is not None and held >= 1, f"no write is stuck at the writer: {held}"
-            time.sleep(0.2)  # the last bytes sent reach crmd's socket
+            time.sleep(0.5)
+            print(f"\nwrites at the writer when the SIGTERM came: "
+                  f"{metric(admin, 'crmd_writer_queue_writes')}")
             t_term = time.monotonic()
             srv.proc.send_signal(signal.SIGTERM)
             time.sleep(4.5)
