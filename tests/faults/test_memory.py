@@ -264,7 +264,8 @@ def test_h2_unfinished_uploads_with_pings(crmd, transport):
         # it opened (counted from then: a loaded machine may take seconds
         # to open and fill them all).
         for c in clients:
-            c.wait(lambda c=c: settled(c), max(0.5, c.sent_at + 13.0 - time.monotonic()))
+            last_open = getattr(c, "sent_at", t_start)
+            c.wait(lambda c=c: settled(c), max(0.5, last_open + 13.0 - time.monotonic()))
         left = {i: sum(1 for s in c.sids if s not in c.resets)
                 for i, c in enumerate(clients) if not settled(c)}
         time.sleep(max(0.0, 14.0 - (time.monotonic() - t_start)))
