@@ -104,8 +104,9 @@ typedef struct api_thread {
     int reads_pending;               /* store reads that will complete later */
     api_log_t log;
     auth_cache_t *auth;
-    api_loop_t *loop; /* given to the store once serving starts; NULL before */
-    api_req_t *spare; /* an ended request kept, with its buffer, for the next */
+    api_loop_t *loop;   /* given to the store once serving starts; NULL before */
+    store_loop_t sloop; /* the same as the store sees it (export.c's timers too) */
+    api_req_t *spare;   /* an ended request kept, with its buffer, for the next */
 } api_thread_t;
 
 /*

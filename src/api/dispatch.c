@@ -67,13 +67,12 @@ void *api_thread_init(int index, void *arg, h2o_context_t *ctx)
     /* Only now, the revocations loaded by a blocking read before the first
      * token is checked, may the store's reads complete later on the loop
      * (and from now on it takes no blocking call: store_set_loop). */
-    store_loop_t loop;
-    if (t != NULL && (t->loop = api_loop_new(ctx->loop, &loop)) == NULL) {
+    if (t != NULL && (t->loop = api_loop_new(ctx->loop, &t->sloop)) == NULL) {
         fprintf(stderr, "crmd: thread %d: out of memory\n", index);
         api_thread_fini(t);
         return NULL;
     }
-    if (t != NULL) store_set_loop(t->store, &loop);
+    if (t != NULL) store_set_loop(t->store, &t->sloop);
     return t;
 }
 

@@ -6,9 +6,19 @@
  * error), and the export then lives on h2o's request alone. It is freed
  * when h2o disposes of that request, or, if a read is in flight then (a
  * PostgreSQL read completes later), when that read completes.
+ *
+ * Every page is read from one snapshot, on a reader of the export's own
+ * (store_reader_open): the thread's store keeps answering its other
+ * requests from fresh reads meanwhile. The reader holds a place among the
+ * running exports (the app's and the process's, export_take) and its
+ * snapshot until the last page is read, the export fails, its client goes,
+ * or its time is up, whichever comes first; then both go at once, whether
+ * or not the client still reads what was sent.
  */
 #include "api/export.h"
 
+#include <assert.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +30,72 @@
 /* Leads read per page: a page of long names stays near 64 KiB, the size
  * the memory guard lets any answer have. */
 #define EXPORT_PAGE 256
+/* What the Retry-After of an app's export refused for its cap says: an
+ * export of a million leads takes about five seconds. */
+#define EXPORT_RETRY_AFTER_S 5
+
+/* The running exports of the process, by app (any thread). At most
+ * API_EXPORT_MAX_TOTAL run, so that many apps is room enough. */
+static struct {
+    pthread_mutex_t lock;
+    int max_total, max_per_app;
+    int64_t max_ms;
+    int running;
+    struct {
+        int64_t app;
+        int n;
+    } apps[API_EXPORT_MAX_TOTAL];
+} limits = {PTHREAD_MUTEX_INITIALIZER, API_EXPORT_TOTAL_DEFAULT, API_EXPORT_PER_APP_DEFAULT,
+            API_EXPORT_TIME_DEFAULT_MS};
+
+void api_export_configure(int max_total, int max_per_app, int64_t max_ms)
+{
+    assert(max_total >= 1 && max_total <= API_EXPORT_MAX_TOTAL && max_per_app >= 1 && max_ms >= 1000);
+    limits.max_total = max_total;
+    limits.max_per_app = max_per_app;
+    limits.max_ms = max_ms;
+}
+
+/* Whether a new export may run, and why not. */
+enum export_room { EXPORT_ROOM, EXPORT_APP_FULL, EXPORT_ALL_FULL };
+
+/* Takes a place for an export of app (export_give gives it back). */
+static enum export_room export_take(int64_t app)
+{
+    pthread_mutex_lock(&limits.lock);
+    int at = -1, free_at = -1;
+    for (int i = 0; i < API_EXPORT_MAX_TOTAL && at < 0; i++) {
+        if (limits.apps[i].n > 0 && limits.apps[i].app == app) at = i;
+        if (limits.apps[i].n == 0 && free_at < 0) free_at = i;
+    }
+    enum export_room room = EXPORT_ROOM;
+    if (at >= 0 && limits.apps[at].n >= limits.max_per_app)
+        room = EXPORT_APP_FULL;
+    else if (limits.running >= limits.max_total)
+        room = EXPORT_ALL_FULL;
+    if (room == EXPORT_ROOM) {
+        if (at < 0) at = free_at; /* running < max_total: one is free */
+        assert(at >= 0);
+        limits.apps[at].app = app;
+        limits.apps[at].n++;
+        limits.running++;
+    }
+    pthread_mutex_unlock(&limits.lock);
+    return room;
+}
+
+static void export_give(int64_t app)
+{
+    pthread_mutex_lock(&limits.lock);
+    for (int i = 0; i < API_EXPORT_MAX_TOTAL; i++) {
+        if (limits.apps[i].n > 0 && limits.apps[i].app == app) {
+            limits.apps[i].n--;
+            limits.running--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&limits.lock);
+}
 
 typedef struct export
 {
@@ -27,6 +103,8 @@ typedef struct export
     h2o_req_t *req;
     api_req_t *r; /* until the first page is read */
     api_thread_t *t;
+    store_t *db;             /* the reader holding the snapshot; NULL once it is let go */
+    store_timer_t *deadline; /* while db is held */
     int64_t app;
     store_lead_query_t q; /* its texts in req's pool */
     int norder;
@@ -34,13 +112,28 @@ typedef struct export
     store_pos_t after, last; /* the query's position; the last row rendered */
     int64_t total;
     int n;
-    bool more, reading, counted, gone;
+    bool more, reading, counted, gone, expired;
     jw_t out;
 }
 export_t;
 
+/* Lets go of the reader, its snapshot and the export's place, once no
+ * read is in flight on it. */
+static void export_release(export_t *x)
+{
+    assert(!x->reading);
+    if (x->deadline != NULL) x->t->sloop.timer_stop(x->deadline);
+    x->deadline = NULL;
+    if (x->db == NULL) return;
+    store_snapshot_end(x->db);
+    store_close(x->db);
+    x->db = NULL;
+    export_give(x->app);
+}
+
 static void export_free(export_t *x)
 {
+    export_release(x);
     jw_free(&x->out);
     free(x);
 }
@@ -79,7 +172,7 @@ static void read_page(export_t *x)
     x->q.after = x->last.n > 0 ? &x->after : NULL;
     x->reading = true;
     store_async_t async = {.done = on_page, .ctx = x};
-    store_rc_t rc = store_lead_find(x->t->store, x->app, &x->q, &x->total, emit, x, &async);
+    store_rc_t rc = store_lead_find(x->db, x->app, &x->q, &x->total, emit, x, &async);
     if (rc == STORE_PENDING) {
         x->counted = true;
         x->t->reads_pending++;
@@ -106,6 +199,7 @@ static void first_page(export_t *x, api_req_t *r, store_rc_t rc)
         api_respond_stream(req, &x->gen, "text/csv; charset=utf-8", "attachment; filename=\"leads.csv\"",
                            h2o_iovec_init(x->out.buf, x->out.len), !x->more);
     if (!on) x->more = false;
+    if (!x->more) export_release(x);
 }
 
 static void on_page(void *ctx, store_rc_t rc)
@@ -123,12 +217,14 @@ static void on_page(void *ctx, store_rc_t rc)
         export_free(x);
         return;
     }
+    if (x->expired && rc == STORE_OK) rc = STORE_UNAVAILABLE; /* its time ran out meanwhile */
     if (r != NULL) {
         first_page(x, r, rc);
         return;
     }
+    if (rc != STORE_OK || x->out.oom) x->more = false;
+    if (!x->more) export_release(x);
     if (rc != STORE_OK || x->out.oom) {
-        x->more = false;
         api_respond_stream_fail(x->req);
         return;
     }
@@ -138,11 +234,27 @@ static void on_page(void *ctx, store_rc_t rc)
 /* h2o has sent the last chunk and asks for the next. */
 static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
 {
-    (void)req;
     export_t *x = H2O_STRUCT_FROM_MEMBER(export_t, gen, gen);
+    if (x->expired && x->more && !x->reading) {
+        x->more = false;
+        api_respond_stream_fail(req); /* cut off: never taken for the whole file */
+        return;
+    }
     if (!x->more || x->reading) return;
     jw_reset(&x->out);
     read_page(x);
+}
+
+/* The export's time is up: its snapshot goes now, or once the read in
+ * flight completes (which then fails the export); the answer is cut off
+ * when h2o next asks for more (a client that never reads again is h2o's
+ * I/O timeout's to close). */
+static void on_deadline(void *arg)
+{
+    export_t *x = arg;
+    x->deadline = NULL;
+    x->expired = true;
+    if (!x->reading) export_release(x);
 }
 
 /* h2o ends the answer early (its client is gone): on_dispose follows. */
@@ -150,6 +262,35 @@ static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
 {
     (void)req;
     H2O_STRUCT_FROM_MEMBER(export_t, gen, gen)->more = false;
+}
+
+/* Takes the export's place, its reader and its snapshot; false (r
+ * answered: 429 or 503 with Retry-After) when it cannot run now. */
+static bool export_open(export_t *x, api_req_t *r)
+{
+    enum export_room room = export_take(x->app);
+    if (room == EXPORT_APP_FULL) {
+        api_header_int(r, "retry-after", EXPORT_RETRY_AFTER_S);
+        api_reply_error(r, 429, "Too Many Requests",
+                        "This app runs as many CSV exports at once as it may; retry when one has ended.");
+        return false;
+    }
+    if (room == EXPORT_ALL_FULL) { /* every 503 says Retry-After: 1 (respond.c) */
+        api_reply_error(r, 503, "Service Unavailable",
+                        "The server runs as many CSV exports at once as it may; retry shortly.");
+        return false;
+    }
+    char err[STORE_OPEN_ERR_MAX];
+    x->db = store_reader_open(x->t->store, err, sizeof err);
+    if (x->db == NULL || store_snapshot_begin(x->db) != STORE_OK ||
+        (x->deadline = x->t->sloop.timer_start(x->t->sloop.ctx, (uint32_t)limits.max_ms, on_deadline, x)) ==
+            NULL) {
+        if (x->db == NULL) export_give(x->app);
+        export_release(x);
+        api_reply_error(r, 503, "Service Unavailable", "The database cannot take the export now.");
+        return false;
+    }
+    return true;
 }
 
 void api_leads_export(api_req_t *r, store_lead_query_t *q)
@@ -167,6 +308,7 @@ void api_leads_export(api_req_t *r, store_lead_query_t *q)
     x->r = r;
     x->t = r->t;
     x->app = r->app.id;
+    if (!export_open(x, r)) return; /* x goes with the request */
     x->q = *q;
     x->q.limit = EXPORT_PAGE + 1; /* one more: whether a page follows */
     x->q.offset = 0;

@@ -1,0 +1,189 @@
+"""A CSV export over HTTP reads one snapshot (docs/csv.md, "Export"): leads
+changed, created or deleted while it streams are written as they were when
+it began, each once; and the limits on running exports (how many per app
+and in all, and for how long each may hold its snapshot)."""
+
+import csv
+import http.client
+import io
+import socket
+import sqlite3
+import time
+
+import pytest
+
+from apiutil import TIMEOUT, assert_error, assert_status, body_json
+from conftest import BACKEND
+
+# Rows of about 330 bytes: 15,000 of them make a file larger than the
+# server's socket can hold ahead of its reader (up to 4 MiB on loopback), so
+# an export whose client reads slowly is still reading the database.
+LEADS = 15000
+PAD = "x" * 240
+EXTRA = ["--export-limit", "2:1"]
+
+
+class SlowReader(http.client.HTTPConnection):
+    """A connection whose socket takes little at a time (a 4 KiB receive
+    buffer), so the server can send only a little ahead of what is read."""
+
+    def connect(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(self.timeout)
+        s.connect((self.host, self.port))
+        self.sock = s
+
+
+def start_export(app, params="sort=-value", first=4096):
+    """Starts an export on a slow connection and reads its head and the
+    first bytes of its body; returns (connection, response, bytes read)."""
+    host, port = app.base_url.split("//")[1].split(":")
+    conn = SlowReader(host, int(port), timeout=TIMEOUT)
+    conn.request("GET", f"/leads/?format=csv&{params}", headers=app.headers)
+    resp = conn.getresponse()
+    head = resp.read(first) if resp.status == 200 else resp.read()
+    return conn, resp, head
+
+
+def seed(app, n=LEADS):
+    """n leads valued 1..n (the lowest last under sort=-value), with long
+    names and sources."""
+    lines = ["name,source,value"] + [f"Lead {i:05d} {PAD},{'s' * 60},{i}" for i in range(1, n + 1)]
+    r = app.post("/leads/import", raw="\r\n".join(lines) + "\r\n", content_type="text/csv")
+    assert_status(r, 200)
+    assert body_json(r)["meta"]["created"] == n
+
+
+def rows(text):
+    return list(csv.reader(io.StringIO(text, newline="")))[1:]
+
+
+def full_export(app, params):
+    r = app.get("/leads/", params=dict(params, format="csv"))
+    assert_status(r, 200)
+    return r.content
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory):
+    """A server that runs at most two exports at once, one per app."""
+    from conftest import Server
+    srv = Server(tmp_path_factory.mktemp("crmd"), extra_args=EXTRA).start()
+    yield srv
+    assert srv.stop() == 0, srv.stderr_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def big(limited):
+    app = limited.new_app()
+    seed(app)
+    return app
+
+
+def test_an_export_is_one_snapshot_while_leads_change_under_its_sort(limited):
+    app = limited.new_app()
+    seed(app)
+    before = full_export(app, {"sort": "-value"})
+    by_value = {int(v): i for i, _, _, _, _, v, *_ in rows(before.decode())}
+    conn, resp, head = start_export(app)
+    assert resp.status == 200
+    assert before.startswith(head)
+    # While it streams: the lowest leads (its end, not read yet) move to the
+    # top, which it has passed; the highest (written already) to the bottom;
+    # some in between change value in place; the next lowest are deleted;
+    # new leads join its end.
+    for k in range(1, 11):
+        r = app.put(f"/leads/{by_value[k]}", {"lead": {"value": LEADS + 100 + k}})
+        assert_status(r, 200)
+        r = app.put(f"/leads/{by_value[LEADS + 1 - k]}", {"lead": {"value": "0.5"}})
+        assert_status(r, 200)
+        r = app.put(f"/leads/{by_value[7000 + k]}", {"lead": {"value": f"{7000 + k}.25"}})
+        assert_status(r, 200)
+        assert_status(app.delete(f"/leads/{by_value[20 + k]}"), 204)
+        app.create_lead(name=f"new {k}", value=f"{30 + k}.5")
+    # Every other request of the app reads what is committed meanwhile.
+    assert body_json(app.get(f"/leads/{by_value[1]}"))["data"]["attributes"]["value"] == LEADS + 101
+    r = app.get("/leads/", params={"sort": "-value", "records": 3})
+    assert [d["id"] for d in body_json(r)["data"]] == [by_value[k] for k in (10, 9, 8)]
+    assert_status(app.get(f"/leads/{by_value[21]}"), 404)
+    text = head + resp.read()
+    conn.close()
+    assert text == before  # every lead once, in order, as it was when the export began
+    ids = [row[0] for row in rows(text.decode())]
+    assert len(ids) == len(set(ids)) == LEADS
+    # The changes are there for the next export.
+    after = rows(full_export(app, {"sort": "-value"}).decode())
+    assert len(after) == LEADS
+    assert [row[0] for row in after[:10]] == [by_value[k] for k in range(10, 0, -1)]
+    assert [row[5] for row in after[-10:]] == ["0.5"] * 10
+
+
+# ---------------------------------------------------------------- limits
+
+def assert_refused(resp, body, status, code):
+    assert resp.status == status, (resp.status, body)
+    assert int(resp.getheader("Retry-After")) >= 1
+    errs = __import__("json").loads(body)["errors"]
+    assert errs[0]["status"] == str(status) and errs[0]["code"] == code
+
+
+def test_running_exports_are_capped_per_app_and_in_all(make_server):
+    srv = make_server(extra_args=["--export-limit", "3:2"])
+    a, b, c = srv.new_app(), srv.new_app(), srv.new_app()
+    seed(a)
+    seed(b)
+    c.create_lead(name="c")
+    held = [start_export(a), start_export(a)]
+    assert all(resp.status == 200 for _, resp, _ in held)
+    conn, resp, body = start_export(a)
+    assert_refused(resp, body, 429, "rate_limited")
+    conn.close()
+    assert_status(a.get("/leads/"), 200)  # the JSON list is not an export
+    held.append(start_export(b))
+    assert held[-1][1].status == 200
+    conn, resp, body = start_export(c)
+    assert_refused(resp, body, 503, "service_unavailable")
+    conn.close()
+    # An export that ends gives its place back.
+    held[0][0].close()
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        conn, resp, body = start_export(c)
+        if resp.status == 200 or time.monotonic() > deadline:
+            break
+        conn.close()
+        time.sleep(0.1)
+    assert resp.status == 200
+    assert len(rows((body + resp.read()).decode())) == 1
+    conn.close()
+    for conn, _, _ in held[1:]:
+        conn.close()
+
+
+def test_an_export_holds_its_snapshot_no_longer_than_its_time(make_server):
+    srv = make_server(extra_args=["--export-time", "1s"])
+    app = srv.new_app()
+    seed(app)
+    conn, resp, head = start_export(app)
+    assert resp.status == 200
+    app.create_lead(name="written after the export began", value=1)
+    if BACKEND == "sqlite":
+        # The export's snapshot holds the WAL back: a checkpoint cannot
+        # copy the write made after it began...
+        db = sqlite3.connect(srv.db, timeout=TIMEOUT)
+        busy, log, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert done < log
+    time.sleep(2.5)
+    if BACKEND == "sqlite":
+        # ...until its time is up, whether or not its client reads on.
+        busy, log, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert done == log
+        db.close()
+    with pytest.raises(http.client.IncompleteRead):
+        resp.read()  # cut off: no last chunk, so never taken for the whole file
+    conn.close()
+    # The next export has its full time again.
+    text = full_export(app, {"sort": "-value"})
+    assert len(rows(text.decode())) == LEADS + 1
+    assert_error(app.get("/leads/", params={"format": "csv", "records": "5"}), 422)
