@@ -90,6 +90,7 @@ typedef struct api_route {
 } api_route_t;
 
 typedef struct auth_cache auth_cache_t; /* auth.c's, per thread */
+typedef struct export export_t;         /* export.c's: a running CSV export */
 typedef struct api_loop api_loop_t;     /* loop.c's: the loop as the store sees it */
 
 /* One server thread's state: never touched by another thread (the writer
@@ -106,6 +107,7 @@ typedef struct api_thread {
     auth_cache_t *auth;
     api_loop_t *loop;   /* given to the store once serving starts; NULL before */
     store_loop_t sloop; /* the same as the store sees it (export.c's timers too) */
+    export_t *exports;  /* the exports holding a reader (export.c) */
     api_req_t *spare;   /* an ended request kept, with its buffer, for the next */
 } api_thread_t;
 

@@ -20,6 +20,7 @@
 #include "api/query.h"
 #include "api/loop.h"
 #include "api/cors.h"
+#include "api/export.h"
 #include "api/ratelimit.h"
 #include "api/request.h"
 #include "api/respond.h"
@@ -87,6 +88,7 @@ void api_thread_fini(void *state)
     api_thread_t *t = state;
     h2o_multithread_unregister_receiver(t->ctx->queue, &t->done);
     api_log_flush(&t->log);
+    api_export_thread_fini(t); /* their readers use the loop, as the store does */
     store_close(t->store);
     api_loop_free(t->loop); /* after the store, which used it */
     api_req_thread_fini(t);

@@ -19,6 +19,7 @@
 
 #include <assert.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,7 +98,7 @@ static void export_give(int64_t app)
     pthread_mutex_unlock(&limits.lock);
 }
 
-typedef struct export
+struct export
 {
     h2o_generator_t gen;
     h2o_req_t *req;
@@ -105,6 +106,7 @@ typedef struct export
     api_thread_t *t;
     store_t *db;             /* the reader holding the snapshot; NULL once it is let go */
     store_timer_t *deadline; /* while db is held */
+    export_t *prev, *next;   /* in t->exports while db is held */
     int64_t app;
     store_lead_query_t q; /* its texts in req's pool */
     int norder;
@@ -114,8 +116,7 @@ typedef struct export
     int n;
     bool more, reading, counted, gone, expired;
     jw_t out;
-}
-export_t;
+};
 
 /* Lets go of the reader, its snapshot and the export's place, once no
  * read is in flight on it. */
@@ -125,6 +126,11 @@ static void export_release(export_t *x)
     if (x->deadline != NULL) x->t->sloop.timer_stop(x->deadline);
     x->deadline = NULL;
     if (x->db == NULL) return;
+    if (x->prev != NULL)
+        x->prev->next = x->next;
+    else
+        x->t->exports = x->next;
+    if (x->next != NULL) x->next->prev = x->prev;
     store_snapshot_end(x->db);
     store_close(x->db);
     x->db = NULL;
@@ -186,8 +192,9 @@ static void read_page(export_t *x)
 static void first_page(export_t *x, api_req_t *r, store_rc_t rc)
 {
     if (rc != STORE_OK) {
+        export_release(x); /* x goes with the request */
         api_reply_store_error(r, rc, API_LEAD_NOT_FOUND_TITLE, API_LEAD_NOT_FOUND_DETAIL);
-        return; /* x goes with the request */
+        return;
     }
     h2o_req_t *req = api_reply_streamed(r);
     if (req == NULL) return;
@@ -282,10 +289,20 @@ static bool export_open(export_t *x, api_req_t *r)
     }
     char err[STORE_OPEN_ERR_MAX];
     x->db = store_reader_open(x->t->store, err, sizeof err);
+    if (x->db != NULL) { /* on the thread's list from now, for api_export_thread_fini */
+        x->next = x->t->exports;
+        if (x->next != NULL) x->next->prev = x;
+        x->t->exports = x;
+    }
     if (x->db == NULL || store_snapshot_begin(x->db) != STORE_OK ||
         (x->deadline = x->t->sloop.timer_start(x->t->sloop.ctx, (uint32_t)limits.max_ms, on_deadline, x)) ==
             NULL) {
-        if (x->db == NULL) export_give(x->app);
+        if (x->db == NULL) {
+            char line[STORE_LOG_LINE_MAX];
+            snprintf(line, sizeof line, "crmd: export: %s", err);
+            api_store_log(NULL, line);
+            export_give(x->app);
+        }
         export_release(x);
         api_reply_error(r, 503, "Service Unavailable", "The database cannot take the export now.");
         return false;
@@ -317,4 +334,10 @@ void api_leads_export(api_req_t *r, store_lead_query_t *q)
     x->norder = store_lead_order(q->sort, q->nsort, x->order);
     csv_write_header(&x->out);
     read_page(x);
+}
+
+void api_export_thread_fini(api_thread_t *t)
+{
+    while (t->exports != NULL)
+        export_release(t->exports);
 }

@@ -547,7 +547,8 @@ store_t *store_open(const char *url, char *err, size_t errsz);
 store_t *store_open_existing(const char *url, char *err, size_t errsz);
 
 /* Closes the connection (an open batch or import is rolled back); s may be
- * NULL. */
+ * NULL. It may be called from the done callback of s's own last read (the
+ * store is then freed once the loop's callback that ran it is over). */
 static inline void store_close(store_t *s)
 {
     if (s != NULL) s->ops->close(s);

@@ -15,11 +15,13 @@ import pytest
 from apiutil import TIMEOUT, assert_error, assert_status, body_json
 from conftest import BACKEND
 
-# Rows of about 330 bytes: 15,000 of them make a file larger than the
-# server's socket can hold ahead of its reader (up to 4 MiB on loopback), so
-# an export whose client reads slowly is still reading the database.
-LEADS = 15000
-PAD = "x" * 240
+# Rows of about 1 KB (names and sources of three-byte characters): 6,000
+# of them make a file larger than the server's socket can hold ahead of its
+# reader (up to 4 MiB on loopback), so an export whose client reads slowly
+# is still reading the database.
+LEADS = 6000
+PAD = "漢" * 240
+MID = LEADS // 2
 EXTRA = ["--export-limit", "2:1"]
 
 
@@ -49,7 +51,7 @@ def start_export(app, params="sort=-value", first=4096):
 def seed(app, n=LEADS):
     """n leads valued 1..n (the lowest last under sort=-value), with long
     names and sources."""
-    lines = ["name,source,value"] + [f"Lead {i:05d} {PAD},{'s' * 60},{i}" for i in range(1, n + 1)]
+    lines = ["name,source,value"] + [f"Lead {i:05d} {PAD},{'字' * 60},{i}" for i in range(1, n + 1)]
     r = app.post("/leads/import", raw="\r\n".join(lines) + "\r\n", content_type="text/csv")
     assert_status(r, 200)
     assert body_json(r)["meta"]["created"] == n
@@ -98,7 +100,7 @@ def test_an_export_is_one_snapshot_while_leads_change_under_its_sort(limited):
         assert_status(r, 200)
         r = app.put(f"/leads/{by_value[LEADS + 1 - k]}", {"lead": {"value": "0.5"}})
         assert_status(r, 200)
-        r = app.put(f"/leads/{by_value[7000 + k]}", {"lead": {"value": f"{7000 + k}.25"}})
+        r = app.put(f"/leads/{by_value[MID + k]}", {"lead": {"value": f"{MID + k}.25"}})
         assert_status(r, 200)
         assert_status(app.delete(f"/leads/{by_value[20 + k]}"), 204)
         app.create_lead(name=f"new {k}", value=f"{30 + k}.5")

@@ -116,6 +116,19 @@ static void lose(pg_store_t *s);
 static void on_io(void *arg, unsigned events);
 static void on_kick(void *arg);
 
+/* Every callback of the loop runs between these: a read's done may close
+ * its store (an export's reader, after its last page), which is then freed
+ * only when the loop's callback that ran it is over, never under it. */
+static void loop_enter(pg_store_t *s)
+{
+    s->aio.depth++;
+}
+
+static void loop_leave(pg_store_t *s)
+{
+    if (--s->aio.depth == 0 && s->aio.closing) pg_close_now(s);
+}
+
 /* --- reads ------------------------------------------------------------------ */
 
 static pg_aread_t *entry_new(pg_async_t *a, enum kind kind)
@@ -258,7 +271,9 @@ static void on_deadline(void *arg)
 {
     pg_store_t *s = arg;
     s->aio.deadline = NULL;
+    loop_enter(s);
     connect_failed(s, "timeout expired");
+    loop_leave(s);
 }
 
 /* Starts a connection without waiting for it; false (logged, back-off
@@ -476,7 +491,9 @@ static void on_kick(void *arg)
 {
     pg_store_t *s = arg;
     s->aio.kick = NULL;
+    loop_enter(s);
     if (s->aio.broken || !end_batch(s)) lose(s);
+    loop_leave(s);
 }
 
 /* --- answers -------------------------------------------------------------------- */
@@ -617,7 +634,7 @@ static void take_answers(pg_store_t *s)
 {
     pg_async_t *a = &s->aio;
     for (;;) {
-        if (a->state != AIO_READY || a->broken) return;
+        if (a->state != AIO_READY || a->broken || a->closing) return;
         if (PQstatus(s->conn) == CONNECTION_BAD) {
             lose(s);
             return;
@@ -632,9 +649,8 @@ static void take_answers(pg_store_t *s)
     }
 }
 
-static void on_io(void *arg, unsigned events)
+static void io_step(pg_store_t *s, unsigned events)
 {
-    pg_store_t *s = arg;
     pg_async_t *a = &s->aio;
     if (a->state == AIO_CONNECTING) {
         connect_step(s);
@@ -646,6 +662,14 @@ static void on_io(void *arg, unsigned events)
         return;
     }
     take_answers(s);
+}
+
+static void on_io(void *arg, unsigned events)
+{
+    pg_store_t *s = arg;
+    loop_enter(s);
+    io_step(s, events);
+    loop_leave(s);
 }
 
 /* --- the interface ---------------------------------------------------------------- */

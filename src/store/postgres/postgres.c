@@ -84,6 +84,15 @@ static bool readable(const char *conninfo, char *err, size_t errsz)
 void pg_close(store_t *base)
 {
     pg_store_t *s = pg_of(base);
+    if (s->aio.depth > 0) {
+        s->aio.closing = true; /* from a read's done: async.c closes it once that is over */
+        return;
+    }
+    pg_close_now(s);
+}
+
+void pg_close_now(pg_store_t *s)
+{
     pg_async_close(s);
     if (s->conn != NULL) PQfinish(s->conn);
     free(s->deltas);
