@@ -6,13 +6,15 @@ and in all, and for how long each may hold its snapshot)."""
 import csv
 import http.client
 import io
+import json
 import socket
 import sqlite3
+import subprocess
 import time
 
 import pytest
 
-from apiutil import TIMEOUT, assert_error, assert_status, body_json
+from apiutil import TIMEOUT, assert_status, body_json
 from conftest import BACKEND
 
 # Rows of about 1 KB (names and sources of three-byte characters): 6,000
@@ -22,7 +24,6 @@ from conftest import BACKEND
 LEADS = 6000
 PAD = "漢" * 240
 MID = LEADS // 2
-EXTRA = ["--export-limit", "2:1"]
 
 
 class SlowReader(http.client.HTTPConnection):
@@ -67,24 +68,7 @@ def full_export(app, params):
     return r.content
 
 
-@pytest.fixture(scope="module")
-def limited(tmp_path_factory):
-    """A server that runs at most two exports at once, one per app."""
-    from conftest import Server
-    srv = Server(tmp_path_factory.mktemp("crmd"), extra_args=EXTRA).start()
-    yield srv
-    assert srv.stop() == 0, srv.stderr_text()[-3000:]
-
-
-@pytest.fixture(scope="module")
-def big(limited):
-    app = limited.new_app()
-    seed(app)
-    return app
-
-
-def test_an_export_is_one_snapshot_while_leads_change_under_its_sort(limited):
-    app = limited.new_app()
+def test_an_export_is_one_snapshot_while_leads_change_under_its_sort(app):
     seed(app)
     before = full_export(app, {"sort": "-value"})
     by_value = {int(v): i for i, _, _, _, _, v, *_ in rows(before.decode())}
@@ -126,12 +110,21 @@ def test_an_export_is_one_snapshot_while_leads_change_under_its_sort(limited):
 def assert_refused(resp, body, status, code):
     assert resp.status == status, (resp.status, body)
     assert int(resp.getheader("Retry-After")) >= 1
-    errs = __import__("json").loads(body)["errors"]
+    errs = json.loads(body)["errors"]
     assert errs[0]["status"] == str(status) and errs[0]["code"] == code
 
 
+def h2_export_status(app):
+    p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                        "%{http_code} %{http_version}", "-H", f"AppId: {app.key}", "-H",
+                        f"Authorization: Bearer {app.token}", app.base_url + "/leads/?format=csv"],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
 def test_running_exports_are_capped_per_app_and_in_all(make_server):
-    srv = make_server(extra_args=["--export-limit", "3:2"])
+    srv = make_server(extra_args=["--export-limit", "3:2", "--http2"])
     a, b, c = srv.new_app(), srv.new_app(), srv.new_app()
     seed(a)
     seed(b)
@@ -141,12 +134,14 @@ def test_running_exports_are_capped_per_app_and_in_all(make_server):
     conn, resp, body = start_export(a)
     assert_refused(resp, body, 429, "rate_limited")
     conn.close()
+    assert h2_export_status(a) == "429 2"  # the same over HTTP/2
     assert_status(a.get("/leads/"), 200)  # the JSON list is not an export
     held.append(start_export(b))
     assert held[-1][1].status == 200
     conn, resp, body = start_export(c)
     assert_refused(resp, body, 503, "service_unavailable")
     conn.close()
+    assert h2_export_status(c) == "503 2"
     # An export that ends gives its place back.
     held[0][0].close()
     deadline = time.monotonic() + TIMEOUT
@@ -188,4 +183,3 @@ def test_an_export_holds_its_snapshot_no_longer_than_its_time(make_server):
     # The next export has its full time again.
     text = full_export(app, {"sort": "-value"})
     assert len(rows(text.decode())) == LEADS + 1
-    assert_error(app.get("/leads/", params={"format": "csv", "records": "5"}), 422)
