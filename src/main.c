@@ -12,6 +12,7 @@
  *              [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]
  *              [--webhook-backlog-max N] [--webhook-log-keep D]
  *              [--trash-retention DURATION]
+ *              [--export-limit N[:PER_APP]] [--export-time DURATION]
  *   crmd app create NAME [--db URL]
  *   crmd app list [--db URL]
  *   crmd app disable KEY [--db URL]
@@ -84,7 +85,7 @@ static const char usage_text[] =
     "        [--log-format text|json] [--webhook-allow-private] [--webhook-retry D[,D...]]\n"
     "        [--webhook-give-up D] [--webhook-disable-after D] [--webhook-ca-file FILE]\n"
     "        [--webhook-sender on|off] [--webhook-backlog-max N] [--webhook-log-keep D]\n"
-    "        [--trash-retention DURATION]\n"
+    "        [--trash-retention DURATION] [--export-limit N[:PER_APP]] [--export-time DURATION]\n"
     "        serve the API (default 127.0.0.1:8080, sqlite:var/crmd.db, one thread per core);\n"
     "        --rate-limit: requests per app (default 100:200, on every address);\n"
     "        --auth-limit: failed authentications per client address (default 20:40);\n"
@@ -97,10 +98,12 @@ static const char usage_text[] =
     "        /metrics (Prometheus) there (off by default); --cors-origin ORIGIN: origins whose\n"
     "        pages may call the API (off by default); --log-format text|json (text);\n"
     "        --trash-retention: how long deleted leads stay in the trash (30d; 0: none);\n"
+    "        --export-limit: CSV exports running at once, in all and per app (16:4);\n"
+    "        --export-time: how long an export may hold its snapshot before it is cut off (10m);\n"
     "        CRMD_TRUSTED_PROXY, CRMD_MAX_CONNECTIONS, CRMD_CACHE_MB, CRMD_WRITE_QUEUE,\n"
     "        CRMD_REQUEST_MEMORY_MB, CRMD_RESPONSE_MEMORY_MB, CRMD_HTTP2=1, CRMD_TLS_CERT,\n"
-    "        CRMD_TLS_KEY, CRMD_ADMIN_LISTEN, CRMD_CORS_ORIGIN, CRMD_LOG_FORMAT and\n"
-    "        CRMD_TRASH_RETENTION set the same\n"
+    "        CRMD_TLS_KEY, CRMD_ADMIN_LISTEN, CRMD_CORS_ORIGIN, CRMD_LOG_FORMAT,\n"
+    "        CRMD_TRASH_RETENTION, CRMD_EXPORT_LIMIT and CRMD_EXPORT_TIME set the same\n"
     "  app create NAME [--db URL]\n"
     "        create an app (tenant); prints export lines for BLOCKS_API_KEY and BLOCKS_AUTH_TOKEN\n"
     "  app list [--db URL] | app disable KEY [--db URL] | app enable KEY [--db URL]\n"
@@ -387,8 +390,9 @@ typedef struct serve_conf {
         char cors_list[1024], admin_host[128];
         uint16_t admin_port;
     } ops;
-    keyring_conf_t keys;         /* an identity provider's keys, and its tokens' rules */
-    const char *trash_retention; /* as given; NULL: the default */
+    keyring_conf_t keys;                    /* an identity provider's keys, and its tokens' rules */
+    const char *trash_retention;            /* as given; NULL: the default */
+    const char *export_limit, *export_time; /* as given; NULL: the defaults */
     /* The webhook options (serve_webhooks): strings as given. */
     struct {
         const char *allow_private, *retry, *give_up, *disable_after, *ca_file, *sender, *backlog, *log_keep;
@@ -411,6 +415,40 @@ static int serve_trash(const serve_conf_t *c)
         ms = secs * 1000;
     }
     api_writer_configure_trash(ms);
+    return -1;
+}
+
+_Static_assert(API_EXPORT_MAX_TOTAL == 1024, "--export-limit's message names the bound");
+
+/* --export-limit N[:PER_APP] (PER_APP defaults to N, and is at most N) and
+ * --export-time DURATION. Returns -1 to go on, or the exit status (usage
+ * printed). */
+static int serve_exports(const serve_conf_t *c)
+{
+    long total = API_EXPORT_TOTAL_DEFAULT, per_app = API_EXPORT_PER_APP_DEFAULT;
+    const char *s = c->export_limit;
+    if (s != NULL) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%s", s);
+        char *colon = strchr(buf, ':');
+        if (colon != NULL) *colon = '\0';
+        bool ok = strlen(s) < sizeof buf && parse_long(buf, 1, API_EXPORT_MAX_TOTAL, &total);
+        per_app = total;
+        if (ok && colon != NULL) ok = parse_long(colon + 1, 1, total, &per_app);
+        if (!ok)
+            return usage_error("--export-limit wants N[:PER_APP], N from 1 to 1024 and PER_APP from 1 to N, "
+                               "not '%s'",
+                               s);
+    }
+    int64_t ms = API_EXPORT_TIME_DEFAULT_MS;
+    if (c->export_time != NULL) {
+        int64_t secs = parse_ttl(c->export_time);
+        if (secs < 0 || secs > 86400)
+            return usage_error("--export-time wants a number with s, m, h or d (up to 1d), not '%s'",
+                               c->export_time);
+        ms = secs * 1000;
+    }
+    api_export_configure((int)total, (int)per_app, ms);
     return -1;
 }
 
@@ -616,7 +654,8 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         "                  [--webhook-allow-private] [--webhook-retry D[,D...]] [--webhook-give-up D]\n"
         "                  [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]\n"
         "                  [--webhook-backlog-max N] [--webhook-log-keep D]\n"
-        "                  [--trash-retention DURATION]\n";
+        "                  [--trash-retention DURATION]\n"
+        "                  [--export-limit N[:PER_APP]] [--export-time DURATION]\n";
     static char proxy_list[1024];
     const char *listen_at = env_or("CRMD_LISTEN", DEFAULT_LISTEN);
     const char *threads_s = env_or("CRMD_THREADS", NULL), *maxconn_s = env_or("CRMD_MAX_CONNECTIONS", NULL);
@@ -627,6 +666,8 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     const char *response_s = env_or("CRMD_RESPONSE_MEMORY_MB", NULL);
     const char *http2_s = env_or("CRMD_HTTP2", NULL), *refresh_s = env_or("CRMD_JWKS_REFRESH", NULL);
     c->trash_retention = env_or("CRMD_TRASH_RETENTION", NULL);
+    c->export_limit = env_or("CRMD_EXPORT_LIMIT", NULL);
+    c->export_time = env_or("CRMD_EXPORT_TIME", NULL);
     c->db = env_or("CRMD_DB", DEFAULT_DB);
     c->keys = (keyring_conf_t){.jwks_file = env_or("CRMD_JWKS_FILE", NULL),
                                .jwks_url = env_or("CRMD_JWKS_URL", NULL),
@@ -665,6 +706,8 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         {"jwt-issuer", &c->keys.rules.issuer},
         {"jwt-audience", &c->keys.rules.audience},
         {"trash-retention", &c->trash_retention},
+        {"export-limit", &c->export_limit},
+        {"export-time", &c->export_time},
         {"webhook-allow-private", &c->wh.allow_private, true},
         {"webhook-retry", &c->wh.retry},
         {"webhook-give-up", &c->wh.give_up},
@@ -681,6 +724,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     if ((rc = serve_operations(c)) >= 0) return rc;
     if ((rc = serve_idp(c, refresh_s)) >= 0) return rc;
     if ((rc = serve_trash(c)) >= 0) return rc;
+    if ((rc = serve_exports(c)) >= 0) return rc;
     if ((rc = serve_webhooks(c)) >= 0) return rc;
     if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
         return usage_error("--listen wants HOST:PORT, not '%s'", listen_at);
@@ -1315,6 +1359,8 @@ static const char *const CONFIG_NAMES[] = {"db",
                                            "tls-key",
                                            "cors-origin",
                                            "trash-retention",
+                                           "export-limit",
+                                           "export-time",
                                            "webhook-allow-private",
                                            "webhook-retry",
                                            "webhook-give-up",

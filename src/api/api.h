@@ -11,6 +11,7 @@
 #ifndef CRMD_API_API_H
 #define CRMD_API_API_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "h2o.h"
@@ -69,6 +70,17 @@ void api_writer_configure(size_t max_writes, size_t max_bytes);
  * api_writer_start. */
 #define API_TRASH_RETENTION_DEFAULT_MS (30LL * 86400 * 1000)
 void api_writer_configure_trash(int64_t retention_ms);
+
+/* CSV exports over HTTP (GET /leads/ as text/csv): at most max_total run
+ * at once in the process, at most max_per_app of them for one app (beyond
+ * either, a 503 or a 429 with Retry-After), and each holds its database
+ * snapshot for at most max_ms, then is cut off (docs/csv.md). Call before
+ * serving. */
+#define API_EXPORT_MAX_TOTAL 1024
+#define API_EXPORT_TOTAL_DEFAULT 16
+#define API_EXPORT_PER_APP_DEFAULT 4
+#define API_EXPORT_TIME_DEFAULT_MS (10LL * 60 * 1000)
+void api_export_configure(int max_total, int max_per_app, int64_t max_ms);
 
 /* Starts the writer thread with its own store connection (0, or -1 with
  * the reason on stderr), and stops it once the server threads are done:

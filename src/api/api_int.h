@@ -90,7 +90,10 @@ typedef struct api_route {
 } api_route_t;
 
 typedef struct auth_cache auth_cache_t; /* auth.c's, per thread */
-typedef struct api_loop api_loop_t;     /* loop.c's: the loop as the store sees it */
+typedef struct export export_t;         /* export.c's: a running CSV export */
+/* Readers a thread keeps between its CSV exports (export.c). */
+#define API_EXPORT_READERS_KEPT 2
+typedef struct api_loop api_loop_t; /* loop.c's: the loop as the store sees it */
 
 /* One server thread's state: never touched by another thread (the writer
  * only posts to done). */
@@ -104,8 +107,13 @@ typedef struct api_thread {
     int reads_pending;               /* store reads that will complete later */
     api_log_t log;
     auth_cache_t *auth;
-    api_loop_t *loop; /* given to the store once serving starts; NULL before */
-    api_req_t *spare; /* an ended request kept, with its buffer, for the next */
+    api_loop_t *loop;                          /* given to the store once serving starts; NULL before */
+    store_loop_t sloop;                        /* the same as the store sees it (export.c's timers too) */
+    export_t *exports;                         /* the exports holding a reader (export.c) */
+    store_t *readers[API_EXPORT_READERS_KEPT]; /* kept between exports (export.c), nreaders of them */
+    int nreaders;
+    store_timer_t *readers_timer; /* closes them when no export ran for a while */
+    api_req_t *spare;             /* an ended request kept, with its buffer, for the next */
 } api_thread_t;
 
 /*

@@ -20,6 +20,7 @@
 #include "api/query.h"
 #include "api/loop.h"
 #include "api/cors.h"
+#include "api/export.h"
 #include "api/ratelimit.h"
 #include "api/request.h"
 #include "api/respond.h"
@@ -67,13 +68,12 @@ void *api_thread_init(int index, void *arg, h2o_context_t *ctx)
     /* Only now, the revocations loaded by a blocking read before the first
      * token is checked, may the store's reads complete later on the loop
      * (and from now on it takes no blocking call: store_set_loop). */
-    store_loop_t loop;
-    if (t != NULL && (t->loop = api_loop_new(ctx->loop, &loop)) == NULL) {
+    if (t != NULL && (t->loop = api_loop_new(ctx->loop, &t->sloop)) == NULL) {
         fprintf(stderr, "crmd: thread %d: out of memory\n", index);
         api_thread_fini(t);
         return NULL;
     }
-    if (t != NULL) store_set_loop(t->store, &loop);
+    if (t != NULL) store_set_loop(t->store, &t->sloop);
     return t;
 }
 
@@ -88,6 +88,7 @@ void api_thread_fini(void *state)
     api_thread_t *t = state;
     h2o_multithread_unregister_receiver(t->ctx->queue, &t->done);
     api_log_flush(&t->log);
+    api_export_thread_fini(t); /* their readers use the loop, as the store does */
     store_close(t->store);
     api_loop_free(t->loop); /* after the store, which used it */
     api_req_thread_fini(t);

@@ -16,4 +16,10 @@
  * r's request pool (its texts too), and must have no paging set. */
 void api_leads_export(api_req_t *r, store_lead_query_t *q);
 
+/* Lets go of the readers (and their snapshots, timers and places) of the
+ * exports t still runs: its loop has stopped, with no read in flight, and
+ * the requests they answer will never be disposed of. Before t's store
+ * and loop go. */
+void api_export_thread_fini(api_thread_t *t);
+
 #endif

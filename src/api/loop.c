@@ -12,7 +12,8 @@
  * A timer is an entry on an h2o timeout. h2o 2.2 has one timeout object
  * per duration, which may not go away while its entries run, so this
  * keeps one per duration used (the store uses two: at once, and the
- * connect timeout) until the thread ends.
+ * connect timeout; exports two more: their time limit, and how long a
+ * thread keeps idle readers) until the thread ends.
  */
 #include "api/loop.h"
 
@@ -20,7 +21,7 @@
 #include <stdlib.h>
 
 /* Distinct timer durations a thread may use. */
-#define LOOP_DURATIONS 4
+#define LOOP_DURATIONS 6
 
 struct api_loop {
     h2o_evloop_t *loop;

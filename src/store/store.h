@@ -500,9 +500,11 @@ typedef struct store_ops {
     /* Bulk copy (crmd copy, never while serving); see the wrappers. */
     store_rc_t (*copy_count)(store_t *s, store_counts_t *out);
     store_rc_t (*copy_export)(store_t *s, const store_export_t *cb, void *ctx, store_counts_t *total);
-    /* One read snapshot over several reads (crmd export); see the wrappers. */
+    /* One read snapshot over several reads (crmd export, and an export over
+     * HTTP on a reader of its own); see the wrappers. */
     store_rc_t (*snapshot_begin)(store_t *s);
     void (*snapshot_end)(store_t *s);
+    store_t *(*reader_open)(store_t *s, char *err, size_t errsz);
     store_rc_t (*copy_import_begin)(store_t *s, store_counts_t *before);
     store_rc_t (*copy_import_key)(store_t *s, const store_key_t *key);
     store_rc_t (*copy_import_app)(store_t *s, const store_app_t *app, int keep_id, int64_t *id);
@@ -545,7 +547,8 @@ store_t *store_open(const char *url, char *err, size_t errsz);
 store_t *store_open_existing(const char *url, char *err, size_t errsz);
 
 /* Closes the connection (an open batch or import is rolled back); s may be
- * NULL. */
+ * NULL. It may be called from the done callback of s's own last read (the
+ * store is then freed once the loop's callback that ran it is over). */
 static inline void store_close(store_t *s)
 {
     if (s != NULL) s->ops->close(s);
@@ -957,12 +960,20 @@ static inline store_rc_t store_copy_export(store_t *s, const store_export_t *cb,
 }
 
 /* Begins a read snapshot: the reads made on s until store_snapshot_end
- * (never async, never inside a batch) see the database as it was at the
- * first of them, whatever other connections commit meanwhile, so that a
- * read made page by page (crmd export) passes each lead once, in order,
+ * (never inside a batch) see the database as it was at the first of them,
+ * whatever other connections commit meanwhile, so that a read made page by
+ * page (crmd export, an export over HTTP) passes each lead once, in order,
  * even under a sort by a value that changes. Holds back no writer (SQLite:
- * a WAL read transaction, which only holds back checkpoints; PostgreSQL:
- * REPEATABLE READ READ ONLY). */
+ * a WAL read transaction, which holds back checkpoints past its start;
+ * PostgreSQL: REPEATABLE READ READ ONLY, which holds back the vacuuming of
+ * rows changed after its start): keep it short, or bounded.
+ *
+ * Never on a server thread's own store, whose reads answer other
+ * requests: open a reader (store_reader_open) for it. On a reader with a
+ * loop (PostgreSQL) the reads may be async; begin the snapshot before the
+ * first read: the transaction begins on the connection that read makes,
+ * which is never made again (a lost connection fails the read in flight,
+ * and every read after it, with STORE_UNAVAILABLE). */
 static inline store_rc_t store_snapshot_begin(store_t *s)
 {
     return s->ops->snapshot_begin ? s->ops->snapshot_begin(s) : STORE_ERROR;
@@ -971,6 +982,20 @@ static inline store_rc_t store_snapshot_begin(store_t *s)
 static inline void store_snapshot_end(store_t *s)
 {
     if (s->ops->snapshot_end) s->ops->snapshot_end(s);
+}
+
+/* Opens another connection to the database s is on, for one export's
+ * snapshot (store_snapshot_begin) beside the reads of s's thread, which
+ * owns it as it owns s; close it with store_close (which ends a snapshot
+ * still open). It never blocks the thread's loop on the network: on
+ * PostgreSQL, when s has a loop, the reader takes a copy of it and makes
+ * its connection with its first read, as s's reads do; without one it
+ * connects before returning, as store_open. SQLite opens the file again
+ * (an in-memory database has no second connection: NULL). NULL with the
+ * reason in err (errsz bytes) when it cannot. */
+static inline store_t *store_reader_open(store_t *s, char *err, size_t errsz)
+{
+    return s->ops->reader_open(s, err, errsz);
 }
 
 /* Starts the import transaction, holding the database's write lock where

@@ -4018,6 +4018,71 @@ Test(store, a_snapshot_reads_its_pages_from_one_state)
     expect_numbered(&after, (const int[]){3, 1}, 2, "the same page after it");
 }
 
+/* Reads page q of the reader r through the loop into *got. */
+static void reader_page(store_t *r, const store_lead_query_t *q, found_t *got, store_rc_t want)
+{
+    static waited_t w;
+    w = (waited_t){0};
+    started(&w, store_lead_find(r, app1.id, q, &w.total, on_found, got, ASYNC(&w)));
+    TURN_UNTIL(w.done);
+    cr_assert_eq(w.rc, want);
+}
+
+/* An export over HTTP: a reader (store_reader_open) of a thread's store,
+ * given a loop, reads its pages from one snapshot, begun by the first,
+ * while another connection moves a lead past the page's end, deletes and
+ * creates; the thread's store reads what is committed meanwhile. Ended
+ * and begun again, the reader's next snapshot sees the changes. */
+Test(store, a_readers_snapshot_holds_beside_its_threads_fresh_reads)
+{
+    for (int i = 1; i <= 3; i++) {
+        lead_t l = mk_lead(i, "Snap", 1000 + i);
+        l.has_value = true;
+        l.value_cents = i * 100;
+        cr_assert_eq(store_lead_create(st, app1.id, &l), STORE_OK);
+    }
+    store_t *s = open_with_loop();
+    char err[STORE_OPEN_ERR_MAX];
+    store_t *r = store_reader_open(s, err, sizeof err);
+    cr_assert_not_null(r, "%s", err);
+    cr_assert_eq(store_snapshot_begin(r), STORE_OK);
+    store_lead_query_t q = base_query();
+    q.sort[0] = (store_sort_t){LEAD_KEY_VALUE, false};
+    q.nsort = 1;
+    q.limit = 2;
+    q.count = false;
+    store_sort_t order[STORE_SORT_MAX];
+    int norder = store_lead_order(q.sort, q.nsort, order);
+    found_t first = {0};
+    reader_page(r, &q, &first, STORE_OK);
+    expect_numbered(&first, (const int[]){1, 2}, 2, "the first page");
+    lead_patch_t p = {.fields = LEAD_F_VALUE};
+    p.v.has_value = true;
+    p.v.value_cents = 1000;
+    leads_t changed = {0};
+    cr_assert_eq(store_lead_update(st, app1.id, ID(1), &p, 5000, on_lead, &changed), STORE_OK);
+    cr_assert_eq(store_lead_delete(st, app1.id, ID(3)), STORE_OK);
+    lead_t added = mk_lead(4, "Snap", 2000);
+    cr_assert_eq(store_lead_create(st, app1.id, &added), STORE_OK);
+    found_t fresh = {0};
+    reader_page(s, &q, &fresh, STORE_OK);
+    expect_numbered(&fresh, (const int[]){2, 1}, 2, "the thread's store reads what is committed");
+    store_pos_t pos;
+    store_lead_pos(&first.last.l, order, norder, &pos);
+    q.after = &pos;
+    found_t next = {0};
+    reader_page(r, &q, &next, STORE_OK);
+    expect_numbered(&next, (const int[]){3}, 1, "the next page, as of the snapshot");
+    store_snapshot_end(r);
+    cr_assert_eq(store_snapshot_begin(r), STORE_OK);
+    q.after = NULL;
+    found_t again = {0};
+    reader_page(r, &q, &again, STORE_OK);
+    expect_numbered(&again, (const int[]){2, 1}, 2, "a new snapshot");
+    store_close(r);
+    store_close(s);
+}
+
 /* The leads waiting in SQLite's staging table (sqlite_int.h: staged
  * creates), read by the store's own connection. */
 static int staged_rows(void)

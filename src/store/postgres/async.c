@@ -15,7 +15,12 @@
  * go to its callbacks, then done runs.
  *
  * Each statement still sees one snapshot of its own (READ COMMITTED takes
- * one per statement, in a batch too).
+ * one per statement, in a batch too). A reader (store_reader_open) whose
+ * snapshot has begun is the exception: its connection starts with BEGIN
+ * ISOLATION LEVEL REPEATABLE READ READ ONLY, before its session's set-up,
+ * and that transaction, which no Sync ends, holds every read it makes until
+ * the connection is closed (pg_async_snapshot_end). Such a connection is
+ * made once: when it is lost, its reads fail instead of going again.
  *
  * The find reads (store/find.c's statements, made at run time for each
  * combination of filters and sort) are sent unnamed, with their SQL, and
@@ -93,7 +98,8 @@ struct pg_aread {
     enum kind kind;
     enum stage stage;
     enum pg_stmt_id id;
-    char *sql;   /* a find: its statement, sent unnamed (owned); NULL: id's */
+    char *sql;   /* a find: its statement, sent unnamed (owned); NULL: id's;
+                  * a SETUP: its statement (owned); NULL: the session's */
     pg_args_t p; /* its values point into text */
     char *text;  /* owned copies of the values, or NULL */
     pg_rows_fn fn;
@@ -109,6 +115,19 @@ struct pg_aread {
 static void lose(pg_store_t *s);
 static void on_io(void *arg, unsigned events);
 static void on_kick(void *arg);
+
+/* Every callback of the loop runs between these: a read's done may close
+ * its store (an export's reader, after its last page), which is then freed
+ * only when the loop's callback that ran it is over, never under it. */
+static void loop_enter(pg_store_t *s)
+{
+    s->aio.depth++;
+}
+
+static void loop_leave(pg_store_t *s)
+{
+    if (--s->aio.depth == 0 && s->aio.closing) pg_close_now(s);
+}
 
 /* --- reads ------------------------------------------------------------------ */
 
@@ -252,7 +271,9 @@ static void on_deadline(void *arg)
 {
     pg_store_t *s = arg;
     s->aio.deadline = NULL;
+    loop_enter(s);
     connect_failed(s, "timeout expired");
+    loop_leave(s);
 }
 
 /* Starts a connection without waiting for it; false (logged, back-off
@@ -272,6 +293,7 @@ static bool start_connect(pg_store_t *s)
     s->conn = c;
     memset(s->prepared, 0, sizeof s->prepared);
     a->state = AIO_CONNECTING;
+    a->spent = a->snapshot;
     /* Before the first PQconnectPoll, libpq waits to write (connect(2)). */
     bool ok = rewatch(s, STORE_IO_WRITE);
     if (ok && timeout_ms > 0)
@@ -286,24 +308,34 @@ static bool start_connect(pg_store_t *s)
 static bool send_unsent(pg_store_t *s);
 static bool end_batch(pg_store_t *s);
 
-/* Makes the connection a thread's read connection (non-blocking, in
- * pipeline mode, watched for reading) and sends the session's set-up, then
- * every read that waited for it, in order, as one batch; false when that
- * cannot be done. */
-static bool start_session(pg_store_t *s)
+/* Puts a set-up entry (sql NULL: the session's settings) first in the
+ * queue; false when out of memory. */
+static bool prepend_setup(pg_async_t *a, const char *sql)
 {
-    pg_async_t *a = &s->aio;
     pg_aread_t *setup = entry_new(a, SETUP);
-    if (setup == NULL) return false;
-    if (PQsetnonblocking(s->conn, 1) != 0 || PQenterPipelineMode(s->conn) != 1 ||
-        !rewatch(s, STORE_IO_READ)) {
-        entry_free(a, setup);
+    if (setup == NULL || (sql != NULL && (setup->sql = strdup(sql)) == NULL)) {
+        if (setup != NULL) entry_free(a, setup);
         return false;
     }
-    a->state = AIO_READY;
     setup->next = a->head;
     a->head = setup;
     if (a->tail == NULL) a->tail = setup;
+    return true;
+}
+
+/* Makes the connection a thread's read connection (non-blocking, in
+ * pipeline mode, watched for reading) and sends the session's set-up, then
+ * every read that waited for it, in order, as one batch; false when that
+ * cannot be done. A reader's snapshot begins first: its transaction
+ * outlives the batches' Syncs, which end only implicit ones. */
+static bool start_session(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    if (PQsetnonblocking(s->conn, 1) != 0 || PQenterPipelineMode(s->conn) != 1 || !rewatch(s, STORE_IO_READ))
+        return false;
+    a->state = AIO_READY;
+    if (!prepend_setup(a, NULL)) return false;
+    if (a->snapshot && !prepend_setup(a, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) return false;
     return send_unsent(s) && end_batch(s);
 }
 
@@ -340,7 +372,8 @@ static void connect_step(pg_store_t *s)
 
 /* The connection is gone, or can no longer be trusted: the reads sent on
  * it go again on a new one (made at once, as a blocking read is tried
- * again), except those already on their second. */
+ * again), except those already on their second, and a snapshot's, which a
+ * new connection would read from another snapshot. */
 static void lose(pg_store_t *s)
 {
     pg_async_t *a = &s->aio;
@@ -354,7 +387,7 @@ static void lose(pg_store_t *s)
     pg_aread_t *failed = NULL, **failed_tail = &failed;
     for (pg_aread_t *r = take_all(a), *next; r != NULL; r = next) {
         next = r->next;
-        if (r->kind != READ || r->sends >= SENDS_MAX) {
+        if (r->kind != READ || r->sends >= SENDS_MAX || a->snapshot) {
             r->next = NULL;
             *failed_tail = r;
             failed_tail = &r->next;
@@ -405,7 +438,8 @@ static bool send_one(pg_store_t *s, pg_aread_t *r)
     s->aio.batched++;
     r->stage = EXEC;
     if (r->kind == SETUP)
-        return PQsendQueryParams(c, pg_reader_session_sql, 0, NULL, NULL, NULL, NULL, 1) == 1;
+        return PQsendQueryParams(c, r->sql != NULL ? r->sql : pg_reader_session_sql, 0, NULL, NULL, NULL,
+                                 NULL, 1) == 1;
     r->sends++;
     if (r->sql != NULL) return send_find(c, r);
     char name[PG_STMT_NAME_MAX];
@@ -457,7 +491,9 @@ static void on_kick(void *arg)
 {
     pg_store_t *s = arg;
     s->aio.kick = NULL;
+    loop_enter(s);
     if (s->aio.broken || !end_batch(s)) lose(s);
+    loop_leave(s);
 }
 
 /* --- answers -------------------------------------------------------------------- */
@@ -519,7 +555,7 @@ static enum stage next_stage(const pg_aread_t *r)
     case PREPARE:
         return EXEC;
     case EXEC:
-        return r->sql != NULL ? GENERIC : ENDED;
+        return r->kind == READ && r->sql != NULL ? GENERIC : ENDED; /* a find's */
     default:
         return ENDED;
     }
@@ -598,7 +634,7 @@ static void take_answers(pg_store_t *s)
 {
     pg_async_t *a = &s->aio;
     for (;;) {
-        if (a->state != AIO_READY || a->broken) return;
+        if (a->state != AIO_READY || a->broken || a->closing) return;
         if (PQstatus(s->conn) == CONNECTION_BAD) {
             lose(s);
             return;
@@ -613,9 +649,8 @@ static void take_answers(pg_store_t *s)
     }
 }
 
-static void on_io(void *arg, unsigned events)
+static void io_step(pg_store_t *s, unsigned events)
 {
-    pg_store_t *s = arg;
     pg_async_t *a = &s->aio;
     if (a->state == AIO_CONNECTING) {
         connect_step(s);
@@ -627,6 +662,14 @@ static void on_io(void *arg, unsigned events)
         return;
     }
     take_answers(s);
+}
+
+static void on_io(void *arg, unsigned events)
+{
+    pg_store_t *s = arg;
+    loop_enter(s);
+    io_step(s, events);
+    loop_leave(s);
 }
 
 /* --- the interface ---------------------------------------------------------------- */
@@ -656,8 +699,10 @@ static store_rc_t start_read(pg_store_t *s, enum pg_stmt_id id, const char *sql,
 {
     pg_async_t *a = &s->aio;
     assert(s->base.batch == BATCH_NONE && !s->in_tx && !s->piped);
-    /* During the back-off after a failed attempt: refused at once. */
-    if (a->state == AIO_DOWN && (!pg_may_connect(s) || !start_connect(s))) return STORE_UNAVAILABLE;
+    /* During the back-off after a failed attempt, or when a snapshot's
+     * connection is gone: refused at once. */
+    if (a->state == AIO_DOWN && (a->spent || !pg_may_connect(s) || !start_connect(s)))
+        return STORE_UNAVAILABLE;
     pg_aread_t *r = entry_new(a, READ);
     if (r == NULL) return STORE_UNAVAILABLE;
     if (!pg_params_copy(&r->p, p, &r->text) || (sql != NULL && (r->sql = strdup(sql)) == NULL)) {
@@ -706,20 +751,48 @@ void pg_set_loop(store_t *base, const store_loop_t *loop)
     fail_all(s, take_all(a), STORE_UNAVAILABLE); /* only the set-up, if anything */
 }
 
+/* Closes the connection with what is left in its queue: set-ups and Syncs
+ * still unanswered, never a read (store.h: none may be pending). */
+static void drop_idle(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    for (pg_aread_t *r = take_all(a), *next; r != NULL; r = next) {
+        next = r->next;
+        assert(r->kind != READ);
+        entry_free(a, r);
+    }
+    drop(s);
+}
+
 void pg_async_close(pg_store_t *s)
 {
     pg_async_t *a = &s->aio;
     if (!a->on) return;
-    for (pg_aread_t *r = take_all(a), *next; r != NULL; r = next) {
-        next = r->next;
-        assert(r->kind != READ); /* nobody's read may be pending (store.h) */
-        entry_free(a, r);
-    }
-    drop(s);
+    drop_idle(s);
     while (a->spare != NULL) {
         pg_aread_t *r = a->spare;
         a->spare = r->next;
         free(r);
     }
     a->nspare = 0;
+}
+
+store_rc_t pg_async_snapshot_begin(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    assert(a->on && !a->snapshot);
+    /* A connection made before (outside a snapshot) goes: the snapshot's
+     * must begin with it. */
+    drop_idle(s);
+    a->snapshot = true;
+    a->spent = false;
+    return STORE_OK;
+}
+
+void pg_async_snapshot_end(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    assert(a->on);
+    drop_idle(s); /* ends the transaction with the connection */
+    a->snapshot = a->spent = false;
 }

@@ -176,13 +176,18 @@ store_rc_t pg_copy_export(store_t *base, const store_export_t *cb, void *ctx, st
 store_rc_t pg_snapshot_begin(store_t *base)
 {
     pg_store_t *s = pg_of(base);
-    assert(s->base.batch == BATCH_NONE && !s->aio.on);
+    assert(s->base.batch == BATCH_NONE);
+    if (s->aio.on) return pg_async_snapshot_begin(s); /* a reader: async.c */
     return pg_tx_begin(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 }
 
 void pg_snapshot_end(store_t *base)
 {
-    pg_tx_rollback(pg_of(base)); /* read only: nothing to commit */
+    pg_store_t *s = pg_of(base);
+    if (s->aio.on)
+        pg_async_snapshot_end(s);
+    else
+        pg_tx_rollback(s); /* read only: nothing to commit */
 }
 
 store_rc_t pg_copy_import_begin(store_t *base, store_counts_t *before)

@@ -182,6 +182,13 @@ typedef struct pg_async {
     pg_aread_t *head, *tail;
     pg_aread_t *spare; /* ended reads kept for the next ones */
     int nspare;
+    /* A reader's snapshot (store_snapshot_begin): its connection begins
+     * with BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY and is never
+     * made again once started (spent), since a new one would read another
+     * snapshot. */
+    bool snapshot, spent;
+    int depth;    /* loop callbacks of this store running (async.c) */
+    bool closing; /* pg_close was called under one: pg_close_now when it ends */
 } pg_async_t;
 
 /* A change of one app's lead count, applied when the transaction commits. */
@@ -505,8 +512,18 @@ store_rc_t pg_read_rows(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p,
  * planned for its parameters. */
 store_rc_t pg_read_rows_sql(pg_store_t *s, const char *sql, const pg_params_t *p, pg_rows_fn fn,
                             const pg_rows_t *to, const store_async_t *async);
+/* Closes the store and frees it (postgres.c); pg_close does the same
+ * unless a loop callback of the store is running (a read's done may close
+ * it): then async.c does when that callback ends. */
+void pg_close_now(pg_store_t *s);
 /* Lets go of the loop's watch and timers; no read may be pending. */
 void pg_async_close(pg_store_t *s);
+/* A reader's snapshot on the loop (bulk.c's store_snapshot_begin/end):
+ * begun before its first read, on the connection that read makes; ended by
+ * closing that connection (no read may be pending), after which the next
+ * read makes a new one, outside any snapshot. */
+store_rc_t pg_async_snapshot_begin(pg_store_t *s);
+void pg_async_snapshot_end(pg_store_t *s);
 
 /* webhooks.c: the webhook functions (store_ops_t.webhook); bulk copy's
  * counts of webhooks and events into out, and their export (after the

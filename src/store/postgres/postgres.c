@@ -84,6 +84,15 @@ static bool readable(const char *conninfo, char *err, size_t errsz)
 void pg_close(store_t *base)
 {
     pg_store_t *s = pg_of(base);
+    if (s->aio.depth > 0) {
+        s->aio.closing = true; /* from a read's done: async.c closes it once that is over */
+        return;
+    }
+    pg_close_now(s);
+}
+
+void pg_close_now(pg_store_t *s)
+{
     pg_async_close(s);
     if (s->conn != NULL) PQfinish(s->conn);
     free(s->deltas);
@@ -93,9 +102,9 @@ void pg_close(store_t *base)
     free(s);
 }
 
-store_t *store_postgres_open(const char *conninfo, char *err, size_t errsz)
+/* A store for conninfo, not connected yet; NULL when out of memory. */
+static pg_store_t *store_new(const char *conninfo, char *err, size_t errsz)
 {
-    if (!readable(conninfo, err, errsz)) return NULL;
     pg_store_t *s = calloc(1, sizeof *s);
     if (s == NULL || (s->conninfo = strdup(conninfo)) == NULL) {
         free(s);
@@ -104,6 +113,26 @@ store_t *store_postgres_open(const char *conninfo, char *err, size_t errsz)
     }
     s->base.super.ops = &postgres_ops;
     s->base.tx = &pg_batch_tx;
+    return s;
+}
+
+/* With a loop, the reader's connection is made by its first read, without
+ * blocking (async.c); pg_set_loop on a store without one leaves it so. */
+store_t *pg_reader_open(store_t *base, char *err, size_t errsz)
+{
+    const pg_store_t *s = pg_of(base);
+    if (!s->aio.on) return store_postgres_open(s->conninfo, err, errsz);
+    pg_store_t *r = store_new(s->conninfo, err, errsz);
+    if (r == NULL) return NULL;
+    pg_set_loop(&r->base.super, &s->aio.loop);
+    return &r->base.super;
+}
+
+store_t *store_postgres_open(const char *conninfo, char *err, size_t errsz)
+{
+    if (!readable(conninfo, err, errsz)) return NULL;
+    pg_store_t *s = store_new(conninfo, err, errsz);
+    if (s == NULL) return NULL;
     if (!pg_connect(s, err, errsz)) {
         free(s->conninfo);
         free(s);

@@ -263,6 +263,7 @@ void sq_close(store_t *base)
         sqlite3_finalize(s->stmt[i]);
     dyn_close(s);
     free(s->anchors.v);
+    free(s->path);
     /* The last connection to close checkpoints the WAL into the database. */
     sqlite3_close(s->db);
     free(s);
@@ -416,6 +417,8 @@ sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errs
         sqlite3_free(msg);
         return give_up(s, err, errsz, "cannot set up", path, why);
     }
+    if (names_file(path) && (s->path = strdup(path)) == NULL)
+        return give_up(s, err, errsz, "cannot set up", path, "out of memory");
     return s;
 }
 

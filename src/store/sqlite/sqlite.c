@@ -6,6 +6,8 @@
  * thread (see sqlite_int.h for the files that do the work). This file only
  * wires them to the store interface.
  */
+#include <stdio.h>
+
 #include "store/sqlite/sqlite_int.h"
 
 /* SQLite's reads take microseconds and always complete at once: a loop is
@@ -17,6 +19,19 @@ void sq_set_loop(store_t *base, const store_loop_t *loop)
     sqlite_store_t *s = sq_of(base);
     s->loop = *loop;
     s->has_loop = true;
+}
+
+/* A reader is another connection to the same file, without a loop: its
+ * reads complete at once, and it holds no per-turn snapshot (sq_hold), only
+ * the one store_snapshot_begin opens. */
+store_t *sq_reader_open(store_t *base, char *err, size_t errsz)
+{
+    const sqlite_store_t *s = (const sqlite_store_t *)base; /* its held snapshot stays */
+    if (s->path == NULL) {
+        snprintf(err, errsz, "an in-memory database has no second connection");
+        return NULL;
+    }
+    return store_sqlite_open(s->path, false, err, errsz);
 }
 
 static const store_ops_t sqlite_ops = STORE_OPS_INIT(sq);

@@ -160,6 +160,7 @@ typedef struct sq_dyn {
 typedef struct sqlite_store {
     store_base_t base; /* the store_t, and group commit's state (base.batch) */
     sqlite3 *db;
+    char *path;                   /* the database file's (store_reader_open); NULL: in memory */
     sqlite3_stmt *stmt[Q__COUNT]; /* prepared on first use */
     sq_dyn_t dyn[SQ_DYN_MAX];     /* conn.c */
     uint64_t dyn_tick;

@@ -1,0 +1,208 @@
+"""A CSV export over HTTP reads one snapshot (docs/csv.md, "Export"): leads
+changed, created or deleted while it streams are written as they were when
+it began, each once; and the limits on running exports (how many per app
+and in all, and for how long each may hold its snapshot)."""
+
+import csv
+import http.client
+import io
+import json
+import socket
+import sqlite3
+import subprocess
+import time
+
+import pytest
+import requests
+
+from apiutil import TIMEOUT, assert_status, body_json
+from conftest import BACKEND, psql
+
+# Rows of about 1 KB (names and sources of three-byte characters): 6,000
+# of them make a file larger than the server's socket can hold ahead of its
+# reader (up to 4 MiB on loopback), so an export whose client reads slowly
+# is still reading the database.
+LEADS = 6000
+PAD = "漢" * 240
+MID = LEADS // 2
+
+
+class SlowReader(http.client.HTTPConnection):
+    """A connection whose socket takes little at a time (a 4 KiB receive
+    buffer), so the server can send only a little ahead of what is read."""
+
+    def connect(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(self.timeout)
+        s.connect((self.host, self.port))
+        self.sock = s
+
+
+def start_export(app, params="sort=-value", first=4096):
+    """Starts an export on a slow connection and reads its head and the
+    first bytes of its body; returns (connection, response, bytes read)."""
+    host, port = app.base_url.split("//")[1].split(":")
+    conn = SlowReader(host, int(port), timeout=TIMEOUT)
+    conn.request("GET", f"/leads/?format=csv&{params}", headers=app.headers)
+    resp = conn.getresponse()
+    head = resp.read(first) if resp.status == 200 else resp.read()
+    return conn, resp, head
+
+
+def seed(app, n=LEADS):
+    """n leads valued 1..n (the lowest last under sort=-value), with long
+    names and sources."""
+    lines = ["name,source,value"] + [f"Lead {i:05d} {PAD},{'字' * 60},{i}" for i in range(1, n + 1)]
+    # Long names make many trigrams to index: more time than TIMEOUT on a
+    # busy machine (the API's own client waits TIMEOUT).
+    r = requests.post(app.base_url + "/leads/import", data=("\r\n".join(lines) + "\r\n").encode(),
+                      headers=dict(app.headers, **{"Content-Type": "text/csv"}), timeout=120)
+    assert_status(r, 200)
+    assert body_json(r)["meta"]["created"] == n
+
+
+def rows(text):
+    return list(csv.reader(io.StringIO(text, newline="")))[1:]
+
+
+def full_export(app, params):
+    r = app.get("/leads/", params=dict(params, format="csv"))
+    assert_status(r, 200)
+    return r.content
+
+
+def test_an_export_is_one_snapshot_while_leads_change_under_its_sort(app):
+    seed(app)
+    before = full_export(app, {"sort": "-value"})
+    by_value = {int(v): i for i, _, _, _, _, v, *_ in rows(before.decode())}
+    conn, resp, head = start_export(app)
+    assert resp.status == 200
+    assert before.startswith(head)
+    # While it streams: the lowest leads (its end, not read yet) move to the
+    # top, which it has passed; the highest (written already) to the bottom;
+    # some in between change value in place; the next lowest are deleted;
+    # new leads join its end.
+    for k in range(1, 11):
+        r = app.put(f"/leads/{by_value[k]}", {"lead": {"value": LEADS + 100 + k}})
+        assert_status(r, 200)
+        r = app.put(f"/leads/{by_value[LEADS + 1 - k]}", {"lead": {"value": "0.5"}})
+        assert_status(r, 200)
+        r = app.put(f"/leads/{by_value[MID + k]}", {"lead": {"value": f"{MID + k}.25"}})
+        assert_status(r, 200)
+        assert_status(app.delete(f"/leads/{by_value[20 + k]}"), 204)
+        app.create_lead(name=f"new {k}", value=f"{30 + k}.5")
+    # Every other request of the app reads what is committed meanwhile.
+    assert body_json(app.get(f"/leads/{by_value[1]}"))["data"]["attributes"]["value"] == LEADS + 101
+    r = app.get("/leads/", params={"sort": "-value", "records": 3})
+    assert [d["id"] for d in body_json(r)["data"]] == [by_value[k] for k in (10, 9, 8)]
+    assert_status(app.get(f"/leads/{by_value[21]}"), 404)
+    text = head + resp.read()
+    conn.close()
+    assert text == before  # every lead once, in order, as it was when the export began
+    ids = [row[0] for row in rows(text.decode())]
+    assert len(ids) == len(set(ids)) == LEADS
+    # The changes are there for the next export.
+    after = rows(full_export(app, {"sort": "-value"}).decode())
+    assert len(after) == LEADS
+    assert [row[0] for row in after[:10]] == [by_value[k] for k in range(10, 0, -1)]
+    assert [row[5] for row in after[-10:]] == ["0.5"] * 10
+
+
+# ---------------------------------------------------------------- limits
+
+def assert_refused(resp, body, status, code):
+    assert resp.status == status, (resp.status, body)
+    assert int(resp.getheader("Retry-After")) >= 1
+    errs = json.loads(body)["errors"]
+    assert errs[0]["status"] == str(status) and errs[0]["code"] == code
+
+
+def h2_export_status(app):
+    p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                        "%{http_code} %{http_version}", "-H", f"AppId: {app.key}", "-H",
+                        f"Authorization: Bearer {app.token}", app.base_url + "/leads/?format=csv"],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def test_running_exports_are_capped_per_app_and_in_all(make_server):
+    srv = make_server(extra_args=["--export-limit", "3:2", "--http2"])
+    a, b, c = srv.new_app(), srv.new_app(), srv.new_app()
+    seed(a)
+    seed(b)
+    c.create_lead(name="c")
+    held = [start_export(a), start_export(a)]
+    assert all(resp.status == 200 for _, resp, _ in held)
+    conn, resp, body = start_export(a)
+    assert_refused(resp, body, 429, "rate_limited")
+    conn.close()
+    assert h2_export_status(a) == "429 2"  # the same over HTTP/2
+    assert_status(a.get("/leads/"), 200)  # the JSON list is not an export
+    held.append(start_export(b))
+    assert held[-1][1].status == 200
+    conn, resp, body = start_export(c)
+    assert_refused(resp, body, 503, "service_unavailable")
+    conn.close()
+    assert h2_export_status(c) == "503 2"
+    # An export that ends gives its place back.
+    held[0][0].close()
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        conn, resp, body = start_export(c)
+        if resp.status == 200 or time.monotonic() > deadline:
+            break
+        conn.close()
+        time.sleep(0.1)
+    assert resp.status == 200
+    assert len(rows((body + resp.read()).decode())) == 1
+    conn.close()
+    for conn, _, _ in held[1:]:
+        conn.close()
+
+
+def snapshot_held(srv):
+    """Whether a snapshot begun before the last write is still open: on
+    SQLite a checkpoint cannot copy that write back; on PostgreSQL a
+    connection is idle in a transaction."""
+    if BACKEND == "sqlite":
+        db = sqlite3.connect(srv.db, timeout=TIMEOUT)
+        try:
+            _busy, log, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            db.close()
+        return done < log
+    # The export's connection waits for its client in its transaction
+    # (once the socket's buffers are full); other connections never do.
+    deadline = time.monotonic() + 3
+    while True:
+        n = int(psql(srv.db_url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                 "AND state LIKE 'idle in transaction%'"))
+        if n > 0 or time.monotonic() > deadline:
+            return n > 0
+        time.sleep(0.1)
+
+
+def test_an_export_holds_its_snapshot_no_longer_than_its_time(make_server):
+    srv = make_server(extra_args=["--export-time", "6s", "--export-limit", "1"])
+    app, other = srv.new_app(), srv.new_app()
+    seed(app)
+    other.create_lead(name="other")
+    conn, resp, head = start_export(app)
+    assert resp.status == 200
+    app.create_lead(name="written after the export began", value=1)
+    assert snapshot_held(srv)
+    conn2, resp2, body2 = start_export(other)
+    assert resp2.status == 503  # the one place is taken
+    conn2.close()
+    time.sleep(7.5)
+    # Its time is up: the snapshot and the place are let go, though its
+    # client has not read on...
+    assert not snapshot_held(srv)
+    assert len(rows(full_export(other, {}).decode())) == 1
+    # ...and what it reads next ends without the last chunk, so it is never
+    # taken for the whole file.
+    with pytest.raises(http.client.IncompleteRead):
+        resp.read()
+    conn.close()
