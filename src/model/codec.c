@@ -45,7 +45,12 @@ const char *follow_status_name(int v)
 }
 
 /* Copies src into dst (size n) and cuts at a UTF-8 character boundary when
- * it does not fit, so that a truncated message is still valid UTF-8. */
+ * it does not fit, so that a truncated message is still valid UTF-8. A
+ * character cut short at the end of src is left out too: callers build
+ * pointers with snprintf into buffers of their own ("/operations/3" and
+ * a member's pointer), which cut at a byte, and a client's long key must
+ * never put invalid UTF-8 into an answer (or into a kept answer, which
+ * PostgreSQL refuses). */
 static void copy_utf8(char *dst, size_t n, const char *src)
 {
     size_t len = strlen(src);
@@ -53,6 +58,14 @@ static void copy_utf8(char *dst, size_t n, const char *src)
         len = n - 1;
         while (len > 0 && ((unsigned char)src[len] & 0xC0) == 0x80)
             len--;
+    }
+    size_t start = len;
+    while (start > 0 && ((unsigned char)src[start - 1] & 0xC0) == 0x80)
+        start--;
+    if (start > 0 && ((unsigned char)src[start - 1] & 0xC0) == 0xC0) {
+        unsigned char lead = (unsigned char)src[start - 1];
+        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+        if (len - (start - 1) < need) len = start - 1;
     }
     memcpy(dst, src, len);
     dst[len] = '\0';

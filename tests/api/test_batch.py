@@ -111,3 +111,19 @@ def test_other_methods_are_405(app):
     r = app.get("/leads/batch")
     assert_error(r, 405)
     assert r.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize("key", ["\u20ac" * 30, "a" + "\u00e9" * 40, "\U0001F600" * 20])
+def test_a_long_unknown_key_gives_a_pointer_of_valid_utf8(app, key):
+    """A pointer longer than the room for it is cut at a character: the
+    answer stays UTF-8 (and, kept for its Idempotency-Key, PostgreSQL takes
+    it: it refused the kept answer with a 500)."""
+    for member in ({"op": "create", "lead": {"name": "x", key: 1}},
+                   {"op": "delete", "id": str(uuid.uuid4()), key: 1}):
+        headers = {"Idempotency-Key": f"utf8-{uuid.uuid4()}"}
+        for attempt in range(2):
+            r = batch(app, [member], headers=headers)
+            assert_error(r, 422, "unknown_attribute")
+            r.content.decode("utf-8")  # raises on a character cut short
+            assert r.headers.get("Idempotent-Replayed") == ("true" if attempt else None)
+    assert total(app) == 0
