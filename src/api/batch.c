@@ -25,6 +25,7 @@
 #include "api/resource.h"
 #include "api/respond.h"
 #include "api/writer.h"
+#include "model/codec.h"
 #include "model/event.h"
 #include "model/uuid.h"
 
@@ -104,8 +105,9 @@ static void decode_op(const json_t *op, int i, batch_op_t *o, verrs_t *errs)
         bool known = strcmp(key, "op") == 0 || (strcmp(key, "lead") == 0 && o->kind != OP_DELETE) ||
                      (strcmp(key, "id") == 0 && o->kind != OP_CREATE);
         if (known) continue;
-        char ptr[96];
-        snprintf(ptr, sizeof ptr, "/operations/%d/%.64s", i, key);
+        char wrapper[32], ptr[96];
+        snprintf(wrapper, sizeof wrapper, "operations/%d", i);
+        verrs_pointer(ptr, sizeof ptr, wrapper, key, strlen(key));
         verrs_add(errs, "unknown_attribute", ptr, NULL,
                   "An operation holds op, and lead (create, update) or id (update, delete)");
     }

@@ -90,9 +90,7 @@ void verrs_add(verrs_t *errs, const char *code, const char *pointer, const char 
     copy_utf8(e->parameter, sizeof e->parameter, parameter ? parameter : "");
 }
 
-/* Writes the JSON pointer "/wrapper/key" (or "/key" when wrapper is NULL)
- * with RFC 6901 escapes into out. */
-static void make_pointer(char *out, size_t n, const char *wrapper, const char *key, size_t keylen)
+void verrs_pointer(char *out, size_t n, const char *wrapper, const char *key, size_t keylen)
 {
     char tmp[256];
     size_t o = 0;
@@ -346,7 +344,7 @@ static const json_t *wrapper(const json_t *root, const char *name, verrs_t *errs
 static void unknown(verrs_t *errs, const char *wrapper_name, const char *key, size_t keylen)
 {
     char ptr[96];
-    make_pointer(ptr, sizeof ptr, wrapper_name, key, keylen);
+    verrs_pointer(ptr, sizeof ptr, wrapper_name, key, keylen);
     char shown[64];
     copy_utf8(shown, sizeof shown, key);
     verrs_add(errs, "unknown_attribute", ptr, NULL, "Unknown attribute '%s'", shown);
@@ -372,7 +370,7 @@ static const json_t *decode_members(const json_t *root, const char *name, verrs_
     json_object_keylen_foreach((json_t *)w, key, keylen, v)
     {
         attr_t a = {.v = v, .errs = errs};
-        make_pointer(a.pointer, sizeof a.pointer, name, key, keylen);
+        verrs_pointer(a.pointer, sizeof a.pointer, name, key, keylen);
         /* A key with a NUL inside names no attribute, whatever its start. */
         if (strlen(key) != keylen)
             unknown(errs, name, key, keylen);

@@ -127,3 +127,13 @@ def test_a_long_unknown_key_gives_a_pointer_of_valid_utf8(app, key):
             r.content.decode("utf-8")  # raises on a character cut short
             assert r.headers.get("Idempotent-Replayed") == ("true" if attempt else None)
     assert total(app) == 0
+
+
+def test_an_unknown_key_of_an_operation_is_pointed_at_with_rfc_6901_escapes(app):
+    """"a/b" is one member, not two levels: its pointer is /operations/0/a~1b, as
+    the lead's own members' are (/operations/1/lead/c~0d)."""
+    r = batch(app, [{"op": "delete", "id": str(uuid.uuid4()), "a/b": 1},
+                    {"op": "create", "lead": {"name": "x", "c~d": 1}}])
+    errs = assert_error(r, 422, "unknown_attribute")
+    assert [e["source"]["pointer"] for e in errs] == ["/operations/0/a~1b", "/operations/1/lead/c~0d"]
+    assert total(app) == 0
