@@ -137,3 +137,33 @@ def test_an_unknown_key_of_an_operation_is_pointed_at_with_rfc_6901_escapes(app)
     errs = assert_error(r, 422, "unknown_attribute")
     assert [e["source"]["pointer"] for e in errs] == ["/operations/0/a~1b", "/operations/1/lead/c~0d"]
     assert total(app) == 0
+
+
+@pytest.mark.parametrize("attr,text", [("value", "0.1000000000000000000001"), ("value", "1e-2000"),
+                                       ("value", "1.0000000000000000001"),
+                                       ("probability", "50.0000000000000000001"),
+                                       ("probability", "1e-2000")])
+def test_numbers_are_read_from_their_digits_as_in_a_single_write(app, attr, text):
+    """A batch read numbers from jansson's doubles: 1e-2000 became 0 and
+    0.1000000000000000000001 became 0.1 where POST /leads/ refuses both."""
+    lead = app.create_lead(name="Kept", value=5)
+    single = app.post("/leads/", raw=f'{{"lead": {{"name": "x", "{attr}": {text}}}}}')
+    assert_error(single, 422, "validation_error")
+    before = total(app)
+    escaped = attr.replace("a", "\\u0061", 1)  # the same key, spelled with an escape
+    body = (f'{{"operations": [{{"op": "create", "lead": {{"name": "x", "{attr}": {text}}}}},'
+            f' {{"op": "update", "id": "{lead["id"]}", "lead": {{"name": "y", "{escaped}": {text}}}}}]}}')
+    errs = assert_error(app.post("/leads/batch", raw=body), 422, "validation_error")
+    assert [e["source"]["pointer"] for e in errs] == [f"/operations/0/lead/{attr}",
+                                                      f"/operations/1/lead/{attr}"]
+    assert total(app) == before
+    assert app.get_lead(lead["id"])["attributes"]["value"] == 5
+
+
+def test_exact_numbers_in_a_batch(app):
+    body = ('{"operations": [{"op": "create", "lead": {"name": "a", "value": 9999999999999.99,'
+            ' "probability": 100}}, {"op": "create", "lead": {"name": "b", "value": 0.1e1}}]}')
+    r = app.post("/leads/batch", raw=body)
+    assert_status(r, 200)
+    assert [d["attributes"]["value"] for d in body_json(r)["data"]] == [9999999999999.99, 1]
+    assert '"value":9999999999999.99' in r.text
