@@ -25,7 +25,9 @@
 #include "api/resource.h"
 #include "api/respond.h"
 #include "api/writer.h"
+#include "model/codec.h"
 #include "model/event.h"
+#include "model/jsonlex.h"
 #include "model/uuid.h"
 
 #define BATCH_OPS_MAX 500
@@ -63,14 +65,16 @@ static void add(verrs_t *errs, int i, const char *member, const char *detail)
 }
 
 /* Decodes op's lead into o->patch, its problems prefixed with the op's
- * pointer. */
-static void decode_lead(const json_t *op, int i, batch_op_t *o, verrs_t *errs)
+ * pointer. text[0..len) is the op's own text in the body, where its
+ * numbers are read exactly, as a single write's are (NULL if not found:
+ * then from jansson's doubles). */
+static void decode_lead(const json_t *op, int i, const char *text, size_t len, batch_op_t *o, verrs_t *errs)
 {
     json_t *wrap = json_object();
     json_t *lead = json_object_get(op, "lead");
     if (wrap != NULL && lead != NULL) json_object_set(wrap, "lead", lead);
     verrs_t mine = {0};
-    lead_decode(wrap != NULL ? wrap : op, o->kind == OP_CREATE, &o->patch, &mine);
+    lead_decode_body(wrap != NULL ? wrap : op, text, len, o->kind == OP_CREATE, &o->patch, &mine);
     json_decref(wrap);
     for (int k = 0; k < mine.n; k++) {
         char ptr[96];
@@ -80,8 +84,8 @@ static void decode_lead(const json_t *op, int i, batch_op_t *o, verrs_t *errs)
     errs->dropped += mine.dropped;
 }
 
-/* Decodes operation i into o. */
-static void decode_op(const json_t *op, int i, batch_op_t *o, verrs_t *errs)
+/* Decodes operation i (its text text[0..len) in the body) into o. */
+static void decode_op(const json_t *op, int i, const char *text, size_t len, batch_op_t *o, verrs_t *errs)
 {
     if (!json_is_object(op)) {
         add(errs, i, "", "An operation must be an object: {\"op\": ..., ...}");
@@ -104,8 +108,9 @@ static void decode_op(const json_t *op, int i, batch_op_t *o, verrs_t *errs)
         bool known = strcmp(key, "op") == 0 || (strcmp(key, "lead") == 0 && o->kind != OP_DELETE) ||
                      (strcmp(key, "id") == 0 && o->kind != OP_CREATE);
         if (known) continue;
-        char ptr[96];
-        snprintf(ptr, sizeof ptr, "/operations/%d/%.64s", i, key);
+        char wrapper[32], ptr[96];
+        snprintf(wrapper, sizeof wrapper, "operations/%d", i);
+        verrs_pointer(ptr, sizeof ptr, wrapper, key, strlen(key));
         verrs_add(errs, "unknown_attribute", ptr, NULL,
                   "An operation holds op, and lead (create, update) or id (update, delete)");
     }
@@ -113,12 +118,12 @@ static void decode_op(const json_t *op, int i, batch_op_t *o, verrs_t *errs)
         const char *id = json_string_value(json_object_get(op, "id"));
         if (id == NULL || !uuid_parse(id, strlen(id), o->id)) add(errs, i, "/id", "id must be a lead's id");
     }
-    if (o->kind != OP_DELETE) decode_lead(op, i, o, errs);
+    if (o->kind != OP_DELETE) decode_lead(op, i, text, len, o, errs);
 }
 
-/* The operations of root into b (n of them at most), their problems into
- * errs; the texts still point into root. */
-static int decode_ops(const json_t *root, batch_t *b, int n, verrs_t *errs)
+/* The operations of root (parsed from body) into b (n of them at most),
+ * their problems into errs; the texts still point into root. */
+static int decode_ops(const json_t *root, h2o_iovec_t body, batch_t *b, int n, verrs_t *errs)
 {
     const json_t *ops = json_is_object(root) ? json_object_get(root, "operations") : NULL;
     const char *key;
@@ -134,8 +139,14 @@ static int decode_ops(const json_t *root, batch_t *b, int n, verrs_t *errs)
                   "operations must be an array of 1 to 500 operations");
         return 0;
     }
-    for (size_t i = 0; i < count; i++)
-        decode_op(json_array_get(ops, i), (int)i, &b->op[i], errs);
+    /* Each operation's text, for its numbers' exact digits. */
+    jsonlex_span_t text[BATCH_OPS_MAX];
+    size_t found = jsonlex_elements_at(body.base, body.len, "operations", text, count);
+    for (size_t i = 0; i < count; i++) {
+        bool has = i < found && found == count;
+        decode_op(json_array_get(ops, i), (int)i, has ? text[i].p : NULL, has ? text[i].len : 0, &b->op[i],
+                  errs);
+    }
     return (int)count;
 }
 
@@ -342,7 +353,7 @@ void leads_batch(api_req_t *r)
         return;
     }
     verrs_t errs = {0};
-    b->n = decode_ops(root, b, BATCH_OPS_MAX, &errs);
+    b->n = decode_ops(root, r->req->entity, b, BATCH_OPS_MAX, &errs);
     api_write_t *w = NULL;
     if (errs.n == 0 && errs.dropped == 0) w = ids_given(r, b) ? new_write(r, b) : NULL;
     json_decref(root);

@@ -48,15 +48,8 @@ static void header_error(verrs_t *errs, const char *code, const char *col, size_
         while (len > 0 && ((unsigned char)col[len] & 0xC0) == 0x80)
             len--;
     }
-    /* The pointer escapes ~ and / (RFC 6901). */
-    char pointer[96] = "/rows/1/";
-    size_t o = strlen(pointer);
-    for (size_t i = 0; i < len && o + 3 < sizeof pointer; i++) {
-        bool esc = col[i] == '~' || col[i] == '/';
-        if (esc) pointer[o++] = '~';
-        pointer[o++] = col[i] == '~' ? '0' : col[i] == '/' ? '1' : col[i];
-    }
-    pointer[o] = '\0';
+    char pointer[96];
+    verrs_pointer(pointer, sizeof pointer, "rows/1", col, len);
     verrs_add(errs, code, pointer, NULL, fmt, (int)len, col);
 }
 

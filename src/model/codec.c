@@ -45,7 +45,12 @@ const char *follow_status_name(int v)
 }
 
 /* Copies src into dst (size n) and cuts at a UTF-8 character boundary when
- * it does not fit, so that a truncated message is still valid UTF-8. */
+ * it does not fit, so that a truncated message is still valid UTF-8. A
+ * character cut short at the end of src is left out too: callers build
+ * pointers with snprintf into buffers of their own ("/operations/3" and
+ * a member's pointer), which cut at a byte, and a client's long key must
+ * never put invalid UTF-8 into an answer (or into a kept answer, which
+ * PostgreSQL refuses). */
 static void copy_utf8(char *dst, size_t n, const char *src)
 {
     size_t len = strlen(src);
@@ -53,6 +58,14 @@ static void copy_utf8(char *dst, size_t n, const char *src)
         len = n - 1;
         while (len > 0 && ((unsigned char)src[len] & 0xC0) == 0x80)
             len--;
+    }
+    size_t start = len;
+    while (start > 0 && ((unsigned char)src[start - 1] & 0xC0) == 0x80)
+        start--;
+    if (start > 0 && ((unsigned char)src[start - 1] & 0xC0) == 0xC0) {
+        unsigned char lead = (unsigned char)src[start - 1];
+        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+        if (len - (start - 1) < need) len = start - 1;
     }
     memcpy(dst, src, len);
     dst[len] = '\0';
@@ -77,9 +90,7 @@ void verrs_add(verrs_t *errs, const char *code, const char *pointer, const char 
     copy_utf8(e->parameter, sizeof e->parameter, parameter ? parameter : "");
 }
 
-/* Writes the JSON pointer "/wrapper/key" (or "/key" when wrapper is NULL)
- * with RFC 6901 escapes into out. */
-static void make_pointer(char *out, size_t n, const char *wrapper, const char *key, size_t keylen)
+void verrs_pointer(char *out, size_t n, const char *wrapper, const char *key, size_t keylen)
 {
     char tmp[256];
     size_t o = 0;
@@ -333,7 +344,7 @@ static const json_t *wrapper(const json_t *root, const char *name, verrs_t *errs
 static void unknown(verrs_t *errs, const char *wrapper_name, const char *key, size_t keylen)
 {
     char ptr[96];
-    make_pointer(ptr, sizeof ptr, wrapper_name, key, keylen);
+    verrs_pointer(ptr, sizeof ptr, wrapper_name, key, keylen);
     char shown[64];
     copy_utf8(shown, sizeof shown, key);
     verrs_add(errs, "unknown_attribute", ptr, NULL, "Unknown attribute '%s'", shown);
@@ -359,7 +370,7 @@ static const json_t *decode_members(const json_t *root, const char *name, verrs_
     json_object_keylen_foreach((json_t *)w, key, keylen, v)
     {
         attr_t a = {.v = v, .errs = errs};
-        make_pointer(a.pointer, sizeof a.pointer, name, key, keylen);
+        verrs_pointer(a.pointer, sizeof a.pointer, name, key, keylen);
         /* A key with a NUL inside names no attribute, whatever its start. */
         if (strlen(key) != keylen)
             unknown(errs, name, key, keylen);

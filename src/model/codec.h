@@ -34,6 +34,11 @@ typedef struct verrs {
 void verrs_add(verrs_t *errs, const char *code, const char *pointer, const char *parameter, const char *fmt,
                ...) __attribute__((format(printf, 5, 6)));
 
+/* Writes the JSON pointer "/wrapper/key" (or "/key" when wrapper is NULL)
+ * with RFC 6901 escapes (~0, ~1) into out (n bytes), cut at a character
+ * when it does not fit. key is a client's member name of keylen bytes. */
+void verrs_pointer(char *out, size_t n, const char *wrapper, const char *key, size_t keylen);
+
 /* Decodes the request body root ({"lead": {...}}) into a patch. With
  * creating true, the name is required and unnamed attributes take their
  * defaults (stage new, status active); every field bit is then set.

@@ -189,6 +189,27 @@ bool jsonlex_number_at(const char *doc, size_t len, const char *k1, const char *
     return true;
 }
 
+size_t jsonlex_elements_at(const char *doc, size_t len, const char *k1, jsonlex_span_t *out, size_t max)
+{
+    scan_t s = {doc, doc + len};
+    if (!find_member(&s, k1)) return 0;
+    skip_ws(&s);
+    if (s.p >= s.end || *s.p != '[') return 0;
+    s.p++;
+    size_t n = 0;
+    while (n < max) {
+        skip_ws(&s);
+        if (s.p >= s.end || *s.p == ']') break;
+        const char *start = s.p;
+        skip_value(&s);
+        out[n++] = (jsonlex_span_t){start, (size_t)(s.p - start)};
+        skip_ws(&s);
+        if (s.p >= s.end || *s.p != ',') break;
+        s.p++;
+    }
+    return n;
+}
+
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';

@@ -21,6 +21,19 @@
 bool jsonlex_number_at(const char *doc, size_t len, const char *k1, const char *k2, const char **out,
                        size_t *outlen);
 
+/* A piece of a document: doc's bytes [p, p + len). */
+typedef struct jsonlex_span {
+    const char *p;
+    size_t len;
+} jsonlex_span_t;
+
+/* Looks in doc[0..len), which must be valid JSON (already parsed), for
+ * the array that is the member k1 of the top-level object, and points
+ * out[0..) at the text of its first max elements, in one pass (a batch's
+ * operations, whose numbers jsonlex_number_at then finds). Returns how
+ * many it found: 0 when there is no such array. */
+size_t jsonlex_elements_at(const char *doc, size_t len, const char *k1, jsonlex_span_t *out, size_t max);
+
 /* Parses doc[0..len) as json_loadb(doc, len, flags, err) does, except for
  * numbers too large for jansson (beyond a double's range; without
  * JSON_DECODE_INT_AS_REAL, integers beyond json_int_t's): they are valid

@@ -257,6 +257,15 @@ static webhook_target_rc_t check_form(CURLU *h, const char *url, char *host, siz
         snprintf(why, whysz, "URL must name a host");
         return TARGET_INVALID;
     }
+    /* libcurl converts a name in Unicode to its xn-- form by the process's
+     * locale, which is "C" in crmd (it never calls setlocale): such a name
+     * would be taken and then fail every delivery with "bad/illegal
+     * format", so it is refused here, the client told of the ASCII form. */
+    for (const char *c = host; *c != '\0'; c++)
+        if ((unsigned char)*c >= 0x80 || *c == '%') {
+            snprintf(why, whysz, "URL's host must be ASCII: give an international name in its xn-- form");
+            return TARGET_INVALID;
+        }
     return TARGET_NAME;
 }
 

@@ -111,3 +111,59 @@ def test_other_methods_are_405(app):
     r = app.get("/leads/batch")
     assert_error(r, 405)
     assert r.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize("key", ["\u20ac" * 30, "a" + "\u00e9" * 40, "\U0001F600" * 20])
+def test_a_long_unknown_key_gives_a_pointer_of_valid_utf8(app, key):
+    """A pointer longer than the room for it is cut at a character: the
+    answer stays UTF-8 (and, kept for its Idempotency-Key, PostgreSQL takes
+    it: it refused the kept answer with a 500)."""
+    for member in ({"op": "create", "lead": {"name": "x", key: 1}},
+                   {"op": "delete", "id": str(uuid.uuid4()), key: 1}):
+        headers = {"Idempotency-Key": f"utf8-{uuid.uuid4()}"}
+        for attempt in range(2):
+            r = batch(app, [member], headers=headers)
+            assert_error(r, 422, "unknown_attribute")
+            r.content.decode("utf-8")  # raises on a character cut short
+            assert r.headers.get("Idempotent-Replayed") == ("true" if attempt else None)
+    assert total(app) == 0
+
+
+def test_an_unknown_key_of_an_operation_is_pointed_at_with_rfc_6901_escapes(app):
+    """"a/b" is one member, not two levels: its pointer is /operations/0/a~1b, as
+    the lead's own members' are (/operations/1/lead/c~0d)."""
+    r = batch(app, [{"op": "delete", "id": str(uuid.uuid4()), "a/b": 1},
+                    {"op": "create", "lead": {"name": "x", "c~d": 1}}])
+    errs = assert_error(r, 422, "unknown_attribute")
+    assert [e["source"]["pointer"] for e in errs] == ["/operations/0/a~1b", "/operations/1/lead/c~0d"]
+    assert total(app) == 0
+
+
+@pytest.mark.parametrize("attr,text", [("value", "0.1000000000000000000001"), ("value", "1e-2000"),
+                                       ("value", "1.0000000000000000001"),
+                                       ("probability", "50.0000000000000000001"),
+                                       ("probability", "1e-2000")])
+def test_numbers_are_read_from_their_digits_as_in_a_single_write(app, attr, text):
+    """A batch read numbers from jansson's doubles: 1e-2000 became 0 and
+    0.1000000000000000000001 became 0.1 where POST /leads/ refuses both."""
+    lead = app.create_lead(name="Kept", value=5)
+    single = app.post("/leads/", raw=f'{{"lead": {{"name": "x", "{attr}": {text}}}}}')
+    assert_error(single, 422, "validation_error")
+    before = total(app)
+    escaped = attr.replace("a", "\\u0061", 1)  # the same key, spelled with an escape
+    body = (f'{{"operations": [{{"op": "create", "lead": {{"name": "x", "{attr}": {text}}}}},'
+            f' {{"op": "update", "id": "{lead["id"]}", "lead": {{"name": "y", "{escaped}": {text}}}}}]}}')
+    errs = assert_error(app.post("/leads/batch", raw=body), 422, "validation_error")
+    assert [e["source"]["pointer"] for e in errs] == [f"/operations/0/lead/{attr}",
+                                                      f"/operations/1/lead/{attr}"]
+    assert total(app) == before
+    assert app.get_lead(lead["id"])["attributes"]["value"] == 5
+
+
+def test_exact_numbers_in_a_batch(app):
+    body = ('{"operations": [{"op": "create", "lead": {"name": "a", "value": 9999999999999.99,'
+            ' "probability": 100}}, {"op": "create", "lead": {"name": "b", "value": 0.1e1}}]}')
+    r = app.post("/leads/batch", raw=body)
+    assert_status(r, 200)
+    assert [d["attributes"]["value"] for d in body_json(r)["data"]] == [9999999999999.99, 1]
+    assert '"value":9999999999999.99' in r.text

@@ -237,3 +237,16 @@ def test_at_most_100_webhooks_per_app(app):
     first = body_json(app.get("/webhooks", params={"page": 7}))["data"][-1]
     assert_status(app.delete(f"/webhooks/{first['id']}"), 204)
     create_webhook(app, PUBLIC)
+
+
+@pytest.mark.parametrize("url", ["https://b\u00fccher.crmd-test.invalid/x",
+                                 "https://b%C3%BCcher.crmd-test.invalid/x"])
+def test_a_host_in_unicode_is_refused_for_its_xn_form(app, url):
+    """The sender could never reach it (every attempt failed with "bad/illegal
+    format"), so it is a 422 when created or changed, nothing stored."""
+    assert_validation(app.post("/webhooks", {"webhook": {"url": url, "events": ["*"]}}), ["/webhook/url"])
+    w = create_webhook(app, "https://xn--bcher-kva.crmd-test.invalid/x")
+    assert_validation(app.put(f"/webhooks/{w['id']}", {"webhook": {"url": url}}), ["/webhook/url"])
+    assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["url"] == \
+        "https://xn--bcher-kva.crmd-test.invalid/x"
+    assert body_json(app.get("/webhooks"))["meta"]["totalRecords"] == 1

@@ -1272,3 +1272,45 @@ Test(jsonw, integers_in_decimal_with_their_sign)
     expect_int(INT64_MAX, "9223372036854775807");
     expect_int(INT64_MIN, "-9223372036854775808");
 }
+
+/* --- problems ---------------------------------------------------------------- */
+
+/* A caller that builds a pointer with snprintf into a buffer of its own
+ * (batch.c: "/operations/3" and a member's pointer) cuts at a byte; the
+ * problem must still hold valid UTF-8, the cut character left out. */
+Test(verrs, a_pointer_cut_inside_a_character_loses_that_character)
+{
+    static const char *const CHARS[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+    for (size_t c = 0; c < sizeof CHARS / sizeof CHARS[0]; c++) {
+        size_t clen = strlen(CHARS[c]);
+        for (size_t cut = 1; cut < clen; cut++) {
+            char src[64];
+            snprintf(src, sizeof src, "/lead/%s%.*s", CHARS[c], (int)cut, CHARS[c]);
+            verrs_t e = {0};
+            verrs_add(&e, "unknown_attribute", src, NULL, "x");
+            char want[64];
+            snprintf(want, sizeof want, "/lead/%s", CHARS[c]);
+            cr_assert_str_eq(e.e[0].pointer, want, "char %zu cut after %zu bytes", c, cut);
+        }
+        char whole[64];
+        snprintf(whole, sizeof whole, "/lead/%s", CHARS[c]);
+        verrs_t e = {0};
+        verrs_add(&e, "unknown_attribute", whole, NULL, "x");
+        cr_assert_str_eq(e.e[0].pointer, whole);
+    }
+}
+
+Test(verrs, a_long_pointer_is_cut_at_a_character_boundary)
+{
+    char src[300] = "/operations/0/lead/";
+    while (strlen(src) + 3 < sizeof src)
+        strcat(src, "\xe2\x82\xac");
+    verrs_t e = {0};
+    verrs_add(&e, "unknown_attribute", src, NULL, "%s", src);
+    const char *p = e.e[0].pointer;
+    size_t n = strlen(p);
+    cr_assert(n > 19 && n < sizeof e.e[0].pointer && (n - 19) % 3 == 0, "%zu bytes", n);
+    cr_assert(strncmp(p, src, n) == 0);
+    n = strlen(e.e[0].detail);
+    cr_assert(n > 19 && (n - 19) % 3 == 0, "%zu bytes", n);
+}

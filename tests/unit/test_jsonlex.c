@@ -215,3 +215,21 @@ Test(jsonlex_number_at, keys_are_matched_with_their_escapes_decoded)
     cr_expect_not(jsonlex_number_at(doc, strlen(doc), "lead", "valu", &raw, &n), "no prefix match");
     cr_expect_not(jsonlex_number_at(doc, strlen(doc), "lead", "values", &raw, &n), "no longer match");
 }
+
+Test(jsonlex_elements_at, each_element_in_one_pass)
+{
+    static const char doc[] =
+        " { \"x\": [1], \"ops\" : [ {\"a\": [1, {\"b\": \"]\"}]} ,2.50 , \"s,t\",[] ] }";
+    jsonlex_span_t s[8];
+    size_t n = jsonlex_elements_at(doc, strlen(doc), "ops", s, 8);
+    cr_assert_eq(n, 4);
+    static const char *const want[] = {"{\"a\": [1, {\"b\": \"]\"}]}", "2.50", "\"s,t\"", "[]"};
+    for (size_t i = 0; i < n; i++)
+        cr_expect(s[i].len == strlen(want[i]) && memcmp(s[i].p, want[i], s[i].len) == 0, "element %zu: %.*s",
+                  i, (int)s[i].len, s[i].p);
+    cr_expect_eq(jsonlex_elements_at(doc, strlen(doc), "ops", s, 2), 2, "at most max");
+    cr_expect_eq(jsonlex_elements_at(doc, strlen(doc), "none", s, 8), 0);
+    static const char empty[] = "{\"ops\": []}", notarray[] = "{\"ops\": {\"a\": 1}}";
+    cr_expect_eq(jsonlex_elements_at(empty, strlen(empty), "ops", s, 8), 0);
+    cr_expect_eq(jsonlex_elements_at(notarray, strlen(notarray), "ops", s, 8), 0);
+}

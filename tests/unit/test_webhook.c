@@ -132,6 +132,10 @@ Test(target, urls_are_read_as_the_sender_reads_them)
     cr_expect_eq(check("https://u:p@93.184.216.34/", host), TARGET_INVALID);
     cr_expect_eq(check("https://u@93.184.216.34/", host), TARGET_INVALID);
     cr_expect_eq(check("http://exa mple.com/", host), TARGET_INVALID);
+    cr_expect_eq(check("https://b\xc3\xbccher.example/", host), TARGET_INVALID, "a name in Unicode");
+    cr_expect_eq(check("https://b%C3%BCcher.example/", host), TARGET_INVALID, "the same, percent-encoded");
+    cr_expect_eq(check("https://xn--bcher-kva.example/", host), TARGET_NAME, "its xn-- form");
+    cr_expect_eq(check("https://x.example/b\xc3\xbccher", host), TARGET_NAME, "a path in Unicode is fine");
     cr_expect_eq(check("http://93.184.216.34:22/", host), TARGET_REFUSED, "ports under 1024 but 80 and 443");
     cr_expect_eq(check("http://hooks.example.com:25/", host), TARGET_REFUSED, "for names too");
     cr_expect_eq(check("https://93.184.216.34:1023/", host), TARGET_REFUSED);
