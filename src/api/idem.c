@@ -3,6 +3,7 @@
  */
 #include "api/idem.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -63,7 +64,7 @@ static void on_kept(void *ctx, const store_idem_t *kept)
     r->idem.status = kept->status;
     snprintf(r->idem.location, sizeof r->idem.location, "%s", kept->location);
     jw_reset(&r->out);
-    jw_raw(&r->out, kept->body.ptr != NULL ? kept->body.ptr : "", kept->body.len);
+    api_idem_render_kept(&r->out, kept->status, kept->body);
 }
 
 static store_rc_t start_lookup(api_req_t *r, const store_async_t *async)
@@ -114,4 +115,46 @@ void api_idem_then(api_req_t *r, api_step_fn next)
     r->idem.held = true;
     r->idem.next = next;
     api_req_read(r, start_lookup, looked_up);
+}
+
+_Static_assert(API_IDEM_KEEP_BYTES == 64 * 1024, "the not-kept answers name the limit");
+
+void api_idem_render_not_kept(jw_t *out, int status, enum api_idem_not_kept why)
+{
+    static const char *const REFUSED[] = {
+        [API_IDEM_TOO_LARGE] = "The first answer to this request was larger than 64 KiB, too large to keep; "
+                               "it changed nothing. Send the request again under a new Idempotency-Key "
+                               "to see every problem.",
+        [API_IDEM_PURGED] = "The first answer to this request named a lead since purged, so it is no longer "
+                            "kept; it changed nothing. Send the request again under a new Idempotency-Key "
+                            "to see every problem.",
+    };
+    /* A client that sees a 2xx must not run the request again under a new key. */
+    static const char *const DONE[] = {
+        [API_IDEM_TOO_LARGE] =
+            "{\"meta\":{\"replayed\":true,\"answerKept\":false,\"note\":\"The first answer "
+            "to this request was larger than 64 KiB, too large to keep; the request was "
+            "done and was not run again. Read its result back with GET.\"}}",
+        [API_IDEM_PURGED] =
+            "{\"meta\":{\"replayed\":true,\"answerKept\":false,\"note\":\"The first answer to "
+            "this request carried a lead since purged, so it is no longer kept; the request "
+            "was done and was not run again.\"}}",
+    };
+    assert(why == API_IDEM_TOO_LARGE || why == API_IDEM_PURGED);
+    if (status < 300)
+        jw_raw(out, DONE[why], strlen(DONE[why]));
+    else if (status == 422)
+        api_render_header_error(out, 422, "validation_error", "Validation Error", HEADER, REFUSED[why]);
+    else
+        api_render_error(out, status, api_reason(status), REFUSED[why]);
+}
+
+void api_idem_render_kept(jw_t *out, int status, text_ref_t body)
+{
+    /* Every kept answer has a body but a 204's (and a claim's, status 0,
+     * which is never replayed); an empty one was blanked by a purge. */
+    if (body.len == 0 && status >= 200 && status != 204)
+        api_idem_render_not_kept(out, status, API_IDEM_PURGED);
+    else
+        jw_raw(out, body.ptr != NULL ? body.ptr : "", body.len);
 }

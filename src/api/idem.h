@@ -24,6 +24,23 @@
  * of 500 would otherwise keep most of a megabyte for a day). */
 #define API_IDEM_KEEP_BYTES (64 * 1024)
 
+/* Why a kept answer's body is not replayed: it was larger than
+ * API_IDEM_KEEP_BYTES, or it carried a lead since purged (the purge blanks
+ * the body of every answer that carries the lead, so that nothing of a
+ * purged lead is replayed, and keeps the status and Location, so that the
+ * request is still not run twice). */
+enum api_idem_not_kept { API_IDEM_TOO_LARGE, API_IDEM_PURGED };
+
+/* Renders into out the small body a replay of status answers in place of
+ * a body not kept, for why: a 2xx says the request was done, a 4xx that it
+ * was refused. */
+void api_idem_render_not_kept(jw_t *out, int status, enum api_idem_not_kept why);
+
+/* Renders into out the body a replay of a kept answer of status gives:
+ * body itself, or, when a purge blanked it, api_idem_render_not_kept's.
+ * body is read during the call only. */
+void api_idem_render_kept(jw_t *out, int status, text_ref_t body);
+
 /* Runs next(r) at once when r carries no Idempotency-Key, else once the
  * key is known to be free (or answers r itself). */
 void api_idem_then(api_req_t *r, api_step_fn next);

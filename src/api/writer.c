@@ -204,7 +204,7 @@ static void on_kept(void *ctx, const store_idem_t *kept)
     w->status = kept->status;
     w->replayed = true;
     jw_reset(&w->out);
-    jw_raw(&w->out, kept->body.ptr != NULL ? kept->body.ptr : "", kept->body.len);
+    api_idem_render_kept(&w->out, kept->status, kept->body);
     snprintf(w->location, sizeof w->location, "%s", kept->location);
 }
 
@@ -214,29 +214,8 @@ static bool kept_status(int status)
     return status >= 200 && status < 500 && status != 409 && status != 429;
 }
 
-_Static_assert(API_IDEM_KEEP_BYTES == 64 * 1024, "the not-kept answers name the limit");
-
-/* The body kept for an answer of status too large to keep: a 2xx says
- * the request was done (a client that sees it must not run it again under
- * a new key), a 4xx that it was refused. */
-static void render_not_kept(jw_t *out, int status)
-{
-    static const char REFUSED[] =
-        "The first answer to this request was larger than 64 KiB, too large to keep; "
-        "it changed nothing. Send the request again under a new Idempotency-Key "
-        "to see every problem.";
-    if (status < 300)
-        jw_lit(out, "{\"meta\":{\"replayed\":true,\"answerKept\":false,\"note\":\"The first answer to this "
-                    "request was larger than 64 KiB, too large to keep; the request was done and was not run "
-                    "again. Read its result back with GET.\"}}");
-    else if (status == 422)
-        api_render_header_error(out, 422, "validation_error", "Validation Error", "Idempotency-Key", REFUSED);
-    else
-        api_render_error(out, status, api_reason(status), REFUSED);
-}
-
 /* Keeps w's answer for its key, or, above API_IDEM_KEEP_BYTES, its status
- * and Location with the body of render_not_kept. */
+ * and Location with the body of api_idem_render_not_kept. */
 static store_rc_t keep(store_t *s, const api_write_t *w)
 {
     const char *location = w->status == 201 ? w->location : "";
@@ -244,7 +223,7 @@ static store_rc_t keep(store_t *s, const api_write_t *w)
         return store_idem_finish(s, w->app, w->idem_key, w->status, location,
                                  (text_ref_t){w->out.buf, w->out.len});
     jw_t small = {0};
-    render_not_kept(&small, w->status);
+    api_idem_render_not_kept(&small, w->status, API_IDEM_TOO_LARGE);
     store_rc_t rc = small.oom ? STORE_UNAVAILABLE
                               : store_idem_finish(s, w->app, w->idem_key, w->status, location,
                                                   (text_ref_t){small.buf, small.len});

@@ -357,17 +357,20 @@ enum schema_history_col {
 /* clang-format off */
 /* The kept answers that carry a lead, whose id (text) is lead_id and
  * creation time created_at, for its purge: nothing of a purged lead may
- * be replayed. An answer is made after the lead it carries; the day's
- * margin covers clocks of several processes that differ, and the bound
- * lets the purge of a lead older than the 24 hours answers are kept
- * look at none. */
+ * be replayed, so their body is blanked (SCHEMA_IDEM_FORGET); their
+ * status stays, so that a retry is still not run twice, and so does a
+ * 201's Location, the lead's path (contract-notes.md: a 201 has one). An
+ * answer is made after the lead it carries; the day's margin covers
+ * clocks of several processes that differ, and the bound lets the purge
+ * of a lead older than the 24 hours answers are kept look at none. */
 #define SCHEMA_IDEM_CARRIES(k, lead_id, created_at)                                                          \
     k "created_at >= " created_at " - 86400000 AND (" k "body LIKE '%' || " lead_id " || '%' OR " k           \
     "location LIKE '%' || " lead_id " || '%')"
+#define SCHEMA_IDEM_FORGET "SET body = ''"
 /* Those of lead P(2) of app P(1), found in table (leads or leads_trash):
  * run before the lead's row goes. */
-#define SCHEMA_IDEM_DROP_LEAD(P, table)                                                                      \
-    "DELETE FROM idempotency_keys WHERE app_id = " P(1, int8) " AND " SCHEMA_IDEM_CARRIES(                  \
+#define SCHEMA_IDEM_FORGET_LEAD(P, table)                                                                    \
+    "UPDATE idempotency_keys " SCHEMA_IDEM_FORGET " WHERE app_id = " P(1, int8) " AND " SCHEMA_IDEM_CARRIES( \
         "", "CAST(" P(2, uuid) " AS TEXT)",                                                                  \
         "(SELECT created_at FROM " table " WHERE " SCHEMA_LEAD_KEY(P) ")")
 /* clang-format on */

@@ -250,20 +250,19 @@ def test_copy_moves_the_trash_the_history_and_idempotency_keys(make_server, tmp_
 def test_copy_append_keeps_the_targets_answer_for_a_key_it_holds(make_server, tmp_path):
     src = make_server()
     app = src.new_app()
-    first = app.post("/leads/", SAFE_BODY, headers={"Idempotency-Key": "k-shared"})
-    assert_status(first, 201)
     assert src.stop() == 0
     dst = f"sqlite:{tmp_path / 'dst.db'}"
     other = f"sqlite:{tmp_path / 'other.db'}"
-    run_crmd("copy", "--from", src.db_url, "--to", dst, check=True)
     run_crmd("copy", "--from", src.db_url, "--to", other, check=True)
-    # The other copy forgets the shared lead (purged, and its answer with
-    # it), answers the shared key anew and answers a new key.
+    # The source and the other copy each answer the shared key their own
+    # way; the other copy answers a new key too.
+    src = make_server(db_url=src.db_url)
+    first = App(src.base_url, app.key, app.token).post("/leads/", SAFE_BODY, headers={"Idempotency-Key": "k-shared"})
+    assert_status(first, 201)
+    assert src.stop() == 0
+    run_crmd("copy", "--from", src.db_url, "--to", dst, check=True)
     srv = make_server(db_url=other)
     o = App(srv.base_url, app.key, app.token)
-    lead = body_json(first)["data"]["id"]
-    assert_status(o.delete(f"/leads/{lead}"), 204)
-    assert_status(o.delete(f"/leads/trash/{lead}"), 204)
     anew = o.post("/leads/", {"lead": {"name": "Other"}}, headers={"Idempotency-Key": "k-shared"})
     assert_status(anew, 201)
     assert "Idempotent-Replayed" not in anew.headers
@@ -280,18 +279,25 @@ def test_copy_append_keeps_the_targets_answer_for_a_key_it_holds(make_server, tm
     assert body_json(copy.get("/leads/"))["meta"]["totalRecords"] == 3
 
 
-# ------------------------------------------------- a purge leaves no answer
+# ------------------------------------- a purge leaves no answer, and no rerun
 
 def keyed(app, path, body, key):
     return app.post(path, body, headers={"Idempotency-Key": key})
 
 
-def assert_not_replayed(r, gone):
-    assert "Idempotent-Replayed" not in r.headers, r.text
-    assert gone not in r.text and gone not in r.headers.get("Location", "")
+def assert_replayed_without(r, status, gone):
+    """r replays a kept answer of status whose body named the purged lead
+    gone: the status (and a 201's Location), with a note in place of the
+    body."""
+    assert_status(r, status)
+    assert r.headers.get("Idempotent-Replayed") == "true", r.text
+    assert gone not in r.text, r.text
+    js = body_json(r)
+    assert js["meta"]["replayed"] is True and js["meta"]["answerKept"] is False, js
+    assert "purged" in js["meta"]["note"], js
 
 
-def test_purge_drops_the_kept_answers_that_carry_the_lead(app):
+def test_purge_blanks_the_kept_answers_that_carry_the_lead(app):
     k = uuid.uuid4().hex
     made = keyed(app, "/leads/", {"lead": {"name": "Purge me"}}, f"{k}-lead")
     assert_status(made, 201)
@@ -305,24 +311,38 @@ def test_purge_drops_the_kept_answers_that_carry_the_lead(app):
     assert_status(app.delete(f"/leads/{gone}"), 204)
     # Trashed, the lead can come back: its answers stay.
     assert keyed(app, "/leads/", {"lead": {"name": "Purge me"}}, f"{k}-lead").content == made.content
+    before = body_json(app.get("/leads/"))["meta"]["totalRecords"]
     assert_status(app.delete(f"/leads/trash/{gone}"), 204)
 
-    again = keyed(app, "/leads/", {"lead": {"name": "Purge me"}}, f"{k}-lead")
-    assert_status(again, 201)
-    assert_not_replayed(again, gone)
-    assert body_json(again)["data"]["id"] != gone
-    r = keyed(app, f"/leads/{gone}/follows", {"follow": {"title": "call"}}, f"{k}-follow")
-    assert_error(r, 404)
-    assert_not_replayed(r, gone)
-    r = keyed(app, "/leads/batch", batch, f"{k}-batch")
+    # Nothing of the purged lead is replayed, and nothing is run twice.
+    assert_replayed_without(keyed(app, "/leads/", {"lead": {"name": "Purge me"}}, f"{k}-lead"), 201, gone)
+    assert_replayed_without(keyed(app, f"/leads/{gone}/follows", {"follow": {"title": "call"}}, f"{k}-follow"),
+                            201, gone)
+    assert_replayed_without(keyed(app, "/leads/batch", batch, f"{k}-batch"), 200, gone)
+    assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == before
+    # The key is still taken for its request.
+    r = keyed(app, "/leads/", {"lead": {"name": "Another"}}, f"{k}-lead")
     assert_error(r, 422)
-    assert "Idempotent-Replayed" not in r.headers
+    assert r.json()["errors"][0]["code"] == "idempotency_key_reused"
     # An answer that carries another lead stays.
     r = keyed(app, "/leads/", {"lead": {"name": "Stays"}}, f"{k}-other")
     assert r.headers.get("Idempotent-Replayed") == "true" and r.content == other.content
 
 
-def test_retention_purge_drops_the_leads_answers(make_server):
+def test_a_batch_retried_after_one_of_its_leads_is_purged_creates_nothing(app):
+    ops = {"operations": [{"op": "create", "lead": {"name": "X"}}, {"op": "create", "lead": {"name": "Y"}}]}
+    first = keyed(app, "/leads/batch", ops, "k-two")
+    assert_status(first, 200)
+    x, y = (d["id"] for d in body_json(first)["data"])
+    assert_status(app.delete(f"/leads/{x}"), 204)
+    assert_status(app.delete(f"/leads/trash/{x}"), 204)
+    assert_replayed_without(keyed(app, "/leads/batch", ops, "k-two"), 200, x)
+    names = [d["attributes"]["name"] for d in body_json(app.get("/leads/?records=100"))["data"]]
+    assert names.count("Y") == 1 and "X" not in names, names
+    assert_status(app.get(f"/leads/{y}"), 200)
+
+
+def test_retention_purge_blanks_the_leads_answers(make_server):
     srv = make_server(extra_args=["--trash-retention", "2s"])
     app = srv.new_app()
     made = keyed(app, "/leads/", {"lead": {"name": "Old"}}, "k-old")
@@ -330,19 +350,15 @@ def test_retention_purge_drops_the_leads_answers(make_server):
     gone = body_json(made)["data"]["id"]
     assert_status(app.delete(f"/leads/{gone}"), 204)
     assert wait_for(lambda: trash_ids(app) == [])
-    again = keyed(app, "/leads/", {"lead": {"name": "Old"}}, "k-old")
-    assert_status(again, 201)
-    assert_not_replayed(again, gone)
+    assert_replayed_without(keyed(app, "/leads/", {"lead": {"name": "Old"}}, "k-old"), 201, gone)
     r = keyed(app, "/leads/", {"lead": {"name": "Kept"}}, "k-kept")
     assert r.headers.get("Idempotent-Replayed") == "true" and r.content == kept.content
 
 
-def test_delete_without_trash_drops_the_leads_answers(make_server):
+def test_delete_without_trash_blanks_the_leads_answers(make_server):
     srv = make_server(extra_args=["--trash-retention", "0"])
     app = srv.new_app()
     made = keyed(app, "/leads/", {"lead": {"name": "Brief"}}, "k-brief")
     gone = body_json(made)["data"]["id"]
     assert_status(app.delete(f"/leads/{gone}"), 204)
-    again = keyed(app, "/leads/", {"lead": {"name": "Brief"}}, "k-brief")
-    assert_status(again, 201)
-    assert_not_replayed(again, gone)
+    assert_replayed_without(keyed(app, "/leads/", {"lead": {"name": "Brief"}}, "k-brief"), 201, gone)

@@ -1243,23 +1243,29 @@ Test(store, idempotency_keys_are_claimed_kept_and_expired)
     cr_expect_eq(store_idem_get(st, app1.id, "k1", 0, on_kept, &k, NULL), STORE_OK);
 }
 
-/* Keeps an answer for key made at 1000 whose body holds text. */
+/* Keeps a 201 made at 1000 for key, whose Location and body hold text. */
 static void keep_answer(const char *key, const char *text)
 {
     const char *h = "3333333333333333333333333333333333333333333333333333333333333333";
-    char body[128];
+    char body[128], location[64];
     int n = snprintf(body, sizeof body, "{\"data\":{\"id\":\"%s\"}}", text);
+    snprintf(location, sizeof location, "/leads/%s", text);
     cr_assert_eq(store_idem_claim(st, app1.id, key, h, 1000, 0), STORE_OK);
-    cr_assert_eq(store_idem_finish(st, app1.id, key, 201, "", (text_ref_t){body, (size_t)n}), STORE_OK);
+    cr_assert_eq(store_idem_finish(st, app1.id, key, 201, location, (text_ref_t){body, (size_t)n}), STORE_OK);
 }
 
-static bool answer_kept(const char *key)
+/* Whether key's answer is kept whole (1), kept with its body blanked by a
+ * purge (0: its status and Location stay), or lost (-1). */
+static int answer_kept(const char *key)
 {
     kept_t k = {0};
-    return store_idem_get(st, app1.id, key, 0, on_kept, &k, NULL) == STORE_OK;
+    if (store_idem_get(st, app1.id, key, 0, on_kept, &k, NULL) != STORE_OK) return -1;
+    cr_expect_eq(k.status, 201, "%s keeps its status", key);
+    cr_expect(strncmp(k.location, "/leads/", 7) == 0, "%s keeps its Location", key);
+    return k.body[0] != '\0';
 }
 
-Test(store, a_purge_drops_the_answers_that_carry_the_lead)
+Test(store, a_purge_blanks_the_answers_that_carry_the_lead)
 {
     for (int i = 1; i <= 4; i++) {
         create_lead(i, "L", 1000);
@@ -1270,17 +1276,17 @@ Test(store, a_purge_drops_the_answers_that_carry_the_lead)
     keep_answer("other", ID(9));
     for (int i = 1; i <= 2; i++)
         cr_assert_eq(store_lead_trash(st, app1.id, ID(i), 2000 * i), STORE_OK);
-    cr_expect(answer_kept("k1"), "a trashed lead's answer stays: it can be recovered");
+    cr_expect_eq(answer_kept("k1"), 1, "a trashed lead's answer stays: it can be recovered");
     cr_assert_eq(store_trash_purge(st, app1.id, ID(1)), STORE_OK);
-    cr_expect(!answer_kept("k1"), "gone with the purged lead");
-    cr_expect(answer_kept("k2"));
+    cr_expect_eq(answer_kept("k1"), 0, "blanked with the purged lead");
+    cr_expect_eq(answer_kept("k2"), 1);
     int purged = -1;
     cr_assert_eq(store_trash_expire(st, 5000, 100, &purged), STORE_OK);
     cr_expect_eq(purged, 1);
-    cr_expect(!answer_kept("k2"), "gone with the expired lead");
+    cr_expect_eq(answer_kept("k2"), 0, "blanked with the expired lead");
     cr_assert_eq(store_lead_delete(st, app1.id, ID(3)), STORE_OK);
-    cr_expect(!answer_kept("k3"), "gone with the lead deleted for good");
-    cr_expect(answer_kept("k4") && answer_kept("other"), "others' answers stay");
+    cr_expect_eq(answer_kept("k3"), 0, "blanked with the lead deleted for good");
+    cr_expect(answer_kept("k4") == 1 && answer_kept("other") == 1, "others' answers stay");
 }
 
 /* --- follows ---------------------------------------------------------------- */

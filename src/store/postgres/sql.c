@@ -257,7 +257,7 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                           "FROM o WHERE " SCHEMA_LEAD_KEY(P) " RETURNING " SCHEMA_LEAD_COLS ", o_stage, o_status, "
                           "o_value, o_probability, o_source",
     [Q_LEAD_DELETE_OLD] = "WITH h AS (DELETE FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P) "), "
-                          "k AS (" SCHEMA_IDEM_DROP_LEAD(P, "leads") ") "
+                          "k AS (" SCHEMA_IDEM_FORGET_LEAD(P, "leads") ") "
                           "DELETE FROM leads WHERE " SCHEMA_LEAD_KEY(P) " RETURNING stage, status, value_cents, "
                           "probability, source",
     [Q_TOTALS_ADD] = "INSERT INTO lead_totals (" SCHEMA_TOTALS_COLS ") VALUES ($1::int8, $2::int4, $3::int4, "
@@ -286,7 +286,7 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                        SCHEMA_LEAD_COLS,
     [Q_TRASH_PURGE] = "WITH f AS (DELETE FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P) "), "
                       "h AS (DELETE FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P) "), "
-                      "k AS (" SCHEMA_IDEM_DROP_LEAD(P, "leads_trash") ") "
+                      "k AS (" SCHEMA_IDEM_FORGET_LEAD(P, "leads_trash") ") "
                       "DELETE FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
     /* The count and the page in one statement (one snapshot); the count's
      * row comes back alone (NULL lead columns) when the page is empty. */
@@ -313,7 +313,7 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                        "ORDER BY deleted_at LIMIT $2::int8 FOR UPDATE SKIP LOCKED), "
                        "f AS (DELETE FROM follows_trash t USING v WHERE t.app_id = v.app_id AND t.lead_id = v.id), "
                        "h AS (DELETE FROM lead_history t USING v WHERE t.app_id = v.app_id AND t.lead_id = v.id), "
-                       "k AS (DELETE FROM idempotency_keys t USING v WHERE t.app_id = v.app_id AND "
+                       "k AS (UPDATE idempotency_keys t " SCHEMA_IDEM_FORGET " FROM v WHERE t.app_id = v.app_id AND "
                        SCHEMA_IDEM_CARRIES("t.", "v.id::text", "v.created_at") ") "
                        "DELETE FROM leads_trash t USING v WHERE t.app_id = v.app_id AND t.id = v.id",
 };

@@ -215,7 +215,7 @@ store_rc_t sq_lead_delete(store_t *base, int64_t app, const char *id)
     store_rc_t rc;
     /* Deleted for good: no kept answer may replay it (found through its
      * row, so first). */
-    sqlite3_stmt *k = sq_write_stmt(s, Q_IDEM_DROP_LIVE, false, &rc);
+    sqlite3_stmt *k = sq_write_stmt(s, Q_IDEM_FORGET_LIVE, false, &rc);
     if (k == NULL) return rc;
     sq_bind_key(k, app, id, NULL);
     rc = sq_run(s, k);

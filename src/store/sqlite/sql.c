@@ -359,9 +359,9 @@ const char *const sq_stmt_sql[Q__COUNT] = {
                          "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
     [Q_IDEM_EXPIRE] = "DELETE FROM idempotency_keys WHERE (app_id, key) IN (SELECT app_id, key "
                       "FROM idempotency_keys WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
-    [Q_IDEM_DROP_LIVE] = SCHEMA_IDEM_DROP_LEAD(P, "leads"),
-    [Q_IDEM_DROP_TRASHED] = SCHEMA_IDEM_DROP_LEAD(P, "leads_trash"),
-    [Q_IDEM_EXPIRE_TRASH] = "DELETE FROM idempotency_keys WHERE (app_id, key) IN (SELECT k.app_id, k.key "
+    [Q_IDEM_FORGET_LIVE] = SCHEMA_IDEM_FORGET_LEAD(P, "leads"),
+    [Q_IDEM_FORGET_TRASHED] = SCHEMA_IDEM_FORGET_LEAD(P, "leads_trash"),
+    [Q_IDEM_EXPIRE_TRASH] = "UPDATE idempotency_keys " SCHEMA_IDEM_FORGET " WHERE (app_id, key) IN (SELECT k.app_id, k.key "
                             "FROM (SELECT app_id, id, created_at FROM leads_trash WHERE deleted_at < ?1 "
                             "ORDER BY deleted_at, app_id, id LIMIT ?2) v JOIN idempotency_keys k "
                             "ON k.app_id = v.app_id AND " SCHEMA_IDEM_CARRIES("k.", "v.id", "v.created_at") ")",

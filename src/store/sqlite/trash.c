@@ -74,7 +74,7 @@ store_rc_t sq_trash_purge(store_t *base, int64_t app, const char *id)
     rc = run_keyed(s, Q_TRASH_FOLLOWS_DELETE, app, id, -1, &ignored);
     if (rc == STORE_OK) rc = run_keyed(s, Q_HISTORY_DELETE, app, id, -1, &ignored);
     /* Nothing of it stays to be replayed either (found through its row). */
-    if (rc == STORE_OK) rc = run_keyed(s, Q_IDEM_DROP_TRASHED, app, id, -1, &ignored);
+    if (rc == STORE_OK) rc = run_keyed(s, Q_IDEM_FORGET_TRASHED, app, id, -1, &ignored);
     if (rc == STORE_OK) rc = run_keyed(s, Q_TRASH_LEAD_DELETE, app, id, -1, &n);
     if (rc == STORE_OK && n == 0) rc = STORE_NOT_FOUND;
     return sq_finish(s, rc);
