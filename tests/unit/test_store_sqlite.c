@@ -593,3 +593,83 @@ Test(sqlite, a_held_snapshot_never_hides_a_commit_of_this_process)
     cr_expect_null(turn_end_fn, "closing stops the turn's timer");
     store_close(writer);
 }
+
+/* The bytes of the database's file with suffix ("" or "-wal"). */
+static long long file_bytes(const char *suffix)
+{
+    char p[160];
+    snprintf(p, sizeof p, "%s%s", path_, suffix);
+    struct stat sb;
+    return stat(p, &sb) == 0 ? (long long)sb.st_size : 0;
+}
+
+/* The frames in the WAL, from its size: right after the WAL was emptied
+ * (a truncating checkpoint), before any checkpoint starts it over. */
+static long long wal_frames(void)
+{
+    long long bytes = file_bytes("-wal");
+    return bytes < 32 ? 0 : (bytes - 32) / (4096 + 24);
+}
+
+/* Commits leads into app through s, 20 a transaction, until the WAL holds
+ * frames frames or more. */
+static void fill_wal(store_t *s, int64_t app, long long frames)
+{
+    static char names[400][24];
+    int k = 0;
+    while (wal_frames() < frames) {
+        cr_assert_lt(k, 400, "the WAL never grew to %lld frames", frames);
+        cr_assert_eq(store_batch_begin(s), STORE_OK);
+        for (int i = 0; i < 20; i++, k++) {
+            char id[UUID_BUFSZ];
+            snprintf(id, sizeof id, "0190b000-0000-7000-8000-%012d", k);
+            snprintf(names[k], sizeof names[k], "Filler %d", k);
+            lead_t l = new_lead(id, names[k]);
+            cr_assert_eq(store_lead_create(s, app, &l), STORE_OK);
+        }
+        cr_assert_eq(store_batch_end(s, 1), STORE_OK);
+    }
+}
+
+/* A connection, its WAL emptied, that checkpoints past frames frames. */
+static store_t *emptied(int frames, int64_t *app)
+{
+    store_t *s = open_migrated(url_);
+    create_app(s, "pk_live_ckpt");
+    store_app_t a;
+    cr_assert_eq(store_app_find(s, "pk_live_ckpt", &a, NULL), STORE_OK);
+    *app = a.id;
+    sqlite_store_t *q = (sqlite_store_t *)s;
+    cr_assert_eq(sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL), SQLITE_OK);
+    cr_assert_eq(wal_frames(), 0);
+    q->ckpt_frames = frames;
+    return s;
+}
+
+/* The writer thread's connection (it calls store_checkpoint_due after
+ * answering each batch) leaves the checkpoint a commit makes due to that
+ * call: the database file is not written until then. */
+Test(sqlite, a_checkpoint_waits_for_store_checkpoint_due_once_called)
+{
+    int64_t app;
+    store_t *s = emptied(40, &app);
+    long long before = file_bytes("");
+    store_checkpoint_due(s); /* nothing is due yet: from now on, this call runs them */
+    fill_wal(s, app, 40);
+    cr_expect_eq(file_bytes(""), before, "the commits copied nothing back");
+    store_checkpoint_due(s);
+    cr_expect_gt(file_bytes(""), before, "the due checkpoint copied the new pages back");
+    store_close(s);
+}
+
+/* Any other connection checkpoints in the commit that made the WAL long
+ * enough, as SQLite's automatic checkpoint did. */
+Test(sqlite, a_connection_that_never_called_it_checkpoints_in_its_commit)
+{
+    int64_t app;
+    store_t *s = emptied(40, &app);
+    long long before = file_bytes("");
+    fill_wal(s, app, 40);
+    cr_expect_gt(file_bytes(""), before, "the commit copied the new pages back");
+    store_close(s);
+}
