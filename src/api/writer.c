@@ -101,7 +101,6 @@ static void purge_due(int64_t now)
         if (rc != STORE_OK || purged < 0) purged = 0;
         /* Their lead.purged events are committed: the sender may go. */
         if (api_outbox_take_recorded()) webhook_sender_poke();
-        store_checkpoint_due(W.store);
         pthread_mutex_lock(&W.mu);
     }
 }
@@ -362,9 +361,6 @@ static void *writer_main(void *arg)
             next = w->next;
             h2o_multithread_send_message(&w->t->done, &w->msg);
         }
-        /* Answered: now the checkpoint the commit made due, if any, which
-         * SQLite would have run inside the commit, before them. */
-        store_checkpoint_due(W.store);
         pthread_mutex_lock(&W.mu);
     }
     pthread_mutex_unlock(&W.mu);

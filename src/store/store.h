@@ -515,8 +515,6 @@ typedef struct store_ops {
     store_rc_t (*backup)(store_t *s, const char *path, char *msg, size_t msgsz);
     /* Reads that complete later (server threads); see the wrapper. */
     void (*set_loop)(store_t *s, const store_loop_t *loop);
-    /* The writer's checkpoint after its answers; see the wrapper. */
-    void (*checkpoint_due)(store_t *s);
     /* Webhooks and their outbox: store/webhook.h. */
     const store_webhook_ops_t *webhook;
 } store_ops_t;
@@ -570,22 +568,6 @@ static inline void store_close(store_t *s)
 static inline void store_set_loop(store_t *s, const store_loop_t *loop)
 {
     if (s->ops->set_loop != NULL) s->ops->set_loop(s, loop);
-}
-
-/* Runs the maintenance that s's own commits have made due, outside any
- * transaction: on SQLite, the checkpoint (copying the WAL back into the
- * database file) that SQLite would otherwise run inside the commit that
- * made the WAL long enough, before that commit's writes could be
- * answered. Once a connection has called it, its commits leave the
- * checkpoint to this call, so its owner must call it after every commit
- * (the writer thread does, after handing back a batch's answers); other
- * connections checkpoint in their commits as before. A commit is on disk
- * before it returns either way: a checkpoint only copies what is durable
- * already. Failures are logged, and the next call tries again.
- * PostgreSQL: nothing. */
-static inline void store_checkpoint_due(store_t *s)
-{
-    if (s->ops->checkpoint_due != NULL) s->ops->checkpoint_due(s);
 }
 
 /* Creates or upgrades the schema to the newest version (SCHEMA_VERSION in

@@ -519,8 +519,8 @@ store_rc_t pg_webhook_export(pg_store_t *s, const store_export_t *cb, void *ctx)
  * pg_close (postgres.c), pg_migrate (migrate.c), pg_lead_* (leads.c; pg_lead_trash and
  * pg_lead_recover in trash.c, with pg_trash_*), pg_idem_* (idem.c), pg_history_* (history.c), pg_follow_*
  * (follows.c), pg_app_*, pg_keys, pg_key_add, pg_key_update, pg_token_record, pg_token_revoke,
- * pg_revoked_since, pg_backup (admin.c), pg_copy_* (bulk.c), pg_set_loop (async.c) and pg_checkpoint_due
- * (postgres.c), each with the type of its store_ops_t slot. */
+ * pg_revoked_since, pg_backup (admin.c), pg_copy_* (bulk.c) and pg_set_loop (async.c), each with the type of
+ * its store_ops_t slot. */
 STORE_OPS_DECLARE(pg)
 
 #endif

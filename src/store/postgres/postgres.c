@@ -93,12 +93,6 @@ void pg_close(store_t *base)
     free(s);
 }
 
-/* PostgreSQL checkpoints by itself, apart from any connection. */
-void pg_checkpoint_due(store_t *base)
-{
-    (void)base;
-}
-
 store_t *store_postgres_open(const char *conninfo, char *err, size_t errsz)
 {
     if (!readable(conninfo, err, errsz)) return NULL;

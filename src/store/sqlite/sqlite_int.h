@@ -158,18 +158,6 @@ typedef struct sq_anchors {
     size_t n, cap;
 } sq_anchors_t;
 
-/* The WAL's frames (pages) past which a commit makes a checkpoint due
- * (conn.c): 64 MiB rather than SQLite's 1,000 frames. A lead write dirties
- * about a dozen index pages scattered over the database, and the kernel
- * writes a dirty page of the database back in large blocks, so each
- * checkpoint's cost is mostly per checkpoint, not per page. On lead PUTs
- * at 100,000 leads, disk writes per request fell to a fifth (1,000 →
- * 16,000 frames) with the database's pages cached in large blocks, by a
- * third in bench/run, and CPU per request by a fifth (bench/results.md).
- * A commit is still synced into the WAL before it returns; only the
- * copying back waits. */
-#define SQ_CKPT_FRAMES 16000
-
 /* A statement made at run time (conn.c), by its text. */
 #define SQ_DYN_MAX 32
 typedef struct sq_dyn {
@@ -186,11 +174,8 @@ typedef struct sqlite_store {
     uint64_t dyn_tick;
     int64_t local_writes; /* lead creates and deletes through this connection */
     sq_anchors_t anchors;
-    bool in_import;  /* inside crmd copy's import, which counts the apps' leads when it ends */
-    int staged;      /* leads that may wait in the staging table (leads.c) */
-    int ckpt_frames; /* SQ_CKPT_FRAMES (tests set fewer) */
-    bool ckpt_later; /* store_checkpoint_due runs the checkpoints (conn.c) */
-    bool ckpt_due;   /* a commit left ckpt_frames or more in the WAL */
+    bool in_import; /* inside crmd copy's import, which counts the apps' leads when it ends */
+    int staged;     /* leads that may wait in the staging table (leads.c) */
     /* The read transaction kept for the rest of the loop's turn (txn.c,
      * sq_hold): only on a connection that serves an event loop. */
     store_loop_t loop;
@@ -417,9 +402,8 @@ store_rc_t sq_update(sqlite_store_t *s, int64_t app, const sq_update_t *u, const
  * sq_close (conn.c), sq_migrate (migrate.c), sq_lead_* (leads.c; sq_lead_trash and sq_lead_recover in
  * trash.c, with sq_trash_*), sq_idem_* (idem.c), sq_history_* (history.c), sq_follow_* (follows.c), sq_app_*,
  * sq_keys, sq_key_add, sq_key_update, sq_token_record, sq_token_revoke,
- * sq_revoked_since (admin.c), sq_copy_* (bulk.c), sq_backup (backup.c),
- * sq_set_loop (sqlite.c) and sq_checkpoint_due (conn.c), each with the type
- * of its store_ops_t slot. */
+ * sq_revoked_since (admin.c), sq_copy_* (bulk.c), sq_backup (backup.c) and
+ * sq_set_loop (sqlite.c), each with the type of its store_ops_t slot. */
 STORE_OPS_DECLARE(sq)
 
 /* admin.c: records an issued token inside the caller's transaction (the
