@@ -125,3 +125,35 @@ def test_an_imported_lead_has_its_creation_in_its_history(app):
     assert [c["attributes"]["action"] for c in created] == ["created"]
     assert created[0]["attributes"]["changes"]["name"] == [None, "Imported"]
     assert created[0]["attributes"]["changes"]["value"] == [None, 12.5]
+
+
+def _recorded(app, lead):
+    """A lead's history without what differs between two leads made alike
+    (the change's own id, and when: checked to be the lead's creation)."""
+    out = []
+    for c in history(app, lead["id"])["data"]:
+        attrs = dict(c["attributes"])
+        assert parse_ts(attrs.pop("at")) == parse_ts(lead["attributes"]["created_at"])
+        out.append(attrs)
+    return out
+
+
+def test_a_batchs_creates_are_recorded_as_one_by_one_creates(app):
+    leads = [{"name": "Batch A", "value": 1250.5, "stage": "proposal", "probability": 30, "source": "web"},
+             {"name": "Batch B", "status": "converted", "account_id": str(uuid.uuid4())},
+             {"name": "Batch C"}]
+    single = [app.create_lead(**lead) for lead in leads]
+    earlier = app.create_lead(name="Earlier")
+    r = app.post("/leads/batch", {"operations": [
+        {"op": "create", "lead": leads[0]},
+        {"op": "update", "id": earlier["id"], "lead": {"stage": "contacted"}},
+        {"op": "create", "lead": leads[1]},
+        {"op": "create", "lead": leads[2]},
+    ]})
+    assert_status(r, 200)
+    data = body_json(r)["data"]
+    batched = [data[0], data[2], data[3]]
+    for one, many in zip(single, batched):
+        assert _recorded(app, many) == _recorded(app, one)
+        assert [c["attributes"]["action"] for c in history(app, many["id"])["data"]] == ["created"]
+    assert actions(app, earlier["id"]) == ["updated", "created"]

@@ -4126,3 +4126,103 @@ Test(store, staged_creates_a_failed_write_moved_are_moved_for_good)
     cr_expect_eq(lead_total(app1.id), 6);
     cr_expect_eq(staged_found(), 6, "every create is in the search index");
 }
+
+/* A lead's history as store_history_list passes it: each entry's seq and
+ * changes, newest first. */
+typedef struct history_seen {
+    int n;
+    int64_t seq[4];
+    char changes[4][16];
+} history_seen_t;
+
+static void on_change(void *ctx, const store_change_t *c, int64_t seq)
+{
+    history_seen_t *h = ctx;
+    cr_assert_lt(h->n, 4);
+    h->seq[h->n] = seq;
+    snprintf(h->changes[h->n], sizeof h->changes[0], "%.*s", (int)c->changes.len, c->changes.ptr);
+    h->n++;
+}
+
+/* Records the change changes (a short text) of lead number lead, with
+ * change id number k. */
+static void record_change(int lead, int k, int action, const char *changes)
+{
+    char id[UUID_BUFSZ], lead_id[UUID_BUFSZ];
+    strcpy(id, ID(k));
+    strcpy(lead_id, ID(lead));
+    store_change_t c = {.id = id,
+                        .lead_id = lead_id,
+                        .follow_id = "",
+                        .action = action,
+                        .actor = "tester",
+                        .at = 1000 + k,
+                        .changes = T(changes)};
+    cr_assert_eq(store_history_add(st, app1.id, &c), STORE_OK, "change %d", k);
+}
+
+static history_seen_t history_of(int lead)
+{
+    history_seen_t h = {0};
+    store_history_query_t q = {.limit = 4};
+    int64_t total = -1;
+    cr_assert_eq(store_history_list(st, app1.id, ID(lead), &q, &total, on_change, &h, NULL), STORE_OK,
+                 "lead %d", lead);
+    cr_expect_eq(total, h.n, "lead %d", lead);
+    return h;
+}
+
+/* The history recorded while creates wait in SQLite's staging table
+ * (history.c: it waits beside them) is numbered in the order recorded,
+ * as one by one: the creates', another change recorded between them, a
+ * follow's (which moves what waits), those around a failed write; a
+ * batch undone leaves none of its entries behind for the next. */
+Test(store, history_of_staged_creates_is_numbered_in_the_order_recorded)
+{
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    create_lead(1, "Hist One", 100);
+    record_change(1, 41, STORE_CHANGE_CREATED, "c1");
+    create_lead(2, "Hist Two", 110);
+    record_change(2, 42, STORE_CHANGE_CREATED, "c2");
+    record_change(1, 43, STORE_CHANGE_UPDATED, "u1");
+    follow_t f = {.title = T("Call"), .status = FOLLOW_PENDING, .created_at = 400, .updated_at = 400};
+    strcpy(f.id, ID(10));
+    strcpy(f.lead_id, ID(1));
+    cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK);
+    record_change(1, 44, STORE_CHANGE_FOLLOW_CREATED, "f1");
+    create_lead(3, "Hist Three", 120);
+    record_change(3, 45, STORE_CHANGE_CREATED, "c3");
+    cr_expect_eq(store_lead_trash(st, app1.id, ID(60), 7000), STORE_NOT_FOUND);
+    create_lead(4, "Hist Four", 130);
+    record_change(4, 46, STORE_CHANGE_CREATED, "c4");
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    create_lead(5, "Hist Five", 140);
+    record_change(5, 47, STORE_CHANGE_CREATED, "c5");
+    cr_assert_eq(store_batch_end(st, 0), STORE_OK);
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    create_lead(6, "Hist Six", 150);
+    record_change(6, 48, STORE_CHANGE_CREATED, "c6");
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+
+    history_seen_t one = history_of(1), two = history_of(2), three = history_of(3), four = history_of(4),
+                   six = history_of(6);
+    cr_assert_eq(one.n, 3, "lead 1: created, updated, its follow");
+    cr_expect_str_eq(one.changes[0], "f1");
+    cr_expect_str_eq(one.changes[1], "u1");
+    cr_expect_str_eq(one.changes[2], "c1");
+    cr_assert_eq(two.n, 1);
+    cr_assert_eq(three.n, 1, "recorded once, though its write's rows were moved twice");
+    cr_assert_eq(four.n, 1);
+    cr_assert_eq(six.n, 1, "nothing of the undone batch is left to be moved with it");
+    cr_expect_str_eq(six.changes[0], "c6");
+    const int64_t order[] = {one.seq[2],   two.seq[0],  one.seq[1], one.seq[0],
+                             three.seq[0], four.seq[0], six.seq[0]};
+    for (size_t i = 1; i < sizeof order / sizeof order[0]; i++)
+        cr_expect_lt(order[i - 1], order[i], "entry %zu is numbered after the one recorded before it", i);
+    history_seen_t five = {0};
+    store_history_query_t q = {.limit = 4};
+    int64_t total = -1;
+    cr_expect_eq(store_history_list(st, app1.id, ID(5), &q, &total, on_change, &five, NULL), STORE_NOT_FOUND,
+                 "the undone create");
+}

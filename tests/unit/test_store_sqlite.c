@@ -75,6 +75,12 @@ Test(sqlite, wal_full_sync_foreign_keys_and_a_busy_timeout)
     expect_pragma(s, "synchronous", "2"); /* FULL: a commit is on disk before it returns */
     expect_pragma(s, "foreign_keys", "1");
     expect_pragma(s, "busy_timeout", "5000");
+    /* A connection that may write keeps 16 MiB of pages (conn.c); a
+     * server thread's, which only reads, goes back to SQLite's 2 MiB. */
+    expect_pragma(s, "cache_size", "-16384");
+    store_loop_t loop = {0}; /* never used: nothing here reads through the store */
+    store_set_loop(s, &loop);
+    expect_pragma(s, "cache_size", "-2000");
     store_close(s);
 }
 

@@ -64,12 +64,14 @@ static bool stage_safe(enum sq_stmt_id id)
     case Q_STAGE_TAKEN:
     case Q_STAGE_FLUSH:
     case Q_STAGE_CLEAR:
+    case Q_STAGE_HISTORY:
+    case Q_STAGE_HISTORY_FLUSH:
+    case Q_STAGE_HISTORY_CLEAR:
     case Q_SAVEPOINT:
     case Q_RELEASE:
     case Q_ROLLBACK_TO:
     case Q_ROLLBACK:
     case Q_APP_COUNT_ADD:
-    case Q_HISTORY_ADD:
     case Q_EV_RECORD:
     case Q_EV_FULL_LOG:
     case Q_EV_FULL_OFF:
@@ -88,16 +90,20 @@ store_rc_t sq_stage_flush(sqlite_store_t *s)
 {
     if (s->staged == 0) return STORE_OK;
     sqlite3_stmt *in = sq_stmt(s, Q_STAGE_FLUSH), *clear = sq_stmt(s, Q_STAGE_CLEAR);
-    if (in == NULL || clear == NULL) return STORE_ERROR;
+    sqlite3_stmt *hin = sq_stmt(s, Q_STAGE_HISTORY_FLUSH), *hclear = sq_stmt(s, Q_STAGE_HISTORY_CLEAR);
+    if (in == NULL || clear == NULL || hin == NULL || hclear == NULL) return STORE_ERROR;
     store_rc_t rc = sq_run(s, in);
     if (rc != STORE_OK) return rc; /* the statement undone: the rows wait still */
-    rc = sq_run(s, clear);
+    rc = sq_run(s, hin);
+    if (rc == STORE_OK) rc = sq_run(s, clear);
+    if (rc == STORE_OK) rc = sq_run(s, hclear);
     if (rc == STORE_OK) {
         s->staged = 0;
         return STORE_OK;
     }
-    /* The rows are in leads and still staged (out of memory): moved again
-     * they would clash, so the batch may not commit. */
+    /* The rows are in leads (and perhaps the history) and still staged
+     * (out of memory, a full disk): moved again they would clash or be
+     * recorded twice, so the batch may not commit. */
     if (s->base.batch != BATCH_NONE) s->base.batch = BATCH_BROKEN;
     return STORE_UNAVAILABLE;
 }
@@ -404,11 +410,18 @@ sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errs
      * database's pages cached in large blocks, by a third in bench/run,
      * and CPU per request by a fifth (bench/results.md). A commit is still
      * synced into the WAL before it returns; only the copying back waits. */
+    /* A page cache of SQ_WRITER_CACHE_KIB (sqlite_int.h) rather than
+     * SQLite's 2 MiB: a batch of creates dirties a page or more in each of
+     * a dozen B-trees per lead, more than 2 MiB holds, so SQLite wrote
+     * dirty pages into the WAL in the middle of the transaction, read them
+     * back and wrote them again at the commit. A connection that serves an
+     * event loop only reads, and goes back to the default (sq_set_loop). */
     static const char *const pragmas = "PRAGMA journal_mode = WAL;"
                                        "PRAGMA synchronous = FULL;"
                                        "PRAGMA wal_autocheckpoint = 16000;"
                                        "PRAGMA foreign_keys = ON;"
-                                       "PRAGMA temp_store = MEMORY;";
+                                       "PRAGMA temp_store = MEMORY;"
+                                       "PRAGMA cache_size = " SCHEMA_STR(SQ_WRITER_CACHE_KIB) ";";
     char *msg = NULL;
     if (sqlite3_exec(s->db, pragmas, NULL, NULL, &msg) != SQLITE_OK ||
         sqlite3_exec(s->db, sq_stage_table_sql, NULL, NULL, &msg) != SQLITE_OK) {

@@ -3,11 +3,24 @@
  */
 #include "store/sqlite/sqlite_int.h"
 
+/* While creates wait in the staging table (sqlite_int.h: staged creates),
+ * their history entries wait beside them and go into lead_history by one
+ * statement after them (sq_stage_flush), in the order recorded: one
+ * INSERT ... SELECT costs less than a statement each. Any other write of
+ * the history moves what waits first (Q_HISTORY_ADD is not stage-safe), so
+ * the entries are numbered (seq) in the order they were recorded, as if
+ * inserted one by one. */
+static enum sq_stmt_id add_stmt(const sqlite_store_t *s, const store_change_t *c)
+{
+    if (c->seq > 0) return Q_HISTORY_IMPORT;
+    return s->staged > 0 ? Q_STAGE_HISTORY : Q_HISTORY_ADD;
+}
+
 store_rc_t sq_history_add(store_t *base, int64_t app, const store_change_t *c)
 {
     sqlite_store_t *s = sq_of(base);
     store_rc_t rc;
-    sqlite3_stmt *st = sq_write_stmt(s, c->seq > 0 ? Q_HISTORY_IMPORT : Q_HISTORY_ADD, true, &rc);
+    sqlite3_stmt *st = sq_write_stmt(s, add_stmt(s, c), true, &rc);
     if (st == NULL) return rc;
     if (c->seq > 0) sqlite3_bind_int64(st, 9, c->seq);
     sq_bind_key(st, app, c->lead_id, c->id);

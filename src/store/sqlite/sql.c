@@ -378,6 +378,15 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     [Q_STAGE_FLUSH] = "INSERT INTO main.leads (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold) SELECT app_id, "
                       SCHEMA_LEAD_COLS ", name_fold, source_fold FROM temp.leads_incoming ORDER BY rowid",
     [Q_STAGE_CLEAR] = "DELETE FROM temp.leads_incoming",
+    /* The history entries recorded while creates wait (history.c): in
+     * (parameters as Q_HISTORY_ADD's), into lead_history in the order
+     * recorded (so each gets the seq it would have got one by one), out. */
+    [Q_STAGE_HISTORY] = "INSERT INTO temp.history_incoming (app_id, lead_id, id, action, actor, at, follow_id, "
+                        "changes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [Q_STAGE_HISTORY_FLUSH] = "INSERT INTO main.lead_history (app_id, lead_id, id, action, actor, at, follow_id, "
+                              "changes) SELECT app_id, lead_id, id, action, actor, at, follow_id, changes "
+                              "FROM temp.history_incoming ORDER BY rowid",
+    [Q_STAGE_HISTORY_CLEAR] = "DELETE FROM temp.history_incoming",
 };
 /* clang-format on */
 
@@ -392,7 +401,8 @@ const char *const sq_copy_count_sql =
 /* The staging table of lead creates (leads.c), made by every connection
  * as it opens: temporary (in memory, the connection's alone), with the
  * constraints of leads that a single row can break, so that a create is
- * refused there as it would be by leads. */
+ * refused there as it would be by leads; and that of the history entries
+ * recorded while creates wait (history.c), with lead_history's NOT NULLs. */
 /* clang-format off */
 const char *const sq_stage_table_sql =
     "CREATE TEMP TABLE leads_incoming ("
@@ -403,7 +413,10 @@ const char *const sq_stage_table_sql =
     SCHEMA_V1_LEAD_CHECKED
     "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
     "  name_fold TEXT, source_fold TEXT,"
-    "  PRIMARY KEY (app_id, id))";
+    "  PRIMARY KEY (app_id, id));"
+    "CREATE TEMP TABLE history_incoming ("
+    "  app_id INTEGER NOT NULL, lead_id TEXT NOT NULL, id TEXT NOT NULL, action INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL, at INTEGER NOT NULL, follow_id TEXT, changes TEXT NOT NULL)";
 /* clang-format on */
 
 /* app_id comes last, so the record readers read the rest unchanged. */

@@ -19,6 +19,9 @@ void sq_set_loop(store_t *base, const store_loop_t *loop)
     sqlite_store_t *s = sq_of(base);
     s->loop = *loop;
     s->has_loop = true;
+    /* It only reads: the writer's larger page cache (conn.c) would grow
+     * with every page it reads, on each server thread. */
+    sqlite3_exec(s->db, "PRAGMA cache_size = " SCHEMA_STR(SQ_READER_CACHE_KIB), NULL, NULL, NULL);
 }
 
 /* A reader is another connection to the same file, without a loop: its

@@ -100,6 +100,9 @@ enum sq_stmt_id {
     Q_STAGE_TAKEN,
     Q_STAGE_FLUSH,
     Q_STAGE_CLEAR,
+    Q_STAGE_HISTORY,
+    Q_STAGE_HISTORY_FLUSH,
+    Q_STAGE_HISTORY_CLEAR,
     Q__COUNT
 };
 
@@ -116,8 +119,14 @@ extern const char *const sq_import_key_sql;
 extern const char *const sq_import_app_sql[2]; /* [keep_id] */
 extern const char *const sq_import_revoked_sql;
 extern const char *const sq_import_counts_sql;
-/* The staging table of lead creates (leads.c), made as a connection opens. */
+/* The staging tables of lead creates and of the history entries recorded
+ * while they wait (leads.c, history.c), made as a connection opens. */
 extern const char *const sq_stage_table_sql;
+/* The page cache of a connection that writes (conn.c), in KiB as
+ * PRAGMA cache_size takes it (negative), and of one that only reads (a
+ * server thread's: sq_set_loop), SQLite's default. */
+#define SQ_WRITER_CACHE_KIB -16384
+#define SQ_READER_CACHE_KIB -2000
 /* At most this many leads wait in the staging table. */
 #define SQ_STAGE_ROWS 1000
 /* The text of the partial update id (Q_LEAD_UPDATE or Q_FOLLOW_UPDATE)
