@@ -913,6 +913,72 @@ bool fq_follow_find(fq_t *q, int64_t app, const store_follow_query_t *fq)
     return done(q);
 }
 
+_Static_assert(FQ_KEY_SLOTS == FQ_KEY_SLOT_MAX + 1 && FQ_KEY_SLOTS == (int64_t)1 << FQ_KEY_BITS &&
+                   FQ_CREATED_MAX == -FQ_CREATED_MIN - 1 && FQ_CREATED_MAX == INT64_MAX >> FQ_KEY_BITS,
+               "every created_at in range has its keys in 64 bits");
+
+bool fq_lead_walks_search(const store_lead_query_t *lq)
+{
+    store_sort_t order[STORE_SORT_MAX];
+    int n = store_lead_order(lq->sort, lq->nsort, order);
+    if (lq->f.search.ptr == NULL || fq_codepoints(lq->f.search) < FQ_TRIGRAM) return false;
+    if (n != 2 || order[0].key != LEAD_KEY_CREATED || order[1].key != LEAD_KEY_ID) return false;
+    if (lq->after == NULL) return true;
+    int64_t c = lq->after->v[0].i;
+    return lq->after->n == 2 && c >= FQ_CREATED_MIN && c <= FQ_CREATED_MAX;
+}
+
+/* The first search key of created_at c's range (c in range). */
+static int64_t first_key(int64_t c)
+{
+    return (-c - 1) * FQ_KEY_SLOTS; /* (~c) << FQ_KEY_BITS, without shifting a negative number */
+}
+
+/* " AND" the rows after the position (c, id) of a walk: later ranges
+ * (below the position's, newest first), and the position's own range
+ * after its id. */
+static void walk_after(fq_t *q, fq_buf_t *b, const store_sort_t *order, const store_pos_t *pos)
+{
+    int64_t lo = first_key(pos->v[0].i), hi = lo + FQ_KEY_SLOT_MAX;
+    bool newest = order[0].desc;
+    put(b, newest ? " AND f.rowid >= " : " AND f.rowid <= ");
+    put_int(q, b, newest ? lo : hi);
+    put(b, newest ? " AND (f.rowid > " : " AND (f.rowid < ");
+    put_int(q, b, newest ? hi : lo);
+    put(b, order[1].desc ? " OR t.lead_id < " : " OR t.lead_id > ");
+    put_text(q, b, pos->v[1].t);
+    put(b, ")");
+}
+
+bool fq_lead_search_walk(fq_t *q, int64_t app, const store_lead_query_t *lq)
+{
+    assert(fq_lead_walks_search(lq));
+    begin(q, app, lq->now);
+    store_sort_t order[STORE_SORT_MAX];
+    store_lead_order(lq->sort, lq->nsort, order);
+    store_lead_query_t rest = *lq;
+    rest.f.search = (text_ref_t){NULL, 0};
+    bool filtered = fq_lead_filters_beyond_sort(&rest) || lq->f.has_created_from || lq->f.has_created_to;
+    fq_buf_t *b = &q->sql;
+    put(b, "SELECT f.rowid, t.lead_id FROM lead_fts f CROSS JOIN lead_text t");
+    if (filtered) put(b, " CROSS JOIN leads l");
+    put(b, " WHERE f.lead_fts MATCH ");
+    put_text(q, b, fq_fts_match(q, lq->f.search));
+    put(b, " AND t.rowid = f.rowid AND t.app_id = ");
+    put_app(q, b);
+    if (lq->after != NULL) walk_after(q, b, order, lq->after);
+    if (filtered) {
+        /* The other filters on the lead's row, read by its key: no index
+         * of theirs (the walk is the search index's). */
+        q->plan = FQ_PLAN_SORT;
+        q->sort_col = NULL;
+        put(b, " AND l.app_id = t.app_id AND l.id = t.lead_id AND ");
+        lead_where(q, b, &rest.f);
+    }
+    put(b, order[0].desc ? " ORDER BY f.rowid" : " ORDER BY f.rowid DESC");
+    return done(q);
+}
+
 static bool totals_suffice(const store_lead_filter_t *f);
 
 bool fq_lead_probe(fq_t *q, int64_t app, const store_lead_filter_t *f, int64_t now, int cap)

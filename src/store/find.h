@@ -79,6 +79,18 @@ enum fq_plan { FQ_PLAN_ANY, FQ_PLAN_FILTER, FQ_PLAN_SORT };
 /* Search terms of fewer code points than this cannot use the trigrams. */
 #define FQ_TRIGRAM 3
 
+/* SQLite's search keys (lead_text's rowid, lead_fts's): a lead created at
+ * c (ms) has one of the FQ_KEY_SLOTS keys from (~c) << FQ_KEY_BITS, so
+ * ascending keys are the newest leads first (store/sqlite/sql.c, migration
+ * 10). A created_at outside [FQ_CREATED_MIN, FQ_CREATED_MAX] (years 1830
+ * to 2109) has no keys: a write of one is refused. 2,097,152 slots a
+ * millisecond hold twenty imports of the largest size stamped alike. */
+#define FQ_KEY_BITS 21
+#define FQ_KEY_SLOTS 2097152
+#define FQ_KEY_SLOT_MAX 2097151 /* the last slot's offset, for SQL text */
+#define FQ_CREATED_MIN (-4398046511104)
+#define FQ_CREATED_MAX 4398046511103
+
 typedef struct fq_buf {
     char *s;
     size_t len, cap;
@@ -119,6 +131,16 @@ bool fq_follow_find(fq_t *q, int64_t app, const store_follow_query_t *fq);
 bool fq_lead_summary(fq_t *q, int64_t app, const store_lead_filter_t *f, int64_t now);
 /* Adds one summary row to *out (kept only when f keeps its cell). */
 void fq_summary_add(store_summary_t *out, const store_lead_filter_t *f, const int64_t row[8]);
+
+/* SQLite: whether a lead find can walk the search index in its own order:
+ * a term of FQ_TRIGRAM code points or more, sorted by created_at (either
+ * way) then id, and a position (if any) whose created_at has keys. */
+bool fq_lead_walks_search(const store_lead_query_t *lq);
+/* SQLite: the statement walking the search index for lq (see
+ * fq_lead_walks_search): (key, lead id) of the app's matches that lq's
+ * other filters keep, after its position, by key in the order's direction
+ * (ties on created_at come out in key order: the caller sorts them). */
+bool fq_lead_search_walk(fq_t *q, int64_t app, const store_lead_query_t *lq);
 
 /* Whether a lead find filters by anything but its first sort key's own
  * column: only then does the plan matter (fq_plan). */

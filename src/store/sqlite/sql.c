@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "store/find.h"
 #include "store/sqlite/sqlite_int.h"
 
 /* SQLite's parameter n; the type is PostgreSQL's business (schema.h). */
@@ -71,6 +72,43 @@
     "WHEN old.stage IS NOT new.stage OR old.status IS NOT new.status OR old.source IS NOT new.source "       \
     "OR old.value_cents IS NOT new.value_cents OR old.probability IS NOT new.probability BEGIN "             \
     SQ_TOTALS_ADD("old.", "-") SQ_TOTALS_ADD("new.", "") " END;"
+/* clang-format on */
+
+/* Search in the list's order (migration 10). A lead's lead_text key, its
+ * rowid in lead_fts, is its created_at's range, newest first, then a slot
+ * in it: ((~created_at) << FQ_KEY_BITS) + slot (store/find.h), so that the
+ * index walked by ascending rowid hands over its matches newest first and
+ * a page stops after a few (ties on created_at are sorted by id as they
+ * are read: store/sqlite/search.c). The slot is the next free one of the
+ * range, so a lead recovered from the trash or copied comes back in its
+ * place. A created_at out of the range the keys can hold (years 1830 to
+ * 2109), or a millisecond whose 2,097,152 slots are taken, refuses the
+ * write. */
+#define SQ_KEY_LO(c) "((~" c ") << " SCHEMA_STR(FQ_KEY_BITS) ")"
+#define SQ_KEY_HI(c) "(" SQ_KEY_LO(c) " + " SCHEMA_STR(FQ_KEY_SLOT_MAX) ")"
+#define SQ_KEY_LAST(c)                                                                                       \
+    "(SELECT max(rowid) FROM lead_text WHERE rowid BETWEEN " SQ_KEY_LO(c) " AND " SQ_KEY_HI(c) ")"
+/* clang-format off */
+#define SQ_V10_TRIGGER                                                                                       \
+    "CREATE TRIGGER leads_insert AFTER INSERT ON leads BEGIN "                                               \
+    "SELECT RAISE(ABORT, 'no search key is left for this created_at') WHERE new.created_at NOT BETWEEN "     \
+    SCHEMA_STR(FQ_CREATED_MIN) " AND " SCHEMA_STR(FQ_CREATED_MAX) " OR "                                     \
+    SQ_KEY_LAST("new.created_at") " = " SQ_KEY_HI("new.created_at") ";"                                      \
+    "INSERT INTO lead_text (rowid, app_id, lead_id) VALUES (COALESCE(" SQ_KEY_LAST("new.created_at")         \
+    " + 1, " SQ_KEY_LO("new.created_at") "), new.app_id, new.id);"                                           \
+    "INSERT INTO lead_fts (rowid, name_f, source_f) "                                                        \
+    "VALUES (last_insert_rowid(), new.name_fold, new.source_fold);"                                          \
+    SQ_TOTALS_ADD("new.", "") " END;"
+/* The existing rows renumbered (the slots of a created_at in the order of
+ * the leads' keys), and the index made again with the new keys. */
+#define SQ_V10_SEARCH_ORDER                                                                                  \
+    "DROP TRIGGER leads_insert;" SQ_V10_TRIGGER                                                              \
+    "INSERT INTO lead_fts (lead_fts) VALUES ('delete-all');"                                                 \
+    "DELETE FROM lead_text;"                                                                                 \
+    "INSERT INTO lead_text (rowid, app_id, lead_id) SELECT " SQ_KEY_LO("created_at")                         \
+    " + row_number() OVER (PARTITION BY created_at ORDER BY app_id, id) - 1, app_id, id FROM leads;"         \
+    "INSERT INTO lead_fts (rowid, name_f, source_f) SELECT t.rowid, l.name_fold, l.source_fold "             \
+    "  FROM lead_text t JOIN leads l ON l.app_id = t.app_id AND l.id = t.lead_id;"
 /* clang-format on */
 
 /* The planner's statistics, written by hand: the figures of a typical large
@@ -255,6 +293,8 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
      * columns (schema.h), with their planner's figures to match. */
     SCHEMA_V9_INDEXES
     SQ_V9_STATS,
+    /* 10: the search index's keys in the list's order (see above). */
+    SQ_V10_SEARCH_ORDER,
 };
 
 /* The webhooks' statements SQLite writes its own way: a delete in three

@@ -1,0 +1,186 @@
+/*
+ * search.c: a search of three characters or more in the list's own order
+ * (created_at, then id), read from the trigram index in that order.
+ *
+ * The search index's keys are ordered as the list, newest first (sql.c,
+ * migration 10): walking a term's matches by key finds a page after a
+ * page's worth of them, however many leads hold the term, instead of
+ * walking the newest leads and looking at each (a term one lead in a
+ * thousand holds), or reading every match and sorting them. Matches of
+ * other apps are passed over. The keys of one created_at (one range) are
+ * in no particular order, and the list orders its ties by id: each range
+ * is read whole and sorted before its rows count, so the walk reads on to
+ * the end of the range that fills the page. The page's leads are then
+ * read by their keys, and its count, when asked for, by the index too; all
+ * of it in one read transaction, so the page and its count agree.
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/find.h"
+#include "store/sqlite/sqlite_int.h"
+
+/* A range with more matches than this (an import's leads stamped alike,
+ * all holding the term) is left to the other plans, which sort in SQL. */
+#define RANGE_MAX 4096
+/* A page of more rows than this (a CSV export reads 1,000) too. */
+#define PAGE_MAX 2048
+
+typedef char lead_id_t[UUID_BUFSZ];
+
+/* A walk in progress: the page so far, the range being read. */
+typedef struct walk {
+    int limit, n;    /* the page's rows wanted and found */
+    int64_t skip;    /* rows still to skip (the page's offset) */
+    bool id_desc;    /* ties by id descending */
+    uint64_t range;  /* the key's bits above the slot, of the rows in rows */
+    int nr;          /* rows of that range read */
+    lead_id_t *page; /* [limit] */
+    lead_id_t *rows; /* [RANGE_MAX] */
+} walk_t;
+
+static int id_asc(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static int id_desc(const void *a, const void *b)
+{
+    return strcmp(b, a);
+}
+
+/* The range read is whole: its rows, in the order's, to skip or page. */
+static void flush_range(walk_t *w)
+{
+    if (w->skip >= w->nr) {
+        w->skip -= w->nr; /* all of it before the page: no need to sort */
+        w->nr = 0;
+        return;
+    }
+    qsort(w->rows, (size_t)w->nr, sizeof *w->rows, w->id_desc ? id_desc : id_asc);
+    for (int i = 0; i < w->nr && w->n < w->limit; i++) {
+        if (w->skip > 0)
+            w->skip--;
+        else
+            memcpy(w->page[w->n++], w->rows[i], sizeof *w->rows);
+    }
+    w->nr = 0;
+}
+
+/* Steps the walk's statement until the page is full and its last range
+ * read: STORE_OK, STORE_CONFLICT when a range holds over RANGE_MAX rows
+ * (the caller takes another plan), or the failure. */
+static store_rc_t walk_rows(sqlite_store_t *s, sqlite3_stmt *st, walk_t *w)
+{
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t range = (uint64_t)sqlite3_column_int64(st, 0) >> FQ_KEY_BITS;
+        if (w->nr > 0 && range != w->range) {
+            flush_range(w);
+            if (w->n == w->limit) return STORE_OK;
+        }
+        if (w->nr == RANGE_MAX) return STORE_CONFLICT;
+        const unsigned char *id = sqlite3_column_text(st, 1);
+        int len = sqlite3_column_bytes(st, 1);
+        if (id == NULL || len >= UUID_BUFSZ) return STORE_ERROR; /* lead_text holds lead ids only */
+        memcpy(w->rows[w->nr], id, (size_t)len);
+        w->rows[w->nr++][len] = '\0';
+        w->range = range;
+    }
+    if (src != SQLITE_DONE) return sq_map_rc(s, src);
+    flush_range(w);
+    return STORE_OK;
+}
+
+/* The page's leads, by their keys, in the page's order. */
+static const char page_sql[] = "SELECT " SCHEMA_LEAD_COLS_L " FROM json_each(?2) AS j CROSS JOIN leads AS l "
+                               "WHERE l.app_id = ?1 AND l.id = j.value ORDER BY j.key";
+
+static store_rc_t emit_page(sqlite_store_t *s, int64_t app, const walk_t *w, store_lead_cb cb, void *ctx)
+{
+    if (w->n == 0) return STORE_OK;
+    size_t cap = (size_t)w->n * (UUID_BUFSZ + 3) + 3, len = 0;
+    char *json = malloc(cap);
+    if (json == NULL) return STORE_ERROR;
+    json[len++] = '[';
+    for (int i = 0; i < w->n; i++) {
+        size_t m = strlen(w->page[i]);
+        if (i > 0) json[len++] = ',';
+        json[len++] = '"';
+        memcpy(json + len, w->page[i], m);
+        len += m;
+        json[len++] = '"';
+    }
+    json[len++] = ']';
+    assert(len <= cap);
+    sqlite3_stmt *st = sq_dyn_stmt(s, page_sql);
+    store_rc_t rc = STORE_ERROR;
+    if (st != NULL) {
+        sqlite3_bind_int64(st, 1, app);
+        sqlite3_bind_text(st, 2, json, (int)len, SQLITE_STATIC);
+        int n = 0;
+        rc = sq_step_rows(s, st, sq_emit_lead, (void *)cb, ctx, &n);
+        sq_reset(st);
+    }
+    free(json);
+    return rc;
+}
+
+/* Runs a statement of q (written: built) to its one number into *out. */
+static store_rc_t one_number(sqlite_store_t *s, const fq_t *q, bool built, int64_t *out)
+{
+    sqlite3_stmt *st = built ? sq_fq_stmt(s, q) : NULL;
+    if (st == NULL) return STORE_ERROR;
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+    store_rc_t rc = src == SQLITE_ROW ? STORE_OK : sq_map_rc(s, src);
+    sq_reset(st);
+    return rc;
+}
+
+/* The walk (q written, w ready), the page's leads, and the count. */
+static store_rc_t walk_page(sqlite_store_t *s, fq_t *q, int64_t app, const store_lead_query_t *lq, walk_t *w,
+                            int64_t *total, store_lead_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = sq_fq_stmt(s, q);
+    if (st == NULL) return STORE_ERROR;
+    store_rc_t rc = walk_rows(s, st, w);
+    sq_reset(st);
+    if (rc != STORE_OK) return rc;
+    *total = -1;
+    if (lq->count) {
+        /* Every match of the app that the filters keep, through the index. */
+        fq_init(q, false);
+        q->search = FQ_SEARCH_INDEX;
+        rc = one_number(s, q, fq_lead_probe(q, app, &lq->f, lq->now, INT32_MAX), total);
+        if (rc != STORE_OK) return rc;
+    }
+    return emit_page(s, app, w, cb, ctx);
+}
+
+bool sq_search_walk(sqlite_store_t *s, int64_t app, const store_lead_query_t *lq, int64_t *total,
+                    store_lead_cb cb, void *ctx, store_rc_t *rc)
+{
+    if (!fq_lead_walks_search(lq) || lq->limit <= 0 || lq->limit > PAGE_MAX) return false;
+    store_sort_t order[STORE_SORT_MAX];
+    store_lead_order(lq->sort, lq->nsort, order);
+    walk_t w = {.limit = lq->limit, .skip = lq->offset, .id_desc = order[1].desc};
+    w.page = malloc(((size_t)lq->limit + RANGE_MAX) * sizeof *w.page);
+    if (w.page == NULL) {
+        *rc = STORE_ERROR;
+        return true;
+    }
+    w.rows = w.page + lq->limit;
+    fq_t *q = malloc(sizeof *q);
+    bool own = sqlite3_get_autocommit(s->db);
+    *rc = q == NULL ? STORE_ERROR : own ? sq_begin_read(s) : STORE_OK;
+    if (*rc == STORE_OK) {
+        fq_init(q, false);
+        *rc = fq_lead_search_walk(q, app, lq) ? walk_page(s, q, app, lq, &w, total, cb, ctx) : STORE_ERROR;
+        if (own) sq_exec(s, Q_ROLLBACK); /* read only: nothing to commit */
+    }
+    free(q);
+    free(w.page);
+    return *rc != STORE_CONFLICT; /* a range too large: another plan */
+}
