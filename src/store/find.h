@@ -90,6 +90,11 @@ enum fq_plan { FQ_PLAN_ANY, FQ_PLAN_FILTER, FQ_PLAN_SORT };
 #define FQ_KEY_SLOT_MAX 2097151 /* the last slot's offset, for SQL text */
 #define FQ_CREATED_MIN (-4398046511104)
 #define FQ_CREATED_MAX 4398046511103
+/* An app's token in the search index: three characters, one trigram, each
+ * FQ_APP_CHAR_BASE plus 20 bits of the app's id (high to low), so every
+ * app below 2^60 has its own (the walk checks the app anyway). */
+#define FQ_APP_CHAR_BASE 65536
+#define FQ_APP_CHAR_MASK 1048575
 
 typedef struct fq_buf {
     char *s;
@@ -157,6 +162,8 @@ bool fq_totals_count(fq_t *q, int64_t app, const store_lead_filter_t *f);
 /* SQLite: the MATCH expression of a folded term for lead_fts, written into
  * q's own texts: the term as a phrase, in either column. */
 text_ref_t fq_fts_match(fq_t *q, text_ref_t term);
+/* SQLite: the same, and the app's token in its own column (a walk's). */
+text_ref_t fq_fts_app_match(fq_t *q, text_ref_t term, int64_t app);
 /* The number of code points of a (valid UTF-8) text. */
 size_t fq_codepoints(text_ref_t t);
 
