@@ -970,26 +970,41 @@ static void walk_after(fq_t *q, fq_buf_t *b, const store_sort_t *order, const st
     put(b, ")");
 }
 
-bool fq_lead_search_walk(fq_t *q, int64_t app, const store_lead_query_t *lq)
+bool fq_lead_search_filtered(const store_lead_query_t *lq)
+{
+    store_lead_query_t rest = *lq;
+    rest.f.search = (text_ref_t){NULL, 0};
+    return fq_lead_filters_beyond_sort(&rest) || lq->f.has_created_from || lq->f.has_created_to;
+}
+
+bool fq_lead_search_walk(fq_t *q, int64_t app, const store_lead_query_t *lq, const int64_t *from, bool by_app)
 {
     assert(fq_lead_walks_search(lq));
+    bool filtered = fq_lead_search_filtered(lq);
+    assert(by_app || !filtered);
     begin(q, app, lq->now);
     store_sort_t order[STORE_SORT_MAX];
     store_lead_order(lq->sort, lq->nsort, order);
-    store_lead_query_t rest = *lq;
-    rest.f.search = (text_ref_t){NULL, 0};
-    bool filtered = fq_lead_filters_beyond_sort(&rest) || lq->f.has_created_from || lq->f.has_created_to;
     fq_buf_t *b = &q->sql;
-    put(b, "SELECT f.rowid, t.lead_id FROM lead_fts f CROSS JOIN lead_text t");
+    put(b, "SELECT f.rowid, t.lead_id, t.app_id FROM lead_fts f CROSS JOIN lead_text t");
     if (filtered) put(b, " CROSS JOIN leads l");
     put(b, " WHERE f.lead_fts MATCH ");
-    put_text(q, b, fq_fts_app_match(q, lq->f.search, app));
-    put(b, " AND t.rowid = f.rowid AND t.app_id = ");
-    put_app(q, b);
+    put_text(q, b, by_app ? fq_fts_app_match(q, lq->f.search, app) : fq_fts_match(q, lq->f.search));
+    put(b, " AND t.rowid = f.rowid");
+    if (by_app) {
+        put(b, " AND t.app_id = ");
+        put_app(q, b);
+    }
+    if (from != NULL) {
+        put(b, order[0].desc ? " AND f.rowid > " : " AND f.rowid < ");
+        put_int(q, b, *from);
+    }
     if (lq->after != NULL) walk_after(q, b, order, lq->after);
     if (filtered) {
         /* The other filters on the lead's row, read by its key: no index
          * of theirs (the walk is the search index's). */
+        store_lead_query_t rest = *lq;
+        rest.f.search = (text_ref_t){NULL, 0};
         q->plan = FQ_PLAN_SORT;
         q->sort_col = NULL;
         put(b, " AND l.app_id = t.app_id AND l.id = t.lead_id AND ");

@@ -141,11 +141,17 @@ void fq_summary_add(store_summary_t *out, const store_lead_filter_t *f, const in
  * a term of FQ_TRIGRAM code points or more, sorted by created_at (either
  * way) then id, and a position (if any) whose created_at has keys. */
 bool fq_lead_walks_search(const store_lead_query_t *lq);
+/* SQLite: whether such a find filters by more than its search. */
+bool fq_lead_search_filtered(const store_lead_query_t *lq);
 /* SQLite: the statement walking the search index for lq (see
- * fq_lead_walks_search): (key, lead id) of the app's matches that lq's
- * other filters keep, after its position, by key in the order's direction
- * (ties on created_at come out in key order: the caller sorts them). */
-bool fq_lead_search_walk(fq_t *q, int64_t app, const store_lead_query_t *lq);
+ * fq_lead_walks_search): (key, lead id, app) of the matches after lq's
+ * position, and after key *from (unless NULL), by key in the order's
+ * direction (ties on created_at come out in key order: the caller sorts
+ * them). by_app: only the app's matches, asked of the index (its app_f
+ * token), and those lq's other filters keep; else every app's matches
+ * (lq filters by its search alone: fq_lead_search_filtered false). */
+bool fq_lead_search_walk(fq_t *q, int64_t app, const store_lead_query_t *lq, const int64_t *from,
+                         bool by_app);
 
 /* Whether a lead find filters by anything but its first sort key's own
  * column: only then does the plan matter (fq_plan). */

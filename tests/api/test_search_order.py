@@ -3,7 +3,8 @@ the edges of a search read from the index in created_at order, compared
 with the contract's rules (findref.py): leads that share a created_at (an
 import stamps all its rows with one) across page boundaries, by page and
 by cursor, a recovered lead back in its old place, matches of other apps
-in between, other filters beside the search, and an import larger than
+in between (more of them than a walk passes over before it asks the
+index for its app's matches only), other filters beside the search, and an import larger than
 the ties a walk sorts itself (SQLite then takes another plan)."""
 
 import time
@@ -75,6 +76,9 @@ def test_ties_recoveries_and_other_apps_keep_the_lists_order(server):
     for i in range(3):
         app.create_lead(name=f"quartz late {i}", stage="qualified" if i % 2 else "new")
         other.create_lead(name=f"quartz other late {i}")
+    # Newer than all of app's: more of other's matches than a walk passes
+    # over before it asks the index for its app's only.
+    import_names(other, [f"Quartz flood {i}" for i in range(40)])
     assert_status(app.delete(f"/leads/{old['id']}"), 204)
     assert_status(app.put(f"/leads/{old['id']}/recover"), 200)
     leads = all_leads(app)

@@ -659,12 +659,14 @@ Test(sqlite, search_keys_are_in_the_lists_order)
     store_close(s);
 }
 
-/* The plan of a search walk (search.c) and of its count. */
-static void walk_plan(store_t *s, const store_lead_query_t *lq, char *steps, size_t cap)
+/* The plan of a search walk (search.c): by app (its index token), or of
+ * every app's matches, from a key or not. */
+static void walk_plan(store_t *s, const store_lead_query_t *lq, bool by_app, char *steps, size_t cap)
 {
     static fq_t q;
     fq_init(&q, false);
-    cr_assert(fq_lead_search_walk(&q, 1, lq));
+    int64_t from = -5;
+    cr_assert(fq_lead_search_walk(&q, 1, lq, by_app ? &from : NULL, by_app));
     plan_of(s, &q, steps, cap);
 }
 
@@ -678,16 +680,20 @@ Test(sqlite, a_search_walks_the_index_in_the_lists_order)
     q.f.search = (text_ref_t){"acme", 4};
     cr_assert(fq_lead_walks_search(&q));
     char steps[8192];
-    walk_plan(s, &q, steps, sizeof steps);
-    cr_expect(strstr(steps, "SCAN f VIRTUAL TABLE INDEX") != NULL, "%s", steps);
-    cr_expect(strstr(steps, "SEARCH t USING INTEGER PRIMARY KEY (rowid=?)") != NULL, "%s", steps);
-    cr_expect(strstr(steps, "TEMP B-TREE") == NULL, "no sort:\n%s", steps);
+    for (int by_app = 0; by_app < 2; by_app++) {
+        walk_plan(s, &q, by_app, steps, sizeof steps);
+        cr_expect(strstr(steps, by_app ? "SCAN f VIRTUAL TABLE INDEX 64:M3>"
+                                       : "SCAN f VIRTUAL TABLE INDEX 64:M3\n") != NULL,
+                  "%s", steps);
+        cr_expect(strstr(steps, "SEARCH t USING INTEGER PRIMARY KEY (rowid=?)") != NULL, "%s", steps);
+        cr_expect(strstr(steps, "TEMP B-TREE") == NULL, "no sort:\n%s", steps);
+    }
     q.f.stages = 1u << STAGE_QUALIFIED;
     q.nsort = 1;
     q.sort[0] = (store_sort_t){LEAD_KEY_CREATED, false};
     store_pos_t pos = {.n = 2, .v = {{.i = 1000}, {.t = {"0190a000-0000-7000-8000-000000000001", 36}}}};
     q.after = &pos;
-    walk_plan(s, &q, steps, sizeof steps);
+    walk_plan(s, &q, true, steps, sizeof steps);
     cr_expect(strstr(steps, "SCAN f VIRTUAL TABLE INDEX") != NULL, "%s", steps);
     cr_expect(strstr(steps, "SEARCH l USING PRIMARY KEY (app_id=? AND id=?)") != NULL, "%s", steps);
     cr_expect(strstr(steps, "TEMP B-TREE") == NULL, "no sort:\n%s", steps);

@@ -29,16 +29,33 @@
 
 typedef char lead_id_t[UUID_BUFSZ];
 
+/* After this many other apps' matches, a walk asks the index for its
+ * app's only (their app_f token): each of them costs a lead_text read,
+ * and the token's matches, an app's every lead, cost a read of the index
+ * however few of them other apps' leads are. */
+#define OTHERS_MAX 32
+
 /* A walk in progress: the page so far, the range being read. */
 typedef struct walk {
+    int64_t app;
     int limit, n;    /* the page's rows wanted and found */
     int64_t skip;    /* rows still to skip (the page's offset) */
     bool id_desc;    /* ties by id descending */
     uint64_t range;  /* the key's bits above the slot, of the rows in rows */
     int nr;          /* rows of that range read */
+    int others;      /* other apps' matches passed over */
+    int64_t last;    /* the last key read */
     lead_id_t *page; /* [limit] */
     lead_id_t *rows; /* [RANGE_MAX] */
 } walk_t;
+
+/* How a walk's statement ended. */
+enum walk_end {
+    WALK_DONE,   /* the page is read */
+    WALK_OTHERS, /* OTHERS_MAX other apps' matches: go on by app */
+    WALK_RANGE,  /* a range of over RANGE_MAX rows: another plan */
+    WALK_FAILED
+};
 
 static int id_asc(const void *a, const void *b)
 {
@@ -68,29 +85,50 @@ static void flush_range(walk_t *w)
     w->nr = 0;
 }
 
+/* Adds the row at st to the range being read, after the range before it
+ * (when its range is new) to the page: false when the page is full. */
+static bool add_row(walk_t *w, sqlite3_stmt *st, bool ours, enum walk_end *end)
+{
+    int64_t key = sqlite3_column_int64(st, 0);
+    uint64_t range = (uint64_t)key >> FQ_KEY_BITS;
+    w->last = key;
+    if (w->nr > 0 && range != w->range) {
+        flush_range(w);
+        if (w->n == w->limit) return false;
+    }
+    if (!ours) return true;
+    const unsigned char *id = sqlite3_column_text(st, 1);
+    int len = sqlite3_column_bytes(st, 1);
+    if (w->nr == RANGE_MAX || id == NULL || len >= UUID_BUFSZ) {
+        *end = w->nr == RANGE_MAX ? WALK_RANGE : WALK_FAILED; /* lead_text holds lead ids only */
+        return false;
+    }
+    memcpy(w->rows[w->nr], id, (size_t)len);
+    w->rows[w->nr++][len] = '\0';
+    w->range = range;
+    return true;
+}
+
 /* Steps the walk's statement until the page is full and its last range
- * read: STORE_OK, STORE_CONFLICT when a range holds over RANGE_MAX rows
- * (the caller takes another plan), or the failure. */
-static store_rc_t walk_rows(sqlite_store_t *s, sqlite3_stmt *st, walk_t *w)
+ * read (*rc the failure, if any). */
+static enum walk_end walk_rows(sqlite_store_t *s, sqlite3_stmt *st, walk_t *w, store_rc_t *rc)
 {
     int src;
+    enum walk_end end = WALK_DONE;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        uint64_t range = (uint64_t)sqlite3_column_int64(st, 0) >> FQ_KEY_BITS;
-        if (w->nr > 0 && range != w->range) {
-            flush_range(w);
-            if (w->n == w->limit) return STORE_OK;
+        bool ours = sqlite3_column_int64(st, 2) == w->app;
+        if (!add_row(w, st, ours, &end)) {
+            if (end == WALK_FAILED) *rc = STORE_ERROR;
+            return end;
         }
-        if (w->nr == RANGE_MAX) return STORE_CONFLICT;
-        const unsigned char *id = sqlite3_column_text(st, 1);
-        int len = sqlite3_column_bytes(st, 1);
-        if (id == NULL || len >= UUID_BUFSZ) return STORE_ERROR; /* lead_text holds lead ids only */
-        memcpy(w->rows[w->nr], id, (size_t)len);
-        w->rows[w->nr++][len] = '\0';
-        w->range = range;
+        if (!ours && ++w->others == OTHERS_MAX) return WALK_OTHERS;
     }
-    if (src != SQLITE_DONE) return sq_map_rc(s, src);
+    if (src != SQLITE_DONE) {
+        *rc = sq_map_rc(s, src);
+        return WALK_FAILED;
+    }
     flush_range(w);
-    return STORE_OK;
+    return WALK_DONE;
 }
 
 /* The page's leads, by their keys, in the page's order. */
@@ -139,24 +177,43 @@ static store_rc_t one_number(sqlite_store_t *s, const fq_t *q, bool built, int64
     return rc;
 }
 
-/* The walk (q written, w ready), the page's leads, and the count. */
-static store_rc_t walk_page(sqlite_store_t *s, fq_t *q, int64_t app, const store_lead_query_t *lq, walk_t *w,
+/* The walk: every app's matches while few are other apps' (unless other
+ * filters ask for the lead's row anyway), then the app's; *rc the
+ * failure, if any. */
+static enum walk_end walk(sqlite_store_t *s, fq_t *q, const store_lead_query_t *lq, walk_t *w, store_rc_t *rc)
+{
+    bool by_app = fq_lead_search_filtered(lq);
+    for (int turn = 0;; turn++) {
+        fq_init(q, false);
+        sqlite3_stmt *st =
+            fq_lead_search_walk(q, w->app, lq, turn > 0 ? &w->last : NULL, by_app) ? sq_fq_stmt(s, q) : NULL;
+        if (st == NULL) {
+            *rc = STORE_ERROR;
+            return WALK_FAILED;
+        }
+        enum walk_end end = walk_rows(s, st, w, rc);
+        sq_reset(st);
+        if (end != WALK_OTHERS) return end;
+        by_app = true;
+    }
+}
+
+/* The walk (w ready), the page's leads, and the count. */
+static store_rc_t walk_page(sqlite_store_t *s, fq_t *q, const store_lead_query_t *lq, walk_t *w,
                             int64_t *total, store_lead_cb cb, void *ctx)
 {
-    sqlite3_stmt *st = sq_fq_stmt(s, q);
-    if (st == NULL) return STORE_ERROR;
-    store_rc_t rc = walk_rows(s, st, w);
-    sq_reset(st);
-    if (rc != STORE_OK) return rc;
+    store_rc_t rc = STORE_OK;
+    enum walk_end end = walk(s, q, lq, w, &rc);
+    if (end != WALK_DONE) return end == WALK_RANGE ? STORE_CONFLICT : rc;
     *total = -1;
     if (lq->count) {
         /* Every match of the app that the filters keep, through the index. */
         fq_init(q, false);
         q->search = FQ_SEARCH_INDEX;
-        rc = one_number(s, q, fq_lead_probe(q, app, &lq->f, lq->now, INT32_MAX), total);
+        rc = one_number(s, q, fq_lead_probe(q, w->app, &lq->f, lq->now, INT32_MAX), total);
         if (rc != STORE_OK) return rc;
     }
-    return emit_page(s, app, w, cb, ctx);
+    return emit_page(s, w->app, w, cb, ctx);
 }
 
 bool sq_search_walk(sqlite_store_t *s, int64_t app, const store_lead_query_t *lq, int64_t *total,
@@ -165,7 +222,7 @@ bool sq_search_walk(sqlite_store_t *s, int64_t app, const store_lead_query_t *lq
     if (!fq_lead_walks_search(lq) || lq->limit <= 0 || lq->limit > PAGE_MAX) return false;
     store_sort_t order[STORE_SORT_MAX];
     store_lead_order(lq->sort, lq->nsort, order);
-    walk_t w = {.limit = lq->limit, .skip = lq->offset, .id_desc = order[1].desc};
+    walk_t w = {.app = app, .limit = lq->limit, .skip = lq->offset, .id_desc = order[1].desc};
     w.page = malloc(((size_t)lq->limit + RANGE_MAX) * sizeof *w.page);
     if (w.page == NULL) {
         *rc = STORE_ERROR;
@@ -176,8 +233,7 @@ bool sq_search_walk(sqlite_store_t *s, int64_t app, const store_lead_query_t *lq
     bool own = sqlite3_get_autocommit(s->db);
     *rc = q == NULL ? STORE_ERROR : own ? sq_begin_read(s) : STORE_OK;
     if (*rc == STORE_OK) {
-        fq_init(q, false);
-        *rc = fq_lead_search_walk(q, app, lq) ? walk_page(s, q, app, lq, &w, total, cb, ctx) : STORE_ERROR;
+        *rc = walk_page(s, q, lq, &w, total, cb, ctx);
         if (own) sq_exec(s, Q_ROLLBACK); /* read only: nothing to commit */
     }
     free(q);
