@@ -24,6 +24,10 @@
 /* A range with more matches than this (an import's leads stamped alike,
  * all holding the term) is left to the other plans, which sort in SQL. */
 #define RANGE_MAX 4096
+/* Room for this many rows of a range at first (allocated: a large block
+ * is mapped and unmapped at every request, which cost more than the
+ * walk at 10,000 leads). */
+#define ROWS_FIRST 64
 /* A page of more rows than this (a CSV export reads 1,000) too. */
 #define PAGE_MAX 2048
 
@@ -42,11 +46,11 @@ typedef struct walk {
     int64_t skip;    /* rows still to skip (the page's offset) */
     bool id_desc;    /* ties by id descending */
     uint64_t range;  /* the key's bits above the slot, of the rows in rows */
-    int nr;          /* rows of that range read */
+    int nr, rcap;    /* rows of that range read, and room for them */
     int others;      /* other apps' matches passed over */
     int64_t last;    /* the last key read */
     lead_id_t *page; /* [limit] */
-    lead_id_t *rows; /* [RANGE_MAX] */
+    lead_id_t *rows; /* [rcap], grown up to RANGE_MAX */
 } walk_t;
 
 /* How a walk's statement ended. */
@@ -85,6 +89,18 @@ static void flush_range(walk_t *w)
     w->nr = 0;
 }
 
+/* Room in w->rows for one more row: false when out of memory. */
+static bool room_for_row(walk_t *w)
+{
+    if (w->nr < w->rcap) return true;
+    int cap = w->rcap * 2 < RANGE_MAX ? w->rcap * 2 : RANGE_MAX;
+    lead_id_t *rows = realloc(w->rows, (size_t)cap * sizeof *rows);
+    if (rows == NULL) return false;
+    w->rows = rows;
+    w->rcap = cap;
+    return true;
+}
+
 /* Adds the row at st to the range being read, after the range before it
  * (when its range is new) to the page: false when the page is full. */
 static bool add_row(walk_t *w, sqlite3_stmt *st, bool ours, enum walk_end *end)
@@ -99,8 +115,12 @@ static bool add_row(walk_t *w, sqlite3_stmt *st, bool ours, enum walk_end *end)
     if (!ours) return true;
     const unsigned char *id = sqlite3_column_text(st, 1);
     int len = sqlite3_column_bytes(st, 1);
-    if (w->nr == RANGE_MAX || id == NULL || len >= UUID_BUFSZ) {
-        *end = w->nr == RANGE_MAX ? WALK_RANGE : WALK_FAILED; /* lead_text holds lead ids only */
+    if (w->nr == RANGE_MAX) {
+        *end = WALK_RANGE;
+        return false;
+    }
+    if (id == NULL || len >= UUID_BUFSZ || !room_for_row(w)) {
+        *end = WALK_FAILED; /* lead_text holds lead ids only */
         return false;
     }
     memcpy(w->rows[w->nr], id, (size_t)len);
@@ -223,12 +243,16 @@ bool sq_search_walk(sqlite_store_t *s, int64_t app, const store_lead_query_t *lq
     store_sort_t order[STORE_SORT_MAX];
     store_lead_order(lq->sort, lq->nsort, order);
     walk_t w = {.app = app, .limit = lq->limit, .skip = lq->offset, .id_desc = order[1].desc};
-    w.page = malloc(((size_t)lq->limit + RANGE_MAX) * sizeof *w.page);
-    if (w.page == NULL) {
+    /* Most ranges are a row or two: room for more as they come. */
+    w.rcap = ROWS_FIRST;
+    w.page = malloc((size_t)lq->limit * sizeof *w.page);
+    w.rows = malloc((size_t)w.rcap * sizeof *w.rows);
+    if (w.page == NULL || w.rows == NULL) {
+        free(w.page);
+        free(w.rows);
         *rc = STORE_ERROR;
         return true;
     }
-    w.rows = w.page + lq->limit;
     fq_t *q = malloc(sizeof *q);
     bool own = sqlite3_get_autocommit(s->db);
     *rc = q == NULL ? STORE_ERROR : own ? sq_begin_read(s) : STORE_OK;
@@ -238,5 +262,6 @@ bool sq_search_walk(sqlite_store_t *s, int64_t app, const store_lead_query_t *lq
     }
     free(q);
     free(w.page);
+    free(w.rows);
     return *rc != STORE_CONFLICT; /* a range too large: another plan */
 }
