@@ -24,9 +24,9 @@
 /* A range with more matches than this (an import's leads stamped alike,
  * all holding the term) is left to the other plans, which sort in SQL. */
 #define RANGE_MAX 4096
-/* Room for this many rows of a range at first (allocated: a large block
- * is mapped and unmapped at every request, which cost more than the
- * walk at 10,000 leads). */
+/* Room for this many rows of a range at first, more as they come (room
+ * for RANGE_MAX at once is a block mapped and unmapped at every search:
+ * 114 against 80 us of crmd CPU a search at 10,000 leads). */
 #define ROWS_FIRST 64
 /* A page of more rows than this (a CSV export reads 1,000) too. */
 #define PAGE_MAX 2048
