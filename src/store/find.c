@@ -951,20 +951,20 @@ bool fq_lead_walks_search(const store_lead_query_t *lq)
 /* The first search key of created_at c's range (c in range). */
 static int64_t first_key(int64_t c)
 {
-    return (-c - 1) * FQ_KEY_SLOTS; /* (~c) << FQ_KEY_BITS, without shifting a negative number */
+    return c * FQ_KEY_SLOTS; /* c << FQ_KEY_BITS, without shifting a negative number */
 }
 
-/* " AND" the rows after the position (c, id) of a walk: later ranges
+/* " AND" the rows after the position (c, id) of a walk: other ranges
  * (below the position's, newest first), and the position's own range
  * after its id. */
 static void walk_after(fq_t *q, fq_buf_t *b, const store_sort_t *order, const store_pos_t *pos)
 {
     int64_t lo = first_key(pos->v[0].i), hi = lo + FQ_KEY_SLOT_MAX;
     bool newest = order[0].desc;
-    put(b, newest ? " AND f.rowid >= " : " AND f.rowid <= ");
-    put_int(q, b, newest ? lo : hi);
-    put(b, newest ? " AND (f.rowid > " : " AND (f.rowid < ");
+    put(b, newest ? " AND f.rowid <= " : " AND f.rowid >= ");
     put_int(q, b, newest ? hi : lo);
+    put(b, newest ? " AND (f.rowid < " : " AND (f.rowid > ");
+    put_int(q, b, newest ? lo : hi);
     put(b, order[1].desc ? " OR t.lead_id < " : " OR t.lead_id > ");
     put_text(q, b, pos->v[1].t);
     put(b, ")");
@@ -996,7 +996,7 @@ bool fq_lead_search_walk(fq_t *q, int64_t app, const store_lead_query_t *lq, con
         put_app(q, b);
     }
     if (from != NULL) {
-        put(b, order[0].desc ? " AND f.rowid > " : " AND f.rowid < ");
+        put(b, order[0].desc ? " AND f.rowid < " : " AND f.rowid > ");
         put_int(q, b, *from);
     }
     if (lq->after != NULL) walk_after(q, b, order, lq->after);
@@ -1010,7 +1010,7 @@ bool fq_lead_search_walk(fq_t *q, int64_t app, const store_lead_query_t *lq, con
         put(b, " AND l.app_id = t.app_id AND l.id = t.lead_id AND ");
         lead_where(q, b, &rest.f);
     }
-    put(b, order[0].desc ? " ORDER BY f.rowid" : " ORDER BY f.rowid DESC");
+    put(b, order[0].desc ? " ORDER BY f.rowid DESC" : " ORDER BY f.rowid");
     return done(q);
 }
 

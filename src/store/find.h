@@ -80,8 +80,8 @@ enum fq_plan { FQ_PLAN_ANY, FQ_PLAN_FILTER, FQ_PLAN_SORT };
 #define FQ_TRIGRAM 3
 
 /* SQLite's search keys (lead_text's rowid, lead_fts's): a lead created at
- * c (ms) has one of the FQ_KEY_SLOTS keys from (~c) << FQ_KEY_BITS, so
- * ascending keys are the newest leads first (store/sqlite/sql.c, migration
+ * c (ms) has one of the FQ_KEY_SLOTS keys from c << FQ_KEY_BITS, so
+ * descending keys are the newest leads first (store/sqlite/sql.c, migration
  * 10). A created_at outside [FQ_CREATED_MIN, FQ_CREATED_MAX] (years 1830
  * to 2109) has no keys: a write of one is refused. 2,097,152 slots a
  * millisecond hold twenty imports of the largest size stamped alike. */

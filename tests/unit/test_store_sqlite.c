@@ -635,23 +635,24 @@ Test(sqlite, search_keys_are_in_the_lists_order)
     cr_assert_eq(insert_lead(s, 1, 10), SQLITE_OK);
     cr_assert_eq(insert_lead(s, 2, 10), SQLITE_OK);
     cr_assert_eq(insert_lead(s, 3, 20), SQLITE_OK);
-    cr_expect_eq(key_of(s, 1), -11 * (int64_t)FQ_KEY_SLOTS);
-    cr_expect_eq(key_of(s, 2), -11 * (int64_t)FQ_KEY_SLOTS + 1);
-    cr_expect_eq(key_of(s, 3), -21 * (int64_t)FQ_KEY_SLOTS, "a newer lead has a smaller key");
+    cr_expect_eq(key_of(s, 1), 10 * (int64_t)FQ_KEY_SLOTS);
+    cr_expect_eq(key_of(s, 2), 10 * (int64_t)FQ_KEY_SLOTS + 1);
+    cr_expect_eq(key_of(s, 3), 20 * (int64_t)FQ_KEY_SLOTS, "a newer lead has a larger key");
     cr_assert_eq(exec_sql(s, "DELETE FROM leads WHERE id = '0190a000-0000-7000-8000-000000000001'"),
                  SQLITE_OK);
     cr_assert_eq(insert_lead(s, 1, 10), SQLITE_OK);
-    cr_expect_eq(key_of(s, 1), -11 * (int64_t)FQ_KEY_SLOTS + 2, "back in its range, after the others");
+    cr_expect_eq(key_of(s, 1), 10 * (int64_t)FQ_KEY_SLOTS + 2, "back in its range, after the others");
     cr_expect_eq(int_of(s, "SELECT count(*) FROM lead_fts WHERE lead_fts MATCH '\"lead 1\"'"), 1);
     cr_assert_eq(insert_lead(s, 4, FQ_CREATED_MAX), SQLITE_OK);
-    cr_expect_eq(key_of(s, 4), INT64_MIN, "the newest possible created_at has the first key");
+    cr_expect_eq(key_of(s, 4), INT64_MAX - FQ_KEY_SLOT_MAX,
+                 "the newest possible created_at has the last range");
     cr_assert_eq(insert_lead(s, 5, FQ_CREATED_MIN), SQLITE_OK);
-    cr_expect_eq(key_of(s, 5), INT64_MAX - FQ_KEY_SLOT_MAX, "the oldest the last range");
+    cr_expect_eq(key_of(s, 5), INT64_MIN, "the oldest the first key");
     cr_expect_eq(insert_lead(s, 6, FQ_CREATED_MAX + 1), SQLITE_CONSTRAINT);
     cr_expect_eq(insert_lead(s, 7, FQ_CREATED_MIN - 1), SQLITE_CONSTRAINT);
     char full[160];
     snprintf(full, sizeof full, "INSERT INTO lead_text (rowid, app_id, lead_id) VALUES (%lld, 2, 'x')",
-             (long long)(-31 * (int64_t)FQ_KEY_SLOTS + FQ_KEY_SLOT_MAX));
+             (long long)(30 * (int64_t)FQ_KEY_SLOTS + FQ_KEY_SLOT_MAX));
     cr_assert_eq(exec_sql(s, full), SQLITE_OK);
     cr_expect_eq(insert_lead(s, 8, 30), SQLITE_CONSTRAINT, "the range of 30 is full");
     cr_expect_eq(int_of(s, "SELECT count(*) FROM leads"), 5, "no refused lead went in");
@@ -682,8 +683,8 @@ Test(sqlite, a_search_walks_the_index_in_the_lists_order)
     char steps[8192];
     for (int by_app = 0; by_app < 2; by_app++) {
         walk_plan(s, &q, by_app, steps, sizeof steps);
-        cr_expect(strstr(steps, by_app ? "SCAN f VIRTUAL TABLE INDEX 64:M3>"
-                                       : "SCAN f VIRTUAL TABLE INDEX 64:M3\n") != NULL,
+        cr_expect(strstr(steps, by_app ? "SCAN f VIRTUAL TABLE INDEX 192:M3<"
+                                       : "SCAN f VIRTUAL TABLE INDEX 192:M3\n") != NULL,
                   "%s", steps);
         cr_expect(strstr(steps, "SEARCH t USING INTEGER PRIMARY KEY (rowid=?)") != NULL, "%s", steps);
         cr_expect(strstr(steps, "TEMP B-TREE") == NULL, "no sort:\n%s", steps);
