@@ -306,6 +306,26 @@ text_ref_t fq_fts_match(fq_t *q, text_ref_t term)
     return own_quoted(q, "{name_f source_f} : \"", term, "\"", 0, "\"");
 }
 
+/* Writes code point cp (0x10000 to 0x10FFFF) as UTF-8 into out: 4 bytes. */
+static void utf8_4(unsigned long cp, char *out)
+{
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+}
+
+text_ref_t fq_fts_app_match(fq_t *q, text_ref_t term, int64_t app)
+{
+    /* The app's token as sql.c's SQ_APP_TOKEN makes it. */
+    char suffix[48] = "\" AND app_f : \"";
+    size_t n = strlen(suffix);
+    for (int shift = 40; shift >= 0; shift -= 20, n += 4)
+        utf8_4(FQ_APP_CHAR_BASE + (((unsigned long long)app >> shift) & FQ_APP_CHAR_MASK), suffix + n);
+    memcpy(suffix + n, "\"", 2);
+    return own_quoted(q, "{name_f source_f} : \"", term, "\"", 0, suffix);
+}
+
 /* --- filters --------------------------------------------------------------------- */
 
 /* A filtered column as the plan wants it: name is "+l.col"; under
@@ -910,6 +930,87 @@ bool fq_follow_find(fq_t *q, int64_t app, const store_follow_query_t *fq)
         put_uuid(q, &q->sql, fq->lead);
     }
     put_final_order(q, &rd);
+    return done(q);
+}
+
+_Static_assert(FQ_KEY_SLOTS == FQ_KEY_SLOT_MAX + 1 && FQ_KEY_SLOTS == (int64_t)1 << FQ_KEY_BITS &&
+                   FQ_CREATED_MAX == -FQ_CREATED_MIN - 1 && FQ_CREATED_MAX == INT64_MAX >> FQ_KEY_BITS,
+               "every created_at in range has its keys in 64 bits");
+
+bool fq_lead_walks_search(const store_lead_query_t *lq)
+{
+    store_sort_t order[STORE_SORT_MAX];
+    int n = store_lead_order(lq->sort, lq->nsort, order);
+    if (lq->f.search.ptr == NULL || fq_codepoints(lq->f.search) < FQ_TRIGRAM) return false;
+    if (n != 2 || order[0].key != LEAD_KEY_CREATED || order[1].key != LEAD_KEY_ID) return false;
+    if (lq->after == NULL) return true;
+    int64_t c = lq->after->v[0].i;
+    return lq->after->n == 2 && c >= FQ_CREATED_MIN && c <= FQ_CREATED_MAX;
+}
+
+/* The first search key of created_at c's range (c in range). */
+static int64_t first_key(int64_t c)
+{
+    return c * FQ_KEY_SLOTS; /* c << FQ_KEY_BITS, without shifting a negative number */
+}
+
+/* " AND" the rows after the position (c, id) of a walk: other ranges
+ * (below the position's, newest first), and the position's own range
+ * after its id. */
+static void walk_after(fq_t *q, fq_buf_t *b, const store_sort_t *order, const store_pos_t *pos)
+{
+    int64_t lo = first_key(pos->v[0].i), hi = lo + FQ_KEY_SLOT_MAX;
+    bool newest = order[0].desc;
+    put(b, newest ? " AND f.rowid <= " : " AND f.rowid >= ");
+    put_int(q, b, newest ? hi : lo);
+    put(b, newest ? " AND (f.rowid < " : " AND (f.rowid > ");
+    put_int(q, b, newest ? lo : hi);
+    put(b, order[1].desc ? " OR t.lead_id < " : " OR t.lead_id > ");
+    put_text(q, b, pos->v[1].t);
+    put(b, ")");
+}
+
+bool fq_lead_search_filtered(const store_lead_query_t *lq)
+{
+    store_lead_query_t rest = *lq;
+    rest.f.search = (text_ref_t){NULL, 0};
+    return fq_lead_filters_beyond_sort(&rest) || lq->f.has_created_from || lq->f.has_created_to;
+}
+
+bool fq_lead_search_walk(fq_t *q, int64_t app, const store_lead_query_t *lq, const int64_t *from, bool by_app)
+{
+    assert(fq_lead_walks_search(lq));
+    bool filtered = fq_lead_search_filtered(lq);
+    assert(by_app || !filtered);
+    begin(q, app, lq->now);
+    store_sort_t order[STORE_SORT_MAX];
+    store_lead_order(lq->sort, lq->nsort, order);
+    fq_buf_t *b = &q->sql;
+    put(b, "SELECT f.rowid, t.lead_id, t.app_id FROM lead_fts f CROSS JOIN lead_text t");
+    if (filtered) put(b, " CROSS JOIN leads l");
+    put(b, " WHERE f.lead_fts MATCH ");
+    put_text(q, b, by_app ? fq_fts_app_match(q, lq->f.search, app) : fq_fts_match(q, lq->f.search));
+    put(b, " AND t.rowid = f.rowid");
+    if (by_app) {
+        put(b, " AND t.app_id = ");
+        put_app(q, b);
+    }
+    if (from != NULL) {
+        put(b, order[0].desc ? " AND f.rowid < " : " AND f.rowid > ");
+        put_int(q, b, *from);
+    }
+    if (lq->after != NULL) walk_after(q, b, order, lq->after);
+    if (filtered) {
+        /* The other filters on the lead's row, read by its key: no index
+         * of theirs (the walk is the search index's). */
+        store_lead_query_t rest = *lq;
+        rest.f.search = (text_ref_t){NULL, 0};
+        q->plan = FQ_PLAN_SORT;
+        q->sort_col = NULL;
+        put(b, " AND l.app_id = t.app_id AND l.id = t.lead_id AND ");
+        lead_where(q, b, &rest.f);
+    }
+    put(b, order[0].desc ? " ORDER BY f.rowid DESC" : " ORDER BY f.rowid");
     return done(q);
 }
 

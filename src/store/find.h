@@ -79,6 +79,23 @@ enum fq_plan { FQ_PLAN_ANY, FQ_PLAN_FILTER, FQ_PLAN_SORT };
 /* Search terms of fewer code points than this cannot use the trigrams. */
 #define FQ_TRIGRAM 3
 
+/* SQLite's search keys (lead_text's rowid, lead_fts's): a lead created at
+ * c (ms) has one of the FQ_KEY_SLOTS keys from c << FQ_KEY_BITS, so
+ * descending keys are the newest leads first (store/sqlite/sql.c, migration
+ * 10). A created_at outside [FQ_CREATED_MIN, FQ_CREATED_MAX] (years 1830
+ * to 2109) has no keys: a write of one is refused. 2,097,152 slots a
+ * millisecond hold twenty imports of the largest size stamped alike. */
+#define FQ_KEY_BITS 21
+#define FQ_KEY_SLOTS 2097152
+#define FQ_KEY_SLOT_MAX 2097151 /* the last slot's offset, for SQL text */
+#define FQ_CREATED_MIN (-4398046511104)
+#define FQ_CREATED_MAX 4398046511103
+/* An app's token in the search index: three characters, one trigram, each
+ * FQ_APP_CHAR_BASE plus 20 bits of the app's id (high to low), so every
+ * app below 2^60 has its own (the walk checks the app anyway). */
+#define FQ_APP_CHAR_BASE 65536
+#define FQ_APP_CHAR_MASK 1048575
+
 typedef struct fq_buf {
     char *s;
     size_t len, cap;
@@ -120,6 +137,22 @@ bool fq_lead_summary(fq_t *q, int64_t app, const store_lead_filter_t *f, int64_t
 /* Adds one summary row to *out (kept only when f keeps its cell). */
 void fq_summary_add(store_summary_t *out, const store_lead_filter_t *f, const int64_t row[8]);
 
+/* SQLite: whether a lead find can walk the search index in its own order:
+ * a term of FQ_TRIGRAM code points or more, sorted by created_at (either
+ * way) then id, and a position (if any) whose created_at has keys. */
+bool fq_lead_walks_search(const store_lead_query_t *lq);
+/* SQLite: whether such a find filters by more than its search. */
+bool fq_lead_search_filtered(const store_lead_query_t *lq);
+/* SQLite: the statement walking the search index for lq (see
+ * fq_lead_walks_search): (key, lead id, app) of the matches after lq's
+ * position, and after key *from (unless NULL), by key in the order's
+ * direction (ties on created_at come out in key order: the caller sorts
+ * them). by_app: only the app's matches, asked of the index (its app_f
+ * token), and those lq's other filters keep; else every app's matches
+ * (lq filters by its search alone: fq_lead_search_filtered false). */
+bool fq_lead_search_walk(fq_t *q, int64_t app, const store_lead_query_t *lq, const int64_t *from,
+                         bool by_app);
+
 /* Whether a lead find filters by anything but its first sort key's own
  * column: only then does the plan matter (fq_plan). */
 bool fq_lead_filters_beyond_sort(const store_lead_query_t *lq);
@@ -135,6 +168,8 @@ bool fq_totals_count(fq_t *q, int64_t app, const store_lead_filter_t *f);
 /* SQLite: the MATCH expression of a folded term for lead_fts, written into
  * q's own texts: the term as a phrase, in either column. */
 text_ref_t fq_fts_match(fq_t *q, text_ref_t term);
+/* SQLite: the same, and the app's token in its own column (a walk's). */
+text_ref_t fq_fts_app_match(fq_t *q, text_ref_t term, int64_t app);
 /* The number of code points of a (valid UTF-8) text. */
 size_t fq_codepoints(text_ref_t t);
 

@@ -593,3 +593,133 @@ Test(sqlite, a_held_snapshot_never_hides_a_commit_of_this_process)
     cr_expect_null(turn_end_fn, "closing stops the turn's timer");
     store_close(writer);
 }
+
+/* Runs sql on the store's own connection: SQLite's primary result code. */
+static int exec_sql(store_t *s, const char *sql)
+{
+    return sqlite3_exec(((sqlite_store_t *)s)->db, sql, NULL, NULL, NULL) & 0xff;
+}
+
+/* The one integer sql answers on s. */
+static int64_t int_of(store_t *s, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(((sqlite_store_t *)s)->db, sql, -1, &st, NULL), SQLITE_OK, "%s", sql);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sql);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Inserts lead n of app 1, created at c: SQLite's result code. */
+static int insert_lead(store_t *s, int n, int64_t c)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO leads (app_id, id, name, stage, status, created_at, updated_at, name_fold) "
+             "VALUES (1, '0190a000-0000-7000-8000-%012d', 'Lead %d', 0, 0, %lld, %lld, 'lead %d')",
+             n, n, (long long)c, (long long)c, n);
+    return exec_sql(s, sql);
+}
+
+static int64_t key_of(store_t *s, int n)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT rowid FROM lead_text WHERE app_id = 1 AND lead_id = '0190a000-0000-7000-8000-%012d'", n);
+    return int_of(s, sql);
+}
+
+/* Migration 10: a lead's search key is its created_at's range, newest
+ * first, then the next free slot of the range; a lead back from the trash
+ * takes a slot in its range again; a created_at the keys cannot hold, or
+ * a full range, refuses the write and changes nothing. */
+Test(sqlite, search_keys_are_in_the_lists_order)
+{
+    store_t *s = open_migrated(url_);
+    create_app(s, "pk_live_keys");
+    cr_assert_eq(insert_lead(s, 1, 10), SQLITE_OK);
+    cr_assert_eq(insert_lead(s, 2, 10), SQLITE_OK);
+    cr_assert_eq(insert_lead(s, 3, 20), SQLITE_OK);
+    cr_expect_eq(key_of(s, 1), 10 * (int64_t)FQ_KEY_SLOTS);
+    cr_expect_eq(key_of(s, 2), 10 * (int64_t)FQ_KEY_SLOTS + 1);
+    cr_expect_eq(key_of(s, 3), 20 * (int64_t)FQ_KEY_SLOTS, "a newer lead has a larger key");
+    cr_assert_eq(exec_sql(s, "DELETE FROM leads WHERE id = '0190a000-0000-7000-8000-000000000001'"),
+                 SQLITE_OK);
+    cr_assert_eq(insert_lead(s, 1, 10), SQLITE_OK);
+    cr_expect_eq(key_of(s, 1), 10 * (int64_t)FQ_KEY_SLOTS + 2, "back in its range, after the others");
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM lead_fts WHERE lead_fts MATCH '\"lead 1\"'"), 1);
+    cr_assert_eq(insert_lead(s, 4, FQ_CREATED_MAX), SQLITE_OK);
+    cr_expect_eq(key_of(s, 4), INT64_MAX - FQ_KEY_SLOT_MAX,
+                 "the newest possible created_at has the last range");
+    cr_assert_eq(insert_lead(s, 5, FQ_CREATED_MIN), SQLITE_OK);
+    cr_expect_eq(key_of(s, 5), INT64_MIN, "the oldest the first key");
+    cr_expect_eq(insert_lead(s, 6, FQ_CREATED_MAX + 1), SQLITE_CONSTRAINT);
+    cr_expect_eq(insert_lead(s, 7, FQ_CREATED_MIN - 1), SQLITE_CONSTRAINT);
+    char full[160];
+    snprintf(full, sizeof full, "INSERT INTO lead_text (rowid, app_id, lead_id) VALUES (%lld, 2, 'x')",
+             (long long)(30 * (int64_t)FQ_KEY_SLOTS + FQ_KEY_SLOT_MAX));
+    cr_assert_eq(exec_sql(s, full), SQLITE_OK);
+    cr_expect_eq(insert_lead(s, 8, 30), SQLITE_CONSTRAINT, "the range of 30 is full");
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM leads"), 5, "no refused lead went in");
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM lead_text"), 6);
+    store_close(s);
+}
+
+/* The plan of a search walk (search.c): by app (its index token), or of
+ * every app's matches, from a key or not. */
+static void walk_plan(store_t *s, const store_lead_query_t *lq, bool by_app, char *steps, size_t cap)
+{
+    static fq_t q;
+    fq_init(&q, false);
+    int64_t from = -5;
+    cr_assert(fq_lead_search_walk(&q, 1, lq, by_app ? &from : NULL, by_app));
+    plan_of(s, &q, steps, cap);
+}
+
+/* A search in the list's order walks the trigram index by key, in order
+ * (no sort), each match's lead_text row and (with other filters) lead
+ * row read by its key; its count reads the matches' leads by key. */
+Test(sqlite, a_search_walks_the_index_in_the_lists_order)
+{
+    store_t *s = open_migrated(url_);
+    store_lead_query_t q = plan_query();
+    q.f.search = (text_ref_t){"acme", 4};
+    cr_assert(fq_lead_walks_search(&q));
+    char steps[8192];
+    for (int by_app = 0; by_app < 2; by_app++) {
+        walk_plan(s, &q, by_app, steps, sizeof steps);
+        cr_expect(strstr(steps, by_app ? "SCAN f VIRTUAL TABLE INDEX 192:M3<"
+                                       : "SCAN f VIRTUAL TABLE INDEX 192:M3\n") != NULL,
+                  "%s", steps);
+        cr_expect(strstr(steps, "SEARCH t USING INTEGER PRIMARY KEY (rowid=?)") != NULL, "%s", steps);
+        cr_expect(strstr(steps, "TEMP B-TREE") == NULL, "no sort:\n%s", steps);
+    }
+    q.f.stages = 1u << STAGE_QUALIFIED;
+    q.nsort = 1;
+    q.sort[0] = (store_sort_t){LEAD_KEY_CREATED, false};
+    store_pos_t pos = {.n = 2, .v = {{.i = 1000}, {.t = {"0190a000-0000-7000-8000-000000000001", 36}}}};
+    q.after = &pos;
+    walk_plan(s, &q, true, steps, sizeof steps);
+    cr_expect(strstr(steps, "SCAN f VIRTUAL TABLE INDEX") != NULL, "%s", steps);
+    cr_expect(strstr(steps, "SEARCH l USING PRIMARY KEY (app_id=? AND id=?)") != NULL, "%s", steps);
+    cr_expect(strstr(steps, "TEMP B-TREE") == NULL, "no sort:\n%s", steps);
+    static fq_t c;
+    fq_init(&c, false);
+    c.search = FQ_SEARCH_INDEX;
+    cr_assert(fq_lead_probe(&c, 1, &q.f, 1000, INT32_MAX));
+    plan_of(s, &c, steps, sizeof steps);
+    cr_expect(strstr(steps, "SEARCH l USING PRIMARY KEY (app_id=? AND id=?)") != NULL, "%s", steps);
+    cr_expect(strstr(steps, "SCAN l\n") == NULL && strstr(steps, "SCAN l ") == NULL, "%s", steps);
+    /* Other orders, a short term, and a position no key can hold do not walk. */
+    q.sort[0] = (store_sort_t){LEAD_KEY_NAME, false};
+    cr_expect(!fq_lead_walks_search(&q));
+    q.sort[0] = (store_sort_t){LEAD_KEY_CREATED, true};
+    cr_expect(fq_lead_walks_search(&q));
+    pos.v[0].i = FQ_CREATED_MAX + 1;
+    cr_expect(!fq_lead_walks_search(&q));
+    q.after = NULL;
+    q.f.search = (text_ref_t){"ac", 2};
+    cr_expect(!fq_lead_walks_search(&q));
+    store_close(s);
+}

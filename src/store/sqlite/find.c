@@ -67,17 +67,30 @@ static enum fq_search choose_search(sqlite_store_t *s, fq_t *q, text_ref_t term,
     return FQ_SEARCH_SCAN;
 }
 
-static sqlite3_stmt *prepare(sqlite_store_t *s, const fq_t *q);
-
 /* The one number a statement of fq_lead_probe or fq_totals_count gives;
  * -1 on failure. */
 static int64_t count_of(sqlite_store_t *s, const fq_t *q, bool built)
 {
-    sqlite3_stmt *st = built ? prepare(s, q) : NULL;
+    sqlite3_stmt *st = built ? sq_fq_stmt(s, q) : NULL;
     if (st == NULL) return -1;
     int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sq_reset(st);
     return n;
+}
+
+/* Whether the leads lq's filters other than search keep are fewer than
+ * FQ_SMALL: counted from the kept totals when they filter by stage,
+ * status and source only, else by a capped count. */
+static bool few_beyond_search(sqlite_store_t *s, int64_t app, const store_lead_query_t *lq)
+{
+    store_lead_filter_t rest = lq->f;
+    rest.search = (text_ref_t){NULL, 0};
+    fq_t probe;
+    fq_init(&probe, false);
+    int64_t n = fq_by_totals_only(&rest)
+                    ? count_of(s, &probe, fq_totals_count(&probe, app, &rest))
+                    : count_of(s, &probe, fq_lead_probe(&probe, app, &rest, lq->now, FQ_SMALL));
+    return n >= 0 && n < FQ_SMALL;
 }
 
 /* How a lead find runs (fq_plan): a search the trigram index narrows
@@ -104,27 +117,18 @@ static void choose_plan(sqlite_store_t *s, fq_t *q, int64_t app, const store_lea
         if (searching) q->plan = FQ_PLAN_SORT;
         return;
     }
-    fq_t probe;
-    fq_init(&probe, false);
-    int64_t n = fq_by_totals_only(&rest.f)
-                    ? count_of(s, &probe, fq_totals_count(&probe, app, &rest.f))
-                    : count_of(s, &probe, fq_lead_probe(&probe, app, &rest.f, lq->now, FQ_SMALL));
-    q->plan = n >= 0 && n < FQ_SMALL ? FQ_PLAN_FILTER : FQ_PLAN_SORT;
+    q->plan = few_beyond_search(s, app, lq) ? FQ_PLAN_FILTER : FQ_PLAN_SORT;
 }
 
-/* q's statement, prepared and bound; NULL on failure (logged). */
-static sqlite3_stmt *prepare(sqlite_store_t *s, const fq_t *q)
+/* Whether lq is best served by walking the search index in its order
+ * (search.c): yes, unless its other filters keep few leads (then their
+ * indexes find them sooner, as choose_plan does). */
+static bool walks_search(sqlite_store_t *s, int64_t app, const store_lead_query_t *lq)
 {
-    sqlite3_stmt *st = sq_dyn_stmt(s, q->sql.s);
-    if (st == NULL) return NULL;
-    for (int i = 0; i < q->np; i++) {
-        const fq_param_t *p = &q->p[i];
-        if (p->type == FQ_INT8)
-            sqlite3_bind_int64(st, i + 1, p->i);
-        else
-            sqlite3_bind_text(st, i + 1, p->t.ptr, (int)p->t.len, SQLITE_STATIC);
-    }
-    return st;
+    if (!fq_lead_walks_search(lq)) return false;
+    store_lead_query_t rest = *lq;
+    rest.f.search = (text_ref_t){NULL, 0};
+    return !fq_lead_filters_beyond_sort(&rest) || !few_beyond_search(s, app, lq);
 }
 
 /* Steps a find statement: the count of its first row into *total (-1 when
@@ -148,7 +152,7 @@ static store_rc_t step_find(sqlite_store_t *s, sqlite3_stmt *st, int c0, sq_row_
 static store_rc_t run_find(sqlite_store_t *s, const fq_t *q, bool built, sq_row_at_fn emit, void *cb,
                            void *ctx, int64_t *total, int *rows)
 {
-    sqlite3_stmt *st = built ? prepare(s, q) : NULL;
+    sqlite3_stmt *st = built ? sq_fq_stmt(s, q) : NULL;
     if (st == NULL) return STORE_ERROR;
     return step_find(s, st, q->c0, emit, cb, ctx, total, rows);
 }
@@ -158,6 +162,8 @@ store_rc_t sq_lead_find(store_t *base, int64_t app, const store_lead_query_t *lq
 {
     (void)async;
     sqlite_store_t *s = sq_of(base);
+    store_rc_t rc;
+    if (walks_search(s, app, lq) && sq_search_walk(s, app, lq, total, cb, ctx, &rc)) return rc;
     fq_t q;
     fq_init(&q, false);
     search_rowids_t rowids;
@@ -188,7 +194,7 @@ store_rc_t sq_lead_summary(store_t *base, int64_t app, const store_lead_filter_t
     search_rowids_t rowids;
     q.search = choose_search(s, &q, f->search, &rowids);
     if (!fq_lead_summary(&q, app, f, now)) return STORE_ERROR;
-    sqlite3_stmt *st = prepare(s, &q);
+    sqlite3_stmt *st = sq_fq_stmt(s, &q);
     if (st == NULL) return STORE_ERROR;
     *out = (store_summary_t){0};
     int src;

@@ -10,6 +10,7 @@
  */
 #include <string.h>
 
+#include "store/find.h"
 #include "store/sqlite/sqlite_int.h"
 
 void sq_bind_text(sqlite3_stmt *st, int i, text_ref_t t)
@@ -248,4 +249,18 @@ store_rc_t sq_query_int(sqlite_store_t *s, enum sq_stmt_id id, int64_t v, int64_
     store_rc_t rc = src == SQLITE_ROW ? STORE_OK : src == SQLITE_DONE ? STORE_NOT_FOUND : sq_map_rc(s, src);
     sq_reset(st);
     return rc;
+}
+
+sqlite3_stmt *sq_fq_stmt(sqlite_store_t *s, const fq_t *q)
+{
+    sqlite3_stmt *st = sq_dyn_stmt(s, q->sql.s);
+    if (st == NULL) return NULL;
+    for (int i = 0; i < q->np; i++) {
+        const fq_param_t *p = &q->p[i];
+        if (p->type == FQ_INT8)
+            sqlite3_bind_int64(st, i + 1, p->i);
+        else
+            sqlite3_bind_text(st, i + 1, p->t.ptr, (int)p->t.len, SQLITE_STATIC);
+    }
+    return st;
 }

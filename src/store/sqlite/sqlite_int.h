@@ -265,6 +265,10 @@ void sq_bind_id(sqlite3_stmt *st, int i, const char *id); /* "" is NULL */
 void sq_bind_opt_int(sqlite3_stmt *st, int i, bool set, int64_t v);
 /* Binds app and then the key strings (lead id, follow id) from ?1 on. */
 void sq_bind_key(sqlite3_stmt *st, int64_t app, const char *id, const char *id2);
+/* The find statement written into q (store/find.h), prepared (conn.c's
+ * cache) and bound; NULL on failure (logged). Pair with sq_reset. */
+struct fq;
+sqlite3_stmt *sq_fq_stmt(sqlite_store_t *s, const struct fq *q);
 /* Binds a lead's attributes, name to status in column order, from ?first. */
 void sq_bind_lead_values(sqlite3_stmt *st, int first, const lead_t *v);
 /* Binds a follow's attributes, title to status in column order, from ?first. */
@@ -318,6 +322,15 @@ store_rc_t sq_step_list(sqlite_store_t *s, sqlite3_stmt *st, sq_list_t *lr);
 /* Runs statement id, with ?1 bound to v, to its single integer column;
  * STORE_NOT_FOUND without a row. */
 store_rc_t sq_query_int(sqlite_store_t *s, enum sq_stmt_id id, int64_t v, int64_t *out);
+
+/* --- search.c ------------------------------------------------------------ */
+
+/* Runs lead find lq by walking the search index in the list's order, when
+ * it can (fq_lead_walks_search, a page of reasonable size, and no
+ * created_at holding too many of the matches): true, with *rc the
+ * outcome; false when another plan must run it. */
+bool sq_search_walk(sqlite_store_t *s, int64_t app, const store_lead_query_t *lq, int64_t *total,
+                    store_lead_cb cb, void *ctx, store_rc_t *rc);
 
 /* --- conn.c: statements made at run time ------------------------------- */
 
