@@ -27,6 +27,10 @@
  * million leads and minutes of that wait. A real 16 MiB export holds about
  * as many rows as this; `crmd import` takes any number. */
 #define IMPORT_ROWS_MAX 100000
+/* The leads of an import stamped with one created_at: the next ones are a
+ * millisecond later (import.c). Well below the store's room for one
+ * millisecond, so that other writes and imports of that millisecond fit. */
+#define IMPORT_ROWS_PER_MS 500000
 
 /* What the writer needs to read the file again: its separator, the
  * attribute of each column (-1: ignored), where the rows start. */
