@@ -39,7 +39,7 @@
  *   the connection     connecting without blocking, setting it up, losing it
  *   sending            a read's messages, batches, flushing
  *   answers            taking results in order
- *   the interface      pg_read_rows(_sql), pg_set_loop, pg_async_close
+ *   the interface      pg_read_rows(_sql), pg_set_loop, pg_close, pg_async_close
  *
  * Failures. A connection that dies takes no read with it: each read in
  * flight is sent again once on a new connection, made at once (a read
@@ -762,6 +762,27 @@ static void drop_idle(pg_store_t *s)
         entry_free(a, r);
     }
     drop(s);
+}
+
+void pg_close(store_t *base)
+{
+    pg_store_t *s = pg_of(base);
+    if (s->aio.depth > 0) {
+        s->aio.closing = true; /* from a read's done: async.c closes it once that is over */
+        return;
+    }
+    pg_close_now(s);
+}
+
+void pg_close_now(pg_store_t *s)
+{
+    pg_async_close(s);
+    if (s->conn != NULL) PQfinish(s->conn);
+    free(s->deltas);
+    free(s->totals);
+    pg_dyn_free(s);
+    free(s->conninfo);
+    free(s);
 }
 
 void pg_async_close(pg_store_t *s)

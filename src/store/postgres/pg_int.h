@@ -27,7 +27,7 @@
  *   bulk.c     crmd copy's export (cursors) and import
  *   webhooks.c webhooks, the outbox and the delivery log (store/webhook.h)
  *   migrate.c  the migration steps for store_migrate_run
- *   postgres.c the table of operations, store_postgres_open, pg_close
+ *   postgres.c the table of operations, store_postgres_open
  *
  * One pg_store_t is one connection with its prepared statements, used by
  * one thread only, exactly like the SQLite store; many crmd processes can
@@ -512,7 +512,7 @@ store_rc_t pg_read_rows(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p,
  * planned for its parameters. */
 store_rc_t pg_read_rows_sql(pg_store_t *s, const char *sql, const pg_params_t *p, pg_rows_fn fn,
                             const pg_rows_t *to, const store_async_t *async);
-/* Closes the store and frees it (postgres.c); pg_close does the same
+/* Closes the store and frees it (async.c); pg_close does the same
  * unless a loop callback of the store is running (a read's done may close
  * it): then async.c does when that callback ends. */
 void pg_close_now(pg_store_t *s);
@@ -533,7 +533,7 @@ store_rc_t pg_webhook_counts(pg_store_t *s, store_counts_t *out);
 store_rc_t pg_webhook_export(pg_store_t *s, const store_export_t *cb, void *ctx);
 
 /* --- the operations ------------------------------------------------------
- * pg_close (postgres.c), pg_migrate (migrate.c), pg_lead_* (leads.c; pg_lead_trash and
+ * pg_close (async.c), pg_migrate (migrate.c), pg_lead_* (leads.c; pg_lead_trash and
  * pg_lead_recover in trash.c, with pg_trash_*), pg_idem_* (idem.c), pg_history_* (history.c), pg_follow_*
  * (follows.c), pg_app_*, pg_keys, pg_key_add, pg_key_update, pg_token_record, pg_token_revoke,
  * pg_revoked_since, pg_backup (admin.c), pg_copy_* (bulk.c) and pg_set_loop (async.c), each with the type of

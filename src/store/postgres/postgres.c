@@ -1,6 +1,7 @@
 /*
  * postgres.c: the PostgreSQL backend as store.c sees it: its table of
- * operations, store_postgres_open and pg_close.
+ * operations and store_postgres_open (pg_close is async.c's, which may have
+ * to wait for a loop's callback to end first).
  *
  * The shared store: many crmd processes on one database through libpq
  * (see pg_int.h for the files that do the work). This file only wires them
@@ -79,27 +80,6 @@ static bool readable(const char *conninfo, char *err, size_t errsz)
     PQfreemem(why);
     snprintf(err, errsz, "cannot read the PostgreSQL connection string: %s", shown);
     return false;
-}
-
-void pg_close(store_t *base)
-{
-    pg_store_t *s = pg_of(base);
-    if (s->aio.depth > 0) {
-        s->aio.closing = true; /* from a read's done: async.c closes it once that is over */
-        return;
-    }
-    pg_close_now(s);
-}
-
-void pg_close_now(pg_store_t *s)
-{
-    pg_async_close(s);
-    if (s->conn != NULL) PQfinish(s->conn);
-    free(s->deltas);
-    free(s->totals);
-    pg_dyn_free(s);
-    free(s->conninfo);
-    free(s);
 }
 
 /* A store for conninfo, not connected yet; NULL when out of memory. */
