@@ -3979,11 +3979,20 @@ static void expect_numbered(const found_t *got, const int *want, int n, const ch
     expect_ids(got, (const char(*)[UUID_BUFSZ])ids, n, what);
 }
 
-/* A snapshot (store_snapshot_begin: crmd export's pages) reads the leads
- * as they were at its first read: a lead another connection moves past
- * the page's end meanwhile (a sort by value) is neither read twice nor
- * missed; after the snapshot the change is seen. */
-Test(store, a_snapshot_reads_its_pages_from_one_state)
+/* Pages of two leads by value, ascending, without counts. */
+static store_lead_query_t value_pages(void)
+{
+    store_lead_query_t q = base_query();
+    q.sort[0] = (store_sort_t){LEAD_KEY_VALUE, false};
+    q.nsort = 1;
+    q.limit = 2;
+    q.count = false;
+    return q;
+}
+
+/* Leads 1, 2 and 3 of app1, "Snap", worth 1, 2 and 3 (hundreds of cents),
+ * created at 1001 to 1003: the snapshot tests' data. */
+static void create_valued_leads(void)
 {
     for (int i = 1; i <= 3; i++) {
         lead_t l = mk_lead(i, "Snap", 1000 + i);
@@ -3991,11 +4000,16 @@ Test(store, a_snapshot_reads_its_pages_from_one_state)
         l.value_cents = i * 100;
         cr_assert_eq(store_lead_create(st, app1.id, &l), STORE_OK);
     }
-    store_lead_query_t q = base_query();
-    q.sort[0] = (store_sort_t){LEAD_KEY_VALUE, false};
-    q.nsort = 1;
-    q.limit = 2;
-    q.count = false;
+}
+
+/* A snapshot (store_snapshot_begin: crmd export's pages) reads the leads
+ * as they were at its first read: a lead another connection moves past
+ * the page's end meanwhile (a sort by value) is neither read twice nor
+ * missed; after the snapshot the change is seen. */
+Test(store, a_snapshot_reads_its_pages_from_one_state)
+{
+    create_valued_leads();
+    store_lead_query_t q = value_pages();
     store_sort_t order[STORE_SORT_MAX];
     int norder = store_lead_order(q.sort, q.nsort, order);
     cr_assert_eq(store_snapshot_begin(st), STORE_OK);
@@ -4041,22 +4055,13 @@ static void reader_page(store_t *r, const store_lead_query_t *q, found_t *got, s
  * and begun again, the reader's next snapshot sees the changes. */
 Test(store, a_readers_snapshot_holds_beside_its_threads_fresh_reads)
 {
-    for (int i = 1; i <= 3; i++) {
-        lead_t l = mk_lead(i, "Snap", 1000 + i);
-        l.has_value = true;
-        l.value_cents = i * 100;
-        cr_assert_eq(store_lead_create(st, app1.id, &l), STORE_OK);
-    }
+    create_valued_leads();
     store_t *s = open_with_loop();
     char err[STORE_OPEN_ERR_MAX];
     store_t *r = store_reader_open(s, err, sizeof err);
     cr_assert_not_null(r, "%s", err);
     cr_assert_eq(store_snapshot_begin(r), STORE_OK);
-    store_lead_query_t q = base_query();
-    q.sort[0] = (store_sort_t){LEAD_KEY_VALUE, false};
-    q.nsort = 1;
-    q.limit = 2;
-    q.count = false;
+    store_lead_query_t q = value_pages();
     store_sort_t order[STORE_SORT_MAX];
     int norder = store_lead_order(q.sort, q.nsort, order);
     found_t first = {0};

@@ -51,6 +51,20 @@
     "INSERT INTO lead_fts (lead_fts, rowid, name_f, source_f) "                                              \
     "SELECT 'delete', rowid, old.name_fold, old.source_fold FROM lead_text " SQ_TEXT_OF("old.") ";"
 
+/* The triggers that take a deleted lead out of the search index and the
+ * totals, and put a renamed one in the index again: fts_delete takes the
+ * old row's entry out; the index's columns beyond name and source are
+ * more_cols, their new values more_vals (migration 10 adds the app). */
+#define SQ_DELETE_TRIGGERS(fts_delete, more_cols, more_vals)                                                 \
+    "CREATE TRIGGER leads_delete AFTER DELETE ON leads BEGIN " fts_delete                                    \
+    "DELETE FROM lead_text " SQ_TEXT_OF("old.") ";"                                                          \
+    SQ_TOTALS_ADD("old.", "-") " END;"                                                                       \
+    "CREATE TRIGGER leads_text AFTER UPDATE OF name_fold, source_fold ON leads "                             \
+    "WHEN old.name_fold IS NOT new.name_fold OR old.source_fold IS NOT new.source_fold BEGIN "               \
+    fts_delete                                                                                               \
+    "INSERT INTO lead_fts (rowid, name_f, source_f" more_cols ") SELECT rowid, new.name_fold, "              \
+    "new.source_fold" more_vals " FROM lead_text " SQ_TEXT_OF("new.") "; END;"
+
 /* Every lead write keeps the search index and the totals in its own
  * transaction. Triggers rather than C, so that whatever writes leads (crmd,
  * an import, the benchmark's seeding through the sqlite3 shell) keeps them. */
@@ -60,14 +74,7 @@
     "INSERT INTO lead_fts (rowid, name_f, source_f) "                                                        \
     "VALUES (last_insert_rowid(), new.name_fold, new.source_fold);"                                          \
     SQ_TOTALS_ADD("new.", "") " END;"                                                                        \
-    "CREATE TRIGGER leads_delete AFTER DELETE ON leads BEGIN " SQ_FTS_DELETE                                 \
-    "DELETE FROM lead_text " SQ_TEXT_OF("old.") ";"                                                          \
-    SQ_TOTALS_ADD("old.", "-") " END;"                                                                       \
-    "CREATE TRIGGER leads_text AFTER UPDATE OF name_fold, source_fold ON leads "                             \
-    "WHEN old.name_fold IS NOT new.name_fold OR old.source_fold IS NOT new.source_fold BEGIN "               \
-    SQ_FTS_DELETE                                                                                            \
-    "INSERT INTO lead_fts (rowid, name_f, source_f) SELECT rowid, new.name_fold, new.source_fold "           \
-    "FROM lead_text " SQ_TEXT_OF("new.") "; END;"                                                            \
+    SQ_DELETE_TRIGGERS(SQ_FTS_DELETE, "", "")                                                                \
     "CREATE TRIGGER leads_totals AFTER UPDATE OF stage, status, source, value_cents, probability ON leads "  \
     "WHEN old.stage IS NOT new.stage OR old.status IS NOT new.status OR old.source IS NOT new.source "       \
     "OR old.value_cents IS NOT new.value_cents OR old.probability IS NOT new.probability BEGIN "             \
@@ -111,14 +118,7 @@
     "INSERT INTO lead_fts (rowid, name_f, source_f, app_f) "                                                 \
     "VALUES (last_insert_rowid(), new.name_fold, new.source_fold, " SQ_APP_TOKEN("new.") ");"                \
     SQ_TOTALS_ADD("new.", "") " END;"                                                                        \
-    "CREATE TRIGGER leads_delete AFTER DELETE ON leads BEGIN " SQ_V10_FTS_DELETE                             \
-    "DELETE FROM lead_text " SQ_TEXT_OF("old.") ";"                                                          \
-    SQ_TOTALS_ADD("old.", "-") " END;"                                                                       \
-    "CREATE TRIGGER leads_text AFTER UPDATE OF name_fold, source_fold ON leads "                             \
-    "WHEN old.name_fold IS NOT new.name_fold OR old.source_fold IS NOT new.source_fold BEGIN "               \
-    SQ_V10_FTS_DELETE                                                                                        \
-    "INSERT INTO lead_fts (rowid, name_f, source_f, app_f) SELECT rowid, new.name_fold, new.source_fold, "   \
-    SQ_APP_TOKEN("new.") " FROM lead_text " SQ_TEXT_OF("new.") "; END;"
+    SQ_DELETE_TRIGGERS(SQ_V10_FTS_DELETE, ", app_f", ", " SQ_APP_TOKEN("new."))
 /* The index and the keys made again: the existing rows renumbered (the
  * slots of a created_at in the order of the leads' keys), indexed with
  * their apps, and the index merged into one segment (1.2 s of the
