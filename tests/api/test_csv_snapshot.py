@@ -12,6 +12,10 @@ import sqlite3
 import subprocess
 import time
 
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
 import pytest
 import requests
 
@@ -206,3 +210,50 @@ def test_an_export_holds_its_snapshot_no_longer_than_its_time(make_server):
     with pytest.raises(http.client.IncompleteRead):
         resp.read()
     conn.close()
+
+
+def test_exports_whose_http2_streams_are_reset_give_their_places_back(make_server):
+    """Twelve exports asked for on one HTTP/2 connection (fewer than the
+    streams it may have open) that takes little (a 1 KiB window): two run,
+    the rest are refused; the two running streams reset, the connection
+    left open, both places come back at once."""
+    srv = make_server(extra_args=["--export-limit", "4:2", "--http2"])
+    a = srv.new_app()
+    seed(a)
+    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=TIMEOUT)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1024})
+    head = [(":method", "GET"), (":path", "/leads/?format=csv"), (":scheme", "http"), (":authority", "crmd")]
+    head += [(k.lower(), v) for k, v in a.headers.items()]
+    streams = []
+    for _ in range(12):
+        streams.append(conn.get_next_available_stream_id())
+        conn.send_headers(streams[-1], head, end_stream=True)
+    sock.sendall(conn.data_to_send())
+    statuses = {}
+    while len(statuses) < len(streams):
+        data = sock.recv(65536)
+        assert data, "the server closed the connection"
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                statuses[ev.stream_id] = dict(ev.headers)[b":status"]
+        sock.sendall(conn.data_to_send())
+    assert sorted(statuses.values()) == [b"200"] * 2 + [b"429"] * 10
+    # The two running exports cannot have ended: their files are far
+    # larger than the window.
+    for sid in (sid for sid, status in statuses.items() if status == b"200"):
+        conn.reset_stream(sid)
+    sock.sendall(conn.data_to_send())
+    held, deadline = [], time.monotonic() + TIMEOUT
+    while len(held) < 2:
+        c, resp, _ = start_export(a)
+        if resp.status == 200:
+            held.append(c)
+            continue
+        c.close()
+        assert time.monotonic() < deadline, resp.status
+        time.sleep(0.1)
+    for c in held:
+        c.close()
+    sock.close()
