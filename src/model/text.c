@@ -159,7 +159,7 @@ bool text_utf8_valid(const char *s, size_t len)
     return true;
 }
 
-static size_t utf8_encode(uint32_t c, char *out)
+size_t text_utf8_encode(uint32_t c, char out[4])
 {
     static const unsigned char lead[] = {0, 0, 0xC0, 0xE0, 0xF0};
     size_t n = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
@@ -186,7 +186,7 @@ size_t text_fold(const char *s, size_t len, char *out, size_t outsz)
             continue;
         }
         char buf[4];
-        size_t m = utf8_encode(text_fold_cp(c), buf);
+        size_t m = text_utf8_encode(text_fold_cp(c), buf);
         if (outsz - o < m) return (size_t)-1;
         for (size_t k = 0; k < m; k++)
             out[o++] = buf[k];

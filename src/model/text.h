@@ -27,6 +27,10 @@ int text_clean(const char *s, size_t len, bool allow_newlines, const char **out,
 /* Whether s[0..len) is well-formed UTF-8 throughout (NUL bytes allowed). */
 bool text_utf8_valid(const char *s, size_t len);
 
+/* Writes code point c (below 0x110000) as UTF-8 into out; its length,
+ * 1 to 4. */
+size_t text_utf8_encode(uint32_t c, char out[4]);
+
 /* Unicode simple case folding (CaseFolding.txt, statuses C and S: one code
  * point to one, every script Unicode folds, Latin-1, Latin Extended,
  * Greek and Cyrillic included; the table is model/casefold.h). Search

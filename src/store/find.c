@@ -306,22 +306,13 @@ text_ref_t fq_fts_match(fq_t *q, text_ref_t term)
     return own_quoted(q, "{name_f source_f} : \"", term, "\"", 0, "\"");
 }
 
-/* Writes code point cp (0x10000 to 0x10FFFF) as UTF-8 into out: 4 bytes. */
-static void utf8_4(unsigned long cp, char *out)
-{
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-}
-
 text_ref_t fq_fts_app_match(fq_t *q, text_ref_t term, int64_t app)
 {
     /* The app's token as sql.c's SQ_APP_TOKEN makes it. */
     char suffix[48] = "\" AND app_f : \"";
     size_t n = strlen(suffix);
-    for (int shift = 40; shift >= 0; shift -= 20, n += 4)
-        utf8_4(FQ_APP_CHAR_BASE + (((unsigned long long)app >> shift) & FQ_APP_CHAR_MASK), suffix + n);
+    for (int shift = 40; shift >= 0; shift -= 20)
+        n += text_utf8_encode(FQ_APP_CHAR_BASE + (((uint64_t)app >> shift) & FQ_APP_CHAR_MASK), suffix + n);
     memcpy(suffix + n, "\"", 2);
     return own_quoted(q, "{name_f source_f} : \"", term, "\"", 0, suffix);
 }

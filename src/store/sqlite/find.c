@@ -71,11 +71,8 @@ static enum fq_search choose_search(sqlite_store_t *s, fq_t *q, text_ref_t term,
  * -1 on failure. */
 static int64_t count_of(sqlite_store_t *s, const fq_t *q, bool built)
 {
-    sqlite3_stmt *st = built ? sq_fq_stmt(s, q) : NULL;
-    if (st == NULL) return -1;
-    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sq_reset(st);
-    return n;
+    int64_t n = -1;
+    return sq_fq_number(s, q, built, &n) == STORE_OK ? n : -1;
 }
 
 /* Whether the leads lq's filters other than search keep are fewer than

@@ -251,6 +251,17 @@ store_rc_t sq_query_int(sqlite_store_t *s, enum sq_stmt_id id, int64_t v, int64_
     return rc;
 }
 
+store_rc_t sq_fq_number(sqlite_store_t *s, const fq_t *q, bool built, int64_t *out)
+{
+    sqlite3_stmt *st = built ? sq_fq_stmt(s, q) : NULL;
+    if (st == NULL) return STORE_ERROR;
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+    store_rc_t rc = src == SQLITE_ROW ? STORE_OK : sq_map_rc(s, src);
+    sq_reset(st);
+    return rc;
+}
+
 sqlite3_stmt *sq_fq_stmt(sqlite_store_t *s, const fq_t *q)
 {
     sqlite3_stmt *st = sq_dyn_stmt(s, q->sql.s);

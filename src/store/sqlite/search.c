@@ -185,18 +185,6 @@ static store_rc_t emit_page(sqlite_store_t *s, int64_t app, const walk_t *w, sto
     return rc;
 }
 
-/* Runs a statement of q (written: built) to its one number into *out. */
-static store_rc_t one_number(sqlite_store_t *s, const fq_t *q, bool built, int64_t *out)
-{
-    sqlite3_stmt *st = built ? sq_fq_stmt(s, q) : NULL;
-    if (st == NULL) return STORE_ERROR;
-    int src = sqlite3_step(st);
-    if (src == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-    store_rc_t rc = src == SQLITE_ROW ? STORE_OK : sq_map_rc(s, src);
-    sq_reset(st);
-    return rc;
-}
-
 /* The walk: every app's matches while few are other apps' (unless other
  * filters ask for the lead's row anyway), then the app's; *rc the
  * failure, if any. */
@@ -230,7 +218,7 @@ static store_rc_t walk_page(sqlite_store_t *s, fq_t *q, const store_lead_query_t
         /* Every match of the app that the filters keep, through the index. */
         fq_init(q, false);
         q->search = FQ_SEARCH_INDEX;
-        rc = one_number(s, q, fq_lead_probe(q, w->app, &lq->f, lq->now, INT32_MAX), total);
+        rc = sq_fq_number(s, q, fq_lead_probe(q, w->app, &lq->f, lq->now, INT32_MAX), total);
         if (rc != STORE_OK) return rc;
     }
     return emit_page(s, w->app, w, cb, ctx);

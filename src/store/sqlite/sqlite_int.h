@@ -269,6 +269,9 @@ void sq_bind_key(sqlite3_stmt *st, int64_t app, const char *id, const char *id2)
  * cache) and bound; NULL on failure (logged). Pair with sq_reset. */
 struct fq;
 sqlite3_stmt *sq_fq_stmt(sqlite_store_t *s, const struct fq *q);
+/* Runs the statement written into q (built: fq's writer succeeded) to its
+ * one number, into *out. */
+store_rc_t sq_fq_number(sqlite_store_t *s, const struct fq *q, bool built, int64_t *out);
 /* Binds a lead's attributes, name to status in column order, from ?first. */
 void sq_bind_lead_values(sqlite3_stmt *st, int first, const lead_t *v);
 /* Binds a follow's attributes, title to status in column order, from ?first. */
