@@ -125,25 +125,22 @@ unit-postgres: $(BUILD)/unit/test_store
 api: api-sqlite api-postgres
 
 api-sqlite: $(BUILD)/crmd
-	CRMD_BIN=$(abspath $(BUILD)/crmd) $(PYTHON) -m pytest -q tests/api
+	CRMD_BIN=$(abspath $(BUILD)/crmd) $(PYTHON) -m pytest -q --durations=10 tests/api
 
 api-postgres: $(BUILD)/crmd
 	scripts/pg-cluster.sh run env CRMD_TEST_BACKEND=postgres CRMD_BIN=$(abspath $(BUILD)/crmd) \
-	  $(PYTHON) -m pytest -q tests/api
+	  $(PYTHON) -m pytest -q --durations=10 tests/api
 
+# Each step prints how long it took, so a slow CI run shows where its time
+# went without a second run.
+CHECK_STEPS := format-check all openapi-lint unit-verify unit api-sqlite api-postgres board-test \
+  unit-postgres api-asan fuzz faults bench-smoke
 check: deps
-	@$(MAKE) --no-print-directory format-check
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory openapi-lint
-	@$(MAKE) --no-print-directory unit-verify
-	@$(MAKE) --no-print-directory unit
-	@$(MAKE) --no-print-directory api
-	@$(MAKE) --no-print-directory board-test
-	@$(MAKE) --no-print-directory unit-postgres
-	@$(MAKE) --no-print-directory api-asan
-	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS)
-	@$(MAKE) --no-print-directory faults
-	@$(MAKE) --no-print-directory bench-smoke
+	@for step in $(CHECK_STEPS); do \
+	  start=$$(date +%s); \
+	  $(MAKE) --no-print-directory $$step FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS) || exit 1; \
+	  echo "check: $$step took $$(( $$(date +%s) - start )) s"; \
+	done
 
 # The OpenAPI document (openapi/, see its README): `make openapi-lint` runs
 # @redocly/cli's recommended rules over it. The linter (and the board tests'
@@ -185,7 +182,7 @@ openapi-lint: $(REDOCLY)
 SOAK_SECONDS ?= 600
 .PHONY: faults soak
 faults: $(BUILD)/crmd
-	SOAK_SECONDS=60 CRMD_BIN=$(abspath $(BUILD)/crmd) $(PYTHON) -m pytest -q -rP tests/faults
+	SOAK_SECONDS=60 CRMD_BIN=$(abspath $(BUILD)/crmd) $(PYTHON) -m pytest -q -rP --durations=10 tests/faults
 
 soak: deps
 	@$(MAKE) --no-print-directory all

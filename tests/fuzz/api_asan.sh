@@ -33,7 +33,7 @@ trap 'exit 130' INT TERM
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0:malloc_context_size=10:detect_stack_use_after_return=1:check_initialization_order=1:log_path=$logs/asan" \
 LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0" \
 UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan" \
-CRMD_BIN=$bin "$python" -m pytest -q -p no:cacheprovider $tests "$@"
+CRMD_BIN=$bin "$python" -m pytest -q --durations=10 -p no:cacheprovider $tests "$@"
 rc=$?
 
 for f in "$logs"/*; do
