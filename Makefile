@@ -7,7 +7,7 @@ PKGS    := libh2o-evloop jansson sqlite3 libssl libcrypto libpq libcurl
 DEBS_RUN  := build-essential pkg-config libh2o-dev libh2o-evloop-dev libjansson-dev \
              libsqlite3-dev libssl-dev libpq-dev sqlite3 curl \
              libcurl4-openssl-dev
-DEBS_TEST := libcriterion-dev python3-pytest python3-requests postgresql
+DEBS_TEST := libcriterion-dev python3-pytest python3-pytest-xdist python3-requests postgresql
 # tests/api validates every response against openapi/openapi.json, and reads /metrics with
 # Prometheus' own text parser.
 DEBS_TEST += python3-jsonschema python3-prometheus-client
@@ -124,12 +124,22 @@ unit-postgres: $(BUILD)/unit/test_store
 # removes; without PostgreSQL that second run fails.
 api: api-sqlite api-postgres
 
+# The SQLite runs spread the suite's files over TEST_WORKERS processes
+# (pytest-xdist): most of its time is spent waiting (webhook retries, time
+# limits), and every test makes its own servers on ports and files of its own.
+# The PostgreSQL run stays serial: some of its tests stop the shared cluster.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile
+
 api-sqlite: $(BUILD)/crmd
-	CRMD_BIN=$(abspath $(BUILD)/crmd) $(PYTHON) -m pytest -q --durations=10 tests/api
+	CRMD_BIN=$(abspath $(BUILD)/crmd) $(PYTHON) -m pytest -q --durations=10 $(XDIST) tests/api
 
 api-postgres: $(BUILD)/crmd
 	scripts/pg-cluster.sh run env CRMD_TEST_BACKEND=postgres CRMD_BIN=$(abspath $(BUILD)/crmd) \
 	  $(PYTHON) -m pytest -q --durations=10 tests/api
+
+# Builds run on every core (the steps themselves one after the other).
+JOBS ?= $(shell nproc)
 
 # Each step prints how long it took, so a slow CI run shows where its time
 # went without a second run.
@@ -138,7 +148,8 @@ CHECK_STEPS := format-check all openapi-lint unit-verify unit api-sqlite api-pos
 check: deps
 	@for step in $(CHECK_STEPS); do \
 	  start=$$(date +%s); \
-	  $(MAKE) --no-print-directory $$step FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS) || exit 1; \
+	  case $$step in all) jobs=-j$(JOBS) ;; *) jobs= ;; esac; \
+	  $(MAKE) --no-print-directory $$jobs $$step FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS) || exit 1; \
 	  echo "check: $$step took $$(( $$(date +%s) - start )) s"; \
 	done
 
@@ -236,12 +247,14 @@ $(FUZZ_TARGETS): $(FUZZ_BUILD)/%: tests/fuzz/%.c tests/fuzz/common.c $(FUZZ_OBJS
 
 fuzz-build: $(FUZZ_TARGETS)
 
+# The targets run FUZZ_JOBS at a time: each is one process on one core.
+FUZZ_JOBS ?= $(JOBS)
 fuzz: deps
-	@$(MAKE) --no-print-directory fuzz-build
-	@rc=0; for t in $(FUZZ_TARGETS); do tests/fuzz/run.sh $$t $(FUZZ_SECONDS) || rc=1; done; exit $$rc
+	@$(MAKE) --no-print-directory -j$(JOBS) fuzz-build
+	@printf '%s\n' $(FUZZ_TARGETS) | xargs -P $(FUZZ_JOBS) -I{} tests/fuzz/run.sh {} $(FUZZ_SECONDS)
 
 asan:
-	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) OPT=-O1 \
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=$(ASAN_BUILD) OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" $(ASAN_BUILD)/crmd
 
 # The PostgreSQL-only tests (reads that complete later on the loop, lost
@@ -252,7 +265,7 @@ asan:
 # `make api-asan-postgres` runs the whole suite on PostgreSQL so (about
 # three minutes).
 api-asan: asan
-	tests/fuzz/api_asan.sh $(ASAN_BUILD)/crmd
+	tests/fuzz/api_asan.sh $(ASAN_BUILD)/crmd $(XDIST)
 	scripts/pg-cluster.sh run env CRMD_TEST_BACKEND=postgres \
 	  tests/fuzz/api_asan.sh $(ASAN_BUILD)/crmd tests/api/test_postgres.py -k 'not migrating_together'
 
