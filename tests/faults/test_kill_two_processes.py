@@ -55,7 +55,8 @@ def wait_for(what, pred, timeout):
     """Waits (bounded) until pred() is true; fails naming what otherwise."""
     deadline = time.monotonic() + timeout
     while not pred():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
         time.sleep(0.05)
 
 
