@@ -144,7 +144,7 @@ JOBS ?= $(shell nproc)
 # Each step prints how long it took, so a slow CI run shows where its time
 # went without a second run.
 CHECK_STEPS := format-check all openapi-lint unit-verify unit api-sqlite api-postgres board-test \
-  unit-postgres api-asan fuzz faults bench-smoke
+  unit-postgres api-asan fuzz faults faults-postgres bench-smoke
 check: deps
 	@for step in $(CHECK_STEPS); do \
 	  start=$$(date +%s); \
@@ -191,9 +191,16 @@ openapi-lint: $(REDOCLY)
 # SIGTERM under load, and a 60-second soak. `make soak` runs the soak alone
 # for SOAK_SECONDS (default 600).
 SOAK_SECONDS ?= 600
-.PHONY: faults soak
+.PHONY: faults faults-postgres soak
 faults: $(BUILD)/crmd
 	SOAK_SECONDS=60 CRMD_BIN=$(abspath $(BUILD)/crmd) $(PYTHON) -m pytest -q -rP --durations=10 tests/faults
+
+# The kill tests that run on PostgreSQL too (the mixed kill test, the
+# webhook kill test) and the one of two processes on one database, in a
+# throwaway cluster (scripts/pg-cluster.sh); about a minute.
+faults-postgres: $(BUILD)/crmd
+	scripts/pg-cluster.sh run env CRMD_TEST_BACKEND=postgres CRMD_BIN=$(abspath $(BUILD)/crmd) \
+	  $(PYTHON) -m pytest -q -rP --durations=10 tests/faults
 
 soak: deps
 	@$(MAKE) --no-print-directory all

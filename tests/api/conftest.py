@@ -10,7 +10,6 @@ server's database as f"sqlite:{server.db}", and run_crmd maps that name to
 the server's real database URL (server.db_url)."""
 
 import contextlib
-import itertools
 import os
 import signal
 import socket
@@ -25,12 +24,13 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 import apiutil  # noqa: E402
+from pgutil import PG_URL, pg_new_database, psql  # noqa: E402,F401 (tests import them from here)
 from apiutil import App, crmd_bin  # noqa: E402
 
 BACKEND = os.environ.get("CRMD_TEST_BACKEND", "sqlite")
-PG_URL = os.environ.get("CRMD_TEST_PG_URL", "").rstrip("/")
 if BACKEND not in ("sqlite", "postgres"):
     raise pytest.UsageError(f"CRMD_TEST_BACKEND must be sqlite or postgres, not {BACKEND!r}")
 if BACKEND == "postgres" and not PG_URL:
@@ -42,22 +42,6 @@ collect_ignore = [] if BACKEND == "postgres" else ["test_postgres.py", "test_pos
 
 # "sqlite:{server.db}" -> the server's real database URL (PostgreSQL runs).
 DB_ALIASES = {}
-_PG_DBS = itertools.count(1)
-
-
-def psql(url, sql, timeout=30):
-    """Runs SQL with psql against a PostgreSQL URL; returns stdout (unaligned)."""
-    p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
-                       capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    assert p.returncode == 0, f"psql {sql!r}: {p.stderr}"
-    return p.stdout
-
-
-def pg_new_database():
-    """Creates an empty database on the test cluster; returns its URL."""
-    name = f"crmd_{os.getpid()}_{next(_PG_DBS)}"
-    psql(f"{PG_URL}/postgres", f'CREATE DATABASE "{name}"')
-    return f"{PG_URL}/{name}"
 
 
 _run_crmd = apiutil.run_crmd

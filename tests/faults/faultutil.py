@@ -13,11 +13,15 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pgutil import PG_URL, pg_new_database, psql  # noqa: E402,F401 (the tests import them from here)
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -32,6 +36,16 @@ FS_MB = 16
 for _k in [k for k in os.environ if k.lower() in ("http_proxy", "https_proxy", "all_proxy")]:
     del os.environ[_k]
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+
+# CRMD_TEST_BACKEND=postgres runs the tests that support it on PostgreSQL
+# (make faults-postgres: scripts/pg-cluster.sh run provides the cluster and
+# CRMD_TEST_PG_URL); each server then gets a new database of its own.
+BACKEND = os.environ.get("CRMD_TEST_BACKEND", "sqlite")
+
+
+def on_postgres():
+    return BACKEND == "postgres"
 
 
 def crmd_bin():
@@ -52,10 +66,15 @@ def run_crmd(*args, timeout=30):
     return p
 
 
+def db_arg(db):
+    """The --db argument for db: a database URL as it is, a path as SQLite's."""
+    return db if str(db).startswith(("sqlite:", "postgresql:")) else f"sqlite:{db}"
+
+
 def app_create(db, name=None):
-    """Creates an app on db; returns (key, token)."""
+    """Creates an app on db (a SQLite file or a database URL); returns (key, token)."""
     name = name or f"f-{uuid.uuid4().hex[:10]}"
-    out = run_crmd("app", "create", name, "--db", f"sqlite:{db}").stdout
+    out = run_crmd("app", "create", name, "--db", db_arg(db)).stdout
     m1 = re.search(r"^export BLOCKS_API_KEY=(\S+)$", out, re.M)
     m2 = re.search(r"^export BLOCKS_AUTH_TOKEN=(\S+)$", out, re.M)
     assert m1 and m2, f"unexpected app create output: {out!r}"
@@ -119,12 +138,17 @@ class Crmd:
     """A `crmd serve` on a database of its own (or a given one); can be
     SIGKILLed, SIGTERMed and restarted on the same database and port."""
 
-    def __init__(self, workdir, db=None, threads=2, quiet=True, extra_args=(), tls=None):
-        """tls: the certificate to trust (make_tls) when extra_args serve TLS."""
+    def __init__(self, workdir, db=None, threads=2, quiet=True, extra_args=(), tls=None, db_url=None):
+        """tls: the certificate to trust (make_tls) when extra_args serve TLS;
+        db_url: a database to serve (one another server shares, say); by
+        default a new one of the run's backend (SQLite: db, else workdir's)."""
         self.tls = tls
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.db = Path(db) if db else self.workdir / "crmd.db"
+        if db_url is None:
+            db_url = pg_new_database("crmd_faults") if on_postgres() and db is None else f"sqlite:{self.db}"
+        self.db_url = db_url
         self.threads = threads
         self.quiet = quiet
         self.extra_args = list(extra_args)
@@ -163,7 +187,7 @@ class Crmd:
             else:
                 TLS_PORTS.pop(port, None)
             args = [crmd_bin(), "serve", "--listen", f"127.0.0.1:{port}", "--db",
-                    f"sqlite:{self.db}", "--threads", str(self.threads),
+                    self.db_url, "--threads", str(self.threads),
                     "--rate-limit", "off", "--auth-limit", "off"]
             if self.quiet:
                 args.append("--quiet")
@@ -245,23 +269,30 @@ class Crmd:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
 
-def kill_during(srv, targets, delay, join_s=30):
+def kill_during(srv, targets, delay, join_s=30, before_restart=None):
     """One round of a kill test: runs each of targets (callables taking a
     threading.Event that is set at the kill) in a thread of its own,
     SIGKILLs srv after delay seconds, waits for them (bounded) and starts
-    srv again on the same database."""
+    srv again on the same database. srv may be a callable that names the
+    server to kill once the delay is over; before_restart(srv), if given,
+    runs between the clients' end and the restart. Returns srv."""
     import threading
     stop = threading.Event()
     threads = [threading.Thread(target=t, args=(stop,), daemon=True) for t in targets]
     for t in threads:
         t.start()
     time.sleep(delay)
+    if callable(srv):
+        srv = srv()
     srv.kill()
     stop.set()
     for t in threads:
         t.join(join_s)
         assert not t.is_alive(), "a client hung"
+    if before_restart is not None:
+        before_restart(srv)
     srv.start()
+    return srv
 
 
 def healthz_answer(port, timeout=2.0):
