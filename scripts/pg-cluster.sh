@@ -23,6 +23,9 @@
 #   CRMD_TEST_PG_DIR     DIR
 #   CRMD_TEST_PG_CTL     this script, for stop/start DIR (the outage test)
 #
+# `run` makes its directory in /dev/shm when that is writable, else in
+# $TMPDIR (or /tmp); CRMD_TEST_PG_TMPDIR overrides both.
+#
 # Without PostgreSQL's server binaries this fails: the tests that need it
 # must not be skipped quietly.
 set -euo pipefail
@@ -120,7 +123,13 @@ destroy() {
 run() {
   [ $# -gt 0 ] || die "run needs a command"
   local dir
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/crmd-pg.XXXXXX")
+  # In memory (/dev/shm) when there is one: the suites make and drop hundreds
+  # of databases, and nothing here needs to reach a disk.
+  local base=${CRMD_TEST_PG_TMPDIR:-}
+  if [ -z "$base" ]; then
+    if [ -d /dev/shm ] && [ -w /dev/shm ]; then base=/dev/shm; else base=${TMPDIR:-/tmp}; fi
+  fi
+  dir=$(mktemp -d "$base/crmd-pg.XXXXXX")
   trap 'destroy "$dir"' EXIT
   trap 'exit 130' INT TERM
   create "$dir"

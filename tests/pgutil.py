@@ -19,7 +19,21 @@ def psql(url, sql, timeout=30):
 
 
 def pg_new_database(prefix="crmd"):
-    """Creates an empty database on the test cluster; returns its URL."""
+    """Creates an empty database on the test cluster; returns its URL.
+    FILE_COPY copies template1's files as they are, which on the cluster's
+    tmpfs costs less than PostgreSQL 15's default of copying it page by page
+    through the WAL."""
     name = f"{prefix}_{os.getpid()}_{next(_DBS)}"
-    psql(f"{PG_URL}/postgres", f'CREATE DATABASE "{name}"')
+    psql(f"{PG_URL}/postgres", f'CREATE DATABASE "{name}" STRATEGY FILE_COPY')
     return f"{PG_URL}/{name}"
+
+
+def pg_drop_database(url):
+    """Drops a database that pg_new_database made, cutting any session still
+    on it. Best effort: a test's clean-up, never its verdict; whatever is left
+    goes with the cluster."""
+    name = url.rsplit("/", 1)[1]
+    assert name.replace("_", "").isalnum(), name
+    subprocess.run(["psql", "-X", "-q", f"{PG_URL}/postgres", "-c",
+                    f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
+                   capture_output=True, timeout=30, stdin=subprocess.DEVNULL)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 import apiutil  # noqa: E402
-from pgutil import PG_URL, pg_new_database, psql  # noqa: E402,F401 (tests import them from here)
+from pgutil import PG_URL, pg_drop_database, pg_new_database, psql  # noqa: E402,F401 (tests import them from here)
 from apiutil import App, crmd_bin  # noqa: E402
 
 BACKEND = os.environ.get("CRMD_TEST_BACKEND", "sqlite")
@@ -146,7 +146,8 @@ class Server:
         self.db = self.workdir / "crmd.db"
         # db_url: a database to use (e.g. one shared with another server);
         # by default a new one of the suite's backend.
-        if db_url is None and BACKEND == "postgres":
+        self.own_pg_db = db_url is None and BACKEND == "postgres"
+        if self.own_pg_db:
             db_url = pg_new_database()
         self.db_url = db_url or f"sqlite:{self.db}"
         if self.db_url != f"sqlite:{self.db}":
@@ -309,3 +310,8 @@ def make_server(tmp_path):
     for s in started:
         if s.proc and s.proc.poll() is None:
             s.stop()
+    # Their databases go now rather than with the cluster: a PostgreSQL run
+    # makes hundreds of them, and the cluster lives in memory.
+    for s in started:
+        if s.own_pg_db:
+            pg_drop_database(s.db_url)
