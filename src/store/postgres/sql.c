@@ -94,27 +94,28 @@
  * the other's commit shows), drops those no row names (Q_PAYLOAD_DROP).
  * The last of them to get the lock sees all the others' rows gone. $1 is
  * an array of event ids. */
+/* clang-format off */
 #define PG_WEBHOOK_SQL                                                                                       \
-    [Q_WH_DELETE] = "WITH w AS (DELETE FROM webhooks WHERE " SCHEMA_WEBHOOK_KEY(                             \
-        P) " RETURNING id), "                                                                                \
-           "e AS (DELETE FROM webhook_events WHERE webhook_id IN (SELECT id FROM w) RETURNING event_id), "   \
-           "a AS (DELETE FROM webhook_attempts WHERE webhook_id IN (SELECT id FROM w)) "                     \
-           "SELECT w.id, e.event_id FROM w LEFT JOIN (SELECT DISTINCT event_id FROM e) e ON true",           \
+    [Q_WH_DELETE] = "WITH w AS (DELETE FROM webhooks WHERE " SCHEMA_WEBHOOK_KEY(P) " RETURNING id), "        \
+                    "e AS (DELETE FROM webhook_events WHERE webhook_id IN (SELECT id FROM w) "               \
+                    "RETURNING event_id), "                                                                  \
+                    "a AS (DELETE FROM webhook_attempts WHERE webhook_id IN (SELECT id FROM w)) "            \
+                    "SELECT w.id, e.event_id FROM w LEFT JOIN (SELECT DISTINCT event_id FROM e) e ON true",  \
     [Q_OUT_CLAIM] = "UPDATE webhooks w SET lease_owner = $1::text, lease_until = $2::int8 FROM ("            \
                     "SELECT c.id FROM webhooks c WHERE c.active AND c.lease_until <= $3::int8 AND (SELECT "  \
                     "e.next_at FROM webhook_events e WHERE e.webhook_id = c.id ORDER BY e.seq LIMIT 1) "     \
                     "<= $3::int8 LIMIT $4::int8 FOR UPDATE SKIP LOCKED) c WHERE w.id = c.id "                \
-                    "RETURNING w.id, w.app_id, w.url, w.secret", /* The payload only when some webhook wants \
-                                                                    the event. */                            \
-        [Q_EV_RECORD] = "WITH w AS (SELECT id FROM " SCHEMA_EV_WANTED(                                       \
-            P) "), "                                                                                         \
-               "p AS (INSERT INTO webhook_payloads (event_id, type, created_at, payload) SELECT "            \
-               "$3::uuid, $4::int4, $5::int8, $6::text WHERE EXISTS (SELECT 1 FROM w)) "                     \
-               "INSERT INTO webhook_events (webhook_id, event_id) SELECT id, $3::uuid FROM w",               \
+                    "RETURNING w.id, w.app_id, w.url, w.secret",                                             \
+    /* The payload only when some webhook wants the event. */              \
+    [Q_EV_RECORD] = "WITH w AS (SELECT id FROM " SCHEMA_EV_WANTED(P) "), "                                   \
+                    "p AS (INSERT INTO webhook_payloads (event_id, type, created_at, payload) SELECT "       \
+                    "$3::uuid, $4::int4, $5::int8, $6::text WHERE EXISTS (SELECT 1 FROM w)) "                \
+                    "INSERT INTO webhook_events (webhook_id, event_id) SELECT id, $3::uuid FROM w",          \
     [Q_PAYLOAD_LOCK] = "SELECT 1 FROM webhook_payloads WHERE event_id = ANY($1::uuid[]) ORDER BY event_id "  \
                        "FOR UPDATE",                                                                         \
     [Q_PAYLOAD_DROP] = "DELETE FROM webhook_payloads p WHERE p.event_id = ANY($1::uuid[]) AND NOT EXISTS ("  \
                        "SELECT 1 FROM webhook_events e WHERE e.event_id = p.event_id)"
+/* clang-format on */
 
 /* One migration per entry, applied in order; entry i brings the database
  * to version i + 1 (kept in crmd_schema). Never edit an entry that has
