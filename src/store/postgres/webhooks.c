@@ -393,7 +393,8 @@ static store_rc_t report_outcomes(pg_store_t *s, const store_report_t *r)
         if (rc == STORE_OK) rc = report_event(s, o);
         if (rc == STORE_OK) rc = report_failing(s, r, o);
         const char *event_id = o->attempt->event_id;
-        if (o->attempt->next_retry_at == 0) pg_array_text(&ended, (text_ref_t){event_id, strlen(event_id)});
+        if (o->attempt->next_retry_at == 0 && event_id[0] != '\0')
+            pg_array_text(&ended, (text_ref_t){event_id, strlen(event_id)});
     }
     if (rc == STORE_OK) rc = drop_unused(s, &ended);
     free(ended.buf);

@@ -351,8 +351,8 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
 /* The webhooks' statements SQLite writes its own way: a delete in four
  * (its events, the payloads no other webhook needs and its log go with
  * it, in the same write), the claim (the write lock makes it exclusive),
- * and an event's record in two (no INSERT in a WITH here): the payload
- * when any webhook wants it, then the queue rows. The write lock also
+ * and an event's record in two (no INSERT in a WITH here): the queue rows,
+ * then the payload if there was any. The write lock also
  * makes "no queue row names it any more" final when a payload is taken. */
 #define SQ_WEBHOOK_SQL                                                                                       \
     [Q_WH_DELETE] = "DELETE FROM webhooks WHERE " SCHEMA_WEBHOOK_KEY(P),                                     \
@@ -361,8 +361,7 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
                              "webhook_events e WHERE e.event_id = webhook_payloads.event_id AND "            \
                              "e.webhook_id <> ?1)",                                                          \
     [Q_WH_DELETE_EVENTS] = "DELETE FROM webhook_events WHERE webhook_id = ?1",                               \
-    [Q_EV_PAYLOAD] = "INSERT INTO webhook_payloads (event_id, type, created_at, payload) SELECT ?3, ?4, ?5, " \
-                     "?6 WHERE EXISTS (SELECT 1 FROM " SCHEMA_EV_WANTED(P) ")",                             \
+    [Q_EV_PAYLOAD] = "INSERT INTO webhook_payloads (event_id, type, created_at, payload) VALUES (?1, ?2, ?3, ?4)", \
     [Q_EV_RECORD] = "INSERT INTO webhook_events (webhook_id, event_id) SELECT id, ?3 FROM " SCHEMA_EV_WANTED(P), \
     /* After an event's queue row went: its payload, unless another needs it. */ \
     [Q_OUT_UNUSED] = "DELETE FROM webhook_payloads WHERE event_id = ?1 AND NOT EXISTS (SELECT 1 FROM "       \

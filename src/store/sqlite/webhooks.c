@@ -251,38 +251,39 @@ static store_rc_t backlog_full(sqlite_store_t *s, int64_t app, const store_event
     return rc;
 }
 
-/* Binds ev's record (Q_EV_PAYLOAD's and Q_EV_RECORD's parameters). */
-static void bind_event(sqlite3_stmt *st, int64_t app, const store_event_t *ev)
+/* Stores an event's payload by statement id (Q_EV_PAYLOAD, or the
+ * import's, which keeps one stored before), inside the open write. */
+static store_rc_t put_payload(sqlite_store_t *s, enum sq_stmt_id id, const char *event_id, int type,
+                              int64_t created_at, text_ref_t payload)
 {
-    sqlite3_bind_int64(st, 1, app);
-    sqlite3_bind_int64(st, 2, EVENT_ALL | EVENT_BIT(ev->type));
-    sq_bind_str(st, 3, ev->id);
-    if (sqlite3_bind_parameter_count(st) < 4) return;
-    sqlite3_bind_int(st, 4, ev->type);
-    sqlite3_bind_int64(st, 5, ev->created_at);
-    sqlite3_bind_text(st, 6, ev->payload, (int)ev->len, SQLITE_STATIC);
+    sqlite3_stmt *st = sq_stmt(s, id);
+    if (st == NULL) return STORE_ERROR;
+    sq_bind_str(st, 1, event_id);
+    sqlite3_bind_int(st, 2, type);
+    sqlite3_bind_int64(st, 3, created_at);
+    sqlite3_bind_text(st, 4, payload.ptr, (int)payload.len, SQLITE_STATIC);
+    return sq_run(s, st);
 }
 
-/* The payload once, if any webhook wants it after the backlogs' check,
- * then a queue row per webhook that does. */
+/* A queue row per webhook that wants ev after the backlogs' check, then
+ * the payload once if there was any. */
 static store_rc_t event_record(store_t *base, int64_t app, const store_event_t *ev, int *recorded)
 {
     sqlite_store_t *s = sq_of(base);
     store_rc_t rc;
     sqlite3_stmt *st = sq_write_stmt(s, Q_EV_RECORD, false, &rc);
     if (st == NULL) return rc;
-    bind_event(st, app, ev);
+    sqlite3_bind_int64(st, 1, app);
+    sqlite3_bind_int64(st, 2, EVENT_ALL | EVENT_BIT(ev->type));
+    sq_bind_str(st, 3, ev->id);
     rc = backlog_full(s, app, ev);
-    sqlite3_stmt *pl = rc == STORE_OK ? sq_stmt(s, Q_EV_PAYLOAD) : NULL;
-    if (rc == STORE_OK && pl == NULL) rc = STORE_ERROR;
-    if (rc == STORE_OK) {
-        bind_event(pl, app, ev);
-        rc = sq_run(s, pl);
-    }
     if (rc == STORE_OK)
         rc = sq_step_changes(s, st, recorded);
     else
         sq_reset(st);
+    if (rc == STORE_OK && *recorded > 0)
+        rc = put_payload(s, Q_EV_PAYLOAD, ev->id, ev->type, ev->created_at,
+                         (text_ref_t){ev->payload, ev->len});
     return sq_finish(s, rc);
 }
 
@@ -536,13 +537,8 @@ static store_rc_t import_webhook(store_t *base, int64_t app, const webhook_t *wh
 static store_rc_t import_event(store_t *base, const char *webhook_id, const store_queued_t *e)
 {
     sqlite_store_t *s = sq_of(base);
-    sqlite3_stmt *pl = sq_stmt(s, Q_EV_IMPORT_PAYLOAD);
-    if (pl == NULL) return STORE_ERROR;
-    sq_bind_str(pl, 1, e->event_id);
-    sqlite3_bind_int(pl, 2, e->type);
-    sqlite3_bind_int64(pl, 3, e->created_at);
-    sqlite3_bind_text(pl, 4, e->payload, (int)e->len, SQLITE_STATIC);
-    store_rc_t rc = sq_run(s, pl);
+    store_rc_t rc = put_payload(s, Q_EV_IMPORT_PAYLOAD, e->event_id, e->type, e->created_at,
+                                (text_ref_t){e->payload, e->len});
     sqlite3_stmt *st = rc == STORE_OK ? sq_stmt(s, Q_EV_IMPORT) : NULL;
     if (st == NULL) return rc == STORE_OK ? STORE_ERROR : rc;
     sq_bind_str(st, 1, webhook_id);
