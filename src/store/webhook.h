@@ -7,10 +7,12 @@
  * one).
  *
  * The outbox. An acknowledged change records its events in the same
- * transaction (store_event_record, from a write of the writer's batch), one
- * row per event and subscribed active webhook, so an event exists exactly
- * when its change does, and a webhook inactive at that moment never gets
- * it. Rows are numbered in the order they are recorded (seq); a webhook's
+ * transaction (store_event_record, from a write of the writer's batch): the
+ * payload once per event, and a queue row per event and subscribed active
+ * webhook naming it, so an event exists exactly when its change does, and
+ * a webhook inactive at that moment never gets it. A payload goes in the
+ * same transaction as the last queue row that names it (delivered, given
+ * up, or deleted with its webhook). Rows are numbered in the order they are recorded (seq); a webhook's
  * events go out in that order, one at a time. For one lead that is the
  * order of its changes: a change waits for the previous one's row lock,
  * so its events are recorded after the previous change committed.
@@ -227,7 +229,8 @@ store_rc_t store_outbox_release_owner(store_t *s, const char *owner);
 store_rc_t store_copy_import_webhook(store_t *s, int64_t app, const webhook_t *wh);
 /* Bulk copy: inserts an undelivered event of a webhook imported before,
  * after those imported so far (its order is kept, its seq is the
- * target's). */
+ * target's); its payload is stored unless an event of that id already
+ * has it (the same event, imported for another webhook). */
 store_rc_t store_copy_import_event(store_t *s, const char *webhook_id, const store_queued_t *e);
 
 #endif

@@ -44,8 +44,12 @@ enum schema_delivery_col {
     DELIVERY_NCOLS
 };
 
-/* An undelivered event of the outbox. */
-#define SCHEMA_QUEUED_COLS "seq, event_id, type, created_at, payload, attempts, first_at, next_at"
+/* An undelivered event of the outbox: its row in the queue of one webhook
+ * (webhook_events e) and the payload all its webhooks share
+ * (webhook_payloads p, stored once per event since schema version 11). */
+#define SCHEMA_QUEUED_FROM "webhook_events e JOIN webhook_payloads p ON p.event_id = e.event_id"
+#define SCHEMA_QUEUED_COLS                                                                                   \
+    "e.seq, e.event_id, p.type, p.created_at, p.payload, e.attempts, e.first_at, e.next_at"
 enum schema_queued_col {
     QUEUED_COL_SEQ,
     QUEUED_COL_EVENT,
@@ -58,10 +62,9 @@ enum schema_queued_col {
     QUEUED_NCOLS
 };
 
-/* The same, qualified with the alias e, and the webhook's url and state
- * after them (the sender's reads of a queue). */
-#define SCHEMA_QUEUED_COLS_E                                                                                 \
-    "e.seq, e.event_id, e.type, e.created_at, e.payload, e.attempts, e.first_at, e.next_at, w.url, w.active"
+/* The same, and the webhook's url and state after them (the sender's
+ * reads of a queue). */
+#define SCHEMA_QUEUED_COLS_E SCHEMA_QUEUED_COLS ", w.url, w.active"
 enum schema_queued_extra_col { QUEUED_COL_URL = QUEUED_NCOLS, QUEUED_COL_ACTIVE };
 
 /* What a lease hands the sender. */
@@ -82,8 +85,8 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
 #define SCHEMA_WEBHOOK_STMT_IDS                                                                              \
     Q_WH_INSERT, Q_WH_GET, Q_WH_LIST, Q_WH_UPDATE, Q_WH_DELIVERIES, Q_EV_RECORD, Q_EV_FULL_LOG,              \
         Q_EV_FULL_OFF, Q_OUT_QUEUE, Q_OUT_ATTEMPT, Q_OUT_DONE, Q_OUT_RETRY, Q_OUT_OK, Q_OUT_FAILED,          \
-        Q_OUT_RELEASE, Q_OUT_RENEW, Q_OUT_DROP, Q_WH_IMPORT, Q_EV_IMPORT, Q_WH_COUNTS, Q_WH_EXPORT,          \
-        Q_EV_EXPORT, Q_OUT_OWNERS, Q_OUT_FREE, Q_OUT_PRUNE
+        Q_OUT_RELEASE, Q_OUT_RENEW, Q_OUT_DROP, Q_WH_IMPORT, Q_EV_IMPORT_PAYLOAD, Q_EV_IMPORT, Q_WH_COUNTS,  \
+        Q_WH_EXPORT, Q_EV_EXPORT, Q_OUT_OWNERS, Q_OUT_FREE, Q_OUT_PRUNE
 
 /* clang-format off */
 #define SCHEMA_WEBHOOK_KEY(P) "app_id = " P(1, int8) " AND id = " P(2, uuid)
@@ -114,6 +117,11 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
     "app_id = " P(1, int8) " AND active AND (events & " P(2, int4) ") <> 0 AND EXISTS (SELECT 1 FROM "       \
     "webhook_events q WHERE q.webhook_id = webhooks.id ORDER BY q.seq LIMIT 1 OFFSET " P(3, int8) ")"
 
+/* The webhooks an event of app P(1) whose type's bits are P(2) goes to:
+ * a queue row for each, all naming the event's one payload (each backend
+ * writes its Q_EV_RECORD, which stores both when any webhook wants it). */
+#define SCHEMA_EV_WANTED(P) "webhooks WHERE app_id = " P(1, int8) " AND active AND (events & " P(2, int4) ") <> 0"
+
 #define SCHEMA_WEBHOOK_SQL(P, MAX)                                                                           \
     [Q_WH_INSERT] = "INSERT INTO webhooks (app_id, " SCHEMA_WEBHOOK_COLS ") SELECT " P(1, int8) ", "         \
                     P(2, uuid) ", " P(3, text) ", " P(4, int4) ", " P(5, text) ", " P(6, int4) " <> 0, "     \
@@ -131,11 +139,6 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
                                             P(3, int8) " OFFSET " P(4, int8))                                \
                         "WHERE EXISTS (SELECT 1 FROM webhooks WHERE " SCHEMA_WEBHOOK_KEY(P) ") "             \
                         "ORDER BY p.created_at DESC, p.id DESC",                                             \
-    /* One row per active webhook of the app that wants the type. */                                       \
-    [Q_EV_RECORD] = "INSERT INTO webhook_events (webhook_id, event_id, type, created_at, payload) "          \
-                    "SELECT id, " P(3, uuid) ", " P(4, int4) ", " P(5, int8) ", " P(6, text) " "             \
-                    "FROM webhooks WHERE app_id = " P(1, int8) " AND active AND (events & " P(2, int4)       \
-                    ") <> 0",                                                                                \
     /* The active webhooks of the app that want the type and whose backlog \
      * holds more than the offset (the backlog's cap less one) events: the \
      * log says the event was dropped, then they are made inactive.        */ \
@@ -143,7 +146,7 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
                       P(4, uuid) ", " P(5, uuid) ", " P(6, int4) ", 1, NULL, 0, 'dropped: " WEBHOOK_FULL_TEXT \
                       "', NULL, " P(7, int8) " FROM webhooks WHERE " SCHEMA_BACKLOG_FULL(P),                 \
     [Q_EV_FULL_OFF] = "UPDATE webhooks SET active = false WHERE " SCHEMA_BACKLOG_FULL(P),                   \
-    [Q_OUT_QUEUE] = "SELECT " SCHEMA_QUEUED_COLS_E " FROM webhook_events e JOIN webhooks w ON "              \
+    [Q_OUT_QUEUE] = "SELECT " SCHEMA_QUEUED_COLS_E " FROM " SCHEMA_QUEUED_FROM " JOIN webhooks w ON "         \
                     "w.id = e.webhook_id WHERE e.webhook_id = " P(1, uuid) " ORDER BY e.seq LIMIT " P(2, int8), \
     /* Not for a webhook deleted meanwhile (its log went with it). */                                      \
     [Q_OUT_ATTEMPT] = "INSERT INTO webhook_attempts (webhook_id, " SCHEMA_DELIVERY_COLS ") SELECT "          \
@@ -176,13 +179,18 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
     [Q_WH_IMPORT] = "INSERT INTO webhooks (app_id, " SCHEMA_WEBHOOK_COLS ") VALUES (" P(1, int8) ", "        \
                     P(2, uuid) ", " P(3, text) ", " P(4, int4) ", " P(5, text) ", " P(6, int4) " <> 0, "     \
                     P(7, text) ", " P(8, int8) ", " P(9, int8) ")",                                          \
-    [Q_EV_IMPORT] = "INSERT INTO webhook_events (webhook_id, event_id, type, created_at, payload, "          \
-                    "attempts, first_at, next_at) VALUES (" P(1, uuid) ", " P(2, uuid) ", " P(3, int4) ", "  \
-                    P(4, int8) ", " P(5, text) ", " P(6, int4) ", " P(7, int8) ", " P(8, int8) ")",          \
-    [Q_WH_COUNTS] = "SELECT (SELECT count(*) FROM webhooks), (SELECT count(*) FROM webhook_events)",      \
+    /* The payload of an event that several queues hold comes once per   \
+     * queue row: the first stores it. */                                  \
+    [Q_EV_IMPORT_PAYLOAD] = "INSERT INTO webhook_payloads (event_id, type, created_at, payload) VALUES ("    \
+                            P(1, uuid) ", " P(2, int4) ", " P(3, int8) ", " P(4, text) ") "                 \
+                            "ON CONFLICT (event_id) DO NOTHING",                                             \
+    [Q_EV_IMPORT] = "INSERT INTO webhook_events (webhook_id, event_id, attempts, first_at, next_at) VALUES (" \
+                    P(1, uuid) ", " P(2, uuid) ", " P(3, int4) ", " P(4, int8) ", " P(5, int8) ")",          \
+    /* The undelivered events are the queue rows with their payload. */   \
+    [Q_WH_COUNTS] = "SELECT (SELECT count(*) FROM webhooks), (SELECT count(*) FROM " SCHEMA_QUEUED_FROM ")", \
     /* Bulk copy's exports: the owner's id first, the rest from column 1. */                               \
     [Q_WH_EXPORT] = "SELECT app_id, " SCHEMA_WEBHOOK_COLS " FROM webhooks ORDER BY app_id, created_at, id",  \
-    [Q_EV_EXPORT] = "SELECT webhook_id, " SCHEMA_QUEUED_COLS " FROM webhook_events ORDER BY seq"
+    [Q_EV_EXPORT] = "SELECT e.webhook_id, " SCHEMA_QUEUED_COLS " FROM " SCHEMA_QUEUED_FROM " ORDER BY e.seq"
 /* clang-format on */
 
 #endif

@@ -63,6 +63,9 @@ def test_two_processes_share_the_deliveries_without_sending_twice(make_server):
         pids = {o.split("/")[2] for o in owners}
         assert pids == {str(a.proc.pid), str(b.proc.pid)}, f"both processes send: lease owners {owners}"
         assert psql(url, "SELECT count(*) FROM webhook_events").strip() == "0"
+        # Each event went to twelve webhooks, delivered by both processes at
+        # once: the last delivery of each took its one payload along.
+        assert psql(url, "SELECT count(*) FROM webhook_payloads").strip() == "0"
         attempts = psql(url, "SELECT count(*), count(DISTINCT id) FROM webhook_attempts").strip()
         assert attempts == f"{per_hook * WEBHOOKS}|{per_hook * WEBHOOKS}", attempts
     finally:

@@ -9,6 +9,7 @@ that keeps failing is tried at 0, 1 and 3 s, then given up."""
 
 import json
 import re
+import sqlite3
 import time
 
 import pytest
@@ -414,6 +415,36 @@ def test_copy_moves_webhooks_and_their_undelivered_events(make_server, receiver,
     for d in got:
         check_delivery(d, w["attributes"]["secret"])
     assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["url"] == receiver.url()
+
+
+def sqlite_count(db, table):
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_copy_moves_events_that_several_webhooks_share_with_one_payload_each(make_server, receiver, tmp_path):
+    """Each webhook's queue row of an event is copied, the event's payload
+    once; both webhooks then get every event, in order, and the payloads go
+    once delivered everywhere."""
+    src = make_server(extra_args=["--webhook-allow-private", "--webhook-sender", "off"])
+    app = src.new_app()
+    hooks = [create_webhook(app, receiver.url(f"/c{i}"), events=["lead.created"]) for i in range(2)]
+    ids = [app.create_lead(name=f"C{i}")["id"] for i in range(3)]
+    assert src.stop() == 0
+    dst = tmp_path / "copy.db"
+    p = run_crmd("copy", "--from", src.db_url, "--to", f"sqlite:{dst}", check=True)
+    assert "2 webhooks, 6 undelivered events" in p.stdout.split("now holds")[1], p.stdout
+    assert sqlite_count(dst, "webhook_events") == 6 and sqlite_count(dst, "webhook_payloads") == 3
+    make_server(db_url=f"sqlite:{dst}", extra_args=["--webhook-allow-private"])
+    for i, w in enumerate(hooks):
+        got = receiver.wait_for(3, path=f"/c{i}")
+        assert [d.json["data"]["id"] for d in got] == ids, f"webhook {i}: in their order"
+        check_delivery(got[0], w["attributes"]["secret"])
+    wait_until(lambda: sqlite_count(dst, "webhook_payloads") == 0, what="the delivered events' payloads gone")
+    assert sqlite_count(dst, "webhook_events") == 0
 
 
 def test_the_trash_and_batches_send_their_events(happ, receiver):

@@ -70,6 +70,19 @@ static store_app_t app1, app2;
 
 /* Runs sql on a raw libpq connection to conninfo; fails the test unless
  * it succeeds. */
+/* The number in the first column of the first row of sql's answer. */
+static int64_t pg_number(const char *conninfo, const char *sql)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "connect: %s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    cr_assert(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1, "%s: %s", sql, PQerrorMessage(c));
+    int64_t n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
+    return n;
+}
+
 static void pg_run(const char *conninfo, const char *sql)
 {
     PGconn *c = PQconnectdb(conninfo);
@@ -145,6 +158,22 @@ static void raw_sql(const char *sql)
     char *msg = NULL;
     cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &msg), SQLITE_OK, "%s: %s", sql, msg ? msg : "?");
     sqlite3_close(db);
+}
+
+/* The number sql answers on the database at url (a count). */
+static int64_t raw_number_on(const char *url, const char *sql)
+{
+    if (on_postgres) return pg_number(url, sql);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(url + strlen("sqlite:"), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *q = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW, "%s", sql);
+    int64_t n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return n;
 }
 
 static store_t *open_url(const char *url)
@@ -589,7 +618,8 @@ static void undo_finding(void)
 static void downgrade_to(int version)
 {
     /* What later versions added goes first. */
-    raw_sql("DROP TABLE webhook_attempts; DROP TABLE webhook_events; DROP TABLE webhooks;");
+    raw_sql("DROP TABLE webhook_attempts; DROP TABLE webhook_events; DROP TABLE webhook_payloads; "
+            "DROP TABLE webhooks;");
     undo_finding();
     if (version < 3) raw_sql("DROP TABLE issued_tokens;");
     raw_sql("DROP TABLE signing_keys;"
@@ -3518,15 +3548,20 @@ Test(store, a_failed_read_makes_no_other_read_fail)
 
 /* --- webhooks (helpers above) ------------------------------------------------ */
 
-static int record(int64_t app, int id, int type)
+static int record_in(store_t *s, int64_t app, int id, int type)
 {
     store_event_t ev = {
         .type = type, .created_at = 5000, .payload = "{\"x\":1}", .len = 7, .backlog_max = 10000};
     strcpy(ev.id, ID(id));
     snprintf(ev.drop_id, sizeof ev.drop_id, "0190f3a2-0002-7000-8000-%012d", id);
     int n = -1;
-    cr_assert_eq(store_event_record(st, app, &ev, &n), STORE_OK);
+    cr_assert_eq(store_event_record(s, app, &ev, &n), STORE_OK);
     return n;
+}
+
+static int record(int64_t app, int id, int type)
+{
+    return record_in(st, app, id, type);
 }
 
 typedef struct lanes_seen {
@@ -3564,11 +3599,16 @@ static void on_queued_event(void *ctx, const store_queued_t *e)
     cr_expect_eq(memcmp(e->payload, "{\"x\":1}", 7), 0);
 }
 
-static queue_seen_t queue_of(int id)
+static queue_seen_t queue_in(store_t *s, int id)
 {
     queue_seen_t q = {0};
-    cr_assert_eq(store_outbox_queue(st, ID(id), 16, on_queued_event, &q), STORE_OK);
+    cr_assert_eq(store_outbox_queue(s, ID(id), 16, on_queued_event, &q), STORE_OK);
     return q;
+}
+
+static queue_seen_t queue_of(int id)
+{
+    return queue_in(st, id);
 }
 
 Test(store, webhooks_are_kept_per_app_with_their_secret)
@@ -3795,6 +3835,130 @@ Test(store, a_dead_owners_leases_can_be_ended)
     a = (lanes_seen_t){0};
     cr_assert_eq(store_outbox_claim(st, "alive", 10001, 40001, 8, on_lane, &a), STORE_OK);
     cr_expect_eq(a.n, 1, "taken over before the lease ran out");
+}
+
+/* The outcome of an attempt of event (its row seq) to webhook hook: ended
+ * (delivered, or given up when not ok) when next_at is 0, else retried. */
+static store_rc_t report_in(store_t *s, int hook, int64_t seq, int event, bool ok, int64_t next_at)
+{
+    delivery_t d = {.type = EVENT_LEAD_CREATED,
+                    .attempt = 1,
+                    .status_code = ok ? 200 : 500,
+                    .next_retry_at = next_at,
+                    .created_at = 10000 + seq};
+    snprintf(d.id, sizeof d.id, "0190f3a2-0003-7000-8000-%012d", (int)(seq % 1000000) * 100 + hook);
+    strcpy(d.event_id, ID(event));
+    store_outcome_t o = {.webhook_id = ID(hook), .seq = seq, .attempt = &d, .first_at = 10000, .ok = ok};
+    store_report_t r = {.outcomes = &o,
+                        .n = 1,
+                        .owner = "A",
+                        .now = 10000,
+                        .lease_until = 40000,
+                        .disable_after_ms = 3600000};
+    return store_outbox_report(s, &r);
+}
+
+static int64_t payloads_on(const char *url)
+{
+    return raw_number_on(url, "SELECT count(*) FROM webhook_payloads");
+}
+
+/* An event wanted by several webhooks is stored once; its payload stays
+ * while any of their queue rows needs it, whether the others were
+ * delivered, given up or deleted with their webhook, and goes with the
+ * last. */
+Test(store, an_events_payload_is_stored_once_and_goes_with_the_last_row_that_needs_it)
+{
+    for (int i = 0; i < 3; i++) {
+        webhook_t wh = mk_webhook(20 + i, EVENT_ALL, 1000 + i);
+        cr_assert_eq(store_webhook_create(st, app1.id, &wh, 100), STORE_OK);
+    }
+    webhook_t stages = mk_webhook(23, EVENT_BIT(EVENT_LEAD_STAGE_CHANGED), 1003);
+    cr_assert_eq(store_webhook_create(st, app1.id, &stages, 100), STORE_OK);
+    cr_expect_eq(record(app1.id, 1, EVENT_LEAD_CREATED), 3);
+    cr_expect_eq(record(app1.id, 2, EVENT_LEAD_STAGE_CHANGED), 4);
+    cr_expect_eq(payloads_on(url_), 2, "one payload per event, not per webhook");
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_events"), 7);
+    cr_expect_eq(record(app2.id, 3, EVENT_LEAD_CREATED), 0);
+    cr_expect_eq(payloads_on(url_), 2, "none for an event no webhook wants");
+    queue_seen_t q20 = queue_of(20), q21 = queue_of(21), q22 = queue_of(22);
+    cr_assert(q20.n == 2 && q21.n == 2 && q22.n == 2);
+    cr_assert_eq(report_in(st, 20, q20.seq[0], 1, true, 0), STORE_OK);
+    cr_assert_eq(report_in(st, 21, q21.seq[0], 1, false, 20000), STORE_OK);
+    cr_expect_eq(payloads_on(url_), 2, "delivered to one, retried for another: kept");
+    q21 = queue_of(21);
+    cr_expect(q21.n == 2 && q21.attempts[0] == 1 && strcmp(q21.events[0], ID(1)) == 0);
+    cr_assert_eq(store_webhook_delete(st, app1.id, ID(21)), STORE_OK);
+    cr_expect_eq(payloads_on(url_), 2, "webhook 22 still needs both");
+    cr_assert_eq(report_in(st, 22, q22.seq[0], 1, false, 0), STORE_OK);
+    cr_expect_eq(payloads_on(url_), 1, "given up by the last webhook that had it: gone");
+    q20 = queue_of(20);
+    cr_assert(q20.n == 1 && strcmp(q20.events[0], ID(2)) == 0);
+    cr_assert_eq(report_in(st, 20, q20.seq[0], 2, true, 0), STORE_OK);
+    cr_assert_eq(store_webhook_delete(st, app1.id, ID(22)), STORE_OK);
+    cr_expect_eq(payloads_on(url_), 1, "webhook 23 still needs event 2");
+    cr_assert_eq(store_webhook_delete(st, app1.id, ID(23)), STORE_OK);
+    cr_expect_eq(payloads_on(url_), 0, "deleted with the last webhook that had it");
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_events"), 0);
+}
+
+/* A database of schema version 10 (webhook_events holding a copy of the
+ * payload per webhook) with undelivered events: migration 11 keeps every
+ * row, its order and its state, and stores each event's payload once;
+ * they are then sent and removed as any other, and new events come after
+ * them. */
+Test(store, version_10s_undelivered_events_are_kept_in_order_with_one_payload_each)
+{
+    char old[URL_MAX];
+    fresh_db(old, sizeof old);
+    store_t *s = open_url(old);
+    cr_assert_eq(store_migrate(s), STORE_OK);
+    store_close(s);
+    raw_sql_on(old, "DROP TABLE webhook_attempts; DROP TABLE webhook_events; DROP TABLE webhook_payloads; "
+                    "DROP TABLE webhooks;");
+    raw_sql_on(old, on_postgres ? pg_migrations[6] : sq_migrations[6]); /* version 7's webhooks */
+    raw_sql_on(old,
+               on_postgres ? "UPDATE crmd_schema SET version = 10 WHERE id = 1" : "PRAGMA user_version = 10");
+    char sql[2048];
+    const char *p = "'{\"x\":1}'";
+    snprintf(
+        sql, sizeof sql,
+        "INSERT INTO apps (key, name, created_at) VALUES ('pk_live_old', 'Old', 1);"
+        "INSERT INTO webhooks (id, app_id, url, events, description, active, secret, created_at, updated_at) "
+        "VALUES ('%s', 1, 'http://127.0.0.1:9/hook', %u, NULL, true, "
+        "'whsec_0123456789abcdefghijABCDEFGHIJ12', 1000, 1000),"
+        "('%s', 1, 'http://127.0.0.1:9/hook', %u, NULL, true, "
+        "'whsec_0123456789abcdefghijABCDEFGHIJ12', 1001, 1001);"
+        "INSERT INTO webhook_events (webhook_id, event_id, type, created_at, payload, attempts, first_at, "
+        "next_at) VALUES ('%s', '%s', 0, 5000, %s, 2, 6000, 7000);"
+        "INSERT INTO webhook_events (webhook_id, event_id, type, created_at, payload) VALUES "
+        "('%s', '%s', 0, 5000, %s);"
+        "INSERT INTO webhook_events (webhook_id, event_id, type, created_at, payload) VALUES "
+        "('%s', '%s', 0, 5001, %s);"
+        "INSERT INTO webhook_events (webhook_id, event_id, type, created_at, payload) VALUES "
+        "('%s', '%s', 0, 5002, %s);"
+        "DELETE FROM webhook_events WHERE event_id = '%s';",
+        ID(20), EVENT_ALL, ID(21), EVENT_ALL, ID(20), ID(1), p, ID(21), ID(1), p, ID(20), ID(2), p, ID(21),
+        ID(3), p, ID(3));
+    raw_sql_on(old, sql);
+    s = open_url(old);
+    cr_assert_eq(store_migrate(s), STORE_OK);
+    cr_expect_eq(payloads_on(old), 2, "one per undelivered event");
+    queue_seen_t q20 = queue_in(s, 20), q21 = queue_in(s, 21);
+    cr_assert_eq(q20.n, 2);
+    cr_expect(strcmp(q20.events[0], ID(1)) == 0 && strcmp(q20.events[1], ID(2)) == 0, "in their order");
+    cr_expect(q20.attempts[0] == 2 && q20.next_at[0] == 7000, "with their state");
+    cr_assert_eq(q21.n, 1);
+    cr_expect_str_eq(q21.events[0], ID(1));
+    cr_expect_eq(record_in(s, 1, 4, EVENT_LEAD_CREATED), 2);
+    queue_seen_t after = queue_in(s, 21);
+    cr_assert_eq(after.n, 2);
+    cr_expect_gt(after.seq[1], 4, "numbers are not used again, not even a deleted row's");
+    cr_assert_eq(report_in(s, 20, q20.seq[0], 1, true, 0), STORE_OK);
+    cr_expect_eq(payloads_on(old), 3);
+    cr_assert_eq(report_in(s, 21, q21.seq[0], 1, true, 0), STORE_OK);
+    cr_expect_eq(payloads_on(old), 2, "event 1 delivered to both: its payload is gone");
+    store_close(s);
 }
 
 /* The find reads through the loop: each ends from it, in the order the

@@ -115,6 +115,8 @@ enum pg_stmt_id {
     SCHEMA_WEBHOOK_STMT_IDS,
     Q_WH_DELETE,
     Q_OUT_CLAIM,
+    Q_PAYLOAD_LOCK,
+    Q_PAYLOAD_DROP,
     Q_LEAD_UPDATE_OLD,
     Q_LEAD_DELETE_OLD,
     Q_TOTALS_ADD,
@@ -460,6 +462,12 @@ store_rc_t pg_run_in_tx(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p,
 store_rc_t pg_tx_begin(pg_store_t *s, const char *sql);
 store_rc_t pg_tx_commit(pg_store_t *s);
 void pg_tx_rollback(pg_store_t *s);
+
+/* Runs fn as one write of several statements (its own transaction, or a
+ * savepoint in a batch), each run by pg_run_in_tx; retries deadlocks. What
+ * fn returns decides: anything but STORE_OK undoes all of it. */
+typedef store_rc_t (*pg_unit_fn)(pg_store_t *s, void *ctx);
+store_rc_t pg_write_unit(pg_store_t *s, pg_unit_fn fn, void *ctx);
 
 /* Runs statement id as one write (its own transaction, or a savepoint in
  * a batch), retrying deadlocks. When it changes a row and count_delta is

@@ -61,21 +61,61 @@
     "  created_at BIGINT NOT NULL,"                                                                          \
     "  PRIMARY KEY (webhook_id, created_at, id));"
 
+/* Migration 11, as SQLite's (store/sqlite/sql.c): each event's payload
+ * once, in webhook_payloads; the undelivered events of version 10 keep
+ * their rows, numbers and state, each event's payload taken from its first
+ * row. Dropping the columns rewrites nothing; the space of the old copies
+ * comes back as their rows are delivered. */
+#define PG_V11_PAYLOADS                                                                                      \
+    "CREATE TABLE webhook_payloads ("                                                                        \
+    "  event_id UUID PRIMARY KEY,"                                                                           \
+    "  type INTEGER NOT NULL,"                                                                               \
+    "  created_at BIGINT NOT NULL,"                                                                          \
+    "  payload TEXT NOT NULL);"                                                                              \
+    "INSERT INTO webhook_payloads (event_id, type, created_at, payload) "                                    \
+    "  SELECT DISTINCT ON (event_id) event_id, type, created_at, payload FROM webhook_events "               \
+    "  ORDER BY event_id, seq;"                                                                              \
+    "ALTER TABLE webhook_events DROP COLUMN type, DROP COLUMN created_at, DROP COLUMN payload;"              \
+    "CREATE INDEX webhook_events_event ON webhook_events (event_id);"
+
 /* The webhooks' statements PostgreSQL writes its own way: the delete, with
- * its events and log, in one statement; the claim, which skips the rows
- * another sender is claiming (SKIP LOCKED) and re-checks each lease it
- * locks, so no two senders lease one webhook. */
+ * its events and log, in one statement that returns the ids of the events
+ * it took (their payloads may be unused now); the claim, which skips the
+ * rows another sender is claiming (SKIP LOCKED) and re-checks each lease
+ * it locks, so no two senders lease one webhook; an event's record, its
+ * payload and its queue rows in one statement.
+ *
+ * A payload goes when no queue row names it any more. Two transactions
+ * that each take one of an event's last two rows would each still see the
+ * other's (neither has committed), and keep it: so whoever takes queue
+ * rows then locks their payloads (Q_PAYLOAD_LOCK, in the order of their
+ * ids, so that two such transactions never wait for each other in a
+ * circle) and only then, in a later statement (a new snapshot, in which
+ * the other's commit shows), drops those no row names (Q_PAYLOAD_DROP).
+ * The last of them to get the lock sees all the others' rows gone. $1 is
+ * an array of event ids. */
+/* clang-format off */
 #define PG_WEBHOOK_SQL                                                                                       \
-    [Q_WH_DELETE] = "WITH w AS (DELETE FROM webhooks WHERE " SCHEMA_WEBHOOK_KEY(                             \
-        P) " RETURNING id), "                                                                                \
-           "e AS (DELETE FROM webhook_events WHERE webhook_id IN (SELECT id FROM w)), "                      \
-           "a AS (DELETE FROM webhook_attempts WHERE webhook_id IN (SELECT id FROM w)) "                     \
-           "SELECT id FROM w",                                                                               \
+    [Q_WH_DELETE] = "WITH w AS (DELETE FROM webhooks WHERE " SCHEMA_WEBHOOK_KEY(P) " RETURNING id), "        \
+                    "e AS (DELETE FROM webhook_events WHERE webhook_id IN (SELECT id FROM w) "               \
+                    "RETURNING event_id), "                                                                  \
+                    "a AS (DELETE FROM webhook_attempts WHERE webhook_id IN (SELECT id FROM w)) "            \
+                    "SELECT w.id, e.event_id FROM w LEFT JOIN (SELECT DISTINCT event_id FROM e) e ON true",  \
     [Q_OUT_CLAIM] = "UPDATE webhooks w SET lease_owner = $1::text, lease_until = $2::int8 FROM ("            \
                     "SELECT c.id FROM webhooks c WHERE c.active AND c.lease_until <= $3::int8 AND (SELECT "  \
                     "e.next_at FROM webhook_events e WHERE e.webhook_id = c.id ORDER BY e.seq LIMIT 1) "     \
                     "<= $3::int8 LIMIT $4::int8 FOR UPDATE SKIP LOCKED) c WHERE w.id = c.id "                \
-                    "RETURNING w.id, w.app_id, w.url, w.secret"
+                    "RETURNING w.id, w.app_id, w.url, w.secret",                                             \
+    /* The payload only when some webhook wants the event. */              \
+    [Q_EV_RECORD] = "WITH w AS (SELECT id FROM " SCHEMA_EV_WANTED(P) "), "                                   \
+                    "p AS (INSERT INTO webhook_payloads (event_id, type, created_at, payload) SELECT "       \
+                    "$3::uuid, $4::int4, $5::int8, $6::text WHERE EXISTS (SELECT 1 FROM w)) "                \
+                    "INSERT INTO webhook_events (webhook_id, event_id) SELECT id, $3::uuid FROM w",          \
+    [Q_PAYLOAD_LOCK] = "SELECT 1 FROM webhook_payloads WHERE event_id = ANY($1::uuid[]) ORDER BY event_id "  \
+                       "FOR UPDATE",                                                                         \
+    [Q_PAYLOAD_DROP] = "DELETE FROM webhook_payloads p WHERE p.event_id = ANY($1::uuid[]) AND NOT EXISTS ("  \
+                       "SELECT 1 FROM webhook_events e WHERE e.event_id = p.event_id)"
+/* clang-format on */
 
 /* One migration per entry, applied in order; entry i brings the database
  * to version i + 1 (kept in crmd_schema). Never edit an entry that has
@@ -171,6 +211,8 @@ const char *const pg_migrations[SCHEMA_VERSION] = {
     /* 10: SQLite's search index takes keys in the list's order; pg_trgm's
      * index has no keys of its own, so nothing changes here. */
     "SELECT 1",
+    /* 11: each event's payload once, whatever the number of its webhooks. */
+    PG_V11_PAYLOADS,
 };
 
 #define FOLLOW_ORDER "due_at ASC NULLS LAST, created_at, id"
@@ -335,7 +377,8 @@ const char *const pg_schema_set_fmt = "UPDATE crmd_schema SET version = %d WHERE
  * counts before and after are exact. Readers go on. */
 const char *const pg_import_lock_sql =
     "LOCK TABLE apps, signing_keys, leads, follows, revoked_tokens, issued_tokens, webhooks, webhook_events, "
-    "leads_trash, follows_trash, idempotency_keys, lead_history IN SHARE ROW EXCLUSIVE MODE";
+    "webhook_payloads, leads_trash, follows_trash, idempotency_keys, lead_history IN SHARE ROW EXCLUSIVE "
+    "MODE";
 const char *const pg_import_counts_sql =
     "UPDATE apps SET lead_count = (SELECT count(*) FROM leads WHERE leads.app_id = apps.id);"
     "DELETE FROM lead_totals;" SCHEMA_TOTALS_REBUILD;

@@ -289,6 +289,20 @@ store_rc_t pg_write(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int
     }
 }
 
+store_rc_t pg_write_unit(pg_store_t *s, pg_unit_fn fn, void *ctx)
+{
+    assert(!s->in_import);
+    for (int attempt = 1;; attempt++) {
+        s->retry = false;
+        store_rc_t rc = begin_op(s);
+        if (rc != STORE_OK) return rc;
+        rc = finish_op(s, fn(s, ctx));
+        if (rc == STORE_OK || !s->retry) return rc;
+        store_log("crmd: postgres: deadlock (try %d of %d)", attempt, WRITE_ATTEMPTS);
+        if (attempt == WRITE_ATTEMPTS) return STORE_UNAVAILABLE;
+    }
+}
+
 store_rc_t pg_read(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, PGresult **out)
 {
     if (s->base.batch != BATCH_NONE) return pg_write(s, id, p, 0, 0, out);

@@ -9,6 +9,9 @@
  *   the outbox        recording events, claims, queues, reports
  *   bulk copy         counting, exporting, importing
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "model/event.h"
 #include "store/postgres/pg_int.h"
 
@@ -173,11 +176,55 @@ static store_rc_t webhook_update(store_t *base, int64_t app, const char *id, con
     return pg_one_row(pg_of(base), Q_WH_UPDATE, &p, 0, 0, emit_webhooks, (void *)cb, ctx);
 }
 
+/* Locks, then drops, the payloads of the events ids (an array literal
+ * being written, ended here) that no queue row names any more, inside the
+ * open transaction (see PG_WEBHOOK_SQL). */
+static store_rc_t drop_unused(pg_store_t *s, pg_array_t *ids)
+{
+    if (ids->len <= 1) return STORE_OK; /* only the brace: none */
+    pg_array_end(ids);
+    if (ids->oom) return STORE_ERROR;
+    pg_params_t p = {0};
+    pgp_text(&p, (text_ref_t){ids->buf, ids->len});
+    p.fmt[0] = 0; /* an array literal: text format */
+    store_rc_t rc = pg_run_in_tx(s, Q_PAYLOAD_LOCK, &p, NULL);
+    return rc == STORE_OK ? pg_run_in_tx(s, Q_PAYLOAD_DROP, &p, NULL) : rc;
+}
+
+typedef struct removal {
+    int64_t app;
+    const char *id;
+} removal_t;
+
+/* The delete (pg_unit_fn): the webhook, its queue and log, then the
+ * payloads only its queue needed. */
+static store_rc_t remove_unit(pg_store_t *s, void *ctx)
+{
+    const removal_t *rm = ctx;
+    pg_params_t p = {0};
+    if (!pgp_key(&p, rm->app, rm->id, NULL)) return STORE_NOT_FOUND;
+    PGresult *r;
+    store_rc_t rc = pg_run_in_tx(s, Q_WH_DELETE, &p, &r);
+    if (rc != STORE_OK) return rc;
+    int n = PQntuples(r);
+    pg_array_t ids = {0};
+    pg_array_begin(&ids);
+    for (int i = 0; i < n; i++) {
+        if (PQgetisnull(r, i, 1)) continue;
+        char event_id[UUID_BUFSZ];
+        pg_get_uuid(r, i, 1, event_id);
+        pg_array_text(&ids, (text_ref_t){event_id, strlen(event_id)});
+    }
+    PQclear(r);
+    rc = n == 0 ? STORE_NOT_FOUND : drop_unused(s, &ids);
+    free(ids.buf);
+    return rc;
+}
+
 static store_rc_t webhook_remove(store_t *base, int64_t app, const char *id)
 {
-    pg_params_t p = {0};
-    if (!pgp_key(&p, app, id, NULL)) return STORE_NOT_FOUND;
-    return pg_one_row(pg_of(base), Q_WH_DELETE, &p, 0, 0, NULL, NULL, NULL);
+    removal_t rm = {.app = app, .id = id};
+    return pg_write_unit(pg_of(base), remove_unit, &rm);
 }
 
 static store_rc_t webhook_deliveries(store_t *base, int64_t app, const char *id,
@@ -334,16 +381,31 @@ static store_rc_t report_leases(pg_store_t *s, const store_report_t *r)
     return rc;
 }
 
-static store_rc_t outbox_report(store_t *base, const store_report_t *r)
+/* The outcomes, then the payloads of the events whose rows they ended. */
+static store_rc_t report_outcomes(pg_store_t *s, const store_report_t *r)
 {
-    pg_store_t *s = pg_of(base);
-    store_rc_t rc = pg_tx_begin(s, "BEGIN");
+    store_rc_t rc = STORE_OK;
+    pg_array_t ended = {0};
+    pg_array_begin(&ended);
     for (size_t i = 0; rc == STORE_OK && i < r->n; i++) {
         const store_outcome_t *o = &r->outcomes[i];
         rc = report_attempt(s, o);
         if (rc == STORE_OK) rc = report_event(s, o);
         if (rc == STORE_OK) rc = report_failing(s, r, o);
+        const char *event_id = o->attempt->event_id;
+        if (o->attempt->next_retry_at == 0 && event_id[0] != '\0')
+            pg_array_text(&ended, (text_ref_t){event_id, strlen(event_id)});
     }
+    if (rc == STORE_OK) rc = drop_unused(s, &ended);
+    free(ended.buf);
+    return rc;
+}
+
+static store_rc_t outbox_report(store_t *base, const store_report_t *r)
+{
+    pg_store_t *s = pg_of(base);
+    store_rc_t rc = pg_tx_begin(s, "BEGIN");
+    if (rc == STORE_OK) rc = report_outcomes(s, r);
     if (rc == STORE_OK) rc = report_leases(s, r);
     if (rc == STORE_OK) return pg_tx_commit(s);
     if (s->in_tx) pg_tx_rollback(s);
@@ -425,11 +487,15 @@ static store_rc_t import_webhook(store_t *base, int64_t app, const webhook_t *wh
 
 static store_rc_t import_event(store_t *base, const char *webhook_id, const store_queued_t *e)
 {
+    pg_params_t pl = {0};
+    if (!pgp_uuid(&pl, e->event_id)) return STORE_ERROR;
+    pgp_int4(&pl, e->type);
+    pgp_int8(&pl, e->created_at);
+    pgp_text(&pl, (text_ref_t){e->payload, e->len});
+    store_rc_t rc = pg_write(pg_of(base), Q_EV_IMPORT_PAYLOAD, &pl, 0, 0, NULL);
+    if (rc != STORE_OK) return rc;
     pg_params_t p = {0};
     if (!pgp_uuid(&p, webhook_id) || !pgp_uuid(&p, e->event_id)) return STORE_ERROR;
-    pgp_int4(&p, e->type);
-    pgp_int8(&p, e->created_at);
-    pgp_text(&p, (text_ref_t){e->payload, e->len});
     pgp_int4(&p, e->attempts);
     pgp_int8(&p, e->first_at);
     pgp_int8(&p, e->next_at);

@@ -229,6 +229,27 @@
     "  created_at INTEGER NOT NULL,"                                                                         \
     "  PRIMARY KEY (webhook_id, created_at, id)) WITHOUT ROWID;"
 
+/* Migration 11: an event's payload stored once (webhook_payloads, keyed by
+ * the event's id) however many webhooks it goes to; the queue rows of
+ * webhook_events name it, and the last of them to go takes it along
+ * (webhooks.c). The undelivered events of version 10 keep their rows, seq
+ * (and so the AUTOINCREMENT's high-water mark) and state; each event's
+ * payload is taken from its first row. The index on event_id is what finds
+ * whether a payload is still needed. */
+#define SQ_V11_PAYLOADS                                                                                      \
+    "CREATE TABLE webhook_payloads ("                                                                        \
+    "  event_id TEXT PRIMARY KEY,"                                                                           \
+    "  type INTEGER NOT NULL,"                                                                               \
+    "  created_at INTEGER NOT NULL,"                                                                         \
+    "  payload TEXT NOT NULL);"                                                                              \
+    "INSERT INTO webhook_payloads (event_id, type, created_at, payload) "                                    \
+    "  SELECT event_id, type, created_at, payload FROM webhook_events "                                      \
+    "  WHERE seq IN (SELECT min(seq) FROM webhook_events GROUP BY event_id);"                                \
+    "ALTER TABLE webhook_events DROP COLUMN type;"                                                           \
+    "ALTER TABLE webhook_events DROP COLUMN created_at;"                                                     \
+    "ALTER TABLE webhook_events DROP COLUMN payload;"                                                        \
+    "CREATE INDEX webhook_events_event ON webhook_events (event_id);"
+
 /* Never edit an entry that has shipped: append a new one. */
 /* clang-format off */
 const char *const sq_migrations[SCHEMA_VERSION] = {
@@ -323,21 +344,35 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     SQ_V9_STATS,
     /* 10: the search index's keys in the list's order (see above). */
     SQ_V10_SEARCH_ORDER,
+    /* 11: each event's payload once, whatever the number of its webhooks. */
+    SQ_V11_PAYLOADS,
 };
 
-/* The webhooks' statements SQLite writes its own way: a delete in three
- * (its events and log go with it, in the same write), and the claim (the
- * write lock makes it exclusive). */
+/* The webhooks' statements SQLite writes its own way: a delete in four
+ * (its events, the payloads no other webhook needs and its log go with
+ * it, in the same write), the claim (the write lock makes it exclusive),
+ * and an event's record in two (no INSERT in a WITH here): the queue rows,
+ * then the payload if there was any. The write lock also
+ * makes "no queue row names it any more" final when a payload is taken. */
 #define SQ_WEBHOOK_SQL                                                                                       \
     [Q_WH_DELETE] = "DELETE FROM webhooks WHERE " SCHEMA_WEBHOOK_KEY(P),                                     \
+    [Q_WH_DELETE_PAYLOADS] = "DELETE FROM webhook_payloads WHERE event_id IN (SELECT event_id FROM "         \
+                             "webhook_events WHERE webhook_id = ?1) AND NOT EXISTS (SELECT 1 FROM "          \
+                             "webhook_events e WHERE e.event_id = webhook_payloads.event_id AND "            \
+                             "e.webhook_id <> ?1)",                                                          \
     [Q_WH_DELETE_EVENTS] = "DELETE FROM webhook_events WHERE webhook_id = ?1",                               \
+    [Q_EV_PAYLOAD] = "INSERT INTO webhook_payloads (event_id, type, created_at, payload) VALUES (?1, ?2, ?3, ?4)", \
+    [Q_EV_RECORD] = "INSERT INTO webhook_events (webhook_id, event_id) SELECT id, ?3 FROM " SCHEMA_EV_WANTED(P), \
+    /* After an event's queue row went: its payload, unless another needs it. */ \
+    [Q_OUT_UNUSED] = "DELETE FROM webhook_payloads WHERE event_id = ?1 AND NOT EXISTS (SELECT 1 FROM "       \
+                     "webhook_events WHERE event_id = ?1)",                                                  \
     [Q_WH_DELETE_ATTEMPTS] = "DELETE FROM webhook_attempts WHERE webhook_id = ?1",                           \
     [Q_OUT_CLAIM] = "UPDATE webhooks SET lease_owner = ?1, lease_until = ?2 WHERE id IN ("                   \
                     "SELECT w.id FROM webhooks w WHERE w.active AND w.lease_until <= ?3 AND (SELECT e.next_at " \
                     "FROM webhook_events e WHERE e.webhook_id = w.id ORDER BY e.seq LIMIT 1) <= ?3 LIMIT ?4) "  \
                     "RETURNING " SCHEMA_LANE_COLS,                                                    \
     /* Q_EV_RECORD's webhooks (and so the backlog's): is there one? */                                     \
-    [Q_EV_WANTED] = "SELECT 1 FROM webhooks WHERE app_id = ?1 AND active AND (events & ?2) <> 0 LIMIT 1"
+    [Q_EV_WANTED] = "SELECT 1 FROM " SCHEMA_EV_WANTED(P) " LIMIT 1"
 
 /* The page of a lead list: its keys come from the covering index alone
  * (skipping rows there costs no table lookups); only the page's rows are

@@ -205,6 +205,7 @@ static store_rc_t webhook_remove(store_t *base, int64_t app, const char *id)
     if (st == NULL) return rc;
     sq_bind_key(st, app, id, NULL);
     rc = sq_step_changed(s, st);
+    if (rc == STORE_OK) rc = run_by_id(s, Q_WH_DELETE_PAYLOADS, id);
     if (rc == STORE_OK) rc = run_by_id(s, Q_WH_DELETE_EVENTS, id);
     if (rc == STORE_OK) rc = run_by_id(s, Q_WH_DELETE_ATTEMPTS, id);
     return sq_finish(s, rc);
@@ -250,6 +251,22 @@ static store_rc_t backlog_full(sqlite_store_t *s, int64_t app, const store_event
     return rc;
 }
 
+/* Stores an event's payload by statement id (Q_EV_PAYLOAD, or the
+ * import's, which keeps one stored before), inside the open write. */
+static store_rc_t put_payload(sqlite_store_t *s, enum sq_stmt_id id, const char *event_id, int type,
+                              int64_t created_at, text_ref_t payload)
+{
+    sqlite3_stmt *st = sq_stmt(s, id);
+    if (st == NULL) return STORE_ERROR;
+    sq_bind_str(st, 1, event_id);
+    sqlite3_bind_int(st, 2, type);
+    sqlite3_bind_int64(st, 3, created_at);
+    sqlite3_bind_text(st, 4, payload.ptr, (int)payload.len, SQLITE_STATIC);
+    return sq_run(s, st);
+}
+
+/* A queue row per webhook that wants ev after the backlogs' check, then
+ * the payload once if there was any. */
 static store_rc_t event_record(store_t *base, int64_t app, const store_event_t *ev, int *recorded)
 {
     sqlite_store_t *s = sq_of(base);
@@ -259,14 +276,14 @@ static store_rc_t event_record(store_t *base, int64_t app, const store_event_t *
     sqlite3_bind_int64(st, 1, app);
     sqlite3_bind_int64(st, 2, EVENT_ALL | EVENT_BIT(ev->type));
     sq_bind_str(st, 3, ev->id);
-    sqlite3_bind_int(st, 4, ev->type);
-    sqlite3_bind_int64(st, 5, ev->created_at);
-    sqlite3_bind_text(st, 6, ev->payload, (int)ev->len, SQLITE_STATIC);
     rc = backlog_full(s, app, ev);
     if (rc == STORE_OK)
         rc = sq_step_changes(s, st, recorded);
     else
         sq_reset(st);
+    if (rc == STORE_OK && *recorded > 0)
+        rc = put_payload(s, Q_EV_PAYLOAD, ev->id, ev->type, ev->created_at,
+                         (text_ref_t){ev->payload, ev->len});
     return sq_finish(s, rc);
 }
 
@@ -347,7 +364,8 @@ static void bind_attempt(sqlite3_stmt *st, const store_outcome_t *o)
     sqlite3_bind_int64(st, 10, d->created_at);
 }
 
-/* The event's row after the attempt: gone once it ends, else its retry. */
+/* The event's row after the attempt: gone once it ends (and its payload
+ * with the last row that needs it), else its retry. */
 static store_rc_t update_event(sqlite_store_t *s, const store_outcome_t *o)
 {
     const delivery_t *d = o->attempt;
@@ -359,7 +377,8 @@ static store_rc_t update_event(sqlite_store_t *s, const store_outcome_t *o)
         sqlite3_bind_int64(st, 3, o->first_at);
         sqlite3_bind_int64(st, 4, d->next_retry_at);
     }
-    return sq_run(s, st);
+    store_rc_t rc = sq_run(s, st);
+    return rc == STORE_OK && d->next_retry_at == 0 ? run_by_id(s, Q_OUT_UNUSED, d->event_id) : rc;
 }
 
 /* The webhook's failing state after the attempt; a webhook that this
@@ -518,16 +537,15 @@ static store_rc_t import_webhook(store_t *base, int64_t app, const webhook_t *wh
 static store_rc_t import_event(store_t *base, const char *webhook_id, const store_queued_t *e)
 {
     sqlite_store_t *s = sq_of(base);
-    sqlite3_stmt *st = sq_stmt(s, Q_EV_IMPORT);
-    if (st == NULL) return STORE_ERROR;
+    store_rc_t rc = put_payload(s, Q_EV_IMPORT_PAYLOAD, e->event_id, e->type, e->created_at,
+                                (text_ref_t){e->payload, e->len});
+    sqlite3_stmt *st = rc == STORE_OK ? sq_stmt(s, Q_EV_IMPORT) : NULL;
+    if (st == NULL) return rc == STORE_OK ? STORE_ERROR : rc;
     sq_bind_str(st, 1, webhook_id);
     sq_bind_str(st, 2, e->event_id);
-    sqlite3_bind_int(st, 3, e->type);
-    sqlite3_bind_int64(st, 4, e->created_at);
-    sqlite3_bind_text(st, 5, e->payload, (int)e->len, SQLITE_STATIC);
-    sqlite3_bind_int(st, 6, e->attempts);
-    sqlite3_bind_int64(st, 7, e->first_at);
-    sqlite3_bind_int64(st, 8, e->next_at);
+    sqlite3_bind_int(st, 3, e->attempts);
+    sqlite3_bind_int64(st, 4, e->first_at);
+    sqlite3_bind_int64(st, 5, e->next_at);
     return sq_run(s, st);
 }
 
