@@ -666,6 +666,68 @@ Test(sqlite, search_keys_are_in_the_lists_order)
     store_close(s);
 }
 
+/* The search index's segments (each has a row in lead_fts_idx per leaf
+ * page, the first at least). */
+static int64_t segments_of(store_t *s)
+{
+    return int_of(s, "SELECT count(DISTINCT segid) FROM lead_fts_idx");
+}
+
+/* The keys of the leads whose name holds "lead 1", newest first. */
+static void matches_of(store_t *s, char *out, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(((sqlite_store_t *)s)->db,
+                                    "SELECT group_concat(rowid) FROM (SELECT rowid FROM lead_fts "
+                                    "WHERE lead_fts MATCH '\"lead 1\"' ORDER BY rowid DESC)",
+                                    -1, &st, NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    snprintf(out, cap, "%s", sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "");
+    sqlite3_finalize(st);
+}
+
+/* Leads written by many commits leave the search index in many segments;
+ * the tidy steps merge them, a few pages a step, until no level holds two
+ * (FTS5's usermerge, kept in the index's settings), and say when nothing
+ * is left. Searches find the same leads in the same order. */
+Test(sqlite, the_search_index_is_merged_a_step_at_a_time)
+{
+    store_t *s = open_migrated(url_);
+    create_app(s, "pk_live_tidy");
+    for (int n = 1; n <= 200; n++)
+        cr_assert_eq(insert_lead(s, n, 1000 + n), SQLITE_OK); /* a commit, a segment each */
+    int64_t before = segments_of(s);
+    cr_expect_geq(before, 8, "%lld segments after 200 commits", (long long)before);
+    char want[4096], got[4096];
+    matches_of(s, want, sizeof want);
+    bool more = true;
+    int steps = 0;
+    while (more && steps < 1000) {
+        cr_assert_eq(store_search_tidy(s, 1, &more), STORE_OK);
+        steps++;
+    }
+    cr_expect(!more, "done after %d steps", steps);
+    cr_expect_gt(steps, 2, "a step of a page merges a little at a time");
+    int64_t after = segments_of(s);
+    cr_expect_leq(after, 2, "%lld segments left of %lld", (long long)after, (long long)before);
+    cr_expect_eq(int_of(s, "SELECT v FROM lead_fts_config WHERE k = 'usermerge'"), 2);
+    matches_of(s, got, sizeof got);
+    cr_expect_str_eq(got, want);
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM lead_fts WHERE lead_fts MATCH '\"lead 1\"'"), 111);
+    cr_assert_eq(store_search_tidy(s, 1, &more), STORE_OK);
+    cr_expect(!more, "nothing left to merge");
+    /* A new commit adds a segment, and a step merges it with its like. */
+    cr_assert_eq(insert_lead(s, 201, 2000), SQLITE_OK);
+    cr_assert_eq(insert_lead(s, 202, 2001), SQLITE_OK);
+    cr_expect_eq(segments_of(s), after + 2);
+    do
+        cr_assert_eq(store_search_tidy(s, 16, &more), STORE_OK);
+    while (more);
+    cr_expect_leq(segments_of(s), after + 1);
+    store_close(s);
+}
+
 /* The plan of a search walk (search.c): by app (its index token), or of
  * every app's matches, from a key or not. */
 static void walk_plan(store_t *s, const store_lead_query_t *lq, bool by_app, char *steps, size_t cap)

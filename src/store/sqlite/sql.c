@@ -433,6 +433,11 @@ const char *const sq_stmt_sql[Q__COUNT] = {
                             "FROM (SELECT app_id, id, created_at FROM leads_trash WHERE deleted_at < ?1 "
                             "ORDER BY deleted_at, app_id, id LIMIT ?2) v JOIN idempotency_keys k "
                             "ON k.app_id = v.app_id AND " SCHEMA_IDEM_CARRIES("k.", "v.id", "v.created_at") ")",
+    /* The search index's upkeep (tidy.c): a merge step merges a level of
+     * the index that holds this many segments or more, */
+    [Q_SEARCH_USERMERGE] = "INSERT INTO lead_fts (lead_fts, rank) VALUES ('usermerge', 2)",
+    /* writing about ?1 pages. */
+    [Q_SEARCH_MERGE] = "INSERT INTO lead_fts (lead_fts, rank) VALUES ('merge', ?1)",
     [Q_TRASH_EXPIRE_LEADS] = "DELETE FROM leads_trash WHERE (app_id, id) IN (SELECT app_id, id "
                              "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
     /* Staged creates (leads.c): a row in (parameters as Q_LEAD_INSERT's),
