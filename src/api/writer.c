@@ -47,6 +47,15 @@
  * write that arrives meanwhile. */
 #define PURGE_CHUNK 100
 
+/* The search index is merged between batches while no write waits
+ * (store_search_tidy), about this many pages a step: a couple of
+ * milliseconds, as long as a small batch, so a write that arrives during
+ * a step waits little. After a step that found nothing to merge, the next
+ * is tried once a batch has committed, at most every TIDY_RECHECK_MS, so
+ * that an idle check does not follow every lone write. */
+#define TIDY_PAGES 16
+#define TIDY_RECHECK_MS 1000
+
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -60,6 +69,8 @@ static struct {
     pthread_t thread;
     int64_t retention_ms; /* trashed leads are kept this long; 0: not at all */
     int64_t purge_at;     /* ms: when the trash is next checked */
+    bool tidy_due;        /* a batch committed since the index was found merged */
+    int64_t tidy_at;      /* ms: not before then */
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .cv = PTHREAD_COND_INITIALIZER,
        .max_n = API_WRITE_QUEUE_DEFAULT,
@@ -105,8 +116,24 @@ static void purge_due(int64_t now)
     }
 }
 
+/* One step of the search index's merge. Called with W.mu held, which it
+ * lets go of while it works. */
+static void tidy_step(int64_t now)
+{
+    pthread_mutex_unlock(&W.mu);
+    bool more = false;
+    /* A failure is logged by the store, and tried again after a batch. */
+    store_rc_t rc = store_search_tidy(W.store, TIDY_PAGES, &more);
+    pthread_mutex_lock(&W.mu);
+    if (rc != STORE_OK || !more) {
+        W.tidy_due = false;
+        W.tidy_at = now + TIDY_RECHECK_MS;
+    }
+}
+
 /* Waits, with W.mu held, until there is a write or the writer stops,
- * purging the trash whenever a check is due. */
+ * purging the trash whenever a check is due, and merging the search
+ * index while it needs it. */
 static void wait_for_writes(void)
 {
     while (W.head == NULL && !W.stop) {
@@ -115,7 +142,11 @@ static void wait_for_writes(void)
             purge_due(now);
             continue;
         }
-        int64_t at = W.purge_at;
+        if (W.tidy_due && W.tidy_at <= now) {
+            tidy_step(now);
+            continue;
+        }
+        int64_t at = W.tidy_due && W.tidy_at < W.purge_at ? W.tidy_at : W.purge_at;
         struct timespec ts = {.tv_sec = (time_t)(at / 1000), .tv_nsec = (long)(at % 1000) * 1000000L};
         pthread_cond_timedwait(&W.cv, &W.mu, &ts);
     }
@@ -335,6 +366,7 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&W.mu);
         W.n -= (size_t)n;
         W.bytes -= bytes;
+        W.tidy_due = true;
         pthread_mutex_unlock(&W.mu);
         for (api_write_t *w = batch, *next; w != NULL; w = next) {
             next = w->next;
@@ -404,6 +436,9 @@ int api_writer_start_store(store_t *s)
     W.tail = &W.head;
     W.n = W.bytes = 0;
     W.stop = 0;
+    /* An index written in bulk (an import, a copy) is merged at start. */
+    W.tidy_due = true;
+    W.tidy_at = 0;
     if (pthread_create(&W.thread, NULL, writer_main, NULL) != 0) {
         store_close(W.store);
         W.store = NULL;

@@ -488,6 +488,7 @@ typedef struct store_ops {
                               text_ref_t body);
     store_rc_t (*idem_release)(store_t *s, int64_t app, const char *key);
     store_rc_t (*idem_expire)(store_t *s, int64_t before, int limit, int *purged);
+    store_rc_t (*search_tidy)(store_t *s, int pages, bool *more);
     store_rc_t (*batch_begin)(store_t *s);
     store_rc_t (*batch_end)(store_t *s, int commit);
     /* Administration (the command line); see the wrappers. */
@@ -864,6 +865,19 @@ static inline store_rc_t store_idem_release(store_t *s, int64_t app, const char 
 static inline store_rc_t store_idem_expire(store_t *s, int64_t before, int limit, int *purged)
 {
     return s->ops->idem_expire(s, before, limit, purged);
+}
+
+/* Upkeep of the search index that no write does itself, a step of it in
+ * one short transaction of its own, durable like a write: SQLite merges
+ * its trigram index's segments, writing at most about pages pages, so
+ * that a search looks its terms up in a few segments rather than a dozen
+ * (store/sqlite/tidy.c). *more is true when the step did some work (more
+ * may be left), false when nothing was left to do. PostgreSQL's index
+ * needs no such step: always STORE_OK and false. The writer thread runs
+ * it while no write waits (api/writer.c). */
+static inline store_rc_t store_search_tidy(store_t *s, int pages, bool *more)
+{
+    return s->ops->search_tidy(s, pages, more);
 }
 
 /* Group commit, on the writer thread's connection. Between

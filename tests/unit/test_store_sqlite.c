@@ -666,6 +666,90 @@ Test(sqlite, search_keys_are_in_the_lists_order)
     store_close(s);
 }
 
+/* The search index's segments (each has a row in lead_fts_idx per leaf
+ * page, the first at least). */
+static int64_t segments_of(store_t *s)
+{
+    return int_of(s, "SELECT count(DISTINCT segid) FROM lead_fts_idx");
+}
+
+/* The keys of the leads whose name holds "lead 1", newest first. */
+static void matches_of(store_t *s, char *out, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(((sqlite_store_t *)s)->db,
+                                    "SELECT group_concat(rowid) FROM (SELECT rowid FROM lead_fts "
+                                    "WHERE lead_fts MATCH '\"lead 1\"' ORDER BY rowid DESC)",
+                                    -1, &st, NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    snprintf(out, cap, "%s", sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "");
+    sqlite3_finalize(st);
+}
+
+/* Inserts leads first..last of app 1 in one transaction. */
+static void insert_leads(store_t *s, int first, int last)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE n(i) AS (SELECT %d UNION ALL SELECT i + 1 FROM n WHERE i < %d) "
+             "INSERT INTO leads (app_id, id, name, stage, status, created_at, updated_at, name_fold) "
+             "SELECT 1, printf('0190a000-0000-7000-8000-%%012d', i), 'Lead ' || i, 0, 0, 1000 + i, 1000 + i, "
+             "'lead ' || i FROM n",
+             first, last);
+    cr_assert_eq(exec_sql(s, sql), SQLITE_OK);
+}
+
+/* How many of the search index's segments are large (tidy.c's test). */
+static int64_t large_segments(store_t *s)
+{
+    return int_of(s,
+                  "WITH seg (pages) AS (SELECT max(pgno) FROM lead_fts_idx GROUP BY segid) "
+                  "SELECT count(*) FROM seg WHERE pages >= 64 AND pages * 8 >= (SELECT max(pages) FROM seg)");
+}
+
+/* Small segments (a commit's leads each) are left to FTS5's automerge: a
+ * tidy step finds nothing to do. Large ones (bulk inserts) are merged a
+ * step at a time until no level holds two (FTS5's usermerge, kept in the
+ * index's settings), and the step says when nothing is left. Searches find
+ * the same leads in the same order. */
+Test(sqlite, the_search_index_is_merged_a_step_at_a_time)
+{
+    store_t *s = open_migrated(url_);
+    create_app(s, "pk_live_tidy");
+    for (int n = 1; n <= 100; n++)
+        cr_assert_eq(insert_lead(s, n, 1000 + n), SQLITE_OK); /* a commit, a segment each */
+    int64_t small = segments_of(s);
+    cr_expect_geq(small, 6, "%lld segments after 100 commits", (long long)small);
+    bool more = true;
+    cr_assert_eq(store_search_tidy(s, 16, &more), STORE_OK);
+    cr_expect(!more, "small segments start no merge");
+    cr_expect_eq(segments_of(s), small);
+
+    for (int k = 0; k < 4; k++) /* two segments each, merged by FTS5 in fours */
+        insert_leads(s, 1001 + k * 20000, 20000 + k * 20000);
+    int64_t before = segments_of(s), large = large_segments(s);
+    cr_expect_geq(large, 2, "%lld large segments of %lld", (long long)large, (long long)before);
+    char want[4096], got[4096];
+    matches_of(s, want, sizeof want);
+    int steps = 0;
+    do {
+        cr_assert_eq(store_search_tidy(s, 1, &more), STORE_OK);
+        steps++;
+    } while (more && steps < 100000);
+    cr_expect(!more, "done after %d steps", steps);
+    cr_expect_gt(steps, 10, "a step of a page merges a little at a time");
+    cr_expect_lt(large_segments(s), 2);
+    cr_expect_lt(segments_of(s), before);
+    cr_expect_eq(int_of(s, "SELECT v FROM lead_fts_config WHERE k = 'usermerge'"), 2);
+    matches_of(s, got, sizeof got);
+    cr_expect_str_eq(got, want);
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM lead_fts WHERE lead_fts MATCH '\"lead 1\"'"), 11011);
+    cr_assert_eq(store_search_tidy(s, 16, &more), STORE_OK);
+    cr_expect(!more, "nothing left to merge");
+    store_close(s);
+}
+
 /* The plan of a search walk (search.c): by app (its index token), or of
  * every app's matches, from a key or not. */
 static void walk_plan(store_t *s, const store_lead_query_t *lq, bool by_app, char *steps, size_t cap)

@@ -45,6 +45,8 @@ static struct {
     int commits[MAX_WRITES];  /* each batch_end's commit argument, in order */
     int runs;                 /* lead writes run, in order */
     int batch_of[MAX_WRITES]; /* the batch each of them ran in */
+    int tidies, tidy_more;    /* search_tidy's calls, and how many of them find work */
+    int tidies_in_batch;      /* calls made while a batch was open */
 } F = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static void fake_close(store_t *s)
@@ -105,8 +107,21 @@ static store_rc_t fake_idem_expire(store_t *s, int64_t before, int limit, int *p
     return STORE_OK;
 }
 
+/* The search index's merge steps: the first F.tidy_more find work. */
+static store_rc_t fake_search_tidy(store_t *s, int pages, bool *more)
+{
+    cr_expect(s == &F.base && pages > 0);
+    pthread_mutex_lock(&F.mu);
+    if (F.begins != F.ends) F.tidies_in_batch++;
+    *more = F.tidies++ < F.tidy_more;
+    pthread_cond_broadcast(&F.cv);
+    pthread_mutex_unlock(&F.mu);
+    return STORE_OK;
+}
+
 static const store_ops_t FAKE_OPS = {.close = fake_close,
                                      .idem_expire = fake_idem_expire,
+                                     .search_tidy = fake_search_tidy,
                                      .batch_begin = fake_batch_begin,
                                      .batch_end = fake_batch_end,
                                      .lead_create = fake_lead_create,
@@ -189,6 +204,7 @@ static void setup(void)
     memset(&F.base, 0, sizeof F.base);
     F.base.ops = &FAKE_OPS;
     F.begin_rc = F.end_rc = STORE_OK;
+    F.tidies = F.tidy_more = F.tidies_in_batch = 0;
     cache_configure(1 << 20);
     loop = h2o_evloop_create();
     queue = h2o_multithread_create_queue(loop);
@@ -591,4 +607,62 @@ Test(writer, a_decoded_write_holds_its_own_text_and_not_the_body)
     dispose(i);
     api_write_submit(r, w); /* no writer: runs here and frees it */
     cr_expect_eq(F.runs, 1);
+}
+
+/* Waits (5 s at most) until the writer has made n merge steps. */
+static void wait_tidies(int n)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 5;
+    pthread_mutex_lock(&F.mu);
+    while (F.tidies < n && pthread_cond_timedwait(&F.cv, &F.mu, &deadline) == 0)
+        ;
+    int tidies = F.tidies;
+    pthread_mutex_unlock(&F.mu);
+    cr_assert_geq(tidies, n, "%d of %d merge steps", tidies, n);
+}
+
+static int tidies_now(void)
+{
+    pthread_mutex_lock(&F.mu);
+    int n = F.tidies;
+    pthread_mutex_unlock(&F.mu);
+    return n;
+}
+
+/* The search index is merged at start (an import may have left it in
+ * pieces) while steps find work, then again only after a batch has
+ * committed, and never while a batch is open. */
+Test(writer, the_search_index_is_merged_between_batches_while_it_needs_it)
+{
+    F.tidy_more = 3;
+    cr_assert_eq(api_writer_start_store(&F.base), 0);
+    wait_tidies(4); /* three that found work, one that found none */
+    struct timespec idle = {0, 300 * 1000 * 1000};
+    nanosleep(&idle, NULL);
+    cr_expect_eq(tidies_now(), 4, "no step without a batch since the last found nothing");
+    F.tidy_more = 6; /* the next two steps find work */
+    submit(&CREATE, NULL, run_create);
+    wait_answers(1);
+    /* A batch committed: a step within TIDY_RECHECK_MS, and more while
+     * they find work. */
+    wait_tidies(7);
+    nanosleep(&idle, NULL);
+    cr_expect_eq(tidies_now(), 7);
+    cr_expect_eq(F.tidies_in_batch, 0);
+}
+
+/* A write that arrives while merge steps keep finding work runs after
+ * the step in progress: the steps never hold the queue up. */
+Test(writer, merge_steps_never_hold_up_a_write)
+{
+    F.tidy_more = 1 << 30;
+    cr_assert_eq(api_writer_start_store(&F.base), 0);
+    wait_tidies(10);
+    submit(&CREATE, NULL, run_create);
+    submit(&CREATE, NULL, run_create);
+    wait_answers(2);
+    cr_expect_eq(F.runs, 2);
+    cr_expect_eq(F.tidies_in_batch, 0);
 }

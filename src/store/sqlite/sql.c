@@ -468,6 +468,16 @@ const char *const sq_stmt_sql[Q__COUNT] = {
                             "FROM (SELECT app_id, id, created_at FROM leads_trash WHERE deleted_at < ?1 "
                             "ORDER BY deleted_at, app_id, id LIMIT ?2) v JOIN idempotency_keys k "
                             "ON k.app_id = v.app_id AND " SCHEMA_IDEM_CARRIES("k.", "v.id", "v.created_at") ")",
+    /* The search index's upkeep (tidy.c): how many of its segments are
+     * large, at least ?1 leaf pages and an eighth of the largest (each
+     * segment's last leaf page indexed, in FTS5's own b-tree index, stands
+     * for its size); */
+    [Q_SEARCH_LARGE] = "WITH seg (pages) AS (SELECT max(pgno) FROM lead_fts_idx GROUP BY segid) "
+                       "SELECT count(*) FROM seg WHERE pages >= ?1 AND pages * 8 >= (SELECT max(pages) FROM seg)",
+    /* a merge step merges a level that holds two segments or more, */
+    [Q_SEARCH_USERMERGE] = "INSERT INTO lead_fts (lead_fts, rank) VALUES ('usermerge', 2)",
+    /* writing about ?1 pages. */
+    [Q_SEARCH_MERGE] = "INSERT INTO lead_fts (lead_fts, rank) VALUES ('merge', ?1)",
     [Q_TRASH_EXPIRE_LEADS] = "DELETE FROM leads_trash WHERE (app_id, id) IN (SELECT app_id, id "
                              "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
     /* Staged creates (leads.c): a row in (parameters as Q_LEAD_INSERT's),

@@ -99,6 +99,9 @@ enum sq_stmt_id {
     Q_IDEM_FORGET_LIVE,
     Q_IDEM_FORGET_TRASHED,
     Q_IDEM_EXPIRE_TRASH,
+    Q_SEARCH_LARGE,
+    Q_SEARCH_USERMERGE,
+    Q_SEARCH_MERGE,
     Q_STAGE_INSERT,
     Q_STAGE_TAKEN,
     Q_STAGE_FLUSH,
@@ -180,6 +183,7 @@ typedef struct sqlite_store {
     sq_anchors_t anchors;
     bool in_import; /* inside crmd copy's import, which counts the apps' leads when it ends */
     int staged;     /* leads that may wait in the staging table (leads.c) */
+    bool tidy_set;  /* the search index's merge setting written (tidy.c) */
     /* The read transaction kept for the rest of the loop's turn (txn.c,
      * sq_hold): only on a connection that serves an event loop. */
     store_loop_t loop;
@@ -422,8 +426,8 @@ store_rc_t sq_update(sqlite_store_t *s, int64_t app, const sq_update_t *u, const
  * sq_close (conn.c), sq_migrate (migrate.c), sq_lead_* (leads.c; sq_lead_trash and sq_lead_recover in
  * trash.c, with sq_trash_*), sq_idem_* (idem.c), sq_history_* (history.c), sq_follow_* (follows.c), sq_app_*,
  * sq_keys, sq_key_add, sq_key_update, sq_token_record, sq_token_revoke,
- * sq_revoked_since (admin.c), sq_copy_* (bulk.c), sq_backup (backup.c) and
- * sq_set_loop (sqlite.c), each with the type of its store_ops_t slot. */
+ * sq_revoked_since (admin.c), sq_copy_* (bulk.c), sq_backup (backup.c),
+ * sq_search_tidy (tidy.c) and sq_set_loop (sqlite.c), each with the type of its store_ops_t slot. */
 STORE_OPS_DECLARE(sq)
 
 /* admin.c: records an issued token inside the caller's transaction (the
