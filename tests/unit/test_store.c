@@ -3961,6 +3961,91 @@ Test(store, version_10s_undelivered_events_are_kept_in_order_with_one_payload_ea
     store_close(s);
 }
 
+typedef struct report_run {
+    int hook;
+    int64_t seq;
+    store_rc_t rc;
+    atomic_bool done;
+} report_run_t;
+
+static void *report_thread(void *arg)
+{
+    report_run_t *r = arg;
+    r->rc = report_in(st, r->hook, r->seq, 1, true, 0);
+    atomic_store(&r->done, true);
+    return NULL;
+}
+
+/* Whether a session of the test's PostgreSQL database waits for a lock. */
+static bool lock_waited(void)
+{
+    return pg_number(url_, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND wait_event_type = 'Lock'") > 0;
+}
+
+/* Waits (up to 10 s) until a session of the test's database waits for a
+ * lock; fails the test if none does. */
+static void await_lock_wait(void)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (lock_waited()) return;
+        sleep_ms(10);
+    }
+    cr_assert_fail("no session waited for a lock");
+}
+
+/* A sender's report and a webhook's delete on PostgreSQL: the delete holds
+ * its webhook's row and its queue rows, then locks the payloads they
+ * named; the report renews its leases (the deleted webhook's among them,
+ * so it waits for the delete) and must not hold any payload's lock while
+ * it waits, or the two wait for each other until one is cancelled as a
+ * deadlock (an event delivered again, or a delete that fails). */
+Test(store, a_report_takes_payload_locks_after_its_leases_so_a_delete_does_not_deadlock)
+{
+    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
+    for (int i = 0; i < 2; i++) {
+        webhook_t wh = mk_webhook(30 + i, EVENT_ALL, 1000 + i);
+        cr_assert_eq(store_webhook_create(st, app1.id, &wh, 100), STORE_OK);
+    }
+    cr_assert_eq(record(app1.id, 1, EVENT_LEAD_CREATED), 2);
+    lanes_seen_t a = {0};
+    cr_assert_eq(store_outbox_claim(st, "A", 10000, 40000, 8, on_lane, &a), STORE_OK);
+    cr_assert_eq(a.n, 2, "both webhooks leased by A");
+    queue_seen_t q30 = queue_of(30);
+    cr_assert_eq(q30.n, 1);
+
+    /* The delete of webhook 31 as store_webhook_delete runs it, up to its
+     * payload locks. */
+    PGconn *d = PQconnectdb(url_);
+    cr_assert_eq(PQstatus(d), CONNECTION_OK);
+    char sql[512];
+    snprintf(
+        sql, sizeof sql,
+        "BEGIN; DELETE FROM webhooks WHERE id = '%s'; DELETE FROM webhook_events WHERE webhook_id = '%s'",
+        ID(31), ID(31));
+    PGresult *res = PQexec(d, sql);
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(d));
+    PQclear(res);
+
+    report_run_t r = {.hook = 30, .seq = q30.seq[0]};
+    atomic_init(&r.done, false);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, report_thread, &r), 0);
+    await_lock_wait(); /* the report waits for webhook 31's row */
+
+    snprintf(sql, sizeof sql, "SELECT 1 FROM webhook_payloads WHERE event_id = '%s' FOR UPDATE", ID(1));
+    res = PQexec(d, sql);
+    cr_expect_eq(PQresultStatus(res), PGRES_TUPLES_OK, "the delete's payload lock: %s", PQerrorMessage(d));
+    PQclear(res);
+    res = PQexec(d, "COMMIT");
+    PQclear(res);
+    PQfinish(d);
+    pthread_join(t, NULL);
+    cr_expect_eq(r.rc, STORE_OK, "the report");
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_events"), 0);
+    cr_expect_eq(payloads_on(url_), 0, "the last row that needed it is gone, and so is the payload");
+}
+
 /* The find reads through the loop: each ends from it, in the order the
  * reads were started (record reads between them), with what the same read
  * returns at once. On PostgreSQL a find is sent with its own statement and

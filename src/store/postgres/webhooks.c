@@ -381,12 +381,10 @@ static store_rc_t report_leases(pg_store_t *s, const store_report_t *r)
     return rc;
 }
 
-/* The outcomes, then the payloads of the events whose rows they ended. */
-static store_rc_t report_outcomes(pg_store_t *s, const store_report_t *r)
+/* The outcomes; the ids of the events whose rows they ended go to ended. */
+static store_rc_t report_outcomes(pg_store_t *s, const store_report_t *r, pg_array_t *ended)
 {
     store_rc_t rc = STORE_OK;
-    pg_array_t ended = {0};
-    pg_array_begin(&ended);
     for (size_t i = 0; rc == STORE_OK && i < r->n; i++) {
         const store_outcome_t *o = &r->outcomes[i];
         rc = report_attempt(s, o);
@@ -394,19 +392,25 @@ static store_rc_t report_outcomes(pg_store_t *s, const store_report_t *r)
         if (rc == STORE_OK) rc = report_failing(s, r, o);
         const char *event_id = o->attempt->event_id;
         if (o->attempt->next_retry_at == 0 && event_id[0] != '\0')
-            pg_array_text(&ended, (text_ref_t){event_id, strlen(event_id)});
+            pg_array_text(ended, (text_ref_t){event_id, strlen(event_id)});
     }
-    if (rc == STORE_OK) rc = drop_unused(s, &ended);
-    free(ended.buf);
     return rc;
 }
 
+/* The outcomes, the leases, and only then the payloads that the ended rows
+ * no longer need: a webhook's delete holds its row while it waits for
+ * those payloads' locks, so a report that held them while its leases wait
+ * for that row would deadlock with it. */
 static store_rc_t outbox_report(store_t *base, const store_report_t *r)
 {
     pg_store_t *s = pg_of(base);
+    pg_array_t ended = {0};
+    pg_array_begin(&ended);
     store_rc_t rc = pg_tx_begin(s, "BEGIN");
-    if (rc == STORE_OK) rc = report_outcomes(s, r);
+    if (rc == STORE_OK) rc = report_outcomes(s, r, &ended);
     if (rc == STORE_OK) rc = report_leases(s, r);
+    if (rc == STORE_OK) rc = drop_unused(s, &ended);
+    free(ended.buf);
     if (rc == STORE_OK) return pg_tx_commit(s);
     if (s->in_tx) pg_tx_rollback(s);
     return rc;
