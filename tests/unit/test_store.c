@@ -4046,6 +4046,73 @@ Test(store, a_report_takes_payload_locks_after_its_leases_so_a_delete_does_not_d
     cr_expect_eq(payloads_on(url_), 0, "the last row that needed it is gone, and so is the payload");
 }
 
+typedef struct delete_run {
+    char url[URL_MAX];
+    int hook;
+    store_rc_t rc;
+    atomic_bool done;
+} delete_run_t;
+
+static void *delete_thread(void *arg)
+{
+    delete_run_t *d = arg;
+    store_t *s = open_url(d->url);
+    d->rc = store_webhook_delete(s, app1.id, ID(d->hook));
+    store_close(s);
+    atomic_store(&d->done, true);
+    return NULL;
+}
+
+/* A webhook deleted on PostgreSQL while a writer's batch that recorded an
+ * event for it is still open: the delete must not miss the queue row the
+ * batch then commits, or that row (never sent: its webhook is gone) and
+ * its payload stay in the outbox for good. */
+Test(store, a_webhook_deleted_while_a_batch_records_its_event_leaves_nothing_behind)
+{
+    webhook_t wh = mk_webhook(30, EVENT_ALL, 1000);
+    cr_assert_eq(store_webhook_create(st, app1.id, &wh, 100), STORE_OK);
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    cr_assert_eq(record(app1.id, 1, EVENT_LEAD_CREATED), 1);
+    delete_run_t d = {.hook = 30};
+    snprintf(d.url, sizeof d.url, "%s", url_);
+    atomic_init(&d.done, false);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, delete_thread, &d), 0);
+    /* SQLite's delete waits for the batch's write lock. PostgreSQL's must
+     * wait for the batch's lock on the webhook's row: until it ends (it
+     * must not) or waits. */
+    if (on_postgres)
+        for (int i = 0; i < 1000 && !atomic_load(&d.done) && !lock_waited(); i++)
+            sleep_ms(10);
+    else
+        sleep_ms(300);
+    cr_expect_not(atomic_load(&d.done), "the delete ended while the batch that queued an event was open");
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    pthread_join(t, NULL);
+    cr_expect_eq(d.rc, STORE_OK);
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_events"), 0,
+                 "no queue row of a deleted webhook");
+    cr_expect_eq(payloads_on(url_), 0, "nor its payload");
+}
+
+/* A writer's batch that queued an event for a webhook (and so holds a lock
+ * on its row on PostgreSQL) does not keep a sender from leasing it for the
+ * events before. */
+Test(store, a_writers_open_batch_does_not_keep_a_sender_from_the_webhook)
+{
+    webhook_t wh = mk_webhook(30, EVENT_ALL, 1000);
+    cr_assert_eq(store_webhook_create(st, app1.id, &wh, 100), STORE_OK);
+    cr_assert_eq(record(app1.id, 1, EVENT_LEAD_CREATED), 1);
+    store_t *other = open_url(url_);
+    if (on_postgres) cr_assert_eq(store_batch_begin(st), STORE_OK);
+    if (on_postgres) cr_assert_eq(record(app1.id, 2, EVENT_LEAD_CREATED), 1);
+    lanes_seen_t a = {0};
+    cr_assert_eq(store_outbox_claim(other, "A", 10000, 40000, 8, on_lane, &a), STORE_OK);
+    cr_expect_eq(a.n, 1, "the webhook was skipped while a writer queued for it");
+    if (on_postgres) cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    store_close(other);
+}
+
 /* The find reads through the loop: each ends from it, in the order the
  * reads were started (record reads between them), with what the same read
  * returns at once. On PostgreSQL a find is sent with its own statement and

@@ -114,6 +114,7 @@ enum pg_stmt_id {
     Q_COPY_APP_ID,
     SCHEMA_WEBHOOK_STMT_IDS,
     Q_WH_DELETE,
+    Q_WH_DELETE_QUEUE,
     Q_OUT_CLAIM,
     Q_PAYLOAD_LOCK,
     Q_PAYLOAD_DROP,

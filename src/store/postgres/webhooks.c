@@ -196,8 +196,9 @@ typedef struct removal {
     const char *id;
 } removal_t;
 
-/* The delete (pg_unit_fn): the webhook, its queue and log, then the
- * payloads only its queue needed. */
+/* The delete (pg_unit_fn): the webhook, then (a new snapshot, which shows
+ * what a writer that held the webhook's row queued for it) its queue and
+ * log, then the payloads only its queue needed. */
 static store_rc_t remove_unit(pg_store_t *s, void *ctx)
 {
     const removal_t *rm = ctx;
@@ -206,17 +207,22 @@ static store_rc_t remove_unit(pg_store_t *s, void *ctx)
     PGresult *r;
     store_rc_t rc = pg_run_in_tx(s, Q_WH_DELETE, &p, &r);
     if (rc != STORE_OK) return rc;
-    int n = PQntuples(r);
+    bool gone = pg_affected(r) == 1;
+    PQclear(r);
+    if (!gone) return STORE_NOT_FOUND;
+    pg_params_t q = {0};
+    if (!pgp_uuid(&q, rm->id)) return STORE_NOT_FOUND;
+    rc = pg_run_in_tx(s, Q_WH_DELETE_QUEUE, &q, &r);
+    if (rc != STORE_OK) return rc;
     pg_array_t ids = {0};
     pg_array_begin(&ids);
-    for (int i = 0; i < n; i++) {
-        if (PQgetisnull(r, i, 1)) continue;
+    for (int i = 0; i < PQntuples(r); i++) {
         char event_id[UUID_BUFSZ];
-        pg_get_uuid(r, i, 1, event_id);
+        pg_get_uuid(r, i, 0, event_id);
         pg_array_text(&ids, (text_ref_t){event_id, strlen(event_id)});
     }
     PQclear(r);
-    rc = n == 0 ? STORE_NOT_FOUND : drop_unused(s, &ids);
+    rc = drop_unused(s, &ids);
     free(ids.buf);
     return rc;
 }
