@@ -3961,16 +3961,19 @@ Test(store, version_10s_undelivered_events_are_kept_in_order_with_one_payload_ea
     store_close(s);
 }
 
-typedef struct report_run {
+/* A write to a webhook's outbox run on a thread of its own: a report of
+ * hook's row seq on st, or a delete of hook on a store of its own (url). */
+typedef struct hook_run {
+    char url[URL_MAX];
     int hook;
     int64_t seq;
     store_rc_t rc;
     atomic_bool done;
-} report_run_t;
+} hook_run_t;
 
 static void *report_thread(void *arg)
 {
-    report_run_t *r = arg;
+    hook_run_t *r = arg;
     r->rc = report_in(st, r->hook, r->seq, 1, true, 0);
     atomic_store(&r->done, true);
     return NULL;
@@ -4027,7 +4030,7 @@ Test(store, a_report_takes_payload_locks_after_its_leases_so_a_delete_does_not_d
     cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(d));
     PQclear(res);
 
-    report_run_t r = {.hook = 30, .seq = q30.seq[0]};
+    hook_run_t r = {.hook = 30, .seq = q30.seq[0]};
     atomic_init(&r.done, false);
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, report_thread, &r), 0);
@@ -4046,16 +4049,9 @@ Test(store, a_report_takes_payload_locks_after_its_leases_so_a_delete_does_not_d
     cr_expect_eq(payloads_on(url_), 0, "the last row that needed it is gone, and so is the payload");
 }
 
-typedef struct delete_run {
-    char url[URL_MAX];
-    int hook;
-    store_rc_t rc;
-    atomic_bool done;
-} delete_run_t;
-
 static void *delete_thread(void *arg)
 {
-    delete_run_t *d = arg;
+    hook_run_t *d = arg;
     store_t *s = open_url(d->url);
     d->rc = store_webhook_delete(s, app1.id, ID(d->hook));
     store_close(s);
@@ -4073,7 +4069,7 @@ Test(store, a_webhook_deleted_while_a_batch_records_its_event_leaves_nothing_beh
     cr_assert_eq(store_webhook_create(st, app1.id, &wh, 100), STORE_OK);
     cr_assert_eq(store_batch_begin(st), STORE_OK);
     cr_assert_eq(record(app1.id, 1, EVENT_LEAD_CREATED), 1);
-    delete_run_t d = {.hook = 30};
+    hook_run_t d = {.hook = 30};
     snprintf(d.url, sizeof d.url, "%s", url_);
     atomic_init(&d.done, false);
     pthread_t t;
