@@ -4049,6 +4049,47 @@ Test(store, a_report_takes_payload_locks_after_its_leases_so_a_delete_does_not_d
     cr_expect_eq(payloads_on(url_), 0, "the last row that needed it is gone, and so is the payload");
 }
 
+/* The same with the delete of the webhook whose event the report ends: the
+ * delete holds the webhook's row, then takes its queue; the report must
+ * not hold that queue's row while it waits for the webhook's row. */
+Test(store, a_report_and_a_delete_of_its_webhook_do_not_deadlock)
+{
+    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
+    webhook_t wh = mk_webhook(30, EVENT_ALL, 1000);
+    cr_assert_eq(store_webhook_create(st, app1.id, &wh, 100), STORE_OK);
+    cr_assert_eq(record(app1.id, 1, EVENT_LEAD_CREATED), 1);
+    lanes_seen_t a = {0};
+    cr_assert_eq(store_outbox_claim(st, "A", 10000, 40000, 8, on_lane, &a), STORE_OK);
+    queue_seen_t q30 = queue_of(30);
+    cr_assert_eq(q30.n, 1);
+
+    PGconn *d = PQconnectdb(url_);
+    cr_assert_eq(PQstatus(d), CONNECTION_OK);
+    char sql[256];
+    snprintf(sql, sizeof sql, "BEGIN; DELETE FROM webhooks WHERE id = '%s'", ID(30));
+    PGresult *res = PQexec(d, sql);
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(d));
+    PQclear(res);
+    hook_run_t r = {.hook = 30, .seq = q30.seq[0]};
+    atomic_init(&r.done, false);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, report_thread, &r), 0);
+    await_lock_wait(); /* the report waits for webhook 30's row */
+    snprintf(sql, sizeof sql, "DELETE FROM webhook_events WHERE webhook_id = '%s'", ID(30));
+    res = PQexec(d, sql);
+    cr_expect_eq(PQresultStatus(res), PGRES_COMMAND_OK, "the delete's queue: %s", PQerrorMessage(d));
+    PQclear(res);
+    res = PQexec(d, "COMMIT");
+    PQclear(res);
+    PQfinish(d);
+    pthread_join(t, NULL);
+    cr_expect_eq(r.rc, STORE_OK, "the report");
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_events"), 0);
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_attempts"), 0,
+                 "no log of a deleted webhook");
+    cr_expect_eq(payloads_on(url_), 0);
+}
+
 static void *delete_thread(void *arg)
 {
     hook_run_t *d = arg;

@@ -116,6 +116,7 @@ enum pg_stmt_id {
     Q_WH_DELETE,
     Q_WH_DELETE_QUEUE,
     Q_OUT_CLAIM,
+    Q_OUT_LOCK,
     Q_PAYLOAD_LOCK,
     Q_PAYLOAD_DROP,
     Q_LEAD_UPDATE_OLD,

@@ -116,10 +116,12 @@
                     "<= $3::int8 LIMIT $4::int8 FOR NO KEY UPDATE SKIP LOCKED) c WHERE w.id = c.id "         \
                     "RETURNING w.id, w.app_id, w.url, w.secret",                                             \
     /* The payload only when some webhook wants the event. */              \
-    [Q_EV_RECORD] = "WITH w AS (SELECT id FROM " SCHEMA_EV_WANTED(P) " FOR KEY SHARE), "                                   \
+    [Q_EV_RECORD] = "WITH w AS (SELECT id FROM " SCHEMA_EV_WANTED(P) " FOR KEY SHARE), "                     \
                     "p AS (INSERT INTO webhook_payloads (event_id, type, created_at, payload) SELECT "       \
                     "$3::uuid, $4::int4, $5::int8, $6::text WHERE EXISTS (SELECT 1 FROM w)) "                \
                     "INSERT INTO webhook_events (webhook_id, event_id) SELECT id, $3::uuid FROM w",          \
+    /* A report's webhooks, before their queue rows (a delete's order). */ \
+    [Q_OUT_LOCK] = "SELECT 1 FROM webhooks WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE",     \
     [Q_PAYLOAD_LOCK] = "SELECT 1 FROM webhook_payloads WHERE event_id = ANY($1::uuid[]) ORDER BY event_id "  \
                        "FOR UPDATE",                                                                         \
     [Q_PAYLOAD_DROP] = "DELETE FROM webhook_payloads p WHERE p.event_id = ANY($1::uuid[]) AND NOT EXISTS ("  \

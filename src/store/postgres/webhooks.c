@@ -403,16 +403,38 @@ static store_rc_t report_outcomes(pg_store_t *s, const store_report_t *r, pg_arr
     return rc;
 }
 
-/* The outcomes, the leases, and only then the payloads that the ended rows
- * no longer need: a webhook's delete holds its row while it waits for
- * those payloads' locks, so a report that held them while its leases wait
- * for that row would deadlock with it. */
+/* Locks the webhooks of r's outcomes, in the order of their ids, before
+ * their queue rows: a webhook's delete takes its row, then its queue. */
+static store_rc_t lock_webhooks(pg_store_t *s, const store_report_t *r)
+{
+    pg_array_t ids = {0};
+    pg_array_begin(&ids);
+    for (size_t i = 0; i < r->n; i++)
+        pg_array_text(&ids, (text_ref_t){r->outcomes[i].webhook_id, strlen(r->outcomes[i].webhook_id)});
+    pg_array_end(&ids);
+    store_rc_t rc = ids.oom ? STORE_ERROR : STORE_OK;
+    if (rc == STORE_OK && r->n > 0) {
+        pg_params_t p = {0};
+        pgp_text(&p, (text_ref_t){ids.buf, ids.len});
+        p.fmt[0] = 0; /* an array literal: text format */
+        rc = pg_run_in_tx(s, Q_OUT_LOCK, &p, NULL);
+    }
+    free(ids.buf);
+    return rc;
+}
+
+/* The outcomes (their webhooks locked first), the leases, and only then
+ * the payloads that the ended rows no longer need: a webhook's delete
+ * holds its row while it waits for its queue rows and then for those
+ * payloads' locks, so a report that held either while it waited for that
+ * row would deadlock with it. */
 static store_rc_t outbox_report(store_t *base, const store_report_t *r)
 {
     pg_store_t *s = pg_of(base);
     pg_array_t ended = {0};
     pg_array_begin(&ended);
     store_rc_t rc = pg_tx_begin(s, "BEGIN");
+    if (rc == STORE_OK) rc = lock_webhooks(s, r);
     if (rc == STORE_OK) rc = report_outcomes(s, r, &ended);
     if (rc == STORE_OK) rc = report_leases(s, r);
     if (rc == STORE_OK) rc = drop_unused(s, &ended);
