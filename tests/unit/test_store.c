@@ -3997,54 +3997,61 @@ static void await_lock_wait(void)
     cr_assert_fail("no session waited for a lock");
 }
 
-/* A sender's report and a webhook's delete on PostgreSQL: the delete holds
- * its webhook's row and its queue rows, then locks the payloads they
- * named; the report renews its leases (the deleted webhook's among them,
- * so it waits for the delete) and must not hold any payload's lock while
- * it waits, or the two wait for each other until one is cancelled as a
- * deadlock (an event delivered again, or a delete that fails). */
-Test(store, a_report_takes_payload_locks_after_its_leases_so_a_delete_does_not_deadlock)
+/* Webhooks 30 and on (nhooks of them) leased by A, and event 1 queued for
+ * each; a raw session runs first (a delete's first statements, left open),
+ * then webhook 30's row of event 1 is reported as delivered on a thread,
+ * which waits for a lock that session holds; then the session runs then
+ * (the delete's next statement, which must succeed: no deadlock) and
+ * commits. Returns the report's rc. */
+static store_rc_t report_during_delete(int nhooks, const char *first, const char *then, ExecStatusType want)
 {
-    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < nhooks; i++) {
         webhook_t wh = mk_webhook(30 + i, EVENT_ALL, 1000 + i);
         cr_assert_eq(store_webhook_create(st, app1.id, &wh, 100), STORE_OK);
     }
-    cr_assert_eq(record(app1.id, 1, EVENT_LEAD_CREATED), 2);
+    cr_assert_eq(record(app1.id, 1, EVENT_LEAD_CREATED), nhooks);
     lanes_seen_t a = {0};
     cr_assert_eq(store_outbox_claim(st, "A", 10000, 40000, 8, on_lane, &a), STORE_OK);
-    cr_assert_eq(a.n, 2, "both webhooks leased by A");
+    cr_assert_eq(a.n, nhooks, "every webhook leased by A");
     queue_seen_t q30 = queue_of(30);
     cr_assert_eq(q30.n, 1);
-
-    /* The delete of webhook 31 as store_webhook_delete runs it, up to its
-     * payload locks. */
     PGconn *d = PQconnectdb(url_);
     cr_assert_eq(PQstatus(d), CONNECTION_OK);
-    char sql[512];
-    snprintf(
-        sql, sizeof sql,
-        "BEGIN; DELETE FROM webhooks WHERE id = '%s'; DELETE FROM webhook_events WHERE webhook_id = '%s'",
-        ID(31), ID(31));
-    PGresult *res = PQexec(d, sql);
+    PGresult *res = PQexec(d, first);
     cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(d));
     PQclear(res);
-
     hook_run_t r = {.hook = 30, .seq = q30.seq[0]};
     atomic_init(&r.done, false);
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, report_thread, &r), 0);
-    await_lock_wait(); /* the report waits for webhook 31's row */
-
-    snprintf(sql, sizeof sql, "SELECT 1 FROM webhook_payloads WHERE event_id = '%s' FOR UPDATE", ID(1));
-    res = PQexec(d, sql);
-    cr_expect_eq(PQresultStatus(res), PGRES_TUPLES_OK, "the delete's payload lock: %s", PQerrorMessage(d));
+    await_lock_wait();
+    res = PQexec(d, then);
+    cr_expect_eq(PQresultStatus(res), want, "the delete's next statement: %s", PQerrorMessage(d));
     PQclear(res);
     res = PQexec(d, "COMMIT");
     PQclear(res);
     PQfinish(d);
     pthread_join(t, NULL);
-    cr_expect_eq(r.rc, STORE_OK, "the report");
+    return r.rc;
+}
+
+/* A sender's report and a webhook's delete on PostgreSQL: the delete holds
+ * its webhook's row and its queue rows, then locks the payloads they
+ * named; the report renews its leases (the deleted webhook's among them,
+ * so it waits for the delete) and must not hold any payload's lock while
+ * it waits, or the two wait for each other until one is cancelled as a
+ * deadlock (after a second: the delete is retried, the report's
+ * deliveries are recorded a second later). */
+Test(store, a_report_takes_payload_locks_after_its_leases_so_a_delete_does_not_deadlock)
+{
+    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
+    char first[256], then[256];
+    snprintf(
+        first, sizeof first,
+        "BEGIN; DELETE FROM webhooks WHERE id = '%s'; DELETE FROM webhook_events WHERE webhook_id = '%s'",
+        ID(31), ID(31));
+    snprintf(then, sizeof then, "SELECT 1 FROM webhook_payloads WHERE event_id = '%s' FOR UPDATE", ID(1));
+    cr_expect_eq(report_during_delete(2, first, then, PGRES_TUPLES_OK), STORE_OK, "the report");
     cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_events"), 0);
     cr_expect_eq(payloads_on(url_), 0, "the last row that needed it is gone, and so is the payload");
 }
@@ -4055,35 +4062,10 @@ Test(store, a_report_takes_payload_locks_after_its_leases_so_a_delete_does_not_d
 Test(store, a_report_and_a_delete_of_its_webhook_do_not_deadlock)
 {
     if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
-    webhook_t wh = mk_webhook(30, EVENT_ALL, 1000);
-    cr_assert_eq(store_webhook_create(st, app1.id, &wh, 100), STORE_OK);
-    cr_assert_eq(record(app1.id, 1, EVENT_LEAD_CREATED), 1);
-    lanes_seen_t a = {0};
-    cr_assert_eq(store_outbox_claim(st, "A", 10000, 40000, 8, on_lane, &a), STORE_OK);
-    queue_seen_t q30 = queue_of(30);
-    cr_assert_eq(q30.n, 1);
-
-    PGconn *d = PQconnectdb(url_);
-    cr_assert_eq(PQstatus(d), CONNECTION_OK);
-    char sql[256];
-    snprintf(sql, sizeof sql, "BEGIN; DELETE FROM webhooks WHERE id = '%s'", ID(30));
-    PGresult *res = PQexec(d, sql);
-    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(d));
-    PQclear(res);
-    hook_run_t r = {.hook = 30, .seq = q30.seq[0]};
-    atomic_init(&r.done, false);
-    pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, report_thread, &r), 0);
-    await_lock_wait(); /* the report waits for webhook 30's row */
-    snprintf(sql, sizeof sql, "DELETE FROM webhook_events WHERE webhook_id = '%s'", ID(30));
-    res = PQexec(d, sql);
-    cr_expect_eq(PQresultStatus(res), PGRES_COMMAND_OK, "the delete's queue: %s", PQerrorMessage(d));
-    PQclear(res);
-    res = PQexec(d, "COMMIT");
-    PQclear(res);
-    PQfinish(d);
-    pthread_join(t, NULL);
-    cr_expect_eq(r.rc, STORE_OK, "the report");
+    char first[256], then[256];
+    snprintf(first, sizeof first, "BEGIN; DELETE FROM webhooks WHERE id = '%s'", ID(30));
+    snprintf(then, sizeof then, "DELETE FROM webhook_events WHERE webhook_id = '%s'", ID(30));
+    cr_expect_eq(report_during_delete(1, first, then, PGRES_COMMAND_OK), STORE_OK, "the report");
     cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_events"), 0);
     cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_attempts"), 0,
                  "no log of a deleted webhook");
