@@ -3986,11 +3986,11 @@ static bool lock_waited(void)
                            "AND wait_event_type = 'Lock'") > 0;
 }
 
-/* Waits (up to 10 s) until a session of the test's database waits for a
- * lock; fails the test if none does. */
+/* Waits (up to 30 s: plenty on a loaded machine) until a session of the
+ * test's database waits for a lock; fails the test if none does. */
 static void await_lock_wait(void)
 {
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < 3000; i++) {
         if (lock_waited()) return;
         sleep_ms(10);
     }
