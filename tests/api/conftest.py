@@ -138,6 +138,31 @@ def free_port():
         return s.getsockname()[1]
 
 
+def listens_on(pid, port):
+    """Whether process pid holds the listening socket on 127.0.0.1:port. A
+    port free_port found free may be taken by another test's crmd (another
+    xdist worker's) before ours binds it: ours then exits, but an answer on
+    the port would come from that other one."""
+    want = f"0100007F:{port:04X}"
+    inodes = set()
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            if cols[1] == want and cols[3] == "0A":  # LISTEN
+                inodes.add(f"socket:[{cols[9]}]")
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            pass
+    return False
+
+
 class Server:
     """A running `crmd serve`, its database and its log files."""
 
@@ -200,7 +225,7 @@ class Server:
                 try:
                     r = requests.get(self.base_url + "/healthz", timeout=1)
                     answer = r.status_code
-                    if r.status_code == 200:
+                    if r.status_code == 200 and listens_on(self.proc.pid, self.port):
                         return self
                 except requests.RequestException as e:
                     answer = repr(e)

@@ -6,6 +6,7 @@ import os
 
 import requests
 
+import conftest
 from apiutil import assert_error, assert_status, body_json
 
 
@@ -63,3 +64,20 @@ def test_readyz_says_when_the_sqlite_file_is_gone(make_server, tmp_path):
             assert_error(requests.get(srv.base_url + "/readyz", timeout=10), 503, "service_unavailable")
         finally:
             os.chmod(path, 0o600)
+
+
+def test_a_server_is_taken_as_started_only_once_it_listens_on_its_own_port(make_server, monkeypatch):
+    """The suite's servers (in two xdist workers at once) each take a port
+    free_port found free; another worker's crmd may take it first. The new
+    one then cannot listen and exits, and the answer on that port comes
+    from the other: the suite must try another port, never talk to that
+    one as its own."""
+    first = make_server()
+    real = conftest.free_port
+    ports = iter([first.port])
+    monkeypatch.setattr(conftest, "free_port", lambda: next(ports, None) or real())
+    second = make_server()
+    assert second.port != first.port
+    assert second.proc.poll() is None
+    assert conftest.listens_on(second.proc.pid, second.port)
+    assert "in use" in second.stderr_text().lower(), "its first try met the other's port"

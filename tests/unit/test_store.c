@@ -3961,6 +3961,177 @@ Test(store, version_10s_undelivered_events_are_kept_in_order_with_one_payload_ea
     store_close(s);
 }
 
+/* A write to a webhook's outbox run on a thread of its own: a report of
+ * hook's row seq on st, or a delete of hook on a store of its own (url). */
+typedef struct hook_run {
+    char url[URL_MAX];
+    int hook;
+    int64_t seq;
+    store_rc_t rc;
+    atomic_bool done;
+} hook_run_t;
+
+static void *report_thread(void *arg)
+{
+    hook_run_t *r = arg;
+    r->rc = report_in(st, r->hook, r->seq, 1, true, 0);
+    atomic_store(&r->done, true);
+    return NULL;
+}
+
+/* Whether a session of the test's PostgreSQL database waits for a lock. */
+static bool lock_waited(void)
+{
+    return pg_number(url_, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND wait_event_type = 'Lock'") > 0;
+}
+
+/* Waits (up to 30 s: plenty on a loaded machine) until a session of the
+ * test's database waits for a lock; fails the test if none does. */
+static void await_lock_wait(void)
+{
+    for (int i = 0; i < 3000; i++) {
+        if (lock_waited()) return;
+        sleep_ms(10);
+    }
+    cr_assert_fail("no session waited for a lock");
+}
+
+/* Webhooks 30 and on (nhooks of them) leased by A, and event 1 queued for
+ * each; a raw session runs first (a delete's first statements, left open),
+ * then webhook 30's row of event 1 is reported as delivered on a thread,
+ * which waits for a lock that session holds; then the session runs then
+ * (the delete's next statement, which must succeed: no deadlock) and
+ * commits. Returns the report's rc. */
+static store_rc_t report_during_delete(int nhooks, const char *first, const char *then, ExecStatusType want)
+{
+    for (int i = 0; i < nhooks; i++) {
+        webhook_t wh = mk_webhook(30 + i, EVENT_ALL, 1000 + i);
+        cr_assert_eq(store_webhook_create(st, app1.id, &wh, 100), STORE_OK);
+    }
+    cr_assert_eq(record(app1.id, 1, EVENT_LEAD_CREATED), nhooks);
+    lanes_seen_t a = {0};
+    cr_assert_eq(store_outbox_claim(st, "A", 10000, 40000, 8, on_lane, &a), STORE_OK);
+    cr_assert_eq(a.n, nhooks, "every webhook leased by A");
+    queue_seen_t q30 = queue_of(30);
+    cr_assert_eq(q30.n, 1);
+    PGconn *d = PQconnectdb(url_);
+    cr_assert_eq(PQstatus(d), CONNECTION_OK);
+    PGresult *res = PQexec(d, first);
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(d));
+    PQclear(res);
+    hook_run_t r = {.hook = 30, .seq = q30.seq[0]};
+    atomic_init(&r.done, false);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, report_thread, &r), 0);
+    await_lock_wait();
+    res = PQexec(d, then);
+    cr_expect_eq(PQresultStatus(res), want, "the delete's next statement: %s", PQerrorMessage(d));
+    PQclear(res);
+    res = PQexec(d, "COMMIT");
+    PQclear(res);
+    PQfinish(d);
+    pthread_join(t, NULL);
+    return r.rc;
+}
+
+/* A sender's report and a webhook's delete on PostgreSQL: the delete holds
+ * its webhook's row and its queue rows, then locks the payloads they
+ * named; the report renews its leases (the deleted webhook's among them,
+ * so it waits for the delete) and must not hold any payload's lock while
+ * it waits, or the two wait for each other until one is cancelled as a
+ * deadlock (after a second: the delete is retried, the report's
+ * deliveries are recorded a second later). */
+Test(store, a_report_takes_payload_locks_after_its_leases_so_a_delete_does_not_deadlock)
+{
+    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
+    char first[256], then[256];
+    snprintf(
+        first, sizeof first,
+        "BEGIN; DELETE FROM webhooks WHERE id = '%s'; DELETE FROM webhook_events WHERE webhook_id = '%s'",
+        ID(31), ID(31));
+    snprintf(then, sizeof then, "SELECT 1 FROM webhook_payloads WHERE event_id = '%s' FOR UPDATE", ID(1));
+    cr_expect_eq(report_during_delete(2, first, then, PGRES_TUPLES_OK), STORE_OK, "the report");
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_events"), 0);
+    cr_expect_eq(payloads_on(url_), 0, "the last row that needed it is gone, and so is the payload");
+}
+
+/* The same with the delete of the webhook whose event the report ends: the
+ * delete holds the webhook's row, then takes its queue; the report must
+ * not hold that queue's row while it waits for the webhook's row. */
+Test(store, a_report_and_a_delete_of_its_webhook_do_not_deadlock)
+{
+    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
+    char first[256], then[256];
+    snprintf(first, sizeof first, "BEGIN; DELETE FROM webhooks WHERE id = '%s'", ID(30));
+    snprintf(then, sizeof then, "DELETE FROM webhook_events WHERE webhook_id = '%s'", ID(30));
+    cr_expect_eq(report_during_delete(1, first, then, PGRES_COMMAND_OK), STORE_OK, "the report");
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_events"), 0);
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_attempts"), 0,
+                 "no log of a deleted webhook");
+    cr_expect_eq(payloads_on(url_), 0);
+}
+
+static void *delete_thread(void *arg)
+{
+    hook_run_t *d = arg;
+    store_t *s = open_url(d->url);
+    d->rc = store_webhook_delete(s, app1.id, ID(d->hook));
+    store_close(s);
+    atomic_store(&d->done, true);
+    return NULL;
+}
+
+/* A webhook deleted on PostgreSQL while a writer's batch that recorded an
+ * event for it is still open: the delete must not miss the queue row the
+ * batch then commits, or that row (never sent: its webhook is gone) and
+ * its payload stay in the outbox for good. */
+Test(store, a_webhook_deleted_while_a_batch_records_its_event_leaves_nothing_behind)
+{
+    webhook_t wh = mk_webhook(30, EVENT_ALL, 1000);
+    cr_assert_eq(store_webhook_create(st, app1.id, &wh, 100), STORE_OK);
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    cr_assert_eq(record(app1.id, 1, EVENT_LEAD_CREATED), 1);
+    hook_run_t d = {.hook = 30};
+    snprintf(d.url, sizeof d.url, "%s", url_);
+    atomic_init(&d.done, false);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, delete_thread, &d), 0);
+    /* SQLite's delete waits for the batch's write lock. PostgreSQL's must
+     * wait for the batch's lock on the webhook's row: until it ends (it
+     * must not) or waits. */
+    if (on_postgres)
+        for (int i = 0; i < 1000 && !atomic_load(&d.done) && !lock_waited(); i++)
+            sleep_ms(10);
+    else
+        sleep_ms(300);
+    cr_expect_not(atomic_load(&d.done), "the delete ended while the batch that queued an event was open");
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    pthread_join(t, NULL);
+    cr_expect_eq(d.rc, STORE_OK);
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_events"), 0,
+                 "no queue row of a deleted webhook");
+    cr_expect_eq(payloads_on(url_), 0, "nor its payload");
+}
+
+/* A writer's batch that queued an event for a webhook (and so holds a lock
+ * on its row on PostgreSQL) does not keep a sender from leasing it for the
+ * events before. */
+Test(store, a_writers_open_batch_does_not_keep_a_sender_from_the_webhook)
+{
+    webhook_t wh = mk_webhook(30, EVENT_ALL, 1000);
+    cr_assert_eq(store_webhook_create(st, app1.id, &wh, 100), STORE_OK);
+    cr_assert_eq(record(app1.id, 1, EVENT_LEAD_CREATED), 1);
+    store_t *other = open_url(url_);
+    if (on_postgres) cr_assert_eq(store_batch_begin(st), STORE_OK);
+    if (on_postgres) cr_assert_eq(record(app1.id, 2, EVENT_LEAD_CREATED), 1);
+    lanes_seen_t a = {0};
+    cr_assert_eq(store_outbox_claim(other, "A", 10000, 40000, 8, on_lane, &a), STORE_OK);
+    cr_expect_eq(a.n, 1, "the webhook was skipped while a writer queued for it");
+    if (on_postgres) cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    store_close(other);
+}
+
 /* The find reads through the loop: each ends from it, in the order the
  * reads were started (record reads between them), with what the same read
  * returns at once. On PostgreSQL a find is sent with its own statement and

@@ -78,12 +78,21 @@
     "ALTER TABLE webhook_events DROP COLUMN type, DROP COLUMN created_at, DROP COLUMN payload;"              \
     "CREATE INDEX webhook_events_event ON webhook_events (event_id);"
 
-/* The webhooks' statements PostgreSQL writes its own way: the delete, with
- * its events and log, in one statement that returns the ids of the events
- * it took (their payloads may be unused now); the claim, which skips the
- * rows another sender is claiming (SKIP LOCKED) and re-checks each lease
- * it locks, so no two senders lease one webhook; an event's record, its
- * payload and its queue rows in one statement.
+/* The webhooks' statements PostgreSQL writes its own way: the delete, in
+ * two statements, the webhook's row, then its events and log (returning
+ * the ids of the events it took: their payloads may be unused now); the
+ * claim, which skips the rows another sender is claiming (SKIP LOCKED) and
+ * re-checks each lease it locks, so no two senders lease one webhook; an
+ * event's record, its payload and its queue rows in one statement.
+ *
+ * The record locks the webhooks it queues the event for (FOR KEY SHARE,
+ * which only a delete waits for): a delete that comes first makes it skip
+ * the webhook, and one that comes while the writer's transaction is open
+ * waits for its commit, and its second statement (a new snapshot) then
+ * takes the rows that writer queued. Without it, those rows, and their
+ * payload, would be left behind for a webhook that no longer exists. The
+ * claim's lock (FOR NO KEY UPDATE, which is what its UPDATE takes anyway)
+ * does not wait for it, nor skip a webhook a writer is queueing for.
  *
  * A payload goes when no queue row names it any more. Two transactions
  * that each take one of an event's last two rows would each still see the
@@ -96,21 +105,23 @@
  * an array of event ids. */
 /* clang-format off */
 #define PG_WEBHOOK_SQL                                                                                       \
-    [Q_WH_DELETE] = "WITH w AS (DELETE FROM webhooks WHERE " SCHEMA_WEBHOOK_KEY(P) " RETURNING id), "        \
-                    "e AS (DELETE FROM webhook_events WHERE webhook_id IN (SELECT id FROM w) "               \
-                    "RETURNING event_id), "                                                                  \
-                    "a AS (DELETE FROM webhook_attempts WHERE webhook_id IN (SELECT id FROM w)) "            \
-                    "SELECT w.id, e.event_id FROM w LEFT JOIN (SELECT DISTINCT event_id FROM e) e ON true",  \
+    [Q_WH_DELETE] = "DELETE FROM webhooks WHERE " SCHEMA_WEBHOOK_KEY(P),                                     \
+    [Q_WH_DELETE_QUEUE] = "WITH e AS (DELETE FROM webhook_events WHERE webhook_id = $1::uuid "               \
+                          "RETURNING event_id), "                                                            \
+                          "a AS (DELETE FROM webhook_attempts WHERE webhook_id = $1::uuid) "                 \
+                          "SELECT DISTINCT event_id FROM e",                                                 \
     [Q_OUT_CLAIM] = "UPDATE webhooks w SET lease_owner = $1::text, lease_until = $2::int8 FROM ("            \
                     "SELECT c.id FROM webhooks c WHERE c.active AND c.lease_until <= $3::int8 AND (SELECT "  \
                     "e.next_at FROM webhook_events e WHERE e.webhook_id = c.id ORDER BY e.seq LIMIT 1) "     \
-                    "<= $3::int8 LIMIT $4::int8 FOR UPDATE SKIP LOCKED) c WHERE w.id = c.id "                \
+                    "<= $3::int8 LIMIT $4::int8 FOR NO KEY UPDATE SKIP LOCKED) c WHERE w.id = c.id "         \
                     "RETURNING w.id, w.app_id, w.url, w.secret",                                             \
     /* The payload only when some webhook wants the event. */              \
-    [Q_EV_RECORD] = "WITH w AS (SELECT id FROM " SCHEMA_EV_WANTED(P) "), "                                   \
+    [Q_EV_RECORD] = "WITH w AS (SELECT id FROM " SCHEMA_EV_WANTED(P) " FOR KEY SHARE), "                     \
                     "p AS (INSERT INTO webhook_payloads (event_id, type, created_at, payload) SELECT "       \
                     "$3::uuid, $4::int4, $5::int8, $6::text WHERE EXISTS (SELECT 1 FROM w)) "                \
                     "INSERT INTO webhook_events (webhook_id, event_id) SELECT id, $3::uuid FROM w",          \
+    /* A report's webhooks, before their queue rows (a delete's order). */ \
+    [Q_OUT_LOCK] = "SELECT 1 FROM webhooks WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE",     \
     [Q_PAYLOAD_LOCK] = "SELECT 1 FROM webhook_payloads WHERE event_id = ANY($1::uuid[]) ORDER BY event_id "  \
                        "FOR UPDATE",                                                                         \
     [Q_PAYLOAD_DROP] = "DELETE FROM webhook_payloads p WHERE p.event_id = ANY($1::uuid[]) AND NOT EXISTS ("  \

@@ -196,8 +196,9 @@ typedef struct removal {
     const char *id;
 } removal_t;
 
-/* The delete (pg_unit_fn): the webhook, its queue and log, then the
- * payloads only its queue needed. */
+/* The delete (pg_unit_fn): the webhook, then (a new snapshot, which shows
+ * what a writer that held the webhook's row queued for it) its queue and
+ * log, then the payloads only its queue needed. */
 static store_rc_t remove_unit(pg_store_t *s, void *ctx)
 {
     const removal_t *rm = ctx;
@@ -206,17 +207,22 @@ static store_rc_t remove_unit(pg_store_t *s, void *ctx)
     PGresult *r;
     store_rc_t rc = pg_run_in_tx(s, Q_WH_DELETE, &p, &r);
     if (rc != STORE_OK) return rc;
-    int n = PQntuples(r);
+    bool gone = pg_affected(r) == 1;
+    PQclear(r);
+    if (!gone) return STORE_NOT_FOUND;
+    pg_params_t q = {0};
+    if (!pgp_uuid(&q, rm->id)) return STORE_NOT_FOUND;
+    rc = pg_run_in_tx(s, Q_WH_DELETE_QUEUE, &q, &r);
+    if (rc != STORE_OK) return rc;
     pg_array_t ids = {0};
     pg_array_begin(&ids);
-    for (int i = 0; i < n; i++) {
-        if (PQgetisnull(r, i, 1)) continue;
+    for (int i = 0; i < PQntuples(r); i++) {
         char event_id[UUID_BUFSZ];
-        pg_get_uuid(r, i, 1, event_id);
+        pg_get_uuid(r, i, 0, event_id);
         pg_array_text(&ids, (text_ref_t){event_id, strlen(event_id)});
     }
     PQclear(r);
-    rc = n == 0 ? STORE_NOT_FOUND : drop_unused(s, &ids);
+    rc = drop_unused(s, &ids);
     free(ids.buf);
     return rc;
 }
@@ -381,12 +387,10 @@ static store_rc_t report_leases(pg_store_t *s, const store_report_t *r)
     return rc;
 }
 
-/* The outcomes, then the payloads of the events whose rows they ended. */
-static store_rc_t report_outcomes(pg_store_t *s, const store_report_t *r)
+/* The outcomes; the ids of the events whose rows they ended go to ended. */
+static store_rc_t report_outcomes(pg_store_t *s, const store_report_t *r, pg_array_t *ended)
 {
     store_rc_t rc = STORE_OK;
-    pg_array_t ended = {0};
-    pg_array_begin(&ended);
     for (size_t i = 0; rc == STORE_OK && i < r->n; i++) {
         const store_outcome_t *o = &r->outcomes[i];
         rc = report_attempt(s, o);
@@ -394,19 +398,47 @@ static store_rc_t report_outcomes(pg_store_t *s, const store_report_t *r)
         if (rc == STORE_OK) rc = report_failing(s, r, o);
         const char *event_id = o->attempt->event_id;
         if (o->attempt->next_retry_at == 0 && event_id[0] != '\0')
-            pg_array_text(&ended, (text_ref_t){event_id, strlen(event_id)});
+            pg_array_text(ended, (text_ref_t){event_id, strlen(event_id)});
     }
-    if (rc == STORE_OK) rc = drop_unused(s, &ended);
-    free(ended.buf);
     return rc;
 }
 
+/* Locks the webhooks of r's outcomes, in the order of their ids, before
+ * their queue rows: a webhook's delete takes its row, then its queue. */
+static store_rc_t lock_webhooks(pg_store_t *s, const store_report_t *r)
+{
+    pg_array_t ids = {0};
+    pg_array_begin(&ids);
+    for (size_t i = 0; i < r->n; i++)
+        pg_array_text(&ids, (text_ref_t){r->outcomes[i].webhook_id, strlen(r->outcomes[i].webhook_id)});
+    pg_array_end(&ids);
+    store_rc_t rc = ids.oom ? STORE_ERROR : STORE_OK;
+    if (rc == STORE_OK && r->n > 0) {
+        pg_params_t p = {0};
+        pgp_text(&p, (text_ref_t){ids.buf, ids.len});
+        p.fmt[0] = 0; /* an array literal: text format */
+        rc = pg_run_in_tx(s, Q_OUT_LOCK, &p, NULL);
+    }
+    free(ids.buf);
+    return rc;
+}
+
+/* The outcomes (their webhooks locked first), the leases, and only then
+ * the payloads that the ended rows no longer need: a webhook's delete
+ * holds its row while it waits for its queue rows and then for those
+ * payloads' locks, so a report that held either while it waited for that
+ * row would deadlock with it. */
 static store_rc_t outbox_report(store_t *base, const store_report_t *r)
 {
     pg_store_t *s = pg_of(base);
+    pg_array_t ended = {0};
+    pg_array_begin(&ended);
     store_rc_t rc = pg_tx_begin(s, "BEGIN");
-    if (rc == STORE_OK) rc = report_outcomes(s, r);
+    if (rc == STORE_OK) rc = lock_webhooks(s, r);
+    if (rc == STORE_OK) rc = report_outcomes(s, r, &ended);
     if (rc == STORE_OK) rc = report_leases(s, r);
+    if (rc == STORE_OK) rc = drop_unused(s, &ended);
+    free(ended.buf);
     if (rc == STORE_OK) return pg_tx_commit(s);
     if (s->in_tx) pg_tx_rollback(s);
     return rc;
