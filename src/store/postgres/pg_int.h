@@ -341,8 +341,9 @@ void pgp_str(pg_params_t *p, const char *s);
 void pgp_fold(pg_params_t *p, text_ref_t t);
 /* Room for n bytes in p->own, or NULL (and p->full) when there is none. */
 char *pgp_own(pg_params_t *p, size_t n);
-/* A text parameter in text format (an array literal), from p->own: s[n]
- * must be a NUL, since libpq reads text-format parameters up to it. */
+/* A text parameter in text format (an array literal: one in p->own, or a
+ * pg_array_t's buffer): s[n] must be a NUL, since libpq reads text-format
+ * parameters up to it. */
 void pgp_own_text(pg_params_t *p, const char *s, size_t n);
 /* A signing key's pem, created_at, signed_until, retired_at (admin.c). */
 void pgp_signing_key(pg_params_t *p, const store_key_t *key);

@@ -257,6 +257,30 @@ static void give(PGresult *r, PGresult **out)
         PQclear(r);
 }
 
+/* pg_write's one statement, as a unit for pg_write_unit: its result (that
+ * of the last try) is kept in r. */
+typedef struct one_write {
+    enum pg_stmt_id id;
+    const pg_params_t *p;
+    int64_t count_app;
+    int count_delta;
+    PGresult *r;
+} one_write_t;
+
+static store_rc_t one_write(pg_store_t *s, void *ctx)
+{
+    one_write_t *w = ctx;
+    store_rc_t rc;
+    PQclear(w->r); /* a try before that lost a deadlock */
+    w->r = run(s, w->id, w->p, &rc);
+    pg_totals_note(s, w->r);
+    if (w->r != NULL && w->count_delta != 0 && pg_affected(w->r) > 0) {
+        s->op_app = w->count_app;
+        s->op_delta = w->count_delta;
+    }
+    return rc;
+}
+
 store_rc_t pg_write(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int64_t count_app,
                     int count_delta, PGresult **out)
 {
@@ -267,26 +291,13 @@ store_rc_t pg_write(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int
         give(run(s, id, p, &rc), out);
         return rc;
     }
-    for (int attempt = 1;; attempt++) {
-        s->retry = false;
-        rc = begin_op(s);
-        if (rc != STORE_OK) return rc;
-        PGresult *r = run(s, id, p, &rc);
-        pg_totals_note(s, r);
-        if (r != NULL && count_delta != 0 && pg_affected(r) > 0) {
-            s->op_app = count_app;
-            s->op_delta = count_delta;
-        }
-        rc = finish_op(s, rc);
-        if (rc == STORE_OK) {
-            give(r, out);
-            return STORE_OK;
-        }
-        PQclear(r);
-        if (!s->retry) return rc;
-        store_log("crmd: postgres: deadlock (try %d of %d)", attempt, WRITE_ATTEMPTS);
-        if (attempt == WRITE_ATTEMPTS) return STORE_UNAVAILABLE;
-    }
+    one_write_t w = {.id = id, .p = p, .count_app = count_app, .count_delta = count_delta};
+    rc = pg_write_unit(s, one_write, &w);
+    if (rc == STORE_OK)
+        give(w.r, out);
+    else
+        PQclear(w.r);
+    return rc;
 }
 
 store_rc_t pg_write_unit(pg_store_t *s, pg_unit_fn fn, void *ctx)

@@ -185,8 +185,7 @@ static store_rc_t drop_unused(pg_store_t *s, pg_array_t *ids)
     pg_array_end(ids);
     if (ids->oom) return STORE_ERROR;
     pg_params_t p = {0};
-    pgp_text(&p, (text_ref_t){ids->buf, ids->len});
-    p.fmt[0] = 0; /* an array literal: text format */
+    pgp_own_text(&p, ids->buf, ids->len);
     store_rc_t rc = pg_run_in_tx(s, Q_PAYLOAD_LOCK, &p, NULL);
     return rc == STORE_OK ? pg_run_in_tx(s, Q_PAYLOAD_DROP, &p, NULL) : rc;
 }
@@ -415,8 +414,7 @@ static store_rc_t lock_webhooks(pg_store_t *s, const store_report_t *r)
     store_rc_t rc = ids.oom ? STORE_ERROR : STORE_OK;
     if (rc == STORE_OK && r->n > 0) {
         pg_params_t p = {0};
-        pgp_text(&p, (text_ref_t){ids.buf, ids.len});
-        p.fmt[0] = 0; /* an array literal: text format */
+        pgp_own_text(&p, ids.buf, ids.len);
         rc = pg_run_in_tx(s, Q_OUT_LOCK, &p, NULL);
     }
     free(ids.buf);
