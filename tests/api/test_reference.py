@@ -1,7 +1,7 @@
 """The reference's own curl commands, run verbatim (placeholders replaced by real
 UUIDs, output flags added after `curl`), each against its documented status and
-response shape. The reference lives in <repo>/../shared/spec/; if it is missing
-these tests fail."""
+response shape. The reference is <repo>/../shared/spec/ when that exists, else
+the repository's own copy in spec/; if neither holds it these tests fail."""
 
 import datetime as dt
 import json
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from apiutil import SPEC_DIR, TS_RE, UUID_RE, assert_error, check_exchange, parse_ts
+from apiutil import REPO_SPEC_DIR, SHARED_SPEC_DIR, SPEC_DIR, TS_RE, UUID_RE, assert_error, check_exchange, parse_ts
 
 REFERENCE = SPEC_DIR / "crm-leads-api.md"
 
@@ -30,7 +30,7 @@ VALUE_CHECKED = {"name", "source", "account_id", "contact_id", "value", "stage",
 def load_reference():
     if not REFERENCE.is_file():
         pytest.fail(f"the API reference is missing: {REFERENCE} (expected shared/spec beside "
-                    f"the repo)", pytrace=False)
+                    f"the repo, or spec/ in it)", pytrace=False)
     return REFERENCE.read_text()
 
 
@@ -207,6 +207,22 @@ def test_reference_curl_commands_verbatim(server, app, reference_env, tmp_path):
 
 
 def test_spec_dir_location_rule():
-    # <repo root>/../shared/spec, repo root being two levels above tests/api
-    here = Path(__file__).resolve().parent
-    assert SPEC_DIR == here.parents[1].parent / "shared" / "spec"
+    # <repo root>/../shared/spec when it exists, else <repo root>/spec; the repo
+    # root is two levels above tests/api.
+    root = Path(__file__).resolve().parents[2]
+    shared = root.parent / "shared" / "spec"
+    assert SHARED_SPEC_DIR == shared and REPO_SPEC_DIR == root / "spec"
+    assert SPEC_DIR == (shared if shared.is_dir() else root / "spec")
+
+
+def test_repo_spec_copy_matches_shared():
+    # The copy in spec/ must be the shared spec, word for word, wherever both
+    # exist: a clone without the shared folder tests against exactly the same text.
+    names = ("crm-leads-api.md", "contract-notes.md", "extensions.md")
+    for name in names:
+        assert (REPO_SPEC_DIR / name).is_file(), f"spec/{name} is missing from the repository"
+    if not SHARED_SPEC_DIR.is_dir():
+        pytest.skip("no shared spec beside the repository to compare with")
+    for name in names:
+        assert (REPO_SPEC_DIR / name).read_bytes() == (SHARED_SPEC_DIR / name).read_bytes(), \
+            f"spec/{name} differs from {SHARED_SPEC_DIR / name}: copy it again"
