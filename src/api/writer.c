@@ -41,6 +41,9 @@
 /* At most this many writes share one transaction, so that one batch's
  * latency stays bounded. */
 #define BATCH_MAX 256
+/* A batch that keeps losing deadlocks (PostgreSQL) is tried this many
+ * times in all, then its writes are answered 503. */
+#define BATCH_ATTEMPTS 3
 
 /* The trash's purge runs between batches, at most this many leads per
  * transaction (a few milliseconds of the write lock), and yields to any
@@ -293,11 +296,23 @@ static void run_one(store_t *s, api_write_t *w)
     }
 }
 
+/* Makes w as it was before it ran, to be run again in a new batch: its
+ * answer and what its run set. Its Location, set by its handler, stays (a
+ * replay sets it again). */
+static void forget_run(api_write_t *w)
+{
+    w->status = 0;
+    w->undo_batch = false;
+    w->replayed = false;
+    w->etag[0] = '\0';
+    jw_reset(&w->out);
+}
+
 /* Runs the writes of batch in one transaction on s, leaving each with its
- * answer: a failed begin or commit means none of them happened, and so
- * does a write that asks for its batch to be undone. A write whose client
- * is gone is not run (see the top). */
-static void run_batch(store_t *s, api_write_t *batch)
+ * answer; returns the commit's rc: unless STORE_OK, none of them happened.
+ * A write that asks for its batch to be undone fails it. A write whose
+ * client is gone is not run (see the top). */
+static store_rc_t try_batch(store_t *s, api_write_t *batch)
 {
     store_rc_t rc = store_batch_begin(s);
     bool undo = false;
@@ -310,17 +325,32 @@ static void run_batch(store_t *s, api_write_t *batch)
             run_one(s, w);
         undo |= w->undo_batch;
     }
+    if (rc != STORE_OK) return rc;
     /* A write that could not record what follows from its change (change.h)
      * undoes the batch: nothing of it may be acknowledged. */
-    if (rc == STORE_OK && undo) {
+    if (undo) {
         store_batch_end(s, 0);
-        rc = STORE_UNAVAILABLE;
+        return STORE_UNAVAILABLE;
     }
     /* A write alone in its batch that failed leaves nothing behind. */
-    bool keep = !(batch->alone && batch->status >= 300);
-    if (rc == STORE_OK) rc = store_batch_end(s, keep);
+    return store_batch_end(s, !(batch->alone && batch->status >= 300));
+}
+
+/* Runs batch (try_batch), again from the start while it fails only for
+ * having lost a deadlock to another process on the same PostgreSQL
+ * database (store_batch_redo), up to BATCH_ATTEMPTS times; then hands each
+ * write its answer: a 503 for all of them if the last try failed. */
+static void run_batch(store_t *s, api_write_t *batch)
+{
+    store_rc_t rc = try_batch(s, batch);
+    for (int attempt = 2; rc != STORE_OK && store_batch_redo(s) && attempt <= BATCH_ATTEMPTS; attempt++) {
+        for (api_write_t *w = batch; w != NULL; w = w->next)
+            forget_run(w);
+        rc = try_batch(s, batch);
+    }
+    bool kept = rc == STORE_OK && !(batch->alone && batch->status >= 300);
     /* Events committed with the batch: the sender may go at once. */
-    if (api_outbox_take_recorded() && rc == STORE_OK && keep) webhook_sender_poke();
+    if (api_outbox_take_recorded() && kept) webhook_sender_poke();
     if (rc != STORE_OK) metrics_count(METRIC_COMMIT_FAILURES);
     /* No write of a batch whose commit failed may be acknowledged; what
      * failed for another reason there is a 503 (retry), not a 500. */

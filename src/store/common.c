@@ -120,6 +120,7 @@ store_rc_t store_base_batch_begin(store_t *s)
 {
     store_base_t *base = (store_base_t *)s;
     assert(base->batch == BATCH_NONE);
+    base->redo = false;
     store_rc_t rc = base->tx->begin(s);
     if (rc == STORE_OK) base->batch = BATCH_OPEN;
     return rc;
@@ -139,6 +140,11 @@ store_rc_t store_base_batch_end(store_t *s, int commit)
     }
     base->tx->rollback(s);
     return commit ? STORE_UNAVAILABLE : STORE_OK;
+}
+
+bool store_batch_redo(const store_t *s)
+{
+    return ((const store_base_t *)s)->redo;
 }
 
 /* The export's state while it passes the signing keys. */

@@ -888,8 +888,9 @@ static inline store_rc_t store_search_tidy(store_t *s, int pages, bool *more)
  * (STORE_UNAVAILABLE, or STORE_ERROR) and then none of them happened, not
  * even those that returned STORE_OK. store_batch_end(s, 0) undoes them
  * all. A batch whose transaction the database ended by itself (a lost
- * connection, a full disk) refuses every later write with
- * STORE_UNAVAILABLE and cannot commit.
+ * connection, a full disk, a deadlock) refuses every later write with
+ * STORE_UNAVAILABLE and cannot commit: a write's part never commits
+ * without the rest of it (see store_batch_redo).
  *
  * Locks. A read of one record inside a batch (store_lead_get,
  * store_follow_get) locks that row until the batch ends: no other
@@ -909,6 +910,13 @@ static inline store_rc_t store_batch_end(store_t *s, int commit)
 {
     return s->ops->batch_end(s, commit);
 }
+
+/* After a batch failed: whether it failed only because its transaction
+ * lost a deadlock (or a serialization failure) to another connection's, so
+ * that running the same writes again in a new batch may succeed. None of
+ * the failed batch happened. PostgreSQL only: SQLite's writers never wait
+ * for each other in a circle. Valid until the next store_batch_begin. */
+bool store_batch_redo(const store_t *s);
 
 /* Passes every app with its lead count, oldest first. */
 static inline store_rc_t store_app_list(store_t *s, store_app_cb cb, void *ctx)

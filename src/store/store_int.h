@@ -90,6 +90,10 @@ typedef struct store_base {
     store_t super;
     const store_tx_ops_t *tx;
     store_batch_t batch; /* inside store_batch_begin/end */
+    /* The batch broke because its transaction lost a deadlock (or a
+     * serialization failure) to another connection: none of it happened,
+     * and the same writes may succeed in a new batch (store_batch_redo). */
+    bool redo;
 } store_base_t;
 
 /* store_batch_begin and store_batch_end (see store.h) for every backend,

@@ -268,6 +268,59 @@ def test_two_processes_share_one_database(make_server):
         assert not problems, problems
 
 
+def test_a_batch_that_loses_a_deadlock_runs_again_whole(make_server):
+    # A session of the test's own holds lead two, crmd's batch (rename one,
+    # then two) takes one and waits for two, then the session asks for one:
+    # a circle, which crmd's transaction, waiting longer, finds. crmd undoes
+    # its whole batch, runs it again once the session is done, and answers
+    # 200 as if nothing had happened: one history entry per rename, not a
+    # half committed from the try that lost.
+    _, url = new_db()
+    srv = make_server(db_url=url)
+    app = srv.new_app()
+    one, two = app.create_lead(name="one"), app.create_lead(name="two")
+    holder = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PGAPPNAME": "holder"})
+
+    def send(sql):
+        holder.stdin.write(sql + "\n")
+        holder.stdin.flush()
+
+    def wait_for(sql, what):
+        for _ in range(600):
+            if psql(url, sql).strip() == "1":
+                return
+            time.sleep(0.05)
+        pytest.fail(f"waited 30 s for {what}")
+
+    try:
+        send(f"BEGIN; UPDATE leads SET name = 'other' WHERE id = '{two['id']}';")
+        wait_for("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'holder' "
+                 "AND state = 'idle in transaction'", "the session to hold lead two")
+        ops = [{"op": "update", "id": lead["id"], "lead": {"name": "batch"}} for lead in (one, two)]
+        with ThreadPoolExecutor(max_workers=1) as ex:
+            answer = ex.submit(app.post, "/leads/batch", {"operations": ops})
+            wait_for("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                     "crmd's batch to wait for lead two")
+            send(f"UPDATE leads SET name = 'other' WHERE id = '{one['id']}'; COMMIT;")
+            holder.stdin.close()
+            assert holder.wait(timeout=30) == 0, holder.stderr.read()
+            r = answer.result(timeout=30)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert_status(r, 200)
+    assert [d["attributes"]["name"] for d in body_json(r)["data"]] == ["batch", "batch"]
+    for lead in (one, two):
+        assert app.get_lead(lead["id"])["attributes"]["name"] == "batch"
+        changes = body_json(app.get(f"/leads/{lead['id']}/history"))["data"]
+        assert [c["attributes"]["action"] for c in changes] == ["updated", "created"]
+        # The session's rename came first: the batch's, run again, follows it.
+        assert changes[0]["attributes"]["changes"] == {"name": ["other", "batch"]}
+    assert "deadlock: the batch is undone, to be run again" in srv.stderr_text()
+
+
 # ------------------------------------------------------------------- outage
 
 def pg_ctl(action):

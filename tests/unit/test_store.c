@@ -3997,6 +3997,19 @@ static void await_lock_wait(void)
     cr_assert_fail("no session waited for a lock");
 }
 
+/* Runs then on the raw session d (a thread t waits for a lock d holds),
+ * wanting the status want; then commits, closes d and joins t. */
+static void end_session(PGconn *d, const char *then, ExecStatusType want, pthread_t t)
+{
+    PGresult *res = PQexec(d, then);
+    cr_expect_eq(PQresultStatus(res), want, "the session's next statement: %s", PQerrorMessage(d));
+    PQclear(res);
+    res = PQexec(d, "COMMIT");
+    PQclear(res);
+    PQfinish(d);
+    pthread_join(t, NULL);
+}
+
 /* Webhooks 30 and on (nhooks of them) leased by A, and event 1 queued for
  * each; a raw session runs first (a delete's first statements, left open),
  * then webhook 30's row of event 1 is reported as delivered on a thread,
@@ -4025,13 +4038,7 @@ static store_rc_t report_during_delete(int nhooks, const char *first, const char
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, report_thread, &r), 0);
     await_lock_wait();
-    res = PQexec(d, then);
-    cr_expect_eq(PQresultStatus(res), want, "the delete's next statement: %s", PQerrorMessage(d));
-    PQclear(res);
-    res = PQexec(d, "COMMIT");
-    PQclear(res);
-    PQfinish(d);
-    pthread_join(t, NULL);
+    end_session(d, then, want, t);
     return r.rc;
 }
 
@@ -4070,6 +4077,87 @@ Test(store, a_report_and_a_delete_of_its_webhook_do_not_deadlock)
     cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_attempts"), 0,
                  "no log of a deleted webhook");
     cr_expect_eq(payloads_on(url_), 0);
+}
+
+/* Renames lead id in app1 inside the open batch. */
+static store_rc_t rename_in_batch(int id, const char *name)
+{
+    lead_patch_t p = {0};
+    p.fields = LEAD_F_NAME;
+    p.v.name = T(name);
+    p.v.source = T(NULL);
+    p.v.probability = -1;
+    leads_t c = {0};
+    return store_lead_update(st, app1.id, ID(id), &p, 5000, on_lead, &c);
+}
+
+/* A batch of two renames (leads 1 then 2) on a thread, and how it ended. */
+typedef struct rename_run {
+    store_rc_t first, second, end;
+    bool redo;
+    atomic_bool first_done;
+} rename_run_t;
+
+static void *rename_thread(void *arg)
+{
+    rename_run_t *r = arg;
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    r->first = rename_in_batch(1, "batch");
+    atomic_store(&r->first_done, true);
+    r->second = rename_in_batch(2, "batch");
+    r->end = store_batch_end(st, 1);
+    r->redo = store_batch_redo(st);
+    return NULL;
+}
+
+/* Whether lead id of app1 is named name, read on a connection of its own. */
+static bool named(int id, const char *name)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM leads WHERE id = '%s' AND name = '%s'", ID(id), name);
+    return raw_number_on(url_, sql) == 1;
+}
+
+/* A batch on PostgreSQL that loses a deadlock after one of its writes is
+ * undone whole, that write included, and says it may be run again
+ * (store_batch_redo): had it committed what it had done so far to go on
+ * in a new transaction, the first part of an API write could stay without
+ * the rest (its event, its history) should the rest then fail. Then run
+ * again, it commits. */
+Test(store, a_batch_that_loses_a_deadlock_is_undone_whole_and_may_be_run_again)
+{
+    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
+    create_lead(1, "one", 1000);
+    create_lead(2, "two", 1000);
+    PGconn *d = PQconnectdb(url_);
+    cr_assert_eq(PQstatus(d), CONNECTION_OK);
+    char sql[256];
+    snprintf(sql, sizeof sql, "BEGIN; UPDATE leads SET name = 'other' WHERE id = '%s'", ID(2));
+    PGresult *res = PQexec(d, sql);
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(d));
+    PQclear(res);
+    rename_run_t r = {0};
+    atomic_init(&r.first_done, false);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, rename_thread, &r), 0);
+    /* The batch holds lead 1 and waits for lead 2; the session then waits
+     * for lead 1: a circle, which the batch, waiting longer, finds first. */
+    await_lock_wait();
+    cr_assert(atomic_load(&r.first_done));
+    snprintf(sql, sizeof sql, "UPDATE leads SET name = 'other' WHERE id = '%s'", ID(1));
+    end_session(d, sql, PGRES_COMMAND_OK, t);
+    cr_expect_eq(r.first, STORE_OK);
+    cr_expect_eq(r.second, STORE_UNAVAILABLE, "the write that lost the deadlock");
+    cr_expect_eq(r.end, STORE_UNAVAILABLE, "the batch cannot commit");
+    cr_expect(r.redo, "the batch may be run again");
+    cr_expect(named(1, "other") && named(2, "other"),
+              "nothing of the batch happened, its first write neither");
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    cr_expect(!store_batch_redo(st), "a new batch starts clean");
+    cr_expect_eq(rename_in_batch(1, "batch"), STORE_OK);
+    cr_expect_eq(rename_in_batch(2, "batch"), STORE_OK);
+    cr_expect_eq(store_batch_end(st, 1), STORE_OK);
+    cr_expect(named(1, "batch") && named(2, "batch"), "run again, the batch commits");
 }
 
 static void *delete_thread(void *arg)

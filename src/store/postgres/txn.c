@@ -210,12 +210,12 @@ static store_rc_t break_batch(pg_store_t *s, store_rc_t rc)
 
 /* finish_op inside a batch. A deadlock (s->retry): the other transaction
  * waits for locks this batch took in earlier writes, so retrying in the
- * same transaction would only deadlock again. So the batch commits what it
- * has done so far and goes on in a new transaction, and the write is
- * retried there. (A later failed commit then undoes only the writes after
- * that point; since COMMIT over a network can always fail without saying
- * whether it happened, clients must treat a 503 on a write as "unknown"
- * anyway.) */
+ * same transaction would only deadlock again; and committing what the
+ * batch has done so far, to go on in a new transaction, could commit part
+ * of an API write (its change, say) without the rest (its event, its
+ * history, its Idempotency-Key's answer), should that rest then fail. So
+ * the batch breaks, none of it happens, and its writer runs all of its
+ * writes again in a new batch (store_batch_redo, api/writer.c). */
 static store_rc_t finish_in_batch(pg_store_t *s, store_rc_t rc)
 {
     if (rc == STORE_OK) {
@@ -223,12 +223,13 @@ static store_rc_t finish_in_batch(pg_store_t *s, store_rc_t rc)
         if (rc == STORE_OK) rc = keep_delta(s);
         return rc == STORE_OK ? rc : break_batch(s, rc);
     }
-    bool retry = s->retry;
+    if (s->retry) {
+        store_log("crmd: postgres: deadlock: the batch is undone, to be run again");
+        s->base.redo = true;
+        return break_batch(s, STORE_UNAVAILABLE);
+    }
     if (pg_exec_sql(s, "ROLLBACK TO w") != STORE_OK || pg_exec_sql(s, "RELEASE w") != STORE_OK)
         return break_batch(s, rc);
-    if (retry && (commit_all(s) != STORE_OK || pg_tx_begin(s, "BEGIN") != STORE_OK))
-        return break_batch(s, STORE_UNAVAILABLE);
-    s->retry = retry;
     return rc;
 }
 
