@@ -198,9 +198,10 @@
  * two, left the pages behind such an insertion point half empty. Stored
  * ascending, a new lead goes last among its equals, and at the very end
  * of an index SQLite starts a new page instead of splitting. A batch of
- * 500 creates wrote a fifth fewer WAL pages and cost a fifth less CPU
- * with these (bench/results.md, 2026-11-30 14:00), and the indexes are
- * about half their size. The planner's figures go with them (dropping an
+ * 500 creates wrote 9 to 12 % fewer WAL pages and cost 14 to 16 % less
+ * CPU with these, and the indexes of a database grown by creates took 41 %
+ * fewer pages (bench/results.md, 2026-11-30 13:50, "bulk creates on
+ * SQLite, third step"). The planner's figures go with them (dropping an
  * index drops its figures). */
 #define SQ_V13_INDEXES                                                                                       \
     "DROP INDEX leads_newest; DROP INDEX leads_updated; DROP INDEX leads_name;"                              \
