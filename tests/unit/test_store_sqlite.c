@@ -814,9 +814,9 @@ Test(sqlite, a_search_walks_the_index_in_the_lists_order)
     store_close(s);
 }
 
-/* What version 12 had: the lead indexes as migrations 6 and 9 made them,
+/* What version 11 had: the lead indexes as migrations 6 and 9 made them,
  * descending after app_id. */
-static const char v12_lead_indexes[] =
+static const char v11_lead_indexes[] =
     "DROP INDEX leads_newest; DROP INDEX leads_updated; DROP INDEX leads_name; DROP INDEX leads_value;"
     "DROP INDEX leads_probability; DROP INDEX leads_stage; DROP INDEX leads_status; DROP INDEX leads_source;"
     "DROP INDEX leads_account; DROP INDEX leads_contact;"
@@ -830,17 +830,17 @@ static const char v12_lead_indexes[] =
     "CREATE INDEX leads_source ON leads (app_id, source, created_at DESC, id DESC);"
     "CREATE INDEX leads_account ON leads (app_id, account_id, created_at DESC, id DESC);"
     "CREATE INDEX leads_contact ON leads (app_id, contact_id, created_at DESC, id DESC);"
-    "PRAGMA user_version = 12;";
+    "PRAGMA user_version = 11;";
 
-/* Migration 13: from version 12, every lead stays, the ten lead indexes
+/* Migration 12: from version 11, every lead stays, the ten lead indexes
  * are stored in the opposite direction after app_id (so a new lead goes
  * last among its equals), each with its planner's figures, and a list
  * still reads the newest lead first. */
-Test(sqlite, version_12s_lead_indexes_are_stored_ascending_and_every_lead_kept)
+Test(sqlite, version_11s_lead_indexes_are_stored_ascending_and_every_lead_kept)
 {
     store_t *s = open_migrated(url_);
-    create_app(s, "pk_live_v12");
-    cr_assert_eq(exec_sql(s, v12_lead_indexes), SQLITE_OK);
+    create_app(s, "pk_live_v11");
+    cr_assert_eq(exec_sql(s, v11_lead_indexes), SQLITE_OK);
     for (int n = 1; n <= 50; n++)
         cr_assert_eq(insert_lead(s, n, 1700000000000LL + n), SQLITE_OK);
     store_close(s);

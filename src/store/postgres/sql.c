@@ -224,10 +224,7 @@ const char *const pg_migrations[SCHEMA_VERSION] = {
     "SELECT 1",
     /* 11: each event's payload once, whatever the number of its webhooks. */
     PG_V11_PAYLOADS,
-    /* 12: kept for the search index's next change, made on another line of
-     * work; nothing here. */
-    "SELECT 1",
-    /* 13: SQLite's lead indexes stored ascending (measured on SQLite
+    /* 12: SQLite's lead indexes stored ascending (measured on SQLite
      * only); nothing changes here. */
     "SELECT 1",
 };

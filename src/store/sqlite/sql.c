@@ -148,7 +148,7 @@
  * the number of rows, then how many share each leading column of the index
  * (sqlite_stat1's format). ANALYZE of a one-row table creates the table.
  * SQ_STATS_LEAD_KEYS: the seven lead indexes whose columns migration 6
- * set for good (migration 13 writes their figures again). */
+ * set for good (migration 12 writes their figures again). */
 #define SQ_STATS_LEAD_KEYS                                                                                   \
     "('leads', 'leads_newest', '1000000 100000 2 1'),"                                                       \
     "('leads', 'leads_updated', '1000000 100000 2 1 1'),"                                                    \
@@ -187,7 +187,7 @@
     "('leads', 'leads_account', '1000000 100000 10 1 1'),"                                                   \
     "('leads', 'leads_contact', '1000000 100000 10 1 1');"                                                   \
     "ANALYZE sqlite_schema;"
-/* Migration 13: the ten lead indexes stored in the opposite direction,
+/* Migration 12: the ten lead indexes stored in the opposite direction,
  * column by column after app_id (SCHEMA_V6_INDEXES and SCHEMA_V9_INDEXES
  * end in created_at DESC, id DESC). A list reads each one backwards
  * instead, which gives the same rows in the same order (unset values
@@ -203,7 +203,7 @@
  * fewer pages (bench/results.md, 2026-11-30 13:50, "bulk creates on
  * SQLite, third step"). The planner's figures go with them (dropping an
  * index drops its figures). */
-#define SQ_V13_INDEXES                                                                                       \
+#define SQ_V12_INDEXES                                                                                       \
     "DROP INDEX leads_newest; DROP INDEX leads_updated; DROP INDEX leads_name;"                              \
     "DROP INDEX leads_value; DROP INDEX leads_probability; DROP INDEX leads_stage;"                          \
     "DROP INDEX leads_status; DROP INDEX leads_source; DROP INDEX leads_account;"                            \
@@ -386,11 +386,8 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     SQ_V10_SEARCH_ORDER,
     /* 11: each event's payload once, whatever the number of its webhooks. */
     SQ_V11_PAYLOADS,
-    /* 12: kept for the search index's next change, made on another line of
-     * work; nothing here. */
-    "SELECT 1",
-    /* 13: the lead indexes stored ascending (see above). */
-    SQ_V13_INDEXES,
+    /* 12: the lead indexes stored ascending (see above). */
+    SQ_V12_INDEXES,
 };
 
 /* The webhooks' statements SQLite writes its own way: a delete in four
