@@ -425,18 +425,24 @@ Test(sqlite, every_filter_and_sort_starts_from_its_index)
     store_close(s);
 }
 
-/* The columns of index on s, comma-separated. */
-static void index_columns(store_t *s, const char *index, char *out, size_t cap)
+/* The key columns of index on s: their names, comma-separated, or with
+ * dirs their directions, a letter each (a, d). */
+static void index_keys(store_t *s, const char *index, bool dirs, char *out, size_t cap)
 {
     char sql[96];
-    snprintf(sql, sizeof sql, "PRAGMA index_info(%s)", index);
+    snprintf(sql, sizeof sql, "PRAGMA index_xinfo(%s)", index);
     sqlite3_stmt *st = NULL;
     cr_assert_eq(sqlite3_prepare_v2(((sqlite_store_t *)s)->db, sql, -1, &st, NULL), SQLITE_OK);
     size_t n = 0;
     out[0] = '\0';
-    while (sqlite3_step(st) == SQLITE_ROW && n < cap)
-        n += (size_t)snprintf(out + n, cap - n, "%s%s", n > 0 ? "," : "",
-                              (const char *)sqlite3_column_text(st, 2));
+    while (sqlite3_step(st) == SQLITE_ROW && n < cap) {
+        if (!sqlite3_column_int(st, 5)) continue; /* not a key column */
+        if (dirs)
+            n += (size_t)snprintf(out + n, cap - n, "%c", sqlite3_column_int(st, 3) ? 'd' : 'a');
+        else
+            n += (size_t)snprintf(out + n, cap - n, "%s%s", n > 0 ? "," : "",
+                                  (const char *)sqlite3_column_text(st, 2));
+    }
     sqlite3_finalize(st);
 }
 
@@ -451,7 +457,7 @@ Test(sqlite, the_filter_indexes_carry_no_summed_columns)
     static const char *const firsts[] = {"source", "account_id", "contact_id"};
     for (int i = 0; i < 3; i++) {
         char cols[256], want[96];
-        index_columns(s, names[i], cols, sizeof cols);
+        index_keys(s, names[i], false, cols, sizeof cols);
         snprintf(want, sizeof want, "app_id,%s,created_at,id", firsts[i]);
         cr_expect_str_eq(cols, want, "%s", names[i]);
         sqlite3_stmt *st = NULL;
@@ -805,5 +811,58 @@ Test(sqlite, a_search_walks_the_index_in_the_lists_order)
     q.after = NULL;
     q.f.search = (text_ref_t){"ac", 2};
     cr_expect(!fq_lead_walks_search(&q));
+    store_close(s);
+}
+
+/* What version 11 had: the lead indexes as migrations 6 and 9 made them,
+ * descending after app_id. */
+static const char v11_lead_indexes[] =
+    "DROP INDEX leads_newest; DROP INDEX leads_updated; DROP INDEX leads_name; DROP INDEX leads_value;"
+    "DROP INDEX leads_probability; DROP INDEX leads_stage; DROP INDEX leads_status; DROP INDEX leads_source;"
+    "DROP INDEX leads_account; DROP INDEX leads_contact;"
+    "CREATE INDEX leads_newest ON leads (app_id, created_at DESC, id DESC);"
+    "CREATE INDEX leads_updated ON leads (app_id, updated_at DESC, created_at DESC, id DESC);"
+    "CREATE INDEX leads_name ON leads (app_id, name_fold, created_at DESC, id DESC);"
+    "CREATE INDEX leads_value ON leads (app_id, value_cents DESC, created_at DESC, id DESC);"
+    "CREATE INDEX leads_probability ON leads (app_id, probability DESC, created_at DESC, id DESC);"
+    "CREATE INDEX leads_stage ON leads (app_id, stage, created_at DESC, id DESC);"
+    "CREATE INDEX leads_status ON leads (app_id, status, created_at DESC, id DESC);"
+    "CREATE INDEX leads_source ON leads (app_id, source, created_at DESC, id DESC);"
+    "CREATE INDEX leads_account ON leads (app_id, account_id, created_at DESC, id DESC);"
+    "CREATE INDEX leads_contact ON leads (app_id, contact_id, created_at DESC, id DESC);"
+    "PRAGMA user_version = 11;";
+
+/* Migration 12: from version 11, every lead stays, the ten lead indexes
+ * are stored in the opposite direction after app_id (so a new lead goes
+ * last among its equals), each with its planner's figures, and a list
+ * still reads the newest lead first. */
+Test(sqlite, version_11s_lead_indexes_are_stored_ascending_and_every_lead_kept)
+{
+    store_t *s = open_migrated(url_);
+    create_app(s, "pk_live_v11");
+    cr_assert_eq(exec_sql(s, v11_lead_indexes), SQLITE_OK);
+    for (int n = 1; n <= 50; n++)
+        cr_assert_eq(insert_lead(s, n, 1700000000000LL + n), SQLITE_OK);
+    store_close(s);
+    s = open_migrated(url_);
+    cr_expect_eq(int_of(s, "PRAGMA user_version"), SCHEMA_VERSION);
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM leads WHERE app_id = 1"), 50);
+    static const struct {
+        const char *index, *dirs;
+    } want[] = {{"leads_newest", "aaa"},  {"leads_updated", "aaaa"},     {"leads_name", "adaa"},
+                {"leads_value", "aaaa"},  {"leads_probability", "aaaa"}, {"leads_stage", "adaa"},
+                {"leads_status", "adaa"}, {"leads_source", "adaa"},      {"leads_account", "adaa"},
+                {"leads_contact", "adaa"}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char dirs[16], sql[128];
+        index_keys(s, want[i].index, true, dirs, sizeof dirs);
+        cr_expect_str_eq(dirs, want[i].dirs, "%s", want[i].index);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'leads' AND idx = '%s'",
+                 want[i].index);
+        cr_expect_eq(int_of(s, sql), 1, "%s has its figures", want[i].index);
+    }
+    cr_expect_eq(int_of(s, "SELECT CAST(substr(id, 25) AS INTEGER) FROM leads INDEXED BY leads_newest "
+                           "WHERE app_id = 1 ORDER BY created_at DESC, id DESC LIMIT 1"),
+                 50, "the newest first, read backwards");
     store_close(s);
 }

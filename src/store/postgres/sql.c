@@ -224,6 +224,9 @@ const char *const pg_migrations[SCHEMA_VERSION] = {
     "SELECT 1",
     /* 11: each event's payload once, whatever the number of its webhooks. */
     PG_V11_PAYLOADS,
+    /* 12: SQLite's lead indexes stored ascending (measured on SQLite
+     * only); nothing changes here. */
+    "SELECT 1",
 };
 
 #define FOLLOW_ORDER "due_at ASC NULLS LAST, created_at, id"
