@@ -423,7 +423,7 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     [Q_FOLLOW_LIST] = "SELECT " SCHEMA_FOLLOW_COLS ", (SELECT count(*) FROM follows " FOLLOWS_BY_KEY
                       " WHERE app_id = ?1 AND lead_id = ?2) FROM follows " FOLLOWS_BY_KEY
                       " WHERE app_id = ?1 AND lead_id = ?2 "
-                      "ORDER BY due_at IS NULL, due_at, created_at, id LIMIT ?3 OFFSET ?4",
+                      "ORDER BY due_at IS NULL, due_at, created_at, id",
     [Q_FOLLOW_COUNT] = "SELECT count(*) FROM follows WHERE app_id = ?1 AND lead_id = ?2",
     [Q_APP_DISABLE] = "UPDATE apps SET disabled = ?2 WHERE key = ?1",
     /* Only a token this database issued, unless ?3; once. */
