@@ -58,6 +58,7 @@ enum sq_stmt_id {
     Q_LEAD_EXISTS,
     Q_FOLLOW_INSERT,
     Q_FOLLOW_LIST,
+    Q_FOLLOW_LIST_TOP,
     Q_FOLLOW_COUNT,
     Q_SAVEPOINT,
     Q_RELEASE,
