@@ -5,6 +5,10 @@
  * the byte budget evenly. Tag generations live in a fixed array indexed by
  * the tag's hash: two tags that share a slot only invalidate each other's
  * entries now and then, which costs a miss, never a stale answer.
+ *
+ * An entry is freed by its last holder: the cache holds one reference
+ * while the entry is in its table, each answer that reads its body
+ * (cache_pin) one more until it is sent.
  */
 #include "api/cache.h"
 
@@ -34,8 +38,13 @@ typedef struct entry {
     size_t tag;
     int64_t expires;
     size_t len;
+    _Atomic size_t refs; /* the table's and the pins' */
     char body[];
 } entry_t;
+
+struct cache_pin {
+    entry_t e;
+};
 
 typedef struct shard {
     pthread_mutex_t mu;
@@ -147,7 +156,13 @@ static void lru_push_front(shard_t *s, entry_t *e)
     s->lru.next = &e->lru;
 }
 
-/* Unlinks e from its chain and the LRU list and frees it. */
+static void unref(entry_t *e)
+{
+    if (atomic_fetch_sub(&e->refs, 1) == 1) free(e);
+}
+
+/* Unlinks e from its chain and the LRU list and lets go of the table's
+ * reference (an answer may still be sending its body). */
 static void drop(shard_t *s, entry_t *e)
 {
     entry_t **p = slot_for(s, e->hash);
@@ -156,7 +171,7 @@ static void drop(shard_t *s, entry_t *e)
     *p = e->hnext;
     lru_unlink(e);
     s->bytes -= sizeof *e + e->len;
-    free(e);
+    unref(e);
 }
 
 static entry_t *find(shard_t *s, uint64_t h, const cache_key_t *key)
@@ -166,28 +181,35 @@ static entry_t *find(shard_t *s, uint64_t h, const cache_key_t *key)
     return NULL;
 }
 
-char *cache_get(const cache_key_t *key, int64_t now, void *(*alloc)(void *ctx, size_t n), void *ctx,
-                size_t *len)
+const char *cache_pin(const cache_key_t *key, int64_t now, size_t *len, cache_pin_t **pin)
 {
     if (!C.enabled) return NULL;
     uint64_t h = key_hash(key);
     shard_t *s = shard_for(h);
-    char *out = NULL;
+    entry_t *out = NULL;
     pthread_mutex_lock(&s->mu);
     entry_t *e = find(s, h, key);
     if (e != NULL) {
         if (e->gen != atomic_load(&C.gens[e->tag]) || now >= e->expires) {
             drop(s, e);
-        } else if ((out = alloc(ctx, e->len)) != NULL) {
-            memcpy(out, e->body, e->len);
-            *len = e->len;
+        } else {
+            out = e;
+            atomic_fetch_add(&e->refs, 1);
             lru_unlink(e);
             lru_push_front(s, e);
         }
     }
     pthread_mutex_unlock(&s->mu);
     metrics_count(out != NULL ? METRIC_CACHE_HITS : METRIC_CACHE_MISSES);
-    return out;
+    if (out == NULL) return NULL;
+    *len = out->len;
+    *pin = (cache_pin_t *)out;
+    return out->body;
+}
+
+void cache_unpin(cache_pin_t *pin)
+{
+    if (pin != NULL) unref(&pin->e);
 }
 
 void cache_put(const cache_key_t *key, uint64_t gen, const char *body, size_t len, int64_t expires)
@@ -203,6 +225,7 @@ void cache_put(const cache_key_t *key, uint64_t gen, const char *body, size_t le
     n->tag = tag;
     n->expires = expires;
     n->len = len;
+    atomic_init(&n->refs, 1);
     memcpy(n->body, body, len);
     shard_t *s = shard_for(n->hash);
     pthread_mutex_lock(&s->mu);

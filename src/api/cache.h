@@ -56,11 +56,15 @@ bool cache_enabled(void);
 /* The generation of key's tag: take it before reading the database. */
 uint64_t cache_generation(const cache_key_t *key);
 
-/* Copies the body cached for key into a buffer from alloc (called under a
- * lock: it must not block), if there is one that is still valid at time now
- * (ms). Returns the body or NULL. */
-char *cache_get(const cache_key_t *key, int64_t now, void *(*alloc)(void *ctx, size_t n), void *ctx,
-                size_t *len);
+/* An entry's body lent to an answer (cache_pin): it stays readable until
+ * cache_unpin, even when a write or the budget drops the entry meanwhile. */
+typedef struct cache_pin cache_pin_t;
+
+/* The body cached for key, if there is one still valid at time now (ms):
+ * its bytes and *len, with *pin to give back through cache_unpin once the
+ * answer is sent (no copy: a list of 100 leads is 60 KB). NULL on a miss. */
+const char *cache_pin(const cache_key_t *key, int64_t now, size_t *len, cache_pin_t **pin);
+void cache_unpin(cache_pin_t *pin);
 
 /* Stores body for key, as read at generation gen, valid until expires (ms;
  * INT64_MAX for no end). Dropped if gen is already out of date. */

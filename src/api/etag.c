@@ -10,10 +10,18 @@
 #include <openssl/sha.h>
 
 static EVP_MD *sha256;
+static pthread_key_t ctx_key; /* each thread's context (api_sha256_begin) */
+static bool have_ctx_key;
+
+static void ctx_free(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
 
 static void fetch_sha256(void)
 {
     sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    have_ctx_key = pthread_key_create(&ctx_key, ctx_free) == 0;
 }
 
 const EVP_MD *api_sha256(void)
@@ -23,12 +31,27 @@ const EVP_MD *api_sha256(void)
     return sha256;
 }
 
+EVP_MD_CTX *api_sha256_begin(void)
+{
+    const EVP_MD *type = api_sha256();
+    if (type == NULL || !have_ctx_key) return NULL;
+    EVP_MD_CTX *ctx = pthread_getspecific(ctx_key);
+    if (ctx == NULL) {
+        if ((ctx = EVP_MD_CTX_new()) == NULL) return NULL;
+        if (pthread_setspecific(ctx_key, ctx) != 0) {
+            EVP_MD_CTX_free(ctx);
+            return NULL;
+        }
+    }
+    return EVP_DigestInit_ex(ctx, type, NULL) == 1 ? ctx : NULL;
+}
+
 void api_etag_of(const char *body, size_t len, char out[API_ETAG_MAX])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
-    const EVP_MD *type = api_sha256();
-    if (type == NULL || EVP_Digest(body, len, md, NULL, type, NULL) != 1)
+    EVP_MD_CTX *ctx = api_sha256_begin();
+    if (ctx == NULL || EVP_DigestUpdate(ctx, body, len) != 1 || EVP_DigestFinal_ex(ctx, md, NULL) != 1)
         SHA256((const unsigned char *)body, len, md);
     out[0] = '"';
     for (int i = 0; i < 16; i++) {

@@ -30,6 +30,12 @@ void api_etag_of(const char *body, size_t len, char out[API_ETAG_MAX]);
  * Shared, never freed. */
 const struct evp_md_st *api_sha256(void);
 
+/* The calling thread's SHA-256 context, begun afresh (NULL if it cannot
+ * be had): one per thread, kept for the thread's life, because a context
+ * made and freed per digest (EVP_Digest does so) was half of a tag's cost.
+ * One digest at a time per thread: beginning another ends the last. */
+struct evp_md_ctx_st *api_sha256_begin(void);
+
 /* Whether the header value list[0..len) (a list of entity tags, or "*")
  * names etag: strong comparison for If-Match (a weak tag never matches),
  * weak for If-None-Match. A value that is not such a list matches

@@ -288,14 +288,9 @@ static void dig_lead_filter(digest_t *d, const store_lead_filter_t *f)
 /* Starts a digest of r's filters and sort (the sort comes last). */
 static void digest_begin(digest_t *d, int kind)
 {
-    /* The SHA-256 fetched once (etag.h), not EVP_sha256(), which fetches
-     * it again in every init. */
-    const EVP_MD *type = api_sha256();
-    d->ctx = type != NULL ? EVP_MD_CTX_new() : NULL;
-    if (d->ctx != NULL && EVP_DigestInit_ex(d->ctx, type, NULL) != 1) {
-        EVP_MD_CTX_free(d->ctx);
-        d->ctx = NULL;
-    }
+    /* The thread's context (etag.h): the digests of a request are made
+     * one after the other. */
+    d->ctx = api_sha256_begin();
     dig_int(d, kind);
 }
 
@@ -308,7 +303,6 @@ static bool digest_end(api_req_t *r, digest_t *d, const store_sort_t *sort, int 
     unsigned int len = 0;
     bool ok =
         d->ctx != NULL && EVP_DigestFinal_ex(d->ctx, r->rd.digest, &len) == 1 && len == sizeof r->rd.digest;
-    EVP_MD_CTX_free(d->ctx);
     return ok;
 }
 
@@ -362,7 +356,6 @@ static void variant_end(api_req_t *r, digest_t *d)
     unsigned int len = 0;
     bool ok = d->ctx != NULL && EVP_DigestFinal_ex(d->ctx, r->rd.key.variant, &len) == 1 &&
               len == sizeof r->rd.key.variant;
-    EVP_MD_CTX_free(d->ctx);
     if (!ok) r->rd.key.kind = 0; /* not kept */
 }
 

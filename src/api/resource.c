@@ -16,9 +16,10 @@ const char API_LEAD_NOT_FOUND_DETAIL[] = "The requested lead could not be found.
 const char API_FOLLOW_NOT_FOUND_TITLE[] = "Follow Not Found";
 const char API_FOLLOW_NOT_FOUND_DETAIL[] = "The requested follow could not be found.";
 
-static void *pool_alloc(void *ctx, size_t n)
+/* The answer's pool is gone: so is its need of the cached body. */
+static void unpin(void *p)
 {
-    return h2o_mem_alloc_pool(ctx, n);
+    cache_unpin(*(cache_pin_t **)p);
 }
 
 static void no_lead(void *ctx, const lead_t *l)
@@ -41,9 +42,13 @@ static bool cached(api_req_t *r)
     }
     r->rd.gen = cache_generation(&r->rd.key);
     size_t len = 0;
-    char *body = cache_get(&r->rd.key, r->now, pool_alloc, &r->req->pool, &len);
+    cache_pin_t *pin = NULL;
+    const char *body = cache_pin(&r->rd.key, r->now, &len, &pin);
     if (body == NULL) return false;
-    api_reply_pooled(r, 200, body, len);
+    /* The body is sent from the cache's entry, which the request's pool
+     * keeps until h2o lets go of the answer. */
+    *(cache_pin_t **)h2o_mem_alloc_shared(&r->req->pool, sizeof pin, unpin) = pin;
+    api_reply_pooled(r, 200, (char *)body, len);
     return true;
 }
 

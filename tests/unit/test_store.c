@@ -1428,6 +1428,68 @@ Test(store, follow_list_order_and_total)
     cr_expect_eq(total, 0);
 }
 
+/* The ids of the follows a list emits, in order. */
+typedef struct follow_ids {
+    int n;
+    char id[128][UUID_BUFSZ];
+} follow_ids_t;
+
+static void on_follow_id(void *ctx, const follow_t *f)
+{
+    follow_ids_t *c = ctx;
+    cr_assert_lt(c->n, 128);
+    strcpy(c->id[c->n++], f->id);
+}
+
+typedef struct many_follow {
+    bool has_due;
+    int64_t due, created;
+    int n; /* its big_id */
+} many_follow_t;
+
+/* The follows order: due ascending, unset last, then created_at, then id. */
+static int cmp_many_follow(const void *pa, const void *pb)
+{
+    const many_follow_t *a = pa, *b = pb;
+    if (a->has_due != b->has_due) return a->has_due ? -1 : 1;
+    if (a->has_due && a->due != b->due) return a->due < b->due ? -1 : 1;
+    if (a->created != b->created) return a->created < b->created ? -1 : 1;
+    return (a->n > b->n) - (a->n < b->n);
+}
+
+/* A lead with more follows than SQLite's list sorts whole (follows.c:
+ * 1,000) is paged through a LIMIT: the same order and total. */
+Test(store, follow_list_of_many_follows)
+{
+    enum { N = 1003 };
+    static many_follow_t want[N];
+    create_lead(1, "Acme", 1000);
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    for (int i = 0; i < N; i++) {
+        want[i] = (many_follow_t){.has_due = i % 3 != 0, .due = (i * 7919) % 500, .created = i % 7, .n = i};
+        follow_t f = mk_follow(0, 1, "F", want[i].has_due, want[i].due, want[i].created);
+        big_id(i, f.id);
+        cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK);
+    }
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    qsort(want, N, sizeof want[0], cmp_many_follow);
+    static const int64_t offsets[] = {0, 100, 950, 1000, N};
+    for (size_t k = 0; k < sizeof offsets / sizeof offsets[0]; k++) {
+        static follow_ids_t c;
+        memset(&c, 0, sizeof c);
+        int64_t total = -1, off = offsets[k];
+        cr_assert_eq(store_follow_list(st, app1.id, ID(1), off, 100, &total, on_follow_id, &c, NULL),
+                     STORE_OK);
+        cr_expect_eq(total, N);
+        cr_assert_eq(c.n, off + 100 <= N ? 100 : (int)(N - off), "offset %lld", (long long)off);
+        for (int i = 0; i < c.n; i++) {
+            char id[UUID_BUFSZ];
+            big_id(want[off + i].n, id);
+            cr_expect_str_eq(c.id[i], id, "offset %lld, item %d", (long long)off, i);
+        }
+    }
+}
+
 Test(store, follow_update_partial)
 {
     create_lead(1, "Acme", 1000);

@@ -151,6 +151,11 @@ static long nearest_anchor(sqlite_store_t *s, int64_t app, int64_t offset)
 /* Runs the page statement, from anchor k when k >= 0. */
 static store_rc_t list_page(sqlite_store_t *s, int64_t app, int64_t offset, int limit, long k, sq_list_t *lr)
 {
+    if (limit == 0) {
+        /* The count alone (the response cache's stamp, resource.c). */
+        store_rc_t rc = sq_query_int(s, Q_LEAD_COUNT, app, &lr->total);
+        return rc == STORE_NOT_FOUND ? STORE_OK : rc;
+    }
     sqlite3_stmt *st = sq_stmt(s, k >= 0 ? Q_LEAD_LIST_FROM : Q_LEAD_LIST);
     if (st == NULL) return STORE_ERROR;
     sqlite3_bind_int64(st, 1, app);
@@ -177,17 +182,21 @@ store_rc_t sq_lead_list(store_t *base, int64_t app, int64_t offset, int limit, i
                         store_lead_cb cb, void *ctx, const store_async_t *async)
 {
     (void)async;
-    sqlite_store_t *s = sq_of(base);
-    sq_list_t lr = {.fn = sq_emit_lead, .cb = (void *)cb, .ctx = ctx, .total_col = LEAD_NCOLS};
-    /* A deep page needs its anchors and its rows from one snapshot; a
-     * shallow one is a single statement, a read transaction of its own. */
+    /* A deep page needs its anchors and its rows from one snapshot of its
+     * own; a shallow one (or the count alone) is a single statement, read
+     * in the loop's turn's snapshot (sq_hold). */
     bool deep = offset >= SQ_ANCHOR_STEP;
+    sqlite_store_t *s = deep ? sq_of(base) : sq_of_read(base);
+    sq_list_t lr = {.fn = sq_emit_lead, .cb = (void *)cb, .ctx = ctx, .total_col = LEAD_NCOLS};
+    if (!deep) sq_hold(s);
     store_rc_t rc = deep ? sq_begin_read(s) : STORE_OK;
     if (rc != STORE_OK) return rc;
     long k = deep ? nearest_anchor(s, app, offset) : -1;
     rc = list_page(s, app, offset, limit, k, &lr);
     *total = lr.total;
-    return deep ? sq_finish(s, rc) : rc;
+    if (deep) return sq_finish(s, rc);
+    if (s->held && rc != STORE_OK) sq_release(s); /* not after a failure */
+    return rc;
 }
 
 /* The patch after the key (app, id): the fields bits, the values, now. */

@@ -462,11 +462,12 @@ const char *const sq_stmt_sql[Q__COUNT] = {
      * the table's are two random page reads per list instead of one (1.7
      * reads fewer per list at 100,000 leads, bench/results.md). The count
      * reads every follow of the lead either way, so the sort adds no read. */
-    [Q_FOLLOW_LIST] = "SELECT " SCHEMA_FOLLOW_COLS ", (SELECT count(*) FROM follows " FOLLOWS_BY_KEY
-                      " WHERE app_id = ?1 AND lead_id = ?2) FROM follows " FOLLOWS_BY_KEY
-                      " WHERE app_id = ?1 AND lead_id = ?2 "
-                      "ORDER BY due_at IS NULL, due_at, created_at, id LIMIT ?3 OFFSET ?4",
-    [Q_FOLLOW_COUNT] = "SELECT count(*) FROM follows WHERE app_id = ?1 AND lead_id = ?2",
+    [Q_FOLLOW_LIST] = "SELECT " SCHEMA_FOLLOW_COLS " FROM follows " FOLLOWS_BY_KEY
+                      " WHERE app_id = ?1 AND lead_id = ?2 ORDER BY due_at IS NULL, due_at, created_at, id",
+    [Q_FOLLOW_LIST_TOP] = "SELECT " SCHEMA_FOLLOW_COLS " FROM follows " FOLLOWS_BY_KEY
+                          " WHERE app_id = ?1 AND lead_id = ?2 "
+                          "ORDER BY due_at IS NULL, due_at, created_at, id LIMIT ?3 OFFSET ?4",
+    [Q_FOLLOW_COUNT] = "SELECT count(*) FROM follows " FOLLOWS_BY_KEY " WHERE app_id = ?1 AND lead_id = ?2",
     [Q_APP_DISABLE] = "UPDATE apps SET disabled = ?2 WHERE key = ?1",
     /* Only a token this database issued, unless ?3; once. */
     [Q_REVOKE] = "INSERT INTO revoked_tokens (jti, revoked_at) SELECT ?1, ?2 "
