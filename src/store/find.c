@@ -299,11 +299,25 @@ static text_ref_t own_quoted(fq_t *q, const char *prefix, text_ref_t t, const ch
     return (text_ref_t){out, o + sn};
 }
 
+/* The start of a term's phrase: limited to the name and source columns
+ * only when the term could match an app's token (app_f), which is made of
+ * code points from FQ_APP_CHAR_BASE (65,536) on, four bytes each in
+ * UTF-8: a term without them cannot, and FTS5 reads a phrase without a
+ * column filter at 0.9 of the cost (106 against 119 us for 3 digits at
+ * 1,000,000 leads, by app). */
+static const char *phrase_start(text_ref_t term)
+{
+    _Static_assert(FQ_APP_CHAR_BASE == 0x10000, "app token characters are the four-byte ones of UTF-8");
+    for (size_t i = 0; i < term.len; i++)
+        if ((unsigned char)term.ptr[i] >= 0xF0) return "{name_f source_f} : \"";
+    return "\"";
+}
+
 text_ref_t fq_fts_match(fq_t *q, text_ref_t term)
 {
     /* A phrase in double quotes, quotes doubled: FTS5 reads nothing else
      * in it, and the trigram tokenizer makes it one run of trigrams. */
-    return own_quoted(q, "{name_f source_f} : \"", term, "\"", 0, "\"");
+    return own_quoted(q, phrase_start(term), term, "\"", 0, "\"");
 }
 
 text_ref_t fq_fts_app_match(fq_t *q, text_ref_t term, int64_t app)
@@ -314,7 +328,7 @@ text_ref_t fq_fts_app_match(fq_t *q, text_ref_t term, int64_t app)
     for (int shift = 40; shift >= 0; shift -= 20)
         n += text_utf8_encode(FQ_APP_CHAR_BASE + (((uint64_t)app >> shift) & FQ_APP_CHAR_MASK), suffix + n);
     memcpy(suffix + n, "\"", 2);
-    return own_quoted(q, "{name_f source_f} : \"", term, "\"", 0, suffix);
+    return own_quoted(q, phrase_start(term), term, "\"", 0, suffix);
 }
 
 /* --- filters --------------------------------------------------------------------- */
