@@ -149,7 +149,9 @@ bool fq_lead_search_filtered(const store_lead_query_t *lq);
  * direction (ties on created_at come out in key order: the caller sorts
  * them). by_app: only the app's matches, asked of the index (its app_f
  * token), and those lq's other filters keep; else every app's matches
- * (lq filters by its search alone: fq_lead_search_filtered false). */
+ * (lq filters by its search alone: fq_lead_search_filtered false). With
+ * q->fts_rowids set (after fq_init), the matches are those keys, already
+ * read from the index and in the order's direction, not the index's. */
 bool fq_lead_search_walk(fq_t *q, int64_t app, const store_lead_query_t *lq, const int64_t *from,
                          bool by_app);
 

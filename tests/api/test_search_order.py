@@ -4,8 +4,11 @@ with the contract's rules (findref.py): leads that share a created_at (an
 import stamps all its rows with one) across page boundaries, by page and
 by cursor, a recovered lead back in its old place, matches of other apps
 in between (more of them than a walk passes over before it asks the
-index for its app's matches only), other filters beside the search, and an import larger than
-the ties a walk sorts itself (SQLite then takes another plan)."""
+index for its app's matches only, and other apps holding the newest
+leads, where SQLite asks for the app's matches from the start), rare
+terms (read whole before the walk) and common ones, other filters beside
+the search, and an import larger than the ties a walk sorts itself
+(SQLite then takes another plan)."""
 
 import time
 
@@ -76,6 +79,9 @@ def test_ties_recoveries_and_other_apps_keep_the_lists_order(server):
     for i in range(3):
         app.create_lead(name=f"quartz late {i}", stage="qualified" if i % 2 else "new")
         other.create_lead(name=f"quartz other late {i}")
+    for i in range(8):
+        app.create_lead(name=f"Jasper single {i}")
+        other.create_lead(name=f"Jasper single {i}")
     # Newer than all of app's: more of other's matches than a walk passes
     # over before it asks the index for its app's only.
     import_names(other, [f"Quartz flood {i}" for i in range(40)])
@@ -85,7 +91,15 @@ def test_ties_recoveries_and_other_apps_keep_the_lists_order(server):
     want = check(app, leads, {"search": "quartz"})
     assert len(want) == 39 and want[-1] == old["id"], "the recovered lead is back in its old place"
     assert leads[-1]["id"] == old["id"], "and in the plain list"
+    # Terms of five characters or more held by few leads (of every app):
+    # SQLite reads all their matches first, then walks them.
     check(app, leads, {"search": "QUARTZ B"})
+    check(app, leads, {"search": "quartz b", "sort": "created_at"})
+    check(app, leads, {"search": "tz second", "stage": "qualified"})
+    check(other, all_leads(other), {"search": "z flood"})
+    check(app, leads, {"search": "JASPER S"})
+    check(app, leads, {"search": "jasper s", "sort": "created_at"})
+    check(other, all_leads(other), {"search": "per single"})
     check(app, leads, {"search": "artz", "stage": "qualified"})
     check(app, leads, {"search": "quartz", "sort": "created_at"})
     check(app, leads, {"search": "quartz", "sort": "-created_at"})

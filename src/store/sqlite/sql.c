@@ -521,6 +521,13 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     [Q_SEARCH_USERMERGE] = "INSERT INTO lead_fts (lead_fts, rank) VALUES ('usermerge', 2)",
     /* writing about ?1 pages. */
     [Q_SEARCH_MERGE] = "INSERT INTO lead_fts (lead_fts, rank) VALUES ('merge', ?1)",
+    /* How many of the SEARCH_SAMPLE leads a search walk meets first, from
+     * key ?2 on (newest or oldest first), are other apps' than ?1
+     * (search.c). */
+    [Q_SEARCH_OTHERS_NEWEST] = "SELECT count(*) FROM (SELECT app_id FROM lead_text WHERE rowid <= ?2 "
+                               "ORDER BY rowid DESC LIMIT " SCHEMA_STR(SQ_SEARCH_SAMPLE) ") WHERE app_id <> ?1",
+    [Q_SEARCH_OTHERS_OLDEST] = "SELECT count(*) FROM (SELECT app_id FROM lead_text WHERE rowid >= ?2 "
+                               "ORDER BY rowid LIMIT " SCHEMA_STR(SQ_SEARCH_SAMPLE) ") WHERE app_id <> ?1",
     [Q_TRASH_EXPIRE_LEADS] = "DELETE FROM leads_trash WHERE (app_id, id) IN (SELECT app_id, id "
                              "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
     /* Staged creates (leads.c): a row in (parameters as Q_LEAD_INSERT's),

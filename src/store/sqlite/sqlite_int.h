@@ -103,6 +103,8 @@ enum sq_stmt_id {
     Q_SEARCH_LARGE,
     Q_SEARCH_USERMERGE,
     Q_SEARCH_MERGE,
+    Q_SEARCH_OTHERS_NEWEST,
+    Q_SEARCH_OTHERS_OLDEST,
     Q_STAGE_INSERT,
     Q_STAGE_TAKEN,
     Q_STAGE_FLUSH,
@@ -335,6 +337,10 @@ store_rc_t sq_step_list(sqlite_store_t *s, sqlite3_stmt *st, sq_list_t *lr);
 store_rc_t sq_query_int(sqlite_store_t *s, enum sq_stmt_id id, int64_t v, int64_t *out);
 
 /* --- search.c ------------------------------------------------------------ */
+
+/* The leads a search walk looks at, where it begins, to choose whether to
+ * ask the index for its app's matches only (search.c). */
+#define SQ_SEARCH_SAMPLE 64
 
 /* Runs lead find lq by walking the search index in the list's order, when
  * it can (fq_lead_walks_search, a page of reasonable size, and no
