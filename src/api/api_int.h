@@ -269,6 +269,8 @@ struct api_write {
     char idem_key[STORE_IDEM_KEY_MAX], idem_hash[STORE_IDEM_HASH_HEX + 1];
     char actor[JWT_CLAIM_MAX]; /* the token's subject, for the history */
     bool replayed;             /* the answer is another process's, kept for the key */
+    int given;                 /* the status of an answer made before the run, its body
+                                * the text (through_writer, resource.c) */
     char text[];               /* the patch's text (api_write_new's extra bytes) */
 };
 

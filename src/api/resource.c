@@ -197,25 +197,36 @@ bool api_write_precondition(store_t *s, api_write_t *w)
     return false;
 }
 
+/* Sets w's answer to the one through_writer gave it. Each run does, not
+ * the handler: a batch run again (writer.c) starts each write afresh. */
+static void given_answer(api_write_t *w)
+{
+    jw_reset(&w->out);
+    jw_raw(&w->out, w->text, w->size - sizeof *w);
+    w->status = w->out.oom
+                    ? api_render_error(&w->out, 503, "Service Unavailable", "The server is out of memory.")
+                    : w->given;
+}
+
 /* A body with problems under If-Match: the resource (404) and the
- * precondition (412) come first, so the 422 already rendered into w
- * stands only when both hold. */
+ * precondition (412) come first, so the 422 given to w stands only when
+ * both hold. */
 static void run_body_errors(store_t *s, api_write_t *w)
 {
+    given_answer(w);
     int status = w->status;
     if (api_write_precondition(s, w)) w->status = status;
 }
 
 /* Hands the answer already rendered into r->out (status) to a new write
- * that runs fn and then answers it; false when out of memory. */
+ * that runs fn and then answers it (its body kept in the write's text);
+ * false when out of memory. */
 static bool through_writer(api_req_t *r, int status, api_write_fn fn)
 {
-    api_write_t *w = api_write_new(r, fn, 0);
+    api_write_t *w = api_write_new(r, fn, r->out.len);
     if (w == NULL) return false;
-    jw_raw(&w->out, r->out.buf, r->out.len);
-    w->status = w->out.oom
-                    ? api_render_error(&w->out, 503, "Service Unavailable", "The server is out of memory.")
-                    : status;
+    if (r->out.len > 0) memcpy(w->text, r->out.buf, r->out.len);
+    w->given = status;
     api_write_submit(r, w);
     return true;
 }
@@ -234,11 +245,11 @@ static void body_errors(api_req_t *r, int status)
         api_reply(r, status);
 }
 
-/* The answer is in w already: the writer only keeps it for w's key. */
+/* The answer is given already: the writer only keeps it for w's key. */
 static void run_kept(store_t *s, api_write_t *w)
 {
     (void)s;
-    (void)w;
+    given_answer(w);
 }
 
 void api_reply_kept(api_req_t *r, int status)

@@ -321,6 +321,79 @@ def test_a_batch_that_loses_a_deadlock_runs_again_whole(make_server):
     assert "deadlock: the batch is undone, to be run again" in srv.stderr_text()
 
 
+def test_a_kept_answer_in_a_batch_run_again_is_still_sent(make_server, monkeypatch):
+    # An answer made before the writer runs (a bad body under an
+    # Idempotency-Key, kept for the key) shares a batch with writes that
+    # lose a deadlock: the batch is run again, and that answer must be
+    # the same as on its first try. The session holds lead two, and lead
+    # three under a savepoint, so that crmd's first batch (lead three)
+    # waits while the second (the renames of one and two, and the bad
+    # body) queues whole behind it; then it lets three go, and closes a
+    # circle with the second batch as in the test above.
+    from conftest import free_port
+    from prometheus_client.parser import text_string_to_metric_families
+    admin = free_port()
+    monkeypatch.setenv("CRMD_ADMIN_LISTEN", f"127.0.0.1:{admin}")
+    _, url = new_db()
+    srv = make_server(db_url=url)
+    app = srv.new_app()
+    one, two, three = (app.create_lead(name=n) for n in ("one", "two", "three"))
+    holder = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PGAPPNAME": "holder"})
+
+    def send(sql):
+        holder.stdin.write(sql + "\n")
+        holder.stdin.flush()
+
+    def wait_until(done, what):
+        for _ in range(600):
+            if done():
+                return
+            time.sleep(0.05)
+        pytest.fail(f"waited 30 s for {what}")
+
+    def waiting():
+        return psql(url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").strip()
+
+    def queued():
+        text = requests.get(f"http://127.0.0.1:{admin}/metrics", timeout=10).text
+        return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                   if s.name == "crmd_writer_queue_writes")
+
+    key = {"Idempotency-Key": "kept-" + uuid.uuid4().hex}
+    try:
+        send(f"BEGIN; UPDATE leads SET name = 'other' WHERE id = '{two['id']}'; SAVEPOINT s; "
+             f"UPDATE leads SET name = 'other' WHERE id = '{three['id']}';")
+        wait_until(lambda: psql(url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                                "'holder' AND state = 'idle in transaction'").strip() == "1",
+                   "the session to hold leads two and three")
+        ops = [{"op": "update", "id": lead["id"], "lead": {"name": "batch"}} for lead in (one, two)]
+        with ThreadPoolExecutor(max_workers=3) as ex:
+            first = ex.submit(app.put, f"/leads/{three['id']}", {"lead": {"name": "first"}})
+            wait_until(lambda: waiting() == "1", "crmd's first batch to wait for lead three")
+            batch = ex.submit(app.post, "/leads/batch", {"operations": ops})
+            kept = ex.submit(app.post, "/leads", {"lead": {"name": 7}}, headers=key)
+            wait_until(lambda: queued() == 3, "the second batch to queue behind the first")
+            send("ROLLBACK TO SAVEPOINT s;")
+            assert_status(first.result(timeout=30), 200)
+            wait_until(lambda: waiting() == "1", "crmd's second batch to wait for lead two")
+            send(f"UPDATE leads SET name = 'other' WHERE id = '{one['id']}'; COMMIT;")
+            holder.stdin.close()
+            assert holder.wait(timeout=30) == 0, holder.stderr.read()
+            r, k = batch.result(timeout=30), kept.result(timeout=30)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert "deadlock: the batch is undone, to be run again" in srv.stderr_text()
+    assert_status(r, 200)
+    assert_status(k, 422)
+    again = app.post("/leads", {"lead": {"name": 7}}, headers=key)
+    assert_status(again, 422)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert body_json(again)["errors"] == body_json(k)["errors"]
+
+
 # ------------------------------------------------------------------- outage
 
 def pg_ctl(action):
