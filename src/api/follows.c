@@ -66,11 +66,11 @@ static void run_create(store_t *s, api_write_t *w)
 
 /* "overdue" is derived. Sending it back is fine only where the follow
  * already reads overdue (f, read inside the write's transaction, where
- * the read locks its row: store.h), and then it changes nothing. Returns
- * false when w has been answered. */
-static bool allow_overdue(api_write_t *w, const follow_t *f)
+ * the read locks its row: store.h), and then it changes nothing: p, a
+ * copy of w's patch (w's stays as sent, for a batch run again), loses
+ * it. Returns false when w has been answered. */
+static bool allow_overdue(api_write_t *w, follow_patch_t *p, const follow_t *f)
 {
-    follow_patch_t *p = &w->p.follow;
     if (!(p->fields & FOLLOW_F_STATUS) || p->v.status != FOLLOW_OVERDUE) return true;
     if (follow_effective_status(f, w->now) != FOLLOW_OVERDUE) {
         verrs_t errs = {0};
@@ -92,10 +92,11 @@ static void run_update(store_t *s, api_write_t *w)
 {
     if (!api_write_precondition(s, w)) return;
     api_held_t before = {0}, after = {0};
+    follow_patch_t p = w->p.follow;
     store_rc_t rc = api_held_follow(s, w, &before);
-    if (rc == STORE_OK && !allow_overdue(w, &before.follow)) goto done;
+    if (rc == STORE_OK && !allow_overdue(w, &p, &before.follow)) goto done;
     if (rc == STORE_OK)
-        rc = store_follow_update(s, w->app, w->id, w->fid, &w->p.follow, w->now, api_hold_follow, &after);
+        rc = store_follow_update(s, w->app, w->id, w->fid, &p, w->now, api_hold_follow, &after);
     const api_change_t c = {.kind = CHANGE_FOLLOW,
                             .action = CHANGE_UPDATED,
                             .follow_before = &before.follow,

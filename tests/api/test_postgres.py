@@ -18,8 +18,8 @@ from urllib.parse import quote, urlsplit
 import pytest
 import requests
 
-from apiutil import (App, assert_status, body_json, check_safe, crmd_bin, fill_safe, parse_app_create,
-                     run_crmd)
+from apiutil import (App, assert_error, assert_status, body_json, check_follow, check_safe, crmd_bin, fill_safe,
+                     parse_app_create, run_crmd)
 from test_trash import copied_safe
 
 PG_URL = os.environ.get("CRMD_TEST_PG_URL", "").rstrip("/")
@@ -321,15 +321,15 @@ def test_a_batch_that_loses_a_deadlock_runs_again_whole(make_server):
     assert "deadlock: the batch is undone, to be run again" in srv.stderr_text()
 
 
-def test_a_kept_answer_in_a_batch_run_again_is_still_sent(make_server, monkeypatch):
-    # An answer made before the writer runs (a bad body under an
-    # Idempotency-Key, kept for the key) shares a batch with writes that
-    # lose a deadlock: the batch is run again, and that answer must be
-    # the same as on its first try. The session holds lead two, and lead
-    # three under a savepoint, so that crmd's first batch (lead three)
-    # waits while the second (the renames of one and two, and the bad
-    # body) queues whole behind it; then it lets three go, and closes a
-    # circle with the second batch as in the test above.
+def second_batch_loses_a_deadlock(monkeypatch, make_server, prepare, writes, circle):
+    """Runs writes (functions of the app, sent in order) in one batch of
+    crmd's that loses a deadlock and is run again. A session holds lead
+    two, and lead three under a savepoint, so that crmd's first batch (a
+    rename of three) waits while the writes queue whole behind it; then it
+    lets three go, and once the second batch waits for lead two, runs
+    circle (SQL taking a row the batch took) and commits. prepare(app)
+    makes what the writes need first. Returns the app, what prepare
+    returned and the writes' answers."""
     from conftest import free_port
     from prometheus_client.parser import text_string_to_metric_families
     admin = free_port()
@@ -337,7 +337,8 @@ def test_a_kept_answer_in_a_batch_run_again_is_still_sent(make_server, monkeypat
     _, url = new_db()
     srv = make_server(db_url=url)
     app = srv.new_app()
-    one, two, three = (app.create_lead(name=n) for n in ("one", "two", "three"))
+    two, three = app.create_lead(name="two"), app.create_lead(name="three")
+    made = prepare(app, two)
     holder = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url], stdin=subprocess.PIPE,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                               env={**os.environ, "PGAPPNAME": "holder"})
@@ -361,37 +362,72 @@ def test_a_kept_answer_in_a_batch_run_again_is_still_sent(make_server, monkeypat
         return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
                    if s.name == "crmd_writer_queue_writes")
 
-    key = {"Idempotency-Key": "kept-" + uuid.uuid4().hex}
     try:
         send(f"BEGIN; UPDATE leads SET name = 'other' WHERE id = '{two['id']}'; SAVEPOINT s; "
              f"UPDATE leads SET name = 'other' WHERE id = '{three['id']}';")
         wait_until(lambda: psql(url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
                                 "'holder' AND state = 'idle in transaction'").strip() == "1",
                    "the session to hold leads two and three")
-        ops = [{"op": "update", "id": lead["id"], "lead": {"name": "batch"}} for lead in (one, two)]
-        with ThreadPoolExecutor(max_workers=3) as ex:
+        with ThreadPoolExecutor(max_workers=1 + len(writes)) as ex:
             first = ex.submit(app.put, f"/leads/{three['id']}", {"lead": {"name": "first"}})
             wait_until(lambda: waiting() == "1", "crmd's first batch to wait for lead three")
-            batch = ex.submit(app.post, "/leads/batch", {"operations": ops})
-            kept = ex.submit(app.post, "/leads", {"lead": {"name": 7}}, headers=key)
-            wait_until(lambda: queued() == 3, "the second batch to queue behind the first")
+            answers = []
+            for i, write in enumerate(writes):
+                answers.append(ex.submit(write, app, made))
+                wait_until(lambda: queued() == 2 + i, "the second batch to queue behind the first")
             send("ROLLBACK TO SAVEPOINT s;")
             assert_status(first.result(timeout=30), 200)
             wait_until(lambda: waiting() == "1", "crmd's second batch to wait for lead two")
-            send(f"UPDATE leads SET name = 'other' WHERE id = '{one['id']}'; COMMIT;")
+            send(circle(made) + " COMMIT;")
             holder.stdin.close()
             assert holder.wait(timeout=30) == 0, holder.stderr.read()
-            r, k = batch.result(timeout=30), kept.result(timeout=30)
+            answers = [a.result(timeout=30) for a in answers]
     finally:
         if holder.poll() is None:
             holder.kill()
     assert "deadlock: the batch is undone, to be run again" in srv.stderr_text()
+    return app, made, answers
+
+
+def test_a_kept_answer_in_a_batch_run_again_is_still_sent(make_server, monkeypatch):
+    # An answer made before the writer runs (a bad body under an
+    # Idempotency-Key, kept for the key) shares a batch that is run again:
+    # the answer is the same as on its first try.
+    key = {"Idempotency-Key": "kept-" + uuid.uuid4().hex}
+    ops = lambda one, two: [{"op": "update", "id": lead["id"], "lead": {"name": "batch"}}  # noqa: E731
+                            for lead in (one, two)]
+    app, _, (r, k) = second_batch_loses_a_deadlock(
+        monkeypatch, make_server, lambda app, two: (app.create_lead(name="one"), two),
+        [lambda app, m: app.post("/leads/batch", {"operations": ops(*m)}),
+         lambda app, m: app.post("/leads", {"lead": {"name": 7}}, headers=key)],
+        lambda m: f"UPDATE leads SET name = 'other' WHERE id = '{m[0]['id']}';")
     assert_status(r, 200)
     assert_status(k, 422)
     again = app.post("/leads", {"lead": {"name": 7}}, headers=key)
     assert_status(again, 422)
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert body_json(again)["errors"] == body_json(k)["errors"]
+
+
+def test_a_write_run_again_reads_afresh(make_server, monkeypatch):
+    # "overdue" may be sent back only to a follow that reads overdue. The
+    # first try of the batch finds the follow overdue; the session that
+    # wins the deadlock moves its due date on; the try that commits must
+    # then refuse the status (422), as if the first had never run.
+    def prepare(app, two):
+        one = app.create_lead(name="one")
+        return one, app.create_follow(one["id"], title="late", due_date="2020-01-01T00:00:00.000Z"), two
+
+    def follow_path(m):
+        return f"/leads/{m[0]['id']}/follows/{m[1]['id']}"
+    app, made, (f, r) = second_batch_loses_a_deadlock(
+        monkeypatch, make_server, prepare,
+        [lambda app, m: app.put(follow_path(m), {"follow": {"status": "overdue", "title": "still late"}}),
+         lambda app, m: app.put(f"/leads/{m[2]['id']}", {"lead": {"name": "batch"}})],
+        lambda m: f"UPDATE follows SET due_at = 4102444800000 WHERE id = '{m[1]['id']}';")
+    assert_status(r, 200)
+    assert_error(f, 422)
+    check_follow(app.get_follow(made[0]["id"], made[1]["id"]), status="pending", title="late")
 
 
 # ------------------------------------------------------------------- outage
