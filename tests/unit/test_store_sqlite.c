@@ -425,6 +425,38 @@ Test(sqlite, every_filter_and_sort_starts_from_its_index)
     store_close(s);
 }
 
+/* A page at an offset skips its rows in the sort's index alone (a
+ * covering index: keys, no table lookups), then reads the page's records
+ * by their primary key. */
+Test(sqlite, an_offset_page_skips_rows_in_the_index_only)
+{
+    store_t *s = open_migrated(url_);
+    static const struct {
+        int key;
+        bool desc;
+        const char *index;
+    } sorts[] = {{LEAD_KEY_CREATED, true, "COVERING INDEX leads_newest"},
+                 {LEAD_KEY_UPDATED, false, "COVERING INDEX leads_updated"},
+                 {LEAD_KEY_NAME, true, "COVERING INDEX leads_name"},
+                 {LEAD_KEY_VALUE, false, "COVERING INDEX leads_value"},
+                 {LEAD_KEY_PROBABILITY, true, "COVERING INDEX leads_probability"},
+                 {LEAD_KEY_PROBABILITY, false, "COVERING INDEX leads_probability"},
+                 {LEAD_KEY_STAGE, true, "COVERING INDEX leads_stage"}};
+    for (size_t i = 0; i < sizeof sorts / sizeof sorts[0]; i++) {
+        for (int count = 0; count < 2; count++) {
+            store_lead_query_t q = plan_query();
+            q.nsort = 1;
+            q.sort[0] = (store_sort_t){sorts[i].key, sorts[i].desc};
+            q.offset = 45000;
+            q.count = count;
+            expect_plan_of(s, &q, FQ_PLAN_ANY, sorts[i].index, sorts[i].index);
+            expect_plan_of(s, &q, FQ_PLAN_ANY, "SEARCH l USING PRIMARY KEY (app_id=? AND id=?)",
+                           sorts[i].index);
+        }
+    }
+    store_close(s);
+}
+
 /* The key columns of index on s: their names, comma-separated, or with
  * dirs their directions, a letter each (a, d). */
 static void index_keys(store_t *s, const char *index, bool dirs, char *out, size_t cap)
