@@ -328,6 +328,22 @@ static const char *col(const fq_t *q, const char *name)
     return off ? name : name + 1;
 }
 
+/* col(q, name), except that under FQ_PLAN_SORT in created_at's order a
+ * filter of one value (one) keeps its index: (app_id, col, created_at,
+ * id) lists that value's leads in the sort's order, keys alone, so a
+ * deep page skips its rows there, where the sort's own index would have
+ * each row looked up in the table to test the filter. */
+static const char *col_of_one(const fq_t *q, const char *name, bool one)
+{
+    bool created = q->sort_col != NULL && strcmp(q->sort_col, "l.created_at") == 0;
+    return one && created && q->plan == FQ_PLAN_SORT ? name + 1 : col(q, name);
+}
+
+static bool one_bit(unsigned mask)
+{
+    return mask != 0 && (mask & (mask - 1)) == 0;
+}
+
 /* " AND (pre name mid P post OR pre source mid P post)" over the folded
  * name and source, P being parameter n. */
 static void put_name_or_source(fq_t *q, fq_buf_t *b, const char *pre, const char *mid, const char *post,
@@ -417,14 +433,16 @@ static void lead_where(fq_t *q, fq_buf_t *b, const store_lead_filter_t *f)
 {
     put(b, "l.app_id = ");
     put_app(q, b);
-    put_bits(b, col(q, "+l.stage"), f->stages, SCHEMA_STAGES);
-    put_bits(b, col(q, "+l.status"), f->statuses, SCHEMA_STATUSES);
+    put_bits(b, col_of_one(q, "+l.stage", one_bit(f->stages)), f->stages, SCHEMA_STAGES);
+    put_bits(b, col_of_one(q, "+l.status", one_bit(f->statuses)), f->statuses, SCHEMA_STATUSES);
     if (f->nsources > 0) {
         put(b, " AND ");
-        put_in(q, b, col(q, "+l.source"), f->sources, NULL, f->nsources);
+        put_in(q, b, col_of_one(q, "+l.source", f->nsources == 1), f->sources, NULL, f->nsources);
     }
-    id_where(q, b, col(q, "+l.account_id"), f->accounts, f->naccounts, f->account_unset);
-    id_where(q, b, col(q, "+l.contact_id"), f->contacts, f->ncontacts, f->contact_unset);
+    id_where(q, b, col_of_one(q, "+l.account_id", f->naccounts == 1 && !f->account_unset), f->accounts,
+             f->naccounts, f->account_unset);
+    id_where(q, b, col_of_one(q, "+l.contact_id", f->ncontacts == 1 && !f->contact_unset), f->contacts,
+             f->ncontacts, f->contact_unset);
     const char *v = col(q, "+l.value_cents"), *p = col(q, "+l.probability"), *c = col(q, "+l.created_at"),
                *u = col(q, "+l.updated_at");
     range_where(q, b, v, ">=", f->has_value_min, f->value_min);
