@@ -694,6 +694,19 @@ static void put_order(fq_buf_t *b, const fq_key_t *k, int n, const char *prefix,
     }
 }
 
+/* A table's key as a find statement reads its rows again by it: the
+ * key's columns after the app's (qualified), the same as a list of the
+ * subquery k's columns, and the app's column. */
+typedef struct fq_key_of {
+    const char *cols;  /* "l.id" */
+    const char *match; /* "l.id = k.id" */
+    const char *app;   /* "l.app_id" */
+} fq_key_of_t;
+
+static const fq_key_of_t LEAD_KEY_OF = {"l.id", "l.id = k.id", "l.app_id"};
+static const fq_key_of_t FOLLOW_KEY_OF = {"f.lead_id, f.id", "f.lead_id = k.lead_id AND f.id = k.id",
+                                          "f.app_id"};
+
 /* What a find statement reads: its table, alias, record columns, keys. */
 typedef struct fq_read {
     const char *from;   /* "leads l" */
@@ -704,9 +717,9 @@ typedef struct fq_read {
     int64_t offset;
     const store_pos_t *after;
     bool count;
-    bool bare;        /* no count, no row for an empty page: the arms alone, no join */
-    bool by_key;      /* rows can be read again by (l.app_id, l.id): leads */
-    const char *join; /* a table the page is joined to ("leads ld CROSS JOIN "), or NULL */
+    bool bare;                      /* no count, no row for an empty page: the arms alone, no join */
+    const struct fq_key_of *by_key; /* how rows are read again by their key, or NULL */
+    const char *join;               /* a table the page is joined to ("leads ld CROSS JOIN "), or NULL */
     unsigned allowed; /* the values of a first key of a few values that the filter keeps (0: all) */
 } fq_read_t;
 
@@ -753,38 +766,39 @@ static void put_range(fq_t *q, const fq_read_t *rd, const phase_t *ph, int i, in
 }
 
 /* Arm i's FROM onwards when its rows are read by their key: the range's
- * keys alone (an index-only walk), then each record by (app, id). SQLite
- * looks the keys up as a list ("IN"); PostgreSQL as a nested loop (the
- * OFFSET 0 keeps it one: a generic plan, made without knowing LIMIT,
- * would rather hash-join the app's whole table, as sql.c's Q_LEAD_LIST
- * says). Only PostgreSQL takes no unary plus on a text or uuid: its
- * planner needs no such hint anyway. */
+ * keys alone (an index-only walk), then each record by its key. SQLite
+ * looks a one-column key up as a list ("IN"; a list of two columns would
+ * be looked up by the first one only), a longer one by a join that the
+ * keys lead (CROSS JOIN); PostgreSQL as a nested loop (the OFFSET 0 keeps
+ * it one: a generic plan, made without knowing LIMIT, would rather
+ * hash-join the app's whole table, as sql.c's Q_LEAD_LIST says). Only
+ * SQLite takes a unary plus on a text or uuid, and only its planner
+ * needs it. */
 static void put_by_key(fq_t *q, const fq_read_t *rd, const phase_t *ph, int i, int lim_param, int off_param)
 {
     fq_buf_t *b = &q->sql;
-    if (q->pg) {
-        put(b, " FROM (SELECT l.id FROM ");
-        put(b, rd->from);
-        put(b, " WHERE ");
-        put_range(q, rd, ph, i, lim_param, off_param);
-        put(b, ") AS k CROSS JOIN LATERAL (SELECT * FROM ");
-        put(b, rd->from);
-        put(b, " WHERE l.app_id = ");
+    const fq_key_of_t *key = rd->by_key;
+    if (!q->pg && strchr(key->cols, ',') == NULL) {
+        putf(b, " FROM %s WHERE %s = ", rd->from, key->app);
         put_app(q, b);
-        put(b, " AND l.id = k.id OFFSET 0) AS l ORDER BY ");
-        put_order(b, rd->k, rd->nk, NULL, true, false);
+        putf(b, " AND %s IN (SELECT %s FROM %s WHERE ", key->cols, key->cols, rd->from);
+        put_range(q, rd, ph, i, lim_param, off_param);
+        put(b, ") ORDER BY ");
+        put_order(b, rd->k, rd->nk, NULL, true, true);
         return;
     }
-    put(b, " FROM ");
-    put(b, rd->from);
-    put(b, " WHERE l.app_id = ");
-    put_app(q, b);
-    put(b, " AND l.id IN (SELECT l.id FROM ");
-    put(b, rd->from);
-    put(b, " WHERE ");
+    putf(b, " FROM (SELECT %s FROM %s WHERE ", key->cols, rd->from);
     put_range(q, rd, ph, i, lim_param, off_param);
-    put(b, ") ORDER BY ");
-    put_order(b, rd->k, rd->nk, NULL, true, true);
+    putf(b,
+         q->pg ? ") AS k CROSS JOIN LATERAL (SELECT * FROM %s WHERE %s = "
+               : ") AS k CROSS JOIN %s WHERE %s = ",
+         rd->from, key->app);
+    put_app(q, b);
+    if (q->pg)
+        putf(b, " AND %s OFFSET 0) AS %c ORDER BY ", key->match, key->app[0]);
+    else
+        putf(b, " AND %s ORDER BY ", key->match);
+    put_order(b, rd->k, rd->nk, NULL, true, !q->pg);
 }
 
 /* One arm: phase ph[i]'s rows of the page, at most the page's limit, in
@@ -803,7 +817,7 @@ static void put_arm(fq_t *q, const fq_read_t *rd, const phase_t *ph, int i, int 
                     bool flat)
 {
     fq_buf_t *b = &q->sql;
-    bool by_key = rd->by_key && (q->plan == FQ_PLAN_FILTER || off_param != 0);
+    bool by_key = rd->by_key != NULL && (q->plan == FQ_PLAN_FILTER || off_param != 0);
     put(b, flat ? "SELECT CAST(NULL AS BIGINT) AS n, " : "SELECT * FROM (SELECT ");
     putf(b, "%d AS ph", i);
     for (int j = 0; j < rd->nk; j++)
@@ -945,7 +959,7 @@ bool fq_lead_find(fq_t *q, int64_t app, const store_lead_query_t *lq)
      * (the statement of one lead's follows does: it tells that the lead
      * exists), so it is the arms alone, sorted once. */
     rd.bare = !lq->count;
-    rd.by_key = true;
+    rd.by_key = &LEAD_KEY_OF;
     store_sort_t order[STORE_SORT_MAX];
     if (!keys_of(q, &rd, order, store_lead_order(lq->sort, lq->nsort, order), LEAD_KEYS)) return false;
     put_page(q, &rd);
@@ -962,6 +976,7 @@ bool fq_follow_find(fq_t *q, int64_t app, const store_follow_query_t *fq)
     if (!keys_of(q, &rd, order, store_follow_order(fq->sort, fq->nsort, order), FOLLOW_KEYS)) return false;
     bool one_lead = fq->lead[0] != '\0';
     if (one_lead) rd.join = "leads ld CROSS JOIN ";
+    rd.by_key = &FOLLOW_KEY_OF;
     put_page(q, &rd);
     if (one_lead) {
         /* No row at all when the lead does not exist. */

@@ -475,6 +475,16 @@ Test(sqlite, an_offset_page_skips_rows_in_the_index_only)
     q.f.stages = 1u << STAGE_QUALIFIED;
     q.offset = 15000;
     expect_plan_of(s, &q, FQ_PLAN_SORT, "COVERING INDEX leads_stage (app_id=? AND stage=?)", "one stage");
+    /* The app's follows by due date: the same, by the follows' key. */
+    static fq_t f;
+    fq_init(&f, false);
+    store_follow_query_t fq = {.lead = "", .limit = 15, .offset = 4500, .now = 1000};
+    cr_assert(fq_follow_find(&f, 1, &fq));
+    char steps[8192];
+    plan_of(s, &f, steps, sizeof steps);
+    cr_expect(strstr(steps, "SEARCH f USING COVERING INDEX follows_app_due") != NULL, "%s", steps);
+    cr_expect(strstr(steps, "SEARCH f USING PRIMARY KEY (app_id=? AND lead_id=? AND id=?)") != NULL, "%s",
+              steps);
     store_close(s);
 }
 
