@@ -353,9 +353,12 @@ const char *const pg_stmt_sql[Q__COUNT] = {
     [Q_TRASH_DUE] = "SELECT app_id, id FROM leads_trash WHERE deleted_at < $1::int8 ORDER BY deleted_at "
                     "LIMIT $2::int8 FOR UPDATE SKIP LOCKED",
     [Q_TRASH_LIST] = "SELECT c.n, t.* FROM (SELECT count(*) AS n FROM leads_trash WHERE app_id = $1::int8) c "
-                     "LEFT JOIN LATERAL (SELECT " SCHEMA_LEAD_COLS ", deleted_at FROM leads_trash "
+                     "LEFT JOIN LATERAL (SELECT t.* FROM (SELECT id AS pid FROM leads_trash "
                      "WHERE app_id = $1::int8 AND (deleted_at, id) < ($4::int8, $5::uuid) "
-                     "ORDER BY deleted_at DESC, id DESC LIMIT $2::int8 OFFSET $3::int8) t ON true",
+                     "ORDER BY deleted_at DESC, id DESC LIMIT $2::int8 OFFSET $3::int8) p "
+                     "CROSS JOIN LATERAL (SELECT " SCHEMA_LEAD_COLS ", deleted_at FROM leads_trash "
+                     "WHERE app_id = $1::int8 AND id = p.pid OFFSET 0) t "
+                     "ORDER BY t.deleted_at DESC, t.id DESC) t ON true",
     SCHEMA_IDEM_SQL(P),
     [Q_HISTORY_ADD] = SCHEMA_HISTORY_ADD(P),
     [Q_HISTORY_IMPORT] = SCHEMA_HISTORY_IMPORT(P, "OVERRIDING SYSTEM VALUE "),
