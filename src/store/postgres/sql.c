@@ -364,7 +364,8 @@ const char *const pg_stmt_sql[Q__COUNT] = {
     [Q_HISTORY_IMPORT] = SCHEMA_HISTORY_IMPORT(P, "OVERRIDING SYSTEM VALUE "),
     /* The count and the page in one statement; no row: no such lead. */
     [Q_HISTORY_LIST] = "SELECT c.n, h.* FROM (SELECT count(*) AS n FROM lead_history WHERE "
-                       SCHEMA_HISTORY_OF_LEAD(P) ") c LEFT JOIN LATERAL (" SCHEMA_HISTORY_PAGE(P) ") h ON true "
+                       SCHEMA_HISTORY_OF_LEAD(P) ") c LEFT JOIN LATERAL (" SCHEMA_HISTORY_PAGE(
+                           P, "LATERAL (SELECT * FROM lead_history WHERE seq = p.ps OFFSET 0) AS h") ") h ON true "
                        "WHERE " SCHEMA_LEAD_KNOWN(P),
     [Q_IDEM_EXPIRE] = "WITH v AS (SELECT app_id, key FROM idempotency_keys WHERE created_at < $1::int8 "
                       "ORDER BY created_at LIMIT $2::int8 FOR UPDATE SKIP LOCKED) "

@@ -502,7 +502,7 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     [Q_HISTORY_IMPORT] = SCHEMA_HISTORY_IMPORT(P, ""),
     [Q_HISTORY_COUNT] = "SELECT (SELECT count(*) FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P) ") WHERE "
                         SCHEMA_LEAD_KNOWN(P),
-    [Q_HISTORY_PAGE] = SCHEMA_HISTORY_PAGE(P),
+    [Q_HISTORY_PAGE] = SCHEMA_HISTORY_PAGE(P, "lead_history AS h ON h.seq = p.ps"),
     [Q_HISTORY_DELETE] = "DELETE FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P),
     [Q_HISTORY_EXPIRE] = "DELETE FROM lead_history WHERE (app_id, lead_id) IN (SELECT app_id, id "
                          "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
