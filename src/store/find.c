@@ -342,6 +342,22 @@ static const char *col(const fq_t *q, const char *name)
     return off ? name : name + 1;
 }
 
+/* col(q, name), except that under FQ_PLAN_SORT in created_at's order a
+ * filter of one value (one) keeps its index: (app_id, col, created_at,
+ * id) lists that value's leads in the sort's order, keys alone, so a
+ * deep page skips its rows there, where the sort's own index would have
+ * each row looked up in the table to test the filter. */
+static const char *col_of_one(const fq_t *q, const char *name, bool one)
+{
+    bool created = q->sort_col != NULL && strcmp(q->sort_col, "l.created_at") == 0;
+    return one && created && q->plan == FQ_PLAN_SORT ? name + 1 : col(q, name);
+}
+
+static bool one_bit(unsigned mask)
+{
+    return mask != 0 && (mask & (mask - 1)) == 0;
+}
+
 /* " AND (pre name mid P post OR pre source mid P post)" over the folded
  * name and source, P being parameter n. */
 static void put_name_or_source(fq_t *q, fq_buf_t *b, const char *pre, const char *mid, const char *post,
@@ -431,14 +447,16 @@ static void lead_where(fq_t *q, fq_buf_t *b, const store_lead_filter_t *f)
 {
     put(b, "l.app_id = ");
     put_app(q, b);
-    put_bits(b, col(q, "+l.stage"), f->stages, SCHEMA_STAGES);
-    put_bits(b, col(q, "+l.status"), f->statuses, SCHEMA_STATUSES);
+    put_bits(b, col_of_one(q, "+l.stage", one_bit(f->stages)), f->stages, SCHEMA_STAGES);
+    put_bits(b, col_of_one(q, "+l.status", one_bit(f->statuses)), f->statuses, SCHEMA_STATUSES);
     if (f->nsources > 0) {
         put(b, " AND ");
-        put_in(q, b, col(q, "+l.source"), f->sources, NULL, f->nsources);
+        put_in(q, b, col_of_one(q, "+l.source", f->nsources == 1), f->sources, NULL, f->nsources);
     }
-    id_where(q, b, col(q, "+l.account_id"), f->accounts, f->naccounts, f->account_unset);
-    id_where(q, b, col(q, "+l.contact_id"), f->contacts, f->ncontacts, f->contact_unset);
+    id_where(q, b, col_of_one(q, "+l.account_id", f->naccounts == 1 && !f->account_unset), f->accounts,
+             f->naccounts, f->account_unset);
+    id_where(q, b, col_of_one(q, "+l.contact_id", f->ncontacts == 1 && !f->contact_unset), f->contacts,
+             f->ncontacts, f->contact_unset);
     const char *v = col(q, "+l.value_cents"), *p = col(q, "+l.probability"), *c = col(q, "+l.created_at"),
                *u = col(q, "+l.updated_at");
     range_where(q, b, v, ">=", f->has_value_min, f->value_min);
@@ -690,6 +708,19 @@ static void put_order(fq_buf_t *b, const fq_key_t *k, int n, const char *prefix,
     }
 }
 
+/* A table's key as a find statement reads its rows again by it: the
+ * key's columns after the app's (qualified), the same as a list of the
+ * subquery k's columns, and the app's column. */
+typedef struct fq_key_of {
+    const char *cols;  /* "l.id" */
+    const char *match; /* "l.id = k.id" */
+    const char *app;   /* "l.app_id" */
+} fq_key_of_t;
+
+static const fq_key_of_t LEAD_KEY_OF = {"l.id", "l.id = k.id", "l.app_id"};
+static const fq_key_of_t FOLLOW_KEY_OF = {"f.lead_id, f.id", "f.lead_id = k.lead_id AND f.id = k.id",
+                                          "f.app_id"};
+
 /* What a find statement reads: its table, alias, record columns, keys. */
 typedef struct fq_read {
     const char *from;   /* "leads l" */
@@ -700,9 +731,9 @@ typedef struct fq_read {
     int64_t offset;
     const store_pos_t *after;
     bool count;
-    bool bare;        /* no count, no row for an empty page: the arms alone, no join */
-    bool by_key;      /* rows can be read again by (l.app_id, l.id): leads */
-    const char *join; /* a table the page is joined to ("leads ld CROSS JOIN "), or NULL */
+    bool bare;                      /* no count, no row for an empty page: the arms alone, no join */
+    const struct fq_key_of *by_key; /* how rows are read again by their key, or NULL */
+    const char *join;               /* a table the page is joined to ("leads ld CROSS JOIN "), or NULL */
     unsigned allowed; /* the values of a first key of a few values that the filter keeps (0: all) */
 } fq_read_t;
 
@@ -748,6 +779,42 @@ static void put_range(fq_t *q, const fq_read_t *rd, const phase_t *ph, int i, in
     put(b, "))");
 }
 
+/* Arm i's FROM onwards when its rows are read by their key: the range's
+ * keys alone (an index-only walk), then each record by its key. SQLite
+ * looks a one-column key up as a list ("IN"; a list of two columns would
+ * be looked up by the first one only), a longer one by a join that the
+ * keys lead (CROSS JOIN); PostgreSQL as a nested loop (the OFFSET 0 keeps
+ * it one: a generic plan, made without knowing LIMIT, would rather
+ * hash-join the app's whole table, as sql.c's Q_LEAD_LIST says). Only
+ * SQLite takes a unary plus on a text or uuid, and only its planner
+ * needs it. */
+static void put_by_key(fq_t *q, const fq_read_t *rd, const phase_t *ph, int i, int lim_param, int off_param)
+{
+    fq_buf_t *b = &q->sql;
+    const fq_key_of_t *key = rd->by_key;
+    if (!q->pg && strchr(key->cols, ',') == NULL) {
+        putf(b, " FROM %s WHERE %s = ", rd->from, key->app);
+        put_app(q, b);
+        putf(b, " AND %s IN (SELECT %s FROM %s WHERE ", key->cols, key->cols, rd->from);
+        put_range(q, rd, ph, i, lim_param, off_param);
+        put(b, ") ORDER BY ");
+        put_order(b, rd->k, rd->nk, NULL, true, true);
+        return;
+    }
+    putf(b, " FROM (SELECT %s FROM %s WHERE ", key->cols, rd->from);
+    put_range(q, rd, ph, i, lim_param, off_param);
+    putf(b,
+         q->pg ? ") AS k CROSS JOIN LATERAL (SELECT * FROM %s WHERE %s = "
+               : ") AS k CROSS JOIN %s WHERE %s = ",
+         rd->from, key->app);
+    put_app(q, b);
+    if (q->pg)
+        putf(b, " AND %s OFFSET 0) AS %c ORDER BY ", key->match, key->app[0]);
+    else
+        putf(b, " AND %s ORDER BY ", key->match);
+    put_order(b, rd->k, rd->nk, NULL, true, !q->pg);
+}
+
 /* One arm: phase ph[i]'s rows of the page, at most the page's limit, in
  * index order. A page at an offset skips, in arm i, the offset less the
  * rows of the arms before it (each counted up to the offset): the arms
@@ -755,32 +822,29 @@ static void put_range(fq_t *q, const fq_read_t *rd, const phase_t *ph, int i, in
  * row up to it for a sort to skip. A small filtered set of leads, sorted
  * whole (FQ_PLAN_FILTER), is sorted by its keys and ids only, and the
  * page's records read by their key after: a sort of whole records costs
- * a third of a 400-match search's time at 100,000 leads. */
+ * a third of a 400-match search's time at 100,000 leads. A page at an
+ * offset is read the same way: the rows it skips are then index entries
+ * (the sort's index holds the keys and the primary key), not records
+ * looked up in the table one by one (145 ms against 2 ms for 45,000 rows
+ * skipped at 100,000 leads). */
 static void put_arm(fq_t *q, const fq_read_t *rd, const phase_t *ph, int i, int lim_param, int off_param,
                     bool flat)
 {
     fq_buf_t *b = &q->sql;
-    bool by_key = rd->by_key && q->plan == FQ_PLAN_FILTER;
+    bool by_key = rd->by_key != NULL && (q->plan == FQ_PLAN_FILTER || off_param != 0);
     put(b, flat ? "SELECT CAST(NULL AS BIGINT) AS n, " : "SELECT * FROM (SELECT ");
     putf(b, "%d AS ph", i);
     for (int j = 0; j < rd->nk; j++)
         putf(b, ", %s AS s%d", rd->k[j].col, j);
     put(b, ", ");
     put(b, rd->record);
-    put(b, " FROM ");
-    put(b, rd->from);
-    put(b, " WHERE ");
-    if (by_key) {
-        put(b, "l.app_id = ");
-        put_app(q, b);
-        put(b, " AND l.id IN (SELECT l.id FROM ");
+    if (by_key)
+        put_by_key(q, rd, ph, i, lim_param, off_param);
+    else {
+        put(b, " FROM ");
         put(b, rd->from);
         put(b, " WHERE ");
-    }
-    put_range(q, rd, ph, i, lim_param, off_param);
-    if (by_key) {
-        put(b, ") ORDER BY ");
-        put_order(b, rd->k, rd->nk, NULL, true, true);
+        put_range(q, rd, ph, i, lim_param, off_param);
     }
     if (!flat) putf(b, ") AS a%d", i);
 }
@@ -909,7 +973,7 @@ bool fq_lead_find(fq_t *q, int64_t app, const store_lead_query_t *lq)
      * (the statement of one lead's follows does: it tells that the lead
      * exists), so it is the arms alone, sorted once. */
     rd.bare = !lq->count;
-    rd.by_key = true;
+    rd.by_key = &LEAD_KEY_OF;
     store_sort_t order[STORE_SORT_MAX];
     if (!keys_of(q, &rd, order, store_lead_order(lq->sort, lq->nsort, order), LEAD_KEYS)) return false;
     put_page(q, &rd);
@@ -926,6 +990,7 @@ bool fq_follow_find(fq_t *q, int64_t app, const store_follow_query_t *fq)
     if (!keys_of(q, &rd, order, store_follow_order(fq->sort, fq->nsort, order), FOLLOW_KEYS)) return false;
     bool one_lead = fq->lead[0] != '\0';
     if (one_lead) rd.join = "leads ld CROSS JOIN ";
+    rd.by_key = &FOLLOW_KEY_OF;
     put_page(q, &rd);
     if (one_lead) {
         /* No row at all when the lead does not exist. */

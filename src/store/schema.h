@@ -332,9 +332,20 @@ enum schema_history_col {
     "VALUES (" P(9, int8) ", " P(1, int8) ", " P(2, uuid) ", " P(3, uuid) ", " P(4, int4) ", " P(5, text)    \
     ", " P(6, int8) ", " P(7, uuid) ", " P(8, text) ")"
 /* clang-format on */
-#define SCHEMA_HISTORY_PAGE(P)                                                                               \
-    "SELECT " SCHEMA_HISTORY_COLS " FROM lead_history WHERE app_id = " P(1, int8) " AND lead_id = " P(       \
-        2, uuid) " AND seq < " P(5, int8) " ORDER BY seq DESC LIMIT " P(3, int8) " OFFSET " P(4, int8)
+/* A page of a lead's history: its keys (seq) from lead_history_lead alone,
+ * so that the entries OFFSET skips are never read from the table, then
+ * its entries by key (BY_KEY: the dialect's join on p.ps as h). */
+#define SCHEMA_HISTORY_PAGE(P, BY_KEY)                                                                       \
+    "SELECT " SCHEMA_HISTORY_COLS                                                                            \
+    " FROM (SELECT seq AS ps FROM lead_history WHERE app_id = " P(1, int8) " AND lead_id = " P(              \
+        2,                                                                                                   \
+        uuid) " AND seq < " P(5,                                                                             \
+                              int8) " ORDER BY seq DESC LIMIT " P(3,                                         \
+                                                                  int8) " OFFSET " P(4,                      \
+                                                                                     int8) ") AS p CROSS "   \
+                                                                                           "JOIN " BY_KEY    \
+                                                                                           " ORDER BY "      \
+                                                                                           "h.seq DESC"
 #define SCHEMA_HISTORY_OF_LEAD(P) "app_id = " P(1, int8) " AND lead_id = " P(2, uuid)
 
 /* --- idempotency keys (migration 8) -----------------------------------------

@@ -90,6 +90,16 @@ def check(app, params, lead=None):
     assert body["meta"]["totalRecords"] == len(want)
     ids, _ = walk(app, path, params, 4)
     assert ids == want, (path, params, "cursor walk")
+    # Pages by number: each one at an offset, through runs of equal due
+    # dates and across the line between set and unset ones.
+    for records in (3, 5):
+        paged = []
+        for page in range(1, len(want) // records + 2):
+            r = app.get(path, params=dict(params, records=records, page=page))
+            assert_status(r, 200)
+            assert body_json(r)["meta"]["totalRecords"] == len(want)
+            paged += [d["id"] for d in body_json(r)["data"]]
+        assert paged == want, (path, params, "page walk", records)
 
 
 PARAMS = [{}, {"status": "overdue"}, {"status": "pending"}, {"status": "completed"}, {"status": "overdue,pending"},

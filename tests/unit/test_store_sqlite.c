@@ -340,15 +340,29 @@ static void expect_plan_of(store_t *s, const store_lead_query_t *lq, enum fq_pla
 
 /* A filter's plan: its own index when what it keeps is small (and
  * sorted then), the sort's index (here the default, leads_newest) when
- * it is large. */
-static void expect_lead_plan(store_t *s, const store_lead_query_t *lq, const char *index, const char *what)
+ * it is large, unless the filter keeps one value of an indexed column:
+ * its index then lists them in the default order (sort_index). */
+static void expect_lead_plan_sorted(store_t *s, const store_lead_query_t *lq, const char *index,
+                                    const char *sort_index, const char *what)
 {
     if (!fq_lead_filters_beyond_sort(lq)) {
         expect_plan_of(s, lq, FQ_PLAN_ANY, index, what); /* nothing to choose */
         return;
     }
     expect_plan_of(s, lq, FQ_PLAN_FILTER, index, what);
-    if (lq->nsort == 0) expect_plan_of(s, lq, FQ_PLAN_SORT, "leads_newest", what);
+    if (lq->nsort == 0) expect_plan_of(s, lq, FQ_PLAN_SORT, sort_index, what);
+}
+
+static void expect_lead_plan(store_t *s, const store_lead_query_t *lq, const char *index, const char *what)
+{
+    expect_lead_plan_sorted(s, lq, index, "leads_newest", what);
+}
+
+/* A filter of one value, which its index serves in the default order. */
+static void expect_one_value_plan(store_t *s, const store_lead_query_t *lq, const char *index,
+                                  const char *what)
+{
+    expect_lead_plan_sorted(s, lq, index, index, what);
 }
 
 Test(sqlite, every_filter_and_sort_starts_from_its_index)
@@ -357,24 +371,26 @@ Test(sqlite, every_filter_and_sort_starts_from_its_index)
     store_lead_query_t q = plan_query();
     expect_lead_plan(s, &q, "leads_newest", "the default order");
     q.f.stages = 1u << STAGE_QUALIFIED;
-    expect_lead_plan(s, &q, "leads_stage", "stage");
+    expect_one_value_plan(s, &q, "leads_stage", "stage");
+    q.f.stages |= 1u << STAGE_NEW;
+    expect_lead_plan(s, &q, "leads_stage", "two stages");
     q = plan_query();
     q.f.statuses = 1u << LEAD_LOST;
-    expect_lead_plan(s, &q, "leads_status", "status");
+    expect_one_value_plan(s, &q, "leads_status", "status");
     q = plan_query();
     q.f.nsources = 1;
     q.f.sources[0] = (text_ref_t){"web", 3};
-    expect_lead_plan(s, &q, "leads_source", "source");
+    expect_one_value_plan(s, &q, "leads_source", "source");
     q = plan_query();
     q.f.naccounts = 1;
     strcpy(q.f.accounts[0], "0190f3a2-0000-7000-8000-000000000001");
-    expect_lead_plan(s, &q, "leads_account", "account_id");
+    expect_one_value_plan(s, &q, "leads_account", "account_id");
     q.f.account_unset = true;
     expect_lead_plan(s, &q, "leads_account", "account_id or null");
     q = plan_query();
     q.f.ncontacts = 1;
     strcpy(q.f.contacts[0], "0190f3a2-0000-7000-8000-000000000001");
-    expect_lead_plan(s, &q, "leads_contact", "contact_id");
+    expect_one_value_plan(s, &q, "leads_contact", "contact_id");
     q = plan_query();
     q.f.has_value_min = true;
     q.f.value_min = 100;
@@ -422,6 +438,53 @@ Test(sqlite, every_filter_and_sort_starts_from_its_index)
     q.sort[0] = (store_sort_t){LEAD_KEY_VALUE, true};
     expect_plan_of(s, &q, FQ_PLAN_SORT, "leads_value", "stage by value, many");
     expect_plan_of(s, &q, FQ_PLAN_FILTER, "leads_stage", "stage by value, few");
+    store_close(s);
+}
+
+/* A page at an offset skips its rows in the sort's index alone (a
+ * covering index: keys, no table lookups), then reads the page's records
+ * by their primary key. */
+Test(sqlite, an_offset_page_skips_rows_in_the_index_only)
+{
+    store_t *s = open_migrated(url_);
+    static const struct {
+        int key;
+        bool desc;
+        const char *index;
+    } sorts[] = {{LEAD_KEY_CREATED, true, "COVERING INDEX leads_newest"},
+                 {LEAD_KEY_UPDATED, false, "COVERING INDEX leads_updated"},
+                 {LEAD_KEY_NAME, true, "COVERING INDEX leads_name"},
+                 {LEAD_KEY_VALUE, false, "COVERING INDEX leads_value"},
+                 {LEAD_KEY_PROBABILITY, true, "COVERING INDEX leads_probability"},
+                 {LEAD_KEY_PROBABILITY, false, "COVERING INDEX leads_probability"},
+                 {LEAD_KEY_STAGE, true, "COVERING INDEX leads_stage"}};
+    for (size_t i = 0; i < sizeof sorts / sizeof sorts[0]; i++) {
+        for (int count = 0; count < 2; count++) {
+            store_lead_query_t q = plan_query();
+            q.nsort = 1;
+            q.sort[0] = (store_sort_t){sorts[i].key, sorts[i].desc};
+            q.offset = 45000;
+            q.count = count;
+            expect_plan_of(s, &q, FQ_PLAN_ANY, sorts[i].index, sorts[i].index);
+            expect_plan_of(s, &q, FQ_PLAN_ANY, "SEARCH l USING PRIMARY KEY (app_id=? AND id=?)",
+                           sorts[i].index);
+        }
+    }
+    /* Many leads of one stage, newest first: their index, keys alone. */
+    store_lead_query_t q = plan_query();
+    q.f.stages = 1u << STAGE_QUALIFIED;
+    q.offset = 15000;
+    expect_plan_of(s, &q, FQ_PLAN_SORT, "COVERING INDEX leads_stage (app_id=? AND stage=?)", "one stage");
+    /* The app's follows by due date: the same, by the follows' key. */
+    static fq_t f;
+    fq_init(&f, false);
+    store_follow_query_t fq = {.lead = "", .limit = 15, .offset = 4500, .now = 1000};
+    cr_assert(fq_follow_find(&f, 1, &fq));
+    char steps[8192];
+    plan_of(s, &f, steps, sizeof steps);
+    cr_expect(strstr(steps, "SEARCH f USING COVERING INDEX follows_app_due") != NULL, "%s", steps);
+    cr_expect(strstr(steps, "SEARCH f USING PRIMARY KEY (app_id=? AND lead_id=? AND id=?)") != NULL, "%s",
+              steps);
     store_close(s);
 }
 

@@ -353,15 +353,19 @@ const char *const pg_stmt_sql[Q__COUNT] = {
     [Q_TRASH_DUE] = "SELECT app_id, id FROM leads_trash WHERE deleted_at < $1::int8 ORDER BY deleted_at "
                     "LIMIT $2::int8 FOR UPDATE SKIP LOCKED",
     [Q_TRASH_LIST] = "SELECT c.n, t.* FROM (SELECT count(*) AS n FROM leads_trash WHERE app_id = $1::int8) c "
-                     "LEFT JOIN LATERAL (SELECT " SCHEMA_LEAD_COLS ", deleted_at FROM leads_trash "
+                     "LEFT JOIN LATERAL (SELECT t.* FROM (SELECT id AS pid FROM leads_trash "
                      "WHERE app_id = $1::int8 AND (deleted_at, id) < ($4::int8, $5::uuid) "
-                     "ORDER BY deleted_at DESC, id DESC LIMIT $2::int8 OFFSET $3::int8) t ON true",
+                     "ORDER BY deleted_at DESC, id DESC LIMIT $2::int8 OFFSET $3::int8) p "
+                     "CROSS JOIN LATERAL (SELECT " SCHEMA_LEAD_COLS ", deleted_at FROM leads_trash "
+                     "WHERE app_id = $1::int8 AND id = p.pid OFFSET 0) t "
+                     "ORDER BY t.deleted_at DESC, t.id DESC) t ON true",
     SCHEMA_IDEM_SQL(P),
     [Q_HISTORY_ADD] = SCHEMA_HISTORY_ADD(P),
     [Q_HISTORY_IMPORT] = SCHEMA_HISTORY_IMPORT(P, "OVERRIDING SYSTEM VALUE "),
     /* The count and the page in one statement; no row: no such lead. */
     [Q_HISTORY_LIST] = "SELECT c.n, h.* FROM (SELECT count(*) AS n FROM lead_history WHERE "
-                       SCHEMA_HISTORY_OF_LEAD(P) ") c LEFT JOIN LATERAL (" SCHEMA_HISTORY_PAGE(P) ") h ON true "
+                       SCHEMA_HISTORY_OF_LEAD(P) ") c LEFT JOIN LATERAL (" SCHEMA_HISTORY_PAGE(
+                           P, "LATERAL (SELECT * FROM lead_history WHERE seq = p.ps OFFSET 0) AS h") ") h ON true "
                        "WHERE " SCHEMA_LEAD_KNOWN(P),
     [Q_IDEM_EXPIRE] = "WITH v AS (SELECT app_id, key FROM idempotency_keys WHERE created_at < $1::int8 "
                       "ORDER BY created_at LIMIT $2::int8 FOR UPDATE SKIP LOCKED) "

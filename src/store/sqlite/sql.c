@@ -488,8 +488,12 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     [Q_TRASH_GET] = "SELECT " SCHEMA_LEAD_COLS " FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
     [Q_TRASH_DUE] = "SELECT app_id, id FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at LIMIT ?2",
     [Q_TRASH_COUNT] = "SELECT count(*) FROM leads_trash WHERE app_id = ?1",
-    [Q_TRASH_PAGE] = "SELECT " SCHEMA_LEAD_COLS ", deleted_at FROM leads_trash WHERE app_id = ?1 "
-                     "AND (deleted_at, id) < (?4, ?5) ORDER BY deleted_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+    /* The page's keys from leads_trash_deleted alone (the rows OFFSET
+     * skips are never read from the table), then its rows by key. */
+    [Q_TRASH_PAGE] = "SELECT " SCHEMA_LEAD_COLS ", deleted_at FROM (SELECT id AS pid FROM leads_trash "
+                     "WHERE app_id = ?1 AND (deleted_at, id) < (?4, ?5) ORDER BY deleted_at DESC, id DESC "
+                     "LIMIT ?2 OFFSET ?3) AS p CROSS JOIN leads_trash AS t ON t.app_id = ?1 AND t.id = p.pid "
+                     "ORDER BY t.deleted_at DESC, t.id DESC",
     /* The oldest trashed leads, a few at a time: the same rows twice,
      * since the write lock holds them still in between. */
     [Q_TRASH_EXPIRE_FOLLOWS] = "DELETE FROM follows_trash WHERE (app_id, lead_id) IN (SELECT app_id, id "
@@ -499,7 +503,7 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     [Q_HISTORY_IMPORT] = SCHEMA_HISTORY_IMPORT(P, ""),
     [Q_HISTORY_COUNT] = "SELECT (SELECT count(*) FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P) ") WHERE "
                         SCHEMA_LEAD_KNOWN(P),
-    [Q_HISTORY_PAGE] = SCHEMA_HISTORY_PAGE(P),
+    [Q_HISTORY_PAGE] = SCHEMA_HISTORY_PAGE(P, "lead_history AS h ON h.seq = p.ps"),
     [Q_HISTORY_DELETE] = "DELETE FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P),
     [Q_HISTORY_EXPIRE] = "DELETE FROM lead_history WHERE (app_id, lead_id) IN (SELECT app_id, id "
                          "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
