@@ -268,6 +268,55 @@ def test_two_processes_share_one_database(make_server):
         assert not problems, problems
 
 
+class Holder:
+    """A psql session of the test's own (application_name holder), fed
+    statements as the test goes, to hold rows that crmd then waits for."""
+
+    def __init__(self, url):
+        self.url = url
+        self.proc = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url], stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, "PGAPPNAME": "holder"})
+        # Where the session closes a circle with crmd, crmd's transaction
+        # must be the one PostgreSQL cancels: it checks for a deadlock after
+        # a second of waiting, the session only after ten, however late the
+        # session began to wait on a loaded machine.
+        self.send("SET deadlock_timeout = '10s';")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+
+    def send(self, sql):
+        self.proc.stdin.write(sql + "\n")
+        self.proc.stdin.flush()
+
+    def idle_in_transaction(self):
+        return psql(self.url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'holder' "
+                              "AND state = 'idle in transaction'") == "1"
+
+    def finish(self):
+        """Ends the session once its statements ran; fails on any error."""
+        self.proc.stdin.close()
+        assert self.proc.wait(timeout=30) == 0, self.proc.stderr.read()
+
+
+def wait_until(done, what):
+    for _ in range(600):
+        if done():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"waited 30 s for {what}")
+
+
+def lock_waits(url):
+    """Sessions of the database waiting for a lock."""
+    return int(psql(url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"))
+
+
 def test_a_batch_that_loses_a_deadlock_runs_again_whole(make_server):
     # A session of the test's own holds lead two, crmd's batch (rename one,
     # then two) takes one and waits for two, then the session asks for one:
@@ -279,37 +328,16 @@ def test_a_batch_that_loses_a_deadlock_runs_again_whole(make_server):
     srv = make_server(db_url=url)
     app = srv.new_app()
     one, two = app.create_lead(name="one"), app.create_lead(name="two")
-    holder = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url], stdin=subprocess.PIPE,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "PGAPPNAME": "holder"})
-
-    def send(sql):
-        holder.stdin.write(sql + "\n")
-        holder.stdin.flush()
-
-    def wait_for(sql, what):
-        for _ in range(600):
-            if psql(url, sql).strip() == "1":
-                return
-            time.sleep(0.05)
-        pytest.fail(f"waited 30 s for {what}")
-
-    try:
-        send(f"BEGIN; UPDATE leads SET name = 'other' WHERE id = '{two['id']}';")
-        wait_for("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'holder' "
-                 "AND state = 'idle in transaction'", "the session to hold lead two")
+    with Holder(url) as holder:
+        holder.send(f"BEGIN; UPDATE leads SET name = 'other' WHERE id = '{two['id']}';")
+        wait_until(holder.idle_in_transaction, "the session to hold lead two")
         ops = [{"op": "update", "id": lead["id"], "lead": {"name": "batch"}} for lead in (one, two)]
         with ThreadPoolExecutor(max_workers=1) as ex:
             answer = ex.submit(app.post, "/leads/batch", {"operations": ops})
-            wait_for("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
-                     "crmd's batch to wait for lead two")
-            send(f"UPDATE leads SET name = 'other' WHERE id = '{one['id']}'; COMMIT;")
-            holder.stdin.close()
-            assert holder.wait(timeout=30) == 0, holder.stderr.read()
+            wait_until(lambda: lock_waits(url) == 1, "crmd's batch to wait for lead two")
+            holder.send(f"UPDATE leads SET name = 'other' WHERE id = '{one['id']}'; COMMIT;")
+            holder.finish()
             r = answer.result(timeout=30)
-    finally:
-        if holder.poll() is None:
-            holder.kill()
     assert_status(r, 200)
     assert [d["attributes"]["name"] for d in body_json(r)["data"]] == ["batch", "batch"]
     for lead in (one, two):
@@ -339,52 +367,29 @@ def second_batch_loses_a_deadlock(monkeypatch, make_server, prepare, writes, cir
     app = srv.new_app()
     two, three = app.create_lead(name="two"), app.create_lead(name="three")
     made = prepare(app, two)
-    holder = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url], stdin=subprocess.PIPE,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "PGAPPNAME": "holder"})
-
-    def send(sql):
-        holder.stdin.write(sql + "\n")
-        holder.stdin.flush()
-
-    def wait_until(done, what):
-        for _ in range(600):
-            if done():
-                return
-            time.sleep(0.05)
-        pytest.fail(f"waited 30 s for {what}")
-
-    def waiting():
-        return psql(url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").strip()
 
     def queued():
         text = requests.get(f"http://127.0.0.1:{admin}/metrics", timeout=10).text
         return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
                    if s.name == "crmd_writer_queue_writes")
 
-    try:
-        send(f"BEGIN; UPDATE leads SET name = 'other' WHERE id = '{two['id']}'; SAVEPOINT s; "
-             f"UPDATE leads SET name = 'other' WHERE id = '{three['id']}';")
-        wait_until(lambda: psql(url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                                "'holder' AND state = 'idle in transaction'").strip() == "1",
-                   "the session to hold leads two and three")
+    with Holder(url) as holder:
+        holder.send(f"BEGIN; UPDATE leads SET name = 'other' WHERE id = '{two['id']}'; SAVEPOINT s; "
+                    f"UPDATE leads SET name = 'other' WHERE id = '{three['id']}';")
+        wait_until(holder.idle_in_transaction, "the session to hold leads two and three")
         with ThreadPoolExecutor(max_workers=1 + len(writes)) as ex:
             first = ex.submit(app.put, f"/leads/{three['id']}", {"lead": {"name": "first"}})
-            wait_until(lambda: waiting() == "1", "crmd's first batch to wait for lead three")
+            wait_until(lambda: lock_waits(url) == 1, "crmd's first batch to wait for lead three")
             answers = []
             for i, write in enumerate(writes):
                 answers.append(ex.submit(write, app, made))
                 wait_until(lambda: queued() == 2 + i, "the second batch to queue behind the first")
-            send("ROLLBACK TO SAVEPOINT s;")
+            holder.send("ROLLBACK TO SAVEPOINT s;")
             assert_status(first.result(timeout=30), 200)
-            wait_until(lambda: waiting() == "1", "crmd's second batch to wait for lead two")
-            send(circle(made) + " COMMIT;")
-            holder.stdin.close()
-            assert holder.wait(timeout=30) == 0, holder.stderr.read()
+            wait_until(lambda: lock_waits(url) == 1, "crmd's second batch to wait for lead two")
+            holder.send(circle(made) + " COMMIT;")
+            holder.finish()
             answers = [a.result(timeout=30) for a in answers]
-    finally:
-        if holder.poll() is None:
-            holder.kill()
     assert "deadlock: the batch is undone, to be run again" in srv.stderr_text()
     return app, made, answers
 

@@ -4194,7 +4194,10 @@ Test(store, a_batch_that_loses_a_deadlock_is_undone_whole_and_may_be_run_again)
     PGconn *d = PQconnectdb(url_);
     cr_assert_eq(PQstatus(d), CONNECTION_OK);
     char sql[256];
-    snprintf(sql, sizeof sql, "BEGIN; UPDATE leads SET name = 'other' WHERE id = '%s'", ID(2));
+    /* The session checks for a deadlock only after 10 s: the batch, after
+     * 1 s, is the one cancelled, however late the session begins to wait. */
+    snprintf(sql, sizeof sql,
+             "SET deadlock_timeout = '10s'; BEGIN; UPDATE leads SET name = 'other' WHERE id = '%s'", ID(2));
     PGresult *res = PQexec(d, sql);
     cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(d));
     PQclear(res);
