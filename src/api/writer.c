@@ -308,6 +308,13 @@ static void forget_run(api_write_t *w)
     jw_reset(&w->out);
 }
 
+/* Whether a committed batch keeps its changes: not a write alone in its
+ * batch (an import: all or nothing) that failed. */
+static bool batch_kept(const api_write_t *batch)
+{
+    return !(batch->alone && batch->status >= 300);
+}
+
 /* Runs the writes of batch in one transaction on s, leaving each with its
  * answer; returns the commit's rc: unless STORE_OK, none of them happened.
  * A write that asks for its batch to be undone fails it. A write whose
@@ -332,8 +339,7 @@ static store_rc_t try_batch(store_t *s, api_write_t *batch)
         store_batch_end(s, 0);
         return STORE_UNAVAILABLE;
     }
-    /* A write alone in its batch that failed leaves nothing behind. */
-    return store_batch_end(s, !(batch->alone && batch->status >= 300));
+    return store_batch_end(s, batch_kept(batch));
 }
 
 /* Runs batch (try_batch), again from the start while it fails only for
@@ -348,9 +354,8 @@ static void run_batch(store_t *s, api_write_t *batch)
             forget_run(w);
         rc = try_batch(s, batch);
     }
-    bool kept = rc == STORE_OK && !(batch->alone && batch->status >= 300);
     /* Events committed with the batch: the sender may go at once. */
-    if (api_outbox_take_recorded() && kept) webhook_sender_poke();
+    if (api_outbox_take_recorded() && rc == STORE_OK && batch_kept(batch)) webhook_sender_poke();
     if (rc != STORE_OK) metrics_count(METRIC_COMMIT_FAILURES);
     /* No write of a batch whose commit failed may be acknowledged; what
      * failed for another reason there is a 503 (retry), not a 500. */

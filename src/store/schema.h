@@ -335,17 +335,13 @@ enum schema_history_col {
 /* A page of a lead's history: its keys (seq) from lead_history_lead alone,
  * so that the entries OFFSET skips are never read from the table, then
  * its entries by key (BY_KEY: the dialect's join on p.ps as h). */
+/* clang-format off */
 #define SCHEMA_HISTORY_PAGE(P, BY_KEY)                                                                       \
-    "SELECT " SCHEMA_HISTORY_COLS                                                                            \
-    " FROM (SELECT seq AS ps FROM lead_history WHERE app_id = " P(1, int8) " AND lead_id = " P(              \
-        2,                                                                                                   \
-        uuid) " AND seq < " P(5,                                                                             \
-                              int8) " ORDER BY seq DESC LIMIT " P(3,                                         \
-                                                                  int8) " OFFSET " P(4,                      \
-                                                                                     int8) ") AS p CROSS "   \
-                                                                                           "JOIN " BY_KEY    \
-                                                                                           " ORDER BY "      \
-                                                                                           "h.seq DESC"
+    "SELECT " SCHEMA_HISTORY_COLS " FROM (SELECT seq AS ps FROM lead_history "                               \
+    "WHERE app_id = " P(1, int8) " AND lead_id = " P(2, uuid) " AND seq < " P(5, int8) " "                   \
+    "ORDER BY seq DESC LIMIT " P(3, int8) " OFFSET " P(4, int8) ") AS p "                                    \
+    "CROSS JOIN " BY_KEY " ORDER BY h.seq DESC"
+/* clang-format on */
 #define SCHEMA_HISTORY_OF_LEAD(P) "app_id = " P(1, int8) " AND lead_id = " P(2, uuid)
 
 /* --- idempotency keys (migration 8) -----------------------------------------

@@ -181,10 +181,9 @@ static store_rc_t webhook_update(store_t *base, int64_t app, const char *id, con
  * open transaction (see PG_WEBHOOK_SQL). */
 static store_rc_t drop_unused(pg_store_t *s, pg_array_t *ids)
 {
-    /* Out of memory first: an array whose first growth failed is empty too,
-     * and taking that for "none" would leave its payloads behind for good. */
-    if (ids->oom) return STORE_ERROR;
-    if (ids->len <= 1) return STORE_OK; /* only the brace: none */
+    /* Only the brace: none, unless its first growth failed (out of memory:
+     * taken for none, the payloads would stay behind for good). */
+    if (ids->len <= 1 && !ids->oom) return STORE_OK;
     pg_array_end(ids);
     if (ids->oom) return STORE_ERROR;
     pg_params_t p = {0};

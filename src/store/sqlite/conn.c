@@ -230,6 +230,12 @@ void sq_release(sqlite_store_t *s)
     if (run_id(s, Q_COMMIT) != STORE_OK && !sqlite3_get_autocommit(s->db)) run_id(s, Q_ROLLBACK);
 }
 
+store_rc_t sq_held_done(sqlite_store_t *s, store_rc_t rc)
+{
+    if (s->held && rc != STORE_OK && rc != STORE_NOT_FOUND) sq_release(s);
+    return rc;
+}
+
 /* The loop's turn is over: so is the snapshot. */
 static void hold_end(void *arg)
 {

@@ -108,9 +108,7 @@ store_rc_t sq_follow_list(store_t *base, int64_t app, const char *lead_id, int64
     if (rc == STORE_OK)
         rc = n > 0 ? follow_page(s, app, lead_id, n, offset, limit, &lr) : lead_exists(s, app, lead_id);
     *total = n;
-    if (own) return sq_finish(s, rc);
-    if (s->held && rc != STORE_OK) sq_release(s); /* not after a failure */
-    return rc;
+    return own ? sq_finish(s, rc) : sq_held_done(s, rc);
 }
 
 /* The patch after the key (app, lead id, id): the fields bits, the

@@ -194,9 +194,7 @@ store_rc_t sq_lead_list(store_t *base, int64_t app, int64_t offset, int limit, i
     long k = deep ? nearest_anchor(s, app, offset) : -1;
     rc = list_page(s, app, offset, limit, k, &lr);
     *total = lr.total;
-    if (deep) return sq_finish(s, rc);
-    if (s->held && rc != STORE_OK) sq_release(s); /* not after a failure */
-    return rc;
+    return deep ? sq_finish(s, rc) : sq_held_done(s, rc);
 }
 
 /* The patch after the key (app, id): the fields bits, the values, now. */

@@ -59,6 +59,7 @@ typedef struct walk {
     text_ref_t keys; /* a rare term's matches (rare_keys), or none */
     int limit, n;    /* the page's rows wanted and found */
     int64_t skip;    /* rows still to skip (the page's offset) */
+    bool newest;     /* the list's order is newest first */
     bool id_desc;    /* ties by id descending */
     uint64_t range;  /* the key's bits above the slot, of the rows in rows */
     int nr, rcap;    /* rows of that range read, and room for them */
@@ -263,11 +264,9 @@ static text_ref_t rare_keys(sqlite_store_t *s, fq_t *q, text_ref_t term, bool ne
  * where it begins), then the app's; *rc the failure, if any. */
 static enum walk_end walk(sqlite_store_t *s, fq_t *q, const store_lead_query_t *lq, walk_t *w, store_rc_t *rc)
 {
-    store_sort_t order[STORE_SORT_MAX];
-    store_lead_order(lq->sort, lq->nsort, order);
     /* A rare term's keys are looked up by app in lead_text: no others. */
     bool by_app =
-        w->keys.ptr != NULL || fq_lead_search_filtered(lq) || others_ahead(s, w->app, lq, order[0].desc);
+        w->keys.ptr != NULL || fq_lead_search_filtered(lq) || others_ahead(s, w->app, lq, w->newest);
     for (int turn = 0;; turn++) {
         fq_init(q, false);
         q->fts_rowids = w->keys;
@@ -290,11 +289,7 @@ static store_rc_t walk_page(sqlite_store_t *s, fq_t *q, const store_lead_query_t
 {
     store_rc_t rc = STORE_OK;
     char json[RARE_JSON_MAX];
-    if (fq_codepoints(lq->f.search) >= RARE_CHARS) {
-        store_sort_t order[STORE_SORT_MAX];
-        store_lead_order(lq->sort, lq->nsort, order);
-        w->keys = rare_keys(s, q, lq->f.search, order[0].desc, json);
-    }
+    if (fq_codepoints(lq->f.search) >= RARE_CHARS) w->keys = rare_keys(s, q, lq->f.search, w->newest, json);
     enum walk_end end = walk(s, q, lq, w, &rc);
     if (end != WALK_DONE) return end == WALK_RANGE ? STORE_CONFLICT : rc;
     *total = -1;
@@ -314,7 +309,11 @@ bool sq_search_walk(sqlite_store_t *s, int64_t app, const store_lead_query_t *lq
     if (!fq_lead_walks_search(lq) || lq->limit <= 0 || lq->limit > PAGE_MAX) return false;
     store_sort_t order[STORE_SORT_MAX];
     store_lead_order(lq->sort, lq->nsort, order);
-    walk_t w = {.app = app, .limit = lq->limit, .skip = lq->offset, .id_desc = order[1].desc};
+    walk_t w = {.app = app,
+                .limit = lq->limit,
+                .skip = lq->offset,
+                .newest = order[0].desc,
+                .id_desc = order[1].desc};
     /* Most ranges are a row or two: room for more as they come. */
     w.rcap = ROWS_FIRST;
     w.page = malloc((size_t)lq->limit * sizeof *w.page);

@@ -525,7 +525,7 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     [Q_SEARCH_USERMERGE] = "INSERT INTO lead_fts (lead_fts, rank) VALUES ('usermerge', 2)",
     /* writing about ?1 pages. */
     [Q_SEARCH_MERGE] = "INSERT INTO lead_fts (lead_fts, rank) VALUES ('merge', ?1)",
-    /* How many of the SEARCH_SAMPLE leads a search walk meets first, from
+    /* How many of the SQ_SEARCH_SAMPLE leads a search walk meets first, from
      * key ?2 on (newest or oldest first), are other apps' than ?1
      * (search.c). */
     [Q_SEARCH_OTHERS_NEWEST] = "SELECT count(*) FROM (SELECT app_id FROM lead_text WHERE rowid <= ?2 "

@@ -381,6 +381,10 @@ int sq_register_fold(sqlite3 *db);
  */
 void sq_hold(sqlite_store_t *s);
 void sq_release(sqlite_store_t *s);
+/* A read in the held snapshot ended with rc: a failure (STORE_NOT_FOUND is
+ * an answer, not one) ends the snapshot, which SQLite may have ended or
+ * left unusable. Returns rc. */
+store_rc_t sq_held_done(sqlite_store_t *s, store_rc_t rc);
 void sq_note_commit(void);
 
 /* --- txn.c -------------------------------------------------------------- */

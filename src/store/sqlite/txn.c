@@ -98,9 +98,7 @@ store_rc_t sq_read_one(sqlite_store_t *s, enum sq_stmt_id id, int64_t app, const
     sqlite3_stmt *st = sq_stmt(s, id);
     if (st == NULL) return STORE_ERROR;
     sq_bind_key(st, app, id1, id2);
-    store_rc_t rc = sq_step_found(s, st, emit, cb, ctx);
-    if (s->held && rc != STORE_OK && rc != STORE_NOT_FOUND) sq_release(s); /* not after a failure */
-    return rc;
+    return sq_held_done(s, sq_step_found(s, st, emit, cb, ctx));
 }
 
 store_rc_t sq_update(sqlite_store_t *s, int64_t app, const sq_update_t *u, const void *patch, int64_t now,
