@@ -1048,7 +1048,8 @@ bool fq_lead_search_filtered(const store_lead_query_t *lq)
     return fq_lead_filters_beyond_sort(&rest) || lq->f.has_created_from || lq->f.has_created_to;
 }
 
-bool fq_lead_search_walk(fq_t *q, int64_t app, const store_lead_query_t *lq, const int64_t *from, bool by_app)
+bool fq_lead_search_walk(fq_t *q, int64_t app, const store_lead_query_t *lq, const int64_t span[2],
+                         bool by_app)
 {
     assert(fq_lead_walks_search(lq));
     bool filtered = fq_lead_search_filtered(lq);
@@ -1080,10 +1081,12 @@ bool fq_lead_search_walk(fq_t *q, int64_t app, const store_lead_query_t *lq, con
         put(b, " AND t.app_id = ");
         put_app(q, b);
     }
-    if (from != NULL) {
-        putf(b, order[0].desc ? " AND %s < " : " AND %s > ", key);
-        put_int(q, b, *from);
-    }
+    /* A bound on the rowid of lead_fts is FTS5's own: it reads its
+     * doclists from the first key of the span and stops after the last. */
+    putf(b, " AND %s BETWEEN ", key);
+    put_int(q, b, span[0]);
+    put(b, " AND ");
+    put_int(q, b, span[1]);
     if (lq->after != NULL) walk_after(q, b, key, order, lq->after);
     if (filtered) {
         /* The other filters on the lead's row, read by its key: no index

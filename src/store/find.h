@@ -145,14 +145,14 @@ bool fq_lead_walks_search(const store_lead_query_t *lq);
 bool fq_lead_search_filtered(const store_lead_query_t *lq);
 /* SQLite: the statement walking the search index for lq (see
  * fq_lead_walks_search): (key, lead id, app) of the matches after lq's
- * position, and after key *from (unless NULL), by key in the order's
- * direction (ties on created_at come out in key order: the caller sorts
- * them). by_app: only the app's matches, asked of the index (its app_f
+ * position with keys from span[0] to span[1] (both included), by key in
+ * the order's direction (ties on created_at come out in key order: the
+ * caller sorts them). by_app: only the app's matches, asked of the index (its app_f
  * token), and those lq's other filters keep; else every app's matches
  * (lq filters by its search alone: fq_lead_search_filtered false). With
  * q->fts_rowids set (after fq_init), the matches are those keys, already
  * read from the index and in the order's direction, not the index's. */
-bool fq_lead_search_walk(fq_t *q, int64_t app, const store_lead_query_t *lq, const int64_t *from,
+bool fq_lead_search_walk(fq_t *q, int64_t app, const store_lead_query_t *lq, const int64_t span[2],
                          bool by_app);
 
 /* Whether a lead find filters by anything but its first sort key's own

@@ -122,3 +122,38 @@ def test_an_import_of_many_ties_gives_the_same_pages(app):
     body = get_page(app, {"search": "zircon", "records": 100, "page": 43, "count": "none"})
     assert [d["id"] for d in body["data"]] == want[4200:]
     assert walk(app, {"search": "ZIRC"}, 100, limit=3) == want[:300]
+
+
+def test_a_search_reads_only_its_apps_span_of_keys(server):
+    """SQLite walks the keys between the app's oldest and newest leads only:
+    another app's matches older and newer than all of the app's (more of
+    them than a page, and than a walk passes over), the app's own matches
+    at both ends of its span (an import's ties at the newest), fewer of
+    them than a page, and the span shrunk by a deleted newest lead."""
+    app, other, empty = server.new_app(), server.new_app(), server.new_app()
+    import_names(other, [f"Basalt old {i}" for i in range(40)])
+    time.sleep(0.01)
+    first = app.create_lead(name="Basalt first of app")
+    for i in range(3):
+        app.create_lead(name=f"Pumice {i}")
+        other.create_lead(name=f"Basalt between {i}")
+    import_names(app, [f"Basalt last {i}" for i in range(6)])
+    newest = app.create_lead(name="Basalt newest of app")
+    time.sleep(0.01)
+    import_names(other, [f"Basalt new {i}" for i in range(40)])
+    leads = all_leads(app)
+    want = check(app, leads, {"search": "basalt"})
+    assert len(want) == 8 and want[0] == newest["id"] and want[-1] == first["id"]
+    check(app, leads, {"search": "basalt", "sort": "created_at"})
+    check(app, leads, {"search": "BASALT L"})
+    check(app, leads, {"search": "basalt l", "sort": "created_at"})
+    check(app, leads, {"search": "salt", "stage": "new"})
+    check(other, all_leads(other), {"search": "basalt"})
+    check(other, all_leads(other), {"search": "basalt", "sort": "created_at"})
+    assert_status(app.delete(f"/leads/{newest['id']}"), 204)
+    want = check(app, all_leads(app), {"search": "basalt"})
+    assert len(want) == 7 and newest["id"] not in want
+    # An app without leads has no span: nothing to walk.
+    for params in ({"search": "basalt"}, {"search": "basalt new"}, {"search": "basalt", "sort": "created_at"}):
+        body = get_page(empty, params)
+        assert body["data"] == [] and body["meta"]["totalRecords"] == 0, params

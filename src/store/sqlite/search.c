@@ -64,6 +64,7 @@ typedef struct walk {
     uint64_t range;  /* the key's bits above the slot, of the rows in rows */
     int nr, rcap;    /* rows of that range read, and room for them */
     int others;      /* other apps' matches passed over */
+    int64_t lo, hi;  /* the keys the walk may read (both included) */
     int64_t last;    /* the last key read */
     lead_id_t *page; /* [limit] */
     lead_id_t *rows; /* [rcap], grown up to RANGE_MAX */
@@ -202,8 +203,8 @@ static store_rc_t emit_page(sqlite_store_t *s, int64_t app, const walk_t *w, sto
 }
 
 /* Whether other apps hold more than a third of the SQ_SEARCH_SAMPLE
- * leads where the walk begins (the newest, or the oldest, or those after
- * its cursor). Their matches cost the walk a lead_text read each before
+ * leads where the walk begins (the app's newest, or its oldest, or those
+ * after its cursor). Their matches cost the walk a lead_text read each before
  * it passes over them; asking the index for the app's matches instead
  * costs a third to a half more of the index's work (its token's doclist
  * is as long as the app): worth it when other apps' leads are that
@@ -211,36 +212,36 @@ static store_rc_t emit_page(sqlite_store_t *s, int64_t app, const walk_t *w, sto
  * another app holds the newest leads, a walk of every app's matches read
  * OTHERS_MAX of them first: 230 against 124 us for a term of 3 digits at
  * 1,000,000 leads, 485 against 230 for 4, in Python's sqlite3). */
-static bool others_ahead(sqlite_store_t *s, int64_t app, const store_lead_query_t *lq, bool newest)
+static bool others_ahead(sqlite_store_t *s, const walk_t *w)
 {
-    int64_t from = newest ? INT64_MAX : INT64_MIN;
-    if (lq->after != NULL) {
-        int64_t lo = lq->after->v[0].i * FQ_KEY_SLOTS; /* in range: fq_lead_walks_search */
-        from = newest ? lo + FQ_KEY_SLOT_MAX : lo;
-    }
-    sqlite3_stmt *st = sq_stmt(s, newest ? Q_SEARCH_OTHERS_NEWEST : Q_SEARCH_OTHERS_OLDEST);
+    sqlite3_stmt *st = sq_stmt(s, w->newest ? Q_SEARCH_OTHERS_NEWEST : Q_SEARCH_OTHERS_OLDEST);
     if (st == NULL) return false; /* a walk of every app's matches answers alike */
-    sqlite3_bind_int64(st, 1, app);
-    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 1, w->app);
+    sqlite3_bind_int64(st, 2, w->newest ? w->hi : w->lo);
     int64_t others = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sq_reset(st);
     return others * 3 > SQ_SEARCH_SAMPLE;
 }
 
 /* The probe of a rare term's matches (see RARE_CHARS). */
-static const char rare_sql[] = "SELECT rowid FROM lead_fts WHERE lead_fts MATCH ?1 ORDER BY rowid LIMIT ?2";
+static const char rare_sql[] =
+    "SELECT rowid FROM lead_fts WHERE lead_fts MATCH ?1 AND rowid BETWEEN ?3 AND ?4 ORDER BY rowid LIMIT ?2";
 
-/* Writes the keys of term's matches (every app's) into json, in the
- * walk's order (newest: descending), when there are RARE_MAX or fewer;
- * else (or when the read fails: the walk reads the index itself) none. */
-static text_ref_t rare_keys(sqlite_store_t *s, fq_t *q, text_ref_t term, bool newest, char *json)
+/* Writes the keys of term's matches (every app's, in the walk's span)
+ * into json, in the walk's order (newest: descending), when there are
+ * RARE_MAX or fewer; else (or when the read fails: the walk reads the
+ * index itself) none. */
+static text_ref_t rare_keys(sqlite_store_t *s, fq_t *q, text_ref_t term, const walk_t *w, char *json)
 {
+    bool newest = w->newest;
     sqlite3_stmt *st = sq_dyn_stmt(s, rare_sql);
     if (st == NULL) return (text_ref_t){NULL, 0};
     fq_init(q, false);
     text_ref_t match = fq_fts_match(q, term);
     sqlite3_bind_text(st, 1, match.ptr, (int)match.len, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, RARE_MAX + 1);
+    sqlite3_bind_int64(st, 3, w->lo);
+    sqlite3_bind_int64(st, 4, w->hi);
     int64_t keys[RARE_MAX + 1];
     int n = 0, src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW && n <= RARE_MAX)
@@ -250,10 +251,10 @@ static text_ref_t rare_keys(sqlite_store_t *s, fq_t *q, text_ref_t term, bool ne
     size_t len = 0;
     json[len++] = '[';
     for (int i = 0; i < n; i++) {
-        int w = snprintf(json + len, RARE_JSON_MAX - len, i > 0 ? ",%lld" : "%lld",
+        int m = snprintf(json + len, RARE_JSON_MAX - len, i > 0 ? ",%lld" : "%lld",
                          (long long)keys[newest ? n - 1 - i : i]);
-        assert(w > 0 && (size_t)w < RARE_JSON_MAX - len);
-        len += (size_t)w;
+        assert(m > 0 && (size_t)m < RARE_JSON_MAX - len);
+        len += (size_t)m;
     }
     json[len++] = ']';
     return (text_ref_t){json, len};
@@ -265,13 +266,20 @@ static text_ref_t rare_keys(sqlite_store_t *s, fq_t *q, text_ref_t term, bool ne
 static enum walk_end walk(sqlite_store_t *s, fq_t *q, const store_lead_query_t *lq, walk_t *w, store_rc_t *rc)
 {
     /* A rare term's keys are looked up by app in lead_text: no others. */
-    bool by_app =
-        w->keys.ptr != NULL || fq_lead_search_filtered(lq) || others_ahead(s, w->app, lq, w->newest);
+    bool by_app = w->keys.ptr != NULL || fq_lead_search_filtered(lq) || others_ahead(s, w);
+    int64_t span[2] = {w->lo, w->hi};
     for (int turn = 0;; turn++) {
+        if (turn > 0) {
+            /* On after the last key read, when any key is left. */
+            if (w->last == (w->newest ? w->lo : w->hi)) {
+                flush_range(w);
+                return WALK_DONE;
+            }
+            span[w->newest ? 1 : 0] = w->newest ? w->last - 1 : w->last + 1;
+        }
         fq_init(q, false);
         q->fts_rowids = w->keys;
-        sqlite3_stmt *st =
-            fq_lead_search_walk(q, w->app, lq, turn > 0 ? &w->last : NULL, by_app) ? sq_fq_stmt(s, q) : NULL;
+        sqlite3_stmt *st = fq_lead_search_walk(q, w->app, lq, span, by_app) ? sq_fq_stmt(s, q) : NULL;
         if (st == NULL) {
             *rc = STORE_ERROR;
             return WALK_FAILED;
@@ -283,14 +291,53 @@ static enum walk_end walk(sqlite_store_t *s, fq_t *q, const store_lead_query_t *
     }
 }
 
+/* created_at c, or the nearest one with keys. */
+static int64_t in_key_range(int64_t c)
+{
+    return c < FQ_CREATED_MIN ? FQ_CREATED_MIN : c > FQ_CREATED_MAX ? FQ_CREATED_MAX : c;
+}
+
+/* The keys the walk may read (w->lo, w->hi): those of the app's leads'
+ * created_at span, and on the cursor's side of it. Other apps' matches
+ * beyond it cost a walk their lead_text reads (every app's matches) or
+ * its app token's doclist pages (by app) for nothing, and a rare term's
+ * read their doclist pages: in the benchmark's data, where another app
+ * holds the newest fifth of the leads, a fifth of every term's matches.
+ * Also the end of a walk whose app holds fewer matches than a page, which
+ * would read on to the index's other end. *empty: no key can be the app's. */
+static store_rc_t app_span(sqlite_store_t *s, const store_lead_query_t *lq, walk_t *w, bool *empty)
+{
+    sqlite3_stmt *st = sq_stmt(s, Q_SEARCH_APP_SPAN);
+    if (st == NULL) return STORE_ERROR;
+    sqlite3_bind_int64(st, 1, w->app);
+    int src = sqlite3_step(st);
+    bool none = src != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL;
+    int64_t oldest = none ? 0 : sqlite3_column_int64(st, 0), newest = none ? 0 : sqlite3_column_int64(st, 1);
+    store_rc_t rc = src == SQLITE_ROW ? STORE_OK : sq_map_rc(s, src);
+    sq_reset(st);
+    /* Every lead's created_at has keys (the insert trigger refuses
+     * others); one that had none would only widen the span. */
+    w->lo = in_key_range(oldest) * FQ_KEY_SLOTS;
+    w->hi = in_key_range(newest) * FQ_KEY_SLOTS + FQ_KEY_SLOT_MAX;
+    if (lq->after != NULL) {
+        int64_t lo = lq->after->v[0].i * FQ_KEY_SLOTS; /* in range: fq_lead_walks_search */
+        if (w->newest && lo + FQ_KEY_SLOT_MAX < w->hi) w->hi = lo + FQ_KEY_SLOT_MAX;
+        if (!w->newest && lo > w->lo) w->lo = lo;
+    }
+    *empty = none || w->lo > w->hi;
+    return rc;
+}
+
 /* The walk (w ready), the page's leads, and the count. */
 static store_rc_t walk_page(sqlite_store_t *s, fq_t *q, const store_lead_query_t *lq, walk_t *w,
                             int64_t *total, store_lead_cb cb, void *ctx)
 {
-    store_rc_t rc = STORE_OK;
+    bool empty = false;
+    store_rc_t rc = app_span(s, lq, w, &empty);
+    if (rc != STORE_OK) return rc;
     char json[RARE_JSON_MAX];
-    if (fq_codepoints(lq->f.search) >= RARE_CHARS) w->keys = rare_keys(s, q, lq->f.search, w->newest, json);
-    enum walk_end end = walk(s, q, lq, w, &rc);
+    if (!empty && fq_codepoints(lq->f.search) >= RARE_CHARS) w->keys = rare_keys(s, q, lq->f.search, w, json);
+    enum walk_end end = empty ? WALK_DONE : walk(s, q, lq, w, &rc);
     if (end != WALK_DONE) return end == WALK_RANGE ? STORE_CONFLICT : rc;
     *total = -1;
     if (lq->count) {

@@ -532,6 +532,11 @@ const char *const sq_stmt_sql[Q__COUNT] = {
                                "ORDER BY rowid DESC LIMIT " SCHEMA_STR(SQ_SEARCH_SAMPLE) ") WHERE app_id <> ?1",
     [Q_SEARCH_OTHERS_OLDEST] = "SELECT count(*) FROM (SELECT app_id FROM lead_text WHERE rowid >= ?2 "
                                "ORDER BY rowid LIMIT " SCHEMA_STR(SQ_SEARCH_SAMPLE) ") WHERE app_id <> ?1",
+    /* The oldest and newest created_at of app ?1's leads (NULL, NULL when
+     * it has none): a search walk reads no keys beyond theirs (search.c).
+     * Each is one look-up at an end of the app's part of leads_newest. */
+    [Q_SEARCH_APP_SPAN] = "SELECT (SELECT min(created_at) FROM leads WHERE app_id = ?1), "
+                          "(SELECT max(created_at) FROM leads WHERE app_id = ?1)",
     [Q_TRASH_EXPIRE_LEADS] = "DELETE FROM leads_trash WHERE (app_id, id) IN (SELECT app_id, id "
                              "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
     /* Staged creates (leads.c): a row in (parameters as Q_LEAD_INSERT's),
