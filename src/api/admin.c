@@ -185,6 +185,11 @@ static void gauges(FILE *f)
     gauge(f, "crmd_writer_queue_bytes", "Bytes those writes hold.", bytes);
     gauge(f, "crmd_http_open_connections", "Open client connections, all threads together.",
           (uint64_t)http_open_connections());
+    int conns[HTTP_THREADS_REPORTED];
+    int threads = http_thread_connections(conns, HTTP_THREADS_REPORTED);
+    family(f, "crmd_http_thread_connections", "gauge", "Open client connections by serving thread.");
+    for (int i = 0; i < threads; i++)
+        fprintf(f, "crmd_http_thread_connections{thread=\"%d\"} %d\n", i, conns[i]);
     gauge(f, "crmd_memory_request_bytes", "Request bytes held for clients (the memory guard's count).", req);
     gauge(f, "crmd_memory_response_bytes", "Answer bytes not yet taken by their readers.", resp);
     gauge(f, "crmd_start_time_seconds", "When this process started, in seconds since the epoch.",

@@ -432,6 +432,7 @@ static void on_close(void *data)
     c->charged = 0;
     if (h2o_timeout_is_linked(&c->detect)) h2o_timeout_unlink(&c->detect);
     atomic_fetch_sub(&open_conns, 1);
+    atomic_fetch_sub(&c->w->conns, 1);
     if (c->depth == 0) free(c);
 }
 
@@ -534,6 +535,7 @@ void http_worker_accept(http_worker_t *w, h2o_socket_t *sock)
         return;
     }
     c->w = w;
+    atomic_fetch_add(&w->conns, 1);
     c->sock = sock;
     c->connected_at = *h2o_get_timestamp(&w->ctx, NULL, NULL);
     sock->on_close.cb = on_close;

@@ -139,23 +139,108 @@ long http_max_connections_default(void)
     return room < 10000 ? (room > 16 ? room : 16) : 10000;
 }
 
-/* Accepts up to max connections waiting on w's listener. */
+/* The threads of http_serve, for balancing and for the metrics: all_count
+ * is set once all_workers may be read, before any thread starts, and back
+ * to 0 before they are freed. */
+static http_worker_t **all_workers;
+static atomic_int all_count;
+
+/* A connection accepted by one thread for another (its socket's fd). */
+typedef struct handoff {
+    h2o_multithread_message_t msg;
+    int fd;
+} handoff_t;
+
+static int load_of(http_worker_t *w)
+{
+    return atomic_load(&w->conns) + atomic_load(&w->inbound);
+}
+
+/* The kernel spreads new connections over the threads' listeners by a hash
+ * of their addresses (SO_REUSEPORT), so a few long-lived connections often
+ * land unevenly: 11 of 16 on one of two threads one time in five. Each
+ * thread serves its connections in turn, so the busier one's requests wait
+ * longer and its latencies set the tail. A thread that accepts a
+ * connection while another serves fewer hands it over instead. Returns
+ * true if fd went to another thread. */
+static bool hand_off(http_worker_t *w, int fd)
+{
+    http_worker_t *to = w;
+    int least = load_of(w);
+    int n = atomic_load(&all_count);
+    for (int i = 0; i < n; i++) {
+        http_worker_t *o = all_workers[i];
+        if (o == w || !atomic_load(&o->taking)) continue;
+        int load = load_of(o);
+        if (load < least) {
+            to = o;
+            least = load;
+        }
+    }
+    if (to == w) return false;
+    handoff_t *h = calloc(1, sizeof *h);
+    if (h == NULL) return false;
+    /* Counted before stopping is read: a stopping thread waits for what it
+     * was counted to receive, and nothing is handed over once stopping is
+     * seen, so no message can arrive after its loop has ended. */
+    atomic_fetch_add(&to->inbound, 1);
+    if (atomic_load(&stopping)) {
+        atomic_fetch_sub(&to->inbound, 1);
+        free(h);
+        return false;
+    }
+    h->fd = fd;
+    h2o_multithread_send_message(&to->handoff, &h->msg);
+    return true;
+}
+
+int http_thread_connections(int *counts, int max)
+{
+    int n = atomic_load(&all_count);
+    if (n > max) n = max;
+    for (int i = 0; i < n; i++)
+        counts[i] = load_of(all_workers[i]);
+    return n;
+}
+
+static void serve_fd(http_worker_t *w, int fd)
+{
+    h2o_socket_t *sock = h2o_evloop_socket_create(w->loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+    http_worker_accept(w, sock);
+}
+
+static void on_handoff(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    http_worker_t *w = H2O_STRUCT_FROM_MEMBER(http_worker_t, handoff, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        handoff_t *h = H2O_STRUCT_FROM_MEMBER(handoff_t, msg.link, messages->next);
+        h2o_linklist_unlink(&h->msg.link);
+        int fd = h->fd;
+        free(h);
+        serve_fd(w, fd);
+        atomic_fetch_sub(&w->inbound, 1);
+    }
+}
+
+/* Accepts up to max connections waiting on w's listener. The accepted
+ * socket inherits TCP_NODELAY from the listener, as with h2o's own
+ * accept. */
 static void accept_pending(http_worker_t *w, int max)
 {
-    h2o_socket_t *listener = w->listener;
+    int listener = h2o_socket_get_fd(w->listener);
     for (int i = 0; i < max; i++) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL) return;
+        int fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) return;
         /* The cap counts all threads together: SO_REUSEPORT spreads
          * connections unevenly, so a per-thread share of it would refuse
          * some below it. */
         if (!http_worker_admit(w->cfg->max_connections)) {
-            refuse(w, sock);
+            refuse(w, h2o_evloop_socket_create(w->loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION));
             continue;
         }
         int ms = WRITE_STALL_MS;
-        setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
-        http_worker_accept(w, sock);
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+        if (!hand_off(w, fd)) serve_fd(w, fd);
     }
 }
 
@@ -210,6 +295,8 @@ static void *worker_main(void *arg)
     }
     w->listener = h2o_evloop_socket_create(w->loop, w->fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
+    h2o_multithread_register_receiver(w->ctx.queue, &w->handoff, on_handoff);
+    atomic_store(&w->taking, 1);
     h2o_socket_read_start(w->listener, on_accept);
     atomic_fetch_add(&started, 1);
 
@@ -232,9 +319,14 @@ static void *worker_main(void *arg)
         int busy = w->cfg->busy != NULL && w->cfg->busy(w->state);
         if (busy && deadline < h2o_now(w->loop) + DRAIN_GRACE_MS)
             deadline = h2o_now(w->loop) + DRAIN_GRACE_MS;
-        if (!busy && (!http_conns_open(&w->ctx) || h2o_now(w->loop) >= deadline)) break;
+        /* Connections handed to this thread are taken whatever the time:
+         * the loop must not end with one of them still in its queue. */
+        if (!busy && atomic_load(&w->inbound) == 0 &&
+            (!http_conns_open(&w->ctx) || h2o_now(w->loop) >= deadline))
+            break;
         h2o_evloop_run(w->loop, 10);
     }
+    h2o_multithread_unregister_receiver(w->ctx.queue, &w->handoff);
 
     http_guard_thread_fini(w);
     w->cfg->thread_fini(w->state);
@@ -315,6 +407,8 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
         w->fd = http_listen_socket(cfg->host, cfg->port);
         if (w->fd < 0) goto out;
     }
+    all_workers = workers;
+    atomic_store(&all_count, n);
     for (int i = 0; i < n; i++)
         pthread_create(&workers[i]->thread, NULL, worker_main, workers[i]);
     while (atomic_load(&started) < n)
@@ -338,6 +432,7 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
 out:
     atomic_store(&stopping, 1);
     http_admin_stop();
+    atomic_store(&all_count, 0);
     for (int i = 0; i < n; i++) {
         if (workers[i]->fd >= 0 && rc != 0 && workers[i]->loop == NULL) close(workers[i]->fd);
         free(workers[i]);

@@ -85,6 +85,15 @@ int http_response_admit(h2o_req_t *req, size_t len);
 int http_open_connections(void);
 void http_memory_held(size_t *request, size_t *response);
 
+/* The most serving threads http_thread_connections reports. */
+#define HTTP_THREADS_REPORTED 256
+
+/* The connections each serving thread holds now (those it serves and
+ * those handed to it but not yet taken), into counts[0] to counts[max - 1];
+ * returns how many threads it wrote, 0 when none serve. Any thread may
+ * call it while http_serve runs. */
+int http_thread_connections(int *counts, int max);
+
 /* A default for max_connections that the process's file limit can hold
  * (it raises its soft limit to the hard one first). */
 long http_max_connections_default(void);

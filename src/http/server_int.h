@@ -9,6 +9,7 @@
 #define CRMD_HTTP_SERVER_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "http/server.h"
 
@@ -32,6 +33,15 @@ typedef struct http_worker {
     h2o_timeout_entry_t guard_sweep;
     h2o_timeout_t guard_detect;
     h2o_linklist_t guard_held;
+
+    /* Balancing (server.c): the connections this thread serves and those
+     * another thread has handed it that it has not taken yet, both read by
+     * the other threads; nonzero taking once handoff is registered with
+     * the thread's queue, so that connections may be handed to it. */
+    atomic_int conns;
+    atomic_int inbound;
+    atomic_int taking;
+    h2o_multithread_receiver_t handoff;
 
     pthread_t thread;
     int failed;

@@ -208,3 +208,60 @@ def test_admin_listen_is_checked(tmp_path):
     from apiutil import run_crmd
     p = run_crmd("serve", "--admin-listen", "nowhere", "--db", f"sqlite:{tmp_path}/x.db")
     assert p.returncode == 2 and "--admin-listen wants HOST:PORT" in p.stderr
+
+
+def healthz_on(sock):
+    """One GET /healthz on an open keep-alive socket; its status."""
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, "connection closed before an answer"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        assert chunk, "connection closed inside an answer"
+        body += chunk
+    return int(head.split(b" ", 2)[1])
+
+
+def thread_connections(srv, threads):
+    samples, _ = scrape(srv)
+    return [value(samples, "crmd_http_thread_connections", thread=str(i)) for i in range(threads)]
+
+
+def wait_thread_connections(srv, threads, total):
+    deadline = time.monotonic() + 10
+    while sum(per := thread_connections(srv, threads)) != total:
+        assert time.monotonic() < deadline, f"connections per thread {per}, not {total} in all"
+        time.sleep(0.05)
+    return per
+
+
+def test_connections_are_spread_evenly_over_the_threads(tmp_path):
+    """The kernel hashes each new connection onto one of the threads'
+    listeners, so a few long-lived ones often land unevenly (20 of 32 on one
+    of two threads happens). crmd hands a new connection to the thread
+    serving the fewest: 32 opened one after the other end 16 and 16, and
+    every one handed over is served."""
+    srv = AdminServer(tmp_path, {}).start()
+    conns = []
+    try:
+        wait_thread_connections(srv, 2, 0)  # the start-up check's connection is gone
+        for _ in range(32):
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            conns.append(sock)
+            assert healthz_on(sock) == 200
+        assert sorted(wait_thread_connections(srv, 2, 32)) == [16, 16]
+        for sock in conns:
+            assert healthz_on(sock) == 200
+        for sock in conns[:10]:
+            sock.close()
+        wait_thread_connections(srv, 2, 22)
+    finally:
+        for sock in conns:
+            sock.close()
+        assert srv.stop() == 0
