@@ -131,6 +131,7 @@ typedef struct h2_judged {
 typedef struct guard_conn {
     http_worker_t *w;
     h2o_socket_t *sock;
+    h2o_linklist_t link;                   /* in w->guard_conns until its socket closes */
     h2o_socket_cb inner_read, inner_write; /* h2o's callbacks the wrappers call */
     h2o_timeout_entry_t detect;            /* waiting for the first bytes (cfg->http2) */
     struct timeval connected_at;
@@ -425,6 +426,7 @@ static void on_close(void *data)
 {
     guard_conn_t *c = data;
     c->closed = true;
+    h2o_linklist_unlink(&c->link);
     h1_request_done(c);
     free(c->answer);
     c->answer = NULL;
@@ -537,6 +539,7 @@ void http_worker_accept(http_worker_t *w, h2o_socket_t *sock)
     c->w = w;
     atomic_fetch_add(&w->conns, 1);
     c->sock = sock;
+    h2o_linklist_insert(&w->guard_conns, &c->link);
     c->connected_at = *h2o_get_timestamp(&w->ctx, NULL, NULL);
     sock->on_close.cb = on_close;
     sock->on_close.data = c;
@@ -1197,10 +1200,22 @@ void http_guard_configure(h2o_globalconf_t *gc, const http_config_t *cfg)
 void http_guard_thread_init(http_worker_t *w)
 {
     h2o_linklist_init_anchor(&w->guard_held);
+    h2o_linklist_init_anchor(&w->guard_conns);
     h2o_timeout_init(w->loop, &w->guard_detect, request_ms);
     h2o_timeout_init(w->loop, &w->guard_tick, SWEEP_MS);
     w->guard_sweep.cb = on_sweep;
     h2o_timeout_link(w->loop, &w->guard_tick, &w->guard_sweep);
+}
+
+bool http_guard_conns_open(http_worker_t *w)
+{
+    return !h2o_linklist_is_empty(&w->guard_conns);
+}
+
+void http_guard_cut_all(http_worker_t *w)
+{
+    for (h2o_linklist_t *l = w->guard_conns.next; l != &w->guard_conns; l = l->next)
+        kill_socket(H2O_STRUCT_FROM_MEMBER(guard_conn_t, link, l)->sock);
 }
 
 void http_guard_thread_fini(http_worker_t *w)

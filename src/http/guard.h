@@ -60,6 +60,15 @@ void http_guard_filter(h2o_pathconf_t *path);
 /* Sets req's Content-Type to application/json (replacing one already set). */
 void http_guard_json_type(h2o_req_t *req);
 
+/* Whether w has a connection open (accepted, and its socket not yet
+ * closed), whatever its protocol or state. */
+bool http_guard_conns_open(http_worker_t *w);
+
+/* Cuts every connection of w (a reset, as for a connection the guard
+ * drops): h2o sees the error at its next turn of w's loop and closes each
+ * itself, which frees it. */
+void http_guard_cut_all(http_worker_t *w);
+
 /* Starts (and stops) the guard's timers on w's loop. */
 void http_guard_thread_init(http_worker_t *w);
 void http_guard_thread_fini(http_worker_t *w);

@@ -27,12 +27,14 @@ typedef struct http_worker {
     void *state;
 
     /* The memory guard's state for this thread (guard.c): the timers of
-     * its sweep and of connections yet to show their protocol, and the
-     * responses it holds for readers, oldest first. */
+     * its sweep and of connections yet to show their protocol, the
+     * responses it holds for readers, oldest first, and its open
+     * connections. */
     h2o_timeout_t guard_tick;
     h2o_timeout_entry_t guard_sweep;
     h2o_timeout_t guard_detect;
     h2o_linklist_t guard_held;
+    h2o_linklist_t guard_conns;
 
     /* Balancing (server.c): the connections this thread serves and those
      * another thread has handed it that it has not taken yet, both read by

@@ -122,7 +122,13 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
  * writes its Q_EV_RECORD, which stores both when any webhook wants it). */
 #define SCHEMA_EV_WANTED(P) "webhooks WHERE app_id = " P(1, int8) " AND active AND (events & " P(2, int4) ") <> 0"
 
-#define SCHEMA_WEBHOOK_SQL(P, MAX)                                                                           \
+/* IN_ORDER(WHERE) is the condition of an UPDATE of several webhooks
+ * (those WHERE holds), SKIP_LOCKED what the log's prune adds to its choice
+ * of rows: PostgreSQL's lock the webhooks in the order of their ids and
+ * skip the log rows another transaction holds (store/postgres/sql.c says
+ * why); SQLite's, whose writers never wait for each other, are WHERE
+ * itself and nothing. */
+#define SCHEMA_WEBHOOK_SQL(P, MAX, IN_ORDER, SKIP_LOCKED)                                                    \
     [Q_WH_INSERT] = "INSERT INTO webhooks (app_id, " SCHEMA_WEBHOOK_COLS ") SELECT " P(1, int8) ", "         \
                     P(2, uuid) ", " P(3, text) ", " P(4, int4) ", " P(5, text) ", " P(6, int4) " <> 0, "     \
                     P(7, text) ", " P(8, int8) ", " P(9, int8) " WHERE (SELECT count(*) FROM webhooks "      \
@@ -145,7 +151,7 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
     [Q_EV_FULL_LOG] = "INSERT INTO webhook_attempts (webhook_id, " SCHEMA_DELIVERY_COLS ") SELECT id, "      \
                       P(4, uuid) ", " P(5, uuid) ", " P(6, int4) ", 1, NULL, 0, 'dropped: " WEBHOOK_FULL_TEXT \
                       "', NULL, " P(7, int8) " FROM webhooks WHERE " SCHEMA_BACKLOG_FULL(P),                 \
-    [Q_EV_FULL_OFF] = "UPDATE webhooks SET active = false WHERE " SCHEMA_BACKLOG_FULL(P),                   \
+    [Q_EV_FULL_OFF] = "UPDATE webhooks SET active = false WHERE " IN_ORDER(SCHEMA_BACKLOG_FULL(P)),         \
     [Q_OUT_QUEUE] = "SELECT " SCHEMA_QUEUED_COLS_E " FROM " SCHEMA_QUEUED_FROM " JOIN webhooks w ON "         \
                     "w.id = e.webhook_id WHERE e.webhook_id = " P(1, uuid) " ORDER BY e.seq LIMIT " P(2, int8), \
     /* Not for a webhook deleted meanwhile (its log went with it). */                                      \
@@ -165,17 +171,18 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
                      "WHERE id = " P(1, uuid) " AND active RETURNING active",                                \
     [Q_OUT_RELEASE] = "UPDATE webhooks SET lease_owner = NULL, lease_until = 0 WHERE id = " P(1, uuid)       \
                       " AND lease_owner = " P(2, text),                                                      \
-    [Q_OUT_RENEW] = "UPDATE webhooks SET lease_until = " P(2, int8) " WHERE lease_owner = " P(1, text)       \
-                    " AND active RETURNING " SCHEMA_LANE_COLS,                                               \
+    [Q_OUT_RENEW] = "UPDATE webhooks SET lease_until = " P(2, int8) " WHERE "                              \
+                    IN_ORDER("lease_owner = " P(1, text) " AND active") " RETURNING " SCHEMA_LANE_COLS,      \
     [Q_OUT_OWNERS] = "SELECT DISTINCT lease_owner FROM webhooks WHERE lease_owner IS NOT NULL",            \
-    [Q_OUT_FREE] = "UPDATE webhooks SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = " P(1, text), \
+    [Q_OUT_FREE] = "UPDATE webhooks SET lease_owner = NULL, lease_until = 0 WHERE "                        \
+                   IN_ORDER("lease_owner = " P(1, text)),                                                    \
     /* Webhook by webhook, so that each reads its part of the log's key   \
      * (webhook_id, created_at, id) from its start.                         */ \
     [Q_OUT_PRUNE] = "DELETE FROM webhook_attempts WHERE (webhook_id, created_at, id) IN (SELECT a.webhook_id, " \
                     "a.created_at, a.id FROM webhooks w JOIN webhook_attempts a ON a.webhook_id = w.id AND "   \
-                    "a.created_at < " P(1, int8) " LIMIT " P(2, int8) ")",                                     \
-    [Q_OUT_DROP] = "UPDATE webhooks SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = "            \
-                   P(1, text) " AND NOT active",                                                             \
+                    "a.created_at < " P(1, int8) " LIMIT " P(2, int8) SKIP_LOCKED ")",                         \
+    [Q_OUT_DROP] = "UPDATE webhooks SET lease_owner = NULL, lease_until = 0 WHERE "                        \
+                   IN_ORDER("lease_owner = " P(1, text) " AND NOT active"),                                  \
     [Q_WH_IMPORT] = "INSERT INTO webhooks (app_id, " SCHEMA_WEBHOOK_COLS ") VALUES (" P(1, int8) ", "        \
                     P(2, uuid) ", " P(3, text) ", " P(4, int4) ", " P(5, text) ", " P(6, int4) " <> 0, "     \
                     P(7, text) ", " P(8, int8) ", " P(9, int8) ")",                                          \

@@ -4024,11 +4024,13 @@ Test(store, version_10s_undelivered_events_are_kept_in_order_with_one_payload_ea
 }
 
 /* A write to a webhook's outbox run on a thread of its own: a report of
- * hook's row seq on st, or a delete of hook on a store of its own (url). */
+ * hook's row seq on st, a delete of hook on a store of its own (url), or
+ * a prune of the log (deleted: how many rows it took). */
 typedef struct hook_run {
     char url[URL_MAX];
     int hook;
     int64_t seq;
+    int deleted;
     store_rc_t rc;
     atomic_bool done;
 } hook_run_t;
@@ -4139,6 +4141,173 @@ Test(store, a_report_and_a_delete_of_its_webhook_do_not_deadlock)
     cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_attempts"), 0,
                  "no log of a deleted webhook");
     cr_expect_eq(payloads_on(url_), 0);
+}
+
+/* Whether webhook hook's row is locked against an update, seen from a
+ * connection of its own (which skips, never waits for, a locked row). */
+static bool webhook_locked(int hook)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM (SELECT 1 FROM webhooks WHERE id = '%s' FOR NO KEY UPDATE SKIP LOCKED) x",
+             ID(hook));
+    return raw_number_on(url_, sql) == 0;
+}
+
+/* Webhooks high, then low (so that both a scan of the table and one of
+ * the newest first meet high first), each with event 1 queued. */
+static void two_webhooks(int low, int high)
+{
+    webhook_t wh = mk_webhook(high, EVENT_ALL, 2000);
+    cr_assert_eq(store_webhook_create(st, app1.id, &wh, 100), STORE_OK);
+    wh = mk_webhook(low, EVENT_ALL, 1000);
+    cr_assert_eq(store_webhook_create(st, app1.id, &wh, 100), STORE_OK);
+    cr_assert_eq(record(app1.id, 1, EVENT_LEAD_CREATED), 2);
+}
+
+/* The same, both leased by owner until 20000. */
+static void two_leased_webhooks(int low, int high, const char *owner)
+{
+    two_webhooks(low, high);
+    lanes_seen_t a = {0};
+    cr_assert_eq(store_outbox_claim(st, owner, 10000, 20000, 8, on_lane, &a), STORE_OK);
+    cr_assert_eq(a.n, 2);
+}
+
+/* Runs fn(arg) on a thread while a raw session holds webhook low's row:
+ * once fn waits for that row, webhook high's must be free. A statement
+ * that took high first and then waited for low would close a circle with
+ * any transaction that holds low and wants high (PostgreSQL cancels one
+ * after a second); in the order of the ids, it never can. Then the
+ * session commits and fn ends. */
+static void expect_lowest_id_locked_first(int low, int high, void *(*fn)(void *), void *arg)
+{
+    PGconn *d = PQconnectdb(url_);
+    cr_assert_eq(PQstatus(d), CONNECTION_OK);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SET deadlock_timeout = '10s'; BEGIN; SELECT 1 FROM webhooks WHERE id = '%s' FOR NO KEY UPDATE",
+             ID(low));
+    PGresult *res = PQexec(d, sql);
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(d));
+    PQclear(res);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, fn, arg), 0);
+    await_lock_wait();
+    cr_expect(!webhook_locked(high), "waiting for the lowest id, it holds no other webhook");
+    end_session(d, "SELECT 1", PGRES_TUPLES_OK, t);
+}
+
+typedef struct full_run {
+    int recorded;
+    store_rc_t rc;
+} full_run_t;
+
+/* Records event 2 for app1 with a backlog of one: every webhook of app1
+ * with an event waiting is full. */
+static void *full_thread(void *arg)
+{
+    full_run_t *f = arg;
+    store_event_t ev = {
+        .type = EVENT_LEAD_CREATED, .created_at = 6000, .payload = "{\"x\":1}", .len = 7, .backlog_max = 1};
+    strcpy(ev.id, ID(2));
+    snprintf(ev.drop_id, sizeof ev.drop_id, "0190f3a2-0002-7000-8000-%012d", 2);
+    f->rc = store_event_record(st, app1.id, &ev, &f->recorded);
+    return NULL;
+}
+
+/* The webhooks an event finds full are made inactive in one statement,
+ * which locks them in the order of their ids. */
+Test(store, webhooks_made_inactive_for_a_full_backlog_are_locked_in_the_order_of_their_ids)
+{
+    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
+    two_webhooks(40, 41);
+    full_run_t f = {.recorded = -1};
+    expect_lowest_id_locked_first(40, 41, full_thread, &f);
+    cr_expect_eq(f.rc, STORE_OK);
+    cr_expect_eq(f.recorded, 0, "both full: the event goes to neither");
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhooks WHERE active"), 0, "both made inactive");
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_attempts WHERE error LIKE 'dropped: %'"),
+                 2, "and each log says so");
+}
+
+/* A report locks every webhook it will change, those of its outcomes and
+ * those whose leases it renews, in one statement, in the order of their
+ * ids: here its outcome is the higher id's, and the lower is its owner's
+ * too. */
+Test(store, a_report_locks_its_outcomes_and_leases_webhooks_in_the_order_of_their_ids)
+{
+    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
+    two_leased_webhooks(42, 43, "A");
+    hook_run_t r = {.hook = 43, .seq = queue_of(43).seq[0]};
+    atomic_init(&r.done, false);
+    expect_lowest_id_locked_first(42, 43, report_thread, &r);
+    cr_expect_eq(r.rc, STORE_OK);
+    cr_expect_eq(queue_of(43).n, 0, "delivered");
+    cr_expect_eq(queue_of(42).n, 1);
+    cr_expect_eq(
+        raw_number_on(url_, "SELECT count(*) FROM webhooks WHERE lease_owner = 'A' AND lease_until = 40000"),
+        2, "both leases renewed");
+}
+
+static void *release_thread(void *arg)
+{
+    *(store_rc_t *)arg = store_outbox_release_owner(st, "dead");
+    return NULL;
+}
+
+/* The end of a dead owner's leases locks its webhooks in the order of their
+ * ids. */
+Test(store, a_dead_owners_leases_end_in_the_order_of_their_ids)
+{
+    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
+    two_leased_webhooks(44, 45, "dead");
+    store_rc_t rc = STORE_ERROR;
+    expect_lowest_id_locked_first(44, 45, release_thread, &rc);
+    cr_expect_eq(rc, STORE_OK);
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhooks WHERE lease_owner IS NOT NULL"), 0);
+}
+
+static void *prune_thread(void *arg)
+{
+    hook_run_t *p = arg;
+    p->rc = store_outbox_prune(st, 1000, 10, &p->deleted);
+    atomic_store(&p->done, true);
+    return NULL;
+}
+
+/* The prune of the log never waits: the rows a webhook's delete is taking
+ * (in its own order) are skipped, and the others go. */
+Test(store, the_logs_prune_skips_the_rows_another_transaction_holds)
+{
+    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
+    two_webhooks(46, 47);
+    char sql[1024];
+    snprintf(
+        sql, sizeof sql,
+        "INSERT INTO webhook_attempts (webhook_id, id, event_id, type, attempt, duration_ms, created_at) "
+        "SELECT w, gen_random_uuid(), '%s', 0, 1, 0, 100 FROM (VALUES ('%s'::uuid), ('%s'::uuid)) v(w), "
+        "generate_series(1, 2)",
+        ID(1), ID(46), ID(47));
+    raw_sql(sql);
+    PGconn *d = PQconnectdb(url_);
+    cr_assert_eq(PQstatus(d), CONNECTION_OK);
+    snprintf(sql, sizeof sql, "BEGIN; DELETE FROM webhook_attempts WHERE webhook_id = '%s'", ID(46));
+    PGresult *res = PQexec(d, sql);
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(d));
+    PQclear(res);
+    hook_run_t p = {.deleted = -1};
+    atomic_init(&p.done, false);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, prune_thread, &p), 0);
+    bool waited = false;
+    for (int i = 0; i < 3000 && !atomic_load(&p.done) && !(waited = lock_waited()); i++)
+        sleep_ms(10);
+    cr_expect(atomic_load(&p.done) && !waited, "the prune ended without waiting for the delete");
+    end_session(d, "SELECT 1", PGRES_TUPLES_OK, t);
+    cr_expect_eq(p.rc, STORE_OK);
+    cr_expect_eq(p.deleted, 2, "the other webhook's rows");
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_attempts"), 0);
 }
 
 /* Renames lead id in app1 inside the open batch. */

@@ -78,6 +78,18 @@
     "ALTER TABLE webhook_events DROP COLUMN type, DROP COLUMN created_at, DROP COLUMN payload;"              \
     "CREATE INDEX webhook_events_event ON webhook_events (event_id);"
 
+/* Every statement that locks several webhooks locks them in the order of
+ * their ids, and a transaction takes all it will lock in its first such
+ * statement (a sender's report, Q_OUT_LOCK), so that no two transactions
+ * (the writer's batches, the senders' reports and lease releases, of one
+ * process or several) ever hold one webhook each while waiting for the
+ * other's: PostgreSQL would cancel one of them after deadlock_timeout (a
+ * second). An UPDATE locks the rows it changes in the order it finds them,
+ * hence the ordered, locking choice of its rows (ORDER BY is applied
+ * before the lock). The prune of the log never waits: it skips the rows a
+ * webhook's delete is taking (the delete takes them in its own order). */
+#define PG_IN_ID_ORDER(where) "id IN (SELECT id FROM webhooks WHERE " where " ORDER BY id FOR NO KEY UPDATE)"
+
 /* The webhooks' statements PostgreSQL writes its own way: the delete, in
  * two statements, the webhook's row, then its events and log (returning
  * the ids of the events it took: their payloads may be unused now); the
@@ -116,12 +128,14 @@
                     "<= $3::int8 LIMIT $4::int8 FOR NO KEY UPDATE SKIP LOCKED) c WHERE w.id = c.id "         \
                     "RETURNING w.id, w.app_id, w.url, w.secret",                                             \
     /* The payload only when some webhook wants the event. */              \
-    [Q_EV_RECORD] = "WITH w AS (SELECT id FROM " SCHEMA_EV_WANTED(P) " FOR KEY SHARE), "                     \
+    [Q_EV_RECORD] = "WITH w AS (SELECT id FROM " SCHEMA_EV_WANTED(P) " ORDER BY id FOR KEY SHARE), "         \
                     "p AS (INSERT INTO webhook_payloads (event_id, type, created_at, payload) SELECT "       \
                     "$3::uuid, $4::int4, $5::int8, $6::text WHERE EXISTS (SELECT 1 FROM w)) "                \
                     "INSERT INTO webhook_events (webhook_id, event_id) SELECT id, $3::uuid FROM w",          \
-    /* A report's webhooks, before their queue rows (a delete's order). */ \
-    [Q_OUT_LOCK] = "SELECT 1 FROM webhooks WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE",     \
+    /* Every webhook a report changes, before their queue rows (a delete's \
+     * order): those of its outcomes, and those its owner leases.         */ \
+    [Q_OUT_LOCK] = "SELECT 1 FROM webhooks WHERE id = ANY($1::uuid[]) OR lease_owner = $2::text ORDER BY id " \
+                   "FOR NO KEY UPDATE",                                                                      \
     [Q_PAYLOAD_LOCK] = "SELECT 1 FROM webhook_payloads WHERE event_id = ANY($1::uuid[]) ORDER BY event_id "  \
                        "FOR UPDATE",                                                                         \
     [Q_PAYLOAD_DROP] = "DELETE FROM webhook_payloads p WHERE p.event_id = ANY($1::uuid[]) AND NOT EXISTS ("  \
@@ -324,7 +338,7 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                      "ON CONFLICT (" SCHEMA_TOTALS_CELL ") DO UPDATE SET n = lead_totals.n + EXCLUDED.n, "
                      "v_hi = lead_totals.v_hi + EXCLUDED.v_hi, v_lo = lead_totals.v_lo + EXCLUDED.v_lo, "
                      "w_hi = lead_totals.w_hi + EXCLUDED.w_hi, w_lo = lead_totals.w_lo + EXCLUDED.w_lo",
-    SCHEMA_WEBHOOK_SQL(P, "GREATEST"),
+    SCHEMA_WEBHOOK_SQL(P, "GREATEST", PG_IN_ID_ORDER, " FOR UPDATE OF a SKIP LOCKED"),
     PG_WEBHOOK_SQL,
     /* The trash (trash.c), each move one statement. The follows are moved
      * by the statement itself, so the foreign key's cascade, run at its

@@ -404,7 +404,9 @@ static store_rc_t report_outcomes(pg_store_t *s, const store_report_t *r, pg_arr
     return rc;
 }
 
-/* Locks the webhooks of r's outcomes, in the order of their ids, before
+/* Locks every webhook the report changes (those of r's outcomes, and
+ * those r's owner leases, whose leases it ends or renews) in one
+ * statement, in the order of their ids (see PG_IN_ID_ORDER), and before
  * their queue rows: a webhook's delete takes its row, then its queue. */
 static store_rc_t lock_webhooks(pg_store_t *s, const store_report_t *r)
 {
@@ -414,9 +416,10 @@ static store_rc_t lock_webhooks(pg_store_t *s, const store_report_t *r)
         pg_array_text(&ids, (text_ref_t){r->outcomes[i].webhook_id, strlen(r->outcomes[i].webhook_id)});
     pg_array_end(&ids);
     store_rc_t rc = ids.oom ? STORE_ERROR : STORE_OK;
-    if (rc == STORE_OK && r->n > 0) {
+    if (rc == STORE_OK) {
         pg_params_t p = {0};
         pgp_own_text(&p, ids.buf, ids.len);
+        pgp_str(&p, r->owner);
         rc = pg_run_in_tx(s, Q_OUT_LOCK, &p, NULL);
     }
     free(ids.buf);

@@ -17,6 +17,10 @@
 /* SQLite's parameter n; the type is PostgreSQL's business (schema.h). */
 #define P(n, type) "?" #n
 
+/* The condition of an UPDATE of several webhooks, as it is: one writer at
+ * a time, nothing to order (store/webhook_sql.h). */
+#define SQ_AS_IS(where) where
+
 /* Search (migration 6). lead_fts is an FTS5 index of trigrams over the
  * folded name and source: a phrase of three characters or more finds every
  * lead holding it as a substring, whatever the words. It stores no text of
@@ -472,7 +476,7 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     /* Only a token this database issued, unless ?3; once. */
     [Q_REVOKE] = "INSERT INTO revoked_tokens (jti, revoked_at) SELECT ?1, ?2 "
                  "WHERE ?3 OR EXISTS (SELECT 1 FROM issued_tokens WHERE jti = ?1) ON CONFLICT (jti) DO NOTHING",
-    SCHEMA_WEBHOOK_SQL(P, "max"),
+    SCHEMA_WEBHOOK_SQL(P, "max", SQ_AS_IS, ""),
     SQ_WEBHOOK_SQL,
     /* The trash (trash.c): a lead's rows go in, then leave leads (its
      * follows by the foreign key's cascade, the totals and the search
