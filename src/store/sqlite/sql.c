@@ -498,7 +498,19 @@ const char *const sq_stmt_sql[Q__COUNT] = {
      * since the write lock holds them still in between. */
     [Q_TRASH_EXPIRE_FOLLOWS] = "DELETE FROM follows_trash WHERE (app_id, lead_id) IN (SELECT app_id, id "
                                "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
+    /* Idempotency keys (idem.c). Inside a batch a claim only looks for
+     * a live answer (TAKEN), and the answer is written once, row and all
+     * (KEEP), under the same write lock; outside one, a claim writes the
+     * key's row (CLAIM) and the answer fills it in (FINISH), as on
+     * PostgreSQL. KEEP replaces only a row older than the claim's
+     * fresh_after (?8), which is all TAKEN can have left. */
     SCHEMA_IDEM_SQL(P),
+    [Q_IDEM_TAKEN] = "SELECT 1 FROM idempotency_keys WHERE app_id = ?1 AND key = ?2 AND created_at >= ?3",
+    [Q_IDEM_KEEP] = "INSERT INTO idempotency_keys (app_id, key, hash, status, location, body, created_at) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (app_id, key) DO UPDATE SET "
+                    "hash = excluded.hash, status = excluded.status, location = excluded.location, "
+                    "body = excluded.body, created_at = excluded.created_at "
+                    "WHERE idempotency_keys.created_at < ?8",
     [Q_HISTORY_ADD] = SCHEMA_HISTORY_ADD(P),
     [Q_HISTORY_IMPORT] = SCHEMA_HISTORY_IMPORT(P, ""),
     [Q_HISTORY_COUNT] = "SELECT (SELECT count(*) FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P) ") WHERE "
