@@ -290,6 +290,29 @@
     "ALTER TABLE webhook_events DROP COLUMN payload;"                                                        \
     "CREATE INDEX webhook_events_event ON webhook_events (event_id);"
 
+/* Migration 13: the idempotency keys in a rowid table, the key's row
+ * found through a unique index on (app_id, key). Keyed by (app_id, key)
+ * without a rowid, every new answer (the whole response, hundreds of
+ * bytes) went where its key sorted, a random leaf of a large tree for a
+ * random key, and split it now and then; now the answers append at the
+ * table's end, in the order made, and only the index, whose entries are
+ * the key alone, takes the key's order. The rows move in that order. */
+#define SQ_V13_IDEM                                                                                          \
+    "CREATE TABLE idempotency_keys_v13 ("                                                                    \
+    "  app_id INTEGER NOT NULL REFERENCES apps(id),"                                                         \
+    "  key TEXT NOT NULL,"                                                                                   \
+    "  hash TEXT NOT NULL,"                                                                                  \
+    "  status INTEGER NOT NULL,"                                                                             \
+    "  location TEXT NOT NULL,"                                                                              \
+    "  body TEXT NOT NULL,"                                                                                  \
+    "  created_at INTEGER NOT NULL);"                                                                        \
+    "INSERT INTO idempotency_keys_v13 (app_id, key, hash, status, location, body, created_at) "              \
+    "  SELECT app_id, key, hash, status, location, body, created_at FROM idempotency_keys "                  \
+    "  ORDER BY created_at, app_id, key;"                                                                    \
+    "DROP TABLE idempotency_keys;"                                                                           \
+    "ALTER TABLE idempotency_keys_v13 RENAME TO idempotency_keys;"                                           \
+    "CREATE UNIQUE INDEX idempotency_keys_key ON idempotency_keys (app_id, key);" SCHEMA_V8_IDEM_INDEX
+
 /* Never edit an entry that has shipped: append a new one. */
 /* clang-format off */
 const char *const sq_migrations[SCHEMA_VERSION] = {
@@ -388,6 +411,8 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     SQ_V11_PAYLOADS,
     /* 12: the lead indexes stored ascending (see above). */
     SQ_V12_INDEXES,
+    /* 13: the idempotency keys' answers appended (see above). */
+    SQ_V13_IDEM,
 };
 
 /* The webhooks' statements SQLite writes its own way: a delete in four
