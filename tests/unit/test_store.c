@@ -1273,6 +1273,54 @@ Test(store, idempotency_keys_are_claimed_kept_and_expired)
     cr_expect_eq(store_idem_get(st, app1.id, "k1", 0, on_kept, &k, NULL), STORE_OK);
 }
 
+/* Inside a batch, as the writer runs them: a claim, then its answer or its
+ * release; a later claim of the batch finds the answer, a stale answer is
+ * replaced, and a batch ended without a commit keeps nothing. */
+Test(store, idempotency_keys_inside_a_batch_are_claimed_kept_and_released)
+{
+    const char *h1 = "1111111111111111111111111111111111111111111111111111111111111111";
+    const char *h2 = "2222222222222222222222222222222222222222222222222222222222222222";
+    kept_t k = {0};
+    cr_assert_eq(store_idem_claim(st, app1.id, "old", h1, 1000, 0), STORE_OK);
+    cr_assert_eq(store_idem_finish(st, app1.id, "old", 200, "", (text_ref_t){"{\"old\":1}", 9}), STORE_OK);
+
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    cr_expect_eq(store_idem_finish(st, app1.id, "k1", 201, "", (text_ref_t){"{}", 2}), STORE_NOT_FOUND,
+                 "never claimed");
+    cr_assert_eq(store_idem_claim(st, app1.id, "k1", h1, 5000, 4000), STORE_OK);
+    cr_assert_eq(store_idem_finish(st, app1.id, "k1", 201, "/leads/a", (text_ref_t){"{\"a\":1}", 7}),
+                 STORE_OK);
+    cr_expect_eq(store_idem_claim(st, app1.id, "k1", h2, 5001, 4001), STORE_CONFLICT, "kept in this batch");
+    cr_assert_eq(store_idem_claim(st, app2.id, "k1", h2, 5002, 4002), STORE_OK, "per app");
+    cr_assert_eq(store_idem_release(st, app2.id, "k1"), STORE_OK);
+    cr_expect_eq(store_idem_finish(st, app2.id, "k1", 201, "", (text_ref_t){"{}", 2}), STORE_NOT_FOUND,
+                 "released");
+    cr_expect_eq(store_idem_claim(st, app1.id, "old", h2, 5003, 1000), STORE_CONFLICT, "still live");
+    cr_assert_eq(store_idem_claim(st, app1.id, "old", h2, 5004, 4004), STORE_OK, "stale: replaced");
+    cr_assert_eq(store_idem_finish(st, app1.id, "old", 201, "/leads/b", (text_ref_t){"{\"b\":2}", 7}),
+                 STORE_OK);
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+
+    cr_assert_eq(store_idem_get(st, app1.id, "k1", 0, on_kept, &k, NULL), STORE_OK);
+    cr_expect_eq(k.status, 201);
+    cr_expect_str_eq(k.hash, h1);
+    cr_expect_str_eq(k.location, "/leads/a");
+    cr_expect_str_eq(k.body, "{\"a\":1}");
+    cr_expect_eq(store_idem_get(st, app1.id, "k1", 5000, on_kept, &k, NULL), STORE_OK, "made at 5000");
+    cr_expect_eq(store_idem_get(st, app1.id, "k1", 5001, on_kept, &k, NULL), STORE_NOT_FOUND);
+    cr_expect_eq(store_idem_get(st, app2.id, "k1", 0, on_kept, &k, NULL), STORE_NOT_FOUND);
+    cr_assert_eq(store_idem_get(st, app1.id, "old", 0, on_kept, &k, NULL), STORE_OK);
+    cr_expect_str_eq(k.hash, h2);
+    cr_expect_str_eq(k.body, "{\"b\":2}");
+    cr_expect_eq(store_idem_get(st, app1.id, "old", 5004, on_kept, &k, NULL), STORE_OK, "made at 5004");
+
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    cr_assert_eq(store_idem_claim(st, app2.id, "undone", h1, 6000, 5000), STORE_OK);
+    cr_assert_eq(store_idem_finish(st, app2.id, "undone", 201, "", (text_ref_t){"{}", 2}), STORE_OK);
+    cr_assert_eq(store_batch_end(st, 0), STORE_OK);
+    cr_expect_eq(store_idem_get(st, app2.id, "undone", 0, on_kept, &k, NULL), STORE_NOT_FOUND);
+}
+
 /* Keeps a 201 made at 1000 for key, whose Location and body hold text. */
 static void keep_answer(const char *key, const char *text)
 {

@@ -929,3 +929,88 @@ Test(sqlite, version_11s_lead_indexes_are_stored_ascending_and_every_lead_kept)
                  50, "the newest first, read backwards");
     store_close(s);
 }
+
+/* What version 12 had: the idempotency keys keyed by (app_id, key) without
+ * a rowid, with 40 answers of two apps (one made while its key was still
+ * claimed: status 0). */
+static const char v12_idem[] =
+    "DROP TABLE idempotency_keys;"
+    "CREATE TABLE idempotency_keys (app_id INTEGER NOT NULL REFERENCES apps(id), key TEXT NOT NULL,"
+    "  hash TEXT NOT NULL, status INTEGER NOT NULL, location TEXT NOT NULL, body TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL, PRIMARY KEY (app_id, key)) WITHOUT ROWID;"
+    "CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);"
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40) "
+    "INSERT INTO idempotency_keys SELECT 1 + i % 2, 'key-' || (41 - i), printf('%064d', i),"
+    "  CASE WHEN i = 7 THEN 0 ELSE 201 END, '/leads/' || i, '{\"n\":' || i || '}', 1000 + i FROM n;"
+    "PRAGMA user_version = 12;";
+
+typedef struct idem_seen {
+    int status;
+    char hash[STORE_IDEM_HASH_HEX + 1], location[32], body[32];
+    int64_t created_at;
+} idem_seen_t;
+
+static void on_idem(void *ctx, const store_idem_t *k)
+{
+    idem_seen_t *seen = ctx;
+    seen->status = k->status;
+    snprintf(seen->hash, sizeof seen->hash, "%s", k->hash);
+    snprintf(seen->location, sizeof seen->location, "%s", k->location);
+    snprintf(seen->body, sizeof seen->body, "%.*s", (int)k->body.len, k->body.ptr);
+    seen->created_at = k->created_at;
+}
+
+/* Migration 13: from version 12, every kept answer stays, whole, in a
+ * rowid table in the order made, found through the unique index on
+ * (app_id, key); a claim, a replay, a second answer and the expiry work
+ * on it. */
+Test(sqlite, version_12s_idempotency_keys_move_to_a_rowid_table_and_every_answer_is_kept)
+{
+    store_t *s = open_migrated(url_);
+    create_app(s, "pk_live_v12a");
+    create_app(s, "pk_live_v12b");
+    cr_assert_eq(exec_sql(s, v12_idem), SQLITE_OK);
+    store_close(s);
+    s = open_migrated(url_);
+    cr_expect_eq(int_of(s, "PRAGMA user_version"), SCHEMA_VERSION);
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM idempotency_keys"), 40);
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'idempotency_keys' "
+                           "AND sql NOT LIKE '%WITHOUT ROWID%'"),
+                 1, "a rowid table");
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM pragma_index_list('idempotency_keys') "
+                           "WHERE name = 'idempotency_keys_key' AND \"unique\""),
+                 1);
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM pragma_index_list('idempotency_keys') "
+                           "WHERE name = 'idempotency_keys_age'"),
+                 1);
+    cr_expect_eq(
+        int_of(s, "SELECT count(*) FROM (SELECT created_at - lag(created_at) OVER (ORDER BY rowid) AS d "
+                  "FROM idempotency_keys) WHERE d <= 0"),
+        0, "in the order made");
+    idem_seen_t seen = {0};
+    cr_assert_eq(store_idem_get(s, 2, "key-16", 0, on_idem, &seen, NULL), STORE_OK);
+    cr_expect_eq(seen.status, 201);
+    cr_expect_str_eq(seen.hash, "0000000000000000000000000000000000000000000000000000000000000025");
+    cr_expect_str_eq(seen.location, "/leads/25");
+    cr_expect_str_eq(seen.body, "{\"n\":25}");
+    cr_expect_eq(seen.created_at, 1025);
+    cr_assert_eq(store_idem_get(s, 2, "key-34", 0, on_idem, &seen, NULL), STORE_OK);
+    cr_expect_eq(seen.status, 0, "a claimed key stays claimed");
+    cr_expect_eq(store_idem_get(s, 1, "key-16", 0, on_idem, &seen, NULL), STORE_NOT_FOUND, "per app");
+
+    const char *h = "9999999999999999999999999999999999999999999999999999999999999999";
+    cr_expect_eq(store_idem_claim(s, 2, "key-16", h, 5000, 0), STORE_CONFLICT, "a live answer holds it");
+    cr_assert_eq(store_batch_begin(s), STORE_OK);
+    cr_expect_eq(store_idem_claim(s, 2, "key-16", h, 5000, 0), STORE_CONFLICT);
+    cr_assert_eq(store_idem_claim(s, 1, "key-16", h, 5000, 0), STORE_OK);
+    cr_assert_eq(store_idem_finish(s, 1, "key-16", 201, "/leads/new", (text_ref_t){"{}", 2}), STORE_OK);
+    cr_expect_eq(store_idem_claim(s, 1, "key-16", h, 5001, 0), STORE_CONFLICT);
+    cr_assert_eq(store_batch_end(s, 1), STORE_OK);
+    cr_assert_eq(store_idem_get(s, 1, "key-16", 0, on_idem, &seen, NULL), STORE_OK);
+    cr_expect_str_eq(seen.location, "/leads/new");
+    int purged = -1;
+    cr_assert_eq(store_idem_expire(s, 1021, 100, &purged), STORE_OK);
+    cr_expect_eq(purged, 20, "made at 1001 to 1020");
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM idempotency_keys"), 21);
+    store_close(s);
+}

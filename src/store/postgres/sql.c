@@ -241,6 +241,10 @@ const char *const pg_migrations[SCHEMA_VERSION] = {
     /* 12: SQLite's lead indexes stored ascending (measured on SQLite
      * only); nothing changes here. */
     "SELECT 1",
+    /* 13: SQLite's idempotency keys in a rowid table beside a unique
+     * index; here the table is a heap beside its primary key's index
+     * already, so nothing changes. */
+    "SELECT 1",
 };
 
 #define FOLLOW_ORDER "due_at ASC NULLS LAST, created_at, id"

@@ -79,6 +79,8 @@ static bool stage_safe(enum sq_stmt_id id)
     case Q_IDEM_GET:
     case Q_IDEM_CLAIM:
     case Q_IDEM_FINISH:
+    case Q_IDEM_TAKEN:
+    case Q_IDEM_KEEP:
     case Q_IDEM_RELEASE:
         return true;
     default:

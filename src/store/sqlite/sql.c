@@ -294,6 +294,29 @@
     "ALTER TABLE webhook_events DROP COLUMN payload;"                                                        \
     "CREATE INDEX webhook_events_event ON webhook_events (event_id);"
 
+/* Migration 13: the idempotency keys in a rowid table, the key's row
+ * found through a unique index on (app_id, key). Keyed by (app_id, key)
+ * without a rowid, every new answer (the whole response, hundreds of
+ * bytes) went where its key sorted, a random leaf of a large tree for a
+ * random key, and split it now and then; now the answers append at the
+ * table's end, in the order made, and only the index, whose entries are
+ * the key alone, takes the key's order. The rows move in that order. */
+#define SQ_V13_IDEM                                                                                          \
+    "CREATE TABLE idempotency_keys_v13 ("                                                                    \
+    "  app_id INTEGER NOT NULL REFERENCES apps(id),"                                                         \
+    "  key TEXT NOT NULL,"                                                                                   \
+    "  hash TEXT NOT NULL,"                                                                                  \
+    "  status INTEGER NOT NULL,"                                                                             \
+    "  location TEXT NOT NULL,"                                                                              \
+    "  body TEXT NOT NULL,"                                                                                  \
+    "  created_at INTEGER NOT NULL);"                                                                        \
+    "INSERT INTO idempotency_keys_v13 (app_id, key, hash, status, location, body, created_at) "              \
+    "  SELECT app_id, key, hash, status, location, body, created_at FROM idempotency_keys "                  \
+    "  ORDER BY created_at, app_id, key;"                                                                    \
+    "DROP TABLE idempotency_keys;"                                                                           \
+    "ALTER TABLE idempotency_keys_v13 RENAME TO idempotency_keys;"                                           \
+    "CREATE UNIQUE INDEX idempotency_keys_key ON idempotency_keys (app_id, key);" SCHEMA_V8_IDEM_INDEX
+
 /* Never edit an entry that has shipped: append a new one. */
 /* clang-format off */
 const char *const sq_migrations[SCHEMA_VERSION] = {
@@ -392,6 +415,8 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     SQ_V11_PAYLOADS,
     /* 12: the lead indexes stored ascending (see above). */
     SQ_V12_INDEXES,
+    /* 13: the idempotency keys' answers appended (see above). */
+    SQ_V13_IDEM,
 };
 
 /* The webhooks' statements SQLite writes its own way: a delete in four
@@ -502,7 +527,19 @@ const char *const sq_stmt_sql[Q__COUNT] = {
      * since the write lock holds them still in between. */
     [Q_TRASH_EXPIRE_FOLLOWS] = "DELETE FROM follows_trash WHERE (app_id, lead_id) IN (SELECT app_id, id "
                                "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
+    /* Idempotency keys (idem.c). Inside a batch a claim only looks for
+     * a live answer (TAKEN), and the answer is written once, row and all
+     * (KEEP), under the same write lock; outside one, a claim writes the
+     * key's row (CLAIM) and the answer fills it in (FINISH), as on
+     * PostgreSQL. KEEP replaces only a row older than the claim's
+     * fresh_after (?8), which is all TAKEN can have left. */
     SCHEMA_IDEM_SQL(P),
+    [Q_IDEM_TAKEN] = "SELECT 1 FROM idempotency_keys WHERE app_id = ?1 AND key = ?2 AND created_at >= ?3",
+    [Q_IDEM_KEEP] = "INSERT INTO idempotency_keys (app_id, key, hash, status, location, body, created_at) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (app_id, key) DO UPDATE SET "
+                    "hash = excluded.hash, status = excluded.status, location = excluded.location, "
+                    "body = excluded.body, created_at = excluded.created_at "
+                    "WHERE idempotency_keys.created_at < ?8",
     [Q_HISTORY_ADD] = SCHEMA_HISTORY_ADD(P),
     [Q_HISTORY_IMPORT] = SCHEMA_HISTORY_IMPORT(P, ""),
     [Q_HISTORY_COUNT] = "SELECT (SELECT count(*) FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P) ") WHERE "

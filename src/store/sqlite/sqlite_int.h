@@ -95,6 +95,8 @@ enum sq_stmt_id {
     Q_IDEM_GET,
     Q_IDEM_CLAIM,
     Q_IDEM_FINISH,
+    Q_IDEM_TAKEN,
+    Q_IDEM_KEEP,
     Q_IDEM_RELEASE,
     Q_IDEM_EXPIRE,
     Q_IDEM_FORGET_LIVE,
@@ -176,6 +178,15 @@ typedef struct sq_dyn {
     uint64_t hash, used;
 } sq_dyn_t;
 
+/* An idempotency key claimed inside a batch and not yet kept or let go of
+ * (idem.c): its row is written once, with the answer. */
+typedef struct sq_idem_claim {
+    bool set;
+    int64_t app, at, fresh_after;
+    char key[STORE_IDEM_KEY_MAX];
+    char hash[STORE_IDEM_HASH_HEX + 1];
+} sq_idem_claim_t;
+
 typedef struct sqlite_store {
     store_base_t base; /* the store_t, and group commit's state (base.batch) */
     sqlite3 *db;
@@ -185,9 +196,10 @@ typedef struct sqlite_store {
     uint64_t dyn_tick;
     int64_t local_writes; /* lead creates and deletes through this connection */
     sq_anchors_t anchors;
-    bool in_import; /* inside crmd copy's import, which counts the apps' leads when it ends */
-    int staged;     /* leads that may wait in the staging table (leads.c) */
-    bool tidy_set;  /* the search index's merge setting written (tidy.c) */
+    bool in_import;        /* inside crmd copy's import, which counts the apps' leads when it ends */
+    int staged;            /* leads that may wait in the staging table (leads.c) */
+    sq_idem_claim_t claim; /* the idempotency key claimed last (idem.c) */
+    bool tidy_set;         /* the search index's merge setting written (tidy.c) */
     /* The read transaction kept for the rest of the loop's turn (txn.c,
      * sq_hold): only on a connection that serves an event loop. */
     store_loop_t loop;
