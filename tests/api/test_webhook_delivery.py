@@ -595,7 +595,15 @@ def test_an_apps_backlog_does_not_hold_up_another_apps_deliveries(make_server):
         print(f"\nthe other app's event arrived {got[0].at - t0:.2f}s after it was made, "
               f"{len(slow.got())} of the backlog's 10,000 events delivered by then")
         assert got[0].at - t0 < 2.5, f"another app's event waited {got[0].at - t0:.1f}s behind the backlog"
-        assert len({d.path for d in slow.got()}) > 50, "the backlog's webhooks are worked on side by side"
+        # Side by side, the 100 webhooks each have their first event within
+        # a fraction of a second; one after another (0.2 s a delivery),
+        # fewer than 41 would have any after 8 s. Counted until then, not at
+        # the moment the other app's event came: on a loaded machine that
+        # can be before the sender has reached half of them.
+        paths = lambda: len({d.path for d in slow.got()})  # noqa: E731
+        while paths() <= 50 and time.monotonic() - t0 < 8:
+            time.sleep(0.05)
+        assert paths() > 50, f"the backlog's webhooks are worked on side by side ({paths()} of 100 begun)"
     finally:
         slow.close()
         fast.close()
