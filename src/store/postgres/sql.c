@@ -84,7 +84,11 @@
  * (the writer's batches, the senders' reports and lease releases, of one
  * process or several) ever hold one webhook each while waiting for the
  * other's: PostgreSQL would cancel one of them after deadlock_timeout (a
- * second). An UPDATE locks the rows it changes in the order it finds them,
+ * second). One circle is left: a writer's batch in which the backlogs of
+ * two webhooks fill locks them write by write, so a report can still meet
+ * it (docs/scaling.md); PostgreSQL cancels one side, and the writer runs
+ * its batch again or the sender reports again. An UPDATE locks the rows
+ * it changes in the order it finds them,
  * hence the ordered, locking choice of its rows (ORDER BY is applied
  * before the lock). The prune of the log never waits: it skips the rows a
  * webhook's delete is taking (the delete takes them in its own order). */
