@@ -311,6 +311,7 @@ static int serve_sizes(serve_conf_t *c, const char *threads_s, const char *cache
     if (threads_s != NULL && !cli_parse_long(threads_s, 1, 256, &c->threads))
         return cli_usage_error("--threads wants a number from 1 to 256, not '%s'", threads_s);
     if (c->threads < 1) c->threads = 1;
+    if (c->threads > 256) c->threads = 256; /* the most --threads takes */
     /* The response cache sees only this process's writes: it is for an
      * embedded SQLite database, never for a shared PostgreSQL one. */
     c->cache_mb = DEFAULT_CACHE_MB;
