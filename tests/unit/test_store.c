@@ -1242,6 +1242,18 @@ static void on_kept(void *ctx, const store_idem_t *k)
     snprintf(c->body, sizeof c->body, "%.*s", (int)k->body.len, k->body.ptr != NULL ? k->body.ptr : "");
 }
 
+/* That app's key holds the answer (status, hash, location, body). */
+static void expect_kept(int64_t app, const char *key, int status, const char *hash, const char *location,
+                        const char *body)
+{
+    kept_t k = {0};
+    cr_assert_eq(store_idem_get(st, app, key, 0, on_kept, &k, NULL), STORE_OK, "%s", key);
+    cr_expect_eq(k.status, status, "%s", key);
+    cr_expect_str_eq(k.hash, hash, "%s", key);
+    cr_expect_str_eq(k.location, location, "%s", key);
+    cr_expect_str_eq(k.body, body, "%s", key);
+}
+
 Test(store, idempotency_keys_are_claimed_kept_and_expired)
 {
     const char *h1 = "1111111111111111111111111111111111111111111111111111111111111111";
@@ -1252,11 +1264,7 @@ Test(store, idempotency_keys_are_claimed_kept_and_expired)
     cr_assert_eq(store_idem_finish(st, app1.id, "k1", 201, "/leads/x", (text_ref_t){"{\"a\":1}", 7}),
                  STORE_OK);
     cr_expect_eq(store_idem_claim(st, app1.id, "k1", h2, 2000, 0), STORE_CONFLICT, "a live answer holds it");
-    cr_assert_eq(store_idem_get(st, app1.id, "k1", 0, on_kept, &k, NULL), STORE_OK);
-    cr_expect_eq(k.status, 201);
-    cr_expect_str_eq(k.hash, h1);
-    cr_expect_str_eq(k.location, "/leads/x");
-    cr_expect_str_eq(k.body, "{\"a\":1}");
+    expect_kept(app1.id, "k1", 201, h1, "/leads/x", "{\"a\":1}");
     cr_expect_eq(store_idem_get(st, app1.id, "k1", 1001, on_kept, &k, NULL), STORE_NOT_FOUND, "too old");
     cr_expect_eq(store_idem_get(st, app2.id, "k1", 0, on_kept, &k, NULL), STORE_NOT_FOUND, "per app");
     cr_expect_eq(store_idem_claim(st, app2.id, "k1", h2, 2000, 0), STORE_OK);
@@ -1301,11 +1309,7 @@ Test(store, idempotency_keys_inside_a_batch_are_claimed_kept_and_released)
                  STORE_OK);
     cr_assert_eq(store_batch_end(st, 1), STORE_OK);
 
-    cr_assert_eq(store_idem_get(st, app1.id, "k1", 0, on_kept, &k, NULL), STORE_OK);
-    cr_expect_eq(k.status, 201);
-    cr_expect_str_eq(k.hash, h1);
-    cr_expect_str_eq(k.location, "/leads/a");
-    cr_expect_str_eq(k.body, "{\"a\":1}");
+    expect_kept(app1.id, "k1", 201, h1, "/leads/a", "{\"a\":1}");
     cr_expect_eq(store_idem_get(st, app1.id, "k1", 5000, on_kept, &k, NULL), STORE_OK, "made at 5000");
     cr_expect_eq(store_idem_get(st, app1.id, "k1", 5001, on_kept, &k, NULL), STORE_NOT_FOUND);
     cr_expect_eq(store_idem_get(st, app2.id, "k1", 0, on_kept, &k, NULL), STORE_NOT_FOUND);
