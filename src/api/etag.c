@@ -46,18 +46,23 @@ EVP_MD_CTX *api_sha256_begin(void)
     return EVP_DigestInit_ex(ctx, type, NULL) == 1 ? ctx : NULL;
 }
 
-void api_etag_of(const char *body, size_t len, char out[API_ETAG_MAX])
+void api_hex(const unsigned char *md, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+}
+
+void api_etag_of(const char *body, size_t len, char out[API_ETAG_MAX])
+{
     unsigned char md[EVP_MAX_MD_SIZE];
     EVP_MD_CTX *ctx = api_sha256_begin();
     if (ctx == NULL || EVP_DigestUpdate(ctx, body, len) != 1 || EVP_DigestFinal_ex(ctx, md, NULL) != 1)
         SHA256((const unsigned char *)body, len, md);
     out[0] = '"';
-    for (int i = 0; i < 16; i++) {
-        out[1 + 2 * i] = hex[md[i] >> 4];
-        out[2 + 2 * i] = hex[md[i] & 15];
-    }
+    api_hex(md, 16, out + 1);
     out[33] = '"';
     out[34] = '\0';
 }

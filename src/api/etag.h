@@ -36,6 +36,11 @@ const struct evp_md_st *api_sha256(void);
  * One digest at a time per thread: beginning another ends the last. */
 struct evp_md_ctx_st *api_sha256_begin(void);
 
+/* Writes the n bytes at md as 2 * n lowercase hex digits into out (no
+ * terminator): by hand, as snprintf's call per byte costs more than a
+ * SHA-256 of a small body. */
+void api_hex(const unsigned char *md, size_t n, char *out);
+
 /* Whether the header value list[0..len) (a list of entity tags, or "*")
  * names etag: strong comparison for If-Match (a weak tag never matches),
  * weak for If-None-Match. A value that is not such a list matches

@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 
+#include "api/etag.h"
 #include "api/inflight.h"
 #include "api/request.h"
 #include "api/respond.h"
@@ -22,23 +23,19 @@ static bool digest(api_req_t *r, char out[STORE_IDEM_HASH_HEX + 1])
     h2o_iovec_t parts[] = {r->req->method, r->path, r->req->entity};
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+    /* The thread's own context (etag.c), not one made per request. */
+    EVP_MD_CTX *ctx = api_sha256_begin();
+    bool ok = ctx != NULL;
     for (size_t i = 0; ok && i < sizeof parts / sizeof parts[0]; i++) {
         uint64_t n = parts[i].len;
         ok = EVP_DigestUpdate(ctx, &n, sizeof n) == 1 &&
              (n == 0 || EVP_DigestUpdate(ctx, parts[i].base, parts[i].len) == 1);
     }
     ok = ok && EVP_DigestFinal_ex(ctx, md, &len) == 1 && len * 2 == STORE_IDEM_HASH_HEX;
-    EVP_MD_CTX_free(ctx);
-    /* In hex by hand: snprintf, a call per byte, cost more than the
-     * digest itself. */
-    static const char hex[] = "0123456789abcdef";
-    for (unsigned int i = 0; ok && i < len; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
+    if (ok) {
+        api_hex(md, len, out);
+        out[2 * len] = '\0';
     }
-    if (ok) out[2 * len] = '\0';
     return ok;
 }
 
