@@ -6,9 +6,8 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
+#include "api/etag.h"
 #include "auth/jwt.h"
 #include "model/uuid.h"
 
@@ -59,10 +58,8 @@ static bool mac_of(const api_cursor_bind_t *b, const unsigned char *raw, size_t 
     m += API_CURSOR_DIGEST;
     memcpy(msg + m, raw, len);
     m += len;
-    unsigned char full[EVP_MAX_MD_SIZE];
-    unsigned int fl = 0;
-    if (HMAC(EVP_sha256(), b->secret, JWT_SECRET_BYTES, msg, m, full, &fl) == NULL || fl < MAC_BYTES)
-        return false;
+    unsigned char full[32];
+    if (!api_hmac_sha256(b->secret, JWT_SECRET_BYTES, msg, m, full)) return false;
     memcpy(out, full, MAC_BYTES);
     return true;
 }

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
@@ -44,6 +45,32 @@ EVP_MD_CTX *api_sha256_begin(void)
         }
     }
     return EVP_DigestInit_ex(ctx, type, NULL) == 1 ? ctx : NULL;
+}
+
+/* One SHA-256 of pad[0..64) then msg[0..len) into out. */
+static bool sha256_two(const unsigned char pad[64], const unsigned char *msg, size_t len,
+                       unsigned char out[32])
+{
+    EVP_MD_CTX *ctx = api_sha256_begin();
+    unsigned int n = 0;
+    return ctx != NULL && EVP_DigestUpdate(ctx, pad, 64) == 1 && EVP_DigestUpdate(ctx, msg, len) == 1 &&
+           EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == 32;
+}
+
+bool api_hmac_sha256(const unsigned char *key, size_t klen, const unsigned char *msg, size_t len,
+                     unsigned char out[32])
+{
+    if (klen > 64) return false;
+    unsigned char ipad[64], opad[64], inner[32];
+    for (size_t i = 0; i < 64; i++) {
+        unsigned char k = i < klen ? key[i] : 0;
+        ipad[i] = k ^ 0x36;
+        opad[i] = k ^ 0x5c;
+    }
+    bool ok = sha256_two(ipad, msg, len, inner) && sha256_two(opad, inner, sizeof inner, out);
+    OPENSSL_cleanse(ipad, sizeof ipad);
+    OPENSSL_cleanse(opad, sizeof opad);
+    return ok;
 }
 
 void api_hex(const unsigned char *md, size_t n, char *out)

@@ -36,6 +36,14 @@ const struct evp_md_st *api_sha256(void);
  * One digest at a time per thread: beginning another ends the last. */
 struct evp_md_ctx_st *api_sha256_begin(void);
 
+/* HMAC-SHA256 (RFC 2104) of msg[0..len) under key[0..klen), klen at most
+ * SHA-256's block of 64 bytes, into out (32 bytes), on the calling
+ * thread's SHA-256 context; false if the context cannot be had or klen is
+ * larger. HMAC(), which fetches the digest and makes and frees a context
+ * on every call, cost a tenth of a cursor page's CPU. */
+bool api_hmac_sha256(const unsigned char *key, size_t klen, const unsigned char *msg, size_t len,
+                     unsigned char out[32]);
+
 /* Writes the n bytes at md as 2 * n lowercase hex digits into out (no
  * terminator): by hand, as snprintf's call per byte costs more than a
  * SHA-256 of a small body. */

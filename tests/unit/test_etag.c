@@ -5,6 +5,9 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "api/etag.h"
 
 #define M(list, tag, weak) api_etag_match(list, strlen(list), tag, weak)
@@ -52,4 +55,32 @@ Test(etag, what_is_not_a_list_matches_nothing)
                          "*, \"abc\"", "\"a\"b\"", "w/\"abc\""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_expect(!M(bad[i], t, true), "%s", bad[i]);
+}
+
+/* The cursors' MAC: RFC 4231's second case, then OpenSSL's HMAC() for
+ * every key length up to a block and messages across block edges; a key
+ * longer than a block is refused, not silently cut. */
+Test(etag, hmac_sha256_is_rfc_2104s)
+{
+    unsigned char out[32], want[EVP_MAX_MD_SIZE];
+    char hex[65] = {0};
+    const char *msg = "what do ya want for nothing?";
+    cr_assert(
+        api_hmac_sha256((const unsigned char *)"Jefe", 4, (const unsigned char *)msg, strlen(msg), out));
+    api_hex(out, 32, hex);
+    cr_expect_str_eq(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    unsigned char key[65], data[300];
+    for (size_t i = 0; i < sizeof key; i++)
+        key[i] = (unsigned char)(i * 7 + 1);
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (unsigned char)(i * 13 + 5);
+    for (size_t k = 0; k <= 64; k += 8) {
+        for (size_t n = 0; n < sizeof data; n += 37) {
+            unsigned int wl = 0;
+            cr_assert(HMAC(EVP_sha256(), key, (int)k, data, n, want, &wl) != NULL);
+            cr_assert(api_hmac_sha256(key, k, data, n, out));
+            cr_expect(wl == 32 && memcmp(out, want, 32) == 0, "key %zu bytes, message %zu", k, n);
+        }
+    }
+    cr_expect(!api_hmac_sha256(key, 65, data, 10, out));
 }
