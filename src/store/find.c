@@ -735,6 +735,7 @@ typedef struct fq_read {
     const struct fq_key_of *by_key; /* how rows are read again by their key, or NULL */
     const char *join;               /* a table the page is joined to ("leads ld CROSS JOIN "), or NULL */
     unsigned allowed; /* the values of a first key of a few values that the filter keeps (0: all) */
+    bool covered;     /* the sort's index holds every column the range tests: its keys read alone */
 } fq_read_t;
 
 /* The rows of phases ph[0..n) (an arm's WHERE without its ORDER BY), at
@@ -831,7 +832,7 @@ static void put_arm(fq_t *q, const fq_read_t *rd, const phase_t *ph, int i, int 
                     bool flat)
 {
     fq_buf_t *b = &q->sql;
-    bool by_key = rd->by_key != NULL && (q->plan == FQ_PLAN_FILTER || off_param != 0);
+    bool by_key = rd->by_key != NULL && (q->plan == FQ_PLAN_FILTER || off_param != 0 || rd->covered);
     put(b, flat ? "SELECT CAST(NULL AS BIGINT) AS n, " : "SELECT * FROM (SELECT ");
     putf(b, "%d AS ph", i);
     for (int j = 0; j < rd->nk; j++)
@@ -955,6 +956,29 @@ static const char *first_sort_col(const store_lead_query_t *lq)
     return LEAD_KEYS[order[0].key].col;
 }
 
+/* Whether, on SQLite under FQ_PLAN_SORT, the sort's index holds all that
+ * rd's range tests: a sort by updated_at, value or probability (whose
+ * indexes carry the stage and status, schema version 14) with ties broken
+ * by created_at and id only, filtered by stage and status and nothing
+ * else beyond the sort's own column. The walk then tests each lead in the
+ * index, and only the page's records are read from the table; otherwise
+ * each lead it passes is, to be tested. PostgreSQL reads as before. */
+static bool sort_index_covers(const fq_t *q, const fq_read_t *rd, const store_lead_query_t *lq)
+{
+    if (q->pg || q->plan != FQ_PLAN_SORT || (lq->f.stages == 0 && lq->f.statuses == 0)) return false;
+    store_lead_query_t rest = *lq;
+    rest.f.stages = 0;
+    rest.f.statuses = 0;
+    if (fq_lead_filters_beyond_sort(&rest)) return false;
+    const char *first = rd->k[0].col;
+    if (strcmp(first, "l.updated_at") != 0 && strcmp(first, "l.value_cents") != 0 &&
+        strcmp(first, "l.probability") != 0)
+        return false;
+    for (int i = 1; i < rd->nk; i++)
+        if (strcmp(rd->k[i].col, "l.created_at") != 0 && strcmp(rd->k[i].col, "l.id") != 0) return false;
+    return true;
+}
+
 bool fq_lead_find(fq_t *q, int64_t app, const store_lead_query_t *lq)
 {
     begin(q, app, lq->now);
@@ -976,6 +1000,7 @@ bool fq_lead_find(fq_t *q, int64_t app, const store_lead_query_t *lq)
     rd.by_key = &LEAD_KEY_OF;
     store_sort_t order[STORE_SORT_MAX];
     if (!keys_of(q, &rd, order, store_lead_order(lq->sort, lq->nsort, order), LEAD_KEYS)) return false;
+    rd.covered = sort_index_covers(q, &rd, lq);
     put_page(q, &rd);
     put_final_order(q, &rd);
     return done(q);

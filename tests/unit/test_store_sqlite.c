@@ -441,6 +441,62 @@ Test(sqlite, every_filter_and_sort_starts_from_its_index)
     store_close(s);
 }
 
+/* Under FQ_PLAN_SORT, a page of some stages or statuses sorted by
+ * updated_at, value or probability tests them in the sort's index, which
+ * carries them (schema version 14): the walk reads keys alone (a covering
+ * index) and only the page's records by their primary key. Other filters,
+ * or another sort, still read each lead they pass from the table. */
+Test(sqlite, a_stage_or_status_page_is_tested_in_its_sorts_index)
+{
+    store_t *s = open_migrated(url_);
+    static const struct {
+        int key;
+        bool desc;
+        const char *index;
+    } sorts[] = {{LEAD_KEY_VALUE, true, "COVERING INDEX leads_value"},
+                 {LEAD_KEY_VALUE, false, "COVERING INDEX leads_value"},
+                 {LEAD_KEY_PROBABILITY, true, "COVERING INDEX leads_probability"},
+                 {LEAD_KEY_UPDATED, false, "COVERING INDEX leads_updated"}};
+    for (size_t i = 0; i < sizeof sorts / sizeof sorts[0]; i++) {
+        for (int count = 0; count < 2; count++) {
+            store_lead_query_t q = plan_query();
+            q.nsort = 1;
+            q.sort[0] = (store_sort_t){sorts[i].key, sorts[i].desc};
+            q.f.stages = 1u << STAGE_QUALIFIED | 1u << STAGE_PROPOSAL;
+            q.f.statuses = count ? 1u << LEAD_ACTIVE : 0;
+            q.count = count;
+            expect_plan_of(s, &q, FQ_PLAN_SORT, sorts[i].index, sorts[i].index);
+            expect_plan_of(s, &q, FQ_PLAN_SORT, "SEARCH l USING PRIMARY KEY (app_id=? AND id=?)",
+                           sorts[i].index);
+        }
+    }
+    store_lead_query_t q = plan_query();
+    q.nsort = 1;
+    q.sort[0] = (store_sort_t){LEAD_KEY_VALUE, true};
+    q.f.stages = 1u << STAGE_QUALIFIED;
+    q.f.nsources = 1;
+    q.f.sources[0] = (text_ref_t){"web", 3};
+    static fq_t fq;
+    fq_init(&fq, false);
+    fq.search = FQ_SEARCH_SCAN;
+    fq.plan = FQ_PLAN_SORT;
+    cr_assert(fq_lead_find(&fq, 1, &q));
+    char steps[8192];
+    plan_of(s, &fq, steps, sizeof steps);
+    cr_expect(strstr(steps, "USING INDEX leads_value") != NULL && strstr(steps, "COVERING") == NULL,
+              "a source is not in the index: each lead is read\n%s", steps);
+    q.f.nsources = 0;
+    q.sort[0] = (store_sort_t){LEAD_KEY_NAME, false};
+    fq_init(&fq, false);
+    fq.search = FQ_SEARCH_SCAN;
+    fq.plan = FQ_PLAN_SORT;
+    cr_assert(fq_lead_find(&fq, 1, &q));
+    plan_of(s, &fq, steps, sizeof steps);
+    cr_expect(strstr(steps, "USING INDEX leads_name") != NULL && strstr(steps, "COVERING") == NULL,
+              "the name's index carries no stage\n%s", steps);
+    store_close(s);
+}
+
 /* A page at an offset skips its rows in the sort's index alone (a
  * covering index: keys, no table lookups), then reads the page's records
  * by their primary key. */
@@ -912,9 +968,9 @@ Test(sqlite, version_11s_lead_indexes_are_stored_ascending_and_every_lead_kept)
     cr_expect_eq(int_of(s, "SELECT count(*) FROM leads WHERE app_id = 1"), 50);
     static const struct {
         const char *index, *dirs;
-    } want[] = {{"leads_newest", "aaa"},  {"leads_updated", "aaaa"},     {"leads_name", "adaa"},
-                {"leads_value", "aaaa"},  {"leads_probability", "aaaa"}, {"leads_stage", "adaa"},
-                {"leads_status", "adaa"}, {"leads_source", "adaa"},      {"leads_account", "adaa"},
+    } want[] = {{"leads_newest", "aaa"},   {"leads_updated", "aaaaaa"},     {"leads_name", "adaa"},
+                {"leads_value", "aaaaaa"}, {"leads_probability", "aaaaaa"}, {"leads_stage", "adaa"},
+                {"leads_status", "adaa"},  {"leads_source", "adaa"},        {"leads_account", "adaa"},
                 {"leads_contact", "adaa"}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         char dirs[16], sql[128];
@@ -1012,5 +1068,49 @@ Test(sqlite, version_12s_idempotency_keys_move_to_a_rowid_table_and_every_answer
     cr_assert_eq(store_idem_expire(s, 1021, 100, &purged), STORE_OK);
     cr_expect_eq(purged, 20, "made at 1001 to 1020");
     cr_expect_eq(int_of(s, "SELECT count(*) FROM idempotency_keys"), 21);
+    store_close(s);
+}
+
+/* What version 13 had: the indexes of the updated_at, value and
+ * probability sorts without the stage and status. */
+static const char v13_sort_indexes[] =
+    "DROP INDEX leads_updated; DROP INDEX leads_value; DROP INDEX leads_probability;"
+    "CREATE INDEX leads_updated ON leads (app_id, updated_at, created_at, id);"
+    "CREATE INDEX leads_value ON leads (app_id, value_cents, created_at, id);"
+    "CREATE INDEX leads_probability ON leads (app_id, probability, created_at, id);"
+    "PRAGMA user_version = 13;";
+
+/* Migration 14: from version 13, every lead stays, the three sort indexes
+ * end in the stage and status, each with one planner's figure per column,
+ * and a page of a stage by value reads the same leads as before. */
+Test(sqlite, version_13s_sort_indexes_gain_the_stage_and_status_and_every_lead_is_kept)
+{
+    store_t *s = open_migrated(url_);
+    create_app(s, "pk_live_v13");
+    cr_assert_eq(exec_sql(s, v13_sort_indexes), SQLITE_OK);
+    for (int n = 1; n <= 60; n++)
+        cr_assert_eq(insert_lead(s, n, 1700000000000LL + n), SQLITE_OK);
+    cr_assert_eq(exec_sql(s, "UPDATE leads SET stage = id % 5, value_cents = (substr(id, 25) * 37) % 11"),
+                 SQLITE_OK);
+    store_close(s);
+    s = open_migrated(url_);
+    cr_expect_eq(int_of(s, "PRAGMA user_version"), SCHEMA_VERSION);
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM leads WHERE app_id = 1"), 60);
+    static const char *const names[] = {"leads_updated", "leads_value", "leads_probability"};
+    static const char *const firsts[] = {"updated_at", "value_cents", "probability"};
+    for (int i = 0; i < 3; i++) {
+        char cols[256], want[96], sql[128];
+        index_keys(s, names[i], false, cols, sizeof cols);
+        snprintf(want, sizeof want, "app_id,%s,created_at,id,stage,status", firsts[i]);
+        cr_expect_str_eq(cols, want, "%s", names[i]);
+        snprintf(sql, sizeof sql,
+                 "SELECT length(stat) - length(replace(stat, ' ', '')) FROM sqlite_stat1 "
+                 "WHERE tbl = 'leads' AND idx = '%s'",
+                 names[i]);
+        cr_expect_eq(int_of(s, sql), 6, "%s: a figure for the rows and one per column", names[i]);
+    }
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM leads INDEXED BY leads_value WHERE app_id = 1 AND stage = 2 "
+                           "AND value_cents >= 0"),
+                 int_of(s, "SELECT count(*) FROM leads WHERE app_id = 1 AND stage = 2"));
     store_close(s);
 }
