@@ -216,8 +216,9 @@ typedef struct sqlite_store {
 sqlite_store_t *sq_of(store_t *base);
 
 /* The connection behind base, its held snapshot (if any) kept: for the
- * reads of one lead, one follow, one lead's follows and a shallow page of
- * leads (or an app's lead count), which call sq_hold. */
+ * reads of one lead, one follow, one lead's follows, a shallow page of
+ * leads (or an app's lead count), and the finds and the summary (find.c),
+ * which call sq_hold. */
 static inline sqlite_store_t *sq_of_read(store_t *base)
 {
     return (sqlite_store_t *)base;
@@ -382,8 +383,9 @@ int sq_register_fold(sqlite3 *db);
 /*
  * A held snapshot (conn.c). A read transaction per request (its WAL read lock: a
  * mutex, an fcntl, an fstat) was a tenth of a GET's CPU, so on a server
- * thread the reads of one lead, one follow, one lead's follows or a shallow
- * page of leads share one read transaction until the end of the event loop's turn (bench/results.md).
+ * thread the reads of one lead, one follow, one lead's follows, a shallow
+ * page of leads, a find or a summary share one read transaction until the end of the event loop's turn
+ * (bench/results.md).
  * No answer is older than a write this process acknowledged: every commit
  * counts in a process-wide number before its write is answered, and a held
  * snapshot begun at another count is ended before the next read. A write by
