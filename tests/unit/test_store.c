@@ -682,6 +682,34 @@ Test(store, version_2_upgrades_through_3_to_the_newest)
     store_close(s);
 }
 
+/* Migration 15: from version 14, the index of follows by app, status and
+ * due date carries each follow's lead (PostgreSQL: INCLUDE; SQLite: the
+ * primary key of a WITHOUT ROWID table, in the index already), and every
+ * follow stays. */
+Test(store, version_14s_follows_by_state_carry_their_lead_and_every_follow_is_kept)
+{
+    create_lead(1, "Acme", 1000);
+    for (int i = 0; i < 3; i++) {
+        follow_t f = mk_follow(10 + i, 1, "Call", false, 500 + i, 1000);
+        cr_assert_eq(store_follow_create(st, app1.id, &f), STORE_OK);
+    }
+    raw_sql(on_postgres
+                ? "DROP INDEX follows_app_state;"
+                  "CREATE INDEX follows_app_state ON follows (app_id, status, due_at, created_at, id);"
+                  "UPDATE crmd_schema SET version = 14 WHERE id = 1"
+                : "PRAGMA user_version = 14");
+    store_t *s = open_store();
+    cr_assert_eq(store_migrate(s), STORE_OK);
+    store_close(s);
+    const char *carries = on_postgres
+                              ? "SELECT count(*) FROM pg_indexes WHERE indexname = 'follows_app_state' "
+                                "AND indexdef LIKE '%INCLUDE (lead_id)'"
+                              : "SELECT count(*) FROM pragma_index_xinfo('follows_app_state') "
+                                "WHERE name = 'lead_id'";
+    cr_expect_eq(raw_number_on(url_, carries), 1);
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM follows"), 3);
+}
+
 /* Racing first uses, each thread on its own connection. */
 #define RACERS 4
 typedef struct racer {

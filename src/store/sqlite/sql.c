@@ -442,6 +442,9 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     SQ_V13_IDEM,
     /* 14: the stage and status in three sort indexes (see above). */
     SQ_V14_SORT_FILTERS,
+    /* 15: PostgreSQL's follows_app_state gains the lead; here the index
+     * holds it already (the table's primary key), so nothing changes. */
+    "SELECT 1",
 };
 
 /* The webhooks' statements SQLite writes its own way: a delete in four
