@@ -1,0 +1,164 @@
+"""Cursor walks while records come and go (extensions.md, "Cursors": "A
+walk by cursors never skips or repeats a record, even while other records
+are created or deleted during the walk. The same holds for the follows
+lists."): a lead's follows, the app's follows in other orders, and the
+leads under filters and a sort. Between two pages, records are created
+(some before the walk's place, some after it, some tied with records
+already there), records not yet seen are deleted, and so is the last
+record seen, the one the next cursor starts after. The walk must show
+every record present throughout exactly once, never a record after its
+delete, only records that match, in the reference's order (findref.py)."""
+
+import datetime as dt
+import random
+import uuid
+
+import pytest
+
+from apiutil import assert_status, body_json
+from findref import STAGES, STATUSES, lead_keeps, sort_follows, sort_leads
+
+NOW = dt.datetime.now(dt.timezone.utc)
+NO_FACTS = {"overdue": False, "open": False}
+
+
+def when(days):
+    return None if days is None else (NOW + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def walk_while_changing(app, path, params, change, records=3):
+    """Walks path by cursor; after each page but the last, change(seen,
+    page_no) writes and returns the ids it deleted (seen: the records seen
+    so far). Returns the records seen, in order, and the page after which
+    each deleted id went."""
+    seen, gone, q = [], {}, dict(params, records=records)
+    for page_no in range(100):
+        r = app.get(path, params=q)
+        assert_status(r, 200)
+        body = body_json(r)
+        for d in body["data"]:
+            assert gone.get(d["id"], page_no) >= page_no, f"{d['id']} came after its delete"
+        seen += body["data"]
+        if body["meta"]["nextCursor"] is None:
+            return seen, gone
+        q = dict(params, records=records, cursor=body["meta"]["nextCursor"])
+        gone.update((i, page_no) for i in change(seen, page_no))
+    raise AssertionError("the walk did not end")
+
+
+def check_walk(seen, gone, present, order):
+    """present: the records there before the walk; order: the reference's
+    sort of a list of resources."""
+    ids = [d["id"] for d in seen]
+    assert len(ids) == len(set(ids)), "a record came twice"
+    missing = {d["id"] for d in present} - set(gone) - set(ids)
+    assert not missing, f"{len(missing)} records present throughout were skipped"
+    assert [d["id"] for d in order(seen)] == ids, "the walk is out of the reference's order"
+
+
+def victims(rnd, present, seen, deleted, page_no, order):
+    """One record present from the start that the walk has still to reach
+    (after the last one seen, in the reference's order: a record the walk
+    skipped is never deleted, so it is reported), and on every other page
+    the last one seen (the next cursor's own record)."""
+    last = seen[-1]
+    line = order([d for d in present if d["id"] != last["id"]] + [last])
+    at = [d["id"] for d in line].index(last["id"])
+    ahead = [d["id"] for d in line[at + 1:] if d["id"] not in deleted]
+    out = [rnd.choice(ahead)] if ahead else []
+    if page_no % 2 == 1 and last["id"] not in deleted:
+        out.append(last["id"])
+    return out
+
+
+DUES = [None, -9, -3, -3, 0.5, 2, 2, 7]
+
+
+def follow_body(rnd, i):
+    body = {"title": f"F{i}", "status": rnd.choice(["pending", "pending", "completed"])}
+    due = rnd.choice(DUES)
+    if due is not None:
+        body["due_date"] = when(due)
+    return body
+
+
+@pytest.mark.parametrize("route, sort", [("lead", None), ("lead", "-due_date"), ("lead", "-created_at"),
+                                         ("app", "-due_date"), ("app", "created_at"), ("app", "-created_at"),
+                                         ("app", "updated_at")])
+def test_a_follows_walk_while_follows_come_and_go(app, route, sort):
+    rnd = random.Random(f"{route}{sort}")
+    walked, beside = app.create_lead(name="Walked")["id"], app.create_lead(name="Beside")["id"]
+    made = []
+    for i in range(24):
+        lead = walked if route == "lead" or i % 3 else beside
+        made.append(app.create_follow(lead, **follow_body(rnd, i)))
+    for i in range(6):  # another lead's, never in a lead's walk
+        made.append(app.create_follow(beside, **follow_body(rnd, 100 + i)))
+    path = f"/leads/{walked}/follows" if route == "lead" else "/follows/"
+    present = [f for f in made if route == "app" or f["relationships"]["lead"]["data"]["id"] == walked]
+    lead_of = {f["id"]: f["relationships"]["lead"]["data"]["id"] for f in made}
+    deleted = set()
+
+    def order(fs):
+        return sort_follows(fs, sort)
+
+    def change(seen, page_no):
+        for lead in (walked, beside):
+            lead_of[app.create_follow(lead, **follow_body(rnd, 1000 + page_no))["id"]] = lead
+        out = victims(rnd, present, seen, deleted, page_no, order)
+        for f in out:
+            assert_status(app.delete(f"/leads/{lead_of[f]}/follows/{f}"), 204)
+        deleted.update(out)
+        return out
+
+    seen, gone = walk_while_changing(app, path, {"sort": sort} if sort else {}, change)
+    check_walk(seen, gone, present, order)
+    assert route == "app" or all(d["relationships"]["lead"]["data"]["id"] == walked for d in seen)
+    assert deleted, "the walk deleted nothing"
+
+
+ACCOUNTS = [str(uuid.UUID(int=0x7200_0000_0000_8000_0000_0000_0000 + i)) for i in range(2)]
+
+
+def lead_body(rnd, i):
+    a = {"name": rnd.choice(["Alpha", "beta", "Gamma", "delta"]) + f" {i % 4}", "stage": rnd.choice(STAGES),
+         "status": rnd.choice(STATUSES)}
+    for key, choices in (("value", [None, 10, 10, 250.5, 9000]), ("probability", [None, 0, 50, 50, 90]),
+                         ("account_id", ACCOUNTS + [None])):
+        v = rnd.choice(choices)
+        if v is not None:
+            a[key] = v
+    return a
+
+
+LEAD_WALKS = [{"stage": "qualified,proposal", "sort": "-value"},
+              {"status": "active,lost", "sort": "name"},
+              {"value_min": "10", "value_max": "9000", "sort": "probability,-value"},
+              {"account_id": f"{ACCOUNTS[0]},null", "stage": "new,contacted,negotiation", "sort": "-stage"},
+              {"search": "a", "probability_min": "1", "sort": "created_at"}]
+
+
+@pytest.mark.parametrize("params", LEAD_WALKS, ids=[str(p) for p in LEAD_WALKS])
+def test_a_filtered_lead_walk_while_leads_come_and_go(app, params):
+    rnd = random.Random(str(params))
+    made = [app.create_lead(**lead_body(rnd, i)) for i in range(45)]
+    present = [lead for lead in made if lead_keeps(lead["attributes"], params, NO_FACTS)]
+    assert len(present) >= 9, "too few leads match to walk"
+    deleted = set()
+
+    def order(leads):
+        return sort_leads(leads, params["sort"])
+
+    def change(seen, page_no):
+        for i in range(2):  # matching or not, before or after the walk's place
+            app.create_lead(**lead_body(rnd, 1000 + 2 * page_no + i))
+        out = victims(rnd, present, seen, deleted, page_no, order)
+        for lead in out:
+            assert_status(app.delete(f"/leads/{lead}"), 204)
+        deleted.update(out)
+        return out
+
+    seen, gone = walk_while_changing(app, "/leads/", params, change)
+    assert all(lead_keeps(d["attributes"], params, NO_FACTS) for d in seen), "a lead that does not match"
+    check_walk(seen, gone, present, order)
+    assert deleted, "the walk deleted nothing"
