@@ -4,6 +4,7 @@ with Python's decimal (exact to the cent), under filters, after updates
 and deletes, and beyond what 64 bits hold."""
 
 import random
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -13,6 +14,7 @@ from apiutil import assert_error, assert_status, exact_json
 from findref import STAGES, STATUSES, lead_keeps
 
 PAST = "2020-01-01T00:00:00Z"
+FUTURE = "2099-01-01T00:00:00Z"
 
 
 def summary(app, params=None):
@@ -66,14 +68,20 @@ def random_value(rnd):
     return f"{cents // 100}.{cents % 100:02d}"
 
 
+ACCOUNTS = [str(uuid.UUID(int=0x7300_0000_0000_8000_0000_0000_0000 + i)) for i in range(3)]
+CONTACTS = [str(uuid.UUID(int=0x7400_0000_0000_8000_0000_0000_0000 + i)) for i in range(2)]
+
+
 @pytest.fixture(scope="module")
 def seeded(server):
     app = server.new_app()
     rnd = random.Random(2024)
+    more = random.Random(4048)  # accounts, contacts, next steps and updates
     app.leads, app.facts = [], {}
     for i in range(60):
         attrs = {"name": f"Deal {i}", "stage": rnd.choice(STAGES), "status": rnd.choice(STATUSES),
-                 "source": rnd.choice(["website", "referral", None])}
+                 "source": rnd.choice(["website", "referral", None]),
+                 "account_id": more.choice(ACCOUNTS + [None]), "contact_id": more.choice(CONTACTS + [None])}
         v = random_value(rnd)
         if v is not None:
             attrs["value"] = v
@@ -86,8 +94,17 @@ def seeded(server):
             app.create_follow(lead["id"], title="Late", due_date=PAST)
         if rnd.random() < 0.3:
             app.create_follow(lead["id"], title="Done", due_date=PAST, status="completed")
-        app.facts[lead["id"]] = {"overdue": overdue > 0, "open": overdue > 0, "overdue_n": overdue}
+        # A next step planned, not overdue: open without overdue.
+        planned = more.random() < 0.3
+        if planned:
+            app.create_follow(lead["id"], title="Next", due_date=FUTURE if more.random() < 0.5 else None)
+        app.facts[lead["id"]] = {"overdue": overdue > 0, "open": overdue > 0 or planned, "overdue_n": overdue}
         app.leads.append(lead)
+    # Leads changed after they were made: updated_at apart from created_at.
+    for lead in app.leads[3::4]:
+        r = app.put(f"/leads/{lead['id']}", {"lead": {"value": random_value(more), "probability": more.randrange(101)}})
+        assert_status(r, 200)
+        lead.update(r.json()["data"])
     return app
 
 
@@ -97,6 +114,40 @@ def seeded(server):
                                     {"has_overdue": "true"}, {"has_overdue": "false", "stage": "negotiation"}])
 def test_sums_match_an_independent_computation(seeded, params):
     expect_summary(summary(seeded, params), reference(seeded.leads, seeded.facts, params))
+
+
+MORE_FILTERS = [
+    {"account_id": ACCOUNTS[0]}, {"account_id": f"{ACCOUNTS[1]},null"}, {"account_id": "null"},
+    {"account_id": ACCOUNTS[2].upper(), "stage": "new,qualified,negotiation"},
+    {"contact_id": CONTACTS[0]}, {"contact_id": "null"}, {"contact_id": ",".join(CONTACTS), "account_id": ACCOUNTS[0]},
+    {"value_max": "5000.00"}, {"value_max": "0.99"}, {"value_min": "1", "value_max": "9999999"},
+    {"probability_max": "30"}, {"probability_max": "0"}, {"probability_min": "20", "probability_max": "80"},
+    {"value_max": "100000", "probability_max": "60", "status": "active,lost"},
+    {"has_open_follows": "true"}, {"has_open_follows": "false"},
+    {"has_open_follows": "true", "has_overdue": "false"}, {"has_open_follows": "false", "stage": "new,contacted"},
+]
+
+
+@pytest.mark.parametrize("params", MORE_FILTERS, ids=[str(p) for p in MORE_FILTERS])
+def test_sums_under_every_other_filter(seeded, params):
+    ref = reference(seeded.leads, seeded.facts, params)
+    assert 0 < ref["all"][0] < len(seeded.leads) or params in ({"value_max": "0.99"}, {"probability_max": "0"}), \
+        "a filter that keeps all or nothing proves little"
+    expect_summary(summary(seeded, params), ref)
+
+
+def test_sums_under_time_ranges(seeded):
+    created = sorted(lead["attributes"]["created_at"] for lead in seeded.leads)
+    updated = sorted(lead["attributes"]["updated_at"] for lead in seeded.leads)
+    assert updated != created, "some leads were changed after they were made"
+    # Bounds that are a lead's own stamps: _from keeps it, _to leaves it out.
+    for params in ({"created_from": created[10], "created_to": created[40]}, {"created_to": created[25]},
+                   {"created_from": created[-7]}, {"updated_from": updated[45]},
+                   {"updated_from": updated[5], "updated_to": updated[50], "stage": "new,qualified,proposal"},
+                   {"created_to": created[30], "updated_from": updated[30]}):
+        ref = reference(seeded.leads, seeded.facts, params)
+        assert 0 < ref["all"][0] < len(seeded.leads), params
+        expect_summary(summary(seeded, params), ref)
 
 
 def test_totals_follow_updates_and_deletes(app):
