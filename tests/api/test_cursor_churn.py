@@ -135,7 +135,9 @@ LEAD_WALKS = [{"stage": "qualified,proposal", "sort": "-value"},
               {"status": "active,lost", "sort": "name"},
               {"value_min": "10", "value_max": "9000", "sort": "probability,-value"},
               {"account_id": f"{ACCOUNTS[0]},null", "stage": "new,contacted,negotiation", "sort": "-stage"},
-              {"search": "a", "probability_min": "1", "sort": "created_at"}]
+              {"search": "a", "probability_min": "1", "sort": "created_at"},
+              {"stage": "qualified,proposal,negotiation", "sort": "-updated_at"},
+              {"status": "active", "sort": "probability"}]
 
 
 @pytest.mark.parametrize("params", LEAD_WALKS, ids=[str(p) for p in LEAD_WALKS])

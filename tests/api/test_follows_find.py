@@ -290,7 +290,7 @@ def test_follows_cursor_and_page_together_is_a_422_on_cursor(seeded, route):
 
 
 @pytest.mark.parametrize("route", ["lead", "app"])
-def test_a_follows_cursor_is_bound_to_its_sort(seeded, route):
+def test_a_follows_cursor_is_bound_to_its_sort_and_filters(seeded, route):
     path = follows_path(seeded, route)
     cur = follows_cursor(seeded, path, {"sort": "-due_date"})
     for sort in (None, "due_date", "created_at", "-updated_at", "-due_date,created_at"):
@@ -298,6 +298,12 @@ def test_a_follows_cursor_is_bound_to_its_sort(seeded, route):
         if sort:
             params["sort"] = sort
         assert_cursor_error(seeded.get(path, params=params))
+    # Nor of other filters.
+    cur = follows_cursor(seeded, path, {"status": "pending,overdue", "due_to": when(5)})
+    for params in ({"status": "pending", "due_to": when(5)}, {"status": "pending,overdue"},
+                   {"status": "pending,overdue", "due_to": when(6)},
+                   {"status": "pending,overdue", "due_to": when(5), "due_from": when(-40)}):
+        assert_cursor_error(seeded.get(path, params=dict(params, records=2, cursor=cur)))
     # A cursor of the default order is not one of its explicit sorts either way.
     cur = follows_cursor(seeded, path, {})
     assert_cursor_error(seeded.get(path, params={"records": 2, "cursor": cur, "sort": "-due_date"}))
