@@ -222,3 +222,85 @@ def test_summary_is_a_fixed_word_not_an_id(seeded, server):
     assert r.headers["Allow"] == "GET, HEAD"
     assert_status(seeded.get("/leads/summary/"), 200)
     assert_error(seeded.get("/leads/summary/follows"), 404, "not_found")
+
+
+def listed_state(app):
+    """The app's leads and their follow facts, as the lists show them."""
+    leads = app.list_all()
+    facts = {lead["id"]: {"overdue": False, "open": False, "overdue_n": 0} for lead in leads}
+    for f in app.list_all("/follows/"):
+        fact = facts[f["relationships"]["lead"]["data"]["id"]]
+        status = f["attributes"]["status"]
+        fact["overdue_n"] += status == "overdue"
+        fact["overdue"] |= status == "overdue"
+        fact["open"] |= status != "completed"
+    return leads, facts
+
+
+def import_rows(app, rows, mode=None):
+    text = "name,stage,value,probability\r\n" + "".join(",".join(map(str, row)) + "\r\n" for row in rows)
+    return app.post("/leads/import", raw=text.encode(), content_type="text/csv",
+                    params={"mode": mode} if mode else None)
+
+
+def test_the_summary_equals_the_lists_after_every_kind_of_write(app):
+    """The unfiltered sums are kept as writes happen: after each kind of
+    write (create, import, batch, update, trash, recovery, purge, follows
+    made, completed, moved and deleted, and writes refused whole) they
+    equal the independent computation over what the lists hold."""
+    rnd = random.Random(99)
+    checks = [None, {"stage": "qualified,new"}, {"has_overdue": "true"}, {"has_open_follows": "false"}]
+
+    def expect_all(step):
+        leads, facts = listed_state(app)
+        for params in checks:
+            got = summary(app, params)
+            try:
+                expect_summary(got, reference(leads, facts, params))
+            except AssertionError as e:
+                raise AssertionError(f"after {step}, {params}: {e}") from e
+        return leads
+
+    def lead_attrs():
+        a = {"name": f"Deal {rnd.randrange(1000)}", "stage": rnd.choice(STAGES), "status": rnd.choice(STATUSES),
+             "value": random_value(rnd), "probability": rnd.choice([None, 0, rnd.randrange(101)])}
+        return {k: v for k, v in a.items() if v is not None}
+
+    made = [app.create_lead(**lead_attrs()) for _ in range(6)]
+    expect_all("creates")
+    rows = [(f"Row {i}", rnd.choice(STAGES), random_value(rnd) or "", rnd.choice(["", 10, 75])) for i in range(8)]
+    assert_status(import_rows(app, rows), 200)
+    expect_all("an import")
+    assert import_rows(app, rows[:2] + [("Bad", "won", "1", "1")]).status_code == 422
+    assert_status(app.post("/leads/batch", {"operations": [{"op": "create", "lead": lead_attrs()},
+                                                           {"op": "delete", "id": made[0]["id"]},
+                                                           {"op": "update", "id": made[1]["id"],
+                                                            "lead": {"stage": "won"}}]}), 422)
+    expect_all("an import and a batch refused whole")
+    r = app.post("/leads/batch", {"operations": [
+        {"op": "create", "lead": lead_attrs()}, {"op": "create", "lead": lead_attrs()},
+        {"op": "update", "id": made[1]["id"], "lead": {"value": "123.45", "probability": 33, "stage": "proposal"}},
+        {"op": "update", "id": made[2]["id"], "lead": {"value": None}},
+        {"op": "delete", "id": made[3]["id"]}]})
+    assert_status(r, 200)
+    expect_all("a batch")
+    for lead, change in ((made[4], {"probability": None}), (made[5], {"value": "0.07", "probability": 99}),
+                         (made[2], {"stage": "qualified", "status": "lost", "value": "5000"})):
+        assert_status(app.put(f"/leads/{lead['id']}", {"lead": change}), 200)
+    expect_all("updates")
+    late = [app.create_follow(made[i]["id"], title="Late", due_date=PAST) for i in (1, 1, 2, 4)]
+    app.create_follow(made[5]["id"], title="Next", due_date=FUTURE)
+    expect_all("follows made")
+    assert_status(app.put(f"/leads/{made[1]['id']}/follows/{late[0]['id']}", {"follow": {"status": "completed"}}), 200)
+    assert_status(app.put(f"/leads/{made[2]['id']}/follows/{late[2]['id']}", {"follow": {"due_date": FUTURE}}), 200)
+    assert_status(app.delete(f"/leads/{made[4]['id']}/follows/{late[3]['id']}"), 204)
+    expect_all("follows completed, moved and deleted")
+    for lead in (made[1], made[5]):
+        assert_status(app.delete(f"/leads/{lead['id']}"), 204)
+    expect_all("leads with follows trashed")
+    assert_status(app.put(f"/leads/{made[1]['id']}/recover"), 200)
+    expect_all("a recovery")
+    assert_status(app.delete(f"/leads/trash/{made[5]['id']}"), 204)
+    assert_status(app.delete(f"/leads/trash/{made[3]['id']}"), 204)
+    leads = expect_all("purges")
+    assert len(leads) == 6 - 2 + 8 + 2, "every write above took effect"
