@@ -26,12 +26,14 @@ def when(days):
     return None if days is None else (NOW + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def walk_while_changing(app, path, params, change, records=3):
+def walk_while_changing(app, path, params, change, records=3, gone=None):
     """Walks path by cursor; after each page but the last, change(seen,
     page_no) writes and returns the ids it deleted (seen: the records seen
-    so far). Returns the records seen, in order, and the page after which
-    each deleted id went."""
-    seen, gone, q = [], {}, dict(params, records=records)
+    so far). Returns the records seen, in order, and gone: the page after
+    which each deleted id went (a change that brings records back takes
+    them out of gone, given here)."""
+    seen, q = [], dict(params, records=records)
+    gone = {} if gone is None else gone
     for page_no in range(100):
         r = app.get(path, params=q)
         assert_status(r, 200)
@@ -205,3 +207,30 @@ def test_a_walk_through_an_imports_ties_while_leads_come_and_go(app, params):
     assert all(lead_keeps(d["attributes"], params, NO_FACTS) for d in seen), "a lead that does not match"
     check_walk(seen, gone, present, order)
     assert deleted, "the walk deleted nothing"
+
+
+@pytest.mark.parametrize("sort", [None, "-due_date", "created_at", "updated_at"])
+def test_an_app_follows_walk_while_a_lead_goes_to_the_trash_and_back(app, sort):
+    """Trashing a lead takes its follows out of the walk from the next page
+    on; recovering it brings them back as they were, in their old places:
+    none seen before comes again, and the other leads' follows all come."""
+    rnd = random.Random(f"trash{sort}")
+    kept, trashed = app.create_lead(name="Kept")["id"], app.create_lead(name="Trashed")["id"]
+    made = [app.create_follow(kept if i % 2 else trashed, **follow_body(rnd, i)) for i in range(30)]
+    present = [f for f in made if f["relationships"]["lead"]["data"]["id"] == kept]
+    away, gone = [f["id"] for f in made if f not in present], {}
+
+    def change(seen, page_no):
+        if page_no == 1:
+            assert_status(app.delete(f"/leads/{trashed}"), 204)
+            return away
+        if page_no == 4:
+            assert_status(app.put(f"/leads/{trashed}/recover"), 200)
+            for f in away:
+                del gone[f]
+        return []
+
+    seen, _ = walk_while_changing(app, "/follows/", {"sort": sort} if sort else {}, change, gone=gone)
+    check_walk(seen, {}, present, lambda fs: sort_follows(fs, sort))
+    # From the trash to the recovery (pages 2 to 4), none of the lead's.
+    assert not {d["id"] for d in seen[6:15]} & set(away), "a trashed lead's follow in the walk"
