@@ -5,9 +5,11 @@ lists."): a lead's follows, the app's follows in other orders, and the
 leads under filters and a sort. Between two pages, records are created
 (some before the walk's place, some after it, some tied with records
 already there), records not yet seen are deleted, and so is the last
-record seen, the one the next cursor starts after. The walk must show
+record seen, the one the next cursor starts after; imports add ties of
+created_at; leads go to the trash and come back. The walk must show
 every record present throughout exactly once, never a record after its
-delete, only records that match, in the reference's order (findref.py)."""
+delete (or while in the trash), only records that match, in the
+reference's order (findref.py)."""
 
 import datetime as dt
 import random
