@@ -326,3 +326,16 @@ def test_an_app_follows_cursor_is_bound_to_its_lead_ids(seeded):
     # Nor is a lead's own cursor one of /follows/?lead_id= that lead.
     cur = follows_cursor(seeded, f"/leads/{a}/follows", {})
     assert_cursor_error(seeded.get("/follows/", params={"lead_id": a, "records": 2, "cursor": cur}))
+
+
+def test_a_follows_cursor_is_bound_to_its_app_but_not_its_page_size(seeded, server):
+    cur = follows_cursor(seeded, "/follows/", {"sort": "-due_date"})
+    r = seeded.get("/follows/", params={"sort": "-due_date", "records": 50, "cursor": cur})
+    assert_status(r, 200)
+    want = expected(seeded, {"sort": "-due_date"})
+    assert [d["id"] for d in body_json(r)["data"]] == want[2:52]
+    other = server.new_app()
+    lead = other.create_lead(name="Other's")["id"]
+    for _ in range(3):
+        other.create_follow(lead, title="Theirs")
+    assert_cursor_error(other.get("/follows/", params={"sort": "-due_date", "records": 2, "cursor": cur}))
