@@ -4,6 +4,7 @@ with Python's decimal (exact to the cent), under filters, after updates
 and deletes, and beyond what 64 bits hold."""
 
 import random
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -13,6 +14,7 @@ from apiutil import assert_error, assert_status, exact_json
 from findref import STAGES, STATUSES, lead_keeps
 
 PAST = "2020-01-01T00:00:00Z"
+FUTURE = "2099-01-01T00:00:00Z"
 
 
 def summary(app, params=None):
@@ -66,14 +68,20 @@ def random_value(rnd):
     return f"{cents // 100}.{cents % 100:02d}"
 
 
+ACCOUNTS = [str(uuid.UUID(int=0x7300_0000_0000_8000_0000_0000_0000 + i)) for i in range(3)]
+CONTACTS = [str(uuid.UUID(int=0x7400_0000_0000_8000_0000_0000_0000 + i)) for i in range(2)]
+
+
 @pytest.fixture(scope="module")
 def seeded(server):
     app = server.new_app()
     rnd = random.Random(2024)
+    more = random.Random(4048)  # accounts, contacts, next steps and updates
     app.leads, app.facts = [], {}
     for i in range(60):
         attrs = {"name": f"Deal {i}", "stage": rnd.choice(STAGES), "status": rnd.choice(STATUSES),
-                 "source": rnd.choice(["website", "referral", None])}
+                 "source": rnd.choice(["website", "referral", None]),
+                 "account_id": more.choice(ACCOUNTS + [None]), "contact_id": more.choice(CONTACTS + [None])}
         v = random_value(rnd)
         if v is not None:
             attrs["value"] = v
@@ -86,8 +94,17 @@ def seeded(server):
             app.create_follow(lead["id"], title="Late", due_date=PAST)
         if rnd.random() < 0.3:
             app.create_follow(lead["id"], title="Done", due_date=PAST, status="completed")
-        app.facts[lead["id"]] = {"overdue": overdue > 0, "open": overdue > 0, "overdue_n": overdue}
+        # A next step planned, not overdue: open without overdue.
+        planned = more.random() < 0.3
+        if planned:
+            app.create_follow(lead["id"], title="Next", due_date=FUTURE if more.random() < 0.5 else None)
+        app.facts[lead["id"]] = {"overdue": overdue > 0, "open": overdue > 0 or planned, "overdue_n": overdue}
         app.leads.append(lead)
+    # Leads changed after they were made: updated_at apart from created_at.
+    for lead in app.leads[3::4]:
+        r = app.put(f"/leads/{lead['id']}", {"lead": {"value": random_value(more), "probability": more.randrange(101)}})
+        assert_status(r, 200)
+        lead.update(r.json()["data"])
     return app
 
 
@@ -97,6 +114,40 @@ def seeded(server):
                                     {"has_overdue": "true"}, {"has_overdue": "false", "stage": "negotiation"}])
 def test_sums_match_an_independent_computation(seeded, params):
     expect_summary(summary(seeded, params), reference(seeded.leads, seeded.facts, params))
+
+
+MORE_FILTERS = [
+    {"account_id": ACCOUNTS[0]}, {"account_id": f"{ACCOUNTS[1]},null"}, {"account_id": "null"},
+    {"account_id": ACCOUNTS[2].upper(), "stage": "new,qualified,negotiation"},
+    {"contact_id": CONTACTS[0]}, {"contact_id": "null"}, {"contact_id": ",".join(CONTACTS), "account_id": ACCOUNTS[0]},
+    {"value_max": "5000.00"}, {"value_max": "0.99"}, {"value_min": "1", "value_max": "9999999"},
+    {"probability_max": "30"}, {"probability_max": "0"}, {"probability_min": "20", "probability_max": "80"},
+    {"value_max": "100000", "probability_max": "60", "status": "active,lost"},
+    {"has_open_follows": "true"}, {"has_open_follows": "false"},
+    {"has_open_follows": "true", "has_overdue": "false"}, {"has_open_follows": "false", "stage": "new,contacted"},
+]
+
+
+@pytest.mark.parametrize("params", MORE_FILTERS, ids=[str(p) for p in MORE_FILTERS])
+def test_sums_under_every_other_filter(seeded, params):
+    ref = reference(seeded.leads, seeded.facts, params)
+    assert 0 < ref["all"][0] < len(seeded.leads) or params in ({"value_max": "0.99"}, {"probability_max": "0"}), \
+        "a filter that keeps all or nothing proves little"
+    expect_summary(summary(seeded, params), ref)
+
+
+def test_sums_under_time_ranges(seeded):
+    created = sorted(lead["attributes"]["created_at"] for lead in seeded.leads)
+    updated = sorted(lead["attributes"]["updated_at"] for lead in seeded.leads)
+    assert updated != created, "some leads were changed after they were made"
+    # Bounds that are a lead's own stamps: _from keeps it, _to leaves it out.
+    for params in ({"created_from": created[10], "created_to": created[40]}, {"created_to": created[25]},
+                   {"created_from": created[-7]}, {"updated_from": updated[45]},
+                   {"updated_from": updated[5], "updated_to": updated[50], "stage": "new,qualified,proposal"},
+                   {"created_to": created[30], "updated_from": updated[30]}):
+        ref = reference(seeded.leads, seeded.facts, params)
+        assert 0 < ref["all"][0] < len(seeded.leads), params
+        expect_summary(summary(seeded, params), ref)
 
 
 def test_totals_follow_updates_and_deletes(app):
@@ -171,3 +222,85 @@ def test_summary_is_a_fixed_word_not_an_id(seeded, server):
     assert r.headers["Allow"] == "GET, HEAD"
     assert_status(seeded.get("/leads/summary/"), 200)
     assert_error(seeded.get("/leads/summary/follows"), 404, "not_found")
+
+
+def listed_state(app):
+    """The app's leads and their follow facts, as the lists show them."""
+    leads = app.list_all()
+    facts = {lead["id"]: {"overdue": False, "open": False, "overdue_n": 0} for lead in leads}
+    for f in app.list_all("/follows/"):
+        fact = facts[f["relationships"]["lead"]["data"]["id"]]
+        status = f["attributes"]["status"]
+        fact["overdue_n"] += status == "overdue"
+        fact["overdue"] |= status == "overdue"
+        fact["open"] |= status != "completed"
+    return leads, facts
+
+
+def import_rows(app, rows, mode=None):
+    text = "name,stage,value,probability\r\n" + "".join(",".join(map(str, row)) + "\r\n" for row in rows)
+    return app.post("/leads/import", raw=text.encode(), content_type="text/csv",
+                    params={"mode": mode} if mode else None)
+
+
+def test_the_summary_equals_the_lists_after_every_kind_of_write(app):
+    """The unfiltered sums are kept as writes happen: after each kind of
+    write (create, import, batch, update, trash, recovery, purge, follows
+    made, completed, moved and deleted, and writes refused whole) they
+    equal the independent computation over what the lists hold."""
+    rnd = random.Random(99)
+    checks = [None, {"stage": "qualified,new"}, {"has_overdue": "true"}, {"has_open_follows": "false"}]
+
+    def expect_all(step):
+        leads, facts = listed_state(app)
+        for params in checks:
+            got = summary(app, params)
+            try:
+                expect_summary(got, reference(leads, facts, params))
+            except AssertionError as e:
+                raise AssertionError(f"after {step}, {params}: {e}") from e
+        return leads
+
+    def lead_attrs():
+        a = {"name": f"Deal {rnd.randrange(1000)}", "stage": rnd.choice(STAGES), "status": rnd.choice(STATUSES),
+             "value": random_value(rnd), "probability": rnd.choice([None, 0, rnd.randrange(101)])}
+        return {k: v for k, v in a.items() if v is not None}
+
+    made = [app.create_lead(**lead_attrs()) for _ in range(6)]
+    expect_all("creates")
+    rows = [(f"Row {i}", rnd.choice(STAGES), random_value(rnd) or "", rnd.choice(["", 10, 75])) for i in range(8)]
+    assert_status(import_rows(app, rows), 200)
+    expect_all("an import")
+    assert import_rows(app, rows[:2] + [("Bad", "won", "1", "1")]).status_code == 422
+    assert_status(app.post("/leads/batch", {"operations": [{"op": "create", "lead": lead_attrs()},
+                                                           {"op": "delete", "id": made[0]["id"]},
+                                                           {"op": "update", "id": made[1]["id"],
+                                                            "lead": {"stage": "won"}}]}), 422)
+    expect_all("an import and a batch refused whole")
+    r = app.post("/leads/batch", {"operations": [
+        {"op": "create", "lead": lead_attrs()}, {"op": "create", "lead": lead_attrs()},
+        {"op": "update", "id": made[1]["id"], "lead": {"value": "123.45", "probability": 33, "stage": "proposal"}},
+        {"op": "update", "id": made[2]["id"], "lead": {"value": None}},
+        {"op": "delete", "id": made[3]["id"]}]})
+    assert_status(r, 200)
+    expect_all("a batch")
+    for lead, change in ((made[4], {"probability": None}), (made[5], {"value": "0.07", "probability": 99}),
+                         (made[2], {"stage": "qualified", "status": "lost", "value": "5000"})):
+        assert_status(app.put(f"/leads/{lead['id']}", {"lead": change}), 200)
+    expect_all("updates")
+    late = [app.create_follow(made[i]["id"], title="Late", due_date=PAST) for i in (1, 1, 2, 4)]
+    app.create_follow(made[5]["id"], title="Next", due_date=FUTURE)
+    expect_all("follows made")
+    assert_status(app.put(f"/leads/{made[1]['id']}/follows/{late[0]['id']}", {"follow": {"status": "completed"}}), 200)
+    assert_status(app.put(f"/leads/{made[2]['id']}/follows/{late[2]['id']}", {"follow": {"due_date": FUTURE}}), 200)
+    assert_status(app.delete(f"/leads/{made[4]['id']}/follows/{late[3]['id']}"), 204)
+    expect_all("follows completed, moved and deleted")
+    for lead in (made[1], made[5]):
+        assert_status(app.delete(f"/leads/{lead['id']}"), 204)
+    expect_all("leads with follows trashed")
+    assert_status(app.put(f"/leads/{made[1]['id']}/recover"), 200)
+    expect_all("a recovery")
+    assert_status(app.delete(f"/leads/trash/{made[5]['id']}"), 204)
+    assert_status(app.delete(f"/leads/trash/{made[3]['id']}"), 204)
+    leads = expect_all("purges")
+    assert len(leads) == 6 - 2 + 8 + 2, "every write above took effect"
