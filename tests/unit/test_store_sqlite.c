@@ -441,6 +441,42 @@ Test(sqlite, every_filter_and_sort_starts_from_its_index)
     store_close(s);
 }
 
+/* A sort and the index its page must name in its plan. */
+typedef struct sort_index {
+    int key;
+    bool desc;
+    const char *index;
+} sort_index_t;
+
+/* plan_query() sorted by si's key alone. */
+static store_lead_query_t sorted_query(const sort_index_t *si)
+{
+    store_lead_query_t q = plan_query();
+    q.nsort = 1;
+    q.sort[0] = (store_sort_t){si->key, si->desc};
+    return q;
+}
+
+/* The plan of lq's find under FQ_PLAN_SORT, into steps. */
+static void sort_plan(store_t *s, const store_lead_query_t *lq, char *steps, size_t cap)
+{
+    static fq_t fq;
+    fq_init(&fq, false);
+    fq.search = FQ_SEARCH_SCAN;
+    fq.plan = FQ_PLAN_SORT;
+    cr_assert(fq_lead_find(&fq, 1, lq));
+    plan_of(s, &fq, steps, cap);
+}
+
+/* lq's find under plan walks index (keys alone), then reads the page's
+ * records by their primary key. */
+static void expect_keys_then_records(store_t *s, const store_lead_query_t *lq, enum fq_plan plan,
+                                     const char *index)
+{
+    expect_plan_of(s, lq, plan, index, index);
+    expect_plan_of(s, lq, plan, "SEARCH l USING PRIMARY KEY (app_id=? AND id=?)", index);
+}
+
 /* Under FQ_PLAN_SORT, a page of some stages or statuses sorted by
  * updated_at, value or probability tests them in the sort's index, which
  * carries them (schema version 14): the walk reads keys alone (a covering
@@ -449,49 +485,30 @@ Test(sqlite, every_filter_and_sort_starts_from_its_index)
 Test(sqlite, a_stage_or_status_page_is_tested_in_its_sorts_index)
 {
     store_t *s = open_migrated(url_);
-    static const struct {
-        int key;
-        bool desc;
-        const char *index;
-    } sorts[] = {{LEAD_KEY_VALUE, true, "COVERING INDEX leads_value"},
-                 {LEAD_KEY_VALUE, false, "COVERING INDEX leads_value"},
-                 {LEAD_KEY_PROBABILITY, true, "COVERING INDEX leads_probability"},
-                 {LEAD_KEY_UPDATED, false, "COVERING INDEX leads_updated"}};
+    static const sort_index_t sorts[] = {{LEAD_KEY_VALUE, true, "COVERING INDEX leads_value"},
+                                         {LEAD_KEY_VALUE, false, "COVERING INDEX leads_value"},
+                                         {LEAD_KEY_PROBABILITY, true, "COVERING INDEX leads_probability"},
+                                         {LEAD_KEY_UPDATED, false, "COVERING INDEX leads_updated"}};
     for (size_t i = 0; i < sizeof sorts / sizeof sorts[0]; i++) {
         for (int count = 0; count < 2; count++) {
-            store_lead_query_t q = plan_query();
-            q.nsort = 1;
-            q.sort[0] = (store_sort_t){sorts[i].key, sorts[i].desc};
+            store_lead_query_t q = sorted_query(&sorts[i]);
             q.f.stages = 1u << STAGE_QUALIFIED | 1u << STAGE_PROPOSAL;
             q.f.statuses = count ? 1u << LEAD_ACTIVE : 0;
             q.count = count;
-            expect_plan_of(s, &q, FQ_PLAN_SORT, sorts[i].index, sorts[i].index);
-            expect_plan_of(s, &q, FQ_PLAN_SORT, "SEARCH l USING PRIMARY KEY (app_id=? AND id=?)",
-                           sorts[i].index);
+            expect_keys_then_records(s, &q, FQ_PLAN_SORT, sorts[i].index);
         }
     }
-    store_lead_query_t q = plan_query();
-    q.nsort = 1;
-    q.sort[0] = (store_sort_t){LEAD_KEY_VALUE, true};
+    store_lead_query_t q = sorted_query(&sorts[0]);
     q.f.stages = 1u << STAGE_QUALIFIED;
     q.f.nsources = 1;
     q.f.sources[0] = (text_ref_t){"web", 3};
-    static fq_t fq;
-    fq_init(&fq, false);
-    fq.search = FQ_SEARCH_SCAN;
-    fq.plan = FQ_PLAN_SORT;
-    cr_assert(fq_lead_find(&fq, 1, &q));
     char steps[8192];
-    plan_of(s, &fq, steps, sizeof steps);
+    sort_plan(s, &q, steps, sizeof steps);
     cr_expect(strstr(steps, "USING INDEX leads_value") != NULL && strstr(steps, "COVERING") == NULL,
               "a source is not in the index: each lead is read\n%s", steps);
     q.f.nsources = 0;
     q.sort[0] = (store_sort_t){LEAD_KEY_NAME, false};
-    fq_init(&fq, false);
-    fq.search = FQ_SEARCH_SCAN;
-    fq.plan = FQ_PLAN_SORT;
-    cr_assert(fq_lead_find(&fq, 1, &q));
-    plan_of(s, &fq, steps, sizeof steps);
+    sort_plan(s, &q, steps, sizeof steps);
     cr_expect(strstr(steps, "USING INDEX leads_name") != NULL && strstr(steps, "COVERING") == NULL,
               "the name's index carries no stage\n%s", steps);
     store_close(s);
@@ -503,27 +520,19 @@ Test(sqlite, a_stage_or_status_page_is_tested_in_its_sorts_index)
 Test(sqlite, an_offset_page_skips_rows_in_the_index_only)
 {
     store_t *s = open_migrated(url_);
-    static const struct {
-        int key;
-        bool desc;
-        const char *index;
-    } sorts[] = {{LEAD_KEY_CREATED, true, "COVERING INDEX leads_newest"},
-                 {LEAD_KEY_UPDATED, false, "COVERING INDEX leads_updated"},
-                 {LEAD_KEY_NAME, true, "COVERING INDEX leads_name"},
-                 {LEAD_KEY_VALUE, false, "COVERING INDEX leads_value"},
-                 {LEAD_KEY_PROBABILITY, true, "COVERING INDEX leads_probability"},
-                 {LEAD_KEY_PROBABILITY, false, "COVERING INDEX leads_probability"},
-                 {LEAD_KEY_STAGE, true, "COVERING INDEX leads_stage"}};
+    static const sort_index_t sorts[] = {{LEAD_KEY_CREATED, true, "COVERING INDEX leads_newest"},
+                                         {LEAD_KEY_UPDATED, false, "COVERING INDEX leads_updated"},
+                                         {LEAD_KEY_NAME, true, "COVERING INDEX leads_name"},
+                                         {LEAD_KEY_VALUE, false, "COVERING INDEX leads_value"},
+                                         {LEAD_KEY_PROBABILITY, true, "COVERING INDEX leads_probability"},
+                                         {LEAD_KEY_PROBABILITY, false, "COVERING INDEX leads_probability"},
+                                         {LEAD_KEY_STAGE, true, "COVERING INDEX leads_stage"}};
     for (size_t i = 0; i < sizeof sorts / sizeof sorts[0]; i++) {
         for (int count = 0; count < 2; count++) {
-            store_lead_query_t q = plan_query();
-            q.nsort = 1;
-            q.sort[0] = (store_sort_t){sorts[i].key, sorts[i].desc};
+            store_lead_query_t q = sorted_query(&sorts[i]);
             q.offset = 45000;
             q.count = count;
-            expect_plan_of(s, &q, FQ_PLAN_ANY, sorts[i].index, sorts[i].index);
-            expect_plan_of(s, &q, FQ_PLAN_ANY, "SEARCH l USING PRIMARY KEY (app_id=? AND id=?)",
-                           sorts[i].index);
+            expect_keys_then_records(s, &q, FQ_PLAN_ANY, sorts[i].index);
         }
     }
     /* Many leads of one stage, newest first: their index, keys alone. */
@@ -955,17 +964,28 @@ static const char v11_lead_indexes[] =
  * are stored in the opposite direction after app_id (so a new lead goes
  * last among its equals), each with its planner's figures, and a list
  * still reads the newest lead first. */
-Test(sqlite, version_11s_lead_indexes_are_stored_ascending_and_every_lead_kept)
+/* A database as an older version had it: the app key made, old's SQL
+ * run, leads leads inserted, then's SQL run (unless NULL); opened again,
+ * migrated to the newest version with every lead kept. The caller closes
+ * it. */
+static store_t *migrated_from(const char *key, const char *old, int leads, const char *then)
 {
     store_t *s = open_migrated(url_);
-    create_app(s, "pk_live_v11");
-    cr_assert_eq(exec_sql(s, v11_lead_indexes), SQLITE_OK);
-    for (int n = 1; n <= 50; n++)
+    create_app(s, key);
+    cr_assert_eq(exec_sql(s, old), SQLITE_OK);
+    for (int n = 1; n <= leads; n++)
         cr_assert_eq(insert_lead(s, n, 1700000000000LL + n), SQLITE_OK);
+    if (then != NULL) cr_assert_eq(exec_sql(s, then), SQLITE_OK);
     store_close(s);
     s = open_migrated(url_);
     cr_expect_eq(int_of(s, "PRAGMA user_version"), SCHEMA_VERSION);
-    cr_expect_eq(int_of(s, "SELECT count(*) FROM leads WHERE app_id = 1"), 50);
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM leads WHERE app_id = 1"), leads);
+    return s;
+}
+
+Test(sqlite, version_11s_lead_indexes_are_stored_ascending_and_every_lead_kept)
+{
+    store_t *s = migrated_from("pk_live_v11", v11_lead_indexes, 50, NULL);
     static const struct {
         const char *index, *dirs;
     } want[] = {{"leads_newest", "aaa"},   {"leads_updated", "aaaaaa"},     {"leads_name", "adaa"},
@@ -1085,17 +1105,8 @@ static const char v13_sort_indexes[] =
  * and a page of a stage by value reads the same leads as before. */
 Test(sqlite, version_13s_sort_indexes_gain_the_stage_and_status_and_every_lead_is_kept)
 {
-    store_t *s = open_migrated(url_);
-    create_app(s, "pk_live_v13");
-    cr_assert_eq(exec_sql(s, v13_sort_indexes), SQLITE_OK);
-    for (int n = 1; n <= 60; n++)
-        cr_assert_eq(insert_lead(s, n, 1700000000000LL + n), SQLITE_OK);
-    cr_assert_eq(exec_sql(s, "UPDATE leads SET stage = id % 5, value_cents = (substr(id, 25) * 37) % 11"),
-                 SQLITE_OK);
-    store_close(s);
-    s = open_migrated(url_);
-    cr_expect_eq(int_of(s, "PRAGMA user_version"), SCHEMA_VERSION);
-    cr_expect_eq(int_of(s, "SELECT count(*) FROM leads WHERE app_id = 1"), 60);
+    store_t *s = migrated_from("pk_live_v13", v13_sort_indexes, 60,
+                               "UPDATE leads SET stage = id % 5, value_cents = (substr(id, 25) * 37) % 11");
     static const char *const names[] = {"leads_updated", "leads_value", "leads_probability"};
     static const char *const firsts[] = {"updated_at", "value_cents", "probability"};
     for (int i = 0; i < 3; i++) {
