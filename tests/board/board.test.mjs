@@ -301,6 +301,8 @@ test("someone else's change: the card or the drawer reloads and says so", async 
     assert.equal(await page.inputValue("#l-value"), "5000");
     await page.fill("#l-value", "");
     await page.click("#lead-save");
+    // The save clears the error at once, before its PUT is answered: wait for the answer.
+    await until(() => document.getElementById("live").textContent === "Saved Gamma deal.");
     await until(() => document.getElementById("lead-error").textContent === "" && document.getElementById("l-value").value === "");
     const g = await gamma();
     assert.deepEqual([g.attributes.value, g.attributes.source], [null, "partner"]);
