@@ -299,7 +299,7 @@ def test_an_import_up_to_16mib_is_taken_and_larger_bodies_are_refused(app):
 
 
 def answer_to_a_large_head(server, path, headers):
-    """Declares a 16 MiB body, sends 2 MiB of it and waits: (status, body)."""
+    """Declares a 16 MiB body, sends 2 MiB of it and waits: (status, headers, body)."""
     import socket
     head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
@@ -312,12 +312,13 @@ def answer_to_a_large_head(server, path, headers):
             pass  # answered before all of it went
         answer = check_raw(f"127.0.0.1:{server.port}", head, recv_answer(s))
     assert answer, "no HTTP answer"
-    return answer[0], answer[2]
+    return answer
 
 
 def test_a_large_body_is_answered_from_its_head_unless_its_credentials_hold(server, app, app2):
     """A body over 1 MiB is judged before it is read (docs/security.md): the
-    answer comes while the client still owes 14 MiB of it."""
+    answer comes while the client still owes 14 MiB of it, with the Date and
+    Server of every other answer (it is checked against the document too)."""
     cases = [
         ("/leads/import", {}, 401),
         ("/leads/import", {"AppId": app.key, "Authorization": "Bearer x.y.z"}, 401),
@@ -325,9 +326,10 @@ def test_a_large_body_is_answered_from_its_head_unless_its_credentials_hold(serv
         ("/leads/", {"AppId": app.key, "Authorization": f"Bearer {app.token}"}, 413),
     ]
     for path, headers, want in cases:
-        status, body = answer_to_a_large_head(server, path, headers)
+        status, fields, body = answer_to_a_large_head(server, path, headers)
         assert status == want, (path, headers.keys(), status)
         assert b'"errors"' in body and b'"requestId"' in body
+        assert fields.get("server") == "crmd" and fields.get("date", "").endswith(" GMT"), fields
     assert body_json(app.get("/leads/", params={"records": 1}))["meta"]["totalRecords"] == 0
 
 
