@@ -337,6 +337,19 @@ def test_validator_catches_drifted_statuses_headers_and_errors():
     assert check("GET", f"/leads/{lid}", 200, JSON, b"{not json")
 
 
+def test_validator_takes_h2os_canned_400_and_nothing_like_it():
+    """h2o 2.2 answers a head it cannot parse with a canned text/plain 400
+    (docs/security.md, Known limits); any other 400 before routing is the
+    JSON error form."""
+    plain = {"Content-Type": "text/plain; charset=utf-8"}
+    assert check("GET", "/healthz", 400, plain, b"Bad Request") == []
+    assert check("GET", "/healthz", 400, plain, b"Bad Request\n")
+    assert check("GET", "/healthz", 400, {"Content-Type": "text/html"}, b"Bad Request")
+    e400 = {"errors": [{"status": "400", "code": "bad_request", "title": "T", "detail": "D"}]}
+    assert check("GET", "/healthz", 400, JSON, e400)  # no meta.requestId
+    assert check("GET", "/healthz", 400, JSON, dict(e400, meta=META)) == []
+
+
 def test_validator_checks_405_and_allow_exactly():
     e405 = {"errors": [{"status": "405", "code": "method_not_allowed", "title": "T",
                         "detail": "D"}], "meta": META}
