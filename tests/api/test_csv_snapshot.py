@@ -239,6 +239,9 @@ def test_exports_whose_http2_streams_are_reset_give_their_places_back(make_serve
         for ev in conn.receive_data(data):
             if isinstance(ev, h2.events.ResponseReceived):
                 statuses[ev.stream_id] = dict(ev.headers)[b":status"]
+                fields = {k.decode(): v.decode() for k, v in ev.headers if not k.startswith(b":")}
+                check_answer(f"127.0.0.1:{srv.port}", "GET", "/leads/?format=csv",
+                             int(statuses[ev.stream_id]), fields, None)  # the body is not read
         sock.sendall(conn.data_to_send())
     assert sorted(statuses.values()) == [b"200"] * 2 + [b"429"] * 10
     # The two running exports cannot have ended: their files are far
