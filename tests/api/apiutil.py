@@ -670,7 +670,11 @@ class OpenApi:
 
     def operation(self, method, path):
         """Returns (label, responses) for a request: responses maps status
-        keys to response objects; label names the operation."""
+        keys to response objects; label names the operation. method None:
+        an answer given before any request was read, which only
+        x-crmd-any-request describes."""
+        if method is None:
+            return "(before any request)", {}, None
         method = method.lower()
         template, item = self.match(path)
         unmatched = self.doc.get("x-crmd-unmatched", {}).get("responses", {})
@@ -726,7 +730,7 @@ class OpenApi:
             if not (allowed <= got <= allowed | {"OPTIONS"}):
                 problems.append(f"Allow {sorted(got)} must list exactly {sorted(allowed)}")
         content = resp.get("content")
-        no_body = status in (204, 304) or 100 <= status < 200 or method.upper() == "HEAD"
+        no_body = status in (204, 304) or 100 <= status < 200 or (method or "").upper() == "HEAD"
         if not content or no_body:
             if body:  # (None: not seen)
                 problems.append(f"a body where the document has none: {body[:120]!r}")
@@ -787,10 +791,13 @@ def check_exchange(method, url, status, headers, body):
     """Validates one answer of crmd against the document; raises AssertionError
     (and records it) when it does not conform. url: the request's URL, or its
     target as sent (a path with its query, or the absolute form); body: bytes,
-    or None when it was not seen (see OpenApi.check)."""
+    or None when it was not seen (see OpenApi.check). method and url None:
+    an answer given before any request was read."""
     if not openapi_validation_enabled():
         return
-    if url.startswith("/"):
+    if url is None:
+        path = ""
+    elif url.startswith("/"):
         path = url  # a target as sent ("//x" is a path, not a host)
     else:
         parts = urlsplit(url)
@@ -799,7 +806,7 @@ def check_exchange(method, url, status, headers, body):
     if problems:
         shown = "(not seen)" if body is None else repr(body[:400])
         msg = (f"OpenAPI: {label} -> {status} does not match openapi/openapi.json "
-               f"(request {method} {path[:200]}):\n  " + "\n  ".join(problems) +
+               f"(request {method or '(none)'} {path[:200]}):\n  " + "\n  ".join(problems) +
                f"\n  body: {shown}")
         OPENAPI_FAILURES.append(msg)
         raise AssertionError(msg)
@@ -920,19 +927,24 @@ def recv_answer(sock):
 
 def check_raw(origin, request, answer, known=False):
     """check_answer for an HTTP/1 exchange on a raw socket to origin
-    ("host:port"): request is what was sent (from its request line), answer
-    what was read. Returns (status, headers lower-cased, body) of the answer,
-    or None when it holds no HTTP answer; a body that did not arrive whole is
-    not checked (status and headers are). known: as for check_answer."""
+    ("host:port"): request is what was sent (from its request line), or None
+    for an answer given before any request (to a connection over the cap);
+    answer is what was read. Returns (status, headers lower-cased, body) of
+    the answer, or None when it holds no HTTP answer; a body that did not
+    arrive whole is not checked (status and headers are). known: as for
+    check_answer."""
     parts = _http1_parts(answer)
     if parts is None:
         return None
     status, headers, body, whole = parts
-    line = re.match(rb"([A-Z]+) (\S+) HTTP/1\.[01]\r\n", request)
-    if line:
-        method = line[1].decode()
-        seen = b"" if method == "HEAD" else (None if whole is False else body)
-        check_answer(origin, method, line[2].decode("latin1"), status, headers, seen, known)
+    method = target = None
+    if request is not None:
+        line = re.match(rb"([A-Z]+) (\S+) HTTP/1\.[01]\r\n", request)
+        if not line:
+            return status, headers, body
+        method, target = line[1].decode(), line[2].decode("latin1")
+    seen = b"" if method == "HEAD" else (None if whole is False else body)
+    check_answer(origin, method, target, status, headers, seen, known)
     return status, headers, body
 
 

@@ -350,6 +350,14 @@ def test_validator_takes_h2os_canned_400_and_nothing_like_it():
     assert check("GET", "/healthz", 400, JSON, dict(e400, meta=META)) == []
 
 
+def test_an_answer_before_any_request_is_one_any_request_may_get():
+    e503 = {"errors": [{"status": "503", "code": "service_unavailable", "title": "T", "detail": "D"}],
+            "meta": META}
+    assert API.check(None, None, 503, dict(JSON, **{"Retry-After": "1"}), _body(e503))[1] == []
+    assert API.check(None, None, 200, JSON, b'{"status":"ok"}')[1]
+    assert API.check(None, None, 503, dict(JSON, **{"Retry-After": "1"}), b"{}")[1]
+
+
 def test_validator_checks_405_and_allow_exactly():
     e405 = {"errors": [{"status": "405", "code": "method_not_allowed", "title": "T",
                         "detail": "D"}], "meta": META}
