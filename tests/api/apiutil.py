@@ -3,6 +3,7 @@ assertions, the crmd command line, and JWT forging (stdlib + openssl only)."""
 
 import base64
 import datetime as _dt
+import gzip
 import hashlib
 import hmac
 import json
@@ -944,6 +945,8 @@ def check_raw(origin, request, answer, known=False):
             return status, headers, body
         method, target = line[1].decode(), line[2].decode("latin1")
     seen = b"" if method == "HEAD" else (None if whole is False else body)
+    if seen and headers.get("content-encoding") == "gzip":
+        seen = gzip.decompress(seen)  # what the document describes (requests does the same)
     check_answer(origin, method, target, status, headers, seen, known)
     return status, headers, body
 
