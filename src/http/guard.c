@@ -865,7 +865,13 @@ static void h1_answer(guard_conn_t *c, h2o_req_t *req, h2o_iovec_t body)
         return;
     }
     char *buf = c->answer;
-    size_t n = append(buf, 0, "HTTP/1.1 %d %s\r\n", req->res.status, req->res.reason);
+    /* The Date and Server fields h2o puts on each of its own answers. */
+    h2o_timestamp_t ts;
+    h2o_get_timestamp(&c->w->ctx, &req->pool, &ts);
+    const h2o_iovec_t *server = &c->w->ctx.globalconf->server_name;
+    size_t n =
+        append(buf, 0, "HTTP/1.1 %d %s\r\ndate: %s\r\n", req->res.status, req->res.reason, ts.str->rfc1123);
+    if (server->len != 0) n = append(buf, n, "server: %.*s\r\n", (int)server->len, server->base);
     for (size_t i = 0; i < req->res.headers.size; i++) {
         const h2o_header_t *h = &req->res.headers.entries[i];
         n = append(buf, n, "%.*s: %.*s\r\n", (int)h->name->len, h->name->base, (int)h->value.len,

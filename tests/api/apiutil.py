@@ -3,6 +3,7 @@ assertions, the crmd command line, and JWT forging (stdlib + openssl only)."""
 
 import base64
 import datetime as _dt
+import gzip
 import hashlib
 import hmac
 import json
@@ -370,24 +371,12 @@ def raw_http(host, port, head, body=b"", timeout=10, wait_before_body=0.3):
             if not chunk:
                 break
             data += chunk
-            if b"\r\n\r\n" in data:
-                hdr, _, rest = data.partition(b"\r\n\r\n")
-                m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", hdr)
-                if m and len(rest) >= int(m.group(1)):
-                    break
+            if answer_complete(data):
+                break
         assert data, "no response at all" + (" (answered early)" if early else "")
-        hdr, _, rest = data.partition(b"\r\n\r\n")
-        lines = hdr.decode("latin1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {}
-        for ln in lines[1:]:
-            k, _, v = ln.partition(":")
-            headers[k.strip().lower()] = v.strip()
-        request_line = re.match(rb"([A-Z]+) (/\S*) HTTP/1\.[01]\r\n", head)
-        if request_line and is_crmd(f"{host}:{port}", headers.get("server")):
-            check_exchange(request_line.group(1).decode(), request_line.group(2).decode("latin1"),
-                           status, headers, rest)
-        return status, headers, rest
+        answer = check_raw(f"{host}:{port}", head, data)
+        assert answer, f"not an HTTP/1 answer: {data[:200]!r}"
+        return answer
     finally:
         s.close()
 
@@ -682,7 +671,11 @@ class OpenApi:
 
     def operation(self, method, path):
         """Returns (label, responses) for a request: responses maps status
-        keys to response objects; label names the operation."""
+        keys to response objects; label names the operation. method None:
+        an answer given before any request was read, which only
+        x-crmd-any-request describes."""
+        if method is None:
+            return "(before any request)", {}, None
         method = method.lower()
         template, item = self.match(path)
         unmatched = self.doc.get("x-crmd-unmatched", {}).get("responses", {})
@@ -704,7 +697,10 @@ class OpenApi:
 
     def check(self, method, path, status, headers, body):
         """Problems of one exchange (an empty list when it conforms).
-        headers: a mapping with case-insensitive or lower-cased keys."""
+        headers: a mapping with case-insensitive or lower-cased keys; body:
+        bytes, or None when the client did not see it (a body written
+        elsewhere, or one not read to its end): then only the status and the
+        headers are checked."""
         from decimal import Decimal
         label, responses, allowed = self.operation(method, path)
         hget = _header_getter(headers)
@@ -735,9 +731,9 @@ class OpenApi:
             if not (allowed <= got <= allowed | {"OPTIONS"}):
                 problems.append(f"Allow {sorted(got)} must list exactly {sorted(allowed)}")
         content = resp.get("content")
-        no_body = status in (204, 304) or 100 <= status < 200 or method.upper() == "HEAD"
+        no_body = status in (204, 304) or 100 <= status < 200 or (method or "").upper() == "HEAD"
         if not content or no_body:
-            if body:
+            if body:  # (None: not seen)
                 problems.append(f"a body where the document has none: {body[:120]!r}")
             if not content:
                 return label, problems
@@ -747,7 +743,7 @@ class OpenApi:
             problems.append(f"Content-Type {hget('Content-Type')!r} is not one of "
                             f"{sorted(content)}")
             return label, problems
-        if no_body:
+        if no_body or body is None:
             return label, problems
         if ctype == "application/json" or ctype.endswith("+json"):
             try:
@@ -794,17 +790,25 @@ def openapi():
 
 def check_exchange(method, url, status, headers, body):
     """Validates one answer of crmd against the document; raises AssertionError
-    (and records it) when it does not conform. url: the request's URL or
-    path (with its query)."""
+    (and records it) when it does not conform. url: the request's URL, or its
+    target as sent (a path with its query, or the absolute form); body: bytes,
+    or None when it was not seen (see OpenApi.check). method and url None:
+    an answer given before any request was read."""
     if not openapi_validation_enabled():
         return
-    parts = urlsplit(url)
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
-    label, problems = openapi().check(method, path, status, headers, body or b"")
+    if url is None:
+        path = ""
+    elif url.startswith("/"):
+        path = url  # a target as sent ("//x" is a path, not a host)
+    else:
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+    label, problems = openapi().check(method, path, status, headers, body)
     if problems:
+        shown = "(not seen)" if body is None else repr(body[:400])
         msg = (f"OpenAPI: {label} -> {status} does not match openapi/openapi.json "
-               f"(request {method} {path[:200]}):\n  " + "\n  ".join(problems) +
-               f"\n  body: {(body or b'')[:400]!r}")
+               f"(request {method or '(none)'} {path[:200]}):\n  " + "\n  ".join(problems) +
+               f"\n  body: {shown}")
         OPENAPI_FAILURES.append(msg)
         raise AssertionError(msg)
 
@@ -816,12 +820,169 @@ def is_crmd(netloc, server_header):
     return netloc in CRMD_ORIGINS and server_header == "crmd"
 
 
-def check_response(resp):
-    """check_exchange for a requests.Response from a crmd the suite started."""
-    if not is_crmd(urlsplit(resp.request.url).netloc, resp.headers.get("Server")):
-        return
-    check_exchange(resp.request.method, resp.request.url, resp.status_code, resp.headers,
-                   resp.content)
+def check_answer(origin, method, url, status, headers, body, known=False):
+    """check_exchange for an answer from origin ("host:port") however the
+    suite received it (requests, http.client, curl, a raw socket): only the
+    answers of a crmd the suite started are checked. known: the caller knows
+    the answer came from that crmd, even without its Server field (h2o's
+    canned 400 has none)."""
+    server = _header_getter(headers)("Server")
+    if is_crmd(origin, server) or (known and origin in CRMD_ORIGINS):
+        check_exchange(method, url, status, headers, body)
+
+
+def check_response(resp, body=b"", read=True):
+    """check_answer for a requests.Response: with its content, or when read
+    is False with body (bytes, or None for its status and headers alone)."""
+    check_answer(urlsplit(resp.request.url).netloc, resp.request.method, resp.request.url,
+                 resp.status_code, resp.headers, resp.content if read else body)
+
+
+def check_streamed(resp):
+    """check_response for a response whose body the test reads itself
+    (requests' stream=True): its status and headers at once, and its body too
+    when the response is closed after the test read all of it (the bytes the
+    test reads are kept as it reads them)."""
+    check_response(resp, None, read=False)
+    raw, seen, ended = resp.raw, [], []
+    read, read_chunked, close = raw.read, raw.read_chunked, resp.close
+
+    def tee_read(*args, **kw):
+        data = read(*args, **kw)
+        seen.append(data or b"")
+        if raw.isclosed():
+            ended.append(True)  # http.client closes its end at the body's end
+        return data
+
+    def tee_read_chunked(*args, **kw):
+        for data in read_chunked(*args, **kw):
+            seen.append(data)
+            yield data
+        ended.append(True)
+
+    def close_and_check():
+        close()
+        if ended:
+            ended.clear()  # once, however often it is closed
+            check_response(resp, b"".join(seen), read=False)
+
+    raw.read, raw.read_chunked, resp.close = tee_read, tee_read_chunked, close_and_check
+
+
+def _http1_parts(data):
+    """(status, headers lower-cased, body, whole) of the first final answer in
+    bytes read off an HTTP/1 connection (interim 1xx answers skipped); body is
+    cut at its Content-Length or its last chunk, and whole says whether all of
+    it is there (None for a body that ends with the connection: it may be).
+    None when data holds no complete head."""
+    while True:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        m = re.match(rb"HTTP/1\.[01] (\d{3})", head)
+        if not sep or not m:
+            return None
+        if not 100 <= int(m[1]) < 200:
+            break
+        data = rest
+    headers = {}
+    for line in head.decode("latin1").split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body, whole = b"", False
+        while True:
+            size, sep, rest = rest.partition(b"\r\n")
+            if not sep or not re.fullmatch(rb"[0-9A-Fa-f]+(;.*)?", size):
+                break
+            n = int(size.split(b";")[0], 16)
+            if n == 0:
+                whole = True
+                break
+            body, rest = body + rest[:n], rest[n + 2:]
+        return int(m[1]), headers, body, whole
+    length = headers.get("content-length")
+    if length is not None and length.isdigit():
+        return int(m[1]), headers, rest[:int(length)], len(rest) >= int(length)
+    return int(m[1]), headers, rest, None
+
+
+def answer_complete(data):
+    """Whether bytes read off an HTTP/1 connection hold a whole answer."""
+    parts = _http1_parts(data)
+    return parts is not None and parts[3] is True
+
+
+def recv_answer(sock):
+    """Reads one HTTP/1 answer off sock: until it is whole, or the
+    connection ends or is reset. Returns the bytes read."""
+    data = b""
+    try:
+        while not answer_complete(data):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def check_raw(origin, request, answer, known=False):
+    """check_answer for an HTTP/1 exchange on a raw socket to origin
+    ("host:port"): request is what was sent (from its request line), or None
+    for an answer given before any request (to a connection over the cap);
+    answer is what was read. Returns (status, headers lower-cased, body) of
+    the answer, or None when it holds no HTTP answer; a body that did not
+    arrive whole is not checked (status and headers are). known: as for
+    check_answer."""
+    parts = _http1_parts(answer)
+    if parts is None:
+        return None
+    status, headers, body, whole = parts
+    method = target = None
+    if request is not None:
+        line = re.match(rb"([A-Z]+) (\S+) HTTP/1\.[01]\r\n", request)
+        if not line:
+            return status, headers, body
+        method, target = line[1].decode(), line[2].decode("latin1")
+    seen = b"" if method == "HEAD" else (None if whole is False else body)
+    if seen and headers.get("content-encoding") == "gzip":
+        seen = gzip.decompress(seen)  # what the document describes (requests does the same)
+    check_answer(origin, method, target, status, headers, seen, known)
+    return status, headers, body
+
+
+# What curl -w writes for check_curl: the request's method and URL, then the
+# answer's status, the size of its body and its header fields
+# (%{header_json} needs curl 7.83 or later).
+CURL_ANSWER = "%{method} %{url_effective} %{http_code} %{size_download} %{header_json}"
+
+
+def check_curl(written, body):
+    """check_answer for one curl call: written is what its -w CURL_ANSWER
+    wrote, body the bytes it received; an empty body of a non-empty answer
+    went elsewhere (-o /dev/null) and is not checked. Returns (status,
+    headers lower-cased); status 0 when curl got no answer."""
+    method, url, status, size, fields = written.strip().split(" ", 4)
+    headers = {k.lower(): ", ".join(v) for k, v in json.loads(fields).items()}
+    if int(status) == 0:
+        return 0, headers
+    seen = None if not body and int(size) > 0 else body
+    check_answer(urlsplit(url).netloc, method, url, int(status), headers, seen)
+    return int(status), headers
+
+
+def curl(*args, timeout=60):
+    """Runs curl -sS with args (options and URL), its answer checked with
+    check_curl. Returns (returncode, HTTP version, status, headers, body
+    bytes, stderr); curl writes its report even when the transfer fails."""
+    mark = "\n@@crmd-curl "
+    p = subprocess.run(["curl", "-sS", "-w", mark.replace("\n", "\\n") + "%{http_version} " + CURL_ANSWER,
+                        *map(str, args)], capture_output=True, timeout=timeout)
+    body, sep, written = p.stdout.rpartition(mark.encode())
+    assert sep, f"curl exit {p.returncode}, no report: {p.stderr[-500:]!r}"
+    version, _, written = written.decode(errors="replace").partition(" ")
+    status, headers = check_curl(written, body)
+    return p.returncode, version, status, headers, body, p.stderr.decode(errors="replace")
 
 
 # --- crmd copy of the trash, the history and the idempotency keys ----------

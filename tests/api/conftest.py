@@ -37,6 +37,9 @@ if BACKEND == "postgres" and not PG_URL:
     # A PostgreSQL run without PostgreSQL is a failure, never a skip.
     raise pytest.UsageError("CRMD_TEST_BACKEND=postgres needs CRMD_TEST_PG_URL "
                             "(run the suite through scripts/pg-cluster.sh run)")
+if os.environ.get("CRMD_OPENAPI_VALIDATE", "1") not in ("0", "1"):
+    raise pytest.UsageError("CRMD_OPENAPI_VALIDATE must be 1 (validate every answer, the "
+                            "default) or 0 (validate none)")
 # PostgreSQL-only tests are not collected at all in a SQLite run.
 collect_ignore = [] if BACKEND == "postgres" else ["test_postgres.py", "test_postgres_webhooks.py"]
 
@@ -73,19 +76,44 @@ apiutil.find_server_key = _find_server_key_aliased
 
 # Every answer a crmd of this suite gives through requests (the Client, and
 # any requests.get/post/Session of a test) is validated against
-# openapi/openapi.json (apiutil.check_response; CRMD_OPENAPI_VALIDATE=0 turns
-# it off). A streamed response is left alone: its body is the test's to read.
+# openapi/openapi.json (apiutil.check_response; answers read by other means go
+# through apiutil.check_answer too). A streamed response (stream=True) has its
+# status and headers checked at once, and its body once the test has read it
+# all and closed the response. CRMD_OPENAPI_VALIDATE=0 turns the checks off,
+# and the run's report says so.
 _requests_send = requests.Session.send
 
 
 def _validating_send(self, request, **kw):
     resp = _requests_send(self, request, **kw)
-    if not kw.get("stream"):
+    if kw.get("stream"):
+        apiutil.check_streamed(resp)
+    else:
         apiutil.check_response(resp)
     return resp
 
 
 requests.Session.send = _validating_send
+
+
+VALIDATION_OFF = ("CRMD_OPENAPI_VALIDATE=0: the answers of crmd are NOT validated against "
+                  "openapi/openapi.json in this run")
+
+
+def pytest_report_header(config):
+    if apiutil.openapi_validation_enabled():
+        return "openapi: every answer of crmd is validated against openapi/openapi.json"
+    return "openapi: " + VALIDATION_OFF
+
+
+def pytest_configure(config):
+    if not apiutil.openapi_validation_enabled():
+        config.issue_config_time_warning(pytest.PytestWarning(VALIDATION_OFF), stacklevel=2)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not apiutil.openapi_validation_enabled():
+        terminalreporter.write_sep("!", VALIDATION_OFF, red=True, bold=True)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -106,6 +134,30 @@ def _openapi_conformance(request):
     if found and not getattr(request.node, "crmd_call_failed", False):
         pytest.fail(f"{len(found)} answer(s) did not match openapi/openapi.json:\n"
                     + "\n".join(found[:3]), pytrace=False)
+
+@pytest.fixture
+def healthz_drift(monkeypatch):
+    """Makes the suite's validator read a drifted document for the test:
+    set("body") makes GET /healthz's 200 promise a status crmd never sends,
+    set("header") a header it never sends. The failures recorded meanwhile
+    are the test's to expect, and are forgotten at its end."""
+    import copy
+    if not apiutil.openapi_validation_enabled():
+        pytest.skip(VALIDATION_OFF)
+    first = len(apiutil.OPENAPI_FAILURES)
+
+    def drift(what):
+        doc = copy.deepcopy(apiutil.openapi().doc)
+        if what == "body":
+            doc["components"]["schemas"]["Health"]["properties"]["status"] = {"const": "drifted"}
+        else:
+            doc["paths"]["/healthz"]["get"]["responses"]["200"]["headers"]["X-Drift"] = {
+                "required": True, "schema": {"type": "string"}}
+        monkeypatch.setattr(apiutil, "_OPENAPI", apiutil.OpenApi(doc, enforce_pending=False))
+
+    yield drift
+    del apiutil.OPENAPI_FAILURES[first:]
+
 
 # never send loopback traffic through a proxy (requests and curl honour these)
 for _k in [k for k in os.environ if k.lower() in ("http_proxy", "https_proxy", "all_proxy")]:

@@ -209,6 +209,8 @@ def test_connection_cap_answers_excess_connections_at_once(make_server, monkeypa
     assert 2 <= kept <= 3, (kept, refused)
     assert len(refused) == 6 - kept
     for data in refused:
+        # An answer to no request: the document's x-crmd-any-request 503.
+        apiutil.check_raw(f"127.0.0.1:{srv.port}", None, data, known=True)
         head, _, body = data.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 503"), data[:200]
         assert b"Retry-After: 1" in head

@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from apiutil import REPO_ROOT, assert_error, assert_status, crmd_bin
+from apiutil import REPO_ROOT, assert_error, assert_status, check_raw, crmd_bin, recv_answer
 from conftest import free_port
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -89,13 +89,11 @@ def test_gzip_when_the_client_takes_it(anon, accept, compressed):
 
 
 def test_the_gzip_form_is_gzip_of_the_page(server):
+    request = b"GET / HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert b"content-encoding: gzip" in head.lower()
+        s.sendall(request)
+        status, headers, body = check_raw(f"127.0.0.1:{server.port}", request, recv_answer(s))
+    assert status == 200 and headers["content-encoding"] == "gzip"
     assert gzip.decompress(body).startswith(b"<!doctype html>")
 
 

@@ -9,8 +9,8 @@ import h2.config
 import h2.connection
 import pytest
 
-from apiutil import (App, app_create, assert_status, body_json, crmd_bin, jwt_parts,
-                     parse_app_create, run_crmd, token_issue)
+from apiutil import (App, app_create, assert_status, body_json, check_raw, crmd_bin, jwt_parts,
+                     parse_app_create, recv_answer, run_crmd, token_issue)
 
 
 def test_help_exits_0():
@@ -129,8 +129,10 @@ def held_connections(srv, app, http2):
         s.sendall(first)
         return s
 
-    idle = connect(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert idle.recv(65536).startswith(b"HTTP/1.1 200"), "answered, and kept open"
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    idle = connect(request)
+    answer = check_raw(f"{srv.host}:{srv.port}", request, recv_answer(idle))
+    assert answer and answer[0] == 200, "answered, and kept open"
     auth = f"Authorization: Bearer {app.token}\r\nAppId: {app.key}\r\n".encode()
     held = [idle, connect(b"GET /healthz HTTP/1.1\r\nHost: x\r\n"),
             connect(b"POST /leads HTTP/1.1\r\nHost: x\r\n" + auth +

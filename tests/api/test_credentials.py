@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from apiutil import TIMEOUT, body_json
+from apiutil import TIMEOUT, body_json, check_answer
 
 
 def send(server, headers, method="GET", path="/leads/", body=None):
@@ -27,6 +27,7 @@ def send(server, headers, method="GET", path="/leads/", body=None):
         c.endheaders(data)
         r = c.getresponse()
         raw = r.read()
+        check_answer(f"{server.host}:{server.port}", method, path, r.status, dict(r.getheaders()), raw)
         return r.status, (json.loads(raw) if raw else None)
     finally:
         c.close()

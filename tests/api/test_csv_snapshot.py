@@ -9,7 +9,6 @@ import io
 import json
 import socket
 import sqlite3
-import subprocess
 import time
 
 import h2.config
@@ -19,7 +18,7 @@ import h2.settings
 import pytest
 import requests
 
-from apiutil import TIMEOUT, assert_status, body_json
+from apiutil import TIMEOUT, assert_status, body_json, check_answer, curl
 from conftest import BACKEND, psql
 
 # Rows of about 1 KB (names and sources of three-byte characters): 6,000
@@ -51,6 +50,9 @@ def start_export(app, params="sort=-value", first=4096):
     conn.request("GET", f"/leads/?format=csv&{params}", headers=app.headers)
     resp = conn.getresponse()
     head = resp.read(first) if resp.status == 200 else resp.read()
+    # An export's body is read later, if at all: its status and headers are checked.
+    check_answer(f"{host}:{port}", "GET", f"/leads/?format=csv&{params}", resp.status,
+                 dict(resp.getheaders()), None if resp.status == 200 else head)
     return conn, resp, head
 
 
@@ -123,12 +125,11 @@ def assert_refused(resp, body, status, code):
 
 
 def h2_export_status(app):
-    p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
-                        "%{http_code} %{http_version}", "-H", f"AppId: {app.key}", "-H",
-                        f"Authorization: Bearer {app.token}", app.base_url + "/leads/?format=csv"],
-                       capture_output=True, text=True, timeout=TIMEOUT)
-    assert p.returncode == 0, p.stderr
-    return p.stdout
+    rc, version, status, _, _, err = curl("--http2-prior-knowledge", "-H", f"AppId: {app.key}", "-H",
+                                          f"Authorization: Bearer {app.token}",
+                                          app.base_url + "/leads/?format=csv", timeout=TIMEOUT)
+    assert rc == 0, err
+    return f"{status} {version}"
 
 
 def test_running_exports_are_capped_per_app_and_in_all(make_server):
@@ -238,6 +239,9 @@ def test_exports_whose_http2_streams_are_reset_give_their_places_back(make_serve
         for ev in conn.receive_data(data):
             if isinstance(ev, h2.events.ResponseReceived):
                 statuses[ev.stream_id] = dict(ev.headers)[b":status"]
+                fields = {k.decode(): v.decode() for k, v in ev.headers if not k.startswith(b":")}
+                check_answer(f"127.0.0.1:{srv.port}", "GET", "/leads/?format=csv",
+                             int(statuses[ev.stream_id]), fields, None)  # the body is not read
         sock.sendall(conn.data_to_send())
     assert sorted(statuses.values()) == [b"200"] * 2 + [b"429"] * 10
     # The two running exports cannot have ended: their files are far

@@ -11,7 +11,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from apiutil import MIB, assert_status, token_issue
+from apiutil import MIB, answer_complete, assert_status, check_raw, recv_answer, token_issue
 from conftest import BACKEND, Server, environ, free_port
 
 
@@ -212,20 +212,12 @@ def test_admin_listen_is_checked(tmp_path):
 
 def healthz_on(sock):
     """One GET /healthz on an open keep-alive socket; its status."""
-    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        assert chunk, "connection closed before an answer"
-        data += chunk
-    head, body = data.split(b"\r\n\r\n", 1)
-    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
-    while len(body) < length:
-        chunk = sock.recv(4096)
-        assert chunk, "connection closed inside an answer"
-        body += chunk
-    return int(head.split(b" ", 2)[1])
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    sock.sendall(request)
+    data = recv_answer(sock)
+    assert answer_complete(data), f"connection closed before a whole answer: {data[:200]!r}"
+    host, port = sock.getpeername()
+    return check_raw(f"{host}:{port}", request, data)[0]
 
 
 def thread_connections(srv, threads):

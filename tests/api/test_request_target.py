@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from apiutil import TIMEOUT
+from apiutil import TIMEOUT, check_answer
 
 
 def send(server, app, method, target, body=None):
@@ -21,6 +21,7 @@ def send(server, app, method, target, body=None):
         c.request(method, target, body=body, headers=headers)
         r = c.getresponse()
         data = r.read()
+        check_answer(f"{server.host}:{server.port}", method, target, r.status, dict(r.getheaders()), data)
         return r.status, (json.loads(data) if data else None)
     finally:
         c.close()

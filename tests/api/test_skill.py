@@ -1,8 +1,8 @@
 """docs/skill/SKILL.md is an agent skill in the reference's format. Every curl
 command in it runs, as written, against a real server and answers the status
-(and the JSON shape) that its section documents; every route that takes
-credentials has a section; the pre-flight check refuses a shell without the
-three variables."""
+(and the JSON shape) that its section documents, in an answer that conforms to
+openapi/openapi.json; every route that takes credentials has a section; the
+pre-flight check refuses a shell without the three variables."""
 
 import json
 import os
@@ -11,14 +11,17 @@ import subprocess
 
 import pytest
 
-from apiutil import REPO_ROOT, run_crmd
+from apiutil import CURL_ANSWER, REPO_ROOT, check_curl, run_crmd
 
 SKILL = REPO_ROOT / "docs" / "skill" / "SKILL.md"
-STATUS_MARK = "@@crmd-skill-status="
+STATUS_MARK = "@@crmd-skill-answer="
+END_MARK = "@@crmd-skill-end"
 
-# The wrapper adds the status after each answer without changing what the
-# documented command sends.
-WRAPPER = ("curl() { command curl -sS -w '\\n" + STATUS_MARK + "%{http_code}\\n' \"$@\"; }\n")
+# The wrapper adds the status and header fields (apiutil.CURL_ANSWER) after
+# each answer without changing what the documented command sends.
+WRAPPER = ("curl() { command curl -sS -w '\\n" + STATUS_MARK + CURL_ANSWER + "\\n" + END_MARK +
+           "\\n' \"$@\"; }\n")
+ANSWER_RE = re.compile("\n" + re.escape(STATUS_MARK) + "(.*?)\n" + re.escape(END_MARK) + "\n", re.S)
 
 
 def parse_skill():
@@ -64,14 +67,14 @@ def run_block(script, env):
 
 
 def answers(stdout):
-    """[(status, body text)] of each curl call the block made."""
-    out, body = [], []
-    for line in stdout.split("\n"):
-        if line.startswith(STATUS_MARK):
-            out.append((int(line[len(STATUS_MARK):]), "\n".join(body)))
-            body = []
-        else:
-            body.append(line)
+    """[(status, body text)] of each curl call the block made, each answer
+    checked against openapi/openapi.json."""
+    out, start = [], 0
+    for m in ANSWER_RE.finditer(stdout):
+        body = stdout[start:m.start()]
+        status, _ = check_curl(m[1], body.encode())
+        out.append((status, body))
+        start = m.end()
     return out
 
 
@@ -135,6 +138,7 @@ def test_skill_command_answers_as_documented(skill_env, heading, script, status,
         # The pre-flight check: it passes, and the server answered.
         assert p.returncode == 0, p.stderr + p.stdout
         assert "All credentials configured" in p.stdout
+        assert [code for code, _ in got] == [200], p.stdout
         return
     assert p.returncode == 0, p.stderr
     assert len(got) == 1, f"{heading}: expected one curl call, saw {got}"
@@ -142,6 +146,21 @@ def test_skill_command_answers_as_documented(skill_env, heading, script, status,
     assert code == status, f"{heading}: documented {status}, server answered {code}: {body[:500]}"
     if example is not None:
         assert_shape(example, json.loads(body), heading)
+
+
+def test_skill_answers_are_checked_against_the_openapi_document(skill_env, healthz_drift):
+    health = [b[1] for b in BLOCKS if b[0].startswith("GET /healthz")]
+    preflight = next(b[1] for b in BLOCKS if "Pre-flight" in b[1])
+    assert len(health) == 1
+    assert answers(run_block(health[0], skill_env).stdout) == [(200, '{"status":"ok"}')]
+    healthz_drift("body")
+    with pytest.raises(AssertionError, match="does not match openapi/openapi.json"):
+        answers(run_block(health[0], skill_env).stdout)
+    # The pre-flight check sends its answer's body to /dev/null: its headers are checked.
+    assert [code for code, _ in answers(run_block(preflight, skill_env).stdout)] == [200]
+    healthz_drift("header")
+    with pytest.raises(AssertionError, match="does not match openapi/openapi.json"):
+        answers(run_block(preflight, skill_env).stdout)
 
 
 def test_preflight_refuses_missing_variables(skill_env):

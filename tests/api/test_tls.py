@@ -15,7 +15,7 @@ import warnings
 import pytest
 import requests
 
-from apiutil import assert_status, run_crmd
+from apiutil import assert_status, curl, run_crmd
 from conftest import Server, environ, free_port
 
 
@@ -134,9 +134,8 @@ def test_alpn_offers_h2_only_with_http2(tls):
     assert handshake(srv.port, srv.cert, alpn=["h2"])[2] is None
     h2 = tls(CRMD_HTTP2="1")
     assert handshake(h2.port, h2.cert, alpn=["h2", "http/1.1"])[2] == "h2"
-    out = subprocess.run(["curl", "-s", "--cacert", str(h2.cert), "-o", "/dev/null", "-w", "%{http_version}",
-                          "--http2", h2.base_url + "/readyz"], capture_output=True, text=True, timeout=20)
-    assert out.stdout == "2", out
+    _, version, status, _, body, err = curl("--cacert", h2.cert, "--http2", h2.base_url + "/readyz", timeout=20)
+    assert (version, status) == ("2", 200), (version, status, body, err)
 
 
 def wait_for_text(srv, text, n, timeout=10.0):
