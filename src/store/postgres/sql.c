@@ -152,6 +152,11 @@
  * third smaller (see docs/scaling.md), and they order by bytes like
  * SQLite's text ids whatever the database's collation. */
 /* clang-format off */
+/* Migration 15's two statements (see its entry). */
+#define PG_V15_FOLLOWS_STATE                                                                                 \
+    "DROP INDEX follows_app_state;"                                                                          \
+    "CREATE INDEX follows_app_state ON follows (app_id, status, due_at, created_at, id) INCLUDE (lead_id);"
+
 const char *const pg_migrations[SCHEMA_VERSION] = {
     /* 1: apps, signing keys, leads and follows. */
     "CREATE TABLE apps ("
@@ -260,8 +265,7 @@ const char *const pg_migrations[SCHEMA_VERSION] = {
      * and with many overdue follows PostgreSQL scanned follows whole
      * instead (docs/architecture.md). SQLite's index carries it already
      * (the primary key of a WITHOUT ROWID table). */
-    "DROP INDEX follows_app_state;"
-    "CREATE INDEX follows_app_state ON follows (app_id, status, due_at, created_at, id) INCLUDE (lead_id);",
+    PG_V15_FOLLOWS_STATE,
 };
 
 #define FOLLOW_ORDER "due_at ASC NULLS LAST, created_at, id"
