@@ -957,25 +957,24 @@ static const char *first_sort_col(const store_lead_query_t *lq)
 }
 
 /* Whether, on SQLite under FQ_PLAN_SORT, the sort's index holds all that
- * rd's range tests: a sort by updated_at, value or probability (whose
- * indexes carry the stage and status, schema version 14) with ties broken
- * by created_at and id only, filtered by stage and status and nothing
- * else beyond the sort's own column. The walk then tests each lead in the
- * index, and only the page's records are read from the table; otherwise
- * each lead it passes is, to be tested. PostgreSQL reads as before. */
-static bool sort_index_covers(const fq_t *q, const fq_read_t *rd, const store_lead_query_t *lq)
+ * the page's range tests: order[0..n) sorts by updated_at, value or
+ * probability (whose indexes carry the stage and status, schema version
+ * 14) with ties broken by created_at and id only, and lq filters by stage
+ * and status and nothing else beyond the sort's own column. The walk then
+ * tests each lead in the index, and only the page's records are read from
+ * the table; otherwise each lead it passes is, to be tested. PostgreSQL
+ * reads as before. */
+static bool sort_index_covers(const fq_t *q, const store_sort_t *order, int n, const store_lead_query_t *lq)
 {
     if (q->pg || q->plan != FQ_PLAN_SORT || (lq->f.stages == 0 && lq->f.statuses == 0)) return false;
     store_lead_query_t rest = *lq;
     rest.f.stages = 0;
     rest.f.statuses = 0;
     if (fq_lead_filters_beyond_sort(&rest)) return false;
-    const char *first = rd->k[0].col;
-    if (strcmp(first, "l.updated_at") != 0 && strcmp(first, "l.value_cents") != 0 &&
-        strcmp(first, "l.probability") != 0)
-        return false;
-    for (int i = 1; i < rd->nk; i++)
-        if (strcmp(rd->k[i].col, "l.created_at") != 0 && strcmp(rd->k[i].col, "l.id") != 0) return false;
+    int first = order[0].key;
+    if (first != LEAD_KEY_UPDATED && first != LEAD_KEY_VALUE && first != LEAD_KEY_PROBABILITY) return false;
+    for (int i = 1; i < n; i++)
+        if (order[i].key != LEAD_KEY_CREATED && order[i].key != LEAD_KEY_ID) return false;
     return true;
 }
 
@@ -999,8 +998,9 @@ bool fq_lead_find(fq_t *q, int64_t app, const store_lead_query_t *lq)
     rd.bare = !lq->count;
     rd.by_key = &LEAD_KEY_OF;
     store_sort_t order[STORE_SORT_MAX];
-    if (!keys_of(q, &rd, order, store_lead_order(lq->sort, lq->nsort, order), LEAD_KEYS)) return false;
-    rd.covered = sort_index_covers(q, &rd, lq);
+    int nkeys = store_lead_order(lq->sort, lq->nsort, order);
+    if (!keys_of(q, &rd, order, nkeys, LEAD_KEYS)) return false;
+    rd.covered = sort_index_covers(q, order, nkeys, lq);
     put_page(q, &rd);
     put_final_order(q, &rd);
     return done(q);

@@ -359,20 +359,7 @@ def raw_http(host, port, head, body=b"", timeout=10, wait_before_body=0.3):
                             break
                 except (BrokenPipeError, ConnectionResetError):
                     pass
-        data = b""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            except socket.timeout:
-                break
-            if not chunk:
-                break
-            data += chunk
-            if answer_complete(data):
-                break
+        data = recv_answer(s)
         assert data, "no response at all" + (" (answered early)" if early else "")
         answer = check_raw(f"{host}:{port}", head, data)
         assert answer, f"not an HTTP/1 answer: {data[:200]!r}"
@@ -913,7 +900,7 @@ def answer_complete(data):
 
 def recv_answer(sock):
     """Reads one HTTP/1 answer off sock: until it is whole, or the
-    connection ends or is reset. Returns the bytes read."""
+    connection ends, is reset or times out. Returns the bytes read."""
     data = b""
     try:
         while not answer_complete(data):
@@ -921,7 +908,7 @@ def recv_answer(sock):
             if not chunk:
                 break
             data += chunk
-    except ConnectionResetError:
+    except (ConnectionResetError, socket.timeout):
         pass
     return data
 
