@@ -1125,3 +1125,80 @@ Test(sqlite, version_13s_sort_indexes_gain_the_stage_and_status_and_every_lead_i
                  int_of(s, "SELECT count(*) FROM leads WHERE app_id = 1 AND stage = 2"));
     store_close(s);
 }
+
+/* What version 15 had: lead_history's seq under AUTOINCREMENT. Leads 1 to
+ * 3 have four entries each, seq 1 to 12 in turn; the newest two (11 and
+ * 12) were deleted, so AUTOINCREMENT's mark (12) is above the largest seq
+ * left (10). */
+static const char v15_history[] =
+    "DROP TABLE lead_history;"
+    "CREATE TABLE lead_history (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  app_id INTEGER NOT NULL REFERENCES apps(id), lead_id TEXT NOT NULL, id TEXT NOT NULL,"
+    "  action INTEGER NOT NULL, actor TEXT NOT NULL, at INTEGER NOT NULL, follow_id TEXT,"
+    "  changes TEXT NOT NULL);"
+    "CREATE INDEX lead_history_lead ON lead_history (app_id, lead_id, seq DESC);"
+    "PRAGMA user_version = 15;";
+static const char v15_history_rows[] =
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12) "
+    "INSERT INTO lead_history (app_id, lead_id, id, action, actor, at, changes) "
+    "SELECT 1, printf('0190a000-0000-7000-8000-%012d', 1 + (i - 1) % 3),"
+    "  printf('0190b000-0000-7000-8000-%012d', i), 2, 'tester', 1000 + i, '{\"n\":' || i || '}' FROM n;"
+    "DELETE FROM lead_history WHERE seq > 10;";
+
+typedef struct seqs_seen {
+    int n;
+    int64_t seq[8];
+} seqs_seen_t;
+
+static void on_seq(void *ctx, const store_change_t *c, int64_t seq)
+{
+    (void)c;
+    seqs_seen_t *seen = ctx;
+    cr_assert_lt(seen->n, 8);
+    seen->seq[seen->n++] = seq;
+}
+
+/* Migration 16: from version 15, every entry keeps its seq, in a table
+ * whose seq has no AUTOINCREMENT (so no row in sqlite_sequence); a new
+ * entry is numbered after the largest left, and a lead's history still
+ * lists newest first, page after page. */
+Test(sqlite, version_15s_history_loses_autoincrement_and_every_entry_keeps_its_seq)
+{
+    store_t *s = migrated_from("pk_live_v15", v15_history, 3, v15_history_rows);
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'lead_history' "
+                           "AND sql NOT LIKE '%AUTOINCREMENT%'"),
+                 1);
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM sqlite_sequence WHERE name = 'lead_history'"), 0);
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM pragma_index_list('lead_history') "
+                           "WHERE name = 'lead_history_lead'"),
+                 1);
+    cr_expect_eq(int_of(s, "SELECT count(*) FROM lead_history"), 10);
+    cr_expect_eq(int_of(s,
+                        "SELECT sum(seq * (1000 + seq = at) * (id = printf('0190b000-0000-7000-8000-%012d', "
+                        "seq))) FROM lead_history"),
+                 55, "seq 1 to 10, each with its own entry");
+    store_change_t c = {.id = "0190b000-0000-7000-8000-000000000099",
+                        .lead_id = "0190a000-0000-7000-8000-000000000002",
+                        .follow_id = "",
+                        .action = 2,
+                        .actor = "tester",
+                        .at = 2000,
+                        .changes = {"{}", 2}};
+    cr_assert_eq(store_history_add(s, 1, &c), STORE_OK);
+    cr_expect_eq(int_of(s, "SELECT seq FROM lead_history WHERE at = 2000"), 11, "after the largest left");
+    seqs_seen_t seen = {0};
+    int64_t total = -1;
+    store_history_query_t q = {.limit = 3};
+    cr_assert_eq(store_history_list(s, 1, c.lead_id, &q, &total, on_seq, &seen, NULL), STORE_OK);
+    cr_expect_eq(total, 4);
+    cr_assert_eq(seen.n, 3);
+    cr_expect_eq(seen.seq[0], 11);
+    cr_expect_eq(seen.seq[1], 8);
+    cr_expect_eq(seen.seq[2], 5);
+    q = (store_history_query_t){.limit = 3, .after = true, .after_seq = 5};
+    seen = (seqs_seen_t){0};
+    cr_assert_eq(store_history_list(s, 1, c.lead_id, &q, &total, on_seq, &seen, NULL), STORE_OK);
+    cr_assert_eq(seen.n, 1);
+    cr_expect_eq(seen.seq[0], 2);
+    store_close(s);
+}

@@ -266,6 +266,10 @@ const char *const pg_migrations[SCHEMA_VERSION] = {
      * instead (docs/architecture.md). SQLite's index carries it already
      * (the primary key of a WITHOUT ROWID table). */
     PG_V15_FOLLOWS_STATE,
+    /* 16: SQLite's history seq without AUTOINCREMENT, which cost it a page
+     * per commit; here seq is an identity column, whose sequence is not
+     * written in the transaction's pages, so nothing changes. */
+    "SELECT 1",
 };
 
 #define FOLLOW_ORDER "due_at ASC NULLS LAST, created_at, id"

@@ -317,6 +317,27 @@
     "ALTER TABLE idempotency_keys_v13 RENAME TO idempotency_keys;"                                           \
     "CREATE UNIQUE INDEX idempotency_keys_key ON idempotency_keys (app_id, key);" SCHEMA_V8_IDEM_INDEX
 
+/* Migration 16: lead_history's seq without AUTOINCREMENT. AUTOINCREMENT
+ * reads and rewrites the table's row in sqlite_sequence on every insert,
+ * one more page in each commit; on lead PUTs at 10,000 leads it was about
+ * half of what the history cost an update (bench/results.md, 2026-12-01
+ * 04:10). What it guaranteed is not needed: without it a new entry's seq
+ * is one more than the largest in the table, so a lead's entries still
+ * rise in the order recorded, and a cursor into a lead's history (seq
+ * below a value) stays valid. Only the seqs of the newest entries can come
+ * back, after those entries were deleted, and entries are deleted only
+ * with their lead for good, whose history nobody can ask for any more.
+ * Every entry keeps its seq. */
+#define SQ_V16_HISTORY_SEQ                                                                                   \
+    "ALTER TABLE lead_history RENAME TO lead_history_v15;"                                                   \
+    "DROP INDEX lead_history_lead;" SCHEMA_V8_HISTORY(                                                       \
+        "TEXT", "INTEGER", "INTEGER PRIMARY KEY") "INSERT INTO lead_history (seq, app_id, lead_id, id, "     \
+                                                  "action, actor, at, follow_id, changes) "                  \
+                                                  "  SELECT seq, app_id, lead_id, id, action, actor, at, "   \
+                                                  "follow_id, changes FROM lead_history_v15 "                \
+                                                  "  ORDER BY seq;"                                          \
+                                                  "DROP TABLE lead_history_v15;"
+
 /* Migration 14: the indexes of three sorts (updated_at, value,
  * probability) carry each lead's stage and status after its keys. A page
  * of one stage (or status) in such an order walks the sort's index; with
@@ -445,6 +466,8 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     /* 15: PostgreSQL's follows_app_state gains the lead; here the index
      * holds it already (the table's primary key), so nothing changes. */
     "SELECT 1",
+    /* 16: the history's seq without AUTOINCREMENT (see above). */
+    SQ_V16_HISTORY_SEQ,
 };
 
 /* The webhooks' statements SQLite writes its own way: a delete in four
