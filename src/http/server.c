@@ -340,6 +340,14 @@ static void *worker_main(void *arg)
     for (int i = 0; i < CUT_TURNS && http_guard_conns_open(w); i++)
         h2o_evloop_run(w->loop, 10);
     h2o_evloop_run(w->loop, 0);
+    /* A request whose frames h2o had read before the cut can still reach
+     * its handler in those turns and start a read (a PostgreSQL query, its
+     * app looked up) or a write. The thread's store may not close with one
+     * in flight (store.h), so the loop turns until each is over, as in the
+     * drain; the answers have nobody left to go to. Seen on PostgreSQL
+     * over HTTP/2: an abort at exit, one run in many. */
+    while (w->cfg->busy != NULL && w->cfg->busy(w->state))
+        h2o_evloop_run(w->loop, 10);
 
     http_guard_thread_fini(w);
     w->cfg->thread_fini(w->state);
