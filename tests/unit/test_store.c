@@ -609,8 +609,17 @@ static void undo_finding(void)
         raw_sql(sql);
         names += n + strspn(names + n, ", ");
     }
-    raw_sql("ALTER TABLE leads DROP COLUMN name_fold; ALTER TABLE leads DROP COLUMN source_fold;");
+    raw_sql("ALTER TABLE leads DROP COLUMN name_fold; ALTER TABLE leads DROP COLUMN source_fold;"
+            "ALTER TABLE leads DROP COLUMN history_head; ALTER TABLE leads DROP COLUMN history_count;");
 }
+
+/* What SQLite's migration 17 (the history's chain) changed, as every
+ * older version had it. */
+#define SQ_BEFORE_HISTORY_CHAIN                                                                              \
+    "ALTER TABLE leads DROP COLUMN history_head; ALTER TABLE leads DROP COLUMN history_count;"               \
+    "ALTER TABLE leads_trash DROP COLUMN history_head; ALTER TABLE leads_trash DROP COLUMN history_count;"   \
+    "ALTER TABLE lead_history DROP COLUMN prev;"                                                             \
+    "CREATE INDEX lead_history_lead ON lead_history (app_id, lead_id, seq DESC);"
 
 /* Turns the fixture's database back into one of schema version `version`
  * (2 or 3) with one key, "PEM-OLD", in the single-key table of versions 1
@@ -697,7 +706,7 @@ Test(store, version_14s_follows_by_state_carry_their_lead_and_every_follow_is_ke
                 ? "DROP INDEX follows_app_state;"
                   "CREATE INDEX follows_app_state ON follows (app_id, status, due_at, created_at, id);"
                   "UPDATE crmd_schema SET version = 14 WHERE id = 1"
-                : "PRAGMA user_version = 14");
+                : SQ_BEFORE_HISTORY_CHAIN "PRAGMA user_version = 14");
     store_t *s = open_store();
     cr_assert_eq(store_migrate(s), STORE_OK);
     store_close(s);
@@ -4059,6 +4068,7 @@ Test(store, version_10s_undelivered_events_are_kept_in_order_with_one_payload_ea
     raw_sql_on(old, "DROP TABLE webhook_attempts; DROP TABLE webhook_events; DROP TABLE webhook_payloads; "
                     "DROP TABLE webhooks;");
     raw_sql_on(old, on_postgres ? pg_migrations[6] : sq_migrations[6]); /* version 7's webhooks */
+    if (!on_postgres) raw_sql_on(old, SQ_BEFORE_HISTORY_CHAIN);
     raw_sql_on(old,
                on_postgres ? "UPDATE crmd_schema SET version = 10 WHERE id = 1" : "PRAGMA user_version = 10");
     char sql[2048];

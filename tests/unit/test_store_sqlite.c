@@ -964,6 +964,14 @@ static const char v11_lead_indexes[] =
  * are stored in the opposite direction after app_id (so a new lead goes
  * last among its equals), each with its planner's figures, and a list
  * still reads the newest lead first. */
+/* What migration 17 (the history's chain) changed, as it was before:
+ * every older version had it so. */
+#define BEFORE_HISTORY_CHAIN                                                                                 \
+    "ALTER TABLE leads DROP COLUMN history_head; ALTER TABLE leads DROP COLUMN history_count;"               \
+    "ALTER TABLE leads_trash DROP COLUMN history_head; ALTER TABLE leads_trash DROP COLUMN history_count;"   \
+    "ALTER TABLE lead_history DROP COLUMN prev;"                                                             \
+    "CREATE INDEX lead_history_lead ON lead_history (app_id, lead_id, seq DESC);"
+
 /* A database as an older version had it: the app key made, old's SQL
  * run, leads leads inserted, then's SQL run (unless NULL); opened again,
  * migrated to the newest version with every lead kept. The caller closes
@@ -972,6 +980,7 @@ static store_t *migrated_from(const char *key, const char *old, int leads, const
 {
     store_t *s = open_migrated(url_);
     create_app(s, key);
+    cr_assert_eq(exec_sql(s, BEFORE_HISTORY_CHAIN), SQLITE_OK);
     cr_assert_eq(exec_sql(s, old), SQLITE_OK);
     for (int n = 1; n <= leads; n++)
         cr_assert_eq(insert_lead(s, n, 1700000000000LL + n), SQLITE_OK);
@@ -1045,6 +1054,7 @@ Test(sqlite, version_12s_idempotency_keys_move_to_a_rowid_table_and_every_answer
     store_t *s = open_migrated(url_);
     create_app(s, "pk_live_v12a");
     create_app(s, "pk_live_v12b");
+    cr_assert_eq(exec_sql(s, BEFORE_HISTORY_CHAIN), SQLITE_OK);
     cr_assert_eq(exec_sql(s, v12_idem), SQLITE_OK);
     store_close(s);
     s = open_migrated(url_);
@@ -1171,8 +1181,14 @@ Test(sqlite, version_15s_history_loses_autoincrement_and_every_entry_keeps_its_s
     cr_expect_eq(int_of(s, "SELECT count(*) FROM sqlite_sequence WHERE name = 'lead_history'"), 0);
     cr_expect_eq(int_of(s, "SELECT count(*) FROM pragma_index_list('lead_history') "
                            "WHERE name = 'lead_history_lead'"),
-                 1);
+                 0, "migration 17's chain took its place");
     cr_expect_eq(int_of(s, "SELECT count(*) FROM lead_history"), 10);
+    /* Migration 17 linked each lead's entries (lead 2's are seq 2, 5 and 8)
+     * and gave its row the newest and the count. */
+    cr_expect_eq(int_of(s, "SELECT sum(seq * 100 + ifnull(prev, 0)) FROM lead_history "
+                           "WHERE lead_id = '0190a000-0000-7000-8000-000000000002'"),
+                 200 + 502 + 805);
+    cr_expect_eq(int_of(s, "SELECT sum(history_head * 100 + history_count) FROM leads"), 1004 + 803 + 903);
     cr_expect_eq(int_of(s,
                         "SELECT sum(seq * (1000 + seq = at) * (id = printf('0190b000-0000-7000-8000-%012d', "
                         "seq))) FROM lead_history"),
@@ -1186,6 +1202,10 @@ Test(sqlite, version_15s_history_loses_autoincrement_and_every_entry_keeps_its_s
                         .changes = {"{}", 2}};
     cr_assert_eq(store_history_add(s, 1, &c), STORE_OK);
     cr_expect_eq(int_of(s, "SELECT seq FROM lead_history WHERE at = 2000"), 11, "after the largest left");
+    cr_expect_eq(int_of(s, "SELECT prev FROM lead_history WHERE seq = 11"), 8);
+    cr_expect_eq(int_of(s, "SELECT history_head * 100 + history_count FROM leads "
+                           "WHERE id = '0190a000-0000-7000-8000-000000000002'"),
+                 1104);
     seqs_seen_t seen = {0};
     int64_t total = -1;
     store_history_query_t q = {.limit = 3};

@@ -9,18 +9,43 @@
  * INSERT ... SELECT costs less than a statement each. Any other write of
  * the history moves what waits first (Q_HISTORY_ADD is not stage-safe), so
  * the entries are numbered (seq) in the order they were recorded, as if
- * inserted one by one. */
+ * inserted one by one, and chained (migration 17) as they would have
+ * been. */
 static enum sq_stmt_id add_stmt(const sqlite_store_t *s, const store_change_t *c)
 {
     if (c->seq > 0) return Q_HISTORY_IMPORT;
     return s->staged > 0 ? Q_STAGE_HISTORY : Q_HISTORY_ADD;
 }
 
+/* Makes entry seq the newest of its lead's chain (migration 17), in the
+ * lead's row in leads, or else in leads_trash. A lead in neither leaves the
+ * entry out of every chain, as no lead's history showed it before. */
+static store_rc_t link_head(sqlite_store_t *s, int64_t app, const char *lead, int64_t seq)
+{
+    static const enum sq_stmt_id q[2] = {Q_HISTORY_HEAD, Q_HISTORY_HEAD_TRASHED};
+    store_rc_t rc = STORE_OK;
+    int n = 0;
+    for (int i = 0; i < 2 && rc == STORE_OK && n == 0; i++) {
+        sqlite3_stmt *st = sq_stmt(s, q[i]);
+        if (st == NULL) return STORE_ERROR;
+        sq_bind_key(st, app, lead, NULL);
+        sqlite3_bind_int64(st, 3, seq);
+        rc = sq_step_changes(s, st, &n);
+    }
+    return rc;
+}
+
 store_rc_t sq_history_add(store_t *base, int64_t app, const store_change_t *c)
 {
     sqlite_store_t *s = sq_of(base);
+    /* One statement, then the chain's link (none for a staged entry: the
+     * move links it). Inside a batch the pair takes no savepoint: if the
+     * link fails after the entry went in, the batch may not commit
+     * (BATCH_BROKEN), which undoes both, as a failed recording undoes its
+     * batch's every write anyway (docs/architecture.md). */
+    enum sq_stmt_id id = add_stmt(s, c);
     store_rc_t rc;
-    sqlite3_stmt *st = sq_write_stmt(s, add_stmt(s, c), true, &rc);
+    sqlite3_stmt *st = sq_write_stmt(s, id, true, &rc);
     if (st == NULL) return rc;
     if (c->seq > 0) sqlite3_bind_int64(st, 9, c->seq);
     sq_bind_key(st, app, c->lead_id, c->id);
@@ -29,7 +54,13 @@ store_rc_t sq_history_add(store_t *base, int64_t app, const store_change_t *c)
     sqlite3_bind_int64(st, 6, c->at);
     sq_bind_id(st, 7, c->follow_id);
     sq_bind_text(st, 8, c->changes.ptr != NULL ? c->changes : (text_ref_t){"{}", 2});
-    return sq_finish_single(s, sq_run(s, st));
+    rc = sq_run(s, st);
+    if (rc == STORE_OK && id != Q_STAGE_HISTORY) {
+        /* lead_history has no trigger: the last row inserted is the entry. */
+        rc = link_head(s, app, c->lead_id, c->seq > 0 ? c->seq : sqlite3_last_insert_rowid(s->db));
+        if (rc != STORE_OK && s->base.batch != BATCH_NONE) s->base.batch = BATCH_BROKEN;
+    }
+    return sq_finish_single(s, rc);
 }
 
 /* Steps the page statement, passing each change to cb. */

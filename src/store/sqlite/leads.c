@@ -226,6 +226,14 @@ store_rc_t sq_lead_delete(store_t *base, int64_t app, const char *id)
     if (k == NULL) return rc;
     sq_bind_key(k, app, id, NULL);
     rc = sq_run(s, k);
+    /* Deleted for good: its history goes with it, found through its row
+     * (the chain's head), so before it. */
+    sqlite3_stmt *h = rc == STORE_OK ? sq_stmt(s, Q_HISTORY_DELETE) : NULL;
+    if (rc == STORE_OK && h == NULL) rc = STORE_ERROR;
+    if (rc == STORE_OK) {
+        sq_bind_key(h, app, id, NULL);
+        rc = sq_run(s, h);
+    }
     sqlite3_stmt *st = rc == STORE_OK ? sq_stmt(s, Q_LEAD_DELETE) : NULL;
     if (rc == STORE_OK && st == NULL) rc = STORE_ERROR;
     if (rc == STORE_OK) {
@@ -233,13 +241,6 @@ store_rc_t sq_lead_delete(store_t *base, int64_t app, const char *id)
         rc = sq_step_changed(s, st);
     }
     if (rc == STORE_OK) rc = sq_add_lead_count(s, app, -1);
-    /* Deleted for good: its history goes with it. */
-    sqlite3_stmt *h = rc == STORE_OK ? sq_stmt(s, Q_HISTORY_DELETE) : NULL;
-    if (rc == STORE_OK && h == NULL) rc = STORE_ERROR;
-    if (rc == STORE_OK) {
-        sq_bind_key(h, app, id, NULL);
-        rc = sq_run(s, h);
-    }
     s->local_writes++;
     return sq_finish(s, rc);
 }

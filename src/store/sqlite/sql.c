@@ -321,7 +321,7 @@
  * reads and rewrites the table's row in sqlite_sequence on every insert,
  * one more page in each commit; on lead PUTs at 10,000 leads it was about
  * half of what the history cost an update (bench/results.md, 2026-12-01
- * 04:10). What it guaranteed is not needed: without it a new entry's seq
+ * 03:59). What it guaranteed is not needed: without it a new entry's seq
  * is one more than the largest in the table, so a lead's entries still
  * rise in the order recorded, and a cursor into a lead's history (seq
  * below a value) stays valid. Only the seqs of the newest entries can come
@@ -337,6 +337,33 @@
                                                   "follow_id, changes FROM lead_history_v15 "                \
                                                   "  ORDER BY seq;"                                          \
                                                   "DROP TABLE lead_history_v15;"
+
+/* Migration 17: a lead's history as a chain instead of an index. Each
+ * entry names the lead's entry before it (prev), and the lead's row, in
+ * leads or leads_trash, names its newest (history_head) and counts them
+ * (history_count). The index lead_history_lead (app_id, lead_id, seq)
+ * goes: every entry put one key in it where its lead sorts, a random leaf
+ * page of a large tree, so an update wrote one page more than the lead's
+ * own, which the update rewrites anyway and which now holds the head (on
+ * lead PUTs at 10,000 leads, dropping the index took history's cost from
+ * 15.6 % to 4.6 % of the throughput, bench/results.md, 2026-12-01 03:59). The
+ * entries append at the table's end, a page that every write of a commit
+ * shares. A page of the history walks the chain from the head (or from
+ * the cursor's entry), one look-up by seq per entry: the walk an index
+ * gave, without the index. Existing entries are linked in seq order. */
+#define SQ_V17_HISTORY_CHAIN                                                                                 \
+    "ALTER TABLE lead_history ADD COLUMN prev INTEGER;"                                                      \
+    "ALTER TABLE leads ADD COLUMN history_head INTEGER;"                                                     \
+    "ALTER TABLE leads ADD COLUMN history_count INTEGER NOT NULL DEFAULT 0;"                                 \
+    "ALTER TABLE leads_trash ADD COLUMN history_head INTEGER;"                                               \
+    "ALTER TABLE leads_trash ADD COLUMN history_count INTEGER NOT NULL DEFAULT 0;"                           \
+    "UPDATE lead_history SET prev = p.prev FROM (SELECT seq, lag(seq) OVER (PARTITION BY app_id, lead_id "   \
+    "  ORDER BY seq) AS prev FROM lead_history) AS p WHERE lead_history.seq = p.seq AND p.prev IS NOT "      \
+    "NULL;" SQ_V17_HEADS("leads") SQ_V17_HEADS("leads_trash") "DROP INDEX lead_history_lead;"
+#define SQ_V17_HEADS(TABLE)                                                                                  \
+    "UPDATE " TABLE " SET history_head = h.head, history_count = h.n FROM (SELECT app_id, lead_id, "         \
+    "  max(seq) AS head, count(*) AS n FROM lead_history GROUP BY app_id, lead_id) AS h "                    \
+    "  WHERE " TABLE ".app_id = h.app_id AND " TABLE ".id = h.lead_id;"
 
 /* Migration 14: the indexes of three sorts (updated_at, value,
  * probability) carry each lead's stage and status after its keys. A page
@@ -468,6 +495,8 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     "SELECT 1",
     /* 16: the history's seq without AUTOINCREMENT (see above). */
     SQ_V16_HISTORY_SEQ,
+    /* 17: the history as a chain from each lead's row (see above). */
+    SQ_V17_HISTORY_CHAIN,
 };
 
 /* The webhooks' statements SQLite writes its own way: a delete in four
@@ -506,6 +535,22 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     "LIMIT ?2 OFFSET ?3) AS p "                                                                              \
     "CROSS JOIN leads AS l ON l.app_id = ?1 AND l.id = p.id "                                                \
     "ORDER BY l.created_at DESC, l.id DESC"
+
+/* The history's chain (migration 17): the head and count in a lead's row,
+ * the columns an entry goes in with, its values (prev: the lead's head, live
+ * or trashed), a head's move to entry ?3, and one step of a walk (walk's
+ * rows are entries) to the entry before: COLS of it, guarded by seqs that
+ * fall, so that a damaged chain cannot loop. */
+#define SQ_CHAIN_COLS "history_head, history_count"
+#define SQ_HISTORY_IN_COLS "app_id, lead_id, id, action, actor, at, follow_id, changes, prev"
+#define SQ_HISTORY_HEAD_OF                                                                                   \
+    "COALESCE((SELECT history_head FROM leads WHERE " SCHEMA_LEAD_KEY(P) "), (SELECT history_head FROM "     \
+    "leads_trash WHERE " SCHEMA_LEAD_KEY(P) "))"
+#define SQ_HISTORY_IN_VALUES "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, " SQ_HISTORY_HEAD_OF
+#define SQ_HISTORY_HEAD(TABLE)                                                                               \
+    "UPDATE " TABLE " SET history_head = ?3, history_count = history_count + 1 WHERE " SCHEMA_LEAD_KEY(P)
+#define SQ_HISTORY_STEP(COLS)                                                                                \
+    "SELECT " COLS " FROM walk CROSS JOIN lead_history AS h ON h.seq = walk.prev WHERE h.seq < walk.seq"
 
 /* The follows table's primary key, a WITHOUT ROWID table's own b-tree
  * (SQLite names it after the table; every schema version declares the key
@@ -557,10 +602,14 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     /* The trash (trash.c): a lead's rows go in, then leave leads (its
      * follows by the foreign key's cascade, the totals and the search
      * index by the triggers); a recovery is the way back. */
-    [Q_TRASH_LEAD_IN] = SCHEMA_TRASH_LEAD_IN(P),
+    /* The lead's history chain (migration 17) moves with it. */
+    [Q_TRASH_LEAD_IN] = "INSERT INTO leads_trash (app_id, " SCHEMA_TRASH_COLS ", " SQ_CHAIN_COLS ") SELECT "
+                        "app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold, ?3, " SQ_CHAIN_COLS " FROM leads "
+                        "WHERE " SCHEMA_LEAD_KEY(P),
     [Q_TRASH_FOLLOWS_IN] = SCHEMA_TRASH_FOLLOWS_IN(P),
-    [Q_RECOVER_LEAD] = "INSERT INTO leads (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold) SELECT "
-                       SCHEMA_RECOVER_LEAD_COLS(P, "max") " FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
+    [Q_RECOVER_LEAD] = "INSERT INTO leads (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold, " SQ_CHAIN_COLS
+                       ") SELECT " SCHEMA_RECOVER_LEAD_COLS(P, "max") ", " SQ_CHAIN_COLS " FROM leads_trash "
+                       "WHERE " SCHEMA_LEAD_KEY(P),
     [Q_RECOVER_FOLLOWS] = "INSERT INTO follows (app_id, " SCHEMA_FOLLOW_COLS ") SELECT app_id, "
                           SCHEMA_FOLLOW_COLS " FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P),
     [Q_TRASH_FOLLOWS_DELETE] = "DELETE FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P),
@@ -591,14 +640,38 @@ const char *const sq_stmt_sql[Q__COUNT] = {
                     "hash = excluded.hash, status = excluded.status, location = excluded.location, "
                     "body = excluded.body, created_at = excluded.created_at "
                     "WHERE idempotency_keys.created_at < ?8",
-    [Q_HISTORY_ADD] = SCHEMA_HISTORY_ADD(P),
-    [Q_HISTORY_IMPORT] = SCHEMA_HISTORY_IMPORT(P, ""),
-    [Q_HISTORY_COUNT] = "SELECT (SELECT count(*) FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P) ") WHERE "
-                        SCHEMA_LEAD_KNOWN(P),
-    [Q_HISTORY_PAGE] = SCHEMA_HISTORY_PAGE(P, "lead_history AS h ON h.seq = p.ps"),
-    [Q_HISTORY_DELETE] = "DELETE FROM lead_history WHERE " SCHEMA_HISTORY_OF_LEAD(P),
-    [Q_HISTORY_EXPIRE] = "DELETE FROM lead_history WHERE (app_id, lead_id) IN (SELECT app_id, id "
-                         "FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at, app_id, id LIMIT ?2)",
+    /* The history (history.c, migration 17): an entry goes in linked to
+     * its lead's newest, then becomes the newest (HEAD, or HEAD_TRASHED
+     * for a lead in the trash); crmd copy's import keeps the entry's seq
+     * (?9). */
+    [Q_HISTORY_ADD] = "INSERT INTO lead_history (" SQ_HISTORY_IN_COLS ") VALUES (" SQ_HISTORY_IN_VALUES ")",
+    [Q_HISTORY_IMPORT] = "INSERT INTO lead_history (seq, " SQ_HISTORY_IN_COLS ") VALUES (?9, " SQ_HISTORY_IN_VALUES
+                         ")",
+    [Q_HISTORY_HEAD] = SQ_HISTORY_HEAD("leads"),
+    [Q_HISTORY_HEAD_TRASHED] = SQ_HISTORY_HEAD("leads_trash"),
+    /* NOT_FOUND without a row: no such lead, live or in the trash. */
+    [Q_HISTORY_COUNT] = "SELECT history_count FROM leads WHERE " SCHEMA_LEAD_KEY(P) " UNION ALL SELECT "
+                        "history_count FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P) " LIMIT 1",
+    /* A page: the chain from the head, or from the entry before the
+     * cursor's (?5) when that entry is the lead's; SQLite walks it as the
+     * rows are asked for, so LIMIT ends the walk. The conditions after it
+     * keep a cursor that names another lead's entry to what it meant with
+     * an index: this lead's entries before it. */
+    [Q_HISTORY_PAGE] = "WITH RECURSIVE walk AS (SELECT * FROM lead_history WHERE seq = CASE WHEN EXISTS (SELECT "
+                       "1 FROM lead_history WHERE seq = ?5 AND app_id = ?1 AND lead_id = ?2) THEN (SELECT prev "
+                       "FROM lead_history WHERE seq = ?5) ELSE " SQ_HISTORY_HEAD_OF " END "
+                       "UNION ALL " SQ_HISTORY_STEP("h.*") ") "
+                       "SELECT " SCHEMA_HISTORY_COLS " FROM walk WHERE seq < ?5 AND app_id = ?1 AND lead_id = ?2 "
+                       "LIMIT ?3 OFFSET ?4",
+    /* A lead's whole chain, before its row goes. */
+    [Q_HISTORY_DELETE] = "DELETE FROM lead_history WHERE app_id = ?1 AND lead_id = ?2 AND seq IN (WITH RECURSIVE "
+                         "walk AS (SELECT seq, prev FROM lead_history WHERE seq = " SQ_HISTORY_HEAD_OF " UNION ALL "
+                         SQ_HISTORY_STEP("h.seq, h.prev") ") SELECT seq FROM walk)",
+    /* The chains of the trashed leads Q_TRASH_EXPIRE_LEADS takes next. */
+    [Q_HISTORY_EXPIRE] = "DELETE FROM lead_history WHERE seq IN (WITH RECURSIVE walk AS (SELECT seq, prev FROM "
+                         "lead_history WHERE seq IN (SELECT history_head FROM leads_trash WHERE deleted_at < ?1 "
+                         "ORDER BY deleted_at, app_id, id LIMIT ?2) UNION ALL " SQ_HISTORY_STEP("h.seq, h.prev") ") "
+                         "SELECT seq FROM walk)",
     [Q_IDEM_EXPIRE] = "DELETE FROM idempotency_keys WHERE (app_id, key) IN (SELECT app_id, key "
                       "FROM idempotency_keys WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
     [Q_IDEM_FORGET_LIVE] = SCHEMA_IDEM_FORGET_LEAD(P, "leads"),
@@ -643,13 +716,23 @@ const char *const sq_stmt_sql[Q__COUNT] = {
                       SCHEMA_LEAD_COLS ", name_fold, source_fold FROM temp.leads_incoming ORDER BY rowid",
     [Q_STAGE_CLEAR] = "DELETE FROM temp.leads_incoming",
     /* The history entries recorded while creates wait (history.c): in
-     * (parameters as Q_HISTORY_ADD's), into lead_history in the order
-     * recorded (so each gets the seq it would have got one by one), out. */
+     * (parameters as Q_HISTORY_ADD's); into lead_history numbered after
+     * the largest seq there (?1, from LAST) in the order recorded, as one
+     * by one they would have been, each linked to the one before it of its
+     * lead (or to the lead's head: a lead waits with its first entry, so
+     * that is none); then each lead's newest is its head. */
     [Q_STAGE_HISTORY] = "INSERT INTO temp.history_incoming (app_id, lead_id, id, action, actor, at, follow_id, "
                         "changes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    [Q_STAGE_HISTORY_FLUSH] = "INSERT INTO main.lead_history (app_id, lead_id, id, action, actor, at, follow_id, "
-                              "changes) SELECT app_id, lead_id, id, action, actor, at, follow_id, changes "
-                              "FROM temp.history_incoming ORDER BY rowid",
+    [Q_STAGE_HISTORY_LAST] = "SELECT COALESCE(max(seq), 0) FROM main.lead_history",
+    [Q_STAGE_HISTORY_FLUSH] = "INSERT INTO main.lead_history (seq, " SQ_HISTORY_IN_COLS ") SELECT ?1 + n, app_id, "
+                              "lead_id, id, action, actor, at, follow_id, changes, COALESCE(?1 + lag(n) OVER "
+                              "(PARTITION BY app_id, lead_id ORDER BY n), (SELECT history_head FROM main.leads AS "
+                              "l WHERE l.app_id = i.app_id AND l.id = i.lead_id)) FROM (SELECT *, row_number() "
+                              "OVER (ORDER BY rowid) AS n FROM temp.history_incoming) AS i ORDER BY n",
+    [Q_STAGE_HISTORY_HEADS] = "UPDATE main.leads SET history_head = h.head, history_count = history_count + h.n "
+                              "FROM (SELECT app_id, lead_id, max(seq) AS head, count(*) AS n FROM main.lead_history "
+                              "WHERE seq > ?1 GROUP BY app_id, lead_id) AS h WHERE leads.app_id = h.app_id AND "
+                              "leads.id = h.lead_id",
     [Q_STAGE_HISTORY_CLEAR] = "DELETE FROM temp.history_incoming",
 };
 /* clang-format on */
