@@ -654,15 +654,19 @@ const char *const sq_stmt_sql[Q__COUNT] = {
                         "history_count FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P) " LIMIT 1",
     /* A page: the chain from the head, or from the entry before the
      * cursor's (?5) when that entry is the lead's; SQLite walks it as the
-     * rows are asked for, so LIMIT ends the walk. The conditions after it
-     * keep a cursor that names another lead's entry to what it meant with
-     * an index: this lead's entries before it. */
-    [Q_HISTORY_PAGE] = "WITH RECURSIVE walk AS (SELECT * FROM lead_history WHERE seq = CASE WHEN EXISTS (SELECT "
-                       "1 FROM lead_history WHERE seq = ?5 AND app_id = ?1 AND lead_id = ?2) THEN (SELECT prev "
-                       "FROM lead_history WHERE seq = ?5) ELSE " SQ_HISTORY_HEAD_OF " END "
-                       "UNION ALL " SQ_HISTORY_STEP("h.*") ") "
-                       "SELECT " SCHEMA_HISTORY_COLS " FROM walk WHERE seq < ?5 AND app_id = ?1 AND lead_id = ?2 "
-                       "LIMIT ?3 OFFSET ?4",
+     * rows are asked for, so LIMIT ends the walk, and the walk reads only
+     * each entry's seq and prev: the entries OFFSET skips are never copied,
+     * the page's are read by seq after it (at offset 50,000 of a 100,000
+     * entry chain, 36 ms against 83 with whole rows). seq < ?5 keeps a
+     * cursor that names another lead's entry to what it meant with an
+     * index: this lead's entries before it. */
+    [Q_HISTORY_PAGE] = "WITH RECURSIVE walk AS (SELECT seq, prev FROM lead_history WHERE seq = CASE WHEN EXISTS ("
+                       "SELECT 1 FROM lead_history WHERE seq = ?5 AND app_id = ?1 AND lead_id = ?2) THEN (SELECT "
+                       "prev FROM lead_history WHERE seq = ?5) ELSE " SQ_HISTORY_HEAD_OF " END "
+                       "UNION ALL " SQ_HISTORY_STEP("h.seq, h.prev") ") "
+                       "SELECT " SCHEMA_HISTORY_COLS " FROM (SELECT seq AS ps FROM walk WHERE seq < ?5 LIMIT ?3 "
+                       "OFFSET ?4) AS p CROSS JOIN lead_history AS h ON h.seq = p.ps WHERE h.app_id = ?1 AND "
+                       "h.lead_id = ?2 ORDER BY h.seq DESC",
     /* A lead's whole chain, before its row goes. */
     [Q_HISTORY_DELETE] = "DELETE FROM lead_history WHERE app_id = ?1 AND lead_id = ?2 AND seq IN (WITH RECURSIVE "
                          "walk AS (SELECT seq, prev FROM lead_history WHERE seq = " SQ_HISTORY_HEAD_OF " UNION ALL "
