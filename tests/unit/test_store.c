@@ -4956,6 +4956,8 @@ Test(store, history_of_staged_creates_is_numbered_in_the_order_recorded)
     create_lead(6, "Hist Six", 150);
     record_change(6, 48, STORE_CHANGE_CREATED, "c6");
     cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    /* After the batch, a lead's next entry follows its staged one. */
+    record_change(2, 49, STORE_CHANGE_UPDATED, "u2");
 
     history_seen_t one = history_of(1), two = history_of(2), three = history_of(3), four = history_of(4),
                    six = history_of(6);
@@ -4963,13 +4965,15 @@ Test(store, history_of_staged_creates_is_numbered_in_the_order_recorded)
     cr_expect_str_eq(one.changes[0], "f1");
     cr_expect_str_eq(one.changes[1], "u1");
     cr_expect_str_eq(one.changes[2], "c1");
-    cr_assert_eq(two.n, 1);
+    cr_assert_eq(two.n, 2, "lead 2: created in the batch, updated after it");
+    cr_expect_str_eq(two.changes[0], "u2");
+    cr_expect_str_eq(two.changes[1], "c2");
     cr_assert_eq(three.n, 1, "recorded once, though its write's rows were moved twice");
     cr_assert_eq(four.n, 1);
     cr_assert_eq(six.n, 1, "nothing of the undone batch is left to be moved with it");
     cr_expect_str_eq(six.changes[0], "c6");
-    const int64_t order[] = {one.seq[2],   two.seq[0],  one.seq[1], one.seq[0],
-                             three.seq[0], four.seq[0], six.seq[0]};
+    const int64_t order[] = {one.seq[2],   two.seq[1],  one.seq[1], one.seq[0],
+                             three.seq[0], four.seq[0], six.seq[0], two.seq[0]};
     for (size_t i = 1; i < sizeof order / sizeof order[0]; i++)
         cr_expect_lt(order[i - 1], order[i], "entry %zu is numbered after the one recorded before it", i);
     history_seen_t five = {0};

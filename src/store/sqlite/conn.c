@@ -67,7 +67,6 @@ static bool stage_safe(enum sq_stmt_id id)
     case Q_STAGE_HISTORY:
     case Q_STAGE_HISTORY_LAST:
     case Q_STAGE_HISTORY_FLUSH:
-    case Q_STAGE_HISTORY_HEADS: /* runs in the move, once the leads are in */
     case Q_STAGE_HISTORY_CLEAR:
     case Q_SAVEPOINT:
     case Q_RELEASE:
@@ -93,27 +92,22 @@ static bool stage_safe(enum sq_stmt_id id)
 store_rc_t sq_stage_flush(sqlite_store_t *s)
 {
     if (s->staged == 0) return STORE_OK;
-    sqlite3_stmt *in = sq_stmt(s, Q_STAGE_FLUSH), *clear = sq_stmt(s, Q_STAGE_CLEAR);
-    sqlite3_stmt *last = sq_stmt(s, Q_STAGE_HISTORY_LAST), *hin = sq_stmt(s, Q_STAGE_HISTORY_FLUSH),
-                 *heads = sq_stmt(s, Q_STAGE_HISTORY_HEADS), *hclear = sq_stmt(s, Q_STAGE_HISTORY_CLEAR);
-    if (in == NULL || clear == NULL || last == NULL || hin == NULL || heads == NULL || hclear == NULL)
-        return STORE_ERROR;
-    store_rc_t rc = sq_run(s, in);
-    if (rc != STORE_OK) return rc; /* the statement undone: the rows wait still */
-    /* The entries are numbered after the largest seq, and their leads'
-     * heads move to the newest of those numbers (sql.c). */
+    sqlite3_stmt *last = sq_stmt(s, Q_STAGE_HISTORY_LAST), *in = sq_stmt(s, Q_STAGE_FLUSH),
+                 *clear = sq_stmt(s, Q_STAGE_CLEAR), *hin = sq_stmt(s, Q_STAGE_HISTORY_FLUSH),
+                 *hclear = sq_stmt(s, Q_STAGE_HISTORY_CLEAR);
+    if (last == NULL || in == NULL || clear == NULL || hin == NULL || hclear == NULL) return STORE_ERROR;
+    /* The waiting history entries are numbered after the largest seq, and
+     * the leads go in naming theirs (sql.c). */
     int src = sqlite3_step(last);
     int64_t seq = sqlite3_column_int64(last, 0);
-    rc = src == SQLITE_ROW ? STORE_OK : sq_map_rc(s, src);
+    store_rc_t rc = src == SQLITE_ROW ? STORE_OK : sq_map_rc(s, src);
     sq_reset(last);
-    if (rc == STORE_OK) {
-        sqlite3_bind_int64(hin, 1, seq);
-        rc = sq_run(s, hin);
-    }
-    if (rc == STORE_OK) {
-        sqlite3_bind_int64(heads, 1, seq);
-        rc = sq_run(s, heads);
-    }
+    if (rc != STORE_OK) return rc;
+    sqlite3_bind_int64(in, 1, seq);
+    rc = sq_run(s, in);
+    if (rc != STORE_OK) return rc; /* the statement undone: the rows wait still */
+    sqlite3_bind_int64(hin, 1, seq);
+    rc = sq_run(s, hin);
     if (rc == STORE_OK) rc = sq_run(s, clear);
     if (rc == STORE_OK) rc = sq_run(s, hclear);
     if (rc == STORE_OK) {

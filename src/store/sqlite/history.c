@@ -14,7 +14,10 @@
 static enum sq_stmt_id add_stmt(const sqlite_store_t *s, const store_change_t *c)
 {
     if (c->seq > 0) return Q_HISTORY_IMPORT;
-    return s->staged > 0 ? Q_STAGE_HISTORY : Q_HISTORY_ADD;
+    /* Only a lead's creation waits: its lead waits too (a create inside
+     * a batch is always staged), with no entry before it, which the move
+     * relies on (sql.c). */
+    return s->staged > 0 && c->action == STORE_CHANGE_CREATED ? Q_STAGE_HISTORY : Q_HISTORY_ADD;
 }
 
 /* Makes entry seq the newest of its lead's chain (migration 17), in the

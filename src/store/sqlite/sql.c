@@ -716,27 +716,27 @@ const char *const sq_stmt_sql[Q__COUNT] = {
                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     [Q_STAGE_TAKEN] = "SELECT 1 FROM main.leads WHERE " SCHEMA_LEAD_KEY(P) " UNION ALL SELECT 1 WHERE NOT EXISTS "
                       "(SELECT 1 FROM main.apps WHERE id = ?1)",
-    [Q_STAGE_FLUSH] = "INSERT INTO main.leads (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold) SELECT app_id, "
-                      SCHEMA_LEAD_COLS ", name_fold, source_fold FROM temp.leads_incoming ORDER BY rowid",
+    /* The leads come with their history's head and count: the entry
+     * waiting beside a lead (Q_STAGE_HISTORY below) will be seq ?1 (the
+     * largest, from Q_STAGE_HISTORY_LAST) plus its rowid. */
+    [Q_STAGE_FLUSH] = "INSERT INTO main.leads (app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold, " SQ_CHAIN_COLS
+                      ") SELECT l.app_id, " SCHEMA_LEAD_COLS ", name_fold, source_fold, ?1 + h.n, h.n IS NOT NULL "
+                      "FROM temp.leads_incoming AS l LEFT JOIN (SELECT rowid AS n, app_id AS a, lead_id AS lead "
+                      "FROM temp.history_incoming) AS h ON h.a = l.app_id AND h.lead = l.id ORDER BY l.rowid",
     [Q_STAGE_CLEAR] = "DELETE FROM temp.leads_incoming",
-    /* The history entries recorded while creates wait (history.c): in
-     * (parameters as Q_HISTORY_ADD's); into lead_history numbered after
-     * the largest seq there (?1, from LAST) in the order recorded, as one
-     * by one they would have been, each linked to the one before it of its
-     * lead (or to the lead's head: a lead waits with its first entry, so
-     * that is none); then each lead's newest is its head. */
+    /* The history entries recorded while creates wait (history.c): each
+     * the creation of a lead that waits too, so the first entry of its
+     * lead and the only one waiting (the unique key of the staging table
+     * holds it so). In (parameters as Q_HISTORY_ADD's); the largest seq;
+     * into lead_history, numbered after it in the order recorded (rowid:
+     * the table is emptied after each move), as one by one they would have
+     * been, and as the leads' rows name them already. */
     [Q_STAGE_HISTORY] = "INSERT INTO temp.history_incoming (app_id, lead_id, id, action, actor, at, follow_id, "
                         "changes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [Q_STAGE_HISTORY_LAST] = "SELECT COALESCE(max(seq), 0) FROM main.lead_history",
-    [Q_STAGE_HISTORY_FLUSH] = "INSERT INTO main.lead_history (seq, " SQ_HISTORY_IN_COLS ") SELECT ?1 + n, app_id, "
-                              "lead_id, id, action, actor, at, follow_id, changes, COALESCE(?1 + lag(n) OVER "
-                              "(PARTITION BY app_id, lead_id ORDER BY n), (SELECT history_head FROM main.leads AS "
-                              "l WHERE l.app_id = i.app_id AND l.id = i.lead_id)) FROM (SELECT *, row_number() "
-                              "OVER (ORDER BY rowid) AS n FROM temp.history_incoming) AS i ORDER BY n",
-    [Q_STAGE_HISTORY_HEADS] = "UPDATE main.leads SET history_head = h.head, history_count = history_count + h.n "
-                              "FROM (SELECT app_id, lead_id, max(seq) AS head, count(*) AS n FROM main.lead_history "
-                              "WHERE seq > ?1 GROUP BY app_id, lead_id) AS h WHERE leads.app_id = h.app_id AND "
-                              "leads.id = h.lead_id",
+    [Q_STAGE_HISTORY_FLUSH] = "INSERT INTO main.lead_history (seq, " SQ_HISTORY_IN_COLS ") SELECT ?1 + rowid, app_id, "
+                              "lead_id, id, action, actor, at, follow_id, changes, NULL FROM temp.history_incoming "
+                              "ORDER BY rowid",
     [Q_STAGE_HISTORY_CLEAR] = "DELETE FROM temp.history_incoming",
 };
 /* clang-format on */
@@ -767,7 +767,8 @@ const char *const sq_stage_table_sql =
     "  PRIMARY KEY (app_id, id));"
     "CREATE TEMP TABLE history_incoming ("
     "  app_id INTEGER NOT NULL, lead_id TEXT NOT NULL, id TEXT NOT NULL, action INTEGER NOT NULL,"
-    "  actor TEXT NOT NULL, at INTEGER NOT NULL, follow_id TEXT, changes TEXT NOT NULL)";
+    "  actor TEXT NOT NULL, at INTEGER NOT NULL, follow_id TEXT, changes TEXT NOT NULL,"
+    "  UNIQUE (app_id, lead_id))";
 /* clang-format on */
 
 /* app_id comes last, so the record readers read the rest unchanged. */
