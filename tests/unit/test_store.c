@@ -4924,6 +4924,29 @@ static history_seen_t history_of(int lead)
     return h;
 }
 
+/* An entry recorded as a creation while creates wait, but for a lead that
+ * does not wait (SQLite stages an entry only beside its lead), is recorded
+ * at once and joins its lead's history like any other. */
+Test(store, a_creation_entry_for_a_lead_not_waiting_joins_its_history)
+{
+    create_lead(7, "Made before", 100);
+    record_change(7, 50, STORE_CHANGE_CREATED, "c7");
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    create_lead(8, "Waiting", 110);
+    record_change(8, 51, STORE_CHANGE_CREATED, "c8");
+    record_change(7, 52, STORE_CHANGE_CREATED, "again");
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    record_change(7, 53, STORE_CHANGE_UPDATED, "u7");
+    history_seen_t seven = history_of(7), eight = history_of(8);
+    cr_assert_eq(seven.n, 3);
+    cr_expect_str_eq(seven.changes[0], "u7");
+    cr_expect_str_eq(seven.changes[1], "again");
+    cr_expect_str_eq(seven.changes[2], "c7");
+    cr_assert_eq(eight.n, 1);
+    cr_expect_str_eq(eight.changes[0], "c8");
+    cr_expect_lt(eight.seq[0], seven.seq[1], "numbered in the order recorded");
+}
+
 /* The history recorded while creates wait in SQLite's staging table
  * (history.c: it waits beside them) is numbered in the order recorded,
  * as one by one: the creates', another change recorded between them, a

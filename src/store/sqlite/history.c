@@ -38,6 +38,17 @@ static store_rc_t link_head(sqlite_store_t *s, int64_t app, const char *lead, in
     return rc;
 }
 
+static void bind_change(sqlite3_stmt *st, int64_t app, const store_change_t *c)
+{
+    if (c->seq > 0) sqlite3_bind_int64(st, 9, c->seq);
+    sq_bind_key(st, app, c->lead_id, c->id);
+    sqlite3_bind_int(st, 4, c->action);
+    sq_bind_str(st, 5, c->actor);
+    sqlite3_bind_int64(st, 6, c->at);
+    sq_bind_id(st, 7, c->follow_id);
+    sq_bind_text(st, 8, c->changes.ptr != NULL ? c->changes : (text_ref_t){"{}", 2});
+}
+
 store_rc_t sq_history_add(store_t *base, int64_t app, const store_change_t *c)
 {
     sqlite_store_t *s = sq_of(base);
@@ -50,14 +61,18 @@ store_rc_t sq_history_add(store_t *base, int64_t app, const store_change_t *c)
     store_rc_t rc;
     sqlite3_stmt *st = sq_write_stmt(s, id, true, &rc);
     if (st == NULL) return rc;
-    if (c->seq > 0) sqlite3_bind_int64(st, 9, c->seq);
-    sq_bind_key(st, app, c->lead_id, c->id);
-    sqlite3_bind_int(st, 4, c->action);
-    sq_bind_str(st, 5, c->actor);
-    sqlite3_bind_int64(st, 6, c->at);
-    sq_bind_id(st, 7, c->follow_id);
-    sq_bind_text(st, 8, c->changes.ptr != NULL ? c->changes : (text_ref_t){"{}", 2});
-    rc = sq_run(s, st);
+    bind_change(st, app, c);
+    int staged = 0;
+    if (id != Q_STAGE_HISTORY) {
+        rc = sq_run(s, st);
+    } else if ((rc = sq_step_changes(s, st, &staged)) == STORE_OK && staged == 0) {
+        /* Its lead does not wait beside it (sql.c stages an entry only
+         * there): recorded and linked at once, after what waits moved. */
+        id = Q_HISTORY_ADD;
+        if ((st = sq_stmt(s, id)) == NULL) rc = STORE_ERROR;
+        if (st != NULL) bind_change(st, app, c);
+        if (st != NULL) rc = sq_run(s, st);
+    }
     if (rc == STORE_OK && id != Q_STAGE_HISTORY) {
         /* lead_history has no trigger: the last row inserted is the entry. */
         rc = link_head(s, app, c->lead_id, c->seq > 0 ? c->seq : sqlite3_last_insert_rowid(s->db));

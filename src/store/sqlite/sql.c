@@ -727,12 +727,14 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     /* The history entries recorded while creates wait (history.c): each
      * the creation of a lead that waits too, so the first entry of its
      * lead and the only one waiting (the unique key of the staging table
-     * holds it so). In (parameters as Q_HISTORY_ADD's); the largest seq;
+     * holds it so). In (parameters as Q_HISTORY_ADD's), only beside its
+     * lead (history.c records it at once otherwise); the largest seq;
      * into lead_history, numbered after it in the order recorded (rowid:
      * the table is emptied after each move), as one by one they would have
      * been, and as the leads' rows name them already. */
     [Q_STAGE_HISTORY] = "INSERT INTO temp.history_incoming (app_id, lead_id, id, action, actor, at, follow_id, "
-                        "changes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        "changes) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE EXISTS (SELECT 1 FROM "
+                        "temp.leads_incoming WHERE app_id = ?1 AND id = ?2)",
     [Q_STAGE_HISTORY_LAST] = "SELECT COALESCE(max(seq), 0) FROM main.lead_history",
     [Q_STAGE_HISTORY_FLUSH] = "INSERT INTO main.lead_history (seq, " SQ_HISTORY_IN_COLS ") SELECT ?1 + rowid, app_id, "
                               "lead_id, id, action, actor, at, follow_id, changes, NULL FROM temp.history_incoming "
