@@ -328,15 +328,16 @@
  * back, after those entries were deleted, and entries are deleted only
  * with their lead for good, whose history nobody can ask for any more.
  * Every entry keeps its seq. */
+/* clang-format off */
 #define SQ_V16_HISTORY_SEQ                                                                                   \
     "ALTER TABLE lead_history RENAME TO lead_history_v15;"                                                   \
-    "DROP INDEX lead_history_lead;" SCHEMA_V8_HISTORY(                                                       \
-        "TEXT", "INTEGER", "INTEGER PRIMARY KEY") "INSERT INTO lead_history (seq, app_id, lead_id, id, "     \
-                                                  "action, actor, at, follow_id, changes) "                  \
-                                                  "  SELECT seq, app_id, lead_id, id, action, actor, at, "   \
-                                                  "follow_id, changes FROM lead_history_v15 "                \
-                                                  "  ORDER BY seq;"                                          \
-                                                  "DROP TABLE lead_history_v15;"
+    "DROP INDEX lead_history_lead;"                                                                          \
+    SCHEMA_V8_HISTORY("TEXT", "INTEGER", "INTEGER PRIMARY KEY")                                              \
+    "INSERT INTO lead_history (seq, app_id, lead_id, id, action, actor, at, follow_id, changes) "            \
+    "  SELECT seq, app_id, lead_id, id, action, actor, at, follow_id, changes FROM lead_history_v15 "        \
+    "  ORDER BY seq;"                                                                                        \
+    "DROP TABLE lead_history_v15;"
+/* clang-format on */
 
 /* Migration 17: a lead's history as a chain instead of an index. Each
  * entry names the lead's entry before it (prev), and the lead's row, in
@@ -351,6 +352,7 @@
  * shares. A page of the history walks the chain from the head (or from
  * the cursor's entry), one look-up by seq per entry: the walk an index
  * gave, without the index. Existing entries are linked in seq order. */
+/* clang-format off */
 #define SQ_V17_HISTORY_CHAIN                                                                                 \
     "ALTER TABLE lead_history ADD COLUMN prev INTEGER;"                                                      \
     "ALTER TABLE leads ADD COLUMN history_head INTEGER;"                                                     \
@@ -358,8 +360,11 @@
     "ALTER TABLE leads_trash ADD COLUMN history_head INTEGER;"                                               \
     "ALTER TABLE leads_trash ADD COLUMN history_count INTEGER NOT NULL DEFAULT 0;"                           \
     "UPDATE lead_history SET prev = p.prev FROM (SELECT seq, lag(seq) OVER (PARTITION BY app_id, lead_id "   \
-    "  ORDER BY seq) AS prev FROM lead_history) AS p WHERE lead_history.seq = p.seq AND p.prev IS NOT "      \
-    "NULL;" SQ_V17_HEADS("leads") SQ_V17_HEADS("leads_trash") "DROP INDEX lead_history_lead;"
+    "  ORDER BY seq) AS prev FROM lead_history) AS p WHERE lead_history.seq = p.seq AND p.prev IS NOT NULL;" \
+    SQ_V17_HEADS("leads")                                                                                    \
+    SQ_V17_HEADS("leads_trash")                                                                              \
+    "DROP INDEX lead_history_lead;"
+/* clang-format on */
 #define SQ_V17_HEADS(TABLE)                                                                                  \
     "UPDATE " TABLE " SET history_head = h.head, history_count = h.n FROM (SELECT app_id, lead_id, "         \
     "  max(seq) AS head, count(*) AS n FROM lead_history GROUP BY app_id, lead_id) AS h "                    \
