@@ -73,6 +73,10 @@ def test_history_pages_by_page_and_cursor(app):
     all_ids = [c["id"] for c in history(app, lead["id"])["data"]]
     assert len(all_ids) == 6
     assert [c["id"] for c in history(app, lead["id"], page=2, records=2)["data"]] == all_ids[2:4]
+    assert [c["id"] for c in history(app, lead["id"], page=2, records=4)["data"]] == all_ids[4:6]
+    for page in (3, 4, 10**9):  # past the last entry: empty, with the same total
+        past = history(app, lead["id"], page=page, records=3)
+        assert past["data"] == [] and past["meta"]["totalRecords"] == 6, page
     walked, cursor = [], None
     while True:
         body = history(app, lead["id"], records=4, **({"cursor": cursor} if cursor else {}))

@@ -112,7 +112,9 @@ store_rc_t sq_history_list(store_t *base, int64_t app, const char *lead_id, cons
     rc = src == SQLITE_ROW ? STORE_OK : src == SQLITE_DONE ? STORE_NOT_FOUND : sq_map_rc(s, src);
     if (rc == STORE_OK) *total = sqlite3_column_int64(cnt, 0);
     sq_reset(cnt);
-    if (rc == STORE_OK) {
+    /* A page past the last entry is empty: known from the count, where the
+     * walk would go down the whole chain to find it. */
+    if (rc == STORE_OK && (q->after || q->offset < *total)) {
         sq_bind_key(st, app, lead_id, NULL);
         sqlite3_bind_int(st, 3, q->limit);
         sqlite3_bind_int64(st, 4, q->after ? 0 : q->offset);
