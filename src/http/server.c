@@ -287,6 +287,13 @@ int http_worker_init(http_worker_t *w, h2o_globalconf_t *gc)
     return 0;
 }
 
+/* Whether the thread has answers still being prepared elsewhere (a read
+ * or a write in flight). */
+static int worker_busy(const http_worker_t *w)
+{
+    return w->cfg->busy != NULL && w->cfg->busy(w->state);
+}
+
 static void *worker_main(void *arg)
 {
     http_worker_t *w = arg;
@@ -319,7 +326,7 @@ static void *worker_main(void *arg)
     for (;;) {
         /* Answers still being prepared elsewhere are waited for however
          * long they take, and each then gets a moment to be written. */
-        int busy = w->cfg->busy != NULL && w->cfg->busy(w->state);
+        int busy = worker_busy(w);
         if (busy && deadline < h2o_now(w->loop) + DRAIN_GRACE_MS)
             deadline = h2o_now(w->loop) + DRAIN_GRACE_MS;
         /* Connections handed to this thread are taken whatever the time:
@@ -346,7 +353,7 @@ static void *worker_main(void *arg)
      * in flight (store.h), so the loop turns until each is over, as in the
      * drain; the answers have nobody left to go to. Seen on PostgreSQL
      * over HTTP/2: an abort at exit, one run in many. */
-    while (w->cfg->busy != NULL && w->cfg->busy(w->state))
+    while (worker_busy(w))
         h2o_evloop_run(w->loop, 10);
 
     http_guard_thread_fini(w);

@@ -25,17 +25,9 @@ static enum sq_stmt_id add_stmt(const sqlite_store_t *s, const store_change_t *c
  * entry out of every chain, as no lead's history showed it before. */
 static store_rc_t link_head(sqlite_store_t *s, int64_t app, const char *lead, int64_t seq)
 {
-    static const enum sq_stmt_id q[2] = {Q_HISTORY_HEAD, Q_HISTORY_HEAD_TRASHED};
-    store_rc_t rc = STORE_OK;
     int n = 0;
-    for (int i = 0; i < 2 && rc == STORE_OK && n == 0; i++) {
-        sqlite3_stmt *st = sq_stmt(s, q[i]);
-        if (st == NULL) return STORE_ERROR;
-        sq_bind_key(st, app, lead, NULL);
-        sqlite3_bind_int64(st, 3, seq);
-        rc = sq_step_changes(s, st, &n);
-    }
-    return rc;
+    store_rc_t rc = sq_run_keyed(s, Q_HISTORY_HEAD, app, lead, seq, &n);
+    return rc == STORE_OK && n == 0 ? sq_run_keyed(s, Q_HISTORY_HEAD_TRASHED, app, lead, seq, &n) : rc;
 }
 
 static void bind_change(sqlite3_stmt *st, int64_t app, const store_change_t *c)
@@ -69,9 +61,12 @@ store_rc_t sq_history_add(store_t *base, int64_t app, const store_change_t *c)
         /* Its lead does not wait beside it (sql.c stages an entry only
          * there): recorded and linked at once, after what waits moved. */
         id = Q_HISTORY_ADD;
-        if ((st = sq_stmt(s, id)) == NULL) rc = STORE_ERROR;
-        if (st != NULL) bind_change(st, app, c);
-        if (st != NULL) rc = sq_run(s, st);
+        if ((st = sq_stmt(s, id)) == NULL) {
+            rc = STORE_ERROR;
+        } else {
+            bind_change(st, app, c);
+            rc = sq_run(s, st);
+        }
     }
     if (rc == STORE_OK && id != Q_STAGE_HISTORY) {
         /* lead_history has no trigger: the last row inserted is the entry. */

@@ -228,12 +228,8 @@ store_rc_t sq_lead_delete(store_t *base, int64_t app, const char *id)
     rc = sq_run(s, k);
     /* Deleted for good: its history goes with it, found through its row
      * (the chain's head), so before it. */
-    sqlite3_stmt *h = rc == STORE_OK ? sq_stmt(s, Q_HISTORY_DELETE) : NULL;
-    if (rc == STORE_OK && h == NULL) rc = STORE_ERROR;
-    if (rc == STORE_OK) {
-        sq_bind_key(h, app, id, NULL);
-        rc = sq_run(s, h);
-    }
+    int ignored;
+    if (rc == STORE_OK) rc = sq_run_keyed(s, Q_HISTORY_DELETE, app, id, -1, &ignored);
     sqlite3_stmt *st = rc == STORE_OK ? sq_stmt(s, Q_LEAD_DELETE) : NULL;
     if (rc == STORE_OK && st == NULL) rc = STORE_ERROR;
     if (rc == STORE_OK) {

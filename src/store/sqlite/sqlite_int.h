@@ -426,6 +426,10 @@ store_rc_t sq_finish_single(sqlite_store_t *s, store_rc_t rc);
 /* Statement id for a write, with the write begun (sq_begin_single when
  * single, else sq_begin_write); NULL with *rc set when either fails. */
 sqlite3_stmt *sq_write_stmt(sqlite_store_t *s, enum sq_stmt_id id, bool single, store_rc_t *rc);
+/* Runs statement id keyed by app and lead as ?1, ?2 (and, with v3 >= 0,
+ * v3 as ?3); *changes gets the rows it changed. Q__COUNT is no statement. */
+store_rc_t sq_run_keyed(sqlite_store_t *s, enum sq_stmt_id id, int64_t app, const char *lead, int64_t v3,
+                        int *changes);
 /* A batch's transaction: BEGIN IMMEDIATE, COMMIT, ROLLBACK. */
 extern const store_tx_ops_t sq_batch_tx;
 

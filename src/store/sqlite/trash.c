@@ -9,30 +9,17 @@
  */
 #include "store/sqlite/sqlite_int.h"
 
-/* Runs statement id keyed by app and id (and, with now >= 0, now as ?3);
- * *changes gets the rows it changed. Q__COUNT is no statement. */
-static store_rc_t run_keyed(sqlite_store_t *s, enum sq_stmt_id id, int64_t app, const char *lead, int64_t now,
-                            int *changes)
-{
-    if (id == Q__COUNT) return STORE_OK;
-    sqlite3_stmt *st = sq_stmt(s, id);
-    if (st == NULL) return STORE_ERROR;
-    sq_bind_key(st, app, lead, NULL);
-    if (now >= 0) sqlite3_bind_int64(st, 3, now);
-    return sq_step_changes(s, st, changes);
-}
-
 /* The moves of a lead with its follows: copy the lead (none copied: not
  * there), copy the follows, take both out of where they were. */
 static store_rc_t move(sqlite_store_t *s, int64_t app, const char *id, int64_t now,
                        const enum sq_stmt_id q[4])
 {
     int n = 0, ignored;
-    store_rc_t rc = run_keyed(s, q[0], app, id, now, &n);
+    store_rc_t rc = sq_run_keyed(s, q[0], app, id, now, &n);
     if (rc == STORE_OK && n == 0) rc = STORE_NOT_FOUND;
-    if (rc == STORE_OK) rc = run_keyed(s, q[1], app, id, -1, &ignored);
-    if (rc == STORE_OK) rc = run_keyed(s, q[2], app, id, -1, &ignored);
-    if (rc == STORE_OK) rc = run_keyed(s, q[3], app, id, -1, &ignored);
+    if (rc == STORE_OK) rc = sq_run_keyed(s, q[1], app, id, -1, &ignored);
+    if (rc == STORE_OK) rc = sq_run_keyed(s, q[2], app, id, -1, &ignored);
+    if (rc == STORE_OK) rc = sq_run_keyed(s, q[3], app, id, -1, &ignored);
     return rc;
 }
 
@@ -71,11 +58,11 @@ store_rc_t sq_trash_purge(store_t *base, int64_t app, const char *id)
     store_rc_t rc = sq_begin_write(s);
     if (rc != STORE_OK) return rc;
     int n = 0, ignored;
-    rc = run_keyed(s, Q_TRASH_FOLLOWS_DELETE, app, id, -1, &ignored);
-    if (rc == STORE_OK) rc = run_keyed(s, Q_HISTORY_DELETE, app, id, -1, &ignored);
+    rc = sq_run_keyed(s, Q_TRASH_FOLLOWS_DELETE, app, id, -1, &ignored);
+    if (rc == STORE_OK) rc = sq_run_keyed(s, Q_HISTORY_DELETE, app, id, -1, &ignored);
     /* Nothing of it stays to be replayed either (found through its row). */
-    if (rc == STORE_OK) rc = run_keyed(s, Q_IDEM_FORGET_TRASHED, app, id, -1, &ignored);
-    if (rc == STORE_OK) rc = run_keyed(s, Q_TRASH_LEAD_DELETE, app, id, -1, &n);
+    if (rc == STORE_OK) rc = sq_run_keyed(s, Q_IDEM_FORGET_TRASHED, app, id, -1, &ignored);
+    if (rc == STORE_OK) rc = sq_run_keyed(s, Q_TRASH_LEAD_DELETE, app, id, -1, &n);
     if (rc == STORE_OK && n == 0) rc = STORE_NOT_FOUND;
     return sq_finish(s, rc);
 }

@@ -139,3 +139,14 @@ static void tx_rollback(store_t *base)
 }
 
 const store_tx_ops_t sq_batch_tx = {.begin = tx_begin, .commit = tx_commit, .rollback = tx_rollback};
+
+store_rc_t sq_run_keyed(sqlite_store_t *s, enum sq_stmt_id id, int64_t app, const char *lead, int64_t v3,
+                        int *changes)
+{
+    if (id == Q__COUNT) return STORE_OK;
+    sqlite3_stmt *st = sq_stmt(s, id);
+    if (st == NULL) return STORE_ERROR;
+    sq_bind_key(st, app, lead, NULL);
+    if (v3 >= 0) sqlite3_bind_int64(st, 3, v3);
+    return sq_step_changes(s, st, changes);
+}
