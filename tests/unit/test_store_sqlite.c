@@ -680,6 +680,121 @@ static bool held(store_t *s)
     return ((sqlite_store_t *)s)->held;
 }
 
+/* The leads of app 1 as a connection through the default VFS counts them
+ * (the sqlite3 shell, another process); -1 on an error. */
+static int64_t count_elsewhere(sqlite3 *other)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(other, "SELECT count(*) FROM leads", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Batches of leads through s, every fourth rolled back, each checked by
+ * counting the leads through other; k numbers the leads, want counts them. */
+static void commit_rounds(store_t *s, sqlite3 *other, int64_t app, int *k, int64_t *want)
+{
+    for (int round = 0; round < 24; round++) {
+        /* Every third batch is 400 leads: hundreds of frames. */
+        int n = round % 3 == 0 ? 400 : round;
+        bool commit = round % 4 != 3;
+        cr_assert_eq(store_batch_begin(s), STORE_OK);
+        for (int i = 0; i < n; i++) {
+            char id[UUID_BUFSZ], name[96];
+            snprintf(id, sizeof id, "0190a000-0000-7000-8000-%012d", ++*k);
+            snprintf(name, sizeof name, "Lead %d of round %d, named at some length to fill pages", *k, round);
+            lead_t l = new_lead(id, name);
+            l.value_cents = (int64_t)*k * 7919 % 100000;
+            cr_assert_eq(store_lead_create(s, app, &l), STORE_OK);
+        }
+        cr_assert_eq(store_batch_end(s, commit), STORE_OK);
+        if (commit) *want += n;
+        cr_expect_eq(count_elsewhere(other), *want, "round %d (%d leads, %s)", round, n,
+                     commit ? "committed" : "rolled back");
+    }
+}
+
+/* crmd's VFS (vfs.c) holds a WAL's frames until the commit's sync: every
+ * commit, of a few frames or of more than its buffer holds, is whole for a
+ * connection that reads the files through the default VFS, and a batch
+ * rolled back leaves nothing there. With synchronous=NORMAL (which crmd
+ * does not use) a commit ends without a sync, and the frames go out as
+ * SQLite publishes it or lets go of the write lock. */
+Test(sqlite, commits_through_crmds_vfs_are_whole_for_other_connections)
+{
+    store_t *s = open_migrated(url_);
+    sqlite3 *db = ((sqlite_store_t *)s)->db;
+    sqlite3_vfs *vfs = NULL;
+    cr_assert_eq(sqlite3_file_control(db, "main", SQLITE_FCNTL_VFS_POINTER, &vfs), SQLITE_OK);
+    cr_expect_str_eq(vfs->zName, SQ_VFS_NAME);
+    create_app(s, "pk_live_one");
+    store_app_t app;
+    cr_assert_eq(store_app_find(s, "pk_live_one", &app, NULL), STORE_OK);
+    sqlite3 *other = NULL;
+    cr_assert_eq(sqlite3_open_v2(path_, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    int64_t want = 0;
+    int k = 0;
+    commit_rounds(s, other, app.id, &k, &want);
+    cr_assert_eq(sqlite3_exec(db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL), SQLITE_OK);
+    commit_rounds(s, other, app.id, &k, &want);
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(other, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_expect_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    sqlite3_close(other);
+    store_close(s);
+}
+
+/* The frames a cache spill wrote in a transaction that then rolled back
+ * reach the WAL while the connection still holds its write lock (vfs.c:
+ * before a read, and before the lock's release): held on, they would be
+ * written later, over what another connection committed there meanwhile. */
+Test(sqlite, a_rolled_back_spill_never_lands_on_another_connections_commit)
+{
+    store_t *a = open_migrated(url_), *b = open_migrated(url_);
+    create_app(a, "pk_live_one");
+    store_app_t app;
+    cr_assert_eq(store_app_find(a, "pk_live_one", &app, NULL), STORE_OK);
+    /* A cache of 16 pages spills as soon as staged leads move into leads,
+     * which they do when SQ_STAGE_ROWS wait. */
+    cr_assert_eq(sqlite3_exec(((sqlite_store_t *)a)->db, "PRAGMA cache_size = 16", NULL, NULL, NULL),
+                 SQLITE_OK);
+    int k = 0;
+    for (int round = 0; round < 4; round++) {
+        cr_assert_eq(store_batch_begin(a), STORE_OK);
+        for (int i = 0; i < SQ_STAGE_ROWS + 100; i++) {
+            char id[UUID_BUFSZ], name[96];
+            snprintf(id, sizeof id, "0190a000-0000-7000-8000-%012d", ++k);
+            snprintf(name, sizeof name, "Spilled lead %d, named at some length to fill pages", k);
+            lead_t l = new_lead(id, name);
+            cr_assert_eq(store_lead_create(a, app.id, &l), STORE_OK);
+        }
+        cr_assert_eq(store_batch_end(a, 0), STORE_OK); /* rolled back */
+        char id[UUID_BUFSZ];
+        snprintf(id, sizeof id, "0190b000-0000-7000-8000-%012d", round);
+        lead_t l = new_lead(id, "Committed by the other connection");
+        cr_assert_eq(store_lead_create(b, app.id, &l), STORE_OK);
+        seen_name[0] = '\0';
+        cr_expect_eq(store_lead_get(a, app.id, id, keep_name, NULL, NULL), STORE_OK, "round %d", round);
+        cr_expect_str_eq(seen_name, "Committed by the other connection", "round %d", round);
+    }
+    sqlite3 *other = NULL;
+    cr_assert_eq(sqlite3_open_v2(path_, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    cr_expect_eq(count_elsewhere(other), 4);
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(other, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_expect_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    sqlite3_close(other);
+    store_close(b);
+    store_close(a);
+}
+
 /* A server thread's reads of one lead share a read transaction until its
  * loop's turn ends; a commit made through any connection of the process
  * ends it before the next read, and anything but such a read ends it

@@ -294,12 +294,18 @@ void sq_close(store_t *base)
     free(s);
 }
 
+/* crmd's VFS (vfs.c) is registered. */
+static bool vfs_ready;
+
 /* SQLite counts every allocation under one global mutex unless told not
  * to: with a connection per thread that mutex is the threads' only meeting
  * point, and it showed in profiles. */
 static void global_config(void)
 {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    /* Without it (it never fails on Linux) connections use the default
+     * VFS, which writes the WAL a frame at a time. */
+    vfs_ready = sq_vfs_register() == SQLITE_OK;
 }
 
 /* Fails the open: the reason into err, the connection closed. */
@@ -414,7 +420,7 @@ sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errs
             return NULL;
         }
     }
-    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK)
+    if (sqlite3_open_v2(path, &s->db, flags, vfs_ready ? SQ_VFS_NAME : NULL) != SQLITE_OK)
         return give_up(s, err, errsz, "cannot open", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
@@ -435,8 +441,10 @@ sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errs
      * dirty pages into the WAL in the middle of the transaction, read them
      * back and wrote them again at the commit. A connection that serves an
      * event loop only reads, and goes back to the default (sq_set_loop). */
-    static const char *const pragmas = "PRAGMA journal_mode = WAL;"
-                                       "PRAGMA synchronous = FULL;"
+    /* synchronous first: crmd's VFS holds WAL frames until a sync, which
+     * FULL makes every commit end with (vfs.c). */
+    static const char *const pragmas = "PRAGMA synchronous = FULL;"
+                                       "PRAGMA journal_mode = WAL;"
                                        "PRAGMA wal_autocheckpoint = 16000;"
                                        "PRAGMA foreign_keys = ON;"
                                        "PRAGMA temp_store = MEMORY;"

@@ -4,6 +4,7 @@
  *
  * The backend is split by concern, each file using only those above it:
  *   sql.c      the SQL text: the migrations and the prepared statements
+ *   vfs.c      crmd's VFS: the default one, with a WAL's frames written in runs
  *   conn.c     the connection: opening it with its settings, the statement
  *              cache, SQLite result codes as store_rc_t, closing
  *   params.c   binding parameters and reading columns into records
@@ -226,6 +227,15 @@ static inline sqlite_store_t *sq_of_read(store_t *base)
 {
     return (sqlite_store_t *)base;
 }
+
+/* --- vfs.c ----------------------------------------------------------------- */
+
+/* The VFS crmd's connections open their files with (vfs.c): the default
+ * one, with a WAL file's frames written out in runs, at the latest before
+ * each sync. Only for connections whose commits sync (synchronous=FULL). */
+#define SQ_VFS_NAME "crmd"
+/* Registers it (not as the default); once, before the first open. */
+int sq_vfs_register(void);
 
 /* --- conn.c ---------------------------------------------------------------- */
 

@@ -1,0 +1,432 @@
+/*
+ * vfs.c: crmd's SQLite VFS, "crmd": the system's default VFS (unix) with
+ * the writes to a WAL file gathered into one write per run of frames.
+ *
+ * SQLite writes each WAL frame with two calls, its 24-byte header and then
+ * its page at an offset 24 bytes further, so every page written costs two
+ * system calls, each touching two pages of the kernel's cache. A commit of
+ * a few dozen creates writes a few hundred frames, one after the other;
+ * one write of a run of them costs about a tenth of that (3.7 against 0.4 µs a
+ * frame on the benchmark machine, bench/results.md). So a WAL file opened
+ * through this VFS keeps the frames written since its last sync in a
+ * buffer, as long as each write follows the one before, and hands them to
+ * the file in writes of up to WALBUF_MAX bytes:
+ *   - before a sync (every commit: crmd's connections run synchronous=FULL,
+ *     so a commit's frames are on disk before SQLite publishes the commit
+ *     in the WAL index, where other connections look: they never read a
+ *     frame that is still in this buffer);
+ *   - before a write somewhere else (a frame rewritten in place), a read
+ *     (the same connection reading back a page it spilled mid-transaction),
+ *     a size asked or a truncation, a file control, and the close;
+ *   - when the next write would not fit (WALBUF_MAX);
+ *   - before SQLite publishes a commit in the WAL index (the barrier
+ *     between its two copies of the header), should a commit ever end
+ *     without a sync;
+ *   - before the connection lets go of the WAL's write lock, whatever
+ *     ended its transaction (a rollback leaves frames a cache spill wrote).
+ *     Only the holder of that lock writes the WAL, so what waits here is
+ *     written before any other connection or process may write there:
+ *     the file sees the writes in the order SQLite made them.
+ * A write that fails empties the buffer and fails the operation that asked
+ * for it: SQLite then rolls the transaction back, and frames past the last
+ * commit are never read. The database file is the default VFS's, watched
+ * for the write lock's release (its shared-memory locks); every other file
+ * (temp files, a rollback journal) is the default VFS's own.
+ *
+ * crmd's connections run synchronous=FULL (sq_connect), so the flush before
+ * the sync is the one that counts; the one at the publication only guards a
+ * setting crmd does not use. The sqlite3 shell and other processes use the
+ * default VFS on the same files, as before: the files are the same, only the
+ * calls that write them are fewer.
+ */
+#include <assert.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sqlite/sqlite_int.h"
+
+/* The most buffered, and so the most handed to the file at once: the
+ * default VFS writes at most 128 KiB - 1 per call (it masks the length
+ * with 0x1ffff, and a write it cannot finish is SQLITE_FULL). Sixteen
+ * frames of 4 KiB pages and more. */
+#define WALBUF_MAX (64 * 1024)
+/* A write of this much or more goes to the file at once. */
+#define WALBUF_DIRECT (WALBUF_MAX / 2)
+
+/* A file of this VFS: the default VFS's file (real) behind it. */
+typedef struct vfs_file {
+    sqlite3_file base;
+    sqlite3_file *real;
+} vfs_file_t;
+
+typedef struct walbuf_file walbuf_file_t;
+
+/* A database file: real, and the WAL opened for it, if any. */
+typedef struct db_file {
+    vfs_file_t f; /* pMethods: db_methods */
+    walbuf_file_t *wal;
+} db_file_t;
+
+struct walbuf_file {
+    vfs_file_t f;  /* pMethods: walbuf_methods */
+    db_file_t *db; /* its database's file (may be NULL) */
+    char *buf;     /* WALBUF_MAX bytes, allocated on first use */
+    size_t len;
+    sqlite3_int64 at; /* the file offset of buf[0] */
+    bool direct;      /* every write goes to the file at once (see vfs_open) */
+};
+
+static sqlite3_vfs *real_vfs;
+static sqlite3_vfs crmd_vfs;
+static sqlite3_io_methods walbuf_methods, db_methods;
+
+static sqlite3_file *real_of(sqlite3_file *f)
+{
+    return ((vfs_file_t *)f)->real;
+}
+
+/* Writes out what the buffer holds; empty afterwards, whatever the result. */
+static int flush(walbuf_file_t *w)
+{
+    if (w->len == 0) return SQLITE_OK;
+    int rc = w->f.real->pMethods->xWrite(w->f.real, w->buf, (int)w->len, w->at);
+    w->len = 0;
+    return rc;
+}
+
+static int wb_close(sqlite3_file *f)
+{
+    walbuf_file_t *w = (walbuf_file_t *)f;
+    int rc = flush(w);
+    int crc = w->f.real->pMethods->xClose(w->f.real);
+    if (w->db != NULL) w->db->wal = NULL;
+    free(w->buf);
+    w->buf = NULL;
+    return rc != SQLITE_OK ? rc : crc;
+}
+
+static int wb_read(sqlite3_file *f, void *out, int n, sqlite3_int64 off)
+{
+    walbuf_file_t *w = (walbuf_file_t *)f;
+    int rc = flush(w);
+    return rc != SQLITE_OK ? rc : w->f.real->pMethods->xRead(w->f.real, out, n, off);
+}
+
+static int wb_write(sqlite3_file *f, const void *data, int n, sqlite3_int64 off)
+{
+    walbuf_file_t *w = (walbuf_file_t *)f;
+    assert(n >= 0);
+    if (w->len > 0 && off == w->at + (sqlite3_int64)w->len && w->len + (size_t)n <= WALBUF_MAX) {
+        memcpy(w->buf + w->len, data, (size_t)n);
+        w->len += (size_t)n;
+        return SQLITE_OK;
+    }
+    int rc = flush(w);
+    if (rc != SQLITE_OK) return rc;
+    if (w->direct || (size_t)n >= WALBUF_DIRECT || (w->buf == NULL && (w->buf = malloc(WALBUF_MAX)) == NULL))
+        return w->f.real->pMethods->xWrite(w->f.real, data, n, off);
+    memcpy(w->buf, data, (size_t)n);
+    w->len = (size_t)n;
+    w->at = off;
+    return SQLITE_OK;
+}
+
+static int wb_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+    int rc = flush((walbuf_file_t *)f);
+    return rc != SQLITE_OK ? rc : real_of(f)->pMethods->xTruncate(real_of(f), size);
+}
+
+static int wb_sync(sqlite3_file *f, int flags)
+{
+    int rc = flush((walbuf_file_t *)f);
+    return rc != SQLITE_OK ? rc : real_of(f)->pMethods->xSync(real_of(f), flags);
+}
+
+static int wb_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+    int rc = flush((walbuf_file_t *)f);
+    return rc != SQLITE_OK ? rc : real_of(f)->pMethods->xFileSize(real_of(f), size);
+}
+
+/* The methods both kinds of file pass through as they are. */
+static int wb_lock(sqlite3_file *f, int level)
+{
+    return real_of(f)->pMethods->xLock(real_of(f), level);
+}
+
+static int wb_unlock(sqlite3_file *f, int level)
+{
+    return real_of(f)->pMethods->xUnlock(real_of(f), level);
+}
+
+static int wb_check_reserved_lock(sqlite3_file *f, int *out)
+{
+    return real_of(f)->pMethods->xCheckReservedLock(real_of(f), out);
+}
+
+static int wb_file_control(sqlite3_file *f, int op, void *arg)
+{
+    int rc = flush((walbuf_file_t *)f);
+    return rc != SQLITE_OK ? rc : real_of(f)->pMethods->xFileControl(real_of(f), op, arg);
+}
+
+static int wb_sector_size(sqlite3_file *f)
+{
+    return real_of(f)->pMethods->xSectorSize(real_of(f));
+}
+
+static int wb_device_characteristics(sqlite3_file *f)
+{
+    return real_of(f)->pMethods->xDeviceCharacteristics(real_of(f));
+}
+
+static int wb_shm_map(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **out)
+{
+    return real_of(f)->pMethods->xShmMap(real_of(f), pg, pgsz, extend, out);
+}
+
+static int wb_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+{
+    return real_of(f)->pMethods->xShmLock(real_of(f), offset, n, flags);
+}
+
+static void wb_shm_barrier(sqlite3_file *f)
+{
+    real_of(f)->pMethods->xShmBarrier(real_of(f));
+}
+
+static int wb_shm_unmap(sqlite3_file *f, int delete_flag)
+{
+    return real_of(f)->pMethods->xShmUnmap(real_of(f), delete_flag);
+}
+
+static int wb_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **out)
+{
+    walbuf_file_t *w = (walbuf_file_t *)f;
+    int rc = flush(w);
+    return rc != SQLITE_OK ? rc : w->f.real->pMethods->xFetch(w->f.real, off, n, out);
+}
+
+static int wb_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+    return real_of(f)->pMethods->xUnfetch(real_of(f), off, p);
+}
+
+/* The database file: before a release of the WAL's write lock (slot 0 of
+ * its shared-memory locks, held exclusively), the frames still waiting go
+ * to the WAL. A failure to write them cannot stop the release; they are
+ * not a commit's (a commit's were written by its sync), so SQLite never
+ * reads them. */
+static int db_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+{
+    db_file_t *d = (db_file_t *)f;
+    if (d->wal != NULL && flags == (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE) && offset == 0 && n >= 1)
+        flush(d->wal);
+    return d->f.real->pMethods->xShmLock(d->f.real, offset, n, flags);
+}
+
+/* SQLite publishes a commit by writing the WAL index's header twice, a
+ * barrier between, and a reader takes it only when both copies agree: the
+ * commit's frames, synced already when synchronous=FULL, are in the file
+ * before the second copy is written whatever the setting. */
+static void db_shm_barrier(sqlite3_file *f)
+{
+    db_file_t *d = (db_file_t *)f;
+    if (d->wal != NULL) flush(d->wal);
+    d->f.real->pMethods->xShmBarrier(d->f.real);
+}
+
+static int db_close(sqlite3_file *f)
+{
+    db_file_t *d = (db_file_t *)f;
+    if (d->wal != NULL) {
+        flush(d->wal);
+        d->wal->db = NULL;
+        d->wal = NULL;
+    }
+    return d->f.real->pMethods->xClose(d->f.real);
+}
+
+static int db_read(sqlite3_file *f, void *out, int n, sqlite3_int64 off)
+{
+    return real_of(f)->pMethods->xRead(real_of(f), out, n, off);
+}
+
+static int db_write(sqlite3_file *f, const void *data, int n, sqlite3_int64 off)
+{
+    return real_of(f)->pMethods->xWrite(real_of(f), data, n, off);
+}
+
+static int db_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+    return real_of(f)->pMethods->xTruncate(real_of(f), size);
+}
+
+static int db_sync(sqlite3_file *f, int flags)
+{
+    return real_of(f)->pMethods->xSync(real_of(f), flags);
+}
+
+static int db_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+    return real_of(f)->pMethods->xFileSize(real_of(f), size);
+}
+
+static int db_file_control(sqlite3_file *f, int op, void *arg)
+{
+    return real_of(f)->pMethods->xFileControl(real_of(f), op, arg);
+}
+
+static int db_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **out)
+{
+    return real_of(f)->pMethods->xFetch(real_of(f), off, n, out);
+}
+
+/* Opens real (the default VFS's file) behind f as a file of this VFS
+ * with methods m; false when real did not open (f then has no methods). */
+static bool open_behind(vfs_file_t *f, size_t size, const char *name, int flags, int *out_flags,
+                        const sqlite3_io_methods *m, int *rc)
+{
+    memset(f, 0, size);
+    f->real = (sqlite3_file *)((char *)f + size);
+    *rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out_flags);
+    /* SQLite closes a file whose methods are set, even after a failure. */
+    if (f->real->pMethods == NULL) return false;
+    assert(f->real->pMethods->iVersion <= m->iVersion);
+    f->base.pMethods = m;
+    return true;
+}
+
+static int vfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out_flags)
+{
+    (void)vfs;
+    int rc = SQLITE_OK;
+    if (flags & SQLITE_OPEN_MAIN_DB) {
+        open_behind((vfs_file_t *)f, sizeof(db_file_t), name, flags, out_flags, &db_methods, &rc);
+        return rc;
+    }
+    if (!(flags & SQLITE_OPEN_WAL)) return real_vfs->xOpen(real_vfs, name, f, flags, out_flags);
+    walbuf_file_t *w = (walbuf_file_t *)f;
+    if (!open_behind(&w->f, sizeof *w, name, flags, out_flags, &walbuf_methods, &rc)) return rc;
+    /* Without powersafe overwrite (the default VFS's default), SQLite pads
+     * a commit to a sector boundary, syncs up to there and writes the rest
+     * of its last frame after the sync: that rest is written through. So
+     * is a WAL whose database file is not one of this VFS's (nothing
+     * watches its write lock and its publications). */
+    int dc = w->f.real->pMethods->xDeviceCharacteristics(w->f.real);
+    sqlite3_file *db = name != NULL ? sqlite3_database_file_object(name) : NULL;
+    if (db != NULL && db->pMethods == &db_methods && ((db_file_t *)db)->wal == NULL) {
+        w->db = (db_file_t *)db;
+        w->db->wal = w;
+    }
+    w->direct = !(dc & SQLITE_IOCAP_POWERSAFE_OVERWRITE) || w->db == NULL;
+    return rc;
+}
+
+/* The rest is the default VFS's, asked with the default VFS itself. */
+static int vfs_delete(sqlite3_vfs *vfs, const char *name, int sync_dir)
+{
+    (void)vfs;
+    return real_vfs->xDelete(real_vfs, name, sync_dir);
+}
+
+static int vfs_access(sqlite3_vfs *vfs, const char *name, int flags, int *out)
+{
+    (void)vfs;
+    return real_vfs->xAccess(real_vfs, name, flags, out);
+}
+
+static int vfs_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out)
+{
+    (void)vfs;
+    return real_vfs->xFullPathname(real_vfs, name, n, out);
+}
+
+static int vfs_randomness(sqlite3_vfs *vfs, int n, char *out)
+{
+    (void)vfs;
+    return real_vfs->xRandomness(real_vfs, n, out);
+}
+
+static int vfs_sleep(sqlite3_vfs *vfs, int us)
+{
+    (void)vfs;
+    return real_vfs->xSleep(real_vfs, us);
+}
+
+static int vfs_current_time(sqlite3_vfs *vfs, double *out)
+{
+    (void)vfs;
+    return real_vfs->xCurrentTime(real_vfs, out);
+}
+
+static int vfs_get_last_error(sqlite3_vfs *vfs, int n, char *out)
+{
+    (void)vfs;
+    return real_vfs->xGetLastError(real_vfs, n, out);
+}
+
+static int vfs_current_time_int64(sqlite3_vfs *vfs, sqlite3_int64 *out)
+{
+    (void)vfs;
+    return real_vfs->xCurrentTimeInt64(real_vfs, out);
+}
+
+int sq_vfs_register(void)
+{
+    real_vfs = sqlite3_vfs_find(NULL);
+    if (real_vfs == NULL || real_vfs->iVersion < 2) return SQLITE_ERROR;
+    walbuf_methods = (sqlite3_io_methods){
+        .iVersion = 3,
+        .xClose = wb_close,
+        .xRead = wb_read,
+        .xWrite = wb_write,
+        .xTruncate = wb_truncate,
+        .xSync = wb_sync,
+        .xFileSize = wb_file_size,
+        .xLock = wb_lock,
+        .xUnlock = wb_unlock,
+        .xCheckReservedLock = wb_check_reserved_lock,
+        .xFileControl = wb_file_control,
+        .xSectorSize = wb_sector_size,
+        .xDeviceCharacteristics = wb_device_characteristics,
+        .xShmMap = wb_shm_map,
+        .xShmLock = wb_shm_lock,
+        .xShmBarrier = wb_shm_barrier,
+        .xShmUnmap = wb_shm_unmap,
+        .xFetch = wb_fetch,
+        .xUnfetch = wb_unfetch,
+    };
+    db_methods = walbuf_methods;
+    db_methods.xClose = db_close;
+    db_methods.xRead = db_read;
+    db_methods.xWrite = db_write;
+    db_methods.xTruncate = db_truncate;
+    db_methods.xSync = db_sync;
+    db_methods.xFileSize = db_file_size;
+    db_methods.xFileControl = db_file_control;
+    db_methods.xShmLock = db_shm_lock;
+    db_methods.xShmBarrier = db_shm_barrier;
+    db_methods.xFetch = db_fetch;
+    crmd_vfs = *real_vfs;
+    crmd_vfs.zName = SQ_VFS_NAME;
+    crmd_vfs.pNext = NULL;
+    crmd_vfs.pAppData = NULL;
+    crmd_vfs.szOsFile =
+        (int)(sizeof(walbuf_file_t) > sizeof(db_file_t) ? sizeof(walbuf_file_t) : sizeof(db_file_t)) +
+        real_vfs->szOsFile;
+    crmd_vfs.xOpen = vfs_open;
+    crmd_vfs.xDelete = vfs_delete;
+    crmd_vfs.xAccess = vfs_access;
+    crmd_vfs.xFullPathname = vfs_full_pathname;
+    crmd_vfs.xRandomness = vfs_randomness;
+    crmd_vfs.xSleep = vfs_sleep;
+    crmd_vfs.xCurrentTime = vfs_current_time;
+    crmd_vfs.xGetLastError = vfs_get_last_error;
+    crmd_vfs.xCurrentTimeInt64 = vfs_current_time_int64;
+    /* xDlOpen and the system-call table stay the default VFS's: they do
+     * not look at the VFS they are given. */
+    return sqlite3_vfs_register(&crmd_vfs, 0);
+}
