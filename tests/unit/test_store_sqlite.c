@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sqlite_check.h"
 #include "store/sqlite/sqlite_int.h"
 #include "store/store.h"
 
@@ -680,19 +681,6 @@ static bool held(store_t *s)
     return ((sqlite_store_t *)s)->held;
 }
 
-/* The leads of app 1 as a connection through the default VFS counts them
- * (the sqlite3 shell, another process); -1 on an error. */
-static int64_t count_elsewhere(sqlite3 *other)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t n = -1;
-    if (sqlite3_prepare_v2(other, "SELECT count(*) FROM leads", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return n;
-}
-
 /* Batches of leads through s, every fourth rolled back, each checked by
  * counting the leads through other; k numbers the leads, want counts them. */
 static void commit_rounds(store_t *s, sqlite3 *other, int64_t app, int *k, int64_t *want)
@@ -712,8 +700,8 @@ static void commit_rounds(store_t *s, sqlite3 *other, int64_t app, int *k, int64
         }
         cr_assert_eq(store_batch_end(s, commit), STORE_OK);
         if (commit) *want += n;
-        cr_expect_eq(count_elsewhere(other), *want, "round %d (%d leads, %s)", round, n,
-                     commit ? "committed" : "rolled back");
+        cr_expect_eq(check_int(other, "SELECT count(*) FROM leads"), *want, "round %d (%d leads, %s)", round,
+                     n, commit ? "committed" : "rolled back");
     }
 }
 
@@ -740,11 +728,7 @@ Test(sqlite, commits_through_crmds_vfs_are_whole_for_other_connections)
     commit_rounds(s, other, app.id, &k, &want);
     cr_assert_eq(sqlite3_exec(db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL), SQLITE_OK);
     commit_rounds(s, other, app.id, &k, &want);
-    sqlite3_stmt *st = NULL;
-    cr_assert_eq(sqlite3_prepare_v2(other, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    cr_expect_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
-    sqlite3_finalize(st);
+    check_intact(other);
     sqlite3_close(other);
     store_close(s);
 }
@@ -784,12 +768,8 @@ Test(sqlite, a_rolled_back_spill_never_lands_on_another_connections_commit)
     }
     sqlite3 *other = NULL;
     cr_assert_eq(sqlite3_open_v2(path_, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    cr_expect_eq(count_elsewhere(other), 4);
-    sqlite3_stmt *st = NULL;
-    cr_assert_eq(sqlite3_prepare_v2(other, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    cr_expect_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
-    sqlite3_finalize(st);
+    cr_expect_eq(check_int(other, "SELECT count(*) FROM leads"), 4);
+    check_intact(other);
     sqlite3_close(other);
     store_close(b);
     store_close(a);

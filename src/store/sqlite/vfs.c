@@ -27,11 +27,11 @@
  *     Only the holder of that lock writes the WAL, so what waits here is
  *     written before any other connection or process may write there:
  *     the file sees the writes in the order SQLite made them.
- * A write that fails empties the buffer and fails the operation that asked
- * for it: SQLite then rolls the transaction back, and frames past the last
- * commit are never read. The database file is the default VFS's, watched
- * for the write lock's release (its shared-memory locks); every other file
- * (temp files, a rollback journal) is the default VFS's own.
+ * A write out of the buffer that fails keeps failing every later write,
+ * sync and read until the transaction ends (flush): the transaction can
+ * never commit, and frames past the last commit are never read. The database file is the default VFS's,
+ * watched for the write lock's release (its shared-memory locks); every other file (temp files, a rollback
+ * journal) is the default VFS's own.
  *
  * crmd's connections run synchronous=FULL (sq_connect), so the flush before
  * the sync is the one that counts; the one at the publication only guards a
@@ -75,6 +75,7 @@ struct walbuf_file {
     size_t len;
     sqlite3_int64 at; /* the file offset of buf[0] */
     bool direct;      /* every write goes to the file at once (see vfs_open) */
+    int err;          /* a failed write out of buf: see flush */
 };
 
 static sqlite3_vfs *real_vfs;
@@ -86,19 +87,124 @@ static sqlite3_file *real_of(sqlite3_file *f)
     return ((vfs_file_t *)f)->real;
 }
 
-/* Writes out what the buffer holds; empty afterwards, whatever the result. */
+/* The default VFS's own methods, called on real. */
+static int vf_read(sqlite3_file *f, void *out, int n, sqlite3_int64 off)
+{
+    return real_of(f)->pMethods->xRead(real_of(f), out, n, off);
+}
+
+static int vf_write(sqlite3_file *f, const void *data, int n, sqlite3_int64 off)
+{
+    return real_of(f)->pMethods->xWrite(real_of(f), data, n, off);
+}
+
+static int vf_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+    return real_of(f)->pMethods->xTruncate(real_of(f), size);
+}
+
+static int vf_sync(sqlite3_file *f, int flags)
+{
+    return real_of(f)->pMethods->xSync(real_of(f), flags);
+}
+
+static int vf_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+    return real_of(f)->pMethods->xFileSize(real_of(f), size);
+}
+
+static int vf_file_control(sqlite3_file *f, int op, void *arg)
+{
+    return real_of(f)->pMethods->xFileControl(real_of(f), op, arg);
+}
+
+static int vf_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **out)
+{
+    return real_of(f)->pMethods->xFetch(real_of(f), off, n, out);
+}
+
+static int vf_lock(sqlite3_file *f, int level)
+{
+    return real_of(f)->pMethods->xLock(real_of(f), level);
+}
+
+static int vf_unlock(sqlite3_file *f, int level)
+{
+    return real_of(f)->pMethods->xUnlock(real_of(f), level);
+}
+
+static int vf_check_reserved_lock(sqlite3_file *f, int *out)
+{
+    return real_of(f)->pMethods->xCheckReservedLock(real_of(f), out);
+}
+
+static int vf_sector_size(sqlite3_file *f)
+{
+    return real_of(f)->pMethods->xSectorSize(real_of(f));
+}
+
+static int vf_device_characteristics(sqlite3_file *f)
+{
+    return real_of(f)->pMethods->xDeviceCharacteristics(real_of(f));
+}
+
+static int vf_shm_map(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **out)
+{
+    return real_of(f)->pMethods->xShmMap(real_of(f), pg, pgsz, extend, out);
+}
+
+static int vf_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+{
+    return real_of(f)->pMethods->xShmLock(real_of(f), offset, n, flags);
+}
+
+static void vf_shm_barrier(sqlite3_file *f)
+{
+    real_of(f)->pMethods->xShmBarrier(real_of(f));
+}
+
+static int vf_shm_unmap(sqlite3_file *f, int delete_flag)
+{
+    return real_of(f)->pMethods->xShmUnmap(real_of(f), delete_flag);
+}
+
+static int vf_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+    return real_of(f)->pMethods->xUnfetch(real_of(f), off, p);
+}
+
+/* Writes out what the buffer holds. A failure (a full disk, an I/O error)
+ * sticks: the bytes stay, and every write, sync, read, size, truncation
+ * and file control answers it until the write lock is let go or the file
+ * closes (discard), so the transaction whose frames they are can never
+ * commit. Without that, a failure met by a read (which SQLite takes for a
+ * failed statement, not a failed transaction) would lose frames that the
+ * WAL index already counts, and the next COMMIT would publish past them. */
 static int flush(walbuf_file_t *w)
 {
+    if (w->err != SQLITE_OK) return w->err;
     if (w->len == 0) return SQLITE_OK;
     int rc = w->f.real->pMethods->xWrite(w->f.real, w->buf, (int)w->len, w->at);
+    if (rc != SQLITE_OK) return w->err = rc;
     w->len = 0;
-    return rc;
+    return SQLITE_OK;
+}
+
+/* The transaction is over (the write lock let go, or the file closed): a
+ * commit's frames were written by its sync, so what is left is a rolled
+ * back transaction's, past the last commit, and never read. A failure
+ * that stuck ends with it. */
+static void discard(walbuf_file_t *w)
+{
+    w->len = 0;
+    w->err = SQLITE_OK;
 }
 
 static int wb_close(sqlite3_file *f)
 {
     walbuf_file_t *w = (walbuf_file_t *)f;
     int rc = flush(w);
+    discard(w);
     int crc = w->f.real->pMethods->xClose(w->f.real);
     if (w->db != NULL) w->db->wal = NULL;
     free(w->buf);
@@ -109,14 +215,17 @@ static int wb_close(sqlite3_file *f)
 static int wb_read(sqlite3_file *f, void *out, int n, sqlite3_int64 off)
 {
     walbuf_file_t *w = (walbuf_file_t *)f;
-    int rc = flush(w);
-    return rc != SQLITE_OK ? rc : w->f.real->pMethods->xRead(w->f.real, out, n, off);
+    /* An I/O error, not the write's own code (SQLITE_FULL would undo only
+     * the statement): SQLite then rolls the whole transaction back. */
+    if (flush(w) != SQLITE_OK) return SQLITE_IOERR_READ;
+    return vf_read(f, out, n, off);
 }
 
 static int wb_write(sqlite3_file *f, const void *data, int n, sqlite3_int64 off)
 {
     walbuf_file_t *w = (walbuf_file_t *)f;
     assert(n >= 0);
+    if (w->err != SQLITE_OK) return w->err;
     if (w->len > 0 && off == w->at + (sqlite3_int64)w->len && w->len + (size_t)n <= WALBUF_MAX) {
         memcpy(w->buf + w->len, data, (size_t)n);
         w->len += (size_t)n;
@@ -125,7 +234,7 @@ static int wb_write(sqlite3_file *f, const void *data, int n, sqlite3_int64 off)
     int rc = flush(w);
     if (rc != SQLITE_OK) return rc;
     if (w->direct || (size_t)n >= WALBUF_DIRECT || (w->buf == NULL && (w->buf = malloc(WALBUF_MAX)) == NULL))
-        return w->f.real->pMethods->xWrite(w->f.real, data, n, off);
+        return vf_write(f, data, n, off);
     memcpy(w->buf, data, (size_t)n);
     w->len = (size_t)n;
     w->at = off;
@@ -135,96 +244,48 @@ static int wb_write(sqlite3_file *f, const void *data, int n, sqlite3_int64 off)
 static int wb_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
     int rc = flush((walbuf_file_t *)f);
-    return rc != SQLITE_OK ? rc : real_of(f)->pMethods->xTruncate(real_of(f), size);
+    return rc != SQLITE_OK ? rc : vf_truncate(f, size);
 }
 
 static int wb_sync(sqlite3_file *f, int flags)
 {
     int rc = flush((walbuf_file_t *)f);
-    return rc != SQLITE_OK ? rc : real_of(f)->pMethods->xSync(real_of(f), flags);
+    return rc != SQLITE_OK ? rc : vf_sync(f, flags);
 }
 
 static int wb_file_size(sqlite3_file *f, sqlite3_int64 *size)
 {
     int rc = flush((walbuf_file_t *)f);
-    return rc != SQLITE_OK ? rc : real_of(f)->pMethods->xFileSize(real_of(f), size);
-}
-
-/* The methods both kinds of file pass through as they are. */
-static int wb_lock(sqlite3_file *f, int level)
-{
-    return real_of(f)->pMethods->xLock(real_of(f), level);
-}
-
-static int wb_unlock(sqlite3_file *f, int level)
-{
-    return real_of(f)->pMethods->xUnlock(real_of(f), level);
-}
-
-static int wb_check_reserved_lock(sqlite3_file *f, int *out)
-{
-    return real_of(f)->pMethods->xCheckReservedLock(real_of(f), out);
-}
-
-static int wb_file_control(sqlite3_file *f, int op, void *arg)
-{
-    int rc = flush((walbuf_file_t *)f);
-    return rc != SQLITE_OK ? rc : real_of(f)->pMethods->xFileControl(real_of(f), op, arg);
-}
-
-static int wb_sector_size(sqlite3_file *f)
-{
-    return real_of(f)->pMethods->xSectorSize(real_of(f));
-}
-
-static int wb_device_characteristics(sqlite3_file *f)
-{
-    return real_of(f)->pMethods->xDeviceCharacteristics(real_of(f));
-}
-
-static int wb_shm_map(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **out)
-{
-    return real_of(f)->pMethods->xShmMap(real_of(f), pg, pgsz, extend, out);
-}
-
-static int wb_shm_lock(sqlite3_file *f, int offset, int n, int flags)
-{
-    return real_of(f)->pMethods->xShmLock(real_of(f), offset, n, flags);
-}
-
-static void wb_shm_barrier(sqlite3_file *f)
-{
-    real_of(f)->pMethods->xShmBarrier(real_of(f));
-}
-
-static int wb_shm_unmap(sqlite3_file *f, int delete_flag)
-{
-    return real_of(f)->pMethods->xShmUnmap(real_of(f), delete_flag);
+    return rc != SQLITE_OK ? rc : vf_file_size(f, size);
 }
 
 static int wb_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **out)
 {
     walbuf_file_t *w = (walbuf_file_t *)f;
     int rc = flush(w);
-    return rc != SQLITE_OK ? rc : w->f.real->pMethods->xFetch(w->f.real, off, n, out);
+    return rc != SQLITE_OK ? rc : vf_fetch(f, off, n, out);
 }
 
-static int wb_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+static int wb_file_control(sqlite3_file *f, int op, void *arg)
 {
-    return real_of(f)->pMethods->xUnfetch(real_of(f), off, p);
+    int rc = flush((walbuf_file_t *)f);
+    return rc != SQLITE_OK ? rc : vf_file_control(f, op, arg);
 }
 
 /* The database file: before a release of the WAL's write lock (slot 0 of
  * its shared-memory locks, held exclusively), the frames still waiting go
- * to the WAL. A failure to write them cannot stop the release; they are
- * not a commit's (a commit's were written by its sync), so SQLite never
- * reads them. */
+ * to the WAL, in the order SQLite wrote them, and the transaction's
+ * failure, if one stuck, ends. A failure to write them cannot stop the
+ * release; they are not a commit's (a commit's were written by its sync),
+ * so SQLite never reads them. */
 static int db_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 {
     db_file_t *d = (db_file_t *)f;
-    if (d->wal != NULL && flags == (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE) && offset == 0 && n >= 1)
+    if (d->wal != NULL && flags == (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE) && offset == 0 && n >= 1) {
         flush(d->wal);
-    return d->f.real->pMethods->xShmLock(d->f.real, offset, n, flags);
+        discard(d->wal);
+    }
+    return vf_shm_lock(f, offset, n, flags);
 }
 
 /* SQLite publishes a commit by writing the WAL index's header twice, a
@@ -235,7 +296,7 @@ static void db_shm_barrier(sqlite3_file *f)
 {
     db_file_t *d = (db_file_t *)f;
     if (d->wal != NULL) flush(d->wal);
-    d->f.real->pMethods->xShmBarrier(d->f.real);
+    vf_shm_barrier(f);
 }
 
 static int db_close(sqlite3_file *f)
@@ -243,45 +304,11 @@ static int db_close(sqlite3_file *f)
     db_file_t *d = (db_file_t *)f;
     if (d->wal != NULL) {
         flush(d->wal);
+        discard(d->wal);
         d->wal->db = NULL;
         d->wal = NULL;
     }
     return d->f.real->pMethods->xClose(d->f.real);
-}
-
-static int db_read(sqlite3_file *f, void *out, int n, sqlite3_int64 off)
-{
-    return real_of(f)->pMethods->xRead(real_of(f), out, n, off);
-}
-
-static int db_write(sqlite3_file *f, const void *data, int n, sqlite3_int64 off)
-{
-    return real_of(f)->pMethods->xWrite(real_of(f), data, n, off);
-}
-
-static int db_truncate(sqlite3_file *f, sqlite3_int64 size)
-{
-    return real_of(f)->pMethods->xTruncate(real_of(f), size);
-}
-
-static int db_sync(sqlite3_file *f, int flags)
-{
-    return real_of(f)->pMethods->xSync(real_of(f), flags);
-}
-
-static int db_file_size(sqlite3_file *f, sqlite3_int64 *size)
-{
-    return real_of(f)->pMethods->xFileSize(real_of(f), size);
-}
-
-static int db_file_control(sqlite3_file *f, int op, void *arg)
-{
-    return real_of(f)->pMethods->xFileControl(real_of(f), op, arg);
-}
-
-static int db_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **out)
-{
-    return real_of(f)->pMethods->xFetch(real_of(f), off, n, out);
 }
 
 /* Opens real (the default VFS's file) behind f as a file of this VFS
@@ -310,17 +337,20 @@ static int vfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int fla
     if (!(flags & SQLITE_OPEN_WAL)) return real_vfs->xOpen(real_vfs, name, f, flags, out_flags);
     walbuf_file_t *w = (walbuf_file_t *)f;
     if (!open_behind(&w->f, sizeof *w, name, flags, out_flags, &walbuf_methods, &rc)) return rc;
-    /* Without powersafe overwrite (the default VFS's default), SQLite pads
-     * a commit to a sector boundary, syncs up to there and writes the rest
-     * of its last frame after the sync: that rest is written through. So
-     * is a WAL whose database file is not one of this VFS's (nothing
-     * watches its write lock and its publications). */
-    int dc = w->f.real->pMethods->xDeviceCharacteristics(w->f.real);
+    /* Without powersafe overwrite, SQLite pads a commit to a sector
+     * boundary, syncs up to there and writes the rest of its last frame
+     * after the sync: then every write goes through. SQLite asks the
+     * database file (a URI's psow=0 turns it off there), so this does too,
+     * and the WAL's own answer counts as well. So is a WAL whose database
+     * file is not one of this VFS's written through (nothing watches its
+     * write lock and its publications). */
     sqlite3_file *db = name != NULL ? sqlite3_database_file_object(name) : NULL;
     if (db != NULL && db->pMethods == &db_methods && ((db_file_t *)db)->wal == NULL) {
         w->db = (db_file_t *)db;
         w->db->wal = w;
     }
+    int dc = w->f.real->pMethods->xDeviceCharacteristics(w->f.real);
+    if (w->db != NULL) dc &= vf_device_characteristics(db);
     w->direct = !(dc & SQLITE_IOCAP_POWERSAFE_OVERWRITE) || w->db == NULL;
     return rc;
 }
@@ -386,30 +416,30 @@ int sq_vfs_register(void)
         .xTruncate = wb_truncate,
         .xSync = wb_sync,
         .xFileSize = wb_file_size,
-        .xLock = wb_lock,
-        .xUnlock = wb_unlock,
-        .xCheckReservedLock = wb_check_reserved_lock,
+        .xLock = vf_lock,
+        .xUnlock = vf_unlock,
+        .xCheckReservedLock = vf_check_reserved_lock,
         .xFileControl = wb_file_control,
-        .xSectorSize = wb_sector_size,
-        .xDeviceCharacteristics = wb_device_characteristics,
-        .xShmMap = wb_shm_map,
-        .xShmLock = wb_shm_lock,
-        .xShmBarrier = wb_shm_barrier,
-        .xShmUnmap = wb_shm_unmap,
+        .xSectorSize = vf_sector_size,
+        .xDeviceCharacteristics = vf_device_characteristics,
+        .xShmMap = vf_shm_map,
+        .xShmLock = vf_shm_lock,
+        .xShmBarrier = vf_shm_barrier,
+        .xShmUnmap = vf_shm_unmap,
         .xFetch = wb_fetch,
-        .xUnfetch = wb_unfetch,
+        .xUnfetch = vf_unfetch,
     };
     db_methods = walbuf_methods;
     db_methods.xClose = db_close;
-    db_methods.xRead = db_read;
-    db_methods.xWrite = db_write;
-    db_methods.xTruncate = db_truncate;
-    db_methods.xSync = db_sync;
-    db_methods.xFileSize = db_file_size;
-    db_methods.xFileControl = db_file_control;
+    db_methods.xRead = vf_read;
+    db_methods.xWrite = vf_write;
+    db_methods.xTruncate = vf_truncate;
+    db_methods.xSync = vf_sync;
+    db_methods.xFileSize = vf_file_size;
+    db_methods.xFileControl = vf_file_control;
     db_methods.xShmLock = db_shm_lock;
     db_methods.xShmBarrier = db_shm_barrier;
-    db_methods.xFetch = db_fetch;
+    db_methods.xFetch = vf_fetch;
     crmd_vfs = *real_vfs;
     crmd_vfs.zName = SQ_VFS_NAME;
     crmd_vfs.pNext = NULL;
