@@ -74,6 +74,8 @@ Test(sqlite, wal_full_sync_foreign_keys_and_a_busy_timeout)
     store_t *s = open_migrated(url_);
     expect_pragma(s, "journal_mode", "wal");
     expect_pragma(s, "synchronous", "2"); /* FULL: a commit is on disk before it returns */
+    /* crmd's VFS relies on both (vfs.c). */
+    expect_pragma(s, "locking_mode", "normal");
     expect_pragma(s, "foreign_keys", "1");
     expect_pragma(s, "busy_timeout", "5000");
     /* A connection that may write keeps 16 MiB of pages (conn.c); a
@@ -710,7 +712,8 @@ static void commit_rounds(store_t *s, sqlite3 *other, int64_t app, int *k, int64
  * connection that reads the files through the default VFS, and a batch
  * rolled back leaves nothing there. With synchronous=NORMAL (which crmd
  * does not use) a commit ends without a sync, and the frames go out as
- * SQLite publishes it or lets go of the write lock. */
+ * SQLite publishes it or lets go of the write lock: other connections see
+ * it whole, as long as no write fails (vfs.c's preconditions). */
 Test(sqlite, commits_through_crmds_vfs_are_whole_for_other_connections)
 {
     store_t *s = open_migrated(url_);

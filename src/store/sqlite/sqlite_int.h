@@ -232,7 +232,8 @@ static inline sqlite_store_t *sq_of_read(store_t *base)
 
 /* The VFS crmd's connections open their files with (vfs.c): the default
  * one, with a WAL file's frames written out in runs, at the latest before
- * each sync. Only for connections whose commits sync (synchronous=FULL). */
+ * each sync. Only for connections with synchronous=FULL and the normal
+ * locking mode (vfs.c says why). */
 #define SQ_VFS_NAME "crmd"
 /* Registers it (not as the default); once, before the first open. */
 int sq_vfs_register(void);

@@ -20,8 +20,8 @@
  *     a size asked or a truncation, a file control, and the close;
  *   - when the next write would not fit (WALBUF_MAX);
  *   - before SQLite publishes a commit in the WAL index (the barrier
- *     between its two copies of the header), should a commit ever end
- *     without a sync;
+ *     between its two copies of the header): for a commit that ends
+ *     without a sync, which crmd's never do (see the preconditions);
  *   - before the connection lets go of the WAL's write lock, whatever
  *     ended its transaction (a rollback leaves frames a cache spill wrote).
  *     Only the holder of that lock writes the WAL, so what waits here is
@@ -29,15 +29,23 @@
  *     the file sees the writes in the order SQLite made them.
  * A write out of the buffer that fails keeps failing every later write,
  * sync and read until the transaction ends (flush): the transaction can
- * never commit, and frames past the last commit are never read. The database file is the default VFS's,
- * watched for the write lock's release (its shared-memory locks); every other file (temp files, a rollback
- * journal) is the default VFS's own.
+ * never commit, and frames past the last commit are never read. The
+ * database file is the default VFS's, watched for the write lock's release
+ * and the publications (its shared-memory locks and barrier); every other
+ * file (temp files, a rollback journal) is the default VFS's own.
  *
- * crmd's connections run synchronous=FULL (sq_connect), so the flush before
- * the sync is the one that counts; the one at the publication only guards a
- * setting crmd does not use. The sqlite3 shell and other processes use the
- * default VFS on the same files, as before: the files are the same, only the
- * calls that write them are fewer.
+ * Preconditions, both set by sq_connect and asserted by test_store_sqlite:
+ *   - synchronous=FULL: a commit's frames are written, and a failure to
+ *     write them reported, by its sync, before SQLite publishes it. Under
+ *     NORMAL the first write of a small commit's frames would come at the
+ *     publication, which cannot fail: a failure there would be lost and the
+ *     commit published without its frames;
+ *   - the normal locking mode: locking_mode=EXCLUSIVE takes no shared-memory
+ *     locks, so the end of a transaction would never be seen here, and a
+ *     failure, once stuck, would last until the connection closed.
+ * The sqlite3 shell and other processes use the default VFS on the same
+ * files, as before: the files are the same, only the calls that write them
+ * are fewer.
  */
 #include <assert.h>
 #include <stdbool.h>
