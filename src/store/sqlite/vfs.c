@@ -297,9 +297,10 @@ static int db_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 }
 
 /* SQLite publishes a commit by writing the WAL index's header twice, a
- * barrier between, and a reader takes it only when both copies agree: the
- * commit's frames, synced already when synchronous=FULL, are in the file
- * before the second copy is written whatever the setting. */
+ * barrier between, and a reader takes it only when both copies agree. Under
+ * synchronous=FULL the commit's sync has written its frames already; this
+ * flush orders them before the second copy otherwise, though a failure here
+ * cannot be reported (hence the precondition). */
 static void db_shm_barrier(sqlite3_file *f)
 {
     db_file_t *d = (db_file_t *)f;
