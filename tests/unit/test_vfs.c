@@ -168,12 +168,14 @@ static int f_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags
 
 static char dir_[64];
 static char path_[128];
+static char path2_[128]; /* a second database in the same directory (the psow=0 test) */
 
 static void setup(void)
 {
     snprintf(dir_, sizeof dir_, "/tmp/crmd-test-vfs.XXXXXX");
     cr_assert_not_null(mkdtemp(dir_));
     snprintf(path_, sizeof path_, "%s/v.db", dir_);
+    snprintf(path2_, sizeof path2_, "%s/w.db", dir_);
     unix_vfs = sqlite3_vfs_find(NULL);
     cr_assert_not_null(unix_vfs);
     faulty = *unix_vfs;
@@ -188,11 +190,13 @@ static void setup(void)
 static void teardown(void)
 {
     static const char *const suffixes[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        char p[160];
-        snprintf(p, sizeof p, "%s%s", path_, suffixes[i]);
-        unlink(p);
-    }
+    const char *const paths[] = {path_, path2_};
+    for (size_t k = 0; k < 2; k++)
+        for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+            char p[160];
+            snprintf(p, sizeof p, "%s%s", paths[k], suffixes[i]);
+            unlink(p);
+        }
     rmdir(dir_);
 }
 
@@ -273,17 +277,14 @@ Test(vfs, frames_go_in_runs_unless_the_database_lacks_powersafe_overwrite)
     cr_expect_eq(small_writes, 0, "%d of %d WAL writes were a frame's header alone", small_writes,
                  wal_writes);
     sqlite3_close(db);
-    teardown();
-    cr_assert_not_null(mkdtemp(strcpy(dir_, "/tmp/crmd-test-vfs.XXXXXX")));
-    snprintf(path_, sizeof path_, "%s/v.db", dir_);
     char uri[200];
-    snprintf(uri, sizeof uri, "file:%s?psow=0", path_);
+    snprintf(uri, sizeof uri, "file:%s?psow=0", path2_);
     wal_writes = small_writes = 0;
     db = open_crmd(uri);
     cr_assert_eq(sqlite3_exec(db, create, NULL, NULL, NULL), SQLITE_OK);
     cr_expect_gt(small_writes, 0, "psow=0, and %d WAL writes, none a frame's header alone", wal_writes);
     sqlite3 *other = NULL;
-    cr_assert_eq(sqlite3_open_v2(path_, &other, SQLITE_OPEN_READWRITE, "unix"), SQLITE_OK);
+    cr_assert_eq(sqlite3_open_v2(path2_, &other, SQLITE_OPEN_READWRITE, "unix"), SQLITE_OK);
     cr_expect_eq(check_int(other, "SELECT count(*) FROM t"), 200);
     check_intact(other);
     sqlite3_close(other);

@@ -184,7 +184,7 @@ static int vf_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
 /* Writes out what the buffer holds. A failure (a full disk, an I/O error)
  * sticks: the bytes stay, and every write, sync, read, size, truncation
  * and file control answers it until the write lock is let go or the file
- * closes (discard), so the transaction whose frames they are can never
+ * closes (end_transaction), so the transaction whose frames they are can never
  * commit. Without that, a failure met by a read (which SQLite takes for a
  * failed statement, not a failed transaction) would lose frames that the
  * WAL index already counts, and the next COMMIT would publish past them. */
@@ -198,21 +198,23 @@ static int flush(walbuf_file_t *w)
     return SQLITE_OK;
 }
 
-/* The transaction is over (the write lock let go, or the file closed): a
+/* The transaction is over (the write lock let go, or the file closed):
+ * what the buffer holds is written out if it can be, then dropped. A
  * commit's frames were written by its sync, so what is left is a rolled
- * back transaction's, past the last commit, and never read. A failure
+ * back transaction's, past the last commit, and never read; a failure
  * that stuck ends with it. */
-static void discard(walbuf_file_t *w)
+static int end_transaction(walbuf_file_t *w)
 {
+    int rc = flush(w);
     w->len = 0;
     w->err = SQLITE_OK;
+    return rc;
 }
 
 static int wb_close(sqlite3_file *f)
 {
     walbuf_file_t *w = (walbuf_file_t *)f;
-    int rc = flush(w);
-    discard(w);
+    int rc = end_transaction(w);
     int crc = w->f.real->pMethods->xClose(w->f.real);
     if (w->db != NULL) w->db->wal = NULL;
     free(w->buf);
@@ -289,10 +291,8 @@ static int wb_file_control(sqlite3_file *f, int op, void *arg)
 static int db_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 {
     db_file_t *d = (db_file_t *)f;
-    if (d->wal != NULL && flags == (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE) && offset == 0 && n >= 1) {
-        flush(d->wal);
-        discard(d->wal);
-    }
+    if (d->wal != NULL && flags == (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE) && offset == 0 && n >= 1)
+        end_transaction(d->wal);
     return vf_shm_lock(f, offset, n, flags);
 }
 
@@ -312,8 +312,7 @@ static int db_close(sqlite3_file *f)
 {
     db_file_t *d = (db_file_t *)f;
     if (d->wal != NULL) {
-        flush(d->wal);
-        discard(d->wal);
+        end_transaction(d->wal);
         d->wal->db = NULL;
         d->wal = NULL;
     }
