@@ -263,6 +263,20 @@ def fd_settle(srv, target, timeout=10.0):
     return n
 
 
+def fd_stable(srv, quiet=0.5, timeout=10.0):
+    """The descriptors srv holds once the count has not changed for quiet
+    seconds: crmd answers /healthz before every thread has opened its
+    database connection, so a count taken at once can miss a few."""
+    deadline = time.monotonic() + timeout
+    n, since = srv.fd_count(), time.monotonic()
+    while time.monotonic() - since < quiet and time.monotonic() < deadline:
+        time.sleep(0.05)
+        m = srv.fd_count()
+        if m != n:
+            n, since = m, time.monotonic()
+    return n
+
+
 def test_5000_concurrent_connections(crmd):
     n = 5000
     limit = raise_nofile(n + 500)
@@ -270,7 +284,7 @@ def test_5000_concurrent_connections(crmd):
     srv = crmd("many", threads=2)
     key, token = app_create(srv.db)
     srv.start()
-    base_fds = srv.fd_count()
+    base_fds = fd_stable(srv)
     t0 = time.monotonic()
     socks, failed = connect_many(srv.port, n)
     t_conn = time.monotonic() - t0
@@ -313,7 +327,7 @@ def test_connection_cap_answers_excess_quickly(crmd):
     srv = crmd("cap", threads=2, extra_args=["--max-connections", str(cap)])
     key, token = app_create(srv.db)
     srv.start()
-    base_fds = srv.fd_count()
+    base_fds = fd_stable(srv)
     socks, failed = connect_many(srv.port, n)
     try:
         counts, times, bodies = exchange_all(socks, HEALTHZ, timeout=10)
@@ -406,7 +420,7 @@ def test_connection_cap_counts_all_threads_together(crmd):
     raise_nofile(2000)
     srv = crmd("capsum", threads=2, extra_args=["--max-connections", "1000"])
     srv.start()
-    base_fds = srv.fd_count()
+    base_fds = fd_stable(srv)
     trials = []
     for _ in range(8):
         socks, failed = connect_many(srv.port, 990)
