@@ -467,6 +467,7 @@ void api_write_submit(api_req_t *r, api_write_t *w)
 int api_writer_start_store(store_t *s)
 {
     W.store = s;
+    store_set_writer(s);
     W.head = NULL;
     W.tail = &W.head;
     W.n = W.bytes = 0;

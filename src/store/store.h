@@ -518,6 +518,7 @@ typedef struct store_ops {
     store_rc_t (*backup)(store_t *s, const char *path, char *msg, size_t msgsz);
     /* Reads that complete later (server threads); see the wrapper. */
     void (*set_loop)(store_t *s, const store_loop_t *loop);
+    void (*set_writer)(store_t *s);
     /* Webhooks and their outbox: store/webhook.h. */
     const store_webhook_ops_t *webhook;
 } store_ops_t;
@@ -572,6 +573,16 @@ static inline void store_close(store_t *s)
 static inline void store_set_loop(store_t *s, const store_loop_t *loop)
 {
     if (s->ops->set_loop != NULL) s->ops->set_loop(s, loop);
+}
+
+/* Tells the store that it is the server's writer connection, the one that
+ * commits nearly every write (api/writer.c), once, before its first batch.
+ * SQLite then copies the WAL into the database on a thread of its own
+ * rather than inside the commits (store/sqlite/ckpt.c); should that thread
+ * not start, the checkpoints stay in the commits. PostgreSQL ignores it. */
+static inline void store_set_writer(store_t *s)
+{
+    if (s->ops->set_writer != NULL) s->ops->set_writer(s);
 }
 
 /* Creates or upgrades the schema to the newest version (SCHEMA_VERSION in

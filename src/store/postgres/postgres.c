@@ -108,6 +108,12 @@ store_t *pg_reader_open(store_t *base, char *err, size_t errsz)
     return &r->base.super;
 }
 
+/* PostgreSQL checkpoints on its own, apart from every connection. */
+void pg_set_writer(store_t *base)
+{
+    (void)base;
+}
+
 store_t *store_postgres_open(const char *conninfo, char *err, size_t errsz)
 {
     if (!readable(conninfo, err, errsz)) return NULL;

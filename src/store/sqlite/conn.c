@@ -283,6 +283,10 @@ sqlite_store_t *sq_of(store_t *base)
 void sq_close(store_t *base)
 {
     sqlite_store_t *s = sq_of(base); /* ends a held snapshot */
+    if (s->ckpt != NULL) {
+        sqlite3_wal_hook(s->db, NULL, NULL);
+        sq_ckpt_free(s->ckpt, true);
+    }
     if (s->hold_timer != NULL) s->loop.timer_stop(s->hold_timer);
     for (int i = 0; i < Q__COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
@@ -434,7 +438,9 @@ sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errs
      * per request fell to a fifth (1,000 → 16,000 pages) with the
      * database's pages cached in large blocks, by a third in bench/run,
      * and CPU per request by a fifth (bench/results.md). A commit is still
-     * synced into the WAL before it returns; only the copying back waits. */
+     * synced into the WAL before it returns; only the copying back waits.
+     * The server's writer connection copies on another thread instead
+     * (ckpt.c, which replaces this setting's hook on that connection). */
     /* A page cache of SQ_WRITER_CACHE_KIB (sqlite_int.h) rather than
      * SQLite's 2 MiB: a batch of creates dirties a page or more in each of
      * a dozen B-trees per lead, more than 2 MiB holds, so SQLite wrote

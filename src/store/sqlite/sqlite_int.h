@@ -5,6 +5,7 @@
  * The backend is split by concern, each file using only those above it:
  *   sql.c      the SQL text: the migrations and the prepared statements
  *   vfs.c      crmd's VFS: the default one, with a WAL's frames written in runs
+ *   ckpt.c     the server writer's checkpoints, on a thread of their own
  *   conn.c     the connection: opening it with its settings, the statement
  *              cache, SQLite result codes as store_rc_t, closing
  *   params.c   binding parameters and reading columns into records
@@ -191,6 +192,9 @@ typedef struct sq_idem_claim {
     char hash[STORE_IDEM_HASH_HEX + 1];
 } sq_idem_claim_t;
 
+/* The checkpointer of the server's writer connection (ckpt.c). */
+typedef struct sq_ckpt sq_ckpt_t;
+
 typedef struct sqlite_store {
     store_base_t base; /* the store_t, and group commit's state (base.batch) */
     sqlite3 *db;
@@ -211,6 +215,7 @@ typedef struct sqlite_store {
     bool held;
     uint64_t held_seq;         /* the process's commit count when it began */
     store_timer_t *hold_timer; /* ends it when the loop's turn ends */
+    sq_ckpt_t *ckpt;           /* the server writer's checkpointer (ckpt.c), or NULL */
 } sqlite_store_t;
 
 /* The connection behind base. Every operation but the reads that may run
@@ -237,6 +242,17 @@ static inline sqlite_store_t *sq_of_read(store_t *base)
 #define SQ_VFS_NAME "crmd"
 /* Registers it (not as the default); once, before the first open. */
 int sq_vfs_register(void);
+
+/* --- ckpt.c ---------------------------------------------------------------- */
+
+/* Stops the checkpointer's thread (running: it was started) and closes its
+ * connection; frees ck. NULL does nothing. sq_close calls it. */
+void sq_ckpt_free(sq_ckpt_t *ck, bool running);
+
+/* For the tests: the checkpointer's passes so far, the writer's own
+ * checkpoints, and how many frames the last of those copied (all 0
+ * without a checkpointer). */
+void sq_ckpt_counts(const sqlite_store_t *s, unsigned *passes, unsigned *finishes, int *writer_frames);
 
 /* --- conn.c ---------------------------------------------------------------- */
 

@@ -1,0 +1,196 @@
+/*
+ * test_ckpt.c: the server writer's checkpoints on a thread of their own
+ * (store/sqlite/ckpt.c, store_set_writer).
+ *
+ * The writer here is the test itself, on the store's connection: it fills
+ * the WAL past the point where the checkpointer starts, waits for its pass,
+ * and commits again, as the writer thread's next batch would.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sqlite_check.h"
+#include "store/sqlite/sqlite_int.h"
+#include "store/store_int.h"
+
+static char dir_[64];
+static char path_[128];
+
+static void setup(void)
+{
+    snprintf(dir_, sizeof dir_, "/tmp/crmd-test-ckpt.XXXXXX");
+    cr_assert_not_null(mkdtemp(dir_));
+    snprintf(path_, sizeof path_, "%s/c.db", dir_);
+}
+
+static void teardown(void)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s%s", path_, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(dir_);
+}
+
+TestSuite(ckpt, .init = setup, .fini = teardown);
+
+/* One transaction of 40 rows of 3,000 bytes: about 40 WAL frames. */
+static void commit_some(sqlite3 *db)
+{
+    cr_assert_eq(sqlite3_exec(db,
+                              "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 40) "
+                              "INSERT INTO t (pad) SELECT randomblob(3000) FROM c;",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+}
+
+/* Frames in the WAL now (what a PASSIVE checkpoint reports as its log). */
+static int wal_frames(sqlite3 *db)
+{
+    int log = -1, copied = -1;
+    cr_assert_eq(sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied), SQLITE_OK);
+    return log;
+}
+
+/* The WAL file's size at frames frames: 24 bytes of header and a 4 KiB
+ * page each, after a 32-byte header (it only grows until it starts again). */
+static long long wal_size_at(int frames)
+{
+    return 32 + (long long)frames * (24 + 4096);
+}
+
+/* Commits on db until the WAL file reaches frames frames; how many. */
+static int fill_wal(sqlite3 *db, int frames)
+{
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", path_);
+    int commits = 0;
+    struct stat sb;
+    do {
+        commit_some(db);
+        commits++;
+        cr_assert_eq(stat(wal, &sb), 0);
+    } while (sb.st_size < wal_size_at(frames) && commits < 2000);
+    cr_assert_geq(sb.st_size, wal_size_at(frames));
+    return commits;
+}
+
+/* Waits (30 s at most) for the checkpointer's passes to reach want. */
+static void wait_passes(store_t *s, unsigned want)
+{
+    unsigned passes = 0, finishes = 0;
+    int writer_frames = 0;
+    for (int waited = 0; waited < 3000; waited++) {
+        sq_ckpt_counts((sqlite_store_t *)s, &passes, &finishes, &writer_frames);
+        if (passes >= want) break;
+        usleep(10000);
+    }
+    cr_assert_eq(passes, want, "pass %u of the checkpointer did not come in 30 s", want);
+}
+
+static store_t *writer_store(void)
+{
+    char err[256];
+    store_t *s = store_sqlite_open(path_, true, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    store_set_writer(s);
+    cr_assert_eq(sqlite3_exec(((sqlite_store_t *)s)->db, "CREATE TABLE t (id INTEGER PRIMARY KEY, pad BLOB)",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    return s;
+}
+
+/* The WAL's 16,000 frames are copied by the checkpointer, not by the
+ * commit that reached them. A reader's snapshot holds the pass back from
+ * the last frames, as writes that come in during a pass do in a server:
+ * the writer's next commit copies only those, and the one after it writes
+ * at the WAL's beginning again. */
+Test(ckpt, the_checkpointer_copies_the_wal_and_the_writer_only_the_rest)
+{
+    store_t *s = writer_store();
+    sqlite3 *db = ((sqlite_store_t *)s)->db;
+    int commits = fill_wal(db, 15500);
+    sqlite3 *other = NULL;
+    cr_assert_eq(sqlite3_open_v2(path_, &other, SQLITE_OPEN_READWRITE, "unix"), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(other, "BEGIN; SELECT count(*) FROM t;", NULL, NULL, NULL), SQLITE_OK);
+    commits += fill_wal(db, 16000);
+    wait_passes(s, 1);
+    unsigned passes = 0, finishes = 0;
+    int writer_frames = 0;
+    sq_ckpt_counts((sqlite_store_t *)s, &passes, &finishes, &writer_frames);
+    cr_expect_eq(finishes, 0, "the writer checkpointed before the pass ended");
+    cr_assert_eq(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+
+    commit_some(db);
+    sq_ckpt_counts((sqlite_store_t *)s, &passes, &finishes, &writer_frames);
+    cr_assert_eq(finishes, 1, "the commit after the pass did not copy the rest");
+    cr_expect(writer_frames > 0 && writer_frames < 1000, "the writer copied %d frames itself", writer_frames);
+
+    commit_some(db);
+    int frames = wal_frames(other);
+    cr_expect_lt(frames, 100, "the WAL did not start again: %d frames", frames);
+    cr_expect_eq(check_int(other, "SELECT count(*) FROM t"), (int64_t)(commits + 2) * 40);
+    check_intact(other);
+    sqlite3_close(other);
+    store_close(s);
+}
+
+/* A pass that copies the whole WAL, no write coming in meanwhile, leaves
+ * the writer nothing to copy: the WAL starts again with the next write.
+ * When it is full again, the commit asks for a pass again rather than
+ * copying it all itself. */
+Test(ckpt, a_pass_that_copied_everything_leaves_the_writer_nothing)
+{
+    store_t *s = writer_store();
+    sqlite3 *db = ((sqlite_store_t *)s)->db;
+    int commits = fill_wal(db, 16000);
+    wait_passes(s, 1);
+    commit_some(db);
+    commit_some(db);
+    unsigned passes = 0, finishes = 0;
+    int writer_frames = 0;
+    sq_ckpt_counts((sqlite_store_t *)s, &passes, &finishes, &writer_frames);
+    cr_expect_eq(finishes, 0);
+    sqlite3 *other = NULL;
+    cr_assert_eq(sqlite3_open_v2(path_, &other, SQLITE_OPEN_READWRITE, "unix"), SQLITE_OK);
+    cr_expect_lt(wal_frames(other), 100, "the WAL did not start again");
+
+    /* The file does not shrink: fill it again by frames, past 16,000. */
+    int more = 0;
+    for (int frames = 0; frames < 16100 / 40 + 1; frames++, more++)
+        commit_some(db);
+    wait_passes(s, 2);
+    sq_ckpt_counts((sqlite_store_t *)s, &passes, &finishes, &writer_frames);
+    cr_expect_eq(finishes, 0, "the writer copied %d frames itself", writer_frames);
+    cr_expect_eq(check_int(other, "SELECT count(*) FROM t"), (int64_t)(commits + 2 + more) * 40);
+    check_intact(other);
+    sqlite3_close(other);
+    store_close(s);
+}
+
+/* A store of no file has no checkpointer, and none is started twice. */
+Test(ckpt, only_a_file_gets_a_checkpointer_and_only_one)
+{
+    char err[256];
+    store_t *mem = store_sqlite_open(":memory:", true, err, sizeof err);
+    cr_assert_not_null(mem, "%s", err);
+    store_set_writer(mem);
+    cr_expect_null(((sqlite_store_t *)mem)->ckpt);
+    store_close(mem);
+
+    store_t *s = store_sqlite_open(path_, true, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    store_set_writer(s);
+    sq_ckpt_t *first = ((sqlite_store_t *)s)->ckpt;
+    cr_expect_not_null(first);
+    store_set_writer(s);
+    cr_expect_eq(((sqlite_store_t *)s)->ckpt, first);
+    store_close(s);
+}
