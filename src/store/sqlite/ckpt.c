@@ -26,9 +26,11 @@
  *      frames left (those of the last pass's time) and syncs the database
  *      itself: a small copy and a sync with little to write out. Its next
  *      write transaction finds every frame copied and starts the WAL again.
- *   3. Should the WAL reach CK_HARD frames anyway (a reader's snapshot held
- *      a pass back), the writer's commit copies everything itself, as
- *      SQLite's own checkpoint did.
+ *   3. A transaction larger than all that (an import) is copied the same
+ *      way: its commit asks for a pass and returns, and the next one copies
+ *      the rest. While a reader's snapshot holds the passes back (a long
+ *      export), the WAL grows, as it would with SQLite's own checkpoints:
+ *      no checkpoint copies a frame a reader may still need.
  *
  * Both are PASSIVE checkpoints: neither waits for a lock. One that finds
  * the other copying returns at once having done nothing, and the next
@@ -54,8 +56,6 @@
 /* A commit leaving this many frames in the WAL (64 MiB of 4 KiB pages)
  * wakes the checkpointer: SQLite's autocheckpoint setting until now. */
 #define CK_START 16000
-/* The writer copies everything itself from this many frames on. */
-#define CK_HARD (4 * CK_START)
 /* A pass that copied more than this many frames is followed by another. */
 #define CK_REST 1000
 #define CK_PASSES 4
@@ -160,14 +160,18 @@ static void *ck_main(void *arg)
             pthread_cond_wait(&ck->cv, &ck->mu);
         if (ck->quit) break;
         ck->want = false;
+        /* nCkpt counts from the WAL's start: a pass copied the difference
+         * from the one before (from 0 when the WAL started again since).
+         * A pass that copied nothing (a reader's snapshot holds it back)
+         * syncs nothing. */
+        int last = ck->passed, upto = 0;
         pthread_mutex_unlock(&ck->mu);
-        /* nCkpt counts from the WAL's start: a pass copied the difference. */
-        int before = 0, upto = 0;
         for (int pass = 0; pass < CK_PASSES; pass++) {
             upto = copy_frames(ck->db);
-            if (upto > before) sync_db(ck);
-            if (upto - before <= CK_REST) break;
-            before = upto;
+            if (upto < last) last = 0;
+            if (upto > last) sync_db(ck);
+            if (upto - last <= CK_REST) break;
+            last = upto;
         }
         pthread_mutex_lock(&ck->mu);
         ck->passed = upto;
@@ -188,8 +192,7 @@ static int ck_hook(void *arg, sqlite3 *db, const char *name, int frames)
     bool finish = false;
     pthread_mutex_lock(&ck->mu);
     if (ck->busy) {
-        /* The pass goes on; the writer waits for it unless the WAL is
-         * too large already. */
+        /* The pass goes on: the writer leaves the WAL to it. */
     } else if (ck->asked) {
         /* The pass is over. Unless the WAL started again since (the pass
          * copied every frame, and the write after it began the WAL anew),
@@ -200,7 +203,6 @@ static int ck_hook(void *arg, sqlite3 *db, const char *name, int frames)
         ck->asked = ck->want = ck->busy = true;
         pthread_cond_signal(&ck->cv);
     }
-    if (frames >= CK_HARD) finish = true;
     int passed = ck->passed;
     pthread_mutex_unlock(&ck->mu);
     if (finish) {
