@@ -21,7 +21,8 @@
  *   1. A commit that leaves CK_START frames or more in the WAL wakes the
  *      checkpointer, which copies what is there, and again what came in
  *      meanwhile while each pass copies more than CK_REST frames (at most
- *      CK_PASSES passes), each pass ending with the database synced.
+ *      CK_PASSES passes), each pass ending with the database synced, but
+ *      never after a pass that may have copied the whole WAL (below).
  *   2. The writer's next commit, seeing the pass done, copies the
  *      frames left (those of the last pass's time) and syncs the database
  *      itself: a small copy and a sync with little to write out. Its next
@@ -40,6 +41,17 @@
  * checkpoint that reached the WAL's end has synced the database. A pass's
  * own sync (sync_db) only moves most of that last sync's work earlier.
  *
+ * SQLite up to 3.51.2 (Debian 12 has 3.40) can lose commits when a
+ * checkpoint starts right after one that copied the whole WAL and a write
+ * starts the WAL again while it runs (the "WAL-reset bug", fixed in
+ * 3.51.3). A write starts the WAL again only once every frame is copied,
+ * so no checkpoint here starts then: the first pass starts after the
+ * asking commit added frames, another pass only when the writer's
+ * commits left the WAL longer than the pass copied, the writer copies
+ * (step 2) only after a commit of its own added frames, and the process's
+ * other connections leave their checkpoints to these two (sq_wal_hook). Another process's
+ * connection (the command line) checkpoints by itself, as before.
+ *
  * Threads: the hook runs on the writer's thread, after its commits; the
  * checkpointer has its own connection. They share sq_ckpt_t under ck->mu
  * (asked is the writer's alone).
@@ -47,6 +59,7 @@
 #include <assert.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -73,8 +86,10 @@ struct sq_ckpt {
     bool busy;   /* asked for or running */
     bool quit;
     bool asked;        /* the writer asked for the pass (busy or done since) */
+    unsigned asks;     /* passes asked for */
     unsigned done;     /* passes finished */
     int passed;        /* frames copied (from the WAL's start) when the last pass ended */
+    int live;          /* frames in the WAL after the writer's last commit since the ask */
     unsigned finishes; /* the writer's checkpoints (step 2 or 3) */
     int writer_frames; /* frames its last one copied */
 };
@@ -87,6 +102,16 @@ static int copy_frames(sqlite3 *db)
     int log = 0, copied = 0;
     int src = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
     return src == SQLITE_OK && copied > 0 ? copied : 0;
+}
+
+/* Checkpointers running in this process (sq_wal_hook). */
+static atomic_int active;
+
+int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)arg;
+    if (frames >= CK_START && atomic_load(&active) == 0) sqlite3_wal_checkpoint(db, name);
+    return SQLITE_OK;
 }
 
 /* Writes the database file's copied pages out to the disk. SQLite syncs
@@ -138,13 +163,13 @@ static int kept_fd(const char *path)
         if (kept[i].dev == sb.st_dev && kept[i].ino == sb.st_ino) fd = kept[i].fd;
     if (fd < 0 && n < CK_KEPT_MAX && (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
         struct stat fb;
-        if (fstat(fd, &fb) == 0 && fb.st_dev == sb.st_dev && fb.st_ino == sb.st_ino) {
-            kept[n].dev = sb.st_dev;
-            kept[n].ino = sb.st_ino;
+        /* Kept under the identity of what it opened, which is the file
+         * at path now, should it have been replaced since the stat. */
+        if (fstat(fd, &fb) == 0) {
+            kept[n].dev = fb.st_dev;
+            kept[n].ino = fb.st_ino;
             kept[n].fd = fd;
             n++;
-        } else {
-            fd = -1; /* replaced in between: kept open all the same (see above) */
         }
     }
     pthread_mutex_unlock(&mu);
@@ -163,7 +188,10 @@ static void *ck_main(void *arg)
         /* nCkpt counts from the WAL's start: a pass copied the difference
          * from the one before (from 0 when the WAL started again since).
          * A pass that copied nothing (a reader's snapshot holds it back)
-         * syncs nothing. */
+         * syncs nothing. Another pass follows only when a commit of the
+         * writer's since the ask left more frames in the WAL than this
+         * one copied: then the WAL is not wholly copied, and no write can
+         * start it again while the next pass runs (the WAL-reset bug). */
         int last = ck->passed, upto = 0;
         pthread_mutex_unlock(&ck->mu);
         for (int pass = 0; pass < CK_PASSES; pass++) {
@@ -171,6 +199,10 @@ static void *ck_main(void *arg)
             if (upto < last) last = 0;
             if (upto > last) sync_db(ck);
             if (upto - last <= CK_REST) break;
+            pthread_mutex_lock(&ck->mu);
+            bool more = ck->live > upto;
+            pthread_mutex_unlock(&ck->mu);
+            if (!more) break;
             last = upto;
         }
         pthread_mutex_lock(&ck->mu);
@@ -193,6 +225,7 @@ static int ck_hook(void *arg, sqlite3 *db, const char *name, int frames)
     pthread_mutex_lock(&ck->mu);
     if (ck->busy) {
         /* The pass goes on: the writer leaves the WAL to it. */
+        ck->live = frames;
     } else if (ck->asked) {
         /* The pass is over. Unless the WAL started again since (the pass
          * copied every frame, and the write after it began the WAL anew),
@@ -201,6 +234,8 @@ static int ck_hook(void *arg, sqlite3 *db, const char *name, int frames)
         finish = frames >= CK_START;
     } else {
         ck->asked = ck->want = ck->busy = true;
+        ck->asks++;
+        ck->live = frames;
         pthread_cond_signal(&ck->cv);
     }
     int passed = ck->passed;
@@ -216,13 +251,15 @@ static int ck_hook(void *arg, sqlite3 *db, const char *name, int frames)
     return SQLITE_OK;
 }
 
-void sq_ckpt_counts(const sqlite_store_t *s, unsigned *passes, unsigned *finishes, int *writer_frames)
+void sq_ckpt_counts(const sqlite_store_t *s, unsigned *asks, unsigned *passes, unsigned *finishes,
+                    int *writer_frames)
 {
-    *passes = *finishes = 0;
+    *asks = *passes = *finishes = 0;
     *writer_frames = 0;
     sq_ckpt_t *ck = s->ckpt;
     if (ck == NULL) return;
     pthread_mutex_lock(&ck->mu);
+    *asks = ck->asks;
     *passes = ck->done;
     *finishes = ck->finishes;
     *writer_frames = ck->writer_frames;
@@ -253,11 +290,13 @@ void sq_set_writer(store_t *base)
     pthread_cond_init(&ck->cv, NULL);
     ck->fd = kept_fd(s->path); /* -1: the database is synced in one go */
     if ((ck->db = ck_open(s->path)) == NULL || pthread_create(&ck->thread, NULL, ck_main, ck) != 0) {
+        store_log("crmd: sqlite: no checkpointer thread; the writer's commits checkpoint as SQLite does");
         sq_ckpt_free(ck, false);
         return;
     }
     s->ckpt = ck;
-    /* Replaces the hook wal_autocheckpoint set on this connection. */
+    atomic_fetch_add(&active, 1);
+    /* Replaces sq_wal_hook on this connection. */
     sqlite3_wal_hook(s->db, ck_hook, ck);
 }
 
@@ -265,6 +304,7 @@ void sq_ckpt_free(sq_ckpt_t *ck, bool running)
 {
     if (ck == NULL) return;
     if (running) {
+        atomic_fetch_sub(&active, 1);
         pthread_mutex_lock(&ck->mu);
         ck->quit = true;
         pthread_cond_signal(&ck->cv);

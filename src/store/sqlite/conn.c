@@ -439,8 +439,9 @@ sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errs
      * database's pages cached in large blocks, by a third in bench/run,
      * and CPU per request by a fifth (bench/results.md). A commit is still
      * synced into the WAL before it returns; only the copying back waits.
-     * The server's writer connection copies on another thread instead
-     * (ckpt.c, which replaces this setting's hook on that connection). */
+     * sq_wal_hook (ckpt.c) does what the setting does, and leaves the
+     * checkpoints to the checkpointer of a server's writer when there is
+     * one (ckpt.c, which replaces that hook on the writer's connection). */
     /* A page cache of SQ_WRITER_CACHE_KIB (sqlite_int.h) rather than
      * SQLite's 2 MiB: a batch of creates dirties a page or more in each of
      * a dozen B-trees per lead, more than 2 MiB holds, so SQLite wrote
@@ -451,7 +452,6 @@ sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errs
      * FULL makes every commit end with (vfs.c). */
     static const char *const pragmas = "PRAGMA synchronous = FULL;"
                                        "PRAGMA journal_mode = WAL;"
-                                       "PRAGMA wal_autocheckpoint = 16000;"
                                        "PRAGMA foreign_keys = ON;"
                                        "PRAGMA temp_store = MEMORY;"
                                        "PRAGMA cache_size = " SCHEMA_STR(SQ_WRITER_CACHE_KIB) ";";
@@ -463,6 +463,8 @@ sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errs
         sqlite3_free(msg);
         return give_up(s, err, errsz, "cannot set up", path, why);
     }
+    /* The checkpoints every 16,000 WAL pages (above). */
+    sqlite3_wal_hook(s->db, sq_wal_hook, NULL);
     if (names_file(path) && (s->path = strdup(path)) == NULL)
         return give_up(s, err, errsz, "cannot set up", path, "out of memory");
     return s;

@@ -249,10 +249,17 @@ int sq_vfs_register(void);
  * connection; frees ck. NULL does nothing. sq_close calls it. */
 void sq_ckpt_free(sq_ckpt_t *ck, bool running);
 
-/* For the tests: the checkpointer's passes so far, the writer's own
- * checkpoints, and how many frames the last of those copied (all 0
- * without a checkpointer). */
-void sq_ckpt_counts(const sqlite_store_t *s, unsigned *passes, unsigned *finishes, int *writer_frames);
+/* For the tests: the passes the writer asked for and those done so far,
+ * the writer's own checkpoints, and how many frames the last of those
+ * copied (all 0 without a checkpointer). */
+void sq_ckpt_counts(const sqlite_store_t *s, unsigned *asks, unsigned *passes, unsigned *finishes,
+                    int *writer_frames);
+
+/* The WAL hook of every connection (sq_connect): SQLite's own checkpoint
+ * after a commit that leaves 16,000 frames in the WAL, unless a
+ * checkpointer runs in this process, whose checkpoints alone are then
+ * made (ckpt.c says why). */
+int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int frames);
 
 /* --- conn.c ---------------------------------------------------------------- */
 
