@@ -8,9 +8,11 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "http/reqid.h"
@@ -60,9 +62,52 @@ static socklen_t listen_address(const char *host, uint16_t port, struct sockaddr
 /* SO_REUSEPORT lets every thread have its own listener, but it would also
  * let a second crmd share the port and take a share of the connections,
  * serving them from another database. A plain bind first fails if anyone
- * listens there already. Returns 0 when the address is free. */
+ * listens there already; two crmd processes starting at the same moment
+ * could both pass it before either listens, so each also claims the
+ * address in the abstract namespace of Unix sockets ("crmd-listen HOST
+ * PORT"): only one process can hold that name, and the kernel drops it
+ * when the process ends, however it ends, or when it starts to stop
+ * (http_address_release), so that a new crmd can start while this one
+ * drains, as it could before. A claim that cannot be made for another
+ * reason (no such socket family) leaves the plain bind alone. */
+#define CLAIMS_MAX 4
+static int claims[CLAIMS_MAX];
+static int n_claims;
+
+static int claim_address(const char *host, uint16_t port)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int len = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "crmd-listen %s %u", host, port);
+    if (len < 0 || (size_t)len >= sizeof sa.sun_path - 1 || n_claims == CLAIMS_MAX) {
+        close(fd);
+        return 0;
+    }
+    if (bind(fd, (struct sockaddr *)&sa,
+             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len)) != 0) {
+        int e = errno;
+        close(fd);
+        if (e != EADDRINUSE) return 0;
+        fprintf(stderr, "crmd: cannot listen on %s:%u: address in use by another crmd, starting or serving\n",
+                host, port);
+        return -1;
+    }
+    claims[n_claims++] = fd;
+    return 0;
+}
+
+void http_address_release(void)
+{
+    for (int i = 0; i < n_claims; i++)
+        close(claims[i]);
+    n_claims = 0;
+}
+
+/* Returns 0 when the address is free. */
 int http_address_free(const char *host, uint16_t port)
 {
+    if (port != 0 && claim_address(host, port) != 0) return -1;
     struct sockaddr_storage ss;
     socklen_t sslen = listen_address(host, port, &ss);
     int fd = sslen ? socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;

@@ -11,9 +11,14 @@
 #include <stdint.h>
 
 /* 0 when nobody listens on host:port yet (a plain bind, so that a second
- * crmd does not share the port through SO_REUSEPORT), else -1 with the
- * reason on stderr. */
+ * crmd does not share the port through SO_REUSEPORT) and no other crmd
+ * process is starting on it (a claim held until this process ends), else
+ * -1 with the reason on stderr. */
 int http_address_free(const char *host, uint16_t port);
+
+/* Gives up the claims http_address_free made: the process is stopping, its
+ * listeners close. Main thread only, as http_address_free. */
+void http_address_release(void);
 
 /* A listening socket on host (a numeric address) and port, with
  * SO_REUSEPORT, non-blocking; -1 with the reason on stderr. */

@@ -452,6 +452,8 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
             if (sig == SIGHUP) reload_tls();
         }
     }
+    /* The listeners close now: a new crmd may start on the port. */
+    http_address_release();
     rc = 0;
     for (int i = 0; i < n; i++) {
         pthread_join(workers[i]->thread, NULL);
@@ -459,6 +461,7 @@ int http_serve(const http_config_t *cfg, void (*ready)(void *arg))
     }
 out:
     atomic_store(&stopping, 1);
+    http_address_release();
     http_admin_stop();
     atomic_store(&all_count, 0);
     for (int i = 0; i < n; i++) {
