@@ -200,7 +200,7 @@ static void *ck_main(void *arg)
             if (upto > last) sync_db(ck);
             if (upto - last <= CK_REST) break;
             pthread_mutex_lock(&ck->mu);
-            bool more = ck->live > upto;
+            bool more = ck->live > upto && !ck->quit;
             pthread_mutex_unlock(&ck->mu);
             if (!more) break;
             last = upto;
@@ -229,9 +229,13 @@ static int ck_hook(void *arg, sqlite3 *db, const char *name, int frames)
     } else if (ck->asked) {
         /* The pass is over. Unless the WAL started again since (the pass
          * copied every frame, and the write after it began the WAL anew),
-         * the writer copies what came in while it ran. */
+         * the writer copies what came in while it ran; but not when the
+         * pass copied this commit's frames too (SQLite calls the hook
+         * after the commit's locks are released, and a pass may have run
+         * in between): every frame may then be copied (the WAL-reset
+         * bug). The next commit asks for a pass again. */
         ck->asked = false;
-        finish = frames >= CK_START;
+        finish = frames >= CK_START && frames > ck->passed;
     } else {
         ck->asked = ck->want = ck->busy = true;
         ck->asks++;
@@ -304,12 +308,14 @@ void sq_ckpt_free(sq_ckpt_t *ck, bool running)
 {
     if (ck == NULL) return;
     if (running) {
-        atomic_fetch_sub(&active, 1);
         pthread_mutex_lock(&ck->mu);
         ck->quit = true;
         pthread_cond_signal(&ck->cv);
         pthread_mutex_unlock(&ck->mu);
         pthread_join(ck->thread, NULL);
+        /* Only now may the other connections checkpoint again: one of
+         * theirs between two passes would be the WAL-reset bug's first. */
+        atomic_fetch_sub(&active, 1);
     }
     sqlite3_close(ck->db); /* ck->fd stays open: kept_fd */
     pthread_cond_destroy(&ck->cv);
