@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
@@ -74,21 +75,59 @@ static socklen_t listen_address(const char *host, uint16_t port, struct sockaddr
 static int claims[CLAIMS_MAX];
 static int n_claims;
 
+/* Whether the claim on sa is held by a crmd: a socket that listens on the
+ * name (a crmd's claim does) and belongs to this user. Linux lets only
+ * sockets of one user share a port through SO_REUSEPORT, so a claim of
+ * another user's, or one that does not listen, cannot be a crmd about to
+ * share the port: it is not honoured (else anyone could keep crmd from
+ * starting on a port only it may bind), and the plain bind decides. A
+ * claim whose backlog is full is taken for a crmd's. */
+static bool claim_is_crmd(const struct sockaddr_un *sa, socklen_t salen)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return true;
+    bool crmd = true;
+    if (connect(fd, (const struct sockaddr *)sa, salen) == 0) {
+        struct ucred cred;
+        socklen_t len = sizeof cred;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) crmd = cred.uid == geteuid();
+    } else if (errno == ECONNREFUSED) {
+        crmd = false;
+    }
+    close(fd);
+    return crmd;
+}
+
 static int claim_address(const char *host, uint16_t port)
 {
+    /* The address as the kernel reads it, so that two spellings of one
+     * address make one name. */
+    struct sockaddr_storage ss;
+    char addr[INET6_ADDRSTRLEN];
+    if (listen_address(host, port, &ss) == 0 ||
+        inet_ntop(ss.ss_family,
+                  ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+                                          : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr,
+                  addr, sizeof addr) == NULL)
+        return 0;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return 0;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int len = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "crmd-listen %s %u", host, port);
+    int len = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "crmd-listen %s %u", addr, port);
     if (len < 0 || (size_t)len >= sizeof sa.sun_path - 1 || n_claims == CLAIMS_MAX) {
         close(fd);
         return 0;
     }
-    if (bind(fd, (struct sockaddr *)&sa,
-             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len)) != 0) {
+    socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len);
+    if (bind(fd, (struct sockaddr *)&sa, salen) != 0 || listen(fd, 4) != 0) {
         int e = errno;
         close(fd);
         if (e != EADDRINUSE) return 0;
+        if (!claim_is_crmd(&sa, salen)) {
+            fprintf(stderr, "crmd: %s:%u is claimed by a socket that is not a crmd's of this user: ignored\n",
+                    host, port);
+            return 0;
+        }
         fprintf(stderr, "crmd: cannot listen on %s:%u: address in use by another crmd, starting or serving\n",
                 host, port);
         return -1;

@@ -53,42 +53,57 @@ def test_second_server_on_the_same_port_refuses_to_start(crmd, tmp_path):
                 p.wait(10)
 
 
-def test_a_server_starting_where_another_is_starting_refuses_to_start(tmp_path):
-    """Two crmd processes started at the same moment on one free port could
-    both find it free before either listens, then share it. Each first
-    claims the address by name ("crmd-listen HOST PORT", an abstract Unix
-    socket, dropped when its process ends): here the test holds the claim,
-    as a crmd still starting would, on a port nobody listens on, and the
-    new crmd must refuse to start, saying the address is in use; once the
-    claim is given up it starts."""
-    port = free_port()
-    claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    claim.bind(f"\0crmd-listen 127.0.0.1 {port}")
-    err = tmp_path / "second.stderr"
-    argv = [crmd_bin(), "serve", "--listen", f"127.0.0.1:{port}", "--db", f"sqlite:{tmp_path / 'c.db'}",
-            "--threads", "2", "--quiet"]
-    try:
-        with open(err, "wb") as ef:
-            p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=ef, stdin=subprocess.DEVNULL,
-                               timeout=30)
-        msg = err.read_text(errors="replace")
-        assert p.returncode != 0, msg
-        assert "in use" in msg.lower(), msg
-    finally:
-        claim.close()
+def _started(argv, port, err):
+    """Starts crmd; True once it answers /healthz on port (10 s at most),
+    False if it exits first. It is stopped either way."""
     with open(err, "wb") as ef:
         p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=ef, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
-        answered = False
-        while time.monotonic() < deadline and p.poll() is None and not answered:
+        while time.monotonic() < deadline and p.poll() is None:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                     s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    answered = s.recv(64).startswith(b"HTTP/1.1 200")
+                    if s.recv(64).startswith(b"HTTP/1.1 200"):
+                        return True
             except OSError:
                 time.sleep(0.05)
-        assert answered, err.read_text(errors="replace")
+        return False
     finally:
-        p.terminate()
-        p.wait(10)
+        if p.poll() is None:
+            p.terminate()
+            p.wait(10)
+
+
+def test_a_server_starting_where_another_is_starting_refuses_to_start(tmp_path):
+    """Two crmd processes started at the same moment on one free port could
+    both find it free before either listens, then share it. Each first
+    claims the address by name ("crmd-listen ADDRESS PORT", an abstract
+    Unix socket that listens, dropped when its process stops or ends): here
+    the test holds such a claim, as a crmd still starting would, on a port
+    nobody listens on, and the new crmd must refuse to start, saying the
+    address is in use. A name bound by a socket that does not listen is no
+    crmd's claim (anyone could bind it to keep crmd away): crmd starts, as
+    it does once the claim is given up."""
+    port = free_port()
+    name = f"\0crmd-listen 127.0.0.1 {port}"
+    err = tmp_path / "second.stderr"
+    argv = [crmd_bin(), "serve", "--listen", f"127.0.0.1:{port}", "--db", f"sqlite:{tmp_path / 'c.db'}",
+            "--threads", "2", "--quiet"]
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    claim.bind(name)
+    claim.listen(4)
+    try:
+        assert not _started(argv, port, err), "crmd started on a port another crmd claimed"
+        msg = err.read_text(errors="replace")
+        assert "in use" in msg.lower(), msg
+    finally:
+        claim.close()
+    squatter = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    squatter.bind(name)
+    try:
+        assert _started(argv, port, err), err.read_text(errors="replace")
+        assert "not a crmd" in err.read_text(errors="replace")
+    finally:
+        squatter.close()
+    assert _started(argv, port, err), err.read_text(errors="replace")
