@@ -46,15 +46,17 @@
  * starts the WAL again while it runs (the "WAL-reset bug", fixed in
  * 3.51.3). A write starts the WAL again only once every frame is copied,
  * so no checkpoint here starts then: the first pass starts after the
- * asking commit added frames, another pass only when the writer's
- * commits left the WAL longer than the pass copied, the writer copies
- * (step 2) only after a commit of its own added frames, and the process's
- * other connections leave their checkpoints to these two (sq_wal_hook). Another process's
- * connection (the command line) checkpoints by itself, as before.
+ * asking commit added frames; another pass only when the writer's
+ * commits left the WAL longer than the pass copied; the writer copies
+ * (step 2) only when its commit's frames lie past what the pass copied;
+ * and the process's other connections leave their checkpoints to these
+ * two (sq_wal_hook). Another process's connection (the command line)
+ * checkpoints by itself, as before.
  *
  * Threads: the hook runs on the writer's thread, after its commits; the
  * checkpointer has its own connection. They share sq_ckpt_t under ck->mu
- * (asked is the writer's alone).
+ * (asked is written by the writer only, under it: the writer alone reads it
+ * without).
  */
 #include <assert.h>
 #include <fcntl.h>
@@ -90,7 +92,7 @@ struct sq_ckpt {
     unsigned done;     /* passes finished */
     int passed;        /* frames copied (from the WAL's start) when the last pass ended */
     int live;          /* frames in the WAL after the writer's last commit since the ask */
-    unsigned finishes; /* the writer's checkpoints (step 2 or 3) */
+    unsigned finishes; /* the writer's checkpoints (step 2) */
     int writer_frames; /* frames its last one copied */
 };
 
@@ -184,6 +186,7 @@ static void *ck_main(void *arg)
         while (!ck->want && !ck->quit)
             pthread_cond_wait(&ck->cv, &ck->mu);
         if (ck->quit) break;
+        assert(ck->busy && ck->asked); /* set with want, cleared only here and by the writer */
         ck->want = false;
         /* nCkpt counts from the WAL's start: a pass copied the difference
          * from the one before (from 0 when the WAL started again since).
