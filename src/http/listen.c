@@ -98,23 +98,20 @@ static bool claim_is_crmd(const struct sockaddr_un *sa, socklen_t salen)
     return crmd;
 }
 
-static int claim_address(const char *host, uint16_t port)
+/* ss: host:port as listen_address parsed it. */
+static int claim_address(const char *host, uint16_t port, const struct sockaddr_storage *ss)
 {
     /* The address as the kernel reads it, so that two spellings of one
      * address make one name. */
-    struct sockaddr_storage ss;
     char addr[INET6_ADDRSTRLEN];
-    if (listen_address(host, port, &ss) == 0 ||
-        inet_ntop(ss.ss_family,
-                  ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
-                                          : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr,
-                  addr, sizeof addr) == NULL)
-        return 0;
+    const void *raw = ss->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
+                                               : (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+    if (n_claims == CLAIMS_MAX || inet_ntop(ss->ss_family, raw, addr, sizeof addr) == NULL) return 0;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return 0;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int len = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "crmd-listen %s %u", addr, port);
-    if (len < 0 || (size_t)len >= sizeof sa.sun_path - 1 || n_claims == CLAIMS_MAX) {
+    if (len < 0 || (size_t)len >= sizeof sa.sun_path - 1) {
         close(fd);
         return 0;
     }
@@ -146,9 +143,9 @@ void http_address_release(void)
 /* Returns 0 when the address is free. */
 int http_address_free(const char *host, uint16_t port)
 {
-    if (port != 0 && claim_address(host, port) != 0) return -1;
     struct sockaddr_storage ss;
     socklen_t sslen = listen_address(host, port, &ss);
+    if (sslen != 0 && port != 0 && claim_address(host, port, &ss) != 0) return -1;
     int fd = sslen ? socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
     if (fd < 0) return -1;
     int on = 1;
