@@ -127,7 +127,8 @@ api: api-sqlite api-postgres
 # The SQLite runs spread the suite's files over TEST_WORKERS processes
 # (pytest-xdist): most of its time is spent waiting (webhook retries, time
 # limits), and every test makes its own servers on ports and files of its own.
-# The PostgreSQL run stays serial: some of its tests stop the shared cluster.
+# The PostgreSQL run spreads them too, but for test_postgres.py, which runs
+# after the others on its own: some of its tests stop the shared cluster.
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadfile
 
@@ -135,8 +136,9 @@ api-sqlite: $(BUILD)/crmd
 	CRMD_BIN=$(abspath $(BUILD)/crmd) $(PYTHON) -m pytest -q --durations=10 $(XDIST) tests/api
 
 api-postgres: $(BUILD)/crmd
-	scripts/pg-cluster.sh run env CRMD_TEST_BACKEND=postgres CRMD_BIN=$(abspath $(BUILD)/crmd) \
-	  $(PYTHON) -m pytest -q --durations=10 tests/api
+	scripts/pg-cluster.sh run env CRMD_TEST_BACKEND=postgres CRMD_BIN=$(abspath $(BUILD)/crmd) sh -c \
+	  '$(PYTHON) -m pytest -q --durations=10 $(XDIST) --ignore=tests/api/test_postgres.py tests/api && \
+	   $(PYTHON) -m pytest -q --durations=10 tests/api/test_postgres.py'
 
 # Builds run on every core (the steps themselves one after the other).
 JOBS ?= $(shell nproc)
