@@ -118,11 +118,11 @@ static const struct {
 
 /* glibc gives the free memory at the top of a heap back to the system once
  * it passes 128 KiB. The writer thread's heap grows by a megabyte or two in
- * every transaction of bulk writes (a batch, an import) and shrinks at its
- * end, so each transaction took that memory back page by page, a system
- * call and a page fault each: 12 to 17 % of a batch of 500 creates
- * (bench/results.md, 2026-12-01 14:05). Kept up to 2 MiB a heap, the
- * memory is used again. Blocks of 128 KiB and more (request bodies) are
+ * every transaction of bulk writes (a batch, an import) and was given back
+ * at its end, so the next transaction grew it again a page at a time, a
+ * system call and a page fault each: with up to 2 MiB kept per heap, a
+ * batch of 500 creates runs 13 to 16 % faster (bench/results.md,
+ * 2026-12-01 14:05). Blocks of 128 KiB and more (request bodies) are
  * mapped on their own and still go back when freed (http_serve). */
 #define TRIM_THRESHOLD (2 << 20)
 
