@@ -163,6 +163,7 @@ struct api_req {
     char reqid[HTTP_REQID_MAX + 1]; /* the request id (reqid.h), terminated */
     size_t reqid_len;
     char id[UUID_BUFSZ], fid[UUID_BUFSZ]; /* the lead and follow the path names */
+    bool names_lead;                      /* id is a lead's (api_lead_id_or_reply) */
     jw_t out;                             /* the body being rendered: the request's own */
     /* The store read it waits for (request.c). */
     api_read_done_fn read_done;

@@ -114,7 +114,8 @@ static bool uuid_or_reply(api_req_t *r, int param, char out[UUID_BUFSZ], const c
 
 bool api_lead_id_or_reply(api_req_t *r)
 {
-    return uuid_or_reply(r, 0, r->id, API_LEAD_NOT_FOUND_TITLE, API_LEAD_NOT_FOUND_DETAIL);
+    r->names_lead = uuid_or_reply(r, 0, r->id, API_LEAD_NOT_FOUND_TITLE, API_LEAD_NOT_FOUND_DETAIL);
+    return r->names_lead;
 }
 
 bool api_follow_id_or_reply(api_req_t *r)
@@ -176,25 +177,37 @@ static void tag_follow(void *ctx, const follow_t *f)
     tag_end(&w, c);
 }
 
-bool api_write_precondition(store_t *s, api_write_t *w)
+/* Reads the lead (or, with w->fid set, the follow) of w's path, its ETag
+ * into w->etag: true when it is there, else false with w answered 404. */
+static bool write_found(store_t *s, api_write_t *w)
 {
-    if (w->if_match_len == 0) return true;
     tag_ctx_t c = {.now = w->now, .etag = w->etag};
     bool follow = w->fid[0] != '\0';
     store_rc_t rc = follow ? store_follow_get(s, w->app, w->id, w->fid, tag_follow, &c, NULL)
                            : store_lead_get(s, w->app, w->id, tag_lead, &c, NULL);
-    if (rc != STORE_OK) {
-        w->etag[0] = '\0';
-        api_write_answer(w, rc, 0, follow ? API_FOLLOW_NOT_FOUND_TITLE : API_LEAD_NOT_FOUND_TITLE,
-                         follow ? API_FOLLOW_NOT_FOUND_DETAIL : API_LEAD_NOT_FOUND_DETAIL);
-        return false;
-    }
+    if (rc == STORE_OK) return true;
+    w->etag[0] = '\0';
+    api_write_answer(w, rc, 0, follow ? API_FOLLOW_NOT_FOUND_TITLE : API_LEAD_NOT_FOUND_TITLE,
+                     follow ? API_FOLLOW_NOT_FOUND_DETAIL : API_LEAD_NOT_FOUND_DETAIL);
+    return false;
+}
+
+/* Whether w's If-Match names the ETag write_found read; else false with w
+ * answered 412. */
+static bool write_matches(api_write_t *w)
+{
     if (w->if_match_len < sizeof w->if_match && api_etag_match(w->if_match, w->if_match_len, w->etag, false))
         return true;
     w->status =
         api_render_error(&w->out, 412, "Precondition Failed",
                          "The resource has changed since you read it (If-Match does not match its ETag).");
     return false;
+}
+
+bool api_write_precondition(store_t *s, api_write_t *w)
+{
+    if (w->if_match_len == 0) return true;
+    return write_found(s, w) && write_matches(w);
 }
 
 /* Sets w's answer to the one through_writer gave it. Each run does, not
@@ -218,6 +231,16 @@ static void run_body_errors(store_t *s, api_write_t *w)
     if (api_write_precondition(s, w)) w->status = status;
 }
 
+/* The same for a write on a lead or follow the path names (an update, or
+ * a follow created under its lead): extensions.md's order of checks puts
+ * the resource's 404 before any problem of the body, If-Match or not. */
+static void run_body_errors_found(store_t *s, api_write_t *w)
+{
+    given_answer(w);
+    int status = w->status;
+    if (write_found(s, w) && (w->if_match_len == 0 || write_matches(w))) w->status = status;
+}
+
 /* Hands the answer already rendered into r->out (status) to a new write
  * that runs fn and then answers it (its body kept in the write's text);
  * false when out of memory. */
@@ -232,17 +255,21 @@ static bool through_writer(api_req_t *r, int status, api_write_fn fn)
 }
 
 /* Answers the problem of r's body already rendered into r->out (status):
- * at once, or, under If-Match, after the writer has checked the resource
- * and the precondition (run_body_errors); under an Idempotency-Key,
+ * at once, or, on a lead or follow the path names or under If-Match,
+ * after the writer has checked the resource and the precondition
+ * (run_body_errors_found, run_body_errors); under an Idempotency-Key,
  * through the writer too, which keeps the answer for the key. */
 static void body_errors(api_req_t *r, int status)
 {
     char probe[1];
-    if (!r->idem.held &&
-        !(r->method == METHOD_PUT && api_header_list(r, "if-match", probe, sizeof probe) != 0))
+    if (r->names_lead) {
+        if (!through_writer(r, status, run_body_errors_found)) api_reply(r, status);
+    } else if (!r->idem.held &&
+               !(r->method == METHOD_PUT && api_header_list(r, "if-match", probe, sizeof probe) != 0)) {
         api_reply(r, status);
-    else if (!through_writer(r, status, run_body_errors))
+    } else if (!through_writer(r, status, run_body_errors)) {
         api_reply(r, status);
+    }
 }
 
 /* The answer is given already: the writer only keeps it for w's key. */

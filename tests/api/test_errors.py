@@ -129,3 +129,42 @@ def test_query_string_does_not_change_routing(anon, app):
     assert_error(anon.get("/nope?x=1"), 404, "not_found")
     assert_status(app.get("/leads?page=1"), 200)
     assert_status(app.get("/leads/?page=1&records=20"), 200)
+
+
+# extensions.md, "Order of checks on a write": route, credentials, the resource
+# the path names (404), If-Match (412), then the body (400/413/415/422). A body
+# with problems sent to a lead or follow that is not there is a 404, with or
+# without If-Match, and the same body sent to one that is there is its 4xx.
+BAD_BODIES = [
+    ("{", "application/json", 400),
+    ('{"lead":{"stage":"x"},"follow":{"title":""}}', "application/json", 422),
+    ("x", "text/plain", 415),
+]
+
+
+@pytest.mark.parametrize("raw, ctype, status", BAD_BODIES)
+def test_a_missing_resource_is_404_before_the_body_is_judged(app, raw, ctype, status):
+    lead = app.create_lead(name="Here")
+    follow = app.create_follow(lead["id"])
+    missing = str(uuid.uuid4())
+    gone = app.create_lead(name="Trashed")
+    assert_status(app.delete(f"/leads/{gone['id']}"), 204)
+    writes = [
+        ("PUT", f"/leads/{missing}/", f"/leads/{lead['id']}/"),
+        ("PUT", f"/leads/{gone['id']}", f"/leads/{lead['id']}"),
+        ("POST", f"/leads/{missing}/follows", f"/leads/{lead['id']}/follows"),
+        ("PUT", f"/leads/{lead['id']}/follows/{missing}", f"/leads/{lead['id']}/follows/{follow['id']}"),
+        ("PUT", f"/leads/{missing}/follows/{follow['id']}", f"/leads/{lead['id']}/follows/{follow['id']}"),
+    ]
+    for method, nowhere, there in writes:
+        for headers in (None, {"If-Match": '"stale"'}):
+            if method == "POST" and headers:
+                continue
+            r = app.request(method, nowhere, raw=raw, content_type=ctype, headers=headers)
+            assert_error(r, 404, "not_found")
+        r = app.request(method, there, raw=raw, content_type=ctype)
+        assert_error(r, status)
+        r = app.request(method, there, raw=raw, content_type=ctype, headers={"If-Match": '"stale"'})
+        assert_error(r, 412 if method == "PUT" else status)
+    assert app.get_lead(lead["id"])["attributes"]["name"] == "Here"
+    assert_status(app.get(f"/leads/{gone['id']}"), 404)
