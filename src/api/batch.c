@@ -158,24 +158,55 @@ static void found(void *ctx, const lead_t *lead)
     *(bool *)ctx = true;
 }
 
-/* Every update and delete names a live lead, not deleted by an earlier
- * operation: else a 422 rendered into w with every problem. */
-static bool ids_live(store_t *s, api_write_t *w, const batch_t *b)
+/* An update's or delete's lead, with the operation's index. */
+typedef struct named {
+    int i;
+    enum op_kind kind;
+    char id[UUID_BUFSZ];
+} named_t;
+
+/* The updates and deletes of b whose ids are well formed, in order, into
+ * nm (b->n at most); returns their number. */
+static int named_of(const batch_t *b, named_t *nm)
 {
-    verrs_t errs = {0};
+    int n = 0;
     for (int i = 0; i < b->n; i++) {
         const batch_op_t *o = &b->op[i];
-        if (o->kind == OP_CREATE) continue;
+        if (o->kind == OP_CREATE || o->id[0] == '\0') continue;
+        nm[n].i = i;
+        nm[n].kind = o->kind;
+        memcpy(nm[n].id, o->id, sizeof nm[n].id);
+        n++;
+    }
+    return n;
+}
+
+/* Adds to errs a problem for each of nm[0..n) that names no live lead, or
+ * one deleted by an earlier operation; false with w answered when the
+ * store failed. */
+static bool named_live(store_t *s, api_write_t *w, const named_t *nm, int n, verrs_t *errs)
+{
+    for (int k = 0; k < n; k++) {
         bool deleted = false, live = false;
-        for (int j = 0; j < i; j++)
-            deleted |= b->op[j].kind == OP_DELETE && strcmp(b->op[j].id, o->id) == 0;
-        store_rc_t rc = deleted ? STORE_NOT_FOUND : store_lead_get(s, w->app, o->id, found, &live, NULL);
+        for (int j = 0; j < k; j++)
+            deleted |= nm[j].kind == OP_DELETE && strcmp(nm[j].id, nm[k].id) == 0;
+        store_rc_t rc = deleted ? STORE_NOT_FOUND : store_lead_get(s, w->app, nm[k].id, found, &live, NULL);
         if (rc != STORE_OK && rc != STORE_NOT_FOUND) {
             api_write_answer(w, rc, 0, "", "");
             return false;
         }
-        if (!live) add(&errs, i, "/id", "No such lead (it may be in the trash)");
+        if (!live) add(errs, nm[k].i, "/id", "No such lead (it may be in the trash)");
     }
+    return true;
+}
+
+/* Every update and delete names a live lead, not deleted by an earlier
+ * operation: else a 422 rendered into w with every problem. */
+static bool ids_live(store_t *s, api_write_t *w, const batch_t *b)
+{
+    named_t nm[BATCH_OPS_MAX];
+    verrs_t errs = {0};
+    if (!named_live(s, w, nm, named_of(b, nm), &errs)) return false;
     if (errs.n == 0) return true;
     w->status = api_render_errors(&w->out, &errs);
     return false;
@@ -328,6 +359,67 @@ static api_write_t *new_write(api_req_t *r, const batch_t *b)
     return w;
 }
 
+/* A batch refused for its body's problems, carried to the writer with the
+ * updates' and deletes' well-formed ids, so that the answer names the
+ * ids that name no live lead too: every problem at once (extensions.md). */
+typedef struct batch_errs {
+    verrs_t errs;
+    int n;
+    named_t nm[];
+} batch_errs_t;
+
+static batch_errs_t *errs_of(const api_write_t *w)
+{
+    uintptr_t at = (uintptr_t)w->text, align = _Alignof(batch_errs_t);
+    return (batch_errs_t *)((at + align - 1) / align * align);
+}
+
+/* The operation a problem's pointer names ("/operations/N..."), or -1. */
+static long op_of(const verr_t *e)
+{
+    static const char prefix[] = "/operations/";
+    if (strncmp(e->pointer, prefix, sizeof prefix - 1) != 0) return -1;
+    return strtol(e->pointer + sizeof prefix - 1, NULL, 10);
+}
+
+static void run_batch_errors(store_t *s, api_write_t *w)
+{
+    batch_errs_t *be = errs_of(w);
+    verrs_t errs = be->errs;
+    if (!named_live(s, w, be->nm, be->n, &errs)) return;
+    /* In the operations' order, each operation's own problems first. */
+    for (int i = 1; i < errs.n; i++) {
+        verr_t e = errs.e[i];
+        int j = i;
+        for (; j > 0 && op_of(&errs.e[j - 1]) > op_of(&e); j--)
+            errs.e[j] = errs.e[j - 1];
+        errs.e[j] = e;
+    }
+    w->status = api_render_errors(&w->out, &errs);
+}
+
+/* A write answering errs and the problems of b's ids (run_batch_errors);
+ * NULL when none of b's operations names a well-formed id (errs is the
+ * whole answer then) or when out of memory (*oom set). */
+static api_write_t *errors_write(api_req_t *r, const batch_t *b, const verrs_t *errs, bool *oom)
+{
+    named_t nm[BATCH_OPS_MAX];
+    int n = named_of(b, nm);
+    *oom = false;
+    if (n == 0 || errs->n == VERRS_MAX) return NULL;
+    size_t size = sizeof(batch_errs_t) + (size_t)n * sizeof nm[0];
+    api_write_t *w = api_write_new(r, run_batch_errors, _Alignof(batch_errs_t) + size);
+    if (w == NULL) {
+        *oom = true;
+        return NULL;
+    }
+    batch_errs_t *be = errs_of(w);
+    be->errs = *errs;
+    be->n = n;
+    memcpy(be->nm, nm, (size_t)n * sizeof nm[0]);
+    return w;
+}
+
 /* Gives each create its id and times. */
 static bool ids_given(api_req_t *r, batch_t *b)
 {
@@ -355,9 +447,13 @@ void leads_batch(api_req_t *r)
     verrs_t errs = {0};
     b->n = decode_ops(root, r->req->entity, b, BATCH_OPS_MAX, &errs);
     api_write_t *w = NULL;
-    if (errs.n == 0 && errs.dropped == 0) w = ids_given(r, b) ? new_write(r, b) : NULL;
+    bool oom = false;
+    if (errs.n == 0 && errs.dropped == 0)
+        w = ids_given(r, b) ? new_write(r, b) : NULL;
+    else if (errs.dropped == 0)
+        w = errors_write(r, b, &errs, &oom);
     json_decref(root);
-    if (errs.n > 0 || errs.dropped > 0)
+    if ((errs.n > 0 || errs.dropped > 0) && w == NULL && !oom)
         api_reply_errors_kept(r, &errs);
     else if (w == NULL)
         api_reply_error(r, 503, "Service Unavailable", "The server is out of memory.");

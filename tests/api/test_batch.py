@@ -79,6 +79,34 @@ def test_every_problem_is_reported_and_nothing_changes(app):
         "created"]
 
 
+def test_the_ids_problems_are_reported_with_the_bodys(app):
+    """extensions.md: any invalid operation, an unknown or trashed id included, is in the one
+    422 with every problem's pointer, also when other operations are badly formed."""
+    live = app.create_lead(name="Live")
+    trashed = app.create_lead(name="Trashed")
+    assert_status(app.delete(f"/leads/{trashed['id']}"), 204)
+    before = total(app)
+    for key in (None, str(uuid.uuid4())):
+        r = batch(app, [
+            {"op": "delete", "id": str(uuid.uuid4())},
+            {"op": "create", "lead": {}},
+            {"op": "update", "id": live["id"], "lead": {"stage": "won"}},
+            {"op": "delete", "id": live["id"]},
+            {"op": "update", "id": live["id"], "lead": {"name": "After delete"}},
+            {"op": "delete", "id": "not-a-uuid"},
+            {"op": "delete", "id": trashed["id"]},
+        ], headers={"Idempotency-Key": key} if key else None)
+        errs = assert_error(r, 422)
+        assert [e["source"]["pointer"] for e in errs] == [
+            "/operations/0/id", "/operations/1/lead/name", "/operations/2/lead/stage", "/operations/4/id",
+            "/operations/5/id", "/operations/6/id"]
+    assert total(app) == before
+    assert app.get_lead(live["id"])["attributes"]["name"] == "Live"
+    # a body whose problems name no id is answered as before
+    errs = assert_error(batch(app, [{"op": "create", "lead": {"value": -1}}]), 422)
+    assert {e["source"]["pointer"] for e in errs} == {"/operations/0/lead/name", "/operations/0/lead/value"}
+
+
 @pytest.mark.parametrize("body", [{}, {"operations": []}, {"operations": "x"},
                                   {"operations": [{"op": "create", "lead": {"name": "x"}}] * 501},
                                   {"operations": [], "more": 1}])
@@ -123,7 +151,9 @@ def test_a_long_unknown_key_gives_a_pointer_of_valid_utf8(app, key):
         headers = {"Idempotency-Key": f"utf8-{uuid.uuid4()}"}
         for attempt in range(2):
             r = batch(app, [member], headers=headers)
-            assert_error(r, 422, "unknown_attribute")
+            # the delete's unknown id is a problem of its own (validation_error)
+            errs = assert_error(r, 422, {"unknown_attribute", "validation_error"})
+            assert errs[0]["code"] == "unknown_attribute"
             r.content.decode("utf-8")  # raises on a character cut short
             assert r.headers.get("Idempotent-Replayed") == ("true" if attempt else None)
     assert total(app) == 0
@@ -134,8 +164,9 @@ def test_an_unknown_key_of_an_operation_is_pointed_at_with_rfc_6901_escapes(app)
     the lead's own members' are (/operations/1/lead/c~0d)."""
     r = batch(app, [{"op": "delete", "id": str(uuid.uuid4()), "a/b": 1},
                     {"op": "create", "lead": {"name": "x", "c~d": 1}}])
-    errs = assert_error(r, 422, "unknown_attribute")
-    assert [e["source"]["pointer"] for e in errs] == ["/operations/0/a~1b", "/operations/1/lead/c~0d"]
+    errs = assert_error(r, 422, {"unknown_attribute", "validation_error"})
+    assert [e["source"]["pointer"] for e in errs] == ["/operations/0/a~1b", "/operations/0/id",
+                                                      "/operations/1/lead/c~0d"]
     assert total(app) == 0
 
 
