@@ -6,8 +6,9 @@
  * changes what a webhook shows: it may set one inactive); the two lists
  * are paged by page or by cursor, newest first (find.h). Writes run on
  * the writer like a lead's. A target URL is checked before its write is
- * queued (webhook/target.h): its form, its port and an IP literal. A host
- * name is not resolved here: the sender checks every address it connects
+ * queued (webhook/target.h): its form, its port, an IP literal, and
+ * localhost (RFC 6761 fixes it to loopback). Another host name is not
+ * resolved here: the sender checks every address it connects
  * to anyway, and resolving on the request's path would let one tenant's
  * slow DNS hold resources all share.
  */

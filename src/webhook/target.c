@@ -269,6 +269,19 @@ static webhook_target_rc_t check_form(CURLU *h, const char *url, char *host, siz
     return TARGET_NAME;
 }
 
+/* Whether host is localhost or a name under it (RFC 6761: they always
+ * mean the loopback addresses, so they are known without a resolver),
+ * a trailing dot or not, in any case. */
+static bool names_loopback(const char *host)
+{
+    static const char name[] = "localhost";
+    const size_t n = sizeof name - 1;
+    size_t len = strlen(host);
+    if (len > 0 && host[len - 1] == '.') len--;
+    if (len < n || strncasecmp(host + len - n, name, n) != 0) return false;
+    return len == n || host[len - n - 1] == '.';
+}
+
 webhook_target_rc_t webhook_target_check(const char *url, char *host, size_t hostsz, char *why, size_t whysz)
 {
     CURLU *h = curl_url();
@@ -284,7 +297,8 @@ webhook_target_rc_t webhook_target_check(const char *url, char *host, size_t hos
     if (rc != TARGET_NAME || webhook_private_allowed()) return rc == TARGET_NAME ? TARGET_OK : rc;
     struct sockaddr_storage ss;
     bool is_literal = literal(host, &ss);
-    if (is_literal && webhook_addr_refused((const struct sockaddr *)&ss)) {
+    if ((is_literal && webhook_addr_refused((const struct sockaddr *)&ss)) ||
+        (!is_literal && names_loopback(host))) {
         snprintf(why, whysz, "%s", WEBHOOK_REFUSED_TEXT);
         return TARGET_REFUSED;
     }

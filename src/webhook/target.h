@@ -12,9 +12,10 @@
  * IPv4; translated ::ffff:0:a.b.c.d, local NAT64 64:ff9b:1::/48, 6to4
  * 2002::/16, Teredo 2001::/32 and discard 100::/64 refused whole), nor
  * any address of the host's own interfaces; and its port must be 80, 443
- * or 1024 and above. The API checks the form, the port and an IP literal
- * when a webhook is created or changed (webhook_target_check; a name is
- * not resolved there), and the sender checks every address on every
+ * or 1024 and above. The API checks the form, the port, an IP literal and
+ * localhost and the names under it (RFC 6761: always loopback) when a
+ * webhook is created or changed (webhook_target_check; no other name is
+ * resolved there), and the sender checks every address on every
  * connection, after resolution (webhook_addr_refused), so a name that
  * resolves to 127.0.0.1, now or later, is refused then.
  *

@@ -180,6 +180,8 @@ def test_unknown_and_secret_attributes_are_refused(app):
     "http://[64:ff9b:1::808:808]/", "http://[::ffff:0:808:808]/", "http://[2002:7f00:1::1]/",
     "http://[2002:808:808::1]/", "http://[2001:0:4136:e378::1]/", "http://[100::1]/",
     "http://192.0.2.10/", "http://198.51.100.7/", "http://203.0.113.9/",
+    # extensions.md: "localhost included"; RFC 6761 names, known without a resolver
+    "http://localhost/", "http://LocalHost:8080/x", "http://localhost./", "http://api.localhost/",
 ])
 def test_private_targets_are_refused(app, url):
     r = app.post("/webhooks", {"webhook": {"url": url, "events": ["*"]}})
@@ -188,6 +190,11 @@ def test_private_targets_are_refused(app, url):
     w = create_webhook(app, PUBLIC)
     assert_validation(app.put(f"/webhooks/{w['id']}", {"webhook": {"url": url}}), ["/webhook/url"])
     assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["url"] == PUBLIC
+
+
+def test_a_name_is_refused_as_localhost_only_when_it_is_under_localhost(app):
+    for url in ("http://localhost.example.com/", "http://mylocalhost/", "http://localhost-x.test/"):
+        assert_status(app.post("/webhooks", {"webhook": {"url": url, "events": ["*"]}}), 201)
 
 
 @pytest.mark.parametrize("url", ["http://8.8.8.8:22/", "https://8.8.8.8:1023/", "http://hooks.crmd-test.invalid:25/"])
@@ -215,11 +222,13 @@ def test_a_name_that_does_not_resolve_is_accepted(app):
     assert w["attributes"]["url"] == "https://hooks.crmd-test.invalid/x"
 
 
-@pytest.mark.parametrize("url", ["http://localhost:8080/", "http://LOCALHOST/x"])
+@pytest.mark.parametrize("url", ["http://hooks.example:8080/", "http://HOOKS.EXAMPLE/x"])
 def test_a_name_is_not_resolved_by_the_api(app, url):
     """Names are checked by the sender on every connection (where a name
     resolving to loopback is refused: test_webhook_delivery.py), never on
-    the request's path, where a slow resolver would hold the API up."""
+    the request's path, where a slow resolver would hold the API up. Only
+    localhost and the names under it are refused by name (RFC 6761 fixes
+    them to loopback: test_private_targets_are_refused)."""
     assert create_webhook(app, url)["attributes"]["url"] == url
 
 
