@@ -153,9 +153,20 @@ static bool query_or_reply(api_req_t *r)
     return false;
 }
 
+/* A body larger than r's route takes (h2o read up to the largest any
+ * route takes) is a 413: after the route and the credentials, in
+ * extensions.md's order of checks. */
+static bool body_size_or_reply(api_req_t *r)
+{
+    size_t max = r->route->body_max > API_MAX_BODY ? r->route->body_max : API_MAX_BODY;
+    if (r->req->entity.len <= max) return true;
+    api_reply_error(r, 413, "Payload Too Large", "The request body is larger than 1 MiB.");
+    return false;
+}
+
 static void authenticated(api_req_t *r)
 {
-    if (!rate_limit_or_reply(r) || !query_or_reply(r)) return;
+    if (!body_size_or_reply(r) || !rate_limit_or_reply(r) || !query_or_reply(r)) return;
     if (r->method == METHOD_POST)
         api_idem_then(r, r->route->handler);
     else
@@ -216,12 +227,23 @@ static uint64_t owner_of(h2o_iovec_t key)
 
 /* Whether r, whose body is to be over API_MAX_BODY, may send it: its
  * route takes that much and it is authenticated (from its headers alone);
- * otherwise r has been answered. */
+ * otherwise r has been answered, in extensions.md's order of checks: no
+ * route (404), another method (405), the credentials (401, 403), then the
+ * body's size (413). */
 static bool large_body_allowed(api_req_t *r, size_t declared)
 {
     api_route_match_t m;
     const api_route_t *route = route_of(r, &m);
-    if (route == NULL || route->body_max <= API_MAX_BODY) {
+    if (m.allowed == 0) {
+        api_reply_error(r, 404, "Not Found", "No such route.");
+        return false;
+    }
+    if (route == NULL) {
+        reply_other_method(r, m.allowed);
+        return false;
+    }
+    if (route->auth && !auth_request_now(r)) return false;
+    if (route->body_max <= API_MAX_BODY) {
         api_reply_error(r, 413, "Payload Too Large", "The request body is larger than 1 MiB.");
         return false;
     }
@@ -229,7 +251,7 @@ static bool large_body_allowed(api_req_t *r, size_t declared)
         api_reply_error(r, 413, "Payload Too Large", "The request body is larger than 16 MiB.");
         return false;
     }
-    return !route->auth || auth_request_now(r);
+    return true;
 }
 
 int api_body_check(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, h2o_iovec_t *answer)
@@ -263,13 +285,6 @@ void api_handle(h2o_req_t *req, void *state)
     cors_headers(req);
     api_route_match_t m;
     route_of(r, &m);
-    /* h2o read bodies up to the largest any route takes: over 1 MiB, only
-     * a route that takes more may have it, whatever the path or method. */
-    size_t max = m.route != NULL && m.route->body_max > API_MAX_BODY ? m.route->body_max : API_MAX_BODY;
-    if (req->entity.len > max) {
-        api_reply_error(r, 413, "Payload Too Large", "The request body is larger than 1 MiB.");
-        return;
-    }
     if (m.allowed == 0) {
         api_reply_error(r, 404, "Not Found", "No such route.");
         return;
@@ -282,6 +297,6 @@ void api_handle(h2o_req_t *req, void *state)
     memcpy(r->params, m.params, sizeof r->params);
     if (r->route->auth)
         auth_request(r, authenticated);
-    else
+    else if (body_size_or_reply(r))
         r->route->handler(r);
 }

@@ -1,6 +1,7 @@
 """Request bodies: JSON syntax and encoding, Content-Type, size limit."""
 
 import json
+import uuid
 
 import pytest
 
@@ -191,3 +192,33 @@ def test_chunked_body_under_limit_is_accepted(app):
     r = requests.post(app.base_url + "/leads/", data=chunks, headers=h, timeout=15)
     assert_status(r, 201)
     check_lead(body_json(r)["data"], name="Padded")
+
+
+def test_a_body_over_1mib_is_judged_after_the_route_and_the_credentials(server, app, app2):
+    """extensions.md's order of checks: route (404/405), credentials (401/403), then the
+    body (413), also when the body is too large to be read at all."""
+    from apiutil import raw_http
+    body = padded_body(MIB + 10)
+    mine = {"Authorization": f"Bearer {app.token}", "AppId": app.key}
+    cases = [
+        ("POST", "/nope", mine, 404),
+        ("POST", "/nope", {}, 404),
+        ("PATCH", "/leads/", {}, 405),
+        ("POST", "/healthz", {}, 405),
+        ("POST", "/leads/", {}, 401),
+        ("POST", "/leads/", {"Authorization": "Bearer x.y.z", "AppId": app.key}, 401),
+        ("POST", "/leads/", {"Authorization": f"Bearer {app2.token}", "AppId": app.key}, 403),
+        ("POST", "/leads/", mine, 413),
+        ("PUT", f"/leads/{uuid.uuid4()}", mine, 413),
+    ]
+    for method, path, creds, want in cases:
+        for chunked in (False, True):
+            fields = "".join(f"{k}: {v}\r\n" for k, v in creds.items())
+            length = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}"
+            data = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if chunked else body
+            head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{fields}"
+                    f"Content-Type: application/json\r\n{length}\r\nConnection: close\r\n\r\n").encode()
+            status, _, answer = raw_http(server.host, server.port, head, data)
+            assert status == want, (method, path, list(creds), chunked, status, answer[:200])
+            assert json.loads(answer)["errors"][0]["status"] == str(want)
+    assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 0

@@ -95,10 +95,12 @@ def test_answers_to_a_listed_origin_can_be_read(cors_server):
     assert denied.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert app.get("/nope", headers={"Origin": ORIGIN}).headers["Access-Control-Allow-Origin"] == ORIGIN
     body = b" " * (MIB + 10)
-    head = (f"POST /leads/ HTTP/1.1\r\nHost: x\r\nOrigin: {ORIGIN}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
-    status, headers, _ = raw_http(cors_server.host, cors_server.port, head, body)
-    assert status == 413 and headers["access-control-allow-origin"] == ORIGIN
+    for creds, want in (("", 401), (f"Authorization: Bearer {app.token}\r\nAppId: {app.key}\r\n", 413)):
+        head = (f"POST /leads/ HTTP/1.1\r\nHost: x\r\nOrigin: {ORIGIN}\r\n{creds}"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                ).encode()
+        status, headers, _ = raw_http(cors_server.host, cors_server.port, head, body)
+        assert status == want and headers["access-control-allow-origin"] == ORIGIN
     # another origin: nothing CORS but Vary
     other = app.get("/leads/", headers={"Origin": "https://evil.example.com"})
     assert_status(other, 200)

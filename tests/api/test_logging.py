@@ -142,7 +142,9 @@ def test_h2o_own_errors_carry_the_request_id(server, app):
     from apiutil import MIB, raw_http
     marker = str(uuid.uuid4())
     body = b" " * (MIB + 10)
+    # with credentials that hold: the route and the credentials come first (a 401 without them)
     head = (f"POST /leads/{marker}/follows HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {app.token}\r\nAppId: {app.key}\r\n"
             f"X-Request-Id: big-{marker}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
     status, headers, rest = raw_http(server.host, server.port, head, body)
