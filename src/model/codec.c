@@ -301,17 +301,20 @@ static bool is_read_only(const char *key)
     return strcmp(key, "unique_id") == 0 || strcmp(key, "created_at") == 0 || strcmp(key, "updated_at") == 0;
 }
 
-/* A read-only attribute sent back is ignored, but only once it is what the
- * server itself sends there: a string, and a short one (an id is 36 bytes,
- * a timestamp 24). Anything else is a mistake, or an attempt to make the
- * server hold a large body for nothing, and is refused like any other bad
+/* A read-only attribute sent back is ignored (contract-notes.md): what the
+ * server sends there (a string: an id is 36 bytes, a timestamp 24), and
+ * what a client's model holds before the server has given one (null, or a
+ * number of seconds). A long string, a boolean, an array or an object is
+ * no value the attribute could have: a mistake, refused like any other bad
  * value. */
 static void check_read_only(attr_t *a, const char *key)
 {
-    if (json_is_string(a->v) && json_string_length(a->v) <= READ_ONLY_MAX_BYTES) return;
+    if (json_is_null(a->v) || json_is_number(a->v) ||
+        (json_is_string(a->v) && json_string_length(a->v) <= READ_ONLY_MAX_BYTES))
+        return;
     verrs_add(a->errs, "validation_error", a->pointer, NULL,
-              "%s is read-only: it is ignored when sent back, but must then be a string of at most %d "
-              "characters, as the server sends it",
+              "%s is read-only: it is ignored when sent back, but must then be a value it could hold (a "
+              "string of at most %d characters, a number or null)",
               key, READ_ONLY_MAX_BYTES);
 }
 

@@ -636,7 +636,13 @@ Test(lead_decode, read_only_attributes_ignored)
 
 Test(lead_decode, read_only_attributes_must_look_like_the_servers)
 {
-    decode_lead("{'lead':{'name':'A','unique_id':null,'created_at':5,'updated_at':[]}}", true);
+    /* What a client's model holds before the server gave a value (null, a
+     * number) is ignored too; a boolean, an array or an object is not. */
+    decode_lead("{'lead':{'name':'A','unique_id':null,'created_at':5,'updated_at':1.5e9}}", true);
+    expect_no_errors("null and numbers as read-only attributes");
+    cr_expect_str_eq(lp.v.id, "");
+    cr_expect_eq(lp.v.created_at, 0);
+    decode_lead("{'lead':{'name':'A','unique_id':true,'created_at':{},'updated_at':[]}}", true);
     cr_assert_eq(errs.n, 3, "%d errors", errs.n);
     cr_expect(has_error_at("/lead/unique_id", "validation_error"));
     cr_expect(has_error_at("/lead/created_at", "validation_error"));
@@ -913,8 +919,11 @@ Test(follow_decode, names_wrappers_and_many_problems)
     expect_no_errors("read-only ignored");
     cr_expect_eq(fp.fields, 0u);
     decode_follow("{'follow':{'unique_id':'x','created_at':1,'updated_at':null}}", false);
-    expect_two_errors("read-only not strings", "/follow/created_at", "validation_error", "/follow/updated_at",
-                      "validation_error");
+    expect_no_errors("read-only null and numbers ignored");
+    cr_expect_eq(fp.fields, 0u);
+    decode_follow("{'follow':{'unique_id':'x','created_at':false,'updated_at':{}}}", false);
+    expect_two_errors("read-only of no shape they hold", "/follow/created_at", "validation_error",
+                      "/follow/updated_at", "validation_error");
 
     decode_follow("{'lead':{'title':'x'}}", true);
     expect_two_errors("wrong wrapper", "/lead", "unknown_attribute", "/follow", "validation_error");
