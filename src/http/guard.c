@@ -374,6 +374,63 @@ static void h2_police(guard_conn_t *c)
         c->idle_since = h2o_now(c->w->loop);
 }
 
+/* --- HTTP/1 framing ---------------------------------------------------------------- */
+
+#define FRAMING_DETAIL                                                                                       \
+    "The request has two Content-Length headers that differ, or one beside Transfer-Encoding."
+
+/* Whether the line line[0..len) is the header field name: (any case). */
+static bool field_is(const char *line, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    return len > n && strncasecmp(line, name, n) == 0 && line[n] == ':';
+}
+
+/* The value of the header field line[0..len) whose name is n bytes long,
+ * without the white space around it. */
+static h2o_iovec_t field_value(const char *line, size_t len, size_t n)
+{
+    const char *v = line + n + 1, *end = line + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+        end--;
+    return h2o_iovec_init(v, (size_t)(end - v));
+}
+
+/* Whether the request whose head starts the input (h2o keeps it there
+ * until the request is done) has framing that another HTTP/1 reader may
+ * take another way (RFC 9112, 6.3): two Content-Lengths that differ, or
+ * one beside Transfer-Encoding. h2o 2.2 takes the first length, or the
+ * chunks, and drops the fields before a handler sees them; a proxy in
+ * front of crmd that read the other would pass what follows on as a
+ * request of its own (request smuggling). Only a whole head is looked at
+ * (h2o answers a head it cannot parse), its lines split at LF. */
+static bool h1_framing_bad(const h2o_buffer_t *in)
+{
+    size_t size = in->size < H2O_MAX_REQLEN ? in->size : H2O_MAX_REQLEN;
+    const char *p = in->bytes, *end = in->bytes + size;
+    const char *nl = memchr(p, '\n', size);
+    if (nl == NULL) return false;
+    h2o_iovec_t length = {NULL, 0};
+    bool chunked = false, conflict = false;
+    for (p = nl + 1; p < end;) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL) return false; /* the head is still arriving */
+        size_t len = (size_t)(eol - p);
+        if (len == 0 || (len == 1 && p[0] == '\r')) return conflict || (chunked && length.base != NULL);
+        if (field_is(p, len, "transfer-encoding")) {
+            chunked = true;
+        } else if (field_is(p, len, "content-length")) {
+            h2o_iovec_t v = field_value(p, len, sizeof "content-length" - 1);
+            if (length.base != NULL && !h2o_memis(length.base, length.len, v.base, v.len)) conflict = true;
+            length = v;
+        }
+        p = eol + 1;
+    }
+    return false;
+}
+
 /* --- the wrappers ---------------------------------------------------------------- */
 
 static void wrapped_read(h2o_socket_t *sock, const char *err)
@@ -382,6 +439,16 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     h2o_socket_cb cb = c->inner_read;
     if (err == NULL && c->draining) {
         if (!h1_drained(c)) return;
+        err = h2o_socket_error_closed;
+    }
+    /* A head whose body's length two proxies may read two ways: refused,
+     * and the connection closed, before h2o reads the body its way. */
+    if (err == NULL && !c->h2 && h1_framing_bad(sock->input)) {
+        if (!h2o_socket_is_writing(sock) && sock->ssl == NULL) {
+            char bad[HTTP_BUSY_MAX];
+            size_t n = http_canned_error(bad, sizeof bad, 400, "bad_request", "Bad Request", FRAMING_DETAIL);
+            (void)send(h2o_socket_get_fd(sock), bad, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
         err = h2o_socket_error_closed;
     }
     /* A large body is judged from its head before h2o reads it. */

@@ -18,26 +18,32 @@
 
 #include "http/reqid.h"
 
-size_t http_busy_response(char *buf, size_t size, const char *detail)
+size_t http_canned_error(char *buf, size_t size, int status, const char *code, const char *title,
+                         const char *detail)
 {
     char id[HTTP_REQID_MAX + 1], body[384];
     reqid_generate(id);
     int blen =
         snprintf(body, sizeof body,
-                 "{\"errors\":[{\"status\":\"503\",\"code\":\"service_unavailable\","
-                 "\"title\":\"Service Unavailable\",\"detail\":\"%s\"}],\"meta\":{\"requestId\":\"%s\"}}",
-                 detail, id);
+                 "{\"errors\":[{\"status\":\"%d\",\"code\":\"%s\",\"title\":\"%s\",\"detail\":\"%s\"}],"
+                 "\"meta\":{\"requestId\":\"%s\"}}",
+                 status, code, title, detail, id);
     int n = snprintf(buf, size,
-                     "HTTP/1.1 503 Service Unavailable\r\n"
+                     "HTTP/1.1 %d %s\r\n"
                      "Content-Type: application/json\r\n"
-                     "Retry-After: 1\r\n"
+                     "%s"
                      "X-Request-Id: %s\r\n"
                      "Connection: close\r\n"
                      "Content-Length: %d\r\n"
                      "\r\n%s",
-                     id, blen, body);
+                     status, title, status == 503 ? "Retry-After: 1\r\n" : "", id, blen, body);
     assert(blen > 0 && (size_t)blen < sizeof body && n > 0 && (size_t)n < size);
     return (size_t)n;
+}
+
+size_t http_busy_response(char *buf, size_t size, const char *detail)
+{
+    return http_canned_error(buf, size, 503, "service_unavailable", "Service Unavailable", detail);
 }
 
 /* Fills ss with cfg's address; returns its length, or 0 if it is not a

@@ -32,4 +32,10 @@ int http_listen_socket(const char *host, uint16_t port);
 #define HTTP_BUSY_MAX 768
 size_t http_busy_response(char *buf, size_t size, const char *detail);
 
+/* The same answer for another status (Retry-After only with a 503):
+ * code, title and detail go into the JSON error as they are (no quotes in
+ * them). */
+size_t http_canned_error(char *buf, size_t size, int status, const char *code, const char *title,
+                         const char *detail);
+
 #endif

@@ -107,3 +107,52 @@ def test_duplicate_keys_are_a_400(app, body):
     apiutil.assert_error(r, 400, "bad_request")
     assert "duplicate" in r.json()["errors"][0]["detail"]
     assert app.get("/leads/").json()["meta"]["totalRecords"] == 0
+
+
+def _exchange(server, raw):
+    """Sends raw on a new connection; returns everything read until the server closes it."""
+    s = socket.create_connection((server.host, server.port), timeout=5)
+    try:
+        s.sendall(raw)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("framing", [
+    ["Content-Length: 21", "Content-Length: 5"],
+    ["Content-Length: 5", "content-length: 21"],
+    ["Transfer-Encoding: chunked", "Content-Length: 5"],
+    ["Content-Length: 21", "Transfer-Encoding: chunked"],
+])
+def test_a_body_length_that_can_be_read_two_ways_is_a_400_and_the_connection_closes(server, app, framing):
+    """RFC 9112, 6.3: two Content-Lengths that differ, or one beside Transfer-Encoding, could be
+    read one way by a proxy in front of crmd and another by crmd (request smuggling): a 400, and
+    nothing after it on the connection is read as a request."""
+    body = b'{"lead":{"name":"x"}}'
+    chunked = any(f.lower().startswith("transfer-encoding") for f in framing)
+    data = b"15\r\n" + body + b"\r\n0\r\n\r\n" if chunked else body
+    head = (f"POST /leads/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {app.token}\r\n"
+            f"AppId: {app.key}\r\nContent-Type: application/json\r\n" + "\r\n".join(framing) + "\r\n\r\n")
+    smuggled = b"POST /leads/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+    answer = _exchange(server, head.encode() + data + smuggled)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+    assert b"connection: close" in answer.lower()
+    assert b'"code":"bad_request"' in answer and b'"requestId"' in answer
+    assert app.get("/leads/").json()["meta"]["totalRecords"] == 0
+
+
+def test_the_same_content_length_twice_is_one(server, app):
+    body = b'{"lead":{"name":"x"}}'
+    head = (f"POST /leads/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {app.token}\r\n"
+            f"AppId: {app.key}\r\nContent-Type: application/json\r\nContent-Length: 21\r\n"
+            f"Content-Length:  21 \r\nConnection: close\r\n\r\n")
+    answer = _exchange(server, head.encode() + body)
+    assert answer.startswith(b"HTTP/1.1 201 "), answer[:200]
+    assert app.get("/leads/").json()["meta"]["totalRecords"] == 1
