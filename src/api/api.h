@@ -53,6 +53,10 @@ h2o_iovec_t api_error_body(h2o_req_t *req, void *state);
  * (413, 400, 401, 403, 429; -1 when out of memory), as the request would
  * have been answered once read. */
 int api_body_check(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, h2o_iovec_t *answer);
+/* http_config_t's body_busy: the API's 503 (with its Retry-After) for a
+ * large body allowed but over its app's share; its body NULL when out of
+ * memory. */
+h2o_iovec_t api_body_busy(h2o_req_t *req, void *state);
 
 /* The writer's queue holds at most this many writes, and at most this many
  * bytes of them (each write's decoded change, its text included); a write

@@ -274,6 +274,19 @@ int api_body_check(h2o_req_t *req, size_t declared, void *state, uint64_t *owner
     return req->res.status;
 }
 
+h2o_iovec_t api_body_busy(h2o_req_t *req, void *state)
+{
+    api_thread_t *t = state;
+    api_req_t *r = api_req_new(t, req);
+    if (r == NULL) return h2o_iovec_init(NULL, 0);
+    api_respond_capture(req);
+    route_of(r, &(api_route_match_t){0});
+    cors_headers(req);
+    api_reply_error(r, 503, "Service Unavailable",
+                    "Your app's large uploads take all the room they may have now; retry shortly.");
+    return api_respond_captured();
+}
+
 void api_handle(h2o_req_t *req, void *state)
 {
     api_thread_t *t = state;

@@ -520,6 +520,7 @@ static int serve_run(const serve_conf_t *c)
                          .max_body = API_IMPORT_MAX_BODY,
                          .body_small = API_MAX_BODY,
                          .body_check = api_body_check,
+                         .body_busy = api_body_busy,
                          .max_connections = (int)c->max_conns,
                          .request_memory = (size_t)c->request_mb << 20,
                          .response_memory = (size_t)c->response_mb << 20,

@@ -105,6 +105,7 @@ static uint64_t request_ms;
 static bool http2_on;
 /* The large-body check (server.h's body_check), and its limits. */
 static int (*body_check)(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, h2o_iovec_t *answer);
+static h2o_iovec_t (*body_busy)(h2o_req_t *req, void *state);
 static size_t body_small, body_large;
 /* Large bodies arriving, per owner: each may have at most half the
  * request memory coming at once. */
@@ -888,10 +889,11 @@ static int judge(guard_conn_t *c, h2o_req_t *req, size_t declared, grant_t *g, h
     req->query_at = q != NULL ? (size_t)(q - req->path.base) : SIZE_MAX;
     uint64_t owner = 0;
     int status = body_check(req, declared, c->w->state, &owner, answer);
-    if (status == 0 && !grant_take(g, owner, declared != SIZE_MAX ? declared : body_large)) status = -1;
-    if (status < 0) {
+    bool no_room = status == 0 && !grant_take(g, owner, declared != SIZE_MAX ? declared : body_large);
+    if (no_room || status < 0) {
         metrics_count(METRIC_GUARD_REQUEST_MEMORY);
-        *answer = busy_body(req);
+        *answer = no_room && body_busy != NULL ? body_busy(req, c->w->state) : busy_body(req);
+        if (answer->base == NULL) *answer = busy_body(req);
         status = 503;
     }
     req->method = method;
@@ -1260,6 +1262,7 @@ void http_guard_configure(h2o_globalconf_t *gc, const http_config_t *cfg)
     output_budget = cfg->response_memory != 0 ? cfg->response_memory : HTTP_MEMORY_DEFAULT;
     http2_on = cfg->http2;
     body_check = cfg->body_check;
+    body_busy = cfg->body_busy;
     body_small = cfg->body_small;
     body_large = cfg->max_body;
     request_ms = gc->http1.req_timeout;

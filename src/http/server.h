@@ -28,6 +28,11 @@ typedef struct http_config {
      * no more of the request (see guard.h). NULL: no check. */
     size_t body_small;
     int (*body_check)(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, h2o_iovec_t *answer);
+    /* The 503 for a large body body_check allowed but its owner's share
+     * has no room for: its headers in req->res, its body returned (in
+     * req's pool), with the request id and log line of every answer. NULL:
+     * the guard's own 503. */
+    h2o_iovec_t (*body_busy)(h2o_req_t *req, void *state);
     int max_connections; /* open at once, all threads together; beyond: 503 */
     /* What clients may make crmd hold, all threads together (0: the
      * default, HTTP_MEMORY_DEFAULT): request bytes received and not yet

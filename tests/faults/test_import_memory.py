@@ -213,6 +213,26 @@ def test_one_app_has_at_most_half_the_request_memory_for_large_bodies(setup):
     out = []
     h1_attack(srv.port, "/leads/import", creds, False, out)
     assert out[0][0] == 503 and out[0][1] < 3.0, f"a third import of the same app: {out}"
+    # That 503 is the API's: a request id in its header and body, one Retry-After.
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=8)
+    head = "POST /leads/import HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in creds.items()) + f"Content-Length: {DECLARED}\r\n\r\n"
+    try:
+        s.sendall(head.encode() + b"x" * SENT)
+    except OSError:
+        pass
+    answer = b""
+    try:
+        while chunk := s.recv(65536):
+            answer += chunk
+    except OSError:
+        pass
+    s.close()
+    fields, _, body = answer.partition(b"\r\n\r\n")
+    fields = fields.lower()
+    assert fields.startswith(b"http/1.1 503"), answer[:300]
+    assert b"\r\nx-request-id: " in fields and fields.count(b"\r\nretry-after: 1") == 1, fields
+    assert b'"requestId"' in body and b'"service_unavailable"' in body, body
     key2, token2 = app_create(srv.db)
     status, raw, _rows = honest_import_http1(srv.port, key2, token2)
     assert status == 200, f"another app's import: {status} {raw[:300]!r}"
