@@ -327,9 +327,9 @@ static bool checks_or_reply(api_req_t *r, import_plan_t *pl)
     }
     h2o_req_t *req = r->req;
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
-    if (i < 0 || !is_csv_type(req->headers.entries[i].value)) {
+    if (i < 0 || !is_csv_type(req->headers.entries[i].value) || api_body_coded(r)) {
         api_reply_kept(r, api_render_error(&r->out, 415, "Unsupported Media Type",
-                                           "Send the file as text/csv (UTF-8)."));
+                                           "Send the file as text/csv (UTF-8), without a Content-Encoding."));
         return false;
     }
     if (!text_utf8_valid(req->entity.base, req->entity.len)) {

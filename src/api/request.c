@@ -461,6 +461,16 @@ static int render_bad_json(api_req_t *r, const json_error_t *jerr)
     return api_render_error(&r->out, 400, "Bad Request", detail);
 }
 
+bool api_body_coded(const api_req_t *r)
+{
+    const h2o_headers_t *hs = &r->req->headers;
+    for (ssize_t i = -1; (i = h2o_find_header(hs, H2O_TOKEN_CONTENT_ENCODING, i)) >= 0;) {
+        h2o_iovec_t v = hs->entries[i].value;
+        if (!h2o_lcstris(v.base, v.len, H2O_STRLIT("identity"))) return true;
+    }
+    return false;
+}
+
 json_t *api_body_or_render(api_req_t *r, int *status)
 {
     h2o_req_t *req = r->req;
@@ -468,9 +478,10 @@ json_t *api_body_or_render(api_req_t *r, int *status)
     assert(max > 0); /* the route reads a body */
     ssize_t cti = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
     h2o_iovec_t ct = cti < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[cti].value;
-    if (ct.base != NULL && !is_json_type(ct)) {
+    if ((ct.base != NULL && !is_json_type(ct)) || api_body_coded(r)) {
         *status = api_render_error(&r->out, 415, "Unsupported Media Type",
-                                   "Send the body as application/json (UTF-8), or application/vnd.api+json.");
+                                   "Send the body as application/json (UTF-8), or application/vnd.api+json, "
+                                   "without a Content-Encoding.");
         return NULL;
     }
     if (req->entity.len > max) {

@@ -95,6 +95,11 @@ size_t api_header_list(api_req_t *r, const char *name, char *buf, size_t cap);
  * (api_body_or_reply_kept in resource.h answers it). */
 json_t *api_body_or_render(api_req_t *r, int *status);
 
+/* Whether r's body comes in a content coding (a Content-Encoding other
+ * than identity): crmd reads none, so such a body is a 415 (RFC 9110,
+ * 8.4), never its bytes taken as they are. */
+bool api_body_coded(const api_req_t *r);
+
 /* The value of query parameter name, decoded (query.h) once the query
  * string has been read, or base NULL. The route must list name among its
  * query parameters. */

@@ -222,3 +222,15 @@ def test_a_body_over_1mib_is_judged_after_the_route_and_the_credentials(server, 
             assert status == want, (method, path, list(creds), chunked, status, answer[:200])
             assert json.loads(answer)["errors"][0]["status"] == str(want)
     assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 0
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "deflate, identity"])
+def test_a_body_in_a_content_coding_is_415(app, coding):
+    """crmd reads no content coding (RFC 9110, 8.4): a coded body is a 415, never its bytes
+    taken as they are; identity is no coding."""
+    r = app.post("/leads/", {"lead": {"name": "x"}}, headers={"Content-Encoding": coding})
+    assert_error(r, 415, "unsupported_media_type")
+    r = app.post("/leads/import", raw="name\nx\n", content_type="text/csv", headers={"Content-Encoding": coding})
+    assert_error(r, 415, "unsupported_media_type")
+    assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 0
+    assert_status(app.post("/leads/", {"lead": {"name": "x"}}, headers={"Content-Encoding": "identity"}), 201)
