@@ -244,7 +244,10 @@ static webhook_target_rc_t check_form(CURLU *h, const char *url, char *host, siz
     }
     if (!url_part(h, CURLUPART_SCHEME, scheme, sizeof scheme) ||
         (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0) ||
-        strncasecmp(url, scheme, strlen(scheme)) != 0) {
+        strncasecmp(url, scheme, strlen(scheme)) != 0 || strncmp(url + strlen(scheme), "://", 3) != 0 ||
+        url[strlen(scheme) + 3] == '/') {
+        /* libcurl takes "http:/host" and "http:///host" too: the URL
+         * must say "scheme://host" as written. */
         snprintf(why, whysz, "URL must be an http:// or https:// URL");
         return TARGET_INVALID;
     }

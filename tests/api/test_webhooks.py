@@ -156,6 +156,10 @@ def test_methods_not_served_are_405(app):
     ({"webhook": {"url": "93.184.216.34/x", "events": ["*"]}}, ["/webhook/url"]),
     ({"webhook": {"url": "https://user:pw@93.184.216.34/x", "events": ["*"]}}, ["/webhook/url"]),
     ({"webhook": {"url": "https://exa mple.com/", "events": ["*"]}}, ["/webhook/url"]),
+    # libcurl's parser takes these as URLs; they are not written as one
+    ({"webhook": {"url": "http:/93.184.216.34/x", "events": ["*"]}}, ["/webhook/url"]),
+    ({"webhook": {"url": "http:///93.184.216.34/x", "events": ["*"]}}, ["/webhook/url"]),
+    ({"webhook": {"url": "https:93.184.216.34/x", "events": ["*"]}}, ["/webhook/url"]),
 ])
 def test_bad_bodies_name_every_problem(app, body, pointers):
     assert_validation(app.post("/webhooks", body), pointers)
