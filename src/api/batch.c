@@ -47,12 +47,18 @@ typedef struct batch {
     batch_op_t op[];
 } batch_t;
 
-/* The operations at the end of w (w->text is a char array: the first
- * suitably aligned byte of it). */
+/* The first byte of w->text (a char array) aligned to align, where a write
+ * keeps what it carries after itself. */
+static void *text_aligned(const api_write_t *w, uintptr_t align)
+{
+    uintptr_t at = (uintptr_t)w->text;
+    return (void *)((at + align - 1) / align * align);
+}
+
+/* The operations at the end of w. */
 static batch_t *batch_of(const api_write_t *w)
 {
-    uintptr_t at = (uintptr_t)w->text, align = _Alignof(batch_t);
-    return (batch_t *)((at + align - 1) / align * align);
+    return text_aligned(w, _Alignof(batch_t));
 }
 
 /* --- decoding, on the worker ------------------------------------------------ */
@@ -370,8 +376,7 @@ typedef struct batch_errs {
 
 static batch_errs_t *errs_of(const api_write_t *w)
 {
-    uintptr_t at = (uintptr_t)w->text, align = _Alignof(batch_errs_t);
-    return (batch_errs_t *)((at + align - 1) / align * align);
+    return text_aligned(w, _Alignof(batch_errs_t));
 }
 
 /* The operation a problem's pointer names ("/operations/N..."), or -1. */
