@@ -141,6 +141,10 @@ typedef struct guard_conn {
      * is small, or was allowed: h1_grant), until h2o stops reading it. */
     bool h1_seen;
     grant_t h1_grant;
+    /* HTTP/1: the input's size when h2o last returned from a read: what a
+     * read brings is after it (h1_framing_bad looks at a head once, when
+     * its end arrives). */
+    size_t h1_left;
     /* HTTP/1: refused from its head; the answer being written (malloc'd),
      * and what arrives dropped until drain_until. */
     char *answer;
@@ -399,27 +403,45 @@ static h2o_iovec_t field_value(const char *line, size_t len, size_t n)
     return h2o_iovec_init(v, (size_t)(end - v));
 }
 
+/* The end of the head that starts in[0..size) (one past the LF of its
+ * empty line), or 0 when it has not all arrived; from: a byte before which
+ * no head ends (a head's empty line is at least 2 bytes, so it may start 3
+ * before). */
+static size_t head_end(const char *in, size_t size, size_t from)
+{
+    for (const char *p = in + (from > 3 ? from - 3 : 0), *end = in + size;
+         (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++) {
+        if (p + 1 < end && p[1] == '\n') return (size_t)(p + 2 - in);
+        if (p + 2 < end && p[1] == '\r' && p[2] == '\n') return (size_t)(p + 3 - in);
+    }
+    return 0;
+}
+
 /* Whether the request whose head starts the input (h2o keeps it there
  * until the request is done) has framing that another HTTP/1 reader may
  * take another way (RFC 9112, 6.3): two Content-Lengths that differ, or
  * one beside Transfer-Encoding. h2o 2.2 takes the first length, or the
  * chunks, and drops the fields before a handler sees them; a proxy in
  * front of crmd that read the other would pass what follows on as a
- * request of its own (request smuggling). Only a whole head is looked at
- * (h2o answers a head it cannot parse), its lines split at LF. */
-static bool h1_framing_bad(const h2o_buffer_t *in)
+ * request of its own (request smuggling). A head is looked at once, on
+ * the read that brings its end (left: the input's size before that read),
+ * so a head trickling in costs a look at each read's bytes alone; its
+ * lines are split at LF (h2o answers a head it cannot parse). */
+static bool h1_framing_bad(const h2o_buffer_t *in, size_t left)
 {
     size_t size = in->size < H2O_MAX_REQLEN ? in->size : H2O_MAX_REQLEN;
-    const char *p = in->bytes, *end = in->bytes + size;
-    const char *nl = memchr(p, '\n', size);
-    if (nl == NULL) return false;
+    if (left >= size || head_end(in->bytes, size, left) == 0) return false;
+    size_t end_at = head_end(in->bytes, size, 0);
+    if (end_at <= left) return false; /* looked at already, on an earlier read */
+    const char *p = in->bytes, *end = in->bytes + end_at;
+    const char *nl = memchr(p, '\n', end_at);
     h2o_iovec_t length = {NULL, 0};
     bool chunked = false, conflict = false;
     for (p = nl + 1; p < end;) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (eol == NULL) return false; /* the head is still arriving */
+        if (eol == NULL) break;
         size_t len = (size_t)(eol - p);
-        if (len == 0 || (len == 1 && p[0] == '\r')) return conflict || (chunked && length.base != NULL);
+        if (len == 0 || (len == 1 && p[0] == '\r')) break;
         if (field_is(p, len, "transfer-encoding")) {
             chunked = true;
         } else if (field_is(p, len, "content-length")) {
@@ -429,7 +451,7 @@ static bool h1_framing_bad(const h2o_buffer_t *in)
         }
         p = eol + 1;
     }
-    return false;
+    return conflict || (chunked && length.base != NULL);
 }
 
 /* --- the wrappers ---------------------------------------------------------------- */
@@ -444,7 +466,7 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     }
     /* A head whose body's length two proxies may read two ways: refused,
      * and the connection closed, before h2o reads the body its way. */
-    if (err == NULL && !c->h2 && h1_framing_bad(sock->input)) {
+    if (err == NULL && !c->h2 && h1_framing_bad(sock->input, c->h1_left)) {
         if (!h2o_socket_is_writing(sock) && sock->ssl == NULL) {
             char bad[HTTP_BUSY_MAX];
             size_t n = http_canned_error(bad, sizeof bad, 400, "bad_request", "Bad Request", FRAMING_DETAIL);
@@ -475,6 +497,7 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     }
     if (!h2o_socket_is_reading(sock)) h1_request_done(c);
     charge(c);
+    c->h1_left = sock->input->size;
 }
 
 static void wrapped_write(h2o_socket_t *sock, const char *err)
@@ -488,6 +511,7 @@ static void wrapped_write(h2o_socket_t *sock, const char *err)
     rewrap(c);
     if (!h2o_socket_is_reading(sock)) h1_request_done(c);
     charge(c);
+    c->h1_left = sock->input->size;
 }
 
 static void on_close(void *data)
