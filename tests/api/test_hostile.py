@@ -156,3 +156,22 @@ def test_the_same_content_length_twice_is_one(server, app):
     answer = _exchange(server, head.encode() + body)
     assert answer.startswith(b"HTTP/1.1 201 "), answer[:200]
     assert app.get("/leads/").json()["meta"]["totalRecords"] == 1
+
+
+def test_framing_is_checked_on_every_request_of_a_kept_alive_connection(server, app):
+    body = b'{"lead":{"name":"x"}}'
+    head = (f"POST /leads/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {app.token}\r\n"
+            f"AppId: {app.key}\r\nContent-Type: application/json\r\nContent-Length: 21\r\n")
+    s = socket.create_connection((server.host, server.port), timeout=5)
+    try:
+        for _ in range(2):
+            s.sendall(head.encode() + b"\r\n" + body)
+            answer = apiutil.recv_answer(s)
+            assert answer.startswith(b"HTTP/1.1 201 "), answer[:200]
+        s.sendall(head.encode() + b"Content-Length: 5\r\n\r\n" + body)
+        answer = apiutil.recv_answer(s)
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+        assert s.recv(100) == b"", "the connection is closed after the 400"
+    finally:
+        s.close()
+    assert app.get("/leads/").json()["meta"]["totalRecords"] == 2
