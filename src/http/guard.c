@@ -454,6 +454,20 @@ static bool h1_framing_bad(const h2o_buffer_t *in, size_t left)
     return conflict || (chunked && length.base != NULL);
 }
 
+/* Whether sock's input starts with a head h1_framing_bad refuses (left as
+ * there); then the 400 is written straight to the socket (not over TLS,
+ * where the connection is only closed) and the caller closes it. */
+static bool h1_framing_refused(h2o_socket_t *sock, size_t left)
+{
+    if (!h1_framing_bad(sock->input, left)) return false;
+    if (!h2o_socket_is_writing(sock) && sock->ssl == NULL) {
+        char bad[HTTP_BUSY_MAX];
+        size_t n = http_canned_error(bad, sizeof bad, 400, "bad_request", "Bad Request", FRAMING_DETAIL);
+        (void)send(h2o_socket_get_fd(sock), bad, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    return true;
+}
+
 /* --- the wrappers ---------------------------------------------------------------- */
 
 static void wrapped_read(h2o_socket_t *sock, const char *err)
@@ -466,14 +480,7 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     }
     /* A head whose body's length two proxies may read two ways: refused,
      * and the connection closed, before h2o reads the body its way. */
-    if (err == NULL && !c->h2 && h1_framing_bad(sock->input, c->h1_left)) {
-        if (!h2o_socket_is_writing(sock) && sock->ssl == NULL) {
-            char bad[HTTP_BUSY_MAX];
-            size_t n = http_canned_error(bad, sizeof bad, 400, "bad_request", "Bad Request", FRAMING_DETAIL);
-            (void)send(h2o_socket_get_fd(sock), bad, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-        }
-        err = h2o_socket_error_closed;
-    }
+    if (err == NULL && !c->h2 && h1_framing_refused(sock, c->h1_left)) err = h2o_socket_error_closed;
     /* A large body is judged from its head before h2o reads it. */
     if (err == NULL && !c->h2 && h1_check(c)) return;
     /* HTTP/1 holds at most one request: over the budget, it goes before
@@ -552,11 +559,19 @@ bool http_worker_admit(int max)
 
 static void start_http1(guard_conn_t *c)
 {
+    /* What came before h2o takes the connection (with the preface check,
+     * or with the TLS handshake) h2o parses at once, without a read the
+     * wrapper sees: its head is looked at here. */
+    if (h1_framing_refused(c->sock, 0)) {
+        h2o_socket_close(c->sock);
+        return;
+    }
     enter(c);
     h2o_http1_accept(&c->w->accept_ctx, c->sock, c->connected_at);
     if (!leave(c)) return;
     rewrap(c);
     charge(c);
+    c->h1_left = c->sock->input->size;
 }
 
 static void start_http2(guard_conn_t *c)

@@ -175,3 +175,18 @@ def test_framing_is_checked_on_every_request_of_a_kept_alive_connection(server, 
     finally:
         s.close()
     assert app.get("/leads/").json()["meta"]["totalRecords"] == 2
+
+
+def test_framing_is_checked_on_the_first_request_when_http2_may_be_spoken(make_server):
+    """With --http2 the first bytes are read to tell HTTP/2's preface from HTTP/1, and h2o
+    parses the HTTP/1 request that came with them without another read: its head is checked
+    there too, the first request of a connection being every request behind a proxy that opens
+    one connection per request."""
+    srv = make_server(extra_args=["--http2"])
+    for framing in (b"Content-Length: 42\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                    b"Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}"):
+        raw = (b"POST /leads/ HTTP/1.1\r\nHost: 127.0.0.1\r\n" + framing +
+               b"GET /smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = _exchange(srv, raw)
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+        assert answer.count(b"HTTP/1.1 ") == 1, answer
