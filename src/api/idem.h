@@ -20,11 +20,16 @@
 #define API_IDEM_KEEP_MS (24LL * 3600 * 1000)
 
 /* The largest answer body kept: a larger one keeps its status and
- * Location with a small body that says the answer was not kept. 1 MiB
- * holds every answer a request can make in practice (a batch of 500
- * creates is about 300 KiB, an import's 1,000 problems about 250 KiB), so
- * a replay gives the first answer whole, as extensions.md asks. */
+ * Location with a small body that says the answer was not kept. A 2xx
+ * answer may keep 1 MiB, which holds every answer of a change in practice
+ * (a batch of 500 creates is about 300 KiB, 930 KiB with every text at
+ * its longest), so its replay gives the first answer whole, as
+ * extensions.md asks; what it keeps is of the size of what the change
+ * wrote. A 4xx changed nothing and keeps 64 KiB: an import's list of
+ * 1,000 problems from a file of a few KiB would otherwise keep 50 times
+ * the request's size for a day, for nothing written. */
 #define API_IDEM_KEEP_BYTES (1024 * 1024)
+#define API_IDEM_KEEP_REFUSED_BYTES (64 * 1024)
 
 /* Why a kept answer's body is not replayed: it was larger than
  * API_IDEM_KEEP_BYTES, or it carried a lead since purged (the purge blanks

@@ -256,12 +256,13 @@ static bool kept_status(int status)
     return status >= 200 && status < 500 && status != 409 && status != 429;
 }
 
-/* Keeps w's answer for its key, or, above API_IDEM_KEEP_BYTES, its status
- * and Location with the body of api_idem_render_not_kept. */
+/* Keeps w's answer for its key, or, above API_IDEM_KEEP_BYTES (a 2xx) or
+ * API_IDEM_KEEP_REFUSED_BYTES (a 4xx), its status and Location with the
+ * body of api_idem_render_not_kept. */
 static store_rc_t keep(store_t *s, const api_write_t *w)
 {
     const char *location = w->status == 201 ? w->location : "";
-    if (w->out.len <= API_IDEM_KEEP_BYTES)
+    if (w->out.len <= (w->status < 300 ? API_IDEM_KEEP_BYTES : API_IDEM_KEEP_REFUSED_BYTES))
         return store_idem_finish(s, w->app, w->idem_key, w->status, location,
                                  (text_ref_t){w->out.buf, w->out.len});
     jw_t small = {0};
