@@ -466,7 +466,7 @@ bool api_body_coded(const api_req_t *r)
     const h2o_headers_t *hs = &r->req->headers;
     for (ssize_t i = -1; (i = h2o_find_header(hs, H2O_TOKEN_CONTENT_ENCODING, i)) >= 0;) {
         h2o_iovec_t v = hs->entries[i].value;
-        if (!h2o_lcstris(v.base, v.len, H2O_STRLIT("identity"))) return true;
+        if (v.len > 0 && !h2o_lcstris(v.base, v.len, H2O_STRLIT("identity"))) return true;
     }
     return false;
 }
