@@ -317,6 +317,17 @@ def lock_waits(url):
     return int(psql(url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"))
 
 
+def deadlock_db():
+    """new_db() whose sessions look for a deadlock after 3 s of waiting, not
+    PostgreSQL's 1 s: PostgreSQL looks once per wait, so a circle the test
+    closes later than that on a loaded machine was never found, and crmd's
+    batch ended on its 5 s lock_timeout (a 503) instead of losing the
+    deadlock. 3 s still comes before that timeout."""
+    name, url = new_db()
+    psql(f"{PG_URL}/postgres", f'ALTER DATABASE "{name}" SET deadlock_timeout = \'3s\'')
+    return name, url
+
+
 def test_a_batch_that_loses_a_deadlock_runs_again_whole(make_server):
     # A session of the test's own holds lead two, crmd's batch (rename one,
     # then two) takes one and waits for two, then the session asks for one:
@@ -324,7 +335,7 @@ def test_a_batch_that_loses_a_deadlock_runs_again_whole(make_server):
     # its whole batch, runs it again once the session is done, and answers
     # 200 as if nothing had happened: one history entry per rename, not a
     # half committed from the try that lost.
-    _, url = new_db()
+    _, url = deadlock_db()
     srv = make_server(db_url=url)
     app = srv.new_app()
     one, two = app.create_lead(name="one"), app.create_lead(name="two")
@@ -362,7 +373,7 @@ def second_batch_loses_a_deadlock(monkeypatch, make_server, prepare, writes, cir
     from prometheus_client.parser import text_string_to_metric_families
     admin = free_port()
     monkeypatch.setenv("CRMD_ADMIN_LISTEN", f"127.0.0.1:{admin}")
-    _, url = new_db()
+    _, url = deadlock_db()
     srv = make_server(db_url=url)
     app = srv.new_app()
     two, three = app.create_lead(name="two"), app.create_lead(name="three")
