@@ -384,74 +384,77 @@ static void h2_police(guard_conn_t *c)
 #define FRAMING_DETAIL                                                                                       \
     "The request has two Content-Length headers that differ, or one beside Transfer-Encoding."
 
-/* Whether the line line[0..len) is the header field name: (any case). */
-static bool field_is(const char *line, size_t len, const char *name)
+/* picohttpparser, which h2o 2.2 is built with and exports (its header is
+ * not installed): the declarations of its version 1.x. */
+struct phr_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
+                      size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
+                      size_t last_len);
+
+/* A header field's value without the white space after it (picohttpparser
+ * takes off the white space before it). */
+static h2o_iovec_t field_value(const struct phr_header *h)
 {
-    size_t n = strlen(name);
-    return len > n && strncasecmp(line, name, n) == 0 && line[n] == ':';
+    size_t len = h->value_len;
+    while (len > 0 && (h->value[len - 1] == ' ' || h->value[len - 1] == '\t'))
+        len--;
+    return h2o_iovec_init(h->value, len);
 }
 
-/* The value of the header field line[0..len) whose name is n bytes long,
- * without the white space around it. */
-static h2o_iovec_t field_value(const char *line, size_t len, size_t n)
+/* The body h2o will read after a parsed head, as h2o 2.2 reads it: a
+ * Transfer-Encoding makes it chunked, else the first Content-Length
+ * declares it. False for a request without a body. *ambiguous: whether
+ * another HTTP/1 reader may take its length another way (RFC 9112, 6.3):
+ * two Content-Lengths that differ, or one beside Transfer-Encoding. */
+static bool h1_body(const struct phr_header *hs, size_t nh, bool *chunked, size_t *declared, bool *ambiguous)
 {
-    const char *v = line + n + 1, *end = line + len;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
-        end--;
-    return h2o_iovec_init(v, (size_t)(end - v));
-}
-
-/* The end of the head that starts in[0..size) (one past the LF of its
- * empty line), or 0 when it has not all arrived; from: a byte before which
- * no head ends (a head's empty line is at least 2 bytes, so it may start 3
- * before). */
-static size_t head_end(const char *in, size_t size, size_t from)
-{
-    for (const char *p = in + (from > 3 ? from - 3 : 0), *end = in + size;
-         (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++) {
-        if (p + 1 < end && p[1] == '\n') return (size_t)(p + 2 - in);
-        if (p + 2 < end && p[1] == '\r' && p[2] == '\n') return (size_t)(p + 3 - in);
+    h2o_iovec_t length = {NULL, 0};
+    bool conflict = false;
+    *chunked = false;
+    *declared = SIZE_MAX;
+    for (size_t i = 0; i < nh; i++) {
+        if (h2o_lcstris(hs[i].name, hs[i].name_len, H2O_STRLIT("transfer-encoding"))) {
+            *chunked = true;
+        } else if (h2o_lcstris(hs[i].name, hs[i].name_len, H2O_STRLIT("content-length"))) {
+            h2o_iovec_t v = field_value(&hs[i]);
+            if (length.base == NULL)
+                *declared = h2o_strtosize(hs[i].value, hs[i].value_len);
+            else if (!h2o_memis(length.base, length.len, v.base, v.len))
+                conflict = true;
+            length = v;
+        }
     }
-    return 0;
+    *ambiguous = conflict || (*chunked && length.base != NULL);
+    return *chunked || length.base != NULL;
 }
 
 /* Whether the request whose head starts the input (h2o keeps it there
- * until the request is done) has framing that another HTTP/1 reader may
- * take another way (RFC 9112, 6.3): two Content-Lengths that differ, or
- * one beside Transfer-Encoding. h2o 2.2 takes the first length, or the
- * chunks, and drops the fields before a handler sees them; a proxy in
- * front of crmd that read the other would pass what follows on as a
- * request of its own (request smuggling). A head is looked at once, on
- * the read that brings its end (left: the input's size before that read),
- * so a head trickling in costs a look at each read's bytes alone; its
- * lines are split at LF (h2o answers a head it cannot parse). */
+ * until the request is done) has ambiguous framing (h1_body). h2o 2.2
+ * takes the first length, or the chunks, and drops the fields before a
+ * handler sees them; a proxy in front of crmd that read the other would
+ * pass what follows on as a request of its own (request smuggling). A head
+ * is looked at once, on the read that brings its end (left: the input's
+ * size before that read; picohttpparser, given it, looks for the end in
+ * the bytes after it alone), so a head trickling in costs a look at each
+ * read's bytes. A head it cannot parse h2o answers itself. */
 static bool h1_framing_bad(const h2o_buffer_t *in, size_t left)
 {
     size_t size = in->size < H2O_MAX_REQLEN ? in->size : H2O_MAX_REQLEN;
-    if (left >= size || head_end(in->bytes, size, left) == 0) return false;
-    size_t end_at = head_end(in->bytes, size, 0);
-    if (end_at <= left) return false; /* looked at already, on an earlier read */
-    const char *p = in->bytes, *end = in->bytes + end_at;
-    const char *nl = memchr(p, '\n', end_at);
-    h2o_iovec_t length = {NULL, 0};
-    bool chunked = false, conflict = false;
-    for (p = nl + 1; p < end;) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (eol == NULL) break;
-        size_t len = (size_t)(eol - p);
-        if (len == 0 || (len == 1 && p[0] == '\r')) break;
-        if (field_is(p, len, "transfer-encoding")) {
-            chunked = true;
-        } else if (field_is(p, len, "content-length")) {
-            h2o_iovec_t v = field_value(p, len, sizeof "content-length" - 1);
-            if (length.base != NULL && !h2o_memis(length.base, length.len, v.base, v.len)) conflict = true;
-            length = v;
-        }
-        p = eol + 1;
-    }
-    return conflict || (chunked && length.base != NULL);
+    if (left >= size) return false;
+    const char *m, *p;
+    size_t mlen, plen, nh = H2O_MAX_HEADERS, declared;
+    int minor;
+    struct phr_header hs[H2O_MAX_HEADERS];
+    int len = phr_parse_request(in->bytes, size, &m, &mlen, &p, &plen, &minor, hs, &nh, left);
+    if (len <= 0 || (size_t)len <= left) return false; /* not all here, unparsable, or looked at already */
+    bool chunked, ambiguous;
+    (void)h1_body(hs, nh, &chunked, &declared, &ambiguous);
+    return ambiguous;
 }
 
 /* Whether sock's input starts with a head h1_framing_bad refuses (left as
@@ -858,18 +861,6 @@ void http_guard_filter(h2o_pathconf_t *path)
 
 /* --- large bodies ------------------------------------------------------------------ */
 
-/* picohttpparser, which h2o 2.2 is built with and exports (its header is
- * not installed): the declarations of its version 1.x. */
-struct phr_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
-                      size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
-                      size_t last_len);
-
 /* Takes bytes of owner's allowance into g; false when it has not that much
  * left (or no slot is free). */
 static bool grant_take(grant_t *g, uint64_t owner, size_t bytes)
@@ -1059,25 +1050,6 @@ static bool h1_judge(guard_conn_t *c, h2o_iovec_t method, h2o_iovec_t path, cons
     return status != 0;
 }
 
-/* The body h2o will read after a parsed head, as h2o 2.2 reads it: a
- * Transfer-Encoding makes it chunked, else the first Content-Length
- * declares it. False for a request without a body. */
-static bool h1_body(const struct phr_header *hs, size_t nh, bool *chunked, size_t *declared)
-{
-    bool body = false;
-    *chunked = false;
-    *declared = SIZE_MAX;
-    for (size_t i = 0; i < nh; i++) {
-        if (h2o_lcstris(hs[i].name, hs[i].name_len, H2O_STRLIT("transfer-encoding"))) {
-            *chunked = body = true;
-        } else if (h2o_lcstris(hs[i].name, hs[i].name_len, H2O_STRLIT("content-length")) && !body) {
-            *declared = h2o_strtosize(hs[i].value, hs[i].value_len);
-            body = true;
-        }
-    }
-    return body;
-}
-
 /* HTTP/1, before h2o reads more of a request: h2o keeps the request's head
  * at the start of the input until the request is done, so once the input
  * outgrows what every connection may hold, the head is parsed, and a body
@@ -1093,8 +1065,9 @@ static bool h1_check(guard_conn_t *c)
     struct phr_header hs[H2O_MAX_HEADERS];
     int len = phr_parse_request(in->bytes, in->size, &m, &mlen, &p, &plen, &minor, hs, &nh, 0);
     if (len == -2) return false; /* the head is still arriving */
-    bool chunked;
-    if (len < 0 || !h1_body(hs, nh, &chunked, &declared) || (!chunked && declared <= body_small)) {
+    bool chunked, ambiguous;
+    if (len < 0 || !h1_body(hs, nh, &chunked, &declared, &ambiguous) ||
+        (!chunked && declared <= body_small)) {
         c->h1_seen = true; /* h2o answers what it cannot parse */
         return false;
     }

@@ -2,6 +2,7 @@
 each gets a clear answer, never a 5xx, and the server keeps serving."""
 
 import socket
+import time
 
 import apiutil
 import pytest
@@ -190,3 +191,25 @@ def test_framing_is_checked_on_the_first_request_when_http2_may_be_spoken(make_s
         answer = _exchange(srv, raw)
         assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
         assert answer.count(b"HTTP/1.1 ") == 1, answer
+
+
+def test_framing_is_checked_on_a_head_that_arrives_a_few_bytes_at_a_time(server, app):
+    """The guard looks for a head's end in each read's new bytes alone: however the head is cut
+    into reads, the read that brings its end has it checked."""
+    head = (f"POST /leads/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {app.token}\r\n"
+            f"AppId: {app.key}\r\nContent-Type: application/json\r\nContent-Length: 21\r\n"
+            f"Content-Length: 5\r\n\r\n").encode() + b'{"lead":{"name":"x"}}'
+    s = socket.create_connection((server.host, server.port), timeout=5)
+    try:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(0, len(head), 3):
+            try:
+                s.sendall(head[i:i + 3])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(0.001)
+        answer = apiutil.recv_answer(s)
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    finally:
+        s.close()
+    assert app.get("/leads/").json()["meta"]["totalRecords"] == 0
