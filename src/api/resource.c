@@ -206,7 +206,7 @@ static bool write_matches(api_write_t *w)
 
 bool api_write_precondition(store_t *s, api_write_t *w)
 {
-    if (w->if_match_len == 0) return true;
+    if (!w->has_if_match) return true;
     return write_found(s, w) && write_matches(w);
 }
 
@@ -221,24 +221,16 @@ static void given_answer(api_write_t *w)
                     : w->given;
 }
 
-/* A body with problems under If-Match: the resource (404) and the
- * precondition (412) come first, so the 422 given to w stands only when
- * both hold. */
+/* A body with problems, answered once the writer has checked what
+ * extensions.md's order of checks puts before it: the resource (404) on a
+ * lead or follow the path names, If-Match or not, and the precondition
+ * (412). The problem given to w stands only when both hold. */
 static void run_body_errors(store_t *s, api_write_t *w)
 {
     given_answer(w);
     int status = w->status;
-    if (api_write_precondition(s, w)) w->status = status;
-}
-
-/* The same for a write on a lead or follow the path names (an update, or
- * a follow created under its lead): extensions.md's order of checks puts
- * the resource's 404 before any problem of the body, If-Match or not. */
-static void run_body_errors_found(store_t *s, api_write_t *w)
-{
-    given_answer(w);
-    int status = w->status;
-    if (write_found(s, w) && (w->if_match_len == 0 || write_matches(w))) w->status = status;
+    bool ok = w->names_lead && !w->has_if_match ? write_found(s, w) : api_write_precondition(s, w);
+    if (ok) w->status = status;
 }
 
 /* Hands the answer already rendered into r->out (status) to a new write
@@ -255,21 +247,14 @@ static bool through_writer(api_req_t *r, int status, api_write_fn fn)
 }
 
 /* Answers the problem of r's body already rendered into r->out (status):
- * at once, or, on a lead or follow the path names or under If-Match,
- * after the writer has checked the resource and the precondition
- * (run_body_errors_found, run_body_errors); under an Idempotency-Key,
- * through the writer too, which keeps the answer for the key. */
+ * at once, or, on a lead or follow the path names (the only resources
+ * If-Match applies to), after the writer has checked the resource and the
+ * precondition (run_body_errors); under an Idempotency-Key, through the
+ * writer too, which keeps the answer for the key. */
 static void body_errors(api_req_t *r, int status)
 {
-    char probe[1];
-    if (r->names_lead) {
-        if (!through_writer(r, status, run_body_errors_found)) api_reply(r, status);
-    } else if (!r->idem.held &&
-               !(r->method == METHOD_PUT && api_header_list(r, "if-match", probe, sizeof probe) != 0)) {
+    if ((!r->names_lead && !r->idem.held) || !through_writer(r, status, run_body_errors))
         api_reply(r, status);
-    } else if (!through_writer(r, status, run_body_errors)) {
-        api_reply(r, status);
-    }
 }
 
 /* The answer is given already: the writer only keeps it for w's key. */

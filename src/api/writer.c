@@ -175,15 +175,10 @@ api_write_t *api_write_new(api_req_t *r, api_write_fn fn, size_t extra)
     memcpy(w->id, r->id, sizeof w->id);
     memcpy(w->fid, r->fid, sizeof w->fid);
     w->stale = r->route->stale;
+    w->names_lead = r->names_lead;
     if (r->method == METHOD_PUT || r->method == METHOD_DELETE) {
         w->if_match_len = api_header_list(r, "if-match", w->if_match, sizeof w->if_match);
-        /* An If-Match with nothing in it lists no tag, so it matches
-         * nothing (a 412), as "," does; it is not the absence of one. */
-        if (w->if_match_len == 0 &&
-            h2o_find_header_by_str(&r->req->headers, H2O_STRLIT("if-match"), -1) >= 0) {
-            memcpy(w->if_match, ",", 2);
-            w->if_match_len = 1;
-        }
+        w->has_if_match = h2o_find_header_by_str(&r->req->headers, H2O_STRLIT("if-match"), -1) >= 0;
     }
     memcpy(w->actor, r->auth.subject, sizeof w->actor);
     if (r->idem.held) {
