@@ -153,14 +153,24 @@ static bool query_or_reply(api_req_t *r)
     return false;
 }
 
+/* The largest body route reads, the limit a 413 names: its body_max, or
+ * for a route that reads none, API_MAX_BODY (such a body is read and
+ * dropped). */
+static size_t body_limit(const api_route_t *route)
+{
+    return route->body_max > 0 ? route->body_max : API_MAX_BODY;
+}
+
 /* A body larger than r's route takes (h2o read up to the largest any
  * route takes) is a 413: after the route and the credentials, in
- * extensions.md's order of checks. */
+ * extensions.md's order of checks. One up to API_MAX_BODY is left to the
+ * handler, which reads the body (api_body_or_render) and so answers what
+ * else is wrong with the request first. */
 static bool body_size_or_reply(api_req_t *r)
 {
     size_t max = r->route->body_max > API_MAX_BODY ? r->route->body_max : API_MAX_BODY;
     if (r->req->entity.len <= max) return true;
-    api_reply_error(r, 413, "Payload Too Large", "The request body is larger than 1 MiB.");
+    api_reply(r, api_render_too_large(&r->out, body_limit(r->route)));
     return false;
 }
 
@@ -243,12 +253,8 @@ static bool large_body_allowed(api_req_t *r, size_t declared)
         return false;
     }
     if (route->auth && !auth_request_now(r)) return false;
-    if (route->body_max <= API_MAX_BODY) {
-        api_reply_error(r, 413, "Payload Too Large", "The request body is larger than 1 MiB.");
-        return false;
-    }
-    if (declared != SIZE_MAX && declared > route->body_max) {
-        api_reply_error(r, 413, "Payload Too Large", "The request body is larger than 16 MiB.");
+    if (route->body_max <= API_MAX_BODY || (declared != SIZE_MAX && declared > route->body_max)) {
+        api_reply(r, api_render_too_large(&r->out, body_limit(route)));
         return false;
     }
     return true;

@@ -471,6 +471,18 @@ bool api_body_coded(const api_req_t *r)
     return false;
 }
 
+int api_render_too_large(jw_t *w, size_t max)
+{
+    char detail[96];
+    if (max % MIB == 0)
+        snprintf(detail, sizeof detail, "The request body is larger than %zu MiB.", max / MIB);
+    else if (max % 1024 == 0)
+        snprintf(detail, sizeof detail, "The request body is larger than %zu KiB.", max / 1024);
+    else
+        snprintf(detail, sizeof detail, "The request body is larger than %zu bytes.", max);
+    return api_render_error(w, 413, "Payload Too Large", detail);
+}
+
 json_t *api_body_or_render(api_req_t *r, int *status)
 {
     h2o_req_t *req = r->req;
@@ -485,14 +497,7 @@ json_t *api_body_or_render(api_req_t *r, int *status)
         return NULL;
     }
     if (req->entity.len > max) {
-        char detail[96];
-        if (max % MIB == 0)
-            snprintf(detail, sizeof detail, "The request body is larger than %zu MiB.", max / MIB);
-        else if (max % 1024 == 0)
-            snprintf(detail, sizeof detail, "The request body is larger than %zu KiB.", max / 1024);
-        else
-            snprintf(detail, sizeof detail, "The request body is larger than %zu bytes.", max);
-        *status = api_render_error(&r->out, 413, "Payload Too Large", detail);
+        *status = api_render_too_large(&r->out, max);
         return NULL;
     }
     json_error_t jerr;

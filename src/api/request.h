@@ -89,6 +89,10 @@ void api_header_str(api_req_t *r, const char *name, const char *value);
  * they do not fit (then buf holds nothing of use). */
 size_t api_header_list(api_req_t *r, const char *name, char *buf, size_t cap);
 
+/* Renders into w the 413 of a body over max bytes (its detail names max in
+ * MiB, KiB or bytes); returns 413. */
+int api_render_too_large(jw_t *w, size_t max);
+
 /* The JSON body, after the Content-Type (415), size (413, beyond the
  * route's body_max) and syntax (400) checks; the caller json_decref()s it.
  * NULL with the error rendered into r->out and its status into *status
