@@ -304,12 +304,13 @@ class Holder:
         assert self.proc.wait(timeout=30) == 0, self.proc.stderr.read()
 
 
-def wait_until(done, what):
-    for _ in range(600):
-        if done():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"waited 30 s for {what}")
+def wait_until(done, what, timeout=30):
+    """Polls done() until it holds; fails after timeout seconds (generous: CI machines are slow)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() >= deadline:
+            pytest.fail(f"waited {timeout} s for {what}")
+        time.sleep(0.02)
 
 
 def lock_waits(url):
@@ -615,13 +616,6 @@ class TableLock:
         self.p.stdin.write("COMMIT;\n")
         self.p.stdin.close()
         self.p.wait(timeout=10)
-
-
-def wait_until(cond, what, timeout=5):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"still not: {what}"
-        time.sleep(0.01)
 
 
 def crmd_lock_waits(db_name):
