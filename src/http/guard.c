@@ -143,8 +143,15 @@ typedef struct guard_conn {
     grant_t h1_grant;
     /* HTTP/1: the input's size when h2o last returned from a read: what a
      * read brings is after it (h1_framing_bad looks at a head once, when
-     * its end arrives). */
+     * its end arrives). h1_next: where the next head not looked at yet
+     * starts, as an offset from the input's end at h1_left (positive while
+     * the body before it is still to come); h2o takes whole requests from
+     * the input's front, so the distance holds until the next read.
+     * h1_lost: where it starts is not known (h1_framing_bad), until the
+     * input is empty again. */
     size_t h1_left;
+    int64_t h1_next;
+    bool h1_lost;
     /* HTTP/1: refused from its head; the answer being written (malloc'd),
      * and what arrives dropped until drain_until. */
     char *answer;
@@ -433,37 +440,83 @@ static bool h1_body(const struct phr_header *hs, size_t nh, bool *chunked, size_
     return *chunked || length.base != NULL;
 }
 
-/* Whether the request whose head starts the input (h2o keeps it there
- * until the request is done) has ambiguous framing (h1_body). h2o 2.2
- * takes the first length, or the chunks, and drops the fields before a
- * handler sees them; a proxy in front of crmd that read the other would
- * pass what follows on as a request of its own (request smuggling). A head
- * is looked at once, on the read that brings its end (left: the input's
- * size before that read; picohttpparser, given it, looks for the end in
- * the bytes after it alone), so a head trickling in costs a look at each
- * read's bytes. A head it cannot parse h2o answers itself. */
-static bool h1_framing_bad(const h2o_buffer_t *in, size_t left)
+/* Whether a head in c's input (the request h2o is at keeps its head at
+ * the front until it is done; pipelined ones follow it) has ambiguous
+ * framing (h1_body). h2o 2.2 takes the first length, or the chunks, and
+ * drops the fields before a handler sees them; a proxy in front of crmd
+ * that read the other would pass what follows on as a request of its own
+ * (request smuggling). left: the input's size before the read that
+ * brought the rest. Each head is parsed once, on the read that brings its
+ * end (picohttpparser, given the bytes of a head it had before, looks for
+ * the end in the new ones alone), so a head trickling in costs a look at
+ * each read's bytes. h2o parses pipelined heads from its buffer without a
+ * read, so the walk goes on from head to head past each Content-Length
+ * body, and leaves c->h1_next at the next head not looked at. After a
+ * chunked body (h2o decodes it in place, moving what follows), a head it
+ * cannot parse (it answers that) or a length it refuses, where the next
+ * head starts is not known: nothing is looked at until the input has
+ * been emptied (h1_input_taken; docs/security.md). *front: whether the
+ * head refused is the input's first, the request h2o is to answer next. */
+static bool h1_framing_bad(guard_conn_t *c, size_t left, bool *front)
 {
-    size_t size = in->size < H2O_MAX_REQLEN ? in->size : H2O_MAX_REQLEN;
-    if (left >= size) return false;
-    const char *m, *p;
-    size_t mlen, plen, nh = H2O_MAX_HEADERS, declared;
-    int minor;
-    struct phr_header hs[H2O_MAX_HEADERS];
-    int len = phr_parse_request(in->bytes, size, &m, &mlen, &p, &plen, &minor, hs, &nh, left);
-    if (len <= 0 || (size_t)len <= left) return false; /* not all here, unparsable, or looked at already */
-    bool chunked, ambiguous;
-    (void)h1_body(hs, nh, &chunked, &declared, &ambiguous);
-    return ambiguous;
+    if (c->h1_lost) return false;
+    const h2o_buffer_t *in = c->sock->input;
+    int64_t size = (int64_t)in->size, pos = (int64_t)left + c->h1_next;
+    /* h2o takes whole requests, so the walk's place stays in the input;
+     * if it ever took more, the place is lost rather than guessed. */
+    if (pos < 0) {
+        c->h1_lost = true;
+        return false;
+    }
+    while (pos < size) {
+        size_t avail = (size_t)(size - pos), cap = avail < H2O_MAX_REQLEN ? avail : H2O_MAX_REQLEN;
+        size_t seen = (int64_t)left > pos ? (size_t)((int64_t)left - pos) : 0;
+        const char *m, *p;
+        size_t mlen, plen, nh = H2O_MAX_HEADERS, declared;
+        int minor;
+        struct phr_header hs[H2O_MAX_HEADERS];
+        int len = phr_parse_request(in->bytes + pos, cap, &m, &mlen, &p, &plen, &minor, hs, &nh,
+                                    seen < cap ? seen : cap);
+        if (len == -2) break; /* its end is still to come */
+        bool chunked = false, ambiguous = false;
+        bool body = len > 0 && h1_body(hs, nh, &chunked, &declared, &ambiguous);
+        if (ambiguous) {
+            *front = pos == 0;
+            return true;
+        }
+        if (len < 0 || (body && (chunked || declared > (size_t)INT32_MAX))) {
+            c->h1_lost = true;
+            return false;
+        }
+        pos += len + (body ? (int64_t)declared : 0);
+    }
+    c->h1_next = pos - size;
+    return false;
 }
 
-/* Whether sock's input starts with a head h1_framing_bad refuses (left as
- * there); then the 400 is written straight to the socket (not over TLS,
- * where the connection is only closed) and the caller closes it. */
-static bool h1_framing_refused(h2o_socket_t *sock, size_t left)
+/* Notes the input's size once h2o has taken what it would of it: what the
+ * next read brings comes after it. An empty input has no head in it, so
+ * the next one to come starts the next read's bytes. */
+static void h1_input_taken(guard_conn_t *c)
 {
-    if (!h1_framing_bad(sock->input, left)) return false;
-    if (!h2o_socket_is_writing(sock) && sock->ssl == NULL) {
+    c->h1_left = c->sock->input->size;
+    if (c->h1_left == 0) {
+        c->h1_next = 0;
+        c->h1_lost = false;
+    }
+}
+
+/* Whether sock's input holds a head h1_framing_bad refuses (left and next
+ * as there); then the caller closes the connection. When it is the first,
+ * a 400 answers it, written straight to the socket (not over TLS, where
+ * the connection is only closed). One behind another request gets none: a
+ * client would take it for the answer to the request before it. */
+static bool h1_framing_refused(guard_conn_t *c, size_t left)
+{
+    h2o_socket_t *sock = c->sock;
+    bool front = false;
+    if (!h1_framing_bad(c, left, &front)) return false;
+    if (front && !h2o_socket_is_writing(sock) && sock->ssl == NULL) {
         char bad[HTTP_BUSY_MAX];
         size_t n = http_canned_error(bad, sizeof bad, 400, "bad_request", "Bad Request", FRAMING_DETAIL);
         (void)send(h2o_socket_get_fd(sock), bad, n, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -483,7 +536,7 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     }
     /* A head whose body's length two proxies may read two ways: refused,
      * and the connection closed, before h2o reads the body its way. */
-    if (err == NULL && !c->h2 && h1_framing_refused(sock, c->h1_left)) err = h2o_socket_error_closed;
+    if (err == NULL && !c->h2 && h1_framing_refused(c, c->h1_left)) err = h2o_socket_error_closed;
     /* A large body is judged from its head before h2o reads it. */
     if (err == NULL && !c->h2 && h1_check(c)) return;
     /* HTTP/1 holds at most one request: over the budget, it goes before
@@ -507,7 +560,7 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     }
     if (!h2o_socket_is_reading(sock)) h1_request_done(c);
     charge(c);
-    c->h1_left = sock->input->size;
+    h1_input_taken(c);
 }
 
 static void wrapped_write(h2o_socket_t *sock, const char *err)
@@ -521,7 +574,7 @@ static void wrapped_write(h2o_socket_t *sock, const char *err)
     rewrap(c);
     if (!h2o_socket_is_reading(sock)) h1_request_done(c);
     charge(c);
-    c->h1_left = sock->input->size;
+    h1_input_taken(c);
 }
 
 static void on_close(void *data)
@@ -565,7 +618,7 @@ static void start_http1(guard_conn_t *c)
     /* What came before h2o takes the connection (with the preface check,
      * or with the TLS handshake) h2o parses at once, without a read the
      * wrapper sees: its head is looked at here. */
-    if (h1_framing_refused(c->sock, 0)) {
+    if (h1_framing_refused(c, 0)) {
         h2o_socket_close(c->sock);
         return;
     }
@@ -574,7 +627,7 @@ static void start_http1(guard_conn_t *c)
     if (!leave(c)) return;
     rewrap(c);
     charge(c);
-    c->h1_left = c->sock->input->size;
+    h1_input_taken(c);
 }
 
 static void start_http2(guard_conn_t *c)
