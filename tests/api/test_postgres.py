@@ -319,13 +319,15 @@ def lock_waits(url):
 
 
 def deadlock_db():
-    """new_db() whose sessions look for a deadlock after 3 s of waiting, not
-    PostgreSQL's 1 s: PostgreSQL looks once per wait, so a circle the test
-    closes later than that on a loaded machine was never found, and crmd's
-    batch ended on its 5 s lock_timeout (a 503) instead of losing the
-    deadlock. 3 s still comes before that timeout."""
+    """new_db() whose sessions look for a deadlock after 4.5 s of waiting,
+    not PostgreSQL's 1 s: PostgreSQL looks once per wait, so a circle the
+    test closes later than that on a loaded machine was never found, and
+    crmd's batch ended on its 5 s lock_timeout (a 503) instead of losing
+    the deadlock (CI m36 under ASan at 1 s; once at 3 s on a machine a
+    load test kept busy). 4.5 s still comes before that timeout, which
+    the same backend times from the same start."""
     name, url = new_db()
-    psql(f"{PG_URL}/postgres", f'ALTER DATABASE "{name}" SET deadlock_timeout = \'3s\'')
+    psql(f"{PG_URL}/postgres", f'ALTER DATABASE "{name}" SET deadlock_timeout = \'4500ms\'')
     return name, url
 
 
