@@ -180,6 +180,7 @@ typedef struct held {
 
 static void wrapped_read(h2o_socket_t *sock, const char *err);
 static void wrapped_write(h2o_socket_t *sock, const char *err);
+static void h2_wrapped_write(h2o_socket_t *sock, const char *err);
 static void on_close(void *data);
 static bool h1_check(guard_conn_t *c);
 static bool h1_drained(guard_conn_t *c);
@@ -213,30 +214,62 @@ static bool leave(guard_conn_t *c)
     return !c->closed;
 }
 
-/* Whether h2o has closed c's HTTP/2 connection and freed its state
- * (sock->data) while the socket lives on: a TLS socket outlives its close
- * while h2o sends the close_notify alert, and its on_close comes later.
- * h2o installs an HTTP/2 connection's read callback once (wrapped by
- * then) and replaces or stops it only when it closes it. */
-static bool h2_gone(const guard_conn_t *c)
+/* h2o's HTTP/2 write callbacks: on_write_complete (a write of the
+ * connection's frames) and on_notify_write (waiting to write again), the
+ * only two an HTTP/2 connection installs. Each thread records them as it
+ * first sees them on a connection known to be alive (h2_learn). */
+static _Atomic(h2o_socket_cb) h2_write_cbs[2];
+
+static bool h2_write_cb_known(h2o_socket_cb cb)
 {
-    return c->h2 && c->sock->_cb.read != wrapped_read;
+    return cb != NULL && (cb == atomic_load(&h2_write_cbs[0]) || cb == atomic_load(&h2_write_cbs[1]));
 }
 
-/* Puts the wrappers in front of whatever callbacks h2o installed since.
- * HTTP/2 writes are left alone: h2o starts them from its own timers, and
- * they change nothing the guard measures before the next read. */
-static void rewrap(guard_conn_t *c)
+static void h2_learn(h2o_socket_cb cb)
+{
+    for (size_t i = 0; i < 2 && !h2_write_cb_known(cb); i++) {
+        h2o_socket_cb none = NULL;
+        if (atomic_compare_exchange_strong(&h2_write_cbs[i], &none, cb)) return;
+    }
+}
+
+/* Whether c's HTTP/2 connection (sock->data) is still h2o's. h2o frees it
+ * when it closes the socket: without TLS the socket is closed at once
+ * (c->closed); a TLS socket lives on while h2o sends its close_notify,
+ * with callbacks of h2o's socket layer, never the connection's read
+ * callback (wrapped or not) or one of its write callbacks. A live
+ * connection may stop reading, while it has as many requests running as
+ * h2o allows, or once it is closing. */
+static bool h2_alive(const guard_conn_t *c)
+{
+    if (c->closed) return false;
+    const h2o_socket_t *s = c->sock;
+    return s->ssl == NULL || s->_cb.read == wrapped_read ||
+           (s->_cb.read != NULL && s->_cb.read == c->inner_read) || h2_write_cb_known(s->_cb.write) ||
+           s->_cb.write == h2_wrapped_write;
+}
+
+/* Puts the wrappers in front of whatever callbacks h2o installed since on
+ * c, whose HTTP/2 connection, if it has one, is known to be alive. */
+static void rewrap_alive(guard_conn_t *c)
 {
     h2o_socket_t *s = c->sock;
     if (s->_cb.read != NULL && s->_cb.read != wrapped_read) {
         c->inner_read = s->_cb.read;
         s->_cb.read = wrapped_read;
     }
-    if (!c->h2 && s->_cb.write != NULL && s->_cb.write != wrapped_write) {
+    h2o_socket_cb write = c->h2 ? h2_wrapped_write : wrapped_write;
+    if (s->_cb.write != NULL && s->_cb.write != write) {
+        if (c->h2) h2_learn(s->_cb.write);
         c->inner_write = s->_cb.write;
-        s->_cb.write = wrapped_write;
+        s->_cb.write = write;
     }
+}
+
+/* The same, on an HTTP/2 connection only while it lives (h2_alive). */
+static void rewrap(guard_conn_t *c)
+{
+    if (!c->h2 || h2_alive(c)) rewrap_alive(c);
 }
 
 /* Drops a connection: no lingering, no more reads or writes; h2o finds
@@ -552,10 +585,11 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     }
     enter(c);
     cb(sock, err);
-    if (!leave(c) || h2_gone(c)) return;
+    if (!leave(c) || (c->h2 && !h2_alive(c))) return;
     rewrap(c);
     if (c->h2) {
         h2_police(c);
+        rewrap(c);
         return;
     }
     if (!h2o_socket_is_reading(sock)) h1_request_done(c);
@@ -630,6 +664,50 @@ static void start_http1(guard_conn_t *c)
     h1_input_taken(c);
 }
 
+/* HTTP/2 writes. h2o 2.2.5 aborts the process when a write fails while
+ * another is scheduled: on_write_complete's error path closes the
+ * connection at once, and close_connection_now asserts that the scheduled
+ * write (_write.timeout_entry) is not linked. A client that reset its
+ * connection while a large answer was being written, with more answers
+ * queued behind it, took every connection of the server down with it.
+ * h2o fixed it after 2.2.5 (h2o PR #1859) by unlinking the scheduled
+ * write first, as this wrapper does before h2o's callback runs: the
+ * connection is being closed, so nothing is lost. */
+static void h2_wrapped_write(h2o_socket_t *sock, const char *err)
+{
+    guard_conn_t *c = sock->on_close.data;
+    h2o_socket_cb cb = c->inner_write;
+    c->inner_write = NULL;
+    h2o_http2_conn_t *conn = sock->data;
+    if (err != NULL && h2o_timeout_is_linked(&conn->_write.timeout_entry))
+        h2o_timeout_unlink(&conn->_write.timeout_entry);
+    enter(c);
+    cb(sock, err);
+    if (leave(c)) rewrap(c);
+}
+
+/* h2o's emit_writereq, the timer that starts an HTTP/2 connection's
+ * writes (the same function for every connection; each thread stores it
+ * as it wraps its first connection's). */
+static _Atomic(h2o_timeout_cb) h2_emit_inner;
+
+/* Starts the writes h2o scheduled, then wraps the write callback it
+ * installed: outside any callback of the socket's, no other wrapper would
+ * see it before the write ends. */
+static void h2_emit(h2o_timeout_entry_t *entry)
+{
+    h2o_http2_conn_t *conn = H2O_STRUCT_FROM_MEMBER(h2o_http2_conn_t, _write.timeout_entry, entry);
+    h2o_timeout_cb inner = atomic_load(&h2_emit_inner);
+    guard_conn_t *c = conn_of(conn->sock);
+    if (c == NULL) {
+        inner(entry);
+        return;
+    }
+    enter(c);
+    inner(entry);
+    if (leave(c)) rewrap(c);
+}
+
 static void start_http2(guard_conn_t *c)
 {
     c->h2 = true;
@@ -639,10 +717,15 @@ static void start_http2(guard_conn_t *c)
     /* h2o may have read what came with the handshake and closed the new
      * connection already: a live one is the newest of the thread's list
      * (the address is compared, never read). */
-    const h2o_http2_conn_t *conn = c->sock->data;
+    h2o_http2_conn_t *conn = c->sock->data;
     if (c->w->ctx.http2._conns.prev != &conn->_conns) return;
-    rewrap(c);
+    if (conn->_write.timeout_entry.cb != h2_emit) {
+        atomic_store(&h2_emit_inner, conn->_write.timeout_entry.cb);
+        conn->_write.timeout_entry.cb = h2_emit;
+    }
+    rewrap_alive(c);
     h2_police(c);
+    rewrap(c);
 }
 
 /* With cfg->http2: the first bytes say which protocol (h2o 2.2 would only
@@ -1257,6 +1340,9 @@ static void sweep_h2_conn(http_worker_t *w, h2o_http2_conn_t *conn, uint64_t now
         }
     guard_conn_t *c = conn_of(conn->sock);
     if (c == NULL) return;
+    /* Callbacks h2o installed outside any of the socket's (a read started
+     * again as a stream closed) are wrapped here at the latest. */
+    rewrap_alive(c);
     if (c->charged > 0) charge(c);
     if (conn->num_streams.pull.open != 0) {
         c->idle_since = 0;
