@@ -54,6 +54,12 @@
 /* HTTP/2 frames waiting to be written: h2o aims at 80 KiB; far more means
  * a peer that sends (PINGs, SETTINGS) without reading the answers. */
 #define H2_WRITE_MAX ((size_t)1 << 20)
+/* Header blocks (HEADERS and CONTINUATION payloads) h2o may decode after
+ * one read, with the block it holds unfinished from before: HPACK can make
+ * each byte a field (about 120 bytes of h2o's memory), so 128 KiB is at
+ * most about 15 MB before h2_cap_headers resets the streams. An honest
+ * client's blocks are a few KiB (repeated fields are one byte each). */
+#define H2_READ_HEADERS_MAX ((size_t)128 << 10)
 /* A reader that takes nothing of an answer for this long loses it (the
  * same 20 s as HTTP/1's TCP_USER_TIMEOUT in server.c). */
 #define STALL_MS 20000
@@ -401,12 +407,33 @@ static void h2_refuse(guard_conn_t *c, h2o_http2_conn_t *conn)
     }
 }
 
-/* After h2o read from an HTTP/2 connection: the stream cap, the request
- * budget, the write backlog, and whether it is idle. */
+/* Refuses the streams the handler has not seen whose header block
+ * decoded to more than H2O_MAX_HEADERS fields, HTTP/1's limit. HPACK lets
+ * one byte name an entry of the connection's table again: a 400 KB block
+ * that h2o 2.2 takes decoded to 400,000 fields, about 47 MB of h2o's
+ * request memory (counted nowhere), and a stream left open kept them
+ * until its deadline (the attack review: 2 connections held 1.5 GiB).
+ * They go as soon as the read that brought them ends; what a single read
+ * decodes is the most it can cost. */
+static void h2_cap_headers(h2o_http2_conn_t *conn)
+{
+    h2o_http2_stream_t *s[STREAMS_SEEN];
+    size_t n = h2_streams(conn, s);
+    for (size_t i = 0; i < n && conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING; i++)
+        if (!h2o_http2_stream_is_push(s[i]->stream_id) && unprocessed(s[i]) &&
+            s[i]->req.headers.size > H2O_MAX_HEADERS) {
+            metrics_count(METRIC_GUARD_REQUEST_MEMORY);
+            h2_reset(conn, s[i], H2O_HTTP2_ERROR_REFUSED_STREAM);
+        }
+}
+
+/* After h2o read from an HTTP/2 connection: the stream and header caps,
+ * the request budget, the write backlog, and whether it is idle. */
 static void h2_police(guard_conn_t *c)
 {
     h2o_http2_conn_t *conn = c->sock->data;
     if (conn->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING) return;
+    h2_cap_headers(conn);
     h2_cap_streams(conn);
     h2_check_bodies(c, conn);
     if (conn->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING) return;
@@ -557,6 +584,26 @@ static bool h1_framing_refused(guard_conn_t *c, size_t left)
     return true;
 }
 
+/* --- HTTP/2 header blocks ------------------------------------------------------------ */
+
+/* Whether the HTTP/2 frames in in (whole ones, from offset from, where a
+ * frame starts), with the unfinished header block h2o holds (unparsed),
+ * bring more header block bytes than H2_READ_HEADERS_MAX. h2o decodes all
+ * the frames of a read at once, so this is looked at before it does. */
+static bool h2_headers_flood(const h2o_buffer_t *in, size_t from, const h2o_buffer_t *unparsed)
+{
+    size_t bytes = unparsed != NULL ? unparsed->size : 0;
+    const uint8_t *p = (const uint8_t *)in->bytes;
+    for (size_t at = from; in->size - at >= 9 && at < in->size;) {
+        size_t len = (size_t)p[at] << 16 | (size_t)p[at + 1] << 8 | p[at + 2];
+        if (in->size - at - 9 < len) break;                 /* not all here: h2o waits for it too */
+        if (p[at + 3] == 1 || p[at + 3] == 9) bytes += len; /* HEADERS, CONTINUATION */
+        if (bytes > H2_READ_HEADERS_MAX) return true;
+        at += 9 + len;
+    }
+    return false;
+}
+
 /* --- the wrappers ---------------------------------------------------------------- */
 
 static void wrapped_read(h2o_socket_t *sock, const char *err)
@@ -570,6 +617,13 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     /* A head whose body's length two proxies may read two ways: refused,
      * and the connection closed, before h2o reads the body its way. */
     if (err == NULL && !c->h2 && h1_framing_refused(c, c->h1_left)) err = h2o_socket_error_closed;
+    /* A read of header blocks that could decode to more than any request
+     * holds: the connection goes before h2o decodes them. */
+    if (err == NULL && c->h2 && h2_alive(c) &&
+        h2_headers_flood(sock->input, 0, ((h2o_http2_conn_t *)sock->data)->_headers_unparsed)) {
+        metrics_count(METRIC_GUARD_REQUEST_MEMORY);
+        err = h2o_socket_error_closed;
+    }
     /* A large body is judged from its head before h2o reads it. */
     if (err == NULL && !c->h2 && h1_check(c)) return;
     /* HTTP/1 holds at most one request: over the budget, it goes before
@@ -710,6 +764,12 @@ static void h2_emit(h2o_timeout_entry_t *entry)
 
 static void start_http2(guard_conn_t *c)
 {
+    /* h2o parses what came with the preface at once, without a read. */
+    if (h2_headers_flood(c->sock->input, PREFACE_LEN, NULL)) {
+        metrics_count(METRIC_GUARD_REQUEST_MEMORY);
+        h2o_socket_close(c->sock);
+        return;
+    }
     c->h2 = true;
     enter(c);
     h2o_http2_accept(&c->w->accept_ctx, c->sock, c->connected_at);
