@@ -393,7 +393,12 @@ static bool charge(guard_conn_t *c)
 }
 
 /* The budget is exceeded and this HTTP/2 connection grew: its streams
- * still receiving go, largest body first, until the total fits. */
+ * still receiving go, largest body first, until the total fits. If it
+ * still does not, what is over is the connection's own input: frames h2o
+ * has not parsed (it stops while its limit of running requests is
+ * reached, a flood of requests reset as they come keeps it there) or the
+ * room its input buffer kept. The connection goes then, as an HTTP/1 one
+ * over the budget does. */
 static void h2_refuse(guard_conn_t *c, h2o_http2_conn_t *conn)
 {
     h2o_http2_stream_t *s[STREAMS_SEEN];
@@ -404,6 +409,10 @@ static void h2_refuse(guard_conn_t *c, h2o_http2_conn_t *conn)
         metrics_count(METRIC_GUARD_REQUEST_MEMORY);
         h2_reset(conn, s[i], H2O_HTTP2_ERROR_REFUSED_STREAM);
         charge(c);
+    }
+    if (atomic_load(&input_held) > input_budget && buf_bytes(c->sock->input) > INPUT_FREE) {
+        metrics_count(METRIC_GUARD_REQUEST_MEMORY);
+        kill_socket(c->sock);
     }
 }
 
