@@ -147,6 +147,11 @@ typedef struct guard_conn {
      * is small, or was allowed: h1_grant), until h2o stops reading it. */
     bool h1_seen;
     grant_t h1_grant;
+    /* HTTP/1, until h1_seen: the bytes of a head h1_check found unfinished
+     * (picohttpparser then looks for its end in what came after them), or
+     * the length of a chunked request's head whose body was still small
+     * (it is parsed again only once the body is not); 0 when neither. */
+    size_t h1_head_partial, h1_head_len;
     /* HTTP/1: the input's size when h2o last returned from a read: what a
      * read brings is after it (h1_framing_bad looks at a head once, when
      * its end arrives). h1_next: where the next head not looked at yet
@@ -458,7 +463,8 @@ static void h2_police(guard_conn_t *c)
 /* --- HTTP/1 framing ---------------------------------------------------------------- */
 
 #define FRAMING_DETAIL                                                                                       \
-    "The request has two Content-Length headers that differ, or one beside Transfer-Encoding."
+    "The request has two Content-Length headers that differ, one beside Transfer-Encoding, or a header "     \
+    "line folded onto the one before."
 
 /* picohttpparser, which h2o 2.2 is built with and exports (its header is
  * not installed): the declarations of its version 1.x. */
@@ -486,7 +492,8 @@ static h2o_iovec_t field_value(const struct phr_header *h)
  * Transfer-Encoding makes it chunked, else the first Content-Length
  * declares it. False for a request without a body. *ambiguous: whether
  * another HTTP/1 reader may take its length another way (RFC 9112, 6.3):
- * two Content-Lengths that differ, or one beside Transfer-Encoding. */
+ * two Content-Lengths that differ, one beside Transfer-Encoding, or a
+ * folded line. */
 static bool h1_body(const struct phr_header *hs, size_t nh, bool *chunked, size_t *declared, bool *ambiguous)
 {
     h2o_iovec_t length = {NULL, 0};
@@ -505,6 +512,11 @@ static bool h1_body(const struct phr_header *hs, size_t nh, bool *chunked, size_
             length = v;
         }
     }
+    /* A line folded onto the one before (obs-fold: picohttpparser gives
+     * it without a name) is refused too (RFC 9112, 5.2): h2o drops it,
+     * where a proxy that unfolds it reads "Content-Length: 25 3". */
+    for (size_t i = 0; i < nh; i++)
+        if (hs[i].name_len == 0) conflict = true;
     *ambiguous = conflict || (*chunked && length.base != NULL);
     return *chunked || length.base != NULL;
 }
@@ -1215,6 +1227,7 @@ static bool h1_drained(guard_conn_t *c)
 static void h1_request_done(guard_conn_t *c)
 {
     c->h1_seen = false;
+    c->h1_head_partial = c->h1_head_len = 0;
     grant_give(&c->h1_grant);
 }
 
@@ -1264,19 +1277,31 @@ static bool h1_check(guard_conn_t *c)
 {
     h2o_buffer_t *in = c->sock->input;
     if (body_check == NULL || c->h1_seen || in->size <= INPUT_FREE) return false;
+    /* Each read is one look at its own bytes, not at the whole head again:
+     * a head trickling in, or a chunked body in small pieces, would
+     * otherwise cost a parse of up to h2o's 400 KiB head per read. */
+    if (c->h1_head_len != 0 && in->size - c->h1_head_len <= body_small) return false;
     const char *m, *p;
     size_t mlen, plen, nh = H2O_MAX_HEADERS, declared;
     int minor;
     struct phr_header hs[H2O_MAX_HEADERS];
-    int len = phr_parse_request(in->bytes, in->size, &m, &mlen, &p, &plen, &minor, hs, &nh, 0);
-    if (len == -2) return false; /* the head is still arriving */
+    size_t seen = c->h1_head_partial < in->size ? c->h1_head_partial : 0;
+    int len = phr_parse_request(in->bytes, in->size, &m, &mlen, &p, &plen, &minor, hs, &nh, seen);
+    if (len == -2) { /* the head is still arriving */
+        c->h1_head_partial = in->size;
+        return false;
+    }
+    c->h1_head_partial = 0;
     bool chunked, ambiguous;
     if (len < 0 || !h1_body(hs, nh, &chunked, &declared, &ambiguous) ||
         (!chunked && declared <= body_small)) {
         c->h1_seen = true; /* h2o answers what it cannot parse */
         return false;
     }
-    if (chunked && in->size - (size_t)len <= body_small) return false;
+    if (chunked && in->size - (size_t)len <= body_small) {
+        c->h1_head_len = (size_t)len;
+        return false;
+    }
     c->h1_seen = true;
     return h1_judge(c, h2o_iovec_init(m, mlen), h2o_iovec_init(p, plen), hs, nh,
                     chunked ? SIZE_MAX : declared);

@@ -291,3 +291,43 @@ def test_framing_is_checked_again_after_a_chunked_request_once_it_is_answered(se
     finally:
         s.close()
     assert _names(app) == ["one"]
+
+
+def test_framing_is_checked_on_a_head_in_the_read_that_ends_the_body_before_it(server, app):
+    """The walk keeps its place past a body still coming (an offset from the input's end): the
+    read that brings the rest of that body and, behind it, an ambiguous head has the head
+    checked. Whether the two requests arrive in one read or the body's end comes alone, the
+    ambiguous one never runs: refused behind request one (no answer at all) or as the first
+    (a 400 after request one's 201)."""
+    h1, b1 = _create_head(app, "one", None)
+    h2, b2 = _create_head(app, "two", [len(b'{"lead": {"name": "two"}}'), 5])
+    s = socket.create_connection((server.host, server.port), timeout=5)
+    try:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.sendall(h1 + b1[:5])
+        time.sleep(0.05)
+        s.sendall(b1[5:] + h2 + b2)
+        answer = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    except ConnectionResetError:
+        pass
+    finally:
+        s.close()
+    names = _names(app)
+    assert (answer == b"" and names == []) or \
+        (answer.count(b"HTTP/1.1 201 ") == 1 and b"HTTP/1.1 400 " in answer and names == ["one"]), (answer, names)
+
+
+@pytest.mark.parametrize("fold", [b"Content-Length: 21\r\n 3\r\n", b"X-Note: a\r\n\tb\r\nContent-Length: 21\r\n"])
+def test_a_header_line_folded_onto_the_one_before_is_a_400(server, app, fold):
+    """RFC 9112, 5.2: obs-fold is refused. h2o would drop the folded line, where a proxy that
+    unfolds it may read "Content-Length: 21 3" another way."""
+    head = (f"POST /leads/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {app.token}\r\n"
+            f"AppId: {app.key}\r\nContent-Type: application/json\r\n").encode() + fold + b"\r\n"
+    answer = _exchange(server, head + b'{"lead":{"name":"x"}}')
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"folded" in answer, answer[:400]
+    assert _names(app) == []
