@@ -163,6 +163,11 @@ typedef struct guard_conn {
     size_t h1_left;
     int64_t h1_next;
     bool h1_lost;
+    /* HTTP/1: reading the raw bytes of a chunked body (h1_chunks) to find
+     * where it ends: the state (CH_NONE: not in one), the hex digits of
+     * the size being read, and the chunk's size or what is left of it. */
+    uint8_t h1_chunk_state, h1_chunk_digits;
+    uint64_t h1_chunk_left;
     /* HTTP/1: refused from its head; the answer being written (malloc'd),
      * and what arrives dropped until drain_until. */
     char *answer;
@@ -521,6 +526,89 @@ static bool h1_body(const struct phr_header *hs, size_t nh, bool *chunked, size_
     return *chunked || length.base != NULL;
 }
 
+/* Where the raw bytes of a chunked body are in its framing (RFC 9112,
+ * 7.1), read as picohttpparser's phr_decode_chunked reads them (h2o
+ * decodes with it, the trailer section included). */
+enum { CH_NONE, CH_SIZE, CH_EXT, CH_DATA, CH_CRLF, CH_TRAILER_HEAD, CH_TRAILER_LINE };
+
+static int hex_digit(unsigned char ch)
+{
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+/* Reads the raw chunked-body bytes p[0..n) on from c's state: how many of
+ * them come before the body's end (its state then CH_NONE), n when the
+ * end is still to come, or -1 when they break the framing (h2o answers
+ * that with a 400 and closes). */
+static ssize_t h1_chunks(guard_conn_t *c, const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char ch = (unsigned char)p[i];
+        switch (c->h1_chunk_state) {
+        case CH_SIZE: {
+            int v = hex_digit(ch);
+            if (v < 0) {
+                if (c->h1_chunk_digits == 0) return -1;
+                c->h1_chunk_digits = 0;
+                c->h1_chunk_state = CH_EXT; /* this byte is the extension's first */
+                continue;
+            }
+            if (c->h1_chunk_digits == sizeof(size_t) * 2) return -1;
+            c->h1_chunk_left = c->h1_chunk_left * 16 + (uint64_t)v;
+            c->h1_chunk_digits++;
+            i++;
+            break;
+        }
+        case CH_EXT:
+            i++;
+            if (ch == '\n') c->h1_chunk_state = c->h1_chunk_left == 0 ? CH_TRAILER_HEAD : CH_DATA;
+            break;
+        case CH_DATA: {
+            size_t take = n - i < c->h1_chunk_left ? n - i : (size_t)c->h1_chunk_left;
+            i += take;
+            c->h1_chunk_left -= take;
+            if (c->h1_chunk_left == 0) c->h1_chunk_state = CH_CRLF;
+            break;
+        }
+        case CH_CRLF:
+            i++;
+            if (ch == '\r') break;
+            if (ch != '\n') return -1;
+            c->h1_chunk_state = CH_SIZE;
+            break;
+        case CH_TRAILER_HEAD:
+            i++;
+            if (ch == '\r') break;
+            if (ch == '\n') {
+                c->h1_chunk_state = CH_NONE;
+                return (ssize_t)i;
+            }
+            c->h1_chunk_state = CH_TRAILER_LINE;
+            break;
+        default: /* CH_TRAILER_LINE */
+            assert(c->h1_chunk_state == CH_TRAILER_LINE);
+            i++;
+            if (ch == '\n') c->h1_chunk_state = CH_TRAILER_HEAD;
+            break;
+        }
+    }
+    return (ssize_t)n;
+}
+
+/* Starts reading a chunked body whose raw bytes are p[0..n): as
+ * h1_chunks. */
+static ssize_t h1_chunks_start(guard_conn_t *c, const char *p, size_t n)
+{
+    c->h1_chunk_state = CH_SIZE;
+    c->h1_chunk_digits = 0;
+    c->h1_chunk_left = 0;
+    return h1_chunks(c, p, n);
+}
+
 /* Whether a head in c's input (the request h2o is at keeps its head at
  * the front until it is done; pipelined ones follow it) has ambiguous
  * framing (h1_body). h2o 2.2 takes the first length, or the chunks, and
@@ -531,18 +619,32 @@ static bool h1_body(const struct phr_header *hs, size_t nh, bool *chunked, size_
  * end (picohttpparser, given the bytes of a head it had before, looks for
  * the end in the new ones alone), so a head trickling in costs a look at
  * each read's bytes. h2o parses pipelined heads from its buffer without a
- * read, so the walk goes on from head to head past each Content-Length
- * body, and leaves c->h1_next at the next head not looked at. After a
- * chunked body (h2o decodes it in place, moving what follows), a head it
- * cannot parse (it answers that) or a length it refuses, where the next
- * head starts is not known: nothing is looked at until the input has
- * been emptied (h1_input_taken; docs/security.md). *front: whether the
- * head refused is the input's first, the request h2o is to answer next. */
+ * read, so the walk goes on from head to head past each body: a
+ * Content-Length one skipped, a chunked one read through its framing
+ * (h1_chunks), each read's new bytes once, as they come and before h2o
+ * decodes them in place (which moves what follows the body, at the same
+ * distance from the input's end). It leaves c->h1_next at the next head
+ * not looked at. After a head h2o cannot parse (it answers that) or a
+ * length it refuses, where the next head starts is not known: nothing is
+ * looked at until the input has been emptied (h1_input_taken). *front:
+ * whether the head refused is the input's first, the request h2o is to
+ * answer next. */
 static bool h1_framing_bad(guard_conn_t *c, size_t left, bool *front)
 {
     if (c->h1_lost) return false;
     const h2o_buffer_t *in = c->sock->input;
     int64_t size = (int64_t)in->size, pos = (int64_t)left + c->h1_next;
+    if (c->h1_chunk_state != CH_NONE) {
+        /* In a chunked body: what h2o has of it is before left (decoded),
+         * the read's bytes are raw. */
+        ssize_t n = left <= in->size ? h1_chunks(c, in->bytes + left, in->size - left) : -1;
+        if (n < 0) {
+            c->h1_lost = true;
+            return false;
+        }
+        if (c->h1_chunk_state != CH_NONE) return false;
+        pos = (int64_t)left + n;
+    }
     /* h2o takes whole requests, so the walk's place stays in the input;
      * if it ever took more, the place is lost rather than guessed. */
     if (pos < 0) {
@@ -565,9 +667,20 @@ static bool h1_framing_bad(guard_conn_t *c, size_t left, bool *front)
             *front = pos == 0;
             return true;
         }
-        if (len < 0 || (body && (chunked || declared > (size_t)INT32_MAX))) {
+        if (len < 0 || (body && !chunked && declared > (size_t)INT32_MAX)) {
             c->h1_lost = true;
             return false;
+        }
+        if (body && chunked) {
+            size_t from = (size_t)pos + (size_t)len;
+            ssize_t n = h1_chunks_start(c, in->bytes + from, in->size - from);
+            if (n < 0) {
+                c->h1_lost = true;
+                return false;
+            }
+            if (c->h1_chunk_state != CH_NONE) return false; /* the body goes on in later reads */
+            pos = (int64_t)from + n;
+            continue;
         }
         pos += len + (body ? (int64_t)declared : 0);
     }
@@ -584,6 +697,7 @@ static void h1_input_taken(guard_conn_t *c)
     if (c->h1_left == 0) {
         c->h1_next = 0;
         c->h1_lost = false;
+        c->h1_chunk_state = CH_NONE;
     }
 }
 

@@ -273,9 +273,7 @@ def test_framing_is_checked_on_the_next_request_after_a_body_that_came_in_pieces
 
 
 def test_framing_is_checked_again_after_a_chunked_request_once_it_is_answered(server, app):
-    """h2o decodes a chunked body in place, so the walk cannot tell where the head after it
-    starts; once the input is empty again (the chunked request answered), the next head is
-    checked as the first."""
+    """After a chunked request that was answered, the next head is checked as the first."""
     body = json.dumps({"lead": {"name": "one"}}).encode()
     h1 = (f"POST /leads/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {app.token}\r\n"
           f"AppId: {app.key}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
@@ -317,9 +315,7 @@ def test_framing_is_checked_on_a_head_in_the_read_that_ends_the_body_before_it(s
         pass
     finally:
         s.close()
-    names = _names(app)
-    assert (answer == b"" and names == []) or \
-        (answer.count(b"HTTP/1.1 201 ") == 1 and b"HTTP/1.1 400 " in answer and names == ["one"]), (answer, names)
+    _assert_only_the_first_ran(answer, _names(app))
 
 
 @pytest.mark.parametrize("fold", [b"Content-Length: 21\r\n 3\r\n", b"X-Note: a\r\n\tb\r\nContent-Length: 21\r\n"])
@@ -331,3 +327,51 @@ def test_a_header_line_folded_onto_the_one_before_is_a_400(server, app, fold):
     answer = _exchange(server, head + b'{"lead":{"name":"x"}}')
     assert answer.startswith(b"HTTP/1.1 400 ") and b"folded" in answer, answer[:400]
     assert _names(app) == []
+
+
+def _chunked_create(app, name):
+    body = json.dumps({"lead": {"name": name}}).encode()
+    head = (f"POST /leads/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {app.token}\r\n"
+            f"AppId: {app.key}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+    # Two chunks, one with an extension, and a trailer section.
+    return head + b"%x;ext=1\r\n%s\r\n%x\r\n%s\r\n0\r\nX-Trailer: t\r\n\r\n" % (5, body[:5], len(body) - 5, body[5:])
+
+
+@pytest.mark.parametrize("piece", [None, 1, 7])
+def test_framing_is_checked_on_a_head_pipelined_behind_a_chunked_request(server, app, piece):
+    """The walk reads a chunked body's framing in the raw bytes before h2o decodes them in place
+    (h2o moves what follows, at the same distance from the input's end), so a head behind it
+    is checked too, however the bytes are cut into reads (piece: bytes per send). The ambiguous
+    request never runs: refused behind the chunked one (no answer), or as the first once the
+    chunked one was answered (a 400 after its 201)."""
+    h2, b2 = _create_head(app, "two", [len(b'{"lead": {"name": "two"}}'), 5])
+    data = _chunked_create(app, "one") + h2 + b2
+    s = socket.create_connection((server.host, server.port), timeout=10)
+    answer = b""
+    try:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        step = piece or len(data)
+        for i in range(0, len(data), step):
+            s.sendall(data[i:i + step])
+            if piece:
+                time.sleep(0.0005)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        s.close()
+    _assert_only_the_first_ran(answer, _names(app))
+
+
+def _assert_only_the_first_ran(answer, names):
+    """The ambiguous request ("two") never ran. The one before it ran or not, depending on
+    whether it was whole before the ambiguous head came; its 201 may be lost with the
+    connection; a 400 answers the ambiguous head only when it was the next to answer."""
+    assert "two" not in names and names in ([], ["one"]), (answer, names)
+    statuses = [line.split(b" ")[1] for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
+    assert statuses in ([], [b"201"], [b"201", b"400"]), answer
+    assert names == ["one"] or statuses == [], (answer, names)
