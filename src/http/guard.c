@@ -11,8 +11,12 @@
  * and calls it. After each callback the connection's holding is measured
  * from h2o's own buffers (the socket's input; for HTTP/2 the streams'
  * bodies and the pending header block) and its share of the total
- * updated. HTTP/2 connections install their read callback once, so they
- * are wrapped once.
+ * updated. An HTTP/2 connection installs its read callback at accept and
+ * again only when it starts reading after a pause (its limit of running
+ * requests reached); its writes start inside its callbacks or from its
+ * write timer, whose callback is wrapped too (h2_emit), and each periodic
+ * sweep wraps what is left (h2_alive says whether the connection a socket
+ * carries is still there).
  *
  * The HTTP/2 structures come from h2o's installed <h2o/http2_internal.h>
  * (with src/khash.h standing in for klib's header). The version check
