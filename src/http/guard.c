@@ -60,10 +60,13 @@
 #define H2_WRITE_MAX ((size_t)1 << 20)
 /* Header blocks (HEADERS and CONTINUATION payloads) h2o may decode after
  * one read, with the block it holds unfinished from before: HPACK can make
- * each byte a field (about 120 bytes of h2o's memory), so 128 KiB is at
- * most about 15 MB before h2_cap_headers resets the streams. An honest
- * client's blocks are a few KiB (repeated fields are one byte each). */
-#define H2_READ_HEADERS_MAX ((size_t)128 << 10)
+ * each byte a field (about 120 bytes of h2o's memory), so 256 KiB is at
+ * most about 31 MB before h2_cap_headers resets the streams. An honest
+ * client's blocks are a few KiB (a repeated field is one byte), but a
+ * field over 4 KiB (a long token) does not fit HPACK's table and is sent
+ * whole each time: 256 KiB lets 40 requests with a 6 KB token come at
+ * once (the review found 30 refused at 128 KiB). */
+#define H2_READ_HEADERS_MAX ((size_t)256 << 10)
 /* A reader that takes nothing of an answer for this long loses it (the
  * same 20 s as HTTP/1's TCP_USER_TIMEOUT in server.c). */
 #define STALL_MS 20000
@@ -430,20 +433,22 @@ static void h2_refuse(guard_conn_t *c, h2o_http2_conn_t *conn)
     }
 }
 
-/* Refuses the streams the handler has not seen whose header block
- * decoded to more than H2O_MAX_HEADERS fields, HTTP/1's limit. HPACK lets
- * one byte name an entry of the connection's table again: a 400 KB block
- * that h2o 2.2 takes decoded to 400,000 fields, about 47 MB of h2o's
- * request memory (counted nowhere), and a stream left open kept them
- * until its deadline (the attack review: 2 connections held 1.5 GiB).
- * They go as soon as the read that brought them ends; what a single read
- * decodes is the most it can cost. */
+/* Resets the streams whose header block decoded to more than
+ * H2O_MAX_HEADERS fields, HTTP/1's limit. HPACK lets one byte name an
+ * entry of the connection's table again: a 400 KB block that h2o 2.2
+ * takes decoded to 400,000 fields, about 47 MB of h2o's request memory
+ * (counted nowhere), and a stream left open kept them until its deadline
+ * (the attack review: 2 connections held 1.5 GiB). So did one the handler
+ * had answered whose answer the client's closed window held. They go as
+ * soon as the read that brought them ends, answered or not (as a
+ * client's RST_STREAM would have them go); what a single read decodes is
+ * the most they cost. */
 static void h2_cap_headers(h2o_http2_conn_t *conn)
 {
     h2o_http2_stream_t *s[STREAMS_SEEN];
     size_t n = h2_streams(conn, s);
     for (size_t i = 0; i < n && conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING; i++)
-        if (!h2o_http2_stream_is_push(s[i]->stream_id) && unprocessed(s[i]) &&
+        if (!h2o_http2_stream_is_push(s[i]->stream_id) && s[i]->state != H2O_HTTP2_STREAM_STATE_END_STREAM &&
             s[i]->req.headers.size > H2O_MAX_HEADERS) {
             metrics_count(METRIC_GUARD_REQUEST_MEMORY);
             h2_reset(conn, s[i], H2O_HTTP2_ERROR_REFUSED_STREAM);
@@ -743,6 +748,14 @@ static bool h2_headers_flood(const h2o_buffer_t *in, size_t from, const h2o_buff
     return false;
 }
 
+/* Where the first frame of an HTTP/2 connection's input starts: after the
+ * client's preface while h2o has not taken it (over TLS it comes in a
+ * read of its own, after start_http2). */
+static size_t h2_frames_from(const h2o_buffer_t *in)
+{
+    return in->size >= PREFACE_LEN && memcmp(in->bytes, PREFACE, PREFACE_LEN) == 0 ? PREFACE_LEN : 0;
+}
+
 /* --- the wrappers ---------------------------------------------------------------- */
 
 static void wrapped_read(h2o_socket_t *sock, const char *err)
@@ -759,7 +772,8 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     /* A read of header blocks that could decode to more than any request
      * holds: the connection goes before h2o decodes them. */
     if (err == NULL && c->h2 && h2_alive(c) &&
-        h2_headers_flood(sock->input, 0, ((h2o_http2_conn_t *)sock->data)->_headers_unparsed)) {
+        h2_headers_flood(sock->input, h2_frames_from(sock->input),
+                         ((h2o_http2_conn_t *)sock->data)->_headers_unparsed)) {
         metrics_count(METRIC_GUARD_REQUEST_MEMORY);
         err = h2o_socket_error_closed;
     }
