@@ -113,15 +113,27 @@ def test_duplicate_keys_are_a_400(app, body):
 
 def _exchange(server, raw):
     """Sends raw on a new connection; returns everything read until the server closes it."""
-    s = socket.create_connection((server.host, server.port), timeout=5)
+    return _send_in_pieces(server, [raw])
+
+
+def _send_in_pieces(server, pieces, pause=0.0):
+    """Sends each of pieces on one new connection (TCP_NODELAY), pause seconds apart; returns
+    everything read until the server closes or resets it."""
+    s = socket.create_connection((server.host, server.port), timeout=10)
+    data = b""
     try:
-        s.sendall(raw)
-        data = b""
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i, piece in enumerate(pieces):
+            if i > 0:
+                time.sleep(pause)
+            s.sendall(piece)
         while True:
             chunk = s.recv(65536)
             if not chunk:
                 return data
             data += chunk
+    except (BrokenPipeError, ConnectionResetError):
+        return data
     finally:
         s.close()
 
@@ -224,6 +236,11 @@ def _create_head(app, name, lengths):
     return head.encode(), body
 
 
+def _ambiguous_two(app):
+    """A create of "two" whose first Content-Length (h2o's) is its body's, the second not."""
+    return _create_head(app, "two", [len(b'{"lead": {"name": "two"}}'), 5])
+
+
 def _names(app):
     return sorted(d["attributes"]["name"] for d in app.get("/leads/").json()["data"])
 
@@ -254,7 +271,7 @@ def test_framing_is_checked_on_the_next_request_after_a_body_that_came_in_pieces
     """The walk keeps its place across reads while a body is still coming, and after h2o takes
     the request off its buffer: the next head, in a later read, is checked as the first."""
     h1, b1 = _create_head(app, "one", None)
-    h2, b2 = _create_head(app, "two", [len(b'{"lead": {"name": "two"}}'), 5])
+    h2, b2 = _ambiguous_two(app)
     s = socket.create_connection((server.host, server.port), timeout=5)
     try:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -277,7 +294,7 @@ def test_framing_is_checked_again_after_a_chunked_request_once_it_is_answered(se
     body = json.dumps({"lead": {"name": "one"}}).encode()
     h1 = (f"POST /leads/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {app.token}\r\n"
           f"AppId: {app.key}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
-    h2, b2 = _create_head(app, "two", [len(b'{"lead": {"name": "two"}}'), 5])
+    h2, b2 = _ambiguous_two(app)
     s = socket.create_connection((server.host, server.port), timeout=5)
     try:
         s.sendall(h1 + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
@@ -298,23 +315,8 @@ def test_framing_is_checked_on_a_head_in_the_read_that_ends_the_body_before_it(s
     ambiguous one never runs: refused behind request one (no answer at all) or as the first
     (a 400 after request one's 201)."""
     h1, b1 = _create_head(app, "one", None)
-    h2, b2 = _create_head(app, "two", [len(b'{"lead": {"name": "two"}}'), 5])
-    s = socket.create_connection((server.host, server.port), timeout=5)
-    try:
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        s.sendall(h1 + b1[:5])
-        time.sleep(0.05)
-        s.sendall(b1[5:] + h2 + b2)
-        answer = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-    except ConnectionResetError:
-        pass
-    finally:
-        s.close()
+    h2, b2 = _ambiguous_two(app)
+    answer = _send_in_pieces(server, [h1 + b1[:5], b1[5:] + h2 + b2], pause=0.05)
     _assert_only_the_first_ran(answer, _names(app))
 
 
@@ -344,26 +346,10 @@ def test_framing_is_checked_on_a_head_pipelined_behind_a_chunked_request(server,
     is checked too, however the bytes are cut into reads (piece: bytes per send). The ambiguous
     request never runs: refused behind the chunked one (no answer), or as the first once the
     chunked one was answered (a 400 after its 201)."""
-    h2, b2 = _create_head(app, "two", [len(b'{"lead": {"name": "two"}}'), 5])
+    h2, b2 = _ambiguous_two(app)
     data = _chunked_create(app, "one") + h2 + b2
-    s = socket.create_connection((server.host, server.port), timeout=10)
-    answer = b""
-    try:
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        step = piece or len(data)
-        for i in range(0, len(data), step):
-            s.sendall(data[i:i + step])
-            if piece:
-                time.sleep(0.0005)
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    finally:
-        s.close()
+    step = piece or len(data)
+    answer = _send_in_pieces(server, [data[i:i + step] for i in range(0, len(data), step)], pause=0.0005)
     _assert_only_the_first_ran(answer, _names(app))
 
 
