@@ -515,7 +515,12 @@ static bool h1_body(const struct phr_header *hs, size_t nh, bool *chunked, size_
     *chunked = false;
     *declared = SIZE_MAX;
     for (size_t i = 0; i < nh; i++) {
-        if (h2o_lcstris(hs[i].name, hs[i].name_len, H2O_STRLIT("transfer-encoding"))) {
+        /* A line folded onto the one before (obs-fold: picohttpparser gives
+         * it without a name) is refused too (RFC 9112, 5.2): h2o drops it,
+         * where a proxy that unfolds it reads "Content-Length: 25 3". */
+        if (hs[i].name_len == 0) {
+            conflict = true;
+        } else if (h2o_lcstris(hs[i].name, hs[i].name_len, H2O_STRLIT("transfer-encoding"))) {
             *chunked = true;
         } else if (h2o_lcstris(hs[i].name, hs[i].name_len, H2O_STRLIT("content-length"))) {
             h2o_iovec_t v = field_value(&hs[i]);
@@ -526,11 +531,6 @@ static bool h1_body(const struct phr_header *hs, size_t nh, bool *chunked, size_
             length = v;
         }
     }
-    /* A line folded onto the one before (obs-fold: picohttpparser gives
-     * it without a name) is refused too (RFC 9112, 5.2): h2o drops it,
-     * where a proxy that unfolds it reads "Content-Length: 25 3". */
-    for (size_t i = 0; i < nh; i++)
-        if (hs[i].name_len == 0) conflict = true;
     *ambiguous = conflict || (*chunked && length.base != NULL);
     return *chunked || length.base != NULL;
 }
