@@ -793,12 +793,14 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     enter(c);
     cb(sock, err);
     if (!leave(c) || (c->h2 && !h2_alive(c))) return;
-    rewrap(c);
+    /* h2_police calls none of the socket's callbacks, so the callbacks
+     * h2o installed during the read are wrapped once, after it. */
     if (c->h2) {
         h2_police(c);
         rewrap(c);
         return;
     }
+    rewrap(c);
     if (!h2o_socket_is_reading(sock)) h1_request_done(c);
     charge(c);
     h1_input_taken(c);
