@@ -209,7 +209,7 @@ static bool h1_check(guard_conn_t *c);
 static bool h1_drained(guard_conn_t *c);
 static void drop_input(guard_conn_t *c);
 static void h1_request_done(guard_conn_t *c);
-static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn);
+static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_t **s, size_t n);
 
 static size_t buf_bytes(const h2o_buffer_t *b)
 {
@@ -370,18 +370,20 @@ static int largest_body_first(const void *a, const void *b)
 }
 
 /* Refuses the newest streams the handler has not seen while more than
- * H2_MAX_STREAMS are open. */
-static void h2_cap_streams(h2o_http2_conn_t *conn)
+ * H2_MAX_STREAMS are open. s[0..n): conn's streams (h2_streams), sorted
+ * here newest first. True if it reset one: s holds a stream h2o freed. */
+static bool h2_cap_streams(h2o_http2_conn_t *conn, h2o_http2_stream_t **s, size_t n)
 {
-    if (conn->num_streams.pull.open <= H2_MAX_STREAMS) return;
-    h2o_http2_stream_t *s[STREAMS_SEEN];
-    size_t n = h2_streams(conn, s);
+    if (conn->num_streams.pull.open <= H2_MAX_STREAMS) return false;
+    bool reset = false;
     qsort(s, n, sizeof s[0], newest_first);
     for (size_t i = 0; i < n && conn->num_streams.pull.open > H2_MAX_STREAMS; i++)
         if (!h2o_http2_stream_is_push(s[i]->stream_id) && unprocessed(s[i])) {
             metrics_count(METRIC_GUARD_STREAMS);
             h2_reset(conn, s[i], H2O_HTTP2_ERROR_REFUSED_STREAM);
+            reset = true;
         }
+    return reset;
 }
 
 /* --- request memory ------------------------------------------------------------- */
@@ -442,28 +444,34 @@ static void h2_refuse(guard_conn_t *c, h2o_http2_conn_t *conn)
  * had answered whose answer the client's closed window held. They go as
  * soon as the read that brought them ends, answered or not (as a
  * client's RST_STREAM would have them go); what a single read decodes is
- * the most they cost. */
-static void h2_cap_headers(h2o_http2_conn_t *conn)
+ * the most they cost. s[0..n) as in h2_cap_streams; true if it reset one. */
+static bool h2_cap_headers(h2o_http2_conn_t *conn, h2o_http2_stream_t *const *s, size_t n)
 {
-    h2o_http2_stream_t *s[STREAMS_SEEN];
-    size_t n = h2_streams(conn, s);
+    bool reset = false;
     for (size_t i = 0; i < n && conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING; i++)
         if (!h2o_http2_stream_is_push(s[i]->stream_id) && s[i]->state != H2O_HTTP2_STREAM_STATE_END_STREAM &&
             s[i]->req.headers.size > H2O_MAX_HEADERS) {
             metrics_count(METRIC_GUARD_REQUEST_MEMORY);
             h2_reset(conn, s[i], H2O_HTTP2_ERROR_REFUSED_STREAM);
+            reset = true;
         }
+    return reset;
 }
 
 /* After h2o read from an HTTP/2 connection: the stream and header caps,
- * the request budget, the write backlog, and whether it is idle. */
+ * the request budget, the write backlog, and whether it is idle. The
+ * streams are listed once for the three looks at them, and again only
+ * after a reset (rare: an attack or an overload), which frees the stream
+ * it names. */
 static void h2_police(guard_conn_t *c)
 {
     h2o_http2_conn_t *conn = c->sock->data;
     if (conn->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING) return;
-    h2_cap_headers(conn);
-    h2_cap_streams(conn);
-    h2_check_bodies(c, conn);
+    h2o_http2_stream_t *s[STREAMS_SEEN];
+    size_t n = h2_streams(conn, s);
+    if (h2_cap_headers(conn, s, n)) n = h2_streams(conn, s);
+    if (h2_cap_streams(conn, s, n)) n = h2_streams(conn, s);
+    h2_check_bodies(c, conn, s, n);
     if (conn->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING) return;
     if (charge(c)) h2_refuse(c, conn);
     if (buf_bytes(conn->_write.buf) + buf_bytes(conn->_write.buf_in_flight) > H2_WRITE_MAX)
@@ -1526,12 +1534,11 @@ static void h2_judge(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_t
  * be over body_small (declared, or so far) and was not judged yet is
  * judged; what refused streams still send is dropped. (h2o has read the
  * whole read by now: a body that one read completed is in the handler's
- * hands, which refuses it in the same way.) */
-static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn)
+ * hands, which refuses it in the same way.) s[0..n): conn's streams
+ * (h2_streams); a stream h2_judge resets is not looked at again. */
+static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_t **s, size_t n)
 {
     if (body_check == NULL) return;
-    h2o_http2_stream_t *s[STREAMS_SEEN];
-    size_t n = h2_streams(conn, s);
     h2_forget_judged(c, s, n);
     for (size_t i = 0; i < n && conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING; i++) {
         if (s[i]->state != H2O_HTTP2_STREAM_STATE_RECV_BODY || s[i]->_req_body == NULL) continue;
