@@ -274,12 +274,18 @@ class H2Client:
         self.reader.join(5)
 
 
+def frame(kind, flags, stream, payload=b""):
+    """One raw HTTP/2 frame (RFC 9113, 4.1), for the attacks that the h2
+    state machine would refuse to send."""
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
 def raw_preface(port, timeout=3.0):
     """Sends the HTTP/2 preface and an empty SETTINGS frame on a fresh
     connection; returns the first bytes the server answers (b"" if it just
     closed)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(PREFACE + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        s.sendall(PREFACE + frame(4, 0, 0))
         got = b""
         deadline = time.monotonic() + timeout
         while len(got) < 9 and time.monotonic() < deadline:

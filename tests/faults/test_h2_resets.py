@@ -20,8 +20,8 @@ import time
 import pytest
 
 from faultutil import app_create, serve_help
+from h2client import PREFACE, frame
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 HAS_H2_FLAG = "--http2" in serve_help()
 
 
@@ -32,10 +32,6 @@ def literal(index, value):
     value = value.encode()
     assert index < 15 and len(value) < 127
     return bytes([index, len(value)]) + value
-
-
-def frame(kind, flags, stream, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
 
 
 def reset_while_answers_are_queued(port, path, hold=2.0):

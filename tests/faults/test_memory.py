@@ -26,7 +26,7 @@ import time
 import pytest
 
 from faultutil import Conn, app_create, make_tls, raise_nofile, serve_help
-from h2client import H2Client, raw_preface
+from h2client import PREFACE, H2Client, frame, raw_preface
 
 MIB = 1024 * 1024
 RSS_LIMIT_KB = 256 * 1024
@@ -532,12 +532,9 @@ def _hpack_bomb(port, streams=16, size=400_000, ended=False, pause=0.0):
     decoded), without ever ending the stream; or (ended) ending it, with
     the client's windows closed so that no answer can be sent, a stream
     every pause seconds. Returns the socket."""
-    def frame(kind, flags, sid, payload):
-        return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + sid.to_bytes(4, "big") + payload
-
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     settings = b"\x00\x04\x00\x00\x00\x00" if ended else b""  # SETTINGS_INITIAL_WINDOW_SIZE 0
-    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, settings))
+    sock.sendall(PREFACE + frame(4, 0, 0, settings))
     head = b"\x83\x86\x04\x07/leads/\x01\x01x"  # POST, http, :path /leads/, :authority x
     for k in range(streams):
         name = b"x-b%d" % k
