@@ -140,6 +140,31 @@ typedef struct h2_judged {
     bool refused; /* answered: what it still sends is dropped */
 } h2_judged_t;
 
+/* picohttpparser, which h2o 2.2 is built with and exports (its header is
+ * not installed): the declarations of its version 1.x. */
+struct phr_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
+                      size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
+                      size_t last_len);
+
+/* An HTTP/1 head parsed by picohttpparser, on the caller's stack: the
+ * framing walk (h1_framing_bad) parses the input's first head into it
+ * when the head's end arrives, and h1_check, later in the same read,
+ * judges it from there instead of parsing it again. Its fields point into
+ * the socket's input, valid until h2o next reads or takes from it. */
+typedef struct {
+    int len; /* the head's length; 0: no whole first head parsed on this read */
+    const char *method, *path;
+    size_t method_len, path_len, nh;
+    int minor;
+    struct phr_header hs[H2O_MAX_HEADERS];
+} h1_head_t;
+
 /* One accepted connection. Freed when its socket closes, or, if that
  * happens inside a callback the guard called (depth > 0), when it returns. */
 typedef struct guard_conn {
@@ -205,7 +230,7 @@ static void wrapped_read(h2o_socket_t *sock, const char *err);
 static void wrapped_write(h2o_socket_t *sock, const char *err);
 static void h2_wrapped_write(h2o_socket_t *sock, const char *err);
 static void on_close(void *data);
-static bool h1_check(guard_conn_t *c);
+static bool h1_check(guard_conn_t *c, h1_head_t *head);
 static bool h1_drained(guard_conn_t *c);
 static void drop_input(guard_conn_t *c);
 static void h1_request_done(guard_conn_t *c);
@@ -488,18 +513,6 @@ static void h2_police(guard_conn_t *c)
     "The request has two Content-Length headers that differ, one beside Transfer-Encoding, or a header "     \
     "line folded onto the one before."
 
-/* picohttpparser, which h2o 2.2 is built with and exports (its header is
- * not installed): the declarations of its version 1.x. */
-struct phr_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
-                      size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
-                      size_t last_len);
-
 /* A header field's value without the white space after it (picohttpparser
  * takes off the white space before it). */
 static h2o_iovec_t field_value(const struct phr_header *h)
@@ -645,9 +658,11 @@ static ssize_t h1_chunks_start(guard_conn_t *c, const char *p, size_t n)
  * length it refuses, where the next head starts is not known: nothing is
  * looked at until the input has been emptied (h1_input_taken). *front:
  * whether the head refused is the input's first, the request h2o is to
- * answer next. */
-static bool h1_framing_bad(guard_conn_t *c, size_t left, bool *front)
+ * answer next. head: storage for each head parsed; it keeps the input's
+ * first head when that is the one parsed last (head->len > 0). */
+static bool h1_framing_bad(guard_conn_t *c, size_t left, bool *front, h1_head_t *head)
 {
+    head->len = 0;
     if (c->h1_lost) return false;
     const h2o_buffer_t *in = c->sock->input;
     int64_t size = (int64_t)in->size, pos = (int64_t)left + c->h1_next;
@@ -670,16 +685,15 @@ static bool h1_framing_bad(guard_conn_t *c, size_t left, bool *front)
     }
     while (pos < size) {
         size_t avail = (size_t)(size - pos), cap = avail < H2O_MAX_REQLEN ? avail : H2O_MAX_REQLEN;
-        size_t seen = (int64_t)left > pos ? (size_t)((int64_t)left - pos) : 0;
-        const char *m, *p;
-        size_t mlen, plen, nh = H2O_MAX_HEADERS, declared;
-        int minor;
-        struct phr_header hs[H2O_MAX_HEADERS];
-        int len = phr_parse_request(in->bytes + pos, cap, &m, &mlen, &p, &plen, &minor, hs, &nh,
-                                    seen < cap ? seen : cap);
+        size_t seen = (int64_t)left > pos ? (size_t)((int64_t)left - pos) : 0, declared;
+        head->nh = H2O_MAX_HEADERS;
+        int len =
+            phr_parse_request(in->bytes + pos, cap, &head->method, &head->method_len, &head->path,
+                              &head->path_len, &head->minor, head->hs, &head->nh, seen < cap ? seen : cap);
+        head->len = pos == 0 && len > 0 ? len : 0;
         if (len == -2) break; /* its end is still to come */
         bool chunked = false, ambiguous = false;
-        bool body = len > 0 && h1_body(hs, nh, &chunked, &declared, &ambiguous);
+        bool body = len > 0 && h1_body(head->hs, head->nh, &chunked, &declared, &ambiguous);
         if (ambiguous) {
             *front = pos == 0;
             return true;
@@ -718,16 +732,16 @@ static void h1_input_taken(guard_conn_t *c)
     }
 }
 
-/* Whether sock's input holds a head h1_framing_bad refuses (left and next
+/* Whether sock's input holds a head h1_framing_bad refuses (left and head
  * as there); then the caller closes the connection. When it is the first,
  * a 400 answers it, written straight to the socket (not over TLS, where
  * the connection is only closed). One behind another request gets none: a
  * client would take it for the answer to the request before it. */
-static bool h1_framing_refused(guard_conn_t *c, size_t left)
+static bool h1_framing_refused(guard_conn_t *c, size_t left, h1_head_t *head)
 {
     h2o_socket_t *sock = c->sock;
     bool front = false;
-    if (!h1_framing_bad(c, left, &front)) return false;
+    if (!h1_framing_bad(c, left, &front, head)) return false;
     if (front && !h2o_socket_is_writing(sock) && sock->ssl == NULL) {
         char bad[HTTP_BUSY_MAX];
         size_t n = http_canned_error(bad, sizeof bad, 400, "bad_request", "Bad Request", FRAMING_DETAIL);
@@ -776,7 +790,9 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     }
     /* A head whose body's length two proxies may read two ways: refused,
      * and the connection closed, before h2o reads the body its way. */
-    if (err == NULL && !c->h2 && h1_framing_refused(c, c->h1_left)) err = h2o_socket_error_closed;
+    h1_head_t head;
+    head.len = 0;
+    if (err == NULL && !c->h2 && h1_framing_refused(c, c->h1_left, &head)) err = h2o_socket_error_closed;
     /* A read of header blocks that could decode to more than any request
      * holds: the connection goes before h2o decodes them. */
     if (err == NULL && c->h2 && h2_alive(c) &&
@@ -786,7 +802,7 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
         err = h2o_socket_error_closed;
     }
     /* A large body is judged from its head before h2o reads it. */
-    if (err == NULL && !c->h2 && h1_check(c)) return;
+    if (err == NULL && !c->h2 && h1_check(c, &head)) return;
     /* HTTP/1 holds at most one request: over the budget, it goes before
      * h2o parses it. A client still reading gets the reason. */
     if (err == NULL && !c->h2 && charge(c)) {
@@ -869,7 +885,8 @@ static void start_http1(guard_conn_t *c)
     /* What came before h2o takes the connection (with the preface check,
      * or with the TLS handshake) h2o parses at once, without a read the
      * wrapper sees: its head is looked at here. */
-    if (h1_framing_refused(c, 0)) {
+    h1_head_t head;
+    if (h1_framing_refused(c, 0, &head)) {
         h2o_socket_close(c->sock);
         return;
     }
@@ -1414,8 +1431,10 @@ static bool h1_judge(guard_conn_t *c, h2o_iovec_t method, h2o_iovec_t path, cons
  * at the start of the input until the request is done, so once the input
  * outgrows what every connection may hold, the head is parsed, and a body
  * to be over body_small (declared, or chunked and so far) is judged before
- * h2o sees more of it. True when the request was refused. */
-static bool h1_check(guard_conn_t *c)
+ * h2o sees more of it. True when the request was refused. head: the
+ * input's first head if the framing walk parsed it on this read
+ * (head->len > 0), or storage to parse it into. */
+static bool h1_check(guard_conn_t *c, h1_head_t *head)
 {
     h2o_buffer_t *in = c->sock->input;
     if (body_check == NULL || c->h1_seen || in->size <= INPUT_FREE) return false;
@@ -1423,19 +1442,21 @@ static bool h1_check(guard_conn_t *c)
      * a head trickling in, or a chunked body in small pieces, would
      * otherwise cost a parse of up to h2o's 400 KiB head per read. */
     if (c->h1_head_len != 0 && in->size - c->h1_head_len <= body_small) return false;
-    const char *m, *p;
-    size_t mlen, plen, nh = H2O_MAX_HEADERS, declared;
-    int minor;
-    struct phr_header hs[H2O_MAX_HEADERS];
-    size_t seen = c->h1_head_partial < in->size ? c->h1_head_partial : 0;
-    int len = phr_parse_request(in->bytes, in->size, &m, &mlen, &p, &plen, &minor, hs, &nh, seen);
+    int len = head->len;
+    if (len <= 0) {
+        size_t seen = c->h1_head_partial < in->size ? c->h1_head_partial : 0;
+        head->nh = H2O_MAX_HEADERS;
+        len = phr_parse_request(in->bytes, in->size, &head->method, &head->method_len, &head->path,
+                                &head->path_len, &head->minor, head->hs, &head->nh, seen);
+    }
     if (len == -2) { /* the head is still arriving */
         c->h1_head_partial = in->size;
         return false;
     }
     c->h1_head_partial = 0;
+    size_t declared;
     bool chunked, ambiguous;
-    if (len < 0 || !h1_body(hs, nh, &chunked, &declared, &ambiguous) ||
+    if (len < 0 || !h1_body(head->hs, head->nh, &chunked, &declared, &ambiguous) ||
         (!chunked && declared <= body_small)) {
         c->h1_seen = true; /* h2o answers what it cannot parse */
         return false;
@@ -1445,7 +1466,8 @@ static bool h1_check(guard_conn_t *c)
         return false;
     }
     c->h1_seen = true;
-    return h1_judge(c, h2o_iovec_init(m, mlen), h2o_iovec_init(p, plen), hs, nh,
+    return h1_judge(c, h2o_iovec_init(head->method, head->method_len),
+                    h2o_iovec_init(head->path, head->path_len), head->hs, head->nh,
                     chunked ? SIZE_MAX : declared);
 }
 
