@@ -210,9 +210,7 @@ bool api_write_precondition(store_t *s, api_write_t *w)
     return write_found(s, w) && write_matches(w);
 }
 
-/* Sets w's answer to the one through_writer gave it. Each run does, not
- * the handler: a batch run again (writer.c) starts each write afresh. */
-static void given_answer(api_write_t *w)
+void api_write_given(api_write_t *w)
 {
     jw_reset(&w->out);
     jw_raw(&w->out, w->text, w->size - sizeof *w);
@@ -227,7 +225,7 @@ static void given_answer(api_write_t *w)
  * (412). The problem given to w stands only when both hold. */
 static void run_body_errors(store_t *s, api_write_t *w)
 {
-    given_answer(w);
+    api_write_given(w);
     int status = w->status;
     bool ok = w->names_lead && !w->has_if_match ? write_found(s, w) : api_write_precondition(s, w);
     if (ok) w->status = status;
@@ -261,12 +259,17 @@ static void body_errors(api_req_t *r, int status)
 static void run_kept(store_t *s, api_write_t *w)
 {
     (void)s;
-    given_answer(w);
+    api_write_given(w);
 }
 
 void api_reply_kept(api_req_t *r, int status)
 {
     if (!r->idem.held || !through_writer(r, status, run_kept)) api_reply(r, status);
+}
+
+void api_reply_found(api_req_t *r, int status, api_write_fn found)
+{
+    if (!through_writer(r, status, found)) api_reply(r, status);
 }
 
 void api_reply_errors_kept(api_req_t *r, const verrs_t *errs)

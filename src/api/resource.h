@@ -61,6 +61,19 @@ api_write_t *api_decode_or_reply(api_req_t *r, bool creating, api_decode_fn deco
  * its write (a body, a query, a file that cannot be taken). */
 void api_reply_kept(api_req_t *r, int status);
 
+/* Answers r with the problem of its body already rendered into r->out
+ * (status) once the writer has run found, which looks for the resource
+ * r's path names: it starts with api_write_given and answers w itself
+ * (404) when the resource is not there, as extensions.md's order of
+ * checks puts that before the body's problems. The answer is kept for an
+ * Idempotency-Key as api_reply_kept keeps it. */
+void api_reply_found(api_req_t *r, int status, api_write_fn found);
+
+/* Sets w's answer to the one api_reply_found (or api_reply_kept) gave it.
+ * Each run does, not the handler: a batch run again (writer.c) starts
+ * each write afresh. */
+void api_write_given(api_write_t *w);
+
 /* api_reply_kept with every problem of errs. */
 void api_reply_errors_kept(api_req_t *r, const verrs_t *errs);
 

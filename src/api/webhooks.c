@@ -166,12 +166,13 @@ static void decode(const json_t *root, h2o_iovec_t body, bool creating, api_patc
 }
 
 /* Checks the body as a write would decode it, and the target URL's form,
- * port and literal address with it, answering every problem at once.
- * False when r was answered. */
-static bool checked_or_reply(api_req_t *r, bool creating)
+ * port and literal address with it: 0 when it is good, else the status of
+ * every problem at once, rendered into r->out. */
+static int body_problems(api_req_t *r, bool creating)
 {
-    json_t *root = api_body_or_reply_kept(r);
-    if (root == NULL) return false;
+    int status = 0;
+    json_t *root = api_body_or_render(r, &status);
+    if (root == NULL) return status;
     webhook_patch_t p;
     verrs_t errs = {0};
     webhook_decode(root, creating, &p, &errs);
@@ -183,9 +184,21 @@ static bool checked_or_reply(api_req_t *r, bool creating)
             verrs_add(&errs, "validation_error", "/webhook/url", NULL, "%s", why);
     }
     json_decref(root);
-    if (errs.n == 0) return true;
-    api_reply_errors_kept(r, &errs);
-    return false;
+    return errs.n == 0 ? 0 : api_render_errors(&r->out, &errs);
+}
+
+static void no_webhook(void *ctx, const webhook_t *wh)
+{
+    (void)ctx;
+    (void)wh;
+}
+
+/* The problem of a PUT's body stands once the webhook is found; a missing
+ * one is a 404 (api_reply_found). */
+static void run_found(store_t *s, api_write_t *w)
+{
+    api_write_given(w);
+    answer(w, store_webhook_get(s, w->app, w->id, no_webhook, NULL, NULL), w->status);
 }
 
 static void submit_create(api_req_t *r)
@@ -211,12 +224,21 @@ void webhooks_create(api_req_t *r)
     /* The 201 shows the secret, once: no cache on the way may keep it. */
     h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
                    H2O_STRLIT("no-store"));
-    if (checked_or_reply(r, true)) submit_create(r);
+    int status = body_problems(r, true);
+    if (status != 0)
+        api_reply_kept(r, status);
+    else
+        submit_create(r);
 }
 
 void webhooks_update(api_req_t *r)
 {
-    if (webhook_id_or_reply(r) && checked_or_reply(r, false)) submit_update(r);
+    if (!webhook_id_or_reply(r)) return;
+    int status = body_problems(r, false);
+    if (status != 0)
+        api_reply_found(r, status, run_found);
+    else
+        submit_update(r);
 }
 
 void webhooks_delete(api_req_t *r)

@@ -123,6 +123,35 @@ def test_another_apps_webhook_is_not_found(app, app2):
     assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["active"] is True
 
 
+def test_a_missing_webhook_is_404_before_its_bodys_problems(app):
+    """extensions.md's order of checks: the resource (404) before the body (400/415/422), on a
+    webhook deleted, one never made and another app's; the same bodies on a webhook that is there
+    get their own answers, and change nothing."""
+    gone = create_webhook(app, PUBLIC)
+    assert_status(app.delete(f"/webhooks/{gone['id']}"), 204)
+    kept = create_webhook(app, PUBLIC, description="kept")
+    bad = [dict(body={"webhook": {"url": "ftp://x", "events": ["nope"]}}),
+           dict(raw=b'{"webhook": '), dict(raw=b"url=x", content_type="text/plain")]
+    for wid in (gone["id"], str(uuid.uuid4())):
+        for kw in bad:
+            errs = assert_error(app.put(f"/webhooks/{wid}", **kw), 404)
+            assert errs[0]["title"] == "Webhook Not Found", (kw, errs)
+    for kw, status in zip(bad, (422, 400, 415)):
+        assert_error(app.put(f"/webhooks/{kept['id']}", **kw), status)
+    # With an Idempotency-Key the 404 is the answer kept for the key.
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    for _ in range(2):
+        assert_error(app.put(f"/webhooks/{gone['id']}", headers=key, **bad[0]), 404)
+    assert body_json(app.get(f"/webhooks/{kept['id']}"))["data"]["attributes"]["description"] == "kept"
+
+
+def test_another_apps_webhook_is_404_before_its_bodys_problems(app, app2):
+    w = create_webhook(app, PUBLIC)
+    errs = assert_error(app2.put(f"/webhooks/{w['id']}", {"webhook": {"url": "ftp://x"}}), 404)
+    assert errs[0]["title"] == "Webhook Not Found"
+    assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["url"] == PUBLIC
+
+
 @pytest.mark.parametrize("path", ["/webhooks/not-a-uuid", "/webhooks/9b2f3c1e-4d5a-4e6f-8a7b-0c1d2e3f4a5b"])
 def test_unknown_ids_are_404(app, path):
     assert_error(app.get(path), 404)
