@@ -1,12 +1,12 @@
 /*
  * dispatch.c: the request entry point and the thread life cycle.
  *
- * api_handle finds the request's route entry (routes.c), answers 404 and
- * 405 itself, before credentials are looked at, then authenticates the
- * caller when the entry says so (auth.c), applies the app's rate limit,
- * and hands the request to the entry's handler. Each of these steps may
- * answer the request, now or after a store read; from then on the request
- * is not touched here.
+ * api_handle finds the request's route entry (routes.c), answers a
+ * malformed HTTP/2 request (400), 404 and 405 itself, before credentials
+ * are looked at, then authenticates the caller when the entry says so
+ * (auth.c), applies the app's rate limit, and hands the request to the
+ * entry's handler. Each of these steps may answer the request, now or
+ * after a store read; from then on the request is not touched here.
  */
 #include "api/dispatch.h"
 
@@ -225,6 +225,31 @@ static const api_route_t *route_of(api_req_t *r, api_route_match_t *m)
     return m->route;
 }
 
+/* Why an HTTP/2 request is one RFC 9113 calls malformed that h2o 2.2 lets
+ * through, or NULL when it is not: a connection-specific field (8.2.2;
+ * h2o refuses connection, transfer-encoding, upgrade and a te other than
+ * "trailers" itself), or a :path that is not a path ("*" only for
+ * OPTIONS; 8.3.1). An intermediary must not pass such a request on, and
+ * two that read it differently are how requests get smuggled: it gets a
+ * 400, which the RFC allows before the stream ends. (A host field beside
+ * :authority h2o drops: nothing here can read it.) */
+static const char *h2_malformed(const h2o_req_t *req)
+{
+    if (req->version < 0x200) return NULL;
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        if (h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("keep-alive")) ||
+            h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("proxy-connection")))
+            return "An HTTP/2 request may not carry a connection-specific header field (RFC 9113, 8.2.2).";
+    }
+    h2o_iovec_t path = req->input.path;
+    bool options = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"));
+    if (path.len == 0 ||
+        (path.base[0] != '/' && !(options && h2o_memis(path.base, path.len, H2O_STRLIT("*")))))
+        return "The :path of an HTTP/2 request must start with \"/\" (RFC 9113, 8.3.1).";
+    return NULL;
+}
+
 /* Whom a large body counts against: its app key, hashed (FNV-1a; never
  * 0). */
 static uint64_t owner_of(h2o_iovec_t key)
@@ -304,6 +329,11 @@ void api_handle(h2o_req_t *req, void *state)
     cors_headers(req);
     api_route_match_t m;
     route_of(r, &m);
+    const char *malformed = h2_malformed(req);
+    if (malformed != NULL) {
+        api_reply_error(r, 400, "Bad Request", malformed);
+        return;
+    }
     if (m.allowed == 0) {
         api_reply_error(r, 404, "Not Found", "No such route.");
         return;

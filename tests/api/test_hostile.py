@@ -361,3 +361,71 @@ def _assert_only_the_first_ran(answer, names):
     statuses = [line.split(b" ")[1] for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
     assert statuses in ([], [b"201"], [b"201", b"400"]), answer
     assert names == ["one"] or statuses == [], (answer, names)
+
+
+def _h2_exchange(srv, fields, body=None, timeout=5.0):
+    """One request over cleartext HTTP/2 (prior knowledge) with exactly these fields (and body),
+    sent as the h2 library would refuse to send them: (status, body bytes), or ("reset", its
+    error code)."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    cfg = h2.config.H2Configuration(client_side=True, validate_outbound_headers=False,
+                                    normalize_outbound_headers=False)
+    conn = h2.connection.H2Connection(cfg)
+    conn.initiate_connection()
+    conn.send_headers(1, fields, end_stream=body is None)
+    if body is not None:
+        conn.send_data(1, body, end_stream=True)
+    status, body = None, b""
+    with socket.create_connection((srv.host, srv.port), timeout=timeout) as s:
+        s.sendall(conn.data_to_send())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            data = s.recv(65536)
+            assert data, "crmd closed the connection without answering the stream"
+            for e in conn.receive_data(data):
+                if isinstance(e, h2.events.ResponseReceived):
+                    status = dict(e.headers)[b":status"].decode()
+                elif isinstance(e, h2.events.DataReceived):
+                    body += e.data
+                    conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+                elif isinstance(e, h2.events.StreamReset):
+                    return "reset", e.error_code
+                elif isinstance(e, h2.events.StreamEnded):
+                    return status, body
+            s.sendall(conn.data_to_send())
+    raise AssertionError("no answer within the timeout")
+
+
+def test_http2_requests_rfc9113_calls_malformed_are_refused(make_server):
+    """RFC 9113 8.2.2 and 8.3.1: a connection-specific field (h2o 2.2 refuses connection,
+    transfer-encoding, upgrade and te itself, not keep-alive or proxy-connection) and a :path
+    that is not a path make a request malformed; crmd answers them 400, before routing and
+    credentials, and writes nothing. The same request well formed is answered as usual."""
+    srv = make_server(extra_args=["--http2"])
+    app = srv.new_app()
+    base = [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1"), (":path", "/leads/"),
+            ("authorization", f"Bearer {app.token}"), ("appid", app.key)]
+    status, got = _h2_exchange(srv, base)
+    assert status == "200" and json.loads(got)["meta"]["totalRecords"] == 0, (status, got)
+    cases = {"keep-alive": base + [("keep-alive", "timeout=5")],
+             "proxy-connection": base + [("proxy-connection", "keep-alive")],
+             "path without /": [(k, "leads/" if k == ":path" else v) for k, v in base],
+             "path *": [(k, "*" if k == ":path" else v) for k, v in base],
+             "no credentials": [f for f in base if f[0] not in ("authorization", "appid")] +
+                               [("keep-alive", "5")]}
+    for name, fields in cases.items():
+        status, got = _h2_exchange(srv, fields)
+        assert status == "400", (name, status, got)
+        err = json.loads(got)["errors"][0]
+        assert err["status"] == "400" and err["code"] == "bad_request" and "RFC 9113" in err["detail"], (name, err)
+    # A malformed create creates nothing; the same create well formed does.
+    post = [(k, "POST" if k == ":method" else v) for k, v in base] + [("content-type", "application/json")]
+    body = json.dumps({"lead": {"name": "x"}}).encode()
+    status, got = _h2_exchange(srv, post + [("proxy-connection", "close")], body)
+    assert status == "400", (status, got)
+    assert app.get("/leads/").json()["meta"]["totalRecords"] == 0
+    status, got = _h2_exchange(srv, post, body)
+    assert status == "201", (status, got)
+    assert app.get("/leads/").json()["meta"]["totalRecords"] == 1
