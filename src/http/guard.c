@@ -770,6 +770,32 @@ static bool h2_headers_flood(const h2o_buffer_t *in, size_t from, const h2o_buff
     return false;
 }
 
+/* Tells the client of an HTTP/2 connection about to be closed for a read
+ * of header blocks over H2_READ_HEADERS_MAX why (GOAWAY, ENHANCE_YOUR_CALM,
+ * the last stream h2o took): an honest client that sent that many
+ * requests at once learns which of them to send again, and to send fewer.
+ * The frame is written straight to the socket, as h2o's own writes are
+ * whole frames, only when none is under way, and not over TLS. preface:
+ * h2o has not taken the connection yet, so the server's preface (an empty
+ * SETTINGS frame) goes first. */
+static void h2_calm(guard_conn_t *c, uint32_t last_stream, bool preface)
+{
+    static const uint8_t settings[9] = {0, 0, 0, 4};
+    h2o_socket_t *sock = c->sock;
+    if (h2o_socket_is_writing(sock) || sock->ssl != NULL) return;
+    h2o_buffer_t *frame;
+    h2o_buffer_init(&frame, &h2o_socket_buffer_prototype);
+    if (preface) {
+        h2o_iovec_t dst = h2o_buffer_reserve(&frame, sizeof settings);
+        memcpy(dst.base, settings, sizeof settings);
+        frame->size += sizeof settings;
+    }
+    h2o_http2_encode_goaway_frame(&frame, last_stream, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
+                                  h2o_iovec_init(H2O_STRLIT("header blocks over 256 KiB in one read")));
+    (void)send(h2o_socket_get_fd(sock), frame->bytes, frame->size, MSG_DONTWAIT | MSG_NOSIGNAL);
+    h2o_buffer_dispose(&frame);
+}
+
 /* Where the first frame of an HTTP/2 connection's input starts: after the
  * client's preface while h2o has not taken it (over TLS it comes in a
  * read of its own, after start_http2). */
@@ -799,6 +825,7 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
         h2_headers_flood(sock->input, h2_frames_from(sock->input),
                          ((h2o_http2_conn_t *)sock->data)->_headers_unparsed)) {
         metrics_count(METRIC_GUARD_REQUEST_MEMORY);
+        h2_calm(c, ((h2o_http2_conn_t *)sock->data)->pull_stream_ids.max_open, false);
         err = h2o_socket_error_closed;
     }
     /* A large body is judged from its head before h2o reads it. */
@@ -947,6 +974,7 @@ static void start_http2(guard_conn_t *c)
     /* h2o parses what came with the preface at once, without a read. */
     if (h2_headers_flood(c->sock->input, PREFACE_LEN, NULL)) {
         metrics_count(METRIC_GUARD_REQUEST_MEMORY);
+        h2_calm(c, 0, true);
         h2o_socket_close(c->sock);
         return;
     }

@@ -429,3 +429,61 @@ def test_http2_requests_rfc9113_calls_malformed_are_refused(make_server):
     status, got = _h2_exchange(srv, post, body)
     assert status == "201", (status, got)
     assert app.get("/leads/").json()["meta"]["totalRecords"] == 1
+
+
+@pytest.mark.parametrize("with_preface", [True, False], ids=["with_the_preface", "later"])
+def test_http2_header_blocks_over_the_read_limit_get_a_goaway_saying_why(make_server, with_preface):
+    """A read whose HTTP/2 header blocks pass 256 KiB closes its connection before h2o decodes
+    them (the HPACK bomb of tests/faults/test_memory.py): the client is told why first, GOAWAY
+    ENHANCE_YOUR_CALM (11), so an honest client that sent too many requests at once knows; sent
+    with the preface (before h2o has the connection: the server's SETTINGS go first) or after
+    the server's SETTINGS came."""
+    import hpack
+    srv = make_server(extra_args=["--http2"])
+    app = srv.new_app()
+    fields = [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1"), (":path", "/leads/"),
+              ("authorization", f"Bearer {app.token}"), ("appid", app.key)]
+    fields += [(f"x-pad-{i}", "p" * 4000) for i in range(100)]  # about 400 KB, one request
+    block = hpack.Encoder().encode(fields)
+    assert len(block) > 300_000
+    chunks = [block[i:i + 16384] for i in range(0, len(block), 16384)]
+
+    def frame(kind, flags, stream, payload=b""):
+        return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+    frames = [frame(1 if i == 0 else 9, (4 if i == len(chunks) - 1 else 0) | (1 if i == 0 else 0), 1, c)
+              for i, c in enumerate(chunks)]
+    got = b""
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0)
+    with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+        if not with_preface:
+            # The server's SETTINGS and its ACK of ours, then a pause: its writes are done (the
+            # GOAWAY is written straight to the socket only between h2o's writes).
+            s.sendall(preface)
+            while b"\x00\x00\x00\x04\x01\x00\x00\x00\x00" not in got:
+                chunk = s.recv(65536)
+                assert chunk, f"closed before its SETTINGS ACK: {got!r}"
+                got += chunk
+            time.sleep(0.2)
+            preface = b""
+        try:
+            s.sendall(preface + b"".join(frames))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            while chunk := s.recv(65536):
+                got += chunk
+        except (ConnectionResetError, socket.timeout):
+            pass
+    assert len(got) >= 9 and got[3] == 4, f"the server's preface is a SETTINGS frame: {got[:40]!r}"
+    goaways, at = [], 0
+    while len(got) - at >= 9:
+        n = int.from_bytes(got[at:at + 3], "big")
+        if got[at + 3] == 7:
+            payload = got[at + 9:at + 9 + n]
+            goaways.append((int.from_bytes(payload[4:8], "big"), payload[8:]))
+        at += 9 + n
+    assert goaways and goaways[-1][0] == 11, f"no GOAWAY ENHANCE_YOUR_CALM in {got[:200]!r}"
+    assert b"256 KiB" in goaways[-1][1], goaways
+    status, body = _h2_exchange(srv, fields[:6])
+    assert status == "200", (status, body)
