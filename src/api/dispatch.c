@@ -262,13 +262,19 @@ static uint64_t owner_of(h2o_iovec_t key)
 
 /* Whether r, whose body is to be over API_MAX_BODY, may send it: its
  * route takes that much and it is authenticated (from its headers alone);
- * otherwise r has been answered, in extensions.md's order of checks: no
- * route (404), another method (405), the credentials (401, 403), then the
+ * otherwise r has been answered, in extensions.md's order of checks: a
+ * malformed HTTP/2 request (400, as api_handle answers it), no route
+ * (404), another method (405), the credentials (401, 403), then the
  * body's size (413). */
 static bool large_body_allowed(api_req_t *r, size_t declared)
 {
     api_route_match_t m;
     const api_route_t *route = route_of(r, &m);
+    const char *malformed = h2_malformed(r->req);
+    if (malformed != NULL) {
+        api_reply_error(r, 400, "Bad Request", malformed);
+        return false;
+    }
     if (m.allowed == 0) {
         api_reply_error(r, 404, "Not Found", "No such route.");
         return false;

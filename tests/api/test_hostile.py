@@ -363,10 +363,10 @@ def _assert_only_the_first_ran(answer, names):
     assert names == ["one"] or statuses == [], (answer, names)
 
 
-def _h2_exchange(srv, fields, body=None, timeout=5.0):
-    """One request over cleartext HTTP/2 (prior knowledge) with exactly these fields (and body),
-    sent as the h2 library would refuse to send them: (status, body bytes), or ("reset", its
-    error code)."""
+def _h2_exchange(srv, fields, body=None, end=True, timeout=5.0):
+    """One request over cleartext HTTP/2 (prior knowledge) with exactly these fields (and body,
+    the request left open after it unless end), sent as the h2 library would refuse to send
+    them: (status, body bytes), or ("reset", its error code)."""
     import h2.config
     import h2.connection
     import h2.events
@@ -376,7 +376,7 @@ def _h2_exchange(srv, fields, body=None, timeout=5.0):
     conn.initiate_connection()
     conn.send_headers(1, fields, end_stream=body is None)
     if body is not None:
-        conn.send_data(1, body, end_stream=True)
+        conn.send_data(1, body, end_stream=end)
     status, body = None, b""
     with socket.create_connection((srv.host, srv.port), timeout=timeout) as s:
         s.sendall(conn.data_to_send())
@@ -429,6 +429,12 @@ def test_http2_requests_rfc9113_calls_malformed_are_refused(make_server):
     status, got = _h2_exchange(srv, post, body)
     assert status == "201", (status, got)
     assert app.get("/leads/").json()["meta"]["totalRecords"] == 1
+    # A body declared over 1 MiB is judged from the head, before it is read: the same 400.
+    large = [f for f in post if f[0] not in ("authorization", "appid")] + [("content-length", str(2 << 20))]
+    status, got = _h2_exchange(srv, large + [("keep-alive", "5")], b"x" * 1000, end=False)
+    assert status == "400" and "RFC 9113" in json.loads(got)["errors"][0]["detail"], (status, got)
+    status, got = _h2_exchange(srv, large, b"x" * 1000, end=False)
+    assert status == "401", (status, got)
 
 
 @pytest.mark.parametrize("with_preface", [True, False], ids=["with_the_preface", "later"])
