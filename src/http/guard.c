@@ -82,10 +82,6 @@
 /* Answers up to this size are always sent (counted, never refused): most
  * fit in the kernel's socket buffer and are not held at all. */
 #define SMALL_RESPONSE 65536
-/* Streams of one HTTP/2 connection looked at, at most (h2o allows 100
- * open plus those made by PRIORITY frames). */
-#define STREAMS_SEEN 256
-
 /* Streams of one HTTP/2 connection whose large body may be arriving at
  * once, allowed or refused (twice the streams it may have open). */
 #define H2_JUDGED_MAX (2 * H2_MAX_STREAMS)
@@ -234,7 +230,7 @@ static bool h1_check(guard_conn_t *c, h1_head_t *head);
 static bool h1_drained(guard_conn_t *c);
 static void drop_input(guard_conn_t *c);
 static void h1_request_done(guard_conn_t *c);
-static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_t **s, size_t n);
+static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn);
 
 static size_t buf_bytes(const h2o_buffer_t *b)
 {
@@ -332,12 +328,35 @@ static void kill_socket(h2o_socket_t *sock)
 
 /* --- HTTP/2 connections -------------------------------------------------------- */
 
-static size_t h2_streams(h2o_http2_conn_t *conn, h2o_http2_stream_t **out)
+/* The stream in bucket i of conn's stream table, or NULL. The guard walks
+ * h2o's table bucket by bucket and reads each stream afresh; it keeps no
+ * list of stream pointers across a reset. Resetting a stream runs the
+ * requests waiting for its slot, and a handler's answer may make room by
+ * giving up another answer of the same connection (evict), which frees
+ * that stream at once: a list made before the reset then names freed
+ * memory (the review of stop 31 showed it under ASan). A stream leaves
+ * the table (its bucket marked deleted) before it is freed, and the table
+ * is rebuilt only when a stream is added, which a read alone does. */
+static h2o_http2_stream_t *h2_stream_at(h2o_http2_conn_t *conn, khiter_t i)
 {
-    size_t n = 0;
-    for (khiter_t i = kh_begin(conn->streams); i != kh_end(conn->streams) && n < STREAMS_SEEN; i++)
-        if (kh_exist(conn->streams, i)) out[n++] = kh_val(conn->streams, i);
-    return n;
+    return kh_exist(conn->streams, i) ? kh_val(conn->streams, i) : NULL;
+}
+
+typedef bool (*h2_match_fn)(const h2o_http2_stream_t *s);
+typedef bool (*h2_before_fn)(const h2o_http2_stream_t *a, const h2o_http2_stream_t *b);
+
+/* The stream of conn to reset next: of those match takes, the first by
+ * before; NULL when none is left. The caller resets it, which takes it out
+ * of the table, and asks again: at most once per bucket of the table (so
+ * that a stream a reset would leave in it cannot hold the loop). */
+static h2o_http2_stream_t *h2_victim(h2o_http2_conn_t *conn, h2_match_fn match, h2_before_fn before)
+{
+    h2o_http2_stream_t *best = NULL;
+    for (khiter_t i = kh_begin(conn->streams); i != kh_end(conn->streams); i++) {
+        h2o_http2_stream_t *s = h2_stream_at(conn, i);
+        if (s != NULL && match(s) && (best == NULL || before(s, best))) best = s;
+    }
+    return best;
 }
 
 static bool receiving(const h2o_http2_stream_t *s)
@@ -373,42 +392,41 @@ static void h2_goaway(h2o_http2_conn_t *conn)
 
 static size_t h2_input(h2o_http2_conn_t *conn)
 {
-    h2o_http2_stream_t *s[STREAMS_SEEN];
-    size_t n = h2_streams(conn, s), bytes = buf_bytes(conn->_headers_unparsed);
-    for (size_t i = 0; i < n; i++)
-        bytes += buf_bytes(s[i]->_req_body);
+    size_t bytes = buf_bytes(conn->_headers_unparsed);
+    for (khiter_t i = kh_begin(conn->streams); i != kh_end(conn->streams); i++) {
+        h2o_http2_stream_t *s = h2_stream_at(conn, i);
+        if (s != NULL) bytes += buf_bytes(s->_req_body);
+    }
     return bytes;
 }
 
-static int newest_first(const void *a, const void *b)
+static bool newer(const h2o_http2_stream_t *a, const h2o_http2_stream_t *b)
 {
-    uint32_t x = (*(h2o_http2_stream_t *const *)a)->stream_id,
-             y = (*(h2o_http2_stream_t *const *)b)->stream_id;
-    return x < y ? 1 : x > y ? -1 : 0;
+    return a->stream_id > b->stream_id;
 }
 
-static int largest_body_first(const void *a, const void *b)
+static bool larger_body(const h2o_http2_stream_t *a, const h2o_http2_stream_t *b)
 {
-    size_t x = buf_bytes((*(h2o_http2_stream_t *const *)a)->_req_body);
-    size_t y = buf_bytes((*(h2o_http2_stream_t *const *)b)->_req_body);
-    return x < y ? 1 : x > y ? -1 : 0;
+    return buf_bytes(a->_req_body) > buf_bytes(b->_req_body);
+}
+
+static bool unprocessed_request(const h2o_http2_stream_t *s)
+{
+    return !h2o_http2_stream_is_push(s->stream_id) && unprocessed(s);
 }
 
 /* Refuses the newest streams the handler has not seen while more than
- * H2_MAX_STREAMS are open. s[0..n): conn's streams (h2_streams), sorted
- * here newest first. True if it reset one: s holds a stream h2o freed. */
-static bool h2_cap_streams(h2o_http2_conn_t *conn, h2o_http2_stream_t **s, size_t n)
+ * H2_MAX_STREAMS are open. */
+static void h2_cap_streams(h2o_http2_conn_t *conn)
 {
-    if (conn->num_streams.pull.open <= H2_MAX_STREAMS) return false;
-    bool reset = false;
-    qsort(s, n, sizeof s[0], newest_first);
-    for (size_t i = 0; i < n && conn->num_streams.pull.open > H2_MAX_STREAMS; i++)
-        if (!h2o_http2_stream_is_push(s[i]->stream_id) && unprocessed(s[i])) {
-            metrics_count(METRIC_GUARD_STREAMS);
-            h2_reset(conn, s[i], H2O_HTTP2_ERROR_REFUSED_STREAM);
-            reset = true;
-        }
-    return reset;
+    h2o_http2_stream_t *s;
+    for (khint_t left = kh_end(conn->streams); left > 0 && conn->num_streams.pull.open > H2_MAX_STREAMS &&
+                                               conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING &&
+                                               (s = h2_victim(conn, unprocessed_request, newer)) != NULL;
+         left--) {
+        metrics_count(METRIC_GUARD_STREAMS);
+        h2_reset(conn, s, H2O_HTTP2_ERROR_REFUSED_STREAM);
+    }
 }
 
 /* --- request memory ------------------------------------------------------------- */
@@ -436,6 +454,11 @@ static bool charge(guard_conn_t *c)
     return now > before && total > input_budget;
 }
 
+static bool receiving_a_body(const h2o_http2_stream_t *s)
+{
+    return receiving(s) && buf_bytes(s->_req_body) > 0;
+}
+
 /* The budget is exceeded and this HTTP/2 connection grew: its streams
  * still receiving go, largest body first, until the total fits. If it
  * still does not, what is over is the connection's own input: frames h2o
@@ -445,13 +468,13 @@ static bool charge(guard_conn_t *c)
  * over the budget does. */
 static void h2_refuse(guard_conn_t *c, h2o_http2_conn_t *conn)
 {
-    h2o_http2_stream_t *s[STREAMS_SEEN];
-    size_t n = h2_streams(conn, s);
-    qsort(s, n, sizeof s[0], largest_body_first);
-    for (size_t i = 0; i < n && atomic_load(&input_held) > input_budget; i++) {
-        if (!receiving(s[i]) || buf_bytes(s[i]->_req_body) == 0) continue;
+    h2o_http2_stream_t *s;
+    for (khint_t left = kh_end(conn->streams); left > 0 && atomic_load(&input_held) > input_budget &&
+                                               conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING &&
+                                               (s = h2_victim(conn, receiving_a_body, larger_body)) != NULL;
+         left--) {
         metrics_count(METRIC_GUARD_REQUEST_MEMORY);
-        h2_reset(conn, s[i], H2O_HTTP2_ERROR_REFUSED_STREAM);
+        h2_reset(conn, s, H2O_HTTP2_ERROR_REFUSED_STREAM);
         charge(c);
     }
     if (atomic_load(&input_held) > input_budget && buf_bytes(c->sock->input) > INPUT_FREE) {
@@ -469,34 +492,29 @@ static void h2_refuse(guard_conn_t *c, h2o_http2_conn_t *conn)
  * had answered whose answer the client's closed window held. They go as
  * soon as the read that brought them ends, answered or not (as a
  * client's RST_STREAM would have them go); what a single read decodes is
- * the most they cost. s[0..n) as in h2_cap_streams; true if it reset one. */
-static bool h2_cap_headers(h2o_http2_conn_t *conn, h2o_http2_stream_t *const *s, size_t n)
+ * the most they cost. A stream reset is out of the table, or ended. */
+static void h2_cap_headers(h2o_http2_conn_t *conn)
 {
-    bool reset = false;
-    for (size_t i = 0; i < n && conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING; i++)
-        if (!h2o_http2_stream_is_push(s[i]->stream_id) && s[i]->state != H2O_HTTP2_STREAM_STATE_END_STREAM &&
-            s[i]->req.headers.size > H2O_MAX_HEADERS) {
+    for (khiter_t i = kh_begin(conn->streams);
+         i != kh_end(conn->streams) && conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING; i++) {
+        h2o_http2_stream_t *s = h2_stream_at(conn, i);
+        if (s != NULL && !h2o_http2_stream_is_push(s->stream_id) &&
+            s->state != H2O_HTTP2_STREAM_STATE_END_STREAM && s->req.headers.size > H2O_MAX_HEADERS) {
             metrics_count(METRIC_GUARD_REQUEST_MEMORY);
-            h2_reset(conn, s[i], H2O_HTTP2_ERROR_REFUSED_STREAM);
-            reset = true;
+            h2_reset(conn, s, H2O_HTTP2_ERROR_REFUSED_STREAM);
         }
-    return reset;
+    }
 }
 
 /* After h2o read from an HTTP/2 connection: the stream and header caps,
- * the request budget, the write backlog, and whether it is idle. The
- * streams are listed once for the three looks at them, and again only
- * after a reset (rare: an attack or an overload), which frees the stream
- * it names. */
+ * the request budget, the write backlog, and whether it is idle. */
 static void h2_police(guard_conn_t *c)
 {
     h2o_http2_conn_t *conn = c->sock->data;
     if (conn->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING) return;
-    h2o_http2_stream_t *s[STREAMS_SEEN];
-    size_t n = h2_streams(conn, s);
-    if (h2_cap_headers(conn, s, n)) n = h2_streams(conn, s);
-    if (h2_cap_streams(conn, s, n)) n = h2_streams(conn, s);
-    h2_check_bodies(c, conn, s, n);
+    h2_cap_headers(conn);
+    h2_cap_streams(conn);
+    h2_check_bodies(c, conn);
     if (conn->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING) return;
     if (charge(c)) h2_refuse(c, conn);
     if (buf_bytes(conn->_write.buf) + buf_bytes(conn->_write.buf_in_flight) > H2_WRITE_MAX)
@@ -1542,16 +1560,19 @@ static void h2_drop_body(h2o_http2_stream_t *s)
 }
 
 /* Forgets the judged streams (c->h2_judged) that no longer receive a body:
- * those not among conn's streams s[0..n) still receiving. */
-static void h2_forget_judged(guard_conn_t *c, h2o_http2_stream_t *const *s, size_t n)
+ * those not among conn's streams still receiving. */
+static void h2_forget_judged(guard_conn_t *c, h2o_http2_conn_t *conn)
 {
+    bool receives[H2_JUDGED_MAX] = {false};
+    for (khiter_t i = kh_begin(conn->streams); i != kh_end(conn->streams); i++) {
+        h2o_http2_stream_t *s = h2_stream_at(conn, i);
+        if (s == NULL || !receiving(s)) continue;
+        for (size_t j = 0; j < c->h2_njudged; j++)
+            if (c->h2_judged[j].id == s->stream_id) receives[j] = true;
+    }
     size_t kept = 0;
-    for (size_t i = 0; i < c->h2_njudged; i++)
-        for (size_t j = 0; j < n; j++)
-            if (s[j]->stream_id == c->h2_judged[i].id && receiving(s[j])) {
-                c->h2_judged[kept++] = c->h2_judged[i];
-                break;
-            }
+    for (size_t j = 0; j < c->h2_njudged; j++)
+        if (receives[j]) c->h2_judged[kept++] = c->h2_judged[j];
     c->h2_njudged = kept;
 }
 
@@ -1584,21 +1605,22 @@ static void h2_judge(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_t
  * be over body_small (declared, or so far) and was not judged yet is
  * judged; what refused streams still send is dropped. (h2o has read the
  * whole read by now: a body that one read completed is in the handler's
- * hands, which refuses it in the same way.) s[0..n): conn's streams
- * (h2_streams); a stream h2_judge resets is not looked at again. */
-static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_t **s, size_t n)
+ * hands, which refuses it in the same way.) */
+static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn)
 {
     if (body_check == NULL) return;
-    h2_forget_judged(c, s, n);
-    for (size_t i = 0; i < n && conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING; i++) {
-        if (s[i]->state != H2O_HTTP2_STREAM_STATE_RECV_BODY || s[i]->_req_body == NULL) continue;
-        const h2_judged_t *j = h2_judged(c, s[i]->stream_id);
-        size_t declared = s[i]->_expected_content_length;
-        bool large = (declared != SIZE_MAX && declared > body_small) || s[i]->_req_body->size > body_small;
+    h2_forget_judged(c, conn);
+    for (khiter_t i = kh_begin(conn->streams);
+         i != kh_end(conn->streams) && conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING; i++) {
+        h2o_http2_stream_t *s = h2_stream_at(conn, i);
+        if (s == NULL || s->state != H2O_HTTP2_STREAM_STATE_RECV_BODY || s->_req_body == NULL) continue;
+        const h2_judged_t *j = h2_judged(c, s->stream_id);
+        size_t declared = s->_expected_content_length;
+        bool large = (declared != SIZE_MAX && declared > body_small) || s->_req_body->size > body_small;
         if (j != NULL && j->refused)
-            h2_drop_body(s[i]);
+            h2_drop_body(s);
         else if (j == NULL && large)
-            h2_judge(c, conn, s[i]);
+            h2_judge(c, conn, s);
     }
 }
 
@@ -1616,13 +1638,14 @@ static void sweep_h2_conn(http_worker_t *w, h2o_http2_conn_t *conn, uint64_t now
 {
     if (conn->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING) return;
     const struct timeval *tv = h2o_get_timestamp(&w->ctx, NULL, NULL);
-    h2o_http2_stream_t *s[STREAMS_SEEN];
-    size_t n = h2_streams(conn, s);
-    for (size_t i = 0; i < n; i++)
-        if (receiving(s[i]) && age_ms(tv, &s[i]->req.timestamps.request_begin_at) >= request_ms) {
+    for (khiter_t i = kh_begin(conn->streams);
+         i != kh_end(conn->streams) && conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING; i++) {
+        h2o_http2_stream_t *s = h2_stream_at(conn, i);
+        if (s != NULL && receiving(s) && age_ms(tv, &s->req.timestamps.request_begin_at) >= request_ms) {
             metrics_count(METRIC_GUARD_DEADLINE);
-            h2_reset(conn, s[i], H2O_HTTP2_ERROR_CANCEL);
+            h2_reset(conn, s, H2O_HTTP2_ERROR_CANCEL);
         }
+    }
     guard_conn_t *c = conn_of(conn->sock);
     if (c == NULL) return;
     /* Callbacks h2o installed outside any of the socket's (a read started
@@ -1664,6 +1687,11 @@ static void sweep_held(http_worker_t *w, uint64_t now)
             h->progress = now;
         } else if (pending > 0 && now - h->progress >= STALL_MS) {
             evict(h, H2O_HTTP2_ERROR_CANCEL);
+            /* The reset may have run a waiting request whose answer gave
+             * up others (room_for), next among them: the walk starts
+             * over (what it did to the answers before is done again as a
+             * no-op, and each turn gives one up). */
+            next = w->guard_held.next;
         }
     }
     size_t held = atomic_load(&output_held);
