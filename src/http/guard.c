@@ -1108,19 +1108,40 @@ static void on_held_dispose(void *p)
     atomic_fetch_sub(&output_held, h->bytes);
 }
 
+/* Answers this thread has given up (evict), counted so that a walk of
+ * the held answers can tell whether one it called gave up others. */
+static __thread uint64_t evictions;
+
+/* Whether s is still in conn's stream table. h2o takes a stream out of it
+ * when it starts closing the stream, then runs the requests waiting for
+ * its slot, and frees the stream (and its answer's pool) only after them:
+ * one of those requests may want room (room_for) while the answer is
+ * still held. Walked bucket by bucket: the shim has no key lookup
+ * (src/khash.h), and this is only asked when an answer is given up. */
+static bool h2_in_table(h2o_http2_conn_t *conn, const h2o_http2_stream_t *s)
+{
+    for (khiter_t i = kh_begin(conn->streams); i != kh_end(conn->streams); i++)
+        if (h2_stream_at(conn, i) == s) return true;
+    return false;
+}
+
 /* Gives up an answer its reader has not taken: the HTTP/2 stream is reset
  * (its pool goes at once, or when h2o's write of it ends), the HTTP/1
  * connection dropped (its pool goes when h2o sees that, on its next turn).
- * It counts until then. */
+ * It counts until then. An HTTP/2 stream h2o is already closing is left to
+ * it: resetting it again closed it twice (h2o aborts on that), without
+ * credentials, by a client resetting a stream whose answer was held while
+ * a request waited for its slot (the attack review of stop 31). */
 static void evict(held_t *h, int h2_err)
 {
     h2o_req_t *req = h->req;
     h2o_linklist_unlink(&h->link);
     metrics_count(METRIC_GUARD_EVICTED);
+    evictions++;
     if (req->version >= 0x200) {
         h2o_http2_conn_t *conn = (h2o_http2_conn_t *)req->conn;
-        if (conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING)
-            h2_reset(conn, H2O_STRUCT_FROM_MEMBER(h2o_http2_stream_t, req, req), h2_err);
+        h2o_http2_stream_t *s = H2O_STRUCT_FROM_MEMBER(h2o_http2_stream_t, req, req);
+        if (conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING && h2_in_table(conn, s)) h2_reset(conn, s, h2_err);
     } else {
         kill_socket(req->conn->callbacks->get_socket(req->conn));
     }
@@ -1686,12 +1707,14 @@ static void sweep_held(http_worker_t *w, uint64_t now)
             h->pending = pending;
             h->progress = now;
         } else if (pending > 0 && now - h->progress >= STALL_MS) {
+            uint64_t before = evictions;
             evict(h, H2O_HTTP2_ERROR_CANCEL);
             /* The reset may have run a waiting request whose answer gave
-             * up others (room_for), next among them: the walk starts
+             * up others (room_for), next among them: then the walk starts
              * over (what it did to the answers before is done again as a
-             * no-op, and each turn gives one up). */
-            next = w->guard_held.next;
+             * no-op). Only then: a walk that started over after every
+             * answer it gave up would be quadratic. */
+            if (evictions != before + 1) next = w->guard_held.next;
         }
     }
     size_t held = atomic_load(&output_held);

@@ -495,6 +495,38 @@ def test_http2_header_blocks_over_the_read_limit_get_a_goaway_saying_why(make_se
     assert status == "200", (status, body)
 
 
+def test_http2_a_stream_closing_whose_answer_a_waiting_request_gives_up(make_server):
+    """h2o takes a stream it closes (here for the client's RST_STREAM) out of its table, runs the
+    requests waiting for its slot, and only then frees it: a waiting request's large answer may
+    give up (evict) the closing stream's answer, still held. Resetting it again closed it twice,
+    and h2o aborted the whole server, without credentials (the attack review of stop 31). The
+    order: three large answers held by a closed window and thirteen small ones (every slot
+    taken), 5.2 s for the large ones to grow old, then one read with a request for another large
+    answer (it waits) and RST_STREAM of the oldest."""
+    import hpack
+    srv = make_server(threads=1, extra_args=["--http2", "--response-memory-mb", "1"])
+    enc = hpack.Encoder()
+
+    def frame(kind, flags, stream, payload=b""):
+        return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+    def get(sid, path):
+        fields = [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1"), (":path", path)]
+        return frame(1, 5, sid, enc.encode(fields))
+
+    with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"\x00\x04\x00\x00\x00\x00"))
+        s.sendall(b"".join(get(i, "/openapi.json") for i in (1, 3, 5)) +
+                  b"".join(get(i, "/nope") for i in range(7, 32, 2)))
+        time.sleep(5.2)
+        s.sendall(get(33, "/openapi.json") + frame(3, 0, 1, (8).to_bytes(4, "big")))
+        time.sleep(1.0)
+        assert srv.proc.poll() is None, f"crmd died: {srv.stderr_text()[-3000:]}"
+    app = srv.new_app()
+    assert app.get("/leads/").status_code == 200
+    assert srv.proc.poll() is None, f"crmd died: {srv.stderr_text()[-3000:]}"
+
+
 def test_http2_a_reset_that_runs_a_request_which_gives_up_another_answer(make_server):
     """Resetting an HTTP/2 stream runs the requests waiting for its slot; the answer of one can
     make room by giving up an old answer of the same connection, which frees that stream at
