@@ -363,6 +363,14 @@ def _assert_only_the_first_ran(answer, names):
     assert names == ["one"] or statuses == [], (answer, names)
 
 
+def _h2_frame(kind, flags, stream, payload=b""):
+    """One raw HTTP/2 frame (RFC 9113, 4.1)."""
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
 def _h2_exchange(srv, fields, body=None, end=True, timeout=5.0):
     """One request over cleartext HTTP/2 (prior knowledge) with exactly these fields (and body,
     the request left open after it unless end), sent as the h2 library would refuse to send
@@ -454,13 +462,10 @@ def test_http2_header_blocks_over_the_read_limit_get_a_goaway_saying_why(make_se
     assert len(block) > 300_000
     chunks = [block[i:i + 16384] for i in range(0, len(block), 16384)]
 
-    def frame(kind, flags, stream, payload=b""):
-        return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
-
-    frames = [frame(1 if i == 0 else 9, (4 if i == len(chunks) - 1 else 0) | (1 if i == 0 else 0), 1, c)
+    frames = [_h2_frame(1 if i == 0 else 9, (4 if i == len(chunks) - 1 else 0) | (1 if i == 0 else 0), 1, c)
               for i, c in enumerate(chunks)]
     got = b""
-    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0)
+    preface = H2_PREFACE + _h2_frame(4, 0, 0)
     with socket.create_connection((srv.host, srv.port), timeout=5) as s:
         if not with_preface:
             # The server's SETTINGS and its ACK of ours, then a pause: its writes are done (the
@@ -495,36 +500,41 @@ def test_http2_header_blocks_over_the_read_limit_get_a_goaway_saying_why(make_se
     assert status == "200", (status, body)
 
 
+def _h2_answers_held_then(srv, first, pause, then):
+    """One cleartext HTTP/2 connection with a closed receive window (every answer held): GET
+    /openapi.json (about 300 KB) on streams first, first + 2 and first + 4, GET /nope on the odd
+    streams after them up to 31, pause seconds (answers held 5 s may be given up), then in one
+    write the frames then(get) returns, get(sid, path, extra fields) making a GET's HEADERS.
+    crmd must be alive after it, and answer."""
+    import hpack
+    enc = hpack.Encoder()
+
+    def get(sid, path, extra=()):
+        fields = [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1"), (":path", path)]
+        return _h2_frame(1, 5, sid, enc.encode(fields + list(extra)))
+
+    with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+        s.sendall(H2_PREFACE + _h2_frame(4, 0, 0, b"\x00\x04\x00\x00\x00\x00"))
+        s.sendall(b"".join(get(i, "/openapi.json") for i in (first, first + 2, first + 4)) +
+                  b"".join(get(i, "/nope") for i in range(first + 6, 32, 2)))
+        time.sleep(pause)
+        s.sendall(then(get))
+        time.sleep(1.0)
+        assert srv.proc.poll() is None, f"crmd died: {srv.stderr_text()[-3000:]}"
+    assert srv.new_app().get("/leads/").status_code == 200
+    assert srv.proc.poll() is None, f"crmd died: {srv.stderr_text()[-3000:]}"
+
+
 def test_http2_a_stream_closing_whose_answer_a_waiting_request_gives_up(make_server):
     """h2o takes a stream it closes (here for the client's RST_STREAM) out of its table, runs the
     requests waiting for its slot, and only then frees it: a waiting request's large answer may
     give up (evict) the closing stream's answer, still held. Resetting it again closed it twice,
-    and h2o aborted the whole server, without credentials (the attack review of stop 31). The
-    order: three large answers held by a closed window and thirteen small ones (every slot
-    taken), 5.2 s for the large ones to grow old, then one read with a request for another large
-    answer (it waits) and RST_STREAM of the oldest."""
-    import hpack
+    and h2o aborted the whole server, without credentials (the attack review of stop 31). Three
+    large answers and thirteen small ones take every slot; 5.2 s later, one read brings a
+    request for another large answer (it waits) and RST_STREAM of the oldest."""
     srv = make_server(threads=1, extra_args=["--http2", "--response-memory-mb", "1"])
-    enc = hpack.Encoder()
-
-    def frame(kind, flags, stream, payload=b""):
-        return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
-
-    def get(sid, path):
-        fields = [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1"), (":path", path)]
-        return frame(1, 5, sid, enc.encode(fields))
-
-    with socket.create_connection((srv.host, srv.port), timeout=5) as s:
-        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"\x00\x04\x00\x00\x00\x00"))
-        s.sendall(b"".join(get(i, "/openapi.json") for i in (1, 3, 5)) +
-                  b"".join(get(i, "/nope") for i in range(7, 32, 2)))
-        time.sleep(5.2)
-        s.sendall(get(33, "/openapi.json") + frame(3, 0, 1, (8).to_bytes(4, "big")))
-        time.sleep(1.0)
-        assert srv.proc.poll() is None, f"crmd died: {srv.stderr_text()[-3000:]}"
-    app = srv.new_app()
-    assert app.get("/leads/").status_code == 200
-    assert srv.proc.poll() is None, f"crmd died: {srv.stderr_text()[-3000:]}"
+    _h2_answers_held_then(srv, 1, 5.2,
+                          lambda get: get(33, "/openapi.json") + _h2_frame(3, 0, 1, (8).to_bytes(4, "big")))
 
 
 def test_http2_a_reset_that_runs_a_request_which_gives_up_another_answer(make_server):
@@ -532,29 +542,9 @@ def test_http2_a_reset_that_runs_a_request_which_gives_up_another_answer(make_se
     make room by giving up an old answer of the same connection, which frees that stream at
     once. The guard walked a list of streams made before the reset, and read the freed one (the
     review of stop 31; AddressSanitizer reports it, so the suite's ASan run fails on the build
-    before the fix). The order: three large answers held by a closed window, twelve small ones,
-    5.6 s for the large ones to grow old, then one read with a stream of 101 fields (reset: more
-    than a request may have) and a request for another large answer waiting for a slot."""
-    import hpack
+    before the fix). Three large answers and twelve small ones; 5.6 s later, one read brings a
+    stream of 101 fields (reset: more than a request may have) and a request for another large
+    answer, waiting for a slot."""
     srv = make_server(threads=1, extra_args=["--http2", "--response-memory-mb", "1"])
-    app = srv.new_app()
-    enc = hpack.Encoder()
-
-    def frame(kind, flags, stream, payload=b""):
-        return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
-
-    def get(sid, path, extra=()):
-        fields = [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1"), (":path", path),
-                  ("authorization", f"Bearer {app.token}"), ("appid", app.key), *extra]
-        return frame(1, 5, sid, enc.encode(fields))
-
-    with socket.create_connection((srv.host, srv.port), timeout=5) as s:
-        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"\x00\x04\x00\x00\x00\x00"))
-        s.sendall(b"".join(get(i, "/openapi.json") for i in (3, 5, 7)) +
-                  b"".join(get(i, "/nope") for i in range(9, 32, 2)))
-        time.sleep(5.6)
-        s.sendall(get(33, "/nope", [(f"x-h{i}", "v") for i in range(101)]) + get(35, "/openapi.json"))
-        time.sleep(1.0)
-        assert srv.proc.poll() is None, f"crmd died: {srv.stderr_text()[-3000:]}"
-    assert app.get("/leads/").status_code == 200
-    assert srv.proc.poll() is None, f"crmd died: {srv.stderr_text()[-3000:]}"
+    _h2_answers_held_then(srv, 3, 5.6, lambda get: get(33, "/nope", [(f"x-h{i}", "v") for i in range(101)])
+                          + get(35, "/openapi.json"))
