@@ -1128,23 +1128,28 @@ static bool h2_in_table(h2o_http2_conn_t *conn, const h2o_http2_stream_t *s)
 /* Gives up an answer its reader has not taken: the HTTP/2 stream is reset
  * (its pool goes at once, or when h2o's write of it ends), the HTTP/1
  * connection dropped (its pool goes when h2o sees that, on its next turn).
- * It counts until then. An HTTP/2 stream h2o is already closing is left to
- * it: resetting it again closed it twice (h2o aborts on that), without
- * credentials, by a client resetting a stream whose answer was held while
- * a request waited for its slot (the attack review of stop 31). */
-static void evict(held_t *h, int h2_err)
+ * It counts until then. The reset says CANCEL, not REFUSED_STREAM: the
+ * request was handled, and a client may send a refused one again on its
+ * own (a POST made twice). An HTTP/2 stream h2o is already closing is left
+ * to it, and false returned (nothing more goes than was going): resetting
+ * it again closed it twice (h2o aborts on that), without credentials, by a
+ * client resetting a stream whose answer was held while a request waited
+ * for its slot (the attack review of stop 31). */
+static bool evict(held_t *h)
 {
     h2o_req_t *req = h->req;
     h2o_linklist_unlink(&h->link);
-    metrics_count(METRIC_GUARD_EVICTED);
     evictions++;
     if (req->version >= 0x200) {
         h2o_http2_conn_t *conn = (h2o_http2_conn_t *)req->conn;
         h2o_http2_stream_t *s = H2O_STRUCT_FROM_MEMBER(h2o_http2_stream_t, req, req);
-        if (conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING && h2_in_table(conn, s)) h2_reset(conn, s, h2_err);
+        if (conn->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING || !h2_in_table(conn, s)) return false;
+        h2_reset(conn, s, H2O_HTTP2_ERROR_CANCEL);
     } else {
         kill_socket(req->conn->callbacks->get_socket(req->conn));
     }
+    metrics_count(METRIC_GUARD_EVICTED);
+    return true;
 }
 
 /* Gives up this thread's answers held longer than EVICT_MS, oldest first,
@@ -1157,8 +1162,8 @@ static size_t evict_old(http_worker_t *w, size_t need)
     while (freed < need && !h2o_linklist_is_empty(&w->guard_held)) {
         held_t *h = H2O_STRUCT_FROM_MEMBER(held_t, link, w->guard_held.next);
         if (now - h->since < EVICT_MS) break;
-        freed += h->bytes;
-        evict(h, H2O_HTTP2_ERROR_REFUSED_STREAM);
+        size_t bytes = h->bytes;
+        if (evict(h)) freed += bytes;
     }
     return freed;
 }
@@ -1708,7 +1713,7 @@ static void sweep_held(http_worker_t *w, uint64_t now)
             h->progress = now;
         } else if (pending > 0 && now - h->progress >= STALL_MS) {
             uint64_t before = evictions;
-            evict(h, H2O_HTTP2_ERROR_CANCEL);
+            evict(h);
             /* The reset may have run a waiting request whose answer gave
              * up others (room_for), next among them: then the walk starts
              * over (what it did to the answers before is done again as a
