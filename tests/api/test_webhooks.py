@@ -138,10 +138,11 @@ def test_a_missing_webhook_is_404_before_its_bodys_problems(app):
             assert errs[0]["title"] == "Webhook Not Found", (kw, errs)
     for kw, status in zip(bad, (422, 400, 415)):
         assert_error(app.put(f"/webhooks/{kept['id']}", **kw), status)
-    # With an Idempotency-Key the 404 is the answer kept for the key.
+    # An Idempotency-Key (a POST's header) on a PUT changes none of it.
     key = {"Idempotency-Key": str(uuid.uuid4())}
     for _ in range(2):
         assert_error(app.put(f"/webhooks/{gone['id']}", headers=key, **bad[0]), 404)
+        assert_error(app.put(f"/webhooks/{kept['id']}", headers=key, **bad[0]), 422)
     assert body_json(app.get(f"/webhooks/{kept['id']}"))["data"]["attributes"]["description"] == "kept"
 
 
