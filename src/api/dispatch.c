@@ -225,17 +225,23 @@ static const api_route_t *route_of(api_req_t *r, api_route_match_t *m)
     return m->route;
 }
 
-/* Why an HTTP/2 request is one RFC 9113 calls malformed that h2o 2.2 lets
- * through, or NULL when it is not: a connection-specific field (8.2.2;
- * h2o refuses connection, transfer-encoding, upgrade and a te other than
- * "trailers" itself), or a :path that is not a path ("*" only for
- * OPTIONS; 8.3.1). An intermediary must not pass such a request on, and
- * two that read it differently are how requests get smuggled: it gets a
- * 400, which the RFC allows before the stream ends. (A host field beside
- * :authority h2o drops: nothing here can read it.) */
+/* Why an HTTP/2 request is refused before routing, or NULL when it is
+ * not. More than H2O_MAX_HEADERS fields: HTTP/1's limit (h2o answers such
+ * a head 400 before any handler), which h2o 2.2 does not hold over HTTP/2
+ * (the guard resets such a stream once the read ends, h2_cap_headers: too
+ * late, a create would have been made). Or one RFC 9113 calls malformed
+ * that h2o lets through: a connection-specific field (8.2.2; h2o refuses
+ * connection, transfer-encoding, upgrade and a te other than "trailers"
+ * itself), or a :path that is not a path ("*" only for OPTIONS; 8.3.1).
+ * An intermediary must not pass such a request on, and two that read it
+ * differently are how requests get smuggled: it gets a 400, which the RFC
+ * allows before the stream ends. (A host field beside :authority h2o
+ * drops: nothing here can read it.) */
 static const char *h2_malformed(const h2o_req_t *req)
 {
     if (req->version < 0x200) return NULL;
+    if (req->headers.size > H2O_MAX_HEADERS)
+        return "A request may carry at most 100 header fields (HTTP/1's limit, held over HTTP/2 too).";
     for (size_t i = 0; i < req->headers.size; i++) {
         const h2o_header_t *h = &req->headers.entries[i];
         if (h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("keep-alive")) ||

@@ -492,7 +492,10 @@ static void h2_refuse(guard_conn_t *c, h2o_http2_conn_t *conn)
  * had answered whose answer the client's closed window held. They go as
  * soon as the read that brought them ends, answered or not (as a
  * client's RST_STREAM would have them go); what a single read decodes is
- * the most they cost. A stream reset is out of the table, or ended. */
+ * the most they cost. A stream reset is out of the table, or ended. The
+ * API has refused such a request before its handler (dispatch.c), so one
+ * it took is reset with CANCEL: REFUSED_STREAM, kept for one it has not
+ * seen, would tell the client it may send it again. */
 static void h2_cap_headers(h2o_http2_conn_t *conn)
 {
     for (khiter_t i = kh_begin(conn->streams);
@@ -501,7 +504,7 @@ static void h2_cap_headers(h2o_http2_conn_t *conn)
         if (s != NULL && !h2o_http2_stream_is_push(s->stream_id) &&
             s->state != H2O_HTTP2_STREAM_STATE_END_STREAM && s->req.headers.size > H2O_MAX_HEADERS) {
             metrics_count(METRIC_GUARD_REQUEST_MEMORY);
-            h2_reset(conn, s, H2O_HTTP2_ERROR_REFUSED_STREAM);
+            h2_reset(conn, s, unprocessed(s) ? H2O_HTTP2_ERROR_REFUSED_STREAM : H2O_HTTP2_ERROR_CANCEL);
         }
     }
 }
