@@ -67,6 +67,8 @@
  * whole each time: 256 KiB lets 40 requests with a 6 KB token come at
  * once (the review found 30 refused at 128 KiB). */
 #define H2_READ_HEADERS_MAX ((size_t)256 << 10)
+/* What an HTTP/2 connection's socket may buffer, asked of the kernel. */
+#define H2_RCVBUF (512 << 10)
 /* A reader that takes nothing of an answer for this long loses it (the
  * same 20 s as HTTP/1's TCP_USER_TIMEOUT in server.c). */
 #define STALL_MS 20000
@@ -1000,6 +1002,14 @@ static void start_http2(guard_conn_t *c)
         return;
     }
     c->h2 = true;
+    /* One read is everything the kernel buffered for the socket, and h2o
+     * copies each DATA frame of it into its stream's buffer before the
+     * guard sees the read (and drops what refused streams sent): with
+     * autotuning that is up to h2o's 16 MiB connection window, held twice,
+     * per thread. A fixed receive buffer keeps one read near H2_RCVBUF (the
+     * kernel allows twice what is asked, within net.core.rmem_max). */
+    int rcvbuf = H2_RCVBUF;
+    (void)setsockopt(h2o_socket_get_fd(c->sock), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     enter(c);
     h2o_http2_accept(&c->w->accept_ctx, c->sock, c->connected_at);
     if (!leave(c)) return;
