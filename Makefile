@@ -150,7 +150,7 @@ CHECK_STEPS := format-check all openapi-lint unit-verify unit api-sqlite api-pos
 check: deps
 	@for step in $(CHECK_STEPS); do \
 	  start=$$(date +%s); \
-	  case $$step in all) jobs=-j$(JOBS) ;; *) jobs= ;; esac; \
+	  case $$step in all|unit) jobs=-j$(JOBS) ;; *) jobs= ;; esac; \
 	  $(MAKE) --no-print-directory $$jobs $$step FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS) || exit 1; \
 	  echo "check: $$step took $$(( $$(date +%s) - start )) s"; \
 	done

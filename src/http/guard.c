@@ -1602,6 +1602,7 @@ static void h2_drop_body(h2o_http2_stream_t *s)
  * those not among conn's streams still receiving. */
 static void h2_forget_judged(guard_conn_t *c, h2o_http2_conn_t *conn)
 {
+    if (c->h2_njudged == 0) return;
     bool receives[H2_JUDGED_MAX] = {false};
     for (khiter_t i = kh_begin(conn->streams); i != kh_end(conn->streams); i++) {
         h2o_http2_stream_t *s = h2_stream_at(conn, i);

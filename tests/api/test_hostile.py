@@ -369,6 +369,15 @@ def _h2_frame(kind, flags, stream, payload=b""):
     return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
 
 
+def _h2_frames(got):
+    """The whole frames in got, bytes a server sent: (type, stream, payload) each."""
+    at = 0
+    while len(got) - at >= 9:
+        n = int.from_bytes(got[at:at + 3], "big")
+        yield got[at + 3], int.from_bytes(got[at + 5:at + 9], "big") & 0x7FFFFFFF, got[at + 9:at + 9 + n]
+        at += 9 + n
+
+
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
@@ -488,13 +497,8 @@ def test_http2_header_blocks_over_the_read_limit_get_a_goaway_saying_why(make_se
         except (ConnectionResetError, socket.timeout):
             pass
     assert len(got) >= 9 and got[3] == 4, f"the server's preface is a SETTINGS frame: {got[:40]!r}"
-    goaways, at = [], 0
-    while len(got) - at >= 9:
-        n = int.from_bytes(got[at:at + 3], "big")
-        if got[at + 3] == 7:
-            payload = got[at + 9:at + 9 + n]
-            goaways.append((int.from_bytes(payload[4:8], "big"), payload[8:]))
-        at += 9 + n
+    goaways = [(int.from_bytes(payload[4:8], "big"), payload[8:])
+               for kind, _sid, payload in _h2_frames(got) if kind == 7]
     assert goaways and goaways[-1][0] == 11, f"no GOAWAY ENHANCE_YOUR_CALM in {got[:200]!r}"
     assert b"256 KiB" in goaways[-1][1], goaways
     status, body = _h2_exchange(srv, fields[:6])
@@ -532,16 +536,12 @@ def _h2_answers_held_then(srv, first, pause, then):
             pass
     assert srv.new_app().get("/leads/").status_code == 200
     assert srv.proc.poll() is None, f"crmd died: {srv.stderr_text()[-3000:]}"
-    statuses, resets, at = {}, {}, 0
-    while len(got) - at >= 9:
-        n, kind = int.from_bytes(got[at:at + 3], "big"), got[at + 3]
-        sid = int.from_bytes(got[at + 5:at + 9], "big") & 0x7FFFFFFF
-        payload = got[at + 9:at + 9 + n]
+    statuses, resets = {}, {}
+    for kind, sid, payload in _h2_frames(got):
         if kind == 1:  # HEADERS: h2o sends each whole, unpadded, without priority
             statuses[sid] = dict(dec.decode(payload)).get(":status")
         elif kind == 3:
             resets[sid] = int.from_bytes(payload, "big")
-        at += 9 + n
     return statuses, resets
 
 
