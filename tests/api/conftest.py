@@ -313,7 +313,7 @@ class Server:
         return rc
 
     def new_app(self, name=None):
-        key, token = apiutil.app_create(self.db, name)
+        key, token = apiutil.app_create(self.db, name, setup=True)
         return App(self.base_url, key, token)
 
     def client(self, key=None, token=None):
