@@ -67,10 +67,11 @@
  * whole each time: 256 KiB lets 40 requests with a 6 KB token come at
  * once (the review found 30 refused at 128 KiB). */
 #define H2_READ_HEADERS_MAX ((size_t)256 << 10)
-/* What the socket of an HTTP/2 connection that had a body refused may
- * buffer, asked of the kernel (which keeps twice that, within
- * net.core.rmem_max): see clamp_input. */
+/* What an HTTP/2 connection's socket may buffer, asked of the kernel
+ * (which keeps twice what is asked, up to net.core.rmem_max): until it has
+ * a large body allowed, and then. See input_buffer. */
 #define H2_RCVBUF (512 << 10)
+#define H2_RCVBUF_ALLOWED (4 << 20)
 /* A reader that takes nothing of an answer for this long loses it (the
  * same 20 s as HTTP/1's TCP_USER_TIMEOUT in server.c). */
 #define STALL_MS 20000
@@ -209,7 +210,7 @@ typedef struct guard_conn {
     /* HTTP/2: the streams whose large body was judged. */
     h2_judged_t h2_judged[H2_JUDGED_MAX];
     size_t h2_njudged;
-    bool clamped;        /* HTTP/2: its receive buffer is fixed (clamp_input) */
+    bool raised;         /* HTTP/2: its receive buffer is H2_RCVBUF_ALLOWED */
     uint64_t idle_since; /* HTTP/2: since when it has had no stream (0: it has) */
     int depth;
     bool closed, h2;
@@ -236,6 +237,7 @@ static bool h1_drained(guard_conn_t *c);
 static void drop_input(guard_conn_t *c);
 static void h1_request_done(guard_conn_t *c);
 static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn);
+static void input_buffer(guard_conn_t *c, int bytes);
 
 static size_t buf_bytes(const h2o_buffer_t *b)
 {
@@ -1005,6 +1007,7 @@ static void start_http2(guard_conn_t *c)
         return;
     }
     c->h2 = true;
+    input_buffer(c, H2_RCVBUF);
     enter(c);
     h2o_http2_accept(&c->w->accept_ctx, c->sock, c->connected_at);
     if (!leave(c)) return;
@@ -1618,22 +1621,21 @@ static const h2_judged_t *h2_judged(const guard_conn_t *c, uint32_t id)
     return NULL;
 }
 
-/* Fixes the receive buffer of c, which had a body refused. One read is
+/* Fixes the receive buffer of HTTP/2 connection c at bytes. One read is
  * everything the kernel buffered for the socket (h2o reads until it has
  * none), and h2o copies each DATA frame of it into its stream's buffer
  * before the guard drops what refused streams sent: held twice, per thread.
  * h2o 2.2 does not hold a client to its receive windows, so with the
  * kernel's autotuning one read could bring tcp_rmem's maximum and what
  * arrived while h2o read it (a review saw 49 MiB in one read, with a
- * maximum of 32 MiB). Fixed, a read brings up to about twice H2_RCVBUF.
- * Only such connections: an honest large upload keeps the autotuned window
- * it needs to arrive within the request deadline from far away. */
-static void clamp_input(guard_conn_t *c)
+ * maximum of 32 MiB). Fixed at H2_RCVBUF from the start, a read brings a
+ * few MiB at most. A connection that has a large body allowed (its client
+ * authenticated, the body counted against its app's share) gets
+ * H2_RCVBUF_ALLOWED, so that a 16 MiB upload from far away can arrive
+ * within the request deadline (where net.core.rmem_max allows it). */
+static void input_buffer(guard_conn_t *c, int bytes)
 {
-    if (c->clamped) return;
-    c->clamped = true;
-    int rcvbuf = H2_RCVBUF;
-    (void)setsockopt(h2o_socket_get_fd(c->sock), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    (void)setsockopt(h2o_socket_get_fd(c->sock), SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
 }
 
 static void h2_judge(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_t *s)
@@ -1646,11 +1648,11 @@ static void h2_judge(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_t
         grant_t *kept = h2o_mem_alloc_shared(&s->req.pool, sizeof *kept, on_grant_dispose);
         *kept = g;
         c->h2_judged[c->h2_njudged++] = (h2_judged_t){s->stream_id, false};
+        if (!c->raised) input_buffer(c, H2_RCVBUF_ALLOWED);
+        c->raised = true;
     } else if (status < 0) {
-        clamp_input(c);
         h2_reset(conn, s, H2O_HTTP2_ERROR_REFUSED_STREAM);
     } else if (h2_answer(c, conn, s, answer)) {
-        clamp_input(c);
         c->h2_judged[c->h2_njudged++] = (h2_judged_t){s->stream_id, true};
         h2_drop_body(s);
     }

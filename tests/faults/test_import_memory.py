@@ -29,9 +29,9 @@ SENT = 2 * MIB
 # No rate limit of any kind: the answers depend on the credentials alone.
 ARGS = ["--rate-limit", "off", "--auth-limit", "off"] + H2_ON
 # While the attackers wait, what crmd may grow by: what one read brings,
-# per thread, dropped after the read (HTTP/2: up to about 2 MiB from the
-# fixed socket buffer of a connection with a body refused, which h2o copies
-# into the streams first). Seen: 4-9 MiB over HTTP/1 and HTTP/2, with both
+# per thread, dropped after the read (HTTP/2: a few MiB at most from the
+# connection's fixed socket buffer, which h2o copies into the streams
+# first). Seen: 4-9 MiB over HTTP/1 and HTTP/2, with both
 # cores busy too. Before the change it was the 64 MiB budget, full; with the
 # kernel's autotuned receive buffer an HTTP/2 read could bring tens of MiB,
 # and 12-35 MiB of growth were seen.
