@@ -5,7 +5,8 @@
 # -fsanitize=address,undefined (make asan) and fails on any sanitizer
 # report. The suite starts the binary itself (CRMD_BIN), and a server's
 # stderr is only a log file, so every sanitized process here (crmd serve and
-# the crmd commands the suite runs) writes its reports to files in a
+# the crmd commands the suite runs, but the apps' set-up when CRMD_SETUP_BIN
+# names another build: tests/api/apiutil.py) writes its reports to files in a
 # temporary directory (log_path); any file there afterwards fails the run
 # and is printed. LeakSanitizer runs when a process exits, so a leak shows
 # up both as a report file and as a non-zero exit of `crmd serve` after
