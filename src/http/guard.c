@@ -68,9 +68,10 @@
  * once (the review found 30 refused at 128 KiB). */
 #define H2_READ_HEADERS_MAX ((size_t)256 << 10)
 /* What an HTTP/2 connection's socket may buffer, asked of the kernel
- * (which keeps twice what is asked, up to net.core.rmem_max): until it has
- * a large body allowed, and then. See input_buffer. */
+ * (which keeps twice the smaller of this and net.core.rmem_max). See
+ * input_buffer. */
 #define H2_RCVBUF (512 << 10)
+/* The same while a large body allowed on the connection is arriving. */
 #define H2_RCVBUF_ALLOWED (4 << 20)
 /* A reader that takes nothing of an answer for this long loses it (the
  * same 20 s as HTTP/1's TCP_USER_TIMEOUT in server.c). */
@@ -1614,6 +1615,15 @@ static void h2_forget_judged(guard_conn_t *c, h2o_http2_conn_t *conn)
     c->h2_njudged = kept;
 }
 
+/* Whether a large body allowed on c is still arriving (after
+ * h2_forget_judged). */
+static bool h2_allowed_arriving(const guard_conn_t *c)
+{
+    for (size_t i = 0; i < c->h2_njudged; i++)
+        if (!c->h2_judged[i].refused) return true;
+    return false;
+}
+
 static const h2_judged_t *h2_judged(const guard_conn_t *c, uint32_t id)
 {
     for (size_t i = 0; i < c->h2_njudged; i++)
@@ -1631,8 +1641,11 @@ static const h2_judged_t *h2_judged(const guard_conn_t *c, uint32_t id)
  * maximum of 32 MiB). Fixed at H2_RCVBUF from the start, a read brings a
  * few MiB at most. A connection that has a large body allowed (its client
  * authenticated, the body counted against its app's share) gets
- * H2_RCVBUF_ALLOWED, so that a 16 MiB upload from far away can arrive
- * within the request deadline (where net.core.rmem_max allows it). */
+ * H2_RCVBUF_ALLOWED while that body is arriving, so that a 16 MiB upload
+ * from far away can arrive within the request deadline (where
+ * net.core.rmem_max allows it); H2_RCVBUF again once none is (a review:
+ * kept raised, one allowed stream reset at once would have let the same
+ * connection bring 8 MiB reads of refused bodies). */
 static void input_buffer(guard_conn_t *c, int bytes)
 {
     (void)setsockopt(h2o_socket_get_fd(c->sock), SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
@@ -1667,6 +1680,10 @@ static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn)
 {
     if (body_check == NULL) return;
     h2_forget_judged(c, conn);
+    if (c->raised && !h2_allowed_arriving(c)) {
+        input_buffer(c, H2_RCVBUF);
+        c->raised = false;
+    }
     for (khiter_t i = kh_begin(conn->streams);
          i != kh_end(conn->streams) && conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING; i++) {
         h2o_http2_stream_t *s = h2_stream_at(conn, i);
