@@ -92,6 +92,8 @@ int http_admin_start(const char *host, uint16_t port, void (*handle)(h2o_req_t *
     A.fd = http_listen_socket(host, port);
     if (A.fd < 0) return -1;
     h2o_config_init(&A.gc);
+    /* As on the API's listeners: no HTTP/2 inside h2o's HTTP/1 parser. */
+    A.gc.http1.upgrade_to_http2 = 0;
     A.gc.server_name = h2o_iovec_init(H2O_STRLIT("crmd"));
     h2o_hostconf_t *hostconf = h2o_config_register_host(&A.gc, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(hostconf, "/", 0);

@@ -161,6 +161,17 @@ def test_admin_listener_serves_only_metrics(msrv):
     assert requests.get(msrv.base_url + "/metrics", timeout=10).status_code == 404
 
 
+def test_admin_listener_speaks_no_http2(msrv):
+    """The API's listeners take HTTP/2 only through the guard (--http2); the admin listener
+    not at all: the HTTP/2 preface is a malformed HTTP/1 request there, not a connection
+    without the guard's limits."""
+    host, port = msrv.admin_url.split("//")[1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+        got = s.recv(4096)
+    assert got.startswith(b"HTTP/1.1 400"), got[:80]
+
+
 def test_no_admin_listener_by_default(server):
     assert requests.get(server.base_url + "/metrics", timeout=10).status_code == 404
     assert "admin listener" not in server.stderr_text()
