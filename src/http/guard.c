@@ -239,6 +239,7 @@ static void drop_input(guard_conn_t *c);
 static void h1_request_done(guard_conn_t *c);
 static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn);
 static void input_buffer(guard_conn_t *c, int bytes);
+static void h2_lower_input(guard_conn_t *c, h2o_http2_conn_t *conn);
 
 static size_t buf_bytes(const h2o_buffer_t *b)
 {
@@ -527,7 +528,10 @@ static void h2_police(guard_conn_t *c)
     h2_cap_streams(conn);
     h2_check_bodies(c, conn);
     if (conn->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING) return;
-    if (charge(c)) h2_refuse(c, conn);
+    if (charge(c)) {
+        h2_refuse(c, conn);
+        h2_lower_input(c, conn);
+    }
     if (buf_bytes(conn->_write.buf) + buf_bytes(conn->_write.buf_in_flight) > H2_WRITE_MAX)
         kill_socket(c->sock);
     if (conn->num_streams.pull.open != 0)
@@ -1624,6 +1628,18 @@ static bool h2_allowed_arriving(const guard_conn_t *c)
     return false;
 }
 
+/* Back to H2_RCVBUF once no large body allowed on c is arriving: after a
+ * read, and after the guard reset streams itself (the budget, the
+ * deadline), so that the next read is a small one again. */
+static void h2_lower_input(guard_conn_t *c, h2o_http2_conn_t *conn)
+{
+    if (!c->raised) return;
+    h2_forget_judged(c, conn);
+    if (h2_allowed_arriving(c)) return;
+    input_buffer(c, H2_RCVBUF);
+    c->raised = false;
+}
+
 static const h2_judged_t *h2_judged(const guard_conn_t *c, uint32_t id)
 {
     for (size_t i = 0; i < c->h2_njudged; i++)
@@ -1680,10 +1696,7 @@ static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn)
 {
     if (body_check == NULL) return;
     h2_forget_judged(c, conn);
-    if (c->raised && !h2_allowed_arriving(c)) {
-        input_buffer(c, H2_RCVBUF);
-        c->raised = false;
-    }
+    h2_lower_input(c, conn);
     for (khiter_t i = kh_begin(conn->streams);
          i != kh_end(conn->streams) && conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING; i++) {
         h2o_http2_stream_t *s = h2_stream_at(conn, i);
@@ -1722,6 +1735,7 @@ static void sweep_h2_conn(http_worker_t *w, h2o_http2_conn_t *conn, uint64_t now
     }
     guard_conn_t *c = conn_of(conn->sock);
     if (c == NULL) return;
+    h2_lower_input(c, conn);
     /* Callbacks h2o installed outside any of the socket's (a read started
      * again as a stream closed) are wrapped here at the latest. */
     rewrap_alive(c);
