@@ -332,7 +332,7 @@ def deadlock_db():
 
 
 def test_a_batch_that_loses_a_deadlock_runs_again_whole(make_server):
-    with_one_rerun(lambda: a_batch_that_loses_a_deadlock_runs_again_whole(make_server))
+    with_reruns(lambda: a_batch_that_loses_a_deadlock_runs_again_whole(make_server))
 
 
 def a_batch_that_loses_a_deadlock_runs_again_whole(make_server):
@@ -374,19 +374,29 @@ def lost_the_race(err):
     return isinstance(err, AssertionError) and "-> 503" in str(err) and "database cannot take" in str(err)
 
 
-def with_one_rerun(run):
-    """run(), made once more if the first lost the race (lost_the_race)."""
-    try:
-        return run()
-    except AssertionError as err:
-        if not lost_the_race(err):
-            raise
+# How many times a deadlock test is made in all while it loses the race. Over
+# about 40 CI runs the first try lost in about one of six, and twice (CI m36,
+# m54 on a quiet machine) the second too, a red CI; why the circle is sometimes
+# not found within the 4.5 s is not known (noted in the closing note of stop
+# 32). Four tries make a red run unlikely, and a real fault still fails all.
+DEADLOCK_TRIES = 4
+
+
+def with_reruns(run):
+    """run(), made again (up to DEADLOCK_TRIES in all) while it lost the race
+    (lost_the_race)."""
+    for _ in range(DEADLOCK_TRIES - 1):
+        try:
+            return run()
+        except AssertionError as err:
+            if not lost_the_race(err):
+                raise
     return run()
 
 
 def second_batch_loses_a_deadlock(monkeypatch, make_server, prepare, writes, circle):
     """_second_batch_loses_a_deadlock, made once more if it lost the race."""
-    return with_one_rerun(lambda: _second_batch_loses_a_deadlock(monkeypatch, make_server, prepare, writes, circle))
+    return with_reruns(lambda: _second_batch_loses_a_deadlock(monkeypatch, make_server, prepare, writes, circle))
 
 
 def _second_batch_loses_a_deadlock(monkeypatch, make_server, prepare, writes, circle):
