@@ -1628,14 +1628,14 @@ static bool h2_allowed_arriving(const guard_conn_t *c)
     return false;
 }
 
-/* Back to H2_RCVBUF once no large body allowed on c is arriving: after a
- * read, and after the guard reset streams itself (the budget, the
+/* Forgets the judged streams no longer receiving, then puts c's receive
+ * buffer back to H2_RCVBUF once no large body allowed on it is arriving:
+ * after a read, and after the guard reset streams itself (the budget, the
  * deadline), so that the next read is a small one again. */
 static void h2_lower_input(guard_conn_t *c, h2o_http2_conn_t *conn)
 {
-    if (!c->raised) return;
     h2_forget_judged(c, conn);
-    if (h2_allowed_arriving(c)) return;
+    if (!c->raised || h2_allowed_arriving(c)) return;
     input_buffer(c, H2_RCVBUF);
     c->raised = false;
 }
@@ -1695,7 +1695,6 @@ static void h2_judge(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_t
 static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn)
 {
     if (body_check == NULL) return;
-    h2_forget_judged(c, conn);
     h2_lower_input(c, conn);
     for (khiter_t i = kh_begin(conn->streams);
          i != kh_end(conn->streams) && conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING; i++) {

@@ -395,7 +395,7 @@ def with_reruns(run):
 
 
 def second_batch_loses_a_deadlock(monkeypatch, make_server, prepare, writes, circle):
-    """_second_batch_loses_a_deadlock, made once more if it lost the race."""
+    """_second_batch_loses_a_deadlock, made again while it lost the race (with_reruns)."""
     return with_reruns(lambda: _second_batch_loses_a_deadlock(monkeypatch, make_server, prepare, writes, circle))
 
 
