@@ -15,6 +15,7 @@
  */
 #include "api/keyring.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,7 +84,54 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx)
     return add;
 }
 
-/* GETs url (http or https, no redirects, 10 s at most) into *text. */
+/* Whether host (as libcurl's URL parser gives it) is this machine's:
+ * localhost, 127.0.0.0/8 or [::1]. */
+static bool loopback_host(const char *host)
+{
+    struct in_addr a;
+    if (strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0) return true;
+    return inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+int keyring_url_check(const char *url, char *err, size_t errsz)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    int rc = -1;
+    if (u == NULL) {
+        snprintf(err, errsz, "out of memory");
+    } else if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+               curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+               curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        snprintf(err, errsz, "not a URL");
+    } else if (strcmp(scheme, "https") == 0 || (strcmp(scheme, "http") == 0 && loopback_host(host))) {
+        rc = 0;
+    } else {
+        snprintf(err, errsz, "https only, or http to this machine");
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+void keyring_url_shown(const char *url, char *out, size_t outsz)
+{
+    CURLU *u = curl_url();
+    char *pw = NULL, *shown = NULL;
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PASSWORD, &pw, 0) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_PASSWORD, "***", 0) == CURLUE_OK)
+        curl_url_get(u, CURLUPART_URL, &shown, 0);
+    /* No password (or no URL libcurl reads): url is shown as it is. */
+    snprintf(out, outsz, "%s", shown != NULL ? shown : pw == NULL ? url : "(a URL with a password)");
+    curl_free(pw);
+    curl_free(shown);
+    curl_url_cleanup(u);
+}
+
+/* GETs url (https, or http to this machine: keyring_url_check; no
+ * redirects, no proxy, 10 s at most) into *text. */
 static int fetch_url(const char *url, char **text, char *err, size_t errsz)
 {
     body_t b = {0};
@@ -90,6 +139,9 @@ static int fetch_url(const char *url, char **text, char *err, size_t errsz)
     if (h == NULL) return snprintf(err, errsz, "cannot start an HTTP client"), -1;
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* The keys sign tokens for every app: no proxy of the environment's
+     * stands between crmd and the provider. */
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)FETCH_TIMEOUT_S);
@@ -354,8 +406,10 @@ keyring_t *keyring_open(const keyring_conf_t *conf, store_t *s, char *err, size_
     int rc = signer != NULL ? 0 : -1;
     jwt_key_free(signer);
     if (rc == 0 && refresh_external(k, ts_now_ms(), why, sizeof why) < 0) {
+        char shown[512];
+        keyring_url_shown(conf->jwks_file != NULL ? conf->jwks_file : conf->jwks_url, shown, sizeof shown);
         snprintf(err, errsz, "cannot read the identity provider's keys from %s: %s",
-                 conf->jwks_file != NULL ? conf->jwks_file : conf->jwks_url, why);
+                 conf->jwks_file != NULL ? conf->jwks_file : shown, why);
         rc = -1;
     }
     keyring_list_t l;

@@ -78,6 +78,15 @@ typedef struct keyring_conf {
 
 typedef struct keyring keyring_t;
 
+/* Checks an identity provider's key set URL (--jwks-url): https, or http
+ * to this machine only (localhost, 127.0.0.0/8, [::1]). Its keys sign
+ * tokens for every app, so they never cross a network in the clear.
+ * Returns 0, or -1 with the reason in err (errsz bytes). */
+int keyring_url_check(const char *url, char *err, size_t errsz);
+/* url for messages, its password (if any) shown as "***", into out
+ * (outsz bytes). */
+void keyring_url_shown(const char *url, char *out, size_t outsz);
+
 /* A published state of the key set: read-only, counted by references. */
 typedef struct keyring_snap {
     atomic_int refs;

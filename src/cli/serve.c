@@ -175,9 +175,13 @@ static int serve_idp(serve_conf_t *c, const char *refresh_s)
         return cli_usage_error("--jwks-refresh wants a number of seconds from 1 to 86400, not '%s'",
                                refresh_s);
     k->refresh_s = (int)refresh;
-    if (k->jwks_url != NULL && strncmp(k->jwks_url, "http://", 7) != 0 &&
-        strncmp(k->jwks_url, "https://", 8) != 0)
-        return cli_usage_error("--jwks-url wants an http:// or https:// URL, not '%s'", k->jwks_url);
+    char why[128], shown[512];
+    if (k->jwks_url != NULL && keyring_url_check(k->jwks_url, why, sizeof why) != 0) {
+        keyring_url_shown(k->jwks_url, shown, sizeof shown);
+        return cli_usage_error("--jwks-url wants an https:// URL (http:// only to localhost, "
+                               "127.0.0.0/8 or [::1]), not '%s'",
+                               shown);
+    }
     const char *claim = k->rules.app_claim;
     if (claim[0] == '\0' || strlen(claim) > 64)
         return cli_usage_error("--app-claim wants a claim name of 1 to 64 bytes, not '%s'", claim);
@@ -483,9 +487,11 @@ static void print_keys(const serve_conf_t *c, keyring_t *keys)
         own += !jwt_key_external(jwt_keyset_key(snap->set, i));
     fprintf(stderr, "crmd: keys: %zu of crmd's own verify tokens", own);
     const keyring_conf_t *k = &c->keys;
+    char shown[512] = "";
+    if (k->jwks_url != NULL) keyring_url_shown(k->jwks_url, shown, sizeof shown);
     if (n > own)
         fprintf(stderr, "; %zu of the identity provider's from %s (app claim '%s'%s%s%s%s)", n - own,
-                k->jwks_file != NULL ? k->jwks_file : k->jwks_url, k->rules.app_claim,
+                k->jwks_file != NULL ? k->jwks_file : shown, k->rules.app_claim,
                 k->rules.issuer ? ", issuer " : "", k->rules.issuer ? k->rules.issuer : "",
                 k->rules.audience ? ", audience " : "", k->rules.audience ? k->rules.audience : "");
     fputc('\n', stderr);

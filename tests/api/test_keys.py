@@ -372,3 +372,24 @@ def test_jwks_url_is_fetched_and_refreshed(idp, make_server, tmp_path):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_jwks_url_is_https_or_this_machine_and_its_password_is_never_shown(tmp_path):
+    # The provider's keys sign tokens for every app: fetched in the clear
+    # only from this machine (the tests' providers), never across a network.
+    db = f"sqlite:{tmp_path / 'x.db'}"
+    for url in ("http://10.0.0.1/jwks.json", "http://idp.example/jwks.json", "ftp://127.0.0.1/jwks.json",
+                "http://user:s3cret@192.0.2.1/jwks.json", "file:///etc/passwd", "jwks.json"):
+        p = run_crmd("serve", "--listen", "127.0.0.1:1", "--db", db, "--jwks-url", url, timeout=30)
+        assert p.returncode == 2, (url, p.returncode, p.stderr)
+        assert "--jwks-url wants an https:// URL" in p.stderr, p.stderr
+        assert "s3cret" not in p.stderr, p.stderr
+    # Accepted, unreachable here: the start fails naming the URL, its
+    # password masked.
+    for url, shown in (("https://user:s3cret@127.0.0.1:9/jwks.json", "https://user:***@127.0.0.1:9/jwks.json"),
+                       ("http://user:s3cret@127.0.0.1:9/jwks.json", "http://user:***@127.0.0.1:9/jwks.json"),
+                       ("http://[::1]:9/jwks.json", "http://[::1]:9/jwks.json")):
+        p = run_crmd("serve", "--listen", "127.0.0.1:1", "--db", db, "--jwks-url", url, timeout=30)
+        assert p.returncode == 1, (url, p.returncode, p.stderr)
+        assert f"cannot read the identity provider's keys from {shown}:" in p.stderr, p.stderr
+        assert "s3cret" not in p.stderr, p.stderr
