@@ -194,7 +194,10 @@ static bool literal(const char *host, struct sockaddr_storage *ss)
 {
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+    /* inet_aton as well: it reads the short forms ("127.1", "0x7f.1"),
+     * as the resolver does, which libcurl leaves as written when the host
+     * ends in a dot ("127.1."). */
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1 || inet_aton(host, &v4->sin_addr) != 0) {
         v4->sin_family = AF_INET;
         return true;
     }
@@ -260,6 +263,12 @@ static webhook_target_rc_t check_form(CURLU *h, const char *url, char *host, siz
         snprintf(why, whysz, "URL must name a host");
         return TARGET_INVALID;
     }
+    /* A longer host was cut by url_part: the checks below would read a
+     * name it is not (a long name under localhost, cut before it). */
+    if (strlen(host) > WEBHOOK_NAME_MAX) {
+        snprintf(why, whysz, "URL's host must be at most 253 bytes");
+        return TARGET_INVALID;
+    }
     /* libcurl converts a name in Unicode to its xn-- form by the process's
      * locale, which is "C" in crmd (it never calls setlocale): such a name
      * would be taken and then fail every delivery with "bad/illegal
@@ -298,10 +307,16 @@ webhook_target_rc_t webhook_target_check(const char *url, char *host, size_t hos
         rc == TARGET_NAME && url_port(h, port_text, sizeof port_text) ? strtol(port_text, NULL, 10) : 0;
     curl_url_cleanup(h);
     if (rc != TARGET_NAME || webhook_private_allowed()) return rc == TARGET_NAME ? TARGET_OK : rc;
+    /* Without its trailing dots, which a resolver ignores: "127.0.0.1."
+     * is that address, "localhost.." that name. */
+    char bare[WEBHOOK_HOST_MAX];
+    snprintf(bare, sizeof bare, "%s", host);
+    for (size_t n = strlen(bare); n > 0 && bare[n - 1] == '.'; n--)
+        bare[n - 1] = '\0';
     struct sockaddr_storage ss;
-    bool is_literal = literal(host, &ss);
+    bool is_literal = literal(bare, &ss);
     if ((is_literal && webhook_addr_refused((const struct sockaddr *)&ss)) ||
-        (!is_literal && names_loopback(host))) {
+        (!is_literal && names_loopback(bare))) {
         snprintf(why, whysz, "%s", WEBHOOK_REFUSED_TEXT);
         return TARGET_REFUSED;
     }

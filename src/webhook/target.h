@@ -31,6 +31,8 @@
 
 /* Room for a host name (253 bytes) or an address literal, with its NUL. */
 #define WEBHOOK_HOST_MAX 256
+/* The longest host a URL may name (a DNS name's longest). */
+#define WEBHOOK_NAME_MAX 253
 /* Room for an address as text ("ffff:...:255.255.255.255"), with its NUL. */
 #define WEBHOOK_ADDR_TEXT_MAX 64
 

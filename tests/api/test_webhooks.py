@@ -216,6 +216,10 @@ def test_unknown_and_secret_attributes_are_refused(app):
     "http://192.0.2.10/", "http://198.51.100.7/", "http://203.0.113.9/",
     # extensions.md: "localhost included"; RFC 6761 names, known without a resolver
     "http://localhost/", "http://LocalHost:8080/x", "http://localhost./", "http://api.localhost/",
+    # trailing dots, which resolvers ignore (helper-79)
+    "http://127.0.0.1./", "http://127.1./", "http://169.254.169.254./", "http://10.0.0.1../",
+    "http://0.0.0.0./", "http://127.0.0.1.:8080/", "http://LoCaLhOsT..:1024/", "http://0x7f.1./",
+    "http://2130706433./", "http://0177.0.0.1./",
 ])
 def test_private_targets_are_refused(app, url):
     r = app.post("/webhooks", {"webhook": {"url": url, "events": ["*"]}})
@@ -224,6 +228,18 @@ def test_private_targets_are_refused(app, url):
     w = create_webhook(app, PUBLIC)
     assert_validation(app.put(f"/webhooks/{w['id']}", {"webhook": {"url": url}}), ["/webhook/url"])
     assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["url"] == PUBLIC
+
+
+def test_a_host_over_253_bytes_is_refused_not_cut(app):
+    # Cut to fit, a long name under localhost lost its ".localhost" before
+    # the check, and was taken (helper-79).
+    for host in ("a" * 250 + ".localhost", "b" * 254 + ".example.com"):
+        errs = assert_validation(app.post("/webhooks", {"webhook": {"url": f"http://{host}/", "events": ["*"]}}),
+                                 ["/webhook/url"])
+        assert errs[0]["detail"] == "URL's host must be at most 253 bytes", errs[0]
+    name = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 56]) + ".test"  # 253 bytes
+    assert len(name) == 253
+    assert_status(app.post("/webhooks", {"webhook": {"url": f"http://{name}/", "events": ["*"]}}), 201)
 
 
 def test_a_name_is_refused_as_localhost_only_when_it_is_under_localhost(app):
