@@ -53,7 +53,8 @@
 #define JWT_PEM_MAX 65536
 #define JWT_KEY_BITS 2048
 #define JWT_KID_HEX 16
-/* iat may be at most this many seconds ahead of now, for clock skew. */
+/* iat and nbf may be at most this many seconds ahead of now, for clock
+ * skew: a provider whose clock runs ahead sets both to its own now. */
 #define JWT_IAT_LEEWAY 60
 /* The largest magnitude a double holds exactly as an integer. */
 #define JWT_REAL_INT_MAX 9007199254740992.0
@@ -410,11 +411,10 @@ static int check_claims(const unsigned char *text, size_t len, int64_t now, cons
     if ((rc = get_string(p, app_claim, c->app)) != JWT_OK) goto out;
     if (ext && (rc = check_external(p, c, ext)) != JWT_OK) goto out;
 
-    if (now >= c->exp)
-        rc = JWT_EXPIRED;
-    else if (has_nbf && now < nbf)
-        rc = JWT_NOT_YET;
+    if (now >= c->exp) rc = JWT_EXPIRED;
     /* Written so that now + leeway cannot overflow. */
+    else if (has_nbf && now <= INT64_MAX - JWT_IAT_LEEWAY && nbf > now + JWT_IAT_LEEWAY)
+        rc = JWT_NOT_YET;
     else if (now <= INT64_MAX - JWT_IAT_LEEWAY && c->iat > now + JWT_IAT_LEEWAY)
         rc = JWT_NOT_YET;
     else

@@ -559,8 +559,13 @@ Test(jwt, exp_required_and_numeric)
 
 Test(jwt, nbf_in_future)
 {
-    cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":" EXP_OK ",\"nbf\":1700000001}"), JWT_NOT_YET);
+    /* Up to 60 s ahead (clock skew, as for iat); beyond, not yet. */
+    cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":" EXP_OK ",\"nbf\":1700000061}"), JWT_NOT_YET);
+    cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":" EXP_OK ",\"nbf\":1700000060}"), JWT_OK);
+    cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":" EXP_OK ",\"nbf\":1700000001}"), JWT_OK);
     cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":" EXP_OK ",\"nbf\":1700000000}"), JWT_OK);
+    cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":" EXP_OK ",\"nbf\":9223372036854775807}"),
+                 JWT_NOT_YET);
     cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":" EXP_OK ",\"nbf\":\"soon\"}"), JWT_MALFORMED);
 }
 
