@@ -4,13 +4,20 @@
  * Each limiter's buckets live in a fixed open-addressed table (no
  * allocation while serving), guarded by striped mutexes so that threads
  * serving different keys rarely wait for each other. A bucket that has
- * filled up again is as good as a new one, so its slot may be reused. A
- * table whose slots are all busy with recently active keys lets a new key
- * through unlimited rather than refuse it: limiting is protection against
- * one noisy app or address, never a reason to fail a quiet one.
+ * filled up again is as good as a new one, so its slot may be reused.
+ * When every slot a new key may take is busy with a recently active key,
+ * the new key takes the one whose bucket is nearest to full (the least
+ * active of them): it starts with a full bucket, as any new key does, and
+ * the key it displaced starts afresh when it comes back. So a client is
+ * never let through unlimited (it was: with the probes of its address
+ * held by eight others, an address could make crmd verify signatures
+ * without end), and a quiet one is never refused for others' noise; an
+ * attacker with many addresses gets what many clients get, a bucket
+ * each.
  */
 #include "api/ratelimit.h"
 
+#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -86,11 +93,19 @@ static bool reusable(const limiter_t *l, const bucket_t *c, int64_t now)
     return (double)(now - c->last_ms) * l->rate / 1000.0 >= l->burst - c->tokens;
 }
 
-/* Finds (or makes) key's bucket among the probes of home, refilled to now;
- * NULL when every probe is busy with another key. Under the stripe's lock. */
+/* How full c's bucket would be at now (burst when it is free). */
+static double fullness(const limiter_t *l, const bucket_t *c, int64_t now)
+{
+    if (c->key.a == 0 && c->key.b == 0) return l->burst;
+    return c->tokens + (now > c->last_ms ? (double)(now - c->last_ms) * l->rate / 1000.0 : 0);
+}
+
+/* Finds (or makes) key's bucket among the probes of home, refilled to now:
+ * a new key takes a free or full one, else the one nearest to full (see
+ * the top of this file). Under the stripe's lock. */
 static bucket_t *bucket(limiter_t *l, size_t home, ratelimit_key_t key, int64_t now)
 {
-    bucket_t *b = NULL;
+    bucket_t *b = NULL, *fullest = NULL;
     for (size_t i = 0; i < PROBES; i++) {
         bucket_t *c = &l->slots[(home + i * STRIPES) % SLOTS];
         if (same(c->key, key)) {
@@ -98,8 +113,10 @@ static bucket_t *bucket(limiter_t *l, size_t home, ratelimit_key_t key, int64_t 
             break;
         }
         if (b == NULL && reusable(l, c, now)) b = c;
+        if (fullest == NULL || fullness(l, c, now) > fullness(l, fullest, now)) fullest = c;
     }
-    if (b == NULL) return NULL;
+    if (b == NULL) b = fullest;
+    assert(b != NULL);
     if (!same(b->key, key)) {
         b->key = key;
         b->tokens = l->burst;
@@ -129,10 +146,6 @@ static bool use(enum ratelimit_kind kind, ratelimit_key_t key, int64_t now, bool
     pthread_mutex_t *lock = &l->locks[home % STRIPES];
     pthread_mutex_lock(lock);
     bucket_t *b = bucket(l, home, key, now);
-    if (b == NULL) {
-        pthread_mutex_unlock(lock);
-        return true;
-    }
     bool ok = b->tokens >= 1.0;
     if (ok && take) b->tokens -= 1.0;
     double tokens = b->tokens;

@@ -200,6 +200,25 @@ Test(ratelimit, a_bucket_filled_up_again_gives_its_slot_to_a_new_key)
     }
 }
 
+Test(ratelimit, a_key_whose_slots_are_all_busy_is_still_limited)
+{
+    /* Twice as many keys as slots, each emptying its bucket at the same
+     * instant: no bucket refills, so the later keys find every slot they
+     * may take busy. Each must still be limited (it takes the slot nearest
+     * to full), never let through for want of room: eight addresses
+     * holding a ninth's slots made it unlimited (helper-80). */
+    ratelimit_configure(RATELIMIT_AUTH, 1, 1);
+    for (int64_t i = 1; i <= 8192; i++) {
+        cr_assert(ratelimit_take(RATELIMIT_AUTH, key(i), T0, &info), "key %lld refused its first",
+                  (long long)i);
+        cr_assert_not(ratelimit_take(RATELIMIT_AUTH, key(i), T0, &info), "key %lld was not limited",
+                      (long long)i);
+    }
+    /* A key displaced meanwhile starts afresh: one more, then limited. */
+    cr_expect(ratelimit_take(RATELIMIT_AUTH, key(1), T0, &info));
+    cr_expect_not(ratelimit_take(RATELIMIT_AUTH, key(1), T0, &info));
+}
+
 Test(ratelimit_parse, rate_and_optional_burst)
 {
     double rate = -1, burst = -1;
