@@ -293,23 +293,38 @@ static void run_import(store_t *s, api_write_t *w)
 
 /* --- the handler ------------------------------------------------------------------ */
 
-/* Whether a Content-Type is text/csv with no charset or charset=utf-8. */
+/* Whether the parameter p (n bytes, trimmed) of a text/csv type is one
+ * crmd reads its files by: the charset UTF-8, or RFC 4180's header=present
+ * (crmd always reads the first row as the header). */
+static bool csv_param_ok(const char *p, size_t n)
+{
+    return h2o_lcstris(p, n, H2O_STRLIT("charset=utf-8")) ||
+           h2o_lcstris(p, n, H2O_STRLIT("charset=\"utf-8\"")) ||
+           h2o_lcstris(p, n, H2O_STRLIT("header=present"));
+}
+
+/* Whether a Content-Type is text/csv, its parameters (if any) all ones of
+ * csv_param_ok. */
 static bool is_csv_type(h2o_iovec_t ct)
 {
-    const char *semi = memchr(ct.base, ';', ct.len);
-    size_t n = semi != NULL ? (size_t)(semi - ct.base) : ct.len;
-    while (n > 0 && (ct.base[n - 1] == ' ' || ct.base[n - 1] == '\t'))
-        n--;
-    if (!h2o_lcstris(ct.base, n, H2O_STRLIT("text/csv"))) return false;
-    if (semi == NULL) return true;
-    const char *p = semi + 1, *end = ct.base + ct.len;
-    while (p < end && (*p == ' ' || *p == '\t'))
-        p++;
-    size_t rest = (size_t)(end - p);
-    while (rest > 0 && (p[rest - 1] == ' ' || p[rest - 1] == '\t'))
-        rest--;
-    return h2o_lcstris(p, rest, H2O_STRLIT("charset=utf-8")) ||
-           h2o_lcstris(p, rest, H2O_STRLIT("charset=\"utf-8\""));
+    const char *p = ct.base, *end = ct.base + ct.len;
+    bool first = true;
+    while (p <= end) {
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *stop = semi != NULL ? semi : end;
+        const char *b = p, *e = stop;
+        while (b < e && (*b == ' ' || *b == '\t'))
+            b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (first ? !h2o_lcstris(b, (size_t)(e - b), H2O_STRLIT("text/csv"))
+                  : !csv_param_ok(b, (size_t)(e - b)))
+            return false;
+        first = false;
+        if (semi == NULL) break;
+        p = semi + 1;
+    }
+    return true;
 }
 
 /* The mode (into pl) and the body's type and encoding; false when r has

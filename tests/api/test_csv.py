@@ -245,6 +245,18 @@ def test_header_problems_are_reported_before_any_row(app):
     assert app.list_all() == []
 
 
+def test_the_rfc4180_header_parameter_is_taken_when_present(app):
+    # RFC 4180's header parameter (helper-81): present is how crmd reads
+    # every file; absent, or any other parameter, is not.
+    for ct in ("text/csv; header=present", "text/csv;charset=utf-8; header=present",
+               "TEXT/CSV ; Header=Present ; charset=\"utf-8\""):
+        assert_status(import_csv(app, "name\r\nx\r\n", content_type=ct), 200)
+    for ct in ("text/csv; header=absent", "text/csv; charset=utf-8; x=y", "text/csv;", "text/csv; ;",
+               "text/csvx", "text/csv; header=present; charset=latin-1"):
+        assert_error(import_csv(app, "name\r\nx\r\n", content_type=ct), 415)
+    assert len(app.list_all()) == 3
+
+
 def test_bodies_that_are_not_utf8_csv_are_refused(app):
     assert_error(import_csv(app, "name\r\nM\xfcller\r\n".encode("latin-1")), 400, "bad_request")
     assert_error(import_csv(app, "name\r\nx\r\n", content_type="application/json"), 415)
