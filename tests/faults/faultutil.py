@@ -138,11 +138,16 @@ class Crmd:
     """A `crmd serve` on a database of its own (or a given one); can be
     SIGKILLed, SIGTERMed and restarted on the same database and port."""
 
-    def __init__(self, workdir, db=None, threads=2, quiet=True, extra_args=(), tls=None, db_url=None):
+    def __init__(self, workdir, db=None, threads=2, quiet=True, extra_args=(), tls=None, db_url=None,
+                 wrap=()):
         """tls: the certificate to trust (make_tls) when extra_args serve TLS;
         db_url: a database to serve (one another server shares, say); by
-        default a new one of the run's backend (SQLite: db, else workdir's)."""
+        default a new one of the run's backend (SQLite: db, else workdir's);
+        wrap: a command that runs crmd serve (given as its last arguments)
+        and must exec it, so that the process started is crmd's: unshare,
+        say."""
         self.tls = tls
+        self.wrap = list(wrap)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.db = Path(db) if db else self.workdir / "crmd.db"
@@ -186,7 +191,7 @@ class Crmd:
                 TLS_PORTS[port] = self.tls
             else:
                 TLS_PORTS.pop(port, None)
-            args = [crmd_bin(), "serve", "--listen", f"127.0.0.1:{port}", "--db",
+            args = [*self.wrap, crmd_bin(), "serve", "--listen", f"127.0.0.1:{port}", "--db",
                     self.db_url, "--threads", str(self.threads),
                     "--rate-limit", "off", "--auth-limit", "off"]
             if self.quiet:
