@@ -571,12 +571,17 @@ static int accept_q(const char *p, const char *end)
 }
 
 /* Whether r's Accept prefers text/csv to application/json: text/csv named
- * with a q above 0, and JSON not named with a higher one (the first named
- * wins a tie). */
+ * with a q above 0, and JSON not given a higher one (the first named wins
+ * a tie). JSON's q is that of application/json, else of the range of every
+ * application type, else of the range of every type (RFC 9110 12.5.1: the
+ * most specific range that matches), so that "text/csv;q=0.5" beside every
+ * type at q=0.9 prefers JSON. text/csv must be named: the range of every
+ * text type alone does not ask for CSV. */
 static bool accepts_csv(const api_req_t *r)
 {
+    enum { CSV, JSON, APP_ANY, ANY, KINDS };
+    int q[KINDS] = {-1, -1, -1, -1}, at[KINDS] = {0}, n = 0;
     const h2o_headers_t *hs = &r->req->headers;
-    int csv = -1, json = -1, at = 0, csv_at = 0, json_at = 0;
     for (ssize_t i = -1; (i = h2o_find_header(hs, H2O_TOKEN_ACCEPT, i)) >= 0;) {
         const char *p = hs->entries[i].value.base, *end = p + hs->entries[i].value.len;
         while (p < end) {
@@ -586,18 +591,21 @@ static bool accepts_csv(const api_req_t *r)
             size_t tlen = 0;
             while (p + tlen < iend && p[tlen] != ';' && p[tlen] != ' ')
                 tlen++;
-            at++;
-            if (h2o_lcstris(p, tlen, H2O_STRLIT("text/csv")) && csv < 0) {
-                csv = accept_q(p, iend);
-                csv_at = at;
-            } else if (h2o_lcstris(p, tlen, H2O_STRLIT("application/json")) && json < 0) {
-                json = accept_q(p, iend);
-                json_at = at;
+            n++;
+            int k = h2o_lcstris(p, tlen, H2O_STRLIT("text/csv"))           ? CSV
+                    : h2o_lcstris(p, tlen, H2O_STRLIT("application/json")) ? JSON
+                    : h2o_lcstris(p, tlen, H2O_STRLIT("application/*"))    ? APP_ANY
+                    : h2o_lcstris(p, tlen, H2O_STRLIT("*/*"))              ? ANY
+                                                                           : KINDS;
+            if (k != KINDS && q[k] < 0) {
+                q[k] = accept_q(p, iend);
+                at[k] = n;
             }
             p = comma ? comma + 1 : end;
         }
     }
-    return csv > 0 && (csv > json || (csv == json && csv_at < json_at));
+    int json = q[JSON] >= 0 ? JSON : q[APP_ANY] >= 0 ? APP_ANY : ANY;
+    return q[CSV] > 0 && (q[CSV] > q[json] || (q[CSV] == q[json] && at[CSV] < at[json]));
 }
 
 /* Whether r asks for CSV: format=csv, or no format and an Accept that
