@@ -109,10 +109,27 @@ function query(params) {
 
 /* A link from make run carries the credentials in the fragment (never sent
  * to the server): keep them for this tab and take them off the address bar. */
+/* A sign-in link to another app than the one this tab is signed in to,
+ * held until the person chooses (showSwitch): a link someone else made
+ * must not move a signed-in board to their app unseen, where the leads
+ * typed next would go to them. */
+let linked = null;
+
 function takeFragment() {
   const h = new URLSearchParams(location.hash.slice(1));
-  if (h.get("app") && h.get("token")) session.set(h.get("app"), h.get("token"));
+  const app = h.get("app"), token = h.get("token");
   if (location.hash) history.replaceState(null, "", location.pathname + location.search);
+  if (!app || !token) return;
+  if (session.token && session.app && session.app !== app) linked = { app, token };
+  else session.set(app, token);
+}
+
+function showSwitch() {
+  showSignin(`This link signs in to app ${linked.app}, but this tab is signed in to app ${session.app}. ` +
+    "Sign in to switch to the link's app, or stay.");
+  $("signin-app").value = linked.app;
+  $("signin-token").value = linked.token;
+  $("signin-stay").hidden = false;
 }
 
 function tokenExpired(token) {
@@ -134,6 +151,7 @@ function showSignin(note) {
   showOnly("signin");
   if ($("drawer").open) $("drawer").close();
   $("signin-note").textContent = note || "Sign in with your app key and a token.";
+  $("signin-stay").hidden = true;
   $("signin-app").value = session.app;
   $("signin-token").value = "";
   (session.app ? $("signin-token") : $("signin-app")).focus();
@@ -159,6 +177,7 @@ async function signIn(ev) {
     $("signin-error").textContent = e.status === 401 ? "The server did not accept this key and token." : e.message;
     return;
   }
+  linked = null;
   route();
 }
 
@@ -201,7 +220,9 @@ function leadParams(f) {
 
 function route() {
   if (!session.token) { showSignin(); return; }
+  if (linked) { showSwitch(); return; }
   if (tokenExpired(session.token)) { showExpired(); return; }
+  $("who").textContent = `App ${session.app}`;
   const { view, filters } = urlState();
   for (const a of document.querySelectorAll("nav a")) {
     if (a.dataset.view === view) a.setAttribute("aria-current", "page");
@@ -940,6 +961,7 @@ function start() {
   fillSelects();
   $("board").parentElement.insertBefore(el("p", { id: "board-keys", class: "sr-only", text: "Arrow keys move between cards; Shift with Left or Right moves the card to the previous or next stage; Enter opens it." }), $("board"));
   $("signin-form").addEventListener("submit", signIn);
+  $("signin-stay").addEventListener("click", () => { linked = null; route(); });
   $("sign-out").addEventListener("click", () => { session.clear(); showSignin("Signed out."); });
   $("new-lead").addEventListener("click", newLead);
   $("drawer-close").addEventListener("click", () => $("drawer").close());

@@ -133,6 +133,44 @@ test("signs in by the link, and the link leaves the address bar", async () => {
   });
 });
 
+test("a link to another app does not move a signed-in tab unseen", async () => {
+  // Someone else's sign-in link (login CSRF): the tab stays in its app until
+  // the person chooses; the top bar names the app it shows.
+  const other = appCreate(crmd.db, "elsewhere");
+  const app = () => page.evaluate(() => sessionStorage.getItem("crmd.app"));
+  const asked = () => until((k) => !document.getElementById("signin").hidden && location.hash === "" &&
+    document.getElementById("signin-note").textContent.includes(k) &&
+    !document.getElementById("signin-stay").hidden, other.key);
+  await step("switch-asked", async () => {
+    assert.equal(await page.textContent("#who"), `App ${key}`);
+    await page.goto(`${base}/#app=${other.key}&token=${other.token}`);
+    await asked();
+    assert.equal(await app(), key);
+    assert.equal(await page.inputValue("#signin-app"), other.key);
+    await axeScan(page, "switch");
+  });
+  await step("switch-declined", async () => {
+    await page.click("#signin-stay");
+    await boardReady();
+    assert.equal(await app(), key);
+    assert.equal(await page.textContent("#who"), `App ${key}`);
+  });
+  await step("switch-taken", async () => {
+    await page.goto(`${base}/#app=${other.key}&token=${other.token}`);
+    await asked();
+    await page.click("#signin-form button[type=submit]");
+    await until((k) => document.getElementById("who").textContent === `App ${k}`, other.key);
+    assert.equal(await app(), other.key);
+    // and back, the same way
+    await page.goto(`${base}/#app=${key}&token=${token}`);
+    await until(() => !document.getElementById("signin-stay").hidden);
+    await page.click("#signin-form button[type=submit]");
+    await until((k) => document.getElementById("who").textContent === `App ${k}`, key);
+    await boardReady();
+    assert.equal(await app(), key);
+  });
+});
+
 test("a new lead: a validation error beside its field, then created", async () => {
   await step("validation-error", async () => {
     await page.click("#new-lead");
