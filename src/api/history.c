@@ -62,13 +62,21 @@ store_rc_t api_history_add(store_t *s, int64_t app, const char *actor, int64_t n
     }
     const lead_t *lead = c->lead_after != NULL ? c->lead_after : c->lead_before;
     const follow_t *follow = c->follow_after != NULL ? c->follow_after : c->follow_before;
+    /* A create or an update happens at the record's new updated_at: now,
+     * or a millisecond past the last change's when two fall in the same
+     * one (record.h), so that an entry's time is the one its record shows. */
+    int64_t at = now;
+    if (action == STORE_CHANGE_CREATED || action == STORE_CHANGE_UPDATED)
+        at = c->lead_after->updated_at;
+    else if (action == STORE_CHANGE_FOLLOW_CREATED || action == STORE_CHANGE_FOLLOW_UPDATED)
+        at = c->follow_after->updated_at;
     char id[UUID_BUFSZ];
     store_change_t h = {.id = id,
                         .lead_id = c->kind == CHANGE_LEAD ? lead->id : follow->lead_id,
                         .follow_id = c->kind == CHANGE_FOLLOW ? follow->id : "",
                         .action = action,
                         .actor = actor,
-                        .at = now,
+                        .at = at,
                         .changes = {changes.buf, changes.len}};
     store_rc_t rc = changes.oom || uuid_v7(now, id) != 0 ? STORE_UNAVAILABLE : store_history_add(s, app, &h);
     jw_free(&changes);

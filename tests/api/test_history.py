@@ -161,3 +161,27 @@ def test_a_batchs_creates_are_recorded_as_one_by_one_creates(app):
         assert _recorded(app, many) == _recorded(app, one)
         assert [c["attributes"]["action"] for c in history(app, many["id"])["data"]] == ["created"]
     assert actions(app, earlier["id"]) == ["updated", "created"]
+
+
+def test_each_change_is_at_the_time_its_record_shows(app):
+    # Two updates of one lead (and of one follow) in one batch often fall in
+    # the same millisecond; the second's updated_at is then a millisecond
+    # later, and its history entry's at must be that time too (helper-81:
+    # it was the write's clock, the first's time twice).
+    lead = app.create_lead(name="Twice")
+    for _ in range(5):
+        r = app.post("/leads/batch", {"operations": [
+            {"op": "update", "id": lead["id"], "lead": {"stage": "contacted"}},
+            {"op": "update", "id": lead["id"], "lead": {"stage": "qualified"}},
+            {"op": "update", "id": lead["id"], "lead": {"stage": "new"}}]})
+        assert_status(r, 200)
+        shown = [parse_ts(d["attributes"]["updated_at"]) for d in body_json(r)["data"]]
+        assert shown == sorted(set(shown)), shown  # strictly increasing
+        entries = history(app, lead["id"], records=3)["data"]
+        assert [parse_ts(e["attributes"]["at"]) for e in reversed(entries)] == shown
+    follow = app.post(f"/leads/{lead['id']}/follows", {"follow": {"title": "Call"}})
+    assert_status(follow, 201)
+    f = body_json(follow)["data"]
+    entry = history(app, lead["id"], records=1)["data"][0]["attributes"]
+    assert entry["action"] == "follow_created"
+    assert parse_ts(entry["at"]) == parse_ts(f["attributes"]["updated_at"])
