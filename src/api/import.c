@@ -50,7 +50,19 @@ static void header_error(verrs_t *errs, const char *code, const char *col, size_
     }
     char pointer[96];
     verrs_pointer(pointer, sizeof pointer, "rows/1", col, len);
-    verrs_add(errs, code, pointer, NULL, fmt, (int)len, col);
+    /* The detail names the column as the pointer does: a NUL in it as
+     * U+FFFD, not the end of the name. */
+    char name[64 * 3 + 1];
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 3 < sizeof name; i++) {
+        if (col[i] == '\0') {
+            memcpy(name + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+        } else {
+            name[o++] = col[i];
+        }
+    }
+    verrs_add(errs, code, pointer, NULL, fmt, (int)o, name);
 }
 
 /* Reads the header row into pl; its problems into errs. */

@@ -105,7 +105,13 @@ void verrs_pointer(char *out, size_t n, const char *wrapper, const char *key, si
         } else if (key[i] == '/') {
             tmp[o++] = '~';
             tmp[o++] = '1';
-        } else if (key[i] != '\0') {
+        } else if (key[i] == '\0') {
+            /* A C string holds no NUL: U+FFFD stands for it, so that the
+             * pointer names no other key (dropped, "na\0me" read "name"). */
+            if (o + 4 >= sizeof tmp) break;
+            memcpy(tmp + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+        } else {
             tmp[o++] = key[i];
         }
     }

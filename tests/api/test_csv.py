@@ -255,6 +255,16 @@ def test_header_problems_are_reported_before_any_row(app):
     assert app.list_all() == []
 
 
+def test_a_nul_in_a_header_column_is_named_as_it_is(app):
+    # A NUL dropped from the pointer made "na\0me" read "/rows/1/name", a
+    # good column, while the detail stopped at the NUL (helper-81).
+    errs = assert_error(import_csv(app, b"na\x00me\r\nabc\r\n"), 422)
+    assert [(e["code"], e["source"]["pointer"], e["detail"]) for e in errs] == [
+        ("unknown_attribute", "/rows/1/na\ufffdme", "na\ufffdme is not an attribute of a lead"),
+        ("validation_error", "/rows/1/name", "The header must name the name column")]
+    assert app.list_all() == []
+
+
 def test_the_rfc4180_header_parameter_is_taken_when_present(app):
     # RFC 4180's header parameter (helper-81): present is how crmd reads
     # every file; absent, or any other parameter, is not.
