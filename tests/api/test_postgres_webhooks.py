@@ -152,3 +152,30 @@ def test_a_killed_senders_webhooks_are_taken_over_and_nothing_acknowledged_is_lo
         assert time.monotonic() - started < 20, "taken over long before the leases ran out"
     finally:
         rec.close()
+
+
+def test_the_webhook_limit_holds_across_processes(make_server):
+    # Each process's insert counted the app's webhooks from its own
+    # snapshot, so creates racing through two processes each saw 99 and
+    # made 101 or 102 (helper-85); an app lock taken before the count makes
+    # them one at a time. Five rounds from 96: 4 of the 12 racing creates
+    # are taken, never more (the old insert failed about one round in two).
+    url = pg_new_database()
+    a = make_server(threads=2, db_url=url)
+    b = make_server(threads=2, db_url=url)
+    for _ in range(5):
+        app_a = a.new_app()
+        app_b = App(b.base_url, app_a.key, app_a.token)
+        for i in range(96):
+            create_webhook(app_a, f"https://hooks.example.com/{i}")
+        clients = [app_a, app_b] * 6
+        with ThreadPoolExecutor(max_workers=len(clients)) as ex:
+            answers = list(ex.map(lambda c: c.post("/webhooks", {"webhook": {
+                "url": "https://hooks.example.com/race", "events": ["*"]}}), clients))
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [201] * 4 + [422] * 8, codes
+        for r in answers:
+            if r.status_code == 422:
+                assert body_json(r)["errors"][0]["detail"] == "An app may have at most 100 webhooks"
+        total = body_json(app_a.get("/webhooks/", params={"records": 1}))["meta"]["totalRecords"]
+        assert total == 100

@@ -113,6 +113,7 @@ enum pg_stmt_id {
     Q_COPY_APP,
     Q_COPY_APP_ID,
     SCHEMA_WEBHOOK_STMT_IDS,
+    Q_WH_APP_LOCK,
     Q_WH_DELETE,
     Q_WH_DELETE_QUEUE,
     Q_OUT_CLAIM,

@@ -16,6 +16,10 @@
 /* Advisory lock keys: 'crmd' in the high half. */
 #define MIGRATE_LOCK "7166449152688848897" /* 0x63726d6400000001 */
 #define REVOKE_LOCK "7166449152688848898"  /* 0x63726d6400000002 */
+/* An app's webhook creates, one at a time across processes (webhooks.c):
+ * the two-key lock space, ("crmd", the app id), apart from the one-key
+ * locks above. Apps whose ids agree modulo 2^31 - 1 share it, harmlessly. */
+#define WEBHOOKS_LOCK "1668443492" /* 0x63726d64 */
 
 /* Rows per FETCH when exporting. */
 #define EXPORT_BATCH "1000"
@@ -121,6 +125,7 @@
  * an array of event ids. */
 /* clang-format off */
 #define PG_WEBHOOK_SQL                                                                                       \
+    [Q_WH_APP_LOCK] = "SELECT pg_advisory_xact_lock(" WEBHOOKS_LOCK ", ($1::int8 % 2147483647)::int4)",       \
     [Q_WH_DELETE] = "DELETE FROM webhooks WHERE " SCHEMA_WEBHOOK_KEY(P),                                     \
     [Q_WH_DELETE_QUEUE] = "WITH e AS (DELETE FROM webhook_events WHERE webhook_id = $1::uuid "               \
                           "RETURNING event_id), "                                                            \

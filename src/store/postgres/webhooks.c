@@ -121,16 +121,38 @@ static bool webhook_params(pg_params_t *p, int64_t app, const webhook_t *wh)
     return true;
 }
 
-static store_rc_t webhook_create(store_t *base, int64_t app, const webhook_t *wh, int max)
+typedef struct creation {
+    int64_t app;
+    const webhook_t *wh;
+    int max;
+} creation_t;
+
+/* webhook_create's unit of work. The insert counts the app's webhooks
+ * from its own snapshot, so two processes' creates could each see one
+ * short of max and both insert; the app's lock, taken first and held to
+ * the commit, makes them one at a time, and the insert's snapshot, taken
+ * after it, sees the other's (READ COMMITTED). */
+static store_rc_t create_unit(pg_store_t *s, void *ctx)
 {
-    pg_params_t p = {0};
-    if (!webhook_params(&p, app, wh)) return STORE_ERROR;
-    pgp_int4(&p, max);
+    const creation_t *c = ctx;
+    pg_params_t l = {0}, p = {0};
+    pgp_int8(&l, c->app);
     PGresult *r;
-    store_rc_t rc = pg_write(pg_of(base), Q_WH_INSERT, &p, 0, 0, &r);
+    store_rc_t rc = pg_run_in_tx(s, Q_WH_APP_LOCK, &l, &r);
+    PQclear(r);
+    if (rc != STORE_OK) return rc;
+    if (!webhook_params(&p, c->app, c->wh)) return STORE_ERROR;
+    pgp_int4(&p, c->max);
+    rc = pg_run_in_tx(s, Q_WH_INSERT, &p, &r);
     if (rc == STORE_OK && pg_affected(r) == 0) rc = STORE_CONFLICT;
     PQclear(r);
     return rc;
+}
+
+static store_rc_t webhook_create(store_t *base, int64_t app, const webhook_t *wh, int max)
+{
+    creation_t c = {.app = app, .wh = wh, .max = max};
+    return pg_write_unit(pg_of(base), create_unit, &c);
 }
 
 static store_rc_t webhook_get(store_t *base, int64_t app, const char *id, store_webhook_cb cb, void *ctx,
