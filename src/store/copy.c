@@ -339,11 +339,14 @@ static store_rc_t on_idem(void *ctx, int64_t app, const char *key, const store_i
     return written(c, rc, "idempotency key", key, rc_text(rc), &c->added.idem);
 }
 
-static store_t *open_store(const char *url, const char *what, FILE *err)
+/* Opens and migrates url, the copy's source or target (what). The source
+ * must be there already (store_open_existing): a mistyped path would
+ * otherwise become an empty source, and the copy of nothing a success. */
+static store_t *open_store(const char *url, const char *what, bool create, FILE *err)
 {
     char msg[STORE_OPEN_ERR_MAX], shown[STORE_URL_SHOWN_MAX];
     store_url_redact(url, shown, sizeof shown);
-    store_t *s = store_open(url, msg, sizeof msg);
+    store_t *s = create ? store_open(url, msg, sizeof msg) : store_open_existing(url, msg, sizeof msg);
     if (s == NULL) {
         fprintf(err, "crmd: copy: %s: %s\n", what, msg);
         return NULL;
@@ -515,9 +518,9 @@ store_rc_t store_copy(const char *from_url, const char *to_url, bool append, FIL
         fprintf(err, "crmd: copy: the source and the target are the same database\n");
         return STORE_CONFLICT;
     }
-    store_t *src = open_store(from_url, "source", err);
+    store_t *src = open_store(from_url, "source", false, err);
     if (src == NULL) return STORE_UNAVAILABLE;
-    store_t *dst = open_store(to_url, "target", err);
+    store_t *dst = open_store(to_url, "target", true, err);
     if (dst == NULL) {
         store_close(src);
         return STORE_UNAVAILABLE;

@@ -210,6 +210,18 @@ def test_unrecognised_db_forms_in_crmd_db_and_copy_exit_2(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_copy_from_a_database_that_is_not_there_creates_nothing(tmp_path):
+    # A mistyped --from became an empty source, and the copy of nothing a
+    # "verified" exit 0 with a new, empty target (helper-84).
+    for src in ("nosrc.db", "sqlite:nosrc.db"):
+        p = subprocess.run([crmd_bin(), "copy", "--from", src, "--to", "dst.db"], capture_output=True,
+                           text=True, timeout=30, cwd=tmp_path, stdin=subprocess.DEVNULL)
+        assert p.returncode == 1, (src, p.returncode, p.stderr)
+        assert "copy: source: no database at nosrc.db" in p.stderr, p.stderr
+        assert "verified" not in p.stdout + p.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_accepted_db_forms_still_open(tmp_path):
     # A bare path, sqlite:PATH, and a path whose name has a ':' written ./NAME.
     for db in ("plain.db", f"sqlite:{tmp_path}/prefixed.db", "./postgres:localhost"):
