@@ -222,6 +222,23 @@ def test_copy_from_a_database_that_is_not_there_creates_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_database_path_that_links_to_nothing_creates_nothing(tmp_path):
+    # O_EXCL does not follow the link, so the file could not be made 0600
+    # first, and SQLite made it through the link 0644, the signing key in
+    # it (helper-84). A link to a database that is there still works.
+    (tmp_path / "dangling.db").symlink_to("target.db")
+    p = subprocess.run([crmd_bin(), "app", "create", "t", "--db", "dangling.db"], capture_output=True,
+                       text=True, timeout=30, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1 and p.stdout == "", (p.returncode, p.stdout)
+    assert "dangling.db is a symbolic link to nothing" in p.stderr, p.stderr
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["dangling.db"]
+    run = dict(capture_output=True, text=True, timeout=30, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert subprocess.run([crmd_bin(), "migrate", "--db", "target.db"], **run).returncode == 0
+    assert oct((tmp_path / "target.db").stat().st_mode & 0o777) == "0o600"
+    p = subprocess.run([crmd_bin(), "app", "create", "t", "--db", "dangling.db"], **run)
+    assert p.returncode == 0 and "BLOCKS_API_KEY" in p.stdout, p.stderr
+
+
 def test_accepted_db_forms_still_open(tmp_path):
     # A bare path, sqlite:PATH, and a path whose name has a ':' written ./NAME.
     for db in ("plain.db", f"sqlite:{tmp_path}/prefixed.db", "./postgres:localhost"):
@@ -271,6 +288,7 @@ def test_a_database_others_can_read_is_refused_with_the_fix(tmp_path):
         assert p.returncode == 1, (args, p.returncode, p.stderr)
         assert f"crmd: {fix}" in p.stderr, (args, p.stderr)
         assert "BLOCKS_" not in p.stdout and "eyJ" not in p.stdout
+    run_crmd("migrate", "--db", f"sqlite:{tmp_path / 'other.db'}", check=True)  # a source must be there
     for args in (["--from", f"sqlite:{db}", "--to", f"sqlite:{tmp_path / 'new.db'}"],
                  ["--from", f"sqlite:{tmp_path / 'other.db'}", "--to", f"sqlite:{db}"]):
         p = run_crmd("copy", *args, timeout=20)

@@ -413,6 +413,18 @@ sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errs
     }
     int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
     if (names_file(path)) {
+        /* A symbolic link to nothing: open's O_EXCL would not follow it,
+         * so create_private could not make the file 0600, and SQLite
+         * would make it through the link with its own mode (0644). */
+        struct stat lsb, sb;
+        if (lstat(path, &lsb) == 0 && S_ISLNK(lsb.st_mode) && stat(path, &sb) != 0) {
+            snprintf(err, errsz,
+                     "%s is a symbolic link to nothing: make the database where it points first "
+                     "(crmd migrate --db ITS_TARGET), or name the file itself (nothing was created)",
+                     path);
+            free(s);
+            return NULL;
+        }
         if (create) create_private(path);
         if (!create && access(path, F_OK) != 0) {
             snprintf(err, errsz, "no database at %s: %s (nothing was created)", path, strerror(errno));
