@@ -70,15 +70,36 @@ static bool is_postgres_url(const char *url)
     return strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
 }
 
+/* Whether c is a blank or a quote: what a .env file, a --config value
+ * or a paste may leave around a URL. */
+static bool wrapping(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '\'';
+}
+
+/* Whether the URL begins or ends with a blank or a quote, or the path
+ * (NULL: none) holds "://": a URL crmd would otherwise take for a file's
+ * path (and print, password and all, in a message about that file). */
+static bool garbled(const char *url, const char *path)
+{
+    size_t n = strlen(url);
+    return (n > 0 && (wrapping(url[0]) || wrapping(url[n - 1]))) ||
+           (path != NULL && strstr(path, "://") != NULL);
+}
+
 store_url_kind_t store_url_kind(const char *url, const char **path)
 {
     *path = NULL;
     if (strncmp(url, "sqlite:", 7) == 0) {
         *path = url + 7;
-        return url[7] != '\0' && strncmp(url + 7, "file:", 5) != 0 ? STORE_URL_SQLITE : STORE_URL_BAD;
+        return url[7] != '\0' && strncmp(url + 7, "file:", 5) != 0 && !garbled(url, *path) ? STORE_URL_SQLITE
+                                                                                           : STORE_URL_BAD;
     }
-    if (is_postgres_url(url) || is_keyvalue(url)) return STORE_URL_POSTGRES;
-    if (url[0] == '\0' || scheme_len(url) > 0) return STORE_URL_BAD;
+    /* A key=value string may end with a quoted value: taken as it is. */
+    if (is_keyvalue(url)) return STORE_URL_POSTGRES;
+    if (garbled(url, NULL)) return STORE_URL_BAD;
+    if (is_postgres_url(url)) return STORE_URL_POSTGRES;
+    if (url[0] == '\0' || scheme_len(url) > 0 || garbled(url, url)) return STORE_URL_BAD;
     *path = url;
     return STORE_URL_SQLITE;
 }
@@ -99,6 +120,10 @@ bool store_url_check(const char *url, char *err, size_t errsz)
     size_t n = scheme_len(url);
     if (url[0] == '\0')
         snprintf(what, sizeof what, "the database URL is empty");
+    else if (garbled(url, path) || (n == 0 && strstr(url, "://") != NULL))
+        snprintf(what, sizeof what,
+                 "the database URL has a blank or a quote at an end, or a path holds '://' (quotes a .env "
+                 "file or --config kept?)");
     else if (path != NULL && path[0] == '\0')
         snprintf(what, sizeof what, "'sqlite:' names no file");
     else if (path != NULL)

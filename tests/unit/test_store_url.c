@@ -171,6 +171,7 @@ Test(store_url, accepts_exactly_the_documented_forms)
         "postgresql://u@db/crmd",
         "host=/run/postgresql dbname=crmd",
         "  dbname = crmd",
+        "host=db password='a b'",
         ":memory:",
     };
     static const char *const bad[] = {
@@ -186,6 +187,14 @@ Test(store_url, accepts_exactly_the_documented_forms)
         "c:crmd.db",
         "my.db:1",
         "s3+http://bucket/db",
+        /* blanks or quotes around a URL (a .env file, --config, a paste),
+         * or "://" in a path: a URL taken for a file (helper-84) */
+        " postgresql://u:s3cret@db/crmd",
+        "\"postgresql://u:s3cret@db/crmd\"",
+        "'crmd.db'",
+        "crmd.db ",
+        "sqlite:postgresql://u:s3cret@db/crmd",
+        "./x://y",
     };
     char err[STORE_OPEN_ERR_MAX];
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
@@ -196,6 +205,7 @@ Test(store_url, accepts_exactly_the_documented_forms)
         cr_expect(strstr(err, "sqlite:PATH") != NULL && strstr(err, "postgresql://") != NULL &&
                       strstr(err, "key=value") != NULL,
                   "%s: the message does not name the accepted forms: %s", bad[i], err);
+        cr_expect_null(strstr(err, "s3cret"), "%s: the message shows the password: %s", bad[i], err);
     }
     cr_expect(!store_url_is_shared("postgres:localhost"));
     cr_expect(store_url_is_shared("postgres://db/crmd") && store_url_is_shared("host=db"));
