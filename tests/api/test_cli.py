@@ -3,6 +3,7 @@ serve's lifecycle."""
 
 import os
 import socket
+import sqlite3
 import subprocess
 
 import h2.config
@@ -237,6 +238,26 @@ def test_a_database_path_that_links_to_nothing_creates_nothing(tmp_path):
     assert oct((tmp_path / "target.db").stat().st_mode & 0o777) == "0o600"
     p = subprocess.run([crmd_bin(), "app", "create", "t", "--db", "dangling.db"], **run)
     assert p.returncode == 0 and "BLOCKS_API_KEY" in p.stdout, p.stderr
+
+
+def test_another_programs_database_is_refused_and_left_as_it_was(tmp_path):
+    # A --db mistyped onto another program's SQLite file: crmd added its
+    # fifty objects, set user_version and WAL for good (helper-84).
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    con.execute("INSERT INTO notes (body) VALUES ('precious')")
+    con.commit()
+    con.close()
+    other.chmod(0o600)
+    before = other.read_bytes()
+    for args in (["app", "list"], ["migrate"], ["app", "create", "x"], ["serve", "--listen", "127.0.0.1:1"]):
+        p = run_crmd(*args, "--db", f"sqlite:{other}", timeout=20)
+        assert p.returncode == 1, (args, p.returncode, p.stderr)
+        assert f"refused {other}: it holds tables that are not crmd's" in p.stderr, (args, p.stderr)
+        assert "BLOCKS_" not in p.stdout
+    assert other.read_bytes() == before
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["other.db"]
 
 
 def test_accepted_db_forms_still_open(tmp_path):

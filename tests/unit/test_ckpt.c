@@ -101,7 +101,10 @@ static store_t *writer_store(void)
     store_t *s = store_sqlite_open(path_, true, err, sizeof err);
     cr_assert_not_null(s, "%s", err);
     store_set_writer(s);
-    cr_assert_eq(sqlite3_exec(((sqlite_store_t *)s)->db, "CREATE TABLE t (id INTEGER PRIMARY KEY, pad BLOB)",
+    /* A user_version, as crmd's migrations set: a database of objects
+     * without one is another program's, which crmd refuses to open. */
+    cr_assert_eq(sqlite3_exec(((sqlite_store_t *)s)->db,
+                              "CREATE TABLE t (id INTEGER PRIMARY KEY, pad BLOB); PRAGMA user_version = 1",
                               NULL, NULL, NULL),
                  SQLITE_OK);
     return s;

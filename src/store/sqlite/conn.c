@@ -322,6 +322,21 @@ static sqlite_store_t *give_up(sqlite_store_t *s, char *err, size_t errsz, const
     return NULL;
 }
 
+/* Whether db holds objects but no crmd schema version (user_version 0,
+ * which every migration of crmd's sets past in the transaction that makes
+ * its tables). An error counts as no: opening goes on and reports it. */
+static bool foreign(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    bool yes = sqlite3_prepare_v2(db,
+                                  "SELECT (SELECT user_version FROM pragma_user_version) = 0 "
+                                  "AND EXISTS (SELECT 1 FROM sqlite_schema)",
+                                  -1, &st, NULL) == SQLITE_OK &&
+               sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+    sqlite3_finalize(st);
+    return yes;
+}
+
 /* True when path names a file (not SQLite's in-memory or temporary
  * database). */
 static bool names_file(const char *path)
@@ -460,6 +475,14 @@ sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errs
      * dirty pages into the WAL in the middle of the transaction, read them
      * back and wrote them again at the commit. A connection that serves an
      * event loop only reads, and goes back to the default (sq_set_loop). */
+    /* Another program's database (a --db mistyped onto it): objects in
+     * it, yet no crmd schema version. Refused before the pragmas below,
+     * which would turn it to WAL for good, and before a migration adds
+     * crmd's tables to it. */
+    if (foreign(s->db))
+        return give_up(s, err, errsz, "refused", path,
+                       "it holds tables that are not crmd's (its user_version is 0); nothing was changed: "
+                       "name crmd's database, or a new path");
     /* synchronous first: crmd's VFS holds WAL frames until a sync, which
      * FULL makes every commit end with (vfs.c). */
     static const char *const pragmas = "PRAGMA synchronous = FULL;"
