@@ -4,10 +4,13 @@
  * then the keys, the writer, the webhook sender and the HTTP server
  * started, and stopped in order on SIGINT or SIGTERM.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -498,6 +501,31 @@ static void print_keys(const serve_conf_t *c, keyring_t *keys)
     keyring_release(snap);
 }
 
+/* Claims c's SQLite database for this server, with flock on its file
+ * (held until the process ends): exclusive with the response cache on,
+ * which sees only this process's writes, so that no other server changes
+ * the data under it (a second server's update and delete were answered
+ * stale by the first, for as long as it ran); shared with the cache off,
+ * as several servers may then share the file (SQLite's locks keep the
+ * data whole). False, said on stderr, when another server holds it;
+ * PostgreSQL, or a file system without flock, claims nothing. */
+static bool claim_database(const serve_conf_t *c)
+{
+    const char *path = store_url_file(c->db);
+    if (path == NULL || strcmp(path, ":memory:") == 0) return true;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return true; /* cli_open_db opened it: nothing more to say */
+    if (flock(fd, (c->cache_mb > 0 ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) return true; /* fd kept */
+    int e = errno;
+    close(fd);
+    if (e != EWOULDBLOCK) return true;
+    fprintf(stderr,
+            "crmd: another crmd serve is serving %s%s: one server per SQLite database while the response "
+            "cache is on (--cache-mb 0 on every server lets several share it; PostgreSQL serves many)\n",
+            path, c->cache_mb > 0 ? "" : " with its response cache on");
+    return false;
+}
+
 /* Serves with c until SIGINT or SIGTERM; returns the exit status. */
 static int serve_run(const serve_conf_t *c)
 {
@@ -506,6 +534,10 @@ static int serve_run(const serve_conf_t *c)
     http_block_stop_signals();
     store_t *s = cli_open_db(c->db);
     if (s == NULL) return 1;
+    if (!claim_database(c)) {
+        store_close(s);
+        return 1;
+    }
     char err[512];
     keyring_t *keys = keyring_open(&c->keys, s, err, sizeof err);
     store_close(s);

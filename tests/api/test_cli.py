@@ -326,3 +326,26 @@ def test_a_database_others_can_read_is_refused_with_the_fix(tmp_path):
     wal.chmod(0o600)
     p = run_crmd("app", "list", "--db", f"sqlite:{db}", check=True)
     assert key in p.stdout
+
+
+def test_a_second_server_on_a_sqlite_database_is_refused_while_the_cache_is_on(make_server):
+    # The response cache sees only its own process's writes: a second
+    # server's update and delete were answered stale by the first for as
+    # long as it ran (helper-84). Servers without the cache may share the
+    # file, as SQLite allows; one with it may not join them.
+    from conftest import BACKEND
+    if BACKEND == "postgres":
+        pytest.skip("PostgreSQL serves many processes; nothing is claimed")
+    first = make_server()
+    for extra in ([], ["--cache-mb", "0"]):
+        p = run_crmd("serve", "--listen", "127.0.0.1:1", "--db", first.db_url, *extra, timeout=20)
+        assert p.returncode == 1, (extra, p.returncode, p.stderr)
+        assert "another crmd serve is serving" in p.stderr and "--cache-mb 0" in p.stderr, p.stderr
+    assert first.stop() == 0
+    shared = make_server(db_url=first.db_url, extra_args=["--cache-mb", "0"])
+    also = make_server(db_url=first.db_url, extra_args=["--cache-mb", "0"])
+    app = shared.new_app()
+    lead = app.create_lead(name="Shared")
+    assert also.client(app.key, app.token).get_lead(lead["id"])["attributes"]["name"] == "Shared"
+    p = run_crmd("serve", "--listen", "127.0.0.1:1", "--db", first.db_url, timeout=20)
+    assert p.returncode == 1 and "another crmd serve is serving" in p.stderr, p.stderr
