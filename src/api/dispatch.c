@@ -107,8 +107,9 @@ h2o_iovec_t api_error_body(h2o_req_t *req, void *state)
 {
     api_thread_t *t = state;
     int status = req->res.status;
-    const char *detail =
-        status == 413 ? "The request body is larger than 16 MiB." : "The request could not be read as HTTP.";
+    const char *detail = status == 413   ? "The request body is larger than 16 MiB."
+                         : status == 417 ? "Only Expect: 100-continue is supported."
+                                         : "The request could not be read as HTTP.";
     const char *title = req->res.reason != NULL ? req->res.reason : "Bad Request";
     char id[HTTP_REQID_MAX + 1];
     h2o_iovec_t reqid = h2o_iovec_init(id, api_request_id(req, id));

@@ -29,6 +29,9 @@ static const struct status_row {
     {412, "Precondition Failed", "precondition_failed"},
     {413, "Payload Too Large", "payload_too_large"},
     {415, "Unsupported Media Type", "unsupported_media_type"},
+    /* The contract's codes are fixed (contract-notes.md): a client's
+     * mistake in the head, as a 400's. */
+    {417, "Expectation Failed", "bad_request"},
     {422, "Unprocessable Entity", "validation_error"},
     {429, "Too Many Requests", "rate_limited"},
     {503, "Service Unavailable", "service_unavailable"},

@@ -555,3 +555,15 @@ def test_no_build_or_ci_step_turns_validation_off():
     setters = [str(p.relative_to(REPO_ROOT)) for p in places
                if p.is_file() and "CRMD_OPENAPI_VALIDATE" in p.read_text(errors="replace")]
     assert not setters, f"these set CRMD_OPENAPI_VALIDATE: {setters}"
+
+
+def test_an_expectation_crmd_does_not_meet_is_a_417_in_the_json_form(server):
+    # h2o answers an Expect other than 100-continue before any route; the
+    # code was internal_error, the 500's (helper-83): bad_request now, as
+    # the contract's codes are fixed.
+    r = requests.post(server.base_url + "/leads/", data=b"{}", timeout=10,
+                      headers={"Expect": "foo", "Content-Type": "application/json"})
+    assert r.status_code == 417, (r.status_code, r.text)
+    err = r.json()["errors"][0]
+    assert (err["code"], err["detail"]) == ("bad_request", "Only Expect: 100-continue is supported.")
+    assert API.check("POST", "/leads/", 417, dict(r.headers), r.content)[1] == []
