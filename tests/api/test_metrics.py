@@ -161,6 +161,29 @@ def test_admin_listener_serves_only_metrics(msrv):
     assert requests.get(msrv.base_url + "/metrics", timeout=10).status_code == 404
 
 
+def test_admin_listener_reads_no_large_body(msrv):
+    # h2o's default limit, 1 GiB, held whole bodies of POSTs to /metrics in
+    # memory, with no memory guard on this listener (helper-83): a body over
+    # 4 KiB is refused as it arrives, declared or chunked.
+    host, port = msrv.admin_url.split("//")[1].rsplit(":", 1)
+    for head in (b"Content-Length: 300000000\r\n", b"Transfer-Encoding: chunked\r\n"):
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(b"POST /metrics HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n")
+            if b"chunked" in head:
+                try:
+                    s.sendall(b"2000\r\n" + b"x" * 0x2000 + b"\r\n")
+                except OSError:
+                    pass
+            else:
+                try:
+                    s.sendall(b"x" * 65536)
+                except OSError:
+                    pass
+            got = s.recv(4096)
+        assert got.startswith(b"HTTP/1.1 413"), (head, got[:80])
+    assert requests.get(msrv.admin_url + "/healthz", timeout=10).json() == {"status": "ok"}
+
+
 def test_admin_listener_speaks_no_http2(msrv):
     """The API's listeners take HTTP/2 only through the guard (--http2); the admin listener
     not at all: the HTTP/2 preface is a malformed HTTP/1 request there, not a connection
