@@ -543,8 +543,8 @@ static void h2_police(guard_conn_t *c)
 /* --- HTTP/1 framing ---------------------------------------------------------------- */
 
 #define FRAMING_DETAIL                                                                                       \
-    "The request has two Content-Length headers that differ, one beside Transfer-Encoding, or a header "     \
-    "line folded onto the one before."
+    "The request has two Content-Length headers that differ, one beside Transfer-Encoding, a header "        \
+    "line folded onto the one before, or a chunked body line that RFC 9112 does not allow."
 
 /* A header field's value without the white space after it (picohttpparser
  * takes off the white space before it). */
@@ -590,9 +590,27 @@ static bool h1_body(const struct phr_header *hs, size_t nh, bool *chunked, size_
 }
 
 /* Where the raw bytes of a chunked body are in its framing (RFC 9112,
- * 7.1), read as picohttpparser's phr_decode_chunked reads them (h2o
- * decodes with it, the trailer section included). */
-enum { CH_NONE, CH_SIZE, CH_EXT, CH_DATA, CH_CRLF, CH_TRAILER_HEAD, CH_TRAILER_LINE };
+ * 7.1): the chunk size's digits, its extensions, the LF of the size
+ * line's CRLF, the chunk's data, the CR and LF after it, the trailer
+ * section's lines (a line's first byte, its rest, its LF) and the LF of
+ * the blank line that ends the body. */
+enum {
+    CH_NONE,
+    CH_SIZE,
+    CH_EXT,
+    CH_EXT_LF,
+    CH_DATA,
+    CH_CRLF,
+    CH_DATA_LF,
+    CH_TRAILER_HEAD,
+    CH_TRAILER_LINE,
+    CH_TRAILER_LF,
+    CH_END_LF
+};
+
+/* h1_chunks' answers besides a count of bytes. */
+#define CH_BROKEN (-1)    /* h2o answers it with a 400 and closes */
+#define CH_AMBIGUOUS (-2) /* h2o would take it; RFC 9112 does not allow it */
 
 static int hex_digit(unsigned char ch)
 {
@@ -602,10 +620,24 @@ static int hex_digit(unsigned char ch)
                                     : -1;
 }
 
+/* Whether ch may be in a chunk extension (RFC 9112, 7.1.1: tokens, quoted
+ * strings and the blanks around them): no control byte but HTAB. */
+static bool ext_byte(unsigned char ch)
+{
+    return ch == '\t' || (ch >= 0x20 && ch != 0x7f);
+}
+
 /* Reads the raw chunked-body bytes p[0..n) on from c's state: how many of
  * them come before the body's end (its state then CH_NONE), n when the
- * end is still to come, or -1 when they break the framing (h2o answers
- * that with a 400 and closes). */
+ * end is still to come, CH_BROKEN when they break the framing, or
+ * CH_AMBIGUOUS when they hold a line RFC 9112 does not allow and h2o's
+ * parser takes (picohttpparser's phr_decode_chunked): a line ended by a
+ * bare LF or by CRs before it, a size followed by anything but ';', a
+ * blank or CR ("0x3b" is 0 to it, 59 to a strtoul reader), a control byte
+ * in an extension. A proxy in front of crmd that reads such a line its
+ * own way would find another end to the body, and pass what crmd reads as
+ * the body on as a request of its own (request smuggling), so the guard
+ * refuses them as it refuses two lengths. */
 static ssize_t h1_chunks(guard_conn_t *c, const char *p, size_t n)
 {
     size_t i = 0;
@@ -615,12 +647,14 @@ static ssize_t h1_chunks(guard_conn_t *c, const char *p, size_t n)
         case CH_SIZE: {
             int v = hex_digit(ch);
             if (v < 0) {
-                if (c->h1_chunk_digits == 0) return -1;
+                if (c->h1_chunk_digits == 0) return CH_BROKEN;
+                if (ch != ';' && ch != ' ' && ch != '\t' && ch != '\r') return CH_AMBIGUOUS;
                 c->h1_chunk_digits = 0;
-                c->h1_chunk_state = CH_EXT; /* this byte is the extension's first */
-                continue;
+                c->h1_chunk_state = ch == '\r' ? CH_EXT_LF : CH_EXT;
+                i++;
+                break;
             }
-            if (c->h1_chunk_digits == sizeof(size_t) * 2) return -1;
+            if (c->h1_chunk_digits == sizeof(size_t) * 2) return CH_BROKEN;
             c->h1_chunk_left = c->h1_chunk_left * 16 + (uint64_t)v;
             c->h1_chunk_digits++;
             i++;
@@ -628,7 +662,15 @@ static ssize_t h1_chunks(guard_conn_t *c, const char *p, size_t n)
         }
         case CH_EXT:
             i++;
-            if (ch == '\n') c->h1_chunk_state = c->h1_chunk_left == 0 ? CH_TRAILER_HEAD : CH_DATA;
+            if (ch == '\r')
+                c->h1_chunk_state = CH_EXT_LF;
+            else if (!ext_byte(ch))
+                return CH_AMBIGUOUS;
+            break;
+        case CH_EXT_LF:
+            i++;
+            if (ch != '\n') return CH_AMBIGUOUS;
+            c->h1_chunk_state = c->h1_chunk_left == 0 ? CH_TRAILER_HEAD : CH_DATA;
             break;
         case CH_DATA: {
             size_t take = n - i < c->h1_chunk_left ? n - i : (size_t)c->h1_chunk_left;
@@ -639,24 +681,36 @@ static ssize_t h1_chunks(guard_conn_t *c, const char *p, size_t n)
         }
         case CH_CRLF:
             i++;
-            if (ch == '\r') break;
-            if (ch != '\n') return -1;
+            if (ch == '\n') return CH_AMBIGUOUS;
+            if (ch != '\r') return CH_BROKEN;
+            c->h1_chunk_state = CH_DATA_LF;
+            break;
+        case CH_DATA_LF:
+            i++;
+            if (ch != '\n') return CH_AMBIGUOUS;
             c->h1_chunk_state = CH_SIZE;
             break;
         case CH_TRAILER_HEAD:
             i++;
-            if (ch == '\r') break;
-            if (ch == '\n') {
-                c->h1_chunk_state = CH_NONE;
-                return (ssize_t)i;
-            }
-            c->h1_chunk_state = CH_TRAILER_LINE;
+            if (ch == '\n') return CH_AMBIGUOUS;
+            c->h1_chunk_state = ch == '\r' ? CH_END_LF : CH_TRAILER_LINE;
             break;
-        default: /* CH_TRAILER_LINE */
-            assert(c->h1_chunk_state == CH_TRAILER_LINE);
+        case CH_TRAILER_LINE:
             i++;
-            if (ch == '\n') c->h1_chunk_state = CH_TRAILER_HEAD;
+            if (ch == '\n') return CH_AMBIGUOUS;
+            if (ch == '\r') c->h1_chunk_state = CH_TRAILER_LF;
             break;
+        case CH_TRAILER_LF:
+            i++;
+            if (ch != '\n') return CH_AMBIGUOUS;
+            c->h1_chunk_state = CH_TRAILER_HEAD;
+            break;
+        default: /* CH_END_LF */
+            assert(c->h1_chunk_state == CH_END_LF);
+            i++;
+            if (ch != '\n') return CH_AMBIGUOUS;
+            c->h1_chunk_state = CH_NONE;
+            return (ssize_t)i;
         }
     }
     return (ssize_t)n;
@@ -702,7 +756,13 @@ static bool h1_framing_bad(guard_conn_t *c, size_t left, bool *front, h1_head_t 
     if (c->h1_chunk_state != CH_NONE) {
         /* In a chunked body: what h2o has of it is before left (decoded),
          * the read's bytes are raw. */
-        ssize_t n = left <= in->size ? h1_chunks(c, in->bytes + left, in->size - left) : -1;
+        ssize_t n = left <= in->size ? h1_chunks(c, in->bytes + left, in->size - left) : CH_BROKEN;
+        if (n == CH_AMBIGUOUS) {
+            /* Whether the body's request is the input's first is not
+             * known here: closed without a 400. */
+            *front = false;
+            return true;
+        }
         if (n < 0) {
             c->h1_lost = true;
             return false;
@@ -738,6 +798,10 @@ static bool h1_framing_bad(guard_conn_t *c, size_t left, bool *front, h1_head_t 
         if (body && chunked) {
             size_t from = (size_t)pos + (size_t)len;
             ssize_t n = h1_chunks_start(c, in->bytes + from, in->size - from);
+            if (n == CH_AMBIGUOUS) {
+                *front = pos == 0;
+                return true;
+            }
             if (n < 0) {
                 c->h1_lost = true;
                 return false;
