@@ -28,6 +28,7 @@
  * on a new, empty path. Machine-readable output (exports, tokens) goes to
  * stdout; everything else to stderr.
  */
+#include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,17 @@ static const struct {
  * mapped on their own and still go back when freed (http_serve). */
 #define TRIM_THRESHOLD (2 << 20)
 
+/* rc, or 1 when what the command printed on stdout could not all be
+ * written (a full disk, a closed pipe): app create, token issue and key
+ * rotate print credentials that exist nowhere else, so their loss must not
+ * pass for success. */
+static int output_written(int rc)
+{
+    if (fflush(stdout) == 0 && !ferror(stdout)) return rc;
+    fprintf(stderr, "crmd: what this command printed could not all be written: %s\n", strerror(errno));
+    return rc == 0 ? 1 : rc;
+}
+
 int main(int argc, char **argv)
 {
     mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD);
@@ -146,6 +158,6 @@ int main(int argc, char **argv)
     }
     /* Each command parses its own options from argv[1] on. */
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        if (strcmp(cmd, COMMANDS[i].name) == 0) return COMMANDS[i].run(argc - 1, argv + 1);
+        if (strcmp(cmd, COMMANDS[i].name) == 0) return output_written(COMMANDS[i].run(argc - 1, argv + 1));
     return cli_usage_error("unknown command '%s'", cmd);
 }

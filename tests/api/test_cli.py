@@ -349,3 +349,16 @@ def test_a_second_server_on_a_sqlite_database_is_refused_while_the_cache_is_on(m
     assert also.client(app.key, app.token).get_lead(lead["id"])["attributes"]["name"] == "Shared"
     p = run_crmd("serve", "--listen", "127.0.0.1:1", "--db", first.db_url, timeout=20)
     assert p.returncode == 1 and "another crmd serve is serving" in p.stderr, p.stderr
+
+
+def test_credentials_that_cannot_be_written_are_not_a_success(tmp_path):
+    # app create, token issue and key rotate print what exists nowhere else:
+    # stdout on a full disk exited 0, the credentials lost (helper-84).
+    db = f"sqlite:{tmp_path / 'crmd.db'}"
+    key, _ = app_create(tmp_path / "crmd.db")
+    for args in (["app", "create", "x"], ["token", "issue", "--app", key], ["key", "rotate"], ["app", "list"]):
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([crmd_bin(), *args, "--db", db], stdout=full, stderr=subprocess.PIPE, text=True,
+                               timeout=30, stdin=subprocess.DEVNULL)
+        assert p.returncode == 1, (args, p.returncode, p.stderr)
+        assert "what this command printed could not all be written" in p.stderr, (args, p.stderr)
