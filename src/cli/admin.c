@@ -88,6 +88,11 @@ static int new_app_key(char key[64])
 
 static int app_create(store_t *s, const char *name)
 {
+    /* app list prints names in tab-separated lines: a control byte (a tab,
+     * a newline) would break them, and no one names an app so. */
+    for (const unsigned char *c = (const unsigned char *)name; *c != '\0'; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return cli_usage_error("%s", "an app's NAME must hold no control character");
     int64_t seq;
     jwt_key_t *key = signing_key(s, &seq);
     char app_key[64];

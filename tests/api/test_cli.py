@@ -362,3 +362,14 @@ def test_credentials_that_cannot_be_written_are_not_a_success(tmp_path):
                                timeout=30, stdin=subprocess.DEVNULL)
         assert p.returncode == 1, (args, p.returncode, p.stderr)
         assert "what this command printed could not all be written" in p.stderr, (args, p.stderr)
+
+
+def test_an_app_name_with_a_control_character_is_refused(tmp_path):
+    # app list prints names in tab-separated lines (helper-84).
+    db = f"sqlite:{tmp_path / 'crmd.db'}"
+    for name in ("a\tb", "a\nb", "a\x7fb"):
+        p = run_crmd("app", "create", name, "--db", db, timeout=30)
+        assert p.returncode == 2 and "must hold no control character" in p.stderr, (name, p.stderr)
+        assert "BLOCKS_" not in p.stdout
+    lines = run_crmd("app", "list", "--db", db, check=True).stdout.splitlines()
+    assert lines == ["key\tstate\tcreated_at\tleads\tname"], lines
