@@ -4,6 +4,7 @@
  * then the keys, the writer, the webhook sender and the HTTP server
  * started, and stopped in order on SIGINT or SIGTERM.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -61,6 +62,10 @@ static int parse_listen(const char *s, char *host, size_t hostsz, uint16_t *port
     memcpy(host, h, hl);
     host[hl] = '\0';
     if (strcmp(host, "localhost") == 0) snprintf(host, hostsz, "127.0.0.1");
+    /* An address, not a name: the listeners bind what inet_pton reads,
+     * and a name failed only later, without a reason. */
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, host, addr) != 1 && inet_pton(AF_INET6, host, addr) != 1) return -1;
     char *end;
     long p = strtol(colon + 1, &end, 10);
     if (*end != '\0' || p < 1 || p > 65535) return -1;
@@ -157,7 +162,9 @@ static int serve_operations(serve_conf_t *c)
         return cli_usage_error("%s", "--tls-cert and --tls-key go together");
     if (c->ops.admin != NULL) {
         if (parse_listen(c->ops.admin, c->ops.admin_host, sizeof c->ops.admin_host, &c->ops.admin_port) != 0)
-            return cli_usage_error("--admin-listen wants HOST:PORT, not '%s'", c->ops.admin);
+            return cli_usage_error(
+                "--admin-listen wants ADDRESS:PORT (an IPv4 address, [IPv6] or localhost), not '%s'",
+                c->ops.admin);
         api_metrics_configure();
     }
     char err[160];
@@ -428,7 +435,8 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     if ((rc = serve_exports(c)) >= 0) return rc;
     if ((rc = serve_webhooks(c)) >= 0) return rc;
     if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
-        return cli_usage_error("--listen wants HOST:PORT, not '%s'", listen_at);
+        return cli_usage_error("--listen wants ADDRESS:PORT (an IPv4 address, [IPv6] or localhost), not '%s'",
+                               listen_at);
     if ((rc = serve_limits(c, rate_s, auth_s, proxies)) >= 0) return rc;
     return serve_sizes(c, threads_s, cache_s, maxconn_s, queue_s);
 }

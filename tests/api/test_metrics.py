@@ -240,8 +240,14 @@ def test_refusals_are_counted(tmp_path):
 
 def test_admin_listen_is_checked(tmp_path):
     from apiutil import run_crmd
-    p = run_crmd("serve", "--admin-listen", "nowhere", "--db", f"sqlite:{tmp_path}/x.db")
-    assert p.returncode == 2 and "--admin-listen wants HOST:PORT" in p.stderr
+    for bad in ("nowhere", "example.invalid:9090", "999.1.1.1:9090"):
+        p = run_crmd("serve", "--admin-listen", bad, "--db", f"sqlite:{tmp_path}/x.db")
+        assert p.returncode == 2 and "--admin-listen wants ADDRESS:PORT" in p.stderr, (bad, p.stderr)
+    # The API's --listen too: a name failed only after "listening on", without a reason (helper-84).
+    for bad in ("example.invalid:8080", "999.1.1.1:8080", "[::1]:0"):
+        p = run_crmd("serve", "--listen", bad, "--db", f"sqlite:{tmp_path}/x.db")
+        assert p.returncode == 2 and "--listen wants ADDRESS:PORT" in p.stderr, (bad, p.stderr)
+        assert "listening on" not in p.stderr
 
 
 def healthz_on(sock):
