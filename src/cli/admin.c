@@ -256,7 +256,8 @@ static int migrated(store_t *s, const char *db, char **args, const char *verb)
     (void)s;
     (void)args;
     (void)verb;
-    fprintf(stderr, "crmd: %s is up to date\n", cli_shown(db));
+    /* Said after the migration ran (cli_open_db), whether it had work. */
+    fprintf(stderr, "crmd: %s has the current schema\n", cli_shown(db));
     return 0;
 }
 
