@@ -249,6 +249,14 @@ static const char *h2_malformed(const h2o_req_t *req)
             h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("proxy-connection")))
             return "An HTTP/2 request may not carry a connection-specific header field (RFC 9113, 8.2.2).";
     }
+    /* RFC 9110, 9.1: a method is a token; HTTP/1's parser refuses any
+     * other, h2o's HTTP/2 decoder takes "", "G T" or "GET\t". */
+    static const char tchar[] =
+        "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    bool token = req->method.len > 0;
+    for (size_t i = 0; token && i < req->method.len; i++)
+        token = req->method.base[i] != '\0' && strchr(tchar, req->method.base[i]) != NULL;
+    if (!token) return "The :method of an HTTP/2 request must be a token (RFC 9110, 9.1).";
     h2o_iovec_t path = req->input.path;
     bool options = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"));
     if (path.len == 0 ||

@@ -470,6 +470,12 @@ def test_http2_requests_rfc9113_calls_malformed_are_refused(make_server):
         assert status == "400", (name, status, got)
         err = json.loads(got)["errors"][0]
         assert err["status"] == "400" and err["code"] == "bad_request" and "RFC 9113" in err["detail"], (name, err)
+    # A :method that is not a token (RFC 9110, 9.1), which HTTP/1's parser refuses and h2o's
+    # HTTP/2 decoder took, answering 405 (helper-83).
+    for method in ("", "G T", "GET\t", "GET/"):
+        status, got = _h2_exchange(srv, [(k, method if k == ":method" else v) for k, v in base])
+        assert status == "400", (method, status, got)
+        assert "must be a token" in json.loads(got)["errors"][0]["detail"], (method, got)
     # A malformed create creates nothing; the same create well formed does.
     post = [(k, "POST" if k == ":method" else v) for k, v in base] + [("content-type", "application/json")]
     body = json.dumps({"lead": {"name": "x"}}).encode()
