@@ -190,13 +190,43 @@ def test_online_backup_under_write_load_restores(make_server, tmp_path):
     assert total["meta"]["totalRecords"] == len(have)
 
 
+OLD_ATTEMPTS = ("CREATE TABLE webhook_attempts (webhook_id TEXT NOT NULL, id TEXT NOT NULL, "
+                "event_id TEXT NOT NULL, type INTEGER NOT NULL, attempt INTEGER NOT NULL, status_code INTEGER, "
+                "duration_ms INTEGER NOT NULL, error TEXT, next_retry_at INTEGER, created_at INTEGER NOT NULL, "
+                "PRIMARY KEY (webhook_id, created_at, id)) WITHOUT ROWID")
+ATTEMPT_COLS = "webhook_id, id, event_id, type, attempt, status_code, duration_ms, error, next_retry_at, created_at"
+
+
+def _as_schema_17(path, rows):
+    """Turns the crmd database at path back into schema 17's webhook_attempts (its key's columns
+    not first), with rows attempts, as a database not yet migrated is."""
+    con = sqlite3.connect(path)
+    with con:
+        have = con.execute(f"SELECT {ATTEMPT_COLS} FROM webhook_attempts").fetchall()
+        con.execute("DROP TABLE webhook_attempts")
+        con.execute(OLD_ATTEMPTS)
+        w, _, e, t, a, sc, d, er, nr, at = have[0]
+        for i in range(rows):
+            con.execute(f"INSERT INTO webhook_attempts ({ATTEMPT_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (w, f"00000000-0000-7000-8000-{i:012d}", e, t, a, sc, d, er, nr, at + i))
+        con.execute("PRAGMA user_version = 17")
+    con.close()
+
+
+def _backup(src, dst):
+    return run_crmd("backup", "--db", f"sqlite:{src}", "--to", str(dst), timeout=60)
+
+
 def test_backup_of_a_database_with_webhook_attempts(make_server, tmp_path):
-    # webhook_attempts is a WITHOUT ROWID table whose key's columns are not
-    # its first ones, and SQLite 3.40 (Debian 12's) reports "NULL value in
-    # webhook_attempts.<column>" of every such table from integrity_check,
-    # whatever its rows hold: the backup refused every database that had
-    # ever tried a delivery. It checks such a report against the rows now;
-    # a real NULL still fails it (below).
+    # Schema 17's webhook_attempts, a WITHOUT ROWID table whose key's columns
+    # were not its first ones, made SQLite 3.40 (Debian 12's) report "NULL
+    # value in webhook_attempts.<column>" from integrity_check whatever its
+    # rows held: the backup refused every database that had ever tried a
+    # delivery. Migration 18 puts the key first; a backup (which copies its
+    # source unmigrated) checks such a report against the rows, with room
+    # for every one of them, so that a real problem after them is still
+    # found (helper-86: 25 attempts filled integrity_check's 100 lines and
+    # hid a broken index); a real NULL still fails it.
     if BACKEND == "postgres":
         pytest.skip("crmd backup copies SQLite databases (PostgreSQL: pg_dump)")
     from webhookutil import Receiver, create_webhook, deliveries, wait_until
@@ -205,25 +235,52 @@ def test_backup_of_a_database_with_webhook_attempts(make_server, tmp_path):
         srv = make_server(extra_args=["--webhook-allow-private", "--webhook-retry", "1h"])
         app = srv.new_app()
         hook = create_webhook(app, receiver.url())
-        app.create_lead(name="hooked")
+        for i in range(3):
+            app.create_lead(name=f"hooked {i}", value=1000 + i, probability=10 * i)
         wait_until(lambda: deliveries(app, hook["id"]), what="a delivery attempt to be recorded")
     finally:
         receiver.close()
-    out = tmp_path / "backup.db"
-    p = run_crmd("backup", "--db", f"sqlite:{srv.db}", "--to", str(out), timeout=60)
-    assert p.returncode == 0, p.stderr
-    assert "integrity ok" in p.stderr + p.stdout
-    con = sqlite3.connect(out)
+    assert srv.stop() == 0
+    con = sqlite3.connect(srv.db)
     try:
+        assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]  # migrated: no false NULLs
         assert con.execute("SELECT count(*) FROM webhook_attempts").fetchone()[0] >= 1
     finally:
         con.close()
+    out = tmp_path / "backup.db"
+    p = _backup(srv.db, out)
+    assert p.returncode == 0 and "integrity ok" in p.stderr + p.stdout, p.stderr
+
+    # Schema 17, 40 attempts (280 false NULLs): still a backup.
+    old = tmp_path / "old.db"
+    shutil.copy(srv.db, old)
+    _as_schema_17(old, 40)
+    con = sqlite3.connect(old)
+    assert len(con.execute("PRAGMA integrity_check").fetchall()) == 100  # all false, the report full
+    con.close()
+    p = _backup(old, tmp_path / "old-copy.db")
+    assert p.returncode == 0 and "integrity ok" in p.stderr + p.stdout, p.stderr
+
+    # ... and a broken index behind those 280 lines is found: leads_value
+    # declared on probability, while its entries hold value_cents.
+    broken = tmp_path / "broken.db"
+    shutil.copy(old, broken)
+    con = sqlite3.connect(broken)
+    with con:
+        sql = con.execute("SELECT sql FROM sqlite_schema WHERE name = 'leads_value'").fetchone()[0]
+        con.execute("PRAGMA writable_schema = ON")
+        con.execute("UPDATE sqlite_schema SET sql = ? WHERE name = 'leads_value'",
+                    (sql.replace("value_cents", "probability"),))
+    con.close()
+    p = _backup(broken, tmp_path / "broken-copy.db")
+    assert p.returncode != 0 and "leads_value" in p.stderr, p.stderr
+    assert not (tmp_path / "broken-copy.db").exists()
 
     # A NULL that is there still fails the check: one written into
     # webhook_attempts.event_id past its NOT NULL (the column declared
     # nullable for the write, then NOT NULL again).
     bad = tmp_path / "bad.db"
-    shutil.copy(out, bad)
+    shutil.copy(old, bad)
     con = sqlite3.connect(bad)
     try:
         sql = con.execute("SELECT sql FROM sqlite_schema WHERE name = 'webhook_attempts'").fetchone()[0]
@@ -236,13 +293,26 @@ def test_backup_of_a_database_with_webhook_attempts(make_server, tmp_path):
         con.close()
     con = sqlite3.connect(bad)
     try:
-        con.execute("UPDATE webhook_attempts SET event_id = NULL")
+        con.execute("UPDATE webhook_attempts SET event_id = NULL WHERE id LIKE '%000000000007'")
         con.execute("PRAGMA writable_schema = ON")
         con.execute("UPDATE sqlite_schema SET sql = ? WHERE name = 'webhook_attempts'", (sql,))
         con.commit()
     finally:
         con.close()
-    p = run_crmd("backup", "--db", f"sqlite:{bad}", "--to", str(tmp_path / "bad-copy.db"), timeout=60)
+    p = _backup(bad, tmp_path / "bad-copy.db")
     assert p.returncode != 0
     assert "NULL value in webhook_attempts.event_id" in p.stderr, p.stderr
     assert not (tmp_path / "bad-copy.db").exists()
+
+    # The migration takes schema 17's table to 18's, every attempt kept.
+    p = run_crmd("migrate", "--db", f"sqlite:{old}", timeout=60)
+    assert p.returncode == 0, p.stderr
+    con = sqlite3.connect(old)
+    try:
+        assert con.execute("PRAGMA user_version").fetchone()[0] >= 18
+        assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert con.execute("SELECT count(*) FROM webhook_attempts").fetchone()[0] == 40
+        cols = [r[1] for r in con.execute("PRAGMA table_info(webhook_attempts)")]
+        assert cols[:3] == ["webhook_id", "created_at", "id"], cols
+    finally:
+        con.close()

@@ -278,6 +278,9 @@ const char *const pg_migrations[SCHEMA_VERSION] = {
     /* 17: SQLite's history as a chain from each lead's row instead of an
      * index (measured on SQLite only); here the index stays. */
     "SELECT 1",
+    /* 18: SQLite's webhook_attempts with its key's columns first, for
+     * SQLite 3.40's integrity_check; nothing here. */
+    "SELECT 1",
 };
 
 #define FOLLOW_ORDER "due_at ASC NULLS LAST, created_at, id"

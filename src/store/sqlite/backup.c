@@ -24,8 +24,10 @@
 /* Whether column c of table t holds a NULL in db: checks a "NULL value in
  * t.c" of integrity_check's. SQLite 3.40 (Debian 12's) reports that of
  * every NOT NULL column of a WITHOUT ROWID table whose primary key's
- * columns are not its first ones in order (webhook_attempts), whatever
- * the rows hold; later versions do not. An error counts as a NULL. */
+ * columns are not its first ones in order, whatever the rows hold; later
+ * versions do not. crmd's webhook_attempts was such a table until
+ * migration 18, and a backup copies its source as it is, unmigrated. An
+ * error counts as a NULL. */
 static bool null_found(sqlite3 *db, const char *t, const char *c)
 {
     /* typeof, not IS NULL: SQLite takes "c IS NULL" of a NOT NULL column
@@ -54,13 +56,30 @@ static bool false_null(sqlite3 *db, const char *line)
     return !null_found(db, name, dot + 1);
 }
 
+/* How many problems integrity_check may report before it stops: its
+ * default 100, plus room for the false NULLs of an unmigrated
+ * webhook_attempts (at most one per NOT NULL column, seven, per row), so
+ * that they never fill the report and hide a real problem after them. */
+static int64_t check_limit(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t rows = 0;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM webhook_attempts", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        rows = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rows < (INT32_MAX - 100) / 8 ? 100 + 8 * rows : INT32_MAX;
+}
+
 /* Runs integrity_check on the copy: STORE_OK when it finds nothing but
  * the false NULLs of false_null; else STORE_ERROR and the first problem
  * in msg. */
 static store_rc_t check_copy(sqlite3 *dst, char *msg, size_t msgsz)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(dst, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK) {
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA integrity_check(%lld)", (long long)check_limit(dst));
+    if (sqlite3_prepare_v2(dst, pragma, -1, &st, NULL) != SQLITE_OK) {
         snprintf(msg, msgsz, "the copy fails its integrity check: %s", sqlite3_errmsg(dst));
         return STORE_ERROR;
     }

@@ -365,6 +365,34 @@
     SQ_V17_HEADS("leads_trash")                                                                              \
     "DROP INDEX lead_history_lead;"
 /* clang-format on */
+/* Migration 18: webhook_attempts made again with its primary key's
+ * columns first, in the key's order, rows kept. SQLite 3.40 (Debian 12's)
+ * reports "NULL value in webhook_attempts.<column>" from integrity_check
+ * for every NOT NULL column of a WITHOUT ROWID table whose key's columns
+ * are not its first ones, whatever its rows hold, so every database that
+ * had tried a webhook delivery failed crmd backup's check, and an
+ * operator's own integrity_check cried corruption. Statements name the
+ * table's columns, never their places. */
+/* clang-format off */
+#define SQ_V18_ATTEMPTS_KEY_FIRST                                                                            \
+    "CREATE TABLE webhook_attempts_v18 ("                                                                    \
+    "  webhook_id TEXT NOT NULL,"                                                                            \
+    "  created_at INTEGER NOT NULL,"                                                                         \
+    "  id TEXT NOT NULL,"                                                                                    \
+    "  event_id TEXT NOT NULL,"                                                                              \
+    "  type INTEGER NOT NULL,"                                                                               \
+    "  attempt INTEGER NOT NULL,"                                                                            \
+    "  status_code INTEGER,"                                                                                 \
+    "  duration_ms INTEGER NOT NULL,"                                                                        \
+    "  error TEXT,"                                                                                          \
+    "  next_retry_at INTEGER,"                                                                               \
+    "  PRIMARY KEY (webhook_id, created_at, id)) WITHOUT ROWID;"                                             \
+    "INSERT INTO webhook_attempts_v18 (webhook_id, created_at, id, event_id, type, attempt, status_code, "   \
+    "  duration_ms, error, next_retry_at) SELECT webhook_id, created_at, id, event_id, type, attempt, "      \
+    "  status_code, duration_ms, error, next_retry_at FROM webhook_attempts;"                                \
+    "DROP TABLE webhook_attempts;"                                                                           \
+    "ALTER TABLE webhook_attempts_v18 RENAME TO webhook_attempts;"
+/* clang-format on */
 #define SQ_V17_HEADS(TABLE)                                                                                  \
     "UPDATE " TABLE " SET history_head = h.head, history_count = h.n FROM (SELECT app_id, lead_id, "         \
     "  max(seq) AS head, count(*) AS n FROM lead_history GROUP BY app_id, lead_id) AS h "                    \
@@ -502,6 +530,8 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     SQ_V16_HISTORY_SEQ,
     /* 17: the history as a chain from each lead's row (see above). */
     SQ_V17_HISTORY_CHAIN,
+    /* 18: webhook_attempts with its key's columns first (see above). */
+    SQ_V18_ATTEMPTS_KEY_FIRST,
 };
 
 /* The webhooks' statements SQLite writes its own way: a delete in four
