@@ -6,14 +6,14 @@
  * serving different keys rarely wait for each other. A bucket that has
  * filled up again is as good as a new one, so its slot may be reused.
  * When every slot a new key may take is busy with a recently active key,
- * the new key takes the one whose bucket is nearest to full (the least
- * active of them): it starts with a full bucket, as any new key does, and
- * the key it displaced starts afresh when it comes back. So a client is
+ * the new key takes over the one whose bucket is nearest to full (the
+ * least active of them) as that bucket is, not a full one: keys that
+ * crowd one group of slots share its buckets' budget. So a client is
  * never let through unlimited (it was: with the probes of its address
- * held by eight others, an address could make crmd verify signatures
- * without end), and a quiet one is never refused for others' noise; an
- * attacker with many addresses gets what many clients get, a bucket
- * each.
+ * held by eight others an address went unlimited, and, when a displacing
+ * key started full, nine addresses taking turns each got a fresh burst).
+ * The slots a key may take depend on a secret drawn at start, so that
+ * addresses that crowd one group cannot be worked out in advance.
  */
 #include "api/ratelimit.h"
 
@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #define SLOTS 4096
 #define STRIPES 64
@@ -43,8 +44,14 @@ typedef struct limiter {
 static limiter_t RL[RATELIMIT_KINDS];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+/* The secret the slots' places are drawn with (use). */
+static uint64_t seed[2];
+
 static void init_locks(void)
 {
+    /* Without randomness the places are as predictable as before: the
+     * limits still hold, shared among keys that crowd one group. */
+    if (getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed) seed[0] = seed[1] = 0;
     for (int k = 0; k < RATELIMIT_KINDS; k++)
         for (int i = 0; i < STRIPES; i++)
             pthread_mutex_init(&RL[k].locks[i], NULL);
@@ -115,12 +122,15 @@ static bucket_t *bucket(limiter_t *l, size_t home, ratelimit_key_t key, int64_t 
         if (b == NULL && reusable(l, c, now)) b = c;
         if (fullest == NULL || fullness(l, c, now) > fullness(l, fullest, now)) fullest = c;
     }
-    if (b == NULL) b = fullest;
+    bool taken_over = b == NULL;
+    if (taken_over) b = fullest;
     assert(b != NULL);
     if (!same(b->key, key)) {
+        /* A free or full slot starts full; one taken over keeps its level
+         * (refilled below). */
+        if (!taken_over) b->tokens = l->burst;
         b->key = key;
-        b->tokens = l->burst;
-        b->last_ms = now;
+        if (!taken_over) b->last_ms = now;
     }
     if (now > b->last_ms) {
         b->tokens += (double)(now - b->last_ms) * l->rate / 1000.0;
@@ -139,8 +149,10 @@ static bool use(enum ratelimit_kind kind, ratelimit_key_t key, int64_t now, bool
     info->reset_s = 0;
     info->retry_after = 0;
     if (l->rate <= 0) return true;
-    uint64_t h = (key.a * 0x9E3779B97F4A7C15ULL) ^ (key.b * 0xC2B2AE3D27D4EB4FULL);
-    h *= 0x9E3779B97F4A7C15ULL;
+    uint64_t h = ((key.a ^ seed[0]) * 0x9E3779B97F4A7C15ULL) ^ ((key.b ^ seed[1]) * 0xC2B2AE3D27D4EB4FULL);
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ULL;
+    h ^= h >> 32;
     size_t home = (size_t)(h >> 52) % SLOTS;
     /* All the probes of one key stay in one stripe's range of slots. */
     pthread_mutex_t *lock = &l->locks[home % STRIPES];
