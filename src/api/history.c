@@ -64,12 +64,19 @@ store_rc_t api_history_add(store_t *s, int64_t app, const char *actor, int64_t n
     const follow_t *follow = c->follow_after != NULL ? c->follow_after : c->follow_before;
     /* A create or an update happens at the record's new updated_at: now,
      * or a millisecond past the last change's when two fall in the same
-     * one (record.h), so that an entry's time is the one its record shows. */
+     * one (record.h), so that an entry's time is the one its record shows.
+     * A delete or a recovery happens no earlier than the record's last
+     * change, so that a lead's times never go back down its history (an
+     * update bumped past now, then a delete at now, in one batch). */
     int64_t at = now;
     if (action == STORE_CHANGE_CREATED || action == STORE_CHANGE_UPDATED)
         at = c->lead_after->updated_at;
     else if (action == STORE_CHANGE_FOLLOW_CREATED || action == STORE_CHANGE_FOLLOW_UPDATED)
         at = c->follow_after->updated_at;
+    else if (c->kind == CHANGE_LEAD && lead->updated_at > at)
+        at = lead->updated_at;
+    else if (c->kind == CHANGE_FOLLOW && follow->updated_at > at)
+        at = follow->updated_at;
     char id[UUID_BUFSZ];
     store_change_t h = {.id = id,
                         .lead_id = c->kind == CHANGE_LEAD ? lead->id : follow->lead_id,

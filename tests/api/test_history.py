@@ -185,3 +185,13 @@ def test_each_change_is_at_the_time_its_record_shows(app):
     entry = history(app, lead["id"], records=1)["data"][0]["attributes"]
     assert entry["action"] == "follow_created"
     assert parse_ts(entry["at"]) == parse_ts(f["attributes"]["updated_at"])
+    # A delete right behind updates bumped past the clock is no earlier than
+    # they are: a lead's times never go back down its history (helper-86).
+    for _ in range(5):
+        other = app.create_lead(name="Then gone")
+        r = app.post("/leads/batch", {"operations": [
+            {"op": "update", "id": other["id"], "lead": {"stage": s}} for s in ("contacted", "qualified", "new")]
+            + [{"op": "delete", "id": other["id"]}]})
+        assert_status(r, 200)
+        ats = [parse_ts(e["attributes"]["at"]) for e in history(app, other["id"])["data"]]
+        assert ats == sorted(ats, reverse=True), ats
