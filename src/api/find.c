@@ -571,12 +571,13 @@ static int accept_q(const char *p, const char *end)
 }
 
 /* Whether r's Accept prefers text/csv to application/json: text/csv named
- * with a q above 0, and JSON not given a higher one (the first named wins
- * a tie). JSON's q is that of application/json, else of the range of every
- * application type, else of the range of every type (RFC 9110 12.5.1: the
- * most specific range that matches), so that "text/csv;q=0.5" beside every
- * type at q=0.9 prefers JSON. text/csv must be named: the range of every
- * text type alone does not ask for CSV. */
+ * with a q above 0, and JSON not given a higher one (a tie goes to the
+ * first named, or to text/csv against a range). JSON's q is that of
+ * application/json, else of the range of every application type, else of
+ * the range of every type (RFC 9110 12.5.1: the most specific range that
+ * matches), so that "text/csv;q=0.5" beside every type at q=0.9 prefers
+ * JSON. text/csv must be named: the range of every text type alone does
+ * not ask for CSV. */
 static bool accepts_csv(const api_req_t *r)
 {
     enum { CSV, JSON, APP_ANY, ANY, KINDS };
@@ -605,7 +606,9 @@ static bool accepts_csv(const api_req_t *r)
         }
     }
     int json = q[JSON] >= 0 ? JSON : q[APP_ANY] >= 0 ? APP_ANY : ANY;
-    return q[CSV] > 0 && (q[CSV] > q[json] || (q[CSV] == q[json] && at[CSV] < at[json]));
+    /* A tie goes to the one named first, or to text/csv named against a
+     * range ("* / *, text/csv" asks for CSV in particular). */
+    return q[CSV] > 0 && (q[CSV] > q[json] || (q[CSV] == q[json] && (json != JSON || at[CSV] < at[json])));
 }
 
 /* Whether r asks for CSV: format=csv, or no format and an Accept that

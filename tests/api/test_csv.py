@@ -115,7 +115,8 @@ def test_format_csv_and_accept_choose_csv_and_json_wins_a_preference(mapp, seede
     for accept, csv in (("text/csv;q=0.5, */*;q=0.9", False), ("text/csv;q=0.5, application/*;q=0.9", False),
                         ("text/csv;q=0.5, application/*;q=0.9, application/json;q=0.1", True),
                         ("*/*;q=0.9, application/*;q=0.1, text/csv;q=0.5", True),
-                        ("text/csv, */*", True), ("*/*, text/csv", False), ("text/csv;q=0.9, */*;q=0.1", True),
+                        ("text/csv, */*", True), ("*/*, text/csv", True), ("application/json, text/csv", False),
+                        ("text/csv, application/json", True), ("text/csv;q=0.9, */*;q=0.1", True),
                         ("text/*", False)):
         r = mapp.get("/leads/", headers={"Accept": accept})
         assert_status(r, 200)
