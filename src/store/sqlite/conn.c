@@ -481,8 +481,10 @@ sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errs
      * crmd's tables to it. */
     if (foreign(s->db))
         return give_up(s, err, errsz, "refused", path,
-                       "it holds tables that are not crmd's (its user_version is 0); nothing was changed: "
-                       "name crmd's database, or a new path");
+                       "it holds tables but no crmd schema version (user_version 0): another program's "
+                       "database, or crmd's restored by sqlite3's .dump, which drops the version (restore "
+                       "a crmd backup instead, or set PRAGMA user_version to the dumped one's); nothing "
+                       "was changed");
     /* synchronous first: crmd's VFS holds WAL frames until a sync, which
      * FULL makes every commit end with (vfs.c). */
     static const char *const pragmas = "PRAGMA synchronous = FULL;"
