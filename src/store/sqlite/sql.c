@@ -375,17 +375,9 @@
  * table's columns, never their places. */
 /* clang-format off */
 #define SQ_V18_ATTEMPTS_KEY_FIRST                                                                            \
-    "CREATE TABLE webhook_attempts_v18 ("                                                                    \
-    "  webhook_id TEXT NOT NULL,"                                                                            \
-    "  created_at INTEGER NOT NULL,"                                                                         \
-    "  id TEXT NOT NULL,"                                                                                    \
-    "  event_id TEXT NOT NULL,"                                                                              \
-    "  type INTEGER NOT NULL,"                                                                               \
-    "  attempt INTEGER NOT NULL,"                                                                            \
-    "  status_code INTEGER,"                                                                                 \
-    "  duration_ms INTEGER NOT NULL,"                                                                        \
-    "  error TEXT,"                                                                                          \
-    "  next_retry_at INTEGER,"                                                                               \
+    "CREATE TABLE webhook_attempts_v18 (webhook_id TEXT NOT NULL, created_at INTEGER NOT NULL, "             \
+    "  id TEXT NOT NULL, event_id TEXT NOT NULL, type INTEGER NOT NULL, attempt INTEGER NOT NULL, "          \
+    "  status_code INTEGER, duration_ms INTEGER NOT NULL, error TEXT, next_retry_at INTEGER, "               \
     "  PRIMARY KEY (webhook_id, created_at, id)) WITHOUT ROWID;"                                             \
     "INSERT INTO webhook_attempts_v18 (webhook_id, created_at, id, event_id, type, attempt, status_code, "   \
     "  duration_ms, error, next_retry_at) SELECT webhook_id, created_at, id, event_id, type, attempt, "      \
