@@ -113,6 +113,7 @@ static double fullness(const limiter_t *l, const bucket_t *c, int64_t now)
 static bucket_t *bucket(limiter_t *l, size_t home, ratelimit_key_t key, int64_t now)
 {
     bucket_t *b = NULL, *fullest = NULL;
+    double most = -1.0;
     for (size_t i = 0; i < PROBES; i++) {
         bucket_t *c = &l->slots[(home + i * STRIPES) % SLOTS];
         if (same(c->key, key)) {
@@ -120,7 +121,11 @@ static bucket_t *bucket(limiter_t *l, size_t home, ratelimit_key_t key, int64_t 
             break;
         }
         if (b == NULL && reusable(l, c, now)) b = c;
-        if (fullest == NULL || fullness(l, c, now) > fullness(l, fullest, now)) fullest = c;
+        double level = fullness(l, c, now);
+        if (level > most) {
+            most = level;
+            fullest = c;
+        }
     }
     bool taken_over = b == NULL;
     if (taken_over) b = fullest;
