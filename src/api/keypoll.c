@@ -9,6 +9,11 @@
  * with until it sees a newer generation. The poller never blocks a server
  * thread longer than a pointer swap under the mutex.
  *
+ * A provider's URL is fetched on a thread of its own (the fetcher), which
+ * hands each text it gets to the poller: a provider that hangs (up to
+ * FETCH_TIMEOUT_S a fetch) never delays the database's keys, so a key
+ * retired there stops verifying within POLL_MS whatever the provider does.
+ *
  * When the database or the identity provider cannot be read, the last
  * snapshot stays: keys never disappear because of an outage, and the
  * problem is said once (and its end once).
@@ -37,18 +42,24 @@
 struct keyring {
     keyring_conf_t conf;
     store_t *store;       /* the poller's own connection */
-    pthread_mutex_t lock; /* guards snap and stop */
+    pthread_mutex_t lock; /* guards snap, stop and the fetcher's hand-over */
     pthread_cond_t wake;  /* stop */
     keyring_snap_t *snap; /* the newest, with the keyring's reference */
     _Atomic uint64_t gen; /* snap->gen */
-    pthread_t thread;
-    bool started, stop;
+    pthread_t thread, fetch_thread;
+    bool started, fetch_started, stop;
+    _Atomic bool halt; /* stop, read by a fetch in progress to end it */
+    /* The fetcher's hand-over: the last text fetched, until the poller
+     * takes it, or why the last fetch failed. */
+    char *fetched;
+    bool fetch_failing;
+    char fetch_err[256];
     /* The poller's own state. */
     char *fingerprint; /* the own keys' seqs and states of snap */
     char *ext;         /* the last good JWK Set text of the provider */
     struct timespec ext_mtime;
     off_t ext_size;
-    int64_t ext_fetched_ms;
+    bool ext_refused; /* the last text read or fetched was not usable */
     bool db_failing, ext_failing;
 };
 
@@ -130,9 +141,16 @@ void keyring_url_shown(const char *url, char *out, size_t outsz)
     curl_url_cleanup(u);
 }
 
+/* Ends a fetch in progress once the keyring stops. */
+static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return atomic_load(&((keyring_t *)ctx)->halt) ? 1 : 0;
+}
+
 /* GETs url (https, or http to this machine: keyring_url_check; no
- * redirects, no proxy, 10 s at most) into *text. */
-static int fetch_url(const char *url, char **text, char *err, size_t errsz)
+ * redirects, no proxy, 10 s at most, less when k stops) into *text. */
+static int fetch_url(keyring_t *k, const char *url, char **text, char *err, size_t errsz)
 {
     body_t b = {0};
     CURL *h = curl_easy_init();
@@ -147,6 +165,9 @@ static int fetch_url(const char *url, char **text, char *err, size_t errsz)
     curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)FETCH_TIMEOUT_S);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, k);
     CURLcode cc = curl_easy_perform(h);
     curl_easy_cleanup(h);
     if (cc == CURLE_OK && b.text != NULL) {
@@ -200,21 +221,38 @@ static bool usable(const char *text, char *err, size_t errsz)
     return ok;
 }
 
-/* Reads the provider's keys again when due: 1 when they changed, 0 when
- * not, -1 when they cannot be read (reason in err; the old ones stay). */
-static int refresh_external(keyring_t *k, int64_t now_ms, char *err, size_t errsz)
+/* The fetcher's last outcome: a new text (1, *text), none since the last
+ * call (0), or a failure (-1, reason in err). Before the fetcher starts
+ * (keyring_open), the URL is fetched here. */
+static int take_fetched(keyring_t *k, char **text, char *err, size_t errsz)
+{
+    if (!k->fetch_started) return fetch_url(k, k->conf.jwks_url, text, err, errsz) == 0 ? 1 : -1;
+    pthread_mutex_lock(&k->lock);
+    *text = k->fetched;
+    k->fetched = NULL;
+    int rc = *text != NULL ? 1 : k->fetch_failing ? -1 : 0;
+    snprintf(err, errsz, "%s", k->fetch_err);
+    pthread_mutex_unlock(&k->lock);
+    return rc;
+}
+
+/* Reads the provider's keys again: 1 when they changed, 0 when not, -1
+ * when they cannot be read or are not usable (reason in err; the old ones
+ * stay). Nothing new read after a text that was not usable is still -1,
+ * so that the problem's end is said only once it ended. */
+static int refresh_external(keyring_t *k, char *err, size_t errsz)
 {
     char *text = NULL;
     int rc = 0;
-    if (k->conf.jwks_file != NULL) {
+    if (k->conf.jwks_file != NULL)
         rc = read_file(k, k->conf.jwks_file, &text, err, errsz);
-    } else if (k->conf.jwks_url != NULL &&
-               (k->ext == NULL || now_ms - k->ext_fetched_ms >= (int64_t)k->conf.refresh_s * 1000)) {
-        k->ext_fetched_ms = now_ms;
-        rc = fetch_url(k->conf.jwks_url, &text, err, errsz) == 0 ? 1 : -1;
-    }
+    else if (k->conf.jwks_url != NULL)
+        rc = take_fetched(k, &text, err, errsz);
+    if (rc == 0 && k->ext_refused) rc = -1;
+    if (rc == 1) k->ext_refused = false;
     if (rc == 1 && (k->ext == NULL || strcmp(k->ext, text) != 0)) {
         if (!usable(text, err, errsz)) {
+            k->ext_refused = true;
             free(text);
             return -1;
         }
@@ -340,7 +378,7 @@ static int poll_once(keyring_t *k, store_t *s, char *err, size_t errsz)
 {
     int64_t now_ms = ts_now_ms();
     char why[256] = "";
-    int ext = refresh_external(k, now_ms, why, sizeof why);
+    int ext = refresh_external(k, why, sizeof why);
     if (ext < 0 && !k->ext_failing)
         say("cannot read the identity provider's keys (%s%s); keeping the last", why, "");
     if (ext >= 0 && k->ext_failing) say("the identity provider's keys are read again%s%s", "", "");
@@ -361,25 +399,58 @@ static int poll_once(keyring_t *k, store_t *s, char *err, size_t errsz)
 
 /* --- the poller ---------------------------------------------------------------- */
 
+/* Waits ms on k->wake; false once the keyring stops. Called and returns
+ * with k->lock held. */
+static bool wait_unless_stopped(keyring_t *k, int64_t ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000;
+    until.tv_sec += until.tv_nsec / 1000000000;
+    until.tv_nsec %= 1000000000;
+    while (!k->stop && pthread_cond_timedwait(&k->wake, &k->lock, &until) == 0) {
+    }
+    return !k->stop;
+}
+
 static void *poller(void *arg)
 {
     keyring_t *k = arg;
     char err[256];
     pthread_mutex_lock(&k->lock);
-    while (!k->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += (long)POLL_MS * 1000000;
-        until.tv_sec += until.tv_nsec / 1000000000;
-        until.tv_nsec %= 1000000000;
-        pthread_cond_timedwait(&k->wake, &k->lock, &until);
-        if (k->stop) break;
+    while (wait_unless_stopped(k, POLL_MS)) {
         pthread_mutex_unlock(&k->lock);
         int rc = poll_once(k, k->store, err, sizeof err);
         if (rc != 0 && !k->db_failing) say("%s%s; keeping the last keys", err, "");
         if (rc == 0 && k->db_failing) say("the signing keys are read again%s%s", "", "");
         k->db_failing = rc != 0;
         pthread_mutex_lock(&k->lock);
+    }
+    pthread_mutex_unlock(&k->lock);
+    return NULL;
+}
+
+/* Fetches the provider's URL every --jwks-refresh seconds and hands each
+ * outcome to the poller (take_fetched); a text the poller has not taken
+ * yet is replaced by the newer one. */
+static void *fetcher(void *arg)
+{
+    keyring_t *k = arg;
+    char err[sizeof k->fetch_err];
+    pthread_mutex_lock(&k->lock);
+    while (wait_unless_stopped(k, (int64_t)k->conf.refresh_s * 1000)) {
+        pthread_mutex_unlock(&k->lock);
+        char *text = NULL;
+        int rc = fetch_url(k, k->conf.jwks_url, &text, err, sizeof err);
+        pthread_mutex_lock(&k->lock);
+        k->fetch_failing = rc != 0;
+        if (rc == 0) {
+            free(k->fetched);
+            k->fetched = text;
+        } else {
+            snprintf(k->fetch_err, sizeof k->fetch_err, "%s", err);
+        }
     }
     pthread_mutex_unlock(&k->lock);
     return NULL;
@@ -405,7 +476,7 @@ keyring_t *keyring_open(const keyring_conf_t *conf, store_t *s, char *err, size_
     jwt_key_t *signer = keyring_signing_key(s, &seq, err, errsz);
     int rc = signer != NULL ? 0 : -1;
     jwt_key_free(signer);
-    if (rc == 0 && refresh_external(k, ts_now_ms(), why, sizeof why) < 0) {
+    if (rc == 0 && refresh_external(k, why, sizeof why) < 0) {
         char shown[512];
         keyring_url_shown(conf->jwks_file != NULL ? conf->jwks_file : conf->jwks_url, shown, sizeof shown);
         snprintf(err, errsz, "cannot read the identity provider's keys from %s: %s",
@@ -441,6 +512,13 @@ int keyring_start(keyring_t *k)
         return -1;
     }
     k->started = true;
+    if (k->conf.jwks_url != NULL) {
+        if (pthread_create(&k->fetch_thread, NULL, fetcher, k) != 0) {
+            fprintf(stderr, "crmd: keys: cannot start the identity provider's fetcher\n");
+            return -1;
+        }
+        k->fetch_started = true;
+    }
     return 0;
 }
 
@@ -450,14 +528,17 @@ void keyring_free(keyring_t *k)
     if (k->started) {
         pthread_mutex_lock(&k->lock);
         k->stop = true;
-        pthread_cond_signal(&k->wake);
+        atomic_store(&k->halt, true);
+        pthread_cond_broadcast(&k->wake);
         pthread_mutex_unlock(&k->lock);
         pthread_join(k->thread, NULL);
+        if (k->fetch_started) pthread_join(k->fetch_thread, NULL);
     }
     store_close(k->store);
     keyring_release(k->snap);
     free(k->fingerprint);
     free(k->ext);
+    free(k->fetched);
     pthread_cond_destroy(&k->wake);
     pthread_mutex_destroy(&k->lock);
     free(k);

@@ -393,3 +393,49 @@ def test_jwks_url_is_https_or_this_machine_and_its_password_is_never_shown(tmp_p
         assert p.returncode == 1, (url, p.returncode, p.stderr)
         assert f"cannot read the identity provider's keys from {shown}:" in p.stderr, p.stderr
         assert "s3cret" not in p.stderr, p.stderr
+
+
+def test_a_hanging_identity_provider_delays_neither_a_retirement_nor_the_stop(idp, make_server):
+    """The provider's URL answers the first fetch, then holds every later
+    one open (longer than a fetch's 10 s): the database's keys are still
+    read every second, so a key retired while a fetch hangs stops verifying
+    within the usual pickup, and SIGTERM ends the hanging fetch at once."""
+    fetches, held, release = [], threading.Event(), threading.Event()
+    body = json.dumps({"keys": [rsa_jwk(idp["rsa"], "idp-rsa")]}).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            fetches.append(time.monotonic())
+            if len(fetches) > 1:
+                held.set()
+                release.wait(15)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/jwks.json"
+        srv = make_server(threads=2, extra_args=["--jwks-url", url, "--jwks-refresh", "1",
+                                                 "--app-claim", "tenant"])
+        key, t1 = app_create(srv.db)
+        kid1 = jwt_parts(t1)[0]["kid"]
+        rotate(srv.db)
+        assert held.wait(10), "the provider was not fetched again"
+        run_crmd("key", "retire", kid1, "--force", "--db", f"sqlite:{srv.db}", check=True)
+        assert eventually(lambda: every_thread(srv, key, t1, 401)), \
+            "a key retired while the provider hangs still verifies"
+        assert not release.is_set() and len(fetches) == 2, "the fetch did not hang throughout"
+        started = time.monotonic()
+        assert srv.stop() == 0
+        assert time.monotonic() - started < 3, "the stop waited for the hanging fetch"
+    finally:
+        release.set()
+        httpd.shutdown()
+        httpd.server_close()
