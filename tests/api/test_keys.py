@@ -439,3 +439,45 @@ def test_a_hanging_identity_provider_delays_neither_a_retirement_nor_the_stop(id
         release.set()
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_a_failing_identity_provider_is_said_once_and_its_end_only_once_it_ends(idp, make_server):
+    """The provider answers 500 after the first fetch: crmd says so once and
+    keeps the keys it has; it says the keys are read again only after the
+    provider answers again, not at the next second's poll, which has no
+    fetch of its own (one every 2 s)."""
+    failing = threading.Event()
+    body = json.dumps({"keys": [rsa_jwk(idp["rsa"], "idp-rsa")]}).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            code = 500 if failing.is_set() else 200
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/jwks.json"
+        srv = make_server(threads=2, extra_args=["--jwks-url", url, "--jwks-refresh", "2",
+                                                 "--app-claim", "tenant"])
+        failing.set()
+        assert eventually(lambda: "cannot read the identity provider's keys" in srv.stderr_text(), timeout=6)
+        time.sleep(3)  # another failed fetch, three more polls
+        err = srv.stderr_text()
+        assert err.count("cannot read the identity provider's keys") == 1, err
+        assert "read again" not in err, err
+        app = srv.new_app()
+        tok = jwt_compact({"alg": "RS256", "kid": "idp-rsa"}, idp_claims(app), idp["rsa"].sign)
+        assert get_leads(srv.base_url, app.key, tok).status_code == 200, "the last keys are kept"
+        failing.clear()
+        assert eventually(lambda: "identity provider's keys are read again" in srv.stderr_text(), timeout=6)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
