@@ -52,6 +52,8 @@ def test_every_serve_option_can_be_set_in_the_config_file(tmp_path):
     ("listen\n", ["name = value"]),
     ("listen =\n", ["no value", "'listen'"]),
     ("quiet = perhaps\n", ["true or false", "'quiet'"]),
+    ("rate-limit = 100:200 # per app\n", ["a comment on the line of", "'rate-limit'", ":1:"]),
+    ("threads = 2\t#x\ndb = sqlite:/tmp/x#1.db\n", ["a comment on the line of", "'threads'", ":1:"]),
 ])
 def test_a_bad_config_file_is_refused_naming_the_problem(tmp_path, text, words):
     conf = tmp_path / "bad.conf"
