@@ -395,34 +395,53 @@ def test_jwks_url_is_https_or_this_machine_and_its_password_is_never_shown(tmp_p
         assert "s3cret" not in p.stderr, p.stderr
 
 
+class ScriptedProvider:
+    """An identity provider on 127.0.0.1 whose answer to each GET of its key
+    set is answer(n), n counting from 1: the status to send (after whatever
+    waiting answer does)."""
+
+    def __init__(self, keys, answer):
+        body = json.dumps({"keys": keys}).encode()
+        count = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                count.append(1)
+                self.send_response(answer(len(count)))
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.fetches = count
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/jwks.json"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 def test_a_hanging_identity_provider_delays_neither_a_retirement_nor_the_stop(idp, make_server):
     """The provider's URL answers the first fetch, then holds every later
     one open (longer than a fetch's 10 s): the database's keys are still
     read every second, so a key retired while a fetch hangs stops verifying
     within the usual pickup, and SIGTERM ends the hanging fetch at once."""
-    fetches, held, release = [], threading.Event(), threading.Event()
-    body = json.dumps({"keys": [rsa_jwk(idp["rsa"], "idp-rsa")]}).encode()
+    held, release = threading.Event(), threading.Event()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            fetches.append(time.monotonic())
-            if len(fetches) > 1:
-                held.set()
-                release.wait(15)
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(n):
+        if n > 1:
+            held.set()
+            release.wait(15)
+        return 200
 
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    idp_ = ScriptedProvider([rsa_jwk(idp["rsa"], "idp-rsa")], answer)
     try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/jwks.json"
-        srv = make_server(threads=2, extra_args=["--jwks-url", url, "--jwks-refresh", "1",
+        srv = make_server(threads=2, extra_args=["--jwks-url", idp_.url, "--jwks-refresh", "1",
                                                  "--app-claim", "tenant"])
         key, t1 = app_create(srv.db)
         kid1 = jwt_parts(t1)[0]["kid"]
@@ -431,14 +450,13 @@ def test_a_hanging_identity_provider_delays_neither_a_retirement_nor_the_stop(id
         run_crmd("key", "retire", kid1, "--force", "--db", f"sqlite:{srv.db}", check=True)
         assert eventually(lambda: every_thread(srv, key, t1, 401)), \
             "a key retired while the provider hangs still verifies"
-        assert not release.is_set() and len(fetches) == 2, "the fetch did not hang throughout"
+        assert not release.is_set() and len(idp_.fetches) == 2, "the fetch did not hang throughout"
         started = time.monotonic()
         assert srv.stop() == 0
         assert time.monotonic() - started < 3, "the stop waited for the hanging fetch"
     finally:
         release.set()
-        httpd.shutdown()
-        httpd.server_close()
+        idp_.close()
 
 
 def test_a_failing_identity_provider_is_said_once_and_its_end_only_once_it_ends(idp, make_server):
@@ -447,25 +465,9 @@ def test_a_failing_identity_provider_is_said_once_and_its_end_only_once_it_ends(
     provider answers again, not at the next second's poll, which has no
     fetch of its own (one every 2 s)."""
     failing = threading.Event()
-    body = json.dumps({"keys": [rsa_jwk(idp["rsa"], "idp-rsa")]}).encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            code = 500 if failing.is_set() else 200
-            self.send_response(code)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    idp_ = ScriptedProvider([rsa_jwk(idp["rsa"], "idp-rsa")], lambda n: 500 if failing.is_set() else 200)
     try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/jwks.json"
-        srv = make_server(threads=2, extra_args=["--jwks-url", url, "--jwks-refresh", "2",
+        srv = make_server(threads=2, extra_args=["--jwks-url", idp_.url, "--jwks-refresh", "2",
                                                  "--app-claim", "tenant"])
         failing.set()
         assert eventually(lambda: "cannot read the identity provider's keys" in srv.stderr_text(), timeout=6)
@@ -479,5 +481,4 @@ def test_a_failing_identity_provider_is_said_once_and_its_end_only_once_it_ends(
         failing.clear()
         assert eventually(lambda: "identity provider's keys are read again" in srv.stderr_text(), timeout=6)
     finally:
-        httpd.shutdown()
-        httpd.server_close()
+        idp_.close()
