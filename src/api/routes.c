@@ -177,10 +177,42 @@ typedef struct pattern {
     size_t len[API_ROUTE_SEGMENTS];
     unsigned params; /* bit i: segment i is a {param} */
     size_t group;    /* the first entry of the table with the same path */
+    /* Bit q of fixed[i], for a {param} segment i: pattern q has a literal
+     * there after the same segments before it, a fixed word that the
+     * {param} does not match (contract-notes.md: `/leads/trash` is no
+     * lead id, so it is no route at all). */
+    uint64_t fixed[API_ROUTE_SEGMENTS];
 } pattern_t;
 
-/* The most entries a table other than API_ROUTES may have (the tests'). */
+/* The most entries a table other than API_ROUTES may have (the tests'):
+ * one bit each in pattern_t.fixed. */
 #define ROUTES_OTHER_MAX 64
+_Static_assert(sizeof API_ROUTES / sizeof API_ROUTES[0] <= ROUTES_OTHER_MAX, "a bit of fixed per route");
+
+/* Whether segment i of a and b is the same literal, or a {param} in both. */
+static bool same_segment(const pattern_t *a, const pattern_t *b, int i)
+{
+    bool pa = a->params & (1u << i), pb = b->params & (1u << i);
+    if (pa || pb) return pa && pb;
+    return a->len[i] == b->len[i] && memcmp(a->s[i], b->s[i], a->len[i]) == 0;
+}
+
+/* Fills each pattern's fixed words (pattern_t.fixed) from the others. */
+static void find_fixed_words(pattern_t *out, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        for (int i = 0; i < out[k].n; i++) {
+            if (!(out[k].params & (1u << i))) continue;
+            for (size_t q = 0; q < n; q++) {
+                if (out[q].group != q || out[q].n <= i || (out[q].params & (1u << i))) continue;
+                bool prefix = true;
+                for (int j = 0; j < i && prefix; j++)
+                    prefix = same_segment(&out[k], &out[q], j);
+                if (prefix) out[k].fixed[i] |= (uint64_t)1 << q;
+            }
+        }
+    }
+}
 
 static void compile(const api_route_t *table, size_t n, pattern_t *out)
 {
@@ -209,6 +241,7 @@ static void compile(const api_route_t *table, size_t n, pattern_t *out)
         }
         assert(*p == '\0');
     }
+    find_fixed_words(out, n);
 }
 
 static pattern_t compiled[sizeof API_ROUTES / sizeof API_ROUTES[0]];
@@ -222,12 +255,19 @@ static void compile_routes(void)
 /* Whether pt matches sg. *literal gets one bit per literal segment, the
  * first segment's highest, so that of two patterns matching one path the
  * greater value is the one with a literal first where they differ. */
-static bool pattern_matches(const pattern_t *pt, const segments_t *sg, unsigned *literal)
+static bool pattern_matches(const pattern_t *all, const pattern_t *pt, const segments_t *sg,
+                            unsigned *literal)
 {
     *literal = 0;
     if (pt->n != sg->n) return false;
     for (int i = 0; i < pt->n; i++) {
-        if (pt->params & (1u << i)) continue;
+        if (pt->params & (1u << i)) {
+            for (uint64_t f = pt->fixed[i]; f != 0; f &= f - 1) {
+                const pattern_t *q = &all[__builtin_ctzll(f)];
+                if (q->len[i] == sg->len[i] && memcmp(q->s[i], sg->s[i], sg->len[i]) == 0) return false;
+            }
+            continue;
+        }
         if (pt->len[i] != sg->len[i] || memcmp(pt->s[i], sg->s[i], sg->len[i]) != 0) return false;
         *literal |= 1u << (API_ROUTE_SEGMENTS - 1 - i);
     }
@@ -245,7 +285,7 @@ static void find(const api_route_t *table, const pattern_t *pt, size_t n, const 
     unsigned best_literal = 0, literal;
     for (size_t i = 0; i < n; i++) {
         if (pt[i].group != i) continue; /* its path was tried already */
-        if (!pattern_matches(&pt[i], &sg, &literal)) continue;
+        if (!pattern_matches(pt, &pt[i], &sg, &literal)) continue;
         if (best < n && literal <= best_literal) continue;
         best = i;
         best_literal = literal;

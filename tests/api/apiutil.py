@@ -604,6 +604,14 @@ class OpenApi:
         # Fixed segments win over parameters, leftmost first (the contract's
         # fixed words: /leads/trash/x is the purge route).
         self.templates.sort(key=lambda t: t[2], reverse=True)
+        # And a parameter never takes a fixed word: a literal of another
+        # template after the same segments (/leads/trash is no lead id).
+        self.fixed = {}
+        for _, segs, literal, _ in self.templates:
+            for i, lit in enumerate(literal):
+                if lit:
+                    shape = tuple(s if l else None for s, l in zip(segs[:i], literal[:i]))
+                    self.fixed.setdefault((len(shape), shape), set()).add(segs[i])
 
     @staticmethod
     def _segments(path):
@@ -630,9 +638,14 @@ class OpenApi:
         for template, tsegs, literal, item in self.templates:
             if len(tsegs) != len(segs):
                 continue
-            if all(s == t if lit else s != "" for s, t, lit in zip(segs, tsegs, literal)):
+            if all(s == t if lit else s != "" and s not in self._fixed_at(tsegs, literal, i)
+                   for i, (s, t, lit) in enumerate(zip(segs, tsegs, literal))):
                 return template, item
         return None, None
+
+    def _fixed_at(self, tsegs, literal, i):
+        shape = tuple(s if l else None for s, l in zip(tsegs[:i], literal[:i]))
+        return self.fixed.get((len(shape), shape), ())
 
     def validator(self, schema):
         entry = self._validators.get(id(schema))

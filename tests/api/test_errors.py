@@ -20,13 +20,18 @@ def test_healthz_needs_no_credentials(anon):
 
 
 @pytest.mark.parametrize("path", ["/nope", "/lead", "/leadsx", "/leads-x/",
-                                  "/healthz/x", "/api/leads", "/LEADS"])
+                                  "/healthz/x", "/api/leads", "/LEADS",
+                                  # The fixed words are no lead ids (contract-notes.md):
+                                  "/leads/trash", "/leads/trash/", "/leads/summary/follows",
+                                  "/leads/import/history", "/leads/batch/follows/x",
+                                  "/leads/trash/follows/x"])
 @pytest.mark.parametrize("with_creds", [False, True])
 def test_unknown_path_is_404(server, app, path, with_creds):
     c = app if with_creds else server.client()
-    for method in ("GET", "POST", "DELETE"):
+    for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
         r = c.request(method, path)
         assert_error(r, 404, "not_found")
+        assert "Allow" not in r.headers
 
 
 @pytest.mark.parametrize("with_creds", [False, True])

@@ -274,7 +274,13 @@ Test(routes, literal_beats_param)
     cr_expect_str_eq(later(METHOD_GET, "/leads/x"), "one");
     cr_expect_str_eq(later(METHOD_GET, "/leads/summaryx"), "one");
     cr_expect_str_eq(later(METHOD_GET, "/leads/trash/show"), "trash");
-    cr_expect_str_eq(later(METHOD_GET, "/leads/trash"), "one");
+    /* A literal of another pattern after the same segments is a fixed
+     * word, no {id}: /leads/trash and /leads/summary/x are no routes. */
+    cr_expect_null(later(METHOD_GET, "/leads/trash"));
+    cr_expect_null(later(METHOD_PUT, "/leads/trash"));
+    cr_expect_null(later(METHOD_GET, "/leads/summary/x"));
+    cr_expect_null(later(METHOD_GET, "/leads/x/recover"));
+    cr_expect_str_eq(later(METHOD_GET, "/leads/trashx"), "one");
     cr_expect_str_eq(later(METHOD_POST, "/leads/x/recover"), "recover");
     cr_expect_str_eq(later(METHOD_GET, "/leads/x/y"), "anything");
     /* The first literal decides: /leads/... beats /{kind}/... */
