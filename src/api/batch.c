@@ -228,9 +228,7 @@ static store_rc_t apply(store_t *s, api_write_t *w, batch_op_t *o)
     store_rc_t rc = store_lead_get(s, w->app, o->id, api_hold_lead, &before, NULL);
     if (rc == STORE_OK && !before.found) rc = STORE_UNAVAILABLE; /* out of memory */
     if (o->kind == OP_DELETE) {
-        c.action = CHANGE_DELETED;
-        c.lead_before = &before.lead;
-        if (rc == STORE_OK) rc = store_lead_trash(s, w->app, o->id, w->now);
+        if (rc == STORE_OK && !api_change_lead_delete(s, w, o->id, &before.lead, &rc)) rc = STORE_UNAVAILABLE;
     } else {
         c.action = CHANGE_UPDATED;
         c.lead_before = &before.lead;
@@ -238,8 +236,8 @@ static store_rc_t apply(store_t *s, api_write_t *w, batch_op_t *o)
         if (rc == STORE_OK)
             rc = store_lead_update(s, w->app, o->id, &o->patch, w->now, api_hold_lead, &after);
         if (rc == STORE_OK && !after.found) rc = STORE_UNAVAILABLE;
+        if (rc == STORE_OK && !api_change_record(s, w, &c)) rc = STORE_UNAVAILABLE;
     }
-    if (rc == STORE_OK && !api_change_record(s, w, &c)) rc = STORE_UNAVAILABLE;
     if (rc == STORE_OK && c.lead_after != NULL)
         lead_encode(&w->out, c.lead_after);
     else if (rc == STORE_OK)

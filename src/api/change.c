@@ -29,6 +29,17 @@ bool api_change_record(store_t *s, api_write_t *w, const api_change_t *c)
     return rc == STORE_OK;
 }
 
+bool api_change_lead_delete(store_t *s, api_write_t *w, const char *id, const lead_t *before, store_rc_t *rc)
+{
+    bool keep = api_trash_retention_ms() > 0;
+    *rc = keep ? store_lead_trash(s, w->app, id, w->now) : store_lead_delete(s, w->app, id);
+    if (*rc != STORE_OK) return true;
+    api_change_t c = {.kind = CHANGE_LEAD, .action = CHANGE_DELETED, .lead_before = before};
+    if (!api_change_record(s, w, &c)) return false;
+    c.action = CHANGE_PURGED;
+    return keep || api_change_record(s, w, &c);
+}
+
 /* Copies the texts of refs (n of them, unset ones left) into one
  * allocation, pointing them at the copies; false when out of memory. */
 static bool copy_texts(api_held_t *h, text_ref_t *refs[], int n)

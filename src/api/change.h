@@ -42,6 +42,15 @@ typedef struct api_change {
  * the failure and its batch undone (api_change_fail). */
 bool api_change_record(store_t *s, api_write_t *w, const api_change_t *c);
 
+/* Deletes lead id of w's app (before: the lead as it is) as a DELETE
+ * does, a batch's included: to the trash, recorded as deleted; when
+ * nothing is kept there (--trash-retention 0) for good at once instead,
+ * recorded as deleted and then purged (lead.deleted, then lead.purged,
+ * and no history: it goes with the lead). False when recording failed (w
+ * is answered: api_change_record), else true with the store's outcome in
+ * *rc. */
+bool api_change_lead_delete(store_t *s, api_write_t *w, const char *id, const lead_t *before, store_rc_t *rc);
+
 /* Whether the lead.created events of a bulk create of app's leads can be
  * left out (*no_events: no active webhook of the app wants them), asked
  * once for the whole run instead of per lead; a store failure is rc. */

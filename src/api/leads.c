@@ -84,20 +84,13 @@ static void run_update(store_t *s, api_write_t *w)
 }
 
 /* A delete moves the lead to the trash, unless nothing is kept there
- * (--trash-retention 0): then it is gone at once. */
+ * (--trash-retention 0): then it is gone at once (api_change_lead_delete). */
 static void run_delete(store_t *s, api_write_t *w)
 {
     if (!api_write_precondition(s, w)) return;
     api_held_t before = {0};
     store_rc_t rc = api_held_lead(s, w, &before);
-    /* Without a trash (--trash-retention 0) the lead goes for good at once,
-     * its history with it. */
-    bool keep = api_trash_retention_ms() > 0;
-    if (rc == STORE_OK)
-        rc = keep ? store_lead_trash(s, w->app, w->id, w->now) : store_lead_delete(s, w->app, w->id);
-    const api_change_t c = {
-        .kind = CHANGE_LEAD, .action = keep ? CHANGE_DELETED : CHANGE_PURGED, .lead_before = &before.lead};
-    if (rc != STORE_OK || api_change_record(s, w, &c)) answer(w, rc, 204);
+    if (rc != STORE_OK || api_change_lead_delete(s, w, w->id, &before.lead, &rc)) answer(w, rc, 204);
     api_held_free(&before);
 }
 

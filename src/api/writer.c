@@ -106,8 +106,9 @@ static void purge_due(int64_t now)
     int purged = PURGE_CHUNK;
     while (purged == PURGE_CHUNK && W.head == NULL && !W.stop) {
         pthread_mutex_unlock(&W.mu);
-        purged =
-            W.retention_ms > 0 ? api_trash_expire_due(W.store, now - W.retention_ms, PURGE_CHUNK, now) : 0;
+        /* With --trash-retention 0 a DELETE keeps nothing in the trash, but
+         * what an earlier run with a retention left there goes now. */
+        purged = api_trash_expire_due(W.store, now - W.retention_ms, PURGE_CHUNK, now);
         int keys = 0;
         store_rc_t rc = store_idem_expire(W.store, now - API_IDEM_KEEP_MS, PURGE_CHUNK, &keys);
         if (keys > purged) purged = keys;

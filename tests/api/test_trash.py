@@ -210,11 +210,28 @@ def test_retention_purges_old_trash(make_server):
 def test_retention_zero_deletes_at_once(make_server):
     srv = make_server(extra_args=["--trash-retention", "0"])
     app = srv.new_app()
-    lead = app.create_lead()
+    lead, other = app.create_lead(), app.create_lead()
     assert_status(app.delete(f"/leads/{lead['id']}"), 204)
+    # A batch's delete too (it went to a trash never emptied).
+    assert_status(app.post("/leads/batch", {"operations": [{"op": "delete", "id": other["id"]}]}), 200)
     assert trash_ids(app) == []
-    assert_error(app.put(f"/leads/{lead['id']}/recover"), 404)
-    assert_error(app.get(f"/leads/{lead['id']}"), 404)
+    for gone in (lead, other):
+        assert_error(app.put(f"/leads/{gone['id']}/recover"), 404)
+        assert_error(app.get(f"/leads/{gone['id']}"), 404)
+        assert_error(app.get(f"/leads/{gone['id']}/history"), 404)
+
+
+def test_retention_zero_purges_what_an_earlier_retention_left_in_the_trash(make_server):
+    srv = make_server()
+    app = srv.new_app()
+    lead = app.create_lead(name="trashed before")
+    assert_status(app.delete(f"/leads/{lead['id']}"), 204)
+    assert trash_ids(app) == [lead["id"]]
+    assert srv.stop() == 0
+    srv = make_server(db_url=srv.db_url, extra_args=["--trash-retention", "0"])
+    app = App(srv.base_url, app.key, app.token)
+    assert wait_for(lambda: trash_ids(app) == []), "the trash was kept"
+    assert_error(app.get(f"/leads/{lead['id']}/history"), 404)
 
 
 @pytest.mark.parametrize("value", ["-1s", "3x", "", "1.5d", "4000d"])

@@ -487,6 +487,24 @@ def test_the_trash_and_batches_send_their_events(happ, receiver):
     assert [d.json["data"]["attributes"]["name"] for d in got[5:]] == ["B1", "B2"]
 
 
+def test_a_delete_without_a_trash_sends_lead_deleted_then_lead_purged(make_server, receiver):
+    """--trash-retention 0: a DELETE, a batch's included, is a delete
+    (lead.deleted, as extensions.md has it) and a purge at once."""
+    srv = make_server(extra_args=FLAGS + ["--trash-retention", "0"])
+    app = srv.new_app()
+    create_webhook(app, receiver.url())
+    one, two = app.create_lead(name="One"), app.create_lead(name="Two")
+    assert_status(app.delete(f"/leads/{one['id']}"), 204)
+    assert_status(app.post("/leads/batch", {"operations": [{"op": "delete", "id": two["id"]}]}), 200)
+    got = receiver.wait_for(6)
+    time.sleep(0.5)
+    got = receiver.got()
+    assert [(d.type, d.json["data"]["id"]) for d in got] == [
+        ("lead.created", one["id"]), ("lead.created", two["id"]), ("lead.deleted", one["id"]),
+        ("lead.purged", one["id"]), ("lead.deleted", two["id"]), ("lead.purged", two["id"])]
+    assert got[2].json["data"]["attributes"]["name"] == got[3].json["data"]["attributes"]["name"] == "One"
+
+
 def test_a_purge_by_retention_sends_lead_purged(make_server, receiver):
     srv = make_server(extra_args=FLAGS + ["--trash-retention", "1s"])
     app = srv.new_app()
