@@ -349,6 +349,14 @@ static bool failures_allowed(api_req_t *r)
     return false;
 }
 
+/* Answers r, whose client is over its failures (failures_allowed). */
+static void reply_limited(api_req_t *r)
+{
+    memset(&r->app, 0, sizeof r->app);
+    api_reply_error(r, 429, "Too Many Requests",
+                    "Too many failed authentications from this address; retry later.");
+}
+
 const jwt_keyset_t *auth_keys(api_req_t *r)
 {
     auth_cache_t *c = r->t->auth;
@@ -487,15 +495,27 @@ static void find_app(api_req_t *r, const char *key, size_t len, api_read_done_fn
         done(r, enabled(&r->app));
         return;
     }
+    /* As a token not in the cache is verified: an app not in the cache is
+     * looked up only while r's client may still fail, so that a verified
+     * token beside made-up app keys is no unlimited stream of reads. */
+    if (!failures_allowed(r)) {
+        reply_limited(r);
+        return;
+    }
     r->auth.found = done;
     api_req_read(r, start_find, found);
 }
 
 /* --- the request ------------------------------------------------------------------------ */
 
-/* Answers a failed authentication, which counts against the client. */
+/* Answers a failed authentication, which counts against the client; a
+ * 429 once the client is over its failures, whatever failed. */
 static void fail(api_req_t *r, int status, const char *detail)
 {
+    if (!failures_allowed(r)) {
+        reply_limited(r);
+        return;
+    }
     if (ratelimit_enabled(RATELIMIT_AUTH)) {
         ratelimit_info_t info;
         ratelimit_take(RATELIMIT_AUTH, client_key(r), r->now, &info);
@@ -584,8 +604,7 @@ static bool token_or_reply(api_req_t *r)
 {
     int rc = verify_token(r, r->auth.token.base, r->auth.token.len, r->auth.claimed);
     if (rc == AUTH_LIMITED) {
-        api_reply_error(r, 429, "Too Many Requests",
-                        "Too many failed authentications from this address; retry later.");
+        reply_limited(r);
         return false;
     }
     if (rc != JWT_OK) fail(r, 401, token_problem(rc));

@@ -104,8 +104,17 @@ def test_failed_authentication_is_limited_per_forwarded_client(proxied):
     assert get(srv, app.key, fresh, client="203.0.113.1").status_code == 429
     # ...but one already verified is served from the cache.
     assert get(srv, app.key, app.token, client="203.0.113.1").status_code == 200
-    # Unknown app keys count as failures too.
-    assert get(srv, "pk_live_nosuchapp", app.token, client="203.0.113.1").status_code == 401
+    # Over the limit, every failure is a 429: an unknown app key beside a
+    # cached token (not even looked up), another app's key.
+    other = srv.new_app()
+    for key in ("pk_live_nosuchapp", other.key):
+        r = get(srv, key, app.token, client="203.0.113.1")
+        assert_error(r, 429, "rate_limited")
+        assert int(r.headers["Retry-After"]) >= 1
+    # Unknown app keys beside a good cached token count as failures too.
+    for _ in range(3):
+        assert get(srv, "pk_live_nosuchapp", app.token, client="203.0.113.7").status_code == 401
+    assert get(srv, "pk_live_nosuchapp", app.token, client="203.0.113.7").status_code == 429
     # Another forwarded client has its own allowance; so has the proxy itself.
     assert get(srv, app.key, forged(app), client="203.0.113.9").status_code == 401
     assert get(srv, app.key, fresh, client="203.0.113.9").status_code == 200
