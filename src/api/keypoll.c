@@ -9,10 +9,11 @@
  * with until it sees a newer generation. The poller never blocks a server
  * thread longer than a pointer swap under the mutex.
  *
- * A provider's URL is fetched on a thread of its own (the fetcher), which
- * hands each text it gets to the poller: a provider that hangs (up to
- * FETCH_TIMEOUT_S a fetch) never delays the database's keys, so a key
- * retired there stops verifying within POLL_MS whatever the provider does.
+ * A provider's URL or file is read on a thread of its own (the fetcher),
+ * which hands each new text to the poller: a provider that hangs (up to
+ * FETCH_TIMEOUT_S a fetch, or a file on a mount that stopped answering)
+ * never delays the database's keys, so a key retired there stops
+ * verifying within POLL_MS whatever the provider does.
  *
  * When the database or the identity provider cannot be read, the last
  * snapshot stays: keys never disappear because of an outage, and the
@@ -54,12 +55,15 @@ struct keyring {
     char *fetched;
     bool fetch_failing;
     char fetch_err[256];
+    /* The fetcher's own state (keyring_open's before it starts): the
+     * provider's file as last read. */
+    bool file_read;
+    struct timespec file_mtime;
+    off_t file_size;
     /* The poller's own state. */
     char *fingerprint; /* the own keys' seqs and states of snap */
     char *ext;         /* the last good JWK Set text of the provider */
-    struct timespec ext_mtime;
-    off_t ext_size;
-    bool ext_refused; /* the last text read or fetched was not usable */
+    bool ext_refused;  /* the last text read or fetched was not usable */
     bool db_failing, ext_failing;
 };
 
@@ -184,14 +188,16 @@ static int fetch_url(keyring_t *k, const char *url, char **text, char *err, size
 static int read_file(keyring_t *k, const char *path, char **text, char *err, size_t errsz)
 {
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Not blocked by a FIFO's open, which waits for a writer: it is then
+     * refused as no regular file. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > JWK_SET_MAX) {
         snprintf(err, errsz, "%s", fd < 0 ? strerror(errno) : "not a regular file of at most 256 KiB");
         if (fd >= 0) close(fd);
         return -1;
     }
-    if (k->ext != NULL && st.st_mtim.tv_sec == k->ext_mtime.tv_sec &&
-        st.st_mtim.tv_nsec == k->ext_mtime.tv_nsec && st.st_size == k->ext_size) {
+    if (k->file_read && st.st_mtim.tv_sec == k->file_mtime.tv_sec &&
+        st.st_mtim.tv_nsec == k->file_mtime.tv_nsec && st.st_size == k->file_size) {
         close(fd);
         return 0;
     }
@@ -205,8 +211,9 @@ static int read_file(keyring_t *k, const char *path, char **text, char *err, siz
     }
     t[n] = '\0';
     *text = t;
-    k->ext_mtime = st.st_mtim;
-    k->ext_size = st.st_size;
+    k->file_read = true;
+    k->file_mtime = st.st_mtim;
+    k->file_size = st.st_size;
     return 1;
 }
 
@@ -221,12 +228,20 @@ static bool usable(const char *text, char *err, size_t errsz)
     return ok;
 }
 
+/* Reads the provider's file or URL: a new text (1, *text), the file
+ * unchanged (0), or a failure (-1, reason in err). */
+static int read_provider(keyring_t *k, char **text, char *err, size_t errsz)
+{
+    if (k->conf.jwks_file != NULL) return read_file(k, k->conf.jwks_file, text, err, errsz);
+    return fetch_url(k, k->conf.jwks_url, text, err, errsz) == 0 ? 1 : -1;
+}
+
 /* The fetcher's last outcome: a new text (1, *text), none since the last
  * call (0), or a failure (-1, reason in err). Before the fetcher starts
- * (keyring_open), the URL is fetched here. */
+ * (keyring_open), the provider is read here. */
 static int take_fetched(keyring_t *k, char **text, char *err, size_t errsz)
 {
-    if (!k->fetch_started) return fetch_url(k, k->conf.jwks_url, text, err, errsz) == 0 ? 1 : -1;
+    if (!k->fetch_started) return read_provider(k, text, err, errsz);
     pthread_mutex_lock(&k->lock);
     *text = k->fetched;
     k->fetched = NULL;
@@ -244,10 +259,7 @@ static int refresh_external(keyring_t *k, char *err, size_t errsz)
 {
     char *text = NULL;
     int rc = 0;
-    if (k->conf.jwks_file != NULL)
-        rc = read_file(k, k->conf.jwks_file, &text, err, errsz);
-    else if (k->conf.jwks_url != NULL)
-        rc = take_fetched(k, &text, err, errsz);
+    if (k->conf.jwks_file != NULL || k->conf.jwks_url != NULL) rc = take_fetched(k, &text, err, errsz);
     if (rc == 0 && k->ext_refused) rc = -1;
     if (rc == 1) k->ext_refused = false;
     if (rc == 1 && (k->ext == NULL || strcmp(k->ext, text) != 0)) {
@@ -431,24 +443,26 @@ static void *poller(void *arg)
     return NULL;
 }
 
-/* Fetches the provider's URL every --jwks-refresh seconds and hands each
- * outcome to the poller (take_fetched); a text the poller has not taken
- * yet is replaced by the newer one. */
+/* Reads the provider's file every POLL_MS, or fetches its URL every
+ * --jwks-refresh seconds, and hands each outcome to the poller
+ * (take_fetched); a text the poller has not taken yet is replaced by the
+ * newer one. */
 static void *fetcher(void *arg)
 {
     keyring_t *k = arg;
     char err[sizeof k->fetch_err];
+    int64_t every_ms = k->conf.jwks_file != NULL ? POLL_MS : (int64_t)k->conf.refresh_s * 1000;
     pthread_mutex_lock(&k->lock);
-    while (wait_unless_stopped(k, (int64_t)k->conf.refresh_s * 1000)) {
+    while (wait_unless_stopped(k, every_ms)) {
         pthread_mutex_unlock(&k->lock);
         char *text = NULL;
-        int rc = fetch_url(k, k->conf.jwks_url, &text, err, sizeof err);
+        int rc = read_provider(k, &text, err, sizeof err);
         pthread_mutex_lock(&k->lock);
-        k->fetch_failing = rc != 0;
-        if (rc == 0) {
+        k->fetch_failing = rc < 0;
+        if (rc > 0) {
             free(k->fetched);
             k->fetched = text;
-        } else {
+        } else if (rc < 0) {
             snprintf(k->fetch_err, sizeof k->fetch_err, "%s", err);
         }
     }
@@ -512,7 +526,7 @@ int keyring_start(keyring_t *k)
         return -1;
     }
     k->started = true;
-    if (k->conf.jwks_url != NULL) {
+    if (k->conf.jwks_url != NULL || k->conf.jwks_file != NULL) {
         if (pthread_create(&k->fetch_thread, NULL, fetcher, k) != 0) {
             fprintf(stderr, "crmd: keys: cannot start the identity provider's fetcher\n");
             return -1;

@@ -5,6 +5,7 @@ copying keys, and tokens of an external identity provider (--jwks-file,
 import functools
 import http.server
 import json
+import os
 import threading
 import time
 import uuid
@@ -482,3 +483,26 @@ def test_a_failing_identity_provider_is_said_once_and_its_end_only_once_it_ends(
         assert eventually(lambda: "identity provider's keys are read again" in srv.stderr_text(), timeout=6)
     finally:
         idp_.close()
+
+
+def test_a_jwks_file_that_blocks_delays_neither_a_retirement_nor_the_stop(idp, make_server, tmp_path):
+    """The provider's file becomes a FIFO (whose open waits for a writer):
+    it is refused as no regular file, the last keys stay, the database's
+    keys are still followed, and SIGTERM stops crmd at once."""
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [rsa_jwk(idp["rsa"], "idp-rsa")]}))
+    srv = make_server(threads=2, extra_args=["--jwks-file", str(jwks), "--app-claim", "tenant"])
+    key, t1 = app_create(srv.db)
+    kid1 = jwt_parts(t1)[0]["kid"]
+    jwks.unlink()
+    os.mkfifo(jwks)
+    assert eventually(lambda: "cannot read the identity provider's keys" in srv.stderr_text()), srv.stderr_text()
+    rotate(srv.db)
+    run_crmd("key", "retire", kid1, "--force", "--db", f"sqlite:{srv.db}", check=True)
+    assert eventually(lambda: every_thread(srv, key, t1, 401)), "a key retired while the file blocks still verifies"
+    app = App(srv.base_url, key, t1)
+    tok = jwt_compact({"alg": "RS256", "kid": "idp-rsa"}, idp_claims(app), idp["rsa"].sign)
+    assert get_leads(srv.base_url, key, tok).status_code == 200, "the provider's last keys are kept"
+    started = time.monotonic()
+    assert srv.stop() == 0
+    assert time.monotonic() - started < 3
