@@ -42,6 +42,15 @@ static int fail(char *err, size_t errsz, const char *what)
     return -1;
 }
 
+/* OpenSSL's default would ask the terminal for an encrypted key's pass
+ * phrase, blocking the start, or a SIGHUP's reload on the main thread,
+ * which then no longer stops: an encrypted key is refused instead. */
+static int no_pass_phrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return -1;
+}
+
 /* Reads the private key from path, refusing a file group or others may
  * read or write (checked on the open file, so it is the file read). */
 static EVP_PKEY *read_key(const char *path, char *err, size_t errsz)
@@ -58,8 +67,8 @@ static EVP_PKEY *read_key(const char *path, char *err, size_t errsz)
     } else if ((st.st_mode & 077) != 0) {
         snprintf(err, errsz, "the key %s is open to group or others (mode %04o): chmod 600 it", path,
                  (unsigned)(st.st_mode & 07777));
-    } else if ((key = PEM_read_PrivateKey(f, NULL, NULL, NULL)) == NULL) {
-        fail(err, errsz, "the key is not a PEM private key");
+    } else if ((key = PEM_read_PrivateKey(f, NULL, no_pass_phrase, NULL)) == NULL) {
+        fail(err, errsz, "the key is not a PEM private key without a pass phrase");
     }
     fclose(f);
     return key;

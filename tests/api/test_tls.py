@@ -5,6 +5,7 @@ on SIGHUP (a failed reload keeps the old one)."""
 
 import hashlib
 import os
+import shlex
 import signal
 import socket
 import ssl
@@ -15,7 +16,7 @@ import warnings
 import pytest
 import requests
 
-from apiutil import assert_status, curl, run_crmd
+from apiutil import assert_status, crmd_bin, curl, run_crmd
 from conftest import Server, environ, free_port
 
 
@@ -203,3 +204,21 @@ def test_key_open_to_others_is_refused(tmp_path, certs):
     p = run_crmd("serve", "--listen", f"127.0.0.1:{free_port()}", "--db", f"sqlite:{tmp_path}/x.db",
                  "--tls-cert", cert, "--tls-key", wrong, timeout=20)
     assert p.returncode != 0 and "does not match the certificate" in p.stderr
+
+
+def test_an_encrypted_key_is_refused_without_asking_the_terminal(tmp_path, certs):
+    """Run on a terminal (script(1) gives it one), crmd does not ask for the
+    key's pass phrase (which would block its start, or a SIGHUP's reload):
+    it stops, naming the key."""
+    _, (cert, key), _ = certs
+    locked = tmp_path / "locked.key"
+    subprocess.run(["openssl", "pkey", "-in", str(key), "-aes256", "-passout", "pass:secret", "-out", str(locked)],
+                   check=True, capture_output=True, timeout=60)
+    os.chmod(locked, 0o600)
+    cmd = " ".join(shlex.quote(str(a)) for a in (
+        crmd_bin(), "serve", "--listen", f"127.0.0.1:{free_port()}", "--db", f"sqlite:{tmp_path}/x.db",
+        "--tls-cert", cert, "--tls-key", locked))
+    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, timeout=30,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode != 0, p.stdout
+    assert "pass phrase" in p.stdout and "Enter PEM" not in p.stdout, p.stdout
