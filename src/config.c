@@ -11,6 +11,7 @@
 
 #define CONFIG_MAX 64
 #define CONFIG_LINE_MAX 4096
+#define CONFIG_FILE_MAX (64 * 1024)
 #define CONFIG_NAME_MAX 64
 
 static struct setting {
@@ -103,15 +104,31 @@ int config_load(const char *path, const char *const *names, const char *const *b
         snprintf(err, errsz, "%s: cannot open it", path);
         return -1;
     }
+    /* Read a byte at a time, so that a NUL cannot hide the rest of a line
+     * (fgets would), and at most CONFIG_FILE_MAX bytes (/dev/zero is no
+     * config file). */
     char buf[CONFIG_LINE_MAX];
-    int line = 0;
-    while (fgets(buf, sizeof buf, f) != NULL) {
+    int line = 0, c = 0;
+    size_t total = 0;
+    while (c != EOF) {
+        size_t n = 0;
+        bool nul = false;
+        while ((c = getc(f)) != EOF && ++total <= CONFIG_FILE_MAX && c != '\n') {
+            nul = nul || c == '\0';
+            if (n < sizeof buf) buf[n] = (char)c;
+            n++;
+        }
+        if (c == EOF && n == 0) break;
         line++;
-        size_t n = strlen(buf);
-        if (n == sizeof buf - 1 && buf[n - 1] != '\n') {
-            problem(err, errsz, path, line, "line too long", "");
+        const char *bad = total > CONFIG_FILE_MAX ? "the file is over 64 KiB"
+                          : nul                   ? "a NUL byte"
+                          : n >= sizeof buf       ? "line too long"
+                                                  : NULL;
+        if (bad != NULL) {
+            problem(err, errsz, path, line, bad, "");
             break;
         }
+        buf[n] = '\0';
         char *text = trim(buf);
         if (text[0] != '\0' && text[0] != '#') read_line(text, line, path, names, booleans, err, errsz);
     }
