@@ -68,10 +68,14 @@ static store_rc_t purge_one(store_t *s, int64_t app, const char *id, int64_t now
 
 int api_trash_expire_due(store_t *s, int64_t before, int limit, int64_t now)
 {
+    /* What is due is read before the batch, which only begins when there
+     * is some (a check every minute takes no write lock for nothing):
+     * purge_one reads each lead again inside it. */
     due_t d = {0};
-    store_rc_t rc = store_batch_begin(s);
+    store_rc_t rc = store_trash_due(s, before, limit < EXPIRE_MAX ? limit : EXPIRE_MAX, on_due, &d);
     if (rc != STORE_OK) return -1;
-    rc = store_trash_due(s, before, limit < EXPIRE_MAX ? limit : EXPIRE_MAX, on_due, &d);
+    if (d.n == 0) return 0;
+    if (store_batch_begin(s) != STORE_OK) return -1;
     for (int i = 0; i < d.n && rc == STORE_OK; i++)
         rc = purge_one(s, d.app[i], d.id[i], now);
     rc = store_batch_end(s, rc == STORE_OK) == STORE_OK ? rc : STORE_UNAVAILABLE;

@@ -98,12 +98,19 @@ static store_rc_t fake_lead_update(store_t *s, int64_t app, const char *id, cons
 }
 
 /* Only what the writer calls: any other call is a NULL function, a crash. */
-/* The writer purges expired idempotency keys between batches (the trash's
- * purge is off: setup's --trash-retention 0): none here. */
+/* The writer purges expired idempotency keys between batches: none here. */
 static store_rc_t fake_idem_expire(store_t *s, int64_t before, int limit, int *purged)
 {
     (void)s, (void)before, (void)limit;
     *purged = 0;
+    return STORE_OK;
+}
+
+/* And the trash's leads past their retention (setup's --trash-retention 0:
+ * what an earlier run left there): none here. */
+static store_rc_t fake_trash_due(store_t *s, int64_t before, int limit, store_trash_due_cb cb, void *ctx)
+{
+    (void)s, (void)before, (void)limit, (void)cb, (void)ctx;
     return STORE_OK;
 }
 
@@ -121,6 +128,7 @@ static store_rc_t fake_search_tidy(store_t *s, int pages, bool *more)
 
 static const store_ops_t FAKE_OPS = {.close = fake_close,
                                      .idem_expire = fake_idem_expire,
+                                     .trash_due = fake_trash_due,
                                      .search_tidy = fake_search_tidy,
                                      .batch_begin = fake_batch_begin,
                                      .batch_end = fake_batch_end,
