@@ -80,10 +80,11 @@ static void read_line(char *text, int line, const char *path, const char *const 
     if (!listed(names, name)) return problem(err, errsz, path, line, "unknown setting", name);
     if (lookup(name) != NULL) return problem(err, errsz, path, line, "setting given twice:", name);
     if (value[0] == '\0') return problem(err, errsz, path, line, "no value for", name);
-    /* A `#` after a blank would be a comment in many formats: refused
-     * rather than kept in the value (`rate-limit = 100:200 # per app`). */
+    /* A `#` first or after a blank would be a comment in many formats:
+     * refused rather than kept in the value (`rate-limit = 100:200 # per
+     * app`, `db=#`). */
     for (const char *h = strchr(value, '#'); h != NULL; h = strchr(h + 1, '#'))
-        if (isspace((unsigned char)h[-1]))
+        if (h == value || isspace((unsigned char)h[-1]))
             return problem(err, errsz, path, line, "a comment on the line of", name);
     if (listed(booleans, name) && (value = (char *)boolean(value)) == NULL)
         return problem(err, errsz, path, line, "wants true or false:", name);
@@ -132,6 +133,7 @@ int config_load(const char *path, const char *const *names, const char *const *b
         char *text = trim(buf);
         if (text[0] != '\0' && text[0] != '#') read_line(text, line, path, names, booleans, err, errsz);
     }
+    if (ferror(f) && err[0] == '\0') snprintf(err, errsz, "%s: cannot read it", path);
     fclose(f);
     if (err[0] == '\0') return 0;
     config_clear();

@@ -495,13 +495,6 @@ static void find_app(api_req_t *r, const char *key, size_t len, api_read_done_fn
         done(r, enabled(&r->app));
         return;
     }
-    /* As a token not in the cache is verified: an app not in the cache is
-     * looked up only while r's client may still fail, so that a verified
-     * token beside made-up app keys is no unlimited stream of reads. */
-    if (!failures_allowed(r)) {
-        reply_limited(r);
-        return;
-    }
     r->auth.found = done;
     api_req_read(r, start_find, found);
 }
@@ -611,10 +604,22 @@ static bool token_or_reply(api_req_t *r)
     return rc == JWT_OK;
 }
 
-/* Verifies r's token, the revocations known, then finds the app. */
+/* Verifies r's token, the revocations known, then finds the app. An app
+ * key that is not the token's app is a failure whatever it names: while
+ * r's client is over its failures, it is refused before any lookup, so
+ * that a verified token beside made-up app keys is no unlimited stream of
+ * store reads; a key that is the token's app is looked up as ever, so
+ * that honest clients behind the address are served. */
 static void check_token(api_req_t *r)
 {
-    if (token_or_reply(r)) find_app(r, r->auth.key_header.base, r->auth.key_header.len, on_key_app);
+    if (!token_or_reply(r)) return;
+    h2o_iovec_t key = r->auth.key_header;
+    if ((strlen(r->auth.claimed) != key.len || CRYPTO_memcmp(r->auth.claimed, key.base, key.len) != 0) &&
+        !failures_allowed(r)) {
+        reply_limited(r);
+        return;
+    }
+    find_app(r, key.base, key.len, on_key_app);
 }
 
 void auth_request(api_req_t *r, api_step_fn then)

@@ -521,11 +521,8 @@ int keyring_start(keyring_t *k)
         fprintf(stderr, "crmd: keys: %s\n", err);
         return -1;
     }
-    if (pthread_create(&k->thread, NULL, poller, k) != 0) {
-        fprintf(stderr, "crmd: keys: cannot start the key poller\n");
-        return -1;
-    }
-    k->started = true;
+    /* The fetcher first: the poller reads fetch_started, set before the
+     * poller's thread is made. */
     if (k->conf.jwks_url != NULL || k->conf.jwks_file != NULL) {
         if (pthread_create(&k->fetch_thread, NULL, fetcher, k) != 0) {
             fprintf(stderr, "crmd: keys: cannot start the identity provider's fetcher\n");
@@ -533,19 +530,24 @@ int keyring_start(keyring_t *k)
         }
         k->fetch_started = true;
     }
+    if (pthread_create(&k->thread, NULL, poller, k) != 0) {
+        fprintf(stderr, "crmd: keys: cannot start the key poller\n");
+        return -1;
+    }
+    k->started = true;
     return 0;
 }
 
 void keyring_free(keyring_t *k)
 {
     if (k == NULL) return;
-    if (k->started) {
+    if (k->started || k->fetch_started) {
         pthread_mutex_lock(&k->lock);
         k->stop = true;
         atomic_store(&k->halt, true);
         pthread_cond_broadcast(&k->wake);
         pthread_mutex_unlock(&k->lock);
-        pthread_join(k->thread, NULL);
+        if (k->started) pthread_join(k->thread, NULL);
         if (k->fetch_started) pthread_join(k->fetch_thread, NULL);
     }
     store_close(k->store);

@@ -79,6 +79,7 @@ static SSL_CTX *make(char *err, size_t errsz)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) return fail(err, errsz, "cannot make a TLS context"), NULL;
+    SSL_CTX_set_default_passwd_cb(ctx, no_pass_phrase); /* the certificate's file too */
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx,
                         SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);

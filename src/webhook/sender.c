@@ -740,6 +740,14 @@ static void *sender_main(void *arg)
     return NULL;
 }
 
+/* OpenSSL's default would ask the terminal for an encrypted PEM's pass
+ * phrase, blocking the start: such a file is refused instead. */
+static int no_pass(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return -1;
+}
+
 /* Reads the PEM certificates of file into S.ca; -1 when it holds none. */
 static int load_cas(const char *file, char *err, size_t errsz)
 {
@@ -750,7 +758,7 @@ static int load_cas(const char *file, char *err, size_t errsz)
     }
     S.ca = sk_X509_new_null();
     X509 *x;
-    while (S.ca != NULL && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
+    while (S.ca != NULL && (x = PEM_read_X509(f, NULL, no_pass, NULL)) != NULL)
         if (sk_X509_push(S.ca, x) == 0) X509_free(x);
     fclose(f);
     if (S.ca != NULL && sk_X509_num(S.ca) > 0) return 0;

@@ -54,6 +54,7 @@ def test_every_serve_option_can_be_set_in_the_config_file(tmp_path):
     ("quiet = perhaps\n", ["true or false", "'quiet'"]),
     ("rate-limit = 100:200 # per app\n", ["a comment on the line of", "'rate-limit'", ":1:"]),
     ("threads = 2\t#x\ndb = sqlite:/tmp/x#1.db\n", ["a comment on the line of", "'threads'", ":1:"]),
+    ("quiet = true\ndb=#x\n", ["a comment on the line of", "'db'", ":2:"]),
     # A NUL byte does not cut a line short, nor hide the tail of a long one.
     ("threads = 2\0x\n", ["a NUL byte", ":1:"]),
     pytest.param("quiet = true\n# " + "x" * 4100 + "\0\ndb = sqlite:/tmp/y.db\n", ["a NUL byte", ":2:"],
@@ -69,7 +70,9 @@ def test_a_bad_config_file_is_refused_naming_the_problem(tmp_path, text, words):
     for w in words:
         assert w in p.stderr, (w, p.stderr)
     assert run_crmd("migrate", "--config", str(tmp_path / "missing.conf")).returncode == 2
-    # Nor is /dev/zero read for ever.
+    # A folder is no config file, and /dev/zero is not read for ever.
+    p = run_crmd("app", "list", "--config", str(tmp_path))
+    assert p.returncode == 2 and "cannot read it" in p.stderr, p.stderr
     p = run_crmd("app", "list", "--config", "/dev/zero", timeout=20)
     assert p.returncode == 2 and "over 64 KiB" in p.stderr, p.stderr
 

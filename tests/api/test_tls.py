@@ -13,6 +13,8 @@ import subprocess
 import time
 import warnings
 
+from pathlib import Path
+
 import pytest
 import requests
 
@@ -206,19 +208,33 @@ def test_key_open_to_others_is_refused(tmp_path, certs):
     assert p.returncode != 0 and "does not match the certificate" in p.stderr
 
 
-def test_an_encrypted_key_is_refused_without_asking_the_terminal(tmp_path, certs):
-    """Run on a terminal (script(1) gives it one), crmd does not ask for the
-    key's pass phrase (which would block its start, or a SIGHUP's reload):
-    it stops, naming the key."""
+def on_a_terminal(*args):
+    """Runs crmd with args on a terminal (script(1) gives it one); returns
+    (exit code, what the terminal showed)."""
+    cmd = " ".join(shlex.quote(str(a)) for a in (crmd_bin(),) + args)
+    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, timeout=30,
+                       stdin=subprocess.DEVNULL)
+    return p.returncode, p.stdout
+
+
+def test_encrypted_pem_files_are_refused_without_asking_the_terminal(tmp_path, certs):
+    """OpenSSL's default asks the terminal for an encrypted PEM's pass
+    phrase, which would block the start (or a SIGHUP's reload): crmd stops
+    instead, for the key, the certificate and the webhooks' CA file."""
     _, (cert, key), _ = certs
     locked = tmp_path / "locked.key"
     subprocess.run(["openssl", "pkey", "-in", str(key), "-aes256", "-passout", "pass:secret", "-out", str(locked)],
                    check=True, capture_output=True, timeout=60)
     os.chmod(locked, 0o600)
-    cmd = " ".join(shlex.quote(str(a)) for a in (
-        crmd_bin(), "serve", "--listen", f"127.0.0.1:{free_port()}", "--db", f"sqlite:{tmp_path}/x.db",
-        "--tls-cert", cert, "--tls-key", locked))
-    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, timeout=30,
-                       stdin=subprocess.DEVNULL)
-    assert p.returncode != 0, p.stdout
-    assert "pass phrase" in p.stdout and "Enter PEM" not in p.stdout, p.stdout
+    serve = ("serve", "--listen", f"127.0.0.1:{free_port()}", "--db", f"sqlite:{tmp_path}/x.db")
+    rc, shown = on_a_terminal(*serve, "--tls-cert", cert, "--tls-key", locked)
+    assert rc != 0 and "pass phrase" in shown and "Enter PEM" not in shown, shown
+    # A PEM whose headers say it is encrypted is asked for too, whatever it holds.
+    lines = Path(cert).read_text().strip().splitlines()
+    sealed = tmp_path / "sealed.crt"
+    sealed.write_text("\n".join([lines[0], "Proc-Type: 4,ENCRYPTED", "DEK-Info: AES-256-CBC," + "00" * 16, ""]
+                                + lines[1:]) + "\n")
+    rc, shown = on_a_terminal(*serve, "--tls-cert", sealed, "--tls-key", key)
+    assert rc != 0 and "Enter PEM" not in shown, shown
+    rc, shown = on_a_terminal(*serve, "--webhook-ca-file", sealed)
+    assert rc != 0 and "Enter PEM" not in shown, shown
