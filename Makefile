@@ -272,12 +272,14 @@ asan:
 # at once: under ASan on two busy cores one may miss its 2 s connect timeout,
 # and that blocking command-line path runs in make api-postgres anyway.
 # `make api-asan-postgres` runs the whole suite on PostgreSQL so (about
-# three minutes). The apps the tests get are made by the release build
+# three minutes). Tests marked `waits` (tests/api/conftest.py: seconds spent
+# waiting for the server's timers) run only in make api. The apps the tests
+# get are made by the release build
 # (CRMD_SETUP_BIN, tests/api/apiutil.py): some 700 sanitized starts cost
 # over a minute; the tests of `crmd app create` itself run the ASan build.
 ASAN_SETUP := CRMD_SETUP_BIN=$(abspath $(BUILD)/crmd)
 api-asan: asan $(BUILD)/crmd
-	$(ASAN_SETUP) tests/fuzz/api_asan.sh $(ASAN_BUILD)/crmd $(XDIST)
+	$(ASAN_SETUP) tests/fuzz/api_asan.sh $(ASAN_BUILD)/crmd $(XDIST) -m 'not waits'
 	$(ASAN_SETUP) scripts/pg-cluster.sh run env CRMD_TEST_BACKEND=postgres \
 	  tests/fuzz/api_asan.sh $(ASAN_BUILD)/crmd tests/api/test_postgres.py -k 'not migrating_together'
 

@@ -107,6 +107,11 @@ def pytest_report_header(config):
 
 
 def pytest_configure(config):
+    # make api-asan leaves these out: they spend seconds waiting for the
+    # server's timers (webhook timeouts and retries, export and retention
+    # times) on paths the release build's runs cover, and the sanitized run
+    # is the suite's longest step.
+    config.addinivalue_line("markers", "waits: mostly waits for the server's timers; not run under ASan")
     if not apiutil.openapi_validation_enabled():
         config.issue_config_time_warning(pytest.PytestWarning(VALIDATION_OFF), stacklevel=2)
 

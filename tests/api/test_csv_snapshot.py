@@ -195,6 +195,7 @@ def snapshot_becomes(srv, held, timeout=5):
     return True
 
 
+@pytest.mark.waits
 def test_an_export_holds_its_snapshot_no_longer_than_its_time(make_server):
     srv = make_server(extra_args=["--export-time", "6s", "--export-limit", "1"])
     app, other = srv.new_app(), srv.new_app()

@@ -460,6 +460,7 @@ def test_a_hanging_identity_provider_delays_neither_a_retirement_nor_the_stop(id
         idp_.close()
 
 
+@pytest.mark.waits
 def test_a_failing_identity_provider_is_said_once_and_its_end_only_once_it_ends(idp, make_server):
     """The provider answers 500 after the first fetch: crmd says so once and
     keeps the keys it has; it says the keys are read again only after the

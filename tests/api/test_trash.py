@@ -192,6 +192,7 @@ def wait_for(predicate, timeout=15.0):
     return False
 
 
+@pytest.mark.waits
 def test_retention_purges_old_trash(make_server):
     srv = make_server(extra_args=["--trash-retention", "2s"])
     app = srv.new_app()

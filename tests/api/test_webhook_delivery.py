@@ -144,6 +144,7 @@ def test_the_delivery_log_walks_by_cursor(happ, receiver):
     assert body_json(r)["errors"][0]["source"] == {"parameter": "cursor"}
 
 
+@pytest.mark.waits
 def test_a_failed_event_is_retried_and_holds_back_the_later_ones(happ):
     rec = Receiver(lambda d, n: 500 if n < 2 else 200)
     try:
@@ -184,6 +185,7 @@ def test_an_event_that_keeps_failing_is_given_up_and_the_next_goes(happ):
         rec.close()
 
 
+@pytest.mark.waits
 def test_no_answer_within_10_seconds_is_a_failure(happ):
     # The first answer comes after 11 s: too late. With a give-up of 6 s
     # the event is not tried again, and the next one goes.
@@ -314,6 +316,7 @@ def test_every_app_has_its_own_webhooks(hook_server, receiver):
 # --- servers of their own ------------------------------------------------------
 
 
+@pytest.mark.waits
 def test_a_timed_out_attempt_is_retried(make_server):
     srv = make_server(extra_args=["--webhook-allow-private", "--webhook-retry", "1s", "--webhook-give-up", "1h"])
     app = srv.new_app()
@@ -330,6 +333,7 @@ def test_a_timed_out_attempt_is_retried(make_server):
         rec.close()
 
 
+@pytest.mark.waits
 def test_a_webhook_that_keeps_failing_is_set_inactive_and_keeps_its_events(make_server):
     srv = make_server(extra_args=["--webhook-allow-private", "--webhook-retry", "1s", "--webhook-give-up", "1h",
                                   "--webhook-disable-after", "3s"])
@@ -518,6 +522,7 @@ def test_a_purge_by_retention_sends_lead_purged(make_server, receiver):
     assert body_json(app.get("/leads/trash/show"))["data"] == []
 
 
+@pytest.mark.waits
 def test_give_up_counts_from_the_events_creation_so_a_backlog_ages_out(make_server):
     """Events queued while no sender ran, older than the give-up when it
     starts: each is tried once and given up, not retried for another
@@ -574,6 +579,7 @@ def test_a_full_backlog_drops_the_event_logs_it_and_makes_the_webhook_inactive(m
         rec.close()
 
 
+@pytest.mark.waits
 def test_the_delivery_log_keeps_attempts_for_webhook_log_keep(make_server, receiver):
     srv = make_server(extra_args=["--webhook-allow-private", "--webhook-log-keep", "2s"])
     app = srv.new_app()
