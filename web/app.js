@@ -536,7 +536,9 @@ async function importCsv(ev) {
   out.replaceChildren();
   let res;
   try {
-    res = await api("POST", "/leads/import", undefined, { "Content-Type": "text/csv" }, await file.text());
+    // The file's bytes as they are: file.text() would turn a file that is
+    // not UTF-8 (Excel's Windows-1252) into U+FFFD, imported without a word.
+    res = await api("POST", "/leads/import", undefined, { "Content-Type": "text/csv" }, file);
   } catch (e) {
     if (e.status === 401) return;
     const rows = e.errors.map((x) => {

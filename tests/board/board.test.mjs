@@ -461,6 +461,14 @@ test("CSV: export what the filters keep, import all or nothing", async () => {
     assert.match(await page.textContent("#import-result li"), /^Row 3, probability: /);
     assert.equal(await count("contacted"), "0");
   });
+  await step("csv-import-not-utf8", async () => {
+    expected.push({ status: 400, method: "POST", path: "/leads/import" });
+    await page.setInputFiles("#csv-import", { name: "latin1.csv", mimeType: "text/csv",
+                                              buffer: Buffer.from("name,stage\nCaf\xe9 one,contacted\n", "latin1") });
+    await until(() => /Nothing was imported from latin1\.csv/.test(document.getElementById("import-result").textContent));
+    assert.match(await page.textContent("#import-result"), /UTF-8/);
+    assert.equal(await count("contacted"), "0");
+  });
   await step("csv-imported", async () => {
     const csv = "name,stage,value,probability\nDelta one,contacted,100,10\nDelta two,contacted,200,50\n";
     await page.setInputFiles("#csv-import", { name: "good.csv", mimeType: "text/csv", buffer: Buffer.from(csv) });
