@@ -65,6 +65,14 @@ static void header_error(verrs_t *errs, const char *code, const char *col, size_
     verrs_add(errs, code, pointer, NULL, fmt, (int)o, name);
 }
 
+/* Whether a header cell is blank (nothing but blanks). */
+static bool header_blank(const text_ref_t *cell)
+{
+    const char *name;
+    size_t len, cps;
+    return text_clean(cell->ptr, cell->len, false, &name, &len, &cps) == TEXT_OK && len == 0;
+}
+
 /* Reads the header row into pl; its problems into errs. */
 void import_read_header(csv_reader_t *rd, import_plan_t *pl, verrs_t *errs)
 {
@@ -82,13 +90,21 @@ void import_read_header(csv_reader_t *rd, import_plan_t *pl, verrs_t *errs)
         return;
     }
     bool seen[CSV_COLS] = {false};
+    /* A spreadsheet's trailing separators make blank columns at the end of
+     * the header: they are left out (a row's cells past the header's must
+     * then be empty, as for any row). */
     pl->ncols = rd->cells;
-    for (int i = 0; i < rd->cells; i++) {
+    while (pl->ncols > 0 && header_blank(&rd->cell[pl->ncols - 1]))
+        pl->ncols--;
+    for (int i = 0; i < pl->ncols; i++) {
         const char *name;
         size_t len, cps;
         if (text_clean(rd->cell[i].ptr, rd->cell[i].len, false, &name, &len, &cps) != TEXT_OK) len = 0;
         int col = csv_col_of(name, len);
-        if (col < 0) {
+        if (header_blank(&rd->cell[i])) {
+            verrs_add(errs, "validation_error", "/rows/1", NULL, "Column %d of the header has no name",
+                      i + 1);
+        } else if (col < 0) {
             header_error(errs, "unknown_attribute", rd->cell[i].ptr, rd->cell[i].len,
                          "%.*s is not an attribute of a lead");
         } else if (seen[col]) {

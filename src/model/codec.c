@@ -98,7 +98,10 @@ void verrs_pointer(char *out, size_t n, const char *wrapper, const char *key, si
         o = (size_t)snprintf(tmp, sizeof tmp, "/%s/", wrapper);
     else
         tmp[o++] = '/';
-    for (size_t i = 0; i < keylen && o + 3 < sizeof tmp; i++) {
+    /* Built no longer than out holds, so that a cut never halves an
+     * escape (a pointer ending in a lone '~' is no JSON Pointer). */
+    size_t cap = n < sizeof tmp ? n : sizeof tmp;
+    for (size_t i = 0; i < keylen && o + 3 < cap; i++) {
         if (key[i] == '~') {
             tmp[o++] = '~';
             tmp[o++] = '0';
@@ -108,7 +111,7 @@ void verrs_pointer(char *out, size_t n, const char *wrapper, const char *key, si
         } else if (key[i] == '\0') {
             /* A C string holds no NUL: U+FFFD stands for it, so that the
              * pointer names no other key (dropped, "na\0me" read "name"). */
-            if (o + 4 >= sizeof tmp) break;
+            if (o + 4 >= cap) break;
             memcpy(tmp + o, "\xEF\xBF\xBD", 3);
             o += 3;
         } else {

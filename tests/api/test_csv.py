@@ -5,6 +5,7 @@ leads."""
 
 import csv
 import io
+import re
 import subprocess
 
 import pytest
@@ -254,6 +255,29 @@ def test_header_problems_are_reported_before_any_row(app):
     r = import_csv(app, "name,name\r\nx,y\r\n")
     assert [e["source"]["pointer"] for e in assert_error(r, 422)] == ["/rows/1/name"]
     assert app.list_all() == []
+
+
+def test_blank_header_columns_at_the_end_are_left_out_and_others_named(app):
+    # A spreadsheet's trailing separators: the blank columns are left out,
+    # and a row's cells under them must be empty, as past any header.
+    r = import_csv(app, "name,source,,\r\nx,y,,\r\nz,w\r\n")
+    assert_status(r, 200)
+    assert body_json(r)["meta"]["created"] == 2
+    errs = assert_error(import_csv(app, "name,source,,\r\nq,w,,v\r\n"), 422)
+    assert [e["source"]["pointer"] for e in errs] == ["/rows/2"]
+    # A blank column between named ones is named by its place.
+    errs = assert_error(import_csv(app, "name, ,source\r\nq,,w\r\n"), 422)
+    assert [(e["source"]["pointer"], e["detail"]) for e in errs] == [
+        ("/rows/1", "Column 2 of the header has no name")]
+    assert len(app.list_all()) == 2
+
+
+def test_a_long_header_column_gets_a_whole_json_pointer(app):
+    # Escapes double a name's length: the pointer is cut before an escape,
+    # never inside one (a lone "~" ends no JSON Pointer).
+    errs = assert_error(import_csv(app, "name," + "/" * 64 + "\r\nx,y\r\n"), 422)
+    pointer = errs[0]["source"]["pointer"]
+    assert pointer.startswith("/rows/1/~1~1") and re.fullmatch(r"(/[^/~]*(~[01][^/~]*)*)+", pointer), pointer
 
 
 def test_a_nul_in_a_header_column_is_named_as_it_is(app):
