@@ -99,9 +99,10 @@ void import_read_header(csv_reader_t *rd, import_plan_t *pl, verrs_t *errs)
     for (int i = 0; i < pl->ncols; i++) {
         const char *name;
         size_t len, cps;
-        if (text_clean(rd->cell[i].ptr, rd->cell[i].len, false, &name, &len, &cps) != TEXT_OK) len = 0;
+        bool clean = text_clean(rd->cell[i].ptr, rd->cell[i].len, false, &name, &len, &cps) == TEXT_OK;
+        if (!clean) len = 0;
         int col = csv_col_of(name, len);
-        if (header_blank(&rd->cell[i])) {
+        if (clean && len == 0) {
             verrs_add(errs, "validation_error", "/rows/1", NULL, "Column %d of the header has no name",
                       i + 1);
         } else if (col < 0) {

@@ -59,9 +59,7 @@
 /* The largest magnitude a double holds exactly as an integer. */
 #define JWT_REAL_INT_MAX 9007199254740992.0
 
-/* A passphrase callback that refuses, so an encrypted PEM fails to load
- * instead of OpenSSL prompting on the terminal. */
-static int pem_no_password(char *buf, int size, int rwflag, void *u)
+int jwt_pem_no_pass_phrase(char *buf, int size, int rwflag, void *u)
 {
     (void)buf;
     (void)size;
@@ -149,7 +147,7 @@ jwt_key_t *jwt_key_load(const char *pem, size_t len)
     if (!pem || len == 0 || len > JWT_PEM_MAX) return NULL;
     bio = BIO_new_mem_buf(pem, (int)len);
     if (!bio) goto fail;
-    pkey = PEM_read_bio_PrivateKey(bio, NULL, pem_no_password, NULL);
+    pkey = PEM_read_bio_PrivateKey(bio, NULL, jwt_pem_no_pass_phrase, NULL);
     if (!pkey || !EVP_PKEY_is_a(pkey, "RSA") || EVP_PKEY_get_bits(pkey) < JWT_KEY_BITS) goto fail;
     key = calloc(1, sizeof(*key));
     if (!key) goto fail;

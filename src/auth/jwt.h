@@ -127,4 +127,9 @@ const jwt_key_t *jwt_keyset_find(const jwt_keyset_t *set, const char *kid);
 int jwt_verify_set(const jwt_keyset_t *set, const jwt_rules_t *rules, const char *token, size_t len,
                    int64_t now, jwt_claims_t *out);
 
+/* An OpenSSL pass phrase callback that refuses: an encrypted PEM (a key, a
+ * certificate) fails to load instead of OpenSSL asking the terminal,
+ * which would block a start or a reload. For every PEM crmd reads. */
+int jwt_pem_no_pass_phrase(char *buf, int size, int rwflag, void *u);
+
 #endif

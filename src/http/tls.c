@@ -13,6 +13,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include "auth/jwt.h"
 #include "h2o.h"
 
 /* TLS 1.2: ephemeral key exchange, AEAD ciphers only. TLS 1.3's suites are
@@ -42,15 +43,6 @@ static int fail(char *err, size_t errsz, const char *what)
     return -1;
 }
 
-/* OpenSSL's default would ask the terminal for an encrypted key's pass
- * phrase, blocking the start, or a SIGHUP's reload on the main thread,
- * which then no longer stops: an encrypted key is refused instead. */
-static int no_pass_phrase(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf, (void)size, (void)rwflag, (void)u;
-    return -1;
-}
-
 /* Reads the private key from path, refusing a file group or others may
  * read or write (checked on the open file, so it is the file read). */
 static EVP_PKEY *read_key(const char *path, char *err, size_t errsz)
@@ -67,7 +59,7 @@ static EVP_PKEY *read_key(const char *path, char *err, size_t errsz)
     } else if ((st.st_mode & 077) != 0) {
         snprintf(err, errsz, "the key %s is open to group or others (mode %04o): chmod 600 it", path,
                  (unsigned)(st.st_mode & 07777));
-    } else if ((key = PEM_read_PrivateKey(f, NULL, no_pass_phrase, NULL)) == NULL) {
+    } else if ((key = PEM_read_PrivateKey(f, NULL, jwt_pem_no_pass_phrase, NULL)) == NULL) {
         fail(err, errsz, "the key is not a PEM private key without a pass phrase");
     }
     fclose(f);
@@ -79,7 +71,7 @@ static SSL_CTX *make(char *err, size_t errsz)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) return fail(err, errsz, "cannot make a TLS context"), NULL;
-    SSL_CTX_set_default_passwd_cb(ctx, no_pass_phrase); /* the certificate's file too */
+    SSL_CTX_set_default_passwd_cb(ctx, jwt_pem_no_pass_phrase); /* the certificate's file too */
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx,
                         SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);

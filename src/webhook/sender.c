@@ -61,6 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/jwt.h"
 #include "model/event.h"
 #include "model/timestamp.h"
 #include "model/uuid.h"
@@ -740,14 +741,6 @@ static void *sender_main(void *arg)
     return NULL;
 }
 
-/* OpenSSL's default would ask the terminal for an encrypted PEM's pass
- * phrase, blocking the start: such a file is refused instead. */
-static int no_pass(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf, (void)size, (void)rwflag, (void)u;
-    return -1;
-}
-
 /* Reads the PEM certificates of file into S.ca; -1 when it holds none. */
 static int load_cas(const char *file, char *err, size_t errsz)
 {
@@ -758,7 +751,7 @@ static int load_cas(const char *file, char *err, size_t errsz)
     }
     S.ca = sk_X509_new_null();
     X509 *x;
-    while (S.ca != NULL && (x = PEM_read_X509(f, NULL, no_pass, NULL)) != NULL)
+    while (S.ca != NULL && (x = PEM_read_X509(f, NULL, jwt_pem_no_pass_phrase, NULL)) != NULL)
         if (sk_X509_push(S.ca, x) == 0) X509_free(x);
     fclose(f);
     if (S.ca != NULL && sk_X509_num(S.ca) > 0) return 0;
