@@ -53,6 +53,10 @@ h2o_iovec_t api_error_body(h2o_req_t *req, void *state);
  * (413, 400, 401, 403, 429; -1 when out of memory), as the request would
  * have been answered once read. */
 int api_body_check(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, h2o_iovec_t *answer);
+/* The compiled-in bodies answers send as they are (the OpenAPI document,
+ * the board's files), for http_config_t's static_bodies: up to max of them
+ * into out; returns how many. */
+size_t api_static_bodies(h2o_iovec_t *out, size_t max);
 /* http_config_t's body_busy: the API's 503 (with its Retry-After) for a
  * large body allowed but over its app's share; its body NULL when out of
  * memory. */

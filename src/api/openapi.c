@@ -10,6 +10,8 @@
  */
 #include <string.h>
 
+#include "api/api.h"
+#include "api/board_files.h"
 #include "api/handlers.h"
 #include "api/request.h"
 #include "api/respond.h"
@@ -32,4 +34,16 @@ void openapi_get(api_req_t *r)
     }
     /* Static: sent as it is, never copied. */
     api_reply_pooled(r, 200, (char *)API_OPENAPI_JSON, API_OPENAPI_JSON_LEN);
+}
+
+size_t api_static_bodies(h2o_iovec_t *out, size_t max)
+{
+    size_t n = 0;
+    if (n < max) out[n++] = h2o_iovec_init(API_OPENAPI_JSON, API_OPENAPI_JSON_LEN);
+    for (size_t i = 0; i < BOARD_NFILES; i++) {
+        if (n < max) out[n++] = h2o_iovec_init(BOARD_FILES[i].body, BOARD_FILES[i].len);
+        if (n < max && BOARD_FILES[i].gz != NULL)
+            out[n++] = h2o_iovec_init(BOARD_FILES[i].gz, BOARD_FILES[i].gz_len);
+    }
+    return n;
 }

@@ -559,6 +559,8 @@ static int serve_run(const serve_conf_t *c)
     }
     print_keys(c, keys);
 
+    static h2o_iovec_t statics[HTTP_STATIC_MAX];
+    size_t nstatic = api_static_bodies(statics, HTTP_STATIC_MAX);
     api_shared_t shared = {.db_url = c->db, .keys = keys, .log_requests = !c->quiet};
     http_config_t cfg = {.host = c->host,
                          .port = c->port,
@@ -567,6 +569,8 @@ static int serve_run(const serve_conf_t *c)
                          .body_small = API_MAX_BODY,
                          .body_check = api_body_check,
                          .body_busy = api_body_busy,
+                         .static_bodies = statics,
+                         .nstatic = nstatic,
                          .max_connections = (int)c->max_conns,
                          .request_memory = (size_t)c->request_mb << 20,
                          .response_memory = (size_t)c->response_mb << 20,

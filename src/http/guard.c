@@ -122,6 +122,9 @@ static bool http2_on;
 static int (*body_check)(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, h2o_iovec_t *answer);
 static h2o_iovec_t (*body_busy)(h2o_req_t *req, void *state);
 static size_t body_small, body_large;
+/* cfg->static_bodies, sorted by address for the binary search. */
+static h2o_iovec_t statics[HTTP_STATIC_MAX];
+static size_t nstatics;
 /* Large bodies arriving, per owner: each may have at most half the
  * request memory coming at once. */
 static struct owner {
@@ -1342,6 +1345,34 @@ int http_response_admit(h2o_req_t *req, size_t len)
     return -1;
 }
 
+/* Whether b lies within one of the program's own bodies (cfg->static_bodies). */
+static bool static_bytes(h2o_iovec_t b)
+{
+    size_t lo = 0, hi = nstatics;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((uintptr_t)statics[mid].base + statics[mid].len <= (uintptr_t)b.base)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < nstatics && (uintptr_t)statics[lo].base <= (uintptr_t)b.base &&
+           (uintptr_t)b.base + b.len <= (uintptr_t)statics[lo].base + statics[lo].len;
+}
+
+/* The bytes of an answer that hold memory until its reader takes them:
+ * the program's own bytes do not, but over HTTP/1 with TLS, where h2o
+ * encrypts the whole answer into its output buffer at once. */
+static size_t held_bytes(h2o_req_t *req, const h2o_iovec_t *bufs, size_t bufcnt)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    bool copied = req->version < 0x200 && sock != NULL && sock->ssl != NULL;
+    size_t bytes = 0;
+    for (size_t i = 0; i < bufcnt; i++)
+        if (copied || !static_bytes(bufs[i])) bytes += bufs[i].len;
+    return bytes;
+}
+
 /* The guard's output stream: the answer's count, once it has one. */
 typedef struct guard_ostream {
     h2o_ostream_t super;
@@ -1352,9 +1383,7 @@ static void guard_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs
                           h2o_send_state_t state)
 {
     guard_ostream_t *o = (guard_ostream_t *)self;
-    size_t bytes = 0;
-    for (size_t i = 0; i < bufcnt; i++)
-        bytes += bufs[i].len;
+    size_t bytes = held_bytes(req, bufs, bufcnt);
     h2o_iovec_t busy;
     if (bytes > 0 && o->held != NULL) {
         rehold(worker_of(req), o->held, bytes);
@@ -1873,6 +1902,12 @@ static void on_sweep(h2o_timeout_entry_t *entry)
 
 /* --- set-up ------------------------------------------------------------------------ */
 
+static int by_address(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const h2o_iovec_t *)a)->base, y = (uintptr_t)((const h2o_iovec_t *)b)->base;
+    return x < y ? -1 : x > y;
+}
+
 void http_guard_configure(h2o_globalconf_t *gc, const http_config_t *cfg)
 {
     input_budget = cfg->request_memory != 0 ? cfg->request_memory : HTTP_MEMORY_DEFAULT;
@@ -1882,6 +1917,10 @@ void http_guard_configure(h2o_globalconf_t *gc, const http_config_t *cfg)
     body_busy = cfg->body_busy;
     body_small = cfg->body_small;
     body_large = cfg->max_body;
+    nstatics = 0;
+    for (size_t i = 0; i < cfg->nstatic && nstatics < HTTP_STATIC_MAX; i++)
+        if (cfg->static_bodies[i].len > 0) statics[nstatics++] = cfg->static_bodies[i];
+    qsort(statics, nstatics, sizeof statics[0], by_address);
     request_ms = gc->http1.req_timeout;
     /* h2o would take the HTTP/2 preface (and Upgrade: h2c) inside its
      * HTTP/1 parser; with this off, only the guard recognises the preface,

@@ -70,8 +70,20 @@ typedef struct http_config {
      * h2o itself answered (a body over max_body, a malformed request), so
      * that every error a client sees has the same form. */
     h2o_iovec_t (*error_body)(h2o_req_t *req, void *state);
+    /* The program's own bytes (its compiled-in documents), which answers
+     * send as they are, never copied: the memory guard does not count
+     * answer bytes from there where h2o sends them without a copy either
+     * (cleartext HTTP/1; HTTP/2, which frames only what the peer's windows
+     * take), so that readers that take nothing of them cannot fill the
+     * response memory with bytes crmd does not hold. At most
+     * HTTP_STATIC_MAX of them (more are ignored: counted as any answer);
+     * the array and the bytes must outlive http_serve. */
+    const h2o_iovec_t *static_bodies;
+    size_t nstatic;
     void *arg;
 } http_config_t;
+
+#define HTTP_STATIC_MAX 64
 
 #define HTTP_MEMORY_DEFAULT ((size_t)64 << 20)
 

@@ -379,6 +379,40 @@ def test_h2_closed_window_readers_of_a_big_list(crmd, transport):
     assert srv.alive()
 
 
+def test_h2_closed_window_readers_of_the_openapi_document(crmd):
+    """Without credentials, 15 connections with a zero receive window ask
+    16 times each for /openapi.json (315 KB, compiled in). Was: each
+    answer counted at its full size, so 240 of them filled the 64 MiB
+    response memory with bytes crmd does not hold, and an authenticated
+    reader of a list over 64 KiB got 503 until they were 5 s old."""
+    srv, key, token, _lid = started(crmd, "h2static", H2_ON)
+    big, size = big_follows(srv.port, key, token, n=5)
+    readers = []
+    try:
+        for _ in range(15):
+            c = H2Client(srv.port, window=0)
+            readers.append(c)
+            assert c.wait_settings(), f"no HTTP/2 connection: {c.closed}"
+            for _ in range(16):
+                c.request("GET", "/openapi.json")
+        for c in readers:
+            assert c.wait(lambda c=c: len(c.status) + len(c.resets) >= 16, 10.0), \
+                f"{len(c.status)} answers started, {len(c.resets)} resets"
+        started_answers = sum(len(c.status) for c in readers)
+        h = H2Client(srv.port)
+        try:
+            st, raw = h.exchange("GET", f"/leads/{big}/follows?records=100", auth_headers(key, token))
+        finally:
+            h.close()
+    finally:
+        for c in readers:
+            c.close()
+    print(f"  {started_answers} answers of /openapi.json started; the honest reader: {st}, {len(raw)} bytes")
+    assert started_answers == 240
+    assert st == 200 and len(raw) == size, f"the honest HTTP/2 reader got {st} {raw[:200]!r}"
+    assert srv.alive()
+
+
 # --- HTTP/1 attacks ------------------------------------------------------------------------
 
 
