@@ -46,13 +46,21 @@ void api_thread_fini(void *state);
 int api_thread_busy(void *state);
 void api_handle(h2o_req_t *req, void *state);
 h2o_iovec_t api_error_body(h2o_req_t *req, void *state);
-/* http_config_t's body_check: a body over API_MAX_BODY is allowed only on
- * a route that takes it (POST /leads/import) from a caller whose
- * credentials hold (auth.h's auth_request_now); *owner is then its app
- * key's hash. Otherwise the answer is in req->res, its body in *answer
- * (413, 400, 401, 403, 429; -1 when out of memory), as the request would
- * have been answered once read. */
-int api_body_check(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, h2o_iovec_t *answer);
+/* A request body over this many bytes (declared, or chunked) is judged
+ * from its head before it is read (http_config_t's body_small): no body
+ * that does not fit the input every connection may hold is read before
+ * its credentials hold. */
+#define API_BODY_JUDGED 4096
+/* http_config_t's body_check: a body is allowed from a caller whose
+ * credentials hold (auth.h's auth_request_now) on a route that takes
+ * credentials, up to what the route reads (API_MAX_BODY, API_IMPORT_MAX_BODY
+ * on POST /leads/import: *limit, or the declared length); *owner is then
+ * its app key's hash. Otherwise the answer is in req->res, its body in
+ * *answer (404, 405, 400, 401, 403, 429, 413 (always on a route without
+ * credentials, which reads no body); -1 when out of memory), as the
+ * request would have been answered once read. */
+int api_body_check(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, size_t *limit,
+                   h2o_iovec_t *answer);
 /* The compiled-in bodies answers send as they are (the OpenAPI document,
  * the board's files), for http_config_t's static_bodies: up to max of them
  * into out; returns how many. */

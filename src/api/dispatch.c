@@ -281,7 +281,12 @@ static uint64_t owner_of(h2o_iovec_t key)
  * malformed HTTP/2 request (400, as api_handle answers it), no route
  * (404), another method (405), the credentials (401, 403), then the
  * body's size (413). */
-static bool large_body_allowed(api_req_t *r, size_t declared)
+/* Whether r's body, declared long (SIZE_MAX: not known), may be read:
+ * the checks of a request in the contract's order, up to the body's
+ * length. A body up to API_MAX_BODY on a route that reads less is left
+ * to its handler, which answers what else is wrong with the request
+ * first, as once read. *limit: the most the body may bring. */
+static bool body_allowed(api_req_t *r, size_t declared, size_t *limit)
 {
     api_route_match_t m;
     const api_route_t *route = route_of(r, &m);
@@ -298,21 +303,29 @@ static bool large_body_allowed(api_req_t *r, size_t declared)
         reply_other_method(r, m.allowed);
         return false;
     }
-    if (route->auth && !auth_request_now(r)) return false;
-    if (route->body_max <= API_MAX_BODY || (declared != SIZE_MAX && declared > route->body_max)) {
+    if (!route->auth) {
+        /* Only credentials let a body in: these routes read none. */
+        api_reply_error(r, 413, "Payload Too Large", "This route reads no request body; send none.");
+        return false;
+    }
+    if (!auth_request_now(r)) return false;
+    size_t max = route->body_max > API_MAX_BODY ? route->body_max : API_MAX_BODY;
+    if (declared != SIZE_MAX && declared > max) {
         api_reply(r, api_render_too_large(&r->out, body_limit(route)));
         return false;
     }
+    *limit = declared != SIZE_MAX ? declared : max;
     return true;
 }
 
-int api_body_check(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, h2o_iovec_t *answer)
+int api_body_check(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, size_t *limit,
+                   h2o_iovec_t *answer)
 {
     api_thread_t *t = state;
     api_req_t *r = api_req_new(t, req);
     if (r == NULL) return -1;
     api_respond_capture(req);
-    if (large_body_allowed(r, declared)) {
+    if (body_allowed(r, declared, limit)) {
         *owner = r->auth.key_header.len > 0 ? owner_of(r->auth.key_header) : 1;
         api_req_forget(r);
         api_respond_captured();

@@ -566,7 +566,7 @@ static int serve_run(const serve_conf_t *c)
                          .port = c->port,
                          .threads = (int)c->threads,
                          .max_body = API_IMPORT_MAX_BODY,
-                         .body_small = API_MAX_BODY,
+                         .body_small = API_BODY_JUDGED,
                          .body_check = api_body_check,
                          .body_busy = api_body_busy,
                          .static_bodies = statics,

@@ -91,8 +91,8 @@
 /* Streams of one HTTP/2 connection whose large body may be arriving at
  * once, allowed or refused (twice the streams it may have open). */
 #define H2_JUDGED_MAX (2 * H2_MAX_STREAMS)
-/* Owners (apps) with large bodies arriving, at most. */
-#define OWNERS_MAX 64
+/* Owners (apps) with judged bodies arriving, at most. */
+#define OWNERS_MAX 256
 /* A refused HTTP/1 request's answer, at most (a JSON error). */
 #define H1_ANSWER_MAX 4096
 /* After that answer, what the client still sends is read and dropped for
@@ -119,7 +119,8 @@ static size_t input_budget = HTTP_MEMORY_DEFAULT, output_budget = HTTP_MEMORY_DE
 static uint64_t request_ms;
 static bool http2_on;
 /* The large-body check (server.h's body_check), and its limits. */
-static int (*body_check)(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, h2o_iovec_t *answer);
+static int (*body_check)(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, size_t *limit,
+                         h2o_iovec_t *answer);
 static h2o_iovec_t (*body_busy)(h2o_req_t *req, void *state);
 static size_t body_small, body_large;
 /* cfg->static_bodies, sorted by address for the binary search. */
@@ -143,6 +144,9 @@ typedef struct grant {
 typedef struct h2_judged {
     uint32_t id;
     bool refused; /* answered: what it still sends is dropped */
+    /* Allowed without a declared length: the most it was allowed (0: not
+     * watched; a longer one is judged again, at its size). */
+    size_t limit;
 } h2_judged_t;
 
 /* picohttpparser, which h2o 2.2 is built with and exports (its header is
@@ -185,10 +189,10 @@ typedef struct guard_conn {
     bool h1_seen;
     grant_t h1_grant;
     /* HTTP/1, until h1_seen: the bytes of a head h1_check found unfinished
-     * (picohttpparser then looks for its end in what came after them), or
-     * the length of a chunked request's head whose body was still small
-     * (it is parsed again only once the body is not); 0 when neither. */
-    size_t h1_head_partial, h1_head_len;
+     * (picohttpparser then looks for its end in what came after them).
+     * After it, for an allowed chunked body watched against the limit it
+     * was allowed (h1_limit, 0: none watched): its head's length. */
+    size_t h1_head_partial, h1_head_len, h1_limit;
     /* HTTP/1: the input's size when h2o last returned from a read: what a
      * read brings is after it (h1_framing_bad looks at a head once, when
      * its end arrives). h1_next: where the next head not looked at yet
@@ -236,7 +240,7 @@ static void wrapped_read(h2o_socket_t *sock, const char *err);
 static void wrapped_write(h2o_socket_t *sock, const char *err);
 static void h2_wrapped_write(h2o_socket_t *sock, const char *err);
 static void on_close(void *data);
-static bool h1_check(guard_conn_t *c, h1_head_t *head);
+static bool h1_check(guard_conn_t *c, h1_head_t *head, bool now);
 static bool h1_drained(guard_conn_t *c);
 static void drop_input(guard_conn_t *c);
 static void h1_request_done(guard_conn_t *c);
@@ -929,7 +933,7 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
         err = h2o_socket_error_closed;
     }
     /* A large body is judged from its head before h2o reads it. */
-    if (err == NULL && !c->h2 && h1_check(c, &head)) return;
+    if (err == NULL && !c->h2 && h1_check(c, &head, false)) return;
     /* HTTP/1 holds at most one request: over the budget, it goes before
      * h2o parses it. A client still reading gets the reason. */
     if (err == NULL && !c->h2 && charge(c)) {
@@ -1021,6 +1025,11 @@ static void start_http1(guard_conn_t *c)
     h2o_http1_accept(&c->w->accept_ctx, c->sock, c->connected_at);
     if (!leave(c)) return;
     rewrap(c);
+    /* h2o waits for the rest of a body that came with its head: the head
+     * is judged now, since no further read may come (a client that sent
+     * all its body but a byte would have it held). */
+    head.len = 0;
+    if (h2o_socket_is_reading(c->sock) && h1_check(c, &head, true)) return;
     charge(c);
     h1_input_taken(c);
 }
@@ -1466,7 +1475,8 @@ static void on_grant_dispose(void *p)
 /* Whether req's large body may come (0, its grant in g); otherwise the
  * status of the answer in req->res and *answer. req's method and path are
  * its input's, as h2o has not set them yet. */
-static int judge(guard_conn_t *c, h2o_req_t *req, size_t declared, grant_t *g, h2o_iovec_t *answer)
+static int judge(guard_conn_t *c, h2o_req_t *req, size_t declared, grant_t *g, size_t *limit,
+                 h2o_iovec_t *answer)
 {
     h2o_iovec_t method = req->method, path = req->path;
     size_t query_at = req->query_at;
@@ -1475,8 +1485,9 @@ static int judge(guard_conn_t *c, h2o_req_t *req, size_t declared, grant_t *g, h
     const char *q = req->path.len > 0 ? memchr(req->path.base, '?', req->path.len) : NULL;
     req->query_at = q != NULL ? (size_t)(q - req->path.base) : SIZE_MAX;
     uint64_t owner = 0;
-    int status = body_check(req, declared, c->w->state, &owner, answer);
-    bool no_room = status == 0 && !grant_take(g, owner, declared != SIZE_MAX ? declared : body_large);
+    *limit = body_large;
+    int status = body_check(req, declared, c->w->state, &owner, limit, answer);
+    bool no_room = status == 0 && !grant_take(g, owner, *limit);
     if (no_room || status < 0) {
         metrics_count(METRIC_GUARD_REQUEST_MEMORY);
         *answer = no_room && body_busy != NULL ? body_busy(req, c->w->state) : busy_body(req);
@@ -1567,7 +1578,7 @@ static bool h1_drained(guard_conn_t *c)
 static void h1_request_done(guard_conn_t *c)
 {
     c->h1_seen = false;
-    c->h1_head_partial = c->h1_head_len = 0;
+    c->h1_head_partial = c->h1_head_len = c->h1_limit = 0;
     grant_give(&c->h1_grant);
 }
 
@@ -1575,7 +1586,7 @@ static void h1_request_done(guard_conn_t *c)
  * headers in a request of the guard's own (h2o's is not reachable). True
  * when it was refused (answered). */
 static bool h1_judge(guard_conn_t *c, h2o_iovec_t method, h2o_iovec_t path, const struct phr_header *hs,
-                     size_t nh, size_t declared)
+                     size_t nh, size_t declared, grant_t *g, size_t *limit)
 {
     /* h2o_dispose_request walks the output streams down to one without
      * a next: this request has none but that one. */
@@ -1601,30 +1612,60 @@ static bool h1_judge(guard_conn_t *c, h2o_iovec_t method, h2o_iovec_t path, cons
                                   hs[i].value_len);
     }
     h2o_iovec_t answer;
-    int status = judge(c, req, declared, &c->h1_grant, &answer);
+    int status = judge(c, req, declared, g, limit, &answer);
     if (status != 0) h1_answer(c, req, answer);
     h2o_dispose_request(req);
     free(req);
     return status != 0;
 }
 
-/* HTTP/1, before h2o reads more of a request: h2o keeps the request's head
- * at the start of the input until the request is done, so once the input
- * outgrows what every connection may hold, the head is parsed, and a body
- * to be over body_small (declared, or chunked and so far) is judged before
- * h2o sees more of it. True when the request was refused. head: the
- * input's first head if the framing walk parsed it on this read
- * (head->len > 0), or storage to parse it into. */
-static bool h1_check(guard_conn_t *c, h1_head_t *head)
+/* HTTP/1, an allowed chunked body being watched (c->h1_limit): once what
+ * has come of it (h2o decodes it in place, after the head) is over the
+ * limit it was allowed, with room for its framing, it is judged again at
+ * that size, which the route refuses (413). True when it was. */
+static bool h1_over_limit(guard_conn_t *c, h1_head_t *head)
 {
     h2o_buffer_t *in = c->sock->input;
-    if (body_check == NULL || c->h1_seen || in->size <= INPUT_FREE) return false;
-    /* Each read is one look at its own bytes, not at the whole head again:
-     * a head trickling in, or a chunked body in small pieces, would
-     * otherwise cost a parse of up to h2o's 400 KiB head per read. */
-    if (c->h1_head_len != 0 && in->size - c->h1_head_len <= body_small) return false;
+    size_t body = in->size - c->h1_head_len;
+    if (body <= c->h1_limit + c->h1_limit / 8) return false;
+    c->h1_limit = 0;
+    head->nh = H2O_MAX_HEADERS;
+    int len = phr_parse_request(in->bytes, c->h1_head_len, &head->method, &head->method_len, &head->path,
+                                &head->path_len, &head->minor, head->hs, &head->nh, 0);
+    assert(len == (int)c->h1_head_len); /* the head parsed before, still in place */
+    if (len != (int)c->h1_head_len) return false;
+    grant_t spare = {0};
+    size_t limit;
+    bool refused =
+        h1_judge(c, h2o_iovec_init(head->method, head->method_len),
+                 h2o_iovec_init(head->path, head->path_len), head->hs, head->nh, body, &spare, &limit);
+    grant_give(&spare);
+    return refused;
+}
+
+/* HTTP/1, before h2o reads more of a request: a body over body_small
+ * (declared, or chunked, whose length is not known) is judged from the
+ * request's head before h2o reads any of it: on the read that brings the
+ * head's end when the framing walk parsed it there, at the latest once the
+ * input outgrows what every connection may hold (h2o keeps the request's
+ * head at the start of the input until the request is done). So no body
+ * that does not fit the free input is read before its credentials hold.
+ * An allowed chunked body is then watched against the limit it was
+ * allowed. True when the request was refused. head: the input's first
+ * head if the framing walk parsed it on this read (head->len > 0), or
+ * storage to parse it into. now: parse the input's head whatever its
+ * size (h2o took it without a read the wrapper saw). */
+static bool h1_check(guard_conn_t *c, h1_head_t *head, bool now)
+{
+    h2o_buffer_t *in = c->sock->input;
+    if (body_check == NULL) return false;
+    if (c->h1_seen) return c->h1_limit != 0 && h1_over_limit(c, head);
     int len = head->len;
+    if (len <= 0 && in->size <= INPUT_FREE && !(now && in->size > 0)) return false;
     if (len <= 0) {
+        /* Each read is one look at its own bytes, not at the whole head
+         * again: a head trickling in would otherwise cost a parse of up to
+         * h2o's 400 KiB head per read. */
         size_t seen = c->h1_head_partial < in->size ? c->h1_head_partial : 0;
         head->nh = H2O_MAX_HEADERS;
         len = phr_parse_request(in->bytes, in->size, &head->method, &head->method_len, &head->path,
@@ -1635,21 +1676,21 @@ static bool h1_check(guard_conn_t *c, h1_head_t *head)
         return false;
     }
     c->h1_head_partial = 0;
-    size_t declared;
+    c->h1_seen = true;
+    size_t declared, limit = 0;
     bool chunked, ambiguous;
     if (len < 0 || !h1_body(head->hs, head->nh, &chunked, &declared, &ambiguous) ||
-        (!chunked && declared <= body_small)) {
-        c->h1_seen = true; /* h2o answers what it cannot parse */
-        return false;
-    }
-    if (chunked && in->size - (size_t)len <= body_small) {
+        (!chunked && declared <= body_small))
+        return false; /* h2o answers what it cannot parse */
+    if (h1_judge(c, h2o_iovec_init(head->method, head->method_len),
+                 h2o_iovec_init(head->path, head->path_len), head->hs, head->nh,
+                 chunked ? SIZE_MAX : declared, &c->h1_grant, &limit))
+        return true;
+    if (chunked && limit < body_large) {
         c->h1_head_len = (size_t)len;
-        return false;
+        c->h1_limit = limit;
     }
-    c->h1_seen = true;
-    return h1_judge(c, h2o_iovec_init(head->method, head->method_len),
-                    h2o_iovec_init(head->path, head->path_len), head->hs, head->nh,
-                    chunked ? SIZE_MAX : declared);
+    return false;
 }
 
 /* Answers an HTTP/2 stream still receiving its body: the answer's HEADERS
@@ -1733,7 +1774,7 @@ static void h2_lower_input(guard_conn_t *c, h2o_http2_conn_t *conn)
     c->raised = false;
 }
 
-static const h2_judged_t *h2_judged(const guard_conn_t *c, uint32_t id)
+static h2_judged_t *h2_judged(guard_conn_t *c, uint32_t id)
 {
     for (size_t i = 0; i < c->h2_njudged; i++)
         if (c->h2_judged[i].id == id) return &c->h2_judged[i];
@@ -1764,25 +1805,46 @@ static void h2_judge(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_t
 {
     grant_t g = {0};
     h2o_iovec_t answer;
-    int status =
-        c->h2_njudged < H2_JUDGED_MAX ? judge(c, &s->req, s->_expected_content_length, &g, &answer) : -1;
+    size_t declared = s->_expected_content_length, limit = 0;
+    int status = c->h2_njudged < H2_JUDGED_MAX ? judge(c, &s->req, declared, &g, &limit, &answer) : -1;
     if (status == 0) {
         grant_t *kept = h2o_mem_alloc_shared(&s->req.pool, sizeof *kept, on_grant_dispose);
         *kept = g;
-        c->h2_judged[c->h2_njudged++] = (h2_judged_t){s->stream_id, false};
+        c->h2_judged[c->h2_njudged++] =
+            (h2_judged_t){s->stream_id, false, declared == SIZE_MAX && limit < body_large ? limit : 0};
         if (!c->raised) input_buffer(c, H2_RCVBUF_ALLOWED);
         c->raised = true;
     } else if (status < 0) {
         h2_reset(conn, s, H2O_HTTP2_ERROR_REFUSED_STREAM);
     } else if (h2_answer(c, conn, s, answer)) {
-        c->h2_judged[c->h2_njudged++] = (h2_judged_t){s->stream_id, true};
+        c->h2_judged[c->h2_njudged++] = (h2_judged_t){s->stream_id, true, 0};
+        h2_drop_body(s);
+    }
+}
+
+/* A stream allowed without a declared length (j) whose body is now over
+ * the limit it was allowed: judged again at its size, which its route
+ * refuses (413), answered as a refused stream is. */
+static void h2_over_limit(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_stream_t *s, h2_judged_t *j)
+{
+    grant_t spare = {0};
+    size_t limit;
+    h2o_iovec_t answer;
+    j->limit = 0;
+    int status = judge(c, &s->req, s->_req_body->size, &spare, &limit, &answer);
+    grant_give(&spare);
+    if (status < 0) {
+        h2_reset(conn, s, H2O_HTTP2_ERROR_REFUSED_STREAM);
+    } else if (status > 0 && h2_answer(c, conn, s, answer)) {
+        j->refused = true;
         h2_drop_body(s);
     }
 }
 
 /* After h2o read from an HTTP/2 connection: each stream whose body is to
  * be over body_small (declared, or so far) and was not judged yet is
- * judged; what refused streams still send is dropped. (h2o has read the
+ * judged; an allowed one of no declared length past its limit is judged
+ * again; what refused streams still send is dropped. (h2o has read the
  * whole read by now: a body that one read completed is in the handler's
  * hands, which refuses it in the same way.) */
 static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn)
@@ -1793,11 +1855,13 @@ static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn)
          i != kh_end(conn->streams) && conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING; i++) {
         h2o_http2_stream_t *s = h2_stream_at(conn, i);
         if (s == NULL || s->state != H2O_HTTP2_STREAM_STATE_RECV_BODY || s->_req_body == NULL) continue;
-        const h2_judged_t *j = h2_judged(c, s->stream_id);
+        h2_judged_t *j = h2_judged(c, s->stream_id);
         size_t declared = s->_expected_content_length;
         bool large = (declared != SIZE_MAX && declared > body_small) || s->_req_body->size > body_small;
         if (j != NULL && j->refused)
             h2_drop_body(s);
+        else if (j != NULL && j->limit != 0 && s->_req_body->size > j->limit)
+            h2_over_limit(c, conn, s, j);
         else if (j == NULL && large)
             h2_judge(c, conn, s);
     }

@@ -17,17 +17,21 @@ typedef struct http_config {
     uint16_t port;
     int threads;
     size_t max_body; /* bytes; larger request bodies are refused with 413 */
-    /* A body over body_small bytes (declared, or as it arrives) is read
-     * further only if body_check(req, declared, state, &owner, &answer)
-     * returns 0, from the request's head alone (declared: its
-     * Content-Length, SIZE_MAX when it has none); it then counts, with
-     * the other large bodies of that owner, against half the request
-     * memory (503 beyond). Otherwise it returns the status of the answer
-     * it made in req->res (headers) and *answer (the body, in req's pool),
-     * or -1 for none (a 503 is sent): the guard sends it at once and reads
-     * no more of the request (see guard.h). NULL: no check. */
+    /* A body over body_small bytes (declared, or chunked, or as it
+     * arrives) is read further only if body_check(req, declared, state,
+     * &owner, &limit, &answer) returns 0, from the request's head alone
+     * (declared: its Content-Length, SIZE_MAX when it has none, or, for
+     * one that outgrew the limit it was allowed, its size so far); it then
+     * counts, with the other judged bodies of that owner, against half the
+     * request memory (503 beyond), for *limit bytes (preset to max_body):
+     * the most it may bring, past which (with no length declared) it is
+     * judged again at its size. Otherwise it returns the status of the
+     * answer it made in req->res (headers) and *answer (the body, in req's
+     * pool), or -1 for none (a 503 is sent): the guard sends it at once
+     * and reads no more of the request (see guard.h). NULL: no check. */
     size_t body_small;
-    int (*body_check)(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, h2o_iovec_t *answer);
+    int (*body_check)(h2o_req_t *req, size_t declared, void *state, uint64_t *owner, size_t *limit,
+                      h2o_iovec_t *answer);
     /* The 503 for a large body body_check allowed but its owner's share
      * has no room for: its headers in req->res, its body returned (in
      * req's pool), with the request id and log line of every answer. NULL:

@@ -543,26 +543,43 @@ def test_http2_header_blocks_over_the_read_limit_get_a_goaway_saying_why(make_se
     assert status == "200", (status, body)
 
 
+def _big_answer(srv):
+    """An app's follows list of about 320 KB (8 follows of 10,000 emoji), and the HTTP/2 fields
+    of its credentials: an answer the response memory counts (the compiled-in /openapi.json is
+    not, where it is sent without a copy)."""
+    app = srv.new_app()
+    lid = app.create_lead()["id"]
+    for i in range(8):
+        apiutil.assert_status(app.post(f"/leads/{lid}/follows",
+                               {"follow": {"title": f"f{i}", "description": "\U0001F600" * 10000}}), 201)
+    return f"/leads/{lid}/follows?records=100", [("authorization", f"Bearer {app.token}"), ("appid", app.key)]
+
+
 def _h2_answers_held_then(srv, first, pause, then):
     """One cleartext HTTP/2 connection with a closed receive window (every answer held): GET
-    /openapi.json (about 300 KB) on streams first, first + 2 and first + 4, GET /nope on the odd
-    streams after them up to 31, pause seconds (answers held 5 s may be given up), then in one
-    write the frames then(get) returns, get(sid, path, extra fields) making a GET's HEADERS.
-    crmd must be alive after it, and answer. Returns what the connection was told: the
-    :status of each stream answered and the error code of each stream reset."""
+    a follows list of about 320 KB (_big_answer) on streams first, first + 2 and first + 4, GET
+    /nope on the odd streams after them up to 31, pause seconds (answers held 5 s may be given
+    up), then in one write the frames then(get, big) returns, get(sid, path, extra fields)
+    making a GET's HEADERS, big(sid) one for the list. crmd must be alive after it, and answer.
+    Returns what the connection was told: the :status of each stream answered and the error
+    code of each stream reset."""
     import hpack
     enc, dec = hpack.Encoder(), hpack.Decoder()
+    path, creds = _big_answer(srv)
 
     def get(sid, path, extra=()):
         fields = [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1"), (":path", path)]
         return _h2_frame(1, 5, sid, enc.encode(fields + list(extra)))
 
+    def big(sid):
+        return get(sid, path, creds)
+
     with socket.create_connection((srv.host, srv.port), timeout=5) as s:
         s.sendall(H2_PREFACE + _h2_frame(4, 0, 0, b"\x00\x04\x00\x00\x00\x00"))
-        s.sendall(b"".join(get(i, "/openapi.json") for i in (first, first + 2, first + 4)) +
+        s.sendall(b"".join(big(i) for i in (first, first + 2, first + 4)) +
                   b"".join(get(i, "/nope") for i in range(first + 6, 32, 2)))
         time.sleep(pause)
-        s.sendall(then(get))
+        s.sendall(then(get, big))
         time.sleep(1.0)
         assert srv.proc.poll() is None, f"crmd died: {srv.stderr_text()[-3000:]}"
         got = b""
@@ -611,10 +628,10 @@ def test_http2_answers_given_up_while_their_streams_close(make_server):
     closing_srv, reset_srv = make_server(**args), make_server(**args)
     with ThreadPoolExecutor(2) as pool:
         closing = pool.submit(_h2_answers_held_then, closing_srv, 1, 5.2,
-                              lambda get: get(33, "/openapi.json") + _h2_frame(3, 0, 1, (8).to_bytes(4, "big")))
+                              lambda get, big: big(33) + _h2_frame(3, 0, 1, (8).to_bytes(4, "big")))
         reset = pool.submit(_h2_answers_held_then, reset_srv, 3, 5.6,
-                            lambda get: get(33, "/nope", [(f"x-h{i}", "v") for i in range(101)])
-                            + get(35, "/openapi.json"))
+                            lambda get, big: get(33, "/nope", [(f"x-h{i}", "v") for i in range(101)])
+                            + big(35))
         (statuses, resets), (statuses2, resets2) = closing.result(), reset.result()
     assert statuses.get(33) == "200" and resets.get(3) == 8, (statuses, resets)
     assert resets2.get(33) == 8 and statuses2.get(35) == "200" and resets2.get(3) == 8, (statuses2, resets2)

@@ -204,11 +204,16 @@ def test_refusals_are_counted(tmp_path):
     srv = AdminServer(tmp_path / "small", {"CRMD_MAX_CONNECTIONS": "3", "CRMD_REQUEST_MEMORY_MB": "1"})
     srv.workdir.mkdir()
     srv.start()
+    app = srv.new_app()
     try:
         socks = []
-        # Two uploads of 700 KB each, unfinished: the second passes 1 MiB.
+        # Two uploads of 700 KB each, unfinished, with credentials (a body
+        # without them is refused from its head, and never held): one
+        # declaring 1,000,000 bytes is over the app's share of the request
+        # memory (half of 1 MiB), refused from its head.
         head = (b"POST /leads/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"Content-Length: 1000000\r\n\r\n")
+                b"Authorization: Bearer " + app.token.encode() + b"\r\nAppId: " + app.key.encode() +
+                b"\r\nContent-Length: 1000000\r\n\r\n")
         for _ in range(2):
             c = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
             socks.append(c)

@@ -1,11 +1,11 @@
-"""Large bodies before authentication (issue 12; docs/security.md).
+"""Bodies before authentication (issue 12; docs/security.md).
 
-POST /leads/import takes 16 MiB, every other route 1 MiB. A body over 1 MiB
-is judged from its request's head, before crmd reads it: only the import's
-route, with credentials that hold, may send it, and it counts against its
+POST /leads/import takes 16 MiB, every other route 1 MiB. A body over 4 KiB
+is judged from its request's head, before crmd reads it: only credentials
+that hold let it in, up to its route's limit, and it counts against its
 app's share of the request memory (half of it). Everyone else gets the
 answer the request would have got once read (401, 403, 413) at once, and
-crmd holds no more than 1 MiB of their bodies.
+crmd holds no more than 4 KiB of their bodies.
 
 Each attacker declares a 16 MiB body, sends 2 MiB of it and stops, waiting
 for its answer: before the change no answer came until the 10 s request
@@ -252,3 +252,73 @@ def test_one_app_has_at_most_half_the_request_memory_for_large_bodies(setup):
         time.sleep(1)
     assert status == 200, f"the app's import once the others left: {status} {raw[:300]!r}"
     assert Conn(srv.port, key, token).ok("GET", "/leads/?records=1")["meta"]["totalRecords"] > 0
+
+
+def h1_small_attack(port, out, held):
+    """POST /leads/ without credentials declaring a 100,000-byte body, all
+    of it sent but its last byte; records (status, seconds from the head to
+    the answer), then holds the connection until held is set."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=8)
+    try:
+        t0 = time.monotonic()
+        s.sendall(b"POST /leads/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100000\r\n\r\n")
+        try:
+            s.sendall(b" " * 99_999)
+        except OSError:
+            pass  # answered and closed before all of it went: the answer is read below
+        line = s.makefile("rb").readline()
+        out.append((int(line.split()[1]) if line.startswith(b"HTTP/1.1 ") else None, time.monotonic() - t0))
+        held.wait(8)
+    except OSError as e:
+        out.append((repr(e), None))
+    finally:
+        s.close()
+
+
+def test_bodies_under_1_mib_without_credentials_are_judged_too(setup):
+    """The outside review's attack of stop 35: 600 connections without
+    credentials each sent a 100 KB body to POST /leads/ but its last byte,
+    and held it; only bodies over 1 MiB were judged from their heads, so
+    these were read and held (70 MiB of the 64 MiB request memory) and an
+    honest import got 503 on 11 of 12 tries. Any body over 4 KiB is judged
+    from its head now: each is answered 401 at once and crmd holds none of
+    it. 150 connections here, over HTTP/1; then, over HTTP/2, 16 streams
+    declaring 100,000 bytes and one with no declared length send 50 KB
+    each without credentials: each is answered 401 on its stream."""
+    srv, key, token, _variants = setup
+    held = threading.Event()
+    outs, threads = [], []
+    for _ in range(150):
+        out = []
+        outs.append(out)
+        t = threading.Thread(target=h1_small_attack, args=(srv.port, out, held), daemon=True)
+        t.start()
+        threads.append(t)
+    time.sleep(1.5)
+    held_bytes = wait_metric(srv.admin, "crmd_memory_request_bytes", lambda v: v < MIB, 3.0)
+    status, raw, rows = honest_import_http1(srv.port, key, token)
+    held.set()
+    for t in threads:
+        t.join(15)
+    answers = [o[0] if o else (None, None) for o in outs]
+    check_answers(answers, [401] * len(answers))
+    assert held_bytes is not None and held_bytes < MIB, f"crmd holds {held_bytes} bytes of their bodies"
+    assert status == 200 and f'"created":{rows}'.encode() in raw.replace(b" ", b""), raw[:300]
+
+    c = H2Client(srv.port)
+    try:
+        assert c.wait_settings(), f"no HTTP/2 connection: {c.closed}"
+        c.keep_bodies = True
+        sids = [c.request("POST", "/leads/", [("content-type", "application/json")]
+                          + ([("content-length", "100000")] if i else []), end_stream=False)
+                for i in range(16)]
+        for sid in sids:
+            c.send_body(sid, 50_000, timeout=2.0)
+        c.wait(lambda: all(s in c.status or s in c.resets for s in sids), 5.0)
+        got = [c.status.get(s) for s in sids]
+        assert got == ["401"] * 16, f"streams not answered 401: {got}, resets {c.resets}"
+        assert all(b'"errors"' in c.bodies.get(s, b"") for s in sids), "an answer without its error body"
+    finally:
+        c.close()
+    assert srv.alive()
