@@ -14,6 +14,7 @@
  *              [--webhook-backlog-max N] [--webhook-log-keep D]
  *              [--trash-retention DURATION]
  *              [--export-limit N[:PER_APP]] [--export-time DURATION]
+ *              [--drain-seconds N]
  *   crmd app create NAME [--db URL]
  *   crmd app list [--db URL]
  *   crmd app disable KEY [--db URL]
@@ -79,6 +80,7 @@ static const char *const CONFIG_NAMES[] = {"db",
                                            "webhook-sender",
                                            "webhook-backlog-max",
                                            "webhook-log-keep",
+                                           "drain-seconds",
                                            NULL};
 static const char *const CONFIG_BOOLEANS[] = {"quiet", "http2", "webhook-allow-private", NULL};
 

@@ -79,7 +79,7 @@ typedef struct serve_conf {
     char host[128];
     uint16_t port;
     bool quiet, http2;
-    long threads, cache_mb, max_conns, write_queue, request_mb, response_mb;
+    long threads, cache_mb, max_conns, write_queue, request_mb, response_mb, drain_s;
     double rate, burst, auth_rate, auth_burst;
     /* The operations options (serve_operations): strings as given. */
     struct {
@@ -362,7 +362,8 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         "                  [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]\n"
         "                  [--webhook-backlog-max N] [--webhook-log-keep D]\n"
         "                  [--trash-retention DURATION]\n"
-        "                  [--export-limit N[:PER_APP]] [--export-time DURATION]\n";
+        "                  [--export-limit N[:PER_APP]] [--export-time DURATION]\n"
+        "                  [--drain-seconds N]\n";
     static char proxy_list[1024];
     const char *listen_at = cli_env_or("CRMD_LISTEN", DEFAULT_LISTEN);
     const char *threads_s = cli_env_or("CRMD_THREADS", NULL),
@@ -373,6 +374,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     const char *request_s = cli_env_or("CRMD_REQUEST_MEMORY_MB", NULL);
     const char *response_s = cli_env_or("CRMD_RESPONSE_MEMORY_MB", NULL);
     const char *http2_s = cli_env_or("CRMD_HTTP2", NULL), *refresh_s = cli_env_or("CRMD_JWKS_REFRESH", NULL);
+    const char *drain_s = cli_env_or("CRMD_DRAIN_SECONDS", NULL);
     c->trash_retention = cli_env_or("CRMD_TRASH_RETENTION", NULL);
     c->export_limit = cli_env_or("CRMD_EXPORT_LIMIT", NULL);
     c->export_time = cli_env_or("CRMD_EXPORT_TIME", NULL);
@@ -424,10 +426,16 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         {"webhook-sender", &c->wh.sender},
         {"webhook-backlog-max", &c->wh.backlog},
         {"webhook-log-keep", &c->wh.log_keep},
+        {"drain-seconds", &drain_s},
         {NULL}};
     int first, rc = cli_parse_opts(argc, argv, help, opts, 0, &first);
     if (rc >= 0 || (rc = cli_check_db("--db", c->db)) >= 0) return rc;
-    c->quiet = quiet != NULL && strcmp(quiet, "0") != 0;
+    /* The flag stores ""; CRMD_QUIET must say 1 or 0 (true or false), as
+     * every switch does: "false" read as on turned the request log off. */
+    if (!parse_switch(quiet, &c->quiet)) return cli_usage_error("CRMD_QUIET wants 1 or 0, not '%s'", quiet);
+    c->drain_s = 3;
+    if (drain_s != NULL && !cli_parse_long(drain_s, 1, 3600, &c->drain_s))
+        return cli_usage_error("--drain-seconds wants a number of seconds from 1 to 3600, not '%s'", drain_s);
     if ((rc = serve_memory(c, request_s, response_s, http2_s)) >= 0) return rc;
     if ((rc = serve_operations(c)) >= 0) return rc;
     if ((rc = serve_idp(c, refresh_s)) >= 0) return rc;
@@ -572,6 +580,7 @@ static int serve_run(const serve_conf_t *c)
                          .static_bodies = statics,
                          .nstatic = nstatic,
                          .max_connections = (int)c->max_conns,
+                         .drain_ms = (int)c->drain_s * 1000,
                          .request_memory = (size_t)c->request_mb << 20,
                          .response_memory = (size_t)c->response_mb << 20,
                          .http2 = c->http2,

@@ -2008,10 +2008,12 @@ bool http_guard_conns_open(http_worker_t *w)
     return !h2o_linklist_is_empty(&w->guard_conns);
 }
 
-void http_guard_cut_all(http_worker_t *w)
+int http_guard_cut_all(http_worker_t *w)
 {
-    for (h2o_linklist_t *l = w->guard_conns.next; l != &w->guard_conns; l = l->next)
+    int n = 0;
+    for (h2o_linklist_t *l = w->guard_conns.next; l != &w->guard_conns; l = l->next, n++)
         kill_socket(H2O_STRUCT_FROM_MEMBER(guard_conn_t, link, l)->sock);
+    return n;
 }
 
 void http_guard_thread_fini(http_worker_t *w)

@@ -66,8 +66,8 @@ bool http_guard_conns_open(http_worker_t *w);
 
 /* Cuts every connection of w (a reset, as for a connection the guard
  * drops): h2o sees the error at its next turn of w's loop and closes each
- * itself, which frees it. */
-void http_guard_cut_all(http_worker_t *w);
+ * itself, which frees it. Returns how many it cut. */
+int http_guard_cut_all(http_worker_t *w);
 
 /* Starts (and stops) the guard's timers on w's loop. */
 void http_guard_thread_init(http_worker_t *w);

@@ -35,7 +35,8 @@
 #include "http/reqid.h"
 #include "http/tls.h"
 
-/* How long a stopping thread keeps serving open connections at most. */
+/* How long a stopping thread keeps serving open connections at most,
+ * unless cfg->drain_ms says otherwise. */
 #define DRAIN_MS 3000
 /* How long an answer that was waited for past DRAIN_MS gets to be written. */
 #define DRAIN_GRACE_MS 1000
@@ -322,7 +323,8 @@ static void *worker_main(void *arg)
     h2o_socket_close(w->listener);
     w->listener = NULL;
     h2o_context_request_shutdown(&w->ctx);
-    uint64_t deadline = h2o_now(w->loop) + DRAIN_MS;
+    uint64_t drain = w->cfg->drain_ms > 0 ? (uint64_t)w->cfg->drain_ms : DRAIN_MS;
+    uint64_t deadline = h2o_now(w->loop) + drain;
     for (;;) {
         /* Answers still being prepared elsewhere are waited for however
          * long they take, and each then gets a moment to be written. */
@@ -343,7 +345,12 @@ static void *worker_main(void *arg)
      * unreachable once the worker is freed, and LeakSanitizer would report
      * it at exit. The last turn frees the sockets closed in the one
      * before. */
-    http_guard_cut_all(w);
+    int cut = http_guard_cut_all(w);
+    if (cut > 0)
+        fprintf(stderr,
+                "crmd: stopping: %d connection%s still open after the %llu s drain cut (idle ones, or "
+                "answers still being written: --drain-seconds gives them longer)\n",
+                cut, cut == 1 ? "" : "s", (unsigned long long)(drain / 1000));
     for (int i = 0; i < CUT_TURNS && http_guard_conns_open(w); i++)
         h2o_evloop_run(w->loop, 10);
     h2o_evloop_run(w->loop, 0);

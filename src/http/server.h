@@ -38,6 +38,10 @@ typedef struct http_config {
      * the guard's own 503. */
     h2o_iovec_t (*body_busy)(h2o_req_t *req, void *state);
     int max_connections; /* open at once, all threads together; beyond: 503 */
+    /* After SIGTERM or SIGINT, how long each thread goes on serving the
+     * connections it has (answers being written, an export streaming)
+     * before it cuts them (0: 3000). */
+    int drain_ms;
     /* What clients may make crmd hold, all threads together (0: the
      * default, HTTP_MEMORY_DEFAULT): request bytes received and not yet
      * answered (bodies, large heads), and response bytes a slow reader has

@@ -4,11 +4,13 @@
 #include "http/tls.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -43,20 +45,44 @@ static int fail(char *err, size_t errsz, const char *what)
     return -1;
 }
 
+/* Opens path (what: "the key", "the certificate") for reading without
+ * blocking on the open: a FIFO, or a device, would hold the thread that
+ * waits for the stop signals, at start-up or on a reload (SIGHUP), and
+ * nothing but SIGKILL could stop crmd. Only a regular file is taken.
+ * Returns the descriptor (the caller closes it), or -1 with err set. */
+static int open_regular(const char *path, const char *what, struct stat *st, char *err, size_t errsz)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errsz, "cannot open %s %s: %s", what, path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, st) != 0) {
+        snprintf(err, errsz, "cannot stat %s %s: %s", what, path, strerror(errno));
+    } else if (!S_ISREG(st->st_mode)) {
+        snprintf(err, errsz, "%s %s is not a regular file", what, path);
+    } else {
+        return fd;
+    }
+    close(fd);
+    return -1;
+}
+
 /* Reads the private key from path, refusing a file group or others may
  * read or write (checked on the open file, so it is the file read). */
 static EVP_PKEY *read_key(const char *path, char *err, size_t errsz)
 {
-    FILE *f = fopen(path, "r");
+    struct stat st;
+    int fd = open_regular(path, "the key", &st, err, errsz);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "r");
     if (f == NULL) {
-        snprintf(err, errsz, "cannot open the key %s: %s", path, strerror(errno));
+        snprintf(err, errsz, "cannot read the key %s: %s", path, strerror(errno));
+        close(fd);
         return NULL;
     }
-    struct stat st;
     EVP_PKEY *key = NULL;
-    if (fstat(fileno(f), &st) != 0) {
-        snprintf(err, errsz, "cannot stat the key %s: %s", path, strerror(errno));
-    } else if ((st.st_mode & 077) != 0) {
+    if ((st.st_mode & 077) != 0) {
         snprintf(err, errsz, "the key %s is open to group or others (mode %04o): chmod 600 it", path,
                  (unsigned)(st.st_mode & 07777));
     } else if ((key = PEM_read_PrivateKey(f, NULL, jwt_pem_no_pass_phrase, NULL)) == NULL) {
@@ -64,6 +90,17 @@ static EVP_PKEY *read_key(const char *path, char *err, size_t errsz)
     }
     fclose(f);
     return key;
+}
+
+/* Whether the certificate's path names a regular file (OpenSSL opens it
+ * itself, after this look: see open_regular). */
+static bool cert_regular(const char *path, char *err, size_t errsz)
+{
+    struct stat st;
+    int fd = open_regular(path, "the certificate", &st, err, errsz);
+    if (fd < 0) return false;
+    close(fd);
+    return true;
 }
 
 /* A new context from T's files; NULL with the reason in err. */
@@ -85,6 +122,8 @@ static SSL_CTX *make(char *err, size_t errsz)
     if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1 ||
         SSL_CTX_set_ciphersuites(ctx, TLS13_SUITES) != 1) {
         fail(err, errsz, "cannot set the ciphers");
+    } else if (!cert_regular(T.cert, err, errsz)) {
+        /* err says why */
     } else if (SSL_CTX_use_certificate_chain_file(ctx, T.cert) != 1) {
         char what[4200];
         snprintf(what, sizeof what, "cannot read the certificate %s", T.cert);

@@ -208,6 +208,20 @@ def test_key_open_to_others_is_refused(tmp_path, certs):
     assert p.returncode != 0 and "does not match the certificate" in p.stderr
 
 
+def test_a_key_or_certificate_that_is_not_a_regular_file_is_refused_without_waiting(tmp_path, certs):
+    """A FIFO (or a device, or a hung mount) named as the key or the certificate held the open
+    forever, in the thread that waits for the stop signals: only SIGKILL stopped crmd (outside
+    review). Only a regular file is taken now, opened without waiting."""
+    _, (cert, key), _ = certs
+    fifo = tmp_path / "fifo.pem"
+    os.mkfifo(fifo, 0o600)
+    for c, k, what in ((cert, fifo, "the key"), (fifo, key, "the certificate"), (cert, tmp_path, "the key")):
+        p = run_crmd("serve", "--listen", f"127.0.0.1:{free_port()}", "--db", f"sqlite:{tmp_path}/x.db",
+                     "--tls-cert", c, "--tls-key", k, timeout=20)
+        assert p.returncode == 1, p.stderr
+        assert f"{what} " in p.stderr and "is not a regular file" in p.stderr, p.stderr
+
+
 def on_a_terminal(*args):
     """Runs crmd with args on a terminal (script(1) gives it one); returns
     (exit code, what the terminal showed)."""

@@ -8,11 +8,16 @@
  * so every write committed before it is in the copy. (Copying in small
  * steps would let other connections' writes restart it, forever under a
  * steady load.) The copy goes to a temporary file beside path, created
- * 0600, is checked, synced, and only then renamed to path.
+ * 0600, is checked, synced, and only then renamed to path. The copy is
+ * written without a journal (a failed copy is thrown away whole), and the
+ * temporary files of backups to path whose process is gone (killed, or
+ * stopped by a signal) are removed before a new one starts.
  */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +114,8 @@ static store_rc_t copy_into(sqlite_store_t *s, const char *tmp, char *msg, size_
         sqlite3_close(dst);
         return STORE_ERROR;
     }
+    /* No -journal beside the copy: a copy that fails is removed whole. */
+    (void)sqlite3_exec(dst, "PRAGMA journal_mode = OFF", NULL, NULL, NULL);
     sqlite3_backup *b = sqlite3_backup_init(dst, "main", s->db, "main");
     int src = b != NULL ? sqlite3_backup_step(b, -1) : sqlite3_errcode(dst);
     if (b != NULL) sqlite3_backup_finish(b);
@@ -137,6 +144,39 @@ static bool sync_path(const char *path)
     return ok;
 }
 
+/* Removes the temporary files of earlier backups to path whose process
+ * is gone: "PATH.partial-PID" and "PATH.partial-PID-journal" (the journal
+ * of a copy before it was written without one). Returns how many. */
+static int remove_stale(const char *path)
+{
+    char *d = strdup(path), *b = strdup(path);
+    DIR *dir = d != NULL && b != NULL ? opendir(dirname(d)) : NULL;
+    int removed = 0;
+    if (dir != NULL) {
+        char prefix[512];
+        int n = snprintf(prefix, sizeof prefix, "%s.partial-", basename(b));
+        struct dirent *e;
+        while (n > 0 && (size_t)n < sizeof prefix && (e = readdir(dir)) != NULL) {
+            if (strncmp(e->d_name, prefix, (size_t)n) != 0) continue;
+            char *end;
+            errno = 0;
+            long pid = strtol(e->d_name + n, &end, 10);
+            if (errno != 0 || end == e->d_name + n || pid <= 0 || pid > INT32_MAX ||
+                (*end != '\0' && strcmp(end, "-journal") != 0))
+                continue;
+            if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+            char file[4096];
+            if (snprintf(file, sizeof file, "%s/%s", dirname(strcpy(d, path)), e->d_name) >= (int)sizeof file)
+                continue;
+            if (unlink(file) == 0) removed++;
+        }
+        closedir(dir);
+    }
+    free(d);
+    free(b);
+    return removed;
+}
+
 store_rc_t sq_backup(store_t *base, const char *path, char *msg, size_t msgsz)
 {
     sqlite_store_t *s = sq_of(base);
@@ -155,6 +195,7 @@ store_rc_t sq_backup(store_t *base, const char *path, char *msg, size_t msgsz)
         snprintf(msg, msgsz, "%s exists; crmd backup never overwrites a file", path);
         return STORE_CONFLICT;
     }
+    int stale = remove_stale(path);
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.partial-%ld", path, (long)getpid()) >= (int)sizeof tmp) {
         snprintf(msg, msgsz, "the path is too long");
@@ -182,6 +223,7 @@ store_rc_t sq_backup(store_t *base, const char *path, char *msg, size_t msgsz)
         rc = STORE_UNAVAILABLE;
     }
     if (rc == STORE_OK && stat(path, &st) == 0)
-        snprintf(msg, msgsz, "backed up to %s (%lld bytes, integrity ok)", path, (long long)st.st_size);
+        snprintf(msg, msgsz, "backed up to %s (%lld bytes, integrity ok%s)", path, (long long)st.st_size,
+                 stale > 0 ? "; the files of an interrupted backup to it removed" : "");
     return rc;
 }

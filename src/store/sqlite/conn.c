@@ -396,6 +396,14 @@ static bool check_private(const char *path, char *err, size_t errsz)
     static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
     char first[PATH_MAX] = "", fix[STORE_OPEN_ERR_MAX] = "chmod 600";
     unsigned mode = 0;
+    /* A directory or a FIFO is not a database, whatever its mode: told
+     * so, never to chmod it (chmod 600 /tmp was the advice). */
+    struct stat db;
+    if (stat(path, &db) == 0 && !S_ISREG(db.st_mode)) {
+        snprintf(err, errsz, "%s is %s, not a database file: name the file itself", path,
+                 S_ISDIR(db.st_mode) ? "a directory" : "not a regular file");
+        return false;
+    }
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
         char file[PATH_MAX];
         struct stat sb;
