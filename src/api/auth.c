@@ -73,6 +73,7 @@ typedef struct auth_token_entry {
     int64_t exp; /* seconds */
     char app[JWT_CLAIM_MAX];
     char sub[JWT_CLAIM_MAX]; /* who the token speaks for: a change's actor */
+    char jti[JWT_CLAIM_MAX]; /* its id, which a revocation names ("" for none) */
 } auth_token_entry_t;
 
 typedef struct auth_app_entry {
@@ -223,16 +224,35 @@ static bool is_revoked(const auth_cache_t *c, const char *jti)
     return false;
 }
 
+/* Forgets the cached tokens that revocations from the list's from-th on
+ * name, so that each is verified, and refused, again. The others stay:
+ * emptying the whole cache on any revocation had every client verify its
+ * token again, which a client address over its failed-authentication
+ * limit may not do (another app's failures behind the same address then
+ * locked out tokens that hold). */
+static void forget_revoked(auth_cache_t *c, size_t from)
+{
+    for (int i = 0; i < AUTH_TOKEN_CACHE; i++) {
+        auth_token_entry_t *e = &c->tokens[i];
+        if (e->token == NULL || e->jti[0] == '\0') continue;
+        for (size_t j = from; j < c->revoked.n; j++) {
+            if (strcmp(c->revoked.v[j], e->jti) != 0) continue;
+            free(e->token);
+            e->token = NULL;
+            break;
+        }
+    }
+}
+
 /* Applies what a poll read, in one step: its revocations join the list,
- * and the token cache is emptied when any is new, so that a revoked token
- * is verified, and refused, again. Only a poll that read everything (it
+ * and the cached tokens they name are forgotten (forget_revoked). Only a poll that read everything (it
  * succeeded, no row was lost) moves the sequence number on and counts as
  * fresh; after any other the next poll reads the same rows again (those
  * already applied are not added twice). True when the poll succeeded. */
 static bool apply_poll(auth_cache_t *c, store_rc_t rc)
 {
     bool ok = rc == STORE_OK && !c->fresh_lost;
-    size_t added = 0;
+    size_t added = 0, from = c->revoked.n;
     if (jti_reserve(&c->revoked, c->revoked.n + c->fresh.n)) {
         for (size_t i = 0; i < c->fresh.n; i++) {
             if (is_revoked(c, c->fresh.v[i])) continue;
@@ -243,7 +263,7 @@ static bool apply_poll(auth_cache_t *c, store_rc_t rc)
     } else {
         ok = false;
     }
-    if (added > 0) forget_tokens(c);
+    if (added > 0) forget_revoked(c, from);
     if (ok) {
         c->revoked_seq = c->fresh_seq;
         c->synced_ms = c->poll_ms;
@@ -328,6 +348,7 @@ static void remember_token(auth_token_entry_t *e, uint64_t h, const char *tok, s
     e->exp = claims->exp;
     memcpy(e->app, claims->app, JWT_CLAIM_MAX);
     memcpy(e->sub, claims->sub, JWT_CLAIM_MAX);
+    memcpy(e->jti, claims->jti, JWT_CLAIM_MAX);
 }
 
 /* The bucket of r's client in the failed-authentication limiter. */

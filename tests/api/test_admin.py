@@ -226,3 +226,37 @@ def test_connection_cap_answers_excess_connections_at_once(make_server, monkeypa
             pass
         assert time.monotonic() < deadline, "service must resume when connections close"
         time.sleep(0.1)
+
+
+def test_a_revocation_forgets_only_the_token_it_names(make_server):
+    """A token verified before keeps working while others fail authentication from the same
+    address (docs/security.md), but any revocation emptied every thread's token cache, so
+    that it had to be verified again, which an address over its failed-authentication limit
+    may not: another app's failures locked it out with 429s (outside review). A revocation
+    now forgets only the token it names."""
+    srv = make_server(threads=1, extra_args=["--auth-limit", "0.1:3", "--rate-limit", "off"])
+    a, b, c = srv.new_app(), srv.new_app(), srv.new_app()
+    bad = a.with_creds(token="x.y.z")
+
+    def fail_until_limited():
+        for _ in range(10):
+            if bad.get("/leads/").status_code == 429:
+                return
+        raise AssertionError("the failed-authentication limit did not take effect")
+
+    assert_ok = lambda: apiutil.assert_status(b.get("/leads/"), 200)  # noqa: E731
+    assert_ok()  # b's token verified, and kept by the one thread
+    p = apiutil.run_crmd("token", "issue", "--app", c.key, "--db", f"sqlite:{srv.db}", check=True)
+    doomed = c.with_creds(token=p.stdout.strip())
+    apiutil.assert_status(doomed.get("/leads/"), 200)
+    fail_until_limited()
+    assert_ok()
+    apiutil.run_crmd("token", "revoke", _jti_from_stderr(p.stderr), "--db", f"sqlite:{srv.db}", check=True)
+    deadline = time.monotonic() + PROPAGATION_S + LOAD_SLACK_S
+    while doomed.get("/leads/").status_code != 429 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the revoked token is verified again: over the limit, 429
+    r = doomed.get("/leads/")
+    assert r.status_code in (401, 429), r.text
+    for _ in range(5):
+        fail_until_limited()
+        assert_ok()
