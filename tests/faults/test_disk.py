@@ -241,6 +241,8 @@ def test_start_on_read_only_file_system_does_not_hang(crmd, tmp_path):
                     assert p.returncode != 0, "exited 0 without serving"
                     assert str(db) in msg or "database" in msg.lower(), (
                         f"the message does not say which database: {msg!r}")
+                    # SQLite says only "unable to open database file" (outside review).
+                    assert "its file system is read-only" in msg, msg
                     return
                 assert healthz(port, 1) == 200, "crmd neither served nor exited within 5s"
                 conn = Conn(port, key, token, timeout=WRITE_TIMEOUT)

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "store/sqlite/sqlite_int.h"
@@ -504,7 +505,14 @@ sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errs
     if (sqlite3_exec(s->db, pragmas, NULL, NULL, &msg) != SQLITE_OK ||
         sqlite3_exec(s->db, sq_stage_table_sql, NULL, NULL, &msg) != SQLITE_OK) {
         char why[STORE_LOG_LINE_MAX / 2];
-        snprintf(why, sizeof why, "%s", msg ? msg : "?");
+        /* SQLite's "unable to open database file" alone does not say that
+         * the file system is read-only, where WAL cannot make its -shm. */
+        struct statvfs fs;
+        bool ro = names_file(path) && statvfs(path, &fs) == 0 && (fs.f_flag & ST_RDONLY) != 0;
+        snprintf(why, sizeof why, "%s%s", msg ? msg : "?",
+                 ro ? " (its file system is read-only: crmd opens a database in WAL mode, which writes "
+                      "its -wal and -shm files beside it; copy it to a writable place first)"
+                    : "");
         sqlite3_free(msg);
         return give_up(s, err, errsz, "cannot set up", path, why);
     }
