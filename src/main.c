@@ -152,11 +152,11 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         cli_usage(true);
-        return 0;
+        return output_written(0);
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("crmd %s\n", CRMD_VERSION);
-        return 0;
+        return output_written(0);
     }
     /* Each command parses its own options from argv[1] on. */
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)

@@ -362,6 +362,12 @@ def test_credentials_that_cannot_be_written_are_not_a_success(tmp_path):
                                timeout=30, stdin=subprocess.DEVNULL)
         assert p.returncode == 1, (args, p.returncode, p.stderr)
         assert "what this command printed could not all be written" in p.stderr, (args, p.stderr)
+    # --help and version too (they exited 0: outside review).
+    for args in (["--help"], ["version"]):
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([crmd_bin(), *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=30,
+                               stdin=subprocess.DEVNULL)
+        assert p.returncode == 1 and "could not all be written" in p.stderr, (args, p.returncode, p.stderr)
 
 
 def test_an_app_name_with_a_control_character_is_refused(tmp_path):
