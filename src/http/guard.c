@@ -241,6 +241,7 @@ static void wrapped_write(h2o_socket_t *sock, const char *err);
 static void h2_wrapped_write(h2o_socket_t *sock, const char *err);
 static void on_close(void *data);
 static bool h1_check(guard_conn_t *c, h1_head_t *head, bool now);
+static bool h1_over_limit(guard_conn_t *c, h1_head_t *head);
 static bool h1_drained(guard_conn_t *c);
 static void drop_input(guard_conn_t *c);
 static void h1_request_done(guard_conn_t *c);
@@ -956,7 +957,10 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
         return;
     }
     rewrap(c);
-    if (!h2o_socket_is_reading(sock)) h1_request_done(c);
+    if (!h2o_socket_is_reading(sock))
+        h1_request_done(c);
+    else if (c->h1_limit != 0 && h1_over_limit(c, &head))
+        return;
     charge(c);
     h1_input_taken(c);
 }
@@ -970,7 +974,14 @@ static void wrapped_write(h2o_socket_t *sock, const char *err)
     cb(sock, err);
     if (!leave(c)) return;
     rewrap(c);
-    if (!h2o_socket_is_reading(sock)) h1_request_done(c);
+    /* A request pipelined behind the one answered: h2o takes its head
+     * from the input here, without a read, and waits for its body. */
+    h1_head_t head;
+    head.len = 0;
+    if (!h2o_socket_is_reading(sock))
+        h1_request_done(c);
+    else if (err == NULL && !c->draining && h1_check(c, &head, true))
+        return;
     charge(c);
     h1_input_taken(c);
 }
@@ -1278,16 +1289,16 @@ static bool room_for(http_worker_t *w, size_t bytes)
     return false;
 }
 
-/* Counts an answer of bytes about to be sent for req; NULL if it does not
- * fit the budget. */
-static held_t *hold(http_worker_t *w, h2o_req_t *req, size_t bytes)
+/* Counts bytes of an answer of total bytes about to be sent for req; NULL
+ * if it does not fit the budget. */
+static held_t *hold(http_worker_t *w, h2o_req_t *req, size_t bytes, size_t total)
 {
     if (!room_for(w, bytes)) return NULL;
     held_t *h = h2o_mem_alloc_shared(&req->pool, sizeof *h, on_held_dispose);
     memset(h, 0, sizeof *h);
     h->req = req;
     h->bytes = bytes;
-    h->pending = bytes;
+    h->pending = total;
     h->since = h->progress = h2o_now(w->loop);
     atomic_fetch_add(&output_held, bytes);
     h2o_linklist_insert(&w->guard_held, &h->link);
@@ -1297,11 +1308,12 @@ static held_t *hold(http_worker_t *w, h2o_req_t *req, size_t bytes)
 /* The next chunk of a streamed answer (api/export.c): h2o asks for one
  * only once it has sent the last, so the answer holds this chunk alone,
  * from now (it moves to the end of the oldest-first list). */
-static void rehold(http_worker_t *w, held_t *h, size_t bytes)
+static void rehold(http_worker_t *w, held_t *h, size_t bytes, size_t total)
 {
     atomic_fetch_add(&output_held, bytes);
     atomic_fetch_sub(&output_held, h->bytes);
-    h->bytes = h->pending = bytes;
+    h->bytes = bytes;
+    h->pending = total;
     h->since = h->progress = h2o_now(w->loop);
     if (!h2o_linklist_is_linked(&h->link)) return; /* given up: it ends soon */
     h2o_linklist_unlink(&h->link);
@@ -1371,14 +1383,20 @@ static bool static_bytes(h2o_iovec_t b)
 
 /* The bytes of an answer that hold memory until its reader takes them:
  * the program's own bytes do not, but over HTTP/1 with TLS, where h2o
- * encrypts the whole answer into its output buffer at once. */
-static size_t held_bytes(h2o_req_t *req, const h2o_iovec_t *bufs, size_t bufcnt)
+ * encrypts the whole answer into its output buffer at once. (Over
+ * HTTP/2, h2o frames what the peer's windows take into the connection's
+ * write buffer: at most about 64 KiB a connection, uncounted, as for
+ * every answer's frames.) *total: all its bytes. */
+static size_t held_bytes(h2o_req_t *req, const h2o_iovec_t *bufs, size_t bufcnt, size_t *total)
 {
     h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
     bool copied = req->version < 0x200 && sock != NULL && sock->ssl != NULL;
     size_t bytes = 0;
-    for (size_t i = 0; i < bufcnt; i++)
+    *total = 0;
+    for (size_t i = 0; i < bufcnt; i++) {
+        *total += bufs[i].len;
         if (copied || !static_bytes(bufs[i])) bytes += bufs[i].len;
+    }
     return bytes;
 }
 
@@ -1392,11 +1410,14 @@ static void guard_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs
                           h2o_send_state_t state)
 {
     guard_ostream_t *o = (guard_ostream_t *)self;
-    size_t bytes = held_bytes(req, bufs, bufcnt);
+    size_t total, bytes = held_bytes(req, bufs, bufcnt, &total);
     h2o_iovec_t busy;
-    if (bytes > 0 && o->held != NULL) {
-        rehold(worker_of(req), o->held, bytes);
-    } else if (bytes > 0 && (o->held = hold(worker_of(req), req, bytes)) == NULL) {
+    /* An answer of the program's own bytes is held at 0 bytes: still
+     * watched, so that an HTTP/2 reader that takes nothing of it for 20 s
+     * loses it as any other (sweep_held). */
+    if (total > 0 && o->held != NULL) {
+        rehold(worker_of(req), o->held, bytes, total);
+    } else if (total > 0 && (o->held = hold(worker_of(req), req, bytes, total)) == NULL) {
         /* A first send this large is a whole answer (a stream's first
          * chunk was admitted by http_response_admit). */
         busy = busy_answer(req);
@@ -1619,15 +1640,17 @@ static bool h1_judge(guard_conn_t *c, h2o_iovec_t method, h2o_iovec_t path, cons
     return status != 0;
 }
 
-/* HTTP/1, an allowed chunked body being watched (c->h1_limit): once what
- * has come of it (h2o decodes it in place, after the head) is over the
- * limit it was allowed, with room for its framing, it is judged again at
- * that size, which the route refuses (413). True when it was. */
+/* HTTP/1, an allowed chunked body being watched (c->h1_limit), after h2o
+ * read: once what has come of it (h2o decodes it in place, after the
+ * head: its framing is gone) is over the limit it was allowed, it is
+ * judged again at that size, which the route refuses (413). True when it
+ * was. */
 static bool h1_over_limit(guard_conn_t *c, h1_head_t *head)
 {
     h2o_buffer_t *in = c->sock->input;
+    if (in->size < c->h1_head_len) return false;
     size_t body = in->size - c->h1_head_len;
-    if (body <= c->h1_limit + c->h1_limit / 8) return false;
+    if (body <= c->h1_limit) return false;
     c->h1_limit = 0;
     head->nh = H2O_MAX_HEADERS;
     int len = phr_parse_request(in->bytes, c->h1_head_len, &head->method, &head->method_len, &head->path,
@@ -1659,7 +1682,7 @@ static bool h1_check(guard_conn_t *c, h1_head_t *head, bool now)
 {
     h2o_buffer_t *in = c->sock->input;
     if (body_check == NULL) return false;
-    if (c->h1_seen) return c->h1_limit != 0 && h1_over_limit(c, head);
+    if (c->h1_seen) return false;
     int len = head->len;
     if (len <= 0 && in->size <= INPUT_FREE && !(now && in->size > 0)) return false;
     if (len <= 0) {
@@ -1841,26 +1864,46 @@ static void h2_over_limit(guard_conn_t *c, h2o_http2_conn_t *conn, h2o_http2_str
     }
 }
 
+/* The body bytes conn's streams hold that were not judged. */
+static size_t h2_unjudged(guard_conn_t *c, h2o_http2_conn_t *conn)
+{
+    size_t bytes = 0;
+    for (khiter_t i = kh_begin(conn->streams); i != kh_end(conn->streams); i++) {
+        h2o_http2_stream_t *s = h2_stream_at(conn, i);
+        if (s != NULL && receiving(s) && h2_judged(c, s->stream_id) == NULL) bytes += buf_bytes(s->_req_body);
+    }
+    return bytes;
+}
+
 /* After h2o read from an HTTP/2 connection: each stream whose body is to
  * be over body_small (declared, or so far) and was not judged yet is
- * judged; an allowed one of no declared length past its limit is judged
- * again; what refused streams still send is dropped. (h2o has read the
- * whole read by now: a body that one read completed is in the handler's
- * hands, which refuses it in the same way.) */
+ * judged, and every stream with a body once the connection's unjudged
+ * bodies together are (16 streams of 4 KiB each held 56 KiB counted
+ * before any credentials); a body past its declared length is reset
+ * (malformed, RFC 9113 8.1.1: h2o would refuse it only at its end, and
+ * a grant was of the length declared); an allowed one of no declared
+ * length past its limit is judged again; what refused streams still send
+ * is dropped. (h2o has read the whole read by now: a body that one read
+ * completed is in the handler's hands, which refuses it in the same
+ * way.) */
 static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn)
 {
     if (body_check == NULL) return;
     h2_lower_input(c, conn);
+    bool crowded = h2_unjudged(c, conn) > body_small;
     for (khiter_t i = kh_begin(conn->streams);
          i != kh_end(conn->streams) && conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING; i++) {
         h2o_http2_stream_t *s = h2_stream_at(conn, i);
         if (s == NULL || s->state != H2O_HTTP2_STREAM_STATE_RECV_BODY || s->_req_body == NULL) continue;
         h2_judged_t *j = h2_judged(c, s->stream_id);
-        size_t declared = s->_expected_content_length;
-        bool large = (declared != SIZE_MAX && declared > body_small) || s->_req_body->size > body_small;
+        size_t declared = s->_expected_content_length, size = s->_req_body->size;
+        bool large =
+            (declared != SIZE_MAX && declared > body_small) || size > body_small || (crowded && size > 0);
         if (j != NULL && j->refused)
             h2_drop_body(s);
-        else if (j != NULL && j->limit != 0 && s->_req_body->size > j->limit)
+        else if (declared != SIZE_MAX && size > declared)
+            h2_reset(conn, s, H2O_HTTP2_ERROR_PROTOCOL);
+        else if (j != NULL && j->limit != 0 && size > j->limit)
             h2_over_limit(c, conn, s, j);
         else if (j == NULL && large)
             h2_judge(c, conn, s);

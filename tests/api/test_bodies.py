@@ -270,6 +270,40 @@ def test_a_body_over_4_kib_is_judged_from_its_head_before_it_is_sent(server, app
     assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 1
 
 
+def test_a_body_pipelined_behind_another_request_is_judged_too(server, app):
+    """h2o takes a request pipelined behind another from its buffer in the write callback of
+    the answer before, without a read: its body was never judged, and without credentials a
+    connection held 120 KiB for 10 s (the review of stop 35's own change). Now it is answered
+    401 at once, and crmd holds none of it."""
+    import socket
+    with socket.create_connection((server.host, server.port), timeout=5) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"POST /leads/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 1048576\r\n\r\n" + b" " * 100_000)
+        got = b""
+        while got.count(b"HTTP/1.1 ") < 2 or not got.endswith(b"}"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    assert got.startswith(b"HTTP/1.1 200 ") and b"HTTP/1.1 401 " in got, got[:600]
+
+
+def test_a_chunked_body_of_exactly_1_mib_in_small_chunks_is_taken(server, app):
+    """A chunked body is judged again (413) once it passes its route's limit: counted with its
+    framing, 1 MiB in 4-byte chunks (2.3 MB on the wire) was refused two times in three (the
+    review of stop 35's own change). What h2o has decoded is counted."""
+    from apiutil import raw_http
+    body = padded_body(MIB)
+    data = b"".join(b"4\r\n" + body[i:i + 4] + b"\r\n" for i in range(0, len(body), 4)) + b"0\r\n\r\n"
+    head = (f"POST /leads/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {app.token}\r\n"
+            f"AppId: {app.key}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+            f"Connection: close\r\n\r\n").encode()
+    for _ in range(3):
+        status, _, answer = raw_http(server.host, server.port, head, data)
+        assert status == 201, answer[:300]
+
+
 @pytest.mark.parametrize("coding", ["gzip", "br", "deflate, identity"])
 def test_a_body_in_a_content_coding_is_415(app, coding):
     """crmd reads no content coding (RFC 9110, 8.4): a coded body is a 415, never its bytes

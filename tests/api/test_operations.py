@@ -151,9 +151,17 @@ def test_backup_removes_what_an_interrupted_backup_left_and_writes_no_journal(tm
     dead.wait()
     target = tmp_path / "b.db"
     stale = [tmp_path / f"b.db.partial-{dead.pid}", tmp_path / f"b.db.partial-{dead.pid}-journal"]
-    live = [tmp_path / f"b.db.partial-{os.getpid()}", tmp_path / "b.db.partial-x", tmp_path / "c.db.partial-1"]
+    # Kept: a live process's, names crmd never writes, another target's, and a dead process's
+    # written in the last minute (perhaps by a backup in another PID namespace).
+    live = [tmp_path / f"b.db.partial-{os.getpid()}", tmp_path / "b.db.partial-x", tmp_path / "c.db.partial-1",
+            tmp_path / f"b.db.partial-0{dead.pid}", tmp_path / f"b.db.partial-+{dead.pid}",
+            tmp_path / f"b.db.partial- {dead.pid}"]
     for f in stale + live:
         f.write_bytes(b"partial")
+        os.utime(f, (time.time() - 120, time.time() - 120))
+    recent = tmp_path / f"b.db.partial-{dead.pid + 1 if dead.pid < 4000000 else dead.pid - 1}"
+    recent.write_bytes(b"partial")
+    live.append(recent)
     seen = []
 
     def watch():  # what the backup writes beside the copy while it runs

@@ -322,3 +322,39 @@ def test_bodies_under_1_mib_without_credentials_are_judged_too(setup):
     finally:
         c.close()
     assert srv.alive()
+
+
+def test_h2_small_streams_and_a_length_exceeded(setup):
+    """Two holes the review of stop 35's own change found over HTTP/2. Streams of 4 KiB or less
+    were judged one by one, so 16 of them on a connection, without credentials, held 56 KiB
+    counted for 10 s: once a connection's unjudged bodies together pass 4 KiB, each is judged
+    (401 here). A body past its declared content-length was never stopped (declared 100, an
+    app's stream brought 12 MiB on a grant of 100 bytes): it is reset (PROTOCOL_ERROR, 1),
+    and nothing of it is held."""
+    srv, key, token, _variants = setup
+    c = H2Client(srv.port)
+    try:
+        assert c.wait_settings(), f"no HTTP/2 connection: {c.closed}"
+        c.keep_bodies = True
+        sids = [c.request("POST", "/leads/", [("content-type", "application/json"), ("content-length", "4096")],
+                          end_stream=False) for _ in range(16)]
+        for sid in sids:
+            c.send_body(sid, 4000, timeout=2.0)
+        c.wait(lambda: all(s in c.status or s in c.resets for s in sids), 5.0)
+        got = [c.status.get(s) for s in sids]
+        assert got == ["401"] * 16, f"small streams not judged: {got}, resets {c.resets}"
+    finally:
+        c.close()
+    c = H2Client(srv.port)
+    try:
+        assert c.wait_settings(), f"no HTTP/2 connection: {c.closed}"
+        creds = [("appid", key), ("authorization", f"Bearer {token}"), ("content-type", "application/json")]
+        liar = c.request("POST", "/leads/", creds + [("content-length", "100")], end_stream=False)
+        c.send_body(liar, 200_000, timeout=5.0)
+        c.wait(lambda: liar in c.resets or liar in c.status, 5.0)
+        assert c.resets.get(liar) == 1, (c.status.get(liar), c.resets.get(liar))
+    finally:
+        c.close()
+    held = wait_metric(srv.admin, "crmd_memory_request_bytes", lambda v: v == 0, 5.0)
+    assert held == 0, f"crmd still holds {held} bytes of request"
+    assert srv.alive()

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/sqlite/sqlite_int.h"
@@ -146,7 +147,10 @@ static bool sync_path(const char *path)
 
 /* Removes the temporary files of earlier backups to path whose process
  * is gone: "PATH.partial-PID" and "PATH.partial-PID-journal" (the journal
- * of a copy before it was written without one). Returns how many. */
+ * of a copy before it was written without one), PID in the digits crmd
+ * writes, no such process here, and the file untouched for a minute (a
+ * backup in another PID namespace sharing the folder writes its copy
+ * without a pause). Returns how many. */
 static int remove_stale(const char *path)
 {
     char *d = strdup(path), *b = strdup(path);
@@ -158,15 +162,18 @@ static int remove_stale(const char *path)
         struct dirent *e;
         while (n > 0 && (size_t)n < sizeof prefix && (e = readdir(dir)) != NULL) {
             if (strncmp(e->d_name, prefix, (size_t)n) != 0) continue;
-            char *end;
-            errno = 0;
-            long pid = strtol(e->d_name + n, &end, 10);
-            if (errno != 0 || end == e->d_name + n || pid <= 0 || pid > INT32_MAX ||
+            const char *digits = e->d_name + n, *end = digits + strspn(digits, "0123456789");
+            if (end == digits || end - digits > 10 || *digits == '0' ||
                 (*end != '\0' && strcmp(end, "-journal") != 0))
                 continue;
-            if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+            long pid = strtol(digits, NULL, 10);
+            if (pid > INT32_MAX || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                continue;
             char file[4096];
-            if (snprintf(file, sizeof file, "%s/%s", dirname(strcpy(d, path)), e->d_name) >= (int)sizeof file)
+            struct stat st;
+            if (snprintf(file, sizeof file, "%s/%s", dirname(strcpy(d, path)), e->d_name) >=
+                    (int)sizeof file ||
+                lstat(file, &st) != 0 || !S_ISREG(st.st_mode) || time(NULL) - st.st_mtime < 60)
                 continue;
             if (unlink(file) == 0) removed++;
         }
