@@ -91,6 +91,9 @@
 /* Streams of one HTTP/2 connection whose large body may be arriving at
  * once, allowed or refused (twice the streams it may have open). */
 #define H2_JUDGED_MAX (2 * H2_MAX_STREAMS)
+/* What a judged body of no declared length takes of its app's share,
+ * but on a route taking body_large (see judge). */
+#define UNKNOWN_GRANT ((size_t)64 << 10)
 /* Owners (apps) with judged bodies arriving, at most. */
 #define OWNERS_MAX 256
 /* A refused HTTP/1 request's answer, at most (a JSON error). */
@@ -1404,12 +1407,29 @@ static size_t held_bytes(h2o_req_t *req, const h2o_iovec_t *bufs, size_t bufcnt,
 typedef struct guard_ostream {
     h2o_ostream_t super;
     held_t *held;
+    bool started;
 } guard_ostream_t;
+
+/* An HTTP/2 request's body once its answer starts: the handler is done
+ * with it, but h2o keeps it until the stream closes, which a reader that
+ * takes nothing of the answer (a closed window) puts off until the 20 s
+ * stall: 16 streams of whole bodies sent at once, without credentials,
+ * held a megabyte a connection that way. */
+static void h2_body_done(h2o_req_t *req)
+{
+    h2o_http2_stream_t *s = H2O_STRUCT_FROM_MEMBER(h2o_http2_stream_t, req, req);
+    if (s->_req_body == NULL || (s->_req_body->size == 0 && s->_req_body->capacity <= INPUT_FREE)) return;
+    req->entity = h2o_iovec_init("", 0);
+    h2o_buffer_dispose(&s->_req_body);
+    h2o_buffer_init(&s->_req_body, &h2o_socket_buffer_prototype);
+}
 
 static void guard_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
                           h2o_send_state_t state)
 {
     guard_ostream_t *o = (guard_ostream_t *)self;
+    if (!o->started && req->version >= 0x200) h2_body_done(req);
+    o->started = true;
     size_t total, bytes = held_bytes(req, bufs, bufcnt, &total);
     h2o_iovec_t busy;
     /* An answer of the program's own bytes is held at 0 bytes: still
@@ -1436,6 +1456,7 @@ static void guard_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
     (void)self;
     guard_ostream_t *o = (guard_ostream_t *)h2o_add_ostream(req, sizeof *o, slot);
     o->held = NULL;
+    o->started = false;
     o->super.do_send = guard_do_send;
     h2o_setup_next_ostream(req, &o->super.next);
 }
@@ -1508,7 +1529,15 @@ static int judge(guard_conn_t *c, h2o_req_t *req, size_t declared, grant_t *g, s
     uint64_t owner = 0;
     *limit = body_large;
     int status = body_check(req, declared, c->w->state, &owner, limit, answer);
-    bool no_room = status == 0 && !grant_take(g, owner, *limit);
+    /* A body of no declared length takes its whole limit from its app's
+     * share on the import alone; elsewhere UNKNOWN_GRANT (its limit is
+     * still held to, by the judgement past it): many small HTTP/2 bodies
+     * without content-length, each taking 1 MiB, had an app's third
+     * connection of 16 refused. */
+    size_t want = declared != SIZE_MAX || *limit >= body_large ? *limit
+                  : *limit < UNKNOWN_GRANT                     ? *limit
+                                                               : UNKNOWN_GRANT;
+    bool no_room = status == 0 && !grant_take(g, owner, want);
     if (no_room || status < 0) {
         metrics_count(METRIC_GUARD_REQUEST_MEMORY);
         *answer = no_room && body_busy != NULL ? body_busy(req, c->w->state) : busy_body(req);
@@ -1870,7 +1899,8 @@ static size_t h2_unjudged(guard_conn_t *c, h2o_http2_conn_t *conn)
     size_t bytes = 0;
     for (khiter_t i = kh_begin(conn->streams); i != kh_end(conn->streams); i++) {
         h2o_http2_stream_t *s = h2_stream_at(conn, i);
-        if (s != NULL && receiving(s) && h2_judged(c, s->stream_id) == NULL) bytes += buf_bytes(s->_req_body);
+        if (s != NULL && receiving(s) && s->_req_body != NULL && h2_judged(c, s->stream_id) == NULL)
+            bytes += s->_req_body->size;
     }
     return bytes;
 }

@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from faultutil import Conn, app_create, connection, free_port, make_tls, run_crmd, wait_metric
-from h2client import H2Client
+from faultutil import Conn, app_create, connection, free_port, make_tls, metric, run_crmd, wait_metric
+from h2client import PREFACE, H2Client, frame
 from test_memory import H2_ON, MIB, RssWatch
 
 DECLARED = 16 * MIB
@@ -357,4 +357,53 @@ def test_h2_small_streams_and_a_length_exceeded(setup):
         c.close()
     held = wait_metric(srv.admin, "crmd_memory_request_bytes", lambda v: v == 0, 5.0)
     assert held == 0, f"crmd still holds {held} bytes of request"
+    assert srv.alive()
+
+
+def test_h2_bodies_whole_in_one_read_and_many_small_honest_ones(setup):
+    """The second review of stop 35's change. Without credentials, 16 streams on a connection
+    with a closed window each sent a whole 60 KB body in one write: the handler answered 401,
+    which the window held back, and h2o kept each body until the 20 s stall (1 MB a
+    connection). A request's body is let go once its answer starts. And an app's honest
+    streams of 3 KB without content-length, 16 on each of 3 connections: judged together
+    once their bodies passed 4 KiB (as capacity, 8 KiB, the first byte did), each took 1 MiB
+    of the app's share, and 16 of 48 got 503; each takes 64 KiB now."""
+    srv, key, token, _variants = setup
+    import hpack
+    enc = hpack.Encoder()
+    # A closed window for answers, then 16 whole requests in one write (as a raw client may:
+    # h2o 2.2 does not hold a client to its receive windows).
+    out = PREFACE + frame(4, 0, 0, (4).to_bytes(2, "big") + (0).to_bytes(4, "big"))
+    for k in range(16):
+        sid = 1 + 2 * k
+        out += frame(1, 4, sid, enc.encode([(":method", "POST"), (":path", "/leads/"), (":scheme", "http"),
+                                            (":authority", "127.0.0.1"), ("content-type", "application/json")]))
+        out += b"".join(frame(0, 1 if i == 3 else 0, sid, b" " * 15000) for i in range(4))
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+        s.sendall(out)
+        time.sleep(1.5)
+        held = metric(srv.admin, "crmd_memory_request_bytes")
+        answered = s.recv(65536)
+    assert answered, "the server sent nothing"
+    assert held is not None and held < 100_000, f"crmd holds {held} bytes of their bodies"
+    creds = [("appid", key), ("authorization", f"Bearer {token}"), ("content-type", "application/json")]
+    body = b'{"lead":{"name":"small"}}' + b" " * 3000
+    clients = [H2Client(srv.port) for _ in range(3)]
+    try:
+        for h in clients:
+            assert h.wait_settings(), f"no HTTP/2 connection: {h.closed}"
+            h.sids = [h.request("POST", "/leads/", creds, end_stream=False) for _ in range(16)]
+            for sid in h.sids:
+                h.send_body(sid, 1000, timeout=5.0, data=body[:1000])
+        time.sleep(0.3)
+        for h in clients:
+            for sid in h.sids:
+                h.send_body(sid, len(body) - 1000, end_stream=True, timeout=5.0, data=body[1000:])
+        for h in clients:
+            h.wait(lambda h=h: all(s in h.status or s in h.resets for s in h.sids), 10.0)
+        got = [h.status.get(s) for h in clients for s in h.sids]
+        assert got == ["201"] * 48, f"honest small streams refused: {got}"
+    finally:
+        for h in clients:
+            h.close()
     assert srv.alive()
