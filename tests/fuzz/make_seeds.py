@@ -148,6 +148,8 @@ def request_seeds(app1, tok1, app2, tok2):
         "board": req("GET", "/?view=myday&stage=new", auth=False, headers=["Accept-Encoding: gzip;q=0.5"]),
         "board_file": req("GET", "/board/app.000000000000.js", auth=False, headers=["If-None-Match: *"]),
         "board_head": req("HEAD", "/", auth=False, headers=["If-None-Match: W/\"x\", *"]),
+        # App 2 naming app 1's lead in the board page's query: a 200 that reaches nothing.
+        "board_query_names_a_lead": req("GET", f"/?page=leads/{LEAD}", key=app2, tok=tok2),
         "follows_missing_lead": req("GET", f"/leads/{MISSING}/follows"),
         "follow_get": req("GET", f"/leads/{LEAD}/follows/{FOLLOW}"),
         "follow_create": req("POST", f"/leads/{LEAD}/follows", spec_follow),
