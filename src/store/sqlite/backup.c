@@ -157,6 +157,9 @@ static int remove_stale(const char *path)
     DIR *dir = d != NULL && b != NULL ? opendir(dirname(d)) : NULL;
     int removed = 0;
     if (dir != NULL) {
+        /* The names are judged and removed relative to the directory opened,
+         * so a rename of a parent meanwhile cannot point them elsewhere. */
+        int dfd = dirfd(dir);
         char prefix[512];
         int n = snprintf(prefix, sizeof prefix, "%s.partial-", basename(b));
         struct dirent *e;
@@ -169,13 +172,11 @@ static int remove_stale(const char *path)
             long pid = strtol(digits, NULL, 10);
             if (pid > INT32_MAX || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
                 continue;
-            char file[4096];
             struct stat st;
-            if (snprintf(file, sizeof file, "%s/%s", dirname(strcpy(d, path)), e->d_name) >=
-                    (int)sizeof file ||
-                lstat(file, &st) != 0 || !S_ISREG(st.st_mode) || time(NULL) - st.st_mtime < 60)
+            if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+                time(NULL) - st.st_mtime < 60)
                 continue;
-            if (unlink(file) == 0) removed++;
+            if (unlinkat(dfd, e->d_name, 0) == 0) removed++;
         }
         closedir(dir);
     }
