@@ -968,6 +968,22 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     h1_input_taken(c);
 }
 
+/* HTTP/1, after h2o took input without a read the wrapper saw (the
+ * connection's first bytes, or a request pipelined behind one answered):
+ * a request done is forgotten; a head h2o now reads the body of is judged
+ * at once when judge_now, whatever its size. Then the input is counted. */
+static void h1_settle(guard_conn_t *c, bool judge_now)
+{
+    h1_head_t head;
+    head.len = 0;
+    if (!h2o_socket_is_reading(c->sock))
+        h1_request_done(c);
+    else if (judge_now && h1_check(c, &head, true))
+        return;
+    charge(c);
+    h1_input_taken(c);
+}
+
 static void wrapped_write(h2o_socket_t *sock, const char *err)
 {
     guard_conn_t *c = sock->on_close.data;
@@ -979,14 +995,7 @@ static void wrapped_write(h2o_socket_t *sock, const char *err)
     rewrap(c);
     /* A request pipelined behind the one answered: h2o takes its head
      * from the input here, without a read, and waits for its body. */
-    h1_head_t head;
-    head.len = 0;
-    if (!h2o_socket_is_reading(sock))
-        h1_request_done(c);
-    else if (err == NULL && !c->draining && h1_check(c, &head, true))
-        return;
-    charge(c);
-    h1_input_taken(c);
+    h1_settle(c, err == NULL && !c->draining);
 }
 
 static void on_close(void *data)
@@ -1042,10 +1051,7 @@ static void start_http1(guard_conn_t *c)
     /* h2o waits for the rest of a body that came with its head: the head
      * is judged now, since no further read may come (a client that sent
      * all its body but a byte would have it held). */
-    head.len = 0;
-    if (h2o_socket_is_reading(c->sock) && h1_check(c, &head, true)) return;
-    charge(c);
-    h1_input_taken(c);
+    h1_settle(c, true);
 }
 
 /* HTTP/2 writes. h2o 2.2.5 aborts the process when a write fails while
@@ -1534,9 +1540,8 @@ static int judge(guard_conn_t *c, h2o_req_t *req, size_t declared, grant_t *g, s
      * still held to, by the judgement past it): many small HTTP/2 bodies
      * without content-length, each taking 1 MiB, had an app's third
      * connection of 16 refused. */
-    size_t want = declared != SIZE_MAX || *limit >= body_large ? *limit
-                  : *limit < UNKNOWN_GRANT                     ? *limit
-                                                               : UNKNOWN_GRANT;
+    size_t want = *limit;
+    if (declared == SIZE_MAX && *limit<body_large && * limit> UNKNOWN_GRANT) want = UNKNOWN_GRANT;
     bool no_room = status == 0 && !grant_take(g, owner, want);
     if (no_room || status < 0) {
         metrics_count(METRIC_GUARD_REQUEST_MEMORY);
