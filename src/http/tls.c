@@ -92,15 +92,49 @@ static EVP_PKEY *read_key(const char *path, char *err, size_t errsz)
     return key;
 }
 
-/* Whether the certificate's path names a regular file (OpenSSL opens it
- * itself, after this look: see open_regular). */
-static bool cert_regular(const char *path, char *err, size_t errsz)
+/* Puts the certificate chain of path (PEM: the server's certificate
+ * first, then the certificates that sign it) into ctx, read from the
+ * regular file that open_regular checked (OpenSSL's own
+ * SSL_CTX_use_certificate_chain_file opens the path again, after the
+ * check). False with the reason in err. */
+static bool use_chain(SSL_CTX *ctx, const char *path, char *err, size_t errsz)
 {
     struct stat st;
     int fd = open_regular(path, "the certificate", &st, err, errsz);
     if (fd < 0) return false;
-    close(fd);
-    return true;
+    BIO *bio = BIO_new_fd(fd, BIO_CLOSE);
+    if (bio == NULL) {
+        close(fd);
+        fail(err, errsz, "cannot read the certificate");
+        return false;
+    }
+    X509 *leaf = PEM_read_bio_X509_AUX(bio, NULL, jwt_pem_no_pass_phrase, NULL);
+    bool ok = leaf != NULL && SSL_CTX_use_certificate(ctx, leaf) == 1 && SSL_CTX_clear_chain_certs(ctx) == 1;
+    X509_free(leaf);
+    while (ok) {
+        X509 *ca = PEM_read_bio_X509(bio, NULL, jwt_pem_no_pass_phrase, NULL);
+        if (ca == NULL) {
+            /* The end of the file reads as "no start line"; anything else
+             * is a certificate that does not parse. */
+            unsigned long e = ERR_peek_last_error();
+            if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+                ERR_clear_error();
+            else
+                ok = false;
+            break;
+        }
+        if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+            X509_free(ca);
+            ok = false;
+        }
+    }
+    BIO_free(bio);
+    if (!ok) {
+        char what[4200];
+        snprintf(what, sizeof what, "cannot read the certificate %s", path);
+        fail(err, errsz, what);
+    }
+    return ok;
 }
 
 /* A new context from T's files; NULL with the reason in err. */
@@ -122,12 +156,8 @@ static SSL_CTX *make(char *err, size_t errsz)
     if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1 ||
         SSL_CTX_set_ciphersuites(ctx, TLS13_SUITES) != 1) {
         fail(err, errsz, "cannot set the ciphers");
-    } else if (!cert_regular(T.cert, err, errsz)) {
+    } else if (!use_chain(ctx, T.cert, err, errsz)) {
         /* err says why */
-    } else if (SSL_CTX_use_certificate_chain_file(ctx, T.cert) != 1) {
-        char what[4200];
-        snprintf(what, sizeof what, "cannot read the certificate %s", T.cert);
-        fail(err, errsz, what);
     } else if ((key = read_key(T.key, err, errsz)) == NULL) {
         /* err says why */
     } else if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {

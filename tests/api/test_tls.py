@@ -252,3 +252,47 @@ def test_encrypted_pem_files_are_refused_without_asking_the_terminal(tmp_path, c
     assert rc != 0 and "Enter PEM" not in shown, shown
     rc, shown = on_a_terminal(*serve, "--webhook-ca-file", sealed)
     assert rc != 0 and "Enter PEM" not in shown, shown
+
+
+def make_chain(d):
+    """A root, an intermediate it signs, and a leaf the intermediate signs; returns
+    (root cert, leaf+intermediate chain file, leaf key)."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60, cwd=d)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    (d / "ca.ext").write_text("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
+    (d / "leaf.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("req", "-x509", *ec, "-keyout", "root.key", "-out", "root.crt", "-days", "2", "-subj", "/CN=root",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", *ec, "-keyout", "mid.key", "-out", "mid.csr", "-subj", "/CN=mid")
+    run("x509", "-req", "-in", "mid.csr", "-CA", "root.crt", "-CAkey", "root.key", "-CAcreateserial",
+        "-out", "mid.crt", "-days", "2", "-extfile", "ca.ext")
+    run("req", *ec, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=leaf")
+    run("x509", "-req", "-in", "leaf.csr", "-CA", "mid.crt", "-CAkey", "mid.key", "-CAcreateserial",
+        "-out", "leaf.crt", "-days", "2", "-extfile", "leaf.ext")
+    chain = d / "chain.crt"
+    chain.write_bytes((d / "leaf.crt").read_bytes() + (d / "mid.crt").read_bytes())
+    os.chmod(d / "leaf.key", 0o600)
+    return d / "root.crt", chain, d / "leaf.key"
+
+
+def test_the_certificate_file_s_chain_is_sent(tmp_path):
+    """The certificates after the server's own in --tls-cert go with it, so a client
+    that trusts only the root verifies the server; a file whose chain does not parse
+    is refused at start."""
+    root, chain, key = make_chain(tmp_path)
+    srv = TlsServer(tmp_path, chain, key)
+    srv.trust = lambda *certs: TlsServer.trust(srv, root)  # the root alone, at start too
+    srv.start()
+    try:
+        assert requests.get(srv.base_url + "/healthz", timeout=10).status_code == 200
+        assert handshake(srv.port, root)[0] == "TLSv1.3"
+    finally:
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+        srv.stop()
+    bad = tmp_path / "bad.crt"
+    bad.write_bytes((tmp_path / "leaf.crt").read_bytes() + b"-----BEGIN CERTIFICATE-----\nnot base64!\n"
+                    b"-----END CERTIFICATE-----\n")
+    p = run_crmd("serve", "--listen", f"127.0.0.1:{free_port()}", "--db", f"sqlite:{tmp_path}/x.db",
+                 "--tls-cert", bad, "--tls-key", key, timeout=20)
+    assert p.returncode != 0 and "cannot read the certificate" in p.stderr, p.stderr
