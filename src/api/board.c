@@ -95,3 +95,14 @@ void board_file(api_req_t *r)
     }
     api_reply_error(r, 404, "Not Found", "No such file of the board.");
 }
+
+size_t board_static_bodies(h2o_iovec_t *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < BOARD_NFILES; i++) {
+        if (n < max) out[n++] = h2o_iovec_init(BOARD_FILES[i].body, BOARD_FILES[i].len);
+        if (n < max && BOARD_FILES[i].gz != NULL)
+            out[n++] = h2o_iovec_init(BOARD_FILES[i].gz, BOARD_FILES[i].gz_len);
+    }
+    return n;
+}

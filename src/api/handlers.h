@@ -22,6 +22,9 @@ void openapi_get(api_req_t *r);
 /* board.c: GET / and GET /board/{file} */
 void board_index(api_req_t *r);
 void board_file(api_req_t *r);
+/* The board's compiled-in bodies (and their gzip forms), at most max into
+ * out; returns how many. Static: they live as long as the process. */
+size_t board_static_bodies(h2o_iovec_t *out, size_t max);
 
 /* summary.c: GET /leads/summary */
 void summary_get(api_req_t *r);

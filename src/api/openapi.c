@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "api/board_files.h"
 #include "api/handlers.h"
 #include "api/request.h"
 #include "api/respond.h"
@@ -40,10 +39,5 @@ size_t api_static_bodies(h2o_iovec_t *out, size_t max)
 {
     size_t n = 0;
     if (n < max) out[n++] = h2o_iovec_init(API_OPENAPI_JSON, API_OPENAPI_JSON_LEN);
-    for (size_t i = 0; i < BOARD_NFILES; i++) {
-        if (n < max) out[n++] = h2o_iovec_init(BOARD_FILES[i].body, BOARD_FILES[i].len);
-        if (n < max && BOARD_FILES[i].gz != NULL)
-            out[n++] = h2o_iovec_init(BOARD_FILES[i].gz, BOARD_FILES[i].gz_len);
-    }
-    return n;
+    return n + board_static_bodies(out + n, max - n);
 }
