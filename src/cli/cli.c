@@ -103,11 +103,16 @@ const char cli_usage_text[] =
     "'#' starts a comment line. An option beats its CRMD_ variable, which beats the file.\n"
     "Run 'crmd COMMAND --help' for one command.\n";
 
+/* The help of the command whose options are being read (cli_parse_opts),
+ * shown after a usage error instead of every command's: one command runs
+ * per process, so one pointer to static text does. */
+static const char *command_help;
+
 int cli_usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, "crmd: ");
     fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n\n%s", cli_usage_text);
+    fprintf(stderr, "\n\n%s", command_help != NULL ? command_help : cli_usage_text);
     return 2;
 }
 
@@ -199,6 +204,7 @@ int cli_verb_help(int argc, char **argv, const char *help)
  * the help printed. */
 int cli_parse_opts(int argc, char **argv, const char *help, const cli_opt_t *opts, int npos, int *first)
 {
+    command_help = help;
     struct option lopts[CLI_OPTS_MAX + 2];
     int n = 0;
     for (; opts[n].name != NULL; n++) {

@@ -442,3 +442,12 @@ def test_the_drain_after_sigterm_is_drain_seconds_and_what_it_cuts_is_said(tmp_p
     assert p.returncode == 0, err
     assert 1.8 <= took < 10, took
     assert "1 connection still open after the 2 s drain cut" in err, err
+
+
+def test_a_bad_option_value_shows_its_command_s_usage():
+    """After a value an option does not take, the usage shown is the command's own,
+    not the list of every command."""
+    p = run_crmd("serve", "--threads", "abc")
+    assert p.returncode == 2, p.stderr
+    assert "--threads wants a number" in p.stderr, p.stderr
+    assert "usage: crmd serve" in p.stderr and "commands:" not in p.stderr, p.stderr
