@@ -36,6 +36,7 @@ enum op_kind { OP_CREATE, OP_UPDATE, OP_DELETE };
 
 typedef struct batch_op {
     enum op_kind kind;
+    bool bad; /* it has a problem of its own: a delete so is not counted as done */
     char id[UUID_BUFSZ];
     lead_patch_t patch;
 } batch_op_t;
@@ -150,8 +151,10 @@ static int decode_ops(const json_t *root, h2o_iovec_t body, batch_t *b, int n, v
     size_t found = jsonlex_elements_at(body.base, body.len, "operations", text, count);
     for (size_t i = 0; i < count; i++) {
         bool has = i < found && found == count;
+        int before = errs->n + errs->dropped;
         decode_op(json_array_get(ops, i), (int)i, has ? text[i].p : NULL, has ? text[i].len : 0, &b->op[i],
                   errs);
+        b->op[i].bad = errs->n + errs->dropped != before;
     }
     return (int)count;
 }
@@ -168,6 +171,7 @@ static void found(void *ctx, const lead_t *lead)
 typedef struct named {
     int i;
     enum op_kind kind;
+    bool bad;
     char id[UUID_BUFSZ];
 } named_t;
 
@@ -181,6 +185,7 @@ static int named_of(const batch_t *b, named_t *nm)
         if (o->kind == OP_CREATE || o->id[0] == '\0') continue;
         nm[n].i = i;
         nm[n].kind = o->kind;
+        nm[n].bad = o->bad;
         memcpy(nm[n].id, o->id, sizeof nm[n].id);
         n++;
     }
@@ -188,14 +193,15 @@ static int named_of(const batch_t *b, named_t *nm)
 }
 
 /* Adds to errs a problem for each of nm[0..n) that names no live lead, or
- * one deleted by an earlier operation; false with w answered when the
- * store failed. */
+ * one deleted by an earlier operation (one without problems of its own: an
+ * invalid delete deletes nothing, so a later operation on its lead is
+ * judged on the lead alone); false with w answered when the store failed. */
 static bool named_live(store_t *s, api_write_t *w, const named_t *nm, int n, verrs_t *errs)
 {
     for (int k = 0; k < n; k++) {
         bool deleted = false, live = false;
         for (int j = 0; j < k; j++)
-            deleted |= nm[j].kind == OP_DELETE && strcmp(nm[j].id, nm[k].id) == 0;
+            deleted |= nm[j].kind == OP_DELETE && !nm[j].bad && strcmp(nm[j].id, nm[k].id) == 0;
         store_rc_t rc = deleted ? STORE_NOT_FOUND : store_lead_get(s, w->app, nm[k].id, found, &live, NULL);
         if (rc != STORE_OK && rc != STORE_NOT_FOUND) {
             api_write_answer(w, rc, 0, "", "");

@@ -107,6 +107,20 @@ def test_the_ids_problems_are_reported_with_the_bodys(app):
     assert {e["source"]["pointer"] for e in errs} == {"/operations/0/lead/name", "/operations/0/lead/value"}
 
 
+def test_an_invalid_delete_deletes_nothing_for_the_operations_after_it(app):
+    """A delete with a problem of its own is reported, and a later operation on its lead,
+    which exists, is judged on the lead: no "No such lead" for it."""
+    lead = app.create_lead(name="Still here")
+    for bad in ({"op": "delete", "id": lead["id"], "lead": {}}, {"op": "delete", "id": lead["id"], "bogus": 1}):
+        errs = assert_error(batch(app, [bad, {"op": "update", "id": lead["id"], "lead": {"name": "q"}}]), 422)
+        assert [e["source"]["pointer"] for e in errs] == ["/operations/0/" + next(k for k in bad if k not in ("op", "id"))]
+    # a valid delete still counts: the update after it names a lead gone
+    errs = assert_error(batch(app, [{"op": "delete", "id": lead["id"]},
+                                    {"op": "update", "id": lead["id"], "lead": {"name": "q"}, "x": 1}]), 422)
+    assert [e["source"]["pointer"] for e in errs] == ["/operations/1/x", "/operations/1/id"]
+    assert app.get_lead(lead["id"])["attributes"]["name"] == "Still here"
+
+
 @pytest.mark.parametrize("body", [{}, {"operations": []}, {"operations": "x"},
                                   {"operations": [{"op": "create", "lead": {"name": "x"}}] * 501},
                                   {"operations": [], "more": 1}])
