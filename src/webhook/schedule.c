@@ -42,10 +42,10 @@ bool webhook_schedule_parse(const char *s, webhook_schedule_t *sch)
     return sch->n > 0 && strstr(s, ",,") == NULL && s[0] != ',' && s[len - 1] != ',';
 }
 
-int64_t webhook_next_attempt(const webhook_schedule_t *sch, int attempt, int64_t created_at, int64_t now)
+int64_t webhook_next_attempt(const webhook_schedule_t *sch, int attempt, int64_t first_at, int64_t now)
 {
     int i = attempt - 1 < sch->n ? attempt - 1 : sch->n - 1;
     if (i < 0) i = 0;
     int64_t next = now + sch->ms[i];
-    return next - created_at > sch->give_up_ms ? 0 : next;
+    return next - first_at > sch->give_up_ms ? 0 : next;
 }

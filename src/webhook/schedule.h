@@ -36,9 +36,11 @@ bool webhook_duration_parse(const char *s, int64_t *ms);
  * than WEBHOOK_SCHEDULE_MAX. */
 bool webhook_schedule_parse(const char *s, webhook_schedule_t *sch);
 
-/* When the attempt-th attempt (from 1) of an event made at created_at
- * failed at now: the time of the next attempt, or 0 when the event is
- * given up. */
-int64_t webhook_next_attempt(const webhook_schedule_t *sch, int attempt, int64_t created_at, int64_t now);
+/* When the attempt-th attempt (from 1) of an event first attempted at
+ * first_at failed at now: the time of the next attempt, or 0 when the
+ * event is given up (the give-up counts from the first attempt, as the
+ * contract says: an event that waited behind others still gets its
+ * retries). */
+int64_t webhook_next_attempt(const webhook_schedule_t *sch, int attempt, int64_t first_at, int64_t now);
 
 #endif

@@ -106,7 +106,7 @@ typedef struct queued {
     char *payload;
     size_t len;
     int attempts;
-    int64_t created_at, first_at, next_at;
+    int64_t first_at, next_at;
 } queued_t;
 
 typedef struct lane {
@@ -283,7 +283,6 @@ static void on_queued(void *ctx, const store_queued_t *e)
     memcpy(q->event_id, e->event_id, sizeof q->event_id);
     q->type = e->type;
     q->attempts = e->attempts;
-    q->created_at = e->created_at;
     q->first_at = e->first_at;
     q->next_at = e->next_at;
     l->bytes += e->len;
@@ -527,7 +526,7 @@ static void finished(lane_t *l, CURLcode cc)
     d->created_at = l->started_at;
     if (!o->ok) {
         d->error = (text_ref_t){o->error, strlen(o->error)};
-        d->next_retry_at = webhook_next_attempt(&S.conf.schedule, d->attempt, e->created_at, ts_now_ms());
+        d->next_retry_at = webhook_next_attempt(&S.conf.schedule, d->attempt, o->first_at, ts_now_ms());
     }
     if (o->ok || d->next_retry_at == 0) {
         pop(l);

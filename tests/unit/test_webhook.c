@@ -183,6 +183,10 @@ Test(schedule, retries_follow_the_list_the_last_repeating_until_the_give_up)
     cr_expect_eq(webhook_next_attempt(&s, 3, 0, 3000), 7000);
     cr_expect_eq(webhook_next_attempt(&s, 9, 0, 50000), 54000, "the last interval repeats");
     cr_expect_eq(webhook_next_attempt(&s, 9, 0, 96000), 100000, "exactly at the give-up still goes");
+    s.give_up_ms = 6000;
+    cr_expect_eq(webhook_next_attempt(&s, 1, 50000, 50000), 51000,
+                 "the give-up counts from the first attempt, however old the event");
+    cr_expect_eq(webhook_next_attempt(&s, 3, 50000, 53000), 0);
 }
 
 /* --- the signature ----------------------------------------------------------------- */
