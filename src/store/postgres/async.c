@@ -245,6 +245,7 @@ static void drop(pg_store_t *s)
     a->state = AIO_DOWN;
     a->broken = false;
     a->batched = 0;
+    a->batch_unavailable = false;
 }
 
 /* Why connection c failed (libpq's msg), as logged: never a password. */
@@ -544,6 +545,7 @@ static void note_failure(pg_store_t *s, pg_aread_t *r, const PGresult *res)
     } else {
         if (preparing) s->prepared[r->id] = false;
         r->rc = pg_map_error(s, res);
+        if (r->rc == STORE_UNAVAILABLE) s->aio.batch_unavailable = true;
     }
 }
 
@@ -599,7 +601,10 @@ static bool take(pg_store_t *s, pg_aread_t *r, PGresult *res)
 }
 
 /* Ends the oldest entry once all its answers are in: a read completes, or
- * goes again in the next batch when the server skipped it. False when the
+ * goes again in the next batch when the server skipped it (unless a read
+ * before it failed for a reason of the moment: then it fails too, 503, as
+ * the reviewer's locked table showed: each batch waited out lock_timeout
+ * again, and a read 9 of them). False when the
  * connection has been lost meanwhile (its set-up failed). */
 static bool end_head(pg_store_t *s)
 {
@@ -607,7 +612,9 @@ static bool end_head(pg_store_t *s)
     pg_aread_t *r = a->head;
     a->head = r->next;
     if (a->head == NULL) a->tail = NULL;
-    if (r->kind == READ && r->rc == STORE_OK && r->skipped && ++r->skips <= SKIPS_MAX) {
+    if (r->kind == SYNC) a->batch_unavailable = false;
+    if (r->kind == READ && r->rc == STORE_OK && r->skipped && !a->batch_unavailable &&
+        ++r->skips <= SKIPS_MAX) {
         unsend(r);
         r->sends--; /* the same connection: no new try */
         append(a, r);

@@ -183,7 +183,13 @@ typedef struct pg_async {
     store_timer_t *deadline; /* while connecting: connect_timeout */
     store_timer_t *kick;     /* the end of this turn of the loop: the batch goes */
     int batched;             /* statements queued in libpq since the last Sync */
-    bool broken;             /* the connection failed inside a call */
+    /* A read of the batch being answered failed for a reason of the
+     * moment (a lock wait past lock_timeout, say): the reads the server
+     * skipped after it fail too, until the batch's Sync, instead of going
+     * again in the next batch, where each would wait out the same lock
+     * once more. */
+    bool batch_unavailable;
+    bool broken; /* the connection failed inside a call */
     pg_aread_t *head, *tail;
     pg_aread_t *spare; /* ended reads kept for the next ones */
     int nspare;
