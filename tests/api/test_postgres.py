@@ -667,6 +667,36 @@ def crmd_lock_waits(db_name):
 
 
 @pytest.mark.waits
+def test_a_backend_that_stops_answering_reads_is_given_up(make_server):
+    """A PostgreSQL backend that says nothing while its host still acknowledges (hung;
+    here stopped with SIGSTOP): the keepalives and tcp_user_timeout never fire, and the
+    reads sent on it waited for ever (a review). The thread's read connection is given up once the reads sent
+    on it go unanswered for its tcp_user_timeout (at least 6 s), and they go again on a
+    new one."""
+    import signal
+    name, url = new_db()
+    srv = make_server(threads=1, db_url=url + "?tcp_user_timeout=3000")
+    app = srv.new_app()
+    lead = app.create_lead(name="Still there")
+    assert get(srv.base_url, app, f"/leads/{lead['id']}").status_code == 200
+    pids = [int(p) for p in psql(f"{PG_URL}/postgres", "SELECT pid FROM pg_stat_activity WHERE datname = "
+                                                       f"'{name}' AND application_name = 'crmd'").split()]
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = requests.get(srv.base_url + f"/leads/{lead['id']}", headers=app.headers, timeout=30)
+        took = time.monotonic() - t0
+        assert r.status_code == 200 and body_json(r)["data"]["id"] == lead["id"], r.text
+        assert 5 < took < 15, took
+        assert "no answer for 6000 ms" in srv.stderr_text()
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+@pytest.mark.waits
 def test_reads_behind_one_that_timed_out_on_a_lock_fail_with_it(make_server):
     """A table locked for longer than lock_timeout (VACUUM FULL, ALTER TABLE): a read
     waits 5 s and fails 503; the reads the server skipped after it in its batch fail

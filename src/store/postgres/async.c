@@ -54,6 +54,11 @@
  * database. A read never completes inside the call that started it: a
  * failure found there (a send refused) is dealt with from the loop.
  *
+ * A server that stops answering while its host still acknowledges (a hung
+ * backend: TCP's keepalives and tcp_user_timeout never fire) is given up
+ * like a lost one once the reads sent on it go unanswered for
+ * pg_silence_ms (time_silence).
+ *
  * The connection is watched for reading even when idle, so a server that
  * goes away is noticed at once, not by the next request. Its session
  * plans every statement once (pg_reader_session_sql): re-planning a list
@@ -240,6 +245,7 @@ static void drop(pg_store_t *s)
     a->watch = NULL;
     stop_timer(a, &a->deadline);
     stop_timer(a, &a->kick);
+    stop_timer(a, &a->silence);
     if (s->conn != NULL) PQfinish(s->conn);
     s->conn = NULL;
     a->state = AIO_DOWN;
@@ -335,6 +341,7 @@ static bool start_session(pg_store_t *s)
     if (PQsetnonblocking(s->conn, 1) != 0 || PQenterPipelineMode(s->conn) != 1 || !rewatch(s, STORE_IO_READ))
         return false;
     a->state = AIO_READY;
+    a->silence_ms = pg_silence_ms(s->conn);
     if (!prepend_setup(a, NULL)) return false;
     if (a->snapshot && !prepend_setup(a, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) return false;
     return send_unsent(s) && end_batch(s);
@@ -375,11 +382,13 @@ static void connect_step(pg_store_t *s)
  * it go again on a new one (made at once, as a blocking read is tried
  * again), except those already on their second, and a snapshot's, which a
  * new connection would read from another snapshot. */
-static void lose(pg_store_t *s)
+static void lose_why(pg_store_t *s, const char *why)
 {
     pg_async_t *a = &s->aio;
     char msg[PG_MSG_MAX];
-    if (pg_conn_ok(s) && !a->broken)
+    if (why != NULL)
+        snprintf(msg, sizeof msg, "%s", why);
+    else if (pg_conn_ok(s) && !a->broken)
         snprintf(msg, sizeof msg, "answers out of step with the reads sent");
     else
         pg_message(PQerrorMessage(s->conn), msg, sizeof msg);
@@ -399,6 +408,36 @@ static void lose(pg_store_t *s)
     }
     if (a->head != NULL && !start_connect(s)) *failed_tail = take_all(a);
     fail_all(s, failed, STORE_UNAVAILABLE);
+}
+
+static void lose(pg_store_t *s)
+{
+    lose_why(s, NULL);
+}
+
+/* The server answered none of the reads sent for silence_ms: the
+ * connection is given up, as one whose host vanished is. */
+static void on_silence(void *arg)
+{
+    pg_store_t *s = arg;
+    s->aio.silence = NULL;
+    loop_enter(s);
+    char why[96];
+    snprintf(why, sizeof why, "no answer for %d ms: the connection is given up", s->aio.silence_ms);
+    lose_why(s, why);
+    loop_leave(s);
+}
+
+/* Times the server's silence while reads are sent on the connection and
+ * unanswered; from now when restart (an answer came), else only if not
+ * timed yet. */
+static void time_silence(pg_store_t *s, bool restart)
+{
+    pg_async_t *a = &s->aio;
+    bool waiting = a->state == AIO_READY && a->head != NULL && a->head->stage != UNSENT;
+    if (a->silence != NULL && (restart || !waiting)) stop_timer(a, &a->silence);
+    if (waiting && a->silence == NULL && a->silence_ms > 0)
+        a->silence = a->loop.timer_start(a->loop.ctx, (uint32_t)a->silence_ms, on_silence, s);
 }
 
 /* Asks for on_kick at the end of this turn of the loop. Without memory
@@ -485,6 +524,7 @@ static bool end_batch(pg_store_t *s)
     sync->stage = EXEC;
     append(a, sync);
     a->batched = 0;
+    time_silence(s, false);
     return flush(s);
 }
 
@@ -640,6 +680,7 @@ static bool end_head(pg_store_t *s)
 static void take_answers(pg_store_t *s)
 {
     pg_async_t *a = &s->aio;
+    bool took = false;
     for (;;) {
         if (a->state != AIO_READY || a->broken || a->closing) return;
         if (PQstatus(s->conn) == CONNECTION_BAD) {
@@ -647,11 +688,15 @@ static void take_answers(pg_store_t *s)
             return;
         }
         pg_aread_t *r = a->head;
-        if (r == NULL || r->stage == UNSENT || PQisBusy(s->conn)) return;
+        if (r == NULL || r->stage == UNSENT || PQisBusy(s->conn)) {
+            time_silence(s, took);
+            return;
+        }
         if (!take(s, r, PQgetResult(s->conn))) {
             lose(s);
             return;
         }
+        took = true;
         if (r->stage == ENDED && !end_head(s)) return;
     }
 }

@@ -106,16 +106,31 @@ static PGconn *start(const pg_store_t *s, bool wait)
     return c;
 }
 
+/* The number c's option key was given (the URL's, else crmd's); 0 when
+ * none, or not a number. */
+static int option_int(PGconn *c, const char *key)
+{
+    int n = 0;
+    PQconninfoOption *opts = PQconninfo(c);
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
+        if (strcmp(o->keyword, key) == 0 && o->val != NULL) n = atoi(o->val);
+    PQconninfoFree(opts);
+    return n;
+}
+
 /* The connect_timeout c was given (the URL's, else crmd's), in ms. */
 static int connect_timeout_ms(PGconn *c)
 {
-    int seconds = 0;
-    PQconninfoOption *opts = PQconninfo(c);
-    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
-        if (strcmp(o->keyword, "connect_timeout") == 0 && o->val != NULL) seconds = atoi(o->val);
-    PQconninfoFree(opts);
+    int seconds = option_int(c, "connect_timeout");
     if (seconds <= 0) return 0;
     return (seconds < CONNECT_TIMEOUT_MIN_S ? CONNECT_TIMEOUT_MIN_S : seconds) * 1000;
+}
+
+int pg_silence_ms(PGconn *c)
+{
+    int ms = option_int(c, "tcp_user_timeout");
+    if (ms <= 0) return 0;
+    return ms < PG_SILENCE_MIN_MS ? PG_SILENCE_MIN_MS : ms;
 }
 
 PGconn *pg_connect_start(pg_store_t *s, int *timeout_ms)

@@ -182,6 +182,8 @@ typedef struct pg_async {
     store_watch_t *watch;    /* the connection's socket, while there is one */
     store_timer_t *deadline; /* while connecting: connect_timeout */
     store_timer_t *kick;     /* the end of this turn of the loop: the batch goes */
+    store_timer_t *silence;  /* while reads are sent: how long the server may say nothing */
+    int silence_ms;          /* pg_silence_ms of the connection, once made */
     int batched;             /* statements queued in libpq since the last Sync */
     /* A read of the batch being answered failed for a reason of the
      * moment (a lock wait past lock_timeout, say): the reads the server
@@ -276,6 +278,14 @@ bool pg_conn_ok(const pg_store_t *s);
  * The connect_timeout it was given, in ms (0: none), is what the caller
  * must enforce, since PQconnectPoll does not. */
 PGconn *pg_connect_start(pg_store_t *s, int *timeout_ms);
+/* How long a thread's read connection may leave the reads sent on it
+ * unanswered before it is given up (async.c): its tcp_user_timeout (the
+ * URL's, else crmd's 30 s), which bounds a host that vanished, so that a
+ * server that stops answering on a host that still acknowledges (a hung
+ * backend) is bounded alike; at least PG_SILENCE_MIN_MS, so that a read
+ * waiting for a lock gets its lock_timeout first. 0: no bound. */
+#define PG_SILENCE_MIN_MS 6000
+int pg_silence_ms(PGconn *c);
 /* What every connection runs first (the lock timeout of store.h), and what
  * a server thread's read connection runs instead (generic plans too). */
 extern const char pg_session_sql[];
