@@ -238,7 +238,9 @@ csv_rc_t csv_next(csv_reader_t *rd)
         if (rd->cells < CSV_CELLS_MAX) {
             at[rd->cells] = scratch_at;
             rd->cell[rd->cells++] = cell;
-        } else {
+        } else if (cell.len > 0) {
+            /* Empty cells past the last kept are a spreadsheet's trailing
+             * separators: dropped without a word, however many. */
             rd->too_many = true;
         }
         if (line_end(rd)) break;

@@ -70,7 +70,7 @@ typedef struct csv_reader {
     int cells;  /* its number of cells */
     bool blank; /* it was an empty line */
     text_ref_t cell[CSV_CELLS_MAX];
-    bool too_many; /* it had more than CSV_CELLS_MAX cells (the rest dropped) */
+    bool too_many; /* it had a non-empty cell past CSV_CELLS_MAX (the rest are dropped) */
     jw_t scratch;  /* unquoted copies of cells with doubled quotes */
 } csv_reader_t;
 

@@ -270,6 +270,16 @@ def test_blank_header_columns_at_the_end_are_left_out_and_others_named(app):
     assert [(e["source"]["pointer"], e["detail"]) for e in errs] == [
         ("/rows/1", "Column 2 of the header has no name")]
     assert len(app.list_all()) == 2
+    # However many trailing separators, past the reader's 64 cells too; a 65th cell
+    # with something in it is still too many.
+    r = import_csv(app, "name,source" + "," * 70 + "\r\nwide,s" + "," * 70 + "\r\nnarrow,t\r\n")
+    assert_status(r, 200)
+    assert body_json(r)["meta"]["created"] == 2
+    errs = assert_error(import_csv(app, "name,source\r\nq,w" + "," * 70 + "x\r\n"), 422)
+    assert [e["source"]["pointer"] for e in errs] == ["/rows/2"]
+    errs = assert_error(import_csv(app, "name" + ",c" * 70 + "\r\nq\r\n"), 422)
+    assert [e["detail"] for e in errs] == ["The header row has more than 64 columns"]
+    assert len(app.list_all()) == 4
 
 
 def test_a_long_header_column_gets_a_whole_json_pointer(app):
