@@ -247,8 +247,13 @@ csv_rc_t csv_next(csv_reader_t *rd)
         rd->p++; /* the separator */
     }
     if (rd->scratch.oom) return CSV_BAD_QUOTE;
-    for (int i = 0; i < rd->cells; i++)
+    /* A row of empty cells only (",,,") is what a spreadsheet saves for a
+     * row it formatted but left empty: blank, like an empty line. */
+    rd->blank = !rd->too_many;
+    for (int i = 0; i < rd->cells; i++) {
         if (at[i] != SIZE_MAX) rd->cell[i].ptr = rd->scratch.buf + at[i];
+        rd->blank &= rd->cell[i].len == 0;
+    }
     return CSV_ROW;
 }
 

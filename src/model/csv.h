@@ -68,7 +68,7 @@ typedef struct csv_reader {
     char sep;   /* ',' or ';' */
     int row;    /* the last record's row, as a spreadsheet numbers it (from 1) */
     int cells;  /* its number of cells */
-    bool blank; /* it was an empty line */
+    bool blank; /* it was an empty line, or held empty cells only */
     text_ref_t cell[CSV_CELLS_MAX];
     bool too_many; /* it had a non-empty cell past CSV_CELLS_MAX (the rest are dropped) */
     jw_t scratch;  /* unquoted copies of cells with doubled quotes */

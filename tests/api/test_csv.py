@@ -277,6 +277,10 @@ def test_blank_header_columns_at_the_end_are_left_out_and_others_named(app):
     assert body_json(r)["meta"]["created"] == 2
     errs = assert_error(import_csv(app, "name,source\r\nq,w" + "," * 70 + "x\r\n"), 422)
     assert [e["source"]["pointer"] for e in errs] == ["/rows/2"]
+    # A row of empty cells only is what a spreadsheet saves for a formatted empty row:
+    # blank, like an empty line (and counted as a row for the numbers after it).
+    r = import_csv(app, "name,value\r\n,\r\nrow three,x\r\n,,\r\n")
+    assert [e["source"]["pointer"] for e in assert_error(r, 422)] == ["/rows/3/value"]
     errs = assert_error(import_csv(app, "name" + ",c" * 70 + "\r\nq\r\n"), 422)
     assert [e["detail"] for e in errs] == ["The header row has more than 64 columns"]
     assert len(app.list_all()) == 4
