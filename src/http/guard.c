@@ -556,6 +556,9 @@ static void h2_police(guard_conn_t *c)
 #define FRAMING_DETAIL                                                                                       \
     "The request has two Content-Length headers that differ, one beside Transfer-Encoding, a header "        \
     "line folded onto the one before, or a chunked body line that RFC 9112 does not allow."
+#define MALFORMED_DETAIL                                                                                     \
+    "The request's head is not valid HTTP/1.1 (a malformed request line or header line, a control "          \
+    "character in a header), or has over 100 headers or 400 KiB."
 
 /* A header field's value without the white space after it (picohttpparser
  * takes off the white space before it). */
@@ -758,9 +761,10 @@ static ssize_t h1_chunks_start(guard_conn_t *c, const char *p, size_t n)
  * whether the head refused is the input's first, the request h2o is to
  * answer next. head: storage for each head parsed; it keeps the input's
  * first head when that is the one parsed last (head->len > 0). */
-static bool h1_framing_bad(guard_conn_t *c, size_t left, bool *front, h1_head_t *head)
+static bool h1_framing_bad(guard_conn_t *c, size_t left, bool *front, const char **why, h1_head_t *head)
 {
     head->len = 0;
+    *why = FRAMING_DETAIL;
     if (c->h1_lost) return false;
     const h2o_buffer_t *in = c->sock->input;
     int64_t size = (int64_t)in->size, pos = (int64_t)left + c->h1_next;
@@ -795,11 +799,22 @@ static bool h1_framing_bad(guard_conn_t *c, size_t left, bool *front, h1_head_t 
             phr_parse_request(in->bytes + pos, cap, &head->method, &head->method_len, &head->path,
                               &head->path_len, &head->minor, head->hs, &head->nh, seen < cap ? seen : cap);
         head->len = pos == 0 && len > 0 ? len : 0;
+        /* A head past h2o's limit without its end is refused as h2o
+         * would, below. */
+        if (len == -2 && cap == H2O_MAX_REQLEN) len = -1;
         if (len == -2) break; /* its end is still to come */
         bool chunked = false, ambiguous = false;
         bool body = len > 0 && h1_body(head->hs, head->nh, &chunked, &declared, &ambiguous);
         if (ambiguous) {
             *front = pos == 0;
+            return true;
+        }
+        if (len == -1 && pos == 0 && c->sock->ssl == NULL) {
+            /* A head h2o cannot parse, first in the input: h2o would
+             * answer a plain-text 400; the API's errors are JSON (over
+             * TLS, h2o's answer stays: the guard writes nothing there). */
+            *front = true;
+            *why = MALFORMED_DETAIL;
             return true;
         }
         if (len < 0 || (body && !chunked && declared > (size_t)INT32_MAX)) {
@@ -849,10 +864,11 @@ static bool h1_framing_refused(guard_conn_t *c, size_t left, h1_head_t *head)
 {
     h2o_socket_t *sock = c->sock;
     bool front = false;
-    if (!h1_framing_bad(c, left, &front, head)) return false;
+    const char *why;
+    if (!h1_framing_bad(c, left, &front, &why, head)) return false;
     if (front && !h2o_socket_is_writing(sock) && sock->ssl == NULL) {
         char bad[HTTP_BUSY_MAX];
-        size_t n = http_canned_error(bad, sizeof bad, 400, "bad_request", "Bad Request", FRAMING_DETAIL);
+        size_t n = http_canned_error(bad, sizeof bad, 400, "bad_request", "Bad Request", why);
         (void)send(h2o_socket_get_fd(sock), bad, n, MSG_DONTWAIT | MSG_NOSIGNAL);
     }
     return true;
