@@ -112,6 +112,11 @@ static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     "\"detail\":\"" BUSY_DETAIL "\"}]}"
 
 static atomic_size_t input_held, output_held;
+/* Of input_held, what HTTP/1 connections hold of requests pipelined behind
+ * one being answered (guard_conn_t.hoard), and when a body allowed in last
+ * needed them gone to fit (every thread's sweep then drops its own). */
+static atomic_size_t hoarded;
+static _Atomic uint64_t hoards_wanted_at;
 /* Response bytes a thread could not find room for, and when (the sweeps
  * give up old answers to make it, for a second: the client's retry after
  * Retry-After: 1 asks again if need be). */
@@ -187,6 +192,11 @@ typedef struct guard_conn {
     h2o_timeout_entry_t detect;            /* waiting for the first bytes (cfg->http2) */
     struct timeval connected_at;
     size_t charged; /* this connection's part of input_held */
+    /* HTTP/1: what it holds of input_held (charged, when it last looked)
+     * while it holds requests pipelined behind the one being answered (0:
+     * none; counted in hoarded). */
+    size_t hoard;
+    bool hoard_dropped; /* dropped for the room (hoard still counted until it closes) */
     /* HTTP/1: the request arriving has had its head looked at (its body
      * is small, or was allowed: h1_grant), until h2o stops reading it. */
     bool h1_seen;
@@ -221,7 +231,11 @@ typedef struct guard_conn {
     /* HTTP/2: the streams whose large body was judged. */
     h2_judged_t h2_judged[H2_JUDGED_MAX];
     size_t h2_njudged;
-    bool raised;         /* HTTP/2: its receive buffer is H2_RCVBUF_ALLOWED */
+    bool raised; /* HTTP/2: its receive buffer is H2_RCVBUF_ALLOWED */
+    /* HTTP/2: its unjudged bodies once passed body_small together; from
+     * then on every body of it is judged, however small (see
+     * h2_check_bodies). */
+    bool h2_crowded;
     uint64_t idle_since; /* HTTP/2: since when it has had no stream (0: it has) */
     int depth;
     bool closed, h2;
@@ -251,6 +265,7 @@ static void h1_request_done(guard_conn_t *c);
 static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn);
 static void input_buffer(guard_conn_t *c, int bytes);
 static void h2_lower_input(guard_conn_t *c, h2o_http2_conn_t *conn);
+static bool hoards_make_room(guard_conn_t *c);
 
 static size_t buf_bytes(const h2o_buffer_t *b)
 {
@@ -529,6 +544,14 @@ static void h2_cap_headers(h2o_http2_conn_t *conn)
     }
 }
 
+/* Whether some stream of c has a large body it was allowed arriving. */
+static bool h2_allowed_bodies(const guard_conn_t *c)
+{
+    for (size_t i = 0; i < c->h2_njudged; i++)
+        if (!c->h2_judged[i].refused) return true;
+    return false;
+}
+
 /* After h2o read from an HTTP/2 connection: the stream and header caps,
  * the request budget, the write backlog, and whether it is idle. */
 static void h2_police(guard_conn_t *c)
@@ -539,7 +562,7 @@ static void h2_police(guard_conn_t *c)
     h2_cap_streams(conn);
     h2_check_bodies(c, conn);
     if (conn->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING) return;
-    if (charge(c)) {
+    if (charge(c) && !(h2_allowed_bodies(c) && hoards_make_room(c))) {
         h2_refuse(c, conn);
         h2_lower_input(c, conn);
     }
@@ -855,6 +878,80 @@ static void h1_input_taken(guard_conn_t *c)
     }
 }
 
+/* --- HTTP/1 requests pipelined behind an answer ------------------------------------- */
+
+/* Sets c's part of hoarded. */
+static void hoard_set(guard_conn_t *c, size_t bytes)
+{
+    if (bytes >= c->hoard)
+        atomic_fetch_add(&hoarded, bytes - c->hoard);
+    else
+        atomic_fetch_sub(&hoarded, c->hoard - bytes);
+    c->hoard = bytes;
+}
+
+/* HTTP/1, once h2o has returned and c's input is counted (charge): while a
+ * request is being answered (h2o does not read), the bytes of the input
+ * past it (its head, and its body, which h2o keeps in place until the
+ * request is done: a declared length, or at most what it was allowed,
+ * granted, before h1_request_done gave it back) are requests pipelined
+ * behind it. They wait until its answer is taken, so a client that sends
+ * many and reads none holds them until the connection's 20 s write
+ * timeout: 256 connections so held all the request memory, and an honest
+ * import got 503 (a known limit until stop 36). Such a connection is
+ * noted as hoarding, and goes first when a body allowed in needs the room
+ * (hoards_make_room). */
+static void h1_note_hoard(guard_conn_t *c, size_t granted)
+{
+    if (c->h2 || c->hoard_dropped) return;
+    const h2o_buffer_t *in = c->sock->input;
+    size_t pipelined = 0;
+    if (!h2o_socket_is_reading(c->sock) && c->charged > 0 && in->size > INPUT_FREE) {
+        h1_head_t head;
+        head.nh = H2O_MAX_HEADERS;
+        size_t cap = in->size < H2O_MAX_REQLEN ? in->size : H2O_MAX_REQLEN, declared = 0;
+        int len = phr_parse_request(in->bytes, cap, &head.method, &head.method_len, &head.path,
+                                    &head.path_len, &head.minor, head.hs, &head.nh, 0);
+        bool chunked = false, ambiguous = false;
+        bool body = len > 0 && h1_body(head.hs, head.nh, &chunked, &declared, &ambiguous);
+        if (body && chunked) declared = granted > body_small ? granted : body_small;
+        size_t used = len > 0 ? (size_t)len + (body ? declared : 0) : SIZE_MAX;
+        if (!ambiguous && in->size > used) pipelined = in->size - used;
+    }
+    /* Any pipelined byte: an honest client that pipelines is dropped only
+     * when the memory is short, and a hoarder holding no more than
+     * INPUT_FREE of requests in a larger buffer is noted too. */
+    hoard_set(c, pipelined > 0 ? c->charged : 0);
+}
+
+/* Drops w's connections that hoard pipelined requests: their memory comes
+ * back as h2o closes them, on their next event. */
+static void drop_hoards(http_worker_t *w)
+{
+    for (h2o_linklist_t *l = w->guard_conns.next; l != &w->guard_conns; l = l->next) {
+        guard_conn_t *h = H2O_STRUCT_FROM_MEMBER(guard_conn_t, link, l);
+        if (h->hoard == 0 || h->hoard_dropped || h->closed) continue;
+        metrics_count(METRIC_GUARD_REQUEST_MEMORY);
+        h->hoard_dropped = true;
+        kill_socket(h->sock);
+    }
+}
+
+/* c, receiving a body it was allowed, took the request memory over its
+ * budget. When the connections hoarding pipelined requests hold at least
+ * as much as it is over, they go (this thread's now, the other threads'
+ * at their next sweep, SWEEP_MS) and c reads on: true. The memory is then
+ * over the budget by at most what they hold, until they close. Otherwise
+ * false: c is refused, as any connection over the budget is. */
+static bool hoards_make_room(guard_conn_t *c)
+{
+    size_t held = atomic_load(&input_held);
+    if (held <= input_budget || atomic_load(&hoarded) < held - input_budget) return false;
+    atomic_store(&hoards_wanted_at, h2o_now(c->w->loop));
+    drop_hoards(c->w);
+    return true;
+}
+
 /* Whether sock's input holds a head h1_framing_bad refuses (left and head
  * as there); then the caller closes the connection. When it is the first,
  * a 400 answers it, written straight to the socket (not over TLS, where
@@ -956,7 +1053,7 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     if (err == NULL && !c->h2 && h1_check(c, &head, false)) return;
     /* HTTP/1 holds at most one request: over the budget, it goes before
      * h2o parses it. A client still reading gets the reason. */
-    if (err == NULL && !c->h2 && charge(c)) {
+    if (err == NULL && !c->h2 && charge(c) && !(c->h1_grant.bytes > 0 && hoards_make_room(c))) {
         metrics_count(METRIC_GUARD_REQUEST_MEMORY);
         if (!h2o_socket_is_writing(sock) && sock->ssl == NULL) {
             char busy[HTTP_BUSY_MAX];
@@ -976,11 +1073,13 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
         return;
     }
     rewrap(c);
+    size_t granted = c->h1_grant.bytes;
     if (!h2o_socket_is_reading(sock))
         h1_request_done(c);
     else if (c->h1_limit != 0 && h1_over_limit(c, &head))
         return;
     charge(c);
+    h1_note_hoard(c, granted);
     h1_input_taken(c);
 }
 
@@ -992,11 +1091,13 @@ static void h1_settle(guard_conn_t *c, bool judge_now)
 {
     h1_head_t head;
     head.len = 0;
+    size_t granted = c->h1_grant.bytes;
     if (!h2o_socket_is_reading(c->sock))
         h1_request_done(c);
     else if (judge_now && h1_check(c, &head, true))
         return;
     charge(c);
+    h1_note_hoard(c, granted);
     h1_input_taken(c);
 }
 
@@ -1024,6 +1125,7 @@ static void on_close(void *data)
     c->answer = NULL;
     atomic_fetch_sub(&input_held, c->charged);
     c->charged = 0;
+    hoard_set(c, 0);
     if (h2o_timeout_is_linked(&c->detect)) h2o_timeout_unlink(&c->detect);
     atomic_fetch_sub(&open_conns, 1);
     atomic_fetch_sub(&c->w->conns, 1);
@@ -1941,7 +2043,11 @@ static void h2_check_bodies(guard_conn_t *c, h2o_http2_conn_t *conn)
 {
     if (body_check == NULL) return;
     h2_lower_input(c, conn);
-    bool crowded = h2_unjudged(c, conn) > body_small;
+    /* Sticky: the last of many small bodies, arriving in a read of its
+     * own once the others were judged and answered, was left alone
+     * under body_small, unanswered until its deadline (seen under load). */
+    c->h2_crowded |= h2_unjudged(c, conn) > body_small;
+    bool crowded = c->h2_crowded;
     for (khiter_t i = kh_begin(conn->streams);
          i != kh_end(conn->streams) && conn->state < H2O_HTTP2_CONN_STATE_IS_CLOSING; i++) {
         h2o_http2_stream_t *s = h2_stream_at(conn, i);
@@ -2055,6 +2161,7 @@ static void on_sweep(h2o_timeout_entry_t *entry)
     for (h2o_linklist_t *node = w->ctx.http2._conns.next; node != &w->ctx.http2._conns; node = node->next)
         sweep_h2_conn(w, H2O_STRUCT_FROM_MEMBER(h2o_http2_conn_t, _conns, node), now);
     sweep_held(w, now);
+    if (now < atomic_load(&hoards_wanted_at) + 1000) drop_hoards(w);
     h2o_timeout_link(w->loop, &w->guard_tick, &w->guard_sweep);
 }
 

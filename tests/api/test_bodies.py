@@ -1,9 +1,11 @@
 """Request bodies: JSON syntax and encoding, Content-Type, size limit."""
 
 import json
+import time
 import uuid
 
 import pytest
+import requests
 
 from apiutil import (MIB, assert_error, assert_status, body_json, check_follow, check_lead)
 
@@ -309,3 +311,37 @@ def test_a_body_in_a_content_coding_is_415(app, coding):
     assert_error(r, 415, "unsupported_media_type")
     assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 0
     assert_status(app.post("/leads/", {"lead": {"name": "x"}}, headers={"Content-Encoding": "identity"}), 201)
+
+
+def test_connections_hoarding_pipelined_requests_go_first_when_an_allowed_body_needs_room(make_server):
+    """A client that pipelines requests behind one whose answer it never reads holds them,
+    read in, until the connection's 20 s write timeout: enough such connections without
+    credentials filled the request memory and an honest import got 503 (a known limit until
+    stop 36). Now they are dropped when a body that was allowed in needs the room."""
+    import socket
+    srv = make_server(threads=2, extra_args=["--request-memory-mb", "8"])
+    app = srv.new_app()
+    hoarders = []
+    try:
+        for _ in range(48):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect((srv.host, srv.port))
+            s.setblocking(False)
+            data = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n" * 8
+            data += b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * (240 * 1024 // 35)
+            try:
+                s.send(data)
+            except BlockingIOError:
+                pass
+            hoarders.append(s)
+        time.sleep(1.5)
+        csv = "name,value\r\n" + "".join(f"Hoard test {i},{i}\r\n" for i in range(20_000))
+        for _ in range(2):
+            r = app.post("/leads/import", raw=csv.encode(), headers={"Content-Type": "text/csv"})
+            assert r.status_code == 200, r.text[:300]
+            assert body_json(r)["meta"]["created"] == 20_000
+    finally:
+        for s in hoarders:
+            s.close()
+    assert requests.get(srv.base_url + "/healthz", timeout=5).status_code == 200
