@@ -234,6 +234,31 @@ static bool url_port(CURLU *h, char *out, size_t outsz)
     return true;
 }
 
+/* Whether host is a name a resolver can look up (RFC 1123, 2.1): labels
+ * of 1 to 63 letters, digits and hyphens, none first or last in a label,
+ * and one trailing dot at most. libcurl takes "-", "a..b" and "_" as
+ * hosts, which no delivery could ever reach. An IPv4 literal, in any of
+ * the forms the resolver reads ("127.1", "0x7f.1"), is such a name too. */
+static bool labels_ok(const char *host)
+{
+    size_t len = strlen(host);
+    if (len > 0 && host[len - 1] == '.') len--;
+    if (len == 0) return false;
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        char c = i < len ? host[i] : '.';
+        if (c == '.') {
+            size_t n = i - start;
+            if (n == 0 || n > 63 || host[start] == '-' || host[i - 1] == '-') return false;
+            start = i + 1;
+        } else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* The form of url: parsed into h, then its scheme, user info and host
  * (into host). TARGET_NAME when it is well formed, else TARGET_INVALID
  * with why. */
@@ -278,6 +303,12 @@ static webhook_target_rc_t check_form(CURLU *h, const char *url, char *host, siz
             snprintf(why, whysz, "URL's host must be ASCII: give an international name in its xn-- form");
             return TARGET_INVALID;
         }
+    if (host[0] != '[' && !labels_ok(host)) {
+        snprintf(why, whysz,
+                 "URL's host must be a name of labels of letters, digits and hyphens (1 to 63 bytes each, "
+                 "no hyphen first or last), or an IP address");
+        return TARGET_INVALID;
+    }
     return TARGET_NAME;
 }
 

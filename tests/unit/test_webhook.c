@@ -142,6 +142,34 @@ Test(target, urls_are_read_as_the_sender_reads_them)
     cr_expect_eq(check("https://93.184.216.34:1024/", host), TARGET_OK);
     cr_expect_eq(check("http://93.184.216.34:443/", host), TARGET_OK);
     cr_expect_eq(check("https://93.184.216.34:80/", host), TARGET_OK);
+    webhook_allow_private(false);
+}
+
+Test(target, a_host_name_is_made_of_labels_a_resolver_can_look_up)
+{
+    char host[WEBHOOK_HOST_MAX];
+    static const char *const bad[] = {"https://.../",      "https://-/",           "https://a..b/",
+                                      "https://_/",        "https://-a-.com/",     "https://a-.com/",
+                                      "https://x.-a.com/", "https://a_b.example/", "https://example.com../",
+                                      "https://./"};
+    for (int pass = 0; pass < 2; pass++) {
+        /* The form is checked whether private targets are allowed or not. */
+        webhook_allow_private(pass == 1);
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+            cr_expect_eq(check(bad[i], host), TARGET_INVALID, "%s", bad[i]);
+    }
+    webhook_allow_private(false);
+    char name[96];
+    snprintf(name, sizeof name, "https://%.*s.example/", 63,
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    cr_expect_eq(check(name, host), TARGET_NAME, "a label of 63 bytes");
+    snprintf(name, sizeof name, "https://%.*s.example/", 64,
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    cr_expect_eq(check(name, host), TARGET_INVALID, "a label of 64 bytes");
+    cr_expect_eq(check("https://a-b.x1.example./", host), TARGET_NAME, "one trailing dot");
+    cr_expect_eq(check("https://1.example/", host), TARGET_NAME, "a label may start with a digit");
+    cr_expect_eq(check("https://[2606:4700::1111]/", host), TARGET_OK, "a bracketed IPv6 literal");
+    cr_expect_eq(check("https://93.184.216.34./", host), TARGET_OK, "an IPv4 literal with its dot");
     webhook_allow_private(true);
     cr_expect_eq(check("http://127.0.0.1/", host), TARGET_OK);
     cr_expect_eq(check("http://localhost/", host), TARGET_OK);
