@@ -104,6 +104,10 @@ void api_export_configure(int max_total, int max_per_app, int64_t max_ms);
 int api_writer_start(const api_shared_t *shared);
 void api_writer_stop(void);
 
+/* Sets up h2o's resolver, which checks webhook targets' names when they
+ * are created or changed (resolve.h); call once, before serving. */
+void api_resolve_setup(void);
+
 /* The admin listener's handler (http/server.h's admin_handle): GET
  * /metrics (Prometheus text) and GET /healthz; anything else 404. */
 void api_admin_handle(h2o_req_t *req, void *arg);

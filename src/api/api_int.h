@@ -14,6 +14,7 @@
  *   change.c     what a write changed, and what follows from it recorded in
  *                its batch (outbox.c: the webhooks' events)
  *   writer.c     group commit: writes run on the writer thread
+ *   resolve.c    a host name resolved off the loop (webhook targets)
  *   request.c    the request's life, its input (body, query), its answer
  *   respond.c, log.c   sending a response; the request log
  *
@@ -31,6 +32,7 @@
 #include <jansson.h>
 
 #include "h2o.h"
+#include "h2o/hostinfo.h"
 
 #include "api/api.h"
 #include "api/cache.h"
@@ -105,6 +107,7 @@ typedef struct api_thread {
     h2o_multithread_receiver_t done; /* finished writes come back here */
     int writes_in_flight;            /* queued to the writer, not answered yet */
     int reads_pending;               /* store reads that will complete later */
+    int resolves_pending;            /* host names being resolved (resolve.c) */
     api_log_t log;
     auth_cache_t *auth;
     api_loop_t *loop;                          /* given to the store once serving starts; NULL before */
@@ -124,6 +127,9 @@ typedef struct api_thread {
 typedef store_rc_t (*api_read_start_fn)(api_req_t *r, const store_async_t *async);
 typedef void (*api_read_done_fn)(api_req_t *r, store_rc_t rc);
 typedef void (*api_step_fn)(api_req_t *r);
+/* What runs once a host name is resolved for a request (resolve.h): res
+ * lists its addresses, NULL when it has none to tell. */
+typedef void (*api_resolve_done_fn)(api_req_t *r, const struct addrinfo *res);
 
 /* Where store callbacks render records: the body, the time a follow's
  * status is judged at, items so far, and when the body turns stale by
@@ -168,6 +174,13 @@ struct api_req {
     /* The store read it waits for (request.c). */
     api_read_done_fn read_done;
     bool waiting;
+    /* A host name being resolved for it (resolve.c): h2o's lookup and the
+     * timer that bounds it, both NULL when none is. */
+    struct {
+        h2o_hostinfo_getaddr_req_t *lookup;
+        store_timer_t *timer;
+        api_resolve_done_fn done;
+    } dns;
     /* Set when h2o lets go of req while r waits (its write's flag). */
     atomic_bool *gone;
     /* What the log line of a request h2o let go of names (request.c). */

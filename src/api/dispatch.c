@@ -80,7 +80,7 @@ void *api_thread_init(int index, void *arg, h2o_context_t *ctx)
 int api_thread_busy(void *state)
 {
     const api_thread_t *t = state;
-    return t->writes_in_flight > 0 || t->reads_pending > 0 || auth_busy(t->auth);
+    return t->writes_in_flight > 0 || t->reads_pending > 0 || t->resolves_pending > 0 || auth_busy(t->auth);
 }
 
 void api_thread_fini(void *state)

@@ -7,16 +7,19 @@
  * are paged by page or by cursor, newest first (find.h). Writes run on
  * the writer like a lead's. A target URL is checked before its write is
  * queued (webhook/target.h): its form, its port, an IP literal, and
- * localhost (RFC 6761 fixes it to loopback). Another host name is not
- * resolved here: the sender checks every address it connects
- * to anyway, and resolving on the request's path would let one tenant's
- * slow DNS hold resources all share.
+ * localhost (RFC 6761 fixes it to loopback). Another host name is then
+ * resolved, on h2o's resolver threads so that the event loop never waits
+ * for DNS (resolve.h), and any refused address it has is a 422 as a
+ * literal's is; a name that does not resolve, or not within the bound, is
+ * taken, as extensions.md says. With private targets allowed no name is
+ * resolved. The sender checks every address it connects to anyway.
  */
 #include "api/cursor.h"
 #include "api/find.h"
 #include "api/handlers.h"
 #include "api/request.h"
 #include "api/resource.h"
+#include "api/resolve.h"
 #include "api/respond.h"
 #include "api/writer.h"
 
@@ -167,9 +170,14 @@ static void decode(const json_t *root, h2o_iovec_t body, bool creating, api_patc
 
 /* Checks the body as a write would decode it, and the target URL's form,
  * port and literal address with it: 0 when it is good, else the status of
- * every problem at once, rendered into r->out. */
-static int body_problems(api_req_t *r, bool creating)
+ * every problem at once, rendered into r->out. When it is good and its
+ * URL names a host by a name that must be resolved, the name goes to
+ * host, without its trailing dot: DNS reads "name." and "name" alike, but
+ * /etc/hosts, which the resolver reads first, knows only the latter, and
+ * the name's loopback entry there must not be missed; else host is "". */
+static int body_problems(api_req_t *r, bool creating, char host[WEBHOOK_HOST_MAX])
 {
+    host[0] = '\0';
     int status = 0;
     json_t *root = api_body_or_render(r, &status);
     if (root == NULL) return status;
@@ -177,14 +185,32 @@ static int body_problems(api_req_t *r, bool creating)
     verrs_t errs = {0};
     webhook_decode(root, creating, &p, &errs);
     if (p.fields & WEBHOOK_F_URL && p.v.url.ptr != NULL) {
-        char url[URL_BYTES_MAX], why[192], host[WEBHOOK_HOST_MAX];
+        char url[URL_BYTES_MAX], why[192];
         snprintf(url, sizeof url, "%.*s", (int)p.v.url.len, p.v.url.ptr);
-        webhook_target_rc_t trc = webhook_target_check(url, host, sizeof host, why, sizeof why);
+        webhook_target_rc_t trc = webhook_target_check(url, host, WEBHOOK_HOST_MAX, why, sizeof why);
         if (trc == TARGET_INVALID || trc == TARGET_REFUSED)
             verrs_add(&errs, "validation_error", "/webhook/url", NULL, "%s", why);
+        if (trc != TARGET_NAME) host[0] = '\0';
     }
     json_decref(root);
-    return errs.n == 0 ? 0 : api_render_errors(&r->out, &errs);
+    if (errs.n != 0) {
+        host[0] = '\0';
+        return api_render_errors(&r->out, &errs);
+    }
+    size_t n = strlen(host);
+    if (n > 0 && host[n - 1] == '.') host[n - 1] = '\0';
+    return 0;
+}
+
+/* The problem of a target whose name resolved to res, rendered into r->out
+ * as body_problems renders a literal's: 0 when there is none. */
+static int resolved_problems(api_req_t *r, const struct addrinfo *res)
+{
+    char why[192];
+    if (webhook_target_resolved(res, why, sizeof why) != TARGET_REFUSED) return 0;
+    verrs_t errs = {0};
+    verrs_add(&errs, "validation_error", "/webhook/url", NULL, "%s", why);
+    return api_render_errors(&r->out, &errs);
 }
 
 static void no_webhook(void *ctx, const webhook_t *wh)
@@ -219,14 +245,37 @@ static void submit_update(api_req_t *r)
     if (w != NULL) api_write_submit(r, w);
 }
 
+/* A create whose target's name was resolved: the body is read again from
+ * the request, which h2o still holds (else this is not called). */
+static void create_resolved(api_req_t *r, const struct addrinfo *res)
+{
+    int status = resolved_problems(r, res);
+    if (status != 0)
+        api_reply_kept(r, status);
+    else
+        submit_create(r);
+}
+
+static void update_resolved(api_req_t *r, const struct addrinfo *res)
+{
+    int status = resolved_problems(r, res);
+    if (status != 0)
+        api_reply_found(r, status, run_found);
+    else
+        submit_update(r);
+}
+
 void webhooks_create(api_req_t *r)
 {
     /* The 201 shows the secret, once: no cache on the way may keep it. */
     h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
                    H2O_STRLIT("no-store"));
-    int status = body_problems(r, true);
+    char host[WEBHOOK_HOST_MAX];
+    int status = body_problems(r, true, host);
     if (status != 0)
         api_reply_kept(r, status);
+    else if (host[0] != '\0')
+        api_req_resolve(r, host, create_resolved);
     else
         submit_create(r);
 }
@@ -234,9 +283,12 @@ void webhooks_create(api_req_t *r)
 void webhooks_update(api_req_t *r)
 {
     if (!webhook_id_or_reply(r)) return;
-    int status = body_problems(r, false);
+    char host[WEBHOOK_HOST_MAX];
+    int status = body_problems(r, false, host);
     if (status != 0)
         api_reply_found(r, status, run_found);
+    else if (host[0] != '\0')
+        api_req_resolve(r, host, update_resolved);
     else
         submit_update(r);
 }

@@ -596,6 +596,7 @@ static int serve_run(const serve_conf_t *c)
                          .admin_handle = api_admin_handle,
                          .arg = &shared};
     store_set_log(api_store_log, NULL);
+    api_resolve_setup();
     if (api_writer_start(&shared) != 0) {
         keyring_free(keys);
         return 1;

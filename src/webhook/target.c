@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <ifaddrs.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -186,6 +187,17 @@ void webhook_addr_text(const struct sockaddr *sa, char out[WEBHOOK_ADDR_TEXT_MAX
                                                 : NULL;
     if (a == NULL || inet_ntop(sa->sa_family, a, out, WEBHOOK_ADDR_TEXT_MAX) == NULL)
         snprintf(out, WEBHOOK_ADDR_TEXT_MAX, "(an address of family %d)", sa->sa_family);
+}
+
+webhook_target_rc_t webhook_target_resolved(const struct addrinfo *res, char *why, size_t whysz)
+{
+    if (webhook_private_allowed()) return TARGET_OK;
+    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
+        if (ai->ai_addr != NULL && webhook_addr_refused(ai->ai_addr)) {
+            snprintf(why, whysz, "%s", WEBHOOK_REFUSED_TEXT);
+            return TARGET_REFUSED;
+        }
+    return TARGET_OK;
 }
 
 /* Reads an IP literal host ("10.0.0.1", "[::1]") into ss; false for a

@@ -14,10 +14,12 @@
  * any address of the host's own interfaces; and its port must be 80, 443
  * or 1024 and above. The API checks the form, the port, an IP literal and
  * localhost and the names under it (RFC 6761: always loopback) when a
- * webhook is created or changed (webhook_target_check; no other name is
- * resolved there), and the sender checks every address on every
- * connection, after resolution (webhook_addr_refused), so a name that
- * resolves to 127.0.0.1, now or later, is refused then.
+ * webhook is created or changed (webhook_target_check), then resolves any
+ * other name, off its event loop (api/resolve.h), and checks what it
+ * resolved to (webhook_target_resolved); a name that does not resolve
+ * then is taken. The sender checks every address on every connection,
+ * after resolution (webhook_addr_refused), so a name that resolves to
+ * 127.0.0.1 later, or did not resolve in time, is refused then.
  *
  * Thread-safe: the setting is made once before serving, then only read;
  * the list of the host's addresses is guarded by a mutex.
@@ -28,6 +30,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+
+struct addrinfo;
 
 /* Room for a host name (253 bytes) or an address literal, with its NUL. */
 #define WEBHOOK_HOST_MAX 256
@@ -52,6 +56,12 @@ typedef enum webhook_target_rc {
  * TARGET_INVALID or TARGET_REFUSED a sentence for the client goes to why
  * (whysz bytes). */
 webhook_target_rc_t webhook_target_check(const char *url, char *host, size_t hostsz, char *why, size_t whysz);
+
+/* Checks the addresses a target's name resolved to (a getaddrinfo list)
+ * when a webhook is created or changed: TARGET_REFUSED, with why, when
+ * any of them is refused (webhook_addr_refused, the sender's own test),
+ * else TARGET_OK. Private targets allowed, every list is TARGET_OK. */
+webhook_target_rc_t webhook_target_resolved(const struct addrinfo *res, char *why, size_t whysz);
 
 /* What a client (API answer, delivery log) is told of a refused address;
  * the address itself goes only to the server's log. */

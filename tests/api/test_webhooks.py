@@ -7,8 +7,10 @@ private target here is refused; the webhooks it accepts point at public
 addresses (documentation and example ranges) and are never delivered to:
 nothing there answers, and these tests make no lead changes."""
 
+import ipaddress
 import json
 import re
+import socket
 import uuid
 
 import pytest
@@ -298,16 +300,108 @@ def test_a_webhook_body_is_at_most_16_kib(app):
 def test_a_name_that_does_not_resolve_is_accepted(app):
     w = create_webhook(app, "https://hooks.crmd-test.invalid/x")
     assert w["attributes"]["url"] == "https://hooks.crmd-test.invalid/x"
+    # RFC 6761: .invalid never resolves; nor does it when a webhook is changed.
+    r = app.put(f"/webhooks/{w['id']}", {"webhook": {"url": "https://nonexistent.invalid/y"}})
+    assert_status(r, 200)
+    assert body_json(r)["data"]["attributes"]["url"] == "https://nonexistent.invalid/y"
 
 
-@pytest.mark.parametrize("url", ["http://hooks.example:8080/", "http://HOOKS.EXAMPLE/x"])
-def test_a_name_is_not_resolved_by_the_api(app, url):
-    """Names are checked by the sender on every connection (where a name
-    resolving to loopback is refused: test_webhook_delivery.py), never on
-    the request's path, where a slow resolver would hold the API up. Only
-    localhost and the names under it are refused by name (RFC 6761 fixes
-    them to loopback: test_private_targets_are_refused)."""
+@pytest.mark.parametrize("url", ["http://hooks.example:8080/", "http://HOOKS.EXAMPLE/x",
+                                 "https://nonexistent.invalid./"])
+def test_a_name_that_does_not_resolve_now_is_taken(app, url):
+    """extensions.md: "a name that does not resolve is accepted and retried";
+    the sender checks every address on every connection (where a name that
+    resolves to loopback later is refused: test_webhook_delivery.py)."""
     assert create_webhook(app, url)["attributes"]["url"] == url
+
+
+def loopback_names():
+    """Names this machine's /etc/hosts resolves to loopback only, as the
+    server's resolver sees them (localhost and the names under it are refused
+    by name already: test_private_targets_are_refused)."""
+    names = []
+    try:
+        lines = open("/etc/hosts").read().splitlines()
+    except OSError:
+        return names
+    for line in lines:
+        fields = line.split("#")[0].split()
+        if len(fields) < 2:
+            continue
+        try:
+            if not ipaddress.ip_address(fields[0].split("%")[0]).is_loopback:
+                continue
+        except ValueError:
+            continue
+        for name in fields[1:]:
+            bare = name.lower().rstrip(".")
+            if bare == "localhost" or bare.endswith(".localhost") or name in names:
+                continue
+            if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
+                                name):
+                continue
+            try:
+                got = {a[4][0] for a in socket.getaddrinfo(name, 443, proto=socket.IPPROTO_TCP)}
+            except OSError:
+                continue
+            if got and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in got):
+                names.append(name)
+    return names
+
+
+LOOPBACK_NAMES = loopback_names()
+needs_loopback_name = pytest.mark.skipif(not LOOPBACK_NAMES, reason="/etc/hosts names no loopback host here")
+
+
+@needs_loopback_name
+def test_a_name_resolving_to_loopback_is_refused_when_created_or_changed(app):
+    """extensions.md: a host name that resolves to a refused address then is a
+    422 on /webhook/url, as an IP literal is (a review found /etc/hosts names
+    such as the machine's own taken with 201)."""
+    w = create_webhook(app, PUBLIC)
+    for name in LOOPBACK_NAMES:
+        for url in (f"http://{name}/", f"https://{name.upper()}:8443/x", f"http://{name}./"):
+            errs = assert_validation(app.post("/webhooks", {"webhook": {"url": url, "events": ["*"]}}),
+                                     ["/webhook/url"])
+            assert errs[0]["detail"] == "the target's address is not allowed", (url, errs[0])
+            errs = assert_validation(app.put(f"/webhooks/{w['id']}", {"webhook": {"url": url}}), ["/webhook/url"])
+            assert errs[0]["detail"] == "the target's address is not allowed", (url, errs[0])
+    assert body_json(app.get(f"/webhooks/{w['id']}"))["data"]["attributes"]["url"] == PUBLIC
+    assert body_json(app.get("/webhooks"))["meta"]["totalRecords"] == 1
+
+
+@needs_loopback_name
+def test_a_missing_webhook_is_a_404_before_its_target_is_refused(app):
+    r = app.put(f"/webhooks/{uuid.uuid4()}", {"webhook": {"url": f"http://{LOOPBACK_NAMES[0]}/"}})
+    assert_error(r, 404, "not_found")
+
+
+@needs_loopback_name
+def test_a_name_resolving_to_loopback_is_taken_with_private_targets_allowed(make_server):
+    app = make_server(extra_args=["--webhook-allow-private"]).new_app()
+    for name in LOOPBACK_NAMES:
+        w = create_webhook(app, f"http://{name}:8080/x")
+        assert w["attributes"]["url"] == f"http://{name}:8080/x"
+        r = app.put(f"/webhooks/{w['id']}", {"webhook": {"url": f"https://{name}/y"}})
+        assert_status(r, 200)
+
+
+@needs_loopback_name
+def test_many_names_resolved_at_once_are_each_answered(server, app):
+    """Lookups run off the event loop, many at a time: each request gets its
+    own answer, and the server goes on answering others meanwhile."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = LOOPBACK_NAMES[0]
+    urls = [f"http://{name}:{1024 + i}/" if i % 2 == 0 else f"https://n{i}.crmd-test.invalid/" for i in range(40)]
+
+    def create(url):
+        return app.post("/webhooks", {"webhook": {"url": url, "events": ["*"]}}).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        codes = list(pool.map(create, urls))
+    assert codes == [422 if i % 2 == 0 else 201 for i in range(40)], codes
+    assert body_json(app.get("/webhooks"))["meta"]["totalRecords"] == 20
 
 
 def test_a_private_target_and_other_problems_are_reported_together(app):

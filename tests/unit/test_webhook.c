@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <netdb.h>
 #include <string.h>
 
 #include "model/diff.h"
@@ -175,6 +176,49 @@ Test(target, a_host_name_is_made_of_labels_a_resolver_can_look_up)
     cr_expect_eq(check("http://localhost/", host), TARGET_OK);
     cr_expect_eq(check("http://127.0.0.1:22/", host), TARGET_OK, "any port with private targets allowed");
     cr_expect_eq(check("ftp://127.0.0.1/", host), TARGET_INVALID, "the form is checked all the same");
+    webhook_allow_private(false);
+}
+
+/* An addrinfo list of the given addresses (text), in ai[] and sa[]. */
+static struct addrinfo *addr_list(const char *const *addrs, int n, struct addrinfo *ai,
+                                  struct sockaddr_storage *sa)
+{
+    memset(ai, 0, sizeof *ai * (size_t)n);
+    memset(sa, 0, sizeof *sa * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_in *v4 = (struct sockaddr_in *)&sa[i];
+        struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&sa[i];
+        if (inet_pton(AF_INET, addrs[i], &v4->sin_addr) == 1) {
+            v4->sin_family = AF_INET;
+            ai[i].ai_addrlen = sizeof *v4;
+        } else {
+            cr_assert_eq(inet_pton(AF_INET6, addrs[i], &v6->sin6_addr), 1, "%s", addrs[i]);
+            v6->sin6_family = AF_INET6;
+            ai[i].ai_addrlen = sizeof *v6;
+        }
+        ai[i].ai_family = sa[i].ss_family;
+        ai[i].ai_addr = (struct sockaddr *)&sa[i];
+        ai[i].ai_next = i + 1 < n ? &ai[i + 1] : NULL;
+    }
+    return ai;
+}
+
+Test(target, a_name_is_refused_when_any_address_it_resolved_to_is)
+{
+    struct addrinfo ai[3];
+    struct sockaddr_storage sa[3];
+    char why[192] = "";
+    static const char *const public[] = {"93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"};
+    static const char *const mixed[] = {"93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "::1"};
+    static const char *const mapped[] = {"::ffff:10.0.0.1"};
+    webhook_allow_private(false);
+    cr_expect_eq(webhook_target_resolved(addr_list(public, 2, ai, sa), why, sizeof why), TARGET_OK);
+    cr_expect_eq(webhook_target_resolved(addr_list(mixed, 3, ai, sa), why, sizeof why), TARGET_REFUSED);
+    cr_expect_str_eq(why, WEBHOOK_REFUSED_TEXT, "the address itself is not told");
+    cr_expect_eq(webhook_target_resolved(addr_list(mapped, 1, ai, sa), why, sizeof why), TARGET_REFUSED);
+    cr_expect_eq(webhook_target_resolved(NULL, why, sizeof why), TARGET_OK, "no address: not resolved");
+    webhook_allow_private(true);
+    cr_expect_eq(webhook_target_resolved(addr_list(mixed, 3, ai, sa), why, sizeof why), TARGET_OK);
     webhook_allow_private(false);
 }
 
