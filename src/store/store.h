@@ -648,7 +648,10 @@ static inline store_rc_t store_lead_create(store_t *s, int64_t app, const lead_t
  * them) and counts them in the app's lead total; *created counts those
  * inserted. Only inside a batch (store_batch_begin), which the caller
  * ends without committing when this fails: the leads are then not all
- * undone by this call alone. It stops at the first failure. next is
+ * undone by this call alone (SQLite; *created counts those that stay
+ * until then), or are (PostgreSQL, where it is one unit of work whose
+ * statements are pipelined, so a failure may be learned only after more
+ * leads were taken; *created is then 0). It stops at the first failure. next is
  * called again after the last lead it gave has been taken, so the caller
  * may record each lead's change (its events, its history) in the next
  * call; a lead taken may not be readable before this returns. Made for

@@ -187,7 +187,9 @@ store_rc_t store_webhook_deliveries(store_t *s, int64_t app, const char *id, con
  * inside the caller's write: call it in the writer's batch, after the
  * change it describes, and undo the batch if it fails (the change must not
  * be acknowledged without its events). Records nothing when no webhook
- * wants it; *recorded gets the number of rows recorded. */
+ * wants it; *recorded gets the number of rows recorded, or inside a bulk
+ * write on PostgreSQL (store_lead_create_many), which does not wait for
+ * the answer, 1: there may be some (the sender then looks for nothing). */
 store_rc_t store_event_record(store_t *s, int64_t app, const store_event_t *ev, int *recorded);
 
 /* Whether an event of type, recorded by a write of this batch, may reach

@@ -953,3 +953,57 @@ def test_copy_append_of_the_same_data_fails_whole(tmp_path):
     assert psql(pg2, "SELECT lead_count FROM apps") == "1"
     assert run_crmd("copy", "--from", pg, "--to", pg).returncode == 1
     assert key in app_list(pg2)
+
+
+def test_an_import_or_batch_failing_in_the_database_leaves_nothing_behind(make_server):
+    # An import is one unit of work whose statements are sent in pipeline
+    # mode (src/store/postgres/leads.c: pg_lead_create_many): a row the
+    # database refuses, learned only when the answers come, must undo every
+    # row, history entry, count and total of the import, and the writer must
+    # go on working. A trigger of the test's own refuses a lead named boom.
+    _, url = new_db()
+    srv = make_server(db_url=url)
+    app = srv.new_app()
+    head = "name,source,value,probability,stage\r\n"
+
+    def csv_rows(tag, n, boom_at=None):
+        return head + "".join(("boom" if i == boom_at else f"{tag} {i}") + f",{tag}-{i},{i}.25,{i % 101},new\r\n"
+                              for i in range(n))
+
+    def post_import(text):
+        return requests.post(srv.base_url + "/leads/import", params={"mode": "all"}, data=text.encode(),
+                             headers={**app.headers, "Content-Type": "text/csv"}, timeout=60)
+
+    def state():
+        return psql(url, "SELECT (SELECT count(*) FROM leads) || ' ' || (SELECT count(*) FROM lead_history) "
+                         "|| ' ' || (SELECT coalesce(sum(n), 0) || ' ' || coalesce(sum(v_lo), 0) FROM lead_totals) "
+                         "|| ' ' || (SELECT count(*) FROM lead_totals WHERE n <> 0) "
+                         "|| ' ' || (SELECT sum(lead_count) FROM apps)")
+
+    r = post_import(csv_rows("a", 300))
+    assert_status(r, 200)
+    before = state()
+    assert before.split()[:2] == ["300", "300"] and before.split()[-1] == "300", before
+    psql(url, "CREATE FUNCTION crmd_test_boom() RETURNS trigger LANGUAGE plpgsql AS "
+              "$$BEGIN RAISE EXCEPTION 'boom' USING ERRCODE = 'check_violation'; END$$; "
+              "CREATE TRIGGER crmd_test_boom BEFORE INSERT ON leads FOR EACH ROW "
+              "WHEN (NEW.name = 'boom') EXECUTE FUNCTION crmd_test_boom()")
+    # The last row, and one in the middle (past the first pipeline sync).
+    for n, at in ((2500, 2499), (2500, 1234), (3, 0)):
+        r = post_import(csv_rows("b", n, boom_at=at))
+        assert 400 <= r.status_code < 600 and r.status_code != 422, (r.status_code, r.text)
+        assert state() == before, (n, at)
+    # A batch's creates, one refused: none of the batch happens.
+    ops = [{"op": "create", "lead": {"name": "boom" if i == 7 else f"c {i}", "source": f"c-{i}"}}
+           for i in range(10)]
+    r = requests.post(srv.base_url + "/leads/batch", json={"operations": ops}, headers=app.headers, timeout=60)
+    assert 400 <= r.status_code < 600, (r.status_code, r.text)
+    assert state() == before
+    # The writer goes on: the same files without the refused row go in whole.
+    assert_status(post_import(csv_rows("b", 2500)), 200)
+    ops[7]["lead"]["name"] = "c 7"
+    assert_status(app.post("/leads/batch", {"operations": ops}), 200)
+    after = state().split()
+    assert after[:3] == ["2810", "2810", "2810"] and after[-2:] == ["2810", "2810"], after
+    s = body_json(app.get("/leads/summary"))["data"]["attributes"]
+    assert s["totalRecords"] == 2810

@@ -833,11 +833,12 @@ Test(store, lead_create_many_inserts_and_counts_them_inside_a_batch_only)
     cr_assert_eq(get_lead(app1.id, ID(60), &got), STORE_OK);
     expect_text(got.l.name, "Many", "name");
 
-    /* A failure stops it; the batch ended without a commit keeps nothing. */
+    /* A failure stops it; the batch ended without a commit keeps nothing.
+     * PostgreSQL undoes the whole call at once (its one savepoint). */
     cr_assert_eq(store_batch_begin(st), STORE_OK);
     m = (many_t){.n = 5, .dup = 3};
     cr_expect_eq(store_lead_create_many(st, app2.id, next_many, &m, &created), STORE_CONFLICT);
-    cr_expect_eq(created, 2);
+    cr_expect_eq(created, on_postgres ? 0 : 2);
     cr_assert_eq(store_batch_end(st, 0), STORE_OK);
     cr_expect_eq(lead_total(app2.id), 0);
     cr_expect_eq(get_lead(app2.id, ID(1), &got), STORE_NOT_FOUND);

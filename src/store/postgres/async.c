@@ -831,7 +831,9 @@ void pg_close_now(pg_store_t *s)
     pg_async_close(s);
     if (s->conn != NULL) PQfinish(s->conn);
     free(s->deltas);
-    free(s->totals);
+    free(s->unit_deltas);
+    pg_totals_free(&s->totals);
+    pg_totals_free(&s->unit_totals);
     pg_dyn_free(s);
     free(s->conninfo);
     free(s);

@@ -26,19 +26,48 @@ store_rc_t pg_lead_create(store_t *base, int64_t app, const lead_t *l)
     return rc;
 }
 
-/* Row by row, each a savepoint of the batch as pg_lead_create makes it:
- * PostgreSQL keeps the totals and counts per write (txn.c). */
+/* create_many's leads and what it has done with them. */
+typedef struct create_many {
+    int64_t app;
+    store_lead_next_fn next;
+    void *ctx;
+    int64_t created;
+} create_many_t;
+
+/* Inserts every lead next gives, as one unit of work (txn.c). */
+static store_rc_t create_many_unit(pg_store_t *s, void *ctx)
+{
+    create_many_t *c = ctx;
+    s->unit_sends = true;
+    store_rc_t rc = STORE_OK;
+    lead_t l;
+    while (rc == STORE_OK && c->next(c->ctx, &l)) {
+        rc = pg_lead_create(&s->base.super, c->app, &l);
+        if (rc == STORE_OK) c->created++;
+    }
+    return rc;
+}
+
+/* One unit of work, one savepoint of the batch, for all of the leads and
+ * what the caller records for them between two (their history, their
+ * events): a savepoint for each statement cost two more round trips each,
+ * and an import of 20,000 rows held the writer, which every tenant's
+ * writes wait for, for half a minute. The inserts, their history and
+ * their events are sent in pipeline mode (txn.c: write_in_unit), so that
+ * rows cost no round trip each; any failure, learned at once or when the answers come,
+ * undoes the whole unit, and the caller then ends the batch without
+ * committing (store.h). A batch is never tried again in the same
+ * transaction (txn.c: finish_in_batch), so next is never asked twice for
+ * a lead. */
 store_rc_t pg_lead_create_many(store_t *base, int64_t app, store_lead_next_fn next, void *ctx,
                                int64_t *created)
 {
     *created = 0;
     if (pg_of(base)->base.batch == BATCH_NONE) return STORE_ERROR; /* see store.h */
-    store_rc_t rc = STORE_OK;
-    lead_t l;
-    while (rc == STORE_OK && next(ctx, &l)) {
-        rc = pg_lead_create(base, app, &l);
-        if (rc == STORE_OK) ++*created;
-    }
+    create_many_t c = {.app = app, .next = next, .ctx = ctx};
+    store_rc_t rc = pg_write_unit(pg_of(base), create_many_unit, &c);
+    /* A unit that failed was undone whole: none of its leads stays. */
+    *created = rc == STORE_OK ? c.created : 0;
     return rc;
 }
 

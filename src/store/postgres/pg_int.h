@@ -8,7 +8,8 @@
  *              PostgreSQL's errors as store_rc_t, statements prepared on it
  *   params.c   binary parameters (folded texts included) and binary
  *              columns, records from rows
- *   pipe.c     libpq's pipeline mode, for the bulk import's inserts
+ *   pipe.c     libpq's pipeline mode: crmd copy's inserts, an import's
+ *              statements (txn.c: a unit of work's), the totals at commit
  *   dyn.c      statements made at run time, prepared by id like the others
  *   totals.c   what lead writes change in lead_totals, applied at commit
  *   txn.c      transactions: one write, a read, group commit with a
@@ -153,6 +154,17 @@ typedef struct pg_totals_delta {
     int64_t n, v_hi, v_lo, w_hi, w_lo;
 } pg_totals_delta_t;
 
+/* Changes of lead_totals summed by cell (totals.c): a unit of work's, or
+ * a transaction's. The cells are found by hash, since an import of many
+ * leads with as many sources would otherwise look through every cell for
+ * each lead. */
+typedef struct pg_totals_set {
+    pg_totals_delta_t *cell;
+    size_t n, cap;
+    uint32_t *slot; /* a cell's index + 1, by hash; 0: free */
+    size_t nslot;   /* a power of two, or 0 */
+} pg_totals_set_t;
+
 /* What the lead write in progress does to lead_totals. */
 enum pg_totals_op {
     PG_TOTALS_NONE,
@@ -226,28 +238,42 @@ typedef struct pg_store {
     uint64_t dyn_tick;
     bool in_tx;     /* a transaction is open: never reconnect in it */
     bool in_import; /* inside copy_import_begin/end */
+    /* A unit of work runs (pg_write_unit): the writes inside it take no
+     * savepoint of their own, since the unit's savepoint undoes all of
+     * them, and the first of them to fail fails the unit (unit_rc). */
+    bool in_unit;
+    store_rc_t unit_rc;
+    /* The unit's writes whose answers nobody reads may be sent in pipeline
+     * mode (txn.c: write_in_unit); set by a unit that wants it (leads.c:
+     * create_many), for the rest of the unit. */
+    bool unit_sends;
     /* The last failure was a deadlock or a serialization failure (it is
      * STORE_UNAVAILABLE, like the others): the write that got it may run
      * again. Reset before each try of a write. */
     bool retry;
-    /* The write in progress changes this app's lead count by op_delta. */
+    /* The statement in progress changes this app's lead count by op_delta. */
     int64_t op_app;
     int op_delta;
+    /* The lead count changes of the unit of work in progress, kept in the
+     * transaction's (deltas) only when all of it succeeds. */
+    pg_count_delta_t *unit_deltas;
+    size_t nunit_deltas, capunit_deltas;
     /* Lead count changes of the transaction, applied just before it
      * commits, in app order: the apps row, which every lead insert and
      * delete of an app touches, is then locked only for the commit, and
      * two batches lock apps in the same order. */
     pg_count_delta_t *deltas;
     size_t ndeltas, capdeltas;
-    /* The same for lead_totals (totals.c): the write in progress, its
-     * changes once its statement ran, and those of the transaction. */
+    /* The same for lead_totals (totals.c): the statement in progress, its
+     * changes once it ran, those of the unit of work, and those of the
+     * transaction. */
     enum pg_totals_op totals_op;
     int64_t totals_app;
     const lead_t *totals_lead;
     pg_totals_delta_t op_totals[2];
     int nop_totals;
-    pg_totals_delta_t *totals;
-    size_t ntotals, captotals;
+    pg_totals_set_t unit_totals;
+    pg_totals_set_t totals;
     int64_t retry_at_ms;  /* no reconnection attempt before this... */
     int64_t failed_at_ms; /* ...unless a connection succeeded after this */
     int backoff_ms;
@@ -451,7 +477,19 @@ extern const char *const pg_fold_declare_sql, *const pg_fold_fetch_sql, *const p
 void pg_totals_expect(pg_store_t *s, enum pg_totals_op op, int64_t app, const lead_t *created);
 /* Reads the write's changes from the result of its statement (txn.c). */
 void pg_totals_note(pg_store_t *s, const PGresult *r);
-/* Keeps the changes of the write that just succeeded in the transaction's. */
+/* The same for an insert sent in pipeline mode, whose result comes later:
+ * it is taken to insert its row, since its failure fails its unit of work
+ * (txn.c), whose changes are then dropped. */
+void pg_totals_note_sent(pg_store_t *s);
+/* Adds d's figures to its cell of t; STORE_ERROR when out of memory. */
+store_rc_t pg_totals_add(pg_totals_set_t *t, const pg_totals_delta_t *d);
+/* Adds every cell of from to into's (from is then to be emptied; it may
+ * be at once); STORE_ERROR when out of memory. */
+store_rc_t pg_totals_merge(pg_totals_set_t *into, pg_totals_set_t *from);
+/* Empties t (the room of a large one is given back). */
+void pg_totals_clear(pg_totals_set_t *t);
+void pg_totals_free(pg_totals_set_t *t);
+/* Keeps the changes of the statement that just succeeded in its unit's. */
 store_rc_t pg_totals_keep(pg_store_t *s);
 /* Writes the transaction's changes with run, in order, and forgets them. */
 store_rc_t pg_totals_flush(pg_store_t *s,
@@ -468,6 +506,11 @@ store_rc_t pg_token_insert(pg_store_t *s, const store_token_t *t, bool *added);
 store_rc_t pg_pipe_send(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p);
 /* Collects what is pending and leaves pipeline mode (a no-op outside it). */
 store_rc_t pg_pipe_leave(pg_store_t *s);
+/* pg_pipe_leave for pipelined statements of a transaction that goes on
+ * (a unit of work, the totals at commit): their first failure is
+ * returned, and forgotten, so that the statements that follow (ROLLBACK
+ * TO, or the next transaction's) may run. */
+store_rc_t pg_pipe_end(pg_store_t *s);
 
 /* --- txn.c -------------------------------------------------------------- */
 
@@ -484,8 +527,12 @@ store_rc_t pg_tx_commit(pg_store_t *s);
 void pg_tx_rollback(pg_store_t *s);
 
 /* Runs fn as one write of several statements (its own transaction, or a
- * savepoint in a batch), each run by pg_run_in_tx; retries deadlocks. What
- * fn returns decides: anything but STORE_OK undoes all of it. */
+ * savepoint in a batch), each run by pg_run_in_tx, or by pg_write, which
+ * inside a unit takes no savepoint of its own (and may pipeline: see
+ * unit_sends); retries deadlocks. What fn returns, and the first failure
+ * of a pg_write inside it, decide: anything but STORE_OK undoes all of it,
+ * its lead counts and totals too. A unit begun inside a unit is part of
+ * it. */
 typedef store_rc_t (*pg_unit_fn)(pg_store_t *s, void *ctx);
 store_rc_t pg_write_unit(pg_store_t *s, pg_unit_fn fn, void *ctx);
 

@@ -1,5 +1,7 @@
 /*
- * pipe.c: libpq's pipeline mode, for crmd copy's bulk import.
+ * pipe.c: libpq's pipeline mode, for crmd copy's bulk import, the API's
+ * imports (txn.c: the statements of a unit of work) and the totals
+ * written at commit.
  *
  * Inserts one round trip each would take minutes for a large database, so
  * copy_import_lead and _follow only send theirs and the answers are
@@ -7,7 +9,9 @@
  * import is one transaction, so the first failure dooms it all: it is kept
  * in pipe_rc, logged with the server's message (which names the row), and
  * returned by every later call. Any other statement first collects the
- * answers and leaves pipeline mode (txn.c calls pg_pipe_leave).
+ * answers and leaves pipeline mode (txn.c calls pg_pipe_leave). A unit
+ * of work's failure, or the totals', fails only that unit (or commit):
+ * pg_pipe_end hands it over and forgets it.
  */
 #include <stdio.h>
 
@@ -26,7 +30,10 @@ static void collect_one(pg_store_t *s, PGresult *r)
         pg_message(PQresultErrorMessage(r), msg, sizeof msg);
         store_log("crmd: postgres: %s", msg);
         s->pipe_rc = pg_map_error(s, r);
-    } else if (st == PGRES_COMMAND_OK && pg_affected(r) != 1) {
+    } else if (!s->in_unit && st == PGRES_COMMAND_OK && pg_affected(r) != 1) {
+        /* crmd copy's inserts, and the totals at commit, each change a
+         * row; the statements of a unit of work (txn.c) fail by an error,
+         * and some change no row. */
         store_log("crmd: postgres: a follow's lead is not in the target");
         s->pipe_rc = STORE_NOT_FOUND;
     }
@@ -66,6 +73,14 @@ store_rc_t pg_pipe_leave(pg_store_t *s)
     store_rc_t rc = pg_conn_ok(s) ? pipe_collect(s) : STORE_UNAVAILABLE;
     if (pg_conn_ok(s) && PQexitPipelineMode(s->conn) != 1 && rc == STORE_OK) rc = STORE_ERROR;
     s->piped = false;
+    return rc;
+}
+
+store_rc_t pg_pipe_end(pg_store_t *s)
+{
+    store_rc_t rc = pg_pipe_leave(s);
+    if (rc == STORE_OK) rc = s->pipe_rc;
+    s->pipe_rc = STORE_OK;
     return rc;
 }
 

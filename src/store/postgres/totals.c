@@ -12,7 +12,10 @@
  * A lead write says what it is before it runs (pg_totals_expect); once its
  * statement has run, pg_totals_note reads the row's figures from the row
  * the statement returned (the old ones of an update or a delete come back
- * as extra columns), and txn.c keeps them when the write succeeds.
+ * as extra columns), and txn.c keeps them in its unit of work's when the
+ * statement succeeds, and those in the transaction's when all of the unit
+ * does. Both are summed by cell in a hash table: an import of 20,000 leads
+ * with as many sources looked through every cell for each lead before.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -115,28 +118,118 @@ static int cell_cmp(const void *pa, const void *pb)
     return c != 0 ? c : (x->src_len > y->src_len) - (x->src_len < y->src_len);
 }
 
+void pg_totals_note_sent(pg_store_t *s)
+{
+    s->nop_totals = 0;
+    if (s->totals_op != PG_TOTALS_INSERT) return;
+    const lead_t *l = s->totals_lead;
+    row_t x = {l->stage,       l->status,     l->source, l->has_value, l->probability >= 0,
+               l->value_cents, l->probability};
+    figures(&s->op_totals[s->nop_totals++], s->totals_app, &x, 1);
+}
+
+/* FNV-1a over a cell's key, the fields cell_cmp compares. */
+static uint64_t cell_hash(const pg_totals_delta_t *d)
+{
+    uint64_t h = 14695981039346656037ULL;
+    int64_t key[4] = {d->app, d->stage, d->status, d->has_src};
+    const unsigned char *k = (const unsigned char *)key;
+    for (size_t i = 0; i < sizeof key; i++)
+        h = (h ^ k[i]) * 1099511628211ULL;
+    for (size_t i = 0; i < d->src_len; i++)
+        h = (h ^ (unsigned char)d->src[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* The slot of d's cell in t, or of the free slot where it would go. */
+static size_t slot_of(const pg_totals_set_t *t, const pg_totals_delta_t *d)
+{
+    size_t mask = t->nslot - 1, i = (size_t)cell_hash(d) & mask;
+    while (t->slot[i] != 0 && cell_cmp(&t->cell[t->slot[i] - 1], d) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Doubles t's slots (at least 64), keeping at most half of them used so
+ * that a probe stays short; false when out of memory. */
+static bool grow_slots(pg_totals_set_t *t)
+{
+    size_t want = t->nslot ? t->nslot * 2 : 64;
+    uint32_t *slot = calloc(want, sizeof *slot);
+    if (slot == NULL || want > UINT32_MAX) {
+        free(slot);
+        return false;
+    }
+    free(t->slot);
+    t->slot = slot;
+    t->nslot = want;
+    for (size_t c = 0; c < t->n; c++)
+        t->slot[slot_of(t, &t->cell[c])] = (uint32_t)(c + 1);
+    return true;
+}
+
+store_rc_t pg_totals_add(pg_totals_set_t *t, const pg_totals_delta_t *d)
+{
+    if ((t->n + 1) * 2 > t->nslot && !grow_slots(t)) return STORE_ERROR;
+    size_t i = slot_of(t, d);
+    if (t->slot[i] == 0) {
+        pg_totals_delta_t *v = store_grow(t->cell, &t->cap, t->n, sizeof *v, 16);
+        if (v == NULL) return STORE_ERROR;
+        t->cell = v;
+        pg_totals_delta_t cell = *d;
+        cell.n = cell.v_hi = cell.v_lo = cell.w_hi = cell.w_lo = 0;
+        t->cell[t->n++] = cell;
+        t->slot[i] = (uint32_t)t->n;
+    }
+    pg_totals_delta_t *c = &t->cell[t->slot[i] - 1];
+    c->n += d->n;
+    c->v_hi += d->v_hi;
+    c->v_lo += d->v_lo;
+    c->w_hi += d->w_hi;
+    c->w_lo += d->w_lo;
+    return STORE_OK;
+}
+
+store_rc_t pg_totals_merge(pg_totals_set_t *into, pg_totals_set_t *from)
+{
+    if (into->n == 0) {
+        /* The first unit of a transaction (an import's): its cells move. */
+        pg_totals_set_t empty = *into;
+        *into = *from;
+        *from = empty;
+        pg_totals_clear(from);
+        return STORE_OK;
+    }
+    for (size_t c = 0; c < from->n; c++)
+        if (pg_totals_add(into, &from->cell[c]) != STORE_OK) return STORE_ERROR;
+    return STORE_OK;
+}
+
+/* A set with more slots than this is freed when emptied, not wiped: an
+ * import's room would otherwise cost every later write a large memset. */
+#define SET_KEEP_SLOTS 256
+
+void pg_totals_clear(pg_totals_set_t *t)
+{
+    t->n = 0;
+    if (t->nslot > SET_KEEP_SLOTS) {
+        pg_totals_free(t);
+    } else if (t->nslot > 0) {
+        memset(t->slot, 0, t->nslot * sizeof *t->slot);
+    }
+}
+
+void pg_totals_free(pg_totals_set_t *t)
+{
+    free(t->cell);
+    free(t->slot);
+    *t = (pg_totals_set_t){0};
+}
+
 store_rc_t pg_totals_keep(pg_store_t *s)
 {
-    for (int k = 0; k < s->nop_totals; k++) {
-        const pg_totals_delta_t *d = &s->op_totals[k];
-        size_t i = 0;
-        while (i < s->ntotals && cell_cmp(&s->totals[i], d) != 0)
-            i++;
-        if (i == s->ntotals) {
-            pg_totals_delta_t *v = store_grow(s->totals, &s->captotals, s->ntotals, sizeof *v, 16);
-            if (v == NULL) return STORE_ERROR;
-            s->totals = v;
-            pg_totals_delta_t cell = *d;
-            cell.n = cell.v_hi = cell.v_lo = cell.w_hi = cell.w_lo = 0;
-            s->totals[s->ntotals++] = cell;
-        }
-        pg_totals_delta_t *t = &s->totals[i];
-        t->n += d->n;
-        t->v_hi += d->v_hi;
-        t->v_lo += d->v_lo;
-        t->w_hi += d->w_hi;
-        t->w_lo += d->w_lo;
-    }
+    for (int k = 0; k < s->nop_totals; k++)
+        if (pg_totals_add(&s->unit_totals, &s->op_totals[k]) != STORE_OK) return STORE_ERROR;
     s->nop_totals = 0;
     return STORE_OK;
 }
@@ -145,23 +238,25 @@ store_rc_t pg_totals_flush(pg_store_t *s,
                            store_rc_t (*run)(pg_store_t *, enum pg_stmt_id, const pg_params_t *))
 {
     store_rc_t rc = STORE_OK;
-    if (s->ntotals > 1) qsort(s->totals, s->ntotals, sizeof *s->totals, cell_cmp);
-    for (size_t i = 0; i < s->ntotals && rc == STORE_OK; i++) {
-        const pg_totals_delta_t *t = &s->totals[i];
-        if (t->n == 0 && t->v_hi == 0 && t->v_lo == 0 && t->w_hi == 0 && t->w_lo == 0) continue;
+    pg_totals_set_t *t = &s->totals;
+    /* The order breaks the slots: the set is emptied below. */
+    if (t->n > 1) qsort(t->cell, t->n, sizeof *t->cell, cell_cmp);
+    for (size_t i = 0; i < t->n && rc == STORE_OK; i++) {
+        const pg_totals_delta_t *c = &t->cell[i];
+        if (c->n == 0 && c->v_hi == 0 && c->v_lo == 0 && c->w_hi == 0 && c->w_lo == 0) continue;
         pg_params_t p = {0};
-        pgp_int8(&p, t->app);
-        pgp_int4(&p, t->stage);
-        pgp_int4(&p, t->status);
-        pgp_text(&p, (text_ref_t){t->src, t->src_len});
-        pgp_int4(&p, t->has_src);
-        pgp_int8(&p, t->n);
-        pgp_int8(&p, t->v_hi);
-        pgp_int8(&p, t->v_lo);
-        pgp_int8(&p, t->w_hi);
-        pgp_int8(&p, t->w_lo);
+        pgp_int8(&p, c->app);
+        pgp_int4(&p, c->stage);
+        pgp_int4(&p, c->status);
+        pgp_text(&p, (text_ref_t){c->src, c->src_len});
+        pgp_int4(&p, c->has_src);
+        pgp_int8(&p, c->n);
+        pgp_int8(&p, c->v_hi);
+        pgp_int8(&p, c->v_lo);
+        pgp_int8(&p, c->w_hi);
+        pgp_int8(&p, c->w_lo);
         rc = run(s, Q_TOTALS_ADD, &p);
     }
-    s->ntotals = 0;
+    pg_totals_clear(t);
     return rc;
 }

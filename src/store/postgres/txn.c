@@ -1,13 +1,14 @@
 /*
  * txn.c: PostgreSQL transactions: running a statement (once more on a new
  * connection when that cannot do harm), one write as its own transaction
- * or as a savepoint in a batch, lead counts applied at commit, deadlock
+ * or as a savepoint in a batch (a unit of work: one statement, or many,
+ * an import's pipelined), lead counts applied at commit, deadlock
  * retries, and group commit.
  *
  * Sections:
  *   running statements   run, pg_run_in_tx, pg_exec_sql
  *   transactions         pg_tx_begin, pg_tx_commit, pg_tx_rollback
- *   lead counts          keep_delta, flush_deltas
+ *   lead counts          op_keep, unit_keep, flush_deltas
  *   one unit of work     begin_op, finish_op, pg_write, pg_read, pg_one_row
  *   a batch              pg_batch_tx
  */
@@ -142,11 +143,25 @@ void pg_tx_rollback(pg_store_t *s)
 
 /* --- lead counts ------------------------------------------------------------ */
 
+/* A statement's lead count change and lead_totals changes are kept in its
+ * unit of work's when it succeeds (op_keep), and the unit's in the
+ * transaction's when all of the unit succeeds (unit_keep): a unit that
+ * fails leaves the transaction's untouched, as its savepoint leaves the
+ * tables. */
+
+/* Forgets the unit's changes. */
+static void unit_forget(pg_store_t *s)
+{
+    s->nunit_deltas = 0;
+    pg_totals_clear(&s->unit_totals);
+}
+
 /* Forgets the lead counts and totals (totals.c) the transaction changed. */
 static void forget_deltas(pg_store_t *s)
 {
     s->ndeltas = 0;
-    s->ntotals = 0;
+    pg_totals_clear(&s->totals);
+    unit_forget(s);
 }
 
 /* Runs a statement whose rows are not wanted. */
@@ -163,26 +178,48 @@ static int delta_cmp(const void *a, const void *b)
     return x->app < y->app ? -1 : x->app > y->app;
 }
 
-/* Keeps the lead count change of the write that just succeeded. */
-static store_rc_t keep_delta(pg_store_t *s)
+/* Adds delta to app's change in the list v (n of cap); few apps ever
+ * share a transaction, so a list looked through will do. */
+static store_rc_t add_count(pg_count_delta_t **v, size_t *n, size_t *cap, int64_t app, int64_t delta)
 {
-    if (pg_totals_keep(s) != STORE_OK) return STORE_ERROR;
-    if (s->op_delta == 0) return STORE_OK;
-    for (size_t i = 0; i < s->ndeltas; i++) {
-        if (s->deltas[i].app == s->op_app) {
-            s->deltas[i].delta += s->op_delta;
+    for (size_t i = 0; i < *n; i++) {
+        if ((*v)[i].app == app) {
+            (*v)[i].delta += delta;
             return STORE_OK;
         }
     }
-    pg_count_delta_t *d = store_grow(s->deltas, &s->capdeltas, s->ndeltas, sizeof *d, 16);
+    pg_count_delta_t *d = store_grow(*v, cap, *n, sizeof *d, 16);
     if (d == NULL) return STORE_ERROR;
-    s->deltas = d;
-    s->deltas[s->ndeltas++] = (pg_count_delta_t){s->op_app, s->op_delta};
+    *v = d;
+    (*v)[(*n)++] = (pg_count_delta_t){app, delta};
     return STORE_OK;
 }
 
+/* Keeps the changes of the statement that just succeeded in its unit's. */
+static store_rc_t op_keep(pg_store_t *s)
+{
+    if (pg_totals_keep(s) != STORE_OK) return STORE_ERROR;
+    int delta = s->op_delta;
+    s->op_delta = 0;
+    if (delta == 0) return STORE_OK;
+    return add_count(&s->unit_deltas, &s->nunit_deltas, &s->capunit_deltas, s->op_app, delta);
+}
+
+/* Keeps the changes of the unit that just succeeded in the transaction's. */
+static store_rc_t unit_keep(pg_store_t *s)
+{
+    store_rc_t rc = pg_totals_merge(&s->totals, &s->unit_totals);
+    for (size_t i = 0; i < s->nunit_deltas && rc == STORE_OK; i++)
+        rc =
+            add_count(&s->deltas, &s->ndeltas, &s->capdeltas, s->unit_deltas[i].app, s->unit_deltas[i].delta);
+    unit_forget(s);
+    return rc;
+}
+
 /* Applies the kept lead count changes, in app order, inside the open
- * transaction, and forgets them. */
+ * transaction, and forgets them. The totals, a row per cell (one per
+ * source an import brings), are sent in pipeline mode: one round trip for
+ * all of them. */
 static store_rc_t flush_deltas(pg_store_t *s)
 {
     store_rc_t rc = STORE_OK;
@@ -195,7 +232,14 @@ static store_rc_t flush_deltas(pg_store_t *s)
         PQclear(run(s, Q_APP_COUNT_ADD, &p, &rc));
     }
     s->ndeltas = 0;
-    return rc == STORE_OK ? pg_totals_flush(s, run_no_rows) : rc;
+    if (rc != STORE_OK) {
+        pg_totals_clear(&s->totals);
+        return rc;
+    }
+    if (s->totals.n <= 1) return pg_totals_flush(s, run_no_rows);
+    rc = pg_totals_flush(s, pg_pipe_send);
+    store_rc_t prc = pg_pipe_end(s);
+    return rc != STORE_OK ? rc : prc;
 }
 
 /* Applies the kept lead counts and commits. */
@@ -212,6 +256,8 @@ static store_rc_t begin_op(pg_store_t *s)
 {
     s->op_app = 0;
     s->op_delta = 0;
+    s->nop_totals = 0;
+    unit_forget(s);
     if (s->base.batch == BATCH_BROKEN) return STORE_UNAVAILABLE;
     if (s->base.batch == BATCH_OPEN) {
         store_rc_t rc = pg_exec_sql(s, "SAVEPOINT w");
@@ -243,9 +289,10 @@ static store_rc_t finish_in_batch(pg_store_t *s, store_rc_t rc)
 {
     if (rc == STORE_OK) {
         rc = pg_exec_sql(s, "RELEASE w");
-        if (rc == STORE_OK) rc = keep_delta(s);
+        if (rc == STORE_OK) rc = unit_keep(s);
         return rc == STORE_OK ? rc : break_batch(s, rc);
     }
+    unit_forget(s);
     if (s->retry) {
         store_log("crmd: postgres: deadlock: the batch is undone, to be run again");
         s->base.redo = true;
@@ -263,7 +310,7 @@ static store_rc_t finish_op(pg_store_t *s, store_rc_t rc)
 {
     if (s->base.batch != BATCH_NONE) return finish_in_batch(s, rc);
     if (rc == STORE_OK) {
-        rc = keep_delta(s);
+        rc = unit_keep(s);
         if (rc == STORE_OK) rc = commit_all(s);
         if (rc == STORE_OK) return STORE_OK;
     }
@@ -302,6 +349,58 @@ static store_rc_t one_write(pg_store_t *s, void *ctx)
         s->op_app = w->count_app;
         s->op_delta = w->count_delta;
     }
+    return rc == STORE_OK ? op_keep(s) : rc;
+}
+
+/* Whether statement id, inside a unit of work that allows it and with
+ * its result not wanted, may be sent in pipeline mode, its answer
+ * collected later: what it changes in the lead counts and totals is known
+ * without its answer (an insert adds its row, or fails, and the others
+ * change neither), and nobody branches on how it failed, since any
+ * failure fails the unit. These are what an import runs for each lead:
+ * the insert, its history, and its event (webhooks.c: event_record). */
+static bool sent_unanswered(enum pg_stmt_id id)
+{
+    return id == Q_LEAD_INSERT || id == Q_HISTORY_ADD || id == Q_EV_FULL_LOG || id == Q_EV_FULL_OFF ||
+           id == Q_EV_RECORD;
+}
+
+/* pg_write inside a unit of work: the statement runs with no savepoint of
+ * its own, since the unit's undoes it, and its changes are kept in the
+ * unit's. A failure fails the unit: the transaction cannot go on past a
+ * failed statement until the unit's savepoint is rolled back to, so
+ * nothing more of the unit runs. */
+static store_rc_t write_in_unit(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int64_t count_app,
+                                int count_delta, PGresult **out)
+{
+    if (s->unit_rc != STORE_OK) return s->unit_rc;
+    store_rc_t rc;
+    s->op_delta = 0;
+    if (s->unit_sends && out == NULL && sent_unanswered(id)) {
+        rc = pg_pipe_send(s, id, p);
+        if (rc == STORE_OK) pg_totals_note_sent(s);
+        if (rc == STORE_OK && count_delta != 0) {
+            s->op_app = count_app;
+            s->op_delta = count_delta;
+        }
+    } else {
+        PGresult *r = run(s, id, p, &rc);
+        pg_totals_note(s, r);
+        if (r != NULL && count_delta != 0 && pg_affected(r) > 0) {
+            s->op_app = count_app;
+            s->op_delta = count_delta;
+        }
+        give(r, out);
+    }
+    if (rc == STORE_OK) rc = op_keep(s);
+    if (rc == STORE_OK) return STORE_OK;
+    s->nop_totals = 0;
+    s->op_delta = 0;
+    s->unit_rc = rc;
+    if (out != NULL) {
+        PQclear(*out);
+        *out = NULL;
+    }
     return rc;
 }
 
@@ -315,6 +414,7 @@ store_rc_t pg_write(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int
         give(run(s, id, p, &rc), out);
         return rc;
     }
+    if (s->in_unit) return write_in_unit(s, id, p, count_app, count_delta, out);
     one_write_t w = {.id = id, .p = p, .count_app = count_app, .count_delta = count_delta};
     rc = pg_write_unit(s, one_write, &w);
     if (rc == STORE_OK)
@@ -324,14 +424,37 @@ store_rc_t pg_write(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int
     return rc;
 }
 
+/* Runs fn as the unit of work begun: its writes take no savepoint of their
+ * own (write_in_unit), and what it sent in pipeline mode is answered
+ * before the unit ends, so that the unit's rc holds every failure. */
+static store_rc_t run_unit(pg_store_t *s, pg_unit_fn fn, void *ctx)
+{
+    s->in_unit = true;
+    s->unit_rc = STORE_OK;
+    store_rc_t rc = fn(s, ctx);
+    store_rc_t prc = pg_pipe_end(s);
+    if (rc == STORE_OK) rc = s->unit_rc;
+    if (rc == STORE_OK) rc = prc;
+    s->in_unit = false;
+    s->unit_sends = false;
+    s->unit_rc = STORE_OK;
+    return rc;
+}
+
 store_rc_t pg_write_unit(pg_store_t *s, pg_unit_fn fn, void *ctx)
 {
     assert(!s->in_import);
+    if (s->in_unit) {
+        /* A unit inside a unit is part of it, undone with it. */
+        store_rc_t rc = s->unit_rc != STORE_OK ? s->unit_rc : fn(s, ctx);
+        if (rc != STORE_OK && s->unit_rc == STORE_OK) s->unit_rc = rc;
+        return rc;
+    }
     for (int attempt = 1;; attempt++) {
         s->retry = false;
         store_rc_t rc = begin_op(s);
         if (rc != STORE_OK) return rc;
-        rc = finish_op(s, fn(s, ctx));
+        rc = finish_op(s, run_unit(s, fn, ctx));
         if (rc == STORE_OK || !s->retry) return rc;
         store_log("crmd: postgres: deadlock (try %d of %d)", attempt, WRITE_ATTEMPTS);
         if (attempt == WRITE_ATTEMPTS) return STORE_UNAVAILABLE;
