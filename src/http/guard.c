@@ -893,15 +893,17 @@ static void hoard_set(guard_conn_t *c, size_t bytes)
 /* HTTP/1, once h2o has returned and c's input is counted (charge): while a
  * request is being answered (h2o does not read), the bytes of the input
  * past it (its head, and its body, which h2o keeps in place until the
- * request is done: a declared length, or at most what it was allowed,
- * granted, before h1_request_done gave it back) are requests pipelined
+ * request is done: a declared length, or a chunked one's most, the limit
+ * it was allowed, read before h1_request_done forgot it: its grant may be
+ * less, UNKNOWN_GRANT, and an honest 400 KB chunked create in flight was
+ * taken for a hoarder and dropped, a review found) are requests pipelined
  * behind it. They wait until its answer is taken, so a client that sends
  * many and reads none holds them until the connection's 20 s write
  * timeout: 256 connections so held all the request memory, and an honest
  * import got 503 (a known limit until stop 36). Such a connection is
  * noted as hoarding, and goes first when a body allowed in needs the room
  * (hoards_make_room). */
-static void h1_note_hoard(guard_conn_t *c, size_t granted)
+static void h1_note_hoard(guard_conn_t *c, size_t allowed)
 {
     if (c->h2 || c->hoard_dropped) return;
     const h2o_buffer_t *in = c->sock->input;
@@ -914,7 +916,7 @@ static void h1_note_hoard(guard_conn_t *c, size_t granted)
                                     &head.path_len, &head.minor, head.hs, &head.nh, 0);
         bool chunked = false, ambiguous = false;
         bool body = len > 0 && h1_body(head.hs, head.nh, &chunked, &declared, &ambiguous);
-        if (body && chunked) declared = granted > body_small ? granted : body_small;
+        if (body && chunked) declared = allowed > body_small ? allowed : body_small;
         size_t used = len > 0 ? (size_t)len + (body ? declared : 0) : SIZE_MAX;
         if (!ambiguous && in->size > used) pipelined = in->size - used;
     }
@@ -1073,13 +1075,13 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
         return;
     }
     rewrap(c);
-    size_t granted = c->h1_grant.bytes;
+    size_t allowed = c->h1_limit > c->h1_grant.bytes ? c->h1_limit : c->h1_grant.bytes;
     if (!h2o_socket_is_reading(sock))
         h1_request_done(c);
     else if (c->h1_limit != 0 && h1_over_limit(c, &head))
         return;
     charge(c);
-    h1_note_hoard(c, granted);
+    h1_note_hoard(c, allowed);
     h1_input_taken(c);
 }
 
@@ -1091,13 +1093,13 @@ static void h1_settle(guard_conn_t *c, bool judge_now)
 {
     h1_head_t head;
     head.len = 0;
-    size_t granted = c->h1_grant.bytes;
+    size_t allowed = c->h1_limit > c->h1_grant.bytes ? c->h1_limit : c->h1_grant.bytes;
     if (!h2o_socket_is_reading(c->sock))
         h1_request_done(c);
     else if (judge_now && h1_check(c, &head, true))
         return;
     charge(c);
-    h1_note_hoard(c, granted);
+    h1_note_hoard(c, allowed);
     h1_input_taken(c);
 }
 
