@@ -281,7 +281,7 @@ ASAN_SETUP := CRMD_SETUP_BIN=$(abspath $(BUILD)/crmd)
 api-asan: asan $(BUILD)/crmd
 	$(ASAN_SETUP) tests/fuzz/api_asan.sh $(ASAN_BUILD)/crmd $(XDIST) -m 'not waits'
 	$(ASAN_SETUP) scripts/pg-cluster.sh run env CRMD_TEST_BACKEND=postgres \
-	  tests/fuzz/api_asan.sh $(ASAN_BUILD)/crmd tests/api/test_postgres.py -k 'not migrating_together'
+	  tests/fuzz/api_asan.sh $(ASAN_BUILD)/crmd tests/api/test_postgres.py -k 'not migrating_together' -m 'not waits'
 
 api-asan-postgres: asan $(BUILD)/crmd
 	$(ASAN_SETUP) scripts/pg-cluster.sh run env CRMD_TEST_BACKEND=postgres tests/fuzz/api_asan.sh $(ASAN_BUILD)/crmd
