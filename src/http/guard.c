@@ -1661,7 +1661,7 @@ static int judge(guard_conn_t *c, h2o_req_t *req, size_t declared, grant_t *g, s
      * without content-length, each taking 1 MiB, had an app's third
      * connection of 16 refused. */
     size_t want = *limit;
-    if (declared == SIZE_MAX && *limit<body_large && * limit> UNKNOWN_GRANT) want = UNKNOWN_GRANT;
+    if (declared == SIZE_MAX && want < body_large && want > UNKNOWN_GRANT) want = UNKNOWN_GRANT;
     bool no_room = status == 0 && !grant_take(g, owner, want);
     if (no_room || status < 0) {
         metrics_count(METRIC_GUARD_REQUEST_MEMORY);
