@@ -344,7 +344,12 @@ static store_rc_t try_batch(store_t *s, api_write_t *batch)
         store_batch_end(s, 0);
         return STORE_UNAVAILABLE;
     }
-    return store_batch_end(s, batch_kept(batch));
+    rc = store_batch_end(s, batch_kept(batch));
+    /* A write alone that failed ends its batch without a commit, which
+     * succeeds; if it failed for having lost a deadlock, the batch is run
+     * again all the same (run_batch): an import that lost one was answered
+     * 503 while the log said it would run again (a review). */
+    return rc == STORE_OK && store_batch_redo(s) ? STORE_UNAVAILABLE : rc;
 }
 
 /* Runs batch (try_batch), again from the start while it fails only for

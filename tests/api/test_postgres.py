@@ -367,6 +367,38 @@ def a_batch_that_loses_a_deadlock_runs_again_whole(make_server):
     assert "deadlock: the batch is undone, to be run again" in srv.stderr_text()
 
 
+def test_an_import_that_loses_a_deadlock_runs_again(make_server):
+    """An import is a write alone in its batch; one that lost a deadlock to another process
+    was answered 503 though the log said it would run again (a review): its failed batch
+    ended without a commit, which looked like success to the writer's retry. A trigger
+    takes two advisory locks in crossing orders for the two imports' first rows."""
+    name, url = new_db()
+    one, two = make_server(db_url=url), make_server(db_url=url)
+    psql(url, "CREATE FUNCTION crossing() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
+              "IF NEW.name = 'first A' THEN PERFORM pg_advisory_xact_lock(1); PERFORM pg_sleep(1); "
+              "PERFORM pg_advisory_xact_lock(2); ELSIF NEW.name = 'first B' THEN "
+              "PERFORM pg_advisory_xact_lock(2); PERFORM pg_sleep(1); PERFORM pg_advisory_xact_lock(1); "
+              "END IF; RETURN NEW; END$$; "
+              "CREATE TRIGGER crossing BEFORE INSERT ON leads FOR EACH ROW EXECUTE FUNCTION crossing()")
+    app = one.new_app()
+    answers = {}
+
+    def run(srv, first):
+        csv = f"name,value\r\n{first},1\r\n" + "".join(f"{first} {i},{i}\r\n" for i in range(50))
+        answers[first] = requests.post(srv.base_url + "/leads/import", data=csv.encode(), timeout=60,
+                                       headers=dict(app.headers, **{"Content-Type": "text/csv"}))
+    threads = [threading.Thread(target=run, args=(srv, f)) for srv, f in ((one, "first A"), (two, "first B"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert {k: r.status_code for k, r in answers.items()} == {"first A": 200, "first B": 200}, \
+        {k: r.text[:200] for k, r in answers.items()}
+    assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 102
+    logs = one.stderr_text() + two.stderr_text()
+    assert "deadlock: the batch is undone, to be run again" in logs, logs[-2000:]
+
+
 def lost_the_race(err):
     """Whether err is a write answered 503 by crmd's 5 s lock_timeout: PostgreSQL looks for a
     deadlock once per wait, and on a slow run the test's session closed the circle only after
