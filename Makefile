@@ -228,7 +228,7 @@ bench-smoke: deps
 # check` runs both, the fuzzers for FUZZ_CHECK_SECONDS each.
 DEBS_TEST    += clang libclang-rt-14-dev llvm
 FUZZ_SECONDS ?= 60
-FUZZ_CHECK_SECONDS ?= 15
+FUZZ_CHECK_SECONDS ?= 10
 FUZZ_BUILD   := build/fuzz
 FUZZ_CC      := clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
