@@ -728,46 +728,6 @@ def test_a_backend_that_stops_answering_reads_is_given_up(make_server):
             os.kill(pid, signal.SIGCONT)
 
 
-@pytest.mark.waits
-def test_reads_behind_one_that_timed_out_on_a_lock_fail_with_it(make_server):
-    """A table locked for longer than lock_timeout (VACUUM FULL, ALTER TABLE): a read
-    waits 5 s and fails 503; the reads the server skipped after it in its batch fail
-    with it, instead of going again in a later batch, where each waited out the lock
-    once more (the review saw reads answered after 9 times 5 s)."""
-    name, url = new_db()
-    srv = make_server(threads=1, db_url=url)
-    app = srv.new_app()
-    lead = app.create_lead(name="Locked away")
-    locker = subprocess.Popen(["psql", "-X", "-q", url, "-c",
-                               "BEGIN; LOCK TABLE leads IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(30); COMMIT;"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until(lambda: int(psql(url, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                                         "WHERE c.relname = 'leads' AND l.mode = 'AccessExclusiveLock' "
-                                         "AND l.granted")) > 0, "the lock is taken")
-        results = []
-
-        def fetch():
-            t0 = time.monotonic()
-            r = requests.get(srv.base_url + f"/leads/{lead['id']}", headers=app.headers, timeout=40)
-            results.append((r.status_code, time.monotonic() - t0, r.headers.get("Retry-After")))
-        threads = [threading.Thread(target=fetch) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=40)
-        assert len(results) == 8, results
-        assert all(st == 503 and ra for st, _, ra in results), results
-        # Two batches at most wait out the lock: the first read alone, the rest together.
-        assert max(secs for _, secs, _ in results) < 13, sorted(results, key=lambda x: x[1])
-    finally:
-        # The server's session holds the lock until it ends, whatever becomes of psql.
-        psql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                  "WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()")
-        locker.wait(timeout=10)
-    wait_until(lambda: get(srv.base_url, app, f"/leads/{lead['id']}").status_code == 200, "reads work again")
-
-
 def test_a_thread_whose_reads_wait_for_postgresql_serves_everyone_else(make_server):
     """One server thread, one connection: a GET whose query waits for a
     lock is parked while the loop goes on (/healthz answers at once), and
