@@ -890,6 +890,14 @@ static void hoard_set(guard_conn_t *c, size_t bytes)
     c->hoard = bytes;
 }
 
+/* HTTP/1: the most c's request in flight was allowed to send, read
+ * before h1_request_done forgets it: its route's limit for a chunked body
+ * being watched, else its grant (h1_note_hoard). */
+static size_t h1_allowed(const guard_conn_t *c)
+{
+    return c->h1_limit > c->h1_grant.bytes ? c->h1_limit : c->h1_grant.bytes;
+}
+
 /* HTTP/1, once h2o has returned and c's input is counted (charge): while a
  * request is being answered (h2o does not read), the bytes of the input
  * past it (its head, and its body, which h2o keeps in place until the
@@ -1075,7 +1083,7 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
         return;
     }
     rewrap(c);
-    size_t allowed = c->h1_limit > c->h1_grant.bytes ? c->h1_limit : c->h1_grant.bytes;
+    size_t allowed = h1_allowed(c);
     if (!h2o_socket_is_reading(sock))
         h1_request_done(c);
     else if (c->h1_limit != 0 && h1_over_limit(c, &head))
@@ -1093,7 +1101,7 @@ static void h1_settle(guard_conn_t *c, bool judge_now)
 {
     h1_head_t head;
     head.len = 0;
-    size_t allowed = c->h1_limit > c->h1_grant.bytes ? c->h1_limit : c->h1_grant.bytes;
+    size_t allowed = h1_allowed(c);
     if (!h2o_socket_is_reading(c->sock))
         h1_request_done(c);
     else if (judge_now && h1_check(c, &head, true))
