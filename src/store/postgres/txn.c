@@ -338,17 +338,26 @@ typedef struct one_write {
     PGresult *r;
 } one_write_t;
 
+/* Runs statement id and notes what it changed, for op_keep to keep: the
+ * totals, and count_delta leads of app count_app when it changed a row. */
+static PGresult *run_noted(pg_store_t *s, enum pg_stmt_id id, const pg_params_t *p, int64_t count_app,
+                           int count_delta, store_rc_t *rc)
+{
+    PGresult *r = run(s, id, p, rc);
+    pg_totals_note(s, r);
+    if (r != NULL && count_delta != 0 && pg_affected(r) > 0) {
+        s->op_app = count_app;
+        s->op_delta = count_delta;
+    }
+    return r;
+}
+
 static store_rc_t one_write(pg_store_t *s, void *ctx)
 {
     one_write_t *w = ctx;
     store_rc_t rc;
     PQclear(w->r); /* a try before that lost a deadlock */
-    w->r = run(s, w->id, w->p, &rc);
-    pg_totals_note(s, w->r);
-    if (w->r != NULL && w->count_delta != 0 && pg_affected(w->r) > 0) {
-        s->op_app = w->count_app;
-        s->op_delta = w->count_delta;
-    }
+    w->r = run_noted(s, w->id, w->p, w->count_app, w->count_delta, &rc);
     return rc == STORE_OK ? op_keep(s) : rc;
 }
 
@@ -384,13 +393,7 @@ static store_rc_t write_in_unit(pg_store_t *s, enum pg_stmt_id id, const pg_para
             s->op_delta = count_delta;
         }
     } else {
-        PGresult *r = run(s, id, p, &rc);
-        pg_totals_note(s, r);
-        if (r != NULL && count_delta != 0 && pg_affected(r) > 0) {
-            s->op_app = count_app;
-            s->op_delta = count_delta;
-        }
-        give(r, out);
+        give(run_noted(s, id, p, count_app, count_delta, &rc), out);
     }
     if (rc == STORE_OK) rc = op_keep(s);
     if (rc == STORE_OK) return STORE_OK;
