@@ -728,6 +728,60 @@ def test_a_backend_that_stops_answering_reads_is_given_up(make_server):
             os.kill(pid, signal.SIGCONT)
 
 
+@pytest.mark.waits
+def test_reads_queued_behind_one_that_timed_out_on_a_lock_fail_with_it(make_server):
+    """A table locked for longer than lock_timeout (VACUUM FULL, ALTER TABLE): the
+    first read waits 5 s and fails 503. The reads sent after it on the thread's
+    connection, each in its own turn of the loop and so its own batch, would each
+    wait out the lock in turn (a review saw 45 s); they fail with it, at once. A
+    read sent after that failure is tried again, and once the lock goes, reads are
+    answered, each with its own rows."""
+    name, url = new_db()
+    srv = make_server(threads=1, db_url=url)
+    app = srv.new_app()
+    lead = app.create_lead(name="Locked away")
+    other = app.create_lead(name="Also locked away")
+    results = {}
+
+    def fetch(key):
+        t0 = time.monotonic()
+        try:
+            r = requests.get(srv.base_url + f"/leads/{lead['id']}", headers=app.headers, timeout=20)
+            results[key] = (r.status_code, r.headers.get("Retry-After"), time.monotonic() - t0)
+        except requests.RequestException as e:
+            results[key] = (repr(e), None, time.monotonic() - t0)
+
+    with TableLock(url, "leads"):
+        t0 = time.monotonic()
+        threads = []
+        for i in range(6):
+            # One at a time, so that each read goes in a batch of its own.
+            threads.append(threading.Thread(target=fetch, args=(i,)))
+            threads[-1].start()
+            if i == 0:
+                wait_until(lambda: crmd_lock_waits(name) == 1, "the first GET's query waits for the lock")
+            time.sleep(0.3)
+        for t in threads:
+            t.join(25)
+        took = time.monotonic() - t0
+        assert sorted(results) == list(range(6)), results
+        assert all(st == 503 and ra for st, ra, _ in results.values()), results
+        # The first waits out lock_timeout; the rest fail with it, not 5 s after one another.
+        assert took < 9, (took, results)
+        # A read sent after the failure is tried: the lock is still there, and the
+        # read waits at most for the one ahead of it to give up.
+        fetch("after")
+        assert results["after"][:1] == (503,) and results["after"][1], results["after"]
+        assert results["after"][2] < 7, results["after"]
+    wait_until(lambda: get(srv.base_url, app, f"/leads/{lead['id']}").status_code == 200, "reads work again")
+    # The answers dropped kept their places: each read gets its own rows.
+    for _ in range(3):
+        assert app.get_lead(other["id"]) == other
+        assert app.get_lead(lead["id"]) == lead
+        assert body_json(app.get("/leads/"))["meta"]["totalRecords"] == 2
+    assert srv.proc.poll() is None, "crmd exited"
+
+
 def test_a_thread_whose_reads_wait_for_postgresql_serves_everyone_else(make_server):
     """One server thread, one connection: a GET whose query waits for a
     lock is parked while the loop goes on (/healthz answers at once), and

@@ -32,7 +32,8 @@
  * transaction (which ends with the batch's Sync, whatever fails), and
  * the reads after it in the batch are planned as before. A read that fails makes the server
  * skip the rest of its batch (PGRES_PIPELINE_ABORTED): those reads are
- * sent again in the next batch, not failed.
+ * sent again in the next batch, not failed (unless it failed for a reason
+ * of the moment, below).
  *
  * Sections:
  *   reads              the queue, kept entries, completing
@@ -53,6 +54,16 @@
  * refused at once, without a round trip. So the loop never waits for the
  * database. A read never completes inside the call that started it: a
  * failure found there (a send refused) is dealt with from the loop.
+ *
+ * A read that waits out lock_timeout (a table locked by VACUUM FULL, an
+ * ALTER TABLE, a LOCK TABLE) fails with STORE_UNAVAILABLE, and so, at
+ * once, does every read queued behind it on the connection, in its batch
+ * or in later ones (answer_behind): the server runs them one after the
+ * other, so each would wait out the same lock in its turn. Their answers
+ * still come, in order, and are dropped. Reads sent after that answer
+ * are tried as usual; if the lock is still held, the next read ahead of
+ * them to wait it out answers them too, so no read waits much longer than
+ * lock_timeout.
  *
  * A server that stops answering while its host still acknowledges (a hung
  * backend: TCP's keepalives and tcp_user_timeout never fire) is given up
@@ -113,6 +124,7 @@ struct pg_aread {
     int sends;        /* connections it was sent on */
     int skips;        /* times the server skipped it */
     bool skipped;     /* the server skipped it: a read before it in its batch failed */
+    bool answered;    /* its caller was answered already (answer_behind): its answers go nowhere */
     PGresult *result; /* the statement's */
     store_rc_t rc;    /* the first failure among its answers */
 };
@@ -193,13 +205,37 @@ static void unsend(pg_aread_t *r)
 }
 
 /* Ends read r (out of the queue) with rc: its rows go to its callbacks
- * when rc is STORE_OK, then done runs. */
+ * when rc is STORE_OK, then done runs; a read answered already just goes. */
 static void complete(pg_store_t *s, pg_aread_t *r, store_rc_t rc)
 {
+    if (r->answered) {
+        entry_free(&s->aio, r);
+        return;
+    }
     if (rc == STORE_OK) rc = r->result != NULL ? r->fn(r->result, &r->to) : STORE_ERROR;
     store_async_t async = r->async;
     entry_free(&s->aio, r);
     async.done(async.ctx, rc);
+}
+
+/* Answers 503 at once every read queued behind entry r, whose statement
+ * has just waited out lock_timeout: they were sent before that answer
+ * came, so each would wait for the same lock in its turn, lock_timeout
+ * after the one before it (a review saw the ninth answered after 45 s).
+ * Their entries stay where they are, for their answers, which the server
+ * sends whatever comes of them and which keep their places in the
+ * pipeline, but go nowhere. The reads sent from now on are tried as usual:
+ * the lock may be gone. A read answered here starts no other (its done
+ * may start reads, which join the queue's end, after last). */
+static void answer_behind(pg_store_t *s, pg_aread_t *r)
+{
+    pg_aread_t *last = s->aio.tail;
+    for (pg_aread_t *q = r; q != last;) {
+        q = q->next;
+        if (q->kind != READ || q->answered) continue;
+        q->answered = true;
+        q->async.done(q->async.ctx, STORE_UNAVAILABLE);
+    }
 }
 
 /* Ends every read of list with rc; the other entries just go. */
@@ -397,7 +433,7 @@ static void lose_why(pg_store_t *s, const char *why)
     pg_aread_t *failed = NULL, **failed_tail = &failed;
     for (pg_aread_t *r = take_all(a), *next; r != NULL; r = next) {
         next = r->next;
-        if (r->kind != READ || r->sends >= SENDS_MAX || a->snapshot) {
+        if (r->kind != READ || r->answered || r->sends >= SENDS_MAX || a->snapshot) {
             r->next = NULL;
             *failed_tail = r;
             failed_tail = &r->next;
@@ -566,7 +602,8 @@ static bool session_ends(const pg_store_t *s, const PGresult *res)
  *     prepared; r's statement, skipped after it, goes again without;
  *   - a statement that does not exist (26000): its preparation was in a
  *     batch the server skipped: r goes again, prepared first;
- *   - anything else is r's answer (the first failure counts). */
+ *   - anything else is r's answer (the first failure counts); a lock
+ *     wait past lock_timeout also answers the reads behind r. */
 static void note_failure(pg_store_t *s, pg_aread_t *r, const PGresult *res)
 {
     ExecStatusType st = PQresultStatus(res);
@@ -586,6 +623,7 @@ static void note_failure(pg_store_t *s, pg_aread_t *r, const PGresult *res)
         if (preparing) s->prepared[r->id] = false;
         r->rc = pg_map_error(s, res);
         if (r->rc == STORE_UNAVAILABLE) s->aio.batch_unavailable = true;
+        if (strcmp(sqlstate(res), "55P03") == 0) answer_behind(s, r); /* lock_not_available */
     }
 }
 
@@ -644,8 +682,9 @@ static bool take(pg_store_t *s, pg_aread_t *r, PGresult *res)
  * goes again in the next batch when the server skipped it (unless a read
  * before it failed for a reason of the moment: then it fails too, 503, as
  * the reviewer's locked table showed: each batch waited out lock_timeout
- * again, and a read 9 of them). False when the
- * connection has been lost meanwhile (its set-up failed). */
+ * again, and a read 9 of them); a read answered already (answer_behind)
+ * just goes. False when the connection has been lost meanwhile (its
+ * set-up failed). */
 static bool end_head(pg_store_t *s)
 {
     pg_async_t *a = &s->aio;
@@ -653,7 +692,7 @@ static bool end_head(pg_store_t *s)
     a->head = r->next;
     if (a->head == NULL) a->tail = NULL;
     if (r->kind == SYNC) a->batch_unavailable = false;
-    if (r->kind == READ && r->rc == STORE_OK && r->skipped && !a->batch_unavailable &&
+    if (r->kind == READ && !r->answered && r->rc == STORE_OK && r->skipped && !a->batch_unavailable &&
         ++r->skips <= SKIPS_MAX) {
         unsend(r);
         r->sends--; /* the same connection: no new try */
@@ -803,14 +842,15 @@ void pg_set_loop(store_t *base, const store_loop_t *loop)
     fail_all(s, take_all(a), STORE_UNAVAILABLE); /* only the set-up, if anything */
 }
 
-/* Closes the connection with what is left in its queue: set-ups and Syncs
- * still unanswered, never a read (store.h: none may be pending). */
+/* Closes the connection with what is left in its queue: set-ups, Syncs
+ * and reads answered already (answer_behind) still unanswered by the
+ * server, never a pending read (store.h: none may be). */
 static void drop_idle(pg_store_t *s)
 {
     pg_async_t *a = &s->aio;
     for (pg_aread_t *r = take_all(a), *next; r != NULL; r = next) {
         next = r->next;
-        assert(r->kind != READ);
+        assert(r->kind != READ || r->answered);
         entry_free(a, r);
     }
     drop(s);
