@@ -479,6 +479,32 @@ static keyring_t *keyring_new(void)
     return k;
 }
 
+/* Reads crmd's own keys from s into l, loaded, with a signing key among
+ * them: keyring_signing_key makes one only when none is there, or says
+ * why the stored one cannot sign. Each key is parsed once on the way: the
+ * first RSA key OpenSSL parses costs a few milliseconds of a server's
+ * start-up, and each one after it about one (a signing key was parsed a
+ * second time here before). */
+static int read_own_keys(store_t *s, keyring_list_t *l, char *err, size_t errsz)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (keyring_read(s, ts_now_ms() / 1000, KEYRING_LOAD, l) != STORE_OK) {
+            snprintf(err, errsz, "cannot read the signing keys from the database");
+            return -1;
+        }
+        for (size_t i = 0; i < l->n; i++)
+            if (l->v[i].state == KEY_SIGNING && l->v[i].key != NULL) return 0;
+        keyring_list_free(l);
+        if (attempt > 0) break;
+        int64_t seq;
+        jwt_key_t *signer = keyring_signing_key(s, &seq, err, errsz);
+        if (signer == NULL) return -1;
+        jwt_key_free(signer);
+    }
+    snprintf(err, errsz, "no signing key");
+    return -1;
+}
+
 keyring_t *keyring_open(const keyring_conf_t *conf, store_t *s, char *err, size_t errsz)
 {
     keyring_t *k = keyring_new();
@@ -486,22 +512,17 @@ keyring_t *keyring_open(const keyring_conf_t *conf, store_t *s, char *err, size_
     k->conf = *conf;
     if (k->conf.jwks_url != NULL) curl_global_init(CURL_GLOBAL_DEFAULT);
     char why[256] = "";
-    int64_t seq;
-    jwt_key_t *signer = keyring_signing_key(s, &seq, err, errsz);
-    int rc = signer != NULL ? 0 : -1;
-    jwt_key_free(signer);
+    keyring_list_t l;
+    int rc = read_own_keys(s, &l, err, errsz);
     if (rc == 0 && refresh_external(k, why, sizeof why) < 0) {
         char shown[512];
         keyring_url_shown(conf->jwks_file != NULL ? conf->jwks_file : conf->jwks_url, shown, sizeof shown);
         snprintf(err, errsz, "cannot read the identity provider's keys from %s: %s",
                  conf->jwks_file != NULL ? conf->jwks_file : shown, why);
+        keyring_list_free(&l);
         rc = -1;
     }
-    keyring_list_t l;
-    if (rc == 0 && keyring_read(s, ts_now_ms() / 1000, KEYRING_LOAD, &l) != STORE_OK) {
-        snprintf(err, errsz, "cannot read the signing keys from the database");
-        rc = -1;
-    } else if (rc == 0) {
+    if (rc == 0) {
         err[0] = '\0';
         rc = rebuild(k, &l, err, errsz);
         keyring_list_free(&l);
@@ -513,14 +534,11 @@ keyring_t *keyring_open(const keyring_conf_t *conf, store_t *s, char *err, size_
     return k;
 }
 
-int keyring_start(keyring_t *k)
+int keyring_start(keyring_t *k, store_t *s)
 {
-    char err[STORE_OPEN_ERR_MAX];
-    k->store = store_open(k->conf.db_url, err, sizeof err);
-    if (k->store == NULL) {
-        fprintf(stderr, "crmd: keys: %s\n", err);
-        return -1;
-    }
+    /* The poller's connection: the one keyring_open read from, rather than
+     * another opened (and its schema read) on the server's start-up path. */
+    k->store = s;
     /* The fetcher first: the poller reads fetch_started, set before the
      * poller's thread is made. */
     if (k->conf.jwks_url != NULL || k->conf.jwks_file != NULL) {

@@ -100,8 +100,10 @@ typedef struct keyring_snap {
  * reading the external keys), from store s. NULL with the reason in err
  * (errsz bytes). conf's strings must outlive the keyring. */
 keyring_t *keyring_open(const keyring_conf_t *conf, store_t *s, char *err, size_t errsz);
-/* Starts the poller thread (0, or -1 with the reason on stderr). */
-int keyring_start(keyring_t *k);
+/* Starts the poller thread (0, or -1 with the reason on stderr), which
+ * polls through s from then on: the keyring takes s (keyring_free closes
+ * it, whatever keyring_start returns), which no other thread may use. */
+int keyring_start(keyring_t *k, store_t *s);
 /* Stops the poller, if started, and frees k once no snapshot is held. */
 void keyring_free(keyring_t *k);
 

@@ -556,12 +556,13 @@ static int serve_run(const serve_conf_t *c)
     }
     char err[512];
     keyring_t *keys = keyring_open(&c->keys, s, err, sizeof err);
-    store_close(s);
     if (keys == NULL) {
+        store_close(s);
         fprintf(stderr, "crmd: %s\n", err);
         return 1;
     }
-    if (keyring_start(keys) != 0) {
+    /* The key poller goes on with s. */
+    if (keyring_start(keys, s) != 0) {
         keyring_free(keys);
         return 1;
     }

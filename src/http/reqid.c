@@ -6,9 +6,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
-
-#include <openssl/rand.h>
 
 static uint64_t prefix;
 static atomic_uint threads;
@@ -18,7 +17,10 @@ static pthread_once_t prefix_once = PTHREAD_ONCE_INIT;
 
 static void draw_prefix(void)
 {
-    if (RAND_bytes((unsigned char *)&prefix, sizeof prefix) != 1) {
+    /* From the kernel, not RAND_bytes: the listener's canned answers
+     * (listen.c) draw this at start-up, and OpenSSL's generator costs a
+     * millisecond or two to set up at its first use. */
+    if (getrandom(&prefix, sizeof prefix, 0) != (ssize_t)sizeof prefix) {
         /* Without randomness the time still tells processes apart. */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

@@ -48,7 +48,6 @@
 #include <errno.h>
 #include <signal.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <netinet/in.h>
@@ -58,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -327,8 +327,11 @@ static int set_owner(char *err, size_t errsz)
     first_line("/proc/sys/kernel/random/boot_id", boot, sizeof boot);
     ssize_t n = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
     ns[n > 0 ? n : 0] = '\0';
+    /* From the kernel, not RAND_bytes: OpenSSL's generator, set up at its
+     * first use, cost a server's start-up a millisecond or two; the first
+     * id made (uuid.c) sets it up instead. */
     unsigned char rnd[6];
-    if (RAND_bytes(rnd, sizeof rnd) != 1) {
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
         snprintf(err, errsz, "webhook sender: no randomness is available");
         return -1;
     }
