@@ -52,8 +52,8 @@ static void keep(void *ctx, const lead_t *lead)
     k->found = true;
 }
 
-/* Purges one due lead and records its event; a lead recovered meanwhile
- * is left alone. */
+/* Purges one due lead, read again inside the batch that holds it, and
+ * records its event. */
 static store_rc_t purge_one(store_t *s, int64_t app, const char *id, int64_t now)
 {
     kept_t k = {0};
@@ -68,14 +68,20 @@ static store_rc_t purge_one(store_t *s, int64_t app, const char *id, int64_t now
 
 int api_trash_expire_due(store_t *s, int64_t before, int limit, int64_t now)
 {
-    /* What is due is read before the batch, which only begins when there
-     * is some (a check every minute takes no write lock for nothing):
-     * purge_one reads each lead again inside it. */
+    /* Whether any lead is due is looked at before the batch, which only
+     * begins when one is (a check every minute takes no write lock for
+     * nothing). What is purged is read again inside it, where its rows
+     * hold still until the batch ends (SQLite's write lock, PostgreSQL's
+     * FOR UPDATE): another process may have recovered a lead in between,
+     * or recovered and trashed it again, and it is then no longer due. */
+    if (limit > EXPIRE_MAX) limit = EXPIRE_MAX;
     due_t d = {0};
-    store_rc_t rc = store_trash_due(s, before, limit < EXPIRE_MAX ? limit : EXPIRE_MAX, on_due, &d);
+    store_rc_t rc = store_trash_due(s, before, 1, on_due, &d);
     if (rc != STORE_OK) return -1;
     if (d.n == 0) return 0;
     if (store_batch_begin(s) != STORE_OK) return -1;
+    d.n = 0;
+    rc = store_trash_due(s, before, limit, on_due, &d);
     for (int i = 0; i < d.n && rc == STORE_OK; i++)
         rc = purge_one(s, d.app[i], d.id[i], now);
     rc = store_batch_end(s, rc == STORE_OK) == STORE_OK ? rc : STORE_UNAVAILABLE;

@@ -44,6 +44,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include "api/expire.h"
 #include "model/decimal.h"
 #include "model/text.h"
 #include "store/copy.h"
@@ -1261,6 +1262,51 @@ Test(store, trash_pages_purges_and_expires)
     follow_copy_t fc;
     cr_expect_eq(get_follow(app1.id, ID(3), ID(13), &fc), STORE_OK, "its follow came back");
     cr_expect_eq(store_lead_recover(st, app1.id, ID(1), 9000, on_lead_copy, &got), STORE_NOT_FOUND);
+}
+
+/* The background purge (api/expire.c) with another writer between its
+ * look for leads due and its batch: store_trash_due, the first time, lets
+ * the real one pass its rows, then recovers lead 1 (it stays live) and
+ * recovers lead 2 and trashes it again at 9000 (its retention starts
+ * again), as another process on the same database could. */
+static store_ops_t racing_ops;
+static const store_ops_t *real_ops;
+static int racing_dues;
+
+static store_rc_t racing_due(store_t *s, int64_t before, int limit, store_trash_due_cb cb, void *ctx)
+{
+    store_rc_t rc = real_ops->trash_due(s, before, limit, cb, ctx);
+    if (racing_dues++ > 0) return rc;
+    s->ops = real_ops;
+    lead_copy_t got;
+    cr_assert_eq(store_lead_recover(st, app1.id, ID(1), 8000, on_lead_copy, &got), STORE_OK);
+    cr_assert_eq(store_lead_recover(st, app1.id, ID(2), 8000, on_lead_copy, &got), STORE_OK);
+    cr_assert_eq(store_lead_trash(st, app1.id, ID(2), 9000), STORE_OK);
+    s->ops = &racing_ops;
+    return rc;
+}
+
+Test(store, expire_leaves_a_lead_recovered_or_trashed_again_since_it_was_due)
+{
+    for (int i = 1; i <= 3; i++) {
+        create_lead(i, "Due", 1000);
+        cr_assert_eq(store_lead_trash(st, app1.id, ID(i), 1000 + i), STORE_OK);
+    }
+    real_ops = st->ops;
+    racing_ops = *st->ops;
+    racing_ops.trash_due = racing_due;
+    st->ops = &racing_ops;
+    int purged = api_trash_expire_due(st, 5000, 10, 9500);
+    st->ops = real_ops;
+    cr_expect_eq(purged, 1, "only lead 3 was still due when purged");
+    lead_copy_t got;
+    cr_expect_eq(get_lead(app1.id, ID(1), &got), STORE_OK, "the recovered lead is live");
+    int64_t total = -1;
+    store_trash_query_t q = {.limit = 10};
+    trashed_t t = trash_page(app1.id, &q, &total);
+    cr_assert_eq(t.n, 1, "lead 2, trashed again, waits out its new retention");
+    cr_expect_str_eq(t.ids[0], ID(2));
+    cr_expect_eq(t.deleted_at[0], 9000);
 }
 
 /* --- idempotency keys ------------------------------------------------------- */
