@@ -67,7 +67,9 @@ store_rc_t api_history_add(store_t *s, int64_t app, const char *actor, int64_t n
      * one (record.h), so that an entry's time is the one its record shows.
      * A delete or a recovery happens no earlier than the record's last
      * change, so that a lead's times never go back down its history (an
-     * update bumped past now, then a delete at now, in one batch). */
+     * update bumped past now, then a delete at now, in one batch). The
+     * store then keeps each entry no earlier than its lead's newest (a
+     * follow's times are its own, and the clock may step back). */
     int64_t at = now;
     if (action == STORE_CHANGE_CREATED || action == STORE_CHANGE_UPDATED)
         at = c->lead_after->updated_at;

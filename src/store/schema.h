@@ -313,18 +313,16 @@ enum schema_history_col {
 #define SCHEMA_LEAD_KNOWN(P)                                                                                 \
     "(EXISTS (SELECT 1 FROM leads WHERE " SCHEMA_LEAD_KEY(                                                   \
         P) ") OR EXISTS (SELECT 1 FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P) "))"
-#define SCHEMA_HISTORY_ADD(P)                                                                                \
-    "INSERT INTO lead_history (app_id, lead_id, id, action, actor, at, follow_id, changes) VALUES (" P(      \
-        1,                                                                                                   \
-        int8) ", " P(2,                                                                                      \
-                     uuid) ", " P(3,                                                                         \
-                                  uuid) ", " P(4,                                                            \
-                                               int4) ", " P(5,                                               \
-                                                            text) ", " P(6,                                  \
-                                                                         int8) ", " P(7,                     \
-                                                                                      uuid) ", " P(8,        \
-                                                                                                   text) ")"
 /* clang-format off */
+/* A new entry (PostgreSQL's; SQLite's follows its chain, sqlite/sql.c): at
+ * no earlier than the lead's newest entry's, so that the history, newest
+ * first by seq, never shows an earlier time above a later one (a clock
+ * stepped back; a follow's change, timed by the follow's own updated_at). */
+#define SCHEMA_HISTORY_ADD(P)                                                                                \
+    "INSERT INTO lead_history (app_id, lead_id, id, action, actor, at, follow_id, changes) VALUES ("         \
+    P(1, int8) ", " P(2, uuid) ", " P(3, uuid) ", " P(4, int4) ", " P(5, text) ", GREATEST(" P(6, int8) ", "  \
+    "(SELECT h.at FROM lead_history AS h WHERE h.app_id = " P(1, int8) " AND h.lead_id = " P(2, uuid) " "     \
+    "ORDER BY h.seq DESC LIMIT 1)), " P(7, uuid) ", " P(8, text) ")"
 /* A copied entry keeps its seq, so that cursors into the history stay
  * valid in the copy (OVERRIDE: what the dialect needs to set an identity). */
 #define SCHEMA_HISTORY_IMPORT(P, OVERRIDE)                                                                   \

@@ -824,7 +824,10 @@ static inline store_rc_t store_trash_expire(store_t *s, int64_t before, int limi
 }
 
 /* Records a change of a lead (or of its follow) in the caller's
- * transaction (inside a batch, with the write that made it). */
+ * transaction (inside a batch, with the write that made it), at
+ * change->at or, if the lead's newest entry is later, at that one's, so
+ * that the list never shows an earlier time above a later one (a copied
+ * entry, change->seq > 0, keeps its time). */
 static inline store_rc_t store_history_add(store_t *s, int64_t app, const store_change_t *change)
 {
     return s->ops->history_add(s, app, change);

@@ -4930,7 +4930,7 @@ Test(store, staged_creates_a_failed_write_moved_are_moved_for_good)
  * changes, newest first. */
 typedef struct history_seen {
     int n;
-    int64_t seq[4];
+    int64_t seq[4], at[4];
     char changes[4][16];
 } history_seen_t;
 
@@ -4939,13 +4939,14 @@ static void on_change(void *ctx, const store_change_t *c, int64_t seq)
     history_seen_t *h = ctx;
     cr_assert_lt(h->n, 4);
     h->seq[h->n] = seq;
+    h->at[h->n] = c->at;
     snprintf(h->changes[h->n], sizeof h->changes[0], "%.*s", (int)c->changes.len, c->changes.ptr);
     h->n++;
 }
 
 /* Records the change changes (a short text) of lead number lead, with
- * change id number k. */
-static void record_change(int lead, int k, int action, const char *changes)
+ * change id number k, at at (ms). */
+static void record_change_at(int lead, int k, int action, const char *changes, int64_t at)
 {
     char id[UUID_BUFSZ], lead_id[UUID_BUFSZ];
     strcpy(id, ID(k));
@@ -4955,9 +4956,15 @@ static void record_change(int lead, int k, int action, const char *changes)
                         .follow_id = "",
                         .action = action,
                         .actor = "tester",
-                        .at = 1000 + k,
+                        .at = at,
                         .changes = T(changes)};
     cr_assert_eq(store_history_add(st, app1.id, &c), STORE_OK, "change %d", k);
+}
+
+/* As record_change_at, at 1000 + k. */
+static void record_change(int lead, int k, int action, const char *changes)
+{
+    record_change_at(lead, k, action, changes, 1000 + k);
 }
 
 static history_seen_t history_of(int lead)
@@ -4969,6 +4976,34 @@ static history_seen_t history_of(int lead)
                  "lead %d", lead);
     cr_expect_eq(total, h.n, "lead %d", lead);
     return h;
+}
+
+/* A lead's history, listed newest first, never shows an earlier time
+ * above a later one: an entry is recorded no earlier than the lead's
+ * entry before it (the clock stepped back, or a follow's change whose
+ * own updated_at is behind the lead's), in a batch (where SQLite's
+ * creation entry waits staged) and out of one; another lead's entries
+ * do not count. */
+Test(store, a_history_entry_is_never_earlier_than_the_one_before_it)
+{
+    cr_assert_eq(store_batch_begin(st), STORE_OK);
+    create_lead(1, "Clock", 100);
+    record_change_at(1, 31, STORE_CHANGE_CREATED, "c1", 5000);
+    record_change_at(1, 32, STORE_CHANGE_UPDATED, "u1", 3000);
+    cr_assert_eq(store_batch_end(st, 1), STORE_OK);
+    record_change_at(1, 33, STORE_CHANGE_FOLLOW_CREATED, "f1", 4000);
+    create_lead(2, "Other", 100);
+    record_change_at(2, 34, STORE_CHANGE_CREATED, "c2", 2000);
+    record_change_at(1, 35, STORE_CHANGE_UPDATED, "u1b", 6000);
+    history_seen_t one = history_of(1), two = history_of(2);
+    cr_assert_eq(one.n, 4);
+    cr_expect_str_eq(one.changes[0], "u1b");
+    cr_expect_eq(one.at[0], 6000, "a later time is kept");
+    cr_expect_eq(one.at[1], 5000, "the follow's change, recorded at 4000, after an entry at 5000");
+    cr_expect_eq(one.at[2], 5000, "the update, recorded at 3000, after the creation at 5000");
+    cr_expect_eq(one.at[3], 5000);
+    cr_assert_eq(two.n, 1);
+    cr_expect_eq(two.at[0], 2000, "lead 1's entries are not lead 2's");
 }
 
 /* An entry recorded as a creation while creates wait, but for a lead that

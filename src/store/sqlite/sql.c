@@ -574,6 +574,11 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     "COALESCE((SELECT history_head FROM leads WHERE " SCHEMA_LEAD_KEY(P) "), (SELECT history_head FROM "     \
     "leads_trash WHERE " SCHEMA_LEAD_KEY(P) "))"
 #define SQ_HISTORY_IN_VALUES "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, " SQ_HISTORY_HEAD_OF
+/* A new entry's values: as SQ_HISTORY_IN_VALUES, but at no earlier than
+ * the lead's newest entry's (schema.h: SCHEMA_HISTORY_ADD). */
+#define SQ_HISTORY_ADD_VALUES                                                                                \
+    "SELECT ?1, ?2, ?3, ?4, ?5, max(?6, COALESCE((SELECT at FROM lead_history WHERE seq = p.head), ?6)), "   \
+    "?7, ?8, p.head FROM (SELECT " SQ_HISTORY_HEAD_OF " AS head) AS p"
 #define SQ_HISTORY_HEAD(TABLE)                                                                               \
     "UPDATE " TABLE " SET history_head = ?3, history_count = history_count + 1 WHERE " SCHEMA_LEAD_KEY(P)
 #define SQ_HISTORY_STEP(COLS)                                                                                \
@@ -669,9 +674,9 @@ const char *const sq_stmt_sql[Q__COUNT] = {
                     "WHERE idempotency_keys.created_at < ?8",
     /* The history (history.c, migration 17): an entry goes in linked to
      * its lead's newest, then becomes the newest (HEAD, or HEAD_TRASHED
-     * for a lead in the trash); crmd copy's import keeps the entry's seq
-     * (?9). */
-    [Q_HISTORY_ADD] = "INSERT INTO lead_history (" SQ_HISTORY_IN_COLS ") VALUES (" SQ_HISTORY_IN_VALUES ")",
+     * for a lead in the trash), at no earlier than that newest's; crmd
+     * copy's import keeps the entry's seq (?9) and at. */
+    [Q_HISTORY_ADD] = "INSERT INTO lead_history (" SQ_HISTORY_IN_COLS ") " SQ_HISTORY_ADD_VALUES,
     [Q_HISTORY_IMPORT] = "INSERT INTO lead_history (seq, " SQ_HISTORY_IN_COLS ") VALUES (?9, " SQ_HISTORY_IN_VALUES
                          ")",
     [Q_HISTORY_HEAD] = SQ_HISTORY_HEAD("leads"),
