@@ -86,12 +86,18 @@ static void looked_up(api_req_t *r, store_rc_t rc)
             r, 422, "idempotency_key_reused", "Idempotency Key Reused",
             "This Idempotency-Key was used with another request (method, path, query or body).");
     } else if (r->idem.status == 0) {
-        reply_header_error(r, 409, "idempotency_conflict", "Idempotency Conflict",
-                           "A request with this Idempotency-Key is still in progress; retry shortly.");
+        api_reply(r, api_idem_render_in_flight(&r->out));
     } else {
         api_header_str(r, "idempotent-replayed", "true");
         api_reply_body(r, r->idem.status, &r->out, r->idem.location[0] != '\0' ? r->idem.location : NULL);
     }
+}
+
+int api_idem_render_in_flight(jw_t *out)
+{
+    return api_render_header_error(
+        out, 409, "idempotency_conflict", "Idempotency Conflict", HEADER,
+        "A request with this Idempotency-Key is still in progress; retry shortly.");
 }
 
 void api_idem_then(api_req_t *r, api_step_fn next)
@@ -111,8 +117,7 @@ void api_idem_then(api_req_t *r, api_step_fn next)
         return;
     }
     if (!api_inflight_take(r->app.id, r->idem.key)) {
-        reply_header_error(r, 409, "idempotency_conflict", "Idempotency Conflict",
-                           "A request with this Idempotency-Key is still in progress; retry shortly.");
+        api_reply(r, api_idem_render_in_flight(&r->out));
         return;
     }
     r->idem.held = true;

@@ -48,6 +48,11 @@ void api_idem_render_not_kept(jw_t *out, int status, enum api_idem_not_kept why)
  * body is read during the call only. */
 void api_idem_render_kept(jw_t *out, int status, text_ref_t body);
 
+/* Renders the 409 idempotency_conflict of a key whose first request is
+ * still in flight (in this process, or another's on the same database:
+ * api/writer.c) into out; returns 409. */
+int api_idem_render_in_flight(jw_t *out);
+
 /* Runs next(r) at once when r carries no Idempotency-Key, else once the
  * key is known to be free (or answers r itself). */
 void api_idem_then(api_req_t *r, api_step_fn next);

@@ -271,14 +271,24 @@ static store_rc_t keep(store_t *s, const api_write_t *w)
 }
 
 /* Runs w; with an Idempotency-Key, claims it first and keeps the answer,
- * both in w's transaction, or replays the answer another process kept. */
+ * both in w's transaction, or replays the answer another process kept,
+ * or answers 409 while another process's write of the key is in flight. */
 static void run_one(store_t *s, api_write_t *w)
 {
     if (w->idem_key[0] == '\0') {
         w->run(s, w);
         return;
     }
-    store_rc_t rc = store_idem_claim(s, w->app, w->idem_key, w->idem_hash, w->now, w->now - API_IDEM_KEEP_MS);
+    bool in_flight;
+    store_rc_t rc =
+        store_idem_claim(s, w->app, w->idem_key, w->idem_hash, w->now, w->now - API_IDEM_KEEP_MS, &in_flight);
+    if (rc == STORE_CONFLICT && in_flight) {
+        /* Another process's write of this key has not ended: a 409 now,
+         * the same as one of this process's (idem.c), not a wait for it
+         * that would hold up this batch. The key stays the other's. */
+        w->status = api_idem_render_in_flight(&w->out);
+        return;
+    }
     if (rc == STORE_CONFLICT) {
         rc = store_idem_get(s, w->app, w->idem_key, w->now - API_IDEM_KEEP_MS, on_kept, w, NULL);
         /* Gone between the two (expired): the client retries. */

@@ -330,7 +330,7 @@ static store_rc_t on_idem(void *ctx, int64_t app, const char *key, const store_i
     copy_t *c = ctx;
     int64_t id = target_app(c, app, "idempotency key", key, &c->passed.idem);
     if (id == 0) return STORE_NOT_FOUND;
-    store_rc_t rc = store_idem_claim(c->dst, id, key, idem->hash, idem->created_at, INT64_MIN);
+    store_rc_t rc = store_idem_claim(c->dst, id, key, idem->hash, idem->created_at, INT64_MIN, NULL);
     if (rc == STORE_CONFLICT && c->append) {
         c->idem_kept++;
         return STORE_OK;

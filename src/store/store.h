@@ -483,7 +483,7 @@ typedef struct store_ops {
     store_rc_t (*idem_get)(store_t *s, int64_t app, const char *key, int64_t fresh_after, store_idem_cb cb,
                            void *ctx, const store_async_t *async);
     store_rc_t (*idem_claim)(store_t *s, int64_t app, const char *key, const char *hash, int64_t now,
-                             int64_t fresh_after);
+                             int64_t fresh_after, bool *in_flight);
     store_rc_t (*idem_finish)(store_t *s, int64_t app, const char *key, int status, const char *location,
                               text_ref_t body);
     store_rc_t (*idem_release)(store_t *s, int64_t app, const char *key);
@@ -856,12 +856,16 @@ static inline store_rc_t store_idem_get(store_t *s, int64_t app, const char *key
 /* Claims app's key for a request whose digest is hash (hex), at now:
  * STORE_OK when it was free (or its answer older than fresh_after, which
  * it replaces); STORE_CONFLICT when a live answer holds it (another
- * process's, committed first: read it with store_idem_get). Inside a
- * batch, the claim holds the key's row until the batch ends. */
+ * process's, committed first: read it with store_idem_get), or when
+ * another transaction claimed it and has not ended (another process's
+ * write still in flight, on PostgreSQL): then *in_flight (when not NULL)
+ * is set true, at once, without waiting for that transaction. Inside a
+ * batch, the claim holds the key until the batch ends. */
 static inline store_rc_t store_idem_claim(store_t *s, int64_t app, const char *key, const char *hash,
-                                          int64_t now, int64_t fresh_after)
+                                          int64_t now, int64_t fresh_after, bool *in_flight)
 {
-    return s->ops->idem_claim(s, app, key, hash, now, fresh_after);
+    if (in_flight != NULL) *in_flight = false;
+    return s->ops->idem_claim(s, app, key, hash, now, fresh_after, in_flight);
 }
 
 /* Keeps the answer of the write that claimed app's key. */

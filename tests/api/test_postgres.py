@@ -521,6 +521,70 @@ def test_a_write_run_again_reads_afresh(make_server, monkeypatch):
     check_follow(app.get_follow(made[0]["id"], made[1]["id"]), status="pending", title="late")
 
 
+def test_a_key_in_flight_in_another_process_is_a_409_at_once(make_server):
+    """A POST whose Idempotency-Key another process's write holds, not committed yet,
+    is a 409 idempotency_conflict at once, as in one process (extensions.md, "Safe
+    writes"): its claim waited for the other's transaction on the key's row, up to
+    lock_timeout (5 s), then answered 503, and held this process's writer, every
+    write queued behind it, all that time (a review). A session holds the lead, so
+    that process one's batch, its key claimed, waits; crmd gives up a lock after
+    5 s, so the test's bounds (2 s each) stay under it, and a run in which process
+    one gave up first (a machine too loaded to say anything) is made again."""
+    with_reruns(lambda: a_key_in_flight_in_another_process_is_a_409_at_once(make_server))
+
+
+def a_key_in_flight_in_another_process_is_a_409_at_once(make_server):
+    _, url = new_db()
+    one, two = make_server(db_url=url), make_server(db_url=url)
+    app = one.new_app()
+    app_two = App(two.base_url, app.key, app.token)
+    lead = app.create_lead(name="held")
+    key = {"Idempotency-Key": "in-flight-" + uuid.uuid4().hex}
+    body = {"operations": [{"op": "update", "id": lead["id"], "lead": {"name": "batch"}}]}
+
+    def timed(send):
+        """send()'s answer and how long it took, or the exception it raised and that."""
+        t0 = time.monotonic()
+        try:
+            return send(), time.monotonic() - t0
+        except requests.RequestException as err:
+            return err, time.monotonic() - t0
+
+    def post_two(path, payload, headers):
+        return requests.post(two.base_url + path, json=payload, timeout=3,
+                             headers=dict(app.headers, **{"Content-Type": "application/json"}, **headers))
+
+    with Holder(url) as holder:
+        holder.send(f"BEGIN; UPDATE leads SET name = 'other' WHERE id = '{lead['id']}';")
+        wait_until(holder.idle_in_transaction, "the session to hold the lead")
+        with ThreadPoolExecutor(max_workers=1) as ex:
+            first = ex.submit(app.post, "/leads/batch", body, headers=key)
+            wait_until(lambda: lock_waits(url) == 1, "process one's batch to wait for the lead")
+            again, again_s = timed(lambda: post_two("/leads/batch", body, key))
+            # (Not after a wait: the session lets the lead go before process one gives up.)
+            other, other_s = (None, 0) if isinstance(again, Exception) else \
+                timed(lambda: post_two("/leads", {"lead": {"name": "meanwhile"}}, {}))
+            holder.send("ROLLBACK;")
+            holder.finish()
+            first = first.result(timeout=30)
+    # Process one gave up on the lead before process two asked: the run says nothing.
+    assert_status(first, 200)
+    assert not isinstance(again, Exception), f"process two waited {again_s:.1f} s for process one's key: {again!r}"
+    assert_error(again, 409, "idempotency_conflict")
+    assert again_s < 2, f"the 409 took {again_s:.1f} s"
+    assert again.headers.get("Retry-After") == "1"
+    # Process two's writer was not held up: another write goes through at once.
+    assert not isinstance(other, Exception), f"process two's next write waited {other_s:.1f} s: {other!r}"
+    assert_status(other, 201)
+    assert other_s < 2, f"process two's next write took {other_s:.1f} s"
+    # Once process one committed, the key replays its answer on process two.
+    replay = app_two.post("/leads/batch", body, headers=key)
+    assert_status(replay, 200)
+    assert replay.headers.get("Idempotent-Replayed") == "true"
+    assert body_json(replay) == body_json(first)
+    assert app_two.get_lead(lead["id"])["attributes"]["name"] == "batch"
+
+
 # ------------------------------------------------------------------- outage
 
 def pg_ctl(action):

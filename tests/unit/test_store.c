@@ -1344,18 +1344,19 @@ Test(store, idempotency_keys_are_claimed_kept_and_expired)
     const char *h2 = "2222222222222222222222222222222222222222222222222222222222222222";
     kept_t k = {0};
     cr_expect_eq(store_idem_get(st, app1.id, "k1", 0, on_kept, &k, NULL), STORE_NOT_FOUND);
-    cr_assert_eq(store_idem_claim(st, app1.id, "k1", h1, 1000, 0), STORE_OK);
+    cr_assert_eq(store_idem_claim(st, app1.id, "k1", h1, 1000, 0, NULL), STORE_OK);
     cr_assert_eq(store_idem_finish(st, app1.id, "k1", 201, "/leads/x", (text_ref_t){"{\"a\":1}", 7}),
                  STORE_OK);
-    cr_expect_eq(store_idem_claim(st, app1.id, "k1", h2, 2000, 0), STORE_CONFLICT, "a live answer holds it");
+    cr_expect_eq(store_idem_claim(st, app1.id, "k1", h2, 2000, 0, NULL), STORE_CONFLICT,
+                 "a live answer holds it");
     expect_kept(app1.id, "k1", 201, h1, "/leads/x", "{\"a\":1}");
     cr_expect_eq(store_idem_get(st, app1.id, "k1", 1001, on_kept, &k, NULL), STORE_NOT_FOUND, "too old");
     cr_expect_eq(store_idem_get(st, app2.id, "k1", 0, on_kept, &k, NULL), STORE_NOT_FOUND, "per app");
-    cr_expect_eq(store_idem_claim(st, app2.id, "k1", h2, 2000, 0), STORE_OK);
+    cr_expect_eq(store_idem_claim(st, app2.id, "k1", h2, 2000, 0, NULL), STORE_OK);
     cr_expect_eq(store_idem_release(st, app2.id, "k1"), STORE_OK);
-    cr_expect_eq(store_idem_claim(st, app2.id, "k1", h2, 2000, 0), STORE_OK, "released: free again");
+    cr_expect_eq(store_idem_claim(st, app2.id, "k1", h2, 2000, 0, NULL), STORE_OK, "released: free again");
     /* An answer older than fresh_after is replaced by a new claim. */
-    cr_expect_eq(store_idem_claim(st, app1.id, "k1", h2, 3000, 1500), STORE_OK);
+    cr_expect_eq(store_idem_claim(st, app1.id, "k1", h2, 3000, 1500, NULL), STORE_OK);
     cr_assert_eq(store_idem_get(st, app1.id, "k1", 0, on_kept, &k, NULL), STORE_OK);
     cr_expect_eq(k.status, 0, "claimed, not answered yet");
     int purged = -1;
@@ -1373,22 +1374,23 @@ Test(store, idempotency_keys_inside_a_batch_are_claimed_kept_and_released)
     const char *h1 = "1111111111111111111111111111111111111111111111111111111111111111";
     const char *h2 = "2222222222222222222222222222222222222222222222222222222222222222";
     kept_t k = {0};
-    cr_assert_eq(store_idem_claim(st, app1.id, "old", h1, 1000, 0), STORE_OK);
+    cr_assert_eq(store_idem_claim(st, app1.id, "old", h1, 1000, 0, NULL), STORE_OK);
     cr_assert_eq(store_idem_finish(st, app1.id, "old", 200, "", (text_ref_t){"{\"old\":1}", 9}), STORE_OK);
 
     cr_assert_eq(store_batch_begin(st), STORE_OK);
     cr_expect_eq(store_idem_finish(st, app1.id, "k1", 201, "", (text_ref_t){"{}", 2}), STORE_NOT_FOUND,
                  "never claimed");
-    cr_assert_eq(store_idem_claim(st, app1.id, "k1", h1, 5000, 4000), STORE_OK);
+    cr_assert_eq(store_idem_claim(st, app1.id, "k1", h1, 5000, 4000, NULL), STORE_OK);
     cr_assert_eq(store_idem_finish(st, app1.id, "k1", 201, "/leads/a", (text_ref_t){"{\"a\":1}", 7}),
                  STORE_OK);
-    cr_expect_eq(store_idem_claim(st, app1.id, "k1", h2, 5001, 4001), STORE_CONFLICT, "kept in this batch");
-    cr_assert_eq(store_idem_claim(st, app2.id, "k1", h2, 5002, 4002), STORE_OK, "per app");
+    cr_expect_eq(store_idem_claim(st, app1.id, "k1", h2, 5001, 4001, NULL), STORE_CONFLICT,
+                 "kept in this batch");
+    cr_assert_eq(store_idem_claim(st, app2.id, "k1", h2, 5002, 4002, NULL), STORE_OK, "per app");
     cr_assert_eq(store_idem_release(st, app2.id, "k1"), STORE_OK);
     cr_expect_eq(store_idem_finish(st, app2.id, "k1", 201, "", (text_ref_t){"{}", 2}), STORE_NOT_FOUND,
                  "released");
-    cr_expect_eq(store_idem_claim(st, app1.id, "old", h2, 5003, 1000), STORE_CONFLICT, "still live");
-    cr_assert_eq(store_idem_claim(st, app1.id, "old", h2, 5004, 4004), STORE_OK, "stale: replaced");
+    cr_expect_eq(store_idem_claim(st, app1.id, "old", h2, 5003, 1000, NULL), STORE_CONFLICT, "still live");
+    cr_assert_eq(store_idem_claim(st, app1.id, "old", h2, 5004, 4004, NULL), STORE_OK, "stale: replaced");
     cr_assert_eq(store_idem_finish(st, app1.id, "old", 201, "/leads/b", (text_ref_t){"{\"b\":2}", 7}),
                  STORE_OK);
     cr_assert_eq(store_batch_end(st, 1), STORE_OK);
@@ -1403,7 +1405,7 @@ Test(store, idempotency_keys_inside_a_batch_are_claimed_kept_and_released)
     cr_expect_eq(store_idem_get(st, app1.id, "old", 5004, on_kept, &k, NULL), STORE_OK, "made at 5004");
 
     cr_assert_eq(store_batch_begin(st), STORE_OK);
-    cr_assert_eq(store_idem_claim(st, app2.id, "undone", h1, 6000, 5000), STORE_OK);
+    cr_assert_eq(store_idem_claim(st, app2.id, "undone", h1, 6000, 5000, NULL), STORE_OK);
     cr_assert_eq(store_idem_finish(st, app2.id, "undone", 201, "", (text_ref_t){"{}", 2}), STORE_OK);
     cr_assert_eq(store_batch_end(st, 0), STORE_OK);
     cr_expect_eq(store_idem_get(st, app2.id, "undone", 0, on_kept, &k, NULL), STORE_NOT_FOUND);
@@ -1416,7 +1418,7 @@ static void keep_answer(const char *key, const char *text)
     char body[128], location[64];
     int n = snprintf(body, sizeof body, "{\"data\":{\"id\":\"%s\"}}", text);
     snprintf(location, sizeof location, "/leads/%s", text);
-    cr_assert_eq(store_idem_claim(st, app1.id, key, h, 1000, 0), STORE_OK);
+    cr_assert_eq(store_idem_claim(st, app1.id, key, h, 1000, 0, NULL), STORE_OK);
     cr_assert_eq(store_idem_finish(st, app1.id, key, 201, location, (text_ref_t){body, (size_t)n}), STORE_OK);
 }
 

@@ -1183,12 +1183,13 @@ Test(sqlite, version_12s_idempotency_keys_move_to_a_rowid_table_and_every_answer
     cr_expect_eq(store_idem_get(s, 1, "key-16", 0, on_idem, &seen, NULL), STORE_NOT_FOUND, "per app");
 
     const char *h = "9999999999999999999999999999999999999999999999999999999999999999";
-    cr_expect_eq(store_idem_claim(s, 2, "key-16", h, 5000, 0), STORE_CONFLICT, "a live answer holds it");
+    cr_expect_eq(store_idem_claim(s, 2, "key-16", h, 5000, 0, NULL), STORE_CONFLICT,
+                 "a live answer holds it");
     cr_assert_eq(store_batch_begin(s), STORE_OK);
-    cr_expect_eq(store_idem_claim(s, 2, "key-16", h, 5000, 0), STORE_CONFLICT);
-    cr_assert_eq(store_idem_claim(s, 1, "key-16", h, 5000, 0), STORE_OK);
+    cr_expect_eq(store_idem_claim(s, 2, "key-16", h, 5000, 0, NULL), STORE_CONFLICT);
+    cr_assert_eq(store_idem_claim(s, 1, "key-16", h, 5000, 0, NULL), STORE_OK);
     cr_assert_eq(store_idem_finish(s, 1, "key-16", 201, "/leads/new", (text_ref_t){"{}", 2}), STORE_OK);
-    cr_expect_eq(store_idem_claim(s, 1, "key-16", h, 5001, 0), STORE_CONFLICT);
+    cr_expect_eq(store_idem_claim(s, 1, "key-16", h, 5001, 0, NULL), STORE_CONFLICT);
     cr_assert_eq(store_batch_end(s, 1), STORE_OK);
     cr_assert_eq(store_idem_get(s, 1, "key-16", 0, on_idem, &seen, NULL), STORE_OK);
     cr_expect_str_eq(seen.location, "/leads/new");

@@ -1,12 +1,37 @@
 /*
  * idem.c: idempotency keys on PostgreSQL (store/schema.h, migration 8).
  *
- * Each is one statement through txn.c. A claim inserts the key's row
- * (or replaces an expired one): a second process claiming the same key
- * waits for the first's transaction on the primary key, then finds its
- * answer (STORE_CONFLICT) and replays it.
+ * Each is one statement through txn.c but the claim. A claim inserts the
+ * key's row (or replaces an expired one), after taking the key's advisory
+ * lock without waiting (pg_try_advisory_xact_lock, held to the end of the
+ * transaction): a second process claiming a key whose first claim is not
+ * committed yet is told so at once (in_flight, a 409), where its insert
+ * waited for the first's transaction on the primary key, up to
+ * lock_timeout (5 s), and then answered 503, holding its writer, and every
+ * write queued behind it, all that time (a review). A claim after the
+ * first's commit gets the lock, finds the answer (STORE_CONFLICT) and
+ * replays it.
  */
+#include <string.h>
+
 #include "store/postgres/pg_int.h"
+
+/* The one-key advisory lock of app's key: FNV-1a, 64 bits, of the app
+ * (8 bytes, big-endian) and the key. The keys whose high half is 'crmd'
+ * are the fixed locks' (sql.c: MIGRATE_LOCK, REVOKE_LOCK): such a hash
+ * has a bit of that half flipped. (The webhooks' lock is in the two-key
+ * space, apart from all of these.) Two keys that share a lock, one time
+ * in 2^64, make the second a 409 while the first is in flight. */
+static int64_t lock_key(int64_t app, const char *key)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (int i = 7; i >= 0; i--)
+        h = (h ^ (((uint64_t)app >> (8 * i)) & 0xFF)) * 1099511628211ULL;
+    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    if (h >> 32 == PG_LOCK_CRMD) h ^= 1ULL << 32;
+    return (int64_t)h;
+}
 
 static store_rc_t idem_row(const PGresult *r, const pg_rows_t *to)
 {
@@ -40,16 +65,51 @@ store_rc_t pg_idem_get(store_t *base, int64_t app, const char *key, int64_t fres
     return pg_read_rows(pg_of(base), Q_IDEM_GET, &p, idem_row, &to, async);
 }
 
-store_rc_t pg_idem_claim(store_t *base, int64_t app, const char *key, const char *hash, int64_t now,
-                         int64_t fresh_after)
+/* A claim: its key's lock, then its row, as one unit of work (one
+ * savepoint in a batch). */
+typedef struct claim {
+    int64_t app;
+    const char *key;
+    const pg_params_t *p;
+    bool in_flight;  /* the lock is another transaction's */
+    int64_t claimed; /* rows the insert wrote */
+} claim_t;
+
+static store_rc_t claim_unit(pg_store_t *s, void *ctx)
 {
+    claim_t *c = ctx;
+    pg_params_t l = {0};
+    pgp_int8(&l, lock_key(c->app, c->key));
+    PGresult *r;
+    store_rc_t rc = pg_run_in_tx(s, Q_IDEM_TRY_LOCK, &l, &r);
+    c->in_flight = rc == STORE_OK && pg_get_int(r, 0, 0) == 0;
+    PQclear(r);
+    if (rc != STORE_OK || c->in_flight) return rc;
+    rc = pg_run_in_tx(s, Q_IDEM_CLAIM, c->p, &r);
+    if (rc == STORE_OK) c->claimed = pg_affected(r);
+    PQclear(r);
+    return rc;
+}
+
+store_rc_t pg_idem_claim(store_t *base, int64_t app, const char *key, const char *hash, int64_t now,
+                         int64_t fresh_after, bool *in_flight)
+{
+    pg_store_t *s = pg_of(base);
     pg_params_t p = {0};
     pgp_str(keyed(&p, app, key), hash);
     pgp_int8(&p, now);
     pgp_int8(&p, fresh_after);
-    int n;
-    store_rc_t rc = pg_write_count(pg_of(base), Q_IDEM_CLAIM, &p, &n);
-    return rc == STORE_OK && n == 0 ? STORE_CONFLICT : rc;
+    if (s->in_import) {
+        /* crmd copy, one transaction on a target no server writes yet. */
+        int n;
+        store_rc_t rc = pg_write_count(s, Q_IDEM_CLAIM, &p, &n);
+        return rc == STORE_OK && n == 0 ? STORE_CONFLICT : rc;
+    }
+    claim_t c = {.app = app, .key = key, .p = &p};
+    store_rc_t rc = pg_write_unit(s, claim_unit, &c);
+    if (rc != STORE_OK) return rc;
+    if (c.in_flight && in_flight != NULL) *in_flight = true;
+    return c.in_flight || c.claimed == 0 ? STORE_CONFLICT : STORE_OK;
 }
 
 store_rc_t pg_idem_finish(store_t *base, int64_t app, const char *key, int status, const char *location,

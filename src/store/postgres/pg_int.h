@@ -93,6 +93,10 @@ extern const char *const pg_import_sequence_sql;
 extern const char *const pg_export_declare_sql[PG_EXPORT_CURSORS];
 extern const char *const pg_export_fetch_sql[PG_EXPORT_CURSORS];
 
+/* The high half of the fixed advisory locks' keys ('crmd', sql.c), which
+ * no other one-key lock of crmd's has (idem.c). */
+#define PG_LOCK_CRMD 0x63726d64ULL
+
 /* The prepared statements, by purpose; their SQL is pg_stmt_sql[id]. Every
  * parameter carries a cast, so its type never depends on inference. */
 enum pg_stmt_id {
@@ -139,6 +143,7 @@ enum pg_stmt_id {
     Q_IDEM_FINISH,
     Q_IDEM_RELEASE,
     Q_IDEM_EXPIRE,
+    Q_IDEM_TRY_LOCK,
     Q__COUNT
 };
 

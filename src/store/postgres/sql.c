@@ -13,7 +13,9 @@
 /* PostgreSQL's parameter n, of the given type. */
 #define P(n, type) "$" #n "::" #type
 
-/* Advisory lock keys: 'crmd' in the high half. */
+/* Advisory lock keys: 'crmd' in the high half. That half is crmd's own
+ * for these fixed keys: an Idempotency-Key's lock (idem.c: lock_key), the
+ * only other one-key lock, never has it. */
 #define MIGRATE_LOCK "7166449152688848897" /* 0x63726d6400000001 */
 #define REVOKE_LOCK "7166449152688848898"  /* 0x63726d6400000002 */
 /* An app's webhook creates, one at a time across processes (webhooks.c):
@@ -421,6 +423,9 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                        SCHEMA_HISTORY_OF_LEAD(P) ") c LEFT JOIN LATERAL (" SCHEMA_HISTORY_PAGE(
                            P, "LATERAL (SELECT * FROM lead_history WHERE seq = p.ps OFFSET 0) AS h") ") h ON true "
                        "WHERE " SCHEMA_LEAD_KNOWN(P),
+    /* An Idempotency-Key's claim, taken before its row's (idem.c); 1 when
+     * granted. */
+    [Q_IDEM_TRY_LOCK] = "SELECT pg_try_advisory_xact_lock($1::int8)::int4",
     [Q_IDEM_EXPIRE] = "WITH v AS (SELECT app_id, key FROM idempotency_keys WHERE created_at < $1::int8 "
                       "ORDER BY created_at LIMIT $2::int8 FOR UPDATE SKIP LOCKED) "
                       "DELETE FROM idempotency_keys t USING v WHERE t.app_id = v.app_id AND t.key = v.key",

@@ -120,9 +120,13 @@ static bool claimed(const sqlite_store_t *s, int64_t app, const char *key)
     return s->claim.set && s->claim.app == app && strcmp(s->claim.key, key) == 0;
 }
 
+/* One process writes an SQLite database: no claim of another is ever in
+ * flight (the process's own are kept apart by api/inflight.c), so
+ * in_flight stays false. */
 store_rc_t sq_idem_claim(store_t *base, int64_t app, const char *key, const char *hash, int64_t now,
-                         int64_t fresh_after)
+                         int64_t fresh_after, bool *in_flight)
 {
+    (void)in_flight;
     sqlite_store_t *s = sq_of(base);
     s->claim.set = false;
     int n;
