@@ -267,6 +267,9 @@ struct api_write {
     api_patch_t p;
     unsigned stale;                      /* enum api_stale: what to bump once acknowledged */
     void (*touch)(const api_write_t *w); /* what else it makes stale (a batch's leads), or NULL */
+    /* The i-th lead it changes beyond the one its path names (a batch's
+     * updates and deletes), NULL past the last; or NULL: none. */
+    const char *(*lead_at)(const api_write_t *w, int i);
     /* Part of it was made in the batch and another part failed (change.h):
      * the whole batch must be undone. */
     bool undo_batch;

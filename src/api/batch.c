@@ -341,6 +341,16 @@ static void touch_ops(const api_write_t *w)
         if (b->op[i].kind != OP_CREATE) cache_touch_lead(w->app, b->op[i].id);
 }
 
+/* The leads the operations update or delete, for the writer to lock
+ * first (writer.c: lock_ahead). */
+static const char *op_lead(const api_write_t *w, int i)
+{
+    const batch_t *b = batch_of(w);
+    for (int k = 0; k < b->n; k++)
+        if (b->op[k].kind != OP_CREATE && i-- == 0) return b->op[k].id;
+    return NULL;
+}
+
 /* --- the handler ---------------------------------------------------------------- */
 
 /* The bytes the operations' texts need. */
@@ -363,6 +373,7 @@ static api_write_t *new_write(api_req_t *r, const batch_t *b)
     batch_t *mine = batch_of(w);
     memcpy(mine, b, ops);
     w->touch = touch_ops;
+    w->lead_at = op_lead;
     char *at = (char *)mine + ops;
     for (int i = 0; i < b->n; i++)
         at = api_texts_copy((text_ref_t *[]){&mine->op[i].patch.v.name, &mine->op[i].patch.v.source}, 2, at);

@@ -270,6 +270,72 @@ static store_rc_t keep(store_t *s, const api_write_t *w)
     return rc;
 }
 
+/* The i-th lead w changes (the one its path names first), NULL past the
+ * last. */
+static const char *lead_of(const api_write_t *w, int i)
+{
+    bool path = w->names_lead && w->id[0] != '\0';
+    if (path && i == 0) return w->id;
+    return w->lead_at != NULL ? w->lead_at(w, i - path) : NULL;
+}
+
+/* The leads the writes of batch yet to run change, into a new array *v
+ * (NULL when there are none); false when out of memory. */
+static bool leads_to_run(const api_write_t *batch, store_lead_ref_t **v, size_t *n)
+{
+    size_t cap = 0;
+    *v = NULL;
+    *n = 0;
+    for (const api_write_t *w = batch; w != NULL; w = w->next) {
+        const char *id;
+        for (int i = 0; w->status == 0 && (id = lead_of(w, i)) != NULL; i++) {
+            if (*n == cap) {
+                cap = cap == 0 ? 16 : 2 * cap;
+                store_lead_ref_t *grown = realloc(*v, cap * sizeof **v);
+                if (grown == NULL) {
+                    free(*v);
+                    return false;
+                }
+                *v = grown;
+            }
+            (*v)[*n].app = w->app;
+            snprintf((*v)[*n].id, sizeof(*v)[*n].id, "%s", id);
+            (*n)++;
+        }
+    }
+    return true;
+}
+
+/* Before the writes of batch run: when they change more than one lead
+ * between them (or one twice), locks all of those leads at once, in
+ * order (store_leads_lock). Writes that lock their leads one after the
+ * other, in the order the requests came, made PostgreSQL deadlocks
+ * between processes writing the same leads: 12 to 16 in 12 s with three
+ * processes on four leads, each costing its batch a second and a try,
+ * some batches all three tries (503). Their Idempotency-Keys are taken
+ * first (store_idem_hold): a key's write in flight elsewhere is a 409 at
+ * once, not a wait at these leads. A single write of one lead, by far
+ * the most common batch, costs nothing more. */
+static store_rc_t lock_ahead(store_t *s, api_write_t *batch)
+{
+    store_lead_ref_t *leads;
+    size_t n;
+    if (!leads_to_run(batch, &leads, &n)) return STORE_UNAVAILABLE;
+    free(leads);
+    if (n < 2) return STORE_OK;
+    for (api_write_t *w = batch; w != NULL; w = w->next) {
+        if (w->status != 0 || w->idem_key[0] == '\0') continue;
+        bool in_flight;
+        store_rc_t rc = store_idem_hold(s, w->app, w->idem_key, &in_flight);
+        if (rc != STORE_OK) return rc;
+        if (in_flight) w->status = api_idem_render_in_flight(&w->out);
+    }
+    if (!leads_to_run(batch, &leads, &n)) return STORE_UNAVAILABLE;
+    store_rc_t rc = n < 2 ? STORE_OK : store_leads_lock(s, leads, n);
+    free(leads);
+    return rc;
+}
+
 /* Runs w; with an Idempotency-Key, claims it first and keeps the answer,
  * both in w's transaction, or replays the answer another process kept,
  * or answers 409 while another process's write of the key is in flight. */
@@ -333,21 +399,31 @@ static bool batch_kept(const api_write_t *batch)
 /* Runs the writes of batch in one transaction on s, leaving each with its
  * answer; returns the commit's rc: unless STORE_OK, none of them happened.
  * A write that asks for its batch to be undone fails it. A write whose
- * client is gone is not run (see the top). */
+ * client is gone when the batch begins is not run (see the top). The
+ * leads they change are locked first (lock_ahead). */
 static store_rc_t try_batch(store_t *s, api_write_t *batch)
 {
     store_rc_t rc = store_batch_begin(s);
-    bool undo = false;
     for (api_write_t *w = batch; w != NULL; w = w->next) {
         if (rc != STORE_OK)
             api_write_answer(w, rc, 0, "", "");
         else if (atomic_load(&w->gone))
             w->status = API_STATUS_CLIENT_GONE;
-        else
-            run_one(s, w);
-        undo |= w->undo_batch;
     }
     if (rc != STORE_OK) return rc;
+    rc = lock_ahead(s, batch);
+    if (rc != STORE_OK) {
+        /* Nothing ran; a deadlock lost here runs the batch again. */
+        for (api_write_t *w = batch; w != NULL; w = w->next)
+            if (w->status == 0) api_write_answer(w, rc, 0, "", "");
+        store_batch_end(s, 0);
+        return rc;
+    }
+    bool undo = false;
+    for (api_write_t *w = batch; w != NULL; w = w->next) {
+        if (w->status == 0) run_one(s, w);
+        undo |= w->undo_batch;
+    }
     /* A write that could not record what follows from its change (change.h)
      * undoes the batch: nothing of it may be acknowledged. */
     if (undo) {

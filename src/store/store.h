@@ -421,6 +421,12 @@ typedef struct store_idem {
 } store_idem_t;
 typedef void (*store_idem_cb)(void *ctx, const store_idem_t *idem);
 
+/* A lead, by app and id, for store_leads_lock. */
+typedef struct store_lead_ref {
+    int64_t app;
+    char id[UUID_BUFSZ];
+} store_lead_ref_t;
+
 /* The complete order of a lead list: sort[0..n) (none: created_at
  * descending), then its ties, created_at descending and id descending,
  * where sort does not name them. Returns the number of keys put in out. */
@@ -489,6 +495,8 @@ typedef struct store_ops {
     store_rc_t (*idem_release)(store_t *s, int64_t app, const char *key);
     store_rc_t (*idem_expire)(store_t *s, int64_t before, int limit, int *purged);
     store_rc_t (*search_tidy)(store_t *s, int pages, bool *more);
+    store_rc_t (*idem_hold)(store_t *s, int64_t app, const char *key, bool *in_flight);
+    store_rc_t (*leads_lock)(store_t *s, const store_lead_ref_t *leads, size_t n);
     store_rc_t (*batch_begin)(store_t *s);
     store_rc_t (*batch_end)(store_t *s, int commit);
     /* Administration (the command line); see the wrappers. */
@@ -868,6 +876,18 @@ static inline store_rc_t store_idem_claim(store_t *s, int64_t app, const char *k
     return s->ops->idem_claim(s, app, key, hash, now, fresh_after, in_flight);
 }
 
+/* Inside a batch: takes app's key for the batch's transaction, without
+ * waiting, before anything of the batch may wait (store_leads_lock), so
+ * that another process's claim of it is told it is in flight at once
+ * (store_idem_claim, which then gets it again, without waiting). STORE_OK
+ * with *in_flight true when another transaction holds it. SQLite, with
+ * one writing process, does nothing (*in_flight false). */
+static inline store_rc_t store_idem_hold(store_t *s, int64_t app, const char *key, bool *in_flight)
+{
+    *in_flight = false;
+    return s->ops->idem_hold(s, app, key, in_flight);
+}
+
 /* Keeps the answer of the write that claimed app's key. */
 static inline store_rc_t store_idem_finish(store_t *s, int64_t app, const char *key, int status,
                                            const char *location, text_ref_t body)
@@ -925,6 +945,19 @@ static inline store_rc_t store_search_tidy(store_t *s, int pages, bool *more)
 static inline store_rc_t store_batch_begin(store_t *s)
 {
     return s->ops->batch_begin(s);
+}
+
+/* Inside a batch, before its writes: locks the rows of these leads (those
+ * that exist; an id that is not a UUID names none) until the batch ends,
+ * all in one statement, in (app, id) order. Batches of several processes
+ * on one PostgreSQL database that change some of the same leads then never
+ * each hold a lead the other waits for (a deadlock, which undoes one of
+ * them after a second: api/writer.c runs it again, three times in all);
+ * the later one waits here for the first's commit. SQLite, whose write
+ * lock covers every row for the whole batch, does nothing. */
+static inline store_rc_t store_leads_lock(store_t *s, const store_lead_ref_t *leads, size_t n)
+{
+    return s->ops->leads_lock(s, leads, n);
 }
 
 static inline store_rc_t store_batch_end(store_t *s, int commit)

@@ -120,7 +120,7 @@ store_rc_t store_base_batch_end(store_t *s, int commit);
     X(p, lead_find) X(p, follow_find) X(p, lead_summary)                                                     \
     X(p, lead_trash) X(p, lead_recover) X(p, trash_purge) X(p, trash_get) X(p, trash_due) X(p, trash_list) X(p, trash_expire)                \
     X(p, history_add) X(p, history_list)                                                                     \
-    X(p, idem_get) X(p, idem_claim) X(p, idem_finish) X(p, idem_release) X(p, idem_expire) X(p, search_tidy)                \
+    X(p, idem_get) X(p, idem_claim) X(p, idem_finish) X(p, idem_release) X(p, idem_expire) X(p, idem_hold) X(p, search_tidy) X(p, leads_lock)                \
     X(p, app_list) X(p, app_set_disabled) X(p, token_record) X(p, token_revoke) X(p, revoked_since)          \
     X(p, copy_count) X(p, copy_export) X(p, snapshot_begin) X(p, snapshot_end) X(p, reader_open)           \
     X(p, copy_import_begin) X(p, copy_import_key)                                                            \

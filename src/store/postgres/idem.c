@@ -75,16 +75,37 @@ typedef struct claim {
     int64_t claimed; /* rows the insert wrote */
 } claim_t;
 
-static store_rc_t claim_unit(pg_store_t *s, void *ctx)
+/* Takes c's key's lock, or finds it another transaction's (c->in_flight). */
+static store_rc_t try_lock(pg_store_t *s, claim_t *c)
 {
-    claim_t *c = ctx;
     pg_params_t l = {0};
     pgp_int8(&l, lock_key(c->app, c->key));
     PGresult *r;
     store_rc_t rc = pg_run_in_tx(s, Q_IDEM_TRY_LOCK, &l, &r);
     c->in_flight = rc == STORE_OK && pg_get_int(r, 0, 0) == 0;
     PQclear(r);
+    return rc;
+}
+
+static store_rc_t hold_unit(pg_store_t *s, void *ctx)
+{
+    return try_lock(s, ctx);
+}
+
+store_rc_t pg_idem_hold(store_t *base, int64_t app, const char *key, bool *in_flight)
+{
+    claim_t c = {.app = app, .key = key};
+    store_rc_t rc = pg_write_unit(pg_of(base), hold_unit, &c);
+    *in_flight = rc == STORE_OK && c.in_flight;
+    return rc;
+}
+
+static store_rc_t claim_unit(pg_store_t *s, void *ctx)
+{
+    claim_t *c = ctx;
+    store_rc_t rc = try_lock(s, c);
     if (rc != STORE_OK || c->in_flight) return rc;
+    PGresult *r;
     rc = pg_run_in_tx(s, Q_IDEM_CLAIM, c->p, &r);
     if (rc == STORE_OK) c->claimed = pg_affected(r);
     PQclear(r);

@@ -6,6 +6,10 @@
  * (or savepoint) and keeps the app's lead count; an id that is not a UUID
  * names no lead and never reaches the server.
  */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/uuid.h"
 #include "store/postgres/pg_int.h"
 
 /* A page that starts within this many leads of the newest is read in one
@@ -133,5 +137,43 @@ store_rc_t pg_lead_delete(store_t *base, int64_t app, const char *id)
     pg_totals_expect(s, PG_TOTALS_DELETE, app, NULL);
     store_rc_t rc = pg_one_row(s, Q_LEAD_DELETE_OLD, &p, app, -1, NULL, NULL, NULL);
     pg_totals_expect(s, PG_TOTALS_NONE, 0, NULL);
+    return rc;
+}
+
+/* The batch's leads, locked in one statement (store.h); its ids as two
+ * arrays, apps and UUIDs. */
+typedef struct lead_lock {
+    pg_array_t apps, ids;
+} lead_lock_t;
+
+static store_rc_t lock_unit(pg_store_t *s, void *ctx)
+{
+    lead_lock_t *l = ctx;
+    pg_params_t p = {0};
+    pgp_own_text(&p, l->apps.buf, l->apps.len);
+    pgp_own_text(&p, l->ids.buf, l->ids.len);
+    return pg_run_in_tx(s, Q_LEADS_LOCK, &p, NULL);
+}
+
+store_rc_t pg_leads_lock(store_t *base, const store_lead_ref_t *leads, size_t n)
+{
+    lead_lock_t l = {0};
+    pg_array_begin(&l.apps);
+    pg_array_begin(&l.ids);
+    size_t valid = 0;
+    for (size_t i = 0; i < n; i++) {
+        char id[UUID_BUFSZ];
+        if (!uuid_parse(leads[i].id, strlen(leads[i].id), id)) continue;
+        pg_array_int(&l.apps, leads[i].app);
+        pg_array_text(&l.ids, (text_ref_t){id, strlen(id)});
+        valid++;
+    }
+    pg_array_end(&l.apps);
+    pg_array_end(&l.ids);
+    store_rc_t rc = l.apps.oom || l.ids.oom ? STORE_ERROR
+                    : valid == 0            ? STORE_OK
+                                            : pg_write_unit(pg_of(base), lock_unit, &l);
+    free(l.apps.buf);
+    free(l.ids.buf);
     return rc;
 }

@@ -144,6 +144,7 @@ enum pg_stmt_id {
     Q_IDEM_RELEASE,
     Q_IDEM_EXPIRE,
     Q_IDEM_TRY_LOCK,
+    Q_LEADS_LOCK,
     Q__COUNT
 };
 

@@ -426,6 +426,10 @@ const char *const pg_stmt_sql[Q__COUNT] = {
     /* An Idempotency-Key's claim, taken before its row's (idem.c); 1 when
      * granted. */
     [Q_IDEM_TRY_LOCK] = "SELECT pg_try_advisory_xact_lock($1::int8)::int4",
+    /* A batch's leads, all at once in (app, id) order (leads.c:
+     * pg_leads_lock); ORDER BY is applied before the lock. */
+    [Q_LEADS_LOCK] = "SELECT 1 FROM leads WHERE (app_id, id) IN (SELECT a, i FROM unnest($1::int8[], "
+                     "$2::uuid[]) AS v(a, i)) ORDER BY app_id, id FOR UPDATE",
     [Q_IDEM_EXPIRE] = "WITH v AS (SELECT app_id, key FROM idempotency_keys WHERE created_at < $1::int8 "
                       "ORDER BY created_at LIMIT $2::int8 FOR UPDATE SKIP LOCKED) "
                       "DELETE FROM idempotency_keys t USING v WHERE t.app_id = v.app_id AND t.key = v.key",
