@@ -125,13 +125,13 @@ void api_idem_then(api_req_t *r, api_step_fn next)
     api_req_read(r, start_lookup, looked_up);
 }
 
-_Static_assert(API_IDEM_KEEP_BYTES == 1024 * 1024 && API_IDEM_KEEP_REFUSED_BYTES == 64 * 1024,
+_Static_assert(API_IDEM_KEEP_BYTES == 1024 * 1024 && API_IDEM_KEEP_REFUSED_BYTES == 8 * 1024,
                "the not-kept answers name the limits");
 
 void api_idem_render_not_kept(jw_t *out, int status, enum api_idem_not_kept why)
 {
     static const char *const REFUSED[] = {
-        [API_IDEM_TOO_LARGE] = "The first answer to this request was larger than 64 KiB, too large to keep; "
+        [API_IDEM_TOO_LARGE] = "The first answer to this request was larger than 8 KiB, too large to keep; "
                                "it changed nothing. Send the request again under a new Idempotency-Key "
                                "to see every problem.",
         [API_IDEM_PURGED] = "The first answer to this request named a lead since purged, so it is no longer "
