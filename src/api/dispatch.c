@@ -110,7 +110,9 @@ h2o_iovec_t api_error_body(h2o_req_t *req, void *state)
     const char *detail = status == 413   ? "The request body is larger than 16 MiB."
                          : status == 417 ? "Only Expect: 100-continue is supported."
                                          : "The request could not be read as HTTP.";
-    const char *title = req->res.reason != NULL ? req->res.reason : "Bad Request";
+    /* The API's own title where it has one: h2o's 413 says "Request Entity
+     * Too Large" where every other 413 of crmd says "Payload Too Large". */
+    const char *title = api_reason_or(status, req->res.reason != NULL ? req->res.reason : "Bad Request");
     char id[HTTP_REQID_MAX + 1];
     h2o_iovec_t reqid = h2o_iovec_init(id, api_request_id(req, id));
     cors_headers(req);

@@ -51,6 +51,12 @@ const char *api_reason(int status)
     return status_row(status)->reason;
 }
 
+const char *api_reason_or(int status, const char *other)
+{
+    const struct status_row *row = status_row(status);
+    return row->status == status ? row->reason : other;
+}
+
 static void add_header(h2o_req_t *req, const h2o_token_t *token, const char *value, size_t len)
 {
     h2o_add_header(&req->pool, &req->res.headers, token, NULL, value, len);

@@ -64,6 +64,9 @@ void api_respond_stream_fail(h2o_req_t *req);
 /* The reason phrase of a status ("Internal Server Error" for any status
  * the API does not use). */
 const char *api_reason(int status);
+/* The API's reason phrase of a status, or other for a status the API does
+ * not use. */
+const char *api_reason_or(int status, const char *other);
 
 /* Write an error document into w (emptied first) and return its status:
  * one error; the 422 of a list of validation problems; and the response
