@@ -44,6 +44,7 @@
 #include "h2o/http2_internal.h"
 #include "h2o/version.h"
 
+#include "http/h2scan.h"
 #include "http/listen.h"
 #include "http/metrics.h"
 #include "http/tls.h"
@@ -237,6 +238,7 @@ typedef struct guard_conn {
      * h2_check_bodies). */
     bool h2_crowded;
     uint64_t idle_since; /* HTTP/2: since when it has had no stream (0: it has) */
+    h2_scan_t scan;      /* HTTP/2: the frames looked at before h2o reads them */
     int depth;
     bool closed, h2;
 } guard_conn_t;
@@ -985,20 +987,20 @@ static bool h1_framing_refused(guard_conn_t *c, size_t left, h1_head_t *head)
 
 /* Whether the HTTP/2 frames in in (whole ones, from offset from, where a
  * frame starts), with the unfinished header block h2o holds (unparsed),
- * bring more header block bytes than H2_READ_HEADERS_MAX. h2o decodes all
- * the frames of a read at once, so this is looked at before it does. */
-static bool h2_headers_flood(const h2o_buffer_t *in, size_t from, const h2o_buffer_t *unparsed)
+ * bring more header block bytes than H2_READ_HEADERS_MAX, or make a header
+ * block of more than H2_CONTINUATIONS_MAX CONTINUATION frames (st: the
+ * count carried from earlier reads; NULL: none). h2o decodes all the
+ * frames of a read at once, so this is looked at before it does. *why:
+ * what the GOAWAY says. */
+static bool h2_headers_flood(const h2o_buffer_t *in, size_t from, const h2o_buffer_t *unparsed, h2_scan_t *st,
+                             const char **why)
 {
-    size_t bytes = unparsed != NULL ? unparsed->size : 0;
-    const uint8_t *p = (const uint8_t *)in->bytes;
-    for (size_t at = from; in->size - at >= 9 && at < in->size;) {
-        size_t len = (size_t)p[at] << 16 | (size_t)p[at + 1] << 8 | p[at + 2];
-        if (in->size - at - 9 < len) break;                 /* not all here: h2o waits for it too */
-        if (p[at + 3] == 1 || p[at + 3] == 9) bytes += len; /* HEADERS, CONTINUATION */
-        if (bytes > H2_READ_HEADERS_MAX) return true;
-        at += 9 + len;
-    }
-    return false;
+    h2_scan_result_t r =
+        h2_scan((const uint8_t *)in->bytes, in->size, from, unparsed != NULL ? unparsed->size : 0,
+                unparsed != NULL, H2_READ_HEADERS_MAX, st);
+    *why = r == H2_SCAN_CONTINUATIONS ? "over 32 CONTINUATION frames in a header block"
+                                      : "header blocks over 256 KiB in one read";
+    return r != H2_SCAN_OK;
 }
 
 /* Tells the client of an HTTP/2 connection about to be closed for a read
@@ -1009,7 +1011,7 @@ static bool h2_headers_flood(const h2o_buffer_t *in, size_t from, const h2o_buff
  * whole frames, only when none is under way, and not over TLS. preface:
  * h2o has not taken the connection yet, so the server's preface (an empty
  * SETTINGS frame) goes first. */
-static void h2_calm(guard_conn_t *c, uint32_t last_stream, bool preface)
+static void h2_calm(guard_conn_t *c, uint32_t last_stream, bool preface, const char *why)
 {
     static const uint8_t settings[9] = {0, 0, 0, 4};
     h2o_socket_t *sock = c->sock;
@@ -1022,7 +1024,7 @@ static void h2_calm(guard_conn_t *c, uint32_t last_stream, bool preface)
         frame->size += sizeof settings;
     }
     h2o_http2_encode_goaway_frame(&frame, last_stream, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
-                                  h2o_iovec_init(H2O_STRLIT("header blocks over 256 KiB in one read")));
+                                  h2o_iovec_init(why, strlen(why)));
     (void)send(h2o_socket_get_fd(sock), frame->bytes, frame->size, MSG_DONTWAIT | MSG_NOSIGNAL);
     h2o_buffer_dispose(&frame);
 }
@@ -1051,14 +1053,17 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     head.len = 0;
     if (err == NULL && !c->h2 && h1_framing_refused(c, c->h1_left, &head)) err = h2o_socket_error_closed;
     /* A read of header blocks that could decode to more than any request
-     * holds: the connection goes before h2o decodes them. */
+     * holds, or a header block of endless CONTINUATION frames: the
+     * connection goes before h2o decodes them. */
+    const char *why;
     if (err == NULL && c->h2 && h2_alive(c) &&
         h2_headers_flood(sock->input, h2_frames_from(sock->input),
-                         ((h2o_http2_conn_t *)sock->data)->_headers_unparsed)) {
+                         ((h2o_http2_conn_t *)sock->data)->_headers_unparsed, &c->scan, &why)) {
         metrics_count(METRIC_GUARD_REQUEST_MEMORY);
-        h2_calm(c, ((h2o_http2_conn_t *)sock->data)->pull_stream_ids.max_open, false);
+        h2_calm(c, ((h2o_http2_conn_t *)sock->data)->pull_stream_ids.max_open, false, why);
         err = h2o_socket_error_closed;
     }
+    size_t before = sock->input->size;
     /* A large body is judged from its head before h2o reads it. */
     if (err == NULL && !c->h2 && h1_check(c, &head, false)) return;
     /* HTTP/1 holds at most one request: over the budget, it goes before
@@ -1078,6 +1083,7 @@ static void wrapped_read(h2o_socket_t *sock, const char *err)
     /* h2_police calls none of the socket's callbacks, so the callbacks
      * h2o installed during the read are wrapped once, after it. */
     if (c->h2) {
+        h2_scan_taken(&c->scan, before > sock->input->size ? before - sock->input->size : 0);
         h2_police(c);
         rewrap(c);
         return;
@@ -1229,17 +1235,20 @@ static void h2_emit(h2o_timeout_entry_t *entry)
 static void start_http2(guard_conn_t *c)
 {
     /* h2o parses what came with the preface at once, without a read. */
-    if (h2_headers_flood(c->sock->input, PREFACE_LEN, NULL)) {
+    const char *why;
+    if (h2_headers_flood(c->sock->input, PREFACE_LEN, NULL, &c->scan, &why)) {
         metrics_count(METRIC_GUARD_REQUEST_MEMORY);
-        h2_calm(c, 0, true);
+        h2_calm(c, 0, true, why);
         h2o_socket_close(c->sock);
         return;
     }
     c->h2 = true;
     input_buffer(c, H2_RCVBUF);
+    size_t before = c->sock->input->size;
     enter(c);
     h2o_http2_accept(&c->w->accept_ctx, c->sock, c->connected_at);
     if (!leave(c)) return;
+    h2_scan_taken(&c->scan, before > c->sock->input->size ? before - c->sock->input->size : 0);
     /* h2o may have read what came with the handshake and closed the new
      * connection already: a live one is the newest of the thread's list
      * (the address is compared, never read). */

@@ -25,7 +25,8 @@
  *   sends; a connection without streams is closed (GOAWAY) after 10 s
  *   whatever PINGs it sends; a stream whose answer makes no progress for
  *   20 s is reset (CANCEL); a connection with over 1 MiB of frames waiting
- *   to be written is closed.
+ *   to be written is closed. A header block may have 32 CONTINUATION
+ *   frames; a 33rd closes the connection (GOAWAY ENHANCE_YOUR_CALM).
  *
  * - large bodies: a body to be over cfg->body_small (declared, or so far)
  *   is judged from its request's head by cfg->body_check before more of it

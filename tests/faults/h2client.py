@@ -297,3 +297,50 @@ def raw_preface(port, timeout=3.0):
                 break
             got += chunk
         return got
+
+
+def hpack_int(value, bits, first=0):
+    """An HPACK integer of a bits-bit prefix (RFC 7541, 5.1)."""
+    top = (1 << bits) - 1
+    if value < top:
+        return bytes([first | value])
+    out, value = [first | top], value - top
+    while value >= 128:
+        out.append(value & 127 | 128)
+        value >>= 7
+    return bytes(out + [value])
+
+
+def get_block(path=b"/leads", pad=0):
+    """GET path, http, :authority x; pad: an x-pad field of pad bytes."""
+    block = b"\x82\x86\x04" + hpack_int(len(path), 7) + path + b"\x01\x01x"
+    if pad:
+        block += b"\x00\x05x-pad" + hpack_int(pad, 7) + b"a" * pad
+    return block
+
+
+def frames_until_closed(sock, timeout):
+    """The frames (type, flags, stream, payload) sock receives until the
+    server closes it or timeout passes; and whether it closed."""
+    sock.settimeout(0.2)
+    buf, out, closed = b"", [], False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            closed = True
+            break
+        if not chunk:
+            closed = True
+            break
+        buf += chunk
+    while len(buf) >= 9:
+        n = int.from_bytes(buf[:3], "big")
+        if len(buf) < 9 + n:
+            break
+        out.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF, buf[9:9 + n]))
+        buf = buf[9 + n:]
+    return out, closed
