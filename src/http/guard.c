@@ -31,6 +31,7 @@
  */
 #include "http/guard.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -77,6 +78,27 @@
 /* A reader that takes nothing of an answer for this long loses it (the
  * same 20 s as HTTP/1's TCP_USER_TIMEOUT in server.c). */
 #define STALL_MS 20000
+/* An HTTP/2 error answer (4xx: most are refusals before authentication,
+ * a few hundred bytes that any open window takes at once) whose reader
+ * takes nothing of it for this long loses it; and the connection goes
+ * (GOAWAY) when it has taken nothing of any answer for as long. */
+#define ERROR_STALL_MS 2000
+/* What an HTTP/2 stream whose answer is held costs besides its request's
+ * pool (counted as it is, pool_bytes) and the answer's own bytes: h2o's
+ * stream (880 bytes), its buffers and vectors, and malloc's rounding.
+ * Measured: 3,000 connections each opening 16 streams GET /leads without
+ * credentials, their windows shut, grew crmd's RSS by 5,459 bytes a
+ * stream (4.5 MiB of it the connections alone), of which the request's
+ * pool was 4,104. */
+#define H2_STREAM_COST 1360
+/* Error answers (above) held at once, all threads together, may count at
+ * most this share of the response memory; past it, those a shut window
+ * holds go, oldest first. */
+#define ERROR_SHARE(budget) ((budget) / 4)
+/* A connection with at least this many answers, every one of them held
+ * by a shut window and as many of them error answers, is sent GOAWAY: no
+ * new streams (a client that asks again without reading is the attack). */
+#define H2_STALLED_MIN 4
 /* An answer held this long may be given up to make room for a new one:
  * an honest reader takes even a 4 MB list well within it. */
 #define EVICT_MS 5000
@@ -113,6 +135,8 @@ static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     "\"detail\":\"" BUSY_DETAIL "\"}]}"
 
 static atomic_size_t input_held, output_held;
+/* Of output_held, what HTTP/2 error answers count (held_t.error). */
+static atomic_size_t errors_held;
 /* Of input_held, what HTTP/1 connections hold of requests pipelined behind
  * one being answered (guard_conn_t.hoard), and when a body allowed in last
  * needed them gone to fit (every thread's sweep then drops its own). */
@@ -238,6 +262,7 @@ typedef struct guard_conn {
      * h2_check_bodies). */
     bool h2_crowded;
     uint64_t idle_since; /* HTTP/2: since when it has had no stream (0: it has) */
+    uint64_t taken_at;   /* HTTP/2: when its reader last took some of a held answer (or it started) */
     h2_scan_t scan;      /* HTTP/2: the frames looked at before h2o reads them */
     int depth;
     bool closed, h2;
@@ -253,6 +278,13 @@ typedef struct held {
     uint64_t since;    /* when it was sent */
     size_t pending;    /* HTTP/2: bytes not yet framed when last looked at */
     uint64_t progress; /* HTTP/2: when pending last went down */
+    /* HTTP/2: what its stream costs besides the answer's bytes (counted in
+     * bytes: H2_STREAM_COST and its request's pool when it started). */
+    size_t cost;
+    /* HTTP/2: a 4xx answer, counted in errors_held too and linked in its
+     * thread's error_held list (oldest first). */
+    bool error;
+    h2o_linklist_t error_link;
 } held_t;
 
 static void wrapped_read(h2o_socket_t *sock, const char *err);
@@ -418,11 +450,11 @@ static void h2_reset(h2o_http2_conn_t *conn, h2o_http2_stream_t *s, int err)
 
 /* No new streams; h2o closes the connection once the GOAWAY is written
  * and the streams it answers are done. */
-static void h2_goaway(h2o_http2_conn_t *conn)
+static void h2_goaway(h2o_http2_conn_t *conn, const char *why)
 {
     if (conn->state != H2O_HTTP2_CONN_STATE_OPEN) return;
     h2o_http2_encode_goaway_frame(&conn->_write.buf, conn->pull_stream_ids.max_open, H2O_HTTP2_ERROR_NONE,
-                                  h2o_iovec_init(H2O_STRLIT("idle")));
+                                  h2o_iovec_init(why, strlen(why)));
     h2o_http2_conn_request_write(conn);
     conn->state = H2O_HTTP2_CONN_STATE_HALF_CLOSED;
 }
@@ -554,6 +586,57 @@ static bool h2_allowed_bodies(const guard_conn_t *c)
     return false;
 }
 
+/* Whether the answer of conn's stream s has bytes to send that the peer's
+ * windows (the stream's, or the connection's) leave no room for. */
+static bool h2_window_shut(h2o_http2_conn_t *conn, h2o_http2_stream_t *s)
+{
+    return h2o_http2_stream_has_pending_data(s) && (h2o_http2_window_get_window(&s->output_window) <= 0 ||
+                                                    h2o_http2_window_get_window(&conn->_write.window) <= 0);
+}
+
+static bool error_status(int status)
+{
+    return status >= 400 && status < 500;
+}
+
+/* How many answers conn is sending: *errors of them error answers (4xx),
+ * *shut of them held by a shut window. */
+static size_t h2_sending(h2o_http2_conn_t *conn, size_t *errors, size_t *shut)
+{
+    size_t n = 0;
+    *errors = *shut = 0;
+    for (khiter_t i = kh_begin(conn->streams); i != kh_end(conn->streams); i++) {
+        h2o_http2_stream_t *s = h2_stream_at(conn, i);
+        if (s == NULL || h2o_http2_stream_is_push(s->stream_id) ||
+            (s->state != H2O_HTTP2_STREAM_STATE_SEND_BODY &&
+             s->state != H2O_HTTP2_STREAM_STATE_SEND_BODY_IS_FINAL))
+            continue;
+        n++;
+        *errors += error_status(s->req.res.status);
+        *shut += h2_window_shut(conn, s);
+    }
+    return n;
+}
+
+/* Whether conn sends error answers only (4xx: most are refusals before
+ * authentication): none to a reader it let in, whose large answer a slow
+ * reader may leave at a shut window for a while. */
+static bool h2_errors_only(h2o_http2_conn_t *conn)
+{
+    size_t errors, shut, n = h2_sending(conn, &errors, &shut);
+    return errors == n;
+}
+
+/* Whether conn sends error answers only, at least H2_STALLED_MIN of them,
+ * every one held by a shut window: a client asking for refusals it does
+ * not take. h2o decodes and answers a whole read of requests at once, so
+ * new streams are refused by GOAWAY (h2o ignores those opened after it). */
+static bool h2_all_stalled(h2o_http2_conn_t *conn)
+{
+    size_t errors, shut, n = h2_sending(conn, &errors, &shut);
+    return n >= H2_STALLED_MIN && errors == n && shut == n;
+}
+
 /* After h2o read from an HTTP/2 connection: the stream and header caps,
  * the request budget, the write backlog, and whether it is idle. */
 static void h2_police(guard_conn_t *c)
@@ -570,6 +653,10 @@ static void h2_police(guard_conn_t *c)
     }
     if (buf_bytes(conn->_write.buf) + buf_bytes(conn->_write.buf_in_flight) > H2_WRITE_MAX)
         kill_socket(c->sock);
+    if (conn->state == H2O_HTTP2_CONN_STATE_OPEN && h2_all_stalled(conn)) {
+        metrics_count(METRIC_GUARD_STREAMS);
+        h2_goaway(conn, "answers stalled on flow control");
+    }
     if (conn->num_streams.pull.open != 0)
         c->idle_since = 0;
     else if (c->idle_since == 0)
@@ -1243,6 +1330,7 @@ static void start_http2(guard_conn_t *c)
         return;
     }
     c->h2 = true;
+    c->taken_at = h2o_now(c->w->loop);
     input_buffer(c, H2_RCVBUF);
     size_t before = c->sock->input->size;
     enter(c);
@@ -1354,12 +1442,46 @@ static void on_held_dispose(void *p)
 {
     held_t *h = p;
     if (h2o_linklist_is_linked(&h->link)) h2o_linklist_unlink(&h->link);
+    if (h2o_linklist_is_linked(&h->error_link)) h2o_linklist_unlink(&h->error_link);
     atomic_fetch_sub(&output_held, h->bytes);
+    if (h->error) atomic_fetch_sub(&errors_held, h->bytes);
 }
 
 /* Answers this thread has given up (evict), counted so that a walk of
  * the held answers can tell whether one it called gave up others. */
 static __thread uint64_t evictions;
+/* This thread's held HTTP/2 error answers (held_t.error), oldest first. */
+static __thread h2o_linklist_t error_held;
+
+/* A block of h2o's request pool: chunks and large allocations are each
+ * one malloc'd block whose first field links the next (h2o 2.2's
+ * memory.c). */
+struct pool_block {
+    struct pool_block *next;
+};
+
+/* What block b of a request's pool holds (what malloc gave it) but the
+ * answer's bytes in it (bufs[0..bufcnt), counted as the answer's). */
+static size_t block_bytes(struct pool_block *b, const h2o_iovec_t *bufs, size_t bufcnt)
+{
+    size_t size = malloc_usable_size(b), in = 0;
+    uintptr_t lo = (uintptr_t)b, hi = lo + size;
+    for (size_t i = 0; i < bufcnt; i++)
+        if ((uintptr_t)bufs[i].base >= lo && (uintptr_t)bufs[i].base + bufs[i].len <= hi) in += bufs[i].len;
+    return in < size ? size - in : 0;
+}
+
+/* The memory a request's pool holds, but the answer's bytes (bufs) that
+ * lie in it: an answer made in the pool (most JSON) is not counted twice. */
+static size_t pool_bytes(const h2o_mem_pool_t *pool, const h2o_iovec_t *bufs, size_t bufcnt)
+{
+    size_t bytes = 0;
+    for (struct pool_block *b = (struct pool_block *)pool->chunks; b != NULL; b = b->next)
+        bytes += block_bytes(b, bufs, bufcnt);
+    for (struct pool_block *b = (struct pool_block *)pool->directs; b != NULL; b = b->next)
+        bytes += block_bytes(b, bufs, bufcnt);
+    return bytes;
+}
 
 /* Whether s is still in conn's stream table. h2o takes a stream out of it
  * when it starts closing the stream, then runs the requests waiting for
@@ -1388,6 +1510,7 @@ static bool evict(held_t *h)
 {
     h2o_req_t *req = h->req;
     h2o_linklist_unlink(&h->link);
+    if (h2o_linklist_is_linked(&h->error_link)) h2o_linklist_unlink(&h->error_link);
     evictions++;
     if (req->version >= 0x200) {
         h2o_http2_conn_t *conn = (h2o_http2_conn_t *)req->conn;
@@ -1417,6 +1540,37 @@ static size_t evict_old(http_worker_t *w, size_t need)
     return freed;
 }
 
+/* Gives up this thread's error answers (held_t.error) that a shut window
+ * holds, oldest first, until need bytes are on their way out (or none is
+ * left): they cost a stream and its request each (H2_STREAM_COST and the
+ * pool), and their readers are refusing them. Returns the bytes given up. */
+static size_t evict_errors(size_t need)
+{
+    size_t freed = 0;
+    h2o_linklist_t *node, *next;
+    for (node = error_held.next; freed < need && node != &error_held; node = next) {
+        next = node->next;
+        held_t *h = H2O_STRUCT_FROM_MEMBER(held_t, error_link, node);
+        h2o_http2_conn_t *conn = (h2o_http2_conn_t *)h->req->conn;
+        if (!h2_window_shut(conn, H2O_STRUCT_FROM_MEMBER(h2o_http2_stream_t, req, h->req))) continue;
+        size_t bytes = h->bytes;
+        uint64_t before = evictions;
+        if (evict(h)) freed += bytes;
+        /* As in sweep_held: a reset that ran a request whose answer gave
+         * up others starts the walk over. */
+        if (evictions != before + 1) next = error_held.next;
+    }
+    return freed;
+}
+
+/* The error answers are over their share of the response memory (all
+ * threads together): this thread gives up those a shut window holds. */
+static void errors_over_share(void)
+{
+    size_t held = atomic_load(&errors_held), share = ERROR_SHARE(output_budget);
+    if (held > share) evict_errors(held - share);
+}
+
 /* Whether an answer of bytes fits the budget now, after giving up old
  * answers if need be. Small ones always fit. When this thread cannot make
  * the room, the other threads are asked to (their sweep gives up their
@@ -1437,16 +1591,29 @@ static bool room_for(http_worker_t *w, size_t bytes)
 
 /* Counts bytes of an answer of total bytes about to be sent for req; NULL
  * if it does not fit the budget. */
-static held_t *hold(http_worker_t *w, h2o_req_t *req, size_t bytes, size_t total)
+static held_t *hold(http_worker_t *w, h2o_req_t *req, size_t bytes, size_t total, const h2o_iovec_t *bufs,
+                    size_t bufcnt)
 {
-    if (!room_for(w, bytes)) return NULL;
+    /* An HTTP/2 answer keeps its stream and request until taken: they
+     * count with it, at what they cost. */
+    size_t cost = req->version >= 0x200 ? H2_STREAM_COST + pool_bytes(&req->pool, bufs, bufcnt) : 0;
+    bool error = req->version >= 0x200 && error_status(req->res.status);
+    if (!room_for(w, bytes + cost)) return NULL;
     held_t *h = h2o_mem_alloc_shared(&req->pool, sizeof *h, on_held_dispose);
     memset(h, 0, sizeof *h);
     h->req = req;
-    h->bytes = bytes;
+    h->cost = cost;
+    h->bytes = bytes + cost;
     h->pending = total;
     h->since = h->progress = h2o_now(w->loop);
-    atomic_fetch_add(&output_held, bytes);
+    atomic_fetch_add(&output_held, h->bytes);
+    if (error) {
+        /* The others first: this one is being sent. */
+        atomic_fetch_add(&errors_held, h->bytes);
+        errors_over_share();
+        h->error = true;
+        h2o_linklist_insert(&error_held, &h->error_link);
+    }
     h2o_linklist_insert(&w->guard_held, &h->link);
     return h;
 }
@@ -1456,8 +1623,13 @@ static held_t *hold(http_worker_t *w, h2o_req_t *req, size_t bytes, size_t total
  * from now (it moves to the end of the oldest-first list). */
 static void rehold(http_worker_t *w, held_t *h, size_t bytes, size_t total)
 {
+    bytes += h->cost;
     atomic_fetch_add(&output_held, bytes);
     atomic_fetch_sub(&output_held, h->bytes);
+    if (h->error) {
+        atomic_fetch_add(&errors_held, bytes);
+        atomic_fetch_sub(&errors_held, h->bytes);
+    }
     h->bytes = bytes;
     h->pending = total;
     h->since = h->progress = h2o_now(w->loop);
@@ -1580,7 +1752,7 @@ static void guard_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs
      * loses it as any other (sweep_held). */
     if (total > 0 && o->held != NULL) {
         rehold(worker_of(req), o->held, bytes, total);
-    } else if (total > 0 && (o->held = hold(worker_of(req), req, bytes, total)) == NULL) {
+    } else if (total > 0 && (o->held = hold(worker_of(req), req, bytes, total, bufs, bufcnt)) == NULL) {
         /* A first send this large is a whole answer (a stream's first
          * chunk was admitted by http_response_admit). */
         busy = busy_answer(req);
@@ -2121,7 +2293,7 @@ static void sweep_h2_conn(http_worker_t *w, h2o_http2_conn_t *conn, uint64_t now
         c->idle_since = now;
     } else if (now - c->idle_since >= request_ms && conn->state == H2O_HTTP2_CONN_STATE_OPEN) {
         metrics_count(METRIC_GUARD_DEADLINE);
-        h2_goaway(conn);
+        h2_goaway(conn, "idle");
     }
 }
 
@@ -2145,9 +2317,25 @@ static void sweep_held(http_worker_t *w, uint64_t now)
         held_t *h = H2O_STRUCT_FROM_MEMBER(held_t, link, node);
         if (h->req->version < 0x200) continue;
         size_t pending = h2_pending(h->req);
+        h2o_http2_conn_t *conn = (h2o_http2_conn_t *)h->req->conn;
+        guard_conn_t *c = conn_of(conn->sock);
         if (pending < h->pending) {
             h->pending = pending;
             h->progress = now;
+            if (c != NULL) c->taken_at = now;
+        } else if (pending > 0 && now - h->progress >= ERROR_STALL_MS && h->error && h2_errors_only(conn)) {
+            /* An error answer on a connection that sends nothing else: a
+             * connection that took nothing of any answer since
+             * ERROR_STALL_MS gets no new streams, and closes once those it
+             * has are given up. */
+            uint64_t before = evictions;
+            if (c != NULL && now - c->taken_at >= ERROR_STALL_MS &&
+                conn->state == H2O_HTTP2_CONN_STATE_OPEN) {
+                metrics_count(METRIC_GUARD_DEADLINE);
+                h2_goaway(conn, "answers stalled on flow control");
+            }
+            evict(h);
+            if (evictions != before + 1) next = w->guard_held.next;
         } else if (pending > 0 && now - h->progress >= STALL_MS) {
             uint64_t before = evictions;
             evict(h);
@@ -2159,7 +2347,12 @@ static void sweep_held(http_worker_t *w, uint64_t now)
             if (evictions != before + 1) next = w->guard_held.next;
         }
     }
+    errors_over_share();
     size_t held = atomic_load(&output_held);
+    if (held > output_budget) {
+        size_t freed = evict_errors(held - output_budget);
+        held = freed < held ? held - freed : 0;
+    }
     if (held > output_budget) evict_old(w, held - output_budget);
     size_t want = atomic_load(&room_wanted);
     if (want == 0) return;
@@ -2217,6 +2410,7 @@ void http_guard_thread_init(http_worker_t *w)
 {
     h2o_linklist_init_anchor(&w->guard_held);
     h2o_linklist_init_anchor(&w->guard_conns);
+    h2o_linklist_init_anchor(&error_held);
     h2o_timeout_init(w->loop, &w->guard_detect, request_ms);
     h2o_timeout_init(w->loop, &w->guard_tick, SWEEP_MS);
     w->guard_sweep.cb = on_sweep;

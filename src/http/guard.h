@@ -25,8 +25,16 @@
  *   sends; a connection without streams is closed (GOAWAY) after 10 s
  *   whatever PINGs it sends; a stream whose answer makes no progress for
  *   20 s is reset (CANCEL); a connection with over 1 MiB of frames waiting
- *   to be written is closed. A header block may have 32 CONTINUATION
- *   frames; a 33rd closes the connection (GOAWAY ENHANCE_YOUR_CALM).
+ *   to be written is closed. A held HTTP/2 answer counts what its stream
+ *   and request cost too (their pool, and a measured constant for the
+ *   rest); error answers (4xx, most of them refusals before
+ *   authentication) may count a quarter of the response memory, past
+ *   which those a shut window holds are given up, oldest first. A
+ *   connection that sends error answers only, and takes nothing of them,
+ *   gets GOAWAY (no new streams) once 4 of them are held by a shut window,
+ *   or once one has taken nothing for 2 s (then given up): it closes when
+ *   they are. A header block may have 32 CONTINUATION frames; a 33rd
+ *   closes the connection (GOAWAY ENHANCE_YOUR_CALM).
  *
  * - large bodies: a body to be over cfg->body_small (declared, or so far)
  *   is judged from its request's head by cfg->body_check before more of it
