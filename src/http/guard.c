@@ -99,6 +99,8 @@
  * by a shut window and as many of them error answers, is sent GOAWAY: no
  * new streams (a client that asks again without reading is the attack). */
 #define H2_STALLED_MIN 4
+/* Held answers evict_unread looks at, at most, per call. */
+#define UNREAD_WALK 1024
 /* An answer held this long may be given up to make room for a new one:
  * an honest reader takes even a 4 MB list well within it. */
 #define EVICT_MS 5000
@@ -1563,6 +1565,39 @@ static size_t evict_errors(size_t need)
     return freed;
 }
 
+static size_t h2_pending(h2o_req_t *req);
+
+/* Whether h, an HTTP/2 answer, has had nothing taken (no byte framed since
+ * it was sent) and a shut window holds it. */
+static bool h2_unread(held_t *h)
+{
+    if (h->req->version < 0x200 || h->progress != h->since || h2_pending(h->req) < h->pending) return false;
+    return h2_window_shut((h2o_http2_conn_t *)h->req->conn,
+                          H2O_STRUCT_FROM_MEMBER(h2o_http2_stream_t, req, h->req));
+}
+
+/* Gives up this thread's HTTP/2 answers that a shut window has held from
+ * the start (h2_unread), of any age, oldest first, until need bytes are
+ * on their way out; at most UNREAD_WALK of the held answers are looked at.
+ * The response memory is over: a reader that took nothing of an answer
+ * loses it before one that is reading, however slowly (evict_old). */
+static size_t evict_unread(http_worker_t *w, size_t need)
+{
+    size_t freed = 0, looked = 0;
+    h2o_linklist_t *node, *next;
+    for (node = w->guard_held.next; freed < need && node != &w->guard_held && looked++ < UNREAD_WALK;
+         node = next) {
+        next = node->next;
+        held_t *h = H2O_STRUCT_FROM_MEMBER(held_t, link, node);
+        if (!h2_unread(h)) continue;
+        size_t bytes = h->bytes;
+        uint64_t before = evictions;
+        if (evict(h)) freed += bytes;
+        if (evictions != before + 1) next = w->guard_held.next;
+    }
+    return freed;
+}
+
 /* The error answers are over their share of the response memory (all
  * threads together): this thread gives up those a shut window holds. */
 static void errors_over_share(void)
@@ -1579,6 +1614,8 @@ static bool room_for(http_worker_t *w, size_t bytes)
 {
     if (bytes <= SMALL_RESPONSE) return true;
     size_t held = atomic_load(&output_held);
+    if (held + bytes > output_budget) evict_unread(w, held + bytes - output_budget);
+    held = atomic_load(&output_held);
     if (held + bytes > output_budget) evict_old(w, held + bytes - output_budget);
     held = atomic_load(&output_held);
     if (held + bytes <= output_budget) return true;
@@ -1614,6 +1651,10 @@ static held_t *hold(http_worker_t *w, h2o_req_t *req, size_t bytes, size_t total
         h->error = true;
         h2o_linklist_insert(&error_held, &h->error_link);
     }
+    /* Over the budget (small answers always fit): the others a shut
+     * window has held from the start go first. */
+    size_t held = atomic_load(&output_held);
+    if (held > output_budget && cost > 0) evict_unread(w, held - output_budget);
     h2o_linklist_insert(&w->guard_held, &h->link);
     return h;
 }
@@ -2351,6 +2392,10 @@ static void sweep_held(http_worker_t *w, uint64_t now)
     size_t held = atomic_load(&output_held);
     if (held > output_budget) {
         size_t freed = evict_errors(held - output_budget);
+        held = freed < held ? held - freed : 0;
+    }
+    if (held > output_budget) {
+        size_t freed = evict_unread(w, held - output_budget);
         held = freed < held ? held - freed : 0;
     }
     if (held > output_budget) evict_old(w, held - output_budget);
