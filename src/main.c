@@ -13,7 +13,7 @@
  *              [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]
  *              [--webhook-backlog-max N] [--webhook-log-keep D]
  *              [--trash-retention DURATION]
- *              [--export-limit N[:PER_APP]] [--export-time DURATION]
+ *              [--export-limit N[:PER_APP]] [--export-time DURATION] [--read-time DURATION]
  *              [--drain-seconds N]
  *   crmd app create NAME [--db URL]
  *   crmd app list [--db URL]
@@ -72,6 +72,7 @@ static const char *const CONFIG_NAMES[] = {"db",
                                            "trash-retention",
                                            "export-limit",
                                            "export-time",
+                                           "read-time",
                                            "webhook-allow-private",
                                            "webhook-retry",
                                            "webhook-give-up",

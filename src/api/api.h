@@ -98,6 +98,21 @@ void api_writer_configure_trash(int64_t retention_ms);
 #define API_EXPORT_TIME_DEFAULT_MS (10LL * 60 * 1000)
 void api_export_configure(int max_total, int max_per_app, int64_t max_ms);
 
+/* The time a read may hold its thread's event loop (SQLite: every read of
+ * the API but the exports, which have their own reader and --export-time):
+ * one still running then is stopped and answered 503 (service_unavailable,
+ * title API_READ_TIMEOUT_TITLE) with Retry-After (API_READ_RETRY_AFTER_S). 0: no bound. Each read's time
+ * beyond API_READ_FREE_MS is charged to its app's rate limit,
+ * API_READ_COST_PER_MS requests a millisecond (nothing with the rate
+ * limit off). Call before serving. */
+#define API_READ_TIME_DEFAULT_MS 1000
+#define API_READ_TIMEOUT_TITLE "Read Timeout"
+#define API_READ_TIME_MAX_MS (60LL * 1000)
+#define API_READ_RETRY_AFTER_S 2
+#define API_READ_FREE_MS 10
+#define API_READ_COST_PER_MS 1.0
+void api_read_configure(int64_t max_ms);
+
 /* Starts the writer thread with its own store connection (0, or -1 with
  * the reason on stderr), and stops it once the server threads are done:
  * it finishes what is queued first. */

@@ -145,6 +145,19 @@ static bucket_t *bucket(limiter_t *l, size_t home, ratelimit_key_t key, int64_t 
     return b;
 }
 
+/* The stripe's lock and home slot of key. */
+static pthread_mutex_t *place(limiter_t *l, ratelimit_key_t key, size_t *home_out)
+{
+    uint64_t h = ((key.a ^ seed[0]) * 0x9E3779B97F4A7C15ULL) ^ ((key.b ^ seed[1]) * 0xC2B2AE3D27D4EB4FULL);
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ULL;
+    h ^= h >> 32;
+    size_t home = (size_t)(h >> 52) % SLOTS;
+    *home_out = home;
+    /* All the probes of one key stay in one stripe's range of slots. */
+    return &l->locks[home % STRIPES];
+}
+
 /* ratelimit_take (take true) and ratelimit_peek (false). */
 static bool use(enum ratelimit_kind kind, ratelimit_key_t key, int64_t now, bool take, ratelimit_info_t *info)
 {
@@ -154,13 +167,8 @@ static bool use(enum ratelimit_kind kind, ratelimit_key_t key, int64_t now, bool
     info->reset_s = 0;
     info->retry_after = 0;
     if (l->rate <= 0) return true;
-    uint64_t h = ((key.a ^ seed[0]) * 0x9E3779B97F4A7C15ULL) ^ ((key.b ^ seed[1]) * 0xC2B2AE3D27D4EB4FULL);
-    h ^= h >> 29;
-    h *= 0xBF58476D1CE4E5B9ULL;
-    h ^= h >> 32;
-    size_t home = (size_t)(h >> 52) % SLOTS;
-    /* All the probes of one key stay in one stripe's range of slots. */
-    pthread_mutex_t *lock = &l->locks[home % STRIPES];
+    size_t home;
+    pthread_mutex_t *lock = place(l, key, &home);
     pthread_mutex_lock(lock);
     bucket_t *b = bucket(l, home, key, now);
     bool ok = b->tokens >= 1.0;
@@ -168,7 +176,7 @@ static bool use(enum ratelimit_kind kind, ratelimit_key_t key, int64_t now, bool
     double tokens = b->tokens;
     pthread_mutex_unlock(lock);
 
-    info->remaining = (int)floor(tokens);
+    info->remaining = tokens > 0 ? (int)floor(tokens) : 0;
     info->reset_s = (int)ceil((l->burst - tokens) / l->rate);
     if (!ok) info->retry_after = (int)ceil((1.0 - tokens) / l->rate);
     if (!ok && info->retry_after < 1) info->retry_after = 1;
@@ -183,4 +191,17 @@ bool ratelimit_take(enum ratelimit_kind kind, ratelimit_key_t key, int64_t now, 
 bool ratelimit_peek(enum ratelimit_kind kind, ratelimit_key_t key, int64_t now, ratelimit_info_t *info)
 {
     return use(kind, key, now, false, info);
+}
+
+void ratelimit_charge(enum ratelimit_kind kind, ratelimit_key_t key, int64_t now, double cost)
+{
+    limiter_t *l = &RL[kind];
+    if (l->rate <= 0 || !(cost > 0)) return;
+    size_t home;
+    pthread_mutex_t *lock = place(l, key, &home);
+    pthread_mutex_lock(lock);
+    bucket_t *b = bucket(l, home, key, now);
+    double floor_at = -l->rate * RATELIMIT_DEBT_S;
+    b->tokens = b->tokens - cost < floor_at ? floor_at : b->tokens - cost;
+    pthread_mutex_unlock(lock);
 }

@@ -37,6 +37,14 @@ bool ratelimit_enabled(enum ratelimit_kind kind);
  * is over its limit (nothing is taken); *info is filled either way. */
 bool ratelimit_take(enum ratelimit_kind kind, ratelimit_key_t key, int64_t now, ratelimit_info_t *info);
 
+/* Takes cost more from key's bucket at time now (ms) for what a request
+ * already let through used beyond one request (a slow read's time): the
+ * bucket may go below zero, down to RATELIMIT_DEBT_S seconds of the rate,
+ * and the key's next requests are refused until it has refilled past one.
+ * Nothing when the limiter is off or cost <= 0. */
+#define RATELIMIT_DEBT_S 60
+void ratelimit_charge(enum ratelimit_kind kind, ratelimit_key_t key, int64_t now, double cost);
+
 /* Whether key's bucket holds one at time now, taking nothing; *info is
  * filled either way. */
 bool ratelimit_peek(enum ratelimit_kind kind, ratelimit_key_t key, int64_t now, ratelimit_info_t *info);

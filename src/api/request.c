@@ -12,6 +12,7 @@
 #include "api/etag.h"
 #include "api/inflight.h"
 #include "api/query.h"
+#include "api/ratelimit.h"
 #include "api/respond.h"
 #include "http/metrics.h"
 #include "model/jsonlex.h"
@@ -165,13 +166,48 @@ static void on_read_done(void *ctx, store_rc_t rc)
     done(r, rc);
 }
 
+/* The time a read may hold the loop (--read-time; 0: no bound). */
+static int64_t read_max_ns = API_READ_TIME_DEFAULT_MS * 1000000;
+
+void api_read_configure(int64_t max_ms)
+{
+    assert(max_ms >= 0);
+    read_max_ns = max_ms * 1000000;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Charges r's app for the loop time its read took beyond
+ * API_READ_FREE_MS: one request of its rate limit a millisecond, so that
+ * an app's stream of slow reads is refused (429) long before it could
+ * keep a thread busy, whatever its request rate. */
+static void charge(const api_req_t *r, int64_t took_ns)
+{
+    int64_t over_ms = took_ns / 1000000 - API_READ_FREE_MS;
+    if (over_ms <= 0 || r->app.id == 0 || !ratelimit_enabled(RATELIMIT_APP)) return;
+    ratelimit_charge(RATELIMIT_APP, (ratelimit_key_t){(uint64_t)r->app.id, 0}, r->now,
+                     (double)over_ms * API_READ_COST_PER_MS);
+}
+
 void api_req_read(api_req_t *r, api_read_start_fn start, api_read_done_fn done)
 {
     assert(r->read_done == NULL && !r->waiting);
     r->read_done = done;
     /* The store keeps its own copy of async. */
     store_async_t async = {.done = on_read_done, .ctx = r};
+    /* A read that completes now holds the loop, every request of the
+     * thread, while it runs: it stops at its deadline (STORE_TOO_SLOW)
+     * and its app pays for its time. */
+    int64_t t0 = mono_ns();
+    store_read_deadline(r->t->store, read_max_ns > 0 ? t0 + read_max_ns : 0);
     store_rc_t rc = start(r, &async);
+    store_read_deadline(r->t->store, 0);
+    if (rc != STORE_PENDING) charge(r, mono_ns() - t0);
     if (rc == STORE_PENDING) {
         r->waiting = true;
         r->t->reads_pending++;
@@ -332,6 +368,7 @@ void api_reply_errors(api_req_t *r, const verrs_t *errs)
 void api_reply_store_error(api_req_t *r, store_rc_t rc, const char *not_found_title,
                            const char *not_found_detail)
 {
+    if (rc == STORE_TOO_SLOW) api_header_int(r, "retry-after", API_READ_RETRY_AFTER_S);
     api_reply(r, api_render_store_error(&r->out, rc, not_found_title, not_found_detail));
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "api/etag.h"
 #include "http/server.h"
 
@@ -105,7 +106,10 @@ void api_respond(h2o_req_t *req, int status, h2o_iovec_t body, bool pooled, cons
         add_header(req, H2O_TOKEN_LOCATION, h2o_strdup(&req->pool, location, n).base, n);
     }
     if (status == 401) add_header(req, H2O_TOKEN_WWW_AUTHENTICATE, H2O_STRLIT("Bearer realm=\"crmd\""));
-    if (status == 503 || status == 409) add_header(req, H2O_TOKEN_RETRY_AFTER, H2O_STRLIT("1"));
+    /* One Retry-After: 1 unless the answer named its own (a read stopped at --read-time). */
+    if ((status == 503 || status == 409) &&
+        h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("retry-after"), -1) < 0)
+        add_header(req, H2O_TOKEN_RETRY_AFTER, H2O_STRLIT("1"));
     add_private(req);
     if (status == 204 || status == 304) {
         body = h2o_iovec_init(NULL, 0);
@@ -263,6 +267,15 @@ int api_render_store_error(jw_t *w, store_rc_t rc, const char *not_found_title, 
     case STORE_UNAVAILABLE:
         return api_render_error(w, 503, "Service Unavailable",
                                 "The database cannot take this request right now; retry shortly.");
+    case STORE_TOO_SLOW:
+        /* 503, not 4xx: the same query may pass on an idle server; the
+         * server stopped it to keep the others' requests going. The code
+         * stays the contract's one for 503 (contract-notes.md lists every
+         * code); the title tells it apart. */
+        return api_render_error(w, 503, API_READ_TIMEOUT_TITLE,
+                                "The read took longer than this server allows (--read-time) and was stopped; "
+                                "narrow the query (more selective filters, a longer search term, a plainer "
+                                "sort, a cursor instead of a deep page) or retry after Retry-After.");
     default:
         return api_render_error(w, 500, "Internal Server Error",
                                 "The server could not complete the request.");

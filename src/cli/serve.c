@@ -90,6 +90,7 @@ typedef struct serve_conf {
     keyring_conf_t keys;                    /* an identity provider's keys, and its tokens' rules */
     const char *trash_retention;            /* as given; NULL: the default */
     const char *export_limit, *export_time; /* as given; NULL: the defaults */
+    const char *read_time;                  /* as given; NULL: the default */
     /* The webhook options (serve_webhooks): strings as given. */
     struct {
         const char *allow_private, *retry, *give_up, *disable_after, *ca_file, *sender, *backlog, *log_keep;
@@ -147,6 +148,34 @@ static int serve_exports(const serve_conf_t *c)
         ms = secs * 1000;
     }
     api_export_configure((int)total, (int)per_app, ms);
+    return -1;
+}
+
+/* --read-time: "0" or "off" (no bound), or a number with ms, s or m, from
+ * 1ms to 60s. Returns -1 to go on, or the exit status (usage printed). */
+static int serve_read_time(const serve_conf_t *c)
+{
+    const char *s = c->read_time;
+    int64_t ms = API_READ_TIME_DEFAULT_MS;
+    if (s != NULL) {
+        char *end;
+        errno = 0;
+        long long n = strtoll(s, &end, 10);
+        bool ok = errno == 0 && end != s && s[0] >= '0' && s[0] <= '9' && n >= 0;
+        if (strcmp(s, "off") == 0 || strcmp(s, "0") == 0)
+            ms = 0;
+        else if (ok && strcmp(end, "ms") == 0 && n >= 1 && n <= API_READ_TIME_MAX_MS)
+            ms = n;
+        else if (ok && strcmp(end, "s") == 0 && n >= 1 && n <= API_READ_TIME_MAX_MS / 1000)
+            ms = n * 1000;
+        else if (ok && strcmp(end, "m") == 0 && n == 1)
+            ms = 60 * 1000;
+        else
+            return cli_usage_error("--read-time wants 0, off, or a number with ms, s or m (1ms to 60s), "
+                                   "not '%s'",
+                                   s);
+    }
+    api_read_configure(ms);
     return -1;
 }
 
@@ -363,7 +392,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         "                  [--webhook-backlog-max N] [--webhook-log-keep D]\n"
         "                  [--trash-retention DURATION]\n"
         "                  [--export-limit N[:PER_APP]] [--export-time DURATION]\n"
-        "                  [--drain-seconds N]\n";
+        "                  [--read-time DURATION] [--drain-seconds N]\n";
     static char proxy_list[1024];
     const char *listen_at = cli_env_or("CRMD_LISTEN", DEFAULT_LISTEN);
     const char *threads_s = cli_env_or("CRMD_THREADS", NULL),
@@ -378,6 +407,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     c->trash_retention = cli_env_or("CRMD_TRASH_RETENTION", NULL);
     c->export_limit = cli_env_or("CRMD_EXPORT_LIMIT", NULL);
     c->export_time = cli_env_or("CRMD_EXPORT_TIME", NULL);
+    c->read_time = cli_env_or("CRMD_READ_TIME", NULL);
     c->db = cli_env_or("CRMD_DB", DEFAULT_DB);
     c->keys = (keyring_conf_t){.jwks_file = cli_env_or("CRMD_JWKS_FILE", NULL),
                                .jwks_url = cli_env_or("CRMD_JWKS_URL", NULL),
@@ -418,6 +448,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         {"trash-retention", &c->trash_retention},
         {"export-limit", &c->export_limit},
         {"export-time", &c->export_time},
+        {"read-time", &c->read_time},
         {"webhook-allow-private", &c->wh.allow_private, true},
         {"webhook-retry", &c->wh.retry},
         {"webhook-give-up", &c->wh.give_up},
@@ -441,6 +472,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
     if ((rc = serve_idp(c, refresh_s)) >= 0) return rc;
     if ((rc = serve_trash(c)) >= 0) return rc;
     if ((rc = serve_exports(c)) >= 0) return rc;
+    if ((rc = serve_read_time(c)) >= 0) return rc;
     if ((rc = serve_webhooks(c)) >= 0) return rc;
     if (parse_listen(listen_at, c->host, sizeof c->host, &c->port) != 0)
         return cli_usage_error("--listen wants ADDRESS:PORT (an IPv4 address, [IPv6] or localhost), not '%s'",

@@ -49,7 +49,9 @@ typedef enum store_rc {
     STORE_UNAVAILABLE, /* the database cannot take the request now (busy,
                         * disk full, read-only, connection lost): 503 */
     STORE_ERROR,       /* anything else: 500 */
-    STORE_PENDING      /* a read that will complete later (see store_async_t) */
+    STORE_PENDING,     /* a read that will complete later (see store_async_t) */
+    STORE_TOO_SLOW     /* a read that ran past its deadline (store_read_deadline)
+                        * and was stopped: 503 "Read Timeout" */
 } store_rc_t;
 
 typedef struct store store_t;
@@ -527,6 +529,7 @@ typedef struct store_ops {
     /* Reads that complete later (server threads); see the wrapper. */
     void (*set_loop)(store_t *s, const store_loop_t *loop);
     void (*set_writer)(store_t *s);
+    void (*read_deadline)(store_t *s, int64_t deadline_ns);
     /* Webhooks and their outbox: store/webhook.h. */
     const store_webhook_ops_t *webhook;
 } store_ops_t;
@@ -581,6 +584,20 @@ static inline void store_close(store_t *s)
 static inline void store_set_loop(store_t *s, const store_loop_t *loop)
 {
     if (s->ops->set_loop != NULL) s->ops->set_loop(s, loop);
+}
+
+/* Bounds the time of the reads that run from now on, on a server thread's
+ * read connection (one given a loop: store_set_loop): deadline_ns is a
+ * CLOCK_MONOTONIC time in nanoseconds, 0 for none (as it starts). On
+ * SQLite a read still running at the deadline stops (its statement is
+ * interrupted: every 1,000 virtual machine steps the clock is read) and
+ * returns STORE_TOO_SLOW; the API sets it around each read it runs on the
+ * loop (api_req_read, --read-time). Other connections (exports' readers,
+ * the writer, the commands) ignore it. PostgreSQL ignores it: its reads
+ * do not hold the loop (store_set_loop). */
+static inline void store_read_deadline(store_t *s, int64_t deadline_ns)
+{
+    if (s->ops->read_deadline != NULL) s->ops->read_deadline(s, deadline_ns);
 }
 
 /* Tells the store that it is the server's writer connection, the one that

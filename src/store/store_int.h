@@ -126,7 +126,8 @@ store_rc_t store_base_batch_end(store_t *s, int commit);
     X(p, copy_import_begin) X(p, copy_import_key)                                                            \
     X(p, copy_import_app) X(p, copy_import_issued) X(p, copy_import_revoked) X(p, copy_import_lead)          \
     X(p, copy_import_follow)                                                                                 \
-    X(p, copy_import_end) X(p, backup) X(p, set_loop) X(p, set_writer)
+    X(p, copy_import_end) X(p, backup) X(p, set_loop) X(p, set_writer)     \
+    X(p, read_deadline)
 #define STORE_OP_DECLARE_(p, op) extern __typeof__(*((store_ops_t *)0)->op) p##_##op;
 #define STORE_OP_INIT_(p, op) .op = p##_##op,
 #define STORE_OPS_DECLARE(prefix) STORE_OPS(STORE_OP_DECLARE_, prefix)

@@ -246,3 +246,30 @@ Test(ratelimit_parse, malformed_is_refused_and_leaves_the_outputs)
         cr_expect(rate == 42 && burst == 43, "\"%s\" changed the outputs", bad[i]);
     }
 }
+
+/* A slow read's cost (ratelimit_charge) is taken from its app's bucket,
+ * below zero if need be, down to RATELIMIT_DEBT_S seconds of the rate; the
+ * app is refused until the bucket refills past one, others are not. */
+Test(ratelimit, a_charge_refuses_the_app_until_it_is_paid_back)
+{
+    ratelimit_configure(RATELIMIT_APP, 100, 200);
+    cr_assert(take(1, T0));
+    ratelimit_charge(RATELIMIT_APP, key(1), T0, 990); /* a read stopped at 1 s */
+    cr_expect_not(take(1, T0));
+    cr_expect_eq(info.remaining, 0);
+    /* 199 - 990 = -791: 7.92 s until one is back. */
+    cr_expect_eq(info.retry_after, 8, "retry_after %d", info.retry_after);
+    cr_expect(take(2, T0), "another app is not charged");
+    cr_expect_not(take(1, T0 + 7900));
+    cr_expect(take(1, T0 + 7930));
+    /* The debt stops at 60 s of the rate. */
+    ratelimit_charge(RATELIMIT_APP, key(3), T0, 1e9);
+    cr_expect_not(take(3, T0 + 59000));
+    cr_expect(take(3, T0 + 60020));
+}
+
+Test(ratelimit, a_charge_with_the_limit_off_does_nothing)
+{
+    ratelimit_charge(RATELIMIT_APP, key(1), T0, 1e6);
+    cr_expect(take(1, T0));
+}

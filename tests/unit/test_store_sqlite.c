@@ -1321,3 +1321,60 @@ Test(sqlite, version_15s_history_loses_autoincrement_and_every_entry_keeps_its_s
     cr_expect_eq(seen.seq[0], 2);
     store_close(s);
 }
+
+static int64_t mono_ns_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void count_lead(void *ctx, const lead_t *l)
+{
+    (void)l;
+    (*(int *)ctx)++;
+}
+
+/* A server thread's read past its deadline (store_read_deadline) stops
+ * with STORE_TOO_SLOW, and the next read, given none, runs whole; a
+ * connection without a loop (an export's reader, the writer, a command)
+ * takes no deadline. */
+Test(sqlite, a_read_past_its_deadline_stops_with_too_slow)
+{
+    store_t *server = open_migrated(url_), *writer = open_migrated(url_);
+    create_app(writer, "pk_live_one");
+    store_app_t app;
+    cr_assert_eq(store_app_find(writer, "pk_live_one", &app, NULL), STORE_OK);
+    for (int i = 0; i < 300; i++) {
+        char id[UUID_BUFSZ];
+        snprintf(id, sizeof id, "0190a000-0000-7000-8000-%012d", i);
+        lead_t l = new_lead(id, "Lead");
+        cr_assert_eq(store_lead_create(writer, app.id, &l), STORE_OK);
+    }
+    store_loop_t loop = {.timer_start = keep_timer, .timer_stop = drop_timer};
+    store_set_loop(server, &loop);
+    int64_t total = 0;
+    int n = 0;
+    /* A deadline already past: the read stops at its first look (1,000 steps). */
+    store_read_deadline(server, mono_ns_now() - 1);
+    cr_expect_eq(store_lead_list(server, app.id, 0, 100, &total, count_lead, &n, NULL), STORE_TOO_SLOW);
+    cr_expect_lt(n, 100, "stopped before its page was whole (%d leads)", n);
+    /* One far ahead, and none: the same read runs whole. */
+    store_read_deadline(server, mono_ns_now() + 60LL * 1000000000);
+    n = 0;
+    cr_expect_eq(store_lead_list(server, app.id, 0, 100, &total, count_lead, &n, NULL), STORE_OK);
+    cr_expect_eq(n, 100);
+    cr_expect_eq(total, 300);
+    store_read_deadline(server, 0);
+    n = 0;
+    cr_expect_eq(store_lead_list(server, app.id, 0, 100, &total, count_lead, &n, NULL), STORE_OK);
+    cr_expect_eq(n, 100);
+    /* The writer has no loop: a deadline is ignored. */
+    store_read_deadline(writer, mono_ns_now() - 1);
+    n = 0;
+    cr_expect_eq(store_lead_list(writer, app.id, 0, 100, &total, count_lead, &n, NULL), STORE_OK);
+    cr_expect_eq(n, 100);
+    if (turn_end_fn != NULL) end_turn();
+    store_close(server);
+    store_close(writer);
+}

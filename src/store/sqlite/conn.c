@@ -37,6 +37,10 @@ store_rc_t sq_map_rc(sqlite_store_t *s, int src)
         return STORE_OK;
     case SQLITE_CONSTRAINT:
         return STORE_CONFLICT;
+    case SQLITE_INTERRUPT:
+        /* Stopped at its deadline (sqlite.c): the client is told, not the log. */
+        if (s->too_slow) return STORE_TOO_SLOW;
+        break;
     default:
         break;
     }

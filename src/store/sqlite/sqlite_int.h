@@ -216,6 +216,10 @@ typedef struct sqlite_store {
     uint64_t held_seq;         /* the process's commit count when it began */
     store_timer_t *hold_timer; /* ends it when the loop's turn ends */
     sq_ckpt_t *ckpt;           /* the server writer's checkpointer (ckpt.c), or NULL */
+    /* The read deadline (store_read_deadline; sqlite.c): a CLOCK_MONOTONIC
+     * time in ns, 0 for none, and whether a read was stopped at it. */
+    int64_t deadline_ns;
+    bool too_slow;
 } sqlite_store_t;
 
 /* The connection behind base. Every operation but the reads that may run
@@ -494,7 +498,8 @@ store_rc_t sq_update(sqlite_store_t *s, int64_t app, const sq_update_t *u, const
  * trash.c, with sq_trash_*), sq_idem_* (idem.c), sq_history_* (history.c), sq_follow_* (follows.c), sq_app_*,
  * sq_keys, sq_key_add, sq_key_update, sq_token_record, sq_token_revoke,
  * sq_revoked_since (admin.c), sq_copy_* (bulk.c), sq_backup (backup.c),
- * sq_search_tidy (tidy.c) and sq_set_loop (sqlite.c), each with the type of its store_ops_t slot. */
+ * sq_search_tidy (tidy.c), sq_set_loop and sq_read_deadline (sqlite.c), each with the type of its store_ops_t
+ * slot. */
 STORE_OPS_DECLARE(sq)
 
 /* admin.c: records an issued token inside the caller's transaction (the
