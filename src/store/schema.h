@@ -21,7 +21,7 @@
 
 /* The number of migrations, hence the newest schema version. Each backend
  * checks that its list of migrations has exactly this many entries. */
-#define SCHEMA_VERSION 18
+#define SCHEMA_VERSION 19
 /* The version that adds the folded copies of name and source (see
  * "finding leads" below): a backend that cannot fold in SQL fills them in
  * from C right after that step's SQL. */

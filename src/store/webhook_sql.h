@@ -113,9 +113,18 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
 /* What the delivery log says of an event dropped for a full backlog. */
 #define WEBHOOK_FULL_TEXT "too many undelivered events are waiting; the webhook was made inactive"
 
-#define SCHEMA_BACKLOG_FULL(P)                                                                               \
-    "app_id = " P(1, int8) " AND active AND (events & " P(2, int4) ") <> 0 AND EXISTS (SELECT 1 FROM "       \
-    "webhook_events q WHERE q.webhook_id = webhooks.id ORDER BY q.seq LIMIT 1 OFFSET " P(3, int8) ")"
+/* The active webhooks of app P(1) that want a type whose bits are P(2)
+ * and whose backlog holds more than P(3) (the cap less one) events, FULL
+ * being the backend's test of the last (SCHEMA_BACKLOG_SCAN, or SQLite's
+ * count kept on the row: store/sqlite/sql.c, migration 19). */
+#define SCHEMA_BACKLOG_FULL(P, FULL)                                                                         \
+    "app_id = " P(1, int8) " AND active AND (events & " P(2, int4) ") <> 0 AND " FULL
+
+/* The backlog counted in the queue's index: up to P(3) + 1 entries of it
+ * read, for each webhook, at each event (PostgreSQL's test). */
+#define SCHEMA_BACKLOG_SCAN(P)                                                                               \
+    "EXISTS (SELECT 1 FROM webhook_events q WHERE q.webhook_id = webhooks.id ORDER BY q.seq LIMIT 1 OFFSET " \
+    P(3, int8) ")"
 
 /* The webhooks an event of app P(1) whose type's bits are P(2) goes to:
  * a queue row for each, all naming the event's one payload (each backend
@@ -127,8 +136,9 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
  * of rows: PostgreSQL's lock the webhooks in the order of their ids and
  * skip the log rows another transaction holds (store/postgres/sql.c says
  * why); SQLite's, whose writers never wait for each other, are WHERE
- * itself and nothing. */
-#define SCHEMA_WEBHOOK_SQL(P, MAX, IN_ORDER, SKIP_LOCKED)                                                    \
+ * itself and nothing. FULL is the backend's test of a full backlog
+ * (SCHEMA_BACKLOG_FULL). */
+#define SCHEMA_WEBHOOK_SQL(P, MAX, IN_ORDER, SKIP_LOCKED, FULL)                                              \
     [Q_WH_INSERT] = "INSERT INTO webhooks (app_id, " SCHEMA_WEBHOOK_COLS ") SELECT " P(1, int8) ", "         \
                     P(2, uuid) ", " P(3, text) ", " P(4, int4) ", " P(5, text) ", " P(6, int4) " <> 0, "     \
                     P(7, text) ", " P(8, int8) ", " P(9, int8) " WHERE (SELECT count(*) FROM webhooks "      \
@@ -146,12 +156,12 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
                         "WHERE EXISTS (SELECT 1 FROM webhooks WHERE " SCHEMA_WEBHOOK_KEY(P) ") "             \
                         "ORDER BY p.created_at DESC, p.id DESC",                                             \
     /* The active webhooks of the app that want the type and whose backlog \
-     * holds more than the offset (the backlog's cap less one) events: the \
+     * holds more than P(3) (the backlog's cap less one) events: the     \
      * log says the event was dropped, then they are made inactive.        */ \
     [Q_EV_FULL_LOG] = "INSERT INTO webhook_attempts (webhook_id, " SCHEMA_DELIVERY_COLS ") SELECT id, "      \
                       P(4, uuid) ", " P(5, uuid) ", " P(6, int4) ", 1, NULL, 0, 'dropped: " WEBHOOK_FULL_TEXT \
-                      "', NULL, " P(7, int8) " FROM webhooks WHERE " SCHEMA_BACKLOG_FULL(P),                 \
-    [Q_EV_FULL_OFF] = "UPDATE webhooks SET active = false WHERE " IN_ORDER(SCHEMA_BACKLOG_FULL(P)),         \
+                      "', NULL, " P(7, int8) " FROM webhooks WHERE " SCHEMA_BACKLOG_FULL(P, FULL),           \
+    [Q_EV_FULL_OFF] = "UPDATE webhooks SET active = false WHERE " IN_ORDER(SCHEMA_BACKLOG_FULL(P, FULL)),    \
     [Q_OUT_QUEUE] = "SELECT " SCHEMA_QUEUED_COLS_E " FROM " SCHEMA_QUEUED_FROM " JOIN webhooks w ON "         \
                     "w.id = e.webhook_id WHERE e.webhook_id = " P(1, uuid) " ORDER BY e.seq LIMIT " P(2, int8), \
     /* Not for a webhook deleted meanwhile (its log went with it). */                                      \

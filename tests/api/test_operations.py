@@ -269,6 +269,9 @@ def _as_schema_17(path, rows):
         for i in range(rows):
             con.execute(f"INSERT INTO webhook_attempts ({ATTEMPT_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                         (w, f"00000000-0000-7000-8000-{i:012d}", e, t, a, sc, d, er, nr, at + i))
+        # Migration 19 (the webhooks' count of their queue rows) undone too.
+        con.executescript("DROP TRIGGER webhook_events_queued; DROP TRIGGER webhook_events_taken; "
+                          "ALTER TABLE webhooks DROP COLUMN queued;")
         con.execute("PRAGMA user_version = 17")
     con.close()
 

@@ -614,9 +614,15 @@ static void undo_finding(void)
             "ALTER TABLE leads DROP COLUMN history_head; ALTER TABLE leads DROP COLUMN history_count;");
 }
 
+/* Migration 19 undone: what a database older than it lacks. */
+#define SQ_BEFORE_QUEUED                                                                                     \
+    "DROP TRIGGER webhook_events_queued; DROP TRIGGER webhook_events_taken;"                                 \
+    "ALTER TABLE webhooks DROP COLUMN queued;"
+
 /* What SQLite's migration 17 (the history's chain) changed, as every
- * older version had it. */
+ * older version had it, and migration 19 undone before it. */
 #define SQ_BEFORE_HISTORY_CHAIN                                                                              \
+    SQ_BEFORE_QUEUED                                                                                         \
     "ALTER TABLE leads DROP COLUMN history_head; ALTER TABLE leads DROP COLUMN history_count;"               \
     "ALTER TABLE leads_trash DROP COLUMN history_head; ALTER TABLE leads_trash DROP COLUMN history_count;"   \
     "ALTER TABLE lead_history DROP COLUMN prev;"                                                             \
@@ -4102,6 +4108,98 @@ Test(store, an_events_payload_is_stored_once_and_goes_with_the_last_row_that_nee
     cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_events"), 0);
 }
 
+/* Records event id of app1 for webhooks whose backlog holds at most max
+ * events; returns how many queued it. */
+static int record_max_in(store_t *s, int id, int64_t max)
+{
+    store_event_t ev = {
+        .type = EVENT_LEAD_CREATED, .created_at = 5000, .payload = "{\"x\":1}", .len = 7, .backlog_max = max};
+    strcpy(ev.id, ID(id));
+    snprintf(ev.drop_id, sizeof ev.drop_id, "0190f3a2-0004-7000-8000-%012d", id);
+    int n = -1;
+    cr_assert_eq(store_event_record(s, app1.id, &ev, &n), STORE_OK);
+    return n;
+}
+
+static int record_max(int id, int64_t max)
+{
+    return record_max_in(st, id, max);
+}
+
+/* SQLite keeps each webhook's count of its queue rows (migration 19): it
+ * must be the rows' count after every change. PostgreSQL counts the rows. */
+static void expect_counts_exact_on(const char *url, const char *when)
+{
+    if (on_postgres) return;
+    cr_expect_eq(raw_number_on(url, "SELECT count(*) FROM webhooks w WHERE queued <> (SELECT count(*) FROM "
+                                    "webhook_events e WHERE e.webhook_id = w.id)"),
+                 0, "webhooks.queued is its queue's count %s", when);
+}
+
+static void expect_counts_exact(const char *when)
+{
+    expect_counts_exact_on(url_, when);
+}
+
+/* A full backlog is one of exactly backlog_max undelivered events,
+ * however the queue got there: events queued, delivered, given up, and
+ * another webhook's queue deleted with it (SQLite reads a count kept with
+ * the queue, which must follow each of these). */
+Test(store, a_backlog_is_full_at_exactly_its_max_through_deliveries_give_ups_and_deletes)
+{
+    for (int i = 0; i < 2; i++) {
+        webhook_t wh = mk_webhook(50 + i, EVENT_ALL, 1000 + i);
+        cr_assert_eq(store_webhook_create(st, app1.id, &wh, 100), STORE_OK);
+    }
+    cr_expect_eq(record_max(1, 3), 2);
+    cr_expect_eq(record_max(2, 3), 2);
+    expect_counts_exact("after two events");
+    /* One delivered to 50, one given up by 51: one waits on each. */
+    cr_assert_eq(report_in(st, 50, queue_of(50).seq[0], 1, true, 0), STORE_OK);
+    cr_assert_eq(report_in(st, 51, queue_of(51).seq[0], 1, false, 0), STORE_OK);
+    /* A retry leaves the event queued. */
+    cr_assert_eq(report_in(st, 51, queue_of(51).seq[0], 2, false, 20000), STORE_OK);
+    expect_counts_exact("after a delivery, a give-up and a retry");
+    cr_expect_eq(record_max(3, 3), 2);
+    cr_expect_eq(record_max(4, 3), 2, "three waiting on each: full only now");
+    cr_expect(queue_of(50).n == 3 && queue_of(51).n == 3);
+    expect_counts_exact("at the max");
+    cr_expect_eq(record_max(5, 3), 0, "the fourth is dropped for both");
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhooks WHERE active"), 0, "both made inactive");
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhook_attempts WHERE error LIKE 'dropped: %'"),
+                 2);
+    /* 51 deleted with its queue, whose events 50 has too: 50's is whole. */
+    cr_assert_eq(store_webhook_delete(st, app1.id, ID(51)), STORE_OK);
+    expect_counts_exact("after a webhook's delete");
+    webhook_patch_t p = {.fields = WEBHOOK_F_ACTIVE, .v = {.active = true}};
+    hooks_seen_t h = {0};
+    cr_assert_eq(store_webhook_update(st, app1.id, ID(50), &p, 20000, on_hook, &h), STORE_OK);
+    cr_expect_eq(record_max(6, 3), 0, "still three waiting: still full");
+    cr_expect_eq(raw_number_on(url_, "SELECT count(*) FROM webhooks WHERE active"), 0);
+    cr_assert_eq(store_webhook_update(st, app1.id, ID(50), &p, 20001, on_hook, &h), STORE_OK);
+    cr_assert_eq(report_in(st, 50, queue_of(50).seq[0], 2, true, 0), STORE_OK);
+    cr_expect_eq(record_max(7, 3), 1, "one delivered: room for one");
+    cr_expect_eq(record_max(8, 3), 0, "and no more");
+    expect_counts_exact("at the end");
+    /* A new webhook starts from nothing, whatever went before it. */
+    webhook_t again = mk_webhook(52, EVENT_ALL, 1002);
+    cr_assert_eq(store_webhook_create(st, app1.id, &again, 100), STORE_OK);
+    cr_expect_eq(record_max(9, 1), 1);
+    cr_expect_eq(record_max(10, 1), 0);
+    expect_counts_exact("with a new webhook");
+    /* A copy's webhooks count the events it copies: three wait on 50,
+     * one on 52. */
+    char target[URL_MAX], out[4096];
+    copy_to_fresh(target, out);
+    expect_counts_exact_on(target, "in a copy");
+    store_t *t = open_url(target);
+    cr_assert_eq(store_webhook_update(t, app1.id, ID(50), &p, 20002, on_hook, &h), STORE_OK);
+    cr_assert_eq(store_webhook_update(t, app1.id, ID(52), &p, 20002, on_hook, &h), STORE_OK);
+    cr_expect_eq(record_max_in(t, 11, 3), 1, "50 is full, 52 is not");
+    cr_expect_eq(raw_number_on(target, "SELECT count(*) FROM webhooks WHERE active"), 1);
+    store_close(t);
+}
+
 /* A database of schema version 10 (webhook_events holding a copy of the
  * payload per webhook) with undelivered events: migration 11 keeps every
  * row, its order and its state, and stores each event's payload once;
@@ -4114,10 +4212,10 @@ Test(store, version_10s_undelivered_events_are_kept_in_order_with_one_payload_ea
     store_t *s = open_url(old);
     cr_assert_eq(store_migrate(s), STORE_OK);
     store_close(s);
+    if (!on_postgres) raw_sql_on(old, SQ_BEFORE_HISTORY_CHAIN);
     raw_sql_on(old, "DROP TABLE webhook_attempts; DROP TABLE webhook_events; DROP TABLE webhook_payloads; "
                     "DROP TABLE webhooks;");
     raw_sql_on(old, on_postgres ? pg_migrations[6] : sq_migrations[6]); /* version 7's webhooks */
-    if (!on_postgres) raw_sql_on(old, SQ_BEFORE_HISTORY_CHAIN);
     raw_sql_on(old,
                on_postgres ? "UPDATE crmd_schema SET version = 10 WHERE id = 1" : "PRAGMA user_version = 10");
     char sql[2048];
@@ -4144,6 +4242,7 @@ Test(store, version_10s_undelivered_events_are_kept_in_order_with_one_payload_ea
     raw_sql_on(old, sql);
     s = open_url(old);
     cr_assert_eq(store_migrate(s), STORE_OK);
+    expect_counts_exact_on(old, "after the migrations");
     cr_expect_eq(payloads_on(old), 2, "one per undelivered event");
     queue_seen_t q20 = queue_in(s, 20), q21 = queue_in(s, 21);
     cr_assert_eq(q20.n, 2);

@@ -1063,8 +1063,11 @@ static const char v11_lead_indexes[] =
  * last among its equals), each with its planner's figures, and a list
  * still reads the newest lead first. */
 /* What migration 17 (the history's chain) changed, as it was before:
- * every older version had it so. */
+ * every older version had it so; and migration 19 (the webhooks' count of
+ * their queue rows) undone before it. */
 #define BEFORE_HISTORY_CHAIN                                                                                 \
+    "DROP TRIGGER webhook_events_queued; DROP TRIGGER webhook_events_taken;"                                 \
+    "ALTER TABLE webhooks DROP COLUMN queued;"                                                               \
     "ALTER TABLE leads DROP COLUMN history_head; ALTER TABLE leads DROP COLUMN history_count;"               \
     "ALTER TABLE leads_trash DROP COLUMN history_head; ALTER TABLE leads_trash DROP COLUMN history_count;"   \
     "ALTER TABLE lead_history DROP COLUMN prev;"                                                             \

@@ -283,6 +283,13 @@ const char *const pg_migrations[SCHEMA_VERSION] = {
     /* 18: SQLite's webhook_attempts with its key's columns first, for
      * SQLite 3.40's integrity_check; nothing here. */
     "SELECT 1",
+    /* 19: SQLite's count of each webhook's queue rows, for its backlog's
+     * test; here the test still reads the queue's index (webhook_sql.h's
+     * SCHEMA_BACKLOG_SCAN): a count on the webhook's row would have every
+     * writer's batch lock the rows of the webhooks it queues for (FOR NO
+     * KEY UPDATE, where it takes FOR KEY SHARE), which the senders' reports
+     * and the other processes' writers would wait for. */
+    "SELECT 1",
 };
 
 #define FOLLOW_ORDER "due_at ASC NULLS LAST, created_at, id"
@@ -380,7 +387,7 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                      "ON CONFLICT (" SCHEMA_TOTALS_CELL ") DO UPDATE SET n = lead_totals.n + EXCLUDED.n, "
                      "v_hi = lead_totals.v_hi + EXCLUDED.v_hi, v_lo = lead_totals.v_lo + EXCLUDED.v_lo, "
                      "w_hi = lead_totals.w_hi + EXCLUDED.w_hi, w_lo = lead_totals.w_lo + EXCLUDED.w_lo",
-    SCHEMA_WEBHOOK_SQL(P, "GREATEST", PG_IN_ID_ORDER, " FOR UPDATE OF a SKIP LOCKED"),
+    SCHEMA_WEBHOOK_SQL(P, "GREATEST", PG_IN_ID_ORDER, " FOR UPDATE OF a SKIP LOCKED", SCHEMA_BACKLOG_SCAN(P)),
     PG_WEBHOOK_SQL,
     /* The trash (trash.c), each move one statement. The follows are moved
      * by the statement itself, so the foreign key's cascade, run at its

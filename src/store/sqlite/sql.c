@@ -385,6 +385,26 @@
     "DROP TABLE webhook_attempts;"                                                                           \
     "ALTER TABLE webhook_attempts_v18 RENAME TO webhook_attempts;"
 /* clang-format on */
+/* Migration 19: each webhook counts its queue rows (queued), kept by two
+ * triggers on webhook_events in the transaction that adds or takes a row
+ * (an event recorded, copied or imported; delivered or given up; the
+ * webhook deleted, whose row goes first, so its events' triggers change
+ * nothing), so that the test of a full backlog at each event reads one
+ * number per webhook (SCHEMA_BACKLOG_FULL). It read up to
+ * --webhook-backlog-max entries of the queue's index per webhook, twice
+ * per event, inside the writer's transaction, which holds SQLite's only
+ * write lock: 100 webhooks with failing targets made a batch of 500
+ * creates take 4 s, then 8 s, and every app's writes waited (a review).
+ * The rows of version 18 are counted once. */
+/* clang-format off */
+#define SQ_V19_QUEUED                                                                                        \
+    "ALTER TABLE webhooks ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;"                                     \
+    "UPDATE webhooks SET queued = (SELECT count(*) FROM webhook_events e WHERE e.webhook_id = webhooks.id);" \
+    "CREATE TRIGGER webhook_events_queued AFTER INSERT ON webhook_events BEGIN "                             \
+    "  UPDATE webhooks SET queued = queued + 1 WHERE id = new.webhook_id; END;"                              \
+    "CREATE TRIGGER webhook_events_taken AFTER DELETE ON webhook_events BEGIN "                              \
+    "  UPDATE webhooks SET queued = queued - 1 WHERE id = old.webhook_id; END;"
+/* clang-format on */
 #define SQ_V17_HEADS(TABLE)                                                                                  \
     "UPDATE " TABLE " SET history_head = h.head, history_count = h.n FROM (SELECT app_id, lead_id, "         \
     "  max(seq) AS head, count(*) AS n FROM lead_history GROUP BY app_id, lead_id) AS h "                    \
@@ -524,6 +544,8 @@ const char *const sq_migrations[SCHEMA_VERSION] = {
     SQ_V17_HISTORY_CHAIN,
     /* 18: webhook_attempts with its key's columns first (see above). */
     SQ_V18_ATTEMPTS_KEY_FIRST,
+    /* 19: each webhook's count of its queue rows (see above). */
+    SQ_V19_QUEUED,
 };
 
 /* The webhooks' statements SQLite writes its own way: a delete in four
@@ -629,7 +651,7 @@ const char *const sq_stmt_sql[Q__COUNT] = {
     /* Only a token this database issued, unless ?3; once. */
     [Q_REVOKE] = "INSERT INTO revoked_tokens (jti, revoked_at) SELECT ?1, ?2 "
                  "WHERE ?3 OR EXISTS (SELECT 1 FROM issued_tokens WHERE jti = ?1) ON CONFLICT (jti) DO NOTHING",
-    SCHEMA_WEBHOOK_SQL(P, "max", SQ_AS_IS, ""),
+    SCHEMA_WEBHOOK_SQL(P, "max", SQ_AS_IS, "", "queued > " P(3, int8)),
     SQ_WEBHOOK_SQL,
     /* The trash (trash.c): a lead's rows go in, then leave leads (its
      * follows by the foreign key's cascade, the totals and the search
