@@ -13,7 +13,7 @@
  *              [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]
  *              [--webhook-backlog-max N] [--webhook-log-keep D]
  *              [--trash-retention DURATION]
- *              [--export-limit N[:PER_APP]] [--export-time DURATION] [--read-time DURATION]
+ *              [--export-limit N[:PER_APP]] [--export-time DURATION[:IDLE]] [--read-time DURATION]
  *              [--drain-seconds N]
  *   crmd app create NAME [--db URL]
  *   crmd app list [--db URL]

@@ -90,13 +90,16 @@ void api_writer_configure_trash(int64_t retention_ms);
 /* CSV exports over HTTP (GET /leads/ as text/csv): at most max_total run
  * at once in the process, at most max_per_app of them for one app (beyond
  * either, a 503 or a 429 with Retry-After), and each holds its database
- * snapshot for at most max_ms, then is cut off (docs/csv.md). Call before
- * serving. */
+ * snapshot for at most max_ms, or until its client has taken nothing for
+ * idle_ms, then is cut off; an app whose exports have held snapshots
+ * without a break for max_ms gets a 429 until they have ended
+ * (docs/csv.md). Call before serving. */
 #define API_EXPORT_MAX_TOTAL 1024
 #define API_EXPORT_TOTAL_DEFAULT 16
 #define API_EXPORT_PER_APP_DEFAULT 4
 #define API_EXPORT_TIME_DEFAULT_MS (10LL * 60 * 1000)
-void api_export_configure(int max_total, int max_per_app, int64_t max_ms);
+#define API_EXPORT_IDLE_DEFAULT_MS (30LL * 1000)
+void api_export_configure(int max_total, int max_per_app, int64_t max_ms, int64_t idle_ms);
 
 /* The time a read may hold its thread's event loop (SQLite: every read of
  * the API but the exports, which have their own reader and --export-time):

@@ -12,16 +12,31 @@
  * requests from fresh reads meanwhile. The reader holds a place among the
  * running exports (the app's and the process's, export_take) and its
  * snapshot until the last page is read, the export fails, its client goes,
- * or its time is up, whichever comes first; then both go at once, whether
- * or not the client still reads what was sent.
+ * its time is up, or its client has taken nothing for the idle time,
+ * whichever comes first; then both go at once, whether or not the client
+ * still reads what was sent.
+ *
+ * A held snapshot keeps SQLite's checkpoints from copying the WAL past its
+ * start, and the WAL grows with every app's writes until it ends; nor can
+ * the WAL start again from its beginning while any snapshot is open. So
+ * besides each export's bounds, one app's exports may not hold snapshots
+ * without a break for longer than an export's time: exports begun one
+ * before the other ended (within the app's cap, each cut off before its
+ * own time) kept one open for ever, and the WAL grew without end
+ * (export_take).
  */
 #include "api/export.h"
 
 #include <assert.h>
+#include <linux/tcp.h> /* tcpi_bytes_acked, which glibc's netinet/tcp.h lacks */
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "api/request.h"
 #include "api/resource.h"
@@ -46,29 +61,44 @@
 static struct {
     pthread_mutex_t lock;
     int max_total, max_per_app;
-    int64_t max_ms;
+    int64_t max_ms, idle_ms;
     int running;
     struct {
         int64_t app;
         int n;
+        int64_t since; /* mono_ms: when n last rose from 0 */
     } apps[API_EXPORT_MAX_TOTAL];
 } limits = {PTHREAD_MUTEX_INITIALIZER, API_EXPORT_TOTAL_DEFAULT, API_EXPORT_PER_APP_DEFAULT,
-            API_EXPORT_TIME_DEFAULT_MS};
+            API_EXPORT_TIME_DEFAULT_MS, API_EXPORT_IDLE_DEFAULT_MS};
 
-void api_export_configure(int max_total, int max_per_app, int64_t max_ms)
+void api_export_configure(int max_total, int max_per_app, int64_t max_ms, int64_t idle_ms)
 {
-    assert(max_total >= 1 && max_total <= API_EXPORT_MAX_TOTAL && max_per_app >= 1 && max_ms >= 1000);
+    assert(max_total >= 1 && max_total <= API_EXPORT_MAX_TOTAL && max_per_app >= 1 && max_ms >= 1000 &&
+           max_ms <= UINT32_MAX && idle_ms >= 1000 && idle_ms <= UINT32_MAX);
     limits.max_total = max_total;
     limits.max_per_app = max_per_app;
     limits.max_ms = max_ms;
+    limits.idle_ms = idle_ms;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Whether a new export may run, and why not. */
-enum export_room { EXPORT_ROOM, EXPORT_APP_FULL, EXPORT_ALL_FULL };
+enum export_room { EXPORT_ROOM, EXPORT_APP_FULL, EXPORT_APP_LONG, EXPORT_ALL_FULL };
 
-/* Takes a place for an export of app (export_give gives it back). */
+/* Takes a place for an export of app (export_give gives it back). An app
+ * whose exports have held snapshots without a break (one running at every
+ * moment) for max_ms gets none until they have all ended: then its
+ * snapshots never span more than twice max_ms, and the WAL is let go
+ * between. */
 static enum export_room export_take(int64_t app)
 {
+    int64_t now = mono_ms();
     pthread_mutex_lock(&limits.lock);
     int at = -1, free_at = -1;
     for (int i = 0; i < API_EXPORT_MAX_TOTAL && at < 0; i++) {
@@ -78,11 +108,16 @@ static enum export_room export_take(int64_t app)
     enum export_room room = EXPORT_ROOM;
     if (at >= 0 && limits.apps[at].n >= limits.max_per_app)
         room = EXPORT_APP_FULL;
+    else if (at >= 0 && now - limits.apps[at].since >= limits.max_ms)
+        room = EXPORT_APP_LONG;
     else if (limits.running >= limits.max_total)
         room = EXPORT_ALL_FULL;
     if (room == EXPORT_ROOM) {
-        if (at < 0) at = free_at; /* running < max_total: one is free */
-        assert(at >= 0);
+        if (at < 0) { /* running < max_total: one is free */
+            at = free_at;
+            assert(at >= 0);
+            limits.apps[at].since = now;
+        }
         limits.apps[at].app = app;
         limits.apps[at].n++;
         limits.running++;
@@ -110,9 +145,11 @@ struct export
     h2o_req_t *req;
     api_req_t *r; /* until the first page is read */
     api_thread_t *t;
-    store_t *db;             /* the reader holding the snapshot; NULL once it is let go */
-    store_timer_t *deadline; /* while db is held */
-    export_t *prev, *next;   /* in t->exports while db is held */
+    store_t *db;                  /* the reader holding the snapshot; NULL once it is let go */
+    store_timer_t *deadline;      /* while db is held: at ends_ms, or the client's idle time */
+    int64_t ends_ms, progress_ms; /* mono_ms: the end of its time; when its client last took bytes */
+    int64_t acked;                /* HTTP/1: the connection's bytes its client acknowledged, or -1 */
+    export_t *prev, *next;        /* in t->exports while db is held */
     int64_t app;
     store_lead_query_t q; /* its texts in req's pool */
     int norder;
@@ -280,6 +317,7 @@ static void on_page(void *ctx, store_rc_t rc)
 static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
 {
     export_t *x = H2O_STRUCT_FROM_MEMBER(export_t, gen, gen);
+    x->progress_ms = mono_ms();
     if (x->expired && x->more && !x->reading) {
         x->more = false;
         api_respond_stream_fail(req); /* cut off: never taken for the whole file */
@@ -290,15 +328,53 @@ static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
     read_page(x);
 }
 
-/* The export's time is up: its snapshot goes now, or once the read in
- * flight completes (which then fails the export); the answer is cut off
- * when h2o next asks for more (a client that never reads again is h2o's
- * I/O timeout's to close). */
+/* The bytes x's client has acknowledged on its connection, over HTTP/1;
+ * -1 over HTTP/2 or when unknown. Over HTTP/1 h2o asks for the next chunk
+ * only once the socket has room for it, which on loopback, with a send
+ * buffer grown to 4 MiB, can take a client reading 256 KiB a second
+ * longer than 3 s; what TCP acknowledged shows its every read. Over
+ * HTTP/2 the stream's window holds h2o's writes back (64 KiB by default),
+ * and its asking for more is all there is: the connection's bytes would
+ * count its PING answers too. */
+static int64_t client_acked(const export_t *x)
+{
+    if (x->req->version >= 0x200) return -1;
+    h2o_socket_t *sock = x->req->conn->callbacks->get_socket(x->req->conn);
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (sock == NULL || getsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked)
+        return -1;
+    return (int64_t)ti.tcpi_bytes_acked;
+}
+
+/* Fires at the export's end or when its client may have been idle for
+ * limits.idle_ms, whichever is sooner, and again while neither is so. Its
+ * client has taken something when h2o asked for more or, over HTTP/1, its
+ * TCP acknowledged more bytes (client_acked, looked at here: the cut comes
+ * one to two idle times after the last byte taken). When its time is up or
+ * its client has been idle so long, its snapshot goes now, or once the
+ * read in flight completes (which then fails the export); the answer is
+ * cut off when h2o next asks for more (a client that never reads again is
+ * h2o's I/O timeout's to close, 20 s later). A client that stopped
+ * reading held the snapshot, and SQLite's WAL, for the whole of
+ * --export-time. */
 static void on_deadline(void *arg)
 {
     export_t *x = arg;
     x->deadline = NULL;
-    x->expired = true;
+    int64_t now = mono_ms();
+    int64_t acked = client_acked(x);
+    /* A read in flight: the database's wait, not the client's. */
+    if (x->reading || acked != x->acked) x->progress_ms = now;
+    x->acked = acked;
+    int64_t wait = x->ends_ms - now, idle = x->progress_ms + limits.idle_ms - now;
+    if (idle < wait) wait = idle;
+    if (wait > 0 &&
+        (x->deadline = x->t->sloop.timer_start(x->t->sloop.ctx, (uint32_t)wait, on_deadline, x)) != NULL)
+        return;
+    x->expired = true; /* out of memory for the timer too: it ends now rather than unbounded */
     if (!x->reading) export_release(x);
 }
 
@@ -320,6 +396,14 @@ static bool export_open(export_t *x, api_req_t *r)
                         "This app runs as many CSV exports at once as it may; retry when one has ended.");
         return false;
     }
+    if (room == EXPORT_APP_LONG) {
+        api_header_int(r, "retry-after", EXPORT_RETRY_AFTER_S);
+        api_reply_error(
+            r, 429, "Too Many Requests",
+            "This app's CSV exports have held a snapshot of the database without a break for as long "
+            "as one export may; retry when they have ended.");
+        return false;
+    }
     if (room == EXPORT_ALL_FULL) { /* every 503 says Retry-After: 1 (respond.c) */
         api_reply_error(r, 503, "Service Unavailable",
                         "The server runs as many CSV exports at once as it may; retry shortly.");
@@ -332,9 +416,12 @@ static bool export_open(export_t *x, api_req_t *r)
         if (x->next != NULL) x->next->prev = x;
         x->t->exports = x;
     }
+    x->progress_ms = mono_ms();
+    x->acked = client_acked(x);
+    x->ends_ms = x->progress_ms + limits.max_ms;
+    int64_t first = limits.idle_ms < limits.max_ms ? limits.idle_ms : limits.max_ms;
     if (x->db == NULL || store_snapshot_begin(x->db) != STORE_OK ||
-        (x->deadline = x->t->sloop.timer_start(x->t->sloop.ctx, (uint32_t)limits.max_ms, on_deadline, x)) ==
-            NULL) {
+        (x->deadline = x->t->sloop.timer_start(x->t->sloop.ctx, (uint32_t)first, on_deadline, x)) == NULL) {
         if (x->db == NULL) {
             char line[STORE_LOG_LINE_MAX];
             snprintf(line, sizeof line, "crmd: export: %s", err);

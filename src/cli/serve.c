@@ -119,7 +119,7 @@ static int serve_trash(const serve_conf_t *c)
 _Static_assert(API_EXPORT_MAX_TOTAL == 1024, "--export-limit's message names the bound");
 
 /* --export-limit N[:PER_APP] (PER_APP defaults to N, and is at most N) and
- * --export-time DURATION. Returns -1 to go on, or the exit status (usage
+ * --export-time DURATION[:IDLE]. Returns -1 to go on, or the exit status (usage
  * printed). */
 static int serve_exports(const serve_conf_t *c)
 {
@@ -139,15 +139,23 @@ static int serve_exports(const serve_conf_t *c)
                 "not '%s'",
                 s);
     }
-    int64_t ms = API_EXPORT_TIME_DEFAULT_MS;
-    if (c->export_time != NULL) {
-        int64_t secs = cli_parse_ttl(c->export_time);
-        if (secs < 0 || secs > 86400)
-            return cli_usage_error("--export-time wants a number with s, m, h or d (up to 1d), not '%s'",
-                                   c->export_time);
+    int64_t ms = API_EXPORT_TIME_DEFAULT_MS, idle_ms = API_EXPORT_IDLE_DEFAULT_MS;
+    if ((s = c->export_time) != NULL) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%s", s);
+        char *colon = strchr(buf, ':');
+        if (colon != NULL) *colon = '\0';
+        int64_t secs = strlen(s) < sizeof buf ? cli_parse_ttl(buf) : -1;
+        int64_t idle = colon != NULL ? cli_parse_ttl(colon + 1) : API_EXPORT_IDLE_DEFAULT_MS / 1000;
+        if (secs < 0 || secs > 86400 || idle < 0 || idle > 86400)
+            return cli_usage_error(
+                "--export-time wants DURATION[:IDLE], each a number with s, m, h or d (up to "
+                "1d), not '%s'",
+                s);
         ms = secs * 1000;
+        idle_ms = idle * 1000;
     }
-    api_export_configure((int)total, (int)per_app, ms);
+    api_export_configure((int)total, (int)per_app, ms, idle_ms);
     return -1;
 }
 
@@ -391,7 +399,7 @@ static int serve_configure(int argc, char **argv, serve_conf_t *c)
         "                  [--webhook-disable-after D] [--webhook-ca-file FILE] [--webhook-sender on|off]\n"
         "                  [--webhook-backlog-max N] [--webhook-log-keep D]\n"
         "                  [--trash-retention DURATION]\n"
-        "                  [--export-limit N[:PER_APP]] [--export-time DURATION]\n"
+        "                  [--export-limit N[:PER_APP]] [--export-time DURATION[:IDLE]]\n"
         "                  [--read-time DURATION] [--drain-seconds N]\n";
     static char proxy_list[1024];
     const char *listen_at = cli_env_or("CRMD_LISTEN", DEFAULT_LISTEN);

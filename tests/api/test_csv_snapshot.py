@@ -220,6 +220,106 @@ def test_an_export_holds_its_snapshot_no_longer_than_its_time(make_server):
     conn.close()
 
 
+def h2_start_export(app, port):
+    """Starts an export on an HTTP/2 connection whose stream window is 1 KiB
+    and never grows; returns (socket, status)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1024})
+    head = [(":method", "GET"), (":path", "/leads/?format=csv"), (":scheme", "http"), (":authority", "crmd")]
+    head += [(k.lower(), v) for k, v in app.headers.items()]
+    conn.send_headers(conn.get_next_available_stream_id(), head, end_stream=True)
+    sock.sendall(conn.data_to_send())
+    while True:
+        data = sock.recv(65536)
+        assert data, "the server closed the connection"
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                sock.sendall(conn.data_to_send())
+                return sock, int(dict(ev.headers)[b":status"])
+        sock.sendall(conn.data_to_send())
+
+
+@pytest.mark.waits
+@pytest.mark.parametrize("proto", ["http1", "http2"])
+def test_an_export_whose_client_takes_nothing_lets_its_snapshot_go_after_the_idle_time(make_server, proto):
+    """A client that stops taking its export holds the snapshot (and, on
+    SQLite, every checkpoint) for --export-time's IDLE only, not for the
+    whole --export-time: 60 s here, 10 minutes by default; HTTP/1's
+    TCP_USER_TIMEOUT and HTTP/2's stall reset only come after 20 s."""
+    srv = make_server(extra_args=["--export-time", "60s:4s", "--export-limit", "1", "--http2"])
+    app, other = srv.new_app(), srv.new_app()
+    seed(app)
+    other.create_lead(name="other")
+    if proto == "http1":
+        conn, resp, _ = start_export(app)
+        status = resp.status
+    else:
+        conn, status = h2_start_export(app, srv.port)
+    assert status == 200
+    began = time.monotonic()
+    app.create_lead(name="written after the export began", value=1)
+    assert snapshot_becomes(srv, True, timeout=3)  # PostgreSQL's shows after 1 s
+    # Let go one to two idle times after the client's last taking (the
+    # socket's buffers fill at once), far before 20 s.
+    assert snapshot_becomes(srv, False, timeout=12)
+    assert time.monotonic() - began < 15
+    assert len(rows(full_export(other, {}).decode())) == 1  # its place too
+    conn.close()
+
+
+def test_an_export_read_slowly_but_steadily_is_not_cut_off_by_the_idle_time(make_server):
+    srv = make_server(extra_args=["--export-time", "60s:3s"])
+    app = srv.new_app()
+    seed(app)
+    conn, resp, head = start_export(app)
+    assert resp.status == 200
+    body, until = [head], time.monotonic() + 8  # well past the idle time
+    while time.monotonic() < until:
+        body.append(resp.read(64 * 1024))  # 256 KiB a second: a page of these long rows a second
+        time.sleep(0.25)
+    body.append(resp.read())
+    conn.close()
+    assert len(rows(b"".join(body).decode())) == LEADS
+
+
+@pytest.mark.waits
+def test_an_apps_exports_hold_snapshots_without_a_break_no_longer_than_the_export_time(make_server):
+    """Exports begun one before the other ends (each within its own time)
+    once kept a snapshot open for ever, and SQLite's WAL grew without end:
+    an app whose exports have held one without a break for --export-time
+    gets a 429 until they have all ended."""
+    srv = make_server(extra_args=["--export-time", "10s"])
+    app = srv.new_app()
+    seed(app)
+    first, resp, _ = start_export(app)
+    assert resp.status == 200
+    began = time.monotonic()
+    time.sleep(3)
+    second, resp, _ = start_export(app)
+    assert resp.status == 200  # the first has held its snapshot for 3 s
+    time.sleep(max(0.0, began + 11.5 - time.monotonic()))
+    # The first is cut off (10 s), the second runs until 13 s: a snapshot
+    # has been held without a break for over 10 s.
+    conn, resp, body = start_export(app)
+    assert time.monotonic() - began < 12.8
+    assert_refused(resp, body, 429, "rate_limited")
+    conn.close()
+    # Once the second has ended too, the app exports again.
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        conn, resp, _ = start_export(app)
+        if resp.status == 200 or time.monotonic() > deadline:
+            break
+        conn.close()
+        time.sleep(0.2)
+    assert resp.status == 200
+    assert time.monotonic() - began >= 12.9
+    for c in (conn, first, second):
+        c.close()
+
+
 def test_exports_whose_http2_streams_are_reset_give_their_places_back(make_server):
     """Twelve exports asked for on one HTTP/2 connection (fewer than the
     streams it may have open) that takes little (a 1 KiB window): two run,

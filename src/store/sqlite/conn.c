@@ -499,9 +499,15 @@ sqlite_store_t *sq_connect(const char *path, bool create, char *err, size_t errs
                        "a crmd backup instead, or set PRAGMA user_version to the dumped one's); nothing "
                        "was changed");
     /* synchronous first: crmd's VFS holds WAL frames until a sync, which
-     * FULL makes every commit end with (vfs.c). */
+     * FULL makes every commit end with (vfs.c). journal_size_limit: when a
+     * write starts the WAL again from its beginning, its first commit cuts
+     * the file down to 64 MiB, the checkpoints' start (16,000 pages,
+     * ckpt.c). Without it the file kept the largest size it ever had: 476
+     * MB for good after a CSV export's snapshot had held the checkpoints
+     * back (docs/csv.md). */
     static const char *const pragmas = "PRAGMA synchronous = FULL;"
                                        "PRAGMA journal_mode = WAL;"
+                                       "PRAGMA journal_size_limit = 67108864;"
                                        "PRAGMA foreign_keys = ON;"
                                        "PRAGMA temp_store = MEMORY;"
                                        "PRAGMA cache_size = " SCHEMA_STR(SQ_WRITER_CACHE_KIB) ";";
