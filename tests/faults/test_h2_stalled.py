@@ -45,6 +45,16 @@ def rss_after(srv, seconds):
     return peak
 
 
+def open_stalled(srv, hello, socks, n=3000):
+    """Opens n connections that each send hello and then read nothing (a small
+    receive buffer), into socks (the caller closes them)."""
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(hello)
+        socks.append(s)
+
+
 @pytest.mark.parametrize("pad", [0, 3000])
 def test_h2_refusals_held_by_shut_windows(crmd, pad):
     srv, key, token = started(crmd, f"h2stall{pad}")
@@ -54,11 +64,7 @@ def test_h2_refusals_held_by_shut_windows(crmd, pad):
     socks = []
     try:
         t0 = time.monotonic()
-        for _ in range(3000):
-            s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            s.sendall(hello)
-            socks.append(s)
+        open_stalled(srv, hello, socks)
         peak = rss_after(srv, 3.0)
         # An honest reader is served meanwhile, over HTTP/2 and HTTP/1.
         h = H2Client(srv.port)
@@ -122,11 +128,7 @@ def test_h2_healthz_answers_held_by_shut_windows(crmd):
     hello = PREFACE + SHUT_WINDOW + b"".join(frame(HEADERS, 5, 1 + 2 * k, get_block(b"/healthz")) for k in range(16))
     socks = []
     try:
-        for _ in range(3000):
-            s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            s.sendall(hello)
-            socks.append(s)
+        open_stalled(srv, hello, socks)
         peak = rss_after(srv, 3.0)
     finally:
         for s in socks:
