@@ -83,10 +83,10 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
 /* The ids of SCHEMA_WEBHOOK_SQL's statements: each backend's enum of
  * statements holds them. */
 #define SCHEMA_WEBHOOK_STMT_IDS                                                                              \
-    Q_WH_INSERT, Q_WH_GET, Q_WH_LIST, Q_WH_UPDATE, Q_WH_DELIVERIES, Q_EV_RECORD, Q_EV_FULL_LOG,              \
-        Q_EV_FULL_OFF, Q_OUT_QUEUE, Q_OUT_ATTEMPT, Q_OUT_DONE, Q_OUT_RETRY, Q_OUT_OK, Q_OUT_FAILED,          \
-        Q_OUT_RELEASE, Q_OUT_RENEW, Q_OUT_DROP, Q_WH_IMPORT, Q_EV_IMPORT_PAYLOAD, Q_EV_IMPORT, Q_WH_COUNTS,  \
-        Q_WH_EXPORT, Q_EV_EXPORT, Q_OUT_OWNERS, Q_OUT_FREE, Q_OUT_PRUNE
+    Q_WH_INSERT, Q_WH_GET, Q_WH_LIST, Q_WH_UPDATE, Q_WH_DELIVERIES, Q_EV_RECORD, Q_EV_NEAR_FULL,             \
+        Q_EV_FULL_LOG, Q_EV_FULL_OFF, Q_OUT_QUEUE, Q_OUT_ATTEMPT, Q_OUT_DONE, Q_OUT_RETRY, Q_OUT_OK,         \
+        Q_OUT_FAILED, Q_OUT_RELEASE, Q_OUT_RENEW, Q_OUT_DROP, Q_WH_IMPORT, Q_EV_IMPORT_PAYLOAD, Q_EV_IMPORT, \
+        Q_WH_COUNTS, Q_WH_EXPORT, Q_EV_EXPORT, Q_OUT_OWNERS, Q_OUT_FREE, Q_OUT_PRUNE
 
 /* clang-format off */
 #define SCHEMA_WEBHOOK_KEY(P) "app_id = " P(1, int8) " AND id = " P(2, uuid)
@@ -162,6 +162,13 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
                       P(4, uuid) ", " P(5, uuid) ", " P(6, int4) ", 1, NULL, 0, 'dropped: " WEBHOOK_FULL_TEXT \
                       "', NULL, " P(7, int8) " FROM webhooks WHERE " SCHEMA_BACKLOG_FULL(P, FULL),           \
     [Q_EV_FULL_OFF] = "UPDATE webhooks SET active = false WHERE " IN_ORDER(SCHEMA_BACKLOG_FULL(P, FULL)),    \
+    /* The least room left in the backlogs (of cap P(3)) of the app's     \
+     * active webhooks of any of the types P(2), each counted up to the   \
+     * cap; no row for none (PostgreSQL's look ahead).                   */ \
+    [Q_EV_NEAR_FULL] = "SELECT min(" P(3, int8) " - (SELECT count(*) FROM (SELECT 1 FROM webhook_events q "   \
+                       "WHERE q.webhook_id = webhooks.id LIMIT " P(3, int8) ") AS c)) FROM webhooks WHERE "   \
+                       "app_id = " P(1, int8) " AND active AND (events & " P(2, int4) ") <> 0 "              \
+                       "HAVING count(*) > 0",                                                                \
     [Q_OUT_QUEUE] = "SELECT " SCHEMA_QUEUED_COLS_E " FROM " SCHEMA_QUEUED_FROM " JOIN webhooks w ON "         \
                     "w.id = e.webhook_id WHERE e.webhook_id = " P(1, uuid) " ORDER BY e.seq LIMIT " P(2, int8), \
     /* Not for a webhook deleted meanwhile (its log went with it). */                                      \

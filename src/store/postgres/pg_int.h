@@ -258,6 +258,11 @@ typedef struct pg_store {
      * again. Reset before each try of a write. */
     bool retry;
     /* The statement in progress changes this app's lead count by op_delta. */
+    /* The app whose webhooks all had room for ev_room more events each
+     * when this transaction last looked (webhooks.c: backlog_full); 0
+     * for none. A transaction begins without it. */
+    int64_t ev_room_app;
+    int ev_room;
     int64_t op_app;
     int op_delta;
     /* The lead count changes of the unit of work in progress, kept in the

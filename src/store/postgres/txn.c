@@ -123,6 +123,7 @@ store_rc_t pg_exec_sql(pg_store_t *s, const char *sql)
 store_rc_t pg_tx_begin(pg_store_t *s, const char *sql)
 {
     assert(!s->in_tx);
+    s->ev_room_app = 0; /* other processes may have queued events since */
     store_rc_t rc = pg_exec_sql(s, sql);
     if (rc == STORE_OK) s->in_tx = true;
     return rc;
