@@ -279,6 +279,16 @@ static const char *lead_of(const api_write_t *w, int i)
     return w->lead_at != NULL ? w->lead_at(w, i - path) : NULL;
 }
 
+/* How many leads the writes of batch yet to run change. */
+static size_t leads_counted(const api_write_t *batch)
+{
+    size_t n = 0;
+    for (const api_write_t *w = batch; w != NULL; w = w->next)
+        for (int i = 0; w->status == 0 && lead_of(w, i) != NULL; i++)
+            n++;
+    return n;
+}
+
 /* The leads the writes of batch yet to run change, into a new array *v
  * (NULL when there are none); false when out of memory. */
 static bool leads_to_run(const api_write_t *batch, store_lead_ref_t **v, size_t *n)
@@ -318,11 +328,7 @@ static bool leads_to_run(const api_write_t *batch, store_lead_ref_t **v, size_t 
  * the most common batch, costs nothing more. */
 static store_rc_t lock_ahead(store_t *s, api_write_t *batch)
 {
-    store_lead_ref_t *leads;
-    size_t n;
-    if (!leads_to_run(batch, &leads, &n)) return STORE_UNAVAILABLE;
-    free(leads);
-    if (n < 2) return STORE_OK;
+    if (leads_counted(batch) < 2) return STORE_OK;
     for (api_write_t *w = batch; w != NULL; w = w->next) {
         if (w->status != 0 || w->idem_key[0] == '\0') continue;
         bool in_flight;
@@ -330,6 +336,8 @@ static store_rc_t lock_ahead(store_t *s, api_write_t *batch)
         if (rc != STORE_OK) return rc;
         if (in_flight) w->status = api_idem_render_in_flight(&w->out);
     }
+    store_lead_ref_t *leads;
+    size_t n;
     if (!leads_to_run(batch, &leads, &n)) return STORE_UNAVAILABLE;
     store_rc_t rc = n < 2 ? STORE_OK : store_leads_lock(s, leads, n);
     free(leads);
