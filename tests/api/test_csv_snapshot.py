@@ -269,6 +269,7 @@ def test_an_export_whose_client_takes_nothing_lets_its_snapshot_go_after_the_idl
     conn.close()
 
 
+@pytest.mark.waits
 def test_an_export_read_slowly_but_steadily_is_not_cut_off_by_the_idle_time(make_server):
     srv = make_server(extra_args=["--export-time", "60s:3s"])
     app = srv.new_app()
