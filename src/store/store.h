@@ -592,9 +592,13 @@ static inline void store_set_loop(store_t *s, const store_loop_t *loop)
  * SQLite a read still running at the deadline stops (its statement is
  * interrupted: every 1,000 virtual machine steps the clock is read) and
  * returns STORE_TOO_SLOW; the API sets it around each read it runs on the
- * loop (api_req_read, --read-time). Other connections (exports' readers,
- * the writer, the commands) ignore it. PostgreSQL ignores it: its reads
- * do not hold the loop (store_set_loop). */
+ * loop (api_req_read, --read-time). On PostgreSQL, whose reads complete
+ * later, the time left until the deadline when a read starts becomes the
+ * statement_timeout of the thread's read connection, kept from then on (0
+ * leaves it): each statement still running after that long is cancelled
+ * and its read completes with STORE_TOO_SLOW (store/postgres/async.c).
+ * Other connections (exports' readers, the writer, the commands) ignore
+ * it. */
 static inline void store_read_deadline(store_t *s, int64_t deadline_ns)
 {
     if (s->ops->read_deadline != NULL) s->ops->read_deadline(s, deadline_ns);

@@ -840,9 +840,10 @@ def test_reads_queued_behind_one_that_timed_out_on_a_lock_fail_with_it(make_serv
     connection, each in its own turn of the loop and so its own batch, would each
     wait out the lock in turn (a review saw 45 s); they fail with it, at once. A
     read sent after that failure is tried again, and once the lock goes, reads are
-    answered, each with its own rows."""
+    answered, each with its own rows. --read-time is off: at its default (1 s) each
+    read would be cancelled before lock_timeout (test_read_time has that)."""
     name, url = new_db()
-    srv = make_server(threads=1, db_url=url)
+    srv = make_server(threads=1, db_url=url, extra_args=["--read-time", "0"])
     app = srv.new_app()
     lead = app.create_lead(name="Locked away")
     other = app.create_lead(name="Also locked away")

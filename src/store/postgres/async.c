@@ -65,6 +65,20 @@
  * them to wait it out answers them too, so no read waits much longer than
  * lock_timeout.
  *
+ * The API's reads are bounded by --read-time (pg_read_deadline): the
+ * session of a thread's connection gets it as its statement_timeout, in a
+ * batch of its own, so that no failure in a batch undoes it, and the
+ * server times each statement of a batch from its own start (its timer
+ * starts again at each Execute of a pipeline: six pipelined statements of
+ * 30 ms each all pass a 50 ms statement_timeout on PostgreSQL 15). A read
+ * cancelled at it (57014) completes with STORE_TOO_SLOW; the reads the
+ * server then skipped in its batch go again, as after any failed read, and
+ * the Sync ends the aborted batch, so the connection serves on. A read
+ * waiting for a lock is cancelled alike, so with the default --read-time
+ * (1 s) lock_timeout (5 s, below) only applies when --read-time is longer
+ * or off; the reads queued behind one cancelled there each wait up to
+ * --read-time for the lock in their turn.
+ *
  * A server that stops answering while its host still acknowledges (a hung
  * backend: TCP's keepalives and tcp_user_timeout never fire) is given up
  * like a lost one once the reads sent on it go unanswered for
@@ -76,9 +90,11 @@
  * at each execution would cost more than running it.
  */
 #include <assert.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store/postgres/pg_int.h"
 
@@ -288,6 +304,7 @@ static void drop(pg_store_t *s)
     a->broken = false;
     a->batched = 0;
     a->batch_unavailable = false;
+    a->told_ms = 0; /* a new connection starts without the read bound */
 }
 
 /* Why connection c failed (libpq's msg), as logged: never a password. */
@@ -348,29 +365,58 @@ static bool start_connect(pg_store_t *s)
     return ok;
 }
 
+static bool send_one(pg_store_t *s, pg_aread_t *r);
 static bool send_unsent(pg_store_t *s);
 static bool end_batch(pg_store_t *s);
 
-/* Puts a set-up entry (sql NULL: the session's settings) first in the
- * queue; false when out of memory. */
-static bool prepend_setup(pg_async_t *a, const char *sql)
+/* A set-up entry (sql NULL: the session's settings); NULL when out of
+ * memory. */
+static pg_aread_t *setup_new(pg_async_t *a, const char *sql)
 {
     pg_aread_t *setup = entry_new(a, SETUP);
     if (setup == NULL || (sql != NULL && (setup->sql = strdup(sql)) == NULL)) {
         if (setup != NULL) entry_free(a, setup);
-        return false;
+        return NULL;
     }
-    setup->next = a->head;
-    a->head = setup;
-    if (a->tail == NULL) a->tail = setup;
+    return setup;
+}
+
+/* Puts a set-up entry (sql NULL: the session's settings) last in the
+ * queue; false when out of memory. */
+static bool append_setup(pg_async_t *a, const char *sql)
+{
+    pg_aread_t *setup = setup_new(a, sql);
+    if (setup == NULL) return false;
+    append(a, setup);
     return true;
 }
 
+/* Puts the entries of list (take_all's) back at the end of the queue, in
+ * order. */
+static void append_all(pg_async_t *a, pg_aread_t *list)
+{
+    while (list != NULL) {
+        pg_aread_t *r = list;
+        list = r->next;
+        append(a, r);
+    }
+}
+
+/* The statement that bounds the session's statements at the read time. */
+static void read_timeout_sql(const pg_async_t *a, char *sql, size_t sqlsz)
+{
+    snprintf(sql, sqlsz, PG_READ_TIMEOUT_FMT, a->read_ms);
+}
+
 /* Makes the connection a thread's read connection (non-blocking, in
- * pipeline mode, watched for reading) and sends the session's set-up, then
- * every read that waited for it, in order, as one batch; false when that
- * cannot be done. A reader's snapshot begins first: its transaction
- * outlives the batches' Syncs, which end only implicit ones. */
+ * pipeline mode, watched for reading) and sends the session's set-up (with
+ * the read time's statement_timeout once the API has given one) as a batch
+ * of its own, then every read that waited for it, in order, as the next;
+ * false when that cannot be done. The set-up's batch commits whatever
+ * becomes of the reads: settings made in the implicit transaction of a
+ * batch whose read then fails (one stopped at statement_timeout, say)
+ * would be undone with it. A reader's snapshot begins first: its
+ * transaction outlives the batches' Syncs, which end only implicit ones. */
 static bool start_session(pg_store_t *s)
 {
     pg_async_t *a = &s->aio;
@@ -378,9 +424,39 @@ static bool start_session(pg_store_t *s)
         return false;
     a->state = AIO_READY;
     a->silence_ms = pg_silence_ms(s->conn);
-    if (!prepend_setup(a, NULL)) return false;
-    if (a->snapshot && !prepend_setup(a, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) return false;
-    return send_unsent(s) && end_batch(s);
+    /* The reads waiting go after the set-up's batch and its Sync, whose
+     * entry end_batch appends to the queue. */
+    pg_aread_t *waiting = take_all(a);
+    char sql[sizeof PG_READ_TIMEOUT_FMT + 16];
+    read_timeout_sql(a, sql, sizeof sql);
+    bool ok = (!a->snapshot || append_setup(a, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) &&
+              append_setup(a, NULL) && (a->read_ms == 0 || append_setup(a, sql)) && send_unsent(s) &&
+              end_batch(s);
+    a->told_ms = ok ? a->read_ms : 0;
+    append_all(a, waiting);
+    return ok && send_unsent(s) && end_batch(s);
+}
+
+/* Tells a ready connection's session the read time the API gave since it
+ * was set up (a thread's connection is set up before its first request):
+ * the reads queued so far end their batch, and the setting goes alone in
+ * the next (see start_session), so that it holds for every read after it
+ * whatever fails. False when that cannot be done: the connection is then
+ * broken. */
+static bool tell_read_time(pg_store_t *s)
+{
+    pg_async_t *a = &s->aio;
+    char sql[sizeof PG_READ_TIMEOUT_FMT + 16];
+    read_timeout_sql(a, sql, sizeof sql);
+    pg_aread_t *setup = setup_new(a, sql);
+    if (setup == NULL) return false;
+    if (!end_batch(s)) {
+        entry_free(a, setup);
+        return false;
+    }
+    a->told_ms = a->read_ms;
+    append(a, setup);
+    return send_one(s, setup) && end_batch(s);
 }
 
 /* The connection is made. */
@@ -619,6 +695,12 @@ static void note_failure(pg_store_t *s, pg_aread_t *r, const PGresult *res)
     } else if (named && !preparing && strcmp(sqlstate(res), "26000") == 0) {
         s->prepared[r->id] = false;
         r->skipped = true;
+    } else if (strcmp(sqlstate(res), PG_QUERY_CANCELED) == 0 && s->aio.told_ms > 0) {
+        /* Stopped at the read time's statement_timeout: the client is
+         * told (503 "Read Timeout", as SQLite's), not the log, and the
+         * reads the server skipped behind it go again, since theirs is no
+         * failure of the moment. */
+        r->rc = STORE_TOO_SLOW;
     } else {
         if (preparing) s->prepared[r->id] = false;
         r->rc = pg_map_error(s, res);
@@ -804,6 +886,7 @@ static store_rc_t start_read(pg_store_t *s, enum pg_stmt_id id, const char *sql,
     r->fn = fn;
     r->to = *to;
     r->async = *async;
+    if (a->state == AIO_READY && !a->broken && a->read_ms != a->told_ms && !tell_read_time(s)) broken(s);
     append(a, r);
     if (a->state == AIO_READY && !a->broken) {
         if (!send_one(s, r)) broken(s);
@@ -825,6 +908,29 @@ store_rc_t pg_read_rows_sql(pg_store_t *s, const char *sql, const pg_params_t *p
     if (async != NULL && s->aio.on) return start_read(s, Q__COUNT, sql, p, fn, to, async);
     int id = pg_dyn_id(s, sql);
     return id < 0 ? STORE_ERROR : read_now(s, (enum pg_stmt_id)id, p, fn, to);
+}
+
+/* A server thread's read connection bounds each statement at the read
+ * time the API gives with its reads (--read-time): the deadline, taken
+ * as a duration when a read begins, becomes the session's
+ * statement_timeout, told once (start_session, tell_read_time) rather
+ * than with each read, and a statement cancelled at it is answered
+ * STORE_TOO_SLOW (note_failure). Unlike SQLite's reads, PostgreSQL's do
+ * not hold the loop, but they hold the thread's one connection: the
+ * server runs its reads one after the other, so a slow one delays every
+ * read of every app queued behind it. The end of a read (0) keeps the
+ * bound for the next. A reader's (an export's, which has --export-time)
+ * and a store without a loop (the writer's, the webhook sender's, the
+ * purge's, a command's) are never bounded. */
+void pg_read_deadline(store_t *base, int64_t deadline_ns)
+{
+    pg_store_t *s = pg_of(base);
+    pg_async_t *a = &s->aio;
+    if (!a->on || a->snapshot || deadline_ns == 0) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t left_ms = (deadline_ns - ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec) + 500000) / 1000000;
+    a->read_ms = left_ms < 1 ? 1 : left_ms > INT_MAX ? INT_MAX : (int)left_ms;
 }
 
 void pg_set_loop(store_t *base, const store_loop_t *loop)

@@ -220,6 +220,11 @@ typedef struct pg_async {
     bool snapshot, spent;
     int depth;    /* loop callbacks of this store running (async.c) */
     bool closing; /* pg_close was called under one: pg_close_now when it ends */
+    /* The bound of the API's reads (store_read_deadline, --read-time) in
+     * ms, 0 for none, and the statement_timeout the connection's session
+     * was told (0: none, as a new connection starts): a server thread's
+     * connection carries the bound as its statement_timeout (async.c). */
+    int read_ms, told_ms;
 } pg_async_t;
 
 /* A change of one app's lead count, applied when the transaction commits. */
@@ -331,6 +336,14 @@ extern const char pg_reader_session_sql[];
  * then generic again, each until its batch ends. */
 extern const char pg_custom_plans_sql[];
 extern const char pg_generic_plans_sql[];
+/* printf format of what a server thread's read connection runs, in a
+ * batch of its own, to bound each of its statements at the API's read
+ * time (%d: ms; async.c). Session-wide, since a read may go in any batch,
+ * but alone before its Sync, since a setting made in the implicit
+ * transaction of a batch that then fails is undone with it. */
+#define PG_READ_TIMEOUT_FMT "SELECT set_config('statement_timeout', '%dms', false)"
+/* The SQLSTATE of a statement cancelled, at statement_timeout among others. */
+#define PG_QUERY_CANCELED "57014"
 
 /* Reconnection bookkeeping, shared by both ways of connecting: whether an
  * attempt is allowed now (not during the back-off after a failure, unless
@@ -622,8 +635,8 @@ store_rc_t pg_webhook_export(pg_store_t *s, const store_export_t *cb, void *ctx)
  * pg_close (async.c), pg_migrate (migrate.c), pg_lead_* (leads.c; pg_lead_trash and
  * pg_lead_recover in trash.c, with pg_trash_*), pg_idem_* (idem.c), pg_history_* (history.c), pg_follow_*
  * (follows.c), pg_app_*, pg_keys, pg_key_add, pg_key_update, pg_token_record, pg_token_revoke,
- * pg_revoked_since, pg_backup (admin.c), pg_copy_* (bulk.c) and pg_set_loop (async.c), each with the type of
- * its store_ops_t slot. */
+ * pg_revoked_since, pg_backup (admin.c), pg_copy_* (bulk.c), pg_set_loop and pg_read_deadline (async.c), each
+ * with the type of its store_ops_t slot. */
 STORE_OPS_DECLARE(pg)
 
 #endif

@@ -114,13 +114,6 @@ void pg_set_writer(store_t *base)
     (void)base;
 }
 
-/* PostgreSQL's reads never hold the loop (async.c): no deadline. */
-void pg_read_deadline(store_t *base, int64_t deadline_ns)
-{
-    (void)base;
-    (void)deadline_ns;
-}
-
 store_t *store_postgres_open(const char *conninfo, char *err, size_t errsz)
 {
     if (!readable(conninfo, err, errsz)) return NULL;
