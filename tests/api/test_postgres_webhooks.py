@@ -5,11 +5,16 @@ process with --webhook-sender off records events that the others deliver,
 and a killed sender's webhooks are taken over with nothing lost."""
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+import requests
+
 from apiutil import App, assert_status, body_json
 from conftest import pg_new_database, psql
+from test_postgres import Holder, lock_waits, wait_until
 from webhookutil import Receiver, check_delivery, create_webhook
 
 FLAGS = ["--webhook-allow-private", "--webhook-retry", "1s"]
@@ -201,3 +206,77 @@ def test_the_webhook_limit_holds_across_processes(make_server):
                 assert body_json(r)["errors"][0]["detail"] == "An app may have at most 100 webhooks"
         total = body_json(app_a.get("/webhooks/", params={"records": 1}))["meta"]["totalRecords"]
         assert total == 100
+
+
+@pytest.mark.parametrize("swap", [False, True], ids=["one-more-active", "as-many-active"])
+def test_a_backlog_set_active_by_another_process_keeps_its_cap(make_server, swap):
+    """A writer's transaction looks once at the room left in its app's
+    active backlogs and lets that many events skip the test of a full one.
+    A webhook with a full backlog that another process sets active again
+    meanwhile was never counted: its backlog took 43 events past a cap of
+    50 (review rv83) before the look checked that the active webhooks are
+    still those seen. With swap, another webhook is set inactive too, so
+    that as many are active as at the look."""
+    cap, extra = 50, 40
+    url = pg_new_database()
+    args = ["--webhook-allow-private", "--webhook-sender", "off", "--webhook-backlog-max", str(cap)]
+    a = make_server(threads=2, db_url=url, extra_args=args)
+    b = make_server(threads=2, db_url=url, extra_args=args)
+    app_a = a.new_app()
+    app_b = App(b.base_url, app_a.key, app_a.token)
+    full = create_webhook(app_a, "http://127.0.0.1:9/full")["id"]
+    x, y = app_a.create_lead(name="X"), app_a.create_lead(name="Y")
+    assert_status(app_a.post("/leads/batch", {"operations": [{"op": "create", "lead": {"name": f"fill{i}"}}
+                                                              for i in range(cap - 2)]}), 200)
+    assert queued(url, full) == cap
+    app_a.create_lead(name="dropped")  # full: the webhook is made inactive
+    assert body_json(app_a.get(f"/webhooks/{full}"))["data"]["attributes"]["active"] is False
+    other = create_webhook(app_a, "http://127.0.0.1:9/other")["id"]  # empty: the room is the cap
+    res, threads = {}, []
+
+    def send(name, method, path, body):
+        t = threading.Thread(target=lambda: res.setdefault(name, requests.request(
+            method, b.base_url + path, json=body, headers=app_b.headers, timeout=30)))
+        t.start()
+        threads.append(t)
+
+    with Holder(url) as hy, Holder(url) as hx:
+        for h, lead in ((hy, y), (hx, x)):
+            h.send(f"BEGIN; SELECT 1 FROM leads WHERE id = '{lead['id']}' FOR UPDATE;")
+        wait_until(lambda: holders_idle(url) == 2, "the holders' locks")
+        # b's writer waits for Y while the writes of its next batch queue up.
+        send("y", "PUT", f"/leads/{y['id']}", {"lead": {"name": "Y2"}})
+        wait_until(lambda: lock_waits(url) >= 1, "b's writer waiting for Y")
+        send("first", "POST", "/leads/", {"lead": {"name": "first"}})  # looks: room 50
+        time.sleep(0.15)
+        send("x", "PUT", f"/leads/{x['id']}", {"lead": {"name": "X2"}})  # then waits for X
+        time.sleep(0.15)
+        for i in range(extra):
+            send(f"c{i}", "POST", "/leads/", {"lead": {"name": f"c{i}"}})
+            time.sleep(0.02)
+        time.sleep(0.3)
+        hy.send("COMMIT;")
+        hy.finish()
+        time.sleep(0.5)
+        wait_until(lambda: lock_waits(url) >= 1, "b's writer waiting for X")
+        # Meanwhile, through process a: the full webhook is active again.
+        if swap:
+            assert_status(app_a.put(f"/webhooks/{other}", {"webhook": {"active": False}}), 200)
+        assert_status(app_a.put(f"/webhooks/{full}", {"webhook": {"active": True}}), 200)
+        hx.send("COMMIT;")
+        hx.finish()
+        for t in threads:
+            t.join()
+    for name, r in res.items():
+        assert r.status_code in (200, 201), (name, r.status_code, r.text)
+    assert queued(url, full) <= cap
+    assert body_json(app_a.get(f"/webhooks/{full}"))["data"]["attributes"]["active"] is False
+
+
+def queued(url, webhook_id):
+    return int(psql(url, f"SELECT count(*) FROM webhook_events WHERE webhook_id = '{webhook_id}'"))
+
+
+def holders_idle(url):
+    return int(psql(url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'holder' "
+                         "AND state = 'idle in transaction'"))
