@@ -55,6 +55,11 @@
  * the connection is made again anyway, its snapshot ending with it), until
  * it has run no export for this long. */
 #define EXPORT_IDLE_MS 30000
+/* After the process's exports have held snapshots without a break for an
+ * export's time, none begins until none has run for this long: SQLite
+ * starts its WAL again only once a checkpoint has copied every frame and
+ * a write begins with no snapshot open, which takes a few commits. */
+#define EXPORT_QUIET_MS 2000
 
 /* The running exports of the process, by app (any thread). At most
  * API_EXPORT_MAX_TOTAL run, so that many apps is room enough. */
@@ -63,6 +68,10 @@ static struct {
     int max_total, max_per_app;
     int64_t max_ms, idle_ms;
     int running;
+    /* mono_ms: when running last rose from 0, and last fell to 0; long:
+     * the snapshots held from chain_since lasted max_ms or more. */
+    int64_t chain_since, quiet_since;
+    bool long_chain;
     struct {
         int64_t app;
         int n;
@@ -89,13 +98,17 @@ static int64_t mono_ms(void)
 }
 
 /* Whether a new export may run, and why not. */
-enum export_room { EXPORT_ROOM, EXPORT_APP_FULL, EXPORT_APP_LONG, EXPORT_ALL_FULL };
+enum export_room { EXPORT_ROOM, EXPORT_APP_FULL, EXPORT_APP_LONG, EXPORT_ALL_FULL, EXPORT_ALL_LONG };
 
 /* Takes a place for an export of app (export_give gives it back). An app
  * whose exports have held snapshots without a break (one running at every
  * moment) for max_ms gets none until they have all ended: then its
- * snapshots never span more than twice max_ms, and the WAL is let go
- * between. */
+ * snapshots never span more than twice max_ms. The same holds for the
+ * process's exports of every app: exports of two apps begun in turn (or an
+ * app's begun as soon as its last ended) kept a snapshot open for ever and
+ * SQLite's WAL grew without end, so once the process's exports have held
+ * snapshots without a break for max_ms, none begins until they have all
+ * ended and none has run for EXPORT_QUIET_MS, when the WAL is let go. */
 static enum export_room export_take(int64_t app)
 {
     int64_t now = mono_ms();
@@ -110,9 +123,17 @@ static enum export_room export_take(int64_t app)
         room = EXPORT_APP_FULL;
     else if (at >= 0 && now - limits.apps[at].since >= limits.max_ms)
         room = EXPORT_APP_LONG;
+    else if (limits.running > 0 && now - limits.chain_since >= limits.max_ms)
+        room = EXPORT_ALL_LONG;
+    else if (limits.running == 0 && limits.long_chain && now - limits.quiet_since < EXPORT_QUIET_MS)
+        room = EXPORT_ALL_LONG;
     else if (limits.running >= limits.max_total)
         room = EXPORT_ALL_FULL;
     if (room == EXPORT_ROOM) {
+        if (limits.running == 0) {
+            limits.chain_since = now;
+            limits.long_chain = false;
+        }
         if (at < 0) { /* running < max_total: one is free */
             at = free_at;
             assert(at >= 0);
@@ -132,7 +153,10 @@ static void export_give(int64_t app)
     for (int i = 0; i < API_EXPORT_MAX_TOTAL; i++) {
         if (limits.apps[i].n > 0 && limits.apps[i].app == app) {
             limits.apps[i].n--;
-            limits.running--;
+            if (--limits.running == 0) {
+                limits.quiet_since = mono_ms();
+                limits.long_chain = limits.quiet_since - limits.chain_since >= limits.max_ms;
+            }
             break;
         }
     }
@@ -402,6 +426,14 @@ static bool export_open(export_t *x, api_req_t *r)
             r, 429, "Too Many Requests",
             "This app's CSV exports have held a snapshot of the database without a break for as long "
             "as one export may; retry when they have ended.");
+        return false;
+    }
+    if (room == EXPORT_ALL_LONG) {
+        api_header_int(r, "retry-after", EXPORT_RETRY_AFTER_S);
+        api_reply_error(
+            r, 503, "Service Unavailable",
+            "The server's CSV exports have held a snapshot of the database without a break for as "
+            "long as one export may; retry shortly.");
         return false;
     }
     if (room == EXPORT_ALL_FULL) { /* every 503 says Retry-After: 1 (respond.c) */
