@@ -42,6 +42,7 @@
 #include "api/resource.h"
 #include "api/respond.h"
 #include "model/csv.h"
+#include "model/timestamp.h"
 
 /* Leads read per page: a page of long names stays near 64 KiB, the size
  * the memory guard lets any answer have. */
@@ -277,7 +278,12 @@ static void read_page(export_t *x)
     x->q.after = x->last.n > 0 ? &x->after : NULL;
     x->reading = true;
     store_async_t async = {.done = on_page, .ctx = x};
+    /* A page read on SQLite holds the thread's loop like any read (one
+     * whose filter falls off the index scans every lead of the app):
+     * --read-time bounds it and its app pays for its time. */
+    int64_t t0 = api_read_begin(x->db);
     store_rc_t rc = store_lead_find(x->db, x->app, &x->q, &x->total, emit, x, &async);
+    api_read_end(x->db, x->app, ts_now_ms(), t0);
     if (rc == STORE_PENDING) {
         x->counted = true;
         x->t->reads_pending++;

@@ -194,6 +194,22 @@ static void charge(const api_req_t *r, int64_t took_ns)
                      (double)over_ms * API_READ_COST_PER_MS);
 }
 
+int64_t api_read_begin(store_t *s)
+{
+    int64_t t0 = mono_ns();
+    store_read_deadline(s, read_max_ns > 0 ? t0 + read_max_ns : 0);
+    return t0;
+}
+
+void api_read_end(store_t *s, int64_t app, int64_t now, int64_t t0)
+{
+    store_read_deadline(s, 0);
+    int64_t over_ms = (mono_ns() - t0) / 1000000 - API_READ_FREE_MS;
+    if (over_ms <= 0 || app == 0 || !ratelimit_enabled(RATELIMIT_APP)) return;
+    ratelimit_charge(RATELIMIT_APP, (ratelimit_key_t){(uint64_t)app, 0}, now,
+                     (double)over_ms * API_READ_COST_PER_MS);
+}
+
 void api_req_read(api_req_t *r, api_read_start_fn start, api_read_done_fn done)
 {
     assert(r->read_done == NULL && !r->waiting);

@@ -45,6 +45,13 @@ void api_req_thread_fini(api_thread_t *t);
  * context, out parameters) must live in r. */
 void api_req_read(api_req_t *r, api_read_start_fn start, api_read_done_fn done);
 
+/* The same bounds for a read made on the loop outside api_req_read (an
+ * export's pages, on a reader of its own): api_read_begin sets s's
+ * deadline (--read-time) and returns the read's start, api_read_end clears
+ * it and charges app (at now) for the loop time beyond API_READ_FREE_MS. */
+int64_t api_read_begin(store_t *s);
+void api_read_end(store_t *s, int64_t app, int64_t now, int64_t t0);
+
 /* Ends r without an answer, logging and counting nothing: r was only a
  * look at a request that is handled later (api_body_check). */
 void api_req_forget(api_req_t *r);

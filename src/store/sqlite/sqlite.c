@@ -33,7 +33,7 @@ static int past_deadline(void *arg)
 void sq_read_deadline(store_t *base, int64_t deadline_ns)
 {
     sqlite_store_t *s = sq_of_read(base); /* its held snapshot stays */
-    s->deadline_ns = s->has_loop ? deadline_ns : 0;
+    s->deadline_ns = s->timed ? deadline_ns : 0;
     s->too_slow = false;
 }
 
@@ -47,6 +47,7 @@ void sq_set_loop(store_t *base, const store_loop_t *loop)
     sqlite_store_t *s = sq_of(base);
     s->loop = *loop;
     s->has_loop = true;
+    s->timed = true;
     sqlite3_progress_handler(s->db, SQ_DEADLINE_STEPS, past_deadline, s);
     /* It only reads: the writer's larger page cache (conn.c) would grow
      * with every page it reads, on each server thread. */
@@ -63,7 +64,15 @@ store_t *sq_reader_open(store_t *base, char *err, size_t errsz)
         snprintf(err, errsz, "an in-memory database has no second connection");
         return NULL;
     }
-    return store_sqlite_open(s->path, false, err, errsz);
+    store_t *r = store_sqlite_open(s->path, false, err, errsz);
+    /* Its reads run on the loop too (an export's pages, export.c): they
+     * take the same deadlines. */
+    if (r != NULL) {
+        sqlite_store_t *rs = (sqlite_store_t *)r;
+        rs->timed = true;
+        sqlite3_progress_handler(rs->db, SQ_DEADLINE_STEPS, past_deadline, rs);
+    }
+    return r;
 }
 
 static const store_ops_t sqlite_ops = STORE_OPS_INIT(sq);

@@ -212,6 +212,7 @@ typedef struct sqlite_store {
      * sq_hold): only on a connection that serves an event loop. */
     store_loop_t loop;
     bool has_loop;
+    bool timed; /* its reads take deadlines (a loop's connection, an export's reader) */
     bool held;
     uint64_t held_seq;         /* the process's commit count when it began */
     store_timer_t *hold_timer; /* ends it when the loop's turn ends */
