@@ -597,8 +597,9 @@ static inline void store_set_loop(store_t *s, const store_loop_t *loop)
  * statement_timeout of the thread's read connection, kept from then on (0
  * leaves it): each statement still running after that long is cancelled
  * and its read completes with STORE_TOO_SLOW (store/postgres/async.c).
- * Other connections (exports' readers, the writer, the commands) ignore
- * it. */
+ * On SQLite an export's reader (store_reader_open) takes it too, its pages
+ * being read on the loop (api_read_begin, api/export.c). Other connections
+ * (PostgreSQL's exports' readers, the writer, the commands) ignore it. */
 static inline void store_read_deadline(store_t *s, int64_t deadline_ns)
 {
     if (s->ops->read_deadline != NULL) s->ops->read_deadline(s, deadline_ns);
