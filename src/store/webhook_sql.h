@@ -126,10 +126,6 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
     "EXISTS (SELECT 1 FROM webhook_events q WHERE q.webhook_id = webhooks.id ORDER BY q.seq LIMIT 1 OFFSET " \
     P(3, int8) ")"
 
-/* Which webhooks a look ahead saw active (Q_EV_NEAR_FULL): how many, and
- * the sum of their updated_at, which a webhook set active again moves. */
-#define SCHEMA_EV_ACTIVE_SIG "count(*), CAST(COALESCE(sum(updated_at), 0) AS bigint)"
-
 /* The webhooks an event of app P(1) whose type's bits are P(2) goes to:
  * a queue row for each, all naming the event's one payload (each backend
  * writes its Q_EV_RECORD, which stores both when any webhook wants it). */
@@ -168,11 +164,9 @@ _Static_assert(SQL_WEBHOOK_F_URL == WEBHOOK_F_URL && SQL_WEBHOOK_F_EVENTS == WEB
     [Q_EV_FULL_OFF] = "UPDATE webhooks SET active = false WHERE " IN_ORDER(SCHEMA_BACKLOG_FULL(P, FULL)),    \
     /* The least room left in the backlogs (of cap P(3)) of the app's     \
      * active webhooks of any of the types P(2), each counted up to the   \
-     * cap, then which those are (SCHEMA_EV_ACTIVE_SIG); no row for none  \
-     * (PostgreSQL's look ahead).                                         */ \
+     * cap; no row for none (PostgreSQL's look ahead).                   */ \
     [Q_EV_NEAR_FULL] = "SELECT min(" P(3, int8) " - (SELECT count(*) FROM (SELECT 1 FROM webhook_events q "   \
-                       "WHERE q.webhook_id = webhooks.id LIMIT " P(3, int8) ") AS c)), " SCHEMA_EV_ACTIVE_SIG \
-                       " FROM webhooks WHERE "                                                               \
+                       "WHERE q.webhook_id = webhooks.id LIMIT " P(3, int8) ") AS c)) FROM webhooks WHERE "   \
                        "app_id = " P(1, int8) " AND active AND (events & " P(2, int4) ") <> 0 "              \
                        "HAVING count(*) > 0",                                                                \
     [Q_OUT_QUEUE] = "SELECT " SCHEMA_QUEUED_COLS_E " FROM " SCHEMA_QUEUED_FROM " JOIN webhooks w ON "         \

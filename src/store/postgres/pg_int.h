@@ -125,7 +125,6 @@ enum pg_stmt_id {
     Q_OUT_LOCK,
     Q_PAYLOAD_LOCK,
     Q_PAYLOAD_DROP,
-    Q_EV_ACTIVE_SIG,
     Q_LEAD_UPDATE_OLD,
     Q_LEAD_DELETE_OLD,
     Q_TOTALS_ADD,
@@ -266,12 +265,9 @@ typedef struct pg_store {
     /* The statement in progress changes this app's lead count by op_delta. */
     /* The app whose webhooks all had room for ev_room more events each
      * when this transaction last looked (webhooks.c: backlog_full); 0
-     * for none. A transaction begins without it. ev_room_n and
-     * ev_room_sum are what Q_EV_ACTIVE_SIG said of the app's active
-     * webhooks then (how many, the sum of their updated_at). */
+     * for none. A transaction begins without it. */
     int64_t ev_room_app;
     int ev_room;
-    int64_t ev_room_n, ev_room_sum;
     int64_t op_app;
     int op_delta;
     /* The lead count changes of the unit of work in progress, kept in the

@@ -150,13 +150,7 @@
     [Q_PAYLOAD_LOCK] = "SELECT 1 FROM webhook_payloads WHERE event_id = ANY($1::uuid[]) ORDER BY event_id "  \
                        "FOR UPDATE",                                                                         \
     [Q_PAYLOAD_DROP] = "DELETE FROM webhook_payloads p WHERE p.event_id = ANY($1::uuid[]) AND NOT EXISTS ("  \
-                       "SELECT 1 FROM webhook_events e WHERE e.event_id = p.event_id)",                     \
-    /* Which of app $1's webhooks of the types $2 are active, as a count  \
-     * and the sum of their updated_at (Q_EV_NEAR_FULL's last columns):    \
-     * a webhook set active again since, here or in another process,      \
-     * changes it (its PUT moves updated_at on).                          */ \
-    [Q_EV_ACTIVE_SIG] = "SELECT " SCHEMA_EV_ACTIVE_SIG " FROM webhooks WHERE app_id = $1::int8 AND active AND " \
-                        "(events & $2::int4) <> 0"
+                       "SELECT 1 FROM webhook_events e WHERE e.event_id = p.event_id)"
 /* clang-format on */
 
 /* One migration per entry, applied in order; entry i brings the database

@@ -279,41 +279,18 @@ static store_rc_t webhook_deliveries(store_t *base, int64_t app, const char *id,
  * the app has no active webhook. */
 #define EV_ROOM_NONE 256
 
-/* Whether app's active webhooks of the types are still those the look
- * ahead saw (Q_EV_ACTIVE_SIG against what Q_EV_NEAR_FULL said with the
- * room): one seen inactive then may have been set active again since by
- * another process, with a backlog that was never counted, which the room
- * seen says nothing of. False on any failure (the test then runs). */
-static bool same_webhooks(pg_store_t *s, int64_t app, int32_t types)
-{
-    pg_params_t p = {0};
-    pgp_int8(&p, app);
-    pgp_int4(&p, types);
-    PGresult *res = NULL;
-    store_rc_t rc = pg_write(s, Q_EV_ACTIVE_SIG, &p, 0, 0, &res);
-    bool same = rc == STORE_OK && PQntuples(res) == 1 && pg_get_int(res, 0, 0) == s->ev_room_n &&
-                pg_get_int(res, 0, 1) == s->ev_room_sum;
-    PQclear(res);
-    return same;
-}
-
 /* Whether this event of app may skip the test of a full backlog: the
  * least room left in the app's webhooks' backlogs is looked at once
  * (Q_EV_NEAR_FULL), and that many events of the app skip the test in
  * this transaction, rather than the test at each event, which reads up
  * to --webhook-backlog-max entries of each webhook's queue and held the
  * process's writer 34 s for a batch of 500 creates of an app with 100
- * failing webhooks (a review). Each skip first checks, in one read of
- * the app's webhook rows, that the active webhooks are still those seen:
- * a webhook with a full backlog that another process set active again
- * after the look took 43 events past a cap of 50 (review rv83). In a unit
- * sending in pipeline mode (a batch's creates), the look collects what was
- * sent before it (txn.c: run). Not in crmd copy's import, which records
- * no events. */
+ * failing webhooks (a review). In a unit sending in pipeline mode (a
+ * batch's creates), the look collects what was sent before it (txn.c:
+ * run). Not in crmd copy's import, which records no events. */
 static bool room_ahead(pg_store_t *s, int64_t app, const store_event_t *ev)
 {
-    int32_t types = (int32_t)(EVENT_ALL | ((1u << EVENT_NTYPES) - 1));
-    if (s->ev_room_app == app && s->ev_room > 0 && same_webhooks(s, app, types)) {
+    if (s->ev_room_app == app && s->ev_room > 0) {
         s->ev_room--;
         return true;
     }
@@ -321,23 +298,18 @@ static bool room_ahead(pg_store_t *s, int64_t app, const store_event_t *ev)
     if (s->in_import) return false;
     pg_params_t p = {0};
     pgp_int8(&p, app);
-    pgp_int4(&p, types);
+    pgp_int4(&p, (int32_t)(EVENT_ALL | ((1u << EVENT_NTYPES) - 1)));
     pgp_int8(&p, ev->backlog_max);
     PGresult *res = NULL;
     store_rc_t rc = pg_write(s, Q_EV_NEAR_FULL, &p, 0, 0, &res);
-    bool none = rc == STORE_OK && PQntuples(res) == 0;
-    int64_t room = rc != STORE_OK ? 0 : none ? EV_ROOM_NONE : pg_get_int(res, 0, 0);
-    int64_t n = rc != STORE_OK || none ? 0 : pg_get_int(res, 0, 1);
-    int64_t sum = rc != STORE_OK || none ? 0 : pg_get_int(res, 0, 2);
+    int64_t room = rc != STORE_OK ? 0 : PQntuples(res) == 0 ? EV_ROOM_NONE : pg_get_int(res, 0, 0);
     PQclear(res);
     /* Room for room events in each backlog: this one and room - 1 more
      * (events only add to a backlog within the transaction; a webhook set
-     * active again, here or elsewhere, changes what same_webhooks reads). */
+     * active again forgets it: webhook_update). */
     if (room < 1) return false;
     s->ev_room_app = app;
     s->ev_room = room - 1 > INT_MAX ? INT_MAX : (int)(room - 1);
-    s->ev_room_n = n;
-    s->ev_room_sum = sum;
     return true;
 }
 
