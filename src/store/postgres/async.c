@@ -73,11 +73,13 @@
  * 30 ms each all pass a 50 ms statement_timeout on PostgreSQL 15). A read
  * cancelled at it (57014) completes with STORE_TOO_SLOW; the reads the
  * server then skipped in its batch go again, as after any failed read, and
- * the Sync ends the aborted batch, so the connection serves on. A read
- * waiting for a lock is cancelled alike, so with the default --read-time
- * (1 s) lock_timeout (5 s, below) only applies when --read-time is longer
- * or off; the reads queued behind one cancelled there each wait up to
- * --read-time for the lock in their turn.
+ * the Sync ends the aborted batch, so the connection serves on. The same
+ * setting makes lock_timeout a tenth shorter (5 s at most), so that a read
+ * waiting for a lock ends as above (STORE_UNAVAILABLE, with every read
+ * queued behind it) rather than cancelled as a slow read: then each read
+ * behind it waited up to --read-time for the lock in its turn, and a
+ * thread's connection got through one read a second for as long as an
+ * ALTER TABLE held the table (a review).
  *
  * A server that stops answering while its host still acknowledges (a hung
  * backend: TCP's keepalives and tcp_user_timeout never fire) is given up
@@ -405,7 +407,8 @@ static void append_all(pg_async_t *a, pg_aread_t *list)
 /* The statement that bounds the session's statements at the read time. */
 static void read_timeout_sql(const pg_async_t *a, char *sql, size_t sqlsz)
 {
-    snprintf(sql, sqlsz, PG_READ_TIMEOUT_FMT, a->read_ms);
+    int lock_ms = a->read_ms >= PG_LOCK_TIMEOUT_MS ? PG_LOCK_TIMEOUT_MS : a->read_ms - a->read_ms / 10;
+    snprintf(sql, sqlsz, PG_READ_TIMEOUT_FMT, a->read_ms, lock_ms < 1 ? 1 : lock_ms);
 }
 
 /* Makes the connection a thread's read connection (non-blocking, in
@@ -427,7 +430,7 @@ static bool start_session(pg_store_t *s)
     /* The reads waiting go after the set-up's batch and its Sync, whose
      * entry end_batch appends to the queue. */
     pg_aread_t *waiting = take_all(a);
-    char sql[sizeof PG_READ_TIMEOUT_FMT + 16];
+    char sql[sizeof PG_READ_TIMEOUT_FMT + 32];
     read_timeout_sql(a, sql, sizeof sql);
     bool ok = (!a->snapshot || append_setup(a, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) &&
               append_setup(a, NULL) && (a->read_ms == 0 || append_setup(a, sql)) && send_unsent(s) &&
@@ -446,7 +449,7 @@ static bool start_session(pg_store_t *s)
 static bool tell_read_time(pg_store_t *s)
 {
     pg_async_t *a = &s->aio;
-    char sql[sizeof PG_READ_TIMEOUT_FMT + 16];
+    char sql[sizeof PG_READ_TIMEOUT_FMT + 32];
     read_timeout_sql(a, sql, sizeof sql);
     pg_aread_t *setup = setup_new(a, sql);
     if (setup == NULL) return false;
@@ -700,6 +703,7 @@ static void note_failure(pg_store_t *s, pg_aread_t *r, const PGresult *res)
          * told (503 "Read Timeout", as SQLite's), not the log, and the
          * reads the server skipped behind it go again, since theirs is no
          * failure of the moment. */
+        if (preparing) s->prepared[r->id] = false;
         r->rc = STORE_TOO_SLOW;
     } else {
         if (preparing) s->prepared[r->id] = false;
@@ -930,6 +934,10 @@ void pg_read_deadline(store_t *base, int64_t deadline_ns)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t left_ms = (deadline_ns - ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec) + 500000) / 1000000;
+    /* Rounded up to 10 ms: the time left when a read begins wavers by a
+     * millisecond around --read-time, and each change would be told to the
+     * session again (a batch of its own). */
+    if (left_ms >= 10) left_ms = (left_ms + 9) / 10 * 10;
     a->read_ms = left_ms < 1 ? 1 : left_ms > INT_MAX ? INT_MAX : (int)left_ms;
 }
 

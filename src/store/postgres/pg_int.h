@@ -338,10 +338,15 @@ extern const char pg_custom_plans_sql[];
 extern const char pg_generic_plans_sql[];
 /* printf format of what a server thread's read connection runs, in a
  * batch of its own, to bound each of its statements at the API's read
- * time (%d: ms; async.c). Session-wide, since a read may go in any batch,
- * but alone before its Sync, since a setting made in the implicit
- * transaction of a batch that then fails is undone with it. */
-#define PG_READ_TIMEOUT_FMT "SELECT set_config('statement_timeout', '%dms', false)"
+ * time (the first %d, ms; async.c), and a wait for a lock a little less
+ * (the second), so that a read behind a table lock ends as one (55P03),
+ * which answers the reads queued behind it at once, not as a slow read. Session-wide, since a read may go in
+ * any batch, but alone before its Sync, since a setting made in the implicit transaction of a batch that then
+ * fails is undone with it. */
+#define PG_READ_TIMEOUT_FMT                                                                                  \
+    "SELECT set_config('statement_timeout', '%dms', false), set_config('lock_timeout', '%dms', false)"
+/* The session's lock_timeout outside the read time (conn.c), in ms. */
+#define PG_LOCK_TIMEOUT_MS 5000
 /* The SQLSTATE of a statement cancelled, at statement_timeout among others. */
 #define PG_QUERY_CANCELED "57014"
 
