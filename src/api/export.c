@@ -69,17 +69,19 @@ static struct {
     int max_total, max_per_app;
     int64_t max_ms, idle_ms;
     int running;
-    /* mono_ms: when running last rose from 0, and last fell to 0; long:
-     * the snapshots held from chain_since lasted max_ms or more. */
+    /* mono_ms: when running last rose from 0 after a pause of
+     * EXPORT_QUIET_MS or more (the chain of snapshots began), and when it
+     * last fell to 0. */
     int64_t chain_since, quiet_since;
-    bool long_chain;
     struct {
         int64_t app;
         int n;
         int64_t since; /* mono_ms: when n last rose from 0 */
     } apps[API_EXPORT_MAX_TOTAL];
 } limits = {PTHREAD_MUTEX_INITIALIZER, API_EXPORT_TOTAL_DEFAULT, API_EXPORT_PER_APP_DEFAULT,
-            API_EXPORT_TIME_DEFAULT_MS, API_EXPORT_IDLE_DEFAULT_MS};
+            API_EXPORT_TIME_DEFAULT_MS, API_EXPORT_IDLE_DEFAULT_MS,
+            /* No export has run: the chain had its break long ago. */
+            .quiet_since = -EXPORT_QUIET_MS};
 
 void api_export_configure(int max_total, int max_per_app, int64_t max_ms, int64_t idle_ms)
 {
@@ -101,6 +103,13 @@ static int64_t mono_ms(void)
 /* Whether a new export may run, and why not. */
 enum export_room { EXPORT_ROOM, EXPORT_APP_FULL, EXPORT_APP_LONG, EXPORT_ALL_FULL, EXPORT_ALL_LONG };
 
+/* Whether the process's chain of snapshots has had its break by now: no
+ * export runs, and none has for EXPORT_QUIET_MS (limits.lock held). */
+static bool chain_broken(int64_t now)
+{
+    return limits.running == 0 && now - limits.quiet_since >= EXPORT_QUIET_MS;
+}
+
 /* Takes a place for an export of app (export_give gives it back). An app
  * whose exports have held snapshots without a break (one running at every
  * moment) for max_ms gets none until they have all ended: then its
@@ -109,7 +118,9 @@ enum export_room { EXPORT_ROOM, EXPORT_APP_FULL, EXPORT_APP_LONG, EXPORT_ALL_FUL
  * app's begun as soon as its last ended) kept a snapshot open for ever and
  * SQLite's WAL grew without end, so once the process's exports have held
  * snapshots without a break for max_ms, none begins until they have all
- * ended and none has run for EXPORT_QUIET_MS, when the WAL is let go. */
+ * ended and none has run for EXPORT_QUIET_MS, when the WAL is let go. A
+ * pause shorter than that is no break: exports begun one after the other,
+ * each ended before its time, kept the WAL from ever starting again too. */
 static enum export_room export_take(int64_t app)
 {
     int64_t now = mono_ms();
@@ -124,17 +135,12 @@ static enum export_room export_take(int64_t app)
         room = EXPORT_APP_FULL;
     else if (at >= 0 && now - limits.apps[at].since >= limits.max_ms)
         room = EXPORT_APP_LONG;
-    else if (limits.running > 0 && now - limits.chain_since >= limits.max_ms)
-        room = EXPORT_ALL_LONG;
-    else if (limits.running == 0 && limits.long_chain && now - limits.quiet_since < EXPORT_QUIET_MS)
+    else if (!chain_broken(now) && now - limits.chain_since >= limits.max_ms)
         room = EXPORT_ALL_LONG;
     else if (limits.running >= limits.max_total)
         room = EXPORT_ALL_FULL;
     if (room == EXPORT_ROOM) {
-        if (limits.running == 0) {
-            limits.chain_since = now;
-            limits.long_chain = false;
-        }
+        if (chain_broken(now)) limits.chain_since = now;
         if (at < 0) { /* running < max_total: one is free */
             at = free_at;
             assert(at >= 0);
@@ -154,10 +160,7 @@ static void export_give(int64_t app)
     for (int i = 0; i < API_EXPORT_MAX_TOTAL; i++) {
         if (limits.apps[i].n > 0 && limits.apps[i].app == app) {
             limits.apps[i].n--;
-            if (--limits.running == 0) {
-                limits.quiet_since = mono_ms();
-                limits.long_chain = limits.quiet_since - limits.chain_since >= limits.max_ms;
-            }
+            if (--limits.running == 0) limits.quiet_since = mono_ms();
             break;
         }
     }

@@ -365,6 +365,34 @@ def test_exports_of_two_apps_in_turn_hold_snapshots_without_a_break_no_longer_th
         c.close()
 
 
+def test_exports_begun_one_after_the_other_each_ended_in_its_time_make_no_break(make_server):
+    """Exports each held under a second, then let go, the next begun at
+    once: none ever reached its own --export-time, and the pause between
+    two was too short for SQLite to start its WAL again, yet each began a
+    new chain, so that the snapshot stayed held for ever (a review). A
+    pause under 2 s is no break: once the chain has lasted --export-time,
+    the next export is refused (503) until a pause of 2 s."""
+    srv = make_server(extra_args=["--export-time", "3s"])
+    app = srv.new_app()
+    seed(app)
+    began, statuses = time.monotonic(), []
+    while time.monotonic() - began < 6:
+        conn, resp, body = start_export(app)
+        statuses.append(resp.status)
+        if resp.status != 200:
+            break
+        time.sleep(0.8)
+        conn.close()
+    assert statuses[:3] == [200, 200, 200], statuses
+    assert_refused(resp, body, 503, "service_unavailable")
+    assert time.monotonic() - began < 5, statuses
+    conn.close()
+    time.sleep(2.5)
+    conn, resp, _ = start_export(app)
+    assert resp.status == 200
+    conn.close()
+
+
 def test_exports_whose_http2_streams_are_reset_give_their_places_back(make_server):
     """Twelve exports asked for on one HTTP/2 connection (fewer than the
     streams it may have open) that takes little (a 1 KiB window): two run,
