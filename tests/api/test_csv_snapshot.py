@@ -365,6 +365,7 @@ def test_exports_of_two_apps_in_turn_hold_snapshots_without_a_break_no_longer_th
         c.close()
 
 
+@pytest.mark.waits
 def test_exports_begun_one_after_the_other_each_ended_in_its_time_make_no_break(make_server):
     """Exports each held under a second, then let go, the next begun at
     once: none ever reached its own --export-time, and the pause between

@@ -184,14 +184,15 @@ def test_a_postgresql_read_behind_a_lock_ends_within_read_time_and_its_connectio
     little less (its lock_timeout). Here the reads cannot finish at all:
     another session holds the leads table locked, which even a SELECT
     waits for. The old code let them wait out lock_timeout (5 s); now each
-    ends within 50 ms as a lock wait, 503 "Service Unavailable" with the
+    ends within --read-time as a lock wait, 503 "Service Unavailable" with the
     reads queued behind it (not as a slow read, which each read behind it
     would wait out in its turn, a review), alone or pipelined with others,
     and once the lock goes the same connection (no new session) answers
     every read."""
     from test_postgres import TableLock
 
-    srv = make_server(threads=1, extra_args=["--read-time", "50ms", "--cache-mb", "0"])
+    # 200 ms: the lock wait (180 ms) ends well before the statement's timer.
+    srv = make_server(threads=1, extra_args=["--read-time", "200ms", "--cache-mb", "0"])
     app, other = srv.new_app(), srv.new_app()
     lead = app.create_lead(name="Behind a lock", value=100)
     mine = other.create_lead(name="Not locked out for long")

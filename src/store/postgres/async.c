@@ -407,7 +407,10 @@ static void append_all(pg_async_t *a, pg_aread_t *list)
 /* The statement that bounds the session's statements at the read time. */
 static void read_timeout_sql(const pg_async_t *a, char *sql, size_t sqlsz)
 {
-    int lock_ms = a->read_ms >= PG_LOCK_TIMEOUT_MS ? PG_LOCK_TIMEOUT_MS : a->read_ms - a->read_ms / 10;
+    /* Strictly shorter: of two timers due at once PostgreSQL reports the
+     * statement's, which began first. */
+    int lock_ms = a->read_ms - (a->read_ms >= 10 ? a->read_ms / 10 : 1);
+    if (lock_ms > PG_LOCK_TIMEOUT_MS) lock_ms = PG_LOCK_TIMEOUT_MS;
     snprintf(sql, sqlsz, PG_READ_TIMEOUT_FMT, a->read_ms, lock_ms < 1 ? 1 : lock_ms);
 }
 

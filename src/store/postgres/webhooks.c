@@ -302,7 +302,11 @@ static bool room_ahead(pg_store_t *s, int64_t app, const store_event_t *ev)
     pgp_int8(&p, ev->backlog_max);
     PGresult *res = NULL;
     store_rc_t rc = pg_write(s, Q_EV_NEAR_FULL, &p, 0, 0, &res);
-    int64_t room = rc != STORE_OK ? 0 : PQntuples(res) == 0 ? EV_ROOM_NONE : pg_get_int(res, 0, 0);
+    /* With no active webhook, as many events as a backlog may hold at
+     * most: one set active again meanwhile by another process, full, then
+     * takes no more past its cap than the room of one seen would. */
+    int64_t none_room = ev->backlog_max < EV_ROOM_NONE ? ev->backlog_max : EV_ROOM_NONE;
+    int64_t room = rc != STORE_OK ? 0 : PQntuples(res) == 0 ? none_room : pg_get_int(res, 0, 0);
     PQclear(res);
     /* Room for room events in each backlog: this one and room - 1 more
      * (events only add to a backlog within the transaction; a webhook set
