@@ -422,32 +422,29 @@ static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
  * answered: 429 or 503 with Retry-After) when it cannot run now. */
 static bool export_open(export_t *x, api_req_t *r)
 {
+    /* Why an export cannot run now, as its client is told. A 503 of a
+     * full process says Retry-After: 1 as every 503 does (respond.c). */
+    static const struct {
+        int status, retry_after;
+        const char *title, *detail;
+    } refusals[] = {
+        [EXPORT_APP_FULL] =
+            {429, EXPORT_RETRY_AFTER_S, "Too Many Requests",
+             "This app runs as many CSV exports at once as it may; retry when one has ended."},
+        [EXPORT_APP_LONG] =
+            {429, EXPORT_RETRY_AFTER_S, "Too Many Requests",
+             "This app's CSV exports have held a snapshot of the database without a break for "
+             "as long as one export may; retry when they have ended."},
+        [EXPORT_ALL_FULL] = {503, 0, "Service Unavailable",
+                             "The server runs as many CSV exports at once as it may; retry shortly."},
+        [EXPORT_ALL_LONG] = {503, EXPORT_RETRY_AFTER_S, "Service Unavailable",
+                             "The server's CSV exports have held a snapshot of the database without a break "
+                             "for as long as one export may; retry shortly."},
+    };
     enum export_room room = export_take(x->app);
-    if (room == EXPORT_APP_FULL) {
-        api_header_int(r, "retry-after", EXPORT_RETRY_AFTER_S);
-        api_reply_error(r, 429, "Too Many Requests",
-                        "This app runs as many CSV exports at once as it may; retry when one has ended.");
-        return false;
-    }
-    if (room == EXPORT_APP_LONG) {
-        api_header_int(r, "retry-after", EXPORT_RETRY_AFTER_S);
-        api_reply_error(
-            r, 429, "Too Many Requests",
-            "This app's CSV exports have held a snapshot of the database without a break for as long "
-            "as one export may; retry when they have ended.");
-        return false;
-    }
-    if (room == EXPORT_ALL_LONG) {
-        api_header_int(r, "retry-after", EXPORT_RETRY_AFTER_S);
-        api_reply_error(
-            r, 503, "Service Unavailable",
-            "The server's CSV exports have held a snapshot of the database without a break for as "
-            "long as one export may; retry shortly.");
-        return false;
-    }
-    if (room == EXPORT_ALL_FULL) { /* every 503 says Retry-After: 1 (respond.c) */
-        api_reply_error(r, 503, "Service Unavailable",
-                        "The server runs as many CSV exports at once as it may; retry shortly.");
+    if (room != EXPORT_ROOM) {
+        if (refusals[room].retry_after > 0) api_header_int(r, "retry-after", refusals[room].retry_after);
+        api_reply_error(r, refusals[room].status, refusals[room].title, refusals[room].detail);
         return false;
     }
     char err[STORE_OPEN_ERR_MAX];
