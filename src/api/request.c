@@ -182,18 +182,6 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Charges r's app for the loop time its read took beyond
- * API_READ_FREE_MS: one request of its rate limit a millisecond, so that
- * an app's stream of slow reads is refused (429) long before it could
- * keep a thread busy, whatever its request rate. */
-static void charge(const api_req_t *r, int64_t took_ns)
-{
-    int64_t over_ms = took_ns / 1000000 - API_READ_FREE_MS;
-    if (over_ms <= 0 || r->app.id == 0 || !ratelimit_enabled(RATELIMIT_APP)) return;
-    ratelimit_charge(RATELIMIT_APP, (ratelimit_key_t){(uint64_t)r->app.id, 0}, r->now,
-                     (double)over_ms * API_READ_COST_PER_MS);
-}
-
 int64_t api_read_begin(store_t *s)
 {
     int64_t t0 = mono_ns();
@@ -201,6 +189,10 @@ int64_t api_read_begin(store_t *s)
     return t0;
 }
 
+/* Charges app for the loop time its read took beyond API_READ_FREE_MS:
+ * one request of its rate limit a millisecond, so that an app's stream of
+ * slow reads is refused (429) long before it could keep a thread busy,
+ * whatever its request rate. */
 void api_read_end(store_t *s, int64_t app, int64_t now, int64_t t0)
 {
     store_read_deadline(s, 0);
@@ -218,12 +210,11 @@ void api_req_read(api_req_t *r, api_read_start_fn start, api_read_done_fn done)
     store_async_t async = {.done = on_read_done, .ctx = r};
     /* A read that completes now holds the loop, every request of the
      * thread, while it runs: it stops at its deadline (STORE_TOO_SLOW)
-     * and its app pays for its time. */
-    int64_t t0 = mono_ns();
-    store_read_deadline(r->t->store, read_max_ns > 0 ? t0 + read_max_ns : 0);
+     * and its app pays for its time (one left pending, for the moment its
+     * start took). */
+    int64_t t0 = api_read_begin(r->t->store);
     store_rc_t rc = start(r, &async);
-    store_read_deadline(r->t->store, 0);
-    if (rc != STORE_PENDING) charge(r, mono_ns() - t0);
+    api_read_end(r->t->store, r->app.id, r->now, t0);
     if (rc == STORE_PENDING) {
         r->waiting = true;
         r->t->reads_pending++;

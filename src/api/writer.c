@@ -213,7 +213,7 @@ static bool kept_status(int status)
  * limit, for nothing written. */
 static void charge_kept(const api_write_t *w)
 {
-    if (w->idem_key[0] == '\0' || w->replayed || !kept_status(w->status) || w->status >= 300 ||
+    if (w->idem_key[0] == '\0' || w->replayed || w->status < 200 || w->status >= 300 ||
         w->out.len > API_IDEM_KEEP_BYTES || w->out.len <= API_IDEM_KEEP_REFUSED_BYTES ||
         !ratelimit_enabled(RATELIMIT_APP))
         return;

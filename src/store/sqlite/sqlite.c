@@ -30,6 +30,13 @@ static int past_deadline(void *arg)
     return 1;
 }
 
+/* Gives s's reads the deadlines of store_read_deadline. */
+static void time_reads(sqlite_store_t *s)
+{
+    s->timed = true;
+    sqlite3_progress_handler(s->db, SQ_DEADLINE_STEPS, past_deadline, s);
+}
+
 void sq_read_deadline(store_t *base, int64_t deadline_ns)
 {
     sqlite_store_t *s = sq_of_read(base); /* its held snapshot stays */
@@ -47,8 +54,7 @@ void sq_set_loop(store_t *base, const store_loop_t *loop)
     sqlite_store_t *s = sq_of(base);
     s->loop = *loop;
     s->has_loop = true;
-    s->timed = true;
-    sqlite3_progress_handler(s->db, SQ_DEADLINE_STEPS, past_deadline, s);
+    time_reads(s);
     /* It only reads: the writer's larger page cache (conn.c) would grow
      * with every page it reads, on each server thread. */
     sqlite3_exec(s->db, "PRAGMA cache_size = " SCHEMA_STR(SQ_READER_CACHE_KIB), NULL, NULL, NULL);
@@ -67,11 +73,7 @@ store_t *sq_reader_open(store_t *base, char *err, size_t errsz)
     store_t *r = store_sqlite_open(s->path, false, err, errsz);
     /* Its reads run on the loop too (an export's pages, export.c): they
      * take the same deadlines. */
-    if (r != NULL) {
-        sqlite_store_t *rs = (sqlite_store_t *)r;
-        rs->timed = true;
-        sqlite3_progress_handler(rs->db, SQ_DEADLINE_STEPS, past_deadline, rs);
-    }
+    if (r != NULL) time_reads((sqlite_store_t *)r);
     return r;
 }
 
