@@ -306,6 +306,7 @@ static void drop(pg_store_t *s)
     a->broken = false;
     a->batched = 0;
     a->batch_unavailable = false;
+    a->batch_slow = false;
     a->told_ms = 0; /* a new connection starts without the read bound */
 }
 
@@ -708,6 +709,7 @@ static void note_failure(pg_store_t *s, pg_aread_t *r, const PGresult *res)
          * failure of the moment. */
         if (preparing) s->prepared[r->id] = false;
         r->rc = STORE_TOO_SLOW;
+        s->aio.batch_slow = true;
     } else {
         if (preparing) s->prepared[r->id] = false;
         r->rc = pg_map_error(s, res);
@@ -780,9 +782,12 @@ static bool end_head(pg_store_t *s)
     pg_aread_t *r = a->head;
     a->head = r->next;
     if (a->head == NULL) a->tail = NULL;
-    if (r->kind == SYNC) a->batch_unavailable = false;
+    if (r->kind == SYNC) a->batch_unavailable = a->batch_slow = false;
+    /* A skip behind a read stopped at the read time is not counted: that
+     * read is answered, and twelve slow reads sent at once ahead of a cheap
+     * one (another app's) made it a 503 after its ninth skip. */
     if (r->kind == READ && !r->answered && r->rc == STORE_OK && r->skipped && !a->batch_unavailable &&
-        ++r->skips <= SKIPS_MAX) {
+        (a->batch_slow || ++r->skips <= SKIPS_MAX)) {
         unsend(r);
         r->sends--; /* the same connection: no new try */
         append(a, r);

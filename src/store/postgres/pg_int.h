@@ -209,6 +209,11 @@ typedef struct pg_async {
      * again in the next batch, where each would wait out the same lock
      * once more. */
     bool batch_unavailable;
+    /* A read of the batch being answered was stopped at the read time
+     * (STORE_TOO_SLOW): the reads the server skipped after it go again
+     * without counting the skip against SKIPS_MAX (async.c), since that
+     * read is answered, so each such skip is progress. */
+    bool batch_slow;
     bool broken; /* the connection failed inside a call */
     pg_aread_t *head, *tail;
     pg_aread_t *spare; /* ended reads kept for the next ones */
