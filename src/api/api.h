@@ -76,6 +76,9 @@ h2o_iovec_t api_body_busy(h2o_req_t *req, void *state);
  * 20,000 writes a second, a full queue is 0.2 s of work. */
 #define API_WRITE_QUEUE_DEFAULT 4096
 #define API_WRITE_QUEUE_BYTES ((size_t)32 << 20)
+/* Writes that run alone (imports) may take the queue's bytes but
+ * 1/API_WRITE_QUEUE_RESERVE of them, which stay for every other write. */
+#define API_WRITE_QUEUE_RESERVE 16
 /* Sets the bound; call before api_writer_start. */
 void api_writer_configure(size_t max_writes, size_t max_bytes);
 

@@ -566,8 +566,15 @@ void api_write_submit(api_req_t *r, api_write_t *w)
         return;
     }
     w->next = NULL;
+    /* A write that runs alone (an import, up to 16 MiB) must leave a
+     * sixteenth of the bytes to the others: two imports near 16 MiB, one
+     * running and one waiting, filled the 32 MiB to within a write, and
+     * every other app's write was refused 503 for as long as one app kept
+     * sending them (review rv86). */
+    size_t reserve = w->alone ? W.max_bytes / API_WRITE_QUEUE_RESERVE : 0;
     pthread_mutex_lock(&W.mu);
-    bool full = W.n >= W.max_n || w->size > W.max_bytes - W.bytes;
+    bool full =
+        W.n >= W.max_n || W.bytes + reserve > W.max_bytes || w->size > W.max_bytes - reserve - W.bytes;
     if (!full) {
         W.n++;
         W.bytes += w->size;

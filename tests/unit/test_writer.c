@@ -579,6 +579,30 @@ Test(writer, the_queue_is_bounded_in_bytes_too)
     cr_expect_eq(answers[fits].status, 201);
 }
 
+Test(writer, writes_that_run_alone_leave_room_for_the_others)
+{
+    /* Review rv86: two imports near 16 MiB (one running, one waiting)
+     * left less of the 32 MiB than any write takes, and every other app's
+     * write was a 503 while they lasted. */
+    const size_t max = 64 * sizeof(api_write_t);
+    api_writer_configure(API_WRITE_QUEUE_DEFAULT, max);
+    cr_assert_eq(api_writer_start_store(&F.base), 0);
+    hold_first_batch();
+    size_t each = (max - 3 * sizeof(api_write_t) - 100) / 2;
+    next_alone = true;
+    int first = submit_full(&CREATE, NULL, run_create, GONE_AT_ANSWER, each);
+    /* Disposed of before, so that an answer sent at once is only logged;
+     * a write that was queued is then not run, and logged 499. */
+    int second = submit_full(&CREATE, NULL, run_create, GONE_BEFORE, each);
+    next_alone = false;
+    int other = submit_full(&CREATE, NULL, run_create, GONE_BEFORE, 0);
+    expect_logged(second, "POST /leads 503 ");
+    release();
+    wait_answers(3);
+    cr_expect_eq(answers[first].status, 201);
+    expect_logged(other, "POST /leads 499 "); /* queued (a 503 before) */
+}
+
 static void decode_lead(const json_t *root, h2o_iovec_t body, bool creating, api_patch_t *p,
                         text_ref_t *texts[API_PATCH_TEXTS], verrs_t *errs)
 {
