@@ -196,6 +196,16 @@ int64_t api_read_begin(store_t *s)
 void api_read_end(store_t *s, int64_t app, int64_t now, int64_t t0)
 {
     store_read_deadline(s, 0);
+    api_loop_charge(app, now, t0);
+}
+
+int64_t api_loop_begin(void)
+{
+    return mono_ns();
+}
+
+void api_loop_charge(int64_t app, int64_t now, int64_t t0)
+{
     int64_t over_ms = (mono_ns() - t0) / 1000000 - API_READ_FREE_MS;
     if (over_ms <= 0 || app == 0 || !ratelimit_enabled(RATELIMIT_APP)) return;
     ratelimit_charge(RATELIMIT_APP, (ratelimit_key_t){(uint64_t)app, 0}, now,

@@ -52,6 +52,13 @@ void api_req_read(api_req_t *r, api_read_start_fn start, api_read_done_fn done);
 int64_t api_read_begin(store_t *s);
 void api_read_end(store_t *s, int64_t app, int64_t now, int64_t t0);
 
+/* Other work an app's request makes on the loop (an import's file checked
+ * before it is queued) pays for its time as a read does: api_loop_begin
+ * returns its start, api_loop_charge charges app for the time since t0
+ * beyond API_READ_FREE_MS (api_read_end calls it). */
+int64_t api_loop_begin(void);
+void api_loop_charge(int64_t app, int64_t now, int64_t t0);
+
 /* Ends r without an answer, logging and counting nothing: r was only a
  * look at a request that is handled later (api_body_check). */
 void api_req_forget(api_req_t *r);

@@ -533,3 +533,28 @@ def test_the_body_limits_hold_over_http2_too(make_server, tmp_path):
     assert post("/leads/import", "text/csv") == "2 200"
     assert post("/leads/", "application/json") == "2 413"
     assert body_json(app.get("/leads/", params={"records": 1}))["meta"]["totalRecords"] == 2000
+
+
+def test_an_imports_check_on_the_loop_is_charged_to_its_apps_rate_limit(make_server):
+    """The file is checked on the server thread's loop (16 MiB in hundreds
+    of milliseconds), which every request of the thread waits for; its app
+    pays for that time as for a read's. Before, one app's imports refused
+    422 on two connections held both threads of a server most of the time,
+    uncharged: another app's list at p90 955 ms (review rv86)."""
+    srv = make_server(threads=1, extra_args=["--rate-limit", "1:20"])
+    app, other = srv.new_app(), srv.new_app()
+    # One cell of 7 Mi doubled quotes: too long a name, a 422 in either mode.
+    body = b'name\n"' + b'""' * (7 * 1024 * 1024) + b'"\n'
+    headers = dict(app.headers, **{"Content-Type": "text/csv"})
+    statuses = []
+    for _ in range(6):
+        r = requests.post(app.base_url + "/leads/import", headers=headers, data=body, timeout=60)
+        statuses.append(r.status_code)
+        if r.status_code == 429:
+            break
+        assert_status(r, 422)
+    # At 1 request a second, 20 at once, a check of over 30 ms puts the
+    # app over its limit (without the charge, 20 would pass).
+    assert statuses[-1] == 429 and len(statuses) <= 3, statuses
+    assert int(r.headers["Retry-After"]) >= 1
+    assert_status(other.get("/leads/"), 200)
