@@ -558,3 +558,39 @@ def test_an_imports_check_on_the_loop_is_charged_to_its_apps_rate_limit(make_ser
     assert statuses[-1] == 429 and len(statuses) <= 3, statuses
     assert int(r.headers["Retry-After"]) >= 1
     assert_status(other.get("/leads/"), 200)
+
+
+def test_an_import_without_a_good_row_does_not_carry_its_file_to_the_writer(make_server):
+    """mode=valid with every row refused creates nothing: the write that
+    answers it carries the problems, not the file, which took 16 MiB of the
+    writer's shared queue (crmd_writer_queue_bytes) for nothing (review rv86)."""
+    import threading
+    import time
+
+    from conftest import free_port
+
+    port = free_port()
+    srv = make_server(threads=1, extra_args=["--admin-listen", f"127.0.0.1:{port}", "--rate-limit", "off"])
+    app = srv.new_app()
+    rows = b"x,abc\n" * 99000  # value abc: every row a 422
+    body = b"name,value\n" + rows + b"\n" * (15 * 1024 * 1024 - len(rows))
+    answers = []
+
+    def send():
+        answers.append(requests.post(app.base_url + "/leads/import?mode=valid", data=body, timeout=60,
+                                     headers=dict(app.headers, **{"Content-Type": "text/csv"})))
+
+    t = threading.Thread(target=send)
+    t.start()
+    most = 0
+    while t.is_alive():
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        for line in text.splitlines():
+            if line.startswith("crmd_writer_queue_bytes "):
+                most = max(most, int(float(line.split()[1])))
+        time.sleep(0.002)
+    t.join()
+    assert_status(answers[0], 200)
+    meta = body_json(answers[0])["meta"]
+    assert meta["created"] == 0 and meta["failed"] == 99000
+    assert most < 1024 * 1024, most  # the problems (about 140 KiB), not the 15 MiB file
