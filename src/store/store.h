@@ -55,6 +55,13 @@ typedef enum store_rc {
 } store_rc_t;
 
 typedef struct store store_t;
+
+/* A commit's sync left owed (store_sync_defer): what store_sync_run needs,
+ * valid while the store that committed is open. */
+typedef struct store_sync {
+    int fd;
+    uint64_t n; /* its number among the process's owed syncs, from 1 */
+} store_sync_t;
 /* The webhook functions of a backend, and an undelivered event: store/webhook.h. */
 typedef struct store_webhook_ops store_webhook_ops_t;
 typedef struct store_queued store_queued_t;
@@ -529,6 +536,9 @@ typedef struct store_ops {
     /* Reads that complete later (server threads); see the wrapper. */
     void (*set_loop)(store_t *s, const store_loop_t *loop);
     void (*set_writer)(store_t *s);
+    bool (*sync_defer)(store_t *s);
+    bool (*sync_owed)(store_t *s, store_sync_t *out);
+    int (*sync_run)(const store_sync_t *t);
     void (*read_deadline)(store_t *s, int64_t deadline_ns);
     /* Webhooks and their outbox: store/webhook.h. */
     const store_webhook_ops_t *webhook;
@@ -613,6 +623,38 @@ static inline void store_read_deadline(store_t *s, int64_t deadline_ns)
 static inline void store_set_writer(store_t *s)
 {
     if (s->ops->set_writer != NULL) s->ops->set_writer(s);
+}
+
+/*
+ * Syncs taken out of the writer's commits (api/writer.c), so that the
+ * writer's next batch runs while the last one's commit is being synced.
+ *
+ * store_sync_defer(s), on the writer's store, once, before its first
+ * batch: from then on every commit of store_batch_end writes the batch to
+ * the database's log and leaves the sync that makes it durable owed;
+ * false when the backend cannot (PostgreSQL: its commit is its server's).
+ * store_sync_owed(s, &t), on the writer's thread right after each
+ * store_batch_end: whether that commit left a sync owed, and its ticket.
+ * A commit is visible to the process's other connections at once, but it
+ * may be acknowledged only after store_sync_run(s, &t) returned 0, on any
+ * thread (the errno of the failed sync otherwise: what was committed may
+ * then not be on disk, and the process must stop serving). A sync covers
+ * every commit whose sync was owed before it. Every ticket taken must be
+ * run, before the store closes.
+ */
+static inline bool store_sync_defer(store_t *s)
+{
+    return s->ops->sync_defer != NULL && s->ops->sync_defer(s);
+}
+
+static inline bool store_sync_owed(store_t *s, store_sync_t *out)
+{
+    return s->ops->sync_owed != NULL && s->ops->sync_owed(s, out);
+}
+
+static inline int store_sync_run(store_t *s, const store_sync_t *t)
+{
+    return s->ops->sync_run(t);
 }
 
 /* Creates or upgrades the schema to the newest version (SCHEMA_VERSION in

@@ -109,7 +109,9 @@ store_rc_t store_base_batch_end(store_t *s, int commit);
  * STORE_OPS_DECLARE(prefix) declares them, each with the exact type of its
  * slot, so a backend's function can never drift from the interface;
  * STORE_OPS_INIT(prefix) fills a store_ops_t with them. Adding an
- * operation to store_ops_t means adding it to STORE_OPS too.
+ * operation to store_ops_t means adding it to STORE_OPS too, but for the
+ * few only one backend has (the commit's sync left owed: store.h), which
+ * its STORE_OPS_INIT(prefix, .op = fn, ...) names after the prefix.
  */
 /* clang-format off */
 #define STORE_OPS(X, p)                                                                                      \
@@ -131,9 +133,9 @@ store_rc_t store_base_batch_end(store_t *s, int commit);
 #define STORE_OP_DECLARE_(p, op) extern __typeof__(*((store_ops_t *)0)->op) p##_##op;
 #define STORE_OP_INIT_(p, op) .op = p##_##op,
 #define STORE_OPS_DECLARE(prefix) STORE_OPS(STORE_OP_DECLARE_, prefix)
-#define STORE_OPS_INIT(prefix)                                                                               \
+#define STORE_OPS_INIT(prefix, ...)                                                                          \
     {STORE_OPS(STORE_OP_INIT_, prefix) .batch_begin = store_base_batch_begin, .batch_end = store_base_batch_end, \
-     .webhook = &prefix##_webhook_ops}
+     .webhook = &prefix##_webhook_ops, __VA_ARGS__}
 /* clang-format on */
 
 /*

@@ -36,6 +36,7 @@ DELIVERY_WAIT_S = 60
 class Receiver:
     def __init__(self):
         self.got = []
+        self.at = []  # when each delivery arrived (time.monotonic)
         self.lock = threading.Lock()
         rec = self
 
@@ -49,6 +50,7 @@ class Receiver:
                     return  # crmd was killed while sending
                 with rec.lock:
                     rec.got.append((self.headers["Crmd-Signature"], body))
+                    rec.at.append(time.monotonic())
                 try:
                     self.send_response(204)
                     self.send_header("Content-Length", "0")
@@ -74,6 +76,10 @@ class Receiver:
     def events(self):
         with self.lock:
             return list(self.got)
+
+    def times(self):
+        with self.lock:
+            return list(self.at)
 
     def close(self):
         self.server.shutdown()

@@ -237,3 +237,35 @@ Test(ckpt, only_a_file_gets_a_checkpointer_and_only_one)
     cr_expect_eq(((sqlite_store_t *)s)->ckpt, first);
     store_close(s);
 }
+
+/* The writer's batch commits leave their syncs owed (store_sync_defer,
+ * vfs.c): the commit is written and visible, its ticket taken once, and
+ * the process counts it owed until the ticket is run. Commits outside a
+ * batch sync as before. */
+Test(ckpt, a_batch_commit_leaves_its_sync_to_be_run)
+{
+    store_t *s = writer_store();
+    sqlite3 *db = ((sqlite_store_t *)s)->db;
+    store_sync_t t = {.fd = -1};
+    cr_assert(store_sync_defer(s));
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(store_batch_begin(s), STORE_OK);
+        cr_assert_eq(sqlite3_exec(db, "INSERT INTO t (pad) VALUES (randomblob(100))", NULL, NULL, NULL),
+                     SQLITE_OK);
+        cr_assert_eq(store_batch_end(s, 1), STORE_OK);
+    }
+    /* The two commits' tickets are one, the later: its sync covers both. */
+    cr_assert(store_sync_owed(s, &t), "a batch commit synced by itself");
+    cr_expect_eq(t.n, 2);
+    cr_assert_not(store_sync_owed(s, &t), "a ticket was taken twice");
+    cr_assert_not(sq_vfs_durable(0), "an owed sync was not counted");
+    sqlite3 *other = NULL;
+    cr_assert_eq(sqlite3_open_v2(path_, &other, SQLITE_OPEN_READONLY, "unix"), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(other, "SELECT count(*) FROM t", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    cr_assert_eq(store_sync_run(s, &t), 0);
+    cr_assert(sq_vfs_durable(0), "a run sync was still counted owed");
+    commit_some(db);
+    cr_assert_not(store_sync_owed(s, &t), "a commit outside a batch left its sync owed");
+    store_close(s);
+}

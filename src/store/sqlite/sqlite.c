@@ -77,7 +77,27 @@ store_t *sq_reader_open(store_t *base, char *err, size_t errsz)
     return r;
 }
 
-static const store_ops_t sqlite_ops = STORE_OPS_INIT(sq);
+static bool sq_sync_defer(store_t *base)
+{
+    sqlite_store_t *s = sq_of(base);
+    if (s->path == NULL) return false; /* in memory: nothing to sync */
+    s->defer_syncs = true;
+    return true;
+}
+
+static bool sq_sync_owed(store_t *base, store_sync_t *out)
+{
+    sqlite_store_t *s = sq_of(base);
+    if (!s->owed_sync) return false;
+    s->owed_sync = false;
+    *out = s->owed;
+    return true;
+}
+
+/* The commits' syncs left to the writer's syncer (store_sync_defer) are
+ * SQLite's alone. */
+static const store_ops_t sqlite_ops =
+    STORE_OPS_INIT(sq, .sync_defer = sq_sync_defer, .sync_owed = sq_sync_owed, .sync_run = sq_vfs_sync);
 
 store_t *store_sqlite_open(const char *path, bool create, char *err, size_t errsz)
 {

@@ -221,6 +221,11 @@ typedef struct sqlite_store {
      * time in ns, 0 for none, and whether a read was stopped at it. */
     int64_t deadline_ns;
     bool too_slow;
+    /* The writer's commits leave their syncs owed (store_sync_defer), and
+     * the last one's, if it did, not yet taken (store_sync_owed). */
+    bool defer_syncs;
+    bool owed_sync;
+    store_sync_t owed;
 } sqlite_store_t;
 
 /* The connection behind base. Every operation but the reads that may run
@@ -247,6 +252,26 @@ static inline sqlite_store_t *sq_of_read(store_t *base)
 #define SQ_VFS_NAME "crmd"
 /* Registers it (not as the default); once, before the first open. */
 int sq_vfs_register(void);
+
+/* Arms (or disarms) the calling thread's next sync of a WAL: it writes
+ * the frames as every sync does and leaves the fdatasync owed, to be
+ * taken with sq_vfs_deferred and done with sq_vfs_sync, on any thread.
+ * One sync only: a COMMIT between arming and disarming defers its own
+ * and no other (a checkpoint it runs syncs as always). */
+void sq_vfs_defer_next(bool on);
+/* The sync the calling thread's last armed sync left owed, taken (false:
+ * none was). */
+bool sq_vfs_deferred(store_sync_t *out);
+/* Does an owed sync, on any thread: 0, or the errno of fdatasync. It
+ * covers every commit written to that WAL before it. */
+int sq_vfs_sync(const store_sync_t *t);
+/* Waits at most wait_ms for every sync owed in the process when it is
+ * called to be done; false when one is still owed then. A reader that
+ * must not act on a commit not yet on disk (the webhook sender) calls it
+ * after its snapshot is taken, before using what it read. */
+bool sq_vfs_durable(int wait_ms);
+/* How long the webhook sender waits so (a sync takes a few milliseconds). */
+#define SQ_DURABLE_WAIT_MS 2000
 
 /* --- ckpt.c ---------------------------------------------------------------- */
 

@@ -125,9 +125,18 @@ static store_rc_t tx_begin(store_t *base)
     return sq_exec(sq_of(base), Q_BEGIN_WRITE);
 }
 
+/* The writer's batch commits leave their sync owed (store_sync_defer):
+ * taken here, right after the COMMIT, for the writer to hand on. */
 static store_rc_t tx_commit(store_t *base)
 {
-    store_rc_t rc = sq_exec(sq_of(base), Q_COMMIT);
+    sqlite_store_t *s = sq_of(base);
+    if (s->defer_syncs) sq_vfs_defer_next(true);
+    store_rc_t rc = sq_exec(s, Q_COMMIT);
+    if (s->defer_syncs) {
+        sq_vfs_defer_next(false);
+        /* A ticket not taken yet is covered by this one's sync. */
+        if (sq_vfs_deferred(&s->owed)) s->owed_sync = true;
+    }
     if (rc == STORE_OK) sq_note_commit();
     return rc;
 }

@@ -46,11 +46,28 @@
  * The sqlite3 shell and other processes use the default VFS on the same
  * files, as before: the files are the same, only the calls that write them
  * are fewer.
+ *
+ * The server writer's batch commits leave their fdatasync to another
+ * thread (store_sync_defer, api/writer.c's syncer): armed just before the
+ * COMMIT (sq_vfs_defer_next), the first sync of a WAL on that thread
+ * writes the frames as above, so that a failure to write still fails the
+ * commit, and hands out a ticket (a read-only descriptor of the WAL of its
+ * own and a number) instead of syncing. The commit is then published and
+ * visible before it is durable; its writes are answered only after the
+ * ticket's sync. Whatever the arm met, the sync after it is a real one: a
+ * checkpoint run by the same COMMIT syncs the WAL before copying any of it
+ * into the database. A WAL's first sync is never deferred, as the default
+ * VFS syncs the directory of a new WAL with it.
  */
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "store/sqlite/sqlite_int.h"
 
@@ -84,7 +101,21 @@ struct walbuf_file {
     sqlite3_int64 at; /* the file offset of buf[0] */
     bool direct;      /* every write goes to the file at once (see vfs_open) */
     int err;          /* a failed write out of buf: see flush */
+    int sync_fd;      /* the WAL again, read-only, for a sync owed (sq_vfs_defer_next); -1: none */
+    bool synced;      /* a sync of real went through: the WAL's directory entry is on disk */
 };
+
+/*
+ * Syncs left for later (sq_vfs_defer_next). The thread that arms one gets
+ * its ticket (the WAL's sync_fd and a number, in the order armed); the
+ * owed syncs are counted process-wide so that a reader who must not see
+ * an undurable commit can wait for them (sq_vfs_durable).
+ */
+static _Thread_local bool defer_armed;
+static _Thread_local store_sync_t defer_taken;
+static pthread_mutex_t defer_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t defer_cv = PTHREAD_COND_INITIALIZER;
+static uint64_t defer_owed, defer_done; /* under defer_mu: syncs deferred, and done, by number */
 
 static sqlite3_vfs *real_vfs;
 static sqlite3_vfs crmd_vfs;
@@ -216,6 +247,8 @@ static int wb_close(sqlite3_file *f)
     walbuf_file_t *w = (walbuf_file_t *)f;
     int rc = end_transaction(w);
     int crc = w->f.real->pMethods->xClose(w->f.real);
+    if (w->sync_fd >= 0) close(w->sync_fd);
+    w->sync_fd = -1;
     if (w->db != NULL) w->db->wal = NULL;
     free(w->buf);
     w->buf = NULL;
@@ -259,8 +292,75 @@ static int wb_truncate(sqlite3_file *f, sqlite3_int64 size)
 
 static int wb_sync(sqlite3_file *f, int flags)
 {
-    int rc = flush((walbuf_file_t *)f);
-    return rc != SQLITE_OK ? rc : vf_sync(f, flags);
+    walbuf_file_t *w = (walbuf_file_t *)f;
+    int rc = flush(w);
+    if (rc != SQLITE_OK) return rc;
+    /* Armed for this commit: the frames are written (their failures
+     * answered here, as before), the sync is the arming thread's to do.
+     * Not before the file's first sync of real: that one also syncs the
+     * directory that holds a WAL just made (the default VFS's). */
+    bool armed = defer_armed;
+    /* Armed or not, the next sync is no longer this one's: a checkpoint
+     * that the same COMMIT runs after it syncs the WAL itself. */
+    defer_armed = false;
+    if (armed && w->synced && w->sync_fd >= 0) {
+        pthread_mutex_lock(&defer_mu);
+        defer_taken = (store_sync_t){.fd = w->sync_fd, .n = ++defer_owed};
+        pthread_mutex_unlock(&defer_mu);
+        return SQLITE_OK;
+    }
+    rc = vf_sync(f, flags);
+    if (rc == SQLITE_OK) w->synced = true;
+    return rc;
+}
+
+void sq_vfs_defer_next(bool on)
+{
+    defer_armed = on;
+}
+
+bool sq_vfs_deferred(store_sync_t *out)
+{
+    if (defer_taken.n == 0) return false;
+    *out = defer_taken;
+    defer_taken = (store_sync_t){.fd = -1};
+    return true;
+}
+
+int sq_vfs_sync(const store_sync_t *t)
+{
+    int rc;
+    do
+        rc = fdatasync(t->fd);
+    while (rc != 0 && errno == EINTR);
+    if (rc != 0) return errno;
+    pthread_mutex_lock(&defer_mu);
+    if (t->n > defer_done) {
+        defer_done = t->n;
+        pthread_cond_broadcast(&defer_cv);
+    }
+    pthread_mutex_unlock(&defer_mu);
+    return 0;
+}
+
+bool sq_vfs_durable(int wait_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&defer_mu);
+    uint64_t owed = defer_owed;
+    int rc = 0;
+    while (defer_done < owed && rc == 0)
+        rc = pthread_cond_timedwait(&defer_cv, &defer_mu, &until);
+    bool done = defer_done >= owed;
+    pthread_mutex_unlock(&defer_mu);
+    return done;
 }
 
 static int wb_file_size(sqlite3_file *f, sqlite3_int64 *size)
@@ -345,6 +445,10 @@ static int vfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int fla
     if (!(flags & SQLITE_OPEN_WAL)) return real_vfs->xOpen(real_vfs, name, f, flags, out_flags);
     walbuf_file_t *w = (walbuf_file_t *)f;
     if (!open_behind(&w->f, sizeof *w, name, flags, out_flags, &walbuf_methods, &rc)) return rc;
+    /* A descriptor of its own for the syncs another thread does for this
+     * connection's commits (sq_vfs_defer_next): fdatasync on any
+     * descriptor of a file writes out all of its data. */
+    w->sync_fd = name != NULL ? open(name, O_RDONLY | O_CLOEXEC) : -1;
     /* Without powersafe overwrite, SQLite pads a commit to a sector
      * boundary, syncs up to there and writes the rest of its last frame
      * after the sync: then every write goes through. SQLite asks the

@@ -336,8 +336,15 @@ static store_rc_t outbox_queue(store_t *base, const char *webhook_id, int limit,
     if (st == NULL) return STORE_ERROR;
     sq_bind_str(st, 1, webhook_id);
     sqlite3_bind_int(st, 2, limit);
-    int src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    int src = sqlite3_step(st);
+    /* The snapshot is taken: the writer's commits in it whose syncs are
+     * still owed (store_sync_defer) are waited for, so that no event is
+     * sent before its change is on disk. */
+    if (src == SQLITE_ROW && !sq_vfs_durable(SQ_DURABLE_WAIT_MS)) {
+        sq_reset(st);
+        return STORE_UNAVAILABLE;
+    }
+    for (; src == SQLITE_ROW; src = sqlite3_step(st)) {
         store_queued_t e;
         read_queued(st, 0, &e);
         e.url = sq_col_str(st, QUEUED_COL_URL);
