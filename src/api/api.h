@@ -90,6 +90,14 @@ void api_writer_configure(size_t max_writes, size_t max_bytes);
 #define API_TRASH_RETENTION_DEFAULT_MS (30LL * 86400 * 1000)
 void api_writer_configure_trash(int64_t retention_ms);
 
+/* Whether the writer may leave its commits' syncs to a thread of its own
+ * (store_sync_defer; off by default): only for a server that has its
+ * SQLite database to itself. Other servers on the same file would read,
+ * replay as an Idempotency-Key's answer, and send as webhook events
+ * commits not yet on disk, since a process knows only its own syncs
+ * owed (review rv88). Call before api_writer_start. */
+void api_writer_configure_syncs(bool defer);
+
 /* CSV exports over HTTP (GET /leads/ as text/csv): at most max_total run
  * at once in the process, at most max_per_app of them for one app (beyond
  * either, a 503 or a 429 with Retry-After), and each holds its database

@@ -212,6 +212,13 @@ static void settle(void)
     if (store_sync_owed(W.store, &t)) sync_or_stop(&t);
 }
 
+static bool defer_syncs;
+
+void api_writer_configure_syncs(bool defer)
+{
+    defer_syncs = defer;
+}
+
 void api_writer_configure_trash(int64_t retention_ms)
 {
     W.retention_ms = retention_ms;
@@ -739,7 +746,7 @@ int api_writer_start_store(store_t *s)
     Y.tail = &Y.head;
     Y.has_owed = Y.stop = false;
     /* Without the syncer's thread, the commits sync as before. */
-    Y.running = pthread_create(&Y.thread, NULL, syncer_main, NULL) == 0;
+    Y.running = defer_syncs && pthread_create(&Y.thread, NULL, syncer_main, NULL) == 0;
     if (Y.running && !store_sync_defer(s)) stop_syncer();
     if (pthread_create(&W.thread, NULL, writer_main, NULL) != 0) {
         stop_syncer();

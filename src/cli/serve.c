@@ -594,6 +594,9 @@ static int serve_run(const serve_conf_t *c)
         store_close(s);
         return 1;
     }
+    /* With the response cache on, the claim is exclusive: no other server
+     * shares the file, and the commits' syncs may leave the writer. */
+    api_writer_configure_syncs(c->cache_mb > 0);
     char err[512];
     keyring_t *keys = keyring_open(&c->keys, s, err, sizeof err);
     if (keys == NULL) {

@@ -205,3 +205,30 @@ def test_failed_sync_acknowledges_nothing_and_stops(tmp_path):
             assert js["data"]["attributes"]["name"] == name
     finally:
         srv2.close()
+
+
+def test_servers_that_may_share_the_file_sync_each_commit_themselves(tmp_path):
+    """With --cache-mb 0 other servers may serve the same file, and would
+    read (and send as events) commits not yet on disk: the commits sync
+    themselves before they are published, so a failed sync is the commit's
+    failure, a 503 that changes nothing, and the server goes on."""
+    so = shim(tmp_path)
+    flag = tmp_path / "fail-now"
+    db = tmp_path / "crmd.db"
+    srv = Crmd(tmp_path / "srv", db=db, extra_args=["--cache-mb", "0"],
+               wrap=["env", f"LD_PRELOAD={so}", f"CRMD_TEST_FAIL_SYNC={flag}"])
+    key, token = app_create(db)
+    srv.start()
+    try:
+        c = Conn(srv.port, key, token)
+        c.ok("POST", "/leads/", lead("before"), want=(201,))
+        flag.write_text("1")
+        st, _h, js, raw = c.request("POST", "/leads/", lead("refused"))
+        assert st == 503, raw[:300]
+        flag.unlink()
+        c.ok("POST", "/leads/", lead("after"), want=(201,))
+        names = sorted(item["attributes"]["name"] for item in c.walk("/leads/")[0])
+        assert names == ["after", "before"], names
+        assert srv.alive()
+    finally:
+        srv.close()
