@@ -564,14 +564,19 @@ static void print_keys(const serve_conf_t *c, keyring_t *keys)
  * stale by the first, for as long as it ran); shared with the cache off,
  * as several servers may then share the file (SQLite's locks keep the
  * data whole). False, said on stderr, when another server holds it;
- * PostgreSQL, or a file system without flock, claims nothing. */
-static bool claim_database(const serve_conf_t *c)
+ * PostgreSQL, or a file system without flock, claims nothing. *exclusive:
+ * whether the exclusive lock was taken (api_writer_configure_syncs). */
+static bool claim_database(const serve_conf_t *c, bool *exclusive)
 {
+    *exclusive = false;
     const char *path = store_url_file(c->db);
     if (path == NULL || strcmp(path, ":memory:") == 0) return true;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return true; /* cli_open_db opened it: nothing more to say */
-    if (flock(fd, (c->cache_mb > 0 ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) return true; /* fd kept */
+    if (flock(fd, (c->cache_mb > 0 ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) {
+        *exclusive = c->cache_mb > 0;
+        return true; /* fd kept */
+    }
     int e = errno;
     close(fd);
     if (e != EWOULDBLOCK) return true;
@@ -590,13 +595,14 @@ static int serve_run(const serve_conf_t *c)
     http_block_stop_signals();
     store_t *s = cli_open_db(c->db);
     if (s == NULL) return 1;
-    if (!claim_database(c)) {
+    bool exclusive;
+    if (!claim_database(c, &exclusive)) {
         store_close(s);
         return 1;
     }
-    /* With the response cache on, the claim is exclusive: no other server
-     * shares the file, and the commits' syncs may leave the writer. */
-    api_writer_configure_syncs(c->cache_mb > 0);
+    /* Only with the file to itself among servers (the exclusive lock
+     * taken) may the commits' syncs leave the writer. */
+    api_writer_configure_syncs(exclusive);
     char err[512];
     keyring_t *keys = keyring_open(&c->keys, s, err, sizeof err);
     if (keys == NULL) {

@@ -259,7 +259,8 @@ static int rows_in_file(void)
 /* The writer's batch commits leave their syncs owed (store_sync_defer,
  * vfs.c): the commit is written and visible, its ticket taken once, and
  * the process counts it owed until the ticket is run. Commits outside a
- * batch sync as before. */
+ * batch sync as before. A log found when deferring begins is copied into
+ * the database file and emptied first. */
 Test(ckpt, a_batch_commit_leaves_its_sync_to_be_run)
 {
     store_t *s = writer_store();
@@ -270,6 +271,11 @@ Test(ckpt, a_batch_commit_leaves_its_sync_to_be_run)
     cr_assert_leq(rows_in_file(), 0, "the rows were in the database file before the log was copied");
     cr_assert(store_sync_defer(s));
     cr_assert_eq(rows_in_file(), 40, "the log found was not copied into the database file");
+    char wal[160];
+    struct stat sb;
+    snprintf(wal, sizeof wal, "%s-wal", path_);
+    cr_assert_eq(stat(wal, &sb), 0);
+    cr_assert_eq(sb.st_size, 0, "the log found was not emptied: %lld bytes", (long long)sb.st_size);
     for (int round = 0; round < 2; round++) {
         cr_assert_eq(store_batch_begin(s), STORE_OK);
         cr_assert_eq(sqlite3_exec(db, "INSERT INTO t (pad) VALUES (randomblob(100))", NULL, NULL, NULL),

@@ -84,16 +84,21 @@ static bool sq_sync_defer(store_t *base)
     /* A log left by a process that stopped at a failed sync may be read
      * from the kernel's cache with frames the disk lacks: commits written
      * after them would be lost with them at a power loss, as the log's
-     * recovery stops at the first frame missing. Copied into the database
-     * and synced first, they are on disk whatever the log holds (review
-     * rv88). A log left by a clean stop is gone (the last connection's
-     * close copies it), so this costs only a start after a crash. */
+     * recovery stops at the first frame missing. Copied into the database,
+     * synced, and the log emptied (TRUNCATE, waiting the busy timeout for
+     * a reader of another process), they are on disk whatever the log
+     * held, and nothing is written after them (reviews rv88, rv89). The
+     * caller has the file to itself among servers, so no other server's
+     * writes wait for this. A log left by a clean stop is gone (the last
+     * connection's close copies it), so this costs a start after a crash. */
     int frames = 0, copied = 0;
-    int src = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied);
+    int src = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &frames, &copied);
     if (src != SQLITE_OK || copied < frames) {
-        store_log("crmd: sqlite: the log left by the last run could not be copied into the database (%s, "
-                  "%d of %d pages); the writer's commits sync themselves",
-                  sqlite3_errmsg(s->db), copied, frames);
+        store_log(
+            "crmd: sqlite: the log left by the last run could not be copied into the database and "
+            "emptied (%s, %d of %d pages): the writer's commits sync themselves; if that run stopped at a "
+            "failed sync, commits made now may be lost with its at a power loss until the log is emptied",
+            sqlite3_errmsg(s->db), copied, frames);
         return false;
     }
     s->defer_syncs = true;

@@ -333,17 +333,13 @@ int sq_vfs_sync(const store_sync_t *t)
     do
         rc = fdatasync(t->fd);
     while (rc != 0 && errno == EINTR);
-    if (rc != 0) {
-        int err = errno;
-        /* After a failed writeback the kernel keeps the pages, clean and
-         * readable, though the disk may not have them: dropped now, the
-         * next start reads the log as the disk holds it, rather than
-         * commits that a power loss would take back with every commit
-         * written after them (review rv88). Best effort: the start copies
-         * whatever log it finds into the database too (sq_sync_defer). */
-        posix_fadvise(t->fd, 0, 0, POSIX_FADV_DONTNEED);
-        return err;
-    }
+    /* After a failed writeback the kernel keeps the pages, clean and
+     * readable, though the disk may lack them. They are left there: the
+     * next start copies the log into the database from them and syncs it
+     * (sq_sync_defer). Dropped, another process holding the database open
+     * across the stop would have had the next start read stale frames
+     * from the disk through the WAL index it kept (review rv89). */
+    if (rc != 0) return errno;
     pthread_mutex_lock(&defer_mu);
     if (t->n > defer_done) {
         defer_done = t->n;
