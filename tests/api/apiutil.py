@@ -187,6 +187,19 @@ def assert_param_error(resp, params):
     return errs
 
 
+def posts_until_429(url, headers, body, refused=422, tries=6):
+    """POSTs body to url until a 429, at most tries times, each answer
+    before it being refused (its status); returns (statuses, last response)."""
+    statuses = []
+    for _ in range(tries):
+        r = requests.post(url, headers=headers, data=body, timeout=60)
+        statuses.append(r.status_code)
+        if r.status_code == 429:
+            break
+        assert_status(r, refused)
+    return statuses, r
+
+
 def check_resource(obj, rtype, attrs):
     assert isinstance(obj, dict), obj
     assert obj.get("type") == rtype, obj
