@@ -101,15 +101,15 @@ static struct {
  * commit did not write) waits all the same for those before it, so no
  * answer goes out before one it may have seen. A failed sync leaves
  * commits that others may have read and that may not be on disk: the
- * process stops at once, answering none of them (as PostgreSQL does), and
- * the log on disk is what the next start recovers.
+ * process stops at once, answering none of them (as PostgreSQL does); the
+ * next start copies the log into the database before it defers a sync
+ * (store_sync_defer).
  */
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     api_write_t *head, **tail; /* committed writes, their batches one after the other */
-    store_sync_t owed;         /* the latest sync owed by them */
-    bool has_owed;
+    store_sync_t owed;         /* the latest sync owed by them (n 0: none) */
     bool stop, running;
     atomic_int_least64_t busy_since; /* ms: when the running sync started; 0: none runs */
     pthread_t thread;
@@ -157,12 +157,11 @@ static void *syncer_main(void *arg)
         if (Y.head == NULL) break;
         api_write_t *done = Y.head;
         store_sync_t t = Y.owed;
-        bool owed = Y.has_owed;
         Y.head = NULL;
         Y.tail = &Y.head;
-        Y.has_owed = false;
+        Y.owed.n = 0;
         pthread_mutex_unlock(&Y.mu);
-        if (owed) {
+        if (t.n != 0) {
             atomic_store(&Y.busy_since, ts_now_ms());
             sync_or_stop(&t);
             atomic_store(&Y.busy_since, 0);
@@ -184,10 +183,7 @@ static void to_syncer(api_write_t *batch, bool owed, const store_sync_t *t)
     pthread_mutex_lock(&Y.mu);
     *Y.tail = batch;
     Y.tail = &last->next;
-    if (owed) {
-        Y.owed = *t;
-        Y.has_owed = true;
-    }
+    if (owed) Y.owed = *t;
     pthread_cond_signal(&Y.cv);
     pthread_mutex_unlock(&Y.mu);
 }
@@ -744,7 +740,8 @@ int api_writer_start_store(store_t *s)
     W.tidy_at = 0;
     Y.head = NULL;
     Y.tail = &Y.head;
-    Y.has_owed = Y.stop = false;
+    Y.owed.n = 0;
+    Y.stop = false;
     /* Without the syncer's thread, the commits sync as before. */
     Y.running = defer_syncs && pthread_create(&Y.thread, NULL, syncer_main, NULL) == 0;
     if (Y.running && !store_sync_defer(s)) stop_syncer();

@@ -108,9 +108,9 @@ static bool sq_sync_defer(store_t *base)
 static bool sq_sync_owed(store_t *base, store_sync_t *out)
 {
     sqlite_store_t *s = sq_of(base);
-    if (!s->owed_sync) return false;
-    s->owed_sync = false;
+    if (s->owed.n == 0) return false;
     *out = s->owed;
+    s->owed = (store_sync_t){.fd = -1};
     return true;
 }
 

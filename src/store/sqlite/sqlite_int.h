@@ -222,9 +222,9 @@ typedef struct sqlite_store {
     int64_t deadline_ns;
     bool too_slow;
     /* The writer's commits leave their syncs owed (store_sync_defer), and
-     * the last one's, if it did, not yet taken (store_sync_owed). */
+     * the last one's, if it did, not yet taken (store_sync_owed; n 0:
+     * none). */
     bool defer_syncs;
-    bool owed_sync;
     store_sync_t owed;
 } sqlite_store_t;
 

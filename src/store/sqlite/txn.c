@@ -135,7 +135,7 @@ static store_rc_t tx_commit(store_t *base)
     if (s->defer_syncs) {
         sq_vfs_defer_next(false);
         /* A ticket not taken yet is covered by this one's sync. */
-        if (sq_vfs_deferred(&s->owed)) s->owed_sync = true;
+        sq_vfs_deferred(&s->owed);
     }
     if (rc == STORE_OK) sq_note_commit();
     return rc;
