@@ -284,8 +284,10 @@ def test_a_large_kept_answer_is_charged_to_the_apps_rate_limit(make_server):
     for a, keys in ((charged, (key(), key())), (free, (None,))):
         lead = a.create_lead(name="漢" * 255, source="字" * 64)
         ops = [{"op": "update", "id": lead["id"], "lead": {}} for _ in range(500)]
-        for k in keys:
+        for i, k in enumerate(keys):
             r = a.post("/leads/batch", {"operations": ops}, headers={"Idempotency-Key": k} if k else {})
+            if i > 0 and r.status_code == 429:
+                break  # the first kept answer (and the batch's loop time) took the burst already
             assert_status(r, 200)
             assert len(r.content) > 512 * 1024
     # 120 requests of burst, 10 a second: each kept answer cost about 80.
