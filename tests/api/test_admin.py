@@ -140,7 +140,7 @@ def _burst(app, n):
 
 
 def test_rate_limit_refuses_with_429_and_spares_other_apps(make_server, monkeypatch):
-    monkeypatch.setenv("CRMD_RATE_LIMIT", "2:5")
+    monkeypatch.setenv("CRMD_RATE_LIMIT", "1:5")
     srv = make_server()
     noisy, quiet = srv.new_app(), srv.new_app()
     responses = _burst(noisy, 15)

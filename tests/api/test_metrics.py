@@ -35,7 +35,7 @@ class AdminServer(Server):
 @pytest.fixture(scope="module")
 def msrv(tmp_path_factory):
     srv = AdminServer(tmp_path_factory.mktemp("metrics"),
-                      {"CRMD_RATE_LIMIT": "5:5", "CRMD_AUTH_LIMIT": "0.1:2"}).start()
+                      {"CRMD_RATE_LIMIT": "1:5", "CRMD_AUTH_LIMIT": "0.1:2"}).start()
     yield srv
     assert srv.stop() == 0
 
