@@ -18,10 +18,12 @@
  *   jwt_verify (one key) does not compare the kid: the signature decides.
  * - ES256 signatures are JWS's raw r || s (64 bytes), turned into DER for
  *   OpenSSL; any other length is JWT_BAD_SIG.
- * - exp may be a JSON integer or a JSON real holding an integral value within
- *   +-2^53 (some issuers write 1.7e9); a fractional, non-finite or
- *   non-numeric exp is JWT_NO_EXP. nbf and iat follow the same number rule,
- *   but a bad one is JWT_MALFORMED since they are optional.
+ * - exp may be a JSON integer or a JSON real within +-2^53 (some issuers
+ *   write 1.7e9; RFC 7519 section 2 lets a NumericDate have a fraction). A
+ *   fraction is rounded toward the stricter second: exp down, nbf and iat
+ *   up, so a token is never taken for longer or earlier than it says. A
+ *   non-finite or non-numeric exp is JWT_NO_EXP. nbf and iat follow the same
+ *   number rule, but a bad one is JWT_MALFORMED since they are optional.
  * - crmd's keys must be RSA of at least 2048 bits; jwt_key_load rejects
  *   others (external keys: jwk.c).
  */
@@ -327,9 +329,10 @@ out:
     return rc;
 }
 
-/* Reads an integral NumericDate: a JSON integer, or a real that holds an
- * integer exactly. Returns false for anything else. */
-static bool get_time(const json_t *v, int64_t *out)
+/* Reads a NumericDate into whole seconds: a JSON integer, or a finite real
+ * within +-2^53, whose fraction goes down when up is false (exp) and up when
+ * it is true (nbf, iat). Returns false for anything else. */
+static bool get_time(const json_t *v, bool up, int64_t *out)
 {
     if (json_is_integer(v)) {
         *out = (int64_t)json_integer_value(v);
@@ -337,8 +340,8 @@ static bool get_time(const json_t *v, int64_t *out)
     }
     if (json_is_real(v)) {
         double d = json_real_value(v);
-        if (!isfinite(d) || d != floor(d) || fabs(d) > JWT_REAL_INT_MAX) return false;
-        *out = (int64_t)d;
+        if (!isfinite(d) || fabs(d) > JWT_REAL_INT_MAX) return false;
+        *out = (int64_t)(up ? ceil(d) : floor(d));
         return true;
     }
     return false;
@@ -389,15 +392,15 @@ static int check_claims(const unsigned char *text, size_t len, int64_t now, cons
     int64_t nbf = 0;
 
     if (!p || !json_is_object(p)) goto out;
-    if (!get_time(json_object_get(p, "exp"), &c->exp)) {
+    if (!get_time(json_object_get(p, "exp"), false, &c->exp)) {
         rc = JWT_NO_EXP;
         goto out;
     }
     const json_t *v = json_object_get(p, "nbf");
-    if (v && !get_time(v, &nbf)) goto out;
+    if (v && !get_time(v, true, &nbf)) goto out;
     bool has_nbf = v != NULL;
     v = json_object_get(p, "iat");
-    if (v && !get_time(v, &c->iat)) goto out;
+    if (v && !get_time(v, true, &c->iat)) goto out;
     if ((rc = get_string(p, "iss", c->iss)) != JWT_OK || (rc = get_string(p, "sub", c->sub)) != JWT_OK ||
         (rc = get_string(p, "jti", c->jti)) != JWT_OK)
         goto out;

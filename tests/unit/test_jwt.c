@@ -548,10 +548,14 @@ Test(jwt, exp_required_and_numeric)
     cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":null}"), JWT_NO_EXP);
     cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":true}"), JWT_NO_EXP);
     cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":[1700003600]}"), JWT_NO_EXP);
-    /* An integral real is accepted; a fractional one is not. */
+    /* A real is accepted, a fraction rounded down: expired at the second it
+     * began (NOW is 1700000000). */
     cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":1.7000036e9}"), JWT_OK);
     cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":1.5e9}"), JWT_EXPIRED);
-    cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":1700003600.5}"), JWT_NO_EXP);
+    cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":1700003600.5}"), JWT_OK);
+    cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":1700000001.9}"), JWT_OK);
+    cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":1700000000.9}"), JWT_EXPIRED);
+    cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":-1.5}"), JWT_EXPIRED);
     cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":1e300}"), JWT_NO_EXP);
     /* Past int64: jansson refuses the number, so the JSON is malformed. */
     cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":99999999999999999999}"), JWT_MALFORMED);
@@ -562,6 +566,12 @@ Test(jwt, nbf_in_future)
     /* Up to 60 s ahead (clock skew, as for iat); beyond, not yet. */
     cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":" EXP_OK ",\"nbf\":1700000061}"), JWT_NOT_YET);
     cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":" EXP_OK ",\"nbf\":1700000060}"), JWT_OK);
+    /* A fraction of nbf is rounded up: 60.1 s ahead is beyond the 60. */
+    cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":" EXP_OK ",\"nbf\":1700000060.1}"), JWT_NOT_YET);
+    cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":" EXP_OK ",\"nbf\":1700000059.5}"), JWT_OK);
+    cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":" EXP_OK ",\"iat\":1700000060.1}"), JWT_NOT_YET);
+    cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":" EXP_OK ",\"iat\":1699999999.5}"), JWT_OK);
+    cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":" EXP_OK ",\"nbf\":1e300}"), JWT_MALFORMED);
     cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":" EXP_OK ",\"nbf\":1700000001}"), JWT_OK);
     cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":" EXP_OK ",\"nbf\":1700000000}"), JWT_OK);
     cr_assert_eq(verify_payload("{\"app\":\"a\",\"exp\":" EXP_OK ",\"nbf\":9223372036854775807}"),
