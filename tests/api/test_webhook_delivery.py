@@ -585,18 +585,26 @@ def test_a_full_backlog_drops_the_event_logs_it_and_makes_the_webhook_inactive(m
 
 def test_a_long_backlog_does_not_slow_an_apps_writes(make_server):
     """20 webhooks whose target is down, with 9,000 undelivered events
-    each: a batch of 500 creates (10,000 more queue rows) answers within 5 s
-    (0.6 to 0.9 s measured on 2 busy cores, as with no backlog at all), and
-    the backlog's cap holds exactly. The test of a full backlog read up to
-    --webhook-backlog-max entries of each webhook's queue, twice per event,
-    inside the writer's transaction, which holds SQLite's only write lock:
-    with 8,000 events each this batch took 24.5 s, every app's writes
-    waiting behind it."""
+    each: a batch of 500 creates (10,000 more queue rows) answers about as
+    fast as the same batch of another app whose 20 webhooks have no backlog
+    (0.6 to 0.9 s each on 2 busy cores), and the backlog's cap holds
+    exactly. The test of a full backlog read up to --webhook-backlog-max
+    entries of each webhook's queue, twice per event, inside the writer's
+    transaction, which holds SQLite's only write lock: with 8,000 events
+    each this batch took 24.5 s, every app's writes waiting behind it.
+
+    The bound is 3 s plus 5 times the baseline batch's time, measured on
+    the same server just before: the old code's batch takes some 20 times
+    the baseline on any machine (9.6 s against 0.46 s on an idle one, where
+    the bound is 5.3 s), where a fixed 5 s left a sanitized build on a
+    loaded machine little or no room over its own baseline."""
     backlog, hooks = 9000, 20
     args = ["--webhook-allow-private", "--webhook-sender", "off", "--webhook-backlog-max", str(backlog + 500)]
     srv = make_server(extra_args=args)
-    app = srv.new_app()
+    app, quiet = srv.new_app(), srv.new_app()
     ids = [create_webhook(app, f"http://127.0.0.1:9/h{i}")["id"] for i in range(hooks)]
+    for i in range(hooks):
+        create_webhook(quiet, f"http://127.0.0.1:9/q{i}")
     assert srv.stop() == 0
     # The backlog, made directly (through the API it would take as long as
     # what is measured, on the old code); the sender is off, so it stays.
@@ -607,8 +615,9 @@ def test_a_long_backlog_does_not_slow_an_apps_writes(make_server):
              "('0190f3a2-0000-7000-8000-' || lpad(n::text, 12, '0'))::uuid, 1, 1000, '{}' "
              f"FROM generate_series(0, {backlog - 1}) n; "
              "INSERT INTO webhook_events (webhook_id, event_id) SELECT w.id, p.event_id "
-             "FROM webhooks w CROSS JOIN webhook_payloads p ORDER BY p.event_id, w.id; "
-             "ANALYZE webhook_events; ANALYZE webhook_payloads")
+             "FROM webhooks w CROSS JOIN webhook_payloads p WHERE w.id IN ("
+             + ", ".join(f"'{w}'" for w in ids) + ") "
+             "ORDER BY p.event_id, w.id; ANALYZE webhook_events; ANALYZE webhook_payloads")
     else:
         con = sqlite3.connect(srv.db, timeout=10)
         with con:
@@ -619,17 +628,27 @@ def test_a_long_backlog_does_not_slow_an_apps_writes(make_server):
                             [(w, e) for e in events for w in ids])
         con.close()
     srv = make_server(db_url=srv.db_url, extra_args=args)
-    app = App(srv.base_url, app.key, app.token)
+    app, quiet = App(srv.base_url, app.key, app.token), App(srv.base_url, quiet.key, quiet.token)
     ops = [{"op": "create", "lead": {"name": f"L{i}"}} for i in range(500)]
-    t0 = time.monotonic()
-    try:
-        r = requests.post(srv.base_url + "/leads/batch", json={"operations": ops}, headers=app.headers, timeout=15)
-    except requests.Timeout:
-        pytest.fail("a batch of 500 creates got no answer within 15 s behind 20 backlogs of 9,000 events")
-    took = time.monotonic() - t0
-    assert_status(r, 200)
-    print(f"\na batch of 500 creates behind 20 backlogs of 9,000 events answered in {took * 1000:.0f} ms")
-    assert took < 5, f"a batch of 500 creates took {took:.1f}s behind 20 backlogs of 9,000 events"
+
+    def timed_batch(who):
+        t0 = time.monotonic()
+        try:
+            r = requests.post(srv.base_url + "/leads/batch", json={"operations": ops}, headers=who.headers,
+                              timeout=120)
+        except requests.Timeout:
+            pytest.fail("a batch of 500 creates got no answer within 120 s")
+        took = time.monotonic() - t0
+        assert_status(r, 200)
+        return took
+
+    baseline = timed_batch(quiet)
+    took = timed_batch(app)
+    bound = 3 + 5 * baseline
+    print(f"\na batch of 500 creates behind 20 backlogs of 9,000 events answered in {took * 1000:.0f} ms, "
+          f"the same batch without a backlog in {baseline * 1000:.0f} ms")
+    assert took < bound, (f"a batch of 500 creates took {took:.1f}s behind 20 backlogs of 9,000 events, "
+                          f"{baseline:.1f}s without (bound {bound:.1f}s)")
     # Each webhook now holds exactly its cap: the next event is dropped for
     # every one, and each is made inactive.
     hooks_active = lambda: sum(  # noqa: E731
