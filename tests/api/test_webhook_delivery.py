@@ -682,8 +682,14 @@ def test_an_apps_backlog_does_not_hold_up_another_apps_deliveries(make_server):
     """One app with a 10,000-event backlog: its 100 webhooks (the most an app
     may have), 100 events each, behind a receiver that takes 0.2 s an
     event. Another app's event, made right after, is delivered within a
-    couple of seconds: the backlog's webhooks are claimed as fast as the
-    sender can take them, and each holds one transfer at a time."""
+    few seconds: the backlog's webhooks are claimed as fast as the sender
+    can take them, and each holds one transfer at a time. A claim takes 4
+    webhooks in the table's order (here the order they were made), so the
+    other app's comes after 25 claims of the backlog's: 0.5 s in all when
+    a full claim claims again at once, 11.5 s when each waited for the
+    next look (500 ms apart on any machine). The bound, 6 s, lies between:
+    2.5 s left a sanitized build on a loaded machine, with its 100
+    transfers beside the claims, under 5 times the 0.5 s."""
     srv = make_server(extra_args=FLAGS)
     a, b = srv.new_app(), srv.new_app()
     slow = Receiver(lambda d, n: (204, {}, b"", 0.2))
@@ -699,7 +705,7 @@ def test_an_apps_backlog_does_not_hold_up_another_apps_deliveries(make_server):
         got = fast.wait_for(1, timeout=20)
         print(f"\nthe other app's event arrived {got[0].at - t0:.2f}s after it was made, "
               f"{len(slow.got())} of the backlog's 10,000 events delivered by then")
-        assert got[0].at - t0 < 2.5, f"another app's event waited {got[0].at - t0:.1f}s behind the backlog"
+        assert got[0].at - t0 < 6, f"another app's event waited {got[0].at - t0:.1f}s behind the backlog"
         # Side by side, the 100 webhooks each have their first event within
         # a fraction of a second; one after another (0.2 s a delivery),
         # fewer than 41 would have any after 8 s. Counted until then, not at
