@@ -17,7 +17,14 @@ import requests
 from apiutil import (App, RsaKey, app_create, b64u, b64u_dec, find_server_key, hs256_signer,
                      jwt_compact, jwt_parts, now_s, openssl, run_crmd, token_issue)
 
-PICKUP_S = 3  # a rotation reaches running servers within a second or two
+# A rotation reaches running servers within a second or two (crmd reads the
+# keys every second); a loaded 2-core CI machine, a sanitized build
+# above all, can delay that poll and the twelve connections every_thread makes,
+# so eventually() waits this long before it fails (as test_admin's
+# PROPAGATION_S + LOAD_SLACK_S). It returns at the first success: no slower
+# when it passes, and still under the 10 s a hanging fetch of the provider's
+# keys would hold a poll that waited for it.
+PICKUP_S = 6
 
 
 def get_leads(base_url, key, token):
