@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from apiutil import REPO_ROOT, assert_error, assert_status, check_raw, crmd_bin, recv_answer
-from conftest import free_port
+from conftest import READY_TIMEOUT, free_port
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -133,12 +133,14 @@ def test_make_run_prints_a_link_that_signs_in(tmp_path):
         m = re.fullmatch(rf"http://127\.0\.0\.1:{port}/#app=(pk_live_\w+)&token=([\w.-]+)", lines[-1])
         assert m, lines[-1]
         assert m.group(1) == exports["BLOCKS_API_KEY"] and m.group(2) == exports["BLOCKS_AUTH_TOKEN"]
-        for _ in range(200):  # crmd serve starts after the lines are printed
+        deadline = time.monotonic() + READY_TIMEOUT  # crmd serve starts after the lines are printed
+        while True:
             try:
                 r = requests.get(f"http://127.0.0.1:{port}/leads/summary", timeout=5,
                                  headers={"Authorization": f"Bearer {m.group(2)}", "AppId": m.group(1)})
                 break
             except requests.ConnectionError:
+                assert time.monotonic() < deadline and p.poll() is None, "crmd serve did not start"
                 time.sleep(0.05)
         assert_status(r, 200)
     finally:

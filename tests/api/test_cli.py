@@ -413,13 +413,13 @@ def test_the_drain_after_sigterm_is_drain_seconds_and_what_it_cuts_is_said(tmp_p
     connections were still open when it ended."""
     import signal
     import time
-    from conftest import free_port
+    from conftest import READY_TIMEOUT, free_port
     assert run_crmd("serve", "--drain-seconds", "0", "--db", f"sqlite:{tmp_path}/x.db").returncode == 2
     port = free_port()
     p = subprocess.Popen([crmd_bin(), "serve", "--listen", f"127.0.0.1:{port}", "--db", f"sqlite:{tmp_path}/x.db",
                           "--drain-seconds", "2", "--quiet"], stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + READY_TIMEOUT
         while True:
             try:
                 s = socket.create_connection(("127.0.0.1", port), timeout=5)
