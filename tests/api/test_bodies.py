@@ -376,6 +376,7 @@ def test_an_honest_chunked_body_in_flight_is_no_hoarder(make_server):
     auth = f"Authorization: Bearer {app.token}\r\nAppId: {app.key}\r\n"
     lock = sqlite3.connect(srv.db, timeout=5, isolation_level=None, check_same_thread=False)
     lock.execute("BEGIN IMMEDIATE")  # the create waits for the writer: in flight
+    locked_at = time.monotonic()
     socks = []
     try:
         body = b'{"lead": {"name": "Honest chunked"}' + b" " * 400_000 + b"}"
@@ -401,7 +402,10 @@ def test_an_honest_chunked_body_in_flight_is_no_hoarder(make_server):
         except OSError:
             pass  # refused for memory: as it should be
         time.sleep(0.5)
-        threading.Timer(1.0, lock.rollback).start()
+        # The lock goes a second later, but no later than 4 s after it was
+        # taken: the create gives up (503) after SQLite's busy timeout of 5 s,
+        # which the sends above could otherwise use up on a loaded machine.
+        threading.Timer(max(0.0, min(1.0, locked_at + 4.0 - time.monotonic())), lock.rollback).start()
         got = b""
         while b"\r\n\r\n" not in got or len(got.split(b"\r\n\r\n", 1)[1]) < int(
                 re.search(rb"content-length: (\d+)", got, re.I).group(1)):
