@@ -20,8 +20,11 @@
 
 /* What the server is told at each connection; the user's URL overrides
  * all but client_encoding (see start). The lock timeout is the "about
- * five seconds" of store.h. */
-#define CONNECT_TIMEOUT_S "2"
+ * five seconds" of store.h. The connect timeout is 5 s: libpq 15 counts a
+ * blocking connect's timeout in whole seconds of time(), so its 2 (the
+ * least it takes) gave up after as little as one second, which a loaded
+ * host's connect outlasted (`crmd copy` in CI: "timeout expired"). */
+#define CONNECT_TIMEOUT_S "5"
 const char pg_session_sql[] = "SET lock_timeout = '5s'";
 /* A server thread's read connection also plans each statement once, for
  * any parameters: left to choose (plan_cache_mode auto), PostgreSQL plans a
