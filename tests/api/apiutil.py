@@ -200,6 +200,21 @@ def posts_until_429(url, headers, body, refused=422, tries=6):
     return statuses, r
 
 
+def follow_due_soon(app, lead_id, read, aheads=(1.5, 5, 15)):
+    """Creates a follow of lead_id due a moment ahead and returns (follow, due
+    as a Unix time, read(follow)). A read that ended after the due date proves
+    nothing about pending (a loaded machine, a sanitized build): the follow is
+    then made again further ahead, at each of aheads (seconds) in turn."""
+    for ahead in aheads:
+        due = time.time() + ahead
+        stamp = _dt.datetime.fromtimestamp(due, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        follow = app.create_follow(lead_id, title="due soon", due_date=stamp)
+        got = read(follow)
+        if time.time() < due - 0.01:  # (the date sent is cut to the millisecond)
+            break
+    return follow, due, got
+
+
 def check_resource(obj, rtype, attrs):
     assert isinstance(obj, dict), obj
     assert obj.get("type") == rtype, obj

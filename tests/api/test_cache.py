@@ -2,15 +2,12 @@
 on any thread, and must let time-dependent answers (overdue) move on."""
 
 import concurrent.futures as cf
-import datetime as dt
 import threading
 import time
 
 import requests
 
-
-def _iso(t):
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+from apiutil import follow_due_soon
 
 
 def _fresh_get(app, path):
@@ -71,13 +68,9 @@ def test_a_cached_pending_follow_turns_overdue_on_time(app):
     prove nothing about pending (a loaded machine, a sanitized build): the
     follow is then made again further ahead, rather than the test failing."""
     lead = app.create_lead(name="soon due")
-    for ahead in (1.5, 5, 15):
-        due = time.time() + ahead
-        f = app.create_follow(lead["id"], title="due soon", due_date=_iso(due))
-        # cached now, on both threads most likely
-        seen = [s for _ in range(3) for s in _follow_statuses(app, lead["id"], f["id"])]
-        if time.time() < due - 0.01:  # (the date sent is cut to the millisecond)
-            break
+    # cached now, on both threads most likely
+    f, due, seen = follow_due_soon(
+        app, lead["id"], lambda f: [s for _ in range(3) for s in _follow_statuses(app, lead["id"], f["id"])])
     assert seen == ["pending"] * 6, seen
     time.sleep(max(0, due - time.time()) + 0.2)
     for _ in range(3):
