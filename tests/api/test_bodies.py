@@ -267,8 +267,8 @@ def test_a_body_over_4_kib_is_judged_from_its_head_before_it_is_sent(server, app
     # A small body is not judged: h2o waits for it (or says 100 Continue).
     with pytest.raises(socket.timeout):
         with socket.create_connection((server.host, server.port), timeout=0.5) as s:
-            s.sendall((f"POST /leads/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                       f"Content-Length: 4000\r\n\r\n").encode())
+            s.sendall(("POST /leads/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 4000\r\n\r\n").encode())
             s.recv(4096) if not expect else (s.recv(4096), s.recv(4096))
     mine = {"Authorization": f"Bearer {app.token}", "AppId": app.key}
     if expect:

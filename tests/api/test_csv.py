@@ -114,7 +114,7 @@ def test_format_csv_and_accept_choose_csv_and_json_wins_a_preference(mapp, seede
     assert r.headers["Content-Type"].startswith("text/csv")
     # JSON's preference is its most specific range's (helper-81): a
     # wildcard preferred to text/csv means JSON; one below it, CSV.
-    for accept, csv in (("text/csv;q=0.5, */*;q=0.9", False), ("text/csv;q=0.5, application/*;q=0.9", False),
+    for accept, wants_csv in (("text/csv;q=0.5, */*;q=0.9", False), ("text/csv;q=0.5, application/*;q=0.9", False),
                         ("text/csv;q=0.5, application/*;q=0.9, application/json;q=0.1", True),
                         ("*/*;q=0.9, application/*;q=0.1, text/csv;q=0.5", True),
                         ("text/csv, */*", True), ("*/*, text/csv", True), ("application/json, text/csv", False),
@@ -122,7 +122,7 @@ def test_format_csv_and_accept_choose_csv_and_json_wins_a_preference(mapp, seede
                         ("text/*", False)):
         r = mapp.get("/leads/", headers={"Accept": accept})
         assert_status(r, 200)
-        assert r.headers["Content-Type"].startswith("text/csv" if csv else "application/json"), accept
+        assert r.headers["Content-Type"].startswith("text/csv" if wants_csv else "application/json"), accept
 
 
 def test_an_export_takes_no_paging_and_reports_every_problem(mapp):

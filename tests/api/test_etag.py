@@ -7,8 +7,6 @@ import threading
 import time
 import uuid
 
-import pytest
-
 from apiutil import assert_error, assert_status, body_json, describe, follow_due_soon
 
 ETAG_RE = r'^"[0-9a-f]{32}"$'

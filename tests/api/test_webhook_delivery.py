@@ -7,7 +7,6 @@ The module's server runs with --webhook-allow-private (the receivers are on
 loopback) and a short retry schedule, 1s,2s,4s, given up after 6 s: an event
 that keeps failing is tried at 0, 1 and 3 s, then given up."""
 
-import json
 import re
 import sqlite3
 import threading
@@ -242,7 +241,7 @@ def test_inactive_webhooks_get_nothing_made_meanwhile(happ, receiver):
     happ.create_lead(name="Unseen")
     assert_status(happ.put(f"/webhooks/{w['id']}", {"webhook": {"active": True}}), 200)
     happ.create_lead(name="Seen")
-    got = receiver.wait_for(1)
+    receiver.wait_for(1)
     time.sleep(1.5)
     assert [d.json["data"]["attributes"]["name"] for d in receiver.got()] == ["Seen"]
 

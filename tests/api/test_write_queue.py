@@ -13,7 +13,6 @@ import sqlite3
 import subprocess
 import time
 
-import pytest
 import requests
 
 from apiutil import TIMEOUT, assert_error, body_json

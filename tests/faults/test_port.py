@@ -7,7 +7,6 @@ import socket
 import subprocess
 import time
 
-import pytest
 
 from faultutil import Conn, DefectObserved, app_create, crmd_bin, free_port
 

@@ -19,7 +19,6 @@ import threading
 import time
 import uuid
 
-import pytest
 
 from faultutil import (Conn, DefectObserved, TransportError, app_create, free_port, integrity_check,
                        metric, run, small_ext4)
