@@ -12,25 +12,41 @@
  * first's commit gets the lock, finds the answer (STORE_CONFLICT) and
  * replays it.
  */
+#include <assert.h>
+#include <stdbool.h>
 #include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include "store/postgres/pg_int.h"
 
-/* The one-key advisory lock of app's key: FNV-1a, 64 bits, of the app
- * (8 bytes, big-endian) and the key. The keys whose high half is 'crmd'
- * are the fixed locks' (sql.c: MIGRATE_LOCK, REVOKE_LOCK): such a hash
- * has a bit of that half flipped. (The webhooks' lock is in the two-key
- * space, apart from all of these.) Two keys that share a lock, one time
- * in 2^64, make the second a 409 while the first is in flight. */
-static int64_t lock_key(int64_t app, const char *key)
+/* The one-key advisory lock of app's key: the first 64 bits of SHA-256 of
+ * the app (8 bytes, big-endian) and the key. A hash no one can aim, where
+ * FNV-1a's could be: an app that knew another app's key in flight could
+ * have made one of its own with the same lock and given that request a
+ * 409 (a review). The keys whose high half is 'crmd' are the fixed locks'
+ * (sql.c: MIGRATE_LOCK, REVOKE_LOCK): such a hash has a bit of that half
+ * flipped. (The webhooks' lock is in the two-key space, apart from all of
+ * these.) Two keys that share a lock, one time in 2^64, make the second a
+ * 409 while the first is in flight. Returns false if OpenSSL could not
+ * hash (out of memory). */
+static bool lock_key(int64_t app, const char *key, int64_t *lock)
 {
-    uint64_t h = 14695981039346656037ULL;
-    for (int i = 7; i >= 0; i--)
-        h = (h ^ (((uint64_t)app >> (8 * i)) & 0xFF)) * 1099511628211ULL;
-    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
-        h = (h ^ *p) * 1099511628211ULL;
+    unsigned char in[8 + STORE_IDEM_KEY_MAX], md[SHA256_DIGEST_LENGTH];
+    size_t n = strlen(key);
+    assert(n <= STORE_IDEM_KEY_MAX);
+    for (int i = 0; i < 8; i++)
+        in[i] = (unsigned char)((uint64_t)app >> (8 * (7 - i)));
+    memcpy(in + 8, key, n);
+    unsigned int mdlen = 0;
+    if (EVP_Digest(in, 8 + n, md, &mdlen, EVP_sha256(), NULL) != 1) return false;
+    uint64_t h = 0;
+    for (int i = 0; i < 8; i++)
+        h = h << 8 | md[i];
     if (h >> 32 == PG_LOCK_CRMD) h ^= 1ULL << 32;
-    return (int64_t)h;
+    *lock = (int64_t)h;
+    return true;
 }
 
 static store_rc_t idem_row(const PGresult *r, const pg_rows_t *to)
@@ -78,8 +94,10 @@ typedef struct claim {
 /* Takes c's key's lock, or finds it another transaction's (c->in_flight). */
 static store_rc_t try_lock(pg_store_t *s, claim_t *c)
 {
+    int64_t lock;
+    if (!lock_key(c->app, c->key, &lock)) return STORE_ERROR;
     pg_params_t l = {0};
-    pgp_int8(&l, lock_key(c->app, c->key));
+    pgp_int8(&l, lock);
     PGresult *r;
     store_rc_t rc = pg_run_in_tx(s, Q_IDEM_TRY_LOCK, &l, &r);
     c->in_flight = rc == STORE_OK && pg_get_int(r, 0, 0) == 0;
