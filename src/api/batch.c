@@ -134,11 +134,16 @@ static int decode_ops(const json_t *root, h2o_iovec_t body, batch_t *b, int n, v
 {
     const json_t *ops = json_is_object(root) ? json_object_get(root, "operations") : NULL;
     const char *key;
+    size_t keylen;
     json_t *v;
-    if (json_is_object(root)) json_object_foreach((json_t *)root, key, v)
+    /* Each member beside operations is pointed at, as a single write's
+     * are (/extra, RFC 6901 escapes), never at the whole body. */
+    if (json_is_object(root)) json_object_keylen_foreach((json_t *)root, key, keylen, v)
         {
-            if (strcmp(key, "operations") != 0)
-                verrs_add(errs, "unknown_attribute", "", NULL, "The body holds operations and nothing else");
+            if (keylen == strlen("operations") && memcmp(key, "operations", keylen) == 0) continue;
+            char ptr[96];
+            verrs_pointer(ptr, sizeof ptr, NULL, key, keylen);
+            verrs_add(errs, "unknown_attribute", ptr, NULL, "The body holds operations and nothing else");
         }
     size_t count = json_is_array(ops) ? json_array_size(ops) : 0;
     if (count < 1 || count > BATCH_OPS_MAX || (int)count > n) {

@@ -212,3 +212,17 @@ def test_exact_numbers_in_a_batch(app):
     assert_status(r, 200)
     assert [d["attributes"]["value"] for d in body_json(r)["data"]] == [9999999999999.99, 1]
     assert '"value":9999999999999.99' in r.text
+
+
+def test_a_member_beside_operations_is_pointed_at_by_its_name(app):
+    """extensions.md ("Safe writes"): a batch's 422 names every problem's
+    pointer. A member beside "operations" is one, at /{member} (RFC 6901
+    escapes), as beside a single write's "lead"; it was at "" (the whole
+    body), which names no member."""
+    ops = [{"op": "create", "lead": {"name": "x"}}]
+    errs = assert_error(app.post("/leads/batch", {"operations": ops, "extra": 1, "a/b~": 2}), 422,
+                        {"unknown_attribute"})
+    assert sorted(e["source"]["pointer"] for e in errs) == ["/a~1b~0", "/extra"]
+    single = assert_error(app.post("/leads/", {"lead": {"name": "x"}, "extra": 1}), 422, {"unknown_attribute"})
+    assert [e["source"]["pointer"] for e in single] == ["/extra"]
+    assert total(app) == 0
