@@ -37,6 +37,7 @@ bool api_change_lead_delete(store_t *s, api_write_t *w, const char *id, const le
     api_change_t c = {.kind = CHANGE_LEAD, .action = CHANGE_DELETED, .lead_before = before};
     if (!api_change_record(s, w, &c)) return false;
     c.action = CHANGE_PURGED;
+    c.deleted_at = w->now; /* in the trash for no time at all */
     return keep || api_change_record(s, w, &c);
 }
 
@@ -59,6 +60,13 @@ void api_hold_lead(void *ctx, const lead_t *lead)
     api_held_t *h = ctx;
     h->lead = *lead;
     h->found = copy_texts(h, (text_ref_t *[]){&h->lead.name, &h->lead.source}, 2);
+}
+
+void api_hold_trashed(void *ctx, const lead_t *lead, int64_t deleted_at)
+{
+    api_held_t *h = ctx;
+    api_hold_lead(ctx, lead);
+    h->deleted_at = deleted_at;
 }
 
 void api_hold_follow(void *ctx, const follow_t *follow)

@@ -32,6 +32,9 @@ typedef struct api_change {
     enum api_change_action action;
     const lead_t *lead_before, *lead_after;
     const follow_t *follow_before, *follow_after;
+    /* A lead's PURGED: when it went to the trash (ms), for lead.purged's
+     * data, the lead as it was there (with deleted_at, as the trash shows it). */
+    int64_t deleted_at;
     /* No webhook can get its events (store_event_wanted said so for this
      * batch): none is recorded. */
     bool no_events;
@@ -67,6 +70,7 @@ void api_change_fail(api_write_t *w, store_rc_t rc);
 typedef struct api_held {
     bool found;
     lead_t lead;
+    int64_t deleted_at; /* a trashed lead's (api_hold_trashed) */
     follow_t follow;
     char *text; /* the texts' copies; api_held_free frees them */
 } api_held_t;
@@ -75,6 +79,8 @@ typedef struct api_held {
  * they are given in the api_held_t ctx. On out of memory its texts are
  * left unset and found false. */
 void api_hold_lead(void *ctx, const lead_t *lead);
+/* The same for a trashed lead (store_trash_cb), keeping its deleted_at. */
+void api_hold_trashed(void *ctx, const lead_t *lead, int64_t deleted_at);
 void api_hold_follow(void *ctx, const follow_t *follow);
 void api_held_free(api_held_t *h);
 

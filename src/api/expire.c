@@ -31,6 +31,7 @@ static void on_due(void *ctx, int64_t app, const char *id)
 typedef struct kept {
     bool found;
     lead_t lead;
+    int64_t deleted_at;
     char name[1024], source[1024];
 } kept_t;
 
@@ -43,10 +44,11 @@ static void keep_text(text_ref_t *t, char *buf, size_t cap)
     *t = (text_ref_t){buf, n};
 }
 
-static void keep(void *ctx, const lead_t *lead)
+static void keep(void *ctx, const lead_t *lead, int64_t deleted_at)
 {
     kept_t *k = ctx;
     k->lead = *lead;
+    k->deleted_at = deleted_at;
     keep_text(&k->lead.name, k->name, sizeof k->name);
     keep_text(&k->lead.source, k->source, sizeof k->source);
     k->found = true;
@@ -60,7 +62,8 @@ static store_rc_t purge_one(store_t *s, int64_t app, const char *id, int64_t now
     store_rc_t rc = store_trash_get(s, app, id, keep, &k);
     if (rc == STORE_NOT_FOUND) return STORE_OK;
     if (rc == STORE_OK) rc = store_trash_purge(s, app, id);
-    const api_change_t c = {.kind = CHANGE_LEAD, .action = CHANGE_PURGED, .lead_before = &k.lead};
+    const api_change_t c = {
+        .kind = CHANGE_LEAD, .action = CHANGE_PURGED, .lead_before = &k.lead, .deleted_at = k.deleted_at};
     int recorded = 0;
     if (rc == STORE_OK) rc = api_outbox_record(s, app, now, &c, &recorded);
     return rc;

@@ -114,10 +114,13 @@ static void run_recover(store_t *s, api_write_t *w)
 static void run_purge(store_t *s, api_write_t *w)
 {
     api_held_t before = {0};
-    store_rc_t rc = store_trash_get(s, w->app, w->id, api_hold_lead, &before);
+    store_rc_t rc = store_trash_get(s, w->app, w->id, api_hold_trashed, &before);
     if (rc == STORE_OK && !before.found) rc = STORE_UNAVAILABLE;
     if (rc == STORE_OK) rc = store_trash_purge(s, w->app, w->id);
-    const api_change_t c = {.kind = CHANGE_LEAD, .action = CHANGE_PURGED, .lead_before = &before.lead};
+    const api_change_t c = {.kind = CHANGE_LEAD,
+                            .action = CHANGE_PURGED,
+                            .lead_before = &before.lead,
+                            .deleted_at = before.deleted_at};
     if (rc != STORE_OK || api_change_record(s, w, &c))
         api_write_answer(w, rc, 204, API_LEAD_NOT_FOUND_TITLE, NOT_IN_TRASH);
     api_held_free(&before);

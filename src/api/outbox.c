@@ -67,7 +67,9 @@ static void write_body(jw_t *w, const api_change_t *c, int64_t now, unsigned fie
     const lead_t *lead = c->lead_after != NULL ? c->lead_after : c->lead_before;
     const follow_t *follow = c->follow_after != NULL ? c->follow_after : c->follow_before;
     jw_lit(w, ",\"data\":");
-    if (c->kind == CHANGE_LEAD)
+    if (c->kind == CHANGE_LEAD && c->action == CHANGE_PURGED)
+        lead_encode_trashed(w, lead, c->deleted_at); /* as the trash showed it */
+    else if (c->kind == CHANGE_LEAD)
         lead_encode(w, lead);
     else
         follow_encode(w, follow, now);

@@ -487,7 +487,7 @@ typedef struct store_ops {
     store_rc_t (*lead_recover)(store_t *s, int64_t app, const char *id, int64_t now, store_lead_cb cb,
                                void *ctx);
     store_rc_t (*trash_purge)(store_t *s, int64_t app, const char *id);
-    store_rc_t (*trash_get)(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx);
+    store_rc_t (*trash_get)(store_t *s, int64_t app, const char *id, store_trash_cb cb, void *ctx);
     store_rc_t (*trash_due)(store_t *s, int64_t before, int limit, store_trash_due_cb cb, void *ctx);
     store_rc_t (*trash_list)(store_t *s, int64_t app, const store_trash_query_t *q, int64_t *total,
                              store_trash_cb cb, void *ctx, const store_async_t *async);
@@ -860,9 +860,11 @@ static inline store_rc_t store_trash_purge(store_t *s, int64_t app, const char *
     return s->ops->trash_purge(s, app, id);
 }
 
-/* Passes the trashed lead id to cb (its row locked until a batch ends, as
- * store_lead_get's); STORE_NOT_FOUND if the trash holds no such lead. */
-static inline store_rc_t store_trash_get(store_t *s, int64_t app, const char *id, store_lead_cb cb, void *ctx)
+/* Passes the trashed lead id to cb with its deleted_at (its row locked
+ * until a batch ends, as store_lead_get's); STORE_NOT_FOUND if the trash
+ * holds no such lead. */
+static inline store_rc_t store_trash_get(store_t *s, int64_t app, const char *id, store_trash_cb cb,
+                                         void *ctx)
 {
     return s->ops->trash_get(s, app, id, cb, ctx);
 }

@@ -507,6 +507,10 @@ def test_a_delete_without_a_trash_sends_lead_deleted_then_lead_purged(make_serve
         ("lead.created", one["id"]), ("lead.created", two["id"]), ("lead.deleted", one["id"]),
         ("lead.purged", one["id"]), ("lead.deleted", two["id"]), ("lead.purged", two["id"])]
     assert got[2].json["data"]["attributes"]["name"] == got[3].json["data"]["attributes"]["name"] == "One"
+    # the purge's data is the trashed form, trashed when it was deleted (its lead.deleted)
+    for deleted, purged in ((got[2], got[3]), (got[4], got[5])):
+        assert "deleted_at" not in deleted.json["data"]["attributes"]
+        assert purged.json["data"]["attributes"]["deleted_at"] == deleted.json["created_at"]
 
 
 def test_a_purge_by_retention_sends_lead_purged(make_server, receiver):
@@ -519,7 +523,25 @@ def test_a_purge_by_retention_sends_lead_purged(make_server, receiver):
     assert [d.type for d in got] == ["lead.created", "lead.deleted", "lead.purged"]
     assert got[2].json["data"]["id"] == lead["id"]
     assert got[2].json["data"]["attributes"]["name"] == "Old"
+    # as it was in the trash: with its deleted_at, at or after the lead.deleted event
+    assert got[2].json["data"]["attributes"]["deleted_at"] >= got[1].json["created_at"]
     assert body_json(app.get("/leads/trash/show"))["data"] == []
+
+
+def test_lead_purged_carries_the_lead_as_the_trash_showed_it(happ, receiver):
+    """extensions.md: an event's data is the resource as the API renders it,
+    as it was before the change for deletions and purges. Before its purge a
+    lead is rendered by GET /leads/trash/show, with deleted_at (the OpenAPI
+    document's LeadPurgedEvent: a TrashedLead); the event left it out."""
+    create_webhook(happ, receiver.url(), events=["lead.purged"])
+    lead = happ.create_lead(name="Purged", value=12.5, stage="qualified")
+    assert_status(happ.delete(f"/leads/{lead['id']}"), 204)
+    shown = [d for d in body_json(happ.get("/leads/trash/show"))["data"] if d["id"] == lead["id"]]
+    assert len(shown) == 1 and "deleted_at" in shown[0]["attributes"]
+    assert_status(happ.delete(f"/leads/trash/{lead['id']}"), 204)
+    got = receiver.wait_for(1)
+    assert [d.type for d in got] == ["lead.purged"]
+    assert got[0].json["data"] == shown[0]
 
 
 @pytest.mark.waits

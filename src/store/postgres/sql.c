@@ -412,7 +412,7 @@ const char *const pg_stmt_sql[Q__COUNT] = {
                       "DELETE FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
     /* The count and the page in one statement (one snapshot); the count's
      * row comes back alone (NULL lead columns) when the page is empty. */
-    [Q_TRASH_GET] = "SELECT " SCHEMA_LEAD_COLS " FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P) " FOR UPDATE",
+    [Q_TRASH_GET] = "SELECT " SCHEMA_LEAD_COLS ", deleted_at FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P) " FOR UPDATE",
     [Q_TRASH_DUE] = "SELECT app_id, id FROM leads_trash WHERE deleted_at < $1::int8 ORDER BY deleted_at "
                     "LIMIT $2::int8 FOR UPDATE SKIP LOCKED",
     [Q_TRASH_LIST] = "SELECT c.n, t.* FROM (SELECT count(*) AS n FROM leads_trash WHERE app_id = $1::int8) c "

@@ -40,12 +40,22 @@ store_rc_t pg_trash_purge(store_t *base, int64_t app, const char *id)
     return pg_one_row(pg_of(base), Q_TRASH_PURGE, &p, 0, 0, NULL, NULL, NULL);
 }
 
-store_rc_t pg_trash_get(store_t *base, int64_t app, const char *id, store_lead_cb cb, void *ctx)
+/* Q_TRASH_GET's row: the lead, then its deleted_at. */
+static store_rc_t trashed_one(const PGresult *r, const pg_rows_t *to)
+{
+    if (PQntuples(r) == 0) return STORE_NOT_FOUND;
+    lead_t l;
+    pg_read_lead(r, 0, 0, &l);
+    ((store_trash_cb)to->cb)(to->ctx, &l, pg_get_int(r, 0, LEAD_NCOLS));
+    return STORE_OK;
+}
+
+store_rc_t pg_trash_get(store_t *base, int64_t app, const char *id, store_trash_cb cb, void *ctx)
 {
     pg_params_t p = {0};
     if (!pgp_key(&p, app, id, NULL)) return STORE_NOT_FOUND;
-    pg_rows_t to = {.emit = pg_emit_leads, .cb = (void *)cb, .ctx = ctx};
-    return pg_read_rows(pg_of(base), Q_TRASH_GET, &p, pg_rows_one, &to, NULL);
+    pg_rows_t to = {.cb = (void *)cb, .ctx = ctx};
+    return pg_read_rows(pg_of(base), Q_TRASH_GET, &p, trashed_one, &to, NULL);
 }
 
 static store_rc_t due_rows(const PGresult *r, const pg_rows_t *to)

@@ -668,7 +668,7 @@ const char *const sq_stmt_sql[Q__COUNT] = {
                           SCHEMA_FOLLOW_COLS " FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P),
     [Q_TRASH_FOLLOWS_DELETE] = "DELETE FROM follows_trash WHERE " SCHEMA_TRASH_FOLLOWS_KEY(P),
     [Q_TRASH_LEAD_DELETE] = "DELETE FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
-    [Q_TRASH_GET] = "SELECT " SCHEMA_LEAD_COLS " FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
+    [Q_TRASH_GET] = "SELECT " SCHEMA_LEAD_COLS ", deleted_at FROM leads_trash WHERE " SCHEMA_LEAD_KEY(P),
     [Q_TRASH_DUE] = "SELECT app_id, id FROM leads_trash WHERE deleted_at < ?1 ORDER BY deleted_at LIMIT ?2",
     [Q_TRASH_COUNT] = "SELECT count(*) FROM leads_trash WHERE app_id = ?1",
     /* The page's keys from leads_trash_deleted alone (the rows OFFSET

@@ -67,9 +67,17 @@ store_rc_t sq_trash_purge(store_t *base, int64_t app, const char *id)
     return sq_finish(s, rc);
 }
 
-store_rc_t sq_trash_get(store_t *base, int64_t app, const char *id, store_lead_cb cb, void *ctx)
+/* A row of Q_TRASH_GET: the lead, then its deleted_at. */
+static void emit_trashed(sqlite3_stmt *st, void *cb, void *ctx)
 {
-    return sq_read_one(sq_of(base), Q_TRASH_GET, app, id, NULL, sq_emit_lead, (void *)cb, ctx);
+    lead_t l;
+    sq_read_lead(st, &l);
+    ((store_trash_cb)cb)(ctx, &l, sqlite3_column_int64(st, LEAD_NCOLS));
+}
+
+store_rc_t sq_trash_get(store_t *base, int64_t app, const char *id, store_trash_cb cb, void *ctx)
+{
+    return sq_read_one(sq_of(base), Q_TRASH_GET, app, id, NULL, emit_trashed, (void *)cb, ctx);
 }
 
 store_rc_t sq_trash_due(store_t *base, int64_t before, int limit, store_trash_due_cb cb, void *ctx)
