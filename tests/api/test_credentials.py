@@ -71,3 +71,22 @@ def test_conflicting_credentials_write_nothing(server, app, app2):
     assert status == 400, body
     for a in (app, app2):
         assert body_json(a.get("/leads/"))["meta"]["totalRecords"] == 0
+
+
+@pytest.mark.parametrize("pad", [" ", "\t", "  \t "])
+def test_white_space_around_a_credentials_value_is_no_part_of_it(server, app, app2, pad):
+    """RFC 9112 5.1: optional white space before and after a field's value is
+    not part of it. An AppId, X-Api-Key or Authorization sent with a space
+    after its value was a 401 ("Unknown app key", "malformed token"); other
+    headers (If-Match, Content-Type) were read without it already."""
+    for name in ("AppId", "X-Api-Key"):
+        status, body = send(server, [bearer(app), (name, app.key + pad)])
+        assert status == 200, body
+    status, body = send(server, [("Authorization", f"Bearer {app.token}{pad}"), ("AppId", app.key)])
+    assert status == 200, body
+    # the same key with and without the white space is one key, not two
+    status, body = send(server, [bearer(app), ("AppId", app.key + pad), ("X-Api-Key", app.key)])
+    assert status == 200, body
+    # and two different keys are still a 400, the white space aside
+    status, body = send(server, [bearer(app), ("AppId", app.key + pad), ("X-Api-Key", app2.key + pad)])
+    assert status == 400, body
