@@ -27,6 +27,7 @@ import socket
 import threading
 import time
 import urllib.parse
+import uuid
 
 import h2.config
 import h2.connection
@@ -50,6 +51,51 @@ def get(client, path, params=None):
     return requests.get(client.base_url + path, headers=client.headers, params=params, timeout=15)
 
 
+# The --read-time of every server here.
+BUDGET_MS = 20
+
+
+def logged_ms(srv, request_id, wait_s=5.0):
+    """The duration srv's access log (its stderr) gives the request
+    request_id (the line is written at most 100 ms after the answer), None
+    if it has no line."""
+    needle = f" id={request_id} "
+    deadline = time.monotonic() + wait_s
+    while True:
+        for line in srv.stderr_text().splitlines():
+            if needle in line:
+                return float(line.split("ms app=", 1)[0].rsplit(" ", 1)[1])
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
+
+
+def is_read_timeout(r):
+    return r.status_code == 503 and "Read Timeout" in r.text
+
+
+def cheap_read(srv, client, path, params=None, tries=3):
+    """A cheap read's answer, which the tests expect to be a 200. Such a read
+    takes the server well under a millisecond (a few on PostgreSQL), far
+    under BUDGET_MS, but it is stopped like any other read if crmd (or
+    PostgreSQL's backend) is descheduled in the middle of it for that long,
+    which a loaded machine can do. Only a Read Timeout that srv's access
+    log shows took BUDGET_MS or more is that case, and the read is asked
+    again, at most tries times in all. Any other answer is returned as it
+    is, so a cheap read stopped sooner than its budget, or not answered,
+    still fails the test."""
+    for attempt in range(tries):
+        rid = f"cheap-{uuid.uuid4().hex}"
+        r = requests.get(client.base_url + path, headers=dict(client.headers, **{"X-Request-Id": rid}),
+                         params=params, timeout=15)
+        if attempt == tries - 1 or not is_read_timeout(r):
+            return r
+        took = logged_ms(srv, rid)
+        if took is None or took < BUDGET_MS:
+            return r
+    raise AssertionError("unreachable")
+
+
 def slow_params():
     # A term of one character falls off the trigram index: every lead of
     # the app is scanned with instr(); a random bound defeats the response
@@ -62,7 +108,7 @@ def slow_params():
 def seeded(tmp_path_factory):
     """A database whose first app holds LEADS leads (crmd import), and a second app."""
     work = tmp_path_factory.mktemp("read-time")
-    srv = Server(work, threads=1, extra_args=["--read-time", "20ms", "--cache-mb", "0"])
+    srv = Server(work, threads=1, extra_args=["--read-time", f"{BUDGET_MS}ms", "--cache-mb", "0"])
     srv.start()
     big, small = srv.new_app(), srv.new_app()
     rows = work / "leads.csv"
@@ -88,10 +134,12 @@ def test_a_read_past_read_time_is_stopped_and_the_thread_answers_the_next_at_onc
         assert "narrow the query" in err["detail"]
         assert r.headers["Retry-After"] == "2"
         # The thread is free again: the same app's and another app's cheap reads.
-        assert_status(big.get("/leads/", params={"records": 10}), 200)
-        one = body_json(small.get("/leads/"))
+        assert_status(cheap_read(srv, big, "/leads/", {"records": 10}), 200)
+        r = cheap_read(srv, small, "/leads/")
+        assert_status(r, 200)
+        one = body_json(r)
         assert one["meta"]["totalRecords"] == 1
-        assert_status(small.get(f"/leads/{one['data'][0]['id']}"), 200)
+        assert_status(cheap_read(srv, small, f"/leads/{one['data'][0]['id']}"), 200)
     # The summary is a read like the others (PostgreSQL's sums 20,000 leads
     # in about 25 ms: too near the budget; the lock test below has it).
     if BACKEND == "sqlite":
@@ -109,7 +157,7 @@ def test_slow_reads_are_charged_to_their_apps_rate_limit(seeded, make_server):
     # at least 10 more (20 ms, 10 of them free), so the third is over the limit
     # (without the charge, 20 would pass).
     limited = make_server(threads=1, db_url=srv.db_url,
-                          extra_args=["--read-time", "20ms", "--cache-mb", "0", "--rate-limit", "1:20"])
+                          extra_args=["--read-time", f"{BUDGET_MS}ms", "--cache-mb", "0", "--rate-limit", "1:20"])
     a, b = limited.client(big.key, big.token), limited.client(small.key, small.token)
     statuses = []
     for _ in range(6):
@@ -123,7 +171,7 @@ def test_slow_reads_are_charged_to_their_apps_rate_limit(seeded, make_server):
     assert int(r.headers["Retry-After"]) >= 1
     # Even a cheap read of that app waits its turn; another app's does not.
     assert_status(a.get("/leads/", params={"records": 1}), 429)
-    assert_status(b.get("/leads/"), 200)
+    assert_status(cheap_read(limited, b, "/leads/"), 200)
 
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="PostgreSQL's export pages do not hold the loop")
@@ -140,10 +188,10 @@ def test_a_csv_exports_page_read_past_read_time_is_stopped_and_charged(seeded, m
     assert_status(r, 503)
     err = body_json(r)["errors"][0]
     assert err["title"] == "Read Timeout" and r.headers["Retry-After"] == "2", err
-    assert_status(small.get("/leads/"), 200)
+    assert_status(cheap_read(srv, small, "/leads/"), 200)
     # Its time is charged: at 1 request a second, 20 at once, the third is a 429.
     limited = make_server(threads=1, db_url=srv.db_url,
-                          extra_args=["--read-time", "20ms", "--cache-mb", "0", "--rate-limit", "1:20"])
+                          extra_args=["--read-time", f"{BUDGET_MS}ms", "--cache-mb", "0", "--rate-limit", "1:20"])
     a = limited.client(big.key, big.token)
     statuses = []
     for _ in range(6):
@@ -292,16 +340,27 @@ def test_reads_behind_many_slow_ones_in_a_postgresql_batch_are_not_given_up(seed
     Timeout."""
     srv, big, small = seeded
     h2srv = make_server(threads=1, db_url=srv.db_url,
-                        extra_args=["--read-time", "20ms", "--cache-mb", "0", "--http2"])
+                        extra_args=["--read-time", f"{BUDGET_MS}ms", "--cache-mb", "0", "--http2"])
     a, b = h2srv.client(big.key, big.token), h2srv.client(small.key, small.token)
-    one = body_json(b.get("/leads/"))["data"][0]
-    assert_status(a.get("/leads/", params={"records": 1}), 200)  # both apps known to the thread
-    reqs = [(a.headers, "/leads/", slow_params()) for _ in range(12)]
-    reqs.append((b.headers, f"/leads/{one['id']}", None))
-    answers = h2_get_all(h2srv.port, reqs)
-    titles = [(st, json.loads(body)["errors"][0]["title"] if st >= 400 else "") for st, body in answers]
+    r = cheap_read(h2srv, b, "/leads/")
+    assert_status(r, 200)
+    one = body_json(r)["data"][0]
+    assert_status(cheap_read(h2srv, a, "/leads/", {"records": 1}), 200)  # both apps known to the thread
+    # PostgreSQL times each statement of a batch from its own start, so the
+    # cheap read is a Read Timeout only when its own statement took the
+    # budget (a backend descheduled meanwhile on a loaded machine): then the
+    # batch is sent again, three times in all. A read given up behind the
+    # slow ones, the failure this test is about, is another answer (503
+    # "Service Unavailable") and fails at once.
+    for _ in range(3):
+        reqs = [(a.headers, "/leads/", slow_params()) for _ in range(12)]
+        reqs.append((b.headers, f"/leads/{one['id']}", None))
+        answers = h2_get_all(h2srv.port, reqs)
+        titles = [(st, json.loads(body)["errors"][0]["title"] if st >= 400 else "") for st, body in answers]
+        assert titles[:-1] == [(503, "Read Timeout")] * 12, titles
+        if titles[-1] != (503, "Read Timeout"):
+            break
     assert titles[-1] == (200, ""), titles
-    assert titles[:-1] == [(503, "Read Timeout")] * 12, titles
 
 
 def test_a_json_bodys_parse_on_the_loop_is_charged_to_its_apps_rate_limit(make_server):
