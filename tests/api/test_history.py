@@ -77,17 +77,21 @@ def test_history_pages_by_page_and_cursor(app):
     for page in (3, 4, 10**9):  # past the last entry: empty, with the same total
         past = history(app, lead["id"], page=page, records=3)
         assert past["data"] == [] and past["meta"]["totalRecords"] == 6, page
-    walked, cursor = [], None
+    walked, cursor, first_cursor = [], None, None
     while True:
         body = history(app, lead["id"], records=4, **({"cursor": cursor} if cursor else {}))
         walked += [c["id"] for c in body["data"]]
         cursor = body["meta"]["nextCursor"]
         if cursor is None:
             break
+        first_cursor = first_cursor or cursor
         assert_status(app.put(f"/leads/{lead['id']}", {"lead": {"name": "during"}}), 200)
     assert walked == all_ids
+    # A cursor into this lead's history is refused on another lead's (the walk
+    # ends with no cursor: the one its first page gave is taken).
+    assert first_cursor
     other = app.create_lead()
-    assert_param_error(app.get(f"/leads/{other['id']}/history", params={"cursor": cursor or "x"}), ["cursor"])
+    assert_param_error(app.get(f"/leads/{other['id']}/history", params={"cursor": first_cursor}), ["cursor"])
 
 
 def test_history_of_what_is_not_there(app, app2):
