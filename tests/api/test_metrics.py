@@ -97,6 +97,10 @@ def test_counters_move_as_requests_say(msrv_unlimited):
     assert delta("crmd_writer_batch_writes_count") >= 1
     assert delta("crmd_writer_batch_writes_sum") >= 1
     assert delta("crmd_writer_batch_duration_seconds_count") >= 1
+    # value() reads an absent sample as 0: the gauges and counters checked
+    # to be 0 must be there.
+    zeros = [("crmd_writer_queue_writes", ()), ("crmd_cache_hits_total", ()), ("crmd_cache_misses_total", ())]
+    assert all(k in after for k in zeros), [k[0] for k in zeros if k not in after]
     assert value(after, "crmd_writer_queue_writes") == 0
     # the response cache (SQLite only: always off on PostgreSQL)
     looked = delta("crmd_cache_hits_total") + delta("crmd_cache_misses_total")
