@@ -577,14 +577,16 @@ def test_an_import_without_a_good_row_does_not_carry_its_file_to_the_writer(make
 
     t = threading.Thread(target=send)
     t.start()
-    most = 0
+    most, read = 0, 0  # read: the scrapes that held the gauge while the import ran
     while t.is_alive():
         text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         for line in text.splitlines():
             if line.startswith("crmd_writer_queue_bytes "):
                 most = max(most, int(float(line.split()[1])))
+                read += 1
         time.sleep(0.002)
     t.join()
+    assert read, "crmd_writer_queue_bytes was never read while the import ran"
     assert_status(answers[0], 200)
     meta = body_json(answers[0])["meta"]
     assert meta["created"] == 0 and meta["failed"] == 99000
