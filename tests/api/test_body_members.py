@@ -6,7 +6,7 @@ that is JSON but not an object is a missing wrapper. Nothing is written."""
 
 import pytest
 
-from apiutil import MIB, assert_status, assert_validation, body_json, check_lead
+from apiutil import MIB, assert_status, assert_validation, body_json, check_lead, parse_ts
 
 
 def total(app):
@@ -36,12 +36,18 @@ def test_read_only_attributes_of_another_shape_are_a_422(app, attr, value):
 def test_read_only_attributes_a_client_model_holds_before_the_server_gave_them_are_ignored(app, attr, value):
     """contract-notes.md: read-only attributes sent back are ignored; a client's model
     holds null (or a number of seconds) there before the server gave the value."""
+    # A lead made just before: the server's own clock, for the times to be
+    # checked against (a number taken as seconds since 1970 would be long
+    # before it).
+    before = app.create_lead(name="before")["attributes"]["created_at"]
     r = app.post("/leads/", {"lead": {"name": "ro", attr: value}})
     assert_status(r, 201)
     lead = body_json(r)["data"]
     assert lead["id"] == lead["attributes"]["unique_id"] != value
-    assert isinstance(lead["attributes"]["created_at"], str)
-    assert total(app) == 1
+    created, updated = (parse_ts(lead["attributes"][k]) for k in ("created_at", "updated_at"))
+    assert parse_ts(before) <= created <= updated, lead["attributes"]
+    assert app.get_lead(lead["id"])["attributes"] == lead["attributes"]
+    assert total(app) == 2
 
 
 def test_read_only_attributes_on_put_and_follows(app):
