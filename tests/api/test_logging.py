@@ -204,12 +204,15 @@ def test_json_log_format(make_server, monkeypatch, tmp_path):
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", first["time"])
     assert second["app"] is None and second["user_agent"] == "\u00c3\u00a9"
     assert second["path"].endswith("?\u00fe") and ID_RE.match(second["request_id"])
-    # Every line of the log is JSON but the few start-up and shutdown lines.
+    # Every line of the log is JSON but the few start-up and shutdown lines
+    # ("crmd: ...").
     text = srv.stderr_text()
     assert app.token.split(".")[2] not in text
     for ln in text.splitlines():
         if ln.startswith("{"):
             json.loads(ln)
+        else:
+            assert ln.startswith("crmd: "), f"a line of the log that is neither JSON nor crmd's own: {ln!r}"
 
 
 def test_log_format_is_checked(tmp_path):
