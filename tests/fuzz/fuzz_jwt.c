@@ -75,9 +75,10 @@ static size_t b64url(const unsigned char *in, size_t n, char *out)
     return o;
 }
 
-/* An integral NumericDate as jwt.h documents it: an integer, or a real
- * holding an integer within +-2^53. */
-static bool numeric_date(const json_t *v, long long *out)
+/* A NumericDate as auth/jwt.c documents it: an integer, or a finite real
+ * within +-2^53 whose fraction goes toward the stricter second, down for
+ * exp and up (up true) for nbf and iat. */
+static bool numeric_date(const json_t *v, bool up, long long *out)
 {
     if (json_is_integer(v)) {
         *out = json_integer_value(v);
@@ -85,8 +86,8 @@ static bool numeric_date(const json_t *v, long long *out)
     }
     if (json_is_real(v)) {
         double d = json_real_value(v);
-        if (!isfinite(d) || d != floor(d) || fabs(d) > 9007199254740992.0) return false;
-        *out = (long long)d;
+        if (!isfinite(d) || fabs(d) > 9007199254740992.0) return false;
+        *out = (long long)(up ? ceil(d) : floor(d));
         return true;
     }
     return false;
@@ -131,18 +132,18 @@ static int expected(const char *h, size_t hl, const char *p, size_t pl)
         goto out;
     }
     long long exp, nbf = 0, iat = 0;
-    if (!numeric_date(json_object_get(pd, "exp"), &exp)) {
+    if (!numeric_date(json_object_get(pd, "exp"), false, &exp)) {
         rc = JWT_NO_EXP;
         goto out;
     }
     const json_t *v = json_object_get(pd, "nbf");
-    if (v && !numeric_date(v, &nbf)) {
+    if (v && !numeric_date(v, true, &nbf)) {
         rc = JWT_MALFORMED;
         goto out;
     }
     bool has_nbf = v != NULL;
     v = json_object_get(pd, "iat");
-    if (v && !numeric_date(v, &iat)) {
+    if (v && !numeric_date(v, true, &iat)) {
         rc = JWT_MALFORMED;
         goto out;
     }
@@ -165,7 +166,7 @@ static int expected(const char *h, size_t hl, const char *p, size_t pl)
     }
     if (FUZZ_NOW_S >= exp)
         rc = JWT_EXPIRED;
-    else if (has_nbf && FUZZ_NOW_S < nbf)
+    else if (has_nbf && nbf > FUZZ_NOW_S + 60)
         rc = JWT_NOT_YET;
     else if (iat > FUZZ_NOW_S + 60)
         rc = JWT_NOT_YET;
