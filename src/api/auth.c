@@ -183,19 +183,6 @@ static void slots_of(uint64_t h, size_t n, size_t out[2])
     if (out[1] == out[0]) out[1] = (out[0] + 1) % n;
 }
 
-/* v without the optional white space (SP, HTAB) around it, which is no
- * part of a field's value (RFC 9112, 5.1; h2o keeps what trails it). */
-static h2o_iovec_t without_ows(h2o_iovec_t v)
-{
-    while (v.len > 0 && (v.base[0] == ' ' || v.base[0] == '\t')) {
-        v.base++;
-        v.len--;
-    }
-    while (v.len > 0 && (v.base[v.len - 1] == ' ' || v.base[v.len - 1] == '\t'))
-        v.len--;
-    return v;
-}
-
 /* The value of the headers named names[] (NULL-terminated), all of which
  * must say the same, into *out (base NULL when none is there); false when
  * two of them differ. */
@@ -204,7 +191,12 @@ static bool one_value(const h2o_req_t *req, const char *const *names, h2o_iovec_
     *out = h2o_iovec_init(NULL, 0);
     for (; *names != NULL; names++) {
         for (ssize_t i = -1; (i = h2o_find_header_by_str(&req->headers, *names, strlen(*names), i)) >= 0;) {
-            h2o_iovec_t v = without_ows(req->headers.entries[i].value);
+            /* White space around a value is no part of it (RFC 9112, 5.1;
+             * h2o keeps what trails a value). */
+            const char *base = req->headers.entries[i].value.base;
+            size_t len = req->headers.entries[i].value.len;
+            api_trim_ows(&base, &len);
+            h2o_iovec_t v = h2o_iovec_init(base, len);
             if (out->base == NULL)
                 *out = v;
             else if (!h2o_memis(out->base, out->len, v.base, v.len))

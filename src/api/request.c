@@ -451,7 +451,7 @@ const proxy_addr_t *api_client(api_req_t *r)
 
 /* --- the body ------------------------------------------------------------------ */
 
-static void trim(const char **s, size_t *n)
+void api_trim_ows(const char **s, size_t *n)
 {
     while (*n > 0 && (**s == ' ' || **s == '\t')) {
         (*s)++;
@@ -469,7 +469,7 @@ static bool is_json_type(h2o_iovec_t ct)
     const char *semi = memchr(p, ';', ct.len);
     const char *tend = semi ? semi : end;
     size_t n = (size_t)(tend - p);
-    trim(&p, &n);
+    api_trim_ows(&p, &n);
     if (!(h2o_lcstris(p, n, H2O_STRLIT("application/json")) ||
           h2o_lcstris(p, n, H2O_STRLIT("application/vnd.api+json"))))
         return false;
@@ -481,8 +481,8 @@ static bool is_json_type(h2o_iovec_t ct)
         if (eq == NULL) continue;
         const char *k = p, *v = eq + 1;
         size_t kn = (size_t)(eq - p), vn = (size_t)(tend - v);
-        trim(&k, &kn);
-        trim(&v, &vn);
+        api_trim_ows(&k, &kn);
+        api_trim_ows(&v, &vn);
         if (vn >= 2 && v[0] == '"' && v[vn - 1] == '"') {
             v++;
             vn -= 2;

@@ -135,4 +135,8 @@ bool api_paging_parse(api_req_t *r, int default_records, int64_t *page, int *rec
  * title and detail when it is not one (such an id names nothing). */
 bool api_uuid_or_reply(api_req_t *r, int param, char out[UUID_BUFSZ], const char *title, const char *detail);
 
+/* Moves *s and shortens *n past the optional white space (SP, HTAB)
+ * around a header value or a parameter of one (RFC 9112, 5.1). */
+void api_trim_ows(const char **s, size_t *n);
+
 #endif
