@@ -48,6 +48,19 @@ static bool parse_plain(const char *s, size_t len, proxy_addr_t *out)
     return inet_pton(AF_INET6, buf, out->b) == 1;
 }
 
+/* Drops the spaces and tabs around s[0..*len). proxy.c keeps its own
+ * rather than api/request.h's api_trim_ows: it is a leaf that the request
+ * layer depends on, and must not depend on it back. */
+static void trim(const char **s, size_t *len)
+{
+    while (*len > 0 && (**s == ' ' || **s == '\t')) {
+        (*s)++;
+        (*len)--;
+    }
+    while (*len > 0 && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t'))
+        (*len)--;
+}
+
 /* Whether s[0..len) is ":PORT" (1 to 5 digits). */
 static bool is_port(const char *s, size_t len)
 {
@@ -59,12 +72,7 @@ static bool is_port(const char *s, size_t len)
 
 bool proxy_addr_parse(const char *s, size_t len, proxy_addr_t *out)
 {
-    while (len > 0 && (*s == ' ' || *s == '\t')) {
-        s++;
-        len--;
-    }
-    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
-        len--;
+    trim(&s, &len);
     if (len > 0 && s[0] == '[') { /* [v6] or [v6]:port */
         const char *close = memchr(s, ']', len);
         if (close == NULL) return false;
@@ -139,12 +147,7 @@ int proxy_trust(const char *list, char *err, size_t errsz)
     for (;;) {
         const char *end = strchr(p, ',');
         size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
-        while (len > 0 && (*p == ' ' || *p == '\t')) {
-            p++;
-            len--;
-        }
-        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-            len--;
+        trim(&p, &len);
         range_t r;
         if (!parse_range(p, len, &r)) {
             snprintf(err, errsz, "'%.*s' is not an address or ADDRESS/BITS range", (int)(len > 64 ? 64 : len),
