@@ -23,6 +23,22 @@ static int wal_writes;   /* WAL writes that reached the file, by size: */
 static int small_writes; /* of a frame's 24-byte header alone */
 static int failed_writes;
 
+/* A power loss, for the restart test: while track is on, the WAL as the
+ * disk holds it since its last sync (durable: what a sync went through
+ * left), and at each moment a power loss may come (crash_here: before a
+ * sync ends, after the commit), the durable WAL and the WAL as written,
+ * any of whose pages the disk may hold or lack. */
+static bool track;
+static int header_writes; /* WAL writes at offset 0 while tracked */
+static char *durable;
+static size_t durable_len;
+typedef struct crash {
+    char *then, *now;
+    size_t then_len, now_len;
+} crash_t;
+static crash_t crashes[8];
+static int ncrashes;
+
 typedef struct faulty_file {
     sqlite3_file base;
     sqlite3_file *real;
@@ -53,6 +69,7 @@ static int f_write(sqlite3_file *f, const void *data, int n, sqlite3_int64 off)
         }
         wal_writes++;
         if (n == 24) small_writes++;
+        if (track && off == 0) header_writes++;
     }
     return real_of(f)->pMethods->xWrite(real_of(f), data, n, off);
 }
@@ -62,9 +79,19 @@ static int f_truncate(sqlite3_file *f, sqlite3_int64 size)
     return real_of(f)->pMethods->xTruncate(real_of(f), size);
 }
 
+static void crash_here(void);
+static char *wal_now(size_t *len);
+
 static int f_sync(sqlite3_file *f, int flags)
 {
-    return real_of(f)->pMethods->xSync(real_of(f), flags);
+    bool tracked = track && ((faulty_file_t *)f)->wal;
+    if (tracked) crash_here();
+    int rc = real_of(f)->pMethods->xSync(real_of(f), flags);
+    if (tracked && rc == SQLITE_OK) {
+        free(durable);
+        durable = wal_now(&durable_len);
+    }
+    return rc;
 }
 
 static int f_file_size(sqlite3_file *f, sqlite3_int64 *size)
@@ -289,4 +316,142 @@ Test(vfs, frames_go_in_runs_unless_the_database_lacks_powersafe_overwrite)
     check_intact(other);
     sqlite3_close(other);
     sqlite3_close(db);
+}
+
+/* The whole of the file at p (through the kernel's cache), malloc'd. */
+static char *slurp(const char *p, size_t *len)
+{
+    FILE *f = fopen(p, "rb");
+    cr_assert_not_null(f, "%s", p);
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    cr_assert_geq(n, 0);
+    rewind(f);
+    char *buf = malloc((size_t)n + 1);
+    cr_assert_not_null(buf);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void spill(const char *p, const char *buf, size_t len)
+{
+    FILE *f = fopen(p, "wb");
+    cr_assert_not_null(f, "%s", p);
+    cr_assert_eq(fwrite(buf, 1, len, f), len);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static char *wal_now(size_t *len)
+{
+    char p[160];
+    snprintf(p, sizeof p, "%s-wal", path_);
+    return slurp(p, len);
+}
+
+static void crash_here(void)
+{
+    cr_assert_lt(ncrashes, (int)(sizeof crashes / sizeof crashes[0]));
+    crash_t *c = &crashes[ncrashes++];
+    c->then_len = durable_len;
+    c->then = malloc(durable_len + 1);
+    cr_assert_not_null(c->then);
+    memcpy(c->then, durable, durable_len);
+    c->now = wal_now(&c->now_len);
+}
+
+/* The database after a power loss at c, the disk having written the WAL's
+ * pages from byte cut on and none before (the database file itself is
+ * unchanged since the checkpoint that synced it): opened by a connection
+ * of its own, which recovers the WAL, it still holds the acknowledged
+ * update. */
+static void check_power_loss(const crash_t *c, int at, size_t cut)
+{
+    size_t len = c->now_len > c->then_len ? c->now_len : c->then_len;
+    char *img = calloc(1, len + 1);
+    cr_assert_not_null(img);
+    for (size_t i = 0; i < len; i++)
+        img[i] = i < cut ? (i < c->then_len ? c->then[i] : 0) : (i < c->now_len ? c->now[i] : c->then[i]);
+    char cdb[160], cwal[160], cshm[160];
+    snprintf(cdb, sizeof cdb, "%s/c.db", dir_);
+    snprintf(cwal, sizeof cwal, "%s/c.db-wal", dir_);
+    snprintf(cshm, sizeof cshm, "%s/c.db-shm", dir_);
+    size_t dblen;
+    char *db = slurp(path_, &dblen);
+    spill(cdb, db, dblen);
+    spill(cwal, img, len);
+    unlink(cshm);
+    free(db);
+    free(img);
+    sqlite3 *other = NULL;
+    cr_assert_eq(sqlite3_open_v2(cdb, &other, SQLITE_OPEN_READWRITE, "unix"), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    const char *v = NULL;
+    if (sqlite3_prepare_v2(other, "SELECT v FROM t WHERE id = 1", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = (const char *)sqlite3_column_text(st, 0);
+    cr_expect(v != NULL && strcmp(v, "new") == 0,
+              "a power loss at point %d, the WAL's first %zu bytes not written, and the acknowledged "
+              "update reads %s",
+              at, cut, v == NULL ? "(no row)" : v);
+    sqlite3_finalize(st);
+    sqlite3_close(other);
+    unlink(cdb);
+    unlink(cwal);
+    unlink(cshm);
+}
+
+/* A batch commit whose sync is deferred (sq_vfs_defer_next) and that
+ * starts the WAL again, every frame of it copied: SQLite syncs the new
+ * header before it writes the first frame over the old ones, so that a
+ * power loss never finds the old header with some of the old frames,
+ * which the recovery would bring back over the newer pages of the
+ * database. That sync is not the one deferred. Every moment a power loss
+ * may come is tried (each sync of the WAL, and the commit's return before
+ * its deferred sync), with the disk having written any run of the WAL's
+ * last pages and not those before. */
+Test(vfs, a_deferred_commit_that_starts_the_wal_again_syncs_its_header_first)
+{
+    sqlite3 *db = open_crmd(NULL);
+    cr_assert_eq(sqlite3_exec(db,
+                              "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);"
+                              "CREATE TABLE u (pad BLOB);"
+                              "INSERT INTO t VALUES (1, 'old');"
+                              "UPDATE t SET v = 'new' WHERE id = 1;",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    int log = 0, copied = 0;
+    cr_assert_eq(sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied), SQLITE_OK);
+    cr_assert(log > 0 && copied == log, "the checkpoint copied %d of %d frames", copied, log);
+    durable = wal_now(&durable_len); /* synced by the checkpoint, before it copied */
+    track = true;
+    cr_assert_eq(sqlite3_exec(db,
+                              "BEGIN IMMEDIATE;"
+                              "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 20) "
+                              "INSERT INTO u SELECT randomblob(3000) FROM c;",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    sq_vfs_defer_next(true);
+    int src = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sq_vfs_defer_next(false);
+    store_sync_t t;
+    bool owed = sq_vfs_deferred(&t);
+    cr_assert_eq(src, SQLITE_OK, "%s", sqlite3_errmsg(db));
+    crash_here(); /* answered once its deferred sync is done: not yet */
+    track = false;
+    cr_assert_eq(header_writes, 1, "the commit did not start the WAL again: the test would prove nothing");
+    cr_expect(owed, "the commit's own sync was not deferred");
+    for (int i = 0; i < ncrashes; i++) {
+        size_t len = crashes[i].now_len > crashes[i].then_len ? crashes[i].now_len : crashes[i].then_len;
+        for (size_t cut = 0; cut <= len; cut += 4096)
+            check_power_loss(&crashes[i], i, cut);
+    }
+    if (owed) cr_assert_eq(sq_vfs_sync(&t), 0);
+    sqlite3_close(db);
+    for (int i = 0; i < ncrashes; i++) {
+        free(crashes[i].then);
+        free(crashes[i].now);
+    }
+    free(durable);
 }

@@ -256,10 +256,9 @@ int sq_vfs_register(void);
 /* Arms (or disarms) the calling thread's next sync of a WAL: it writes
  * the frames as every sync does and leaves the fdatasync owed, to be
  * taken with sq_vfs_deferred and done with sq_vfs_sync, on any thread.
- * One sync only, the first the COMMIT makes: its frames' (or, when the
- * COMMIT starts the WAL again from its beginning, the WAL header's, and
- * the frames' sync is then SQLite's own, on the writer, once a WAL
- * cycle); a checkpoint it runs syncs as always. */
+ * One sync only, its frames' (the sync of a WAL header the COMMIT writes,
+ * starting the WAL again, is done at once, as SQLite must have it on disk
+ * before any frame: vfs.c); a checkpoint it runs syncs as always. */
 void sq_vfs_defer_next(bool on);
 /* The sync the calling thread's last armed sync left owed, taken (false:
  * none was). */

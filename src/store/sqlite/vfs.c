@@ -57,7 +57,8 @@
  * ticket's sync. Whatever the arm met, the sync after it is a real one: a
  * checkpoint run by the same COMMIT syncs the WAL before copying any of it
  * into the database. A WAL's first sync is never deferred, as the default
- * VFS syncs the directory of a new WAL with it.
+ * VFS syncs the directory of a new WAL with it, nor the sync of a header
+ * that starts the WAL again (wb_sync): the arm then stays for the frames'.
  */
 #include <assert.h>
 #include <errno.h>
@@ -103,6 +104,7 @@ struct walbuf_file {
     int err;          /* a failed write out of buf: see flush */
     int sync_fd;      /* the WAL again, read-only, for a sync owed (sq_vfs_defer_next); -1: none */
     bool synced;      /* a sync of real went through: the WAL's directory entry is on disk */
+    bool header;      /* the WAL's header was written (at its start) since the last sync of real */
 };
 
 /*
@@ -269,6 +271,8 @@ static int wb_write(sqlite3_file *f, const void *data, int n, sqlite3_int64 off)
     walbuf_file_t *w = (walbuf_file_t *)f;
     assert(n >= 0);
     if (w->err != SQLITE_OK) return w->err;
+    /* Only the WAL's header lies at its start (wb_sync). */
+    if (off == 0) w->header = true;
     if (w->len > 0 && off == w->at + (sqlite3_int64)w->len && w->len + (size_t)n <= WALBUF_MAX) {
         memcpy(w->buf + w->len, data, (size_t)n);
         w->len += (size_t)n;
@@ -295,6 +299,22 @@ static int wb_sync(sqlite3_file *f, int flags)
     walbuf_file_t *w = (walbuf_file_t *)f;
     int rc = flush(w);
     if (rc != SQLITE_OK) return rc;
+    /* The sync of a header just written, at the WAL's start (a new WAL, or
+     * one started again over frames already copied), is SQLite's barrier
+     * between it and the frames it then writes over the old ones: the disk
+     * may write a sync's pages in any order, and the old header found with
+     * some of the old frames after a power loss would have the recovery
+     * bring back a commit long copied, over the newer pages of the database
+     * (SQLite's ticket ff5be73dee). So it is never deferred, and the arm
+     * stays for the commit's own sync that follows. */
+    if (w->header) {
+        rc = vf_sync(f, flags);
+        if (rc == SQLITE_OK) {
+            w->synced = true;
+            w->header = false;
+        }
+        return rc;
+    }
     /* Armed for this commit: the frames are written (their failures
      * answered here, as before), the sync is the arming thread's to do.
      * Not before the file's first sync of real: that one also syncs the
