@@ -7,10 +7,12 @@
  * and commits again, as the writer thread's next batch would.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +42,39 @@ static void teardown(void)
 }
 
 TestSuite(ckpt, .init = setup, .fini = teardown);
+
+/* While set, every fdatasync and fsync of the database file (not its WAL)
+ * fails with EIO, as after a failed writeback. */
+static volatile bool fail_db_syncs;
+
+static bool names_db(int fd)
+{
+    char p[64], t[200];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(p, t, sizeof t - 1);
+    if (n <= 0) return false;
+    t[n] = '\0';
+    return strcmp(t, path_) == 0;
+}
+
+/* The C library's, here for every caller in the process (SQLite's too). */
+int fdatasync(int fd)
+{
+    if (fail_db_syncs && names_db(fd)) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fdatasync, fd);
+}
+
+int fsync(int fd)
+{
+    if (fail_db_syncs && names_db(fd)) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
 
 /* One transaction of 40 rows of 3,000 bytes: about 40 WAL frames. */
 static void commit_some(sqlite3 *db)
@@ -296,4 +331,31 @@ Test(ckpt, a_batch_commit_leaves_its_sync_to_be_run)
     commit_some(db);
     cr_assert_not(store_sync_owed(s, &t), "a commit outside a batch left its sync owed");
     store_close(s);
+}
+
+/* A sync of the database file that fails in a checkpoint stops the
+ * process: the kernel reports a failed writeback once to each descriptor,
+ * so a checkpoint that tried again would succeed, and the WAL would start
+ * again over the only copy on disk of what the pages held (review rv95).
+ * Unless the process stops, the writes go on and the WAL starts again. */
+Test(ckpt, a_failed_sync_of_the_database_in_a_checkpoint_stops_the_process, .exit_code = EXIT_FAILURE)
+{
+    store_t *s = writer_store();
+    sqlite3 *db = ((sqlite_store_t *)s)->db;
+    fill_wal(db, 15000);
+    fail_db_syncs = true;
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", path_);
+    struct stat sb;
+    /* The pass starts at 16,000 frames; then a commit every 0.1 s for 30 s
+     * at most. */
+    for (int after = 0; after < 300;) {
+        commit_some(db);
+        cr_assert_eq(stat(wal, &sb), 0);
+        if (sb.st_size >= wal_size_at(16000)) {
+            usleep(100000);
+            after++;
+        }
+    }
+    cr_assert_fail("a failed sync of the database file in a checkpoint did not stop the process");
 }

@@ -59,6 +59,7 @@
  * without).
  */
 #include <assert.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -96,13 +97,31 @@ struct sq_ckpt {
     int writer_frames; /* frames its last one copied */
 };
 
+/* A sync that failed in a checkpoint (what names it): the pages copied
+ * into the database may not be on disk, and the kernel, which marks them
+ * clean, reports that once to each descriptor, so the next checkpoint's
+ * sync would succeed and the WAL start again over the only copy of those
+ * commits on disk. The process stops at once, as for a failed sync of the
+ * WAL (api/writer.c); the next start copies the WAL into the database
+ * again (sq_sync_defer) and syncs pages written anew. */
+static void failed_sync(const char *what)
+{
+    store_log("crmd: sqlite: %s could not be synced in a checkpoint: committed writes may not be on disk; "
+              "stopping",
+              what);
+    _exit(EXIT_FAILURE);
+}
+
 /* A PASSIVE checkpoint on db: how many frames of the WAL are copied
  * (counted from its start, those copied before included); 0 when it
- * failed or found the checkpoint lock taken. */
+ * failed or found the checkpoint lock taken. A failed sync stops the
+ * process (failed_sync). */
 static int copy_frames(sqlite3 *db)
 {
     int log = 0, copied = 0;
     int src = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+    if (src != SQLITE_OK && sqlite3_extended_errcode(db) == SQLITE_IOERR_FSYNC)
+        failed_sync("the database or its log");
     return src == SQLITE_OK && copied > 0 ? copied : 0;
 }
 
@@ -130,14 +149,17 @@ static void sync_db(const sq_ckpt_t *ck)
     struct stat sb;
     if (ck->fd >= 0 && fstat(ck->fd, &sb) == 0)
         for (off_t off = 0; off < sb.st_size; off += CK_SYNC_CHUNK)
-            sync_file_range(ck->fd, off, CK_SYNC_CHUNK,
-                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+            if (sync_file_range(ck->fd, off, CK_SYNC_CHUNK,
+                                SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                    SYNC_FILE_RANGE_WAIT_AFTER) != 0 &&
+                errno == EIO)
+                failed_sync("the database");
     /* What sync_file_range leaves (the file's size, the disk's cache), or
      * all of it without the descriptor: SQLite's own sync of its file. */
     sqlite3_file *f = NULL;
     if (sqlite3_file_control(ck->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) == SQLITE_OK && f != NULL &&
-        f->pMethods != NULL)
-        f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+        f->pMethods != NULL && f->pMethods->xSync(f, SQLITE_SYNC_NORMAL) != SQLITE_OK)
+        failed_sync("the database");
 }
 
 /* A read-only descriptor of the database file at path, for sync_file_range
