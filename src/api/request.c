@@ -160,7 +160,11 @@ static void on_read_done(void *ctx, store_rc_t rc)
     api_read_done_fn done = r->read_done;
     r->read_done = NULL;
     if (r->req == NULL) {
-        req_end(r); /* nobody is left to answer */
+        /* Nobody is left to answer, but what the request holds is let go
+         * (an Idempotency-Key taken before its lookup, which would else be
+         * a 409 in this process until it stops), and its end is logged as
+         * any other client's who left. */
+        api_req_abandon(r);
         return;
     }
     done(r, rc);

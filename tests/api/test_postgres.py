@@ -955,6 +955,63 @@ def test_clients_gone_while_their_reads_wait_leave_the_thread_healthy(make_serve
     assert srv.stop() == 0
 
 
+def test_a_client_gone_while_its_idempotency_key_is_looked_up_lets_the_key_go(make_server):
+    """A keyed POST whose client resets its HTTP/2 stream while the lookup
+    of its Idempotency-Key waits at the database: once the lookup ends, the
+    key is free again, and a retry under it creates the lead. Was (a
+    review, rv95): the read's end for nobody dropped the request without
+    giving the key back, so every retry under it was a 409 in that process
+    until it stopped. --read-time is off, so that the lookup waits for the
+    lock and not for the read's budget, however slowly the test goes."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    name, url = new_db()
+    srv = make_server(threads=1, db_url=url, extra_args=["--read-time", "0", "--http2"])
+    app = srv.new_app()
+    key = "gone-" + uuid.uuid4().hex
+    body = b'{"lead":{"name":"Retried"}}'
+    with TableLock(url, "idempotency_keys"):
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [(":method", "POST"), (":path", "/leads/"), (":scheme", "http"),
+                                (":authority", "crmd"), ("authorization", f"Bearer {app.token}"),
+                                ("appid", app.key), ("idempotency-key", key),
+                                ("content-type", "application/json"), ("content-length", str(len(body)))])
+        conn.send_data(sid, body, end_stream=True)
+        sock.sendall(conn.data_to_send())
+        wait_until(lambda: crmd_lock_waits(name) == 1, "the key's lookup waits for the lock")
+        # The reset, then a PING: its ACK comes once the server has read the
+        # reset (frames are read in order), which drops the request.
+        conn.reset_stream(sid)
+        conn.ping(b"rv95gone")
+        sock.sendall(conn.data_to_send())
+        acked = False
+        while not acked:
+            data = sock.recv(65536)
+            assert data, "the server closed the connection"
+            acked = any(isinstance(ev, h2.events.PingAckReceived) for ev in conn.receive_data(data))
+            sock.sendall(conn.data_to_send())
+    wait_until(lambda: crmd_lock_waits(name) == 0, "the lookup ended once the lock went")
+    statuses = []
+
+    def retried():
+        r = app.post("/leads/", {"lead": {"name": "Retried"}}, headers={"Idempotency-Key": key})
+        statuses.append(r.status_code)
+        return r.status_code != 409
+    wait_until(retried, "a retry under the key to be anything but a 409", timeout=10)
+    sock.close()
+    assert statuses[-1] == 201, statuses
+    assert [lead["attributes"]["name"] for lead in app.list_all("/leads/")] == ["Retried"]
+    # Now kept: a second retry replays the first answer.
+    again = app.post("/leads/", {"lead": {"name": "Retried"}}, headers={"Idempotency-Key": key})
+    assert_status(again, 201)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert srv.stop() == 0
+
+
 FINDS = (("find", "/leads/?search=lock&sort=-value&records=2"), ("count", "/leads/?stage=qualified"),
          ("summary", "/leads/summary?stage=qualified,new"), ("follows", "/follows/?status=pending"))
 
