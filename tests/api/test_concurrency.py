@@ -3,9 +3,11 @@ keep ids unique, totals right and updated_at strictly increasing."""
 
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+import threading
+import time
 import uuid
 
-from apiutil import assert_status, body_json, parse_ts
+from apiutil import assert_error, assert_status, body_json, check_follow, describe, parse_ts
 
 
 def expect_listed(app, ids, n):
@@ -15,6 +17,12 @@ def expect_listed(app, ids, n):
     assert body["meta"]["totalRecords"] == n
     assert {d["id"] for d in body["data"]} == set(ids)
     return body
+
+
+def trash_ids(app):
+    r = app.get("/leads/trash/show")
+    assert_status(r, 200)
+    return [d["id"] for d in body_json(r)["data"]]
 
 
 def test_parallel_creates(app):
@@ -44,17 +52,73 @@ def test_parallel_updates_of_one_lead(app):
 
 
 def test_parallel_follow_creates_and_lead_delete(app):
+    """Follow creates race the DELETE of their lead (extensions.md, "Trash"):
+    four clients create follows without pause until one is refused, and the
+    DELETE goes while they do. Whatever the interleaving, each create is a
+    201 or a 404 (never a 5xx), a 404 only once the DELETE was sent and a 201
+    never once it was answered; afterwards no follow of the lead is seen
+    anywhere, and the recovery brings back every follow answered 201, as it
+    was, and nothing else (one answered 201 after the lead left went to the
+    trash with it, or it was not a 201)."""
     lead = app.create_lead()
+    lid = lead["id"]
+    deleting, deleted, stop = threading.Event(), threading.Event(), threading.Event()
+    lock = threading.Lock()
+    made = {}  # id -> title of the follows answered 201
 
-    def make(i):
-        r = app.post(f"/leads/{lead['id']}/follows", {"follow": {"title": f"F{i}"}})
-        assert_status(r, 201)
-        return body_json(r)["data"]["id"]
+    def creator(w):
+        for i in range(500):
+            if stop.is_set():
+                return "stopped"
+            title = f"F{w}-{i}"
+            after_delete = deleted.is_set()
+            r = app.post(f"/leads/{lid}/follows", {"follow": {"title": title}})
+            if r.status_code == 404:
+                assert deleting.is_set(), f"a create refused before the lead's DELETE was sent: {describe(r)}"
+                assert_error(r, 404)
+                return "refused"
+            assert_status(r, 201)
+            assert not after_delete, "a create sent after the lead's DELETE was answered is a 201"
+            data = body_json(r)["data"]
+            check_follow(data, title=title)
+            with lock:
+                assert data["id"] not in made
+                made[data["id"]] = title
+        return "never refused"
+
     with ThreadPoolExecutor(max_workers=4) as ex:
-        ids = list(ex.map(make, range(30)))
-    assert len(set(ids)) == 30
-    assert body_json(app.get(f"/leads/{lead['id']}/follows"))["meta"]["totalRecords"] == 30
-    assert_status(app.delete(f"/leads/{lead['id']}"), 204)
+        workers = [ex.submit(creator, w) for w in range(4)]
+        try:
+            # The DELETE goes once a dozen creates are in, with all four
+            # clients still sending.
+            deadline = time.monotonic() + 60
+            while len(made) < 12:
+                assert time.monotonic() < deadline, f"only {len(made)} creates in 60 s"
+                assert not any(f.done() for f in workers), [f.result() for f in workers if f.done()]
+                time.sleep(0.005)
+            deleting.set()
+            assert_status(app.delete(f"/leads/{lid}"), 204)
+            deleted.set()
+        except BaseException:
+            stop.set()
+            raise
+        ends = [f.result() for f in workers]
+    assert ends == ["refused"] * 4, "every client goes on creating until the lead is gone"
+
+    assert_error(app.get(f"/leads/{lid}"), 404)
+    assert_error(app.get(f"/leads/{lid}/follows"), 404)
+    for fid in made:
+        assert_error(app.get(f"/leads/{lid}/follows/{fid}"), 404)
+    everywhere = body_json(app.get("/follows/", params={"records": 100}))
+    assert everywhere["data"] == [] and everywhere["meta"]["totalRecords"] == 0
+    assert trash_ids(app) == [lid]
+
+    assert_status(app.put(f"/leads/{lid}/recover"), 200)
+    back = app.list_all(f"/leads/{lid}/follows")
+    assert {d["id"]: d["attributes"]["title"] for d in back} == made, \
+        "the recovery brings back the follows answered 201, and only them"
+    assert len(back) == len(made)
+    assert {d["id"] for d in app.list_all("/follows/")} == set(made)
 
 
 def test_creates_sharing_a_group_commit_with_failing_writes_are_all_kept(app):
