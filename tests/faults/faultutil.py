@@ -280,10 +280,20 @@ def kill_during(srv, targets, delay, join_s=30, before_restart=None):
     SIGKILLs srv after delay seconds, waits for them (bounded) and starts
     srv again on the same database. srv may be a callable that names the
     server to kill once the delay is over; before_restart(srv), if given,
-    runs between the clients' end and the restart. Returns srv."""
+    runs between the clients' end and the restart. A target that raises
+    fails the round (an exception in a thread is no failure of the test).
+    Returns srv."""
     import threading
     stop = threading.Event()
-    threads = [threading.Thread(target=t, args=(stop,), daemon=True) for t in targets]
+    raised = []
+
+    def run(target):
+        try:
+            target(stop)
+        except BaseException as e:  # noqa: BLE001 - reported below, once the clients are done
+            raised.append(f"{target!r}: {e!r}")
+
+    threads = [threading.Thread(target=run, args=(t,), daemon=True) for t in targets]
     for t in threads:
         t.start()
     time.sleep(delay)
@@ -294,6 +304,7 @@ def kill_during(srv, targets, delay, join_s=30, before_restart=None):
     for t in threads:
         t.join(join_s)
         assert not t.is_alive(), "a client hung"
+    assert not raised, f"a client failed: {raised[:3]}"
     if before_restart is not None:
         before_restart(srv)
     srv.start()
