@@ -139,6 +139,8 @@ class Client:
                     self.last_error_at = time.monotonic()
                     self.last_error = e
                     return
+        except Exception as e:  # noqa: BLE001 - an exception in a thread is no failure of the test
+            self.failures.append(f"the client stopped: {e!r}")
         finally:
             conn.close()
 
