@@ -105,8 +105,10 @@ def key_of(event):
     return event["type"], event["data"]["id"], event["data"]["attributes"]["updated_at"]
 
 
-def client_round(port, key, token, leads, acked, sent_names, stop, rng):
-    """Updates this client's leads (creating them first) until stop."""
+def client_round(port, key, token, leads, acked, sent_names, stop, rng, failed):
+    """Updates this client's leads (creating them first) until stop; what
+    ends it but the kill goes in failed (an exception in a thread is no
+    failure of the test)."""
     conn = Conn(port, key, token, timeout=5)
     try:
         while not stop.is_set():
@@ -129,6 +131,8 @@ def client_round(port, key, token, leads, acked, sent_names, stop, rng):
                 acked.append(("lead.updated", lead, js["data"]["attributes"]["updated_at"]))
     except TransportError:
         pass  # the kill: the write's outcome is unknown
+    except Exception as e:  # noqa: BLE001 - reported by the test
+        failed.append(repr(e))
     finally:
         conn.close()
 
@@ -146,12 +150,13 @@ def test_every_acknowledged_change_arrives_in_order_per_lead(crmd, tmp_path):
     secret = hook["data"]["attributes"]["secret"]
     rng = random.Random(12)
     leads = [[] for _ in range(CLIENTS)]
-    acked, sent_names = [], set()
+    acked, sent_names, failed = [], set(), []
     try:
         for k in range(KILLS):
             stop = threading.Event()
             threads = [threading.Thread(target=client_round, args=(srv.port, key, token, leads[i], acked,
-                                                                   sent_names, stop, random.Random(rng.random())))
+                                                                   sent_names, stop, random.Random(rng.random()),
+                                                                   failed))
                        for i in range(CLIENTS)]
             for t in threads:
                 t.start()
@@ -160,6 +165,8 @@ def test_every_acknowledged_change_arrives_in_order_per_lead(crmd, tmp_path):
             stop.set()
             for t in threads:
                 t.join(10)
+                assert not t.is_alive(), "a client did not notice the kill"
+            assert not failed, f"round {k}: a client failed: {failed[:3]}"
             srv.start()
         wanted = {(kind, lead, at) for kind, lead, at in acked}
         deadline = time.monotonic() + DELIVERY_WAIT_S
