@@ -35,6 +35,7 @@ class Recorder:
         self.rows = []   # (t_sent or None, outcome, detail)
         self.acked_creates = {}   # id -> attrs
         self.acked_updates = {}   # id -> attrs (latest acknowledged)
+        self.failed = []          # what ended a client other than its time
 
     def add(self, *row):
         with self.lock:
@@ -81,6 +82,16 @@ def one_request(port, c, method, path, body, headers):
 
 
 def client(port, key, token, rec, stop_at, n, pace=0.0):
+    """Writes until stop_at; an exception goes in rec.failed (one in a
+    thread is no failure of the test)."""
+    try:
+        writes(port, key, token, rec, stop_at, n, pace)
+    except Exception as e:  # noqa: BLE001 - reported by the test
+        with rec.lock:
+            rec.failed.append(f"client {n}: {e!r}")
+
+
+def writes(port, key, token, rec, stop_at, n, pace):
     hdr = {"Authorization": f"Bearer {token}", "AppId": key, "Content-Type": "application/json",
            "Host": "127.0.0.1"}
     c, mine, i = None, [], 0
@@ -158,6 +169,7 @@ def test_sigterm_under_load_answers_everything_received(crmd, tmp_path):
     for t in threads:
         t.join(20)
         assert not t.is_alive()
+    assert not rec.failed, rec.failed[:3]
 
     tally = {}
     for t_sent, outcome, status, method in rec.rows:
@@ -225,7 +237,7 @@ def test_sigterm_while_writes_wait_on_a_frozen_disk(crmd, tmp_path):
         c.ok("POST", "/leads/", {"lead": {"name": "before the freeze"}})
         c.close()
         run("fsfreeze", "-f", mnt)
-        outcomes = {}
+        outcomes, failed = {}, {}
         lock, sent, n_sent = threading.Lock(), threading.Event(), [0]
 
         def on_sent():
@@ -242,6 +254,8 @@ def test_sigterm_while_writes_wait_on_a_frozen_disk(crmd, tmp_path):
                 outcomes[n] = st
             except TransportError as e:
                 outcomes[n] = f"no answer ({e})"
+            except Exception as e:  # noqa: BLE001 - an exception in a thread is no failure of the test
+                failed[n] = repr(e)
             finally:
                 conn.close()
 
@@ -275,6 +289,9 @@ def test_sigterm_while_writes_wait_on_a_frozen_disk(crmd, tmp_path):
             t.join(20)
         print(f"\nSIGTERM with 4 writes stuck on a frozen disk (thawed after 4.5 s): exit "
               f"{rc} after {took:.1f}s; answers: {outcomes}")
+        assert not failed, f"writes whose client failed: {failed}"
+        assert not any(t.is_alive() for t in threads), f"a write still waits for its answer: {outcomes}"
+        assert sorted(outcomes) == [0, 1, 2, 3], f"writes without an outcome: {outcomes}"
         assert not integrity_check(srv.db, tmp_path / "copies")
         if rc != 0:
             raise DefectObserved(f"crmd exited {rc} (negative: killed by that signal); "
