@@ -86,7 +86,7 @@ def test_disk_full_503_reads_work_and_writes_resume(crmd, tmp_path):
         conn = Conn(srv.port, key, token, timeout=WRITE_TIMEOUT)
         lead = conn.ok("POST", "/leads/", {"lead": {"name": "before the disk filled"}})["data"]
         lid = lead["id"]
-        conn.ok("POST", f"/leads/{lid}/follows", big_follow("before"))
+        fid = conn.ok("POST", f"/leads/{lid}/follows", big_follow("before"))["data"]["id"]
 
         filler, left = fill(mnt)
         print(f"\nfilled: {filler.stat().st_size} bytes of filler, {left} bytes left")
@@ -112,10 +112,18 @@ def test_disk_full_503_reads_work_and_writes_resume(crmd, tmp_path):
         assert refused >= 10, (f"400 writes on a full file system and fewer than 10 refused "
                                f"({statuses}): is the database really on {mnt}?")
 
-        # An update and a delete are refused the same way.
+        # An update and a delete are refused the same way, or done (where
+        # the full disk still had room for them) and kept: checked below.
         st, js, raw, dt = timed(conn, "PUT", f"/leads/{lid}", {"lead": {"name": "x" * 200}})
-        if st != 200:
+        updated = st == 200
+        if not updated:
             check_refused_write(st, js, raw, dt, "update on a full disk")
+        st, js, raw, dt = timed(conn, "DELETE", f"/leads/{lid}/follows/{fid}")
+        deleted = st == 204
+        if not deleted:
+            check_refused_write(st, js, raw, dt, "delete on a full disk")
+        print(f"on the full disk: update {'done' if updated else 'refused'}, "
+              f"delete {'done' if deleted else 'refused'}")
 
         # Reads keep working.
         for path in ("/leads/", f"/leads/{lid}", f"/leads/{lid}/follows", "/healthz"):
@@ -148,6 +156,12 @@ def test_disk_full_503_reads_work_and_writes_resume(crmd, tmp_path):
         assert not missing, f"acknowledged during the full disk but missing: {missing[:10]}"
         ghosts = [n for n in refused_names if n in stored]
         assert not ghosts, f"refused with 503 but stored anyway: {ghosts}"
+        name = conn.ok("GET", f"/leads/{lid}")["data"]["attributes"]["name"]
+        assert name == ("x" * 200 if updated else "before the disk filled"), \
+            f"the update {'done' if updated else 'refused'} on the full disk left the name {name!r}"
+        kept = fid in {d["id"] for d in follows}
+        assert kept != deleted, (f"the delete {'done' if deleted else 'refused'} on the full disk "
+                                 f"left the follow {'there' if kept else 'gone'}")
         conn.close()
         rc, secs = srv.term()
         assert rc == 0, f"crmd exited {rc} after SIGTERM; stderr:\n{srv.stderr_text()}"
@@ -317,6 +331,9 @@ def test_disk_fills_under_concurrent_writes(crmd, tmp_path):
                         refused = sum(1 for r in results if r[1] == 503)
                     if refused >= 60:
                         stop.set()
+            except Exception as e:  # noqa: BLE001 - an exception in a thread is no failure of the test
+                with lock:
+                    problems.append(f"client {n} failed: {e!r}")
             finally:
                 conn.close()
 
@@ -326,6 +343,7 @@ def test_disk_fills_under_concurrent_writes(crmd, tmp_path):
         for t in threads:
             t.join(120)
         stop.set()
+        assert not any(t.is_alive() for t in threads), "a client hung"
         codes = {}
         for _tag, code, _dt in results:
             codes[code] = codes.get(code, 0) + 1
