@@ -76,7 +76,9 @@ bool ratelimit_parse(const char *s, double *rate, double *burst)
     char *end;
     double r = strtod(s, &end);
     if (end == s || !isfinite(r) || r <= 0 || r > 1e9) return false;
-    double b = r * 2;
+    /* Twice the rate, and at least one request: a bucket that never holds
+     * one (--rate-limit 0.2, a burst of 0.4) refused every request. */
+    double b = r * 2 < 1 ? 1 : r * 2;
     if (*end == ':') {
         const char *bs = end + 1;
         b = strtod(bs, &end);

@@ -50,7 +50,7 @@ void ratelimit_charge(enum ratelimit_kind kind, ratelimit_key_t key, int64_t now
 bool ratelimit_peek(enum ratelimit_kind kind, ratelimit_key_t key, int64_t now, ratelimit_info_t *info);
 
 /* Parses "RATE" or "RATE:BURST" (requests per second; the burst defaults to
- * twice the rate). Returns false if malformed. */
+ * twice the rate, and to at least 1). Returns false if malformed. */
 bool ratelimit_parse(const char *s, double *rate, double *burst);
 
 #endif

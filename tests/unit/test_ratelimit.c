@@ -236,6 +236,21 @@ Test(ratelimit_parse, rate_and_optional_burst)
     cr_expect_float_eq(burst, 3, 1e-9);
 }
 
+/* A rate under 0.5 without a burst: twice the rate is less than one
+ * request, and a bucket that never holds one refused every request for
+ * good. The burst is one request then, which the bucket starts with. */
+Test(ratelimit_parse, a_slow_rate_without_a_burst_lets_one_request_through)
+{
+    double rate = -1, burst = -1;
+    cr_assert(ratelimit_parse("0.1", &rate, &burst));
+    cr_expect_float_eq(rate, 0.1, 1e-9);
+    cr_expect_float_eq(burst, 1, 1e-9);
+    ratelimit_configure(RATELIMIT_APP, rate, burst);
+    cr_expect(take(1, T0), "the first request of a 0.1/s limit was refused");
+    cr_expect_not(take(1, T0 + 1000), "a second request within 10 s was taken");
+    cr_expect(take(1, T0 + 11000), "no request was taken 11 s later");
+}
+
 Test(ratelimit_parse, malformed_is_refused_and_leaves_the_outputs)
 {
     static const char *const bad[] = {"",    "x",      "0",   "-1",  "10:",  "10:0.5", "10:x",
