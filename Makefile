@@ -4,9 +4,11 @@
 CC      ?= gcc
 PKGS    := libh2o-evloop jansson sqlite3 libssl libcrypto libpq libcurl
 # What building and running need (make run), and what the tests add (make check).
+# python3: the build generates the OpenAPI document's and the board's C sources
+# with it ($(PYTHON)), and a minimal Debian 12 (a container's) has none.
 DEBS_RUN  := build-essential pkg-config libh2o-dev libh2o-evloop-dev libjansson-dev \
              libsqlite3-dev libssl-dev libpq-dev sqlite3 curl \
-             libcurl4-openssl-dev
+             libcurl4-openssl-dev python3
 DEBS_TEST := libcriterion-dev python3-pytest python3-pytest-xdist python3-requests postgresql
 # tests/api validates every response against openapi/openapi.json, and reads /metrics with
 # Prometheus' own text parser.

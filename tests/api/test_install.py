@@ -130,3 +130,15 @@ def test_only_the_waiting_thread_takes_the_stop_signals(make_server):
         if blocked & stop != stop:
             open_to_stop.append(t.name)
     assert len(open_to_stop) <= 1, f"threads {open_to_stop} would take a SIGTERM"
+
+
+def test_make_run_installs_what_the_build_runs():
+    """The build runs $(PYTHON), /usr/bin/python3, to generate C sources
+    (scripts/gen-openapi-c.py, gen-board-c.py), but python3 was not among
+    the packages `make run` installs, none of which pulls it in: on a
+    minimal Debian 12 `make run` failed in the middle of the build."""
+    text = (REPO / "Makefile").read_text().replace("\\\n", " ")
+    assert re.search(r"^PYTHON\s*:=\s*/usr/bin/python3$", text, re.M), "the build's Python moved"
+    assert "$(PYTHON) scripts/gen-openapi-c.py" in text and "$(PYTHON) scripts/gen-board-c.py" in text
+    debs = re.search(r"^DEBS_RUN\s*:=(.*)$", text, re.M).group(1).split()
+    assert "python3" in debs, debs
