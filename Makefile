@@ -99,7 +99,6 @@ deps deps-run:
 
 run: deps-run
 	@$(MAKE) --no-print-directory all
-	@mkdir -p var
 	@./scripts/run.sh $(BUILD)/crmd
 
 # Runs every unit binary, also after one failed, then says how many passed

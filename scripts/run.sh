@@ -5,6 +5,11 @@
 # On a new database it creates an app first; its key is kept (mode 600) in
 # var/credentials.env so later runs print it again with a fresh token.
 set -eu
+# Everything made here is the owner's alone, whatever the caller's umask:
+# var/ (0700), which holds the database and the credentials, and the
+# credentials (0600). Under umask 000 var/ was 0777, where anyone could
+# replace or link the files in it.
+umask 077
 bin=${1:-build/crmd}
 db=${CRMD_DB:-sqlite:var/crmd.db}
 listen=${CRMD_LISTEN:-127.0.0.1:8080}
@@ -18,8 +23,11 @@ fi
 if [ -n "$key" ] && token=$("$bin" token issue --app "$key" --db "$db" 2>/dev/null); then
     :
 else
-    umask 077
-    "$bin" app create "make-run" --db "$db" > "$creds"
+    # Written beside the file and renamed over it once complete: a failed
+    # app create (a database crmd refuses) emptied the file, and the key of
+    # the app made earlier with it.
+    "$bin" app create "make-run" --db "$db" > "$creds.new"
+    mv -f "$creds.new" "$creds"
     key=$(sed -n 's/^export BLOCKS_API_KEY=//p' "$creds")
     token=$(sed -n 's/^export BLOCKS_AUTH_TOKEN=//p' "$creds")
 fi

@@ -2,6 +2,7 @@
 serve's lifecycle."""
 
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -10,8 +11,9 @@ import h2.config
 import h2.connection
 import pytest
 
-from apiutil import (App, app_create, assert_status, body_json, check_raw, crmd_bin, jwt_parts,
+from apiutil import (REPO_ROOT, App, app_create, assert_status, body_json, check_raw, crmd_bin, jwt_parts,
                      parse_app_create, recv_answer, run_crmd, token_issue)
+from conftest import free_port
 
 
 def test_help_exits_0():
@@ -451,3 +453,45 @@ def test_a_bad_option_value_shows_its_command_s_usage():
     assert p.returncode == 2, p.stderr
     assert "--threads wants a number" in p.stderr, p.stderr
     assert "usage: crmd serve" in p.stderr and "commands:" not in p.stderr, p.stderr
+
+
+def test_make_run_keeps_var_and_the_credentials_to_the_owner_under_umask_000(tmp_path):
+    """scripts/run.sh (make run) made var/ with the caller's umask: 0777 under
+    umask 000, where anyone could replace or link the database and the
+    credentials kept in it."""
+    env = dict(os.environ, CRMD_LISTEN=f"127.0.0.1:{free_port()}")
+    env.pop("CRMD_DB", None)
+    p = subprocess.Popen(["sh", "-c", 'umask 000 && exec "$0" "$1"', str(REPO_ROOT / "scripts" / "run.sh"),
+                          crmd_bin()], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = []
+        while not (lines and lines[-1].startswith("http://")):
+            line = p.stdout.readline()
+            assert line, f"run.sh ended before its link: {lines}"
+            lines.append(line.rstrip("\n"))
+        var = tmp_path / "var"
+        assert oct(var.stat().st_mode & 0o777) == "0o700"
+        assert _modes(var)["credentials.env"] == "0o600" and _modes(var)["crmd.db"] == "0o600", _modes(var)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+
+
+def test_make_run_keeps_the_credentials_when_the_app_cannot_be_created(tmp_path):
+    """A database crmd refuses made run.sh's token issue and then its app
+    create fail, and the credentials file was emptied by the redirection:
+    the key kept there was lost."""
+    var = tmp_path / "var"
+    var.mkdir(mode=0o700)
+    creds = var / "credentials.env"
+    old = "export BLOCKS_API_KEY=pk_live_0123456789abcdef0123456789abcdef\nexport BLOCKS_AUTH_TOKEN=x\n"
+    creds.write_text(old)
+    db = tmp_path / "shared.db"
+    run_crmd("migrate", "--db", f"sqlite:{db}", check=True)
+    db.chmod(0o644)
+    env = dict(os.environ, CRMD_DB=f"sqlite:{db}", CRMD_LISTEN=f"127.0.0.1:{free_port()}")
+    p = subprocess.run([str(REPO_ROOT / "scripts" / "run.sh"), crmd_bin()], cwd=tmp_path, env=env,
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "by group or others" in p.stderr, (p.returncode, p.stderr)
+    assert creds.read_text() == old
