@@ -164,7 +164,9 @@ int cli_app(int argc, char **argv)
         strcmp(verb, "enable") != 0)
         return cli_verb_help(argc, argv, help);
     int npos = strcmp(verb, "list") == 0 ? 0 : 1;
-    return cli_run_simple(argc - 1, argv + 1, help, npos, app_run, verb);
+    /* disable and enable name an app: a new database holds none. */
+    bool create = strcmp(verb, "create") == 0 || strcmp(verb, "list") == 0;
+    return cli_run_simple(argc - 1, argv + 1, help, npos, create, app_run, verb);
 }
 
 /* Revokes token jti in the database db; unrecorded also takes a token
@@ -208,7 +210,7 @@ static int cmd_token_revoke(int argc, char **argv)
 /* Prints a token for the app with key app in the database db. */
 static int token_issue(const char *db, const char *app, const char *subject, int64_t ttl)
 {
-    store_t *s = cli_open_db(db);
+    store_t *s = cli_open_existing_db(db);
     if (s == NULL) return 1;
     int rc = 1;
     store_app_t found;
@@ -264,7 +266,7 @@ static int migrated(store_t *s, const char *db, char **args, const char *verb)
 int cli_migrate(int argc, char **argv)
 {
     static const char help[] = "usage: crmd migrate [--db URL]\n";
-    return cli_run_simple(argc, argv, help, 0, migrated, NULL);
+    return cli_run_simple(argc, argv, help, 0, true, migrated, NULL);
 }
 
 /* --- key ------------------------------------------------------------------------ */
@@ -356,13 +358,13 @@ int cli_key(int argc, char **argv)
                                "       crmd key retire KID [--force] [--db URL]\n";
     const char *verb = argc >= 2 ? argv[1] : "";
     if (strcmp(verb, "rotate") == 0 || strcmp(verb, "list") == 0)
-        return cli_run_simple(argc - 1, argv + 1, help, 0, key_run, verb);
+        return cli_run_simple(argc - 1, argv + 1, help, 0, true, key_run, verb);
     if (strcmp(verb, "retire") != 0) return cli_verb_help(argc, argv, help);
     const char *db = cli_env_or("CRMD_DB", DEFAULT_DB), *force = NULL;
     const cli_opt_t opts[] = {{"db", &db}, {"force", &force, true}, {NULL}};
     int first, rc = cli_parse_opts(argc - 1, argv + 1, help, opts, 1, &first);
-    if (rc >= 0) return rc;
-    store_t *s = cli_open_db(db);
+    if (rc >= 0 || (rc = cli_check_db("--db", db)) >= 0) return rc;
+    store_t *s = cli_open_existing_db(db);
     if (s == NULL) return 1;
     rc = key_retire(s, db, argv[1 + first], force != NULL);
     store_close(s);

@@ -150,11 +150,12 @@ int cli_check_db(const char *opt, const char *url)
     return 2;
 }
 
-/* Opens and migrates the database; NULL (reason printed) on failure. */
-store_t *cli_open_db(const char *url)
+/* Opens (creating it when create) and migrates the database; NULL
+ * (reason printed) on failure. */
+static store_t *open_db(const char *url, bool create)
 {
     char err[512];
-    store_t *s = store_open(url, err, sizeof err);
+    store_t *s = create ? store_open(url, err, sizeof err) : store_open_existing(url, err, sizeof err);
     if (s == NULL) {
         fprintf(stderr, "crmd: %s\n", err);
         return NULL;
@@ -165,6 +166,16 @@ store_t *cli_open_db(const char *url)
         return NULL;
     }
     return s;
+}
+
+store_t *cli_open_db(const char *url)
+{
+    return open_db(url, true);
+}
+
+store_t *cli_open_existing_db(const char *url)
+{
+    return open_db(url, false);
 }
 
 /* Parses "90s", "5m", "12h", "30d" into seconds; -1 if invalid. */
@@ -245,16 +256,17 @@ bool cli_parse_long(const char *s, long min, long max, long *out)
 }
 
 /* Runs a small command: [--db URL] [--help] and exactly npos positional
- * arguments, then fn with the database opened (and migrated) and closed
- * after. Returns the exit status (0 after --help, 2 on a usage error, 1 if
- * the database cannot be opened, else fn's). */
-int cli_run_simple(int argc, char **argv, const char *help, int npos, cli_simple_fn fn, const char *verb)
+ * arguments, then fn with the database opened (created when create, and
+ * migrated) and closed after. Returns the exit status (0 after --help, 2 on
+ * a usage error, 1 if the database cannot be opened, else fn's). */
+int cli_run_simple(int argc, char **argv, const char *help, int npos, bool create, cli_simple_fn fn,
+                   const char *verb)
 {
     const char *db = cli_env_or("CRMD_DB", DEFAULT_DB);
     const cli_opt_t opts[] = {{"db", &db}, {NULL}};
     int first, rc = cli_parse_opts(argc, argv, help, opts, npos, &first);
     if (rc >= 0 || (rc = cli_check_db("--db", db)) >= 0) return rc;
-    store_t *s = cli_open_db(db);
+    store_t *s = open_db(db, create);
     if (s == NULL) return 1;
     rc = fn(s, db, argv + first, verb);
     store_close(s);

@@ -53,6 +53,11 @@ int cli_check_db(const char *opt, const char *url);
 /* Opens and migrates the database; NULL (reason printed) on failure. The
  * caller closes it. */
 store_t *cli_open_db(const char *url);
+/* As cli_open_db, but an SQLite file that is not there is refused and
+ * stays absent: for the commands that cannot succeed on a new database
+ * (those that name an app, a key or leads in it), which a mistyped --db
+ * left an empty database behind. */
+store_t *cli_open_existing_db(const char *url);
 /* Parses "90s", "5m", "12h", "30d" (up to 3650d) into seconds; -1 if invalid. */
 int64_t cli_parse_ttl(const char *s);
 /* Prints a command's help: on stdout when asked for (0), else on stderr (2). */
@@ -68,9 +73,11 @@ int cli_parse_opts(int argc, char **argv, const char *help, const cli_opt_t *opt
 /* Reads s as a decimal number from min to max; false if it is not one. */
 bool cli_parse_long(const char *s, long min, long max, long *out);
 /* Runs a small command: [--db URL] [--help] and exactly npos positional
- * arguments, then fn with the database opened (and migrated) and closed
- * after. Returns the exit status (0 after --help, 2 on a usage error, 1 if
- * the database cannot be opened, else fn's). */
-int cli_run_simple(int argc, char **argv, const char *help, int npos, cli_simple_fn fn, const char *verb);
+ * arguments, then fn with the database opened (created when create:
+ * cli_open_db, else cli_open_existing_db) and closed after. Returns the
+ * exit status (0 after --help, 2 on a usage error, 1 if the database
+ * cannot be opened, else fn's). */
+int cli_run_simple(int argc, char **argv, const char *help, int npos, bool create, cli_simple_fn fn,
+                   const char *verb);
 
 #endif

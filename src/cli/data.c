@@ -56,11 +56,11 @@ int cli_backup(int argc, char **argv)
 
 /* --- export, import ---------------------------------------------------------------- */
 
-/* Opens (and migrates) db and finds the app with key; NULL (reason
- * printed) when either fails. */
+/* Opens (and migrates) db, which must be there, and finds the app with
+ * key; NULL (reason printed) when either fails. */
 static store_t *open_app(const char *db, const char *key, store_app_t *app)
 {
-    store_t *s = cli_open_db(db);
+    store_t *s = cli_open_existing_db(db);
     if (s == NULL) return NULL;
     store_rc_t rc = store_app_find(s, key, app, NULL);
     if (rc == STORE_OK) return s;

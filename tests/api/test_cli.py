@@ -187,7 +187,7 @@ BAD_DB_FORMS = ["postgres:localhost", "mysql://crmd:secret@db/crmd", "postgresql
 @pytest.mark.parametrize("db", BAD_DB_FORMS)
 @pytest.mark.parametrize("args", [["migrate"], ["app", "create", "x"], ["app", "list"],
                                   ["token", "issue", "--app", "pk_live_x"], ["token", "revoke", "j"],
-                                  ["serve", "--listen", "127.0.0.1:1"]])
+                                  ["key", "retire", "k"], ["serve", "--listen", "127.0.0.1:1"]])
 def test_unrecognised_db_forms_exit_2_and_create_nothing(tmp_path, args, db):
     # Before, a mistyped URL silently became a new SQLite file named after it.
     p = subprocess.run([crmd_bin(), *args, "--db", db], capture_output=True, text=True, timeout=30,
@@ -222,6 +222,20 @@ def test_copy_from_a_database_that_is_not_there_creates_nothing(tmp_path):
         assert p.returncode == 1, (src, p.returncode, p.stderr)
         assert "copy: source: no database at nosrc.db" in p.stderr, p.stderr
         assert "verified" not in p.stdout + p.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [["token", "issue", "--app", "pk_live_x"], ["app", "disable", "pk_live_x"],
+                                  ["app", "enable", "pk_live_x"], ["key", "retire", "k"],
+                                  ["export", "--app", "pk_live_x"], ["import", "--app", "pk_live_x", "-"]])
+def test_commands_that_name_what_a_database_holds_create_none(tmp_path, args):
+    # They cannot succeed on a new database, which holds no app and no key:
+    # a mistyped --db failed ("no app has that key") and left an empty
+    # database, its -wal and -shm under that name.
+    p = subprocess.run([crmd_bin(), *args, "--db", "typo.db"], capture_output=True, text=True, timeout=30,
+                       cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1 and p.stdout == "", (args, p.returncode, p.stdout)
+    assert "no database at typo.db" in p.stderr and "nothing was created" in p.stderr, (args, p.stderr)
     assert list(tmp_path.iterdir()) == []
 
 
