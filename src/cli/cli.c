@@ -245,12 +245,17 @@ int cli_parse_opts(int argc, char **argv, const char *help, const cli_opt_t *opt
     return -1;
 }
 
-/* Reads s as a decimal number from min to max; false if it is not one. */
+/* Reads s as a decimal number from min to max; false if it is not one.
+ * Digits only, after an optional '-': strtol also took "" (as 0: a
+ * --cache-mb= turned the cache off), blanks and a '+' before them. */
 bool cli_parse_long(const char *s, long min, long max, long *out)
 {
+    const char *digits = s[0] == '-' ? s + 1 : s;
+    if (digits[0] < '0' || digits[0] > '9') return false;
     char *end;
+    errno = 0;
     long v = strtol(s, &end, 10);
-    if (*end != '\0' || v < min || v > max) return false;
+    if (errno != 0 || *end != '\0' || v < min || v > max) return false;
     *out = v;
     return true;
 }

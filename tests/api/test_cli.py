@@ -509,3 +509,14 @@ def test_make_run_keeps_the_credentials_when_the_app_cannot_be_created(tmp_path)
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert p.returncode != 0 and "by group or others" in p.stderr, (p.returncode, p.stderr)
     assert creds.read_text() == old
+
+
+@pytest.mark.parametrize("option,value", [("--cache-mb", ""), ("--threads", " 2"), ("--threads", "+2"),
+                                          ("--write-queue", "\t9"), ("--drain-seconds", "9" * 30)])
+def test_a_number_option_takes_digits_only(tmp_path, option, value):
+    # strtol took "" as 0 (--cache-mb= turned the response cache off), and
+    # blanks and a '+' before the digits.
+    p = subprocess.run([crmd_bin(), "serve", "--listen", "127.0.0.1:1", "--db", "x.db", f"{option}={value}"],
+                       capture_output=True, text=True, timeout=30, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert p.returncode == 2 and f"{option} wants" in p.stderr, (option, value, p.returncode, p.stderr)
+    assert list(tmp_path.iterdir()) == []
