@@ -239,8 +239,12 @@ int cli_parse_opts(int argc, char **argv, const char *help, const cli_opt_t *opt
         *opts[c].value = opts[c].list;
     }
     if (argc - optind != npos) return cli_help_exit(help, false);
+    /* Said, not only the usage shown: nothing in it tells why a path of
+     * 201 bytes (crmd import's FILE) or an empty NAME is refused. */
     for (int i = optind; i < argc; i++)
-        if (argv[i][0] == '\0' || strlen(argv[i]) > 200) return cli_help_exit(help, false);
+        if (argv[i][0] == '\0' || strlen(argv[i]) > 200)
+            return cli_usage_error("%s", argv[i][0] == '\0' ? "an argument is empty"
+                                                            : "an argument is longer than 200 bytes");
     *first = optind;
     return -1;
 }

@@ -520,3 +520,15 @@ def test_a_number_option_takes_digits_only(tmp_path, option, value):
                        capture_output=True, text=True, timeout=30, cwd=tmp_path, stdin=subprocess.DEVNULL)
     assert p.returncode == 2 and f"{option} wants" in p.stderr, (option, value, p.returncode, p.stderr)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_or_overlong_argument_is_said_so(tmp_path):
+    # Only the usage was shown, which does not say why a FILE of 201 bytes
+    # or an empty NAME is refused.
+    long_path = "./" + "d" * 199 + ".csv"
+    for args, why in ((["import", "--app", "pk_live_x", long_path], "an argument is longer than 200 bytes"),
+                      (["app", "create", ""], "an argument is empty")):
+        p = subprocess.run([crmd_bin(), *args, "--db", "x.db"], capture_output=True, text=True, timeout=30,
+                           cwd=tmp_path, stdin=subprocess.DEVNULL)
+        assert p.returncode == 2 and f"crmd: {why}\n" in p.stderr and "usage: crmd" in p.stderr, p.stderr
+    assert list(tmp_path.iterdir()) == []
