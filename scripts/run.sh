@@ -15,6 +15,9 @@ db=${CRMD_DB:-sqlite:var/crmd.db}
 listen=${CRMD_LISTEN:-127.0.0.1:8080}
 creds=var/credentials.env
 mkdir -p var
+# And a var/ an earlier run made under a looser umask (0777 under umask
+# 000, before this one set its own), which mkdir -p leaves as it is.
+chmod go-rwx var
 
 key=""
 if [ -f "$creds" ]; then

@@ -492,6 +492,29 @@ def test_make_run_keeps_var_and_the_credentials_to_the_owner_under_umask_000(tmp
         p.wait(timeout=30)
 
 
+def test_make_run_closes_a_var_an_earlier_run_left_open(tmp_path):
+    """A var/ made 0777 by a run.sh before its umask 077 (under umask 000)
+    stayed 0777, mkdir -p leaving it as it was: anyone could still replace
+    or link the database and the credentials kept in it."""
+    var = tmp_path / "var"
+    var.mkdir()
+    var.chmod(0o777)
+    env = dict(os.environ, CRMD_LISTEN=f"127.0.0.1:{free_port()}")
+    env.pop("CRMD_DB", None)
+    p = subprocess.Popen([str(REPO_ROOT / "scripts" / "run.sh"), crmd_bin()], cwd=tmp_path, env=env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = []
+        while not (lines and lines[-1].startswith("http://")):
+            line = p.stdout.readline()
+            assert line, f"run.sh ended before its link: {lines}"
+            lines.append(line.rstrip("\n"))
+        assert oct(var.stat().st_mode & 0o777) == "0o700", oct(var.stat().st_mode)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+
+
 def test_make_run_keeps_the_credentials_when_the_app_cannot_be_created(tmp_path):
     """A database crmd refuses made run.sh's token issue and then its app
     create fail, and the credentials file was emptied by the redirection:
