@@ -240,13 +240,21 @@ def test_a_backlog_set_active_by_another_process_passes_its_cap_by_the_room_seen
     app_a.create_lead(name="dropped")  # full: the webhook is made inactive
     assert body_json(app_a.get(f"/webhooks/{full}"))["data"]["attributes"]["active"] is False
     other = create_webhook(app_a, "http://127.0.0.1:9/other")["id"]  # empty: the room is the cap
-    res, threads = {}, []
+    res, failed, threads = {}, {}, []
 
     def send(name, method, path, body):
-        t = threading.Thread(target=lambda: res.setdefault(name, requests.request(
-            method, b.base_url + path, json=body, headers=app_b.headers, timeout=30)))
+        # A request that raises (a timeout, a reset) is recorded as failed:
+        # in its thread alone it would only leave its name out of res.
+        def run():
+            try:
+                res[name] = requests.request(method, b.base_url + path, json=body, headers=app_b.headers,
+                                             timeout=30)
+            except Exception as e:  # any failure of the request fails the test
+                failed[name] = repr(e)
+
+        t = threading.Thread(target=run)
         t.start()
-        threads.append(t)
+        threads.append((name, t))
 
     with Holder(url) as hy, Holder(url) as hx:
         for h, lead in ((hy, y), (hx, x)):
@@ -273,8 +281,10 @@ def test_a_backlog_set_active_by_another_process_passes_its_cap_by_the_room_seen
         assert_status(app_a.put(f"/webhooks/{full}", {"webhook": {"active": True}}), 200)
         hx.send("COMMIT;")
         hx.finish()
-        for t in threads:
+        for _name, t in threads:
             t.join()
+    assert not failed, f"requests that got no answer: {failed}"
+    assert sorted(res) == sorted(name for name, _t in threads), "every request sent has its answer"
     for name, r in res.items():
         assert r.status_code in (200, 201), (name, r.status_code, r.text)
     passed = queued(url, full)
