@@ -1868,16 +1868,45 @@ Test(store, batch_whose_transaction_is_lost_cannot_commit)
     cr_expect_eq(lead_total(app1.id), 1);
 }
 
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static bool lock_waited(void);
+
 /* The other connection of the locking tests: it changes the record the
- * batch read, and says when it is done. */
+ * batch read, and says when it is done (and, on SQLite, when it waited
+ * for a lock). */
 typedef struct rival {
     char url[URL_MAX];
     int64_t app;
     bool follow;
     store_rc_t rc;
-    char title[64]; /* the title it saw after its update */
+    char title[64];     /* the title it saw after its update */
+    atomic_bool waited; /* SQLite: its busy handler ran */
     atomic_bool done;
 } rival_t;
+
+/* The rival's busy handler on SQLite, in place of the store's busy
+ * timeout: it says that the rival waited for a lock, and waits up to 60 s
+ * (the test waits 30 s at most for that). */
+static int rival_busy(void *ctx, int tries)
+{
+    rival_t *r = ctx;
+    atomic_store(&r->waited, true);
+    if (tries >= 60000) return 0;
+    sleep_ms(1);
+    return 1;
+}
+
+/* Whether the rival is seen waiting for a lock: on PostgreSQL, a session
+ * of the test's database waits for one (the rival's is the only other). */
+static bool rival_waits(rival_t *r)
+{
+    return on_postgres ? lock_waited() : atomic_load(&r->waited);
+}
 
 static void keep_title(void *ctx, const follow_t *f)
 {
@@ -1897,6 +1926,7 @@ static void *rival_update(void *arg)
     char err[STORE_OPEN_ERR_MAX];
     store_t *s = store_open(r->url, err, sizeof err);
     r->rc = STORE_ERROR;
+    if (s != NULL && !on_postgres) sqlite3_busy_handler(((sqlite_store_t *)s)->db, rival_busy, r);
     if (s != NULL && r->follow) {
         follow_patch_t p = {.fields = FOLLOW_F_STATUS, .v.status = FOLLOW_COMPLETED};
         r->rc = store_follow_update(s, r->app, ID(1), ID(10), &p, 9000, keep_title, r);
@@ -1907,12 +1937,6 @@ static void *rival_update(void *arg)
     store_close(s);
     atomic_store(&r->done, true);
     return NULL;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* A read inside a batch holds its row until the batch ends: another
@@ -1933,13 +1957,20 @@ static void expect_read_locks_row(bool follow)
 
     rival_t r = {.app = app1.id, .follow = follow};
     snprintf(r.url, sizeof r.url, "%s", url_);
+    atomic_init(&r.waited, false);
     atomic_init(&r.done, false);
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, rival_update, &r), 0);
-    /* However long the rival is given, it must still be waiting (a slow
-     * machine only makes this truer); well inside both lock timeouts. */
-    sleep_ms(300);
+    /* The rival must be seen waiting for the lock (not only not done yet,
+     * which a rival slow to start would pass), and not done: polled up to
+     * 30 s for its start. The batch ends as soon as the wait is seen, well
+     * inside the rival's wait (60 s on SQLite, PostgreSQL's lock_timeout
+     * of 5 s). */
+    bool waited = false;
+    for (int i = 0; i < 3000 && !atomic_load(&r.done) && !(waited = rival_waits(&r)); i++)
+        sleep_ms(10);
     cr_expect_not(atomic_load(&r.done), "the rival changed the row the batch had read");
+    cr_expect(waited, "the rival was never seen waiting for the row the batch had read");
 
     /* The batch writes what depended on its read, and commits. */
     leads_t lu = {0};
