@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store/store_int.h"
 #include "store/webhook.h"
@@ -37,6 +38,7 @@ typedef struct trashed {
 typedef struct copy {
     store_t *dst;
     bool append;
+    bool created; /* the target is an SQLite file that was not there before the copy */
     FILE *err;
     app_map_t *apps; /* in source id order: the export passes apps by id */
     size_t napps, capapps;
@@ -464,8 +466,17 @@ static store_rc_t import_all(copy_t *c, store_t *src, const char *to_shown)
         rc = store_copy_import_end(c->dst, 1);
     else
         store_copy_import_end(c->dst, 0);
-    if (rc != STORE_OK)
-        fprintf(c->err, "crmd: copy failed (%s); the target %s is as it was\n", rc_text(rc), to_shown);
+    /* A target the copy made stays, empty (crmd removes no database: another
+     * process may have opened it meanwhile); the message says so. */
+    if (rc != STORE_OK && c->created)
+        fprintf(c->err,
+                "crmd: copy failed (%s); nothing was copied: the target %s, which did not exist, is left as "
+                "an empty database (copy into it again, or remove it)\n",
+                rc_text(rc), to_shown);
+    else if (rc != STORE_OK)
+        fprintf(c->err,
+                "crmd: copy failed (%s); nothing was copied: the target %s holds what it held before\n",
+                rc_text(rc), to_shown);
     return rc;
 }
 
@@ -520,12 +531,15 @@ store_rc_t store_copy(const char *from_url, const char *to_url, bool append, FIL
     }
     store_t *src = open_store(from_url, "source", false, err);
     if (src == NULL) return STORE_UNAVAILABLE;
+    /* Whether the copy makes the target: an SQLite file not there yet. */
+    const char *to_file = store_url_file(to_url);
+    bool created = to_file != NULL && access(to_file, F_OK) != 0;
     store_t *dst = open_store(to_url, "target", true, err);
     if (dst == NULL) {
         store_close(src);
         return STORE_UNAVAILABLE;
     }
-    copy_t c = {.dst = dst, .append = append, .err = err};
+    copy_t c = {.dst = dst, .append = append, .created = created, .err = err};
     store_rc_t rc = import_all(&c, src, to_shown);
     if (rc == STORE_OK) rc = report(&c, out, from_shown, to_shown);
     free(c.apps);

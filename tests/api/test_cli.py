@@ -555,3 +555,39 @@ def test_an_empty_or_overlong_argument_is_said_so(tmp_path):
                            cwd=tmp_path, stdin=subprocess.DEVNULL)
         assert p.returncode == 2 and f"crmd: {why}\n" in p.stderr and "usage: crmd" in p.stderr, p.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def _orphan_token(db):
+    """Gives db an issued token of an app it does not hold (a copy of one of
+    its own, under app id 999999): a record no copy can place."""
+    con = sqlite3.connect(db)
+    cur = con.execute("SELECT * FROM issued_tokens LIMIT 1")
+    cols = [d[0] for d in cur.description]
+    row = dict(zip(cols, cur.fetchone()))
+    row.update(jti="orphan-jti", app_id=999999)
+    con.execute(f"INSERT INTO issued_tokens ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [row[c] for c in cols])
+    con.commit()
+    con.close()
+
+
+def test_a_failed_copy_says_what_it_left_of_the_target(tmp_path):
+    # A failed copy into a target that was not there left an empty database
+    # there and said "the target ... is as it was" (rv97).
+    src, kept, new = tmp_path / "src.db", tmp_path / "kept.db", tmp_path / "new.db"
+    app_create(src)
+    run_crmd("copy", "--from", f"sqlite:{src}", "--to", f"sqlite:{kept}", check=True)
+    _orphan_token(src)
+    p = run_crmd("copy", "--from", f"sqlite:{src}", "--to", f"sqlite:{new}")
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert "as it was" not in p.stderr, p.stderr
+    assert (f"nothing was copied: the target sqlite:{new}, which did not exist, is left as an empty database "
+            "(copy into it again, or remove it)") in p.stderr, p.stderr
+    assert "0 apps, 0 leads" in run_crmd("copy", "--from", f"sqlite:{new}", "--to",
+                                         f"sqlite:{tmp_path / 'check.db'}", check=True).stdout
+    # A target that was there holds what it held.
+    before = run_crmd("app", "list", "--db", f"sqlite:{kept}", check=True).stdout
+    p = run_crmd("copy", "--from", f"sqlite:{src}", "--to", f"sqlite:{kept}", "--append")
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert f"nothing was copied: the target sqlite:{kept} holds what it held before" in p.stderr, p.stderr
+    assert run_crmd("app", "list", "--db", f"sqlite:{kept}", check=True).stdout == before
