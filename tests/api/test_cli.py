@@ -591,3 +591,17 @@ def test_a_failed_copy_says_what_it_left_of_the_target(tmp_path):
     assert p.returncode == 1, (p.returncode, p.stderr)
     assert f"nothing was copied: the target sqlite:{kept} holds what it held before" in p.stderr, p.stderr
     assert run_crmd("app", "list", "--db", f"sqlite:{kept}", check=True).stdout == before
+
+
+def test_a_file_that_is_no_database_is_said_so_not_chmod(tmp_path):
+    # `crmd migrate --db /etc/hosts` advised "chmod 600 /etc/hosts" (rv97).
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1\tlocalhost\n")
+    hosts.chmod(0o644)
+    for args in (["migrate", "--db", f"sqlite:{hosts}"], ["app", "create", "x", "--db", str(hosts)],
+                 ["copy", "--from", f"sqlite:{hosts}", "--to", f"sqlite:{tmp_path / 'new.db'}"]):
+        p = run_crmd(*args, timeout=20)
+        assert p.returncode == 1, (args, p.returncode, p.stderr)
+        assert f"{hosts} is not an SQLite database" in p.stderr and "chmod" not in p.stderr, (args, p.stderr)
+    assert hosts.read_text() == "127.0.0.1\tlocalhost\n" and hosts.stat().st_mode & 0o777 == 0o644
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["hosts"]

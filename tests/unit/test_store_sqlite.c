@@ -10,10 +10,12 @@
  */
 #include <criterion/criterion.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -219,6 +221,65 @@ Test(sqlite, the_fix_quotes_the_path)
     char want[200];
     snprintf(want, sizeof want, "chmod 600 '%s/it'\\''s a.db'", dir_);
     cr_expect(strstr(err, want) != NULL, "got: %s\nwant: %s", err, want);
+}
+
+/* A file that is not a database (a --db mistyped onto /etc/hosts) is said
+ * to be none, not told to be made private with chmod; an empty file is a
+ * new database, and is. Neither is changed. */
+Test(sqlite, a_file_that_is_no_database_is_said_so_not_chmod)
+{
+    static const char text[] = "127.0.0.1\tlocalhost\n";
+    FILE *f = fopen(path_, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(text, 1, sizeof text - 1, f), sizeof text - 1);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(chmod(path_, 0644), 0);
+    char err[STORE_OPEN_ERR_MAX] = "";
+    cr_assert_null(store_open(url_, err, sizeof err));
+    char want[200];
+    snprintf(want, sizeof want, "%s is not an SQLite database", path_);
+    cr_expect(strstr(err, want) != NULL, "got: %s", err);
+    cr_expect(strstr(err, "chmod") == NULL, "got: %s", err);
+    struct stat sb;
+    cr_assert_eq(stat(path_, &sb), 0);
+    cr_expect_eq(sb.st_size, (off_t)sizeof text - 1);
+    cr_expect_eq(sb.st_mode & 07777, 0644);
+    cr_assert_eq(truncate(path_, 0), 0);
+    expect_refused(path_, 0644, "readable");
+}
+
+/* Whether another process sees a read lock on the database file's shared
+ * range (os_unix.c's SHARED_FIRST, 510 bytes), as the read lock a WAL
+ * connection holds for as long as it is open. */
+static bool read_lock_seen(const char *path)
+{
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0x40000002, .l_len = 510};
+        _exit(fd >= 0 && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type == F_RDLCK ? 0 : 1);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* A refusal that reads the file's header (above) leaves the locks the
+ * process holds on it through its open connections: a close() of a
+ * descriptor of its own would drop them all (POSIX), and a connection
+ * closing next would take itself for the last and remove the -wal and
+ * -shm under the others. */
+Test(sqlite, a_refusal_that_reads_the_header_keeps_the_process_locks)
+{
+    store_t *s = open_migrated(url_);
+    create_app(s, "pk_live_one");
+    cr_assert(read_lock_seen(path_), "no read lock held by the open connection to start with");
+    cr_assert_eq(chmod(path_, 0644), 0);
+    expect_refused(path_, 0644, "readable"); /* a database: the chmod, after a look at its header */
+    cr_assert_eq(chmod(path_, 0600), 0);
+    cr_expect(read_lock_seen(path_), "the refusal dropped the open connection's lock");
+    store_close(s);
 }
 
 static int64_t now_ms(void)

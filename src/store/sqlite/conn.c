@@ -391,6 +391,40 @@ static void append_shell_word(char *out, size_t outsz, const char *word)
     append(out, outsz, "'");
 }
 
+/* Whether the file at path is not an SQLite database: not empty, and not
+ * starting with SQLite's header. Asked only on the way to a refusal, so
+ * that a file that is no database (a --db mistyped onto /etc/hosts) is not
+ * told to be made private with chmod. Read through SQLite, a read-only
+ * connection's own read of its file, never with open() and close() of
+ * crmd's: closing a descriptor of the database file would drop every
+ * POSIX lock this process holds on it, its other connections' too (a
+ * closing connection then takes itself for the last and removes the -wal
+ * and -shm under them), where SQLite's close keeps the descriptor until
+ * those locks are let go (os_unix.c). Opening reads nothing; a file SQLite
+ * cannot open or read counts as a database. */
+static bool not_a_database(const char *path)
+{
+    sqlite3 *db = NULL;
+    bool no = false;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, vfs_ready ? SQ_VFS_NAME : NULL) == SQLITE_OK) {
+        sqlite3_file *f = NULL;
+        unsigned char head[16] = {0};
+        if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) == SQLITE_OK && f != NULL &&
+            f->pMethods != NULL) {
+            int rc = f->pMethods->xRead(f, head, sizeof head, 0);
+            /* A short read leaves the rest zero; a file /proc shows has
+             * size 0 and yet reads. */
+            bool empty = true;
+            for (size_t i = 0; i < sizeof head; i++)
+                empty &= head[i] == 0;
+            if ((rc == SQLITE_OK || rc == SQLITE_IOERR_SHORT_READ) && !empty)
+                no = memcmp(head, "SQLite format 3", 16) != 0; /* 15 bytes and the NUL */
+        }
+    }
+    sqlite3_close(db);
+    return no;
+}
+
 /* Refuses a database whose files group or others can use (as ssh refuses
  * a private key file others can read): anyone who can read it can sign
  * tokens for every app, anyone who can write it can replace the key. The
@@ -421,6 +455,14 @@ static bool check_private(const char *path, char *err, size_t errsz)
         append_shell_word(fix, sizeof fix, file);
     }
     if (first[0] == '\0') return true;
+    if (not_a_database(path)) {
+        snprintf(
+            err, errsz,
+            "%s is not an SQLite database (it does not begin with SQLite's header): name crmd's database "
+            "file; nothing was changed",
+            path);
+        return false;
+    }
     const char *how = (mode & 044) && (mode & 022) ? "readable and writable"
                       : (mode & 044)               ? "readable"
                       : (mode & 022)               ? "writable"
