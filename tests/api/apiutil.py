@@ -1079,3 +1079,15 @@ def check_safe(app, want):
     assert_status(app.put(f"/leads/{want['gone']}/recover"), 200)
     got = body_json(app.get(f"/leads/{want['gone']}/follows", params={"records": 100}))["data"]
     assert sorted(f["id"] for f in got) == want["follows"]
+
+
+def run_sh_lines(p):
+    """The lines scripts/run.sh (make run), started as p with its output
+    piped as text, printed up to the board's link, the last before it
+    serves."""
+    lines = []
+    while not (lines and lines[-1].startswith("http://")):
+        line = p.stdout.readline()
+        assert line, f"run.sh ended before its link: {lines}"
+        lines.append(line.rstrip("\n"))
+    return lines

@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from apiutil import REPO_ROOT, assert_error, assert_status, check_raw, crmd_bin, recv_answer
+from apiutil import REPO_ROOT, assert_error, assert_status, check_raw, crmd_bin, recv_answer, run_sh_lines
 from conftest import READY_TIMEOUT, free_port
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -124,11 +124,7 @@ def test_make_run_prints_a_link_that_signs_in(tmp_path):
     p = subprocess.Popen([str(REPO_ROOT / "scripts" / "run.sh"), crmd_bin()], cwd=tmp_path, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        lines = []
-        while not (lines and lines[-1].startswith("http://")):
-            line = p.stdout.readline()
-            assert line, f"run.sh ended before its link: {lines}"
-            lines.append(line.rstrip("\n"))
+        lines = run_sh_lines(p)
         exports = dict(x[len("export "):].split("=", 1) for x in lines if x.startswith("export "))
         m = re.fullmatch(rf"http://127\.0\.0\.1:{port}/#app=(pk_live_\w+)&token=([\w.-]+)", lines[-1])
         assert m, lines[-1]

@@ -12,7 +12,7 @@ import h2.connection
 import pytest
 
 from apiutil import (REPO_ROOT, App, app_create, assert_status, body_json, check_raw, crmd_bin, jwt_parts,
-                     parse_app_create, recv_answer, run_crmd, token_issue)
+                     parse_app_create, recv_answer, run_crmd, run_sh_lines, token_issue)
 from conftest import free_port
 
 
@@ -479,11 +479,7 @@ def test_make_run_keeps_var_and_the_credentials_to_the_owner_under_umask_000(tmp
                           crmd_bin()], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        lines = []
-        while not (lines and lines[-1].startswith("http://")):
-            line = p.stdout.readline()
-            assert line, f"run.sh ended before its link: {lines}"
-            lines.append(line.rstrip("\n"))
+        run_sh_lines(p)
         var = tmp_path / "var"
         assert oct(var.stat().st_mode & 0o777) == "0o700"
         assert _modes(var)["credentials.env"] == "0o600" and _modes(var)["crmd.db"] == "0o600", _modes(var)
@@ -504,11 +500,7 @@ def test_make_run_closes_a_var_an_earlier_run_left_open(tmp_path):
     p = subprocess.Popen([str(REPO_ROOT / "scripts" / "run.sh"), crmd_bin()], cwd=tmp_path, env=env,
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        lines = []
-        while not (lines and lines[-1].startswith("http://")):
-            line = p.stdout.readline()
-            assert line, f"run.sh ended before its link: {lines}"
-            lines.append(line.rstrip("\n"))
+        run_sh_lines(p)
         assert oct(var.stat().st_mode & 0o777) == "0o700", oct(var.stat().st_mode)
     finally:
         p.send_signal(signal.SIGTERM)
