@@ -223,6 +223,15 @@ static void teardown(void)
 
 TestSuite(store, .init = setup, .fini = teardown);
 
+/* Criterion runs no .fini for a skipped test, so a skip would leave the
+ * test's SQLite file and its -wal and -shm in /tmp; this one drops them
+ * first. */
+#define SKIP_TEST(...)                                                                                       \
+    do {                                                                                                     \
+        teardown();                                                                                          \
+        cr_skip_test(__VA_ARGS__);                                                                           \
+    } while (0)
+
 /* --- records and copies ------------------------------------------------------ */
 
 /* Ids that sort as their number does. */
@@ -3688,7 +3697,7 @@ Test(store, a_read_that_waits_for_a_lock_holds_up_neither_its_caller_nor_the_rea
  * and its caller sees only the answer. */
 Test(store, a_read_whose_connection_dies_is_sent_again_on_a_new_one)
 {
-    if (!on_postgres) cr_skip_test("SQLite has no connection to lose");
+    if (!on_postgres) SKIP_TEST("SQLite has no connection to lose");
     store_set_log(quiet, NULL);
     create_lead(1, "Survivor", 1000);
     store_t *s = open_with_loop();
@@ -3721,7 +3730,7 @@ static void allow_connections(bool allow)
  * round trip) until the back-off has passed; then service resumes. */
 Test(store, reads_during_an_outage_fail_then_are_refused_at_once_until_the_back_off_ends)
 {
-    if (!on_postgres) cr_skip_test("SQLite has no connection to lose");
+    if (!on_postgres) SKIP_TEST("SQLite has no connection to lose");
     store_set_log(quiet, NULL);
     store_t *s = open_with_loop();
     static waited_t before, during, refused, after;
@@ -4384,7 +4393,7 @@ static store_rc_t report_during_delete(int nhooks, const char *first, const char
  * deliveries are recorded a second later). */
 Test(store, a_report_takes_payload_locks_after_its_leases_so_a_delete_does_not_deadlock)
 {
-    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
+    if (!on_postgres) SKIP_TEST("SQLite's writes never wait for each other");
     char first[256], then[256];
     snprintf(
         first, sizeof first,
@@ -4401,7 +4410,7 @@ Test(store, a_report_takes_payload_locks_after_its_leases_so_a_delete_does_not_d
  * not hold that queue's row while it waits for the webhook's row. */
 Test(store, a_report_and_a_delete_of_its_webhook_do_not_deadlock)
 {
-    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
+    if (!on_postgres) SKIP_TEST("SQLite's writes never wait for each other");
     char first[256], then[256];
     snprintf(first, sizeof first, "BEGIN; DELETE FROM webhooks WHERE id = '%s'", ID(30));
     snprintf(then, sizeof then, "DELETE FROM webhook_events WHERE webhook_id = '%s'", ID(30));
@@ -4489,7 +4498,7 @@ static void *full_thread(void *arg)
  * which locks them in the order of their ids. */
 Test(store, webhooks_made_inactive_for_a_full_backlog_are_locked_in_the_order_of_their_ids)
 {
-    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
+    if (!on_postgres) SKIP_TEST("SQLite's writes never wait for each other");
     two_webhooks(40, 41);
     full_run_t f = {.recorded = -1};
     expect_lowest_id_locked_first(40, 41, full_thread, &f);
@@ -4506,7 +4515,7 @@ Test(store, webhooks_made_inactive_for_a_full_backlog_are_locked_in_the_order_of
  * too. */
 Test(store, a_report_locks_its_outcomes_and_leases_webhooks_in_the_order_of_their_ids)
 {
-    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
+    if (!on_postgres) SKIP_TEST("SQLite's writes never wait for each other");
     two_leased_webhooks(42, 43, "A");
     hook_run_t r = {.hook = 43, .seq = queue_of(43).seq[0]};
     atomic_init(&r.done, false);
@@ -4529,7 +4538,7 @@ static void *release_thread(void *arg)
  * ids. */
 Test(store, a_dead_owners_leases_end_in_the_order_of_their_ids)
 {
-    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
+    if (!on_postgres) SKIP_TEST("SQLite's writes never wait for each other");
     two_leased_webhooks(44, 45, "dead");
     store_rc_t rc = STORE_ERROR;
     expect_lowest_id_locked_first(44, 45, release_thread, &rc);
@@ -4549,7 +4558,7 @@ static void *prune_thread(void *arg)
  * (in its own order) are skipped, and the others go. */
 Test(store, the_logs_prune_skips_the_rows_another_transaction_holds)
 {
-    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
+    if (!on_postgres) SKIP_TEST("SQLite's writes never wait for each other");
     two_webhooks(46, 47);
     char sql[1024];
     snprintf(
@@ -4626,7 +4635,7 @@ static bool named(int id, const char *name)
  * again, it commits. */
 Test(store, a_batch_that_loses_a_deadlock_is_undone_whole_and_may_be_run_again)
 {
-    if (!on_postgres) cr_skip_test("SQLite's writes never wait for each other");
+    if (!on_postgres) SKIP_TEST("SQLite's writes never wait for each other");
     create_lead(1, "one", 1000);
     create_lead(2, "two", 1000);
     PGconn *d = PQconnectdb(url_);
