@@ -934,6 +934,20 @@ store_rc_t pg_read_rows_sql(pg_store_t *s, const char *sql, const pg_params_t *p
  * bound for the next. A reader's (an export's, which has --export-time)
  * and a store without a loop (the writer's, the webhook sender's, the
  * purge's, a command's) are never bounded. */
+/* The bound never passes the time left (a bound rounded up to 10 ms let
+ * --read-time 23ms run a statement for 30, review rv100), and it is kept
+ * while it is less than 10 ms under it: the time left when a read begins
+ * wavers by a millisecond or so around --read-time, and each change is
+ * told to the session again, in a batch of its own. */
+int pg_read_ms(int cur_ms, int64_t left_ns)
+{
+    int64_t ms = left_ns / 1000000;
+    if (ms < 1) ms = 1;
+    if (ms > INT_MAX) ms = INT_MAX;
+    if (cur_ms > 0 && cur_ms <= ms && ms - cur_ms < 10) return cur_ms;
+    return (int)ms;
+}
+
 void pg_read_deadline(store_t *base, int64_t deadline_ns)
 {
     pg_store_t *s = pg_of(base);
@@ -941,12 +955,7 @@ void pg_read_deadline(store_t *base, int64_t deadline_ns)
     if (!a->on || a->snapshot || deadline_ns == 0) return;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t left_ms = (deadline_ns - ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec) + 500000) / 1000000;
-    /* Rounded up to 10 ms: the time left when a read begins wavers by a
-     * millisecond around --read-time, and each change would be told to the
-     * session again (a batch of its own). */
-    if (left_ms >= 10) left_ms = (left_ms + 9) / 10 * 10;
-    a->read_ms = left_ms < 1 ? 1 : left_ms > INT_MAX ? INT_MAX : (int)left_ms;
+    a->read_ms = pg_read_ms(a->read_ms, deadline_ns - ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec));
 }
 
 void pg_set_loop(store_t *base, const store_loop_t *loop)

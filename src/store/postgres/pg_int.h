@@ -627,6 +627,11 @@ store_rc_t pg_read_rows_sql(pg_store_t *s, const char *sql, const pg_params_t *p
 void pg_close_now(pg_store_t *s);
 /* Lets go of the loop's watch and timers; no read may be pending. */
 void pg_async_close(pg_store_t *s);
+/* The session's statement_timeout, in ms, for a read left_ns before its
+ * deadline (pg_read_deadline), when cur_ms is the one it was last given
+ * (0 for none): at least 1, never more than the time left, and cur_ms kept
+ * while it is less than 10 ms under that (async.c). */
+int pg_read_ms(int cur_ms, int64_t left_ns);
 /* A reader's snapshot on the loop (bulk.c's store_snapshot_begin/end):
  * begun before its first read, on the connection that read makes; ended by
  * closing that connection (no read may be pending), after which the next
