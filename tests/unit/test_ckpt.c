@@ -8,6 +8,8 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,11 +336,89 @@ Test(ckpt, a_batch_commit_leaves_its_sync_to_be_run)
     store_close(s);
 }
 
+/* SQLite's record of the checkpoints in the -shm (the WAL index, laid out
+ * as sqlite.org/walformat.html says): nBackfill, the frames copied into
+ * the database (from the WAL's start), and nBackfillAttempted, those the
+ * last checkpoint set out to copy. Read from the file: it is shared
+ * memory, and the process that wrote it may be gone. */
+static void shm_backfill(uint32_t *copied, uint32_t *attempted)
+{
+    char shm[160];
+    snprintf(shm, sizeof shm, "%s-shm", path_);
+    int fd = open(shm, O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0, "%s: %s", shm, strerror(errno));
+    uint32_t w[34];
+    cr_assert_eq(pread(fd, w, sizeof w, 0), (ssize_t)sizeof w);
+    close(fd);
+    *copied = w[96 / 4];
+    *attempted = w[128 / 4];
+}
+
+/* The writer child and the test tell each other where they are, a byte
+ * through a pipe: false when the other end is gone. */
+static void say(int fd)
+{
+    cr_assert_eq(write(fd, "", 1), 1);
+}
+
+static bool hear(int fd)
+{
+    char c;
+    ssize_t n;
+    do
+        n = read(fd, &c, 1);
+    while (n < 0 && errno == EINTR);
+    return n == 1;
+}
+
+/* Another process's connection (the sqlite3 shell, a crmd export) that
+ * holds the database open across the writer's stop, so that the -shm and
+ * what SQLite recorded in it stay for the next start. It reads, so that it
+ * holds a snapshot of the WAL as it is now (BEGIN without COMMIT), which
+ * holds every checkpoint back from the frames after it. It does not
+ * checkpoint when it closes. */
+static sqlite3 *holder_open(void)
+{
+    sqlite3 *h = NULL;
+    cr_assert_eq(sqlite3_open_v2(path_, &h, SQLITE_OPEN_READWRITE, "unix"), SQLITE_OK);
+    cr_assert_eq(sqlite3_db_config(h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL), SQLITE_OK);
+    return h;
+}
+
+static void hold_snapshot(sqlite3 *h)
+{
+    cr_assert_eq(sqlite3_exec(h, "BEGIN; SELECT count(*) FROM t;", NULL, NULL, NULL), SQLITE_OK, "%s",
+                 sqlite3_errmsg(h));
+}
+
+static void let_go(sqlite3 *h)
+{
+    cr_assert_eq(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+}
+
+/* Waits for the writer child; its exit status (-1: ended by a signal). */
+static int writer_status(pid_t pid)
+{
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid, "waitpid: %s", strerror(errno));
+    cr_assert(WIFEXITED(status), "the writer ended by signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    return WEXITSTATUS(status);
+}
+
 /* A sync of the database file that fails in a checkpoint stops the
  * process: the kernel reports a failed writeback once to each descriptor,
  * so a checkpoint that tried again would succeed, and the WAL would start
  * again over the only copy on disk of what the pages held (review rv95).
  * Unless the process stops, the writes go on and the WAL starts again.
+ *
+ * It stops before SQLite records the copy in the -shm (vfs.c, ckpt_done):
+ * another process holds the database open across the stop, so the next
+ * start goes by that record, and copies only the frames after it; the
+ * pages whose writeback failed would never be written again (review rv98).
+ * Its snapshot also holds the pass back from the WAL's end, as commits
+ * coming in during a pass do in a server: SQLite syncs the database itself
+ * only after a copy of the whole WAL, and a sync there that failed kept
+ * the copy unrecorded before.
  *
  * The writes run in a child, so that this process, which waits for it,
  * still runs the suite's teardown: Criterion runs none for a test whose
@@ -346,12 +426,19 @@ Test(ckpt, a_batch_commit_leaves_its_sync_to_be_run)
  * /tmp. */
 Test(ckpt, a_failed_sync_of_the_database_in_a_checkpoint_stops_the_process)
 {
+    int up[2], down[2];
+    cr_assert_eq(pipe(up), 0);
+    cr_assert_eq(pipe(down), 0);
     pid_t pid = fork();
     cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
     if (pid == 0) {
+        close(up[0]);
+        close(down[1]);
         store_t *s = writer_store();
         sqlite3 *db = ((sqlite_store_t *)s)->db;
-        fill_wal(db, 15000);
+        fill_wal(db, 15500);
+        say(up[1]);
+        if (!hear(down[0])) _exit(3);
         fail_db_syncs = true;
         char wal[160];
         snprintf(wal, sizeof wal, "%s-wal", path_);
@@ -368,11 +455,84 @@ Test(ckpt, a_failed_sync_of_the_database_in_a_checkpoint_stops_the_process)
         }
         _exit(0);
     }
-    int status = 0;
-    cr_assert_eq(waitpid(pid, &status, 0), pid, "waitpid: %s", strerror(errno));
-    cr_assert(WIFEXITED(status), "the writer ended by signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    cr_assert_neq(WEXITSTATUS(status), 0,
-                  "a failed sync of the database file in a checkpoint did not stop the process");
-    cr_assert_eq(WEXITSTATUS(status), EXIT_FAILURE, "the writer failed otherwise (exit %d)",
-                 WEXITSTATUS(status));
+    close(up[1]);
+    close(down[0]);
+    if (!hear(up[0]))
+        cr_assert_fail("the writer ended before it filled the WAL (exit %d)", writer_status(pid));
+    sqlite3 *h = holder_open();
+    hold_snapshot(h);
+    say(down[1]);
+    int status = writer_status(pid);
+    cr_assert_neq(status, 0, "a failed sync of the database file in a checkpoint did not stop the process");
+    cr_assert_eq(status, EXIT_FAILURE, "the writer failed otherwise (exit %d)", status);
+    uint32_t copied = 0, attempted = 0;
+    shm_backfill(&copied, &attempted);
+    cr_assert_geq(attempted, 15000, "the pass did not set out to copy the frames (%u)", attempted);
+    cr_expect_eq(copied, 0, "SQLite recorded %u frames copied though their sync failed", copied);
+    let_go(h);
+    sqlite3_close(h);
+    close(up[0]);
+    close(down[1]);
+}
+
+/* The same for the writer's own checkpoint (step 2 in ckpt.c): while a
+ * reader holds frames back from it, it copies the rest of the pass's time
+ * without reaching the WAL's end, after which SQLite syncs nothing. A
+ * failed sync of what it copied stops the process before SQLite records
+ * the copy: what the -shm says is copied stays what the pass synced. */
+Test(ckpt, a_failed_sync_of_the_writers_own_checkpoint_stops_the_process)
+{
+    int up[2], down[2];
+    cr_assert_eq(pipe(up), 0);
+    cr_assert_eq(pipe(down), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(up[0]);
+        close(down[1]);
+        store_t *s = writer_store();
+        sqlite3 *db = ((sqlite_store_t *)s)->db;
+        fill_wal(db, 15500);
+        say(up[1]);
+        if (!hear(down[0])) _exit(3);
+        fill_wal(db, 16000);
+        wait_passes(s, 1);
+        say(up[1]);
+        if (!hear(down[0])) _exit(3);
+        fail_db_syncs = true;
+        commit_some(db);
+        unsigned asks = 0, passes = 0, finishes = 0;
+        int writer_frames = 0;
+        sq_ckpt_counts((sqlite_store_t *)s, &asks, &passes, &finishes, &writer_frames);
+        _exit(finishes == 1 ? 0 : 4);
+    }
+    close(up[1]);
+    close(down[0]);
+    if (!hear(up[0]))
+        cr_assert_fail("the writer ended before it filled the WAL (exit %d)", writer_status(pid));
+    sqlite3 *h = holder_open();
+    hold_snapshot(h);
+    say(down[1]);
+    if (!hear(up[0])) cr_assert_fail("the writer ended before its pass (exit %d)", writer_status(pid));
+    uint32_t passed = 0, copied = 0, attempted = 0;
+    shm_backfill(&passed, &attempted);
+    cr_assert_geq(passed, 15000, "the pass copied %u frames", passed);
+    /* A snapshot of the WAL as the pass left it: the writer's next commit
+     * copies up to it, not to the WAL's end. */
+    let_go(h);
+    hold_snapshot(h);
+    say(down[1]);
+    int status = writer_status(pid);
+    cr_assert_neq(status, 0,
+                  "a failed sync of the database file in the writer's checkpoint did not stop the process");
+    cr_assert_eq(status, EXIT_FAILURE, "the writer failed otherwise (exit %d)", status);
+    shm_backfill(&copied, &attempted);
+    cr_assert_gt(attempted, passed, "the writer did not set out to copy frames (%u, the pass %u)", attempted,
+                 passed);
+    cr_expect_eq(copied, passed, "SQLite recorded %u frames copied though the sync after %u failed", copied,
+                 passed);
+    let_go(h);
+    sqlite3_close(h);
+    close(up[0]);
+    close(down[1]);
 }

@@ -21,8 +21,9 @@
  *   1. A commit that leaves CK_START frames or more in the WAL wakes the
  *      checkpointer, which copies what is there, and again what came in
  *      meanwhile while each pass copies more than CK_REST frames (at most
- *      CK_PASSES passes), each pass ending with the database synced, but
- *      never after a pass that may have copied the whole WAL (below).
+ *      CK_PASSES passes), each pass's copy synced before SQLite records
+ *      it (sync_db), but never after a pass that may have copied the
+ *      whole WAL (below).
  *   2. The writer's next commit, seeing the pass done, copies the
  *      frames left (those of the last pass's time) and syncs the database
  *      itself: a small copy and a sync with little to write out. Its next
@@ -38,8 +39,12 @@
  * commit tries again. Durability is SQLite's: each commit is synced into
  * the WAL before it returns (synchronous=FULL); a checkpoint syncs the WAL
  * before it copies; and the WAL's frames are written over only after a
- * checkpoint that reached the WAL's end has synced the database. A pass's
- * own sync (sync_db) only moves most of that last sync's work earlier.
+ * checkpoint that reached the WAL's end has synced the database. crmd's
+ * VFS adds one sync: every checkpoint's copy, the passes' and the
+ * writer's, is synced before SQLite records it in the -shm (vfs.c,
+ * ckpt_done), where a failed writeback must stop the process (failed_sync).
+ * A pass's sync (sync_db) also moves most of the last sync's work earlier,
+ * so the writer's sync finds little to write.
  *
  * SQLite up to 3.51.2 (Debian 12 has 3.40) can lose commits when a
  * checkpoint starts right after one that copied the whole WAL and a write
@@ -85,6 +90,7 @@ struct sq_ckpt {
     pthread_t thread;
     sqlite3 *db; /* the checkpointer's own connection */
     int fd;      /* the database file, read-only (kept_fd): its writes go out through it */
+    bool vfs;    /* db is on crmd's VFS, which syncs each copy (sync_db) before it is recorded */
     bool want;   /* a pass is asked for */
     bool busy;   /* asked for or running */
     bool quit;
@@ -102,8 +108,15 @@ struct sq_ckpt {
  * clean, reports that once to each descriptor, so the next checkpoint's
  * sync would succeed and the WAL start again over the only copy of those
  * commits on disk. The process stops at once, as for a failed sync of the
- * WAL (api/writer.c); the next start copies the WAL into the database
- * again (sq_sync_defer) and syncs pages written anew. */
+ * WAL (api/writer.c), and before SQLite records the copy in the -shm: the
+ * next start copies those frames into the database again and syncs them
+ * (sq_sync_defer), even when another process held the database open
+ * across the stop and kept the -shm (review rv98). The sync of a copy
+ * stops in crmd's VFS (vfs.c, ckpt_done); this is for the failures SQLite
+ * reports, of its sync of the WAL before a copy and of the database after
+ * a copy of the whole WAL, neither of which it records, and for the sync
+ * after a pass of a checkpointer without crmd's VFS, which can only come
+ * after the record (sync_after). */
 static void failed_sync(const char *what)
 {
     store_log("crmd: sqlite: %s could not be synced in a checkpoint: committed writes may not be on disk; "
@@ -135,17 +148,22 @@ int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     return SQLITE_OK;
 }
 
-/* Writes the database file's copied pages out to the disk. SQLite syncs
- * the database only in a checkpoint that reaches the WAL's end, which
- * under steady writes is the writer's (step 2): it synced there every page
- * the passes had copied (64 MiB: 50 to 290 ms with every write waiting).
- * Synced here, the writer's sync finds only its own few pages to write.
- * One fdatasync of them all queued 64 MiB of writes at once on the disk,
- * and the writer's commits waited up to 250 ms for their WAL's sync
- * behind them (strace). So the pages go out CK_SYNC_CHUNK of the file at
- * a time, each chunk waited for, with the commits' syncs between. */
-static void sync_db(const sq_ckpt_t *ck)
+/* Writes the database file's copied pages out to the disk: the sync of a
+ * pass's copy, on the checkpointer's thread, in the copy's checkpoint
+ * before SQLite records it (sq_vfs_ckpt_sync: SQLITE_OK, or an error,
+ * which stops the process there). SQLite syncs the database only in a
+ * checkpoint that reaches the WAL's end, which under steady writes is the
+ * writer's (step 2): it synced there every page the passes had copied (64
+ * MiB: 50 to 290 ms with every write waiting). Synced here, the writer's
+ * sync finds only its own few pages to write. One fdatasync of them all
+ * queued 64 MiB of writes at once on the disk, and the writer's commits
+ * waited up to 250 ms for their WAL's sync behind them (strace). So the
+ * pages go out CK_SYNC_CHUNK of the file at a time, each chunk waited
+ * for, with the commits' syncs between. f is the database file of the
+ * checkpointer's connection (the default VFS's). */
+static int sync_db(void *arg, sqlite3_file *f)
 {
+    const sq_ckpt_t *ck = arg;
     struct stat sb;
     if (ck->fd >= 0 && fstat(ck->fd, &sb) == 0)
         for (off_t off = 0; off < sb.st_size; off += CK_SYNC_CHUNK)
@@ -153,13 +171,19 @@ static void sync_db(const sq_ckpt_t *ck)
                                 SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                                     SYNC_FILE_RANGE_WAIT_AFTER) != 0 &&
                 errno == EIO)
-                failed_sync("the database");
+                return SQLITE_IOERR_FSYNC;
     /* What sync_file_range leaves (the file's size, the disk's cache), or
      * all of it without the descriptor: SQLite's own sync of its file. */
+    return f != NULL && f->pMethods != NULL ? f->pMethods->xSync(f, SQLITE_SYNC_NORMAL) : SQLITE_OK;
+}
+
+/* The same after a pass, for a checkpointer without crmd's VFS, whose
+ * checkpoints are recorded before it (ck_open). */
+static void sync_after(sq_ckpt_t *ck)
+{
     sqlite3_file *f = NULL;
-    if (sqlite3_file_control(ck->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) == SQLITE_OK && f != NULL &&
-        f->pMethods != NULL && f->pMethods->xSync(f, SQLITE_SYNC_NORMAL) != SQLITE_OK)
-        failed_sync("the database");
+    if (sqlite3_file_control(ck->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK) f = NULL;
+    if (sync_db(ck, f) != SQLITE_OK) failed_sync("the database");
 }
 
 /* A read-only descriptor of the database file at path, for sync_file_range
@@ -203,6 +227,8 @@ static int kept_fd(const char *path)
 static void *ck_main(void *arg)
 {
     sq_ckpt_t *ck = arg;
+    /* Its connection's copies are synced in chunks (sync_db). */
+    sq_vfs_ckpt_sync(sync_db, ck);
     pthread_mutex_lock(&ck->mu);
     for (;;) {
         while (!ck->want && !ck->quit)
@@ -213,7 +239,7 @@ static void *ck_main(void *arg)
         /* nCkpt counts from the WAL's start: a pass copied the difference
          * from the one before (from 0 when the WAL started again since).
          * A pass that copied nothing (a reader's snapshot holds it back)
-         * syncs nothing. Another pass follows only when a commit of the
+         * synced nothing (vfs.c). Another pass follows only when a commit of the
          * writer's since the ask left more frames in the WAL than this
          * one copied: then the WAL is not wholly copied, and no write can
          * start it again while the next pass runs (the WAL-reset bug). */
@@ -222,7 +248,7 @@ static void *ck_main(void *arg)
         for (int pass = 0; pass < CK_PASSES; pass++) {
             upto = copy_frames(ck->db);
             if (upto < last) last = 0;
-            if (upto > last) sync_db(ck);
+            if (upto > last && !ck->vfs) sync_after(ck);
             if (upto - last <= CK_REST) break;
             pthread_mutex_lock(&ck->mu);
             bool more = ck->live > upto && !ck->quit;
@@ -297,10 +323,11 @@ void sq_ckpt_counts(const sqlite_store_t *s, unsigned *asks, unsigned *passes, u
 
 /* The checkpointer's connection: crmd's VFS and synchronous=FULL as every
  * connection of crmd's (conn.c), nothing else: it only checkpoints. */
-static sqlite3 *ck_open(const char *path)
+static sqlite3 *ck_open(const char *path, bool *on_vfs)
 {
     sqlite3 *db = NULL;
     const char *vfs = sqlite3_vfs_find(SQ_VFS_NAME) != NULL ? SQ_VFS_NAME : NULL;
+    *on_vfs = vfs != NULL;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs) != SQLITE_OK ||
         sqlite3_exec(db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) != SQLITE_OK) {
         sqlite3_close(db);
@@ -318,7 +345,8 @@ void sq_set_writer(store_t *base)
     pthread_mutex_init(&ck->mu, NULL);
     pthread_cond_init(&ck->cv, NULL);
     ck->fd = kept_fd(s->path); /* -1: the database is synced in one go */
-    if ((ck->db = ck_open(s->path)) == NULL || pthread_create(&ck->thread, NULL, ck_main, ck) != 0) {
+    if ((ck->db = ck_open(s->path, &ck->vfs)) == NULL ||
+        pthread_create(&ck->thread, NULL, ck_main, ck) != 0) {
         store_log("crmd: sqlite: no checkpointer thread; the writer's commits checkpoint as SQLite does");
         sq_ckpt_free(ck, false);
         return;

@@ -273,6 +273,13 @@ int sq_vfs_sync(const store_sync_t *t);
 bool sq_vfs_durable(int wait_ms);
 /* How long the webhook sender waits so (a sync takes a few milliseconds). */
 #define SQ_DURABLE_WAIT_MS 2000
+/* Every checkpoint on a connection of crmd's VFS syncs the pages it copied
+ * into the database file before SQLite records the copy, and a failed sync
+ * stops the process (vfs.c, ckpt_done). fn(arg, file) is how the calling
+ * thread syncs them from now on (file: the default VFS's; SQLITE_OK or an
+ * error); NULL: with file's xSync. */
+typedef int (*sq_vfs_ckpt_sync_fn)(void *arg, sqlite3_file *file);
+void sq_vfs_ckpt_sync(sq_vfs_ckpt_sync_fn fn, void *arg);
 
 /* --- ckpt.c ---------------------------------------------------------------- */
 

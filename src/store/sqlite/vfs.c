@@ -31,8 +31,10 @@
  * sync and read until the transaction ends (flush): the transaction can
  * never commit, and frames past the last commit are never read. The
  * database file is the default VFS's, watched for the write lock's release
- * and the publications (its shared-memory locks and barrier); every other
- * file (temp files, a rollback journal) is the default VFS's own.
+ * and the publications (its shared-memory locks and barrier), and synced at
+ * the end of each checkpoint's copy, before SQLite records it (ckpt_done);
+ * every other file (temp files, a rollback journal) is the default VFS's
+ * own.
  *
  * Preconditions, both set by sq_connect and asserted by test_store_sqlite:
  *   - synchronous=FULL: a commit's frames are written, and a failure to
@@ -92,6 +94,10 @@ typedef struct walbuf_file walbuf_file_t;
 typedef struct db_file {
     vfs_file_t f; /* pMethods: db_methods */
     walbuf_file_t *wal;
+    /* A checkpoint's copy into this file (SQLITE_FCNTL_CKPT_START to
+     * SQLITE_FCNTL_CKPT_DONE, ckpt_done): under way, a page written, a
+     * write failed. */
+    bool copying, copied, copy_failed;
 } db_file_t;
 
 struct walbuf_file {
@@ -118,6 +124,11 @@ static _Thread_local store_sync_t defer_taken;
 static pthread_mutex_t defer_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t defer_cv = PTHREAD_COND_INITIALIZER;
 static uint64_t defer_owed, defer_done; /* under defer_mu: syncs deferred, and done, by number */
+
+/* How the calling thread syncs the database file in a checkpoint
+ * (sq_vfs_ckpt_sync); NULL: the default VFS's xSync. */
+static _Thread_local sq_vfs_ckpt_sync_fn ckpt_sync;
+static _Thread_local void *ckpt_sync_arg;
 
 static sqlite3_vfs *real_vfs;
 static sqlite3_vfs crmd_vfs;
@@ -434,6 +445,76 @@ static void db_shm_barrier(sqlite3_file *f)
     vf_shm_barrier(f);
 }
 
+/* A page a checkpoint copies (ckpt_done): in WAL mode only checkpoints
+ * write the database file. */
+static int db_write(sqlite3_file *f, const void *data, int n, sqlite3_int64 off)
+{
+    db_file_t *d = (db_file_t *)f;
+    int rc = vf_write(f, data, n, off);
+    if (d->copying) {
+        if (rc == SQLITE_OK)
+            d->copied = true;
+        else
+            d->copy_failed = true;
+    }
+    return rc;
+}
+
+/*
+ * The end of a checkpoint's copy (SQLITE_FCNTL_CKPT_DONE): the pages it
+ * wrote are synced here, before SQLite records in the WAL index (nBackfill,
+ * in the -shm) that the frames are copied, and a failed sync stops the
+ * process before it does. SQLite syncs the database itself only after a
+ * checkpoint that copied the whole WAL, and records every other copy
+ * unsynced: the checkpointer's passes under steady writes, the writer's
+ * own checkpoint while a reader holds frames back (ckpt.c). A sync after
+ * the record (ckpt.c's before review rv98) comes too late if it fails: the
+ * kernel reports a failed writeback once and marks the pages clean, and
+ * when another process (a crmd export, the sqlite3 shell) holds the
+ * database open across the stop, the -shm keeps the record, so the next
+ * start copies only the frames after it and never writes those pages
+ * again. Stopped before the record, any start copies them again.
+ * Returning an error would not do: SQLite ignores what this file control
+ * answers, and records the copy unless a write, or its own truncation and
+ * sync after a copy of the whole WAL, failed. A copy with a failed write
+ * is not recorded, so it is not synced: a full disk fails the checkpoint,
+ * not the process. The sync is the thread's (sq_vfs_ckpt_sync: the
+ * checkpointer's thread writes the pages out in chunks) or the default
+ * VFS's; SQLite's own after a copy of the whole WAL then finds nothing
+ * left to write (0.3 ms, strace).
+ */
+static void ckpt_done(db_file_t *d)
+{
+    bool sync = d->copying && d->copied && !d->copy_failed;
+    d->copying = d->copied = d->copy_failed = false;
+    if (!sync) return;
+    int rc =
+        ckpt_sync != NULL ? ckpt_sync(ckpt_sync_arg, d->f.real) : vf_sync(&d->f.base, SQLITE_SYNC_NORMAL);
+    if (rc == SQLITE_OK) return;
+    store_log(
+        "crmd: sqlite: the database could not be synced in a checkpoint: committed writes may not be on "
+        "disk; stopping");
+    _exit(EXIT_FAILURE);
+}
+
+static int db_file_control(sqlite3_file *f, int op, void *arg)
+{
+    db_file_t *d = (db_file_t *)f;
+    if (op == SQLITE_FCNTL_CKPT_START) {
+        d->copying = true;
+        d->copied = d->copy_failed = false;
+    } else if (op == SQLITE_FCNTL_CKPT_DONE) {
+        ckpt_done(d);
+    }
+    return vf_file_control(f, op, arg);
+}
+
+void sq_vfs_ckpt_sync(sq_vfs_ckpt_sync_fn fn, void *arg)
+{
+    ckpt_sync = fn;
+    ckpt_sync_arg = arg;
+}
+
 static int db_close(sqlite3_file *f)
 {
     db_file_t *d = (db_file_t *)f;
@@ -570,11 +651,11 @@ int sq_vfs_register(void)
     db_methods = walbuf_methods;
     db_methods.xClose = db_close;
     db_methods.xRead = vf_read;
-    db_methods.xWrite = vf_write;
+    db_methods.xWrite = db_write;
     db_methods.xTruncate = vf_truncate;
     db_methods.xSync = vf_sync;
     db_methods.xFileSize = vf_file_size;
-    db_methods.xFileControl = vf_file_control;
+    db_methods.xFileControl = db_file_control;
     db_methods.xShmLock = db_shm_lock;
     db_methods.xShmBarrier = db_shm_barrier;
     db_methods.xFetch = vf_fetch;
