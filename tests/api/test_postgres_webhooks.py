@@ -5,6 +5,7 @@ process with --webhook-sender off records events that the others deliver,
 and a killed sender's webhooks are taken over with nothing lost."""
 
 import json
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +14,7 @@ import pytest
 import requests
 
 from apiutil import App, assert_status, body_json
-from conftest import pg_new_database, psql
+from conftest import free_port, pg_new_database, psql
 from test_postgres import Holder, lock_waits, wait_until
 from webhookutil import Receiver, check_delivery, create_webhook
 
@@ -229,7 +230,8 @@ def test_a_backlog_set_active_by_another_process_passes_its_cap_by_the_room_seen
     url = pg_new_database()
     args = ["--webhook-allow-private", "--webhook-sender", "off", "--webhook-backlog-max", str(cap)]
     a = make_server(threads=2, db_url=url, extra_args=args)
-    b = make_server(threads=2, db_url=url, extra_args=args)
+    admin_port = free_port()
+    b = make_server(threads=2, db_url=url, extra_args=args + ["--admin-listen", f"127.0.0.1:{admin_port}"])
     app_a = a.new_app()
     app_b = App(b.base_url, app_a.key, app_a.token)
     full = create_webhook(app_a, "http://127.0.0.1:9/full")["id"]
@@ -260,21 +262,23 @@ def test_a_backlog_set_active_by_another_process_passes_its_cap_by_the_room_seen
         for h, lead in ((hy, y), (hx, x)):
             h.send(f"BEGIN; SELECT 1 FROM leads WHERE id = '{lead['id']}' FOR UPDATE;")
         wait_until(lambda: holders_idle(url) == 2, "the holders' locks")
-        # b's writer waits for Y while the writes of its next batch queue up.
+        # b's writer waits for Y while the writes of its next batch queue up,
+        # in the order sent: each is seen at b's writer (its queue, a FIFO)
+        # before the next is sent. "x" first in the batch would make the look
+        # only once X is let go, after the full webhook is active again.
         send("y", "PUT", f"/leads/{y['id']}", {"lead": {"name": "Y2"}})
         wait_until(lambda: lock_waits(url) >= 1, "b's writer waiting for Y")
         send("first", "POST", "/leads/", {"lead": {"name": "first"}})  # looks: room 50
-        time.sleep(0.15)
+        wait_until(lambda: writer_queue(admin_port) >= 2, "'first' at b's writer")
         send("x", "PUT", f"/leads/{x['id']}", {"lead": {"name": "X2"}})  # then waits for X
-        time.sleep(0.15)
+        wait_until(lambda: writer_queue(admin_port) >= 3, "'x' at b's writer")
         for i in range(extra):
             send(f"c{i}", "POST", "/leads/", {"lead": {"name": f"c{i}"}})
-            time.sleep(0.02)
-        time.sleep(0.3)
+        wait_until(lambda: writer_queue(admin_port) >= 3 + extra, "every write at b's writer")
         hy.send("COMMIT;")
         hy.finish()
-        time.sleep(0.5)
-        wait_until(lambda: lock_waits(url) >= 1, "b's writer waiting for X")
+        # Y's batch answered, the next one (first, x, ...) waits for X.
+        wait_until(lambda: "y" in res and lock_waits(url) >= 1, "b's writer waiting for X")
         # Meanwhile, through process a: the full webhook is active again.
         if swap:
             assert_status(app_a.put(f"/webhooks/{other}", {"webhook": {"active": False}}), 200)
@@ -299,6 +303,15 @@ def test_a_backlog_set_active_by_another_process_passes_its_cap_by_the_room_seen
     assert queued(url, full) == passed
     app_a.create_lead(name="later")
     assert queued(url, full) == passed
+
+
+def writer_queue(admin_port):
+    """The writes at a crmd's writer (queued or being committed), from its
+    admin listener."""
+    r = requests.get(f"http://127.0.0.1:{admin_port}/metrics", timeout=10)
+    m = re.search(r"^crmd_writer_queue_writes (\d+)$", r.text, re.M)
+    assert r.status_code == 200 and m, r.text[:500]
+    return int(m.group(1))
 
 
 def queued(url, webhook_id):
