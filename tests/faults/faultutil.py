@@ -548,21 +548,24 @@ def small_ext4(tmp_path, mb=FS_MB):
     # Inode tables and journal written now, not by the kernel in the
     # background while a test fills, freezes or times the file system.
     run("mkfs.ext4", "-q", "-F", "-m", "0", "-E", "lazy_itable_init=0,lazy_journal_init=0", img)
-    p = run("mount", "-o", "loop", img, mnt, check=False)
-    if p.returncode != 0:
-        pytest.fail(f"cannot loop-mount an ext4 image here (root and loop devices are needed "
-                    f"for the disk-full and read-only tests): mount exited {p.returncode}: "
-                    f"{p.stderr.strip()}", pytrace=False)
     try:
+        # Inside the try: a run stopped (SIGTERM, Ctrl-C) while mount runs
+        # may leave the image mounted, which the cleanup must then undo.
+        p = run("mount", "-o", "loop", img, mnt, check=False)
+        if p.returncode != 0:
+            pytest.fail(f"cannot loop-mount an ext4 image here (root and loop devices are needed "
+                        f"for the disk-full and read-only tests): mount exited {p.returncode}: "
+                        f"{p.stderr.strip()}", pytrace=False)
         yield mnt
     finally:
-        run("fsfreeze", "-u", mnt, check=False)
-        for path in mnt.iterdir():
-            run("chattr", "-i", path, check=False)
-        run("mount", "-o", "remount,rw", mnt, check=False)
-        for _ in range(50):
-            if run("umount", mnt, check=False).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            run("umount", "-l", mnt, check=False)
+        if os.path.ismount(mnt):
+            run("fsfreeze", "-u", mnt, check=False)
+            for path in mnt.iterdir():
+                run("chattr", "-i", path, check=False)
+            run("mount", "-o", "remount,rw", mnt, check=False)
+            for _ in range(50):
+                if run("umount", mnt, check=False).returncode == 0:
+                    break
+                time.sleep(0.1)
+            else:
+                run("umount", "-l", mnt, check=False)
