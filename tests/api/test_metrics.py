@@ -219,8 +219,8 @@ def test_refusals_are_counted(tmp_path):
     srv = AdminServer(tmp_path / "small", {"CRMD_MAX_CONNECTIONS": "3", "CRMD_REQUEST_MEMORY_MB": "1"})
     srv.workdir.mkdir()
     srv.start()
-    app = srv.new_app()
     try:
+        app = srv.new_app()
         socks = []
         # Two uploads of 700 KB each, unfinished, with credentials (a body
         # without them is refused from its head, and never held): one
