@@ -688,11 +688,14 @@ def test_outage_gives_quick_503s_and_service_resumes_by_itself(make_server):
              "\n".join(f"{x[0] - t0:7.3f} {x[1]:.3f} {x[2]}" for x in log))
     statuses = [x[2] for x in log]
     assert set(statuses) <= {200, 201, 503}, f"only 200, 201 and 503 allowed: {set(statuses)}\n{story}"
+    # The requests begun and answered while PostgreSQL was down (1 s): five
+    # or more, so the 503s come at once, none waits for the server to return
+    # (a bound on their durations could not fail: each is under 1 s by this
+    # choice, review rv103).
     during = [x for x in log if down_at <= x[0] and x[0] + x[1] <= up_at]
-    assert len(during) >= 5, story
+    assert len(during) >= 5, f"slow 503s\n{story}"
     assert all(x[2] == 503 for x in during), story
     assert all(x[3] is not None for x in during), "503 without Retry-After"
-    assert max(x[1] for x in during) < 1.0, f"slow 503s\n{story}"
     assert recovered_at - up_at < 10, f"service did not resume within 10 s\n{story}"
     after = [x for x in log if x[0] > recovered_at]
     assert after and all(x[2] in (200, 201) for x in after), story
