@@ -98,9 +98,14 @@ static void decode_op(const json_t *op, int i, const char *text, size_t len, bat
         add(errs, i, "", "An operation must be an object: {\"op\": ..., ...}");
         return;
     }
-    const char *kind = json_string_value(json_object_get(op, "op"));
+    /* op and id are their whole strings: a body's strings may hold a NUL
+     * (JSONLEX_BODY_FLAGS), and "create\u0000..." is no kind, as a single
+     * write's texts with one are refused. */
+    const json_t *opv = json_object_get(op, "op");
+    const char *kind = json_string_value(opv);
     static const char *const KINDS[] = {"create", "update", "delete"};
     int k = 0;
+    if (kind != NULL && strlen(kind) != json_string_length(opv)) kind = NULL;
     while (kind != NULL && k < 3 && strcmp(kind, KINDS[k]) != 0)
         k++;
     if (kind == NULL || k == 3) {
@@ -122,8 +127,10 @@ static void decode_op(const json_t *op, int i, const char *text, size_t len, bat
                   "An operation holds op, and lead (create, update) or id (update, delete)");
     }
     if (o->kind != OP_CREATE) {
-        const char *id = json_string_value(json_object_get(op, "id"));
-        if (id == NULL || !uuid_parse(id, strlen(id), o->id)) add(errs, i, "/id", "id must be a lead's id");
+        const json_t *idv = json_object_get(op, "id");
+        const char *id = json_string_value(idv);
+        if (id == NULL || !uuid_parse(id, json_string_length(idv), o->id))
+            add(errs, i, "/id", "id must be a lead's id");
     }
     if (o->kind != OP_DELETE) decode_lead(op, i, text, len, o, errs);
 }

@@ -226,3 +226,24 @@ def test_a_member_beside_operations_is_pointed_at_by_its_name(app):
     single = assert_error(app.post("/leads/", {"lead": {"name": "x"}, "extra": 1}), 422, {"unknown_attribute"})
     assert [e["source"]["pointer"] for e in single] == ["/extra"]
     assert total(app) == 0
+
+
+@pytest.mark.parametrize("op", [
+    {"op": "create\u0000delete", "lead": {"name": "x"}},
+    {"op": "delete\u0000", "id": "{id}"},
+    {"op": "delete", "id": "{id}\u0000junk"},
+    {"op": "update", "id": "{id}\u0000", "lead": {"name": "y"}},
+])
+def test_a_nul_inside_op_or_id_is_refused(app, op):
+    """op and id are their whole strings (a body's strings may hold a JSON
+    \\u0000): the C string up to the NUL ("create", the id) was read, and the
+    operation was done with the rest dropped without a word, where a single
+    write's texts and ids are refused so."""
+    lead = app.create_lead(name="Kept")
+    op = {k: (v.replace("{id}", lead["id"]) if isinstance(v, str) else v) for k, v in op.items()}
+    before = total(app)
+    errs = assert_error(batch(app, [op]), 422, "validation_error")
+    assert [e["source"]["pointer"] for e in errs] == ["/operations/0/" + ("id" if "id" in op and
+                                                                          "\u0000" in op["id"] else "op")]
+    assert total(app) == before
+    assert app.get_lead(lead["id"])["attributes"]["name"] == "Kept"
