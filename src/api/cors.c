@@ -39,9 +39,15 @@ static bool is_origin(const char *s, size_t n)
         return false;
     size_t host = i;
     if (s[i] == '[') {
-        while (i < n && s[i] != ']')
+        /* An IPv6 literal: hex digits, colons and dots (an IPv4 tail) only.
+         * Any bytes were taken up to the ']', and echoed back to any origin
+         * with --cors-origin '*': over HTTP/2 (h2o 2.2 does not refuse them)
+         * even a CR or LF, for a proxy before crmd to pass on (review rv102). */
+        i++;
+        while (i < n && (s[i] == ':' || s[i] == '.' || (s[i] >= '0' && s[i] <= '9') ||
+                         ((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'f')))
             i++;
-        if (i == n) return false;
+        if (i == n || s[i] != ']' || i == host + 1) return false;
         i++;
     } else {
         while (i < n && (s[i] == '.' || s[i] == '-' || (s[i] >= '0' && s[i] <= '9') ||

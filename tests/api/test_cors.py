@@ -127,6 +127,13 @@ def test_any_origin(make_server, monkeypatch):
     # still only origins: a malformed one is not echoed
     bad = preflight(srv, "/leads/", origin="https://x y")
     assert bad.status_code == 405 and "Access-Control-Allow-Origin" not in bad.headers
+    # an IPv6 literal is one, and only hex digits, colons and dots make one
+    # (any bytes up to the ']' were echoed, review rv102)
+    v6 = preflight(srv, "/leads/", origin="http://[::1]:8080")
+    assert v6.status_code == 204 and v6.headers["Access-Control-Allow-Origin"] == "http://[::1]:8080"
+    for odd in ("http://[<b> x]", "http://[]", "http://[::1", "http://[::1]x", "http://[fe80::1%eth0]"):
+        bad = preflight(srv, "/leads/", origin=odd)
+        assert bad.status_code == 405 and "Access-Control-Allow-Origin" not in bad.headers, odd
 
 
 @pytest.mark.parametrize("value", ["example.com", "https://x.com/", "https://x.com/path", "ftp://x.com",
