@@ -276,11 +276,12 @@ struct api_write {
     int status;
     jw_t out;
     char location[128]; /* sent with a 201 */
-    /* If-Match as the request gave it (API_ETAG_LIST_MAX bytes), "" when
+    /* If-Match as the request gave it (API_ETAG_LIST_MAX bytes and a NUL; one
+     * longer is if_match_len == sizeof if_match), "" when
      * none or empty; and the resource's ETag when a 412 answers it
      * (etag.h). has_if_match: one was sent, an empty one included (it
      * lists no tag, so it matches nothing: a 412). */
-    char if_match[API_ETAG_LIST_MAX], etag[API_ETAG_MAX];
+    char if_match[API_ETAG_LIST_MAX + 1], etag[API_ETAG_MAX];
     size_t if_match_len;
     bool has_if_match;
     bool names_lead; /* the path names a lead (api_req_t's names_lead) */

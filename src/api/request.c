@@ -308,7 +308,7 @@ static int tag(api_req_t *r, int status, h2o_iovec_t body)
 {
     if (r->req == NULL || r->route == NULL || !r->route->etag || (status != 200 && status != 201))
         return status;
-    char etag[API_ETAG_MAX], list[API_ETAG_LIST_MAX];
+    char etag[API_ETAG_MAX], list[API_ETAG_LIST_MAX + 1];
     api_etag_of(body.base, body.len, etag);
     api_header_str(r, "etag", etag);
     size_t n = api_header_list(r, "if-none-match", list, sizeof list);

@@ -196,11 +196,15 @@ static bool write_found(store_t *s, api_write_t *w)
  * answered 412. */
 static bool write_matches(api_write_t *w)
 {
-    if (w->if_match_len < sizeof w->if_match && api_etag_match(w->if_match, w->if_match_len, w->etag, false))
-        return true;
-    w->status =
-        api_render_error(&w->out, 412, "Precondition Failed",
-                         "The resource has changed since you read it (If-Match does not match its ETag).");
+    bool whole = w->if_match_len < sizeof w->if_match;
+    if (whole && api_etag_match(w->if_match, w->if_match_len, w->etag, false)) return true;
+    /* One too long to read is refused as no match, whatever tags it lists,
+     * and says so: "has changed" would send the client to read again and
+     * send the same header (review rv102). */
+    w->status = api_render_error(
+        &w->out, 412, "Precondition Failed",
+        whole ? "The resource has changed since you read it (If-Match does not match its ETag)."
+              : "If-Match is longer than the 1,024 bytes crmd reads of it: send the ETag you read.");
     return false;
 }
 

@@ -103,6 +103,29 @@ def test_if_match_that_does_not_match_changes_nothing(app):
     assert_status(app.delete(path, headers={"If-Match": etag(app.get(path))}), 204)
 
 
+def test_an_if_match_too_long_to_read_is_no_match_and_says_so(app):
+    """If-Match is read up to 1,024 bytes (the OpenAPI document's maxLength); one
+    longer matches nothing, and its 412 says why rather than "has changed" (review
+    rv102). One of exactly 1,024 bytes is read (it was refused as too long)."""
+    lead = app.create_lead(name="Original")
+    path = f"/leads/{lead['id']}"
+    tag = etag(app.get(path))
+    long = ", ".join([tag] + ['"x"'] * 300)
+    assert len(long) > 1024
+    for r in (app.put(path, {"lead": {"name": "Changed"}}, headers={"If-Match": long}),
+              app.delete(path, headers={"If-Match": long})):
+        errs = assert_error(r, 412, "precondition_failed")
+        assert "longer than the 1,024 bytes" in errs[0]["detail"], errs
+    assert app.get_lead(lead["id"])["attributes"]["name"] == "Original"
+    fits = '"' + "x" * (1024 - 4 - len(tag)) + '", ' + tag
+    assert len(fits) == 1024
+    assert_status(app.put(path, {"lead": {"name": "Changed"}}, headers={"If-Match": fits}), 200)
+    tag = etag(app.get(path))
+    fits = '"' + "x" * (1024 - 4 - len(tag)) + '", ' + tag
+    r = app.get(path, headers={"If-None-Match": fits})
+    assert r.status_code == 304, r.status_code
+
+
 def test_if_match_order_of_checks(app):
     lead = app.create_lead()
     path = f"/leads/{lead['id']}"
