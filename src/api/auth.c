@@ -439,7 +439,7 @@ static const char *token_problem(int rc)
     case JWT_EXPIRED:
         return "The bearer token has expired.";
     case JWT_NO_EXP:
-        return "The bearer token has no expiry (exp).";
+        return "The bearer token has no expiry (exp) as a number of seconds (a NumericDate).";
     case JWT_NOT_YET:
         return "The bearer token is not valid yet.";
     case JWT_BAD_ALG:
