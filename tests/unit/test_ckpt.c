@@ -405,6 +405,52 @@ static int writer_status(pid_t pid)
     return WEXITSTATUS(status);
 }
 
+/* The writer child and, in the test's process, the holder: another
+ * connection (holder_open) with a snapshot. up and down are each side's
+ * ends of the pipes between them (say, hear). */
+typedef struct writer {
+    pid_t pid; /* 0 in the child */
+    int up, down;
+    store_t *s;  /* the child's */
+    sqlite3 *db; /* the child's: s's connection */
+    sqlite3 *h;  /* the test's: the holder */
+} writer_t;
+
+/* Forks the writer: a child that opens the store, fills the WAL to 15,500
+ * frames, and waits while the test opens the holder and takes its
+ * snapshot. */
+static writer_t fork_writer(void)
+{
+    writer_t w = {0};
+    int u[2], d[2];
+    cr_assert_eq(pipe(u), 0);
+    cr_assert_eq(pipe(d), 0);
+    w.pid = fork();
+    cr_assert_geq(w.pid, 0, "fork: %s", strerror(errno));
+    if (w.pid == 0) {
+        close(u[0]);
+        close(d[1]);
+        w.up = u[1];
+        w.down = d[0];
+        w.s = writer_store();
+        w.db = ((sqlite_store_t *)w.s)->db;
+        fill_wal(w.db, 15500);
+        say(w.up);
+        if (!hear(w.down)) _exit(3);
+        return w;
+    }
+    close(u[1]);
+    close(d[0]);
+    w.up = u[0];
+    w.down = d[1];
+    if (!hear(w.up))
+        cr_assert_fail("the writer ended before it filled the WAL (exit %d)", writer_status(w.pid));
+    w.h = holder_open();
+    hold_snapshot(w.h);
+    say(w.down);
+    return w;
+}
+
 /* A sync of the database file that fails in a checkpoint stops the
  * process: the kernel reports a failed writeback once to each descriptor,
  * so a checkpoint that tried again would succeed, and the WAL would start
@@ -426,19 +472,8 @@ static int writer_status(pid_t pid)
  * /tmp. */
 Test(ckpt, a_failed_sync_of_the_database_in_a_checkpoint_stops_the_process)
 {
-    int up[2], down[2];
-    cr_assert_eq(pipe(up), 0);
-    cr_assert_eq(pipe(down), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        close(up[0]);
-        close(down[1]);
-        store_t *s = writer_store();
-        sqlite3 *db = ((sqlite_store_t *)s)->db;
-        fill_wal(db, 15500);
-        say(up[1]);
-        if (!hear(down[0])) _exit(3);
+    writer_t w = fork_writer();
+    if (w.pid == 0) {
         fail_db_syncs = true;
         char wal[160];
         snprintf(wal, sizeof wal, "%s-wal", path_);
@@ -446,7 +481,7 @@ Test(ckpt, a_failed_sync_of_the_database_in_a_checkpoint_stops_the_process)
         /* The pass starts at 16,000 frames; then a commit every 0.1 s for
          * 30 s at most. */
         for (int after = 0; after < 300;) {
-            commit_some(db);
+            commit_some(w.db);
             if (stat(wal, &sb) != 0) _exit(3);
             if (sb.st_size >= wal_size_at(16000)) {
                 usleep(100000);
@@ -455,24 +490,17 @@ Test(ckpt, a_failed_sync_of_the_database_in_a_checkpoint_stops_the_process)
         }
         _exit(0);
     }
-    close(up[1]);
-    close(down[0]);
-    if (!hear(up[0]))
-        cr_assert_fail("the writer ended before it filled the WAL (exit %d)", writer_status(pid));
-    sqlite3 *h = holder_open();
-    hold_snapshot(h);
-    say(down[1]);
-    int status = writer_status(pid);
+    int status = writer_status(w.pid);
     cr_assert_neq(status, 0, "a failed sync of the database file in a checkpoint did not stop the process");
     cr_assert_eq(status, EXIT_FAILURE, "the writer failed otherwise (exit %d)", status);
     uint32_t copied = 0, attempted = 0;
     shm_backfill(&copied, &attempted);
     cr_assert_geq(attempted, 15000, "the pass did not set out to copy the frames (%u)", attempted);
     cr_expect_eq(copied, 0, "SQLite recorded %u frames copied though their sync failed", copied);
-    let_go(h);
-    sqlite3_close(h);
-    close(up[0]);
-    close(down[1]);
+    let_go(w.h);
+    sqlite3_close(w.h);
+    close(w.up);
+    close(w.down);
 }
 
 /* The same for the writer's own checkpoint (step 2 in ckpt.c): while a
@@ -482,47 +510,29 @@ Test(ckpt, a_failed_sync_of_the_database_in_a_checkpoint_stops_the_process)
  * the copy: what the -shm says is copied stays what the pass synced. */
 Test(ckpt, a_failed_sync_of_the_writers_own_checkpoint_stops_the_process)
 {
-    int up[2], down[2];
-    cr_assert_eq(pipe(up), 0);
-    cr_assert_eq(pipe(down), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        close(up[0]);
-        close(down[1]);
-        store_t *s = writer_store();
-        sqlite3 *db = ((sqlite_store_t *)s)->db;
-        fill_wal(db, 15500);
-        say(up[1]);
-        if (!hear(down[0])) _exit(3);
-        fill_wal(db, 16000);
-        wait_passes(s, 1);
-        say(up[1]);
-        if (!hear(down[0])) _exit(3);
+    writer_t w = fork_writer();
+    if (w.pid == 0) {
+        fill_wal(w.db, 16000);
+        wait_passes(w.s, 1);
+        say(w.up);
+        if (!hear(w.down)) _exit(3);
         fail_db_syncs = true;
-        commit_some(db);
+        commit_some(w.db);
         unsigned asks = 0, passes = 0, finishes = 0;
         int writer_frames = 0;
-        sq_ckpt_counts((sqlite_store_t *)s, &asks, &passes, &finishes, &writer_frames);
+        sq_ckpt_counts((sqlite_store_t *)w.s, &asks, &passes, &finishes, &writer_frames);
         _exit(finishes == 1 ? 0 : 4);
     }
-    close(up[1]);
-    close(down[0]);
-    if (!hear(up[0]))
-        cr_assert_fail("the writer ended before it filled the WAL (exit %d)", writer_status(pid));
-    sqlite3 *h = holder_open();
-    hold_snapshot(h);
-    say(down[1]);
-    if (!hear(up[0])) cr_assert_fail("the writer ended before its pass (exit %d)", writer_status(pid));
+    if (!hear(w.up)) cr_assert_fail("the writer ended before its pass (exit %d)", writer_status(w.pid));
     uint32_t passed = 0, copied = 0, attempted = 0;
     shm_backfill(&passed, &attempted);
     cr_assert_geq(passed, 15000, "the pass copied %u frames", passed);
     /* A snapshot of the WAL as the pass left it: the writer's next commit
      * copies up to it, not to the WAL's end. */
-    let_go(h);
-    hold_snapshot(h);
-    say(down[1]);
-    int status = writer_status(pid);
+    let_go(w.h);
+    hold_snapshot(w.h);
+    say(w.down);
+    int status = writer_status(w.pid);
     cr_assert_neq(status, 0,
                   "a failed sync of the database file in the writer's checkpoint did not stop the process");
     cr_assert_eq(status, EXIT_FAILURE, "the writer failed otherwise (exit %d)", status);
@@ -531,8 +541,8 @@ Test(ckpt, a_failed_sync_of_the_writers_own_checkpoint_stops_the_process)
                  passed);
     cr_expect_eq(copied, passed, "SQLite recorded %u frames copied though the sync after %u failed", copied,
                  passed);
-    let_go(h);
-    sqlite3_close(h);
-    close(up[0]);
-    close(down[1]);
+    let_go(w.h);
+    sqlite3_close(w.h);
+    close(w.up);
+    close(w.down);
 }
