@@ -472,8 +472,15 @@ static writer_t fork_writer(void)
  * /tmp. */
 Test(ckpt, a_failed_sync_of_the_database_in_a_checkpoint_stops_the_process)
 {
+    /* What the child logs once it fails the syncs: a file of no name. */
+    char said_at[160];
+    snprintf(said_at, sizeof said_at, "%s/said", dir_);
+    int said = open(said_at, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    cr_assert_geq(said, 0, "%s: %s", said_at, strerror(errno));
+    unlink(said_at);
     writer_t w = fork_writer();
     if (w.pid == 0) {
+        if (dup2(said, STDERR_FILENO) < 0) _exit(3);
         fail_db_syncs = true;
         char wal[160];
         snprintf(wal, sizeof wal, "%s-wal", path_);
@@ -497,10 +504,19 @@ Test(ckpt, a_failed_sync_of_the_database_in_a_checkpoint_stops_the_process)
     shm_backfill(&copied, &attempted);
     cr_assert_geq(attempted, 15000, "the pass did not set out to copy the frames (%u)", attempted);
     cr_expect_eq(copied, 0, "SQLite recorded %u frames copied though their sync failed", copied);
+    /* The child's last words say that the commits are on disk in the log,
+     * as they are (SQLite synced it before the copy). A command-line
+     * process (crmd import) that stops so has committed its writes, and
+     * one who read "may not be on disk" would make them again (rv104). */
+    char said_text[4096];
+    ssize_t n = pread(said, said_text, sizeof said_text - 1, 0);
+    said_text[n > 0 ? n : 0] = '\0';
+    cr_expect(strstr(said_text, "is on disk in the log") != NULL, "the stop said: %s", said_text);
     let_go(w.h);
     sqlite3_close(w.h);
     close(w.up);
     close(w.down);
+    close(said);
 }
 
 /* The same for the writer's own checkpoint (step 2 in ckpt.c): while a

@@ -491,9 +491,16 @@ static void ckpt_done(db_file_t *d)
     int rc =
         ckpt_sync != NULL ? ckpt_sync(ckpt_sync_arg, d->f.real) : vf_sync(&d->f.base, SQLITE_SYNC_NORMAL);
     if (rc == SQLITE_OK) return;
+    /* Not "committed writes may not be on disk" (failed_sync, ckpt.c):
+     * SQLite synced the WAL before this copy, so every commit made before
+     * it is on disk there, and stays there because the process stops.
+     * A command-line process (crmd import) stops so inside the commit
+     * that made its checkpoint: its writes are committed, and one who took
+     * them for lost would make them again (review rv104). */
     store_log(
-        "crmd: sqlite: the database could not be synced in a checkpoint: committed writes may not be on "
-        "disk; stopping");
+        "crmd: sqlite: the database file could not be synced after a checkpoint copied the log into it; "
+        "stopping before the copy is recorded: every commit made before the checkpoint is on disk in the "
+        "log (-wal), which the next open of the database copies again");
     _exit(EXIT_FAILURE);
 }
 
