@@ -16,7 +16,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 import apiutil  # noqa: E402
+import sigterm  # noqa: E402
 from pgutil import PG_URL, pg_drop_database, pg_new_database, psql  # noqa: E402,F401 (tests import them from here)
 from apiutil import App, crmd_bin  # noqa: E402
 
@@ -107,47 +107,8 @@ def pytest_report_header(config):
     return "openapi: " + VALIDATION_OFF
 
 
-_XDIST_CONTROLLER = False  # set in pytest_configure
-
-
-def _terminated(signum, frame):
-    # Once: a second SIGTERM (a group signalled, then its controller passing
-    # it on) must not cut the finalizers short.
-    signal.signal(signal.SIGTERM, lambda *_: None)
-    if _XDIST_CONTROLLER:
-        # A controller signalled alone passes it on to its workers, which
-        # started the servers: ended by the controller instead, they ran no
-        # finalizers.
-        for pid in _children_running(sys.executable):
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGTERM)
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _children_running(executable):
-    """The pids of this process's children that run executable."""
-    me, exe, found = str(os.getpid()), os.path.realpath(executable), []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                ppid = f.read().rsplit(")", 1)[1].split()[1]
-            if ppid == me and os.path.realpath(f"/proc/{pid}/exe") == exe:
-                found.append(int(pid))
-        except OSError:
-            continue
-    return found
-
-
 def pytest_configure(config):
-    # A pytest told to stop with SIGTERM (a `kill`, a time limit that
-    # signals it alone) ends as on Ctrl-C, running the fixtures' finalizers,
-    # which stop the servers they started; SIGTERM's default ended it at
-    # once, and every crmd it had started went on running and listening.
-    global _XDIST_CONTROLLER
-    _XDIST_CONTROLLER = bool(getattr(config.option, "numprocesses", None)) and \
-        "PYTEST_XDIST_WORKER" not in os.environ
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminated)
+    sigterm.stop_as_on_ctrl_c(config)
     # make api-asan leaves these out: they spend seconds waiting for the
     # server's timers (webhook timeouts and retries, export and retention
     # times) on paths the release build's runs cover, and the sanitized run

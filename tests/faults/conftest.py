@@ -9,9 +9,7 @@ each server on a new database of the cluster; the tests of several processes
 on one PostgreSQL (POSTGRES_ONLY) are collected only then."""
 
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import faultutil  # noqa: E402
+import sigterm  # noqa: E402 (on the path faultutil sets)
 
 POSTGRES_ONLY = ["test_kill_two_processes.py"]
 POSTGRES_TESTS = ["test_kill_mixed.py", "test_webhook_kill.py"] + POSTGRES_ONLY
@@ -36,20 +35,8 @@ else:
     collect_ignore = POSTGRES_ONLY
 
 
-def _terminated(signum, frame):
-    # Once: a second SIGTERM (a group signalled, then its controller passing
-    # it on) must not cut the finalizers short.
-    signal.signal(signal.SIGTERM, lambda *_: None)
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def pytest_configure(config):
-    # A pytest told to stop with SIGTERM ends as on Ctrl-C, running the
-    # fixtures' finalizers, which stop the servers they started (and unmount
-    # the disk tests' file systems); SIGTERM's default ended it at once, and
-    # left them running.
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminated)
+    sigterm.stop_as_on_ctrl_c(config)
 
 
 @pytest.fixture(scope="session", autouse=True)
