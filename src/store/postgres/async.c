@@ -922,18 +922,6 @@ store_rc_t pg_read_rows_sql(pg_store_t *s, const char *sql, const pg_params_t *p
     return id < 0 ? STORE_ERROR : read_now(s, (enum pg_stmt_id)id, p, fn, to);
 }
 
-/* A server thread's read connection bounds each statement at the read
- * time the API gives with its reads (--read-time): the deadline, taken
- * as a duration when a read begins, becomes the session's
- * statement_timeout, told once (start_session, tell_read_time) rather
- * than with each read, and a statement cancelled at it is answered
- * STORE_TOO_SLOW (note_failure). Unlike SQLite's reads, PostgreSQL's do
- * not hold the loop, but they hold the thread's one connection: the
- * server runs its reads one after the other, so a slow one delays every
- * read of every app queued behind it. The end of a read (0) keeps the
- * bound for the next. A reader's (an export's, which has --export-time)
- * and a store without a loop (the writer's, the webhook sender's, the
- * purge's, a command's) are never bounded. */
 /* The bound never passes the time left (a bound rounded up to 10 ms let
  * --read-time 23ms run a statement for 30, review rv100), and it is kept
  * while it is less than 10 ms under it: the time left when a read begins
@@ -948,6 +936,18 @@ int pg_read_ms(int cur_ms, int64_t left_ns)
     return (int)ms;
 }
 
+/* A server thread's read connection bounds each statement at the read
+ * time the API gives with its reads (--read-time): the deadline, taken
+ * as a duration when a read begins, becomes the session's
+ * statement_timeout, told once (start_session, tell_read_time) rather
+ * than with each read, and a statement cancelled at it is answered
+ * STORE_TOO_SLOW (note_failure). Unlike SQLite's reads, PostgreSQL's do
+ * not hold the loop, but they hold the thread's one connection: the
+ * server runs its reads one after the other, so a slow one delays every
+ * read of every app queued behind it. The end of a read (0) keeps the
+ * bound for the next. A reader's (an export's, which has --export-time)
+ * and a store without a loop (the writer's, the webhook sender's, the
+ * purge's, a command's) are never bounded. */
 void pg_read_deadline(store_t *base, int64_t deadline_ns)
 {
     pg_store_t *s = pg_of(base);
